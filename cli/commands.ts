@@ -1,0 +1,14 @@
+// The registry of subcommands. Each command's code lives in the component it belongs to; modules load
+// lazily so `nixfleet agent --once` does not pay for the publisher's imports.
+// To add a command: one line here, and a module whose default export is a `Command`.
+import type { Command } from './command.ts';
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load: () => Promise<{ default: Command }>;
+}
+
+export const COMMANDS: CommandEntry[] = [
+  { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
+];

@@ -1,0 +1,66 @@
+// Crash-safe file replacement: write a temp file in the same directory, fsync it, rename over the
+// target, fsync the directory. A reader (or nginx) sees the old bytes or the new bytes, never a mix,
+// and after a successful return the new bytes survive power loss.
+import { openSync, writeSync, fsyncSync, closeSync, renameSync, mkdirSync, unlinkSync, utimesSync, statSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export interface AtomicWriteOptions {
+  mode?: number;
+  /** Skip the directory fsync (callers batching many writes fsync the directory once themselves). */
+  skipDirSync?: boolean;
+  /**
+   * nginx's ETag is mtime+size: a same-size rewrite within the same second would keep the old ETag.
+   * With this set, the new file's mtime is forced strictly past the previous file's mtime.
+   */
+  advanceMtime?: boolean;
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let previousMtimeMs = -1;
+  if (opts.advanceMtime) {
+    try {
+      previousMtimeMs = statSync(path).mtimeMs;
+    } catch {
+      /* no previous file */
+    }
+  }
+  const fd = openSync(tmp, 'w', opts.mode ?? 0o644);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw e;
+  }
+  closeSync(fd);
+  if (previousMtimeMs >= 0) {
+    const now = Date.now();
+    // whole seconds: nginx's ETag uses seconds
+    const prevSec = Math.floor(previousMtimeMs / 1000);
+    const nowSec = Math.floor(now / 1000);
+    const sec = Math.max(nowSec, prevSec + 1);
+    utimesSync(tmp, sec, sec);
+  }
+  renameSync(tmp, path);
+  if (!opts.skipDirSync) fsyncDir(dir);
+}

@@ -1,0 +1,23 @@
+// JCS (RFC 8785) canonical bytes and SHA-256 digests. Every signature and every digest binding in the
+// project is computed over these bytes, never over whatever bytes happened to be on disk.
+import canonicalize from 'canonicalize';
+import { createHash } from 'node:crypto';
+
+export function canonicalString(value: unknown): string {
+  const out = canonicalize(value);
+  if (out === undefined) throw new TypeError('value cannot be canonicalised (undefined at top level)');
+  return out;
+}
+
+export function canonicalBytes(value: unknown): Buffer {
+  return Buffer.from(canonicalString(value), 'utf8');
+}
+
+/** `sha256:<hex>` of the given bytes: the digest format used in every binding. */
+export function sha256Digest(bytes: Uint8Array | string): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export function sha256Hex(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}

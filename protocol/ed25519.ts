@@ -1,0 +1,119 @@
+// Ed25519 with RFC 8032 strict verification. node:crypto (OpenSSL) does the arithmetic because it is ~10x
+// faster than @noble/ed25519; we add the encoding checks that make OpenSSL agree with noble's
+// `{ zip215: false }` mode on every edge case (tests/protocol/ed25519.test.ts cross-checks both):
+// S must be canonical (S < L), and public keys / R must not be non-canonical or small-order encodings.
+import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, randomBytes, type KeyObject } from 'node:crypto';
+
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+// Group order L, little-endian, for the S < L check.
+const L = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
+
+// Encodings of the 8 small-order points, plus their non-canonical variants (y >= p), as in the
+// published edge-case vectors for Ed25519 verifiers. Keys or R values equal to these are refused.
+const SMALL_ORDER = new Set(
+  [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+    '0100000000000000000000000000000000000000000000000000000000000080',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+  ],
+);
+
+function lessThanL(s: Uint8Array): boolean {
+  for (let i = 31; i >= 0; i--) {
+    const a = s[i]!;
+    const b = L[i]!;
+    if (a < b) return true;
+    if (a > b) return false;
+  }
+  return false;
+}
+
+/** y coordinate (with the sign bit cleared) must be < p = 2^255 - 19. */
+function canonicalPoint(p: Uint8Array): boolean {
+  if ((p[31]! & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i >= 1; i--) if (p[i] !== 0xff) return true;
+  return p[0]! < 0xed;
+}
+
+export interface Ed25519KeyPair {
+  /** 32-byte RFC 8032 private key (seed). */
+  seed: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+const publicKeyCache = new Map<string, KeyObject>();
+
+function publicKeyObject(pub: Uint8Array): KeyObject {
+  const hex = Buffer.from(pub).toString('hex');
+  let k = publicKeyCache.get(hex);
+  if (!k) {
+    k = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' });
+    if (publicKeyCache.size > 100_000) publicKeyCache.clear();
+    publicKeyCache.set(hex, k);
+  }
+  return k;
+}
+
+const privateKeyCache = new WeakMap<Uint8Array, KeyObject>();
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  let k = privateKeyCache.get(seed);
+  if (!k) {
+    k = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+    privateKeyCache.set(seed, k);
+  }
+  return k;
+}
+
+export function publicKeyFromSeed(seed: Uint8Array): Uint8Array {
+  if (seed.length !== 32) throw new TypeError('Ed25519 seed must be 32 bytes');
+  const spki = createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+
+export function generateKeyPair(): Ed25519KeyPair {
+  const seed = new Uint8Array(randomBytes(32));
+  return { seed, publicKey: publicKeyFromSeed(seed) };
+}
+
+export function signBytes(seed: Uint8Array, message: Uint8Array): Uint8Array {
+  return new Uint8Array(nodeSign(null, message, privateKeyObject(seed)));
+}
+
+/** RFC 8032 strict verification. Never throws: any malformed input is simply "not valid". */
+export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  if (!canonicalPoint(publicKey) || SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
+  const r = signature.subarray(0, 32);
+  if (!canonicalPoint(r) || SMALL_ORDER.has(Buffer.from(r).toString('hex'))) return false;
+  if (!lessThanL(signature.subarray(32))) return false;
+  try {
+    return nodeVerify(null, message, publicKeyObject(publicKey), signature);
+  } catch {
+    return false;
+  }
+}
+
+/** A public key is usable only if it is a canonical, non-small-order point that OpenSSL accepts. */
+export function isValidPublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32 || !canonicalPoint(publicKey)) return false;
+  if (SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
+  try {
+    publicKeyObject(publicKey);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,55 @@
+// Signing and threshold verification of envelopes over JCS canonical bytes.
+import { canonicalBytes } from './canonical.ts';
+import { signBytes, verifyBytes } from './ed25519.ts';
+import { BadSignature, ThresholdNotMet, UnknownKey } from './errors.ts';
+import { b64, unb64, type PublicKey, type SigningKey } from './keys.ts';
+import type { SignedDocument, SignatureEntry } from './schemas/envelope.ts';
+
+export function signDocument<T>(doc: T, keys: readonly SigningKey[]): SignedDocument<T> {
+  const bytes = canonicalBytes(doc);
+  const signatures: SignatureEntry[] = keys.map((k) => ({ keyid: k.keyid, sig: b64(signBytes(k.seed, bytes)) }));
+  return { signed: doc, signatures };
+}
+
+/** Serialized form written to the tree: the canonical bytes of the whole envelope. */
+export function envelopeBytes(env: SignedDocument<unknown>): Buffer {
+  return canonicalBytes(env);
+}
+
+export interface VerifyOptions {
+  file: string;
+  /** Keys allowed to sign, by keyid. */
+  keys: ReadonlyMap<string, PublicKey>;
+  threshold: number;
+  /** Role name for messages ("release", "root v3", "host web-01"). */
+  role: string;
+}
+
+/**
+ * Counts distinct valid signatures by allowed keys. A signature that claims an allowed key but does not
+ * verify is an attack or corruption, and fails the document as BadSignature even if the threshold is met
+ * otherwise. If no allowed key signed at all: UnknownKey. If some but too few: ThresholdNotMet.
+ */
+export function verifyEnvelope(env: { signed: unknown; signatures: readonly SignatureEntry[] }, opts: VerifyOptions): string[] {
+  const bytes = canonicalBytes(env.signed);
+  const good = new Set<string>();
+  const unknown: string[] = [];
+  for (const s of env.signatures) {
+    const key = opts.keys.get(s.keyid);
+    if (!key) {
+      unknown.push(s.keyid);
+      continue;
+    }
+    if (!verifyBytes(key.publicKey, bytes, unb64(s.sig))) {
+      throw new BadSignature(opts.file, `signature by ${opts.role} key ${s.keyid.slice(0, 16)} does not verify`);
+    }
+    good.add(s.keyid);
+  }
+  if (good.size === 0) {
+    throw new UnknownKey(opts.file, `no signature by a valid ${opts.role} key (signed by ${unknown.map((k) => k.slice(0, 16)).join(', ') || 'nobody'})`);
+  }
+  if (good.size < opts.threshold) {
+    throw new ThresholdNotMet(opts.file, `${good.size} of the required ${opts.threshold} ${opts.role} signatures`);
+  }
+  return [...good];
+}

@@ -1,0 +1,44 @@
+// Trust root: signed by the org root keys (offline). Names the valid release keys (with validity
+// windows, for rotation with overlap), the Nix binary-cache keys, thresholds, expiry, and the
+// `rejectBefore` compromise switch. Version n+1 must be signed by a threshold of version n's root keys
+// AND a threshold of its own.
+import { z } from 'zod';
+import { SchemaVersion, FleetName, Version, IsoTime, KeyId, Base64Key32, NixPublicKey, PositiveInt } from './common.ts';
+
+export const RootKey = z.strictObject({ keyid: KeyId, publicKey: Base64Key32, name: z.string().max(64) });
+export const ReleaseKey = z.strictObject({
+  keyid: KeyId,
+  publicKey: Base64Key32,
+  name: z.string().max(64),
+  validFrom: IsoTime,
+  validUntil: IsoTime,
+});
+
+export const TrustRoot = z
+  .strictObject({
+    type: z.literal('root'),
+    schemaVersion: SchemaVersion,
+    fleet: FleetName,
+    version: Version,
+    issuedAt: IsoTime,
+    expires: IsoTime,
+    rootKeys: z.array(RootKey).min(1).max(16),
+    rootThreshold: PositiveInt,
+    releaseKeys: z.array(ReleaseKey).min(1).max(16),
+    releaseThreshold: PositiveInt,
+    cacheKeys: z.array(NixPublicKey).max(16),
+    /** Release-key signed documents issued before this instant are refused (compromise switch). */
+    rejectBefore: IsoTime.nullable(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.rootThreshold > r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootThreshold'], message: `is ${r.rootThreshold} but only ${r.rootKeys.length} root keys are listed` });
+    if (r.releaseThreshold > r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseThreshold'], message: `is ${r.releaseThreshold} but only ${r.releaseKeys.length} release keys are listed` });
+    const ids = [...r.rootKeys, ...r.releaseKeys].map((k) => k.keyid);
+    if (new Set(r.rootKeys.map((k) => k.keyid)).size !== r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootKeys'], message: 'lists a key twice' });
+    if (new Set(r.releaseKeys.map((k) => k.keyid)).size !== r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseKeys'], message: 'lists a key twice' });
+    void ids;
+    r.releaseKeys.forEach((k, i) => {
+      if (Date.parse(k.validUntil) <= Date.parse(k.validFrom)) ctx.addIssue({ code: 'custom', path: ['releaseKeys', i, 'validUntil'], message: 'must be after validFrom' });
+    });
+  });
+export type TrustRoot = z.infer<typeof TrustRoot>;
