@@ -1,0 +1,110 @@
+// The fleet JSON format: what `mkFleet` emits and what `nixfleet publish` / `validate` read. This schema
+// checks shapes and single-field values; everything that relates two parts of the fleet (references,
+// cycles, duplicates, coverage of waves) is checked by ./validate.ts so that all violations are reported
+// together. Unknown fields are rejected everywhere: a typo must not silently become a default.
+import { z } from 'zod';
+import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime } from '../protocol/schemas/common.ts';
+import { Selector, Tag } from '../protocol/schemas/selector.ts';
+import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow } from '../protocol/schemas/release.ts';
+import { parseHostKey } from './host-key.ts';
+
+export const PolicyName = Name;
+
+const Percent = z.number().int().min(1, 'must be between 1 and 100').max(100, 'must be between 1 and 100');
+
+export const FleetHost = z.strictObject({
+  /** Nix system double, e.g. x86_64-linux. */
+  system: z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/, 'must be a Nix system like x86_64-linux'),
+  tags: z.array(Tag).max(64).default([]),
+  channel: ChannelName,
+  /** The closure this host should run (the NixOS system's toplevel store path). */
+  target: StorePath,
+  /** Base64 of the raw 32-byte Ed25519 key, or an OpenSSH "ssh-ed25519 AAAA... comment" line. */
+  hostKey: z.string().max(1024).superRefine((text, ctx) => {
+    const r = parseHostKey(text);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+  }),
+  machineId: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex digits (/etc/machine-id)').optional(),
+});
+export type FleetHost = z.infer<typeof FleetHost>;
+
+export const FleetChannel = z.strictObject({
+  policy: PolicyName,
+  /** A release older than this (since its timestamp was signed) is stale for the channel's hosts. */
+  freshnessSeconds: PositiveInt,
+  /** How often CI re-signs the timestamp (`nixfleet refresh`). */
+  signingIntervalSeconds: PositiveInt,
+  confirmDeadlineSeconds: PositiveInt,
+  heartbeatSeconds: PositiveInt,
+  offlineWindowSeconds: PositiveInt,
+  maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
+});
+export type FleetChannel = z.infer<typeof FleetChannel>;
+
+/**
+ * One wave. Membership: `selector` (hosts of the channel matching it), `count` (the next N hosts in the
+ * channel's stable order), `percent` (the next ceil(pct x channel size / 100), at least 1), or none of
+ * them: the remainder of the channel (allowed only as the last wave). At most one of the three.
+ */
+export const FleetWave = z.strictObject({
+  selector: Selector.optional(),
+  count: PositiveInt.optional(),
+  percent: Percent.optional(),
+  soakSeconds: NonNegativeInt,
+  failureThreshold: Threshold.default({ count: 0 }),
+  offlineExcuseLimit: NonNegativeInt.default(0),
+});
+export type FleetWave = z.infer<typeof FleetWave>;
+
+export const FleetPolicy = z.strictObject({
+  strategy: Strategy,
+  waves: z.array(FleetWave).max(64),
+  onFailure: OnFailure.default('halt'),
+  probes: z.array(Probe).max(32).default([]),
+  healthyPassesRequired: PositiveInt.default(1),
+});
+export type FleetPolicy = z.infer<typeof FleetPolicy>;
+
+export const HostEdge = z.strictObject({ before: HostName, after: HostName });
+export const ChannelEdge = z.strictObject({ before: ChannelName, after: ChannelName });
+
+export const FleetBudget = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-" (1-63 chars)'),
+  selector: Selector,
+  // 0 is accepted here so that validate.ts can say precisely why such a budget can never be satisfied.
+  maxInFlight: NonNegativeInt.optional(),
+  maxInFlightPct: z.number().int().min(0).max(100, 'must be between 1 and 100').optional(),
+});
+export type FleetBudget = z.infer<typeof FleetBudget>;
+
+export const FleetRevokedHost = z.strictObject({
+  host: HostName,
+  keyid: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+  certSerial: z.string().regex(/^[0-9A-F]{1,40}$/, 'must be an uppercase hex serial').optional(),
+  reason: z.string().max(512),
+  /** When absent, the publisher keeps the time from the previous revocations document, or uses now. */
+  revokedAt: IsoTime.optional(),
+});
+export const FleetRevokedClosure = z.strictObject({ storePath: StorePath, reason: z.string().max(512), revokedAt: IsoTime.optional() });
+
+export const Fleet = z.strictObject({
+  fleet: FleetName,
+  /** Binary cache URL handed to every host in its manifest. */
+  cacheUrl: z.string().max(2048).regex(/^(https?|file):\/\//, 'must be an http(s):// or file:// URL').optional(),
+  hosts: z.record(HostName, FleetHost),
+  channels: z.record(ChannelName, FleetChannel),
+  policies: z.record(PolicyName, FleetPolicy),
+  hostEdges: z.array(HostEdge).max(100_000).default([]),
+  channelEdges: z.array(ChannelEdge).max(1024).default([]),
+  disruptionBudgets: z.array(FleetBudget).max(1024).default([]),
+  revoked: z
+    .strictObject({
+      hosts: z.array(FleetRevokedHost).max(100_000).default([]),
+      closures: z.array(FleetRevokedClosure).max(100_000).default([]),
+    })
+    .default({ hosts: [], closures: [] }),
+});
+/** A parsed fleet, defaults applied. */
+export type Fleet = z.infer<typeof Fleet>;
+/** A fleet as written in JSON (optional fields may be absent). */
+export type FleetInput = z.input<typeof Fleet>;
