@@ -1,8 +1,18 @@
 // Ed25519 with RFC 8032 strict verification. node:crypto (OpenSSL) does the arithmetic because it is ~10x
 // faster than @noble/ed25519; we add the encoding checks that make OpenSSL agree with noble's
 // `{ zip215: false }` mode on every edge case (tests/protocol/ed25519.test.ts cross-checks both):
-// S must be canonical (S < L), and public keys / R must not be non-canonical or small-order encodings.
+// S must be canonical (S < L), public keys must be canonical and not small-order, R must be canonical
+// and not the "x = 0 with the sign bit set" encoding.
+// OpenSSL checks the cofactorless equation [S]B = R + [k]A; noble checks the cofactored one
+// [8][S]B = [8]R + [8][k]A. They differ only when A or R carries a small-order component, which only
+// the key holder can produce (e.g. R = identity). Cofactorless acceptance implies cofactored acceptance,
+// so when OpenSSL refuses we ask noble: both verifiers then agree exactly, and valid signatures never
+// pay for the slow path.
 import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, randomBytes, type KeyObject } from 'node:crypto';
+import * as noble from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
+
+noble.hashes.sha512 = sha512;
 
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -30,6 +40,13 @@ const SMALL_ORDER = new Set(
     'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
   ],
 );
+
+// Encodings with x = 0 and the sign bit set (identity and the order-2 point): noble's strict decoder
+// refuses them, OpenSSL's does not.
+const NEGATIVE_ZERO_X = new Set([
+  '0100000000000000000000000000000000000000000000000000000000000080',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+]);
 
 function lessThanL(s: Uint8Array): boolean {
   for (let i = 31; i >= 0; i--) {
@@ -97,10 +114,21 @@ export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signatur
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   if (!canonicalPoint(publicKey) || SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
   const r = signature.subarray(0, 32);
-  if (!canonicalPoint(r) || SMALL_ORDER.has(Buffer.from(r).toString('hex'))) return false;
+  if (!canonicalPoint(r) || NEGATIVE_ZERO_X.has(Buffer.from(r).toString('hex'))) return false;
   if (!lessThanL(signature.subarray(32))) return false;
+  let ok: boolean;
   try {
-    return nodeVerify(null, message, publicKeyObject(publicKey), signature);
+    ok = nodeVerify(null, message, publicKeyObject(publicKey), signature);
+  } catch {
+    return false;
+  }
+  if (ok) return true;
+  return cofactoredVerify(publicKey, message, signature);
+}
+
+function cofactoredVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return noble.verify(signature, message, publicKey, { zip215: false });
   } catch {
     return false;
   }

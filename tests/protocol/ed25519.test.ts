@@ -1,0 +1,151 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as noble from '@noble/ed25519';
+import { sha512 } from '@noble/hashes/sha2.js';
+import { randomBytes } from 'node:crypto';
+import { publicKeyFromSeed, signBytes, verifyBytes, isValidPublicKey } from '../../protocol/ed25519.ts';
+import { RFC8032_VECTORS } from './rfc8032-vectors.ts';
+
+noble.hashes.sha512 = sha512;
+
+const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+const fromLe = (b: Uint8Array) => b.reduceRight((n, byte) => (n << 8n) | BigInt(byte), 0n);
+function toLe(n: bigint): Uint8Array {
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 32; i++, n >>= 8n) out[i] = Number(n & 255n);
+  return out;
+}
+
+/** Both verifiers must give the same answer; returns it. */
+function bothVerify(pub: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
+  const ours = verifyBytes(pub, msg, sig);
+  let theirs: boolean;
+  try {
+    theirs = noble.verify(sig, msg, pub, { zip215: false });
+  } catch {
+    theirs = false;
+  }
+  assert.is(ours, theirs, `verifiers disagree on pub=${toHex(pub)} sig=${toHex(sig)}`);
+  return ours;
+}
+
+for (const v of RFC8032_VECTORS) {
+  test(`RFC 8032 ${v.name}: public key, signature byte-identical, verifies`, () => {
+    const seed = hex(v.secretKey);
+    const msg = hex(v.message);
+    assert.is(toHex(publicKeyFromSeed(seed)), v.publicKey);
+    assert.is(toHex(signBytes(seed, msg)), v.signature);
+    assert.is(toHex(noble.sign(msg, seed)), v.signature);
+    assert.ok(bothVerify(hex(v.publicKey), msg, hex(v.signature)));
+    const tampered = hex(v.signature);
+    tampered[5]! ^= 1;
+    assert.not.ok(bothVerify(hex(v.publicKey), msg, tampered));
+  });
+}
+
+test('TEST 1024 message is 1023 bytes (transcription check)', () => {
+  assert.is(hex(RFC8032_VECTORS[3]!.message).length, 1023);
+});
+
+test('malleated signature (S + L) is refused', () => {
+  const v = RFC8032_VECTORS[1]!;
+  const sig = hex(v.signature);
+  const s = fromLe(sig.subarray(32));
+  const malleated = new Uint8Array([...sig.subarray(0, 32), ...toLe(s + L)]);
+  assert.not.ok(bothVerify(hex(v.publicKey), hex(v.message), malleated));
+  // S = L exactly is also non-canonical
+  const sEqualsL = new Uint8Array([...sig.subarray(0, 32), ...toLe(L)]);
+  assert.not.ok(bothVerify(hex(v.publicKey), hex(v.message), sEqualsL));
+});
+
+const SMALL_ORDER_CANONICAL = [
+  '0100000000000000000000000000000000000000000000000000000000000000', // identity
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // order 2
+  '0000000000000000000000000000000000000000000000000000000000000080', // order 4
+  '0000000000000000000000000000000000000000000000000000000000000000', // order 4
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a', // order 8
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+];
+const NON_CANONICAL = [
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p (= 0)
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p + 1 (= identity)
+  'efffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = p + 2
+  'ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', // y = 2^255 - 1
+  '0100000000000000000000000000000000000000000000000000000000000080', // identity, x = 0 with sign bit
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', // order 2, x = 0 with sign bit
+];
+
+test('small-order public keys are refused, even with a "signature" that satisfies the equation', () => {
+  const msg = new TextEncoder().encode('any message at all');
+  for (const a of SMALL_ORDER_CANONICAL) {
+    assert.not.ok(isValidPublicKey(hex(a)), a);
+    for (const r of SMALL_ORDER_CANONICAL) {
+      // S = 0, R small order, A small order: [0]B = R + [k]A holds (cofactored) for many pairs.
+      const sig = new Uint8Array([...hex(r), ...new Uint8Array(32)]);
+      assert.not.ok(bothVerify(hex(a), msg, sig));
+    }
+  }
+});
+
+test('non-canonical encodings of A and R are refused', () => {
+  const v = RFC8032_VECTORS[0]!;
+  const sig = hex(v.signature);
+  for (const enc of NON_CANONICAL) {
+    assert.not.ok(isValidPublicKey(hex(enc)), enc);
+    assert.not.ok(bothVerify(hex(enc), hex(v.message), sig));
+    const withR = new Uint8Array([...hex(enc), ...sig.subarray(32)]);
+    assert.not.ok(bothVerify(hex(v.publicKey), hex(v.message), withR));
+  }
+});
+
+// Signatures only the key holder can craft: R or A with a small-order component. OpenSSL's cofactorless
+// check refuses them, noble's cofactored check accepts them; ours must agree with noble.
+const extended = noble.utils.getExtendedPublicKey(new Uint8Array(32).fill(7));
+const ORDER_8 = noble.Point.fromHex(SMALL_ORDER_CANONICAL[4]!);
+function craft(rPoint: InstanceType<typeof noble.Point>, r: bigint, pub: Uint8Array, msg: Uint8Array): Uint8Array {
+  const rBytes = rPoint.toBytes();
+  const k = fromLe(sha512(new Uint8Array([...rBytes, ...pub, ...msg]))) % L;
+  return new Uint8Array([...rBytes, ...toLe((r + k * extended.scalar) % L)]);
+}
+
+test('R = identity (crafted by the key holder): both verifiers agree', () => {
+  const msg = new TextEncoder().encode('identity R');
+  const sig = craft(noble.Point.ZERO, 0n, extended.pointBytes, msg);
+  assert.ok(bothVerify(extended.pointBytes, msg, sig));
+});
+
+test('mixed-order R and mixed-order A: both verifiers agree on every case', () => {
+  const mixedA = noble.Point.BASE.multiply(extended.scalar).add(ORDER_8).toBytes();
+  for (let i = 1; i <= 24; i++) {
+    const msg = new Uint8Array([i]);
+    const r = BigInt(1000 + i);
+    bothVerify(extended.pointBytes, msg, craft(noble.Point.BASE.multiply(r).add(ORDER_8), r, extended.pointBytes, msg));
+    bothVerify(mixedA, msg, craft(noble.Point.BASE.multiply(r), r, mixedA, msg));
+  }
+});
+
+test('random valid signatures and random corruptions: both verifiers agree', () => {
+  for (let i = 0; i < 40; i++) {
+    const seed = new Uint8Array(randomBytes(32));
+    const pub = publicKeyFromSeed(seed);
+    const msg = new Uint8Array(randomBytes(i * 7));
+    const sig = signBytes(seed, msg);
+    assert.is(toHex(sig), toHex(noble.sign(msg, seed)));
+    assert.ok(bothVerify(pub, msg, sig));
+    const bad = sig.slice();
+    bad[i % 64]! ^= 1 << (i % 8);
+    assert.not.ok(bothVerify(pub, msg, bad));
+  }
+});
+
+test('wrong lengths are refused without throwing', () => {
+  const v = RFC8032_VECTORS[0]!;
+  assert.not.ok(verifyBytes(hex(v.publicKey).subarray(0, 31), hex(v.message), hex(v.signature)));
+  assert.not.ok(verifyBytes(hex(v.publicKey), hex(v.message), hex(v.signature).subarray(0, 63)));
+});
+
+test.run();

@@ -1,0 +1,60 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { signDocument, verifyEnvelope, envelopeBytes } from '../../protocol/envelope.ts';
+import { newSigningKey, publicPart, type PublicKey } from '../../protocol/keys.ts';
+import { BadSignature, ThresholdNotMet, UnknownKey } from '../../protocol/errors.ts';
+import { canonicalString } from '../../protocol/canonical.ts';
+
+const [a, b, c, outsider] = ['a', 'b', 'c', 'x'].map((n) => newSigningKey(n)) as [ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>];
+const keys = new Map<string, PublicKey>([a, b, c].map((k) => [k.keyid, publicPart(k)]));
+const doc = { type: 'demo', n: 1, text: 'héllo' };
+const opts = (threshold: number) => ({ file: 'demo.json', keys, threshold, role: 'test' });
+
+function refuses(fn: () => unknown, cls: Function, re: RegExp) {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, cls);
+    assert.match((e as Error).message, re);
+    assert.match((e as Error).message, /demo\.json/);
+    return;
+  }
+  assert.unreachable('accepted');
+}
+
+test('2-of-3 threshold met by two distinct keys', () => {
+  const env = signDocument(doc, [a, b]);
+  assert.equal(verifyEnvelope(env, opts(2)).sort(), [a.keyid, b.keyid].sort());
+});
+
+test('the same key twice counts once', () => {
+  const env = signDocument(doc, [a, a]);
+  refuses(() => verifyEnvelope(env, opts(2)), ThresholdNotMet, /1 of the required 2/);
+});
+
+test('one signature for a 2-of-3 threshold: ThresholdNotMet', () => {
+  refuses(() => verifyEnvelope(signDocument(doc, [c]), opts(2)), ThresholdNotMet, /1 of the required 2/);
+});
+
+test('only unknown keys: UnknownKey', () => {
+  refuses(() => verifyEnvelope(signDocument(doc, [outsider]), opts(1)), UnknownKey, /no signature by a valid test key/);
+});
+
+test('an unknown extra signature does not count but does not fail a met threshold', () => {
+  assert.equal(verifyEnvelope(signDocument(doc, [outsider, a]), opts(1)), [a.keyid]);
+});
+
+test('a changed document fails as BadSignature even when another signature would meet the threshold', () => {
+  const env = signDocument(doc, [a, b, c]);
+  const forged = { signed: { ...doc, n: 2 }, signatures: env.signatures };
+  refuses(() => verifyEnvelope(forged, opts(1)), BadSignature, /does not verify/);
+});
+
+test('signatures cover JCS bytes: key order in memory does not matter', () => {
+  const env = signDocument(doc, [a]);
+  const reordered = { signed: { text: 'héllo', n: 1, type: 'demo' }, signatures: env.signatures };
+  verifyEnvelope(reordered, opts(1));
+  assert.is(envelopeBytes(env).toString(), canonicalString(env));
+});
+
+test.run();
