@@ -1,0 +1,119 @@
+// The host's own ack history: an append-only JSON-lines file of signed ack envelopes, fsynced on every
+// append. It is the source of the next sequence number and previous-hash, and the copy the agent
+// re-posts when the control plane has lost acks (rebuilt from empty, torn log). A torn last line (crash
+// mid-append) is cut on open; everything before it was fsynced and stays.
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
+import { ackDigest, readAck, signAck, type SignedAck } from '../protocol/acks.ts';
+import type { SigningKey } from '../protocol/keys.ts';
+import type { Ack, AckKind } from '../protocol/schemas/ack.ts';
+import { SCHEMA_VERSION, isoTime } from '../protocol/schemas/common.ts';
+import type { StateDir } from './state-dir.ts';
+import { canonicalString } from '../protocol/canonical.ts';
+
+export const ACK_JOURNAL_FILE = 'acks.jsonl';
+
+export interface AckFields {
+  kind: AckKind;
+  releaseVersion: number;
+  rolloutId: string | null;
+  target: string | null;
+  current: string | null;
+  healthySince: string | null;
+  probes: { name: string; ok: boolean; detail: string }[];
+  reason: string | null;
+}
+
+export class AckJournal {
+  private lastAck: SignedAck | undefined;
+  private readonly file: string;
+
+  constructor(
+    state: StateDir,
+    private readonly fleet: string,
+    private readonly host: string,
+    private readonly key: SigningKey,
+  ) {
+    this.file = state.path(ACK_JOURNAL_FILE);
+    this.lastAck = this.recoverTail();
+  }
+
+  /** Reads only the end of the file (steady-state cycles must stay cheap), cutting a torn last line. */
+  private recoverTail(): SignedAck | undefined {
+    if (!existsSync(this.file)) return undefined;
+    const fd = openSync(this.file, 'r+');
+    try {
+      for (let window = 64 * 1024; ; window *= 4) {
+        const size = fstatSync(fd).size;
+        if (size === 0) return undefined;
+        const start = Math.max(0, size - window);
+        const buf = Buffer.alloc(size - start);
+        readSync(fd, buf, 0, buf.length, start);
+        if (buf[buf.length - 1] !== 0x0a) {
+          // The bytes after the last newline never completed an append: cut them.
+          const nl = buf.lastIndexOf(0x0a);
+          if (nl < 0 && start > 0) continue;
+          ftruncateSync(fd, nl < 0 ? 0 : start + nl + 1);
+          fsyncSync(fd);
+          window /= 4;
+          continue;
+        }
+        const prevNl = buf.lastIndexOf(0x0a, buf.length - 2);
+        if (prevNl < 0 && start > 0) continue;
+        return readAck(buf.subarray(prevNl + 1, buf.length - 1), this.file);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  last(): SignedAck | undefined {
+    return this.lastAck;
+  }
+
+  lastSeq(): number {
+    return this.lastAck?.signed.seq ?? 0;
+  }
+
+  /** Every ack in order (used for re-posting and for tests). */
+  all(): SignedAck[] {
+    if (!existsSync(this.file)) return [];
+    return readFileSync(this.file, 'utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l, i) => readAck(l, `${this.file}:${i + 1}`));
+  }
+
+  /** Acks with seq > afterSeq, in order. */
+  after(afterSeq: number): SignedAck[] {
+    if (afterSeq >= this.lastSeq()) return [];
+    return this.all().filter((a) => a.signed.seq > afterSeq);
+  }
+
+  /** Signs the next ack of the chain and makes it durable before returning it. */
+  append(fields: AckFields, nowMs: number): SignedAck {
+    const prev = this.lastAck;
+    const ack: Ack = {
+      type: 'ack',
+      schemaVersion: SCHEMA_VERSION,
+      fleet: this.fleet,
+      host: this.host,
+      seq: (prev?.signed.seq ?? 0) + 1,
+      prev: prev ? ackDigest(prev) : null,
+      time: isoTime(nowMs),
+      ...fields,
+      reason: fields.reason === null ? null : fields.reason.slice(0, 512),
+    };
+    const signed = signAck(ack, this.key);
+    const fd = openSync(this.file, 'a', 0o600);
+    try {
+      const line = Buffer.from(canonicalString(signed) + '\n', 'utf8');
+      let off = 0;
+      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.lastAck = signed;
+    return signed;
+  }
+}
