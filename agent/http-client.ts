@@ -1,0 +1,219 @@
+// The agent's HTTPS client for the control plane: mTLS (client certificate) over a keep-alive agent,
+// conditional GETs against an ETag cache, size caps enforced while the body streams in, a timeout per
+// request, and retries with exponential backoff and full jitter for transient failures.
+import { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
+import fetch, { type Response } from 'node-fetch';
+import { TooLarge } from '../protocol/errors.ts';
+import type { HttpCache } from './http-cache.ts';
+
+export interface HttpClientOptions {
+  /** Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional). */
+  baseUrl: string;
+  ca: string | Buffer;
+  cert: string | Buffer;
+  key: string | Buffer;
+  cache?: HttpCache;
+  timeoutMs?: number;
+  /** Extra attempts after the first for transient failures (network error, 5xx, 429). */
+  retries?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  random?: () => number;
+}
+
+export interface HttpStats {
+  requests: number;
+  notModified: number;
+  retries: number;
+  /** Response body bytes received. */
+  bodyBytes: number;
+}
+
+/** The server does not have the file (404/410): a normal answer, not a transport failure. */
+export class NotFound extends Error {
+  constructor(readonly path: string) {
+    super(`${path}: not found on the control plane`);
+    this.name = 'NotFound';
+  }
+}
+
+/** The control plane could not be reached or kept failing after every retry. */
+export class Unreachable extends Error {
+  constructor(readonly path: string, detail: string, readonly status?: number) {
+    super(`${path}: control plane unreachable: ${detail}`);
+    this.name = 'Unreachable';
+  }
+}
+
+class CountingAgent extends HttpsAgent {
+  readonly openedSockets = new Set<Socket>();
+  // Wire bytes of sockets that already closed (keep-alive sockets are counted when read).
+  closedBytes = 0;
+  override createConnection(...args: Parameters<HttpsAgent['createConnection']>): ReturnType<HttpsAgent['createConnection']> {
+    const s = (HttpsAgent.prototype.createConnection as (...a: unknown[]) => Socket).apply(this, args);
+    this.openedSockets.add(s);
+    s.once('close', () => {
+      this.closedBytes += s.bytesRead + s.bytesWritten;
+      this.openedSockets.delete(s);
+    });
+    return s as ReturnType<HttpsAgent['createConnection']>;
+  }
+  wireBytes(): number {
+    let n = this.closedBytes;
+    for (const s of this.openedSockets) n += s.bytesRead + s.bytesWritten;
+    return n;
+  }
+}
+
+const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
+
+/** An attempt's verdict that it is worth retrying. */
+class Transient {
+  constructor(readonly detail: string, readonly retryAfter: string | null, readonly status?: number) {}
+}
+
+export class HttpClient {
+  readonly stats: HttpStats = { requests: 0, notModified: 0, retries: 0, bodyBytes: 0 };
+  private readonly agent: CountingAgent;
+  private readonly base: URL;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly backoffBaseMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly random: () => number;
+
+  constructor(private readonly opts: HttpClientOptions) {
+    this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : opts.baseUrl + '/');
+    if (this.base.protocol !== 'https:') throw new Error(`control plane URL must be https: ${opts.baseUrl}`);
+    this.agent = new CountingAgent({ ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 });
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.retries = opts.retries ?? 3;
+    this.backoffBaseMs = opts.backoffBaseMs ?? 250;
+    this.backoffMaxMs = opts.backoffMaxMs ?? 5_000;
+    this.random = opts.random ?? Math.random;
+  }
+
+  /** TLS bytes on the wire (handshakes included) since the client was created. */
+  wireBytes(): number {
+    return this.agent.wireBytes();
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private url(path: string): URL {
+    if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`refusing to fetch suspicious path ${path}`);
+    return new URL(path, this.base);
+  }
+
+  /** Full jitter: uniform in [0, min(max, base * 2^attempt)], floored by a server's Retry-After. */
+  private backoff(attempt: number, retryAfter: string | null): number {
+    const cap = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** attempt);
+    const jittered = Math.floor(this.random() * cap);
+    const ra = retryAfter && /^\d{1,4}$/.test(retryAfter) ? Number(retryAfter) * 1000 : 0;
+    return Math.min(this.backoffMaxMs, Math.max(jittered, ra));
+  }
+
+  private async withRetries<T>(path: string, attempt: (signal: AbortSignal) => Promise<T | Transient>): Promise<T> {
+    let last = 'no attempt';
+    let lastStatus: number | undefined;
+    for (let i = 0; i <= this.retries; i++) {
+      if (i > 0) this.stats.retries++;
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), this.timeoutMs);
+      let retryAfter: string | null = null;
+      try {
+        this.stats.requests++;
+        const r = await attempt(ac.signal);
+        if (r instanceof Transient) {
+          last = r.detail;
+          retryAfter = r.retryAfter;
+          lastStatus = r.status;
+        } else return r;
+      } catch (e) {
+        if (e instanceof TooLarge || e instanceof NotFound) throw e;
+        last = ac.signal.aborted ? `no complete answer within ${this.timeoutMs} ms` : (e as Error).message;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (i < this.retries) await new Promise((r) => setTimeout(r, this.backoff(i, retryAfter)));
+    }
+    throw new Unreachable(path, last, lastStatus);
+  }
+
+  private async readCapped(res: Response, path: string, maxBytes: number): Promise<Uint8Array> {
+    const declared = Number(res.headers.get('content-length') ?? NaN);
+    if (declared > maxBytes) {
+      res.body?.resume?.();
+      throw new TooLarge(path, `server announced ${declared} bytes, limit is ${maxBytes}`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    if (res.body) {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        this.stats.bodyBytes += chunk.length;
+        if (total > maxBytes) {
+          (res.body as unknown as { destroy(): void }).destroy();
+          throw new TooLarge(path, `response exceeds the limit of ${maxBytes} bytes`);
+        }
+        chunks.push(chunk);
+      }
+    }
+    return new Uint8Array(Buffer.concat(chunks, total));
+  }
+
+  /**
+   * GET a tree file. Sends If-None-Match when the cache holds it; a 304 is answered from the cache.
+   * Throws NotFound (404/410), TooLarge, or Unreachable after the retries.
+   */
+  async get(path: string, maxBytes: number, opts: { conditional?: boolean } = {}): Promise<Uint8Array> {
+    const url = this.url(path);
+    const cached = opts.conditional === false ? undefined : this.opts.cache?.get(path);
+    return this.withRetries<Uint8Array>(path, async (signal) => {
+      const headers: Record<string, string> = { accept: 'application/json' };
+      if (cached) headers['if-none-match'] = cached.etag;
+      const res = await fetch(url, { agent: this.agent, signal, headers, redirect: 'error' });
+      if (res.status === 304 && cached) {
+        this.stats.notModified++;
+        await res.arrayBuffer();
+        return cached.body;
+      }
+      if (res.status === 404 || res.status === 410) {
+        await res.arrayBuffer();
+        throw new NotFound(path);
+      }
+      if (TRANSIENT_STATUS.has(res.status)) {
+        await res.arrayBuffer();
+        return new Transient(`HTTP ${res.status}`, res.headers.get('retry-after'), res.status);
+      }
+      if (res.status !== 200) {
+        await res.arrayBuffer();
+        throw new Unreachable(path, `unexpected HTTP ${res.status}`, res.status);
+      }
+      const body = await this.readCapped(res, path, maxBytes);
+      const etag = res.headers.get('etag');
+      if (etag && this.opts.cache) this.opts.cache.put(path, etag, body);
+      return body;
+    });
+  }
+
+  /**
+   * POST a JSON body. Returns every final status (2xx and 4xx alike) with its body, so the caller can
+   * read the ack endpoint's answers (409 = chain mismatch, with the server's last sequence number).
+   * Retries only transient failures.
+   */
+  async post(path: string, body: Uint8Array | string, maxResponseBytes = 64 * 1024): Promise<{ status: number; body: Uint8Array }> {
+    const url = this.url(path);
+    return this.withRetries<{ status: number; body: Uint8Array }>(path, async (signal) => {
+      const res = await fetch(url, { method: 'POST', agent: this.agent, signal, body: typeof body === 'string' ? body : Buffer.from(body), headers: { 'content-type': 'application/json' }, redirect: 'error' });
+      if (TRANSIENT_STATUS.has(res.status)) {
+        await res.arrayBuffer();
+        return new Transient(`HTTP ${res.status}`, res.headers.get('retry-after'), res.status);
+      }
+      return { status: res.status, body: await this.readCapped(res, path, maxResponseBytes) };
+    });
+  }
+}

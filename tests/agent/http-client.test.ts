@@ -1,0 +1,163 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HttpClient, NotFound, Unreachable } from '../../agent/http-client.ts';
+import { HttpCache } from '../../agent/http-cache.ts';
+import { TooLarge } from '../../protocol/errors.ts';
+import { requireTool } from '../support/skip.ts';
+import { makeTestPki, type TestPki } from '../support/pki.ts';
+
+let pki: TestPki | undefined;
+let server: Server;
+let base = '';
+let dir = '';
+let flaky = 0;
+const seen: { url: string; inm: string | undefined; cn: string | undefined }[] = [];
+
+test.before(async () => {
+  if (!requireTool('openssl', 'test PKI')) return;
+  pki = makeTestPki({ hosts: ['web-01'] });
+  dir = mkdtempSync(join(tmpdir(), 'nf-http-'));
+  server = createServer({ key: pki.server.key, cert: pki.server.cert, ca: pki.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
+    seen.push({ url: req.url ?? '', inm: req.headers['if-none-match'], cn: typeof cn === 'string' ? cn : undefined });
+    if (req.url === '/doc.json') {
+      if (req.headers['if-none-match'] === '"v1"') {
+        res.statusCode = 304;
+        return res.end();
+      }
+      res.setHeader('etag', '"v1"');
+      return res.end('{"hello":"world"}');
+    }
+    if (req.url === '/big.json') {
+      res.setHeader('content-length', '100000');
+      return res.end('x'.repeat(100000));
+    }
+    if (req.url === '/endless.json') {
+      // no content-length: the cap must be enforced while streaming
+      const tick = setInterval(() => res.write('y'.repeat(8192)), 1);
+      res.on('close', () => clearInterval(tick));
+      return;
+    }
+    if (req.url === '/flaky.json') {
+      if (flaky-- > 0) {
+        res.statusCode = 503;
+        res.setHeader('retry-after', '0');
+        return res.end();
+      }
+      return res.end('{}');
+    }
+    if (req.url === '/slow.json') return; // never answers
+    if (req.url === '/post' && req.method === 'POST') {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        res.statusCode = 409;
+        res.end(JSON.stringify({ echoed: body.length }));
+      });
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  base = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+});
+
+test.after(async () => {
+  if (!pki) return;
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  pki.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function client(extra: Partial<ConstructorParameters<typeof HttpClient>[0]> = {}): HttpClient {
+  const c = pki!.hosts['web-01']!;
+  return new HttpClient({ baseUrl: base, ca: pki!.ca, cert: c.cert, key: c.key, cache: new HttpCache(join(dir, 'cache')), retries: 2, backoffBaseMs: 5, timeoutMs: 2000, ...extra });
+}
+
+async function rejects(p: Promise<unknown>, check: (e: unknown) => boolean, label: string) {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(check(e), `${label}: got ${(e as Error).message}`);
+    return;
+  }
+  assert.unreachable(label);
+}
+
+test('mTLS GET, then conditional GET answered 304 from the cache', async () => {
+  if (!pki) return;
+  const c = client();
+  const first = await c.get('doc.json', 1024);
+  assert.is(Buffer.from(first).toString(), '{"hello":"world"}');
+  const second = await c.get('doc.json', 1024);
+  assert.is(Buffer.from(second).toString(), '{"hello":"world"}');
+  assert.is(c.stats.notModified, 1);
+  const mine = seen.filter((s) => s.url === '/doc.json');
+  assert.equal(mine.map((s) => s.inm), [undefined, '"v1"']);
+  assert.equal(mine.map((s) => s.cn), ['web-01', 'web-01']);
+  c.close();
+});
+
+test('size caps: announced and streamed', async () => {
+  if (!pki) return;
+  const c = client();
+  await rejects(c.get('big.json', 1000), (e) => e instanceof TooLarge && /announced 100000/.test((e as Error).message), 'announced');
+  await rejects(c.get('endless.json', 50_000), (e) => e instanceof TooLarge && /exceeds the limit of 50000/.test((e as Error).message), 'streamed');
+  c.close();
+});
+
+test('404 is NotFound without retries; 503 is retried; a timeout ends in Unreachable', async () => {
+  if (!pki) return;
+  const c = client();
+  const before = c.stats.requests;
+  await rejects(c.get('missing.json', 1000), (e) => e instanceof NotFound, '404');
+  assert.is(c.stats.requests - before, 1);
+  flaky = 2;
+  assert.is(Buffer.from(await c.get('flaky.json', 100)).toString(), '{}');
+  assert.is(c.stats.retries, 2);
+  const slow = client({ timeoutMs: 100, retries: 1 });
+  const t0 = Date.now();
+  await rejects(slow.get('slow.json', 100), (e) => e instanceof Unreachable && /within 100 ms/.test((e as Error).message), 'timeout');
+  assert.ok(Date.now() - t0 < 2000);
+  slow.close();
+  c.close();
+});
+
+test('POST returns 4xx answers to the caller', async () => {
+  if (!pki) return;
+  const c = client();
+  const r = await c.post('post', '{"a":1}');
+  assert.is(r.status, 409);
+  assert.is(Buffer.from(r.body).toString(), '{"echoed":7}');
+  c.close();
+});
+
+test('refuses a client without a certificate the server trusts (handshake fails -> Unreachable)', async () => {
+  if (!pki) return;
+  const other = makeTestPki({ hosts: ['web-01'] });
+  try {
+    const c = new HttpClient({ baseUrl: base, ca: pki.ca, cert: other.hosts['web-01']!.cert, key: other.hosts['web-01']!.key, retries: 0, timeoutMs: 2000 });
+    await rejects(c.get('doc.json', 1000), (e) => e instanceof Unreachable, 'foreign cert');
+    c.close();
+  } finally {
+    other.cleanup();
+  }
+});
+
+test('refuses non-https base URLs and traversal paths', async () => {
+  if (!pki) return;
+  assert.throws(() => new HttpClient({ baseUrl: 'http://127.0.0.1:1/', ca: '', cert: '', key: '' }), /https/);
+  const c = client();
+  await rejects(c.get('../etc/passwd', 10), (e) => /suspicious/.test((e as Error).message), 'traversal');
+  c.close();
+});
+
+test.run();
