@@ -1,0 +1,371 @@
+// One evaluation of the fleet at one instant: host phases per channel rollout, wave and channel states,
+// and the shared gate chain (halted -> channel edges -> earlier waves -> host edges -> budget -> window)
+// that both decide() and fleetView() use, so a host and the dashboard always give the same reason.
+// Everything is computed lazily and memoised for the lifetime of one call.
+import type { ChannelPlan, PlanWave } from '../protocol/schemas/release.ts';
+import { keyIdOf, unb64 } from '../protocol/keys.ts';
+import { derivePhase, phaseParams, type DerivedPhase } from './phase.ts';
+import { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
+import { DEFAULT_TOLERANCES, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';
+import { humanDuration, soakProgress } from './time.ts';
+
+export class ReconcilerInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReconcilerInputError';
+  }
+}
+
+export interface GateHold {
+  gate: Gate;
+  reason: string;
+  /** seconds */
+  retryAfter: number;
+}
+
+export interface WaveEval {
+  index: number;
+  wave: PlanWave;
+  phases: DerivedPhase[];
+  excused: boolean[];
+  failures: number;
+  failedHosts: string[];
+  allowedFailures: number;
+  halted: boolean;
+  /** Positions (in wave.hosts) of hosts that keep the wave from completing. */
+  blocking: number[];
+  complete: boolean;
+}
+
+export interface ChannelEval {
+  plan: ChannelPlan;
+  waves: WaveEval[];
+  halted: boolean;
+  haltedWave: number | null;
+  /** Index of the first wave that is not complete (waves.length when all are). */
+  firstIncomplete: number;
+  complete: boolean;
+  position: Map<string, { wave: number; pos: number }>;
+  edgesByAfter: Map<string, string[]>;
+}
+
+interface BudgetEval {
+  id: string;
+  max: number;
+  inFlight: string[];
+  inFlightSet: Set<string>;
+  /** Eligible pending hosts in rank order. */
+  ranked: RankKey[];
+}
+
+interface RankKey {
+  wave: number;
+  channel: string;
+  pos: number;
+  host: string;
+}
+
+function compareRank(a: RankKey, b: RankKey): number {
+  if (a.wave !== b.wave) return a.wave - b.wave;
+  if (a.channel !== b.channel) return a.channel < b.channel ? -1 : 1;
+  return a.pos - b.pos;
+}
+
+export function allowedFailures(wave: PlanWave): number {
+  const t = wave.failureThreshold;
+  return 'count' in t ? t.count : Math.floor((t.percent * wave.hosts.length) / 100);
+}
+
+const BLOCKING_ORDER: Record<HostPhase, number> = {
+  offline: 0, blocked: 1, deferred: 2, pending: 3, activating: 4, confirming: 5, healthy: 6,
+  failed: 7, soaked: 8, converged: 9,
+};
+
+export class FleetContext {
+  readonly now: number;
+  readonly tol: Tolerances;
+  private readonly channels = new Map<string, ChannelEval>();
+  private readonly windows = new Map<string, WindowVerdict>();
+  private readonly budgetEvals = new Map<string, BudgetEval>();
+  private readonly channelEdgeHolds = new Map<string, GateHold | null>();
+  private hostChannel: Map<string, string> | null = null;
+  private hostBudgets: Map<string, string[]> | null = null;
+  private readonly waveReasons = new Map<string, { text: string; retryAfter: number }>();
+  private readonly revokedHosts: Map<string, (string | null)[]>;
+
+  constructor(readonly input: FleetInput) {
+    this.now = input.now;
+    this.tol = { ...DEFAULT_TOLERANCES, ...input.tolerances };
+    this.revokedHosts = new Map();
+    for (const r of input.revocations.hosts) {
+      const list = this.revokedHosts.get(r.host) ?? [];
+      list.push(r.keyid);
+      this.revokedHosts.set(r.host, list);
+    }
+  }
+
+  plan(channel: string): ChannelPlan {
+    const p = this.input.plans[channel];
+    if (p === undefined) throw new ReconcilerInputError(`the channel plan of "${channel}" is needed but was not provided`);
+    return p;
+  }
+
+  isHostRevoked(host: string, hostKey: string): boolean {
+    const keys = this.revokedHosts.get(host);
+    if (keys === undefined) return false;
+    return keys.some((k) => k === null || k === keyIdOf(unb64(hostKey)));
+  }
+
+  channelOf(host: string): string {
+    if (this.hostChannel === null) {
+      this.hostChannel = new Map();
+      for (const [name, plan] of Object.entries(this.input.plans)) for (const h of Object.keys(plan.hosts)) this.hostChannel.set(h, name);
+    }
+    const c = this.hostChannel.get(host);
+    if (c === undefined) throw new ReconcilerInputError(`host "${host}" is in a disruption budget but in none of the channel plans provided`);
+    return c;
+  }
+
+  channel(name: string): ChannelEval {
+    const memo = this.channels.get(name);
+    if (memo !== undefined) return memo;
+    const plan = this.plan(name);
+    const position = new Map<string, { wave: number; pos: number }>();
+    const waves: WaveEval[] = [];
+    let halted = false;
+    let haltedWave: number | null = null;
+    let firstIncomplete = -1;
+    for (const [wi, wave] of plan.waves.entries()) {
+      const phases: DerivedPhase[] = [];
+      const excused: boolean[] = [];
+      const blocking: number[] = [];
+      const failedHosts: string[] = [];
+      let offlineSeen = 0;
+      for (const [pos, host] of wave.hosts.entries()) {
+        position.set(host, { wave: wi, pos });
+        const entry = plan.hosts[host];
+        if (entry === undefined) throw new ReconcilerInputError(`channel plan "${name}" lists host "${host}" in wave ${wi} but not in its hosts`);
+        const params = phaseParams(plan, entry.target, wave.soakSeconds, this.tol);
+        const ph = derivePhase(params, this.input.acks[host], this.now, this.isHostRevoked(host, entry.hostKey));
+        phases.push(ph);
+        let isExcused = false;
+        if (ph.phase === 'offline') {
+          // Excuses go in wave order, so every host computes the same excused set.
+          isExcused = offlineSeen < wave.offlineExcuseLimit;
+          offlineSeen++;
+        }
+        excused.push(isExcused);
+        if (ph.phase === 'failed') failedHosts.push(host);
+        else if (!ph.settled && !isExcused) blocking.push(pos);
+      }
+      const allowed = allowedFailures(wave);
+      const waveHalted = failedHosts.length > allowed;
+      if (waveHalted && !halted) {
+        halted = true;
+        haltedWave = wi;
+      }
+      const complete = !waveHalted && blocking.length === 0;
+      if (!complete && firstIncomplete < 0) firstIncomplete = wi;
+      waves.push({ index: wi, wave, phases, excused, failures: failedHosts.length, failedHosts, allowedFailures: allowed, halted: waveHalted, blocking, complete });
+    }
+    if (firstIncomplete < 0) firstIncomplete = waves.length;
+    const edgesByAfter = new Map<string, string[]>();
+    for (const e of plan.hostEdges) {
+      const list = edgesByAfter.get(e.after) ?? [];
+      list.push(e.before);
+      edgesByAfter.set(e.after, list);
+    }
+    const ev: ChannelEval = { plan, waves, halted, haltedWave, firstIncomplete, complete: !halted && firstIncomplete === waves.length, position, edgesByAfter };
+    this.channels.set(name, ev);
+    return ev;
+  }
+
+  phaseOf(channel: string, host: string): DerivedPhase {
+    const ce = this.channel(channel);
+    const at = ce.position.get(host);
+    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    return ce.waves[at.wave]!.phases[at.pos]!;
+  }
+
+  window(channel: string): WindowVerdict {
+    let v = this.windows.get(channel);
+    if (v === undefined) {
+      v = maintenanceWindowAt(this.plan(channel).maintenanceWindows, this.now);
+      this.windows.set(channel, v);
+    }
+    return v;
+  }
+
+  haltedReason(ce: ChannelEval): string {
+    const w = ce.waves[ce.haltedWave ?? 0]!;
+    const names = w.failedHosts.slice(0, 5).join(', ') + (w.failedHosts.length > 5 ? ', ...' : '');
+    return `rollout of channel ${ce.plan.channel} is halted: wave ${w.index} has ${w.failures} failed host(s) (${names}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
+  }
+
+  /** Why wave `index` of a channel is not complete, naming the host that holds it. */
+  waveReason(ce: ChannelEval, index: number): { text: string; retryAfter: number } {
+    const key = `${ce.plan.channel}\u0000${index}`;
+    let r = this.waveReasons.get(key);
+    if (r === undefined) {
+      r = this.computeWaveReason(ce, index);
+      this.waveReasons.set(key, r);
+    }
+    return r;
+  }
+
+  private computeWaveReason(ce: ChannelEval, index: number): { text: string; retryAfter: number } {
+    const w = ce.waves[index]!;
+    const hb = ce.plan.heartbeatSeconds;
+    if (w.halted) return { text: this.haltedReason(ce), retryAfter: ce.plan.signingIntervalSeconds };
+    let best = -1;
+    for (const pos of w.blocking) {
+      if (best < 0) { best = pos; continue; }
+      const a = w.phases[pos]!, b = w.phases[best]!;
+      const oa = BLOCKING_ORDER[a.phase], ob = BLOCKING_ORDER[b.phase];
+      if (oa < ob || (oa === ob && a.healthySeconds < b.healthySeconds)) best = pos;
+    }
+    if (best < 0) return { text: `wave ${index} of channel ${ce.plan.channel} is complete`, retryAfter: hb };
+    const host = w.wave.hosts[best]!;
+    const ph = w.phases[best]!;
+    const others = w.blocking.length - 1;
+    const more = others > 0 ? ` (and ${others} more host${others > 1 ? 's' : ''})` : '';
+    let what: string;
+    let retryAfter = hb;
+    switch (ph.phase) {
+      case 'healthy':
+        what = ph.detail.includes('stale') ? `${host} ${ph.detail}` : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
+        if (!ph.detail.includes('stale')) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        break;
+      case 'offline': {
+        const offline = w.excused.filter(Boolean).length;
+        what = `${host} is offline (${ph.detail}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
+        break;
+      }
+      default:
+        what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${ph.detail})`;
+    }
+    return { text: `waiting for wave ${index} of channel ${ce.plan.channel}: ${what}${more}`, retryAfter };
+  }
+
+  /** The channel-edge gate of a whole channel (the same for each of its hosts). */
+  channelEdgeHold(channel: string): GateHold | null {
+    if (this.channelEdgeHolds.has(channel)) return this.channelEdgeHolds.get(channel)!;
+    const plan = this.plan(channel);
+    let hold: GateHold | null = null;
+    for (const g of plan.gatedBy) {
+      const ge = this.channel(g);
+      if (ge.plan.releaseVersion !== plan.releaseVersion) {
+        hold = { gate: 'channel-edge', reason: `channel ${channel} is gated by channel ${g}, whose plan is from release ${ge.plan.releaseVersion}, not ${plan.releaseVersion}`, retryAfter: plan.signingIntervalSeconds };
+      } else if (ge.halted) {
+        hold = { gate: 'channel-edge', reason: `channel ${channel} is gated by channel ${g}, which is halted: ${this.haltedReason(ge)}`, retryAfter: plan.signingIntervalSeconds };
+      } else if (!ge.complete) {
+        const r = this.waveReason(ge, ge.firstIncomplete);
+        hold = { gate: 'channel-edge', reason: `channel ${channel} waits for channel ${g} to complete: ${r.text}`, retryAfter: r.retryAfter };
+      }
+      if (hold !== null) break;
+    }
+    this.channelEdgeHolds.set(channel, hold);
+    return hold;
+  }
+
+  /**
+   * The shared gates for a host that has not started, in their fixed order, up to and including `last`.
+   * Returns the first gate that holds it, or null.
+   */
+  gatesFor(channel: string, host: string, last: Gate = 'maintenance-window'): GateHold | null {
+    const ce = this.channel(channel);
+    const plan = ce.plan;
+    const at = ce.position.get(host);
+    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    if (ce.halted) return { gate: 'halted', reason: this.haltedReason(ce), retryAfter: plan.signingIntervalSeconds };
+    const edge = this.channelEdgeHold(channel);
+    if (edge !== null) return edge;
+    if (ce.firstIncomplete < at.wave) {
+      const r = this.waveReason(ce, ce.firstIncomplete);
+      return { gate: 'earlier-waves', reason: r.text, retryAfter: r.retryAfter };
+    }
+    for (const before of ce.edgesByAfter.get(host) ?? []) {
+      const ph = this.phaseOf(channel, before);
+      if (!ph.settled) {
+        return { gate: 'host-edge', reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${ph.detail})`, retryAfter: plan.heartbeatSeconds };
+      }
+    }
+    if (last === 'host-edge') return null;
+    for (const id of this.budgetsOf(host)) {
+      const hold = this.budgetHold(id, { wave: at.wave, channel, pos: at.pos, host });
+      if (hold !== null) return hold;
+    }
+    if (last === 'disruption-budget') return null;
+    const win = this.window(channel);
+    if (!win.open) {
+      const retryAfter = win.nextStart === null ? plan.signingIntervalSeconds : Math.max(1, Math.ceil((win.nextStart - this.now) / 1000));
+      return { gate: 'maintenance-window', reason: `channel ${channel}: ${win.reason}`, retryAfter };
+    }
+    return null;
+  }
+
+  budgetsOf(host: string): string[] {
+    if (this.hostBudgets === null) {
+      this.hostBudgets = new Map();
+      for (const b of this.input.budgets.budgets) {
+        for (const h of b.hosts) {
+          const list = this.hostBudgets.get(h);
+          if (list === undefined) this.hostBudgets.set(h, [b.id]);
+          else list.push(b.id);
+        }
+      }
+    }
+    return this.hostBudgets.get(host) ?? [];
+  }
+
+  private budget(id: string): BudgetEval {
+    const memo = this.budgetEvals.get(id);
+    if (memo !== undefined) return memo;
+    const b = this.input.budgets.budgets.find((x) => x.id === id)!;
+    const inFlight: string[] = [];
+    const ranked: RankKey[] = [];
+    for (const host of b.hosts) {
+      const channel = this.channelOf(host);
+      const ph = this.phaseOf(channel, host);
+      if (ph.inFlight) inFlight.push(host);
+      else if (ph.phase === 'pending' && this.gatesFor(channel, host, 'host-edge') === null && this.window(channel).open) {
+        const at = this.channel(channel).position.get(host)!;
+        ranked.push({ wave: at.wave, channel, pos: at.pos, host });
+      }
+    }
+    ranked.sort(compareRank);
+    const ev: BudgetEval = { id, max: b.maxInFlight, inFlight, inFlightSet: new Set(inFlight), ranked };
+    this.budgetEvals.set(id, ev);
+    return ev;
+  }
+
+  /** The rank rule: start only if (in flight) + (eligible pending hosts ranked before me) < max. */
+  private budgetHold(id: string, me: RankKey): GateHold | null {
+    const ev = this.budget(id);
+    // The deciding host never counts against itself (it may still show a stale in-flight ack).
+    const inFlightCount = ev.inFlight.length - (ev.inFlightSet.has(me.host) ? 1 : 0);
+    let lo = 0, hi = ev.ranked.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareRank(ev.ranked[mid]!, me) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const ahead = lo;
+    if (inFlightCount + ahead < ev.max) return null;
+    const inFlight = ev.inFlight.filter((h) => h !== me.host);
+    const names = inFlight.slice(0, 3).join(', ') + (inFlight.length > 3 ? ', ...' : '');
+    const plan = this.plan(me.channel);
+    return {
+      gate: 'disruption-budget',
+      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} eligible host(s) ranked ahead of ${me.host}, max ${ev.max}`,
+      retryAfter: plan.heartbeatSeconds,
+    };
+  }
+
+  budgetSummary(id: string): { max: number; inFlight: string[] } {
+    const ev = this.budget(id);
+    return { max: ev.max, inFlight: ev.inFlight };
+  }
+}
+
+export { humanDuration };

@@ -1,0 +1,108 @@
+// decide(): what one host should do now. Pure: same input, same decision.
+// Gate order (fixed; docs/architecture.md): recovery -> revoked -> (already on target: converged, or
+// rollback-and-halt) -> not fresh -> quarantined -> halted -> channel edges -> earlier waves -> host edges
+// -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
+import { FleetContext, ReconcilerInputError } from './context.ts';
+import type { DecideInput, Decision } from './types.ts';
+import { humanDuration } from './time.ts';
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+export function decide(input: DecideInput): Decision {
+  const { manifest: m, local, now } = input;
+  const ctx = new FleetContext(input);
+  const plan = ctx.plan(m.channel);
+  if (plan.rolloutId !== m.rolloutId || plan.hosts[m.host]?.target !== m.target || plan.hosts[m.host]?.wave !== m.wave) {
+    throw new ReconcilerInputError(`manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`);
+  }
+  const pending = local.pending;
+
+  // Recovery: an unconfirmed activation past its deadline is undone before anything else is considered.
+  if (pending !== null && now > pending.deadline) {
+    return {
+      kind: 'rollback',
+      to: pending.previous,
+      gate: 'recovery',
+      reason: `activation of ${pending.target} was not confirmed before its deadline (${iso(pending.deadline)}): rolling back to generation ${pending.previous.generation} (${pending.previous.path})`,
+    };
+  }
+
+  const hostRevocation = input.revocations.hosts.find((r) => r.host === m.host);
+  if (hostRevocation !== undefined && ctx.isHostRevoked(m.host, m.hostKey)) {
+    return { kind: 'refuse', gate: 'revoked', reason: `host ${m.host} is revoked (${hostRevocation.reason}): it may not activate anything` };
+  }
+  const closureRevocation = input.revocations.closures.find((c) => c.storePath === m.target);
+  if (closureRevocation !== undefined) {
+    if (pending !== null && pending.target === m.target) {
+      return { kind: 'rollback', to: pending.previous, gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): undoing the unconfirmed activation` };
+    }
+    return { kind: 'refuse', gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): it will not be activated` };
+  }
+
+  if (pending !== null) {
+    if (pending.target !== m.target) {
+      return {
+        kind: 'rollback',
+        to: pending.previous,
+        gate: 'recovery',
+        reason: `the unconfirmed activation of ${pending.target} is no longer this host's signed target (${m.target}): rolling back to generation ${pending.previous.generation}`,
+      };
+    }
+    return {
+      kind: 'activate',
+      target: m.target,
+      deadline: pending.deadline,
+      rolloutId: m.rolloutId,
+      reason: `resuming the activation of ${m.target}: confirm before ${iso(pending.deadline)}`,
+    };
+  }
+
+  const ce = ctx.channel(m.channel);
+  if (local.current === m.target) {
+    const wave = ce.waves[m.wave];
+    if (plan.onFailure === 'rollback-and-halt' && wave !== undefined && wave.halted) {
+      if (local.previous !== null) {
+        return {
+          kind: 'rollback',
+          to: local.previous,
+          gate: 'halted',
+          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling wave ${m.wave} back, to generation ${local.previous.generation} (${local.previous.path})`,
+        };
+      }
+    }
+    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, wave ${m.wave})` };
+  }
+
+  if (input.freshness.status !== 'fresh') {
+    const what = input.freshness.status === 'stale' ? 'the signed release chain is stale' : 'the release chain is not validly signed';
+    return { kind: 'wait', gate: 'not-fresh', reason: `no new activations: ${what} (${input.freshness.reason})`, retryAfter: plan.signingIntervalSeconds };
+  }
+
+  const q = local.quarantine.find((e) => e.target === m.target && e.until > now);
+  if (q !== undefined) {
+    return {
+      kind: 'wait',
+      gate: 'quarantined',
+      reason: `target ${m.target} is quarantined on this host until ${iso(q.until)} after a failed or rolled-back activation (clear it locally, or a newer release supersedes it)`,
+      retryAfter: Math.max(1, Math.ceil((q.until - now) / 1000)),
+    };
+  }
+
+  const hold = ctx.gatesFor(m.channel, m.host);
+  if (hold !== null) return { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
+
+  if (input.inhibitor !== null) {
+    return { kind: 'defer', inhibitor: input.inhibitor, reason: `switching to ${m.target} needs a reboot (${input.inhibitor}): stage it for the next boot` };
+  }
+
+  const deadline = now + m.confirmDeadlineSeconds * 1000;
+  return {
+    kind: 'activate',
+    target: m.target,
+    deadline,
+    rolloutId: m.rolloutId,
+    reason: `wave ${m.wave} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
+  };
+}

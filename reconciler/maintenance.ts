@@ -1,0 +1,42 @@
+// Maintenance windows: each is a cron expression (UTC) for the window's start plus a duration.
+// Evaluated purely from `now`; parsed expressions are cached because parsing dominates the cost.
+import { CronTime } from 'cron';
+import type { MaintenanceWindow } from '../protocol/schemas/release.ts';
+
+const parsed = new Map<string, CronTime>();
+
+function cronTime(expr: string): CronTime {
+  let c = parsed.get(expr);
+  if (c === undefined) {
+    c = new CronTime(expr, 'UTC');
+    parsed.set(expr, c);
+  }
+  return c;
+}
+
+export type WindowVerdict = { open: true } | { open: false; /** ms of the next window start */ nextStart: number | null; reason: string };
+
+/** No windows means "always open". A window [start, start + duration) is open when a start lies in (now - duration, now]. */
+export function maintenanceWindowAt(windows: readonly MaintenanceWindow[], now: number): WindowVerdict {
+  if (windows.length === 0) return { open: true };
+  let nextStart: number | null = null;
+  for (const w of windows) {
+    let c: CronTime;
+    try {
+      c = cronTime(w.cron);
+    } catch (e) {
+      // A window that cannot be parsed can never open: failing closed keeps a bad plan from disrupting hosts.
+      continue;
+    }
+    const durationMs = w.durationMinutes * 60_000;
+    const start = c.getNextDateFrom(new Date(now - durationMs)).toMillis();
+    if (start <= now) return { open: true };
+    if (nextStart === null || start < nextStart) nextStart = start;
+  }
+  const list = windows.map((w) => `"${w.cron}" for ${w.durationMinutes} min`).join(', ');
+  return {
+    open: false,
+    nextStart,
+    reason: nextStart === null ? `no maintenance window can open (${list})` : `outside the maintenance windows (${list}); next opens at ${new Date(nextStart).toISOString()}`,
+  };
+}
