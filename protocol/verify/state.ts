@@ -1,0 +1,36 @@
+// What a client remembers between runs so that nothing older than what it has seen is accepted again.
+// Callers persist it as JSON (atomically) after every successful updateTrust.
+import { z } from 'zod';
+import { TrustRoot } from '../schemas/root.ts';
+import { SignatureEntry } from '../schemas/envelope.ts';
+import { IsoTime, NonNegativeInt } from '../schemas/common.ts';
+import { parseStrictJson } from '../strict-json.ts';
+import { parseWith } from '../schemas/parse.ts';
+import type { SignedRoot } from '../trust-root.ts';
+
+export const ClientState = z.strictObject({
+  type: z.literal('nixfleet-client-state'),
+  schemaVersion: z.literal(1),
+  /** The newest root envelope verified so far (starts as the pinned root). */
+  trustedRoot: z.strictObject({ signed: TrustRoot, signatures: z.array(SignatureEntry).min(1).max(16) }),
+  /** 0 = none seen yet. */
+  highestReleaseVersion: NonNegativeInt,
+  highestTimestampIssuedAt: IsoTime.nullable(),
+  highestRevocationsVersion: NonNegativeInt,
+});
+export type ClientState = z.infer<typeof ClientState>;
+
+export function initialClientState(pinnedRoot: SignedRoot): ClientState {
+  return ClientState.parse({
+    type: 'nixfleet-client-state',
+    schemaVersion: 1,
+    trustedRoot: pinnedRoot,
+    highestReleaseVersion: 0,
+    highestTimestampIssuedAt: null,
+    highestRevocationsVersion: 0,
+  });
+}
+
+export function parseClientState(bytes: Uint8Array | string, file: string): ClientState {
+  return parseWith(ClientState, parseStrictJson(bytes, { file, maxBytes: 256 * 1024 }), file);
+}

@@ -1,0 +1,142 @@
+// The client workflow's first half (TUF-like): walk the root chain forward, then verify the short-lived
+// timestamp (the only mutable entry point) and the revocations it binds, refusing anything older than
+// what this client has already seen. Pure except for the injected fetch.
+import { MixAndMatch, RollbackAttempt, Stale, FutureDated } from '../errors.ts';
+import { LIMITS } from '../limits.ts';
+import { REVOCATIONS_PATH, TIMESTAMP_PATH, rootPath } from '../layout.ts';
+import { isoTime, parseIsoTime } from '../schemas/common.ts';
+import type { SignedDocument } from '../schemas/envelope.ts';
+import type { Timestamp } from '../schemas/timestamp.ts';
+import type { Revocations } from '../schemas/revocations.ts';
+import type { TrustRoot } from '../schemas/root.ts';
+import { MAX_ROOT_CHAIN_STEPS, readRoot, requireRootNotExpired, verifyNextRoot, verifyReleaseSigned, type SignedRoot } from '../trust-root.ts';
+import type { Fetch } from './fetcher.ts';
+import type { ClientState } from './state.ts';
+import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
+
+export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/** What a verified update yields: the documents the host view and the reconciler build on. */
+export interface TrustedSnapshot {
+  root: SignedRoot;
+  timestamp: SignedDocument<Timestamp>;
+  revocations: SignedDocument<Revocations>;
+}
+
+export interface UpdateTrustResult extends TrustedSnapshot {
+  /** The state to persist (only after success). */
+  state: ClientState;
+  /** Root versions walked in this update (empty when the root did not change). */
+  rootsAdded: number[];
+}
+
+/**
+ * Freshness failures (Stale, FutureDated) mean "no new activations": the client keeps running what it
+ * runs. They never justify a rollback, unlike a forged or mixed document.
+ */
+export function isFreshnessFailure(e: unknown): e is Stale | FutureDated {
+  return e instanceof Stale || e instanceof FutureDated;
+}
+
+async function fetchOrStale(fetch: Fetch, path: string, maxBytes: number): Promise<Uint8Array> {
+  const b = await fetch(path, maxBytes);
+  // A withheld timestamp is a freeze attack or an outage: either way, nothing new may activate.
+  if (b === undefined) throw new Stale(path, 'not found: no fresh timestamp is available');
+  return b;
+}
+
+export async function walkRootChain(fetch: Fetch, trusted: SignedRoot): Promise<{ root: SignedRoot; added: number[] }> {
+  let current = trusted;
+  const added: number[] = [];
+  for (let step = 0; ; step++) {
+    const version = current.signed.version + 1;
+    const file = rootPath(version);
+    const bytes = await fetch(file, LIMITS.root);
+    if (bytes === undefined) break;
+    if (step >= MAX_ROOT_CHAIN_STEPS) throw new MixAndMatch(file, `root chain longer than ${MAX_ROOT_CHAIN_STEPS} steps`);
+    current = verifyNextRoot(current, readRoot(bytes, file), file);
+    added.push(version);
+  }
+  return { root: current, added };
+}
+
+export interface SeenVersions {
+  highestReleaseVersion: number;
+  highestTimestampIssuedAt: string | null;
+  highestRevocationsVersion: number;
+}
+
+/** Signature, binding to the root, freshness, rollback. Shared by the agent and the offline verifier. */
+export function verifyTimestamp(env: SignedDocument<Timestamp>, root: TrustRoot, seen: SeenVersions, now: number, clockSkewSeconds: number, file = TIMESTAMP_PATH): Timestamp {
+  verifyReleaseSigned(env, root, file, now);
+  const ts = env.signed;
+  requireFleet(ts, root, file);
+  if (ts.rootVersion > root.version) {
+    throw new MixAndMatch(file, `was signed under trust root v${ts.rootVersion}, but the newest verifiable root is v${root.version}`);
+  }
+  const issuedAt = parseIsoTime(ts.issuedAt);
+  if (issuedAt > now + clockSkewSeconds * 1000) {
+    throw new FutureDated(file, `issued at ${ts.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`);
+  }
+  if (ts.release.version < seen.highestReleaseVersion) {
+    throw new RollbackAttempt(file, `names release ${ts.release.version}, but release ${seen.highestReleaseVersion} was already seen`);
+  }
+  if (seen.highestTimestampIssuedAt !== null && issuedAt < parseIsoTime(seen.highestTimestampIssuedAt)) {
+    throw new RollbackAttempt(file, `issued at ${ts.issuedAt}, older than the timestamp already seen (${seen.highestTimestampIssuedAt})`);
+  }
+  if (ts.revocations.version < seen.highestRevocationsVersion) {
+    throw new RollbackAttempt(file, `names revocations v${ts.revocations.version}, but v${seen.highestRevocationsVersion} was already seen`);
+  }
+  if (parseIsoTime(ts.expires) <= now) {
+    throw new Stale(file, `expired at ${ts.expires} (now ${isoTime(now)}): no new activations until a fresh timestamp is published`);
+  }
+  return ts;
+}
+
+export function verifyRevocations(bytes: Uint8Array, ts: Timestamp, root: TrustRoot, seen: SeenVersions, file = ts.revocations.file.path): SignedDocument<Revocations> {
+  const env = readRevocations(bytes, file);
+  verifyReleaseSigned(env, root, file);
+  requireFleet(env.signed, root, file);
+  requireFileRef(bytes, ts.revocations.file, file, TIMESTAMP_PATH);
+  if (env.signed.version !== ts.revocations.version) {
+    throw new MixAndMatch(file, `is version ${env.signed.version}, the timestamp names v${ts.revocations.version}`);
+  }
+  if (env.signed.version < seen.highestRevocationsVersion) {
+    throw new RollbackAttempt(file, `is version ${env.signed.version}, but v${seen.highestRevocationsVersion} was already seen`);
+  }
+  return env;
+}
+
+export interface UpdateTrustOptions {
+  fetch: Fetch;
+  state: ClientState;
+  /** ms since the epoch; time is an input, never read here. */
+  now: number;
+  clockSkewSeconds?: number;
+}
+
+export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
+  const skew = o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  const { root, added } = await walkRootChain(o.fetch, o.state.trustedRoot);
+  requireRootNotExpired(root, o.now, rootPath(root.signed.version));
+
+  const tsBytes = await fetchOrStale(o.fetch, TIMESTAMP_PATH, LIMITS.timestamp);
+  const timestamp = readTimestamp(tsBytes, TIMESTAMP_PATH);
+  const ts = verifyTimestamp(timestamp, root.signed, o.state, o.now, skew);
+
+  const revPath = ts.revocations.file.path;
+  const revBytes = await o.fetch(revPath, LIMITS.revocations);
+  if (revBytes === undefined) throw new MixAndMatch(revPath, `is missing, but ${TIMESTAMP_PATH} binds it`);
+  const revocations = verifyRevocations(revBytes, ts, root.signed, o.state, revPath);
+
+  const prevIssued = o.state.highestTimestampIssuedAt;
+  const state: ClientState = {
+    ...o.state,
+    trustedRoot: root,
+    highestReleaseVersion: Math.max(o.state.highestReleaseVersion, ts.release.version),
+    highestTimestampIssuedAt: prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt) ? prevIssued : ts.issuedAt,
+    highestRevocationsVersion: Math.max(o.state.highestRevocationsVersion, revocations.signed.version),
+  };
+  return { state, root, timestamp, revocations, rootsAdded: added };
+}
+
