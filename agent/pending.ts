@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { IsoTime, StorePath, Digest } from '../protocol/schemas/common.ts';
+import { Probe } from '../protocol/schemas/release.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const PendingRecord = z.strictObject({
@@ -14,6 +15,9 @@ export const PendingRecord = z.strictObject({
   releaseVersion: z.number().int().min(1),
   rolloutId: Digest.nullable(),
   startedAt: IsoTime,
+  /** From the signed manifest, so a restarted agent can finish the confirm window offline. */
+  probes: z.array(Probe).max(32),
+  healthyPassesRequired: z.number().int().min(1),
   /** `switching` until the switch returned; `switched` after. Recovery treats them differently. */
   phase: z.enum(['switching', 'switched']),
 });

@@ -77,7 +77,7 @@ test('pending record persists and clears', () => {
   const s = new StateDir(tmp());
   const rec: PendingRecord = {
     target: T2, previous: { number: 4, path: T1 }, deadline: '2030-01-01T00:05:00Z', bootId: currentBootId(),
-    releaseVersion: 2, rolloutId: null, startedAt: '2030-01-01T00:00:00Z', phase: 'switching',
+    releaseVersion: 2, rolloutId: null, startedAt: '2030-01-01T00:00:00Z', phase: 'switching', probes: [], healthyPassesRequired: 2,
   };
   writePending(s, rec);
   assert.equal(readPending(s), rec);

@@ -1,0 +1,148 @@
+// Keeps the control plane's copy of this host's ack chain complete. The journal is the truth; the
+// endpoint may lag (we crashed before recording its answer), have lost a torn tail, or have been rebuilt
+// from empty. We remember the highest seq the endpoint confirmed, re-read the published head
+// (acks/hosts/<host>.json) before posting, and re-post whatever it is missing, in order.
+import { z } from 'zod';
+import { ackDigest, readAck, type SignedAck } from '../protocol/acks.ts';
+import { canonicalString } from '../protocol/canonical.ts';
+import { latestAckPath } from '../protocol/layout.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import type { AckJournal } from './ack-journal.ts';
+import { NotFound, type HttpClient } from './http-client.ts';
+import type { Logger } from './log.ts';
+import type { StateDir } from './state-dir.ts';
+
+const SyncState = z.strictObject({ serverSeq: z.number().int().min(0) });
+export const ACK_SYNC_FILE = 'ack-sync.json';
+
+const ConflictBody = z.object({ error: z.string(), reason: z.string().optional(), head: z.object({ seq: z.number().int().min(0), digest: z.string() }).optional() });
+
+export interface FlushResult {
+  posted: number;
+  /** Acks the endpoint had lost and that were posted again. */
+  reposted: number;
+  /** seq the endpoint has confirmed after this flush. */
+  serverSeq: number;
+  /** Why the flush stopped early (unreachable, refused), or null when everything is on the server. */
+  stoppedBecause: string | null;
+}
+
+export class AckSync {
+  constructor(
+    private readonly state: StateDir,
+    private readonly journal: AckJournal,
+    private readonly client: HttpClient,
+    private readonly host: string,
+    private readonly log: Logger,
+    private readonly postPath = 'acks',
+  ) {}
+
+  get serverSeq(): number {
+    return this.state.read(ACK_SYNC_FILE, SyncState)?.serverSeq ?? 0;
+  }
+
+  private setServerSeq(seq: number): void {
+    if (seq !== this.serverSeq) this.state.write(ACK_SYNC_FILE, SyncState, { serverSeq: seq });
+  }
+
+  /** Our own ack with that seq, if the digest matches: proof the endpoint's head is on our chain. */
+  private ours(seq: number, digest: string): boolean {
+    if (seq === 0) return true;
+    const mine = seq === this.journal.lastSeq() ? this.journal.last() : this.journal.all().find((a) => a.signed.seq === seq);
+    return !!mine && ackDigest(mine) === digest;
+  }
+
+  /** The latest ack the control plane publishes for this host (undefined: it has none). */
+  async publishedHead(): Promise<SignedAck | undefined> {
+    try {
+      const bytes = await this.client.get(latestAckPath(this.host), LIMITS.ack);
+      return readAck(bytes, latestAckPath(this.host));
+    } catch (e) {
+      if (e instanceof NotFound) return undefined;
+      throw e;
+    }
+  }
+
+  /**
+   * Compares the published head with what the endpoint confirmed earlier; if the endpoint lost acks
+   * (rebuilt from empty, torn log), lowers serverSeq so flush() re-posts them.
+   */
+  async detectLoss(): Promise<void> {
+    const confirmed = this.serverSeq;
+    if (confirmed === 0) return;
+    const head = await this.publishedHead();
+    const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
+    // A head at or past what we know is fine; the publisher may also simply lag a second behind,
+    // which costs at most an idempotent re-post answered by a 409 naming the real head.
+    if (headSeq < confirmed) {
+      this.log.warn('ack-loss-detected', { publishedSeq: head?.signed.seq ?? null, confirmedSeq: confirmed, reason: head ? 'the control plane publishes an older ack than it confirmed' : 'the control plane has no ack for this host' });
+      this.setServerSeq(headSeq);
+    }
+  }
+
+  /** Posts every journal entry the endpoint has not confirmed, in order. Never throws for network trouble. */
+  async flush(): Promise<FlushResult> {
+    let posted = 0;
+    let reposted = 0;
+    const initiallyConfirmed = this.serverSeq;
+    let highestEverConfirmed = initiallyConfirmed;
+    for (let guard = 0; guard < 10_000; guard++) {
+      const serverSeq = this.serverSeq;
+      const next = this.journal.after(serverSeq)[0];
+      if (!next) return { posted, reposted, serverSeq, stoppedBecause: null };
+      let res;
+      try {
+        res = await this.client.post(this.postPath, canonicalString(next), LIMITS.ack);
+      } catch (e) {
+        return { posted, reposted, serverSeq, stoppedBecause: (e as Error).message };
+      }
+      const text = Buffer.from(res.body).toString('utf8');
+      if (res.status === 200 || res.status === 201) {
+        posted++;
+        if (next.signed.seq <= highestEverConfirmed) reposted++;
+        this.setServerSeq(next.signed.seq);
+        highestEverConfirmed = Math.max(highestEverConfirmed, next.signed.seq);
+        continue;
+      }
+      if (res.status === 409) {
+        let head: { seq: number; digest: string } | undefined;
+        try {
+          head = ConflictBody.parse(JSON.parse(text)).head;
+        } catch {
+          /* unreadable 409: handled below */
+        }
+        if (head && head.seq !== serverSeq && head.seq <= this.journal.lastSeq() && this.ours(head.seq, head.digest)) {
+          // The endpoint is elsewhere on our own chain: ahead (we missed its answer) or behind (it lost acks).
+          if (head.seq < serverSeq) this.log.warn('ack-endpoint-behind', { endpointSeq: head.seq, confirmedSeq: serverSeq });
+          this.setServerSeq(head.seq);
+          continue;
+        }
+        const why = `ack seq ${next.signed.seq} refused with 409: ${text.slice(0, 300)}`;
+        this.log.error('ack-chain-conflict', { seq: next.signed.seq, answer: text.slice(0, 300) });
+        return { posted, reposted, serverSeq, stoppedBecause: why };
+      }
+      const why = `ack seq ${next.signed.seq} refused with HTTP ${res.status}: ${text.slice(0, 300)}`;
+      this.log.error('ack-refused', { seq: next.signed.seq, status: res.status, answer: text.slice(0, 300) });
+      return { posted, reposted, serverSeq, stoppedBecause: why };
+    }
+    return { posted, reposted, serverSeq: this.serverSeq, stoppedBecause: 'too many ack round trips' };
+  }
+
+  /**
+   * The confirm round trip: true once the control plane publishes `ack` (or a later ack of ours) as this
+   * host's latest. Polls until `deadlineMs`.
+   */
+  async readBack(ack: SignedAck, deadlineMs: number, pollMs = 250, now: () => number = Date.now): Promise<boolean> {
+    const want = ackDigest(ack);
+    while (now() < deadlineMs) {
+      try {
+        const head = await this.publishedHead();
+        if (head && (ackDigest(head) === want || (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))) return true;
+      } catch {
+        /* unreachable: keep trying until the deadline */
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pollMs, deadlineMs - now()))));
+    }
+    return false;
+  }
+}

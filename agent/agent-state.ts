@@ -1,0 +1,33 @@
+// What the agent remembers about itself besides acks, pending record and quarantine: the last confirmed
+// activation (for heartbeats' healthySince and for rollback-and-halt's "previous generation") and the
+// digest of the last fully verified timestamp (for the steady-state shortcut in tree-fetch.ts).
+import { z } from 'zod';
+import { Digest, IsoTime, StorePath } from '../protocol/schemas/common.ts';
+import type { StateDir } from './state-dir.ts';
+
+export const AgentState = z.strictObject({
+  confirmed: z
+    .strictObject({
+      target: StorePath,
+      rolloutId: Digest.nullable(),
+      healthySince: IsoTime,
+      /** Generation that ran before this activation: what rollback-and-halt restores. */
+      previous: z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) }).nullable(),
+    })
+    .nullable(),
+  lastVerifiedTimestamp: Digest.nullable(),
+});
+export type AgentState = z.infer<typeof AgentState>;
+
+export const AGENT_STATE_FILE = 'agent-state.json';
+
+export function readAgentState(state: StateDir): AgentState {
+  return state.read(AGENT_STATE_FILE, AgentState) ?? { confirmed: null, lastVerifiedTimestamp: null };
+}
+
+export function updateAgentState(state: StateDir, patch: Partial<AgentState>): AgentState {
+  const current = readAgentState(state);
+  const next = { ...current, ...patch };
+  if (JSON.stringify(next) !== JSON.stringify(current)) state.write(AGENT_STATE_FILE, AgentState, next);
+  return next;
+}

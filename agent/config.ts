@@ -1,0 +1,52 @@
+// The agent's configuration file (JSON, strict: unknown fields are refused, errors name the field).
+// Relative paths are resolved against the config file's directory.
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { HostName } from '../protocol/schemas/common.ts';
+import { parseStrictJson } from '../protocol/strict-json.ts';
+import { parseWith } from '../protocol/schemas/parse.ts';
+import { ActivatorConfig } from './activators/index.ts';
+
+const FilePath = z.string().min(1).max(4096);
+
+export const AgentConfig = z.strictObject({
+  /** Base URL of the published tree, e.g. https://cp.example:8443/ */
+  controlPlaneUrl: z.string().max(2048).regex(/^https:\/\//, 'must be an https:// URL'),
+  /** Tree-relative path the ack endpoint listens on (POST). */
+  ackPath: z.string().max(256).regex(/^[a-z0-9][a-z0-9/_-]*$/, 'must be a relative path like "acks"').default('acks'),
+  caFile: FilePath,
+  certFile: FilePath,
+  keyFile: FilePath,
+  host: HostName,
+  /** nixfleet private key file (protocol/keys.ts) whose public half is the host key in the fleet. */
+  hostKeyFile: FilePath,
+  /** The pinned trust root (a signed root/<n>.json) the agent was installed with. */
+  trustRootFile: FilePath,
+  stateDir: FilePath,
+  activator: ActivatorConfig,
+  quarantineHours: z.number().int().min(0).max(24 * 365).default(24),
+  /** Daemon mode schedule (cron, 5 or 6 fields; 6 = with seconds). */
+  schedule: z.string().min(9).max(128).default('*/1 * * * *'),
+  clockSkewSeconds: z.number().int().min(0).max(86_400).default(60),
+  requestTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  retries: z.number().int().min(0).max(10).default(3),
+  /** Pause between probe rounds and between read-back polls in the confirm window. */
+  probeIntervalMs: z.number().int().min(10).max(600_000).default(2_000),
+  /** Random delay before a timer/daemon run so a fleet does not poll in lockstep (0 = none). */
+  splayMs: z.number().int().min(0).max(3_600_000).default(0),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+const PATH_FIELDS = ['caFile', 'certFile', 'keyFile', 'hostKeyFile', 'trustRootFile', 'stateDir'] as const;
+
+export function parseAgentConfig(json: unknown, file: string): AgentConfig {
+  const config = parseWith(AgentConfig, json, file);
+  const base = dirname(resolve(file));
+  for (const f of PATH_FIELDS) if (!isAbsolute(config[f])) config[f] = resolve(base, config[f]);
+  return config;
+}
+
+export function loadAgentConfig(file: string): AgentConfig {
+  return parseAgentConfig(parseStrictJson(readFileSync(file), { file, maxBytes: 256 * 1024 }), file);
+}

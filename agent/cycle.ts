@@ -1,0 +1,188 @@
+// One agent cycle (DESIGN.md section 6): recover -> fetch + verify the chain -> fetch peers' acks ->
+// reconcile -> act -> post acks. Every decision is logged with its reason as one JSON line.
+import { readFileSync } from 'node:fs';
+import { isVerificationError } from '../protocol/errors.ts';
+import { isoTime } from '../protocol/schemas/common.ts';
+import type { HostManifest, ChannelPlan } from '../protocol/schemas/release.ts';
+import { readRoot, verifyPinnedRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import { fetchHostView } from '../protocol/verify/host-view.ts';
+import { ClientState, initialClientState } from '../protocol/verify/state.ts';
+import { isFreshnessFailure, updateTrust } from '../protocol/verify/update-trust.ts';
+import { decide, type Decision, type LocalState } from '../reconciler/index.ts';
+import { activate, confirmPending, recover, rollbackConfirmed, rollbackPending, type AgentContext } from './activation.ts';
+import { readAgentState, updateAgentState } from './agent-state.ts';
+import { readPending } from './pending.ts';
+import { fetchPeerAcks } from './peer-acks.ts';
+import type { HttpCache } from './http-cache.ts';
+import { Unreachable, type HttpClient } from './http-client.ts';
+import { openTreeFetch } from './tree-fetch.ts';
+import type { StateDir } from './state-dir.ts';
+
+export const TRUST_STATE_FILE = 'trust-state.json';
+
+export type CycleOutcome =
+  | { kind: 'decided'; decision: Decision['kind']; reason: string; acted: string | null }
+  | { kind: 'unreachable'; reason: string }
+  | { kind: 'refused'; code: string; file: string; reason: string }
+  | { kind: 'not-fresh'; reason: string };
+
+export interface CycleDeps extends AgentContext {
+  client: HttpClient;
+  cache: HttpCache;
+  pinnedRoot: SignedRoot;
+  clockSkewSeconds: number;
+}
+
+export function loadPinnedRoot(file: string): SignedRoot {
+  const root = readRoot(readFileSync(file), file);
+  verifyPinnedRoot(root, file);
+  return root;
+}
+
+function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {
+  const stored = state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
+  // A pin newer than what the state knows (re-installed agent) wins; an older pin never rolls it back.
+  if (!stored || stored.trustedRoot.signed.version < pinned.signed.version) return initialClientState(pinned);
+  return stored;
+}
+
+/** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
+function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan): void {
+  const now = deps.now();
+  const last = deps.journal.last()?.signed;
+  const confirmed = readAgentState(deps.state).confirmed;
+  const onTarget = confirmed?.target === m.target ? confirmed : null;
+  const healthySince = onTarget?.healthySince ?? isoTime(now);
+  if (!onTarget) updateAgentState(deps.state, { confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null } });
+  const sameSubject = last && last.target === m.target && last.rolloutId === m.rolloutId && (last.kind === 'healthy' || last.kind === 'heartbeat');
+  const due = !sameSubject || now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000;
+  if (!due) return;
+  deps.journal.append(
+    { kind: sameSubject ? 'heartbeat' : 'healthy', releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current: m.target, healthySince, probes: [], reason: null },
+    now,
+  );
+}
+
+/** A locally blocked host says so once per reason, so budgets and waves do not wait for it forever. */
+function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferred', reason: string, current: string | null): void {
+  const last = deps.journal.last()?.signed;
+  if (last && last.kind === kind && last.rolloutId === m.rolloutId && last.reason === reason.slice(0, 512)) return;
+  deps.journal.append({ kind, releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current, healthySince: null, probes: [], reason }, deps.now());
+}
+
+export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
+  const log = deps.log;
+  const recovered = await recover(deps);
+  if (recovered !== 'none') log.info('recovery', { result: recovered });
+
+  if (deps.sync) {
+    try {
+      await deps.sync.detectLoss();
+    } catch (e) {
+      log.warn('ack-head-check-failed', { reason: (e as Error).message });
+    }
+    const r = await deps.sync.flush();
+    if (r.reposted > 0) log.info('acks-reposted', { count: r.reposted, confirmedSeq: r.serverSeq });
+  }
+
+  // Fetch and verify everything this host depends on.
+  const agentState = readAgentState(deps.state);
+  let view;
+  let revocations;
+  let treeFetch;
+  try {
+    treeFetch = await openTreeFetch(deps.client, deps.cache, agentState.lastVerifiedTimestamp ?? undefined);
+    const trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
+    deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
+    if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
+    view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
+    revocations = trust.revocations.signed;
+  } catch (e) {
+    if (e instanceof Unreachable) {
+      log.warn('control-plane-unreachable', { reason: e.message });
+      return { kind: 'unreachable', reason: e.message };
+    }
+    if (isFreshnessFailure(e)) {
+      log.warn('decision', { decision: 'wait', gate: 'not-fresh', reason: `no new activations: ${e.message}`, code: e.code, file: e.file });
+      return { kind: 'not-fresh', reason: e.message };
+    }
+    if (isVerificationError(e)) {
+      const current = await deps.activator.currentGeneration();
+      log.error('decision', { decision: 'refuse', code: e.code, file: e.file, reason: `refusing the served tree, keeping generation ${current.number} (${current.path}): ${e.message}` });
+      return { kind: 'refused', code: e.code, file: e.file, reason: e.message };
+    }
+    throw e;
+  }
+
+  const { manifest, plan, gatingPlans, budgets } = view;
+  const plans: Record<string, ChannelPlan> = { [plan.channel]: plan };
+  for (const g of gatingPlans) plans[g.channel] = g;
+  let peers;
+  try {
+    peers = await fetchPeerAcks({ fetch: treeFetch.fetch, plans: Object.values(plans), budgets, self: deps.host, log });
+  } catch (e) {
+    if (e instanceof Unreachable) {
+      log.warn('control-plane-unreachable', { reason: e.message });
+      return { kind: 'unreachable', reason: e.message };
+    }
+    throw e;
+  }
+  if (treeFetch.timestampDigest && treeFetch.timestampDigest !== agentState.lastVerifiedTimestamp) updateAgentState(deps.state, { lastVerifiedTimestamp: treeFetch.timestampDigest });
+
+  const current = await deps.activator.currentGeneration();
+  const pending = readPending(deps.state);
+  const now = deps.now();
+  const local: LocalState = {
+    current: current.path,
+    pending: pending && pending.rolloutId ? { target: pending.target, rolloutId: pending.rolloutId, previous: { generation: pending.previous.number, path: pending.previous.path }, deadline: Date.parse(pending.deadline) } : null,
+    previous: (() => {
+      const c = readAgentState(deps.state).confirmed;
+      return c?.previous && c.target === current.path ? { generation: c.previous.number, path: c.previous.path } : null;
+    })(),
+    quarantine: deps.quarantine.active(now).map((q) => ({ target: q.target, until: Date.parse(q.until) })),
+  };
+  const inhibitor = current.path === manifest.target ? null : ((await deps.activator.detectInhibitors(manifest.target))[0] ?? null);
+  const decision = decide({ now, plans, budgets, revocations, acks: peers.acks, manifest, freshness: { status: 'fresh' }, local, inhibitor, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } });
+  log.info('decision', {
+    decision: decision.kind,
+    reason: decision.reason,
+    gate: 'gate' in decision ? decision.gate : null,
+    release: manifest.releaseVersion,
+    channel: manifest.channel,
+    wave: manifest.wave,
+    target: manifest.target,
+    current: current.path,
+  });
+
+  let acted: string | null = null;
+  switch (decision.kind) {
+    case 'converged':
+      convergedAck(deps, manifest, plan);
+      break;
+    case 'wait':
+      if (decision.gate === 'quarantined') blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
+      break;
+    case 'defer':
+      blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
+      break;
+    case 'refuse':
+      break;
+    case 'activate': {
+      if (pending) acted = await confirmPending(deps, pending);
+      else acted = await activate(deps, manifest, decision.deadline);
+      break;
+    }
+    case 'rollback': {
+      const to = { number: decision.to.generation, path: decision.to.path };
+      if (pending) await rollbackPending(deps, pending, decision.reason);
+      else await rollbackConfirmed(deps, to, current.path, manifest.releaseVersion, manifest.rolloutId, decision.reason);
+      acted = 'rolled-back';
+      break;
+    }
+  }
+  if (deps.sync) {
+    const r = await deps.sync.flush();
+    if (r.stoppedBecause) log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: deps.journal.lastSeq() });
+  }
+  return { kind: 'decided', decision: decision.kind, reason: decision.reason, acted };
+}
