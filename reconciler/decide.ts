@@ -3,16 +3,34 @@
 // rollback-and-halt) -> not fresh -> quarantined -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
-import type { DecideInput, Decision } from './types.ts';
+import type { DecideInput, Decision, FleetInput } from './types.ts';
 import { humanDuration } from './time.ts';
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
-export function decide(input: DecideInput): Decision {
+/** A fleet evaluation that several decide() calls over the same FleetInput can share (e.g. one per poll instant). */
+export type PreparedFleet = FleetContext;
+
+export function prepareFleet(input: FleetInput): PreparedFleet {
+  return new FleetContext(input);
+}
+
+function sameFleetInput(a: FleetInput, b: FleetInput): boolean {
+  return a.now === b.now && a.plans === b.plans && a.budgets === b.budgets && a.revocations === b.revocations && a.acks === b.acks && a.tolerances === b.tolerances;
+}
+
+/**
+ * `prepared` (optional) must come from prepareFleet() over the very same objects and `now` as `input`;
+ * it only saves recomputing the fleet for every host that decides at the same instant.
+ */
+export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   const { manifest: m, local, now } = input;
-  const ctx = new FleetContext(input);
+  if (prepared !== undefined && !sameFleetInput(prepared.input, input)) {
+    throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks or tolerances differ)');
+  }
+  const ctx = prepared ?? new FleetContext(input);
   const plan = ctx.plan(m.channel);
   if (plan.rolloutId !== m.rolloutId || plan.hosts[m.host]?.target !== m.target || plan.hosts[m.host]?.wave !== m.wave) {
     throw new ReconcilerInputError(`manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`);
@@ -59,10 +77,10 @@ export function decide(input: DecideInput): Decision {
     };
   }
 
-  const ce = ctx.channel(m.channel);
   if (local.current === m.target) {
-    const wave = ce.waves[m.wave];
-    if (plan.onFailure === 'rollback-and-halt' && wave !== undefined && wave.halted) {
+    const ce = plan.onFailure === 'rollback-and-halt' ? ctx.channel(m.channel) : null;
+    const wave = ce?.waves[m.wave];
+    if (ce !== null && wave !== undefined && wave.halted) {
       if (local.previous !== null) {
         return {
           kind: 'rollback',

@@ -1,5 +1,5 @@
 // Public API of the pure reconciler. No I/O, no clock reads, no randomness: time is an input.
-export { decide } from './decide.ts';
+export { decide, prepareFleet, type PreparedFleet } from './decide.ts';
 export { fleetView, type FleetViewOptions } from './view.ts';
 export { latestAcks } from './acks.ts';
 export { ReconcilerInputError } from './context.ts';
