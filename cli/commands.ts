@@ -11,4 +11,5 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
+  { name: 'agent', summary: 'run the host agent (one cycle or a daemon); manage its quarantine', load: () => import('./agent.ts') },
 ];
