@@ -1,0 +1,156 @@
+// Builds and signs the immutable documents of one release (pure: no I/O, no clock). Order matters because
+// documents bind what they depend on by digest: budgets -> channel plans -> host manifests -> index.
+import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
+import { signBytes } from '../protocol/ed25519.ts';
+import { b64, type SigningKey } from '../protocol/keys.ts';
+import { budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath } from '../protocol/layout.ts';
+import { SCHEMA_VERSION, type FileRef } from '../protocol/schemas/common.ts';
+import { ChannelPlan, DisruptionBudgets, HostManifest, ReleaseIndex } from '../protocol/schemas/release.ts';
+import type { Fleet } from './fleet-schema.ts';
+import type { ResolvedFleet } from './waves.ts';
+import { parseHostKey } from './host-key.ts';
+
+export interface TreeFile {
+  /** Tree-relative path. */
+  path: string;
+  bytes: Buffer;
+}
+
+export interface BuildReleaseInput {
+  fleet: Fleet;
+  resolved: ResolvedFleet;
+  version: number;
+  issuedAt: string;
+  rootVersion: number;
+  fleetDigest: string;
+  source: string | null;
+  keys: readonly SigningKey[];
+  /** Called every few hundred signatures with (done, total). */
+  onSigned?: (done: number, total: number) => void;
+}
+
+export interface BuiltRelease {
+  files: TreeFile[];
+  index: FileRef;
+}
+
+/**
+ * Same bytes as envelopeBytes(signDocument(doc, keys)) but canonicalises the document once instead of
+ * twice: JCS orders "signatures" before "signed" and "keyid" before "sig", and key ids (hex) and
+ * signatures (base64) need no escaping. tests/publisher/documents.test.ts checks the equivalence.
+ */
+export function signedEnvelopeBytes(doc: unknown, keys: readonly SigningKey[]): Buffer {
+  const signed = canonicalString(doc);
+  const message = Buffer.from(signed, 'utf8');
+  const sigs = keys.map((k) => `{"keyid":"${k.keyid}","sig":"${b64(signBytes(k.seed, message))}"}`).join(',');
+  return Buffer.from(`{"signatures":[${sigs}],"signed":${signed}}`, 'utf8');
+}
+
+export function fileRef(path: string, bytes: Buffer): FileRef {
+  return { path, digest: sha256Digest(bytes), length: bytes.length };
+}
+
+function rawHostKey(text: string): string {
+  const r = parseHostKey(text);
+  if (!r.ok) throw new Error(`host key was not validated: ${r.reason}`);
+  return b64(r.raw);
+}
+
+export function buildRelease(input: BuildReleaseInput): BuiltRelease {
+  const { fleet, resolved, version, issuedAt } = input;
+  const files: TreeFile[] = [];
+  const total = Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
+  let done = 0;
+  const sign = <T>(path: string, doc: T): FileRef => {
+    const bytes = signedEnvelopeBytes(doc, input.keys);
+    files.push({ path, bytes });
+    done++;
+    if (input.onSigned && (done % 250 === 0 || done === total)) input.onSigned(done, total);
+    return fileRef(path, bytes);
+  };
+  const common = { schemaVersion: SCHEMA_VERSION, fleet: fleet.fleet, releaseVersion: version, issuedAt };
+
+  const budgets = sign(budgetsPath(version), DisruptionBudgets.parse({
+    type: 'disruption-budgets',
+    ...common,
+    budgets: resolved.budgets.map((b) => ({ id: b.id, selector: b.selector, maxInFlight: b.maxInFlight, maxInFlightPct: b.maxInFlightPct, hosts: b.hosts })),
+  }));
+
+  const hostKeys = new Map(Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)]));
+  const plans = new Map<string, FileRef>();
+  for (const ch of Object.values(resolved.channels)) {
+    const c = fleet.channels[ch.name]!;
+    const hosts: Record<string, { target: string; hostKey: string; wave: number }> = {};
+    for (const w of ch.waves) for (const h of w.hosts) hosts[h] = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
+    plans.set(ch.name, sign(channelPlanPath(version, ch.name), ChannelPlan.parse({
+      type: 'channel-plan',
+      ...common,
+      channel: ch.name,
+      rolloutId: ch.rolloutId,
+      strategy: ch.strategy,
+      onFailure: ch.onFailure,
+      freshnessSeconds: c.freshnessSeconds,
+      signingIntervalSeconds: c.signingIntervalSeconds,
+      confirmDeadlineSeconds: c.confirmDeadlineSeconds,
+      heartbeatSeconds: c.heartbeatSeconds,
+      offlineWindowSeconds: c.offlineWindowSeconds,
+      maintenanceWindows: c.maintenanceWindows,
+      waves: ch.waves.map((w) => ({ index: w.index, soakSeconds: w.soakSeconds, failureThreshold: w.failureThreshold, offlineExcuseLimit: w.offlineExcuseLimit, hosts: w.hosts })),
+      hosts,
+      hostEdges: ch.hostEdges,
+      gatedBy: ch.gatedBy,
+    })));
+  }
+
+  const indexHosts: Record<string, { channel: string; manifest: FileRef }> = {};
+  for (const ch of Object.values(resolved.channels)) {
+    const c = fleet.channels[ch.name]!;
+    const policy = fleet.policies[ch.policy]!;
+    const gatingPlans = ch.gatedBy.map((g) => ({ channel: g, plan: plans.get(g)! }));
+    for (const w of ch.waves) {
+      for (const name of w.hosts) {
+        const h = fleet.hosts[name]!;
+        // Built as a literal in schema field order; HostManifest.parse per host would cost more than signing.
+        const manifest: HostManifest = {
+          type: 'host-manifest',
+          ...common,
+          host: name,
+          system: h.system,
+          machineId: h.machineId ?? null,
+          hostKey: hostKeys.get(name)!,
+          channel: ch.name,
+          wave: w.index,
+          target: h.target,
+          rolloutId: ch.rolloutId,
+          plan: plans.get(ch.name)!,
+          gatingPlans,
+          budgets,
+          probes: policy.probes,
+          healthyPassesRequired: policy.healthyPassesRequired,
+          confirmDeadlineSeconds: c.confirmDeadlineSeconds,
+          cacheUrl: fleet.cacheUrl ?? null,
+        };
+        indexHosts[name] = { channel: ch.name, manifest: sign(hostManifestPath(version, name), manifest) };
+      }
+    }
+  }
+
+  const channels: Record<string, { rolloutId: string; plan: FileRef; hostCount: number }> = {};
+  for (const ch of Object.values(resolved.channels)) {
+    channels[ch.name] = { rolloutId: ch.rolloutId, plan: plans.get(ch.name)!, hostCount: ch.waves.reduce((n, w) => n + w.hosts.length, 0) };
+  }
+  const index = sign(releaseIndexPath(version), ReleaseIndex.parse({
+    type: 'release',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: fleet.fleet,
+    version,
+    issuedAt,
+    rootVersion: input.rootVersion,
+    fleetDigest: input.fleetDigest,
+    source: input.source,
+    channels,
+    hosts: indexHosts,
+    budgets,
+  }));
+  return { files, index };
+}

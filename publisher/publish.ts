@@ -1,0 +1,195 @@
+// `nixfleet publish` as a library: fleet JSON -> validated, resolved, signed static tree.
+// Write order (each step crash-safe, so a kill -9 at any moment leaves the previous tree verifiable):
+//   root/<n>.json (immutable copies) -> releases/<v>/ (temp dir, flushed, renamed into place)
+//   -> revocations/<r>.json (immutable, only when revocations changed) -> timestamp.json (atomic, mtime
+//   advanced) -> revocations.json (a copy of the current revocations, for a fixed URL).
+// Only the timestamp switches agents to the new release, and it is written after everything it names.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../protocol/atomic-write.ts';
+import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
+import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
+import type { SigningKey } from '../protocol/keys.ts';
+import { REVOCATIONS_PATH, TIMESTAMP_PATH, rootPath } from '../protocol/layout.ts';
+import { SCHEMA_VERSION, isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
+import { Timestamp } from '../protocol/schemas/timestamp.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { buildRelease } from './documents.ts';
+import { PublishRefused } from './errors.ts';
+import type { Fleet } from './fleet-schema.ts';
+import { planRevocations, readBoundRevocations } from './revocations.ts';
+import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
+import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
+import { assertValidFleet } from './validate.ts';
+
+export type PublishPhase = 'resolve' | 'sign' | 'write' | 'done';
+export interface PublishProgress {
+  phase: PublishPhase;
+  done: number;
+  total: number;
+}
+
+export interface PublishOptions {
+  treeDir: string;
+  /** The fleet JSON value (already read through strict JSON intake). Validated here. */
+  fleet: unknown;
+  releaseKeys: readonly SigningKey[];
+  /** Directory holding root/<n>.json as written by `nixfleet trust init` / `trust rotate`... */
+  trustDir?: string;
+  /** ...or the root envelopes 1..n themselves. */
+  roots?: readonly (Uint8Array | SignedRoot)[];
+  /** Publish time, ms since the epoch (signed as issuedAt, second precision). */
+  now: number;
+  /** Explicit version; must exceed every version already in the tree. Default: previous + 1. */
+  version?: number;
+  /** Provenance text signed into the index (e.g. git commit). */
+  source?: string;
+  /** Label of the fleet input in error messages. */
+  fleetSource?: string;
+  onProgress?: (p: PublishProgress) => void;
+}
+
+export interface PublishResult {
+  version: number;
+  previousVersion: number;
+  rootVersion: number;
+  hosts: number;
+  /** Channel -> rollout id. */
+  rolloutIds: Record<string, string>;
+  index: FileRef;
+  revocations: { version: number; file: FileRef };
+  timestamp: { issuedAt: string; expires: string };
+  warnings: string[];
+  /** Wall time per phase, ms. */
+  timings: { resolve: number; sign: number; write: number; total: number };
+}
+
+/** Timestamp lifetime: the smallest freshness window of any channel (documented in docs/architecture.md). */
+export function timestampLifetimeSeconds(freshness: readonly number[]): number {
+  return freshness.length > 0 ? Math.min(...freshness) : 3600;
+}
+
+export function signTimestamp(o: {
+  fleet: string;
+  now: number;
+  lifetimeSeconds: number;
+  rootVersion: number;
+  release: { version: number; index: FileRef };
+  revocations: { version: number; file: FileRef };
+  keys: readonly SigningKey[];
+}): Buffer {
+  const issuedAtSec = Math.floor(o.now / 1000) * 1000;
+  const doc = Timestamp.parse({
+    type: 'timestamp',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: o.fleet,
+    issuedAt: isoTime(issuedAtSec),
+    expires: isoTime(issuedAtSec + o.lifetimeSeconds * 1000),
+    rootVersion: o.rootVersion,
+    release: o.release,
+    revocations: o.revocations,
+  });
+  return envelopeBytes(signDocument(doc, o.keys));
+}
+
+function loadTrust(opts: PublishOptions): TrustChain {
+  if (opts.roots && opts.roots.length > 0) return loadTrustChain(opts.roots, opts.now);
+  if (opts.trustDir) return loadTrustDir(opts.trustDir, opts.now);
+  throw new PublishRefused('no trust root given (--trust DIR with root/1.json from `nixfleet trust init`)');
+}
+
+/** Copies the chain into tree/root/. An existing root file with other bytes means two different chains. */
+function installRoots(treeDir: string, trust: TrustChain): void {
+  for (const { version, bytes } of trust.chain) {
+    const path = join(treeDir, rootPath(version));
+    if (existsSync(path)) {
+      if (!readFileSync(path).equals(bytes)) throw new PublishRefused(`${rootPath(version)} in the tree differs from the trust directory's root v${version}; refusing to mix two trust chains`);
+      continue;
+    }
+    writeFileAtomic(path, bytes);
+  }
+  const beyond = join(treeDir, rootPath(trust.root.signed.version + 1));
+  if (existsSync(beyond)) throw new PublishRefused(`the tree already has ${rootPath(trust.root.signed.version + 1)}, newer than the trust directory: update the trust directory first`);
+}
+
+export function publishRelease(opts: PublishOptions): PublishResult {
+  const t0 = performance.now();
+  const progress = opts.onProgress ?? (() => {});
+  progress({ phase: 'resolve', done: 0, total: 1 });
+  const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
+  const trust = loadTrust(opts);
+  const root = trust.root.signed;
+  if (root.fleet !== fleet.fleet) throw new PublishRefused(`the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`);
+  checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
+  const tResolved = performance.now();
+
+  const unlock = acquireLock(opts.treeDir);
+  try {
+    removeStaleTemps(opts.treeDir);
+    const current = readCurrentTimestamp(opts.treeDir);
+    const previousVersion = Math.max(current?.signed.release.version ?? 0, highestReleaseDir(opts.treeDir));
+    if (current && opts.now < parseIsoTime(current.signed.issuedAt)) {
+      throw new PublishRefused(`the publish time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${current.signed.issuedAt}; is the clock wrong?`);
+    }
+    const version = opts.version ?? previousVersion + 1;
+    if (!Number.isSafeInteger(version) || version < 1) throw new PublishRefused(`version must be a positive integer, got ${version}`);
+    if (version <= previousVersion) throw new PublishRefused(`version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`);
+
+    const issuedAt = isoTime(opts.now);
+    const built = buildRelease({
+      fleet: fleet as Fleet,
+      resolved,
+      version,
+      issuedAt,
+      rootVersion: root.version,
+      fleetDigest: sha256Digest(canonicalBytes(opts.fleet)),
+      source: opts.source ?? null,
+      keys: opts.releaseKeys,
+      onSigned: (done, total) => progress({ phase: 'sign', done, total }),
+    });
+    const previousRevocations = readBoundRevocations(opts.treeDir, current?.signed);
+    const revocations = planRevocations(
+      fleet,
+      previousRevocations && current ? { doc: previousRevocations, ref: current.signed.revocations.file } : undefined,
+      current?.signed.revocations.version ?? 0,
+      issuedAt,
+      opts.releaseKeys,
+    );
+    const timestamp = signTimestamp({
+      fleet: fleet.fleet,
+      now: opts.now,
+      lifetimeSeconds: timestampLifetimeSeconds(Object.values(fleet.channels).map((c) => c.freshnessSeconds)),
+      rootVersion: root.version,
+      release: { version, index: built.index },
+      revocations: { version: revocations.version, file: revocations.ref },
+      keys: opts.releaseKeys,
+    });
+    const tSigned = performance.now();
+
+    installRoots(opts.treeDir, trust);
+    installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
+    if (revocations.file) writeFileAtomic(join(opts.treeDir, revocations.file.path), revocations.file.bytes);
+    writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), timestamp, { advanceMtime: true });
+    const revocationBytes = readFileSync(join(opts.treeDir, revocations.ref.path));
+    const mirror = join(opts.treeDir, REVOCATIONS_PATH);
+    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes)) writeFileAtomic(mirror, revocationBytes, { advanceMtime: true });
+    const tWritten = performance.now();
+    progress({ phase: 'done', done: 1, total: 1 });
+
+    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
+    return {
+      version,
+      previousVersion,
+      rootVersion: root.version,
+      hosts: Object.keys(fleet.hosts).length,
+      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
+      index: built.index,
+      revocations: { version: revocations.version, file: revocations.ref },
+      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
+      warnings,
+      timings: { resolve: tResolved - t0, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
+    };
+  } finally {
+    unlock();
+  }
+}

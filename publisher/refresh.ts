@@ -1,0 +1,78 @@
+// `nixfleet refresh`: the scheduled CI job that keeps the tree fresh. Re-signs only timestamp.json, with
+// the same release index and revocations (checked to still match their digests, so a refresh never
+// vouches for files that changed on disk) and a new issuedAt/expires.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../protocol/atomic-write.ts';
+import { sha256Digest } from '../protocol/canonical.ts';
+import { readEnvelope } from '../protocol/document.ts';
+import type { SigningKey } from '../protocol/keys.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import { TIMESTAMP_PATH } from '../protocol/layout.ts';
+import { isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
+import { ChannelPlan, ReleaseIndex } from '../protocol/schemas/release.ts';
+import { MixAndMatch } from '../protocol/errors.ts';
+import { PublishRefused } from './errors.ts';
+import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
+import { acquireLock, readCurrentTimestamp } from './tree.ts';
+import { checkReleaseKeys, loadTrustChain } from './trust.ts';
+
+export interface RefreshOptions {
+  treeDir: string;
+  releaseKeys: readonly SigningKey[];
+  now: number;
+}
+
+export interface RefreshResult {
+  releaseVersion: number;
+  issuedAt: string;
+  expires: string;
+  previousIssuedAt: string;
+}
+
+function readBound(treeDir: string, ref: FileRef): Buffer {
+  const path = join(treeDir, ref.path);
+  if (!existsSync(path)) throw new MixAndMatch(ref.path, 'named by timestamp.json but missing');
+  const bytes = readFileSync(path);
+  if (bytes.length !== ref.length || sha256Digest(bytes) !== ref.digest) throw new MixAndMatch(ref.path, 'does not match the digest in timestamp.json; refusing to re-sign');
+  return bytes;
+}
+
+export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
+  const unlock = acquireLock(opts.treeDir);
+  try {
+    const current = readCurrentTimestamp(opts.treeDir);
+    if (!current) throw new PublishRefused(`${opts.treeDir}: no ${TIMESTAMP_PATH}; publish a release first`);
+    const ts = current.signed;
+    if (opts.now < parseIsoTime(ts.issuedAt)) {
+      throw new PublishRefused(`refresh time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${ts.issuedAt}; is the clock wrong?`);
+    }
+    const rootDir = join(opts.treeDir, 'root');
+    const roots = existsSync(rootDir)
+      ? readdirSync(rootDir).filter((f) => /^[1-9][0-9]*\.json$/.test(f)).map((f) => new Uint8Array(readFileSync(join(rootDir, f))))
+      : [];
+    if (roots.length === 0) throw new PublishRefused(`${opts.treeDir}: no root/<n>.json in the tree`);
+    const trust = loadTrustChain(roots, opts.now);
+    checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
+
+    const index = readEnvelope(readBound(opts.treeDir, ts.release.index), ReleaseIndex, { file: ts.release.index.path, maxBytes: LIMITS.releaseIndex, expectType: 'release' });
+    readBound(opts.treeDir, ts.revocations.file);
+    const freshness = Object.values(index.signed.channels).map(
+      (c) => readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, { file: c.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed.freshnessSeconds,
+    );
+    const bytes = signTimestamp({
+      fleet: ts.fleet,
+      now: opts.now,
+      lifetimeSeconds: timestampLifetimeSeconds(freshness),
+      rootVersion: trust.root.signed.version,
+      release: ts.release,
+      revocations: ts.revocations,
+      keys: opts.releaseKeys,
+    });
+    writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true });
+    const signed = (JSON.parse(bytes.toString('utf8')) as { signed: { issuedAt: string; expires: string } }).signed;
+    return { releaseVersion: ts.release.version, issuedAt: signed.issuedAt, expires: signed.expires, previousIssuedAt: ts.issuedAt };
+  } finally {
+    unlock();
+  }
+}

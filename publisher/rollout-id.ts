@@ -1,0 +1,41 @@
+// Content-addressed rollout identity of one channel. It covers exactly what defines "the same rollout":
+// the plan (strategy, failure policy, waves with their hosts, soak and thresholds), each host's target,
+// the host edges and the gating channels. It leaves out the release version, signing times and every
+// other channel, so that a periodic re-sign or a change elsewhere never restarts this channel's rollout
+// or resets a soak in progress.
+import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
+import type { Threshold } from '../protocol/schemas/release.ts';
+
+export interface RolloutIdInput {
+  fleet: string;
+  channel: string;
+  strategy: string;
+  onFailure: string;
+  waves: readonly { index: number; soakSeconds: number; failureThreshold: Threshold; offlineExcuseLimit: number; hosts: readonly string[] }[];
+  /** Host -> target store path, for every host of the channel. */
+  targets: Readonly<Record<string, string>>;
+  hostEdges: readonly { before: string; after: string }[];
+  gatedBy: readonly string[];
+}
+
+export function computeRolloutId(input: RolloutIdInput): string {
+  const material = {
+    kind: 'nixfleet-rollout-v1',
+    fleet: input.fleet,
+    channel: input.channel,
+    strategy: input.strategy,
+    onFailure: input.onFailure,
+    waves: input.waves.map((w) => ({
+      index: w.index,
+      soakSeconds: w.soakSeconds,
+      failureThreshold: w.failureThreshold,
+      offlineExcuseLimit: w.offlineExcuseLimit,
+      hosts: w.hosts,
+    })),
+    targets: input.targets,
+    // Edge order in the fleet file carries no meaning; sort so that reordering is not a new rollout.
+    hostEdges: [...input.hostEdges].map((e) => [e.before, e.after]).sort(),
+    gatedBy: [...input.gatedBy].sort(),
+  };
+  return sha256Digest(canonicalBytes(material));
+}

@@ -1,0 +1,126 @@
+// Reading and writing the published tree's on-disk state: the current timestamp, existing release
+// directories, the publisher lock, and the crash-safe installation of a whole release directory.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync, fsyncSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fsyncDir } from '../protocol/atomic-write.ts';
+import { readEnvelope } from '../protocol/document.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import { TIMESTAMP_PATH, releaseDir } from '../protocol/layout.ts';
+import { Timestamp } from '../protocol/schemas/timestamp.ts';
+import type { SignedDocument } from '../protocol/schemas/envelope.ts';
+import type { TreeFile } from './documents.ts';
+import { PublishRefused } from './errors.ts';
+
+const LOCK_FILE = '.publish.lock';
+const TMP_PREFIX = '.tmp-';
+
+export function readCurrentTimestamp(treeDir: string): SignedDocument<Timestamp> | undefined {
+  const path = join(treeDir, TIMESTAMP_PATH);
+  if (!existsSync(path)) return undefined;
+  return readEnvelope(readFileSync(path), Timestamp, { file: TIMESTAMP_PATH, maxBytes: LIMITS.timestamp, expectType: 'timestamp' });
+}
+
+/** Highest releases/<n> directory present, complete or not referenced yet (0 if none). */
+export function highestReleaseDir(treeDir: string): number {
+  const dir = join(treeDir, 'releases');
+  if (!existsSync(dir)) return 0;
+  let max = 0;
+  for (const name of readdirSync(dir)) if (/^[1-9][0-9]*$/.test(name)) max = Math.max(max, Number(name));
+  return max;
+}
+
+/** Temp directories left by a publisher that was killed: never referenced, safe to remove under the lock. */
+export function removeStaleTemps(treeDir: string): void {
+  const dir = join(treeDir, 'releases');
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) if (name.startsWith(TMP_PREFIX)) rmSync(join(dir, name), { recursive: true, force: true });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One publisher per tree. A lock left by a killed publisher (dead pid) is taken over. */
+export function acquireLock(treeDir: string): () => void {
+  mkdirSync(treeDir, { recursive: true });
+  const path = join(treeDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o644);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid) && pid !== process.pid) {
+        throw new PublishRefused(`${treeDir} is being published by process ${pid} (lock ${path})`);
+      }
+      unlinkSync(path);
+    }
+  }
+  throw new PublishRefused(`could not take the publish lock ${path}`);
+}
+
+/**
+ * Flushes everything written so far to disk with one syncfs (coreutils `sync -f`): one call instead of
+ * an fsync per file, which costs seconds for 10,000 manifests. Falls back to per-file fsync.
+ */
+function flushFiles(dir: string, paths: readonly string[]): void {
+  try {
+    execFileSync('sync', ['-f', dir], { stdio: 'ignore' });
+    return;
+  } catch {
+    /* no coreutils sync -f: fsync each file */
+  }
+  for (const p of paths) {
+    const fd = openSync(p, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/**
+ * Writes every file of releases/<v>/ into a temp directory, flushes it, and renames it into place, so
+ * that releases/<v> either does not exist or is complete. Refuses to replace an existing release.
+ */
+export function installReleaseDir(treeDir: string, version: number, files: readonly TreeFile[], onWritten?: (done: number, total: number) => void): void {
+  const prefix = releaseDir(version) + '/';
+  const finalDir = join(treeDir, releaseDir(version));
+  if (existsSync(finalDir)) throw new PublishRefused(`${releaseDir(version)} already exists; releases are immutable`);
+  const tmp = join(treeDir, 'releases', `${TMP_PREFIX}${version}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  const written: string[] = [];
+  const made = new Set<string>();
+  files.forEach((f, i) => {
+    if (!f.path.startsWith(prefix)) throw new Error(`internal: ${f.path} is outside ${prefix}`);
+    const p = join(tmp, f.path.slice(prefix.length));
+    const d = dirname(p);
+    if (!made.has(d)) {
+      mkdirSync(d, { recursive: true });
+      made.add(d);
+    }
+    writeFileSync(p, f.bytes, { mode: 0o644 });
+    written.push(p);
+    if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length)) onWritten(i + 1, files.length);
+  });
+  flushFiles(tmp, written);
+  for (const d of made) fsyncDir(d);
+  renameSync(tmp, finalDir);
+  fsyncDir(dirname(finalDir));
+}
