@@ -6,3 +6,4 @@ export { loadReleaseView, normalizeSerial, type ReleaseView, type HostEntry } fr
 export { identityFromTls, identityFromProxyHeaders, authorizePath, IDENTITY_HEADERS, type ClientIdentity } from './identity.ts';
 export { servedRoot, acksRoot, CURRENT_LINK, VERSIONS_DIR, REVOKED_SERIALS_MAP, REVOKED_HOSTS_MAP } from './tree-dir.ts';
 export { initPki, issueHostCert, issueOperatorCert, revokeCert, revokedSerials, certSerial, pkiPaths, PkiError, type IssuedCert, type PkiPaths } from './pki.ts';
+export { syncTree, revocationMaps, writeRevocationMaps, ensureRevocationMaps, reloadNginx, type SyncOptions, type SyncResult } from './sync.ts';
