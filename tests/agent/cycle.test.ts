@@ -1,0 +1,151 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { runAgentOnce } from '../../agent/agent.ts';
+import { memoryLogger } from '../../agent/log.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import { Quarantine } from '../../agent/quarantine.ts';
+import { AckJournal } from '../../agent/ack-journal.ts';
+import { createActivator } from '../../agent/activators/index.ts';
+import { readPrivateKey } from '../../protocol/keys.ts';
+import { requireTool } from '../support/skip.ts';
+import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
+import type { Lab } from '../../demo/lab.ts';
+
+async function until(what: string, ms: number, check: () => Promise<boolean> | boolean, every = 50): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+}
+
+async function current(lab: Lab, host: string): Promise<string> {
+  const cfg = lab.agentConfig(host);
+  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path;
+}
+
+function journal(lab: Lab, host: string) {
+  const h = lab.host(host);
+  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
+}
+
+test('a staged rollout converges wave by wave; the CP holds every host ack', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['a1', 'a2', 'a3']);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { a1: NEW, a2: NEW, a3: NEW }, waves: [{ count: 1, soakSeconds: 1 }, { soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    const logs = new Map(['a1', 'a2', 'a3'].map((h) => [h, memoryLogger(h)]));
+    await until('all hosts converged', 30_000, async () => {
+      const outcomes = await Promise.all(['a1', 'a2', 'a3'].map((h) => runAgentOnce(lab.agentConfig(h), { log: logs.get(h)! })));
+      return outcomes.every((o) => o.kind === 'decided' && o.decision === 'converged');
+    }, 100);
+    for (const h of ['a1', 'a2', 'a3']) assert.is(await current(lab, h), NEW);
+    // Wave order: the wave-0 host confirmed before any wave-1 host started.
+    const all = ['a1', 'a2', 'a3'].map((h) => ({ h, acks: journal(lab, h) }));
+    const wave0 = lab.cp!.view()!.hosts.get('a1') ? all.find((x) => lab.cp!.view()!.hosts.get(x.h)?.wave === 0)! : all[0]!;
+    const healthy0 = wave0.acks.find((a) => a.kind === 'healthy')!.time;
+    for (const x of all.filter((x) => x !== wave0)) {
+      const started = x.acks.find((a) => a.kind === 'started')!.time;
+      assert.ok(started >= healthy0, `${x.h} started ${started} before wave 0 was healthy ${healthy0}`);
+    }
+    // Waiting hosts logged why.
+    const waits = all.filter((x) => x !== wave0).flatMap((x) => logs.get(x.h)!.records.filter((r) => r['event'] === 'decision' && r['decision'] === 'wait'));
+    assert.ok(waits.length > 0 && waits.every((r) => typeof r['reason'] === 'string' && (r['reason'] as string).length > 10));
+    // The control plane publishes each host's latest ack (heartbeats keep flowing).
+    for (const h of ['a1', 'a2', 'a3']) {
+      const head = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${h}.json`, 'utf8')) as { signed: { seq: number } };
+      assert.ok(head.signed.seq >= 3);
+    }
+  } finally {
+    await lab.close();
+  }
+});
+
+test('unhealthy target: magic rollback to the exact previous generation, quarantine, rolled-back ack posted', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['b1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { b1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 2 } }));
+    await lab.startControlPlane();
+    const log = memoryLogger('b1');
+    const t0 = Date.now();
+    const o = await runAgentOnce(lab.agentConfig('b1'), { log });
+    assert.equal(o.kind === 'decided' && [o.decision, o.acted], ['activate', 'rolled-back']);
+    assert.ok(Date.now() - t0 < 6000);
+    assert.is(await current(lab, 'b1'), OLD);
+    const cfg = lab.agentConfig('b1');
+    assert.ok(new Quarantine(new StateDir(cfg.stateDir)).isQuarantined(BAD, Date.now()));
+    const kinds = journal(lab, 'b1').map((a) => a.kind);
+    assert.equal(kinds, ['started', 'activated', 'rolled-back']);
+    await until('rolled-back ack published', 5000, () => {
+      try {
+        return (JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/b1.json`, 'utf8')) as { signed: { kind: string } }).signed.kind === 'rolled-back';
+      } catch {
+        return false;
+      }
+    });
+    // Next cycle: the quarantined closure is not retried; the host says it is blocked.
+    const o2 = await runAgentOnce(cfg, { log });
+    assert.ok(o2.kind === 'decided' && o2.decision === 'wait', JSON.stringify(o2));
+    assert.is(await current(lab, 'b1'), OLD);
+    assert.is(journal(lab, 'b1').at(-1)!.kind, 'blocked');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('control plane unreachable after the switch: rollback before the deadline, reported once reachable', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['c1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [], switchDelayMs: 300 }) });
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { c1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 3 } }));
+    await lab.startControlPlane();
+    const cfg = lab.agentConfig('c1', { requestTimeoutMs: 500, retries: 0 });
+    const log = memoryLogger('c1');
+    const run = runAgentOnce(cfg, { log });
+    // Cut the control plane while the switch is in progress.
+    await until('switching', 5000, () => log.records.some((r) => r['event'] === 'switching'), 10);
+    await lab.stopControlPlane();
+    const o = await run;
+    assert.ok(o.kind === 'decided' && o.acted === 'rolled-back', JSON.stringify(o));
+    assert.is(await current(lab, 'c1'), OLD);
+    assert.ok(new Quarantine(new StateDir(cfg.stateDir)).isQuarantined(NEW, Date.now()));
+    // Back online: the queued acks (healthy, rolled-back) reach the control plane.
+    await lab.startControlPlane();
+    await runAgentOnce(cfg, { log });
+    await until('rolled-back ack published', 5000, () => {
+      try {
+        const acks = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/c1.json`, 'utf8')) as { signed: { kind: string } };
+        return acks.signed.kind === 'rolled-back' || acks.signed.kind === 'blocked';
+      } catch {
+        return false;
+      }
+    });
+    assert.ok(journal(lab, 'c1').some((a) => a.kind === 'rolled-back'));
+  } finally {
+    await lab.close();
+  }
+});
+
+test('a second concurrent run exits cleanly without touching the state', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['d1']);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { d1: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    const cfg = lab.agentConfig('d1');
+    const first = runAgentOnce(cfg, { log: memoryLogger('d1') });
+    const log2 = memoryLogger('d1');
+    const second = await runAgentOnce(cfg, { log: log2 });
+    assert.is(second.kind, 'locked');
+    assert.ok(log2.records.some((r) => r['event'] === 'already-running'));
+    await first;
+  } finally {
+    await lab.close();
+  }
+});
+
+test.run();
