@@ -12,4 +12,8 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
   { name: 'agent', summary: 'run the host agent (one cycle or a daemon); manage its quarantine', load: () => import('./agent.ts') },
+  { name: 'keygen', summary: 'generate an Ed25519 signing key (root, release or host key)', load: () => import('./keygen.ts') },
+  { name: 'trust init', summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)', load: () => import('./trust.ts').then((m) => ({ default: m.trustInit })) },
+  { name: 'trust rotate', summary: 'sign the next trust root version (rotate keys, set rejectBefore)', load: () => import('./trust.ts').then((m) => ({ default: m.trustRotate })) },
+  { name: 'verify', summary: 'verify a whole published tree offline against a pinned trust root', load: () => import('./verify.ts') },
 ];
