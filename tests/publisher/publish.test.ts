@@ -8,6 +8,7 @@ import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { PublishRefused } from '../../publisher/errors.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { checkTree, snapshotFiles } from './tree-check.ts';
+import { verifyTree } from '../../protocol/verify/tree.ts';
 import { keyFromLabel, setupTrust, T0 } from './helpers.ts';
 
 const small = () => generateFleet({ hosts: 24, channels: 3, wavesPerChannel: 3, seed: 'pub', chainChannels: true, budgetPct: 25 }).fleet;
@@ -35,6 +36,10 @@ test('publishes a complete, verifiable tree and repeated publishes increase the 
     assert.is(r2.version, 2);
     const checked = checkTree(s.treeDir, s.releaseKey);
     assert.is(checked.version, 2);
+    const report = verifyTree(s.treeDir, s.root, { now: T0 + 60_000 });
+    assert.ok(report.ok);
+    assert.is(report.release.version, 2);
+    assert.is(report.release.hosts, 24);
     assert.is(Object.keys(checked.index.hosts).length, 24);
     assert.equal(r2.rolloutIds, r1.rolloutIds, 're-signing must not change rollout ids');
     assert.is(r2.revocations.version, r1.revocations.version, 'unchanged revocations keep their version');
