@@ -1,0 +1,58 @@
+// `nixfleet nginx-config`: renders the production nginx config for a control plane (see
+// control-plane/nginx-config.ts for the access rules it encodes).
+import { join } from 'node:path';
+import { EXIT_OK, UsageError, parseCommandArgs, type Command } from './command.ts';
+import { writeFileAtomic } from '../protocol/atomic-write.ts';
+import { renderNginxConfig } from '../control-plane/nginx-config.ts';
+import { ensureRevocationMaps } from '../control-plane/sync.ts';
+import { pkiPaths } from '../control-plane/pki.ts';
+import { existsSync, mkdirSync } from 'node:fs';
+
+const command: Command = {
+  name: 'nginx-config',
+  summary: 'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)',
+  help: `Usage: nixfleet nginx-config --tree DIR --pki DIR --listen ADDR:PORT --ack-upstream 127.0.0.1:PORT|unix:PATH
+                             [--runtime-dir DIR] [--dashboard DIR] [--workers N] [--out FILE]
+
+Prints (or writes to --out) an nginx config that serves the control plane's tree (DIR/current, installed
+by \`nixfleet cp sync\`):
+  - client certificates from the fleet CA required everywhere except /nix-cache/ (Nix cannot present
+    one; it checks narinfo signatures itself); the CRL from the PKI directory is checked;
+  - revoked certificate serials and hosts refused (DIR/nginx/*.map, written by \`cp sync\` from the
+    signed revocations; created empty here if missing);
+  - a host (certificate CN, OU=agent) reads its own manifest only, plus shared documents and ack bundles;
+  - /dashboard/ for operator certificates (OU=operator) only;
+  - POST /acks proxied to the ack endpoint (\`nixfleet cp serve --acks-only\`) with the verified
+    identity in X-SSL-Client-* headers (client-sent copies are overwritten);
+  - 503 with Retry-After on every route until a verified tree is installed.
+With --runtime-dir the output is a complete nginx.conf (pid, logs, temp paths under that directory);
+without it, a snippet to include inside an existing http { } block.
+
+PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki init\`).`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      tree: { type: 'string' }, pki: { type: 'string' }, listen: { type: 'string' }, 'ack-upstream': { type: 'string' },
+      'runtime-dir': { type: 'string' }, dashboard: { type: 'string' }, workers: { type: 'string' }, out: { type: 'string' },
+    });
+    if (!values.tree || !values.pki || !values.listen || !values['ack-upstream']) throw new UsageError('--tree, --pki, --listen and --ack-upstream are required');
+    if (values.workers !== undefined && values.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(values.workers)) throw new UsageError('--workers: expected a number or "auto"');
+    const p = pkiPaths(values.pki);
+    for (const f of [p.caCert, p.serverCert, p.serverKey]) if (!existsSync(f)) throw new UsageError(`${f} is missing (create the PKI with: nixfleet pki init --out ${values.pki})`);
+    let config: string;
+    try {
+      config = renderNginxConfig({
+        treeDir: values.tree, caCert: p.caCert, serverCert: p.serverCert, serverKey: p.serverKey, crl: existsSync(p.crl) ? p.crl : undefined,
+        listen: values.listen, ackUpstream: values['ack-upstream'], dashboardDir: values.dashboard, runtimeDir: values['runtime-dir'],
+        workerProcesses: values.workers === undefined || values.workers === 'auto' ? 'auto' : Number(values.workers),
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    ensureRevocationMaps(values.tree);
+    if (values['runtime-dir']) mkdirSync(join(values['runtime-dir'], 'tmp'), { recursive: true });
+    if (values.out) writeFileAtomic(values.out, config);
+    else process.stdout.write(config);
+    return EXIT_OK;
+  },
+};
+export default command;
