@@ -16,4 +16,11 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'trust init', summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)', load: () => import('./trust.ts').then((m) => ({ default: m.trustInit })) },
   { name: 'trust rotate', summary: 'sign the next trust root version (rotate keys, set rejectBefore)', load: () => import('./trust.ts').then((m) => ({ default: m.trustRotate })) },
   { name: 'verify', summary: 'verify a whole published tree offline against a pinned trust root', load: () => import('./verify.ts') },
+  { name: 'cp serve', summary: 'serve the installed tree over mTLS and accept acks (embedded control plane)', load: () => import('./cp.ts').then((m) => ({ default: m.cpServe })) },
+  { name: 'cp sync', summary: 'verify a CI tree against the pinned root and install it atomically', load: () => import('./cp.ts').then((m) => ({ default: m.cpSync })) },
+  { name: 'nginx-config', summary: 'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)', load: () => import('./nginx-config.ts') },
+  { name: 'pki init', summary: 'create the fleet CA, an empty CRL and the control plane server certificate', load: () => import('./pki.ts').then((m) => ({ default: m.pkiInit })) },
+  { name: 'pki issue-host', summary: 'issue a host client certificate (CN = host name, OU=agent)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssueHost })) },
+  { name: 'pki issue-operator', summary: 'issue an operator client certificate (OU=operator)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssueOperator })) },
+  { name: 'pki revoke', summary: 'revoke a client certificate (CRL + revoked serial list)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiRevoke })) },
 ];
