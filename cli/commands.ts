@@ -11,7 +11,9 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
+  { name: 'simulate', summary: 'simulate a rollout of a synthetic fleet through the real reconciler', load: () => import('./simulate.ts') },
   { name: 'agent', summary: 'run the host agent (one cycle or a daemon); manage its quarantine', load: () => import('./agent.ts') },
+  { name: 'demo', summary: 'run a 12-host rollout end to end on this machine (under a minute)', load: () => import('./demo.ts') },
   { name: 'keygen', summary: 'generate an Ed25519 signing key (root, release or host key)', load: () => import('./keygen.ts') },
   { name: 'trust init', summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)', load: () => import('./trust.ts').then((m) => ({ default: m.trustInit })) },
   { name: 'trust rotate', summary: 'sign the next trust root version (rotate keys, set rejectBefore)', load: () => import('./trust.ts').then((m) => ({ default: m.trustRotate })) },
