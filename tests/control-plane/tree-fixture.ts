@@ -137,6 +137,12 @@ export class AckChain {
     return signAck(ack, this.host.key);
   }
 
+  /** Moves the chain past `ack` (made with make()). */
+  advance(ack: SignedAck): void {
+    this.seq = ack.signed.seq;
+    this.prev = ackDigest(ack);
+  }
+
   /** Makes the next ack and advances the chain (as if it was accepted). */
   next(overrides: Partial<Ack> = {}): SignedAck {
     const a = this.make(overrides);
