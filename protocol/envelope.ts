@@ -23,6 +23,24 @@ export interface VerifyOptions {
   threshold: number;
   /** Role name for messages ("release", "root v3", "host web-01"). */
   role: string;
+  /**
+   * The bytes of `signed` exactly as they appear in the file (see signedTextOf). Tried first: for a
+   * file written canonically they ARE the canonical bytes, and re-canonicalising would cost as much as
+   * parsing. Sound because a release key only ever signs canonical bytes, and canonical JSON parses to
+   * exactly one document; on mismatch the canonical bytes of the parsed document are checked.
+   */
+  signedText?: Uint8Array;
+}
+
+/**
+ * Locates `signed` inside an envelope file written as canonical JSON: the file must be exactly
+ * `{"signatures":<canonical signatures>,"signed":<text>}`. Returns <text>, or undefined for any other layout.
+ */
+export function signedTextOf(file: Uint8Array, signatures: readonly SignatureEntry[]): Uint8Array | undefined {
+  const prefix = Buffer.from(`{"signatures":${canonicalBytes(signatures).toString('utf8')},"signed":`, 'utf8');
+  if (file.byteLength < prefix.length + 2 || file[file.byteLength - 1] !== 0x7d) return undefined;
+  if (!Buffer.from(file.buffer, file.byteOffset, prefix.length).equals(prefix)) return undefined;
+  return file.subarray(prefix.length, file.byteLength - 1);
 }
 
 /**
@@ -31,7 +49,12 @@ export interface VerifyOptions {
  * otherwise. If no allowed key signed at all: UnknownKey. If some but too few: ThresholdNotMet.
  */
 export function verifyEnvelope(env: { signed: unknown; signatures: readonly SignatureEntry[] }, opts: VerifyOptions): string[] {
-  const bytes = canonicalBytes(env.signed);
+  let canonical: Uint8Array | undefined;
+  const verifies = (publicKey: Uint8Array, sig: Uint8Array): boolean => {
+    if (opts.signedText && verifyBytes(publicKey, opts.signedText, sig)) return true;
+    canonical ??= canonicalBytes(env.signed);
+    return verifyBytes(publicKey, canonical, sig);
+  };
   const good = new Set<string>();
   const unknown: string[] = [];
   for (const s of env.signatures) {
@@ -40,7 +63,7 @@ export function verifyEnvelope(env: { signed: unknown; signatures: readonly Sign
       unknown.push(s.keyid);
       continue;
     }
-    if (!verifyBytes(key.publicKey, bytes, unb64(s.sig))) {
+    if (!verifies(key.publicKey, unb64(s.sig))) {
       throw new BadSignature(opts.file, `signature by ${opts.role} key ${s.keyid.slice(0, 16)} does not verify`);
     }
     good.add(s.keyid);

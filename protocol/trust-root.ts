@@ -4,7 +4,7 @@
 // key set alone can move the chain). The newest root then says which release keys are valid when, and
 // `rejectBefore` refuses every release-signed document issued before a compromise.
 import { readEnvelope } from './document.ts';
-import { signDocument, verifyEnvelope } from './envelope.ts';
+import { signDocument, signedTextOf, verifyEnvelope } from './envelope.ts';
 import { Expired, MixAndMatch, Revoked, ThresholdNotMet, UnknownKey, VerificationError } from './errors.ts';
 import { b64, unb64, type PublicKey, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
@@ -154,9 +154,10 @@ function allReleaseKeys(root: TrustRoot): Map<string, PublicKey> {
  * - signed by no release key of this root -> UnknownKey; too few -> ThresholdNotMet; a forged signature
  *   by a listed key -> BadSignature.
  * `alsoValidAt` additionally requires the keys to be valid at that instant (the timestamp passes `now`,
- * so a retired key cannot keep a backdated timestamp alive).
+ * so a retired key cannot keep a backdated timestamp alive). `fileBytes`, when given, lets the
+ * signature be checked over the file's own canonical text instead of re-canonicalising (see envelope.ts).
  */
-export function verifyReleaseSigned(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, alsoValidAt?: number): string[] {
+export function verifyReleaseSigned(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, alsoValidAt?: number, fileBytes?: Uint8Array): string[] {
   const issuedAt = parseIsoTime(env.signed.issuedAt);
   if (root.rejectBefore !== null && issuedAt < parseIsoTime(root.rejectBefore)) {
     throw new Revoked(file, `issued at ${env.signed.issuedAt}, before the trust root's rejectBefore ${root.rejectBefore}`);
@@ -167,8 +168,9 @@ export function verifyReleaseSigned(env: SignedDocument<{ issuedAt: string }>, r
     keys = new Map([...keys].filter(([id]) => atNow.has(id)));
   }
   const role = 'release';
+  const signedText = fileBytes ? signedTextOf(fileBytes, env.signatures) : undefined;
   try {
-    return verifyEnvelope(env, { file, keys, threshold: root.releaseThreshold, role });
+    return verifyEnvelope(env, { file, keys, threshold: root.releaseThreshold, role, signedText });
   } catch (e) {
     if (!(e instanceof UnknownKey || e instanceof ThresholdNotMet)) throw e;
     const outsideWindow = explainWindow(env, root, file, issuedAt, alsoValidAt);

@@ -36,8 +36,8 @@ type ReleaseDoc = { fleet: string; releaseVersion: number; issuedAt: string };
  * Signature first, binding second: a tampered file is reported as BadSignature (forged), a genuine file
  * from another release as MixAndMatch.
  */
-export function verifyReleaseDocument<T extends ReleaseDoc>(env: SignedDocument<T>, root: TrustRoot, file: string, releaseVersion: number): T {
-  verifyReleaseSigned(env, root, file);
+export function verifyReleaseDocument<T extends ReleaseDoc>(env: SignedDocument<T>, root: TrustRoot, file: string, releaseVersion: number, fileBytes?: Uint8Array): T {
+  verifyReleaseSigned(env, root, file, undefined, fileBytes);
   requireFleet(env.signed, root, file);
   if (env.signed.releaseVersion !== releaseVersion) {
     throw new MixAndMatch(file, `belongs to release ${env.signed.releaseVersion}, the timestamp names release ${releaseVersion}`);

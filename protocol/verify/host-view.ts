@@ -64,7 +64,7 @@ export async function fetchHostView(o: FetchHostViewOptions): Promise<HostView> 
   const bytes = await o.fetch(file, LIMITS.hostManifest);
   // The release has nothing for this host: it must not act on anything else's manifest.
   if (bytes === undefined) throw new WrongHost(file, `release ${version} has no manifest for host "${o.host}"`);
-  const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version);
+  const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version, bytes);
   checkManifestIdentity(manifest, o.host, file);
   checkNotRevoked(manifest, o.trusted.revocations.signed, file);
 
@@ -77,14 +77,14 @@ export async function fetchHostView(o: FetchHostViewOptions): Promise<HostView> 
     gatingPlans.push(gp);
   }
   const budgetsBytes = await fetchBound(o.fetch, manifest.budgets, LIMITS.budgets, file);
-  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, manifest.budgets.path), root, manifest.budgets.path, version);
+  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, manifest.budgets.path), root, manifest.budgets.path, version, budgetsBytes);
   requireFileRef(budgetsBytes, manifest.budgets, manifest.budgets.path, file);
   return { manifest, plan, gatingPlans, budgets };
 }
 
 async function fetchPlan(fetch: Fetch, ref: FileRef, root: TrustRoot, version: number, boundBy: string): Promise<ChannelPlan> {
   const bytes = await fetchBound(fetch, ref, LIMITS.channelPlan, boundBy);
-  const plan = verifyReleaseDocument(readChannelPlan(bytes, ref.path), root, ref.path, version);
+  const plan = verifyReleaseDocument(readChannelPlan(bytes, ref.path), root, ref.path, version, bytes);
   requireFileRef(bytes, ref, ref.path, boundBy);
   return plan;
 }

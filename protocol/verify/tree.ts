@@ -75,7 +75,7 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
   const indexRef = ts.release.index;
   const indexBytes = need(indexRef.path, LIMITS.releaseIndex, TIMESTAMP_PATH);
   const indexEnv = readReleaseIndex(indexBytes, indexRef.path);
-  verifyReleaseSigned(indexEnv, root, indexRef.path);
+  verifyReleaseSigned(indexEnv, root, indexRef.path, undefined, indexBytes);
   const index: ReleaseIndex = indexEnv.signed;
   requireFleet(index, root, indexRef.path);
   requireFileRef(indexBytes, indexRef, indexRef.path, TIMESTAMP_PATH);
@@ -84,7 +84,7 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
   documents.push({ file: indexRef.path, type: 'release', result: 'ok' });
 
   const budgetsBytes = need(index.budgets.path, LIMITS.budgets, indexRef.path);
-  verifyReleaseDocument(readBudgets(budgetsBytes, index.budgets.path), root, index.budgets.path, version);
+  verifyReleaseDocument(readBudgets(budgetsBytes, index.budgets.path), root, index.budgets.path, version, budgetsBytes);
   requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexRef.path);
   documents.push({ file: index.budgets.path, type: 'disruption-budgets', result: 'ok' });
 
@@ -92,7 +92,7 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
   for (const [channel, entry] of Object.entries(index.channels)) {
     const file = entry.plan.path;
     const bytes = need(file, LIMITS.channelPlan, indexRef.path);
-    const plan = verifyReleaseDocument(readChannelPlan(bytes, file), root, file, version);
+    const plan = verifyReleaseDocument(readChannelPlan(bytes, file), root, file, version, bytes);
     requireFileRef(bytes, entry.plan, file, indexRef.path);
     checkGatingPlan(channel, plan, file);
     if (plan.rolloutId !== entry.rolloutId) throw new MixAndMatch(file, `rolloutId ${plan.rolloutId} differs from the index's ${entry.rolloutId}`);
@@ -114,7 +114,7 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
     if (entry.manifest.path !== file) throw new MixAndMatch(indexRef.path, `binds ${entry.manifest.path} for host "${host}", agents read ${file}`);
     listed.add(`${host}.json`);
     const bytes = need(file, LIMITS.hostManifest, indexRef.path);
-    const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version);
+    const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version, bytes);
     checkManifestIdentity(manifest, host, file);
     requireFileRef(bytes, entry.manifest, file, indexRef.path);
     const channelEntry = index.channels[manifest.channel];

@@ -1,0 +1,70 @@
+// verifyTree of a published 10,000-host tree (3 channels, 4 waves each), built with the real publisher.
+// Target: <= 2 s on the 2-core development machine.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { publishRelease } from '../publisher/publish.ts';
+import { generateFleet } from '../tests/support/fleet-gen.ts';
+import { signingKeyFromSeed } from '../protocol/keys.ts';
+import { createRoot, signRoot } from '../protocol/trust-root.ts';
+import { isoTime } from '../protocol/schemas/common.ts';
+import { verifyTree } from '../protocol/verify/tree.ts';
+import { diskFetch } from '../protocol/verify/fetcher.ts';
+import { initialClientState } from '../protocol/verify/state.ts';
+import { updateTrust } from '../protocol/verify/update-trust.ts';
+import { fetchHostView } from '../protocol/verify/host-view.ts';
+
+const DAY = 86_400_000;
+const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
+
+export default async function verifyBench(): Promise<void> {
+  const hosts = Number(process.env.VERIFY_BENCH_HOSTS ?? 10_000);
+  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-verify-bench-'));
+  try {
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    const rootKey = key('root');
+    const releaseKey = key('release');
+    const root = signRoot(createRoot({
+      fleet: 'generated', version: 1, issuedAt: isoTime(now - DAY), expires: isoTime(now + 365 * DAY),
+      rootKeys: [rootKey], rootThreshold: 1,
+      releaseKeys: [{ key: releaseKey, validFrom: isoTime(now - DAY), validUntil: isoTime(now + 365 * DAY) }], releaseThreshold: 1,
+      cacheKeys: [], rejectBefore: null,
+    }), [rootKey]);
+    const { fleet } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'verify-bench', budgetPct: 10, chainChannels: true });
+    const tree = join(dir, 'tree');
+    const t0 = performance.now();
+    publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now });
+    const publishMs = performance.now() - t0;
+
+    const runs: number[] = [];
+    let documents = 0;
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      const report = verifyTree(tree, root, { now: now + 60_000 });
+      runs.push(performance.now() - t);
+      documents = report.documents.length;
+      if (!report.ok) throw new Error('bench tree did not verify cleanly');
+    }
+
+    // The agent's path for one host: root walk + timestamp + revocations, then its own documents.
+    const fetch = diskFetch(tree);
+    const t1 = performance.now();
+    const trusted = await updateTrust({ fetch, state: initialClientState(root), now: now + 60_000 });
+    const t2 = performance.now();
+    await fetchHostView({ fetch, trusted, host: Object.keys(fleet.hosts)[hosts - 1]! });
+    const t3 = performance.now();
+
+    const best = Math.min(...runs);
+    console.log(`| what | figure |`);
+    console.log(`|---|---|`);
+    console.log(`| hosts / documents verified | ${hosts} / ${documents} |`);
+    console.log(`| publish (setup, not measured here) | ${publishMs.toFixed(0)} ms |`);
+    console.log(`| verifyTree, 3 runs | ${runs.map((r) => r.toFixed(0)).join(' / ')} ms |`);
+    console.log(`| verifyTree best | ${best.toFixed(0)} ms (${((documents / best) * 1000).toFixed(0)} documents/s) — target <= 2000 ms |`);
+    console.log(`| agent: updateTrust | ${(t2 - t1).toFixed(1)} ms |`);
+    console.log(`| agent: fetchHostView (one host, plans of ${hosts / 3 | 0} hosts) | ${(t3 - t2).toFixed(1)} ms |`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
