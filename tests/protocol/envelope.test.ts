@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signDocument, verifyEnvelope, envelopeBytes } from '../../protocol/envelope.ts';
+import { signDocument, verifyEnvelope, envelopeBytes, signedTextOf } from '../../protocol/envelope.ts';
 import { newSigningKey, publicPart, type PublicKey } from '../../protocol/keys.ts';
 import { BadSignature, ThresholdNotMet, UnknownKey } from '../../protocol/errors.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
@@ -55,6 +55,27 @@ test('signatures cover JCS bytes: key order in memory does not matter', () => {
   const reordered = { signed: { text: 'héllo', n: 1, type: 'demo' }, signatures: env.signatures };
   verifyEnvelope(reordered, opts(1));
   assert.is(envelopeBytes(env).toString(), canonicalString(env));
+});
+
+test('signedTextOf: the canonical file\'s signed text is the canonical bytes; other layouts give undefined', () => {
+  const env = signDocument(doc, [a]);
+  const file = envelopeBytes(env);
+  assert.is(Buffer.from(signedTextOf(file, env.signatures)!).toString(), canonicalString(doc));
+  const pretty = Buffer.from(JSON.stringify(env, null, 2));
+  assert.is(signedTextOf(pretty, env.signatures), undefined);
+  assert.is(signedTextOf(file, signDocument(doc, [b]).signatures), undefined);
+});
+
+test('a non-canonical signed text falls back to the canonical bytes of the parsed document', () => {
+  const env = signDocument(doc, [a]);
+  // Same document, keys reordered in the text: the raw text does not verify, the canonical bytes do.
+  const reordered = Buffer.from(JSON.stringify({ text: 'héllo', n: 1, type: 'demo' }));
+  assert.equal(verifyEnvelope(env, { ...opts(1), signedText: reordered }), [a.keyid]);
+  // A text that verifies but is not this document cannot occur: the signer signs only canonical bytes,
+  // so a different document's text is refused through the canonical check.
+  const other = Buffer.from(canonicalString({ ...doc, n: 2 }));
+  assert.equal(verifyEnvelope(env, { ...opts(1), signedText: other }), [a.keyid]);
+  refuses(() => verifyEnvelope({ signed: { ...doc, n: 2 }, signatures: env.signatures }, { ...opts(1), signedText: other }), BadSignature, /does not verify/);
 });
 
 test.run();
