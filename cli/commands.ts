@@ -11,6 +11,9 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
+  { name: 'validate', summary: 'validate a fleet JSON and print its resolved waves, or every violation', load: () => import('./validate.ts') },
+  { name: 'publish', summary: 'validate a fleet, resolve its waves and write a signed release into the tree', load: () => import('./publish.ts') },
+  { name: 'refresh', summary: 're-sign the timestamp of the current release (scheduled CI job keeping the tree fresh)', load: () => import('./refresh.ts') },
   { name: 'simulate', summary: 'simulate a rollout of a synthetic fleet through the real reconciler', load: () => import('./simulate.ts') },
   { name: 'agent', summary: 'run the host agent (one cycle or a daemon); manage its quarantine', load: () => import('./agent.ts') },
   { name: 'demo', summary: 'run a 12-host rollout end to end on this machine (under a minute)', load: () => import('./demo.ts') },

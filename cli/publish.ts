@@ -1,0 +1,151 @@
+// `nixfleet publish`: fleet JSON (file or --flake) -> validated, resolved, signed tree.
+import { readPrivateKey, KeyFileError, type SigningKey } from '../protocol/keys.ts';
+import { isVerificationError } from '../protocol/errors.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { publishRelease, type PublishProgress } from '../publisher/publish.ts';
+import { PublishRefused } from '../publisher/errors.ts';
+import { FleetInvalid } from '../publisher/validate.ts';
+import { evalFlake, readFleetFile, FleetInputError } from '../publisher/fleet-input.ts';
+
+export function parseNowOption(text: string | undefined): number {
+  if (text === undefined) return Date.now();
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) || Number.isNaN(ms)) {
+    throw new UsageError(`--now: not an ISO 8601 time with a zone (e.g. 2026-01-01T00:00:00Z): ${text}`);
+  }
+  return ms;
+}
+
+export function readReleaseKeys(files: readonly string[] | undefined): SigningKey[] {
+  if (!files || files.length === 0) throw new UsageError('--release-key FILE is required (repeat it for several keys)');
+  return files.map((f) => readPrivateKey(f));
+}
+
+/** Shared exit-code mapping of the publisher commands: refusals 1, usage and I/O 2. */
+export function reportPublisherError(cmd: string, e: unknown, json: boolean): number {
+  if (e instanceof UsageError) throw e;
+  if (e instanceof FleetInvalid) {
+    if (json) output(true, { ok: false, errors: e.errors, warnings: e.warnings }, () => '');
+    process.stderr.write(`nixfleet ${cmd}: refused: ${e.message}\n`);
+    return EXIT_REFUSED;
+  }
+  if (e instanceof PublishRefused || isVerificationError(e)) {
+    if (json) output(true, { ok: false, errors: [(e as Error).message] }, () => '');
+    process.stderr.write(`nixfleet ${cmd}: refused: ${(e as Error).message}\n`);
+    return EXIT_REFUSED;
+  }
+  if (e instanceof FleetInputError || e instanceof KeyFileError) {
+    process.stderr.write(`nixfleet ${cmd}: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  throw e;
+}
+
+const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', sign: 'signing', write: 'writing', done: 'done' };
+
+/** On a TTY: one line redrawn in place. With --progress on a pipe: a line per phase and per 25%. */
+export function progressPrinter(tty: boolean): (p: PublishProgress) => void {
+  let lastPhase = '';
+  let lastQuarter = -1;
+  return (p) => {
+    const label = PHASE_LABEL[p.phase];
+    if (tty) {
+      const text = p.phase === 'done' ? 'done' : `${label} ${p.done}/${p.total}`;
+      process.stderr.write(`\r\x1b[K${text}${p.phase === 'done' ? '\n' : ''}`);
+      return;
+    }
+    const quarter = p.total > 0 ? Math.floor((4 * p.done) / p.total) : 0;
+    if (p.phase !== lastPhase || quarter !== lastQuarter) {
+      process.stderr.write(p.phase === 'done' ? 'done\n' : `${label} ${p.done}/${p.total}\n`);
+      lastPhase = p.phase;
+      lastQuarter = quarter;
+    }
+  };
+}
+
+export async function loadFleetArg(positionals: string[], flake: string | undefined): Promise<{ fleet: unknown; source: string }> {
+  if (flake !== undefined && positionals.length > 0) throw new UsageError('give either FLEET.json or --flake REF, not both');
+  if (flake !== undefined) return { fleet: await evalFlake(flake), source: flake };
+  if (positionals.length !== 1) throw new UsageError('expected one FLEET.json (or --flake REF)');
+  return { fleet: readFleetFile(positionals[0]!), source: positionals[0]! };
+}
+
+const command: Command = {
+  name: 'publish',
+  summary: 'validate a fleet, resolve its waves and write a signed release into the tree',
+  help: `Usage: nixfleet publish (FLEET.json | --flake REF) --tree DIR --release-key FILE... --trust DIR
+                        [--now ISO] [--version N] [--source TEXT] [--json] [--progress]
+
+Validates the fleet (every violation is listed), resolves waves and budgets per channel, signs every
+document with the release key(s), and writes the tree: root/<n>.json (copied from the trust
+directory), releases/<v>/ (complete before anything points to it), revocations/<r>.json, then
+timestamp.json last. An interrupted publish leaves the previous release in place and valid.
+
+Options:
+  --flake REF          evaluate the fleet with \`nix eval --json REF\` instead of reading a file
+  --tree DIR           the published tree (created if missing)
+  --release-key FILE   release private key file (repeat to meet the trust root's threshold)
+  --trust DIR          trust directory with root/1.json..root/<n>.json (\`nixfleet trust init\`)
+  --now ISO            publish time (default: the clock)
+  --version N          release version (default: previous + 1; must exceed every existing one)
+  --source TEXT        provenance signed into the release index (e.g. a git commit)
+  --json               print the result as JSON
+  --progress           show progress on stderr even when it is not a terminal
+
+Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increasing), 2 usage or I/O.`,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        flake: { type: 'string' },
+        tree: { type: 'string' },
+        'release-key': { type: 'string', multiple: true },
+        trust: { type: 'string' },
+        now: { type: 'string' },
+        version: { type: 'string' },
+        source: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        progress: { type: 'boolean', default: false },
+      },
+      true,
+    );
+    if (!values.tree) throw new UsageError('--tree DIR is required');
+    if (!values.trust) throw new UsageError('--trust DIR is required');
+    if (values.source !== undefined && values.source.length > 512) throw new UsageError('--source: at most 512 characters');
+    let version: number | undefined;
+    if (values.version !== undefined) {
+      if (!/^[1-9][0-9]{0,15}$/.test(values.version)) throw new UsageError(`--version: expected a positive integer, got ${values.version}`);
+      version = Number(values.version);
+    }
+    const now = parseNowOption(values.now);
+    try {
+      const releaseKeys = readReleaseKeys(values['release-key']);
+      const { fleet, source } = await loadFleetArg(positionals, values.flake);
+      const showProgress = values.progress || process.stderr.isTTY === true;
+      const r = publishRelease({
+        treeDir: values.tree,
+        fleet,
+        fleetSource: source,
+        releaseKeys,
+        trustDir: values.trust,
+        now,
+        ...(version !== undefined ? { version } : {}),
+        ...(values.source !== undefined ? { source: values.source } : {}),
+        ...(showProgress ? { onProgress: progressPrinter(process.stderr.isTTY === true) } : {}),
+      });
+      if (!values.json) for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      output(values.json, { ok: true, ...r }, () =>
+        [
+          `published release ${r.version} of ${r.hosts} hosts to ${values.tree} (previous: ${r.previousVersion || 'none'})`,
+          ...Object.entries(r.rolloutIds).map(([c, id]) => `  channel ${c}: rollout ${id}`),
+          `  timestamp issued ${r.timestamp.issuedAt}, expires ${r.timestamp.expires}; revocations v${r.revocations.version}`,
+          `  ${Math.round(r.timings.total)} ms (resolve ${Math.round(r.timings.resolve)}, sign ${Math.round(r.timings.sign)}, write ${Math.round(r.timings.write)})`,
+        ].join('\n'),
+      );
+      return EXIT_OK;
+    } catch (e) {
+      return reportPublisherError('publish', e, values.json);
+    }
+  },
+};
+export default command;
