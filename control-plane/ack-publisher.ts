@@ -6,9 +6,14 @@
 // ~debounceMs after its first change once a second has passed since the last flush. Flushes are at
 // least one calendar second apart, so every rewrite gets a new mtime second: nginx's ETag (mtime-size)
 // changes even when a rewrite keeps the size.
+// The files are derived data: the log is the durable record, and every file is rewritten from it when
+// the endpoint starts (setView). So they are replaced atomically (rename) but not fsynced, which keeps
+// synchronous disk flushes off the event loop.
 import { readdirSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, fsyncDir } from '../protocol/atomic-write.ts';
+import { renameSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { ackBundlePath, latestAckPath } from '../protocol/layout.ts';
 import { isoTime, SCHEMA_VERSION } from '../protocol/schemas/common.ts';
 import type { ReleaseView } from './release-view.ts';
@@ -87,13 +92,11 @@ export class AckPublisher {
     const waves = [...this.dirtyWaves];
     this.dirtyHosts.clear();
     this.dirtyWaves.clear();
-    const dirs = new Set<string>();
     for (const host of hosts) {
       const canonical = this.latest(host);
       if (canonical === undefined) continue;
       const path = join(this.publishRoot, latestAckPath(host));
-      writeFileAtomic(path, canonical, { skipDirSync: true, advanceMtime: true });
-      dirs.add(join(path, '..'));
+      replaceFile(path, canonical);
     }
     const view = this.view;
     if (view) {
@@ -104,11 +107,9 @@ export class AckPublisher {
         const members = view.waves.get(channel)?.[wave];
         if (!members) continue;
         const path = join(this.publishRoot, ackBundlePath(channel, wave));
-        writeFileAtomic(path, bundleJson(view.fleet, channel, wave, generatedAt, members, this.latest), { skipDirSync: true, advanceMtime: true });
-        dirs.add(join(path, '..'));
+        replaceFile(path, bundleJson(view.fleet, channel, wave, generatedAt, members, this.latest));
       }
     }
-    for (const d of dirs) fsyncDir(d);
     this.lastFlushSecond = Math.floor(this.now() / 1000);
     this.flushes++;
   }
@@ -129,6 +130,26 @@ export class AckPublisher {
   close(): void {
     this.flush();
   }
+}
+
+/** Write-to-temp + rename; the mtime never goes backwards in whole seconds (nginx ETag = mtime-size). */
+function replaceFile(path: string, data: string): void {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeFileSync(tmp, data, { mode: 0o644 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(tmp, data, { mode: 0o644 });
+  }
+  try {
+    const prevSec = Math.floor(statSync(path).mtimeMs / 1000);
+    const nowSec = Math.floor(Date.now() / 1000);
+    if (nowSec <= prevSec) utimesSync(tmp, prevSec + 1, prevSec + 1);
+  } catch {
+    /* no previous file */
+  }
+  renameSync(tmp, path);
 }
 
 /**

@@ -6,8 +6,8 @@
 //   -> 413 too large -> 400 malformed -> 403 certificate is not the ack's host -> 403 host unknown /
 //   revoked -> 400 wrong fleet -> 403 signature -> 409 chain (fork, replay, gap) | 200 duplicate
 //   -> append + fdatasync -> 201 stored
-import { readAck, verifyAckSignature, ackDigest } from '../protocol/acks.ts';
-import { canonicalString } from '../protocol/canonical.ts';
+import { readAck, verifyAckSignature } from '../protocol/acks.ts';
+import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { isVerificationError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { AckLog, type LogRecord } from './ack-log.ts';
@@ -139,7 +139,9 @@ export class AckService {
       throw e;
     }
 
-    const digest = ackDigest(ack);
+    // One canonicalisation serves the chain digest (protocol/acks.ts ackDigest: SHA-256 of these bytes) and the log.
+    const canonical = canonicalString(ack);
+    const digest = sha256Digest(canonical);
     const decision = decide(this.heads.get(host), ack.signed.seq, ack.signed.prev, digest);
     if (decision.kind === 'conflict') {
       return { status: 409, body: { error: 'ChainConflict', reason: decision.reason, head: { seq: decision.head.seq, digest: decision.head.digest } } };
@@ -152,7 +154,6 @@ export class AckService {
       }
       return { status: 200, body: { status: 'duplicate', host, seq: ack.signed.seq, digest } };
     }
-    const canonical = canonicalString(ack);
     // The head moves before the fsync so a concurrent post from the same host is checked against it.
     const durable = this.log.append({ digest, canonical });
     const head: ChainHead = { seq: ack.signed.seq, digest, canonical, durable };
