@@ -109,13 +109,21 @@ export function signBytes(seed: Uint8Array, message: Uint8Array): Uint8Array {
   return new Uint8Array(nodeSign(null, message, privateKeyObject(seed)));
 }
 
-/** RFC 8032 strict verification. Never throws: any malformed input is simply "not valid". */
-export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+/**
+ * The encoding checks of strict verification (lengths, canonical A and R, A not small-order, S < L).
+ * A signature passing them that OpenSSL accepts is valid under verifyBytes; batch verifiers rely on it.
+ */
+export function passesStrictEncodingChecks(publicKey: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
   if (!canonicalPoint(publicKey) || SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
   const r = signature.subarray(0, 32);
   if (!canonicalPoint(r) || NEGATIVE_ZERO_X.has(Buffer.from(r).toString('hex'))) return false;
-  if (!lessThanL(signature.subarray(32))) return false;
+  return lessThanL(signature.subarray(32));
+}
+
+/** RFC 8032 strict verification. Never throws: any malformed input is simply "not valid". */
+export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!passesStrictEncodingChecks(publicKey, signature)) return false;
   let ok: boolean;
   try {
     ok = nodeVerify(null, message, publicKeyObject(publicKey), signature);

@@ -9,12 +9,19 @@ import { TIMESTAMP_PATH, hostManifestPath, rootPath } from '../layout.ts';
 import { isoTime } from '../schemas/common.ts';
 import type { FileRef } from '../schemas/common.ts';
 import type { ChannelPlan, ReleaseIndex } from '../schemas/release.ts';
-import { verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
+import { releaseKeysValidAt, verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
 import { readTreeFile } from './fetcher.ts';
 import { DEFAULT_CLOCK_SKEW_SECONDS, verifyRevocations, verifyTimestamp } from './update-trust.ts';
 import { readBudgets, readChannelPlan, readHostManifest, readReleaseIndex, readTimestamp, requireFileRef, requireFleet, verifyReleaseDocument } from './documents.ts';
 import { checkGatingPlan, checkManifestAgainstPlan, checkManifestIdentity, checkNotRevoked } from './host-view.ts';
 import { isVerificationError } from '../errors.ts';
+import { signedTextOf } from '../envelope.ts';
+import { unb64, type PublicKey } from '../keys.ts';
+import { parseIsoTime } from '../schemas/common.ts';
+import type { HostManifest } from '../schemas/release.ts';
+import type { SignedDocument } from '../schemas/envelope.ts';
+import type { TrustRoot } from '../schemas/root.ts';
+import { verifyBatch, type SignatureJob } from './batch-verify.ts';
 
 export interface DocumentResult {
   file: string;
@@ -106,15 +113,25 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
     documents.push({ file, type: 'channel-plan', result: 'ok' });
   }
 
-  const revokedHosts: TreeReport['revokedHosts'] = [];
-  const listed = new Set<string>();
-  for (const [host, entry] of Object.entries(index.hosts)) {
+  // Manifests are the bulk of the work: read and parse all, verify their signatures as one batch on
+  // every core, then check each one's bindings in index order.
+  const hostEntries = Object.entries(index.hosts);
+  const loaded = hostEntries.map(([host, entry]) => {
     const file = hostManifestPath(version, host);
     // Agents fetch their manifest by this path: the index must bind exactly the file they read.
     if (entry.manifest.path !== file) throw new MixAndMatch(indexRef.path, `binds ${entry.manifest.path} for host "${host}", agents read ${file}`);
-    listed.add(`${host}.json`);
     const bytes = need(file, LIMITS.hostManifest, indexRef.path);
-    const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version, bytes);
+    return { host, entry, file, bytes, env: readHostManifest(bytes, file) };
+  });
+  const preverified = preverifySignatures(loaded, root);
+
+  const revokedHosts: TreeReport['revokedHosts'] = [];
+  const listed = new Set<string>();
+  for (const [i, { host, entry, file, bytes, env }] of loaded.entries()) {
+    listed.add(`${host}.json`);
+    const manifest = preverified[i] ? env.signed : verifyReleaseDocument(env, root, file, version, bytes);
+    requireFleet(manifest, root, file);
+    if (manifest.releaseVersion !== version) throw new MixAndMatch(file, `belongs to release ${manifest.releaseVersion}, the timestamp names release ${version}`);
     checkManifestIdentity(manifest, host, file);
     requireFileRef(bytes, entry.manifest, file, indexRef.path);
     const channelEntry = index.channels[manifest.channel];
@@ -152,6 +169,38 @@ export function verifyTree(treeDir: string, pinnedRoot: SignedRoot, opts: Verify
     revokedHosts,
     unlistedManifests,
   };
+}
+
+/**
+ * Per manifest: true when its release signatures are established by the batch (rejectBefore passed,
+ * every signature by a key valid at its issuedAt verified, threshold met), i.e. exactly when
+ * verifyReleaseSigned would accept it. False sends it through verifyReleaseDocument, which decides
+ * the remaining cases and throws the typed error.
+ */
+function preverifySignatures(loaded: readonly { bytes: Uint8Array; env: SignedDocument<HostManifest> }[], root: TrustRoot): boolean[] {
+  const keysAt = new Map<string, Map<string, PublicKey>>();
+  const rejectBefore = root.rejectBefore === null ? -Infinity : parseIsoTime(root.rejectBefore);
+  const jobs: SignatureJob[] = [];
+  const plan = loaded.map(({ bytes, env }) => {
+    const issuedAt = parseIsoTime(env.signed.issuedAt);
+    if (issuedAt < rejectBefore) return undefined;
+    let keys = keysAt.get(env.signed.issuedAt);
+    if (!keys) keysAt.set(env.signed.issuedAt, (keys = releaseKeysValidAt(root, issuedAt)));
+    const text = signedTextOf(bytes, env.signatures);
+    if (!text) return undefined;
+    const first = jobs.length;
+    const signers = new Set<string>();
+    for (const s of env.signatures) {
+      const key = keys.get(s.keyid);
+      if (!key) continue;
+      signers.add(s.keyid);
+      jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(s.sig) });
+    }
+    if (signers.size < root.releaseThreshold) return undefined;
+    return { first, count: jobs.length - first };
+  });
+  const results = verifyBatch(jobs);
+  return plan.map((p) => p !== undefined && results.slice(p.first, p.first + p.count).every(Boolean));
 }
 
 function listManifestFiles(treeDir: string, version: number): string[] {
