@@ -15,7 +15,7 @@ let
   # validator names only the first host in JSON order, which Nix cannot see (fromJSON and attribute
   # sets sort names); reporting both directions keeps its line among ours whenever two hosts collide.
   duplicates = names: valueOf: path: what:
-    let groups = groupBy valueOf names; in
+    let groups = groupBy (n: builtins.unsafeDiscardStringContext (valueOf n)) names; in
     concatLists (map (v:
       let g = groups.${v}; in
       if length g < 2 then [ ]
@@ -26,13 +26,13 @@ let
       names = attrNames fleet.hosts;
       withKey = filter (n: (hostKey.parse fleet.hosts.${n}.hostKey).ok) names;
       withMachineId = filter (n: fleet.hosts.${n} ? machineId) names;
-      revokedClosures = listToAttrs (map (c: { name = c.storePath; value = true; }) fleet.revoked.closures);
+      revokedClosures = listToAttrs (map (c: { name = builtins.unsafeDiscardStringContext c.storePath; value = true; }) fleet.revoked.closures);
     in
     (if names == [ ] then [ (err "hosts" "the fleet has no hosts") ] else [ ])
     ++ concatLists (map (n:
       let h = fleet.hosts.${n}; in
       (if hasAttr h.channel fleet.channels then [ ] else [ (err "hosts.${n}.channel" ''unknown channel "${h.channel}"'') ])
-      ++ (if hasAttr h.target revokedClosures then [ (err "hosts.${n}.target" "${h.target} is a revoked closure (revoked.closures)") ] else [ ])) names)
+      ++ (if hasAttr (builtins.unsafeDiscardStringContext h.target) revokedClosures then [ (err "hosts.${n}.target" "${h.target} is a revoked closure (revoked.closures)") ] else [ ])) names)
     ++ duplicates withKey (n: (hostKey.parse fleet.hosts.${n}.hostKey).raw) (n: "hosts.${n}.hostKey") "host key"
     ++ duplicates withMachineId (n: fleet.hosts.${n}.machineId) (n: "hosts.${n}.machineId") "machine id";
 

@@ -1,0 +1,44 @@
+{
+  description = "NixFleet: signed GitOps rollouts for fleets of NixOS hosts (Nix library and NixOS modules)";
+
+  # No inputs: the library is plain Nix (builtins only), so the flake evaluates and checks offline.
+  outputs = { self }:
+    let
+      nixfleetLib = import ./nix/lib;
+      system = "x86_64-linux";
+      exampleFleet = import ./nix/examples/fleet.nix { nixfleet = self; };
+      # A check is a derivation whose evaluation forces what must hold.
+      evalCheck = name: value: derivation {
+        inherit name system;
+        builder = "/bin/sh";
+        args = [ "-c" "echo ${builtins.hashString "sha256" (builtins.toJSON value)} > $out" ];
+      };
+      golden = builtins.attrNames (builtins.readDir ./tests/fixtures/fleets/golden);
+    in
+    {
+      lib = {
+        inherit (nixfleetLib) mkFleet mkHost fleetViolations resolveFleet;
+      };
+
+      nixosModules = {
+        agent = import ./nix/modules/agent.nix;
+        control-plane = import ./nix/modules/control-plane.nix;
+        default = self.nixosModules.agent;
+      };
+
+      # `nix eval --json .#examples.fleet` is the fleet JSON `nixfleet publish --flake` reads.
+      examples.fleet = exampleFleet;
+
+      templates.default = {
+        path = ./nix/examples;
+        description = "A fleet defined with mkFleet and mkHost";
+      };
+
+      checks.${system} = {
+        example-fleet = evalCheck "nixfleet-example-fleet" exampleFleet;
+        # Every golden fleet fixture is accepted (the negative ones run in tests/nix, which need messages).
+        golden-fleets = evalCheck "nixfleet-golden-fleets"
+          (map (n: nixfleetLib.mkFleet (builtins.fromJSON (builtins.readFile (./tests/fixtures/fleets/golden + "/${n}/fleet.json")))) golden);
+      };
+    };
+}

@@ -1,0 +1,109 @@
+# NixOS module: a NixFleet control plane. nginx serves the installed tree with mTLS, using the
+# config `nixfleet nginx-config` renders (the same access rules the tests run against a real nginx),
+# and proxies POST /acks to the ack endpoint (`nixfleet cp serve --acks-only`) on a unix socket. With
+# `rootFile` set, a tree pushed by CI into `incomingDir` is verified and installed by `nixfleet cp
+# sync` whenever its timestamp.json changes. The control plane holds no signing key.
+{ config, lib, pkgs, ... }:
+let
+  inherit (lib) mkOption mkEnableOption mkIf types optionals escapeShellArgs;
+  cfg = config.services.nixfleet-control-plane;
+  nginxGroup = config.services.nginx.group;
+  runDir = "/run/nixfleet-control-plane";
+  nginxSnippet = "${runDir}/nginx.conf";
+  nixfleet = "${cfg.package}/bin/nixfleet";
+
+  nginxConfigArgs = [ "nginx-config" "--tree" cfg.treeDir "--pki" cfg.pkiDir "--listen" cfg.listen "--ack-upstream" "unix:${cfg.ackSocket}" "--out" nginxSnippet ]
+    ++ optionals (cfg.dashboardDir != null) [ "--dashboard" cfg.dashboardDir ]
+    ++ optionals (cfg.workers != null) [ "--workers" (toString cfg.workers) ];
+  ackArgs = [ "cp" "serve" "--acks-only" "--tree" cfg.treeDir "--socket" cfg.ackSocket ]
+    ++ optionals (cfg.ackLogDir != null) [ "--acks-log" cfg.ackLogDir ]
+    ++ optionals (cfg.rateLimit != null) [ "--rate-limit" cfg.rateLimit ];
+  syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" (toString cfg.rootFile) "--nginx-pid" "/run/nginx/nginx.pid" "--json" ];
+
+  hardening = {
+    User = cfg.user;
+    Group = nginxGroup;
+    # Group-readable tree and a group-writable socket: nginx (in that group) reads and connects.
+    UMask = "0027";
+    NoNewPrivileges = true;
+    PrivateTmp = true;
+    ProtectHome = true;
+    ProtectSystem = "strict";
+    ReadWritePaths = [ cfg.treeDir runDir ] ++ optionals (cfg.ackLogDir != null) [ cfg.ackLogDir ];
+  };
+in
+{
+  options.services.nixfleet-control-plane = {
+    enable = mkEnableOption "the NixFleet control plane (nginx with mTLS serving the signed tree, and the ack endpoint)";
+    package = mkOption { type = types.package; description = "The nixfleet package (provides bin/nixfleet)."; };
+    treeDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/tree"; description = "The installed tree (current -> versions/..., acks/, nginx/*.map)."; };
+    pkiDir = mkOption { type = types.str; description = "PKI directory from `nixfleet pki init`: ca.crt, server.crt, server.key, crl.pem."; };
+    listen = mkOption { type = types.str; default = "8443"; description = "nginx listen address: PORT or ADDR:PORT."; };
+    ackSocket = mkOption { type = types.str; default = "${runDir}/ack.sock"; description = "Unix socket of the ack endpoint (nginx proxies POST /acks to it)."; };
+    ackLogDir = mkOption { type = types.nullOr types.str; default = null; description = "Directory of the append-only ack log (default: inside the tree directory)."; };
+    rateLimit = mkOption { type = types.nullOr (types.strMatching "off|[0-9]{1,6}/[0-9]{1,6}"); default = null; description = "Per-host ack rate limit BURST/PER_SECOND, or \"off\" (default 30/2)."; };
+    dashboardDir = mkOption { type = types.nullOr types.str; default = null; description = "Operator dashboard directory served at /dashboard/ (operator certificates only)."; };
+    workers = mkOption { type = types.nullOr types.ints.positive; default = null; description = "nginx worker processes (null: auto)."; };
+    rootFile = mkOption { type = types.nullOr types.path; default = null; description = "The pinned trust root; set it to install CI trees from incomingDir with `nixfleet cp sync`."; };
+    incomingDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/incoming"; description = "Where CI pushes the published tree (timestamp.json last)."; };
+    user = mkOption { type = types.str; default = "nixfleet-cp"; description = "User running the ack endpoint and cp sync."; };
+    openFirewall = mkOption { type = types.bool; default = false; description = "Open the listen port in the firewall."; };
+  };
+
+  config = mkIf cfg.enable {
+    users.users.${cfg.user} = { isSystemUser = true; group = nginxGroup; };
+
+    systemd.tmpfiles.rules = [
+      "d ${cfg.treeDir} 0750 ${cfg.user} ${nginxGroup} -"
+      "d ${runDir} 0750 ${cfg.user} ${nginxGroup} -"
+      "d ${cfg.incomingDir} 0750 ${cfg.user} ${nginxGroup} -"
+    ] ++ optionals (cfg.ackLogDir != null) [ "d ${cfg.ackLogDir} 0700 ${cfg.user} ${nginxGroup} -" ];
+
+    services.nginx.enable = true;
+    # The server block, maps and ack upstream are rendered at boot (they name files that are not in the
+    # Nix store: PKI, tree, revocation maps); nginx includes them into its http block.
+    services.nginx.appendHttpConfig = "include ${nginxSnippet};";
+
+    systemd.services.nixfleet-cp-nginx-config = {
+      description = "NixFleet control plane: render the nginx configuration";
+      wantedBy = [ "nginx.service" ];
+      before = [ "nginx.service" ];
+      after = [ "systemd-tmpfiles-setup.service" ];
+      serviceConfig = hardening // {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "${nixfleet} ${escapeShellArgs nginxConfigArgs}";
+      };
+    };
+    systemd.services.nginx = { requires = [ "nixfleet-cp-nginx-config.service" ]; after = [ "nixfleet-cp-nginx-config.service" ]; };
+
+    systemd.services.nixfleet-ack-endpoint = {
+      description = "NixFleet ack endpoint (append-only, host-signed acks; no signing key)";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" "systemd-tmpfiles-setup.service" ];
+      serviceConfig = hardening // {
+        ExecStart = "${nixfleet} ${escapeShellArgs ackArgs}";
+        UMask = "0007";
+        Restart = "always";
+        RestartSec = "1s";
+      };
+    };
+
+    systemd.services.nixfleet-cp-sync = mkIf (cfg.rootFile != null) {
+      description = "NixFleet control plane: verify and install the tree CI pushed";
+      serviceConfig = hardening // {
+        Type = "oneshot";
+        ExecStart = "${nixfleet} ${escapeShellArgs syncArgs}";
+        # Reloading nginx (SIGHUP via its pid file) for new revocation maps.
+        AmbientCapabilities = [ "CAP_KILL" ];
+        CapabilityBoundingSet = [ "CAP_KILL" ];
+      };
+    };
+    systemd.paths.nixfleet-cp-sync = mkIf (cfg.rootFile != null) {
+      wantedBy = [ "multi-user.target" ];
+      pathConfig.PathChanged = "${cfg.incomingDir}/timestamp.json";
+    };
+
+    networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [ (lib.toInt (lib.last (lib.splitString ":" cfg.listen))) ];
+  };
+}
