@@ -7,3 +7,5 @@ export { identityFromTls, identityFromProxyHeaders, authorizePath, IDENTITY_HEAD
 export { servedRoot, acksRoot, CURRENT_LINK, VERSIONS_DIR, REVOKED_SERIALS_MAP, REVOKED_HOSTS_MAP } from './tree-dir.ts';
 export { initPki, issueHostCert, issueOperatorCert, revokeCert, revokedSerials, certSerial, pkiPaths, PkiError, type IssuedCert, type PkiPaths } from './pki.ts';
 export { syncTree, revocationMaps, writeRevocationMaps, ensureRevocationMaps, reloadNginx, type SyncOptions, type SyncResult } from './sync.ts';
+export { mergeAckRecords, mergeAckLogFiles, type MergeResult } from './ack-merge.ts';
+export { renderNginxConfig, renderServerBlock, type NginxConfigOptions } from './nginx-config.ts';
