@@ -78,7 +78,7 @@ const command: Command = {
 
 Validates the fleet (every violation is listed), resolves waves and budgets per channel, signs every
 document with the release key(s), and writes the tree: root/<n>.json (copied from the trust
-directory), releases/<v>/ (complete before anything points to it), revocations/<r>.json, then
+directory), releases/<v>/ (complete before anything points to it), revocations-<r>.json, then
 timestamp.json last. An interrupted publish leaves the previous release in place and valid.
 
 Options:

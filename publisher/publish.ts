@@ -1,7 +1,7 @@
 // `nixfleet publish` as a library: fleet JSON -> validated, resolved, signed static tree.
 // Write order (each step crash-safe, so a kill -9 at any moment leaves the previous tree verifiable):
 //   root/<n>.json (immutable copies) -> releases/<v>/ (temp dir, flushed, renamed into place)
-//   -> revocations/<r>.json (immutable, only when revocations changed) -> timestamp.json (atomic, mtime
+//   -> revocations-<r>.json (immutable, only when revocations changed) -> timestamp.json (atomic, mtime
 //   advanced) -> revocations.json (a copy of the current revocations, for a fixed URL).
 // Only the timestamp switches agents to the new release, and it is written after everything it names.
 import { existsSync, readFileSync } from 'node:fs';

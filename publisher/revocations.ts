@@ -1,4 +1,4 @@
-// The signed revocations document. Each version is written once to revocations/<v>.json (immutable) and
+// The signed revocations document. Each version is written once to revocations-<v>.json (immutable) and
 // the timestamp binds that file; `revocations.json` is a copy of the current one for tools that want a
 // fixed name, written after the timestamp. Rewriting a single mutable revocations.json before the
 // timestamp would leave a window in which a killed publisher breaks the binding of the previous
@@ -18,7 +18,7 @@ import { sha256Digest } from '../protocol/canonical.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { TreeFile } from './documents.ts';
 
-export const versionedRevocationsPath = (version: number): string => `revocations/${version}.json`;
+export const versionedRevocationsPath = (version: number): string => `revocations-${version}.json`;
 
 export interface PlannedRevocations {
   version: number;

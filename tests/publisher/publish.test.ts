@@ -122,7 +122,7 @@ test('revocations: a change writes a new immutable version; the timestamp binds 
     revoked.revoked = { hosts: [{ host: 'host-003', reason: 'stolen' }], closures: [] };
     const r2 = publishRelease({ ...base, fleet: revoked, now: T0 + 5000 });
     assert.is(r2.revocations.version, r1.revocations.version + 1);
-    assert.is(r2.revocations.file.path, `revocations/${r2.revocations.version}.json`);
+    assert.is(r2.revocations.file.path, `revocations-${r2.revocations.version}.json`);
     const r3 = publishRelease({ ...base, fleet: revoked, now: T0 + 9000 });
     assert.equal(r3.revocations, r2.revocations, 'revokedAt is carried over, so nothing changes');
     const mirror = snapshotFiles(s.treeDir).get('revocations.json')!;
