@@ -42,7 +42,8 @@ export class AckSync {
   }
 
   private setServerSeq(seq: number): void {
-    if (seq !== this.serverSeq) this.state.write(ACK_SYNC_FILE, SyncState, { serverSeq: seq });
+    // Volatile: if lost, acks are re-posted and the endpoint answers with its head (idempotent).
+    if (seq !== this.serverSeq) this.state.writeVolatile(ACK_SYNC_FILE, SyncState, { serverSeq: seq });
   }
 
   /** Our own ack with that seq, if the digest matches: proof the endpoint's head is on our chain. */

@@ -18,6 +18,19 @@ export type RunOutcome = CycleOutcome | { kind: 'locked'; heldBy: number };
 export interface RunOptions {
   log?: Logger;
   now?: () => number;
+  /**
+   * Keep the mTLS keep-alive connections open for the next run of the same state directory (daemon
+   * mode, the demo). Call closeAgentConnections() when done.
+   */
+  reuseConnections?: boolean;
+}
+
+const clients = new Map<string, HttpClient>();
+
+/** Closes the connections kept by runs with `reuseConnections`. */
+export function closeAgentConnections(): void {
+  for (const c of clients.values()) c.close();
+  clients.clear();
 }
 
 /** One complete run: lock, cycle, unlock. A second concurrent run returns `locked` without touching anything. */
@@ -30,11 +43,12 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     return { kind: 'locked', heldBy: lock.heldBy };
   }
   let client: HttpClient | undefined;
+  const started = Date.now();
   try {
     const pinnedRoot = loadPinnedRoot(config.trustRootFile);
     const hostKey = readPrivateKey(config.hostKeyFile);
     const cache = new HttpCache(state.path('http-cache'));
-    client = new HttpClient({
+    client = (opts.reuseConnections ? clients.get(state.root) : undefined) ?? new HttpClient({
       baseUrl: config.controlPlaneUrl,
       ca: readFileSync(config.caFile),
       cert: readFileSync(config.certFile),
@@ -43,6 +57,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       timeoutMs: config.requestTimeoutMs,
       retries: config.retries,
     });
+    if (opts.reuseConnections) clients.set(state.root, client);
     const journal = new AckJournal(state, pinnedRoot.signed.fleet, config.host, hostKey);
     const deps: CycleDeps = {
       host: config.host,
@@ -61,9 +76,12 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       pinnedRoot,
       clockSkewSeconds: config.clockSkewSeconds,
     };
-    return await runCycle(deps);
+    const before = { ...client.stats };
+    const outcome = await runCycle(deps);
+    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes });
+    return outcome;
   } finally {
-    client?.close();
+    if (!opts.reuseConnections) client?.close();
     lock.lock.release();
   }
 }

@@ -13,6 +13,7 @@ import { activate, confirmPending, recover, rollbackConfirmed, rollbackPending, 
 import { readAgentState, updateAgentState } from './agent-state.ts';
 import { readPending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
+import { fetchBudgetPlans } from './budget-plans.ts';
 import type { HttpCache } from './http-cache.ts';
 import { Unreachable, type HttpClient } from './http-client.ts';
 import { openTreeFetch } from './tree-fetch.ts';
@@ -63,10 +64,26 @@ function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan): void
   );
 }
 
+/**
+ * A waiting host has nothing to report about the rollout, but without any ack the reconciler (every
+ * peer's) counts it as offline. A heartbeat about what it currently runs (no rollout id) marks it as
+ * present and pending; it is repeated well inside the offline window, not at every poll.
+ */
+function presenceAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, current: string): void {
+  const now = deps.now();
+  const last = deps.journal.last()?.signed;
+  const every = Math.max(plan.heartbeatSeconds, Math.floor(plan.offlineWindowSeconds / 3)) * 1000;
+  if (last && last.releaseVersion === m.releaseVersion && now - Date.parse(last.time) < every) return;
+  deps.journal.append({ kind: 'heartbeat', releaseVersion: m.releaseVersion, rolloutId: null, target: current, current, healthySince: null, probes: [], reason: 'waiting for its turn' }, now);
+}
+
 /** A locally blocked host says so once per reason, so budgets and waves do not wait for it forever. */
 function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferred', reason: string, current: string | null): void {
   const last = deps.journal.last()?.signed;
   if (last && last.kind === kind && last.rolloutId === m.rolloutId && last.reason === reason.slice(0, 512)) return;
+  // This host's own failure of this very target is the more precise report: peers must keep seeing it
+  // as failed (it counts against the wave's failure threshold), not merely as blocked.
+  if (last && (last.kind === 'rolled-back' || last.kind === 'failed') && last.target === m.target && last.rolloutId === m.rolloutId) return;
   deps.journal.append({ kind, releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current, healthySince: null, probes: [], reason }, deps.now());
 }
 
@@ -90,13 +107,18 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   let view;
   let revocations;
   let treeFetch;
+  let budgetPlans: ChannelPlan[] = [];
   try {
     treeFetch = await openTreeFetch(deps.client, deps.cache, agentState.lastVerifiedTimestamp ?? undefined);
     const trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
-    deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
+    // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
+    const before = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
+    if (!before || JSON.stringify(before) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
     if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
     view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
     revocations = trust.revocations.signed;
+    const have = new Set([view.plan.channel, ...view.gatingPlans.map((g) => g.channel)]);
+    budgetPlans = await fetchBudgetPlans(treeFetch.fetch, trust, view.budgets, have);
   } catch (e) {
     if (e instanceof Unreachable) {
       log.warn('control-plane-unreachable', { reason: e.message });
@@ -117,6 +139,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const { manifest, plan, gatingPlans, budgets } = view;
   const plans: Record<string, ChannelPlan> = { [plan.channel]: plan };
   for (const g of gatingPlans) plans[g.channel] = g;
+  for (const b of budgetPlans) plans[b.channel] = b;
   let peers;
   try {
     peers = await fetchPeerAcks({ fetch: treeFetch.fetch, plans: Object.values(plans), budgets, self: deps.host, log });
@@ -161,6 +184,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
       break;
     case 'wait':
       if (decision.gate === 'quarantined') blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
+      else presenceAck(deps, manifest, plan, current.path);
       break;
     case 'defer':
       blockedAck(deps, manifest, 'deferred', decision.reason, current.path);

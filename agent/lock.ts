@@ -1,7 +1,7 @@
 // One agent run at a time per state directory. The lock is a file created with O_EXCL holding the
 // owner's PID; a lock whose owner no longer exists (kill -9, reboot) is stale and is taken over, so a
 // crash never wedges the timer.
-import { openSync, writeSync, closeSync, readFileSync, unlinkSync, fsyncSync, renameSync } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, unlinkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface HeldLock {
@@ -35,8 +35,8 @@ export function acquireLock(stateDir: string): LockResult {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx', 0o600);
+      // No fsync: after a crash or reboot the owner PID is dead anyway, and the lock is taken over.
       writeSync(fd, `${process.pid}\n`);
-      fsyncSync(fd);
       closeSync(fd);
       let released = false;
       return {

@@ -1,7 +1,8 @@
 // The agent's one state directory. Every file is written atomically (temp + fsync + rename) and read
 // through strict JSON + a zod schema, so a corrupted or hand-edited file is refused with its name and
 // field rather than half-trusted.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { z } from 'zod';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
@@ -39,7 +40,23 @@ export class StateDir {
     writeFileAtomic(this.path(name), JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 });
   }
 
+  /**
+   * Atomic (rename) but not durable: for files whose loss after a power cut only costs a little
+   * repeated work (caches, the ack endpoint's confirmed seq). Spares the fsyncs a steady-state cycle
+   * would otherwise pay on every poll.
+   */
+  writeVolatile<S extends z.ZodType>(name: string, schema: S, value: z.infer<S>): void {
+    const checked = schema.parse(value);
+    writeVolatileFile(this.path(name), JSON.stringify(checked) + '\n');
+  }
+
   remove(name: string): void {
     rmSync(this.path(name), { force: true });
   }
+}
+
+export function writeVolatileFile(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, path);
 }

@@ -2,7 +2,7 @@
 // `nixfleet agent quarantine list | clear [TARGET]`.
 import { CronJob } from 'cron';
 import { loadAgentConfig, type AgentConfig } from '../agent/config.ts';
-import { runAgentOnce, type RunOutcome } from '../agent/agent.ts';
+import { closeAgentConnections, runAgentOnce, type RunOutcome } from '../agent/agent.ts';
 import { createLogger } from '../agent/log.ts';
 import { Quarantine } from '../agent/quarantine.ts';
 import { StateDir } from '../agent/state-dir.ts';
@@ -52,7 +52,7 @@ async function runDaemon(config: AgentConfig): Promise<number> {
     running = true;
     try {
       if (config.splayMs > 0) await new Promise((r) => setTimeout(r, Math.floor(Math.random() * config.splayMs)));
-      await runAgentOnce(config, { log });
+      await runAgentOnce(config, { log, reuseConnections: true });
     } catch (e) {
       log.error('cycle-failed', { reason: (e as Error).message });
     } finally {
@@ -82,6 +82,7 @@ async function runDaemon(config: AgentConfig): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  closeAgentConnections();
   return EXIT_OK;
 }
 

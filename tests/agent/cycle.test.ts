@@ -87,11 +87,11 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
         return false;
       }
     });
-    // Next cycle: the quarantined closure is not retried; the host says it is blocked.
+    // Next cycle: the quarantined closure is not retried; its own rolled-back ack stays its latest report.
     const o2 = await runAgentOnce(cfg, { log });
     assert.ok(o2.kind === 'decided' && o2.decision === 'wait', JSON.stringify(o2));
     assert.is(await current(lab, 'b1'), OLD);
-    assert.is(journal(lab, 'b1').at(-1)!.kind, 'blocked');
+    assert.is(journal(lab, 'b1').at(-1)!.kind, 'rolled-back', 'its own failure stays its latest report');
   } finally {
     await lab.close();
   }
