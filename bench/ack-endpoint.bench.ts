@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from '../tests/control-plane/tree-fixture.ts';
 import type { SignedAck } from '../protocol/acks.ts';
+import { AckService } from '../control-plane/ack-service.ts';
+import { loadReleaseView } from '../control-plane/release-view.ts';
+import { loadavg, cpus } from 'node:os';
 
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const HOSTS = Number(process.env.ACK_BENCH_HOSTS ?? 64);
@@ -85,9 +88,30 @@ export default async function bench(): Promise<void> {
         await new Promise((r) => child.once('exit', r));
       }
     }
+    // The endpoint's own work without HTTP (strict intake, signature, chain, group-commit fsync), in process.
+    const svc = await AckService.open({ logDir: join(dir, 'log-inproc'), publishRoot: dir, rateLimit: false });
+    svc.setView(loadReleaseView(dir));
+    const latencies: number[] = [];
+    let failures = 0;
+    const t0 = performance.now();
+    await Promise.all(chains.map(async (chain) => {
+      for (const { ack, body } of chain) {
+        const s = performance.now();
+        const r = await svc.submit(Buffer.from(body), { cn: ack.signed.host, ou: 'agent', serial: null });
+        latencies.push(performance.now() - s);
+        if (r.status !== 201) failures++;
+      }
+    }));
+    const secs = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+    const n = HOSTS * PER_HOST;
+    rows.push(['in-process AckService, group commit (no HTTP)', String(HOSTS), String(n), secs.toFixed(2), Math.round(n / secs).toString(), pct(latencies, 50).toFixed(1), pct(latencies, 99).toFixed(1), String(failures)]);
+    rows.push(['(fsyncs for those acks)', '', '', '', String(svc.logStats.syncs), '', '', '']);
+    await svc.close();
   } finally {
     removeDir(dir);
   }
+  console.log(`load average (1 min) after the run: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores`);
   const head = ['mode', 'concurrent hosts', 'acks', 'seconds', 'acks/s', 'p50 ms', 'p99 ms', 'non-201'];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
