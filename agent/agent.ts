@@ -76,9 +76,9 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       pinnedRoot,
       clockSkewSeconds: config.clockSkewSeconds,
     };
-    const before = { ...client.stats };
+    const before = { ...client.stats, wire: client.wireBytes() };
     const outcome = await runCycle(deps);
-    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes });
+    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes, wireBytes: client.wireBytes() - before.wire });
     return outcome;
   } finally {
     if (!opts.reuseConnections) client?.close();
