@@ -1,0 +1,97 @@
+// The control plane's CLI commands, run in process: exit codes, JSON output, refusals naming the file.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpSync } from '../../cli/cp.ts';
+import { pkiInit, pkiIssueHost, pkiIssueOperator, pkiRevoke } from '../../cli/pki.ts';
+import nginxConfig from '../../cli/nginx-config.ts';
+import { UsageError, type Command } from '../../cli/command.ts';
+import { envelopeBytes } from '../../protocol/envelope.ts';
+import { requireTool } from '../support/skip.ts';
+import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir } from './tree-fixture.ts';
+
+const test = suite('control-plane CLI');
+let work: string;
+test.before.each(() => {
+  work = tempDir('cp-cli');
+});
+test.after.each(() => removeDir(work));
+
+async function run(cmd: Command, argv: string[]): Promise<{ code: number; out: string }> {
+  const original = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    return { code: await cmd.run(argv), out };
+  } finally {
+    process.stdout.write = original;
+  }
+}
+
+test('cp sync: 0 and a JSON summary when installed, 1 naming the file when tampered', async () => {
+  const keys = fixtureKeys();
+  const hosts = fixtureHosts({ web1: {} });
+  writeFileSync(join(work, 'root.json'), envelopeBytes(keys.signedRoot));
+  writeTree(join(work, 'v1'), { keys, hosts, version: 1, issuedOffsetSeconds: -100 });
+  const ok = await run(cpSync, ['--from', join(work, 'v1'), '--tree', join(work, 'cp'), '--root', join(work, 'root.json'), '--json']);
+  assert.is(ok.code, 0);
+  assert.is(JSON.parse(ok.out).releaseVersion, 1);
+  writeTree(join(work, 'v2'), { keys, hosts, version: 2 });
+  const index = join(work, 'v2', 'releases/2/index.json');
+  writeFileSync(index, readFileSync(index, 'utf8').replace('"source":null', '"source":"x"'));
+  const bad = await run(cpSync, ['--from', join(work, 'v2'), '--tree', join(work, 'cp'), '--root', join(work, 'root.json'), '--json']);
+  assert.is(bad.code, 1);
+  const err = JSON.parse(bad.out).error;
+  assert.is(err.file, 'releases/2/index.json');
+  try {
+    await run(cpSync, ['--from', join(work, 'v2'), '--tree', join(work, 'cp')]);
+    assert.unreachable('accepted without --root');
+  } catch (e) {
+    assert.instance(e, UsageError);
+  }
+});
+
+test('pki: init, issue-host, issue-operator, revoke; a second certificate for a name is refused', async () => {
+  if (!requireTool('openssl', 'PKI')) return;
+  const pki = join(work, 'pki');
+  assert.is((await run(pkiInit, ['--out', pki])).code, 0);
+  assert.ok(existsSync(join(pki, 'ca.crt')));
+  assert.is((await run(pkiInit, ['--out', pki])).code, 1, 'refuses to overwrite the CA');
+  const host = await run(pkiIssueHost, ['--pki', pki, '--host', 'web1', '--json']);
+  assert.is(host.code, 0);
+  const serial = JSON.parse(host.out).serial as string;
+  assert.match(serial, /^[0-9A-F]+$/);
+  assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'web1'])).code, 1);
+  assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'Bad_Name'])).code, 1);
+  assert.is((await run(pkiIssueOperator, ['--pki', pki, '--name', 'alice'])).code, 0);
+  const rev = await run(pkiRevoke, ['--pki', pki, '--cert', join(pki, 'hosts', 'web1.crt'), '--json']);
+  assert.is(rev.code, 0);
+  assert.is(JSON.parse(rev.out).revoked, serial);
+  assert.match(readFileSync(join(pki, 'revoked-serials.txt'), 'utf8'), new RegExp(`^${serial}$`, 'm'));
+  assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'web1'])).code, 0, 're-issue after revocation');
+});
+
+test('nginx-config: renders a full config and creates the revocation maps; refuses a non-loopback upstream', async () => {
+  if (!requireTool('openssl', 'PKI')) return;
+  const pki = join(work, 'pki');
+  await run(pkiInit, ['--out', pki]);
+  const tree = join(work, 'cp');
+  const r = await run(nginxConfig, ['--tree', tree, '--pki', pki, '--listen', '127.0.0.1:8443', '--ack-upstream', '127.0.0.1:8444', '--runtime-dir', join(work, 'rt')]);
+  assert.is(r.code, 0);
+  assert.match(r.out, /ssl_verify_client optional;/);
+  assert.match(r.out, /ssl_crl /);
+  assert.match(r.out, /proxy_set_header X-SSL-Client-S-DN \$ssl_client_s_dn;/);
+  assert.ok(existsSync(join(tree, 'nginx', 'revoked-serials.map')));
+  try {
+    await run(nginxConfig, ['--tree', tree, '--pki', pki, '--listen', '127.0.0.1:8443', '--ack-upstream', '192.0.2.1:8444']);
+    assert.unreachable('accepted a non-loopback upstream');
+  } catch (e) {
+    assert.instance(e, UsageError);
+  }
+});
+
+test.run();
