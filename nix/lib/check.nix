@@ -1,7 +1,9 @@
 # Typed checkers for plain Nix values, reporting like zod does on the TypeScript side so that both sides
 # print the same "path: message" lines. A checker is `path: value: { errors; value; }`: `errors` lists
 # every violation under `path`, `value` is the input with defaults applied (absent optional fields stay
-# absent). Paths are written as publisher/validate.ts formatPath writes them: a.b[0].c, "(fleet)" at
+# absent), `aborted` says whether a failure is one zod treats as fatal (a wrong type or value, an
+# unknown or missing key) rather than a failed check (range, length, pattern): unions depend on it.
+# Paths are written as publisher/validate.ts formatPath writes them: a.b[0].c, "(fleet)" at
 # the root.
 let
   inherit (builtins) typeOf isAttrs isList isString isInt isFloat attrNames filter length concatLists
@@ -23,9 +25,11 @@ let
   item = path: i: "${path}[${toString i}]";
   quote = s: builtins.toJSON s;
 
-  ok = value: { errors = [ ]; inherit value; };
-  fail = path: messages: { errors = map (m: "${showPath path}: ${m}") messages; value = null; };
-  expected = what: path: v: fail path [ "Invalid input: expected ${what}, received ${typeName v}" ];
+  ok = value: { errors = [ ]; aborted = false; inherit value; };
+  fail = path: messages: { errors = map (m: "${showPath path}: ${m}") messages; aborted = false; value = null; };
+  abort = path: messages: fail path messages // { aborted = true; };
+  expected = what: path: v: abort path [ "Invalid input: expected ${what}, received ${typeName v}" ];
+  anyAborted = results: builtins.any (r: r.aborted) results;
 
   maxSafe = 9007199254740991;
 
@@ -54,11 +58,11 @@ let
     else ok v;
 
   literal = value: path: v:
-    if v == value then ok v else fail path [ "Invalid input: expected ${builtins.toJSON value}" ];
+    if v == value then ok v else abort path [ "Invalid input: expected ${builtins.toJSON value}" ];
 
   enum = values: path: v:
     if isString v && builtins.elem v values then ok v
-    else fail path [ "Invalid option: expected one of ${concatStringsSep "|" (map quote values)}" ];
+    else abort path [ "Invalid option: expected one of ${concatStringsSep "|" (map quote values)}" ];
 
   nullable = checker: path: v: if v == null then ok null else checker path v;
 
@@ -72,7 +76,7 @@ let
           (if min != null && n < min then [ "${path}: Too small: expected array to have >=${toString min} items" ] else [ ])
           ++ (if max != null && n > max then [ "${path}: Too big: expected array to have <=${toString max} items" ] else [ ]);
       in
-      { errors = sizeErrors ++ concatLists (map (r: r.errors) results); value = map (r: r.value) results; };
+      { errors = sizeErrors ++ concatLists (map (r: r.errors) results); aborted = anyAborted results; value = map (r: r.value) results; };
 
   # An object whose keys are names checked by `key` (a checker of strings) and whose values all follow `value`.
   record = key: value: path: v:
@@ -82,10 +86,10 @@ let
         names = attrNames v;
         results = map (name:
           let k = key (field path name) name; in
-          if k.errors != [ ] then { inherit name; errors = [ "${field path name}: Invalid key in record" ]; value = null; }
-          else let r = value (field path name) v.${name}; in { inherit name; inherit (r) errors value; }) names;
+          if k.errors != [ ] then { inherit name; errors = [ "${field path name}: Invalid key in record" ]; aborted = true; value = null; }
+          else let r = value (field path name) v.${name}; in { inherit name; inherit (r) errors aborted value; }) names;
       in
-      { errors = concatLists (map (r: r.errors) results); value = listToAttrs (map (r: { inherit (r) name value; }) results); };
+      { errors = concatLists (map (r: r.errors) results); aborted = anyAborted results; value = listToAttrs (map (r: { inherit (r) name value; }) results); };
 
   # Field specs: { check; } required, { check; optional = true; } may be absent, { check; default; }
   # absent means `default` (not checked, like zod defaults).
@@ -105,23 +109,26 @@ let
         results = map (name:
           let spec = fields.${name}; in
           if hasAttr name v then { inherit name; present = true; } // spec.check (field path name) v.${name}
-          else if spec ? default then { inherit name; present = true; errors = [ ]; value = spec.default; }
-          else if spec.optional or false then { inherit name; present = false; errors = [ ]; value = null; }
+          else if spec ? default then { inherit name; present = true; errors = [ ]; aborted = false; value = spec.default; }
+          else if spec.optional or false then { inherit name; present = false; errors = [ ]; aborted = false; value = null; }
           else { inherit name; present = true; } // spec.check (field path name) absent) (attrNames fields);
       in
       {
         errors = unknownErrors ++ concatLists (map (r: r.errors) results);
+        aborted = unknown != [ ] || anyAborted results;
         value = listToAttrs (map (r: { inherit (r) name value; }) (filter (r: r.present) results));
       };
 
-  # A union told apart by which single key the object has (Selector, Threshold). Anything else is
-  # "Invalid input", as zod reports a union no member of which matches.
+  # A union of single-key objects (Selector, Threshold). zod reports the failed checks of the one member
+  # that failed without a fatal issue, and a bare "Invalid input" when every member failed fatally (an
+  # object with another or a second key fails every member with an unknown key).
   keyedUnion = members: path: v:
     let names = if isAttrs v && !(isAbsent v) then attrNames v else [ ]; in
     if length names == 1 && hasAttr (elemAt names 0) members then
       let name = elemAt names 0; r = members.${name} (field path name) v.${name}; in
-      { inherit (r) errors; value = { ${name} = r.value; }; }
-    else fail path [ "Invalid input" ];
+      if r.aborted then abort path [ "Invalid input" ]
+      else { inherit (r) errors aborted; value = { ${name} = r.value; }; }
+    else abort path [ "Invalid input" ];
 
   # A union told apart by a string field (Probe.kind); `order` is the members' declaration order,
   # which the error message lists.
@@ -129,7 +136,7 @@ let
     let t = if isAttrs v && !(isAbsent v) then v.${tag} or null else null; in
     if isString t && hasAttr t members then members.${t} path v
     else if !(isAttrs v) || isAbsent v then expected "object" path v
-    else fail (field path tag) [ "Invalid discriminator value. Expected ${concatStringsSep " | " (map (m: "'${m}'") order)}" ];
+    else abort (field path tag) [ "Invalid discriminator value. Expected ${concatStringsSep " | " (map (m: "'${m}'") order)}" ];
 in
 {
   inherit absent typeName showPath field item ok fail str int literal enum nullable list record strictObject

@@ -14,9 +14,11 @@ let
     patterns = [ { regex = "/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+"; message = "must be a Nix store path (/nix/store/<32-char hash>-<name>)"; } ];
   };
   tag = str { patterns = [ { regex = "[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"; message = "tags use letters, digits, _ . : - (at most 64)"; } ]; };
+  isoTimeRegex = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z";
   isoTime = str {
-    patterns = [ { regex = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z"; message = "must be an RFC 3339 UTC time with second precision (YYYY-MM-DDTHH:MM:SSZ)"; } ];
-    refine = s: if builtins.match "[0-9]{4}-.*" s == null || time.isCalendarTime s then null else "is not a valid calendar time";
+    patterns = [ { regex = isoTimeRegex; message = "must be an RFC 3339 UTC time with second precision (YYYY-MM-DDTHH:MM:SSZ)"; } ];
+    # JavaScript reads a time back unchanged only in exactly this format, so a malformed one fails both.
+    refine = s: if builtins.match isoTimeRegex s != null && time.isCalendarTime s then null else "is not a valid calendar time";
   };
   positiveInt = int { min = 1; };
   nonNegativeInt = int { min = 0; };
