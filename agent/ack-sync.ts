@@ -28,6 +28,9 @@ export interface FlushResult {
 }
 
 export class AckSync {
+  /** Highest seq the endpoint had confirmed before it was found to have lost acks (for reporting). */
+  private confirmedBeforeLoss = 0;
+
   constructor(
     private readonly state: StateDir,
     private readonly journal: AckJournal,
@@ -76,6 +79,7 @@ export class AckSync {
     // A head at or past what we know is fine; the publisher may also simply lag a second behind,
     // which costs at most an idempotent re-post answered by a 409 naming the real head.
     if (headSeq < confirmed) {
+      this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, confirmed);
       this.log.warn('ack-loss-detected', { publishedSeq: head?.signed.seq ?? null, confirmedSeq: confirmed, reason: head ? 'the control plane publishes an older ack than it confirmed' : 'the control plane has no ack for this host' });
       this.setServerSeq(headSeq);
     }
@@ -85,8 +89,6 @@ export class AckSync {
   async flush(): Promise<FlushResult> {
     let posted = 0;
     let reposted = 0;
-    const initiallyConfirmed = this.serverSeq;
-    let highestEverConfirmed = initiallyConfirmed;
     for (let guard = 0; guard < 10_000; guard++) {
       const serverSeq = this.serverSeq;
       const next = this.journal.after(serverSeq)[0];
@@ -100,9 +102,8 @@ export class AckSync {
       const text = Buffer.from(res.body).toString('utf8');
       if (res.status === 200 || res.status === 201) {
         posted++;
-        if (next.signed.seq <= highestEverConfirmed) reposted++;
+        if (next.signed.seq <= this.confirmedBeforeLoss) reposted++;
         this.setServerSeq(next.signed.seq);
-        highestEverConfirmed = Math.max(highestEverConfirmed, next.signed.seq);
         continue;
       }
       if (res.status === 409) {
@@ -114,7 +115,10 @@ export class AckSync {
         }
         if (head && head.seq !== serverSeq && head.seq <= this.journal.lastSeq() && this.ours(head.seq, head.digest)) {
           // The endpoint is elsewhere on our own chain: ahead (we missed its answer) or behind (it lost acks).
-          if (head.seq < serverSeq) this.log.warn('ack-endpoint-behind', { endpointSeq: head.seq, confirmedSeq: serverSeq });
+          if (head.seq < serverSeq) {
+            this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, serverSeq);
+            this.log.warn('ack-endpoint-behind', { endpointSeq: head.seq, confirmedSeq: serverSeq });
+          }
           this.setServerSeq(head.seq);
           continue;
         }

@@ -1,0 +1,67 @@
+// The control plane is wiped (ack log and published acks gone) and rebuilt from the CI tree: the agents
+// notice their acks are missing and re-post their whole journals, so the rollout's view is restored.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runAgentOnce } from '../../agent/agent.ts';
+import { memoryLogger } from '../../agent/log.ts';
+import { AckJournal } from '../../agent/ack-journal.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import { readPrivateKey } from '../../protocol/keys.ts';
+import { ackDigest, readAck } from '../../protocol/acks.ts';
+import { requireTool } from '../support/skip.ts';
+import { makeLab, labFleet, NEW } from '../agent/lab-fleet.ts';
+
+async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+test('wiped ack state: agents re-post their journals; published heads match the journals again', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const hosts = ['r1', 'r2'];
+  const lab = makeLab(hosts);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    await until('converged', 30_000, async () => {
+      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      return outs.every((o) => o.kind === 'decided' && o.decision === 'converged');
+    });
+    await lab.stopControlPlane();
+    rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
+    rmSync(join(lab.treeDir, 'acks'), { recursive: true, force: true });
+    await lab.startControlPlane();
+    const logs = hosts.map((h) => memoryLogger(h));
+    await Promise.all(hosts.map((h, i) => runAgentOnce(lab.agentConfig(h), { log: logs[i]! })));
+    for (const [i, h] of hosts.entries()) {
+      assert.ok(logs[i]!.records.some((r) => r['event'] === 'ack-loss-detected'), `${h} noticed the loss`);
+      const reposted = logs[i]!.records.find((r) => r['event'] === 'acks-reposted');
+      assert.ok(reposted && (reposted['count'] as number) >= 2, `${h} re-posted its history`);
+    }
+    for (const h of hosts) {
+      const host = lab.host(h);
+      const last = new AckJournal(new StateDir(host.stateDir), 'lab', h, readPrivateKey(host.keyFile)).last()!;
+      await until(`${h} head published`, 5000, () => {
+        try {
+          const head = readAck(readFileSync(join(lab.treeDir, 'acks', 'hosts', `${h}.json`)));
+          return head.signed.seq >= last.signed.seq && (head.signed.seq > last.signed.seq || ackDigest(head) === ackDigest(last));
+        } catch {
+          return false;
+        }
+      });
+    }
+    // The rollout view carries on: both hosts are still converged for everyone reading the acks.
+    const again = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+    assert.ok(again.every((o) => o.kind === 'decided' && o.decision === 'converged'));
+  } finally {
+    await lab.close();
+  }
+});
+
+test.run();
