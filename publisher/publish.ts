@@ -16,7 +16,6 @@ import { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import { buildRelease } from './documents.ts';
 import { PublishRefused } from './errors.ts';
-import type { Fleet } from './fleet-schema.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';
 import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
@@ -137,7 +136,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
 
     const issuedAt = isoTime(opts.now);
     const built = buildRelease({
-      fleet: fleet as Fleet,
+      fleet,
       resolved,
       version,
       issuedAt,

@@ -91,6 +91,10 @@ function checkHosts(fleet: Fleet, r: Report): void {
     }
     if (revokedClosures.has(h.target)) r.error(`hosts.${name}.target`, `${h.target} is a revoked closure (revoked.closures)`);
   }
+  fleet.revoked.hosts.forEach((rh, i) => {
+    // Kept in the fleet, a revoked host can never ack: its wave then needs an offline excuse.
+    if (fleet.hosts[rh.host] && rh.keyid === undefined) r.warn(`revoked.hosts[${i}]`, `host "${rh.host}" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)`);
+  });
 }
 
 function checkChannelsAndPolicies(fleet: Fleet, r: Report): void {

@@ -82,4 +82,12 @@ test('a canary wave holding most of the channel is a warning, not an error', () 
   assert.ok(r.warnings.some((w) => w.includes('the canary wave holds 3 of 4 hosts')));
 });
 
+test('a revoked host kept in the fleet is a warning', () => {
+  const { fleet } = generateFleet({ hosts: 3, channels: 1, wavesPerChannel: 1, seed: 'r' });
+  fleet.revoked = { hosts: [{ host: 'host-001', reason: 'lost' }, { host: 'gone-01', reason: 'decommissioned' }], closures: [] };
+  const r = validateFleet(fleet);
+  assert.ok(r.ok);
+  assert.equal(r.warnings.filter((w) => w.startsWith('revoked.')), ['revoked.hosts[0]: host "host-001" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)']);
+});
+
 test.run();
