@@ -148,4 +148,30 @@ test('the embedded server switches to a newly synced tree and keeps serving acro
   }
 });
 
+test('serving a directory as is with a pinned root: a tree that does not verify never primes', async () => {
+  const pki: TestPki = makeTestPki({ hosts: ['web1'] });
+  const { verifyTree } = await import('../../protocol/verify/index.ts');
+  const direct = ciTree('direct', 1);
+  const stranger = fixtureKeys();
+  const cp = await startControlPlane({
+    treeDir: direct, tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000,
+    verify: (root) => void verifyTree(root, stranger.signedRoot, { now: Date.now() }),
+  });
+  const cp2 = await startControlPlane({
+    treeDir: direct, ackLogDir: join(work, 'log2'), tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000,
+    verify: (root) => void verifyTree(root, keys.signedRoot, { now: Date.now() }),
+  });
+  try {
+    const tls = pki.clientTls(pki.hosts['web1']!);
+    assert.not.ok(cp.primed());
+    assert.is((await req(`${cp.url}/timestamp.json`, { tls })).status, 503);
+    assert.ok(cp2.primed());
+    assert.is((await req(`${cp2.url}/timestamp.json`, { tls })).status, 200);
+  } finally {
+    await cp.close();
+    await cp2.close();
+    pki.cleanup();
+  }
+});
+
 test.run();
