@@ -2,11 +2,11 @@
 // and the shared gate chain (halted -> channel edges -> earlier waves -> host edges -> budget -> window)
 // that both decide() and fleetView() use, so a host and the dashboard always give the same reason.
 // Everything is computed lazily and memoised for the lifetime of one call.
-import type { ChannelPlan, PlanWave } from '../protocol/schemas/release.ts';
+import type { ChannelPlan, DisruptionBudgets, PlanWave } from '../protocol/schemas/release.ts';
 import { keyIdOf, unb64 } from '../protocol/keys.ts';
-import { derivePhase, phaseParams, type DerivedPhase } from './phase.ts';
+import { derivePhase, describePhase, phaseParams, type DerivedPhase, type PhaseParams } from './phase.ts';
 import { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
-import { DEFAULT_TOLERANCES, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';
+import { DEFAULT_TOLERANCES, type AckRecord, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';
 import { humanDuration, soakProgress } from './time.ts';
 
 export class ReconcilerInputError extends Error {
@@ -81,6 +81,61 @@ const BLOCKING_ORDER: Record<HostPhase, number> = {
   failed: 7, soaked: 8, converged: 9,
 };
 
+/** What a channel evaluation needs that depends only on the plan (and tolerances): built once per plan. */
+interface PlanStatic {
+  position: Map<string, { wave: number; pos: number }>;
+  edgesByAfter: Map<string, string[]>;
+  params: PhaseParams[][];
+  hostKeys: string[][];
+  /** Last ack seen per host position and the phase derived from it (reused while still valid). */
+  seenAck: (AckRecord | undefined)[][];
+  seenPhase: (DerivedPhase | undefined)[][];
+}
+const planStatics = new WeakMap<ChannelPlan, Map<string, PlanStatic>>();
+// Indexes that depend only on the (immutable) plans and budgets documents, shared across calls.
+const hostChannels = new WeakMap<Record<string, ChannelPlan>, Map<string, string>>();
+const hostBudgets = new WeakMap<DisruptionBudgets, Map<string, string[]>>();
+
+function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
+  const key = `${tol.clockSkewSeconds}/${tol.heartbeatExpiryFactor}`;
+  let byTol = planStatics.get(plan);
+  if (byTol === undefined) {
+    byTol = new Map();
+    planStatics.set(plan, byTol);
+  }
+  const memo = byTol.get(key);
+  if (memo !== undefined) return memo;
+  const position = new Map<string, { wave: number; pos: number }>();
+  const params: PhaseParams[][] = [];
+  const hostKeys: string[][] = [];
+  for (const [wi, wave] of plan.waves.entries()) {
+    const wp: PhaseParams[] = [];
+    const wk: string[] = [];
+    for (const [pos, host] of wave.hosts.entries()) {
+      const entry = plan.hosts[host];
+      if (entry === undefined) throw new ReconcilerInputError(`channel plan "${plan.channel}" lists host "${host}" in wave ${wi} but not in its hosts`);
+      position.set(host, { wave: wi, pos });
+      wp.push(phaseParams(plan, entry.target, wave.soakSeconds, tol));
+      wk.push(entry.hostKey);
+    }
+    params.push(wp);
+    hostKeys.push(wk);
+  }
+  const edgesByAfter = new Map<string, string[]>();
+  for (const e of plan.hostEdges) {
+    const list = edgesByAfter.get(e.after) ?? [];
+    list.push(e.before);
+    edgesByAfter.set(e.after, list);
+  }
+  const st: PlanStatic = {
+    position, edgesByAfter, params, hostKeys,
+    seenAck: plan.waves.map((w) => new Array<AckRecord | undefined>(w.hosts.length)),
+    seenPhase: plan.waves.map((w) => new Array<DerivedPhase | undefined>(w.hosts.length)),
+  };
+  byTol.set(key, st);
+  return st;
+}
+
 export class FleetContext {
   readonly now: number;
   readonly tol: Tolerances;
@@ -88,10 +143,11 @@ export class FleetContext {
   private readonly windows = new Map<string, WindowVerdict>();
   private readonly budgetEvals = new Map<string, BudgetEval>();
   private readonly channelEdgeHolds = new Map<string, GateHold | null>();
-  private hostChannel: Map<string, string> | null = null;
-  private hostBudgets: Map<string, string[]> | null = null;
   private readonly waveReasons = new Map<string, { text: string; retryAfter: number }>();
   private readonly revokedHosts: Map<string, (string | null)[]>;
+
+  /** True for a one-off decide(): budgets are counted for that host only instead of ranking everyone. */
+  singleHost = false;
 
   constructor(readonly input: FleetInput) {
     this.now = input.now;
@@ -117,11 +173,13 @@ export class FleetContext {
   }
 
   channelOf(host: string): string {
-    if (this.hostChannel === null) {
-      this.hostChannel = new Map();
-      for (const [name, plan] of Object.entries(this.input.plans)) for (const h of Object.keys(plan.hosts)) this.hostChannel.set(h, name);
+    let index = hostChannels.get(this.input.plans);
+    if (index === undefined) {
+      index = new Map();
+      for (const [name, plan] of Object.entries(this.input.plans)) for (const h of Object.keys(plan.hosts)) index.set(h, name);
+      hostChannels.set(this.input.plans, index);
     }
-    const c = this.hostChannel.get(host);
+    const c = index.get(host);
     if (c === undefined) throw new ReconcilerInputError(`host "${host}" is in a disruption budget but in none of the channel plans provided`);
     return c;
   }
@@ -130,31 +188,43 @@ export class FleetContext {
     const memo = this.channels.get(name);
     if (memo !== undefined) return memo;
     const plan = this.plan(name);
-    const position = new Map<string, { wave: number; pos: number }>();
+    const st = planStatic(plan, this.tol);
+    const acks = this.input.acks;
+    const anyRevoked = this.revokedHosts.size > 0;
     const waves: WaveEval[] = [];
     let halted = false;
     let haltedWave: number | null = null;
     let firstIncomplete = -1;
     for (const [wi, wave] of plan.waves.entries()) {
-      const phases: DerivedPhase[] = [];
-      const excused: boolean[] = [];
+      const params = st.params[wi]!;
+      const keys = st.hostKeys[wi]!;
+      const seenAck = st.seenAck[wi]!;
+      const seenPhase = st.seenPhase[wi]!;
+      const phases: DerivedPhase[] = new Array(wave.hosts.length);
+      const excused: boolean[] = new Array(wave.hosts.length);
       const blocking: number[] = [];
       const failedHosts: string[] = [];
       let offlineSeen = 0;
-      for (const [pos, host] of wave.hosts.entries()) {
-        position.set(host, { wave: wi, pos });
-        const entry = plan.hosts[host];
-        if (entry === undefined) throw new ReconcilerInputError(`channel plan "${name}" lists host "${host}" in wave ${wi} but not in its hosts`);
-        const params = phaseParams(plan, entry.target, wave.soakSeconds, this.tol);
-        const ph = derivePhase(params, this.input.acks[host], this.now, this.isHostRevoked(host, entry.hostKey));
-        phases.push(ph);
+      for (let pos = 0; pos < wave.hosts.length; pos++) {
+        const host = wave.hosts[pos]!;
+        const ack = acks[host];
+        const revoked = anyRevoked && this.isHostRevoked(host, keys[pos]!);
+        let ph = seenPhase[pos];
+        if (revoked || ph === undefined || seenAck[pos] !== ack || this.now < ph.validFrom || this.now >= ph.validUntil) {
+          ph = derivePhase(params[pos]!, ack, this.now, revoked);
+          if (!revoked) {
+            seenAck[pos] = ack;
+            seenPhase[pos] = ph;
+          }
+        }
+        phases[pos] = ph;
         let isExcused = false;
         if (ph.phase === 'offline') {
           // Excuses go in wave order, so every host computes the same excused set.
           isExcused = offlineSeen < wave.offlineExcuseLimit;
           offlineSeen++;
         }
-        excused.push(isExcused);
+        excused[pos] = isExcused;
         if (ph.phase === 'failed') failedHosts.push(host);
         else if (!ph.settled && !isExcused) blocking.push(pos);
       }
@@ -169,13 +239,7 @@ export class FleetContext {
       waves.push({ index: wi, wave, phases, excused, failures: failedHosts.length, failedHosts, allowedFailures: allowed, halted: waveHalted, blocking, complete });
     }
     if (firstIncomplete < 0) firstIncomplete = waves.length;
-    const edgesByAfter = new Map<string, string[]>();
-    for (const e of plan.hostEdges) {
-      const list = edgesByAfter.get(e.after) ?? [];
-      list.push(e.before);
-      edgesByAfter.set(e.after, list);
-    }
-    const ev: ChannelEval = { plan, waves, halted, haltedWave, firstIncomplete, complete: !halted && firstIncomplete === waves.length, position, edgesByAfter };
+    const ev: ChannelEval = { plan, waves, halted, haltedWave, firstIncomplete, complete: !halted && firstIncomplete === waves.length, position: st.position, edgesByAfter: st.edgesByAfter };
     this.channels.set(name, ev);
     return ev;
   }
@@ -233,16 +297,16 @@ export class FleetContext {
     let retryAfter = hb;
     switch (ph.phase) {
       case 'healthy':
-        what = ph.detail.includes('stale') ? `${host} ${ph.detail}` : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
-        if (!ph.detail.includes('stale')) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        what = ph.note.includes('stale') ? `${host} ${describePhase(ph, this.now)}` : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
+        if (!ph.note.includes('stale')) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
         break;
       case 'offline': {
         const offline = w.excused.filter(Boolean).length;
-        what = `${host} is offline (${ph.detail}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
+        what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
         break;
       }
       default:
-        what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${ph.detail})`;
+        what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${describePhase(ph, this.now)})`;
     }
     return { text: `waiting for wave ${index} of channel ${ce.plan.channel}: ${what}${more}`, retryAfter };
   }
@@ -287,7 +351,7 @@ export class FleetContext {
     for (const before of ce.edgesByAfter.get(host) ?? []) {
       const ph = this.phaseOf(channel, before);
       if (!ph.settled) {
-        return { gate: 'host-edge', reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${ph.detail})`, retryAfter: plan.heartbeatSeconds };
+        return { gate: 'host-edge', reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${describePhase(ph, this.now)})`, retryAfter: plan.heartbeatSeconds };
       }
     }
     if (last === 'host-edge') return null;
@@ -305,17 +369,19 @@ export class FleetContext {
   }
 
   budgetsOf(host: string): string[] {
-    if (this.hostBudgets === null) {
-      this.hostBudgets = new Map();
+    let index = hostBudgets.get(this.input.budgets);
+    if (index === undefined) {
+      index = new Map();
       for (const b of this.input.budgets.budgets) {
         for (const h of b.hosts) {
-          const list = this.hostBudgets.get(h);
-          if (list === undefined) this.hostBudgets.set(h, [b.id]);
+          const list = index.get(h);
+          if (list === undefined) index.set(h, [b.id]);
           else list.push(b.id);
         }
       }
+      hostBudgets.set(this.input.budgets, index);
     }
-    return this.hostBudgets.get(host) ?? [];
+    return index.get(host) ?? [];
   }
 
   private budget(id: string): BudgetEval {
@@ -339,8 +405,35 @@ export class FleetContext {
     return ev;
   }
 
+  /**
+   * For a single decide() without a shared prepared fleet: count in-flight hosts and the eligible pending
+   * hosts ranked before `me`, gating only those (hosts ranked after cannot change the answer).
+   */
+  private budgetCountAhead(id: string, me: RankKey): { inFlight: string[]; ahead: number; max: number } {
+    const b = this.input.budgets.budgets.find((x) => x.id === id)!;
+    const inFlight: string[] = [];
+    let ahead = 0;
+    for (const host of b.hosts) {
+      if (host === me.host) continue;
+      const channel = this.channelOf(host);
+      const ce = this.channel(channel);
+      const at = ce.position.get(host)!;
+      const ph = ce.waves[at.wave]!.phases[at.pos]!;
+      if (ph.inFlight) inFlight.push(host);
+      else if (ph.phase === 'pending' && compareRank({ wave: at.wave, channel, pos: at.pos, host }, me) < 0) {
+        if (this.gatesFor(channel, host, 'host-edge') === null && this.window(channel).open) ahead++;
+      }
+    }
+    return { inFlight, ahead, max: b.maxInFlight };
+  }
+
   /** The rank rule: start only if (in flight) + (eligible pending hosts ranked before me) < max. */
   private budgetHold(id: string, me: RankKey): GateHold | null {
+    if (this.singleHost && !this.budgetEvals.has(id)) {
+      const c = this.budgetCountAhead(id, me);
+      if (c.inFlight.length + c.ahead < c.max) return null;
+      return this.budgetFull(id, me, c.inFlight, c.ahead, c.max);
+    }
     const ev = this.budget(id);
     // The deciding host never counts against itself (it may still show a stale in-flight ack).
     const inFlightCount = ev.inFlight.length - (ev.inFlightSet.has(me.host) ? 1 : 0);
@@ -352,12 +445,15 @@ export class FleetContext {
     }
     const ahead = lo;
     if (inFlightCount + ahead < ev.max) return null;
-    const inFlight = ev.inFlight.filter((h) => h !== me.host);
+    return this.budgetFull(id, me, ev.inFlight.filter((h) => h !== me.host), ahead, ev.max);
+  }
+
+  private budgetFull(id: string, me: RankKey, inFlight: string[], ahead: number, max: number): GateHold {
     const names = inFlight.slice(0, 3).join(', ') + (inFlight.length > 3 ? ', ...' : '');
     const plan = this.plan(me.channel);
     return {
       gate: 'disruption-budget',
-      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} eligible host(s) ranked ahead of ${me.host}, max ${ev.max}`,
+      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} eligible host(s) ranked ahead of ${me.host}, max ${max}`,
       retryAfter: plan.heartbeatSeconds,
     };
   }

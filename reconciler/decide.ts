@@ -30,7 +30,11 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   if (prepared !== undefined && !sameFleetInput(prepared.input, input)) {
     throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks or tolerances differ)');
   }
-  const ctx = prepared ?? new FleetContext(input);
+  let ctx = prepared;
+  if (ctx === undefined) {
+    ctx = new FleetContext(input);
+    ctx.singleHost = true;
+  }
   const plan = ctx.plan(m.channel);
   if (plan.rolloutId !== m.rolloutId || plan.hosts[m.host]?.target !== m.target || plan.hosts[m.host]?.wave !== m.wave) {
     throw new ReconcilerInputError(`manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`);

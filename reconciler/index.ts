@@ -3,7 +3,7 @@ export { decide, prepareFleet, type PreparedFleet } from './decide.ts';
 export { fleetView, type FleetViewOptions } from './view.ts';
 export { latestAcks } from './acks.ts';
 export { ReconcilerInputError } from './context.ts';
-export { derivePhase, phaseParams, type DerivedPhase, type PhaseParams } from './phase.ts';
+export { derivePhase, describePhase, phaseParams, type DerivedPhase, type PhaseParams } from './phase.ts';
 export { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
 export {
   GATES,

@@ -1,6 +1,7 @@
 // fleetView(): every host's phase, every wave's and channel's state, and why each waiting host waits.
 // Runs the same gate chain as decide(), so the dashboard and the host agree on every reason.
 import { FleetContext } from './context.ts';
+import { describePhase } from './phase.ts';
 import type { ChannelView, FleetInput, FleetView, HostPhase, HostView, WaveState, WaveView, BudgetView } from './types.ts';
 
 function zeroCounts(): Record<HostPhase, number> {
@@ -36,7 +37,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
           wave: w.index,
           target: ce.plan.hosts[host]!.target,
           phase: ph.phase,
-          detail: ph.detail,
+          detail: describePhase(ph, input.now),
           lastAck: ph.lastAck,
           healthySeconds: ph.healthySeconds,
           gate: hold?.gate ?? null,

@@ -41,6 +41,8 @@ export interface SimConfig {
    * share one prepared fleet. Adds up to 1 s of ack lag; meant for large runs. Default false.
    */
   batchVisibility?: boolean;
+  /** With batchVisibility: polls and ack visibility align to multiples of this many seconds (default 1). */
+  timeQuantumSeconds?: number;
   /** These hosts' new closures need a reboot: they defer, then reboot this long after. */
   inhibitedHosts?: string[];
   rebootDelaySeconds?: number;
@@ -157,8 +159,11 @@ export function simulate(config: SimConfig): SimResult {
   const rebootDelay = (config.rebootDelaySeconds ?? 120) * 1000;
   const sec = (ms: number) => Math.round(ms / 1000) * 1000;
   const batch = config.batchVisibility ?? false;
+  const quantum = (batch ? config.timeQuantumSeconds ?? 1 : 1) * 1000;
+  // Polls land on multiples of the quantum when batching, so hosts share prepared fleets.
+  const align = (ms: number) => (batch ? Math.ceil(ms / quantum) * quantum : ms);
   // The proven budget slack counts starts within the longest time a 'started' ack can stay invisible.
-  const slackMs = Math.max(delayMax * 1000, batch ? 1000 : 0);
+  const slackMs = Math.max(delayMax * 1000, batch ? (config.timeQuantumSeconds ?? 1) * 1000 : 0);
 
   const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
   let version = 0;
@@ -177,6 +182,19 @@ export function simulate(config: SimConfig): SimResult {
   let proved = 0;
   let lastProgress = start;
   let maxOfflineUntil = start;
+
+  // Ground-truth counters, kept incrementally so checking a start costs O(waves + budgets), not O(hosts).
+  const provedIn = new Map<string, number>(); // "channel/wave" -> hosts with a soak proof posted
+  const failuresVisible = new Map<string, number>(); // "channel/wave" -> visible failure acks of this rollout
+  const inFlightIn = new Map<string, number>(); // budget id -> hosts truly in flight
+  const recentStarts = new Map<string, { host: string; at: number }[]>();
+  const waveKey = (h: { channel: string; wave: number }) => `${h.channel}/${h.wave}`;
+  const isFailure = (a: AckRecord | undefined) => a !== undefined && (a.kind === 'failed' || a.kind === 'rolled-back') && a.rolloutId === f.manifests[a.host]!.rolloutId;
+  function setInFlight(h: SimHost, value: boolean): void {
+    if (h.inFlight === value) return;
+    h.inFlight = value;
+    for (const id of budgetsOf.get(h.name) ?? []) inFlightIn.set(id, (inFlightIn.get(id) ?? 0) + (value ? 1 : -1));
+  }
 
   for (const name of Object.keys(f.manifests).sort()) {
     const m = f.manifests[name]!;
@@ -197,7 +215,7 @@ export function simulate(config: SimConfig): SimResult {
     hosts.set(name, h);
     // Every host has said hello before the release appears, so none starts out "offline".
     postAck(h, 'heartbeat', start - 1000 * rng.int(1, 30), null);
-    queue.push(start + sec(rng.next() * poll), { kind: 'poll', host: name });
+    queue.push(align(start + sec(rng.next() * poll)), { kind: 'poll', host: name });
   }
 
   const base = { plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks, tolerances: config.tolerances };
@@ -240,7 +258,7 @@ export function simulate(config: SimConfig): SimResult {
     let visibleAt = t + rng.int(delayMin, delayMax) * 1000;
     // Batched visibility: acks posted during a second appear together at the next whole second, so every
     // host polling within one second shares one prepared fleet (what makes 10k-host runs affordable).
-    if (batch) visibleAt = Math.max(visibleAt, Math.floor(t / 1000) * 1000 + 1000);
+    if (batch) visibleAt = Math.max(visibleAt, Math.floor(t / quantum) * quantum + quantum);
     history.push({ ack, postedAt: t, visibleAt });
     if (visibleAt <= t) makeVisible(ack);
     else queue.push(visibleAt, { kind: 'visible', ack });
@@ -249,7 +267,8 @@ export function simulate(config: SimConfig): SimResult {
       if (parseAckTime(ack.time) - h.healthySince >= soak) {
         h.soakProvedAt = t;
         proved++;
-        h.inFlight = false;
+        provedIn.set(waveKey(h), (provedIn.get(waveKey(h)) ?? 0) + 1);
+        setInFlight(h, false);
         lastProgress = t;
       }
     }
@@ -258,6 +277,9 @@ export function simulate(config: SimConfig): SimResult {
   function makeVisible(ack: AckRecord): void {
     const prev = acks[ack.host];
     if (prev === undefined || ack.seq > prev.seq) {
+      const key = waveKey(hosts.get(ack.host)!);
+      const delta = (isFailure(ack) ? 1 : 0) - (isFailure(prev) ? 1 : 0);
+      if (delta !== 0) failuresVisible.set(key, (failuresVisible.get(key) ?? 0) + delta);
       acks[ack.host] = ack;
       version++;
     }
@@ -271,46 +293,31 @@ export function simulate(config: SimConfig): SimResult {
 
   function checkStart(h: SimHost, t: number): void {
     const plan = f.plans[h.channel]!;
-    const unproven = (hostsOfWave: string[], limit: number) => {
-      let n = 0;
-      for (const x of hostsOfWave) {
-        const s = hosts.get(x)!;
-        if (s.soakProvedAt === null || s.soakProvedAt > t) n++;
-      }
-      return n > limit;
-    };
+    const unproven = (channel: string, w: (typeof plan.waves)[number]) => w.hosts.length - (provedIn.get(`${channel}/${w.index}`) ?? 0) > w.offlineExcuseLimit + allowedFailures(w);
     for (const w of plan.waves) {
       if (w.index >= h.wave) break;
-      if (unproven(w.hosts, w.offlineExcuseLimit + allowedFailures(w))) violations.push(`wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${(t - start) / 1000}s before wave ${w.index} was soaked`);
+      if (unproven(h.channel, w)) violations.push(`wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${(t - start) / 1000}s before wave ${w.index} was soaked`);
     }
     for (const g of plan.gatedBy) {
       for (const w of f.plans[g]!.waves) {
-        if (unproven(w.hosts, w.offlineExcuseLimit + allowedFailures(w))) violations.push(`channel-edge: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s before channel ${g} wave ${w.index} was soaked`);
+        if (unproven(g, w)) violations.push(`channel-edge: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s before channel ${g} wave ${w.index} was soaked`);
       }
     }
     for (const w of plan.waves) {
-      let visibleFailures = 0;
-      for (const x of w.hosts) {
-        const a = acks[x];
-        if (a !== undefined && a.rolloutId === plan.rolloutId && (a.kind === 'failed' || a.kind === 'rolled-back')) visibleFailures++;
-      }
+      const visibleFailures = failuresVisible.get(`${h.channel}/${w.index}`) ?? 0;
       if (visibleFailures > allowedFailures(w)) violations.push(`halted: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s although wave ${w.index} has ${visibleFailures} visible failures`);
     }
-    h.inFlight = true;
+    setInFlight(h, true);
     h.startedAt = t;
     for (const id of budgetsOf.get(h.name) ?? []) {
-      const b = f.budgets.budgets.find((x) => x.id === id)!;
-      let n = 0;
-      let recent = 0;
-      for (const x of b.hosts) {
-        const o = hosts.get(x)!;
-        if (o.inFlight) n++;
-        // Starts whose 'started' ack may not have been visible yet to this host (the proven slack).
-        if (x !== h.name && o.startedAt !== null && o.startedAt > t - slackMs && o.inFlight) recent++;
-      }
+      const max = budgetObserved[id]!.max;
+      const n = inFlightIn.get(id) ?? 0;
+      // Starts whose 'started' ack may not have been visible yet to this host (the proven slack).
+      const recent = (recentStarts.get(id) ?? []).filter((r) => r.at > t - slackMs && r.host !== h.name && hosts.get(r.host)!.inFlight);
+      recentStarts.set(id, [...recent, { host: h.name, at: t }]);
       const o = budgetObserved[id]!;
       o.observed = Math.max(o.observed, n);
-      if (n > b.maxInFlight + recent) violations.push(`budget: ${h.name} started at ${(t - start) / 1000}s with ${n} in flight in budget ${id} (max ${b.maxInFlight}, ${recent} recent start(s) possibly not yet visible)`);
+      if (n > max + recent.length) violations.push(`budget: ${h.name} started at ${(t - start) / 1000}s with ${n} in flight in budget ${id} (max ${max}, ${recent.length} recent start(s) possibly not yet visible)`);
     }
     starts.push({ host: h.name, channel: h.channel, wave: h.wave, at: (t - start) / 1000 });
     lastProgress = t;
@@ -348,7 +355,7 @@ export function simulate(config: SimConfig): SimResult {
         h.generation = d.to.generation;
         h.pending = null;
         h.failed = true;
-        h.inFlight = false;
+        setInFlight(h, false);
         h.quarantine.push({ target: f.manifests[h.name]!.target, until: now + 24 * 3600_000 });
         rollbacks.push(h.name);
         postAck(h, 'rolled-back', t, d.reason.slice(0, 200));
@@ -372,10 +379,12 @@ export function simulate(config: SimConfig): SimResult {
     const h = hosts.get(ev.e.host)!;
     const m = f.manifests[h.name]!;
     if (ev.e.kind === 'poll') {
-      queue.push(t + poll + rng.int(-jitter / 1000, jitter / 1000) * 1000, { kind: 'poll', host: h.name });
+      queue.push(align(t + poll + rng.int(-jitter / 1000, jitter / 1000) * 1000), { kind: 'poll', host: h.name });
       if (isOffline(h, t) || h.busy) continue;
       const hb = f.plans[h.channel]!.heartbeatSeconds * 1000;
-      if (h.lastAckAt === null || t - h.lastAckAt >= Math.min(hb, poll) / 2) postAck(h, heartbeatKind(h), t, h.failed ? 'activation failed' : null);
+      // Hosts on their target heartbeat for soak freshness; the others only need to stay inside the offline window.
+      const every = h.current === m.target || h.failed ? Math.min(hb, poll) / 2 : f.plans[h.channel]!.offlineWindowSeconds * 1000 / 3;
+      if (h.lastAckAt === null || t - h.lastAckAt >= every) postAck(h, heartbeatKind(h), t, h.failed ? 'activation failed' : null);
       const now = t + h.skewMs;
       const { input, prepared } = preparedAt(now);
       const d = decide(
@@ -405,7 +414,7 @@ export function simulate(config: SimConfig): SimResult {
         h.current = pending.previous.path;
         h.generation = pending.previous.generation;
         h.failed = true;
-        h.inFlight = false;
+        setInFlight(h, false);
         h.quarantine.push({ target: m.target, until: t + h.skewMs + 24 * 3600_000 });
         failures.push(h.name);
         postAck(h, 'rolled-back', t, 'health probes failed');
