@@ -9,10 +9,12 @@ let
 
   nameMessage = ''must be lowercase letters, digits and "-" (1-63 chars, not starting with "-")'';
   name = str { patterns = [ { regex = "[a-z0-9][a-z0-9-]{0,62}"; message = nameMessage; } ]; };
-  storePath = str {
+  storePathString = str {
     max = 211;
     patterns = [ { regex = "/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+._?=-]+"; message = "must be a Nix store path (/nix/store/<32-char hash>-<name>)"; } ];
   };
+  # A derivation (a system's toplevel) stands for its output path, as `nix eval --json` prints it.
+  storePath = path: v: storePathString path (if builtins.isAttrs v && v ? outPath then "${v}" else v);
   tag = str { patterns = [ { regex = "[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}"; message = "tags use letters, digits, _ . : - (at most 64)"; } ]; };
   isoTimeRegex = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z";
   isoTime = str {

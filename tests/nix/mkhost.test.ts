@@ -1,0 +1,43 @@
+// mkHost shapes one host entry: the target from a string or a NixOS configuration's toplevel (exactly
+// one), no machineId when it is null; mkFleet takes a derivation as a target too.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { requireTool } from '../support/skip.ts';
+import { evalError, evalJson, nixSandbox } from './nix-env.ts';
+
+const system = `derivation { name = "nixos-system-web-01"; system = "x86_64-linux"; builder = "/bin/sh"; }`;
+const base = `system = "x86_64-linux"; channel = "stable"; hostKey = "0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk=";`;
+const fleet = (host: string) => `lib.mkFleet {
+  fleet = "t";
+  hosts.web-01 = ${host};
+  channels.stable = { policy = "p"; freshnessSeconds = 3600; signingIntervalSeconds = 900; confirmDeadlineSeconds = 300; heartbeatSeconds = 60; offlineWindowSeconds = 900; };
+  policies.p = { strategy = "all-at-once"; waves = [ ]; };
+}`;
+
+test('mkHost: target or nixosConfiguration, and mkFleet accepts the result', async () => {
+  if (!requireTool('nix-instantiate', 'mkHost')) return;
+  const sandbox = nixSandbox();
+  try {
+    const [fromString, fromConfig, out] = (await evalJson(sandbox, `[
+      (lib.mkHost { ${base} target = "/nix/store/hlp5xp9p3f0j92p7ghg7nd2qgaf7p53k-nixos-system-web-01"; })
+      (lib.mkHost { ${base} tags = [ "web" ]; machineId = "0f4b2c7e9a1d4e6f8b3c5a7d9e1f2a4b"; nixosConfiguration = { config.system.build.toplevel = ${system}; }; })
+      (${fleet(`{ ${base} target = ${system}; }`)})
+    ]`)) as [Record<string, unknown>, Record<string, unknown>, { hosts: Record<string, { target: string; tags: string[] }> }];
+    assert.equal(fromString, { system: 'x86_64-linux', channel: 'stable', hostKey: '0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk=', tags: [], target: '/nix/store/hlp5xp9p3f0j92p7ghg7nd2qgaf7p53k-nixos-system-web-01' });
+    assert.not.ok('machineId' in fromString);
+    assert.match(String(fromConfig.target), /^\/nix\/store\/[0-9a-z]{32}-nixos-system-web-01$/);
+    assert.is(fromConfig.machineId, '0f4b2c7e9a1d4e6f8b3c5a7d9e1f2a4b');
+    assert.is(out.hosts['web-01']!.target, fromConfig.target, 'a derivation target stands for its output path');
+    assert.equal(out.hosts['web-01']!.tags, []);
+
+    assert.match(await evalError(sandbox, `lib.mkHost { ${base} }`), /mkHost: give target \(a \/nix\/store path\) or nixosConfiguration/);
+    assert.match(await evalError(sandbox, `lib.mkHost { ${base} target = "/nix/store/x"; nixosConfiguration = { }; }`), /not both/);
+    assert.match(await evalError(sandbox, `lib.mkHost { ${base} nixosConfiguration = { }; }`), /no config\.system\.build\.toplevel/);
+    assert.match(await evalError(sandbox, `lib.mkHost { ${base} target = "/nix/store/x"; chanel = "x"; }`), /unexpected argument 'chanel'/);
+    assert.match(await evalError(sandbox, fleet(`lib.mkHost { ${base} target = "/tmp/not-a-store-path"; }`)), /hosts\.web-01\.target: must be a Nix store path/);
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
+test.run();
