@@ -161,7 +161,13 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
       });
       assert.is((JSON.parse(line) as { url: string }).url, `unix:${join(runDir, 'ack.sock')}`);
     } finally {
-      child.kill('SIGTERM');
+      if (child.exitCode === null) {
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }
     }
 
     // cp sync parses its flags (refusing only because nothing was pushed yet).
