@@ -55,10 +55,10 @@ test('kill -9 after the switch, before the ack; restart before the deadline -> c
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['k1', 'k2']);
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { k1: NEW, k2: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 5, healthyPassesRequired: 3 } }));
+    lab.publish(labFleet(lab, { prod: { hosts: { k1: NEW, k2: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 9, healthyPassesRequired: 3 } }));
     await lab.startControlPlane();
-    const cfg1 = lab.agentConfig('k1', { probeIntervalMs: 400 });
-    const cfg2 = lab.agentConfig('k2', { probeIntervalMs: 400 });
+    const cfg1 = lab.agentConfig('k1', { probeIntervalMs: 300 });
+    const cfg2 = lab.agentConfig('k2', { probeIntervalMs: 300 });
     const [r1, r2] = await Promise.all([runAgent(lab.host('k1').configFile, 'switched'), runAgent(lab.host('k2').configFile, 'switched')]);
     assert.ok(r1.killed && r2.killed);
     for (const cfg of [cfg1, cfg2]) {
