@@ -61,6 +61,13 @@ export interface PublishResult {
   warnings: string[];
   /** Wall time per phase, ms. */
   timings: { resolve: number; sign: number; write: number; total: number };
+  /** CPU time (user + system) of this process per phase, ms: comparable across runs on a busy machine. */
+  cpu: { resolve: number; sign: number; write: number; total: number };
+}
+
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 /** Timestamp lifetime: the smallest freshness window of any channel (documented in docs/architecture.md). */
@@ -113,6 +120,7 @@ function installRoots(treeDir: string, trust: TrustChain): void {
 
 export function publishRelease(opts: PublishOptions): PublishResult {
   const t0 = performance.now();
+  const c0 = cpuMs();
   const progress = opts.onProgress ?? (() => {});
   progress({ phase: 'resolve', done: 0, total: 1 });
   const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
@@ -121,6 +129,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
   if (root.fleet !== fleet.fleet) throw new PublishRefused(`the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`);
   checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
   const tResolved = performance.now();
+  const cResolved = cpuMs();
 
   const unlock = acquireLock(opts.treeDir);
   try {
@@ -164,6 +173,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
       keys: opts.releaseKeys,
     });
     const tSigned = performance.now();
+    const cSigned = cpuMs();
 
     installRoots(opts.treeDir, trust);
     installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
@@ -173,6 +183,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
     const mirror = join(opts.treeDir, REVOCATIONS_PATH);
     if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes)) writeFileAtomic(mirror, revocationBytes, { advanceMtime: true });
     const tWritten = performance.now();
+    const cWritten = cpuMs();
     progress({ phase: 'done', done: 1, total: 1 });
 
     const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
@@ -187,6 +198,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
       timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
       warnings,
       timings: { resolve: tResolved - t0, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
+      cpu: { resolve: cResolved - c0, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
     };
   } finally {
     unlock();
