@@ -32,7 +32,11 @@ test('publishes a complete, verifiable tree and repeated publishes increase the 
     assert.is(r1.version, 1);
     assert.is(checkTree(s.treeDir, s.releaseKey).version, 1);
     assert.is(r1.timestamp.expires, '2026-01-01T01:00:00Z');
+    // Mutable files must get a newer mtime on every rewrite, even within the same second (nginx ETag).
+    const future = Math.floor(Date.now() / 1000) + 100;
+    utimesSync(join(s.treeDir, 'timestamp.json'), future, future);
     const r2 = publishRelease({ ...base, now: T0 + 60_000 });
+    assert.ok(statSync(join(s.treeDir, 'timestamp.json')).mtimeMs / 1000 > future, 'timestamp.json mtime advanced');
     assert.is(r2.version, 2);
     const checked = checkTree(s.treeDir, s.releaseKey);
     assert.is(checked.version, 2);
@@ -120,7 +124,10 @@ test('revocations: a change writes a new immutable version; the timestamp binds 
     const r1 = publishRelease(base);
     const revoked = structuredClone(fleet);
     revoked.revoked = { hosts: [{ host: 'host-003', reason: 'stolen' }], closures: [] };
+    const future = Math.floor(Date.now() / 1000) + 100;
+    utimesSync(join(s.treeDir, 'revocations.json'), future, future);
     const r2 = publishRelease({ ...base, fleet: revoked, now: T0 + 5000 });
+    assert.ok(statSync(join(s.treeDir, 'revocations.json')).mtimeMs / 1000 > future, 'revocations.json mtime advanced');
     assert.is(r2.revocations.version, r1.revocations.version + 1);
     assert.is(r2.revocations.file.path, `revocations-${r2.revocations.version}.json`);
     const r3 = publishRelease({ ...base, fleet: revoked, now: T0 + 9000 });
