@@ -3,15 +3,20 @@
 
 /** ms since the epoch for "YYYY-MM-DDTHH:MM:SSZ" (already validated by the ack schema). */
 export function parseAckTime(iso: string): number {
-  const d = (i: number) => iso.charCodeAt(i) - 48;
-  return Date.UTC(
-    d(0) * 1000 + d(1) * 100 + d(2) * 10 + d(3),
-    d(5) * 10 + d(6) - 1,
-    d(8) * 10 + d(9),
-    d(11) * 10 + d(12),
-    d(14) * 10 + d(15),
-    d(17) * 10 + d(18),
-  );
+  const y0 = (iso.charCodeAt(0) - 48) * 1000 + (iso.charCodeAt(1) - 48) * 100 + (iso.charCodeAt(2) - 48) * 10 + (iso.charCodeAt(3) - 48);
+  const m = (iso.charCodeAt(5) - 48) * 10 + (iso.charCodeAt(6) - 48);
+  const d = (iso.charCodeAt(8) - 48) * 10 + (iso.charCodeAt(9) - 48);
+  const hh = (iso.charCodeAt(11) - 48) * 10 + (iso.charCodeAt(12) - 48);
+  const mm = (iso.charCodeAt(14) - 48) * 10 + (iso.charCodeAt(15) - 48);
+  const ss = (iso.charCodeAt(17) - 48) * 10 + (iso.charCodeAt(18) - 48);
+  // Days from the civil date (proleptic Gregorian), H. Hinnant's algorithm.
+  const y = m <= 2 ? y0 - 1 : y0;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  const days = era * 146097 + doe - 719468;
+  return ((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000;
 }
 
 /** "4 of 10 soak minutes" style progress; seconds when the soak is not a whole number of minutes. */
