@@ -28,3 +28,4 @@ export {
   type WaveState,
   type WaveView,
 } from './types.ts';
+export { trace, type TraceInput, type Trace, type TraceEntry, type HostTrace, type GateHoldSpan } from './trace.ts';

@@ -1,0 +1,133 @@
+// trace(): replays the reconciler over an ack history to explain a rollout after the fact: when each
+// host became eligible, which gate held it and for how long, when it activated, confirmed, soaked or
+// failed. Acks are replayed as of their signed time; between acks the fleet is re-evaluated every
+// `stepSeconds` so soak completions and expiries show up when they happen.
+import { FleetContext, ReconcilerInputError } from './context.ts';
+import { parseAckTime } from './time.ts';
+import type { AckRecord, FleetInput, Gate, HostPhase } from './types.ts';
+
+export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
+  /** Every ack of the hosts involved (any order, duplicates allowed). */
+  history: AckRecord[];
+  subject: { host: string } | { channel: string };
+  /** ms; default: the first and last ack times (the end is extended by the longest soak). */
+  from?: number;
+  until?: number;
+  /** Re-evaluate at least this often between acks (seconds, default 60). */
+  stepSeconds?: number;
+}
+
+export interface TraceEntry {
+  /** ms */
+  at: number;
+  host: string;
+  phase: HostPhase;
+  gate: Gate | null;
+  reason: string | null;
+}
+
+export interface GateHoldSpan {
+  gate: Gate;
+  /** ms */
+  from: number;
+  to: number;
+  seconds: number;
+  /** The reason when the hold began. */
+  reason: string;
+}
+
+export interface HostTrace {
+  host: string;
+  channel: string;
+  wave: number;
+  /** ms; null when it never happened within the traced period */
+  eligibleAt: number | null;
+  activatedAt: number | null;
+  confirmedAt: number | null;
+  soakedAt: number | null;
+  failedAt: number | null;
+  holds: GateHoldSpan[];
+}
+
+export interface Trace {
+  from: number;
+  until: number;
+  entries: TraceEntry[];
+  hosts: HostTrace[];
+}
+
+export function trace(input: TraceInput): Trace {
+  const subjectHosts: { host: string; channel: string; wave: number }[] = [];
+  if ('host' in input.subject) {
+    const host = input.subject.host;
+    const channel = Object.values(input.plans).find((p) => p.hosts[host] !== undefined);
+    if (channel === undefined) throw new ReconcilerInputError(`host "${host}" is in none of the channel plans`);
+    subjectHosts.push({ host, channel: channel.channel, wave: channel.hosts[host]!.wave });
+  } else {
+    const plan = input.plans[input.subject.channel];
+    if (plan === undefined) throw new ReconcilerInputError(`channel "${input.subject.channel}" has no plan`);
+    for (const w of plan.waves) for (const h of w.hosts) subjectHosts.push({ host: h, channel: plan.channel, wave: w.index });
+  }
+
+  const sorted = input.history
+    .map((a) => ({ a, t: parseAckTime(a.time) }))
+    .sort((x, y) => x.t - y.t || (x.a.host < y.a.host ? -1 : x.a.host > y.a.host ? 1 : x.a.seq - y.a.seq));
+  const first = sorted[0]?.t ?? 0;
+  const last = sorted[sorted.length - 1]?.t ?? 0;
+  let maxSoak = 0;
+  for (const p of Object.values(input.plans)) for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
+  const from = input.from ?? first;
+  const until = input.until ?? last + maxSoak * 1000;
+  const step = (input.stepSeconds ?? 60) * 1000;
+
+  // Evaluation instants: every ack time, plus regular steps.
+  const instants = new Set<number>();
+  for (const s of sorted) if (s.t >= from && s.t <= until) instants.add(s.t);
+  for (let t = from; t <= until; t += step) instants.add(t);
+  instants.add(until);
+  const times = [...instants].sort((a, b) => a - b);
+
+  const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
+  let next = 0;
+  const state = new Map<string, { phase: HostPhase; gate: Gate | null; reason: string | null; holdFrom: number }>();
+  const traces = new Map<string, HostTrace>(subjectHosts.map((s) => [s.host, { ...s, eligibleAt: null, activatedAt: null, confirmedAt: null, soakedAt: null, failedAt: null, holds: [] }]));
+  const entries: TraceEntry[] = [];
+
+  for (const t of times) {
+    while (next < sorted.length && sorted[next]!.t <= t) {
+      const { a } = sorted[next]!;
+      const prev = acks[a.host];
+      if (prev === undefined || a.seq > prev.seq) acks[a.host] = a;
+      next++;
+    }
+    const ctx = new FleetContext({ now: t, plans: input.plans, budgets: input.budgets, revocations: input.revocations, acks, tolerances: input.tolerances });
+    for (const s of subjectHosts) {
+      const ph = ctx.phaseOf(s.channel, s.host);
+      const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
+      const gate = hold?.gate ?? null;
+      const reason = hold?.reason ?? null;
+      const tr = traces.get(s.host)!;
+      const old = state.get(s.host);
+      if (ph.phase === 'pending' && gate === null && tr.eligibleAt === null) tr.eligibleAt = t;
+      if ((ph.phase === 'activating' || ph.phase === 'confirming') && tr.activatedAt === null) tr.activatedAt = t;
+      if (ph.phase === 'healthy' && tr.confirmedAt === null) tr.confirmedAt = t;
+      if (ph.phase === 'soaked' && tr.soakedAt === null) tr.soakedAt = t;
+      if (ph.phase === 'failed' && tr.failedAt === null) tr.failedAt = t;
+      if (old !== undefined && old.phase === ph.phase && old.gate === gate) continue;
+      if (old !== undefined && old.gate !== null) {
+        tr.holds.push({ gate: old.gate, from: old.holdFrom, to: t, seconds: (t - old.holdFrom) / 1000, reason: old.reason ?? '' });
+      }
+      // A host that started without ever being seen eligible (e.g. between two instants) was eligible then.
+      if (tr.eligibleAt === null && tr.activatedAt !== null) tr.eligibleAt = tr.activatedAt;
+      state.set(s.host, { phase: ph.phase, gate, reason, holdFrom: t });
+      entries.push({ at: t, host: s.host, phase: ph.phase, gate, reason });
+    }
+  }
+  for (const [host, st] of state) {
+    if (st.gate !== null) {
+      const tr = traces.get(host)!;
+      tr.holds.push({ gate: st.gate, from: st.holdFrom, to: until, seconds: (until - st.holdFrom) / 1000, reason: st.reason ?? '' });
+    }
+  }
+  return { from, until, entries, hosts: [...traces.values()] };
+}
