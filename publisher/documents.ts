@@ -43,11 +43,25 @@ export interface BuiltRelease {
  * signatures (base64) need no escaping. tests/publisher/documents.test.ts checks the equivalence.
  */
 export function signedEnvelopeBytes(doc: unknown, keys: readonly SigningKey[], memo?: WeakMap<object, string>): Buffer {
-  const message = Buffer.from(fastCanonical(doc, memo), 'utf8');
-  const sigs = keys.map((k) => `{"keyid":"${k.keyid}","sig":"${b64(signBytes(k.seed, message))}"}`).join(',');
-  return Buffer.concat([Buffer.from(`{"signatures":[${sigs}],"signed":`, 'latin1'), message, CLOSE_BRACE]);
+  const signed = fastCanonical(doc, memo);
+  // One buffer for the whole envelope, the signed text encoded once into its tail: the prefix has a fixed
+  // length (64-char key ids, 88-char base64 signatures), so the message can be signed in place.
+  const prefixLength = ENVELOPE_OPEN.length + keys.length * SIGNATURE_ENTRY_LENGTH - (keys.length > 0 ? 1 : 0) + ENVELOPE_MIDDLE.length;
+  const signedLength = Buffer.byteLength(signed, 'utf8');
+  const out = Buffer.allocUnsafe(prefixLength + signedLength + 1);
+  out.write(signed, prefixLength, 'utf8');
+  const message = out.subarray(prefixLength, prefixLength + signedLength);
+  const entries = keys.map((k) => `{"keyid":"${k.keyid}","sig":"${b64(signBytes(k.seed, message))}"}`).join(',');
+  const prefix = ENVELOPE_OPEN + entries + ENVELOPE_MIDDLE;
+  if (prefix.length !== prefixLength) throw new Error('internal: unexpected signature entry length');
+  out.write(prefix, 0, 'latin1');
+  out[out.length - 1] = 0x7d; // '}'
+  return out;
 }
-const CLOSE_BRACE = Buffer.from('}', 'latin1');
+const ENVELOPE_OPEN = '{"signatures":[';
+const ENVELOPE_MIDDLE = '],"signed":';
+/** `{"keyid":"<64 hex>","sig":"<88 base64>"},` */
+const SIGNATURE_ENTRY_LENGTH = '{"keyid":"","sig":""},'.length + 64 + 88;
 
 export function fileRef(path: string, bytes: Buffer): FileRef {
   return { path, digest: sha256Digest(bytes), length: bytes.length };
