@@ -46,6 +46,20 @@ export class Unreachable extends Error {
   }
 }
 
+/** "error: reason" from a JSON error body, or its first printable characters; '' if there is none. */
+export function refusalReason(body: Uint8Array): string {
+  const text = Buffer.from(body).toString('utf8');
+  let reason = text;
+  try {
+    const j = JSON.parse(text) as { error?: unknown; reason?: unknown };
+    const parts = [j.error, j.reason].filter((x): x is string => typeof x === 'string' && x.length > 0);
+    if (parts.length) reason = parts.join(': ');
+  } catch {
+    /* not JSON: keep the text */
+  }
+  return reason.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 200);
+}
+
 class CountingAgent extends HttpsAgent {
   readonly openedSockets = new Set<Socket>();
   // Wire bytes of sockets that already closed (keep-alive sockets are counted when read).
@@ -133,7 +147,8 @@ export class HttpClient {
           lastStatus = r.status;
         } else return r;
       } catch (e) {
-        if (e instanceof TooLarge || e instanceof NotFound) throw e;
+        // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
+        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable) throw e;
         last = ac.signal.aborted ? `no complete answer within ${this.timeoutMs} ms` : (e as Error).message;
       } finally {
         clearTimeout(timer);
@@ -190,8 +205,9 @@ export class HttpClient {
         return new Transient(`HTTP ${res.status}`, res.headers.get('retry-after'), res.status);
       }
       if (res.status !== 200) {
-        await res.arrayBuffer();
-        throw new Unreachable(path, `unexpected HTTP ${res.status}`, res.status);
+        // The refusal's own reason (nginx's "revoked", "not-your-manifest") is what an operator needs.
+        const why = refusalReason(await this.readCapped(res, path, 4096).catch(() => new Uint8Array()));
+        throw new Unreachable(path, `unexpected HTTP ${res.status}${why ? ` (${why})` : ''}`, res.status);
       }
       const body = await this.readCapped(res, path, maxBytes);
       const etag = res.headers.get('etag');

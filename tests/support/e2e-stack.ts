@@ -1,0 +1,253 @@
+// End-to-end test helper: the production shape of a fleet on one machine, loopback only.
+//   CI side:      demo/lab.ts (org root, release key, trust root, openssl fleet PKI, the real publisher)
+//   control plane: `cp sync` (syncTree) into its own tree dir, the real nginx with the config
+//                  renderNginxConfig renders, and the ack endpoint as a child process
+//                  (`nixfleet cp serve --acks-only`) behind it, so it can be killed -9
+//   hosts:        `nixfleet agent` child processes (daemon on a 1 s cron, or --once), each with its own
+//                 state directory, client certificate and host key, talking to nginx only
+// Every process is stopped by PID in close() (and SIGKILLed at exit if a test dies first); close()
+// removes the temp dir. Requires nginx and openssl: call requireTool() for both first.
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Lab } from '../../demo/lab.ts';
+import type { ActivatorConfig } from '../../agent/activators/index.ts';
+import type { AgentConfig } from '../../agent/config.ts';
+import { renderNginxConfig } from '../../control-plane/nginx-config.ts';
+import { ensureRevocationMaps, syncTree, type SyncResult } from '../../control-plane/sync.ts';
+import { parseAckLog, ACK_LOG_FILE } from '../../control-plane/ack-log.ts';
+import { readAck, type SignedAck } from '../../protocol/acks.ts';
+import type { Ack } from '../../protocol/schemas/ack.ts';
+import type { FleetInput } from '../../publisher/fleet-schema.ts';
+import type { PublishResult } from '../../publisher/publish.ts';
+import { startNginx, freePort, makeRuntimeDir, removeRuntimeDir, type RunningNginx } from './nginx.ts';
+import { startCli, jsonLines, until, type CliProcess } from './e2e-processes.ts';
+import { req, type Resp, type ReqOptions } from '../control-plane/http.ts';
+
+export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old';
+export const NEW = '/nix/store/11111111111111111111111111111111-nixos-system-new';
+
+export interface StackOptions {
+  hosts: string[];
+  /** Per-host activator (default: simulated, starting on OLD). */
+  activator?: (host: string) => ActivatorConfig;
+  /** Agent config fields for every host. */
+  agent?: Partial<Omit<AgentConfig, 'activator'>>;
+}
+
+export interface OnceResult {
+  code: number | null;
+  outcome: Record<string, unknown> | null;
+  events: Record<string, unknown>[];
+}
+
+export class E2eStack {
+  readonly lab: Lab;
+  /** The control plane's tree directory (current -> versions/..., acks/, nginx/*.map, .ack-log/). */
+  readonly cpDir: string;
+  readonly logsDir: string;
+  readonly runtimeDir: string;
+  nginx: RunningNginx | null = null;
+  ackEndpoint: CliProcess | null = null;
+  readonly agents = new Map<string, CliProcess>();
+  private ackEndpointStarts = 0;
+  private nginxConfig = '';
+
+  private constructor(
+    readonly dir: string,
+    readonly nginxPort: number,
+    readonly ackPort: number,
+    opts: StackOptions,
+  ) {
+    this.lab = new Lab({
+      dir: join(dir, 'lab'),
+      fleetName: 'e2e',
+      hosts: opts.hosts,
+      initialPath: OLD,
+      ...(opts.activator ? { activator: opts.activator } : {}),
+      agent: { requestTimeoutMs: 2000, retries: 1, probeIntervalMs: 200, schedule: '* * * * * *', ...opts.agent },
+    });
+    this.cpDir = join(dir, 'cp');
+    this.logsDir = join(dir, 'logs');
+    mkdirSync(this.cpDir, { recursive: true });
+    mkdirSync(this.logsDir, { recursive: true });
+    ensureRevocationMaps(this.cpDir);
+    this.runtimeDir = makeRuntimeDir();
+  }
+
+  static async create(opts: StackOptions): Promise<E2eStack> {
+    const dir = mkdtempSync(join(tmpdir(), 'nf-e2e-'));
+    // nginx workers run unprivileged: they must be able to walk into the served tree.
+    chmodSync(dir, 0o755);
+    try {
+      return new E2eStack(dir, await freePort(), await freePort(), opts);
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.nginxPort}/`;
+  }
+
+  /** CI: publish a release into the lab's CI tree (not yet visible to anyone). */
+  publish(fleet: FleetInput): PublishResult {
+    return this.lab.publish(fleet);
+  }
+
+  /** `cp sync`: verify the CI tree against the pinned root and install it; nginx reloads its maps. */
+  sync(): SyncResult {
+    return syncTree({ from: this.lab.treeDir, treeDir: this.cpDir, pinnedRoot: this.lab.root, ...(this.nginx ? { nginxPidFile: this.nginx.pidFile } : {}) });
+  }
+
+  async startNginx(): Promise<RunningNginx> {
+    this.nginxConfig ||= renderNginxConfig({
+      treeDir: this.cpDir,
+      caCert: this.lab.pki.caCert,
+      serverCert: this.lab.pki.serverCert,
+      serverKey: this.lab.pki.serverKey,
+      listen: `127.0.0.1:${this.nginxPort}`,
+      ackUpstream: `127.0.0.1:${this.ackPort}`,
+      runtimeDir: this.runtimeDir,
+      workerProcesses: 1,
+    });
+    this.nginx = await startNginx({ config: this.nginxConfig, runtimeDir: this.runtimeDir, port: this.nginxPort });
+    return this.nginx;
+  }
+
+  async stopNginx(): Promise<void> {
+    await this.nginx?.stop();
+    this.nginx = null;
+  }
+
+  /** The ack endpoint behind nginx, as its own process, always on the same port (nginx's upstream). */
+  async startAckEndpoint(): Promise<CliProcess> {
+    const n = ++this.ackEndpointStarts;
+    const p = startCli(['cp', 'serve', '--acks-only', '--tree', this.cpDir, '--host', '127.0.0.1', '--port', String(this.ackPort), '--rate-limit', 'off'], join(this.logsDir, `ack-endpoint-${n}.log`));
+    this.ackEndpoint = p;
+    await until(`ack endpoint on port ${this.ackPort}`, 20_000, () => {
+      if (!p.running()) throw new Error(`ack endpoint exited:\n${p.output()}`);
+      return p.output().includes(`"port":${this.ackPort}`);
+    }, 50);
+    return p;
+  }
+
+  /** Waits until a POST through nginx reaches a primed ack endpoint (a malformed ack gets 400, not 503/502). */
+  async waitAckEndpointPrimed(host: string): Promise<void> {
+    await until('the ack endpoint to be primed behind nginx', 20_000, async () => {
+      const r = await this.request(host, 'acks', { method: 'POST', body: '{}' }).catch(() => null);
+      return r?.status === 400;
+    }, 100);
+  }
+
+  /** nginx + ack endpoint + the current CI tree synced: what agents talk to. */
+  async startControlPlane(): Promise<void> {
+    await this.startAckEndpoint();
+    await this.startNginx();
+    this.sync();
+  }
+
+  /** One HTTPS request through nginx with a host's client certificate. */
+  request(host: string, path: string, o: Omit<ReqOptions, 'tls'> = {}): Promise<Resp> {
+    const h = this.lab.host(host);
+    const tls = { ca: readFileSync(this.lab.pki.caCert, 'utf8'), cert: readFileSync(h.cert.certPath, 'utf8'), key: readFileSync(h.cert.keyPath, 'utf8') };
+    return req(this.url + path, { ...o, tls });
+  }
+
+  /** Writes the host's agent config (pointing at nginx) and returns its path. */
+  agentConfigFile(host: string, overrides: Partial<AgentConfig> = {}): string {
+    this.lab.agentConfig(host, { controlPlaneUrl: this.url, ...overrides });
+    return this.lab.host(host).configFile;
+  }
+
+  /** The agent daemon (a cycle every second) as a child process. */
+  startAgent(host: string, overrides: Partial<AgentConfig> = {}): CliProcess {
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host));
+    this.agents.set(host, p);
+    return p;
+  }
+
+  async stopAgent(host: string): Promise<void> {
+    await this.agents.get(host)?.stop(1500);
+    this.agents.delete(host);
+  }
+
+  /** `nixfleet agent --config FILE --once --json` as a child process. */
+  async runAgentOnce(host: string, overrides: Partial<AgentConfig> = {}): Promise<OnceResult> {
+    const file = join(this.logsDir, `${host}-once-${Date.now()}.log`);
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file);
+    const timer = setTimeout(() => void p.kill9(), 30_000);
+    const code = await p.exited;
+    clearTimeout(timer);
+    const events = jsonLines(p.output());
+    const last = events.findLast((e) => 'outcome' in e && !('event' in e));
+    return { code, outcome: (last?.['outcome'] as Record<string, unknown> | undefined) ?? null, events };
+  }
+
+  agentLogFile(host: string): string {
+    return join(this.logsDir, `${host}.log`);
+  }
+
+  /** The agent daemon's JSON log lines so far. */
+  agentEvents(host: string): Record<string, unknown>[] {
+    const f = this.agentLogFile(host);
+    return existsSync(f) ? jsonLines(readFileSync(f, 'utf8')) : [];
+  }
+
+  /** Every ack the endpoint has acknowledged, in acceptance order (its append-only log). */
+  ackLog(): SignedAck[] {
+    const file = join(this.cpDir, '.ack-log', ACK_LOG_FILE);
+    if (!existsSync(file)) return [];
+    return parseAckLog(readFileSync(file)).records.map((r) => readAck(r.canonical, ACK_LOG_FILE));
+  }
+
+  ackLogDigests(): Set<string> {
+    const file = join(this.cpDir, '.ack-log', ACK_LOG_FILE);
+    if (!existsSync(file)) return new Set();
+    return new Set(parseAckLog(readFileSync(file)).records.map((r) => r.digest));
+  }
+
+  acksOf(host: string): Ack[] {
+    return this.ackLog().map((a) => a.signed).filter((a) => a.host === host);
+  }
+
+  /** The latest acks the control plane publishes under acks/hosts/ (what agents and the dashboard read). */
+  publishedAcks(): SignedAck[] {
+    const dir = join(this.cpDir, 'acks', 'hosts');
+    if (!existsSync(dir)) return [];
+    const out: SignedAck[] = [];
+    for (const f of readdirSync(dir)) {
+      if (!f.endsWith('.json')) continue;
+      try {
+        out.push(readAck(readFileSync(join(dir, f)), f));
+      } catch {
+        /* being replaced right now */
+      }
+    }
+    return out;
+  }
+
+  /** Diagnostics for a failed assertion: the tail of every log. */
+  logs(): string {
+    const parts: string[] = [];
+    for (const f of existsSync(this.logsDir) ? readdirSync(this.logsDir) : []) {
+      const text = readFileSync(join(this.logsDir, f), 'utf8').split('\n').slice(-25).join('\n');
+      parts.push(`--- ${f}\n${text}`);
+    }
+    if (this.nginx) parts.push(`--- nginx\n${this.nginx.logs().split('\n').slice(-20).join('\n')}`);
+    return parts.join('\n');
+  }
+
+  async close(): Promise<void> {
+    const stops: Promise<void>[] = [...this.agents.values()].map((a) => a.stop(1500));
+    this.agents.clear();
+    await Promise.allSettled(stops);
+    await this.ackEndpoint?.stop(2000).catch(() => undefined);
+    this.ackEndpoint = null;
+    await this.stopNginx().catch(() => undefined);
+    removeRuntimeDir(this.runtimeDir);
+    if (process.env.NIXFLEET_KEEP_E2E) console.log(`kept ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+}
