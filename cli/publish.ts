@@ -41,7 +41,7 @@ export function reportPublisherError(cmd: string, e: unknown, json: boolean): nu
   throw e;
 }
 
-const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', sign: 'signing', write: 'writing', done: 'done' };
+const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', sign: 'signing', write: 'writing', commit: 'writing the timestamp', done: 'done' };
 
 /** On a TTY: one line redrawn in place. With --progress on a pipe: a line per phase and per 25%. */
 export function progressPrinter(tty: boolean): (p: PublishProgress) => void {

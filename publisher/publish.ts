@@ -21,7 +21,8 @@ import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
 
-export type PublishPhase = 'resolve' | 'sign' | 'write' | 'done';
+/** `commit`: the release directory is in place; revocations and the timestamp are written next. */
+export type PublishPhase = 'resolve' | 'sign' | 'write' | 'commit' | 'done';
 export interface PublishProgress {
   phase: PublishPhase;
   done: number;
@@ -177,6 +178,7 @@ export function publishRelease(opts: PublishOptions): PublishResult {
 
     installRoots(opts.treeDir, trust);
     installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
+    progress({ phase: 'commit', done: 0, total: 1 });
     if (revocations.file) writeFileAtomic(join(opts.treeDir, revocations.file.path), revocations.file.bytes);
     writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), timestamp, { advanceMtime: true });
     const revocationBytes = readFileSync(join(opts.treeDir, revocations.ref.path));
