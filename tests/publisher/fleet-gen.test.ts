@@ -2,7 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { Fleet } from '../../publisher/fleet-schema.ts';
-import { b64 } from '../../protocol/keys.ts';
+import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
+import { signBytes, verifyBytes } from '../../protocol/ed25519.ts';
+import { hostKeyFor } from '../support/fleet-gen.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 
 test('generated fleets parse with the fleet schema', () => {
@@ -27,6 +29,15 @@ test('returned host keys are the fleet host keys', () => {
   const { fleet, hostKeys } = generateFleet({ hosts: 4, channels: ['stable'], wavesPerChannel: 1, seed: 'k' });
   for (const [name, h] of Object.entries(fleet.hosts)) assert.is(h.hostKey, b64(hostKeys[name]!.publicKey));
   assert.is(fleet.policies['rollout']!.strategy, 'all-at-once');
+});
+
+test('generated host keys match node:crypto derivation and sign verifiably', () => {
+  const k = hostKeyFor('seed', 'web-01');
+  const viaNode = signingKeyFromSeed('web-01', k.seed);
+  assert.equal(Buffer.from(k.publicKey), Buffer.from(viaNode.publicKey));
+  assert.is(k.keyid, viaNode.keyid);
+  const msg = new TextEncoder().encode('ack');
+  assert.ok(verifyBytes(k.publicKey, msg, signBytes(k.seed, msg)));
 });
 
 test.run();
