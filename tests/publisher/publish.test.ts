@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { publishRelease, type PublishOptions } from '../../publisher/publish.ts';
@@ -167,6 +168,23 @@ test('a threshold of two release keys needs both', () => {
     refuses(() => publishRelease(base), PublishRefused, /needs 2 release keys, 1 given/);
     publishRelease({ ...base, releaseKeys: [s.releaseKey, second] });
     checkTree(s.treeDir, s.releaseKey);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('one publisher per tree: a live lock holder refuses, a dead one is taken over', () => {
+  const s = setupTrust();
+  try {
+    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    mkdirSync(s.treeDir, { recursive: true });
+    const lock = join(s.treeDir, '.publish.lock');
+    writeFileSync(lock, `${process.ppid}\n`);
+    refuses(() => publishRelease(base), PublishRefused, new RegExp(`being published by process ${process.ppid}`));
+    const dead = spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid!;
+    writeFileSync(lock, `${dead}\n`);
+    assert.is(publishRelease(base).version, 1);
+    assert.not.ok(existsSync(lock));
   } finally {
     s.cleanup();
   }
