@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isVerificationError } from '../protocol/errors.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import type { HostManifest, ChannelPlan } from '../protocol/schemas/release.ts';
+import type { Ack } from '../protocol/schemas/ack.ts';
 import { readRoot, verifyPinnedRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
 import { ClientState, initialClientState } from '../protocol/verify/state.ts';
@@ -47,6 +48,15 @@ function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {
   return stored;
 }
 
+/**
+ * Peers see only a host's latest ack. Once this host reported the failure of this very target in this
+ * rollout, that report must stay its latest: it counts against the wave's failure threshold and keeps
+ * the rollout halted. A later presence heartbeat or "blocked" ack would silently erase it.
+ */
+function ownFailureStands(last: Ack | undefined, m: HostManifest): boolean {
+  return !!last && (last.kind === 'rolled-back' || last.kind === 'failed') && last.target === m.target && last.rolloutId === m.rolloutId;
+}
+
 /** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
 function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan): void {
   const now = deps.now();
@@ -73,6 +83,7 @@ function presenceAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, curren
   const now = deps.now();
   const last = deps.journal.last()?.signed;
   const every = Math.max(plan.heartbeatSeconds, Math.floor(plan.offlineWindowSeconds / 3)) * 1000;
+  if (ownFailureStands(last, m)) return;
   if (last && last.releaseVersion === m.releaseVersion && now - Date.parse(last.time) < every) return;
   deps.journal.append({ kind: 'heartbeat', releaseVersion: m.releaseVersion, rolloutId: null, target: current, current, healthySince: null, probes: [], reason: 'waiting for its turn' }, now);
 }
@@ -81,9 +92,7 @@ function presenceAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, curren
 function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferred', reason: string, current: string | null): void {
   const last = deps.journal.last()?.signed;
   if (last && last.kind === kind && last.rolloutId === m.rolloutId && last.reason === reason.slice(0, 512)) return;
-  // This host's own failure of this very target is the more precise report: peers must keep seeing it
-  // as failed (it counts against the wave's failure threshold), not merely as blocked.
-  if (last && (last.kind === 'rolled-back' || last.kind === 'failed') && last.target === m.target && last.rolloutId === m.rolloutId) return;
+  if (ownFailureStands(last, m)) return;
   deps.journal.append({ kind, releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current, healthySince: null, probes: [], reason }, deps.now());
 }
 

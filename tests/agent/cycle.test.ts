@@ -92,6 +92,14 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
     assert.ok(o2.kind === 'decided' && o2.decision === 'wait', JSON.stringify(o2));
     assert.is(await current(lab, 'b1'), OLD);
     assert.is(journal(lab, 'b1').at(-1)!.kind, 'rolled-back', 'its own failure stays its latest report');
+    // Even once the quarantine is cleared, the halted rollout keeps it waiting, and no presence
+    // heartbeat may replace the failure report (that would lift the halt for every peer).
+    new Quarantine(new StateDir(cfg.stateDir)).clear(undefined, Date.now());
+    // ...even when a presence heartbeat would be due (past a third of the offline window).
+    const o3 = await runAgentOnce(cfg, { log, now: () => Date.now() + 250_000 });
+    assert.ok(o3.kind === 'decided' && o3.decision === 'wait', JSON.stringify(o3));
+    assert.is(await current(lab, 'b1'), OLD);
+    assert.is(journal(lab, 'b1').at(-1)!.kind, 'rolled-back', 'a presence heartbeat must not erase the failure');
   } finally {
     await lab.close();
   }
