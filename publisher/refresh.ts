@@ -1,6 +1,7 @@
 // `nixfleet refresh`: the scheduled CI job that keeps the tree fresh. Re-signs only timestamp.json, with
-// the same release index and revocations (checked to still match their digests, so a refresh never
-// vouches for files that changed on disk) and a new issuedAt/expires.
+// the same release index and revocations (checked to still match their digests and to verify against the
+// newest trust root, so a refresh never vouches for files that changed on disk or that agents would
+// refuse) and a new issuedAt/expires.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
@@ -16,6 +17,8 @@ import { PublishRefused } from './errors.ts';
 import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
 import { acquireLock, readCurrentTimestamp } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain } from './trust.ts';
+import { verifyReleaseSigned } from '../protocol/trust-root.ts';
+import { Revocations } from '../protocol/schemas/revocations.ts';
 
 export interface RefreshOptions {
   treeDir: string;
@@ -56,7 +59,16 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
     checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
 
     const index = readEnvelope(readBound(opts.treeDir, ts.release.index), ReleaseIndex, { file: ts.release.index.path, maxBytes: LIMITS.releaseIndex, expectType: 'release' });
-    readBound(opts.treeDir, ts.revocations.file);
+    const revocations = readEnvelope(readBound(opts.treeDir, ts.revocations.file), Revocations, { file: ts.revocations.file.path, maxBytes: LIMITS.revocations, expectType: 'revocations' });
+    // After a trust root rotation the current release may be signed by keys the newest root no longer
+    // accepts: a fresh timestamp over it would only produce a tree every agent refuses.
+    for (const [env, file] of [[index, ts.release.index.path], [revocations, ts.revocations.file.path]] as const) {
+      try {
+        verifyReleaseSigned(env, trust.root.signed, file);
+      } catch (e) {
+        throw new PublishRefused(`${file} does not verify against trust root v${trust.root.signed.version} (${(e as Error).message}); publish a new release instead of refreshing`);
+      }
+    }
     const freshness = Object.values(index.signed.channels).map(
       (c) => readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, { file: c.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed.freshnessSeconds,
     );

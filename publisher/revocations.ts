@@ -59,7 +59,10 @@ export function planRevocations(
     .map((c) => ({ storePath: c.storePath, reason: c.reason, revokedAt: c.revokedAt ?? prevClosures.get(c.storePath)?.revokedAt ?? issuedAt }))
     .sort((a, b) => (a.storePath < b.storePath ? -1 : a.storePath > b.storePath ? 1 : 0));
 
-  if (previous && canonicalString({ hosts, closures }) === canonicalString({ hosts: previous.doc.signed.hosts, closures: previous.doc.signed.closures })) {
+  // Reuse the previous document only if it carries exactly our signatures: after a release key rotation
+  // the old signatures would no longer verify against the new trust root.
+  const sameSigners = previous !== undefined && canonicalString(previous.doc.signatures.map((x) => x.keyid).sort()) === canonicalString(keys.map((k) => k.keyid).sort());
+  if (previous && sameSigners && canonicalString({ hosts, closures }) === canonicalString({ hosts: previous.doc.signed.hosts, closures: previous.doc.signed.closures })) {
     return { version: previous.doc.signed.version, ref: previous.ref };
   }
   const version = Math.max(previous?.doc.signed.version ?? 0, lastVersion) + 1;

@@ -10,6 +10,9 @@ import { PublishRefused } from '../../publisher/errors.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { checkTree, snapshotFiles } from './tree-check.ts';
 import { verifyTree } from '../../protocol/verify/tree.ts';
+import { createRoot, signRoot } from '../../protocol/trust-root.ts';
+import { envelopeBytes } from '../../protocol/envelope.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
 import { keyFromLabel, setupTrust, T0 } from './helpers.ts';
 
 const small = () => generateFleet({ hosts: 24, channels: 3, wavesPerChannel: 3, seed: 'pub', chainChannels: true, budgetPct: 25 }).fleet;
@@ -185,6 +188,34 @@ test('one publisher per tree: a live lock holder refuses, a dead one is taken ov
     writeFileSync(lock, `${dead}\n`);
     assert.is(publishRelease(base).version, 1);
     assert.not.ok(existsSync(lock));
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a rotated trust root is copied into the tree and the new release key is used', () => {
+  const s = setupTrust();
+  try {
+    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    publishRelease(base);
+    const newRelease = keyFromLabel('release-2026');
+    const v2 = signRoot(createRoot({
+      fleet: 'generated', version: 2, issuedAt: isoTime(T0 + 1000), expires: isoTime(T0 + 365 * 86_400_000),
+      rootKeys: [s.rootKey], rootThreshold: 1,
+      releaseKeys: [{ key: newRelease, validFrom: isoTime(T0), validUntil: isoTime(T0 + 30 * 86_400_000) }], releaseThreshold: 1, cacheKeys: [],
+    }), [s.rootKey]);
+    writeFileSync(join(s.trustDir, 'root', '2.json'), envelopeBytes(v2));
+    refuses(() => publishRelease({ ...base, now: T0 + 60_000 }), PublishRefused, /is not listed in trust root v2/);
+    // A tree that already carries root v2 (e.g. copied by an operator): refreshing the old release with
+    // the new key would point a fresh timestamp at documents v2 rejects.
+    writeFileSync(join(s.treeDir, 'root', '2.json'), envelopeBytes(v2));
+    refuses(() => refreshTimestamp({ treeDir: s.treeDir, releaseKeys: [newRelease], now: T0 + 60_000 }), PublishRefused, /does not verify against trust root v2 .*publish a new release/);
+    const r = publishRelease({ ...base, releaseKeys: [newRelease], now: T0 + 60_000 });
+    assert.is(r.rootVersion, 2);
+    const report = verifyTree(s.treeDir, s.root, { now: T0 + 60_000 });
+    assert.equal(report.root.chain, [1, 2]);
+    assert.is(report.release.version, 2);
+    assert.is(refreshTimestamp({ treeDir: s.treeDir, releaseKeys: [newRelease], now: T0 + 120_000 }).releaseVersion, 2);
   } finally {
     s.cleanup();
   }
