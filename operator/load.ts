@@ -1,0 +1,49 @@
+// Public API of the operator's read side: a tree + its acks -> the reconciler's inputs and the fleet
+// view. Used by `nixfleet status`, `nixfleet trace`, the demo and the dashboard (site-gen).
+//
+//   const release = loadVerifiedRelease(dir, readPinnedRoot(file), { now });   // throws VerificationError
+//   const acks = readTreeAcks(acksDirOf(dir), release.trust);                  // verified, rejects listed
+//   const view = fleetView(fleetInputOf(release, acks.acks, now));
+// or in one call: loadFleetState(dir, pinnedRoot, { now }).
+import { readFileSync, statSync } from 'node:fs';
+import { TooLarge } from '../protocol/errors.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
+import { readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
+import { acksDirOf, loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
+
+export { loadVerifiedRelease, acksDirOf, defaultAckLogOf, type VerifiedRelease, type LoadReleaseOptions } from './release.ts';
+export { AckCollector, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, MAX_ACK_LOG_BYTES, type AckRejection, type VerifiedAcks, type AckTrust } from './acks.ts';
+
+/** The pinned trust root file an operator passes with `--root` (size cap before parsing). */
+export function readPinnedRoot(file: string): SignedRoot {
+  const size = statSync(file).size;
+  if (size > LIMITS.root) throw new TooLarge(file, `${size} bytes exceeds the limit of ${LIMITS.root}`);
+  return readRoot(readFileSync(file), file);
+}
+
+/** What an ack is verified against: the root's fleet and the host keys of the signed plans. */
+export function ackTrustOf(release: VerifiedRelease): AckTrust {
+  return { fleet: release.root.fleet, hostKeys: release.hostKeys };
+}
+
+/** The reconciler's FleetInput at `now`: the release's documents and the newest verified ack per host. */
+export function fleetInputOf(release: VerifiedRelease, acks: readonly AckRecord[], now: number, tolerances?: Partial<Tolerances>): FleetInput {
+  return { now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: latestAcks(acks), tolerances };
+}
+
+export interface FleetState {
+  release: VerifiedRelease;
+  acks: VerifiedAcks;
+  input: FleetInput;
+  view: FleetView;
+}
+
+/** Verify the tree, read and verify the acks it holds, and evaluate the fleet at `now`. */
+export function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions & { tolerances?: Partial<Tolerances> }): FleetState {
+  const release = loadVerifiedRelease(dir, pinnedRoot, opts);
+  const acks = readTreeAcks(acksDirOf(dir), ackTrustOf(release));
+  const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
+  return { release, acks, input, view: fleetView(input) };
+}

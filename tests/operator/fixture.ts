@@ -1,0 +1,119 @@
+// A real published tree (publishRelease over a generated fleet) plus host-signed ack chains written the
+// way the ack endpoint writes them: each host's latest ack under acks/hosts/, and every ack in acks.log.
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
+import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import { signingKeyFromSeed, type SigningKey } from '../../protocol/keys.ts';
+import type { AckKind } from '../../protocol/schemas/ack.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
+import type { ChannelPlan } from '../../protocol/schemas/release.ts';
+import { publishRelease } from '../../publisher/publish.ts';
+import { formatRecord } from '../../control-plane/ack-log.ts';
+import { DAY, makeRoot } from '../support/tree-builder.ts';
+import { generateFleet } from '../support/fleet-gen.ts';
+
+export const NOW = Date.parse('2030-03-01T12:00:00Z');
+export const MIN = 60_000;
+
+const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`operator-tests/${label}`).digest()));
+const rootKey = key('root');
+const releaseKey = key('release');
+export const ROOT = makeRoot({ fleet: 'generated', issuedAt: NOW - 10 * DAY, rootKeys: [rootKey], releaseKeys: [{ key: releaseKey, validFrom: NOW - 10 * DAY, validUntil: NOW + 100 * DAY }] });
+
+const made: string[] = [];
+export function tempDir(label: string): string {
+  const d = mkdtempSync(join(tmpdir(), `nixfleet-operator-${label}-`));
+  made.push(d);
+  return d;
+}
+export function cleanupTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+export interface Fixture {
+  dir: string;
+  tree: string;
+  rootFile: string;
+  logFile: string;
+  plans: Record<string, ChannelPlan>;
+  hostKeys: Record<string, SigningKey>;
+  /** Hosts of a channel's wave, in plan order. */
+  wave(channel: string, index: number): string[];
+}
+
+/** 8 hosts, channels ch-0 -> ch-1 (channel edge), two waves each, 300 s soak. Published at NOW - 50 min (timestamps live 1 h). */
+export function publishedFixture(label = 'fx'): Fixture {
+  const dir = tempDir(label);
+  const tree = join(dir, 'tree');
+  const { fleet, hostKeys } = generateFleet({ hosts: 8, channels: 2, wavesPerChannel: 2, seed: 'operator', chainChannels: true, soakSeconds: 300 });
+  const result = publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [ROOT], now: NOW - 50 * MIN });
+  const rootFile = join(dir, 'pinned-root.json');
+  writeFileSync(rootFile, canonicalString(ROOT));
+  const plans: Record<string, ChannelPlan> = {};
+  for (const ch of Object.keys(result.rolloutIds)) {
+    plans[ch] = (JSON.parse(readFileSync(join(tree, `releases/${result.version}/channels/${ch}.json`), 'utf8')) as { signed: ChannelPlan }).signed;
+  }
+  return {
+    dir, tree, rootFile, logFile: join(dir, 'acks.log'), plans, hostKeys,
+    wave: (channel, index) => plans[channel]!.waves[index]!.hosts,
+  };
+}
+
+
+export interface AckStep {
+  kind: AckKind;
+  /** ms */
+  at: number;
+  healthySince?: number;
+  /** Default: the plan's target (the host already switched for activated/healthy/heartbeat). */
+  current?: string | null;
+  reason?: string;
+}
+
+/**
+ * Signs a host's ack chain (seq 1.., prev = digest of the previous envelope) for its plan's rollout and
+ * writes it the way the endpoint does: appended to the log, the last one as acks/hosts/<host>.json.
+ */
+export function postAcks(fx: Fixture, host: string, steps: AckStep[], signer?: SigningKey): SignedAck[] {
+  const plan = Object.values(fx.plans).find((p) => p.hosts[host] !== undefined)!;
+  const entry = plan.hosts[host]!;
+  const k = signer ?? fx.hostKeys[host]!;
+  const out: SignedAck[] = [];
+  let prev: string | null = null;
+  steps.forEach((s, i) => {
+    const switched = s.kind !== 'started' && s.kind !== 'failed' && s.kind !== 'rolled-back' && s.kind !== 'deferred' && s.kind !== 'blocked';
+    const ack = signAck({
+      type: 'ack', schemaVersion: 1, fleet: 'generated', host, seq: i + 1, prev, time: isoTime(s.at), kind: s.kind,
+      releaseVersion: plan.releaseVersion, rolloutId: plan.rolloutId, target: entry.target,
+      current: s.current !== undefined ? s.current : switched ? entry.target : null,
+      healthySince: s.healthySince !== undefined ? isoTime(s.healthySince) : null,
+      probes: [], reason: s.reason ?? null,
+    }, k);
+    prev = ackDigest(ack);
+    out.push(ack);
+  });
+  for (const a of out) {
+    const canonical = canonicalString(a);
+    appendFileSync(fx.logFile, formatRecord({ digest: sha256Digest(canonical), canonical }));
+  }
+  const last = out[out.length - 1];
+  if (last) {
+    mkdirSync(join(fx.tree, 'acks', 'hosts'), { recursive: true });
+    writeFileSync(join(fx.tree, 'acks', 'hosts', `${host}.json`), canonicalString(last));
+  }
+  return out;
+}
+
+/** A full, successful lifecycle for a host that started at `t0`: started, activated, healthy, heartbeats. */
+export function lifecycle(t0: number, soakedAfterMs = 7 * MIN): AckStep[] {
+  const healthyAt = t0 + MIN;
+  return [
+    { kind: 'started', at: t0 },
+    { kind: 'activated', at: t0 + 30_000 },
+    { kind: 'healthy', at: healthyAt, healthySince: healthyAt },
+    { kind: 'heartbeat', at: healthyAt + soakedAfterMs, healthySince: healthyAt },
+  ];
+}

@@ -1,0 +1,74 @@
+// operator/load.ts over a real published tree and real host-signed acks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../operator/load.ts';
+import { VerificationError } from '../../protocol/errors.ts';
+import { canonicalString } from '../../protocol/canonical.ts';
+import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempDir } from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+test('a verified tree + verified acks -> the fleet view the reconciler computes', () => {
+  const fx = publishedFixture();
+  const [first] = fx.wave('ch-0', 0);
+  postAcks(fx, first!, lifecycle(NOW - 10 * MIN));
+  const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  assert.is(st.release.timestamp.release.version, 1);
+  assert.equal(Object.keys(st.release.plans).sort(), ['ch-0', 'ch-1']);
+  assert.is(st.acks.acks.length, 1);
+  assert.is(st.acks.rejected.length, 0);
+  const h = st.view.hosts.find((x) => x.host === first)!;
+  assert.is(h.phase, 'soaked');
+  const ch1 = st.view.channels.find((c) => c.channel === 'ch-1')!;
+  assert.is(ch1.state, 'gated');
+});
+
+test('an ack signed by another key, for another fleet, or under another host\'s name is rejected and reported', () => {
+  const fx = publishedFixture();
+  const [a, b] = fx.wave('ch-0', 0).concat(fx.wave('ch-0', 1));
+  postAcks(fx, a!, lifecycle(NOW - 30 * MIN), fx.hostKeys[b!]);
+  // b's genuine ack copied under a's name: the signature verifies, the name does not.
+  const genuine = postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  writeFileSync(join(fx.tree, 'acks', 'hosts', `${a}.json`), canonicalString(genuine[0]));
+  const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost']]);
+  const log = readAckLog(fx.logFile, ackTrustOf(st.release));
+  assert.is(log.acks.length, 1, 'only b\'s own ack verifies');
+  assert.is(log.rejected.length, 4);
+  assert.ok(log.rejected.every((r) => r.code === 'UnknownKey' && r.host === a), JSON.stringify(log.rejected));
+});
+
+test('a control plane directory: current -> versions/x, acks beside it', () => {
+  const fx = publishedFixture();
+  const cp = tempDir('cp');
+  mkdirSync(join(cp, 'versions'));
+  cpSync(fx.tree, join(cp, 'versions', 'v1'), { recursive: true });
+  symlinkSync('versions/v1', join(cp, 'current'));
+  const [first] = fx.wave('ch-0', 0);
+  postAcks(fx, first!, [{ kind: 'started', at: NOW - MIN }]);
+  cpSync(join(fx.tree, 'acks'), join(cp, 'acks'), { recursive: true });
+  const release = loadVerifiedRelease(cp, readPinnedRoot(fx.rootFile), { now: NOW });
+  assert.ok(release.treeRoot.endsWith('versions/v1'));
+  const st = loadFleetState(cp, readPinnedRoot(fx.rootFile), { now: NOW });
+  assert.is(st.view.hosts.find((h) => h.host === first)!.phase, 'activating');
+  assert.is(acksDirOf(cp), join(cp, 'acks'));
+});
+
+test('a tampered plan -> the typed error naming the file', () => {
+  const fx = publishedFixture();
+  const file = 'releases/1/channels/ch-1.json';
+  const p = join(fx.tree, file);
+  const text = readFileSync(p, 'utf8');
+  writeFileSync(p, text.replace('"soakSeconds":300', '"soakSeconds":30'));
+  try {
+    loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+    assert.unreachable('tampered tree loaded');
+  } catch (e) {
+    assert.instance(e, VerificationError);
+    assert.is((e as VerificationError).file, file);
+  }
+});
+
+test.run();
