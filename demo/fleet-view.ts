@@ -3,11 +3,11 @@
 // fleetView over them: the same pure function every agent runs.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readAck, verifyAckSignature } from '../protocol/acks.ts';
+import { acksDirOf, readTreeAcks } from '../operator/load.ts';
 import { channelPlanPath, budgetsPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { readBudgets, readChannelPlan, readRevocations, readTimestamp } from '../protocol/verify/documents.ts';
 import type { ChannelPlan } from '../protocol/schemas/release.ts';
-import { fleetView, latestAcks, type AckRecord, type FleetView } from '../reconciler/index.ts';
+import { fleetView, latestAcks, type FleetView } from '../reconciler/index.ts';
 
 export function readFleetView(treeDir: string, now = Date.now()): FleetView {
   const ts = readTimestamp(readFileSync(join(treeDir, TIMESTAMP_PATH)), TIMESTAMP_PATH).signed;
@@ -21,25 +21,8 @@ export function readFleetView(treeDir: string, now = Date.now()): FleetView {
   const budgets = readBudgets(readFileSync(join(treeDir, budgetsPath(v))), budgetsPath(v)).signed;
   const keys = new Map<string, string>();
   for (const p of Object.values(plans)) for (const [h, e] of Object.entries(p.hosts)) keys.set(h, e.hostKey);
-  const acks: AckRecord[] = [];
-  let files: string[] = [];
-  try {
-    files = readdirSync(join(treeDir, 'acks', 'hosts'));
-  } catch {
-    /* no acks yet */
-  }
-  for (const f of files) {
-    if (!f.endsWith('.json')) continue;
-    try {
-      const ack = readAck(readFileSync(join(treeDir, 'acks', 'hosts', f)), f);
-      const key = keys.get(ack.signed.host);
-      if (!key) continue;
-      verifyAckSignature(ack, ack.signed.host, key, f);
-      acks.push(ack.signed);
-    } catch {
-      /* a bad ack is simply not counted */
-    }
-  }
+  // A bad ack is simply not counted (operator/acks.ts verifies each against the signed plan's host key).
+  const { acks } = readTreeAcks(acksDirOf(treeDir), { fleet: ts.fleet, hostKeys: keys });
   return fleetView({ now, plans, budgets, revocations, acks: latestAcks(acks) });
 }
 
