@@ -1,0 +1,91 @@
+// `nixfleet trace`: replays a host's or a channel's rollout over the verified ack history with the
+// reconciler's trace(): when each host became eligible, which gate held it and for how long, when it
+// activated, confirmed, soaked or failed.
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { parseNow } from './trust.ts';
+import { isVerificationError } from '../protocol/errors.ts';
+import { loadVerifiedRelease, readPinnedRoot } from '../operator/load.ts';
+import { UnknownSubject } from '../operator/subject.ts';
+import { loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/trace.ts';
+
+function isoOption(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = Date.parse(text);
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(ms)) throw new UsageError(`${flag}: not an ISO time: ${text}`);
+  return ms;
+}
+
+const command: Command = {
+  name: 'trace',
+  summary: 'replay a host\'s or channel\'s rollout from the ack history: eligibility, gate holds, activation, soak',
+  help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
+                      [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
+
+Verifies the tree against the pinned trust root, then replays the reconciler over the ack history of
+the current release: every ack at its signed time, and the whole fleet re-evaluated every --step
+seconds between acks. Prints a timeline (phase and gate changes) and, per host, when it became
+eligible, which gate held it and for how long, and when it activated, confirmed, soaked or failed.
+
+The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
+DIR is a control plane directory) plus the acks in DIR/acks. Every ack is verified against the host key
+of the signed release; acks that do not verify are not counted and are listed as rejected. Without a
+log only each host's latest ack is known, so the trace shows the current state, not the history.
+
+Exit codes: 0 traced, 1 refused (the tree does not verify: the typed error and the file at fault),
+2 usage or I/O error (also an unknown --host / --channel, an unreadable or corrupt log).
+
+Options:
+  --tree DIR       the published tree or control plane directory
+  --root FILE      the pinned trust root
+  --host H         trace this host (gates still consider every other host's acks)
+  --channel C      trace every host of this channel
+  --acks-log FILE  the ack endpoint's acks.log (one "sha256:<digest> TAB <ack> LF" record per ack)
+  --from ISO       start of the period (default: the first ack)
+  --until ISO      end of the period (default: the last ack + the longest soak, at most --now)
+  --step SECONDS   re-evaluation interval between acks (default 60)
+  --now ISO        verify the tree as of this instant (default: the clock)
+  --clock-skew S   tolerated clock skew for the timestamp (default 300)
+  --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      tree: { type: 'string' },
+      root: { type: 'string' },
+      host: { type: 'string' },
+      channel: { type: 'string' },
+      'acks-log': { type: 'string' },
+      from: { type: 'string' },
+      until: { type: 'string' },
+      step: { type: 'string' },
+      now: { type: 'string' },
+      'clock-skew': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (!values.tree) throw new UsageError('--tree is required');
+    if (!values.root) throw new UsageError('--root is required');
+    if ((values.host === undefined) === (values.channel === undefined)) throw new UsageError('give exactly one of --host or --channel');
+    const subject: TraceSubject = values.host !== undefined ? { host: values.host } : { channel: values.channel! };
+    const now = parseNow(values.now);
+    const from = isoOption('--from', values.from);
+    const until = isoOption('--until', values.until);
+    if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until is before --from');
+    const stepText = values.step;
+    if (stepText !== undefined && !/^[1-9][0-9]{0,6}$/.test(stepText)) throw new UsageError('--step: expected a positive number of seconds');
+    const skew = values['clock-skew'];
+    if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
+    try {
+      const release = loadVerifiedRelease(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
+      const history = loadAckHistory(values.tree, release, values['acks-log']);
+      const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText) });
+      output(values.json, report, () => renderTrace(report));
+      return EXIT_OK;
+    } catch (e) {
+      if (e instanceof UnknownSubject) throw new UsageError(e.message);
+      if (!isVerificationError(e)) throw e;
+      if (values.json) output(true, { ok: false, error: e.toJSON() }, () => '');
+      else process.stderr.write(`nixfleet trace: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+      return EXIT_REFUSED;
+    }
+  },
+};
+export default command;

@@ -1,0 +1,128 @@
+// `nixfleet status`: the fleet view of a verified tree at one instant, as data (for --json) and as text.
+// Everything shown comes from the verified release and verified acks through the reconciler's
+// fleetView, i.e. exactly what the agents compute; nothing is inferred here.
+import type { AckRecord, ChannelView, FleetView, HostView } from '../reconciler/index.ts';
+import { parseIsoTime } from '../protocol/schemas/common.ts';
+import type { AckRejection, FleetState } from './load.ts';
+import { age, duration, iso, shortStorePath, table } from './format.ts';
+import { UnknownSubject } from './subject.ts';
+
+export interface StatusHost extends HostView {
+  /** The closure the host's latest verified ack says it runs (null: no ack, or not stated). */
+  current: string | null;
+  lastAckKind: AckRecord['kind'] | null;
+  lastAckSeq: number | null;
+  lastAckReason: string | null;
+}
+
+export interface StatusReport extends FleetView {
+  fleet: string;
+  at: string;
+  release: { version: number; issuedAt: string; rootVersion: number };
+  timestamp: { issuedAt: string; expires: string; secondsLeft: number };
+  hosts: StatusHost[];
+  acks: { verified: number; rejected: AckRejection[] };
+  findings: { revokedHosts: { host: string; detail: string }[]; unlistedManifests: string[] };
+}
+
+export interface StatusFilter {
+  channel?: string;
+  host?: string;
+}
+
+export function statusReport(state: FleetState, filter: StatusFilter = {}): StatusReport {
+  const { release, view, input } = state;
+  let channels: ChannelView[] = view.channels;
+  let hosts: HostView[] = view.hosts;
+  if (filter.channel !== undefined) {
+    if (!release.plans[filter.channel]) throw new UnknownSubject(`no channel "${filter.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`);
+    channels = channels.filter((c) => c.channel === filter.channel);
+    hosts = hosts.filter((h) => h.channel === filter.channel);
+  }
+  if (filter.host !== undefined) {
+    const h = hosts.find((x) => x.host === filter.host);
+    if (!h) throw new UnknownSubject(`no host "${filter.host}" in release ${release.index.version}${filter.channel ? ` channel ${filter.channel}` : ''}`);
+    hosts = [h];
+    channels = channels.filter((c) => c.channel === h.channel);
+  }
+  const expires = parseIsoTime(release.timestamp.expires);
+  return {
+    fleet: release.root.fleet,
+    at: iso(view.now),
+    now: view.now,
+    release: { version: release.index.version, issuedAt: release.index.issuedAt, rootVersion: release.root.version },
+    timestamp: { issuedAt: release.timestamp.issuedAt, expires: release.timestamp.expires, secondsLeft: Math.floor((expires - view.now) / 1000) },
+    channels,
+    hosts: hosts.map((h) => {
+      const ack = input.acks[h.host];
+      return { ...h, current: ack?.current ?? null, lastAckKind: ack?.kind ?? null, lastAckSeq: ack?.seq ?? null, lastAckReason: ack?.reason ?? null };
+    }),
+    budgets: view.budgets,
+    acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
+    findings: {
+      revokedHosts: release.report.revokedHosts.map((r) => ({ host: r.host, detail: r.detail })),
+      unlistedManifests: release.report.unlistedManifests,
+    },
+  };
+}
+
+function waveProgress(w: ChannelView['waves'][number]): string {
+  const c = w.counts;
+  const done = c.soaked + c.converged;
+  const parts = [`${done}/${w.hosts} done`];
+  const inFlight = c.activating + c.confirming;
+  if (inFlight) parts.push(`${inFlight} activating`);
+  if (c.healthy) parts.push(`${c.healthy} soaking`);
+  if (c.pending) parts.push(`${c.pending} pending`);
+  if (c.failed) parts.push(`${c.failed} failed (${w.allowedFailures} allowed)`);
+  if (c.offline) parts.push(`${c.offline} offline`);
+  if (c.deferred) parts.push(`${c.deferred} deferred`);
+  if (c.blocked) parts.push(`${c.blocked} blocked`);
+  return parts.join(', ');
+}
+
+function hostWhy(h: StatusHost): string {
+  if (h.phase === 'pending') return h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible');
+  return h.detail;
+}
+
+export function renderStatus(r: StatusReport): string {
+  const out: string[] = [];
+  out.push(`fleet "${r.fleet}": release ${r.release.version} (issued ${r.release.issuedAt}, trust root v${r.release.rootVersion}), status at ${r.at}`);
+  out.push(`timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), r.now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`);
+  out.push(`acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`);
+  for (const x of r.acks.rejected) out.push(`  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`);
+  for (const x of r.findings.revokedHosts) out.push(`revoked: ${x.host}: ${x.detail}`);
+  for (const f of r.findings.unlistedManifests) out.push(`WARNING: ${f} is not listed in the release index`);
+
+  for (const ch of r.channels) {
+    out.push('');
+    const wavePos = ch.currentWave < ch.waves.length ? `, wave ${ch.currentWave + 1} of ${ch.waves.length}` : '';
+    out.push(`channel ${ch.channel}: ${ch.state.toUpperCase()}${wavePos}  (rollout ${ch.rolloutId.slice(7, 19)})`);
+    out.push(`  ${ch.reason}`);
+    for (const w of ch.waves) {
+      out.push(`  wave ${w.index}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`);
+      if (w.state !== 'complete' && w.blockingHosts.length) out.push(`          waiting for: ${w.blockingHosts.join(', ')}`);
+    }
+  }
+  if (r.budgets.length) {
+    out.push('');
+    for (const b of r.budgets) out.push(`budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${b.inFlightHosts.join(', ')})` : ''}`);
+  }
+  out.push('');
+  const rows = [...r.hosts]
+    .sort((a, b) => a.channel.localeCompare(b.channel) || a.wave - b.wave || a.host.localeCompare(b.host))
+    .map((h) => [
+      h.host, h.channel, String(h.wave), h.phase,
+      h.current === null ? '-' : h.current === h.target ? '= target' : shortStorePath(h.current),
+      shortStorePath(h.target),
+      h.lastAck === null ? 'never' : `${h.lastAckKind} ${age(h.lastAck, r.now)}`,
+      hostWhy(h),
+    ]);
+  out.push(...table(['HOST', 'CHANNEL', 'WAVE', 'PHASE', 'CURRENT', 'TARGET', 'LAST ACK', 'GATE / DETAIL'], rows));
+  if (r.hosts.length === 1) {
+    const h = r.hosts[0]!;
+    if (h.lastAckSeq !== null) out.push('', `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${iso(h.lastAck!)}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,139 @@
+// `nixfleet trace`: the reconciler's trace() over the verified ack history of a verified release, as
+// data (ISO times, for --json) and as a readable timeline. The history is the ack endpoint's log (every
+// ack ever accepted) plus whatever the tree's acks/ holds; both are verified ack by ack.
+import { existsSync } from 'node:fs';
+import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
+import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { AckCollector, collectAckLog, collectTreeAcks, type AckRejection } from './acks.ts';
+import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
+import { UnknownSubject } from './subject.ts';
+import { duration, iso } from './format.ts';
+
+export interface AckHistory {
+  acks: AckRecord[];
+  rejected: AckRejection[];
+  /** What was read: the log file (null: none) and whether the tree's acks/ was read too. */
+  sources: { log: string | null; logRecords: number; logTornBytes: number; treeAcks: boolean };
+}
+
+/** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
+export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string): AckHistory {
+  const collector = new AckCollector(ackTrustOf(release));
+  const log = logFile ?? defaultAckLogOf(dir);
+  let logRecords = 0;
+  let logTornBytes = 0;
+  if (log !== null) {
+    if (!existsSync(log)) throw new Error(`${log}: no such ack log`);
+    const r = collectAckLog(log, collector);
+    logRecords = r.records;
+    logTornBytes = r.tornBytes;
+  }
+  collectTreeAcks(acksDirOf(dir), collector);
+  return { acks: collector.acks, rejected: collector.rejected, sources: { log, logRecords, logTornBytes, treeAcks: true } };
+}
+
+export type TraceSubject = { host: string } | { channel: string };
+
+export interface TraceOptions {
+  /** ms: the traced period. Defaults: first ack .. min(now, last ack + longest soak). */
+  from?: number;
+  until?: number;
+  /** The instant the tree was verified at: the default end, so the trace never extrapolates past it. */
+  now: number;
+  stepSeconds?: number;
+}
+
+export interface TraceHostReport {
+  host: string;
+  channel: string;
+  wave: number;
+  eligibleAt: string | null;
+  activatedAt: string | null;
+  confirmedAt: string | null;
+  soakedAt: string | null;
+  failedAt: string | null;
+  holds: { gate: Gate; from: string; to: string; seconds: number; reason: string }[];
+}
+
+export interface TraceReport {
+  fleet: string;
+  subject: TraceSubject;
+  release: { version: number; rolloutId: string; channel: string };
+  from: string;
+  until: string;
+  history: { verified: number; rejected: AckRejection[]; log: string | null; logRecords: number; logTornBytes: number };
+  hosts: TraceHostReport[];
+  entries: { at: string; host: string; phase: HostPhase; gate: Gate | null; reason: string | null }[];
+}
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+
+export function traceReport(release: VerifiedRelease, history: AckHistory, subject: TraceSubject, opts: TraceOptions): TraceReport {
+  let channel: string;
+  if ('host' in subject) {
+    const plan = Object.values(release.plans).find((p) => p.hosts[subject.host] !== undefined);
+    if (!plan) throw new UnknownSubject(`no host "${subject.host}" in release ${release.index.version}`);
+    channel = plan.channel;
+  } else {
+    if (!release.plans[subject.channel]) throw new UnknownSubject(`no channel "${subject.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`);
+    channel = subject.channel;
+  }
+  const plan = release.plans[channel]!;
+  const times = history.acks.map((a) => parseIsoTime(a.time));
+  let maxSoak = 0;
+  for (const p of Object.values(release.plans)) for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
+  const first = times.length ? Math.min(...times) : opts.now;
+  const last = times.length ? Math.max(...times) : opts.now;
+  const from = opts.from ?? Math.min(first, opts.now);
+  const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
+  const t: Trace = trace({
+    plans: release.plans, budgets: release.budgets, revocations: release.revocations,
+    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds,
+  });
+  return {
+    fleet: release.root.fleet,
+    subject,
+    release: { version: release.index.version, rolloutId: plan.rolloutId, channel },
+    from: iso(t.from),
+    until: iso(t.until),
+    history: { verified: history.acks.length, rejected: history.rejected, log: history.sources.log, logRecords: history.sources.logRecords, logTornBytes: history.sources.logTornBytes },
+    hosts: t.hosts.map((h) => ({
+      host: h.host, channel: h.channel, wave: h.wave,
+      eligibleAt: isoOrNull(h.eligibleAt), activatedAt: isoOrNull(h.activatedAt), confirmedAt: isoOrNull(h.confirmedAt),
+      soakedAt: isoOrNull(h.soakedAt), failedAt: isoOrNull(h.failedAt),
+      holds: h.holds.map((x) => ({ gate: x.gate, from: iso(x.from), to: iso(x.to), seconds: x.seconds, reason: x.reason })),
+    })),
+    entries: t.entries.map((e) => ({ at: iso(e.at), host: e.host, phase: e.phase, gate: e.gate, reason: e.reason })),
+  };
+}
+
+/** "+7m 00s" from the start of the trace: easier to follow than absolute times. */
+function offset(at: string, from: string): string {
+  return `+${duration(parseIsoTime(at) - parseIsoTime(from))}`;
+}
+
+export function renderTrace(r: TraceReport): string {
+  const out: string[] = [];
+  const what = 'host' in r.subject ? `host ${r.subject.host} (channel ${r.release.channel})` : `channel ${r.release.channel}`;
+  out.push(`trace of ${what}, fleet "${r.fleet}", release ${r.release.version}, rollout ${r.release.rolloutId.slice(7, 19)}`);
+  out.push(`period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`);
+  const src = r.history.log ? `${r.history.log} (${r.history.logRecords} records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) + the tree's acks/` : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
+  out.push(`history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`);
+  for (const x of r.history.rejected) out.push(`  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`);
+
+  out.push('', 'timeline:');
+  for (const e of r.entries) {
+    const what = e.phase === 'pending' ? (e.gate ? `held by ${e.gate}: ${e.reason}` : 'eligible: every gate passed') : e.phase;
+    out.push(`  ${e.at}  ${offset(e.at, r.from).padStart(9)}  ${e.host}  ${what}`);
+  }
+  if (r.entries.length === 0) out.push('  (no events)');
+
+  out.push('', 'per host:');
+  for (const h of r.hosts) {
+    const step = (label: string, at: string | null) => (at === null ? null : `${label} ${offset(at, r.from)}`);
+    const steps = [step('eligible', h.eligibleAt), step('activated', h.activatedAt), step('confirmed', h.confirmedAt), step('soaked', h.soakedAt), step('FAILED', h.failedAt)].filter((s) => s !== null);
+    out.push(`  ${h.host} (wave ${h.wave}): ${steps.length ? steps.join(', ') : 'nothing happened in this period'}`);
+    for (const x of h.holds) out.push(`    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`);
+  }
+  return out.join('\n');
+}
