@@ -36,8 +36,22 @@ function parseSshLine(line: string): HostKeyResult {
   return { ok: true, raw: new Uint8Array(key.value) };
 }
 
+// Validation, the duplicate-key check and document building each look at every host key: remember the
+// answer (a pure function of the text) instead of decoding and checking 10,000 keys three times.
+const memo = new Map<string, HostKeyResult>();
+const MEMO_LIMIT = 200_000;
+
 /** Parses and checks a host key (base64 raw 32 bytes, or an OpenSSH ssh-ed25519 line). Never throws. */
 export function parseHostKey(text: string): HostKeyResult {
+  const known = memo.get(text);
+  if (known) return known;
+  const result = parseHostKeyUncached(text);
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(text, result);
+  return result;
+}
+
+function parseHostKeyUncached(text: string): HostKeyResult {
   let result: HostKeyResult;
   if (text.startsWith('ssh-')) result = parseSshLine(text);
   else {
