@@ -1,0 +1,117 @@
+// One dashboard build: verify the served tree, read and verify the acks, run the reconciler's fleet
+// view, render every page, install the site atomically.
+import { join } from 'node:path';
+import { servedRoot } from '../control-plane/tree-dir.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import type { HostPhase } from '../reconciler/index.ts';
+import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
+import { readVerifiedAcks, type AckSet } from './acks.ts';
+import { buildFleetModel, type FleetModel } from './model.ts';
+import { renderSite, type SitePages } from './pages.ts';
+import { installSite } from './site-dir.ts';
+import { TreeChangedDuringLoad, loadVerifiedRelease, type ReleaseLoad, type VerificationFailure } from './verified-release.ts';
+
+export interface SiteInputOptions {
+  /** A control plane's tree directory (with `current` and `acks/`) or a tree `nixfleet publish` wrote. */
+  treeDir: string;
+  pinnedRoot: SignedRoot;
+  /** ms since the epoch: the instant the dashboard describes (ages, soaks, freshness). */
+  now: number;
+  /** The ack endpoint's log for history; default <treeDir>/.ack-log/acks.log when it exists; null = none. */
+  ackLogFile?: string | null;
+  clockSkewSeconds?: number;
+}
+
+export interface BuildSiteOptions extends SiteInputOptions {
+  /** Becomes a symlink to the newest build (serve this path). */
+  outDir: string;
+}
+
+export interface SiteSummary {
+  status: ReleaseLoad['status'];
+  failure: VerificationFailure | null;
+  fleet: string | null;
+  release: number | null;
+  hosts: number;
+  phases: Record<HostPhase, number> | null;
+  channels: { channel: string; state: string; reason: string }[];
+  acks: { accepted: number; rejected: number };
+  pages: number;
+}
+
+export interface SiteBuildResult extends SiteSummary {
+  outDir: string;
+  buildDir: string;
+  bytes: number;
+  timingsMs: { verify: number; acks: number; model: number; render: number; write: number; total: number };
+}
+
+export class TreeNotFound extends Error {
+  constructor(readonly treeDir: string) {
+    super(`${treeDir}: no tree there (neither a published tree nor a control plane directory)`);
+    this.name = 'TreeNotFound';
+  }
+}
+
+export interface RenderedSite {
+  pages: SitePages;
+  summary: SiteSummary;
+  timingsMs: { verify: number; acks: number; model: number; render: number };
+}
+
+const LOAD_ATTEMPTS = 3;
+
+export function renderSitePages(o: SiteInputOptions): RenderedSite {
+  const t0 = performance.now();
+  const served = servedRoot(o.treeDir);
+  if (served === null) throw new TreeNotFound(o.treeDir);
+  let load: ReleaseLoad | undefined;
+  for (let attempt = 1; load === undefined; attempt++) {
+    try {
+      load = loadVerifiedRelease({ servedDir: served, pinnedRoot: o.pinnedRoot, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+    } catch (e) {
+      if (!(e instanceof TreeChangedDuringLoad) || attempt >= LOAD_ATTEMPTS) throw e;
+    }
+  }
+  const t1 = performance.now();
+  let acks: AckSet | null = null;
+  let model: FleetModel | null = null;
+  let t2 = t1;
+  if (load.status !== 'failed') {
+    const logFile = o.ackLogFile === undefined ? join(o.treeDir, '.ack-log', ACK_LOG_FILE) : o.ackLogFile;
+    acks = readVerifiedAcks({ acksParent: o.treeDir, logFile, fleet: load.release.root.signed.fleet, plans: load.release.plans });
+    t2 = performance.now();
+    model = buildFleetModel(load.release, acks, o.now);
+  }
+  const t3 = performance.now();
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version);
+  const t4 = performance.now();
+  const summary: SiteSummary = {
+    status: load.status,
+    failure: load.status === 'verified' ? null : load.failure,
+    fleet: load.status === 'failed' ? null : load.release.report.fleet,
+    release: load.status === 'failed' ? null : load.release.report.release.version,
+    hosts: model?.hosts.length ?? 0,
+    phases: model?.phaseTotals ?? null,
+    channels: model?.view.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })) ?? [],
+    acks: { accepted: acks === null ? 0 : [...acks.history.values()].reduce((n, l) => n + l.length, 0), rejected: acks?.rejected.length ?? 0 },
+    pages: pages.size,
+  };
+  return { pages, summary, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };
+}
+
+export function buildSite(o: BuildSiteOptions): SiteBuildResult {
+  const t0 = performance.now();
+  const { pages, summary, timingsMs } = renderSitePages(o);
+  const t1 = performance.now();
+  const installed = installSite(o.outDir, pages);
+  const t2 = performance.now();
+  const round = (n: number) => Math.round(n * 10) / 10;
+  return {
+    ...summary,
+    outDir: o.outDir,
+    buildDir: installed.buildDir,
+    bytes: installed.bytes,
+    timingsMs: { verify: round(timingsMs.verify), acks: round(timingsMs.acks), model: round(timingsMs.model), render: round(timingsMs.render), write: round(t2 - t1), total: round(t2 - t0) },
+  };
+}

@@ -1,0 +1,40 @@
+// HTML building with escaping by default: every value interpolated into `html\`...\`` is escaped unless
+// it is itself the result of `html` (or `raw`). Free text from documents and acks (reasons, probe
+// details, key names) can therefore never inject markup, even where a page author forgets about it.
+
+export class Html {
+  constructor(readonly text: string) {}
+  toString(): string {
+    return this.text;
+  }
+}
+
+export type HtmlValue = Html | string | number | boolean | null | undefined | readonly HtmlValue[];
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+function render(v: HtmlValue): string {
+  if (v instanceof Html) return v.text;
+  if (v === null || v === undefined || v === false) return '';
+  if (Array.isArray(v)) return v.map(render).join('');
+  return escapeHtml(String(v));
+}
+
+export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
+  let out = strings[0]!;
+  for (let i = 0; i < values.length; i++) out += render(values[i]!) + strings[i + 1]!;
+  return new Html(out);
+}
+
+/** Trusted markup built by this module's callers from constants only. */
+export function raw(text: string): Html {
+  return new Html(text);
+}
+
+export function join(parts: readonly HtmlValue[], separator: HtmlValue = ''): Html {
+  return new Html(parts.map(render).join(render(separator)));
+}

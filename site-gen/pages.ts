@@ -1,0 +1,237 @@
+// Every page of the dashboard, as path -> HTML. Pure: the same load, acks and `now` give the same bytes.
+import { html, join, type Html } from './html.ts';
+import { page } from './layout.ts';
+import { duration, relative, shortDigest, shortStorePath, utc } from './format.ts';
+import { footer, hostTable, keyValueTable, legend, phaseChip, verificationBanner } from './components.ts';
+import { PHASES, attentionHosts, type FleetModel, type HostRow } from './model.ts';
+import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
+import type { ReleaseLoad } from './verified-release.ts';
+import type { ChannelView, HostPhase } from '../reconciler/index.ts';
+import type { ChannelPlan, Threshold } from '../protocol/schemas/release.ts';
+import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { parseAckTime } from '../reconciler/time.ts';
+
+/** Per-channel timelines draw at most this many host lanes; the wave chart always covers every host. */
+export const MAX_TIMELINE_LANES = 300;
+/** The overview lists at most this many hosts needing attention (all are on hosts.html). */
+export const MAX_ATTENTION_ROWS = 100;
+/** A host page lists its newest acks, at most this many. */
+export const MAX_HOST_ACKS = 100;
+
+export type SitePages = Map<string, string>;
+
+function stateSpan(state: string): Html {
+  return html`<span class="state ${state}">${state}</span>`;
+}
+
+function thresholdText(t: Threshold): string {
+  return 'count' in t ? `${t.count} host(s)` : `${t.percent}%`;
+}
+
+function counts(c: Partial<Record<HostPhase, number>>): Html {
+  return join(PHASES.filter((p) => (c[p] ?? 0) > 0).map((p) => phaseChip(p, c[p])), ' ');
+}
+
+function overview(m: FleetModel, load: ReleaseLoad): string {
+  const r = m.release;
+  const rep = r.report;
+  const tsExpires = parseIsoTime(r.timestamp.expires);
+  const rootExpires = parseIsoTime(r.root.signed.expires);
+  const total = m.hosts.length;
+  const cards = html`<div class="cards">
+<div class="card"><div class="n">${total}</div><div class="l">hosts</div></div>
+<div class="card"><div class="n">${m.view.channels.length}</div><div class="l">channels</div></div>
+<div class="card"><div class="n">v${rep.release.version}</div><div class="l">release, signed ${utc(parseIsoTime(rep.release.issuedAt))}</div></div>
+<div class="card"><div class="n ${tsExpires <= m.now ? 'bad-text' : ''}">${relative(tsExpires, m.now)}</div><div class="l">timestamp expiry (${utc(tsExpires)}), issued ${relative(parseIsoTime(r.timestamp.issuedAt), m.now)}</div></div>
+<div class="card"><div class="n">root v${r.root.signed.version}</div><div class="l">trust root, expires ${relative(rootExpires, m.now)}</div></div>
+<div class="card"><div class="n ${m.phaseTotals.failed > 0 ? 'bad-text' : ''}">${m.phaseTotals.failed}</div><div class="l">failed hosts</div></div>
+</div>`;
+  const channelRows = m.view.channels.map((c) => {
+    const plan = r.plans[c.channel]!;
+    const done = c.waves.reduce((n, w) => n + w.counts.soaked + w.counts.converged, 0);
+    const hosts = c.waves.reduce((n, w) => n + w.hosts, 0);
+    const failures = c.waves.reduce((n, w) => n + w.failures, 0);
+    return html`<tr><td><a href="channels/${c.channel}.html">${c.channel}</a></td><td>${stateSpan(c.state)}</td><td class="num">${Math.min(c.currentWave, c.waves.length)} / ${c.waves.length}</td><td class="num">${done} / ${hosts}</td><td class="num ${failures > 0 ? 'bad-text' : ''}">${failures}</td><td>${plan.strategy}</td><td>${plan.gatedBy.length ? plan.gatedBy.join(', ') : '—'}</td><td class="reason">${c.reason}</td></tr>`;
+  });
+  const budgets = m.view.budgets.length === 0
+    ? html`<p class="muted">No disruption budgets.</p>`
+    : html`<table><thead><tr><th>budget</th><th class="num">in flight / max</th><th>hosts in flight</th></tr></thead><tbody>${m.view.budgets.map((b) => html`<tr><td>${b.id}</td><td class="num">${b.inFlight} / ${b.max}</td><td>${b.inFlightHosts.join(', ') || '—'}</td></tr>`)}</tbody></table>`;
+  const attention = attentionHosts(m);
+  const revs = r.revocations;
+  const revocations = html`<p>Revocations v${revs.version}, signed ${utc(parseIsoTime(revs.issuedAt))}.</p>
+${revs.hosts.length === 0 ? html`<p class="muted">No revoked hosts.</p>` : html`<table><thead><tr><th>revoked host</th><th>key id</th><th>certificate serial</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.hosts.map((h) => html`<tr><td>${h.host}</td><td class="mono">${h.keyid === null ? 'every key' : h.keyid.slice(0, 16)}</td><td class="mono">${h.certSerial ?? '—'}</td><td>${utc(parseIsoTime(h.revokedAt))}</td><td class="reason">${h.reason}</td></tr>`)}</tbody></table>`}
+${revs.closures.length === 0 ? html`<p class="muted">No revoked closures.</p>` : html`<table><thead><tr><th>revoked closure</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.closures.map((c) => html`<tr><td class="mono">${c.storePath}</td><td>${utc(parseIsoTime(c.revokedAt))}</td><td class="reason">${c.reason}</td></tr>`)}</tbody></table>`}`;
+  const body = html`<h1>Fleet ${rep.fleet}: release ${rep.release.version}</h1>
+${cards}
+<h2>Hosts by phase</h2>
+${phaseBar(m.phaseTotals, `hosts by phase: ${PHASES.filter((p) => m.phaseTotals[p] > 0).map((p) => `${p} ${m.phaseTotals[p]}`).join(', ')}`)}
+<p>${counts(m.phaseTotals)}</p>
+<h2>Channels</h2>
+<table><thead><tr><th>channel</th><th>state</th><th class="num">waves done</th><th class="num">soaked / hosts</th><th class="num">failed</th><th>strategy</th><th>gated by</th><th>reason</th></tr></thead><tbody>${channelRows}</tbody></table>
+<h2>Disruption budgets</h2>
+${budgets}
+<h2 id="attention">Failed, quarantined, deferred and offline hosts (${attention.length})</h2>
+${attention.length === 0 ? html`<p class="muted">None.</p>` : hostTable(attention, m.now, 'hosts/', MAX_ATTENTION_ROWS)}
+<p><a href="hosts.html">All ${total} hosts</a></p>
+<h2>Revocations</h2>
+${revocations}`;
+  return page({ title: `NixFleet ${rep.fleet}: overview`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+function channelFacts(plan: ChannelPlan, c: ChannelView, m: FleetModel): Html {
+  const gates = Object.values(m.release.plans).filter((p) => p.gatedBy.includes(plan.channel)).map((p) => p.channel).sort();
+  const stateOf = (ch: string) => m.view.channels.find((x) => x.channel === ch)?.state ?? 'unknown';
+  const edgeLinks = (list: string[]) => (list.length === 0 ? html`—` : join(list.map((g) => html`<a href="${g}.html">${g}</a> (${stateOf(g)})`), ', '));
+  return keyValueTable([
+    ['state', html`${stateSpan(c.state)}: ${c.reason}`],
+    ['rollout id', html`<span class="mono" title="${plan.rolloutId}">${shortDigest(plan.rolloutId)}</span> (release ${plan.releaseVersion}, plan signed ${utc(parseIsoTime(plan.issuedAt))})`],
+    ['strategy', `${plan.strategy}, on failure: ${plan.onFailure}`],
+    ['gated by (channel edges)', edgeLinks(plan.gatedBy)],
+    ['gates', edgeLinks(gates)],
+    ['host edges', plan.hostEdges.length === 0 ? '—' : plan.hostEdges.map((e) => `${e.before} → ${e.after}`).join(', ')],
+    ['timing', `heartbeat ${duration(plan.heartbeatSeconds)}, offline window ${duration(plan.offlineWindowSeconds)}, confirm deadline ${duration(plan.confirmDeadlineSeconds)}, freshness ${duration(plan.freshnessSeconds)}`],
+    ['maintenance windows', plan.maintenanceWindows.length === 0 ? 'none (any time)' : plan.maintenanceWindows.map((w) => `${w.cron} for ${w.durationMinutes} min`).join('; ')],
+  ]);
+}
+
+function soakCell(m: FleetModel, rows: readonly HostRow[], soakSeconds: number): string {
+  if (soakSeconds === 0) return 'none';
+  const soaking = rows.filter((h) => h.phase === 'healthy');
+  if (soaking.length === 0) return duration(soakSeconds);
+  const least = Math.min(...soaking.map((h) => h.healthySeconds));
+  return `${duration(soakSeconds)}; ${soaking.length} soaking, least ${duration(Math.min(least, soakSeconds))} done`;
+}
+
+function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
+  const plan = m.release.plans[c.channel]!;
+  const cm = m.channels.get(c.channel)!;
+  const rows = m.hosts.filter((h) => h.channel === c.channel);
+  const waveRows = c.waves.map((w) => {
+    const pw = plan.waves[w.index]!;
+    const members = rows.filter((h) => h.wave === w.index);
+    return html`<tr id="wave-${w.index}"><td class="num">${w.index}</td><td>${stateSpan(w.state)}</td><td class="num">${w.hosts}</td><td>${counts(w.counts)}</td><td>${soakCell(m, members, w.soakSeconds)}</td><td class="num ${w.failures > w.allowedFailures ? 'bad-text' : ''}">${w.failures} / ${w.allowedFailures} allowed (${thresholdText(pw.failureThreshold)})</td><td class="num">${pw.offlineExcuseLimit}</td><td>${w.blockingHosts.length === 0 ? '—' : join(w.blockingHosts.map((h) => html`<a href="../hosts/${h}.html">${h}</a>`), ', ')}</td><td class="reason">${w.reason}</td></tr>`;
+  });
+  const lanes = cm.timelines.slice(0, MAX_TIMELINE_LANES);
+  const body = html`<h1>Channel ${c.channel} ${stateSpan(c.state)}</h1>
+${channelFacts(plan, c, m)}
+<h2>Waves</h2>
+<table><thead><tr><th class="num">wave</th><th>state</th><th class="num">hosts</th><th>phases</th><th>soak</th><th class="num">failures vs threshold</th><th class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead><tbody>${waveRows}</tbody></table>
+${waveChart(cm.spans, m.now, `waves of channel ${c.channel} over time`)}
+<h2>Timeline</h2>
+${legend()}
+${timelineChart(lanes, { now: m.now, hostHref: '../hosts/', title: `rollout timeline of channel ${c.channel}` })}
+${cm.timelines.length > lanes.length ? html`<p class="muted">Showing the first ${lanes.length} of ${cm.timelines.length} hosts in wave order; the wave chart above covers all of them.</p>` : null}
+<h2>Hosts</h2>
+${hostTable(rows, m.now, '../hosts/')}`;
+  return page({ title: `NixFleet ${m.release.report.fleet}: channel ${c.channel}`, base: '../', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+function hostsPage(m: FleetModel, load: ReleaseLoad): string {
+  const body = html`<h1>Hosts (${m.hosts.length})</h1><p>${counts(m.phaseTotals)}</p>${hostTable(m.hosts, m.now, 'hosts/')}`;
+  return page({ title: `NixFleet ${m.release.report.fleet}: hosts`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
+  const plan = m.release.plans[h.channel]!;
+  const history = m.acks.history.get(h.host) ?? [];
+  const timeline = m.timelineByHost.get(h.host)!;
+  const revoked = m.release.revocations.hosts.filter((r) => r.host === h.host);
+  const latest = h.latest;
+  const probes = latest && latest.probes.length > 0
+    ? html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead><tbody>${latest.probes.map((p) => html`<tr><td>${p.name}</td><td class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td></tr>`)}</tbody></table>`
+    : html`<p class="muted">No probe results in the latest ack.</p>`;
+  const recent = history.slice(-MAX_HOST_ACKS).reverse();
+  const ackRows = recent.map((a) => html`<tr><td class="num">${a.seq}</td><td>${utc(parseAckTime(a.time))}</td><td>${a.kind}</td><td class="num">${a.releaseVersion}</td><td class="mono">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td>${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`);
+  const facts = keyValueTable([
+    ['channel / wave', html`<a href="../channels/${h.channel}.html">${h.channel}</a>, wave ${h.wave} (${plan.strategy})`],
+    ['phase', html`${phaseChip(h.phase)} ${h.detail}${h.excused ? ' (excused by policy)' : ''}`],
+    ['why', h.gate !== null ? html`<b>${h.gate}</b>: ${h.reason ?? ''}` : h.reason ?? '—'],
+    ['target closure', html`<span class="mono">${h.target}</span>`],
+    ['current closure', html`<span class="mono">${h.current ?? 'unknown (no ack)'}</span>${h.current !== null && h.current === h.target ? ' (on target)' : ''}`],
+    ['host key', html`<span class="mono">${plan.hosts[h.host]!.hostKey}</span>`],
+    ['last ack', latest === null || h.latestAt === null ? 'none' : `${latest.kind}, seq ${latest.seq}, ${utc(h.latestAt)} (${duration((m.now - h.latestAt) / 1000)} ago)`],
+    ['revoked', revoked.length === 0 ? 'no' : html`<span class="bad-text">${revoked.map((r) => `since ${r.revokedAt}: ${r.reason}`).join('; ')}</span>`],
+  ]);
+  const body = html`<h1>Host ${h.host}</h1>
+${facts}
+<h2>Timeline</h2>
+${hostChart(timeline, m.now)}
+<h2>Latest probes</h2>
+${probes}
+<h2>Acks (${history.length}${history.length > recent.length ? `, newest ${recent.length} shown` : ''})</h2>
+${recent.length === 0 ? html`<p class="muted">No verified acks from this host.</p>` : html`<table><thead><tr><th class="num">seq</th><th>signed at</th><th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th><th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`}`;
+  return page({ title: `NixFleet ${m.release.report.fleet}: host ${h.host}`, base: '../', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+function keyStatus(from: number, until: number, now: number): Html {
+  if (now < from) return html`<span class="muted">not yet valid (from ${relative(from, now)})</span>`;
+  if (now >= until) return html`<span class="bad-text">retired ${relative(until, now)}</span>`;
+  return html`<span class="state complete">valid</span>, until ${relative(until, now)}`;
+}
+
+function trustPage(m: FleetModel, load: ReleaseLoad): string {
+  const root = m.release.root.signed;
+  const body = html`<h1>Trust root v${root.version}</h1>
+${keyValueTable([
+  ['fleet', root.fleet],
+  ['chain verified', m.release.chain.map((r) => `v${r.signed.version}`).join(' → ') + ' (from the pinned root)'],
+  ['issued', utc(parseIsoTime(root.issuedAt))],
+  ['expires', html`${utc(parseIsoTime(root.expires))} (${relative(parseIsoTime(root.expires), m.now)})`],
+  ['root threshold', `${root.rootThreshold} of ${root.rootKeys.length}`],
+  ['release threshold', `${root.releaseThreshold} of ${root.releaseKeys.length}`],
+  ['rejectBefore (compromise switch)', root.rejectBefore === null ? 'not set' : html`<b>${utc(parseIsoTime(root.rejectBefore))}</b>: release-signed documents issued earlier are refused`],
+])}
+<h2>Root keys</h2>
+<table><thead><tr><th>name</th><th>key id</th></tr></thead><tbody>${root.rootKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td></tr>`)}</tbody></table>
+<h2>Release keys</h2>
+<table><thead><tr><th>name</th><th>key id</th><th>valid from</th><th>valid until</th><th>status now</th></tr></thead><tbody>${root.releaseKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td><td>${utc(parseIsoTime(k.validFrom))}</td><td>${utc(parseIsoTime(k.validUntil))}</td><td>${keyStatus(parseIsoTime(k.validFrom), parseIsoTime(k.validUntil), m.now)}</td></tr>`)}</tbody></table>
+<h2>Nix binary cache keys</h2>
+${root.cacheKeys.length === 0 ? html`<p class="muted">None: hosts trust no binary cache signature from this root.</p>` : html`<ul>${root.cacheKeys.map((k) => html`<li class="mono">${k}</li>`)}</ul>`}`;
+  return page({ title: `NixFleet ${m.release.report.fleet}: trust`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+function documentsPage(m: FleetModel, load: ReleaseLoad): string {
+  const rep = m.release.report;
+  const byType = new Map<string, number>();
+  for (const d of rep.documents) byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
+  const body = html`<h1>Verification of every document</h1>
+<p>Verified at ${utc(parseIsoTime(rep.verifiedAt))} against the pinned trust root: ${[...byType].map(([t, n]) => `${n} ${t}`).join(', ')}.</p>
+${rep.unlistedManifests.length > 0 ? html`<h2 class="bad-text">Manifests not listed in the release index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>` : null}
+<h2>Acks that did not verify (${m.acks.rejected.length})</h2>
+${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, 1000).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.reason}</td></tr>`)}</tbody></table>`}
+<h2>Documents</h2>
+<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${rep.documents.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`;
+  return page({ title: `NixFleet ${rep.fleet}: documents`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+}
+
+/** What a tree that does not verify gets: the failure, and nothing that could pass for fleet data. */
+function failurePage(load: Extract<ReleaseLoad, { status: 'failed' }>, now: number, pinnedRootVersion: number): string {
+  const f = load.failure;
+  const body = html`<h1>The published tree does not verify</h1>
+${keyValueTable([
+  ['error', f.code],
+  ['file', html`<span class="mono">${f.file}</span>`],
+  ['detail', f.detail],
+  ['pinned trust root', `v${pinnedRootVersion}`],
+])}
+<p>Agents refuse this tree as well: no host activates anything from it. Check the file named above (and <code>nixfleet verify</code> on the tree), then republish from CI.</p>`;
+  return page({ title: 'NixFleet: verification failed', base: '', banner: verificationBanner(load, now, null), body, footer: footer(now, null), nav: false });
+}
+
+export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: number, pinnedRootVersion: number): SitePages {
+  const pages: SitePages = new Map();
+  if (load.status === 'failed' || model === null) {
+    if (load.status !== 'failed') throw new Error('a verified release needs its fleet model');
+    // The top-level pages an operator may have bookmarked all show the failure, none a stale fleet view.
+    const failure = failurePage(load, now, pinnedRootVersion);
+    for (const p of ['index.html', 'hosts.html', 'trust.html', 'documents.html']) pages.set(p, failure);
+    return pages;
+  }
+  pages.set('index.html', overview(model, load));
+  pages.set('hosts.html', hostsPage(model, load));
+  pages.set('trust.html', trustPage(model, load));
+  pages.set('documents.html', documentsPage(model, load));
+  for (const c of model.view.channels) pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
+  for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
+  return pages;
+}
