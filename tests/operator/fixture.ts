@@ -107,13 +107,27 @@ export function postAcks(fx: Fixture, host: string, steps: AckStep[], signer?: S
   return out;
 }
 
-/** A full, successful lifecycle for a host that started at `t0`: started, activated, healthy, heartbeats. */
-export function lifecycle(t0: number, soakedAfterMs = 7 * MIN): AckStep[] {
+/**
+ * A full, successful lifecycle for a host that started at `t0`: started, activated (+30 s), healthy
+ * (+1 min), then a heartbeat every minute up to `until` (default: one at +8 min, past a 300 s soak).
+ */
+export function lifecycle(t0: number, until = t0 + 8 * MIN): AckStep[] {
   const healthyAt = t0 + MIN;
-  return [
+  const steps: AckStep[] = [
     { kind: 'started', at: t0 },
     { kind: 'activated', at: t0 + 30_000 },
     { kind: 'healthy', at: healthyAt, healthySince: healthyAt },
-    { kind: 'heartbeat', at: healthyAt + soakedAfterMs, healthySince: healthyAt },
   ];
+  for (let t = healthyAt + MIN; t <= until; t += MIN) steps.push({ kind: 'heartbeat', at: t, healthySince: healthyAt });
+  return steps;
+}
+
+export const OLD_SYSTEM = '/nix/store/0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a-nixos-system-old';
+
+/** Presence heartbeats of a host still on its old system (a pending host that keeps polling), the last at `until`. */
+export function waiting(from: number, until: number, every = 5 * MIN): AckStep[] {
+  const steps: AckStep[] = [];
+  for (let t = from; t < until; t += every) steps.push({ kind: 'heartbeat', at: t, current: OLD_SYSTEM });
+  steps.push({ kind: 'heartbeat', at: until, current: OLD_SYSTEM });
+  return steps;
 }

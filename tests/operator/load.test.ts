@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../operator/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
+import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempDir } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
@@ -13,7 +14,7 @@ test.after.each(cleanupTempDirs);
 test('a verified tree + verified acks -> the fleet view the reconciler computes', () => {
   const fx = publishedFixture();
   const [first] = fx.wave('ch-0', 0);
-  postAcks(fx, first!, lifecycle(NOW - 10 * MIN));
+  postAcks(fx, first!, lifecycle(NOW - 10 * MIN, NOW - 2 * MIN));
   const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   assert.is(st.release.timestamp.release.version, 1);
   assert.equal(Object.keys(st.release.plans).sort(), ['ch-0', 'ch-1']);
@@ -32,11 +33,20 @@ test('an ack signed by another key, for another fleet, or under another host\'s 
   // b's genuine ack copied under a's name: the signature verifies, the name does not.
   const genuine = postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
   writeFileSync(join(fx.tree, 'acks', 'hosts', `${a}.json`), canonicalString(genuine[0]));
+  // b's own key, but an ack for another fleet, inside a wave bundle.
+  const foreign = signAck({ ...genuine[0]!.signed, fleet: 'other-fleet', seq: 2, prev: ackDigest(genuine[0]!) }, fx.hostKeys[b!]!);
+  mkdirSync(join(fx.tree, 'acks', 'channels', 'ch-0'), { recursive: true });
+  writeFileSync(join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json'), canonicalString({
+    type: 'ack-bundle', schemaVersion: 1, fleet: 'generated', channel: 'ch-0', wave: 1, generatedAt: '2030-03-01T11:59:00Z', acks: [genuine[0], foreign],
+  }));
   const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
-  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost']]);
+  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost'], ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet']]);
+  assert.is(st.acks.acks.length, 1, 'the same ack from the host file and the bundle counts once');
+  assert.is(st.view.hosts.find((h) => h.host === a)!.phase, 'offline', 'a has no ack of its own');
+  assert.is(st.view.hosts.find((h) => h.host === b)!.phase, 'activating');
   const log = readAckLog(fx.logFile, ackTrustOf(st.release));
   assert.is(log.acks.length, 1, 'only b\'s own ack verifies');
-  assert.is(log.rejected.length, 4);
+  assert.is(log.rejected.length, 10);
   assert.ok(log.rejected.every((r) => r.code === 'UnknownKey' && r.host === a), JSON.stringify(log.rejected));
 });
 

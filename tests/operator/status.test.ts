@@ -1,0 +1,142 @@
+// `nixfleet status` through the real command dispatcher over a real published tree and real signed acks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { main } from '../../cli/main.ts';
+import { signAck, ackDigest } from '../../protocol/acks.ts';
+import { canonicalString } from '../../protocol/canonical.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
+import type { StatusReport } from '../../operator/status.ts';
+import { MIN, NOW, OLD_SYSTEM, cleanupTempDirs, lifecycle, postAcks, publishedFixture, waiting, type Fixture } from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+export async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = process.stdout.write.bind(process.stdout);
+  const e = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
+  try {
+    return { code: await main(argv), out, err };
+  } finally {
+    process.stdout.write = o;
+    process.stderr.write = e;
+  }
+}
+
+/**
+ * ch-0: wave 0 [a] soaked; wave 1 [b activating, c soaking, d pending, eligible].
+ * ch-1: gated by ch-0; e pending (held by the channel edge); d's forged "healthy" ack sits in a bundle.
+ */
+function midRollout(): { fx: Fixture; a: string; b: string; c: string; d: string; e: string } {
+  const fx = publishedFixture('status');
+  const [a] = fx.wave('ch-0', 0);
+  const [b, c, d] = fx.wave('ch-0', 1);
+  const [e] = fx.wave('ch-1', 0);
+  postAcks(fx, a!, lifecycle(NOW - 12 * MIN, NOW - MIN));
+  postAcks(fx, b!, [...waiting(NOW - 10 * MIN, NOW - 5 * MIN), { kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, [{ kind: 'started', at: NOW - 4 * MIN }, { kind: 'activated', at: NOW - 3 * MIN }, { kind: 'healthy', at: NOW - 2 * MIN, healthySince: NOW - 2 * MIN }]);
+  const dAcks = postAcks(fx, d!, waiting(NOW - 10 * MIN, NOW - MIN));
+  postAcks(fx, e!, waiting(NOW - 10 * MIN, NOW - MIN));
+  // A forged "healthy on target" ack for d, signed with a's key: if it were believed d would be soaking.
+  const last = dAcks[dAcks.length - 1]!;
+  const forged = signAck({ ...last.signed, seq: last.signed.seq + 1, prev: ackDigest(last), kind: 'healthy', time: isoTime(NOW - 30_000), current: last.signed.target, healthySince: isoTime(NOW - 30_000) }, fx.hostKeys[a!]!);
+  mkdirSync(join(fx.tree, 'acks/channels/ch-0'), { recursive: true });
+  writeFileSync(join(fx.tree, 'acks/channels/ch-0/wave-1.json'), canonicalString({ type: 'ack-bundle', schemaVersion: 1, fleet: 'generated', channel: 'ch-0', wave: 1, generatedAt: isoTime(NOW), acks: [forged] }));
+  return { fx, a: a!, b: b!, c: c!, d: d!, e: e! };
+}
+
+const NOW_ISO = isoTime(NOW);
+
+test('human status: release, freshness, channel and wave states, host phases, gates and reasons, the forged ack', async () => {
+  const { fx, a, b, c, d, e } = midRollout();
+  const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO);
+  assert.is(r.code, 0, r.err);
+  const out = r.out;
+  assert.match(out, 'fleet "generated": release 1');
+  assert.match(out, /timestamp: fresh, issued 2030-03-01T11:10:00Z \(50m 00s ago\), expires 2030-03-01T12:10:00Z \(in 10m 00s\)/);
+  assert.match(out, /channel ch-0: IN-PROGRESS, wave 2 of 2/);
+  assert.match(out, /channel ch-1: GATED, wave 1 of 2/);
+  assert.match(out, /channel ch-1 waits for channel ch-0 to complete/);
+  assert.match(out, /wave 0 {2}complete {2}1\/1 done/);
+  assert.match(out, /wave 1 {2}active {4}0\/3 done, 1 activating, 1 soaking, 1 pending/);
+  const row = (h: string) => out.split('\n').find((l) => l.startsWith(`${h} `)) ?? '';
+  assert.match(row(a), /ch-0 +0 +soaked += target/);
+  assert.match(row(b), /ch-0 +1 +activating .* started 1m 00s ago/);
+  assert.match(row(c), /ch-0 +1 +healthy += target/);
+  assert.match(row(d), new RegExp(`ch-0 +1 +pending +0a0a0a0a…-nixos-system-old .* heartbeat 1m 00s ago +every gate passed`));
+  assert.match(row(e), /ch-1 +0 +pending .* channel-edge: channel ch-1 waits for channel ch-0 to complete/);
+  assert.match(out, /acks: \d+ verified, 1 REJECTED \(not counted\)/);
+  assert.match(out, `rejected acks/channels/ch-0/wave-1.json#0 (claims host ${d}): UnknownKey`);
+});
+
+test('--json: the fleet view with current closures, the rejected ack, and --channel / --host filters', async () => {
+  const { fx, a, d, e } = midRollout();
+  const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--json');
+  assert.is(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as StatusReport;
+  assert.is(j.now, NOW);
+  assert.is(j.release.version, 1);
+  assert.is(j.timestamp.secondsLeft, 600);
+  assert.equal(j.channels.map((c) => [c.channel, c.state]), [['ch-0', 'in-progress'], ['ch-1', 'gated']]);
+  assert.equal(j.channels[0]!.waves.map((w) => w.state), ['complete', 'active']);
+  const byHost = new Map(j.hosts.map((h) => [h.host, h]));
+  assert.is(j.hosts.length, 8);
+  assert.is(byHost.get(a)!.phase, 'soaked');
+  assert.is(byHost.get(a)!.current, byHost.get(a)!.target);
+  assert.is(byHost.get(d)!.phase, 'pending');
+  assert.is(byHost.get(d)!.current, OLD_SYSTEM);
+  assert.is(byHost.get(d)!.gate, null);
+  assert.is(byHost.get(e)!.gate, 'channel-edge');
+  assert.is(j.acks.rejected.length, 1);
+  assert.is(j.acks.rejected[0]!.host, d);
+
+  const ch = JSON.parse((await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--json', '--channel', 'ch-1')).out) as StatusReport;
+  assert.equal(ch.channels.map((c) => c.channel), ['ch-1']);
+  assert.ok(ch.hosts.length === 4 && ch.hosts.every((h) => h.channel === 'ch-1'));
+  const one = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', e);
+  assert.is(one.code, 0, one.err);
+  assert.match(one.out, `latest ack of ${e}: seq 3, heartbeat at ${isoTime(NOW - MIN)}`);
+  assert.not.match(one.out, `\n${a} `);
+});
+
+test('a tampered host manifest -> exit 1 naming the file (text and --json); nothing else printed', async () => {
+  const { fx } = midRollout();
+  const file = 'releases/1/hosts/host-005.json';
+  const p = join(fx.tree, file);
+  writeFileSync(p, readFileSync(p, 'utf8').replace(/"wave":\d/, (m) => (m === '"wave":0' ? '"wave":1' : '"wave":0')));
+  const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO);
+  assert.is(r.code, 1);
+  assert.is(r.out, '');
+  assert.match(r.err, `REFUSED: BadSignature: ${file}`);
+  const j = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--json');
+  assert.is(j.code, 1);
+  assert.equal((JSON.parse(j.out) as { ok: boolean; error: { code: string; file: string } }).error.file, file);
+});
+
+test('an expired timestamp is refused (Stale), not shown as a stale "all healthy" view', async () => {
+  const { fx } = midRollout();
+  const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW + 11 * MIN));
+  assert.is(r.code, 1);
+  assert.match(r.err, 'REFUSED: Stale: timestamp.json');
+});
+
+test('usage errors exit 2; --help exits 0', async () => {
+  const { fx } = midRollout();
+  assert.is((await run('status', '--tree', fx.tree)).code, 2, 'no --root');
+  assert.is((await run('status', '--root', fx.rootFile)).code, 2, 'no --tree');
+  assert.is((await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', 'yesterday')).code, 2);
+  const unknown = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', 'nope');
+  assert.is(unknown.code, 2);
+  assert.match(unknown.err, 'no host "nope" in release 1');
+  assert.is((await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--channel', 'ch-9')).code, 2);
+  assert.is((await run('status', '--tree', fx.tree, '--root', join(fx.dir, 'missing.json'), '--now', NOW_ISO)).code, 2, 'unreadable root is an I/O error');
+  const h = await run('status', '--help');
+  assert.is(h.code, 0);
+  assert.match(h.out, 'Usage: nixfleet status --tree DIR --root PINNED_ROOT.json');
+});
+
+test.run();
