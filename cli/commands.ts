@@ -21,6 +21,8 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'trust init', summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)', load: () => import('./trust.ts').then((m) => ({ default: m.trustInit })) },
   { name: 'trust rotate', summary: 'sign the next trust root version (rotate keys, set rejectBefore)', load: () => import('./trust.ts').then((m) => ({ default: m.trustRotate })) },
   { name: 'verify', summary: 'verify a whole published tree offline against a pinned trust root', load: () => import('./verify.ts') },
+  { name: 'site build', summary: 'build the operator dashboard (static HTML) from the verified tree and the acks', load: () => import('./site.ts').then((m) => ({ default: m.siteBuild })) },
+  { name: 'site watch', summary: 'rebuild the operator dashboard whenever the timestamp, the tree or the acks change', load: () => import('./site.ts').then((m) => ({ default: m.siteWatch })) },
   { name: 'status', summary: 'show the rollout from a verified tree + verified acks: channels, waves, hosts and why they wait', load: () => import('./status.ts') },
   { name: 'trace', summary: 'replay a host\'s or channel\'s rollout from the ack history: eligibility, gate holds, activation, soak', load: () => import('./trace.ts') },
   { name: 'cp serve', summary: 'serve the installed tree over mTLS and accept acks (embedded control plane)', load: () => import('./cp.ts').then((m) => ({ default: m.cpServe })) },
