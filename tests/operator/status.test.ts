@@ -3,29 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { main } from '../../cli/main.ts';
 import { signAck, ackDigest } from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { StatusReport } from '../../operator/status.ts';
-import { MIN, NOW, OLD_SYSTEM, cleanupTempDirs, lifecycle, postAcks, publishedFixture, waiting, type Fixture } from './fixture.ts';
+import { MIN, NOW, OLD_SYSTEM, cleanupTempDirs, run, lifecycle, postAcks, publishedFixture, waiting, type Fixture } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
-
-export async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
 
 /**
  * ch-0: wave 0 [a] soaked; wave 1 [b activating, c soaking, d pending, eligible].
