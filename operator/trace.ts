@@ -79,11 +79,17 @@ export function traceReport(release: VerifiedRelease, history: AckHistory, subje
     channel = subject.channel;
   }
   const plan = release.plans[channel]!;
-  const times = history.acks.map((a) => parseIsoTime(a.time));
+  // A loop, not Math.min(...times): a long log would overflow the argument list.
+  let first = Infinity;
+  let last = -Infinity;
+  for (const a of history.acks) {
+    const t = parseIsoTime(a.time);
+    if (t < first) first = t;
+    if (t > last) last = t;
+  }
+  if (history.acks.length === 0) first = last = opts.now;
   let maxSoak = 0;
   for (const p of Object.values(release.plans)) for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
-  const first = times.length ? Math.min(...times) : opts.now;
-  const last = times.length ? Math.max(...times) : opts.now;
   const from = opts.from ?? Math.min(first, opts.now);
   const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
   const t: Trace = trace({
