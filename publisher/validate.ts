@@ -37,22 +37,9 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || '(fleet)';
 }
 
-const UNION_HINTS: Record<string, string> = {
-  selector: 'must be one selector: {tags: [..]}, {tagsAny: [..]}, {hosts: [..]}, {channel: name}, {all: true}, {and: [selectors]} or {not: selector}',
-  failureThreshold: 'must be {count: n} or {percent: 0-100}',
-  probes: 'must be a probe of kind systemd, http, tcp or command with exactly its fields',
-};
-
-/** zod says only "Invalid input" for a value matching no branch of a union: name the accepted shapes. */
-function unionHint(path: readonly PropertyKey[]): string | undefined {
-  const names = path.filter((p): p is string => typeof p === 'string');
-  const last = names[names.length - 1];
-  if (last === 'and' || last === 'not') return UNION_HINTS['selector'];
-  return last === undefined ? undefined : UNION_HINTS[last];
-}
-
 function schemaErrors(error: z.ZodError): string[] {
-  return error.issues.map((i) => `${formatPath(i.path)}: ${(i.code === 'invalid_union' && unionHint(i.path)) || i.message}`);
+  // zod's own messages: the Nix mkFleet reproduces them word for word (tests/nix/differential.test.ts).
+  return error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
 }
 
 /** Host names, channel names and tags a selector mentions, to check them against the fleet. */
