@@ -140,6 +140,9 @@ export class AckSync {
   async readBack(ack: SignedAck, deadlineMs: number, pollMs = 250, now: () => number = Date.now): Promise<boolean> {
     const want = ackDigest(ack);
     while (now() < deadlineMs) {
+      // A post that failed (ack endpoint restarting, nginx answering 502) is retried inside the window:
+      // a short outage must not turn a healthy activation into a rollback.
+      if (this.serverSeq < ack.signed.seq) await this.flush();
       try {
         const head = await this.publishedHead();
         if (head && (ackDigest(head) === want || (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))) return true;
