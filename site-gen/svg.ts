@@ -33,7 +33,8 @@ interface Scale {
 
 function scale(from: number, until: number): Scale {
   const span = Math.max(until - from, 60_000);
-  const plotWidth = WIDTH - LABEL - 10;
+  // room on the right for the last tick label
+  const plotWidth = WIDTH - LABEL - 24;
   return { from, until: from + span, x: (ms) => LABEL + (Math.min(Math.max(ms, from), from + span) - from) / span * plotWidth };
 }
 
