@@ -91,6 +91,27 @@ test('small-order public keys are refused, even with a "signature" that satisfie
   }
 });
 
+test('32-byte strings that are not curve points are refused as public keys (noble agrees)', () => {
+  // y = 2 has no x on edwards25519 (x^2 = (y^2 - 1) / (d y^2 + 1) is a non-square): a fixed off-curve case.
+  const offCurve = hex('0200000000000000000000000000000000000000000000000000000000000000');
+  assert.throws(() => noble.Point.fromBytes(offCurve, false));
+  assert.not.ok(isValidPublicKey(offCurve));
+  // And on random strings the two decide identically (about half are not points).
+  let refused = 0;
+  for (let i = 0; i < 200; i++) {
+    const bytes = new Uint8Array(randomBytes(32));
+    let nobleOk = true;
+    try {
+      noble.Point.fromBytes(bytes, false);
+    } catch {
+      nobleOk = false;
+    }
+    if (!nobleOk) refused++;
+    if (!nobleOk) assert.not.ok(isValidPublicKey(bytes), Buffer.from(bytes).toString('hex'));
+  }
+  assert.ok(refused > 40, `only ${refused} of 200 random strings refused`);
+});
+
 test('non-canonical encodings of A and R are refused', () => {
   const v = RFC8032_VECTORS[0]!;
   const sig = hex(v.signature);
