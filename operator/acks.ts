@@ -4,13 +4,16 @@
 // ack that does not verify is never believed, only reported (with where it came from and why).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ackDigest, readAck, verifyAckSignature, type SignedAck } from '../protocol/acks.ts';
+import { readAck, verifyAckSignature, type SignedAck } from '../protocol/acks.ts';
+import { signedTextOf } from '../protocol/envelope.ts';
+import { keyIdOf, unb64 } from '../protocol/keys.ts';
+import { verifyBatch, type SignatureJob } from '../protocol/verify/batch-verify.ts';
 import { isVerificationError, TooLarge } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { AckBundle } from '../protocol/schemas/ack.ts';
 import { parseWith } from '../protocol/schemas/parse.ts';
 import { parseStrictJson } from '../protocol/strict-json.ts';
-import { canonicalString } from '../protocol/canonical.ts';
+import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { parseAckLog } from '../control-plane/ack-log.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 
@@ -40,9 +43,23 @@ export interface AckTrust {
   hostKeys: ReadonlyMap<string, string>;
 }
 
-/** Collects acks from any number of sources, verified and de-duplicated by their chain digest. */
+interface PendingAck {
+  ack: SignedAck;
+  bytes: Uint8Array;
+  source: string;
+  host: string;
+  hostKey: string;
+}
+
+/**
+ * Collects acks from any number of sources, de-duplicated by their bytes, and verifies them in one batch
+ * on every core when `result()` is called (a long ack log is mostly signature checks). Only "accepted"
+ * is trusted from the batch; anything else goes through verifyAckSignature, which gives the typed error.
+ */
 export class AckCollector {
   private readonly seen = new Set<string>();
+  private pending: PendingAck[] = [];
+  private readonly keyIds = new Map<string, { keyid: string; publicKey: Uint8Array }>();
   readonly acks: AckRecord[] = [];
   readonly rejected: AckRejection[] = [];
 
@@ -50,32 +67,74 @@ export class AckCollector {
 
   /** `expectedHost`: the host a per-host file is named after; its ack must be that host's. */
   add(raw: Uint8Array | string, source: string, expectedHost?: string): void {
-    let ack: SignedAck | undefined;
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+    let ack: SignedAck;
     try {
-      ack = readAck(raw, source);
-      const host = ack.signed.host;
-      if (ack.signed.fleet !== this.trust.fleet) {
-        this.reject(source, host, 'WrongFleet', `ack is for fleet "${ack.signed.fleet}", the trust root is for "${this.trust.fleet}"`);
-        return;
-      }
-      const key = this.trust.hostKeys.get(host);
-      if (key === undefined) {
-        this.reject(source, host, 'UnknownHost', `host "${host}" is in no channel plan of the verified release`);
-        return;
-      }
-      verifyAckSignature(ack, expectedHost ?? host, key, source);
-      const digest = ackDigest(ack);
-      if (this.seen.has(digest)) return;
-      this.seen.add(digest);
-      this.acks.push(ack.signed);
+      ack = readAck(bytes, source);
     } catch (e) {
       if (!isVerificationError(e)) throw e;
-      this.reject(source, ack?.signed.host ?? null, e.code, e.detail);
+      this.reject(source, null, e.code, e.detail);
+      return;
     }
+    const host = ack.signed.host;
+    if (expectedHost !== undefined && expectedHost !== host) {
+      this.reject(source, host, 'WrongHost', `ack is for host ${host}, expected ${expectedHost}`);
+      return;
+    }
+    // The same ack is usually found twice (the log and the tree's latest ack): verify it once.
+    const digest = sha256Digest(bytes);
+    if (this.seen.has(digest)) return;
+    this.seen.add(digest);
+    if (ack.signed.fleet !== this.trust.fleet) {
+      this.reject(source, host, 'WrongFleet', `ack is for fleet "${ack.signed.fleet}", the trust root is for "${this.trust.fleet}"`);
+      return;
+    }
+    const hostKey = this.trust.hostKeys.get(host);
+    if (hostKey === undefined) {
+      this.reject(source, host, 'UnknownHost', `host "${host}" is in no channel plan of the verified release`);
+      return;
+    }
+    this.pending.push({ ack, bytes, source, host, hostKey });
   }
 
+  /** Verifies what was added since the last call and returns every verified ack and every rejection. */
   result(): VerifiedAcks {
+    const pending = this.pending;
+    this.pending = [];
+    const jobs: SignatureJob[] = [];
+    const jobOf = pending.map((p) => {
+      const sig = p.ack.signatures[0];
+      if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
+      const key = this.keyOf(p.hostKey);
+      const text = signedTextOf(p.bytes, p.ack.signatures);
+      if (sig.keyid !== key.keyid || text === undefined) return -1;
+      jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(sig.sig) });
+      return jobs.length - 1;
+    });
+    const accepted = verifyBatch(jobs);
+    pending.forEach((p, i) => {
+      const job = jobOf[i]!;
+      if (job < 0 || !accepted[job]) {
+        try {
+          verifyAckSignature(p.ack, p.host, p.hostKey, p.source);
+        } catch (e) {
+          if (!isVerificationError(e)) throw e;
+          this.reject(p.source, p.host, e.code, e.detail);
+          return;
+        }
+      }
+      this.acks.push(p.ack.signed);
+    });
     return { acks: this.acks, rejected: this.rejected };
+  }
+
+  private keyOf(hostKey: string): { keyid: string; publicKey: Uint8Array } {
+    let k = this.keyIds.get(hostKey);
+    if (k === undefined) {
+      const publicKey = unb64(hostKey);
+      this.keyIds.set(hostKey, (k = { keyid: keyIdOf(publicKey), publicKey }));
+    }
+    return k;
   }
 
   private reject(source: string, host: string | null, code: string, reason: string): void {

@@ -29,7 +29,8 @@ export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: 
     logTornBytes = r.tornBytes;
   }
   collectTreeAcks(acksDirOf(dir), collector);
-  return { acks: collector.acks, rejected: collector.rejected, sources: { log, logRecords, logTornBytes, treeAcks: true } };
+  const { acks, rejected } = collector.result();
+  return { acks, rejected, sources: { log, logRecords, logTornBytes, treeAcks: true } };
 }
 
 export type TraceSubject = { host: string } | { channel: string };

@@ -5,8 +5,9 @@ import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../operator/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
-import { canonicalString } from '../../protocol/canonical.ts';
-import { ackDigest, signAck } from '../../protocol/acks.ts';
+import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import { formatRecord } from '../../control-plane/ack-log.ts';
+import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempDir } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
@@ -79,6 +80,28 @@ test('a tampered plan -> the typed error naming the file', () => {
     assert.instance(e, VerificationError);
     assert.is((e as VerificationError).file, file);
   }
+});
+
+test('a long log is verified as one batch: exactly the altered and the foreign-keyed acks are rejected, at their lines', () => {
+  const fx = publishedFixture();
+  const [a, b] = fx.wave('ch-0', 0).concat(fx.wave('ch-0', 1));
+  postAcks(fx, a!, lifecycle(NOW - 1200 * MIN, NOW - MIN));
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').filter(Boolean);
+  assert.ok(lines.length > 1100, `${lines.length} acks: enough for the parallel path`);
+  // Line 700: the signed reason changed after signing (BadSignature); line 900: signed by b's key (UnknownKey).
+  const alter = (i: number, fn: (ack: SignedAck) => SignedAck) => {
+    const ack = fn(JSON.parse(lines[i]!.split('\t')[1]!) as SignedAck);
+    const canonical = canonicalString(ack);
+    lines[i] = formatRecord({ digest: sha256Digest(canonical), canonical }).toString('utf8').trimEnd();
+  };
+  alter(699, (x) => ({ ...x, signed: { ...x.signed, reason: 'altered' } }));
+  alter(899, (x) => signAck(x.signed, fx.hostKeys[b!]!));
+  writeFileSync(fx.logFile, lines.join('\n') + '\n');
+  const release = loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const log = readAckLog(fx.logFile, ackTrustOf(release));
+  assert.equal(log.rejected.map((r) => [r.source, r.code]), [[`${fx.logFile}:700`, 'BadSignature'], [`${fx.logFile}:900`, 'UnknownKey']]);
+  assert.is(log.acks.length, lines.length - 2);
+  assert.equal(log.acks.map((x) => x.seq).slice(698, 700), [699, 701]);
 });
 
 test.run();
