@@ -3,6 +3,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { signAck, ackDigest } from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -121,6 +123,18 @@ test('usage errors exit 2; --help exits 0', async () => {
   const h = await run('status', '--help');
   assert.is(h.code, 0);
   assert.match(h.out, 'Usage: nixfleet status --tree DIR --root PINNED_ROOT.json');
+});
+
+test('the nixfleet binary: status exits 0 with the table, 1 on a tree that does not verify', () => {
+  const { fx, a } = midRollout();
+  const bin = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
+  const ok = spawnSync(process.execPath, [bin, 'status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', a], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, new RegExp(`${a} +ch-0 +0 +soaked`));
+  writeFileSync(join(fx.tree, 'timestamp.json'), readFileSync(join(fx.tree, 'timestamp.json'), 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
+  const bad = spawnSync(process.execPath, [bin, 'status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(bad.status, 1, bad.stderr);
+  assert.match(bad.stderr, 'REFUSED: BadSignature: timestamp.json');
 });
 
 test.run();
