@@ -8,7 +8,7 @@ import { readAck, verifyAckSignature, type SignedAck } from '../protocol/acks.ts
 import { signedTextOf } from '../protocol/envelope.ts';
 import { keyIdOf, unb64 } from '../protocol/keys.ts';
 import { verifyBatch, type SignatureJob } from '../protocol/verify/batch-verify.ts';
-import { isVerificationError, TooLarge } from '../protocol/errors.ts';
+import { isVerificationError, Malformed, TooLarge } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { AckBundle } from '../protocol/schemas/ack.ts';
 import { parseWith } from '../protocol/schemas/parse.ts';
@@ -143,7 +143,10 @@ export class AckCollector {
 }
 
 function readCapped(path: string, maxBytes: number, label: string): Buffer {
-  const size = statSync(path).size;
+  const st = statSync(path);
+  // A device or FIFO reports size 0 and never ends: only regular files are read.
+  if (!st.isFile()) throw new Malformed(label, 'not a regular file');
+  const size = st.size;
   if (size > maxBytes) throw new TooLarge(label, `${size} bytes exceeds the limit of ${maxBytes}`);
   return readFileSync(path);
 }

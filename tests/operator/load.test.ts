@@ -40,8 +40,10 @@ test('an ack signed by another key, for another fleet, or under another host\'s 
   writeFileSync(join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json'), canonicalString({
     type: 'ack-bundle', schemaVersion: 1, fleet: 'generated', channel: 'ch-0', wave: 1, generatedAt: '2030-03-01T11:59:00Z', acks: [genuine[0], foreign],
   }));
+  // Something that is not a regular file where an ack should be (it would never finish reading).
+  symlinkSync('/dev/zero', join(fx.tree, 'acks', 'hosts', 'zz.json'));
   const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
-  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost'], ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet']]);
+  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost'], ['acks/hosts/zz.json', 'Malformed'], ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet']]);
   assert.is(st.acks.acks.length, 1, 'the same ack from the host file and the bundle counts once');
   assert.is(st.view.hosts.find((h) => h.host === a)!.phase, 'offline', 'a has no ack of its own');
   assert.is(st.view.hosts.find((h) => h.host === b)!.phase, 'activating');
