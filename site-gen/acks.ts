@@ -13,7 +13,8 @@ import { readTreeFile } from '../protocol/verify/fetcher.ts';
 import { verifyBatch, type SignatureJob } from '../protocol/verify/batch-verify.ts';
 import type { ChannelPlan } from '../protocol/schemas/release.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-import { parseAckLog } from '../control-plane/ack-log.ts';
+import { AckLogCorrupt, parseAckLog, type LogRecord } from '../control-plane/ack-log.ts';
+import { sha256Digest } from '../protocol/canonical.ts';
 
 /** The log is read from its end: older history than this is left out (and said so). */
 export const MAX_ACK_LOG_BYTES = 128 * 1024 * 1024;
@@ -36,11 +37,64 @@ export interface AckSet {
 
 interface Candidate {
   source: string;
+  /** sha256 of the canonical envelope bytes: the ack's identity (and its chain digest). */
+  digest: string;
   bytes: Uint8Array;
   ack: SignedAck;
 }
 
+/**
+ * Parsing (strict JSON + schema, ~0.1-0.2 ms per ack) and signature checks dominate a build with a long
+ * ack log. Both are pure functions of the ack's bytes (and the host key), so watch mode keeps their
+ * results by digest between builds: a rebuild after one new ack parses and verifies one ack. Entries not
+ * used by a build are dropped, so the cache never outgrows the log window.
+ */
+export class AckCache {
+  private parsed = new Map<string, SignedAck | string>();
+  private verified = new Map<string, true | string>();
+  private nextParsed = new Map<string, SignedAck | string>();
+  private nextVerified = new Map<string, true | string>();
+
+  parse(digest: string, bytes: Uint8Array, source: string): SignedAck | string {
+    let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
+    if (r === undefined) {
+      try {
+        r = readAck(bytes, source);
+      } catch (e) {
+        r = reasonOf(e);
+      }
+    }
+    this.nextParsed.set(digest, r);
+    return r;
+  }
+
+  verifiedResult(digest: string, hostKey: string): true | string | undefined {
+    const k = `${digest}|${hostKey}`;
+    const r = this.nextVerified.get(k) ?? this.verified.get(k);
+    if (r !== undefined) this.nextVerified.set(k, r);
+    return r;
+  }
+
+  recordVerified(digest: string, hostKey: string, result: true | string): void {
+    this.nextVerified.set(`${digest}|${hostKey}`, result);
+  }
+
+  /** Ends a build: keeps exactly what this build used. */
+  commit(): void {
+    this.parsed = this.nextParsed;
+    this.verified = this.nextVerified;
+    this.nextParsed = new Map();
+    this.nextVerified = new Map();
+  }
+
+  get size(): number {
+    return this.parsed.size;
+  }
+}
+
 export interface ReadAcksOptions {
+  /** Results of earlier builds (watch mode); default: a fresh cache. */
+  cache?: AckCache;
   /** The directory holding acks/hosts/<host>.json (a control plane's tree directory). */
   acksParent: string;
   /** The ack endpoint's log (acks.log); null or missing = latest acks only. */
@@ -60,33 +114,42 @@ function reasonOf(e: unknown): string {
   throw e;
 }
 
-function readLatestFiles(acksParent: string, rejected: RejectedAck[]): Candidate[] {
+function readLatestFiles(acksParent: string, cache: AckCache, inLog: ReadonlySet<string>, rejected: RejectedAck[]): { candidates: Candidate[]; files: number } {
   const dir = join(acksParent, 'acks', 'hosts');
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { candidates: [], files: 0 };
     throw e;
   }
   if (names.length > MAX_ACK_FILES) throw new Error(`${dir}: ${names.length} files, more than the limit of ${MAX_ACK_FILES}`);
   const out: Candidate[] = [];
   for (const name of names) {
     const source = `acks/hosts/${name}`;
+    let bytes: Uint8Array | undefined;
     try {
-      const bytes = readTreeFile(acksParent, source, LIMITS.ack);
-      if (bytes === undefined) continue;
-      const ack = readAck(bytes, source);
-      if (`${ack.signed.host}.json` !== name) {
-        rejected.push({ source, reason: `WrongHost: file holds an ack of host ${ack.signed.host}` });
-        continue;
-      }
-      out.push({ source, bytes, ack });
+      bytes = readTreeFile(acksParent, source, LIMITS.ack);
     } catch (e) {
       rejected.push({ source, reason: reasonOf(e) });
+      continue;
     }
+    if (bytes === undefined) continue;
+    const digest = sha256Digest(bytes);
+    // The endpoint logs every ack it publishes: the same bytes are already a candidate from the log.
+    if (inLog.has(digest)) continue;
+    const ack = cache.parse(digest, bytes, source);
+    if (typeof ack === 'string') {
+      rejected.push({ source, reason: ack });
+      continue;
+    }
+    if (`${ack.signed.host}.json` !== name) {
+      rejected.push({ source, reason: `WrongHost: file holds an ack of host ${ack.signed.host}` });
+      continue;
+    }
+    out.push({ source, digest, bytes, ack });
   }
-  return out;
+  return { candidates: out, files: names.length };
 }
 
 function readLogTail(logFile: string): { bytes: Buffer; truncated: number } {
@@ -111,78 +174,87 @@ function readLogTail(logFile: string): { bytes: Buffer; truncated: number } {
   }
 }
 
-function readLog(logFile: string, rejected: RejectedAck[]): { candidates: Candidate[]; truncated: number } {
+function readLog(logFile: string, cache: AckCache, rejected: RejectedAck[]): { candidates: Candidate[]; truncated: number; records: number } {
   const { bytes, truncated } = readLogTail(logFile);
-  // A torn tail is the endpoint's business (it cuts it at start-up); the complete records before it count.
-  const parsed = parseAckLog(bytes, logFile);
+  let records: LogRecord[];
+  try {
+    // A torn tail is the endpoint's business (it cuts it at start-up); the complete records before it count.
+    records = parseAckLog(bytes, logFile).records;
+  } catch (e) {
+    if (!(e instanceof AckLogCorrupt)) throw e;
+    rejected.push({ source: 'acks.log', reason: `${e.message}; history from the ack log is not shown` });
+    return { candidates: [], truncated, records: 0 };
+  }
   const candidates: Candidate[] = [];
-  parsed.records.forEach((rec, i) => {
+  records.forEach((rec, i) => {
     const source = `acks.log record ${i + 1}`;
-    try {
-      const raw = Buffer.from(rec.canonical, 'utf8');
-      candidates.push({ source, bytes: raw, ack: readAck(raw, source) });
-    } catch (e) {
-      rejected.push({ source, reason: reasonOf(e) });
-    }
+    const raw = Buffer.from(rec.canonical, 'utf8');
+    const ack = cache.parse(rec.digest, raw, source);
+    if (typeof ack === 'string') rejected.push({ source, reason: ack });
+    else candidates.push({ source, digest: rec.digest, bytes: raw, ack });
   });
-  return { candidates, truncated };
+  return { candidates, truncated, records: records.length };
 }
 
 /**
  * Verifies candidates' signatures as one batch (every core); a signature the batch does not accept is
  * re-checked through verifyAckSignature, which yields the typed reason.
  */
-function verifyCandidates(candidates: Candidate[], o: ReadAcksOptions, rejected: RejectedAck[]): AckRecord[] {
+function verifyCandidates(candidates: Candidate[], o: ReadAcksOptions, cache: AckCache, rejected: RejectedAck[]): AckRecord[] {
   const keys = hostKeys(o.plans);
   const jobs: SignatureJob[] = [];
-  const jobOf: (number | undefined)[] = [];
   const keyBytes = new Map<string, Uint8Array>();
-  const checked = candidates.map((c): { key: string } | { reason: string } => {
+  type Check = { reason: string } | { key: string; cached: true | string | undefined; job: number | undefined };
+  const checks = candidates.map((c): Check => {
     const a = c.ack.signed;
     if (a.fleet !== o.fleet) return { reason: `MixAndMatch: ack of fleet "${a.fleet}", the trust root is for "${o.fleet}"` };
     const key = keys.get(a.host);
     if (key === undefined) return { reason: `UnknownKey: host ${a.host} is in no channel plan of this release` };
+    const cached = cache.verifiedResult(c.digest, key);
+    if (cached !== undefined) return { key, cached, job: undefined };
     const text = c.ack.signatures.length === 1 ? signedTextOf(c.bytes, c.ack.signatures) : undefined;
-    if (text !== undefined) {
-      let pk = keyBytes.get(key);
-      if (!pk) keyBytes.set(key, (pk = unb64(key)));
-      jobOf.push(jobs.length);
-      jobs.push({ publicKey: pk, message: text, signature: unb64(c.ack.signatures[0]!.sig) });
-    } else jobOf.push(undefined);
-    return { key };
+    if (text === undefined) return { key, cached: undefined, job: undefined };
+    let pk = keyBytes.get(key);
+    if (!pk) keyBytes.set(key, (pk = unb64(key)));
+    jobs.push({ publicKey: pk, message: text, signature: unb64(c.ack.signatures[0]!.sig) });
+    return { key, cached: undefined, job: jobs.length - 1 };
   });
   const results = verifyBatch(jobs);
   const out: AckRecord[] = [];
-  let j = 0;
-  checked.forEach((check, i) => {
+  checks.forEach((check, i) => {
     const c = candidates[i]!;
     if ('reason' in check) {
       rejected.push({ source: c.source, reason: check.reason });
       return;
     }
-    const job = jobOf[j++];
-    if (job !== undefined && results[job]) {
-      out.push(c.ack.signed);
-      return;
+    let result = check.cached;
+    if (result === undefined && check.job !== undefined && results[check.job]) result = true;
+    if (result === undefined) {
+      try {
+        verifyAckSignature(c.ack, c.ack.signed.host, check.key, c.source);
+        result = true;
+      } catch (e) {
+        result = reasonOf(e);
+      }
     }
-    try {
-      verifyAckSignature(c.ack, c.ack.signed.host, check.key, c.source);
-      out.push(c.ack.signed);
-    } catch (e) {
-      rejected.push({ source: c.source, reason: reasonOf(e) });
-    }
+    cache.recordVerified(c.digest, check.key, result);
+    if (result === true) out.push(c.ack.signed);
+    else rejected.push({ source: c.source, reason: result });
   });
   return out;
 }
 
 export function readVerifiedAcks(o: ReadAcksOptions): AckSet {
   const rejected: RejectedAck[] = [];
-  const latestFiles = readLatestFiles(o.acksParent, rejected);
+  const cache = o.cache ?? new AckCache();
   let logCandidates: Candidate[] = [];
   let truncated = 0;
+  let logRecords = 0;
   const logFile = o.logFile !== null && existsSync(o.logFile) ? o.logFile : null;
-  if (logFile !== null) ({ candidates: logCandidates, truncated } = readLog(logFile, rejected));
-  const verified = verifyCandidates([...latestFiles, ...logCandidates], o, rejected);
+  if (logFile !== null) ({ candidates: logCandidates, truncated, records: logRecords } = readLog(logFile, cache, rejected));
+  const latestFiles = readLatestFiles(o.acksParent, cache, new Set(logCandidates.map((c) => c.digest)), rejected);
+  const verified = verifyCandidates([...latestFiles.candidates, ...logCandidates], o, cache, rejected);
+  cache.commit();
 
   const history = new Map<string, AckRecord[]>();
   const latest: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
@@ -203,6 +275,6 @@ export function readVerifiedAcks(o: ReadAcksOptions): AckSet {
     latest,
     history: new Map([...history].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     rejected,
-    sources: { latestFiles: latestFiles.length, logRecords: logCandidates.length, logFile, logTruncatedBytes: truncated },
+    sources: { latestFiles: latestFiles.files, logRecords, logFile, logTruncatedBytes: truncated },
   };
 }

@@ -5,7 +5,7 @@ import { servedRoot } from '../control-plane/tree-dir.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
-import { readVerifiedAcks, type AckSet } from './acks.ts';
+import { readVerifiedAcks, type AckCache, type AckSet } from './acks.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
@@ -20,6 +20,8 @@ export interface SiteInputOptions {
   /** The ack endpoint's log for history; default <treeDir>/.ack-log/acks.log when it exists; null = none. */
   ackLogFile?: string | null;
   clockSkewSeconds?: number;
+  /** Parsed and verified acks of earlier builds, by digest (watch mode keeps one). */
+  ackCache?: AckCache;
 }
 
 export interface BuildSiteOptions extends SiteInputOptions {
@@ -79,7 +81,7 @@ export function renderSitePages(o: SiteInputOptions): RenderedSite {
   let t2 = t1;
   if (load.status !== 'failed') {
     const logFile = o.ackLogFile === undefined ? join(o.treeDir, '.ack-log', ACK_LOG_FILE) : o.ackLogFile;
-    acks = readVerifiedAcks({ acksParent: o.treeDir, logFile, fleet: load.release.root.signed.fleet, plans: load.release.plans });
+    acks = readVerifiedAcks({ acksParent: o.treeDir, logFile, fleet: load.release.root.signed.fleet, plans: load.release.plans, ...(o.ackCache ? { cache: o.ackCache } : {}) });
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }

@@ -7,6 +7,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
 import { buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
+import { AckCache } from './acks.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -51,6 +52,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   let dirty: string | null = null;
   let closed = false;
   let idle: (() => void) | null = null;
+  const ackCache = new AckCache();
 
   const runBuild = (trigger: string): void => {
     timer = null;
@@ -62,7 +64,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
     building = true;
     try {
       const result = buildSite({
-        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(),
+        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache,
         ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       });
       builds++;

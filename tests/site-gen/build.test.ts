@@ -7,6 +7,7 @@ import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, re
 import { join } from 'node:path';
 import { buildSite } from '../../site-gen/build.ts';
 import { SiteOutputError, buildsDirOf } from '../../site-gen/site-dir.ts';
+import { AckCache, readVerifiedAcks } from '../../site-gen/acks.ts';
 import { escapeHtml, html } from '../../site-gen/html.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
@@ -201,6 +202,31 @@ test('acks that do not verify are not counted and are listed with their reason',
     assert.match(page(copy.outDir, 'index.html'), '3 ack(s) did not verify and are not counted');
     // without the ack log, timelines come from the latest acks only, and the footer says so
     assert.match(page(copy.outDir, 'index.html'), 'no ack log (timelines from the latest acks only)');
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('ack cache (watch mode): the same verified acks with or without it; a corrupt log is reported, not fatal', () => {
+  const opts = { acksParent: fx.treeDir, logFile: join(fx.treeDir, '.ack-log/acks.log'), fleet: 'generated', plans: fx.plans };
+  const cache = new AckCache();
+  const first = readVerifiedAcks({ ...opts, cache });
+  const second = readVerifiedAcks({ ...opts, cache });
+  const fresh = readVerifiedAcks(opts);
+  assert.equal(second.latest, fresh.latest);
+  assert.equal([...second.history], [...first.history]);
+  assert.is(cache.size, fresh.sources.logRecords);
+
+  const copy = createSiteFixture();
+  try {
+    const logFile = join(copy.treeDir, '.ack-log/acks.log');
+    const lines = readFileSync(logFile, 'utf8').split('\n');
+    lines[2] = lines[2]!.replace('sha256:', 'sha256:0');
+    writeFileSync(logFile, lines.join('\n'));
+    const r = build(copy);
+    assert.is(r.status, 'verified');
+    assert.is(r.phases!.failed, 1, 'latest acks still count');
+    assert.match(page(copy.outDir, 'documents.html'), 'corrupt record at byte');
   } finally {
     copy.cleanup();
   }
