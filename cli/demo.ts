@@ -39,6 +39,7 @@ const command: Command = {
         '',
         `Look around: nixfleet verify ${s.files.tree} --root ${s.files.trustRoot}`,
         `             nixfleet agent quarantine list --config ${s.files.hosts}/${s.failingHost}/agent.json`,
+        `             nixfleet site build --tree ${s.files.tree} --root ${s.files.trustRoot} --out ${s.dir}/site   (then open ${s.dir}/site/index.html)`,
       ].join('\n'),
     );
     return s.ok ? EXIT_OK : EXIT_REFUSED;
