@@ -65,7 +65,8 @@ export function footer(now: number, acks: AckSet | null): Html {
   const src = acks
     ? html` Acks: ${acks.sources.latestFiles} latest-ack files${acks.sources.logFile !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logTruncatedBytes > 0 ? ` (oldest ${acks.sources.logTruncatedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'}; ${acks.rejected.length} rejected.`
     : null;
-  return html`Built by nixfleet site-gen for ${utc(now)}.${src} Every fact on these pages comes from documents verified against the pinned trust root and from host-signed acks verified against the host keys in the signed release.`;
+  const provenance = acks ? ' Every fact on these pages comes from documents verified against the pinned trust root and from host-signed acks verified against the host keys in the signed release.' : '';
+  return html`Built by nixfleet site-gen for ${utc(now)}.${src}${provenance}`;
 }
 
 export function keyValueTable(rows: readonly [string, Html | string | number][]): Html {
