@@ -16,15 +16,15 @@ import { StateDir } from '../../agent/state-dir.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import { readAck } from '../../protocol/acks.ts';
 
-const CONFIRM_SECONDS = 5;
+const CONFIRM_SECONDS = 6;
 
 test('nginx down right after the switch -> magic rollback by the deadline, quarantined, rolled-back reported once back', async () => {
   if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  // Four consecutive passes 400 ms apart: ~1.2 s between the switch and the healthy ack, time enough
-  // for the test to take nginx down in between.
+  // Six consecutive passes 400 ms apart: ~2 s between the switch and the healthy ack, time enough
+  // for the test to take nginx down in between, even on a loaded machine.
   const stack = await E2eStack.create({ hosts: ['u1'], agent: { probeIntervalMs: 400 } });
   try {
-    stack.publish(labFleet(stack.lab, { prod: { hosts: { u1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: CONFIRM_SECONDS, healthyPassesRequired: 4 } }));
+    stack.publish(labFleet(stack.lab, { prod: { hosts: { u1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: CONFIRM_SECONDS, healthyPassesRequired: 6 } }));
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed('u1');
     stack.startAgent('u1');
@@ -43,9 +43,10 @@ test('nginx down right after the switch -> magic rollback by the deadline, quara
     const rollback = await until('the magic rollback', (CONFIRM_SECONDS + 10) * 1000, () => stack.agentEvents('u1').find((e) => e['event'] === 'magic-rollback'), 50).catch((e: Error) => {
       throw new Error(`${e.message}\n${stack.logs()}`);
     });
-    // Deadlines have second precision; the agent gives up at the deadline and rolls back right away.
+    // Deadlines have second precision; the agent gives up at the deadline and rolls back right away
+    // (the slack is for a loaded machine, not for waiting on the control plane).
     const rolledBackAt = Date.parse(String(rollback['time']));
-    assert.ok(rolledBackAt <= deadline + 1500, `rolled back at ${rollback['time']}, deadline ${switching['deadline']}`);
+    assert.ok(rolledBackAt <= deadline + 2500, `rolled back at ${rollback['time']}, deadline ${switching['deadline']}`);
     assert.match(String(rollback['reason']), /could not be confirmed through the control plane before the deadline/);
     assert.is(stack.nginx, null, 'nginx stayed down throughout');
     assert.ok(!stack.acksOf('u1').some((a) => a.kind === 'healthy'), 'the healthy ack must not have reached the control plane (nginx was stopped too late: test race)');
