@@ -27,7 +27,8 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
       labFleet(stack.lab, {
         // A confirm window that outlasts the endpoint's restart: this test is about ack durability,
         // not about magic rollback (see nginx-magic-rollback.test.ts).
-        prod: { hosts: Object.fromEntries(AGENTS.map((h) => [h, NEW])), waves: [{ count: 2, soakSeconds: 1 }, { soakSeconds: 1 }], confirmDeadlineSeconds: 20 },
+        // Four passes 200 ms apart: the healthy ack comes ~0.6 s after the switch, inside the outage.
+        prod: { hosts: Object.fromEntries(AGENTS.map((h) => [h, NEW])), waves: [{ count: 2, soakSeconds: 1 }, { soakSeconds: 1 }], confirmDeadlineSeconds: 20, healthyPassesRequired: 4 },
         // The load hosts already run their target: their heartbeats count them as converged.
         load: { hosts: Object.fromEntries(LOAD.map((h) => [h, OLD])), waves: [{ soakSeconds: 0 }] },
       }),
@@ -38,8 +39,10 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
     load.start();
     for (const h of AGENTS) stack.startAgent(h);
 
-    // Kill it while the load runs and the first wave is activating.
-    await until('load and the rollout under way', 30_000, () => load!.stats.acknowledged.size >= 100 && stack.ackLog().some((a) => a.signed.kind === 'started')).catch((e: Error) => {
+    // Kill it while the load runs and a first-wave host is inside its confirm window.
+    const event = (h: string, name: string) => stack.agentEvents(h).find((e) => e['event'] === name);
+    const inWindow = await until('load under way and a host switched but not yet confirmed', 30_000, () =>
+      load!.stats.acknowledged.size >= 20 && AGENTS.find((h) => event(h, 'switched') && !event(h, 'confirmed')), 20).catch((e: Error) => {
       throw new Error(`${e.message}\n${stack.logs()}`);
     });
     const first = stack.ackEndpoint!;
@@ -68,6 +71,8 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
     // The rollout converges on the restarted endpoint.
     if (process.env.E2E_VERBOSE) console.log({ start: Date.now() });
     const view = await until('prod to complete', 45_000, () => {
+      const rolledBack = AGENTS.find((h) => event(h, 'magic-rollback'));
+      if (rolledBack) throw new Error(`${rolledBack} rolled back: ${JSON.stringify(event(rolledBack, 'magic-rollback'))}`);
       const v = currentFleetView(stack.cpDir, stack.publishedAcks());
       return v.channels.find((c) => c.channel === 'prod')?.state === 'complete' ? v : undefined;
     }, 200).catch((e: Error) => {
@@ -81,6 +86,12 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
       const events = stack.agentEvents(h);
       assert.ok(!events.some((e) => e['event'] === 'magic-rollback' || e['event'] === 'ack-chain-conflict' || e['event'] === 'ack-refused'), `${h}: ${JSON.stringify(events.filter((e) => e['level'] !== 'info'))}`);
     }
+    // The host caught in its confirm window could not post its healthy ack, retried, and confirmed.
+    const windowEvents = stack.agentEvents(inWindow);
+    const switchedAt = windowEvents.findIndex((e) => e['event'] === 'switched');
+    const confirmedAt = windowEvents.findIndex((e) => e['event'] === 'confirmed');
+    assert.ok(switchedAt >= 0 && confirmedAt > switchedAt, `${inWindow} confirmed its activation`);
+    assert.ok(windowEvents.slice(switchedAt, confirmedAt).some((e) => e['event'] === 'acks-not-posted'), `${inWindow}'s confirm window did not span the outage (test race)`);
     // Each agent's acks form one unbroken chain in the log (1..head, no gap, no fork).
     const log = stack.ackLog().map((a) => a.signed);
     for (const h of AGENTS) {
