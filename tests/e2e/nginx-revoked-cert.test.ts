@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { E2eStack, NEW } from '../support/e2e-stack.ts';
+import { until } from '../support/e2e-processes.ts';
 import { labFleet } from '../agent/lab-fleet.ts';
 import { REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP } from '../../control-plane/tree-dir.ts';
 import { normalizeSerial } from '../../control-plane/release-view.ts';
@@ -59,6 +60,8 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
 
     // The agent behind the revoked certificate: exit 2 (cannot fetch), and it says why.
     const accessLog = () => readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+    // nginx logs a request after answering it: wait for the line of the last request above (r1's 200).
+    await until('nginx to log the requests so far', 5000, () => /"GET \/timestamp\.json [^"]*" 200 /.test(accessLog().at(-1) ?? ''), 20);
     const mark = accessLog().length;
     const run = await stack.runAgentOnce('r2');
     assert.is(run.code, 2, JSON.stringify(run.outcome));
