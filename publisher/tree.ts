@@ -1,9 +1,10 @@
 // Reading and writing the published tree's on-disk state: the current timestamp, existing release
 // directories, the publisher lock, and the crash-safe installation of a whole release directory.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync, fsyncSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, fsyncSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fsyncDir } from '../protocol/atomic-write.ts';
+import { tryAcquirePidLock } from '../protocol/pid-lock.ts';
 import { readEnvelope } from '../protocol/document.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { TIMESTAMP_PATH, releaseDir } from '../protocol/layout.ts';
@@ -37,40 +38,13 @@ export function removeStaleTemps(treeDir: string): void {
   for (const name of readdirSync(dir)) if (name.startsWith(TMP_PREFIX)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** One publisher per tree. A lock left by a killed publisher (dead pid) is taken over. */
+/** One publisher per tree. A lock left by a killed publisher (dead pid) is taken over (protocol/pid-lock.ts). */
 export function acquireLock(treeDir: string): () => void {
   mkdirSync(treeDir, { recursive: true });
   const path = join(treeDir, LOCK_FILE);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o644);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return () => {
-        try {
-          unlinkSync(path);
-        } catch {
-          /* already gone */
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid) && pid !== process.pid) {
-        throw new PublishRefused(`${treeDir} is being published by process ${pid} (lock ${path})`);
-      }
-      unlinkSync(path);
-    }
-  }
+  const r = tryAcquirePidLock(path);
+  if (r.acquired) return () => r.lock.release();
+  if (r.heldBy > 0) throw new PublishRefused(`${treeDir} is being published by process ${r.heldBy} (lock ${path})`);
   throw new PublishRefused(`could not take the publish lock ${path}`);
 }
 

@@ -2,10 +2,11 @@
 // fresh directory next to the output, then the output path (a symlink) is switched to it with one
 // rename(2). A reader resolves either the old build or the new one, never a mix. Older builds are kept
 // one generation (a request may still be reading from the previous build) and then removed.
-import { chmodSync, closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir } from '../protocol/atomic-write.ts';
+import { tryAcquirePidLock } from '../protocol/pid-lock.ts';
 
 export class SiteOutputError extends Error {
   constructor(readonly path: string, detail: string) {
@@ -40,38 +41,18 @@ export interface InstalledSite {
   bytes: number;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Two site-gen processes on one output would prune each other's builds: one at a time. */
 function lockBuilds(builds: string): () => void {
   const lock = join(builds, '.lock');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(lock, 'wx', 0o644);
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => unlinkSync(lock);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) {
-        throw new SiteOutputError(lock, `another site-gen build is installing into this output (${(e as Error).message})`);
-      }
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(lock, 'utf8'));
-      } catch {
-        /* vanished: retry */
-      }
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder)) throw new SiteOutputError(lock, `another site-gen build (pid ${holder}) is installing into this output`);
-      rmSync(lock, { force: true });
-    }
+  let r;
+  try {
+    r = tryAcquirePidLock(lock);
+  } catch (e) {
+    throw new SiteOutputError(lock, `another site-gen build is installing into this output (${(e as Error).message})`);
   }
+  if (r.acquired) return () => r.lock.release();
+  if (r.heldBy > 0) throw new SiteOutputError(lock, `another site-gen build (pid ${r.heldBy}) is installing into this output`);
+  throw new SiteOutputError(lock, 'another site-gen build is installing into this output');
 }
 
 export function installSite(outDir: string, files: ReadonlyMap<string, string | Uint8Array>): InstalledSite {

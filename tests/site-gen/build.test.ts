@@ -5,6 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { buildSite } from '../../site-gen/build.ts';
 import { SiteOutputError, buildsDirOf } from '../../site-gen/site-dir.ts';
 import { AckCache, readVerifiedAcks } from '../../site-gen/acks.ts';
@@ -269,6 +270,18 @@ test('atomic install: --out is a symlink switched per build; one previous build 
   mkdirSync(empty);
   build(fx, empty);
   assert.ok(lstatSync(empty).isSymbolicLink());
+});
+
+test('one builder per output: a live lock holder refuses, a dead one is taken over', () => {
+  const out = join(fx.dir, 'locked-site');
+  build(fx, out);
+  const lock = join(buildsDirOf(out), '.lock');
+  writeFileSync(lock, `${process.ppid}\n`);
+  assert.throws(() => build(fx, out), (e: unknown) => e instanceof SiteOutputError && e.message.includes(`another site-gen build (pid ${process.ppid})`));
+  writeFileSync(lock, `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
+  const r = build(fx, out);
+  assert.is(join(fx.dir, readlinkSync(out)), r.buildDir);
+  assert.not.ok(existsSync(lock), 'released after the build');
 });
 
 test('a control plane directory (current -> verified tree, acks/ beside it) builds the same view', () => {
