@@ -20,7 +20,7 @@ import { readChannelPlan } from '../protocol/verify/documents.ts';
 import type { Ack } from '../protocol/schemas/ack.ts';
 import { formatRecord } from '../control-plane/ack-log.ts';
 import { buildSite } from '../site-gen/build.ts';
-import { AckCache } from '../site-gen/acks.ts';
+import { AckCache } from '../operator/load.ts';
 
 const DAY = 86_400_000;
 const MIN = 60_000;

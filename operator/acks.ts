@@ -2,7 +2,9 @@
 // bundles) or from the ack endpoint's append-only log (the full history). The control plane is not
 // trusted, so every ack is verified against the host key of the SIGNED release before it counts; an
 // ack that does not verify is never believed, only reported (with where it came from and why).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// One intake serves `nixfleet status` / `trace`, the demo and the dashboard (site-gen, whose watch mode
+// keeps an AckCache between builds).
+import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readAck, verifyAckSignature, type SignedAck } from '../protocol/acks.ts';
 import { signedTextOf } from '../protocol/envelope.ts';
@@ -14,18 +16,21 @@ import { AckBundle } from '../protocol/schemas/ack.ts';
 import { parseWith } from '../protocol/schemas/parse.ts';
 import { parseStrictJson } from '../protocol/strict-json.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
-import { parseAckLog } from '../control-plane/ack-log.ts';
+import { AckLogCorrupt, parseAckLog } from '../control-plane/ack-log.ts';
 import type { AckRecord } from '../reconciler/index.ts';
+import type { ChannelPlan } from '../protocol/schemas/release.ts';
 
 /** An ack log bigger than this is refused rather than read into memory whole. */
 export const MAX_ACK_LOG_BYTES = 1024 * 1024 * 1024;
+/** More files than this in acks/hosts/ is refused (one per host; far beyond any fleet). */
+export const MAX_ACK_FILES = 1_000_000;
 
 export interface AckRejection {
   /** Where the ack was found: a tree-relative file, `file#index` inside a bundle, or `log:line`. */
   source: string;
   /** The host the ack claims to be from, when it could be read at all. */
   host: string | null;
-  /** A VerificationError code (BadSignature, WrongHost, Malformed, ...), or UnknownHost / WrongFleet. */
+  /** A VerificationError code (BadSignature, WrongHost, Malformed, ...), or UnknownHost / WrongFleet / AckLogCorrupt. */
   code: string;
   reason: string;
 }
@@ -43,12 +48,84 @@ export interface AckTrust {
   hostKeys: ReadonlyMap<string, string>;
 }
 
+/** Host -> base64 host key of every host in the plans: the only keys an ack may be signed with. */
+export function hostKeysOfPlans(plans: Readonly<Record<string, ChannelPlan>>): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const p of Object.values(plans)) for (const [host, h] of Object.entries(p.hosts)) keys.set(host, h.hostKey);
+  return keys;
+}
+
+/** Why an ack was refused, without where it was found (the same bytes may be found in several places). */
+interface Refusal {
+  code: string;
+  detail: string;
+}
+
+/**
+ * Parsing (strict JSON + schema) and the signature check are pure functions of an ack's bytes (and the
+ * host key), so their results can be kept by the bytes' digest. Within one intake this makes an ack
+ * found twice (the log and the host's latest file) cost one parse; kept across the dashboard's watch
+ * builds it makes a rebuild after one new ack parse and verify one ack. commit() ends a build and drops
+ * whatever that build did not use, so the cache never outgrows what is on disk.
+ */
+export class AckCache {
+  private parsed = new Map<string, SignedAck | Refusal>();
+  private verified = new Map<string, true | Refusal>();
+  private nextParsed = new Map<string, SignedAck | Refusal>();
+  private nextVerified = new Map<string, true | Refusal>();
+
+  parse(digest: string, bytes: Uint8Array, source: string): SignedAck | Refusal {
+    let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
+    if (r === undefined) {
+      try {
+        r = readAck(bytes, source);
+      } catch (e) {
+        if (!isVerificationError(e)) throw e;
+        r = { code: e.code, detail: e.detail };
+      }
+    }
+    this.nextParsed.set(digest, r);
+    return r;
+  }
+
+  verifiedResult(digest: string, hostKey: string): true | Refusal | undefined {
+    const k = `${digest}|${hostKey}`;
+    const r = this.nextVerified.get(k) ?? this.verified.get(k);
+    if (r !== undefined) this.nextVerified.set(k, r);
+    return r;
+  }
+
+  recordVerified(digest: string, hostKey: string, result: true | Refusal): void {
+    this.nextVerified.set(`${digest}|${hostKey}`, result);
+  }
+
+  /** Ends a build: keeps exactly what this build used. */
+  commit(): void {
+    this.parsed = this.nextParsed;
+    this.verified = this.nextVerified;
+    this.nextParsed = new Map();
+    this.nextVerified = new Map();
+  }
+
+  /** Distinct ack byte strings parsed (kept). */
+  get size(): number {
+    return Math.max(this.parsed.size, this.nextParsed.size);
+  }
+}
+
+function isRefusal(r: SignedAck | Refusal): r is Refusal {
+  return 'code' in r;
+}
+
 interface PendingAck {
   ack: SignedAck;
+  digest: string;
   bytes: Uint8Array;
   source: string;
   host: string;
   hostKey: string;
+  /** Known from the cache: no signature check needed. */
+  known: true | Refusal | undefined;
 }
 
 /**
@@ -60,31 +137,34 @@ export class AckCollector {
   private readonly seen = new Set<string>();
   private pending: PendingAck[] = [];
   private readonly keyIds = new Map<string, { keyid: string; publicKey: Uint8Array }>();
+  private readonly cache: AckCache;
   readonly acks: AckRecord[] = [];
   readonly rejected: AckRejection[] = [];
 
-  constructor(private readonly trust: AckTrust) {}
+  /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
+  constructor(private readonly trust: AckTrust, cache?: AckCache) {
+    this.cache = cache ?? new AckCache();
+  }
 
   /** `expectedHost`: the host a per-host file is named after; its ack must be that host's. */
   add(raw: Uint8Array | string, source: string, expectedHost?: string): void {
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
-    let ack: SignedAck;
-    try {
-      ack = readAck(bytes, source);
-    } catch (e) {
-      if (!isVerificationError(e)) throw e;
-      this.reject(source, null, e.code, e.detail);
+    // The identity of exactly the bytes parsed and verified (what the cache results belong to).
+    const id = sha256Digest(bytes);
+    const parsed = this.cache.parse(id, bytes, source);
+    if (isRefusal(parsed)) {
+      this.reject(source, null, parsed.code, parsed.detail);
       return;
     }
+    const ack = parsed;
     const host = ack.signed.host;
     if (expectedHost !== undefined && expectedHost !== host) {
       this.reject(source, host, 'WrongHost', `ack is for host ${host}, expected ${expectedHost}`);
       return;
     }
     // The same ack is usually found twice (the log and the tree's latest ack): verify it once.
-    const digest = sha256Digest(bytes);
-    if (this.seen.has(digest)) return;
-    this.seen.add(digest);
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
     if (ack.signed.fleet !== this.trust.fleet) {
       this.reject(source, host, 'WrongFleet', `ack is for fleet "${ack.signed.fleet}", the trust root is for "${this.trust.fleet}"`);
       return;
@@ -94,7 +174,7 @@ export class AckCollector {
       this.reject(source, host, 'UnknownHost', `host "${host}" is in no channel plan of the verified release`);
       return;
     }
-    this.pending.push({ ack, bytes, source, host, hostKey });
+    this.pending.push({ ack, digest: id, bytes, source, host, hostKey, known: this.cache.verifiedResult(id, hostKey) });
   }
 
   /** Verifies what was added since the last call and returns every verified ack and every rejection. */
@@ -103,6 +183,7 @@ export class AckCollector {
     this.pending = [];
     const jobs: SignatureJob[] = [];
     const jobOf = pending.map((p) => {
+      if (p.known !== undefined) return -1;
       const sig = p.ack.signatures[0];
       if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
       const key = this.keyOf(p.hostKey);
@@ -114,16 +195,20 @@ export class AckCollector {
     const accepted = verifyBatch(jobs);
     pending.forEach((p, i) => {
       const job = jobOf[i]!;
-      if (job < 0 || !accepted[job]) {
+      let outcome = p.known;
+      if (outcome === undefined && job >= 0 && accepted[job]) outcome = true;
+      if (outcome === undefined) {
         try {
           verifyAckSignature(p.ack, p.host, p.hostKey, p.source);
+          outcome = true;
         } catch (e) {
           if (!isVerificationError(e)) throw e;
-          this.reject(p.source, p.host, e.code, e.detail);
-          return;
+          outcome = { code: e.code, detail: e.detail };
         }
       }
-      this.acks.push(p.ack.signed);
+      this.cache.recordVerified(p.digest, p.hostKey, outcome);
+      if (outcome === true) this.acks.push(p.ack.signed);
+      else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
   }
@@ -151,6 +236,30 @@ function readCapped(path: string, maxBytes: number, label: string): Buffer {
   return readFileSync(path);
 }
 
+/** The last `windowBytes` of a file, starting at a record (line) boundary; `skipped`: bytes before it. */
+function readTail(path: string, windowBytes: number, label: string): { bytes: Buffer; skipped: number } {
+  const st = statSync(path);
+  if (!st.isFile()) throw new Malformed(label, 'not a regular file');
+  const start = Math.max(0, st.size - windowBytes);
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(st.size - start);
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, start + off);
+      if (n === 0) break;
+      off += n;
+    }
+    const bytes = buf.subarray(0, off);
+    if (start === 0) return { bytes, skipped: 0 };
+    // Drop the partial first record.
+    const lf = bytes.indexOf(0x0a);
+    return lf < 0 ? { bytes: Buffer.alloc(0), skipped: start + bytes.length } : { bytes: bytes.subarray(lf + 1), skipped: start + lf + 1 };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function listDir(path: string): string[] {
   try {
     return readdirSync(path).sort();
@@ -160,13 +269,23 @@ function listDir(path: string): string[] {
   }
 }
 
+export interface TreeAckOptions {
+  /**
+   * Read the per-wave bundles too (default true). The endpoint builds them from the same acks it writes
+   * to acks/hosts/ and to its log, so a reader that has both may skip them.
+   */
+  bundles?: boolean;
+}
+
 /**
  * The acks an `acks/` directory holds: `hosts/<host>.json` (each host's latest) and
  * `channels/<ch>/wave-<i>.json` (bundles). Sources are named relative to the tree (`acks/...`).
+ * Returns the number of latest-ack files found.
  */
-export function collectTreeAcks(acksDir: string, collector: AckCollector): void {
-  for (const f of listDir(join(acksDir, 'hosts'))) {
-    if (!f.endsWith('.json') || f.startsWith('.')) continue;
+export function collectTreeAcks(acksDir: string, collector: AckCollector, opts: TreeAckOptions = {}): { latestFiles: number } {
+  const hostFiles = listDir(join(acksDir, 'hosts')).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+  if (hostFiles.length > MAX_ACK_FILES) throw new TooLarge('acks/hosts', `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`);
+  for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
       collector.add(readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source), source, f.slice(0, -'.json'.length));
@@ -175,6 +294,7 @@ export function collectTreeAcks(acksDir: string, collector: AckCollector): void 
       collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
     }
   }
+  if (opts.bundles === false) return { latestFiles: hostFiles.length };
   for (const ch of listDir(join(acksDir, 'channels'))) {
     if (ch.startsWith('.')) continue;
     for (const f of listDir(join(acksDir, 'channels', ch))) {
@@ -192,16 +312,52 @@ export function collectTreeAcks(acksDir: string, collector: AckCollector): void 
       bundle.acks.forEach((a, i) => collector.add(canonicalString(a), `${source}#${i}`));
     }
   }
+  return { latestFiles: hostFiles.length };
+}
+
+export interface AckLogOptions {
+  /** How sources are named: `<label>:<line>` (default: the log's path). */
+  label?: string;
+  /**
+   * Read only the newest this many bytes (from a record boundary) instead of refusing a log above
+   * MAX_ACK_LOG_BYTES: a view that must stay bounded (the dashboard) shows recent history only.
+   */
+  windowBytes?: number;
+  /**
+   * A corrupt record followed by valid ones: 'throw' AckLogCorrupt (default, as the endpoint refuses
+   * to open such a log), or 'reject': count no ack of the log and report the corruption as a rejection.
+   */
+  onCorrupt?: 'throw' | 'reject';
+}
+
+export interface AckLogRead {
+  records: number;
+  /** A torn tail (a crash mid-append, never acknowledged): skipped. */
+  tornBytes: number;
+  /** Older records outside `windowBytes`: not read. */
+  skippedBytes: number;
+  corrupt: boolean;
 }
 
 /**
- * Every ack of an ack endpoint log (`acks.log`). A torn tail (a crash mid-append, never acknowledged)
- * is skipped; a corrupt record followed by valid ones throws AckLogCorrupt, as the endpoint does.
+ * Every ack of an ack endpoint log (`acks.log`). A torn tail is skipped; a corrupt record followed by
+ * valid ones is handled as `onCorrupt` says.
  */
-export function collectAckLog(logFile: string, collector: AckCollector): { records: number; tornBytes: number } {
-  const parsed = parseAckLog(readCapped(logFile, MAX_ACK_LOG_BYTES, logFile), logFile);
-  parsed.records.forEach((r, i) => collector.add(r.canonical, `${logFile}:${i + 1}`));
-  return { records: parsed.records.length, tornBytes: parsed.tornBytes };
+export function collectAckLog(logFile: string, collector: AckCollector, opts: AckLogOptions = {}): AckLogRead {
+  const label = opts.label ?? logFile;
+  const { bytes, skipped } = opts.windowBytes === undefined
+    ? { bytes: readCapped(logFile, MAX_ACK_LOG_BYTES, logFile), skipped: 0 }
+    : readTail(logFile, opts.windowBytes, logFile);
+  let parsed;
+  try {
+    parsed = parseAckLog(bytes, logFile);
+  } catch (e) {
+    if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
+    collector.rejected.push({ source: label, host: null, code: 'AckLogCorrupt', reason: `${e.message}; no ack of this log is counted` });
+    return { records: 0, tornBytes: 0, skippedBytes: skipped, corrupt: true };
+  }
+  parsed.records.forEach((r, i) => collector.add(r.canonical, `${label}:${i + 1}`));
+  return { records: parsed.records.length, tornBytes: parsed.tornBytes, skippedBytes: skipped, corrupt: false };
 }
 
 export function readTreeAcks(acksDir: string, trust: AckTrust): VerifiedAcks {
@@ -214,4 +370,62 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
   const c = new AckCollector(trust);
   const { tornBytes } = collectAckLog(logFile, c);
   return { ...c.result(), tornBytes };
+}
+
+export interface AckHistory extends VerifiedAcks {
+  /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
+  sources: { log: string | null; logRecords: number; logTornBytes: number; logSkippedBytes: number; treeAcks: true; latestFiles: number };
+}
+
+export interface AckHistoryOptions extends TreeAckOptions {
+  /** The tree's `acks/` directory. */
+  acksDir: string;
+  /** The ack endpoint's log, or null for the tree's acks only. The caller decides what a missing file means. */
+  logFile: string | null;
+  trust: AckTrust;
+  cache?: AckCache;
+  log?: AckLogOptions;
+}
+
+/**
+ * The history a trace or the dashboard needs: the log first (so sources name the log line), then the
+ * tree's acks (mostly the same bytes: counted once), all verified as one batch.
+ */
+export function readAckHistory(o: AckHistoryOptions): AckHistory {
+  const collector = new AckCollector(o.trust, o.cache);
+  let log: AckLogRead = { records: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
+  if (o.logFile !== null) log = collectAckLog(o.logFile, collector, o.log);
+  const tree = collectTreeAcks(o.acksDir, collector, o);
+  const { acks, rejected } = collector.result();
+  return {
+    acks,
+    rejected,
+    sources: { log: o.logFile, logRecords: log.records, logTornBytes: log.tornBytes, logSkippedBytes: log.skippedBytes, treeAcks: true, latestFiles: tree.latestFiles },
+  };
+}
+
+/**
+ * Each host's verified acks, oldest first, one per sequence number (a fork, which the endpoint refuses
+ * but a host could sign, resolves as latestAcks does: the canonical-JSON-smallest), hosts sorted.
+ */
+export function ackHistoryByHost(acks: Iterable<AckRecord>): Map<string, AckRecord[]> {
+  const byHost = new Map<string, AckRecord[]>();
+  for (const a of acks) {
+    let list = byHost.get(a.host);
+    if (list === undefined) byHost.set(a.host, (list = []));
+    list.push(a);
+  }
+  const out = new Map<string, AckRecord[]>();
+  for (const host of [...byHost.keys()].sort()) {
+    const list = byHost.get(host)!;
+    list.sort((x, y) => x.seq - y.seq);
+    const unique: AckRecord[] = [];
+    for (const a of list) {
+      const prev = unique[unique.length - 1];
+      if (prev === undefined || prev.seq !== a.seq) unique.push(a);
+      else if (JSON.stringify(a) < JSON.stringify(prev)) unique[unique.length - 1] = a;
+    }
+    out.set(host, unique);
+  }
+  return out;
 }

@@ -5,6 +5,8 @@
 //   const acks = readTreeAcks(acksDirOf(dir), release.trust);                  // verified, rejects listed
 //   const view = fleetView(fleetInputOf(release, acks.acks, now));
 // or in one call: loadFleetState(dir, pinnedRoot, { now }).
+// The dashboard: loadReleaseAllowingStale (failures as data, an expired timestamp still shown) and
+// readAckHistory with an AckCache kept between watch builds; ackHistoryByHost for per-host timelines.
 import { readFileSync, statSync } from 'node:fs';
 import { TooLarge } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
@@ -13,8 +15,14 @@ import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView,
 import { readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
 import { acksDirOf, loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
 
-export { loadVerifiedRelease, acksDirOf, defaultAckLogOf, type VerifiedRelease, type LoadReleaseOptions } from './release.ts';
-export { AckCollector, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, MAX_ACK_LOG_BYTES, type AckRejection, type VerifiedAcks, type AckTrust } from './acks.ts';
+export {
+  loadVerifiedRelease, loadReleaseAllowingStale, TreeChangedDuringLoad, acksDirOf, defaultAckLogOf,
+  type VerifiedRelease, type LoadReleaseOptions, type LoadAllowingStaleOptions, type ReleaseLoad, type VerificationFailure,
+} from './release.ts';
+export {
+  AckCache, AckCollector, hostKeysOfPlans, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, readAckHistory, ackHistoryByHost, MAX_ACK_LOG_BYTES, MAX_ACK_FILES,
+  type AckRejection, type VerifiedAcks, type AckTrust, type AckHistory, type AckHistoryOptions, type AckLogOptions, type AckLogRead, type TreeAckOptions,
+} from './acks.ts';
 
 /** The pinned trust root file an operator passes with `--root` (size cap before parsing). */
 export function readPinnedRoot(file: string): SignedRoot {

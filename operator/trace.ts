@@ -4,33 +4,18 @@
 import { existsSync } from 'node:fs';
 import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
-import { AckCollector, collectAckLog, collectTreeAcks, type AckRejection } from './acks.ts';
+import { readAckHistory, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso } from './format.ts';
 
-export interface AckHistory {
-  acks: AckRecord[];
-  rejected: AckRejection[];
-  /** What was read: the log file (null: none) and whether the tree's acks/ was read too. */
-  sources: { log: string | null; logRecords: number; logTornBytes: number; treeAcks: boolean };
-}
+export type { AckHistory } from './acks.ts';
 
 /** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
 export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string): AckHistory {
-  const collector = new AckCollector(ackTrustOf(release));
   const log = logFile ?? defaultAckLogOf(dir);
-  let logRecords = 0;
-  let logTornBytes = 0;
-  if (log !== null) {
-    if (!existsSync(log)) throw new Error(`${log}: no such ack log`);
-    const r = collectAckLog(log, collector);
-    logRecords = r.records;
-    logTornBytes = r.tornBytes;
-  }
-  collectTreeAcks(acksDirOf(dir), collector);
-  const { acks, rejected } = collector.result();
-  return { acks, rejected, sources: { log, logRecords, logTornBytes, treeAcks: true } };
+  if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
+  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release) });
 }
 
 export type TraceSubject = { host: string } | { channel: string };

@@ -1,15 +1,24 @@
 // One dashboard build: verify the served tree, read and verify the acks, run the reconciler's fleet
 // view, render every page, install the site atomically.
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { servedRoot } from '../control-plane/tree-dir.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
-import { readVerifiedAcks, type AckCache, type AckSet } from './acks.ts';
+import {
+  ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory,
+  type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure,
+} from '../operator/load.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { TreeChangedDuringLoad, loadVerifiedRelease, type ReleaseLoad, type VerificationFailure } from './verified-release.ts';
+
+/**
+ * The dashboard reads the newest this many bytes of the ack log, so a build's time and memory stay
+ * bounded however long the log grows; older history is left out and the footer says so.
+ */
+export const SITE_ACK_LOG_WINDOW_BYTES = 128 * 1024 * 1024;
 
 export interface SiteInputOptions {
   /** A control plane's tree directory (with `current` and `acks/`) or a tree `nixfleet publish` wrote. */
@@ -61,27 +70,28 @@ export interface RenderedSite {
   timingsMs: { verify: number; acks: number; model: number; render: number };
 }
 
-const LOAD_ATTEMPTS = 3;
-
 export function renderSitePages(o: SiteInputOptions): RenderedSite {
   const t0 = performance.now();
-  const served = servedRoot(o.treeDir);
-  if (served === null) throw new TreeNotFound(o.treeDir);
-  let load: ReleaseLoad | undefined;
-  for (let attempt = 1; load === undefined; attempt++) {
-    try {
-      load = loadVerifiedRelease({ servedDir: served, pinnedRoot: o.pinnedRoot, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
-    } catch (e) {
-      if (!(e instanceof TreeChangedDuringLoad) || attempt >= LOAD_ATTEMPTS) throw e;
-    }
-  }
+  if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
+  const load = loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
   const t1 = performance.now();
-  let acks: AckSet | null = null;
+  let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
     const logFile = o.ackLogFile === undefined ? join(o.treeDir, '.ack-log', ACK_LOG_FILE) : o.ackLogFile;
-    acks = readVerifiedAcks({ acksParent: o.treeDir, logFile, fleet: load.release.root.signed.fleet, plans: load.release.plans, ...(o.ackCache ? { cache: o.ackCache } : {}) });
+    acks = readAckHistory({
+      acksDir: acksDirOf(o.treeDir),
+      // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
+      logFile: logFile !== null && existsSync(logFile) ? logFile : null,
+      trust: ackTrustOf(load.release),
+      // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
+      bundles: false,
+      // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
+      log: { label: basename(logFile ?? ACK_LOG_FILE), windowBytes: SITE_ACK_LOG_WINDOW_BYTES, onCorrupt: 'reject' },
+      ...(o.ackCache ? { cache: o.ackCache } : {}),
+    });
+    o.ackCache?.commit();
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }
@@ -96,7 +106,7 @@ export function renderSitePages(o: SiteInputOptions): RenderedSite {
     hosts: model?.hosts.length ?? 0,
     phases: model?.phaseTotals ?? null,
     channels: model?.view.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })) ?? [],
-    acks: { accepted: acks === null ? 0 : [...acks.history.values()].reduce((n, l) => n + l.length, 0), rejected: acks?.rejected.length ?? 0 },
+    acks: { accepted: model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0), rejected: acks?.rejected.length ?? 0 },
     pages: pages.size,
   };
   return { pages, summary, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };

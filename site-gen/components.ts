@@ -4,8 +4,7 @@ import { duration, relative, shortStorePath, utc } from './format.ts';
 import { PHASE_COLORS } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import type { HostRow } from './model.ts';
-import type { ReleaseLoad } from './verified-release.ts';
-import type { AckSet } from './acks.ts';
+import type { AckHistory, ReleaseLoad } from '../operator/load.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 
 export function phaseChip(phase: HostPhase, count?: number): Html {
@@ -17,7 +16,7 @@ export function legend(): Html {
 }
 
 /** The first thing on every page: is what follows verified, stale, or not to be trusted at all? */
-export function verificationBanner(load: ReleaseLoad, now: number, acks: AckSet | null): Html {
+export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHistory | null): Html {
   if (load.status === 'failed') {
     const f = load.failure;
     return html`<div class="banner bad" id="verification">verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">No fleet data is shown: nothing in this tree can be trusted until it verifies against the pinned trust root.</span></div>`;
@@ -61,9 +60,9 @@ export function hostTable(rows: readonly HostRow[], now: number, hostHref: strin
   return html`<table class="hosts"><thead><tr><th>host</th><th>channel</th><th class="num">wave</th><th>current closure</th><th>target closure</th><th>phase</th><th>last ack</th><th>why (gate: reason)</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
-export function footer(now: number, acks: AckSet | null): Html {
+export function footer(now: number, acks: AckHistory | null): Html {
   const src = acks
-    ? html` Acks: ${acks.sources.latestFiles} latest-ack files${acks.sources.logFile !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logTruncatedBytes > 0 ? ` (oldest ${acks.sources.logTruncatedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'}; ${acks.rejected.length} rejected.`
+    ? html` Acks: ${acks.sources.latestFiles} latest-ack files${acks.sources.log !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logSkippedBytes > 0 ? ` (oldest ${acks.sources.logSkippedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'}; ${acks.rejected.length} rejected.`
     : null;
   const provenance = acks ? ' Every fact on these pages comes from documents verified against the pinned trust root and from host-signed acks verified against the host keys in the signed release.' : '';
   return html`Built by nixfleet site-gen for ${utc(now)}.${src}${provenance}`;

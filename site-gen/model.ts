@@ -3,9 +3,8 @@
 // plus per-host ack facts and per-channel timelines.
 import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostView } from '../reconciler/index.ts';
 import { parseAckTime } from '../reconciler/time.ts';
-import type { AckSet } from './acks.ts';
+import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../operator/load.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
-import type { VerifiedRelease } from './verified-release.ts';
 
 export interface HostRow extends HostView {
   /** What the host says it runs (its latest verified ack), null without acks. */
@@ -22,7 +21,10 @@ export interface ChannelModel {
 export interface FleetModel {
   now: number;
   release: VerifiedRelease;
-  acks: AckSet;
+  /** Every verified ack and every rejection, with what was read. */
+  acks: AckHistory;
+  /** Each host's verified acks, oldest first, one per seq. */
+  ackHistory: Map<string, AckRecord[]>;
   view: FleetView;
   hosts: HostRow[];
   byHost: Map<string, HostRow>;
@@ -37,23 +39,26 @@ function compareHosts(a: HostView, b: HostView): number {
   return a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : a.wave - b.wave || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0);
 }
 
-export function buildFleetModel(release: VerifiedRelease, acks: AckSet, now: number): FleetModel {
-  const view = fleetView({ now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: acks.latest });
+export function buildFleetModel(release: VerifiedRelease, acks: AckHistory, now: number): FleetModel {
+  const input = fleetInputOf(release, acks.acks, now);
+  const view = fleetView(input);
+  const latest = input.acks;
+  const ackHistory = ackHistoryByHost(acks.acks);
   const phaseTotals = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<HostPhase, number>;
   const hosts: HostRow[] = view.hosts.map((h) => {
     phaseTotals[h.phase]++;
-    const latest = acks.latest[h.host] ?? null;
-    return { ...h, current: latest?.current ?? null, latest, latestAt: latest ? parseAckTime(latest.time) : null };
+    const last = latest[h.host] ?? null;
+    return { ...h, current: last?.current ?? null, latest: last, latestAt: last ? parseAckTime(last.time) : null };
   });
   hosts.sort(compareHosts);
   const channels = new Map<string, ChannelModel>();
   const timelineByHost = new Map<string, HostTimeline>();
   for (const [name, plan] of Object.entries(release.plans)) {
-    const timelines = channelTimelines(plan, acks.history);
+    const timelines = channelTimelines(plan, ackHistory);
     for (const t of timelines) timelineByHost.set(t.host, t);
     channels.set(name, { timelines, spans: waveSpans(plan, timelines) });
   }
-  return { now, release, acks, view, hosts, byHost: new Map(hosts.map((h) => [h.host, h])), phaseTotals, channels, timelineByHost };
+  return { now, release, acks, ackHistory, view, hosts, byHost: new Map(hosts.map((h) => [h.host, h])), phaseTotals, channels, timelineByHost };
 }
 
 /** Hosts an operator must look at first, most severe first. */

@@ -5,7 +5,7 @@ import { duration, relative, shortDigest, shortStorePath, utc } from './format.t
 import { footer, hostTable, keyValueTable, legend, phaseChip, verificationBanner } from './components.ts';
 import { PHASES, attentionHosts, type FleetModel, type HostRow } from './model.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
-import type { ReleaseLoad } from './verified-release.ts';
+import type { ReleaseLoad } from '../operator/load.ts';
 import type { ChannelView, HostPhase } from '../reconciler/index.ts';
 import type { ChannelPlan, Threshold } from '../protocol/schemas/release.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
@@ -36,14 +36,14 @@ function overview(m: FleetModel, load: ReleaseLoad): string {
   const r = m.release;
   const rep = r.report;
   const tsExpires = parseIsoTime(r.timestamp.expires);
-  const rootExpires = parseIsoTime(r.root.signed.expires);
+  const rootExpires = parseIsoTime(r.root.expires);
   const total = m.hosts.length;
   const cards = html`<div class="cards">
 <div class="card"><div class="n">${total}</div><div class="l">hosts</div></div>
 <div class="card"><div class="n">${m.view.channels.length}</div><div class="l">channels</div></div>
 <div class="card"><div class="n">v${rep.release.version}</div><div class="l">release, signed ${utc(parseIsoTime(rep.release.issuedAt))}</div></div>
 <div class="card"><div class="n ${tsExpires <= m.now ? 'bad-text' : ''}">${relative(tsExpires, m.now)}</div><div class="l">timestamp expiry (${utc(tsExpires)}), issued ${relative(parseIsoTime(r.timestamp.issuedAt), m.now)}</div></div>
-<div class="card"><div class="n">root v${r.root.signed.version}</div><div class="l">trust root, expires ${relative(rootExpires, m.now)}</div></div>
+<div class="card"><div class="n">root v${r.root.version}</div><div class="l">trust root, expires ${relative(rootExpires, m.now)}</div></div>
 <div class="card"><div class="n ${m.phaseTotals.failed > 0 ? 'bad-text' : ''}">${m.phaseTotals.failed}</div><div class="l">failed hosts</div></div>
 </div>`;
   const channelRows = m.view.channels.map((c) => {
@@ -133,7 +133,7 @@ function hostsPage(m: FleetModel, load: ReleaseLoad): string {
 
 function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const plan = m.release.plans[h.channel]!;
-  const history = m.acks.history.get(h.host) ?? [];
+  const history = m.ackHistory.get(h.host) ?? [];
   const timeline = m.timelineByHost.get(h.host)!;
   const revoked = m.release.revocations.hosts.filter((r) => r.host === h.host);
   const latest = h.latest;
@@ -170,7 +170,7 @@ function keyStatus(from: number, until: number, now: number): Html {
 }
 
 function trustPage(m: FleetModel, load: ReleaseLoad): string {
-  const root = m.release.root.signed;
+  const root = m.release.root;
   const body = html`<h1>Trust root v${root.version}</h1>
 ${keyValueTable([
   ['fleet', root.fleet],
@@ -198,7 +198,7 @@ function documentsPage(m: FleetModel, load: ReleaseLoad): string {
 <p>Verified at ${utc(parseIsoTime(rep.verifiedAt))} against the pinned trust root: ${[...byType].map(([t, n]) => `${n} ${t}`).join(', ')}.</p>
 ${rep.unlistedManifests.length > 0 ? html`<h2 class="bad-text">Manifests not listed in the release index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>` : null}
 <h2>Acks that did not verify (${m.acks.rejected.length})</h2>
-${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, 1000).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.reason}</td></tr>`)}</tbody></table>`}
+${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, 1000).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`}
 <h2>Documents</h2>
 <table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${rep.documents.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`;
   return page({ title: `NixFleet ${rep.fleet}: documents`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });

@@ -7,7 +7,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
 import { buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
-import { AckCache } from './acks.ts';
+import { AckCache } from '../operator/load.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { buildSite } from '../../site-gen/build.ts';
 import { SiteOutputError, buildsDirOf } from '../../site-gen/site-dir.ts';
-import { AckCache, readVerifiedAcks } from '../../site-gen/acks.ts';
+import { AckCache, ackHistoryByHost, hostKeysOfPlans, readAckHistory, type AckHistoryOptions } from '../../operator/load.ts';
+import { latestAcks } from '../../reconciler/index.ts';
 import { escapeHtml, html } from '../../site-gen/html.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
@@ -209,13 +210,19 @@ test('acks that do not verify are not counted and are listed with their reason',
 });
 
 test('ack cache (watch mode): the same verified acks with or without it; a corrupt log is reported, not fatal', () => {
-  const opts = { acksParent: fx.treeDir, logFile: join(fx.treeDir, '.ack-log/acks.log'), fleet: 'generated', plans: fx.plans };
+  const opts: AckHistoryOptions = {
+    acksDir: join(fx.treeDir, 'acks'), logFile: join(fx.treeDir, '.ack-log/acks.log'), bundles: false,
+    trust: { fleet: 'generated', hostKeys: hostKeysOfPlans(fx.plans) },
+  };
   const cache = new AckCache();
-  const first = readVerifiedAcks({ ...opts, cache });
-  const second = readVerifiedAcks({ ...opts, cache });
-  const fresh = readVerifiedAcks(opts);
-  assert.equal(second.latest, fresh.latest);
-  assert.equal([...second.history], [...first.history]);
+  const first = readAckHistory({ ...opts, cache });
+  cache.commit();
+  const second = readAckHistory({ ...opts, cache });
+  cache.commit();
+  const fresh = readAckHistory(opts);
+  assert.equal(latestAcks(second.acks), latestAcks(fresh.acks));
+  assert.equal([...ackHistoryByHost(second.acks)], [...ackHistoryByHost(first.acks)]);
+  assert.equal(second.rejected, fresh.rejected);
   assert.is(cache.size, fresh.sources.logRecords);
 
   const copy = createSiteFixture();
