@@ -3,7 +3,7 @@
 // fleetView over them: the same pure function every agent runs.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { acksDirOf, readTreeAcks } from '../operator/load.ts';
+import { acksDirOf, hostKeysOfPlans, readTreeAcks } from '../operator/load.ts';
 import { channelPlanPath, budgetsPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { readBudgets, readChannelPlan, readRevocations, readTimestamp } from '../protocol/verify/documents.ts';
 import type { ChannelPlan } from '../protocol/schemas/release.ts';
@@ -19,10 +19,8 @@ export function readFleetView(treeDir: string, now = Date.now()): FleetView {
     plans[ch] = readChannelPlan(readFileSync(join(treeDir, channelPlanPath(v, ch))), channelPlanPath(v, ch)).signed;
   }
   const budgets = readBudgets(readFileSync(join(treeDir, budgetsPath(v))), budgetsPath(v)).signed;
-  const keys = new Map<string, string>();
-  for (const p of Object.values(plans)) for (const [h, e] of Object.entries(p.hosts)) keys.set(h, e.hostKey);
   // A bad ack is simply not counted (operator/acks.ts verifies each against the signed plan's host key).
-  const { acks } = readTreeAcks(acksDirOf(treeDir), { fleet: ts.fleet, hostKeys: keys });
+  const { acks } = readTreeAcks(acksDirOf(treeDir), { fleet: ts.fleet, hostKeys: hostKeysOfPlans(plans) });
   return fleetView({ now, plans, budgets, revocations, acks: latestAcks(acks) });
 }
 
