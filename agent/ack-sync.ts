@@ -139,6 +139,7 @@ export class AckSync {
    */
   async readBack(ack: SignedAck, deadlineMs: number, pollMs = 250, now: () => number = Date.now): Promise<boolean> {
     const want = ackDigest(ack);
+    let misses = 0;
     while (now() < deadlineMs) {
       // A post that failed (ack endpoint restarting, nginx answering 502) is retried inside the window:
       // a short outage must not turn a healthy activation into a rollback.
@@ -146,6 +147,13 @@ export class AckSync {
       try {
         const head = await this.publishedHead();
         if (head && (ackDigest(head) === want || (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))) return true;
+        // Confirmed but not published: the publisher lags a second, or the endpoint lost the ack (rebuilt
+        // from empty, torn log). After a few polls treat it as a loss, so the next round re-posts it (a
+        // mere lag costs one 409 naming the real head).
+        if (++misses >= 3) {
+          misses = 0;
+          await this.detectLoss();
+        }
       } catch {
         /* unreachable: keep trying until the deadline */
       }

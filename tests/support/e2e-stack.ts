@@ -148,6 +148,19 @@ export class E2eStack {
     this.sync();
   }
 
+  /**
+   * The control plane host is lost: nginx and the ack endpoint stop, and its whole tree dir (installed
+   * versions, ack log, published acks, revocation maps) is deleted. Start it again with startControlPlane().
+   */
+  async wipeControlPlane(): Promise<void> {
+    await this.stopNginx();
+    await this.ackEndpoint?.kill9();
+    this.ackEndpoint = null;
+    rmSync(this.cpDir, { recursive: true, force: true });
+    mkdirSync(this.cpDir, { recursive: true });
+    ensureRevocationMaps(this.cpDir);
+  }
+
   /** One HTTPS request through nginx with a host's client certificate. */
   request(host: string, path: string, o: Omit<ReqOptions, 'tls'> = {}): Promise<Resp> {
     const h = this.lab.host(host);
@@ -237,6 +250,13 @@ export class E2eStack {
     }
     if (this.nginx) parts.push(`--- nginx\n${this.nginx.logs().split('\n').slice(-20).join('\n')}`);
     return parts.join('\n');
+  }
+
+  /** The error with every log tail appended (for a catch around a test body). */
+  explain(e: unknown): Error {
+    const err = e instanceof Error ? e : new Error(String(e));
+    err.message += `\n${this.logs()}`;
+    return err;
   }
 
   async close(): Promise<void> {
