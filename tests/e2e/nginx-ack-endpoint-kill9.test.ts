@@ -42,9 +42,7 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
     // Kill it while the load runs and a first-wave host is inside its confirm window.
     const event = (h: string, name: string) => stack.agentEvents(h).find((e) => e['event'] === name);
     const inWindow = await until('load under way and a host switched but not yet confirmed', 30_000, () =>
-      load!.stats.acknowledged.size >= 20 && AGENTS.find((h) => event(h, 'switched') && !event(h, 'confirmed')), 20).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+      load!.stats.acknowledged.size >= 20 && AGENTS.find((h) => event(h, 'switched') && !event(h, 'confirmed')), 20);
     const first = stack.ackEndpoint!;
     const failuresBefore = load.failureCount();
     await first.kill9();
@@ -52,9 +50,7 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
     // The load keeps posting into the outage (nginx answers 502) until the restarted endpoint is back.
     await until('posts to fail while the endpoint is down', 5000, () => load!.failureCount() > failuresBefore, 20);
     await stack.startAckEndpoint();
-    await until('the load to be acknowledged again', 20_000, () => load!.stats.acknowledged.size >= ackedAtKill + 100).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    await until('the load to be acknowledged again', 20_000, () => load!.stats.acknowledged.size >= ackedAtKill + 100);
     await load.stop();
     if (process.env.E2E_VERBOSE) console.log({ acknowledged: load.stats.acknowledged.size, ackedAtKill, failures: Object.fromEntries(load.stats.failures), t: Date.now() });
     assert.equal(load.stats.unexpected, [], 'a retried ack was answered 200/201, never refused');
@@ -75,9 +71,7 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
       if (rolledBack) throw new Error(`${rolledBack} rolled back: ${JSON.stringify(event(rolledBack, 'magic-rollback'))}`);
       const v = currentFleetView(stack.cpDir, stack.publishedAcks());
       return v.channels.find((c) => c.channel === 'prod')?.state === 'complete' ? v : undefined;
-    }, 200).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    }, 200);
     assert.ok(view.hosts.filter((h) => h.channel === 'prod').every((h) => h.phase === 'soaked'), JSON.stringify(view.hosts));
     for (const h of AGENTS) {
       const cfg = stack.lab.agentConfig(h);
@@ -99,6 +93,8 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
       assert.equal(seqs, seqs.map((_, i) => i + 1), `${h}: ${seqs.join(',')}`);
     }
     assert.ok(installedRelease(stack.cpDir).version === released.version);
+  } catch (e) {
+    throw stack.explain(e);
   } finally {
     await load?.stop();
     await stack.close();

@@ -41,9 +41,7 @@ test('failing canary: rolled back + quarantined, rollout halted, nothing downstr
       stack.startAgent(h, { activator: { kind: 'simulated', initialPath: OLD, unhealthy: h === canary ? [NEW] : [], failSwitch: [], inhibit: [], switchDelayMs: 0 } });
     }
 
-    const rolledBack = await until(`${canary}'s rolled-back ack to be acknowledged`, 30_000, () => stack.acksOf(canary).find((a) => a.kind === 'rolled-back')).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    const rolledBack = await until(`${canary}'s rolled-back ack to be acknowledged`, 30_000, () => stack.acksOf(canary).find((a) => a.kind === 'rolled-back'));
     assert.is(rolledBack.target, NEW);
     assert.is(rolledBack.current, OLD);
     assert.match(String(rolledBack.reason), /not healthy before the confirm deadline/);
@@ -51,9 +49,7 @@ test('failing canary: rolled back + quarantined, rollout halted, nothing downstr
     const failureSeen = Date.now();
     await until('the waiting hosts to poll a few times after the failure', 15_000, () =>
       others.every((h) => stack.agentEvents(h).filter((e) => e['event'] === 'cycle-done' && Date.parse(String(e['time'])) > failureSeen + 1000).length >= 3),
-    ).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    );
 
     // The canary: back on the old generation by itself, the closure quarantined.
     const gen = async (h: string) => {
@@ -80,6 +76,8 @@ test('failing canary: rolled back + quarantined, rollout halted, nothing downstr
     const state = Object.fromEntries(view.channels.map((c) => [c.channel, c.state]));
     assert.equal(state, { canary: 'halted', main: 'gated' });
     assert.is(view.hosts.find((h) => h.host === canary)!.phase, 'failed');
+  } catch (e) {
+    throw stack.explain(e);
   } finally {
     await stack.close();
   }

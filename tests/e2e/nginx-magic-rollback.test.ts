@@ -31,18 +31,14 @@ test('nginx down right after the switch -> magic rollback by the deadline, quara
     const state = new StateDir(stack.lab.host('u1').stateDir);
     const gen = async () => (await createActivator(stack.lab.agentConfig('u1').activator, state).currentGeneration()).path;
 
-    const switched = await until('u1 to switch', 30_000, () => stack.agentEvents('u1').find((e) => e['event'] === 'switched'), 20).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    const switched = await until('u1 to switch', 30_000, () => stack.agentEvents('u1').find((e) => e['event'] === 'switched'), 20);
     await stack.stopNginx();
     const downAt = Date.now();
     const switching = stack.agentEvents('u1').find((e) => e['event'] === 'switching')!;
     const deadline = Date.parse(String(switching['deadline']));
     assert.ok(Date.parse(String(switched['time'])) < deadline);
 
-    const rollback = await until('the magic rollback', (CONFIRM_SECONDS + 10) * 1000, () => stack.agentEvents('u1').find((e) => e['event'] === 'magic-rollback'), 50).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    const rollback = await until('the magic rollback', (CONFIRM_SECONDS + 10) * 1000, () => stack.agentEvents('u1').find((e) => e['event'] === 'magic-rollback'), 50);
     // Deadlines have second precision; the agent gives up at the deadline and rolls back right away
     // (the slack is for a loaded machine, not for waiting on the control plane).
     const rolledBackAt = Date.parse(String(rollback['time']));
@@ -66,9 +62,7 @@ test('nginx down right after the switch -> magic rollback by the deadline, quara
 
     // The control plane comes back: the rolled-back ack is delivered and served, once.
     await stack.startNginx();
-    const delivered = await until('the rolled-back ack to be acknowledged', 20_000, () => stack.acksOf('u1').find((a) => a.kind === 'rolled-back')).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    const delivered = await until('the rolled-back ack to be acknowledged', 20_000, () => stack.acksOf('u1').find((a) => a.kind === 'rolled-back'));
     assert.is(delivered.target, NEW);
     assert.is(delivered.current, OLD);
     const served = await until('the rolled-back ack to be served', 10_000, async () => {
@@ -84,6 +78,8 @@ test('nginx down right after the switch -> magic rollback by the deadline, quara
     assert.is(acks.filter((a) => a.kind === 'started').length, 1);
     assert.is(await gen(), OLD);
     assert.ok(stack.agentEvents('u1').some((e) => e['event'] === 'decision' && e['gate'] === 'quarantined' && Date.parse(String(e['time'])) > back));
+  } catch (e) {
+    throw stack.explain(e);
   } finally {
     await stack.close();
   }

@@ -29,9 +29,7 @@ test('control plane wiped mid-rollout and rebuilt from the CI tree + re-posted a
     for (const h of HOSTS) stack.startAgent(h);
 
     // Lose the control plane once the first wave's host is healthy, before the rollout is over.
-    await until(`${first} to be healthy`, 30_000, () => stack.acksOf(first).some((a) => a.kind === 'healthy')).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    await until(`${first} to be healthy`, 30_000, () => stack.acksOf(first).some((a) => a.kind === 'healthy'));
     const ackedBefore = stack.ackLog().length;
     await stack.wipeControlPlane();
     await new Promise((r) => setTimeout(r, 1000)); // a few agent cycles against nothing
@@ -40,9 +38,7 @@ test('control plane wiped mid-rollout and rebuilt from the CI tree + re-posted a
     const view = await until('the rollout to complete on the rebuilt control plane', 45_000, () => {
       const v = currentFleetView(stack.cpDir, stack.publishedAcks());
       return v.channels.every((c) => c.state === 'complete') ? v : undefined;
-    }, 200).catch((e: Error) => {
-      throw new Error(`${e.message}\n${stack.logs()}`);
-    });
+    }, 200);
     assert.ok(view.hosts.every((h) => h.phase === 'soaked'), JSON.stringify(view.hosts));
 
     // The first host noticed that the control plane had forgotten its acks (it re-posted them: below,

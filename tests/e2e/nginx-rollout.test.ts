@@ -48,7 +48,7 @@ test('rollout through nginx converges wave by wave, channel edge and budget resp
       for (const b of v.budgets) maxViewInFlight = Math.max(maxViewInFlight, b.inFlight);
       return v.channels.every((c) => c.state === 'complete') ? v : undefined;
     }, 150).catch((e: Error) => {
-      throw new Error(`${e.message}\n${describeTimeline(rolloutTimeline(rel.plans, stack.ackLog().map((a) => a.signed)))}\n${stack.logs()}`);
+      throw new Error(`${e.message}\n${describeTimeline(rolloutTimeline(rel.plans, stack.ackLog().map((a) => a.signed)))}`);
     });
     assert.ok(view.hosts.every((h) => h.phase === 'soaked' || h.phase === 'converged'), JSON.stringify(view.hosts));
     for (const h of [...CANARY, ...MAIN]) {
@@ -81,6 +81,8 @@ test('rollout through nginx converges wave by wave, channel edge and budget resp
     // And the waiting hosts said why while they waited (the channel edge for main's first wave).
     const m0 = rel.plans['main']!.waves[0]!.hosts[0]!;
     assert.ok(stack.agentEvents(m0).some((e) => e['event'] === 'decision' && e['gate'] === 'channel-edge'), `${m0} never reported waiting on the channel edge`);
+  } catch (e) {
+    throw stack.explain(e);
   } finally {
     await stack.close();
   }
