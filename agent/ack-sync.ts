@@ -14,6 +14,8 @@ import type { StateDir } from './state-dir.ts';
 
 const SyncState = z.strictObject({ serverSeq: z.number().int().min(0) });
 export const ACK_SYNC_FILE = 'ack-sync.json';
+/** How long the endpoint may take to publish an accepted ack before a head that lags it counts as a loss. */
+export const PUBLISH_GRACE_MS = 3000;
 
 const ConflictBody = z.object({ error: z.string(), reason: z.string().optional(), head: z.object({ seq: z.number().int().min(0), digest: z.string() }).optional() });
 
@@ -71,14 +73,18 @@ export class AckSync {
    * Compares the published head with what the endpoint confirmed earlier; if the endpoint lost acks
    * (rebuilt from empty, torn log), lowers serverSeq so flush() re-posts them.
    */
-  async detectLoss(): Promise<void> {
+  async detectLoss(now: number = Date.now()): Promise<void> {
     const confirmed = this.serverSeq;
     if (confirmed === 0) return;
     const head = await this.publishedHead();
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
-    // A head at or past what we know is fine; the publisher may also simply lag a second behind,
-    // which costs at most an idempotent re-post answered by a 409 naming the real head.
+    // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a
+    // second, so a head behind an ack signed moments ago is a lag, not a loss (with heartbeats every
+    // second it is the normal case); a loss shows once that ack is older than the grace.
     if (headSeq < confirmed) {
+      const last = this.journal.last();
+      const newest = last && last.signed.seq === confirmed ? last : this.journal.all().find((a) => a.signed.seq === confirmed);
+      if (newest && now - Date.parse(newest.signed.time) < PUBLISH_GRACE_MS) return;
       this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, confirmed);
       this.log.warn('ack-loss-detected', { publishedSeq: head?.signed.seq ?? null, confirmedSeq: confirmed, reason: head ? 'the control plane publishes an older ack than it confirmed' : 'the control plane has no ack for this host' });
       this.setServerSeq(headSeq);
@@ -148,11 +154,11 @@ export class AckSync {
         const head = await this.publishedHead();
         if (head && (ackDigest(head) === want || (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))) return true;
         // Confirmed but not published: the publisher lags a second, or the endpoint lost the ack (rebuilt
-        // from empty, torn log). After a few polls treat it as a loss, so the next round re-posts it (a
-        // mere lag costs one 409 naming the real head).
+        // from empty, torn log). The loss check tells them apart (grace period); on a loss it lowers
+        // serverSeq, so the next round re-posts.
         if (++misses >= 3) {
           misses = 0;
-          await this.detectLoss();
+          await this.detectLoss(now());
         }
       } catch {
         /* unreachable: keep trying until the deadline */

@@ -103,7 +103,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
 
   if (deps.sync) {
     try {
-      await deps.sync.detectLoss();
+      await deps.sync.detectLoss(deps.now());
     } catch (e) {
       log.warn('ack-head-check-failed', { reason: (e as Error).message });
     }

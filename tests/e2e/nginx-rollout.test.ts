@@ -78,6 +78,8 @@ test('rollout through nginx converges wave by wave, channel edge and budget resp
     // The budget really was the limit somewhere: the third host of main's last wave waited for a slot.
     const budgetWaits = MAIN.filter((h) => stack.agentEvents(h).some((e) => e['event'] === 'decision' && e['gate'] === 'disruption-budget'));
     assert.ok(budgetWaits.length >= 1, `no host ever waited on the disruption budget\n${story}`);
+    // Nothing was lost, so no agent may claim so (the endpoint's publish delay is not a loss).
+    for (const h of [...CANARY, ...MAIN]) assert.not.ok(stack.agentEvents(h).some((e) => e['event'] === 'ack-loss-detected'), `${h} reported a false ack loss`);
     // And the waiting hosts said why while they waited (the channel edge for main's first wave).
     const m0 = rel.plans['main']!.waves[0]!.hosts[0]!;
     assert.ok(stack.agentEvents(m0).some((e) => e['event'] === 'decision' && e['gate'] === 'channel-edge'), `${m0} never reported waiting on the channel edge`);

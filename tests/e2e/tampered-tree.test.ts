@@ -1,5 +1,5 @@
 // A compromised control plane serves a tampered tree, then replays an old one: the agents refuse,
-// keep their current generation and say why (embedded control plane; the nginx variants are pending).
+// keep their current generation and say why (embedded control plane; through nginx: nginx-tampered-tree.test.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
