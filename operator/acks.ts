@@ -16,7 +16,7 @@ import { AckBundle } from '../protocol/schemas/ack.ts';
 import { parseWith } from '../protocol/schemas/parse.ts';
 import { parseStrictJson } from '../protocol/strict-json.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
-import { AckLogCorrupt, parseAckLog } from '../control-plane/ack-log.ts';
+import { AckLogCorrupt, parseAckLog, type LogRecord } from '../control-plane/ack-log.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 import type { ChannelPlan } from '../protocol/schemas/release.ts';
 
@@ -74,11 +74,12 @@ export class AckCache {
   private nextParsed = new Map<string, SignedAck | Refusal>();
   private nextVerified = new Map<string, true | Refusal>();
 
-  parse(digest: string, bytes: Uint8Array, source: string): SignedAck | Refusal {
+  /** `bytes` is only called on a miss (a rebuild needs the bytes of new acks only). */
+  parse(digest: string, bytes: () => Uint8Array, source: string): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
     if (r === undefined) {
       try {
-        r = readAck(bytes, source);
+        r = readAck(bytes(), source);
       } catch (e) {
         if (!isVerificationError(e)) throw e;
         r = { code: e.code, detail: e.detail };
@@ -120,12 +121,12 @@ function isRefusal(r: SignedAck | Refusal): r is Refusal {
 interface PendingAck {
   ack: SignedAck;
   digest: string;
-  bytes: Uint8Array;
   source: string;
   host: string;
   hostKey: string;
-  /** Known from the cache: no signature check needed. */
+  /** Known from the cache: no signature check needed, no bytes kept. */
   known: true | Refusal | undefined;
+  bytes: Uint8Array | null;
 }
 
 /**
@@ -150,7 +151,24 @@ export class AckCollector {
   add(raw: Uint8Array | string, source: string, expectedHost?: string): void {
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
     // The identity of exactly the bytes parsed and verified (what the cache results belong to).
-    const id = sha256Digest(bytes);
+    this.addIdentified(sha256Digest(bytes), () => bytes, source, expectedHost);
+  }
+
+  /**
+   * A record of the ack log: parseAckLog has already checked its digest against the record's bytes.
+   * Those bytes are the UTF-8 of `canonical` unless decoding replaced an invalid sequence (U+FFFD), so
+   * the digest is reused, and the bytes rebuilt, only when needed (a cache miss).
+   */
+  addLogRecord(record: LogRecord, source: string): void {
+    if (record.canonical.includes('\uFFFD')) {
+      this.add(record.canonical, source);
+      return;
+    }
+    let bytes: Uint8Array | undefined;
+    this.addIdentified(record.digest, () => (bytes ??= Buffer.from(record.canonical, 'utf8')), source);
+  }
+
+  private addIdentified(id: string, bytes: () => Uint8Array, source: string, expectedHost?: string): void {
     const parsed = this.cache.parse(id, bytes, source);
     if (isRefusal(parsed)) {
       this.reject(source, null, parsed.code, parsed.detail);
@@ -174,7 +192,8 @@ export class AckCollector {
       this.reject(source, host, 'UnknownHost', `host "${host}" is in no channel plan of the verified release`);
       return;
     }
-    this.pending.push({ ack, digest: id, bytes, source, host, hostKey, known: this.cache.verifiedResult(id, hostKey) });
+    const known = this.cache.verifiedResult(id, hostKey);
+    this.pending.push({ ack, digest: id, source, host, hostKey, known, bytes: known === undefined ? bytes() : null });
   }
 
   /** Verifies what was added since the last call and returns every verified ack and every rejection. */
@@ -183,7 +202,7 @@ export class AckCollector {
     this.pending = [];
     const jobs: SignatureJob[] = [];
     const jobOf = pending.map((p) => {
-      if (p.known !== undefined) return -1;
+      if (p.known !== undefined || p.bytes === null) return -1;
       const sig = p.ack.signatures[0];
       if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
       const key = this.keyOf(p.hostKey);
@@ -356,7 +375,7 @@ export function collectAckLog(logFile: string, collector: AckCollector, opts: Ac
     collector.rejected.push({ source: label, host: null, code: 'AckLogCorrupt', reason: `${e.message}; no ack of this log is counted` });
     return { records: 0, tornBytes: 0, skippedBytes: skipped, corrupt: true };
   }
-  parsed.records.forEach((r, i) => collector.add(r.canonical, `${label}:${i + 1}`));
+  parsed.records.forEach((r, i) => collector.addLogRecord(r, `${label}:${i + 1}`));
   return { records: parsed.records.length, tornBytes: parsed.tornBytes, skippedBytes: skipped, corrupt: false };
 }
 
