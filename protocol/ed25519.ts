@@ -154,7 +154,6 @@ export function isValidPublicKey(publicKey: Uint8Array): boolean {
   if (SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
   try {
     noble.Point.fromBytes(publicKey, false);
-    publicKeyObject(publicKey);
     return true;
   } catch {
     return false;
