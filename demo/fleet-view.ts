@@ -1,27 +1,12 @@
-// The operator's view of the demo fleet: reads the published documents and the acks the control plane
-// publishes, verifies each ack against the host key of the signed plan, and runs the reconciler's
-// fleetView over them: the same pure function every agent runs.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { acksDirOf, hostKeysOfPlans, readTreeAcks } from '../operator/load.ts';
-import { channelPlanPath, budgetsPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { readBudgets, readChannelPlan, readRevocations, readTimestamp } from '../protocol/verify/documents.ts';
-import type { ChannelPlan } from '../protocol/schemas/release.ts';
-import { fleetView, latestAcks, type FleetView } from '../reconciler/index.ts';
+// The operator's view of the demo fleet: the same verified read side as `nixfleet status` (the tree
+// checked against the pinned root, every ack against the host key of the signed plan), then the
+// reconciler's fleetView: the same pure function every agent runs.
+import { loadFleetState } from '../operator/load.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import type { FleetView } from '../reconciler/index.ts';
 
-export function readFleetView(treeDir: string, now = Date.now()): FleetView {
-  const ts = readTimestamp(readFileSync(join(treeDir, TIMESTAMP_PATH)), TIMESTAMP_PATH).signed;
-  const v = ts.release.version;
-  const revocations = readRevocations(readFileSync(join(treeDir, ts.revocations.file.path)), ts.revocations.file.path).signed;
-  const plans: Record<string, ChannelPlan> = {};
-  for (const f of readdirSync(join(treeDir, 'releases', String(v), 'channels'))) {
-    const ch = f.replace(/\.json$/, '');
-    plans[ch] = readChannelPlan(readFileSync(join(treeDir, channelPlanPath(v, ch))), channelPlanPath(v, ch)).signed;
-  }
-  const budgets = readBudgets(readFileSync(join(treeDir, budgetsPath(v))), budgetsPath(v)).signed;
-  // A bad ack is simply not counted (operator/acks.ts verifies each against the signed plan's host key).
-  const { acks } = readTreeAcks(acksDirOf(treeDir), { fleet: ts.fleet, hostKeys: hostKeysOfPlans(plans) });
-  return fleetView({ now, plans, budgets, revocations, acks: latestAcks(acks) });
+export function readFleetView(treeDir: string, pinnedRoot: SignedRoot, now = Date.now()): FleetView {
+  return loadFleetState(treeDir, pinnedRoot, { now }).view;
 }
 
 const MARK: Record<string, string> = {
@@ -30,7 +15,6 @@ const MARK: Record<string, string> = {
 
 /** A compact, stable rendering: one line per wave, hosts with a phase mark. */
 export function renderFleetView(view: FleetView): string[] {
-  const byHost = new Map(view.hosts.map((h) => [h.host, h]));
   const lines: string[] = [];
   for (const ch of view.channels) {
     for (const w of ch.waves) {
@@ -39,7 +23,6 @@ export function renderFleetView(view: FleetView): string[] {
       lines.push(`  ${ch.channel.padEnd(8)} wave ${w.index} ${`[${w.state}]`.padEnd(11)} ${hosts}`);
     }
   }
-  void byHost;
   for (const b of view.budgets) lines.push(`  budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${b.inFlightHosts.join(', ')})` : ''}`);
   return lines;
 }
