@@ -5,12 +5,10 @@
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { publishRelease } from '../publisher/publish.ts';
 import { refreshTimestamp } from '../publisher/refresh.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
-import { signingKeyFromSeed } from '../protocol/keys.ts';
-import { createRoot, signRoot } from '../protocol/trust-root.ts';
+import { benchTrust } from './support/bench-trust.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import { ackDigest, signAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
@@ -20,9 +18,7 @@ import { fleetView } from '../reconciler/index.ts';
 import { renderStatus, statusReport } from '../operator/status.ts';
 import { loadAckHistory, renderTrace, traceReport } from '../operator/trace.ts';
 
-const DAY = 86_400_000;
 const MIN = 60_000;
-const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
 
 function timed<T>(fn: () => T): { value: T; ms: number } {
   const t = performance.now();
@@ -34,15 +30,8 @@ export default async function operatorBench(): Promise<void> {
   const hosts = Number(process.env.OPERATOR_BENCH_HOSTS ?? 1000);
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-operator-bench-'));
   try {
-    const rootKey = key('root');
-    const releaseKey = key('release');
     const start = Date.parse('2030-01-01T00:00:00Z');
-    const root = signRoot(createRoot({
-      fleet: 'generated', version: 1, issuedAt: isoTime(start - DAY), expires: isoTime(start + 365 * DAY),
-      rootKeys: [rootKey], rootThreshold: 1,
-      releaseKeys: [{ key: releaseKey, validFrom: isoTime(start - DAY), validUntil: isoTime(start + 365 * DAY) }], releaseThreshold: 1,
-      cacheKeys: [], rejectBefore: null,
-    }), [rootKey]);
+    const { releaseKey, root } = benchTrust(start);
     const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
     const tree = join(dir, 'tree');
     publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });

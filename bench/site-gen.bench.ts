@@ -5,12 +5,11 @@
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { publishRelease } from '../publisher/publish.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
-import { signingKeyFromSeed, type SigningKey } from '../protocol/keys.ts';
-import { createRoot, signRoot } from '../protocol/trust-root.ts';
+import type { SigningKey } from '../protocol/keys.ts';
+import { benchTrust } from './support/bench-trust.ts';
 import { SCHEMA_VERSION, isoTime } from '../protocol/schemas/common.ts';
 import { ackDigest, signAck } from '../protocol/acks.ts';
 import { canonicalString } from '../protocol/canonical.ts';
@@ -22,9 +21,7 @@ import { formatRecord } from '../control-plane/ack-log.ts';
 import { buildSite } from '../site-gen/build.ts';
 import { AckCache } from '../operator/load.ts';
 
-const DAY = 86_400_000;
 const MIN = 60_000;
-const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
 
 /** Writes each host's ack chain: wave 0 soaked, wave 1 soaking, wave 2 one in ten activating, the rest waiting. */
 function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['signed'][], hostKeys: Record<string, SigningKey>, now: number): number {
@@ -85,14 +82,7 @@ export default async function siteGenBench(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
   try {
     const now = Date.parse('2030-01-01T01:00:00Z');
-    const rootKey = key('root');
-    const releaseKey = key('release');
-    const root = signRoot(createRoot({
-      fleet: 'generated', version: 1, issuedAt: isoTime(now - DAY), expires: isoTime(now + 365 * DAY),
-      rootKeys: [rootKey], rootThreshold: 1,
-      releaseKeys: [{ key: releaseKey, validFrom: isoTime(now - DAY), validUntil: isoTime(now + 365 * DAY) }], releaseThreshold: 1,
-      cacheKeys: [], rejectBefore: null,
-    }), [rootKey]);
+    const { releaseKey, root } = benchTrust(now);
     const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'site-gen-bench', budgetPct: 10, chainChannels: true, soakSeconds: 600 });
     const tree = join(dir, 'tree');
     const t0 = performance.now();

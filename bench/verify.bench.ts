@@ -3,34 +3,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { publishRelease } from '../publisher/publish.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
-import { signingKeyFromSeed } from '../protocol/keys.ts';
-import { createRoot, signRoot } from '../protocol/trust-root.ts';
-import { isoTime } from '../protocol/schemas/common.ts';
+import { benchTrust } from './support/bench-trust.ts';
 import { verifyTree } from '../protocol/verify/tree.ts';
 import { diskFetch } from '../protocol/verify/fetcher.ts';
 import { initialClientState } from '../protocol/verify/state.ts';
 import { updateTrust } from '../protocol/verify/update-trust.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
 
-const DAY = 86_400_000;
-const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
 
 export default async function verifyBench(): Promise<void> {
   const hosts = Number(process.env.VERIFY_BENCH_HOSTS ?? 10_000);
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-verify-bench-'));
   try {
     const now = Date.parse('2030-01-01T00:00:00Z');
-    const rootKey = key('root');
-    const releaseKey = key('release');
-    const root = signRoot(createRoot({
-      fleet: 'generated', version: 1, issuedAt: isoTime(now - DAY), expires: isoTime(now + 365 * DAY),
-      rootKeys: [rootKey], rootThreshold: 1,
-      releaseKeys: [{ key: releaseKey, validFrom: isoTime(now - DAY), validUntil: isoTime(now + 365 * DAY) }], releaseThreshold: 1,
-      cacheKeys: [], rejectBefore: null,
-    }), [rootKey]);
+    const { releaseKey, root } = benchTrust(now);
     const { fleet } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'verify-bench', budgetPct: 10, chainChannels: true });
     const tree = join(dir, 'tree');
     const t0 = performance.now();

@@ -198,6 +198,22 @@ function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   });
 }
 
+function runningServer(port: number, url: string, server: HttpServer | HttpsServer, svc: AckService, watcher: ReleaseWatcher): RunningServer {
+  return {
+    port,
+    url,
+    primed: () => svc.primed,
+    view: () => svc.releaseView,
+    reload: () => watcher.check(),
+    ackService: svc,
+    close: async () => {
+      watcher.stop();
+      await closeServer(server);
+      await svc.close();
+    },
+  };
+}
+
 /** The embedded control plane: static tree + POST /acks over mandatory mTLS. */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningServer> {
   const svc = await openAckService(opts);
@@ -237,19 +253,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   }
 
   const port = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
-  return {
-    port,
-    url: `https://${opts.host ?? '127.0.0.1'}:${port}`,
-    primed: () => svc.primed,
-    view: () => svc.releaseView,
-    reload: () => watcher.check(),
-    ackService: svc,
-    close: async () => {
-      watcher.stop();
-      await closeServer(server);
-      await svc.close();
-    },
-  };
+  return runningServer(port, `https://${opts.host ?? '127.0.0.1'}:${port}`, server, svc, watcher);
 }
 
 export interface AckEndpointOptions extends CommonOptions {
@@ -304,17 +308,5 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
     port = await listen(server, opts.port ?? 0, host);
     url = `${opts.tls ? 'https' : 'http'}://${host}:${port}`;
   }
-  return {
-    port,
-    url,
-    primed: () => svc.primed,
-    view: () => svc.releaseView,
-    reload: () => watcher.check(),
-    ackService: svc,
-    close: async () => {
-      watcher.stop();
-      await closeServer(server);
-      await svc.close();
-    },
-  };
+  return runningServer(port, url, server, svc, watcher);
 }
