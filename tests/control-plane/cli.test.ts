@@ -10,6 +10,7 @@ import { UsageError, type Command } from '../../cli/command.ts';
 import { envelopeBytes } from '../../protocol/envelope.ts';
 import { requireTool } from '../support/skip.ts';
 import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir } from './tree-fixture.ts';
+import { captureOutput } from '../support/cli.ts';
 
 const test = suite('control-plane CLI');
 let work: string;
@@ -18,19 +19,7 @@ test.before.each(() => {
 });
 test.after.each(() => removeDir(work));
 
-async function run(cmd: Command, argv: string[]): Promise<{ code: number; out: string }> {
-  const original = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: await cmd.run(argv), out };
-  } finally {
-    process.stdout.write = original;
-  }
-}
+const run = (cmd: Command, argv: string[]) => captureOutput(() => cmd.run(argv));
 
 test('cp sync: 0 and a JSON summary when installed, 1 naming the file when tampered', async () => {
   const keys = fixtureKeys();

@@ -14,7 +14,7 @@ import { publishRelease } from '../../publisher/publish.ts';
 import { formatRecord } from '../../control-plane/ack-log.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
-import { main } from '../../cli/main.ts';
+import { runCli } from '../support/cli.ts';
 
 export const NOW = Date.parse('2030-03-01T12:00:00Z');
 export const MIN = 60_000;
@@ -134,17 +134,4 @@ export function waiting(from: number, until: number, every = 5 * MIN): AckStep[]
 }
 
 /** Runs `nixfleet ARGV` in-process (fast), capturing stdout and stderr. */
-export async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+export const run = runCli;

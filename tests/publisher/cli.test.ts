@@ -4,30 +4,18 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileSync } from 'node:fs';
-import { main } from '../../cli/main.ts';
 import { writePrivateKey } from '../../protocol/keys.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { checkTree } from './tree-check.ts';
 import { setupTrust, keyFromLabel } from './helpers.ts';
+import { runCli } from '../support/cli.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/fleets/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
-/** Runs the CLI in-process, capturing what it writes. */
 async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = process.stdout.write.bind(process.stdout);
-  const err = process.stderr.write.bind(process.stderr);
-  let stdout = '';
-  let stderr = '';
-  process.stdout.write = ((c: string | Uint8Array) => ((stdout += c.toString()), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((stderr += c.toString()), true)) as typeof process.stderr.write;
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
+  const r = await runCli(...argv);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 test('validate: 0 with the resolved waves, 1 with every violation, 2 for a missing file', async () => {

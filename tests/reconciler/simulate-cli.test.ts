@@ -3,21 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import command from '../../cli/simulate.ts';
 import { UsageError } from '../../cli/command.ts';
+import { captureOutput } from '../support/cli.ts';
 
-async function capture(argv: string[]): Promise<{ code: number; out: string }> {
-  const write = process.stdout.write.bind(process.stdout);
-  let out = '';
-  process.stdout.write = ((chunk: string | Uint8Array) => {
-    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await command.run(argv);
-    return { code, out };
-  } finally {
-    process.stdout.write = write;
-  }
-}
+const capture = (argv: string[]) => captureOutput(() => command.run(argv));
 
 test('--json summary of a small converging rollout, within 10% of the theoretical minimum', async () => {
   const { code, out } = await capture(['--hosts', '30', '--channels', '2', '--waves', '3', '--seed', '9', '--soak', '300', '--chain', '--budget-pct', '20', '--json']);

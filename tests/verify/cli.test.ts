@@ -6,30 +6,17 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { main } from '../../cli/main.ts';
 import { readPrivateKey, readPublicKey } from '../../protocol/keys.ts';
 import { readRoot } from '../../protocol/trust-root.ts';
 import { hostManifestPath, rootPath } from '../../protocol/layout.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { DAY, HOUR, writeRelease, writeRevocations, writeTimestamp } from '../support/tree-builder.ts';
 import { NOW, cleanupTempDirs, flipByteInFleetValue, tempDir } from './helpers.ts';
+import { runCli } from '../support/cli.ts';
 
 test.after.each(cleanupTempDirs);
 
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = process.stdout.write.bind(process.stdout);
-  const e = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { code: await main(argv), out, err };
-  } finally {
-    process.stdout.write = o;
-    process.stderr.write = e;
-  }
-}
+const run = runCli;
 
 const CACHE_KEY = 'cache.example.org-1:' + Buffer.alloc(32, 3).toString('base64');
 const NOW_ISO = isoTime(NOW - 10 * DAY);
