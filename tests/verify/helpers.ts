@@ -7,30 +7,35 @@ import { VerificationError, type VerificationCode } from '../../protocol/errors.
 
 export const NOW = Date.parse('2030-01-15T12:00:00Z');
 
+/** Asserts that `e` is the typed refusal `code` naming `file`; rethrows anything that is not a refusal. */
+function assertRefusal(e: unknown, code: VerificationCode, file: string): VerificationError {
+  if (!(e instanceof VerificationError)) throw e;
+  assert.is(e.code, code, `expected ${code} for ${file}, got ${e.message}`);
+  assert.is(e.file, file, `expected the error to name ${file}: ${e.message}`);
+  return e;
+}
+
+function unexpectedSuccess(code: VerificationCode, file: string): never {
+  assert.unreachable(`expected ${code} naming ${file}, but verification succeeded`);
+  throw new Error('unreachable');
+}
+
 export function expectRefusal(fn: () => unknown, code: VerificationCode, file: string): VerificationError {
   try {
     fn();
   } catch (e) {
-    if (!(e instanceof VerificationError)) throw e;
-    assert.is(e.code, code, `expected ${code} for ${file}, got ${e.message}`);
-    assert.is(e.file, file, `expected the error to name ${file}: ${e.message}`);
-    return e;
+    return assertRefusal(e, code, file);
   }
-  assert.unreachable(`expected ${code} naming ${file}, but verification succeeded`);
-  throw new Error('unreachable');
+  return unexpectedSuccess(code, file);
 }
 
 export async function expectRefusalAsync(fn: () => Promise<unknown>, code: VerificationCode, file: string): Promise<VerificationError> {
   try {
     await fn();
   } catch (e) {
-    if (!(e instanceof VerificationError)) throw e;
-    assert.is(e.code, code, `expected ${code} for ${file}, got ${e.message}`);
-    assert.is(e.file, file, `expected the error to name ${file}: ${e.message}`);
-    return e;
+    return assertRefusal(e, code, file);
   }
-  assert.unreachable(`expected ${code} naming ${file}, but verification succeeded`);
-  throw new Error('unreachable');
+  return unexpectedSuccess(code, file);
 }
 
 const made: string[] = [];
