@@ -1,0 +1,27 @@
+// Compiles the `nixfleet` command to JavaScript (dist/), so a run pays neither TypeScript compilation
+// nor loading tsx: one ESM entry plus lazily loaded chunks, one per subcommand group (cli/commands.ts
+// imports each command module on demand; --splitting keeps those imports lazy).
+// Runs in `prepare` (npm ci / npm install), before `npm test` and the demo, and in the Nix package build.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const outdir = `${root}dist`;
+
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  absWorkingDir: root,
+  entryPoints: { main: 'cli/main.ts' },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  // Dependencies stay in node_modules (resolved at run time, as npm installed them): the bundle holds only
+  // this project's code, so a dependency update needs no rebuild and licences stay with their packages.
+  packages: 'external',
+  logLevel: 'warning',
+});
