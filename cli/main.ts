@@ -2,6 +2,9 @@
 import { COMMANDS, type CommandEntry } from './commands.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
+import { withTerminalGuard } from './terminal.ts';
+
+export { endQuietlyWhenOutputCloses } from './terminal.ts';
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -26,7 +29,12 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
   return undefined;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Runs one command; everything it prints passes the terminal guard (cli/terminal.ts). */
+export function main(argv: string[]): Promise<number> {
+  return withTerminalGuard(() => dispatch(argv));
+}
+
+async function dispatch(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(topHelp() + '\n');
     return argv.length === 0 ? EXIT_USAGE : EXIT_OK;

@@ -1,6 +1,7 @@
 // `nixfleet publish`: fleet JSON (file or --flake) -> validated, resolved, signed tree.
 import { readPrivateKey, KeyFileError, type SigningKey } from '../protocol/keys.ts';
 import { isVerificationError } from '../protocol/errors.ts';
+import { writeControl } from './terminal.ts';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 import { publishRelease, type PublishProgress } from '../publisher/publish.ts';
 import { PublishRefused } from '../publisher/errors.ts';
@@ -51,7 +52,8 @@ export function progressPrinter(tty: boolean): (p: PublishProgress) => void {
     const label = PHASE_LABEL[p.phase];
     if (tty) {
       const text = p.phase === 'done' ? 'done' : `${label} ${p.done}/${p.total}`;
-      process.stderr.write(`\r\x1b[K${text}${p.phase === 'done' ? '\n' : ''}`);
+      writeControl('stderr', '\r\x1b[K'); // redraw the line in place
+      process.stderr.write(`${text}${p.phase === 'done' ? '\n' : ''}`);
       return;
     }
     const quarter = p.total > 0 ? Math.floor((4 * p.done) / p.total) : 0;
