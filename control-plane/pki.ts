@@ -6,8 +6,8 @@
 //   ca.key ca.crt ca.cnf db/{index.txt,serial,crlnumber,newcerts/}  crl.pem  revoked-serials.txt
 //   server.key server.crt   hosts/<name>.{key,crt}   operators/<name>.{key,crt}
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Name } from '../protocol/schemas/common.ts';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
 
@@ -38,7 +38,8 @@ export interface PkiPaths {
   serverKey: string;
 }
 
-export function pkiPaths(dir: string): PkiPaths {
+export function pkiPaths(dirArg: string): PkiPaths {
+  const dir = resolve(dirArg);
   return {
     dir,
     caCert: join(dir, 'ca.crt'),
@@ -121,12 +122,32 @@ export interface InitOptions {
   serverNames?: string[];
 }
 
-/** Creates the CA, an empty CRL and the server certificate. Refuses to overwrite an existing CA. */
-export function initPki(dir: string, opts: InitOptions = {}): PkiPaths {
+/**
+ * Creates the CA, an empty CRL and the server certificate. Refuses to overwrite an existing CA. Built in a
+ * staging directory beside `dir` and renamed into place, so a failure (no openssl, a full disk) leaves
+ * nothing that the next run would have to refuse as "already holds a CA".
+ */
+export function initPki(dirArg: string, opts: InitOptions = {}): PkiPaths {
+  const dir = resolve(dirArg);
+  if (existsSync(join(dir, 'ca.key'))) throw new PkiError(`${dir} already holds a CA (ca.key); refusing to overwrite it`);
+  if (existsSync(dir) && readdirSync(dir).length > 0) throw new PkiError(`${dir} exists and is not empty; give a new or empty directory`);
+  const staging = join(dirname(dir), `.${basename(dir)}.init-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  try {
+    createCa(staging, opts);
+    if (existsSync(dir)) rmdirSync(dir);
+    renameSync(staging, dir);
+  } catch (e) {
+    rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+  return pkiPaths(dir);
+}
+
+function createCa(dir: string, opts: InitOptions): void {
   const algorithm = opts.algorithm ?? 'ec';
   const days = opts.days ?? 825;
   const fleet = opts.fleet ?? 'nixfleet';
-  if (existsSync(join(dir, 'ca.key'))) throw new PkiError(`${dir} already holds a CA (ca.key); refusing to overwrite it`);
   mkdirSync(join(dir, 'db', 'newcerts'), { recursive: true });
   writeFileSync(join(dir, 'db', 'index.txt'), '');
   // Serials start at 1000 so they always print as an even number of hex digits, whatever tool prints them.
@@ -143,7 +164,6 @@ export function initPki(dir: string, opts: InitOptions = {}): PkiPaths {
   const names = opts.serverNames ?? ['localhost', '127.0.0.1'];
   issue(dir, 'server', 'server', `/O=${fleet}/OU=control-plane/CN=${names[0] ?? 'localhost'}`, 'v3_server', sanOf(names));
   writeCrl(dir);
-  return pkiPaths(dir);
 }
 
 function sanOf(names: string[]): string {
@@ -175,7 +195,8 @@ function checkName(name: string, what: string): void {
 }
 
 /** Host client certificate: CN = host name, OU = agent. */
-export function issueHostCert(dir: string, host: string): IssuedCert {
+export function issueHostCert(dirArg: string, host: string): IssuedCert {
+  const dir = resolve(dirArg);
   requirePki(dir);
   checkName(host, 'host');
   mkdirSync(join(dir, 'hosts'), { recursive: true });
@@ -184,7 +205,8 @@ export function issueHostCert(dir: string, host: string): IssuedCert {
 }
 
 /** Operator client certificate: OU = operator (the only certificates that may read the dashboard). */
-export function issueOperatorCert(dir: string, name: string): IssuedCert {
+export function issueOperatorCert(dirArg: string, name: string): IssuedCert {
+  const dir = resolve(dirArg);
   requirePki(dir);
   checkName(name, 'operator');
   mkdirSync(join(dir, 'operators'), { recursive: true });
@@ -208,7 +230,8 @@ export function certSerial(certPath: string): string {
  * Revokes a certificate: marks it in the CA database, regenerates the CRL and the serial list, and moves
  * the certificate aside so the name can be issued again. Returns the revoked serial.
  */
-export function revokeCert(dir: string, certFile: string): string {
+export function revokeCert(dirArg: string, certFile: string): string {
+  const dir = resolve(dirArg);
   requirePki(dir);
   const serial = certSerial(certFile);
   openssl(['ca', '-config', 'ca.cnf', '-revoke', resolve(certFile)], dir);
@@ -232,7 +255,7 @@ function writeCrl(dir: string): void {
 
 /** Serials marked revoked ("R") in the CA database, uppercase hex. */
 export function revokedSerials(dir: string): string[] {
-  const db = readFileSync(join(dir, 'db', 'index.txt'), 'utf8');
+  const db = readFileSync(join(resolve(dir), 'db', 'index.txt'), 'utf8');
   return db
     .split('\n')
     .map((line) => line.split('\t'))

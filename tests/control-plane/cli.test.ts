@@ -1,7 +1,7 @@
 // The control plane's CLI commands, run in process: exit codes, JSON output, refusals naming the file.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpSync } from '../../cli/cp.ts';
 import { pkiInit, pkiIssueHost, pkiIssueOperator, pkiRevoke } from '../../cli/pki.ts';
@@ -20,6 +20,32 @@ test.before.each(() => {
 test.after.each(() => removeDir(work));
 
 const run = (cmd: Command, argv: string[]) => captureOutput(() => cmd.run(argv));
+
+test('pki: relative --out and --pki work from the current directory; a failed init leaves nothing behind', async () => {
+  requireTool('openssl');
+  const cwd = process.cwd();
+  process.chdir(work);
+  const path = process.env.PATH;
+  try {
+    // openssl runs inside the PKI directory: a relative path must not be applied twice.
+    const init = await run(pkiInit, ['--out', 'pki']);
+    assert.is(init.code, 0, init.err);
+    const host = await run(pkiIssueHost, ['--pki', 'pki', '--host', 'web1', '--json']);
+    assert.is(host.code, 0, host.err);
+    assert.ok(existsSync(join(work, 'pki', 'hosts', 'web1.crt')));
+    // No openssl on PATH: the command fails, and no half-made CA blocks the next run.
+    process.env.PATH = join(work, 'empty-bin');
+    const failed = await run(pkiInit, ['--out', 'pki2']);
+    assert.is(failed.code, 1);
+    assert.match(failed.err + failed.out, /openssl command is not installed/);
+    process.env.PATH = path;
+    assert.equal(readdirSync(work).filter((f) => f.includes('pki2')), [], 'no pki2 and no staging directory left');
+    assert.is((await run(pkiInit, ['--out', 'pki2'])).code, 0, 'the retry succeeds');
+  } finally {
+    process.env.PATH = path;
+    process.chdir(cwd);
+  }
+});
 
 test('cp sync: 0 and a JSON summary when installed, 1 naming the file when tampered', async () => {
   const keys = fixtureKeys();
