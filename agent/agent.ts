@@ -52,6 +52,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       baseUrl: config.controlPlaneUrl,
       ca: readFileSync(config.caFile),
       cert: readFileSync(config.certFile),
+      certFile: config.certFile,
       key: readFileSync(config.keyFile),
       cache,
       timeoutMs: config.requestTimeoutMs,

@@ -13,6 +13,8 @@ export interface HttpClientOptions {
   ca: string | Buffer;
   cert: string | Buffer;
   key: string | Buffer;
+  /** Where `cert` came from, named when the control plane refuses the certificate. */
+  certFile?: string;
   cache?: HttpCache;
   timeoutMs?: number;
   /** Extra attempts after the first for transient failures (network error, 5xx, 429). */
@@ -45,6 +47,21 @@ export class Unreachable extends Error {
     this.name = 'Unreachable';
   }
 }
+
+/**
+ * nginx answered 400 because the TLS client certificate this host presented failed verification: revoked
+ * in the CRL, expired, or not issued by the fleet CA. Not a transport failure and not worth a retry: it
+ * takes an operator (a new certificate), so the message says which file to look at.
+ */
+export class CertificateRefused extends Unreachable {
+  constructor(path: string, readonly certFile: string) {
+    super(path, `HTTP 400: the control plane refused this host's client certificate (${certFile}): revoked, expired or not issued by the fleet CA`, 400);
+    this.name = 'CertificateRefused';
+  }
+}
+
+/** nginx's own page for a presented client certificate that failed verification (its internal 495). */
+const NGINX_CERT_ERROR = /400 The SSL certificate error/;
 
 /** "error: reason" from a JSON error body, or its first printable characters; '' if there is none. */
 export function refusalReason(body: Uint8Array): string {
@@ -206,7 +223,9 @@ export class HttpClient {
       }
       if (res.status !== 200) {
         // The refusal's own reason (nginx's "revoked", "not-your-manifest") is what an operator needs.
-        const why = refusalReason(await this.readCapped(res, path, 4096).catch(() => new Uint8Array()));
+        const body = await this.readCapped(res, path, 4096).catch(() => new Uint8Array());
+        if (res.status === 400 && NGINX_CERT_ERROR.test(Buffer.from(body).toString('utf8'))) throw new CertificateRefused(path, this.opts.certFile ?? 'the client certificate');
+        const why = refusalReason(body);
         throw new Unreachable(path, `unexpected HTTP ${res.status}${why ? ` (${why})` : ''}`, res.status);
       }
       const body = await this.readCapped(res, path, maxBytes);

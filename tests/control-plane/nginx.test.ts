@@ -13,6 +13,7 @@ import { ensureRevocationMaps, syncTree, startAckEndpoint, type RunningServer } 
 import { canonicalString } from '../../protocol/canonical.ts';
 import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
 import { req } from './http.ts';
+import { CertificateRefused, HttpClient } from '../../agent/http-client.ts';
 
 const test = suite('control-plane nginx');
 const ok = requireTool('nginx', 'nginx integration tests') && requireTool('openssl', 'test PKI');
@@ -162,6 +163,26 @@ test('a revoked certificate is refused after cp sync + nginx reload', async () =
   assert.match(refused.body, /revoked/);
   assert.is((await req(`${url}/timestamp.json`, { tls: as('web1') })).status, 200);
   assert.is(JSON.parse((await req(`${url}/timestamp.json`, { tls: as('web1') })).body).signed.release.version, 2);
+});
+
+test('a certificate revoked in the CRL: nginx answers 400 and the agent\'s client says the certificate was refused', async () => {
+  if (!ok) return;
+  const db1 = pki.hosts['db1']!;
+  const client = new HttpClient({ baseUrl: url, ca: pki.ca, cert: db1.cert, key: db1.key, certFile: db1.certPath, retries: 0, timeoutMs: 10_000 });
+  try {
+    await client.get('timestamp.json', 64 * 1024);
+    pki.revoke(db1);
+    await nginx!.reload();
+    const raw = await req(`${url}/timestamp.json`, { tls: as('db1') });
+    assert.is(raw.status, 400, 'nginx refuses a certificate in its CRL with its own 400 page');
+    const refused = await client.get('timestamp.json', 64 * 1024, { conditional: false }).then(() => undefined, (e: unknown) => e);
+    assert.instance(refused, CertificateRefused);
+    assert.match((refused as Error).message, /refused this host's client certificate/);
+    assert.ok((refused as Error).message.includes(db1.certPath), 'names the certificate file');
+    assert.is(client.stats.retries, 0);
+  } finally {
+    client.close();
+  }
 });
 
 test.run();
