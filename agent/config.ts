@@ -47,6 +47,22 @@ export function parseAgentConfig(json: unknown, file: string): AgentConfig {
   return config;
 }
 
+/**
+ * The agent's own configuration is wrong or unreadable: a usage error (exit 2), not a refusal of the
+ * served tree (exit 1), even though the strict JSON reader reports it with the same typed errors.
+ */
+export class AgentConfigInvalid extends Error {
+  constructor(readonly file: string, detail: string) {
+    super(`agent config ${file}: ${detail}`);
+    this.name = 'AgentConfigInvalid';
+  }
+}
+
 export function loadAgentConfig(file: string): AgentConfig {
-  return parseAgentConfig(parseStrictJson(readFileSync(file), { file, maxBytes: 256 * 1024 }), file);
+  try {
+    return parseAgentConfig(parseStrictJson(readFileSync(file), { file, maxBytes: 256 * 1024 }), file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new AgentConfigInvalid(file, err.syscall ? `cannot read it (${err.code})` : err.message);
+  }
 }
