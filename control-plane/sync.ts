@@ -16,6 +16,7 @@ import { LIMITS } from '../protocol/limits.ts';
 import { sha256Digest } from '../protocol/canonical.ts';
 import { readTimestamp } from '../protocol/verify/documents.ts';
 import { verifyTree, type TreeReport } from '../protocol/verify/index.ts';
+import { pidAlive } from '../protocol/pid-lock.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import { loadReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
 import { ACKS_DIR, CURRENT_LINK, REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP, VERSIONS_DIR, hasInstalledTree, servedRoot } from './tree-dir.ts';
@@ -134,10 +135,26 @@ function pruneVersions(treeDir: string, keep: number, currentDir: string): void 
   for (const n of others.slice(0, Math.max(0, others.length - keep))) rmSync(join(dir, n), { recursive: true, force: true });
 }
 
+const STAGING = /^\.staging-(\d+)-[0-9a-f]+$/;
+
+/**
+ * A sync killed mid-copy (kill -9, power loss) leaves its staging copy behind, a whole tree each time.
+ * Staging copies of dead processes are removed; syncTree is synchronous, so one named after this very
+ * process is left from an earlier process that had the same PID. A live sync's copy is left alone.
+ */
+function removeAbandonedStaging(versionsDir: string): void {
+  for (const name of readdirSync(versionsDir)) {
+    const pid = Number(STAGING.exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(pid) || (pid !== process.pid && pidAlive(pid))) continue;
+    rmSync(join(versionsDir, name), { recursive: true, force: true });
+  }
+}
+
 export function syncTree(opts: SyncOptions): SyncResult {
   const now = opts.now ?? Date.now();
   const versionsDir = join(opts.treeDir, VERSIONS_DIR);
   mkdirSync(versionsDir, { recursive: true });
+  removeAbandonedStaging(versionsDir);
   if (!existsSync(opts.from)) throw new Malformed(opts.from, 'incoming tree does not exist');
   const staging = join(versionsDir, `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {

@@ -26,7 +26,8 @@ const TAKEOVER_ATTEMPTS = 3;
 // fresh container) and is as stale as any other dead owner's.
 const heldHere = new Set<string>();
 
-function pidAlive(pid: number): boolean {
+/** True while a process with this PID exists (ours, or another user's: EPERM). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

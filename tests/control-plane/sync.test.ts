@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync, symlinkSync, mkdirSync, readlinkSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { syncTree, startControlPlane, REVOKED_SERIALS_MAP, REVOKED_HOSTS_MAP } from '../../control-plane/index.ts';
 import { isVerificationError } from '../../protocol/errors.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
@@ -99,6 +100,26 @@ test('symlinks in the incoming tree are refused', () => {
   const src = ciTree('v1', 1);
   symlinkSync('/etc/passwd', join(src, 'releases', 'evil.json'));
   refusedWith(() => syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot }), 'Malformed', /evil\.json/);
+});
+
+test('staging copies left by killed syncs are removed; a live sync\'s copy is kept', () => {
+  const treeDir = join(work, 'cp');
+  syncTree({ from: ciTree('v1', 1), treeDir, pinnedRoot: keys.signedRoot });
+  const versions = join(treeDir, 'versions');
+  const dead = spawnSync('true').pid!; // exited and reaped: its PID names no process now
+  const live = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    for (const name of [`.staging-${dead}-0a1b2c3d`, `.staging-${process.pid}-00ff00ff`, `.staging-${live.pid}-deadbeef`]) {
+      mkdirSync(join(versions, name, 'releases'), { recursive: true });
+      writeFileSync(join(versions, name, 'timestamp.json'), '{}');
+    }
+    syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
+    const left = readdirSync(versions).filter((n) => n.startsWith('.staging-'));
+    assert.equal(left, [`.staging-${live.pid}-deadbeef`]);
+    assert.is(servedVersion(treeDir), 2);
+  } finally {
+    live.kill('SIGKILL');
+  }
 });
 
 test('the same tree again is a no-op', () => {
