@@ -50,7 +50,7 @@ test('with a release view, forged acks are dropped; a merged log replays into th
     const good = [c.next(), c.next()];
     const forged = new AckChain({ ...hosts[1]!, key: hosts[0]!.key }).next();
     const { writeFileSync, mkdirSync } = await import('node:fs');
-    const { formatRecord } = await import('../../control-plane/ack-log.ts');
+    const { formatRecord } = await import('../../protocol/ack-log.ts');
     mkdirSync(join(dir, 'r1'));
     mkdirSync(join(dir, 'r2'));
     writeFileSync(join(dir, 'r1', ACK_LOG_FILE), formatRecord(rec(good[0]!)));
