@@ -151,7 +151,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   for (const b of budgetPlans) plans[b.channel] = b;
   let peers;
   try {
-    peers = await fetchPeerAcks({ fetch: treeFetch.fetch, plans: Object.values(plans), budgets, self: deps.host, log });
+    peers = await fetchPeerAcks({ fetch: treeFetch.fetch, plans: Object.values(plans), budgets, self: deps.host, fleet: manifest.fleet, state: deps.state, log });
   } catch (e) {
     if (e instanceof Unreachable) {
       log.warn('control-plane-unreachable', { reason: e.message });

@@ -1,17 +1,16 @@
 // Other hosts' acks, as the reconciler needs them: read from the per-wave bundles the control plane
-// publishes (one conditional GET per wave), each ack verified against the host key the SIGNED plan
-// names. Anything that does not verify is dropped and logged: the control plane is not trusted, so a
-// forged or foreign ack can only be ignored, never believed.
-import { verifyAckSignature, readAck } from '../protocol/acks.ts';
-import { canonicalString } from '../protocol/canonical.ts';
+// publishes (one conditional GET per wave), each ack checked by protocol/acks.ts verifyAck against this
+// fleet and the host key the SIGNED plan names, then against the highest ack already seen from that
+// peer (peer-ack-memory.ts). Anything that does not pass is dropped and logged: the control plane is
+// not trusted, so a forged, foreign or replayed ack can only be ignored, never believed.
+import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck } from '../protocol/acks.ts';
 import { ackBundlePath } from '../protocol/layout.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { AckBundle } from '../protocol/schemas/ack.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
 import type { ChannelPlan, DisruptionBudgets } from '../protocol/schemas/release.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
 import { latestAcks, type AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
+import { readPeerAckMemory, refuseRegressions, writePeerAckMemory } from './peer-ack-memory.ts';
+import type { StateDir } from './state-dir.ts';
 
 export type FetchOrUndefined = (path: string, maxBytes: number) => Promise<Uint8Array | undefined>;
 
@@ -20,23 +19,24 @@ export async function fetchPeerAcks(o: {
   plans: ChannelPlan[];
   budgets: DisruptionBudgets;
   self: string;
+  /** The fleet of the verified release: acks of any other fleet are foreign. */
+  fleet: string;
+  /** Where the highest ack seen per peer is remembered across cycles. */
+  state: StateDir;
   log: Logger;
-}): Promise<{ acks: Record<string, AckRecord>; dropped: number }> {
-  const hostKeys = new Map<string, string>();
-  for (const p of o.plans) for (const [h, e] of Object.entries(p.hosts)) hostKeys.set(h, e.hostKey);
+}): Promise<{ acks: Record<string, AckRecord>; dropped: number; regressed: number }> {
+  const trust: AckTrust = { fleet: o.fleet, hostKeys: hostKeysOfPlans(o.plans) };
   const collected: AckRecord[] = [];
   let dropped = 0;
 
-  const accept = (raw: unknown, file: string) => {
+  const accept = ({ source, canonical }: BundledAck) => {
     try {
-      const ack = readAck(canonicalString(raw), file);
-      const key = hostKeys.get(ack.signed.host);
-      if (!key) throw new Error(`host ${ack.signed.host} is not in any plan this host depends on`);
-      verifyAckSignature(ack, ack.signed.host, key, file);
+      const ack = readAck(canonical, source);
+      verifyAck(ack, trust, source);
       collected.push(ack.signed);
     } catch (e) {
       dropped++;
-      o.log.warn('peer-ack-ignored', { file, reason: (e as Error).message.slice(0, 300) });
+      o.log.warn('peer-ack-ignored', { file: source, reason: (e as Error).message.slice(0, 300) });
     }
   };
 
@@ -46,25 +46,30 @@ export async function fetchPeerAcks(o: {
       const file = ackBundlePath(plan.channel, wave.index);
       const bytes = await o.fetch(file, LIMITS.ackBundle);
       if (!bytes) continue;
-      let bundle: AckBundle;
+      let bundled: BundledAck[];
       try {
-        bundle = parseWith(AckBundle, parseStrictJson(bytes, { file, maxBytes: LIMITS.ackBundle }), file);
+        bundled = readAckBundle(bytes, file);
       } catch (e) {
         dropped++;
         o.log.warn('ack-bundle-ignored', { file, reason: (e as Error).message.slice(0, 300) });
         continue;
       }
-      bundle.acks.forEach((a, i) => accept(a, `${file}#${i}`));
+      bundled.forEach(accept);
     }
   }
 
   // Budget members outside every plan this host holds: their host keys are not known here, so their
   // acks cannot be verified and are left out. Logged so the operator sees the cross-channel limit
   // (channels joined by an edge are covered: the gated channel holds the gating plans).
-  const covered = new Set(hostKeys.keys());
   const outside = new Set<string>();
-  for (const b of o.budgets.budgets) if (b.hosts.includes(o.self)) for (const h of b.hosts) if (!covered.has(h)) outside.add(h);
+  for (const b of o.budgets.budgets) if (b.hosts.includes(o.self)) for (const h of b.hosts) if (!trust.hostKeys.has(h)) outside.add(h);
   if (outside.size > 0) o.log.warn('budget-peers-unverifiable', { hosts: [...outside].slice(0, 20), count: outside.size });
 
-  return { acks: latestAcks(collected), dropped };
+  // A peer's seq only grows: an older ack than one already seen is a replay, ignored like a forgery.
+  const checked = refuseRegressions(latestAcks(collected), trust.hostKeys, readPeerAckMemory(o.state, o.log));
+  for (const r of checked.regressions) {
+    o.log.warn('peer-ack-regression-ignored', { host: r.host, seq: r.seq, highestSeen: r.highestSeen, reason: `served ack seq ${r.seq} of ${r.host} is older than seq ${r.highestSeen} already seen: a replay` });
+  }
+  if (checked.changed) writePeerAckMemory(o.state, checked.memory, o.log);
+  return { acks: checked.acks, dropped, regressed: checked.regressions.length };
 }

@@ -12,7 +12,7 @@ import { benchTrust } from './support/bench-trust.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import { ackDigest, signAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
-import { formatRecord } from '../control-plane/ack-log.ts';
+import { formatRecord } from '../protocol/ack-log.ts';
 import { ackTrustOf, acksDirOf, fleetInputOf, loadVerifiedRelease, readAckLog, readTreeAcks } from '../operator/load.ts';
 import { fleetView } from '../reconciler/index.ts';
 import { renderStatus, statusReport } from '../operator/status.ts';

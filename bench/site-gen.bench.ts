@@ -17,7 +17,7 @@ import { envelopeBytes } from '../protocol/envelope.ts';
 import { channelPlanPath } from '../protocol/layout.ts';
 import { readChannelPlan } from '../protocol/verify/documents.ts';
 import type { Ack } from '../protocol/schemas/ack.ts';
-import { formatRecord } from '../control-plane/ack-log.ts';
+import { formatRecord } from '../protocol/ack-log.ts';
 import { buildSite } from '../site-gen/build.ts';
 import { AckCache } from '../operator/load.ts';
 

@@ -8,9 +8,10 @@
 // exactly what AckService's replay takes as the head.
 import { readFileSync, existsSync, writeFileSync, mkdirSync, openSync, fsyncSync, closeSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyAckSignature } from '../protocol/acks.ts';
-import { parseAckLog, formatRecord, ACK_LOG_FILE, type LogRecord } from './ack-log.ts';
+import { verifyAck } from '../protocol/acks.ts';
+import { parseAckLog, formatRecord, ACK_LOG_FILE, type LogRecord } from '../protocol/ack-log.ts';
 import type { ReleaseView } from './release-view.ts';
+import { ackTrustOfView } from './ack-service.ts';
 import type { SignedAck } from '../protocol/acks.ts';
 import { fsyncDir } from '../protocol/atomic-write.ts';
 
@@ -32,16 +33,15 @@ interface Entry {
 export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?: ReleaseView): MergeResult {
   const byDigest = new Map<string, Entry>();
   const rejected: MergeResult['rejected'] = [];
+  const trust = view && ackTrustOfView(view);
   for (const records of inputs) {
     for (const rec of records) {
       if (byDigest.has(rec.digest)) continue;
       const ack = JSON.parse(rec.canonical) as SignedAck;
       const host = ack.signed.host;
-      if (view) {
-        const entry = view.hosts.get(host);
+      if (trust) {
         try {
-          if (!entry) throw new Error(`host ${host} is not in release ${view.releaseVersion}`);
-          verifyAckSignature(ack, host, entry.hostKey, `ack ${rec.digest}`);
+          verifyAck(ack, trust, `ack ${rec.digest}`);
         } catch (e) {
           rejected.push({ digest: rec.digest, host, reason: (e as Error).message });
           continue;

@@ -6,11 +6,13 @@
 //   -> 413 too large -> 400 malformed -> 403 certificate is not the ack's host -> 403 host unknown /
 //   revoked -> 400 wrong fleet -> 403 signature -> 409 chain (fork, replay, gap) | 200 duplicate
 //   -> append + fdatasync -> 201 stored
-import { readAck, verifyAckSignature } from '../protocol/acks.ts';
+// Fleet and signature are protocol/acks.ts verifyAck, the check every reader of acks makes.
+import { readAck, verifyAck, type AckTrust } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { isVerificationError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { AckLog, type LogRecord } from './ack-log.ts';
+import { AckLog } from './ack-log.ts';
+import type { LogRecord } from '../protocol/ack-log.ts';
 import { decide, type ChainHead } from './ack-chain.ts';
 import { AckPublisher } from './ack-publisher.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -41,9 +43,18 @@ export interface AckServiceOptions {
 
 export const DEFAULT_ACK_RATE_LIMIT: RateLimitOptions = { burst: 30, perSecond: 2 };
 
+/** What acks are verified against under an installed release: its fleet and its hosts' keys. */
+export function ackTrustOfView(view: ReleaseView): AckTrust {
+  const hostKeys = new Map<string, string>();
+  for (const [host, entry] of view.hosts) hostKeys.set(host, entry.hostKey);
+  return { fleet: view.fleet, hostKeys };
+}
+
 export class AckService {
   private heads = new Map<string, ChainHead>();
   private view: ReleaseView | null = null;
+  /** ackTrustOfView(view), built once per installed release rather than per ack. */
+  private trust: AckTrust | null = null;
   private readonly limiter: RateLimiter | null;
   private readonly now: () => number;
   readonly publisher: AckPublisher;
@@ -91,6 +102,7 @@ export class AckService {
 
   setView(view: ReleaseView | null): void {
     this.view = view;
+    this.trust = view && ackTrustOfView(view);
     if (view) this.publisher.setView(view, this.heads.keys());
   }
 
@@ -105,7 +117,8 @@ export class AckService {
 
   async submit(body: Uint8Array, identity: ClientIdentity | null): Promise<AckResponse> {
     const view = this.view;
-    if (!view) return { status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } };
+    const trust = this.trust;
+    if (!view || !trust) return { status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } };
     if (this.log.failed) return { status: 503, retryAfter: 30, body: { error: 'LogFailed', reason: this.log.failed.message } };
     if (!identity) return { status: 403, body: { error: 'NoClientIdentity', reason: 'a verified client certificate is required' } };
     if (identity.serial !== null && view.revokedSerials.has(normalizeSerial(identity.serial))) {
@@ -130,12 +143,11 @@ export class AckService {
     }
     const refusal = hostRefusal(view, host);
     if (refusal) return { status: 403, body: { error: view.hosts.has(host) ? 'Revoked' : 'UnknownHost', reason: refusal } };
-    if (ack.signed.fleet !== view.fleet) return { status: 400, body: { error: 'WrongFleet', reason: `ack is for fleet ${ack.signed.fleet}, this control plane serves ${view.fleet}` } };
-    const entry = view.hosts.get(host)!;
     try {
-      verifyAckSignature(ack, host, entry.hostKey, 'ack');
+      verifyAck(ack, trust, 'ack');
     } catch (e) {
-      if (isVerificationError(e)) return { status: 403, body: { error: e.code, reason: e.message } };
+      // A foreign fleet's ack is a misdirected request (400); a bad signature is a refusal of identity (403).
+      if (isVerificationError(e)) return { status: e.code === 'WrongFleet' ? 400 : 403, body: { error: e.code, reason: e.message } };
       throw e;
     }
 

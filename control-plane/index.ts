@@ -1,7 +1,8 @@
 // Public API of the control plane (see docs/architecture.md, "Control plane").
 export { startControlPlane, startAckEndpoint, type ControlPlaneOptions, type AckEndpointOptions, type RunningServer, type TlsMaterial, type AckOptions } from './server.ts';
 export { AckService, DEFAULT_ACK_RATE_LIMIT, type AckResponse, type AckServiceOptions } from './ack-service.ts';
-export { AckLog, parseAckLog, ACK_LOG_FILE, AckLogCorrupt, type LogRecord } from './ack-log.ts';
+export { AckLog } from './ack-log.ts';
+export { parseAckLog, ACK_LOG_FILE, AckLogCorrupt, type LogRecord } from '../protocol/ack-log.ts';
 export { loadReleaseView, normalizeSerial, type ReleaseView, type HostEntry } from './release-view.ts';
 export { identityFromTls, identityFromProxyHeaders, authorizePath, IDENTITY_HEADERS, type ClientIdentity } from './identity.ts';
 export { servedRoot, acksRoot, CURRENT_LINK, VERSIONS_DIR, REVOKED_SERIALS_MAP, REVOKED_HOSTS_MAP } from './tree-dir.ts';

@@ -14,7 +14,7 @@ import type { RateLimitOptions } from './rate-limit.ts';
 import { authorizePath, identityFromProxyHeaders, identityFromTls, isLoopbackAddress, isTrustedProxyConnection, type ClientIdentity } from './identity.ts';
 import { loadReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
 import { normalizeRequestPath, sendError, serveFile } from './static-files.ts';
-import { servedRoot } from './tree-dir.ts';
+import { ackLogDir, servedRoot } from './tree-dir.ts';
 
 export interface TlsMaterial {
   ca: string | Buffer;
@@ -170,7 +170,7 @@ function revocationRefusal(view: ReleaseView, id: ClientIdentity): string | null
 
 async function openAckService(opts: CommonOptions): Promise<AckService> {
   const svc = await AckService.open({
-    logDir: opts.ackLogDir ?? join(opts.treeDir, '.ack-log'),
+    logDir: opts.ackLogDir ?? ackLogDir(opts.treeDir),
     publishRoot: opts.treeDir,
     groupCommit: opts.ack?.groupCommit,
     rateLimit: opts.ack?.rateLimit,

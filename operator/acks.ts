@@ -4,21 +4,20 @@
 // ack that does not verify is never believed, only reported (with where it came from and why).
 // One intake serves `nixfleet status` / `trace`, the demo and the dashboard (site-gen, whose watch mode
 // keeps an AckCache between builds).
-import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { readAck, verifyAckSignature, type SignedAck } from '../protocol/acks.ts';
+import { checkAckClaims, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck } from '../protocol/acks.ts';
+import { AckLogCorrupt, parseAckLog, type LogRecord } from '../protocol/ack-log.ts';
+import { ackLogPath, acksRoot } from '../protocol/control-plane-dir.ts';
 import { signedTextOf } from '../protocol/envelope.ts';
 import { keyIdOf, unb64 } from '../protocol/keys.ts';
 import { verifyBatch, type SignatureJob } from '../protocol/verify/batch-verify.ts';
-import { isVerificationError, Malformed, TooLarge } from '../protocol/errors.ts';
+import { isVerificationError, Malformed, TooLarge, type VerificationCode } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { AckBundle } from '../protocol/schemas/ack.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
-import { AckLogCorrupt, parseAckLog, type LogRecord } from '../control-plane/ack-log.ts';
+import { sha256Digest } from '../protocol/canonical.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-import type { ChannelPlan } from '../protocol/schemas/release.ts';
+
+export { hostKeysOfPlans, type AckTrust } from '../protocol/acks.ts';
 
 /** An ack log bigger than this is refused rather than read into memory whole. */
 export const MAX_ACK_LOG_BYTES = 1024 * 1024 * 1024;
@@ -30,8 +29,8 @@ export interface AckRejection {
   source: string;
   /** The host the ack claims to be from, when it could be read at all. */
   host: string | null;
-  /** A VerificationError code (BadSignature, WrongHost, Malformed, ...), or UnknownHost / WrongFleet / AckLogCorrupt. */
-  code: string;
+  /** A VerificationError code (BadSignature, WrongHost, WrongFleet, UnknownHost, Malformed, ...), or AckLogCorrupt. */
+  code: VerificationCode | 'AckLogCorrupt';
   reason: string;
 }
 
@@ -41,23 +40,20 @@ export interface VerifiedAcks {
   rejected: AckRejection[];
 }
 
-/** The parts of a verified release an ack is checked against. */
-export interface AckTrust {
-  fleet: string;
-  /** Host -> base64 host key from the signed channel plans. */
-  hostKeys: ReadonlyMap<string, string>;
+/** Where a directory's acks live: `DIR/acks` in both layouts (the ack endpoint keeps them beside `current`). */
+export function acksDirOf(dir: string): string {
+  return acksRoot(dir);
 }
 
-/** Host -> base64 host key of every host in the plans: the only keys an ack may be signed with. */
-export function hostKeysOfPlans(plans: Readonly<Record<string, ChannelPlan>>): Map<string, string> {
-  const keys = new Map<string, string>();
-  for (const p of Object.values(plans)) for (const [host, h] of Object.entries(p.hosts)) keys.set(host, h.hostKey);
-  return keys;
+/** The ack endpoint's default log location for a control plane directory, if one exists there. */
+export function defaultAckLogOf(dir: string): string | null {
+  const p = ackLogPath(dir);
+  return existsSync(p) ? p : null;
 }
 
 /** Why an ack was refused, without where it was found (the same bytes may be found in several places). */
 interface Refusal {
-  code: string;
+  code: VerificationCode;
   detail: string;
 }
 
@@ -131,8 +127,10 @@ interface PendingAck {
 
 /**
  * Collects acks from any number of sources, de-duplicated by their bytes, and verifies them in one batch
- * on every core when `result()` is called (a long ack log is mostly signature checks). Only "accepted"
- * is trusted from the batch; anything else goes through verifyAckSignature, which gives the typed error.
+ * on every core when `result()` is called (a long ack log is mostly signature checks). The checks are
+ * protocol/acks.ts verifyAck's, in its order: claims (fleet, host in a plan) on intake, signatures in the
+ * batch. Only "accepted" is trusted from the batch; anything else goes through verifyAck, which gives
+ * the typed error.
  */
 export class AckCollector {
   private readonly seen = new Set<string>();
@@ -183,13 +181,12 @@ export class AckCollector {
     // The same ack is usually found twice (the log and the tree's latest ack): verify it once.
     if (this.seen.has(id)) return;
     this.seen.add(id);
-    if (ack.signed.fleet !== this.trust.fleet) {
-      this.reject(source, host, 'WrongFleet', `ack is for fleet "${ack.signed.fleet}", the trust root is for "${this.trust.fleet}"`);
-      return;
-    }
-    const hostKey = this.trust.hostKeys.get(host);
-    if (hostKey === undefined) {
-      this.reject(source, host, 'UnknownHost', `host "${host}" is in no channel plan of the verified release`);
+    let hostKey: string;
+    try {
+      hostKey = checkAckClaims(ack, this.trust, source);
+    } catch (e) {
+      if (!isVerificationError(e)) throw e;
+      this.reject(source, host, e.code, e.detail);
       return;
     }
     const known = this.cache.verifiedResult(id, hostKey);
@@ -218,7 +215,7 @@ export class AckCollector {
       if (outcome === undefined && job >= 0 && accepted[job]) outcome = true;
       if (outcome === undefined) {
         try {
-          verifyAckSignature(p.ack, p.host, p.hostKey, p.source);
+          verifyAck(p.ack, this.trust, p.source);
           outcome = true;
         } catch (e) {
           if (!isVerificationError(e)) throw e;
@@ -241,7 +238,7 @@ export class AckCollector {
     return k;
   }
 
-  private reject(source: string, host: string | null, code: string, reason: string): void {
+  private reject(source: string, host: string | null, code: AckRejection['code'], reason: string): void {
     this.rejected.push({ source, host, code, reason });
   }
 }
@@ -319,16 +316,15 @@ export function collectTreeAcks(acksDir: string, collector: AckCollector, opts: 
     for (const f of listDir(join(acksDir, 'channels', ch))) {
       if (!/^wave-[0-9]+\.json$/.test(f)) continue;
       const source = `acks/channels/${ch}/${f}`;
-      let bundle: AckBundle;
+      let bundled: BundledAck[];
       try {
-        const bytes = readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
-        bundle = parseWith(AckBundle, parseStrictJson(bytes, { file: source, maxBytes: LIMITS.ackBundle }), source);
+        bundled = readAckBundle(readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source), source);
       } catch (e) {
         if (!isVerificationError(e)) throw e;
         collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
         continue;
       }
-      bundle.acks.forEach((a, i) => collector.add(canonicalString(a), `${source}#${i}`));
+      for (const a of bundled) collector.add(a.canonical, a.source);
     }
   }
   return { latestFiles: hostFiles.length };

@@ -12,15 +12,15 @@ import { TooLarge } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
-import { readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
-import { acksDirOf, loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
+import { acksDirOf, readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
+import { loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
 
 export {
-  loadVerifiedRelease, loadReleaseAllowingStale, TreeChangedDuringLoad, acksDirOf, defaultAckLogOf,
+  loadVerifiedRelease, loadReleaseAllowingStale, TreeChangedDuringLoad,
   type VerifiedRelease, type LoadReleaseOptions, type LoadAllowingStaleOptions, type ReleaseLoad, type VerificationFailure,
 } from './release.ts';
 export {
-  AckCache, AckCollector, hostKeysOfPlans, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, readAckHistory, ackHistoryByHost, MAX_ACK_LOG_BYTES, MAX_ACK_FILES,
+  AckCache, AckCollector, hostKeysOfPlans, acksDirOf, defaultAckLogOf, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, readAckHistory, ackHistoryByHost, MAX_ACK_LOG_BYTES, MAX_ACK_FILES,
   type AckRejection, type VerifiedAcks, type AckTrust, type AckHistory, type AckHistoryOptions, type AckLogOptions, type AckLogRead, type TreeAckOptions,
 } from './acks.ts';
 

@@ -14,7 +14,9 @@ export type VerificationCode =
   | 'Revoked'
   | 'SchemaUnsupported'
   | 'Malformed'
-  | 'TooLarge';
+  | 'TooLarge'
+  | 'WrongFleet'
+  | 'UnknownHost';
 
 export class VerificationError extends Error {
   readonly code: VerificationCode;
@@ -57,3 +59,8 @@ export class TooLarge extends kind('TooLarge') {}
 export function isVerificationError(e: unknown): e is VerificationError {
   return e instanceof VerificationError;
 }
+
+// Ack checks (protocol/acks.ts verifyAck): an ack of another fleet, or of a host no signed plan names
+// (so no host key to check it against), is never believed.
+export class WrongFleet extends kind('WrongFleet') {}
+export class UnknownHost extends kind('UnknownHost') {}

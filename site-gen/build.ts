@@ -1,11 +1,11 @@
 // One dashboard build: verify the served tree, read and verify the acks, run the reconciler's fleet
 // view, render every page, install the site atomically.
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { servedRoot } from '../control-plane/tree-dir.ts';
+import { basename } from 'node:path';
+import { ackLogPath, servedRoot } from '../protocol/control-plane-dir.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import type { HostPhase } from '../reconciler/index.ts';
-import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
+import { ACK_LOG_FILE } from '../protocol/ack-log.ts';
 import {
   ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory,
   type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure,
@@ -79,7 +79,7 @@ export function renderSitePages(o: SiteInputOptions): RenderedSite {
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    const logFile = o.ackLogFile === undefined ? join(o.treeDir, '.ack-log', ACK_LOG_FILE) : o.ackLogFile;
+    const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
     acks = readAckHistory({
       acksDir: acksDirOf(o.treeDir),
       // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.

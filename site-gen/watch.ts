@@ -5,7 +5,7 @@
 // schedules exactly one more.
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
-import { ACK_LOG_FILE } from '../control-plane/ack-log.ts';
+import { ACK_LOG_DIR, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../operator/load.ts';
 
@@ -35,7 +35,7 @@ export function isRelevantChange(treeDir: string, path: string, ackLogFile: stri
   if (rel.startsWith('..')) return false;
   const parts = rel.split(sep);
   const name = basename(abs);
-  if (name.startsWith('.') && parts[0] !== '.ack-log') return false; // temp files of atomic writes
+  if (name.startsWith('.') && parts[0] !== ACK_LOG_DIR) return false; // temp files of atomic writes
   if (parts.length === 1) return name === 'timestamp.json' || name === 'current' || /^revocations(-\d+)?\.json$/.test(name);
   if (parts[0] === 'acks') return name.endsWith('.json');
   if (parts[0] === 'root') return name.endsWith('.json');
@@ -45,7 +45,7 @@ export function isRelevantChange(treeDir: string, path: string, ackLogFile: stri
 export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   const clock = o.now ?? Date.now;
   const debounceMs = o.debounceMs ?? 300;
-  const ackLogFile = o.ackLogFile === undefined ? join(o.treeDir, '.ack-log', ACK_LOG_FILE) : o.ackLogFile;
+  const ackLogFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
   let builds = 0;
   let timer: NodeJS.Timeout | null = null;
   let building = false;

@@ -112,6 +112,16 @@ test('an unknown host is refused (403)', async () => {
   await svc.close();
 });
 
+test('an ack of another fleet, validly signed by the host key, is refused (400 WrongFleet) and not stored', async () => {
+  const svc = await service();
+  const r = await svc.submit(body(new AckChain(byName('web1')).next({ fleet: 'other-fleet' })), agent('web1'));
+  assert.is(r.status, 400);
+  assert.is(r.body['error'], 'WrongFleet');
+  assert.match(String(r.body['reason']), /fleet "other-fleet"/);
+  assert.is(svc.head('web1'), undefined);
+  await svc.close();
+});
+
 test('a revoked host and a revoked certificate serial are refused (403)', async () => {
   const svc = await service();
   const r = await svc.submit(body(new AckChain(byName('gone')).next()), agent('gone'));

@@ -41,7 +41,7 @@ test('a fork is kept in the set, reported, and resolved to the smaller digest on
   assert.equal(r1.records, r2.records);
 });
 
-test('with a release view, forged acks are dropped; a merged log replays into the right heads', async () => {
+test('with a release view, forged and foreign-fleet acks are dropped; a merged log replays into the right heads', async () => {
   const dir = tempDir('merge');
   try {
     writeTree(dir, { keys, hosts, version: 1 });
@@ -49,15 +49,15 @@ test('with a release view, forged acks are dropped; a merged log replays into th
     const c = new AckChain(hosts[0]!);
     const good = [c.next(), c.next()];
     const forged = new AckChain({ ...hosts[1]!, key: hosts[0]!.key }).next();
+    const foreign = new AckChain(hosts[1]!).next({ fleet: 'other-fleet' });
     const { writeFileSync, mkdirSync } = await import('node:fs');
-    const { formatRecord } = await import('../../control-plane/ack-log.ts');
+    const { formatRecord } = await import('../../protocol/ack-log.ts');
     mkdirSync(join(dir, 'r1'));
     mkdirSync(join(dir, 'r2'));
     writeFileSync(join(dir, 'r1', ACK_LOG_FILE), formatRecord(rec(good[0]!)));
-    writeFileSync(join(dir, 'r2', ACK_LOG_FILE), Buffer.concat([formatRecord(rec(good[0]!)), formatRecord(rec(good[1]!)), formatRecord(rec(forged))]));
+    writeFileSync(join(dir, 'r2', ACK_LOG_FILE), Buffer.concat([formatRecord(rec(good[0]!)), formatRecord(rec(good[1]!)), formatRecord(rec(forged)), formatRecord(rec(foreign))]));
     const result = mergeAckLogFiles([join(dir, 'r1', ACK_LOG_FILE), join(dir, 'r2', ACK_LOG_FILE)], join(dir, 'merged'), view);
-    assert.is(result.rejected.length, 1);
-    assert.is(result.rejected[0]!.host, 'db1');
+    assert.equal(result.rejected.map((r) => [r.host, r.reason.split(':')[0]]), [['db1', 'UnknownKey'], ['db1', 'WrongFleet']]);
     assert.is(parseAckLog(readFileSync(join(dir, 'merged', ACK_LOG_FILE))).records.length, 2);
     const svc = await AckService.open({ logDir: join(dir, 'merged'), publishRoot: dir, rateLimit: false });
     svc.setView(view);

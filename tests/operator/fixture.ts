@@ -11,7 +11,7 @@ import type { AckKind } from '../../protocol/schemas/ack.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { publishRelease } from '../../publisher/publish.ts';
-import { formatRecord } from '../../control-plane/ack-log.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { runCli } from '../support/cli.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../operator/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
-import { formatRecord } from '../../control-plane/ack-log.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempDir } from './fixture.ts';
 

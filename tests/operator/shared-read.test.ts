@@ -9,7 +9,7 @@ import {
   readAckHistory, readPinnedRoot, type AckHistoryOptions, type VerifiedRelease,
 } from '../../operator/load.ts';
 import { MixAndMatch, Stale, VerificationError } from '../../protocol/errors.ts';
-import { AckLogCorrupt, formatRecord } from '../../control-plane/ack-log.ts';
+import { AckLogCorrupt, formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { latestAcks, type AckRecord } from '../../reconciler/index.ts';

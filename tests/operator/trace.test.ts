@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import { formatRecord } from '../../control-plane/ack-log.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
 import type { TraceReport } from '../../operator/trace.ts';
 import { MIN, NOW, cleanupTempDirs, lifecycle, postAcks, publishedFixture, run, waiting, type Fixture } from './fixture.ts';
 

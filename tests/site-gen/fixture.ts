@@ -21,7 +21,7 @@ import { SCHEMA_VERSION, isoTime } from '../../protocol/schemas/common.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import type { SignedRoot } from '../../protocol/trust-root.ts';
-import { formatRecord } from '../../control-plane/ack-log.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
 
 export const T0 = Date.parse('2030-03-01T10:00:00Z');
 /** The instant the fixture's dashboard describes. */

@@ -15,7 +15,7 @@ import type { ActivatorConfig } from '../../agent/activators/index.ts';
 import type { AgentConfig } from '../../agent/config.ts';
 import { renderNginxConfig } from '../../control-plane/nginx-config.ts';
 import { ensureRevocationMaps, syncTree, type SyncResult } from '../../control-plane/sync.ts';
-import { parseAckLog, ACK_LOG_FILE } from '../../control-plane/ack-log.ts';
+import { parseAckLog, ACK_LOG_FILE } from '../../protocol/ack-log.ts';
 import { readAck, type SignedAck } from '../../protocol/acks.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
