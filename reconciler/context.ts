@@ -254,9 +254,11 @@ export class FleetContext {
         excused[pos] = isExcused;
         if (ph.phase === 'failed') {
           failedHosts.push(host);
+          // A presumed failure counts towards the threshold (it may halt) but never as a tolerated outcome:
+          // its real outcome may still arrive, and completion must not be undone when it does.
           if (ph.failure === 'reported') failuresReported++;
-        }
-        else if (!ph.settled && !isExcused) blocking.push(pos);
+          else blocking.push(pos);
+        } else if (!ph.settled && !isExcused) blocking.push(pos);
       }
       const allowed = allowedFailures(wave);
       const waveHalted = failedHosts.length > allowed;

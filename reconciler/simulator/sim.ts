@@ -36,6 +36,8 @@ export interface SimConfig {
   clockSkewSeconds?: number;
   /** Each ack becomes visible to the other hosts after a delay in this range (seconds). */
   ackDelaySeconds?: [number, number];
+  /** Probability that an ack never becomes visible to the other hosts (lost, or withheld by the control plane). */
+  ackLossRate?: number;
   /**
    * Make acks visible only at whole seconds (at least the next one), so hosts polling in the same second
    * share one prepared fleet. Adds up to 1 s of ack lag; meant for large runs. Default false.
@@ -152,6 +154,7 @@ export function simulate(config: SimConfig): SimResult {
   const [actMin, actMax] = config.activationSeconds ?? [20, 40];
   const probe = (config.probeSeconds ?? 10) * 1000;
   const [delayMin, delayMax] = config.ackDelaySeconds ?? [0, 0];
+  const lossRate = config.ackLossRate ?? 0;
   const skew = config.clockSkewSeconds ?? 0;
   const start = config.startAt ?? Date.UTC(2026, 0, 1);
   const maxMs = (config.maxSeconds ?? 7 * 24 * 3600) * 1000;
@@ -257,8 +260,9 @@ export function simulate(config: SimConfig): SimResult {
     // Batched visibility: acks posted during a second appear together at the next whole second, so every
     // host polling within one second shares one prepared fleet (what makes 10k-host runs affordable).
     if (batch) visibleAt = Math.max(visibleAt, Math.floor(t / quantum) * quantum + quantum);
-    history.push({ ack, postedAt: t, visibleAt });
-    if (visibleAt <= t) makeVisible(ack);
+    const lost = lossRate > 0 && rng.chance(lossRate);
+    history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
+    if (lost) { /* never visible */ } else if (visibleAt <= t) makeVisible(ack);
     else queue.push(visibleAt, { kind: 'visible', ack });
     if ((kind === 'heartbeat' || kind === 'healthy') && onTarget && h.healthySince !== null && h.soakProvedAt === null) {
       const soak = f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
@@ -428,7 +432,7 @@ export function simulate(config: SimConfig): SimResult {
       // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
       // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
       for (const e of history) {
-        if (e.ack.kind !== 'heartbeat' && e.ack.kind !== 'healthy') continue;
+        if ((e.ack.kind !== 'heartbeat' && e.ack.kind !== 'healthy') || e.visibleAt === Infinity) continue;
         lastVisible = Math.max(lastVisible, e.visibleAt, e.postedAt + Math.max(0, hosts.get(e.ack.host)!.skewMs));
       }
       completedAt = lastVisible;
