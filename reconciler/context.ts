@@ -28,8 +28,11 @@ export interface WaveEval {
   wave: PlanWave;
   phases: DerivedPhase[];
   excused: boolean[];
+  /** Reported failures plus starts presumed failed (no outcome by their confirm deadline). */
   failures: number;
   failedHosts: string[];
+  /** Failures the hosts themselves signed: only these trigger rollback-and-halt (missing evidence only waits). */
+  failuresReported: number;
   allowedFailures: number;
   halted: boolean;
   /** Positions (in wave.hosts) of hosts that keep the wave from completing. */
@@ -54,20 +57,28 @@ interface BudgetEval {
   max: number;
   inFlight: string[];
   inFlightSet: Set<string>;
-  /** Eligible pending hosts in rank order. */
+  /** Hosts neither done nor in flight, in rank order: each holds a slot against every host ranked after it. */
   ranked: RankKey[];
 }
 
+/**
+ * The budget rank: a total order every host computes alike from the signed plans, and one that follows
+ * the gates (a host's gates only ever wait for hosts ranked before it), so waiting by rank cannot deadlock.
+ * level = wave index + the levels taken by the channels gating this one; depth = position in the wave's
+ * host-edge order.
+ */
 interface RankKey {
-  wave: number;
+  level: number;
   channel: string;
+  depth: number;
   pos: number;
   host: string;
 }
 
 function compareRank(a: RankKey, b: RankKey): number {
-  if (a.wave !== b.wave) return a.wave - b.wave;
+  if (a.level !== b.level) return a.level - b.level;
   if (a.channel !== b.channel) return a.channel < b.channel ? -1 : 1;
+  if (a.depth !== b.depth) return a.depth - b.depth;
   return a.pos - b.pos;
 }
 
@@ -85,6 +96,8 @@ const BLOCKING_ORDER: Record<HostPhase, number> = {
 interface PlanStatic {
   position: Map<string, { wave: number; pos: number }>;
   edgesByAfter: Map<string, string[]>;
+  /** Per wave and position: longest chain of same-wave host edges ending at the host (the rank's depth). */
+  edgeDepth: number[][];
   params: PhaseParams[][];
   hostKeys: string[][];
   /** Last ack seen per host position and the phase derived from it (reused while still valid). */
@@ -95,6 +108,7 @@ const planStatics = new WeakMap<ChannelPlan, Map<string, PlanStatic>>();
 // Indexes that depend only on the (immutable) plans and budgets documents, shared across calls.
 const hostChannels = new WeakMap<Record<string, ChannelPlan>, Map<string, string>>();
 const hostBudgets = new WeakMap<DisruptionBudgets, Map<string, string[]>>();
+const channelLevels = new WeakMap<Record<string, ChannelPlan>, Map<string, number>>();
 
 function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
   const key = `${tol.clockSkewSeconds}/${tol.heartbeatExpiryFactor}`;
@@ -127,8 +141,20 @@ function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
     list.push(e.before);
     edgesByAfter.set(e.after, list);
   }
+  const edgeDepth = plan.waves.map((w) => new Array<number>(w.hosts.length).fill(0));
+  // Relax along the edges; an acyclic graph settles within (hosts) rounds, a cycle never does.
+  for (let round = 0, changed = true; changed; round++) {
+    if (round > position.size) throw new ReconcilerInputError(`channel plan "${plan.channel}" has a cycle in its host edges`);
+    changed = false;
+    for (const e of plan.hostEdges) {
+      const b = position.get(e.before), a = position.get(e.after);
+      if (b === undefined || a === undefined || a.wave !== b.wave) continue;
+      const d = edgeDepth[b.wave]![b.pos]! + 1;
+      if (d > edgeDepth[a.wave]![a.pos]!) { edgeDepth[a.wave]![a.pos] = d; changed = true; }
+    }
+  }
   const st: PlanStatic = {
-    position, edgesByAfter, params, hostKeys,
+    position, edgesByAfter, edgeDepth, params, hostKeys,
     seenAck: plan.waves.map((w) => new Array<AckRecord | undefined>(w.hosts.length)),
     seenPhase: plan.waves.map((w) => new Array<DerivedPhase | undefined>(w.hosts.length)),
   };
@@ -204,6 +230,7 @@ export class FleetContext {
       const excused: boolean[] = new Array(wave.hosts.length);
       const blocking: number[] = [];
       const failedHosts: string[] = [];
+      let failuresReported = 0;
       let offlineSeen = 0;
       for (let pos = 0; pos < wave.hosts.length; pos++) {
         const host = wave.hosts[pos]!;
@@ -225,8 +252,13 @@ export class FleetContext {
           offlineSeen++;
         }
         excused[pos] = isExcused;
-        if (ph.phase === 'failed') failedHosts.push(host);
-        else if (!ph.settled && !isExcused) blocking.push(pos);
+        if (ph.phase === 'failed') {
+          failedHosts.push(host);
+          // A presumed failure counts towards the threshold (it may halt) but never as a tolerated outcome:
+          // its real outcome may still arrive, and completion must not be undone when it does.
+          if (ph.failure === 'reported') failuresReported++;
+          else blocking.push(pos);
+        } else if (!ph.settled && !isExcused) blocking.push(pos);
       }
       const allowed = allowedFailures(wave);
       const waveHalted = failedHosts.length > allowed;
@@ -236,7 +268,7 @@ export class FleetContext {
       }
       const complete = !waveHalted && blocking.length === 0;
       if (!complete && firstIncomplete < 0) firstIncomplete = wi;
-      waves.push({ index: wi, wave, phases, excused, failures: failedHosts.length, failedHosts, allowedFailures: allowed, halted: waveHalted, blocking, complete });
+      waves.push({ index: wi, wave, phases, excused, failures: failedHosts.length, failedHosts, failuresReported, allowedFailures: allowed, halted: waveHalted, blocking, complete });
     }
     if (firstIncomplete < 0) firstIncomplete = waves.length;
     const ev: ChannelEval = { plan, waves, halted, haltedWave, firstIncomplete, complete: !halted && firstIncomplete === waves.length, position: st.position, edgesByAfter: st.edgesByAfter };
@@ -263,7 +295,9 @@ export class FleetContext {
   haltedReason(ce: ChannelEval): string {
     const w = ce.waves[ce.haltedWave ?? 0]!;
     const names = w.failedHosts.slice(0, 5).join(', ') + (w.failedHosts.length > 5 ? ', ...' : '');
-    return `rollout of channel ${ce.plan.channel} is halted: wave ${w.index} has ${w.failures} failed host(s) (${names}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
+    const presumed = w.failures - w.failuresReported;
+    const why = presumed > 0 ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline` : '';
+    return `rollout of channel ${ce.plan.channel} is halted: wave ${w.index} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -333,10 +367,10 @@ export class FleetContext {
   }
 
   /**
-   * The shared gates for a host that has not started, in their fixed order, up to and including `last`.
-   * Returns the first gate that holds it, or null.
+   * The shared gates for a host that has not started, in their fixed order. Returns the first gate that
+   * holds it, or null.
    */
-  gatesFor(channel: string, host: string, last: Gate = 'maintenance-window'): GateHold | null {
+  gatesFor(channel: string, host: string): GateHold | null {
     const ce = this.channel(channel);
     const plan = ce.plan;
     const at = ce.position.get(host);
@@ -354,12 +388,10 @@ export class FleetContext {
         return { gate: 'host-edge', reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${describePhase(ph, this.now)})`, retryAfter: plan.heartbeatSeconds };
       }
     }
-    if (last === 'host-edge') return null;
     for (const id of this.budgetsOf(host)) {
-      const hold = this.budgetHold(id, { wave: at.wave, channel, pos: at.pos, host });
+      const hold = this.budgetHold(id, this.rankOf(channel, host));
       if (hold !== null) return hold;
     }
-    if (last === 'disruption-budget') return null;
     const win = this.window(channel);
     if (!win.open) {
       const retryAfter = win.nextStart === null ? plan.signingIntervalSeconds : Math.max(1, Math.ceil((win.nextStart - this.now) / 1000));
@@ -384,6 +416,37 @@ export class FleetContext {
     return index.get(host) ?? [];
   }
 
+  /** Where a channel's waves start in the rank: after every wave of the channels gating it (transitively). */
+  private channelLevel(channel: string, visiting: Set<string> = new Set()): number {
+    let levels = channelLevels.get(this.input.plans);
+    if (levels === undefined) {
+      levels = new Map();
+      channelLevels.set(this.input.plans, levels);
+    }
+    const memo = levels.get(channel);
+    if (memo !== undefined) return memo;
+    if (visiting.has(channel)) throw new ReconcilerInputError(`channel edges form a cycle through channel "${channel}"`);
+    visiting.add(channel);
+    let level = 0;
+    for (const g of this.plan(channel).gatedBy) level = Math.max(level, this.channelLevel(g, visiting) + this.plan(g).waves.length);
+    levels.set(channel, level);
+    return level;
+  }
+
+  rankOf(channel: string, host: string): RankKey {
+    const ce = this.channel(channel);
+    const at = ce.position.get(host);
+    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    const depth = planStatic(ce.plan, this.tol).edgeDepth[at.wave]![at.pos]!;
+    return { level: this.channelLevel(channel) + at.wave, channel, depth, pos: at.pos, host };
+  }
+
+  /**
+   * The budget rule (proof in docs/architecture.md): a host counts every other budget host that is in
+   * flight, plus every host ranked before it that is not done, whatever that host's gates look like from
+   * here. Only a signed soak proof, failure report or fresh "already on target" makes a host done; a
+   * host that is offline, blocked, gated or silent may still start, so it keeps its rank.
+   */
   private budget(id: string): BudgetEval {
     const memo = this.budgetEvals.get(id);
     if (memo !== undefined) return memo;
@@ -394,10 +457,7 @@ export class FleetContext {
       const channel = this.channelOf(host);
       const ph = this.phaseOf(channel, host);
       if (ph.inFlight) inFlight.push(host);
-      else if (ph.phase === 'pending' && this.gatesFor(channel, host, 'host-edge') === null && this.window(channel).open) {
-        const at = this.channel(channel).position.get(host)!;
-        ranked.push({ wave: at.wave, channel, pos: at.pos, host });
-      }
+      else if (!ph.done) ranked.push(this.rankOf(channel, host));
     }
     ranked.sort(compareRank);
     const ev: BudgetEval = { id, max: b.maxInFlight, inFlight, inFlightSet: new Set(inFlight), ranked };
@@ -405,10 +465,7 @@ export class FleetContext {
     return ev;
   }
 
-  /**
-   * For a single decide() without a shared prepared fleet: count in-flight hosts and the eligible pending
-   * hosts ranked before `me`, gating only those (hosts ranked after cannot change the answer).
-   */
+  /** The same count for a single decide() without a shared prepared fleet: one pass, no sort. */
   private budgetCountAhead(id: string, me: RankKey): { inFlight: string[]; ahead: number; max: number } {
     const b = this.input.budgets.budgets.find((x) => x.id === id)!;
     const inFlight: string[] = [];
@@ -416,18 +473,14 @@ export class FleetContext {
     for (const host of b.hosts) {
       if (host === me.host) continue;
       const channel = this.channelOf(host);
-      const ce = this.channel(channel);
-      const at = ce.position.get(host)!;
-      const ph = ce.waves[at.wave]!.phases[at.pos]!;
+      const ph = this.phaseOf(channel, host);
       if (ph.inFlight) inFlight.push(host);
-      else if (ph.phase === 'pending' && compareRank({ wave: at.wave, channel, pos: at.pos, host }, me) < 0) {
-        if (this.gatesFor(channel, host, 'host-edge') === null && this.window(channel).open) ahead++;
-      }
+      else if (!ph.done && compareRank(this.rankOf(channel, host), me) < 0) ahead++;
     }
     return { inFlight, ahead, max: b.maxInFlight };
   }
 
-  /** The rank rule: start only if (in flight) + (eligible pending hosts ranked before me) < max. */
+  /** Start only if (in flight) + (hosts ranked before me that are not done) < max. */
   private budgetHold(id: string, me: RankKey): GateHold | null {
     if (this.singleHost && !this.budgetEvals.has(id)) {
       const c = this.budgetCountAhead(id, me);
@@ -453,7 +506,7 @@ export class FleetContext {
     const plan = this.plan(me.channel);
     return {
       gate: 'disruption-budget',
-      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} eligible host(s) ranked ahead of ${me.host}, max ${max}`,
+      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} host(s) ranked ahead of ${me.host} not yet soaked or failed, max ${max}`,
       retryAfter: plan.heartbeatSeconds,
     };
   }

@@ -84,7 +84,8 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   if (local.current === m.target) {
     const ce = plan.onFailure === 'rollback-and-halt' ? ctx.channel(m.channel) : null;
     const wave = ce?.waves[m.wave];
-    if (ce !== null && wave !== undefined && wave.halted) {
+    // Only failures the hosts signed roll a wave back; a failure presumed from missing evidence only halts.
+    if (ce !== null && wave !== undefined && wave.halted && wave.failuresReported > wave.allowedFailures) {
       if (local.previous !== null) {
         return {
           kind: 'rollback',

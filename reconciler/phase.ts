@@ -15,10 +15,20 @@ export interface DerivedPhase {
   lastAck: number | null;
   /** Signed continuous health in seconds (healthy/heartbeat acks on the target). */
   healthySeconds: number;
-  /** Holds a disruption-budget slot: started and neither soaked nor failed (nor gone past its deadline). */
+  /**
+   * Holds a disruption-budget slot whatever its rank: the host has started this rollout (or staged it for
+   * a reboot) and has proved neither its soak nor a reported failure. Missing evidence keeps it in flight.
+   */
   inFlight: boolean;
-  /** Counts towards wave completion: soaked (fresh) or already on target (fresh). */
+  /**
+   * Proven out of the rollout for budgets: soaked, already on target (fresh), or a signed failure report.
+   * Only a done host gives up its rank; everything else may still start (see docs/architecture.md).
+   */
+  done: boolean;
+  /** Counts towards wave completion: soaked (proof of any age) or already on target (fresh). */
   settled: boolean;
+  /** Why the phase is `failed`: a signed failure report, or a start with no outcome by its confirm deadline. */
+  failure: 'reported' | 'presumed' | null;
   /** ms: the phase holds for every `now` in [validFrom, validUntil). */
   validFrom: number;
   validUntil: number;
@@ -30,8 +40,8 @@ export interface PhaseParams {
   soakSeconds: number;
   heartbeatExpiryMs: number;
   offlineWindowMs: number;
-  /** An in-flight host (started/activated) is offline only after both the offline window and its confirm deadline. */
-  inFlightOfflineMs: number;
+  /** A start (started/activated, or on target without established health) with no outcome this long after its signed time is presumed failed. */
+  confirmMs: number;
   skewMs: number;
 }
 
@@ -43,7 +53,9 @@ export function phaseParams(plan: ChannelPlan, target: string, soakSeconds: numb
     soakSeconds,
     heartbeatExpiryMs: tol.heartbeatExpiryFactor * plan.heartbeatSeconds * 1000,
     offlineWindowMs: plan.offlineWindowSeconds * 1000,
-    inFlightOfflineMs: Math.max(plan.offlineWindowSeconds * 1000, plan.confirmDeadlineSeconds * 1000 + skewMs),
+    // The agent rolls back by itself unless its healthy ack round-trips before the deadline, so a start
+    // still without an outcome after deadline + skew is either a failure or an outcome being withheld.
+    confirmMs: plan.confirmDeadlineSeconds * 1000 + skewMs,
     skewMs,
   };
 }
@@ -54,8 +66,8 @@ export function describePhase(ph: DerivedPhase, now: number): string {
 }
 
 const FOREVER = Number.MAX_SAFE_INTEGER;
-const NO_ACK_REVOKED: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'host revoked: its acks no longer count', lastAck: null, healthySeconds: 0, inFlight: false, settled: false };
-const NO_ACK: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'no ack received', lastAck: null, healthySeconds: 0, inFlight: false, settled: false };
+const NO_ACK_REVOKED: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'host revoked: its acks no longer count', lastAck: null, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
+const NO_ACK: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'no ack received', lastAck: null, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
 
 /**
  * The phase of a host given its latest ack. Pure; the result carries the interval of `now` in which it
@@ -80,59 +92,82 @@ function compute(p: PhaseParams, ack: AckRecord, now: number): DerivedPhase {
   return derive(p, ack, signed, now, signed);
 }
 
-/** Phase for an ack signed at `t` (<= now), with the interval of `now` in which it holds. */
+/**
+ * Phase for an ack signed at `t` (<= now), with the interval of `now` in which it holds.
+ *
+ * Evidence rules (docs/architecture.md, "A host's phase"): a signed soak proof or failure report is final
+ * for the rollout whatever its age, so completion never goes backwards when heartbeats later go stale;
+ * only hosts with no evidence of having started can become `offline` (and be excused); a start without an
+ * outcome stays in flight and, past its confirm deadline, is presumed failed. Missing evidence only waits.
+ */
 function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: number): DerivedPhase {
   const age = now - t;
   const mine = ack.rolloutId === p.rolloutId && ack.target === p.target;
-  let phase: HostPhase;
-  let note: string;
-  let healthySeconds = 0;
-  let inFlight = false;
-  let settled = false;
+  const out: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'pending', note: 'not started', lastAck: t, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
   // The age thresholds this ack's phase depends on: it holds until `now` crosses the next one.
-  let t1 = p.offlineWindowMs;
-  let t2 = -1;
+  const thresholds: number[] = [];
+  const stale = age > p.heartbeatExpiryMs;
+  const notStarted = () => {
+    thresholds.push(p.offlineWindowMs);
+    if (age > p.offlineWindowMs) { out.phase = 'offline'; out.note = 'no ack within the offline window'; }
+  };
+  const startedWithoutOutcome = (what: string, phase: 'activating' | 'confirming') => {
+    thresholds.push(p.confirmMs);
+    out.inFlight = true;
+    if (age > p.confirmMs) {
+      out.phase = 'failed';
+      out.failure = 'presumed';
+      out.note = `${what}, but no outcome within its confirm deadline: presumed failed`;
+    } else { out.phase = phase; out.note = what; }
+  };
   if (!mine) {
-    t2 = p.heartbeatExpiryMs;
-    if (age > p.offlineWindowMs) { phase = 'offline'; note = 'no ack within the offline window'; }
-    else if (ack.current === p.target && ack.kind !== 'failed' && ack.kind !== 'rolled-back') {
-      if (age <= p.heartbeatExpiryMs) { phase = 'converged'; note = 'already runs the target'; settled = true; }
-      else { phase = 'healthy'; note = 'runs the target but its heartbeat is stale'; }
-    } else { phase = 'pending'; note = 'not started'; }
+    if (ack.current === p.target && ack.kind !== 'failed' && ack.kind !== 'rolled-back') {
+      // Not about this rollout, so it could be replayed from an earlier release with the same target: it
+      // counts only while fresh. Once the host acks this rollout, its own soak proof takes over.
+      thresholds.push(p.heartbeatExpiryMs);
+      if (!stale) { out.phase = 'converged'; out.note = 'already runs the target'; out.settled = true; out.done = true; }
+      else { out.phase = 'healthy'; out.note = 'runs the target but its heartbeat is stale'; }
+    } else notStarted();
   } else {
     switch (ack.kind) {
       case 'failed':
       case 'rolled-back':
         // A failure counts for the rest of the rollout, however old.
-        return { phase: 'failed', note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, lastAck: t, healthySeconds: 0, inFlight: false, settled: false, validFrom: t, validUntil: FOREVER };
+        return { ...out, phase: 'failed', note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, done: true, failure: 'reported', validFrom: t, validUntil: FOREVER };
       case 'started':
       case 'activated':
-        t1 = p.inFlightOfflineMs;
-        if (age > p.inFlightOfflineMs) { phase = 'offline'; note = `${ack.kind} but silent past its confirm deadline and the offline window`; }
-        else { phase = ack.kind === 'started' ? 'activating' : 'confirming'; note = ack.kind; inFlight = true; }
+        startedWithoutOutcome(ack.kind, ack.kind === 'started' ? 'activating' : 'confirming');
         break;
       case 'deferred':
+        // Staged for the next boot: it may reboot into the target at any time, so it never becomes excusable.
+        out.phase = 'deferred';
+        out.note = `deferred${ack.reason ? `: ${ack.reason}` : ''}`;
+        out.inFlight = true;
+        break;
       case 'blocked':
-        if (age > p.offlineWindowMs) { phase = 'offline'; note = 'no ack within the offline window'; }
-        else { phase = ack.kind; note = `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`; }
+        out.phase = 'blocked';
+        out.note = `blocked${ack.reason ? `: ${ack.reason}` : ''}`;
+        notStarted();
         break;
       default: {
         // healthy / heartbeat
-        t2 = p.heartbeatExpiryMs;
         const since = ack.healthySince === null ? null : parseAckTime(ack.healthySince);
-        if (age > p.offlineWindowMs) { phase = 'offline'; note = 'no ack within the offline window'; }
-        else if (ack.current !== p.target) { phase = 'pending'; note = 'not started'; }
-        else if (since === null || since > signed) { phase = 'confirming'; note = 'switched, health not yet established'; inFlight = true; }
+        if (ack.current !== p.target) notStarted();
+        else if (since === null || since > signed) startedWithoutOutcome('switched, health not yet established', 'confirming');
         else {
           // Soak is what the host itself signed: continuous health from healthySince up to the ack's time.
-          healthySeconds = Math.floor((t - since) / 1000);
-          const soaked = healthySeconds >= p.soakSeconds;
-          if (age > p.heartbeatExpiryMs) {
-            phase = 'healthy';
-            note = `${soaked ? 'soaked' : `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}`}, but its heartbeat is stale`;
-            inFlight = !soaked;
-          } else if (soaked) { phase = 'soaked'; note = `soaked (${humanDuration(healthySeconds)} healthy)`; settled = true; }
-          else { phase = 'healthy'; note = `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}`; inFlight = true; }
+          // A proof stays a proof however old the ack grows; staleness only says "health now unknown".
+          out.healthySeconds = Math.floor((t - since) / 1000);
+          thresholds.push(p.heartbeatExpiryMs);
+          const freshness = stale ? ', but its heartbeat is stale (health now unknown)' : '';
+          if (out.healthySeconds >= p.soakSeconds) {
+            out.phase = 'soaked'; out.settled = true; out.done = true;
+            out.note = `soaked (${humanDuration(out.healthySeconds)} healthy)${freshness}`;
+          } else {
+            // Started and not yet soaked: in flight until its soak proof or its failure arrives.
+            out.phase = 'healthy'; out.inFlight = true;
+            out.note = `healthy for ${soakProgress(out.healthySeconds, p.soakSeconds)}${freshness}`;
+          }
         }
       }
     }
@@ -140,10 +175,10 @@ function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: 
   // Age crosses threshold x when now > t + x, i.e. at now = t + x + 1.
   let validFrom = t;
   let validUntil = FOREVER;
-  for (const x of t2 < 0 ? [t1] : [t1, t2]) {
+  for (const x of thresholds) {
     const edge = t + x + 1;
     if (edge <= now) validFrom = Math.max(validFrom, edge);
     else validUntil = Math.min(validUntil, edge);
   }
-  return { phase, note, lastAck: t, healthySeconds, inFlight, settled, validFrom, validUntil };
+  return { ...out, validFrom, validUntil };
 }
