@@ -208,8 +208,10 @@ export class NixActivator implements Activator {
     }
     const r = await this.exec([this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target]);
     if (r.code === 0) return;
-    const refusedPath = STORE_PATH_IN_TEXT.exec(r.stderr)?.[1] ?? target;
     const error = lastError(r.stderr);
+    // The path the error names, else the one Nix was copying when it failed (a dependency, maybe).
+    const copying = [...r.stderr.matchAll(/copying path '(\/nix\/store\/[^'\s]+)'/g)].at(-1)?.[1];
+    const refusedPath = STORE_PATH_IN_TEXT.exec(error)?.[1] ?? copying ?? target;
     if (r.timedOut) throw new ClosureRefused('Unreachable', refusedPath, cache, `nix copy timed out after ${this.config.timeoutMs} ms`);
     const code = classify(r.stderr);
     if (code === 'lacks-signature') {
