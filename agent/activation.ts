@@ -1,4 +1,6 @@
 // Activation with a confirm window and magic rollback (DESIGN.md section 6, steps 4-6).
+//   0. fetch the target's closure, signed by a key of the verified trust root (fetchTarget, run by the
+//      cycle before the switch-inhibitor gate, which needs the closure): nothing is touched before
 //   1. persist (fsync) the pending record: target, exact previous generation, deadline, boot id
 //   2. switch
 //   3. probes until `healthyPassesRequired` consecutive passes
@@ -11,7 +13,7 @@ import { isoTime } from '../protocol/schemas/common.ts';
 import type { HostManifest } from '../protocol/schemas/release.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
-import type { Activator } from './activators/index.ts';
+import { isClosureRefused, type Activator, type Generation } from './activators/index.ts';
 import { updateAgentState, readAgentState } from './agent-state.ts';
 import type { Logger } from './log.ts';
 import { clearPending, currentBootId, readPending, writePending, type PendingRecord } from './pending.ts';
@@ -91,6 +93,36 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
   clearPending(ctx.state);
   ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
   return 'confirmed';
+}
+
+export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable'; reason: string };
+
+/**
+ * Step 0, before any pending record or profile change: the target's closure is made local, from the
+ * manifest's cache, accepted only when signed by one of `cacheKeys` (the verified trust root's).
+ * An integrity refusal (unsigned, untrusted key, bad signature, corrupt NAR) is a failed activation:
+ * the target is quarantined and a `failed` ack posted, the profile untouched. An unavailable closure
+ * (cache down or not yet populated) only holds this host back: the caller reports it blocked and the
+ * next cycle tries again.
+ */
+export async function fetchTarget(ctx: AgentContext, m: HostManifest, cacheKeys: readonly string[], current: Generation): Promise<FetchOutcome> {
+  try {
+    await ctx.activator.prepare(m.target, { cacheUrls: m.cacheUrl === null ? [] : [m.cacheUrl], cacheKeys });
+    return { kind: 'fetched' };
+  } catch (e) {
+    if (!isClosureRefused(e)) throw e;
+    const reason = `closure refused (${e.code}): ${e.message}`.slice(0, 512);
+    const fields = { target: m.target, code: e.code, storePath: e.storePath, cache: e.cache, reason };
+    if (!e.integrity) {
+      ctx.log.warn('closure-unavailable', fields);
+      return { kind: 'unavailable', reason };
+    }
+    ctx.log.error('closure-refused', { ...fields, keeping: current.number });
+    ctx.quarantine.add(m.target, reason, ctx.now(), ctx.quarantineHours, m.releaseVersion);
+    ctx.journal.append({ kind: 'failed', releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current: current.path, healthySince: null, probes: [], reason }, ctx.now());
+    await flushQuietly(ctx);
+    return { kind: 'failed', reason };
+  }
 }
 
 /** Starts an activation: pending record first (fsynced), then the switch, then the confirm window. */

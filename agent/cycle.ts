@@ -10,7 +10,7 @@ import { fetchHostView } from '../protocol/verify/host-view.ts';
 import { ClientState, initialClientState } from '../protocol/verify/state.ts';
 import { isFreshnessFailure, updateTrust } from '../protocol/verify/update-trust.ts';
 import { decide, type Decision, type LocalState } from '../reconciler/index.ts';
-import { activate, confirmPending, recover, rollbackConfirmed, rollbackPending, type AgentContext } from './activation.ts';
+import { activate, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
 import { readAgentState, updateAgentState } from './agent-state.ts';
 import { readPending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
@@ -117,6 +117,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   let revocations;
   let treeFetch;
   let budgetPlans: ChannelPlan[] = [];
+  let cacheKeys: readonly string[] = [];
   try {
     treeFetch = await openTreeFetch(deps.client, deps.cache, agentState.lastVerifiedTimestamp ?? undefined);
     const trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
@@ -126,6 +127,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
     view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
     revocations = trust.revocations.signed;
+    cacheKeys = trust.root.signed.cacheKeys;
     const have = new Set([view.plan.channel, ...view.gatingPlans.map((g) => g.channel)]);
     budgetPlans = await fetchBudgetPlans(treeFetch.fetch, trust, view.budgets, have);
   } catch (e) {
@@ -173,8 +175,19 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     })(),
     quarantine: deps.quarantine.active(now).map((q) => ({ target: q.target, until: Date.parse(q.until) })),
   };
-  const inhibitor = current.path === manifest.target ? null : ((await deps.activator.detectInhibitors(manifest.target))[0] ?? null);
-  const decision = decide({ now, plans, budgets, revocations, acks: peers.acks, manifest, freshness: { status: 'fresh' }, local, inhibitor, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } });
+  const input = { now, plans, budgets, revocations, acks: peers.acks, manifest, freshness: { status: 'fresh' as const }, local, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
+  let decision = decide({ ...input, inhibitor: null });
+  // The switch inhibitor is the last gate before activate and reads the target's closure: fetch it
+  // (signatures checked against the trust root's cache keys) only once every other gate has passed.
+  let notFetched: Exclude<FetchOutcome, { kind: 'fetched' }> | null = null;
+  if (decision.kind === 'activate' && !pending) {
+    const f = await fetchTarget(deps, manifest, cacheKeys, current);
+    if (f.kind !== 'fetched') notFetched = f;
+    else {
+      const inhibitor = (await deps.activator.detectInhibitors(manifest.target))[0] ?? null;
+      if (inhibitor !== null) decision = decide({ ...input, inhibitor });
+    }
+  }
   log.info('decision', {
     decision: decision.kind,
     reason: decision.reason,
@@ -201,7 +214,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     case 'refuse':
       break;
     case 'activate': {
-      if (pending) acted = await confirmPending(deps, pending);
+      if (notFetched?.kind === 'unavailable') blockedAck(deps, manifest, 'blocked', notFetched.reason, current.path);
+      if (notFetched) acted = notFetched.kind;
+      else if (pending) acted = await confirmPending(deps, pending);
       else acted = await activate(deps, manifest, decision.deadline);
       break;
     }

@@ -21,6 +21,50 @@ export interface Activator {
    * failures). Real activators return [] and rely on the manifest's probes.
    */
   selfCheck(target: string): Promise<{ name: string; ok: boolean; detail: string }[]>;
+  /**
+   * Runs before anything is touched (no pending record, no profile change): makes `target` and its
+   * closure present locally, fetched only from `cacheUrls` and accepted only when signed by one of
+   * `cacheKeys` (the verified trust root's). Throws ClosureRefused. Activators that do not fetch
+   * closures themselves (simulated, command) do nothing.
+   */
+  prepare(target: string, from: ClosureSource): Promise<void>;
+}
+
+export interface ClosureSource {
+  /** Binary caches to fetch from, in order (the manifest's `cacheUrl`). */
+  cacheUrls: readonly string[];
+  /** Nix public keys (`name:base64`) a closure must be signed by: exactly the trust root's `cacheKeys`. */
+  cacheKeys: readonly string[];
+}
+
+/**
+ * Why a closure was not accepted. The first four are integrity refusals (the cache served something
+ * the trust root does not vouch for); the last three are availability failures that may heal by
+ * themselves (the cache is down, not yet populated, or Nix failed for a reason we cannot name).
+ */
+export type ClosureRefusedCode = 'Unsigned' | 'UntrustedKey' | 'BadSignature' | 'Corrupt' | 'NotInCache' | 'Unreachable' | 'NixFailed';
+
+const INTEGRITY_CODES: ReadonlySet<ClosureRefusedCode> = new Set(['Unsigned', 'UntrustedKey', 'BadSignature', 'Corrupt']);
+
+export class ClosureRefused extends Error {
+  readonly code: ClosureRefusedCode;
+  /** The store path Nix refused (the target or one of its dependencies). */
+  readonly storePath: string;
+  /** The cache it came from, or null when no cache was configured. */
+  readonly cache: string | null;
+  readonly detail: string;
+  constructor(code: ClosureRefusedCode, storePath: string, cache: string | null, detail: string) {
+    super(`${code}: ${storePath}${cache ? ` from ${cache}` : ''}: ${detail}`);
+    this.name = 'ClosureRefused';
+    this.code = code;
+    this.storePath = storePath;
+    this.cache = cache;
+    this.detail = detail;
+  }
+  /** True when the cache served something untrusted or damaged (as opposed to being unavailable). */
+  get integrity(): boolean {
+    return INTEGRITY_CODES.has(this.code);
+  }
 }
 
 export class ActivationError extends Error {
@@ -28,4 +72,8 @@ export class ActivationError extends Error {
     super(message);
     this.name = 'ActivationError';
   }
+}
+
+export function isClosureRefused(e: unknown): e is ClosureRefused {
+  return e instanceof ClosureRefused;
 }

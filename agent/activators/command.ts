@@ -78,6 +78,9 @@ export class CommandActivator implements Activator {
     return out.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 32);
   }
 
+  /** The configured commands fetch what they switch to themselves. */
+  async prepare(): Promise<void> {}
+
   async selfCheck(): Promise<{ name: string; ok: boolean; detail: string }[]> {
     return [];
   }

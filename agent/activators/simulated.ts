@@ -75,6 +75,9 @@ export class SimulatedActivator implements Activator {
     return this.config.inhibit.includes(target) ? ['kernel (simulated)'] : [];
   }
 
+  /** Simulated closures are never fetched. */
+  async prepare(): Promise<void> {}
+
   async selfCheck(target: string): Promise<{ name: string; ok: boolean; detail: string }[]> {
     if (!this.config.unhealthy.includes(target)) return [{ name: 'simulated-health', ok: true, detail: 'ok' }];
     return [{ name: 'simulated-health', ok: false, detail: 'injected failure: service does not come up' }];

@@ -105,7 +105,20 @@ test('command activator: a failing command is an ActivationError with its stderr
 
 test('config schema rejects unknown fields', () => {
   assert.not.ok(ActivatorConfig.safeParse({ kind: 'simulated', initialPath: T1, typo: 1 }).success);
-  assert.not.ok(ActivatorConfig.safeParse({ kind: 'nix' }).success);
+  assert.not.ok(ActivatorConfig.safeParse({ kind: 'nix', typo: 1 }).success);
+  assert.not.ok(ActivatorConfig.safeParse({ kind: 'nix', profile: 'relative/system' }).success);
+});
+
+test('nix activator config: the defaults a NixOS host runs with', () => {
+  assert.equal(ActivatorConfig.parse({ kind: 'nix' }), {
+    kind: 'nix',
+    profile: '/nix/var/nix/profiles/system',
+    currentSystem: '/run/current-system',
+    nixBinDir: null,
+    bootIdFile: '/proc/sys/kernel/random/boot_id',
+    rebootCommand: ['systemctl', 'reboot'],
+    timeoutMs: 1_800_000,
+  });
 });
 
 test.run();

@@ -1,0 +1,312 @@
+// The real activator for NixOS hosts (the default there).
+//   prepare:  fetch the target's closure from the release's cache, Nix checking every signature against
+//             exactly the trust root's cache keys; nothing else is touched before this succeeded.
+//   switch:   a new generation of the system profile, then `<target>/bin/switch-to-configuration switch`.
+//   rollback: the recorded generation number again (profile + that generation's switch-to-configuration).
+//   boot:     a new generation, then `switch-to-configuration boot` (the reboot path runs it next boot).
+// Every command is an argv array (execFile, no shell); values never become part of a command line
+// that something parses.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { z } from 'zod';
+import { ActivationError, ClosureRefused, type Activator, type ClosureRefusedCode, type ClosureSource, type Generation } from './activator.ts';
+
+const AbsolutePath = z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path');
+const Argv = z.array(z.string().max(4096)).min(1).max(64);
+
+export const NixActivatorConfig = z.strictObject({
+  kind: z.literal('nix'),
+  /** The system profile: `<profile>` links to `<profile>-<n>-link`, generation n. */
+  profile: AbsolutePath.default('/nix/var/nix/profiles/system'),
+  /** The running system (NixOS's activation points it at what runs): compared for switch inhibitors. */
+  currentSystem: AbsolutePath.default('/run/current-system'),
+  /** Directory holding nix, nix-env and nix-store; null = found on PATH. */
+  nixBinDir: AbsolutePath.nullable().default(null),
+  bootIdFile: AbsolutePath.default('/proc/sys/kernel/random/boot_id'),
+  rebootCommand: Argv.default(['systemctl', 'reboot']),
+  /** Bound on each command (a closure download included). */
+  timeoutMs: z.number().int().min(1).max(3_600_000).default(1_800_000),
+});
+export type NixActivatorConfig = z.infer<typeof NixActivatorConfig>;
+
+/**
+ * Entries of a NixOS system closure that cannot change under a running system: a kernel, initrd or
+ * module set only takes effect on boot, and NixOS's switch-to-configuration does not restart systemd
+ * or dbus. A difference in any of them means "needs a reboot". Each is a path inside the closure whose
+ * resolved store path is compared (dbus has no top-level link; its unit file names its package).
+ */
+export const REBOOT_ENTRIES: readonly { name: string; path: string }[] = [
+  { name: 'kernel', path: 'kernel' },
+  { name: 'initrd', path: 'initrd' },
+  { name: 'kernel-modules', path: 'kernel-modules' },
+  { name: 'systemd', path: 'systemd' },
+  { name: 'dbus', path: 'etc/systemd/system/dbus.service' },
+];
+
+/**
+ * Settings passed on every fetch. Command-line `--option`s override /etc/nix/nix.conf, the user's
+ * nix.conf and NIX_CONFIG, `extra-*` entries included (tests/agent/nix-activator.test.ts proves it for
+ * extra-trusted-public-keys), so the host's own keys and substituters never widen what is accepted.
+ */
+function fetchOptions(keys: readonly string[]): string[] {
+  return [
+    '--extra-experimental-features', 'nix-command',
+    '--option', 'require-sigs', 'true',
+    '--option', 'trusted-public-keys', keys.join(' '),
+    // Without this, a path missing from the release's cache is looked up in the host's substituters.
+    '--option', 'substituters', '',
+    // A path the cache did not have a minute ago must be seen as soon as it is uploaded.
+    '--option', 'narinfo-cache-negative-ttl', '0',
+    // One cycle should not hang on a dead cache: the next cycle retries.
+    '--option', 'download-attempts', '2',
+  ];
+}
+
+const STORE_PATH_IN_TEXT = /'(\/nix\/store\/[0-9a-z]{32}-[^'\s]+)'/;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+export class NixActivator implements Activator {
+  readonly kind = 'nix';
+  constructor(private readonly config: NixActivatorConfig) {}
+
+  private bin(name: string): string {
+    return this.config.nixBinDir ? join(this.config.nixBinDir, name) : name;
+  }
+
+  private exec(argv: string[]): Promise<RunResult> {
+    const [cmd, ...args] = argv as [string, ...string[]];
+    return new Promise((resolve) => {
+      execFile(cmd, args, { timeout: this.config.timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
+        const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
+        resolve({ code, stdout, stderr: e && typeof e.code === 'string' ? `${e.message}\n${stderr}` : stderr, timedOut: !!e?.killed });
+      });
+    });
+  }
+
+  /** Runs a command that must succeed; a failure is an ActivationError naming the command. */
+  private async must(argv: string[], what: string): Promise<string> {
+    const r = await this.exec(argv);
+    if (r.code === 0) return r.stdout;
+    const why = r.timedOut ? `timed out after ${this.config.timeoutMs} ms` : `exited with ${r.code ?? 'a signal'}`;
+    throw new ActivationError(`${what}: ${JSON.stringify(argv)} ${why}: ${r.stderr.trim().slice(-600)}`);
+  }
+
+  // ---- generations -------------------------------------------------------------------------------
+
+  private generationLink(n: number): string {
+    return `${this.config.profile}-${n}-link`;
+  }
+
+  /** Reads the profile link (`system` -> `system-<n>-link`) and the store path generation n runs. */
+  async currentGeneration(): Promise<Generation> {
+    const profile = this.config.profile;
+    let link: string;
+    try {
+      link = readlinkSync(profile);
+    } catch (e) {
+      throw new ActivationError(`${profile}: cannot read the system profile link (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const m = new RegExp(`^${escapeRegExp(basename(profile))}-(\\d{1,9})-link$`).exec(basename(link));
+    if (!m || (link.includes('/') && dirname(link) !== dirname(profile))) {
+      throw new ActivationError(`${profile}: links to ${link}, not to a generation link ${basename(profile)}-<n>-link beside it`);
+    }
+    const number = Number(m[1]);
+    return { number, path: this.generationPath(number) };
+  }
+
+  private generationPath(n: number): string {
+    const link = this.generationLink(n);
+    try {
+      return readlinkSync(link);
+    } catch (e) {
+      throw new ActivationError(`${link}: generation ${n} does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  /** A new profile generation running `target` (what `nixos-rebuild` does before activating). */
+  private async addGeneration(target: string): Promise<void> {
+    await this.must([this.bin('nix-env'), '-p', this.config.profile, '--set', target], `adding a generation of ${this.config.profile} for ${target}`);
+  }
+
+  private async runSwitchScript(system: string, action: 'switch' | 'boot'): Promise<void> {
+    await this.must([join(system, 'bin', 'switch-to-configuration'), action], `${system}: switch-to-configuration ${action}`);
+  }
+
+  async switch(target: string): Promise<Generation> {
+    const previous = await this.currentGeneration();
+    await this.addGeneration(target);
+    await this.runSwitchScript(target, 'switch');
+    return previous;
+  }
+
+  /** Makes `target` the default boot entry without changing the running system. */
+  async boot(target: string): Promise<Generation> {
+    const previous = await this.currentGeneration();
+    await this.addGeneration(target);
+    await this.runSwitchScript(target, 'boot');
+    return previous;
+  }
+
+  /**
+   * Restores generation `to.number`: the profile points at it again and its own switch script runs.
+   * Idempotent: with the profile on `to` and the running system already `to.path`, it does nothing,
+   * and a run interrupted between the two steps is finished by the next call.
+   */
+  async rollback(to: Generation): Promise<void> {
+    const recorded = this.generationPath(to.number);
+    if (recorded !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`);
+    const current = await this.currentGeneration();
+    if (current.number !== to.number) {
+      await this.must([this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)], `switching ${this.config.profile} back to generation ${to.number}`);
+    }
+    if (this.runningSystem() !== to.path) await this.runSwitchScript(to.path, 'switch');
+  }
+
+  private runningSystem(): string | null {
+    try {
+      return realpathSync(this.config.currentSystem);
+    } catch {
+      return null;
+    }
+  }
+
+  // ---- fetching ----------------------------------------------------------------------------------
+
+  async prepare(target: string, from: ClosureSource): Promise<void> {
+    if (await this.isValid(target)) return; // already here: built locally or verified when it arrived
+    if (from.cacheUrls.length === 0) throw new ClosureRefused('NotInCache', target, null, 'the manifest names no binary cache and the closure is not in the local store');
+    let refusal: ClosureRefused | undefined;
+    for (const cache of from.cacheUrls) {
+      try {
+        await this.fetchFrom(target, cache, from.cacheKeys);
+        return;
+      } catch (e) {
+        if (!(e instanceof ClosureRefused)) throw e;
+        // An integrity refusal is the more important news: keep it over a later cache being down.
+        if (!refusal?.integrity) refusal = e;
+      }
+    }
+    throw refusal!;
+  }
+
+  private async isValid(path: string): Promise<boolean> {
+    return (await this.exec([this.bin('nix-store'), '--check-validity', path])).code === 0;
+  }
+
+  private async fetchFrom(target: string, cache: string, keys: readonly string[]): Promise<void> {
+    // Nix creates a missing file:// cache directory instead of failing: check it is a cache first.
+    if (cache.startsWith('file://') && !existsSync(join(cache.slice('file://'.length).split('?')[0]!, 'nix-cache-info'))) {
+      throw new ClosureRefused('Unreachable', target, cache, 'the directory holds no binary cache (nix-cache-info is missing)');
+    }
+    const r = await this.exec([this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target]);
+    if (r.code === 0) return;
+    const error = lastError(r.stderr);
+    // The path the error names, else the one Nix was copying when it failed (a dependency, maybe).
+    const copying = [...r.stderr.matchAll(/copying path '(\/nix\/store\/[^'\s]+)'/g)].at(-1)?.[1];
+    const refusedPath = STORE_PATH_IN_TEXT.exec(error)?.[1] ?? copying ?? target;
+    if (r.timedOut) throw new ClosureRefused('Unreachable', refusedPath, cache, `nix copy timed out after ${this.config.timeoutMs} ms`);
+    const code = classify(r.stderr);
+    if (code === 'lacks-signature') {
+      const sigs = await narinfoSignatureKeys(cache, refusedPath);
+      throw new ClosureRefused(signatureRefusal(sigs, keys), refusedPath, cache, error);
+    }
+    throw new ClosureRefused(code, refusedPath, cache, error);
+  }
+
+  // ---- inhibitors --------------------------------------------------------------------------------
+
+  async detectInhibitors(target: string): Promise<string[]> {
+    if (!existsSync(target)) throw new ActivationError(`${target}: not in the local store; prepare() fetches it before inhibitors can be read`);
+    const running = this.config.currentSystem;
+    const out: string[] = [];
+    for (const e of REBOOT_ENTRIES) {
+      const now = resolved(join(running, e.path));
+      const next = resolved(join(target, e.path));
+      if (now !== next) out.push(`${e.name} changes (${now ?? 'none'} -> ${next ?? 'none'})`);
+    }
+    return out;
+  }
+
+  async selfCheck(): Promise<{ name: string; ok: boolean; detail: string }[]> {
+    return [];
+  }
+
+  // ---- boot ----------------------------------------------------------------------------------------
+
+  /** The kernel's boot id: a different value after a reboot. */
+  async bootId(): Promise<string> {
+    try {
+      return readFileSync(this.config.bootIdFile, 'utf8').trim().slice(0, 64);
+    } catch (e) {
+      throw new ActivationError(`${this.config.bootIdFile}: cannot read the boot id (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  async reboot(): Promise<void> {
+    await this.must(this.config.rebootCommand, 'reboot');
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function resolved(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Nix's last `error:` paragraph (what it failed on), without the progress lines before it. */
+function lastError(stderr: string): string {
+  const i = stderr.lastIndexOf('error:');
+  return (i >= 0 ? stderr.slice(i) : stderr).replace(/\s+/g, ' ').trim().slice(0, 400);
+}
+
+/** Maps Nix 2.x's messages to a reason. Signature failures are told apart by the narinfo afterwards. */
+function classify(stderr: string): ClosureRefusedCode | 'lacks-signature' {
+  if (/lacks a valid signature|not signed by any of the keys/.test(stderr)) return 'lacks-signature';
+  if (/hash mismatch|Failed to open archive|Corrupted input|bad archive|decompress|NAR hash|not a valid NAR|input doesn't look like a Nix archive/i.test(stderr)) return 'Corrupt';
+  if (/HTTP error 404|is required, but there is no substituter|don't know how to build|is not valid/.test(stderr)) return 'NotInCache';
+  if (/unable to download|Couldn't connect|Couldn't resolve|Timeout was reached|Connection refused|cannot open|No such file/i.test(stderr)) return 'Unreachable';
+  return 'NixFailed';
+}
+
+/**
+ * Nix only says "lacks a valid signature". The narinfo's Sig lines tell which of three cases it was;
+ * they are read only to name the reason (Nix has already decided), never to accept anything.
+ */
+function signatureRefusal(sigKeys: string[] | null, trusted: readonly string[]): ClosureRefusedCode {
+  if (sigKeys === null) return 'UntrustedKey';
+  if (sigKeys.length === 0) return 'Unsigned';
+  const names = new Set(trusted.map((k) => k.split(':')[0]));
+  return sigKeys.some((k) => names.has(k)) ? 'BadSignature' : 'UntrustedKey';
+}
+
+/** Key names on the narinfo's Sig lines; null when the narinfo cannot be read. */
+async function narinfoSignatureKeys(cache: string, storePath: string): Promise<string[] | null> {
+  const hash = basename(storePath).slice(0, 32);
+  const base = cache.split('?')[0]!.replace(/\/+$/, '');
+  let text: string;
+  try {
+    if (base.startsWith('file://')) text = readFileSync(`${base.slice('file://'.length)}/${hash}.narinfo`, 'utf8');
+    else {
+      const res = await fetch(`${base}/${hash}.narinfo`, { signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) return null;
+      text = await res.text();
+    }
+  } catch {
+    return null;
+  }
+  return text.split('\n').filter((l) => l.startsWith('Sig: ')).map((l) => l.slice(5).split(':')[0]!.trim());
+}

@@ -1,0 +1,279 @@
+// The nix activator against the real Nix: each test host has its own /nix and nix.conf (private mount
+// namespace, tests/support/nix-hosts.ts), the test systems come from tests/fixtures/nix-systems, the
+// caches are file:// (and http:// through the real nginx) signed with `nix key generate-secret` keys.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requireTool } from '../support/skip.ts';
+import { cacheKey, cleanupNixHosts, makeCache, NixTestHost, tamperedCopy, testSystems, type CacheKey, type DriverResult, type TestSystems } from '../support/nix-hosts.ts';
+import { freePort, makeRuntimeDir, removeRuntimeDir, startNginx } from '../support/nginx.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import { Quarantine } from '../../agent/quarantine.ts';
+import { AckJournal } from '../../agent/ack-journal.ts';
+import { readPrivateKey } from '../../protocol/keys.ts';
+import { makeLab, labFleet } from './lab-fleet.ts';
+
+let ready = false;
+let work: string;
+let sys: TestSystems;
+let good: CacheKey;
+let evil: CacheKey;
+const caches = {} as { good: string; goodDir: string; unsigned: string; evil: string; tampered: string; empty: string };
+
+test.before(async () => {
+  ready = requireTool('nix', 'nix activator against the real Nix') && requireTool('unshare', 'a private /nix per test host');
+  if (!ready) return;
+  work = mkdtempSync(join(tmpdir(), 'nixfleet-nixact-'));
+  sys = await testSystems();
+  good = await cacheKey('fleet-cache-1');
+  evil = await cacheKey('evil-cache-1');
+  caches.goodDir = join(work, 'cache-good');
+  caches.good = await makeCache(caches.goodDir, [sys.v1, sys.v2, sys.v3, sys.unhealthy], good);
+  caches.unsigned = await makeCache(join(work, 'cache-unsigned'), [sys.v2], null);
+  caches.evil = await makeCache(join(work, 'cache-evil'), [sys.v2], evil);
+  await makeCache(join(work, 'cache-raw'), [sys.v2], good, { compression: 'none' });
+  tamperedCopy(join(work, 'cache-raw'), join(work, 'cache-tampered'), sys.v2);
+  caches.tampered = `file://${join(work, 'cache-tampered')}`;
+  mkdirSync(join(work, 'cache-empty'));
+  writeFileSync(join(work, 'cache-empty', 'nix-cache-info'), 'StoreDir: /nix/store\n');
+  caches.empty = `file://${join(work, 'cache-empty')}`;
+});
+
+test.after(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+  cleanupNixHosts();
+});
+
+let hostCount = 0;
+/** A fresh host running v1 as generation 1 (from the signed cache). */
+async function hostOnV1(nixConf?: string): Promise<NixTestHost> {
+  const host = new NixTestHost(join(work, `host-${++hostCount}`), nixConf);
+  const [seeded] = await host.driver([{ op: 'seed', target: sys.v1, cache: caches.good, key: good.publicKey }]);
+  assert.ok(seeded!.ok, JSON.stringify(seeded));
+  assert.is(host.profileGeneration(), 1);
+  return host;
+}
+
+function value<T>(r: DriverResult | undefined): T {
+  if (!r?.ok) throw new Error(`driver op failed: ${JSON.stringify(r)}`);
+  return r.value as T;
+}
+
+function refusal(r: DriverResult | undefined): { name: string; code: string | null; message: string; storePath?: string } {
+  if (!r || r.ok) throw new Error(`expected a refusal, got ${JSON.stringify(r)}`);
+  return r;
+}
+
+test('realise from a signed file:// cache, then switch: generation 2 runs the target and its switch ran', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  const [prepared, before, previous, after, valid] = await host.driver([
+    { op: 'prepare', target: sys.v2, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'current' },
+    { op: 'switch', target: sys.v2 },
+    { op: 'current' },
+    { op: 'valid', path: sys.v2 },
+  ]);
+  value(prepared);
+  assert.equal(value(before), { number: 1, path: sys.v1 });
+  assert.equal(value(previous), { number: 1, path: sys.v1 });
+  assert.equal(value(after), { number: 2, path: sys.v2 });
+  assert.is(value(valid), true);
+  assert.equal(host.generations(), [1, 2]);
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
+  assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v2);
+  assert.is(readFileSync(join(host.dir, 'health'), 'utf8').trim(), 'ok');
+});
+
+test('rollback restores the exact recorded generation number, runs its switch, and is idempotent', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  const r = await host.driver([
+    { op: 'prepare', target: sys.v2, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'prepare', target: sys.unhealthy, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'switch', target: sys.v2 },
+    { op: 'switch', target: sys.unhealthy },
+    { op: 'rollback', to: { number: 2, path: sys.v2 } },
+    { op: 'current' },
+    { op: 'rollback', to: { number: 2, path: sys.v2 } },
+    { op: 'current' },
+    { op: 'rollback', to: { number: 2, path: sys.v1 } },
+  ]);
+  r.slice(0, 5).forEach((x) => value(x));
+  assert.equal(value(r[5]), { number: 2, path: sys.v2 }, 'generation 2 again, not "one step back" to a new number');
+  value(r[6]);
+  assert.equal(value(r[7]), { number: 2, path: sys.v2 });
+  assert.match(refusal(r[8]).message, 'generation 2');
+  assert.equal(host.generations(), [1, 2, 3]);
+  // The second rollback did nothing: one switch of v2 after the unhealthy one, not two.
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`, `switch ${sys.unhealthy}`, `switch ${sys.v2}`]);
+  assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v2);
+});
+
+test('unsigned closure, key not in the root, tampered NAR: each refused with a typed error, profile untouched', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  const cases = [
+    { cache: caches.unsigned, code: 'Unsigned' },
+    { cache: caches.evil, code: 'UntrustedKey' },
+    { cache: caches.tampered, code: 'Corrupt' },
+  ];
+  const r = await host.driver([...cases.map((c) => ({ op: 'prepare' as const, target: sys.v2, cacheUrls: [c.cache], cacheKeys: [good.publicKey] })), { op: 'valid', path: sys.v2 }, { op: 'current' }]);
+  cases.forEach((c, i) => {
+    const e = refusal(r[i]);
+    assert.is(e.name, 'ClosureRefused');
+    assert.is(e.code, c.code, e.message);
+    assert.is(e.storePath, sys.v2);
+    assert.ok(e.message.includes(sys.v2) && e.message.includes(c.cache), e.message);
+  });
+  assert.is(value(r[3]), false, 'nothing of the target entered the store');
+  assert.equal(value(r[4]), { number: 1, path: sys.v1 });
+  assert.equal(host.generations(), [1]);
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
+});
+
+test("the host's own nix.conf and NIX_CONFIG (extra-trusted-public-keys, substituters) do not widen trust", async () => {
+  if (!ready) return;
+  const conf = [
+    'sandbox = false',
+    `trusted-public-keys = ${evil.publicKey}`,
+    `extra-trusted-public-keys = ${evil.publicKey}`,
+    'require-sigs = false',
+    `substituters = ${caches.good}`,
+    `extra-substituters = ${caches.good}`,
+    '',
+  ].join('\n');
+  const host = await hostOnV1(conf);
+  const env = { NIX_CONFIG: `extra-trusted-public-keys = ${evil.publicKey}\nrequire-sigs = false\nextra-substituters = ${caches.good}` };
+  const r = await host.driver(
+    [
+      { op: 'prepare', target: sys.v2, cacheUrls: [caches.evil], cacheKeys: [good.publicKey] },
+      { op: 'prepare', target: sys.v2, cacheUrls: [caches.unsigned], cacheKeys: [good.publicKey] },
+      // The host's substituters hold v2 (signed by a trusted key): still not fetched from there.
+      { op: 'prepare', target: sys.v2, cacheUrls: [caches.empty], cacheKeys: [good.publicKey] },
+      { op: 'valid', path: sys.v2 },
+      // Control: the same host accepts the evil-signed closure once the root names that key.
+      { op: 'prepare', target: sys.v2, cacheUrls: [caches.evil], cacheKeys: [evil.publicKey] },
+      { op: 'valid', path: sys.v2 },
+    ],
+    { env },
+  );
+  assert.is(refusal(r[0]).code, 'UntrustedKey');
+  assert.is(refusal(r[1]).code, 'Unsigned');
+  assert.is(refusal(r[2]).code, 'NotInCache');
+  assert.is(value(r[3]), false);
+  value(r[4]);
+  assert.is(value(r[5]), true);
+  assert.equal(host.generations(), [1]);
+});
+
+test('inhibitors from the real closures: v1 -> v2 none, v1 -> v3 names the kernel', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  const r = await host.driver([
+    { op: 'prepare', target: sys.v2, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'prepare', target: sys.v3, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'inhibitors', target: sys.v2 },
+    { op: 'inhibitors', target: sys.v3 },
+  ]);
+  assert.equal(value(r[2]), []);
+  const v3 = value<string[]>(r[3]);
+  assert.is(v3.length, 1, JSON.stringify(v3));
+  assert.match(v3[0]!, /^kernel changes /);
+});
+
+test('an http:// cache served by nginx: realise and switch; a dead cache is Unreachable', async () => {
+  if (!ready || !requireTool('nginx', 'http binary cache')) return;
+  const runtime = makeRuntimeDir();
+  const port = await freePort();
+  // The cache must be readable by nginx's worker user.
+  const served = join(runtime, 'cache');
+  (await import('node:fs')).cpSync(caches.goodDir, served, { recursive: true });
+  (await import('node:child_process')).execFileSync('chmod', ['-R', 'a+rX', served]);
+  const nginx = await startNginx({
+    runtimeDir: runtime,
+    port,
+    config: `worker_processes 1; pid ${runtime}/nginx.pid; error_log ${runtime}/error.log;
+events {}
+http {
+  access_log ${runtime}/access.log;
+  client_body_temp_path ${runtime}/tmp/body; proxy_temp_path ${runtime}/tmp/proxy; fastcgi_temp_path ${runtime}/tmp/fastcgi;
+  uwsgi_temp_path ${runtime}/tmp/uwsgi; scgi_temp_path ${runtime}/tmp/scgi;
+  server { listen 127.0.0.1:${port}; root ${served}; }
+}
+`,
+  });
+  try {
+    const host = await hostOnV1();
+    const url = `http://127.0.0.1:${port}`;
+    const r = await host.driver([
+      { op: 'prepare', target: sys.v3, cacheUrls: [url], cacheKeys: [good.publicKey] },
+      { op: 'switch', target: sys.v3 },
+      { op: 'current' },
+    ]);
+    value(r[0]);
+    assert.equal(value(r[2]), { number: 2, path: sys.v3 });
+    assert.ok(readFileSync(join(runtime, 'access.log'), 'utf8').includes('.narinfo'), 'fetched through nginx');
+    await nginx.stop();
+    const dead = await host.driver([{ op: 'prepare', target: sys.v2, cacheUrls: [url], cacheKeys: [good.publicKey] }]);
+    assert.is(refusal(dead[0]).code, 'Unreachable');
+  } finally {
+    await nginx.stop();
+    removeRuntimeDir(runtime);
+  }
+});
+
+test('boot: a new generation and `switch-to-configuration boot`, the running system unchanged; bootId and reboot', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  writeFileSync(join(host.dir, 'boot_id'), 'c0ffee00-0000-4000-8000-000000000001\n');
+  const r = await host.driver([
+    { op: 'prepare', target: sys.v3, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'boot', target: sys.v3 },
+    { op: 'current' },
+    { op: 'bootId' },
+    { op: 'reboot' },
+  ]);
+  assert.equal(value(r[1]), { number: 1, path: sys.v1 });
+  assert.equal(value(r[2]), { number: 2, path: sys.v3 });
+  assert.is(value(r[3]), 'c0ffee00-0000-4000-8000-000000000001');
+  value(r[4]);
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`, `boot ${sys.v3}`]);
+  assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v1, 'boot does not touch the running system');
+  assert.is(readFileSync(join(host.dir, 'reboot.log'), 'utf8').trim(), 'reboot');
+});
+
+test('through the agent cycle: an unsigned closure -> failed ack, quarantine, profile untouched', async () => {
+  if (!ready || !requireTool('openssl', 'lab PKI')) return;
+  const host = await hostOnV1();
+  const lab = makeLab(['n1'], { activator: () => host.activatorConfig() });
+  try {
+    const fleet = labFleet(lab, { prod: { hosts: { n1: sys.v2 }, waves: [{ soakSeconds: 0 }] } });
+    lab.publish({ ...fleet, cacheUrl: caches.unsigned });
+    await lab.startControlPlane();
+    const cfg = lab.agentConfig('n1');
+    const [run] = await host.driver([{ op: 'agent', config: cfg }]);
+    const { outcome, log } = value<{ outcome: { kind: string; decision?: string; acted?: string }; log: Record<string, unknown>[] }>(run);
+    assert.equal([outcome.kind, outcome.decision, outcome.acted], ['decided', 'activate', 'failed'], JSON.stringify(outcome));
+    const refused = log.find((x) => x['event'] === 'closure-refused');
+    assert.ok(refused && refused['code'] === 'Unsigned' && refused['storePath'] === sys.v2, JSON.stringify(refused));
+    assert.ok(!log.some((x) => x['event'] === 'switching'), 'no pending record, no switch');
+    const state = new StateDir(cfg.stateDir);
+    assert.ok(new Quarantine(state).isQuarantined(sys.v2, Date.now()));
+    assert.is(state.read('pending.json', (await import('../../agent/pending.ts')).PendingRecord), undefined);
+    const acks = new AckJournal(state, 'lab', 'n1', readPrivateKey(lab.host('n1').keyFile)).all().map((a) => a.signed);
+    assert.equal(acks.map((a) => a.kind), ['failed']);
+    assert.match(acks[0]!.reason!, 'Unsigned');
+    assert.is(host.profileGeneration(), 1);
+    assert.equal(host.generations(), [1]);
+    assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
+    const [valid] = await host.driver([{ op: 'valid', path: sys.v2 }]);
+    assert.is(value(valid), false);
+  } finally {
+    await lab.close();
+  }
+});
+
+test.run();

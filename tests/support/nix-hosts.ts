@@ -1,0 +1,184 @@
+// Test hosts with their own /nix for the nix activator: each runs its commands in a private mount
+// namespace (`unshare -m`) where a directory of its own is bind-mounted on /nix and a nix.conf of its
+// own on /etc/nix/nix.conf. The namespace lives only as long as the process run in it, so nothing is
+// left mounted when a command ends (or is killed). The test systems (tests/fixtures/nix-systems) are
+// built once per test run in the machine's store and copied into signed file:// caches.
+import { execFile } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nixSandbox, REPO, run, type NixSandbox } from '../nix/nix-env.ts';
+import type { NixActivatorConfig } from '../../agent/activators/nix.ts';
+
+export const SYSTEMS_FLAKE = join(REPO, 'tests/fixtures/nix-systems');
+const DRIVER = join(REPO, 'tests/support/nix-host-driver.ts');
+
+export interface TestSystems {
+  v1: string;
+  v2: string;
+  v3: string;
+  unhealthy: string;
+}
+
+let sandbox: NixSandbox | undefined;
+let systems: Promise<TestSystems> | undefined;
+
+/** The build side's offline Nix environment (shared by every test of this run; see cleanupNixHosts). */
+export function buildSandbox(): NixSandbox {
+  sandbox ??= nixSandbox('nixfleet-nixhosts-');
+  return sandbox;
+}
+
+export function cleanupNixHosts(): void {
+  sandbox?.cleanup();
+  sandbox = undefined;
+  systems = undefined;
+}
+
+/** Builds the four test systems once per run (path: flake reference, so git tracking does not matter). */
+export function testSystems(): Promise<TestSystems> {
+  systems ??= (async () => {
+    const sb = buildSandbox();
+    const names = ['v1', 'v2', 'v3', 'unhealthy'] as const;
+    const r = await run('nix', ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)], { env: sb.env, timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`building the test systems failed:\n${r.stderr}`);
+    const outs = (JSON.parse(r.stdout) as { outputs: { out: string } }[]).map((o) => o.outputs.out);
+    const byName = Object.fromEntries(names.map((n) => [n, outs.find((p) => p.endsWith(`-nixos-system-${n}`))!]));
+    return byName as unknown as TestSystems;
+  })();
+  return systems;
+}
+
+export interface CacheKey {
+  secretFile: string;
+  publicKey: string;
+}
+
+export async function cacheKey(name: string): Promise<CacheKey> {
+  const sb = buildSandbox();
+  const secret = await run('nix', ['key', 'generate-secret', '--key-name', name], { env: sb.env });
+  if (secret.code !== 0) throw new Error(secret.stderr);
+  const secretFile = join(sb.dir, `${name}.sec`);
+  writeFileSync(secretFile, secret.stdout, { mode: 0o600 });
+  const pub = await new Promise<string>((resolve, reject) => {
+    const child = execFile('nix', ['key', 'convert-secret-to-public'], { env: sb.env }, (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
+    child.stdin!.end(secret.stdout);
+  });
+  return { secretFile, publicKey: pub };
+}
+
+/** A file:// binary cache holding `paths` (with their closures), signed by `key` or unsigned. */
+export async function makeCache(dir: string, paths: string[], key: CacheKey | null, opts: { compression?: 'xz' | 'none' } = {}): Promise<string> {
+  const params = [key ? `secret-key=${key.secretFile}` : '', `compression=${opts.compression ?? 'xz'}`].filter(Boolean).join('&');
+  const r = await run('nix', ['copy', '--to', `file://${dir}?${params}`, ...paths], { env: buildSandbox().env, timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`nix copy --to ${dir} failed:\n${r.stderr}`);
+  return `file://${dir}`;
+}
+
+/** A copy of `cache` whose NAR of `path` has one byte of file content changed (the narinfo stays intact). */
+export function tamperedCopy(cacheDir: string, dest: string, path: string): void {
+  cpSync(cacheDir, dest, { recursive: true });
+  const hash = path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+  const narinfo = readFileSync(join(dest, `${hash}.narinfo`), 'utf8');
+  const url = /^URL: (\S+)$/m.exec(narinfo)![1]!;
+  if (!url.endsWith('.nar')) throw new Error('tamperedCopy needs an uncompressed cache (compression=none)');
+  const nar = readFileSync(join(dest, url));
+  const at = nar.indexOf(Buffer.from('nixos-version'));
+  // Flip a byte well after the entry name: inside the file contents that follow it.
+  const i = nar.indexOf(Buffer.from('v'), at + 'nixos-version'.length);
+  nar[i] = 'V'.charCodeAt(0);
+  writeFileSync(join(dest, url), nar);
+}
+
+export type DriverOp =
+  | { op: 'seed'; target: string; cache: string; key: string }
+  | { op: 'prepare'; target: string; cacheUrls: string[]; cacheKeys: string[] }
+  | { op: 'switch'; target: string }
+  | { op: 'boot'; target: string }
+  | { op: 'current' }
+  | { op: 'rollback'; to: { number: number; path: string } }
+  | { op: 'inhibitors'; target: string }
+  | { op: 'bootId' }
+  | { op: 'reboot' }
+  | { op: 'valid'; path: string }
+  | { op: 'agent'; config: unknown };
+
+export type DriverResult = { ok: true; value: unknown } | { ok: false; name: string; code: string | null; message: string; storePath?: string };
+
+/** One simulated NixOS host: base/nix is its /nix, base/nix.conf its /etc/nix/nix.conf. */
+export class NixTestHost {
+  readonly nixDir: string;
+  readonly confFile: string;
+  constructor(readonly dir: string, nixConf = 'sandbox = false\n') {
+    this.nixDir = join(dir, 'nix');
+    this.confFile = join(dir, 'nix.conf');
+    mkdirSync(this.nixDir, { recursive: true });
+    mkdirSync(join(dir, 'home'), { recursive: true });
+    writeFileSync(this.confFile, nixConf);
+  }
+
+  /** The activator config for this host (the store-side defaults; the running system in the host dir). */
+  activatorConfig(extra: Partial<NixActivatorConfig> = {}): NixActivatorConfig {
+    return {
+      kind: 'nix',
+      profile: '/nix/var/nix/profiles/system',
+      currentSystem: join(this.dir, 'current-system'),
+      nixBinDir: null,
+      bootIdFile: join(this.dir, 'boot_id'),
+      rebootCommand: ['sh', '-c', 'echo reboot >> "$NIXFLEET_TEST_HOST_DIR/reboot.log"'],
+      timeoutMs: 120_000,
+      ...extra,
+    };
+  }
+
+  env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: join(this.dir, 'home'), XDG_CACHE_HOME: join(this.dir, 'xdg-cache'), NIXFLEET_TEST_HOST_DIR: this.dir, ...extra };
+    if (!('NIX_CONFIG' in extra)) delete env['NIX_CONFIG'];
+    return env;
+  }
+
+  /** Runs argv inside this host's mount namespace; the values travel as arguments, never as shell text. */
+  exec(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
+    const script = 'mount --bind "$0" /nix && mount --bind "$1" /etc/nix/nix.conf && shift && exec "$@"';
+    return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, this.nixDir, this.confFile, ...argv], { env: this.env(opts.env), timeoutMs: opts.timeoutMs ?? 180_000 });
+  }
+
+  /** Runs activator operations in one Node process inside the namespace; one result per op. */
+  async driver(ops: DriverOp[], opts: { config?: NixActivatorConfig; env?: Record<string, string> } = {}): Promise<DriverResult[]> {
+    const input = JSON.stringify({ config: opts.config ?? this.activatorConfig(), ops });
+    const r = await this.exec([process.execPath, '--import', 'tsx', DRIVER, input], { ...(opts.env ? { env: opts.env } : {}) });
+    const line = r.stdout.trim().split('\n').at(-1) ?? '';
+    if (r.code !== 0 || !line.startsWith('[')) throw new Error(`nix host driver failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+    return JSON.parse(line) as DriverResult[];
+  }
+
+  /** Generation number the profile link points at, read from outside (the links are relative). */
+  profileGeneration(): number {
+    const link = readlinkOrNull(join(this.nixDir, 'var/nix/profiles/system'));
+    const m = link ? /system-(\d+)-link$/.exec(link) : null;
+    return m ? Number(m[1]) : 0;
+  }
+
+  generations(): number[] {
+    try {
+      return readdirSync(join(this.nixDir, 'var/nix/profiles')).map((f) => /^system-(\d+)-link$/.exec(f)?.[1]).filter((x): x is string => !!x).map(Number).sort((a, b) => a - b);
+    } catch {
+      return [];
+    }
+  }
+
+  switchLog(): string[] {
+    try {
+      return readFileSync(join(this.dir, 'switch.log'), 'utf8').trim().split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+}
+
+function readlinkOrNull(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return null;
+  }
+}
