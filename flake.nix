@@ -19,7 +19,14 @@
     {
       lib = {
         inherit (nixfleetLib) mkFleet mkHost fleetViolations resolveFleet;
+        # The package from any nixpkgs: `nixfleet.lib.packageFor nixpkgs.legacyPackages.x86_64-linux`.
+        packageFor = pkgs: pkgs.callPackage ./nix/package.nix { };
       };
+
+      # `pkgs.nixfleet`; the NixOS modules' `package` defaults to it. There is no `packages` output:
+      # the flake has no nixpkgs input (it must evaluate offline, and the fleet's own nixpkgs should
+      # build it), so a consumer writes `packages.<system>.nixfleet = nixfleet.lib.packageFor pkgs`.
+      overlays.default = final: _prev: { nixfleet = final.callPackage ./nix/package.nix { }; };
 
       nixosModules = {
         agent = import ./nix/modules/agent.nix;

@@ -19,11 +19,10 @@ mkFleet {
   cacheUrl = "https://cp.example.org:8443/nix-cache";
 
   hosts = {
-    web-01 = mkHost { system = "x86_64-linux"; channel = "stable"; tags = [ "web" "canary" ]; hostKey = "RbwIwFUreC5qBoWDW1V9Vq0ct6uBimAn21NofFPvL04="; nixosConfiguration = nixosConfigurations.web-01; };
-    web-02 = mkHost { system = "x86_64-linux"; channel = "stable"; tags = [ "web" ]; hostKey = "Mm83Si8Bqicb9IllKdcKhmYtooS5bhtmFQnezVmwLb4="; nixosConfiguration = nixosConfigurations.web-02; };
-    web-03 = mkHost { system = "x86_64-linux"; channel = "stable"; tags = [ "web" ]; hostKey = "0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk="; nixosConfiguration = nixosConfigurations.web-03; };
+    web-01 = mkHost { channel = "stable"; tags = [ "web" "canary" ]; hostKey = "RbwIwFUreC5qBoWDW1V9Vq0ct6uBimAn21NofFPvL04="; nixosConfiguration = nixosConfigurations.web-01; };
+    web-02 = mkHost { channel = "stable"; tags = [ "web" ]; hostKey = "Mm83Si8Bqicb9IllKdcKhmYtooS5bhtmFQnezVmwLb4="; nixosConfiguration = nixosConfigurations.web-02; };
+    web-03 = mkHost { channel = "stable"; tags = [ "web" ]; hostKey = "0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk="; nixosConfiguration = nixosConfigurations.web-03; };
     db-01 = mkHost {
-      system = "x86_64-linux";
       channel = "stable";
       tags = [ "db" ];
       # An OpenSSH host key line works as well as the raw base64 key.
@@ -31,6 +30,7 @@ mkFleet {
       machineId = "0f4b2c7e9a1d4e6f8b3c5a7d9e1f2a4b";
       nixosConfiguration = nixosConfigurations.db-01;
     };
+    # A target built elsewhere: system is then given explicitly (with nixosConfiguration it is derived).
     lab-01 = mkHost { system = "x86_64-linux"; channel = "edge"; tags = [ "lab" ]; hostKey = "XbtDDeodkvyMqqo252WNrr+JkiMeOvg9wV7og9i8U/M="; target = "/nix/store/5glnrn2g9x61l5zqvq4cji48b1pmwl8l-nixos-system-lab-01"; };
   };
 

@@ -1,7 +1,9 @@
-# Stand-ins for nixosConfigurations: each has config.system.build.toplevel, a tiny derivation laid out
-# like a NixOS system (bin/switch-to-configuration, kernel, initrd), built with /bin/sh only.
+# Stand-ins for nixosConfigurations: each has config.nixpkgs.hostPlatform.system and
+# config.system.build.toplevel, a tiny derivation laid out like a NixOS system
+# (bin/switch-to-configuration, kernel, initrd), built with /bin/sh only.
 let
   system = name: {
+    config.nixpkgs.hostPlatform.system = "x86_64-linux";
     config.system.build.toplevel = derivation {
       name = "nixos-system-${name}";
       system = "x86_64-linux";

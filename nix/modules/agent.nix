@@ -8,45 +8,37 @@ let
   cfg = config.services.nixfleet-agent;
   configFile = "nixfleet/agent.json";
 
-  # Activation the way `nixos-rebuild switch` does it; parameters arrive in environment variables
-  # (agent/activators/command.ts), never spliced into a command line.
-  profile = "/nix/var/nix/profiles/system";
-  nixosActivator = {
-    kind = "command";
-    switch = [ "${pkgs.writeShellScript "nixfleet-switch" ''
-      set -eu
-      # Fetch the closure from the binary cache; Nix checks the narinfo signatures (trusted-public-keys).
-      nix-store --realise "$NIXFLEET_TARGET" >/dev/null
-      nix-env --profile ${profile} --set "$NIXFLEET_TARGET"
-      exec "$NIXFLEET_TARGET/bin/switch-to-configuration" switch
-    ''}" ];
-    rollback = [ "${pkgs.writeShellScript "nixfleet-rollback" ''
-      set -eu
-      # By generation number, never "one step back": rerunning it is harmless.
-      nix-env --profile ${profile} --switch-generation "$NIXFLEET_GENERATION"
-      exec "$NIXFLEET_GENERATION_PATH/bin/switch-to-configuration" switch
-    ''}" ];
-    current = [ "${pkgs.writeShellScript "nixfleet-current" ''
-      set -eu
-      link=$(readlink ${profile})
-      number=''${link#system-}
-      echo "''${number%-link} $(readlink -f ${profile})"
-    ''}" ];
-    inhibitors = [ "${pkgs.writeShellScript "nixfleet-inhibitors" ''
-      set -eu
-      # A new kernel, initrd, module set or systemd needs a reboot: the agent then defers (boot, not switch).
-      for part in kernel initrd kernel-modules systemd; do
-        if [ "$(readlink -f /run/current-system/$part)" != "$(readlink -f "$NIXFLEET_TARGET/$part")" ]; then echo "$part"; fi
-      done
-    ''}" ];
+  # agent/config.ts's HostName (protocol/schemas/common.ts): a NixOS host name may be "Web_01", or ""
+  # when DHCP supplies it, so the default from networking.hostName is checked by an assertion that
+  # says what to do, not by the option's type.
+  hostNamePattern = "[a-z0-9][a-z0-9-]{0,62}";
+  # A systemd time span ("60s", "5min", "1h 30min", a bare number of seconds): checked here, because
+  # systemd only warns about an unparsable timer value and then never runs the timer.
+  timeSpanUnits = "us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour|hours|d|day|days|w|week|weeks|M|month|months|y|year|years";
+  timeSpan = types.strMatching " *([0-9]+(\\.[0-9]+)? *(${timeSpanUnits})? *)+";
+
+  # The built-in nix activator (agent/activators/nix.ts): realise from the cache, set the system
+  # profile, switch-to-configuration; reboot when the kernel/initrd/systemd changed.
+  nixActivator = {
+    kind = "nix";
+    profile = "/nix/var/nix/profiles/system";
+    currentSystem = "/run/current-system";
+    nixBinDir = "${config.nix.package}/bin";
+    bootIdFile = "/proc/sys/kernel/random/boot_id";
+    rebootCommand = [ "${config.systemd.package}/bin/systemctl" "reboot" ];
   };
+
+  stateDirUnderVarLib = lib.hasPrefix "/var/lib/" cfg.stateDir;
 
   optionalSettings = lib.filterAttrs (_: v: v != null) {
     inherit (cfg) schedule clockSkewSeconds requestTimeoutMs retries probeIntervalMs splayMs;
   };
   agentConfig = {
-    inherit (cfg) controlPlaneUrl ackPath caFile certFile keyFile host hostKeyFile trustRootFile stateDir quarantineHours;
-    activator = if cfg.activator == null then nixosActivator else cfg.activator;
+    inherit (cfg) controlPlaneUrl ackPath caFile certFile keyFile host hostKeyFile stateDir quarantineHours;
+    inherit (cfg) activator;
+    # A path value (./root.json) becomes a store path, so the root travels with the closure even to a
+    # host that gets it from a binary cache; a string names a file on the host.
+    trustRootFile = "${cfg.trustRootFile}";
   } // optionalSettings;
 
   nullOrInt = min: max: description: mkOption { type = types.nullOr (types.ints.between min max); default = null; inherit description; };
@@ -54,25 +46,36 @@ in
 {
   options.services.nixfleet-agent = {
     enable = mkEnableOption "the NixFleet agent (verify the signed release, converge this host, confirm or roll back)";
-    package = mkOption { type = types.package; description = "The nixfleet package (provides bin/nixfleet)."; };
+    package = mkOption {
+      type = types.package;
+      default = pkgs.nixfleet or (pkgs.callPackage ../package.nix { });
+      defaultText = lib.literalExpression "pkgs.nixfleet (nixfleet's overlays.default), else nix/package.nix built with pkgs";
+      description = "The nixfleet package (provides bin/nixfleet).";
+    };
     controlPlaneUrl = mkOption { type = types.strMatching "https://.*"; description = "Base URL of the published tree, e.g. https://cp.example:8443/."; };
     ackPath = mkOption { type = types.strMatching "[a-z0-9][a-z0-9/_-]*"; default = "acks"; description = "Tree-relative path of the ack endpoint (POST)."; };
     caFile = mkOption { type = types.str; description = "The fleet CA certificate (PEM) that signed the control plane's server certificate."; };
     certFile = mkOption { type = types.str; description = "This host's client certificate (PEM, CN = host name)."; };
     keyFile = mkOption { type = types.str; description = "This host's client certificate key (PEM). Keep it out of the Nix store."; };
-    host = mkOption { type = types.strMatching "[a-z0-9][a-z0-9-]{0,62}"; default = config.networking.hostName; description = "This host's name in the fleet."; };
+    host = mkOption {
+      type = types.str;
+      default = config.networking.hostName;
+      defaultText = lib.literalExpression "config.networking.hostName";
+      description = "This host's name in the fleet (lowercase letters, digits and '-', 1-63 characters).";
+    };
     hostKeyFile = mkOption { type = types.str; description = "nixfleet private key file whose public half is this host's hostKey in the fleet (signs acks)."; };
-    trustRootFile = mkOption { type = types.str; description = "The pinned trust root (a signed root/<n>.json) the host starts from."; };
+    trustRootFile = mkOption { type = types.path; description = "The pinned trust root (a signed root/<n>.json) the host starts from; a path (./root.json) is copied into the store."; };
     stateDir = mkOption { type = types.str; default = "/var/lib/nixfleet-agent"; description = "Agent state (pending activation, quarantine, highest version seen, ack journal)."; };
     quarantineHours = mkOption { type = types.ints.between 0 8760; default = 24; description = "How long a closure that failed or was rolled back is refused."; };
     activator = mkOption {
-      type = types.nullOr types.attrs;
-      default = null;
-      description = ''
-        The agent's activator config (agent/activators). null: a command activator doing what
-        `nixos-rebuild switch` does (nix-store --realise, nix-env --set, switch-to-configuration), rolling
-        back by generation number, and reporting kernel/initrd/module/systemd changes as inhibitors.
+      type = types.attrs;
+      default = nixActivator;
+      defaultText = lib.literalExpression ''
+        { kind = "nix"; profile = "/nix/var/nix/profiles/system"; currentSystem = "/run/current-system";
+          nixBinDir = "''${config.nix.package}/bin"; bootIdFile = "/proc/sys/kernel/random/boot_id";
+          rebootCommand = [ "''${config.systemd.package}/bin/systemctl" "reboot" ]; }
       '';
+      description = "The agent's activator config (agent/activators). The default is the built-in nix activator for this NixOS system.";
     };
     schedule = mkOption { type = types.nullOr types.str; default = null; description = "Cron schedule of the daemon mode (unused by the timer)."; };
     clockSkewSeconds = nullOrInt 0 86400 "Tolerated clock skew (agent default 60).";
@@ -80,11 +83,19 @@ in
     retries = nullOrInt 0 10 "Retries of a failed request (agent default 3).";
     probeIntervalMs = nullOrInt 10 600000 "Pause between probe rounds in the confirm window (agent default 2000).";
     splayMs = nullOrInt 0 3600000 "Random delay before a daemon-mode cycle (agent default 0).";
-    interval = mkOption { type = types.str; default = "60s"; description = "How often the timer runs a cycle (systemd time span)."; };
-    randomizedDelay = mkOption { type = types.str; default = "15s"; description = "Random delay per timer tick, so a fleet does not poll in lockstep."; };
+    interval = mkOption { type = timeSpan; default = "60s"; description = "How often the timer runs a cycle (systemd time span)."; };
+    randomizedDelay = mkOption { type = timeSpan; default = "15s"; description = "Random delay per timer tick, so a fleet does not poll in lockstep."; };
   };
 
   config = mkIf cfg.enable {
+    assertions = [{
+      assertion = builtins.match hostNamePattern cfg.host != null;
+      message = "services.nixfleet-agent.host is ${builtins.toJSON cfg.host}${lib.optionalString (cfg.host == config.networking.hostName) " (from networking.hostName)"}, which is not a fleet host name (lowercase letters, digits and '-', 1-63 characters, not starting with '-'): set services.nixfleet-agent.host to this host's name in the fleet.";
+    }];
+
+    # StateDirectory= creates only directories under /var/lib; elsewhere tmpfiles does.
+    systemd.tmpfiles.rules = lib.optionals (!stateDirUnderVarLib) [ "d ${cfg.stateDir} 0700 root root -" ];
+
     environment.etc.${configFile} = { text = builtins.toJSON agentConfig; mode = "0600"; };
 
     # Mirrors agent/systemd/nixfleet-agent.{service,timer}.
@@ -92,14 +103,17 @@ in
       description = "NixFleet agent: verify the signed release and converge this host";
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
-      path = [ config.nix.package pkgs.coreutils ];
+      # coreutils is on every NixOS service's PATH already.
+      path = [ config.nix.package ];
       restartIfChanged = false;
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "${cfg.package}/bin/nixfleet agent --config /etc/${configFile} --once";
         User = "root";
-        StateDirectory = "nixfleet-agent";
+      } // lib.optionalAttrs stateDirUnderVarLib {
+        StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
         StateDirectoryMode = "0700";
+      } // {
         UMask = "0077";
         TimeoutStartSec = "30min";
         KillMode = "mixed";
@@ -117,7 +131,7 @@ in
         OnUnitActiveSec = cfg.interval;
         RandomizedDelaySec = cfg.randomizedDelay;
         AccuracySec = "1s";
-        Persistent = true;
+        # No Persistent=: it applies to OnCalendar= only; OnBootSec= covers the time the host was down.
         Unit = "nixfleet-agent.service";
       };
     };

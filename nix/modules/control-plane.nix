@@ -18,7 +18,10 @@ let
   ackArgs = [ "cp" "serve" "--acks-only" "--tree" cfg.treeDir "--socket" cfg.ackSocket ]
     ++ optionals (cfg.ackLogDir != null) [ "--acks-log" cfg.ackLogDir ]
     ++ optionals (cfg.rateLimit != null) [ "--rate-limit" cfg.rateLimit ];
-  syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" (toString cfg.rootFile) "--nginx-pid" "/run/nginx/nginx.pid" "--json" ];
+  # "${path}" copies the file into the store (toString would name the source checkout, which a host
+  # that gets its closure from a binary cache never has); a string names a file on the host.
+  rootInStore = "${cfg.rootFile}";
+  syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" rootInStore "--nginx-pid" "/run/nginx/nginx.pid" "--json" ];
 
   hardening = {
     User = cfg.user;
@@ -35,7 +38,12 @@ in
 {
   options.services.nixfleet-control-plane = {
     enable = mkEnableOption "the NixFleet control plane (nginx with mTLS serving the signed tree, and the ack endpoint)";
-    package = mkOption { type = types.package; description = "The nixfleet package (provides bin/nixfleet)."; };
+    package = mkOption {
+      type = types.package;
+      default = pkgs.nixfleet or (pkgs.callPackage ../package.nix { });
+      defaultText = lib.literalExpression "pkgs.nixfleet (nixfleet's overlays.default), else nix/package.nix built with pkgs";
+      description = "The nixfleet package (provides bin/nixfleet).";
+    };
     treeDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/tree"; description = "The installed tree (current -> versions/..., acks/, nginx/*.map)."; };
     pkiDir = mkOption { type = types.str; description = "PKI directory from `nixfleet pki init`: ca.crt, server.crt, server.key, crl.pem."; };
     listen = mkOption { type = types.str; default = "8443"; description = "nginx listen address: PORT or ADDR:PORT."; };
@@ -44,7 +52,7 @@ in
     rateLimit = mkOption { type = types.nullOr (types.strMatching "off|[0-9]{1,6}/[0-9]{1,6}"); default = null; description = "Per-host ack rate limit BURST/PER_SECOND, or \"off\" (default 30/2)."; };
     dashboardDir = mkOption { type = types.nullOr types.str; default = null; description = "Operator dashboard directory served at /dashboard/ (operator certificates only)."; };
     workers = mkOption { type = types.nullOr types.ints.positive; default = null; description = "nginx worker processes (null: auto)."; };
-    rootFile = mkOption { type = types.nullOr types.path; default = null; description = "The pinned trust root; set it to install CI trees from incomingDir with `nixfleet cp sync`."; };
+    rootFile = mkOption { type = types.nullOr types.path; default = null; description = "The pinned trust root (a path such as ./root.json is copied into the store); set it to install CI trees from incomingDir with `nixfleet cp sync`."; };
     incomingDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/incoming"; description = "Where CI pushes the published tree (timestamp.json last)."; };
     user = mkOption { type = types.str; default = "nixfleet-cp"; description = "User running the ack endpoint and cp sync."; };
     openFirewall = mkOption { type = types.bool; default = false; description = "Open the listen port in the firewall."; };

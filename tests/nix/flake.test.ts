@@ -61,8 +61,9 @@ test('nix flake check passes on the repo flake (offline, tracked files only)', a
   assert.is(r.code, 0, r.stderr);
   const show = await run('nix', ['flake', 'show', '--json'], { cwd: join(sandbox!.dir, 'repo'), env: sandbox!.env });
   assert.is(show.code, 0, show.stderr);
-  const outputs = JSON.parse(show.stdout) as { nixosModules: Record<string, unknown> };
+  const outputs = JSON.parse(show.stdout) as { nixosModules: Record<string, unknown>; overlays: Record<string, unknown> };
   assert.equal(Object.keys(outputs.nixosModules).sort(), ['agent', 'control-plane', 'default']);
+  assert.equal(Object.keys(outputs.overlays), ['default']);
 });
 
 test('the example fleet: nix eval --json output is accepted by the TypeScript validator and nixfleet validate --flake', async () => {

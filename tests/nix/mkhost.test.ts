@@ -40,4 +40,28 @@ test('mkHost: target or nixosConfiguration, and mkFleet accepts the result', asy
   }
 });
 
+test('mkHost: system and target derived from a nixosConfiguration (nixpkgs.hostPlatform or nixpkgs.system)', async () => {
+  if (!requireTool('nix-instantiate', 'mkHost')) return;
+  const sandbox = nixSandbox();
+  try {
+    const noSystem = `channel = "stable"; hostKey = "0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk=";`;
+    const arm = `derivation { name = "nixos-system-pi"; system = "aarch64-linux"; builder = "/bin/sh"; }`;
+    const [modern, legacy, agreeing, outPath] = (await evalJson(sandbox, `[
+      (lib.mkHost { ${noSystem} nixosConfiguration = { config.nixpkgs.hostPlatform.system = "aarch64-linux"; config.system.build.toplevel = ${arm}; }; })
+      (lib.mkHost { ${noSystem} nixosConfiguration = { config.nixpkgs.system = "x86_64-linux"; config.system.build.toplevel = ${system}; }; })
+      (lib.mkHost { ${noSystem} system = "aarch64-linux"; nixosConfiguration = { config.nixpkgs.hostPlatform = { system = "aarch64-linux"; isLinux = true; }; config.system.build.toplevel = ${arm}; }; })
+      (${arm}).outPath
+    ]`)) as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, string];
+    assert.is(modern.system, 'aarch64-linux');
+    assert.is(modern.target, outPath, 'the target is config.system.build.toplevel.outPath');
+    assert.is(legacy.system, 'x86_64-linux');
+    assert.is(agreeing.system, 'aarch64-linux');
+    assert.match(await evalError(sandbox, `lib.mkHost { ${noSystem} system = "x86_64-linux"; nixosConfiguration = { config.nixpkgs.hostPlatform.system = "aarch64-linux"; config.system.build.toplevel = ${arm}; }; }`),
+      /mkHost: system is "x86_64-linux" but the nixosConfiguration is built for "aarch64-linux"/);
+    assert.match(await evalError(sandbox, `lib.mkHost { ${noSystem} target = "/nix/store/x"; }`), /mkHost: give system \(e\.g\. "x86_64-linux"\) or a nixosConfiguration/);
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
 test.run();

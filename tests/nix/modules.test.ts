@@ -5,17 +5,33 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { AgentConfig, parseAgentConfig } from '../../agent/config.ts';
+import { ActivatorConfig } from '../../agent/activators/index.ts';
 import { REPO, nixSandbox, nixString, run, type NixSandbox } from './nix-env.ts';
 
 const BIN = join(REPO, 'bin/nixfleet.js');
 const PACKAGE = '/nix/store/00000000000000000000000000000000-nixfleet';
 
-async function evalModule(sandbox: NixSandbox, module: string, service: string, settings: Record<string, unknown>, attr: string): Promise<{ code: number; value: unknown; stderr: string }> {
-  const expr = `(import ${nixString(join(REPO, 'tests/nix/module-harness.nix'))} { module = import ${nixString(join(REPO, 'nix/modules', module))}; service = ${nixString(service)}; settings = builtins.fromJSON ${nixString(JSON.stringify(settings))}; }).${attr}`;
+interface EvalOptions {
+  /** A Nix expression merged over the JSON settings (for values JSON cannot carry, such as paths). */
+  nixSettings?: string;
+  hostName?: string;
+  /** The module's source text (a mutated copy); default: the file in nix/modules. */
+  source?: string;
+}
+
+async function evalModule(sandbox: NixSandbox, module: string, service: string, settings: Record<string, unknown>, attr: string, opts: EvalOptions = {}): Promise<{ code: number; value: unknown; stderr: string }> {
+  let modulePath = join(REPO, 'nix/modules', module);
+  if (opts.source !== undefined) {
+    // Beside the original, so relative imports (../package.nix) still resolve.
+    mkdirSync(join(sandbox.dir, 'nix/modules'), { recursive: true });
+    modulePath = join(sandbox.dir, 'nix/modules', module);
+    writeFileSync(modulePath, opts.source);
+  }
+  const expr = `(import ${nixString(join(REPO, 'tests/nix/module-harness.nix'))} { module = import ${nixString(modulePath)}; service = ${nixString(service)}; settings = builtins.fromJSON ${nixString(JSON.stringify(settings))} // (${opts.nixSettings ?? '{ }'}); hostName = ${nixString(opts.hostName ?? 'web-01')}; }).${attr}`;
   const r = await run('nix-instantiate', ['--eval', '--read-write-mode', '--strict', '--json', '-E', expr], { env: sandbox.env, cwd: sandbox.dir });
   return { code: r.code, value: r.code === 0 ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
 }
@@ -39,7 +55,44 @@ const agentSettings = {
   trustRootFile: '/etc/nixfleet/root.json',
 };
 
-test('agent module: every agent config field is an option, and the generated agent.json is what the agent parses', async () => {
+interface SystemdUnit {
+  description: string;
+  wants: string[];
+  after: string[];
+  wantedBy: string[];
+  path: string[];
+  serviceConfig?: Record<string, unknown>;
+  timerConfig?: Record<string, unknown>;
+}
+interface AgentSystem {
+  environment: { etc: Record<string, { text: string; mode: string }> };
+  systemd: { services: Record<string, SystemdUnit>; timers: Record<string, SystemdUnit>; tmpfiles: { rules: string[] } };
+}
+
+const NIX_ACTIVATOR_KEYS = ['bootIdFile', 'currentSystem', 'kind', 'nixBinDir', 'profile', 'rebootCommand'];
+
+/** The agent.json the module writes, parsed by the agent's own parser. */
+function agentJson(system: AgentSystem): { raw: Record<string, unknown>; parsed: ReturnType<typeof parseAgentConfig> } {
+  const file = system.environment.etc['nixfleet/agent.json']!;
+  assert.is(file.mode, '0600');
+  const raw = JSON.parse(file.text) as Record<string, unknown>;
+  // The nix activator's schema is written in parallel (agent/activators/nix.ts); until the union
+  // knows kind "nix", the rest of the file is parsed with a simulated activator in its place.
+  const knowsNix = ActivatorConfig.safeParse(raw.activator).success;
+  const parsed = parseAgentConfig(knowsNix ? raw : { ...raw, activator: { kind: 'simulated', initialPath: '/nix/store/x' } }, '/etc/nixfleet/agent.json');
+  return { raw, parsed };
+}
+
+/** A unit file from the module's unit attrset, the way NixOS renders it (lists become repeated keys). */
+function unitFile(unit: SystemdUnit, kind: 'Service' | 'Timer', rewrite: (v: string) => string = (v) => v): string {
+  const lines = (section: Record<string, unknown>) =>
+    Object.entries(section).flatMap(([k, v]) => (Array.isArray(v) ? v : [v]).map((x) => `${k}=${rewrite(typeof x === 'boolean' ? (x ? 'true' : 'false') : String(x))}`));
+  const unitSection = { Description: unit.description, ...(unit.wants.length ? { Wants: unit.wants.join(' ') } : {}), ...(unit.after.length ? { After: unit.after.join(' ') } : {}) };
+  const body = kind === 'Service' ? { ...(unit.path.length ? { Environment: `PATH=${unit.path.map((p) => `${p}/bin`).join(':')}` } : {}), ...unit.serviceConfig } : unit.timerConfig!;
+  return [`[Unit]`, ...lines(unitSection), '', `[${kind}]`, ...lines(body), '', ...(unit.wantedBy.length ? ['[Install]', `WantedBy=${unit.wantedBy.join(' ')}`, ''] : [])].join('\n');
+}
+
+test('agent module: every agent config field is an option; agent.json is what the agent parses, with the nix activator by default', async () => {
   if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
   const sandbox = nixSandbox();
   try {
@@ -50,53 +103,171 @@ test('agent module: every agent config field is an option, and the generated age
     assert.equal(moduleOnly, ['enable', 'interval', 'package', 'randomizedDelay']);
 
     const withSettings = { ...agentSettings, retries: 5, quarantineHours: 48, host: 'db-01' };
-    const config = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', withSettings, 'config')).value as {
-      environment: { etc: Record<string, { text: string; mode: string }> };
-      systemd: { services: Record<string, { serviceConfig: Record<string, unknown> }>; timers: Record<string, { timerConfig: Record<string, unknown> }> };
-    };
-    const file = config.environment.etc['nixfleet/agent.json']!;
-    assert.is(file.mode, '0600');
-    const parsed = parseAgentConfig(JSON.parse(file.text), '/etc/nixfleet/agent.json');
+    const r = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', withSettings, 'config');
+    assert.is(r.code, 0, r.stderr);
+    const system = r.value as AgentSystem;
+    const { raw, parsed } = agentJson(system);
     assert.is(parsed.host, 'db-01');
     assert.is(parsed.retries, 5);
     assert.is(parsed.quarantineHours, 48);
     assert.is(parsed.requestTimeoutMs, 10_000, 'unset settings take the agent default');
-    assert.ok(!('requestTimeoutMs' in JSON.parse(file.text)), 'unset settings are left out of the file');
-    assert.is(parsed.activator.kind, 'command');
-    assert.is(config.systemd.services['nixfleet-agent']!.serviceConfig.ExecStart, `${PACKAGE}/bin/nixfleet agent --config /etc/nixfleet/agent.json --once`);
-    assert.is(config.systemd.timers['nixfleet-agent']!.timerConfig.OnUnitActiveSec, '60s');
+    assert.ok(!('requestTimeoutMs' in raw), 'unset settings are left out of the file');
 
-    // The default (NixOS) activator's scripts are real files: they must at least be valid sh.
-    if (parsed.activator.kind === 'command') {
-      for (const argv of [parsed.activator.switch, parsed.activator.rollback, parsed.activator.current, parsed.activator.inhibitors ?? []]) {
-        const script = argv[0]!;
-        assert.ok(existsSync(script), script);
-        const syntax = await run('sh', ['-n', script]);
-        assert.is(syntax.code, 0, `${script}: ${syntax.stderr}`);
-      }
-      assert.match(readFileSync(parsed.activator.rollback[0]!, 'utf8'), /--switch-generation "\$NIXFLEET_GENERATION"/);
+    // The default activator: the built-in nix activator, exactly the keys its schema accepts.
+    const activator = raw.activator as Record<string, unknown>;
+    assert.equal(Object.keys(activator).sort(), NIX_ACTIVATOR_KEYS);
+    assert.is(activator.kind, 'nix');
+    assert.is(activator.profile, '/nix/var/nix/profiles/system');
+    assert.is(activator.currentSystem, '/run/current-system');
+    assert.is(activator.bootIdFile, '/proc/sys/kernel/random/boot_id');
+    assert.match(String(activator.nixBinDir), /^\/nix\/store\/[0-9a-z]{32}-nix\/bin$/);
+    assert.equal((activator.rebootCommand as string[])[1], 'reboot');
+    assert.match((activator.rebootCommand as string[])[0]!, /^\/nix\/store\/[0-9a-z]{32}-systemd\/bin\/systemctl$/);
+    // An operator can still choose another activator.
+    const custom = { kind: 'command', switch: ['/bin/true'], rollback: ['/bin/true'], current: ['/bin/echo', '1 /nix/store/x'] };
+    const overridden = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, activator: custom }, 'config')).value as AgentSystem;
+    assert.equal(agentJson(overridden).raw.activator, custom);
+    assert.is(agentJson(overridden).parsed.activator.kind, 'command');
+
+    const service = system.systemd.services['nixfleet-agent']!;
+    assert.is(service.serviceConfig!.ExecStart, `${PACKAGE}/bin/nixfleet agent --config /etc/nixfleet/agent.json --once`);
+    assert.is(service.serviceConfig!.StateDirectory, 'nixfleet-agent');
+    assert.is(system.systemd.timers['nixfleet-agent']!.timerConfig!.OnUnitActiveSec, '60s');
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
+test('agent module: the rendered service and timer pass systemd-analyze verify with no output; a bad interval fails at evaluation', async () => {
+  if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
+  if (!requireTool('systemd-analyze', 'unit lint')) return;
+  const sandbox = nixSandbox();
+  try {
+    // An executable where the package's bin/nixfleet would be, so verify checks ExecStart for real.
+    const pkg = join(sandbox.dir, 'pkg');
+    mkdirSync(join(pkg, 'bin'), { recursive: true });
+    writeFileSync(join(pkg, 'bin/nixfleet'), '#!/bin/sh\n');
+    chmodSync(join(pkg, 'bin/nixfleet'), 0o755);
+    const verify = async (interval: string | undefined) => {
+      const system = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, ...(interval ? { interval } : {}), randomizedDelay: '1min 30s' }, 'config')).value as AgentSystem;
+      const units = join(sandbox.dir, 'units');
+      mkdirSync(units, { recursive: true });
+      const service = system.systemd.services['nixfleet-agent']!;
+      writeFileSync(join(units, 'nixfleet-agent.service'), unitFile(service, 'Service', (v) => v.replaceAll(PACKAGE, pkg)));
+      writeFileSync(join(units, 'nixfleet-agent.timer'), unitFile(system.systemd.timers['nixfleet-agent']!, 'Timer'));
+      return run('systemd-analyze', ['verify', '--man=no', join(units, 'nixfleet-agent.service'), join(units, 'nixfleet-agent.timer')], { timeoutMs: 60_000 });
+    };
+    for (const interval of [undefined, '5min', '1h 30min', '90']) {
+      const r = await verify(interval);
+      assert.is(r.stderr.trim() + r.stdout.trim(), '', `interval ${interval}: ${r.stderr}`);
+      assert.is(r.code, 0);
+    }
+    // What systemd does with a bad value: a warning and exit 0, and the timer would never fire.
+    const units = join(sandbox.dir, 'units');
+    writeFileSync(join(units, 'nixfleet-agent.timer'), readFileSync(join(units, 'nixfleet-agent.timer'), 'utf8').replace('OnUnitActiveSec=90', 'OnUnitActiveSec=every minute'));
+    const lenient = await run('systemd-analyze', ['verify', '--man=no', join(units, 'nixfleet-agent.timer')]);
+    assert.match(lenient.stderr, /Failed to parse/);
+    // So the module refuses it at evaluation.
+    for (const interval of ['every minute', '', '5 fortnights']) {
+      const bad = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, interval }, 'config.systemd.timers');
+      assert.is.not(bad.code, 0, interval);
+      assert.match(bad.stderr, /A definition for option `services\.nixfleet-agent\.interval' is not of type `string matching the pattern/);
     }
   } finally {
     sandbox.cleanup();
   }
 });
 
-test('agent module: option types refuse bad values and missing required options', async () => {
+test('agent module: host defaults to networking.hostName, and a host name the fleet cannot use fails with an assertion that says what to set', async () => {
+  if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
+  const sandbox = nixSandbox();
+  try {
+    const ok = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', agentSettings, 'config', { hostName: 'web-07' })).value as AgentSystem;
+    assert.is(agentJson(ok).parsed.host, 'web-07');
+    for (const hostName of ['Web_01', '']) {
+      const r = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', agentSettings, 'config', { hostName });
+      assert.is.not(r.code, 0);
+      assert.match(r.stderr, /Failed assertions:/);
+      assert.ok(r.stderr.includes(`services.nixfleet-agent.host is ${JSON.stringify(hostName)} (from networking.hostName), which is not a fleet host name`), r.stderr);
+      assert.match(r.stderr, /set services\.nixfleet-agent\.host to this host's name in the fleet/);
+      const fixed = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, host: 'web-01' }, 'config', { hostName });
+      assert.is(fixed.code, 0, fixed.stderr);
+    }
+    const explicit = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, host: 'DB' }, 'config');
+    assert.match(explicit.stderr, /services\.nixfleet-agent\.host is "DB", which is not a fleet host name/);
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
+test('agent module: trustRootFile takes a path and copies it into the store; stateDir decides StateDirectory', async () => {
+  if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
+  const sandbox = nixSandbox();
+  try {
+    const root = join(sandbox.dir, 'root.json');
+    writeFileSync(root, '{"signed":"a stand-in root"}\n');
+    const { caFile: _unused, ...rest } = agentSettings;
+    const r = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...rest, caFile: '/etc/nixfleet/ca.crt', trustRootFile: undefined }, 'config', { nixSettings: `{ trustRootFile = ${root}; }` });
+    assert.is(r.code, 0, r.stderr);
+    const trustRootFile = agentJson(r.value as AgentSystem).parsed.trustRootFile;
+    assert.match(trustRootFile, /^\/nix\/store\/[0-9a-z]{32}-root\.json$/);
+    assert.is(readFileSync(trustRootFile, 'utf8'), readFileSync(root, 'utf8'));
+
+    const custom = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, stateDir: '/var/lib/fleet/agent' }, 'config')).value as AgentSystem;
+    assert.is(custom.systemd.services['nixfleet-agent']!.serviceConfig!.StateDirectory, 'fleet/agent');
+    assert.is(agentJson(custom).parsed.stateDir, '/var/lib/fleet/agent');
+    const elsewhere = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, stateDir: '/srv/nixfleet' }, 'config')).value as AgentSystem;
+    assert.not.ok('StateDirectory' in elsewhere.systemd.services['nixfleet-agent']!.serviceConfig!);
+    assert.equal(elsewhere.systemd.tmpfiles.rules, ['d /srv/nixfleet 0700 root root -']);
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
+test('agent module: option types refuse bad values, unknown and missing options', async () => {
   if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
   const sandbox = nixSandbox();
   try {
     const bad = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, controlPlaneUrl: 'http://plain' }, 'config.environment.etc');
     assert.is.not(bad.code, 0);
-    assert.match(bad.stderr, /services\.nixfleet-agent\.controlPlaneUrl/);
+    assert.match(bad.stderr, /option `services\.nixfleet-agent\.controlPlaneUrl' is not of type/);
     const range = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, quarantineHours: -1 }, 'config.environment.etc');
-    assert.match(range.stderr, /quarantineHours/);
+    assert.match(range.stderr, /quarantineHours' is not of type `integer between 0 and 8760/);
     const { caFile: _ca, ...missing } = agentSettings;
     const absent = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', missing, 'config.environment.etc');
-    assert.match(absent.stderr, /services\.nixfleet-agent\.caFile is used but not defined/);
+    assert.match(absent.stderr, /The option `services\.nixfleet-agent\.caFile' is used but not defined/);
     const typo = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, retry: 3 }, 'config.environment.etc');
-    assert.match(typo.stderr, /unknown option services\.nixfleet-agent\.retry/);
-    const disabled = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, enable: false }, 'config');
-    assert.equal(disabled.value, {});
+    assert.match(typo.stderr, /The option `services\.nixfleet-agent\.retry' does not exist/);
+    const disabled = (await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, enable: false }, 'config')).value as AgentSystem;
+    assert.equal(disabled.systemd.services, {});
+    assert.equal(disabled.environment.etc, {});
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
+test('the harness refuses what the NixOS module system refuses (and two things systemd would silently ignore)', async () => {
+  if (!requireTool('nix-instantiate', 'evaluating the NixOS modules')) return;
+  const sandbox = nixSandbox();
+  try {
+    const original = readFileSync(join(REPO, 'nix/modules/agent.nix'), 'utf8');
+    const mistakes: [string, string, string, RegExp][] = [
+      ['a misspelt service option', 'restartIfChanged = false;', 'restartIfChange = false;', /The option `systemd\.services\.nixfleet-agent\.restartIfChange' does not exist/],
+      ['wantedBy naming no unit', 'wantedBy = [ "timers.target" ];', 'wantedBy = [ "timers" ];', /option `systemd\.timers\.nixfleet-agent\.wantedBy\.\[0\]' is not of type `string matching the pattern/],
+      ['a service Type systemd does not know', 'Type = "oneshot";', 'Type = "one-shot";', /option `systemd\.services\.nixfleet-agent\.serviceConfig' is not of type .*Type and Restart/],
+      ['a misspelt environment.etc attribute', '{ text = builtins.toJSON agentConfig;', '{ txt = builtins.toJSON agentConfig;', /The option `environment\.etc\.nixfleet\/agent\.json\.txt' does not exist/],
+      ['after as a string', 'after = [ "network-online.target" ];', 'after = "network-online.target";', /option `systemd\.services\.nixfleet-agent\.after' is not of type `list of/],
+      ['Persistent without OnCalendar', 'AccuracySec = "1s";', 'AccuracySec = "1s"; Persistent = true;', /timerConfig\.Persistent has no effect without OnCalendar=/],
+      ['coreutils twice on PATH', 'path = [ config.nix.package ];', 'path = [ config.nix.package pkgs.coreutils ];', /path: coreutils is on every NixOS service's PATH already/],
+    ];
+    for (const [what, from, to, expected] of mistakes) {
+      assert.ok(original.includes(from), `${what}: the module no longer contains ${from}`);
+      const r = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', agentSettings, 'config', { source: original.replace(from, to) });
+      assert.is.not(r.code, 0, what);
+      assert.match(r.stderr, expected, `${what}: ${r.stderr}`);
+    }
+    const unchanged = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', agentSettings, 'config', { source: original });
+    assert.is(unchanged.code, 0, unchanged.stderr);
   } finally {
     sandbox.cleanup();
   }
@@ -114,8 +285,11 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
     mkdirSync(runDir);
     const init = await run('node', [BIN, 'pki', 'init', '--out', pki], { timeoutMs: 120_000 });
     assert.is(init.code, 0, init.stderr + init.stdout);
-    const settings = { enable: true, package: PACKAGE, pkiDir: pki, treeDir: tree, listen: '127.0.0.1:8443', ackSocket: join(runDir, 'ack.sock'), rootFile: join(sandbox.dir, 'root.json') };
-    const config = (await evalModule(sandbox, 'control-plane.nix', 'nixfleet-control-plane', settings, 'config')).value as {
+    const root = join(sandbox.dir, 'root.json');
+    writeFileSync(root, '{"signed":"a stand-in root"}\n');
+    const settings = { enable: true, package: PACKAGE, pkiDir: pki, treeDir: tree, listen: '127.0.0.1:8443', ackSocket: join(runDir, 'ack.sock') };
+    // rootFile = ./root.json: a path, copied into the store (a cache-fed host has no source checkout).
+    const config = (await evalModule(sandbox, 'control-plane.nix', 'nixfleet-control-plane', settings, 'config', { nixSettings: `{ rootFile = ${root}; }` })).value as {
       systemd: { services: Record<string, { serviceConfig: { ExecStart: string } }> };
       services: { nginx: { appendHttpConfig: string } };
     };
@@ -173,6 +347,9 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
     // cp sync parses its flags (refusing only because nothing was pushed yet).
     const syncArgs = argvOf('nixfleet-cp-sync');
     assert.equal(syncArgs.slice(0, 2), ['cp', 'sync']);
+    const rootArg = syncArgs[syncArgs.indexOf('--root') + 1]!;
+    assert.match(rootArg, /^\/nix\/store\/[0-9a-z]{32}-root\.json$/);
+    assert.is(readFileSync(rootArg, 'utf8'), readFileSync(root, 'utf8'));
     const sync = await run('node', [BIN, ...syncArgs], { timeoutMs: 120_000 });
     assert.is.not(sync.code, 0);
     assert.not.match(sync.stderr + sync.stdout, /Unknown option|unexpected argument|are required/i);
