@@ -1,7 +1,8 @@
 # nixfleet as a Nix package. The npm lockfile is the only dependency pin: importNpmLock fetches each
 # locked tarball checked against its `integrity`, so there is no hand-maintained npmDepsHash to update.
-# The TypeScript runs through tsx at run time (bin/nixfleet.js), so there is nothing to build; the
-# install hook copies the package, drops devDependencies and wraps package.json's bin (bin/nixfleet).
+# The build hook runs `npm run build` (scripts/build.mjs: esbuild compiles the command into dist/, which
+# bin/nixfleet.js runs); the install hook copies package.json's `files`, drops devDependencies (tsx,
+# esbuild, typescript: build-time only) and wraps package.json's bin (bin/nixfleet).
 { lib, buildNpmPackage, importNpmLock }:
 let
   packageJson = builtins.fromJSON (builtins.readFile ../package.json);
@@ -10,7 +11,7 @@ let
   src = builtins.path {
     path = ../.;
     name = "nixfleet-source";
-    filter = path: _type: !(builtins.elem (baseNameOf path) [ "node_modules" ".git" "demo-output" ".bench" "result" ]);
+    filter = path: _type: !(builtins.elem (baseNameOf path) [ "node_modules" "dist" ".git" "demo-output" ".bench" "result" ]);
   };
 in
 buildNpmPackage {
@@ -19,7 +20,7 @@ buildNpmPackage {
   inherit src;
   npmDeps = importNpmLock { npmRoot = src; package = packageJson; inherit packageLock; };
   npmConfigHook = importNpmLock.npmConfigHook;
-  dontNpmBuild = true;
+  npmBuildScript = "build";
   meta = {
     inherit (packageJson) description;
     license = lib.licenses.mit;

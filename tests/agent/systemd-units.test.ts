@@ -45,6 +45,9 @@ test('the service runs exactly one agent cycle with --once', () => {
   assert.match(text, /^Type=oneshot$/m);
   assert.match(text, /^ExecStart=.* agent --config \S+ --once$/m);
   assert.match(readFileSync(join(UNITS, 'nixfleet-agent.timer'), 'utf8'), /^Unit=nixfleet-agent\.service$/m);
+  // Persistent= only applies to OnCalendar= timers; on a monotonic timer it silently does nothing.
+  const timer = readFileSync(join(UNITS, 'nixfleet-agent.timer'), 'utf8');
+  assert.ok(!/^Persistent=/m.test(timer) || /^OnCalendar=/m.test(timer), 'Persistent= without OnCalendar= has no effect');
 });
 
 test.run();

@@ -46,7 +46,8 @@ test('overlays.default: pkgs.nixfleet is buildNpmPackage over importNpmLock, wit
     assert.equal(v.bins, ['nixfleet']);
     assert.is(v.mainProgram, 'nixfleet');
     assert.not.ok(v.argNames.includes('npmDepsHash'), 'no hand-maintained dependency hash');
-    assert.ok(v.argNames.includes('dontNpmBuild'));
+    assert.not.ok(v.argNames.includes('dontNpmBuild'), 'the package is built: dist/ is what bin/nixfleet.js runs');
+    assert.ok(v.argNames.includes('npmBuildScript'));
     assert.match(v.src, /^\/nix\/store\/[0-9a-z]{32}-nixfleet-source$/);
     assert.not.ok(v.srcHasNodeModules, 'the local node_modules stays out of the source');
     assert.ok(v.sameViaLib, 'lib.packageFor pkgs is the overlay package');
@@ -75,7 +76,7 @@ test('the stand-in builders refuse what the real ones cannot build', async () =>
     const args = 'drv.passthru.args';
     const cases: [string, string, RegExp][] = [
       ['no npmConfigHook', `s.pkgs.buildNpmPackage (builtins.removeAttrs ${args} [ "npmConfigHook" ])`, /need npmConfigHook = importNpmLock\.npmConfigHook/],
-      ['a build step that does not exist', `s.pkgs.buildNpmPackage (builtins.removeAttrs ${args} [ "dontNpmBuild" ])`, /no build script: set dontNpmBuild/],
+      ['a build step that does not exist', `s.pkgs.buildNpmPackage (${args} // { npmBuildScript = "compile"; })`, /no build script: set dontNpmBuild/],
       ['no npmDeps', `s.pkgs.buildNpmPackage (builtins.removeAttrs ${args} [ "npmDeps" ])`, /npmDeps is required/],
       ['the lockfile as npm wrote it (no resolved URLs)', `s.pkgs.importNpmLock { npmRoot = ${args}.src; }`, /lock entries have no https `resolved` URL/],
     ];
