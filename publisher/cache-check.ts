@@ -9,7 +9,7 @@
 //   -> parse it strictly (one field per line, known fields once, StorePath equal to the path asked for)
 //   -> verify a `Sig:` by a trusted key over the fingerprint "1;<StorePath>;<NarHash>;<NarSize>;<refs>".
 // I/O (the narinfo fetch) is injected, so tests and the benchmark can count or fault it.
-import { readFile, stat } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { verifyBytes } from '../protocol/ed25519.ts';
 
@@ -164,18 +164,36 @@ function narinfoUrl(cacheUrl: string, storePath: string): string {
   return `${cacheUrl.replace(/\/+$/, '')}/${base}.narinfo`;
 }
 
-async function readCapped(url: string): Promise<Buffer | null> {
-  if (url.startsWith('file://')) {
-    const path = fileURLToPath(url);
-    try {
-      const st = await stat(path);
-      if (st.size > NARINFO_MAX_BYTES) throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
-      return await readFile(path);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw e;
-    }
+/**
+ * file:// reads synchronously: each narinfo is a few KB and a synchronous read costs microseconds, while
+ * going through the thread pool of fs.promises made 10,000 reads several times slower on a loaded machine.
+ */
+function readLocalNarinfo(url: string): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(fileURLToPath(url), 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
   }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > NARINFO_MAX_BYTES) throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
+    const buf = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function readCapped(url: string): Promise<Buffer | null> {
+  if (url.startsWith('file://')) return readLocalNarinfo(url);
   const res = await fetch(url, { signal: AbortSignal.timeout(NARINFO_TIMEOUT_MS), redirect: 'error' });
   // Nix treats 403 like 404 for S3-style caches that hide missing keys.
   if (res.status === 404 || res.status === 403) {
@@ -219,6 +237,7 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
   const targets = [...new Set(o.storePaths)].sort();
   const seen = new Set<string>(targets);
   const queue: Visit[] = targets.map((storePath) => ({ storePath }));
+  let next = 0;
   const problems: CacheProblem[] = [];
   const keysUsed = new Set<string>();
   let done = 0;
@@ -259,17 +278,15 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
 
   // A fixed pool of workers draining one queue: the closure walk appends to the queue as it goes.
   async function worker(): Promise<void> {
-    for (let v = queue.shift(); v !== undefined; v = queue.shift()) {
-      await visit(v);
+    while (next < queue.length) {
+      await visit(queue[next++]!);
       done++;
       o.onProgress?.(done, seen.size);
     }
   }
-  let active: Promise<void>[] = [];
-  // Workers end when the queue is momentarily empty while others may still append: repeat until drained.
-  while (queue.length > 0) {
-    active = Array.from({ length: Math.min(concurrency, queue.length) }, () => worker());
-    await Promise.all(active);
+  // A worker ends when the queue is momentarily drained while others may still append: repeat until done.
+  while (next < queue.length) {
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length - next) }, () => worker()));
   }
   problems.sort((a, b) => (a.storePath < b.storePath ? -1 : a.storePath > b.storePath ? 1 : 0));
   return { cacheUrl: o.cacheUrl, targets: targets.length, checked: done, keysUsed: [...keysUsed].sort(), problems };
