@@ -34,7 +34,7 @@ export default async function operatorBench(): Promise<void> {
     const { releaseKey, root } = benchTrust(start);
     const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
     const tree = join(dir, 'tree');
-    publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
+    publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
     const release0 = loadVerifiedRelease(tree, root, { now: start + MIN });
 
     // Every wave gets a 10-minute slot after the previous one (channels in edge order).

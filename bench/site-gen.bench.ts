@@ -86,7 +86,7 @@ export default async function siteGenBench(): Promise<void> {
     const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'site-gen-bench', budgetPct: 10, chainChannels: true, soakSeconds: 600 });
     const tree = join(dir, 'tree');
     const t0 = performance.now();
-    publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: now - 50 * MIN });
+    publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: now - 50 * MIN });
     const plans = ['ch-0', 'ch-1', 'ch-2'].map((c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed);
     const t1 = performance.now();
     const acks = writeAcks(tree, plans, hostKeys, now);

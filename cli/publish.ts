@@ -3,7 +3,7 @@ import { readPrivateKey, KeyFileError, type SigningKey } from '../protocol/keys.
 import { isVerificationError } from '../protocol/errors.ts';
 import { writeControl } from './terminal.ts';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { publishRelease, type PublishProgress } from '../publisher/publish.ts';
+import { publishReleaseChecked, type PublishProgress } from '../publisher/publish.ts';
 import { PublishRefused } from '../publisher/errors.ts';
 import { FleetInvalid } from '../publisher/validate.ts';
 import { evalFlake, readFleetFile, FleetInputError } from '../publisher/fleet-input.ts';
@@ -42,7 +42,7 @@ export function reportPublisherError(cmd: string, e: unknown, json: boolean): nu
   throw e;
 }
 
-const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', sign: 'signing', write: 'writing', commit: 'writing the timestamp', done: 'done' };
+const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', cache: 'checking the binary cache (narinfos)', sign: 'signing', write: 'writing', commit: 'writing the timestamp', done: 'done' };
 
 /** On a TTY: one line redrawn in place. With --progress on a pipe: a line per phase and per 25%. */
 export function progressPrinter(tty: boolean): (p: PublishProgress) => void {
@@ -76,12 +76,18 @@ const command: Command = {
   name: 'publish',
   summary: 'validate a fleet, resolve its waves and write a signed release into the tree',
   help: `Usage: nixfleet publish (FLEET.json | --flake REF) --tree DIR --release-key FILE... --trust DIR
-                        [--now ISO] [--version N] [--source TEXT] [--json] [--progress]
+                        [--now ISO] [--version N] [--source TEXT] [--no-cache-check] [--json] [--progress]
 
 Validates the fleet (every violation is listed), resolves waves and budgets per channel, signs every
 document with the release key(s), and writes the tree: root/<n>.json (copied from the trust
 directory), releases/<v>/ (complete before anything points to it), revocations-<r>.json, then
 timestamp.json last. An interrupted publish leaves the previous release in place and valid.
+
+Before signing, every host's target closure (the target and every path it references) must be in the
+fleet's cacheUrl (file://, http:// or https://; for https with a private CA set NODE_EXTRA_CA_CERTS) with
+a narinfo signed by one of the trust root's cache keys; otherwise the publish is refused, naming the
+store paths and why (not in the cache, unsigned, signed only by keys not in the root, bad signature).
+Narinfos are read in parallel (32 at a time).
 
 Options:
   --flake REF          evaluate the fleet with \`nix eval --json REF\` instead of reading a file
@@ -91,10 +97,14 @@ Options:
   --now ISO            publish time (default: the clock)
   --version N          release version (default: previous + 1; must exceed every existing one)
   --source TEXT        provenance signed into the release index (e.g. a git commit)
+  --no-cache-check     do not check the binary cache (air-gapped pipelines that ship closures another
+                       way); the output says the check was skipped. Hosts still check the narinfo
+                       signatures themselves when they fetch.
   --json               print the result as JSON
   --progress           show progress on stderr even when it is not a terminal
 
-Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increasing), 2 usage or I/O.`,
+Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increasing, closures not in
+the cache), 2 usage or I/O.`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(
       argv,
@@ -108,6 +118,7 @@ Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increa
         source: { type: 'string' },
         json: { type: 'boolean', default: false },
         progress: { type: 'boolean', default: false },
+        'no-cache-check': { type: 'boolean', default: false },
       },
       true,
     );
@@ -124,13 +135,14 @@ Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increa
       const releaseKeys = readReleaseKeys(values['release-key']);
       const { fleet, source } = await loadFleetArg(positionals, values.flake);
       const showProgress = values.progress || process.stderr.isTTY === true;
-      const r = publishRelease({
+      const r = await publishReleaseChecked({
         treeDir: values.tree,
         fleet,
         fleetSource: source,
         releaseKeys,
         trustDir: values.trust,
         now,
+        ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : {}),
         ...(version !== undefined ? { version } : {}),
         ...(values.source !== undefined ? { source: values.source } : {}),
         ...(showProgress ? { onProgress: progressPrinter(process.stderr.isTTY === true) } : {}),
@@ -140,6 +152,9 @@ Exit: 0 published, 1 refused (invalid fleet, key not allowed, version not increa
         [
           `published release ${r.version} of ${r.hosts} hosts to ${values.tree} (previous: ${r.previousVersion || 'none'})`,
           ...Object.entries(r.rolloutIds).map(([c, id]) => `  channel ${c}: rollout ${id}`),
+          r.cacheCheck.skipped
+            ? '  binary cache: NOT checked (--no-cache-check)'
+            : `  binary cache: ${r.cacheCheck.checked} paths (${r.cacheCheck.targets} targets and their closures) signed in ${r.cacheCheck.cacheUrl} by ${r.cacheCheck.keysUsed.join(', ')} (${Math.round(r.cacheCheck.ms)} ms)`,
           `  timestamp issued ${r.timestamp.issuedAt}, expires ${r.timestamp.expires}; revocations v${r.revocations.version}`,
           `  ${Math.round(r.timings.total)} ms (resolve ${Math.round(r.timings.resolve)}, sign ${Math.round(r.timings.sign)}, write ${Math.round(r.timings.write)})`,
         ].join('\n'),

@@ -1,5 +1,6 @@
-// The embedded control plane (zero-setup default): one node:https server with mandatory client
-// certificates that serves the installed tree and accepts acks at POST /acks. And the standalone ack
+// The embedded control plane (zero-setup default): one node:https server that serves the installed tree
+// and accepts acks at POST /acks, with client certificates required everywhere except /nix-cache/ (as in
+// the nginx config: Nix 2.x cannot present a client certificate and checks narinfo signatures itself). And the standalone ack
 // endpoint, which either terminates mTLS itself or sits behind nginx on loopback / a unix socket.
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -8,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { statSync, existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
+import { NIX_CACHE_DIR, TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { AckService, type AckResponse } from './ack-service.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
 import { authorizePath, identityFromProxyHeaders, identityFromTls, isLoopbackAddress, isTrustedProxyConnection, type ClientIdentity } from './identity.ts';
@@ -214,12 +215,15 @@ function runningServer(port: number, url: string, server: HttpServer | HttpsServ
   };
 }
 
-/** The embedded control plane: static tree + POST /acks over mandatory mTLS. */
+/** The embedded control plane: static tree + POST /acks over mTLS; /nix-cache/ open (see the file comment). */
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningServer> {
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
   watcher.start();
-  const server = createHttpsServer({ ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, crl: opts.tls.crl, requestCert: true, rejectUnauthorized: true });
+  // The certificate is requested but not required in the handshake (nginx's `ssl_verify_client optional`):
+  // TLS decides per connection, the route per request. Every route but /nix-cache/ then requires
+  // identityFromTls, which accepts only a certificate that verified against the CA and the CRL.
+  const server = createHttpsServer({ ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, crl: opts.tls.crl, requestCert: true, rejectUnauthorized: false });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -234,6 +238,16 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   async function handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const view = svc.releaseView;
     if (!view) return unprimed(res);
+    // Decided on the normalised path, so "/nix-cache/../releases/..." (refused by the normaliser) or
+    // "/nix-cache%2f.." can never reach anything outside nix-cache/ without a certificate.
+    const cacheSegments = normalizeRequestPath(req.url ?? '');
+    if (cacheSegments && cacheSegments[0] === NIX_CACHE_DIR && !isAckPath(req.url)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'the binary cache is read-only', { allow: 'GET, HEAD' });
+      const root = servedRoot(opts.treeDir);
+      if (!root) return unprimed(res);
+      // Rooted at nix-cache/ itself: a symlink in the cache pointing elsewhere in the tree is refused.
+      return cacheSegments.length < 2 ? sendError(res, 404, 'NotFound', 'no such document') : serveFile(req, res, join(root, NIX_CACHE_DIR), cacheSegments.slice(1));
+    }
     const id = identityFromTls(req.socket as TLSSocket);
     if (!id) return sendError(res, 403, 'NoClientIdentity', 'a verified client certificate with a CN is required');
     const revoked = revocationRefusal(view, id);

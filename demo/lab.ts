@@ -99,7 +99,7 @@ export class Lab {
   }
 
   publish(fleet: FleetInput, now = Date.now()): PublishResult {
-    return publishRelease({ treeDir: this.treeDir, fleet, releaseKeys: [this.releaseKey], trustDir: this.trustDir, now });
+    return publishRelease({ cacheCheck: 'skip', treeDir: this.treeDir, fleet, releaseKeys: [this.releaseKey], trustDir: this.trustDir, now });
   }
 
   async startControlPlane(port = this.cpPort): Promise<RunningServer> {

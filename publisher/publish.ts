@@ -20,9 +20,11 @@ import { planRevocations, readBoundRevocations } from './revocations.ts';
 import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
+import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 
-/** `commit`: the release directory is in place; revocations and the timestamp are written next. */
-export type PublishPhase = 'resolve' | 'sign' | 'write' | 'commit' | 'done';
+/** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
+ * and the timestamp are written next. */
+export type PublishPhase = 'resolve' | 'cache' | 'sign' | 'write' | 'commit' | 'done';
 export interface PublishProgress {
   phase: PublishPhase;
   done: number;
@@ -49,6 +51,22 @@ export interface PublishOptions {
   onProgress?: (p: PublishProgress) => void;
 }
 
+/** How the synchronous `publishRelease` is told the cache check was skipped on purpose (fabricated store
+ * paths in tests, air-gapped pipelines). There is no default: the checked path is `publishReleaseChecked`. */
+export interface UncheckedPublishOptions extends PublishOptions {
+  cacheCheck: 'skip';
+}
+
+export interface CheckedPublishOptions extends PublishOptions {
+  /** 'skip' = --no-cache-check. Otherwise the closures must be in the fleet's cacheUrl, signed by a root cache key. */
+  cacheCheck?: 'skip' | { concurrency?: number; fetchNarinfo?: NarinfoFetcher };
+}
+
+/** What the publish did about the binary cache (printed by the CLI; not part of the signed release). */
+export type CacheCheckSummary =
+  | { skipped: true }
+  | { skipped: false; cacheUrl: string; targets: number; checked: number; keysUsed: string[]; ms: number };
+
 export interface PublishResult {
   version: number;
   previousVersion: number;
@@ -60,6 +78,7 @@ export interface PublishResult {
   revocations: { version: number; file: FileRef };
   timestamp: { issuedAt: string; expires: string };
   warnings: string[];
+  cacheCheck: CacheCheckSummary;
   /** Wall time per phase, ms. */
   timings: { resolve: number; sign: number; write: number; total: number };
   /** CPU time (user + system) of this process per phase, ms: comparable across runs on a busy machine. */
@@ -119,16 +138,74 @@ function installRoots(treeDir: string, trust: TrustChain): void {
   if (existsSync(beyond)) throw new PublishRefused(`the tree already has ${rootPath(trust.root.signed.version + 1)}, newer than the trust directory: update the trust directory first`);
 }
 
-export function publishRelease(opts: PublishOptions): PublishResult {
+interface Prepared {
+  fleet: ReturnType<typeof assertValidFleet>['fleet'];
+  resolved: ReturnType<typeof assertValidFleet>['resolved'];
+  warnings: string[];
+  trust: TrustChain;
+  t0: number;
+  c0: number;
+  resolveMs: number;
+  resolveCpuMs: number;
+}
+
+/** Validates the fleet and the trust chain: everything the publish and the cache check need. */
+function prepare(opts: PublishOptions): Prepared {
   const t0 = performance.now();
   const c0 = cpuMs();
-  const progress = opts.onProgress ?? (() => {});
-  progress({ phase: 'resolve', done: 0, total: 1 });
+  opts.onProgress?.({ phase: 'resolve', done: 0, total: 1 });
   const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
   const trust = loadTrust(opts);
   const root = trust.root.signed;
   if (root.fleet !== fleet.fleet) throw new PublishRefused(`the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`);
   checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
+  return { fleet, resolved, warnings, trust, t0, c0, resolveMs: performance.now() - t0, resolveCpuMs: cpuMs() - c0 };
+}
+
+/** Publishes without looking at the binary cache; the caller says so explicitly (`cacheCheck: 'skip'`). */
+export function publishRelease(opts: UncheckedPublishOptions): PublishResult {
+  if (opts.cacheCheck !== 'skip') throw new PublishRefused('publishRelease publishes only with cacheCheck: "skip"; use publishReleaseChecked to check the binary cache');
+  return commit(opts, prepare(opts), { skipped: true });
+}
+
+/**
+ * `nixfleet publish`: validates, then (unless cacheCheck is 'skip') refuses when any target closure is not
+ * in the fleet's cacheUrl with a narinfo signed by one of the trust root's cache keys, then publishes.
+ */
+export async function publishReleaseChecked(opts: CheckedPublishOptions): Promise<PublishResult> {
+  const prepared = prepare(opts);
+  if (opts.cacheCheck === 'skip') return commit(opts, prepared, { skipped: true });
+  const { fleet, trust } = prepared;
+  const cacheKeys = trust.root.signed.cacheKeys;
+  if (fleet.cacheUrl === undefined) {
+    throw new PublishRefused('the fleet has no cacheUrl, so hosts could not fetch their closures and the publisher cannot check them; set cacheUrl in the fleet, or pass --no-cache-check if hosts get their closures another way');
+  }
+  if (cacheKeys.length === 0) {
+    throw new PublishRefused(`trust root v${trust.root.signed.version} lists no cache keys, so hosts trust no closure signature; add one (nixfleet trust rotate --cache-key name:base64), or pass --no-cache-check`);
+  }
+  const t = performance.now();
+  const progress = opts.onProgress;
+  const report = await checkCache({
+    cacheUrl: fleet.cacheUrl,
+    storePaths: Object.values(fleet.hosts).map((h) => h.target),
+    trustedKeys: cacheKeys,
+    ...(opts.cacheCheck?.concurrency !== undefined ? { concurrency: opts.cacheCheck.concurrency } : {}),
+    ...(opts.cacheCheck?.fetchNarinfo ? { fetchNarinfo: opts.cacheCheck.fetchNarinfo } : {}),
+    ...(progress ? { onProgress: (done: number, total: number) => progress({ phase: 'cache', done, total }) } : {}),
+  });
+  if (report.problems.length > 0) {
+    throw new PublishRefused(
+      `${report.problems.length} store path(s) are not in the binary cache ${report.cacheUrl} with a valid signature by a cache key of trust root v${trust.root.signed.version} (checked ${report.checked} paths: ${report.targets} targets and their closures):\n${describeCacheProblems(report)}\npush the closures with \`nix copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
+    );
+  }
+  return commit(opts, prepared, { skipped: false, cacheUrl: report.cacheUrl, targets: report.targets, checked: report.checked, keysUsed: report.keysUsed, ms: performance.now() - t });
+}
+
+function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheckSummary): PublishResult {
+  const { fleet, resolved, warnings, trust, t0, c0 } = prepared;
+  const root = trust.root.signed;
+  const progress = opts.onProgress ?? (() => {});
+  // The sign phase starts here, after the cache check (reported on its own in cacheCheck.ms).
   const tResolved = performance.now();
   const cResolved = cpuMs();
 
@@ -199,8 +276,9 @@ export function publishRelease(opts: PublishOptions): PublishResult {
       revocations: { version: revocations.version, file: revocations.ref },
       timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
       warnings,
-      timings: { resolve: tResolved - t0, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
-      cpu: { resolve: cResolved - c0, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
+      cacheCheck,
+      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
+      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
     };
   } finally {
     unlock();

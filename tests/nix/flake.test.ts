@@ -104,7 +104,7 @@ test('nixfleet publish --flake REF#fleet writes a tree that verifies from the pi
     const keyFile = join(trust.dir, 'release.key');
     writePrivateKey(keyFile, trust.releaseKey);
     const now = new Date(T0).toISOString().replace('.000Z', 'Z');
-    const r = await run('node', [BIN, 'publish', '--flake', `${repo}#fleet`, '--tree', trust.treeDir, '--release-key', keyFile, '--trust', trust.trustDir, '--now', now, '--json'], { env: sandbox!.env, timeoutMs: 120_000 });
+    const r = await run('node', [BIN, 'publish', '--flake', `${repo}#fleet`, '--tree', trust.treeDir, '--release-key', keyFile, '--trust', trust.trustDir, '--now', now, '--json', '--no-cache-check'], { env: sandbox!.env, timeoutMs: 120_000 });
     assert.is(r.code, 0, r.stderr + r.stdout);
     const published = JSON.parse(r.stdout) as { version: number; hosts: number };
     assert.is(published.version, 1);

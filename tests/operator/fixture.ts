@@ -50,7 +50,7 @@ export function publishedFixture(label = 'fx'): Fixture {
   const dir = tempDir(label);
   const tree = join(dir, 'tree');
   const { fleet, hostKeys } = generateFleet({ hosts: 8, channels: 2, wavesPerChannel: 2, seed: 'operator', chainChannels: true, soakSeconds: 300 });
-  const result = publishRelease({ treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [ROOT], now: NOW - 50 * MIN });
+  const result = publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [ROOT], now: NOW - 50 * MIN });
   const rootFile = join(dir, 'pinned-root.json');
   writeFileSync(rootFile, canonicalString(ROOT));
   const plans: Record<string, ChannelPlan> = {};

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { writePrivateKey } from '../../protocol/keys.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { checkTree } from './tree-check.ts';
@@ -45,12 +45,21 @@ test('publish, refresh and their refusals', async () => {
     writePrivateKey(keyFile, s.releaseKey);
     const fleetFile = join(s.dir, 'fleet.json');
     writeFileSync(fleetFile, JSON.stringify(generateFleet({ hosts: 12, channels: 2, wavesPerChannel: 2, seed: 'cli' }).fleet));
-    const args = ['--tree', s.treeDir, '--release-key', keyFile, '--trust', s.trustDir];
+    const args = ['--tree', s.treeDir, '--release-key', keyFile, '--trust', s.trustDir, '--no-cache-check'];
+    // Without --no-cache-check a fleet with no cacheUrl is refused (tests/publisher/cache-check.test.ts
+    // covers the check itself against a real signed cache).
+    const { cacheUrl: _, ...noCache } = JSON.parse(readFileSync(fleetFile, 'utf8'));
+    const noCacheFile = join(s.dir, 'fleet-no-cache.json');
+    writeFileSync(noCacheFile, JSON.stringify(noCache));
+    const unchecked = await cli('publish', noCacheFile, ...args.slice(0, -1), '--now', '2026-01-01T00:00:00Z');
+    assert.is(unchecked.code, 1, unchecked.stderr);
+    assert.match(unchecked.stderr, /the fleet has no cacheUrl.*--no-cache-check/);
     const first = await cli('publish', fleetFile, ...args, '--now', '2026-01-01T00:00:00Z', '--json', '--source', 'git:1234');
     assert.is(first.code, 0, first.stderr);
     const r = JSON.parse(first.stdout);
     assert.is(r.version, 1);
     assert.is(r.hosts, 12);
+    assert.equal(r.cacheCheck, { skipped: true });
     assert.is(checkTree(s.treeDir, s.releaseKey).index.source, 'git:1234');
 
     const again = await cli('publish', fleetFile, ...args, '--now', '2026-01-01T00:01:00Z', '--version', '1');
@@ -61,6 +70,7 @@ test('publish, refresh and their refusals', async () => {
     assert.is(progress.code, 0, progress.stderr);
     assert.match(progress.stderr, /signing \d+\/\d+/);
     assert.match(progress.stdout, /published release 2 of 12 hosts/);
+    assert.match(progress.stdout, /binary cache: NOT checked \(--no-cache-check\)/);
 
     const refreshed = await cli('refresh', '--tree', s.treeDir, '--release-key', keyFile, '--now', '2026-01-01T00:30:00Z', '--json');
     assert.is(refreshed.code, 0, refreshed.stderr);

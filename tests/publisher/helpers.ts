@@ -26,7 +26,7 @@ export interface TrustSetup {
   cleanup: () => void;
 }
 
-export function setupTrust(fleet = 'generated', opts: { releaseValidFrom?: number; releaseValidUntil?: number; releaseThreshold?: number; extraReleaseKeys?: SigningKey[] } = {}): TrustSetup {
+export function setupTrust(fleet = 'generated', opts: { releaseValidFrom?: number; releaseValidUntil?: number; releaseThreshold?: number; extraReleaseKeys?: SigningKey[]; cacheKeys?: string[] } = {}): TrustSetup {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-pub-'));
   const trustDir = join(dir, 'trust');
   const treeDir = join(dir, 'tree');
@@ -48,7 +48,7 @@ export function setupTrust(fleet = 'generated', opts: { releaseValidFrom?: numbe
       rootThreshold: 1,
       releaseKeys: [grant(releaseKey), ...(opts.extraReleaseKeys ?? []).map(grant)],
       releaseThreshold: opts.releaseThreshold ?? 1,
-      cacheKeys: [],
+      cacheKeys: opts.cacheKeys ?? [],
     }),
     [rootKey],
   );

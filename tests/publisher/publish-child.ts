@@ -8,6 +8,7 @@ const [treeDir, trustDir, fleetFile, nowText] = process.argv.slice(2);
 if (!treeDir || !trustDir || !fleetFile || !nowText) throw new Error('usage: publish-child TREE TRUST FLEET NOW_MS');
 const fleet: unknown = JSON.parse(readFileSync(fleetFile, 'utf8'));
 const r = publishRelease({
+  cacheCheck: 'skip',
   treeDir,
   trustDir,
   fleet,

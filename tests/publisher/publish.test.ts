@@ -4,7 +4,7 @@ import { mkdirSync, statSync, utimesSync, writeFileSync, existsSync } from 'node
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { generateFleet } from '../support/fleet-gen.ts';
-import { publishRelease, type PublishOptions } from '../../publisher/publish.ts';
+import { publishRelease, type UncheckedPublishOptions } from '../../publisher/publish.ts';
 import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { PublishRefused } from '../../publisher/errors.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
@@ -31,7 +31,7 @@ function refuses(fn: () => unknown, cls: Function, re: RegExp): void {
 test('publishes a complete, verifiable tree and repeated publishes increase the version', () => {
   const s = setupTrust();
   try {
-    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     const r1 = publishRelease(base);
     assert.is(r1.version, 1);
     assert.is(checkTree(s.treeDir, s.releaseKey).version, 1);
@@ -63,7 +63,7 @@ test('same fleet + same clock -> byte-identical trees', () => {
   const a = setupTrust();
   const b = setupTrust();
   try {
-    for (const s of [a, b]) publishRelease({ treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0, source: 'git:abc' });
+    for (const s of [a, b]) publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0, source: 'git:abc' });
     const fa = snapshotFiles(a.treeDir);
     const fb = snapshotFiles(b.treeDir);
     assert.equal([...fa.keys()], [...fb.keys()]);
@@ -79,7 +79,7 @@ test('rollout id: kept when another channel changes, changed by a target change 
   const s = setupTrust();
   try {
     const fleet = small();
-    const base: PublishOptions = { treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     const r1 = publishRelease(base);
     const changed = structuredClone(fleet);
     const inCh1 = Object.entries(changed.hosts).find(([, h]) => h.channel === 'ch-1')![1];
@@ -97,7 +97,7 @@ test('rollout id: kept when another channel changes, changed by a target change 
 test('refresh re-signs only the timestamp and always advances its mtime', () => {
   const s = setupTrust();
   try {
-    publishRelease({ treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
     const before = snapshotFiles(s.treeDir);
     const tsPath = join(s.treeDir, 'timestamp.json');
     // A future mtime: a same-second rewrite must still move it forward (nginx ETag = mtime + size).
@@ -124,7 +124,7 @@ test('revocations: a change writes a new immutable version; the timestamp binds 
   const s = setupTrust();
   try {
     const fleet = small();
-    const base: PublishOptions = { treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     const r1 = publishRelease(base);
     const revoked = structuredClone(fleet);
     revoked.revoked = { hosts: [{ host: 'host-003', reason: 'stolen' }], closures: [] };
@@ -147,7 +147,7 @@ test('revocations: a change writes a new immutable version; the timestamp binds 
 test('refuses keys the trust root does not allow, a foreign fleet, an invalid fleet, a clock behind the tree', () => {
   const s = setupTrust('generated', { releaseValidUntil: T0 + 3600_000 });
   try {
-    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     refuses(() => publishRelease({ ...base, releaseKeys: [keyFromLabel('intruder')] }), PublishRefused, /is not listed in trust root v1/);
     refuses(() => publishRelease({ ...base, now: T0 + 7200_000 }), PublishRefused, /valid from .* until 2026-01-01T01:00:00Z, not at/);
     refuses(() => publishRelease({ ...base, releaseKeys: [] }), PublishRefused, /no release key/);
@@ -167,7 +167,7 @@ test('a threshold of two release keys needs both', () => {
   const second = keyFromLabel('release-2');
   const s = setupTrust('generated', { releaseThreshold: 2, extraReleaseKeys: [second] });
   try {
-    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     refuses(() => publishRelease(base), PublishRefused, /needs 2 release keys, 1 given/);
     publishRelease({ ...base, releaseKeys: [s.releaseKey, second] });
     checkTree(s.treeDir, s.releaseKey);
@@ -179,7 +179,7 @@ test('a threshold of two release keys needs both', () => {
 test('one publisher per tree: a live lock holder refuses, a dead one is taken over', () => {
   const s = setupTrust();
   try {
-    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     mkdirSync(s.treeDir, { recursive: true });
     const lock = join(s.treeDir, '.publish.lock');
     writeFileSync(lock, `${process.ppid}\n`);
@@ -196,7 +196,7 @@ test('one publisher per tree: a live lock holder refuses, a dead one is taken ov
 test('a rotated trust root is copied into the tree and the new release key is used', () => {
   const s = setupTrust();
   try {
-    const base: PublishOptions = { treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
     publishRelease(base);
     const newRelease = keyFromLabel('release-2026');
     const v2 = signRoot(createRoot({

@@ -82,7 +82,7 @@ export function createSiteFixture(opts: { hosts?: number; ackLog?: boolean } = {
   writeFileSync(rootFile, envelopeBytes(root));
   const { fleet, hostKeys } = generateFleet({ hosts: opts.hosts ?? 12, channels: 3, wavesPerChannel: 2, seed: 'site-gen', soakSeconds: 600 });
   fleet.channelEdges = [{ before: 'ch-0', after: 'ch-2' }];
-  publishRelease({ treeDir, fleet, releaseKeys: [releaseKey], roots: [root], now: T0 });
+  publishRelease({ cacheCheck: 'skip', treeDir, fleet, releaseKeys: [releaseKey], roots: [root], now: T0 });
 
   const plans: Record<string, ChannelPlan> = {};
   for (const ch of ['ch-0', 'ch-1', 'ch-2']) plans[ch] = readChannelPlan(readFileSync(join(treeDir, channelPlanPath(1, ch))), ch).signed;
