@@ -14,7 +14,6 @@ import { activate, confirmPending, recover, rollbackConfirmed, rollbackPending, 
 import { readAgentState, updateAgentState } from './agent-state.ts';
 import { readPending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
-import { fetchBudgetPlans } from './budget-plans.ts';
 import type { HttpCache } from './http-cache.ts';
 import { Unreachable, type HttpClient } from './http-client.ts';
 import { openTreeFetch } from './tree-fetch.ts';
@@ -126,8 +125,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
     view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
     revocations = trust.revocations.signed;
-    const have = new Set([view.plan.channel, ...view.gatingPlans.map((g) => g.channel)]);
-    budgetPlans = await fetchBudgetPlans(treeFetch.fetch, trust, view.budgets, have);
+    budgetPlans = view.budgetPlans;
   } catch (e) {
     if (e instanceof Unreachable) {
       log.warn('control-plane-unreachable', { reason: e.message });

@@ -1,6 +1,6 @@
 // `cp sync`: installs a tree pushed by CI. The control plane signs nothing; it only checks:
 //   1. copy the incoming tree into versions/.staging-* (no symlinks, no special files, acks/ skipped),
-//   2. verify the COPY completely against the pinned trust root (verifyTree), so nothing can change
+//   2. verify the COPY completely against the pinned trust root (the release walk, as verifyTree), so nothing can change
 //      between verification and serving,
 //   3. refuse anything older than what is installed (release version, timestamp, revocations),
 //   4. rename the copy into versions/ and swap the `current` symlink atomically (rename over it),
@@ -15,9 +15,9 @@ import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { sha256Digest } from '../protocol/canonical.ts';
 import { readTimestamp } from '../protocol/verify/documents.ts';
-import { verifyTree, type TreeReport } from '../protocol/verify/index.ts';
+import type { TreeReport } from '../protocol/verify/index.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
-import { loadReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
+import { loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
 import { ACKS_DIR, CURRENT_LINK, REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP, VERSIONS_DIR, hasInstalledTree, servedRoot } from './tree-dir.ts';
 
 export interface SyncOptions {
@@ -134,7 +134,7 @@ function pruneVersions(treeDir: string, keep: number, currentDir: string): void 
   for (const n of others.slice(0, Math.max(0, others.length - keep))) rmSync(join(dir, n), { recursive: true, force: true });
 }
 
-export function syncTree(opts: SyncOptions): SyncResult {
+export async function syncTree(opts: SyncOptions): Promise<SyncResult> {
   const now = opts.now ?? Date.now();
   const versionsDir = join(opts.treeDir, VERSIONS_DIR);
   mkdirSync(versionsDir, { recursive: true });
@@ -142,7 +142,8 @@ export function syncTree(opts: SyncOptions): SyncResult {
   const staging = join(versionsDir, `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     copyTree(opts.from, staging);
-    const report = verifyTree(staging, opts.pinnedRoot, { now });
+    // One walk verifies the copy and yields the documents the release view is built from.
+    const { view, report } = await loadVerifiedReleaseView(staging, opts.pinnedRoot, now);
     if (!report.ok) throw new MixAndMatch(report.unlistedManifests[0] ?? 'releases', `manifests not bound by the release index: ${report.unlistedManifests.join(', ')}`);
     const tsBytes = readFileSync(join(staging, TIMESTAMP_PATH));
     const incoming = readTimestamp(tsBytes, TIMESTAMP_PATH).signed;
@@ -158,7 +159,6 @@ export function syncTree(opts: SyncOptions): SyncResult {
         throw new RollbackAttempt(TIMESTAMP_PATH, `incoming revocations v${incoming.revocations.version} are older than the installed v${current.revocationsVersion}`);
       }
     }
-    const view = loadReleaseView(staging);
     if (current && current.timestampDigest === sha256Digest(tsBytes)) {
       rmSync(staging, { recursive: true, force: true });
       writeRevocationMaps(opts.treeDir, view);
