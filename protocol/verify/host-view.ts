@@ -1,6 +1,6 @@
 // The client workflow's second half: everything one host needs from the current release (its manifest,
-// its channel's plan, the plans of gating channels, the disruption budgets), each verified and bound to
-// the release the timestamp names, to this host, and to one another.
+// its channel's plan, the plans of gating channels and of the channels its disruption budgets reach,
+// the budgets), through the release walk (verifyReleaseDocuments), plus the checks that walk applies.
 import { MixAndMatch, Revoked, WrongHost } from '../errors.ts';
 import { hostManifestPath } from '../layout.ts';
 import type { HostManifest, ChannelPlan, DisruptionBudgets } from '../schemas/release.ts';

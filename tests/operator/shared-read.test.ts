@@ -8,7 +8,7 @@ import {
   AckCache, ackHistoryByHost, ackTrustOf, acksDirOf, loadReleaseAllowingStale, loadVerifiedRelease,
   readAckHistory, readPinnedRoot, type AckHistoryOptions, type VerifiedRelease,
 } from '../../operator/load.ts';
-import { MixAndMatch, Stale, VerificationError } from '../../protocol/errors.ts';
+import { Stale } from '../../protocol/errors.ts';
 import { AckLogCorrupt, formatRecord } from '../../control-plane/ack-log.ts';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
