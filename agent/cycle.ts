@@ -14,7 +14,6 @@ import { activate, confirmPending, fetchTarget, recover, rollbackConfirmed, roll
 import { readAgentState, updateAgentState } from './agent-state.ts';
 import { readPending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
-import { fetchBudgetPlans } from './budget-plans.ts';
 import type { HttpCache } from './http-cache.ts';
 import { Unreachable, type HttpClient } from './http-client.ts';
 import { openTreeFetch } from './tree-fetch.ts';
@@ -128,8 +127,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
     revocations = trust.revocations.signed;
     cacheKeys = trust.root.signed.cacheKeys;
-    const have = new Set([view.plan.channel, ...view.gatingPlans.map((g) => g.channel)]);
-    budgetPlans = await fetchBudgetPlans(treeFetch.fetch, trust, view.budgets, have);
+    budgetPlans = view.budgetPlans;
   } catch (e) {
     if (e instanceof Unreachable) {
       log.warn('control-plane-unreachable', { reason: e.message });

@@ -83,7 +83,7 @@ export default async function bench(): Promise<void> {
   ensureRevocationMaps(treeDir);
   const keys = fixtureKeys();
   writeTree(join(work, 'ci'), { keys, hosts: fixtureHosts({ web1: {}, db1: {} }), version: 1 });
-  syncTree({ from: join(work, 'ci'), treeDir, pinnedRoot: keys.signedRoot });
+  await syncTree({ from: join(work, 'ci'), treeDir, pinnedRoot: keys.signedRoot });
   const port = await freePort();
   const config = renderNginxConfig({
     treeDir, caCert: pki.caPath, serverCert: pki.server.certPath, serverKey: pki.server.keyPath, crl: pki.crlPath,

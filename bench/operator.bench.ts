@@ -20,6 +20,12 @@ import { loadAckHistory, renderTrace, traceReport } from '../operator/trace.ts';
 
 const MIN = 60_000;
 
+async function timedAsync<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t0 };
+}
+
 function timed<T>(fn: () => T): { value: T; ms: number } {
   const t = performance.now();
   const value = fn();
@@ -35,7 +41,7 @@ export default async function operatorBench(): Promise<void> {
     const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
     const tree = join(dir, 'tree');
     publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
-    const release0 = loadVerifiedRelease(tree, root, { now: start + MIN });
+    const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
 
     // Every wave gets a 10-minute slot after the previous one (channels in edge order).
     const logFile = join(dir, 'acks.log');
@@ -82,7 +88,7 @@ export default async function operatorBench(): Promise<void> {
     // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
     refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
 
-    const load = timed(() => loadVerifiedRelease(tree, root, { now: end }));
+    const load = await timedAsync(() => loadVerifiedRelease(tree, root, { now: end }));
     const release = load.value;
     const treeAcks = timed(() => readTreeAcks(acksDirOf(tree), ackTrustOf(release)));
     const view = timed(() => fleetView(fleetInputOf(release, treeAcks.value.acks, end)));

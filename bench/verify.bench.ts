@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { publishRelease } from '../publisher/publish.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import { benchTrust } from './support/bench-trust.ts';
-import { verifyTree } from '../protocol/verify/tree.ts';
-import { diskFetch } from '../protocol/verify/fetcher.ts';
+import { verifyTreeDir } from '../protocol/disk-tree.ts';
+import { diskFetch } from '../protocol/disk-tree.ts';
 import { initialClientState } from '../protocol/verify/state.ts';
 import { updateTrust } from '../protocol/verify/update-trust.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
@@ -31,7 +31,7 @@ export default async function verifyBench(): Promise<void> {
     for (let i = 0; i < 3; i++) {
       const t = performance.now();
       const c = process.cpuUsage();
-      const report = verifyTree(tree, root, { now: now + 60_000 });
+      const report = await verifyTreeDir(tree, root, { now: now + 60_000 });
       runs.push(performance.now() - t);
       const used = process.cpuUsage(c);
       cpu.push((used.user + used.system) / 1000);

@@ -6,7 +6,6 @@ import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Comma
 import { isVerificationError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
-import { verifyTree } from '../protocol/verify/index.ts';
 import { startAckEndpoint, startControlPlane, type RunningServer } from '../control-plane/server.ts';
 import { syncTree } from '../control-plane/sync.ts';
 
@@ -83,7 +82,7 @@ Options:
       treeDir: values.tree,
       ackLogDir: values['acks-log'],
       ack: { groupCommit: !values['no-group-commit'], rateLimit },
-      verify: pinned ? (root: string) => void verifyTree(root, pinned, { now: Date.now() }) : undefined,
+      pinnedRoot: pinned,
       log: jsonLog,
     };
     const tls = values.ca || values.cert || values.key
@@ -133,7 +132,7 @@ Options:
     if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep)) throw new UsageError('--keep: expected a small number');
     const pinned = readPinnedRoot(values.root);
     try {
-      const r = syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
+      const r = await syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
       const { report: _report, ...summary } = r;
       output(values.json, summary, () =>
         r.installed

@@ -95,7 +95,7 @@ ${COMMON_OPTIONS}
     const c = common(values);
     const now = parseNow(values.now);
     const { json, ...rest } = c;
-    const result = buildSite({ ...rest, now });
+    const result = await buildSite({ ...rest, now });
     output(json, result, () => summaryLine(result));
     return result.status === 'verified' ? EXIT_OK : EXIT_REFUSED;
   },

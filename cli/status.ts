@@ -51,7 +51,7 @@ Options:
     const skew = values['clock-skew'];
     if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
     try {
-      const state = loadFleetState(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
+      const state = await loadFleetState(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
       const report = statusReport(state, { channel: values.channel, host: values.host });
       output(values.json, report, () => renderStatus(report));
       return EXIT_OK;

@@ -74,7 +74,7 @@ Options:
     const skew = values['clock-skew'];
     if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
     try {
-      const release = loadVerifiedRelease(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
+      const release = await loadVerifiedRelease(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
       const history = loadAckHistory(values.tree, release, values['acks-log']);
       const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText) });
       output(values.json, report, () => renderTrace(report));

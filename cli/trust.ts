@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../protocol/atomic-write.ts';
 import { envelopeBytes } from '../protocol/envelope.ts';
 import { rootPath } from '../protocol/layout.ts';
 import { isoTime, NixPublicKey } from '../protocol/schemas/common.ts';
-import { createRoot, readRoot, signRoot, verifyNextRoot, verifyPinnedRoot, type ReleaseKeyGrant, type SignedRoot } from '../protocol/trust-root.ts';
+import { createRoot, readRoot, signRoot, verifyNextRoot, verifyPinnedRoot, verifyRootChain, type ReleaseKeyGrant, type SignedRoot } from '../protocol/trust-root.ts';
 import { LIMITS } from '../protocol/limits.ts';
 
 const DAY = 86_400_000;
@@ -129,19 +129,18 @@ Options:
   },
 };
 
-/** Reads root/1..n from a trust directory and verifies each step (expiry is not checked: rotating is how an expired root is replaced). */
+/** Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry is not checked: rotating is how an expired root is replaced). */
 export function readTrustChain(dir: string): SignedRoot {
   const first = join(dir, rootPath(1));
   if (!existsSync(first)) throw new UsageError(`${first} does not exist (run \`nixfleet trust init\` first)`);
-  let current = readRoot(readFileSync(first), rootPath(1));
-  verifyPinnedRoot(current, rootPath(1));
-  for (let v = 2; ; v++) {
+  const load = (v: number): Uint8Array | undefined => {
     const p = join(dir, rootPath(v));
-    if (!existsSync(p)) return current;
+    if (!existsSync(p)) return undefined;
     const bytes = readFileSync(p);
     if (bytes.byteLength > LIMITS.root) throw new UsageError(`${p} is larger than ${LIMITS.root} bytes`);
-    current = verifyNextRoot(current, readRoot(bytes, rootPath(v)), rootPath(v));
-  }
+    return bytes;
+  };
+  return verifyRootChain(readRoot(load(1)!, rootPath(1)), load, null, rootPath(1)).root;
 }
 
 export const trustRotate: Command = {

@@ -5,7 +5,8 @@ import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Comma
 import { isVerificationError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { readRoot } from '../protocol/trust-root.ts';
-import { verifyTree, type TreeReport } from '../protocol/verify/tree.ts';
+import type { TreeReport } from '../protocol/verify/tree.ts';
+import { verifyTreeDir } from '../protocol/disk-tree.ts';
 import { parseNow } from './trust.ts';
 
 function human(r: TreeReport): string {
@@ -54,7 +55,7 @@ Options:
     const rootBytes = readFileSync(values.root);
     try {
       const pinned = readRoot(rootBytes.byteLength > LIMITS.root ? rootBytes.subarray(0, LIMITS.root + 1) : rootBytes, values.root);
-      const report = verifyTree(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
+      const report = await verifyTreeDir(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
       output(values.json, report, () => human(report));
       return report.ok ? EXIT_OK : EXIT_REFUSED;
     } catch (e) {

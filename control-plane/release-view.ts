@@ -1,21 +1,22 @@
 // What the control plane needs to know about the installed release: which hosts exist, their host keys
-// (to check ack signatures), their channel and wave (to build bundles), and what is revoked. Read from
-// the signed documents of the tree: timestamp -> release index -> channel plans, and revocations.
-// Every FileRef binding (digest and length) is checked, so the view is one consistent release; the
-// signatures themselves are checked by verifyTree when the tree is installed (cp sync) or at load when
-// a pinned root is given.
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { readEnvelope } from '../protocol/document.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
-import { MixAndMatch, Malformed, TooLarge } from '../protocol/errors.ts';
+// (to check ack signatures), their channel and wave (to build bundles), and what is revoked. Built from
+// the documents of one release walk: `cp sync` and a server given a pinned root use the documents the
+// walk verified (releaseViewOf); a server without a root trusts what `cp sync` installed and reads the
+// same chain timestamp -> index -> plans with the shared readers, checking every FileRef binding (digest
+// and length), so the view is one consistent release (loadReleaseView).
+import { MixAndMatch, Malformed } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { keyIdOf, unb64 } from '../protocol/keys.ts';
-import { Timestamp } from '../protocol/schemas/timestamp.ts';
-import { ReleaseIndex, ChannelPlan } from '../protocol/schemas/release.ts';
-import { Revocations } from '../protocol/schemas/revocations.ts';
+import type { ChannelPlan, ReleaseIndex } from '../protocol/schemas/release.ts';
+import type { Revocations } from '../protocol/schemas/revocations.ts';
+import type { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { FileRef } from '../protocol/schemas/common.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { readTreeFile } from '../protocol/disk-tree.ts';
+import { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef } from '../protocol/verify/documents.ts';
+import { auditTree, type TreeReport } from '../protocol/verify/tree.ts';
+import { diskTreeSource } from '../protocol/disk-tree.ts';
 
 export interface HostEntry {
   channel: string;
@@ -46,56 +47,61 @@ export function normalizeSerial(serial: string): string {
   return s === '' ? '0' : s;
 }
 
-function readBound(root: string, ref: FileRef, limit: number): Buffer {
-  const full = join(root, ref.path);
-  let size: number;
-  try {
-    size = statSync(full).size;
-  } catch {
-    throw new Malformed(ref.path, 'referenced file is missing from the tree');
-  }
-  if (size > limit) throw new TooLarge(ref.path, `${size} bytes exceeds the limit of ${limit}`);
-  const bytes = readFileSync(full);
-  if (bytes.length !== ref.length || sha256Digest(bytes) !== ref.digest) {
-    throw new MixAndMatch(ref.path, `content does not match the digest/length bound by its referrer (${ref.digest.slice(0, 20)}…, ${ref.length} bytes)`);
-  }
+/** The documents a view is built from (the release walk's, or the unverified read below). */
+export interface ReleaseDocuments {
+  timestamp: Timestamp;
+  index: ReleaseIndex;
+  plans: Record<string, ChannelPlan>;
+  revocations: Revocations;
+}
+
+/** Verifies the tree with the release walk (every document, against the pinned root) and builds the view from what it verified. */
+export async function loadVerifiedReleaseView(treeRoot: string, pinnedRoot: SignedRoot, now: number): Promise<{ view: ReleaseView; report: TreeReport }> {
+  const { report, release } = await auditTree(diskTreeSource(treeRoot), pinnedRoot, { now });
+  const view = releaseViewOf({ timestamp: release.timestamp.signed, index: release.index, plans: release.plans, revocations: release.revocations.signed });
+  return { view, report };
+}
+
+function readBound(root: string, ref: FileRef, limit: number, boundBy: string): Uint8Array {
+  const bytes = readTreeFile(root, ref.path, limit);
+  if (bytes === undefined) throw new Malformed(ref.path, 'referenced file is missing from the tree');
+  requireFileRef(bytes, ref, ref.path, boundBy);
   return bytes;
 }
 
-function readTop(root: string, path: string, limit: number): Buffer {
-  let size: number;
-  try {
-    size = statSync(join(root, path)).size;
-  } catch {
-    throw new Malformed(path, 'missing from the tree');
-  }
-  if (size > limit) throw new TooLarge(path, `${size} bytes exceeds the limit of ${limit}`);
-  return readFileSync(join(root, path));
-}
-
+/** The installed tree's view without signature checks (a server without a pinned root trusts `cp sync`). */
 export function loadReleaseView(treeRoot: string): ReleaseView {
-  const ts = readEnvelope(readTop(treeRoot, TIMESTAMP_PATH, LIMITS.timestamp), Timestamp, { file: TIMESTAMP_PATH, maxBytes: LIMITS.timestamp, expectType: 'timestamp' }).signed;
-  const indexRef = ts.release.index;
-  const index = readEnvelope(readBound(treeRoot, indexRef, LIMITS.releaseIndex), ReleaseIndex, { file: indexRef.path, maxBytes: LIMITS.releaseIndex, expectType: 'release' }).signed;
-  if (index.version !== ts.release.version) throw new MixAndMatch(indexRef.path, `release version ${index.version} but the timestamp names ${ts.release.version}`);
-  const revRef = ts.revocations.file;
-  const rev = readEnvelope(readBound(treeRoot, revRef, LIMITS.revocations), Revocations, { file: revRef.path, maxBytes: LIMITS.revocations, expectType: 'revocations' }).signed;
-
-  const hosts = new Map<string, HostEntry>();
-  const waves = new Map<string, string[][]>();
+  const tsBytes = readTreeFile(treeRoot, TIMESTAMP_PATH, LIMITS.timestamp);
+  if (tsBytes === undefined) throw new Malformed(TIMESTAMP_PATH, 'missing from the tree');
+  const timestamp = readTimestamp(tsBytes, TIMESTAMP_PATH).signed;
+  const indexRef = timestamp.release.index;
+  const index = readReleaseIndex(readBound(treeRoot, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH), indexRef.path).signed;
+  if (index.version !== timestamp.release.version) throw new MixAndMatch(indexRef.path, `release version ${index.version} but the timestamp names ${timestamp.release.version}`);
+  const revRef = timestamp.revocations.file;
+  const revocations = readRevocations(readBound(treeRoot, revRef, LIMITS.revocations, TIMESTAMP_PATH), revRef.path).signed;
+  const plans: Record<string, ChannelPlan> = {};
   for (const [channel, ch] of Object.entries(index.channels)) {
-    const plan = readEnvelope(readBound(treeRoot, ch.plan, LIMITS.channelPlan), ChannelPlan, { file: ch.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed;
+    const plan = readChannelPlan(readBound(treeRoot, ch.plan, LIMITS.channelPlan, indexRef.path), ch.plan.path).signed;
     if (plan.channel !== channel || plan.releaseVersion !== index.version) {
       throw new MixAndMatch(ch.plan.path, `plan is for channel ${plan.channel} release ${plan.releaseVersion}, expected ${channel} release ${index.version}`);
     }
-    const waveHosts: string[][] = plan.waves.map((w) => [...w.hosts]);
-    waves.set(channel, waveHosts);
+    plans[channel] = plan;
+  }
+  return releaseViewOf({ timestamp, index, plans, revocations });
+}
+
+export function releaseViewOf(docs: ReleaseDocuments): ReleaseView {
+  const { timestamp, index, revocations: rev } = docs;
+  const hosts = new Map<string, HostEntry>();
+  const waves = new Map<string, string[][]>();
+  for (const [channel, plan] of Object.entries(docs.plans)) {
+    waves.set(channel, plan.waves.map((w) => [...w.hosts]));
     for (const [host, h] of Object.entries(plan.hosts)) {
       hosts.set(host, { channel, wave: h.wave, hostKey: h.hostKey, keyid: keyIdOf(unb64(h.hostKey)) });
     }
   }
   for (const host of Object.keys(index.hosts)) {
-    if (!hosts.has(host)) throw new MixAndMatch(indexRef.path, `host ${host} is in the index but in no channel plan`);
+    if (!hosts.has(host)) throw new MixAndMatch(timestamp.release.index.path, `host ${host} is in the index but in no channel plan`);
   }
   const revokedSerials = new Set<string>();
   const revokedHosts = new Set<string>();
@@ -108,7 +114,7 @@ export function loadReleaseView(treeRoot: string): ReleaseView {
   return {
     fleet: index.fleet,
     releaseVersion: index.version,
-    timestampIssuedAt: ts.issuedAt,
+    timestampIssuedAt: timestamp.issuedAt,
     revocationsVersion: rev.version,
     hosts,
     waves,

@@ -13,7 +13,8 @@ import { NIX_CACHE_DIR, TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { AckService, type AckResponse } from './ack-service.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
 import { authorizePath, identityFromProxyHeaders, identityFromTls, isLoopbackAddress, isTrustedProxyConnection, type ClientIdentity } from './identity.ts';
-import { loadReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
+import { loadReleaseView, loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
 import { normalizeRequestPath, sendError, serveFile } from './static-files.ts';
 import { ackLogDir, servedRoot } from './tree-dir.ts';
 
@@ -40,10 +41,11 @@ interface CommonOptions {
   ackLogDir?: string;
   ack?: AckOptions;
   /**
-   * Extra check of a tree before it is used (e.g. verifyTree against a pinned root). Trees installed
-   * by `cp sync` were verified before the swap; this is for serving a directory directly.
+   * With a pinned root, a tree is used only after the release walk verifies it, and the view is built
+   * from the documents it verified. Trees installed by `cp sync` were verified before the swap; this
+   * is for serving a directory directly.
    */
-  verify?: (treeRoot: string) => void;
+  pinnedRoot?: SignedRoot;
   /** How often to look for a newly installed tree (ms, default 1000). */
   reloadIntervalMs?: number;
   log?: EventLog;
@@ -60,8 +62,8 @@ export interface RunningServer {
   url: string;
   primed: () => boolean;
   view: () => ReleaseView | null;
-  /** Re-reads the installed tree now (cp sync in the same process calls this). */
-  reload: () => void;
+  /** Re-reads the installed tree now (cp sync in the same process calls this); without a pinned root the view is swapped before this returns. */
+  reload: () => Promise<void>;
   ackService: AckService;
   close: () => Promise<void>;
 }
@@ -73,13 +75,14 @@ class ReleaseWatcher {
 
   constructor(private readonly opts: CommonOptions, private readonly svc: AckService) {}
 
-  start(): void {
-    this.check();
-    this.timer = setInterval(() => this.check(), this.opts.reloadIntervalMs ?? 1000);
+  async start(): Promise<void> {
+    await this.check();
+    this.timer = setInterval(() => void this.check(), this.opts.reloadIntervalMs ?? 1000);
     this.timer.unref();
   }
 
-  check(): void {
+  /** Without a pinned root everything happens before the first await: the view is set synchronously. */
+  async check(): Promise<void> {
     const root = servedRoot(this.opts.treeDir);
     let sig = 'none';
     if (root && existsSync(join(root, TIMESTAMP_PATH))) {
@@ -94,8 +97,9 @@ class ReleaseWatcher {
       return;
     }
     try {
-      this.opts.verify?.(root);
-      const view = loadReleaseView(root);
+      const view = this.opts.pinnedRoot ? (await loadVerifiedReleaseView(root, this.opts.pinnedRoot, Date.now())).view : loadReleaseView(root);
+      // A newer tree may have been seen while this one was being verified: the newer check wins.
+      if (sig !== this.signature) return;
       this.svc.setView(view);
       this.opts.log?.({ event: 'primed', release: view.releaseVersion, hosts: view.hosts.size, root });
     } catch (e) {
@@ -219,7 +223,7 @@ function runningServer(port: number, url: string, server: HttpServer | HttpsServ
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningServer> {
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
-  watcher.start();
+  await watcher.start();
   // The certificate is requested but not required in the handshake (nginx's `ssl_verify_client optional`):
   // TLS decides per connection, the route per request. Every route but /nix-cache/ then requires
   // identityFromTls, which accepts only a certificate that verified against the CA and the CRL.
@@ -287,7 +291,7 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
   }
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
-  watcher.start();
+  await watcher.start();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const run = async () => {
       if (!svc.primed) return unprimed(res);

@@ -1,6 +1,6 @@
 // `cp sync`: installs a tree pushed by CI. The control plane signs nothing; it only checks:
 //   1. copy the incoming tree into versions/.staging-* (no symlinks, no special files, acks/ skipped),
-//   2. verify the COPY completely against the pinned trust root (verifyTree), so nothing can change
+//   2. verify the COPY completely against the pinned trust root (the release walk, as verifyTree), so nothing can change
 //      between verification and serving,
 //   3. refuse anything older than what is installed (release version, timestamp, revocations),
 //   4. rename the copy into versions/ and swap the `current` symlink atomically (rename over it),
@@ -15,10 +15,10 @@ import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { sha256Digest } from '../protocol/canonical.ts';
 import { readTimestamp } from '../protocol/verify/documents.ts';
-import { verifyTree, type TreeReport } from '../protocol/verify/index.ts';
+import type { TreeReport } from '../protocol/verify/index.ts';
 import { pidAlive } from '../protocol/pid-lock.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
-import { loadReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
+import { loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
 import { ACKS_DIR, CURRENT_LINK, REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP, VERSIONS_DIR, hasInstalledTree, servedRoot } from './tree-dir.ts';
 
 export interface SyncOptions {
@@ -137,29 +137,36 @@ function pruneVersions(treeDir: string, keep: number, currentDir: string): void 
 
 const STAGING = /^\.staging-(\d+)-[0-9a-f]+$/;
 
+/** Staging copies that syncs running in this process are filling right now. */
+const stagingInUse = new Set<string>();
+
 /**
  * A sync killed mid-copy (kill -9, power loss) leaves its staging copy behind, a whole tree each time.
- * Staging copies of dead processes are removed; syncTree is synchronous, so one named after this very
- * process is left from an earlier process that had the same PID. A live sync's copy is left alone.
+ * Staging copies of dead processes are removed, and so are those named after this very process that no
+ * sync of ours is using (left by an earlier process that had the same PID). A live sync's copy stays.
  */
 function removeAbandonedStaging(versionsDir: string): void {
   for (const name of readdirSync(versionsDir)) {
     const pid = Number(STAGING.exec(name)?.[1] ?? NaN);
-    if (Number.isNaN(pid) || (pid !== process.pid && pidAlive(pid))) continue;
-    rmSync(join(versionsDir, name), { recursive: true, force: true });
+    if (Number.isNaN(pid)) continue;
+    const path = join(versionsDir, name);
+    if (pid === process.pid ? stagingInUse.has(path) : pidAlive(pid)) continue;
+    rmSync(path, { recursive: true, force: true });
   }
 }
 
-export function syncTree(opts: SyncOptions): SyncResult {
+export async function syncTree(opts: SyncOptions): Promise<SyncResult> {
   const now = opts.now ?? Date.now();
   const versionsDir = join(opts.treeDir, VERSIONS_DIR);
   mkdirSync(versionsDir, { recursive: true });
   removeAbandonedStaging(versionsDir);
   if (!existsSync(opts.from)) throw new Malformed(opts.from, 'incoming tree does not exist');
   const staging = join(versionsDir, `.staging-${process.pid}-${randomBytes(4).toString('hex')}`);
+  stagingInUse.add(staging);
   try {
     copyTree(opts.from, staging);
-    const report = verifyTree(staging, opts.pinnedRoot, { now });
+    // One walk verifies the copy and yields the documents the release view is built from.
+    const { view, report } = await loadVerifiedReleaseView(staging, opts.pinnedRoot, now);
     if (!report.ok) throw new MixAndMatch(report.unlistedManifests[0] ?? 'releases', `manifests not bound by the release index: ${report.unlistedManifests.join(', ')}`);
     const tsBytes = readFileSync(join(staging, TIMESTAMP_PATH));
     const incoming = readTimestamp(tsBytes, TIMESTAMP_PATH).signed;
@@ -175,7 +182,6 @@ export function syncTree(opts: SyncOptions): SyncResult {
         throw new RollbackAttempt(TIMESTAMP_PATH, `incoming revocations v${incoming.revocations.version} are older than the installed v${current.revocationsVersion}`);
       }
     }
-    const view = loadReleaseView(staging);
     if (current && current.timestampDigest === sha256Digest(tsBytes)) {
       rmSync(staging, { recursive: true, force: true });
       writeRevocationMaps(opts.treeDir, view);
@@ -208,5 +214,6 @@ export function syncTree(opts: SyncOptions): SyncResult {
     };
   } finally {
     rmSync(staging, { recursive: true, force: true });
+    stagingInUse.delete(staging);
   }
 }

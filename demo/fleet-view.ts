@@ -5,8 +5,8 @@ import { loadFleetState } from '../operator/load.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import type { FleetView } from '../reconciler/index.ts';
 
-export function readFleetView(treeDir: string, pinnedRoot: SignedRoot, now = Date.now()): FleetView {
-  return loadFleetState(treeDir, pinnedRoot, { now }).view;
+export async function readFleetView(treeDir: string, pinnedRoot: SignedRoot, now = Date.now()): Promise<FleetView> {
+  return (await loadFleetState(treeDir, pinnedRoot, { now })).view;
 }
 
 const MARK: Record<string, string> = {

@@ -131,7 +131,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       await new Promise((r) => setTimeout(r, 300));
       let view;
       try {
-        view = readFleetView(lab.treeDir, lab.root);
+        view = await readFleetView(lab.treeDir, lab.root);
       } catch {
         continue;
       }
@@ -160,7 +160,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
       if (gen.path === NEW) converged.push(name);
       for (const q of new Quarantine(new StateDir(h.stateDir)).active(Date.now())) rolledBack.push({ host: name, target: q.target, quarantinedUntil: q.until, reason: q.reason });
     }
-    const view = readFleetView(lab.treeDir, lab.root);
+    const view = await readFleetView(lab.treeDir, lab.root);
     const summary: DemoSummary = {
       ok: done && converged.length === lab.hosts.size - 1 && rolledBack.length === 1 && rolledBack[0]!.host === failingHost,
       seconds: Math.round((Date.now() - t0) / 100) / 10,

@@ -1,7 +1,7 @@
 // Public API of the operator's read side: a tree + its acks -> the reconciler's inputs and the fleet
 // view. Used by `nixfleet status`, `nixfleet trace`, the demo and the dashboard (site-gen).
 //
-//   const release = loadVerifiedRelease(dir, readPinnedRoot(file), { now });   // throws VerificationError
+//   const release = await loadVerifiedRelease(dir, readPinnedRoot(file), { now });   // throws VerificationError
 //   const acks = readTreeAcks(acksDirOf(dir), release.trust);                  // verified, rejects listed
 //   const view = fleetView(fleetInputOf(release, acks.acks, now));
 // or in one call: loadFleetState(dir, pinnedRoot, { now }).
@@ -16,8 +16,8 @@ import { acksDirOf, readTreeAcks, type AckTrust, type VerifiedAcks } from './ack
 import { loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
 
 export {
-  loadVerifiedRelease, loadReleaseAllowingStale, TreeChangedDuringLoad,
-  type VerifiedRelease, type LoadReleaseOptions, type LoadAllowingStaleOptions, type ReleaseLoad, type VerificationFailure,
+  loadVerifiedRelease, loadReleaseAllowingStale,
+  type VerifiedRelease, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure,
 } from './release.ts';
 export {
   AckCache, AckCollector, hostKeysOfPlans, acksDirOf, defaultAckLogOf, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, readAckHistory, ackHistoryByHost, MAX_ACK_LOG_BYTES, MAX_ACK_FILES,
@@ -49,8 +49,8 @@ export interface FleetState {
 }
 
 /** Verify the tree, read and verify the acks it holds, and evaluate the fleet at `now`. */
-export function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions & { tolerances?: Partial<Tolerances> }): FleetState {
-  const release = loadVerifiedRelease(dir, pinnedRoot, opts);
+export async function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions & { tolerances?: Partial<Tolerances> }): Promise<FleetState> {
+  const release = await loadVerifiedRelease(dir, pinnedRoot, opts);
   const acks = readTreeAcks(acksDirOf(dir), ackTrustOf(release));
   const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
   return { release, acks, input, view: fleetView(input) };

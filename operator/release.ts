@@ -1,28 +1,26 @@
 // The current release of a tree, verified end to end against a pinned trust root, as the documents the
-// reconciler takes (plans, budgets, revocations). verifyTree audits every document of the release but
-// returns only a report; the documents are then re-read here through the digests the verified timestamp
-// binds, and the timestamp must be the very one verifyTree accepted, so nothing read afterwards can
-// differ from what was verified (a tree swapped in between is refused, not half-believed).
+// reconciler takes (plans, budgets, revocations). One release walk (protocol/verify, auditTree) reads
+// every file once and returns both the audit report and the documents it verified, built from the very
+// bytes it verified: nothing is re-read afterwards, so a tree swapped mid-load cannot be half-believed.
 //
 // Two entry points: loadVerifiedRelease throws the first failure (status, trace); loadReleaseAllowingStale
 // (the dashboard) turns failures into data and, when only the timestamp's freshness failed, still yields
 // the documents verified as of the timestamp's last valid second, so a frozen fleet can be shown under a
 // red banner instead of not at all.
 import { join } from 'node:path';
-import { MixAndMatch, Stale, isVerificationError, type VerificationCode } from '../protocol/errors.ts';
+import { Stale, isVerificationError, type VerificationCode } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH, rootPath } from '../protocol/layout.ts';
+import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 import type { ChannelPlan, DisruptionBudgets, ReleaseIndex } from '../protocol/schemas/release.ts';
 import type { Revocations } from '../protocol/schemas/revocations.ts';
 import type { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { TrustRoot } from '../protocol/schemas/root.ts';
-import { verifyRootChain, type SignedRoot } from '../protocol/trust-root.ts';
-import { readTreeFile } from '../protocol/verify/fetcher.ts';
-import { readBudgets, readChannelPlan, readReleaseIndex, readTimestamp, requireFileRef } from '../protocol/verify/documents.ts';
-import { verifyTree, type TreeReport } from '../protocol/verify/tree.ts';
-import { DEFAULT_CLOCK_SKEW_SECONDS, verifyRevocations, verifyTimestamp } from '../protocol/verify/update-trust.ts';
-import { servedRoot } from '../control-plane/tree-dir.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { diskTreeSource, readTreeFile } from '../protocol/disk-tree.ts';
+import { readTimestamp } from '../protocol/verify/documents.ts';
+import { auditTree, type TreeReport } from '../protocol/verify/tree.ts';
+import { servedRoot } from '../protocol/control-plane-dir.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
 
@@ -54,57 +52,15 @@ export interface LoadReleaseOptions {
  * `dir` is either a tree as `nixfleet publish` writes it or a control plane directory (`current` ->
  * installed tree). Throws the typed VerificationError of the first failure, naming the file.
  */
-export function loadVerifiedRelease(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): VerifiedRelease {
+export async function loadVerifiedRelease(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<VerifiedRelease> {
   const treeRoot = servedRoot(dir);
   if (treeRoot === null || !existsSync(treeRoot)) throw new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`);
-  const report = verifyTree(treeRoot, pinnedRoot, opts);
-
-  const read = (path: string, max: number, boundBy: string): Uint8Array => {
-    const bytes = readTreeFile(treeRoot, path, max);
-    if (bytes === undefined) throw new MixAndMatch(path, `is missing, but ${boundBy} binds it`);
-    return bytes;
+  const { report, release } = await auditTree(diskTreeSource(treeRoot), pinnedRoot, opts);
+  const plans = release.plans;
+  return {
+    treeRoot, report, root: release.root.signed, chain: release.chain, timestamp: release.timestamp.signed, index: release.index,
+    plans, budgets: release.budgets, revocations: release.revocations.signed, hostKeys: hostKeysOfPlans(plans),
   };
-  const walked = verifyRootChain(pinnedRoot, (v) => readTreeFile(treeRoot, rootPath(v), LIMITS.root), opts.now);
-  const root = walked.root.signed;
-  const noneSeen = { highestReleaseVersion: 0, highestTimestampIssuedAt: null, highestRevocationsVersion: 0 };
-  const tsBytes = readTreeFile(treeRoot, TIMESTAMP_PATH, LIMITS.timestamp);
-  if (tsBytes === undefined) throw new Stale(TIMESTAMP_PATH, 'disappeared after verification');
-  const timestamp = verifyTimestamp(readTimestamp(tsBytes, TIMESTAMP_PATH), root, noneSeen, opts.now, opts.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS);
-  if (timestamp.issuedAt !== report.timestamp.issuedAt || timestamp.release.version !== report.release.version || root.version !== report.root.version) {
-    throw new TreeChangedDuringLoad(`timestamp issued ${timestamp.issuedAt} for release ${timestamp.release.version}, verified ${report.timestamp.issuedAt} for release ${report.release.version}`);
-  }
-
-  const revPath = timestamp.revocations.file.path;
-  const revocations = verifyRevocations(read(revPath, LIMITS.revocations, TIMESTAMP_PATH), timestamp, root, noneSeen, revPath).signed;
-
-  const indexRef = timestamp.release.index;
-  const indexBytes = read(indexRef.path, LIMITS.releaseIndex, TIMESTAMP_PATH);
-  requireFileRef(indexBytes, indexRef, indexRef.path, TIMESTAMP_PATH);
-  const index = readReleaseIndex(indexBytes, indexRef.path).signed;
-
-  const budgetsBytes = read(index.budgets.path, LIMITS.budgets, indexRef.path);
-  requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexRef.path);
-  const budgets = readBudgets(budgetsBytes, index.budgets.path).signed;
-
-  const plans: Record<string, ChannelPlan> = {};
-  // Sorted, so every reader of the same tree lists channels in the same order.
-  for (const [channel, entry] of Object.entries(index.channels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const bytes = read(entry.plan.path, LIMITS.channelPlan, indexRef.path);
-    requireFileRef(bytes, entry.plan, entry.plan.path, indexRef.path);
-    const plan = readChannelPlan(bytes, entry.plan.path).signed;
-    plans[channel] = plan;
-  }
-  return { treeRoot, report, root, chain: walked.chain, timestamp, index, plans, budgets, revocations, hostKeys: hostKeysOfPlans(plans) };
-}
-
-/**
- * The timestamp was replaced between verifyTree and the re-read (a sync or publish in progress). A
- * MixAndMatch like any other, so one-shot commands refuse; the dashboard retries instead.
- */
-export class TreeChangedDuringLoad extends MixAndMatch {
-  constructor(what: string) {
-    super(TIMESTAMP_PATH, `changed while the tree was being verified (a sync in progress?); run the command again (${what})`);
-  }
 }
 
 export interface VerificationFailure {
@@ -122,34 +78,17 @@ export type ReleaseLoad =
   | { status: 'stale'; release: VerifiedRelease; failure: VerificationFailure; verifiedAsOf: number }
   | { status: 'failed'; failure: VerificationFailure };
 
-export interface LoadAllowingStaleOptions extends LoadReleaseOptions {
-  /** Loads that hit a tree being replaced are retried this often (default 3), then TreeChangedDuringLoad is thrown. */
-  attempts?: number;
-}
-
 function failureOf(e: unknown): VerificationFailure {
   if (!isVerificationError(e)) throw e;
   return { code: e.code, file: e.file, detail: e.detail };
 }
 
 /** Like loadVerifiedRelease, but failures are returned, and an expired timestamp still yields the documents. */
-export function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRoot, opts: LoadAllowingStaleOptions): ReleaseLoad {
-  const attempts = opts.attempts ?? 3;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return loadOnce(dir, pinnedRoot, opts);
-    } catch (e) {
-      if (!(e instanceof TreeChangedDuringLoad) || attempt >= attempts) throw e;
-    }
-  }
-}
-
-function loadOnce(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): ReleaseLoad {
+export async function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
   const at = (now: number): LoadReleaseOptions => ({ now, ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }) });
   try {
-    return { status: 'verified', release: loadVerifiedRelease(dir, pinnedRoot, at(opts.now)) };
+    return { status: 'verified', release: await loadVerifiedRelease(dir, pinnedRoot, at(opts.now)) };
   } catch (e) {
-    if (e instanceof TreeChangedDuringLoad) throw e;
     const failure = failureOf(e);
     if (!(e instanceof Stale) || e.file !== TIMESTAMP_PATH) return { status: 'failed', failure };
     const expires = unverifiedExpiry(dir);
@@ -157,9 +96,8 @@ function loadOnce(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions)
     // Verifying as of the timestamp's last valid second proves every signature; only freshness failed.
     const asOf = expires - 1000;
     try {
-      return { status: 'stale', release: loadVerifiedRelease(dir, pinnedRoot, at(asOf)), failure, verifiedAsOf: asOf };
+      return { status: 'stale', release: await loadVerifiedRelease(dir, pinnedRoot, at(asOf)), failure, verifiedAsOf: asOf };
     } catch (e2) {
-      if (e2 instanceof TreeChangedDuringLoad) throw e2;
       return { status: 'failed', failure: failureOf(e2) };
     }
   }
@@ -175,15 +113,4 @@ function unverifiedExpiry(dir: string): number | null {
   } catch {
     return null;
   }
-}
-
-/** Where a directory's acks live: `DIR/acks` in both layouts (the ack endpoint keeps them beside `current`). */
-export function acksDirOf(dir: string): string {
-  return join(dir, 'acks');
-}
-
-/** The ack endpoint's default log location for a control plane directory, if one exists there. */
-export function defaultAckLogOf(dir: string): string | null {
-  const p = join(dir, '.ack-log', 'acks.log');
-  return existsSync(p) ? p : null;
 }

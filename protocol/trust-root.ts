@@ -112,11 +112,13 @@ export function requireRootNotExpired(root: SignedRoot, now: number, file: strin
 }
 
 /**
- * Walks from the pinned root forward through root/<n+1>.json until `loadNext` returns undefined. The
- * final root must not be expired; intermediate roots may be (an agent catching up after a long sleep).
+ * The one root-chain walker. Walks from the pinned (or last trusted) root forward through
+ * root/<n+1>.json until `loadNext` returns undefined. The final root must not be expired unless `now` is
+ * null (rotation is how an expired root gets replaced); intermediate roots may be (an agent catching up
+ * after a long sleep). Async callers fetch the candidates first (`fetchRootChain` in protocol/verify).
  */
-export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) => Uint8Array | undefined, now: number): { root: SignedRoot; chain: SignedRoot[] } {
-  verifyPinnedRoot(pinned);
+export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) => Uint8Array | undefined, now: number | null, pinnedFile = 'pinned root'): { root: SignedRoot; chain: SignedRoot[] } {
+  verifyPinnedRoot(pinned, pinnedFile);
   const chain = [pinned];
   let current = pinned;
   for (let step = 0; ; step++) {
@@ -128,7 +130,7 @@ export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) 
     current = verifyNextRoot(current, readRoot(bytes, file), file);
     chain.push(current);
   }
-  requireRootNotExpired(current, now, rootPath(current.signed.version));
+  if (now !== null) requireRootNotExpired(current, now, rootPath(current.signed.version));
   return { root: current, chain };
 }
 

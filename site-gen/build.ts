@@ -70,10 +70,10 @@ export interface RenderedSite {
   timingsMs: { verify: number; acks: number; model: number; render: number };
 }
 
-export function renderSitePages(o: SiteInputOptions): RenderedSite {
+export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
-  const load = loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+  const load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
   const t1 = performance.now();
   let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
@@ -112,9 +112,9 @@ export function renderSitePages(o: SiteInputOptions): RenderedSite {
   return { pages, summary, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };
 }
 
-export function buildSite(o: BuildSiteOptions): SiteBuildResult {
+export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
-  const { pages, summary, timingsMs } = renderSitePages(o);
+  const { pages, summary, timingsMs } = await renderSitePages(o);
   const t1 = performance.now();
   const installed = installSite(o.outDir, pages);
   const t2 = performance.now();

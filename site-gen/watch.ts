@@ -54,7 +54,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   let idle: (() => void) | null = null;
   const ackCache = new AckCache();
 
-  const runBuild = (trigger: string): void => {
+  const runBuild = async (trigger: string): Promise<void> => {
     timer = null;
     if (closed) return;
     if (building) {
@@ -63,7 +63,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
     }
     building = true;
     try {
-      const result = buildSite({
+      const result = await buildSite({
         treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache,
         ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       });
@@ -115,7 +115,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   await new Promise<void>((r) => watcher.once('ready', () => r()));
 
   const interval = (o.intervalSeconds ?? 60) > 0 ? setInterval(() => schedule('interval'), (o.intervalSeconds ?? 60) * 1000) : null;
-  runBuild('start');
+  await runBuild('start');
 
   return {
     get builds() {

@@ -1,16 +1,13 @@
 // The client workflow's second half: everything one host needs from the current release (its manifest,
-// its channel's plan, the plans of gating channels, the disruption budgets), each verified and bound to
-// the release the timestamp names, to this host, and to one another.
+// its channel's plan, the plans of gating channels and of the channels its disruption budgets reach,
+// the budgets), through the release walk (verifyReleaseDocuments), plus the checks that walk applies.
 import { MixAndMatch, Revoked, WrongHost } from '../errors.ts';
-import { LIMITS } from '../limits.ts';
 import { hostManifestPath } from '../layout.ts';
-import type { FileRef } from '../schemas/common.ts';
 import type { HostManifest, ChannelPlan, DisruptionBudgets } from '../schemas/release.ts';
 import type { Revocations } from '../schemas/revocations.ts';
-import type { TrustRoot } from '../schemas/root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { TrustedSnapshot } from './update-trust.ts';
-import { readBudgets, readChannelPlan, readHostManifest, requireFileRef, verifyReleaseDocument } from './documents.ts';
+import { verifyReleaseDocuments, type VerifiedReleaseDocuments } from './release.ts';
 
 export interface HostView {
   manifest: HostManifest;
@@ -45,46 +42,30 @@ export function checkNotRevoked(manifest: HostManifest, revocations: Revocations
   if (closure) throw new Revoked(file, `target ${manifest.target} is revoked since ${closure.revokedAt}: ${closure.reason}`);
 }
 
-async function fetchBound(fetch: Fetch, ref: FileRef, maxBytes: number, boundBy: string): Promise<Uint8Array> {
-  const bytes = await fetch(ref.path, maxBytes);
-  if (bytes === undefined) throw new MixAndMatch(ref.path, `is missing, but ${boundBy} binds it`);
-  return bytes;
-}
-
 export interface FetchHostViewOptions {
   fetch: Fetch;
   trusted: TrustedSnapshot;
   host: string;
 }
 
-export async function fetchHostView(o: FetchHostViewOptions): Promise<HostView> {
-  const root: TrustRoot = o.trusted.root.signed;
-  const version = o.trusted.timestamp.signed.release.version;
-  const file = hostManifestPath(version, o.host);
-  const bytes = await o.fetch(file, LIMITS.hostManifest);
-  // The release has nothing for this host: it must not act on anything else's manifest.
-  if (bytes === undefined) throw new WrongHost(file, `release ${version} has no manifest for host "${o.host}"`);
-  const manifest = verifyReleaseDocument(readHostManifest(bytes, file), root, file, version, bytes);
-  checkManifestIdentity(manifest, o.host, file);
-  checkNotRevoked(manifest, o.trusted.revocations.signed, file);
-
-  const plan = await fetchPlan(o.fetch, manifest.plan, root, version, file);
-  checkManifestAgainstPlan(manifest, plan, file);
-  const gatingPlans: ChannelPlan[] = [];
-  for (const g of manifest.gatingPlans) {
-    const gp = await fetchPlan(o.fetch, g.plan, root, version, file);
-    checkGatingPlan(g.channel, gp, g.plan.path);
-    gatingPlans.push(gp);
-  }
-  const budgetsBytes = await fetchBound(o.fetch, manifest.budgets, LIMITS.budgets, file);
-  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, manifest.budgets.path), root, manifest.budgets.path, version, budgetsBytes);
-  requireFileRef(budgetsBytes, manifest.budgets, manifest.budgets.path, file);
-  return { manifest, plan, gatingPlans, budgets };
+/**
+ * The agent's half of the release walk: its own manifest, its plans and the plans its disruption
+ * budgets reach (verifyReleaseDocuments with manifests [host], plans 'needed'), as a HostView.
+ */
+export async function fetchHostView(o: FetchHostViewOptions): Promise<HostView & { budgetPlans: ChannelPlan[] }> {
+  return hostViewOf(await verifyReleaseDocuments(o.fetch, o.trusted, { manifests: [o.host], plans: 'needed' }), o.host);
 }
 
-async function fetchPlan(fetch: Fetch, ref: FileRef, root: TrustRoot, version: number, boundBy: string): Promise<ChannelPlan> {
-  const bytes = await fetchBound(fetch, ref, LIMITS.channelPlan, boundBy);
-  const plan = verifyReleaseDocument(readChannelPlan(bytes, ref.path), root, ref.path, version, bytes);
-  requireFileRef(bytes, ref, ref.path, boundBy);
-  return plan;
+/** One host's view of a walked release; a revoked host or target is refused (Revoked). */
+export function hostViewOf(release: Pick<VerifiedReleaseDocuments, 'manifests' | 'plans' | 'budgets'>, host: string): HostView & { budgetPlans: ChannelPlan[] } {
+  const entry = release.manifests.get(host);
+  if (!entry) throw new Error(`hostViewOf: host "${host}" was not among the manifests walked`);
+  const { manifest, revoked } = entry;
+  if (revoked !== undefined) throw new Revoked(hostManifestPath(manifest.releaseVersion, host), revoked);
+  const plan = release.plans[manifest.channel]!;
+  const gatingPlans = manifest.gatingPlans.map((g) => release.plans[g.channel]!);
+  // The other plans walked are those of channels the disruption budgets reach.
+  const own = new Set([plan.channel, ...gatingPlans.map((g) => g.channel)]);
+  const budgetPlans = Object.values(release.plans).filter((p) => !own.has(p.channel));
+  return { manifest, plan, gatingPlans, budgets: release.budgets, budgetPlans };
 }

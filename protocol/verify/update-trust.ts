@@ -9,7 +9,7 @@ import type { SignedDocument } from '../schemas/envelope.ts';
 import type { Timestamp } from '../schemas/timestamp.ts';
 import type { Revocations } from '../schemas/revocations.ts';
 import type { TrustRoot } from '../schemas/root.ts';
-import { MAX_ROOT_CHAIN_STEPS, readRoot, requireRootNotExpired, verifyNextRoot, verifyReleaseSigned, type SignedRoot } from '../trust-root.ts';
+import { MAX_ROOT_CHAIN_STEPS, verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';
 import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
@@ -45,19 +45,19 @@ async function fetchOrStale(fetch: Fetch, path: string, maxBytes: number): Promi
   return b;
 }
 
-export async function walkRootChain(fetch: Fetch, trusted: SignedRoot): Promise<{ root: SignedRoot; added: number[] }> {
-  let current = trusted;
-  const added: number[] = [];
-  for (let step = 0; ; step++) {
-    const version = current.signed.version + 1;
-    const file = rootPath(version);
-    const bytes = await fetch(file, LIMITS.root);
+/**
+ * Fetches root/<n+1>.json, root/<n+2>.json, ... until one is missing (at most one past the step limit, so
+ * the walker can refuse an endless chain), then hands them to the one root-chain walker.
+ */
+export async function walkRootChain(fetch: Fetch, trusted: SignedRoot, now: number | null, trustedFile?: string): Promise<{ root: SignedRoot; chain: SignedRoot[]; added: number[] }> {
+  const fetched = new Map<number, Uint8Array>();
+  for (let v = trusted.signed.version + 1; fetched.size <= MAX_ROOT_CHAIN_STEPS; v++) {
+    const bytes = await fetch(rootPath(v), LIMITS.root);
     if (bytes === undefined) break;
-    if (step >= MAX_ROOT_CHAIN_STEPS) throw new MixAndMatch(file, `root chain longer than ${MAX_ROOT_CHAIN_STEPS} steps`);
-    current = verifyNextRoot(current, readRoot(bytes, file), file);
-    added.push(version);
+    fetched.set(v, bytes);
   }
-  return { root: current, added };
+  const { root, chain } = verifyRootChain(trusted, (v) => fetched.get(v), now, trustedFile);
+  return { root, chain, added: chain.slice(1).map((r) => r.signed.version) };
 }
 
 export interface SeenVersions {
@@ -115,28 +115,55 @@ export interface UpdateTrustOptions {
   clockSkewSeconds?: number;
 }
 
-export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
+export interface VerifySnapshotOptions {
+  fetch: Fetch;
+  /** The root to walk forward from: the pinned root (auditor, operator) or the client's last trusted root. */
+  trusted: SignedRoot;
+  /** What this client has already seen (rollback defence); an auditor has seen nothing (NONE_SEEN). */
+  seen: SeenVersions;
+  now: number;
+  clockSkewSeconds?: number;
+}
+
+export const NONE_SEEN: SeenVersions = Object.freeze({ highestReleaseVersion: 0, highestTimestampIssuedAt: null, highestRevocationsVersion: 0 });
+
+export interface VerifiedSnapshot extends TrustedSnapshot {
+  /** Every root envelope walked from `trusted` to `root`, in order. */
+  chain: SignedRoot[];
+  /** Root versions walked (empty when the root did not change). */
+  rootsAdded: number[];
+}
+
+/** The first half of the release walk: root chain, then the timestamp, then the revocations it binds. */
+export async function verifySnapshot(o: VerifySnapshotOptions): Promise<VerifiedSnapshot> {
   const skew = o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
-  const { root, added } = await walkRootChain(o.fetch, o.state.trustedRoot);
-  requireRootNotExpired(root, o.now, rootPath(root.signed.version));
+  const { root, chain, added } = await walkRootChain(o.fetch, o.trusted, o.now);
 
   const tsBytes = await fetchOrStale(o.fetch, TIMESTAMP_PATH, LIMITS.timestamp);
   const timestamp = readTimestamp(tsBytes, TIMESTAMP_PATH);
-  const ts = verifyTimestamp(timestamp, root.signed, o.state, o.now, skew);
+  const ts = verifyTimestamp(timestamp, root.signed, o.seen, o.now, skew);
 
   const revPath = ts.revocations.file.path;
   const revBytes = await o.fetch(revPath, LIMITS.revocations);
   if (revBytes === undefined) throw new MixAndMatch(revPath, `is missing, but ${TIMESTAMP_PATH} binds it`);
-  const revocations = verifyRevocations(revBytes, ts, root.signed, o.state, revPath);
-
-  const prevIssued = o.state.highestTimestampIssuedAt;
-  const state: ClientState = {
-    ...o.state,
-    trustedRoot: root,
-    highestReleaseVersion: Math.max(o.state.highestReleaseVersion, ts.release.version),
-    highestTimestampIssuedAt: prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt) ? prevIssued : ts.issuedAt,
-    highestRevocationsVersion: Math.max(o.state.highestRevocationsVersion, revocations.signed.version),
-  };
-  return { state, root, timestamp, revocations, rootsAdded: added };
+  const revocations = verifyRevocations(revBytes, ts, root.signed, o.seen, revPath);
+  return { root, chain, rootsAdded: added, timestamp, revocations };
 }
 
+/** The client's step: verifySnapshot from its remembered state, and the state to remember next. */
+export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
+  const { root, timestamp, revocations, rootsAdded } = await verifySnapshot({ fetch: o.fetch, trusted: o.state.trustedRoot, seen: o.state, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+  return { state: nextClientState(o.state, timestamp.signed, revocations.signed, root), root, timestamp, revocations, rootsAdded };
+}
+
+/** What a client remembers after a successful walk (persist only after success). */
+export function nextClientState(prev: ClientState, ts: Timestamp, revocations: Revocations, root: SignedRoot): ClientState {
+  const prevIssued = prev.highestTimestampIssuedAt;
+  return {
+    ...prev,
+    trustedRoot: root,
+    highestReleaseVersion: Math.max(prev.highestReleaseVersion, ts.release.version),
+    highestTimestampIssuedAt: prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt) ? prevIssued : ts.issuedAt,
+    highestRevocationsVersion: Math.max(prev.highestRevocationsVersion, revocations.version),
+  };
+}

@@ -80,7 +80,7 @@ test('503 with Retry-After before a tree is installed', async () => {
 
 test('after cp sync: a valid certificate reads, no certificate is refused', async () => {
   if (!ok) return;
-  syncTree({ from: ciTree('v1', 1), treeDir, pinnedRoot: keys.signedRoot });
+  await syncTree({ from: ciTree('v1', 1), treeDir, pinnedRoot: keys.signedRoot });
   ep!.reload();
   const r = await req(`${url}/timestamp.json`, { tls: as('web1') });
   assert.is(r.status, 200, r.body + nginx!.logs());
@@ -155,7 +155,7 @@ test('a revoked certificate is refused after cp sync + nginx reload', async () =
   if (!ok) return;
   assert.is((await req(`${url}/timestamp.json`, { tls: as('web2') })).status, 200);
   const serial = pki.hosts['web2']!.serial;
-  const r = syncTree({ from: ciTree('v2', 2, [{ host: 'web2', certSerial: serial }]), treeDir, pinnedRoot: keys.signedRoot, nginxPidFile: nginx!.pidFile });
+  const r = await syncTree({ from: ciTree('v2', 2, [{ host: 'web2', certSerial: serial }]), treeDir, pinnedRoot: keys.signedRoot, nginxPidFile: nginx!.pidFile });
   assert.ok(r.nginxReloaded);
   await nginx!.reload();
   const refused = await req(`${url}/timestamp.json`, { tls: as('web2') });

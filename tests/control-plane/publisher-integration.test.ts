@@ -23,7 +23,7 @@ test('publish -> cp sync -> serve -> ack', async () => {
   let cp;
   try {
     const pub = publishRelease({ cacheCheck: 'skip', treeDir: ci, fleet, releaseKeys: [keys.release], roots: [keys.signedRoot], now: Date.now() - 5000 });
-    const sync = syncTree({ from: ci, treeDir, pinnedRoot: keys.signedRoot });
+    const sync = await syncTree({ from: ci, treeDir, pinnedRoot: keys.signedRoot });
     assert.ok(sync.installed);
     assert.is(sync.releaseVersion, pub.version);
     cp = await startControlPlane({ treeDir, tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000 });

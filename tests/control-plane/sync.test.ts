@@ -31,9 +31,9 @@ function servedVersion(treeDir: string): number {
   return JSON.parse(readFileSync(join(treeDir, 'current', 'timestamp.json'), 'utf8')).signed.release.version;
 }
 
-function refusedWith(fn: () => unknown, code: string, file?: RegExp): void {
+async function refusedWith(fn: () => unknown, code: string, file?: RegExp): Promise<void> {
   try {
-    fn();
+    await fn();
   } catch (e) {
     assert.ok(isVerificationError(e), `expected a verification error, got ${(e as Error).message}`);
     assert.is((e as { code: string }).code, code, (e as Error).message);
@@ -43,9 +43,9 @@ function refusedWith(fn: () => unknown, code: string, file?: RegExp): void {
   assert.unreachable(`expected ${code}`);
 }
 
-test('installs a verified tree and swaps atomically to a newer one, keeping acks/', () => {
+test('installs a verified tree and swaps atomically to a newer one, keeping acks/', async () => {
   const treeDir = join(work, 'cp');
-  const r1 = syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
+  const r1 = await syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
   assert.ok(r1.installed);
   assert.is(r1.releaseVersion, 1);
   assert.is(r1.previousReleaseVersion, null);
@@ -53,7 +53,7 @@ test('installs a verified tree and swaps atomically to a newer one, keeping acks
   assert.match(readlinkSync(join(treeDir, 'current')), /^versions\//);
   mkdirSync(join(treeDir, 'acks', 'hosts'), { recursive: true });
   writeFileSync(join(treeDir, 'acks', 'hosts', 'web1.json'), '{}');
-  const r2 = syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
+  const r2 = await syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
   assert.ok(r2.installed);
   assert.is(r2.previousReleaseVersion, 1);
   assert.is(servedVersion(treeDir), 2);
@@ -61,50 +61,50 @@ test('installs a verified tree and swaps atomically to a newer one, keeping acks
   assert.is(readdirSync(join(treeDir, 'versions')).filter((n) => n.startsWith('.')).length, 0, 'no staging left behind');
 });
 
-test('an older release is refused and the current tree keeps serving', () => {
+test('an older release is refused and the current tree keeps serving', async () => {
   const treeDir = join(work, 'cp');
   const old = ciTree('v1', 1, { issuedOffsetSeconds: -120 });
-  syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
-  refusedWith(() => syncTree({ from: old, treeDir, pinnedRoot: keys.signedRoot }), 'RollbackAttempt');
+  await syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
+  await refusedWith(() => syncTree({ from: old, treeDir, pinnedRoot: keys.signedRoot }), 'RollbackAttempt');
   assert.is(servedVersion(treeDir), 2);
 });
 
-test('an older timestamp of the same release is refused; a newer one (refresh) installs', () => {
+test('an older timestamp of the same release is refused; a newer one (refresh) installs', async () => {
   const treeDir = join(work, 'cp');
-  syncTree({ from: ciTree('a', 1, { issuedOffsetSeconds: -60 }), treeDir, pinnedRoot: keys.signedRoot });
-  refusedWith(() => syncTree({ from: ciTree('b', 1, { issuedOffsetSeconds: -300 }), treeDir, pinnedRoot: keys.signedRoot }), 'RollbackAttempt');
-  assert.ok(syncTree({ from: ciTree('c', 1, { issuedOffsetSeconds: -10 }), treeDir, pinnedRoot: keys.signedRoot }).installed);
+  await syncTree({ from: ciTree('a', 1, { issuedOffsetSeconds: -60 }), treeDir, pinnedRoot: keys.signedRoot });
+  await refusedWith(() => syncTree({ from: ciTree('b', 1, { issuedOffsetSeconds: -300 }), treeDir, pinnedRoot: keys.signedRoot }), 'RollbackAttempt');
+  assert.ok((await syncTree({ from: ciTree('c', 1, { issuedOffsetSeconds: -10 }), treeDir, pinnedRoot: keys.signedRoot })).installed);
 });
 
-test('a tampered tree is refused naming the file; the current tree keeps serving', () => {
+test('a tampered tree is refused naming the file; the current tree keeps serving', async () => {
   const treeDir = join(work, 'cp');
-  syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
+  await syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
   const bad = ciTree('v2', 2);
   const manifest = join(bad, 'releases/2/hosts/web1.json');
   writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('"wave":0', '"wave":1'));
-  refusedWith(() => syncTree({ from: bad, treeDir, pinnedRoot: keys.signedRoot }), 'BadSignature', /releases\/2\/hosts\/web1\.json/);
+  await refusedWith(() => syncTree({ from: bad, treeDir, pinnedRoot: keys.signedRoot }), 'BadSignature', /releases\/2\/hosts\/web1\.json/);
   assert.is(servedVersion(treeDir), 1);
 });
 
-test('a tree signed by an unknown key is refused', () => {
+test('a tree signed by an unknown key is refused', async () => {
   const treeDir = join(work, 'cp');
   const other = fixtureKeys();
   const dir = join(work, 'other');
   writeTree(dir, { keys: other, hosts, version: 5 });
-  refusedWith(() => syncTree({ from: dir, treeDir, pinnedRoot: keys.signedRoot }), 'UnknownKey', /timestamp\.json/);
+  await refusedWith(() => syncTree({ from: dir, treeDir, pinnedRoot: keys.signedRoot }), 'UnknownKey', /timestamp\.json/);
   assert.not.ok(existsSync(join(treeDir, 'current')));
 });
 
-test('symlinks in the incoming tree are refused', () => {
+test('symlinks in the incoming tree are refused', async () => {
   const treeDir = join(work, 'cp');
   const src = ciTree('v1', 1);
   symlinkSync('/etc/passwd', join(src, 'releases', 'evil.json'));
-  refusedWith(() => syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot }), 'Malformed', /evil\.json/);
+  await refusedWith(() => syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot }), 'Malformed', /evil\.json/);
 });
 
-test('staging copies left by killed syncs are removed; a live sync\'s copy is kept', () => {
+test('staging copies left by killed syncs are removed; a live sync\'s copy is kept', async () => {
   const treeDir = join(work, 'cp');
-  syncTree({ from: ciTree('v1', 1), treeDir, pinnedRoot: keys.signedRoot });
+  await syncTree({ from: ciTree('v1', 1), treeDir, pinnedRoot: keys.signedRoot });
   const versions = join(treeDir, 'versions');
   const dead = spawnSync('true').pid!; // exited and reaped: its PID names no process now
   const live = spawn('sleep', ['30'], { stdio: 'ignore' });
@@ -113,7 +113,7 @@ test('staging copies left by killed syncs are removed; a live sync\'s copy is ke
       mkdirSync(join(versions, name, 'releases'), { recursive: true });
       writeFileSync(join(versions, name, 'timestamp.json'), '{}');
     }
-    syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
+    await syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
     const left = readdirSync(versions).filter((n) => n.startsWith('.staging-'));
     assert.equal(left, [`.staging-${live.pid}-deadbeef`]);
     assert.is(servedVersion(treeDir), 2);
@@ -122,18 +122,18 @@ test('staging copies left by killed syncs are removed; a live sync\'s copy is ke
   }
 });
 
-test('the same tree again is a no-op', () => {
+test('the same tree again is a no-op', async () => {
   const treeDir = join(work, 'cp');
   const src = ciTree('v1', 1);
-  assert.ok(syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot }).installed);
-  const again = syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot });
+  assert.ok((await syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot })).installed);
+  const again = await syncTree({ from: src, treeDir, pinnedRoot: keys.signedRoot });
   assert.not.ok(again.installed);
   assert.match(again.reason ?? '', /already installed/);
 });
 
-test('signed revocations become nginx map files', () => {
+test('signed revocations become nginx map files', async () => {
   const treeDir = join(work, 'cp');
-  syncTree({ from: ciTree('v1', 1, { revokedHosts: [{ host: 'db1', certSerial: 'ABC' }] }), treeDir, pinnedRoot: keys.signedRoot });
+  await syncTree({ from: ciTree('v1', 1, { revokedHosts: [{ host: 'db1', certSerial: 'ABC' }] }), treeDir, pinnedRoot: keys.signedRoot });
   const serials = readFileSync(join(treeDir, REVOKED_SERIALS_MAP), 'utf8');
   assert.match(serials, /^ABC 1;$/m);
   assert.match(serials, /^0ABC 1;$/m);
@@ -147,17 +147,17 @@ test('the embedded server switches to a newly synced tree and keeps serving acro
   try {
     const tls = pki.clientTls(pki.hosts['web1']!);
     assert.is((await req(`${cp.url}/timestamp.json`, { tls })).status, 503);
-    syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
+    await syncTree({ from: ciTree('v1', 1, { issuedOffsetSeconds: -120 }), treeDir, pinnedRoot: keys.signedRoot });
     cp.reload();
     const r1 = await req(`${cp.url}/timestamp.json`, { tls });
     assert.is(r1.status, 200);
     assert.is(JSON.parse(r1.body).signed.release.version, 1);
-    syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
+    await syncTree({ from: ciTree('v2', 2), treeDir, pinnedRoot: keys.signedRoot });
     cp.reload();
     assert.is(cp.view()?.releaseVersion, 2);
     assert.is((await req(`${cp.url}/releases/2/hosts/web1.json`, { tls })).status, 200);
     try {
-      syncTree({ from: ciTree('v1b', 1, { issuedOffsetSeconds: -300 }), treeDir, pinnedRoot: keys.signedRoot });
+      await syncTree({ from: ciTree('v1b', 1, { issuedOffsetSeconds: -300 }), treeDir, pinnedRoot: keys.signedRoot });
     } catch {
       /* refused, as tested above */
     }
@@ -171,16 +171,15 @@ test('the embedded server switches to a newly synced tree and keeps serving acro
 
 test('serving a directory as is with a pinned root: a tree that does not verify never primes', async () => {
   const pki: TestPki = makeTestPki({ hosts: ['web1'] });
-  const { verifyTree } = await import('../../protocol/verify/index.ts');
   const direct = ciTree('direct', 1);
   const stranger = fixtureKeys();
   const cp = await startControlPlane({
     treeDir: direct, tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000,
-    verify: (root) => void verifyTree(root, stranger.signedRoot, { now: Date.now() }),
+    pinnedRoot: stranger.signedRoot,
   });
   const cp2 = await startControlPlane({
     treeDir: direct, ackLogDir: join(work, 'log2'), tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000,
-    verify: (root) => void verifyTree(root, keys.signedRoot, { now: Date.now() }),
+    pinnedRoot: keys.signedRoot,
   });
   try {
     const tls = pki.clientTls(pki.hosts['web1']!);

@@ -40,7 +40,7 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     stack.publish(revoked);
     const before = await stack.request('r2', 'timestamp.json');
     assert.is(before.status, 200, 'r2 still reads until the control plane installs the revocation');
-    const synced = stack.sync();
+    const synced = await stack.sync();
     assert.ok(synced.installed && synced.nginxReloaded, JSON.stringify(synced));
     assert.is(synced.revokedSerials, 1);
     await stack.nginx!.reload();

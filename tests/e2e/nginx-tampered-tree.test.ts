@@ -35,12 +35,15 @@ test('through nginx: replayed tree refused by cp sync; tampered manifest and rep
 
     await new Promise((r) => setTimeout(r, 1100)); // a new issuedAt second for release 2's timestamp
     const v2 = stack.publish(labFleet(stack.lab, { prod: { hosts: { t1: NEWER }, waves: [{ soakSeconds: 0 }] } }));
-    assert.ok(stack.sync().installed);
+    assert.ok((await stack.sync()).installed);
     const servedTimestamp = () => JSON.parse(readFileSync(join(stack.cpDir, 'current', TIMESTAMP_PATH), 'utf8')).signed.release.version as number;
     assert.is(servedTimestamp(), v2.version);
 
     // The control plane's own defence: the older CI tree is refused, release 2 keeps serving.
-    assert.throws(() => syncTree({ from: release1, treeDir: stack.cpDir, pinnedRoot: stack.lab.root }), (e: unknown) => e instanceof RollbackAttempt);
+    await syncTree({ from: release1, treeDir: stack.cpDir, pinnedRoot: stack.lab.root }).then(
+      () => assert.unreachable('the older tree was installed'),
+      (e: unknown) => assert.ok(e instanceof RollbackAttempt, String(e)),
+    );
     assert.is(servedTimestamp(), v2.version);
 
     // The attacker writes into the served tree: release 2's manifest now names another closure.

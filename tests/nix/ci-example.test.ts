@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { writePrivateKey } from '../../protocol/keys.ts';
 import { readRoot } from '../../protocol/trust-root.ts';
-import { verifyTree } from '../../protocol/verify/index.ts';
+import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { setupTrust, T0 } from '../publisher/helpers.ts';
 import { REPO, nixSandbox, run } from './nix-env.ts';
 
 const SCRIPTS = join(REPO, 'nix/examples/ci');
 
 /** A fleet flake: two hosts whose nixosConfigurations are tiny systems unique to this run (so they are built now). */
-function fleetFlake(dir: string, nonce: string): void {
+function fleetFlake(dir: string, nonce: string, cacheUrl = 'file:///var/empty/cache'): void {
   mkdirSync(dir, { recursive: true });
   cpSync(join(REPO, 'nix/lib'), join(dir, 'nix/lib'), { recursive: true });
   writeFileSync(join(dir, 'flake.nix'), `{
@@ -39,6 +39,7 @@ function fleetFlake(dir: string, nonce: string): void {
       nixosConfigurations = { web-01 = system "web-01"; web-02 = system "web-02"; };
       fleet = nixfleet.lib.mkFleet {
         fleet = "ci";
+        cacheUrl = "${cacheUrl}";
         hosts = builtins.mapAttrs (name: cfg: nixfleet.lib.mkHost { channel = "stable"; hostKey = if name == "web-01" then "RbwIwFUreC5qBoWDW1V9Vq0ct6uBimAn21NofFPvL04=" else "Mm83Si8Bqicb9IllKdcKhmYtooS5bhtmFQnezVmwLb4="; nixosConfiguration = cfg; }) self.nixosConfigurations;
         channels.stable = { policy = "all"; freshnessSeconds = 3600; signingIntervalSeconds = 900; confirmDeadlineSeconds = 300; heartbeatSeconds = 60; offlineWindowSeconds = 900; };
         policies.all = { strategy = "all-at-once"; waves = [ ]; };
@@ -52,17 +53,18 @@ test('CI example: build every host, copy the closures to a signed cache, publish
   if (!requireTool('nix', 'the CI example (nix build, nix copy)')) return;
   if (!requireTool('bash', 'the CI example scripts')) return;
   const sandbox = nixSandbox('nixfleet-ci-');
-  const trust = setupTrust('ci');
+  // The cache key first: the trust root names its public half, so publish accepts only closures it signed.
+  const cacheKey = join(sandbox.dir, 'cache.key');
+  const secret = await run('nix', ['key', 'generate-secret', '--key-name', 'ci-cache-1'], { env: sandbox.env });
+  assert.is(secret.code, 0, secret.stderr);
+  writeFileSync(cacheKey, secret.stdout);
+  const pub = await run('sh', ['-c', 'nix key convert-secret-to-public < "$0"', cacheKey], { env: sandbox.env });
+  assert.is(pub.code, 0, pub.stderr);
+  const trust = setupTrust('ci', { cacheKeys: [pub.stdout.trim()] });
   try {
     const flake = join(sandbox.dir, 'fleet');
-    fleetFlake(flake, randomBytes(8).toString('hex'));
     const cache = join(sandbox.dir, 'cache');
-    const cacheKey = join(sandbox.dir, 'cache.key');
-    const secret = await run('nix', ['key', 'generate-secret', '--key-name', 'ci-cache-1'], { env: sandbox.env });
-    assert.is(secret.code, 0, secret.stderr);
-    writeFileSync(cacheKey, secret.stdout);
-    const pub = await run('sh', ['-c', 'nix key convert-secret-to-public < "$0"', cacheKey], { env: sandbox.env });
-    assert.is(pub.code, 0, pub.stderr);
+    fleetFlake(flake, randomBytes(8).toString('hex'), `file://${cache}`);
     const releaseKey = join(trust.dir, 'release.key');
     writePrivateKey(releaseKey, trust.releaseKey);
 
@@ -106,7 +108,7 @@ test('CI example: build every host, copy the closures to a signed cache, publish
 
     // The release verifies from the pinned root and names exactly the built systems.
     const pinned = readRoot(readFileSync(join(trust.trustDir, 'root', '1.json')), 'root/1.json');
-    const report = verifyTree(trust.treeDir, pinned, { now: T0 + 60_000 });
+    const report = await verifyTreeDir(trust.treeDir, pinned, { now: T0 + 60_000 });
     assert.is(report.release.hosts, 2);
     const named = ['web-01', 'web-02'].map((h) => (JSON.parse(readFileSync(join(trust.treeDir, `releases/1/hosts/${h}.json`), 'utf8')) as { signed: { target: string } }).signed.target);
     assert.equal(named.sort(), [...targets].sort());
@@ -114,7 +116,7 @@ test('CI example: build every host, copy the closures to a signed cache, publish
     // The scheduled job: a later timestamp over the same release.
     const refreshed = await run('bash', [join(SCRIPTS, 'refresh.sh')], { env: { ...env, NOW: new Date(T0 + 600_000).toISOString() }, timeoutMs: 120_000 });
     assert.is(refreshed.code, 0, refreshed.stderr + refreshed.stdout);
-    const after = verifyTree(trust.treeDir, pinned, { now: T0 + 660_000 });
+    const after = await verifyTreeDir(trust.treeDir, pinned, { now: T0 + 660_000 });
     assert.is(after.release.hosts, 2);
   } finally {
     trust.cleanup();

@@ -11,7 +11,7 @@ import { requireTool } from '../support/skip.ts';
 import { validateFleet } from '../../publisher/validate.ts';
 import { writePrivateKey } from '../../protocol/keys.ts';
 import { readRoot } from '../../protocol/trust-root.ts';
-import { verifyTree } from '../../protocol/verify/index.ts';
+import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { setupTrust, T0 } from '../publisher/helpers.ts';
 import { REPO, nixSandbox, run, type NixSandbox } from './nix-env.ts';
 
@@ -110,7 +110,7 @@ test('nixfleet publish --flake REF#fleet writes a tree that verifies from the pi
     assert.is(published.version, 1);
     assert.is(published.hosts, 5);
     const pinned = readRoot(readFileSync(join(trust.trustDir, 'root', '1.json')), 'root/1.json');
-    const report = verifyTree(trust.treeDir, pinned, { now: T0 + 60_000 });
+    const report = await verifyTreeDir(trust.treeDir, pinned, { now: T0 + 60_000 });
     assert.is(report.release.hosts, 5);
     assert.equal(report.release.channels.sort(), ['edge', 'stable']);
     const manifest = JSON.parse(readFileSync(join(trust.treeDir, 'releases/1/hosts/db-01.json'), 'utf8')) as { signed: { target: string; wave: number; machineId: string } };

@@ -12,11 +12,11 @@ import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempD
 
 test.after.each(cleanupTempDirs);
 
-test('a verified tree + verified acks -> the fleet view the reconciler computes', () => {
+test('a verified tree + verified acks -> the fleet view the reconciler computes', async () => {
   const fx = publishedFixture();
   const [first] = fx.wave('ch-0', 0);
   postAcks(fx, first!, lifecycle(NOW - 10 * MIN, NOW - 2 * MIN));
-  const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const st = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   assert.is(st.release.timestamp.release.version, 1);
   assert.equal(Object.keys(st.release.plans).sort(), ['ch-0', 'ch-1']);
   assert.is(st.acks.acks.length, 1);
@@ -27,7 +27,7 @@ test('a verified tree + verified acks -> the fleet view the reconciler computes'
   assert.is(ch1.state, 'gated');
 });
 
-test('an ack signed by another key, for another fleet, or under another host\'s name is rejected and reported', () => {
+test('an ack signed by another key, for another fleet, or under another host\'s name is rejected and reported', async () => {
   const fx = publishedFixture();
   const [a, b] = fx.wave('ch-0', 0).concat(fx.wave('ch-0', 1));
   postAcks(fx, a!, lifecycle(NOW - 30 * MIN), fx.hostKeys[b!]);
@@ -42,7 +42,7 @@ test('an ack signed by another key, for another fleet, or under another host\'s 
   }));
   // Something that is not a regular file where an ack should be (it would never finish reading).
   symlinkSync('/dev/zero', join(fx.tree, 'acks', 'hosts', 'zz.json'));
-  const st = loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const st = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost'], ['acks/hosts/zz.json', 'Malformed'], ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet']]);
   assert.is(st.acks.acks.length, 1, 'the same ack from the host file and the bundle counts once');
   assert.is(st.view.hosts.find((h) => h.host === a)!.phase, 'offline', 'a has no ack of its own');
@@ -53,7 +53,7 @@ test('an ack signed by another key, for another fleet, or under another host\'s 
   assert.ok(log.rejected.every((r) => r.code === 'UnknownKey' && r.host === a), JSON.stringify(log.rejected));
 });
 
-test('a control plane directory: current -> versions/x, acks beside it', () => {
+test('a control plane directory: current -> versions/x, acks beside it', async () => {
   const fx = publishedFixture();
   const cp = tempDir('cp');
   mkdirSync(join(cp, 'versions'));
@@ -62,21 +62,21 @@ test('a control plane directory: current -> versions/x, acks beside it', () => {
   const [first] = fx.wave('ch-0', 0);
   postAcks(fx, first!, [{ kind: 'started', at: NOW - MIN }]);
   cpSync(join(fx.tree, 'acks'), join(cp, 'acks'), { recursive: true });
-  const release = loadVerifiedRelease(cp, readPinnedRoot(fx.rootFile), { now: NOW });
+  const release = await loadVerifiedRelease(cp, readPinnedRoot(fx.rootFile), { now: NOW });
   assert.ok(release.treeRoot.endsWith('versions/v1'));
-  const st = loadFleetState(cp, readPinnedRoot(fx.rootFile), { now: NOW });
+  const st = await loadFleetState(cp, readPinnedRoot(fx.rootFile), { now: NOW });
   assert.is(st.view.hosts.find((h) => h.host === first)!.phase, 'activating');
   assert.is(acksDirOf(cp), join(cp, 'acks'));
 });
 
-test('a tampered plan -> the typed error naming the file', () => {
+test('a tampered plan -> the typed error naming the file', async () => {
   const fx = publishedFixture();
   const file = 'releases/1/channels/ch-1.json';
   const p = join(fx.tree, file);
   const text = readFileSync(p, 'utf8');
   writeFileSync(p, text.replace('"soakSeconds":300', '"soakSeconds":30'));
   try {
-    loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+    await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
     assert.unreachable('tampered tree loaded');
   } catch (e) {
     assert.instance(e, VerificationError);
@@ -84,7 +84,7 @@ test('a tampered plan -> the typed error naming the file', () => {
   }
 });
 
-test('a long log is verified as one batch: exactly the altered and the foreign-keyed acks are rejected, at their lines', () => {
+test('a long log is verified as one batch: exactly the altered and the foreign-keyed acks are rejected, at their lines', async () => {
   const fx = publishedFixture();
   const [a, b] = fx.wave('ch-0', 0).concat(fx.wave('ch-0', 1));
   postAcks(fx, a!, lifecycle(NOW - 1200 * MIN, NOW - MIN));
@@ -99,7 +99,7 @@ test('a long log is verified as one batch: exactly the altered and the foreign-k
   alter(699, (x) => ({ ...x, signed: { ...x.signed, reason: 'altered' } }));
   alter(899, (x) => signAck(x.signed, fx.hostKeys[b!]!));
   writeFileSync(fx.logFile, lines.join('\n') + '\n');
-  const release = loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   const log = readAckLog(fx.logFile, ackTrustOf(release));
   assert.equal(log.rejected.map((r) => [r.source, r.code]), [[`${fx.logFile}:700`, 'BadSignature'], [`${fx.logFile}:900`, 'UnknownKey']]);
   assert.is(log.acks.length, lines.length - 2);

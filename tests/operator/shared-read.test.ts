@@ -5,10 +5,10 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  AckCache, TreeChangedDuringLoad, ackHistoryByHost, ackTrustOf, acksDirOf, loadReleaseAllowingStale, loadVerifiedRelease,
+  AckCache, ackHistoryByHost, ackTrustOf, acksDirOf, loadReleaseAllowingStale, loadVerifiedRelease,
   readAckHistory, readPinnedRoot, type AckHistoryOptions, type VerifiedRelease,
 } from '../../operator/load.ts';
-import { MixAndMatch, Stale, VerificationError } from '../../protocol/errors.ts';
+import { Stale } from '../../protocol/errors.ts';
 import { AckLogCorrupt, formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
@@ -19,10 +19,10 @@ test.after.each(cleanupTempDirs);
 
 const expiresOf = (fx: Fixture) => Date.parse((JSON.parse(readFileSync(join(fx.tree, 'timestamp.json'), 'utf8')) as { signed: { expires: string } }).signed.expires);
 
-test('allowing stale: verified when fresh; an expired timestamp still yields the documents as of its last valid second', () => {
+test('allowing stale: verified when fresh; an expired timestamp still yields the documents as of its last valid second', async () => {
   const fx = publishedFixture();
   const root = readPinnedRoot(fx.rootFile);
-  const fresh = loadReleaseAllowingStale(fx.tree, root, { now: NOW });
+  const fresh = await loadReleaseAllowingStale(fx.tree, root, { now: NOW });
   assert.is(fresh.status, 'verified');
   if (fresh.status === 'verified') {
     assert.equal(fresh.release.chain.map((r) => r.signed.version), [1]);
@@ -31,9 +31,12 @@ test('allowing stale: verified when fresh; an expired timestamp still yields the
   const expires = expiresOf(fx);
   const later = expires + 10 * MIN;
   // The strict loader refuses...
-  assert.throws(() => loadVerifiedRelease(fx.tree, root, { now: later }), (e: unknown) => e instanceof Stale && e.file === 'timestamp.json');
+  await loadVerifiedRelease(fx.tree, root, { now: later }).then(
+    () => assert.unreachable('an expired timestamp was accepted'),
+    (e: unknown) => assert.ok(e instanceof Stale && e.file === 'timestamp.json', String(e)),
+  );
   // ...the dashboard's shows the frozen release, saying why and as of when.
-  const stale = loadReleaseAllowingStale(fx.tree, root, { now: later });
+  const stale = await loadReleaseAllowingStale(fx.tree, root, { now: later });
   assert.is(stale.status, 'stale');
   if (stale.status !== 'stale') return;
   assert.equal([stale.failure.code, stale.failure.file], ['Stale', 'timestamp.json']);
@@ -42,40 +45,41 @@ test('allowing stale: verified when fresh; an expired timestamp still yields the
   assert.is(stale.release.report.release.version, 1);
 });
 
-test('allowing stale: a tampered plan, a tampered-and-expired tree, no tree at all -> failed with the typed error', () => {
+test('allowing stale: a tampered plan, a tampered-and-expired tree, no tree at all -> failed with the typed error', async () => {
   const fx = publishedFixture();
   const root = readPinnedRoot(fx.rootFile);
   const file = 'releases/1/channels/ch-1.json';
   writeFileSync(join(fx.tree, file), readFileSync(join(fx.tree, file), 'utf8').replace('"soakSeconds":300', '"soakSeconds":30'));
   for (const now of [NOW, expiresOf(fx) + MIN]) {
-    const r = loadReleaseAllowingStale(fx.tree, root, { now });
+    const r = await loadReleaseAllowingStale(fx.tree, root, { now });
     assert.is(r.status, 'failed');
     if (r.status === 'failed' && now === NOW) assert.equal([r.failure.code, r.failure.file], ['BadSignature', file]);
     // expired AND tampered: the stale retry must not hide the tampering
     if (r.status === 'failed' && now !== NOW) assert.is(r.failure.file, file);
   }
-  const empty = loadReleaseAllowingStale(join(tempDir('none'), 'missing'), root, { now: NOW });
+  const empty = await loadReleaseAllowingStale(join(tempDir('none'), 'missing'), root, { now: NOW });
   assert.equal(empty.status === 'failed' ? empty.failure.code : empty.status, 'Stale');
 });
 
-test('a tree swapped during a load is a MixAndMatch naming timestamp.json (one-shot commands refuse it)', () => {
-  const e = new TreeChangedDuringLoad('timestamp issued x, verified y');
-  assert.instance(e, MixAndMatch);
-  assert.instance(e, VerificationError);
-  assert.is(e.file, 'timestamp.json');
-  assert.match(e.message, 'run the command again');
+test('the loaded documents are the ones the report verified: one walk, nothing re-read', async () => {
+  const fx = publishedFixture();
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  assert.is(release.index.version, release.report.release.version);
+  assert.is(release.timestamp.issuedAt, release.report.timestamp.issuedAt);
+  assert.is(release.root.version, release.report.root.version);
+  assert.equal(Object.keys(release.plans), release.report.release.channels);
 });
 
-function historyFixture(): { fx: Fixture; release: VerifiedRelease; opts: AckHistoryOptions; host: string } {
+async function historyFixture(): Promise<{ fx: Fixture; release: VerifiedRelease; opts: AckHistoryOptions; host: string }> {
   const fx = publishedFixture();
   const [host] = fx.wave('ch-0', 0);
   postAcks(fx, host!, lifecycle(NOW - 40 * MIN, NOW - MIN));
-  const release = loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   return { fx, release, host: host!, opts: { acksDir: acksDirOf(fx.tree), logFile: fx.logFile, trust: ackTrustOf(release) } };
 }
 
-test('history: log + tree counted once; a window reads only the newest records from a record boundary', () => {
-  const { fx, opts, host } = historyFixture();
+test('history: log + tree counted once; a window reads only the newest records from a record boundary', async () => {
+  const { fx, opts, host } = await historyFixture();
   const whole = readAckHistory(opts);
   const n = readFileSync(fx.logFile, 'utf8').split('\n').filter(Boolean).length;
   assert.is(whole.acks.length, n, 'the latest file repeats the last log record');
@@ -90,8 +94,8 @@ test('history: log + tree counted once; a window reads only the newest records f
   assert.equal(seqs, Array.from({ length: seqs.length }, (_, i) => n - seqs.length + 1 + i), 'the newest records, contiguous');
 });
 
-test('history: a corrupt log throws by default; with onCorrupt "reject" it is reported and the tree acks still count', () => {
-  const { fx, opts } = historyFixture();
+test('history: a corrupt log throws by default; with onCorrupt "reject" it is reported and the tree acks still count', async () => {
+  const { fx, opts } = await historyFixture();
   const lines = readFileSync(fx.logFile, 'utf8').split('\n');
   lines[2] = lines[2]!.replace('sha256:', 'sha256:0');
   writeFileSync(fx.logFile, lines.join('\n'));
@@ -103,8 +107,8 @@ test('history: a corrupt log throws by default; with onCorrupt "reject" it is re
   assert.is(r.acks.length, 1, 'the host\'s latest ack from acks/hosts/');
 });
 
-test('AckCache: the same result from the cache, rejections included; commit keeps only what the last intake used', () => {
-  const { fx, opts, host } = historyFixture();
+test('AckCache: the same result from the cache, rejections included; commit keeps only what the last intake used', async () => {
+  const { fx, opts, host } = await historyFixture();
   // One altered ack in the log: rejected on every intake, the second time from the cache.
   const last = JSON.parse(readFileSync(join(fx.tree, 'acks', 'hosts', `${host}.json`), 'utf8'));
   const altered = { ...last, signed: { ...last.signed, seq: last.signed.seq + 1, prev: ackDigest(last), reason: 'altered' } };
@@ -125,8 +129,8 @@ test('AckCache: the same result from the cache, rejections included; commit keep
   assert.is(cache.size, 1);
 });
 
-test('bundles can be left out; an ack of another fleet in a bundle is then not read at all', () => {
-  const { fx, opts, host } = historyFixture();
+test('bundles can be left out; an ack of another fleet in a bundle is then not read at all', async () => {
+  const { fx, opts, host } = await historyFixture();
   const last = JSON.parse(readFileSync(join(fx.tree, 'acks', 'hosts', `${host}.json`), 'utf8'));
   const foreign = signAck({ ...last.signed, fleet: 'other-fleet', seq: last.signed.seq + 1, prev: ackDigest(last) }, fx.hostKeys[host]!);
   mkdirSync(join(fx.tree, 'acks', 'channels', 'ch-0'), { recursive: true });
@@ -137,7 +141,7 @@ test('bundles can be left out; an ack of another fleet in a bundle is then not r
   assert.equal(readAckHistory({ ...opts, bundles: false }).rejected, []);
 });
 
-test('ackHistoryByHost: hosts sorted, each oldest first, one ack per seq (a fork resolves like latestAcks)', () => {
+test('ackHistoryByHost: hosts sorted, each oldest first, one ack per seq (a fork resolves like latestAcks)', async () => {
   const a = (host: string, seq: number, reason: string | null = null) => ({ host, seq, reason }) as unknown as AckRecord;
   const input = [a('b', 2), a('a', 3), a('b', 1), a('a', 1), a('a', 3, 'z'), a('a', 3, 'b')];
   const h = ackHistoryByHost(input);

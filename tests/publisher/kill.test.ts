@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { publishRelease } from '../../publisher/publish.ts';
-import { verifyTree } from '../../protocol/verify/tree.ts';
+import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { checkTree } from './tree-check.ts';
 import { setupTrust, T0 } from './helpers.ts';
 
@@ -69,7 +69,7 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
       // The last moment is the end of the publish: the child may finish before the signal lands.
       if (!label.startsWith('after the rename')) assert.is(outcome, 'killed', label);
       if (outcome === 'completed') expectedVersion++;
-      const report = verifyTree(s.treeDir, s.root, { now });
+      const report = await verifyTreeDir(s.treeDir, s.root, { now });
       assert.ok(report.ok, `${label}: tree not ok`);
       const checked = checkTree(s.treeDir, s.releaseKey);
       // Killed late, a complete release directory may exist without the timestamp naming it: the
@@ -80,7 +80,7 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
     // The next publish recovers the dead publisher's lock and temp directory and moves on.
     const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, trustDir: s.trustDir, fleet: large, releaseKeys: [s.releaseKey], now: now + 60_000 });
     assert.ok(r.version > expectedVersion);
-    assert.is(verifyTree(s.treeDir, s.root, { now: now + 60_000 }).release.hosts, 600);
+    assert.is((await verifyTreeDir(s.treeDir, s.root, { now: now + 60_000 })).release.hosts, 600);
     assert.is(readdirSync(join(s.treeDir, 'releases')).filter((n) => n.startsWith('.tmp-')).length, 0);
     assert.not.ok(existsSync(join(s.treeDir, '.publish.lock')));
   } finally {

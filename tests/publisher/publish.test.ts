@@ -9,7 +9,7 @@ import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { PublishRefused } from '../../publisher/errors.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { checkTree, snapshotFiles } from './tree-check.ts';
-import { verifyTree } from '../../protocol/verify/tree.ts';
+import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { createRoot, signRoot } from '../../protocol/trust-root.ts';
 import { envelopeBytes } from '../../protocol/envelope.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -28,7 +28,7 @@ function refuses(fn: () => unknown, cls: Function, re: RegExp): void {
   assert.unreachable('expected a refusal');
 }
 
-test('publishes a complete, verifiable tree and repeated publishes increase the version', () => {
+test('publishes a complete, verifiable tree and repeated publishes increase the version', async () => {
   const s = setupTrust();
   try {
     const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
@@ -44,7 +44,7 @@ test('publishes a complete, verifiable tree and repeated publishes increase the 
     assert.is(r2.version, 2);
     const checked = checkTree(s.treeDir, s.releaseKey);
     assert.is(checked.version, 2);
-    const report = verifyTree(s.treeDir, s.root, { now: T0 + 60_000 });
+    const report = await verifyTreeDir(s.treeDir, s.root, { now: T0 + 60_000 });
     assert.ok(report.ok);
     assert.is(report.release.version, 2);
     assert.is(report.release.hosts, 24);
@@ -59,7 +59,7 @@ test('publishes a complete, verifiable tree and repeated publishes increase the 
   }
 });
 
-test('same fleet + same clock -> byte-identical trees', () => {
+test('same fleet + same clock -> byte-identical trees', async () => {
   const a = setupTrust();
   const b = setupTrust();
   try {
@@ -75,7 +75,7 @@ test('same fleet + same clock -> byte-identical trees', () => {
   }
 });
 
-test('rollout id: kept when another channel changes, changed by a target change in the channel', () => {
+test('rollout id: kept when another channel changes, changed by a target change in the channel', async () => {
   const s = setupTrust();
   try {
     const fleet = small();
@@ -94,7 +94,7 @@ test('rollout id: kept when another channel changes, changed by a target change 
   }
 });
 
-test('refresh re-signs only the timestamp and always advances its mtime', () => {
+test('refresh re-signs only the timestamp and always advances its mtime', async () => {
   const s = setupTrust();
   try {
     publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
@@ -120,7 +120,7 @@ test('refresh re-signs only the timestamp and always advances its mtime', () => 
   }
 });
 
-test('revocations: a change writes a new immutable version; the timestamp binds it', () => {
+test('revocations: a change writes a new immutable version; the timestamp binds it', async () => {
   const s = setupTrust();
   try {
     const fleet = small();
@@ -144,7 +144,7 @@ test('revocations: a change writes a new immutable version; the timestamp binds 
   }
 });
 
-test('refuses keys the trust root does not allow, a foreign fleet, an invalid fleet, a clock behind the tree', () => {
+test('refuses keys the trust root does not allow, a foreign fleet, an invalid fleet, a clock behind the tree', async () => {
   const s = setupTrust('generated', { releaseValidUntil: T0 + 3600_000 });
   try {
     const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
@@ -163,7 +163,7 @@ test('refuses keys the trust root does not allow, a foreign fleet, an invalid fl
   }
 });
 
-test('a threshold of two release keys needs both', () => {
+test('a threshold of two release keys needs both', async () => {
   const second = keyFromLabel('release-2');
   const s = setupTrust('generated', { releaseThreshold: 2, extraReleaseKeys: [second] });
   try {
@@ -176,7 +176,7 @@ test('a threshold of two release keys needs both', () => {
   }
 });
 
-test('one publisher per tree: a live lock holder refuses, a dead one is taken over', () => {
+test('one publisher per tree: a live lock holder refuses, a dead one is taken over', async () => {
   const s = setupTrust();
   try {
     const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
@@ -193,7 +193,7 @@ test('one publisher per tree: a live lock holder refuses, a dead one is taken ov
   }
 });
 
-test('a rotated trust root is copied into the tree and the new release key is used', () => {
+test('a rotated trust root is copied into the tree and the new release key is used', async () => {
   const s = setupTrust();
   try {
     const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
@@ -212,7 +212,7 @@ test('a rotated trust root is copied into the tree and the new release key is us
     refuses(() => refreshTimestamp({ treeDir: s.treeDir, releaseKeys: [newRelease], now: T0 + 60_000 }), PublishRefused, /does not verify against trust root v2 .*publish a new release/);
     const r = publishRelease({ ...base, releaseKeys: [newRelease], now: T0 + 60_000 });
     assert.is(r.rootVersion, 2);
-    const report = verifyTree(s.treeDir, s.root, { now: T0 + 60_000 });
+    const report = await verifyTreeDir(s.treeDir, s.root, { now: T0 + 60_000 });
     assert.equal(report.root.chain, [1, 2]);
     assert.is(report.release.version, 2);
     assert.is(refreshTimestamp({ treeDir: s.treeDir, releaseKeys: [newRelease], now: T0 + 120_000 }).releaseVersion, 2);

@@ -19,7 +19,7 @@ test.after(() => fx?.cleanup());
 test('chromium renders the dashboard: no console errors, no outside requests, SVG timelines with a size', async () => {
   if (!requireTool('chromium', 'the dashboard browser test')) return;
   fx = createSiteFixture();
-  buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
+  await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
   try {

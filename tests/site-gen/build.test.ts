@@ -30,7 +30,7 @@ const row = (htmlText: string, host: string) => {
   return m[1]!;
 };
 
-test('html`` escapes every interpolated value unless it is markup built by html``', () => {
+test('html`` escapes every interpolated value unless it is markup built by html``', async () => {
   const evil = '<b onclick="x">&\'';
   assert.is(html`<p>${evil}</p>`.text, `<p>${escapeHtml(evil)}</p>`);
   assert.is(escapeHtml(evil), '&lt;b onclick=&quot;x&quot;&gt;&amp;&#39;');
@@ -38,8 +38,8 @@ test('html`` escapes every interpolated value unless it is markup built by html`
   assert.is(html`${[1, 'a<', null, false, undefined]}`.text, '1a&lt;');
 });
 
-test('overview: verified banner, phase counts, channel states and reasons from the reconciler', () => {
-  const r = build(fx);
+test('overview: verified banner, phase counts, channel states and reasons from the reconciler', async () => {
+  const r = await build(fx);
   assert.is(r.status, 'verified');
   assert.is(r.release, 1);
   assert.is(r.hosts, 12);
@@ -62,8 +62,8 @@ test('overview: verified banner, phase counts, channel states and reasons from t
   assert.not.match(index, '<script>');
 });
 
-test('channel pages: wave state, soak progress, failures vs threshold, channel edges, timelines', () => {
-  build(fx);
+test('channel pages: wave state, soak progress, failures vs threshold, channel edges, timelines', async () => {
+  await build(fx);
   const ch0 = page(fx.outDir, 'channels/ch-0.html');
   assert.match(ch0, /<tr id="wave-0"><td class="num">0<\/td><td><span class="state complete">complete<\/span>/);
   assert.match(ch0, /<tr id="wave-1"><td class="num">1<\/td><td><span class="state active">active<\/span>/);
@@ -85,8 +85,8 @@ test('channel pages: wave state, soak progress, failures vs threshold, channel e
   assert.match(ch2, 'gated by (channel edges)</th><td><a href="ch-0.html">ch-0</a> (in-progress)');
 });
 
-test('host table: closures, phase, last ack kind and age, the gate and reason of every waiting host', () => {
-  build(fx);
+test('host table: closures, phase, last ack kind and age, the gate and reason of every waiting host', async () => {
+  await build(fx);
   const hosts = page(fx.outDir, 'hosts.html');
   const gated = row(hosts, fx.roles.gated);
   assert.match(gated, '<b>channel-edge</b>: channel ch-2 waits for channel ch-0 to complete');
@@ -104,8 +104,8 @@ test('host table: closures, phase, last ack kind and age, the gate and reason of
   assert.match(activating, '-old</td>'); // still on its old closure
 });
 
-test('host page: free text from acks is escaped (reason and probe detail), ack history listed', () => {
-  build(fx);
+test('host page: free text from acks is escaped (reason and probe detail), ack history listed', async () => {
+  await build(fx);
   const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
   assert.match(h, escapeHtml(HOSTILE_REASON));
   assert.match(h, escapeHtml(HOSTILE_DETAIL));
@@ -117,8 +117,8 @@ test('host page: free text from acks is escaped (reason and probe detail), ack h
   assert.match(h, '<svg class="timeline"');
 });
 
-test('trust and documents pages: root, release key windows, every document verified', () => {
-  build(fx);
+test('trust and documents pages: root, release key windows, every document verified', async () => {
+  await build(fx);
   const trust = page(fx.outDir, 'trust.html');
   assert.match(trust, 'Trust root v1');
   assert.match(trust, '<td>2030-02-19 10:00:00Z</td><td>2030-06-09 10:00:00Z</td><td><span class="state complete">valid</span>');
@@ -129,14 +129,14 @@ test('trust and documents pages: root, release key windows, every document verif
   assert.match(docs, '<td class="mono">releases/1/channels/ch-1.json</td><td>channel-plan</td><td class="">verified</td>');
 });
 
-test('a tampered channel plan: red "verification failed" banner naming code and file, no fleet data', () => {
+test('a tampered channel plan: red "verification failed" banner naming code and file, no fleet data', async () => {
   const copy = createSiteFixture();
   try {
     const planFile = join(copy.treeDir, channelPlanPath(1, 'ch-1'));
     const text = readFileSync(planFile, 'utf8');
     assert.match(text, '"soakSeconds":600');
     writeFileSync(planFile, text.replace('"soakSeconds":600', '"soakSeconds":601'));
-    const r = build(copy);
+    const r = await build(copy);
     assert.is(r.status, 'failed');
     assert.equal(r.failure?.code, 'BadSignature');
     assert.is(r.failure?.file, 'releases/1/channels/ch-1.json');
@@ -152,13 +152,13 @@ test('a tampered channel plan: red "verification failed" banner naming code and 
   }
 });
 
-test('the same tree rebuilt after it was tampered replaces every page: no stale trusted pages survive', () => {
+test('the same tree rebuilt after it was tampered replaces every page: no stale trusted pages survive', async () => {
   const copy = createSiteFixture();
   try {
-    build(copy);
+    await build(copy);
     assert.ok(existsSync(join(copy.outDir, `hosts/${copy.roles.failed}.html`)));
     writeFileSync(join(copy.treeDir, 'timestamp.json'), readFileSync(join(copy.treeDir, 'timestamp.json'), 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
-    const r = build(copy);
+    const r = await build(copy);
     assert.is(r.status, 'failed');
     assert.is(r.failure?.file, 'timestamp.json');
     assert.not.ok(existsSync(join(copy.outDir, `hosts/${copy.roles.failed}.html`)));
@@ -167,11 +167,11 @@ test('the same tree rebuilt after it was tampered replaces every page: no stale 
   }
 });
 
-test('an expired timestamp: red Stale banner, the fleet still shown as verified as of the expiry', () => {
+test('an expired timestamp: red Stale banner, the fleet still shown as verified as of the expiry', async () => {
   const expires = JSON.parse(readFileSync(join(fx.treeDir, 'timestamp.json'), 'utf8')).signed.expires as string;
   const later = Date.parse(expires) + 10 * MIN;
   const out = join(fx.dir, 'stale-site');
-  const r = build(fx, out, later);
+  const r = await build(fx, out, later);
   assert.is(r.status, 'stale');
   assert.is(r.failure?.code, 'Stale');
   const index = page(out, 'index.html');
@@ -180,7 +180,7 @@ test('an expired timestamp: red Stale banner, the fleet still shown as verified 
   assert.ok(existsSync(join(out, `hosts/${fx.roles.failed}.html`)));
 });
 
-test('acks that do not verify are not counted and are listed with their reason', () => {
+test('acks that do not verify are not counted and are listed with their reason', async () => {
   const copy = createSiteFixture({ ackLog: false });
   try {
     // the eligible host's latest ack replaced by one signed with another key, claiming it is healthy
@@ -191,7 +191,7 @@ test('acks that do not verify are not counted and are listed with their reason',
     // a genuine ack altered in transit
     const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
     writeFileSync(gatedFile, readFileSync(gatedFile, 'utf8').replace('waiting for its turn', 'waiting for its tunr'));
-    const r = build(copy);
+    const r = await build(copy);
     assert.is(r.status, 'verified');
     assert.is(r.acks.rejected, 3);
     assert.is(r.phases!.soaked, 1, 'the forged healthy ack must not count');
@@ -209,7 +209,7 @@ test('acks that do not verify are not counted and are listed with their reason',
   }
 });
 
-test('ack cache (watch mode): the same verified acks with or without it; a corrupt log is reported, not fatal', () => {
+test('ack cache (watch mode): the same verified acks with or without it; a corrupt log is reported, not fatal', async () => {
   const opts: AckHistoryOptions = {
     acksDir: join(fx.treeDir, 'acks'), logFile: join(fx.treeDir, '.ack-log/acks.log'), bundles: false,
     trust: { fleet: 'generated', hostKeys: hostKeysOfPlans(fx.plans) },
@@ -231,7 +231,7 @@ test('ack cache (watch mode): the same verified acks with or without it; a corru
     const lines = readFileSync(logFile, 'utf8').split('\n');
     lines[2] = lines[2]!.replace('sha256:', 'sha256:0');
     writeFileSync(logFile, lines.join('\n'));
-    const r = build(copy);
+    const r = await build(copy);
     assert.is(r.status, 'verified');
     assert.is(r.phases!.failed, 1, 'latest acks still count');
     assert.match(page(copy.outDir, 'documents.html'), 'corrupt record at byte');
@@ -240,28 +240,28 @@ test('ack cache (watch mode): the same verified acks with or without it; a corru
   }
 });
 
-test('deterministic: the same tree, acks and now give byte-identical sites', () => {
+test('deterministic: the same tree, acks and now give byte-identical sites', async () => {
   const a = join(fx.dir, 'det-a');
   const b = join(fx.dir, 'det-b');
-  build(fx, a);
-  build(fx, b);
+  await build(fx, a);
+  await build(fx, b);
   const sa = readSite(a);
   const sb = readSite(b);
   assert.equal([...sa.keys()], [...sb.keys()]);
   assert.ok(sa.size >= 12 + 3 + 4);
   for (const [k, v] of sa) assert.ok(v === sb.get(k), `${k} differs`);
   // and a different now changes the ages
-  build(fx, b, NOW + 5 * MIN);
+  await build(fx, b, NOW + 5 * MIN);
   assert.not.equal(readSite(b).get('hosts.html'), sa.get('hosts.html'));
 });
 
-test('atomic install: --out is a symlink switched per build; one previous build kept; foreign dirs refused', () => {
+test('atomic install: --out is a symlink switched per build; one previous build kept; foreign dirs refused', async () => {
   const out = join(fx.dir, 'swap-site');
-  const r1 = build(fx, out);
+  const r1 = await build(fx, out);
   assert.ok(lstatSync(out).isSymbolicLink());
   assert.is(join(fx.dir, readlinkSync(out)), r1.buildDir);
-  const r2 = build(fx, out);
-  const r3 = build(fx, out);
+  const r2 = await build(fx, out);
+  const r3 = await build(fx, out);
   assert.is.not(r2.buildDir, r3.buildDir);
   assert.is(join(fx.dir, readlinkSync(out)), r3.buildDir);
   const kept = readdirSync(buildsDirOf(out)).filter((n) => n.startsWith('build-')).map((n) => join(buildsDirOf(out), n)).sort();
@@ -271,34 +271,34 @@ test('atomic install: --out is a symlink switched per build; one previous build 
   const foreign = join(fx.dir, 'foreign');
   mkdirSync(foreign);
   writeFileSync(join(foreign, 'keep.txt'), 'mine');
-  assert.throws(() => build(fx, foreign), (e: unknown) => e instanceof SiteOutputError);
+  await build(fx, foreign).then(() => assert.unreachable('the build succeeded'), (e: unknown) => assert.ok(((e: unknown) => e instanceof SiteOutputError)(e), String(e)));
   assert.is(readFileSync(join(foreign, 'keep.txt'), 'utf8'), 'mine');
   const empty = join(fx.dir, 'empty');
   mkdirSync(empty);
-  build(fx, empty);
+  await build(fx, empty);
   assert.ok(lstatSync(empty).isSymbolicLink());
 });
 
-test('one builder per output: a live lock holder refuses, a dead one is taken over', () => {
+test('one builder per output: a live lock holder refuses, a dead one is taken over', async () => {
   const out = join(fx.dir, 'locked-site');
-  build(fx, out);
+  await build(fx, out);
   const lock = join(buildsDirOf(out), '.lock');
   writeFileSync(lock, `${process.ppid}\n`);
-  assert.throws(() => build(fx, out), (e: unknown) => e instanceof SiteOutputError && e.message.includes(`another site-gen build (pid ${process.ppid})`));
+  await build(fx, out).then(() => assert.unreachable('the build succeeded'), (e: unknown) => assert.ok(((e: unknown) => e instanceof SiteOutputError && e.message.includes(`another site-gen build (pid ${process.ppid})`))(e), String(e)));
   writeFileSync(lock, `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
-  const r = build(fx, out);
+  const r = await build(fx, out);
   assert.is(join(fx.dir, readlinkSync(out)), r.buildDir);
   assert.not.ok(existsSync(lock), 'released after the build');
 });
 
-test('a control plane directory (current -> verified tree, acks/ beside it) builds the same view', () => {
+test('a control plane directory (current -> verified tree, acks/ beside it) builds the same view', async () => {
   const cpDir = join(fx.dir, 'cp');
   mkdirSync(join(cpDir, 'versions'), { recursive: true });
   cpSync(fx.treeDir, join(cpDir, 'versions', 'v1'), { recursive: true, filter: (src) => !src.includes('/acks') && !src.includes('.ack-log') });
   cpSync(join(fx.treeDir, 'acks'), join(cpDir, 'acks'), { recursive: true });
   cpSync(join(fx.treeDir, '.ack-log'), join(cpDir, '.ack-log'), { recursive: true });
   symlinkSync('versions/v1', join(cpDir, 'current'));
-  const r = buildSite({ treeDir: cpDir, pinnedRoot: fx.root, outDir: join(fx.dir, 'cp-site'), now: NOW });
+  const r = await buildSite({ treeDir: cpDir, pinnedRoot: fx.root, outDir: join(fx.dir, 'cp-site'), now: NOW });
   assert.is(r.status, 'verified');
   assert.is(r.phases!.failed, 1);
   assert.is(r.phases!.soaked, 1);

@@ -97,7 +97,7 @@ export class E2eStack {
   }
 
   /** `cp sync`: verify the CI tree against the pinned root and install it; nginx reloads its maps. */
-  sync(): SyncResult {
+  sync(): Promise<SyncResult> {
     return syncTree({ from: this.lab.treeDir, treeDir: this.cpDir, pinnedRoot: this.lab.root, ...(this.nginx ? { nginxPidFile: this.nginx.pidFile } : {}) });
   }
 
@@ -145,7 +145,7 @@ export class E2eStack {
   async startControlPlane(): Promise<void> {
     await this.startAckEndpoint();
     await this.startNginx();
-    this.sync();
+    await this.sync();
   }
 
   /**

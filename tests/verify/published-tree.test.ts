@@ -8,8 +8,8 @@ import { publishRelease } from '../../publisher/publish.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { signingKeyFromSeed } from '../../protocol/keys.ts';
 import { TIMESTAMP_PATH, hostManifestPath, releaseIndexPath, channelPlanPath, budgetsPath } from '../../protocol/layout.ts';
-import { verifyTree } from '../../protocol/verify/tree.ts';
-import { diskFetch } from '../../protocol/verify/fetcher.ts';
+import { verifyTreeDir } from '../../protocol/disk-tree.ts';
+import { diskFetch } from '../../protocol/disk-tree.ts';
 import { initialClientState } from '../../protocol/verify/state.ts';
 import { updateTrust } from '../../protocol/verify/update-trust.ts';
 import { fetchHostView } from '../../protocol/verify/host-view.ts';
@@ -31,7 +31,7 @@ function publish(tree: string, seed: string, at: number) {
 test('a published tree verifies offline and for every host through the agent path', async () => {
   const tree = tempDir('published');
   const { fleet } = publish(tree, 'a', NOW - 60_000);
-  const report = verifyTree(tree, root, { now: NOW });
+  const report = await verifyTreeDir(tree, root, { now: NOW });
   assert.ok(report.ok, JSON.stringify(report.unlistedManifests));
   assert.is(report.release.hosts, 18);
   const fetch = diskFetch(tree);
@@ -43,7 +43,7 @@ test('a published tree verifies offline and for every host through the agent pat
   }
 });
 
-test('flipping one byte in each kind of published signed file -> BadSignature naming it', () => {
+test('flipping one byte in each kind of published signed file -> BadSignature naming it', async () => {
   const tree = tempDir('published');
   publish(tree, 'b', NOW - 60_000);
   const hosts = readdirSync(join(tree, 'releases/1/hosts'));
@@ -52,7 +52,7 @@ test('flipping one byte in each kind of published signed file -> BadSignature na
     const copy = tempDir('flip');
     cpSync(tree, copy, { recursive: true });
     flipByteInFleetValue(join(copy, file));
-    expectRefusal(() => verifyTree(copy, root, { now: NOW }), 'BadSignature', file);
+    await expectRefusalAsync(() => verifyTreeDir(copy, root, { now: NOW }), 'BadSignature', file);
   }
 });
 
@@ -67,7 +67,7 @@ test('a second publish: the old manifest mixed in -> MixAndMatch; the old timest
   assert.is(second.state.highestReleaseVersion, 2);
   const host = Object.keys(fleet.hosts)[4]!;
   copyFileSync(join(tree, hostManifestPath(1, host)), join(tree, hostManifestPath(2, host)));
-  expectRefusal(() => verifyTree(tree, root, { now: NOW }), 'MixAndMatch', hostManifestPath(2, host));
+  await expectRefusalAsync(() => verifyTreeDir(tree, root, { now: NOW }), 'MixAndMatch', hostManifestPath(2, host));
   await expectRefusalAsync(() => fetchHostView({ fetch, trusted: second, host }), 'MixAndMatch', hostManifestPath(2, host));
   const replay = async (p: string, max: number) => (p === TIMESTAMP_PATH ? oldTimestamp : fetch(p, max));
   await expectRefusalAsync(() => updateTrust({ fetch: replay, state: second.state, now: NOW }), 'RollbackAttempt', TIMESTAMP_PATH);
