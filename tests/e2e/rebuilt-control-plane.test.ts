@@ -86,6 +86,32 @@ test('wiped ack state: agents re-post their journals; published heads match the 
   }
 });
 
+test('wiped ack state, an agent posts a new ack before it notices: adopted mid-chain, it back-fills the rest', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const hosts = ['r1'];
+  const lab = makeLab(hosts);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    await until('converged', 30_000, async () => (await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') })).kind === 'decided');
+    await lab.stopControlPlane();
+    rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
+    rmSync(join(lab.treeDir, 'acks'), { recursive: true, force: true });
+    await lab.startControlPlane();
+    // Right away (within the publish grace, so no loss is noticed yet): the agent's next ack is the first
+    // the empty endpoint sees from it, and it adopts the chain there.
+    const log = memoryLogger('r1');
+    await until('the log to hold every ack r1 signed', 30_000, async () => {
+      await runAgentOnce(lab.agentConfig('r1'), { log });
+      return missingFromLog(lab, hosts).length === 0;
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}: missing ${missingFromLog(lab, hosts).join(', ')}`);
+    });
+  } finally {
+    await lab.close();
+  }
+});
+
 test('ack log lost, published acks kept: the endpoint takes the published heads back in and the agents back-fill the rest', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const hosts = ['r1', 'r2'];
