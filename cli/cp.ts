@@ -2,22 +2,11 @@
 // nginx) and `nixfleet cp sync` (verify-then-swap installation of a CI tree). The control plane holds
 // no signing key: it only verifies.
 import { readFileSync } from 'node:fs';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, pinnedRootOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { startAckEndpoint, startControlPlane, type RunningServer } from '../control-plane/server.ts';
 import { syncTree } from '../control-plane/sync.ts';
 
-function readPinnedRoot(path: string): SignedRoot {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read --root ${path}: ${(e as Error).message}`);
-  }
-  return readRoot(bytes.byteLength > LIMITS.root ? bytes.subarray(0, LIMITS.root + 1) : bytes, path);
-}
 
 function readPem(flag: string, path: string | undefined): Buffer {
   if (!path) throw new UsageError(`--${flag} is required`);
@@ -77,7 +66,7 @@ Options:
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError('--rate-limit: expected BURST/PER_SECOND (e.g. 30/2) or "off"');
       rateLimit = { burst: Number(m[1]), perSecond: Number(m[2]) };
     }
-    const pinned = values.root ? readPinnedRoot(values.root) : undefined;
+    const pinned = values.root ? pinnedRootOption(values.root) : undefined;
     const common = {
       treeDir: values.tree,
       ackLogDir: values['acks-log'],
@@ -130,7 +119,7 @@ Options:
     });
     if (!values.from || !values.tree || !values.root) throw new UsageError('--from, --tree and --root are required');
     if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep)) throw new UsageError('--keep: expected a small number');
-    const pinned = readPinnedRoot(values.root);
+    const pinned = pinnedRootOption(values.root);
     try {
       const r = await syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
       const { report: _report, ...summary } = r;
