@@ -2,7 +2,7 @@
 // the verified acks it holds, read from a directory or from the control plane (--url, mTLS, read-only).
 // Refuses (exit 1) when the tree does not verify against the pinned root; shows the last verified state
 // marked STALE (exit 3) when only the timestamp expired.
-import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, optionIoError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
 import { loadFleetState, type FleetState } from '../operator/load.ts';
 import { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from '../operator/remote.ts';
@@ -69,7 +69,10 @@ Options:
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if ((values.tree === undefined) === (values.url === undefined)) throw new UsageError('give exactly one of --tree DIR or --url URL');
     if (values.url !== undefined) {
-      for (const flag of ['ca', 'cert', 'key'] as const) if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
+      for (const flag of ['ca', 'cert', 'key'] as const) {
+        if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
+        fileOption(`--${flag}`, values[flag]);
+      }
       if (!/^https:\/\//.test(values.url)) throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
     } else {
       for (const flag of ['ca', 'cert', 'key'] as const) if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
@@ -88,8 +91,6 @@ Options:
           state = await loadRemoteFleetState(remote, pinned, opts);
         } catch (e) {
           if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable) throw new UsageError(`--url ${values.url}: ${e.message}`);
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' || code === 'EACCES') throw optionIoError('--ca/--cert/--key', (e as NodeJS.ErrnoException).path ?? '', e);
           throw e;
         }
       } else {
