@@ -1,11 +1,11 @@
 // One agent cycle (DESIGN.md section 6): recover -> fetch + verify the chain -> fetch peers' acks ->
 // reconcile -> act -> post acks. Every decision is logged with its reason as one JSON line.
-import { readFileSync } from 'node:fs';
 import { isVerificationError } from '../protocol/errors.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import type { HostManifest, ChannelPlan } from '../protocol/schemas/release.ts';
 import type { Ack } from '../protocol/schemas/ack.ts';
-import { readRoot, verifyPinnedRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { readPinnedRoot } from '../protocol/pinned-root.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
 import { ClientState, initialClientState } from '../protocol/verify/state.ts';
 import { isFreshnessFailure, updateTrust } from '../protocol/verify/update-trust.ts';
@@ -34,10 +34,9 @@ export interface CycleDeps extends AgentContext {
   clockSkewSeconds: number;
 }
 
+/** The agent's trustRootFile, through the one pinned-root loader (regular file, size cap, threshold). */
 export function loadPinnedRoot(file: string): SignedRoot {
-  const root = readRoot(readFileSync(file), file);
-  verifyPinnedRoot(root, file);
-  return root;
+  return readPinnedRoot(file);
 }
 
 function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {

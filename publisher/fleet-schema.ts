@@ -28,15 +28,32 @@ export const FleetHost = z.strictObject({
 });
 export type FleetHost = z.infer<typeof FleetHost>;
 
+/**
+ * Channel timings a fleet may leave out (nix/lib/schema.nix has the same numbers; the fixture tests keep
+ * them in parity). Each default carries its reason.
+ */
+export const CHANNEL_DEFAULTS = {
+  /** CI's scheduled `nixfleet refresh` runs hourly (docs/ci.md). */
+  signingIntervalSeconds: 3600,
+  /** Six missed hourly re-signs before hosts treat the release as stale: a broken CI job has hours to be noticed. */
+  freshnessSeconds: 6 * 3600,
+  /** An activation has 5 minutes to report healthy before it is presumed failed (and rolled back). */
+  confirmDeadlineSeconds: 300,
+  /** The agent's timer runs a cycle every 60 s (services.nixfleet-agent.interval). */
+  heartbeatSeconds: 60,
+  /** Ten missed heartbeats before a host counts as offline. */
+  offlineWindowSeconds: 600,
+} as const;
+
 export const FleetChannel = z.strictObject({
   policy: PolicyName,
   /** A release older than this (since its timestamp was signed) is stale for the channel's hosts. */
-  freshnessSeconds: PositiveInt,
+  freshnessSeconds: PositiveInt.default(CHANNEL_DEFAULTS.freshnessSeconds),
   /** How often CI re-signs the timestamp (`nixfleet refresh`). */
-  signingIntervalSeconds: PositiveInt,
-  confirmDeadlineSeconds: PositiveInt,
-  heartbeatSeconds: PositiveInt,
-  offlineWindowSeconds: PositiveInt,
+  signingIntervalSeconds: PositiveInt.default(CHANNEL_DEFAULTS.signingIntervalSeconds),
+  confirmDeadlineSeconds: PositiveInt.default(CHANNEL_DEFAULTS.confirmDeadlineSeconds),
+  heartbeatSeconds: PositiveInt.default(CHANNEL_DEFAULTS.heartbeatSeconds),
+  offlineWindowSeconds: PositiveInt.default(CHANNEL_DEFAULTS.offlineWindowSeconds),
   maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
 });
 export type FleetChannel = z.infer<typeof FleetChannel>;

@@ -5,6 +5,7 @@
 import { FleetContext, ReconcilerInputError } from './context.ts';
 import type { DecideInput, Decision, FleetInput } from './types.ts';
 import { humanDuration } from './time.ts';
+import { waveLabel } from './words.ts';
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -91,11 +92,11 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
           kind: 'rollback',
           to: local.previous,
           gate: 'halted',
-          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling wave ${m.wave} back, to generation ${local.previous.generation} (${local.previous.path})`,
+          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
         };
       }
     }
-    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, wave ${m.wave})` };
+    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})` };
   }
 
   if (input.freshness.status !== 'fresh') {
@@ -126,6 +127,6 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
     target: m.target,
     deadline,
     rolloutId: m.rolloutId,
-    reason: `wave ${m.wave} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
+    reason: `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
   };
 }

@@ -2,6 +2,7 @@
 // Runs the same gate chain as decide(), so the dashboard and the host agree on every reason.
 import { FleetContext } from './context.ts';
 import { describePhase } from './phase.ts';
+import { waveLabel } from './words.ts';
 import type { ChannelView, FleetInput, FleetView, HostPhase, HostView, WaveState, WaveView, BudgetView } from './types.ts';
 
 function zeroCounts(): Record<HostPhase, number> {
@@ -51,7 +52,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       else if (edgeHold !== null || ce.firstIncomplete < w.index) state = 'waiting';
       else if (onlyHealthyBlocking) state = 'soaking';
       else state = 'active';
-      const reason = state === 'complete' ? `wave ${w.index} of channel ${name} is complete` : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
+      const reason = state === 'complete' ? `${waveLabel(w.index)} of channel ${name} is complete` : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
       waves.push({
         channel: name,
         index: w.index,

@@ -87,13 +87,14 @@ let
     machineId = optional (str { patterns = [ { regex = "[0-9a-f]{32}"; message = "must be 32 lowercase hex digits (/etc/machine-id)"; } ]; });
   };
 
+  # The defaults of publisher/fleet-schema.ts CHANNEL_DEFAULTS (reasons there), in parity.
   channel = strictObject {
     policy = required name;
-    freshnessSeconds = required positiveInt;
-    signingIntervalSeconds = required positiveInt;
-    confirmDeadlineSeconds = required positiveInt;
-    heartbeatSeconds = required positiveInt;
-    offlineWindowSeconds = required positiveInt;
+    freshnessSeconds = withDefault (6 * 3600) positiveInt;
+    signingIntervalSeconds = withDefault 3600 positiveInt;
+    confirmDeadlineSeconds = withDefault 300 positiveInt;
+    heartbeatSeconds = withDefault 60 positiveInt;
+    offlineWindowSeconds = withDefault 600 positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
   };
 
