@@ -95,6 +95,7 @@ let
     heartbeatSeconds = required positiveInt;
     offlineWindowSeconds = required positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
+    reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
   };
 
   percentMessage = "must be between 1 and 100";
@@ -113,6 +114,7 @@ let
     onFailure = withDefault "halt" (enum [ "halt" "rollback-and-halt" ]);
     probes = withDefault [ ] (list { max = 32; } probe);
     healthyPassesRequired = withDefault 1 positiveInt;
+    deferredHosts = withDefault "hold" (enum [ "hold" "excuse" ]);
   };
 
   edge = strictObject { before = required name; after = required name; };
