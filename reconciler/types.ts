@@ -93,8 +93,18 @@ export type Decision =
   | { kind: 'wait'; gate: Gate; reason: string; /** seconds */ retryAfter: number }
   | { kind: 'activate'; target: string; /** ms since the epoch */ deadline: number; rolloutId: string; reason: string }
   | { kind: 'rollback'; to: GenerationRef; gate: Gate; reason: string }
-  | { kind: 'defer'; inhibitor: string; reason: string }
+  | { kind: 'defer'; inhibitor: string; reboot: RebootVerdict; reason: string }
   | { kind: 'refuse'; gate: Gate; reason: string };
+
+/**
+ * Whether a deferring host may reboot into its target now (the channel's signed reboot policy and, for
+ * `in-maintenance-window`, its windows at `now`). Allowed: stage the target with `boot`, reboot, and
+ * confirm after the boot before `deadline` (the same confirm deadline an activation gets). Not allowed:
+ * touch nothing and report `deferred` with `why`.
+ */
+export type RebootVerdict =
+  | { allowed: true; /** ms since the epoch */ deadline: number; rolloutId: string }
+  | { allowed: false; why: string };
 
 export type HostPhase =
   | 'pending'

@@ -13,6 +13,13 @@ export interface FleetViewOptions {
   hosts?: boolean;
 }
 
+/** What a deferred host does to its wave, under the channel's signed deferredHosts policy. */
+function deferredEffect(channel: string, wave: number, excused: boolean): string {
+  return excused
+    ? `waits to reboot into its target; excused for wave ${wave} of channel ${channel} (deferredHosts: excuse), still holding its disruption-budget slot`
+    : `waits to reboot into its target; wave ${wave} of channel ${channel} waits for it (deferredHosts: hold) and it holds its disruption-budget slot`;
+}
+
 export function fleetView(input: FleetInput, options: FleetViewOptions = {}): FleetView {
   const ctx = new FleetContext(input);
   const withHosts = options.hosts ?? true;
@@ -41,7 +48,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
           lastAck: ph.lastAck,
           healthySeconds: ph.healthySeconds,
           gate: hold?.gate ?? null,
-          reason: hold?.reason ?? (ph.phase === 'pending' ? 'every gate passed: starts at its next poll' : null),
+          reason: hold?.reason ?? (ph.phase === 'pending' ? 'every gate passed: starts at its next poll' : ph.phase === 'deferred' ? deferredEffect(name, w.index, w.excused[pos]!) : null),
           excused: w.excused[pos]!,
         });
       }
@@ -51,7 +58,9 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       else if (edgeHold !== null || ce.firstIncomplete < w.index) state = 'waiting';
       else if (onlyHealthyBlocking) state = 'soaking';
       else state = 'active';
-      const reason = state === 'complete' ? `wave ${w.index} of channel ${name} is complete` : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
+      const excusedDeferred = w.wave.hosts.filter((_, pos) => w.excused[pos] && w.phases[pos]!.phase === 'deferred');
+      const completeText = `wave ${w.index} of channel ${name} is complete${excusedDeferred.length ? ` (deferred, excused by deferredHosts: excuse: ${excusedDeferred.slice(0, 5).join(', ')}${excusedDeferred.length > 5 ? ', ...' : ''})` : ''}`;
+      const reason = state === 'complete' ? completeText : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
       waves.push({
         channel: name,
         index: w.index,
