@@ -1,7 +1,7 @@
 // The reconciler's inputs and outputs. Everything here is plain data that the caller has already
 // verified; the reconciler itself does no I/O, reads no clock and uses no randomness.
 import type { Ack } from '../protocol/schemas/ack.ts';
-import type { ChannelPlan, DisruptionBudgets, HostManifest } from '../protocol/schemas/release.ts';
+import type { ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy } from '../protocol/schemas/release.ts';
 import type { Revocations } from '../protocol/schemas/revocations.ts';
 
 /** The `.signed` part of a verified host ack. */
@@ -161,6 +161,9 @@ export interface ChannelView {
   state: ChannelState;
   /** Index of the first incomplete wave (waves.length when all are complete). */
   currentWave: number;
+  /** The signed reboot policy and what a wave does while one of its hosts defers (release.ts). */
+  reboot: RebootPolicy;
+  deferredHosts: DeferredHosts;
   waves: WaveView[];
   reason: string;
 }

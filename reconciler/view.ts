@@ -80,7 +80,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       : state === 'complete' ? `rollout of channel ${name} is complete`
       : state === 'gated' ? edgeHold!.reason
       : ctx.waveReason(ce, ce.firstIncomplete).text;
-    channels.push({ channel: name, rolloutId: ce.plan.rolloutId, releaseVersion: ce.plan.releaseVersion, state, currentWave: ce.firstIncomplete, waves, reason });
+    channels.push({ channel: name, rolloutId: ce.plan.rolloutId, releaseVersion: ce.plan.releaseVersion, state, currentWave: ce.firstIncomplete, reboot: ce.plan.reboot ?? 'never', deferredHosts: ce.plan.deferredHosts ?? 'hold', waves, reason });
   }
   const budgets: BudgetView[] = input.budgets.budgets.map((b) => {
     const s = ctx.budgetSummary(b.id);

@@ -14,6 +14,8 @@ import type { ActivatorConfig } from '../../agent/activators/index.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import { loadFleetState, readPinnedRoot } from '../../operator/load.ts';
+import { renderStatus, statusReport } from '../../operator/status.ts';
+import { renderSitePages } from '../../site-gen/build.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../../demo/lab.ts';
@@ -62,11 +64,21 @@ test('reboot policy never (the default): deferred ack with the reason, nothing s
     assert.is(journal(lab, 'r1').length, 1);
     // The operator's view (status, dashboard): deferred, with the reason and the effect on the wave.
     await new Promise((r) => setTimeout(r, 1500)); // the endpoint publishes acks/hosts/ within ~1 s
-    const { view } = await loadFleetState(lab.treeDir, readPinnedRoot(lab.rootFile), { now: Date.now() });
-    const h = view.hosts.find((x) => x.host === 'r1')!;
+    const now = Date.now();
+    const state = await loadFleetState(lab.treeDir, readPinnedRoot(lab.rootFile), { now });
+    const h = state.view.hosts.find((x) => x.host === 'r1')!;
     assert.is(h.phase, 'deferred');
     assert.match(h.detail, 'reboot policy of channel prod is never');
     assert.match(h.reason ?? '', 'waits for it (deferredHosts: hold)');
+    // `nixfleet status`: the channel's signed policy, and the host's reason and effect (not "offline").
+    const text = renderStatus(statusReport(state));
+    assert.match(text, 'reboots: never; a deferred host holds its wave (deferredHosts: hold)');
+    assert.match(text, /r1 .* deferred .*reboot policy of channel prod is never.*waits for it \(deferredHosts: hold\)/);
+    // The dashboard: the channel page names the policy, the host table the reason.
+    const site = await renderSitePages({ treeDir: lab.treeDir, pinnedRoot: readPinnedRoot(lab.rootFile), now });
+    const channelPage = site.pages.get('channels/prod.html') ?? '';
+    assert.match(channelPage, 'never; a deferred host holds its wave (deferredHosts: hold)');
+    assert.match(site.pages.get('hosts.html') ?? '', 'waits for it (deferredHosts: hold)');
   } finally {
     await lab.close();
   }
