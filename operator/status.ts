@@ -99,6 +99,8 @@ function waveProgress(w: ChannelView['waves'][number]): string {
 
 function hostWhy(h: StatusHost): string {
   if (h.phase === 'pending') return h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible');
+  // A deferred host: why it defers (its ack) and what that does to its wave.
+  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}`;
   return h.detail;
 }
 
@@ -130,6 +132,7 @@ export function renderStatus(r: StatusReport): string {
     const wavePos = ch.currentWave < ch.waves.length ? `, ${waveLabel(ch.currentWave)} of ${ch.waves.length}` : '';
     out.push(`channel ${ch.channel}: ${ch.state.toUpperCase()}${wavePos}  (rollout ${ch.rolloutId.slice(7, 19)})`);
     out.push(`  ${ch.reason}`);
+    out.push(`  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`);
     for (const w of ch.waves) {
       out.push(`  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`);
       if (w.state !== 'complete' && w.blockingHosts.length) out.push(`          waiting for: ${listWithMore(w.blockingHosts, 20)}`);

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime } from '../protocol/schemas/common.ts';
 import { Selector, Tag } from '../protocol/schemas/selector.ts';
-import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow } from '../protocol/schemas/release.ts';
+import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow, RebootPolicy, DeferredHosts } from '../protocol/schemas/release.ts';
 import { parseHostKey } from './host-key.ts';
 
 export const PolicyName = Name;
@@ -55,6 +55,8 @@ export const FleetChannel = z.strictObject({
   heartbeatSeconds: PositiveInt.default(CHANNEL_DEFAULTS.heartbeatSeconds),
   offlineWindowSeconds: PositiveInt.default(CHANNEL_DEFAULTS.offlineWindowSeconds),
   maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
+  /** When a host whose closure needs a reboot may reboot into it (protocol/schemas/release.ts). */
+  reboot: RebootPolicy.default('never'),
 });
 export type FleetChannel = z.infer<typeof FleetChannel>;
 
@@ -79,6 +81,8 @@ export const FleetPolicy = z.strictObject({
   onFailure: OnFailure.default('halt'),
   probes: z.array(Probe).max(32).default([]),
   healthyPassesRequired: PositiveInt.default(1),
+  /** What a wave does while one of its hosts defers a reboot (protocol/schemas/release.ts). */
+  deferredHosts: DeferredHosts.default('hold'),
 });
 export type FleetPolicy = z.infer<typeof FleetPolicy>;
 

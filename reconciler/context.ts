@@ -222,6 +222,7 @@ export class FleetContext {
     let halted = false;
     let haltedWave: number | null = null;
     let firstIncomplete = -1;
+    const excuseDeferred = plan.deferredHosts === 'excuse';
     for (const [wi, wave] of plan.waves.entries()) {
       const params = st.params[wi]!;
       const keys = st.hostKeys[wi]!;
@@ -251,6 +252,10 @@ export class FleetContext {
           // Excuses go in wave order, so every host computes the same excused set.
           isExcused = offlineSeen < wave.offlineExcuseLimit;
           offlineSeen++;
+        } else if (ph.phase === 'deferred') {
+          // The signed wave policy for hosts waiting to reboot: `hold` waits for them, `excuse` lets the
+          // wave complete without them (they stay in flight for budgets: they may reboot at any time).
+          isExcused = excuseDeferred;
         }
         excused[pos] = isExcused;
         if (ph.phase === 'failed') {
@@ -340,6 +345,10 @@ export class FleetContext {
         what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
         break;
       }
+      case 'deferred':
+        // Never "offline": the wave says which host defers, why, and that the signed policy holds it.
+        what = `${host} is deferred (${describePhase(ph, this.now)}); deferredHosts: hold keeps the wave waiting until it reboots into its target`;
+        break;
       default:
         what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${describePhase(ph, this.now)})`;
     }

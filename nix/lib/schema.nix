@@ -96,6 +96,7 @@ let
     heartbeatSeconds = withDefault 60 positiveInt;
     offlineWindowSeconds = withDefault 600 positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
+    reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
   };
 
   percentMessage = "must be between 1 and 100";
@@ -114,6 +115,7 @@ let
     onFailure = withDefault "halt" (enum [ "halt" "rollback-and-halt" ]);
     probes = withDefault [ ] (list { max = 32; } probe);
     healthyPassesRequired = withDefault 1 positiveInt;
+    deferredHosts = withDefault "hold" (enum [ "hold" "excuse" ]);
   };
 
   edge = strictObject { before = required name; after = required name; };
