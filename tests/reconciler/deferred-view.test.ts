@@ -28,7 +28,7 @@ test('deferredHosts hold (default): the deferred host is shown with its reason, 
   const h = v.hosts.find((x) => x.host === 'web-01')!;
   assert.is(h.phase, 'deferred');
   assert.match(h.detail, 'reboot policy of channel stable is never');
-  assert.match(h.reason ?? '', 'wave 0 of channel stable waits for it (deferredHosts: hold)');
+  assert.match(h.reason ?? '', 'wave 1 of channel stable waits for it (deferredHosts: hold)');
   assert.is(h.excused, false);
   const w0 = v.channels[0]!.waves[0]!;
   assert.is(w0.state, 'active');
@@ -45,7 +45,7 @@ test('deferredHosts excuse: the wave completes without the deferred host, says s
   const h = v.hosts.find((x) => x.host === 'web-01')!;
   assert.is(h.phase, 'deferred');
   assert.is(h.excused, true);
-  assert.match(h.reason ?? '', 'excused for wave 0 of channel stable (deferredHosts: excuse)');
+  assert.match(h.reason ?? '', 'excused for wave 1 of channel stable (deferredHosts: excuse)');
   const w0 = v.channels[0]!.waves[0]!;
   assert.is(w0.state, 'complete');
   assert.match(w0.reason, 'excused by deferredHosts: excuse: web-01');
