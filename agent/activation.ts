@@ -34,6 +34,23 @@ export interface AgentContext {
   sleep: (ms: number) => Promise<void>;
   quarantineHours: number;
   probeIntervalMs: number;
+  /** The control-plane client, when there is one: bounds every request of the confirm window. */
+  client?: RequestDeadlines;
+}
+
+/** HttpClient.until: every request made inside `fn` ends by the deadline. */
+export interface RequestDeadlines {
+  until<T>(deadlineEpochMs: number, fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * Runs `fn` with every control-plane request bounded by `deadlineMs` (ctx clock): on a network that
+ * drops packets a request would otherwise wait out its timeout times its retries, and the rollback
+ * would come that much after the deadline the host promised.
+ */
+function beforeDeadline<T>(ctx: AgentContext, deadlineMs: number, fn: () => Promise<T>): Promise<T> {
+  if (!ctx.client) return fn();
+  return ctx.client.until(Date.now() + (deadlineMs - ctx.now()), fn);
 }
 
 export type ConfirmOutcome = 'confirmed' | 'rolled-back';
@@ -63,19 +80,37 @@ export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reaso
   await flushQuietly(ctx);
 }
 
-/** Runs the confirm window of a switched pending activation to its end. */
+/**
+ * Runs the confirm window of a switched pending activation to its end. Every wait inside it (probe
+ * rounds, sleeps, posts, read-backs) ends by the deadline, so the rollback comes at the deadline
+ * whatever the network does, at most one probe interval late.
+ */
 export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promise<ConfirmOutcome> {
   const deadline = Date.parse(p.deadline);
+  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline));
+  if (verdict.kind === 'not-confirmed') {
+    await rollbackPending(ctx, p, verdict.reason);
+    return 'rolled-back';
+  }
+  updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince: verdict.healthySince, previous: p.previous } });
+  clearPending(ctx.state);
+  ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
+  return 'confirmed';
+}
+
+type WindowVerdict = { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
+
+/** Probes, the healthy ack and its read-back, all inside the window; the caller acts on the verdict. */
+async function confirmWindow(ctx: AgentContext, p: PendingRecord, deadline: number): Promise<WindowVerdict> {
   const session = new ProbeSession(p.probes, p.healthyPassesRequired, () => ctx.activator.selfCheck(p.target));
   while (ctx.now() < deadline) {
-    if (await session.round()) break;
+    if (await session.round(deadline - ctx.now())) break;
     ctx.log.info('probes', { target: p.target, passes: session.passes, required: session.passesRequired, results: session.lastResults });
     await ctx.sleep(Math.max(0, Math.min(ctx.probeIntervalMs, deadline - ctx.now())));
   }
   if (!session.healthy || ctx.now() >= deadline) {
     const failing = session.lastResults.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`);
-    await rollbackPending(ctx, p, `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`);
-    return 'rolled-back';
+    return { kind: 'not-confirmed', reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}` };
   }
   const healthySince = isoTime(ctx.now());
   const ack: SignedAck = ctx.journal.append(ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }), ctx.now());
@@ -85,14 +120,8 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
     await flushQuietly(ctx);
     if (ctx.now() < deadline) confirmed = await ctx.sync.readBack(ack, deadline, Math.min(ctx.probeIntervalMs, 500), ctx.now);
   }
-  if (!confirmed || ctx.now() >= deadline) {
-    await rollbackPending(ctx, p, `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`);
-    return 'rolled-back';
-  }
-  updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince, previous: p.previous } });
-  clearPending(ctx.state);
-  ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
-  return 'confirmed';
+  if (!confirmed || ctx.now() >= deadline) return { kind: 'not-confirmed', reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}` };
+  return { kind: 'confirmed', healthySince };
 }
 
 export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable'; reason: string };
@@ -144,7 +173,7 @@ export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: n
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
   writePending(ctx.state, p);
   ctx.log.info('switching', { target: m.target, fromGeneration: previous.number, deadline: p.deadline });
-  await flushQuietly(ctx);
+  await beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
   try {
     await ctx.activator.switch(m.target);
   } catch (e) {
