@@ -16,10 +16,10 @@ import type { AckSync } from './ack-sync.ts';
 import { isClosureRefused, type Activator, type Generation } from './activators/index.ts';
 import { updateAgentState, readAgentState } from './agent-state.ts';
 import type { Logger } from './log.ts';
-import { clearPending, currentBootId, readPending, writePending, type PendingRecord } from './pending.ts';
+import { clearPending, currentBootId, readPending, readPendingCopies, setAsideDamagedPending, writePending, type PendingRecord } from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
 import type { Quarantine } from './quarantine.ts';
-import type { StateDir } from './state-dir.ts';
+import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
 export interface AgentContext {
   host: string;
@@ -87,7 +87,12 @@ export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reaso
  */
 export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promise<ConfirmOutcome> {
   const deadline = Date.parse(p.deadline);
-  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline));
+  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline)).catch((e: unknown): WindowVerdict => {
+    // A local file that fails inside the window (damaged journal, full disk) means no confirmation.
+    if (!isLocalStateError(e)) throw e;
+    ctx.log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
+    return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
+  });
   if (verdict.kind === 'not-confirmed') {
     await rollbackPending(ctx, p, verdict.reason);
     return 'rolled-back';
@@ -171,6 +176,8 @@ export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: n
     phase: 'switching',
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
+  // Where to return if both copies of the pending record were ever unreadable (the fail-safe).
+  updateAgentState(ctx.state, { beforeActivation: { number: previous.number, path: previous.path } });
   writePending(ctx.state, p);
   ctx.log.info('switching', { target: m.target, fromGeneration: previous.number, deadline: p.deadline });
   await beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
@@ -213,6 +220,11 @@ export async function recover(ctx: AgentContext): Promise<'none' | ConfirmOutcom
     clearPending(ctx.state);
     return 'interrupted-switch-undone';
   }
+  if (current.path !== p.target && current.path === p.previous.path) {
+    // Already rolled back (by safetyRecovery, or a run killed inside rollbackPending): finish it.
+    await rollbackPending(ctx, p, `activation of ${p.target} was rolled back before it was confirmed`);
+    return 'rolled-back';
+  }
   if (p.bootId !== null && p.bootId !== currentBootId()) ctx.log.info('rebooted-in-confirm-window', { target: p.target });
   ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline });
   return confirmPending(ctx, { ...p, phase: 'switched' });
@@ -226,6 +238,74 @@ export async function rollbackConfirmed(ctx: AgentContext, to: { number: number;
   updateAgentState(ctx.state, { confirmed: null });
   ctx.log.warn('rolled-back-by-policy', { target, generation: to.number, reason });
   await flushQuietly(ctx);
+}
+
+export type SafetyContext = Pick<AgentContext, 'state' | 'activator' | 'quarantine' | 'log' | 'now' | 'quarantineHours'>;
+
+export type SafetyOutcome = 'none' | 'rolled-back' | 'rolled-back-unreadable-pending' | 'nothing-to-undo';
+
+/**
+ * The first thing every run does, before the trust root, the host key or the ack journal are read:
+ * it depends on nothing but the pending record and the profile, so no damaged or missing local file
+ * can keep a host on an unconfirmed generation past its deadline.
+ *   - a pending activation past its deadline (or, with `cannotConfirm`, one that can never be
+ *     confirmed because the ack journal is unusable) -> restore the recorded generation now. The
+ *     record stays: recover() finishes the job (rolled-back ack, clear) once the journal is usable.
+ *   - both copies of the pending record unreadable -> fail-safe: the deadline is unknown, so it counts
+ *     as passed. If the profile runs anything other than the generation recorded in agent-state.json
+ *     before that activation started, restore that generation now; then set the damaged copies aside.
+ *     With no such generation recorded, nothing safe can be done automatically: LocalStateError.
+ */
+export async function safetyRecovery(ctx: SafetyContext, opts: { cannotConfirm?: boolean } = {}): Promise<SafetyOutcome> {
+  const read = readPendingCopies(ctx.state);
+  if (read.kind === 'none') return 'none';
+  for (const d of read.damaged) ctx.log.error('pending-copy-damaged', { file: d.file, reason: d.reason });
+  if (read.kind === 'damaged') return failSafe(ctx, read.damaged);
+  const p = read.record;
+  if (read.damaged.length) {
+    // One good copy left: write both again so that the next damage is survived too.
+    try {
+      writePending(ctx.state, p);
+    } catch (e) {
+      ctx.log.warn('pending-copy-not-repaired', { reason: (e as Error).message });
+    }
+  }
+  const past = ctx.now() >= Date.parse(p.deadline);
+  if (!past && !opts.cannotConfirm) return 'none';
+  const current = await ctx.activator.currentGeneration();
+  if (current.number === p.previous.number && current.path === p.previous.path) return 'nothing-to-undo';
+  const reason = past ? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}` : `activation of ${p.target} cannot be confirmed: the ack journal is unusable`;
+  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
+  await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
+  quarantineQuietly(ctx, p.target, reason, p.releaseVersion);
+  return 'rolled-back';
+}
+
+async function failSafe(ctx: SafetyContext, damaged: { file: string; reason: string }[]): Promise<SafetyOutcome> {
+  const before = readAgentState(ctx.state).beforeActivation;
+  const files = damaged.map((d) => d.file).join(', ');
+  if (!before) throw new LocalStateError(damaged[0]!.file, 'damaged', `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`);
+  const current = await ctx.activator.currentGeneration();
+  let outcome: SafetyOutcome = 'nothing-to-undo';
+  if (current.number !== before.number || current.path !== before.path) {
+    const reason = `the pending record is unreadable (${files}): its deadline is unknown, so it counts as passed`;
+    ctx.log.error('magic-rollback', { target: current.path, toGeneration: before.number, toPath: before.path, reason });
+    // Not quarantined: the target is not known to be bad, only the record was lost.
+    await ctx.activator.rollback(before);
+    outcome = 'rolled-back-unreadable-pending';
+  }
+  const kept = setAsideDamagedPending(ctx.state, ctx.now());
+  ctx.log.error('pending-record-unreadable', { files: damaged.map((d) => d.file), keptAs: kept, running: before.path, reason: 'both copies of the pending record were unreadable; the damaged files were set aside' });
+  return outcome;
+}
+
+function quarantineQuietly(ctx: SafetyContext, target: string, reason: string, releaseVersion: number): void {
+  try {
+    ctx.quarantine.add(target, reason, ctx.now(), ctx.quarantineHours, releaseVersion);
+  } catch (e) {
+    // The rollback is what keeps the host safe; a damaged quarantine file must not undo it.
+    ctx.log.error('quarantine-not-recorded', { target, reason: (e as Error).message });
+  }
 }
 
 export { readAgentState };

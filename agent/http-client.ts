@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import fetch, { type Response } from 'node-fetch';
 import { TooLarge } from '../protocol/errors.ts';
 import type { HttpCache } from './http-cache.ts';
+import { isLocalStateError } from './state-dir.ts';
 
 export interface HttpClientOptions {
   /** Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional). */
@@ -191,7 +192,8 @@ export class HttpClient {
         } else return r;
       } catch (e) {
         // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
-        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable) throw e;
+        // A local failure (the ETag cache on a full disk) is not the network's: no retry, and it keeps its own name.
+        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable || isLocalStateError(e)) throw e;
         last = ac.signal.aborted ? `no complete answer within ${Math.round(timeoutMs)} ms` : (e as Error).message;
       } finally {
         clearTimeout(timer);
