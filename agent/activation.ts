@@ -25,10 +25,10 @@ import type { AckSync } from './ack-sync.ts';
 import { ActivationError, canReboot, isClosureRefused, type Activator, type Generation, type RebootCapable } from './activators/index.ts';
 import { updateAgentState, readAgentState } from './agent-state.ts';
 import type { Logger } from './log.ts';
-import { clearPending, currentBootId, isBootPhase, readPending, writePending, type PendingRecord } from './pending.ts';
+import { clearPending, currentBootId, isBootPhase, readPending, readPendingCopies, setAsideDamagedPending, writePending, type PendingRecord } from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
 import type { Quarantine } from './quarantine.ts';
-import type { StateDir } from './state-dir.ts';
+import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
 export interface AgentContext {
   host: string;
@@ -43,6 +43,23 @@ export interface AgentContext {
   sleep: (ms: number) => Promise<void>;
   quarantineHours: number;
   probeIntervalMs: number;
+  /** The control-plane client, when there is one: bounds every request of the confirm window. */
+  client?: RequestDeadlines;
+}
+
+/** HttpClient.until: every request made inside `fn` ends by the deadline. */
+export interface RequestDeadlines {
+  until<T>(deadlineEpochMs: number, fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * Runs `fn` with every control-plane request bounded by `deadlineMs` (ctx clock): on a network that
+ * drops packets a request would otherwise wait out its timeout times its retries, and the rollback
+ * would come that much after the deadline the host promised.
+ */
+function beforeDeadline<T>(ctx: AgentContext, deadlineMs: number, fn: () => Promise<T>): Promise<T> {
+  if (!ctx.client) return fn();
+  return ctx.client.until(Date.now() + (deadlineMs - ctx.now()), fn);
 }
 
 /** `rebooting`: the reboot path asked the host to go down; the next run continues after the boot. */
@@ -83,18 +100,39 @@ export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reaso
   return 'rolled-back';
 }
 
-/** Runs the confirm window of a switched pending activation to its end. */
+/**
+ * Runs the confirm window of a switched pending activation to its end. Every wait inside it (probe
+ * rounds, sleeps, posts, read-backs) ends by the deadline, so the rollback comes at the deadline
+ * whatever the network does, at most one probe interval late.
+ */
 export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promise<ConfirmOutcome> {
   const deadline = Date.parse(p.deadline);
+  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline)).catch((e: unknown): WindowVerdict => {
+    // A local file that fails inside the window (damaged journal, full disk) means no confirmation.
+    if (!isLocalStateError(e)) throw e;
+    ctx.log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
+    return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
+  });
+  if (verdict.kind === 'not-confirmed') return rollbackPending(ctx, p, verdict.reason);
+  updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince: verdict.healthySince, previous: p.previous } });
+  clearPending(ctx.state);
+  ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
+  return 'confirmed';
+}
+
+type WindowVerdict = { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
+
+/** Probes, the healthy ack and its read-back, all inside the window; the caller acts on the verdict. */
+async function confirmWindow(ctx: AgentContext, p: PendingRecord, deadline: number): Promise<WindowVerdict> {
   const session = new ProbeSession(p.probes, p.healthyPassesRequired, () => ctx.activator.selfCheck(p.target));
   while (ctx.now() < deadline) {
-    if (await session.round()) break;
+    if (await session.round(deadline - ctx.now())) break;
     ctx.log.info('probes', { target: p.target, passes: session.passes, required: session.passesRequired, results: session.lastResults });
     await ctx.sleep(Math.max(0, Math.min(ctx.probeIntervalMs, deadline - ctx.now())));
   }
   if (!session.healthy || ctx.now() >= deadline) {
     const failing = session.lastResults.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`);
-    return rollbackPending(ctx, p, `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`);
+    return { kind: 'not-confirmed', reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}` };
   }
   const healthySince = isoTime(ctx.now());
   const ack: SignedAck = ctx.journal.append(ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }), ctx.now());
@@ -104,13 +142,8 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
     await flushQuietly(ctx);
     if (ctx.now() < deadline) confirmed = await ctx.sync.readBack(ack, deadline, Math.min(ctx.probeIntervalMs, 500), ctx.now);
   }
-  if (!confirmed || ctx.now() >= deadline) {
-    return rollbackPending(ctx, p, `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`);
-  }
-  updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince, previous: p.previous } });
-  clearPending(ctx.state);
-  ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
-  return 'confirmed';
+  if (!confirmed || ctx.now() >= deadline) return { kind: 'not-confirmed', reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}` };
+  return { kind: 'confirmed', healthySince };
 }
 
 export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable'; reason: string };
@@ -160,9 +193,11 @@ export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: n
     phase: 'switching',
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
+  // Where to return if both copies of the pending record were ever unreadable (the fail-safe).
+  updateAgentState(ctx.state, { beforeActivation: { number: previous.number, path: previous.path } });
   writePending(ctx.state, p);
   ctx.log.info('switching', { target: m.target, fromGeneration: previous.number, deadline: p.deadline });
-  await flushQuietly(ctx);
+  await beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
   try {
     await ctx.activator.switch(m.target);
   } catch (e) {
@@ -201,6 +236,11 @@ export async function recover(ctx: AgentContext): Promise<RecoverOutcome> {
     await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
     clearPending(ctx.state);
     return 'interrupted-switch-undone';
+  }
+  if (current.path !== p.target && current.path === p.previous.path) {
+    // Already rolled back (by safetyRecovery, or a run killed inside rollbackPending): finish it.
+    await rollbackPending(ctx, p, `activation of ${p.target} was rolled back before it was confirmed`);
+    return 'rolled-back';
   }
   if (p.bootId !== null && p.bootId !== currentBootId()) ctx.log.info('rebooted-in-confirm-window', { target: p.target });
   ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline });
@@ -354,6 +394,76 @@ export async function rollbackConfirmed(ctx: AgentContext, to: { number: number;
   updateAgentState(ctx.state, { confirmed: null });
   ctx.log.warn('rolled-back-by-policy', { target, generation: to.number, reason });
   await flushQuietly(ctx);
+}
+
+export type SafetyContext = Pick<AgentContext, 'state' | 'activator' | 'quarantine' | 'log' | 'now' | 'quarantineHours'>;
+
+export type SafetyOutcome = 'none' | 'rolled-back' | 'rolled-back-unreadable-pending' | 'nothing-to-undo';
+
+/**
+ * The first thing every run does, before the trust root, the host key or the ack journal are read:
+ * it depends on nothing but the pending record and the profile, so no damaged or missing local file
+ * can keep a host on an unconfirmed generation past its deadline.
+ *   - a pending activation past its deadline (or, with `cannotConfirm`, one that can never be
+ *     confirmed because the ack journal is unusable) -> restore the recorded generation now. The
+ *     record stays: recover() finishes the job (rolled-back ack, clear) once the journal is usable.
+ *   - both copies of the pending record unreadable -> fail-safe: the deadline is unknown, so it counts
+ *     as passed. If the profile runs anything other than the generation recorded in agent-state.json
+ *     before that activation started, restore that generation now; then set the damaged copies aside.
+ *     With no such generation recorded, nothing safe can be done automatically: LocalStateError.
+ */
+export async function safetyRecovery(ctx: SafetyContext, opts: { cannotConfirm?: boolean } = {}): Promise<SafetyOutcome> {
+  const read = readPendingCopies(ctx.state);
+  if (read.kind === 'none') return 'none';
+  for (const d of read.damaged) ctx.log.error('pending-copy-damaged', { file: d.file, reason: d.reason });
+  if (read.kind === 'damaged') return failSafe(ctx, read.damaged);
+  const p = read.record;
+  if (read.damaged.length) {
+    // One good copy left: write both again so that the next damage is survived too.
+    try {
+      writePending(ctx.state, p);
+    } catch (e) {
+      ctx.log.warn('pending-copy-not-repaired', { reason: (e as Error).message });
+    }
+  }
+  // The reboot path is undone with `boot` + reboot, never a live switch: recover() (recoverBoot) owns it.
+  if (isBootPhase(p.phase)) return 'none';
+  const past = ctx.now() >= Date.parse(p.deadline);
+  if (!past && !opts.cannotConfirm) return 'none';
+  const current = await ctx.activator.currentGeneration();
+  if (current.number === p.previous.number && current.path === p.previous.path) return 'nothing-to-undo';
+  const reason = past ? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}` : `activation of ${p.target} cannot be confirmed: the ack journal is unusable`;
+  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
+  await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
+  quarantineQuietly(ctx, p.target, reason, p.releaseVersion);
+  return 'rolled-back';
+}
+
+async function failSafe(ctx: SafetyContext, damaged: { file: string; reason: string }[]): Promise<SafetyOutcome> {
+  const before = readAgentState(ctx.state).beforeActivation;
+  const files = damaged.map((d) => d.file).join(', ');
+  if (!before) throw new LocalStateError(damaged[0]!.file, 'damaged', `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`);
+  const current = await ctx.activator.currentGeneration();
+  let outcome: SafetyOutcome = 'nothing-to-undo';
+  if (current.number !== before.number || current.path !== before.path) {
+    const reason = `the pending record is unreadable (${files}): its deadline is unknown, so it counts as passed`;
+    ctx.log.error('magic-rollback', { target: current.path, toGeneration: before.number, toPath: before.path, reason });
+    // Not quarantined: the target is not known to be bad, only the record was lost.
+    await ctx.activator.rollback(before);
+    outcome = 'rolled-back-unreadable-pending';
+  }
+  const kept = setAsideDamagedPending(ctx.state, ctx.now());
+  ctx.log.error('pending-record-unreadable', { files: damaged.map((d) => d.file), keptAs: kept, running: before.path, reason: 'both copies of the pending record were unreadable; the damaged files were set aside' });
+  return outcome;
+}
+
+function quarantineQuietly(ctx: SafetyContext, target: string, reason: string, releaseVersion: number): void {
+  try {
+    ctx.quarantine.add(target, reason, ctx.now(), ctx.quarantineHours, releaseVersion);
+  } catch (e) {
+    // The rollback is what keeps the host safe; a damaged quarantine file must not undo it.
+    ctx.log.error('quarantine-not-recorded', { target, reason: (e as Error).message });
+  }
 }
 
 export { readAgentState };

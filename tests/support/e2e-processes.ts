@@ -27,12 +27,17 @@ export interface CliProcess {
   kill9(): Promise<void>;
 }
 
-/** Starts `nixfleet ARGS...` with stdout + stderr appended to logFile. */
-export function startCli(args: string[], logFile: string): CliProcess {
+/**
+ * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
+ * namespace (`ip netns exec` execs node, so the PID is node's).
+ */
+export function startCli(args: string[], logFile: string, opts: { netns?: string } = {}): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
+  const argv = [process.execPath, CLI, ...args];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   try {
-    child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, FORCE_COLOR: '0' } });
+    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, FORCE_COLOR: '0' } });
   } finally {
     closeSync(fd);
   }
