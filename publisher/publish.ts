@@ -21,6 +21,7 @@ import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
+import { controlsBinding } from './controls.ts';
 
 /** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
  * and the timestamp are written next. */
@@ -90,9 +91,13 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** Timestamp lifetime: the smallest freshness window of any channel (documented in docs/architecture.md). */
+/**
+ * Timestamp lifetime: the LARGEST freshness window of any channel. Each agent holds the timestamp to its
+ * own channel's `freshnessSeconds` (signed in its channel plan; `channelFreshness` in protocol/verify),
+ * so a strict channel no longer sets the pace for all; the expiry is the outer bound for every reader.
+ */
 export function timestampLifetimeSeconds(freshness: readonly number[]): number {
-  return freshness.length > 0 ? Math.min(...freshness) : 3600;
+  return freshness.length > 0 ? Math.max(...freshness) : 3600;
 }
 
 export function signTimestamp(o: {
@@ -102,6 +107,7 @@ export function signTimestamp(o: {
   rootVersion: number;
   release: { version: number; index: FileRef };
   revocations: { version: number; file: FileRef };
+  controls?: { version: number; file: FileRef } | undefined;
   keys: readonly SigningKey[];
 }): Buffer {
   const issuedAtSec = Math.floor(o.now / 1000) * 1000;
@@ -114,6 +120,7 @@ export function signTimestamp(o: {
     rootVersion: o.rootVersion,
     release: o.release,
     revocations: o.revocations,
+    ...(o.controls ? { controls: o.controls } : {}),
   });
   return envelopeBytes(signDocument(doc, o.keys));
 }
@@ -248,6 +255,7 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
       rootVersion: root.version,
       release: { version, index: built.index },
       revocations: { version: revocations.version, file: revocations.ref },
+      controls: controlsBinding(opts.treeDir, root, current?.signed),
       keys: opts.releaseKeys,
     });
     const tSigned = performance.now();
