@@ -10,3 +10,4 @@ export { verifyTree, auditTree, type TreeReport, type TreeSource, type DocumentR
 export { verifyRelease, verifyReleaseIndex, type VerifyReleaseOptions, type VerifiedRelease, type VerifiedManifest } from './release.ts';
 export { requireFileRef, verifyReleaseDocument } from './documents.ts';
 export { readControls, verifyControls, verifyControlsDocument } from './controls.ts';
+export { channelFreshness, type ChannelFreshness } from './freshness.ts';
