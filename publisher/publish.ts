@@ -22,6 +22,7 @@ import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from 
 import { assertValidFleet } from './validate.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 import { controlsBinding } from './controls.ts';
+import { diffRelease, readCurrentRelease, type ReleaseDiff } from './diff.ts';
 
 /** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
  * and the timestamp are written next. */
@@ -50,6 +51,14 @@ export interface PublishOptions {
   /** Label of the fleet input in error messages. */
   fleetSource?: string;
   onProgress?: (p: PublishProgress) => void;
+  /**
+   * A fleet identical to the current release (same fleet JSON digest, same trust root version):
+   * 'publish' signs a new release anyway (library default), 'skip' writes nothing and returns status
+   * 'unchanged' (`nixfleet publish` without --force).
+   */
+  ifIdentical?: 'publish' | 'skip';
+  /** Build and sign in memory, compute the diff, write nothing (status 'dry-run'). */
+  dryRun?: boolean;
 }
 
 /** How the synchronous `publishRelease` is told the cache check was skipped on purpose (fabricated store
@@ -69,6 +78,10 @@ export type CacheCheckSummary =
   | { skipped: false; cacheUrl: string; targets: number; checked: number; keysUsed: string[]; ms: number };
 
 export interface PublishResult {
+  /** 'published'; 'unchanged' (identical fleet, ifIdentical 'skip': version is the current one); 'dry-run' (nothing written). */
+  status: 'published' | 'unchanged' | 'dry-run';
+  /** What this publish changes against the tree's current release, per channel. */
+  diff: ReleaseDiff;
   version: number;
   previousVersion: number;
   rootVersion: number;
@@ -229,13 +242,26 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     if (version <= previousVersion) throw new PublishRefused(`version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`);
 
     const issuedAt = isoTime(opts.now);
+    const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
+    const currentRelease = current ? readCurrentRelease(opts.treeDir, current.signed) : null;
+    // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
+    if (opts.ifIdentical === 'skip' && !opts.dryRun && currentRelease && currentRelease.index.fleetDigest === fleetDigest && currentRelease.index.rootVersion === root.version) {
+      const ts = current!.signed;
+      return {
+        status: 'unchanged', diff: { currentVersion: ts.release.version, identical: true, channels: [...currentRelease.plans.values()].map((p) => ({ channel: p.channel, change: 'unchanged' as const, rolloutId: { from: p.rolloutId, to: p.rolloutId }, restartsRollout: false, targets: [], settings: [] })), budgets: [] },
+        version: ts.release.version, previousVersion: ts.release.version, rootVersion: root.version, hosts: Object.keys(currentRelease.index.hosts).length,
+        rolloutIds: Object.fromEntries(Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId])),
+        index: ts.release.index, revocations: ts.revocations, timestamp: { issuedAt: ts.issuedAt, expires: ts.expires }, warnings, cacheCheck,
+        timings: { resolve: prepared.resolveMs, sign: 0, write: 0, total: performance.now() - t0 }, cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - c0 },
+      };
+    }
     const built = buildRelease({
       fleet,
       resolved,
       version,
       issuedAt,
       rootVersion: root.version,
-      fleetDigest: sha256Digest(canonicalBytes(opts.fleet)),
+      fleetDigest,
       source: opts.source ?? null,
       keys: opts.releaseKeys,
       onSigned: (done, total) => progress({ phase: 'sign', done, total }),
@@ -260,6 +286,25 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     });
     const tSigned = performance.now();
     const cSigned = cpuMs();
+    const diff = diffRelease(currentRelease, built.files, { fleetDigest, rootVersion: root.version });
+    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
+    const result = (status: PublishResult['status'], tWritten: number, cWritten: number): PublishResult => ({
+      status,
+      diff,
+      version,
+      previousVersion,
+      rootVersion: root.version,
+      hosts: Object.keys(fleet.hosts).length,
+      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
+      index: built.index,
+      revocations: { version: revocations.version, file: revocations.ref },
+      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
+      warnings,
+      cacheCheck,
+      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
+      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
+    });
+    if (opts.dryRun) return result('dry-run', performance.now(), cpuMs());
 
     installRoots(opts.treeDir, trust);
     installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
@@ -273,21 +318,7 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     const cWritten = cpuMs();
     progress({ phase: 'done', done: 1, total: 1 });
 
-    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
-    return {
-      version,
-      previousVersion,
-      rootVersion: root.version,
-      hosts: Object.keys(fleet.hosts).length,
-      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
-      index: built.index,
-      revocations: { version: revocations.version, file: revocations.ref },
-      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
-      warnings,
-      cacheCheck,
-      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
-      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
-    };
+    return result('published', tWritten, cWritten);
   } finally {
     unlock();
   }
