@@ -13,6 +13,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'version', summary: 'print the nixfleet version', load: () => import('./version.ts') },
   { name: 'validate', summary: 'validate a fleet JSON and print its resolved waves, or every violation', load: () => import('./validate.ts') },
   { name: 'publish', summary: 'validate a fleet, resolve its waves and write a signed release into the tree', load: () => import('./publish.ts') },
+  { name: 'rollback', summary: 'emergency rollback: publish a new release with the targets of release N (all at once or in waves)', load: () => import('./rollback.ts') },
   { name: 'refresh', summary: 're-sign the timestamp of the current release (scheduled CI job keeping the tree fresh)', load: () => import('./refresh.ts') },
   { name: 'simulate', summary: 'simulate a rollout of a synthetic fleet through the real reconciler', load: () => import('./simulate.ts') },
   { name: 'agent', summary: 'run the host agent (one cycle or a daemon); manage its quarantine', load: () => import('./agent.ts') },
