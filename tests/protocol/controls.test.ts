@@ -196,4 +196,21 @@ test('timestamp lifetime is the largest channel freshness (each agent applies it
   assert.is(channelFreshness(ts, { channel: 'lab', freshnessSeconds: 7200 }, NOW + 1800_000).status, 'fresh');
 });
 
+test('cp sync installs bound controls and refuses a tree whose timestamp drops them (release-key re-signed)', async () => {
+  const { syncTree } = await import('../../control-plane/sync.ts');
+  const s = setup();
+  const cp = mkdtempSync(join(tmpdir(), 'nf-controls-cp-'));
+  dirs.push(cp);
+  control(s, pause('prod'), NOW + 1000);
+  const first = await syncTree({ from: s.dir, treeDir: cp, pinnedRoot: s.root, now: NOW + 2000 });
+  assert.ok(first.installed);
+  assert.ok(existsSync(join(cp, 'current', controlsPath(1))));
+  // CI (holding the release key) re-signs a newer timestamp without the controls: a rollback of the pause.
+  const cur = JSON.parse(readFileSync(join(s.dir, TIMESTAMP_PATH), 'utf8')) as { signed: Record<string, unknown> };
+  const { controls: _, ...rest } = cur.signed;
+  writeFileSync(join(s.dir, TIMESTAMP_PATH), envelopeBytes(signDocument({ ...rest, issuedAt: isoTime(NOW + 3000) }, [s.release])));
+  const e = await expectRefusalAsync(() => syncTree({ from: s.dir, treeDir: cp, pinnedRoot: s.root, now: NOW + 4000 }), 'RollbackAttempt', TIMESTAMP_PATH);
+  assert.match(e.detail, /controls vnone are older than the installed v1/);
+});
+
 test.run();
