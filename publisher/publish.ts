@@ -243,7 +243,14 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
 
     const issuedAt = isoTime(opts.now);
     const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
-    const currentRelease = current ? readCurrentRelease(opts.treeDir, current.signed) : null;
+    // For the diff and the identical-fleet check only: a current release whose files are damaged or
+    // gone is replaced by this publish like before, and diffed as if there were none.
+    let currentRelease: ReturnType<typeof readCurrentRelease> | null = null;
+    try {
+      if (current) currentRelease = readCurrentRelease(opts.treeDir, current.signed);
+    } catch {
+      currentRelease = null;
+    }
     // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
     if (opts.ifIdentical === 'skip' && !opts.dryRun && currentRelease && currentRelease.index.fleetDigest === fleetDigest && currentRelease.index.rootVersion === root.version) {
       const ts = current!.signed;
