@@ -59,6 +59,10 @@ test('control pause -> show (pending) -> refresh binds it -> show (in force); ag
   assert.not.match(shown.out, /not yet bound/);
   const u = await updateTrust({ fetch: diskFetch(join(dir, 'tree')), state: initialClientState(readRoot(readFileSync(root), root)), now: Date.parse(at(60)) });
   assert.equal(u.controls!.signed.paused.map((x) => x.channel), ['prod']);
+  // The operator read side (status, trace, dashboard) evaluates the fleet under the same controls.
+  const { loadFleetState } = await import('../../operator/load.ts');
+  const state = await loadFleetState(join(dir, 'tree'), readRoot(readFileSync(root), root), { now: Date.parse(at(60)) });
+  assert.equal(state.input.controls?.paused.map((x) => x.channel), ['prod']);
 
   // resume-halted and retry default to the current rollout id; clear-quarantine fleet-wide; resume.
   await ok('control', 'resume-halted', '--channel', 'prod', ...base, ...ops, '--now', at(70));
