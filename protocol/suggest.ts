@@ -41,6 +41,7 @@ export function nearestName(name: string, candidates: Iterable<string>): string 
     // Lengths further apart than the threshold cannot be within it: skip the table.
     if (c === name || Math.abs(c.length - name.length) > SUGGEST_MAX_DISTANCE) continue;
     const d = editDistance(name, c);
+    if (d > SUGGEST_MAX_DISTANCE) continue;
     if (d < bestDistance) [best, bestDistance] = [[c], d];
     else if (d === bestDistance) best.push(c);
   }

@@ -50,9 +50,10 @@ export function unknownFieldsWords(keys: readonly string[], known: readonly stri
 
 /** The plain message for one zod issue, or undefined to keep zod's own (rare codes). */
 export function issueMessage(iss: RawIssue): string | undefined {
+  // A missing field fails as a wrong type, a wrong value or no union member alike: it is "required".
+  if (iss.input === undefined && (iss.code === 'invalid_type' || iss.code === 'invalid_value' || iss.code === 'invalid_union')) return 'required';
   switch (iss.code) {
     case 'invalid_type':
-      if (iss.input === undefined) return 'required';
       return `must be ${TYPE_WORDS[iss.expected] ?? iss.expected}`;
     case 'invalid_value':
       return iss.values.length === 1 ? `must be ${quote(iss.values[0])}` : `must be one of ${iss.values.map(quote).join(', ')}`;
