@@ -68,7 +68,7 @@ type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** One field's value when it passes its own schema (defaults applied), else undefined. */
-function typed<T>(schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+function checkedField<T>(schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
   if (!isObject(raw)) return undefined;
   const r = schema.safeParse(raw[key]);
   return r.success ? { value: r.data } : undefined;
@@ -128,7 +128,14 @@ interface WellTyped {
   revokedClosures: Set<string>;
 }
 
-function wellTyped(input: unknown): WellTyped {
+/** A field of a fleet that already passed the schema: well-typed by construction (no second parse of host keys). */
+function parsedField<T>(_schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+  return isObject(raw) ? { value: raw[key] as T } : undefined;
+}
+
+/** `schemaPassed`: `input` is the schema's output, so each part is taken as it is. */
+function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
+  const typed = schemaPassed ? parsedField : checkedField;
   const v = <T>(r: { value: T } | undefined): T | undefined => r?.value;
   const edges = (key: string, schema: typeof HostEdge | typeof ChannelEdge): EdgeParts[] =>
     elements(input, key).map((e, index) => ({ index, before: v(typed(schema.shape.before, e, 'before')), after: v(typed(schema.shape.after, e, 'after')) }));
@@ -149,7 +156,7 @@ function wellTyped(input: unknown): WellTyped {
       signingIntervalSeconds: v(typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds')),
     })),
     policies: declared(input, 'policies', (p) => {
-      const whole = FleetPolicy.safeParse(p);
+      const whole = schemaPassed ? { success: true as const, data: p as FleetPolicy } : FleetPolicy.safeParse(p);
       const selectors = elements(p, 'waves').flatMap((w, index) => {
         const selector = v(typed(FleetWave.shape.selector, w, 'selector'));
         return selector === undefined ? [] : [{ index, selector }];
@@ -365,7 +372,7 @@ export function validateFleet(input: unknown): ValidationResult {
   const parsed = Fleet.safeParse(input, { error: plainIssues });
   const r = new Report();
   if (!parsed.success) r.errors.push(...schemaErrors(parsed.error));
-  const parts = wellTyped(input);
+  const parts = parsed.success ? wellTyped(parsed.data, true) : wellTyped(input, false);
   const knownTags = new Set([...(parts.hosts?.values() ?? [])].flatMap((h) => h.tags ?? []));
   checkHosts(parts, r);
   checkChannelsAndPolicies(parts, r);
