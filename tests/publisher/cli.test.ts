@@ -30,7 +30,7 @@ test('validate: 0 with the resolved waves, 1 with every violation, 2 for a missi
   assert.match(bad.stderr, /hosts\.web-02\.channel: unknown channel "stabel"/);
   const badJson = await cli('validate', '--json', join(fixtures, 'negative/unknown-policy.json'));
   assert.is(badJson.code, 1);
-  assert.equal(JSON.parse(badJson.stdout).errors, ['channels.beta.policy: unknown policy "stagged"']);
+  assert.equal(JSON.parse(badJson.stdout).errors, ['channels.beta.policy: unknown policy "stagged" (did you mean "staged"?)']);
   const dup = await cli('validate', join(fixtures, 'negative/duplicate-json-key.json'));
   assert.is(dup.code, 1);
   assert.match(dup.stderr, /duplicate key "fleet"/);
