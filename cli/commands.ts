@@ -40,4 +40,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'pki issue-host', summary: 'issue a host client certificate (CN = host name, OU=agent)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssueHost })) },
   { name: 'pki issue-operator', summary: 'issue an operator client certificate (OU=operator)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssueOperator })) },
   { name: 'pki revoke', summary: 'revoke a client certificate (CRL + revoked serial list)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiRevoke })) },
+  { name: 'pki renew', summary: 'renew a certificate (same name; same key unless --new-key)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiRenew })) },
+  { name: 'pki list', summary: 'list the certificates of a PKI directory with their expiry', load: () => import('./pki.ts').then((m) => ({ default: m.pkiList })) },
 ];
