@@ -7,7 +7,6 @@ import { PHASES, attentionHosts, quarantineEvidence, DEFAULT_QUARANTINE_HOURS, t
 import { attentionItems, type ExpiringCert } from './attention.ts';
 import { HOSTS_PER_PAGE, SEARCH_SCRIPT, filterBar, hostLists, listPages, searchIndex } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
-import { humanDuration } from '../reconciler/time.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
 import type { ReleaseLoad } from '../operator/load.ts';
 import type { AckRecord, ChannelView, HostPhase } from '../reconciler/index.ts';
@@ -163,13 +162,12 @@ ${more}`;
 }
 
 /**
- * The phase detail without the reconciler's "(last ack N ago)" suffix (describePhase adds exactly that):
- * a host page states the ack's signed time instead, so it does not change with every build's `now`.
+ * Reconciler texts without their "(last ack N ago)" parts (describePhase adds one to a detail; gate
+ * reasons quote other hosts' details): a host page states signed times instead, so it does not change
+ * with every build's `now` and watch mode rewrites it only when the host's evidence or verdict changes.
  */
-function detailWithoutAge(h: HostRow, now: number): string {
-  if (h.lastAck === null) return h.detail;
-  const suffix = ` (last ack ${humanDuration((now - h.lastAck) / 1000)} ago)`;
-  return h.detail.endsWith(suffix) ? h.detail.slice(0, -suffix.length) : h.detail;
+function withoutAges(text: string): string {
+  return text.replace(/ \(last ack [^()]* ago\)/g, '');
 }
 
 /** What the host's signed failure acks say its agent quarantined, labelled as that evidence. */
@@ -194,11 +192,11 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const ackRows = recent.map((a) => html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" data-l="release">${a.releaseVersion}</td><td class="mono" data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`);
   const failure = timeline.failure !== null && timeline.failedAt !== null
     ? html`<span class="bad-text">${timeline.failure}</span> (signed ${utc(timeline.failedAt)})`
-    : h.phase === 'failed' ? html`<span class="bad-text">${detailWithoutAge(h, m.now)}</span>` : null;
+    : h.phase === 'failed' ? html`<span class="bad-text">${withoutAges(h.detail)}</span>` : null;
   const rows: [string, Html | string | number][] = [
     ['channel / wave', html`<a href="../channels/${h.channel}.html">${h.channel}</a>, <a href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${plan.strategy})`],
-    ['phase', html`${phaseChip(h.phase, undefined, '../')} ${detailWithoutAge(h, m.now)}${h.excused ? ' (excused by policy)' : ''}`],
-    ['why', h.gate !== null ? html`<b>${h.gate}</b>: ${h.reason ?? ''}` : h.reason ?? '—'],
+    ['phase', html`${phaseChip(h.phase, undefined, '../')} ${withoutAges(h.detail)}${h.excused ? ' (excused by policy)' : ''}`],
+    ['why', h.gate !== null ? html`<b>${h.gate}</b>: ${withoutAges(h.reason ?? '')}` : withoutAges(h.reason ?? '—')],
   ];
   if (failure !== null) rows.push(['failure (this rollout)', failure]);
   rows.push(

@@ -265,7 +265,8 @@ test('atomic install: --out is a symlink switched per build; one previous build 
   assert.is.not(r2.buildDir, r3.buildDir);
   assert.is(join(fx.dir, readlinkSync(out)), r3.buildDir);
   const kept = readdirSync(buildsDirOf(out)).filter((n) => n.startsWith('build-')).map((n) => join(buildsDirOf(out), n)).sort();
-  assert.equal(kept, [r2.buildDir, r3.buildDir].sort());
+  // each kept build with its page manifest (what the next build compares against)
+  assert.equal(kept, [r2.buildDir, `${r2.buildDir}.pages`, r3.buildDir, `${r3.buildDir}.pages`].sort());
   assert.is((lstatSync(r3.buildDir).mode & 0o777).toString(8), '755');
 
   const foreign = join(fx.dir, 'foreign');
