@@ -13,7 +13,7 @@ import {
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 import { DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/verify/update-trust.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
-import { renderSite, type SitePages } from './pages.ts';
+import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
 
@@ -38,6 +38,8 @@ export interface SiteInputOptions {
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
   pkiDir?: string;
+  /** Host pages of earlier builds by their inputs: only changed ones are rendered (watch mode keeps one). */
+  hostPageMemo?: HostPageMemo;
 }
 
 /**
@@ -159,7 +161,7 @@ export function renderSitePages(o: SiteInputOptions): RenderedSite {
   const t3 = performance.now();
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);
-  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs });
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs, ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}) });
   const t4 = performance.now();
   const summary: SiteSummary = {
     status: load.status,

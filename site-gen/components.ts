@@ -54,10 +54,11 @@ export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHist
 }
 
 /**
- * The banner of a host page: the same verdict without anything relative to `now`, so that a host page
- * changes only when its own facts or the verdict do (the overview carries the timestamp's age).
+ * The banner of the pages that number in the thousands (host pages, host lists): the same verdict
+ * without anything relative to `now`, so that such a page changes only when its own facts or the
+ * verdict do and watch mode rewrites only those (the overview carries the timestamp's age).
  */
-export function hostPageBanner(load: ReleaseLoad, acks: AckHistory | null): Html {
+export function stableBanner(load: ReleaseLoad, acks: AckHistory | null): Html {
   if (load.status !== 'verified') return verificationBanner(load, 0, acks);
   const r = load.release.report;
   const notes: Html[] = [];
@@ -66,19 +67,35 @@ export function hostPageBanner(load: ReleaseLoad, acks: AckHistory | null): Html
   return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires))}${notes}</div>`;
 }
 
-function lastAckCell(h: HostRow, now: number): Html {
+/**
+ * Reconciler texts without their "(last ack N ago)" parts (describePhase adds one to a detail; gate
+ * reasons quote other hosts' details), for the pages that state signed times instead of ages.
+ */
+export function withoutAges(text: string): string {
+  return text.replace(/ \(last ack [^()]* ago\)/g, '');
+}
+
+/** The footer of the stable pages: provenance, no build time (the overview has it). */
+export function stableFooter(base: string): Html {
+  return html`Facts from documents verified against the pinned trust root and from host acks verified against the host keys in the signed release. Ages and the build time: see the <a href="${base}index.html">overview</a>.`;
+}
+
+function lastAckCell(h: HostRow, now: number | null): Html {
   if (h.latest === null || h.latestAt === null) return html`<span class="muted">none</span>`;
+  if (now === null) return html`${h.latest.kind} <span class="muted">${utc(h.latestAt)}</span>`;
   return html`${h.latest.kind} <span class="muted">${duration((now - h.latestAt) / 1000)} ago</span>`;
 }
 
-function whyCell(h: HostRow): Html {
-  if (h.gate !== null) return html`<b>${h.gate}</b>: ${h.reason ?? ''}`;
-  if (h.reason !== null) return html`${h.reason}`;
-  return html`${h.detail}${h.excused ? ' (excused by policy)' : ''}`;
+function whyCell(h: HostRow, ages: boolean): Html {
+  const text = ages ? (t: string) => t : withoutAges;
+  if (h.gate !== null) return html`<b>${h.gate}</b>: ${text(h.reason ?? '')}`;
+  if (h.reason !== null) return html`${text(h.reason)}`;
+  return html`${text(h.detail)}${h.excused ? ' (excused by policy)' : ''}`;
 }
 
 export interface HostTableOptions {
-  now: number;
+  /** The build's instant for ages; null = signed times only (the stable list pages). */
+  now: number | null;
   /** The site root relative to the page ("" or "../"). */
   base: string;
   limit?: number;
@@ -93,7 +110,7 @@ export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map((h) => {
     const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" data-l="why">${whyCell(h)}</td><td class="mono" data-l="current" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
+    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
   });
   const more = rows.length > shown.length ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>` : null;
   return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;

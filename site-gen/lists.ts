@@ -4,7 +4,7 @@
 // host name over a compact index (search-index.js), loaded only when the operator types.
 import { html, join, raw, type Html } from './html.ts';
 import { page } from './layout.ts';
-import { footer, hostTable, listHref, phaseChip, verificationBanner } from './components.ts';
+import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
 import { PHASES, type FleetModel, type HostRow } from './model.ts';
 import type { ReleaseLoad } from '../operator/load.ts';
 import type { HostPhase } from '../reconciler/index.ts';
@@ -65,22 +65,28 @@ function pager(base: string, id: string, current: number, pages: number): Html {
   return html`<nav class="pager" aria-label="pages">${join(parts)}</nav>`;
 }
 
-/** The filter bar every list shows: search (with JavaScript), each phase with its count, each channel and its waves. */
-export function filterBar(m: FleetModel, base: string): Html {
-  const phases = join(PHASES.map((p) => phaseChip(p, m.phaseTotals[p], base)), ' ');
+/**
+ * The filter bar every list shows: search (with JavaScript), each phase, each channel and its waves.
+ * Counts only where asked (hosts.html): on the list pages they would change every page whenever one
+ * host changes phase.
+ */
+export function filterBar(m: FleetModel, base: string, withCounts: boolean): Html {
+  const phases = join(PHASES.map((p) => phaseChip(p, withCounts ? m.phaseTotals[p] : undefined, base)), ' ');
   const channels = m.view.channels.map((c) => html`<span><a href="${listHref(base, `channel-${c.channel}`)}">${c.channel}</a> (waves ${join(c.waves.map((w) => html`<a href="${listHref(base, `wave-${c.channel}-${w.index}`)}">${w.index}</a>`), ' ')})</span>`);
   return html`<form id="search" role="search" hidden data-index="${base}search-index.js" data-base="${base}"><label>Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"></label><div id="search-results" aria-live="polite"></div></form>
 <div class="filters">Phase: ${phases}</div>
-<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined (${m.quarantines.size})</a></div>`;
+<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
 }
 
 /** lists/<id>_<n>.html for every list and page. */
 export function listPages(m: FleetModel, load: ReleaseLoad, lists: readonly HostList[]): Map<string, string> {
   const out = new Map<string, string>();
   const base = '../';
-  const banner = verificationBanner(load, m.now, m.acks);
-  const foot = footer(m.now, m.acks);
-  const filters = filterBar(m, base);
+  // Lists state signed times, not ages: a list page changes only when one of its hosts does (the
+  // lists hold the whole fleet several times over; rewriting them for every ack would dominate).
+  const banner = stableBanner(load, m.acks);
+  const foot = stableFooter(base);
+  const filters = filterBar(m, base, false);
   for (const l of lists) {
     const pages = Math.max(1, Math.ceil(l.rows.length / HOSTS_PER_PAGE));
     for (let n = 1; n <= pages; n++) {
@@ -91,7 +97,7 @@ export function listPages(m: FleetModel, load: ReleaseLoad, lists: readonly Host
 ${filters}
 <p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
 ${nav}
-${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: m.now, base })}
+${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
 ${nav}`;
       out.set(`lists/${l.id}_${n}.html`, page({ title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`, base, banner, body, footer: foot, script: true }));
     }

@@ -2,7 +2,7 @@
 import { html, join, type Html } from './html.ts';
 import { page } from './layout.ts';
 import { duration, relative, shortDigest, shortStorePath, utc } from './format.ts';
-import { footer, hostPageBanner, hostTable, keyValueTable, legend, listHref, phaseChip, scroll, verificationBanner } from './components.ts';
+import { footer, stableBanner, stableFooter, withoutAges, hostTable, keyValueTable, legend, listHref, phaseChip, scroll, verificationBanner } from './components.ts';
 import { PHASES, attentionHosts, quarantineEvidence, DEFAULT_QUARANTINE_HOURS, type FleetModel, type HostRow } from './model.ts';
 import { attentionItems, type ExpiringCert } from './attention.ts';
 import { HOSTS_PER_PAGE, SEARCH_SCRIPT, filterBar, hostLists, listPages, searchIndex } from './lists.ts';
@@ -18,6 +18,8 @@ import { parseAckTime } from '../reconciler/time.ts';
 export const MAX_TIMELINE_LANES = 300;
 /** The overview and channel pages list at most this many hosts needing attention (all are on the lists). */
 export const MAX_ATTENTION_ROWS = 100;
+/** documents.html lists at most this many rejected acks (~0.2 kB each: the page stays under 500 kB). */
+export const MAX_REJECTED_ROWS = 1000;
 /** A host page lists its newest acks, at most this many. */
 export const MAX_HOST_ACKS = 100;
 
@@ -154,20 +156,11 @@ function hostsPage(m: FleetModel, load: ReleaseLoad): string {
     ? html`<p>Showing hosts 1–${first.length} of ${m.hosts.length}: <a href="${listHref('', 'all', 2)}">next page →</a></p>`
     : null;
   const body = html`<h1>Hosts (${m.hosts.length})</h1>
-${filterBar(m, '')}
+${filterBar(m, '', true)}
 ${more}
 ${hostTable(first, { now: m.now, base: '' })}
 ${more}`;
   return page({ title: `NixFleet ${m.release.report.fleet}: hosts`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks), script: true });
-}
-
-/**
- * Reconciler texts without their "(last ack N ago)" parts (describePhase adds one to a detail; gate
- * reasons quote other hosts' details): a host page states signed times instead, so it does not change
- * with every build's `now` and watch mode rewrites it only when the host's evidence or verdict changes.
- */
-function withoutAges(text: string): string {
-  return text.replace(/ \(last ack [^()]* ago\)/g, '');
 }
 
 /** What the host's signed failure acks say its agent quarantined, labelled as that evidence. */
@@ -218,8 +211,7 @@ ${probes}
 ${recent.length === 0 ? html`<p class="muted">No verified acks from this host.</p>` : scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th><th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th><th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`)}`;
   // No build time here: the page is a function of the host's evidence and the release, so watch mode
   // rewrites it only when those change; the overview says when the site was built.
-  const foot = html`Host facts from documents verified against the pinned trust root and from this host's acks verified against its key in the signed release. Ages and the build time: see the <a href="../index.html">overview</a>.`;
-  return page({ title: `NixFleet ${m.release.report.fleet}: host ${h.host}`, base: '../', banner: hostPageBanner(load, m.acks), body, footer: foot });
+  return page({ title: `NixFleet ${m.release.report.fleet}: host ${h.host}`, base: '../', banner: stableBanner(load, m.acks), body, footer: stableFooter('../') });
 }
 
 function keyStatus(from: number, until: number, now: number): Html {
@@ -249,17 +241,24 @@ ${root.cacheKeys.length === 0 ? html`<p class="muted">None: hosts trust no binar
   return page({ title: `NixFleet ${m.release.report.fleet}: trust`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
 }
 
+const HOST_MANIFEST = 'host-manifest';
+
 function documentsPage(m: FleetModel, load: ReleaseLoad): string {
   const rep = m.release.report;
   const byType = new Map<string, number>();
   for (const d of rep.documents) byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
+  // One manifest per host: every document with a finding and every other document is listed, the
+  // host manifests that verified cleanly are counted.
+  const listed = rep.documents.filter((d) => d.type !== HOST_MANIFEST || d.result !== 'ok');
+  const okManifests = rep.documents.length - listed.length;
   const body = html`<h1>Verification of every document</h1>
 <p>Verified at ${utc(parseIsoTime(rep.verifiedAt))} against the pinned trust root: ${[...byType].map(([t, n]) => `${n} ${t}`).join(', ')}.</p>
 ${rep.unlistedManifests.length > 0 ? html`<h2 class="bad-text">Manifests not listed in the release index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>` : null}
 <h2>Acks that did not verify (${m.acks.rejected.length})</h2>
-${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, 1000).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`}
+${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : scroll(html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, MAX_REJECTED_ROWS).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`)}${m.acks.rejected.length > MAX_REJECTED_ROWS ? html`<p class="muted">First ${MAX_REJECTED_ROWS} of ${m.acks.rejected.length} shown.</p>` : null}
 <h2>Documents</h2>
-<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${rep.documents.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`;
+${okManifests > 0 ? html`<p>${okManifests} host manifest(s) verified without findings (one per host; not listed one by one, so that this page stays small at fleet scale).</p>` : null}
+${scroll(html`<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${listed.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`)}`;
   return page({ title: `NixFleet ${rep.fleet}: documents`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
 }
 
@@ -280,6 +279,38 @@ ${keyValueTable([
 export interface RenderOptions {
   /** Certificates from --pki expiring soon; null = not checked (no --pki). */
   certs?: readonly ExpiringCert[] | null;
+  /** Host pages of the previous build by their inputs (watch mode keeps one). */
+  memo?: HostPageMemo;
+}
+
+/**
+ * Watch mode renders again only the host pages whose inputs changed. A host page is a function of the
+ * verdict banner, the release and revocations (by version and rollout), the host's verdict without
+ * ages, and its verified ack history (see hostPage: it reads nothing relative to `now`); the key holds
+ * all of them, the history as its JSON, so any change of any of them renders the page again.
+ */
+export class HostPageMemo {
+  private pages = new Map<string, { key: string; html: string }>();
+
+  render(host: string, key: string, make: () => string, used: Set<string>): string {
+    used.add(host);
+    const hit = this.pages.get(host);
+    if (hit !== undefined && hit.key === key) return hit.html;
+    const html = make();
+    this.pages.set(host, { key, html });
+    return html;
+  }
+
+  /** Drops hosts no longer in the fleet. */
+  retain(used: ReadonlySet<string>): void {
+    for (const h of this.pages.keys()) if (!used.has(h)) this.pages.delete(h);
+  }
+}
+
+function hostPageKey(m: FleetModel, load: ReleaseLoad, h: HostRow, banner: string): string {
+  const plan = m.release.plans[h.channel]!;
+  const verdict = [h.phase, withoutAges(h.detail), h.gate, withoutAges(h.reason ?? ''), h.excused, h.current, m.release.report.release.version, m.release.revocations.version, plan.rolloutId];
+  return `${banner}\n${JSON.stringify(verdict)}\n${JSON.stringify(m.ackHistory.get(h.host) ?? [])}`;
 }
 
 export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: number, pinnedRootVersion: number, o: RenderOptions = {}): SitePages {
@@ -300,6 +331,13 @@ export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: num
   pages.set('trust.html', trustPage(model, load));
   pages.set('documents.html', documentsPage(model, load));
   for (const c of model.view.channels) pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
-  for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
+  if (o.memo === undefined) {
+    for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
+  } else {
+    const banner = stableBanner(load, model.acks).text;
+    const used = new Set<string>();
+    for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, o.memo.render(h.host, hostPageKey(model, load, h, banner), () => hostPage(model, load, h), used));
+    o.memo.retain(used);
+  }
   return pages;
 }

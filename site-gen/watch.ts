@@ -8,6 +8,7 @@ import { basename, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../operator/load.ts';
+import { HostPageMemo } from './pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -61,6 +62,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   let idle: (() => void) | null = null;
   const ackCache = new AckCache();
   const releaseCache = new ReleaseCache();
+  const hostPageMemo = new HostPageMemo();
 
   const runBuild = (trigger: string): void => {
     timer = null;
@@ -72,7 +74,7 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
     building = true;
     try {
       const result = buildSite({
-        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache,
+        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache, hostPageMemo,
         ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
         ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       });

@@ -7,6 +7,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { AckCache, readPinnedRoot } from '../../operator/load.ts';
+import { HostPageMemo } from '../../site-gen/pages.ts';
 
 const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [string, string, string, string, string, string, string];
 const now = Number(nowArg);
@@ -17,9 +18,10 @@ const cold = buildSite({ treeDir: tree, pinnedRoot, outDir: out, now });
 const coldMaxRssMb = rssMb();
 const ackCache = new AckCache();
 const releaseCache = new ReleaseCache();
-const watchStart = buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 1000, ackCache, releaseCache });
+const hostPageMemo = new HostPageMemo();
+const watchStart = buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 1000, ackCache, releaseCache, hostPageMemo });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
-const oneAck = buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 2000, ackCache, releaseCache });
+const oneAck = buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 2000, ackCache, releaseCache, hostPageMemo });
 process.stdout.write(JSON.stringify({ cold, coldMaxRssMb, watchStart, oneAck, maxRssMb: rssMb() }));

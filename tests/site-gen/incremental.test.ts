@@ -8,7 +8,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
-import { renderSite } from '../../site-gen/pages.ts';
+import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
@@ -54,6 +54,9 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     assert.is(inc.written, changed.length);
     const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts).map((h) => `hosts/${h}.html`);
     assert.equal(changed.filter((k) => k.startsWith('hosts/')).sort(), [`hosts/${host}.html`, ...gatedOnIt].sort());
+    // list pages state signed times, not ages: those of ch-1 (nothing changed there) are not rewritten
+    assert.equal(changed.filter((k) => k.startsWith('lists/channel-ch-1') || k.startsWith('lists/wave-ch-1')), []);
+    assert.ok(changed.includes('lists/channel-ch-0_1.html') && changed.includes('lists/phase-activating_1.html'));
     assert.ok(inc.bytesWritten < inc.bytes);
 
     // the incremental site is exactly what a cold build of the same inputs gives
@@ -62,6 +65,35 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     const coldSite = readSite(join(copy.dir, 'fresh'));
     assert.equal([...after.keys()], [...coldSite.keys()]);
     for (const [k, v] of coldSite) assert.ok(after.get(k) === v, `${k} differs from a cold build`);
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('watch mode caches (acks, verification, host pages) give byte-identical sites to a cold build, before and after a new ack', () => {
+  const copy = createSiteFixture();
+  try {
+    const caches = { ackCache: new AckCache(), releaseCache: new ReleaseCache(), hostPageMemo: new HostPageMemo() };
+    const watched = join(copy.dir, 'watched');
+    const same = (now: number, tag: string) => {
+      const w = buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: watched, now, ...caches });
+      const c = join(copy.dir, `cold-${tag}`);
+      buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: c, now });
+      const a = readSite(watched);
+      const b = readSite(c);
+      assert.equal([...a.keys()], [...b.keys()]);
+      // documents.html says when the tree was verified: with reuse, by the earlier build (and says so)
+      for (const [k, v] of b) if (!(w.verificationReused && k === 'documents.html')) assert.ok(a.get(k) === v, `${tag}: ${k} differs from a cold build`);
+      return w;
+    };
+    same(NOW, 'start');
+    const host = copy.roles.soaking;
+    const p0 = copy.plans['ch-0']!;
+    copy.chains.get(host)!.write({ at: NOW + 5000, kind: 'rolled-back', rolloutId: p0.rolloutId, target: p0.hosts[host]!.target, current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old`, reason: 'probe failed after activation' });
+    const after = same(NOW + 6000, 'after');
+    assert.is(after.verificationReused, true);
+    assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
+    assert.match(page(watched, `hosts/${host}.html`), 'probe failed after activation');
   } finally {
     copy.cleanup();
   }
