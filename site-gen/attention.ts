@@ -83,9 +83,11 @@ export function attentionItems(m: FleetModel, certs: readonly ExpiringCert[] | n
   for (const b of m.view.budgets) {
     if (b.inFlight > b.max) items.push({ severity: 'bad', kind: 'over-budget', title: `disruption budget ${b.id}: ${b.inFlight} in flight, max ${b.max}`, detail: named(b.inFlightHosts), hosts: b.inFlightHosts, href: 'index.html#budgets' });
   }
-  const blocking = new Set(m.view.channels.flatMap((c) => c.waves.flatMap((w) => w.blockingHosts)));
-  const offline = m.hosts.filter((h) => h.phase === 'offline' && !h.excused && blocking.has(h.host));
-  if (offline.length > 0) items.push({ severity: 'bad', kind: 'offline-blocking', title: `${offline.length} offline host(s) blocking a wave`, detail: named(offline.map((h) => `${h.host} (${h.channel} wave ${h.wave})`)), hosts: offline.map((h) => h.host), href: 'lists/phase-offline_1.html' });
+  // Offline beyond the wave's excuse limit (not excused) in a wave that has not completed: the wave
+  // cannot complete until the host reports (a wave's blockingHosts names only the first few).
+  const openWaves = new Set(m.view.channels.flatMap((c) => c.waves.filter((w) => w.state === 'active' || w.state === 'soaking').map((w) => `${c.channel}/${w.index}`)));
+  const offline = m.hosts.filter((h) => h.phase === 'offline' && !h.excused && openWaves.has(`${h.channel}/${h.wave}`));
+  if (offline.length > 0) items.push({ severity: 'bad', kind: 'offline-blocking', title: `${offline.length} offline host(s) blocking an active wave`, detail: named(offline.map((h) => `${h.host} (${h.channel} wave ${h.wave})`)), hosts: offline.map((h) => h.host), href: 'lists/phase-offline_1.html' });
   const deferred = m.hosts.filter((h) => h.phase === 'deferred');
   if (deferred.length > 0) items.push({ severity: 'warn', kind: 'deferred', title: `${deferred.length} deferred host(s) waiting for a reboot or maintenance window`, detail: named(deferred.map((h) => `${h.host}${h.latest?.reason ? `: ${h.latest.reason}` : ''}`)), hosts: deferred.map((h) => h.host), href: 'lists/phase-deferred_1.html' });
   const ts = m.release.timestamp;

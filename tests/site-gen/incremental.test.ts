@@ -165,6 +165,30 @@ test('what needs you now: halted channel, failed and quarantined hosts with thei
   assert.is(modelAt(NOW + 25 * 3600_000).model.quarantines.size, 0);
 });
 
+test('what needs you now, 16 min later: an offline host of an active wave blocks it; the timestamp refresh is overdue', () => {
+  const copy = createSiteFixture();
+  try {
+    // the activating host completes its switch, so that ch-0 stays in progress (not presumed failed)
+    const h = copy.roles.activating;
+    const p0 = copy.plans['ch-0']!;
+    const mine = { rolloutId: p0.rolloutId, target: p0.hosts[h]!.target, current: p0.hosts[h]!.target };
+    copy.chains.get(h)!.write({ at: NOW + 30_000, kind: 'activated', ...mine });
+    copy.chains.get(h)!.write({ at: NOW + MIN, kind: 'healthy', ...mine, healthySince: new Date(NOW + MIN).toISOString().replace('.000Z', 'Z') });
+    const out = join(copy.dir, 'later');
+    const r = buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW + 16 * MIN });
+    assert.is(r.channels[0]!.state, 'in-progress');
+    const needs = /<ul class="needs" id="needs">(.*?)<\/ul>/s.exec(page(out, 'index.html'))![1]!;
+    const offline = /<li class="bad" data-kind="offline-blocking">(.*?)<\/li>/s.exec(needs);
+    assert.ok(offline, needs);
+    assert.match(offline[1]!, `${copy.roles.eligible} (ch-0 wave 1)`);
+    // ch-2's hosts are offline too, but their waves wait behind the channel edge: they block nothing yet
+    for (const g of Object.keys(copy.plans['ch-2']!.hosts)) assert.not.match(offline[1]!, `${g} (`);
+    assert.match(needs, '<li class="warn" data-kind="refresh-overdue">');
+  } finally {
+    copy.cleanup();
+  }
+});
+
 function modelAt(now: number) {
   const load = loadReleaseAllowingStale(fx.treeDir, fx.root, { now: NOW });
   if (load.status !== 'verified') throw new Error('fixture does not verify');
