@@ -124,7 +124,9 @@ async function benchSize(hosts: number): Promise<void> {
     writeFileSync(join(dir, 'next-ack.json'), next.file);
     writeFileSync(join(dir, 'next-ack.record'), next.record);
 
-    const child = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)), tree, join(dir, 'root.json'), join(dir, 'site'), String(now), next.host, join(dir, 'next-ack.json'), join(dir, 'next-ack.record')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
+    const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
+    const child = spawnSync(process.execPath, [...heap, '--import', 'tsx', fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)), tree, join(dir, 'root.json'), join(dir, 'site'), String(now), next.host, join(dir, 'next-ack.json'), join(dir, 'next-ack.record')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd: fileURLToPath(new URL('..', import.meta.url)) });
     if (child.status !== 0) throw new Error(`site-gen bench child failed (${child.status}): ${child.stderr}`);
     const r = JSON.parse(child.stdout) as ChildReport;
     for (const b of [r.cold, r.watchStart, r.oneAck]) if (b.status !== 'verified' || b.acks.rejected !== 0) throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
