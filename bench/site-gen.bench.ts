@@ -1,11 +1,14 @@
-// Dashboard build time for a 10,000-host fleet mid-rollout: a tree from the real publisher, every host's
-// latest ack in acks/hosts/ and the whole ack history in the endpoint's log. Measures buildSite end to
-// end (verify the tree, verify every ack, fleet view, render every page, install atomically) and the
-// size of what it writes. SITE_GEN_BENCH_HOSTS=N changes the size.
+// Dashboard build time for a fleet mid-rollout (10,000 and 100,000 hosts): a tree from the real
+// publisher, every host's latest ack in acks/hosts/ and the whole ack history in the endpoint's log.
+// Each size is built in a fresh child process (bench/support/site-gen-child.ts, so its peak RSS is the
+// build's): a cold one-shot `site build`, then watch mode's start build and its rebuild after one new
+// ack (ack cache + reused verification + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...]
+// chooses the sizes (default 10000,100000).
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { publishRelease } from '../publisher/publish.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import type { SigningKey } from '../protocol/keys.ts';
@@ -18,17 +21,27 @@ import { channelPlanPath } from '../protocol/layout.ts';
 import { readChannelPlan } from '../protocol/verify/documents.ts';
 import type { Ack } from '../protocol/schemas/ack.ts';
 import { formatRecord } from '../protocol/ack-log.ts';
-import { buildSite } from '../site-gen/build.ts';
-import { AckCache } from '../operator/load.ts';
+import type { SiteBuildResult } from '../site-gen/build.ts';
 
 const MIN = 60_000;
 
-/** Writes each host's ack chain: wave 0 soaked, wave 1 soaking, wave 2 one in ten activating, the rest waiting. */
-function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['signed'][], hostKeys: Record<string, SigningKey>, now: number): number {
+interface NewAck {
+  host: string;
+  /** The envelope as acks/hosts/<host>.json holds it, and the ack log's record. */
+  file: Uint8Array;
+  record: Uint8Array;
+}
+
+/**
+ * Writes each host's ack chain: wave 0 soaked, wave 1 soaking, wave 2 one in ten activating, the rest
+ * waiting. Also signs, without writing it, the next ack of one waiting host (it starts at now + 1 s).
+ */
+function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['signed'][], hostKeys: Record<string, SigningKey>, now: number): { count: number; next: NewAck } {
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
   mkdirSync(join(tree, '.ack-log'), { recursive: true });
   const log = openSync(join(tree, '.ack-log', 'acks.log'), 'w');
   let count = 0;
+  let next: NewAck | null = null;
   try {
     for (const plan of plans) {
       for (const wave of plan.waves) {
@@ -64,21 +77,37 @@ function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['sign
             count++;
           });
           writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), last!);
+          if (next === null && wave.index === 2 && i % 10 === 1) {
+            const ack: Ack = {
+              type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: 'generated', host, seq: steps.length + 1, prev, time: isoTime(now + 1000), kind: 'started',
+              releaseVersion: 1, rolloutId: plan.rolloutId, target, current: old, healthySince: null, probes: [], reason: null,
+            };
+            const signed = signAck(ack, hostKeys[host]!);
+            next = { host, file: envelopeBytes(signed), record: formatRecord({ digest: ackDigest(signed), canonical: canonicalString(signed) }) };
+          }
         });
       }
     }
   } finally {
     closeSync(log);
   }
-  return count;
+  if (next === null) throw new Error('bench fleet has no waiting host in wave 2');
+  return { count, next };
 }
 
 function du(dir: string): number {
   return Number(execFileSync('du', ['-sb', '-L', dir], { encoding: 'utf8' }).split('\t')[0]);
 }
 
-export default async function siteGenBench(): Promise<void> {
-  const hosts = Number(process.env.SITE_GEN_BENCH_HOSTS ?? 10_000);
+export interface ChildReport {
+  cold: SiteBuildResult;
+  coldMaxRssMb: number;
+  watchStart: SiteBuildResult;
+  oneAck: SiteBuildResult;
+  maxRssMb: number;
+}
+
+async function benchSize(hosts: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
   try {
     const now = Date.parse('2030-01-01T01:00:00Z');
@@ -89,38 +118,45 @@ export default async function siteGenBench(): Promise<void> {
     publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: now - 50 * MIN });
     const plans = ['ch-0', 'ch-1', 'ch-2'].map((c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed);
     const t1 = performance.now();
-    const acks = writeAcks(tree, plans, hostKeys, now);
+    const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
     const t2 = performance.now();
+    writeFileSync(join(dir, 'root.json'), envelopeBytes(root));
+    writeFileSync(join(dir, 'next-ack.json'), next.file);
+    writeFileSync(join(dir, 'next-ack.record'), next.record);
 
-    const out = join(dir, 'site');
-    const runs: Awaited<ReturnType<typeof buildSite>>[] = [];
-    const cpu: number[] = [];
-    // Run 1 is a one-shot `site build`; runs 2-3 reuse the ack cache as `site watch` does between builds.
-    const ackCache = new AckCache();
-    for (let i = 0; i < 3; i++) {
-      const c = process.cpuUsage();
-      runs.push(await buildSite({ treeDir: tree, pinnedRoot: root, outDir: out, now: now + i * 1000, ackCache }));
-      const used = process.cpuUsage(c);
-      cpu.push((used.user + used.system) / 1000);
-    }
-    const last = runs[runs.length - 1]!;
-    if (last.status !== 'verified' || last.acks.rejected !== 0) throw new Error(`bench site did not build cleanly: ${JSON.stringify(last.failure)}`);
-    const fmt = (k: keyof (typeof last)['timingsMs']) => runs.map((r) => r.timingsMs[k].toFixed(0)).join(' / ');
-    console.log('| what | figure |');
+    // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
+    const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
+    const child = spawnSync(process.execPath, [...heap, '--import', 'tsx', fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)), tree, join(dir, 'root.json'), join(dir, 'site'), String(now), next.host, join(dir, 'next-ack.json'), join(dir, 'next-ack.record')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    if (child.status !== 0) throw new Error(`site-gen bench child failed (${child.status}): ${child.stderr}`);
+    const r = JSON.parse(child.stdout) as ChildReport;
+    for (const b of [r.cold, r.watchStart, r.oneAck]) if (b.status !== 'verified' || b.acks.rejected !== 0) throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
+    const runs = [r.cold, r.watchStart, r.oneAck];
+    const fmt = (k: keyof SiteBuildResult['timingsMs']) => runs.map((x) => x.timingsMs[k].toFixed(0)).join(' / ');
+    const kb = (n: number) => `${(n / 1e3).toFixed(0)} kB`;
+    console.log(`\n### ${hosts} hosts\n`);
+    console.log('| what | cold `site build` / watch start / watch after one new ack |');
     console.log('|---|---|');
     console.log(`| hosts / acks (log records) / latest-ack files | ${hosts} / ${acks} / ${hosts} |`);
     console.log(`| setup: publish / sign+write acks (not measured below) | ${(t1 - t0).toFixed(0)} / ${(t2 - t1).toFixed(0)} ms |`);
-    console.log(`| buildSite total: cold / watch-mode rebuild x2 | ${fmt('total')} ms |`);
-    console.log(`| - verify tree (verifyTree + bound documents) | ${fmt('verify')} ms |`);
+    console.log(`| buildSite total | ${fmt('total')} ms |`);
+    console.log(`| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`);
     console.log(`| - read + verify acks (files + log) | ${fmt('acks')} ms |`);
     console.log(`| - fleet view + timelines | ${fmt('model')} ms |`);
     console.log(`| - render pages | ${fmt('render')} ms |`);
-    console.log(`| - write + atomic swap | ${fmt('write')} ms |`);
-    console.log(`| CPU time (all threads), 3 runs | ${cpu.map((c) => c.toFixed(0)).join(' / ')} ms |`);
-    console.log(`| pages / bytes written | ${last.pages} / ${(last.bytes / 1e6).toFixed(1)} MB (on disk ${(du(out) / 1e6).toFixed(1)} MB) |`);
-    console.log(`| index.html / hosts.html / one channel page | ${(statSync(join(out, 'index.html')).size / 1e3).toFixed(0)} kB / ${(statSync(join(out, 'hosts.html')).size / 1e6).toFixed(1)} MB / ${(statSync(join(out, 'channels', 'ch-0.html')).size / 1e6).toFixed(2)} MB |`);
+    console.log(`| - write changed pages, link the rest, atomic swap | ${fmt('write')} ms |`);
+    console.log(`| pages / pages written | ${runs.map((x) => `${x.pages} / ${x.written}`).join('; ')} |`);
+    console.log(`| bytes: site / written | ${runs.map((x) => `${(x.bytes / 1e6).toFixed(1)} / ${(x.bytesWritten / 1e6).toFixed(2)} MB`).join('; ')} |`);
+    console.log(`| peak RSS of the build process (after cold / after all three) | ${r.coldMaxRssMb.toFixed(0)} / ${r.maxRssMb.toFixed(0)} MB |`);
+    console.log(`| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`);
+    console.log(`| index.html / hosts.html / one list page / one channel page / one host page | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts', `${next.host}.html`)).size)} |`);
+    console.log(`| on disk (du, both kept builds share unchanged pages) | ${(du(join(dir, 'site')) / 1e6).toFixed(1)} MB |`);
     console.log(`| machine load average (1 min) | ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores |`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export default async function siteGenBench(): Promise<void> {
+  const sizes = (process.env.SITE_GEN_BENCH_HOSTS ?? '10000,100000').split(',').map(Number);
+  for (const hosts of sizes) await benchSize(hosts);
 }

@@ -13,6 +13,8 @@ const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory
                      (default DIR/.ack-log/acks.log when it exists)
   --no-ack-log       use only the latest ack of each host (acks/hosts/)
   --clock-skew S     tolerated clock skew for a future-dated timestamp (default 300)
+  --pki DIR          the control plane's PKI directory (\`nixfleet pki init\`): certificates expiring
+                     within 30 days are listed under "What needs you now"
   --json             machine-readable output`;
 
 
@@ -23,6 +25,7 @@ const options = {
   'ack-log': { type: 'string' },
   'no-ack-log': { type: 'boolean', default: false },
   'clock-skew': { type: 'string' },
+  pki: { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -32,10 +35,11 @@ interface Common {
   outDir: string;
   ackLogFile?: string | null;
   clockSkewSeconds?: number;
+  pkiDir?: string;
   json: boolean;
 }
 
-function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?: string; 'no-ack-log'?: boolean; 'clock-skew'?: string; json?: boolean }): Common {
+function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?: string; 'no-ack-log'?: boolean; 'clock-skew'?: string; pki?: string; json?: boolean }): Common {
   if (!values.tree) throw new UsageError('--tree is required');
   if (!values.root) throw new UsageError('--root is required');
   if (!values.out) throw new UsageError('--out is required');
@@ -48,6 +52,7 @@ function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?
     outDir: values.out,
     ...(values['no-ack-log'] ? { ackLogFile: null } : values['ack-log'] !== undefined ? { ackLogFile: values['ack-log'] } : {}),
     ...(skew === undefined ? {} : { clockSkewSeconds: Number(skew) }),
+    ...(values.pki === undefined ? {} : { pkiDir: values.pki }),
     json: values.json ?? false,
   };
 }
@@ -58,7 +63,7 @@ function summaryLine(r: SiteBuildResult): string {
     : r.status === 'stale'
       ? `built (STALE: ${r.failure?.code} ${r.failure?.file}): fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
       : `built the failure page: verification failed: ${r.failure?.code} ${r.failure?.file}: ${r.failure?.detail}`;
-  return `${head}; ${r.pages} pages, ${r.acks.accepted} acks (${r.acks.rejected} rejected) -> ${r.outDir} in ${Math.round(r.timingsMs.total)} ms`;
+  return `${head}; ${r.pages} pages (${r.written} written, the rest unchanged), ${r.acks.accepted} acks (${r.acks.rejected} rejected) -> ${r.outDir} in ${Math.round(r.timingsMs.total)} ms`;
 }
 
 export const siteBuild: Command = {
@@ -68,12 +73,15 @@ export const siteBuild: Command = {
 
 Verifies the whole tree against the pinned trust root (as \`nixfleet verify\` does), verifies every ack
 against the host key in the signed release, runs the reconciler's fleet view, and writes a static site:
-index.html (overview, channels, budgets, failed/quarantined/offline hosts, revocations), channels/<ch>.html
-(waves, soak, failures vs threshold, timelines), hosts.html and hosts/<host>.html (closures, phase,
-last ack, why it waits, ack history), trust.html (root, release and cache keys) and documents.html
-(the verification result of every document, rejected acks). Plain HTML with inline CSS and SVG:
-no JavaScript, no external assets. The site is built into a new directory and --out is switched to it
-atomically (--out must be absent, an empty directory, or a previous site-gen output).
+index.html ("what needs you now", overview, channels, budgets, failed/offline hosts, revocations),
+channels/<ch>.html (waves, soak, failures vs threshold, timelines), hosts.html and lists/ (every host,
+paged, filtered by phase, channel, wave, quarantine), hosts/<host>.html (closures, phase, failure,
+quarantine evidence, ack history), trust.html (root, release and cache keys) and documents.html
+(the verification result of every document, rejected acks). Plain HTML, one stylesheet, inline SVG, no
+external assets; an optional script adds search by host name (everything works without it). The site
+is built into a new directory (pages unchanged since the previous build are hard-linked, not
+rewritten) and --out is switched to it atomically (--out must be absent, an empty directory, or a
+previous site-gen output).
 
 A tree that does not verify gives a site with only a red "verification failed: <code> <file>" banner.
 An expired timestamp gives the fleet view under a red banner (every signature still verified).

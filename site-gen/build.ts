@@ -10,9 +10,12 @@ import {
   ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory,
   type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure,
 } from '../operator/load.ts';
+import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/verify/update-trust.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
-import { renderSite, type SitePages } from './pages.ts';
+import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
+import { expiringCerts } from './attention.ts';
 
 /**
  * The dashboard reads the newest this many bytes of the ack log, so a build's time and memory stay
@@ -31,6 +34,51 @@ export interface SiteInputOptions {
   clockSkewSeconds?: number;
   /** Parsed and verified acks of earlier builds, by digest (watch mode keeps one). */
   ackCache?: AckCache;
+  /** The verified release of an earlier build, reused while no tree file changed (watch mode keeps one). */
+  releaseCache?: ReleaseCache;
+  /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
+  pkiDir?: string;
+  /** Host pages of earlier builds by their inputs: only changed ones are rendered (watch mode keeps one). */
+  hostPageMemo?: HostPageMemo;
+}
+
+/**
+ * Watch mode's memory of the last verified release. `site watch` reports every change of a tree file
+ * (timestamp.json, current, root/, revocations) with `treeChanged()`; a build whose only triggers were
+ * acks reuses the release verified by the previous build instead of re-running verifyTree, as long as
+ * nothing it checked against the clock has run out: the timestamp, the root and every release key still
+ * in its window are valid beyond `now` + the clock skew. Anything else (a tree change, a stale or failed
+ * load, a periodic rebuild) verifies from scratch.
+ */
+export class ReleaseCache {
+  private generation = 0;
+  private last: { load: Extract<ReleaseLoad, { status: 'verified' }>; generation: number; validUntil: number } | null = null;
+
+  treeChanged(): void {
+    this.generation++;
+  }
+
+  /** The verification to reuse at `now`, or null. */
+  reusable(now: number): ReleaseLoad | null {
+    const l = this.last;
+    return l !== null && l.generation === this.generation && now < l.validUntil ? l.load : null;
+  }
+
+  /** Records a fresh load (made while the tree was at `generation`). */
+  remember(load: ReleaseLoad, generation: number, now: number, skewSeconds: number): void {
+    if (load.status !== 'verified') {
+      this.last = null;
+      return;
+    }
+    const r = load.release;
+    const keyEnds = r.root.releaseKeys.map((k) => parseIsoTime(k.validUntil)).filter((t) => t > now);
+    const validUntil = Math.min(parseIsoTime(r.timestamp.expires), parseIsoTime(r.root.expires), ...keyEnds) - skewSeconds * 1000;
+    this.last = { load, generation, validUntil };
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
 }
 
 export interface BuildSiteOptions extends SiteInputOptions {
@@ -53,7 +101,13 @@ export interface SiteSummary {
 export interface SiteBuildResult extends SiteSummary {
   outDir: string;
   buildDir: string;
+  /** Size of the whole site; `written` pages of `bytesWritten` changed, the rest are linked from the previous build. */
   bytes: number;
+  written: number;
+  bytesWritten: number;
+  largestPage: { path: string; bytes: number } | null;
+  /** The release verified by the previous build was reused (watch mode, only acks changed). */
+  verificationReused: boolean;
   timingsMs: { verify: number; acks: number; model: number; render: number; write: number; total: number };
 }
 
@@ -67,13 +121,22 @@ export class TreeNotFound extends Error {
 export interface RenderedSite {
   pages: SitePages;
   summary: SiteSummary;
+  verificationReused: boolean;
   timingsMs: { verify: number; acks: number; model: number; render: number };
 }
+
 
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
-  const load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+  const reused = o.releaseCache?.reusable(o.now) ?? null;
+  let load: ReleaseLoad;
+  if (reused !== null) load = reused;
+  else {
+    const generation = o.releaseCache?.currentGeneration ?? 0;
+    load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+    o.releaseCache?.remember(load, generation, o.now, o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS);
+  }
   const t1 = performance.now();
   let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
@@ -96,7 +159,9 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     model = buildFleetModel(load.release, acks, o.now);
   }
   const t3 = performance.now();
-  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version);
+  // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
+  const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs, ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}) });
   const t4 = performance.now();
   const summary: SiteSummary = {
     status: load.status,
@@ -109,12 +174,12 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     acks: { accepted: model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0), rejected: acks?.rejected.length ?? 0 },
     pages: pages.size,
   };
-  return { pages, summary, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };
+  return { pages, summary, verificationReused: reused !== null, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };
 }
 
 export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
-  const { pages, summary, timingsMs } = await renderSitePages(o);
+  const { pages, summary, timingsMs, verificationReused } = await renderSitePages(o);
   const t1 = performance.now();
   const installed = installSite(o.outDir, pages);
   const t2 = performance.now();
@@ -124,6 +189,10 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
     outDir: o.outDir,
     buildDir: installed.buildDir,
     bytes: installed.bytes,
+    written: installed.written,
+    bytesWritten: installed.bytesWritten,
+    largestPage: installed.largest,
+    verificationReused,
     timingsMs: { verify: round(timingsMs.verify), acks: round(timingsMs.acks), model: round(timingsMs.model), render: round(timingsMs.render), write: round(t2 - t1), total: round(t2 - t0) },
   };
 }

@@ -1,18 +1,33 @@
 // Pieces several pages share: the verification banner, phase chips, the host table.
 import { html, join, type Html } from './html.ts';
 import { duration, relative, shortStorePath, utc } from './format.ts';
-import { PHASE_COLORS } from './svg.ts';
+import { PHASE_COLORS, PHASE_TEXT } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import type { HostRow } from './model.ts';
 import type { AckHistory, ReleaseLoad } from '../operator/load.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 
-export function phaseChip(phase: HostPhase, count?: number): Html {
-  return html`<span class="phase" style="background:${PHASE_COLORS[phase]}">${phase}${count === undefined ? '' : ` ${count}`}</span>`;
+/** Where the paged list of one filter starts (see lists.ts); `base` is the site root relative to the page. */
+export function listHref(base: string, id: string, page = 1): string {
+  return `${base}lists/${id}_${page}.html`;
+}
+
+/** A phase badge; with `base` it links to the list of every host in that phase. */
+export function phaseChip(phase: HostPhase, count?: number, base?: string): Html {
+  const style = `background:${PHASE_COLORS[phase]};color:${PHASE_TEXT[phase]}`;
+  const text = `${phase}${count === undefined ? '' : ` ${count}`}`;
+  return base === undefined
+    ? html`<span class="phase" style="${style}">${text}</span>`
+    : html`<a class="phase" style="${style}" href="${listHref(base, `phase-${phase}`)}">${text}</a>`;
 }
 
 export function legend(): Html {
   return html`<p class="legend">${(Object.keys(PHASE_COLORS) as HostPhase[]).map((p) => html`<span>${phaseChip(p)}</span>`)}</p>`;
+}
+
+/** A wide table scrolls inside its own box, never the page. */
+export function scroll(table: Html): Html {
+  return html`<div class="scroll">${table}</div>`;
 }
 
 /** The first thing on every page: is what follows verified, stale, or not to be trusted at all? */
@@ -38,27 +53,68 @@ export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHist
   return html`<div class="banner ${cls}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp expires ${relative(expires, now)}${notes}</div>`;
 }
 
-function lastAckCell(h: HostRow, now: number): Html {
+/**
+ * The banner of the pages that number in the thousands (host pages, host lists): the same verdict
+ * without anything relative to `now`, so that such a page changes only when its own facts or the
+ * verdict do and watch mode rewrites only those (the overview carries the timestamp's age).
+ */
+export function stableBanner(load: ReleaseLoad, acks: AckHistory | null): Html {
+  if (load.status !== 'verified') return verificationBanner(load, 0, acks);
+  const r = load.release.report;
+  const notes: Html[] = [];
+  if (!r.ok) notes.push(html`<span class="detail">Findings: ${r.unlistedManifests.length} manifest file(s) not listed in the release index (see documents).</span>`);
+  if (acks && acks.rejected.length > 0) notes.push(html`<span class="detail">${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span>`);
+  return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires))}${notes}</div>`;
+}
+
+/**
+ * Reconciler texts without their "(last ack N ago)" parts (describePhase adds one to a detail; gate
+ * reasons quote other hosts' details), for the pages that state signed times instead of ages.
+ */
+export function withoutAges(text: string): string {
+  return text.replace(/ \(last ack [^()]* ago\)/g, '');
+}
+
+/** The footer of the stable pages: provenance, no build time (the overview has it). */
+export function stableFooter(base: string): Html {
+  return html`Facts from documents verified against the pinned trust root and from host acks verified against the host keys in the signed release. Ages and the build time: see the <a href="${base}index.html">overview</a>.`;
+}
+
+function lastAckCell(h: HostRow, now: number | null): Html {
   if (h.latest === null || h.latestAt === null) return html`<span class="muted">none</span>`;
+  if (now === null) return html`${h.latest.kind} <span class="muted">${utc(h.latestAt)}</span>`;
   return html`${h.latest.kind} <span class="muted">${duration((now - h.latestAt) / 1000)} ago</span>`;
 }
 
-function whyCell(h: HostRow): Html {
-  if (h.gate !== null) return html`<b>${h.gate}</b>: ${h.reason ?? ''}`;
-  if (h.phase === 'deferred' && h.reason !== null) return html`${h.detail}; ${h.reason}`;
-  if (h.reason !== null) return html`${h.reason}`;
-  return html`${h.detail}${h.excused ? ' (excused by policy)' : ''}`;
+function whyCell(h: HostRow, ages: boolean): Html {
+  const text = ages ? (t: string) => t : withoutAges;
+  if (h.gate !== null) return html`<b>${h.gate}</b>: ${text(h.reason ?? '')}`;
+  if (h.phase === 'deferred' && h.reason !== null) return html`${text(h.detail)}; ${text(h.reason)}`;
+  if (h.reason !== null) return html`${text(h.reason)}`;
+  return html`${text(h.detail)}${h.excused ? ' (excused by policy)' : ''}`;
 }
 
-/** The host table: what runs, what should, the phase, the last ack, and why it waits. */
-export function hostTable(rows: readonly HostRow[], now: number, hostHref: string, limit = Infinity): Html {
+export interface HostTableOptions {
+  /** The build's instant for ages; null = signed times only (the stable list pages). */
+  now: number | null;
+  /** The site root relative to the page ("" or "../"). */
+  base: string;
+  limit?: number;
+}
+
+/**
+ * The host table: the host, its phase (second, so a phone shows it first), channel and wave, the last
+ * ack, why it waits, what runs and what should. Phase badges link to the list of that phase.
+ */
+export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
+  const limit = o.limit ?? Infinity;
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map((h) => {
     const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}"><td><a href="${hostHref}${h.host}.html">${h.host}</a></td><td>${h.channel}</td><td class="num">${h.wave}</td><td class="mono" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" title="${h.target}">${shortStorePath(h.target)}</td><td>${phaseChip(h.phase)}</td><td>${lastAckCell(h, now)}</td><td class="reason">${whyCell(h)}</td></tr>`;
+    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
   });
   const more = rows.length > shown.length ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>` : null;
-  return html`<table class="hosts"><thead><tr><th>host</th><th>channel</th><th class="num">wave</th><th>current closure</th><th>target closure</th><th>phase</th><th>last ack</th><th>why (gate: reason)</th></tr></thead><tbody>${body}</tbody></table>${more}`;
+  return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
 export function footer(now: number, acks: AckHistory | null): Html {

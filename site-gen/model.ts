@@ -5,6 +5,39 @@ import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostVie
 import { parseAckTime } from '../reconciler/time.ts';
 import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../operator/load.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
+import { AgentConfig } from '../agent/config.ts';
+
+/**
+ * Quarantine lives in each agent's state, so the dashboard knows it only from the host's signed acks: a
+ * `failed` or `rolled-back` ack names the target the agent then quarantined and why. How long is the
+ * agent's config (quarantineHours), not signed anywhere; the pages assume the default and say so.
+ */
+export const DEFAULT_QUARANTINE_HOURS: number = AgentConfig.shape.quarantineHours.parse(undefined);
+
+export interface QuarantineEvidence {
+  kind: 'failed' | 'rolled-back';
+  seq: number;
+  /** Signed time of the ack (ms): when the agent quarantined the closure. */
+  at: number;
+  /** The closure the agent quarantined (the ack's target), null if the ack names none. */
+  target: string | null;
+  reason: string | null;
+  failedProbes: { name: string; detail: string }[];
+  /** at + the default quarantine duration: until when a default-configured agent refuses the closure. */
+  untilByDefault: number;
+}
+
+/** Every failed / rolled-back ack of a host, newest first: what its agent quarantined, as signed. */
+export function quarantineEvidence(history: readonly AckRecord[]): QuarantineEvidence[] {
+  const out: QuarantineEvidence[] = [];
+  for (let i = history.length - 1; i >= 0; i--) {
+    const a = history[i]!;
+    if (a.kind !== 'failed' && a.kind !== 'rolled-back') continue;
+    const at = parseAckTime(a.time);
+    out.push({ kind: a.kind, seq: a.seq, at, target: a.target, reason: a.reason, failedProbes: a.probes.filter((p) => !p.ok).map((p) => ({ name: p.name, detail: p.detail })), untilByDefault: at + DEFAULT_QUARANTINE_HOURS * 3600_000 });
+  }
+  return out;
+}
 
 export interface HostRow extends HostView {
   /** What the host says it runs (its latest verified ack), null without acks. */
@@ -31,6 +64,8 @@ export interface FleetModel {
   phaseTotals: Record<HostPhase, number>;
   channels: Map<string, ChannelModel>;
   timelineByHost: Map<string, HostTimeline>;
+  /** Hosts whose newest failure ack is within the default quarantine duration of `now`: that evidence. */
+  quarantines: Map<string, QuarantineEvidence>;
 }
 
 export const PHASES: HostPhase[] = ['pending', 'activating', 'confirming', 'healthy', 'soaked', 'converged', 'failed', 'deferred', 'offline', 'blocked'];
@@ -58,7 +93,12 @@ export function buildFleetModel(release: VerifiedRelease, acks: AckHistory, now:
     for (const t of timelines) timelineByHost.set(t.host, t);
     channels.set(name, { timelines, spans: waveSpans(plan, timelines) });
   }
-  return { now, release, acks, ackHistory, view, hosts, byHost: new Map(hosts.map((h) => [h.host, h])), phaseTotals, channels, timelineByHost };
+  const quarantines = new Map<string, QuarantineEvidence>();
+  for (const h of hosts) {
+    const newest = quarantineEvidence(ackHistory.get(h.host) ?? [])[0];
+    if (newest !== undefined && newest.untilByDefault > now) quarantines.set(h.host, newest);
+  }
+  return { now, release, acks, ackHistory, view, hosts, byHost: new Map(hosts.map((h) => [h.host, h])), phaseTotals, channels, timelineByHost, quarantines };
 }
 
 /** Hosts an operator must look at first, most severe first. */

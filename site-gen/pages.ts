@@ -2,19 +2,24 @@
 import { html, join, type Html } from './html.ts';
 import { page } from './layout.ts';
 import { duration, relative, shortDigest, shortStorePath, utc } from './format.ts';
-import { footer, hostTable, keyValueTable, legend, phaseChip, verificationBanner } from './components.ts';
-import { PHASES, attentionHosts, type FleetModel, type HostRow } from './model.ts';
+import { footer, stableBanner, stableFooter, withoutAges, hostTable, keyValueTable, legend, listHref, phaseChip, scroll, verificationBanner } from './components.ts';
+import { PHASES, attentionHosts, quarantineEvidence, DEFAULT_QUARANTINE_HOURS, type FleetModel, type HostRow } from './model.ts';
+import { attentionItems, type ExpiringCert } from './attention.ts';
+import { HOSTS_PER_PAGE, SEARCH_SCRIPT, filterBar, hostLists, listPages, searchIndex } from './lists.ts';
+import { STYLESHEET } from './layout.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
 import type { ReleaseLoad } from '../operator/load.ts';
-import type { ChannelView, HostPhase } from '../reconciler/index.ts';
+import type { AckRecord, ChannelView, HostPhase } from '../reconciler/index.ts';
 import type { ChannelPlan, Threshold } from '../protocol/schemas/release.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 import { parseAckTime } from '../reconciler/time.ts';
 
 /** Per-channel timelines draw at most this many host lanes; the wave chart always covers every host. */
 export const MAX_TIMELINE_LANES = 300;
-/** The overview lists at most this many hosts needing attention (all are on hosts.html). */
+/** The overview and channel pages list at most this many hosts needing attention (all are on the lists). */
 export const MAX_ATTENTION_ROWS = 100;
+/** documents.html lists at most this many rejected acks (~0.2 kB each: the page stays under 500 kB). */
+export const MAX_REJECTED_ROWS = 1000;
 /** A host page lists its newest acks, at most this many. */
 export const MAX_HOST_ACKS = 100;
 
@@ -28,11 +33,20 @@ function thresholdText(t: Threshold): string {
   return 'count' in t ? `${t.count} host(s)` : `${t.percent}%`;
 }
 
-function counts(c: Partial<Record<HostPhase, number>>): Html {
-  return join(PHASES.filter((p) => (c[p] ?? 0) > 0).map((p) => phaseChip(p, c[p])), ' ');
+/** Phase badges with counts; with `base` each links to the list of hosts in that phase. */
+function counts(c: Partial<Record<HostPhase, number>>, base?: string): Html {
+  return join(PHASES.filter((p) => (c[p] ?? 0) > 0).map((p) => phaseChip(p, c[p], base)), ' ');
 }
 
-function overview(m: FleetModel, load: ReleaseLoad): string {
+/** The overview's first panel: what the operator must act on, with the evidence and where to look. */
+function needsPanel(m: FleetModel, certs: readonly ExpiringCert[] | null): Html {
+  const items = attentionItems(m, certs);
+  const certNote = certs === null ? html`<p class="muted">Certificate expiry not checked (build with <code>--pki DIR</code> to list certificates expiring within 30 days).</p>` : null;
+  if (items.length === 0) return html`<ul class="needs" id="needs"><li class="ok">Nothing needs you now: no halted channel, failed, quarantined, deferred or blocking offline host, budget overrun, overdue refresh${certs === null ? '' : ' or expiring certificate'}.</li></ul>${certNote}`;
+  return html`<ul class="needs" id="needs">${items.map((i) => html`<li class="${i.severity}" data-kind="${i.kind}"><b>${i.href === null ? i.title : html`<a href="${i.href}">${i.title}</a>`}</b><br><span class="reason">${i.detail}</span></li>`)}</ul>${certNote}`;
+}
+
+function overview(m: FleetModel, load: ReleaseLoad, certs: readonly ExpiringCert[] | null): string {
   const r = m.release;
   const rep = r.report;
   const tsExpires = parseIsoTime(r.timestamp.expires);
@@ -51,28 +65,34 @@ function overview(m: FleetModel, load: ReleaseLoad): string {
     const done = c.waves.reduce((n, w) => n + w.counts.soaked + w.counts.converged, 0);
     const hosts = c.waves.reduce((n, w) => n + w.hosts, 0);
     const failures = c.waves.reduce((n, w) => n + w.failures, 0);
-    return html`<tr><td><a href="channels/${c.channel}.html">${c.channel}</a></td><td>${stateSpan(c.state)}</td><td class="num">${Math.min(c.currentWave, c.waves.length)} / ${c.waves.length}</td><td class="num">${done} / ${hosts}</td><td class="num ${failures > 0 ? 'bad-text' : ''}">${failures}</td><td>${plan.strategy}</td><td>${plan.gatedBy.length ? plan.gatedBy.join(', ') : '—'}</td><td class="reason">${c.reason}</td></tr>`;
+    return html`<tr><td><a href="channels/${c.channel}.html">${c.channel}</a></td><td data-l="state">${stateSpan(c.state)}</td><td class="num" data-l="waves done">${Math.min(c.currentWave, c.waves.length)} / ${c.waves.length}</td><td class="num" data-l="soaked / hosts">${done} / ${hosts}</td><td class="num ${failures > 0 ? 'bad-text' : ''}" data-l="failed">${failures}</td><td data-l="strategy">${plan.strategy}</td><td data-l="gated by">${plan.gatedBy.length ? plan.gatedBy.join(', ') : '—'}</td><td class="reason" data-l="reason">${c.reason}</td></tr>`;
   });
   const budgets = m.view.budgets.length === 0
     ? html`<p class="muted">No disruption budgets.</p>`
-    : html`<table><thead><tr><th>budget</th><th class="num">in flight / max</th><th>hosts in flight</th></tr></thead><tbody>${m.view.budgets.map((b) => html`<tr><td>${b.id}</td><td class="num">${b.inFlight} / ${b.max}</td><td>${b.inFlightHosts.join(', ') || '—'}</td></tr>`)}</tbody></table>`;
+    : scroll(html`<table id="budgets"><thead><tr><th>budget</th><th class="num">in flight / max</th><th>hosts in flight</th></tr></thead><tbody>${m.view.budgets.map((b) => {
+      // More in flight than the budget allows (hosts that started on their own, or evidence arriving late).
+      const over = b.inFlight > b.max;
+      return html`<tr class="${over ? 'over' : ''}"><td>${b.id}</td><td class="num">${b.inFlight} / ${b.max}${over ? html` <span class="over-label">over budget by ${b.inFlight - b.max}</span>` : null}</td><td class="reason">${b.inFlightHosts.join(', ') || '—'}</td></tr>`;
+    })}</tbody></table>`);
   const attention = attentionHosts(m);
   const revs = r.revocations;
   const revocations = html`<p>Revocations v${revs.version}, signed ${utc(parseIsoTime(revs.issuedAt))}.</p>
-${revs.hosts.length === 0 ? html`<p class="muted">No revoked hosts.</p>` : html`<table><thead><tr><th>revoked host</th><th>key id</th><th>certificate serial</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.hosts.map((h) => html`<tr><td>${h.host}</td><td class="mono">${h.keyid === null ? 'every key' : h.keyid.slice(0, 16)}</td><td class="mono">${h.certSerial ?? '—'}</td><td>${utc(parseIsoTime(h.revokedAt))}</td><td class="reason">${h.reason}</td></tr>`)}</tbody></table>`}
-${revs.closures.length === 0 ? html`<p class="muted">No revoked closures.</p>` : html`<table><thead><tr><th>revoked closure</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.closures.map((c) => html`<tr><td class="mono">${c.storePath}</td><td>${utc(parseIsoTime(c.revokedAt))}</td><td class="reason">${c.reason}</td></tr>`)}</tbody></table>`}`;
+${revs.hosts.length === 0 ? html`<p class="muted">No revoked hosts.</p>` : scroll(html`<table><thead><tr><th>revoked host</th><th>key id</th><th>certificate serial</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.hosts.map((h) => html`<tr><td>${h.host}</td><td class="mono">${h.keyid === null ? 'every key' : h.keyid.slice(0, 16)}</td><td class="mono">${h.certSerial ?? '—'}</td><td>${utc(parseIsoTime(h.revokedAt))}</td><td class="reason">${h.reason}</td></tr>`)}</tbody></table>`)}
+${revs.closures.length === 0 ? html`<p class="muted">No revoked closures.</p>` : scroll(html`<table><thead><tr><th>revoked closure</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.closures.map((c) => html`<tr><td class="mono">${c.storePath}</td><td>${utc(parseIsoTime(c.revokedAt))}</td><td class="reason">${c.reason}</td></tr>`)}</tbody></table>`)}`;
   const body = html`<h1>Fleet ${rep.fleet}: release ${rep.release.version}</h1>
+<h2>What needs you now</h2>
+${needsPanel(m, certs)}
 ${cards}
 <h2>Hosts by phase</h2>
 ${phaseBar(m.phaseTotals, `hosts by phase: ${PHASES.filter((p) => m.phaseTotals[p] > 0).map((p) => `${p} ${m.phaseTotals[p]}`).join(', ')}`)}
-<p>${counts(m.phaseTotals)}</p>
+<p>${counts(m.phaseTotals, '')}</p>
 <h2>Channels</h2>
-<table><thead><tr><th>channel</th><th>state</th><th class="num">waves done</th><th class="num">soaked / hosts</th><th class="num">failed</th><th>strategy</th><th>gated by</th><th>reason</th></tr></thead><tbody>${channelRows}</tbody></table>
+${scroll(html`<table class="stack"><thead><tr><th>channel</th><th>state</th><th class="num">waves done</th><th class="num">soaked / hosts</th><th class="num">failed</th><th>strategy</th><th>gated by</th><th>reason</th></tr></thead><tbody>${channelRows}</tbody></table>`)}
 <h2>Disruption budgets</h2>
 ${budgets}
-<h2 id="attention">Failed, quarantined, deferred and offline hosts (${attention.length})</h2>
-${attention.length === 0 ? html`<p class="muted">None.</p>` : hostTable(attention, m.now, 'hosts/', MAX_ATTENTION_ROWS)}
-<p><a href="hosts.html">All ${total} hosts</a></p>
+<h2 id="attention">Failed, blocked, deferred and offline hosts (${attention.length})</h2>
+${attention.length === 0 ? html`<p class="muted">None.</p>` : hostTable(attention, { now: m.now, base: '', limit: MAX_ATTENTION_ROWS })}
+<p><a href="hosts.html">All ${total} hosts</a> (search, and filters by phase, channel and wave)</p>
 <h2>Revocations</h2>
 ${revocations}`;
   return page({ title: `NixFleet ${rep.fleet}: overview`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
@@ -110,26 +130,47 @@ function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
   const waveRows = c.waves.map((w) => {
     const pw = plan.waves[w.index]!;
     const members = rows.filter((h) => h.wave === w.index);
-    return html`<tr id="wave-${w.index}"><td class="num">${w.index}</td><td>${stateSpan(w.state)}</td><td class="num">${w.hosts}</td><td>${counts(w.counts)}</td><td>${soakCell(m, members, w.soakSeconds)}</td><td class="num ${w.failures > w.allowedFailures ? 'bad-text' : ''}">${w.failures} / ${w.allowedFailures} allowed (${thresholdText(pw.failureThreshold)})</td><td class="num">${pw.offlineExcuseLimit}</td><td>${w.blockingHosts.length === 0 ? '—' : join(w.blockingHosts.map((h) => html`<a href="../hosts/${h}.html">${h}</a>`), ', ')}</td><td class="reason">${w.reason}</td></tr>`;
+    return html`<tr id="wave-${w.index}"><td class="num">${w.index}</td><td data-l="state">${stateSpan(w.state)}</td><td class="num" data-l="hosts"><a href="${listHref('../', `wave-${c.channel}-${w.index}`)}">${w.hosts}</a></td><td data-l="phases">${counts(w.counts, '../')}</td><td data-l="soak">${soakCell(m, members, w.soakSeconds)}</td><td class="num ${w.failures > w.allowedFailures ? 'bad-text' : ''}" data-l="failures">${w.failures} / ${w.allowedFailures} allowed (${thresholdText(pw.failureThreshold)})</td><td class="num" data-l="offline excuses">${pw.offlineExcuseLimit}</td><td data-l="waiting for">${w.blockingHosts.length === 0 ? '—' : join(w.blockingHosts.map((h) => html`<a href="../hosts/${h}.html">${h}</a>`), ', ')}</td><td class="reason" data-l="reason">${w.reason}</td></tr>`;
   });
   const lanes = cm.timelines.slice(0, MAX_TIMELINE_LANES);
+  const attention = attentionHosts(m).filter((h) => h.channel === c.channel);
   const body = html`<h1>Channel ${c.channel} ${stateSpan(c.state)}</h1>
 ${channelFacts(plan, c, m)}
 <h2>Waves</h2>
-<table><thead><tr><th class="num">wave</th><th>state</th><th class="num">hosts</th><th>phases</th><th>soak</th><th class="num">failures vs threshold</th><th class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead><tbody>${waveRows}</tbody></table>
-${waveChart(cm.spans, m.now, `waves of channel ${c.channel} over time`)}
+${scroll(html`<table class="stack"><thead><tr><th class="num">wave</th><th>state</th><th class="num">hosts</th><th>phases</th><th>soak</th><th class="num">failures vs threshold</th><th class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead><tbody>${waveRows}</tbody></table>`)}
+${waveChart(cm.spans, c.waves, m.now, `waves of channel ${c.channel} over time`)}
 <h2>Timeline</h2>
 ${legend()}
 ${timelineChart(lanes, { now: m.now, hostHref: '../hosts/', title: `rollout timeline of channel ${c.channel}` })}
 ${cm.timelines.length > lanes.length ? html`<p class="muted">Showing the first ${lanes.length} of ${cm.timelines.length} hosts in wave order; the wave chart above covers all of them.</p>` : null}
 <h2>Hosts</h2>
-${hostTable(rows, m.now, '../hosts/')}`;
+<p><a href="${listHref('../', `channel-${c.channel}`)}">All ${rows.length} hosts of ${c.channel}</a>; by wave: ${join(c.waves.map((w) => html`<a href="${listHref('../', `wave-${c.channel}-${w.index}`)}">wave ${w.index} (${w.hosts})</a>`), ', ')}</p>
+<h3>Failed, blocked, deferred and offline hosts of ${c.channel} (${attention.length})</h3>
+${attention.length === 0 ? html`<p class="muted">None.</p>` : hostTable(attention, { now: m.now, base: '../', limit: MAX_ATTENTION_ROWS })}`;
   return page({ title: `NixFleet ${m.release.report.fleet}: channel ${c.channel}`, base: '../', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
 }
 
+/** The way into the host lists: search, filters, and the first page of every host. */
 function hostsPage(m: FleetModel, load: ReleaseLoad): string {
-  const body = html`<h1>Hosts (${m.hosts.length})</h1><p>${counts(m.phaseTotals)}</p>${hostTable(m.hosts, m.now, 'hosts/')}`;
-  return page({ title: `NixFleet ${m.release.report.fleet}: hosts`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+  const first = m.hosts.slice(0, HOSTS_PER_PAGE);
+  const more = m.hosts.length > first.length
+    ? html`<p>Showing hosts 1–${first.length} of ${m.hosts.length}: <a href="${listHref('', 'all', 2)}">next page →</a></p>`
+    : null;
+  const body = html`<h1>Hosts (${m.hosts.length})</h1>
+${filterBar(m, '', true)}
+${more}
+${hostTable(first, { now: m.now, base: '' })}
+${more}`;
+  return page({ title: `NixFleet ${m.release.report.fleet}: hosts`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks), script: true });
+}
+
+/** What the host's signed failure acks say its agent quarantined, labelled as that evidence. */
+function quarantineSection(history: readonly AckRecord[]): Html {
+  const evidence = quarantineEvidence(history);
+  if (evidence.length === 0) return html`<p class="muted">No failed or rolled-back ack from this host: its agent has quarantined nothing that it reported.</p>`;
+  const rows = evidence.slice(0, 10).map((q) => html`<tr><td class="mono" data-l="closure">${q.target ?? 'not named in the ack'}</td><td data-l="since">${utc(q.at)}</td><td data-l="until">${utc(q.untilByDefault)}</td><td data-l="from">${q.kind} ack, seq ${q.seq}</td><td class="reason" data-l="why">${q.reason ?? '(no reason given)'}${q.failedProbes.map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`);
+  return html`<p>From this host's signed acks: after a failed or rolled-back activation its agent quarantines the closure and refuses it for its configured <code>quarantineHours</code> (not signed anywhere; "until" assumes the default ${DEFAULT_QUARANTINE_HOURS} h), unless an operator clears it on the host.</p>
+${scroll(html`<table class="quarantine stack"><thead><tr><th>quarantined closure</th><th>since (ack signed)</th><th>until (default config)</th><th>evidence</th><th>why (the ack's reason)</th></tr></thead><tbody>${rows}</tbody></table>`)}${evidence.length > 10 ? html`<p class="muted">Newest 10 of ${evidence.length} failure acks.</p>` : null}`;
 }
 
 function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
@@ -139,29 +180,39 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const revoked = m.release.revocations.hosts.filter((r) => r.host === h.host);
   const latest = h.latest;
   const probes = latest && latest.probes.length > 0
-    ? html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead><tbody>${latest.probes.map((p) => html`<tr><td>${p.name}</td><td class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td></tr>`)}</tbody></table>`
+    ? scroll(html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead><tbody>${latest.probes.map((p) => html`<tr><td>${p.name}</td><td class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td></tr>`)}</tbody></table>`)
     : html`<p class="muted">No probe results in the latest ack.</p>`;
   const recent = history.slice(-MAX_HOST_ACKS).reverse();
-  const ackRows = recent.map((a) => html`<tr><td class="num">${a.seq}</td><td>${utc(parseAckTime(a.time))}</td><td>${a.kind}</td><td class="num">${a.releaseVersion}</td><td class="mono">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td>${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`);
-  const facts = keyValueTable([
-    ['channel / wave', html`<a href="../channels/${h.channel}.html">${h.channel}</a>, wave ${h.wave} (${plan.strategy})`],
-    ['phase', html`${phaseChip(h.phase)} ${h.detail}${h.excused ? ' (excused by policy)' : ''}`],
-    ['why', h.gate !== null ? html`<b>${h.gate}</b>: ${h.reason ?? ''}` : h.reason ?? '—'],
+  const ackRows = recent.map((a) => html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" data-l="release">${a.releaseVersion}</td><td class="mono" data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`);
+  const failure = timeline.failure !== null && timeline.failedAt !== null
+    ? html`<span class="bad-text">${timeline.failure}</span> (signed ${utc(timeline.failedAt)})`
+    : h.phase === 'failed' ? html`<span class="bad-text">${withoutAges(h.detail)}</span>` : null;
+  const rows: [string, Html | string | number][] = [
+    ['channel / wave', html`<a href="../channels/${h.channel}.html">${h.channel}</a>, <a href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${plan.strategy})`],
+    ['phase', html`${phaseChip(h.phase, undefined, '../')} ${withoutAges(h.detail)}${h.excused ? ' (excused by policy)' : ''}`],
+    ['why', h.gate !== null ? html`<b>${h.gate}</b>: ${withoutAges(h.reason ?? '')}` : withoutAges(h.reason ?? '—')],
+  ];
+  if (failure !== null) rows.push(['failure (this rollout)', failure]);
+  rows.push(
     ['target closure', html`<span class="mono">${h.target}</span>`],
     ['current closure', html`<span class="mono">${h.current ?? 'unknown (no ack)'}</span>${h.current !== null && h.current === h.target ? ' (on target)' : ''}`],
     ['host key', html`<span class="mono">${plan.hosts[h.host]!.hostKey}</span>`],
-    ['last ack', latest === null || h.latestAt === null ? 'none' : `${latest.kind}, seq ${latest.seq}, ${utc(h.latestAt)} (${duration((m.now - h.latestAt) / 1000)} ago)`],
+    ['last ack', latest === null || h.latestAt === null ? 'none' : `${latest.kind}, seq ${latest.seq}, signed ${utc(h.latestAt)}`],
     ['revoked', revoked.length === 0 ? 'no' : html`<span class="bad-text">${revoked.map((r) => `since ${r.revokedAt}: ${r.reason}`).join('; ')}</span>`],
-  ]);
+  );
   const body = html`<h1>Host ${h.host}</h1>
-${facts}
+${keyValueTable(rows)}
+<h2>Quarantine (from signed acks)</h2>
+${quarantineSection(history)}
 <h2>Timeline</h2>
-${hostChart(timeline, m.now)}
+${hostChart(timeline)}
 <h2>Latest probes</h2>
 ${probes}
 <h2>Acks (${history.length}${history.length > recent.length ? `, newest ${recent.length} shown` : ''})</h2>
-${recent.length === 0 ? html`<p class="muted">No verified acks from this host.</p>` : html`<table><thead><tr><th class="num">seq</th><th>signed at</th><th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th><th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`}`;
-  return page({ title: `NixFleet ${m.release.report.fleet}: host ${h.host}`, base: '../', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
+${recent.length === 0 ? html`<p class="muted">No verified acks from this host.</p>` : scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th><th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th><th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`)}`;
+  // No build time here: the page is a function of the host's evidence and the release, so watch mode
+  // rewrites it only when those change; the overview says when the site was built.
+  return page({ title: `NixFleet ${m.release.report.fleet}: host ${h.host}`, base: '../', banner: stableBanner(load, m.acks), body, footer: stableFooter('../') });
 }
 
 function keyStatus(from: number, until: number, now: number): Html {
@@ -183,25 +234,32 @@ ${keyValueTable([
   ['rejectBefore (compromise switch)', root.rejectBefore === null ? 'not set' : html`<b>${utc(parseIsoTime(root.rejectBefore))}</b>: release-signed documents issued earlier are refused`],
 ])}
 <h2>Root keys</h2>
-<table><thead><tr><th>name</th><th>key id</th></tr></thead><tbody>${root.rootKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td></tr>`)}</tbody></table>
+<table class="kv"><thead><tr><th>name</th><th>key id</th></tr></thead><tbody>${root.rootKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td></tr>`)}</tbody></table>
 <h2>Release keys</h2>
-<table><thead><tr><th>name</th><th>key id</th><th>valid from</th><th>valid until</th><th>status now</th></tr></thead><tbody>${root.releaseKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td><td>${utc(parseIsoTime(k.validFrom))}</td><td>${utc(parseIsoTime(k.validUntil))}</td><td>${keyStatus(parseIsoTime(k.validFrom), parseIsoTime(k.validUntil), m.now)}</td></tr>`)}</tbody></table>
+<table class="kv"><thead><tr><th>name</th><th>key id</th><th>valid from</th><th>valid until</th><th>status now</th></tr></thead><tbody>${root.releaseKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td><td>${utc(parseIsoTime(k.validFrom))}</td><td>${utc(parseIsoTime(k.validUntil))}</td><td>${keyStatus(parseIsoTime(k.validFrom), parseIsoTime(k.validUntil), m.now)}</td></tr>`)}</tbody></table>
 <h2>Nix binary cache keys</h2>
 ${root.cacheKeys.length === 0 ? html`<p class="muted">None: hosts trust no binary cache signature from this root.</p>` : html`<ul>${root.cacheKeys.map((k) => html`<li class="mono">${k}</li>`)}</ul>`}`;
   return page({ title: `NixFleet ${m.release.report.fleet}: trust`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
 }
 
+const HOST_MANIFEST = 'host-manifest';
+
 function documentsPage(m: FleetModel, load: ReleaseLoad): string {
   const rep = m.release.report;
   const byType = new Map<string, number>();
   for (const d of rep.documents) byType.set(d.type, (byType.get(d.type) ?? 0) + 1);
+  // One manifest per host: every document with a finding and every other document is listed, the
+  // host manifests that verified cleanly are counted.
+  const listed = rep.documents.filter((d) => d.type !== HOST_MANIFEST || d.result !== 'ok');
+  const okManifests = rep.documents.length - listed.length;
   const body = html`<h1>Verification of every document</h1>
 <p>Verified at ${utc(parseIsoTime(rep.verifiedAt))} against the pinned trust root: ${[...byType].map(([t, n]) => `${n} ${t}`).join(', ')}.</p>
 ${rep.unlistedManifests.length > 0 ? html`<h2 class="bad-text">Manifests not listed in the release index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>` : null}
 <h2>Acks that did not verify (${m.acks.rejected.length})</h2>
-${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, 1000).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`}
+${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : scroll(html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, MAX_REJECTED_ROWS).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`)}${m.acks.rejected.length > MAX_REJECTED_ROWS ? html`<p class="muted">First ${MAX_REJECTED_ROWS} of ${m.acks.rejected.length} shown.</p>` : null}
 <h2>Documents</h2>
-<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${rep.documents.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`;
+${okManifests > 0 ? html`<p>${okManifests} host manifest(s) verified without findings (one per host; not listed one by one, so that this page stays small at fleet scale).</p>` : null}
+${scroll(html`<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${listed.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`)}`;
   return page({ title: `NixFleet ${rep.fleet}: documents`, base: '', banner: verificationBanner(load, m.now, m.acks), body, footer: footer(m.now, m.acks) });
 }
 
@@ -219,8 +277,46 @@ ${keyValueTable([
   return page({ title: 'NixFleet: verification failed', base: '', banner: verificationBanner(load, now, null), body, footer: footer(now, null), nav: false });
 }
 
-export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: number, pinnedRootVersion: number): SitePages {
+export interface RenderOptions {
+  /** Certificates from --pki expiring soon; null = not checked (no --pki). */
+  certs?: readonly ExpiringCert[] | null;
+  /** Host pages of the previous build by their inputs (watch mode keeps one). */
+  memo?: HostPageMemo;
+}
+
+/**
+ * Watch mode renders again only the host pages whose inputs changed. A host page is a function of the
+ * verdict banner, the release and revocations (by version and rollout), the host's verdict without
+ * ages, and its verified ack history (see hostPage: it reads nothing relative to `now`); the key holds
+ * all of them, the history as its JSON, so any change of any of them renders the page again.
+ */
+export class HostPageMemo {
+  private pages = new Map<string, { key: string; html: string }>();
+
+  render(host: string, key: string, make: () => string, used: Set<string>): string {
+    used.add(host);
+    const hit = this.pages.get(host);
+    if (hit !== undefined && hit.key === key) return hit.html;
+    const html = make();
+    this.pages.set(host, { key, html });
+    return html;
+  }
+
+  /** Drops hosts no longer in the fleet. */
+  retain(used: ReadonlySet<string>): void {
+    for (const h of this.pages.keys()) if (!used.has(h)) this.pages.delete(h);
+  }
+}
+
+function hostPageKey(m: FleetModel, load: ReleaseLoad, h: HostRow, banner: string): string {
+  const plan = m.release.plans[h.channel]!;
+  const verdict = [h.phase, withoutAges(h.detail), h.gate, withoutAges(h.reason ?? ''), h.excused, h.current, m.release.report.release.version, m.release.revocations.version, plan.rolloutId];
+  return `${banner}\n${JSON.stringify(verdict)}\n${JSON.stringify(m.ackHistory.get(h.host) ?? [])}`;
+}
+
+export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: number, pinnedRootVersion: number, o: RenderOptions = {}): SitePages {
   const pages: SitePages = new Map();
+  pages.set('style.css', STYLESHEET);
   if (load.status === 'failed' || model === null) {
     if (load.status !== 'failed') throw new Error('a verified release needs its fleet model');
     // The top-level pages an operator may have bookmarked all show the failure, none a stale fleet view.
@@ -228,11 +324,21 @@ export function renderSite(load: ReleaseLoad, model: FleetModel | null, now: num
     for (const p of ['index.html', 'hosts.html', 'trust.html', 'documents.html']) pages.set(p, failure);
     return pages;
   }
-  pages.set('index.html', overview(model, load));
+  pages.set('index.html', overview(model, load, o.certs ?? null));
   pages.set('hosts.html', hostsPage(model, load));
+  pages.set('search.js', SEARCH_SCRIPT);
+  pages.set('search-index.js', searchIndex(model));
+  for (const [path, html] of listPages(model, load, hostLists(model))) pages.set(path, html);
   pages.set('trust.html', trustPage(model, load));
   pages.set('documents.html', documentsPage(model, load));
   for (const c of model.view.channels) pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
-  for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
+  if (o.memo === undefined) {
+    for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
+  } else {
+    const banner = stableBanner(load, model.acks).text;
+    const used = new Set<string>();
+    for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, o.memo.render(h.host, hostPageKey(model, load, h, banner), () => hostPage(model, load, h), used));
+    o.memo.retain(used);
+  }
   return pages;
 }

@@ -2,9 +2,15 @@
 // fresh directory next to the output, then the output path (a symlink) is switched to it with one
 // rename(2). A reader resolves either the old build or the new one, never a mix. Older builds are kept
 // one generation (a request may still be reading from the previous build) and then removed.
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
+//
+// Incremental: each build leaves a manifest (`<build>.pages`, the sha256 of every page) beside its
+// directory. The next build hard-links every page whose digest is unchanged from the build the output
+// points to and writes only the pages that changed. Files of an installed build are never modified
+// (changed pages are new files in the new directory), so sharing inodes keeps the swap atomic.
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../protocol/atomic-write.ts';
 import { fsyncDir } from '../protocol/atomic-write.ts';
 import { tryAcquirePidLock } from '../protocol/pid-lock.ts';
 
@@ -38,7 +44,37 @@ export interface InstalledSite {
   /** The build directory the output now points to. */
   buildDir: string;
   files: number;
+  /** Size of the whole site. */
   bytes: number;
+  /** Pages written (new or changed) and their size; the rest were linked from the previous build. */
+  written: number;
+  bytesWritten: number;
+  largest: { path: string; bytes: number } | null;
+}
+
+const MANIFEST_SUFFIX = '.pages';
+
+function manifestOf(buildDir: string): string {
+  return buildDir + MANIFEST_SUFFIX;
+}
+
+function digestOf(content: string | Uint8Array): string {
+  return createHash('sha256').update(content).digest('base64');
+}
+
+/**
+ * The page digests of the build the output points to, or an empty map (first build, a build of an
+ * older version without a manifest, or a manifest that does not parse: then every page is written).
+ */
+function previousPages(builds: string, previous: string | null): Map<string, string> {
+  if (previous === null || relative(builds, previous).includes(sep) || !existsSync(manifestOf(previous))) return new Map();
+  try {
+    const parsed = JSON.parse(readFileSync(manifestOf(previous), 'utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return new Map();
+    return new Map(Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  } catch {
+    return new Map();
+  }
 }
 
 /** Two site-gen processes on one output would prune each other's builds: one at a time. */
@@ -69,10 +105,16 @@ export function installSite(outDir: string, files: ReadonlyMap<string, string | 
 
 function installLocked(out: string, builds: string, files: ReadonlyMap<string, string | Uint8Array>): InstalledSite {
   const state = checkOutput(out);
+  const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
+  const before = previousPages(builds, previous);
   const buildDir = mkdtempSync(join(builds, 'build-'));
   // mkdtemp makes it 0700; nginx's worker user must be able to read the pages.
   chmodSync(buildDir, 0o755);
   let bytes = 0;
+  let written = 0;
+  let bytesWritten = 0;
+  let largest: InstalledSite['largest'] = null;
+  const manifest: Record<string, string> = {};
   const dirs = new Set<string>();
   try {
     for (const [rel, content] of files) {
@@ -83,14 +125,22 @@ function installLocked(out: string, builds: string, files: ReadonlyMap<string, s
         mkdirSync(dir, { recursive: true });
         dirs.add(dir);
       }
+      const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+      const digest = digestOf(content);
+      manifest[rel] = digest;
+      bytes += size;
+      if (largest === null || size > largest.bytes) largest = { path: rel, bytes: size };
+      if (previous !== null && before.get(rel) === digest && linkUnchanged(join(previous, rel), full)) continue;
       writeFileSync(full, content);
-      bytes += typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+      written++;
+      bytesWritten += size;
     }
+    writeFileAtomic(manifestOf(buildDir), JSON.stringify(manifest));
   } catch (e) {
     rmSync(buildDir, { recursive: true, force: true });
+    rmSync(manifestOf(buildDir), { force: true });
     throw e;
   }
-  const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
   const tmpLink = join(dirname(out), `.${basename(out)}.link-${process.pid}-${randomBytes(4).toString('hex')}`);
   symlinkSync(join(basename(builds), basename(buildDir)), tmpLink);
   // An empty directory cannot be replaced by a symlink in one rename; nothing was being served from it.
@@ -98,12 +148,23 @@ function installLocked(out: string, builds: string, files: ReadonlyMap<string, s
   renameSync(tmpLink, out);
   fsyncDir(dirname(out));
   pruneBuilds(builds, new Set([buildDir, ...(previous ? [previous] : [])]));
-  return { buildDir, files: files.size, bytes };
+  return { buildDir, files: files.size, bytes, written, bytesWritten, largest };
+}
+
+/** Shares an unchanged page with the previous build; false (then it is written) when that file is gone. */
+function linkUnchanged(from: string, to: string): boolean {
+  try {
+    linkSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function pruneBuilds(builds: string, keep: ReadonlySet<string>): void {
   for (const name of readdirSync(builds)) {
     const full = join(builds, name);
-    if (!keep.has(full) && name.startsWith('build-')) rmSync(full, { recursive: true, force: true });
+    const owner = name.endsWith(MANIFEST_SUFFIX) ? full.slice(0, -MANIFEST_SUFFIX.length) : full;
+    if (!keep.has(owner) && name.startsWith('build-')) rmSync(full, { recursive: true, force: true });
   }
 }

@@ -5,17 +5,29 @@ import { duration, utc } from './format.ts';
 import type { HostTimeline, WaveSpan } from './timeline.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 
+/** Fill of each phase in charts and badges. */
 export const PHASE_COLORS: Record<HostPhase, string> = {
   pending: '#9aa5b1',
-  activating: '#2f80ed',
+  activating: '#1967d2',
   confirming: '#5b5fc7',
   healthy: '#8fd19e',
-  soaked: '#1e8e3e',
+  soaked: '#188038',
   converged: '#137333',
-  failed: '#d93025',
-  deferred: '#a142f4',
+  failed: '#c5221f',
+  deferred: '#8e3ad9',
   offline: '#5f6368',
   blocked: '#e8710a',
+};
+
+const DARK = '#202124';
+/**
+ * Badge text on each fill: white where white reaches WCAG AA (4.5:1), else near-black. Ratios (text on fill):
+ * pending 6.4, activating 5.4, confirming 5.4, healthy 9.0, soaked 5.0, converged 6.0, failed 5.8,
+ * deferred 5.6, offline 6.1, blocked 5.2 (the browser test recomputes them from the rendered page).
+ */
+export const PHASE_TEXT: Record<HostPhase, string> = {
+  pending: DARK, activating: '#fff', confirming: '#fff', healthy: DARK, soaked: '#fff',
+  converged: '#fff', failed: '#fff', deferred: '#fff', offline: '#fff', blocked: DARK,
 };
 
 const WIDTH = 960;
@@ -132,9 +144,16 @@ export function timelineChart(timelines: readonly HostTimeline[], o: TimelineCha
   return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${o.title}</title>${axis(s, height)}${lanes}${nowLine(s, o.now, height)}</svg>`;
 }
 
-/** The per-host page's chart: its lane, and below it a tick for every ack it signed. */
-export function hostChart(t: HostTimeline, now: number): Html {
-  const s = scale(timeRange([t], now), now);
+/**
+ * The per-host page's chart: its lane, and below it a tick for every ack it signed. It ends at the host's
+ * last ack, not at the build's `now`, so the page changes only when the host's evidence does (watch mode
+ * rewrites only changed pages); the overview and the lists carry the ages.
+ */
+export function hostChart(t: HostTimeline): Html {
+  const lastAck = t.marks.length > 0 ? t.marks[t.marks.length - 1]!.at : null;
+  const from = lastAck === null ? 0 : timeRange([t], lastAck + 1);
+  const until = lastAck === null ? 3600_000 : lastAck + Math.max(60_000, (lastAck - from) / 20);
+  const s = scale(from, until);
   const marksY = AXIS + LANE + 4;
   const height = marksY + 16;
   const marks = t.marks.map((m) => {
@@ -142,11 +161,21 @@ export function hostChart(t: HostTimeline, now: number): Html {
     const color = m.kind === 'failed' || m.kind === 'rolled-back' ? PHASE_COLORS.failed : m.kind === 'heartbeat' ? '#9aa5b1' : '#202124';
     return html`<line x1="${x}" y1="${marksY}" x2="${x}" y2="${marksY + 12}" stroke="${color}" stroke-width="2"><title>${m.kind} at ${utc(m.at)}</title></line>`;
   });
-  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>timeline of ${t.host}</title>${axis(s, height)}<text x="4" y="${AXIS + LANE - 4}" class="lane">${t.host}</text>${laneParts(s, t, AXIS, now)}<text x="4" y="${marksY + 10}" class="lane">acks</text>${marks}${nowLine(s, now, height)}</svg>`;
+  const lane = lastAck === null ? html`<text x="${LABEL}" y="${AXIS + LANE - 4}" class="note">no verified ack</text>` : join(laneParts(s, t, AXIS, until));
+  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>timeline of ${t.host} up to its last ack</title>${axis(s, height)}<text x="4" y="${AXIS + LANE - 4}" class="lane">${t.host}</text>${lane}<text x="4" y="${marksY + 10}" class="lane">acks</text>${marks}</svg>`;
 }
 
-/** One bar per wave from its first start to its last soak (or now), with counts. */
-export function waveChart(spans: readonly WaveSpan[], now: number, title: string): Html {
+/** What the wave chart needs of the reconciler's wave view: whether failures exceed the threshold. */
+export interface WaveVerdict {
+  allowedFailures: number;
+}
+
+/**
+ * One bar per wave from its first start until every host soaked or failed (or now), with counts. The bar
+ * is red only when the failures exceed the wave's threshold; failures within it are a red share at the
+ * bar's end, so a wave that completed within its threshold does not read as a failed one.
+ */
+export function waveChart(spans: readonly WaveSpan[], verdicts: readonly WaveVerdict[], now: number, title: string): Html {
   const starts = spans.map((w) => w.firstStart).filter((v): v is number => v !== null);
   const s = scale(starts.length ? Math.min(...starts) : now - 3600_000, now);
   const rowH = 22;
@@ -155,15 +184,21 @@ export function waveChart(spans: readonly WaveSpan[], now: number, title: string
     const y = AXIS + i * rowH;
     const label = html`<text x="4" y="${y + 15}" class="lane">wave ${w.wave} (${w.hosts})</text>`;
     if (w.firstStart === null) return html`<g>${label}<text x="${LABEL}" y="${y + 15}" class="note">not started</text></g>`;
-    const end = w.allSoakedAt ?? now;
-    const color = w.failed > 0 ? PHASE_COLORS.failed : w.allSoakedAt !== null ? PHASE_COLORS.soaked : PHASE_COLORS.activating;
+    const allowed = verdicts[i]?.allowedFailures ?? 0;
+    const overThreshold = w.failed > allowed;
+    const end = w.settledAt ?? now;
+    const color = overThreshold ? PHASE_COLORS.failed : w.settledAt !== null ? PHASE_COLORS.soaked : PHASE_COLORS.activating;
     const x1 = s.x(w.firstStart);
     const width = Math.max(s.x(end) - x1, 2);
-    const text = `${w.started} started, ${w.soaked} soaked, ${w.failed} failed`;
+    const failedShare = !overThreshold && w.failed > 0 ? Math.max((w.failed / Math.max(w.hosts, 1)) * width, 3) : 0;
+    const text = `${w.started} started, ${w.soaked} soaked, ${w.failed} failed${w.failed > 0 ? (overThreshold ? ` (over the threshold of ${allowed})` : ` (within the threshold of ${allowed})`) : ''}`;
     // The counts go right of the bar, or inside it when the bar reaches the right edge.
-    const inside = x1 + width + 200 > WIDTH;
+    const inside = x1 + width + 260 > WIDTH;
     const tx = inside ? x1 + 4 : x1 + width + 4;
-    return html`<g>${label}<rect x="${x1.toFixed(1)}" y="${y + 3}" width="${width.toFixed(1)}" height="${rowH - 6}" fill="${color}" opacity="0.85"><title>wave ${w.wave}: ${text}; from ${utc(w.firstStart)}${w.allSoakedAt !== null ? ` to ${utc(w.allSoakedAt)}` : ' (in progress)'}</title></rect><text x="${tx.toFixed(1)}" y="${y + 15}" class="${inside ? 'note inside' : 'note'}">${text}</text></g>`;
+    const share = failedShare > 0
+      ? html`<rect x="${(x1 + width - failedShare).toFixed(1)}" y="${y + 3}" width="${failedShare.toFixed(1)}" height="${rowH - 6}" fill="${PHASE_COLORS.failed}" class="failed-share"><title>wave ${w.wave}: ${w.failed} failed, within the threshold of ${allowed}</title></rect>`
+      : null;
+    return html`<g class="wave-row${overThreshold ? ' over-threshold' : ''}">${label}<rect x="${x1.toFixed(1)}" y="${y + 3}" width="${(width - failedShare).toFixed(1)}" height="${rowH - 6}" fill="${color}" class="wave-bar"><title>wave ${w.wave}: ${text}; from ${utc(w.firstStart)}${w.settledAt !== null ? ` to ${utc(w.settledAt)}` : ' (in progress)'}</title></rect>${share}<text x="${tx.toFixed(1)}" y="${y + 15}" class="${inside ? 'note inside' : 'note'}">${text}</text></g>`;
   });
   return html`<svg class="waves" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${axis(s, height)}${rows}${nowLine(s, now, height)}</svg>`;
 }

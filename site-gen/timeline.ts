@@ -85,8 +85,8 @@ export interface WaveSpan {
   wave: number;
   hosts: number;
   firstStart: number | null;
-  /** When the last host soaked or converged; null while any host has not. */
-  allSoakedAt: number | null;
+  /** When the last host soaked, converged or failed; null while any host has done none of these. */
+  settledAt: number | null;
   started: number;
   soaked: number;
   failed: number;
@@ -107,11 +107,13 @@ export function waveSpans(plan: ChannelPlan, timelines: readonly HostTimeline[])
       }
       if (m.failedAt !== null) failed++;
       const done = m.soakedAt ?? m.convergedAt;
-      if (done !== null && m.failedAt === null) {
+      if (m.failedAt !== null) last = Math.max(last, m.failedAt);
+      else if (done !== null) {
         soaked++;
         last = Math.max(last, done);
       }
     }
-    return { wave: w.index, hosts: members.length, firstStart, allSoakedAt: members.length > 0 && soaked === members.length ? last : null, started, soaked, failed };
+    const settled = members.length > 0 && soaked + failed === members.length;
+    return { wave: w.index, hosts: members.length, firstStart, settledAt: settled ? last : null, started, soaked, failed };
   });
 }

@@ -6,8 +6,9 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath } from '../protocol/control-plane-dir.ts';
-import { buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
+import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../operator/load.ts';
+import { HostPageMemo } from './pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -42,6 +43,13 @@ export function isRelevantChange(treeDir: string, path: string, ackLogFile: stri
   return false;
 }
 
+/** A new or changed ack (acks/ or the ack log): the tree's signed documents are unchanged. */
+export function isAckChange(treeDir: string, path: string, ackLogFile: string | null): boolean {
+  const abs = resolve(path);
+  if (ackLogFile !== null && abs === resolve(ackLogFile)) return true;
+  return relative(resolve(treeDir), abs).split(sep)[0] === 'acks';
+}
+
 export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   const clock = o.now ?? Date.now;
   const debounceMs = o.debounceMs ?? 300;
@@ -53,6 +61,8 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   let closed = false;
   let idle: (() => void) | null = null;
   const ackCache = new AckCache();
+  const releaseCache = new ReleaseCache();
+  const hostPageMemo = new HostPageMemo();
 
   const runBuild = async (trigger: string): Promise<void> => {
     timer = null;
@@ -64,7 +74,8 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
     building = true;
     try {
       const result = await buildSite({
-        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache,
+        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache, hostPageMemo,
+        ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
         ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       });
       builds++;
@@ -108,13 +119,20 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   });
   for (const ev of ['add', 'change', 'unlink'] as const) {
     watcher.on(ev, (p: string) => {
-      if (isRelevantChange(o.treeDir, p, ackLogFile)) schedule(`${ev} ${relative(o.treeDir, p) || p}`);
+      if (!isRelevantChange(o.treeDir, p, ackLogFile)) return;
+      // Only new acks may reuse the previous build's verification; any tree file forces a full one.
+      if (!isAckChange(o.treeDir, p, ackLogFile)) releaseCache.treeChanged();
+      schedule(`${ev} ${relative(o.treeDir, p) || p}`);
     });
   }
   watcher.on('error', (e) => o.onError?.(e, 'watcher'));
   await new Promise<void>((r) => watcher.once('ready', () => r()));
 
-  const interval = (o.intervalSeconds ?? 60) > 0 ? setInterval(() => schedule('interval'), (o.intervalSeconds ?? 60) * 1000) : null;
+  // The periodic rebuild verifies from scratch (keys and the root age even when no file changes).
+  const interval = (o.intervalSeconds ?? 60) > 0 ? setInterval(() => {
+    releaseCache.treeChanged();
+    schedule('interval');
+  }, (o.intervalSeconds ?? 60) * 1000) : null;
   await runBuild('start');
 
   return {

@@ -65,8 +65,8 @@ test('overview: verified banner, phase counts, channel states and reasons from t
 test('channel pages: wave state, soak progress, failures vs threshold, channel edges, timelines', async () => {
   await build(fx);
   const ch0 = page(fx.outDir, 'channels/ch-0.html');
-  assert.match(ch0, /<tr id="wave-0"><td class="num">0<\/td><td><span class="state complete">complete<\/span>/);
-  assert.match(ch0, /<tr id="wave-1"><td class="num">1<\/td><td><span class="state active">active<\/span>/);
+  assert.match(ch0, /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state complete">complete<\/span>/);
+  assert.match(ch0, /<tr id="wave-1"><td class="num">1<\/td><td data-l="state"><span class="state active">active<\/span>/);
   assert.match(ch0, '10 min; 1 soaking, least 4 min done');
   assert.match(ch0, 'gates</th><td><a href="ch-2.html">ch-2</a> (gated)');
   // timeline lanes: the soaked host soaked 10 min after it became healthy (T0 + 4 min)
@@ -76,8 +76,8 @@ test('channel pages: wave state, soak progress, failures vs threshold, channel e
   assert.match(ch0, /<svg class="waves"/);
 
   const ch1 = page(fx.outDir, 'channels/ch-1.html');
-  assert.match(ch1, /<tr id="wave-0"><td class="num">0<\/td><td><span class="state halted">halted<\/span>/);
-  assert.match(ch1, '<td class="num bad-text">1 / 0 allowed (0 host(s))</td>');
+  assert.match(ch1, /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state halted">halted<\/span>/);
+  assert.match(ch1, '<td class="num bad-text" data-l="failures">1 / 0 allowed (0 host(s))</td>');
   assert.match(ch1, `${fx.roles.failed}: rolled-back: ${escapeHtml(HOSTILE_REASON)} at 2030-03-01 10:11:00Z`);
   assert.match(ch1, 'class="fail-mark"');
 
@@ -96,10 +96,10 @@ test('host table: closures, phase, last ack kind and age, the gate and reason of
   const eligible = row(hosts, fx.roles.eligible);
   assert.match(eligible, 'every gate passed: starts at its next poll');
   const soaked = row(hosts, fx.roles.soaked);
-  assert.match(soaked, '>soaked</span>');
+  assert.match(soaked, '>soaked</a>');
   assert.match(soaked, /nixos-system-host-\d+ ✓<\/td>/); // current == target
   const activating = row(hosts, fx.roles.activating);
-  assert.match(activating, '>activating</span>');
+  assert.match(activating, '>activating</a>');
   assert.match(activating, 'started <span class="muted">60 s ago</span>');
   assert.match(activating, '-old</td>'); // still on its old closure
 });
@@ -113,7 +113,7 @@ test('host page: free text from acks is escaped (reason and probe detail), ack h
   assert.not.match(h, '<img');
   assert.match(h, 'probe http-ok failed: ');
   assert.match(h, 'Acks (4)');
-  assert.match(h, '<td>rolled-back</td>');
+  assert.match(h, '<td data-l="kind">rolled-back</td>');
   assert.match(h, '<svg class="timeline"');
 });
 
@@ -198,7 +198,7 @@ test('acks that do not verify are not counted and are listed with their reason',
     const docs = page(copy.outDir, 'documents.html');
     assert.match(docs, `acks/hosts/${copy.roles.eligible}.json</td><td class="reason">UnknownKey: no signature by a valid host ${copy.roles.eligible} key`);
     assert.match(docs, `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`);
-    assert.match(row(page(copy.outDir, 'hosts.html'), copy.roles.gated), '>offline</span>');
+    assert.match(row(page(copy.outDir, 'hosts.html'), copy.roles.gated), '>offline</a>');
     assert.match(docs, 'acks/hosts/garbage.json</td><td class="reason">Malformed');
     assert.match(page(copy.outDir, 'index.html'), 'class="banner warn"');
     assert.match(page(copy.outDir, 'index.html'), '3 ack(s) did not verify and are not counted');
@@ -265,7 +265,8 @@ test('atomic install: --out is a symlink switched per build; one previous build 
   assert.is.not(r2.buildDir, r3.buildDir);
   assert.is(join(fx.dir, readlinkSync(out)), r3.buildDir);
   const kept = readdirSync(buildsDirOf(out)).filter((n) => n.startsWith('build-')).map((n) => join(buildsDirOf(out), n)).sort();
-  assert.equal(kept, [r2.buildDir, r3.buildDir].sort());
+  // each kept build with its page manifest (what the next build compares against)
+  assert.equal(kept, [r2.buildDir, `${r2.buildDir}.pages`, r3.buildDir, `${r3.buildDir}.pages`].sort());
   assert.is((lstatSync(r3.buildDir).mode & 0o777).toString(8), '755');
 
   const foreign = join(fx.dir, 'foreign');

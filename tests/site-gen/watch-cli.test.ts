@@ -60,14 +60,14 @@ test('watch: builds at start, rebuilds after an ack file changes, and stops clea
     assert.is(builds.length, 1);
     assert.is(builds[0]!.trigger, 'start');
     const eligible = fx.roles.eligible;
-    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>pending</span>`));
+    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>pending</a>`));
     // the eligible host starts: its agent posts a `started` ack, the endpoint rewrites its file and log
     now = NOW + MIN;
     const plan = fx.plans['ch-0']!;
     fx.chains.get(eligible)!.write({ at: NOW + 30_000, kind: 'started', rolloutId: plan.rolloutId, target: plan.hosts[eligible]!.target, current: null });
     const rebuilt = await waitFor(() => builds.find((b) => b.trigger !== 'start'), 10_000, 'a rebuild');
     assert.match(rebuilt.trigger, /acks/);
-    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>activating</span>`));
+    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>activating</a>`));
     assert.is(rebuilt.result.phases!.activating, 2);
     // both files (ack file and log) changed within the debounce window: one build, not two
     await new Promise((r) => setTimeout(r, 300));

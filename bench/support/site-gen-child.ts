@@ -1,0 +1,27 @@
+// One site-gen bench run in its own process, so that its peak RSS is the build's: a cold one-shot build
+// (`nixfleet site build`), then what `site watch` does: its start build, one new ack appended to the ack
+// log and acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, only the
+// changed pages written). Prints the three SiteBuildResults as JSON.
+// argv: tree rootFile outDir nowMs host newAckFile newAckLogRecord
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
+import { AckCache, readPinnedRoot } from '../../operator/load.ts';
+import { HostPageMemo } from '../../site-gen/pages.ts';
+
+const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [string, string, string, string, string, string, string];
+const now = Number(nowArg);
+const pinnedRoot = readPinnedRoot(rootFile);
+const rssMb = () => process.resourceUsage().maxRSS / 1024;
+
+const cold = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now });
+const coldMaxRssMb = rssMb();
+const ackCache = new AckCache();
+const releaseCache = new ReleaseCache();
+const hostPageMemo = new HostPageMemo();
+const watchStart = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 1000, ackCache, releaseCache, hostPageMemo });
+// The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
+appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
+writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
+const oneAck = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 2000, ackCache, releaseCache, hostPageMemo });
+process.stdout.write(JSON.stringify({ cold, coldMaxRssMb, watchStart, oneAck, maxRssMb: rssMb() }));

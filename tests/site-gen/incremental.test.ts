@@ -1,0 +1,260 @@
+// Fleet scale and failure views: incremental rebuilds (only changed pages written, the rest shared with
+// the previous build, the result equal to a cold build), watch mode's reuse of the verified release,
+// paged host lists within the page size target, "what needs you now", quarantine evidence, waves within
+// their failure threshold, budgets over their limit, expiring certificates from the PKI directory.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
+import { buildFleetModel } from '../../site-gen/model.ts';
+import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
+import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
+import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
+import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
+import { AckCache, ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory } from '../../operator/load.ts';
+import { escapeHtml } from '../../site-gen/html.ts';
+import { requireTool } from '../support/skip.ts';
+import { HOSTILE_REASON, MIN, NOW, createSiteFixture, readSite, type SiteFixture } from './fixture.ts';
+
+let fx: SiteFixture;
+test.before(() => {
+  fx = createSiteFixture();
+});
+test.after(() => fx.cleanup());
+
+const page = (out: string, rel: string) => readFileSync(join(out, rel), 'utf8');
+
+test('incremental: an unchanged rebuild writes nothing; one new ack rewrites that host page, not the others; the result equals a cold build', async () => {
+  const copy = createSiteFixture();
+  try {
+    const out = join(copy.dir, 'inc');
+    const cold = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW });
+    assert.is(cold.written, cold.pages, 'the first build writes every page');
+    const again = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW });
+    assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
+    const host = copy.roles.eligible;
+    const other = copy.roles.soaked;
+    assert.is(statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino, statSync(join(cold.buildDir, 'hosts', `${other}.html`)).ino);
+
+    // 10 s later one host starts: its page changes; host pages of others do not (they carry no ages)
+    const later = NOW + 10_000;
+    const p0 = copy.plans['ch-0']!;
+    copy.chains.get(host)!.write({ at: later - 1000, kind: 'started', rolloutId: p0.rolloutId, target: p0.hosts[host]!.target, current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old` });
+    const before = readSite(again.buildDir);
+    const inc = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: later });
+    const after = readSite(out);
+    assert.is.not(after.get(`hosts/${host}.html`), before.get(`hosts/${host}.html`));
+    assert.match(after.get(`hosts/${host}.html`)!, '>activating</a>');
+    assert.is(after.get(`hosts/${other}.html`), before.get(`hosts/${other}.html`));
+    assert.is(statSync(join(inc.buildDir, 'hosts', `${other}.html`)).ino, statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino, 'unchanged host page is shared, not rewritten');
+    // exactly the pages whose content changed were written: of the host pages, the one that started and
+    // those whose verdict quotes it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
+    const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
+    assert.is(inc.written, changed.length);
+    const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts).map((h) => `hosts/${h}.html`);
+    assert.equal(changed.filter((k) => k.startsWith('hosts/')).sort(), [`hosts/${host}.html`, ...gatedOnIt].sort());
+    // list pages state signed times, not ages: those of ch-1 (nothing changed there) are not rewritten
+    assert.equal(changed.filter((k) => k.startsWith('lists/channel-ch-1') || k.startsWith('lists/wave-ch-1')), []);
+    assert.ok(changed.includes('lists/channel-ch-0_1.html') && changed.includes('lists/phase-activating_1.html'));
+    assert.ok(inc.bytesWritten < inc.bytes);
+
+    // the incremental site is exactly what a cold build of the same inputs gives
+    const fresh = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: join(copy.dir, 'fresh'), now: later });
+    assert.is(fresh.written, fresh.pages);
+    const coldSite = readSite(join(copy.dir, 'fresh'));
+    assert.equal([...after.keys()], [...coldSite.keys()]);
+    for (const [k, v] of coldSite) assert.ok(after.get(k) === v, `${k} differs from a cold build`);
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('watch mode caches (acks, verification, host pages) give byte-identical sites to a cold build, before and after a new ack', async () => {
+  const copy = createSiteFixture();
+  try {
+    const caches = { ackCache: new AckCache(), releaseCache: new ReleaseCache(), hostPageMemo: new HostPageMemo() };
+    const watched = join(copy.dir, 'watched');
+    const same = async (now: number, tag: string) => {
+      const w = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: watched, now, ...caches });
+      const c = join(copy.dir, `cold-${tag}`);
+      await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: c, now });
+      const a = readSite(watched);
+      const b = readSite(c);
+      assert.equal([...a.keys()], [...b.keys()]);
+      // documents.html says when the tree was verified: with reuse, by the earlier build (and says so)
+      for (const [k, v] of b) if (!(w.verificationReused && k === 'documents.html')) assert.ok(a.get(k) === v, `${tag}: ${k} differs from a cold build`);
+      return w;
+    };
+    await same(NOW, 'start');
+    const host = copy.roles.soaking;
+    const p0 = copy.plans['ch-0']!;
+    copy.chains.get(host)!.write({ at: NOW + 5000, kind: 'rolled-back', rolloutId: p0.rolloutId, target: p0.hosts[host]!.target, current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old`, reason: 'probe failed after activation' });
+    const after = await same(NOW + 6000, 'after');
+    assert.is(after.verificationReused, true);
+    assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
+    assert.match(page(watched, `hosts/${host}.html`), 'probe failed after activation');
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('watch mode release cache: reused after ack-only changes, verified again after a tree change or near expiry', async () => {
+  const cache = new ReleaseCache();
+  const ackCache = new AckCache();
+  const out = join(fx.dir, 'reuse');
+  const opts = { treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: out, ackCache, releaseCache: cache };
+  const a = await buildSite({ ...opts, now: NOW });
+  assert.is(a.verificationReused, false);
+  const b = await buildSite({ ...opts, now: NOW + 1000 });
+  assert.is(b.verificationReused, true);
+  await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: join(fx.dir, 'reuse-cold'), now: NOW + 1000 });
+  assert.equal(readSite(out).get('index.html'), readSite(join(fx.dir, 'reuse-cold')).get('index.html'));
+  cache.treeChanged();
+  assert.is((await buildSite({ ...opts, now: NOW + 2000 })).verificationReused, false);
+  assert.is((await buildSite({ ...opts, now: NOW + 3000 })).verificationReused, true);
+  // the fixture's timestamp expires at NOW + 30 min: within the clock skew of it, verify again
+  const nearExpiry = await buildSite({ ...opts, now: NOW + 30 * MIN - 60_000 });
+  assert.is(nearExpiry.verificationReused, false);
+  // a failed verification is never reused
+  const stale = await buildSite({ ...opts, now: NOW + 31 * MIN });
+  assert.is(stale.status, 'stale');
+  assert.is((await buildSite({ ...opts, now: NOW + 31 * MIN + 1000 })).verificationReused, false);
+});
+
+test('host lists: every filter paged, no page over the size target, phase badges link to their list', async () => {
+  const big = createSiteFixture({ hosts: HOSTS_PER_PAGE * 2 + 30 });
+  try {
+    const r = await buildSite({ treeDir: big.treeDir, pinnedRoot: big.root, outDir: big.outDir, now: NOW });
+    const site = readSite(big.outDir);
+    assert.ok(site.has('lists/all_3.html') && !site.has('lists/all_4.html'));
+    assert.match(site.get('lists/all_3.html')!, `of ${HOSTS_PER_PAGE * 2 + 30}, page 3 of 3`);
+    for (const ch of ['ch-0', 'ch-1', 'ch-2']) assert.ok(site.has(`lists/channel-${ch}_1.html`) && site.has(`lists/wave-${ch}-0_1.html`) && site.has(`lists/wave-${ch}-1_1.html`));
+    for (const p of ['pending', 'failed', 'soaked', 'blocked']) assert.ok(site.has(`lists/phase-${p}_1.html`), p);
+    // every host appears exactly once across the pages of "all"
+    const listed = [...site].filter(([k]) => k.startsWith('lists/all_')).flatMap(([, v]) => [...v.matchAll(/<tr id="host-([a-z0-9-]+)">/g)].map((m) => m[1]));
+    assert.is(listed.length, r.hosts);
+    assert.is(new Set(listed).size, r.hosts);
+    assert.match(site.get('lists/phase-failed_1.html')!, `id="host-${big.roles.failed}"`);
+    assert.not.match(site.get('lists/phase-failed_1.html')!, `id="host-${big.roles.soaked}"`);
+    assert.match(site.get('hosts.html')!, '<a class="phase" style="background:#c5221f;color:#fff" href="lists/phase-failed_1.html">failed 1</a>');
+    assert.match(site.get('index.html')!, 'href="lists/phase-pending_1.html"');
+    // channel pages no longer carry every host of the channel
+    const largest = Math.max(...[...site.values()].map((v) => Buffer.byteLength(v)));
+    assert.ok(largest < 500_000, `largest page ${largest} bytes`);
+    assert.is(r.largestPage!.bytes, largest);
+    // the search index names every host once
+    const index = site.get('search-index.js')!;
+    assert.is([...index.matchAll(/\["host-/g)].length, r.hosts);
+  } finally {
+    big.cleanup();
+  }
+});
+
+test('what needs you now: halted channel, failed and quarantined hosts with their evidence and links', async () => {
+  const r = await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
+  assert.is(r.status, 'verified');
+  const index = page(fx.outDir, 'index.html');
+  const needs = /<ul class="needs" id="needs">(.*?)<\/ul>/s.exec(index)![1]!;
+  const kinds = [...needs.matchAll(/data-kind="([a-z-]+)"/g)].map((m) => m[1]);
+  assert.equal(kinds, ['halted-channel', 'failed', 'quarantined']);
+  assert.match(needs, '<a href="channels/ch-1.html">channel ch-1 is halted</a>');
+  assert.match(needs, `<a href="lists/quarantined_1.html">1 host(s) quarantined a closure</a>`);
+  assert.match(index, 'Certificate expiry not checked');
+  // after the default quarantine (24 h) the host is no longer counted as quarantined
+  assert.is((await modelAt(NOW)).model.quarantines.size, 1);
+  assert.is((await modelAt(NOW + 25 * 3600_000)).model.quarantines.size, 0);
+});
+
+test('what needs you now, 16 min later: an offline host of an active wave blocks it; the timestamp refresh is overdue', async () => {
+  const copy = createSiteFixture();
+  try {
+    // the activating host completes its switch, so that ch-0 stays in progress (not presumed failed)
+    const h = copy.roles.activating;
+    const p0 = copy.plans['ch-0']!;
+    const mine = { rolloutId: p0.rolloutId, target: p0.hosts[h]!.target, current: p0.hosts[h]!.target };
+    copy.chains.get(h)!.write({ at: NOW + 30_000, kind: 'activated', ...mine });
+    copy.chains.get(h)!.write({ at: NOW + MIN, kind: 'healthy', ...mine, healthySince: new Date(NOW + MIN).toISOString().replace('.000Z', 'Z') });
+    const out = join(copy.dir, 'later');
+    const r = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW + 16 * MIN });
+    assert.is(r.channels[0]!.state, 'in-progress');
+    const needs = /<ul class="needs" id="needs">(.*?)<\/ul>/s.exec(page(out, 'index.html'))![1]!;
+    const offline = /<li class="bad" data-kind="offline-blocking">(.*?)<\/li>/s.exec(needs);
+    assert.ok(offline, needs);
+    assert.match(offline[1]!, `${copy.roles.eligible} (ch-0 wave 1)`);
+    // ch-2's hosts are offline too, but their waves wait behind the channel edge: they block nothing yet
+    for (const g of Object.keys(copy.plans['ch-2']!.hosts)) assert.not.match(offline[1]!, `${g} (`);
+    assert.match(needs, '<li class="warn" data-kind="refresh-overdue">');
+  } finally {
+    copy.cleanup();
+  }
+});
+
+async function modelAt(now: number) {
+  const load = await loadReleaseAllowingStale(fx.treeDir, fx.root, { now: NOW });
+  if (load.status !== 'verified') throw new Error('fixture does not verify');
+  const acks = readAckHistory({ acksDir: acksDirOf(fx.treeDir), logFile: join(fx.treeDir, '.ack-log/acks.log'), trust: ackTrustOf(load.release), bundles: false });
+  return { load, model: buildFleetModel(load.release, acks, now) };
+}
+
+test('host page: quarantine from the signed rolled-back ack (closure, since, until by default, why) and the failure', async () => {
+  await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
+  const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
+  const q = /<table class="quarantine stack">(.*?)<\/table>/s.exec(h)![1]!;
+  assert.match(q, `<td class="mono" data-l="closure">${fx.plans['ch-1']!.hosts[fx.roles.failed]!.target}</td>`);
+  assert.match(q, '<td data-l="since">2030-03-01 10:11:00Z</td><td data-l="until">2030-03-02 10:11:00Z</td><td data-l="from">rolled-back ack, seq 4</td>');
+  assert.match(q, escapeHtml(HOSTILE_REASON));
+  assert.match(h, 'assumes the default 24 h');
+  assert.match(h, `failure (this rollout)</th><td><span class="bad-text">rolled-back: ${escapeHtml(HOSTILE_REASON)}</span> (signed 2030-03-01 10:11:00Z)`);
+  const soaked = page(fx.outDir, `hosts/${fx.roles.soaked}.html`);
+  assert.match(soaked, 'its agent has quarantined nothing that it reported');
+  assert.not.match(soaked, 'failure (this rollout)');
+  // host pages do not depend on the build's now (ages live on the overview and lists)
+  assert.not.match(soaked, / ago\b/);
+});
+
+test('wave chart: failures within the threshold are a red share of a green bar; over it the bar is red', async () => {
+  const span = { wave: 0, hosts: 4, firstStart: NOW - 20 * MIN, settledAt: NOW - 5 * MIN, started: 4, soaked: 3, failed: 1 };
+  const within = waveChart([span], [{ allowedFailures: 1 }], NOW, 'w').text;
+  assert.match(within, `fill="${PHASE_COLORS.soaked}" class="wave-bar"`);
+  assert.match(within, `fill="${PHASE_COLORS.failed}" class="failed-share"`);
+  assert.match(within, '1 failed (within the threshold of 1)');
+  const over = waveChart([span], [{ allowedFailures: 0 }], NOW, 'w').text;
+  assert.match(over, `fill="${PHASE_COLORS.failed}" class="wave-bar"`);
+  assert.not.match(over, 'failed-share');
+  assert.match(over, '(over the threshold of 0)');
+});
+
+test('budgets: more in flight than allowed is highlighted on the overview and under what needs you now', async () => {
+  const { load, model } = await modelAt(NOW);
+  model.view.budgets = [{ id: 'web', max: 1, inFlight: 3, inFlightHosts: ['host-000', 'host-003', 'host-006'] }, { id: 'db', max: 2, inFlight: 1, inFlightHosts: ['host-001'] }];
+  const index = renderSite(load, model, NOW, 1).get('index.html')!;
+  assert.match(index, '<tr class="over"><td>web</td><td class="num">3 / 1 <span class="over-label">over budget by 2</span></td>');
+  assert.match(index, '<tr class=""><td>db</td><td class="num">1 / 2</td>');
+  assert.match(index, 'data-kind="over-budget"');
+});
+
+test('expiring certificates from --pki: listed within 30 days, soonest first; a directory without ca.crt is refused', async () => {
+  assert.throws(() => expiringCerts(fx.dir, NOW), (e: unknown) => e instanceof PkiDirError && e.message.includes('no ca.crt'));
+  if (!requireTool('openssl', 'issuing certificates for the PKI panel')) return;
+  const { initPki, issueHostCert } = await import('../../control-plane/pki.ts');
+  const pki = join(fx.dir, 'pki');
+  initPki(pki);
+  issueHostCert(pki, fx.roles.failed);
+  const { X509Certificate } = await import('node:crypto');
+  const notAfter = Date.parse(new X509Certificate(readFileSync(join(pki, 'hosts', `${fx.roles.failed}.crt`))).validTo);
+  assert.equal(expiringCerts(pki, notAfter - 40 * 86400_000).filter((c) => c.file.startsWith('hosts/')), []);
+  const soon = expiringCerts(pki, notAfter - 10 * 86400_000);
+  assert.ok(soon.some((c) => c.file === `hosts/${fx.roles.failed}.crt`), JSON.stringify(soon));
+  // the overview lists it (the build's now is the fixture's; the certificate's window is checked at NOW)
+  const out = join(fx.dir, 'pki-site');
+  writeFileSync(join(pki, 'hosts', 'not-a-cert.txt'), 'ignored: only *.crt files are read');
+  await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: out, now: NOW, pkiDir: pki });
+  const index = page(out, 'index.html');
+  assert.not.match(index, 'Certificate expiry not checked');
+  const expiring = expiringCerts(pki, NOW);
+  for (const c of expiring) assert.match(index, `certificate ${c.file}`);
+  if (expiring.length === 0) assert.not.match(index, 'data-kind="cert-expiring"');
+});
+
+test.run();
