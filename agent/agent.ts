@@ -63,7 +63,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     const deps: CycleDeps = {
       host: config.host,
       state,
-      activator: createActivator(config.activator, state),
+      activator: createActivator(config.activator, state, { caFile: config.caFile }),
       journal,
       sync: new AckSync(state, journal, client, config.host, log, config.ackPath),
       quarantine: new Quarantine(state),

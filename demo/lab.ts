@@ -35,6 +35,8 @@ export interface LabOptions {
   /** Per-host activator; default: simulated, starting on `initialPath`. */
   activator?: (host: string) => ActivatorConfig;
   initialPath: string;
+  /** Nix binary-cache public keys (`name:base64`) in root v1; default none. */
+  cacheKeys?: string[];
   log?: (event: Record<string, unknown>) => void;
 }
 
@@ -70,7 +72,7 @@ export class Lab {
         rootThreshold: 1,
         releaseKeys: [{ key: this.releaseKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
         releaseThreshold: 1,
-        cacheKeys: [],
+        cacheKeys: opts.cacheKeys ?? [],
       }),
       [this.rootKey],
     );

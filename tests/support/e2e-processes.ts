@@ -27,12 +27,23 @@ export interface CliProcess {
   kill9(): Promise<void>;
 }
 
+/**
+ * How a process is started besides its own argv: `wrap` is an argv prefix that must end by exec'ing the
+ * rest (e.g. `unshare -m ... sh -c '...; exec "$@"'`, so the PID stays the command's), `env` replaces the
+ * environment.
+ */
+export interface ProcessWrap {
+  wrap: string[];
+  env: NodeJS.ProcessEnv;
+}
+
 /** Starts `nixfleet ARGS...` with stdout + stderr appended to logFile. */
-export function startCli(args: string[], logFile: string): CliProcess {
+export function startCli(args: string[], logFile: string, how?: ProcessWrap): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, FORCE_COLOR: '0' } });
+    const argv = [...(how?.wrap ?? []), process.execPath, CLI, ...args];
+    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...(how?.env ?? process.env), FORCE_COLOR: '0' } });
   } finally {
     closeSync(fd);
   }
