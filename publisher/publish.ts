@@ -245,6 +245,7 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
       current?.signed.revocations.version ?? 0,
       issuedAt,
       opts.releaseKeys,
+      root.rejectBefore,
     );
     const timestamp = signTimestamp({
       fleet: fleet.fleet,
