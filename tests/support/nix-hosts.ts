@@ -49,6 +49,13 @@ export function testSystems(): Promise<TestSystems> {
   return systems;
 }
 
+/** The 50 MB system (v1 plus a payload of random bytes) for bench/nix-fetch.bench.ts; built on demand. */
+export async function benchSystem(): Promise<string> {
+  const r = await run('nix', ['build', '--json', '--no-link', `path:${SYSTEMS_FLAKE}#bench50m`], { env: buildSandbox().env, timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`building the bench system failed:\n${r.stderr}`);
+  return (JSON.parse(r.stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
+}
+
 export interface CacheKey {
   secretFile: string;
   publicKey: string;
