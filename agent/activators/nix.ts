@@ -333,9 +333,14 @@ async function narinfoSignatureKeys(cache: string, storePath: string, caFile: st
   return text.split('\n').filter((l) => l.startsWith('Sig: ')).map((l) => l.slice(5).split(':')[0]!.trim());
 }
 
-/** A small text body over http(s) (the CA Nix was given, for https); null unless 200 within 10 s. */
+/** A narinfo is a few KB; the cap only bounds what a broken or hostile cache can make us buffer. */
+const NARINFO_CAP = 256 * 1024;
+
+/**
+ * A small text body over http(s); null unless 200 within 10 s. node:https rather than the global fetch,
+ * which cannot be given a CA (the fleet CA Nix was given) without an undici dispatcher.
+ */
 function getText(url: string, ca: Buffer | undefined): Promise<string | null> {
-  const NARINFO_CAP = 256 * 1024;
   return new Promise((resolve) => {
     const get = url.startsWith('https://') ? httpsGet : httpGet;
     const req = get(url, { timeout: 10_000, ...(ca ? { ca } : {}) }, (res) => {
@@ -350,6 +355,7 @@ function getText(url: string, ca: Buffer | undefined): Promise<string | null> {
         if (body.length > NARINFO_CAP) req.destroy();
       });
       res.on('end', () => resolve(body));
+      res.on('error', () => resolve(null));
       res.on('close', () => resolve(null)); // cut off (cap) or reset: no answer (a no-op after 'end')
     });
     req.on('timeout', () => req.destroy());
