@@ -2,12 +2,12 @@
 // append. It is the source of the next sequence number and previous-hash, and the copy the agent
 // re-posts when the control plane has lost acks (rebuilt from empty, torn log). A torn last line (crash
 // mid-append) is cut on open; everything before it was fsynced and stays.
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
 import { ackDigest, readAck, signAck, type SignedAck } from '../protocol/acks.ts';
 import type { SigningKey } from '../protocol/keys.ts';
 import type { Ack, AckKind } from '../protocol/schemas/ack.ts';
 import { SCHEMA_VERSION, isoTime } from '../protocol/schemas/common.ts';
-import type { StateDir } from './state-dir.ts';
+import { LocalStateError, localWrite, type StateDir } from './state-dir.ts';
 import { canonicalString } from '../protocol/canonical.ts';
 
 export const ACK_JOURNAL_FILE = 'acks.jsonl';
@@ -59,12 +59,46 @@ export class AckJournal {
         }
         const prevNl = buf.lastIndexOf(0x0a, buf.length - 2);
         if (prevNl < 0 && start > 0) continue;
-        return readAck(buf.subarray(prevNl + 1, buf.length - 1), this.file);
+        try {
+          return readAck(buf.subarray(prevNl + 1, buf.length - 1), this.file);
+        } catch {
+          return this.cutDamagedTail(fd);
+        }
       }
     } finally {
       closeSync(fd);
     }
   }
+
+  /**
+   * Complete lines at the end that are not acks (garbage appended by something else, a damaged block)
+   * were never signed by this agent as they stand: the file is copied aside for inspection
+   * (`acks.jsonl.damaged-<ms>`) and cut back to its last readable ack, so the chain goes on from there.
+   * Rare path: reads the whole file.
+   */
+  private cutDamagedTail(fd: number): SignedAck | undefined {
+    const all = readFileSync(this.file);
+    let end = all.length;
+    let last: SignedAck | undefined;
+    while (end > 0) {
+      const prevNl = end >= 2 ? all.lastIndexOf(0x0a, end - 2) : -1;
+      try {
+        last = readAck(all.subarray(prevNl + 1, end - 1), this.file);
+        break;
+      } catch {
+        end = prevNl + 1;
+      }
+    }
+    const aside = `${this.file}.damaged-${Date.now()}`;
+    localWrite(aside, () => copyFileSync(this.file, aside));
+    ftruncateSync(fd, end);
+    fsyncSync(fd);
+    this.repaired = { savedAs: aside, cutBytes: all.length - end };
+    return last;
+  }
+
+  /** Set when opening cut unreadable lines off the end (the caller logs it). */
+  repaired: { savedAs: string; cutBytes: number } | null = null;
 
   last(): SignedAck | undefined {
     return this.lastAck;
@@ -80,7 +114,13 @@ export class AckJournal {
     return readFileSync(this.file, 'utf8')
       .split('\n')
       .filter((l) => l.length > 0)
-      .map((l, i) => readAck(l, `${this.file}:${i + 1}`));
+      .map((l, i) => {
+        try {
+          return readAck(l, `${this.file}:${i + 1}`);
+        } catch (e) {
+          throw new LocalStateError(`${this.file}:${i + 1}`, 'damaged', (e as Error).message);
+        }
+      });
   }
 
   /** Acks with seq > afterSeq, in order. */
@@ -104,15 +144,26 @@ export class AckJournal {
       reason: fields.reason === null ? null : fields.reason.slice(0, 512),
     };
     const signed = signAck(ack, this.key);
-    const fd = openSync(this.file, 'a', 0o600);
-    try {
-      const line = Buffer.from(canonicalString(signed) + '\n', 'utf8');
-      let off = 0;
-      while (off < line.length) off += writeSync(fd, line, off, line.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    localWrite(this.file, () => {
+      const fd = openSync(this.file, 'a', 0o600);
+      const size = fstatSync(fd).size;
+      try {
+        const line = Buffer.from(canonicalString(signed) + '\n', 'utf8');
+        let off = 0;
+        while (off < line.length) off += writeSync(fd, line, off, line.length - off);
+        fsyncSync(fd);
+      } catch (e) {
+        // Disk full mid-line: cut the partial line now rather than leave it for the next open.
+        try {
+          ftruncateSync(fd, size);
+        } catch {
+          /* the next open cuts it */
+        }
+        throw e;
+      } finally {
+        closeSync(fd);
+      }
+    });
     this.lastAck = signed;
     return signed;
   }

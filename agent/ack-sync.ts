@@ -2,6 +2,9 @@
 // endpoint may lag (we crashed before recording its answer), have lost a torn tail, or have been rebuilt
 // from empty. We remember the highest seq the endpoint confirmed, re-read the published head
 // (acks/hosts/<host>.json) before posting, and re-post whatever it is missing, in order.
+// Back-fill: an endpoint that adopted our chain mid-way (rebuilt, or its log recovered from the published
+// heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
+// each chaining by digest to what it already holds, until it stops asking.
 import { z } from 'zod';
 import { ackDigest, readAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString } from '../protocol/canonical.ts';
@@ -12,8 +15,21 @@ import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';
 import type { StateDir } from './state-dir.ts';
 
-const SyncState = z.strictObject({ serverSeq: z.number().int().min(0) });
+const SyncState = z.strictObject({
+  serverSeq: z.number().int().min(0),
+  /** The endpoint holds our chain only from this seq (> 1): acks below it are to be back-filled. */
+  missingBelow: z.number().int().min(2).optional(),
+});
+type SyncState = z.infer<typeof SyncState>;
+/** What an ack answer says about the endpoint's copy of our history (ack-service.ts chainAnswer). */
+const ChainAnswer = z.object({ missingBelow: z.number().int().min(2).optional() });
 export const ACK_SYNC_FILE = 'ack-sync.json';
+/**
+ * Back-filled acks posted per flush: about half the endpoint's default per-host burst (30), so a long
+ * back-fill never starves the host's new acks (confirmations, failures) of rate-limit tokens; the rest
+ * follows in later cycles.
+ */
+export const BACKFILL_PER_FLUSH = 16;
 /** How long the endpoint may take to publish an accepted ack before a head that lags it counts as a loss. */
 export const PUBLISH_GRACE_MS = 3000;
 
@@ -25,6 +41,8 @@ export interface FlushResult {
   reposted: number;
   /** seq the endpoint has confirmed after this flush. */
   serverSeq: number;
+  /** Older acks posted below the point where the endpoint adopted our chain. */
+  backfilled: number;
   /** Why the flush stopped early (unreachable, refused), or null when everything is on the server. */
   stoppedBecause: string | null;
 }
@@ -42,13 +60,41 @@ export class AckSync {
     private readonly postPath = 'acks',
   ) {}
 
+  private get sync(): SyncState {
+    return this.state.read(ACK_SYNC_FILE, SyncState) ?? { serverSeq: 0 };
+  }
+
   get serverSeq(): number {
-    return this.state.read(ACK_SYNC_FILE, SyncState)?.serverSeq ?? 0;
+    return this.sync.serverSeq;
+  }
+
+  /** The seq below which the endpoint lacks our history, or 0 when it has asked for nothing. */
+  get missingBelow(): number {
+    return this.sync.missingBelow ?? 0;
+  }
+
+  private update(next: Partial<SyncState>): void {
+    // Volatile: if lost, acks are re-posted and the endpoint answers with its head and missingBelow (idempotent).
+    const cur = this.sync;
+    const merged: SyncState = { serverSeq: next.serverSeq ?? cur.serverSeq };
+    const below = 'missingBelow' in next ? next.missingBelow : cur.missingBelow;
+    if (below !== undefined) merged.missingBelow = below;
+    if (merged.serverSeq !== cur.serverSeq || merged.missingBelow !== cur.missingBelow) this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
   }
 
   private setServerSeq(seq: number): void {
-    // Volatile: if lost, acks are re-posted and the endpoint answers with its head (idempotent).
-    if (seq !== this.serverSeq) this.state.writeVolatile(ACK_SYNC_FILE, SyncState, { serverSeq: seq });
+    this.update({ serverSeq: seq });
+  }
+
+  /** Records what an answer says about back-fill (absent: the endpoint holds our history from seq 1). */
+  private noteAnswer(text: string): void {
+    let below: number | undefined;
+    try {
+      below = ChainAnswer.parse(JSON.parse(text)).missingBelow;
+    } catch {
+      return; // not a chain answer (a proxy's error page): says nothing about history
+    }
+    this.update({ missingBelow: below });
   }
 
   /** Our own ack with that seq, if the digest matches: proof the endpoint's head is on our chain. */
@@ -98,15 +144,19 @@ export class AckSync {
     for (let guard = 0; guard < 10_000; guard++) {
       const serverSeq = this.serverSeq;
       const next = this.journal.after(serverSeq)[0];
-      if (!next) return { posted, reposted, serverSeq, stoppedBecause: null };
+      if (!next) {
+        const b = await this.backfill();
+        return { posted, reposted, backfilled: b.backfilled, serverSeq, stoppedBecause: b.stoppedBecause };
+      }
       let res;
       try {
         res = await this.client.post(this.postPath, canonicalString(next), LIMITS.ack);
       } catch (e) {
-        return { posted, reposted, serverSeq, stoppedBecause: (e as Error).message };
+        return { posted, reposted, backfilled: 0, serverSeq, stoppedBecause: (e as Error).message };
       }
       const text = Buffer.from(res.body).toString('utf8');
       if (res.status === 200 || res.status === 201) {
+        this.noteAnswer(text);
         posted++;
         if (next.signed.seq <= this.confirmedBeforeLoss) reposted++;
         this.setServerSeq(next.signed.seq);
@@ -121,6 +171,7 @@ export class AckSync {
         }
         if (head && head.seq !== serverSeq && head.seq <= this.journal.lastSeq() && this.ours(head.seq, head.digest)) {
           // The endpoint is elsewhere on our own chain: ahead (we missed its answer) or behind (it lost acks).
+          this.noteAnswer(text);
           if (head.seq < serverSeq) {
             this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, serverSeq);
             this.log.warn('ack-endpoint-behind', { endpointSeq: head.seq, confirmedSeq: serverSeq });
@@ -130,13 +181,58 @@ export class AckSync {
         }
         const why = `ack seq ${next.signed.seq} refused with 409: ${text.slice(0, 300)}`;
         this.log.error('ack-chain-conflict', { seq: next.signed.seq, answer: text.slice(0, 300) });
-        return { posted, reposted, serverSeq, stoppedBecause: why };
+        return { posted, reposted, backfilled: 0, serverSeq, stoppedBecause: why };
       }
       const why = `ack seq ${next.signed.seq} refused with HTTP ${res.status}: ${text.slice(0, 300)}`;
       this.log.error('ack-refused', { seq: next.signed.seq, status: res.status, answer: text.slice(0, 300) });
-      return { posted, reposted, serverSeq, stoppedBecause: why };
+      return { posted, reposted, backfilled: 0, serverSeq, stoppedBecause: why };
     }
-    return { posted, reposted, serverSeq: this.serverSeq, stoppedBecause: 'too many ack round trips' };
+    return { posted, reposted, backfilled: 0, serverSeq: this.serverSeq, stoppedBecause: 'too many ack round trips' };
+  }
+
+  /**
+   * Posts our older acks downwards while the endpoint reports it holds our chain only from seq N > 1.
+   * A busy or unavailable endpoint (429, 503, unreachable) stops the round; the next flush goes on from
+   * the answer's point. A refusal that is not progress (a fork, or an ack our journal no longer has)
+   * ends the back-fill, logged: retrying it could never succeed.
+   */
+  private async backfill(): Promise<{ backfilled: number; stoppedBecause: string | null }> {
+    let backfilled = 0;
+    let journal: Map<number, SignedAck> | undefined;
+    const done = (stoppedBecause: string | null) => {
+      if (backfilled > 0) this.log.info('acks-backfilled', { count: backfilled, missingBelow: this.missingBelow || null });
+      return { backfilled, stoppedBecause };
+    };
+    for (let below = this.missingBelow; below > 1 && backfilled < BACKFILL_PER_FLUSH; below = this.missingBelow) {
+      journal ??= new Map(this.journal.all().map((a) => [a.signed.seq, a]));
+      const ack = journal.get(below - 1);
+      if (!ack) {
+        this.log.error('ack-backfill-impossible', { seq: below - 1, reason: 'the journal does not hold this ack' });
+        this.update({ missingBelow: undefined });
+        return done(null);
+      }
+      let res;
+      try {
+        res = await this.client.post(this.postPath, canonicalString(ack), LIMITS.ack);
+      } catch (e) {
+        return done((e as Error).message);
+      }
+      const text = Buffer.from(res.body).toString('utf8');
+      if (res.status === 200 || res.status === 201) {
+        backfilled++;
+        this.noteAnswer(text);
+        continue;
+      }
+      if (res.status === 409) {
+        this.noteAnswer(text);
+        if (this.missingBelow > 0 && this.missingBelow < below) continue;
+        this.log.error('ack-backfill-refused', { seq: below - 1, answer: text.slice(0, 300) });
+        this.update({ missingBelow: undefined });
+        return done(null);
+      }
+      return done(`back-fill of ack seq ${below - 1} refused with HTTP ${res.status}: ${text.slice(0, 300)}`);
+    }
+    return done(null);
   }
 
   /**

@@ -16,13 +16,18 @@ export const AgentState = z.strictObject({
     })
     .nullable(),
   lastVerifiedTimestamp: Digest.nullable(),
+  /**
+   * The generation that ran when the last activation started, written (fsynced) before its pending
+   * record: what recovery restores when both copies of the pending record are unreadable.
+   */
+  beforeActivation: z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) }).nullable().default(null),
 });
 export type AgentState = z.infer<typeof AgentState>;
 
 export const AGENT_STATE_FILE = 'agent-state.json';
 
 export function readAgentState(state: StateDir): AgentState {
-  return state.read(AGENT_STATE_FILE, AgentState) ?? { confirmed: null, lastVerifiedTimestamp: null };
+  return state.read(AGENT_STATE_FILE, AgentState) ?? { confirmed: null, lastVerifiedTimestamp: null, beforeActivation: null };
 }
 
 export function updateAgentState(state: StateDir, patch: Partial<AgentState>): AgentState {

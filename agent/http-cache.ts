@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeVolatileFile } from './state-dir.ts';
+import { localWrite, writeVolatileFile } from './state-dir.ts';
 import { sha256Hex } from '../protocol/canonical.ts';
 
 const Meta = z.strictObject({ path: z.string(), etag: z.string().max(512), sha256: z.string().regex(/^[0-9a-f]{64}$/), length: z.number().int().min(0) });
@@ -38,7 +38,7 @@ export class HttpCache {
   put(path: string, etag: string, body: Uint8Array): void {
     // Body first, then the meta that vouches for it: a crash in between leaves a mismatch, i.e. a miss.
     // No fsync: a cache entry lost or torn by a power cut is a miss, never a wrong answer.
-    writeVolatileFile(this.base(path) + '.body', body);
-    writeVolatileFile(this.base(path) + '.meta', JSON.stringify({ path, etag, sha256: sha256Hex(body), length: body.length }));
+    localWrite(this.base(path) + '.body', () => writeVolatileFile(this.base(path) + '.body', body));
+    localWrite(this.base(path) + '.meta', () => writeVolatileFile(this.base(path) + '.meta', JSON.stringify({ path, etag, sha256: sha256Hex(body), length: body.length })));
   }
 }

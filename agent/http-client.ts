@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import fetch, { type Response } from 'node-fetch';
 import { TooLarge } from '../protocol/errors.ts';
 import type { HttpCache } from './http-cache.ts';
+import { isLocalStateError } from './state-dir.ts';
 
 export interface HttpClientOptions {
   /** Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional). */
@@ -147,13 +148,39 @@ export class HttpClient {
     return Math.min(this.backoffMaxMs, Math.max(jittered, ra));
   }
 
+  /**
+   * Runs `fn` with every request it makes bounded by `deadlineEpochMs` (Date.now() clock): each attempt's
+   * timeout and each backoff end by then, and a request started after it fails at once (Unreachable).
+   * The confirm window uses it so that no wait on a silent network outlives the confirm deadline.
+   * Scopes nest (the earlier deadline wins); one client serves one cycle at a time.
+   */
+  async until<T>(deadlineEpochMs: number, fn: () => Promise<T>): Promise<T> {
+    const outer = this.deadline;
+    this.deadline = outer === null ? deadlineEpochMs : Math.min(outer, deadlineEpochMs);
+    try {
+      return await fn();
+    } finally {
+      this.deadline = outer;
+    }
+  }
+
+  private deadline: number | null = null;
+
+  /** Milliseconds left before the current `until` deadline (Infinity outside one). */
+  private timeLeft(): number {
+    return this.deadline === null ? Infinity : this.deadline - Date.now();
+  }
+
   private async withRetries<T>(path: string, attempt: (signal: AbortSignal) => Promise<T | Transient>): Promise<T> {
     let last = 'no attempt';
     let lastStatus: number | undefined;
     for (let i = 0; i <= this.retries; i++) {
+      const left = this.timeLeft();
+      if (left <= 0) throw new Unreachable(path, `${i > 0 ? `${last}; ` : ''}the deadline of this request passed`, lastStatus);
       if (i > 0) this.stats.retries++;
       const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(), this.timeoutMs);
+      const timeoutMs = Math.min(this.timeoutMs, left);
+      const timer = setTimeout(() => ac.abort(), timeoutMs);
       let retryAfter: string | null = null;
       try {
         this.stats.requests++;
@@ -165,12 +192,13 @@ export class HttpClient {
         } else return r;
       } catch (e) {
         // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
-        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable) throw e;
-        last = ac.signal.aborted ? `no complete answer within ${this.timeoutMs} ms` : (e as Error).message;
+        // A local failure (the ETag cache on a full disk) is not the network's: no retry, and it keeps its own name.
+        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable || isLocalStateError(e)) throw e;
+        last = ac.signal.aborted ? `no complete answer within ${Math.round(timeoutMs)} ms` : (e as Error).message;
       } finally {
         clearTimeout(timer);
       }
-      if (i < this.retries) await new Promise((r) => setTimeout(r, this.backoff(i, retryAfter)));
+      if (i < this.retries) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(this.backoff(i, retryAfter), this.timeLeft()))));
     }
     throw new Unreachable(path, last, lastStatus);
   }

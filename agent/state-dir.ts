@@ -21,23 +21,30 @@ export class StateDir {
     return join(this.root, name);
   }
 
-  /** Returns undefined when the file does not exist; throws Malformed naming the file when it is invalid. */
+  /**
+   * Returns undefined when the file does not exist; throws LocalStateError (`damaged`) naming the file
+   * when it cannot be read or is invalid (the parse error, with the field, is in the message).
+   */
   read<S extends z.ZodType>(name: string, schema: S, maxBytes = STATE_FILE_LIMIT): z.infer<S> | undefined {
+    const file = this.path(name);
     let bytes: Buffer;
     try {
-      bytes = readFileSync(this.path(name));
+      bytes = readFileSync(file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      throw new LocalStateError(file, 'damaged', (e as Error).message);
     }
-    const file = this.path(name);
-    return parseWith(schema, parseStrictJson(bytes, { file, maxBytes }), file);
+    try {
+      return parseWith(schema, parseStrictJson(bytes, { file, maxBytes }), file);
+    } catch (e) {
+      throw new LocalStateError(file, 'damaged', (e as Error).message);
+    }
   }
 
   write<S extends z.ZodType>(name: string, schema: S, value: z.infer<S>): void {
     // Validate on the way out too: a bug must never persist a file the next run would refuse.
     const checked = schema.parse(value);
-    writeFileAtomic(this.path(name), JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 });
+    localWrite(this.path(name), () => writeFileAtomic(this.path(name), JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 }));
   }
 
   /**
@@ -47,7 +54,7 @@ export class StateDir {
    */
   writeVolatile<S extends z.ZodType>(name: string, schema: S, value: z.infer<S>): void {
     const checked = schema.parse(value);
-    writeVolatileFile(this.path(name), JSON.stringify(checked) + '\n');
+    localWrite(this.path(name), () => writeVolatileFile(this.path(name), JSON.stringify(checked) + '\n'));
   }
 
   remove(name: string): void {
@@ -55,8 +62,44 @@ export class StateDir {
   }
 }
 
+/**
+ * A file of the agent's own state directory is damaged (unreadable, not valid) or cannot be written
+ * (disk full, read-only): a local problem, never "the served tree was refused" and never "control plane
+ * unreachable", and not worth a retry. `nixfleet agent` exits 4 with this message.
+ */
+export class LocalStateError extends Error {
+  constructor(readonly file: string, readonly problem: 'damaged' | 'unwritable', readonly detail: string) {
+    super(
+      problem === 'damaged'
+        ? `local state file ${file} is damaged: ${detail}; check the disk, then restore the file or move it aside (a missing file means empty state; for trust-state.json: start again from the pinned root)`
+        : `cannot write local state file ${file}: ${detail}; free space on (or fix) that file system; the agent keeps the current generation meanwhile`,
+    );
+    this.name = 'LocalStateError';
+  }
+}
+
+export function isLocalStateError(e: unknown): e is LocalStateError {
+  return e instanceof LocalStateError;
+}
+
+/** Runs a write of `file`; a failing file system comes out as LocalStateError naming it. */
+export function localWrite<T>(file: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    if (e instanceof LocalStateError || !(e as NodeJS.ErrnoException).code) throw e;
+    throw new LocalStateError(file, 'unwritable', (e as Error).message);
+  }
+}
+
 export function writeVolatileFile(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, data, { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    // A full disk must not also keep the partial temp file.
+    rmSync(tmp, { force: true });
+    throw e;
+  }
 }

@@ -32,12 +32,18 @@ Config (JSON, unknown fields refused; relative paths are relative to the config 
 
 Exit codes (--once): 0 cycle done (including "waiting", "stale release" and "another run holds the
 lock"), 1 the served tree was refused (verification failed; the current generation is kept),
-2 usage error, bad config, or control plane unreachable.
+2 usage error, bad config, or control plane unreachable, 4 a local state file is damaged or cannot be
+written (the message names the file and what to do). Recovery runs before anything else reads local
+state: an unconfirmed activation past its deadline is rolled back even when exit 4 follows.
 `;
+
+/** A file in the agent's state directory is damaged or cannot be written (disk full). */
+export const EXIT_LOCAL_STATE = 4;
 
 function exitCodeFor(o: RunOutcome): number {
   if (o.kind === 'refused') return EXIT_REFUSED;
   if (o.kind === 'unreachable') return EXIT_USAGE;
+  if (o.kind === 'local-state') return EXIT_LOCAL_STATE;
   return EXIT_OK;
 }
 
@@ -118,6 +124,7 @@ const command: Command = {
     if (!values.once) return runDaemon(config);
     const outcome = await runAgentOnce(config);
     if (values.json) process.stdout.write(JSON.stringify({ outcome }) + '\n');
+    if (outcome.kind === 'local-state') process.stderr.write(`nixfleet agent: ${outcome.reason}\n`);
     return exitCodeFor(outcome);
   },
 };

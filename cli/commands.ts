@@ -27,6 +27,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'trace', summary: 'replay a host\'s or channel\'s rollout from the ack history: eligibility, gate holds, activation, soak', load: () => import('./trace.ts') },
   { name: 'cp serve', summary: 'serve the installed tree over mTLS and accept acks (embedded control plane)', load: () => import('./cp.ts').then((m) => ({ default: m.cpServe })) },
   { name: 'cp sync', summary: 'verify a CI tree against the pinned root and install it atomically', load: () => import('./cp.ts').then((m) => ({ default: m.cpSync })) },
+  { name: 'cp merge', summary: 'merge several ack endpoint replicas\' logs into one (grow-only union, acks verified, forks reported)', load: () => import('./cp.ts').then((m) => ({ default: m.cpMerge })) },
   { name: 'nginx-config', summary: 'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)', load: () => import('./nginx-config.ts') },
   { name: 'pki init', summary: 'create the fleet CA, an empty CRL and the control plane server certificate', load: () => import('./pki.ts').then((m) => ({ default: m.pkiInit })) },
   { name: 'pki issue-host', summary: 'issue a host client certificate (CN = host name, OU=agent)', load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssueHost })) },

@@ -1,23 +1,17 @@
 // `nixfleet cp serve` (embedded mTLS control plane + ack endpoint, or the ack endpoint alone behind
-// nginx) and `nixfleet cp sync` (verify-then-swap installation of a CI tree). The control plane holds
-// no signing key: it only verifies.
-import { readFileSync } from 'node:fs';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+// nginx), `nixfleet cp sync` (verify-then-swap installation of a CI tree) and `nixfleet cp merge` (the
+// union of several ack endpoint replicas' logs). The control plane holds no signing key: it only verifies.
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, pinnedRootOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { startAckEndpoint, startControlPlane, type RunningServer } from '../control-plane/server.ts';
 import { syncTree } from '../control-plane/sync.ts';
+import { mergeAckLogFiles, type MergeResult } from '../control-plane/ack-merge.ts';
+import { loadReleaseView, loadVerifiedReleaseView } from '../control-plane/release-view.ts';
+import { servedRoot } from '../control-plane/tree-dir.ts';
+import { ACK_LOG_FILE, AckLogCorrupt } from '../protocol/ack-log.ts';
 
-function readPinnedRoot(path: string): SignedRoot {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read --root ${path}: ${(e as Error).message}`);
-  }
-  return readRoot(bytes.byteLength > LIMITS.root ? bytes.subarray(0, LIMITS.root + 1) : bytes, path);
-}
 
 function readPem(flag: string, path: string | undefined): Buffer {
   if (!path) throw new UsageError(`--${flag} is required`);
@@ -77,7 +71,7 @@ Options:
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError('--rate-limit: expected BURST/PER_SECOND (e.g. 30/2) or "off"');
       rateLimit = { burst: Number(m[1]), perSecond: Number(m[2]) };
     }
-    const pinned = values.root ? readPinnedRoot(values.root) : undefined;
+    const pinned = values.root ? pinnedRootOption(values.root) : undefined;
     const common = {
       treeDir: values.tree,
       ackLogDir: values['acks-log'],
@@ -130,7 +124,7 @@ Options:
     });
     if (!values.from || !values.tree || !values.root) throw new UsageError('--from, --tree and --root are required');
     if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep)) throw new UsageError('--keep: expected a small number');
-    const pinned = readPinnedRoot(values.root);
+    const pinned = pinnedRootOption(values.root);
     try {
       const r = await syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
       const { report: _report, ...summary } = r;
@@ -143,6 +137,68 @@ Options:
     } catch (e) {
       if (isVerificationError(e)) {
         output(values.json, { installed: false, error: e.toJSON() }, () => `refused: ${e.message}\nthe installed tree keeps serving`);
+        return EXIT_REFUSED;
+      }
+      throw e;
+    }
+  },
+};
+
+function mergeSummary(r: MergeResult, out: string): string {
+  const lines = [`merged ${r.records.length} acks of ${r.hosts} hosts into ${out}`];
+  for (const f of r.forks) lines.push(`  FORK ${f.host} seq ${f.seq}: ${f.digests.join(', ')} (head resolved to the smallest digest)`);
+  for (const x of r.rejected) lines.push(`  REJECTED ${x.host} ${x.digest}: ${x.reason}`);
+  for (const c of r.chains) {
+    const gaps = c.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
+    if (gaps.length > 0 || c.broken.length > 0) lines.push(`  ${c.host}: seq 1..${c.head}${gaps.length ? `, missing seq ${gaps.join(', ')}` : ''}${c.broken.map((b) => `; broken link at seq ${b.seq}`).join('')}`);
+  }
+  return lines.join('\n');
+}
+
+export const cpMerge: Command = {
+  name: 'cp merge',
+  summary: 'merge several ack endpoint replicas\' logs into one (grow-only union, acks verified, forks reported)',
+  help: `Usage: nixfleet cp merge --tree DIR --out OUT_DIR LOG... [--root PINNED_ROOT.json] [--json]
+
+Merges the ack logs (acks.log files, or directories holding one) of several ack endpoint replicas into
+OUT_DIR/acks.log, written atomically. Acks are a grow-only set keyed by their digest: the merge is a
+union, the same whatever the order of the inputs. Every ack is verified against the release installed in
+DIR (fleet, host, host-key signature; with --root the tree is first verified against the pinned root):
+those that fail are left out and reported. Each host's chain in the result is checked (continuity from
+seq 1, forks). A fork (two acks a host signed with the same seq) is kept in the set, reported, and the
+head resolves to the smaller digest on every replica. Stop the endpoint whose log directory is OUT_DIR
+before merging into it; OUT_DIR/acks.log must be one of the inputs or not exist yet.
+
+Exit codes: 0 merged, 1 merged with findings (forks, rejected acks) or refused (corrupt input), 2 usage/I/O.
+
+Options:
+  --json         print {out, records, hosts, forks, rejected, chains} as JSON`,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      tree: { type: 'string' }, out: { type: 'string' }, root: { type: 'string' }, json: { type: 'boolean', default: false },
+    }, true);
+    if (!values.tree || !values.out) throw new UsageError('--tree and --out are required');
+    if (positionals.length === 0) throw new UsageError('expected at least one ack log (acks.log or its directory)');
+    const inputs = positionals.map((p) => {
+      const file = existsSync(join(p, ACK_LOG_FILE)) ? join(p, ACK_LOG_FILE) : p;
+      if (!existsSync(file)) throw new UsageError(`no ack log at ${p}`);
+      return realpathSync(file);
+    });
+    const out = join(resolve(values.out), ACK_LOG_FILE);
+    if (existsSync(out) && !inputs.includes(realpathSync(out))) throw new UsageError(`${out} exists and is not one of the inputs: merging would replace it; pass it as an input too`);
+    const root = servedRoot(values.tree);
+    if (root === null) throw new UsageError(`no tree installed in ${values.tree}`);
+    try {
+      // With --root the host keys come from the verified release; without, from the installed tree as is.
+      const view = values.root ? (await loadVerifiedReleaseView(root, pinnedRootOption(values.root), Date.now())).view : loadReleaseView(root);
+      const r = mergeAckLogFiles(inputs, values.out, view);
+      const { records: _records, ...summary } = r;
+      output(values.json, { out, records: r.records.length, ...summary }, () => mergeSummary(r, out));
+      return r.forks.length === 0 && r.rejected.length === 0 ? EXIT_OK : EXIT_REFUSED;
+    } catch (e) {
+      if (isVerificationError(e) || e instanceof AckLogCorrupt) {
+        const error = isVerificationError(e) ? e.toJSON() : { code: 'AckLogCorrupt', file: e.file, detail: e.message };
+        output(values.json, { merged: false, error }, () => `refused: ${e.message}\nnothing was written`);
         return EXIT_REFUSED;
       }
       throw e;

@@ -1,13 +1,11 @@
 // `nixfleet verify TREE --root ROOT.json`: the auditor's offline verifier. Needs nothing but the tree and
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
-import { readFileSync } from 'node:fs';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot } from '../protocol/trust-root.ts';
 import type { TreeReport } from '../protocol/verify/tree.ts';
 import { verifyTreeDir } from '../protocol/disk-tree.ts';
-import { parseNow } from './trust.ts';
+import { ackTrustOf, loadVerifiedRelease } from '../operator/load.ts';
+import { auditAckLogs, defaultAckLogOf, formatAckAudit } from '../operator/acks.ts';
 
 function human(r: TreeReport): string {
   const lines = [
@@ -38,13 +36,20 @@ Options:
   --root FILE        the pinned trust root (e.g. root/1.json from \`nixfleet trust init\`)
   --now ISO          verify as of this instant (default: the clock)
   --clock-skew S     tolerated clock skew for future-dated timestamps (default 300)
-  --json             print the report (or {ok:false,error:{code,file,detail}}) as JSON`,
+  --json             print the report (or {ok:false,error:{code,file,detail}}) as JSON
+  --acks             also audit the ack history offline: every ack verified against the release (fleet,
+                     host key), every host's chain checked for seq/prev continuity from seq 1 and forks;
+                     gaps are findings (exit 1)
+  --ack-log FILE     the ack log(s) to audit (repeatable: replicas are read as their union; default
+                     TREE/.ack-log/acks.log)`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
       root: { type: 'string' },
       now: { type: 'string' },
       'clock-skew': { type: 'string' },
       json: { type: 'boolean', default: false },
+      acks: { type: 'boolean', default: false },
+      'ack-log': { type: 'string', multiple: true },
     }, true);
     if (positionals.length !== 1) throw new UsageError('expected exactly one TREE directory');
     if (!values.root) throw new UsageError('--root is required');
@@ -52,16 +57,22 @@ Options:
     const skewText = values['clock-skew'];
     if (skewText !== undefined && !/^[0-9]{1,6}$/.test(skewText)) throw new UsageError('--clock-skew: expected seconds');
     const tree = positionals[0]!;
-    const rootBytes = readFileSync(values.root);
     try {
-      const pinned = readRoot(rootBytes.byteLength > LIMITS.root ? rootBytes.subarray(0, LIMITS.root + 1) : rootBytes, values.root);
+      const pinned = pinnedRootOption(values.root);
       const report = await verifyTreeDir(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
+      if (values.acks || values['ack-log']) {
+        const logs = values['ack-log'] ?? [defaultAckLogOf(tree)].filter((f): f is string => f !== null);
+        if (logs.length === 0) throw new UsageError(`--acks: ${tree} holds no ack log (.ack-log/acks.log); pass --ack-log FILE`);
+        const release = await loadVerifiedRelease(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
+        const acks = auditAckLogs(logs, ackTrustOf(release));
+        output(values.json, { ...report, acks }, () => `${human(report)}\n${formatAckAudit(acks)}`);
+        return report.ok && acks.ok ? EXIT_OK : EXIT_REFUSED;
+      }
       output(values.json, report, () => human(report));
       return report.ok ? EXIT_OK : EXIT_REFUSED;
     } catch (e) {
       if (!isVerificationError(e)) throw e;
-      if (values.json) output(true, { ok: false, error: e.toJSON() }, () => '');
-      else process.stderr.write(`nixfleet verify: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+      printRefused('verify', e, values.json);
       return EXIT_REFUSED;
     }
   },

@@ -9,7 +9,7 @@
 import { readFileSync, existsSync, writeFileSync, mkdirSync, openSync, fsyncSync, closeSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyAck } from '../protocol/acks.ts';
-import { parseAckLog, formatRecord, ACK_LOG_FILE, type LogRecord } from '../protocol/ack-log.ts';
+import { auditAckChains, parseAckLog, formatRecord, ACK_LOG_FILE, type HostChainAudit, type LogRecord } from '../protocol/ack-log.ts';
 import type { ReleaseView } from './release-view.ts';
 import { ackTrustOfView } from './ack-service.ts';
 import type { SignedAck } from '../protocol/acks.ts';
@@ -22,12 +22,15 @@ export interface MergeResult {
   rejected: { digest: string; host: string; reason: string }[];
   /** Hosts whose logs disagree at some seq (forks): resolved by the rule above, reported for audit. */
   forks: { host: string; seq: number; digests: string[] }[];
+  /** Every host's chain in the merged set: continuity from seq 1 (gaps, broken links) and forks. */
+  chains: HostChainAudit[];
 }
 
 interface Entry {
   rec: LogRecord;
   host: string;
   seq: number;
+  prev: string | null;
 }
 
 export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?: ReleaseView): MergeResult {
@@ -47,7 +50,7 @@ export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?
           continue;
         }
       }
-      byDigest.set(rec.digest, { rec, host, seq: ack.signed.seq });
+      byDigest.set(rec.digest, { rec, host, seq: ack.signed.seq, prev: ack.signed.prev });
     }
   }
   const perHost = new Map<string, Entry[]>();
@@ -64,7 +67,8 @@ export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?
     entries.sort((a, b) => a.seq - b.seq || (a === head ? 1 : b === head ? -1 : a.rec.digest < b.rec.digest ? -1 : 1));
     for (const e of entries) records.push(e.rec);
   }
-  return { records, hosts: perHost.size, rejected, forks };
+  const chains = auditAckChains([...byDigest.values()].map((e) => ({ host: e.host, seq: e.seq, digest: e.rec.digest, prev: e.prev })));
+  return { records, hosts: perHost.size, rejected, forks, chains };
 }
 
 /** Merges the acks.log files of several replicas into `outDir/acks.log` (written atomically). */

@@ -5,15 +5,21 @@
 //   503 not primed -> 403 no/unknown client identity -> 403 revoked certificate -> 429 rate limit
 //   -> 413 too large -> 400 malformed -> 403 certificate is not the ack's host -> 403 host unknown /
 //   revoked -> 400 wrong fleet -> 403 signature -> 409 chain (fork, replay, gap) | 200 duplicate
-//   -> append + fdatasync -> 201 stored
+//   -> append + fdatasync -> 201 stored (or 201 backfilled: the ack just below the held history)
 // Fleet and signature are protocol/acks.ts verifyAck, the check every reader of acks makes.
-import { readAck, verifyAck, type AckTrust } from '../protocol/acks.ts';
+// Every chain answer carries `missingBelow: N` while the host's history is held only from seq N > 1
+// (adopted mid-chain after a rebuild): the agent then re-posts its older journal entries downwards.
+// Nothing acknowledged is lost: a head moves before its fsync, and a failed write rolls it back.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readAck, verifyAck, type AckTrust, type SignedAck } from '../protocol/acks.ts';
+import { latestAckPath } from '../protocol/layout.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { isVerificationError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { AckLog } from './ack-log.ts';
+import { AckLog, AckLogUnavailable } from './ack-log.ts';
 import type { LogRecord } from '../protocol/ack-log.ts';
-import { decide, type ChainHead } from './ack-chain.ts';
+import { chainRuns, decide, lowerFloor, missingBelow, type ChainFloor, type ChainHead, type ChainLink } from './ack-chain.ts';
 import { AckPublisher } from './ack-publisher.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { hostRefusal, normalizeSerial, type ReleaseView } from './release-view.ts';
@@ -50,8 +56,17 @@ export function ackTrustOfView(view: ReleaseView): AckTrust {
   return { fleet: view.fleet, hostKeys };
 }
 
+/** Whole seconds until `at`, at least 1: what Retry-After says. */
+function secondsUntil(at: number, now: number): number {
+  return Math.max(1, Math.ceil((at - now) / 1000));
+}
+
 export class AckService {
   private heads = new Map<string, ChainHead>();
+  /** Per host: runs of its chain held below a gap (see ack-chain.ts HeldRuns); absent for most hosts. */
+  private runs = new Map<string, Map<string, ChainFloor>>();
+  /** The published heads are compared with the log once, with the first release view (acks need it to verify). */
+  private publishedHeadsChecked = false;
   private view: ReleaseView | null = null;
   /** ackTrustOfView(view), built once per installed release rather than per ack. */
   private trust: AckTrust | null = null;
@@ -73,7 +88,7 @@ export class AckService {
   }
 
   static async open(opts: AckServiceOptions): Promise<AckService> {
-    const { log, records, cutBytes } = await AckLog.open(opts.logDir, { groupCommit: opts.groupCommit ?? true });
+    const { log, records, cutBytes } = await AckLog.open(opts.logDir, { groupCommit: opts.groupCommit ?? true, now: opts.now });
     const svc = new AckService(log, opts);
     svc.replay(records);
     svc.recoveredCutBytes = cutBytes;
@@ -82,14 +97,120 @@ export class AckService {
     return svc;
   }
 
-  /** Log order is acceptance order, so the last record of a host is its head. */
+  /**
+   * Log order is acceptance order, so a host's last record with its highest seq is its head (back-filled
+   * acks come later in the log with lower seqs). The floor is where the run of acks chained by digest
+   * below the head ends.
+   */
   private replay(records: LogRecord[]): void {
     const durable = Promise.resolve();
+    const links = new Map<string, ChainLink[]>();
     for (const r of records) {
-      const env = JSON.parse(r.canonical) as { signed: { host: string; seq: number } };
-      const cur = this.heads.get(env.signed.host);
-      if (!cur || env.signed.seq >= cur.seq) this.heads.set(env.signed.host, { seq: env.signed.seq, digest: r.digest, canonical: r.canonical, durable });
+      const env = JSON.parse(r.canonical) as { signed: { host: string; seq: number; prev: string | null } };
+      const { host, seq, prev } = env.signed;
+      const cur = this.heads.get(host);
+      if (!cur || seq >= cur.seq) this.heads.set(host, { seq, digest: r.digest, canonical: r.canonical, durable, floor: { seq, prev } });
+      let l = links.get(host);
+      if (!l) links.set(host, (l = []));
+      l.push({ seq, digest: r.digest, prev });
     }
+    for (const [host, head] of this.heads) {
+      const { floor, runs } = chainRuns(links.get(host) ?? [], head.digest);
+      head.floor = floor;
+      if (runs.size > 0) this.runs.set(host, runs);
+    }
+  }
+
+  /**
+   * Moves a host to a new chain state whose record is being written. If the write fails, the state (and
+   * any later one built on it) is rolled back to the last one that is durable: an ack answered 503 was
+   * never accepted, and its re-post must be judged against what is on disk.
+   */
+  private install(host: string, next: ChainHead): void {
+    this.heads.set(host, next);
+    next.durable.then(
+      () => {
+        next.below = undefined;
+      },
+      () => {
+        next.failed = true;
+        let cur = this.heads.get(host);
+        while (cur?.failed) cur = cur.below;
+        if (cur) this.heads.set(host, cur);
+        else this.heads.delete(host);
+      },
+    );
+  }
+
+  /** Appends a record; the durable promise is the append's. */
+  private write(digest: string, canonical: string): Promise<void> {
+    const durable = this.log.append({ digest, canonical });
+    durable.catch(() => undefined);
+    return durable;
+  }
+
+  /** The host's next state when `ack` becomes its head: forward, its floor stays; adopted, it starts here. */
+  private headOf(host: string, ack: SignedAck, digest: string, canonical: string, durable: Promise<void>): ChainHead {
+    const cur = this.heads.get(host);
+    const { seq, prev } = ack.signed;
+    const continues = cur !== undefined && seq === cur.seq + 1 && prev === cur.digest;
+    let runs = this.runs.get(host);
+    if (cur && !continues) {
+      // Adopted over a held run that it does not continue (published head ahead of a partial log):
+      // the held run stays reachable for back-fill.
+      runs = new Map(runs ?? []);
+      runs.set(cur.digest, cur.floor);
+      this.runs.set(host, runs);
+    }
+    const floor = continues ? cur.floor : lowerFloor({ seq, prev }, runs);
+    return { seq, digest, canonical, durable, floor, below: cur };
+  }
+
+  /**
+   * The published heads (acks/hosts/<host>.json) are host-signed acks. An endpoint whose log is behind
+   * them (the log was lost or restored from an old copy, the published files survived) takes them back
+   * in, so the log is again the complete record and agents, which see their latest ack published, are
+   * asked (missingBelow) to back-fill the rest. Files that do not verify are ignored and logged.
+   */
+  private adoptPublishedHeads(trust: AckTrust): void {
+    const dir = join(this.opts.publishRoot, 'acks', 'hosts');
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.json') && !n.startsWith('.'));
+    } catch {
+      return; // nothing published yet
+    }
+    const adopted: { host: string; seq: number; logSeq: number | null }[] = [];
+    for (const name of names) {
+      const host = name.slice(0, -'.json'.length);
+      const file = join(this.opts.publishRoot, latestAckPath(host));
+      let ack: SignedAck;
+      try {
+        ack = readAck(readFileSync(file), file);
+        if (ack.signed.host !== host) throw new Error(`${file}: holds an ack of host ${ack.signed.host}`);
+        verifyAck(ack, trust, file);
+      } catch (e) {
+        this.opts.log?.({ event: 'published-ack-ignored', file, error: (e as Error).message });
+        continue;
+      }
+      const cur = this.heads.get(host);
+      if (cur && ack.signed.seq <= cur.seq) continue;
+      const canonical = canonicalString(ack);
+      const digest = sha256Digest(canonical);
+      this.install(host, this.headOf(host, ack, digest, canonical, this.write(digest, canonical)));
+      adopted.push({ host, seq: ack.signed.seq, logSeq: cur?.seq ?? null });
+    }
+    if (adopted.length > 0) this.opts.log?.({ event: 'ack-log-behind-published-heads', adopted });
+  }
+
+  /** The 503 answer for a log that is backing off after a failed write. */
+  private logUnavailable(e: AckLogUnavailable): AckResponse {
+    return { status: 503, retryAfter: secondsUntil(e.retryAt, this.now()), body: { error: 'LogUnavailable', reason: e.message } };
+  }
+
+  private chainAnswer(status: number, body: Record<string, unknown>, head: ChainHead | undefined): AckResponse {
+    const below = head && missingBelow(head);
+    return { status, body: below === undefined ? body : { ...body, missingBelow: below } };
   }
 
   get primed(): boolean {
@@ -103,12 +224,19 @@ export class AckService {
   setView(view: ReleaseView | null): void {
     this.view = view;
     this.trust = view && ackTrustOfView(view);
+    if (view && this.trust && !this.publishedHeadsChecked) {
+      this.publishedHeadsChecked = true;
+      this.adoptPublishedHeads(this.trust);
+    }
     if (view) this.publisher.setView(view, this.heads.keys());
   }
 
-  head(host: string): { seq: number; digest: string } | undefined {
+  /** The host's head, and `missingBelow` while its history is held only from that seq (> 1). */
+  head(host: string): { seq: number; digest: string; missingBelow?: number } | undefined {
     const h = this.heads.get(host);
-    return h && { seq: h.seq, digest: h.digest };
+    if (!h) return undefined;
+    const below = missingBelow(h);
+    return below === undefined ? { seq: h.seq, digest: h.digest } : { seq: h.seq, digest: h.digest, missingBelow: below };
   }
 
   get logStats(): { appended: number; syncs: number } {
@@ -119,7 +247,8 @@ export class AckService {
     const view = this.view;
     const trust = this.trust;
     if (!view || !trust) return { status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } };
-    if (this.log.failed) return { status: 503, retryAfter: 30, body: { error: 'LogFailed', reason: this.log.failed.message } };
+    const down = this.log.unavailable();
+    if (down) return this.logUnavailable(down);
     if (!identity) return { status: 403, body: { error: 'NoClientIdentity', reason: 'a verified client certificate is required' } };
     if (identity.serial !== null && view.revokedSerials.has(normalizeSerial(identity.serial))) {
       return { status: 403, body: { error: 'Revoked', reason: `client certificate serial ${identity.serial} is revoked` } };
@@ -154,30 +283,39 @@ export class AckService {
     // One canonicalisation serves the chain digest (protocol/acks.ts ackDigest: SHA-256 of these bytes) and the log.
     const canonical = canonicalString(ack);
     const digest = sha256Digest(canonical);
-    const decision = decide(this.heads.get(host), ack.signed.seq, ack.signed.prev, digest);
+    const cur = this.heads.get(host);
+    const decision = decide(cur, ack.signed.seq, ack.signed.prev, digest);
     if (decision.kind === 'conflict') {
-      return { status: 409, body: { error: 'ChainConflict', reason: decision.reason, head: { seq: decision.head.seq, digest: decision.head.digest } } };
+      return this.chainAnswer(409, { error: 'ChainConflict', reason: decision.reason, head: { seq: decision.head.seq, digest: decision.head.digest } }, decision.head);
     }
     if (decision.kind === 'duplicate') {
       try {
         await decision.head.durable;
       } catch (e) {
-        return { status: 503, retryAfter: 30, body: { error: 'LogFailed', reason: (e as Error).message } };
+        return this.writeFailed(e);
       }
-      return { status: 200, body: { status: 'duplicate', host, seq: ack.signed.seq, digest } };
+      return this.chainAnswer(200, { status: 'duplicate', host, seq: ack.signed.seq, digest }, this.heads.get(host));
     }
-    // The head moves before the fsync so a concurrent post from the same host is checked against it.
-    const durable = this.log.append({ digest, canonical });
-    const head: ChainHead = { seq: ack.signed.seq, digest, canonical, durable };
-    durable.catch(() => undefined);
-    this.heads.set(host, head);
+    // The state moves before the fsync so a concurrent post from the same host is checked against it.
+    const durable = this.write(digest, canonical);
+    const next: ChainHead =
+      decision.kind === 'backfill'
+        ? { ...cur!, durable, floor: lowerFloor({ seq: ack.signed.seq, prev: ack.signed.prev }, this.runs.get(host)), below: cur, failed: undefined }
+        : this.headOf(host, ack, digest, canonical, durable);
+    this.install(host, next);
     try {
       await durable;
     } catch (e) {
-      return { status: 503, retryAfter: 30, body: { error: 'LogFailed', reason: (e as Error).message } };
+      return this.writeFailed(e);
     }
+    if (decision.kind === 'backfill') return this.chainAnswer(201, { status: 'backfilled', host, seq: ack.signed.seq, digest }, this.heads.get(host));
     this.publisher.noteAccepted(host);
-    return { status: 201, body: { status: 'stored', host, seq: ack.signed.seq, digest } };
+    return this.chainAnswer(201, { status: 'stored', host, seq: ack.signed.seq, digest }, this.heads.get(host));
+  }
+
+  private writeFailed(e: unknown): AckResponse {
+    if (e instanceof AckLogUnavailable) return this.logUnavailable(e);
+    return { status: 503, retryAfter: 1, body: { error: 'LogUnavailable', reason: (e as Error).message } };
   }
 
   async close(): Promise<void> {

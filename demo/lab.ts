@@ -38,6 +38,8 @@ export interface LabOptions {
   /** Nix binary-cache public keys (`name:base64`) in root v1; default none. */
   cacheKeys?: string[];
   log?: (event: Record<string, unknown>) => void;
+  /** Names in the control plane's server certificate (default 127.0.0.1 and localhost). */
+  serverNames?: string[];
 }
 
 export class Lab {
@@ -79,7 +81,7 @@ export class Lab {
     this.rootFile = join(this.trustDir, 'root', '1.json');
     writeFileAtomic(this.rootFile, envelopeBytes(this.root));
     writePrivateKey(join(this.trustDir, 'release.key'), this.releaseKey);
-    this.pki = initPki(this.pkiDir, { algorithm: 'ec', fleet: opts.fleetName, days: 30, serverNames: ['127.0.0.1', 'localhost'] });
+    this.pki = initPki(this.pkiDir, { algorithm: 'ec', fleet: opts.fleetName, days: 30, serverNames: opts.serverNames ?? ['127.0.0.1', 'localhost'] });
     for (const name of opts.hosts) {
       const dir = join(this.hostsDir, name);
       mkdirSync(dir, { recursive: true });

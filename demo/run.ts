@@ -43,7 +43,11 @@ function demoFleet(lab: Lab): FleetInput {
   const hosts: FleetInput['hosts'] = {};
   for (const h of CANARY) hosts[h] = { system: 'x86_64-linux', channel: 'canary', target: NEW, hostKey: lab.hostKeyB64(h), tags: ['edge'] };
   for (const h of MAIN) hosts[h] = { system: 'x86_64-linux', channel: 'main', target: NEW, hostKey: lab.hostKeyB64(h), tags: [h.startsWith('web') ? 'web' : 'app'] };
-  const channel = { freshnessSeconds: 3600, signingIntervalSeconds: 600, confirmDeadlineSeconds: 4, heartbeatSeconds: 3, offlineWindowSeconds: 600, maintenanceWindows: [] };
+  // The confirm window must hold a healthy host's probe round, ack post and read-back on a busy 2-core
+  // machine running 12 agents, the control plane and the publisher at once (4 s was seen to roll back a
+  // healthy canary there). A healthy host confirms as soon as its ack is read back, so a long window
+  // only costs time for the injected unhealthy host.
+  const channel = { freshnessSeconds: 3600, signingIntervalSeconds: 600, confirmDeadlineSeconds: 15, heartbeatSeconds: 3, offlineWindowSeconds: 600, maintenanceWindows: [] };
   return {
     fleet: 'demo',
     hosts,
@@ -83,7 +87,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     hosts: [...CANARY, ...MAIN],
     initialPath: OLD,
     activator: (h) => ({ kind: 'simulated', initialPath: OLD, failSwitch: [], unhealthy: h === failingHost ? [NEW] : [], inhibit: [], switchDelayMs: 200 }),
-    agent: { probeIntervalMs: 200, requestTimeoutMs: 2000, retries: 1, quarantineHours: 24 },
+    // Request timeouts sized for a loaded machine too; every wait in a confirm window ends at its deadline anyway.
+    agent: { probeIntervalMs: 200, requestTimeoutMs: 5000, retries: 1, quarantineHours: 24 },
   });
   const agentLogs = join(dir, 'agent-logs');
   mkdirSync(agentLogs, { recursive: true });
@@ -125,7 +130,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
     }
 
     let last = '';
-    const deadline = t0 + (o.timeoutMs ?? 55_000);
+    const deadline = t0 + (o.timeoutMs ?? 150_000);
     let done = false;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 300));

@@ -3,11 +3,13 @@
 // trusted, so every ack is verified against the host key of the SIGNED release before it counts; an
 // ack that does not verify is never believed, only reported (with where it came from and why).
 // One intake serves `nixfleet status` / `trace`, the demo and the dashboard (site-gen, whose watch mode
-// keeps an AckCache between builds).
+// keeps an AckCache between builds). Several logs (replicas of the ack endpoint) read into one
+// collector are their union: an ack found in more than one is counted once. auditAckLogs checks every
+// host's hash chain across such a union (`nixfleet verify --acks`).
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkAckClaims, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck } from '../protocol/acks.ts';
-import { AckLogCorrupt, parseAckLog, type LogRecord } from '../protocol/ack-log.ts';
+import { AckLogCorrupt, auditAckChains, parseAckLog, type AckLink, type HostChainAudit, type LogRecord } from '../protocol/ack-log.ts';
 import { ackLogPath, acksRoot } from '../protocol/control-plane-dir.ts';
 import { signedTextOf } from '../protocol/envelope.ts';
 import { keyIdOf, unb64 } from '../protocol/keys.ts';
@@ -138,6 +140,8 @@ export class AckCollector {
   private readonly keyIds = new Map<string, { keyid: string; publicKey: Uint8Array }>();
   private readonly cache: AckCache;
   readonly acks: AckRecord[] = [];
+  /** The identity of each of `acks` (same index): for a log record, its chain digest. */
+  readonly digests: string[] = [];
   readonly rejected: AckRejection[] = [];
 
   /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
@@ -223,7 +227,10 @@ export class AckCollector {
         }
       }
       this.cache.recordVerified(p.digest, p.hostKey, outcome);
-      if (outcome === true) this.acks.push(p.ack.signed);
+      if (outcome === true) {
+        this.acks.push(p.ack.signed);
+        this.digests.push(p.digest);
+      }
       else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
@@ -389,7 +396,7 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 
 export interface AckHistory extends VerifiedAcks {
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
-  sources: { log: string | null; logRecords: number; logTornBytes: number; logSkippedBytes: number; treeAcks: true; latestFiles: number };
+  sources: { log: string | null; logRecords: number; logTornBytes: number; logSkippedBytes: number; treeAcks: true; latestFiles: number; replicaLogs?: (AckLogRead & { file: string })[] };
 }
 
 export interface AckHistoryOptions extends TreeAckOptions {
@@ -397,6 +404,8 @@ export interface AckHistoryOptions extends TreeAckOptions {
   acksDir: string;
   /** The ack endpoint's log, or null for the tree's acks only. The caller decides what a missing file means. */
   logFile: string | null;
+  /** Logs of other replicas of the endpoint, read into the same history (their union). */
+  replicaLogs?: readonly string[];
   trust: AckTrust;
   cache?: AckCache;
   log?: AckLogOptions;
@@ -410,13 +419,34 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
   let log: AckLogRead = { records: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, o.log);
+  const replicaLogs = (o.replicaLogs ?? []).map((file) => ({ file, ...collectAckLog(file, collector, { ...o.log, label: file }) }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  return {
-    acks,
-    rejected,
-    sources: { log: o.logFile, logRecords: log.records, logTornBytes: log.tornBytes, logSkippedBytes: log.skippedBytes, treeAcks: true, latestFiles: tree.latestFiles },
-  };
+  const sources: AckHistory['sources'] = { log: o.logFile, logRecords: log.records, logTornBytes: log.tornBytes, logSkippedBytes: log.skippedBytes, treeAcks: true, latestFiles: tree.latestFiles };
+  if (o.replicaLogs) sources.replicaLogs = replicaLogs;
+  return { acks, rejected, sources };
+}
+
+export interface AckAudit {
+  /** Every log complete: no gap, fork or broken link for any host, nothing rejected, no corrupt log. */
+  ok: boolean;
+  logs: (AckLogRead & { file: string })[];
+  hosts: HostChainAudit[];
+  rejected: AckRejection[];
+}
+
+/**
+ * The offline audit of ack history (`nixfleet verify --acks`): the union of one or more ack logs, every
+ * ack verified (fleet, host, signature: verifyAck's checks), then every host's chain checked for
+ * seq/prev continuity from seq 1 and forks. A corrupt log is reported (its acks not counted), not thrown.
+ */
+export function auditAckLogs(logFiles: readonly string[], trust: AckTrust): AckAudit {
+  const collector = new AckCollector(trust);
+  const logs = logFiles.map((file) => ({ file, ...collectAckLog(file, collector, { onCorrupt: 'reject' }) }));
+  const { acks, rejected } = collector.result();
+  const links: AckLink[] = acks.map((a, i) => ({ host: a.host, seq: a.seq, prev: a.prev, digest: collector.digests[i]! }));
+  const hosts = auditAckChains(links);
+  return { ok: rejected.length === 0 && hosts.every((h) => h.complete), logs, hosts, rejected };
 }
 
 /**
@@ -443,4 +473,20 @@ export function ackHistoryByHost(acks: Iterable<AckRecord>): Map<string, AckReco
     out.set(host, unique);
   }
   return out;
+}
+
+/** The audit as text: one line per log, one per host with anything to say, and every rejection. */
+export function formatAckAudit(a: AckAudit): string {
+  const lines = [`${a.ok ? 'OK' : 'FINDINGS'}: ack history of ${a.hosts.length} hosts, ${a.hosts.reduce((n, h) => n + h.acks, 0)} acks from ${a.logs.length} log(s)`];
+  for (const l of a.logs) lines.push(`  log ${l.file}: ${l.records} records${l.tornBytes > 0 ? `, torn tail of ${l.tornBytes} bytes skipped` : ''}${l.corrupt ? ', CORRUPT' : ''}`);
+  for (const h of a.hosts) {
+    const parts = [
+      ...h.gaps.map((g) => (g.from === g.to ? `gap at seq ${g.from}` : `gap seq ${g.from}-${g.to}`)),
+      ...h.forks.map((f) => `fork at seq ${f.seq} (${f.digests.join(', ')})`),
+      ...h.broken.map((b) => `broken link at seq ${b.seq}: ${b.reason}`),
+    ];
+    lines.push(`  ${h.host}: seq 1..${h.head}, ${h.acks} acks${parts.length === 0 ? ', complete' : `: ${parts.join('; ')}`}`);
+  }
+  for (const r of a.rejected) lines.push(`  REJECTED ${r.source}${r.host ? ` (${r.host})` : ''}: ${r.code}: ${r.reason}`);
+  return lines.join('\n');
 }

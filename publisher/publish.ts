@@ -4,18 +4,18 @@
 //   -> revocations-<r>.json (immutable, only when revocations changed) -> timestamp.json (atomic, mtime
 //   advanced) -> revocations.json (a copy of the current revocations, for a fixed URL).
 // Only the timestamp switches agents to the new release, and it is written after everything it names.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
 import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
 import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
 import type { SigningKey } from '../protocol/keys.ts';
-import { REVOCATIONS_PATH, TIMESTAMP_PATH, rootPath } from '../protocol/layout.ts';
+import { REVOCATIONS_PATH, TIMESTAMP_PATH, releaseDir, rootPath } from '../protocol/layout.ts';
 import { SCHEMA_VERSION, isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
 import { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import { buildRelease } from './documents.ts';
-import { PublishRefused } from './errors.ts';
+import { PublishRefused, writingFile } from './errors.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';
 import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
@@ -130,17 +130,20 @@ function loadTrust(opts: PublishOptions): TrustChain {
 }
 
 /** Copies the chain into tree/root/. An existing root file with other bytes means two different chains. */
-function installRoots(treeDir: string, trust: TrustChain): void {
+/** Root versions of the trust chain the tree does not have yet (existing ones must be byte-identical). */
+function rootsToInstall(treeDir: string, trust: TrustChain): { path: string; bytes: Uint8Array }[] {
+  const missing: { path: string; bytes: Uint8Array }[] = [];
   for (const { version, bytes } of trust.chain) {
     const path = join(treeDir, rootPath(version));
     if (existsSync(path)) {
       if (!readFileSync(path).equals(bytes)) throw new PublishRefused(`${rootPath(version)} in the tree differs from the trust directory's root v${version}; refusing to mix two trust chains`);
       continue;
     }
-    writeFileAtomic(path, bytes);
+    missing.push({ path: rootPath(version), bytes });
   }
   const beyond = join(treeDir, rootPath(trust.root.signed.version + 1));
   if (existsSync(beyond)) throw new PublishRefused(`the tree already has ${rootPath(trust.root.signed.version + 1)}, newer than the trust directory: update the trust directory first`);
+  return missing;
 }
 
 interface Prepared {
@@ -259,14 +262,23 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     const tSigned = performance.now();
     const cSigned = cpuMs();
 
-    installRoots(opts.treeDir, trust);
+    const notPublished = `release ${version} was not published and the tree still serves the previous release`;
+    const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) => writingFile(join(opts.treeDir, path), notPublished, () => writeFileAtomic(join(opts.treeDir, path), bytes, o));
+    for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
     installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
     progress({ phase: 'commit', done: 0, total: 1 });
-    if (revocations.file) writeFileAtomic(join(opts.treeDir, revocations.file.path), revocations.file.bytes);
-    writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), timestamp, { advanceMtime: true });
+    try {
+      if (revocations.file) write(revocations.file.path, revocations.file.bytes);
+      write(TIMESTAMP_PATH, timestamp, { advanceMtime: true });
+    } catch (e) {
+      // Until timestamp.json names it, releases/<v> is unreferenced: remove it so that a failed commit
+      // (full disk) frees what it took and `refresh` of the previous release keeps working.
+      if (readCurrentTimestamp(opts.treeDir)?.signed.release.version !== version) rmSync(join(opts.treeDir, releaseDir(version)), { recursive: true, force: true });
+      throw e;
+    }
     const revocationBytes = readFileSync(join(opts.treeDir, revocations.ref.path));
     const mirror = join(opts.treeDir, REVOCATIONS_PATH);
-    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes)) writeFileAtomic(mirror, revocationBytes, { advanceMtime: true });
+    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes)) writingFile(mirror, `release ${version} is published; the ${REVOCATIONS_PATH} mirror stays stale until the next publish`, () => writeFileAtomic(mirror, revocationBytes, { advanceMtime: true }));
     const tWritten = performance.now();
     const cWritten = cpuMs();
     progress({ phase: 'done', done: 1, total: 1 });

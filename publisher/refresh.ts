@@ -13,9 +13,9 @@ import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
 import { ChannelPlan, ReleaseIndex } from '../protocol/schemas/release.ts';
 import { MixAndMatch } from '../protocol/errors.ts';
-import { PublishRefused } from './errors.ts';
+import { PublishRefused, writingFile } from './errors.ts';
 import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
-import { acquireLock, readCurrentTimestamp } from './tree.ts';
+import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain } from './trust.ts';
 import { verifyReleaseSigned } from '../protocol/trust-root.ts';
 import { Revocations } from '../protocol/schemas/revocations.ts';
@@ -44,6 +44,9 @@ function readBound(treeDir: string, ref: FileRef): Buffer {
 export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
   const unlock = acquireLock(opts.treeDir);
   try {
+    // A publisher killed mid-write leaves its partial release behind; on a full disk that copy is what
+    // keeps this small write from succeeding.
+    removeStaleTemps(opts.treeDir);
     const current = readCurrentTimestamp(opts.treeDir);
     if (!current) throw new PublishRefused(`${opts.treeDir}: no ${TIMESTAMP_PATH}; publish a release first`);
     const ts = current.signed;
@@ -81,7 +84,7 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
       revocations: ts.revocations,
       keys: opts.releaseKeys,
     });
-    writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true });
+    writingFile(join(opts.treeDir, TIMESTAMP_PATH), `the tree still serves the previous timestamp (expires ${ts.expires})`, () => writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true }));
     const signed = (JSON.parse(bytes.toString('utf8')) as { signed: { issuedAt: string; expires: string } }).signed;
     return { releaseVersion: ts.release.version, issuedAt: signed.issuedAt, expires: signed.expires, previousIssuedAt: ts.issuedAt };
   } finally {

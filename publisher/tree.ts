@@ -11,7 +11,7 @@ import { TIMESTAMP_PATH, releaseDir } from '../protocol/layout.ts';
 import { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { SignedDocument } from '../protocol/schemas/envelope.ts';
 import type { TreeFile } from './documents.ts';
-import { PublishRefused } from './errors.ts';
+import { PublishRefused, writingFile } from './errors.ts';
 
 const LOCK_FILE = '.publish.lock';
 const TMP_PREFIX = '.tmp-';
@@ -79,22 +79,32 @@ export function installReleaseDir(treeDir: string, version: number, files: reado
   if (existsSync(finalDir)) throw new PublishRefused(`${releaseDir(version)} already exists; releases are immutable`);
   const tmp = join(treeDir, 'releases', `${TMP_PREFIX}${version}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
-  const written: string[] = [];
-  const made = new Set<string>();
-  files.forEach((f, i) => {
-    if (!f.path.startsWith(prefix)) throw new Error(`internal: ${f.path} is outside ${prefix}`);
-    const p = join(tmp, f.path.slice(prefix.length));
-    const d = dirname(p);
-    if (!made.has(d)) {
-      mkdirSync(d, { recursive: true });
-      made.add(d);
-    }
-    writeFileSync(p, f.bytes, { mode: 0o644 });
-    written.push(p);
-    if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length)) onWritten(i + 1, files.length);
-  });
-  flushFiles(tmp, written);
-  for (const d of made) fsyncDir(d);
-  renameSync(tmp, finalDir);
+  // A failed write (a full disk) must not leave the partial copy behind: it would keep the disk full,
+  // and the next `refresh` (a few KB) would fail too until the timestamp expires.
+  const cleanedUp = `the partial ${releaseDir(version)} (${tmp}) was removed and the tree still serves the previous release`;
+  try {
+    const written: string[] = [];
+    const made = new Set<string>();
+    files.forEach((f, i) => {
+      if (!f.path.startsWith(prefix)) throw new Error(`internal: ${f.path} is outside ${prefix}`);
+      const p = join(tmp, f.path.slice(prefix.length));
+      const d = dirname(p);
+      if (!made.has(d)) {
+        writingFile(d, cleanedUp, () => mkdirSync(d, { recursive: true }));
+        made.add(d);
+      }
+      writingFile(p, cleanedUp, () => writeFileSync(p, f.bytes, { mode: 0o644 }));
+      written.push(p);
+      if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length)) onWritten(i + 1, files.length);
+    });
+    writingFile(tmp, cleanedUp, () => {
+      flushFiles(tmp, written);
+      for (const d of made) fsyncDir(d);
+      renameSync(tmp, finalDir);
+    });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
   fsyncDir(dirname(finalDir));
 }

@@ -131,6 +131,21 @@ test('404 is NotFound without retries; 503 is retried; a timeout ends in Unreach
   c.close();
 });
 
+test('until(deadline): no attempt or backoff outlives it; a request after it fails at once', async () => {
+  if (!pki) return;
+  // Production-sized timeout and retries: unbounded, a silent server would cost 4 x 10 s.
+  const c = client({ timeoutMs: 10_000, retries: 3, backoffBaseMs: 2000, random: () => 0.999 });
+  const t0 = Date.now();
+  await rejects(c.until(Date.now() + 400, () => c.get('slow.json', 100)), (e) => e instanceof Unreachable, 'bounded by the deadline');
+  assert.ok(Date.now() - t0 < 5000, `waited ${Date.now() - t0} ms, for a 400 ms deadline`);
+  const before = c.stats.requests;
+  await rejects(c.until(Date.now() - 1, () => c.post('post', '{}')), (e) => e instanceof Unreachable && /deadline/.test((e as Error).message), 'past the deadline');
+  assert.is(c.stats.requests, before, 'nothing sent after the deadline');
+  // Outside the scope the client is unbounded again.
+  assert.is(Buffer.from(await c.get('doc.json', 1024)).toString(), '{"hello":"world"}');
+  c.close();
+});
+
 test('POST returns 4xx answers to the caller', async () => {
   if (!pki) return;
   const c = client();

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { z } from 'zod';
-import { StateDir } from '../../agent/state-dir.ts';
+import { LocalStateError, StateDir } from '../../agent/state-dir.ts';
 import { acquireLock, LOCK_FILE } from '../../agent/lock.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
 import { readPending, writePending, clearPending, currentBootId, type PendingRecord } from '../../agent/pending.ts';
@@ -32,9 +32,9 @@ test('state dir round-trips and refuses a corrupted file, naming it', () => {
   s.write('x.json', Schema, { n: 3 });
   assert.equal(s.read('x.json', Schema), { n: 3 });
   writeFileSync(s.path('x.json'), '{"n":3,"n":4}');
-  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof Malformed && e.message.includes('x.json'));
+  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof LocalStateError && e.problem === 'damaged' && e.message.includes('x.json') && !(e instanceof Malformed));
   writeFileSync(s.path('x.json'), '{"n":3,"extra":1}');
-  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof Malformed && /extra|unrecognized/i.test(e.message));
+  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof LocalStateError && /extra|unrecognized/i.test(e.message));
 });
 
 test('lock: second holder refused while the first lives; a dead owner is taken over', async () => {

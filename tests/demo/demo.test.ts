@@ -47,7 +47,7 @@ test('nixfleet demo: converges 11 hosts, rolls back + quarantines the injected o
   if (!requireTool('openssl', 'the demo PKI')) return;
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-demo-'));
   try {
-    const r = await run(['demo', '--dir', dir, '--json'], 120_000);
+    const r = await run(['demo', '--dir', dir, '--json'], 200_000);
     assert.is(r.code, 0, r.stderr);
     const summary = JSON.parse(r.stdout) as { ok: boolean; converged: string[]; rolledBack: { host: string }[]; failingHost: string; channels: { state: string }[] };
     assert.ok(summary.ok);

@@ -1,8 +1,11 @@
 // The control plane is wiped (ack log and published acks gone) and rebuilt from the CI tree: the agents
 // notice their acks are missing and re-post their whole journals, so the rollout's view is restored.
+// And the ack log alone is lost (published acks/ kept): the endpoint takes the published heads back in,
+// asks for the rest (missingBelow) and the agents back-fill it. Either way the log ends up holding every
+// ack every host signed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runAgentOnce } from '../../agent/agent.ts';
 import { memoryLogger } from '../../agent/log.ts';
@@ -11,6 +14,9 @@ import { PUBLISH_GRACE_MS } from '../../agent/ack-sync.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import { ackDigest, readAck } from '../../protocol/acks.ts';
+import { parseAckLog } from '../../protocol/ack-log.ts';
+import { ackLogPath } from '../../protocol/control-plane-dir.ts';
+import type { Lab } from '../../demo/lab.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, NEW } from '../agent/lab-fleet.ts';
 
@@ -21,6 +27,17 @@ async function until(what: string, ms: number, check: () => boolean | Promise<bo
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Journal acks (host#seq) the control plane's log does not hold: none once the history is complete. */
+function missingFromLog(lab: Lab, hosts: string[]): string[] {
+  const file = ackLogPath(lab.treeDir);
+  const logged = new Set(existsSync(file) ? parseAckLog(readFileSync(file), file).records.map((r) => r.digest) : []);
+  return hosts.flatMap((h) => {
+    const host = lab.host(h);
+    const journal = new AckJournal(new StateDir(host.stateDir), 'lab', h, readPrivateKey(host.keyFile)).all();
+    return journal.filter((a) => !logged.has(ackDigest(a))).map((a) => `${h}#${a.signed.seq}`);
+  });
 }
 
 test('wiped ack state: agents re-post their journals; published heads match the journals again', async () => {
@@ -62,6 +79,69 @@ test('wiped ack state: agents re-post their journals; published heads match the 
     // The rollout view carries on: both hosts are still converged for everyone reading the acks.
     const again = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
     assert.ok(again.every((o) => o.kind === 'decided' && o.decision === 'converged'));
+    // And the rebuilt log holds the full history: every ack each host ever signed.
+    assert.equal(missingFromLog(lab, hosts), []);
+  } finally {
+    await lab.close();
+  }
+});
+
+test('wiped ack state, an agent posts a new ack before it notices: adopted mid-chain, it back-fills the rest', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const hosts = ['r1'];
+  const lab = makeLab(hosts);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    await until('converged', 30_000, async () => (await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') })).kind === 'decided');
+    await lab.stopControlPlane();
+    rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
+    rmSync(join(lab.treeDir, 'acks'), { recursive: true, force: true });
+    await lab.startControlPlane();
+    // Right away (within the publish grace, so no loss is noticed yet): the agent's next ack is the first
+    // the empty endpoint sees from it, and it adopts the chain there.
+    const log = memoryLogger('r1');
+    await until('the log to hold every ack r1 signed', 30_000, async () => {
+      await runAgentOnce(lab.agentConfig('r1'), { log });
+      return missingFromLog(lab, hosts).length === 0;
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}: missing ${missingFromLog(lab, hosts).join(', ')}`);
+    });
+  } finally {
+    await lab.close();
+  }
+});
+
+test('ack log lost, published acks kept: the endpoint takes the published heads back in and the agents back-fill the rest', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const hosts = ['r1', 'r2'];
+  const lab = makeLab(hosts);
+  try {
+    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    await lab.startControlPlane();
+    await until('converged', 30_000, async () => {
+      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      return outs.every((o) => o.kind === 'decided' && o.decision === 'converged');
+    });
+    await lab.stopControlPlane();
+    rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
+    await lab.startControlPlane();
+    // The published heads are back in the log before any agent posts.
+    const restored = () => parseAckLog(readFileSync(ackLogPath(lab.treeDir))).records.map((r) => JSON.parse(r.canonical).signed.host as string).sort();
+    await until('the published heads in the log', 5000, () => JSON.stringify(restored()) === JSON.stringify(hosts));
+    // The agents see their latest ack still published (no loss for them to notice); the endpoint's answer
+    // to their next ack asks for the older ones.
+    const logs = hosts.map((h) => memoryLogger(h));
+    await until('the log to hold every ack every host signed', 30_000, async () => {
+      await Promise.all(hosts.map((h, i) => runAgentOnce(lab.agentConfig(h), { log: logs[i]! })));
+      return missingFromLog(lab, hosts).length === 0;
+    }).catch((e) => {
+      throw new Error(`${(e as Error).message}: missing ${missingFromLog(lab, hosts).join(', ')}`);
+    });
+    for (const [i, h] of hosts.entries()) {
+      assert.ok(logs[i]!.records.some((r) => r['event'] === 'acks-backfilled'), `${h} back-filled`);
+      assert.not.ok(logs[i]!.records.some((r) => r['event'] === 'ack-backfill-refused' || r['event'] === 'ack-chain-conflict'), `${h} had no conflict`);
+    }
   } finally {
     await lab.close();
   }

@@ -37,13 +37,18 @@ export interface ProcessWrap {
   env: NodeJS.ProcessEnv;
 }
 
-/** Starts `nixfleet ARGS...` with stdout + stderr appended to logFile. */
-export function startCli(args: string[], logFile: string, how?: ProcessWrap): CliProcess {
+/**
+ * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
+ * namespace (`ip netns exec` execs node, so the PID is node's); with `wrap`/`env`, as ProcessWrap says.
+ */
+export function startCli(args: string[], logFile: string, opts: { netns?: string } & Partial<ProcessWrap> = {}): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
+  const argv = [process.execPath, CLI, ...args];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  if (opts.wrap) argv.unshift(...opts.wrap);
   try {
-    const argv = [...(how?.wrap ?? []), process.execPath, CLI, ...args];
-    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...(how?.env ?? process.env), FORCE_COLOR: '0' } });
+    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...(opts.env ?? process.env), FORCE_COLOR: '0' } });
   } finally {
     closeSync(fd);
   }

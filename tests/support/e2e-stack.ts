@@ -181,7 +181,7 @@ export class E2eStack {
 
   /** The agent daemon (a cycle every second) as a child process. */
   startAgent(host: string, overrides: Partial<AgentConfig> = {}): CliProcess {
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host), this.opts.agentProcess?.(host));
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host), this.opts.agentProcess?.(host) ?? {});
     this.agents.set(host, p);
     return p;
   }
@@ -194,7 +194,7 @@ export class E2eStack {
   /** `nixfleet agent --config FILE --once --json` as a child process. */
   async runAgentOnce(host: string, overrides: Partial<AgentConfig> = {}, timeoutMs = 30_000): Promise<OnceResult> {
     const file = join(this.logsDir, `${host}-once-${Date.now()}.log`);
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file, this.opts.agentProcess?.(host));
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file, this.opts.agentProcess?.(host) ?? {});
     const timer = setTimeout(() => void p.kill9(), timeoutMs);
     const code = await p.exited;
     clearTimeout(timer);

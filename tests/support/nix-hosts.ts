@@ -18,6 +18,8 @@ export interface TestSystems {
   v3: string;
   v4: string;
   unhealthy: string;
+  /** v3's kernel (so it needs a reboot) and unhealthy. */
+  v3unhealthy: string;
 }
 
 let sandbox: NixSandbox | undefined;
@@ -39,7 +41,7 @@ export function cleanupNixHosts(): void {
 export function testSystems(): Promise<TestSystems> {
   systems ??= (async () => {
     const sb = buildSandbox();
-    const names = ['v1', 'v2', 'v3', 'v4', 'unhealthy'] as const;
+    const names = ['v1', 'v2', 'v3', 'v4', 'unhealthy', 'v3unhealthy'] as const;
     const r = await run('nix', ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)], { env: sb.env, timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`building the test systems failed:\n${r.stderr}`);
     const outs = (JSON.parse(r.stdout) as { outputs: { out: string } }[]).map((o) => o.outputs.out);
