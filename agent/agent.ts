@@ -11,6 +11,8 @@ import { HttpCache } from './http-cache.ts';
 import { HttpClient } from './http-client.ts';
 import { acquireLock } from './lock.ts';
 import { createLogger, type Logger } from './log.ts';
+import { agentPhase, cycleResult, rememberVerification, writeAgentMetrics, type RunFacts } from './metrics.ts';
+import { readPending } from './pending.ts';
 import { Quarantine } from './quarantine.ts';
 import { isLocalStateError, StateDir } from './state-dir.ts';
 
@@ -46,12 +48,16 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
   let client: HttpClient | undefined;
   const started = Date.now();
   const now = opts.now ?? Date.now;
+  let outcome: RunFacts['outcome'] = 'error';
+  let decided: { target: string | null; release: number | null } = { target: null, release: null };
+  let activator: ReturnType<typeof createActivator> | undefined;
   try {
     // Recovery first: it needs only the pending record and the profile, so no other damaged or
     // missing file (trust root, host key, ack journal, trust state) can hold a rollback back.
-    const activator = createActivator(config.activator, state, { caFile: config.caFile });
+    const act = createActivator(config.activator, state, { caFile: config.caFile });
+    activator = act;
     const quarantine = new Quarantine(state);
-    const safety = { state, activator, quarantine, log, now, quarantineHours: config.quarantineHours };
+    const safety = { state, activator: act, quarantine, log, now, quarantineHours: config.quarantineHours };
     const early = await safetyRecovery(safety);
     if (early !== 'none') log.info('recovery', { result: early, step: 'before-anything-else' });
     let journal: AckJournal;
@@ -85,7 +91,8 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       journal,
       sync: new AckSync(state, journal, client, config.host, log, config.ackPath),
       quarantine,
-      log,
+      // The metrics take the target and release from the cycle's own decision record.
+      log: config.metricsFile === null ? log : observeDecision(log, (f) => (decided = { target: typeof f.target === 'string' ? f.target : null, release: typeof f.release === 'number' ? f.release : null })),
       now,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       quarantineHours: config.quarantineHours,
@@ -96,15 +103,71 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       clockSkewSeconds: config.clockSkewSeconds,
     };
     const before = { ...client.stats, wire: client.wireBytes() };
-    const outcome = await runCycle(deps);
+    const result = await runCycle(deps);
+    outcome = result;
     log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes, wireBytes: client.wireBytes() - before.wire });
-    return outcome;
+    return result;
   } catch (e) {
     if (!isLocalStateError(e)) throw e;
     log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
-    return { kind: 'local-state', file: e.file, problem: e.problem, reason: e.message };
+    const damaged: RunOutcome = { kind: 'local-state', file: e.file, problem: e.problem, reason: e.message };
+    outcome = damaged;
+    return damaged;
   } finally {
     if (!opts.reuseConnections) client?.close();
+    if (config.metricsFile !== null) await writeRunMetrics(config.metricsFile, state, activator, { host: config.host, outcome, decided, started, log });
     lock.lock.release();
+  }
+}
+
+function observeDecision(log: Logger, onDecision: (fields: Record<string, unknown>) => void): Logger {
+  const observed = (level: Parameters<Logger['log']>[0], event: string, fields?: Record<string, unknown>) => {
+    if (event === 'decision' && fields) onDecision(fields);
+    log.log(level, event, fields);
+  };
+  return { log: observed, info: (e, f) => observed('info', e, f), warn: (e, f) => observed('warn', e, f), error: (e, f) => observed('error', e, f) };
+}
+
+/**
+ * End of every run, also a failed one: the metrics file says what happened. Its own failure (full
+ * disk, bad directory) is logged and never changes the run's outcome.
+ */
+async function writeRunMetrics(
+  file: string,
+  state: StateDir,
+  activator: ReturnType<typeof createActivator> | undefined,
+  run: { host: string; outcome: RunFacts['outcome']; decided: { target: string | null; release: number | null }; started: number; log: Logger },
+): Promise<void> {
+  try {
+    const finishedAt = Date.now();
+    const pending = (() => {
+      try {
+        return readPending(state);
+      } catch {
+        return undefined;
+      }
+    })();
+    const current = activator ? await activator.currentGeneration().catch(() => null) : null;
+    const verified = run.outcome !== 'error' && run.outcome.kind === 'decided';
+    writeAgentMetrics(file, {
+      host: run.host,
+      current: current ? { number: current.number, path: current.path } : null,
+      target: run.decided.target ?? pending?.target ?? null,
+      releaseVersion: run.decided.release ?? pending?.releaseVersion ?? null,
+      phase: agentPhase({ outcome: run.outcome, pendingPhase: pending?.phase ?? null }),
+      result: cycleResult(run.outcome),
+      durationMs: finishedAt - run.started,
+      finishedAt,
+      quarantined: (() => {
+        try {
+          return new Quarantine(state).active(finishedAt).length;
+        } catch {
+          return 0;
+        }
+      })(),
+      lastVerifiedAt: rememberVerification(state, verified ? finishedAt : null),
+    });
+  } catch (e) {
+    run.log.warn('metrics-not-written', { file, reason: (e as Error).message });
   }
 }

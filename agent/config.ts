@@ -35,6 +35,11 @@ export const AgentConfig = z.strictObject({
   probeIntervalMs: z.number().int().min(10).max(600_000).default(2_000),
   /** Random delay before a timer/daemon run so a fleet does not poll in lockstep (0 = none). */
   splayMs: z.number().int().min(0).max(3_600_000).default(0),
+  /**
+   * Prometheus metrics written at the end of every run (agent/metrics.ts), e.g. into node_exporter's
+   * textfile directory as `nixfleet-agent.prom`; null = none.
+   */
+  metricsFile: FilePath.regex(/\.prom$/, 'must end in .prom (node_exporter reads only *.prom files)').nullable().default(null),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -44,6 +49,7 @@ export function parseAgentConfig(json: unknown, file: string): AgentConfig {
   const config = parseWith(AgentConfig, json, file);
   const base = dirname(resolve(file));
   for (const f of PATH_FIELDS) if (!isAbsolute(config[f])) config[f] = resolve(base, config[f]);
+  if (config.metricsFile !== null && !isAbsolute(config.metricsFile)) config.metricsFile = resolve(base, config.metricsFile);
   return config;
 }
 

@@ -8,8 +8,15 @@ import type { SignedRoot } from '../protocol/trust-root.ts';
 import { readPinnedRoot } from '../protocol/pinned-root.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
 import { ClientState, initialClientState } from '../protocol/verify/state.ts';
-import { isFreshnessFailure, updateTrust } from '../protocol/verify/update-trust.ts';
-import { decide, type Decision, type LocalState } from '../reconciler/index.ts';
+import { isFreshnessFailure, updateTrust, type UpdateTrustResult } from '../protocol/verify/update-trust.ts';
+import { channelFreshness } from '../protocol/verify/freshness.ts';
+import { readTimestamp } from '../protocol/verify/documents.ts';
+import { Stale } from '../protocol/errors.ts';
+import { TIMESTAMP_PATH } from '../protocol/layout.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import type { Controls } from '../protocol/schemas/controls.ts';
+import type { Fetch } from '../protocol/verify/fetcher.ts';
+import { decide, type Decision, type Freshness, type LocalState } from '../reconciler/index.ts';
 import { activate, activateViaReboot, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
 import { canReboot } from './activators/index.ts';
 import { readAgentState, updateAgentState } from './agent-state.ts';
@@ -97,6 +104,40 @@ function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferre
   deps.journal.append({ kind, releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current, healthySince: null, probes: [], reason }, deps.now());
 }
 
+/**
+ * The timestamp expired (the whole tree is stale). A stale host still heartbeats what it runs, so peers
+ * do not count it offline, and starts nothing new. Re-verify the same tree as of the timestamp's last
+ * valid second: every signature and binding must still hold (only freshness failed), and the rollback
+ * state is checked as ever but not advanced. Anything else wrong at that instant is thrown as usual.
+ */
+async function verifyAsOfExpiry(deps: CycleDeps, fetch: Fetch, stale: Stale): Promise<UpdateTrustResult | null> {
+  if (stale.file !== TIMESTAMP_PATH) return null;
+  const bytes = await fetch(TIMESTAMP_PATH, LIMITS.timestamp);
+  if (bytes === undefined) return null; // withheld: nothing to heartbeat about
+  const asOf = Date.parse(readTimestamp(bytes, TIMESTAMP_PATH).signed.expires) - 1000;
+  if (asOf >= deps.now()) return null;
+  return updateTrust({ fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: asOf, clockSkewSeconds: deps.clockSkewSeconds });
+}
+
+/**
+ * Operator controls that act on this host's local state: clear-quarantine (fleet-wide or for this host)
+ * and retry (this host, this rollout) drop quarantine entries that began before the control was signed;
+ * a quarantine that starts later (a new failure) stands.
+ */
+function applyQuarantineControls(deps: CycleDeps, controls: Controls | null, m: HostManifest, now: number): void {
+  if (controls === null) return;
+  const clears = controls.quarantineClears.filter((c) => c.host === null || c.host === deps.host);
+  const retries = controls.retries.filter((r) => r.host === deps.host && r.rolloutId === m.rolloutId);
+  if (clears.length === 0 && retries.length === 0) return;
+  const removed = deps.quarantine.clearWhere(
+    (e) =>
+      clears.some((c) => (c.target === null || c.target === e.target) && Date.parse(e.since) <= Date.parse(c.at)) ||
+      retries.some((r) => e.target === m.target && Date.parse(e.since) <= Date.parse(r.at)),
+    now,
+  );
+  for (const e of removed) deps.log.info('quarantine-cleared-by-control', { target: e.target, since: e.since, controls: controls.version });
+}
+
 export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const log = deps.log;
   const recovered = await recover(deps);
@@ -123,19 +164,32 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   let view;
   let revocations;
   let treeFetch;
+  let timestamp;
   let budgetPlans: ChannelPlan[] = [];
   let cacheKeys: readonly string[] = [];
+  let controls: Controls | null = null;
+  let treeStale: string | null = null;
   try {
     treeFetch = await openTreeFetch(deps.client, deps.cache, agentState.lastVerifiedTimestamp ?? undefined);
-    const trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
-    // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
-    const before = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
-    if (!before || JSON.stringify(before) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
+    let trust: UpdateTrustResult | null;
+    try {
+      trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
+      // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
+      const before = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
+      if (!before || JSON.stringify(before) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
+    } catch (e) {
+      if (!(e instanceof Stale)) throw e;
+      trust = await verifyAsOfExpiry(deps, treeFetch.fetch, e);
+      if (trust === null) throw e;
+      treeStale = e.message;
+    }
     if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
     view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
     revocations = trust.revocations.signed;
     cacheKeys = trust.root.signed.cacheKeys;
     budgetPlans = view.budgetPlans;
+    controls = trust.controls?.signed ?? null;
+    timestamp = trust.timestamp.signed;
   } catch (e) {
     if (e instanceof Unreachable) {
       log.warn('control-plane-unreachable', { reason: e.message });
@@ -172,6 +226,9 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const current = await deps.activator.currentGeneration();
   const pending = readPending(deps.state);
   const now = deps.now();
+  applyQuarantineControls(deps, controls, manifest, now);
+  // Freshness is per channel: this host holds the timestamp to its own channel's signed window.
+  const freshness: Freshness = treeStale !== null ? { status: 'stale', reason: treeStale } : channelFreshness(timestamp, plan, now);
   const local: LocalState = {
     current: current.path,
     pending: pending && pending.rolloutId ? { target: pending.target, rolloutId: pending.rolloutId, previous: { generation: pending.previous.number, path: pending.previous.path }, deadline: Date.parse(pending.deadline) } : null,
@@ -181,7 +238,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     })(),
     quarantine: deps.quarantine.active(now).map((q) => ({ target: q.target, until: Date.parse(q.until) })),
   };
-  const input = { now, plans, budgets, revocations, acks: peers.acks, manifest, freshness: { status: 'fresh' as const }, local, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
+  const input = { now, plans, budgets, revocations, acks: peers.acks, manifest, freshness, local, controls, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
   let decision = decide({ ...input, inhibitor: null });
   // The switch inhibitor is the last gate before activate and reads the target's closure: fetch it
   // (signatures checked against the trust root's cache keys) only once every other gate has passed.

@@ -1,6 +1,7 @@
 // Closures whose activation failed or was rolled back are refused for a while (24 h by default), so a
 // broken release does not flap a host between generations on every timer tick. Cleared by expiry or by
-// the operator (`nixfleet agent quarantine clear`).
+// the operator: locally (`nixfleet agent quarantine clear`) or fleet-wide by a signed control
+// (`nixfleet control clear-quarantine` / `retry`, applied in agent/cycle.ts).
 import { z } from 'zod';
 import { IsoTime, StorePath, isoTime } from '../protocol/schemas/common.ts';
 import type { StateDir } from './state-dir.ts';
@@ -50,6 +51,14 @@ export class Quarantine {
     const rest = this.active(nowMs).filter((e) => e.target !== target);
     this.save([...rest, entry]);
     return entry;
+  }
+
+  /** Removes every entry `matches` selects (operator controls: clear-quarantine, retry). Returns what was removed. */
+  clearWhere(matches: (e: QuarantineEntry) => boolean, nowMs: number): QuarantineEntry[] {
+    const entries = this.active(nowMs);
+    const removed = entries.filter(matches);
+    if (removed.length > 0) this.save(entries.filter((e) => !removed.includes(e)));
+    return removed;
   }
 
   /** Removes one target, or every entry when target is undefined. Returns what was removed. */

@@ -1,9 +1,43 @@
-// `nixfleet pki init | issue-host | issue-operator | revoke`: the fleet CA and its client certificates,
-// driven through the openssl CLI. The CA key (ca.key, 0600) belongs offline.
+// `nixfleet pki init | issue-host | issue-operator | revoke | renew | list`: the fleet CA and its client
+// certificates, driven through the openssl CLI. The CA key (ca.key, 0600) belongs offline. Every command
+// on an existing PKI directory warns on stderr about certificates expiring within 30 days.
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { initPki, issueHostCert, issueOperatorCert, revokeCert, PkiError, type KeyAlgorithm } from '../control-plane/pki.ts';
+import {
+  initPki, issueHostCert, issueOperatorCert, revokeCert, renewCert, listCerts, expiringCerts, exportPkcs12, PkiError,
+  EXPIRY_WARNING_DAYS, type CertInfo, type KeyAlgorithm,
+} from '../control-plane/pki.ts';
 
-async function refusedOnPkiError(json: boolean, fn: () => number): Promise<number> {
+function daysLeft(c: CertInfo, now: number): number {
+  return Math.floor((c.expiresAt - now) / 86_400_000);
+}
+
+function expiryLine(c: CertInfo, now: number): string {
+  const d = daysLeft(c, now);
+  return `${c.file} (${c.subject}, serial ${c.serial}) ${d < 0 || c.expiresAt <= now ? 'EXPIRED' : `expires in ${d} day${d === 1 ? '' : 's'}`} on ${c.notAfter}`;
+}
+
+/** stderr, so --json output on stdout stays one document. A PKI that cannot be listed says nothing here. */
+function warnExpiring(dir: string | undefined): void {
+  if (dir === undefined) return;
+  let certs: CertInfo[];
+  try {
+    certs = listCerts(dir);
+  } catch {
+    return;
+  }
+  const now = Date.now();
+  for (const c of expiringCerts(certs, EXPIRY_WARNING_DAYS, now)) {
+    process.stderr.write(`warning: ${expiryLine(c, now)}; renew it: nixfleet pki renew --pki ${dir} --cert ${dir}/${c.file}\n`);
+  }
+}
+
+function parseDays(v: string | undefined, flag = '--days'): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1) throw new UsageError(`${flag}: expected a number of days (1-99999)`);
+  return Number(v);
+}
+
+async function refusedOnPkiError(json: boolean, fn: () => number, pkiDir?: string): Promise<number> {
   try {
     return fn();
   } catch (e) {
@@ -12,6 +46,8 @@ async function refusedOnPkiError(json: boolean, fn: () => number): Promise<numbe
       return EXIT_REFUSED;
     }
     throw e;
+  } finally {
+    warnExpiring(pkiDir);
   }
 }
 
@@ -45,22 +81,33 @@ function issueCommand(kind: 'host' | 'operator'): Command {
   return {
     name: `pki issue-${kind}`,
     summary: kind === 'host' ? 'issue a host client certificate (CN = host name, OU=agent)' : 'issue an operator client certificate (OU=operator: dashboard access)',
-    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${kind === 'host' ? 'host' : 'name'} NAME [--json]
+    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${kind === 'host' ? 'host' : 'name'} NAME [--days N]${kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : ''} [--json]
 
 Writes DIR/${kind}s/NAME.crt and NAME.key and prints the certificate serial (the serial that
-revocations.json names to revoke it).`,
+revocations.json names to revoke it). --days: validity (default: the CA's, 825).${kind === 'operator' ? `
+--p12 FILE also writes a PKCS#12 bundle (certificate, key and fleet CA; 0600) to import into a browser,
+encrypted with the first line of --p12-password-file (without it: an empty password).` : ''}`,
     async run(argv) {
       const flag = kind === 'host' ? 'host' : 'name';
-      const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, [flag]: { type: 'string' }, json: { type: 'boolean', default: false } });
-      const name = values[flag] as string | undefined;
+      const { values } = parseCommandArgs(argv, {
+        pki: { type: 'string' }, [flag]: { type: 'string' }, days: { type: 'string' }, json: { type: 'boolean', default: false },
+        ...(kind === 'operator' ? { p12: { type: 'string' as const }, 'p12-password-file': { type: 'string' as const } } : {}),
+      });
+      const v = values as Record<string, string | boolean | undefined>;
+      const name = v[flag] as string | undefined;
       if (!values.pki || !name) throw new UsageError(`--pki and --${flag} are required`);
       const dir = values.pki as string;
       const json = values.json as boolean;
+      const days = parseDays(values.days as string | undefined);
+      const p12 = v['p12'] as string | undefined;
+      const p12Password = v['p12-password-file'] as string | undefined;
+      if (p12Password !== undefined && p12 === undefined) throw new UsageError('--p12-password-file needs --p12 FILE');
       return refusedOnPkiError(json, () => {
-        const c = kind === 'host' ? issueHostCert(dir, name) : issueOperatorCert(dir, name);
-        output(json, c, () => `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}`);
+        const c = kind === 'host' ? issueHostCert(dir, name, { days }) : issueOperatorCert(dir, name, { days });
+        const bundle = p12 === undefined ? null : exportPkcs12(dir, c, p12, p12Password);
+        output(json, { ...c, ...(bundle ? { p12: bundle } : {}) }, () => `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}${bundle ? `\n  PKCS#12 bundle for the browser: ${bundle}` : ''}`);
         return EXIT_OK;
-      });
+      }, dir);
     },
   };
 }
@@ -85,6 +132,53 @@ the control plane refuse it, add the serial to revocations.json in the next sign
       const serial = revokeCert(dir, cert);
       output(values.json, { revoked: serial }, () => `revoked serial ${serial}; CRL updated (${dir}/crl.pem)`);
       return EXIT_OK;
-    });
+    }, dir);
+  },
+};
+
+export const pkiRenew: Command = {
+  name: 'pki renew',
+  summary: 'renew a certificate (same name; same key unless --new-key)',
+  help: `Usage: nixfleet pki renew --pki DIR --cert FILE [--days N] [--new-key] [--json]
+
+Issues a new certificate for the same subject (the server's with the same subject alternative names)
+and the same key, so only the .crt has to be redeployed; --new-key also replaces the key. The old
+certificate is kept as NAME.renewed-SERIAL.crt and stays valid until it expires (revoke it to end it
+sooner, e.g. after --new-key because the old key was exposed). The CA itself is not renewed here.`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, cert: { type: 'string' }, days: { type: 'string' }, 'new-key': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+    if (!values.pki || !values.cert) throw new UsageError('--pki and --cert are required');
+    const dir = values.pki;
+    const cert = values.cert;
+    const days = parseDays(values.days);
+    return refusedOnPkiError(values.json, () => {
+      const c = renewCert(dir, cert, { days, newKey: values['new-key'] });
+      output(values.json, c, () => `renewed ${c.name}: new serial ${c.serial}${values['new-key'] ? ' with a new key' : ' (same key)'}\n  ${c.certPath}`);
+      return EXIT_OK;
+    }, dir);
+  },
+};
+
+export const pkiList: Command = {
+  name: 'pki list',
+  summary: 'list the certificates of a PKI directory with their expiry',
+  help: `Usage: nixfleet pki list --pki DIR [--expiring-within DAYS] [--json]
+
+Lists the CA, server, host and operator certificates in use (not the revoked or renewed copies set
+aside) with serial and expiry. --expiring-within: only those expiring within DAYS (expired included);
+exit 1 when any is listed, so a timer can alert on it.`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, 'expiring-within': { type: 'string' }, json: { type: 'boolean', default: false } });
+    if (!values.pki) throw new UsageError('--pki is required');
+    const dir = values.pki;
+    const within = values['expiring-within'] === undefined ? undefined : parseDays(values['expiring-within'], '--expiring-within');
+    return refusedOnPkiError(values.json, () => {
+      const now = Date.now();
+      const all = listCerts(dir);
+      const certs = within === undefined ? all : expiringCerts(all, within, now);
+      output(values.json, certs.map((c) => ({ ...c, expiresAt: new Date(c.expiresAt).toISOString(), daysLeft: daysLeft(c, now) })), () =>
+        certs.length === 0 ? `no certificates${within === undefined ? '' : ` expiring within ${within} days`}` : certs.map((c) => expiryLine(c, now)).join('\n'));
+      return within !== undefined && certs.length > 0 ? EXIT_REFUSED : EXIT_OK;
+    }, dir);
   },
 };

@@ -7,6 +7,7 @@ import { publishReleaseChecked, type PublishProgress } from '../publisher/publis
 import { PublishRefused } from '../publisher/errors.ts';
 import { FleetInvalid } from '../publisher/validate.ts';
 import { evalFlake, readFleetFile, FleetInputError } from '../publisher/fleet-input.ts';
+import { describeDiff } from '../publisher/diff.ts';
 
 
 export function readReleaseKeys(files: readonly string[] | undefined): SigningKey[] {
@@ -69,6 +70,7 @@ const command: Command = {
   summary: 'validate a fleet, resolve its waves and write a signed release into the tree',
   help: `Usage: nixfleet publish (FLEET.json | --flake REF) --tree DIR --release-key FILE... --trust DIR
                         [--now ISO] [--version N] [--source TEXT] [--no-cache-check | --cache-check-at URL]
+                        [--dry-run] [--force]
                         [--json] [--progress]
 
 Validates the fleet (every violation is listed), resolves waves and budgets per channel, signs every
@@ -81,6 +83,12 @@ fleet's cacheUrl (file://, http:// or https://; for https with a private CA set 
 a narinfo signed by one of the trust root's cache keys; otherwise the publish is refused, naming the
 store paths and why (not in the cache, unsigned, signed only by keys not in the root, bad signature).
 Narinfos are read in parallel (32 at a time).
+
+A fleet identical to the current release (same fleet JSON, same trust root version) is not published
+again: the command says "no change" and exits 0 (every rollout id would stay the same anyway; a halted
+rollout resumes with \`nixfleet control resume-halted\`). --force publishes a new release regardless.
+Every publish prints what changes per channel (targets per host, whether the rollout restarts, plan
+settings); --dry-run prints only that, writing nothing.
 
 Options:
   --flake REF          evaluate the fleet with \`nix eval --json REF\` instead of reading a file
@@ -96,6 +104,8 @@ Options:
   --cache-check-at URL read the cacheUrl's narinfos at URL instead (the same cache by another path): a
                        cache shipped in the tree as nix-cache/ is served at cacheUrl only after
                        \`cp sync\`, so check it as file://TREE/nix-cache before
+  --dry-run            build and sign in memory, print the per-channel diff, write nothing
+  --force              publish even when the fleet is identical to the current release
   --json               print the result as JSON
   --progress           show progress on stderr even when it is not a terminal
 
@@ -116,6 +126,8 @@ the cache), 2 usage or I/O.`,
         progress: { type: 'boolean', default: false },
         'no-cache-check': { type: 'boolean', default: false },
         'cache-check-at': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
       },
       true,
     );
@@ -142,16 +154,34 @@ the cache), 2 usage or I/O.`,
         releaseKeys,
         trustDir: values.trust,
         now,
+        ifIdentical: values.force ? 'publish' : 'skip',
+        dryRun: values['dry-run'] === true,
         ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : checkAt !== undefined ? { cacheCheck: { checkAt } } : {}),
         ...(version !== undefined ? { version } : {}),
         ...(values.source !== undefined ? { source: values.source } : {}),
         ...(showProgress ? { onProgress: progressPrinter(process.stderr.isTTY === true) } : {}),
       });
       if (!values.json) for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (r.status === 'unchanged') {
+        output(values.json, { ok: true, ...r }, () => `no change: the fleet is identical to release ${r.version} (every rollout continues); nothing written (--force publishes a new release anyway)`);
+        return EXIT_OK;
+      }
+      if (r.status === 'dry-run') {
+        output(values.json, { ok: true, ...r }, () =>
+          [
+            r.diff.identical
+              ? `dry run: the fleet is identical to release ${r.diff.currentVersion}; publish would change nothing (with --force: release ${r.version}, same rollouts)`
+              : `dry run: would publish release ${r.version} of ${r.hosts} hosts (current: ${r.diff.currentVersion ?? 'none'}); nothing written`,
+            ...describeDiff(r.diff),
+          ].join('\n'),
+        );
+        return EXIT_OK;
+      }
       output(values.json, { ok: true, ...r }, () =>
         [
           `published release ${r.version} of ${r.hosts} hosts to ${values.tree} (previous: ${r.previousVersion || 'none'})`,
           ...Object.entries(r.rolloutIds).map(([c, id]) => `  channel ${c}: rollout ${id}`),
+          ...(r.diff.currentVersion !== null ? [`  changes against release ${r.diff.currentVersion}:`, ...describeDiff(r.diff).map((l) => `  ${l}`)] : []),
           r.cacheCheck.skipped
             ? '  binary cache: NOT checked (--no-cache-check)'
             : `  binary cache: ${r.cacheCheck.checked} paths (${r.cacheCheck.targets} targets and their closures) signed in ${r.cacheCheck.cacheUrl} by ${r.cacheCheck.keysUsed.join(', ')} (${Math.round(r.cacheCheck.ms)} ms)`,

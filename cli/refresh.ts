@@ -10,7 +10,9 @@ const command: Command = {
   help: `Usage: nixfleet refresh --tree DIR --release-key FILE... [--now ISO] [--json]
 
 Re-signs only timestamp.json: same release index and revocations (their digests are checked first),
-new issuedAt and expires (issuedAt + the smallest freshness window of the release's channels).
+new issuedAt and expires (issuedAt + the largest freshness window of the release's channels;
+each agent holds the timestamp to its own channel's window), and the newest operator-signed
+controls-<n>.json of the tree (nixfleet control ...) bound by path, digest and length.
 Run it more often than every channel's signingIntervalSeconds.
 
 Options:

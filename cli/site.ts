@@ -3,6 +3,7 @@ import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseComman
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import { buildSite, type SiteBuildResult } from '../site-gen/build.ts';
 import { watchSite } from '../site-gen/watch.ts';
+import { Notifier, type NotifyTarget } from '../site-gen/notify.ts';
 
 const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory (current -> verified tree, acks/) or a
                      tree written by \`nixfleet publish\` (acks/ inside it)
@@ -98,6 +99,7 @@ export const siteWatch: Command = {
   name: 'site watch',
   summary: 'rebuild the operator dashboard whenever the timestamp, the tree or the acks change',
   help: `Usage: nixfleet site watch --tree DIR --root PINNED_ROOT.json --out DIR [--interval S] [--debounce MS] [--json]
+         [--notify-url URL | --notify-command ARGV...] [--notify-state FILE]
 
 Builds once, then rebuilds (as \`nixfleet site build\`) when timestamp.json, the installed tree
 (current), root/, revocations, acks/ or the ack log change. Changes within --debounce are coalesced into
@@ -109,28 +111,53 @@ SIGTERM (exit 0).
 Options:
 ${COMMON_OPTIONS}
   --interval S       periodic rebuild (default 60; 0 = only on changes)
-  --debounce MS      coalescing window (default 300)`,
-  async run(argv) {
-    const { values } = parseCommandArgs(argv, { ...options, interval: { type: 'string' }, debounce: { type: 'string' } });
+  --debounce MS      coalescing window (default 300)
+
+Notifications (after each build): channel halted, host failed or rolled back, channel rollout complete,
+each once, as one JSON object carrying the signed acks that prove it (site-gen/notify.ts):
+  --notify-url URL          POST the event as JSON (10 s timeout; any non-2xx is retried after the next build)
+  --notify-command ARGV...  run ARGV (no shell) with the event JSON on stdin and NIXFLEET_EVENT,
+                            NIXFLEET_EVENT_ID in the environment; takes every argument after it (put it last)
+  --notify-state FILE       ids of events already delivered (default OUT.notified.json beside --out)`,
+  async run(allArgv) {
+    // --notify-command takes the rest of the command line as the argv to run.
+    const at = allArgv.indexOf('--notify-command');
+    const argv = at < 0 ? allArgv : allArgv.slice(0, at);
+    const notifyArgv = at < 0 ? null : allArgv.slice(at + 1);
+    const { values } = parseCommandArgs(argv, { ...options, interval: { type: 'string' }, debounce: { type: 'string' }, 'notify-url': { type: 'string' }, 'notify-state': { type: 'string' } });
     const c = common(values);
+    if (notifyArgv !== null && notifyArgv.length === 0) throw new UsageError('--notify-command: give the command to run after it');
+    if (notifyArgv !== null && values['notify-url'] !== undefined) throw new UsageError('--notify-url and --notify-command exclude each other');
+    const url = values['notify-url'];
+    if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) throw new UsageError('--notify-url: expected an http:// or https:// URL');
+    const target: NotifyTarget | null = notifyArgv ? { kind: 'command', argv: notifyArgv } : url !== undefined ? { kind: 'webhook', url } : null;
+    if (target === null && values['notify-state'] !== undefined) throw new UsageError('--notify-state needs --notify-url or --notify-command');
     const interval = values.interval ?? '60';
     const debounce = values.debounce ?? '300';
     if (!/^[0-9]{1,6}$/.test(interval)) throw new UsageError('--interval: expected seconds');
     if (!/^[0-9]{1,6}$/.test(debounce)) throw new UsageError('--debounce: expected milliseconds');
     const { json, ...rest } = c;
     const line = (obj: Record<string, unknown>, text: string) => process.stdout.write((json ? JSON.stringify(obj) : text) + '\n');
+    const notifier = target === null ? null : new Notifier({
+      treeDir: rest.treeDir, pinnedRoot: rest.pinnedRoot, target, stateFile: values['notify-state'] ?? `${rest.outDir.replace(/\/+$/, '')}.notified.json`,
+      ...(rest.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: rest.clockSkewSeconds }),
+      log: (e) => line(e, e['event'] === 'notified' ? `notified ${String(e['id'])}` : `notification failed ${String(e['id'])}: ${String(e['error'])}`),
+    });
     const watcher = await watchSite({
       ...rest,
       intervalSeconds: Number(interval),
       debounceMs: Number(debounce),
-      onBuild: (r, trigger) => line({ event: 'built', trigger, ...r }, `${summaryLine(r)} [${trigger}]`),
+      onBuild: (r, trigger) => {
+        line({ event: 'built', trigger, ...r }, `${summaryLine(r)} [${trigger}]`);
+        notifier?.check(Date.now()).catch((e: Error) => line({ event: 'notify-error', error: e.message }, `notifications: ${e.message}`));
+      },
       onError: (e, trigger) => line({ event: 'error', trigger, error: (e as Error).message }, `build failed [${trigger}]: ${(e as Error).message}`),
     });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
-        void watcher.close().then(() => {
+        void watcher.close().then(() => notifier?.idle()).then(() => {
           line({ event: 'stopped', signal }, `stopped (${signal})`);
           resolve();
         });

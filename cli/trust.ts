@@ -34,6 +34,15 @@ function grants(files: string[], now: number, days: number): ReleaseKeyGrant[] {
   return files.map((f) => ({ key: readPublicKey(f), validFrom: isoTime(now), validUntil: isoTime(now + days * DAY) }));
 }
 
+/** The operator role from --operator-key/--operator-threshold/--operator-valid-days (empty: none). */
+function operatorRole(files: string[], now: number, days: string | undefined, threshold: string | undefined): { operatorKeys?: ReleaseKeyGrant[]; operatorThreshold?: number } {
+  if (files.length === 0) {
+    if (threshold !== undefined) throw new UsageError('--operator-threshold needs at least one --operator-key');
+    return {};
+  }
+  return { operatorKeys: grants(files, now, positiveInt('--operator-valid-days', days, 365)), operatorThreshold: positiveInt('--operator-threshold', threshold, 1) };
+}
+
 function writeRoot(outDir: string, root: SignedRoot): string {
   const path = join(outDir, rootPath(root.signed.version));
   writeFileAtomic(path, envelopeBytes(root));
@@ -48,6 +57,9 @@ function describe(root: SignedRoot, path: string): string {
     `  release keys (${r.releaseThreshold} of ${r.releaseKeys.length}): ${r.releaseKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`,
     `  cache keys: ${r.cacheKeys.join(', ') || '(none)'}`,
     `  rejectBefore: ${r.rejectBefore ?? '(none)'}`,
+    r.operatorKeys
+      ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${r.operatorKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`
+      : '  operator keys: (none: no controls are accepted)',
   ].join('\n');
 }
 
@@ -58,6 +70,7 @@ export const trustInit: Command = {
   summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)',
   help: `Usage: nixfleet trust init --fleet NAME --root-key FILE... --threshold N --release-key PUBFILE...
                            [--release-threshold N] [--release-valid-days D] --cache-key 'name:base64'...
+                           [--operator-key PUBFILE... [--operator-threshold N] [--operator-valid-days D]]
                            --expires-days D --out DIR [--now ISO] [--json]
 
 Writes DIR/root/1.json, signed by every --root-key (private key files). Agents pin this file.
@@ -70,6 +83,10 @@ Options:
   --release-threshold N    release signatures required on each document (default 1)
   --release-valid-days D   release key validity window (default 365)
   --cache-key NAME:B64     Nix binary-cache public key (repeat)
+  --operator-key PUBFILE   operator public key (repeat): signs controls (nixfleet control) and nothing
+                           else; without one, agents accept no controls
+  --operator-threshold N   operator signatures required on each controls document (default 1)
+  --operator-valid-days D  operator key validity window (default 365)
   --expires-days D         the root's lifetime
   --out DIR                trust directory (root/1.json is created inside)
   --now ISO                signing time (default: the clock)
@@ -83,6 +100,9 @@ Options:
       'release-threshold': { type: 'string' },
       'release-valid-days': { type: 'string' },
       'cache-key': { type: 'string', multiple: true },
+      'operator-key': { type: 'string', multiple: true },
+      'operator-threshold': { type: 'string' },
+      'operator-valid-days': { type: 'string' },
       'expires-days': { type: 'string' },
       out: { type: 'string' },
       now: { type: 'string' },
@@ -114,6 +134,7 @@ Options:
       releaseThreshold,
       cacheKeys: cacheKeys(values['cache-key']),
       rejectBefore: null,
+      ...operatorRole(values['operator-key'] ?? [], now, values['operator-valid-days'], values['operator-threshold']),
     });
     const signed = signRoot(root, rootKeys);
     verifyPinnedRoot(signed, target);
@@ -143,6 +164,8 @@ export const trustRotate: Command = {
   help: `Usage: nixfleet trust rotate --trust DIR --old-root-key FILE... --root-key FILE... [--threshold N]
                              [--release-key PUBFILE... [--keep-release-keys]] [--release-valid-days D]
                              [--release-threshold N] [--cache-key NAME:B64...] [--reject-before ISO]
+                             [--operator-key PUBFILE... [--keep-operator-keys]] [--operator-threshold N]
+                             [--operator-valid-days D] [--no-operator-keys]
                              [--expires-days D] --out DIR [--now ISO] [--json]
 
 Reads and verifies DIR/root/1..n, then writes OUT/root/<n+1>.json signed by the old root keys (a
@@ -159,6 +182,11 @@ Options:
   --release-threshold N    release signatures required (default: root n's)
   --cache-key NAME:B64     replaces the cache keys (repeat; default: root n's)
   --reject-before ISO      refuse every release-signed document issued before this instant (compromise)
+  --operator-key PUBFILE   new operator public key (repeat); replaces root n's operator keys
+  --keep-operator-keys     keep root n's operator keys next to the new ones
+  --operator-threshold N   operator signatures required (default: root n's, else 1)
+  --operator-valid-days D  window of the new operator keys (default 365)
+  --no-operator-keys       drop the operator role (agents then accept no new controls)
   --expires-days D         lifetime of the new root (default 365)
   --out DIR                where root/<n+1>.json is written (usually the same as --trust)
   --now ISO                signing time (default: the clock)
@@ -175,6 +203,11 @@ Options:
       'release-threshold': { type: 'string' },
       'cache-key': { type: 'string', multiple: true },
       'reject-before': { type: 'string' },
+      'operator-key': { type: 'string', multiple: true },
+      'keep-operator-keys': { type: 'boolean', default: false },
+      'operator-threshold': { type: 'string' },
+      'operator-valid-days': { type: 'string' },
+      'no-operator-keys': { type: 'boolean', default: false },
       'expires-days': { type: 'string' },
       out: { type: 'string' },
       now: { type: 'string' },
@@ -196,6 +229,20 @@ Options:
     }));
     const fresh = grants(values['release-key'] ?? [], now, releaseDays);
     const releaseKeys = fresh.length === 0 ? kept : values['keep-release-keys'] ? [...kept.filter((k) => !fresh.some((f) => f.key.keyid === k.key.keyid)), ...fresh] : fresh;
+    const keptOperators: ReleaseKeyGrant[] = (previous.operatorKeys ?? []).map((k) => ({
+      key: { name: k.name, keyid: k.keyid, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')) } satisfies PublicKey,
+      validFrom: k.validFrom,
+      validUntil: k.validUntil,
+    }));
+    const freshOperators = grants(values['operator-key'] ?? [], now, positiveInt('--operator-valid-days', values['operator-valid-days'], 365));
+    if (values['no-operator-keys'] && freshOperators.length > 0) throw new UsageError('--no-operator-keys and --operator-key exclude each other');
+    const operatorKeys = values['no-operator-keys']
+      ? []
+      : freshOperators.length === 0
+        ? keptOperators
+        : values['keep-operator-keys']
+          ? [...keptOperators.filter((k) => !freshOperators.some((f) => f.key.keyid === k.key.keyid)), ...freshOperators]
+          : freshOperators;
     let rejectBefore = previous.rejectBefore;
     if (values['reject-before'] !== undefined) rejectBefore = isoTime(parseTimeOption('--reject-before', values['reject-before']));
     const next = createRoot({
@@ -209,6 +256,7 @@ Options:
       releaseThreshold: positiveInt('--release-threshold', values['release-threshold'], previous.releaseThreshold),
       cacheKeys: values['cache-key'] ? cacheKeys(values['cache-key']) : previous.cacheKeys,
       rejectBefore,
+      ...(operatorKeys.length > 0 ? { operatorKeys, operatorThreshold: positiveInt('--operator-threshold', values['operator-threshold'], previous.operatorThreshold ?? 1) } : {}),
     });
     const signed = signRoot(next, [...oldKeys, ...newKeys]);
     const target = rootPath(next.version);

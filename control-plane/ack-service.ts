@@ -239,6 +239,11 @@ export class AckService {
     return below === undefined ? { seq: h.seq, digest: h.digest } : { seq: h.seq, digest: h.digest, missingBelow: below };
   }
 
+  /** Each host's head: the canonical envelope of its latest accepted ack (for /metrics). */
+  *headEnvelopes(): IterableIterator<[string, string]> {
+    for (const [host, head] of this.heads) yield [host, head.canonical];
+  }
+
   get logStats(): { appended: number; syncs: number } {
     return this.log.stats;
   }

@@ -89,6 +89,7 @@ export function authorizePath(id: ClientIdentity, segments: readonly string[]): 
   if (id.ou === 'operator') return null;
   if (id.ou !== 'agent') return `certificate OU ${JSON.stringify(id.ou)} is neither agent nor operator`;
   if (segments[0] === 'dashboard') return 'the dashboard is for operator certificates only';
+  if (segments[0] === 'metrics') return 'metrics are for operator certificates only';
   if (segments.length === 4 && segments[0] === 'releases' && segments[2] === 'hosts') {
     if (segments[3] !== `${id.cn}.json`) return `host ${id.cn} may not read another host's manifest`;
   }

@@ -5,7 +5,8 @@
 //   nix-cache/ is open (Nix cannot present a client certificate; it checks narinfo signatures itself),
 //   everything else needs a verified certificate that is not revoked (serial or host, from the map
 //   files `cp sync` derives from the signed revocations), operators read everything, the dashboard is
-//   operator-only, an agent reads its own manifest and no other host's.
+//   operator-only, /metrics too (proxied to the ack endpoint), an agent reads its own manifest and no
+//   other host's.
 // `ssl_verify_client optional` + that map is how nix-cache/ can be the one exception: nginx decides
 // client verification per server, not per location.
 import { resolve } from 'node:path';
@@ -83,6 +84,7 @@ map "$ssl_client_verify|$nixfleet_revoked_serial$nixfleet_revoked_host|$nixfleet
   "~^SUCCESS\\|00\\|operator\\|" "";
   "~^SUCCESS\\|00\\|(?!agent\\|)" "not-an-agent-or-operator-certificate";
   "~^SUCCESS\\|00\\|agent\\|[^|]*\\|/dashboard(/|$)" "operator-only";
+  "~^SUCCESS\\|00\\|agent\\|[^|]*\\|/metrics$" "operator-only";
   "~^SUCCESS\\|00\\|agent\\|(${NAME_RE})\\|/releases/[0-9]+/hosts/\\1\\.json$" "";
   "~^SUCCESS\\|00\\|agent\\|[^|]*\\|/releases/[0-9]+/hosts/" "not-your-manifest";
   default "";
@@ -136,6 +138,18 @@ ${o.crl ? `  ssl_crl ${q(resolve(o.crl))};\n` : ''}  ssl_protocols TLSv1.2 TLSv1
     proxy_set_header Connection "";
     proxy_set_header Host $host;
     # Only nginx's own verification result reaches the endpoint: any client-sent copies are replaced.
+    proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
+    proxy_set_header X-SSL-Client-S-DN $ssl_client_s_dn;
+    proxy_set_header X-SSL-Client-Serial $ssl_client_serial;
+  }
+  # Prometheus metrics for operators, from the ack endpoint (it holds the counters); it checks the
+  # operator OU itself as well.
+  location = /metrics {
+    limit_except GET { deny all; }
+    proxy_pass http://nixfleet_ack_endpoint;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
     proxy_set_header X-SSL-Client-Verify $ssl_client_verify;
     proxy_set_header X-SSL-Client-S-DN $ssl_client_s_dn;
     proxy_set_header X-SSL-Client-Serial $ssl_client_serial;

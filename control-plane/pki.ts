@@ -5,8 +5,10 @@
 // Layout of a PKI directory:
 //   ca.key ca.crt ca.cnf db/{index.txt,serial,crlnumber,newcerts/}  crl.pem  revoked-serials.txt
 //   server.key server.crt   hosts/<name>.{key,crt}   operators/<name>.{key,crt}
+//   (set aside: <name>.revoked-<serial>.{crt,key} by revoke, <name>.renewed-<serial>.crt by renew)
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Name } from '../protocol/schemas/common.ts';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
@@ -170,16 +172,29 @@ function sanOf(names: string[]): string {
   return names.map((n) => (/^[0-9.]+$/.test(n) || n.includes(':') ? `IP:${n}` : `DNS:${n}`)).join(',');
 }
 
-function issue(dir: string, base: string, name: string, subject: string, ext: 'v3_server' | 'v3_client', san = 'DNS:unused'): IssuedCert {
+export interface IssueOptions {
+  /** Validity in days (default: the CA's default_days). */
+  days?: number;
+}
+
+interface IssueSpec extends IssueOptions {
+  /** Sign a CSR for the key already at `<base>.key` instead of generating one (renewal). */
+  keepKey?: boolean;
+  /** Where the certificate is written (default `<base>.crt`). */
+  certOut?: string;
+}
+
+function issue(dir: string, base: string, name: string, subject: string, ext: 'v3_server' | 'v3_client', san = 'DNS:unused', spec: IssueSpec = {}): IssuedCert {
   const algorithm = readAlgorithm(dir);
   const keyPath = `${base}.key`;
-  const certPath = `${base}.crt`;
-  genKey(keyPath, algorithm, dir);
+  const certPath = spec.certOut ?? `${base}.crt`;
+  if (!spec.keepKey) genKey(keyPath, algorithm, dir);
   const csrPath = `${base}.csr`;
   openssl(['req', '-new', '-key', keyPath, '-subj', subject, '-out', csrPath], dir);
   const env = { ...process.env, NIXFLEET_SAN: san };
+  const days = spec.days === undefined ? [] : ['-days', String(spec.days)];
   try {
-    execFileSync('openssl', ['ca', '-batch', '-config', 'ca.cnf', '-extensions', ext, '-in', csrPath, '-out', certPath, '-notext'], {
+    execFileSync('openssl', ['ca', '-batch', '-config', 'ca.cnf', '-extensions', ext, ...days, '-in', csrPath, '-out', certPath, '-notext'], {
       cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (e) {
@@ -195,23 +210,23 @@ function checkName(name: string, what: string): void {
 }
 
 /** Host client certificate: CN = host name, OU = agent. */
-export function issueHostCert(dirArg: string, host: string): IssuedCert {
+export function issueHostCert(dirArg: string, host: string, opts: IssueOptions = {}): IssuedCert {
   const dir = resolve(dirArg);
   requirePki(dir);
   checkName(host, 'host');
   mkdirSync(join(dir, 'hosts'), { recursive: true });
   if (existsSync(join(dir, 'hosts', `${host}.crt`))) throw new PkiError(`host ${host} already has a certificate (hosts/${host}.crt); revoke it first`);
-  return issue(dir, `hosts/${host}`, host, `/O=${fleetOf(dir)}/OU=agent/CN=${host}`, 'v3_client');
+  return issue(dir, `hosts/${host}`, host, `/O=${fleetOf(dir)}/OU=agent/CN=${host}`, 'v3_client', undefined, opts);
 }
 
 /** Operator client certificate: OU = operator (the only certificates that may read the dashboard). */
-export function issueOperatorCert(dirArg: string, name: string): IssuedCert {
+export function issueOperatorCert(dirArg: string, name: string, opts: IssueOptions = {}): IssuedCert {
   const dir = resolve(dirArg);
   requirePki(dir);
   checkName(name, 'operator');
   mkdirSync(join(dir, 'operators'), { recursive: true });
   if (existsSync(join(dir, 'operators', `${name}.crt`))) throw new PkiError(`operator ${name} already has a certificate; revoke it first`);
-  return issue(dir, `operators/${name}`, name, `/O=${fleetOf(dir)}/OU=operator/CN=${name}`, 'v3_client');
+  return issue(dir, `operators/${name}`, name, `/O=${fleetOf(dir)}/OU=operator/CN=${name}`, 'v3_client', undefined, opts);
 }
 
 function fleetOf(dir: string): string {
@@ -261,4 +276,108 @@ export function revokedSerials(dir: string): string[] {
     .map((line) => line.split('\t'))
     .filter((f) => f[0] === 'R' && f[3])
     .map((f) => (f[3] as string).toUpperCase());
+}
+
+/**
+ * A PKCS#12 bundle of a client certificate, its key and the fleet CA, for importing an operator
+ * certificate into a browser. Encrypted with the password read from `passwordFile` (first line; none:
+ * an empty password, which browsers accept). openssl 3's defaults (AES-256, PBKDF2). Written 0600 via
+ * a temp file in the target directory and a rename.
+ */
+export function exportPkcs12(dirArg: string, cert: IssuedCert, outFile: string, passwordFile?: string): string {
+  const dir = resolve(dirArg);
+  const out = resolve(outFile);
+  const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
+  const pass = passwordFile === undefined ? 'pass:' : `file:${resolve(passwordFile)}`;
+  if (passwordFile !== undefined && !existsSync(resolve(passwordFile))) throw new PkiError(`--p12-password-file ${passwordFile}: no such file`);
+  try {
+    openssl(['pkcs12', '-export', '-in', cert.certPath, '-inkey', cert.keyPath, '-certfile', 'ca.crt', '-name', `${cert.name} (${fleetOf(dir)} operator)`, '-out', tmp, '-passout', pass], dir);
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, out);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  return out;
+}
+
+export interface CertInfo {
+  /** Path relative to the PKI directory (ca.crt, server.crt, hosts/web1.crt, ...). */
+  file: string;
+  kind: 'ca' | 'server' | 'host' | 'operator';
+  subject: string;
+  serial: string;
+  notAfter: string;
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+/** Every certificate in use in a PKI directory (set-aside revoked/renewed copies are not listed). */
+export function listCerts(dirArg: string): CertInfo[] {
+  const dir = resolve(dirArg);
+  requirePki(dir);
+  const files: { file: string; kind: CertInfo['kind'] }[] = [{ file: 'ca.crt', kind: 'ca' }];
+  if (existsSync(join(dir, 'server.crt'))) files.push({ file: 'server.crt', kind: 'server' });
+  for (const [sub, kind] of [['hosts', 'host'], ['operators', 'operator']] as const) {
+    if (!existsSync(join(dir, sub))) continue;
+    for (const f of readdirSync(join(dir, sub)).sort()) {
+      if (f.endsWith('.crt') && !/\.(revoked|renewed)-[0-9A-F]+\.crt$/.test(f)) files.push({ file: `${sub}/${f}`, kind });
+    }
+  }
+  return files.map(({ file, kind }) => {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(readFileSync(join(dir, file)));
+    } catch (e) {
+      throw new PkiError(`${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`);
+    }
+    return { file, kind, subject: x.subject.split('\n').join(', '), serial: x.serialNumber.toUpperCase(), notAfter: x.validTo, expiresAt: Date.parse(x.validTo) };
+  });
+}
+
+/** The default warning window of every `nixfleet pki` command. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** Certificates that expire within `days` of `now` (already expired ones included). */
+export function expiringCerts(certs: readonly CertInfo[], days: number, now: number): CertInfo[] {
+  return certs.filter((c) => c.expiresAt - now <= days * 86_400_000);
+}
+
+/**
+ * Renews a certificate: a new certificate for the same subject (and, for the server, the same subject
+ * alternative names) and, by default, the same key, so nothing but the .crt has to be redeployed; with
+ * `newKey` a new key as well (after a suspected key exposure, then revoke the old certificate). The old
+ * certificate is kept aside as NAME.renewed-SERIAL.crt and stays valid until it expires (revoke it to
+ * end it sooner). The new .crt (and key) replace the old ones by rename: never a moment without a pair.
+ */
+export function renewCert(dirArg: string, certFile: string, opts: IssueOptions & { newKey?: boolean } = {}): IssuedCert {
+  const dir = resolve(dirArg);
+  requirePki(dir);
+  const abs = resolve(certFile);
+  if (!abs.startsWith(dir + '/') || !abs.endsWith('.crt') || abs === join(dir, 'ca.crt')) {
+    throw new PkiError(`${certFile}: renew takes a certificate issued in ${dir} (server.crt, hosts/NAME.crt or operators/NAME.crt); the CA is renewed with a new pki init`);
+  }
+  if (!existsSync(abs)) throw new PkiError(`${certFile}: no such certificate`);
+  const base = abs.slice(dir.length + 1, -'.crt'.length);
+  if (!existsSync(join(dir, `${base}.key`))) throw new PkiError(`${certFile}: its key ${base}.key is not beside it; renew with --new-key`);
+  const old = new X509Certificate(readFileSync(abs));
+  const subject = openssl(['x509', '-in', abs, '-noout', '-subject', '-nameopt', 'compat'], dir).trim().replace(/^subject=/, '');
+  const server = base === 'server';
+  const san = server ? (old.subjectAltName ?? '').split(', ').map((n) => n.replace(/^IP Address:/, 'IP:')).join(',') : undefined;
+  const name = /CN=([^/]+)/.exec(subject)?.[1] ?? base;
+  const oldSerial = old.serialNumber.toUpperCase();
+  // Issue beside the old pair (temporary names), then swap both in by rename.
+  const staging = `${base}.renew-${process.pid}`;
+  if (opts.newKey) genKey(`${staging}.key`, readAlgorithm(dir), dir);
+  else copyFileSync(join(dir, `${base}.key`), join(dir, `${staging}.key`));
+  chmodSync(join(dir, `${staging}.key`), 0o600);
+  try {
+    issue(dir, staging, name, subject, server ? 'v3_server' : 'v3_client', san, { ...opts, keepKey: true });
+    copyFileSync(abs, join(dir, `${base}.renewed-${oldSerial}.crt`));
+    renameSync(join(dir, `${staging}.key`), join(dir, `${base}.key`));
+    renameSync(join(dir, `${staging}.crt`), abs);
+  } finally {
+    rmSync(join(dir, `${staging}.key`), { force: true });
+    rmSync(join(dir, `${staging}.crt`), { force: true });
+  }
+  return { name, certPath: abs, keyPath: join(dir, `${base}.key`), serial: certSerial(abs) };
 }

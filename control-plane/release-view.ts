@@ -29,7 +29,11 @@ export interface ReleaseView {
   fleet: string;
   releaseVersion: number;
   timestampIssuedAt: string;
+  /** The timestamp's expiry: past it hosts activate nothing new (the /metrics gauge). */
+  timestampExpires: string;
   revocationsVersion: number;
+  /** The release's channel plans (host phases for /metrics). */
+  plans: Record<string, ChannelPlan>;
   hosts: Map<string, HostEntry>;
   /** channel -> wave index -> host names */
   waves: Map<string, string[][]>;
@@ -115,7 +119,9 @@ export function releaseViewOf(docs: ReleaseDocuments): ReleaseView {
     fleet: index.fleet,
     releaseVersion: index.version,
     timestampIssuedAt: timestamp.issuedAt,
+    timestampExpires: timestamp.expires,
     revocationsVersion: rev.version,
+    plans: docs.plans,
     hosts,
     waves,
     revokedSerials,

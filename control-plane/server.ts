@@ -17,6 +17,8 @@ import { loadReleaseView, loadVerifiedReleaseView, normalizeSerial, type Release
 import type { SignedRoot } from '../protocol/trust-root.ts';
 import { normalizeRequestPath, sendError, serveFile } from './static-files.ts';
 import { ackLogDir, servedRoot } from './tree-dir.ts';
+import { ControlPlaneMetrics, routeOf } from './metrics.ts';
+import { PROMETHEUS_CONTENT_TYPE } from '../protocol/prometheus.ts';
 
 export interface TlsMaterial {
   ca: string | Buffer;
@@ -65,6 +67,7 @@ export interface RunningServer {
   /** Re-reads the installed tree now (cp sync in the same process calls this); without a pinned root the view is swapped before this returns. */
   reload: () => Promise<void>;
   ackService: AckService;
+  metrics: ControlPlaneMetrics;
   close: () => Promise<void>;
 }
 
@@ -147,14 +150,37 @@ function sendAckResponse(res: ServerResponse, r: AckResponse, closeAfter = false
   res.end(body);
 }
 
-async function handleAckPost(req: IncomingMessage, res: ServerResponse, svc: AckService, identity: ClientIdentity | null): Promise<void> {
-  if (!svc.primed) return sendAckResponse(res, { status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } }, true);
+async function handleAckPost(req: IncomingMessage, res: ServerResponse, svc: AckService, identity: ClientIdentity | null, metrics: ControlPlaneMetrics): Promise<void> {
+  const answer = (r: AckResponse, closeAfter = false) => {
+    metrics.recordAck(r);
+    sendAckResponse(res, r, closeAfter);
+  };
+  if (!svc.primed) return answer({ status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } }, true);
   const body = await readBody(req, LIMITS.ack);
   if (body === null) {
     // The unread rest of an oversized body would be parsed as the next request: close the connection.
-    return sendAckResponse(res, { status: 413, body: { error: 'TooLarge', reason: `ack body exceeds ${LIMITS.ack} bytes` } }, true);
+    return answer({ status: 413, body: { error: 'TooLarge', reason: `ack body exceeds ${LIMITS.ack} bytes` } }, true);
   }
-  sendAckResponse(res, await svc.submit(body, identity));
+  answer(await svc.submit(body, identity));
+}
+
+function isMetricsPath(url: string | undefined): boolean {
+  return (url ?? '').split('?')[0] === '/metrics';
+}
+
+/** GET /metrics, for a verified operator certificate only (the caller checked revocation). */
+function handleMetrics(req: IncomingMessage, res: ServerResponse, svc: AckService, metrics: ControlPlaneMetrics, id: ClientIdentity | null): void {
+  if (!id) return sendError(res, 403, 'NoClientIdentity', 'a verified client certificate with a CN is required');
+  if (id.ou !== 'operator') return sendError(res, 403, 'Forbidden', 'metrics are for operator certificates only');
+  if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'GET /metrics', { allow: 'GET, HEAD' });
+  const body = metrics.render(svc, Date.now());
+  res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Counts every answered request by route and status (request rates for /metrics). */
+function countRequest(req: IncomingMessage, res: ServerResponse, metrics: ControlPlaneMetrics): void {
+  res.once('finish', () => metrics.recordRequest(routeOf(normalizeRequestPath(req.url ?? '')), res.statusCode));
 }
 
 function isAckPath(url: string | undefined): boolean {
@@ -203,8 +229,9 @@ function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   });
 }
 
-function runningServer(port: number, url: string, server: HttpServer | HttpsServer, svc: AckService, watcher: ReleaseWatcher): RunningServer {
+function runningServer(port: number, url: string, server: HttpServer | HttpsServer, svc: AckService, watcher: ReleaseWatcher, metrics: ControlPlaneMetrics): RunningServer {
   return {
+    metrics,
     port,
     url,
     primed: () => svc.primed,
@@ -223,6 +250,7 @@ function runningServer(port: number, url: string, server: HttpServer | HttpsServ
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<RunningServer> {
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
+  const metrics = new ControlPlaneMetrics();
   await watcher.start();
   // The certificate is requested but not required in the handshake (nginx's `ssl_verify_client optional`):
   // TLS decides per connection, the route per request. Every route but /nix-cache/ then requires
@@ -232,6 +260,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    countRequest(req, res, metrics);
     handleRequest(req, res).catch((e) => {
       opts.log?.({ event: 'request-failed', url: req.url, error: (e as Error).message });
       if (!res.headersSent) sendError(res, 500, 'Internal', 'internal error');
@@ -258,8 +287,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     if (revoked) return sendError(res, 403, 'Revoked', revoked);
     if (isAckPath(req.url)) {
       if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', { allow: 'POST' });
-      return handleAckPost(req, res, svc, id);
+      return handleAckPost(req, res, svc, id, metrics);
     }
+    if (isMetricsPath(req.url)) return handleMetrics(req, res, svc, metrics, id);
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'the tree is read-only', { allow: 'GET, HEAD' });
     const segments = normalizeRequestPath(req.url ?? '');
     if (!segments) return sendError(res, 404, 'NotFound', 'no such document');
@@ -271,7 +301,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   }
 
   const port = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
-  return runningServer(port, `https://${opts.host ?? '127.0.0.1'}:${port}`, server, svc, watcher);
+  return runningServer(port, `https://${opts.host ?? '127.0.0.1'}:${port}`, server, svc, watcher, metrics);
 }
 
 export interface AckEndpointOptions extends CommonOptions {
@@ -283,7 +313,10 @@ export interface AckEndpointOptions extends CommonOptions {
   socketPath?: string;
 }
 
-/** The ack endpoint alone: POST /acks, standalone mTLS or behind nginx (loopback / unix socket). */
+/**
+ * The ack endpoint alone: POST /acks (and GET /metrics for operators), standalone mTLS or behind nginx
+ * (loopback / unix socket).
+ */
 export async function startAckEndpoint(opts: AckEndpointOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   if (!opts.tls && !opts.socketPath && !isLoopbackAddress(host) && host !== 'localhost') {
@@ -291,17 +324,25 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
   }
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
+  const metrics = new ControlPlaneMetrics();
   await watcher.start();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    countRequest(req, res, metrics);
     const run = async () => {
       if (!svc.primed) return unprimed(res);
-      if (!isAckPath(req.url)) return sendError(res, 404, 'NotFound', 'this endpoint only accepts POST /acks');
-      if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', { allow: 'POST' });
+      const metricsRoute = isMetricsPath(req.url);
+      if (!isAckPath(req.url) && !metricsRoute) return sendError(res, 404, 'NotFound', 'this endpoint only accepts POST /acks and GET /metrics');
+      if (!metricsRoute && req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', { allow: 'POST' });
       let id: ClientIdentity | null;
       if (opts.tls) id = identityFromTls(req.socket as TLSSocket);
       else if (isTrustedProxyConnection(req.socket)) id = identityFromProxyHeaders(req.headers);
       else return sendError(res, 403, 'UntrustedProxy', 'identity headers are accepted only over loopback or a unix socket');
-      return handleAckPost(req, res, svc, id);
+      if (metricsRoute) {
+        const revoked = id ? revocationRefusal(svc.releaseView!, id) : null;
+        if (revoked) return sendError(res, 403, 'Revoked', revoked);
+        return handleMetrics(req, res, svc, metrics, id);
+      }
+      return handleAckPost(req, res, svc, id, metrics);
     };
     run().catch((e) => {
       opts.log?.({ event: 'request-failed', url: req.url, error: (e as Error).message });
@@ -326,5 +367,5 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
     port = await listen(server, opts.port ?? 0, host);
     url = `${opts.tls ? 'https' : 'http'}://${host}:${port}`;
   }
-  return runningServer(port, url, server, svc, watcher);
+  return runningServer(port, url, server, svc, watcher, metrics);
 }

@@ -2,7 +2,7 @@
 //   1. copy the incoming tree into versions/.staging-* (no symlinks, no special files, acks/ skipped),
 //   2. verify the COPY completely against the pinned trust root (the release walk, as verifyTree), so nothing can change
 //      between verification and serving,
-//   3. refuse anything older than what is installed (release version, timestamp, revocations),
+//   3. refuse anything older than what is installed (release version, timestamp, revocations, controls),
 //   4. rename the copy into versions/ and swap the `current` symlink atomically (rename over it),
 //   5. turn the signed revocations into nginx map files, and reload nginx (SIGHUP) if asked.
 // On any refusal the current tree keeps serving, untouched.
@@ -80,6 +80,7 @@ interface InstalledState {
   releaseVersion: number;
   issuedAt: string;
   revocationsVersion: number;
+  controlsVersion: number;
   timestampDigest: string;
 }
 
@@ -90,7 +91,7 @@ function installedState(treeDir: string): InstalledState | null {
   const bytes = readFileSync(join(root, TIMESTAMP_PATH));
   if (bytes.length > LIMITS.timestamp) return null;
   const ts = readTimestamp(bytes, TIMESTAMP_PATH).signed;
-  return { root, releaseVersion: ts.release.version, issuedAt: ts.issuedAt, revocationsVersion: ts.revocations.version, timestampDigest: sha256Digest(bytes) };
+  return { root, releaseVersion: ts.release.version, issuedAt: ts.issuedAt, revocationsVersion: ts.revocations.version, controlsVersion: ts.controls?.version ?? 0, timestampDigest: sha256Digest(bytes) };
 }
 
 /** nginx `map` bodies: serials in both spellings (with/without a leading zero), hosts by CN. */
@@ -180,6 +181,9 @@ export async function syncTree(opts: SyncOptions): Promise<SyncResult> {
       }
       if (incoming.revocations.version < current.revocationsVersion) {
         throw new RollbackAttempt(TIMESTAMP_PATH, `incoming revocations v${incoming.revocations.version} are older than the installed v${current.revocationsVersion}`);
+      }
+      if ((incoming.controls?.version ?? 0) < current.controlsVersion) {
+        throw new RollbackAttempt(TIMESTAMP_PATH, `incoming controls v${incoming.controls?.version ?? 'none'} are older than the installed v${current.controlsVersion}`);
       }
     }
     if (current && current.timestampDigest === sha256Digest(tsBytes)) {

@@ -12,6 +12,8 @@ import { b64, newSigningKey, writePrivateKey, type SigningKey } from '../protoco
 import { isoTime } from '../protocol/schemas/common.ts';
 import { createRoot, signRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { publishRelease, type PublishResult } from '../publisher/publish.ts';
+import { refreshTimestamp, type RefreshResult } from '../publisher/refresh.ts';
+import { writeControls, type ControlsBody, type WriteControlsResult } from '../publisher/controls.ts';
 import type { FleetInput } from '../publisher/fleet-schema.ts';
 import { AgentConfig } from '../agent/config.ts';
 import type { ActivatorConfig } from '../agent/activators/index.ts';
@@ -50,6 +52,8 @@ export class Lab {
   readonly rootFile: string;
   readonly rootKey = newSigningKey('org-root');
   readonly releaseKey = newSigningKey('ci-release');
+  /** The operator role of the trust root: signs controls only (nixfleet control ...). */
+  readonly operatorKey = newSigningKey('operator');
   readonly root: SignedRoot;
   readonly pki: PkiPaths;
   readonly hosts = new Map<string, LabHost>();
@@ -75,12 +79,15 @@ export class Lab {
         releaseKeys: [{ key: this.releaseKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
         releaseThreshold: 1,
         cacheKeys: opts.cacheKeys ?? [],
+        operatorKeys: [{ key: this.operatorKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
+        operatorThreshold: 1,
       }),
       [this.rootKey],
     );
     this.rootFile = join(this.trustDir, 'root', '1.json');
     writeFileAtomic(this.rootFile, envelopeBytes(this.root));
     writePrivateKey(join(this.trustDir, 'release.key'), this.releaseKey);
+    writePrivateKey(join(this.trustDir, 'operator.key'), this.operatorKey);
     this.pki = initPki(this.pkiDir, { algorithm: 'ec', fleet: opts.fleetName, days: 30, serverNames: opts.serverNames ?? ['127.0.0.1', 'localhost'] });
     for (const name of opts.hosts) {
       const dir = join(this.hostsDir, name);
@@ -104,6 +111,18 @@ export class Lab {
 
   publish(fleet: FleetInput, now = Date.now()): PublishResult {
     return publishRelease({ cacheCheck: 'skip', treeDir: this.treeDir, fleet, releaseKeys: [this.releaseKey], trustDir: this.trustDir, now });
+  }
+
+  /** CI's scheduled job: re-sign the timestamp (binding the newest controls). */
+  refresh(now = Date.now()): RefreshResult {
+    return refreshTimestamp({ treeDir: this.treeDir, releaseKeys: [this.releaseKey], now });
+  }
+
+  /** An operator control (signed by the operator key), bound by an immediate refresh. */
+  control(edit: (current: ControlsBody, at: string) => ControlsBody, now = Date.now()): WriteControlsResult {
+    const written = writeControls({ treeDir: this.treeDir, root: this.root.signed, keys: [this.operatorKey], now, edit });
+    this.refresh(now);
+    return written;
   }
 
   async startControlPlane(port = this.cpPort): Promise<RunningServer> {

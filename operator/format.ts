@@ -1,16 +1,13 @@
 // Small text helpers shared by the operator's terminal output (status, trace).
 import { isoTime } from '../protocol/schemas/common.ts';
+import { humanDuration } from '../reconciler/time.ts';
 
-/** "0s", "45s", "3m 20s", "2h 05m", "3d 04h": coarse enough to read at a glance. */
+/** A span in milliseconds, in the one duration style (reconciler/time.ts humanDuration): "3 min", "2 h 5 min". */
 export function duration(ms: number): string {
-  const s = Math.round(Math.abs(ms) / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86400)}d ${String(Math.floor((s % 86400) / 3600)).padStart(2, '0')}h`;
+  return humanDuration(Math.abs(ms) / 1000);
 }
 
-/** Age of an instant relative to `now`: "3m 20s ago", "in 5m 00s", "never". */
+/** Age of an instant relative to `now`: "3 min ago", "in 5 min", "never". */
 export function age(at: number | null, now: number): string {
   if (at === null) return 'never';
   return at <= now ? `${duration(now - at)} ago` : `in ${duration(at - now)}`;

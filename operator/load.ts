@@ -32,7 +32,7 @@ export function ackTrustOf(release: VerifiedRelease): AckTrust {
 
 /** The reconciler's FleetInput at `now`: the release's documents and the newest verified ack per host. */
 export function fleetInputOf(release: VerifiedRelease, acks: readonly AckRecord[], now: number, tolerances?: Partial<Tolerances>): FleetInput {
-  return { now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: latestAcks(acks), tolerances };
+  return { now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: latestAcks(acks), tolerances, controls: release.controls };
 }
 
 /**

@@ -13,6 +13,7 @@ import { TIMESTAMP_PATH } from '../protocol/layout.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 import type { ChannelPlan, DisruptionBudgets, ReleaseIndex } from '../protocol/schemas/release.ts';
 import type { Revocations } from '../protocol/schemas/revocations.ts';
+import type { Controls } from '../protocol/schemas/controls.ts';
 import type { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { TrustRoot } from '../protocol/schemas/root.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
@@ -37,6 +38,8 @@ export interface VerifiedRelease {
   plans: Record<string, ChannelPlan>;
   budgets: DisruptionBudgets;
   revocations: Revocations;
+  /** The operator controls the timestamp binds (null: none), verified in the same walk. */
+  controls: Controls | null;
   /** Host -> base64 host key, from the signed channel plans: the only keys an ack may be signed with. */
   hostKeys: Map<string, string>;
 }
@@ -64,7 +67,7 @@ export async function verifyReleaseFrom(source: TreeSource, where: string, pinne
   const plans = release.plans;
   return {
     treeRoot, report, root: release.root.signed, chain: release.chain, timestamp: release.timestamp.signed, index: release.index,
-    plans, budgets: release.budgets, revocations: release.revocations.signed, hostKeys: hostKeysOfPlans(plans),
+    plans, budgets: release.budgets, revocations: release.revocations.signed, controls: release.controls?.signed ?? null, hostKeys: hostKeysOfPlans(plans),
   };
 }
 

@@ -3,6 +3,10 @@
 export const TIMESTAMP_PATH = 'timestamp.json';
 export const REVOCATIONS_PATH = 'revocations.json';
 
+/** Operator-signed controls, one immutable file per version; the timestamp binds the current one. */
+export const controlsPath = (version: number): string => `controls-${version}.json`;
+export const CONTROLS_FILE_PATTERN = /^controls-([1-9][0-9]{0,15})\.json$/;
+
 export const rootPath = (version: number): string => `root/${version}.json`;
 export const releaseDir = (version: number): string => `releases/${version}`;
 export const releaseIndexPath = (version: number): string => `releases/${version}/index.json`;

@@ -4,6 +4,7 @@ export const LIMITS = {
   root: 64 * 1024,
   timestamp: 16 * 1024,
   revocations: 4 * 1024 * 1024,
+  controls: 1024 * 1024,
   releaseIndex: 64 * 1024 * 1024,
   hostManifest: 64 * 1024,
   channelPlan: 32 * 1024 * 1024,

@@ -38,6 +38,9 @@ export interface CreateRootOptions {
   /** Nix binary-cache public keys, `name:base64`. */
   cacheKeys: readonly string[];
   rejectBefore?: string | null;
+  /** The operator role (signs controls only); omitted = no controls are accepted under this root. */
+  operatorKeys?: readonly ReleaseKeyGrant[];
+  operatorThreshold?: number;
 }
 
 /** Builds an unsigned root document; schema violations are Malformed naming the field. */
@@ -57,6 +60,12 @@ export function createRoot(o: CreateRootOptions): TrustRoot {
       releaseThreshold: o.releaseThreshold,
       cacheKeys: [...o.cacheKeys],
       rejectBefore: o.rejectBefore ?? null,
+      ...(o.operatorKeys && o.operatorKeys.length > 0
+        ? {
+            operatorKeys: o.operatorKeys.map((g) => ({ keyid: g.key.keyid, publicKey: b64(g.key.publicKey), name: g.key.name, validFrom: g.validFrom, validUntil: g.validUntil })),
+            operatorThreshold: o.operatorThreshold ?? 1,
+          }
+        : {}),
     },
     `root v${o.version}`,
   );
@@ -195,4 +204,43 @@ function explainWindow(env: SignedDocument<{ issuedAt: string }>, root: TrustRoo
   const k = bad[0]!;
   const when = !valid(k, issuedAt) ? `issuedAt ${env.signed.issuedAt}` : `verification time ${new Date(alsoValidAt!).toISOString()}`;
   return new Expired(file, `signed by release key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the ${when}`);
+}
+
+type WindowedKey = TrustRoot['releaseKeys'][number];
+
+function keysValidAt(keys: readonly WindowedKey[], at: number): Map<string, PublicKey> {
+  const out = new Map<string, PublicKey>();
+  for (const k of keys) {
+    if (parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil)) out.set(k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) });
+  }
+  return out;
+}
+
+/**
+ * Verifies a document signed by the operator role (controls): a threshold of operator keys whose window
+ * contains the document's issuedAt. A root without the role accepts no controls (UnknownKey); a
+ * document signed by release keys (CI) is UnknownKey too: CI cannot pause, resume or retry anything.
+ * An operator key used outside its window -> Expired naming the key.
+ */
+export function verifyOperatorSigned(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, fileBytes?: Uint8Array): string[] {
+  if (root.operatorKeys === undefined || root.operatorThreshold === undefined) {
+    throw new UnknownKey(file, `trust root v${root.version} has no operator role, so no controls are accepted`);
+  }
+  const issuedAt = parseIsoTime(env.signed.issuedAt);
+  const signedText = fileBytes ? signedTextOf(fileBytes, env.signatures) : undefined;
+  try {
+    return verifyEnvelope(env, { file, keys: keysValidAt(root.operatorKeys, issuedAt), threshold: root.operatorThreshold, role: 'operator', signedText });
+  } catch (e) {
+    if (!(e instanceof UnknownKey || e instanceof ThresholdNotMet)) throw e;
+    const all = new Map(root.operatorKeys.map((k) => [k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) }]));
+    let signers: string[];
+    try {
+      signers = verifyEnvelope(env, { file, keys: all, threshold: 1, role: 'operator' });
+    } catch {
+      throw e;
+    }
+    const k = root.operatorKeys.find((x) => signers.includes(x.keyid) && !keysValidAt([x], issuedAt).size);
+    if (k === undefined) throw e;
+    throw new Expired(file, `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the issuedAt ${env.signed.issuedAt}`);
+  }
 }

@@ -21,6 +21,8 @@ import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
+import { controlsBinding } from './controls.ts';
+import { diffRelease, readCurrentRelease, type ReleaseDiff } from './diff.ts';
 
 /** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
  * and the timestamp are written next. */
@@ -49,6 +51,14 @@ export interface PublishOptions {
   /** Label of the fleet input in error messages. */
   fleetSource?: string;
   onProgress?: (p: PublishProgress) => void;
+  /**
+   * A fleet identical to the current release (same fleet JSON digest, same trust root version):
+   * 'publish' signs a new release anyway (library default), 'skip' writes nothing and returns status
+   * 'unchanged' (`nixfleet publish` without --force).
+   */
+  ifIdentical?: 'publish' | 'skip';
+  /** Build and sign in memory, compute the diff, write nothing (status 'dry-run'). */
+  dryRun?: boolean;
 }
 
 /** How the synchronous `publishRelease` is told the cache check was skipped on purpose (fabricated store
@@ -73,6 +83,10 @@ export type CacheCheckSummary =
   | { skipped: false; cacheUrl: string; targets: number; checked: number; keysUsed: string[]; ms: number };
 
 export interface PublishResult {
+  /** 'published'; 'unchanged' (identical fleet, ifIdentical 'skip': version is the current one); 'dry-run' (nothing written). */
+  status: 'published' | 'unchanged' | 'dry-run';
+  /** What this publish changes against the tree's current release, per channel. */
+  diff: ReleaseDiff;
   version: number;
   previousVersion: number;
   rootVersion: number;
@@ -95,9 +109,13 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** Timestamp lifetime: the smallest freshness window of any channel (documented in docs/architecture.md). */
+/**
+ * Timestamp lifetime: the LARGEST freshness window of any channel. Each agent holds the timestamp to its
+ * own channel's `freshnessSeconds` (signed in its channel plan; `channelFreshness` in protocol/verify),
+ * so a strict channel no longer sets the pace for all; the expiry is the outer bound for every reader.
+ */
 export function timestampLifetimeSeconds(freshness: readonly number[]): number {
-  return freshness.length > 0 ? Math.min(...freshness) : 3600;
+  return freshness.length > 0 ? Math.max(...freshness) : 3600;
 }
 
 export function signTimestamp(o: {
@@ -107,6 +125,7 @@ export function signTimestamp(o: {
   rootVersion: number;
   release: { version: number; index: FileRef };
   revocations: { version: number; file: FileRef };
+  controls?: { version: number; file: FileRef } | undefined;
   keys: readonly SigningKey[];
 }): Buffer {
   const issuedAtSec = Math.floor(o.now / 1000) * 1000;
@@ -119,6 +138,7 @@ export function signTimestamp(o: {
     rootVersion: o.rootVersion,
     release: o.release,
     revocations: o.revocations,
+    ...(o.controls ? { controls: o.controls } : {}),
   });
   return envelopeBytes(signDocument(doc, o.keys));
 }
@@ -230,13 +250,33 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     if (version <= previousVersion) throw new PublishRefused(`version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`);
 
     const issuedAt = isoTime(opts.now);
+    const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
+    // For the diff and the identical-fleet check only: a current release whose files are damaged or
+    // gone is replaced by this publish like before, and diffed as if there were none.
+    let currentRelease: ReturnType<typeof readCurrentRelease> | null = null;
+    try {
+      if (current) currentRelease = readCurrentRelease(opts.treeDir, current.signed);
+    } catch {
+      currentRelease = null;
+    }
+    // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
+    if (opts.ifIdentical === 'skip' && !opts.dryRun && currentRelease && currentRelease.index.fleetDigest === fleetDigest && currentRelease.index.rootVersion === root.version) {
+      const ts = current!.signed;
+      return {
+        status: 'unchanged', diff: { currentVersion: ts.release.version, identical: true, channels: [...currentRelease.plans.values()].map((p) => ({ channel: p.channel, change: 'unchanged' as const, rolloutId: { from: p.rolloutId, to: p.rolloutId }, restartsRollout: false, targets: [], settings: [] })), budgets: [] },
+        version: ts.release.version, previousVersion: ts.release.version, rootVersion: root.version, hosts: Object.keys(currentRelease.index.hosts).length,
+        rolloutIds: Object.fromEntries(Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId])),
+        index: ts.release.index, revocations: ts.revocations, timestamp: { issuedAt: ts.issuedAt, expires: ts.expires }, warnings, cacheCheck,
+        timings: { resolve: prepared.resolveMs, sign: 0, write: 0, total: performance.now() - t0 }, cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - c0 },
+      };
+    }
     const built = buildRelease({
       fleet,
       resolved,
       version,
       issuedAt,
       rootVersion: root.version,
-      fleetDigest: sha256Digest(canonicalBytes(opts.fleet)),
+      fleetDigest,
       source: opts.source ?? null,
       keys: opts.releaseKeys,
       onSigned: (done, total) => progress({ phase: 'sign', done, total }),
@@ -257,10 +297,30 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
       rootVersion: root.version,
       release: { version, index: built.index },
       revocations: { version: revocations.version, file: revocations.ref },
+      controls: controlsBinding(opts.treeDir, root, current?.signed),
       keys: opts.releaseKeys,
     });
     const tSigned = performance.now();
     const cSigned = cpuMs();
+    const diff = diffRelease(currentRelease, built.files, { fleetDigest, rootVersion: root.version });
+    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
+    const result = (status: PublishResult['status'], tWritten: number, cWritten: number): PublishResult => ({
+      status,
+      diff,
+      version,
+      previousVersion,
+      rootVersion: root.version,
+      hosts: Object.keys(fleet.hosts).length,
+      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
+      index: built.index,
+      revocations: { version: revocations.version, file: revocations.ref },
+      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
+      warnings,
+      cacheCheck,
+      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
+      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
+    });
+    if (opts.dryRun) return result('dry-run', performance.now(), cpuMs());
 
     const notPublished = `release ${version} was not published and the tree still serves the previous release`;
     const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) => writingFile(join(opts.treeDir, path), notPublished, () => writeFileAtomic(join(opts.treeDir, path), bytes, o));
@@ -283,21 +343,7 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     const cWritten = cpuMs();
     progress({ phase: 'done', done: 1, total: 1 });
 
-    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
-    return {
-      version,
-      previousVersion,
-      rootVersion: root.version,
-      hosts: Object.keys(fleet.hosts).length,
-      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
-      index: built.index,
-      revocations: { version: revocations.version, file: revocations.ref },
-      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
-      warnings,
-      cacheCheck,
-      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
-      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
-    };
+    return result('published', tWritten, cWritten);
   } finally {
     unlock();
   }

@@ -19,6 +19,7 @@ import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain } from './trust.ts';
 import { verifyReleaseSigned } from '../protocol/trust-root.ts';
 import { Revocations } from '../protocol/schemas/revocations.ts';
+import { controlsBinding } from './controls.ts';
 
 export interface RefreshOptions {
   treeDir: string;
@@ -31,6 +32,8 @@ export interface RefreshResult {
   issuedAt: string;
   expires: string;
   previousIssuedAt: string;
+  /** Controls version the new timestamp binds (null: none). */
+  controlsVersion: number | null;
 }
 
 function readBound(treeDir: string, ref: FileRef): Buffer {
@@ -75,6 +78,7 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
     const freshness = Object.values(index.signed.channels).map(
       (c) => readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, { file: c.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed.freshnessSeconds,
     );
+    const controls = controlsBinding(opts.treeDir, trust.root.signed, ts);
     const bytes = signTimestamp({
       fleet: ts.fleet,
       now: opts.now,
@@ -82,11 +86,13 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
       rootVersion: trust.root.signed.version,
       release: ts.release,
       revocations: ts.revocations,
+      // The latency of an operator control: it is bound here, at the next scheduled refresh.
+      controls,
       keys: opts.releaseKeys,
     });
     writingFile(join(opts.treeDir, TIMESTAMP_PATH), `the tree still serves the previous timestamp (expires ${ts.expires})`, () => writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true }));
     const signed = (JSON.parse(bytes.toString('utf8')) as { signed: { issuedAt: string; expires: string } }).signed;
-    return { releaseVersion: ts.release.version, issuedAt: signed.issuedAt, expires: signed.expires, previousIssuedAt: ts.issuedAt };
+    return { releaseVersion: ts.release.version, issuedAt: signed.issuedAt, expires: signed.expires, previousIssuedAt: ts.issuedAt, controlsVersion: controls?.version ?? null };
   } finally {
     unlock();
   }

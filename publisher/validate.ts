@@ -1,13 +1,22 @@
 // Fleet validation: every violation in one report, each naming its culprit by path
-// (`hosts.web-01.channel: unknown channel "stabel"`). Two passes: the schema (shapes and single values,
-// all issues collected by zod), then the cross-checks below, which need a well-typed fleet. Warnings
-// (empty waves, unused policies, ...) never block a publish.
+// (`hosts.web-01.channel: unknown channel "stabel" (did you mean "stable"?)`). Two passes over the same
+// input, both always run: the schema (shapes and single values, all issues collected by zod, worded by
+// protocol/schemas/issues.ts), and the cross-checks below, which relate parts of the fleet. The
+// cross-checks see only the parts that are well-typed on their own (`WellTyped`), so a fleet with a
+// missing target still has its channel reference, host keys and edges checked, and nothing is reported
+// twice: a part that failed the schema is skipped, and a name whose definition failed the schema still
+// exists (no "unknown channel" for a channel whose body is broken). The checks that need the whole
+// fleet (wave resolution: coverage, deadlocked edges) and the warnings run only once the schema passed.
+// nix/lib/validate.nix mirrors this, part for part.
 import type { z } from 'zod';
-import { Fleet } from './fleet-schema.ts';
+import { Fleet, FleetHost, FleetChannel, FleetPolicy, FleetWave, FleetBudget, HostEdge, ChannelEdge, FleetRevokedClosure } from './fleet-schema.ts';
 import { parseHostKey } from './host-key.ts';
 import { findCycles, describeCycle } from './graph.ts';
 import { membershipOf, policyWaves, resolveFleet, type ResolvedFleet } from './waves.ts';
+import { Name } from '../protocol/schemas/common.ts';
 import type { Selector } from '../protocol/schemas/selector.ts';
+import { plainIssues } from '../protocol/schemas/issues.ts';
+import { didYouMean } from '../protocol/suggest.ts';
 import { parseStrictJson } from '../protocol/strict-json.ts';
 import { LIMITS } from '../protocol/limits.ts';
 
@@ -38,8 +47,150 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 function schemaErrors(error: z.ZodError): string[] {
-  // zod's own messages: the Nix mkFleet reproduces them word for word (tests/nix/differential.test.ts).
+  // Worded by protocol/schemas/issues.ts; the Nix mkFleet prints the same words (tests/nix/differential.test.ts).
   return error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
+}
+
+
+// ---- The well-typed parts of a fleet ------------------------------------------------------------------
+// What each cross-check needs, and so when it runs:
+//   declared names (hosts, channels, policies): the keys that are valid names, whatever their bodies;
+//     references are checked against them only when the record itself is an object;
+//   a host's channel / target / hostKey / machineId: that one field well-typed;
+//   a channel's policy: that field; freshness vs signing interval: both fields (defaults count);
+//   a policy's strategy and wave shape: the whole policy; a wave's selector references: that selector;
+//   an edge endpoint: that endpoint (a cycle needs both endpoints of each edge it runs through); an edge
+//     across channels: both hosts declared, their channel fields well-typed and both channels declared;
+//   a budget's id, selector and limits (maxInFlight and maxInFlightPct both well-typed) separately;
+//   revoked targets: the closures' well-typed store paths.
+
+type Raw = Record<string, unknown>;
+const isObject = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** One field's value when it passes its own schema (defaults applied), else undefined. */
+function checkedField<T>(schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+  if (!isObject(raw)) return undefined;
+  const r = schema.safeParse(raw[key]);
+  return r.success ? { value: r.data } : undefined;
+}
+
+/** The elements of a list field; an absent list is empty (its default), and so is one that is not a list (nothing to check). */
+function elements(raw: unknown, key: string): unknown[] {
+  const v = isObject(raw) ? raw[key] : undefined;
+  return Array.isArray(v) ? v : [];
+}
+
+/** A record field's entries under their valid names, or undefined when the field is not an object. */
+function declared<T>(raw: unknown, key: string, parts: (entry: unknown) => T): Map<string, T> | undefined {
+  const rec = isObject(raw) ? raw[key] : undefined;
+  if (!isObject(rec)) return undefined;
+  return new Map(Object.keys(rec).filter((n) => Name.safeParse(n).success).map((n) => [n, parts(rec[n])]));
+}
+
+interface HostParts {
+  channel?: string;
+  target?: string;
+  hostKey?: string;
+  machineId?: string;
+  tags?: string[];
+}
+interface ChannelParts {
+  policy?: string;
+  freshnessSeconds?: number;
+  signingIntervalSeconds?: number;
+  reboot?: FleetChannel['reboot'];
+  maintenanceWindows?: FleetChannel['maintenanceWindows'];
+}
+interface PolicyParts {
+  policy?: FleetPolicy;
+  selectors: { index: number; selector: Selector }[];
+}
+interface EdgeParts {
+  index: number;
+  before?: string;
+  after?: string;
+}
+interface BudgetParts {
+  index: number;
+  id?: string;
+  selector?: Selector;
+  limits?: { maxInFlight?: number; maxInFlightPct?: number };
+}
+
+/** The parts of a fleet the cross-checks can use (undefined record: not an object, so nothing refers into it). */
+interface WellTyped {
+  hosts?: Map<string, HostParts>;
+  /** `hosts` is an object without a single key. */
+  noHosts: boolean;
+  channels?: Map<string, ChannelParts>;
+  policies?: Map<string, PolicyParts>;
+  hostEdges: EdgeParts[];
+  channelEdges: EdgeParts[];
+  budgets: BudgetParts[];
+  revokedClosures: Set<string>;
+}
+
+/** A field of a fleet that already passed the schema: well-typed by construction (no second parse of host keys). */
+function parsedField<T>(_schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+  return isObject(raw) ? { value: raw[key] as T } : undefined;
+}
+
+/** `schemaPassed`: `input` is the schema's output, so each part is taken as it is. */
+function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
+  const typed = schemaPassed ? parsedField : checkedField;
+  const v = <T>(r: { value: T } | undefined): T | undefined => r?.value;
+  const edges = (key: string, schema: typeof HostEdge | typeof ChannelEdge): EdgeParts[] =>
+    elements(input, key).map((e, index) => ({ index, before: v(typed(schema.shape.before, e, 'before')), after: v(typed(schema.shape.after, e, 'after')) }));
+  const hostsRaw = isObject(input) ? input.hosts : undefined;
+  const revoked = isObject(input) && input.revoked !== undefined ? input.revoked : {};
+  return {
+    hosts: declared(input, 'hosts', (h) => ({
+      channel: v(typed(FleetHost.shape.channel, h, 'channel')),
+      target: v(typed(FleetHost.shape.target, h, 'target')),
+      hostKey: v(typed(FleetHost.shape.hostKey, h, 'hostKey')),
+      machineId: v(typed(FleetHost.shape.machineId, h, 'machineId')),
+      tags: v(typed(FleetHost.shape.tags, h, 'tags')),
+    })),
+    noHosts: isObject(hostsRaw) && Object.keys(hostsRaw).length === 0,
+    channels: declared(input, 'channels', (c) => ({
+      policy: v(typed(FleetChannel.shape.policy, c, 'policy')),
+      freshnessSeconds: v(typed(FleetChannel.shape.freshnessSeconds, c, 'freshnessSeconds')),
+      signingIntervalSeconds: v(typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds')),
+      reboot: v(typed(FleetChannel.shape.reboot, c, 'reboot')),
+      maintenanceWindows: v(typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows')),
+    })),
+    policies: declared(input, 'policies', (p) => {
+      const whole = schemaPassed ? { success: true as const, data: p as FleetPolicy } : FleetPolicy.safeParse(p);
+      const selectors = elements(p, 'waves').flatMap((w, index) => {
+        const selector = v(typed(FleetWave.shape.selector, w, 'selector'));
+        return selector === undefined ? [] : [{ index, selector }];
+      });
+      return { policy: whole.success ? whole.data : undefined, selectors };
+    }),
+    hostEdges: edges('hostEdges', HostEdge),
+    channelEdges: edges('channelEdges', ChannelEdge),
+    budgets: elements(input, 'disruptionBudgets').map((b, index) => {
+      const max = typed(FleetBudget.shape.maxInFlight, b, 'maxInFlight');
+      const pct = typed(FleetBudget.shape.maxInFlightPct, b, 'maxInFlightPct');
+      return {
+        index,
+        id: v(typed(FleetBudget.shape.id, b, 'id')),
+        selector: v(typed(FleetBudget.shape.selector, b, 'selector')),
+        limits: max && pct ? { maxInFlight: max.value, maxInFlightPct: pct.value } : undefined,
+      };
+    }),
+    revokedClosures: new Set(elements(revoked, 'closures').flatMap((c) => {
+      const path = v(typed(FleetRevokedClosure.shape.storePath, c, 'storePath'));
+      return path === undefined ? [] : [path];
+    })),
+  };
+}
+
+// ---- Cross-checks ---------------------------------------------------------------------------------------
+
+/** `unknown channel "stabel" (did you mean "stable"?)` */
+function unknown(what: string, name: string, known: Map<string, unknown>): string {
+  return `unknown ${what} "${name}"${didYouMean(name, known.keys())}`;
 }
 
 /** Host names, channel names and tags a selector mentions, to check them against the fleet. */
@@ -63,23 +214,24 @@ class Report {
   }
 }
 
-function checkSelector(fleet: Fleet, sel: Selector, path: string, r: Report, knownTags: ReadonlySet<string>): void {
+function checkSelector(parts: WellTyped, sel: Selector, path: string, r: Report, knownTags: ReadonlySet<string>): void {
   const refs = { hosts: [] as string[], channels: [] as string[], tags: [] as string[] };
   selectorRefs(sel, refs);
-  for (const h of new Set(refs.hosts)) if (!fleet.hosts[h]) r.error(path, `unknown host "${h}"`);
-  for (const c of new Set(refs.channels)) if (!fleet.channels[c]) r.error(path, `unknown channel "${c}"`);
+  const { hosts, channels } = parts;
+  if (hosts) for (const h of new Set(refs.hosts)) if (!hosts.has(h)) r.error(path, unknown('host', h, hosts));
+  if (channels) for (const c of new Set(refs.channels)) if (!channels.has(c)) r.error(path, unknown('channel', c, channels));
   for (const t of new Set(refs.tags)) if (!knownTags.has(t)) r.warn(path, `no host has the tag "${t}"`);
 }
 
-function checkHosts(fleet: Fleet, r: Report): void {
-  if (Object.keys(fleet.hosts).length === 0) r.error('hosts', 'the fleet has no hosts');
+function checkHosts(parts: WellTyped, r: Report): void {
+  if (parts.noHosts) r.error('hosts', 'the fleet has no hosts');
   const byKey = new Map<string, string>();
   const byMachineId = new Map<string, string>();
-  const revokedClosures = new Set(fleet.revoked.closures.map((c) => c.storePath));
-  for (const [name, h] of Object.entries(fleet.hosts)) {
-    if (!fleet.channels[h.channel]) r.error(`hosts.${name}.channel`, `unknown channel "${h.channel}"`);
-    const key = parseHostKey(h.hostKey);
-    if (key.ok) {
+  const { channels } = parts;
+  for (const [name, h] of parts.hosts ?? []) {
+    if (h.channel !== undefined && channels && !channels.has(h.channel)) r.error(`hosts.${name}.channel`, unknown('channel', h.channel, channels));
+    const key = h.hostKey === undefined ? undefined : parseHostKey(h.hostKey);
+    if (key?.ok) {
       const hex = Buffer.from(key.raw).toString('hex');
       const other = byKey.get(hex);
       if (other !== undefined) r.error(`hosts.${name}.hostKey`, `the same host key is used by hosts.${other}`);
@@ -90,29 +242,29 @@ function checkHosts(fleet: Fleet, r: Report): void {
       if (other !== undefined) r.error(`hosts.${name}.machineId`, `the same machine id is used by hosts.${other}`);
       else byMachineId.set(h.machineId, name);
     }
-    if (revokedClosures.has(h.target)) r.error(`hosts.${name}.target`, `${h.target} is a revoked closure (revoked.closures)`);
+    if (h.target !== undefined && parts.revokedClosures.has(h.target)) r.error(`hosts.${name}.target`, `${h.target} is a revoked closure (revoked.closures)`);
   }
-  fleet.revoked.hosts.forEach((rh, i) => {
-    // Kept in the fleet, a revoked host can never ack: its wave then needs an offline excuse.
-    if (fleet.hosts[rh.host] && rh.keyid === undefined) r.warn(`revoked.hosts[${i}]`, `host "${rh.host}" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)`);
-  });
 }
 
-function checkChannelsAndPolicies(fleet: Fleet, r: Report): void {
+function checkChannelsAndPolicies(parts: WellTyped, r: Report): void {
   const used = new Set<string>();
-  for (const [name, c] of Object.entries(fleet.channels)) {
-    if (!fleet.policies[c.policy]) r.error(`channels.${name}.policy`, `unknown policy "${c.policy}"`);
-    used.add(c.policy);
-    if (c.freshnessSeconds < 2 * c.signingIntervalSeconds) {
+  const { policies } = parts;
+  for (const [name, c] of parts.channels ?? []) {
+    if (c.policy !== undefined) {
+      if (policies && !policies.has(c.policy)) r.error(`channels.${name}.policy`, unknown('policy', c.policy, policies));
+      used.add(c.policy);
+    }
+    if (c.freshnessSeconds !== undefined && c.signingIntervalSeconds !== undefined && c.freshnessSeconds < 2 * c.signingIntervalSeconds) {
       r.error(`channels.${name}.freshnessSeconds`, `${c.freshnessSeconds} is less than 2 x signingIntervalSeconds (${c.signingIntervalSeconds}): one late re-sign would make every host stale`);
     }
     // Without windows the maintenance gate is always open, so this policy would silently mean `allowed`.
-    if (c.reboot === 'in-maintenance-window' && c.maintenanceWindows.length === 0) {
+    if (c.reboot === 'in-maintenance-window' && c.maintenanceWindows?.length === 0) {
       r.error(`channels.${name}.reboot`, 'in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)');
     }
   }
-  for (const [name, p] of Object.entries(fleet.policies)) {
+  for (const [name, { policy: p }] of policies ?? []) {
     if (!used.has(name)) r.warn(`policies.${name}`, 'is used by no channel');
+    if (!p) continue;
     const waves = p.waves;
     if (p.strategy === 'all-at-once') {
       if (waves.length > 1) r.error(`policies.${name}.waves`, `strategy all-at-once has exactly one wave, got ${waves.length}`);
@@ -132,42 +284,59 @@ function checkChannelsAndPolicies(fleet: Fleet, r: Report): void {
   }
 }
 
-function checkSelectors(fleet: Fleet, r: Report, knownTags: ReadonlySet<string>): void {
-  for (const [name, p] of Object.entries(fleet.policies)) {
-    p.waves.forEach((w, i) => {
-      if (w.selector) checkSelector(fleet, w.selector, `policies.${name}.waves[${i}].selector`, r, knownTags);
-    });
+function checkSelectors(parts: WellTyped, r: Report, knownTags: ReadonlySet<string>): void {
+  for (const [name, p] of parts.policies ?? []) {
+    for (const { index, selector } of p.selectors) checkSelector(parts, selector, `policies.${name}.waves[${index}].selector`, r, knownTags);
   }
-  fleet.disruptionBudgets.forEach((b, i) => checkSelector(fleet, b.selector, `disruptionBudgets[${i}].selector`, r, knownTags));
+  for (const b of parts.budgets) if (b.selector) checkSelector(parts, b.selector, `disruptionBudgets[${b.index}].selector`, r, knownTags);
 }
 
-function checkEdges(fleet: Fleet, r: Report): void {
-  fleet.hostEdges.forEach((e, i) => {
-    const a = fleet.hosts[e.before];
-    const b = fleet.hosts[e.after];
-    if (!a) r.error(`hostEdges[${i}].before`, `unknown host "${e.before}"`);
-    if (!b) r.error(`hostEdges[${i}].after`, `unknown host "${e.after}"`);
-    if (a && b && a.channel !== b.channel) {
-      r.error(`hostEdges[${i}]`, `host edges stay within a channel: ${e.before} is in channel ${a.channel}, ${e.after} in ${b.channel} (use a channel edge)`);
+/** The edges whose both endpoints are well-typed: a cycle among them is one whatever else is broken. */
+function wholeEdges(edges: readonly EdgeParts[]): { before: string; after: string }[] {
+  return edges.flatMap((e) => (e.before !== undefined && e.after !== undefined ? [{ before: e.before, after: e.after }] : []));
+}
+
+function checkEdges(parts: WellTyped, r: Report): void {
+  const { hosts, channels } = parts;
+  for (const e of parts.hostEdges) {
+    const path = `hostEdges[${e.index}]`;
+    const a = e.before === undefined ? undefined : hosts?.get(e.before);
+    const b = e.after === undefined ? undefined : hosts?.get(e.after);
+    if (hosts && e.before !== undefined && !a) r.error(`${path}.before`, unknown('host', e.before, hosts));
+    if (hosts && e.after !== undefined && !b) r.error(`${path}.after`, unknown('host', e.after, hosts));
+    // Only between declared channels: a host in an unknown channel is already reported as such.
+    if (a?.channel !== undefined && b?.channel !== undefined && a.channel !== b.channel && channels?.has(a.channel) && channels.has(b.channel)) {
+      r.error(path, `host edges stay within a channel: ${e.before} is in channel ${a.channel}, ${e.after} in ${b.channel} (use a channel edge)`);
     }
-  });
-  for (const cycle of findCycles(fleet.hostEdges)) r.error('hostEdges', `cycle ${describeCycle(cycle)}`);
-  fleet.channelEdges.forEach((e, i) => {
-    if (!fleet.channels[e.before]) r.error(`channelEdges[${i}].before`, `unknown channel "${e.before}"`);
-    if (!fleet.channels[e.after]) r.error(`channelEdges[${i}].after`, `unknown channel "${e.after}"`);
-  });
-  for (const cycle of findCycles(fleet.channelEdges)) r.error('channelEdges', `cycle ${describeCycle(cycle)}`);
+  }
+  for (const cycle of findCycles(wholeEdges(parts.hostEdges))) r.error('hostEdges', `cycle ${describeCycle(cycle)}`);
+  for (const e of parts.channelEdges) {
+    if (channels && e.before !== undefined && !channels.has(e.before)) r.error(`channelEdges[${e.index}].before`, unknown('channel', e.before, channels));
+    if (channels && e.after !== undefined && !channels.has(e.after)) r.error(`channelEdges[${e.index}].after`, unknown('channel', e.after, channels));
+  }
+  for (const cycle of findCycles(wholeEdges(parts.channelEdges))) r.error('channelEdges', `cycle ${describeCycle(cycle)}`);
 }
 
-function checkBudgets(fleet: Fleet, r: Report): void {
+function checkBudgets(parts: WellTyped, r: Report): void {
   const ids = new Set<string>();
-  fleet.disruptionBudgets.forEach((b, i) => {
-    const path = `disruptionBudgets[${i}]`;
-    if (ids.has(b.id)) r.error(`${path}.id`, `duplicate budget id "${b.id}"`);
-    ids.add(b.id);
-    if ((b.maxInFlight === undefined) === (b.maxInFlightPct === undefined)) r.error(path, 'give exactly one of maxInFlight, maxInFlightPct');
-    if (b.maxInFlight === 0) r.error(`${path}.maxInFlight`, 'can never be satisfied: 0 lets no host start');
-    if (b.maxInFlightPct === 0) r.error(`${path}.maxInFlightPct`, 'can never be satisfied: 0% lets no host start (use 1-100)');
+  for (const b of parts.budgets) {
+    const path = `disruptionBudgets[${b.index}]`;
+    if (b.id !== undefined) {
+      if (ids.has(b.id)) r.error(`${path}.id`, `duplicate budget id "${b.id}"`);
+      ids.add(b.id);
+    }
+    if (!b.limits) continue;
+    const { maxInFlight, maxInFlightPct } = b.limits;
+    if ((maxInFlight === undefined) === (maxInFlightPct === undefined)) r.error(path, 'give exactly one of maxInFlight, maxInFlightPct');
+    if (maxInFlight === 0) r.error(`${path}.maxInFlight`, 'can never be satisfied: 0 lets no host start');
+    if (maxInFlightPct === 0) r.error(`${path}.maxInFlightPct`, 'can never be satisfied: 0% lets no host start (use 1-100)');
+  }
+}
+
+function revokedHostWarnings(fleet: Fleet, r: Report): void {
+  fleet.revoked.hosts.forEach((rh, i) => {
+    // Kept in the fleet, a revoked host can never ack: its wave then needs an offline excuse.
+    if (fleet.hosts[rh.host] && rh.keyid === undefined) r.warn(`revoked.hosts[${i}]`, `host "${rh.host}" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)`);
   });
 }
 
@@ -208,16 +377,21 @@ function checkResolution(fleet: Fleet, resolved: ResolvedFleet, r: Report): void
 
 /** Validates a parsed JSON value as a fleet; on success also returns the resolved waves and budgets. */
 export function validateFleet(input: unknown): ValidationResult {
-  const parsed = Fleet.safeParse(input);
-  if (!parsed.success) return { ok: false, errors: schemaErrors(parsed.error), warnings: [] };
-  const fleet = parsed.data;
+  const parsed = Fleet.safeParse(input, { error: plainIssues });
   const r = new Report();
-  const knownTags = new Set(Object.values(fleet.hosts).flatMap((h) => h.tags));
-  checkHosts(fleet, r);
-  checkChannelsAndPolicies(fleet, r);
-  checkSelectors(fleet, r, knownTags);
-  checkEdges(fleet, r);
-  checkBudgets(fleet, r);
+  if (!parsed.success) r.errors.push(...schemaErrors(parsed.error));
+  const parts = parsed.success ? wellTyped(parsed.data, true) : wellTyped(input, false);
+  const knownTags = new Set([...(parts.hosts?.values() ?? [])].flatMap((h) => h.tags ?? []));
+  checkHosts(parts, r);
+  checkChannelsAndPolicies(parts, r);
+  checkSelectors(parts, r, knownTags);
+  checkEdges(parts, r);
+  checkBudgets(parts, r);
+  // Resolution needs every host and policy (count and percent waves depend on the channel's size), and
+  // warnings about a half-typed fleet could be echoes of its schema errors: both wait for a clean schema.
+  if (!parsed.success) return { ok: false, errors: r.errors, warnings: [] };
+  const fleet = parsed.data;
+  revokedHostWarnings(fleet, r);
   // Channels whose policy is missing or has no waves cannot be resolved (already reported); the others
   // still are, so that their coverage problems show up in the same report.
   const resolvableChannels = Object.fromEntries(

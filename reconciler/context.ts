@@ -1,5 +1,5 @@
 // One evaluation of the fleet at one instant: host phases per channel rollout, wave and channel states,
-// and the shared gate chain (halted -> channel edges -> earlier waves -> host edges -> budget -> window)
+// and the shared gate chain (paused -> halted -> channel edges -> earlier waves -> host edges -> budget -> window)
 // that both decide() and fleetView() use, so a host and the dashboard always give the same reason.
 // Everything is computed lazily and memoised for the lifetime of one call.
 import type { ChannelPlan, DisruptionBudgets, PlanWave } from '../protocol/schemas/release.ts';
@@ -172,6 +172,10 @@ export class FleetContext {
   private readonly channelEdgeHolds = new Map<string, GateHold | null>();
   private readonly waveReasons = new Map<string, { text: string; retryAfter: number }>();
   private readonly revokedHosts: Map<string, (string | null)[]>;
+  /** Operator controls (verified by the caller), indexed: channel -> pause; channel+rollout -> accepted up to (ms); host+rollout -> retry at (ms). */
+  private readonly paused = new Map<string, { since: string; reason: string }>();
+  private readonly acceptedUntil = new Map<string, number>();
+  private readonly retryAt = new Map<string, number>();
 
   /** True for a one-off decide(): budgets are counted for that host only instead of ranking everyone. */
   singleHost = false;
@@ -185,6 +189,18 @@ export class FleetContext {
       list.push(r.keyid);
       this.revokedHosts.set(r.host, list);
     }
+    const c = input.controls;
+    if (c) {
+      for (const p of c.paused) this.paused.set(p.channel, { since: p.since, reason: p.reason });
+      const later = (m: Map<string, number>, key: string, at: string) => m.set(key, Math.max(m.get(key) ?? -Infinity, Date.parse(at)));
+      for (const r of c.resumedHalts) later(this.acceptedUntil, `${r.channel}\u0000${r.rolloutId}`, r.acceptedAt);
+      for (const r of c.retries) later(this.retryAt, `${r.host}\u0000${r.rolloutId}`, r.at);
+    }
+  }
+
+  /** The operator's pause of a channel, if any. */
+  pauseOf(channel: string): { since: string; reason: string } | undefined {
+    return this.paused.get(channel);
   }
 
   plan(channel: string): ChannelPlan {
@@ -219,6 +235,10 @@ export class FleetContext {
     const acks = this.input.acks;
     const anyRevoked = this.revokedHosts.size > 0;
     const waves: WaveEval[] = [];
+    // Operator controls name evidence signed up to an instant: failures at or before it are accepted
+    // (resume-halted) or retried; a later failure counts again, so a control never excuses the future.
+    const acceptedUntil = this.acceptedUntil.get(`${name}\u0000${plan.rolloutId}`) ?? -Infinity;
+    const retries = this.retryAt.size > 0;
     let halted = false;
     let haltedWave: number | null = null;
     let firstIncomplete = -1;
@@ -246,6 +266,11 @@ export class FleetContext {
             seenPhase[pos] = ph;
           }
         }
+        if (retries && ph.failure === 'reported' && ph.lastAck !== null && ph.lastAck <= (this.retryAt.get(`${host}\u0000${plan.rolloutId}`) ?? -Infinity)) {
+          // Only a signed failure report is retried: the host is out of flight, and as pending it holds
+          // its budget rank again (more conservative for everyone ranked after it).
+          ph = { ...ph, phase: 'pending', note: `retry allowed by the operator after: ${ph.note}`, inFlight: false, done: false, settled: false, failure: null };
+        }
         phases[pos] = ph;
         let isExcused = false;
         if (ph.phase === 'offline') {
@@ -259,11 +284,14 @@ export class FleetContext {
         }
         excused[pos] = isExcused;
         if (ph.phase === 'failed') {
-          failedHosts.push(host);
+          const accepted = ph.lastAck !== null && ph.lastAck <= acceptedUntil;
+          if (!accepted) failedHosts.push(host);
           // A presumed failure counts towards the threshold (it may halt) but never as a tolerated outcome:
-          // its real outcome may still arrive, and completion must not be undone when it does.
-          if (ph.failure === 'reported') failuresReported++;
-          else blocking.push(pos);
+          // its real outcome may still arrive, and completion must not be undone when it does. An accepted
+          // one no longer halts, and still never completes a wave.
+          if (ph.failure === 'reported') {
+            if (!accepted) failuresReported++;
+          } else blocking.push(pos);
         } else if (!ph.settled && !isExcused) blocking.push(pos);
       }
       const allowed = allowedFailures(wave);
@@ -303,7 +331,7 @@ export class FleetContext {
     const names = listWithMore(w.failedHosts, 5);
     const presumed = w.failures - w.failuresReported;
     const why = presumed > 0 ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline` : '';
-    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
+    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -385,6 +413,10 @@ export class FleetContext {
     const plan = ce.plan;
     const at = ce.position.get(host);
     if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    const pause = this.paused.get(channel);
+    if (pause !== undefined) {
+      return { gate: 'paused', reason: `channel ${channel} is paused by the operator since ${pause.since} (${pause.reason || 'no reason given'}): nothing new starts; activations and rollbacks in flight continue`, retryAfter: plan.signingIntervalSeconds };
+    }
     if (ce.halted) return { gate: 'halted', reason: this.haltedReason(ce), retryAfter: plan.signingIntervalSeconds };
     const edge = this.channelEdgeHold(channel);
     if (edge !== null) return edge;

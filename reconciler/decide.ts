@@ -1,6 +1,6 @@
 // decide(): what one host should do now. Pure: same input, same decision.
 // Gate order (fixed; docs/architecture.md): recovery -> revoked -> (already on target: converged, or
-// rollback-and-halt) -> not fresh -> quarantined -> halted -> channel edges -> earlier waves -> host edges
+// rollback-and-halt) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
 import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
@@ -40,7 +40,7 @@ export function prepareFleet(input: FleetInput): PreparedFleet {
 }
 
 function sameFleetInput(a: FleetInput, b: FleetInput): boolean {
-  return a.now === b.now && a.plans === b.plans && a.budgets === b.budgets && a.revocations === b.revocations && a.acks === b.acks && a.tolerances === b.tolerances;
+  return a.now === b.now && a.plans === b.plans && a.budgets === b.budgets && a.revocations === b.revocations && a.acks === b.acks && a.tolerances === b.tolerances && (a.controls ?? null) === (b.controls ?? null);
 }
 
 /**
@@ -50,7 +50,7 @@ function sameFleetInput(a: FleetInput, b: FleetInput): boolean {
 export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   const { manifest: m, local, now } = input;
   if (prepared !== undefined && !sameFleetInput(prepared.input, input)) {
-    throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks or tolerances differ)');
+    throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks, tolerances or controls differ)');
   }
   let ctx = prepared;
   if (ctx === undefined) {

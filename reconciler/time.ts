@@ -26,11 +26,17 @@ export function soakProgress(healthySeconds: number, soakSeconds: number): strin
   return `${Math.floor(done)} of ${soakSeconds} soak seconds`;
 }
 
-/** Human duration for reasons: "45 s", "12 min", "3 h 5 min". */
+/**
+ * The one human duration, for the reconciler's reasons and every view (operator CLI, site): "45 s",
+ * "12 min", "3 h 5 min", "4 d 2 h". Seconds up to two minutes and minutes up to two hours stay exact
+ * enough to act on; beyond three days the hours are what matter.
+ */
 export function humanDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   if (s < 120) return `${s} s`;
   const m = Math.floor(s / 60);
   if (m < 120) return `${m} min`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+  const h = Math.floor(m / 60);
+  if (h < 72) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
 }

@@ -3,6 +3,7 @@
 import type { Ack } from '../protocol/schemas/ack.ts';
 import type { ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy } from '../protocol/schemas/release.ts';
 import type { Revocations } from '../protocol/schemas/revocations.ts';
+import type { Controls } from '../protocol/schemas/controls.ts';
 
 /** The `.signed` part of a verified host ack. */
 export type AckRecord = Ack;
@@ -62,6 +63,8 @@ export interface FleetInput {
   /** Latest verified ack per host (host name -> ack.signed). Use `latestAcks()` to build it from a list. */
   acks: Record<string, AckRecord>;
   tolerances?: Partial<Tolerances>;
+  /** The verified operator controls the timestamp binds (pause, resumed halts, retries); absent = none. */
+  controls?: Controls | null;
 }
 
 export interface DecideInput extends FleetInput {
@@ -78,6 +81,7 @@ export const GATES = [
   'revoked',
   'not-fresh',
   'quarantined',
+  'paused',
   'halted',
   'channel-edge',
   'earlier-waves',

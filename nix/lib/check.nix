@@ -1,5 +1,6 @@
-# Typed checkers for plain Nix values, reporting like zod does on the TypeScript side so that both sides
-# print the same "path: message" lines. A checker is `path: value: { errors; value; }`: `errors` lists
+# Typed checkers for plain Nix values, worded like protocol/schemas/issues.ts words zod's issues on the
+# TypeScript side ("required", "must be a string", "unknown field \"x\" (did you mean ...)"), so that
+# both sides print the same "path: message" lines. A checker is `path: value: { errors; value; }`: `errors` lists
 # every violation under `path`, `value` is the input with defaults applied (absent optional fields stay
 # absent), `aborted` says whether a failure is one zod treats as fatal (a wrong type or value, an
 # unknown or missing key) rather than a failed check (range, length, pattern): unions depend on it.
@@ -9,7 +10,9 @@ let
   inherit (builtins) typeOf isAttrs isList isString isInt isFloat attrNames filter length concatLists
     concatStringsSep match stringLength genList elemAt listToAttrs substring hasAttr;
 
-  # Marks a field that is absent, so checkers can report "received undefined" like zod.
+  suggest = import ./suggest.nix;
+
+  # Marks a field that is absent, so checkers can report it as "required".
   absent = { __nixfleetAbsent = true; };
   isAbsent = v: isAttrs v && v ? __nixfleetAbsent;
 
@@ -25,10 +28,18 @@ let
   item = path: i: "${path}[${toString i}]";
   quote = s: builtins.toJSON s;
 
-  ok = value: { errors = [ ]; aborted = false; inherit value; };
-  fail = path: messages: { errors = map (m: "${showPath path}: ${m}") messages; aborted = false; value = null; };
+  ok = value: { errors = [ ]; messages = [ ]; aborted = false; inherit value; };
+  fail = path: messages: { errors = map (m: "${showPath path}: ${m}") messages; inherit messages; aborted = false; value = null; };
   abort = path: messages: fail path messages // { aborted = true; };
-  expected = what: path: v: abort path [ "Invalid input: expected ${what}, received ${typeName v}" ];
+  typeWords = { string = "a string"; number = "a number"; array = "an array"; object = "an object"; record = "an object"; };
+  expected = what: path: v: abort path [ (if isAbsent v then "required" else "must be ${typeWords.${what}}") ];
+  plural = n: what: "${toString n} ${what}${if n == 1 then "" else "s"}";
+  # issues.ts sizeWords: "must not be empty", "must have at most 64 items", "must be at least 1".
+  sizeWords = origin: bound: atLeast:
+    let side = if atLeast then "at least" else "at most"; unit = { string = "character"; array = "item"; }.${origin} or null; in
+    if unit == null then "must be ${side} ${toString bound}"
+    else if atLeast && bound == 1 then "must not be empty"
+    else "must have ${side} ${plural bound unit}";
   anyAborted = results: builtins.any (r: r.aborted) results;
 
   maxSafe = 9007199254740991;
@@ -42,27 +53,27 @@ let
         s = toString v;
         n = stringLength s;
         messages =
-          (if min != null && n < min then [ "Too small: expected string to have >=${toString min} characters" ] else [ ])
-          ++ (if max != null && n > max then [ "Too big: expected string to have <=${toString max} characters" ] else [ ])
+          (if min != null && n < min then [ (sizeWords "string" min true) ] else [ ])
+          ++ (if max != null && n > max then [ (sizeWords "string" max false) ] else [ ])
           ++ map (p: p.message) (filter (p: match p.regex s == null) patterns)
           ++ (let r = if refine == null then null else refine s; in if r == null then [ ] else [ r ]);
       in
       if messages == [ ] then ok s else fail path messages // { value = s; };
 
   int = { min ? null, max ? null, minMessage ? null, maxMessage ? null }: path: v:
-    if isFloat v then fail path [ "Invalid input: expected int, received number" ]
+    if isFloat v then fail path [ "must be an integer" ]
     else if !(isInt v) then expected "number" path v
-    else if v > maxSafe || v < -maxSafe then fail path [ "Invalid input: expected int, received number" ]
-    else if min != null && v < min then fail path [ (if minMessage != null then minMessage else "Too small: expected number to be >=${toString min}") ]
-    else if max != null && v > max then fail path [ (if maxMessage != null then maxMessage else "Too big: expected number to be <=${toString max}") ]
+    else if v > maxSafe || v < -maxSafe then fail path [ "must be an integer" ]
+    else if min != null && v < min then fail path [ (if minMessage != null then minMessage else sizeWords "number" min true) ]
+    else if max != null && v > max then fail path [ (if maxMessage != null then maxMessage else sizeWords "number" max false) ]
     else ok v;
 
   literal = value: path: v:
-    if v == value then ok v else abort path [ "Invalid input: expected ${builtins.toJSON value}" ];
+    if v == value then ok v else abort path [ (if isAbsent v then "required" else "must be ${builtins.toJSON value}") ];
 
   enum = values: path: v:
     if isString v && builtins.elem v values then ok v
-    else abort path [ "Invalid option: expected one of ${concatStringsSep "|" (map quote values)}" ];
+    else abort path [ (if isAbsent v then "required" else "must be one of ${concatStringsSep ", " (map quote values)}") ];
 
   nullable = checker: path: v: if v == null then ok null else checker path v;
 
@@ -73,8 +84,8 @@ let
         n = length v;
         results = genList (i: elem (item path i) (elemAt v i)) n;
         sizeErrors =
-          (if min != null && n < min then [ "${path}: Too small: expected array to have >=${toString min} items" ] else [ ])
-          ++ (if max != null && n > max then [ "${path}: Too big: expected array to have <=${toString max} items" ] else [ ]);
+          (if min != null && n < min then [ "${path}: ${sizeWords "array" min true}" ] else [ ])
+          ++ (if max != null && n > max then [ "${path}: ${sizeWords "array" max false}" ] else [ ]);
       in
       { errors = sizeErrors ++ concatLists (map (r: r.errors) results); aborted = anyAborted results; value = map (r: r.value) results; };
 
@@ -86,7 +97,7 @@ let
         names = attrNames v;
         results = map (name:
           let k = key (field path name) name; in
-          if k.errors != [ ] then { inherit name; errors = [ "${field path name}: Invalid key in record" ]; aborted = true; value = null; }
+          if k.errors != [ ] then { inherit name; errors = [ "${field path name}: is not a valid name: ${builtins.head k.messages}" ]; aborted = true; value = null; }
           else let r = value (field path name) v.${name}; in { inherit name; inherit (r) errors aborted value; }) names;
       in
       { errors = concatLists (map (r: r.errors) results); aborted = anyAborted results; value = listToAttrs (map (r: { inherit (r) name value; }) results); };
@@ -102,10 +113,11 @@ let
     else
       let
         unknown = filter (name: !(hasAttr name fields)) (attrNames v);
+        # issues.ts unknownFieldsWords: sorted keys, each with the nearest field the object lacks.
+        missing = filter (name: !(hasAttr name v)) (attrNames fields);
         unknownErrors =
           if unknown == [ ] then [ ]
-          else if length unknown == 1 then [ "${showPath path}: Unrecognized key: ${quote (elemAt unknown 0)}" ]
-          else [ "${showPath path}: Unrecognized keys: ${concatStringsSep ", " (map quote unknown)}" ];
+          else [ "${showPath path}: unknown field${if length unknown == 1 then "" else "s"} ${concatStringsSep ", " (map (k: quote k + suggest.didYouMean k missing) unknown)}" ];
         results = map (name:
           let spec = fields.${name}; in
           if hasAttr name v then { inherit name; present = true; } // spec.check (field path name) v.${name}
@@ -120,15 +132,18 @@ let
       };
 
   # A union of single-key objects (Selector, Threshold). zod reports the failed checks of the one member
-  # that failed without a fatal issue, and a bare "Invalid input" when every member failed fatally (an
+  # that failed without a fatal issue, and one line naming the forms when every member failed fatally (an
   # object with another or a second key fails every member with an unknown key).
   keyedUnion = members: path: v:
-    let names = if isAttrs v && !(isAbsent v) then attrNames v else [ ]; in
-    if length names == 1 && hasAttr (elemAt names 0) members then
+    let
+      formsMessage = "must be an object with exactly one valid field of ${concatStringsSep ", " (map quote (attrNames members))}";
+      names = if isAttrs v && !(isAbsent v) then attrNames v else [ ]; in
+    if isAbsent v then abort path [ "required" ]
+    else if length names == 1 && hasAttr (elemAt names 0) members then
       let name = elemAt names 0; r = members.${name} (field path name) v.${name}; in
-      if r.aborted then abort path [ "Invalid input" ]
+      if r.aborted then abort path [ formsMessage ]
       else { inherit (r) errors aborted; value = { ${name} = r.value; }; }
-    else abort path [ "Invalid input" ];
+    else abort path [ formsMessage ];
 
   # A union told apart by a string field (Probe.kind); `order` is the members' declaration order,
   # which the error message lists.
@@ -136,9 +151,9 @@ let
     let t = if isAttrs v && !(isAbsent v) then v.${tag} or null else null; in
     if isString t && hasAttr t members then members.${t} path v
     else if !(isAttrs v) || isAbsent v then expected "object" path v
-    else abort (field path tag) [ "Invalid discriminator value. Expected ${concatStringsSep " | " (map (m: "'${m}'") order)}" ];
+    else abort (field path tag) [ "must be one of ${concatStringsSep ", " (map quote order)}" ];
 in
 {
-  inherit absent typeName showPath field item ok fail str int literal enum nullable list record strictObject
+  inherit absent isAbsent typeName showPath field item ok fail str int literal enum nullable list record strictObject
     keyedUnion taggedUnion required optional withDefault;
 }

@@ -2,15 +2,19 @@
 # the same fleet with defaults applied, ready for `nix eval --json` and `nixfleet publish`. Every field
 # is type-checked and every invariant of publisher/validate.ts is checked; all violations are reported
 # together in one evaluation error, each as "path: message" with the TypeScript validator's text.
-# Like the TypeScript side, the cross-checks run only once the shapes are right.
+# Like the TypeScript side, the cross-checks run on the well-typed parts even when some shapes are
+# wrong; only the checks that need resolved waves wait for a clean schema.
 let
   schema = import ./schema.nix;
   validate = import ./validate.nix;
 
   violations = input:
-    let shaped = schema.fleet "" input; in
-    if shaped.errors != [ ] then { errors = shaped.errors; value = null; }
-    else { errors = validate.crossCheck shaped.value; inherit (shaped) value; };
+    let
+      shaped = schema.fleet "" input;
+      crossErrors = validate.crossCheck input;
+    in
+    if shaped.errors != [ ] then { errors = shaped.errors ++ crossErrors; value = null; }
+    else { errors = crossErrors ++ validate.resolutionCheck shaped.value; inherit (shaped) value; };
 
   report = errors:
     let n = builtins.length errors; in

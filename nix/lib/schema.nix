@@ -78,7 +78,7 @@ let
     durationMinutes = required (int { min = 1; max = 7 * 24 * 60; });
   };
 
-  host = strictObject {
+  hostFields = {
     system = required system;
     tags = withDefault [ ] (list { max = 64; } tag);
     channel = required name;
@@ -86,9 +86,10 @@ let
     hostKey = required (str { max = 1024; refine = s: let r = hostKey.parse s; in if r.ok then null else r.reason; });
     machineId = optional (str { patterns = [ { regex = "[0-9a-f]{32}"; message = "must be 32 lowercase hex digits (/etc/machine-id)"; } ]; });
   };
+  host = strictObject hostFields;
 
   # The defaults of publisher/fleet-schema.ts CHANNEL_DEFAULTS (reasons there), in parity.
-  channel = strictObject {
+  channelFields = {
     policy = required name;
     freshnessSeconds = withDefault (6 * 3600) positiveInt;
     signingIntervalSeconds = withDefault 3600 positiveInt;
@@ -98,9 +99,10 @@ let
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
     reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
   };
+  channel = strictObject channelFields;
 
   percentMessage = "must be between 1 and 100";
-  wave = strictObject {
+  waveFields = {
     selector = optional selector;
     count = optional positiveInt;
     percent = optional (int { min = 1; max = 100; minMessage = percentMessage; maxMessage = percentMessage; });
@@ -108,6 +110,7 @@ let
     failureThreshold = withDefault { count = 0; } threshold;
     offlineExcuseLimit = withDefault 0 nonNegativeInt;
   };
+  wave = strictObject waveFields;
 
   policy = strictObject {
     strategy = required (enum [ "canary" "staged" "all-at-once" ]);
@@ -118,14 +121,16 @@ let
     deferredHosts = withDefault "hold" (enum [ "hold" "excuse" ]);
   };
 
-  edge = strictObject { before = required name; after = required name; };
+  edgeFields = { before = required name; after = required name; };
+  edge = strictObject edgeFields;
 
-  budget = strictObject {
+  budgetFields = {
     id = required (str { patterns = [ { regex = "[a-z0-9][a-z0-9-]{0,62}"; message = ''must be lowercase letters, digits and "-" (1-63 chars)''; } ]; });
     selector = required selector;
     maxInFlight = optional nonNegativeInt;
     maxInFlightPct = optional (int { min = 0; max = 100; maxMessage = percentMessage; });
   };
+  budget = strictObject budgetFields;
 
   reason = str { max = 512; };
   revokedHost = strictObject {
@@ -135,7 +140,8 @@ let
     reason = required reason;
     revokedAt = optional isoTime;
   };
-  revokedClosure = strictObject { storePath = required storePath; reason = required reason; revokedAt = optional isoTime; };
+  revokedClosureFields = { storePath = required storePath; reason = required reason; revokedAt = optional isoTime; };
+  revokedClosure = strictObject revokedClosureFields;
 
   fleet = strictObject {
     fleet = required name;
@@ -153,5 +159,7 @@ let
   };
 in
 {
-  inherit fleet selector;
+  inherit fleet selector name policy;
+  # The field specs of each object, for validate.nix's per-field checks of a fleet that failed the schema.
+  fields = { host = hostFields; channel = channelFields; wave = waveFields; edge = edgeFields; budget = budgetFields; revokedClosure = revokedClosureFields; };
 }

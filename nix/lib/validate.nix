@@ -1,12 +1,15 @@
-# The cross-checks of publisher/validate.ts, on a fleet that passed schema.nix, with the same
-# "path: message" texts. Returns the list of errors (empty = valid). Warnings (empty waves, unused
-# policies, tags no host has) are left to the TypeScript validator, which prints them at publish time.
+# The cross-checks of publisher/validate.ts with the same "path: message" texts, in two parts like there:
+# `crossCheck input` relates the well-typed parts of any input (also one that failed schema.nix: see
+# `wellTyped` for what each check needs), `resolutionCheck fleet` needs a fleet that passed the schema.
+# Both return lists of errors (empty = valid). Warnings (empty waves, unused policies, tags no host has)
+# are left to the TypeScript validator, which prints them at publish time.
 let
-  inherit (builtins) attrNames attrValues filter length elemAt genList concatLists concatStringsSep sort groupBy hasAttr elem listToAttrs foldl' head tail;
+  inherit (builtins) attrNames attrValues filter length elemAt genList concatLists concatStringsSep sort groupBy hasAttr elem listToAttrs foldl' head tail isAttrs isList;
   hostKey = import ./host-key.nix;
   graph = import ./graph.nix;
   waves = import ./waves.nix;
-
+  schema = import ./schema.nix;
+  suggest = import ./suggest.nix;
   err = path: message: "${path}: ${message}";
   indexed = list: genList (i: { inherit i; v = elemAt list i; }) (length list);
   unique = list: foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] list;
@@ -21,35 +24,107 @@ let
       if length g < 2 then [ ]
       else map (n: err (path n) "the same ${what} is used by hosts.${head (filter (o: o != n) g)}") g) (attrNames groups));
 
-  checkHosts = fleet:
-    let
-      names = attrNames fleet.hosts;
-      withKey = filter (n: (hostKey.parse fleet.hosts.${n}.hostKey).ok) names;
-      withMachineId = filter (n: fleet.hosts.${n} ? machineId) names;
-      revokedClosures = listToAttrs (map (c: { name = builtins.unsafeDiscardStringContext c.storePath; value = true; }) fleet.revoked.closures);
-    in
-    (if names == [ ] then [ (err "hosts" "the fleet has no hosts") ] else [ ])
-    ++ concatLists (map (n:
-      let h = fleet.hosts.${n}; in
-      (if hasAttr h.channel fleet.channels then [ ] else [ (err "hosts.${n}.channel" ''unknown channel "${h.channel}"'') ])
-      ++ (if hasAttr (builtins.unsafeDiscardStringContext h.target) revokedClosures then [ (err "hosts.${n}.target" "${h.target} is a revoked closure (revoked.closures)") ] else [ ])) names)
-    ++ duplicates withKey (n: (hostKey.parse fleet.hosts.${n}.hostKey).raw) (n: "hosts.${n}.hostKey") "host key"
-    ++ duplicates withMachineId (n: fleet.hosts.${n}.machineId) (n: "hosts.${n}.machineId") "machine id";
+  # ---- The well-typed parts (validate.ts wellTyped, the same rules) ----
+  # One field's value when it passes its own check (defaults applied; an absent optional field is null):
+  # { value; }, or null when the field is broken or the object is not one.
+  typed = fields: raw: key:
+    let spec = fields.${key}; in
+    if !(isAttrs raw) then null
+    else if hasAttr key raw then (let r = spec.check "" raw.${key}; in if r.errors == [ ] then { inherit (r) value; } else null)
+    else if spec ? default then { value = spec.default; }
+    else if spec.optional or false then { value = null; }
+    else null;
+  val = t: if t == null then null else t.value;
+  isRecord = v: isAttrs v && !(v ? type && v.type == "derivation");
+  # The elements of a list field; absent (its default) or not a list: none.
+  elements = raw: key: let v = if isAttrs raw then raw.${key} or null else null; in if isList v then v else [ ];
+  # A record field's entries under their valid names (parts applied), or null when it is not an object.
+  declared = raw: key: parts:
+    let entries = if isAttrs raw then raw.${key} or null else null; in
+    if !(isRecord entries) then null
+    else listToAttrs (map (n: { name = n; value = parts entries.${n}; }) (filter (n: (schema.name "" n).errors == [ ]) (attrNames entries)));
 
-  checkChannelsAndPolicies = fleet:
+  wellTyped = input:
+    let
+      f = schema.fields;
+      edges = key: genList (i: let e = elemAt (elements input key) i; in { inherit i; before = val (typed f.edge e "before"); after = val (typed f.edge e "after"); }) (length (elements input key));
+      hostsRaw = if isAttrs input then input.hosts or null else null;
+      revoked = if isAttrs input then input.revoked or { } else { };
+    in
+    {
+      hosts = declared input "hosts" (h: {
+        channel = val (typed f.host h "channel");
+        target = val (typed f.host h "target");
+        hostKey = val (typed f.host h "hostKey");
+        machineId = val (typed f.host h "machineId");
+      });
+      noHosts = isRecord hostsRaw && attrNames hostsRaw == [ ];
+      channels = declared input "channels" (c: {
+        policy = val (typed f.channel c "policy");
+        freshnessSeconds = val (typed f.channel c "freshnessSeconds");
+        signingIntervalSeconds = val (typed f.channel c "signingIntervalSeconds");
+        reboot = val (typed f.channel c "reboot");
+        maintenanceWindows = val (typed f.channel c "maintenanceWindows");
+      });
+      policies = declared input "policies" (p:
+        let whole = schema.policy "" p; ws = elements p "waves"; in {
+          policy = if whole.errors == [ ] then whole.value else null;
+          selectors = filter (s: s.selector != null) (genList (i: { inherit i; selector = val (typed f.wave (elemAt ws i) "selector"); }) (length ws));
+        });
+      hostEdges = edges "hostEdges";
+      channelEdges = edges "channelEdges";
+      budgets = let bs = elements input "disruptionBudgets"; in genList (i:
+        let
+          b = elemAt bs i;
+          max = typed f.budget b "maxInFlight";
+          pct = typed f.budget b "maxInFlightPct";
+        in
+        {
+          inherit i;
+          id = val (typed f.budget b "id");
+          selector = val (typed f.budget b "selector");
+          limits = if max != null && pct != null then { maxInFlight = max.value; maxInFlightPct = pct.value; } else null;
+        }) (length bs);
+      revokedClosures = listToAttrs (map (p: { name = builtins.unsafeDiscardStringContext p; value = true; })
+        (filter (p: p != null) (map (c: val (typed f.revokedClosure c "storePath")) (elements revoked "closures"))));
+    };
+
+  # ---- Cross-checks ----
+  unknown = what: name: known: ''unknown ${what} "${name}"${suggest.didYouMean name (attrNames known)}'';
+
+  checkHosts = parts:
+    let
+      hosts = if parts.hosts == null then { } else parts.hosts;
+      names = attrNames hosts;
+      withKey = filter (n: hosts.${n}.hostKey != null && (hostKey.parse hosts.${n}.hostKey).ok) names;
+      withMachineId = filter (n: hosts.${n}.machineId != null) names;
+    in
+    (if parts.noHosts then [ (err "hosts" "the fleet has no hosts") ] else [ ])
+    ++ concatLists (map (n:
+      let h = hosts.${n}; in
+      (if h.channel != null && parts.channels != null && !(hasAttr h.channel parts.channels) then [ (err "hosts.${n}.channel" (unknown "channel" h.channel parts.channels)) ] else [ ])
+      ++ (if h.target != null && hasAttr (builtins.unsafeDiscardStringContext h.target) parts.revokedClosures then [ (err "hosts.${n}.target" "${h.target} is a revoked closure (revoked.closures)") ] else [ ])) names)
+    ++ duplicates withKey (n: (hostKey.parse hosts.${n}.hostKey).raw) (n: "hosts.${n}.hostKey") "host key"
+    ++ duplicates withMachineId (n: hosts.${n}.machineId) (n: "hosts.${n}.machineId") "machine id";
+
+  checkChannelsAndPolicies = parts:
+    let
+      channels = if parts.channels == null then { } else parts.channels;
+      policies = if parts.policies == null then { } else parts.policies;
+    in
     concatLists (map (n:
-      let ch = fleet.channels.${n}; in
-      (if hasAttr ch.policy fleet.policies then [ ] else [ (err "channels.${n}.policy" ''unknown policy "${ch.policy}"'') ])
-      ++ (if ch.freshnessSeconds < 2 * ch.signingIntervalSeconds then
+      let ch = channels.${n}; in
+      (if ch.policy != null && parts.policies != null && !(hasAttr ch.policy parts.policies) then [ (err "channels.${n}.policy" (unknown "policy" ch.policy parts.policies)) ] else [ ])
+      ++ (if ch.freshnessSeconds != null && ch.signingIntervalSeconds != null && ch.freshnessSeconds < 2 * ch.signingIntervalSeconds then
         [ (err "channels.${n}.freshnessSeconds" "${toString ch.freshnessSeconds} is less than 2 x signingIntervalSeconds (${toString ch.signingIntervalSeconds}): one late re-sign would make every host stale") ]
       else [ ])
       # Without windows the maintenance gate is always open: the policy would silently mean "allowed".
       ++ (if ch.reboot == "in-maintenance-window" && ch.maintenanceWindows == [ ] then
         [ (err "channels.${n}.reboot" ''in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)'') ]
-      else [ ])) (attrNames fleet.channels))
+      else [ ])) (attrNames channels))
     ++ concatLists (map (n:
       let
-        p = fleet.policies.${n};
+        p = policies.${n}.policy;
         ws = p.waves;
         count = length ws;
         path = "policies.${n}.waves";
@@ -70,7 +145,7 @@ let
           ++ (if waves.membershipOf v == "remainder" && i != count - 1 then [ (err "${path}[${toString i}]" "a wave without selector, count or percent takes the remainder and must be the last wave") ] else [ ]))
           (indexed ws));
       in
-      shape ++ canary ++ perWave) (attrNames fleet.policies));
+      if p == null then [ ] else shape ++ canary ++ perWave) (attrNames policies));
 
   selectorRefs = sel:
     if sel ? tags || sel ? tagsAny || sel ? all then { hosts = [ ]; channels = [ ]; }
@@ -80,48 +155,59 @@ let
       let parts = map selectorRefs (if sel ? and then sel.and else [ sel.not ]); in
       { hosts = concatLists (map (p: p.hosts) parts); channels = concatLists (map (p: p.channels) parts); };
 
-  checkSelector = fleet: path: sel:
+  checkSelector = parts: path: sel:
     let refs = selectorRefs sel; in
-    map (h: err path ''unknown host "${h}"'') (filter (h: !(hasAttr h fleet.hosts)) (unique refs.hosts))
-    ++ map (c: err path ''unknown channel "${c}"'') (filter (c: !(hasAttr c fleet.channels)) (unique refs.channels));
+    (if parts.hosts == null then [ ] else map (h: err path (unknown "host" h parts.hosts)) (filter (h: !(hasAttr h parts.hosts)) (unique refs.hosts)))
+    ++ (if parts.channels == null then [ ] else map (c: err path (unknown "channel" c parts.channels)) (filter (c: !(hasAttr c parts.channels)) (unique refs.channels)));
 
-  checkSelectors = fleet:
-    concatLists (map (n:
-      concatLists (map ({ i, v }: if v ? selector then checkSelector fleet "policies.${n}.waves[${toString i}].selector" v.selector else [ ])
-        (indexed fleet.policies.${n}.waves))) (attrNames fleet.policies))
-    ++ concatLists (map ({ i, v }: checkSelector fleet "disruptionBudgets[${toString i}].selector" v.selector) (indexed fleet.disruptionBudgets));
+  checkSelectors = parts:
+    let policies = if parts.policies == null then { } else parts.policies; in
+    concatLists (map (n: concatLists (map ({ i, selector }: checkSelector parts "policies.${n}.waves[${toString i}].selector" selector) policies.${n}.selectors)) (attrNames policies))
+    ++ concatLists (map (b: if b.selector != null then checkSelector parts "disruptionBudgets[${toString b.i}].selector" b.selector else [ ]) parts.budgets);
 
-  checkEdges = fleet:
-    concatLists (map ({ i, v }:
-      let
-        path = "hostEdges[${toString i}]";
-        a = fleet.hosts.${v.before} or null;
-        b = fleet.hosts.${v.after} or null;
-      in
-      (if a == null then [ (err "${path}.before" ''unknown host "${v.before}"'') ] else [ ])
-      ++ (if b == null then [ (err "${path}.after" ''unknown host "${v.after}"'') ] else [ ])
-      ++ (if a != null && b != null && a.channel != b.channel then
-        [ (err path "host edges stay within a channel: ${v.before} is in channel ${a.channel}, ${v.after} in ${b.channel} (use a channel edge)") ]
-      else [ ])) (indexed fleet.hostEdges))
-    ++ map (cycle: err "hostEdges" "cycle ${graph.describeCycle cycle}") (graph.findCycles fleet.hostEdges)
-    ++ concatLists (map ({ i, v }:
-      (if hasAttr v.before fleet.channels then [ ] else [ (err "channelEdges[${toString i}].before" ''unknown channel "${v.before}"'') ])
-      ++ (if hasAttr v.after fleet.channels then [ ] else [ (err "channelEdges[${toString i}].after" ''unknown channel "${v.after}"'') ]))
-      (indexed fleet.channelEdges))
-    ++ map (cycle: err "channelEdges" "cycle ${graph.describeCycle cycle}") (graph.findCycles fleet.channelEdges);
+  # The edges whose both endpoints are well-typed: a cycle among them is one whatever else is broken.
+  wholeEdges = edges: map (e: { inherit (e) before after; }) (filter (e: e.before != null && e.after != null) edges);
 
-  checkBudgets = fleet:
+  checkEdges = parts:
     let
-      ids = map (b: b.id) fleet.disruptionBudgets;
-      firstIndex = id: foldl' (found: i: if found == null && elemAt ids i == id then i else found) null (genList (i: i) (length ids));
+      hosts = parts.hosts;
+      channels = parts.channels;
+      hostOf = n: if n == null || hosts == null then null else hosts.${n} or null;
+      knownChannel = c: c != null && channels != null && hasAttr c channels;
     in
-    concatLists (map ({ i, v }:
-      let path = "disruptionBudgets[${toString i}]"; in
-      (if firstIndex v.id != i then [ (err "${path}.id" ''duplicate budget id "${v.id}"'') ] else [ ])
-      ++ (if (v ? maxInFlight) == (v ? maxInFlightPct) then [ (err path "give exactly one of maxInFlight, maxInFlightPct") ] else [ ])
-      ++ (if (v.maxInFlight or null) == 0 then [ (err "${path}.maxInFlight" "can never be satisfied: 0 lets no host start") ] else [ ])
-      ++ (if (v.maxInFlightPct or null) == 0 then [ (err "${path}.maxInFlightPct" "can never be satisfied: 0% lets no host start (use 1-100)") ] else [ ]))
-      (indexed fleet.disruptionBudgets));
+    concatLists (map (e:
+      let
+        path = "hostEdges[${toString e.i}]";
+        a = hostOf e.before;
+        b = hostOf e.after;
+      in
+      (if hosts != null && e.before != null && a == null then [ (err "${path}.before" (unknown "host" e.before hosts)) ] else [ ])
+      ++ (if hosts != null && e.after != null && b == null then [ (err "${path}.after" (unknown "host" e.after hosts)) ] else [ ])
+      # Only between declared channels: a host in an unknown channel is already reported as such.
+      ++ (if a != null && b != null && a.channel != b.channel && knownChannel a.channel && knownChannel b.channel then
+        [ (err path "host edges stay within a channel: ${e.before} is in channel ${a.channel}, ${e.after} in ${b.channel} (use a channel edge)") ]
+      else [ ])) parts.hostEdges)
+    ++ map (cycle: err "hostEdges" "cycle ${graph.describeCycle cycle}") (graph.findCycles (wholeEdges parts.hostEdges))
+    ++ concatLists (map (e:
+      (if channels != null && e.before != null && !(hasAttr e.before channels) then [ (err "channelEdges[${toString e.i}].before" (unknown "channel" e.before channels)) ] else [ ])
+      ++ (if channels != null && e.after != null && !(hasAttr e.after channels) then [ (err "channelEdges[${toString e.i}].after" (unknown "channel" e.after channels)) ] else [ ]))
+      parts.channelEdges)
+    ++ map (cycle: err "channelEdges" "cycle ${graph.describeCycle cycle}") (graph.findCycles (wholeEdges parts.channelEdges));
+
+  checkBudgets = parts:
+    let
+      typedIds = filter (b: b.id != null) parts.budgets;
+      # The first budget (in list order) with each id (listToAttrs keeps the first of equal names).
+      firstWith = listToAttrs (map (b: { name = b.id; value = b.i; }) typedIds);
+    in
+    concatLists (map (b:
+      let path = "disruptionBudgets[${toString b.i}]"; l = b.limits; in
+      (if b.id != null && firstWith.${b.id} != b.i then [ (err "${path}.id" ''duplicate budget id "${b.id}"'') ] else [ ])
+      ++ (if l == null then [ ]
+        else (if (l.maxInFlight == null) == (l.maxInFlightPct == null) then [ (err path "give exactly one of maxInFlight, maxInFlightPct") ] else [ ])
+        ++ (if l.maxInFlight == 0 then [ (err "${path}.maxInFlight" "can never be satisfied: 0 lets no host start") ] else [ ])
+        ++ (if l.maxInFlightPct == 0 then [ (err "${path}.maxInFlightPct" "can never be satisfied: 0% lets no host start (use 1-100)") ] else [ ])))
+      parts.budgets);
 
   # Needs the resolved waves: hosts no wave claims, and host edges that could only deadlock.
   checkResolution = fleet: resolved:
@@ -148,7 +234,11 @@ let
     channelErrors ++ edgeErrors;
 in
 {
-  crossCheck = fleet:
-    checkHosts fleet ++ checkChannelsAndPolicies fleet ++ checkSelectors fleet ++ checkEdges fleet ++ checkBudgets fleet
-    ++ checkResolution fleet (waves.resolveFleet fleet);
+  # Every check that relates parts of the fleet, on whatever parts of `input` are well-typed.
+  crossCheck = input:
+    let parts = wellTyped input; in
+    checkHosts parts ++ checkChannelsAndPolicies parts ++ checkSelectors parts ++ checkEdges parts ++ checkBudgets parts;
+  # Coverage and deadlocked edges: only for a fleet that passed the schema (count and percent waves
+  # depend on every host of the channel).
+  resolutionCheck = fleet: checkResolution fleet (waves.resolveFleet fleet);
 }

@@ -30,8 +30,12 @@ let
 
   stateDirUnderVarLib = lib.hasPrefix "/var/lib/" cfg.stateDir;
 
+  # metricsTextfileDir (node_exporter's --collector.textfile.directory) names the file; metricsFile wins.
+  metricsFile = if cfg.metricsFile != null then cfg.metricsFile
+    else if cfg.metricsTextfileDir != null then "${cfg.metricsTextfileDir}/nixfleet-agent.prom" else null;
   optionalSettings = lib.filterAttrs (_: v: v != null) {
     inherit (cfg) schedule clockSkewSeconds requestTimeoutMs retries probeIntervalMs splayMs;
+    inherit metricsFile;
   };
   agentConfig = {
     inherit (cfg) controlPlaneUrl ackPath caFile certFile keyFile host hostKeyFile stateDir quarantineHours;
@@ -66,6 +70,8 @@ in
     hostKeyFile = mkOption { type = types.str; description = "nixfleet private key file whose public half is this host's hostKey in the fleet (signs acks)."; };
     trustRootFile = mkOption { type = types.path; description = "The pinned trust root (a signed root/<n>.json) the host starts from; a path (./root.json) is copied into the store."; };
     stateDir = mkOption { type = types.str; default = "/var/lib/nixfleet-agent"; description = "Agent state (pending activation, quarantine, highest version seen, ack journal)."; };
+    metricsFile = mkOption { type = types.nullOr (types.strMatching ".+[.]prom"); default = null; description = "Prometheus textfile (*.prom) the agent rewrites atomically after every run (agent/metrics.ts)."; };
+    metricsTextfileDir = mkOption { type = types.nullOr types.str; default = null; description = "node_exporter's textfile collector directory (e.g. services.prometheus.exporters.node with --collector.textfile.directory): the agent writes nixfleet-agent.prom there."; };
     quarantineHours = mkOption { type = types.ints.between 0 8760; default = 24; description = "How long a closure that failed or was rolled back is refused."; };
     activator = mkOption {
       type = types.attrs;

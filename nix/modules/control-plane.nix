@@ -23,6 +23,11 @@ let
   rootInStore = "${cfg.rootFile}";
   syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" rootInStore "--nginx-pid" "/run/nginx/nginx.pid" "--json" ];
 
+  sw = cfg.siteWatch;
+  siteWatchArgs = [ "site" "watch" "--tree" cfg.treeDir "--root" rootInStore "--out" sw.outDir "--interval" (toString sw.intervalSeconds) "--json" ]
+    ++ optionals (sw.notifyUrl != null) [ "--notify-url" sw.notifyUrl "--notify-state" "${sw.stateDir}/notified.json" ]
+    ++ optionals (sw.notifyCommand != null) ([ "--notify-state" "${sw.stateDir}/notified.json" "--notify-command" ] ++ sw.notifyCommand);
+
   hardening = {
     User = cfg.user;
     Group = nginxGroup;
@@ -56,6 +61,14 @@ in
     incomingDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/incoming"; description = "Where CI pushes the published tree (timestamp.json last)."; };
     user = mkOption { type = types.str; default = "nixfleet-cp"; description = "User running the ack endpoint and cp sync."; };
     openFirewall = mkOption { type = types.bool; default = false; description = "Open the listen port in the firewall."; };
+    siteWatch = {
+      enable = mkEnableOption "the operator dashboard rebuilt by `nixfleet site watch` (needs rootFile), with optional notifications";
+      outDir = mkOption { type = types.str; default = "/var/lib/nixfleet-site-watch/dashboard"; description = "Where the dashboard goes (a symlink to the newest build); point dashboardDir at it to serve it."; };
+      stateDir = mkOption { type = types.str; default = "/var/lib/nixfleet-site-watch"; description = "Directory of outDir's builds and of notified.json (events already delivered)."; };
+      intervalSeconds = mkOption { type = types.ints.between 0 86400; default = 60; description = "Periodic rebuild even without changes (0: only on changes)."; };
+      notifyUrl = mkOption { type = types.nullOr (types.strMatching "https?://[^ ]+"); default = null; description = "Webhook: each event (halted, host failed, complete) POSTed as JSON with its signed acks."; };
+      notifyCommand = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "Command (argv, no shell) run per event with the event JSON on stdin."; };
+    };
   };
 
   config = mkIf cfg.enable {
@@ -65,7 +78,8 @@ in
       "d ${cfg.treeDir} 0750 ${cfg.user} ${nginxGroup} -"
       "d ${runDir} 0750 ${cfg.user} ${nginxGroup} -"
       "d ${cfg.incomingDir} 0750 ${cfg.user} ${nginxGroup} -"
-    ] ++ optionals (cfg.ackLogDir != null) [ "d ${cfg.ackLogDir} 0700 ${cfg.user} ${nginxGroup} -" ];
+    ] ++ optionals (cfg.ackLogDir != null) [ "d ${cfg.ackLogDir} 0700 ${cfg.user} ${nginxGroup} -" ]
+      ++ optionals sw.enable [ "d ${sw.stateDir} 0750 ${cfg.user} ${nginxGroup} -" ];
 
     services.nginx.enable = true;
     # The server block, maps and ack upstream are rendered at boot (they name files that are not in the
@@ -110,6 +124,24 @@ in
     systemd.paths.nixfleet-cp-sync = mkIf (cfg.rootFile != null) {
       wantedBy = [ "multi-user.target" ];
       pathConfig.PathChanged = "${cfg.incomingDir}/timestamp.json";
+    };
+
+    assertions = [
+      { assertion = !sw.enable || cfg.rootFile != null; message = "services.nixfleet-control-plane.siteWatch needs rootFile (the dashboard verifies the tree against it)."; }
+      { assertion = sw.notifyCommand == null || sw.notifyCommand != [ ]; message = "services.nixfleet-control-plane.siteWatch.notifyCommand: give the command's argv (or null)."; }
+      { assertion = sw.notifyUrl == null || sw.notifyCommand == null; message = "services.nixfleet-control-plane.siteWatch: set notifyUrl or notifyCommand, not both."; }
+    ];
+
+    systemd.services.nixfleet-site-watch = mkIf sw.enable {
+      description = "NixFleet operator dashboard: rebuild on change, notify on halt, failure and completion";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "network.target" "systemd-tmpfiles-setup.service" ];
+      serviceConfig = hardening // {
+        ExecStart = "${nixfleet} ${escapeShellArgs siteWatchArgs}";
+        ReadWritePaths = [ sw.stateDir ];
+        Restart = "always";
+        RestartSec = "5s";
+      };
     };
 
     networking.firewall.allowedTCPPorts = optionals cfg.openFirewall [ (lib.toInt (lib.last (lib.splitString ":" cfg.listen))) ];

@@ -5,5 +5,6 @@ export * from './root.ts';
 export * from './timestamp.ts';
 export * from './release.ts';
 export * from './revocations.ts';
+export * from './controls.ts';
 export * from './ack.ts';
 export { parseWith, describeIssues } from './parse.ts';

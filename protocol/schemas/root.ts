@@ -1,6 +1,8 @@
 // Trust root: signed by the org root keys (offline). Names the valid release keys (with validity
 // windows, for rotation with overlap), the Nix binary-cache keys, thresholds, expiry, and the
-// `rejectBefore` compromise switch. Version n+1 must be signed by a threshold of version n's root keys
+// `rejectBefore` compromise switch, and optionally an operator role (keys + threshold + windows) whose
+// only power is signing controls documents (pause, resume, retry, clear quarantine; see controls.ts).
+// A root without the role allows no controls. Version n+1 must be signed by a threshold of version n's root keys
 // AND a threshold of its own.
 import { z } from 'zod';
 import { SchemaVersion, FleetName, Version, IsoTime, KeyId, Base64Key32, NixPublicKey, PositiveInt } from './common.ts';
@@ -27,16 +29,28 @@ export const TrustRoot = z
     releaseKeys: z.array(ReleaseKey).min(1).max(16),
     releaseThreshold: PositiveInt,
     cacheKeys: z.array(NixPublicKey).max(16),
+    /** Operator role: signs controls-<n>.json only. Absent = no controls are accepted (older roots). */
+    operatorKeys: z.array(ReleaseKey).min(1).max(16).optional(),
+    operatorThreshold: PositiveInt.optional(),
     /** Release-key signed documents issued before this instant are refused (compromise switch). */
     rejectBefore: IsoTime.nullable(),
   })
   .superRefine((r, ctx) => {
     if (r.rootThreshold > r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootThreshold'], message: `is ${r.rootThreshold} but only ${r.rootKeys.length} root keys are listed` });
     if (r.releaseThreshold > r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseThreshold'], message: `is ${r.releaseThreshold} but only ${r.releaseKeys.length} release keys are listed` });
-    const ids = [...r.rootKeys, ...r.releaseKeys].map((k) => k.keyid);
     if (new Set(r.rootKeys.map((k) => k.keyid)).size !== r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootKeys'], message: 'lists a key twice' });
     if (new Set(r.releaseKeys.map((k) => k.keyid)).size !== r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseKeys'], message: 'lists a key twice' });
-    void ids;
+    if ((r.operatorKeys === undefined) !== (r.operatorThreshold === undefined)) ctx.addIssue({ code: 'custom', path: ['operatorThreshold'], message: 'operatorKeys and operatorThreshold come together' });
+    if (r.operatorKeys !== undefined && r.operatorThreshold !== undefined) {
+      if (r.operatorThreshold > r.operatorKeys.length) ctx.addIssue({ code: 'custom', path: ['operatorThreshold'], message: `is ${r.operatorThreshold} but only ${r.operatorKeys.length} operator keys are listed` });
+      if (new Set(r.operatorKeys.map((k) => k.keyid)).size !== r.operatorKeys.length) ctx.addIssue({ code: 'custom', path: ['operatorKeys'], message: 'lists a key twice' });
+      // One key, one role: a release key that could also sign controls would let CI (which holds it) pause or resume alone.
+      const release = new Set(r.releaseKeys.map((k) => k.keyid));
+      r.operatorKeys.forEach((k, i) => {
+        if (release.has(k.keyid)) ctx.addIssue({ code: 'custom', path: ['operatorKeys', i], message: 'is also a release key; the operator role needs its own keys' });
+        if (Date.parse(k.validUntil) <= Date.parse(k.validFrom)) ctx.addIssue({ code: 'custom', path: ['operatorKeys', i, 'validUntil'], message: 'must be after validFrom' });
+      });
+    }
     r.releaseKeys.forEach((k, i) => {
       if (Date.parse(k.validUntil) <= Date.parse(k.validFrom)) ctx.addIssue({ code: 'custom', path: ['releaseKeys', i, 'validUntil'], message: 'must be after validFrom' });
     });

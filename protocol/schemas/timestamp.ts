@@ -1,5 +1,6 @@
 // timestamp.json: the only mutable entry point. Short expiry, re-signed on a schedule. Binds the
-// current release index and the current revocations by exact digest and length.
+// current release index, the current revocations and (once an operator signed any) the current
+// controls by exact digest and length.
 import { z } from 'zod';
 import { SchemaVersion, FleetName, Version, IsoTime, FileRef } from './common.ts';
 
@@ -13,5 +14,7 @@ export const Timestamp = z.strictObject({
   rootVersion: Version,
   release: z.strictObject({ version: Version, index: FileRef }),
   revocations: z.strictObject({ version: Version, file: FileRef }),
+  /** The newest operator-signed controls document; absent until the first control is signed. */
+  controls: z.strictObject({ version: Version, file: FileRef }).optional(),
 });
 export type Timestamp = z.infer<typeof Timestamp>;

@@ -9,3 +9,5 @@ export { fetchHostView, type HostView, type FetchHostViewOptions } from './host-
 export { verifyTree, auditTree, type TreeReport, type TreeSource, type DocumentResult, type VerifyTreeOptions } from './tree.ts';
 export { verifyRelease, verifyReleaseIndex, type VerifyReleaseOptions, type VerifiedRelease, type VerifiedManifest } from './release.ts';
 export { requireFileRef, verifyReleaseDocument } from './documents.ts';
+export { readControls, verifyControls, verifyControlsDocument } from './controls.ts';
+export { channelFreshness, type ChannelFreshness } from './freshness.ts';

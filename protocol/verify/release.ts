@@ -68,7 +68,7 @@ export interface VerifiedRelease extends VerifiedSnapshot {
   /** Host -> manifest, in index order, for the hosts asked for. */
   manifests: Map<string, VerifiedManifest>;
   /** Every file verified, in the order verified (with the root files walked). */
-  files: { file: string; type: 'root' | 'timestamp' | 'revocations' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest' }[];
+  files: { file: string; type: 'root' | 'timestamp' | 'revocations' | 'controls' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest' }[];
 }
 
 function sameRef(a: FileRef, b: FileRef): boolean {
@@ -91,6 +91,7 @@ export async function verifyReleaseDocuments(fetch: Fetch, snapshot: TrustedSnap
   const revocations = snapshot.revocations.signed;
   const files: VerifiedRelease['files'] = (snapshot.chain ?? []).slice(1).map((r) => ({ file: rootPath(r.signed.version), type: 'root' as const }));
   files.push({ file: TIMESTAMP_PATH, type: 'timestamp' }, { file: ts.revocations.file.path, type: 'revocations' });
+  if (ts.controls) files.push({ file: ts.controls.file.path, type: 'controls' });
   const need = async (ref: FileRef, max: number, boundBy: string): Promise<Uint8Array> => {
     const b = await o.fetch(ref.path, max);
     if (b === undefined) throw new MixAndMatch(ref.path, `is missing, but ${boundBy} binds it`);

@@ -17,6 +17,8 @@ export const ClientState = z.strictObject({
   highestReleaseVersion: NonNegativeInt,
   highestTimestampIssuedAt: IsoTime.nullable(),
   highestRevocationsVersion: NonNegativeInt,
+  /** Absent in state files written before controls existed: none seen. */
+  highestControlsVersion: NonNegativeInt.default(0),
 });
 export type ClientState = z.infer<typeof ClientState>;
 
@@ -28,6 +30,7 @@ export function initialClientState(pinnedRoot: SignedRoot): ClientState {
     highestReleaseVersion: 0,
     highestTimestampIssuedAt: null,
     highestRevocationsVersion: 0,
+    highestControlsVersion: 0,
   });
 }
 

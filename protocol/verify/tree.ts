@@ -9,7 +9,7 @@ import { verifyRelease, type VerifiedRelease } from './release.ts';
 
 export interface DocumentResult {
   file: string;
-  type: 'root' | 'timestamp' | 'revocations' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest';
+  type: 'root' | 'timestamp' | 'revocations' | 'controls' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest';
   result: 'ok' | 'revoked';
   detail?: string;
 }

@@ -8,11 +8,13 @@ import { isoTime, parseIsoTime } from '../schemas/common.ts';
 import type { SignedDocument } from '../schemas/envelope.ts';
 import type { Timestamp } from '../schemas/timestamp.ts';
 import type { Revocations } from '../schemas/revocations.ts';
+import type { Controls } from '../schemas/controls.ts';
 import type { TrustRoot } from '../schemas/root.ts';
 import { MAX_ROOT_CHAIN_STEPS, verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';
 import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
+import { verifyControls } from './controls.ts';
 
 export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
 
@@ -21,6 +23,8 @@ export interface TrustedSnapshot {
   root: SignedRoot;
   timestamp: SignedDocument<Timestamp>;
   revocations: SignedDocument<Revocations>;
+  /** The operator controls the timestamp binds; null when it binds none (no control signed yet). */
+  controls: SignedDocument<Controls> | null;
 }
 
 export interface UpdateTrustResult extends TrustedSnapshot {
@@ -64,6 +68,8 @@ export interface SeenVersions {
   highestReleaseVersion: number;
   highestTimestampIssuedAt: string | null;
   highestRevocationsVersion: number;
+  /** 0 = no controls seen. */
+  highestControlsVersion: number;
 }
 
 /** Signature, binding to the root, freshness, rollback. Shared by the agent and the offline verifier. */
@@ -86,6 +92,11 @@ export function verifyTimestamp(env: SignedDocument<Timestamp>, root: TrustRoot,
   }
   if (ts.revocations.version < seen.highestRevocationsVersion) {
     throw new RollbackAttempt(file, `names revocations v${ts.revocations.version}, but v${seen.highestRevocationsVersion} was already seen`);
+  }
+  // A timestamp that drops the controls, or names older ones, would un-pause a channel or re-apply a
+  // control the operator replaced.
+  if ((ts.controls?.version ?? 0) < seen.highestControlsVersion) {
+    throw new RollbackAttempt(file, `names controls v${ts.controls?.version ?? 'none'}, but v${seen.highestControlsVersion} was already seen`);
   }
   if (parseIsoTime(ts.expires) <= now) {
     throw new Stale(file, `expired at ${ts.expires} (now ${isoTime(now)}): no new activations until a fresh timestamp is published`);
@@ -125,7 +136,7 @@ export interface VerifySnapshotOptions {
   clockSkewSeconds?: number;
 }
 
-export const NONE_SEEN: SeenVersions = Object.freeze({ highestReleaseVersion: 0, highestTimestampIssuedAt: null, highestRevocationsVersion: 0 });
+export const NONE_SEEN: SeenVersions = Object.freeze({ highestReleaseVersion: 0, highestTimestampIssuedAt: null, highestRevocationsVersion: 0, highestControlsVersion: 0 });
 
 export interface VerifiedSnapshot extends TrustedSnapshot {
   /** Every root envelope walked from `trusted` to `root`, in order. */
@@ -147,13 +158,21 @@ export async function verifySnapshot(o: VerifySnapshotOptions): Promise<Verified
   const revBytes = await o.fetch(revPath, LIMITS.revocations);
   if (revBytes === undefined) throw new MixAndMatch(revPath, `is missing, but ${TIMESTAMP_PATH} binds it`);
   const revocations = verifyRevocations(revBytes, ts, root.signed, o.seen, revPath);
-  return { root, chain, rootsAdded: added, timestamp, revocations };
+
+  let controls: SignedDocument<Controls> | null = null;
+  if (ts.controls) {
+    const path = ts.controls.file.path;
+    const bytes = await o.fetch(path, LIMITS.controls);
+    if (bytes === undefined) throw new MixAndMatch(path, `is missing, but ${TIMESTAMP_PATH} binds it`);
+    controls = verifyControls(bytes, ts, root.signed, o.seen.highestControlsVersion, o.now, skew);
+  }
+  return { root, chain, rootsAdded: added, timestamp, revocations, controls };
 }
 
 /** The client's step: verifySnapshot from its remembered state, and the state to remember next. */
 export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
-  const { root, timestamp, revocations, rootsAdded } = await verifySnapshot({ fetch: o.fetch, trusted: o.state.trustedRoot, seen: o.state, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
-  return { state: nextClientState(o.state, timestamp.signed, revocations.signed, root), root, timestamp, revocations, rootsAdded };
+  const { root, timestamp, revocations, controls, rootsAdded } = await verifySnapshot({ fetch: o.fetch, trusted: o.state.trustedRoot, seen: o.state, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+  return { state: nextClientState(o.state, timestamp.signed, revocations.signed, root), root, timestamp, revocations, controls, rootsAdded };
 }
 
 /** What a client remembers after a successful walk (persist only after success). */
@@ -165,5 +184,6 @@ export function nextClientState(prev: ClientState, ts: Timestamp, revocations: R
     highestReleaseVersion: Math.max(prev.highestReleaseVersion, ts.release.version),
     highestTimestampIssuedAt: prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt) ? prevIssued : ts.issuedAt,
     highestRevocationsVersion: Math.max(prev.highestRevocationsVersion, revocations.version),
+    highestControlsVersion: Math.max(prev.highestControlsVersion, ts.controls?.version ?? 0),
   };
 }

@@ -27,6 +27,7 @@ export interface ChannelSpec {
   heartbeatSeconds?: number;
   onFailure?: 'halt' | 'rollback-and-halt';
   healthyPassesRequired?: number;
+  freshnessSeconds?: number;
 }
 
 /** hosts: host -> target. Channels are chained in the given order when `chain` is set. */
@@ -51,7 +52,7 @@ export function labFleet(lab: Lab, channels: Record<string, ChannelSpec>, opts: 
     };
     fleet.channels[ch] = {
       policy: `p-${ch}`,
-      freshnessSeconds: 3600,
+      freshnessSeconds: spec.freshnessSeconds ?? 3600,
       signingIntervalSeconds: 600,
       confirmDeadlineSeconds: spec.confirmDeadlineSeconds ?? 6,
       heartbeatSeconds: spec.heartbeatSeconds ?? 1,

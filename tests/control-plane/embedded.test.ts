@@ -8,6 +8,7 @@ import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { startControlPlane, type RunningServer } from '../../control-plane/index.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain, type FixtureHost } from './tree-fixture.ts';
+import { parsePrometheusText, sampleValue } from '../support/prom-parse.ts';
 import { req } from './http.ts';
 
 const test = suite('control-plane embedded server');
@@ -156,6 +157,31 @@ test('an ack for another host is refused even with a valid certificate', async (
   const r = await req(`${cp.url}/acks`, { tls: web1(), method: 'POST', body: JSON.stringify(ack) });
   assert.is(r.status, 403);
   assert.match(r.body, /WrongHost/);
+});
+
+test('/metrics: operators get parseable Prometheus text; hosts 403; no certificate refused', async () => {
+  const r = await req(`${cp.url}/metrics`, { tls: alice() });
+  assert.is(r.status, 200, r.body);
+  assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  const m = parsePrometheusText(r.body);
+  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'accepted', reason: 'stored' }) >= 1);
+  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'refused', reason: 'WrongHost' }) >= 1);
+  assert.is(sampleValue(m, 'nixfleet_cp_release_version'), cp.view()!.releaseVersion);
+  assert.is(sampleValue(m, 'nixfleet_cp_primed'), 1);
+  assert.ok(sampleValue(m, 'nixfleet_cp_timestamp_expires_in_seconds') > 0);
+  const prod = m.get('nixfleet_cp_hosts')!.samples.filter((s) => s.labels['channel'] === 'prod');
+  assert.is(prod.reduce((a, s) => a + s.value, 0), 2, 'every host of the channel counted once');
+  assert.is(sampleValue(m, 'nixfleet_cp_hosts', { channel: 'prod', phase: 'offline' }), 1, 'db1 has posted nothing');
+  assert.ok(sampleValue(m, 'nixfleet_cp_requests_total', { route: 'acks', code: '201' }) >= 1);
+  assert.ok(sampleValue(m, 'nixfleet_cp_requests_total', { route: 'tree', code: '200' }) >= 1);
+  const host = await req(`${cp.url}/metrics`, { tls: web1() });
+  assert.is(host.status, 403);
+  assert.match(host.body, /operator certificates only/);
+  const anon = await req(`${cp.url}/metrics`, { tls: { ca: pki.ca } });
+  assert.is(anon.status, 403);
+  assert.match(anon.body, /NoClientIdentity/);
+  const again = parsePrometheusText((await req(`${cp.url}/metrics`, { tls: alice() })).body);
+  assert.ok(sampleValue(again, 'nixfleet_cp_requests_total', { route: 'metrics', code: '403' }) >= 2, 'refused scrapes are counted');
 });
 
 test.run();

@@ -13,6 +13,7 @@ import { ensureRevocationMaps, syncTree, startAckEndpoint, type RunningServer } 
 import { canonicalString } from '../../protocol/canonical.ts';
 import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
 import { req } from './http.ts';
+import { parsePrometheusText, sampleValue } from '../support/prom-parse.ts';
 import { CertificateRefused, HttpClient } from '../../agent/http-client.ts';
 
 const test = suite('control-plane nginx');
@@ -149,6 +150,25 @@ test('an ack POSTed through nginx is stored and published; the identity comes fr
   assert.match(forged.body, /WrongHost/);
   assert.is((await req(`${url}/acks`, { tls: as('web1') })).status, 403, 'GET /acks');
   assert.is((await req(`${url}/acks`, { tls: as('web1'), method: 'POST', body: 'x'.repeat(17 * 1024) })).status, 413);
+});
+
+test('/metrics through nginx: operators get the ack endpoint\'s metrics; hosts 403; no certificate refused', async () => {
+  if (!ok) return;
+  const r = await req(`${url}/metrics`, { tls: as('alice') });
+  assert.is(r.status, 200, r.body + nginx!.logs());
+  const m = parsePrometheusText(r.body);
+  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'accepted', reason: 'stored' }) >= 1);
+  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'refused', reason: 'WrongHost' }) >= 1);
+  assert.is(sampleValue(m, 'nixfleet_cp_release_version'), 1);
+  const host = await req(`${url}/metrics`, { tls: as('web1') });
+  assert.is(host.status, 403);
+  assert.match(host.body, /operator-only/);
+  const anon = await req(`${url}/metrics`, { tls: { ca: pki.ca } });
+  assert.is(anon.status, 403);
+  assert.match(anon.body, /no-verified-client-certificate/);
+  // A forged identity header from the client does not make a host an operator.
+  const forged = await req(`${url}/metrics`, { tls: as('web1'), headers: { 'x-ssl-client-s-dn': 'CN=alice,OU=operator' } });
+  assert.is(forged.status, 403);
 });
 
 test('a revoked certificate is refused after cp sync + nginx reload', async () => {

@@ -100,7 +100,7 @@ test('agent module: every agent config field is an option; agent.json is what th
     const schemaKeys = Object.keys(AgentConfig.shape);
     for (const k of schemaKeys) assert.ok(names.includes(k), `agent config field ${k} has no module option`);
     const moduleOnly = names.filter((n) => !schemaKeys.includes(n)).sort();
-    assert.equal(moduleOnly, ['enable', 'interval', 'package', 'randomizedDelay']);
+    assert.equal(moduleOnly, ['enable', 'interval', 'metricsTextfileDir', 'package', 'randomizedDelay']);
 
     const withSettings = { ...agentSettings, retries: 5, quarantineHours: 48, host: 'db-01' };
     const r = await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', withSettings, 'config');
@@ -112,6 +112,9 @@ test('agent module: every agent config field is an option; agent.json is what th
     assert.is(parsed.quarantineHours, 48);
     assert.is(parsed.requestTimeoutMs, 10_000, 'unset settings take the agent default');
     assert.ok(!('requestTimeoutMs' in raw), 'unset settings are left out of the file');
+    assert.ok(!('metricsFile' in raw), 'no metrics file unless asked');
+    const tf = agentJson((await evalModule(sandbox, 'agent.nix', 'nixfleet-agent', { ...agentSettings, metricsTextfileDir: '/var/lib/node-exporter-textfile' }, 'config')).value as AgentSystem);
+    assert.is(tf.parsed.metricsFile, '/var/lib/node-exporter-textfile/nixfleet-agent.prom', 'the textfile directory names the file the agent writes');
 
     // The default activator: the built-in nix activator, exactly the keys its schema accepts.
     const activator = raw.activator as Record<string, unknown>;
@@ -343,6 +346,23 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
         clearTimeout(timer);
       }
     }
+
+    // site watch (with notifications) parses its flags under the real CLI; without rootFile it is refused.
+    const watchEval = await evalModule(sandbox, 'control-plane.nix', 'nixfleet-control-plane', settings, 'config', {
+      nixSettings: `{ rootFile = ${root}; siteWatch = { enable = true; stateDir = "${sandbox.dir}/sw"; outDir = "${sandbox.dir}/sw/dashboard"; notifyCommand = [ "/bin/echo" "a b" ]; }; }`,
+    });
+    assert.is(watchEval.code, 0, watchEval.stderr);
+    const watchConfig = watchEval.value as { systemd: { services: Record<string, { serviceConfig: { ExecStart: string } }> } };
+    const watchArgs = shellWords(watchConfig.systemd.services['nixfleet-site-watch']!.serviceConfig.ExecStart).slice(1);
+    assert.equal(watchArgs.slice(0, 2), ['site', 'watch']);
+    assert.equal(watchArgs.slice(-3), ['--notify-command', '/bin/echo', 'a b'], 'the command is the last option, argv kept whole');
+    const help = await run('node', [BIN, ...watchArgs.slice(0, 2), '--help'], { timeoutMs: 60_000 });
+    assert.match(help.stdout, /--notify-command/);
+    const watchRun = await run('node', [BIN, ...watchArgs.map((a) => (a === tree ? join(sandbox.dir, 'no-tree') : a))], { timeoutMs: 60_000 });
+    assert.not.match(watchRun.stderr + watchRun.stdout, /Unknown option|unexpected argument|are required|Usage error/i);
+    const noRoot = await evalModule(sandbox, 'control-plane.nix', 'nixfleet-control-plane', settings, 'config.systemd.services', { nixSettings: '{ siteWatch.enable = true; }' });
+    assert.is.not(noRoot.code, 0);
+    assert.match(noRoot.stderr, /siteWatch needs rootFile/);
 
     // cp sync parses its flags (refusing only because nothing was pushed yet).
     const syncArgs = argvOf('nixfleet-cp-sync');

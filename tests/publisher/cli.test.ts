@@ -30,7 +30,7 @@ test('validate: 0 with the resolved waves, 1 with every violation, 2 for a missi
   assert.match(bad.stderr, /hosts\.web-02\.channel: unknown channel "stabel"/);
   const badJson = await cli('validate', '--json', join(fixtures, 'negative/unknown-policy.json'));
   assert.is(badJson.code, 1);
-  assert.equal(JSON.parse(badJson.stdout).errors, ['channels.beta.policy: unknown policy "stagged"']);
+  assert.equal(JSON.parse(badJson.stdout).errors, ['channels.beta.policy: unknown policy "stagged" (did you mean "staged"?)']);
   const dup = await cli('validate', join(fixtures, 'negative/duplicate-json-key.json'));
   assert.is(dup.code, 1);
   assert.match(dup.stderr, /duplicate key "fleet"/);
@@ -66,7 +66,10 @@ test('publish, refresh and their refusals', async () => {
     assert.is(again.code, 1);
     assert.match(again.stderr, /not greater than the tree's version 1/);
 
-    const progress = await cli('publish', fleetFile, ...args, '--now', '2026-01-01T00:02:00Z', '--progress');
+    const unchanged = await cli('publish', fleetFile, ...args, '--now', '2026-01-01T00:01:30Z');
+    assert.is(unchanged.code, 0, unchanged.stderr);
+    assert.match(unchanged.stdout, /no change: the fleet is identical to release 1/);
+    const progress = await cli('publish', fleetFile, ...args, '--now', '2026-01-01T00:02:00Z', '--progress', '--force');
     assert.is(progress.code, 0, progress.stderr);
     assert.match(progress.stderr, /signing \d+\/\d+/);
     assert.match(progress.stdout, /published release 2 of 12 hosts/);

@@ -1,0 +1,129 @@
+// Binding the operator's controls into the timestamp. `nixfleet control ...` writes an operator-signed
+// controls-<n>.json into CI's tree directory; the next publish or refresh (the scheduled CI job) finds
+// the highest version there, checks it against the operator role of the newest trust root and binds it
+// by path, digest and length. CI holds no operator key: it can delay a control (not bind it), never
+// forge one; and agents refuse a timestamp naming an older controls version than they have seen.
+import { existsSync, linkSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fsyncDir, writeFileAtomic } from '../protocol/atomic-write.ts';
+import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
+import type { SigningKey } from '../protocol/keys.ts';
+import { SCHEMA_VERSION, isoTime, parseIsoTime } from '../protocol/schemas/common.ts';
+import { parseWith } from '../protocol/schemas/parse.ts';
+import { verifyOperatorSigned } from '../protocol/trust-root.ts';
+import { sha256Digest } from '../protocol/canonical.ts';
+import { CONTROLS_FILE_PATTERN, controlsPath } from '../protocol/layout.ts';
+import { LIMITS } from '../protocol/limits.ts';
+import type { FileRef } from '../protocol/schemas/common.ts';
+import { Controls, noControls } from '../protocol/schemas/controls.ts';
+import type { SignedDocument } from '../protocol/schemas/envelope.ts';
+import type { TrustRoot } from '../protocol/schemas/root.ts';
+import type { Timestamp } from '../protocol/schemas/timestamp.ts';
+import { verifyControlsDocument } from '../protocol/verify/controls.ts';
+import { isVerificationError } from '../protocol/errors.ts';
+import { PublishRefused } from './errors.ts';
+
+/** Highest n of the controls-<n>.json files in the tree directory (0 = none). */
+export function highestControlsVersion(treeDir: string): number {
+  if (!existsSync(treeDir)) return 0;
+  let max = 0;
+  for (const f of readdirSync(treeDir)) {
+    const m = CONTROLS_FILE_PATTERN.exec(f);
+    if (m) max = Math.max(max, Number(m[1]));
+  }
+  return max;
+}
+
+/** Reads and verifies controls-<version>.json of the tree directory (operator role of `root`, fleet, version). */
+export function readTreeControls(treeDir: string, version: number, root: TrustRoot): { env: SignedDocument<Controls>; bytes: Buffer; file: string } {
+  const file = controlsPath(version);
+  const bytes = readFileSync(join(treeDir, file));
+  if (bytes.length > LIMITS.controls) throw new PublishRefused(`${file} is larger than ${LIMITS.controls} bytes`);
+  const env = verifyControlsDocument(bytes, root, file);
+  if (env.signed.version !== version) throw new PublishRefused(`${file} contains controls version ${env.signed.version}`);
+  return { env, bytes, file };
+}
+
+/**
+ * The controls binding for the next timestamp: the newest controls-<n>.json, verified against the newest
+ * root. Never older than what the current timestamp binds (agents would refuse it as a rollback).
+ */
+export function controlsBinding(treeDir: string, root: TrustRoot, current: Timestamp | undefined): { version: number; file: FileRef } | undefined {
+  const version = highestControlsVersion(treeDir);
+  const bound = current?.controls?.version ?? 0;
+  if (version === 0 && bound === 0) return undefined;
+  if (version < bound) throw new PublishRefused(`the tree's newest controls are v${version}, but timestamp.json already binds v${bound}; restore ${controlsPath(bound)}`);
+  try {
+    const { bytes, file } = readTreeControls(treeDir, version, root);
+    return { version, file: { path: file, digest: sha256Digest(bytes), length: bytes.length } };
+  } catch (e) {
+    if (isVerificationError(e)) throw new PublishRefused(`${e.file} does not verify against the operator role of trust root v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or sign a newer controls version)`);
+    throw e;
+  }
+}
+
+/** What an operator edits: the controls in force, without the envelope fields. */
+export type ControlsBody = Pick<Controls, 'paused' | 'resumedHalts' | 'retries' | 'quarantineClears'>;
+
+export interface WriteControlsOptions {
+  treeDir: string;
+  /** The newest verified trust root (its operator role must accept `keys`). */
+  root: TrustRoot;
+  /** Operator keys: at least the root's operatorThreshold of them. */
+  keys: readonly SigningKey[];
+  now: number;
+  /** The change: gets the controls now in force (a copy) and `now` as ISO, returns the new ones. */
+  edit: (current: ControlsBody, at: string) => ControlsBody;
+}
+
+export interface WriteControlsResult {
+  version: number;
+  file: string;
+  controls: Controls;
+  previousVersion: number;
+}
+
+/** The controls in force in the tree directory (newest controls-<n>.json, verified), or none. */
+export function currentTreeControls(treeDir: string, root: TrustRoot): { version: number; controls: Controls | null } {
+  const version = highestControlsVersion(treeDir);
+  if (version === 0) return { version, controls: null };
+  return { version, controls: readTreeControls(treeDir, version, root).env.signed };
+}
+
+/**
+ * `nixfleet control ...`: signs the next controls version with operator keys and writes it as a new,
+ * immutable controls-<n+1>.json. Refused (typed error, nothing written) when the keys do not meet the
+ * operator threshold, when the root has no operator role, or when another operator wrote n+1 meanwhile.
+ */
+export function writeControls(o: WriteControlsOptions): WriteControlsResult {
+  const { version: previousVersion, controls: previous } = currentTreeControls(o.treeDir, o.root);
+  const at = isoTime(o.now);
+  if (previous && parseIsoTime(previous.issuedAt) > o.now) throw new PublishRefused(`controls v${previousVersion} were issued at ${previous.issuedAt}, after now (${at}); is the clock wrong?`);
+  const base = previous ?? noControls(o.root.fleet);
+  const body = o.edit(structuredClone({ paused: base.paused, resumedHalts: base.resumedHalts, retries: base.retries, quarantineClears: base.quarantineClears }), at);
+  const version = previousVersion + 1;
+  const file = controlsPath(version);
+  const doc = parseWith(Controls, { type: 'controls', schemaVersion: SCHEMA_VERSION, fleet: o.root.fleet, version, issuedAt: at, ...body }, file);
+  const env = signDocument(doc, o.keys);
+  // Check what agents will check before anything is written (threshold, role, key windows).
+  verifyOperatorSigned(env, o.root, file);
+  const bytes = envelopeBytes(env);
+  writeNewFile(join(o.treeDir, file), bytes);
+  return { version, file, controls: doc, previousVersion };
+}
+
+/** Atomic and exclusive: the file appears complete or not at all, and an existing one is never replaced. */
+function writeNewFile(path: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  writeFileAtomic(tmp, bytes);
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new PublishRefused(`${basename(path)} already exists: another control was signed at the same time; run the command again`);
+    throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
+  fsyncDir(dirname(path));
+}
