@@ -157,6 +157,8 @@ export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable
  * next cycle tries again.
  */
 export async function fetchTarget(ctx: AgentContext, m: HostManifest, cacheKeys: readonly string[], current: Generation): Promise<FetchOutcome> {
+  // Every gate but the switch inhibitor has passed: the moment the host became eligible to activate.
+  ctx.log.info('fetching', { target: m.target, cache: m.cacheUrl });
   try {
     await ctx.activator.prepare(m.target, { cacheUrls: m.cacheUrl === null ? [] : [m.cacheUrl], cacheKeys });
     return { kind: 'fetched' };

@@ -54,7 +54,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
   try {
     // Recovery first: it needs only the pending record and the profile, so no other damaged or
     // missing file (trust root, host key, ack journal, trust state) can hold a rollback back.
-    const act = createActivator(config.activator, state);
+    const act = createActivator(config.activator, state, { caFile: config.caFile });
     activator = act;
     const quarantine = new Quarantine(state);
     const safety = { state, activator: act, quarantine, log, now, quarantineHours: config.quarantineHours };

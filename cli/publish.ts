@@ -69,7 +69,8 @@ const command: Command = {
   name: 'publish',
   summary: 'validate a fleet, resolve its waves and write a signed release into the tree',
   help: `Usage: nixfleet publish (FLEET.json | --flake REF) --tree DIR --release-key FILE... --trust DIR
-                        [--now ISO] [--version N] [--source TEXT] [--no-cache-check] [--dry-run] [--force]
+                        [--now ISO] [--version N] [--source TEXT] [--no-cache-check | --cache-check-at URL]
+                        [--dry-run] [--force]
                         [--json] [--progress]
 
 Validates the fleet (every violation is listed), resolves waves and budgets per channel, signs every
@@ -100,6 +101,9 @@ Options:
   --no-cache-check     do not check the binary cache (air-gapped pipelines that ship closures another
                        way); the output says the check was skipped. Hosts still check the narinfo
                        signatures themselves when they fetch.
+  --cache-check-at URL read the cacheUrl's narinfos at URL instead (the same cache by another path): a
+                       cache shipped in the tree as nix-cache/ is served at cacheUrl only after
+                       \`cp sync\`, so check it as file://TREE/nix-cache before
   --dry-run            build and sign in memory, print the per-channel diff, write nothing
   --force              publish even when the fleet is identical to the current release
   --json               print the result as JSON
@@ -121,6 +125,7 @@ the cache), 2 usage or I/O.`,
         json: { type: 'boolean', default: false },
         progress: { type: 'boolean', default: false },
         'no-cache-check': { type: 'boolean', default: false },
+        'cache-check-at': { type: 'string' },
         'dry-run': { type: 'boolean', default: false },
         force: { type: 'boolean', default: false },
       },
@@ -134,6 +139,9 @@ the cache), 2 usage or I/O.`,
       if (!/^[1-9][0-9]{0,15}$/.test(values.version)) throw new UsageError(`--version: expected a positive integer, got ${values.version}`);
       version = Number(values.version);
     }
+    const checkAt = values['cache-check-at'];
+    if (checkAt !== undefined && values['no-cache-check']) throw new UsageError('give --no-cache-check or --cache-check-at, not both');
+    if (checkAt !== undefined && !/^(https?|file):\/\//.test(checkAt)) throw new UsageError(`--cache-check-at: expected an http(s):// or file:// URL, got ${checkAt}`);
     const now = parseNow(values.now);
     try {
       const releaseKeys = readReleaseKeys(values['release-key']);
@@ -148,7 +156,7 @@ the cache), 2 usage or I/O.`,
         now,
         ifIdentical: values.force ? 'publish' : 'skip',
         dryRun: values['dry-run'] === true,
-        ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : {}),
+        ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : checkAt !== undefined ? { cacheCheck: { checkAt } } : {}),
         ...(version !== undefined ? { version } : {}),
         ...(values.source !== undefined ? { source: values.source } : {}),
         ...(showProgress ? { onProgress: progressPrinter(process.stderr.isTTY === true) } : {}),

@@ -37,6 +37,8 @@ export interface LabOptions {
   /** Per-host activator; default: simulated, starting on `initialPath`. */
   activator?: (host: string) => ActivatorConfig;
   initialPath: string;
+  /** Nix binary-cache public keys (`name:base64`) in root v1; default none. */
+  cacheKeys?: string[];
   log?: (event: Record<string, unknown>) => void;
   /** Names in the control plane's server certificate (default 127.0.0.1 and localhost). */
   serverNames?: string[];
@@ -76,7 +78,7 @@ export class Lab {
         rootThreshold: 1,
         releaseKeys: [{ key: this.releaseKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
         releaseThreshold: 1,
-        cacheKeys: [],
+        cacheKeys: opts.cacheKeys ?? [],
         operatorKeys: [{ key: this.operatorKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
         operatorThreshold: 1,
       }),

@@ -68,8 +68,13 @@ export interface UncheckedPublishOptions extends PublishOptions {
 }
 
 export interface CheckedPublishOptions extends PublishOptions {
-  /** 'skip' = --no-cache-check. Otherwise the closures must be in the fleet's cacheUrl, signed by a root cache key. */
-  cacheCheck?: 'skip' | { concurrency?: number; fetchNarinfo?: NarinfoFetcher };
+  /**
+   * 'skip' = --no-cache-check. Otherwise the closures must be in the fleet's cacheUrl, signed by a root cache
+   * key. `checkAt` reads that same cache by another URL (--cache-check-at): a cache shipped inside the tree
+   * (`<tree>/nix-cache/`, served by the control plane at cacheUrl) is only reachable there after `cp sync`
+   * installs the release being checked, so it is checked as `file://<tree>/nix-cache` before.
+   */
+  cacheCheck?: 'skip' | { concurrency?: number; fetchNarinfo?: NarinfoFetcher; checkAt?: string };
 }
 
 /** What the publish did about the binary cache (printed by the CLI; not part of the signed release). */
@@ -209,7 +214,7 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   const t = performance.now();
   const progress = opts.onProgress;
   const report = await checkCache({
-    cacheUrl: fleet.cacheUrl,
+    cacheUrl: (opts.cacheCheck !== undefined && opts.cacheCheck.checkAt) || fleet.cacheUrl,
     storePaths: Object.values(fleet.hosts).map((h) => h.target),
     trustedKeys: cacheKeys,
     ...(opts.cacheCheck?.concurrency !== undefined ? { concurrency: opts.cacheCheck.concurrency } : {}),
@@ -283,6 +288,7 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
       current?.signed.revocations.version ?? 0,
       issuedAt,
       opts.releaseKeys,
+      root.rejectBefore,
     );
     const timestamp = signTimestamp({
       fleet: fleet.fleet,

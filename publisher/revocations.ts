@@ -10,7 +10,7 @@ import { readEnvelope } from '../protocol/document.ts';
 import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
 import type { SigningKey } from '../protocol/keys.ts';
 import { LIMITS } from '../protocol/limits.ts';
-import { SCHEMA_VERSION, type FileRef } from '../protocol/schemas/common.ts';
+import { SCHEMA_VERSION, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
 import type { SignedDocument } from '../protocol/schemas/envelope.ts';
 import { Revocations } from '../protocol/schemas/revocations.ts';
 import type { Timestamp } from '../protocol/schemas/timestamp.ts';
@@ -39,13 +39,17 @@ export function readBoundRevocations(treeDir: string, ts: Timestamp | undefined)
 
 const hostKey = (h: { host: string; keyid: string | null; certSerial: string | null }) => `${h.host}\u0000${h.keyid ?? ''}\u0000${h.certSerial ?? ''}`;
 
-/** `lastVersion`: the revocations version the current timestamp names (0 for a new tree); never reused. */
+/**
+ * `lastVersion`: the revocations version the current timestamp names (0 for a new tree); never reused.
+ * `rejectBefore`: the trust root's; a previous document issued before it is re-signed, never reused.
+ */
 export function planRevocations(
   fleet: Fleet,
   previous: { doc: SignedDocument<Revocations>; ref: FileRef } | undefined,
   lastVersion: number,
   issuedAt: string,
   keys: readonly SigningKey[],
+  rejectBefore: string | null = null,
 ): PlannedRevocations {
   const prevHosts = new Map((previous?.doc.signed.hosts ?? []).map((h) => [hostKey(h), h]));
   const prevClosures = new Map((previous?.doc.signed.closures ?? []).map((c) => [c.storePath, c]));
@@ -62,7 +66,10 @@ export function planRevocations(
   // Reuse the previous document only if it carries exactly our signatures: after a release key rotation
   // the old signatures would no longer verify against the new trust root.
   const sameSigners = previous !== undefined && canonicalString(previous.doc.signatures.map((x) => x.keyid).sort()) === canonicalString(keys.map((k) => k.keyid).sort());
-  if (previous && sameSigners && canonicalString({ hosts, closures }) === canonicalString({ hosts: previous.doc.signed.hosts, closures: previous.doc.signed.closures })) {
+  // Nor if it was signed before the root's rejectBefore (a compromise switch): every verifier refuses it
+  // (Revoked), so reusing it would make each later release unverifiable.
+  const notRejected = previous !== undefined && (rejectBefore === null || parseIsoTime(previous.doc.signed.issuedAt) >= parseIsoTime(rejectBefore));
+  if (previous && sameSigners && notRejected && canonicalString({ hosts, closures }) === canonicalString({ hosts: previous.doc.signed.hosts, closures: previous.doc.signed.closures })) {
     return { version: previous.doc.signed.version, ref: previous.ref };
   }
   const version = Math.max(previous?.doc.signed.version ?? 0, lastVersion) + 1;

@@ -7,6 +7,8 @@
 // Every command is an argv array (execFile, no shell); values never become part of a command line
 // that something parses.
 import { execFile } from 'node:child_process';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -27,6 +29,14 @@ export const NixActivatorConfig = z.strictObject({
   rebootCommand: Argv.default(['systemctl', 'reboot']),
   /** Bound on each command (a closure download included). */
   timeoutMs: z.number().int().min(1).max(3_600_000).default(1_800_000),
+  /**
+   * CA bundle Nix trusts for an https:// cache (NIX_SSL_CERT_FILE of the fetch). null = the agent's
+   * `caFile`, the fleet CA: the usual cache is the control plane's /nix-cache/, served with its
+   * certificate. Set it (e.g. to the system bundle) for an https cache elsewhere. TLS is not what makes
+   * a closure trusted (Nix checks the narinfo signatures against the root's cache keys); it only has to
+   * let the download happen.
+   */
+  sslCertFile: AbsolutePath.nullable().default(null),
 });
 export type NixActivatorConfig = z.infer<typeof NixActivatorConfig>;
 
@@ -72,18 +82,28 @@ interface RunResult {
   timedOut: boolean;
 }
 
+/** What the agent hands every activator it builds (the activator config itself stays per host). */
+export interface ActivatorContext {
+  /** The agent's `caFile` (the fleet CA). */
+  caFile?: string;
+}
+
 export class NixActivator implements Activator {
   readonly kind = 'nix';
-  constructor(private readonly config: NixActivatorConfig) {}
+  /** CA bundle for https caches: the config's own, else the agent's fleet CA; null = Nix's default. */
+  private readonly sslCertFile: string | null;
+  constructor(private readonly config: NixActivatorConfig, context: ActivatorContext = {}) {
+    this.sslCertFile = config.sslCertFile ?? context.caFile ?? null;
+  }
 
   private bin(name: string): string {
     return this.config.nixBinDir ? join(this.config.nixBinDir, name) : name;
   }
 
-  private exec(argv: string[]): Promise<RunResult> {
+  private exec(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const [cmd, ...args] = argv as [string, ...string[]];
     return new Promise((resolve) => {
-      execFile(cmd, args, { timeout: this.config.timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, stdout, stderr) => {
+      execFile(cmd, args, { timeout: this.config.timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', encoding: 'utf8', ...(env ? { env } : {}) }, (err, stdout, stderr) => {
         const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
         const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
         resolve({ code, stdout, stderr: e && typeof e.code === 'string' ? `${e.message}\n${stderr}` : stderr, timedOut: !!e?.killed });
@@ -225,7 +245,9 @@ export class NixActivator implements Activator {
     if (cache.startsWith('file://') && !existsSync(join(cache.slice('file://'.length).split('?')[0]!, 'nix-cache-info'))) {
       throw new ClosureRefused('Unreachable', target, cache, 'the directory holds no binary cache (nix-cache-info is missing)');
     }
-    const r = await this.exec([this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target]);
+    // Nix 2.8 has no ssl-cert-file option; its downloader reads NIX_SSL_CERT_FILE.
+    const https = cache.startsWith('https://') && this.sslCertFile !== null;
+    const r = await this.exec([this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target], https ? { ...process.env, NIX_SSL_CERT_FILE: this.sslCertFile! } : undefined);
     if (r.code === 0) return;
     const error = lastError(r.stderr);
     // The path the error names, else the one Nix was copying when it failed (a dependency, maybe).
@@ -234,7 +256,7 @@ export class NixActivator implements Activator {
     if (r.timedOut) throw new ClosureRefused('Unreachable', refusedPath, cache, `nix copy timed out after ${this.config.timeoutMs} ms`);
     const code = classify(r.stderr);
     if (code === 'lacks-signature') {
-      const sigs = await narinfoSignatureKeys(cache, refusedPath);
+      const sigs = await narinfoSignatureKeys(cache, refusedPath, this.sslCertFile);
       throw new ClosureRefused(signatureRefusal(sigs, keys), refusedPath, cache, error);
     }
     throw new ClosureRefused(code, refusedPath, cache, error);
@@ -313,19 +335,49 @@ function signatureRefusal(sigKeys: string[] | null, trusted: readonly string[]):
 }
 
 /** Key names on the narinfo's Sig lines; null when the narinfo cannot be read. */
-async function narinfoSignatureKeys(cache: string, storePath: string): Promise<string[] | null> {
+async function narinfoSignatureKeys(cache: string, storePath: string, caFile: string | null): Promise<string[] | null> {
   const hash = basename(storePath).slice(0, 32);
   const base = cache.split('?')[0]!.replace(/\/+$/, '');
   let text: string;
   try {
     if (base.startsWith('file://')) text = readFileSync(`${base.slice('file://'.length)}/${hash}.narinfo`, 'utf8');
     else {
-      const res = await fetch(`${base}/${hash}.narinfo`, { signal: AbortSignal.timeout(10_000) });
-      if (!res.ok) return null;
-      text = await res.text();
+      const got = await getText(`${base}/${hash}.narinfo`, base.startsWith('https://') && caFile ? readFileSync(caFile) : undefined);
+      if (got === null) return null;
+      text = got;
     }
   } catch {
     return null;
   }
   return text.split('\n').filter((l) => l.startsWith('Sig: ')).map((l) => l.slice(5).split(':')[0]!.trim());
+}
+
+/** A narinfo is a few KB; the cap only bounds what a broken or hostile cache can make us buffer. */
+const NARINFO_CAP = 256 * 1024;
+
+/**
+ * A small text body over http(s); null unless 200 within 10 s. node:https rather than the global fetch,
+ * which cannot be given a CA (the fleet CA Nix was given) without an undici dispatcher.
+ */
+function getText(url: string, ca: Buffer | undefined): Promise<string | null> {
+  return new Promise((resolve) => {
+    const get = url.startsWith('https://') ? httpsGet : httpGet;
+    const req = get(url, { timeout: 10_000, ...(ca ? { ca } : {}) }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return resolve(null);
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+        if (body.length > NARINFO_CAP) req.destroy();
+      });
+      res.on('end', () => resolve(body));
+      res.on('error', () => resolve(null));
+      res.on('close', () => resolve(null)); // cut off (cap) or reset: no answer (a no-op after 'end')
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
 }

@@ -118,6 +118,7 @@ test('nix activator config: the defaults a NixOS host runs with', () => {
     bootIdFile: '/proc/sys/kernel/random/boot_id',
     rebootCommand: ['systemctl', 'reboot'],
     timeoutMs: 1_800_000,
+    sslCertFile: null,
   });
 });
 

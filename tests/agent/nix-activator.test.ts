@@ -3,12 +3,14 @@
 // caches are file:// (and http:// through the real nginx) signed with `nix key generate-secret` keys.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { cacheKey, cleanupNixHosts, makeCache, NixTestHost, tamperedCopy, testSystems, type CacheKey, type DriverResult, type TestSystems } from '../support/nix-hosts.ts';
 import { freePort, makeRuntimeDir, removeRuntimeDir, startNginx } from '../support/nginx.ts';
+import { makeTestPki } from '../support/pki.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
 import { AckJournal } from '../../agent/ack-journal.ts';
@@ -223,6 +225,55 @@ http {
   } finally {
     await nginx.stop();
     removeRuntimeDir(runtime);
+  }
+});
+
+test('an https:// cache: Nix trusts the CA bundle the activator is given (sslCertFile); Unsigned is still told apart over https', async () => {
+  if (!ready || !requireTool('nginx', 'https binary cache') || !requireTool('openssl', 'test PKI')) return;
+  const pki = makeTestPki();
+  const runtime = makeRuntimeDir();
+  const port = await freePort();
+  cpSync(caches.goodDir, join(runtime, 'good'), { recursive: true });
+  cpSync(join(work, 'cache-unsigned'), join(runtime, 'unsigned'), { recursive: true });
+  execFileSync('chmod', ['-R', 'a+rX', join(runtime, 'good'), join(runtime, 'unsigned')]);
+  const nginx = await startNginx({
+    runtimeDir: runtime,
+    port,
+    config: `worker_processes 1; pid ${runtime}/nginx.pid; error_log ${runtime}/error.log;
+events {}
+http {
+  access_log ${runtime}/access.log;
+  client_body_temp_path ${runtime}/tmp/body; proxy_temp_path ${runtime}/tmp/proxy; fastcgi_temp_path ${runtime}/tmp/fastcgi;
+  uwsgi_temp_path ${runtime}/tmp/uwsgi; scgi_temp_path ${runtime}/tmp/scgi;
+  server { listen 127.0.0.1:${port} ssl; ssl_certificate ${pki.server.certPath}; ssl_certificate_key ${pki.server.keyPath}; root ${runtime}; }
+}
+`,
+  });
+  try {
+    const host = await hostOnV1();
+    const url = (dir: string) => `https://127.0.0.1:${port}/${dir}`;
+    // Without the fleet CA (Nix's default bundle), the handshake fails: unavailable, not an integrity refusal.
+    const [noCa] = await host.driver([{ op: 'prepare', target: sys.v2, cacheUrls: [url('good')], cacheKeys: [good.publicKey] }]);
+    assert.is(refusal(noCa).code, 'Unreachable');
+    assert.match(refusal(noCa).message, /SSL|certificate/i);
+    const config = host.activatorConfig({ sslCertFile: pki.caPath });
+    const r = await host.driver(
+      [
+        { op: 'prepare', target: sys.v2, cacheUrls: [url('unsigned')], cacheKeys: [good.publicKey] },
+        { op: 'prepare', target: sys.v2, cacheUrls: [url('good')], cacheKeys: [good.publicKey] },
+        { op: 'valid', path: sys.v2 },
+      ],
+      { config },
+    );
+    // The narinfo's Sig lines are read over https with the same CA, so the reason is Unsigned (not "unreadable").
+    assert.is(refusal(r[0]).code, 'Unsigned');
+    value(r[1]);
+    assert.is(value(r[2]), true);
+    assert.match(readFileSync(join(runtime, 'access.log'), 'utf8'), /GET \/good\/nar\//);
+  } finally {
+    await nginx.stop();
+    removeRuntimeDir(runtime);
+    pki.cleanup();
   }
 });
 

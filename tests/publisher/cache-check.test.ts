@@ -202,8 +202,18 @@ test('nixfleet publish: checks by default, names the refused path, --no-cache-ch
     const skipped = await runCli('publish', file('unsigned', w.top), ...args, '--now', '2026-01-01T00:02:00Z', '--no-cache-check');
     assert.is(skipped.code, 0, skipped.err);
     assert.match(skipped.out, /binary cache: NOT checked \(--no-cache-check\)/);
+    // --cache-check-at: the same check, reading the narinfos at another URL (the fleet's cacheUrl unchanged).
+    const elsewhere = await runCli('publish', file('unsigned', w.top), ...args, '--now', '2026-01-01T00:03:00Z', '--force', '--cache-check-at', `file://${w.caches.signed}`);
+    assert.is(elsewhere.code, 0, elsewhere.err);
+    assert.match(elsewhere.out, `signed in file://${w.caches.signed} by`);
+    const elsewhereBad = await runCli('publish', file('signed', w.top), ...args, '--now', '2026-01-01T00:04:00Z', '--force', '--cache-check-at', `file://${w.caches.unsigned}`);
+    assert.is(elsewhereBad.code, 1, elsewhereBad.err);
+    assert.match(elsewhereBad.err, new RegExp(`${w.top}: not signed`));
+    const both = await runCli('publish', file('signed', w.top), ...args, '--no-cache-check', '--cache-check-at', `file://${w.caches.signed}`);
+    assert.is(both.code, 2, both.err);
     const help = await runCli('publish', '--help');
     assert.match(help.out + help.err, /--no-cache-check/);
+    assert.match(help.out + help.err, /--cache-check-at URL/);
   } finally {
     s.cleanup();
   }

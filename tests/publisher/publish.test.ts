@@ -221,4 +221,27 @@ test('a rotated trust root is copied into the tree and the new release key is us
   }
 });
 
+test('a root with rejectBefore after the bound revocations: the next publish re-signs them (same key, same content)', async () => {
+  const s = setupTrust();
+  try {
+    const base: UncheckedPublishOptions = { cacheCheck: 'skip', treeDir: s.treeDir, fleet: small(), releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 };
+    const r1 = publishRelease(base);
+    // Same keys, only the compromise switch: everything signed before T0 + 30 s is refused from now on.
+    const v2 = signRoot(createRoot({
+      fleet: 'generated', version: 2, issuedAt: isoTime(T0 + 30_000), expires: isoTime(T0 + 365 * 86_400_000),
+      rootKeys: [s.rootKey], rootThreshold: 1,
+      releaseKeys: [{ key: s.releaseKey, validFrom: isoTime(T0 - 86_400_000), validUntil: isoTime(T0 + 365 * 86_400_000) }], releaseThreshold: 1, cacheKeys: [],
+      rejectBefore: isoTime(T0 + 30_000),
+    }), [s.rootKey]);
+    writeFileSync(join(s.trustDir, 'root', '2.json'), envelopeBytes(v2));
+    const r2 = publishRelease({ ...base, now: T0 + 60_000 });
+    assert.ok(r2.revocations.version > r1.revocations.version, 'a new revocations version, signed after rejectBefore');
+    const report = await verifyTreeDir(s.treeDir, s.root, { now: T0 + 60_000 });
+    assert.equal(report.root.chain, [1, 2]);
+    assert.is(report.release.version, 2);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test.run();

@@ -28,16 +28,27 @@ export interface CliProcess {
 }
 
 /**
- * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
- * namespace (`ip netns exec` execs node, so the PID is node's).
+ * How a process is started besides its own argv: `wrap` is an argv prefix that must end by exec'ing the
+ * rest (e.g. `unshare -m ... sh -c '...; exec "$@"'`, so the PID stays the command's), `env` replaces the
+ * environment.
  */
-export function startCli(args: string[], logFile: string, opts: { netns?: string } = {}): CliProcess {
+export interface ProcessWrap {
+  wrap: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
+ * namespace (`ip netns exec` execs node, so the PID is node's); with `wrap`/`env`, as ProcessWrap says.
+ */
+export function startCli(args: string[], logFile: string, opts: { netns?: string } & Partial<ProcessWrap> = {}): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   const argv = [process.execPath, CLI, ...args];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  if (opts.wrap) argv.unshift(...opts.wrap);
   try {
-    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, FORCE_COLOR: '0' } });
+    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...(opts.env ?? process.env), FORCE_COLOR: '0' } });
   } finally {
     closeSync(fd);
   }

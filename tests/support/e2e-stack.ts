@@ -21,7 +21,7 @@ import type { Ack } from '../../protocol/schemas/ack.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { PublishResult } from '../../publisher/publish.ts';
 import { startNginx, freePort, makeRuntimeDir, removeRuntimeDir, type RunningNginx } from './nginx.ts';
-import { startCli, jsonLines, until, type CliProcess } from './e2e-processes.ts';
+import { startCli, jsonLines, until, type CliProcess, type ProcessWrap } from './e2e-processes.ts';
 import { req, type Resp, type ReqOptions } from '../control-plane/http.ts';
 
 export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old';
@@ -33,6 +33,10 @@ export interface StackOptions {
   activator?: (host: string) => ActivatorConfig;
   /** Agent config fields for every host. */
   agent?: Partial<Omit<AgentConfig, 'activator'>>;
+  /** How each host's agent process is started (e.g. inside its own mount namespace: NixTestHost.processWrap). */
+  agentProcess?: (host: string) => ProcessWrap | undefined;
+  /** Nix cache public keys of root v1. */
+  cacheKeys?: string[];
 }
 
 export interface OnceResult {
@@ -57,7 +61,7 @@ export class E2eStack {
     readonly dir: string,
     readonly nginxPort: number,
     readonly ackPort: number,
-    opts: StackOptions,
+    private readonly opts: StackOptions,
   ) {
     this.lab = new Lab({
       dir: join(dir, 'lab'),
@@ -65,6 +69,7 @@ export class E2eStack {
       hosts: opts.hosts,
       initialPath: OLD,
       ...(opts.activator ? { activator: opts.activator } : {}),
+      ...(opts.cacheKeys ? { cacheKeys: opts.cacheKeys } : {}),
       agent: { requestTimeoutMs: 2000, retries: 1, probeIntervalMs: 200, schedule: '* * * * * *', ...opts.agent },
     });
     this.cpDir = join(dir, 'cp');
@@ -176,7 +181,7 @@ export class E2eStack {
 
   /** The agent daemon (a cycle every second) as a child process. */
   startAgent(host: string, overrides: Partial<AgentConfig> = {}): CliProcess {
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host));
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host), this.opts.agentProcess?.(host) ?? {});
     this.agents.set(host, p);
     return p;
   }
@@ -187,10 +192,10 @@ export class E2eStack {
   }
 
   /** `nixfleet agent --config FILE --once --json` as a child process. */
-  async runAgentOnce(host: string, overrides: Partial<AgentConfig> = {}): Promise<OnceResult> {
+  async runAgentOnce(host: string, overrides: Partial<AgentConfig> = {}, timeoutMs = 30_000): Promise<OnceResult> {
     const file = join(this.logsDir, `${host}-once-${Date.now()}.log`);
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file);
-    const timer = setTimeout(() => void p.kill9(), 30_000);
+    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file, this.opts.agentProcess?.(host) ?? {});
+    const timer = setTimeout(() => void p.kill9(), timeoutMs);
     const code = await p.exited;
     clearTimeout(timer);
     const events = jsonLines(p.output());

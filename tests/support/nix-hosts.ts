@@ -16,6 +16,7 @@ export interface TestSystems {
   v1: string;
   v2: string;
   v3: string;
+  v4: string;
   unhealthy: string;
   /** v3's kernel (so it needs a reboot) and unhealthy. */
   v3unhealthy: string;
@@ -40,7 +41,7 @@ export function cleanupNixHosts(): void {
 export function testSystems(): Promise<TestSystems> {
   systems ??= (async () => {
     const sb = buildSandbox();
-    const names = ['v1', 'v2', 'v3', 'unhealthy', 'v3unhealthy'] as const;
+    const names = ['v1', 'v2', 'v3', 'v4', 'unhealthy', 'v3unhealthy'] as const;
     const r = await run('nix', ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)], { env: sb.env, timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`building the test systems failed:\n${r.stderr}`);
     const outs = (JSON.parse(r.stdout) as { outputs: { out: string } }[]).map((o) => o.outputs.out);
@@ -48,6 +49,13 @@ export function testSystems(): Promise<TestSystems> {
     return byName as unknown as TestSystems;
   })();
   return systems;
+}
+
+/** The 50 MB system (v1 plus a payload of random bytes) for bench/nix-fetch.bench.ts; built on demand. */
+export async function benchSystem(): Promise<string> {
+  const r = await run('nix', ['build', '--json', '--no-link', `path:${SYSTEMS_FLAKE}#bench50m`], { env: buildSandbox().env, timeoutMs: 300_000 });
+  if (r.code !== 0) throw new Error(`building the bench system failed:\n${r.stderr}`);
+  return (JSON.parse(r.stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
 }
 
 export interface CacheKey {
@@ -79,10 +87,16 @@ export async function makeCache(dir: string, paths: string[], key: CacheKey | nu
 /** A copy of `cache` whose NAR of `path` has one byte of file content changed (the narinfo stays intact). */
 export function tamperedCopy(cacheDir: string, dest: string, path: string): void {
   cpSync(cacheDir, dest, { recursive: true });
+  tamperNar(dest, path);
+}
+
+/** Changes one byte of file content in the (uncompressed) NAR of test system `path` in a cache, in place. */
+export function tamperNar(cacheDir: string, path: string): void {
   const hash = path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
-  const narinfo = readFileSync(join(dest, `${hash}.narinfo`), 'utf8');
+  const narinfo = readFileSync(join(cacheDir, `${hash}.narinfo`), 'utf8');
   const url = /^URL: (\S+)$/m.exec(narinfo)![1]!;
-  if (!url.endsWith('.nar')) throw new Error('tamperedCopy needs an uncompressed cache (compression=none)');
+  if (!url.endsWith('.nar')) throw new Error('tamperNar needs an uncompressed NAR (compression=none)');
+  const dest = cacheDir;
   const nar = readFileSync(join(dest, url));
   const at = nar.indexOf(Buffer.from('nixos-version'));
   // Flip a byte well after the entry name: inside the file contents that follow it.
@@ -128,6 +142,7 @@ export class NixTestHost {
       bootIdFile: join(this.dir, 'boot_id'),
       rebootCommand: ['sh', '-c', 'echo reboot >> "$NIXFLEET_TEST_HOST_DIR/reboot.log"'],
       timeoutMs: 120_000,
+      sslCertFile: null,
       ...extra,
     };
   }
@@ -138,10 +153,25 @@ export class NixTestHost {
     return env;
   }
 
+  /**
+   * The argv prefix that runs a command inside this host's own mount namespace: /nix and
+   * /etc/nix/nix.conf bind-mounted from the host dir, then `exec` of the command, so the command keeps
+   * the PID (stopping it by PID ends the namespace: nothing stays mounted).
+   */
+  namespaceArgv(): string[] {
+    const script = 'mount --bind "$0" /nix && mount --bind "$1" /etc/nix/nix.conf && shift && exec "$@"';
+    return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, this.nixDir, this.confFile];
+  }
+
+  /** How E2eStack starts this host's agent process (tests/support/e2e-processes.ts ProcessWrap). */
+  processWrap(): { wrap: string[]; env: NodeJS.ProcessEnv } {
+    return { wrap: this.namespaceArgv(), env: this.env() };
+  }
+
   /** Runs argv inside this host's mount namespace; the values travel as arguments, never as shell text. */
   exec(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
-    const script = 'mount --bind "$0" /nix && mount --bind "$1" /etc/nix/nix.conf && shift && exec "$@"';
-    return run('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, this.nixDir, this.confFile, ...argv], { env: this.env(opts.env), timeoutMs: opts.timeoutMs ?? 180_000 });
+    const [cmd, ...args] = this.namespaceArgv();
+    return run(cmd!, [...args, ...argv], { env: this.env(opts.env), timeoutMs: opts.timeoutMs ?? 180_000 });
   }
 
   /** Runs activator operations in one Node process inside the namespace; one result per op. */
