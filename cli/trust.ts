@@ -69,7 +69,7 @@ export const trustInit: Command = {
   name: 'trust init',
   summary: 'create trust root v1 (root keys, release keys, cache keys, thresholds)',
   help: `Usage: nixfleet trust init --fleet NAME --root-key FILE... --threshold N --release-key PUBFILE...
-                           [--release-threshold N] [--release-valid-days D] --cache-key 'name:base64'...
+                           [--release-threshold N] [--release-valid-days D] [--cache-key 'name:base64'...]
                            [--operator-key PUBFILE... [--operator-threshold N] [--operator-valid-days D]]
                            --expires-days D --out DIR [--now ISO] [--json]
 
@@ -82,7 +82,8 @@ Options:
   --release-key PUBFILE    release (CI) public key (repeat); valid from now for --release-valid-days
   --release-threshold N    release signatures required on each document (default 1)
   --release-valid-days D   release key validity window (default 365)
-  --cache-key NAME:B64     Nix binary-cache public key (repeat)
+  --cache-key NAME:B64     Nix binary-cache public key (repeat; optional). Hosts accept closures
+                           signed by these keys only: with none, publish needs --no-cache-check
   --operator-key PUBFILE   operator public key (repeat): signs controls (nixfleet control) and nothing
                            else; without one, agents accept no controls
   --operator-threshold N   operator signatures required on each controls document (default 1)

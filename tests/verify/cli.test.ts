@@ -122,6 +122,16 @@ test('verify: human summary (exit 0), --json report, tampered tree -> exit 1 nam
   assert.is(JSON.parse(stale.out).error.code, 'Stale');
 });
 
+test('trust init: --cache-key is optional, and --help says so', async () => {
+  const dir = tempDir('cli');
+  for (const n of ['root-a', 'release-1']) assert.is((await run('keygen', '--name', n, '--out', join(dir, `${n}.key`))).code, 0);
+  const r = await run('trust', 'init', '--fleet', 'no-cache', '--root-key', join(dir, 'root-a.key'), '--threshold', '1', '--release-key', join(dir, 'release-1.pub'), '--expires-days', '30', '--out', join(dir, 'trust'), '--now', NOW_ISO, '--json');
+  assert.is(r.code, 0, r.err);
+  assert.equal(readRoot(readFileSync(join(dir, 'trust', 'root', '1.json')), 'root/1.json').signed.cacheKeys, []);
+  const help = await run('trust', 'init', '--help');
+  assert.match(help.out, "[--cache-key 'name:base64'...]");
+});
+
 test('verify usage errors exit 2', async () => {
   assert.is((await run('verify')).code, 2);
   assert.is((await run('verify', '/nonexistent', '--root', '/nonexistent/root.json')).code, 2);
