@@ -12,7 +12,8 @@ const outdir = `${root}dist`;
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  entryPoints: { main: 'cli/main.ts' },
+  // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
+  entryPoints: { main: 'cli/main.ts', 'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts' },
   outdir,
   bundle: true,
   splitting: true,

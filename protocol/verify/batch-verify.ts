@@ -1,12 +1,13 @@
-// Verifies many Ed25519 signatures with OpenSSL on every core, while keeping verifyTree synchronous:
+// Verifies many Ed25519 signatures with OpenSSL on every core, while keeping verifyBatch synchronous:
 // one helper thread and the calling thread take chunks from a shared counter, and the caller blocks on
 // Atomics.wait until all are done. Only an "accepted" answer is trusted: anything OpenSSL refuses is
 // re-checked by the caller through the full verifyBytes path (with its cofactored fallback), so the
 // result never differs from verifying one by one.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { passesStrictEncodingChecks } from '../ed25519.ts';
+import type { KeyObject } from 'node:crypto';
+import { drainJobs, keyObjectsOf, runJob, type SharedBatch } from './batch-shared.ts';
 
 export interface SignatureJob {
   publicKey: Uint8Array;
@@ -16,53 +17,21 @@ export interface SignatureJob {
 
 /** Below this many jobs a helper thread costs more to start than it saves. */
 export const PARALLEL_THRESHOLD = 1024;
-const CHUNK = 64;
 const STALL_MS = 3000;
 
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-
-interface SharedBatch {
-  messages: Uint8Array;
-  /** Job i's message is messages[offsets[i], offsets[i+1]). */
-  offsets: Int32Array;
-  signatures: Uint8Array;
-  keyIndex: Int32Array;
-  keys: Uint8Array;
-  /** [0] = next job to take, [1] = jobs finished. */
-  counters: Int32Array;
-  /** 0 = not done, 1 = accepted, 2 = refused. */
-  status: Int8Array;
-}
-
-// The helper runs plain JavaScript (no TypeScript loader needed in the thread) over the shared buffers.
-const HELPER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const { createPublicKey, verify } = require('node:crypto');
-const b = workerData;
-const prefix = Buffer.from('302a300506032b6570032100', 'hex');
-const keys = [];
-for (let k = 0; k * 32 < b.keys.length; k++) keys.push(createPublicKey({ key: Buffer.concat([prefix, b.keys.subarray(k * 32, k * 32 + 32)]), format: 'der', type: 'spki' }));
-const total = b.status.length;
-for (;;) {
-  const start = Atomics.add(b.counters, 0, ${CHUNK});
-  if (start >= total) break;
-  const end = Math.min(total, start + ${CHUNK});
-  for (let i = start; i < end; i++) {
-    let ok = false;
-    try { ok = verify(null, b.messages.subarray(b.offsets[i], b.offsets[i + 1]), keys[b.keyIndex[i]], b.signatures.subarray(i * 64, i * 64 + 64)); } catch {}
-    b.status[i] = ok ? 1 : 2;
-  }
-  Atomics.add(b.counters, 1, end - start);
-  Atomics.notify(b.counters, 1);
-}
-`;
+/**
+ * The helper thread's module: the compiled sibling in dist/ when this runs as the shipped command, the
+ * TypeScript source when it runs as source (tests and benchmarks, through tsx; startHelper then loads
+ * tsx into the thread, whose module hooks do not reach worker threads by themselves).
+ */
+const HELPER_MODULE = new URL(import.meta.url.endsWith('.ts') ? './batch-verify-worker.ts' : './batch-verify-worker.js', import.meta.url);
 
 /** Rounded up to a non-empty multiple of 8 bytes; views always give their exact length. */
 function share(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 8) * 8));
 }
 
-function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch; keyObjects: KeyObject[] } {
+export function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch; keyObjects: KeyObject[] } {
   const keyIds = new Map<string, number>();
   const keyList: Uint8Array[] = [];
   const keyIndex = new Int32Array(share(jobs.length * 4), 0, jobs.length);
@@ -90,21 +59,31 @@ function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch; keyObj
   offsets[jobs.length] = at;
   const keys = new Uint8Array(share(keyList.length * 32), 0, keyList.length * 32);
   keyList.forEach((k, i) => keys.set(k, i * 32));
-  const keyObjects = keyList.map((k) => createPublicKey({ key: Buffer.concat([SPKI_PREFIX, k]), format: 'der', type: 'spki' }));
+  const keyObjects = keyObjectsOf(keys);
   return {
     batch: { messages, offsets, signatures, keyIndex, keys, counters: new Int32Array(share(8), 0, 2), status: new Int8Array(share(jobs.length), 0, jobs.length) },
     keyObjects,
   };
 }
 
-function runJob(b: SharedBatch, keyObjects: KeyObject[], i: number): void {
-  let ok = false;
+/**
+ * Starts the helper thread on `batch`. A helper that cannot start or dies only costs speed (the caller
+ * finishes what it left undone), but it says so on stderr: a missing worker file is a packaging bug.
+ */
+export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Worker | undefined {
+  const failed = (e: unknown) => process.emitWarning(`signature batch helper thread (${module.href}) failed, verifying on one thread: ${(e as Error).message}`);
   try {
-    ok = verify(null, b.messages.subarray(b.offsets[i]!, b.offsets[i + 1]!), keyObjects[b.keyIndex[i]!]!, b.signatures.subarray(i * 64, i * 64 + 64));
-  } catch {
-    ok = false;
+    // As source, a two-line bootstrap registers tsx in the thread first, then loads the module.
+    const helper = module.pathname.endsWith('.ts')
+      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`, { eval: true, workerData: batch })
+      : new Worker(module, { workerData: batch });
+    helper.unref();
+    helper.on('error', failed);
+    return helper;
+  } catch (e) {
+    failed(e);
+    return undefined;
   }
-  b.status[i] = ok ? 1 : 2;
 }
 
 /**
@@ -119,25 +98,8 @@ export function verifyBatch(jobs: readonly SignatureJob[], opts: { parallel?: bo
   const { batch, keyObjects } = buildBatch(candidates);
   const total = candidates.length;
   const parallel = (opts.parallel ?? true) && total >= PARALLEL_THRESHOLD && availableParallelism() > 1;
-  let helper: Worker | undefined;
-  if (parallel) {
-    try {
-      helper = new Worker(HELPER_SOURCE, { eval: true, workerData: batch });
-      helper.unref();
-      helper.on('error', () => {
-        /* the caller finishes whatever the helper left undone */
-      });
-    } catch {
-      helper = undefined;
-    }
-  }
-  for (;;) {
-    const start = Atomics.add(batch.counters, 0, CHUNK);
-    if (start >= total) break;
-    const end = Math.min(total, start + CHUNK);
-    for (let i = start; i < end; i++) runJob(batch, keyObjects, i);
-    Atomics.add(batch.counters, 1, end - start);
-  }
+  const helper = parallel ? startHelper(batch) : undefined;
+  drainJobs(batch, keyObjects, false);
   if (helper) {
     let lastDone = -1;
     let lastProgress = Date.now();

@@ -2,7 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { publicKeyFromSeed, signBytes, verifyBytes } from '../../protocol/ed25519.ts';
-import { verifyBatch, PARALLEL_THRESHOLD, type SignatureJob } from '../../protocol/verify/batch-verify.ts';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { buildBatch, startHelper, verifyBatch, PARALLEL_THRESHOLD, type SignatureJob } from '../../protocol/verify/batch-verify.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 function addL(sig: Uint8Array): Uint8Array {
@@ -51,5 +53,36 @@ test('batch results equal one-by-one verification (single thread, small batch)',
   assert.equal(verifyBatch(js, { parallel: false }), expected);
   assert.equal(verifyBatch([]), []);
 });
+
+// The helper thread on its own (the calling thread takes no job), from the TypeScript source and from
+// the compiled file the shipped command loads (dist/, built by npm test before the tests run).
+for (const [label, module] of [
+  ['source', undefined],
+  ['dist', pathToFileURL(fileURLToPath(new URL('../../dist/batch-verify-worker.js', import.meta.url)))],
+] as const) {
+  test(`the helper thread (${label}) verifies a whole batch by itself`, async () => {
+    if (module && !existsSync(module)) assert.unreachable('dist/batch-verify-worker.js is missing: run npm run build');
+    const { jobs: js, expected } = jobs(300);
+    const { batch } = buildBatch(js);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const helper = startHelper(batch, module);
+      assert.ok(helper);
+      helper!.ref(); // startHelper unrefs it (the caller never waits on it); this test does
+      await new Promise<void>((resolve, reject) => {
+        helper!.once('exit', () => resolve());
+        helper!.once('error', reject);
+      });
+      assert.is(Atomics.load(batch.counters, 1), js.length, 'the helper finished every job');
+      // The batch answers OpenSSL's verdict; the strictly non-canonical signatures (S + L) are refused by it too.
+      assert.equal([...batch.status].map((s) => s === 1), expected);
+      assert.equal(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+}
 
 test.run();

@@ -1,0 +1,60 @@
+// The part of batch signature verification that runs on every thread: the shared job buffers and the
+// loop that takes chunks of jobs from a shared counter. batch-verify.ts (the calling thread) and
+// batch-verify-worker.ts (the helper thread) both run `drainJobs`, so the two can never disagree on
+// what a job is or how its answer is recorded.
+import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+
+/** Jobs a thread takes at a time: small enough to share the work evenly, large enough to keep the shared counter cold. */
+export const CHUNK = 64;
+
+/** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 raw key bytes follow it. */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export interface SharedBatch {
+  messages: Uint8Array;
+  /** Job i's message is messages[offsets[i], offsets[i+1]). */
+  offsets: Int32Array;
+  signatures: Uint8Array;
+  keyIndex: Int32Array;
+  /** Raw 32-byte public keys, concatenated; keyIndex points into them. */
+  keys: Uint8Array;
+  /** [0] = next job to take, [1] = jobs finished. */
+  counters: Int32Array;
+  /** 0 = not done, 1 = accepted, 2 = refused. */
+  status: Int8Array;
+}
+
+export function keyObjectsOf(keys: Uint8Array): KeyObject[] {
+  const out: KeyObject[] = [];
+  for (let k = 0; k * 32 < keys.length; k++) {
+    out.push(createPublicKey({ key: Buffer.concat([SPKI_PREFIX, keys.subarray(k * 32, k * 32 + 32)]), format: 'der', type: 'spki' }));
+  }
+  return out;
+}
+
+/** OpenSSL's verdict on job i, recorded in the shared status array. */
+export function runJob(b: SharedBatch, keyObjects: readonly KeyObject[], i: number): void {
+  let ok = false;
+  try {
+    ok = verify(null, b.messages.subarray(b.offsets[i]!, b.offsets[i + 1]!), keyObjects[b.keyIndex[i]!]!, b.signatures.subarray(i * 64, i * 64 + 64));
+  } catch {
+    ok = false;
+  }
+  b.status[i] = ok ? 1 : 2;
+}
+
+/**
+ * Takes chunks until none are left. `notify` wakes a thread blocked in Atomics.wait on the finished
+ * counter (the calling thread waits for the helper; the helper waits for no one).
+ */
+export function drainJobs(b: SharedBatch, keyObjects: readonly KeyObject[], notify: boolean): void {
+  const total = b.status.length;
+  for (;;) {
+    const start = Atomics.add(b.counters, 0, CHUNK);
+    if (start >= total) return;
+    const end = Math.min(total, start + CHUNK);
+    for (let i = start; i < end; i++) runJob(b, keyObjects, i);
+    Atomics.add(b.counters, 1, end - start);
+    if (notify) Atomics.notify(b.counters, 1);
+  }
+}
