@@ -19,6 +19,5 @@ export function createActivator(config: ActivatorConfig, state: StateDir): Activ
   }
 }
 
+export { ActivationError, canReboot, isClosureRefused } from './activator.ts';
 export type { Activator, Generation, RebootCapable } from './activator.ts';
-export { ActivationError, ClosureRefused, canReboot, isClosureRefused, type ClosureRefusedCode, type ClosureSource } from './activator.ts';
-export { NixActivator } from './nix.ts';
