@@ -3,12 +3,8 @@
 // re-posts when the control plane has lost acks (rebuilt from empty, torn log). A torn last line (crash
 // mid-append) is cut on open; everything before it was fsynced and stays.
 import { closeSync, copyFileSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
-import { ackDigest, readAck, signAck, type SignedAck } from '../protocol/acks.ts';
-import type { SigningKey } from '../protocol/keys.ts';
-import type { Ack, AckKind } from '../protocol/schemas/ack.ts';
-import { SCHEMA_VERSION, isoTime } from '../protocol/schemas/common.ts';
+import { ackDigest, readAck, signAck, type SignedAck, type SigningKey, type Ack, type AckKind, SCHEMA_VERSION, isoTime, canonicalString } from '../protocol/index.ts';
 import { LocalStateError, localWrite, type StateDir } from './state-dir.ts';
-import { canonicalString } from '../protocol/canonical.ts';
 
 export const ACK_JOURNAL_FILE = 'acks.jsonl';
 

@@ -6,10 +6,7 @@
 // heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
 // each chaining by digest to what it already holds, until it stops asking.
 import { z } from 'zod';
-import { ackDigest, readAck, type SignedAck } from '../protocol/acks.ts';
-import { canonicalString } from '../protocol/canonical.ts';
-import { latestAckPath } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
+import { ackDigest, readAck, type SignedAck, canonicalString, latestAckPath, LIMITS } from '../protocol/index.ts';
 import type { AckJournal } from './ack-journal.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';

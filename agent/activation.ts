@@ -17,9 +17,7 @@
 //      before the SAME deadline; came back on another system (bootloader fallback) -> failed
 //   4. not confirmed by the deadline -> previous generation + `boot` + reboot (`rebooting-back`), and
 //      the `rolled-back` ack after that reboot, once the previous system runs again.
-import type { SignedAck } from '../protocol/acks.ts';
-import { isoTime } from '../protocol/schemas/common.ts';
-import type { HostManifest } from '../protocol/schemas/release.ts';
+import { type SignedAck, isoTime, type HostManifest } from '../protocol/index.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
 import { ActivationError, canReboot, isClosureRefused, type Activator, type Generation, type RebootCapable } from './activators/index.ts';

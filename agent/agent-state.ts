@@ -2,7 +2,7 @@
 // activation (for heartbeats' healthySince and for rollback-and-halt's "previous generation") and the
 // digest of the last fully verified timestamp (for the steady-state shortcut in tree-fetch.ts).
 import { z } from 'zod';
-import { Digest, IsoTime, StorePath } from '../protocol/schemas/common.ts';
+import { Digest, IsoTime, StorePath } from '../protocol/index.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const AgentState = z.strictObject({

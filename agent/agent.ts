@@ -1,6 +1,6 @@
 // Wiring: config -> the objects one cycle needs, under the state-directory lock.
 import { readFileSync } from 'node:fs';
-import { readPrivateKey } from '../protocol/keys.ts';
+import { readPrivateKey } from '../protocol/index.ts';
 import { ACK_JOURNAL_FILE, AckJournal } from './ack-journal.ts';
 import { safetyRecovery } from './activation.ts';
 import { AckSync } from './ack-sync.ts';

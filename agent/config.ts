@@ -3,9 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { HostName } from '../protocol/schemas/common.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
+import { HostName, parseStrictJson, parseWith } from '../protocol/index.ts';
 import { ActivatorConfig } from './activators/index.ts';
 
 const FilePath = z.string().min(1).max(4096);

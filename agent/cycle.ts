@@ -1,21 +1,6 @@
 // One agent cycle (DESIGN.md section 6): recover -> fetch + verify the chain -> fetch peers' acks ->
 // reconcile -> act -> post acks. Every decision is logged with its reason as one JSON line.
-import { isVerificationError } from '../protocol/errors.ts';
-import { isoTime } from '../protocol/schemas/common.ts';
-import type { HostManifest, ChannelPlan } from '../protocol/schemas/release.ts';
-import type { Ack } from '../protocol/schemas/ack.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { readPinnedRoot } from '../protocol/pinned-root.ts';
-import { fetchHostView } from '../protocol/verify/host-view.ts';
-import { ClientState, initialClientState } from '../protocol/verify/state.ts';
-import { isFreshnessFailure, updateTrust, type UpdateTrustResult } from '../protocol/verify/update-trust.ts';
-import { channelFreshness } from '../protocol/verify/freshness.ts';
-import { readTimestamp } from '../protocol/verify/documents.ts';
-import { Stale } from '../protocol/errors.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { Controls } from '../protocol/schemas/controls.ts';
-import type { Fetch } from '../protocol/verify/fetcher.ts';
+import { isVerificationError, isoTime, type HostManifest, type ChannelPlan, type Ack, type SignedRoot, readPinnedRoot, fetchHostView, ClientState, initialClientState, isFreshnessFailure, updateTrust, type UpdateTrustResult, channelFreshness, readTimestamp, Stale, TIMESTAMP_PATH, LIMITS, type Controls, type Fetch } from '../protocol/index.ts';
 import { decide, type Decision, type Freshness, type LocalState } from '../reconciler/index.ts';
 import { activate, activateViaReboot, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
 import { canReboot } from './activators/index.ts';

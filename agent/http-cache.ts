@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { localWrite, writeVolatileFile } from './state-dir.ts';
-import { sha256Hex } from '../protocol/canonical.ts';
+import { sha256Hex } from '../protocol/index.ts';
 
 const Meta = z.strictObject({ path: z.string(), etag: z.string().max(512), sha256: z.string().regex(/^[0-9a-f]{64}$/), length: z.number().int().min(0) });
 

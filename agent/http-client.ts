@@ -4,7 +4,7 @@
 import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import fetch, { type Response } from 'node-fetch';
-import { TooLarge } from '../protocol/errors.ts';
+import { TooLarge } from '../protocol/index.ts';
 import type { HttpCache } from './http-cache.ts';
 import { isLocalStateError } from './state-dir.ts';
 

@@ -1,7 +1,7 @@
 // One agent run at a time per state directory (protocol/pid-lock.ts: a lock whose owner died is taken
 // over, so a crash never wedges the timer). A locked run reports the holder and exits cleanly.
 import { join } from 'node:path';
-import { tryAcquirePidLock, type HeldPidLock, type PidLockResult } from '../protocol/pid-lock.ts';
+import { tryAcquirePidLock, type HeldPidLock, type PidLockResult } from '../protocol/index.ts';
 
 export type HeldLock = HeldPidLock;
 export type LockResult = PidLockResult;

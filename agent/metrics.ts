@@ -14,9 +14,7 @@
 //   nixfleet_agent_quarantined_closures          closures refused for now (quarantine.json)
 //   nixfleet_agent_last_verification_timestamp_seconds  last run whose tree verified (kept across runs)
 import { z } from 'zod';
-import { IsoTime, isoTime } from '../protocol/schemas/common.ts';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { renderMetrics, stateSamples, type MetricFamily } from '../protocol/prometheus.ts';
+import { IsoTime, isoTime, writeFileAtomic, renderMetrics, stateSamples, type MetricFamily } from '../protocol/index.ts';
 import type { StateDir } from './state-dir.ts';
 import type { PendingRecord } from './pending.ts';
 

@@ -10,7 +10,7 @@
 // The memory is defence in depth, never a reason to stop: a corrupt or unreadable file is logged and
 // treated as empty (the next write replaces it).
 import { z } from 'zod';
-import { Base64Key32, HostName, PositiveInt } from '../protocol/schemas/common.ts';
+import { Base64Key32, HostName, PositiveInt } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
 import type { StateDir } from './state-dir.ts';

@@ -3,10 +3,7 @@
 // fleet and the host key the SIGNED plan names, then against the highest ack already seen from that
 // peer (peer-ack-memory.ts). Anything that does not pass is dropped and logged: the control plane is
 // not trusted, so a forged, foreign or replayed ack can only be ignored, never believed.
-import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck } from '../protocol/acks.ts';
-import { ackBundlePath } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { ChannelPlan, DisruptionBudgets } from '../protocol/schemas/release.ts';
+import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, ackBundlePath, LIMITS, type ChannelPlan, type DisruptionBudgets } from '../protocol/index.ts';
 import { latestAcks, type AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
 import { readPeerAckMemory, refuseRegressions, writePeerAckMemory } from './peer-ack-memory.ts';

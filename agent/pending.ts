@@ -3,8 +3,7 @@
 // new one must have been confirmed.
 import { readFileSync, renameSync } from 'node:fs';
 import { z } from 'zod';
-import { IsoTime, StorePath, Digest } from '../protocol/schemas/common.ts';
-import { Probe } from '../protocol/schemas/release.ts';
+import { IsoTime, StorePath, Digest, Probe } from '../protocol/index.ts';
 import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
 export const PendingRecord = z.strictObject({

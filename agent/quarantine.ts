@@ -3,7 +3,7 @@
 // the operator: locally (`nixfleet agent quarantine clear`) or fleet-wide by a signed control
 // (`nixfleet control clear-quarantine` / `retry`, applied in agent/cycle.ts).
 import { z } from 'zod';
-import { IsoTime, StorePath, isoTime } from '../protocol/schemas/common.ts';
+import { IsoTime, StorePath, isoTime } from '../protocol/index.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const QuarantineEntry = z.strictObject({

@@ -5,9 +5,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
+import { writeFileAtomic, parseStrictJson, parseWith } from '../protocol/index.ts';
 
 /** Local state files are small; anything bigger is corruption, not data. */
 const STATE_FILE_LIMIT = 4 * 1024 * 1024;

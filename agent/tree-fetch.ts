@@ -6,10 +6,7 @@
 //   - the probe for a newer trust root is skipped: a signer that rotated the root re-signs the timestamp,
 //     and a control plane could withhold the new root anyway (that is a freeze, which the timestamp's
 //     expiry already bounds).
-import { sha256Digest } from '../protocol/canonical.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { Fetch } from '../protocol/verify/fetcher.ts';
+import { sha256Digest, TIMESTAMP_PATH, LIMITS, type Fetch } from '../protocol/index.ts';
 import type { HttpCache } from './http-cache.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 

@@ -1,11 +1,7 @@
 // `nixfleet agent`: the host agent (one cycle with --once, or a daemon on a cron schedule) and
 // `nixfleet agent quarantine list | clear [TARGET]`.
 import { CronJob } from 'cron';
-import { loadAgentConfig, type AgentConfig } from '../agent/config.ts';
-import { closeAgentConnections, runAgentOnce, type RunOutcome } from '../agent/agent.ts';
-import { createLogger } from '../agent/log.ts';
-import { Quarantine } from '../agent/quarantine.ts';
-import { StateDir } from '../agent/state-dir.ts';
+import { loadAgentConfig, type AgentConfig, closeAgentConnections, runAgentOnce, type RunOutcome, createLogger, Quarantine, StateDir } from '../agent/index.ts';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 
 const HELP = `

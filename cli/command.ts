@@ -3,9 +3,7 @@
 // option helpers every command shares: one --now parser, one pinned-root loader, one REFUSED printer.
 import { statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { VerificationError } from '../protocol/errors.ts';
-import { readPinnedRoot } from '../protocol/pinned-root.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
+import { type VerificationError, readPinnedRoot, type SignedRoot } from '../protocol/index.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;

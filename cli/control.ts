@@ -6,11 +6,9 @@
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 import { reportPublisherError } from './publish.ts';
 import { parseNow } from './command.ts';
-import { readPrivateKey } from '../protocol/keys.ts';
-import { StorePath, HostName, ChannelName, Digest } from '../protocol/schemas/common.ts';
-import type { Controls } from '../protocol/schemas/controls.ts';
-import { currentTreeControls, writeControls, type ControlsBody } from '../publisher/controls.ts';
-import { loadReleaseAllowingStale, readPinnedRoot, type VerifiedRelease } from '../operator/load.ts';
+import { readPrivateKey, StorePath, HostName, ChannelName, Digest, type Controls } from '../protocol/index.ts';
+import { currentTreeControls, writeControls, type ControlsBody } from '../publisher/index.ts';
+import { loadReleaseAllowingStale, readPinnedRoot, type VerifiedRelease } from '../operator/index.ts';
 
 /** Quarantine clears kept in the document (newest first): quarantines last a day by default, so older clears are inert. */
 const MAX_QUARANTINE_CLEARS = 256;

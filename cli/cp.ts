@@ -4,13 +4,8 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, pinnedRootOption, type Command } from './command.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import { startAckEndpoint, startControlPlane, type RunningServer } from '../control-plane/server.ts';
-import { syncTree } from '../control-plane/sync.ts';
-import { mergeAckLogFiles, type MergeResult } from '../control-plane/ack-merge.ts';
-import { loadReleaseView, loadVerifiedReleaseView } from '../control-plane/release-view.ts';
-import { servedRoot } from '../control-plane/tree-dir.ts';
-import { ACK_LOG_FILE, AckLogCorrupt } from '../protocol/ack-log.ts';
+import { isVerificationError, ACK_LOG_FILE, AckLogCorrupt } from '../protocol/index.ts';
+import { startAckEndpoint, startControlPlane, type RunningServer, syncTree, mergeAckLogFiles, type MergeResult, loadReleaseView, loadVerifiedReleaseView, servedRoot } from '../control-plane/index.ts';
 
 
 function readPem(flag: string, path: string | undefined): Buffer {

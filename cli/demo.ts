@@ -1,5 +1,5 @@
 // `nixfleet demo` (= `npm run demo`): the whole loop on one machine, no nginx and no Nix needed.
-import { runDemo } from '../demo/run.ts';
+import { runDemo } from '../demo/index.ts';
 import { EXIT_OK, EXIT_REFUSED, output, parseCommandArgs, type Command } from './command.ts';
 
 const HELP = `

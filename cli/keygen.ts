@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { b64, newSigningKey, publicPart, writePrivateKey, writePublicKey } from '../protocol/keys.ts';
+import { b64, newSigningKey, publicPart, writePrivateKey, writePublicKey } from '../protocol/index.ts';
 
 function defaultPublicPath(out: string): string {
   return out.endsWith('.key') ? out.slice(0, -'.key'.length) + '.pub' : `${out}.pub`;

@@ -1,7 +1,7 @@
 // `nixfleet` entry point: dispatches to one module per subcommand (listed in ./commands.ts).
 import { COMMANDS, type CommandEntry } from './commands.ts';
 import { EXIT_OK, EXIT_USAGE, UsageError } from './command.ts';
-import { isVerificationError } from '../protocol/errors.ts';
+import { isVerificationError } from '../protocol/index.ts';
 import { withTerminalGuard } from './terminal.ts';
 
 export { endQuietlyWhenOutputCloses } from './terminal.ts';

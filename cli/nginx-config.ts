@@ -2,10 +2,8 @@
 // control-plane/nginx-config.ts for the access rules it encodes).
 import { join } from 'node:path';
 import { EXIT_OK, UsageError, parseCommandArgs, type Command } from './command.ts';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { renderNginxConfig } from '../control-plane/nginx-config.ts';
-import { ensureRevocationMaps } from '../control-plane/sync.ts';
-import { pkiPaths } from '../control-plane/pki.ts';
+import { writeFileAtomic } from '../protocol/index.ts';
+import { renderNginxConfig, ensureRevocationMaps, pkiPaths } from '../control-plane/index.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 
 const command: Command = {

@@ -2,10 +2,7 @@
 // certificates, driven through the openssl CLI. The CA key (ca.key, 0600) belongs offline. Every command
 // on an existing PKI directory warns on stderr about certificates expiring within 30 days.
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import {
-  initPki, issueHostCert, issueOperatorCert, revokeCert, renewCert, listCerts, expiringCerts, exportPkcs12, PkiError,
-  EXPIRY_WARNING_DAYS, type CertInfo, type KeyAlgorithm,
-} from '../control-plane/pki.ts';
+import { initPki, issueHostCert, issueOperatorCert, revokeCert, renewCert, listCerts, expiringCerts, exportPkcs12, PkiError, EXPIRY_WARNING_DAYS, type CertInfo, type KeyAlgorithm } from '../control-plane/index.ts';
 
 function daysLeft(c: CertInfo, now: number): number {
   return Math.floor((c.expiresAt - now) / 86_400_000);

@@ -1,13 +1,8 @@
 // `nixfleet publish`: fleet JSON (file or --flake) -> validated, resolved, signed tree.
-import { readPrivateKey, KeyFileError, type SigningKey } from '../protocol/keys.ts';
-import { isVerificationError } from '../protocol/errors.ts';
+import { readPrivateKey, KeyFileError, type SigningKey, isVerificationError } from '../protocol/index.ts';
 import { writeControl } from './terminal.ts';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
-import { publishReleaseChecked, type PublishProgress } from '../publisher/publish.ts';
-import { PublishRefused } from '../publisher/errors.ts';
-import { FleetInvalid } from '../publisher/validate.ts';
-import { evalFlake, readFleetFile, FleetInputError } from '../publisher/fleet-input.ts';
-import { describeDiff } from '../publisher/diff.ts';
+import { publishReleaseChecked, type PublishProgress, PublishRefused, FleetInvalid, evalFlake, readFleetFile, FleetInputError, describeDiff } from '../publisher/index.ts';
 
 
 export function readReleaseKeys(files: readonly string[] | undefined): SigningKey[] {

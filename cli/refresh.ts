@@ -1,7 +1,7 @@
 // `nixfleet refresh`: re-sign timestamp.json only (run by CI on a schedule, more often than the
 // channels' freshness windows).
 import { EXIT_OK, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
-import { refreshTimestamp } from '../publisher/refresh.ts';
+import { refreshTimestamp } from '../publisher/index.ts';
 import { readReleaseKeys, reportPublisherError } from './publish.ts';
 
 const command: Command = {

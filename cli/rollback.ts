@@ -3,10 +3,7 @@
 import { EXIT_OK, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 import { loadFleetArg, readReleaseKeys, reportPublisherError } from './publish.ts';
 import { parseNow } from './command.ts';
-import { publishReleaseChecked } from '../publisher/publish.ts';
-import { planRollback, type RollbackPolicy } from '../publisher/rollback.ts';
-import { loadTrustDir } from '../publisher/trust.ts';
-import { describeDiff } from '../publisher/diff.ts';
+import { publishReleaseChecked, planRollback, type RollbackPolicy, loadTrustDir, describeDiff } from '../publisher/index.ts';
 
 const command: Command = {
   name: 'rollback',

@@ -1,9 +1,7 @@
 // `nixfleet simulate`: drive a synthetic fleet through the real reconciler in the deterministic simulator
 // and print the rollout summary next to the theoretical minimum.
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { simulate } from '../reconciler/simulator/sim.ts';
-import { syntheticFleet } from '../reconciler/simulator/generate.ts';
-import { humanDuration } from '../reconciler/time.ts';
+import { simulate, syntheticFleet, humanDuration } from '../reconciler/index.ts';
 
 function int(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;

@@ -1,9 +1,7 @@
 // `nixfleet site build` and `nixfleet site watch`: the operator's static dashboard (site-gen/).
 import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseCommandArgs, parseNow, pinnedRootOption, type Command } from './command.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { buildSite, type SiteBuildResult } from '../site-gen/build.ts';
-import { watchSite } from '../site-gen/watch.ts';
-import { Notifier, type NotifyTarget } from '../site-gen/notify.ts';
+import type { SignedRoot } from '../protocol/index.ts';
+import { buildSite, type SiteBuildResult, watchSite, Notifier, type NotifyTarget } from '../site-gen/index.ts';
 
 const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory (current -> verified tree, acks/) or a
                      tree written by \`nixfleet publish\` (acks/ inside it)

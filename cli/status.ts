@@ -3,11 +3,8 @@
 // Refuses (exit 1) when the tree does not verify against the pinned root; shows the last verified state
 // marked STALE (exit 3) when only the timestamp expired.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import { loadFleetState, type FleetState } from '../operator/load.ts';
-import { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from '../operator/remote.ts';
-import { renderStatus, statusReport } from '../operator/status.ts';
-import { UnknownSubject } from '../operator/subject.ts';
+import { isVerificationError } from '../protocol/index.ts';
+import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, UnknownSubject } from '../operator/index.ts';
 
 const command: Command = {
   name: 'status',

@@ -2,10 +2,8 @@
 // reconciler's trace(): when each host became eligible, which gate held it and for how long, when it
 // activated, confirmed, soaked or failed.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import { loadReleaseAllowingStale, releaseForOperator } from '../operator/load.ts';
-import { UnknownSubject } from '../operator/subject.ts';
-import { loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/trace.ts';
+import { isVerificationError } from '../protocol/index.ts';
+import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
 

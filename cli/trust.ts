@@ -3,13 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, parseTimeOption, type Command } from './command.ts';
-import { readPrivateKey, readPublicKey, publicPart, type PublicKey } from '../protocol/keys.ts';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { envelopeBytes } from '../protocol/envelope.ts';
-import { rootPath } from '../protocol/layout.ts';
-import { isoTime, NixPublicKey } from '../protocol/schemas/common.ts';
-import { createRoot, readRoot, signRoot, verifyNextRoot, verifyPinnedRoot, verifyRootChain, type ReleaseKeyGrant, type SignedRoot } from '../protocol/trust-root.ts';
-import { LIMITS } from '../protocol/limits.ts';
+import { readPrivateKey, readPublicKey, publicPart, type PublicKey, writeFileAtomic, envelopeBytes, rootPath, isoTime, NixPublicKey, createRoot, readRoot, signRoot, verifyNextRoot, verifyPinnedRoot, verifyRootChain, type ReleaseKeyGrant, type SignedRoot, LIMITS } from '../protocol/index.ts';
 
 const DAY = 86_400_000;
 

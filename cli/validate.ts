@@ -1,7 +1,6 @@
 // `nixfleet validate`: check a fleet and show how it resolves, without signing anything.
 import { EXIT_OK, EXIT_REFUSED, output, parseCommandArgs, type Command } from './command.ts';
-import { validateFleet } from '../publisher/validate.ts';
-import { describeResolution, formatResolution } from '../publisher/describe.ts';
+import { validateFleet, describeResolution, formatResolution } from '../publisher/index.ts';
 import { loadFleetArg, reportPublisherError } from './publish.ts';
 
 const command: Command = {

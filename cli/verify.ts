@@ -1,11 +1,8 @@
 // `nixfleet verify TREE --root ROOT.json`: the auditor's offline verifier. Needs nothing but the tree and
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, type Command } from './command.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import type { TreeReport } from '../protocol/verify/tree.ts';
-import { verifyTreeDir } from '../protocol/disk-tree.ts';
-import { ackTrustOf, loadVerifiedRelease } from '../operator/load.ts';
-import { auditAckLogs, defaultAckLogOf, formatAckAudit } from '../operator/acks.ts';
+import { isVerificationError, type TreeReport, verifyTreeDir } from '../protocol/index.ts';
+import { ackTrustOf, loadVerifiedRelease, auditAckLogs, defaultAckLogOf, formatAckAudit } from '../operator/index.ts';
 
 function human(r: TreeReport): string {
   const lines = [

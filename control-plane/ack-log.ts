@@ -11,7 +11,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { mkdirSync, existsSync, readFileSync, statSync, truncateSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACK_LOG_FILE, formatRecord, parseAckLog, type LogRecord } from '../protocol/ack-log.ts';
+import { ACK_LOG_FILE, formatRecord, parseAckLog, type LogRecord } from '../protocol/index.ts';
 
 interface Pending {
   bytes: Buffer;

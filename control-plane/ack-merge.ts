@@ -8,12 +8,9 @@
 // exactly what AckService's replay takes as the head.
 import { readFileSync, existsSync, writeFileSync, mkdirSync, openSync, fsyncSync, closeSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { verifyAck } from '../protocol/acks.ts';
-import { auditAckChains, parseAckLog, formatRecord, ACK_LOG_FILE, type HostChainAudit, type LogRecord } from '../protocol/ack-log.ts';
+import { verifyAck, auditAckChains, parseAckLog, formatRecord, ACK_LOG_FILE, type HostChainAudit, type LogRecord, type SignedAck, fsyncDir } from '../protocol/index.ts';
 import type { ReleaseView } from './release-view.ts';
 import { ackTrustOfView } from './ack-service.ts';
-import type { SignedAck } from '../protocol/acks.ts';
-import { fsyncDir } from '../protocol/atomic-write.ts';
 
 export interface MergeResult {
   records: LogRecord[];

@@ -14,8 +14,7 @@ import { join } from 'node:path';
 import { renameSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ackBundlePath, latestAckPath } from '../protocol/layout.ts';
-import { isoTime, SCHEMA_VERSION } from '../protocol/schemas/common.ts';
+import { ackBundlePath, latestAckPath, isoTime, SCHEMA_VERSION } from '../protocol/index.ts';
 import type { ReleaseView } from './release-view.ts';
 
 export interface AckPublisherOptions {

@@ -12,13 +12,8 @@
 // Nothing acknowledged is lost: a head moves before its fsync, and a failed write rolls it back.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readAck, verifyAck, type AckTrust, type SignedAck } from '../protocol/acks.ts';
-import { latestAckPath } from '../protocol/layout.ts';
-import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
+import { readAck, verifyAck, type AckTrust, type SignedAck, latestAckPath, canonicalString, sha256Digest, isVerificationError, LIMITS, type LogRecord } from '../protocol/index.ts';
 import { AckLog, AckLogUnavailable } from './ack-log.ts';
-import type { LogRecord } from '../protocol/ack-log.ts';
 import { chainRuns, decide, lowerFloor, missingBelow, type ChainFloor, type ChainHead, type ChainLink } from './ack-chain.ts';
 import { AckPublisher } from './ack-publisher.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';

@@ -8,9 +8,7 @@
 //                                                            latest accepted ack of each (reconciler/phase.ts)
 //   nixfleet_cp_primed, nixfleet_cp_ack_log_appends_total, nixfleet_cp_ack_log_syncs_total
 // Counters live in memory (they restart at 0 with the process, as Prometheus counters may).
-import { parseIsoTime } from '../protocol/schemas/common.ts';
-import type { Ack } from '../protocol/schemas/ack.ts';
-import { renderMetrics, type MetricFamily, type Sample } from '../protocol/prometheus.ts';
+import { parseIsoTime, type Ack, renderMetrics, type MetricFamily, type Sample } from '../protocol/index.ts';
 import { DEFAULT_TOLERANCES, derivePhase, phaseParams, type HostPhase } from '../reconciler/index.ts';
 import type { AckResponse, AckService } from './ack-service.ts';
 import type { ReleaseView } from './release-view.ts';

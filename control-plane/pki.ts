@@ -10,8 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Name } from '../protocol/schemas/common.ts';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
+import { Name, writeFileAtomic } from '../protocol/index.ts';
 
 export type KeyAlgorithm = 'ec' | 'ed25519';
 

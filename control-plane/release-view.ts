@@ -4,19 +4,7 @@
 // walk verified (releaseViewOf); a server without a root trusts what `cp sync` installed and reads the
 // same chain timestamp -> index -> plans with the shared readers, checking every FileRef binding (digest
 // and length), so the view is one consistent release (loadReleaseView).
-import { MixAndMatch, Malformed } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { keyIdOf, unb64 } from '../protocol/keys.ts';
-import type { ChannelPlan, ReleaseIndex } from '../protocol/schemas/release.ts';
-import type { Revocations } from '../protocol/schemas/revocations.ts';
-import type { Timestamp } from '../protocol/schemas/timestamp.ts';
-import type { FileRef } from '../protocol/schemas/common.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { readTreeFile } from '../protocol/disk-tree.ts';
-import { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef } from '../protocol/verify/documents.ts';
-import { auditTree, type TreeReport } from '../protocol/verify/tree.ts';
-import { diskTreeSource } from '../protocol/disk-tree.ts';
+import { MixAndMatch, Malformed, LIMITS, TIMESTAMP_PATH, keyIdOf, unb64, type ChannelPlan, type ReleaseIndex, type Revocations, type Timestamp, type FileRef, type SignedRoot, readTreeFile, readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, auditTree, type TreeReport, diskTreeSource } from '../protocol/index.ts';
 
 export interface HostEntry {
   channel: string;

@@ -8,17 +8,14 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { statSync, existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { LIMITS } from '../protocol/limits.ts';
-import { NIX_CACHE_DIR, TIMESTAMP_PATH } from '../protocol/layout.ts';
+import { LIMITS, NIX_CACHE_DIR, TIMESTAMP_PATH, type SignedRoot, PROMETHEUS_CONTENT_TYPE } from '../protocol/index.ts';
 import { AckService, type AckResponse } from './ack-service.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
 import { authorizePath, identityFromProxyHeaders, identityFromTls, isLoopbackAddress, isTrustedProxyConnection, type ClientIdentity } from './identity.ts';
 import { loadReleaseView, loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
 import { normalizeRequestPath, sendError, serveFile } from './static-files.ts';
 import { ackLogDir, servedRoot } from './tree-dir.ts';
 import { ControlPlaneMetrics, routeOf } from './metrics.ts';
-import { PROMETHEUS_CONTENT_TYPE } from '../protocol/prometheus.ts';
 
 export interface TlsMaterial {
   ca: string | Buffer;

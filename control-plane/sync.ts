@@ -9,15 +9,7 @@
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir, writeFileAtomic } from '../protocol/atomic-write.ts';
-import { Malformed, MixAndMatch, RollbackAttempt } from '../protocol/errors.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
-import { readTimestamp } from '../protocol/verify/documents.ts';
-import type { TreeReport } from '../protocol/verify/index.ts';
-import { pidAlive } from '../protocol/pid-lock.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
+import { fsyncDir, writeFileAtomic, Malformed, MixAndMatch, RollbackAttempt, TIMESTAMP_PATH, LIMITS, sha256Digest, readTimestamp, type TreeReport, pidAlive, type SignedRoot } from '../protocol/index.ts';
 import { loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
 import { ACKS_DIR, CURRENT_LINK, REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP, VERSIONS_DIR, hasInstalledTree, servedRoot } from './tree-dir.ts';
 

@@ -1,22 +1,14 @@
 // A complete local fleet on one machine: org root key, CI release key, trust root, fleet PKI (openssl),
 // a fleet, the CI publisher, the embedded control plane, and one agent config + state directory per
-// host. Used by `nixfleet demo`, the agent's integration / end-to-end tests and its benchmark, so all
-// three exercise the same real components over loopback mTLS.
-import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
+// host: what `nixfleet demo` runs. The agent's integration / end-to-end tests and its benchmark build on
+// it (tests/support/lab.ts adds what only they need: timestamp refresh, operator controls, clean-up), so
+// all of them exercise the same real components over loopback mTLS.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initPki, issueHostCert, type PkiPaths, type IssuedCert } from '../control-plane/pki.ts';
-import { startControlPlane, type RunningServer } from '../control-plane/index.ts';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { envelopeBytes } from '../protocol/envelope.ts';
-import { b64, newSigningKey, writePrivateKey, type SigningKey } from '../protocol/keys.ts';
-import { isoTime } from '../protocol/schemas/common.ts';
-import { createRoot, signRoot, type SignedRoot } from '../protocol/trust-root.ts';
-import { publishRelease, type PublishResult } from '../publisher/publish.ts';
-import { refreshTimestamp, type RefreshResult } from '../publisher/refresh.ts';
-import { writeControls, type ControlsBody, type WriteControlsResult } from '../publisher/controls.ts';
-import type { FleetInput } from '../publisher/fleet-schema.ts';
-import { AgentConfig } from '../agent/config.ts';
-import type { ActivatorConfig } from '../agent/activators/index.ts';
+import { initPki, issueHostCert, type PkiPaths, type IssuedCert, startControlPlane, type RunningServer } from '../control-plane/index.ts';
+import { writeFileAtomic, envelopeBytes, b64, newSigningKey, writePrivateKey, type SigningKey, isoTime, createRoot, signRoot, type SignedRoot } from '../protocol/index.ts';
+import { publishRelease, type PublishResult, type FleetInput } from '../publisher/index.ts';
+import { AgentConfig, type ActivatorConfig } from '../agent/index.ts';
 
 export interface LabHost {
   name: string;
@@ -113,18 +105,6 @@ export class Lab {
     return publishRelease({ cacheCheck: 'skip', treeDir: this.treeDir, fleet, releaseKeys: [this.releaseKey], trustDir: this.trustDir, now });
   }
 
-  /** CI's scheduled job: re-sign the timestamp (binding the newest controls). */
-  refresh(now = Date.now()): RefreshResult {
-    return refreshTimestamp({ treeDir: this.treeDir, releaseKeys: [this.releaseKey], now });
-  }
-
-  /** An operator control (signed by the operator key), bound by an immediate refresh. */
-  control(edit: (current: ControlsBody, at: string) => ControlsBody, now = Date.now()): WriteControlsResult {
-    const written = writeControls({ treeDir: this.treeDir, root: this.root.signed, keys: [this.operatorKey], now, edit });
-    this.refresh(now);
-    return written;
-  }
-
   async startControlPlane(port = this.cpPort): Promise<RunningServer> {
     const { readFileSync } = await import('node:fs');
     this.cp = await startControlPlane({
@@ -167,10 +147,5 @@ export class Lab {
     const config = AgentConfig.parse(json);
     writeFileSync(h.configFile, JSON.stringify(config, null, 2) + '\n');
     return config;
-  }
-
-  async close(opts: { keepFiles?: boolean } = {}): Promise<void> {
-    await this.stopControlPlane();
-    if (!opts.keepFiles) rmSync(this.opts.dir, { recursive: true, force: true });
   }
 }

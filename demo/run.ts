@@ -3,14 +3,9 @@
 // with the simulated activator); only the "system switch" is simulated.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { closeAgentConnections, runAgentOnce, type RunOutcome } from '../agent/agent.ts';
-import { createLogger, type Logger } from '../agent/log.ts';
-import { Quarantine } from '../agent/quarantine.ts';
-import { StateDir } from '../agent/state-dir.ts';
-import { createActivator } from '../agent/activators/index.ts';
-import { channelPlanPath } from '../protocol/layout.ts';
-import { readChannelPlan } from '../protocol/verify/documents.ts';
-import type { FleetInput } from '../publisher/fleet-schema.ts';
+import { closeAgentConnections, runAgentOnce, type RunOutcome, createLogger, type Logger, Quarantine, StateDir, createActivator } from '../agent/index.ts';
+import { channelPlanPath, readChannelPlan } from '../protocol/index.ts';
+import type { FleetInput } from '../publisher/index.ts';
 import { Lab } from './lab.ts';
 import { LEGEND, readFleetView, renderFleetView } from './fleet-view.ts';
 

@@ -8,18 +8,10 @@
 // host's hash chain across such a union (`nixfleet verify --acks`).
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkAckClaims, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck } from '../protocol/acks.ts';
-import { AckLogCorrupt, auditAckChains, parseAckLog, type AckLink, type HostChainAudit, type LogRecord } from '../protocol/ack-log.ts';
-import { ackLogPath, acksRoot } from '../protocol/control-plane-dir.ts';
-import { signedTextOf } from '../protocol/envelope.ts';
-import { keyIdOf, unb64 } from '../protocol/keys.ts';
-import { verifyBatch, type SignatureJob } from '../protocol/verify/batch-verify.ts';
-import { isVerificationError, Malformed, TooLarge, type VerificationCode } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
+import { checkAckClaims, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck, AckLogCorrupt, auditAckChains, parseAckLog, type AckLink, type HostChainAudit, type LogRecord, ackLogPath, acksRoot, signedTextOf, keyIdOf, unb64, verifyBatch, type SignatureJob, isVerificationError, Malformed, TooLarge, type VerificationCode, LIMITS, sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 
-export { hostKeysOfPlans, type AckTrust } from '../protocol/acks.ts';
+export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
 /** An ack log bigger than this is refused rather than read into memory whole. */
 export const MAX_ACK_LOG_BYTES = 1024 * 1024 * 1024;

@@ -1,6 +1,6 @@
 // Small text helpers shared by the operator's terminal output (status, trace).
-import { isoTime } from '../protocol/schemas/common.ts';
-import { humanDuration } from '../reconciler/time.ts';
+import { isoTime } from '../protocol/index.ts';
+import { humanDuration } from '../reconciler/index.ts';
 
 /** A span in milliseconds, in the one duration style (reconciler/time.ts humanDuration): "3 min", "2 h 5 min". */
 export function duration(ms: number): string {
@@ -33,4 +33,4 @@ export function table(header: string[], rows: string[][]): string[] {
 }
 
 
-export { waveLabel, listWithMore } from '../reconciler/words.ts';
+export { waveLabel, listWithMore } from '../reconciler/index.ts';

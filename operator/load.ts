@@ -7,8 +7,7 @@
 // or in one call: loadFleetState(dir, pinnedRoot, { now }).
 // The dashboard: loadReleaseAllowingStale (failures as data, an expired timestamp still shown) and
 // readAckHistory with an AckCache kept between watch builds; ackHistoryByHost for per-host timelines.
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { VerificationError } from '../protocol/errors.ts';
+import { type SignedRoot, VerificationError } from '../protocol/index.ts';
 import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
 import { acksDirOf, readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
 import { loadReleaseAllowingStale, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure, type VerifiedRelease } from './release.ts';
@@ -23,7 +22,7 @@ export {
 } from './acks.ts';
 
 /** The pinned trust root file an operator passes with `--root` (protocol/pinned-root.ts: the one loader). */
-export { readPinnedRoot } from '../protocol/pinned-root.ts';
+export { readPinnedRoot } from '../protocol/index.ts';
 
 /** What an ack is verified against: the root's fleet and the host keys of the signed plans. */
 export function ackTrustOf(release: VerifiedRelease): AckTrust {

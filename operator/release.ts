@@ -7,20 +7,7 @@
 // (the dashboard) turns failures into data and, when only the timestamp's freshness failed, still yields
 // the documents verified as of the timestamp's last valid second, so a frozen fleet can be shown under a
 // red banner instead of not at all.
-import { Stale, isVerificationError, type VerificationCode } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
-import type { ChannelPlan, DisruptionBudgets, ReleaseIndex } from '../protocol/schemas/release.ts';
-import type { Revocations } from '../protocol/schemas/revocations.ts';
-import type { Controls } from '../protocol/schemas/controls.ts';
-import type { Timestamp } from '../protocol/schemas/timestamp.ts';
-import type { TrustRoot } from '../protocol/schemas/root.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { diskTreeSource } from '../protocol/disk-tree.ts';
-import { readTimestamp } from '../protocol/verify/documents.ts';
-import { auditTree, type TreeReport, type TreeSource } from '../protocol/verify/tree.ts';
-import { servedRoot } from '../protocol/control-plane-dir.ts';
+import { Stale, isVerificationError, type VerificationCode, LIMITS, TIMESTAMP_PATH, parseIsoTime, type ChannelPlan, type DisruptionBudgets, type ReleaseIndex, type Revocations, type Controls, type Timestamp, type TrustRoot, type SignedRoot, diskTreeSource, readTimestamp, auditTree, type TreeReport, type TreeSource, servedRoot } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
 

@@ -7,13 +7,8 @@
 // Acks: the per-wave bundles (one request per wave, each holding the latest ack of every host of the
 // wave), then the latest-ack file of any host no bundle covered.
 import { readFileSync } from 'node:fs';
-import { readAckBundle } from '../protocol/acks.ts';
-import { isVerificationError } from '../protocol/errors.ts';
-import { ackBundlePath, latestAckPath } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import type { TreeSource } from '../protocol/verify/tree.ts';
-import { HttpClient, NotFound, Unreachable } from '../agent/http-client.ts';
+import { readAckBundle, isVerificationError, ackBundlePath, latestAckPath, LIMITS, type SignedRoot, type TreeSource } from '../protocol/index.ts';
+import { HttpClient, NotFound, Unreachable } from '../agent/index.ts';
 import { AckCollector, type VerifiedAcks } from './acks.ts';
 import { ackTrustOf, fleetStateOf, releaseForOperator, type FleetState, type FleetStateOptions } from './load.ts';
 import { releaseAllowingStaleFrom, type VerifiedRelease } from './release.ts';

@@ -4,7 +4,7 @@
 // Numbering: the JSON keeps the protocol's 0-based wave indexes; text for people says "wave 1" for the
 // first wave everywhere (waveLabel). Every instant in the JSON is an ISO string (second precision).
 import type { AckRecord, ChannelView, FleetView, HostView } from '../reconciler/index.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { parseIsoTime } from '../protocol/index.ts';
 import type { AckRejection, FleetState } from './load.ts';
 import { age, duration, iso, listWithMore, shortStorePath, table, waveLabel } from './format.ts';
 import { UnknownSubject } from './subject.ts';

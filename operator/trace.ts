@@ -3,7 +3,7 @@
 // ack ever accepted) plus whatever the tree's acks/ holds; both are verified ack by ack.
 import { existsSync } from 'node:fs';
 import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { parseIsoTime } from '../protocol/index.ts';
 import { readAckHistory, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';

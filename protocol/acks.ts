@@ -7,10 +7,7 @@ import { signDocument, verifyEnvelope } from './envelope.ts';
 import { BadSignature, UnknownHost, WrongFleet, WrongHost } from './errors.ts';
 import { keyIdOf, unb64, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
-import { Ack, AckBundle } from './schemas/ack.ts';
-import type { SignedDocument } from './schemas/envelope.ts';
-import { parseWith } from './schemas/parse.ts';
-import type { ChannelPlan } from './schemas/release.ts';
+import { Ack, AckBundle, type SignedDocument, parseWith, type ChannelPlan } from './schemas/index.ts';
 import { parseStrictJson } from './strict-json.ts';
 
 export type SignedAck = SignedDocument<Ack>;

@@ -3,8 +3,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { Malformed, TooLarge } from './errors.ts';
-import type { Fetch } from './verify/fetcher.ts';
-import { verifyTree, type TreeReport, type TreeSource, type VerifyTreeOptions } from './verify/tree.ts';
+import { type Fetch, verifyTree, type TreeReport, type TreeSource, type VerifyTreeOptions } from './verify/index.ts';
 import type { SignedRoot } from './trust-root.ts';
 
 /** Synchronous read of a tree file with a size cap checked before reading. Undefined = not found. */

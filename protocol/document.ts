@@ -2,9 +2,7 @@
 // document schema. Signature checks come after (see trust/verification code); nothing is trusted yet.
 import type { z } from 'zod';
 import { parseStrictJson } from './strict-json.ts';
-import { Envelope, type SignedDocument } from './schemas/envelope.ts';
-import { SCHEMA_VERSION } from './schemas/common.ts';
-import { parseWith } from './schemas/parse.ts';
+import { Envelope, type SignedDocument, SCHEMA_VERSION, parseWith } from './schemas/index.ts';
 import { Malformed, SchemaUnsupported } from './errors.ts';
 
 export function readEnvelope<S extends z.ZodType>(

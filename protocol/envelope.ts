@@ -3,7 +3,7 @@ import { canonicalBytes } from './canonical.ts';
 import { signBytes, verifyBytes } from './ed25519.ts';
 import { BadSignature, ThresholdNotMet, UnknownKey } from './errors.ts';
 import { b64, unb64, type PublicKey, type SigningKey } from './keys.ts';
-import type { SignedDocument, SignatureEntry } from './schemas/envelope.ts';
+import type { SignedDocument, SignatureEntry } from './schemas/index.ts';
 
 export function signDocument<T>(doc: T, keys: readonly SigningKey[]): SignedDocument<T> {
   const bytes = canonicalBytes(doc);

@@ -10,9 +10,8 @@ import { z } from 'zod';
 import { sha256Hex } from './canonical.ts';
 import { generateKeyPair, isValidPublicKey, publicKeyFromSeed } from './ed25519.ts';
 import { parseStrictJson } from './strict-json.ts';
-import { Base64Key32, KeyId } from './schemas/common.ts';
+import { Base64Key32, KeyId, parseWith } from './schemas/index.ts';
 import { writeFileAtomic } from './atomic-write.ts';
-import { parseWith } from './schemas/parse.ts';
 
 export interface SigningKey {
   name: string;

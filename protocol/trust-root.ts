@@ -9,10 +9,7 @@ import { Expired, MixAndMatch, Revoked, ThresholdNotMet, UnknownKey, Verificatio
 import { b64, unb64, type PublicKey, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
 import { rootPath } from './layout.ts';
-import { TrustRoot } from './schemas/root.ts';
-import { SCHEMA_VERSION, parseIsoTime } from './schemas/common.ts';
-import type { SignedDocument } from './schemas/envelope.ts';
-import { parseWith } from './schemas/parse.ts';
+import { TrustRoot, SCHEMA_VERSION, parseIsoTime, type SignedDocument, parseWith } from './schemas/index.ts';
 
 export type SignedRoot = SignedDocument<TrustRoot>;
 

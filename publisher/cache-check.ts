@@ -11,7 +11,7 @@
 // I/O (the narinfo fetch) is injected, so tests and the benchmark can count or fault it.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { verifyBytes } from '../protocol/ed25519.ts';
+import { verifyBytes } from '../protocol/index.ts';
 
 /** A narinfo of a system closure is ~1-5 KB; 4,000 references (~250 KB) is far beyond any real one. */
 export const NARINFO_MAX_BYTES = 256 * 1024;

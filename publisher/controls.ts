@@ -6,22 +6,7 @@
 import { existsSync, linkSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir, writeFileAtomic } from '../protocol/atomic-write.ts';
-import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
-import type { SigningKey } from '../protocol/keys.ts';
-import { SCHEMA_VERSION, isoTime, parseIsoTime } from '../protocol/schemas/common.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
-import { verifyOperatorSigned } from '../protocol/trust-root.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
-import { CONTROLS_FILE_PATTERN, controlsPath } from '../protocol/layout.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { FileRef } from '../protocol/schemas/common.ts';
-import { Controls, noControls } from '../protocol/schemas/controls.ts';
-import type { SignedDocument } from '../protocol/schemas/envelope.ts';
-import type { TrustRoot } from '../protocol/schemas/root.ts';
-import type { Timestamp } from '../protocol/schemas/timestamp.ts';
-import { verifyControlsDocument } from '../protocol/verify/controls.ts';
-import { isVerificationError } from '../protocol/errors.ts';
+import { fsyncDir, writeFileAtomic, envelopeBytes, signDocument, type SigningKey, SCHEMA_VERSION, isoTime, parseIsoTime, parseWith, verifyOperatorSigned, sha256Digest, CONTROLS_FILE_PATTERN, controlsPath, LIMITS, type FileRef, Controls, noControls, type SignedDocument, type TrustRoot, type Timestamp, verifyControlsDocument, isVerificationError } from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 
 /** Highest n of the controls-<n>.json files in the tree directory (0 = none). */

@@ -1,8 +1,7 @@
 // The resolved view of a valid fleet, as `nixfleet validate --json` prints it and as the golden fixtures
 // (tests/fixtures/fleets/golden/*/expected.json) record it.
 import type { ValidFleet } from './validate.ts';
-import type { Threshold } from '../protocol/schemas/release.ts';
-import type { Selector } from '../protocol/schemas/selector.ts';
+import type { Threshold, Selector } from '../protocol/index.ts';
 
 export interface ResolutionView {
   fleet: string;

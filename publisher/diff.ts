@@ -5,13 +5,7 @@
 // the same builder), so what is compared is exactly what agents would see.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readEnvelope } from '../protocol/document.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import type { FileRef } from '../protocol/schemas/common.ts';
-import { ChannelPlan, DisruptionBudgets, ReleaseIndex } from '../protocol/schemas/release.ts';
-import type { Timestamp } from '../protocol/schemas/timestamp.ts';
-import { requireFileRef } from '../protocol/verify/documents.ts';
-import { canonicalString as canonicalText } from '../protocol/canonical.ts';
+import { readEnvelope, LIMITS, type FileRef, ChannelPlan, DisruptionBudgets, ReleaseIndex, type Timestamp, requireFileRef, canonicalString as canonicalText } from '../protocol/index.ts';
 import type { TreeFile } from './documents.ts';
 
 export interface TargetChange {

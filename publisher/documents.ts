@@ -2,13 +2,8 @@
 // documents bind what they depend on by digest: budgets -> channel plans -> host manifests -> index.
 // Documents are typed literals (`satisfies`), not zod-parsed at run time: parsing 10,000 manifests costs
 // more than signing them. The publisher tests read every written file back through the schemas.
-import { sha256Digest } from '../protocol/canonical.ts';
+import { sha256Digest, signBytes, b64, type SigningKey, budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath, SCHEMA_VERSION, type FileRef, type ChannelPlan, type DisruptionBudgets, type HostManifest, type ReleaseIndex } from '../protocol/index.ts';
 import { fastCanonical } from './jcs.ts';
-import { signBytes } from '../protocol/ed25519.ts';
-import { b64, type SigningKey } from '../protocol/keys.ts';
-import { budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath } from '../protocol/layout.ts';
-import { SCHEMA_VERSION, type FileRef } from '../protocol/schemas/common.ts';
-import type { ChannelPlan, DisruptionBudgets, HostManifest, ReleaseIndex } from '../protocol/schemas/release.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { ResolvedFleet } from './waves.ts';
 import { parseHostKey } from './host-key.ts';

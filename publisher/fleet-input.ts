@@ -2,8 +2,7 @@
 // strict JSON intake (duplicate keys, non-integers, size cap) before validation.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { LIMITS } from '../protocol/limits.ts';
+import { parseStrictJson, LIMITS } from '../protocol/index.ts';
 
 export class FleetInputError extends Error {
   constructor(message: string) {

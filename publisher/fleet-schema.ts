@@ -3,9 +3,7 @@
 // cycles, duplicates, coverage of waves) is checked by ./validate.ts so that all violations are reported
 // together. Unknown fields are rejected everywhere: a typo must not silently become a default.
 import { z } from 'zod';
-import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime } from '../protocol/schemas/common.ts';
-import { Selector, Tag } from '../protocol/schemas/selector.ts';
-import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow, RebootPolicy, DeferredHosts } from '../protocol/schemas/release.ts';
+import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime, Selector, Tag, Probe, Strategy, OnFailure, Threshold, MaintenanceWindow, RebootPolicy, DeferredHosts } from '../protocol/index.ts';
 import { parseHostKey } from './host-key.ts';
 
 export const PolicyName = Name;

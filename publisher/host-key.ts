@@ -1,7 +1,7 @@
 // Host public keys in the fleet may be written as base64 of the raw 32 bytes, or as the OpenSSH public key
 // line of the host's SSH host key ("ssh-ed25519 AAAA... comment"), which is what operators have at hand.
 // Everything downstream (manifests, plans, ack verification) uses the raw 32 bytes in base64.
-import { isValidPublicKey } from '../protocol/ed25519.ts';
+import { isValidPublicKey } from '../protocol/index.ts';
 
 const SSH_KEY_TYPE = 'ssh-ed25519';
 

@@ -6,14 +6,7 @@
 // Only the timestamp switches agents to the new release, and it is written after everything it names.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
-import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
-import type { SigningKey } from '../protocol/keys.ts';
-import { REVOCATIONS_PATH, TIMESTAMP_PATH, releaseDir, rootPath } from '../protocol/layout.ts';
-import { SCHEMA_VERSION, isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
-import { Timestamp } from '../protocol/schemas/timestamp.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
+import { writeFileAtomic, canonicalBytes, sha256Digest, envelopeBytes, signDocument, type SigningKey, REVOCATIONS_PATH, TIMESTAMP_PATH, releaseDir, rootPath, SCHEMA_VERSION, isoTime, parseIsoTime, type FileRef, Timestamp, type SignedRoot } from '../protocol/index.ts';
 import { buildRelease } from './documents.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';

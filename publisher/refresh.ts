@@ -4,21 +4,11 @@
 // refuse) and a new issuedAt/expires.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
-import { readEnvelope } from '../protocol/document.ts';
-import type { SigningKey } from '../protocol/keys.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH } from '../protocol/layout.ts';
-import { isoTime, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
-import { ChannelPlan, ReleaseIndex } from '../protocol/schemas/release.ts';
-import { MixAndMatch } from '../protocol/errors.ts';
+import { writeFileAtomic, sha256Digest, readEnvelope, type SigningKey, LIMITS, TIMESTAMP_PATH, isoTime, parseIsoTime, type FileRef, ChannelPlan, ReleaseIndex, MixAndMatch, verifyReleaseSigned, Revocations } from '../protocol/index.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
 import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain } from './trust.ts';
-import { verifyReleaseSigned } from '../protocol/trust-root.ts';
-import { Revocations } from '../protocol/schemas/revocations.ts';
 import { controlsBinding } from './controls.ts';
 
 export interface RefreshOptions {

@@ -5,16 +5,7 @@
 // timestamp; immutable versioned files have no such window.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalString } from '../protocol/canonical.ts';
-import { readEnvelope } from '../protocol/document.ts';
-import { envelopeBytes, signDocument } from '../protocol/envelope.ts';
-import type { SigningKey } from '../protocol/keys.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { SCHEMA_VERSION, parseIsoTime, type FileRef } from '../protocol/schemas/common.ts';
-import type { SignedDocument } from '../protocol/schemas/envelope.ts';
-import { Revocations } from '../protocol/schemas/revocations.ts';
-import type { Timestamp } from '../protocol/schemas/timestamp.ts';
-import { sha256Digest } from '../protocol/canonical.ts';
+import { canonicalString, readEnvelope, envelopeBytes, signDocument, type SigningKey, LIMITS, SCHEMA_VERSION, parseIsoTime, type FileRef, type SignedDocument, Revocations, type Timestamp, sha256Digest } from '../protocol/index.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { TreeFile } from './documents.ts';
 

@@ -8,14 +8,9 @@
 //     budgets and channel edges are lifted, so every host may switch back at its next poll.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LIMITS } from '../protocol/limits.ts';
-import { releaseIndexPath } from '../protocol/layout.ts';
-import { readChannelPlan, readReleaseIndex, requireFileRef, requireFleet, verifyReleaseDocument } from '../protocol/verify/documents.ts';
-import { verifyReleaseSigned } from '../protocol/trust-root.ts';
-import type { TrustRoot } from '../protocol/schemas/root.ts';
+import { LIMITS, releaseIndexPath, readChannelPlan, readReleaseIndex, requireFileRef, requireFleet, verifyReleaseDocument, verifyReleaseSigned, type TrustRoot, parseWith } from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 import { Fleet, type FleetInput } from './fleet-schema.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
 
 export type RollbackPolicy = 'all-at-once' | 'waves';
 

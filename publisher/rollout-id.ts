@@ -7,8 +7,7 @@
 // a wave does with deferred hosts) is part of the rollout; what only decides when a host may act
 // (maintenance windows, the reboot policy, timings) is not. So signing `reboot: allowed` for a channel
 // whose hosts defer lets them reboot into the SAME rollout, keeping every soak already proved.
-import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
-import type { Threshold } from '../protocol/schemas/release.ts';
+import { canonicalBytes, sha256Digest, type Threshold } from '../protocol/index.ts';
 
 export interface RolloutIdInput {
   fleet: string;

@@ -3,13 +3,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, fsyncSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fsyncDir } from '../protocol/atomic-write.ts';
-import { tryAcquirePidLock } from '../protocol/pid-lock.ts';
-import { readEnvelope } from '../protocol/document.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { TIMESTAMP_PATH, releaseDir } from '../protocol/layout.ts';
-import { Timestamp } from '../protocol/schemas/timestamp.ts';
-import type { SignedDocument } from '../protocol/schemas/envelope.ts';
+import { fsyncDir, tryAcquirePidLock, readEnvelope, LIMITS, TIMESTAMP_PATH, releaseDir, Timestamp, type SignedDocument } from '../protocol/index.ts';
 import type { TreeFile } from './documents.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 

@@ -4,11 +4,7 @@
 // produce a tree that every host ignores.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRoot, verifyRootChain, releaseKeysValidAt, type SignedRoot } from '../protocol/trust-root.ts';
-import { envelopeBytes } from '../protocol/envelope.ts';
-import { rootPath } from '../protocol/layout.ts';
-import { b64, type SigningKey } from '../protocol/keys.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { readRoot, verifyRootChain, releaseKeysValidAt, type SignedRoot, envelopeBytes, rootPath, b64, type SigningKey, parseIsoTime } from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 
 export interface TrustChain {

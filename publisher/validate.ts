@@ -13,12 +13,7 @@ import { Fleet, FleetHost, FleetChannel, FleetPolicy, FleetWave, FleetBudget, Ho
 import { parseHostKey } from './host-key.ts';
 import { findCycles, describeCycle } from './graph.ts';
 import { membershipOf, policyWaves, resolveFleet, type ResolvedFleet } from './waves.ts';
-import { Name } from '../protocol/schemas/common.ts';
-import type { Selector } from '../protocol/schemas/selector.ts';
-import { plainIssues } from '../protocol/schemas/issues.ts';
-import { didYouMean } from '../protocol/suggest.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { LIMITS } from '../protocol/limits.ts';
+import { Name, type Selector, plainIssues, didYouMean, parseStrictJson, LIMITS } from '../protocol/index.ts';
 
 export interface ValidFleet {
   ok: true;

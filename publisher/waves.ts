@@ -3,8 +3,7 @@
 // every run. Each host lands in exactly one wave of its own channel: the first wave that claims it.
 // resolveFleet assumes the references were checked (validate.ts reports what does not resolve).
 import { createHash } from 'node:crypto';
-import { matchesSelector, type Selector, type SelectorSubject } from '../protocol/schemas/selector.ts';
-import type { Threshold } from '../protocol/schemas/release.ts';
+import { matchesSelector, type Selector, type SelectorSubject, type Threshold } from '../protocol/index.ts';
 import type { Fleet, FleetPolicy, FleetWave } from './fleet-schema.ts';
 import { computeRolloutId } from './rollout-id.ts';
 

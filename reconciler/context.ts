@@ -2,8 +2,7 @@
 // and the shared gate chain (paused -> halted -> channel edges -> earlier waves -> host edges -> budget -> window)
 // that both decide() and fleetView() use, so a host and the dashboard always give the same reason.
 // Everything is computed lazily and memoised for the lifetime of one call.
-import type { ChannelPlan, DisruptionBudgets, PlanWave } from '../protocol/schemas/release.ts';
-import { keyIdOf, unb64 } from '../protocol/keys.ts';
+import { type ChannelPlan, type DisruptionBudgets, type PlanWave, keyIdOf, unb64 } from '../protocol/index.ts';
 import { derivePhase, describePhase, phaseParams, type DerivedPhase, type PhaseParams } from './phase.ts';
 import { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
 import { DEFAULT_TOLERANCES, type AckRecord, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';

@@ -4,7 +4,7 @@
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
 import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
-import type { ChannelPlan, HostManifest } from '../protocol/schemas/release.ts';
+import type { ChannelPlan, HostManifest } from '../protocol/index.ts';
 import { maintenanceWindowAt } from './maintenance.ts';
 import { humanDuration } from './time.ts';
 import { waveLabel } from './words.ts';

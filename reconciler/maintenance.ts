@@ -1,7 +1,7 @@
 // Maintenance windows: each is a cron expression (UTC) for the window's start plus a duration.
 // Evaluated purely from `now`; parsed expressions are cached because parsing dominates the cost.
 import { CronTime } from 'cron';
-import type { MaintenanceWindow } from '../protocol/schemas/release.ts';
+import type { MaintenanceWindow } from '../protocol/index.ts';
 
 const parsed = new Map<string, CronTime>();
 

@@ -3,7 +3,7 @@
 // A derived phase stays the same between threshold crossings (heartbeat expiry, offline window), so it
 // carries the interval in which it holds and callers cache it per ack object (reconciler/context.ts):
 // re-deriving 100k phases at every instant is what a fleet view or a simulator would otherwise spend its time on.
-import type { ChannelPlan } from '../protocol/schemas/release.ts';
+import type { ChannelPlan } from '../protocol/index.ts';
 import type { AckRecord, HostPhase, Tolerances } from './types.ts';
 import { humanDuration, parseAckTime, soakProgress } from './time.ts';
 

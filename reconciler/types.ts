@@ -1,9 +1,6 @@
 // The reconciler's inputs and outputs. Everything here is plain data that the caller has already
 // verified; the reconciler itself does no I/O, reads no clock and uses no randomness.
-import type { Ack } from '../protocol/schemas/ack.ts';
-import type { ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy } from '../protocol/schemas/release.ts';
-import type { Revocations } from '../protocol/schemas/revocations.ts';
-import type { Controls } from '../protocol/schemas/controls.ts';
+import type { Ack, ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy, Revocations, Controls } from '../protocol/index.ts';
 
 /** The `.signed` part of a verified host ack. */
 export type AckRecord = Ack;

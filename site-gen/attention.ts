@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
+import { parseIsoTime } from '../protocol/index.ts';
 import { DEFAULT_QUARANTINE_HOURS, type FleetModel } from './model.ts';
 
 /** Certificates that expire within this many days are listed (the renewal needs a CA ceremony). */

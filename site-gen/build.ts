@@ -2,16 +2,9 @@
 // view, render every page, install the site atomically.
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { ackLogPath, servedRoot } from '../protocol/control-plane-dir.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
+import { ackLogPath, servedRoot, type SignedRoot, ACK_LOG_FILE, parseIsoTime, DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
-import { ACK_LOG_FILE } from '../protocol/ack-log.ts';
-import {
-  ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory,
-  type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure,
-} from '../operator/load.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
-import { DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/verify/update-trust.ts';
+import { ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory, type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure } from '../operator/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';

@@ -1,6 +1,6 @@
 // Deterministic text for times and durations: everything is relative to the build's `now` (an input),
 // never to the clock, so the same inputs give byte-identical pages.
-import { humanDuration } from '../reconciler/time.ts';
+import { humanDuration } from '../reconciler/index.ts';
 
 export function utc(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');

@@ -1,11 +1,10 @@
 // What the pages show, computed once per build: the reconciler's fleet view over the verified documents
 // and acks (the same pure function every agent runs, so the dashboard gives the agents' own reasons),
 // plus per-host ack facts and per-channel timelines.
-import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostView } from '../reconciler/index.ts';
-import { parseAckTime } from '../reconciler/time.ts';
-import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../operator/load.ts';
+import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostView, parseAckTime } from '../reconciler/index.ts';
+import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../operator/index.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
-import { AgentConfig } from '../agent/config.ts';
+import { AgentConfig } from '../agent/index.ts';
 
 /**
  * Quarantine lives in each agent's state, so the dashboard knows it only from the host's signed acks: a

@@ -14,13 +14,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { canonicalString } from '../protocol/canonical.ts';
-import { parseStrictJson } from '../protocol/strict-json.ts';
-import { parseWith } from '../protocol/schemas/parse.ts';
-import { isoTime } from '../protocol/schemas/common.ts';
-import type { SignedRoot } from '../protocol/trust-root.ts';
-import { acksDirOf, loadFleetState } from '../operator/load.ts';
+import { writeFileAtomic, canonicalString, parseStrictJson, parseWith, isoTime, type SignedRoot } from '../protocol/index.ts';
+import { acksDirOf, loadFleetState } from '../operator/index.ts';
 import type { AckRecord, FleetView } from '../reconciler/index.ts';
 
 export type NotifyTarget = { kind: 'command'; argv: string[] } | { kind: 'webhook'; url: string };

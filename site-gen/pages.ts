@@ -8,11 +8,9 @@ import { attentionItems, type ExpiringCert } from './attention.ts';
 import { HOSTS_PER_PAGE, SEARCH_SCRIPT, filterBar, hostLists, listPages, searchIndex } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
-import type { ReleaseLoad } from '../operator/load.ts';
-import type { AckRecord, ChannelView, HostPhase } from '../reconciler/index.ts';
-import type { ChannelPlan, Threshold } from '../protocol/schemas/release.ts';
-import { parseIsoTime } from '../protocol/schemas/common.ts';
-import { parseAckTime } from '../reconciler/time.ts';
+import type { ReleaseLoad } from '../operator/index.ts';
+import { type AckRecord, type ChannelView, type HostPhase, parseAckTime } from '../reconciler/index.ts';
+import { type ChannelPlan, type Threshold, parseIsoTime } from '../protocol/index.ts';
 
 /** Per-channel timelines draw at most this many host lanes; the wave chart always covers every host. */
 export const MAX_TIMELINE_LANES = 300;

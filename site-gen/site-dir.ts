@@ -10,9 +10,7 @@
 import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileAtomic } from '../protocol/atomic-write.ts';
-import { fsyncDir } from '../protocol/atomic-write.ts';
-import { tryAcquirePidLock } from '../protocol/pid-lock.ts';
+import { writeFileAtomic, fsyncDir, tryAcquirePidLock } from '../protocol/index.ts';
 
 export class SiteOutputError extends Error {
   constructor(readonly path: string, detail: string) {

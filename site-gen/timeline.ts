@@ -1,9 +1,8 @@
 // When each host started, activated, became healthy, soaked or failed in its channel's current rollout,
 // read from its own signed acks (the ack log's history, or at least its latest ack). Linear in the
 // number of acks: a 10,000-host fleet's timelines cost no more than reading its acks.
-import type { ChannelPlan } from '../protocol/schemas/release.ts';
-import type { AckRecord } from '../reconciler/index.ts';
-import { parseAckTime } from '../reconciler/time.ts';
+import type { ChannelPlan } from '../protocol/index.ts';
+import { type AckRecord, parseAckTime } from '../reconciler/index.ts';
 
 export interface HostTimeline {
   host: string;

@@ -5,9 +5,9 @@
 // schedules exactly one more.
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
-import { ACK_LOG_DIR, ackLogPath } from '../protocol/control-plane-dir.ts';
+import { ACK_LOG_DIR, ackLogPath } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
-import { AckCache } from '../operator/load.ts';
+import { AckCache } from '../operator/index.ts';
 import { HostPageMemo } from './pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {

@@ -20,6 +20,5 @@ export function createActivator(config: ActivatorConfig, state: StateDir, contex
   }
 }
 
+export { ActivationError, canReboot, isClosureRefused } from './activator.ts';
 export type { Activator, Generation, RebootCapable } from './activator.ts';
-export { ActivationError, ClosureRefused, canReboot, isClosureRefused, type ClosureRefusedCode, type ClosureSource } from './activator.ts';
-export { NixActivator, type ActivatorContext } from './nix.ts';

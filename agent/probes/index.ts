@@ -1,13 +1,11 @@
 // Runs the manifest's probes and applies the consecutive-pass rule: a host is healthy only after
 // `passesRequired` consecutive rounds in which every probe passed. A failing round resets the count.
 // A fresh ProbeSession is created for each activation, so results never carry over.
-import type { Probe } from '../../protocol/schemas/release.ts';
+import type { Probe } from '../../protocol/index.ts';
 import { commandProbe } from './command.ts';
 import { httpProbe } from './http.ts';
 import type { ProbeResult } from './probe.ts';
 import { tcpProbe } from './tcp.ts';
-
-export type { ProbeResult } from './probe.ts';
 
 /** systemd probes have no timeout of their own in the manifest. */
 const SYSTEMD_PROBE_TIMEOUT_MS = 10_000;

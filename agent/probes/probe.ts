@@ -1,6 +1,6 @@
 // One health probe run: never throws, always resolves to a verdict with a short human detail
 // (it travels in the signed healthy/failed ack, capped at 256 characters by the ack schema).
-import type { Probe } from '../../protocol/schemas/release.ts';
+import type { Probe } from '../../protocol/index.ts';
 
 export interface ProbeResult {
   name: string;

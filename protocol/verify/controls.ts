@@ -5,11 +5,7 @@ import { readEnvelope } from '../document.ts';
 import { FutureDated, MixAndMatch, RollbackAttempt } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH } from '../layout.ts';
-import { Controls } from '../schemas/controls.ts';
-import { isoTime, parseIsoTime } from '../schemas/common.ts';
-import type { SignedDocument } from '../schemas/envelope.ts';
-import type { TrustRoot } from '../schemas/root.ts';
-import type { Timestamp } from '../schemas/timestamp.ts';
+import { Controls, isoTime, parseIsoTime, type SignedDocument, type TrustRoot, type Timestamp } from '../schemas/index.ts';
 import { verifyOperatorSigned } from '../trust-root.ts';
 import { requireFileRef, requireFleet } from './documents.ts';
 

@@ -4,12 +4,7 @@ import { readEnvelope } from '../document.ts';
 import { MixAndMatch } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { sha256Digest } from '../canonical.ts';
-import { Timestamp } from '../schemas/timestamp.ts';
-import { Revocations } from '../schemas/revocations.ts';
-import { ReleaseIndex, HostManifest, ChannelPlan, DisruptionBudgets } from '../schemas/release.ts';
-import type { FileRef } from '../schemas/common.ts';
-import type { SignedDocument } from '../schemas/envelope.ts';
-import type { TrustRoot } from '../schemas/root.ts';
+import { Timestamp, Revocations, ReleaseIndex, HostManifest, ChannelPlan, DisruptionBudgets, type FileRef, type SignedDocument, type TrustRoot } from '../schemas/index.ts';
 import { verifyReleaseSigned } from '../trust-root.ts';
 
 export const readTimestamp = (b: Uint8Array, file: string) => readEnvelope(b, Timestamp, { file, maxBytes: LIMITS.timestamp, expectType: 'timestamp' });

@@ -3,8 +3,7 @@
 // timestamp to its OWN channel's bound, signed in its channel plan: fresh while
 // now - timestamp.issuedAt < plan.freshnessSeconds. A control plane freezing the tree can therefore keep
 // a host on an old timestamp for at most its own channel's window before the host starts nothing new.
-import { isoTime, parseIsoTime } from '../schemas/common.ts';
-import type { Timestamp } from '../schemas/timestamp.ts';
+import { isoTime, parseIsoTime, type Timestamp } from '../schemas/index.ts';
 
 export type ChannelFreshness = { status: 'fresh' } | { status: 'stale'; reason: string };
 

@@ -3,8 +3,7 @@
 // the budgets), through the release walk (verifyReleaseDocuments), plus the checks that walk applies.
 import { MixAndMatch, Revoked, WrongHost } from '../errors.ts';
 import { hostManifestPath } from '../layout.ts';
-import type { HostManifest, ChannelPlan, DisruptionBudgets } from '../schemas/release.ts';
-import type { Revocations } from '../schemas/revocations.ts';
+import type { HostManifest, ChannelPlan, DisruptionBudgets, Revocations } from '../schemas/index.ts';
 import type { Fetch } from './fetcher.ts';
 import type { TrustedSnapshot } from './update-trust.ts';
 import { verifyReleaseDocuments, type VerifiedReleaseDocuments } from './release.ts';

@@ -1,13 +1,13 @@
 // Public API of the verification workflow (see docs/architecture.md, "Verification and the trust root chain").
+export { verifyBatch } from './batch-verify.ts';
+export type { SignatureJob } from './batch-verify.ts';
+export { verifyControlsDocument } from './controls.ts';
+export { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, requireFleet, verifyReleaseDocument } from './documents.ts';
 export type { Fetch } from './fetcher.ts';
-export { ClientState, initialClientState, parseClientState } from './state.ts';
-export {
-  updateTrust, verifySnapshot, nextClientState, walkRootChain, NONE_SEEN, verifyTimestamp, verifyRevocations, isFreshnessFailure, DEFAULT_CLOCK_SKEW_SECONDS,
-  type TrustedSnapshot, type UpdateTrustResult, type UpdateTrustOptions, type SeenVersions, type VerifiedSnapshot, type VerifySnapshotOptions,
-} from './update-trust.ts';
-export { fetchHostView, type HostView, type FetchHostViewOptions } from './host-view.ts';
-export { verifyTree, auditTree, type TreeReport, type TreeSource, type DocumentResult, type VerifyTreeOptions } from './tree.ts';
-export { verifyRelease, verifyReleaseIndex, type VerifyReleaseOptions, type VerifiedRelease, type VerifiedManifest } from './release.ts';
-export { requireFileRef, verifyReleaseDocument } from './documents.ts';
-export { readControls, verifyControls, verifyControlsDocument } from './controls.ts';
-export { channelFreshness, type ChannelFreshness } from './freshness.ts';
+export { channelFreshness } from './freshness.ts';
+export { fetchHostView } from './host-view.ts';
+export { ClientState, initialClientState } from './state.ts';
+export { auditTree, verifyTree } from './tree.ts';
+export type { TreeReport, TreeSource, VerifyTreeOptions } from './tree.ts';
+export { DEFAULT_CLOCK_SKEW_SECONDS, isFreshnessFailure, updateTrust } from './update-trust.ts';
+export type { UpdateTrustResult } from './update-trust.ts';

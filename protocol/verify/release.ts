@@ -6,11 +6,7 @@
 import { MixAndMatch, WrongHost, isVerificationError } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH, hostManifestPath, rootPath } from '../layout.ts';
-import { parseIsoTime, type FileRef } from '../schemas/common.ts';
-import type { ChannelPlan, DisruptionBudgets, HostManifest, ReleaseIndex } from '../schemas/release.ts';
-import type { Timestamp } from '../schemas/timestamp.ts';
-import type { SignedDocument } from '../schemas/envelope.ts';
-import type { TrustRoot } from '../schemas/root.ts';
+import { parseIsoTime, type FileRef, type ChannelPlan, type DisruptionBudgets, type HostManifest, type ReleaseIndex, type Timestamp, type SignedDocument, type TrustRoot } from '../schemas/index.ts';
 import { signedTextOf } from '../envelope.ts';
 import { unb64, type PublicKey } from '../keys.ts';
 import { releaseKeysValidAt, verifyReleaseSigned } from '../trust-root.ts';

@@ -1,11 +1,8 @@
 // What a client remembers between runs so that nothing older than what it has seen is accepted again.
 // Callers persist it as JSON (atomically) after every successful updateTrust.
 import { z } from 'zod';
-import { TrustRoot } from '../schemas/root.ts';
-import { SignatureEntry } from '../schemas/envelope.ts';
-import { IsoTime, NonNegativeInt } from '../schemas/common.ts';
+import { TrustRoot, SignatureEntry, IsoTime, NonNegativeInt, parseWith } from '../schemas/index.ts';
 import { parseStrictJson } from '../strict-json.ts';
-import { parseWith } from '../schemas/parse.ts';
 import type { SignedRoot } from '../trust-root.ts';
 
 export const ClientState = z.strictObject({

@@ -1,7 +1,7 @@
 // The auditor's verifier: the release walk over every host of the current release (everything an agent
 // checks, for all of them, plus the release index that binds the whole release), turned into a report.
 // Needs only a way to read the tree and a pinned root; the disk is read by the caller's Fetch.
-import { isoTime } from '../schemas/common.ts';
+import { isoTime } from '../schemas/index.ts';
 import { hostManifestPath } from '../layout.ts';
 import type { SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';

@@ -4,12 +4,7 @@
 import { MixAndMatch, RollbackAttempt, Stale, FutureDated } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { REVOCATIONS_PATH, TIMESTAMP_PATH, rootPath } from '../layout.ts';
-import { isoTime, parseIsoTime } from '../schemas/common.ts';
-import type { SignedDocument } from '../schemas/envelope.ts';
-import type { Timestamp } from '../schemas/timestamp.ts';
-import type { Revocations } from '../schemas/revocations.ts';
-import type { Controls } from '../schemas/controls.ts';
-import type { TrustRoot } from '../schemas/root.ts';
+import { isoTime, parseIsoTime, type SignedDocument, type Timestamp, type Revocations, type Controls, type TrustRoot } from '../schemas/index.ts';
 import { MAX_ROOT_CHAIN_STEPS, verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';

@@ -2,10 +2,7 @@
 // signatures: the reconciler consumes already-verified documents). Used by the simulator, the tests,
 // the fixtures and the benchmark.
 import { createHash } from 'node:crypto';
-import type { ChannelPlan, DisruptionBudgets, HostManifest, MaintenanceWindow, Threshold, RebootPolicy, DeferredHosts } from '../../protocol/schemas/release.ts';
-import type { Revocations } from '../../protocol/schemas/revocations.ts';
-import type { Ack, AckKind } from '../../protocol/schemas/ack.ts';
-import { isoTime } from '../../protocol/schemas/common.ts';
+import { type ChannelPlan, type DisruptionBudgets, type HostManifest, type MaintenanceWindow, type Threshold, type RebootPolicy, type DeferredHosts, type Revocations, type Ack, type AckKind, isoTime } from '../../protocol/index.ts';
 
 const NIX_BASE32 = '0123456789abcdfghijklmnpqrsvwxyz';
 

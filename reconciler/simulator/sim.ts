@@ -7,7 +7,7 @@ import { decide, prepareFleet, type PreparedFleet } from '../decide.ts';
 import { fleetView } from '../view.ts';
 import { allowedFailures } from '../context.ts';
 import type { AckRecord, Decision, FleetInput, FleetView, GenerationRef, PendingActivation, QuarantineEntry, Tolerances } from '../types.ts';
-import type { AckKind } from '../../protocol/schemas/ack.ts';
+import type { AckKind } from '../../protocol/index.ts';
 import type { BuiltFleet } from './builders.ts';
 import { makeAck } from './builders.ts';
 import { EventQueue, Rng } from './random.ts';

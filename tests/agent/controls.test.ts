@@ -12,7 +12,7 @@ import { createActivator } from '../../agent/activators/index.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from '../support/lab.ts';
 
 async function until(what: string, ms: number, check: () => Promise<boolean> | boolean, every = 50): Promise<void> {
   const end = Date.now() + ms;

@@ -16,7 +16,7 @@ import { StateDir } from '../../agent/state-dir.ts';
 import { TRUST_STATE_FILE } from '../../agent/cycle.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { NEW, OLD, labFleet, makeLab } from './lab-fleet.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from '../support/lab.ts';
 
 const CLI = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 const labs: Lab[] = [];

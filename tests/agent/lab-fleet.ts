@@ -1,8 +1,8 @@
-// Small fleets for the agent's integration tests, built on demo/lab.ts.
+// Small fleets for the agent's integration tests, built on tests/support/lab.ts (the demo's lab).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab } from '../../demo/lab.ts';
+import { Lab } from '../support/lab.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { ActivatorConfig } from '../../agent/activators/index.ts';
 

@@ -18,7 +18,7 @@ import { renderStatus, statusReport } from '../../operator/status.ts';
 import { renderSitePages } from '../../site-gen/build.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from '../support/lab.ts';
 import { z } from 'zod';
 
 const Generations = z.object({ current: z.number(), generations: z.array(z.object({ number: z.number(), path: z.string() })), staged: z.number().nullable(), boots: z.number() });

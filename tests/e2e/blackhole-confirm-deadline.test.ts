@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { jsonLines, startCli, until, type CliProcess } from '../support/e2e-processes.ts';
-import { Lab } from '../../demo/lab.ts';
+import { Lab } from '../support/lab.ts';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';

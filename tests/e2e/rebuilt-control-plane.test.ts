@@ -16,7 +16,7 @@ import { readPrivateKey } from '../../protocol/keys.ts';
 import { ackDigest, readAck } from '../../protocol/acks.ts';
 import { parseAckLog } from '../../protocol/ack-log.ts';
 import { ackLogPath } from '../../protocol/control-plane-dir.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from '../support/lab.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, NEW } from '../agent/lab-fleet.ts';
 

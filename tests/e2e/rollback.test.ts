@@ -12,7 +12,7 @@ import { createActivator } from '../../agent/activators/index.ts';
 import { requireTool } from '../support/skip.ts';
 import { runCli } from '../support/cli.ts';
 import { makeLab, labFleet, OLD, NEW } from '../agent/lab-fleet.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from '../support/lab.ts';
 
 const V2 = '/nix/store/33333333333333333333333333333333-nixos-system-v2';
 const HOSTS = ['w1', 'w2', 'w3'];

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { SCHEMA_VERSION, isoTime } from '../../protocol/schemas/common.ts';
-import type { Lab } from '../../demo/lab.ts';
+import type { Lab } from './lab.ts';
 
 export interface LoadStats {
   acknowledged: Map<string, SignedAck>;

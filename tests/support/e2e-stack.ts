@@ -1,5 +1,5 @@
 // End-to-end test helper: the production shape of a fleet on one machine, loopback only.
-//   CI side:      demo/lab.ts (org root, release key, trust root, openssl fleet PKI, the real publisher)
+//   CI side:      tests/support/lab.ts (org root, release key, trust root, openssl fleet PKI, the real publisher)
 //   control plane: `cp sync` (syncTree) into its own tree dir, the real nginx with the config
 //                  renderNginxConfig renders, and the ack endpoint as a child process
 //                  (`nixfleet cp serve --acks-only`) behind it, so it can be killed -9
@@ -10,7 +10,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab } from '../../demo/lab.ts';
+import { Lab } from './lab.ts';
 import type { ActivatorConfig } from '../../agent/activators/index.ts';
 import type { AgentConfig } from '../../agent/config.ts';
 import { renderNginxConfig } from '../../control-plane/nginx-config.ts';

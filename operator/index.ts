@@ -1,0 +1,14 @@
+// Public face of operator/: other folders import operator only through this file (docs/architecture.md,
+// "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
+export { readPinnedRoot } from '../protocol/index.ts';
+export { AckCache, ackHistoryByHost, acksDirOf, auditAckLogs, defaultAckLogOf, formatAckAudit, readAckHistory } from './acks.ts';
+export type { AckHistory } from './acks.ts';
+export { ackTrustOf, fleetInputOf, loadFleetState, releaseForOperator } from './load.ts';
+export type { FleetState } from './load.ts';
+export { loadReleaseAllowingStale, loadVerifiedRelease } from './release.ts';
+export type { ReleaseLoad, VerificationFailure, VerifiedRelease } from './release.ts';
+export { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from './remote.ts';
+export { renderStatus, statusReport } from './status.ts';
+export { UnknownSubject } from './subject.ts';
+export { loadAckHistory, renderTrace, traceReport } from './trace.ts';
+export type { TraceSubject } from './trace.ts';
