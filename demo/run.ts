@@ -70,120 +70,156 @@ function demoFleet(lab: Lab): FleetInput {
 
 export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const t0 = Date.now();
+  const say = progress(o.print, t0);
   const dir = resolve(o.dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s`;
-  o.print(`${elapsed()}  creating the org root key, CI release key, trust root, fleet CA and ${CANARY.length + MAIN.length} host certificates`);
-  let failingHost = '';
-  const lab = new Lab({
+  say(`creating the org root key, CI release key, trust root, fleet CA and ${CANARY.length + MAIN.length} host certificates`);
+  // Chosen once the plan is published; each host's activator config is written after that.
+  const injected = { failingHost: '' };
+  const lab = demoLab(dir, injected);
+  const agentLogs = join(dir, 'agent-logs');
+  const agents = new AgentLoops();
+  try {
+    const published = lab.publish(demoFleet(lab));
+    say(`published release ${published.version}: ${published.hosts} hosts, channels canary -> main (channel edge), budget: 3 in flight`);
+    injected.failingHost = middleWaveHost(lab, published.version);
+    const cp = await lab.startControlPlane();
+    say(`embedded control plane on ${cp.url} (mTLS, one client certificate per host)`);
+    say(`starting ${lab.hosts.size} agents (simulated activator); ${injected.failingHost} will come up unhealthy`);
+    o.print(`         ${LEGEND}`);
+    agents.start(lab, agentLoggers(lab, agentLogs));
+    const settled = await showFleetUntilSettled(lab, injected.failingHost, t0 + (o.timeoutMs ?? 150_000), o.print, say);
+    await agents.stop();
+    return await summarize(lab, { t0, dir, settled, releaseVersion: published.version, failingHost: injected.failingHost, agentLogs });
+  } finally {
+    await agents.stop();
+    closeAgentConnections();
+    await lab.stopControlPlane();
+  }
+}
+
+/** Prints a line prefixed with the seconds since t0 (an empty message prints the time alone). */
+function progress(print: (line: string) => void, t0: number): (message: string) => void {
+  return (message) => print(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s${message === '' ? '' : `  ${message}`}`);
+}
+
+function demoLab(dir: string, injected: { failingHost: string }): Lab {
+  return new Lab({
     dir,
     fleetName: 'demo',
     hosts: [...CANARY, ...MAIN],
     initialPath: OLD,
-    activator: (h) => ({ kind: 'simulated', initialPath: OLD, failSwitch: [], unhealthy: h === failingHost ? [NEW] : [], inhibit: [], switchDelayMs: 200 }),
+    activator: (h) => ({ kind: 'simulated', initialPath: OLD, failSwitch: [], unhealthy: h === injected.failingHost ? [NEW] : [], inhibit: [], switchDelayMs: 200 }),
     // Request timeouts sized for a loaded machine too; every wait in a confirm window ends at its deadline anyway.
     agent: { probeIntervalMs: 200, requestTimeoutMs: 5000, retries: 1, quarantineHours: 24 },
   });
-  const agentLogs = join(dir, 'agent-logs');
-  mkdirSync(agentLogs, { recursive: true });
-  let stop = false;
-  const loops: Promise<void>[] = [];
-  try {
-    const published = lab.publish(demoFleet(lab));
-    o.print(`${elapsed()}  published release ${published.version}: ${published.hosts} hosts, channels canary -> main (channel edge), budget: 3 in flight`);
-    // The injected failure goes to a host of main's middle wave, so the rollout visibly carries on past it.
-    const mainPlan = readChannelPlan(readFileSync(join(lab.treeDir, channelPlanPath(published.version, 'main'))), 'main').signed;
-    failingHost = mainPlan.waves[1]!.hosts[0]!;
-    const cp = await lab.startControlPlane();
-    o.print(`${elapsed()}  embedded control plane on ${cp.url} (mTLS, one client certificate per host)`);
-    o.print(`${elapsed()}  starting ${lab.hosts.size} agents (simulated activator); ${failingHost} will come up unhealthy`);
-    o.print(`         ${LEGEND}`);
+}
 
-    const loggers = new Map<string, Logger>();
-    for (const name of lab.hosts.keys()) {
-      const file = join(agentLogs, `${name}.jsonl`);
-      writeFileSync(file, '');
-      const { appendFileSync } = await import('node:fs');
-      loggers.set(name, createLogger(name, (line) => appendFileSync(file, line)));
-    }
-    const outcomes = new Map<string, RunOutcome>();
+/** The injected failure goes to a host of main's middle wave, so the rollout visibly carries on past it. */
+function middleWaveHost(lab: Lab, version: number): string {
+  const mainPlan = readChannelPlan(readFileSync(join(lab.treeDir, channelPlanPath(version, 'main'))), 'main').signed;
+  return mainPlan.waves[1]!.hosts[0]!;
+}
+
+/** One JSON-lines log file per agent under `agentLogs`, emptied first. */
+function agentLoggers(lab: Lab, agentLogs: string): Map<string, Logger> {
+  mkdirSync(agentLogs, { recursive: true });
+  const loggers = new Map<string, Logger>();
+  for (const name of lab.hosts.keys()) {
+    const file = join(agentLogs, `${name}.jsonl`);
+    writeFileSync(file, '');
+    loggers.set(name, createLogger(name, (line) => writeFileSync(file, line, { flag: 'a' })));
+  }
+  return loggers;
+}
+
+/** Every host's agent cycling in this process (the real cycle, 100 ms apart) until stop(). */
+class AgentLoops {
+  private stopping = false;
+  private readonly loops: Promise<void>[] = [];
+
+  start(lab: Lab, loggers: Map<string, Logger>): void {
     for (const name of lab.hosts.keys()) {
       const config = lab.agentConfig(name);
-      loops.push(
-        (async () => {
-          while (!stop) {
-            try {
-              outcomes.set(name, await runAgentOnce(config, { log: loggers.get(name)!, reuseConnections: true }));
-            } catch (e) {
-              loggers.get(name)!.error('cycle-failed', { reason: (e as Error).message });
-            }
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        })(),
-      );
+      const log = loggers.get(name)!;
+      this.loops.push(this.cycle(config, log));
     }
-
-    let last = '';
-    const deadline = t0 + (o.timeoutMs ?? 150_000);
-    let done = false;
-    while (Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 300));
-      let view;
-      try {
-        view = await readFleetView(lab.treeDir, lab.root);
-      } catch {
-        continue;
-      }
-      const lines = renderFleetView(view);
-      const text = lines.join('\n');
-      if (text !== last) {
-        o.print(`${elapsed()}`);
-        for (const l of lines) o.print(l);
-        last = text;
-      }
-      const settled = view.channels.every((c) => c.state === 'complete' || c.state === 'halted');
-      const quarantined = new Quarantine(new StateDir(lab.host(failingHost).stateDir)).active(Date.now()).length > 0;
-      if (settled && quarantined) {
-        done = true;
-        break;
-      }
-    }
-    stop = true;
-    await Promise.all(loops);
-
-    const converged: string[] = [];
-    const rolledBack: DemoSummary['rolledBack'] = [];
-    for (const [name, h] of lab.hosts) {
-      const cfg = lab.agentConfig(name);
-      const gen = await createActivator(cfg.activator, new StateDir(h.stateDir)).currentGeneration();
-      if (gen.path === NEW) converged.push(name);
-      for (const q of new Quarantine(new StateDir(h.stateDir)).active(Date.now())) rolledBack.push({ host: name, target: q.target, quarantinedUntil: q.until, reason: q.reason });
-    }
-    const view = await readFleetView(lab.treeDir, lab.root);
-    const summary: DemoSummary = {
-      ok: done && converged.length === lab.hosts.size - 1 && rolledBack.length === 1 && rolledBack[0]!.host === failingHost,
-      seconds: Math.round((Date.now() - t0) / 100) / 10,
-      dir,
-      releaseVersion: published.version,
-      converged: converged.sort(),
-      rolledBack,
-      failingHost,
-      channels: view.channels.map((c) => ({ channel: c.channel, state: c.state })),
-      files: {
-        tree: lab.treeDir,
-        trustRoot: lab.rootFile,
-        pki: lab.pkiDir,
-        hosts: lab.hostsDir,
-        agentLogs,
-        ackLog: join(lab.treeDir, '.ack-log'),
-      },
-    };
-    return summary;
-  } finally {
-    stop = true;
-    await Promise.all(loops);
-    closeAgentConnections();
-    await lab.stopControlPlane();
   }
+
+  private async cycle(config: ReturnType<Lab['agentConfig']>, log: Logger): Promise<void> {
+    while (!this.stopping) {
+      try {
+        await runAgentOnce(config, { log, reuseConnections: true });
+      } catch (e) {
+        log.error('cycle-failed', { reason: (e as Error).message });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Resolves once every loop has finished its current cycle. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.loops);
+  }
+}
+
+/**
+ * Prints the fleet view whenever it changes, until every channel is complete or halted and the
+ * failing host has quarantined its target (true), or the deadline passes (false).
+ */
+async function showFleetUntilSettled(lab: Lab, failingHost: string, deadline: number, print: (line: string) => void, say: (message: string) => void): Promise<boolean> {
+  let last = '';
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 300));
+    let view;
+    try {
+      view = await readFleetView(lab.treeDir, lab.root);
+    } catch {
+      continue;
+    }
+    const lines = renderFleetView(view);
+    const text = lines.join('\n');
+    if (text !== last) {
+      say('');
+      for (const l of lines) print(l);
+      last = text;
+    }
+    const settled = view.channels.every((c) => c.state === 'complete' || c.state === 'halted');
+    const quarantined = new Quarantine(new StateDir(lab.host(failingHost).stateDir)).active(Date.now()).length > 0;
+    if (settled && quarantined) return true;
+  }
+  return false;
+}
+
+/** What every host ended up running, who rolled back, and whether that is the demo's expected outcome. */
+async function summarize(lab: Lab, run: { t0: number; dir: string; settled: boolean; releaseVersion: number; failingHost: string; agentLogs: string }): Promise<DemoSummary> {
+  const converged: string[] = [];
+  const rolledBack: DemoSummary['rolledBack'] = [];
+  for (const [name, h] of lab.hosts) {
+    const cfg = lab.agentConfig(name);
+    const gen = await createActivator(cfg.activator, new StateDir(h.stateDir)).currentGeneration();
+    if (gen.path === NEW) converged.push(name);
+    for (const q of new Quarantine(new StateDir(h.stateDir)).active(Date.now())) rolledBack.push({ host: name, target: q.target, quarantinedUntil: q.until, reason: q.reason });
+  }
+  const view = await readFleetView(lab.treeDir, lab.root);
+  return {
+    ok: run.settled && converged.length === lab.hosts.size - 1 && rolledBack.length === 1 && rolledBack[0]!.host === run.failingHost,
+    seconds: Math.round((Date.now() - run.t0) / 100) / 10,
+    dir: run.dir,
+    releaseVersion: run.releaseVersion,
+    converged: converged.sort(),
+    rolledBack,
+    failingHost: run.failingHost,
+    channels: view.channels.map((c) => ({ channel: c.channel, state: c.state })),
+    files: {
+      tree: lab.treeDir,
+      trustRoot: lab.rootFile,
+      pki: lab.pkiDir,
+      hosts: lab.hostsDir,
+      agentLogs: run.agentLogs,
+      ackLog: join(lab.treeDir, '.ack-log'),
+    },
+  };
 }

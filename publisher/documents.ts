@@ -69,28 +69,59 @@ function rawHostKey(text: string): string {
 }
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
+  // In dependency order: each document binds the ones before it by digest.
+  const r = startRelease(input);
+  const budgets = signBudgets(r);
+  const plans = signChannelPlans(r);
+  const manifests = signHostManifests(r, plans, budgets);
+  const index = signReleaseIndex(r, plans, budgets, manifests);
+  return { files: r.files, index };
+}
+
+/** One release being signed: its input, the fields every document repeats, and the files signed so far. */
+interface ReleaseInProgress {
+  input: BuildReleaseInput;
+  common: { schemaVersion: typeof SCHEMA_VERSION; fleet: string; releaseVersion: number; issuedAt: string };
+  /** Host -> raw Ed25519 host key (base64), as plans and manifests carry it. */
+  hostKeys: Map<string, string>;
+  files: TreeFile[];
+  /** Signs `doc`, adds it to `files` and returns the reference later documents bind. */
+  sign: (path: string, doc: unknown) => FileRef;
+}
+
+function startRelease(input: BuildReleaseInput): ReleaseInProgress {
   const { fleet, resolved, version, issuedAt } = input;
   const files: TreeFile[] = [];
   const total = Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
   let done = 0;
   // Shared sub-objects (plan refs, budgets ref, probes) are canonicalised once, not once per host.
   const memo = new WeakMap<object, string>();
-  const sign = <T>(path: string, doc: T): FileRef => {
+  const sign = (path: string, doc: unknown): FileRef => {
     const bytes = signedEnvelopeBytes(doc, input.keys, memo);
     files.push({ path, bytes });
     done++;
     if (input.onSigned && (done % 250 === 0 || done === total)) input.onSigned(done, total);
     return fileRef(path, bytes);
   };
-  const common = { schemaVersion: SCHEMA_VERSION, fleet: fleet.fleet, releaseVersion: version, issuedAt };
+  return {
+    input,
+    common: { schemaVersion: SCHEMA_VERSION, fleet: fleet.fleet, releaseVersion: version, issuedAt },
+    hostKeys: new Map(Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)])),
+    files,
+    sign,
+  };
+}
 
-  const budgets = sign(budgetsPath(version), {
+function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInProgress): FileRef {
+  return sign(budgetsPath(version), {
     type: 'disruption-budgets',
     ...common,
     budgets: resolved.budgets.map((b) => ({ id: b.id, selector: b.selector, maxInFlight: b.maxInFlight, maxInFlightPct: b.maxInFlightPct, hosts: b.hosts })),
   } satisfies DisruptionBudgets);
+}
 
-  const hostKeys = new Map(Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)]));
+/** Channel -> its signed plan's reference. */
+function signChannelPlans({ input: { fleet, resolved, version }, common, hostKeys, sign }: ReleaseInProgress): Map<string, FileRef> {
   const plans = new Map<string, FileRef>();
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
@@ -117,11 +148,20 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
       gatedBy: ch.gatedBy,
     } satisfies ChannelPlan));
   }
+  return plans;
+}
 
+/** Host -> its channel and signed manifest's reference, as the index lists them. */
+function signHostManifests(
+  { input: { fleet, resolved, version }, common, hostKeys, sign }: ReleaseInProgress,
+  plans: Map<string, FileRef>,
+  budgets: FileRef,
+): Record<string, { channel: string; manifest: FileRef }> {
   const indexHosts: Record<string, { channel: string; manifest: FileRef }> = {};
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const policy = fleet.policies[ch.policy]!;
+    // One array per channel, shared by its manifests (canonicalised once, see startRelease).
     const gatingPlans = ch.gatedBy.map((g) => ({ channel: g, plan: plans.get(g)! }));
     for (const w of ch.waves) {
       for (const name of w.hosts) {
@@ -149,12 +189,21 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
       }
     }
   }
+  return indexHosts;
+}
 
+function signReleaseIndex(
+  { input, sign }: ReleaseInProgress,
+  plans: Map<string, FileRef>,
+  budgets: FileRef,
+  hosts: Record<string, { channel: string; manifest: FileRef }>,
+): FileRef {
+  const { fleet, resolved, version, issuedAt } = input;
   const channels: Record<string, { rolloutId: string; plan: FileRef; hostCount: number }> = {};
   for (const ch of Object.values(resolved.channels)) {
     channels[ch.name] = { rolloutId: ch.rolloutId, plan: plans.get(ch.name)!, hostCount: ch.waves.reduce((n, w) => n + w.hosts.length, 0) };
   }
-  const index = sign(releaseIndexPath(version), {
+  return sign(releaseIndexPath(version), {
     type: 'release',
     schemaVersion: SCHEMA_VERSION,
     fleet: fleet.fleet,
@@ -164,8 +213,7 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
     fleetDigest: input.fleetDigest,
     source: input.source,
     channels,
-    hosts: indexHosts,
+    hosts,
     budgets,
   } satisfies ReleaseIndex);
-  return { files, index };
 }

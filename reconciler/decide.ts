@@ -1,5 +1,5 @@
 // decide(): what one host should do now. Pure: same input, same decision.
-// Gate order (fixed; docs/architecture.md): recovery -> revoked -> (already on target: converged, or
+// Gate order (fixed; docs/architecture.md "Gate order", numbered as there): recovery -> revoked -> (already on target: converged, or
 // rollback-and-halt) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
@@ -46,8 +46,37 @@ function sameFleetInput(a: FleetInput, b: FleetInput): boolean {
 /**
  * `prepared` (optional) must come from prepareFleet() over the very same objects and `now` as `input`;
  * it only saves recomputing the fleet for every host that decides at the same instant.
+ *
+ * The gates run in the fixed order of docs/architecture.md ("Gate order"); the first one with something
+ * to say decides. The order is the safety argument: recovery and revocation come before anything that
+ * could start an activation, and a pending activation is resolved before the gates that only hold new starts.
  */
 export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
+  const h = hostUnderDecision(input, prepared);
+  return (
+    recoveryGate(h) ?? // 0. recovery: an unconfirmed activation past its deadline
+    revokedGate(h) ?? // 1. revoked host or target
+    pendingActivation(h) ?? // (1, cont.) a superseded pending activation rolls back; a current one resumes
+    alreadyOnTarget(h) ?? // 2. converged (or rolled back under rollback-and-halt)
+    notFreshGate(h) ?? // 3. not-fresh
+    quarantinedGate(h) ?? // 4. quarantined
+    fleetGates(h) ?? // 5-11. paused, halted, channel-edge, earlier-waves, host-edge, disruption-budget, maintenance-window
+    switchInhibitorGate(h) ?? // 12. switch-inhibitor: defer
+    activate(h) // 13. every gate passed
+  );
+}
+
+/** One host's decision inputs, checked against each other, plus the fleet evaluation the gates read. */
+interface HostUnderDecision {
+  input: DecideInput;
+  m: HostManifest;
+  local: DecideInput['local'];
+  now: number;
+  ctx: FleetContext;
+  plan: ChannelPlan;
+}
+
+function hostUnderDecision(input: DecideInput, prepared: PreparedFleet | undefined): HostUnderDecision {
   const { manifest: m, local, now } = input;
   if (prepared !== undefined && !sameFleetInput(prepared.input, input)) {
     throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks, tolerances or controls differ)');
@@ -61,91 +90,114 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   if (plan.rolloutId !== m.rolloutId || plan.hosts[m.host]?.target !== m.target || plan.hosts[m.host]?.wave !== m.wave) {
     throw new ReconcilerInputError(`manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`);
   }
-  const pending = local.pending;
+  return { input, m, local, now, ctx, plan };
+}
 
-  // Recovery: an unconfirmed activation past its deadline is undone before anything else is considered.
-  if (pending !== null && now > pending.deadline) {
-    return {
-      kind: 'rollback',
-      to: pending.previous,
-      gate: 'recovery',
-      reason: `activation of ${pending.target} was not confirmed before its deadline (${iso(pending.deadline)}): rolling back to generation ${pending.previous.generation} (${pending.previous.path})`,
-    };
-  }
+/** 0. An unconfirmed activation past its deadline is undone before anything else is considered. */
+function recoveryGate({ local: { pending }, now }: HostUnderDecision): Decision | null {
+  if (pending === null || now <= pending.deadline) return null;
+  return {
+    kind: 'rollback',
+    to: pending.previous,
+    gate: 'recovery',
+    reason: `activation of ${pending.target} was not confirmed before its deadline (${iso(pending.deadline)}): rolling back to generation ${pending.previous.generation} (${pending.previous.path})`,
+  };
+}
 
+/** 1. A revoked host activates nothing; a revoked target is never activated, and undone while unconfirmed. */
+function revokedGate({ input, m, ctx, local: { pending } }: HostUnderDecision): Decision | null {
   const hostRevocation = input.revocations.hosts.find((r) => r.host === m.host);
   if (hostRevocation !== undefined && ctx.isHostRevoked(m.host, m.hostKey)) {
     return { kind: 'refuse', gate: 'revoked', reason: `host ${m.host} is revoked (${hostRevocation.reason}): it may not activate anything` };
   }
   const closureRevocation = input.revocations.closures.find((c) => c.storePath === m.target);
-  if (closureRevocation !== undefined) {
-    if (pending !== null && pending.target === m.target) {
-      return { kind: 'rollback', to: pending.previous, gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): undoing the unconfirmed activation` };
-    }
-    return { kind: 'refuse', gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): it will not be activated` };
+  if (closureRevocation === undefined) return null;
+  if (pending !== null && pending.target === m.target) {
+    return { kind: 'rollback', to: pending.previous, gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): undoing the unconfirmed activation` };
   }
+  return { kind: 'refuse', gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): it will not be activated` };
+}
 
-  if (pending !== null) {
-    if (pending.target !== m.target) {
+/**
+ * A pending activation within its deadline: rolled back when the signed target moved on, otherwise resumed
+ * with the same deadline. Before the hold-only gates (paused, halted, ...): they stop new starts, never a
+ * confirmation in flight.
+ */
+function pendingActivation({ m, local: { pending } }: HostUnderDecision): Decision | null {
+  if (pending === null) return null;
+  if (pending.target !== m.target) {
+    return {
+      kind: 'rollback',
+      to: pending.previous,
+      gate: 'recovery',
+      reason: `the unconfirmed activation of ${pending.target} is no longer this host's signed target (${m.target}): rolling back to generation ${pending.previous.generation}`,
+    };
+  }
+  return {
+    kind: 'activate',
+    target: m.target,
+    deadline: pending.deadline,
+    rolloutId: m.rolloutId,
+    reason: `resuming the activation of ${m.target}: confirm before ${iso(pending.deadline)}`,
+  };
+}
+
+/** 2. Already on target: converged, unless rollback-and-halt rolls this host's failed wave back. */
+function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision | null {
+  if (local.current !== m.target) return null;
+  const ce = plan.onFailure === 'rollback-and-halt' ? ctx.channel(m.channel) : null;
+  const wave = ce?.waves[m.wave];
+  // Only failures the hosts signed roll a wave back; a failure presumed from missing evidence only halts.
+  if (ce !== null && wave !== undefined && wave.halted && wave.failuresReported > wave.allowedFailures) {
+    if (local.previous !== null) {
       return {
         kind: 'rollback',
-        to: pending.previous,
-        gate: 'recovery',
-        reason: `the unconfirmed activation of ${pending.target} is no longer this host's signed target (${m.target}): rolling back to generation ${pending.previous.generation}`,
+        to: local.previous,
+        gate: 'halted',
+        reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
       };
     }
-    return {
-      kind: 'activate',
-      target: m.target,
-      deadline: pending.deadline,
-      rolloutId: m.rolloutId,
-      reason: `resuming the activation of ${m.target}: confirm before ${iso(pending.deadline)}`,
-    };
   }
+  return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})` };
+}
 
-  if (local.current === m.target) {
-    const ce = plan.onFailure === 'rollback-and-halt' ? ctx.channel(m.channel) : null;
-    const wave = ce?.waves[m.wave];
-    // Only failures the hosts signed roll a wave back; a failure presumed from missing evidence only halts.
-    if (ce !== null && wave !== undefined && wave.halted && wave.failuresReported > wave.allowedFailures) {
-      if (local.previous !== null) {
-        return {
-          kind: 'rollback',
-          to: local.previous,
-          gate: 'halted',
-          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
-        };
-      }
-    }
-    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})` };
-  }
+/** 3. No new activation on a stale or badly signed release chain (never a rollback either). */
+function notFreshGate({ input: { freshness }, plan }: HostUnderDecision): Decision | null {
+  if (freshness.status === 'fresh') return null;
+  const what = freshness.status === 'stale' ? 'the signed release chain is stale' : 'the release chain is not validly signed';
+  return { kind: 'wait', gate: 'not-fresh', reason: `no new activations: ${what} (${freshness.reason})`, retryAfter: plan.signingIntervalSeconds };
+}
 
-  if (input.freshness.status !== 'fresh') {
-    const what = input.freshness.status === 'stale' ? 'the signed release chain is stale' : 'the release chain is not validly signed';
-    return { kind: 'wait', gate: 'not-fresh', reason: `no new activations: ${what} (${input.freshness.reason})`, retryAfter: plan.signingIntervalSeconds };
-  }
-
+/** 4. A target that failed or was rolled back on this host waits out its local quarantine. */
+function quarantinedGate({ m, local, now }: HostUnderDecision): Decision | null {
   const q = local.quarantine.find((e) => e.target === m.target && e.until > now);
-  if (q !== undefined) {
-    return {
-      kind: 'wait',
-      gate: 'quarantined',
-      reason: `target ${m.target} is quarantined on this host until ${iso(q.until)} after a failed or rolled-back activation (clear it locally, or a newer release supersedes it)`,
-      retryAfter: Math.max(1, Math.ceil((q.until - now) / 1000)),
-    };
-  }
+  if (q === undefined) return null;
+  return {
+    kind: 'wait',
+    gate: 'quarantined',
+    reason: `target ${m.target} is quarantined on this host until ${iso(q.until)} after a failed or rolled-back activation (clear it locally, or a newer release supersedes it)`,
+    retryAfter: Math.max(1, Math.ceil((q.until - now) / 1000)),
+  };
+}
 
+/** 5-11. The gates that depend on the rest of the fleet, in their order (FleetContext.gatesFor). */
+function fleetGates({ m, ctx }: HostUnderDecision): Decision | null {
   const hold = ctx.gatesFor(m.channel, m.host);
-  if (hold !== null) return { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
+  return hold === null ? null : { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
+}
 
-  if (input.inhibitor !== null) {
-    const reboot = rebootVerdict(plan, m, now);
-    const next = reboot.allowed
-      ? `the channel's reboot policy (${plan.reboot}) allows it now: stage it with boot, reboot, and confirm before ${iso(reboot.deadline)}`
-      : `deferred: ${reboot.why}`;
-    return { kind: 'defer', inhibitor: input.inhibitor, reboot, reason: `switching to ${m.target} needs a reboot (${input.inhibitor}); ${next}` };
-  }
+/** 12. A switch that needs a reboot is deferred, with the channel's reboot verdict. */
+function switchInhibitorGate({ input: { inhibitor }, m, plan, now }: HostUnderDecision): Decision | null {
+  if (inhibitor === null) return null;
+  const reboot = rebootVerdict(plan, m, now);
+  const next = reboot.allowed
+    ? `the channel's reboot policy (${plan.reboot}) allows it now: stage it with boot, reboot, and confirm before ${iso(reboot.deadline)}`
+    : `deferred: ${reboot.why}`;
+  return { kind: 'defer', inhibitor, reboot, reason: `switching to ${m.target} needs a reboot (${inhibitor}); ${next}` };
+}
 
+/** 13. Every gate passed. */
+function activate({ m, now }: HostUnderDecision): Decision {
   const deadline = now + m.confirmDeadlineSeconds * 1000;
   return {
     kind: 'activate',

@@ -51,60 +51,122 @@ export function isAckChange(treeDir: string, path: string, ackLogFile: string | 
 }
 
 export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
-  const clock = o.now ?? Date.now;
-  const debounceMs = o.debounceMs ?? 300;
   const ackLogFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
-  let builds = 0;
-  let timer: NodeJS.Timeout | null = null;
-  let building = false;
-  let dirty: string | null = null;
-  let closed = false;
-  let idle: (() => void) | null = null;
-  const ackCache = new AckCache();
   const releaseCache = new ReleaseCache();
-  const hostPageMemo = new HostPageMemo();
+  const build = siteBuild(o, ackLogFile, releaseCache);
+  const builds = new CoalescedBuilds(o.debounceMs ?? 300, build.run);
+  const watcher = await watchTreeChanges(o, ackLogFile, (change, acksOnly) => {
+    // Only new acks may reuse the previous build's verification; any tree file forces a full one.
+    if (!acksOnly) releaseCache.treeChanged();
+    builds.schedule(change);
+  });
+  const interval = periodicRebuild(o.intervalSeconds ?? 60, () => {
+    // The periodic rebuild verifies from scratch (keys and the root age even when no file changes).
+    releaseCache.treeChanged();
+    builds.schedule('interval');
+  });
+  await builds.run('start');
 
-  const runBuild = async (trigger: string): Promise<void> => {
-    timer = null;
-    if (closed) return;
-    if (building) {
-      dirty = trigger;
-      return;
-    }
-    building = true;
-    try {
-      const result = await buildSite({
-        treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache, hostPageMemo,
-        ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
-        ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
-      });
-      builds++;
-      o.onBuild?.(result, trigger);
-    } catch (e) {
-      builds++;
-      o.onError?.(e, trigger);
-    } finally {
-      building = false;
-      idle?.();
-      idle = null;
-    }
-    if (dirty !== null && !closed) {
-      const next = dirty;
-      dirty = null;
-      schedule(next);
-    }
+  return {
+    get builds() {
+      return build.count;
+    },
+    async close() {
+      builds.stop();
+      if (interval !== null) clearInterval(interval);
+      await watcher.close();
+      await builds.idle();
+    },
   };
+}
 
-  const schedule = (trigger: string): void => {
-    if (closed) return;
-    if (building) {
-      dirty = trigger;
+/** One dashboard build per call, reusing the caches across builds; reports to onBuild/onError and counts both. */
+function siteBuild(o: WatchSiteOptions, ackLogFile: string | null, releaseCache: ReleaseCache): { run: (trigger: string) => Promise<void>; readonly count: number } {
+  const clock = o.now ?? Date.now;
+  const ackCache = new AckCache();
+  const hostPageMemo = new HostPageMemo();
+  let count = 0;
+  return {
+    get count() {
+      return count;
+    },
+    run: async (trigger) => {
+      try {
+        const result = await buildSite({
+          treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache, hostPageMemo,
+          ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
+          ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+        });
+        count++;
+        o.onBuild?.(result, trigger);
+      } catch (e) {
+        count++;
+        o.onError?.(e, trigger);
+      }
+    },
+  };
+}
+
+/** Builds one at a time: a burst of changes within debounceMs is one build; a change during a build schedules exactly one more. */
+class CoalescedBuilds {
+  private timer: NodeJS.Timeout | null = null;
+  private building = false;
+  /** The trigger of a change seen during a build. */
+  private dirty: string | null = null;
+  private stopped = false;
+  private onIdle: (() => void) | null = null;
+
+  constructor(private readonly debounceMs: number, private readonly build: (trigger: string) => Promise<void>) {}
+
+  schedule(trigger: string): void {
+    if (this.stopped) return;
+    if (this.building) {
+      this.dirty = trigger;
       return;
     }
     // One build per burst: the first change arms the timer, later ones ride along.
-    if (timer === null) timer = setTimeout(() => runBuild(trigger), debounceMs);
-  };
+    if (this.timer === null) this.timer = setTimeout(() => this.run(trigger), this.debounceMs);
+  }
 
+  async run(trigger: string): Promise<void> {
+    this.timer = null;
+    if (this.stopped) return;
+    if (this.building) {
+      this.dirty = trigger;
+      return;
+    }
+    this.building = true;
+    try {
+      await this.build(trigger);
+    } finally {
+      this.building = false;
+      this.onIdle?.();
+      this.onIdle = null;
+    }
+    if (this.dirty !== null && !this.stopped) {
+      const next = this.dirty;
+      this.dirty = null;
+      this.schedule(next);
+    }
+  }
+
+  /** No build starts after this; one already running finishes (see idle). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+  }
+
+  /** Resolves once no build is running. */
+  async idle(): Promise<void> {
+    if (this.building) await new Promise<void>((r) => (this.onIdle = r));
+  }
+}
+
+/**
+ * Watches what the dashboard shows (isRelevantChange); calls onChange with "<event> <tree-relative path>"
+ * and whether only acks changed. Resolves once the watcher is ready.
+ */
+async function watchTreeChanges(o: WatchSiteOptions, ackLogFile: string | null, onChange: (change: string, acksOnly: boolean) => void): Promise<FSWatcher> {
   const paths = [o.treeDir, join(o.treeDir, 'acks'), join(o.treeDir, 'root'), ...(ackLogFile !== null ? [ackLogFile] : [])];
   const watcher: FSWatcher = watch(paths, {
     ignoreInitial: true,
@@ -120,31 +182,15 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   for (const ev of ['add', 'change', 'unlink'] as const) {
     watcher.on(ev, (p: string) => {
       if (!isRelevantChange(o.treeDir, p, ackLogFile)) return;
-      // Only new acks may reuse the previous build's verification; any tree file forces a full one.
-      if (!isAckChange(o.treeDir, p, ackLogFile)) releaseCache.treeChanged();
-      schedule(`${ev} ${relative(o.treeDir, p) || p}`);
+      onChange(`${ev} ${relative(o.treeDir, p) || p}`, isAckChange(o.treeDir, p, ackLogFile));
     });
   }
   watcher.on('error', (e) => o.onError?.(e, 'watcher'));
   await new Promise<void>((r) => watcher.once('ready', () => r()));
+  return watcher;
+}
 
-  // The periodic rebuild verifies from scratch (keys and the root age even when no file changes).
-  const interval = (o.intervalSeconds ?? 60) > 0 ? setInterval(() => {
-    releaseCache.treeChanged();
-    schedule('interval');
-  }, (o.intervalSeconds ?? 60) * 1000) : null;
-  await runBuild('start');
-
-  return {
-    get builds() {
-      return builds;
-    },
-    async close() {
-      closed = true;
-      if (timer !== null) clearTimeout(timer);
-      if (interval !== null) clearInterval(interval);
-      await watcher.close();
-      if (building) await new Promise<void>((r) => (idle = r));
-    },
-  };
+/** Ages, soaks and heartbeat expiry move with time even when no file does; 0 seconds = no timer. */
+function periodicRebuild(intervalSeconds: number, rebuild: () => void): NodeJS.Timeout | null {
+  return intervalSeconds > 0 ? setInterval(rebuild, intervalSeconds * 1000) : null;
 }

@@ -81,88 +81,142 @@ export type VerifiedReleaseDocuments = Omit<VerifiedRelease, keyof VerifiedSnaps
 
 /** The second half of the walk: what the verified timestamp binds, from the index down, as selected. */
 export async function verifyReleaseDocuments(fetch: Fetch, snapshot: TrustedSnapshot & { chain?: SignedRoot[] }, select: ReleaseSelection): Promise<VerifiedReleaseDocuments> {
-  const o = { fetch, ...select };
-  const root = snapshot.root.signed;
-  const ts = snapshot.timestamp.signed;
-  const revocations = snapshot.revocations.signed;
-  const files: VerifiedRelease['files'] = (snapshot.chain ?? []).slice(1).map((r) => ({ file: rootPath(r.signed.version), type: 'root' as const }));
-  files.push({ file: TIMESTAMP_PATH, type: 'timestamp' }, { file: ts.revocations.file.path, type: 'revocations' });
-  if (ts.controls) files.push({ file: ts.controls.file.path, type: 'controls' });
-  const need = async (ref: FileRef, max: number, boundBy: string): Promise<Uint8Array> => {
-    const b = await o.fetch(ref.path, max);
-    if (b === undefined) throw new MixAndMatch(ref.path, `is missing, but ${boundBy} binds it`);
-    return b;
-  };
-
-  const version = ts.release.version;
-  const indexRef = ts.release.index;
-  const index = verifyReleaseIndex(await need(indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH), ts, root).signed;
-  files.push({ file: indexRef.path, type: 'release' });
-
-  const budgetsBytes = await need(index.budgets, LIMITS.budgets, indexRef.path);
-  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, index.budgets.path), root, index.budgets.path, version, budgetsBytes);
-  requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexRef.path);
-  files.push({ file: index.budgets.path, type: 'disruption-budgets' });
-
-  const hosts = o.manifests === 'all' ? Object.keys(index.hosts) : [...o.manifests];
+  const w = startWalk(fetch, snapshot);
+  const index = await verifyIndex(w);
+  const budgets = await verifyBudgets(w, index);
+  const hosts = select.manifests === 'all' ? Object.keys(index.hosts) : [...select.manifests];
   // Manifests are the bulk of an audit: fetch and parse all and verify their signatures as one batch
   // on every core (before the plans: a forged manifest is named as such, whatever else is wrong), then
   // check each one's bindings in order once the plans are verified.
-  const loaded: { host: string; file: string; ref: FileRef; channel: string; bytes: Uint8Array; env: SignedDocument<HostManifest> }[] = [];
+  const loaded = await fetchManifests(w, index, hosts, select.manifests === 'all');
+  const signed = verifyManifestSignatures(w, loaded);
+  const plans = await verifyPlans(w, index, plannedChannels(select, index, budgets, hosts));
+  const manifests = checkManifestBindings(w, index, loaded, signed, plans);
+  return { index, budgets, plans: byChannel(plans), manifests, files: w.files };
+}
+
+/** The walk below a verified snapshot: what it trusts, and every file verified so far (in order). */
+interface ReleaseWalk {
+  fetch: Fetch;
+  root: TrustRoot;
+  ts: Timestamp;
+  revocations: TrustedSnapshot['revocations']['signed'];
+  version: number;
+  files: VerifiedRelease['files'];
+}
+
+interface LoadedManifest {
+  host: string;
+  file: string;
+  /** The index's reference to the manifest. */
+  ref: FileRef;
+  /** The channel the index places the host in. */
+  channel: string;
+  bytes: Uint8Array;
+  env: SignedDocument<HostManifest>;
+}
+
+function startWalk(fetch: Fetch, snapshot: TrustedSnapshot & { chain?: SignedRoot[] }): ReleaseWalk {
+  const ts = snapshot.timestamp.signed;
+  const files: VerifiedRelease['files'] = (snapshot.chain ?? []).slice(1).map((r) => ({ file: rootPath(r.signed.version), type: 'root' as const }));
+  files.push({ file: TIMESTAMP_PATH, type: 'timestamp' }, { file: ts.revocations.file.path, type: 'revocations' });
+  if (ts.controls) files.push({ file: ts.controls.file.path, type: 'controls' });
+  return { fetch, root: snapshot.root.signed, ts, revocations: snapshot.revocations.signed, version: ts.release.version, files };
+}
+
+/** The bytes of a file another verified document binds: missing is a mix-and-match, not "no such release". */
+async function need(w: ReleaseWalk, ref: FileRef, max: number, boundBy: string): Promise<Uint8Array> {
+  const b = await w.fetch(ref.path, max);
+  if (b === undefined) throw new MixAndMatch(ref.path, `is missing, but ${boundBy} binds it`);
+  return b;
+}
+
+async function verifyIndex(w: ReleaseWalk): Promise<ReleaseIndex> {
+  const indexRef = w.ts.release.index;
+  const index = verifyReleaseIndex(await need(w, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH), w.ts, w.root).signed;
+  w.files.push({ file: indexRef.path, type: 'release' });
+  return index;
+}
+
+async function verifyBudgets(w: ReleaseWalk, index: ReleaseIndex): Promise<DisruptionBudgets> {
+  const indexPath = w.ts.release.index.path;
+  const budgetsBytes = await need(w, index.budgets, LIMITS.budgets, indexPath);
+  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, index.budgets.path), w.root, index.budgets.path, w.version, budgetsBytes);
+  requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexPath);
+  w.files.push({ file: index.budgets.path, type: 'disruption-budgets' });
+  return budgets;
+}
+
+/** Fetches and parses the hosts' manifests (signatures not checked yet). A missing one: MixAndMatch for an audit, WrongHost for an agent. */
+async function fetchManifests(w: ReleaseWalk, index: ReleaseIndex, hosts: readonly string[], audit: boolean): Promise<LoadedManifest[]> {
+  const indexPath = w.ts.release.index.path;
+  const loaded: LoadedManifest[] = [];
   for (const host of hosts) {
-    const file = hostManifestPath(version, host);
+    const file = hostManifestPath(w.version, host);
     const entry = index.hosts[host];
     // The release has nothing for this host: it must not act on anything else's manifest.
-    if (!entry) throw new WrongHost(file, `release ${version} has no manifest for host "${host}"`);
+    if (!entry) throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     // Agents fetch their manifest by this path: the index must bind exactly the file they read.
-    if (entry.manifest.path !== file) throw new MixAndMatch(indexRef.path, `binds ${entry.manifest.path} for host "${host}", agents read ${file}`);
-    const bytes = await o.fetch(file, LIMITS.hostManifest);
+    if (entry.manifest.path !== file) throw new MixAndMatch(indexPath, `binds ${entry.manifest.path} for host "${host}", agents read ${file}`);
+    const bytes = await w.fetch(file, LIMITS.hostManifest);
     if (bytes === undefined) {
-      if (o.manifests === 'all') throw new MixAndMatch(file, `is missing, but ${indexRef.path} binds it`);
-      throw new WrongHost(file, `release ${version} has no manifest for host "${host}"`);
+      if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
+      throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     }
     loaded.push({ host, file, ref: entry.manifest, channel: entry.channel, bytes, env: readHostManifest(bytes, file) });
   }
-  const preverified = preverifySignatures(loaded, root);
+  return loaded;
+}
 
-  const signedManifests = loaded.map(({ host, file, bytes, env }, i) => {
-    const manifest = preverified[i] ? env.signed : verifyReleaseDocument(env, root, file, version, bytes);
-    requireFleet(manifest, root, file);
-    if (manifest.releaseVersion !== version) throw new MixAndMatch(file, `belongs to release ${manifest.releaseVersion}, the timestamp names release ${version}`);
+/** Each manifest's signed content, its signatures verified (in one batch where it can), its fleet, release and host checked. */
+function verifyManifestSignatures(w: ReleaseWalk, loaded: readonly LoadedManifest[]): HostManifest[] {
+  const preverified = preverifySignatures(loaded, w.root);
+  return loaded.map(({ host, file, bytes, env }, i) => {
+    const manifest = preverified[i] ? env.signed : verifyReleaseDocument(env, w.root, file, w.version, bytes);
+    requireFleet(manifest, w.root, file);
+    if (manifest.releaseVersion !== w.version) throw new MixAndMatch(file, `belongs to release ${manifest.releaseVersion}, the timestamp names release ${w.version}`);
     checkManifestIdentity(manifest, host, file);
     return manifest;
   });
+}
 
+/** The plans of `channels`, then of the channels that gate them (all of them already, with plans: 'all'). */
+async function verifyPlans(w: ReleaseWalk, index: ReleaseIndex, channels: readonly string[]): Promise<Record<string, ChannelPlan>> {
   const plans: Record<string, ChannelPlan> = {};
-  const verifyPlan = async (channel: string): Promise<ChannelPlan> => {
-    const entry = index.channels[channel];
-    if (!entry) throw new MixAndMatch(indexRef.path, `host of channel "${channel}" is listed but the channel is not`);
-    const file = entry.plan.path;
-    const bytes = await need(entry.plan, LIMITS.channelPlan, indexRef.path);
-    const plan = verifyReleaseDocument(readChannelPlan(bytes, file), root, file, version, bytes);
-    requireFileRef(bytes, entry.plan, file, indexRef.path);
-    checkGatingPlan(channel, plan, file);
-    if (plan.rolloutId !== entry.rolloutId) throw new MixAndMatch(file, `rolloutId ${plan.rolloutId} differs from the index's ${entry.rolloutId}`);
-    const planHosts = Object.keys(plan.hosts);
-    if (planHosts.length !== entry.hostCount) throw new MixAndMatch(file, `lists ${planHosts.length} hosts, the index says ${entry.hostCount}`);
-    for (const h of planHosts) {
-      if (index.hosts[h]?.channel !== channel) throw new MixAndMatch(file, `lists host "${h}", which the index does not place in channel "${channel}"`);
-    }
-    for (const g of plan.gatedBy) if (!index.channels[g]) throw new MixAndMatch(file, `is gated by channel "${g}", which the index does not list`);
-    files.push({ file, type: 'channel-plan' });
-    return plan;
-  };
-  const hostChannels = plannedChannels(o, index, budgets, hosts);
-  for (const channel of hostChannels) plans[channel] = await verifyPlan(channel);
-  // The channels that gate the requested hosts' channels (all of them already, with plans: 'all').
-  const gating = [...new Set(hostChannels.flatMap((c) => plans[c]!.gatedBy))].filter((c) => !plans[c]).sort();
-  for (const channel of gating) plans[channel] = await verifyPlan(channel);
-  const sortedPlans = Object.fromEntries(Object.entries(plans).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  for (const channel of channels) plans[channel] = await verifyPlan(w, index, channel);
+  const gating = [...new Set(channels.flatMap((c) => plans[c]!.gatedBy))].filter((c) => !plans[c]).sort();
+  for (const channel of gating) plans[channel] = await verifyPlan(w, index, channel);
+  return plans;
+}
 
+/** One channel plan: signed, the exact file the index binds, and agreeing with the index on rollout and hosts. */
+async function verifyPlan(w: ReleaseWalk, index: ReleaseIndex, channel: string): Promise<ChannelPlan> {
+  const indexPath = w.ts.release.index.path;
+  const entry = index.channels[channel];
+  if (!entry) throw new MixAndMatch(indexPath, `host of channel "${channel}" is listed but the channel is not`);
+  const file = entry.plan.path;
+  const bytes = await need(w, entry.plan, LIMITS.channelPlan, indexPath);
+  const plan = verifyReleaseDocument(readChannelPlan(bytes, file), w.root, file, w.version, bytes);
+  requireFileRef(bytes, entry.plan, file, indexPath);
+  checkGatingPlan(channel, plan, file);
+  if (plan.rolloutId !== entry.rolloutId) throw new MixAndMatch(file, `rolloutId ${plan.rolloutId} differs from the index's ${entry.rolloutId}`);
+  const planHosts = Object.keys(plan.hosts);
+  if (planHosts.length !== entry.hostCount) throw new MixAndMatch(file, `lists ${planHosts.length} hosts, the index says ${entry.hostCount}`);
+  for (const h of planHosts) {
+    if (index.hosts[h]?.channel !== channel) throw new MixAndMatch(file, `lists host "${h}", which the index does not place in channel "${channel}"`);
+  }
+  for (const g of plan.gatedBy) if (!index.channels[g]) throw new MixAndMatch(file, `is gated by channel "${g}", which the index does not list`);
+  w.files.push({ file, type: 'channel-plan' });
+  return plan;
+}
+
+/** Every manifest bound to exactly the index's file, channel, plan, budgets and gating plans; revocations noted, not refused. */
+function checkManifestBindings(w: ReleaseWalk, index: ReleaseIndex, loaded: readonly LoadedManifest[], signed: readonly HostManifest[], plans: Record<string, ChannelPlan>): Map<string, VerifiedManifest> {
+  const indexPath = w.ts.release.index.path;
   const manifests = new Map<string, VerifiedManifest>();
   for (const [i, { host, file, ref, channel, bytes }] of loaded.entries()) {
-    const manifest = signedManifests[i]!;
-    requireFileRef(bytes, ref, file, indexRef.path);
+    const manifest = signed[i]!;
+    requireFileRef(bytes, ref, file, indexPath);
     const channelEntry = index.channels[manifest.channel];
     const plan = plans[manifest.channel];
     if (manifest.channel !== channel || !channelEntry || !plan) throw new MixAndMatch(file, `channel "${manifest.channel}" differs from the index ("${channel}")`);
@@ -175,10 +229,15 @@ export async function verifyReleaseDocuments(fetch: Fetch, snapshot: TrustedSnap
       const ge = index.channels[g.channel];
       if (!gated.has(g.channel) || !ge || !sameRef(g.plan, ge.plan)) throw new MixAndMatch(file, `binds a gating plan for "${g.channel}" other than the index's`);
     }
-    manifests.set(host, { manifest, ...revokedDetail(manifest, revocations, file) });
-    files.push({ file, type: 'host-manifest' });
+    manifests.set(host, { manifest, ...revokedDetail(manifest, w.revocations, file) });
+    w.files.push({ file, type: 'host-manifest' });
   }
-  return { index, budgets, plans: sortedPlans, manifests, files };
+  return manifests;
+}
+
+/** Sorted by channel: every reader of one tree lists channels in one order. */
+function byChannel(plans: Record<string, ChannelPlan>): Record<string, ChannelPlan> {
+  return Object.fromEntries(Object.entries(plans).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
 }
 
 /** Sorted channel names whose plans the walk fetches. */
