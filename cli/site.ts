@@ -149,6 +149,14 @@ each once, as one JSON object carrying the signed acks that prove it (site-gen/n
       ...(rest.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: rest.clockSkewSeconds }),
       log: (e) => line(e, e['event'] === 'notified' ? `notified ${String(e['id'])}` : `notification failed ${String(e['id'])}: ${String(e['error'])}`),
     });
+    // The signal handlers go in before the first build: a SIGTERM that arrives while it runs (or right
+    // after its `built` line) must stop the watcher cleanly, not kill the process mid-write.
+    let stopSignal: string | null = null;
+    let stopRequested: (signal: string) => void = (signal) => (stopSignal = signal);
+    const onInt = () => stopRequested('SIGINT');
+    const onTerm = () => stopRequested('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
     const watcher = await watchSite({
       ...rest,
       intervalSeconds: Number(interval),
@@ -159,20 +167,15 @@ each once, as one JSON object carrying the signed acks that prove it (site-gen/n
       },
       onError: (e, trigger) => line({ event: 'error', trigger, error: (e as Error).message }, `build failed [${trigger}]: ${(e as Error).message}`),
     });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        void watcher.close().then(() => notifier?.idle()).then(() => {
-          line({ event: 'stopped', signal }, `stopped (${signal})`);
-          resolve();
-        });
-      };
-      const onInt = () => stop('SIGINT');
-      const onTerm = () => stop('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
+    const signal = await new Promise<string>((resolve) => {
+      if (stopSignal !== null) resolve(stopSignal);
+      else stopRequested = resolve;
     });
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    await watcher.close();
+    await notifier?.idle();
+    line({ event: 'stopped', signal }, `stopped (${signal})`);
     return EXIT_OK;
   },
 };
