@@ -7,31 +7,12 @@ import { memoryLogger } from '../../agent/log.ts';
 import { readFileSync } from 'node:fs';
 import { StateDir } from '../../agent/state-dir.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
-import { AckJournal } from '../../agent/ack-journal.ts';
-import { createActivator } from '../../agent/activators/index.ts';
-import { readPrivateKey } from '../../protocol/keys.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
+import { until } from '../support/e2e-processes.ts';
+import { current, journal } from './lab-fleet.ts';
 
-async function until(what: string, ms: number, check: () => Promise<boolean> | boolean, every = 50): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-}
-
-async function current(lab: Lab, host: string): Promise<string> {
-  const cfg = lab.agentConfig(host);
-  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path;
-}
-
-function journal(lab: Lab, host: string) {
-  const h = lab.host(host);
-  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
-}
 
 function decisions(log: ReturnType<typeof memoryLogger>) {
   return log.records.filter((r) => r['event'] === 'decision');

@@ -5,31 +5,12 @@ import { runAgentOnce } from '../../agent/agent.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
-import { AckJournal } from '../../agent/ack-journal.ts';
-import { createActivator } from '../../agent/activators/index.ts';
-import { readPrivateKey } from '../../protocol/keys.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
+import { until } from '../support/e2e-processes.ts';
+import { current, journal } from './lab-fleet.ts';
 
-async function until(what: string, ms: number, check: () => Promise<boolean> | boolean, every = 50): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-}
-
-async function current(lab: Lab, host: string): Promise<string> {
-  const cfg = lab.agentConfig(host);
-  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path;
-}
-
-function journal(lab: Lab, host: string) {
-  const h = lab.host(host);
-  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
-}
 
 test('a staged rollout converges wave by wave; the CP holds every host ack', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;

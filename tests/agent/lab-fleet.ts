@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../support/lab.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
-import type { ActivatorConfig } from '../../agent/activators/index.ts';
+import { createActivator, type ActivatorConfig } from '../../agent/activators/index.ts';
+import { AckJournal } from '../../agent/ack-journal.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import { readPrivateKey } from '../../protocol/keys.ts';
 
 export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old';
 export const NEW = '/nix/store/11111111111111111111111111111111-nixos-system-new';
@@ -61,4 +64,16 @@ export function labFleet(lab: Lab, channels: Record<string, ChannelSpec>, opts: 
   }
   if (opts.chain) fleet.channelEdges = names.slice(1).map((after, i) => ({ before: names[i]!, after }));
   return fleet;
+}
+
+/** The generation a lab host's activator says it runs now. */
+export async function current(lab: Lab, host: string): Promise<string> {
+  const cfg = lab.agentConfig(host);
+  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path;
+}
+
+/** Every ack a lab host signed, from its own journal. */
+export function journal(lab: Lab, host: string) {
+  const h = lab.host(host);
+  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
 }

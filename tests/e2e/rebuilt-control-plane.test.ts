@@ -3,6 +3,7 @@
 // And the ack log alone is lost (published acks/ kept): the endpoint takes the published heads back in,
 // asks for the rest (missingBelow) and the agents back-fill it. Either way the log ends up holding every
 // ack every host signed.
+import { until } from '../support/e2e-processes.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -19,15 +20,6 @@ import { ackLogPath } from '../../protocol/control-plane-dir.ts';
 import type { Lab } from '../support/lab.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, NEW } from '../agent/lab-fleet.ts';
-
-async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /** Journal acks (host#seq) the control plane's log does not hold: none once the history is complete. */
 function missingFromLog(lab: Lab, hosts: string[]): string[] {
