@@ -8,15 +8,24 @@
 //   5. confirmed -> clear the pending record; otherwise, at the deadline, restore the recorded
 //      generation by number, quarantine the target and queue a `rolled-back` ack.
 // Every step is safe to interrupt: recover() at the start of the next run finishes or undoes it.
+//
+// The reboot path (a switch inhibitor under a channel reboot policy that allows a reboot now):
+//   1. `started` ack (rebooting into the target), pending record `booting` with the boot id before the
+//      reboot, the exact previous generation and the confirm deadline (fsynced: it survives the reboot)
+//   2. `boot` (new generation, default boot entry), then the configured reboot command
+//   3. next start, new boot id: running the target -> `booted`, `activated` ack, the confirm window
+//      before the SAME deadline; came back on another system (bootloader fallback) -> failed
+//   4. not confirmed by the deadline -> previous generation + `boot` + reboot (`rebooting-back`), and
+//      the `rolled-back` ack after that reboot, once the previous system runs again.
 import type { SignedAck } from '../protocol/acks.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import type { HostManifest } from '../protocol/schemas/release.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
-import { isClosureRefused, type Activator, type Generation } from './activators/index.ts';
+import { ActivationError, canReboot, isClosureRefused, type Activator, type Generation, type RebootCapable } from './activators/index.ts';
 import { updateAgentState, readAgentState } from './agent-state.ts';
 import type { Logger } from './log.ts';
-import { clearPending, currentBootId, readPending, writePending, type PendingRecord } from './pending.ts';
+import { clearPending, currentBootId, isBootPhase, readPending, writePending, type PendingRecord } from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
 import type { Quarantine } from './quarantine.ts';
 import type { StateDir } from './state-dir.ts';
@@ -36,7 +45,8 @@ export interface AgentContext {
   probeIntervalMs: number;
 }
 
-export type ConfirmOutcome = 'confirmed' | 'rolled-back';
+/** `rebooting`: the reboot path asked the host to go down; the next run continues after the boot. */
+export type ConfirmOutcome = 'confirmed' | 'rolled-back' | 'rebooting';
 
 function ackFrom(p: PendingRecord, kind: AckFields['kind'], current: string | null, extra: Partial<AckFields> = {}): AckFields {
   return { kind, releaseVersion: p.releaseVersion, rolloutId: p.rolloutId, target: p.target, current, healthySince: null, probes: [], reason: null, ...extra };
@@ -48,19 +58,29 @@ async function flushQuietly(ctx: AgentContext): Promise<void> {
   if (r.stoppedBecause) ctx.log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: ctx.journal.lastSeq() });
 }
 
-/** Restores the recorded generation (idempotent), quarantines the target, queues a rolled-back ack. */
-export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reason: string): Promise<void> {
-  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
-  await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
-  ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-  // A crash after this ack but before clearPending must not produce a second rolled-back ack.
+/** A rolled-back ack for this pending activation, unless one was already journaled (crash before clearPending). */
+function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): void {
   const last = ctx.journal.last()?.signed;
   if (!(last && last.kind === 'rolled-back' && last.target === p.target && last.time >= p.startedAt)) {
     ctx.journal.append(ackFrom(p, 'rolled-back', p.previous.path, { reason }), ctx.now());
   }
+}
+
+/**
+ * Restores the recorded generation (idempotent), quarantines the target, queues a rolled-back ack.
+ * On the reboot path that may mean a reboot back into it: then the outcome is `rebooting`.
+ */
+export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reason: string): Promise<'rolled-back' | 'rebooting'> {
+  if (isBootPhase(p.phase)) return rollbackAcrossBoot(ctx, p, reason);
+  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
+  await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
+  ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+  // A crash after this ack but before clearPending must not produce a second rolled-back ack.
+  rolledBackAck(ctx, p, reason);
   clearPending(ctx.state);
   ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, quarantinedHours: ctx.quarantineHours });
   await flushQuietly(ctx);
+  return 'rolled-back';
 }
 
 /** Runs the confirm window of a switched pending activation to its end. */
@@ -74,8 +94,7 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
   }
   if (!session.healthy || ctx.now() >= deadline) {
     const failing = session.lastResults.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`);
-    await rollbackPending(ctx, p, `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`);
-    return 'rolled-back';
+    return rollbackPending(ctx, p, `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`);
   }
   const healthySince = isoTime(ctx.now());
   const ack: SignedAck = ctx.journal.append(ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }), ctx.now());
@@ -86,8 +105,7 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
     if (ctx.now() < deadline) confirmed = await ctx.sync.readBack(ack, deadline, Math.min(ctx.probeIntervalMs, 500), ctx.now);
   }
   if (!confirmed || ctx.now() >= deadline) {
-    await rollbackPending(ctx, p, `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`);
-    return 'rolled-back';
+    return rollbackPending(ctx, p, `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`);
   }
   updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince, previous: p.previous } });
   clearPending(ctx.state);
@@ -168,12 +186,12 @@ export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: n
  * Step 1 of every cycle. Returns what recovery did. Works without the network: a pending activation
  * past its deadline is rolled back whether or not the control plane can be reached.
  */
-export async function recover(ctx: AgentContext): Promise<'none' | ConfirmOutcome | 'interrupted-switch-undone'> {
+export async function recover(ctx: AgentContext): Promise<RecoverOutcome> {
   const p = readPending(ctx.state);
   if (!p) return 'none';
+  if (isBootPhase(p.phase)) return recoverBoot(ctx, p);
   if (ctx.now() >= Date.parse(p.deadline)) {
-    await rollbackPending(ctx, p, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
-    return 'rolled-back';
+    return rollbackPending(ctx, p, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
   }
   const current = await ctx.activator.currentGeneration();
   if (p.phase === 'switching' && current.path !== p.target) {
@@ -187,6 +205,145 @@ export async function recover(ctx: AgentContext): Promise<'none' | ConfirmOutcom
   if (p.bootId !== null && p.bootId !== currentBootId()) ctx.log.info('rebooted-in-confirm-window', { target: p.target });
   ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline });
   return confirmPending(ctx, { ...p, phase: 'switched' });
+}
+
+export type RecoverOutcome = 'none' | ConfirmOutcome | 'interrupted-switch-undone' | 'awaiting-reboot' | 'failed';
+
+// ---- the reboot path ---------------------------------------------------------------------------------
+
+function rebootSupport(ctx: AgentContext, p: PendingRecord): Activator & RebootCapable {
+  if (!canReboot(ctx.activator)) throw new ActivationError(`pending activation of ${p.target} is in phase ${p.phase}, but the ${ctx.activator.kind} activator cannot boot or reboot`);
+  return ctx.activator;
+}
+
+/**
+ * Stages the target for the next boot and reboots (the reconciler's `defer` with a reboot allowed).
+ * The pending record is fsynced before anything is touched and carries the boot id before the reboot,
+ * so the run after the boot knows it rebooted, and the deadline, which the reboot does not reset.
+ */
+export async function activateViaReboot(ctx: AgentContext, act: Activator & RebootCapable, m: HostManifest, deadlineMs: number, inhibitor: string): Promise<'rebooting' | 'failed'> {
+  const previous = await act.currentGeneration();
+  const now = ctx.now();
+  const p: PendingRecord = {
+    target: m.target,
+    previous,
+    deadline: isoTime(deadlineMs),
+    bootId: await act.bootId(),
+    releaseVersion: m.releaseVersion,
+    rolloutId: m.rolloutId,
+    startedAt: isoTime(now),
+    probes: m.probes,
+    healthyPassesRequired: m.healthyPassesRequired,
+    phase: 'booting',
+  };
+  // `started` first: from here on the host holds its disruption-budget slot, as a live switch does.
+  ctx.journal.append(ackFrom(p, 'started', previous.path, { reason: `rebooting into its target (${inhibitor}); confirm before ${p.deadline}`.slice(0, 512) }), now);
+  writePending(ctx.state, p);
+  ctx.log.info('staging-for-boot', { target: m.target, fromGeneration: previous.number, deadline: p.deadline, bootId: p.bootId, inhibitor });
+  await flushQuietly(ctx);
+  try {
+    await act.boot(m.target);
+    ctx.log.info('rebooting', { target: m.target, bootId: p.bootId, deadline: p.deadline });
+    await act.reboot();
+  } catch (e) {
+    // Staging or the reboot command failed: the host still runs the previous system. Restore its boot
+    // entry, and quarantine the target so the next cycle does not retry the same failure at once.
+    const reason = `reboot into ${m.target} failed: ${(e as Error).message}`.slice(0, 512);
+    ctx.log.error('reboot-failed', { target: m.target, reason });
+    await act.rollbackBoot(previous);
+    ctx.quarantine.add(m.target, reason, ctx.now(), ctx.quarantineHours, m.releaseVersion);
+    ctx.journal.append(ackFrom(p, 'failed', previous.path, { reason }), ctx.now());
+    clearPending(ctx.state);
+    await flushQuietly(ctx);
+    return 'failed';
+  }
+  return 'rebooting';
+}
+
+/**
+ * Rollback on the reboot path: the previous generation (by number) becomes the boot default again.
+ * If the host never booted the target, that is all; if it runs the target, it reboots back, and the
+ * rolled-back ack is journaled after that reboot, when it is true (recoverBoot).
+ */
+async function rollbackAcrossBoot(ctx: AgentContext, p: PendingRecord, reason: string): Promise<'rolled-back' | 'rebooting'> {
+  const act = rebootSupport(ctx, p);
+  const running = await act.runningSystem();
+  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason, running, acrossReboot: running !== p.previous.path });
+  await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+  ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+  if (running === p.previous.path) {
+    rolledBackAck(ctx, p, reason);
+    clearPending(ctx.state);
+    ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, quarantinedHours: ctx.quarantineHours });
+    await flushQuietly(ctx);
+    return 'rolled-back';
+  }
+  writePending(ctx.state, { ...p, phase: 'rebooting-back', bootId: await act.bootId(), rollbackReason: reason.slice(0, 512) });
+  await flushQuietly(ctx);
+  ctx.log.warn('rebooting-back', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path });
+  await act.reboot();
+  return 'rebooting';
+}
+
+/** Recovery of a pending record of the reboot path, at the start of every run. */
+async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<RecoverOutcome> {
+  const act = rebootSupport(ctx, p);
+  const bootId = await act.bootId();
+  const rebooted = p.bootId !== bootId;
+  const pastDeadline = ctx.now() >= Date.parse(p.deadline);
+  if (p.phase === 'rebooting-back') {
+    if (!rebooted) {
+      // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
+      ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
+      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+      await act.reboot();
+      return 'rebooting';
+    }
+    const running = await act.runningSystem();
+    if (running === p.previous.path) {
+      rolledBackAck(ctx, p, p.rollbackReason ?? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+      clearPending(ctx.state);
+      ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, acrossReboot: true, quarantinedHours: ctx.quarantineHours });
+      await flushQuietly(ctx);
+      return 'rolled-back';
+    }
+    const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
+    ctx.log.error('rollback-not-effective', { target: p.target, running, expected: p.previous.path });
+    ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
+    clearPending(ctx.state);
+    await flushQuietly(ctx);
+    return 'failed';
+  }
+  if (p.phase === 'booting') {
+    if (!rebooted) {
+      if (pastDeadline) return rollbackAcrossBoot(ctx, p, `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`);
+      ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
+      return 'awaiting-reboot';
+    }
+    const running = await act.runningSystem();
+    if (running !== p.target) {
+      // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
+      // previous generation the default again, quarantine the target and report the failure.
+      const reason = `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(0, 512);
+      ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
+      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+      ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+      ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
+      clearPending(ctx.state);
+      await flushQuietly(ctx);
+      return 'failed';
+    }
+    const booted: PendingRecord = { ...p, phase: 'booted', bootId };
+    writePending(ctx.state, booted);
+    ctx.journal.append(ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }), ctx.now());
+    ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
+    if (pastDeadline) return rollbackAcrossBoot(ctx, booted, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+    return confirmPending(ctx, booted);
+  }
+  // booted: a run restarted inside the confirm window after the boot.
+  if (pastDeadline) return rollbackAcrossBoot(ctx, p, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+  ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline, afterReboot: true });
+  return confirmPending(ctx, p);
 }
 
 /** Rollback ordered by the reconciler (rollback-and-halt) for a host that had confirmed its target. */

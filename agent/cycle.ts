@@ -1,18 +1,19 @@
 // One agent cycle (DESIGN.md section 6): recover -> fetch + verify the chain -> fetch peers' acks ->
 // reconcile -> act -> post acks. Every decision is logged with its reason as one JSON line.
-import { readFileSync } from 'node:fs';
 import { isVerificationError } from '../protocol/errors.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
 import type { HostManifest, ChannelPlan } from '../protocol/schemas/release.ts';
 import type { Ack } from '../protocol/schemas/ack.ts';
-import { readRoot, verifyPinnedRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { readPinnedRoot } from '../protocol/pinned-root.ts';
 import { fetchHostView } from '../protocol/verify/host-view.ts';
 import { ClientState, initialClientState } from '../protocol/verify/state.ts';
 import { isFreshnessFailure, updateTrust } from '../protocol/verify/update-trust.ts';
 import { decide, type Decision, type LocalState } from '../reconciler/index.ts';
-import { activate, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
+import { activate, activateViaReboot, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
+import { canReboot } from './activators/index.ts';
 import { readAgentState, updateAgentState } from './agent-state.ts';
-import { readPending } from './pending.ts';
+import { isBootPhase, readPending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
 import type { HttpCache } from './http-cache.ts';
 import { Unreachable, type HttpClient } from './http-client.ts';
@@ -25,7 +26,9 @@ export type CycleOutcome =
   | { kind: 'decided'; decision: Decision['kind']; reason: string; acted: string | null }
   | { kind: 'unreachable'; reason: string }
   | { kind: 'refused'; code: string; file: string; reason: string }
-  | { kind: 'not-fresh'; reason: string };
+  | { kind: 'not-fresh'; reason: string }
+  /** Recovery asked the host to reboot (back into the previous generation): nothing else this run. */
+  | { kind: 'rebooting'; reason: string };
 
 export interface CycleDeps extends AgentContext {
   client: HttpClient;
@@ -34,10 +37,9 @@ export interface CycleDeps extends AgentContext {
   clockSkewSeconds: number;
 }
 
+/** The agent's trustRootFile, through the one pinned-root loader (regular file, size cap, threshold). */
 export function loadPinnedRoot(file: string): SignedRoot {
-  const root = readRoot(readFileSync(file), file);
-  verifyPinnedRoot(root, file);
-  return root;
+  return readPinnedRoot(file);
 }
 
 function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {
@@ -99,6 +101,12 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const log = deps.log;
   const recovered = await recover(deps);
   if (recovered !== 'none') log.info('recovery', { result: recovered });
+  if (recovered === 'rebooting') {
+    // The host is going down into the previous generation; deciding anything now could only ask for a
+    // second reboot. The run after the boot reports the rollback.
+    if (deps.sync) await deps.sync.flush();
+    return { kind: 'rebooting', reason: 'rolling back across a reboot: the previous generation is the boot default and a reboot was requested' };
+  }
 
   if (deps.sync) {
     try {
@@ -206,14 +214,22 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
       if (decision.gate === 'quarantined') blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
       else presenceAck(deps, manifest, plan, current.path);
       break;
-    case 'defer':
-      blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
+    case 'defer': {
+      // The decision says whether a reboot is allowed now (the channel's signed reboot policy); the
+      // activator says whether it can reboot at all. Anything short of both: say so and touch nothing.
+      const reboot = decision.reboot;
+      if (!reboot.allowed || pending) blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
+      else if (!canReboot(deps.activator)) blockedAck(deps, manifest, 'deferred', `${decision.reason}; but the ${deps.activator.kind} activator cannot reboot (reboot not supported): deferred`, current.path);
+      else acted = await activateViaReboot(deps, deps.activator, manifest, reboot.deadline, decision.inhibitor);
       break;
+    }
     case 'refuse':
       break;
     case 'activate': {
       if (notFetched?.kind === 'unavailable') blockedAck(deps, manifest, 'blocked', notFetched.reason, current.path);
       if (notFetched) acted = notFetched.kind;
+      // Staged for a boot (or rebooting back) and the host has not rebooted yet: nothing to do but wait.
+      else if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted') acted = 'awaiting-reboot';
       else if (pending) acted = await confirmPending(deps, pending);
       else acted = await activate(deps, manifest, decision.deadline);
       break;

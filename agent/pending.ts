@@ -18,12 +18,25 @@ export const PendingRecord = z.strictObject({
   /** From the signed manifest, so a restarted agent can finish the confirm window offline. */
   probes: z.array(Probe).max(32),
   healthyPassesRequired: z.number().int().min(1),
-  /** `switching` until the switch returned; `switched` after. Recovery treats them differently. */
-  phase: z.enum(['switching', 'switched']),
+  /**
+   * `switching` until the switch returned; `switched` after. The reboot path (activation.ts):
+   * `booting` = staged with `boot`, reboot requested (bootId = the boot before it); `booted` = running
+   * the target after that reboot, in its confirm window; `rebooting-back` = not confirmed, the previous
+   * generation staged with `boot` and a reboot requested (bootId = the boot before that one).
+   * Recovery treats each differently.
+   */
+  phase: z.enum(['switching', 'switched', 'booting', 'booted', 'rebooting-back']),
+  /** Why a `rebooting-back` record rolls back: reported in the rolled-back ack after the reboot. */
+  rollbackReason: z.string().max(512).optional(),
 });
 export type PendingRecord = z.infer<typeof PendingRecord>;
 
 export const PENDING_FILE = 'pending.json';
+
+/** Phases of the reboot path: undone with `boot` + reboot, never with a live switch. */
+export function isBootPhase(phase: PendingRecord['phase']): boolean {
+  return phase === 'booting' || phase === 'booted' || phase === 'rebooting-back';
+}
 
 export function readPending(state: StateDir): PendingRecord | undefined {
   return state.read(PENDING_FILE, PendingRecord);

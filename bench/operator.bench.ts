@@ -92,7 +92,7 @@ export default async function operatorBench(): Promise<void> {
     const release = load.value;
     const treeAcks = timed(() => readTreeAcks(acksDirOf(tree), ackTrustOf(release)));
     const view = timed(() => fleetView(fleetInputOf(release, treeAcks.value.acks, end)));
-    const render = timed(() => renderStatus(statusReport({ release, acks: treeAcks.value, input: fleetInputOf(release, treeAcks.value.acks, end), view: view.value })));
+    const render = timed(() => renderStatus(statusReport({ release, stale: null, acks: treeAcks.value, input: fleetInputOf(release, treeAcks.value.acks, end), view: view.value })));
     const log = timed(() => readAckLog(logFile, ackTrustOf(release)));
     const history = timed(() => loadAckHistory(tree, release, logFile));
     const traceCh = timed(() => traceReport(release, history.value, { channel: 'ch-1' }, { now: end }));

@@ -3,10 +3,8 @@
 // union of several ack endpoint replicas' logs). The control plane holds no signing key: it only verifies.
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, pinnedRootOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
 import { startAckEndpoint, startControlPlane, type RunningServer } from '../control-plane/server.ts';
 import { syncTree } from '../control-plane/sync.ts';
 import { mergeAckLogFiles, type MergeResult } from '../control-plane/ack-merge.ts';
@@ -14,15 +12,6 @@ import { loadReleaseView, loadVerifiedReleaseView } from '../control-plane/relea
 import { servedRoot } from '../control-plane/tree-dir.ts';
 import { ACK_LOG_FILE, AckLogCorrupt } from '../protocol/ack-log.ts';
 
-function readPinnedRoot(path: string): SignedRoot {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read --root ${path}: ${(e as Error).message}`);
-  }
-  return readRoot(bytes.byteLength > LIMITS.root ? bytes.subarray(0, LIMITS.root + 1) : bytes, path);
-}
 
 function readPem(flag: string, path: string | undefined): Buffer {
   if (!path) throw new UsageError(`--${flag} is required`);
@@ -82,7 +71,7 @@ Options:
       if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError('--rate-limit: expected BURST/PER_SECOND (e.g. 30/2) or "off"');
       rateLimit = { burst: Number(m[1]), perSecond: Number(m[2]) };
     }
-    const pinned = values.root ? readPinnedRoot(values.root) : undefined;
+    const pinned = values.root ? pinnedRootOption(values.root) : undefined;
     const common = {
       treeDir: values.tree,
       ackLogDir: values['acks-log'],
@@ -135,7 +124,7 @@ Options:
     });
     if (!values.from || !values.tree || !values.root) throw new UsageError('--from, --tree and --root are required');
     if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep)) throw new UsageError('--keep: expected a small number');
-    const pinned = readPinnedRoot(values.root);
+    const pinned = pinnedRootOption(values.root);
     try {
       const r = await syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
       const { report: _report, ...summary } = r;
@@ -201,7 +190,7 @@ Options:
     if (root === null) throw new UsageError(`no tree installed in ${values.tree}`);
     try {
       // With --root the host keys come from the verified release; without, from the installed tree as is.
-      const view = values.root ? (await loadVerifiedReleaseView(root, readPinnedRoot(values.root), Date.now())).view : loadReleaseView(root);
+      const view = values.root ? (await loadVerifiedReleaseView(root, pinnedRootOption(values.root), Date.now())).view : loadReleaseView(root);
       const r = mergeAckLogFiles(inputs, values.out, view);
       const { records: _records, ...summary } = r;
       output(values.json, { out, records: r.records.length, ...summary }, () => mergeSummary(r, out));

@@ -15,7 +15,7 @@ function topHelp(): string {
     '',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Exit codes: 0 ok, 1 refused / verification failed, 2 usage or I/O error.',
+    'Exit codes: 0 ok, 1 refused / verification failed, 2 usage or I/O error, 3 status/trace shown but stale.',
   ].join('\n');
 }
 

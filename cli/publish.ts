@@ -2,20 +2,12 @@
 import { readPrivateKey, KeyFileError, type SigningKey } from '../protocol/keys.ts';
 import { isVerificationError } from '../protocol/errors.ts';
 import { writeControl } from './terminal.ts';
-import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
 import { publishReleaseChecked, type PublishProgress } from '../publisher/publish.ts';
 import { PublishRefused } from '../publisher/errors.ts';
 import { FleetInvalid } from '../publisher/validate.ts';
 import { evalFlake, readFleetFile, FleetInputError } from '../publisher/fleet-input.ts';
 
-export function parseNowOption(text: string | undefined): number {
-  if (text === undefined) return Date.now();
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) || Number.isNaN(ms)) {
-    throw new UsageError(`--now: not an ISO 8601 time with a zone (e.g. 2026-01-01T00:00:00Z): ${text}`);
-  }
-  return ms;
-}
 
 export function readReleaseKeys(files: readonly string[] | undefined): SigningKey[] {
   if (!files || files.length === 0) throw new UsageError('--release-key FILE is required (repeat it for several keys)');
@@ -130,7 +122,7 @@ the cache), 2 usage or I/O.`,
       if (!/^[1-9][0-9]{0,15}$/.test(values.version)) throw new UsageError(`--version: expected a positive integer, got ${values.version}`);
       version = Number(values.version);
     }
-    const now = parseNowOption(values.now);
+    const now = parseNow(values.now);
     try {
       const releaseKeys = readReleaseKeys(values['release-key']);
       const { fleet, source } = await loadFleetArg(positionals, values.flake);

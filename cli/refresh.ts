@@ -1,8 +1,8 @@
 // `nixfleet refresh`: re-sign timestamp.json only (run by CI on a schedule, more often than the
 // channels' freshness windows).
-import { EXIT_OK, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
 import { refreshTimestamp } from '../publisher/refresh.ts';
-import { parseNowOption, readReleaseKeys, reportPublisherError } from './publish.ts';
+import { readReleaseKeys, reportPublisherError } from './publish.ts';
 
 const command: Command = {
   name: 'refresh',
@@ -28,7 +28,7 @@ Exit: 0 refreshed, 1 refused (key not allowed, files changed, clock behind the t
       json: { type: 'boolean', default: false },
     });
     if (!values.tree) throw new UsageError('--tree DIR is required');
-    const now = parseNowOption(values.now);
+    const now = parseNow(values.now);
     try {
       const releaseKeys = readReleaseKeys(values['release-key']);
       const r = refreshTimestamp({ treeDir: values.tree, releaseKeys, now });

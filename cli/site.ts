@@ -1,9 +1,6 @@
 // `nixfleet site build` and `nixfleet site watch`: the operator's static dashboard (site-gen/).
-import { readFileSync } from 'node:fs';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { parseNow } from './trust.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseCommandArgs, parseNow, pinnedRootOption, type Command } from './command.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
 import { buildSite, type SiteBuildResult } from '../site-gen/build.ts';
 import { watchSite } from '../site-gen/watch.ts';
 
@@ -17,10 +14,6 @@ const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory
   --clock-skew S     tolerated clock skew for a future-dated timestamp (default 300)
   --json             machine-readable output`;
 
-function readPinnedRoot(file: string): SignedRoot {
-  const bytes = readFileSync(file);
-  return readRoot(bytes.byteLength > LIMITS.root ? bytes.subarray(0, LIMITS.root + 1) : bytes, file);
-}
 
 const options = {
   tree: { type: 'string' },
@@ -49,8 +42,8 @@ function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?
   const skew = values['clock-skew'];
   if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
   return {
-    treeDir: values.tree,
-    pinnedRoot: readPinnedRoot(values.root),
+    treeDir: directoryOption('--tree', values.tree),
+    pinnedRoot: pinnedRootOption(values.root),
     outDir: values.out,
     ...(values['no-ack-log'] ? { ackLogFile: null } : values['ack-log'] !== undefined ? { ackLogFile: values['ack-log'] } : {}),
     ...(skew === undefined ? {} : { clockSkewSeconds: Number(skew) }),

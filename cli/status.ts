@@ -1,9 +1,11 @@
 // `nixfleet status`: where the rollout stands, computed by the reconciler from the verified tree and
-// the verified acks it holds. Refuses (exit 1) when the tree does not verify against the pinned root.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { parseNow } from './trust.ts';
+// the verified acks it holds, read from a directory or from the control plane (--url, mTLS, read-only).
+// Refuses (exit 1) when the tree does not verify against the pinned root; shows the last verified state
+// marked STALE (exit 3) when only the timestamp expired.
+import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { loadFleetState, readPinnedRoot } from '../operator/load.ts';
+import { loadFleetState, type FleetState } from '../operator/load.ts';
+import { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from '../operator/remote.ts';
 import { renderStatus, statusReport } from '../operator/status.ts';
 import { UnknownSubject } from '../operator/subject.ts';
 
@@ -11,6 +13,7 @@ const command: Command = {
   name: 'status',
   summary: 'show the rollout: release, freshness, each channel\'s waves, every host\'s phase and why it waits',
   help: `Usage: nixfleet status --tree DIR --root PINNED_ROOT.json [--now ISO] [--channel C] [--host H] [--json]
+       nixfleet status --url URL --ca CA.pem --cert OPERATOR.crt --key OPERATOR.key --root PINNED_ROOT.json [...]
 
 Verifies the tree against the pinned trust root (exactly as \`nixfleet verify\` does), reads the acks in
 DIR/acks (each host's latest ack and the per-wave bundles) and verifies every one against the host key
@@ -20,13 +23,28 @@ rollout state and each wave's progress, the disruption budgets, and a host table
 target closure, age of the last ack, and for a waiting host the gate that holds it and why).
 
 DIR is a tree written by \`nixfleet publish\` or a control plane directory (DIR/current -> the
-installed tree, acks in DIR/acks).
+installed tree, acks in DIR/acks). With --url the same documents are fetched from the control plane
+over mTLS with an operator certificate (OU=operator) and verified exactly as an agent verifies them;
+the acks come from the per-wave bundles (acks/channels/) and acks/hosts/. Nothing is written. A host
+certificate may not read other hosts' manifests: the command then says so and exits 2.
+
+When every signature verifies but the timestamp has expired (the CI refresh job stopped), hosts
+activate nothing new: the last verified state is shown under a STALE banner ("freshness": "stale" in
+--json) and the exit code is 3.
+
+Waves are numbered from 1 in the text ("wave 1 of 2"); the JSON keeps the protocol's 0-based
+"index" / "wave" fields. Every time in the JSON is an ISO 8601 UTC string.
 
 Exit codes: 0 shown, 1 refused (the tree does not verify: the typed error and the file at fault),
-2 usage or I/O error (also an unknown --channel / --host).
+2 usage or I/O error (also an unknown --channel / --host, an unreachable control plane),
+3 shown, but STALE (the timestamp expired; the last verified state is shown).
 
 Options:
   --tree DIR       the published tree or control plane directory
+  --url URL        instead of --tree: the control plane (https://...), with --ca, --cert, --key
+  --ca FILE        the fleet CA (PEM) the control plane's certificate must chain to
+  --cert FILE      the operator client certificate (PEM, OU=operator)
+  --key FILE       its private key (PEM)
   --root FILE      the pinned trust root (root/1.json from \`nixfleet trust init\`)
   --now ISO        evaluate as of this instant (default: the clock)
   --channel C      only this channel and its hosts
@@ -37,6 +55,10 @@ Options:
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
       tree: { type: 'string' },
+      url: { type: 'string' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
       root: { type: 'string' },
       now: { type: 'string' },
       channel: { type: 'string' },
@@ -45,21 +67,42 @@ Options:
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    if (!values.tree) throw new UsageError('--tree is required');
+    if ((values.tree === undefined) === (values.url === undefined)) throw new UsageError('give exactly one of --tree DIR or --url URL');
+    if (values.url !== undefined) {
+      for (const flag of ['ca', 'cert', 'key'] as const) {
+        if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
+        fileOption(`--${flag}`, values[flag]);
+      }
+      if (!/^https:\/\//.test(values.url)) throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
+    } else {
+      for (const flag of ['ca', 'cert', 'key'] as const) if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
+      directoryOption('--tree', values.tree!);
+    }
     if (!values.root) throw new UsageError('--root is required');
+    const pinned = pinnedRootOption(values.root);
     const now = parseNow(values.now);
-    const skew = values['clock-skew'];
-    if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
+    const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
+    const opts = { now, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) };
     try {
-      const state = await loadFleetState(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
+      let state: FleetState;
+      if (values.url !== undefined) {
+        const remote = { url: values.url, caFile: values.ca!, certFile: values.cert!, keyFile: values.key! };
+        try {
+          state = await loadRemoteFleetState(remote, pinned, opts);
+        } catch (e) {
+          if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable) throw new UsageError(`--url ${values.url}: ${e.message}`);
+          throw e;
+        }
+      } else {
+        state = await loadFleetState(values.tree!, pinned, opts);
+      }
       const report = statusReport(state, { channel: values.channel, host: values.host });
       output(values.json, report, () => renderStatus(report));
-      return EXIT_OK;
+      return state.stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {
       if (e instanceof UnknownSubject) throw new UsageError(e.message);
       if (!isVerificationError(e)) throw e;
-      if (values.json) output(true, { ok: false, error: e.toJSON() }, () => '');
-      else process.stderr.write(`nixfleet status: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+      printRefused('status', e, values.json);
       return EXIT_REFUSED;
     }
   },

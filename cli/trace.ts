@@ -1,19 +1,13 @@
 // `nixfleet trace`: replays a host's or a channel's rollout over the verified ack history with the
 // reconciler's trace(): when each host became eligible, which gate held it and for how long, when it
 // activated, confirmed, soaked or failed.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { parseNow } from './trust.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { loadVerifiedRelease, readPinnedRoot } from '../operator/load.ts';
+import { loadReleaseAllowingStale, releaseForOperator } from '../operator/load.ts';
 import { UnknownSubject } from '../operator/subject.ts';
 import { loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/trace.ts';
 
-function isoOption(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(ms)) throw new UsageError(`${flag}: not an ISO time: ${text}`);
-  return ms;
-}
+const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
 
 const command: Command = {
   name: 'trace',
@@ -31,8 +25,14 @@ DIR is a control plane directory) plus the acks in DIR/acks. Every ack is verifi
 of the signed release; acks that do not verify are not counted and are listed as rejected. Without a
 log only each host's latest ack is known, so the trace shows the current state, not the history.
 
+When every signature verifies but the timestamp has expired, the trace of the last verified release
+is shown under a STALE banner ("freshness": "stale" in --json) and the exit code is 3. A failed host
+shows why it failed (the reason of its signed failure report, or the missed confirm deadline). Waves
+are numbered from 1 in the text; the JSON keeps 0-based "wave" fields.
+
 Exit codes: 0 traced, 1 refused (the tree does not verify: the typed error and the file at fault),
-2 usage or I/O error (also an unknown --host / --channel, an unreadable or corrupt log).
+2 usage or I/O error (also an unknown --host / --channel, an unreadable or corrupt log),
+3 traced, but STALE (the timestamp expired; the last verified release is traced).
 
 Options:
   --tree DIR       the published tree or control plane directory
@@ -63,6 +63,8 @@ Options:
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (!values.tree) throw new UsageError('--tree is required');
     if (!values.root) throw new UsageError('--root is required');
+    const tree = directoryOption('--tree', values.tree);
+    const pinned = pinnedRootOption(values.root);
     if ((values.host === undefined) === (values.channel === undefined)) throw new UsageError('give exactly one of --host or --channel');
     const subject: TraceSubject = values.host !== undefined ? { host: values.host } : { channel: values.channel! };
     const now = parseNow(values.now);
@@ -71,19 +73,18 @@ Options:
     if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until is before --from');
     const stepText = values.step;
     if (stepText !== undefined && !/^[1-9][0-9]{0,6}$/.test(stepText)) throw new UsageError('--step: expected a positive number of seconds');
-    const skew = values['clock-skew'];
-    if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
+    const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
+    const log = values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
     try {
-      const release = await loadVerifiedRelease(values.tree, readPinnedRoot(values.root), { now, clockSkewSeconds: skew === undefined ? undefined : Number(skew) });
-      const history = loadAckHistory(values.tree, release, values['acks-log']);
-      const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText) });
+      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }));
+      const history = loadAckHistory(tree, release, log);
+      const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText), stale });
       output(values.json, report, () => renderTrace(report));
-      return EXIT_OK;
+      return stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {
       if (e instanceof UnknownSubject) throw new UsageError(e.message);
       if (!isVerificationError(e)) throw e;
-      if (values.json) output(true, { ok: false, error: e.toJSON() }, () => '');
-      else process.stderr.write(`nixfleet trace: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+      printRefused('trace', e, values.json);
       return EXIT_REFUSED;
     }
   },

@@ -2,7 +2,7 @@
 // Both run on the operator's offline workstation: they need the root private keys, never the network.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, parseTimeOption, type Command } from './command.ts';
 import { readPrivateKey, readPublicKey, publicPart, type PublicKey } from '../protocol/keys.ts';
 import { writeFileAtomic } from '../protocol/atomic-write.ts';
 import { envelopeBytes } from '../protocol/envelope.ts';
@@ -13,12 +13,6 @@ import { LIMITS } from '../protocol/limits.ts';
 
 const DAY = 86_400_000;
 
-export function parseNow(text: string | undefined): number {
-  if (text === undefined) return Date.now();
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(ms)) throw new UsageError(`--now: not an ISO time: ${text}`);
-  return ms;
-}
 
 function positiveInt(flag: string, text: string | undefined, fallback?: number): number {
   if (text === undefined) {
@@ -203,7 +197,7 @@ Options:
     const fresh = grants(values['release-key'] ?? [], now, releaseDays);
     const releaseKeys = fresh.length === 0 ? kept : values['keep-release-keys'] ? [...kept.filter((k) => !fresh.some((f) => f.key.keyid === k.key.keyid)), ...fresh] : fresh;
     let rejectBefore = previous.rejectBefore;
-    if (values['reject-before'] !== undefined) rejectBefore = isoTime(parseNow(values['reject-before']));
+    if (values['reject-before'] !== undefined) rejectBefore = isoTime(parseTimeOption('--reject-before', values['reject-before']));
     const next = createRoot({
       fleet: previous.fleet,
       version: previous.version + 1,

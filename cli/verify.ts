@@ -1,13 +1,9 @@
 // `nixfleet verify TREE --root ROOT.json`: the auditor's offline verifier. Needs nothing but the tree and
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
-import { readFileSync } from 'node:fs';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot } from '../protocol/trust-root.ts';
 import type { TreeReport } from '../protocol/verify/tree.ts';
 import { verifyTreeDir } from '../protocol/disk-tree.ts';
-import { parseNow } from './trust.ts';
 import { ackTrustOf, loadVerifiedRelease } from '../operator/load.ts';
 import { auditAckLogs, defaultAckLogOf, formatAckAudit } from '../operator/acks.ts';
 
@@ -61,9 +57,8 @@ Options:
     const skewText = values['clock-skew'];
     if (skewText !== undefined && !/^[0-9]{1,6}$/.test(skewText)) throw new UsageError('--clock-skew: expected seconds');
     const tree = positionals[0]!;
-    const rootBytes = readFileSync(values.root);
     try {
-      const pinned = readRoot(rootBytes.byteLength > LIMITS.root ? rootBytes.subarray(0, LIMITS.root + 1) : rootBytes, values.root);
+      const pinned = pinnedRootOption(values.root);
       const report = await verifyTreeDir(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
       if (values.acks || values['ack-log']) {
         const logs = values['ack-log'] ?? [defaultAckLogOf(tree)].filter((f): f is string => f !== null);
@@ -77,8 +72,7 @@ Options:
       return report.ok ? EXIT_OK : EXIT_REFUSED;
     } catch (e) {
       if (!isVerificationError(e)) throw e;
-      if (values.json) output(true, { ok: false, error: e.toJSON() }, () => '');
-      else process.stderr.write(`nixfleet verify: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+      printRefused('verify', e, values.json);
       return EXIT_REFUSED;
     }
   },

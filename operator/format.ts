@@ -34,3 +34,6 @@ export function table(header: string[], rows: string[][]): string[] {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(header), ...rows.map(line)];
 }
+
+
+export { waveLabel, listWithMore } from '../reconciler/words.ts';

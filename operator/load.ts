@@ -7,16 +7,14 @@
 // or in one call: loadFleetState(dir, pinnedRoot, { now }).
 // The dashboard: loadReleaseAllowingStale (failures as data, an expired timestamp still shown) and
 // readAckHistory with an AckCache kept between watch builds; ackHistoryByHost for per-host timelines.
-import { readFileSync, statSync } from 'node:fs';
-import { TooLarge } from '../protocol/errors.ts';
-import { LIMITS } from '../protocol/limits.ts';
-import { readRoot, type SignedRoot } from '../protocol/trust-root.ts';
+import type { SignedRoot } from '../protocol/trust-root.ts';
+import { VerificationError } from '../protocol/errors.ts';
 import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
 import { acksDirOf, readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
-import { loadVerifiedRelease, type LoadReleaseOptions, type VerifiedRelease } from './release.ts';
+import { loadReleaseAllowingStale, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure, type VerifiedRelease } from './release.ts';
 
 export {
-  loadVerifiedRelease, loadReleaseAllowingStale,
+  loadVerifiedRelease, loadReleaseAllowingStale, verifyReleaseFrom, releaseAllowingStaleFrom,
   type VerifiedRelease, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure,
 } from './release.ts';
 export {
@@ -24,12 +22,8 @@ export {
   type AckRejection, type VerifiedAcks, type AckTrust, type AckHistory, type AckHistoryOptions, type AckLogOptions, type AckLogRead, type TreeAckOptions,
 } from './acks.ts';
 
-/** The pinned trust root file an operator passes with `--root` (size cap before parsing). */
-export function readPinnedRoot(file: string): SignedRoot {
-  const size = statSync(file).size;
-  if (size > LIMITS.root) throw new TooLarge(file, `${size} bytes exceeds the limit of ${LIMITS.root}`);
-  return readRoot(readFileSync(file), file);
-}
+/** The pinned trust root file an operator passes with `--root` (protocol/pinned-root.ts: the one loader). */
+export { readPinnedRoot } from '../protocol/pinned-root.ts';
 
 /** What an ack is verified against: the root's fleet and the host keys of the signed plans. */
 export function ackTrustOf(release: VerifiedRelease): AckTrust {
@@ -41,17 +35,46 @@ export function fleetInputOf(release: VerifiedRelease, acks: readonly AckRecord[
   return { now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: latestAcks(acks), tolerances };
 }
 
+/**
+ * Every signature verified, but the timestamp expired: hosts activate nothing new. The release was
+ * verified as of `verifiedAsOf` (the timestamp's last valid second); the operator views still show it.
+ */
+export interface StaleRelease {
+  failure: VerificationFailure;
+  verifiedAsOf: number;
+}
+
+/**
+ * What the operator views (status, trace) show: a verified release, or, when only the timestamp's
+ * freshness failed, the last verified state with `stale` set. Any other failure throws its typed error.
+ */
+export function releaseForOperator(load: ReleaseLoad): { release: VerifiedRelease; stale: StaleRelease | null } {
+  if (load.status === 'failed') throw new VerificationError(load.failure.code, load.failure.file, load.failure.detail);
+  return { release: load.release, stale: load.status === 'stale' ? { failure: load.failure, verifiedAsOf: load.verifiedAsOf } : null };
+}
+
 export interface FleetState {
   release: VerifiedRelease;
+  /** Non-null: the timestamp expired; the view is the last verified state (the CLI exits 3). */
+  stale: StaleRelease | null;
   acks: VerifiedAcks;
   input: FleetInput;
   view: FleetView;
 }
 
-/** Verify the tree, read and verify the acks it holds, and evaluate the fleet at `now`. */
-export async function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions & { tolerances?: Partial<Tolerances> }): Promise<FleetState> {
-  const release = await loadVerifiedRelease(dir, pinnedRoot, opts);
-  const acks = readTreeAcks(acksDirOf(dir), ackTrustOf(release));
+export type FleetStateOptions = LoadReleaseOptions & { tolerances?: Partial<Tolerances> };
+
+/** The fleet at `now` from a release (fresh or stale) and the acks read for it. */
+export function fleetStateOf(release: VerifiedRelease, stale: StaleRelease | null, acks: VerifiedAcks, opts: FleetStateOptions): FleetState {
   const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
-  return { release, acks, input, view: fleetView(input) };
+  return { release, stale, acks, input, view: fleetView(input) };
+}
+
+/**
+ * Verify the tree, read and verify the acks it holds, and evaluate the fleet at `now`. An expired
+ * timestamp still yields the last verified state (`stale`); every other failure throws.
+ */
+export async function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: FleetStateOptions): Promise<FleetState> {
+  const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(dir, pinnedRoot, opts));
+  return fleetStateOf(release, stale, readTreeAcks(acksDirOf(dir), ackTrustOf(release)), opts);
 }

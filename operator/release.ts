@@ -7,7 +7,6 @@
 // (the dashboard) turns failures into data and, when only the timestamp's freshness failed, still yields
 // the documents verified as of the timestamp's last valid second, so a frozen fleet can be shown under a
 // red banner instead of not at all.
-import { join } from 'node:path';
 import { Stale, isVerificationError, type VerificationCode } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { TIMESTAMP_PATH } from '../protocol/layout.ts';
@@ -17,15 +16,15 @@ import type { Revocations } from '../protocol/schemas/revocations.ts';
 import type { Timestamp } from '../protocol/schemas/timestamp.ts';
 import type { TrustRoot } from '../protocol/schemas/root.ts';
 import type { SignedRoot } from '../protocol/trust-root.ts';
-import { diskTreeSource, readTreeFile } from '../protocol/disk-tree.ts';
+import { diskTreeSource } from '../protocol/disk-tree.ts';
 import { readTimestamp } from '../protocol/verify/documents.ts';
-import { auditTree, type TreeReport } from '../protocol/verify/tree.ts';
+import { auditTree, type TreeReport, type TreeSource } from '../protocol/verify/tree.ts';
 import { servedRoot } from '../protocol/control-plane-dir.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
 
 export interface VerifiedRelease {
-  /** The directory whose files were verified (`DIR/current` resolved for a control plane directory). */
+  /** Where the verified files came from: a directory (`DIR/current` resolved) or a control plane URL. */
   treeRoot: string;
   /** verifyTree's report: every document, revoked hosts, unlisted manifests. */
   report: TreeReport;
@@ -55,7 +54,13 @@ export interface LoadReleaseOptions {
 export async function loadVerifiedRelease(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<VerifiedRelease> {
   const treeRoot = servedRoot(dir);
   if (treeRoot === null || !existsSync(treeRoot)) throw new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`);
-  const { report, release } = await auditTree(diskTreeSource(treeRoot), pinnedRoot, opts);
+  return verifyReleaseFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
+}
+
+/** loadVerifiedRelease over any tree source (a directory, or a control plane over mTLS); `where` names it. */
+export async function verifyReleaseFrom(source: TreeSource, where: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<VerifiedRelease> {
+  const treeRoot = where;
+  const { report, release } = await auditTree(source, pinnedRoot, opts);
   const plans = release.plans;
   return {
     treeRoot, report, root: release.root.signed, chain: release.chain, timestamp: release.timestamp.signed, index: release.index,
@@ -85,18 +90,25 @@ function failureOf(e: unknown): VerificationFailure {
 
 /** Like loadVerifiedRelease, but failures are returned, and an expired timestamp still yields the documents. */
 export async function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
+  const treeRoot = servedRoot(dir);
+  if (treeRoot === null || !existsSync(treeRoot)) return { status: 'failed', failure: failureOf(new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`)) };
+  return releaseAllowingStaleFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
+}
+
+/** loadReleaseAllowingStale over any tree source; `where` names it. */
+export async function releaseAllowingStaleFrom(source: TreeSource, where: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
   const at = (now: number): LoadReleaseOptions => ({ now, ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }) });
   try {
-    return { status: 'verified', release: await loadVerifiedRelease(dir, pinnedRoot, at(opts.now)) };
+    return { status: 'verified', release: await verifyReleaseFrom(source, where, pinnedRoot, at(opts.now)) };
   } catch (e) {
     const failure = failureOf(e);
     if (!(e instanceof Stale) || e.file !== TIMESTAMP_PATH) return { status: 'failed', failure };
-    const expires = unverifiedExpiry(dir);
+    const expires = await unverifiedExpiry(source);
     if (expires === null || expires > opts.now) return { status: 'failed', failure };
     // Verifying as of the timestamp's last valid second proves every signature; only freshness failed.
     const asOf = expires - 1000;
     try {
-      return { status: 'stale', release: await loadVerifiedRelease(dir, pinnedRoot, at(asOf)), failure, verifiedAsOf: asOf };
+      return { status: 'stale', release: await verifyReleaseFrom(source, where, pinnedRoot, at(asOf)), failure, verifiedAsOf: asOf };
     } catch (e2) {
       return { status: 'failed', failure: failureOf(e2) };
     }
@@ -104,11 +116,9 @@ export async function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRo
 }
 
 /** The timestamp's claimed expiry, read without trusting it (it is verified right after, as of that instant). */
-function unverifiedExpiry(dir: string): number | null {
-  const treeRoot = servedRoot(dir);
-  if (treeRoot === null) return null;
+async function unverifiedExpiry(source: TreeSource): Promise<number | null> {
   try {
-    const bytes = readTreeFile(treeRoot, TIMESTAMP_PATH, LIMITS.timestamp);
+    const bytes = await source.fetch(TIMESTAMP_PATH, LIMITS.timestamp);
     return bytes === undefined ? null : parseIsoTime(readTimestamp(bytes, TIMESTAMP_PATH).signed.expires);
   } catch {
     return null;

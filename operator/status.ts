@@ -1,13 +1,17 @@
 // `nixfleet status`: the fleet view of a verified tree at one instant, as data (for --json) and as text.
 // Everything shown comes from the verified release and verified acks through the reconciler's
 // fleetView, i.e. exactly what the agents compute; nothing is inferred here.
+// Numbering: the JSON keeps the protocol's 0-based wave indexes; text for people says "wave 1" for the
+// first wave everywhere (waveLabel). Every instant in the JSON is an ISO string (second precision).
 import type { AckRecord, ChannelView, FleetView, HostView } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
 import type { AckRejection, FleetState } from './load.ts';
-import { age, duration, iso, shortStorePath, table } from './format.ts';
+import { age, duration, iso, listWithMore, shortStorePath, table, waveLabel } from './format.ts';
 import { UnknownSubject } from './subject.ts';
 
-export interface StatusHost extends HostView {
+export interface StatusHost extends Omit<HostView, 'lastAck'> {
+  /** When the host's latest verified ack was signed (ISO), null: never. */
+  lastAck: string | null;
   /** The closure the host's latest verified ack says it runs (null: no ack, or not stated). */
   current: string | null;
   lastAckKind: AckRecord['kind'] | null;
@@ -15,10 +19,19 @@ export interface StatusHost extends HostView {
   lastAckReason: string | null;
 }
 
-export interface StatusReport extends FleetView {
+export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
   fleet: string;
+  /** The instant the fleet was evaluated at (ISO). */
   at: string;
+  /** Where the tree was read: a directory or the control plane URL. */
+  source: string;
   release: { version: number; issuedAt: string; rootVersion: number };
+  /**
+   * `fresh`, or `stale`: the timestamp expired (hosts activate nothing new) and this is the last verified
+   * state, every signature checked as of `verifiedAsOf` (the timestamp's last valid second); exit 3.
+   */
+  freshness: { state: 'fresh' } | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
+  /** `secondsLeft` is negative once expired. */
   timestamp: { issuedAt: string; expires: string; secondsLeft: number };
   hosts: StatusHost[];
   acks: { verified: number; rejected: AckRejection[] };
@@ -49,13 +62,16 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
   return {
     fleet: release.root.fleet,
     at: iso(view.now),
-    now: view.now,
+    source: release.treeRoot,
     release: { version: release.index.version, issuedAt: release.index.issuedAt, rootVersion: release.root.version },
+    freshness: state.stale === null
+      ? { state: 'fresh' }
+      : { state: 'stale', code: state.stale.failure.code, file: state.stale.failure.file, detail: state.stale.failure.detail, verifiedAsOf: iso(state.stale.verifiedAsOf) },
     timestamp: { issuedAt: release.timestamp.issuedAt, expires: release.timestamp.expires, secondsLeft: Math.floor((expires - view.now) / 1000) },
     channels,
     hosts: hosts.map((h) => {
       const ack = input.acks[h.host];
-      return { ...h, current: ack?.current ?? null, lastAckKind: ack?.kind ?? null, lastAckSeq: ack?.seq ?? null, lastAckReason: ack?.reason ?? null };
+      return { ...h, lastAck: h.lastAck === null ? null : iso(h.lastAck), current: ack?.current ?? null, lastAckKind: ack?.kind ?? null, lastAckSeq: ack?.seq ?? null, lastAckReason: ack?.reason ?? null };
     }),
     budgets: view.budgets,
     acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
@@ -83,13 +99,29 @@ function waveProgress(w: ChannelView['waves'][number]): string {
 
 function hostWhy(h: StatusHost): string {
   if (h.phase === 'pending') return h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible');
+  // A deferred host: why it defers (its ack) and what that does to its wave.
+  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}`;
   return h.detail;
+}
+
+/** The banner of a stale view: first thing printed, so it cannot be missed (status and trace). */
+export function staleBanner(f: { code: string; file: string; detail: string; verifiedAsOf: string }, expires: string, now: number): string[] {
+  return [
+    `STALE: ${f.code}: ${f.file}: ${f.detail}`,
+    `  the timestamp expired at ${expires} (${age(parseIsoTime(expires), now)}): hosts activate nothing new until CI re-signs it (nixfleet refresh).`,
+    `  Shown: the last verified state (every signature verified as of ${f.verifiedAsOf}) with the hosts' current acks.`,
+    '',
+  ];
 }
 
 export function renderStatus(r: StatusReport): string {
   const out: string[] = [];
+  const now = parseIsoTime(r.at);
+  if (r.freshness.state === 'stale') out.push(...staleBanner(r.freshness, r.timestamp.expires, now));
   out.push(`fleet "${r.fleet}": release ${r.release.version} (issued ${r.release.issuedAt}, trust root v${r.release.rootVersion}), status at ${r.at}`);
-  out.push(`timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), r.now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`);
+  out.push(r.freshness.state === 'fresh'
+    ? `timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
+    : `timestamp: STALE, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expired ${r.timestamp.expires} (${age(parseIsoTime(r.timestamp.expires), now)})`);
   out.push(`acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`);
   for (const x of r.acks.rejected) out.push(`  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`);
   for (const x of r.findings.revokedHosts) out.push(`revoked: ${x.host}: ${x.detail}`);
@@ -97,32 +129,33 @@ export function renderStatus(r: StatusReport): string {
 
   for (const ch of r.channels) {
     out.push('');
-    const wavePos = ch.currentWave < ch.waves.length ? `, wave ${ch.currentWave + 1} of ${ch.waves.length}` : '';
+    const wavePos = ch.currentWave < ch.waves.length ? `, ${waveLabel(ch.currentWave)} of ${ch.waves.length}` : '';
     out.push(`channel ${ch.channel}: ${ch.state.toUpperCase()}${wavePos}  (rollout ${ch.rolloutId.slice(7, 19)})`);
     out.push(`  ${ch.reason}`);
+    out.push(`  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`);
     for (const w of ch.waves) {
-      out.push(`  wave ${w.index}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`);
-      if (w.state !== 'complete' && w.blockingHosts.length) out.push(`          waiting for: ${w.blockingHosts.join(', ')}`);
+      out.push(`  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`);
+      if (w.state !== 'complete' && w.blockingHosts.length) out.push(`          waiting for: ${listWithMore(w.blockingHosts, 20)}`);
     }
   }
   if (r.budgets.length) {
     out.push('');
-    for (const b of r.budgets) out.push(`budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${b.inFlightHosts.join(', ')})` : ''}`);
+    for (const b of r.budgets) out.push(`budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${listWithMore(b.inFlightHosts, 20)})` : ''}`);
   }
   out.push('');
   const rows = [...r.hosts]
     .sort((a, b) => a.channel.localeCompare(b.channel) || a.wave - b.wave || a.host.localeCompare(b.host))
     .map((h) => [
-      h.host, h.channel, String(h.wave), h.phase,
+      h.host, h.channel, String(h.wave + 1), h.phase,
       h.current === null ? '-' : h.current === h.target ? '= target' : shortStorePath(h.current),
       shortStorePath(h.target),
-      h.lastAck === null ? 'never' : `${h.lastAckKind} ${age(h.lastAck, r.now)}`,
+      h.lastAck === null ? 'never' : `${h.lastAckKind} ${age(parseIsoTime(h.lastAck), now)}`,
       hostWhy(h),
     ]);
   out.push(...table(['HOST', 'CHANNEL', 'WAVE', 'PHASE', 'CURRENT', 'TARGET', 'LAST ACK', 'GATE / DETAIL'], rows));
   if (r.hosts.length === 1) {
     const h = r.hosts[0]!;
-    if (h.lastAckSeq !== null) out.push('', `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${iso(h.lastAck!)}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`);
+    if (h.lastAckSeq !== null) out.push('', `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`);
   }
   return out.join('\n');
 }

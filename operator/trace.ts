@@ -7,7 +7,9 @@ import { parseIsoTime } from '../protocol/schemas/common.ts';
 import { readAckHistory, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
-import { duration, iso } from './format.ts';
+import { duration, iso, waveLabel } from './format.ts';
+import { staleBanner } from './status.ts';
+import type { StaleRelease } from './load.ts';
 
 export type { AckHistory } from './acks.ts';
 
@@ -27,6 +29,8 @@ export interface TraceOptions {
   /** The instant the tree was verified at: the default end, so the trace never extrapolates past it. */
   now: number;
   stepSeconds?: number;
+  /** Non-null: the release is the last verified state of an expired timestamp. */
+  stale?: StaleRelease | null;
 }
 
 export interface TraceHostReport {
@@ -38,6 +42,8 @@ export interface TraceHostReport {
   confirmedAt: string | null;
   soakedAt: string | null;
   failedAt: string | null;
+  /** Why it failed (the signed failure report's reason, or the missed confirm deadline); null: it did not. */
+  failedReason: string | null;
   holds: { gate: Gate; from: string; to: string; seconds: number; reason: string }[];
 }
 
@@ -45,6 +51,11 @@ export interface TraceReport {
   fleet: string;
   subject: TraceSubject;
   release: { version: number; rolloutId: string; channel: string };
+  /** As in status: `stale` when the timestamp expired and this is the last verified release (exit 3). */
+  freshness: { state: 'fresh' } | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
+  timestamp: { issuedAt: string; expires: string };
+  /** The instant the tree was verified at (--now). */
+  at: string;
   from: string;
   until: string;
   history: { verified: number; rejected: AckRejection[]; log: string | null; logRecords: number; logTornBytes: number };
@@ -86,13 +97,18 @@ export function traceReport(release: VerifiedRelease, history: AckHistory, subje
     fleet: release.root.fleet,
     subject,
     release: { version: release.index.version, rolloutId: plan.rolloutId, channel },
+    freshness: opts.stale
+      ? { state: 'stale', code: opts.stale.failure.code, file: opts.stale.failure.file, detail: opts.stale.failure.detail, verifiedAsOf: iso(opts.stale.verifiedAsOf) }
+      : { state: 'fresh' },
+    timestamp: { issuedAt: release.timestamp.issuedAt, expires: release.timestamp.expires },
+    at: iso(opts.now),
     from: iso(t.from),
     until: iso(t.until),
     history: { verified: history.acks.length, rejected: history.rejected, log: history.sources.log, logRecords: history.sources.logRecords, logTornBytes: history.sources.logTornBytes },
     hosts: t.hosts.map((h) => ({
       host: h.host, channel: h.channel, wave: h.wave,
       eligibleAt: isoOrNull(h.eligibleAt), activatedAt: isoOrNull(h.activatedAt), confirmedAt: isoOrNull(h.confirmedAt),
-      soakedAt: isoOrNull(h.soakedAt), failedAt: isoOrNull(h.failedAt),
+      soakedAt: isoOrNull(h.soakedAt), failedAt: isoOrNull(h.failedAt), failedReason: h.failedReason,
       holds: h.holds.map((x) => ({ gate: x.gate, from: iso(x.from), to: iso(x.to), seconds: x.seconds, reason: x.reason })),
     })),
     entries: t.entries.map((e) => ({ at: iso(e.at), host: e.host, phase: e.phase, gate: e.gate, reason: e.reason })),
@@ -106,6 +122,7 @@ function offset(at: string, from: string): string {
 
 export function renderTrace(r: TraceReport): string {
   const out: string[] = [];
+  if (r.freshness.state === 'stale') out.push(...staleBanner(r.freshness, r.timestamp.expires, parseIsoTime(r.at)));
   const what = 'host' in r.subject ? `host ${r.subject.host} (channel ${r.release.channel})` : `channel ${r.release.channel}`;
   out.push(`trace of ${what}, fleet "${r.fleet}", release ${r.release.version}, rollout ${r.release.rolloutId.slice(7, 19)}`);
   out.push(`period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`);
@@ -115,7 +132,7 @@ export function renderTrace(r: TraceReport): string {
 
   out.push('', 'timeline:');
   for (const e of r.entries) {
-    const what = e.phase === 'pending' ? (e.gate ? `held by ${e.gate}: ${e.reason}` : 'eligible: every gate passed') : e.phase;
+    const what = e.phase === 'pending' ? (e.gate ? `held by ${e.gate}: ${e.reason}` : 'eligible: every gate passed') : e.phase === 'failed' ? `FAILED: ${e.reason}` : e.phase;
     out.push(`  ${e.at}  ${offset(e.at, r.from).padStart(9)}  ${e.host}  ${what}`);
   }
   if (r.entries.length === 0) out.push('  (no events)');
@@ -123,8 +140,8 @@ export function renderTrace(r: TraceReport): string {
   out.push('', 'per host:');
   for (const h of r.hosts) {
     const step = (label: string, at: string | null) => (at === null ? null : `${label} ${offset(at, r.from)}`);
-    const steps = [step('eligible', h.eligibleAt), step('activated', h.activatedAt), step('confirmed', h.confirmedAt), step('soaked', h.soakedAt), step('FAILED', h.failedAt)].filter((s) => s !== null);
-    out.push(`  ${h.host} (wave ${h.wave}): ${steps.length ? steps.join(', ') : 'nothing happened in this period'}`);
+    const steps = [step('eligible', h.eligibleAt), step('activated', h.activatedAt), step('confirmed', h.confirmedAt), step('soaked', h.soakedAt), step('FAILED', h.failedAt)].map((s) => (s !== null && s.startsWith('FAILED') && h.failedReason ? `${s} (${h.failedReason})` : s)).filter((s) => s !== null);
+    out.push(`  ${h.host} (${waveLabel(h.wave)}): ${steps.length ? steps.join(', ') : 'nothing happened in this period'}`);
     for (const x of h.holds) out.push(`    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`);
   }
   return out.join('\n');

@@ -11,6 +11,8 @@ export interface ResolutionView {
     policy: string;
     strategy: string;
     onFailure: string;
+    reboot: string;
+    deferredHosts: string;
     rolloutId: string;
     gatedBy: string[];
     hostEdges: { before: string; after: string }[];
@@ -28,6 +30,8 @@ export function describeResolution(v: ValidFleet): ResolutionView {
       policy: c.policy,
       strategy: c.strategy,
       onFailure: c.onFailure,
+      reboot: c.reboot,
+      deferredHosts: c.deferredHosts,
       rolloutId: c.rolloutId,
       gatedBy: c.gatedBy,
       hostEdges: c.hostEdges,
@@ -42,7 +46,7 @@ export function formatResolution(view: ResolutionView): string {
   const lines = [`fleet ${view.fleet}: ${view.hosts} hosts, ${Object.keys(view.channels).length} channels`];
   for (const [name, c] of Object.entries(view.channels)) {
     const gate = c.gatedBy.length ? `, after ${c.gatedBy.join(', ')}` : '';
-    lines.push(`channel ${name} (policy ${c.policy}, ${c.strategy}, on failure ${c.onFailure}${gate})`, `  rollout ${c.rolloutId}`);
+    lines.push(`channel ${name} (policy ${c.policy}, ${c.strategy}, on failure ${c.onFailure}, reboot ${c.reboot}, deferred hosts ${c.deferredHosts}${gate})`, `  rollout ${c.rolloutId}`);
     for (const w of c.waves) {
       const shown = w.hosts.length > 8 ? `${w.hosts.slice(0, 8).join(' ')} ... (+${w.hosts.length - 8})` : w.hosts.join(' ');
       lines.push(`  wave ${w.index} [${w.membership}] ${w.hosts.length} host${w.hosts.length === 1 ? '' : 's'}, soak ${w.soakSeconds}s: ${shown || '(none)'}`);

@@ -114,6 +114,8 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
       heartbeatSeconds: c.heartbeatSeconds,
       offlineWindowSeconds: c.offlineWindowSeconds,
       maintenanceWindows: c.maintenanceWindows,
+      reboot: ch.reboot,
+      deferredHosts: ch.deferredHosts,
       waves: ch.waves.map((w) => ({ index: w.index, soakSeconds: w.soakSeconds, failureThreshold: w.failureThreshold, offlineExcuseLimit: w.offlineExcuseLimit, hosts: w.hosts })),
       hosts,
       hostEdges: ch.hostEdges,

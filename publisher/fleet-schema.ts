@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime } from '../protocol/schemas/common.ts';
 import { Selector, Tag } from '../protocol/schemas/selector.ts';
-import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow } from '../protocol/schemas/release.ts';
+import { Probe, Strategy, OnFailure, Threshold, MaintenanceWindow, RebootPolicy, DeferredHosts } from '../protocol/schemas/release.ts';
 import { parseHostKey } from './host-key.ts';
 
 export const PolicyName = Name;
@@ -28,16 +28,35 @@ export const FleetHost = z.strictObject({
 });
 export type FleetHost = z.infer<typeof FleetHost>;
 
+/**
+ * Channel timings a fleet may leave out (nix/lib/schema.nix has the same numbers; the fixture tests keep
+ * them in parity). Each default carries its reason.
+ */
+export const CHANNEL_DEFAULTS = {
+  /** CI's scheduled `nixfleet refresh` runs hourly (docs/ci.md). */
+  signingIntervalSeconds: 3600,
+  /** Six missed hourly re-signs before hosts treat the release as stale: a broken CI job has hours to be noticed. */
+  freshnessSeconds: 6 * 3600,
+  /** An activation has 5 minutes to report healthy before it is presumed failed (and rolled back). */
+  confirmDeadlineSeconds: 300,
+  /** The agent's timer runs a cycle every 60 s (services.nixfleet-agent.interval). */
+  heartbeatSeconds: 60,
+  /** Ten missed heartbeats before a host counts as offline. */
+  offlineWindowSeconds: 600,
+} as const;
+
 export const FleetChannel = z.strictObject({
   policy: PolicyName,
   /** A release older than this (since its timestamp was signed) is stale for the channel's hosts. */
-  freshnessSeconds: PositiveInt,
+  freshnessSeconds: PositiveInt.default(CHANNEL_DEFAULTS.freshnessSeconds),
   /** How often CI re-signs the timestamp (`nixfleet refresh`). */
-  signingIntervalSeconds: PositiveInt,
-  confirmDeadlineSeconds: PositiveInt,
-  heartbeatSeconds: PositiveInt,
-  offlineWindowSeconds: PositiveInt,
+  signingIntervalSeconds: PositiveInt.default(CHANNEL_DEFAULTS.signingIntervalSeconds),
+  confirmDeadlineSeconds: PositiveInt.default(CHANNEL_DEFAULTS.confirmDeadlineSeconds),
+  heartbeatSeconds: PositiveInt.default(CHANNEL_DEFAULTS.heartbeatSeconds),
+  offlineWindowSeconds: PositiveInt.default(CHANNEL_DEFAULTS.offlineWindowSeconds),
   maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
+  /** When a host whose closure needs a reboot may reboot into it (protocol/schemas/release.ts). */
+  reboot: RebootPolicy.default('never'),
 });
 export type FleetChannel = z.infer<typeof FleetChannel>;
 
@@ -62,6 +81,8 @@ export const FleetPolicy = z.strictObject({
   onFailure: OnFailure.default('halt'),
   probes: z.array(Probe).max(32).default([]),
   healthyPassesRequired: PositiveInt.default(1),
+  /** What a wave does while one of its hosts defers a reboot (protocol/schemas/release.ts). */
+  deferredHosts: DeferredHosts.default('hold'),
 });
 export type FleetPolicy = z.infer<typeof FleetPolicy>;
 

@@ -3,6 +3,10 @@
 // the host edges and the gating channels. It leaves out the release version, signing times and every
 // other channel, so that a periodic re-sign or a change elsewhere never restarts this channel's rollout
 // or resets a soak in progress.
+// The rule for what is in it: what decides when a wave is complete (soak, thresholds, excuse limits, what
+// a wave does with deferred hosts) is part of the rollout; what only decides when a host may act
+// (maintenance windows, the reboot policy, timings) is not. So signing `reboot: allowed` for a channel
+// whose hosts defer lets them reboot into the SAME rollout, keeping every soak already proved.
 import { canonicalBytes, sha256Digest } from '../protocol/canonical.ts';
 import type { Threshold } from '../protocol/schemas/release.ts';
 
@@ -11,6 +15,8 @@ export interface RolloutIdInput {
   channel: string;
   strategy: string;
   onFailure: string;
+  /** What a wave does while one of its hosts defers a reboot (`hold` is the default). */
+  deferredHosts: string;
   waves: readonly { index: number; soakSeconds: number; failureThreshold: Threshold; offlineExcuseLimit: number; hosts: readonly string[] }[];
   /** Host -> target store path, for every host of the channel. */
   targets: Readonly<Record<string, string>>;
@@ -25,6 +31,9 @@ export function computeRolloutId(input: RolloutIdInput): string {
     channel: input.channel,
     strategy: input.strategy,
     onFailure: input.onFailure,
+    // Present only when not the default, so that every rollout id signed before the field existed is
+    // unchanged: upgrading the publisher must not restart rollouts in progress.
+    ...(input.deferredHosts !== 'hold' ? { deferredHosts: input.deferredHosts } : {}),
     waves: input.waves.map((w) => ({
       index: w.index,
       soakSeconds: w.soakSeconds,

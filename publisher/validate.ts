@@ -106,6 +106,10 @@ function checkChannelsAndPolicies(fleet: Fleet, r: Report): void {
     if (c.freshnessSeconds < 2 * c.signingIntervalSeconds) {
       r.error(`channels.${name}.freshnessSeconds`, `${c.freshnessSeconds} is less than 2 x signingIntervalSeconds (${c.signingIntervalSeconds}): one late re-sign would make every host stale`);
     }
+    // Without windows the maintenance gate is always open, so this policy would silently mean `allowed`.
+    if (c.reboot === 'in-maintenance-window' && c.maintenanceWindows.length === 0) {
+      r.error(`channels.${name}.reboot`, 'in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)');
+    }
   }
   for (const [name, p] of Object.entries(fleet.policies)) {
     if (!used.has(name)) r.warn(`policies.${name}`, 'is used by no channel');

@@ -25,6 +25,9 @@ export interface ResolvedChannel {
   policy: string;
   strategy: FleetPolicy['strategy'];
   onFailure: FleetPolicy['onFailure'];
+  deferredHosts: FleetPolicy['deferredHosts'];
+  /** The channel's reboot policy (not part of the rollout id: see rollout-id.ts). */
+  reboot: Fleet['channels'][string]['reboot'];
   waves: ResolvedWave[];
   /** Hosts of the channel no wave claimed (validate.ts turns these into errors). */
   unassigned: string[];
@@ -132,8 +135,8 @@ export function resolveFleet(fleet: Fleet): ResolvedFleet {
     const gatedBy = [...new Set(fleet.channelEdges.filter((e) => e.after === name).map((e) => e.before))].sort();
     const targets: Record<string, string> = {};
     for (const h of byChannel.get(name) ?? []) targets[h] = fleet.hosts[h]!.target;
-    const rolloutId = computeRolloutId({ fleet: fleet.fleet, channel: name, strategy: policy.strategy, onFailure: policy.onFailure, waves, targets, hostEdges, gatedBy });
-    channels[name] = { name, policy: ch.policy, strategy: policy.strategy, onFailure: policy.onFailure, waves, unassigned, hostEdges, gatedBy, rolloutId };
+    const rolloutId = computeRolloutId({ fleet: fleet.fleet, channel: name, strategy: policy.strategy, onFailure: policy.onFailure, deferredHosts: policy.deferredHosts, waves, targets, hostEdges, gatedBy });
+    channels[name] = { name, policy: ch.policy, strategy: policy.strategy, onFailure: policy.onFailure, deferredHosts: policy.deferredHosts, reboot: ch.reboot, waves, unassigned, hostEdges, gatedBy, rolloutId };
   }
   return { channels, budgets: fleet.disruptionBudgets.map((b) => resolveBudget(fleet, b)) };
 }

@@ -8,6 +8,7 @@ import { derivePhase, describePhase, phaseParams, type DerivedPhase, type PhaseP
 import { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
 import { DEFAULT_TOLERANCES, type AckRecord, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';
 import { humanDuration, soakProgress } from './time.ts';
+import { listWithMore, waveLabel } from './words.ts';
 
 export class ReconcilerInputError extends Error {
   constructor(message: string) {
@@ -221,6 +222,7 @@ export class FleetContext {
     let halted = false;
     let haltedWave: number | null = null;
     let firstIncomplete = -1;
+    const excuseDeferred = plan.deferredHosts === 'excuse';
     for (const [wi, wave] of plan.waves.entries()) {
       const params = st.params[wi]!;
       const keys = st.hostKeys[wi]!;
@@ -250,6 +252,10 @@ export class FleetContext {
           // Excuses go in wave order, so every host computes the same excused set.
           isExcused = offlineSeen < wave.offlineExcuseLimit;
           offlineSeen++;
+        } else if (ph.phase === 'deferred') {
+          // The signed wave policy for hosts waiting to reboot: `hold` waits for them, `excuse` lets the
+          // wave complete without them (they stay in flight for budgets: they may reboot at any time).
+          isExcused = excuseDeferred;
         }
         excused[pos] = isExcused;
         if (ph.phase === 'failed') {
@@ -294,10 +300,10 @@ export class FleetContext {
 
   haltedReason(ce: ChannelEval): string {
     const w = ce.waves[ce.haltedWave ?? 0]!;
-    const names = w.failedHosts.slice(0, 5).join(', ') + (w.failedHosts.length > 5 ? ', ...' : '');
+    const names = listWithMore(w.failedHosts, 5);
     const presumed = w.failures - w.failuresReported;
     const why = presumed > 0 ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline` : '';
-    return `rollout of channel ${ce.plan.channel} is halted: wave ${w.index} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
+    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; only a newly signed release resumes it`;
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -322,7 +328,7 @@ export class FleetContext {
       const oa = BLOCKING_ORDER[a.phase], ob = BLOCKING_ORDER[b.phase];
       if (oa < ob || (oa === ob && a.healthySeconds < b.healthySeconds)) best = pos;
     }
-    if (best < 0) return { text: `wave ${index} of channel ${ce.plan.channel} is complete`, retryAfter: hb };
+    if (best < 0) return { text: `${waveLabel(index)} of channel ${ce.plan.channel} is complete`, retryAfter: hb };
     const host = w.wave.hosts[best]!;
     const ph = w.phases[best]!;
     const others = w.blocking.length - 1;
@@ -339,10 +345,14 @@ export class FleetContext {
         what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
         break;
       }
+      case 'deferred':
+        // Never "offline": the wave says which host defers, why, and that the signed policy holds it.
+        what = `${host} is deferred (${describePhase(ph, this.now)}); deferredHosts: hold keeps the wave waiting until it reboots into its target`;
+        break;
       default:
         what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${describePhase(ph, this.now)})`;
     }
-    return { text: `waiting for wave ${index} of channel ${ce.plan.channel}: ${what}${more}`, retryAfter };
+    return { text: `waiting for ${waveLabel(index)} of channel ${ce.plan.channel}: ${what}${more}`, retryAfter };
   }
 
   /** The channel-edge gate of a whole channel (the same for each of its hosts). */
@@ -502,7 +512,7 @@ export class FleetContext {
   }
 
   private budgetFull(id: string, me: RankKey, inFlight: string[], ahead: number, max: number): GateHold {
-    const names = inFlight.slice(0, 3).join(', ') + (inFlight.length > 3 ? ', ...' : '');
+    const names = listWithMore(inFlight, 3);
     const plan = this.plan(me.channel);
     return {
       gate: 'disruption-budget',

@@ -3,11 +3,33 @@
 // rollback-and-halt) -> not fresh -> quarantined -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
-import type { DecideInput, Decision, FleetInput } from './types.ts';
+import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
+import type { ChannelPlan, HostManifest } from '../protocol/schemas/release.ts';
+import { maintenanceWindowAt } from './maintenance.ts';
 import { humanDuration } from './time.ts';
+import { waveLabel } from './words.ts';
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+
+/**
+ * The reboot half of a `defer`: the channel's signed reboot policy at `now`. `in-maintenance-window` with
+ * no windows never opens (the publisher refuses such a fleet; a hand-made plan fails closed).
+ */
+function rebootVerdict(plan: ChannelPlan, m: HostManifest, now: number): RebootVerdict {
+  const allowed: RebootVerdict = { allowed: true, deadline: now + m.confirmDeadlineSeconds * 1000, rolloutId: m.rolloutId };
+  switch (plan.reboot) {
+    case 'allowed':
+      return allowed;
+    case 'in-maintenance-window': {
+      if (plan.maintenanceWindows.length === 0) return { allowed: false, why: `reboot policy of channel ${plan.channel} is in-maintenance-window but it has no maintenance windows` };
+      const w = maintenanceWindowAt(plan.maintenanceWindows, now);
+      return w.open ? allowed : { allowed: false, why: `reboot policy of channel ${plan.channel} is in-maintenance-window: ${w.reason}` };
+    }
+    default:
+      return { allowed: false, why: `reboot policy of channel ${plan.channel} is never: the target stays unstaged until a signed release allows a reboot (reboot: allowed or in-maintenance-window)` };
+  }
 }
 
 /** A fleet evaluation that several decide() calls over the same FleetInput can share (e.g. one per poll instant). */
@@ -91,11 +113,11 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
           kind: 'rollback',
           to: local.previous,
           gate: 'halted',
-          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling wave ${m.wave} back, to generation ${local.previous.generation} (${local.previous.path})`,
+          reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
         };
       }
     }
-    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, wave ${m.wave})` };
+    return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})` };
   }
 
   if (input.freshness.status !== 'fresh') {
@@ -117,7 +139,11 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
   if (hold !== null) return { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
 
   if (input.inhibitor !== null) {
-    return { kind: 'defer', inhibitor: input.inhibitor, reason: `switching to ${m.target} needs a reboot (${input.inhibitor}): stage it for the next boot` };
+    const reboot = rebootVerdict(plan, m, now);
+    const next = reboot.allowed
+      ? `the channel's reboot policy (${plan.reboot}) allows it now: stage it with boot, reboot, and confirm before ${iso(reboot.deadline)}`
+      : `deferred: ${reboot.why}`;
+    return { kind: 'defer', inhibitor: input.inhibitor, reboot, reason: `switching to ${m.target} needs a reboot (${input.inhibitor}); ${next}` };
   }
 
   const deadline = now + m.confirmDeadlineSeconds * 1000;
@@ -126,6 +152,6 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
     target: m.target,
     deadline,
     rolloutId: m.rolloutId,
-    reason: `wave ${m.wave} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
+    reason: `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
   };
 }

@@ -136,7 +136,8 @@ function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: 
         return { ...out, phase: 'failed', note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, done: true, failure: 'reported', validFrom: t, validUntil: FOREVER };
       case 'started':
       case 'activated':
-        startedWithoutOutcome(ack.kind, ack.kind === 'started' ? 'activating' : 'confirming');
+        // The reason says how it started (e.g. rebooting into the target): shown, not interpreted.
+        startedWithoutOutcome(`${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, ack.kind === 'started' ? 'activating' : 'confirming');
         break;
       case 'deferred':
         // Staged for the next boot: it may reboot into the target at any time, so it never becomes excusable.

@@ -46,6 +46,8 @@ export interface HostTrace {
   confirmedAt: number | null;
   soakedAt: number | null;
   failedAt: number | null;
+  /** Why it failed: the signed failure report's reason, or the missed confirm deadline. */
+  failedReason: string | null;
   holds: GateHoldSpan[];
 }
 
@@ -90,7 +92,7 @@ export function trace(input: TraceInput): Trace {
   const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
   let next = 0;
   const state = new Map<string, { phase: HostPhase; gate: Gate | null; reason: string | null; holdFrom: number }>();
-  const traces = new Map<string, HostTrace>(subjectHosts.map((s) => [s.host, { ...s, eligibleAt: null, activatedAt: null, confirmedAt: null, soakedAt: null, failedAt: null, holds: [] }]));
+  const traces = new Map<string, HostTrace>(subjectHosts.map((s) => [s.host, { ...s, eligibleAt: null, activatedAt: null, confirmedAt: null, soakedAt: null, failedAt: null, failedReason: null, holds: [] }]));
   const entries: TraceEntry[] = [];
 
   for (const t of times) {
@@ -105,14 +107,18 @@ export function trace(input: TraceInput): Trace {
       const ph = ctx.phaseOf(s.channel, s.host);
       const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
       const gate = hold?.gate ?? null;
-      const reason = hold?.reason ?? null;
+      // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
+      const reason = hold?.reason ?? (ph.phase === 'pending' ? null : ph.note);
       const tr = traces.get(s.host)!;
       const old = state.get(s.host);
       if (ph.phase === 'pending' && gate === null && tr.eligibleAt === null) tr.eligibleAt = t;
       if ((ph.phase === 'activating' || ph.phase === 'confirming') && tr.activatedAt === null) tr.activatedAt = t;
       if (ph.phase === 'healthy' && tr.confirmedAt === null) tr.confirmedAt = t;
       if (ph.phase === 'soaked' && tr.soakedAt === null) tr.soakedAt = t;
-      if (ph.phase === 'failed' && tr.failedAt === null) tr.failedAt = t;
+      if (ph.phase === 'failed' && tr.failedAt === null) {
+        tr.failedAt = t;
+        tr.failedReason = ph.note;
+      }
       if (old !== undefined && old.phase === ph.phase && old.gate === gate) continue;
       if (old !== undefined && old.gate !== null) {
         tr.holds.push({ gate: old.gate, from: old.holdFrom, to: t, seconds: (t - old.holdFrom) / 1000, reason: old.reason ?? '' });

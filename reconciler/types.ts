@@ -1,7 +1,7 @@
 // The reconciler's inputs and outputs. Everything here is plain data that the caller has already
 // verified; the reconciler itself does no I/O, reads no clock and uses no randomness.
 import type { Ack } from '../protocol/schemas/ack.ts';
-import type { ChannelPlan, DisruptionBudgets, HostManifest } from '../protocol/schemas/release.ts';
+import type { ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy } from '../protocol/schemas/release.ts';
 import type { Revocations } from '../protocol/schemas/revocations.ts';
 
 /** The `.signed` part of a verified host ack. */
@@ -93,8 +93,18 @@ export type Decision =
   | { kind: 'wait'; gate: Gate; reason: string; /** seconds */ retryAfter: number }
   | { kind: 'activate'; target: string; /** ms since the epoch */ deadline: number; rolloutId: string; reason: string }
   | { kind: 'rollback'; to: GenerationRef; gate: Gate; reason: string }
-  | { kind: 'defer'; inhibitor: string; reason: string }
+  | { kind: 'defer'; inhibitor: string; reboot: RebootVerdict; reason: string }
   | { kind: 'refuse'; gate: Gate; reason: string };
+
+/**
+ * Whether a deferring host may reboot into its target now (the channel's signed reboot policy and, for
+ * `in-maintenance-window`, its windows at `now`). Allowed: stage the target with `boot`, reboot, and
+ * confirm after the boot before `deadline` (the same confirm deadline an activation gets). Not allowed:
+ * touch nothing and report `deferred` with `why`.
+ */
+export type RebootVerdict =
+  | { allowed: true; /** ms since the epoch */ deadline: number; rolloutId: string }
+  | { allowed: false; why: string };
 
 export type HostPhase =
   | 'pending'
@@ -151,6 +161,9 @@ export interface ChannelView {
   state: ChannelState;
   /** Index of the first incomplete wave (waves.length when all are complete). */
   currentWave: number;
+  /** The signed reboot policy and what a wave does while one of its hosts defers (release.ts). */
+  reboot: RebootPolicy;
+  deferredHosts: DeferredHosts;
   waves: WaveView[];
   reason: string;
 }

@@ -2,6 +2,7 @@
 // Runs the same gate chain as decide(), so the dashboard and the host agree on every reason.
 import { FleetContext } from './context.ts';
 import { describePhase } from './phase.ts';
+import { listWithMore, waveLabel } from './words.ts';
 import type { ChannelView, FleetInput, FleetView, HostPhase, HostView, WaveState, WaveView, BudgetView } from './types.ts';
 
 function zeroCounts(): Record<HostPhase, number> {
@@ -11,6 +12,13 @@ function zeroCounts(): Record<HostPhase, number> {
 export interface FleetViewOptions {
   /** Leave out the per-host list (the waves and channels still count every host). */
   hosts?: boolean;
+}
+
+/** What a deferred host does to its wave, under the channel's signed deferredHosts policy. */
+function deferredEffect(channel: string, wave: number, excused: boolean): string {
+  return excused
+    ? `waits to reboot into its target; excused for ${waveLabel(wave)} of channel ${channel} (deferredHosts: excuse), still holding its disruption-budget slot`
+    : `waits to reboot into its target; ${waveLabel(wave)} of channel ${channel} waits for it (deferredHosts: hold) and it holds its disruption-budget slot`;
 }
 
 export function fleetView(input: FleetInput, options: FleetViewOptions = {}): FleetView {
@@ -41,7 +49,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
           lastAck: ph.lastAck,
           healthySeconds: ph.healthySeconds,
           gate: hold?.gate ?? null,
-          reason: hold?.reason ?? (ph.phase === 'pending' ? 'every gate passed: starts at its next poll' : null),
+          reason: hold?.reason ?? (ph.phase === 'pending' ? 'every gate passed: starts at its next poll' : ph.phase === 'deferred' ? deferredEffect(name, w.index, w.excused[pos]!) : null),
           excused: w.excused[pos]!,
         });
       }
@@ -51,7 +59,9 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       else if (edgeHold !== null || ce.firstIncomplete < w.index) state = 'waiting';
       else if (onlyHealthyBlocking) state = 'soaking';
       else state = 'active';
-      const reason = state === 'complete' ? `wave ${w.index} of channel ${name} is complete` : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
+      const excusedDeferred = w.wave.hosts.filter((_, pos) => w.excused[pos] && w.phases[pos]!.phase === 'deferred');
+      const completeText = `${waveLabel(w.index)} of channel ${name} is complete${excusedDeferred.length ? ` (deferred, excused by deferredHosts: excuse: ${listWithMore(excusedDeferred, 5)})` : ''}`;
+      const reason = state === 'complete' ? completeText : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
       waves.push({
         channel: name,
         index: w.index,
@@ -71,7 +81,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       : state === 'complete' ? `rollout of channel ${name} is complete`
       : state === 'gated' ? edgeHold!.reason
       : ctx.waveReason(ce, ce.firstIncomplete).text;
-    channels.push({ channel: name, rolloutId: ce.plan.rolloutId, releaseVersion: ce.plan.releaseVersion, state, currentWave: ce.firstIncomplete, waves, reason });
+    channels.push({ channel: name, rolloutId: ce.plan.rolloutId, releaseVersion: ce.plan.releaseVersion, state, currentWave: ce.firstIncomplete, reboot: ce.plan.reboot ?? 'never', deferredHosts: ce.plan.deferredHosts ?? 'hold', waves, reason });
   }
   const budgets: BudgetView[] = input.budgets.budgets.map((b) => {
     const s = ctx.budgetSummary(b.id);

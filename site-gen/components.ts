@@ -45,6 +45,7 @@ function lastAckCell(h: HostRow, now: number): Html {
 
 function whyCell(h: HostRow): Html {
   if (h.gate !== null) return html`<b>${h.gate}</b>: ${h.reason ?? ''}`;
+  if (h.phase === 'deferred' && h.reason !== null) return html`${h.detail}; ${h.reason}`;
   if (h.reason !== null) return html`${h.reason}`;
   return html`${h.detail}${h.excused ? ' (excused by policy)' : ''}`;
 }

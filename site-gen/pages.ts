@@ -91,6 +91,7 @@ function channelFacts(plan: ChannelPlan, c: ChannelView, m: FleetModel): Html {
     ['host edges', plan.hostEdges.length === 0 ? '—' : plan.hostEdges.map((e) => `${e.before} → ${e.after}`).join(', ')],
     ['timing', `heartbeat ${duration(plan.heartbeatSeconds)}, offline window ${duration(plan.offlineWindowSeconds)}, confirm deadline ${duration(plan.confirmDeadlineSeconds)}, freshness ${duration(plan.freshnessSeconds)}`],
     ['maintenance windows', plan.maintenanceWindows.length === 0 ? 'none (any time)' : plan.maintenanceWindows.map((w) => `${w.cron} for ${w.durationMinutes} min`).join('; ')],
+    ['reboots', `${c.reboot}; a deferred host ${c.deferredHosts === 'excuse' ? 'is excused from its wave' : 'holds its wave'} (deferredHosts: ${c.deferredHosts})`],
   ]);
 }
 

@@ -30,6 +30,29 @@ export interface Activator {
   prepare(target: string, from: ClosureSource): Promise<void>;
 }
 
+/**
+ * What the reboot path needs (a switch inhibitor under a reboot policy that allows it): stage the target
+ * for the next boot, reboot, and after the boot tell which system runs. Activators without it (command)
+ * report `deferred` with "reboot not supported" instead.
+ */
+export interface RebootCapable {
+  /** A new generation running `target` made the default boot entry; the running system is untouched. Returns the generation before. */
+  boot(target: string): Promise<Generation>;
+  /** Generation `to` (by number) made the default boot entry again, with its own boot script. Idempotent. */
+  rollbackBoot(to: Generation): Promise<void>;
+  /** Store path of the system running now (after a reboot: the one the host booted), null if unknown. */
+  runningSystem(): Promise<string | null>;
+  /** Changes on every boot: tells a restarted agent whether the host rebooted in between. */
+  bootId(): Promise<string>;
+  /** Runs the configured reboot command. Returning means the host was asked to go down. */
+  reboot(): Promise<void>;
+}
+
+export function canReboot(a: Activator): a is Activator & RebootCapable {
+  const r = a as Partial<RebootCapable>;
+  return typeof r.boot === 'function' && typeof r.rollbackBoot === 'function' && typeof r.runningSystem === 'function' && typeof r.bootId === 'function' && typeof r.reboot === 'function';
+}
+
 export interface ClosureSource {
   /** Binary caches to fetch from, in order (the manifest's `cacheUrl`). */
   cacheUrls: readonly string[];

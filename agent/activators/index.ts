@@ -19,6 +19,6 @@ export function createActivator(config: ActivatorConfig, state: StateDir): Activ
   }
 }
 
-export type { Activator, Generation } from './activator.ts';
-export { ActivationError, ClosureRefused, isClosureRefused, type ClosureRefusedCode, type ClosureSource } from './activator.ts';
+export type { Activator, Generation, RebootCapable } from './activator.ts';
+export { ActivationError, ClosureRefused, canReboot, isClosureRefused, type ClosureRefusedCode, type ClosureSource } from './activator.ts';
 export { NixActivator } from './nix.ts';

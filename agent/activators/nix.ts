@@ -167,10 +167,29 @@ export class NixActivator implements Activator {
     if (current.number !== to.number) {
       await this.must([this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)], `switching ${this.config.profile} back to generation ${to.number}`);
     }
-    if (this.runningSystem() !== to.path) await this.runSwitchScript(to.path, 'switch');
+    if (this.runningPath() !== to.path) await this.runSwitchScript(to.path, 'switch');
   }
 
-  private runningSystem(): string | null {
+  /**
+   * The reboot path's rollback: generation `to.number` again in the profile, and its own
+   * `switch-to-configuration boot`, so the next boot starts it. The running system is untouched (the
+   * caller reboots when it runs something else). Idempotent: both steps may run again.
+   */
+  async rollbackBoot(to: Generation): Promise<void> {
+    const recorded = this.generationPath(to.number);
+    if (recorded !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`);
+    const current = await this.currentGeneration();
+    if (current.number !== to.number) {
+      await this.must([this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)], `switching ${this.config.profile} back to generation ${to.number}`);
+    }
+    await this.runSwitchScript(to.path, 'boot');
+  }
+
+  async runningSystem(): Promise<string | null> {
+    return this.runningPath();
+  }
+
+  private runningPath(): string | null {
     try {
       return realpathSync(this.config.currentSystem);
     } catch {

@@ -1,5 +1,8 @@
 // A simulated host: its "system profile" is a generation list in the state directory. Used by the demo
 // and the tests; failure injection lets a demo host fail its switch or come up unhealthy.
+// It simulates the reboot path too: `boot` stages a generation, `reboot` makes the staged one run (or,
+// for a `bootFallback` target, keeps the old one, as a bootloader falling back would) under a new boot
+// id, at once: the next agent run is the run after the reboot.
 import { z } from 'zod';
 import type { StateDir } from '../state-dir.ts';
 import { ActivationError, type Activator, type Generation } from './activator.ts';
@@ -14,6 +17,9 @@ export const SimulatedActivatorConfig = z.strictObject({
   unhealthy: z.array(z.string().max(1024)).max(64).default([]),
   /** Targets that need a reboot (switch inhibitor). */
   inhibit: z.array(z.string().max(1024)).max(64).default([]),
+  /** Targets the simulated bootloader fails to boot: after the reboot the previous system runs again. */
+  // Optional rather than defaulted, so configs written as literals elsewhere need not name it.
+  bootFallback: z.array(z.string().max(1024)).max(64).optional(),
   /** Simulated switch duration. */
   switchDelayMs: z.number().int().min(0).max(60_000).default(0),
 });
@@ -22,6 +28,9 @@ export type SimulatedActivatorConfig = z.infer<typeof SimulatedActivatorConfig>;
 const GenerationsFile = z.strictObject({
   current: z.number().int().min(1),
   generations: z.array(z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })).min(1),
+  /** Generation the next (simulated) boot starts, when one was staged with `boot`. */
+  staged: z.number().int().min(1).nullable().default(null),
+  boots: z.number().int().min(1).default(1),
 });
 type GenerationsFile = z.infer<typeof GenerationsFile>;
 
@@ -37,7 +46,7 @@ export class SimulatedActivator implements Activator {
   private load(): GenerationsFile {
     const existing = this.state.read(SIMULATED_GENERATIONS_FILE, GenerationsFile);
     if (existing) return existing;
-    const initial = { current: 1, generations: [{ number: 1, path: this.config.initialPath }] };
+    const initial = { current: 1, generations: [{ number: 1, path: this.config.initialPath }], staged: null, boots: 1 };
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, initial);
     return initial;
   }
@@ -68,6 +77,42 @@ export class SimulatedActivator implements Activator {
     if (gen.path !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} runs ${gen.path}, expected ${to.path}`);
     if (g.current === to.number) return;
     g.current = to.number;
+    this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
+  }
+
+  async boot(target: string): Promise<Generation> {
+    const previous = await this.currentGeneration();
+    if (this.config.failSwitch.includes(target)) throw new ActivationError(`simulated boot of ${target} failed (injected failure)`);
+    const g = this.load();
+    const number = Math.max(...g.generations.map((x) => x.number)) + 1;
+    g.generations.push({ number, path: target });
+    g.staged = number;
+    this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
+    return previous;
+  }
+
+  async rollbackBoot(to: Generation): Promise<void> {
+    const g = this.load();
+    const gen = g.generations.find((x) => x.number === to.number);
+    if (!gen || gen.path !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} does not run ${to.path}`);
+    g.staged = g.current === to.number ? null : to.number;
+    this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
+  }
+
+  async runningSystem(): Promise<string | null> {
+    return (await this.currentGeneration()).path;
+  }
+
+  async bootId(): Promise<string> {
+    return `simulated-boot-${this.load().boots}`;
+  }
+
+  async reboot(): Promise<void> {
+    const g = this.load();
+    const staged = g.staged === null ? undefined : g.generations.find((x) => x.number === g.staged);
+    if (staged && !(this.config.bootFallback ?? []).includes(staged.path)) g.current = staged.number;
+    g.staged = null;
+    g.boots += 1;
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
   }
 

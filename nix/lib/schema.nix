@@ -87,14 +87,16 @@ let
     machineId = optional (str { patterns = [ { regex = "[0-9a-f]{32}"; message = "must be 32 lowercase hex digits (/etc/machine-id)"; } ]; });
   };
 
+  # The defaults of publisher/fleet-schema.ts CHANNEL_DEFAULTS (reasons there), in parity.
   channel = strictObject {
     policy = required name;
-    freshnessSeconds = required positiveInt;
-    signingIntervalSeconds = required positiveInt;
-    confirmDeadlineSeconds = required positiveInt;
-    heartbeatSeconds = required positiveInt;
-    offlineWindowSeconds = required positiveInt;
+    freshnessSeconds = withDefault (6 * 3600) positiveInt;
+    signingIntervalSeconds = withDefault 3600 positiveInt;
+    confirmDeadlineSeconds = withDefault 300 positiveInt;
+    heartbeatSeconds = withDefault 60 positiveInt;
+    offlineWindowSeconds = withDefault 600 positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
+    reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
   };
 
   percentMessage = "must be between 1 and 100";
@@ -113,6 +115,7 @@ let
     onFailure = withDefault "halt" (enum [ "halt" "rollback-and-halt" ]);
     probes = withDefault [ ] (list { max = 32; } probe);
     healthyPassesRequired = withDefault 1 positiveInt;
+    deferredHosts = withDefault "hold" (enum [ "hold" "excuse" ]);
   };
 
   edge = strictObject { before = required name; after = required name; };

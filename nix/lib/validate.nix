@@ -42,6 +42,10 @@ let
       (if hasAttr ch.policy fleet.policies then [ ] else [ (err "channels.${n}.policy" ''unknown policy "${ch.policy}"'') ])
       ++ (if ch.freshnessSeconds < 2 * ch.signingIntervalSeconds then
         [ (err "channels.${n}.freshnessSeconds" "${toString ch.freshnessSeconds} is less than 2 x signingIntervalSeconds (${toString ch.signingIntervalSeconds}): one late re-sign would make every host stale") ]
+      else [ ])
+      # Without windows the maintenance gate is always open: the policy would silently mean "allowed".
+      ++ (if ch.reboot == "in-maintenance-window" && ch.maintenanceWindows == [ ] then
+        [ (err "channels.${n}.reboot" ''in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)'') ]
       else [ ])) (attrNames fleet.channels))
     ++ concatLists (map (n:
       let

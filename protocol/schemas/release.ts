@@ -10,6 +10,20 @@ import { Selector } from './selector.ts';
 
 export const Strategy = z.enum(['canary', 'staged', 'all-at-once']);
 export const OnFailure = z.enum(['halt', 'rollback-and-halt']);
+/**
+ * When a host whose new closure needs a reboot (switch inhibitor) may reboot into it: `never` (it defers
+ * and says why; an operator reboots it), `in-maintenance-window` (only while one of the channel's windows
+ * is open), `allowed` (as soon as its gates pass).
+ */
+export const RebootPolicy = z.enum(['never', 'in-maintenance-window', 'allowed']);
+export type RebootPolicy = z.infer<typeof RebootPolicy>;
+/**
+ * What a wave does while one of its hosts defers (staged for a reboot it may not take yet): `hold` (the
+ * wave waits for it: not complete until it reboots, soaks or fails) or `excuse` (it does not keep the
+ * wave from completing; it still holds its disruption-budget slot, since it may reboot at any time).
+ */
+export const DeferredHosts = z.enum(['hold', 'excuse']);
+export type DeferredHosts = z.infer<typeof DeferredHosts>;
 
 /** Count or integer percentage (of the wave's hosts). Default 0: any failure halts. */
 export const Threshold = z.union([
@@ -118,6 +132,9 @@ export const ChannelPlan = z.strictObject({
   heartbeatSeconds: PositiveInt,
   offlineWindowSeconds: PositiveInt,
   maintenanceWindows: z.array(MaintenanceWindow).max(32),
+  /** Plans signed before these fields existed read as the defaults (never reboot; hold the wave). */
+  reboot: RebootPolicy.default('never'),
+  deferredHosts: DeferredHosts.default('hold'),
   waves: z.array(PlanWave),
   hosts: z.record(HostName, z.strictObject({ target: StorePath, hostKey: Base64Key32, wave: NonNegativeInt })),
   /** Host edges within this channel: `after` may not start until `before` is soaked. */

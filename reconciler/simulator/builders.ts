@@ -2,7 +2,7 @@
 // signatures: the reconciler consumes already-verified documents). Used by the simulator, the tests,
 // the fixtures and the benchmark.
 import { createHash } from 'node:crypto';
-import type { ChannelPlan, DisruptionBudgets, HostManifest, MaintenanceWindow, Threshold } from '../../protocol/schemas/release.ts';
+import type { ChannelPlan, DisruptionBudgets, HostManifest, MaintenanceWindow, Threshold, RebootPolicy, DeferredHosts } from '../../protocol/schemas/release.ts';
 import type { Revocations } from '../../protocol/schemas/revocations.ts';
 import type { Ack, AckKind } from '../../protocol/schemas/ack.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -47,6 +47,8 @@ export interface ChannelSpec {
   confirmDeadlineSeconds?: number;
   signingIntervalSeconds?: number;
   maintenanceWindows?: MaintenanceWindow[];
+  reboot?: RebootPolicy;
+  deferredHosts?: DeferredHosts;
 }
 
 export interface FleetSpec {
@@ -106,6 +108,8 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
       hostEdges: ch.hostEdges ?? [],
       gatedBy: ch.gatedBy ?? [],
       maintenanceWindows: ch.maintenanceWindows ?? [],
+      // Only when not the default, as in publisher/rollout-id.ts (keeps the fixtures' ids stable).
+      ...(ch.deferredHosts !== undefined && ch.deferredHosts !== 'hold' ? { deferredHosts: ch.deferredHosts } : {}),
     };
     // Content-addressed: the same targets and policy give the same id, whatever the signing time.
     const rolloutId = digestOf(JSON.stringify(body));
@@ -125,6 +129,8 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
       heartbeatSeconds: ch.heartbeatSeconds ?? 60,
       offlineWindowSeconds: ch.offlineWindowSeconds ?? 900,
       maintenanceWindows: body.maintenanceWindows,
+      reboot: ch.reboot ?? 'never',
+      deferredHosts: ch.deferredHosts ?? 'hold',
       waves,
       hosts,
       hostEdges: body.hostEdges,

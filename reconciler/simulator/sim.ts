@@ -329,7 +329,7 @@ export function simulate(config: SimConfig): SimResult {
       target: m.target,
       rolloutId: m.rolloutId,
       previous: { generation: h.generation, path: h.current },
-      deadline: d.kind === 'activate' ? d.deadline : now + m.confirmDeadlineSeconds * 1000,
+      deadline: d.kind === 'activate' ? d.deadline : d.reboot.allowed ? d.reboot.deadline : now + m.confirmDeadlineSeconds * 1000,
     };
     h.busy = true;
     postAck(h, 'started', t, null);
@@ -345,7 +345,7 @@ export function simulate(config: SimConfig): SimResult {
         if (h.deferredAt === null) {
           h.deferredAt = t;
           postAck(h, 'deferred', t, d.inhibitor);
-        } else if (t - h.deferredAt >= rebootDelay) {
+        } else if (d.reboot.allowed && t - h.deferredAt >= rebootDelay) {
           begin(h, t, d, now); // the reboot into the staged closure is the disruption
         }
         break;

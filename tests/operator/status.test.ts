@@ -47,14 +47,14 @@ test('human status: release, freshness, channel and wave states, host phases, ga
   assert.match(out, /channel ch-0: IN-PROGRESS, wave 2 of 2/);
   assert.match(out, /channel ch-1: GATED, wave 1 of 2/);
   assert.match(out, /channel ch-1 waits for channel ch-0 to complete/);
-  assert.match(out, /wave 0 {2}complete {2}1\/1 done/);
-  assert.match(out, /wave 1 {2}active {4}0\/3 done, 1 activating, 1 soaking, 1 pending/);
+  assert.match(out, /wave 1 {2}complete {2}1\/1 done/);
+  assert.match(out, /wave 2 {2}active {4}0\/3 done, 1 activating, 1 soaking, 1 pending/);
   const row = (h: string) => out.split('\n').find((l) => l.startsWith(`${h} `)) ?? '';
-  assert.match(row(a), /ch-0 +0 +soaked += target/);
-  assert.match(row(b), /ch-0 +1 +activating .* started 1m 00s ago/);
-  assert.match(row(c), /ch-0 +1 +healthy += target/);
-  assert.match(row(d), new RegExp(`ch-0 +1 +pending +0a0a0a0a…-nixos-system-old .* heartbeat 1m 00s ago +every gate passed`));
-  assert.match(row(e), /ch-1 +0 +pending .* channel-edge: channel ch-1 waits for channel ch-0 to complete/);
+  assert.match(row(a), /ch-0 +1 +soaked += target/);
+  assert.match(row(b), /ch-0 +2 +activating .* started 1m 00s ago/);
+  assert.match(row(c), /ch-0 +2 +healthy += target/);
+  assert.match(row(d), new RegExp(`ch-0 +2 +pending +0a0a0a0a…-nixos-system-old .* heartbeat 1m 00s ago +every gate passed`));
+  assert.match(row(e), /ch-1 +1 +pending .* channel-edge: channel ch-1 waits for channel ch-0 to complete/);
   assert.match(out, /acks: \d+ verified, 1 REJECTED \(not counted\)/);
   assert.match(out, `rejected acks/channels/ch-0/wave-1.json#0 (claims host ${d}): UnknownKey`);
 });
@@ -64,7 +64,9 @@ test('--json: the fleet view with current closures, the rejected ack, and --chan
   const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--json');
   assert.is(r.code, 0, r.err);
   const j = JSON.parse(r.out) as StatusReport;
-  assert.is(j.now, NOW);
+  assert.is(j.at, NOW_ISO);
+  assert.is(j.freshness.state, 'fresh');
+  for (const h of j.hosts) assert.ok(h.lastAck === null || /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(h.lastAck), 'every time is ISO');
   assert.is(j.release.version, 1);
   assert.is(j.timestamp.secondsLeft, 600);
   assert.equal(j.channels.map((c) => [c.channel, c.state]), [['ch-0', 'in-progress'], ['ch-1', 'gated']]);
@@ -103,11 +105,46 @@ test('a tampered host manifest -> exit 1 naming the file (text and --json); noth
   assert.equal((JSON.parse(j.out) as { ok: boolean; error: { code: string; file: string } }).error.file, file);
 });
 
-test('an expired timestamp is refused (Stale), not shown as a stale "all healthy" view', async () => {
-  const { fx } = midRollout();
+test('an expired timestamp: the last verified state under a STALE banner, exit 3 (text and --json)', async () => {
+  const { fx, a } = midRollout();
   const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW + 11 * MIN));
-  assert.is(r.code, 1);
-  assert.match(r.err, 'REFUSED: Stale: timestamp.json');
+  assert.is(r.code, 3, r.err);
+  assert.ok(r.out.startsWith('STALE: Stale: timestamp.json: '), r.out);
+  assert.match(r.out, 'hosts activate nothing new');
+  assert.match(r.out, 'every signature verified as of 2030-03-01T12:09:59Z');
+  assert.match(r.out, /timestamp: STALE, .* expired 2030-03-01T12:10:00Z \(1m 00s ago\)/);
+  assert.match(r.out, new RegExp(`${a} +ch-0 +1 +soaked`), 'the fleet is still shown');
+  const j = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW + 11 * MIN), '--json');
+  assert.is(j.code, 3);
+  const report = JSON.parse(j.out) as StatusReport;
+  assert.equal(report.freshness, { state: 'stale', code: 'Stale', file: 'timestamp.json', detail: (report.freshness as { detail: string }).detail, verifiedAsOf: '2030-03-01T12:09:59Z' });
+  assert.is(report.timestamp.secondsLeft, -60);
+  // A signature failure on top of the expiry is still a refusal, not a stale view.
+  const p = join(fx.tree, 'releases/1/hosts/host-005.json');
+  writeFileSync(p, readFileSync(p, 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
+  const bad = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW + 11 * MIN));
+  assert.is(bad.code, 1);
+  assert.match(bad.err, 'REFUSED: ');
+});
+
+test('I/O errors exit 2 and name the option and the path', async () => {
+  const { fx } = midRollout();
+  const missing = join(fx.dir, 'nope');
+  const r = await run('status', '--tree', missing, '--root', fx.rootFile, '--now', NOW_ISO);
+  assert.is(r.code, 2);
+  assert.match(r.err, `--tree ${missing}: no such file or directory`);
+  const root = await run('status', '--tree', fx.tree, '--root', missing, '--now', NOW_ISO);
+  assert.is(root.code, 2);
+  assert.match(root.err, `--root ${missing}: no such file or directory`);
+  const t = await run('trace', '--tree', missing, '--root', fx.rootFile, '--now', NOW_ISO, '--channel', 'ch-0');
+  assert.is(t.code, 2);
+  assert.match(t.err, `--tree ${missing}: no such file or directory`);
+  const log = await run('trace', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--channel', 'ch-0', '--acks-log', missing);
+  assert.is(log.code, 2);
+  assert.match(log.err, `--acks-log ${missing}: no such file or directory`);
+  const both = await run('status', '--tree', fx.tree, '--url', 'https://127.0.0.1:1/', '--root', fx.rootFile);
+  assert.is(both.code, 2);
+  assert.match(both.err, 'give exactly one of --tree DIR or --url URL');
 });
 
 test('usage errors exit 2; --help exits 0', async () => {
@@ -130,7 +167,7 @@ test('the nixfleet binary: status exits 0 with the table, 1 on a tree that does 
   const bin = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
   const ok = spawnSync(process.execPath, [bin, 'status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', a], { encoding: 'utf8', timeout: 60_000 });
   assert.is(ok.status, 0, ok.stderr);
-  assert.match(ok.stdout, new RegExp(`${a} +ch-0 +0 +soaked`));
+  assert.match(ok.stdout, new RegExp(`${a} +ch-0 +1 +soaked`));
   writeFileSync(join(fx.tree, 'timestamp.json'), readFileSync(join(fx.tree, 'timestamp.json'), 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
   const bad = spawnSync(process.execPath, [bin, 'status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO], { encoding: 'utf8', timeout: 60_000 });
   assert.is(bad.status, 1, bad.stderr);

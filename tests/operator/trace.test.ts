@@ -47,7 +47,7 @@ test('--json over the ack log: eligibility, gate holds with durations, activatio
   assert.is(j.from, at(T0 - 2 * MIN));
   assert.is(j.until, NOW_ISO);
   const h = new Map(j.hosts.map((x) => [x.host, x]));
-  assert.equal(h.get(a), { host: a, channel: 'ch-0', wave: 0, eligibleAt: at(T0), activatedAt: at(T0), confirmedAt: at(T0 + MIN), soakedAt: at(T0 + 6 * MIN), failedAt: null, holds: [] });
+  assert.equal(h.get(a), { host: a, channel: 'ch-0', wave: 0, eligibleAt: at(T0), activatedAt: at(T0), confirmedAt: at(T0 + MIN), soakedAt: at(T0 + 6 * MIN), failedAt: null, failedReason: null, holds: [] });
 
   const hb = h.get(b)!;
   assert.is(hb.eligibleAt, at(T0 + 6 * MIN), 'wave 1 becomes eligible when wave 0 has soaked');
@@ -56,9 +56,11 @@ test('--json over the ack log: eligibility, gate holds with durations, activatio
   assert.is(hb.soakedAt, at(T0 + 15 * MIN));
   assert.is(hb.failedAt, null, 'the forged failure is not believed');
   assert.equal(hb.holds.map((x) => [x.gate, x.from, x.to, x.seconds]), [['earlier-waves', at(T0 - 2 * MIN), at(T0 + 6 * MIN), 480]]);
-  assert.match(hb.holds[0]!.reason, /waiting for wave 0 of channel ch-0/);
+  assert.match(hb.holds[0]!.reason, /waiting for wave 1 of channel ch-0/);
 
   assert.is(h.get(c)!.failedAt, at(T0 + 10 * MIN));
+  assert.is(h.get(c)!.failedReason, 'failed: probe web: connection refused', 'the signed failure report says why');
+  assert.ok(j.entries.some((e) => e.host === c && e.phase === 'failed' && e.reason === 'failed: probe web: connection refused'), 'the timeline entry carries the reason');
   const hd = h.get(d)!;
   assert.is(hd.activatedAt, null);
   assert.equal(hd.holds.map((x) => [x.gate, x.from, x.to]), [['earlier-waves', at(T0 - 2 * MIN), at(T0 + 6 * MIN)], ['halted', at(T0 + 10 * MIN), NOW_ISO]]);
@@ -81,9 +83,24 @@ test('human timeline for one host; the default log of a control plane directory 
   assert.match(r.out, /1 REJECTED \(not counted\)/);
   assert.match(r.out, `${at(T0 + 6 * MIN)}    +8m 00s  ${d}  eligible: every gate passed`);
   assert.match(r.out, new RegExp(`${at(T0 + 10 * MIN)} +\\+12m 00s  ${d}  held by halted: `));
-  assert.match(r.out, `  ${d} (wave 1): eligible +8m 00s`);
-  assert.match(r.out, /held by earlier-waves for 8m 00s \(\+0s \.\. \+8m 00s\): waiting for wave 0 of channel ch-0/);
+  assert.match(r.out, `  ${d} (wave 2): eligible +8m 00s`);
+  assert.match(r.out, /held by earlier-waves for 8m 00s \(\+0s \.\. \+8m 00s\): waiting for wave 1 of channel ch-0/);
   assert.match(r.out, /held by halted for 30m 00s \(\+12m 00s \.\. \+42m 00s\)/);
+});
+
+test('a failed host shows why; an expired timestamp traces the last verified release under STALE, exit 3', async () => {
+  const { fx, c } = history();
+  const r = await run('trace', '--tree', fx.tree, '--root', fx.rootFile, '--host', c, '--acks-log', fx.logFile, '--now', NOW_ISO, '--step', '30');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, new RegExp(`${c}  FAILED: failed: probe web: connection refused`));
+  assert.match(r.out, /FAILED \+\d+m \d+s \(failed: probe web: connection refused\)/);
+  const later = isoTime(NOW + 2 * 60 * MIN);
+  const stale = await run('trace', '--tree', fx.tree, '--root', fx.rootFile, '--host', c, '--acks-log', fx.logFile, '--now', later);
+  assert.is(stale.code, 3, stale.err);
+  assert.ok(stale.out.startsWith('STALE: Stale: timestamp.json: '), stale.out);
+  assert.match(stale.out, `trace of host ${c}`);
+  const j = JSON.parse((await run('trace', '--tree', fx.tree, '--root', fx.rootFile, '--host', c, '--acks-log', fx.logFile, '--now', later, '--json')).out) as TraceReport;
+  assert.is(j.freshness.state, 'stale');
 });
 
 test('without a log only the latest acks are known, and the output says so', async () => {

@@ -122,9 +122,12 @@ test('late and out-of-order acks: still converges, wave order and edges hold; bu
 test('arbitrary ack delay, loss and reordering (plus failures, offline hosts, reboots): no budget is ever exceeded', () => {
   let worstExcess = 0;
   fc.assert(
-    fc.property(shapeArb, fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom(0, 0.1, 0.3), fc.constantFrom(60, 600, 1800), (shape, seed, loss, maxDelay) => {
+    fc.property(shapeArb, fc.integer({ min: 1, max: 1_000_000 }), fc.constantFrom(0, 0.1, 0.3), fc.constantFrom(60, 600, 1800), fc.constantFrom('allowed' as const, 'never' as const), (shape, seed, loss, maxDelay, reboot) => {
       if (shape.budget === null) shape.budget = { every: 1, max: 1 };
       const fleet = buildFleet(fleetFromShape(shape));
+      // Deferred hosts reboot only where the signed policy allows it; under `never` they stay deferred
+      // (in flight) for good, which must not push anyone else over a budget either.
+      for (const p of Object.values(fleet.plans)) p.reboot = reboot;
       const hosts = Object.keys(fleet.manifests).sort();
       const r = simulate({
         seed, fleet, clockSkewSeconds: 20, pollJitterSeconds: 10, ackDelaySeconds: [0, maxDelay], ackLossRate: loss,

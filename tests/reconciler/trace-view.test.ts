@@ -28,7 +28,7 @@ test('trace of a channel: eligibility follows soaks, holds name their gate, ever
   for (const h of t.hosts.filter((x) => x.wave === 1)) {
     assert.ok(h.eligibleAt! >= wave0Soaked, `${h.host} eligible before wave 0 soaked`);
     const held = h.holds.find((x) => x.gate === 'earlier-waves');
-    assert.ok(held !== undefined && held.seconds > 0 && held.reason.includes('wave 0 of channel stable'), JSON.stringify(h.holds));
+    assert.ok(held !== undefined && held.seconds > 0 && held.reason.includes('wave 1 of channel stable'), JSON.stringify(h.holds));
   }
   // The canary gates the whole channel first.
   for (const h of t.hosts) assert.ok(h.holds.some((x) => x.gate === 'channel-edge'), `${h.host} was never held by the channel edge`);
@@ -76,7 +76,7 @@ test('fleetView: wave, channel and host states mid-rollout', () => {
   assert.is(byHost.get('s-2')!.phase, 'confirming');
   assert.is(byHost.get('s-3')!.phase, 'pending');
   assert.is(byHost.get('s-3')!.gate, 'earlier-waves');
-  assert.match(byHost.get('s-3')!.reason!, /waiting for wave 0 of channel stable/);
+  assert.match(byHost.get('s-3')!.reason!, /waiting for wave 1 of channel stable/);
   assert.is(byHost.get('s-4')!.phase, 'offline');
   assert.is(byHost.get('s-5')!.phase, 'offline');
   assert.is(v.budgets[0]!.inFlight, 0);

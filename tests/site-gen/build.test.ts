@@ -55,7 +55,7 @@ test('overview: verified banner, phase counts, channel states and reasons from t
   assert.match(index, /timestamp expires in \d+ min/);
   assert.match(index, '<span class="state halted">halted</span>');
   assert.match(index, '<span class="state gated">gated</span>');
-  assert.match(index, 'rollout of channel ch-1 is halted: wave 0 has 1 failed host(s)');
+  assert.match(index, 'rollout of channel ch-1 is halted: wave 1 has 1 failed host(s)');
   assert.match(index, `channel ch-2 waits for channel ch-0 to complete`);
   // the failed host is listed under attention, with its (escaped) reason
   assert.match(row(index, fx.roles.failed), escapeHtml(HOSTILE_REASON));

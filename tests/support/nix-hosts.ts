@@ -17,6 +17,8 @@ export interface TestSystems {
   v2: string;
   v3: string;
   unhealthy: string;
+  /** v3's kernel (so it needs a reboot) and unhealthy. */
+  v3unhealthy: string;
 }
 
 let sandbox: NixSandbox | undefined;
@@ -34,11 +36,11 @@ export function cleanupNixHosts(): void {
   systems = undefined;
 }
 
-/** Builds the four test systems once per run (path: flake reference, so git tracking does not matter). */
+/** Builds the test systems once per run (path: flake reference, so git tracking does not matter). */
 export function testSystems(): Promise<TestSystems> {
   systems ??= (async () => {
     const sb = buildSandbox();
-    const names = ['v1', 'v2', 'v3', 'unhealthy'] as const;
+    const names = ['v1', 'v2', 'v3', 'unhealthy', 'v3unhealthy'] as const;
     const r = await run('nix', ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)], { env: sb.env, timeoutMs: 180_000 });
     if (r.code !== 0) throw new Error(`building the test systems failed:\n${r.stderr}`);
     const outs = (JSON.parse(r.stdout) as { outputs: { out: string } }[]).map((o) => o.outputs.out);

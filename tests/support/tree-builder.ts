@@ -134,6 +134,8 @@ export function writeRelease(s: ReleaseSpec): BuiltRelease {
       heartbeatSeconds: 60,
       offlineWindowSeconds: 600,
       maintenanceWindows: [],
+      reboot: 'never',
+      deferredHosts: 'hold',
       waves: [0, 1]
         .map((w) => ({ index: w, soakSeconds: 60, failureThreshold: { count: 0 }, offlineExcuseLimit: 0, hosts: hosts.filter((_, i) => waveOf(i) === w) }))
         .filter((w) => w.hosts.length > 0),
