@@ -192,11 +192,14 @@ export default async function bench(): Promise<void> {
       if (status !== 201) throw new Error(`first ack of ${h.name}: ${status}`);
     }
     await until('latest-ack files', () => hosts.every((h) => existsSync(join(treeDir, latestAckPath(h.name)))));
-    const ackFiles = posters.map((p) => {
-      const f = join(work, `${p}.acks`);
-      writeFileSync(f, Array.from({ length: 2000 }, () => JSON.stringify(chains.get(p)!.next())).join('\n') + '\n');
+    // Each poster's chain, pre-signed; a posting row gets the part after what earlier rows stored.
+    const presigned = posters.map((p) => Array.from({ length: 2000 }, () => JSON.stringify(chains.get(p)!.next())));
+    const stored = posters.map(() => 0);
+    const ackFileFor = (i: number) => {
+      const f = join(work, `${posters[i]}.${stored[i]}.acks`);
+      writeFileSync(f, presigned[i]!.slice(stored[i]).join('\n') + '\n');
       return f;
-    });
+    };
 
     const base = `https://127.0.0.1:${port}`;
     const pathsFor = async (reader: string): Promise<string[]> => {
@@ -216,6 +219,7 @@ export default async function bench(): Promise<void> {
       const outs = await Promise.all(readers.map((_, i) => spawnOne(i)));
       const wall = (performance.now() - t0) / 1000;
       const results = outs.map(parse);
+      results.forEach((r, i) => (stored[i]! += Math.max(0, r.postOk)));
       const sum = (k: keyof LoadResult) => results.reduce((s, r) => s + r[k], 0);
       const runs = sum('runs');
       const seconds = Math.max(...results.map((r) => r.seconds || wall));
@@ -245,7 +249,7 @@ export default async function bench(): Promise<void> {
     const agents = (mode: 'new' | 'reuse', postEvery: number) => (i: number) => {
       const c = pki.hosts[readers[i]!]!;
       const p = pki.hosts[posters[i]!]!;
-      return run(client, ['127.0.0.1', String(port), String(SECONDS), mode, pki.caPath, c.certPath, c.keyPath, String(postEvery), p.certPath, p.keyPath, ackFiles[i]!, ...readerPaths[i]!]);
+      return run(client, ['127.0.0.1', String(port), String(SECONDS), mode, pki.caPath, c.certPath, c.keyPath, String(postEvery), p.certPath, p.keyPath, ackFileFor(i), ...readerPaths[i]!]);
     };
     const parseAgents = (out: string) => JSON.parse(out) as LoadResult;
 
