@@ -20,19 +20,16 @@ export class Rng {
   }
 }
 
-/**
- * Min-heap of timed events; ties break by rank (lower first), then insertion order, so runs are
- * deterministic.
- */
+/** Min-heap of timed events; ties break by insertion order so runs are deterministic. */
 export class EventQueue<E> {
-  private heap: { t: number; r: number; n: number; e: E }[] = [];
+  private heap: { t: number; n: number; e: E }[] = [];
   private counter = 0;
   get size(): number {
     return this.heap.length;
   }
-  push(t: number, e: E, rank = 1): void {
+  push(t: number, e: E): void {
     const h = this.heap;
-    h.push({ t, r: rank, n: this.counter++, e });
+    h.push({ t, n: this.counter++, e });
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
@@ -61,7 +58,7 @@ export class EventQueue<E> {
     }
     return { t: top.t, e: top.e };
   }
-  private less(a: { t: number; r: number; n: number }, b: { t: number; r: number; n: number }): boolean {
-    return a.t < b.t || (a.t === b.t && (a.r < b.r || (a.r === b.r && a.n < b.n)));
+  private less(a: { t: number; n: number }, b: { t: number; n: number }): boolean {
+    return a.t < b.t || (a.t === b.t && a.n < b.n);
   }
 }

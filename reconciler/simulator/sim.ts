@@ -283,10 +283,7 @@ export function simulate(config: SimConfig): SimResult {
     // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
     if ((kind === 'heartbeat' || kind === 'healthy') && !lost) lastProofVisible = Math.max(lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
     if (lost) { /* never visible */ } else if (visibleAt <= t) makeVisible(ack);
-    // Rank 0: every ack that becomes visible at an instant is applied before the polls of that instant,
-    // so those polls see one fleet state and share one prepared fleet (otherwise each visibility event
-    // between two polls of the same second forces a fresh O(hosts) evaluation).
-    else queue.push(visibleAt, { kind: 'visible', ack }, 0);
+    else queue.push(visibleAt, { kind: 'visible', ack });
     if ((kind === 'heartbeat' || kind === 'healthy') && onTarget && h.healthySince !== null && h.soakProvedAt === null) {
       const soak = f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
       if (parseAckTime(ack.time) - h.healthySince >= soak) {
