@@ -2,8 +2,13 @@
 // resolve = strict validation (incl. every host key) + wave/budget resolution + trust chain checks;
 // sign = building and signing every document (10,000 manifests, 3 plans, budgets, index, timestamp);
 // write = root copies + release directory (temp dir, one syncfs, rename) + revocations + timestamp.
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { writePrivateKey } from '../protocol/keys.ts';
+import { isoTime } from '../protocol/schemas/common.ts';
 import { loadavg } from 'node:os';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import { setupTrust, T0 } from '../tests/publisher/helpers.ts';
@@ -34,7 +39,62 @@ export default async function bench(): Promise<void> {
     console.log('| run | version | resolve | sign | write | total |');
     console.log('|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    freshProcessRuns(fleet, s, hosts);
   } finally {
     rmSync(s.dir, { recursive: true, force: true });
   }
+}
+
+const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+
+// `nixfleet publish` as CI runs it: a fresh process (the compiled CLI), release N+1 into a tree holding
+// release N, beside the floor `node -e 0` in the same run. The empty-tree row is the same command with
+// no previous release: every host key is decoded as a curve point (publisher/vouched-keys.ts).
+function freshProcessRuns(fleet: unknown, s: { dir: string; trustDir: string; releaseKey: Parameters<typeof writePrivateKey>[1] }, hosts: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-publish-fresh-'));
+  try {
+    const fleetFile = join(dir, 'fleet.json');
+    writeFileSync(fleetFile, JSON.stringify(fleet));
+    const keyFile = join(dir, 'release.key');
+    writePrivateKey(keyFile, s.releaseKey);
+    const publish = (tree: string, now: number) => {
+      execFileSync('sync');
+      const errFile = join(dir, 'time.txt');
+      const t = performance.now();
+      const out = execFileSync('/usr/bin/time', ['-o', errFile, '-f', '%U %S %M', process.execPath, BIN, 'publish', fleetFile, '--tree', tree, '--release-key', keyFile, '--trust', s.trustDir, '--no-cache-check', '--json', '--now', isoTime(now)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const wallMs = performance.now() - t;
+      const r = JSON.parse(out) as { version: number; timings: Record<string, number> };
+      return { wallMs, ...gnuTime(errFile), version: r.version, timings: r.timings };
+    };
+    const floor = () => {
+      const errFile = join(dir, 'time.txt');
+      const t = performance.now();
+      execFileSync('/usr/bin/time', ['-o', errFile, '-f', '%U %S %M', process.execPath, '-e', '0']);
+      return { wallMs: performance.now() - t, ...gnuTime(errFile) };
+    };
+    const T = Date.parse('2026-01-01T00:00:00Z') + 3_600_000;
+    const rows: string[][] = [];
+    const f = floor();
+    rows.push(['floor: node -e 0', '', f.wallMs.toFixed(0), f.cpuMs.toFixed(0), f.rssMb.toFixed(0), '', '1.00']);
+    const emptyTree = join(dir, 'tree-empty');
+    const e = publish(emptyTree, T);
+    rows.push(['nixfleet publish, empty tree (every key decoded)', String(e.version), e.wallMs.toFixed(0), e.cpuMs.toFixed(0), e.rssMb.toFixed(0), `${e.timings['resolve']!.toFixed(0)} / ${e.timings['sign']!.toFixed(0)} / ${e.timings['write']!.toFixed(0)}`, (e.cpuMs / f.cpuMs).toFixed(1)]);
+    for (let i = 1; i <= 3; i++) {
+      const r = publish(emptyTree, T + i * 60_000);
+      rows.push([`nixfleet publish, next release (keys vouched for by release ${r.version - 1})`, String(r.version), r.wallMs.toFixed(0), r.cpuMs.toFixed(0), r.rssMb.toFixed(0), `${r.timings['resolve']!.toFixed(0)} / ${r.timings['sign']!.toFixed(0)} / ${r.timings['write']!.toFixed(0)}`, (r.cpuMs / f.cpuMs).toFixed(1)]);
+    }
+    const f2 = floor();
+    rows.push(['floor: node -e 0 (again)', '', f2.wallMs.toFixed(0), f2.cpuMs.toFixed(0), f2.rssMb.toFixed(0), '', (f2.cpuMs / f.cpuMs).toFixed(2)]);
+    console.log(`\nfresh process (compiled CLI, ${hosts} hosts, --no-cache-check), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
+    console.log('| run | version | wall ms | CPU ms | peak RSS MB | in-process resolve / sign / write ms | CPU ratio to floor |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function gnuTime(file: string): { cpuMs: number; rssMb: number } {
+  const [user, sys, rssKb] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  return { cpuMs: (user! + sys!) * 1000, rssMb: rssKb! / 1024 };
 }

@@ -38,8 +38,12 @@ Options:
   --chain            gate each channel on the previous one (channel edges)
   --budget-pct P     one fleet-wide disruption budget of P percent
   --failure-rate F   probability an activation fails its probes (0..1, default 0)
+  --failure-threshold-pct P
+                     each wave tolerates P percent failed hosts before halting (default: none)
   --ack-delay S      acks become visible to others after 0..S seconds (default 0)
   --skew S           host clocks off by -S, 0 or +S seconds (default 0)
+  --quantum S        polls and ack visibility land on multiples of S seconds (default 1): hosts polling
+                     in one quantum share one fleet evaluation; for 100,000-host runs (adds <= S s of lag)
   --json             machine-readable summary
 
 Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 2 on usage errors.`,
@@ -48,6 +52,7 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
       hosts: { type: 'string' }, channels: { type: 'string' }, waves: { type: 'string' }, seed: { type: 'string' },
       poll: { type: 'string' }, soak: { type: 'string' }, chain: { type: 'boolean' }, 'budget-pct': { type: 'string' },
       'failure-rate': { type: 'string' }, 'ack-delay': { type: 'string' }, skew: { type: 'string' }, json: { type: 'boolean' },
+      quantum: { type: 'string' }, 'failure-threshold-pct': { type: 'string' },
     });
     const hosts = int('hosts', values.hosts, 100, 1, 200_000);
     const channels = int('channels', values.channels, 3, 1, 100);
@@ -58,13 +63,15 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
     const budgetPct = values['budget-pct'] === undefined ? null : int('budget-pct', values['budget-pct'], 0, 1, 100);
     const ackDelay = int('ack-delay', values['ack-delay'], 0, 0, 3600);
     const skew = int('skew', values.skew, 0, 0, 59);
+    const quantum = int('quantum', values.quantum, 1, 1, 60);
+    const thresholdPct = values['failure-threshold-pct'] === undefined ? null : int('failure-threshold-pct', values['failure-threshold-pct'], 0, 0, 100);
     const failureRate = ratio('failure-rate', values['failure-rate']);
-    const fleet = syntheticFleet({ hosts, channels, waves, soakSeconds: soak, chain: values.chain ?? false, budgetPct, heartbeatSeconds: poll });
+    const fleet = syntheticFleet({ hosts, channels, waves, soakSeconds: soak, chain: values.chain ?? false, budgetPct, heartbeatSeconds: poll, ...(thresholdPct === null ? {} : { failureThreshold: { percent: thresholdPct } }) });
     const began = performance.now();
-    const r = simulate({ seed, fleet, pollSeconds: poll, failureRate, ackDelaySeconds: [0, ackDelay], clockSkewSeconds: skew, batchVisibility: true });
+    const r = simulate({ seed, fleet, pollSeconds: poll, failureRate, ackDelaySeconds: [0, ackDelay], clockSkewSeconds: skew, batchVisibility: true, timeQuantumSeconds: quantum, recordHistory: false });
     const wallMs = Math.round(performance.now() - began);
     const summary = {
-      hosts, channels, waves, seed,
+      hosts, channels, waves, seed, quantumSeconds: quantum,
       converged: r.converged,
       completedSeconds: r.completedAt,
       theoreticalMinimumSeconds: r.theoreticalMinimum,
@@ -73,7 +80,7 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
       failures: r.failures.length,
       rollbacks: r.rollbacks.length,
       decisions: r.decisions,
-      acks: r.history.length,
+      acks: r.ackCount,
       violations: r.violations,
       budgets: r.budgets,
       channelStates: r.finalView.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })),
@@ -85,7 +92,7 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
         r.converged
           ? `converged after ${humanDuration(r.completedAt!)} (${r.completedAt} s); theoretical minimum ${humanDuration(r.theoreticalMinimum)} (${r.theoreticalMinimum} s): ${summary.ratioToMinimum}x`
           : `did NOT converge (stopped after ${humanDuration(r.endedAt)}); theoretical minimum ${humanDuration(r.theoreticalMinimum)}`,
-        `${r.starts.length} activations, ${r.failures.length} failed probes, ${r.rollbacks.length} rollbacks, ${r.decisions} reconciler decisions, ${r.history.length} acks`,
+        `${r.starts.length} activations, ${r.failures.length} failed probes, ${r.rollbacks.length} rollbacks, ${r.decisions} reconciler decisions, ${r.ackCount} acks`,
         ...Object.entries(r.budgets).map(([id, b]) => `budget ${id}: max ${b.max}, highest in flight ${b.observed}`),
         ...r.finalView.channels.map((c) => `channel ${c.channel}: ${c.state} - ${c.reason}`),
         r.violations.length === 0 ? 'property checks: none violated' : `PROPERTY VIOLATIONS (${r.violations.length}):\n  ${r.violations.slice(0, 10).join('\n  ')}`,

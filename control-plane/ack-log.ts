@@ -8,12 +8,89 @@
 // A failed append (disk full, I/O error) makes the log unavailable for a back-off period, then the next
 // append first cuts whatever the failed write left past the last durable record (the same torn-tail cut
 // as on open) and tries again: the endpoint heals by itself once writes succeed, without a restart.
+// Snapshots (acks.snapshot, next to the log): the endpoint's chain state after the first N bytes of the
+// log, so start-up reads the snapshot and only the records after it instead of replaying every ack. The
+// snapshot names the digest of the record that ends at its byte offset; a log that does not have that
+// record there (restored, replaced, cut shorter) is replayed in full instead. The log itself is never
+// rewritten, so `nixfleet verify --acks` and every history reader still see the whole chain.
 import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync, existsSync, readFileSync, statSync, truncateSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync, statSync, truncateSync, openSync, fsyncSync, closeSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACK_LOG_FILE, formatRecord, parseAckLog, type LogRecord } from '../protocol/index.ts';
+import { ACK_LOG_FILE, formatRecord, parseAckLog, type LogRecord, sha256Digest, LIMITS, writeFileAtomic } from '../protocol/index.ts';
+import type { ChainFloor } from './ack-chain.ts';
+
+export const ACK_SNAPSHOT_FILE = 'acks.snapshot';
+
+/** Where a snapshot ends in the log: its byte offset and the digest of the record ending there. */
+export interface LogPosition {
+  bytes: number;
+  /** null for the empty prefix. */
+  lastDigest: string | null;
+}
+
+/** One host's chain state in a snapshot (control-plane/ack-chain.ts ChainHead without the promises). */
+export interface SnapshotHead {
+  host: string;
+  seq: number;
+  digest: string;
+  canonical: string;
+  floor: ChainFloor;
+  /** Held runs below a gap (ack-chain.ts HeldRuns), keyed by their top digest; omitted when none. */
+  runs?: [string, ChainFloor][];
+}
+
+export interface AckLogSnapshot {
+  type: 'ack-log-snapshot';
+  version: 1;
+  at: LogPosition;
+  heads: SnapshotHead[];
+}
+
+/**
+ * Reads the snapshot in `dir`, or null when there is none or it cannot be used (checksum, framing or
+ * format): start-up then replays the whole log, so a bad snapshot costs time, never acks.
+ */
+export function readAckSnapshot(dir: string): { snapshot: AckLogSnapshot | null; problem?: string } {
+  const path = join(dir, ACK_SNAPSHOT_FILE);
+  if (!existsSync(path)) return { snapshot: null };
+  try {
+    const parsed = parseAckLog(readFileSync(path), path);
+    if (parsed.records.length !== 1 || parsed.tornBytes !== 0) return { snapshot: null, problem: `${path}: not one complete, checksummed record` };
+    const snap = JSON.parse(parsed.records[0]!.canonical) as AckLogSnapshot;
+    if (snap.type !== 'ack-log-snapshot' || snap.version !== 1 || !Number.isSafeInteger(snap.at?.bytes) || !Array.isArray(snap.heads)) {
+      return { snapshot: null, problem: `${path}: not a version 1 ack log snapshot` };
+    }
+    return { snapshot: snap };
+  } catch (e) {
+    return { snapshot: null, problem: `${path}: ${(e as Error).message}` };
+  }
+}
+
+/** Writes a snapshot atomically, framed and checksummed like a log record. */
+export function writeAckSnapshot(dir: string, snap: AckLogSnapshot): void {
+  const body = JSON.stringify(snap);
+  writeFileAtomic(join(dir, ACK_SNAPSHOT_FILE), formatRecord({ digest: sha256Digest(body), canonical: body }), { mode: 0o640 });
+}
+
+/** Longest record line: digest, tab, the largest ack, newline (canonical JSON is never longer than its input). */
+const MAX_RECORD_BYTES = 72 + LIMITS.ack + 1;
+
+/** Whether the log file has exactly the record `at.lastDigest` ending at byte `at.bytes`. Null = yes. */
+function checkPosition(path: string, size: number, at: LogPosition): string | null {
+  if (at.bytes === 0) return at.lastDigest === null ? null : 'an empty prefix with a last digest';
+  if (at.bytes > size) return `the log has ${size} bytes, the snapshot covers ${at.bytes}`;
+  const start = Math.max(0, at.bytes - MAX_RECORD_BYTES);
+  const buf = readTail(path, start, at.bytes);
+  const lineStart = buf.lastIndexOf(0x0a, buf.length - 2) + 1;
+  if (lineStart === 0 && start > 0) return 'no record boundary before the snapshot offset';
+  const rec = parseAckLog(buf.subarray(lineStart), path);
+  if (rec.records.length !== 1 || rec.tornBytes !== 0) return `no complete record ends at byte ${at.bytes}`;
+  if (rec.records[0]!.digest !== at.lastDigest) return `the record ending at byte ${at.bytes} is ${rec.records[0]!.digest}, the snapshot names ${at.lastDigest}`;
+  return null;
+}
 
 interface Pending {
+  digest: string;
   bytes: Buffer;
   resolve: () => void;
   reject: (e: Error) => void;
@@ -24,6 +101,13 @@ export interface AckLogOptions {
   groupCommit?: boolean;
   /** Clock (ms) for the back-off after a failed append, injectable for tests. */
   now?: () => number;
+  /**
+   * Read the log only after this position (a snapshot's). If the log does not have the snapshot's
+   * record there, the whole log is read instead and OpenedLog.from is 0 (with the reason).
+   */
+  from?: LogPosition;
+  /** Called when a flush made every queued append durable and nothing is pending (snapshot point). */
+  onIdle?: () => void;
 }
 
 /**
@@ -44,7 +128,12 @@ export class AckLogUnavailable extends Error {
 
 export interface OpenedLog {
   log: AckLog;
+  /** The records after `from` (all of them when from is 0). */
   records: LogRecord[];
+  /** Byte offset the records start at: the requested position, or 0. */
+  from: number;
+  /** Why the requested position was not used (the whole log was read). */
+  fromRejected?: string;
   /** Bytes cut from a torn tail during recovery. */
   cutBytes: number;
 }
@@ -62,7 +151,21 @@ export class AckLog {
   /** Appends made durable, and fsync calls spent on them (for benchmarks). */
   stats = { appended: 0, syncs: 0 };
 
-  private constructor(readonly path: string, private fh: FileHandle, private size: number, private readonly groupCommit: boolean, private readonly now: () => number) {}
+  private constructor(
+    readonly path: string,
+    private fh: FileHandle,
+    private size: number,
+    /** Digest of the last durable record (null for an empty log). */
+    private lastDigest: string | null,
+    private readonly groupCommit: boolean,
+    private readonly now: () => number,
+    private readonly onIdle: (() => void) | undefined,
+  ) {}
+
+  /** The durable end of the log: what a snapshot taken now covers. */
+  get position(): LogPosition {
+    return { bytes: this.size, lastDigest: this.lastDigest };
+  }
 
   /** Opens (creating) the log in `dir`, recovering a torn tail. */
   static async open(dir: string, opts: AckLogOptions = {}): Promise<OpenedLog> {
@@ -71,12 +174,25 @@ export class AckLog {
     let cutBytes = 0;
     let records: LogRecord[] = [];
     let size = 0;
+    let from = 0;
+    let fromRejected: string | undefined;
+    let lastDigest: string | null = null;
     if (existsSync(path)) {
-      const parsed = parseAckLog(readFileSync(path), path);
+      const fileSize = statSync(path).size;
+      if (opts.from) {
+        fromRejected = checkPosition(path, fileSize, opts.from) ?? undefined;
+        if (fromRejected === undefined) {
+          from = opts.from.bytes;
+          lastDigest = opts.from.lastDigest;
+        }
+      }
+      const bytes = from === 0 ? readFileSync(path) : readTail(path, from, fileSize);
+      const parsed = parseAckLog(bytes, from === 0 ? path : `${path} (after byte ${from})`);
       records = parsed.records;
-      size = parsed.validBytes;
+      size = from + parsed.validBytes;
+      if (records.length > 0) lastDigest = records[records.length - 1]!.digest;
       if (parsed.tornBytes > 0) {
-        truncateSync(path, parsed.validBytes);
+        truncateSync(path, size);
         const fd = openSync(path, 'r+');
         try {
           fsyncSync(fd);
@@ -88,7 +204,8 @@ export class AckLog {
     }
     const fh = await open(path, existsSync(path) ? 'r+' : 'w+', 0o640);
     if (size !== statSync(path).size) throw new Error(`${path}: size changed during recovery`);
-    return { log: new AckLog(path, fh, size, opts.groupCommit ?? true, opts.now ?? Date.now), records, cutBytes };
+    const log = new AckLog(path, fh, size, lastDigest, opts.groupCommit ?? true, opts.now ?? Date.now, opts.onIdle);
+    return { log, records, from, ...(fromRejected !== undefined ? { fromRejected } : {}), cutBytes };
   }
 
   /** Resolves once the record is on disk. */
@@ -97,7 +214,7 @@ export class AckLog {
     if (refusal) return Promise.reject(refusal);
     if (this.closed) return Promise.reject(new Error(`${this.path}: log is closed`));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ bytes: formatRecord(rec), resolve, reject });
+      this.queue.push({ digest: rec.digest, bytes: formatRecord(rec), resolve, reject });
       if (!this.flushing) void this.flushLoop();
     });
   }
@@ -117,6 +234,7 @@ export class AckLog {
         }
         await this.fh.datasync();
         this.size += buf.length;
+        this.lastDigest = batch[batch.length - 1]!.digest;
         this.stats.appended += batch.length;
         this.stats.syncs++;
         this.failure = null;
@@ -134,6 +252,7 @@ export class AckLog {
     }
     this.flushing = false;
     this.idleResolve?.();
+    if (this.failure === null && !this.closed) this.onIdle?.();
   }
 
   /**
@@ -156,5 +275,22 @@ export class AckLog {
     this.closed = true;
     if (this.flushing) await this.idle;
     await this.fh.close();
+  }
+}
+
+/** The bytes of `path` from `from` to `size`. */
+function readTail(path: string, from: number, size: number): Buffer {
+  const buf = Buffer.alloc(size - from);
+  const fd = openSync(path, 'r');
+  try {
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, from + off);
+      if (n === 0) break;
+      off += n;
+    }
+    return off === buf.length ? buf : buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -13,7 +13,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readAck, verifyAck, type AckTrust, type SignedAck, latestAckPath, canonicalString, sha256Digest, isVerificationError, LIMITS, type LogRecord } from '../protocol/index.ts';
-import { AckLog, AckLogUnavailable } from './ack-log.ts';
+import { AckLog, AckLogUnavailable, readAckSnapshot, writeAckSnapshot, type AckLogSnapshot, type SnapshotHead } from './ack-log.ts';
 import { chainRuns, decide, lowerFloor, missingBelow, type ChainFloor, type ChainHead, type ChainLink } from './ack-chain.ts';
 import { AckPublisher } from './ack-publisher.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
@@ -38,6 +38,11 @@ export interface AckServiceOptions {
   rateLimit?: RateLimitOptions | false;
   /** Bundle rewrite debounce (ms, default 100). */
   debounceMs?: number;
+  /**
+   * Write a snapshot of the chain state once this many acks were appended since the last one (default
+   * 100,000; 0 never): start-up then replays at most about this many acks, whatever the log's length.
+   */
+  snapshotEvery?: number;
   now?: () => number;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -71,6 +76,10 @@ export class AckService {
   /** Torn-tail bytes cut when the log was opened. */
   recoveredCutBytes = 0;
   recoveredRecords = 0;
+  /** How start-up got its state: from a snapshot plus the records after it, or a full replay (and why). */
+  startup: { snapshotHeads: number; replayed: number; fullReplayBecause?: string } = { snapshotHeads: 0, replayed: 0 };
+  /** log.stats.appended when the last snapshot was written. */
+  private appendedAtSnapshot = 0;
 
   private constructor(private readonly log: AckLog, private readonly opts: AckServiceOptions) {
     this.now = opts.now ?? Date.now;
@@ -83,13 +92,83 @@ export class AckService {
   }
 
   static async open(opts: AckServiceOptions): Promise<AckService> {
-    const { log, records, cutBytes } = await AckLog.open(opts.logDir, { groupCommit: opts.groupCommit ?? true, now: opts.now });
-    const svc = new AckService(log, opts);
-    svc.replay(records);
-    svc.recoveredCutBytes = cutBytes;
-    svc.recoveredRecords = records.length;
-    if (cutBytes > 0) opts.log?.({ event: 'ack-log-torn-tail-cut', bytes: cutBytes, file: log.path });
+    const { snapshot, problem } = readAckSnapshot(opts.logDir);
+    let svc: AckService | null = null;
+    const onIdle = () => svc?.maybeSnapshot();
+    const logOpts = { groupCommit: opts.groupCommit ?? true, now: opts.now, onIdle };
+    let opened = await AckLog.open(opts.logDir, snapshot ? { ...logOpts, from: snapshot.at } : logOpts);
+    svc = new AckService(opened.log, opts);
+    let fullReplayBecause = problem ?? opened.fromRejected ?? (snapshot ? undefined : 'no snapshot');
+    if (snapshot && opened.from > 0 && !svc.replayAfterSnapshot(snapshot, opened.records)) {
+      // The records after the snapshot are not what this endpoint would have written from that state
+      // (e.g. a log merged from replicas): rebuild from the whole log instead.
+      fullReplayBecause = 'the records after the snapshot do not follow from it';
+      await opened.log.close();
+      opened = await AckLog.open(opts.logDir, logOpts);
+      svc = new AckService(opened.log, opts);
+    }
+    if (opened.from === 0) svc.replay(opened.records);
+    svc.startup = { snapshotHeads: opened.from > 0 ? snapshot!.heads.length : 0, replayed: opened.records.length, ...(fullReplayBecause !== undefined && opened.from === 0 ? { fullReplayBecause } : {}) };
+    svc.recoveredCutBytes = opened.cutBytes;
+    svc.recoveredRecords = opened.records.length;
+    if (opened.cutBytes > 0) opts.log?.({ event: 'ack-log-torn-tail-cut', bytes: opened.cutBytes, file: opened.log.path });
+    if (snapshot && opened.from === 0) opts.log?.({ event: 'ack-log-snapshot-unused', reason: fullReplayBecause });
     return svc;
+  }
+
+  /**
+   * Start-up from a snapshot: its heads, then the records after it applied the way submit() and the
+   * published-head adoption applied them (append, back-fill, adoption). False when a record is not one
+   * this endpoint could have written from that state: the caller replays the whole log instead.
+   */
+  private replayAfterSnapshot(snapshot: AckLogSnapshot, records: LogRecord[]): boolean {
+    const durable = Promise.resolve();
+    for (const h of snapshot.heads) {
+      this.heads.set(h.host, { seq: h.seq, digest: h.digest, canonical: h.canonical, durable, floor: h.floor });
+      if (h.runs && h.runs.length > 0) this.runs.set(h.host, new Map(h.runs));
+    }
+    for (const r of records) {
+      const env = JSON.parse(r.canonical) as SignedAck;
+      const { host, seq, prev } = env.signed;
+      const cur = this.heads.get(host);
+      const d = decide(cur, seq, prev, r.digest);
+      if (d.kind === 'append' || (d.kind === 'conflict' && cur !== undefined && seq > cur.seq)) {
+        const next = this.headOf(host, env, r.digest, r.canonical, durable);
+        next.below = undefined;
+        this.heads.set(host, next);
+      } else if (d.kind === 'backfill') {
+        this.heads.set(host, { ...cur!, floor: lowerFloor({ seq, prev }, this.runs.get(host)) });
+      } else {
+        this.heads.clear();
+        this.runs.clear();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The chain state as of the durable end of the log (call only when no append is pending). */
+  private snapshotNow(): AckLogSnapshot {
+    const heads: SnapshotHead[] = [];
+    for (const [host, h] of this.heads) {
+      const runs = this.runs.get(host);
+      heads.push({ host, seq: h.seq, digest: h.digest, canonical: h.canonical, floor: h.floor, ...(runs && runs.size > 0 ? { runs: [...runs] } : {}) });
+    }
+    return { type: 'ack-log-snapshot', version: 1, at: this.log.position, heads };
+  }
+
+  /** Called by the log when every append is durable and none is pending: the state matches the log. */
+  private maybeSnapshot(): void {
+    const every = this.opts.snapshotEvery ?? 100_000;
+    if (every === 0 || this.log.stats.appended - this.appendedAtSnapshot < every) return;
+    try {
+      writeAckSnapshot(this.opts.logDir, this.snapshotNow());
+      this.appendedAtSnapshot = this.log.stats.appended;
+      this.opts.log?.({ event: 'ack-log-snapshot', heads: this.heads.size, bytes: this.log.position.bytes });
+    } catch (e) {
+      // A snapshot is an optimisation: failing to write one (disk full) costs start-up time only.
+      this.opts.log?.({ event: 'ack-log-snapshot-failed', error: (e as Error).message });
+    }
   }
 
   /**
@@ -181,7 +260,10 @@ export class AckService {
       const file = join(this.opts.publishRoot, latestAckPath(host));
       let ack: SignedAck;
       try {
-        ack = readAck(readFileSync(file), file);
+        const bytes = readFileSync(file);
+        // The usual case at start-up: the file is this endpoint's own head (published from the log).
+        if (bytes.toString('utf8') === this.heads.get(host)?.canonical) continue;
+        ack = readAck(bytes, file);
         if (ack.signed.host !== host) throw new Error(`${file}: holds an ack of host ${ack.signed.host}`);
         verifyAck(ack, trust, file);
       } catch (e) {

@@ -206,6 +206,7 @@ async function openAckService(opts: CommonOptions): Promise<AckService> {
     log: opts.log,
   });
   if (svc.recoveredCutBytes > 0) opts.log?.({ event: 'ack-log-recovered', records: svc.recoveredRecords, cutBytes: svc.recoveredCutBytes });
+  opts.log?.({ event: 'ack-log-opened', ...svc.startup });
   return svc;
 }
 

@@ -13,6 +13,8 @@ import { planRevocations, readBoundRevocations } from './revocations.ts';
 import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
+import { noteValidHostKeys } from './host-key.ts';
+import { vouchedHostKeys } from './vouched-keys.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 import { controlsBinding } from './controls.ts';
 import { diffRelease, readCurrentRelease, type ReleaseDiff } from './diff.ts';
@@ -175,8 +177,10 @@ function prepare(opts: PublishOptions): Prepared {
   const t0 = performance.now();
   const c0 = cpuMs();
   opts.onProgress?.({ phase: 'resolve', done: 0, total: 1 });
-  const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
   const trust = loadTrust(opts);
+  // Keys the verified current release already carries are not decoded again (only new keys are).
+  noteValidHostKeys(vouchedHostKeys(opts.treeDir, trust.root.signed).keys);
+  const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
   const root = trust.root.signed;
   if (root.fleet !== fleet.fleet) throw new PublishRefused(`the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`);
   checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);

@@ -48,6 +48,11 @@ export interface SimConfig {
   /** These hosts' new closures need a reboot: they defer, then reboot this long after. */
   inhibitedHosts?: string[];
   rebootDelaySeconds?: number;
+  /**
+   * Keep every ack in SimResult.history (default true). Large runs turn it off: at 100,000 hosts the
+   * history is millions of acks (gigabytes); `ackCount` still counts them.
+   */
+  recordHistory?: boolean;
   maxSeconds?: number;
   /** ms */
   startAt?: number;
@@ -72,7 +77,10 @@ export interface HistoryEntry {
 export interface SimResult {
   seed: number;
   hosts: number;
-  /** Every host runs its target and has proved its soak. */
+  /**
+   * Every host runs its target and has proved its soak, or failed (rolled back) within its wave's failure
+   * threshold (a failure beyond it halts the rollout, so the others never settle).
+   */
   converged: boolean;
   /** Seconds from the start until the last soak proof became visible (null if not converged). */
   completedAt: number | null;
@@ -82,6 +90,8 @@ export interface SimResult {
   failures: string[];
   rollbacks: string[];
   decisions: number;
+  /** Acks posted (history.length when the history is recorded). */
+  ackCount: number;
   /**
    * Ground-truth property violations: wave order, channel edges, starts in a halted rollout, and any start
    * that puts more hosts truly in flight than a budget's max (the bound proven in docs/architecture.md holds
@@ -170,6 +180,10 @@ export function simulate(config: SimConfig): SimResult {
   const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
   let version = 0;
   const history: HistoryEntry[] = [];
+  const recordHistory = config.recordHistory ?? true;
+  let ackCount = 0;
+  // When the last soak proof counts (see the completion check): kept as acks are posted, not rescanned.
+  let lastProofVisible = start;
   const hosts = new Map<string, SimHost>();
   const queue = new EventQueue<SimEvent>();
   const starts: StartRecord[] = [];
@@ -182,6 +196,8 @@ export function simulate(config: SimConfig): SimResult {
   for (const b of f.budgets.budgets) for (const h of b.hosts) budgetsOf.set(h, [...(budgetsOf.get(h) ?? []), b.id]);
   let decisions = 0;
   let proved = 0;
+  let failedHosts = 0;
+  const failedIn = new Map<string, number>(); // "channel/wave" -> hosts that failed
   let lastProgress = start;
   let maxOfflineUntil = start;
 
@@ -261,7 +277,11 @@ export function simulate(config: SimConfig): SimResult {
     // host polling within one second shares one prepared fleet (what makes 10k-host runs affordable).
     if (batch) visibleAt = Math.max(visibleAt, Math.floor(t / quantum) * quantum + quantum);
     const lost = lossRate > 0 && rng.chance(lossRate);
-    history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
+    ackCount++;
+    if (recordHistory) history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
+    // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
+    // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
+    if ((kind === 'heartbeat' || kind === 'healthy') && !lost) lastProofVisible = Math.max(lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
     if (lost) { /* never visible */ } else if (visibleAt <= t) makeVisible(ack);
     else queue.push(visibleAt, { kind: 'visible', ack });
     if ((kind === 'heartbeat' || kind === 'healthy') && onTarget && h.healthySince !== null && h.soakProvedAt === null) {
@@ -285,6 +305,14 @@ export function simulate(config: SimConfig): SimResult {
       acks[ack.host] = ack;
       version++;
     }
+  }
+
+  /** Every wave's failures are within its threshold (otherwise its rollout is halted, not complete). */
+  function withinThresholds(): boolean {
+    for (const plan of Object.values(f.plans)) {
+      for (const w of plan.waves) if ((failedIn.get(`${plan.channel}/${w.index}`) ?? 0) > allowedFailures(w)) return false;
+    }
+    return true;
   }
 
   function heartbeatKind(h: SimHost): AckKind {
@@ -353,6 +381,10 @@ export function simulate(config: SimConfig): SimResult {
         h.current = d.to.path;
         h.generation = d.to.generation;
         h.pending = null;
+        if (!h.failed) {
+          failedHosts++;
+          failedIn.set(waveKey(h), (failedIn.get(waveKey(h)) ?? 0) + 1);
+        }
         h.failed = true;
         setInFlight(h, false);
         h.quarantine.push({ target: f.manifests[h.name]!.target, until: now + 24 * 3600_000 });
@@ -412,6 +444,10 @@ export function simulate(config: SimConfig): SimResult {
       if (failing.has(h.name) || rng.chance(config.failureRate ?? 0)) {
         h.current = pending.previous.path;
         h.generation = pending.previous.generation;
+        if (!h.failed) {
+          failedHosts++;
+          failedIn.set(waveKey(h), (failedIn.get(waveKey(h)) ?? 0) + 1);
+        }
         h.failed = true;
         setInFlight(h, false);
         h.quarantine.push({ target: m.target, until: t + h.skewMs + 24 * 3600_000 });
@@ -427,16 +463,7 @@ export function simulate(config: SimConfig): SimResult {
     } else if (ev.e.kind === 'soak-beat') {
       if (!isOffline(h, t) && !h.failed && h.current === m.target) postAck(h, 'heartbeat', t, null);
     }
-    if (proved === hosts.size && completedAt === null) {
-      let lastVisible = start;
-      // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
-      // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
-      for (const e of history) {
-        if ((e.ack.kind !== 'heartbeat' && e.ack.kind !== 'healthy') || e.visibleAt === Infinity) continue;
-        lastVisible = Math.max(lastVisible, e.visibleAt, e.postedAt + Math.max(0, hosts.get(e.ack.host)!.skewMs));
-      }
-      completedAt = lastVisible;
-    }
+    if (proved + failedHosts === hosts.size && completedAt === null && withinThresholds()) completedAt = lastProofVisible;
     if (completedAt !== null && t > completedAt) break;
     const quiet = 3 * poll + 2 * 3600_000;
     if (completedAt === null && t - lastProgress > quiet && t > maxOfflineUntil && ![...hosts.values()].some((x) => x.busy)) break;
@@ -454,6 +481,7 @@ export function simulate(config: SimConfig): SimResult {
     failures,
     rollbacks,
     decisions,
+    ackCount,
     violations,
     budgets: budgetObserved,
     history,

@@ -26,8 +26,23 @@ test('a failing rollout exits 1 and says it halted', async () => {
   assert.match(out, /halted/);
 });
 
+test('a wave failure threshold lets a rollout with failures converge; --quantum aligns polls; acks are counted without keeping the history', async () => {
+  const argv = ['--hosts', '60', '--channels', '1', '--waves', '2', '--seed', '4', '--soak', '120', '--failure-rate', '0.1', '--quantum', '5', '--json'];
+  const halted = JSON.parse((await capture(argv)).out) as { converged: boolean; failures: number };
+  assert.ok(halted.failures > 0, 'the seed produces failures');
+  assert.not.ok(halted.converged, 'with no tolerated failures the rollout halts');
+  const { code, out } = await capture([...argv, '--failure-threshold-pct', '50']);
+  assert.is(code, 0);
+  const s = JSON.parse(out) as { converged: boolean; failures: number; acks: number; quantumSeconds: number; violations: string[] };
+  assert.ok(s.converged);
+  assert.ok(s.failures > 0);
+  assert.is(s.quantumSeconds, 5);
+  assert.ok(s.acks > 60 * 3, `acks counted: ${s.acks}`);
+  assert.equal(s.violations, []);
+});
+
 test('usage errors name the option', async () => {
-  for (const [argv, re] of [[['--hosts', 'many'], /--hosts must be a whole number/], [['--failure-rate', '2'], /--failure-rate/], [['--bogus'], /bogus/]] as const) {
+  for (const [argv, re] of [[['--hosts', 'many'], /--hosts must be a whole number/], [['--failure-rate', '2'], /--failure-rate/], [['--quantum', '0'], /--quantum/], [['--failure-threshold-pct', '101'], /--failure-threshold-pct/], [['--bogus'], /bogus/]] as const) {
     try {
       await capture([...argv]);
       assert.unreachable(`accepted ${argv.join(' ')}`);

@@ -1,0 +1,157 @@
+// Ack log snapshots: start-up from the last snapshot plus the records after it gives exactly the chain
+// state a full replay of the log gives (appends, mid-chain adoption, back-fill), and a snapshot that does
+// not fit the log (corrupt, or the log was replaced) is ignored in favour of a full replay.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFileSync, cpSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { AckService, loadReleaseView, parseAckLog, ACK_LOG_FILE, type ClientIdentity } from '../../control-plane/index.ts';
+import { ACK_SNAPSHOT_FILE } from '../../control-plane/ack-log.ts';
+import type { SignedAck } from '../../protocol/acks.ts';
+import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
+
+const test = suite('control-plane ack log snapshots');
+const keys = fixtureKeys();
+const hosts = fixtureHosts({ a: { wave: 0 }, b: { wave: 0 }, c: { wave: 1 }, d: { wave: 1 } });
+let dir: string;
+
+const agent = (cn: string): ClientIdentity => ({ cn, ou: 'agent', serial: '1001' });
+const body = (x: unknown) => Buffer.from(JSON.stringify(x));
+
+async function service(logDir: string, snapshotEvery = 4) {
+  const svc = await AckService.open({ logDir, publishRoot: dir, rateLimit: false, debounceMs: 5, snapshotEvery });
+  svc.setView(loadReleaseView(dir));
+  return svc;
+}
+
+/** Every host's head as the endpoint answers it (seq, digest, missingBelow). */
+function heads(svc: AckService): Record<string, unknown> {
+  return Object.fromEntries(hosts.map((h) => [h.name, svc.head(h.name) ?? null]));
+}
+
+async function post(svc: AckService, ack: SignedAck, expect: number): Promise<void> {
+  const r = await svc.submit(body(ack), agent(ack.signed.host));
+  assert.is(r.status, expect, `${ack.signed.host} seq ${ack.signed.seq}: ${JSON.stringify(r.body)}`);
+}
+
+test.before.each(() => {
+  dir = tempDir('ack-snapshot');
+  writeTree(dir, { keys, hosts, version: 1 });
+});
+test.after.each(() => removeDir(dir));
+
+test('start-up from the snapshot + the records after it equals a full replay, through appends, adoption and back-fill', async () => {
+  const logDir = join(dir, 'log');
+  // Snapshots after 7 and 14 appends: the back-fill (15th) is among the records replayed after one.
+  const svc = await service(logDir, 7);
+  const chains = new Map(hosts.map((h) => [h.name, new AckChain(h)]));
+  // Host d's history starts mid-chain (as after a rebuild): acks 1..6 exist, the endpoint sees 4 first.
+  const d = Array.from({ length: 6 }, () => chains.get('d')!.next());
+  for (let round = 0; round < 5; round++) {
+    for (const h of ['a', 'b', 'c']) await post(svc, chains.get(h)!.next(), 201);
+    if (round === 1) await post(svc, d[3]!, 201); // adopted at seq 4
+    if (round === 2) await post(svc, d[4]!, 201); // appended
+    if (round === 3) await post(svc, d[2]!, 201); // back-filled (seq 3)
+  }
+  await svc.close();
+  assert.ok(existsSync(join(logDir, ACK_SNAPSHOT_FILE)), 'a snapshot was written');
+  const expected = heads(svc);
+  assert.is((expected['d'] as { missingBelow?: number }).missingBelow, 3);
+
+  // A copy of the log without the snapshot replays in full: the reference state.
+  const fullDir = join(dir, 'log-full');
+  cpSync(logDir, fullDir, { recursive: true });
+  rmSync(join(fullDir, ACK_SNAPSHOT_FILE));
+  const full = await service(fullDir, 0);
+  assert.is(full.startup.fullReplayBecause, 'no snapshot');
+  assert.is(full.startup.replayed, 18);
+  assert.equal(heads(full), expected);
+  await full.close();
+
+  const fast = await service(logDir, 7);
+  assert.is(fast.startup.replayed, 4);
+  assert.ok(fast.startup.snapshotHeads > 0, JSON.stringify(fast.startup));
+  assert.ok(fast.startup.replayed < 18, `replayed ${fast.startup.replayed} of 18 records`);
+  assert.is(fast.startup.fullReplayBecause, undefined);
+  assert.equal(heads(fast), expected);
+  // The chains continue: forward for everyone, downwards for d.
+  for (const h of ['a', 'b', 'c']) await post(fast, chains.get(h)!.next(), 201);
+  await post(fast, d[5]!, 201);
+  await post(fast, d[1]!, 201);
+  await post(fast, d[1]!, 409); // held now: below the floor only seq 1 is wanted
+  await post(fast, chains.get('a')!.make({ seq: 2 }), 409);
+  await fast.close();
+  assert.is(parseAckLog(readFileSync(join(logDir, ACK_LOG_FILE))).records.length, 23, 'the log keeps every ack (nothing compacted away)');
+});
+
+test('a snapshot that does not fit the log is ignored: corrupt file, or a log replaced by a shorter copy', async () => {
+  const logDir = join(dir, 'log');
+  const svc = await service(logDir);
+  const chain = new AckChain(hosts[0]!);
+  const early: SignedAck[] = [];
+  for (let i = 0; i < 9; i++) {
+    const a = chain.next();
+    if (i < 2) early.push(a);
+    await post(svc, a, 201);
+  }
+  await svc.close();
+  const snapshotFile = join(logDir, ACK_SNAPSHOT_FILE);
+  const logFile = join(logDir, ACK_LOG_FILE);
+
+  // One byte of the snapshot flipped: its checksum fails, the whole log is replayed.
+  const snap = readFileSync(snapshotFile);
+  const good = Buffer.from(snap);
+  snap[snap.length - 10] = snap[snap.length - 10]! ^ 1;
+  writeFileSync(snapshotFile, snap);
+  const s1 = await service(logDir);
+  assert.match(s1.startup.fullReplayBecause ?? '', /checksummed/);
+  assert.is(s1.startup.replayed, 9);
+  assert.is(s1.head('a')?.seq, 9);
+  await s1.close();
+
+  // The log restored from an older copy (2 records): the snapshot covers bytes it does not have.
+  writeFileSync(snapshotFile, good);
+  const lines = readFileSync(logFile, 'utf8').split('\n');
+  writeFileSync(logFile, lines.slice(0, 2).join('\n') + '\n');
+  const s2 = await service(logDir);
+  assert.match(s2.startup.fullReplayBecause ?? '', /covers/);
+  assert.is(s2.startup.replayed, 2);
+  // (its published head, seq 9, is then taken back in: ack-service.ts adoptPublishedHeads)
+  assert.is(s2.head('a')?.seq, 9);
+  await s2.close();
+
+  // Same length, other records: the record at the snapshot's offset is not the one it names.
+  const snapAt = (JSON.parse(good.toString('utf8').split('\t').slice(1).join('\t')) as { at: { bytes: number } }).at.bytes;
+  writeFileSync(logFile, Buffer.alloc(0));
+  rmSync(snapshotFile);
+  const s3 = await service(logDir, 1);
+  const other = new AckChain(hosts[1]!);
+  while (statSync(logFile).size < snapAt) await post(s3, other.next(), 201);
+  await s3.close();
+  writeFileSync(snapshotFile, good);
+  const s4 = await service(logDir);
+  assert.match(s4.startup.fullReplayBecause ?? '', /the record ending at byte \d+ is sha256:[0-9a-f]+, the snapshot names/);
+  assert.is(s4.startup.replayed, parseAckLog(readFileSync(logFile)).records.length);
+  assert.ok((s4.head('b')?.seq ?? 0) > 0);
+  await s4.close();
+});
+
+test('a torn tail after the snapshot is still cut, and the chain continues', async () => {
+  const logDir = join(dir, 'log');
+  const svc = await service(logDir, 2);
+  const chain = new AckChain(hosts[0]!);
+  for (let i = 0; i < 5; i++) await post(svc, chain.next(), 201);
+  await svc.close();
+  const logFile = join(logDir, ACK_LOG_FILE);
+  const size = statSync(logFile).size;
+  appendFileSync(logFile, 'sha256:' + 'cd'.repeat(32) + '\t{"signed":');
+  const s2 = await service(logDir, 2);
+  assert.ok(s2.startup.snapshotHeads > 0);
+  assert.ok(s2.recoveredCutBytes > 0);
+  assert.is(statSync(logFile).size, size);
+  assert.is(s2.head('a')?.seq, 5);
+  await post(s2, chain.next(), 201);
+  await s2.close();
+});
+
+test.run();

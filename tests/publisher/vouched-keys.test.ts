@@ -1,0 +1,92 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateFleet } from '../support/fleet-gen.ts';
+import { publishRelease } from '../../publisher/publish.ts';
+import { FleetInvalid } from '../../publisher/validate.ts';
+import { vouchedHostKeys } from '../../publisher/vouched-keys.ts';
+import { isValidPublicKey } from '../../protocol/ed25519.ts';
+import { channelPlanPath } from '../../protocol/layout.ts';
+import { setupTrust, T0 } from './helpers.ts';
+
+const fleetOf = () => generateFleet({ hosts: 12, channels: 2, wavesPerChannel: 2, seed: 'vouch', budgetPct: 50 }).fleet;
+
+/** 32 bytes that are not the encoding of a curve point (deterministic). */
+function offCurveKey(): string {
+  for (let i = 0; ; i++) {
+    const raw = createHash('sha256').update(`off-curve/${i}`).digest();
+    if (!isValidPublicKey(raw)) return raw.toString('base64');
+  }
+}
+
+test('the verified current release vouches for exactly the host keys of its channel plans', () => {
+  const s = setupTrust();
+  try {
+    assert.equal(vouchedHostKeys(s.treeDir, s.root.signed).keys.size, 0, 'an empty tree vouches for nothing');
+    const fleet = fleetOf();
+    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    const v = vouchedHostKeys(s.treeDir, s.root.signed);
+    assert.equal(v.from, { releaseVersion: 1 });
+    const expected = new Set(Object.values(fleet.hosts).map((h) => (h as { hostKey: string }).hostKey));
+    assert.equal([...v.keys].sort(), [...expected].sort());
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a plan that does not verify (one byte changed) vouches for nothing', () => {
+  const s = setupTrust();
+  try {
+    const fleet = fleetOf();
+    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    const channel = Object.keys(fleet.channels).sort()[0]!;
+    const path = join(s.treeDir, channelPlanPath(1, channel));
+    const bytes = readFileSync(path, 'utf8');
+    writeFileSync(path, bytes.replace('"wave":0', '"wave":1'));
+    const v = vouchedHostKeys(s.treeDir, s.root.signed);
+    assert.equal(v.keys.size, 0);
+    assert.ok('none' in v.from && /plan|digest|bytes/.test(v.from.none), JSON.stringify(v.from));
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('a tree signed under another trust root vouches for nothing', () => {
+  const a = setupTrust();
+  const b = setupTrust('other-fleet');
+  try {
+    publishRelease({ cacheCheck: 'skip', treeDir: a.treeDir, fleet: fleetOf(), releaseKeys: [a.releaseKey], trustDir: a.trustDir, now: T0 });
+    const v = vouchedHostKeys(a.treeDir, b.root.signed);
+    assert.equal(v.keys.size, 0);
+  } finally {
+    a.cleanup();
+    b.cleanup();
+  }
+});
+
+test('a new key that is not a curve point is still refused when the rest of the fleet is vouched for', () => {
+  const s = setupTrust();
+  try {
+    const fleet = fleetOf();
+    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    const host = Object.keys(fleet.hosts).sort()[0]!;
+    const next = structuredClone(fleet);
+    (next.hosts[host] as { hostKey: string }).hostKey = offCurveKey();
+    try {
+      publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet: next, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 + 60_000 });
+      assert.unreachable('an off-curve host key was published');
+    } catch (e) {
+      assert.instance(e, FleetInvalid);
+      assert.match((e as Error).message, new RegExp(`hosts\\.${host}\\.hostKey.*curve point`));
+    }
+    // The unchanged fleet publishes (its keys vouched for by release 1).
+    const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 + 120_000 });
+    assert.is(r.version, 2);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test.run();
