@@ -5,6 +5,7 @@ import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOpt
 import { isVerificationError } from '../protocol/errors.ts';
 import { loadReleaseAllowingStale, releaseForOperator } from '../operator/load.ts';
 import { UnknownSubject } from '../operator/subject.ts';
+import { defaultCacheDir, openVerifiedAckStore } from '../operator/verified-cache.ts';
 import { loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/trace.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
@@ -15,7 +16,8 @@ const command: Command = {
   help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
                       [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
 
-Verifies the tree against the pinned trust root, then replays the reconciler over the ack history of
+Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the host
+manifests; with --host, that host's manifest as its agent verifies it), then replays the reconciler over the ack history of
 the current release: every ack at its signed time, and the whole fleet re-evaluated every --step
 seconds between acks. Prints a timeline (phase and gate changes) and, per host, when it became
 eligible, which gate held it and for how long, and when it activated, confirmed, soaked or failed.
@@ -45,6 +47,8 @@ Options:
   --step SECONDS   re-evaluation interval between acks (default 60)
   --now ISO        verify the tree as of this instant (default: the clock)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
+  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`
+  --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -58,6 +62,8 @@ Options:
       step: { type: 'string' },
       now: { type: 'string' },
       'clock-skew': { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -76,8 +82,12 @@ Options:
     const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
     const log = values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
     try {
-      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }));
-      const history = loadAckHistory(tree, release, log);
+      // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
+      const manifests = 'host' in subject ? [subject.host] : [];
+      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, manifests, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }), manifests);
+      const store = openVerifiedAckStore(values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()), 'trace');
+      const history = loadAckHistory(tree, release, log, store.cache);
+      store.save();
       const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText), stale });
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;

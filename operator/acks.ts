@@ -71,10 +71,26 @@ export class AckCache {
   private verified = new Map<string, true | Refusal>();
   private nextParsed = new Map<string, SignedAck | Refusal>();
   private nextVerified = new Map<string, true | Refusal>();
+  /** Digests of bytes an earlier run took in strictly and verified (operator/verified-cache.ts). */
+  private readonly earlierIntake = new Set<string>();
+
+  /**
+   * `earlier`: (digest, host key) pairs an earlier run verified (a persisted cache). They spare the
+   * signature check of exactly those bytes under exactly that key, and the strict intake of those
+   * bytes (strict JSON + schema is a pure function of the bytes, which already passed it), never the
+   * claims checked against the release.
+   */
+  constructor(earlier: Iterable<readonly [digest: string, hostKey: string]> = []) {
+    for (const [digest, hostKey] of earlier) {
+      this.verified.set(`${digest}|${hostKey}`, true);
+      this.earlierIntake.add(digest);
+    }
+  }
 
   /** `bytes` is only called on a miss (a rebuild needs the bytes of new acks only). */
   parse(digest: string, bytes: () => Uint8Array, source: string): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
+    if (r === undefined && this.earlierIntake.has(digest)) r = JSON.parse(Buffer.from(bytes()).toString('utf8')) as SignedAck;
     if (r === undefined) {
       try {
         r = readAck(bytes(), source);
@@ -96,6 +112,17 @@ export class AckCache {
 
   recordVerified(digest: string, hostKey: string, result: true | Refusal): void {
     this.nextVerified.set(`${digest}|${hostKey}`, result);
+  }
+
+  /** The (digest, host key) pairs this build verified or reused as verified: what a persisted cache keeps. */
+  verifiedPairs(): [digest: string, hostKey: string][] {
+    const out: [string, string][] = [];
+    for (const [k, r] of this.nextVerified) {
+      if (r !== true) continue;
+      const bar = k.indexOf('|');
+      out.push([k.slice(0, bar), k.slice(bar + 1)]);
+    }
+    return out;
   }
 
   /** Ends a build: keeps exactly what this build used. */
@@ -382,8 +409,8 @@ export function collectAckLog(logFile: string, collector: AckCollector, opts: Ac
   return { records: parsed.records.length, tornBytes: parsed.tornBytes, skippedBytes: skipped, corrupt: false };
 }
 
-export function readTreeAcks(acksDir: string, trust: AckTrust): VerifiedAcks {
-  const c = new AckCollector(trust);
+export function readTreeAcks(acksDir: string, trust: AckTrust, cache?: AckCache): VerifiedAcks {
+  const c = new AckCollector(trust, cache);
   collectTreeAcks(acksDir, c);
   return c.result();
 }

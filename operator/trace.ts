@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/schemas/common.ts';
-import { readAckHistory, type AckHistory, type AckRejection } from './acks.ts';
+import { readAckHistory, type AckCache, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso, waveLabel } from './format.ts';
@@ -14,10 +14,10 @@ import type { StaleRelease } from './load.ts';
 export type { AckHistory } from './acks.ts';
 
 /** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
-export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string): AckHistory {
+export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string, cache?: AckCache): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
-  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release) });
+  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release), ...(cache ? { cache } : {}) });
 }
 
 export type TraceSubject = { host: string } | { channel: string };
