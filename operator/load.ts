@@ -55,7 +55,8 @@ export function releaseForOperator(load: ReleaseLoad, manifests: LoadReleaseOpti
     // A --host the release does not have: the walk refuses its manifest as an agent would (WrongHost);
     // for the operator that is a usage error, not a tree that fails to verify.
     if (code === 'WrongHost' && manifests !== 'all' && manifests.some((h) => file.endsWith(`/hosts/${h}.json`)) && /has no manifest for host/.test(detail)) {
-      throw new UnknownSubject(`no host "${manifests.join(', ')}" in the release (${detail})`);
+      const release = /^releases\/([0-9]+)\//.exec(file)?.[1] ?? '?';
+      throw new UnknownSubject(`no host "${manifests.join(', ')}" in release ${release}`);
     }
     throw new VerificationError(code, file, detail);
   }
