@@ -29,6 +29,11 @@ export interface TraceOptions {
   /** The instant the tree was verified at: the default end, so the trace never extrapolates past it. */
   now: number;
   stepSeconds?: number;
+  /**
+   * The reconciler's evaluation instants (reconciler/trace.ts): default 'on-change' for a host (a step
+   * is replayed ack by ack only when the host's phase or gate differs at its end), 'every-ack' for a channel.
+   */
+  instants?: 'every-ack' | 'on-change';
   /** Non-null: the release is the last verified state of an expired timestamp. */
   stale?: StaleRelease | null;
 }
@@ -91,7 +96,7 @@ export function traceReport(release: VerifiedRelease, history: AckHistory, subje
   const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
   const t: Trace = trace({
     plans: release.plans, budgets: release.budgets, revocations: release.revocations,
-    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds,
+    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds, instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
   });
   return {
     fleet: release.root.fleet,

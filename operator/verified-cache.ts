@@ -57,8 +57,8 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
   return {
     cache,
     save: () => {
+      if (!cache.changed) return;
       const pairs = cache.verifiedPairs();
-      if (pairs.length === earlier.length && sameEntries(pairs, earlier)) return;
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         if (!ownedPrivately(dir, 'dir')) return;
@@ -88,9 +88,4 @@ function readEntries(dir: string, file: string): [string, string][] {
     out.push([line.slice(0, 71), line.slice(72)]);
   }
   return out;
-}
-
-function sameEntries(a: readonly [string, string][], b: readonly [string, string][]): boolean {
-  const keys = new Set(b.map(([d, k]) => `${d} ${k}`));
-  return a.every(([d, k]) => keys.has(`${d} ${k}`));
 }

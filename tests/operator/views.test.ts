@@ -125,4 +125,23 @@ test('trace keeps its own cache; a warm trace equals a cold one', async () => {
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
 });
 
+
+
+test('trace --host replays a step ack by ack only where the host changes: the same trace as every ack, for every host', async () => {
+  const { fx } = withFailure();
+  const { readPinnedRoot, loadVerifiedRelease } = await import('../../operator/load.ts');
+  const { loadAckHistory, traceReport } = await import('../../operator/trace.ts');
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const history = loadAckHistory(fx.tree, release, fx.logFile);
+  let changes = 0;
+  for (const host of Object.values(fx.plans).flatMap((p) => Object.keys(p.hosts))) {
+    for (const stepSeconds of [60, 300]) {
+      const every = traceReport(release, history, { host }, { now: NOW, stepSeconds, instants: 'every-ack' });
+      const onChange = traceReport(release, history, { host }, { now: NOW, stepSeconds, instants: 'on-change' });
+      assert.equal(onChange, every, `${host} step ${stepSeconds}`);
+      changes += every.entries.length;
+    }
+  }
+  assert.ok(changes > 16, 'the hosts change phase and gate in the traced period');
+});
 test.run();
