@@ -19,7 +19,8 @@ const command: Command = {
 Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the host
 manifests; with --host, that host's manifest as its agent verifies it), then replays the reconciler over the ack history of
 the current release: every ack at its signed time, and the whole fleet re-evaluated every --step
-seconds between acks. Prints a timeline (phase and gate changes) and, per host, when it became
+seconds between acks (with --host: every --step seconds, and a step is replayed ack by ack wherever the
+host's phase or gate changes in it, which gives the same trace). Prints a timeline (phase and gate changes) and, per host, when it became
 eligible, which gate held it and for how long, and when it activated, confirmed, soaked or failed.
 
 The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
