@@ -16,12 +16,13 @@ const command: Command = {
   help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
                       [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
 
-Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the host
-manifests; with --host, that host's manifest as its agent verifies it), then replays the reconciler over the ack history of
-the current release: every ack at its signed time, and the whole fleet re-evaluated every --step
-seconds between acks (with --host: every --step seconds, and a step is replayed ack by ack wherever the
-host's phase or gate changes in it, which gives the same trace). Prints a timeline (phase and gate changes) and, per host, when it became
-eligible, which gate held it and for how long, and when it activated, confirmed, soaked or failed.
+Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the
+host manifests; with --host, that host's manifest as its agent verifies it), then replays the
+reconciler over the ack history of the current release: every ack at its signed time, and the whole
+fleet re-evaluated every --step seconds between acks (with --host: every --step seconds, and a step is
+replayed ack by ack wherever the host's phase or gate changes in it, which gives the same trace).
+Prints a timeline (phase and gate changes) and, per host, when it became eligible, which gate held it
+and for how long, and when it activated, confirmed, soaked or failed.
 
 The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
 DIR is a control plane directory) plus the acks in DIR/acks. Every ack is verified against the host key
