@@ -1,10 +1,18 @@
-// `nixfleet status` / `nixfleet trace` building blocks over a published tree and a full ack history:
-// a generated fleet (3 channels chained by edges, 4 waves each) rolled out wave by wave, every host
-// posting started, activated, healthy and a heartbeat per minute through its soak (jittered by host),
-// all in the ack endpoint's log format. Sizes: OPERATOR_BENCH_HOSTS (default 1000).
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// `nixfleet status` / `nixfleet trace` as a user runs them: whole processes of the shipped binary
+// (bin/nixfleet.js -> dist/) over a published tree and a realistic ack history, side by side with the
+// floor (`node -e 0`) and `nixfleet verify` of the same tree (the full audit, every manifest).
+// The fleet: generated (3 channels chained by edges, 4 waves each) and rolled out wave by wave, every
+// host posting started, activated, healthy and a heartbeat per minute through its soak (jittered by
+// host), all in the ack endpoint's log format (DIR/.ack-log/acks.log), each host's latest ack in
+// acks/hosts/ and the per-wave bundles in acks/channels/, as the endpoint keeps them. The last wave is
+// mid-rollout: one host failed, a few never answered.
+// Sizes: OPERATOR_BENCH_HOSTS (default 10000, comma-separated for several). OPERATOR_BENCH_KEEP=1 keeps
+// the generated directories (printed) for profiling.
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { publishRelease } from '../publisher/publish.ts';
 import { refreshTimestamp } from '../publisher/refresh.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
@@ -13,108 +21,158 @@ import { isoTime } from '../protocol/schemas/common.ts';
 import { ackDigest, signAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { formatRecord } from '../protocol/ack-log.ts';
-import { ackTrustOf, acksDirOf, fleetInputOf, loadVerifiedRelease, readAckLog, readTreeAcks } from '../operator/load.ts';
-import { fleetView } from '../reconciler/index.ts';
-import { renderStatus, statusReport } from '../operator/status.ts';
-import { loadAckHistory, renderTrace, traceReport } from '../operator/trace.ts';
+import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
+import { bundleJson } from '../control-plane/ack-publisher.ts';
+import { loadVerifiedRelease } from '../operator/load.ts';
 
 const MIN = 60_000;
+const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+const GNU_TIME = '/usr/bin/time';
+const RUNS = Number(process.env.OPERATOR_BENCH_RUNS ?? 3);
 
-async function timedAsync<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  const t0 = performance.now();
-  const value = await fn();
-  return { value, ms: performance.now() - t0 };
+export interface OperatorFixture {
+  tree: string;
+  rootFile: string;
+  /** The instant the views are evaluated at (ISO): the end of the history. */
+  now: string;
+  hosts: number;
+  records: number;
+  logBytes: number;
+  /** A host of the last wave (the one with a failure and silent hosts), for --host views. */
+  sampleHost: string;
 }
 
-function timed<T>(fn: () => T): { value: T; ms: number } {
-  const t = performance.now();
-  const value = fn();
-  return { value, ms: performance.now() - t };
-}
+/** Publishes the fleet and writes its ack history into `dir` (tree at dir/tree, pinned root at dir/root.json). */
+export async function buildOperatorFixture(dir: string, hosts: number): Promise<OperatorFixture> {
+  const start = Date.parse('2030-01-01T00:00:00Z');
+  const { releaseKey, root } = benchTrust(start);
+  const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
+  const tree = join(dir, 'tree');
+  publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
+  const rootFile = join(dir, 'root.json');
+  writeFileSync(rootFile, canonicalString(root));
+  const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
 
-export default async function operatorBench(): Promise<void> {
-  const hosts = Number(process.env.OPERATOR_BENCH_HOSTS ?? 1000);
-  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-operator-bench-'));
+  // Every wave gets a 10-minute slot after the previous one (channels in edge order); the views look at
+  // the fleet 4 minutes into the last slot.
+  mkdirSync(ackLogDir(tree), { recursive: true });
+  const log = openSync(ackLogPath(tree), 'a');
+  const latest = new Map<string, string>();
+  let slot = 0;
+  let records = 0;
+  let logBytes = 0;
+  const channels = Object.keys(release0.plans).sort();
+  const slots = channels.reduce((n, c) => n + release0.plans[c]!.waves.length, 0);
+  const end = start + 2 * MIN + (slots - 1) * 10 * MIN + 4 * MIN;
+  let sampleHost = '';
   try {
-    const start = Date.parse('2030-01-01T00:00:00Z');
-    const { releaseKey, root } = benchTrust(start);
-    const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
-    const tree = join(dir, 'tree');
-    publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
-    const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
-
-    // Every wave gets a 10-minute slot after the previous one (channels in edge order).
-    const logFile = join(dir, 'acks.log');
-    const latest = new Map<string, SignedAck>();
-    let slot = 0;
-    let records = 0;
-    const slots = Object.values(release0.plans).reduce((n, p) => n + p.waves.length, 0);
-    const end = start + 2 * MIN + slots * 10 * MIN;
-    const chunks: Buffer[] = [];
-    for (const ch of Object.keys(release0.plans).sort()) {
+    for (const ch of channels) {
       const plan = release0.plans[ch]!;
       for (const w of plan.waves) {
         const t0 = start + 2 * MIN + slot++ * 10 * MIN;
+        const lastSlot = slot === slots;
+        const chunks: Buffer[] = [];
         w.hosts.forEach((host, i) => {
           const entry = plan.hosts[host]!;
           const j = (i % 30) * 1000;
           const healthyAt = t0 + MIN + j;
-          const steps: { kind: 'started' | 'activated' | 'healthy' | 'heartbeat'; at: number }[] = [
-            { kind: 'started', at: t0 + j }, { kind: 'activated', at: t0 + 30_000 + j }, { kind: 'healthy', at: healthyAt },
+          if (lastSlot && i === 0) sampleHost = host;
+          // In the last wave: every 50th host never answers, the second one fails its probes.
+          if (lastSlot && i % 50 === 49) return;
+          const steps: { kind: 'started' | 'activated' | 'healthy' | 'heartbeat' | 'failed'; at: number }[] = [
+            { kind: 'started', at: t0 + j }, { kind: 'activated', at: t0 + 30_000 + j },
           ];
-          for (let t = healthyAt + MIN; t <= healthyAt + 7 * MIN; t += MIN) steps.push({ kind: 'heartbeat', at: t });
-          // A last heartbeat just before the end, so a finished wave still shows fresh soak proof.
-          if (healthyAt + 7 * MIN < end - 2 * MIN) steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
+          if (lastSlot && i === 1) steps.push({ kind: 'failed', at: healthyAt });
+          else {
+            steps.push({ kind: 'healthy', at: healthyAt });
+            for (let t = healthyAt + MIN; t <= Math.min(healthyAt + 7 * MIN, end - MIN); t += MIN) steps.push({ kind: 'heartbeat', at: t });
+            // A last heartbeat just before the end, so a finished wave still shows fresh soak proof.
+            if (healthyAt + 7 * MIN < end - 2 * MIN) steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
+          }
           let prev: string | null = null;
           steps.forEach((s, n) => {
-            const ack = signAck({
+            const ack: SignedAck = signAck({
               type: 'ack', schemaVersion: 1, fleet: 'generated', host, seq: n + 1, prev, time: isoTime(s.at), kind: s.kind,
               releaseVersion: plan.releaseVersion, rolloutId: plan.rolloutId, target: entry.target,
               current: s.kind === 'started' ? null : entry.target, healthySince: s.kind === 'healthy' || s.kind === 'heartbeat' ? isoTime(healthyAt) : null,
-              probes: [], reason: null,
+              probes: [], reason: s.kind === 'failed' ? 'probe http failed: connection refused' : null,
             }, hostKeys[host]!);
             prev = ackDigest(ack);
             const canonical = canonicalString(ack);
-            chunks.push(formatRecord({ digest: sha256Digest(canonical), canonical }));
+            chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
             records++;
-            latest.set(host, ack);
+            latest.set(host, canonical);
           });
         });
+        const bytes = Buffer.concat(chunks);
+        writeSync(log, bytes);
+        logBytes += bytes.length;
       }
     }
-    appendFileSync(logFile, Buffer.concat(chunks));
-    mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
-    for (const [host, ack] of latest) writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonicalString(ack));
-    // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
-    refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
-
-    const load = await timedAsync(() => loadVerifiedRelease(tree, root, { now: end }));
-    const release = load.value;
-    const treeAcks = timed(() => readTreeAcks(acksDirOf(tree), ackTrustOf(release)));
-    const view = timed(() => fleetView(fleetInputOf(release, treeAcks.value.acks, end)));
-    const render = timed(() => renderStatus(statusReport({ release, stale: null, acks: treeAcks.value, input: fleetInputOf(release, treeAcks.value.acks, end), view: view.value })));
-    const log = timed(() => readAckLog(logFile, ackTrustOf(release)));
-    const history = timed(() => loadAckHistory(tree, release, logFile));
-    const traceCh = timed(() => traceReport(release, history.value, { channel: 'ch-1' }, { now: end }));
-    const traceHost = timed(() => traceReport(release, history.value, { host: release.plans['ch-2']!.waves[3]!.hosts[0]! }, { now: end }));
-    const traceText = timed(() => renderTrace(traceCh.value));
-
-    const complete = view.value.channels.filter((c) => c.state === 'complete').length;
-    console.log(`fleet: ${hosts} hosts, 3 channels x 4 waves, ${records} acks in the log (${(Buffer.concat(chunks).length / 1e6).toFixed(1)} MB), ${complete}/3 channels complete at the end`);
-    console.log('| step | ms |');
-    console.log('|---|---:|');
-    console.log(`| loadVerifiedRelease (verifyTree + bound re-read) | ${load.ms.toFixed(0)} |`);
-    console.log(`| readTreeAcks (${treeAcks.value.acks.length} latest acks, verified) | ${treeAcks.ms.toFixed(0)} |`);
-    console.log(`| fleetView | ${view.ms.toFixed(0)} |`);
-    console.log(`| status report + text (${render.value.split('\n').length} lines) | ${render.ms.toFixed(0)} |`);
-    console.log(`| readAckLog (${log.value.acks.length} acks verified) | ${log.ms.toFixed(0)} |`);
-    console.log(`| trace channel ch-1 (${traceCh.value.hosts.length} hosts, ${traceCh.value.entries.length} entries, ${traceCh.value.from}..${traceCh.value.until}) | ${traceCh.ms.toFixed(0)} |`);
-    console.log(`| trace one host | ${traceHost.ms.toFixed(0)} |`);
-    console.log(`| trace text | ${traceText.ms.toFixed(0)} |`);
-    const statusTotal = load.ms + treeAcks.ms + view.ms + render.ms;
-    const traceTotal = load.ms + history.ms + traceCh.ms + traceText.ms;
-    console.log(`\nnixfleet status total ~${statusTotal.toFixed(0)} ms; nixfleet trace --channel (log + tree acks) total ~${traceTotal.toFixed(0)} ms (excluding process start)`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    closeSync(log);
+  }
+  mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
+  for (const [host, canonical] of latest) writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
+  for (const ch of channels) {
+    mkdirSync(join(tree, 'acks', 'channels', ch), { recursive: true });
+    release0.plans[ch]!.waves.forEach((w, i) => {
+      writeFileSync(join(tree, 'acks', 'channels', ch, `wave-${i}.json`), bundleJson('generated', ch, i, isoTime(end), w.hosts, (h) => latest.get(h)));
+    });
+  }
+  // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
+  refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
+  return { tree, rootFile, now: isoTime(end), hosts, records, logBytes, sampleHost };
+}
+
+interface Cost { wallMs: number; cpuMs: number; rssMb: number }
+
+/** One whole process under GNU time: `%e %U %S %M` = wall s, user s, system s, peak RSS KB. */
+function once(args: string[], okCodes: readonly number[]): Cost {
+  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (!okCodes.includes(r.status ?? -1)) throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  const [wall, user, sys, rssKb] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number, number, number];
+  return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, rssMb: rssKb / 1024 };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export default async function operatorBench(): Promise<void> {
+  if (!existsSync(GNU_TIME)) {
+    console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
+    return;
+  }
+  for (const hosts of (process.env.OPERATOR_BENCH_HOSTS ?? '10000').split(',').map(Number)) {
+    const dir = mkdtempSync(join(tmpdir(), 'nixfleet-operator-bench-'));
+    try {
+      const f = await buildOperatorFixture(dir, hosts);
+      const common = ['--tree', f.tree, '--root', f.rootFile, '--now', f.now];
+      const warm = [...common, '--cache-dir', join(dir, 'cache')];
+      // Warm rows reuse the verified-ack cache the first run of each fills; cold rows verify every ack.
+      const rows: [string, string[], number[]][] = [
+        ['node -e 0 (floor)', ['-e', '0'], [0]],
+        ['nixfleet verify (every manifest)', [BIN, 'verify', f.tree, '--root', f.rootFile, '--now', f.now], [0]],
+        ['nixfleet status, cold (--no-cache)', [BIN, 'status', ...common, '--no-cache'], [0]],
+        ['nixfleet status, warm cache', [BIN, 'status', ...warm], [0]],
+        ['nixfleet status --problems, warm', [BIN, 'status', ...warm, '--problems'], [0]],
+        ['nixfleet status --host H, warm', [BIN, 'status', ...warm, '--host', f.sampleHost], [0]],
+        ['nixfleet trace --host H, cold (--no-cache)', [BIN, 'trace', ...common, '--no-cache', '--host', f.sampleHost], [0]],
+        ['nixfleet trace --host H, warm cache', [BIN, 'trace', ...warm, '--host', f.sampleHost], [0]],
+      ];
+      for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
+      // Interleaved runs (a busy machine drifts), then the median of each.
+      const costs = rows.map(() => [] as Cost[]);
+      for (let run = 0; run < RUNS; run++) rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+      console.log(`\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs`);
+      console.log('| command | wall ms | CPU ms | peak RSS MB |');
+      console.log('|---|---:|---:|---:|');
+      rows.forEach(([label], i) => {
+        const c = costs[i]!;
+        console.log(`| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${median(c.map((x) => x.cpuMs)).toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} |`);
+      });
+      if (process.env.OPERATOR_BENCH_KEEP) console.log(`kept: ${dir} (host ${f.sampleHost}, now ${f.now})`);
+    } finally {
+      if (!process.env.OPERATOR_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+    }
   }
 }

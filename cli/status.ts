@@ -4,17 +4,20 @@
 // marked STALE (exit 3) when only the timestamp expired.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, UnknownSubject } from '../operator/index.ts';
+import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, defaultCacheDir, openVerifiedAckStore, UnknownSubject } from '../operator/index.ts';
 
 const command: Command = {
   name: 'status',
   summary: 'show the rollout: release, freshness, each channel\'s waves, every host\'s phase and why it waits',
-  help: `Usage: nixfleet status --tree DIR --root PINNED_ROOT.json [--now ISO] [--channel C] [--host H] [--json]
+  help: `Usage: nixfleet status --tree DIR --root PINNED_ROOT.json [--now ISO] [--channel C] [--host H] [--problems] [--json]
        nixfleet status --url URL --ca CA.pem --cert OPERATOR.crt --key OPERATOR.key --root PINNED_ROOT.json [...]
 
-Verifies the tree against the pinned trust root (exactly as \`nixfleet verify\` does), reads the acks in
-DIR/acks (each host's latest ack and the per-wave bundles) and verifies every one against the host key
-of the signed release; acks that do not verify are not counted and are listed as rejected. Then runs
+Verifies the tree against the pinned trust root as \`nixfleet verify\` does (root chain, timestamp,
+revocations, controls, release index, budgets, every channel plan), except the host manifests, which
+the view does not show: with --host, that host's manifest is verified as its agent verifies it; the
+audit of every manifest is \`nixfleet verify\`. Reads the acks in DIR/acks (each host's latest ack and
+the per-wave bundles) and verifies every one against the host key of the signed release; acks that do
+not verify are not counted and are listed as rejected. Then runs
 the reconciler's fleet view and prints: the release and the timestamp's freshness, per channel the
 rollout state and each wave's progress, the disruption budgets, and a host table (phase, current and
 target closure, age of the last ack, and for a waiting host the gate that holds it and why).
@@ -46,6 +49,12 @@ Options:
   --now ISO        evaluate as of this instant (default: the clock)
   --channel C      only this channel and its hosts
   --host H         only this host (and its channel)
+  --problems       only what needs attention: failed, deferred or blocked hosts, offline hosts a wave
+                   waits for, halted waves and channels, budgets over their limit
+  --cache-dir DIR  where verified acks are remembered by the SHA-256 of their bytes and the host key
+                   (default \$XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet; only read when it is the
+                   user's own and not writable by others). A changed ack is a miss and verified in full.
+  --no-cache       verify every ack, read and write no cache
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
   --json           print the fleet view (channels, waves, hosts, budgets) with release, freshness and
                    rejected acks as JSON`,
@@ -60,6 +69,9 @@ Options:
       now: { type: 'string' },
       channel: { type: 'string' },
       host: { type: 'string' },
+      problems: { type: 'boolean', default: false },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
       'clock-skew': { type: 'string' },
       json: { type: 'boolean', default: false },
     });
@@ -91,9 +103,12 @@ Options:
           throw e;
         }
       } else {
-        state = await loadFleetState(values.tree!, pinned, opts);
+        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet none.
+        const store = openVerifiedAckStore(values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()), 'status');
+        state = await loadFleetState(values.tree!, pinned, { ...opts, manifests: values.host === undefined ? [] : [values.host], ackCache: store.cache });
+        store.save();
       }
-      const report = statusReport(state, { channel: values.channel, host: values.host });
+      const report = statusReport(state, { channel: values.channel, host: values.host, problems: values.problems });
       output(values.json, report, () => renderStatus(report));
       return state.stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {

@@ -3,7 +3,7 @@
 // activated, confirmed, soaked or failed.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/index.ts';
+import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, defaultCacheDir, openVerifiedAckStore, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
 
@@ -13,10 +13,13 @@ const command: Command = {
   help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
                       [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
 
-Verifies the tree against the pinned trust root, then replays the reconciler over the ack history of
-the current release: every ack at its signed time, and the whole fleet re-evaluated every --step
-seconds between acks. Prints a timeline (phase and gate changes) and, per host, when it became
-eligible, which gate held it and for how long, and when it activated, confirmed, soaked or failed.
+Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the
+host manifests; with --host, that host's manifest as its agent verifies it), then replays the
+reconciler over the ack history of the current release: every ack at its signed time, and the whole
+fleet re-evaluated every --step seconds between acks (with --host: every --step seconds, and a step is
+replayed ack by ack wherever the host's phase or gate changes in it, which gives the same trace).
+Prints a timeline (phase and gate changes) and, per host, when it became eligible, which gate held it
+and for how long, and when it activated, confirmed, soaked or failed.
 
 The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
 DIR is a control plane directory) plus the acks in DIR/acks. Every ack is verified against the host key
@@ -43,6 +46,8 @@ Options:
   --step SECONDS   re-evaluation interval between acks (default 60)
   --now ISO        verify the tree as of this instant (default: the clock)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
+  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`
+  --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -56,6 +61,8 @@ Options:
       step: { type: 'string' },
       now: { type: 'string' },
       'clock-skew': { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
@@ -74,8 +81,12 @@ Options:
     const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
     const log = values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
     try {
-      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }));
-      const history = loadAckHistory(tree, release, log);
+      // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
+      const manifests = 'host' in subject ? [subject.host] : [];
+      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, manifests, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }), manifests);
+      const store = openVerifiedAckStore(values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()), 'trace');
+      const history = loadAckHistory(tree, release, log, store.cache);
+      store.save();
       const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText), stale });
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;

@@ -63,10 +63,29 @@ export class AckCache {
   private verified = new Map<string, true | Refusal>();
   private nextParsed = new Map<string, SignedAck | Refusal>();
   private nextVerified = new Map<string, true | Refusal>();
+  /** Digest -> host key: bytes an earlier run took in strictly and verified (operator/verified-cache.ts). */
+  private readonly earlier = new Map<string, string>();
+  /** Earlier entries this build reused, and how many acks it verified itself. */
+  private readonly reused = new Set<string>();
+  private newlyVerified = 0;
 
-  /** `bytes` is only called on a miss (a rebuild needs the bytes of new acks only). */
-  parse(digest: string, bytes: () => Uint8Array, source: string): SignedAck | Refusal {
+  /**
+   * `earlier`: (digest, host key) pairs an earlier run verified (a persisted cache). They spare the
+   * signature check of exactly those bytes under exactly that key, and the strict intake of those
+   * bytes (strict JSON + schema is a pure function of the bytes, which already passed it), never the
+   * claims checked against the release.
+   */
+  constructor(earlier: Iterable<readonly [digest: string, hostKey: string]> = []) {
+    for (const [digest, hostKey] of earlier) this.earlier.set(digest, hostKey);
+  }
+
+  /**
+   * `bytes` is only called on a miss (a rebuild needs the bytes of new acks only); `text`, when the
+   * caller holds the bytes as a string already (a log record), spares decoding them.
+   */
+  parse(digest: string, bytes: () => Uint8Array, source: string, text?: () => string): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
+    if (r === undefined && this.earlier.has(digest)) r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
     if (r === undefined) {
       try {
         r = readAck(bytes(), source);
@@ -80,6 +99,10 @@ export class AckCache {
   }
 
   verifiedResult(digest: string, hostKey: string): true | Refusal | undefined {
+    if (this.earlier.get(digest) === hostKey) {
+      this.reused.add(digest);
+      return true;
+    }
     const k = `${digest}|${hostKey}`;
     const r = this.nextVerified.get(k) ?? this.verified.get(k);
     if (r !== undefined) this.nextVerified.set(k, r);
@@ -87,7 +110,27 @@ export class AckCache {
   }
 
   recordVerified(digest: string, hostKey: string, result: true | Refusal): void {
+    if (result === true && this.reused.has(digest) && this.earlier.get(digest) === hostKey) return;
+    if (result === true) this.newlyVerified++;
     this.nextVerified.set(`${digest}|${hostKey}`, result);
+  }
+
+  /** The (digest, host key) pairs this build verified or reused as verified: what a persisted cache keeps. */
+  verifiedPairs(): [digest: string, hostKey: string][] {
+    const out: [string, string][] = [];
+    for (const d of this.reused) out.push([d, this.earlier.get(d)!]);
+    for (const [k, r] of this.nextVerified) {
+      if (r !== true) continue;
+      const bar = k.indexOf('|');
+      const d = k.slice(0, bar);
+      if (!this.reused.has(d)) out.push([d, k.slice(bar + 1)]);
+    }
+    return out;
+  }
+
+  /** Whether verifiedPairs() differs from the earlier entries (something new verified, or some unused). */
+  get changed(): boolean {
+    return this.newlyVerified > 0 || this.reused.size !== this.earlier.size;
   }
 
   /** Ends a build: keeps exactly what this build used. */
@@ -159,11 +202,11 @@ export class AckCollector {
       return;
     }
     let bytes: Uint8Array | undefined;
-    this.addIdentified(record.digest, () => (bytes ??= Buffer.from(record.canonical, 'utf8')), source);
+    this.addIdentified(record.digest, () => (bytes ??= Buffer.from(record.canonical, 'utf8')), source, undefined, () => record.canonical);
   }
 
-  private addIdentified(id: string, bytes: () => Uint8Array, source: string, expectedHost?: string): void {
-    const parsed = this.cache.parse(id, bytes, source);
+  private addIdentified(id: string, bytes: () => Uint8Array, source: string, expectedHost?: string, text?: () => string): void {
+    const parsed = this.cache.parse(id, bytes, source, text);
     if (isRefusal(parsed)) {
       this.reject(source, null, parsed.code, parsed.detail);
       return;
@@ -374,8 +417,8 @@ export function collectAckLog(logFile: string, collector: AckCollector, opts: Ac
   return { records: parsed.records.length, tornBytes: parsed.tornBytes, skippedBytes: skipped, corrupt: false };
 }
 
-export function readTreeAcks(acksDir: string, trust: AckTrust): VerifiedAcks {
-  const c = new AckCollector(trust);
+export function readTreeAcks(acksDir: string, trust: AckTrust, cache?: AckCache): VerifiedAcks {
+  const c = new AckCollector(trust, cache);
   collectTreeAcks(acksDir, c);
   return c.result();
 }

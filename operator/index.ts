@@ -12,3 +12,4 @@ export { renderStatus, statusReport } from './status.ts';
 export { UnknownSubject } from './subject.ts';
 export { loadAckHistory, renderTrace, traceReport } from './trace.ts';
 export type { TraceSubject } from './trace.ts';
+export { defaultCacheDir, openVerifiedAckStore } from './verified-cache.ts';

@@ -9,7 +9,8 @@
 // readAckHistory with an AckCache kept between watch builds; ackHistoryByHost for per-host timelines.
 import { type SignedRoot, VerificationError } from '../protocol/index.ts';
 import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
-import { acksDirOf, readTreeAcks, type AckTrust, type VerifiedAcks } from './acks.ts';
+import { acksDirOf, readTreeAcks, type AckCache, type AckTrust, type VerifiedAcks } from './acks.ts';
+import { UnknownSubject } from './subject.ts';
 import { loadReleaseAllowingStale, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure, type VerifiedRelease } from './release.ts';
 
 export {
@@ -47,8 +48,17 @@ export interface StaleRelease {
  * What the operator views (status, trace) show: a verified release, or, when only the timestamp's
  * freshness failed, the last verified state with `stale` set. Any other failure throws its typed error.
  */
-export function releaseForOperator(load: ReleaseLoad): { release: VerifiedRelease; stale: StaleRelease | null } {
-  if (load.status === 'failed') throw new VerificationError(load.failure.code, load.failure.file, load.failure.detail);
+export function releaseForOperator(load: ReleaseLoad, manifests: LoadReleaseOptions['manifests'] = 'all'): { release: VerifiedRelease; stale: StaleRelease | null } {
+  if (load.status === 'failed') {
+    const { code, file, detail } = load.failure;
+    // A --host the release does not have: the walk refuses its manifest as an agent would (WrongHost);
+    // for the operator that is a usage error, not a tree that fails to verify.
+    if (code === 'WrongHost' && manifests !== 'all' && manifests.some((h) => file.endsWith(`/hosts/${h}.json`)) && /has no manifest for host/.test(detail)) {
+      const release = /^releases\/([0-9]+)\//.exec(file)?.[1] ?? '?';
+      throw new UnknownSubject(`no host "${manifests.join(', ')}" in release ${release}`);
+    }
+    throw new VerificationError(code, file, detail);
+  }
   return { release: load.release, stale: load.status === 'stale' ? { failure: load.failure, verifiedAsOf: load.verifiedAsOf } : null };
 }
 
@@ -61,7 +71,11 @@ export interface FleetState {
   view: FleetView;
 }
 
-export type FleetStateOptions = LoadReleaseOptions & { tolerances?: Partial<Tolerances> };
+export type FleetStateOptions = LoadReleaseOptions & {
+  tolerances?: Partial<Tolerances>;
+  /** Verification results to reuse (a persisted store: operator/verified-cache.ts); the caller saves it. */
+  ackCache?: AckCache;
+};
 
 /** The fleet at `now` from a release (fresh or stale) and the acks read for it. */
 export function fleetStateOf(release: VerifiedRelease, stale: StaleRelease | null, acks: VerifiedAcks, opts: FleetStateOptions): FleetState {
@@ -74,6 +88,6 @@ export function fleetStateOf(release: VerifiedRelease, stale: StaleRelease | nul
  * timestamp still yields the last verified state (`stale`); every other failure throws.
  */
 export async function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: FleetStateOptions): Promise<FleetState> {
-  const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(dir, pinnedRoot, opts));
-  return fleetStateOf(release, stale, readTreeAcks(acksDirOf(dir), ackTrustOf(release)), opts);
+  const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(dir, pinnedRoot, opts), opts.manifests);
+  return fleetStateOf(release, stale, readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache), opts);
 }

@@ -7,7 +7,7 @@
 // (the dashboard) turns failures into data and, when only the timestamp's freshness failed, still yields
 // the documents verified as of the timestamp's last valid second, so a frozen fleet can be shown under a
 // red banner instead of not at all.
-import { Stale, isVerificationError, type VerificationCode, LIMITS, TIMESTAMP_PATH, parseIsoTime, type ChannelPlan, type DisruptionBudgets, type ReleaseIndex, type Revocations, type Controls, type Timestamp, type TrustRoot, type SignedRoot, diskTreeSource, readTimestamp, auditTree, type TreeReport, type TreeSource, servedRoot } from '../protocol/index.ts';
+import { Stale, isVerificationError, type VerificationCode, LIMITS, TIMESTAMP_PATH, parseIsoTime, type ChannelPlan, type DisruptionBudgets, type ReleaseIndex, type Revocations, type Controls, type Timestamp, type TrustRoot, type SignedRoot, diskTreeSource, readTimestamp, checkNotRevoked, auditTree, type TreeReport, type TreeSource, servedRoot } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
 
@@ -35,6 +35,12 @@ export interface LoadReleaseOptions {
   /** ms since the epoch: the instant the tree is verified at (freshness, key windows). */
   now: number;
   clockSkewSeconds?: number;
+  /**
+   * Which host manifests to verify: 'all' (default: the audit, as `nixfleet verify`), none ([]: the
+   * fleet view shows no manifest; everything it shows comes from the plans, budgets, revocations and
+   * controls, which are always verified), or one host's (`status --host`: what that host's agent checks).
+   */
+  manifests?: 'all' | readonly string[];
 }
 
 /**
@@ -52,10 +58,29 @@ export async function verifyReleaseFrom(source: TreeSource, where: string, pinne
   const treeRoot = where;
   const { report, release } = await auditTree(source, pinnedRoot, opts);
   const plans = release.plans;
+  // Without every manifest the revoked-host finding comes from the signed plans (each names its hosts' targets).
+  if ((opts.manifests ?? 'all') !== 'all') report.revokedHosts = revokedInPlans(release.index, plans, release.revocations.signed);
   return {
     treeRoot, report, root: release.root.signed, chain: release.chain, timestamp: release.timestamp.signed, index: release.index,
     plans, budgets: release.budgets, revocations: release.revocations.signed, controls: release.controls?.signed ?? null, hostKeys: hostKeysOfPlans(plans),
   };
+}
+
+function revokedInPlans(index: ReleaseIndex, plans: Record<string, ChannelPlan>, revocations: Revocations): TreeReport['revokedHosts'] {
+  const found: TreeReport['revokedHosts'] = [];
+  if (revocations.hosts.length === 0 && revocations.closures.length === 0) return found;
+  for (const plan of Object.values(plans)) {
+    const file = index.channels[plan.channel]!.plan.path;
+    for (const [host, entry] of Object.entries(plan.hosts)) {
+      try {
+        checkNotRevoked({ host, target: entry.target }, revocations, file);
+      } catch (e) {
+        if (!isVerificationError(e) || e.code !== 'Revoked') throw e;
+        found.push({ host, file, detail: e.detail });
+      }
+    }
+  }
+  return found;
 }
 
 export interface VerificationFailure {
@@ -87,7 +112,7 @@ export async function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRo
 
 /** loadReleaseAllowingStale over any tree source; `where` names it. */
 export async function releaseAllowingStaleFrom(source: TreeSource, where: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
-  const at = (now: number): LoadReleaseOptions => ({ now, ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }) });
+  const at = (now: number): LoadReleaseOptions => ({ ...opts, now });
   try {
     return { status: 'verified', release: await verifyReleaseFrom(source, where, pinnedRoot, at(opts.now)) };
   } catch (e) {

@@ -34,6 +34,8 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
   /** `secondsLeft` is negative once expired. */
   timestamp: { issuedAt: string; expires: string; secondsLeft: number };
   hosts: StatusHost[];
+  /** `--problems`: channels, waves, hosts and budgets are only those needing attention. */
+  problemsOnly: boolean;
   acks: { verified: number; rejected: AckRejection[] };
   findings: { revokedHosts: { host: string; detail: string }[]; unlistedManifests: string[] };
 }
@@ -41,6 +43,29 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
 export interface StatusFilter {
   channel?: string;
   host?: string;
+  /** Only what needs attention (`--problems`): see needsAttention. */
+  problems?: boolean;
+}
+
+/**
+ * What `--problems` keeps: failed, deferred or blocked hosts and offline hosts a wave waits for (not
+ * excused); halted waves and waves with any of those; channels holding such a wave or halted; budgets
+ * over their limit. Everything else is working as planned.
+ */
+const PROBLEM_PHASES: ReadonlySet<HostView['phase']> = new Set(['failed', 'deferred', 'blocked']);
+
+export function hostNeedsAttention(h: HostView): boolean {
+  return PROBLEM_PHASES.has(h.phase) || (h.phase === 'offline' && !h.excused);
+}
+
+function waveNeedsAttention(w: ChannelView['waves'][number]): boolean {
+  return w.state === 'halted' || w.counts.failed > 0 || w.counts.deferred > 0 || w.counts.blocked > 0;
+}
+
+/** The channel with only its waves that need attention; null when it needs none. */
+function channelProblems(c: ChannelView, offlineBlocking: ReadonlySet<string>): ChannelView | null {
+  const waves = c.waves.filter((w) => waveNeedsAttention(w) || offlineBlocking.has(`${c.channel}\u0000${w.index}`));
+  return c.state === 'halted' || waves.length > 0 ? { ...c, waves } : null;
 }
 
 export function statusReport(state: FleetState, filter: StatusFilter = {}): StatusReport {
@@ -58,6 +83,13 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
     hosts = [h];
     channels = channels.filter((c) => c.channel === h.channel);
   }
+  let budgets = view.budgets;
+  if (filter.problems) {
+    hosts = hosts.filter(hostNeedsAttention);
+    const offlineBlocking = new Set(hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`));
+    channels = channels.map((c) => channelProblems(c, offlineBlocking)).filter((c) => c !== null);
+    budgets = budgets.filter((b) => b.inFlight > b.max);
+  }
   const expires = parseIsoTime(release.timestamp.expires);
   return {
     fleet: release.root.fleet,
@@ -73,7 +105,8 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
       const ack = input.acks[h.host];
       return { ...h, lastAck: h.lastAck === null ? null : iso(h.lastAck), current: ack?.current ?? null, lastAckKind: ack?.kind ?? null, lastAckSeq: ack?.seq ?? null, lastAckReason: ack?.reason ?? null };
     }),
-    budgets: view.budgets,
+    budgets,
+    problemsOnly: filter.problems === true,
     acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
     findings: {
       revokedHosts: release.report.revokedHosts.map((r) => ({ host: r.host, detail: r.detail })),
@@ -143,6 +176,10 @@ export function renderStatus(r: StatusReport): string {
     for (const b of r.budgets) out.push(`budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${listWithMore(b.inFlightHosts, 20)})` : ''}`);
   }
   out.push('');
+  if (r.problemsOnly && r.channels.length === 0 && r.hosts.length === 0 && r.budgets.length === 0) {
+    out.push('no problems: no failed, halted, deferred or blocked host or wave, no offline host holding a wave, no budget over its limit');
+    return out.join('\n');
+  }
   const rows = [...r.hosts]
     .sort((a, b) => a.channel.localeCompare(b.channel) || a.wave - b.wave || a.host.localeCompare(b.host))
     .map((h) => [

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/index.ts';
-import { readAckHistory, type AckHistory, type AckRejection } from './acks.ts';
+import { readAckHistory, type AckCache, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso, waveLabel } from './format.ts';
@@ -14,10 +14,10 @@ import type { StaleRelease } from './load.ts';
 export type { AckHistory } from './acks.ts';
 
 /** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
-export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string): AckHistory {
+export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string, cache?: AckCache): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
-  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release) });
+  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release), ...(cache ? { cache } : {}) });
 }
 
 export type TraceSubject = { host: string } | { channel: string };
@@ -29,6 +29,11 @@ export interface TraceOptions {
   /** The instant the tree was verified at: the default end, so the trace never extrapolates past it. */
   now: number;
   stepSeconds?: number;
+  /**
+   * The reconciler's evaluation instants (reconciler/trace.ts): default 'on-change' for a host (a step
+   * is replayed ack by ack only when the host's phase or gate differs at its end), 'every-ack' for a channel.
+   */
+  instants?: 'every-ack' | 'on-change';
   /** Non-null: the release is the last verified state of an expired timestamp. */
   stale?: StaleRelease | null;
 }
@@ -91,7 +96,7 @@ export function traceReport(release: VerifiedRelease, history: AckHistory, subje
   const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
   const t: Trace = trace({
     plans: release.plans, budgets: release.budgets, revocations: release.revocations,
-    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds,
+    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds, instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
   });
   return {
     fleet: release.root.fleet,

@@ -15,6 +15,13 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
   until?: number;
   /** Re-evaluate at least this often between acks (seconds, default 60). */
   stepSeconds?: number;
+  /**
+   * 'every-ack' (default): evaluate at every ack time. 'on-change': evaluate every step, and replay
+   * every ack time of a step only when a subject host's phase or gate differs at its end: the same
+   * trace at a fraction of the cost when few hosts are traced in a long history, except that a change
+   * undone within one step is not seen.
+   */
+  instants?: 'every-ack' | 'on-change';
 }
 
 export interface TraceEntry {
@@ -95,38 +102,74 @@ export function trace(input: TraceInput): Trace {
   const traces = new Map<string, HostTrace>(subjectHosts.map((s) => [s.host, { ...s, eligibleAt: null, activatedAt: null, confirmedAt: null, soakedAt: null, failedAt: null, failedReason: null, holds: [] }]));
   const entries: TraceEntry[] = [];
 
-  for (const t of times) {
+  const evaluate = (t: number): { host: string; phase: HostPhase; gate: Gate | null; reason: string | null; note: string | null }[] => {
+    const ctx = new FleetContext({ now: t, plans: input.plans, budgets: input.budgets, revocations: input.revocations, acks, tolerances: input.tolerances });
+    return subjectHosts.map((s) => {
+      const ph = ctx.phaseOf(s.channel, s.host);
+      const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
+      // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
+      return { host: s.host, phase: ph.phase, gate: hold?.gate ?? null, reason: hold?.reason ?? (ph.phase === 'pending' ? null : ph.note), note: ph.note };
+    });
+  };
+  const applyUntil = (t: number): void => {
     while (next < sorted.length && sorted[next]!.t <= t) {
       const { a } = sorted[next]!;
       const prev = acks[a.host];
       if (prev === undefined || a.seq > prev.seq) acks[a.host] = a;
       next++;
     }
-    const ctx = new FleetContext({ now: t, plans: input.plans, budgets: input.budgets, revocations: input.revocations, acks, tolerances: input.tolerances });
-    for (const s of subjectHosts) {
-      const ph = ctx.phaseOf(s.channel, s.host);
-      const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
-      const gate = hold?.gate ?? null;
-      // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
-      const reason = hold?.reason ?? (ph.phase === 'pending' ? null : ph.note);
-      const tr = traces.get(s.host)!;
-      const old = state.get(s.host);
-      if (ph.phase === 'pending' && gate === null && tr.eligibleAt === null) tr.eligibleAt = t;
-      if ((ph.phase === 'activating' || ph.phase === 'confirming') && tr.activatedAt === null) tr.activatedAt = t;
-      if (ph.phase === 'healthy' && tr.confirmedAt === null) tr.confirmedAt = t;
-      if (ph.phase === 'soaked' && tr.soakedAt === null) tr.soakedAt = t;
-      if (ph.phase === 'failed' && tr.failedAt === null) {
+  };
+  const record = (t: number): void => {
+    for (const { host, phase, gate, reason, note } of evaluate(t)) {
+      const tr = traces.get(host)!;
+      const old = state.get(host);
+      if (phase === 'pending' && gate === null && tr.eligibleAt === null) tr.eligibleAt = t;
+      if ((phase === 'activating' || phase === 'confirming') && tr.activatedAt === null) tr.activatedAt = t;
+      if (phase === 'healthy' && tr.confirmedAt === null) tr.confirmedAt = t;
+      if (phase === 'soaked' && tr.soakedAt === null) tr.soakedAt = t;
+      if (phase === 'failed' && tr.failedAt === null) {
         tr.failedAt = t;
-        tr.failedReason = ph.note;
+        tr.failedReason = note;
       }
-      if (old !== undefined && old.phase === ph.phase && old.gate === gate) continue;
+      if (old !== undefined && old.phase === phase && old.gate === gate) continue;
       if (old !== undefined && old.gate !== null) {
         tr.holds.push({ gate: old.gate, from: old.holdFrom, to: t, seconds: (t - old.holdFrom) / 1000, reason: old.reason ?? '' });
       }
       // A host that started without ever being seen eligible (e.g. between two instants) was eligible then.
       if (tr.eligibleAt === null && tr.activatedAt !== null) tr.eligibleAt = tr.activatedAt;
-      state.set(s.host, { phase: ph.phase, gate, reason, holdFrom: t });
-      entries.push({ at: t, host: s.host, phase: ph.phase, gate, reason });
+      state.set(host, { phase, gate, reason, holdFrom: t });
+      entries.push({ at: t, host, phase, gate, reason });
+    }
+  };
+
+  if (input.instants !== 'on-change') {
+    for (const t of times) {
+      applyUntil(t);
+      record(t);
+    }
+  } else {
+    // Steps first; a step whose end differs for some subject (or the first) is replayed instant by instant.
+    const steps = [...new Set([...times.filter((t) => (t - from) % step === 0 || t === until)])].sort((a, b) => a - b);
+    let i = 0;
+    for (const end of steps) {
+      const before = { ...acks };
+      const nextBefore = next;
+      applyUntil(end);
+      const unchanged = state.size === subjectHosts.length && evaluate(end).every((e) => {
+        const old = state.get(e.host)!;
+        return old.phase === e.phase && old.gate === e.gate;
+      });
+      if (unchanged) {
+        while (i < times.length && times[i]! <= end) i++;
+        continue;
+      }
+      for (const k of Object.keys(acks)) if (!(k in before)) delete acks[k];
+      Object.assign(acks, before);
+      next = nextBefore;
+      for (; i < times.length && times[i]! <= end; i++) {
+        applyUntil(times[i]!);
+        record(times[i]!);
+      }
     }
   }
   for (const [host, st] of state) {

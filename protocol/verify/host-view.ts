@@ -34,7 +34,7 @@ export function checkGatingPlan(expectedChannel: string, plan: ChannelPlan, file
   if (plan.channel !== expectedChannel) throw new MixAndMatch(file, `is the plan of "${plan.channel}", bound as the gating plan of "${expectedChannel}"`);
 }
 
-export function checkNotRevoked(manifest: HostManifest, revocations: Revocations, file: string): void {
+export function checkNotRevoked(manifest: Pick<HostManifest, 'host' | 'target'>, revocations: Revocations, file: string): void {
   const host = revocations.hosts.find((h) => h.host === manifest.host);
   if (host) throw new Revoked(file, `host "${manifest.host}" is revoked since ${host.revokedAt}: ${host.reason}`);
   const closure = revocations.closures.find((c) => c.storePath === manifest.target);

@@ -5,7 +5,7 @@ export { verifyControlsDocument } from './controls.ts';
 export { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, requireFleet, verifyReleaseDocument } from './documents.ts';
 export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
-export { fetchHostView } from './host-view.ts';
+export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export { verifyReleaseIndex } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';

@@ -33,6 +33,12 @@ export interface TreeReport {
 export interface VerifyTreeOptions {
   now: number;
   clockSkewSeconds?: number;
+  /**
+   * Which host manifests to verify (default 'all', the audit). A view that shows no manifest (the
+   * operator's fleet status) or one host's passes fewer; the report then covers only those, and the
+   * unlisted-manifests finding (which needs every listed one) is left to the full audit.
+   */
+  manifests?: 'all' | readonly string[];
 }
 
 /** Where the auditor reads the tree: a Fetch, and the listing of a release's manifest directory. */
@@ -49,7 +55,7 @@ export async function verifyTree(source: TreeSource, pinnedRoot: SignedRoot, opt
 /** verifyTree plus the verified documents its report is about (the operator's read side uses both). */
 export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts: VerifyTreeOptions): Promise<{ report: TreeReport; release: VerifiedRelease }> {
   const release = await verifyRelease({
-    fetch: source.fetch, trusted: pinnedRoot, now: opts.now, manifests: 'all', plans: 'all',
+    fetch: source.fetch, trusted: pinnedRoot, now: opts.now, manifests: opts.manifests ?? 'all', plans: 'all',
     ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }),
   });
   const root = release.root.signed;
@@ -67,7 +73,7 @@ export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts
     revokedHosts.push({ host, file: doc.file, detail: revoked });
   }
   const listed = new Set([...release.manifests.keys()].map((h) => `${h}.json`));
-  const present = source.listManifests ? await source.listManifests(version) : [];
+  const present = source.listManifests && (opts.manifests ?? 'all') === 'all' ? await source.listManifests(version) : [];
   const unlistedManifests = present.filter((f) => !listed.has(f)).map((f) => `releases/${version}/hosts/${f}`);
   const report: TreeReport = {
     ok: unlistedManifests.length === 0,
@@ -75,7 +81,7 @@ export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts
     verifiedAt: isoTime(opts.now),
     root: { version: root.version, expires: root.expires, chain: release.chain.map((r) => r.signed.version) },
     timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
-    release: { version, issuedAt: release.index.issuedAt, hosts: listed.size, channels: Object.keys(release.plans) },
+    release: { version, issuedAt: release.index.issuedAt, hosts: Object.keys(release.index.hosts).length, channels: Object.keys(release.plans) },
     revocations: { version: revocations.version, hosts: revocations.hosts.length, closures: revocations.closures.length },
     documents,
     revokedHosts,

@@ -91,9 +91,9 @@ test('--json: the fleet view with current closures, the rejected ack, and --chan
   assert.not.match(one.out, `\n${a} `);
 });
 
-test('a tampered host manifest -> exit 1 naming the file (text and --json); nothing else printed', async () => {
+test('a tampered channel plan -> exit 1 naming the file (text and --json); nothing else printed', async () => {
   const { fx } = midRollout();
-  const file = 'releases/1/hosts/host-005.json';
+  const file = 'releases/1/channels/ch-0.json';
   const p = join(fx.tree, file);
   writeFileSync(p, readFileSync(p, 'utf8').replace(/"wave":\d/, (m) => (m === '"wave":0' ? '"wave":1' : '"wave":0')));
   const r = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO);
@@ -103,6 +103,25 @@ test('a tampered host manifest -> exit 1 naming the file (text and --json); noth
   const j = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--json');
   assert.is(j.code, 1);
   assert.equal((JSON.parse(j.out) as { ok: boolean; error: { code: string; file: string } }).error.file, file);
+});
+
+test('a tampered host manifest: --host of that host refuses it (as its agent would); the fleet view shows no manifest', async () => {
+  const { fx } = midRollout();
+  const file = 'releases/1/hosts/host-005.json';
+  const p = join(fx.tree, file);
+  writeFileSync(p, readFileSync(p, 'utf8').replace(/"wave":\d/, (m) => (m === '"wave":0' ? '"wave":1' : '"wave":0')));
+  const one = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', 'host-005');
+  assert.is(one.code, 1);
+  assert.is(one.out, '');
+  assert.match(one.err, `REFUSED: BadSignature: ${file}`);
+  const t = await run('trace', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', 'host-005');
+  assert.is(t.code, 1);
+  assert.match(t.err, `REFUSED: BadSignature: ${file}`);
+  // Every other view is unaffected: what it shows is verified from the plans; \`nixfleet verify\` audits manifests.
+  assert.is((await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO)).code, 0);
+  const other = fx.wave('ch-0', 0)[0]!;
+  assert.is((await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--host', other)).code, 0);
+  assert.is((await run('verify', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO)).code, 1);
 });
 
 test('an expired timestamp: the last verified state under a STALE banner, exit 3 (text and --json)', async () => {
@@ -120,7 +139,7 @@ test('an expired timestamp: the last verified state under a STALE banner, exit 3
   assert.equal(report.freshness, { state: 'stale', code: 'Stale', file: 'timestamp.json', detail: (report.freshness as { detail: string }).detail, verifiedAsOf: '2030-03-01T12:09:59Z' });
   assert.is(report.timestamp.secondsLeft, -60);
   // A signature failure on top of the expiry is still a refusal, not a stale view.
-  const p = join(fx.tree, 'releases/1/hosts/host-005.json');
+  const p = join(fx.tree, 'releases/1/channels/ch-0.json');
   writeFileSync(p, readFileSync(p, 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
   const bad = await run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW + 11 * MIN));
   assert.is(bad.code, 1);
