@@ -23,7 +23,7 @@ import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { formatRecord } from '../protocol/ack-log.ts';
 import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { bundleJson } from '../control-plane/ack-publisher.ts';
-import { loadVerifiedRelease } from '../operator/load.ts';
+import { loadVerifiedRelease } from '../read-side/load.ts';
 
 const MIN = 60_000;
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));

@@ -8,7 +8,7 @@ import { reportPublisherError } from './publish.ts';
 import { parseNow } from './command.ts';
 import { readPrivateKey, StorePath, HostName, ChannelName, Digest, type Controls } from '../protocol/index.ts';
 import { currentTreeControls, writeControls, type ControlsBody } from '../publisher/index.ts';
-import { loadReleaseAllowingStale, readPinnedRoot, type VerifiedRelease } from '../operator/index.ts';
+import { loadReleaseAllowingStale, readPinnedRoot, type VerifiedRelease } from '../read-side/index.ts';
 
 /** Quarantine clears kept in the document (newest first): quarantines last a day by default, so older clears are inert. */
 const MAX_QUARANTINE_CLEARS = 256;

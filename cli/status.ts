@@ -4,7 +4,7 @@
 // marked STALE (exit 3) when only the timestamp expired.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, defaultCacheDir, openVerifiedAckStore, UnknownSubject } from '../operator/index.ts';
+import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, defaultCacheDir, openVerifiedAckStore, UnknownSubject } from '../read-side/index.ts';
 
 const command: Command = {
   name: 'status',

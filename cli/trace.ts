@@ -3,7 +3,7 @@
 // activated, confirmed, soaked or failed.
 import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, defaultCacheDir, openVerifiedAckStore, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../operator/index.ts';
+import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, defaultCacheDir, openVerifiedAckStore, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../read-side/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
 

@@ -2,7 +2,7 @@
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
 import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, type Command } from './command.ts';
 import { isVerificationError, type TreeReport, verifyTreeDir } from '../protocol/index.ts';
-import { ackTrustOf, loadVerifiedRelease, auditAckLogs, defaultAckLogOf, formatAckAudit } from '../operator/index.ts';
+import { ackTrustOf, loadVerifiedRelease, auditAckLogs, defaultAckLogOf, formatAckAudit } from '../read-side/index.ts';
 
 function human(r: TreeReport): string {
   const lines = [

@@ -1,7 +1,7 @@
 // The operator's view of the demo fleet: the same verified read side as `nixfleet status` (the tree
 // checked against the pinned root, every ack against the host key of the signed plan), then the
 // reconciler's fleetView: the same pure function every agent runs.
-import { loadFleetState } from '../operator/index.ts';
+import { loadFleetState } from '../read-side/index.ts';
 import type { SignedRoot } from '../protocol/index.ts';
 import type { FleetView } from '../reconciler/index.ts';
 

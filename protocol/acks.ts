@@ -57,7 +57,7 @@ export function hostKeysOfPlans(plans: Readonly<Record<string, ChannelPlan>> | r
  * What an ack claims about itself, checked against the release before any signature work: its fleet,
  * then that a signed plan names its host. Returns that host's key. Throws WrongFleet or UnknownHost
  * naming `source`. Split from verifyAck only so a reader that checks signatures in one batch
- * (operator/acks.ts) makes the same checks in the same order.
+ * (read-side/acks.ts) makes the same checks in the same order.
  */
 export function checkAckClaims(ack: SignedAck, trust: AckTrust, source: string): string {
   const { fleet, host } = ack.signed;

@@ -30,10 +30,10 @@ export const LAYERS: Record<string, readonly string[]> = {
   publisher: ['protocol'],
   agent: ['protocol', 'reconciler'],
   'control-plane': ['protocol', 'reconciler'],
-  operator: ['protocol', 'reconciler', 'agent'],
-  'site-gen': ['protocol', 'reconciler', 'agent', 'operator'],
-  demo: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'operator'],
-  cli: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'operator', 'site-gen', 'demo'],
+  'read-side': ['protocol', 'reconciler', 'agent'],
+  'site-gen': ['protocol', 'reconciler', 'agent', 'read-side'],
+  demo: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'read-side'],
+  cli: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'read-side', 'site-gen', 'demo'],
 };
 export const PRODUCT = Object.keys(LAYERS);
 /** Folders whose code may import product internals (unit tests test internals). */

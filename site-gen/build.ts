@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { ackLogPath, servedRoot, type SignedRoot, ACK_LOG_FILE, parseIsoTime, DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
-import { ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory, type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure } from '../operator/index.ts';
+import { ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory, type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';

@@ -4,7 +4,7 @@ import { duration, relative, shortStorePath, utc } from './format.ts';
 import { PHASE_COLORS, PHASE_TEXT } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import type { HostRow } from './model.ts';
-import type { AckHistory, ReleaseLoad } from '../operator/index.ts';
+import type { AckHistory, ReleaseLoad } from '../read-side/index.ts';
 import { parseIsoTime } from '../protocol/index.ts';
 
 /** Where the paged list of one filter starts (see lists.ts); `base` is the site root relative to the page. */

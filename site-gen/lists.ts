@@ -6,7 +6,7 @@ import { html, join, raw, type Html } from './html.ts';
 import { page } from './layout.ts';
 import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
 import { PHASES, type FleetModel, type HostRow } from './model.ts';
-import type { ReleaseLoad } from '../operator/index.ts';
+import type { ReleaseLoad } from '../read-side/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 
 /**

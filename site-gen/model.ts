@@ -2,7 +2,7 @@
 // and acks (the same pure function every agent runs, so the dashboard gives the agents' own reasons),
 // plus per-host ack facts and per-channel timelines.
 import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostView, parseAckTime } from '../reconciler/index.ts';
-import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../operator/index.ts';
+import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../read-side/index.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
 import { AgentConfig } from '../agent/index.ts';
 

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic, canonicalString, parseStrictJson, parseWith, isoTime, type SignedRoot } from '../protocol/index.ts';
-import { acksDirOf, loadFleetState } from '../operator/index.ts';
+import { acksDirOf, loadFleetState } from '../read-side/index.ts';
 import type { AckRecord, FleetView } from '../reconciler/index.ts';
 
 export type NotifyTarget = { kind: 'command'; argv: string[] } | { kind: 'webhook'; url: string };

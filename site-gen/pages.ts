@@ -8,7 +8,7 @@ import { attentionItems, type ExpiringCert } from './attention.ts';
 import { HOSTS_PER_PAGE, SEARCH_SCRIPT, filterBar, hostLists, listPages, searchIndex } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
-import type { ReleaseLoad } from '../operator/index.ts';
+import type { ReleaseLoad } from '../read-side/index.ts';
 import { type AckRecord, type ChannelView, type HostPhase, parseAckTime } from '../reconciler/index.ts';
 import { type ChannelPlan, type Threshold, parseIsoTime } from '../protocol/index.ts';
 

@@ -7,7 +7,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
-import { AckCache } from '../operator/index.ts';
+import { AckCache } from '../read-side/index.ts';
 import { HostPageMemo } from './pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {

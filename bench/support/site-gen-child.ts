@@ -6,7 +6,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
-import { AckCache, readPinnedRoot } from '../../operator/load.ts';
+import { AckCache, readPinnedRoot } from '../../read-side/load.ts';
 import { HostPageMemo } from '../../site-gen/pages.ts';
 
 const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [string, string, string, string, string, string, string];

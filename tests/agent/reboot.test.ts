@@ -13,8 +13,8 @@ import { SIMULATED_GENERATIONS_FILE } from '../../agent/activators/simulated.ts'
 import type { ActivatorConfig } from '../../agent/activators/index.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
-import { loadFleetState, readPinnedRoot } from '../../operator/load.ts';
-import { renderStatus, statusReport } from '../../operator/status.ts';
+import { loadFleetState, readPinnedRoot } from '../../read-side/load.ts';
+import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { renderSitePages } from '../../site-gen/build.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';

@@ -60,7 +60,7 @@ test('control pause -> show (pending) -> refresh binds it -> show (in force); ag
   const u = await updateTrust({ fetch: diskFetch(join(dir, 'tree')), state: initialClientState(readRoot(readFileSync(root), root)), now: Date.parse(at(60)) });
   assert.equal(u.controls!.signed.paused.map((x) => x.channel), ['prod']);
   // The operator read side (status, trace, dashboard) evaluates the fleet under the same controls.
-  const { loadFleetState } = await import('../../operator/load.ts');
+  const { loadFleetState } = await import('../../read-side/load.ts');
   const state = await loadFleetState(join(dir, 'tree'), readRoot(readFileSync(root), root), { now: Date.parse(at(60)) });
   assert.equal(state.input.controls?.paused.map((x) => x.channel), ['prod']);
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { buildSite } from '../../site-gen/build.ts';
 import { SiteOutputError, buildsDirOf } from '../../site-gen/site-dir.ts';
-import { AckCache, ackHistoryByHost, hostKeysOfPlans, readAckHistory, type AckHistoryOptions } from '../../operator/load.ts';
+import { AckCache, ackHistoryByHost, hostKeysOfPlans, readAckHistory, type AckHistoryOptions } from '../../read-side/load.ts';
 import { latestAcks } from '../../reconciler/index.ts';
 import { escapeHtml, html } from '../../site-gen/html.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';

@@ -12,7 +12,7 @@ import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
-import { AckCache, ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory } from '../../operator/load.ts';
+import { AckCache, ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory } from '../../read-side/load.ts';
 import { escapeHtml } from '../../site-gen/html.ts';
 import { requireTool } from '../support/skip.ts';
 import { HOSTILE_REASON, MIN, NOW, createSiteFixture, readSite, type SiteFixture } from './fixture.ts';

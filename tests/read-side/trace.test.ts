@@ -7,7 +7,7 @@ import { signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
-import type { TraceReport } from '../../operator/trace.ts';
+import type { TraceReport } from '../../read-side/trace.ts';
 import { MIN, NOW, cleanupTempDirs, lifecycle, postAcks, publishedFixture, run, waiting, type Fixture } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);

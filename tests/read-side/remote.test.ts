@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import type { StatusReport } from '../../operator/status.ts';
+import type { StatusReport } from '../../read-side/status.ts';
 import { startControlPlane, type RunningServer } from '../../control-plane/index.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { MIN, NOW, cleanupTempDirs, lifecycle, postAcks, publishedFixture, run, waiting, type Fixture } from './fixture.ts';

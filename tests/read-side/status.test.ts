@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { signAck, ackDigest } from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import type { StatusReport } from '../../operator/status.ts';
+import type { StatusReport } from '../../read-side/status.ts';
 import { MIN, NOW, OLD_SYSTEM, cleanupTempDirs, run, lifecycle, postAcks, publishedFixture, waiting, type Fixture } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import type { StatusReport } from '../../operator/status.ts';
+import type { StatusReport } from '../../read-side/status.ts';
 import { MIN, NOW, cleanupTempDirs, lifecycle, postAcks, publishedFixture, run, waiting, type Fixture } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
@@ -129,8 +129,8 @@ test('trace keeps its own cache; a warm trace equals a cold one', async () => {
 
 test('trace --host replays a step ack by ack only where the host changes: the same trace as every ack, for every host', async () => {
   const { fx } = withFailure();
-  const { readPinnedRoot, loadVerifiedRelease } = await import('../../operator/load.ts');
-  const { loadAckHistory, traceReport } = await import('../../operator/trace.ts');
+  const { readPinnedRoot, loadVerifiedRelease } = await import('../../read-side/load.ts');
+  const { loadAckHistory, traceReport } = await import('../../read-side/trace.ts');
   const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   const history = loadAckHistory(fx.tree, release, fx.logFile);
   let changes = 0;

@@ -1,4 +1,4 @@
-// Public face of operator/: other folders import operator only through this file (docs/architecture.md,
+// Public face of read-side/: other folders import read-side only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
 export { readPinnedRoot } from '../protocol/index.ts';
 export { AckCache, ackHistoryByHost, acksDirOf, auditAckLogs, defaultAckLogOf, formatAckAudit, readAckHistory } from './acks.ts';

@@ -1,9 +1,9 @@
-// operator/load.ts over a real published tree and real host-signed acks.
+// read-side/load.ts over a real published tree and real host-signed acks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../operator/load.ts';
+import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../read-side/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';

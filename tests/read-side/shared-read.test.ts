@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import {
   AckCache, ackHistoryByHost, ackTrustOf, acksDirOf, loadReleaseAllowingStale, loadVerifiedRelease,
   readAckHistory, readPinnedRoot, type AckHistoryOptions, type VerifiedRelease,
-} from '../../operator/load.ts';
+} from '../../read-side/load.ts';
 import { Stale } from '../../protocol/errors.ts';
 import { AckLogCorrupt, formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
