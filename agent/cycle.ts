@@ -366,6 +366,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   try {
     peers = await fetchPeerAcks({ fetch: v.fetch, plans: Object.values(v.plans), budgets: v.budgets, self: deps.host, fleet: v.manifest.fleet, state: deps.state, log: deps.log });
   } catch (e) {
+    // Bundles are not verified documents: only an unreachable control plane ends the cycle here.
+    if (!(e instanceof Unreachable)) throw e;
     return fetchFailure(deps, e);
   }
   await syncAcks(deps, { checkLoss: true, published: peers.own });

@@ -18,21 +18,26 @@ import { E2eStack } from '../tests/support/e2e-stack.ts';
 import { hasTool } from '../tests/support/skip.ts';
 import type { Lab } from '../demo/lab.ts';
 
-const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+// NIXFLEET_BIN: measure another build (e.g. the previous commit's) with the same setup.
+const BIN = process.env.NIXFLEET_BIN ?? fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
-const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 
 interface Run { cpuMs: number; rssMb: number; requests: number; notModified: number; wireBytes: number; connections: number; decision: string }
 
-/** A TCP relay that counts every byte in both directions and every connection. */
+/** A TCP relay that counts every byte in both directions and every connection (BENCH_VERBOSE: each TLS flight). */
 async function countingProxy(targetPort: number): Promise<{ server: Server; port: number; bytes: () => number; connections: () => number; reset: () => void }> {
   let bytes = 0;
   let connections = 0;
   const server = createServer((down) => {
     connections++;
     const up = connect(targetPort, '127.0.0.1');
-    down.on('data', (d: Buffer) => { bytes += d.length; if (process.env.BENCH_VERBOSE) console.log('>', d.length); });
-    up.on('data', (d: Buffer) => { bytes += d.length; if (process.env.BENCH_VERBOSE) console.log('<', d.length); });
+    const count = (dir: string) => (d: Buffer) => {
+      bytes += d.length;
+      if (process.env['BENCH_VERBOSE']) console.log(dir, d.length);
+    };
+    down.on('data', count('agent >'));
+    up.on('data', count('agent <'));
     down.pipe(up).pipe(down);
     const end = () => (down.destroy(), up.destroy());
     down.on('error', end).on('close', end);
