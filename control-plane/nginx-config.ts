@@ -100,9 +100,10 @@ server {
 ${o.crl ? `  ssl_crl ${q(resolve(o.crl))};\n` : ''}  ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:nixfleet:10m;
   ssl_session_timeout 1h;
-  # Agents resume their last run's session (agent/tls-session.ts) from this cache: with stateless tickets
-  # off, a TLS 1.3 ticket is a short id (~0.4 KB ClientHello, not ~1 KB: no client certificate inside).
-  ssl_session_tickets off;
+  # Agents resume their last run's session (agent/tls-session.ts) with a stateless ticket. Not the cache:
+  # its sessions survive a reload, so a certificate revoked by a new CRL could keep resuming; ticket keys
+  # are new at every reload (no ssl_session_ticket_key), which ends every session and re-checks the CRL.
+  ssl_session_tickets on;
   keepalive_timeout 65s;
   keepalive_requests 100000;
   server_tokens off;

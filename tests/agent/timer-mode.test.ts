@@ -68,7 +68,7 @@ test('steady state: 3 conditional GETs, all 304, over one resumed TLS connection
   }
 });
 
-test('through nginx (the rendered config): the next `nixfleet agent --once` process resumes the session (session cache, no stateless tickets)', async () => {
+test('through nginx (the rendered config): the next `nixfleet agent --once` process resumes the session (stateless ticket)', async () => {
   if (!requireTool('openssl', 'lab PKI') || !requireTool('nginx', 'the production control plane')) return;
   const stack = await E2eStack.create({ hosts: ['n1'] });
   try {
