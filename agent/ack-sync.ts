@@ -115,10 +115,19 @@ export class AckSync {
   /**
    * Compares the published head with what the endpoint confirmed earlier; if the endpoint lost acks
    * (rebuilt from empty, torn log), lowers serverSeq so flush() re-posts them.
+   *
+   * `published`: this host's ack as its wave's bundle shows it (peer-acks.ts), when the cycle already
+   * read that bundle. The endpoint writes a host's head file and its wave bundle from the same latest
+   * ack in the same flush, so an ack of ours on our own chain at or past the confirmed seq there proves
+   * what the head GET would: nothing was lost. The head is then not fetched (one request less in steady
+   * state). The bundle is no more trusted than the head: a control plane can hide a loss in either, and
+   * that only delays our acks (missing evidence counts against progress, never for it). Anything short
+   * of that proof (no bundle, our ack missing or older) falls back to the head.
    */
-  async detectLoss(now: number = Date.now()): Promise<void> {
+  async detectLoss(now: number = Date.now(), published?: SignedAck): Promise<void> {
     const confirmed = this.serverSeq;
     if (confirmed === 0) return;
+    if (published && published.signed.seq >= confirmed && this.ours(published.signed.seq, ackDigest(published))) return;
     const head = await this.publishedHead();
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
     // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a

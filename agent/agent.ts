@@ -15,6 +15,7 @@ import { agentPhase, cycleResult, rememberVerification, writeAgentMetrics, type 
 import { readPending } from './pending.ts';
 import { Quarantine } from './quarantine.ts';
 import { isLocalStateError, StateDir } from './state-dir.ts';
+import { tlsSessionStore } from './tls-session.ts';
 
 export type RunOutcome = CycleOutcome | { kind: 'locked'; heldBy: number } | { kind: 'local-state'; file: string; problem: 'damaged' | 'unwritable'; reason: string };
 
@@ -73,16 +74,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     }
     if (journal.repaired) log.error('ack-journal-damaged', { file: state.path(ACK_JOURNAL_FILE), keptAs: journal.repaired.savedAs, cutBytes: journal.repaired.cutBytes, reason: 'unreadable lines at the end of the ack journal were cut off; the chain continues from the last readable ack' });
     const cache = new HttpCache(state.path('http-cache'));
-    client = (opts.reuseConnections ? clients.get(state.root) : undefined) ?? new HttpClient({
-      baseUrl: config.controlPlaneUrl,
-      ca: readFileSync(config.caFile),
-      cert: readFileSync(config.certFile),
-      certFile: config.certFile,
-      key: readFileSync(config.keyFile),
-      cache,
-      timeoutMs: config.requestTimeoutMs,
-      retries: config.retries,
-    });
+    client = (opts.reuseConnections ? clients.get(state.root) : undefined) ?? newClient(config, state, cache);
     if (opts.reuseConnections) clients.set(state.root, client);
     const deps: CycleDeps = {
       host: config.host,
@@ -105,7 +97,7 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     const before = { ...client.stats, wire: client.wireBytes() };
     const result = await runCycle(deps);
     outcome = result;
-    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes, wireBytes: client.wireBytes() - before.wire });
+    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes, wireBytes: client.wireBytes() - before.wire, connections: client.stats.connections - before.connections, tlsResumed: client.stats.resumed - before.resumed });
     return result;
   } catch (e) {
     if (!isLocalStateError(e)) throw e;
@@ -118,6 +110,22 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     if (config.metricsFile !== null) await writeRunMetrics(config.metricsFile, state, activator, { host: config.host, outcome, decided, started, log });
     lock.lock.release();
   }
+}
+
+function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): HttpClient {
+  const cert = readFileSync(config.certFile);
+  return new HttpClient({
+    baseUrl: config.controlPlaneUrl,
+    ca: readFileSync(config.caFile),
+    cert,
+    certFile: config.certFile,
+    key: readFileSync(config.keyFile),
+    cache,
+    timeoutMs: config.requestTimeoutMs,
+    retries: config.retries,
+    // A timer run is a new process: resume the previous run's TLS session instead of a full mTLS handshake.
+    tlsSession: tlsSessionStore(state, config.controlPlaneUrl, cert),
+  });
 }
 
 function observeDecision(log: Logger, onDecision: (fields: Record<string, unknown>) => void): Logger {

@@ -1,11 +1,12 @@
-// One agent cycle (DESIGN.md section 6): recover -> fetch + verify the chain -> fetch peers' acks ->
-// reconcile -> act -> post acks. Every decision is logged with its reason as one JSON line.
-import { isVerificationError, isoTime, type HostManifest, type ChannelPlan, type Ack, type SignedRoot, readPinnedRoot, fetchHostView, ClientState, initialClientState, isFreshnessFailure, updateTrust, type UpdateTrustResult, channelFreshness, readTimestamp, Stale, TIMESTAMP_PATH, LIMITS, type Controls, type Fetch } from '../protocol/index.ts';
-import { decide, type Decision, type Freshness, type LocalState } from '../reconciler/index.ts';
+// One agent cycle (DESIGN.md section 6), as named steps: recover -> sync acks -> fetch verified ->
+// fetch peers (+ the ack loss check) -> local state -> decide -> act -> post acks. Every decision is
+// logged with its reason as one JSON line.
+import { isVerificationError, isoTime, type HostManifest, type ChannelPlan, type Ack, type SignedAck, type SignedRoot, readPinnedRoot, fetchHostView, type HostView, type Revocations, type Timestamp, ClientState, initialClientState, isFreshnessFailure, updateTrust, type UpdateTrustResult, channelFreshness, readTimestamp, Stale, TIMESTAMP_PATH, LIMITS, type Controls, type Fetch } from '../protocol/index.ts';
+import { decide, type AckRecord, type Decision, type Freshness, type LocalState } from '../reconciler/index.ts';
 import { activate, activateViaReboot, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
-import { canReboot } from './activators/index.ts';
-import { readAgentState, updateAgentState } from './agent-state.ts';
-import { isBootPhase, readPending } from './pending.ts';
+import { canReboot, type Generation } from './activators/index.ts';
+import { readAgentState, updateAgentState, type AgentState } from './agent-state.ts';
+import { isBootPhase, readPending, type PendingRecord as Pending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
 import type { HttpCache } from './http-cache.ts';
 import { Unreachable, type HttpClient } from './http-client.ts';
@@ -35,7 +36,10 @@ export function loadPinnedRoot(file: string): SignedRoot {
 }
 
 function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {
-  const stored = state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
+  return clientStateFrom(state.read(TRUST_STATE_FILE, ClientState, 256 * 1024), pinned);
+}
+
+function clientStateFrom(stored: ClientState | undefined, pinned: SignedRoot): ClientState {
   // A pin newer than what the state knows (re-installed agent) wins; an older pin never rolls it back.
   if (!stored || stored.trustedRoot.signed.version < pinned.signed.version) return initialClientState(pinned);
   return stored;
@@ -51,10 +55,9 @@ function ownFailureStands(last: Ack | undefined, m: HostManifest): boolean {
 }
 
 /** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
-function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan): void {
+function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, confirmed: AgentState['confirmed']): void {
   const now = deps.now();
   const last = deps.journal.last()?.signed;
-  const confirmed = readAgentState(deps.state).confirmed;
   const onTarget = confirmed?.target === m.target ? confirmed : null;
   const healthySince = onTarget?.healthySince ?? isoTime(now);
   if (!onTarget) updateAgentState(deps.state, { confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null } });
@@ -123,170 +126,246 @@ function applyQuarantineControls(deps: CycleDeps, controls: Controls | null, m: 
   for (const e of removed) deps.log.info('quarantine-cleared-by-control', { target: e.target, since: e.since, controls: controls.version });
 }
 
-export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
-  const log = deps.log;
+/** What the verified tree says for this host (step 3). */
+interface Verified {
+  manifest: HostManifest;
+  plan: ChannelPlan;
+  /** Every plan the reconciler needs: own channel, gating channels, channels the budgets reach. */
+  plans: Record<string, ChannelPlan>;
+  budgets: HostView['budgets'];
+  revocations: Revocations;
+  cacheKeys: readonly string[];
+  controls: Controls | null;
+  timestamp: Timestamp;
+  /** The tree verified only as of the timestamp's expiry (why), or null when fresh. */
+  treeStale: string | null;
+  fetch: Fetch;
+  /** Digest of the timestamp bytes verified, to remember once the cycle verified everything. */
+  timestampDigest: string | undefined;
+}
+
+/** Step 1: finish or undo what an earlier run left (offline). A roll back across a reboot ends the run. */
+async function recoverStep(deps: CycleDeps): Promise<CycleOutcome | null> {
   const recovered = await recover(deps);
-  if (recovered !== 'none') log.info('recovery', { result: recovered });
-  if (recovered === 'rebooting') {
-    // The host is going down into the previous generation; deciding anything now could only ask for a
-    // second reboot. The run after the boot reports the rollback.
-    if (deps.sync) await deps.sync.flush();
-    return { kind: 'rebooting', reason: 'rolling back across a reboot: the previous generation is the boot default and a reboot was requested' };
-  }
+  if (recovered !== 'none') deps.log.info('recovery', { result: recovered });
+  if (recovered !== 'rebooting') return null;
+  // The host is going down into the previous generation; deciding anything now could only ask for a
+  // second reboot. The run after the boot reports the rollback.
+  if (deps.sync) await deps.sync.flush();
+  return { kind: 'rebooting', reason: 'rolling back across a reboot: the previous generation is the boot default and a reboot was requested' };
+}
 
-  if (deps.sync) {
+/**
+ * Step 2 (and the loss check after step 4): make the control plane's copy of our ack chain complete.
+ * `checkLoss`: compare what it publishes with what it confirmed, using our own ack from the wave bundle
+ * when the cycle read it (`published`, see AckSync.detectLoss), else one GET of our head.
+ */
+async function syncAcks(deps: CycleDeps, o: { checkLoss: boolean; published?: SignedAck }): Promise<void> {
+  if (!deps.sync) return;
+  if (o.checkLoss) {
     try {
-      await deps.sync.detectLoss(deps.now());
+      await deps.sync.detectLoss(deps.now(), o.published);
     } catch (e) {
-      log.warn('ack-head-check-failed', { reason: (e as Error).message });
+      deps.log.warn('ack-head-check-failed', { reason: (e as Error).message });
     }
-    const r = await deps.sync.flush();
-    if (r.reposted > 0) log.info('acks-reposted', { count: r.reposted, confirmedSeq: r.serverSeq });
   }
+  const r = await deps.sync.flush();
+  if (r.reposted > 0) deps.log.info('acks-reposted', { count: r.reposted, confirmedSeq: r.serverSeq });
+}
 
-  // Fetch and verify everything this host depends on.
-  const agentState = readAgentState(deps.state);
-  let view;
-  let revocations;
-  let treeFetch;
-  let timestamp;
-  let budgetPlans: ChannelPlan[] = [];
-  let cacheKeys: readonly string[] = [];
-  let controls: Controls | null = null;
+/** Step 3: the trust root chain, timestamp, controls, revocations and this host's release documents. */
+async function fetchVerified(deps: CycleDeps, lastVerifiedTimestamp: string | null): Promise<Verified> {
+  const treeFetch = await openTreeFetch(deps.client, deps.cache, lastVerifiedTimestamp ?? undefined);
+  let trust: UpdateTrustResult | null;
   let treeStale: string | null = null;
+  const stored = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
   try {
-    treeFetch = await openTreeFetch(deps.client, deps.cache, agentState.lastVerifiedTimestamp ?? undefined);
-    let trust: UpdateTrustResult | null;
-    try {
-      trust = await updateTrust({ fetch: treeFetch.fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
-      // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
-      const before = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
-      if (!before || JSON.stringify(before) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
-    } catch (e) {
-      if (!(e instanceof Stale)) throw e;
-      trust = await verifyAsOfExpiry(deps, treeFetch.fetch, e);
-      if (trust === null) throw e;
-      treeStale = e.message;
-    }
-    if (trust.rootsAdded.length) log.info('trust-root-updated', { versions: trust.rootsAdded });
-    view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
-    revocations = trust.revocations.signed;
-    cacheKeys = trust.root.signed.cacheKeys;
-    budgetPlans = view.budgetPlans;
-    controls = trust.controls?.signed ?? null;
-    timestamp = trust.timestamp.signed;
+    trust = await updateTrust({ fetch: treeFetch.fetch, state: clientStateFrom(stored, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
+    // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
+    if (!stored || JSON.stringify(stored) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
   } catch (e) {
-    if (e instanceof Unreachable) {
-      log.warn('control-plane-unreachable', { reason: e.message });
-      return { kind: 'unreachable', reason: e.message };
-    }
-    if (isFreshnessFailure(e)) {
-      log.warn('decision', { decision: 'wait', gate: 'not-fresh', reason: `no new activations: ${e.message}`, code: e.code, file: e.file });
-      return { kind: 'not-fresh', reason: e.message };
-    }
-    if (isVerificationError(e)) {
-      const current = await deps.activator.currentGeneration();
-      log.error('decision', { decision: 'refuse', code: e.code, file: e.file, reason: `refusing the served tree, keeping generation ${current.number} (${current.path}): ${e.message}` });
-      return { kind: 'refused', code: e.code, file: e.file, reason: e.message };
-    }
-    throw e;
+    if (!(e instanceof Stale)) throw e;
+    trust = await verifyAsOfExpiry(deps, treeFetch.fetch, e);
+    if (trust === null) throw e;
+    treeStale = e.message;
   }
+  if (trust.rootsAdded.length) deps.log.info('trust-root-updated', { versions: trust.rootsAdded });
+  const view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
+  const plans: Record<string, ChannelPlan> = { [view.plan.channel]: view.plan };
+  for (const g of view.gatingPlans) plans[g.channel] = g;
+  for (const b of view.budgetPlans) plans[b.channel] = b;
+  return {
+    manifest: view.manifest,
+    plan: view.plan,
+    plans,
+    budgets: view.budgets,
+    revocations: trust.revocations.signed,
+    cacheKeys: trust.root.signed.cacheKeys,
+    controls: trust.controls?.signed ?? null,
+    timestamp: trust.timestamp.signed,
+    treeStale,
+    fetch: treeFetch.fetch,
+    timestampDigest: treeFetch.timestampDigest,
+  };
+}
 
-  const { manifest, plan, gatingPlans, budgets } = view;
-  const plans: Record<string, ChannelPlan> = { [plan.channel]: plan };
-  for (const g of gatingPlans) plans[g.channel] = g;
-  for (const b of budgetPlans) plans[b.channel] = b;
-  let peers;
-  try {
-    peers = await fetchPeerAcks({ fetch: treeFetch.fetch, plans: Object.values(plans), budgets, self: deps.host, fleet: manifest.fleet, state: deps.state, log });
-  } catch (e) {
-    if (e instanceof Unreachable) {
-      log.warn('control-plane-unreachable', { reason: e.message });
-      return { kind: 'unreachable', reason: e.message };
-    }
-    throw e;
+/** A failed fetch or verification as the cycle's outcome (logged); anything else is rethrown. */
+async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> {
+  const log = deps.log;
+  if (e instanceof Unreachable) {
+    log.warn('control-plane-unreachable', { reason: e.message });
+    return { kind: 'unreachable', reason: e.message };
   }
-  if (treeFetch.timestampDigest && treeFetch.timestampDigest !== agentState.lastVerifiedTimestamp) updateAgentState(deps.state, { lastVerifiedTimestamp: treeFetch.timestampDigest });
+  if (isFreshnessFailure(e)) {
+    log.warn('decision', { decision: 'wait', gate: 'not-fresh', reason: `no new activations: ${e.message}`, code: e.code, file: e.file });
+    return { kind: 'not-fresh', reason: e.message };
+  }
+  if (isVerificationError(e)) {
+    const current = await deps.activator.currentGeneration();
+    log.error('decision', { decision: 'refuse', code: e.code, file: e.file, reason: `refusing the served tree, keeping generation ${current.number} (${current.path}): ${e.message}` });
+    return { kind: 'refused', code: e.code, file: e.file, reason: e.message };
+  }
+  throw e;
+}
 
+/** Step 5: what this host runs and remembers, read once for the decision and the acts. */
+async function readLocalState(deps: CycleDeps, agentState: AgentState, v: Verified, now: number): Promise<{ current: Generation; pending: Pending | null; local: LocalState }> {
   const current = await deps.activator.currentGeneration();
   const pending = readPending(deps.state);
-  const now = deps.now();
-  applyQuarantineControls(deps, controls, manifest, now);
-  // Freshness is per channel: this host holds the timestamp to its own channel's signed window.
-  const freshness: Freshness = treeStale !== null ? { status: 'stale', reason: treeStale } : channelFreshness(timestamp, plan, now);
+  applyQuarantineControls(deps, v.controls, v.manifest, now);
+  const c = agentState.confirmed;
   const local: LocalState = {
     current: current.path,
     pending: pending && pending.rolloutId ? { target: pending.target, rolloutId: pending.rolloutId, previous: { generation: pending.previous.number, path: pending.previous.path }, deadline: Date.parse(pending.deadline) } : null,
-    previous: (() => {
-      const c = readAgentState(deps.state).confirmed;
-      return c?.previous && c.target === current.path ? { generation: c.previous.number, path: c.previous.path } : null;
-    })(),
+    previous: c?.previous && c.target === current.path ? { generation: c.previous.number, path: c.previous.path } : null,
     quarantine: deps.quarantine.active(now).map((q) => ({ target: q.target, until: Date.parse(q.until) })),
   };
-  const input = { now, plans, budgets, revocations, acks: peers.acks, manifest, freshness, local, controls, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
+  return { current, pending: pending ?? null, local };
+}
+
+/**
+ * Step 6: the reconciler's decision. The switch inhibitor is the last gate before activate and reads the
+ * target's closure: fetch it (signatures checked against the trust root's cache keys) only once every
+ * other gate has passed, then decide again if it inhibits.
+ */
+async function decideStep(deps: CycleDeps, v: Verified, acks: Record<string, AckRecord>, s: { current: Generation; pending: Pending | null; local: LocalState }, now: number) {
+  // Freshness is per channel: this host holds the timestamp to its own channel's signed window.
+  const freshness: Freshness = v.treeStale !== null ? { status: 'stale', reason: v.treeStale } : channelFreshness(v.timestamp, v.plan, now);
+  const input = { now, plans: v.plans, budgets: v.budgets, revocations: v.revocations, acks, manifest: v.manifest, freshness, local: s.local, controls: v.controls, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
   let decision = decide({ ...input, inhibitor: null });
-  // The switch inhibitor is the last gate before activate and reads the target's closure: fetch it
-  // (signatures checked against the trust root's cache keys) only once every other gate has passed.
   let notFetched: Exclude<FetchOutcome, { kind: 'fetched' }> | null = null;
-  if (decision.kind === 'activate' && !pending) {
-    const f = await fetchTarget(deps, manifest, cacheKeys, current);
+  if (decision.kind === 'activate' && !s.pending) {
+    const f = await fetchTarget(deps, v.manifest, v.cacheKeys, s.current);
     if (f.kind !== 'fetched') notFetched = f;
     else {
-      const inhibitor = (await deps.activator.detectInhibitors(manifest.target))[0] ?? null;
+      const inhibitor = (await deps.activator.detectInhibitors(v.manifest.target))[0] ?? null;
       if (inhibitor !== null) decision = decide({ ...input, inhibitor });
     }
   }
-  log.info('decision', {
+  deps.log.info('decision', {
     decision: decision.kind,
     reason: decision.reason,
     gate: 'gate' in decision ? decision.gate : null,
-    release: manifest.releaseVersion,
-    channel: manifest.channel,
-    wave: manifest.wave,
-    target: manifest.target,
-    current: current.path,
+    release: v.manifest.releaseVersion,
+    channel: v.manifest.channel,
+    wave: v.manifest.wave,
+    target: v.manifest.target,
+    current: s.current.path,
   });
+  return { decision, notFetched };
+}
 
-  let acted: string | null = null;
+/** Step 7: act on the decision; returns what was done (null: nothing beyond acks). */
+async function act(
+  deps: CycleDeps,
+  v: Verified,
+  s: { current: Generation; pending: Pending | null; confirmed: AgentState['confirmed'] },
+  d: { decision: Decision; notFetched: Exclude<FetchOutcome, { kind: 'fetched' }> | null },
+): Promise<string | null> {
+  const { manifest, plan } = v;
+  const { current, pending } = s;
+  const decision = d.decision;
   switch (decision.kind) {
     case 'converged':
-      convergedAck(deps, manifest, plan);
-      break;
+      convergedAck(deps, manifest, plan, s.confirmed);
+      return null;
     case 'wait':
       if (decision.gate === 'quarantined') blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
       else presenceAck(deps, manifest, plan, current.path);
-      break;
+      return null;
     case 'defer': {
       // The decision says whether a reboot is allowed now (the channel's signed reboot policy); the
       // activator says whether it can reboot at all. Anything short of both: say so and touch nothing.
       const reboot = decision.reboot;
       if (!reboot.allowed || pending) blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
       else if (!canReboot(deps.activator)) blockedAck(deps, manifest, 'deferred', `${decision.reason}; but the ${deps.activator.kind} activator cannot reboot (reboot not supported): deferred`, current.path);
-      else acted = await activateViaReboot(deps, deps.activator, manifest, reboot.deadline, decision.inhibitor);
-      break;
+      else return activateViaReboot(deps, deps.activator, manifest, reboot.deadline, decision.inhibitor);
+      return null;
     }
     case 'refuse':
-      break;
+      return null;
     case 'activate': {
-      if (notFetched?.kind === 'unavailable') blockedAck(deps, manifest, 'blocked', notFetched.reason, current.path);
-      if (notFetched) acted = notFetched.kind;
+      if (d.notFetched?.kind === 'unavailable') blockedAck(deps, manifest, 'blocked', d.notFetched.reason, current.path);
+      if (d.notFetched) return d.notFetched.kind;
       // Staged for a boot (or rebooting back) and the host has not rebooted yet: nothing to do but wait.
-      else if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted') acted = 'awaiting-reboot';
-      else if (pending) acted = await confirmPending(deps, pending);
-      else acted = await activate(deps, manifest, decision.deadline);
-      break;
+      if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted') return 'awaiting-reboot';
+      if (pending) return confirmPending(deps, pending);
+      return activate(deps, manifest, decision.deadline);
     }
     case 'rollback': {
       const to = { number: decision.to.generation, path: decision.to.path };
       if (pending) await rollbackPending(deps, pending, decision.reason);
       else await rollbackConfirmed(deps, to, current.path, manifest.releaseVersion, manifest.rolloutId, decision.reason);
-      acted = 'rolled-back';
-      break;
+      return 'rolled-back';
     }
   }
+}
+
+export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
+  // 1. Recover.
+  const rebooting = await recoverStep(deps);
+  if (rebooting) return rebooting;
+
+  // 2. Sync acks: post what the endpoint has not confirmed. Whether it lost some is checked after
+  //    step 4, where our own ack in the wave bundle usually answers it without a request.
+  await syncAcks(deps, { checkLoss: false });
+
+  // 3. Fetch verified. The agent state is read once for the whole cycle.
+  const agentState = readAgentState(deps.state);
+  let v: Verified;
+  try {
+    v = await fetchVerified(deps, agentState.lastVerifiedTimestamp);
+  } catch (e) {
+    const outcome = await fetchFailure(deps, e);
+    // No bundle to prove our acks arrived: check the head itself (as long as the control plane answers).
+    if (outcome.kind !== 'unreachable') await syncAcks(deps, { checkLoss: true });
+    return outcome;
+  }
+
+  // 4. Fetch peers' acks, then the loss check against our own ack in them.
+  let peers;
+  try {
+    peers = await fetchPeerAcks({ fetch: v.fetch, plans: Object.values(v.plans), budgets: v.budgets, self: deps.host, fleet: v.manifest.fleet, state: deps.state, log: deps.log });
+  } catch (e) {
+    // Bundles are not verified documents: only an unreachable control plane ends the cycle here.
+    if (!(e instanceof Unreachable)) throw e;
+    return fetchFailure(deps, e);
+  }
+  await syncAcks(deps, { checkLoss: true, published: peers.own });
+  if (v.timestampDigest && v.timestampDigest !== agentState.lastVerifiedTimestamp) updateAgentState(deps.state, { lastVerifiedTimestamp: v.timestampDigest });
+
+  // 5. Local state.
+  const now = deps.now();
+  const local = await readLocalState(deps, agentState, v, now);
+
+  // 6. Decide.
+  const d = await decideStep(deps, v, peers.acks, local, now);
+
+  // 7. Act, then post the acks it wrote.
+  const acted = await act(deps, v, { ...local, confirmed: agentState.confirmed }, d);
   if (deps.sync) {
     const r = await deps.sync.flush();
-    if (r.stoppedBecause) log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: deps.journal.lastSeq() });
+    if (r.stoppedBecause) deps.log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: deps.journal.lastSeq() });
   }
-  return { kind: 'decided', decision: decision.kind, reason: decision.reason, acted };
+  return { kind: 'decided', decision: d.decision.kind, reason: d.decision.reason, acted };
 }

@@ -1,12 +1,16 @@
 // The agent's HTTPS client for the control plane: mTLS (client certificate) over a keep-alive agent,
 // conditional GETs against an ETag cache, size caps enforced while the body streams in, a timeout per
 // request, and retries with exponential backoff and full jitter for transient failures.
-import { Agent as HttpsAgent } from 'node:https';
+// Plain node:https, no fetch library: loading one costs a timer-driven run about as much CPU and memory
+// as everything else it does in steady state, and its default headers cost bytes on every request.
+import type { IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request } from 'node:https';
 import type { Socket } from 'node:net';
-import fetch, { type Response } from 'node-fetch';
+import type { TLSSocket } from 'node:tls';
 import { TooLarge } from '../protocol/index.ts';
 import type { HttpCache } from './http-cache.ts';
 import { isLocalStateError } from './state-dir.ts';
+import type { TlsSessionStore } from './tls-session.ts';
 
 export interface HttpClientOptions {
   /** Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional). */
@@ -23,6 +27,8 @@ export interface HttpClientOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   random?: () => number;
+  /** TLS session to resume from an earlier run, and where the latest one is left at close() (agent/tls-session.ts). */
+  tlsSession?: TlsSessionStore;
 }
 
 export interface HttpStats {
@@ -31,6 +37,9 @@ export interface HttpStats {
   retries: number;
   /** Response body bytes received. */
   bodyBytes: number;
+  /** TLS connections opened, and how many of them resumed an earlier session (no certificate exchange). */
+  connections: number;
+  resumed: number;
 }
 
 /** The server does not have the file (404/410): a normal answer, not a transport failure. */
@@ -82,14 +91,36 @@ class CountingAgent extends HttpsAgent {
   readonly openedSockets = new Set<Socket>();
   // Wire bytes of sockets that already closed (keep-alive sockets are counted when read).
   closedBytes = 0;
+  connections = 0;
+  resumed = 0;
+  /** The newest session a server issued (TLS 1.3: its latest ticket), offered by every new connection. */
+  latestSession: Buffer | undefined;
+  sessionChanged = false;
+
+  constructor(options: ConstructorParameters<typeof HttpsAgent>[0], session: Buffer | undefined) {
+    super(options);
+    this.latestSession = session;
+  }
+
   override createConnection(...args: Parameters<HttpsAgent['createConnection']>): ReturnType<HttpsAgent['createConnection']> {
-    const s = (HttpsAgent.prototype.createConnection as (...a: unknown[]) => Socket).apply(this, args);
+    // Our remembered session (from an earlier run) is offered only where the agent has none of its own.
+    const [options, ...rest] = args as unknown as [Record<string, unknown>, ...unknown[]];
+    const withSession = this.latestSession && !options['session'] ? { ...options, session: this.latestSession } : options;
+    const s = (HttpsAgent.prototype.createConnection as (...a: unknown[]) => TLSSocket).call(this, withSession, ...rest);
+    this.connections++;
     this.openedSockets.add(s);
+    s.on('session', (session: Buffer) => {
+      this.latestSession = session;
+      this.sessionChanged = true;
+    });
+    s.once('secureConnect', () => {
+      if (s.isSessionReused()) this.resumed++;
+    });
     s.once('close', () => {
       this.closedBytes += s.bytesRead + s.bytesWritten;
       this.openedSockets.delete(s);
     });
-    return s as ReturnType<HttpsAgent['createConnection']>;
+    return s as unknown as ReturnType<HttpsAgent['createConnection']>;
   }
   wireBytes(): number {
     let n = this.closedBytes;
@@ -100,13 +131,34 @@ class CountingAgent extends HttpsAgent {
 
 const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
 
+/** One request on the keep-alive agent; resolves with the response head, the body still to be read. */
+function send(url: URL, o: { method: 'GET' | 'POST'; agent: HttpsAgent; signal: AbortSignal; headers: Record<string, string>; body?: Buffer }): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: o.method, agent: o.agent, signal: o.signal, headers: o.headers }, resolve);
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+/** Reads and discards a body (so the keep-alive connection can serve the next request). */
+async function drain(res: IncomingMessage): Promise<void> {
+  for await (const _ of res) {
+    /* discard */
+  }
+}
+
+function header(res: IncomingMessage, name: string): string | null {
+  const v = res.headers[name];
+  return typeof v === 'string' ? v : null;
+}
+
 /** An attempt's verdict that it is worth retrying. */
 class Transient {
   constructor(readonly detail: string, readonly retryAfter: string | null, readonly status?: number) {}
 }
 
 export class HttpClient {
-  readonly stats: HttpStats = { requests: 0, notModified: 0, retries: 0, bodyBytes: 0 };
+  private readonly counters = { requests: 0, notModified: 0, retries: 0, bodyBytes: 0 };
   private readonly agent: CountingAgent;
   private readonly base: URL;
   private readonly timeoutMs: number;
@@ -118,7 +170,7 @@ export class HttpClient {
   constructor(private readonly opts: HttpClientOptions) {
     this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : opts.baseUrl + '/');
     if (this.base.protocol !== 'https:') throw new Error(`control plane URL must be https: ${opts.baseUrl}`);
-    this.agent = new CountingAgent({ ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 });
+    this.agent = new CountingAgent({ ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 }, opts.tlsSession?.load());
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.retries = opts.retries ?? 3;
     this.backoffBaseMs = opts.backoffBaseMs ?? 250;
@@ -131,8 +183,24 @@ export class HttpClient {
     return this.agent.wireBytes();
   }
 
+  get stats(): HttpStats {
+    return { ...this.counters, connections: this.agent.connections, resumed: this.agent.resumed };
+  }
+
+  /**
+   * Closes the connections and leaves the newest TLS session for the next run. Keeping it is an
+   * optimisation: a failure to write it (full disk) costs the next run a full handshake, nothing more.
+   */
   close(): void {
     this.agent.destroy();
+    if (this.opts.tlsSession && this.agent.sessionChanged && this.agent.latestSession) {
+      try {
+        this.opts.tlsSession.save(this.agent.latestSession);
+        this.agent.sessionChanged = false;
+      } catch {
+        /* volatile by design: see above */
+      }
+    }
   }
 
   private url(path: string): URL {
@@ -177,13 +245,13 @@ export class HttpClient {
     for (let i = 0; i <= this.retries; i++) {
       const left = this.timeLeft();
       if (left <= 0) throw new Unreachable(path, `${i > 0 ? `${last}; ` : ''}the deadline of this request passed`, lastStatus);
-      if (i > 0) this.stats.retries++;
+      if (i > 0) this.counters.retries++;
       const ac = new AbortController();
       const timeoutMs = Math.min(this.timeoutMs, left);
       const timer = setTimeout(() => ac.abort(), timeoutMs);
       let retryAfter: string | null = null;
       try {
-        this.stats.requests++;
+        this.counters.requests++;
         const r = await attempt(ac.signal);
         if (r instanceof Transient) {
           last = r.detail;
@@ -203,24 +271,22 @@ export class HttpClient {
     throw new Unreachable(path, last, lastStatus);
   }
 
-  private async readCapped(res: Response, path: string, maxBytes: number): Promise<Uint8Array> {
-    const declared = Number(res.headers.get('content-length') ?? NaN);
+  private async readCapped(res: IncomingMessage, path: string, maxBytes: number): Promise<Uint8Array> {
+    const declared = Number(header(res, 'content-length') ?? NaN);
     if (declared > maxBytes) {
-      res.body?.resume?.();
+      res.destroy();
       throw new TooLarge(path, `server announced ${declared} bytes, limit is ${maxBytes}`);
     }
     const chunks: Buffer[] = [];
     let total = 0;
-    if (res.body) {
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        total += chunk.length;
-        this.stats.bodyBytes += chunk.length;
-        if (total > maxBytes) {
-          (res.body as unknown as { destroy(): void }).destroy();
-          throw new TooLarge(path, `response exceeds the limit of ${maxBytes} bytes`);
-        }
-        chunks.push(chunk);
+    for await (const chunk of res as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      this.counters.bodyBytes += chunk.length;
+      if (total > maxBytes) {
+        res.destroy();
+        throw new TooLarge(path, `response exceeds the limit of ${maxBytes} bytes`);
       }
+      chunks.push(chunk);
     }
     return new Uint8Array(Buffer.concat(chunks, total));
   }
@@ -235,29 +301,31 @@ export class HttpClient {
     return this.withRetries<Uint8Array>(path, async (signal) => {
       const headers: Record<string, string> = { accept: 'application/json' };
       if (cached) headers['if-none-match'] = cached.etag;
-      const res = await fetch(url, { agent: this.agent, signal, headers, redirect: 'error' });
-      if (res.status === 304 && cached) {
-        this.stats.notModified++;
-        await res.arrayBuffer();
+      const res = await send(url, { method: 'GET', agent: this.agent, signal, headers });
+      const status = res.statusCode ?? 0;
+      if (status === 304 && cached) {
+        this.counters.notModified++;
+        await drain(res);
         return cached.body;
       }
-      if (res.status === 404 || res.status === 410) {
-        await res.arrayBuffer();
+      if (status === 404 || status === 410) {
+        await drain(res);
         throw new NotFound(path);
       }
-      if (TRANSIENT_STATUS.has(res.status)) {
-        await res.arrayBuffer();
-        return new Transient(`HTTP ${res.status}`, res.headers.get('retry-after'), res.status);
+      if (TRANSIENT_STATUS.has(status)) {
+        await drain(res);
+        return new Transient(`HTTP ${status}`, header(res, 'retry-after'), status);
       }
-      if (res.status !== 200) {
+      if (status !== 200) {
         // The refusal's own reason (nginx's "revoked", "not-your-manifest") is what an operator needs.
+        // A redirect is refused the same way: the tree has one URL.
         const body = await this.readCapped(res, path, 4096).catch(() => new Uint8Array());
-        if (res.status === 400 && NGINX_CERT_ERROR.test(Buffer.from(body).toString('utf8'))) throw new CertificateRefused(path, this.opts.certFile ?? 'the client certificate');
+        if (status === 400 && NGINX_CERT_ERROR.test(Buffer.from(body).toString('utf8'))) throw new CertificateRefused(path, this.opts.certFile ?? 'the client certificate');
         const why = refusalReason(body);
-        throw new Unreachable(path, `unexpected HTTP ${res.status}${why ? ` (${why})` : ''}`, res.status);
+        throw new Unreachable(path, `unexpected HTTP ${status}${why ? ` (${why})` : ''}`, status);
       }
       const body = await this.readCapped(res, path, maxBytes);
-      const etag = res.headers.get('etag');
+      const etag = header(res, 'etag');
       if (etag && this.opts.cache) this.opts.cache.put(path, etag, body);
       return body;
     });
@@ -271,12 +339,14 @@ export class HttpClient {
   async post(path: string, body: Uint8Array | string, maxResponseBytes = 64 * 1024): Promise<{ status: number; body: Uint8Array }> {
     const url = this.url(path);
     return this.withRetries<{ status: number; body: Uint8Array }>(path, async (signal) => {
-      const res = await fetch(url, { method: 'POST', agent: this.agent, signal, body: typeof body === 'string' ? body : Buffer.from(body), headers: { 'content-type': 'application/json' }, redirect: 'error' });
-      if (TRANSIENT_STATUS.has(res.status)) {
-        await res.arrayBuffer();
-        return new Transient(`HTTP ${res.status}`, res.headers.get('retry-after'), res.status);
+      const bytes = Buffer.from(body);
+      const res = await send(url, { method: 'POST', agent: this.agent, signal, body: bytes, headers: { 'content-type': 'application/json', 'content-length': String(bytes.length) } });
+      const status = res.statusCode ?? 0;
+      if (TRANSIENT_STATUS.has(status)) {
+        await drain(res);
+        return new Transient(`HTTP ${status}`, header(res, 'retry-after'), status);
       }
-      return { status: res.status, body: await this.readCapped(res, path, maxResponseBytes) };
+      return { status, body: await this.readCapped(res, path, maxResponseBytes) };
     });
   }
 }

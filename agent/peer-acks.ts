@@ -3,7 +3,7 @@
 // fleet and the host key the SIGNED plan names, then against the highest ack already seen from that
 // peer (peer-ack-memory.ts). Anything that does not pass is dropped and logged: the control plane is
 // not trusted, so a forged, foreign or replayed ack can only be ignored, never believed.
-import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, ackBundlePath, LIMITS, type ChannelPlan, type DisruptionBudgets } from '../protocol/index.ts';
+import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck, ackBundlePath, LIMITS, type ChannelPlan, type DisruptionBudgets } from '../protocol/index.ts';
 import { latestAcks, type AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
 import { readPeerAckMemory, refuseRegressions, writePeerAckMemory } from './peer-ack-memory.ts';
@@ -21,16 +21,19 @@ export async function fetchPeerAcks(o: {
   /** Where the highest ack seen per peer is remembered across cycles. */
   state: StateDir;
   log: Logger;
-}): Promise<{ acks: Record<string, AckRecord>; dropped: number; regressed: number }> {
+}): Promise<{ acks: Record<string, AckRecord>; dropped: number; regressed: number; own: SignedAck | undefined }> {
   const trust: AckTrust = { fleet: o.fleet, hostKeys: hostKeysOfPlans(o.plans) };
   const collected: AckRecord[] = [];
   let dropped = 0;
+  // This host's own newest ack as the bundles publish it: ack-sync's evidence that nothing was lost.
+  let own: SignedAck | undefined;
 
   const accept = ({ source, canonical }: BundledAck) => {
     try {
       const ack = readAck(canonical, source);
       verifyAck(ack, trust, source);
       collected.push(ack.signed);
+      if (ack.signed.host === o.self && (!own || ack.signed.seq > own.signed.seq)) own = ack;
     } catch (e) {
       dropped++;
       o.log.warn('peer-ack-ignored', { file: source, reason: (e as Error).message.slice(0, 300) });
@@ -68,5 +71,5 @@ export async function fetchPeerAcks(o: {
     o.log.warn('peer-ack-regression-ignored', { host: r.host, seq: r.seq, highestSeen: r.highestSeen, reason: `served ack seq ${r.seq} of ${r.host} is older than seq ${r.highestSeen} already seen: a replay` });
   }
   if (checked.changed) writePeerAckMemory(o.state, checked.memory, o.log);
-  return { acks: checked.acks, dropped, regressed: checked.regressions.length };
+  return { acks: checked.acks, dropped, regressed: checked.regressions.length, own };
 }

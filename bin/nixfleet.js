@@ -2,6 +2,10 @@
 // The `nixfleet` command runs the compiled JavaScript in dist/ (scripts/build.mjs; built by `npm ci`
 // through `prepare`, by `npm test` and by the Nix package). A checkout that was never built says so
 // instead of falling back to compiling TypeScript at every start.
+// `nixfleet agent --once` (the systemd timer's run) lives for a fraction of a second: zod's JIT, which
+// compiles a parser per object schema on its first use, costs such a run more CPU than it saves. It has
+// to be switched off before any schema is built, so here, before the CLI loads (issue 10).
+if (process.argv[2] === 'agent' && process.argv.includes('--once')) (await import('zod')).z.config({ jitless: true });
 let cli;
 try {
   cli = await import('../dist/main.js');

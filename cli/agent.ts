@@ -1,6 +1,6 @@
 // `nixfleet agent`: the host agent (one cycle with --once, or a daemon on a cron schedule) and
 // `nixfleet agent quarantine list | clear [TARGET]`.
-import { CronJob } from 'cron';
+import type { CronJob } from 'cron';
 import { loadAgentConfig, type AgentConfig, closeAgentConnections, runAgentOnce, type RunOutcome, createLogger, Quarantine, StateDir } from '../agent/index.ts';
 import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 
@@ -61,9 +61,11 @@ async function runDaemon(config: AgentConfig): Promise<number> {
       running = false;
     }
   };
+  // Daemon mode only: a `--once` run does not load the cron library.
+  const { CronJob: Job } = await import('cron');
   let job: CronJob;
   try {
-    job = CronJob.from({ cronTime: config.schedule, onTick: tick, start: false, timeZone: 'UTC' });
+    job = Job.from({ cronTime: config.schedule, onTick: tick, start: false, timeZone: 'UTC' });
   } catch (e) {
     throw new UsageError(`schedule ${JSON.stringify(config.schedule)} is not a valid cron expression: ${(e as Error).message}`);
   }

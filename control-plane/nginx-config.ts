@@ -134,7 +134,11 @@ function tlsDirectives(o: NginxConfigOptions): string {
   ssl_verify_depth 1;
 ${o.crl ? `  ssl_crl ${q(resolve(o.crl))};\n` : ''}  ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:nixfleet:10m;
-  ssl_session_timeout 1h;`;
+  ssl_session_timeout 1h;
+  # Agents resume their last run's session (agent/tls-session.ts) with a stateless ticket. Not the cache:
+  # its sessions survive a reload, so a certificate revoked by a new CRL could keep resuming; ticket keys
+  # are new at every reload (no ssl_session_ticket_key), which ends every session and re-checks the CRL.
+  ssl_session_tickets on;`;
 }
 
 const CONNECTION_DIRECTIVES = `  keepalive_timeout 65s;

@@ -29,4 +29,4 @@ export { didYouMean } from './suggest.ts';
 export { createRoot, readRoot, releaseKeysValidAt, signRoot, verifyNextRoot, verifyOperatorSigned, verifyPinnedRoot, verifyReleaseSigned, verifyRootChain } from './trust-root.ts';
 export type { ReleaseKeyGrant, SignedRoot } from './trust-root.ts';
 export { auditTree, channelFreshness, checkNotRevoked, ClientState, DEFAULT_CLOCK_SKEW_SECONDS, fetchHostView, initialClientState, isFreshnessFailure, readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, requireFleet, updateTrust, verifyBatch, verifyControlsDocument, verifyReleaseDocument, verifyReleaseIndex } from './verify/index.ts';
-export type { Fetch, SignatureJob, TreeReport, TreeSource, UpdateTrustResult } from './verify/index.ts';
+export type { Fetch, HostView, SignatureJob, TreeReport, TreeSource, UpdateTrustResult } from './verify/index.ts';

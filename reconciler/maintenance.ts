@@ -1,14 +1,19 @@
 // Maintenance windows: each is a cron expression (UTC) for the window's start plus a duration.
 // Evaluated purely from `now`; parsed expressions are cached because parsing dominates the cost.
-import { CronTime } from 'cron';
+// `cron` (and the date library under it) is loaded on the first window only: most channels have none,
+// and a timer-driven agent run would otherwise pay for loading it every time (issue 10).
+import { createRequire } from 'node:module';
+import type { CronTime } from 'cron';
 import type { MaintenanceWindow } from '../protocol/index.ts';
 
 const parsed = new Map<string, CronTime>();
+let cron: typeof import('cron') | undefined;
 
 function cronTime(expr: string): CronTime {
   let c = parsed.get(expr);
   if (c === undefined) {
-    c = new CronTime(expr, 'UTC');
+    cron ??= createRequire(import.meta.url)('cron') as typeof import('cron');
+    c = new cron.CronTime(expr, 'UTC');
     parsed.set(expr, c);
   }
   return c;

@@ -6,6 +6,7 @@ export { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requ
 export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
+export type { HostView } from './host-view.ts';
 export { verifyReleaseIndex } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';

@@ -3,11 +3,13 @@ import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpClient, NotFound, Unreachable } from '../../agent/http-client.ts';
 import { HttpCache } from '../../agent/http-cache.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import { TLS_SESSION_FILE, tlsSessionStore } from '../../agent/tls-session.ts';
 import { TooLarge } from '../../protocol/errors.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
@@ -173,6 +175,43 @@ test('refuses non-https base URLs and traversal paths', async () => {
   const c = client();
   await rejects(c.get('../etc/passwd', 10), (e) => /suspicious/.test((e as Error).message), 'traversal');
   c.close();
+});
+
+test('TLS session kept for the next run: it resumes (no certificate exchange) and still authenticates as the host', async () => {
+  if (!pki) return;
+  const state = new StateDir(mkdtempSync(join(dir, 'state-')));
+  const cert = pki.hosts['web-01']!.cert;
+  const run = async () => {
+    const c = client({ tlsSession: tlsSessionStore(state, base, cert) });
+    await c.get('doc.json', 1024);
+    await c.get('doc.json', 1024); // keep-alive: the same connection
+    c.close();
+    return c.stats;
+  };
+  const first = await run();
+  assert.equal([first.connections, first.resumed], [1, 0], 'first run: a full handshake');
+  assert.is(statSync(state.path(TLS_SESSION_FILE)).mode & 0o777, 0o600, 'the session is a secret');
+  const before = seen.length;
+  const second = await run();
+  assert.equal([second.connections, second.resumed], [1, 1], 'next run resumes');
+  assert.equal(seen.slice(before).map((s) => s.cn), ['web-01', 'web-01'], 'the resumed session carries the client certificate');
+
+  // Made for another URL or another certificate, or damaged: a full handshake, never an error.
+  const stored = readFileSync(state.path(TLS_SESSION_FILE), 'utf8');
+  const other = await (async () => {
+    const c = client({ tlsSession: tlsSessionStore(state, base, pki.hosts['web-01']!.cert + '\n') });
+    await c.get('doc.json', 1024);
+    c.close();
+    return c.stats;
+  })();
+  assert.equal([other.connections, other.resumed], [1, 0], 'another certificate');
+  for (const damaged of ['{"not":"a session"}', JSON.stringify({ ...JSON.parse(stored), session: Buffer.from('garbage, not a TLS session').toString('base64') }), 'x'.repeat(100)]) {
+    writeFileSync(state.path(TLS_SESSION_FILE), damaged);
+    const s = await run();
+    assert.equal([s.connections, s.resumed], [1, 0], `damaged: ${damaged.slice(0, 30)}`);
+  }
+  // The damaged file was replaced by a good session: the next run resumes again.
+  assert.is((await run()).resumed, 1);
 });
 
 test.run();
