@@ -3,7 +3,9 @@
 // option helpers every command shares: one --now parser, one pinned-root loader, one REFUSED printer.
 import { statSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { type VerificationError, readPinnedRoot, type SignedRoot } from '../protocol/index.ts';
+// Types only: the dispatcher (cli/main.ts) loads this module at every start, so it must not pull the
+// protocol's schemas in (pinnedRootOption, which does, lives in ./root-option.ts).
+import type { VerificationError } from '../protocol/index.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -81,15 +83,6 @@ export function optionIoError(flag: string, path: string, e: unknown): Error {
   if (code === 'EACCES' || code === 'EPERM') return new UsageError(`${flag} ${path}: permission denied`);
   if (typeof code === 'string') return new UsageError(`${flag} ${path}: ${(e as Error).message}`);
   return e as Error;
-}
-
-/** `--root FILE` (or another flag): the pinned trust root; unreadable is exit 2 naming the option. */
-export function pinnedRootOption(path: string, flag = '--root'): SignedRoot {
-  try {
-    return readPinnedRoot(path);
-  } catch (e) {
-    throw optionIoError(flag, path, e);
-  }
 }
 
 /** A directory an option names (--tree): must exist and be a directory, else exit 2 naming both. */

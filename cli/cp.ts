@@ -3,7 +3,8 @@
 // union of several ack endpoint replicas' logs). The control plane holds no signing key: it only verifies.
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, pinnedRootOption, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError, ACK_LOG_FILE, AckLogCorrupt } from '../protocol/index.ts';
 import { startAckEndpoint, startControlPlane, type RunningServer, syncTree, mergeAckLogFiles, type MergeResult, loadReleaseView, loadVerifiedReleaseView, servedRoot } from '../control-plane/index.ts';
 

@@ -1,5 +1,6 @@
 // `nixfleet site build` and `nixfleet site watch`: the operator's static dashboard (site-gen/).
-import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseCommandArgs, parseNow, pinnedRootOption, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseCommandArgs, parseNow, type Command } from './command.ts';
+import { pinnedRootOption } from './root-option.ts';
 import type { SignedRoot } from '../protocol/index.ts';
 import { buildSite, type SiteBuildResult, watchSite, Notifier, type NotifyTarget } from '../site-gen/index.ts';
 

@@ -2,7 +2,8 @@
 // the verified acks it holds, read from a directory or from the control plane (--url, mTLS, read-only).
 // Refuses (exit 1) when the tree does not verify against the pinned root; shows the last verified state
 // marked STALE (exit 3) when only the timestamp expired.
-import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, printRefused, secondsOption, type Command } from './command.ts';
+import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError } from '../protocol/index.ts';
 import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, defaultCacheDir, openVerifiedAckStore, UnknownSubject } from '../read-side/index.ts';
 

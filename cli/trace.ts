@@ -1,7 +1,8 @@
 // `nixfleet trace`: replays a host's or a channel's rollout over the verified ack history with the
 // reconciler's trace(): when each host became eligible, which gate held it and for how long, when it
 // activated, confirmed, soaked or failed.
-import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, pinnedRootOption, printRefused, secondsOption, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, printRefused, secondsOption, type Command } from './command.ts';
+import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError } from '../protocol/index.ts';
 import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, defaultCacheDir, openVerifiedAckStore, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../read-side/index.ts';
 

@@ -1,6 +1,7 @@
 // `nixfleet verify TREE --root ROOT.json`: the auditor's offline verifier. Needs nothing but the tree and
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, pinnedRootOption, printRefused, type Command } from './command.ts';
+import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, printRefused, type Command } from './command.ts';
+import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError, type TreeReport, verifyTreeDir } from '../protocol/index.ts';
 import { ackTrustOf, loadVerifiedRelease, auditAckLogs, defaultAckLogOf, formatAckAudit } from '../read-side/index.ts';
 
