@@ -2,8 +2,30 @@
 // append. It is the source of the next sequence number and previous-hash, and the copy the agent
 // re-posts when the control plane has lost acks (rebuilt from empty, torn log). A torn last line (crash
 // mid-append) is cut on open; everything before it was fsynced and stays.
-import { closeSync, copyFileSync, existsSync, fstatSync, fsyncSync, openSync, readSync, readFileSync, ftruncateSync, writeSync } from 'node:fs';
-import { ackDigest, readAck, signAck, type SignedAck, type SigningKey, type Ack, type AckKind, SCHEMA_VERSION, isoTime, canonicalString } from '../protocol/index.ts';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  readFileSync,
+  ftruncateSync,
+  writeSync,
+} from 'node:fs';
+import {
+  ackDigest,
+  readAck,
+  signAck,
+  type SignedAck,
+  type SigningKey,
+  type Ack,
+  type AckKind,
+  SCHEMA_VERSION,
+  isoTime,
+  canonicalString,
+} from '../protocol/index.ts';
 import { LocalStateError, localWrite, type StateDir } from './state-dir.ts';
 
 export const ACK_JOURNAL_FILE = 'acks.jsonl';

@@ -6,7 +6,14 @@
 // heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
 // each chaining by digest to what it already holds, until it stops asking.
 import { z } from 'zod';
-import { ackDigest, readAck, type SignedAck, canonicalString, latestAckPath, LIMITS } from '../protocol/index.ts';
+import {
+  ackDigest,
+  readAck,
+  type SignedAck,
+  canonicalString,
+  latestAckPath,
+  LIMITS,
+} from '../protocol/index.ts';
 import type { AckJournal } from './ack-journal.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';
@@ -30,7 +37,11 @@ export const BACKFILL_PER_FLUSH = 16;
 /** How long the endpoint may take to publish an accepted ack before a head that lags it counts as a loss. */
 export const PUBLISH_GRACE_MS = 3000;
 
-const ConflictBody = z.object({ error: z.string(), reason: z.string().optional(), head: z.object({ seq: z.number().int().min(0), digest: z.string() }).optional() });
+const ConflictBody = z.object({
+  error: z.string(),
+  reason: z.string().optional(),
+  head: z.object({ seq: z.number().int().min(0), digest: z.string() }).optional(),
+});
 
 export interface FlushResult {
   posted: number;
@@ -76,7 +87,8 @@ export class AckSync {
     const merged: SyncState = { serverSeq: next.serverSeq ?? cur.serverSeq };
     const below = 'missingBelow' in next ? next.missingBelow : cur.missingBelow;
     if (below !== undefined) merged.missingBelow = below;
-    if (merged.serverSeq !== cur.serverSeq || merged.missingBelow !== cur.missingBelow) this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
+    if (merged.serverSeq !== cur.serverSeq || merged.missingBelow !== cur.missingBelow)
+      this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
   }
 
   private setServerSeq(seq: number): void {
@@ -97,7 +109,10 @@ export class AckSync {
   /** Our own ack with that seq, if the digest matches: proof the endpoint's head is on our chain. */
   private ours(seq: number, digest: string): boolean {
     if (seq === 0) return true;
-    const mine = seq === this.journal.lastSeq() ? this.journal.last() : this.journal.all().find((a) => a.signed.seq === seq);
+    const mine =
+      seq === this.journal.lastSeq()
+        ? this.journal.last()
+        : this.journal.all().find((a) => a.signed.seq === seq);
     return !!mine && ackDigest(mine) === digest;
   }
 
@@ -127,7 +142,12 @@ export class AckSync {
   async detectLoss(now: number = Date.now(), published?: SignedAck): Promise<void> {
     const confirmed = this.serverSeq;
     if (confirmed === 0) return;
-    if (published && published.signed.seq >= confirmed && this.ours(published.signed.seq, ackDigest(published))) return;
+    if (
+      published &&
+      published.signed.seq >= confirmed &&
+      this.ours(published.signed.seq, ackDigest(published))
+    )
+      return;
     const head = await this.publishedHead();
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
     // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a
@@ -135,10 +155,19 @@ export class AckSync {
     // second it is the normal case); a loss shows once that ack is older than the grace.
     if (headSeq < confirmed) {
       const last = this.journal.last();
-      const newest = last && last.signed.seq === confirmed ? last : this.journal.all().find((a) => a.signed.seq === confirmed);
+      const newest =
+        last && last.signed.seq === confirmed
+          ? last
+          : this.journal.all().find((a) => a.signed.seq === confirmed);
       if (newest && now - Date.parse(newest.signed.time) < PUBLISH_GRACE_MS) return;
       this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, confirmed);
-      this.log.warn('ack-loss-detected', { publishedSeq: head?.signed.seq ?? null, confirmedSeq: confirmed, reason: head ? 'the control plane publishes an older ack than it confirmed' : 'the control plane has no ack for this host' });
+      this.log.warn('ack-loss-detected', {
+        publishedSeq: head?.signed.seq ?? null,
+        confirmedSeq: confirmed,
+        reason: head
+          ? 'the control plane publishes an older ack than it confirmed'
+          : 'the control plane has no ack for this host',
+      });
       this.setServerSeq(headSeq);
     }
   }
@@ -152,7 +181,13 @@ export class AckSync {
       const next = this.journal.after(serverSeq)[0];
       if (!next) {
         const b = await this.backfill();
-        return { posted, reposted, backfilled: b.backfilled, serverSeq, stoppedBecause: b.stoppedBecause };
+        return {
+          posted,
+          reposted,
+          backfilled: b.backfilled,
+          serverSeq,
+          stoppedBecause: b.stoppedBecause,
+        };
       }
       let res;
       try {
@@ -175,12 +210,20 @@ export class AckSync {
         } catch {
           /* unreadable 409: handled below */
         }
-        if (head && head.seq !== serverSeq && head.seq <= this.journal.lastSeq() && this.ours(head.seq, head.digest)) {
+        if (
+          head &&
+          head.seq !== serverSeq &&
+          head.seq <= this.journal.lastSeq() &&
+          this.ours(head.seq, head.digest)
+        ) {
           // The endpoint is elsewhere on our own chain: ahead (we missed its answer) or behind (it lost acks).
           this.noteAnswer(text);
           if (head.seq < serverSeq) {
             this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, serverSeq);
-            this.log.warn('ack-endpoint-behind', { endpointSeq: head.seq, confirmedSeq: serverSeq });
+            this.log.warn('ack-endpoint-behind', {
+              endpointSeq: head.seq,
+              confirmedSeq: serverSeq,
+            });
           }
           this.setServerSeq(head.seq);
           continue;
@@ -190,10 +233,20 @@ export class AckSync {
         return { posted, reposted, backfilled: 0, serverSeq, stoppedBecause: why };
       }
       const why = `ack seq ${next.signed.seq} refused with HTTP ${res.status}: ${text.slice(0, 300)}`;
-      this.log.error('ack-refused', { seq: next.signed.seq, status: res.status, answer: text.slice(0, 300) });
+      this.log.error('ack-refused', {
+        seq: next.signed.seq,
+        status: res.status,
+        answer: text.slice(0, 300),
+      });
       return { posted, reposted, backfilled: 0, serverSeq, stoppedBecause: why };
     }
-    return { posted, reposted, backfilled: 0, serverSeq: this.serverSeq, stoppedBecause: 'too many ack round trips' };
+    return {
+      posted,
+      reposted,
+      backfilled: 0,
+      serverSeq: this.serverSeq,
+      stoppedBecause: 'too many ack round trips',
+    };
   }
 
   /**
@@ -206,14 +259,25 @@ export class AckSync {
     let backfilled = 0;
     let journal: Map<number, SignedAck> | undefined;
     const done = (stoppedBecause: string | null) => {
-      if (backfilled > 0) this.log.info('acks-backfilled', { count: backfilled, missingBelow: this.missingBelow || null });
+      if (backfilled > 0)
+        this.log.info('acks-backfilled', {
+          count: backfilled,
+          missingBelow: this.missingBelow || null,
+        });
       return { backfilled, stoppedBecause };
     };
-    for (let below = this.missingBelow; below > 1 && backfilled < BACKFILL_PER_FLUSH; below = this.missingBelow) {
+    for (
+      let below = this.missingBelow;
+      below > 1 && backfilled < BACKFILL_PER_FLUSH;
+      below = this.missingBelow
+    ) {
       journal ??= new Map(this.journal.all().map((a) => [a.signed.seq, a]));
       const ack = journal.get(below - 1);
       if (!ack) {
-        this.log.error('ack-backfill-impossible', { seq: below - 1, reason: 'the journal does not hold this ack' });
+        this.log.error('ack-backfill-impossible', {
+          seq: below - 1,
+          reason: 'the journal does not hold this ack',
+        });
         this.update({ missingBelow: undefined });
         return done(null);
       }
@@ -236,7 +300,9 @@ export class AckSync {
         this.update({ missingBelow: undefined });
         return done(null);
       }
-      return done(`back-fill of ack seq ${below - 1} refused with HTTP ${res.status}: ${text.slice(0, 300)}`);
+      return done(
+        `back-fill of ack seq ${below - 1} refused with HTTP ${res.status}: ${text.slice(0, 300)}`,
+      );
     }
     return done(null);
   }
@@ -245,7 +311,12 @@ export class AckSync {
    * The confirm round trip: true once the control plane publishes `ack` (or a later ack of ours) as this
    * host's latest. Polls until `deadlineMs`.
    */
-  async readBack(ack: SignedAck, deadlineMs: number, pollMs = 250, now: () => number = Date.now): Promise<boolean> {
+  async readBack(
+    ack: SignedAck,
+    deadlineMs: number,
+    pollMs = 250,
+    now: () => number = Date.now,
+  ): Promise<boolean> {
     const want = ackDigest(ack);
     let misses = 0;
     while (now() < deadlineMs) {
@@ -254,7 +325,12 @@ export class AckSync {
       if (this.serverSeq < ack.signed.seq) await this.flush();
       try {
         const head = await this.publishedHead();
-        if (head && (ackDigest(head) === want || (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))) return true;
+        if (
+          head &&
+          (ackDigest(head) === want ||
+            (head.signed.seq > ack.signed.seq && this.ours(head.signed.seq, ackDigest(head))))
+        )
+          return true;
         // Confirmed but not published: the publisher lags a second, or the endpoint lost the ack (rebuilt
         // from empty, torn log). The loss check tells them apart (grace period); on a loss it lowers
         // serverSeq, so the next round re-posts.

@@ -20,10 +20,26 @@
 import { type SignedAck, isoTime, type HostManifest } from '../protocol/index.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
-import { ActivationError, canReboot, isClosureRefused, type Activator, type Generation, type RebootCapable } from './activators/index.ts';
+import {
+  ActivationError,
+  canReboot,
+  isClosureRefused,
+  type Activator,
+  type Generation,
+  type RebootCapable,
+} from './activators/index.ts';
 import { updateAgentState, readAgentState } from './agent-state.ts';
 import type { Logger } from './log.ts';
-import { clearPending, currentBootId, isBootPhase, readPending, readPendingCopies, setAsideDamagedPending, writePending, type PendingRecord } from './pending.ts';
+import {
+  clearPending,
+  currentBootId,
+  isBootPhase,
+  readPending,
+  readPendingCopies,
+  setAsideDamagedPending,
+  writePending,
+  type PendingRecord,
+} from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
 import type { Quarantine } from './quarantine.ts';
 import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
@@ -55,7 +71,11 @@ export interface RequestDeadlines {
  * drops packets a request would otherwise wait out its timeout times its retries, and the rollback
  * would come that much after the deadline the host promised.
  */
-function beforeDeadline<T>(ctx: AgentContext, deadlineMs: number, fn: () => Promise<T>): Promise<T> {
+function beforeDeadline<T>(
+  ctx: AgentContext,
+  deadlineMs: number,
+  fn: () => Promise<T>,
+): Promise<T> {
   if (!ctx.client) return fn();
   return ctx.client.until(Date.now() + (deadlineMs - ctx.now()), fn);
 }
@@ -63,20 +83,45 @@ function beforeDeadline<T>(ctx: AgentContext, deadlineMs: number, fn: () => Prom
 /** `rebooting`: the reboot path asked the host to go down; the next run continues after the boot. */
 export type ConfirmOutcome = 'confirmed' | 'rolled-back' | 'rebooting';
 
-function ackFrom(p: PendingRecord, kind: AckFields['kind'], current: string | null, extra: Partial<AckFields> = {}): AckFields {
-  return { kind, releaseVersion: p.releaseVersion, rolloutId: p.rolloutId, target: p.target, current, healthySince: null, probes: [], reason: null, ...extra };
+function ackFrom(
+  p: PendingRecord,
+  kind: AckFields['kind'],
+  current: string | null,
+  extra: Partial<AckFields> = {},
+): AckFields {
+  return {
+    kind,
+    releaseVersion: p.releaseVersion,
+    rolloutId: p.rolloutId,
+    target: p.target,
+    current,
+    healthySince: null,
+    probes: [],
+    reason: null,
+    ...extra,
+  };
 }
 
 async function flushQuietly(ctx: AgentContext): Promise<void> {
   if (!ctx.sync) return;
   const r = await ctx.sync.flush();
-  if (r.stoppedBecause) ctx.log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: ctx.journal.lastSeq() });
+  if (r.stoppedBecause)
+    ctx.log.warn('acks-not-posted', {
+      reason: r.stoppedBecause,
+      confirmedSeq: r.serverSeq,
+      journalSeq: ctx.journal.lastSeq(),
+    });
 }
 
 /** A rolled-back ack for this pending activation, unless one was already journaled (crash before clearPending). */
 function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): void {
   const last = ctx.journal.last()?.signed;
-  if (!(last && last.kind === 'rolled-back' && last.target === p.target && last.time >= p.startedAt)) {
+  if (!(
+    last &&
+    last.kind === 'rolled-back' &&
+    last.target === p.target &&
+    last.time >= p.startedAt
+  )) {
     ctx.journal.append(ackFrom(p, 'rolled-back', p.previous.path, { reason }), ctx.now());
   }
 }
@@ -85,15 +130,28 @@ function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): voi
  * Restores the recorded generation (idempotent), quarantines the target, queues a rolled-back ack.
  * On the reboot path that may mean a reboot back into it: then the outcome is `rebooting`.
  */
-export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reason: string): Promise<'rolled-back' | 'rebooting'> {
+export async function rollbackPending(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+): Promise<'rolled-back' | 'rebooting'> {
   if (isBootPhase(p.phase)) return rollbackAcrossBoot(ctx, p, reason);
-  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
+  ctx.log.warn('magic-rollback', {
+    target: p.target,
+    toGeneration: p.previous.number,
+    toPath: p.previous.path,
+    reason,
+  });
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
   // A crash after this ack but before clearPending must not produce a second rolled-back ack.
   rolledBackAck(ctx, p, reason);
   clearPending(ctx.state);
-  ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, quarantinedHours: ctx.quarantineHours });
+  ctx.log.info('rolled-back', {
+    target: p.target,
+    generation: p.previous.number,
+    quarantinedHours: ctx.quarantineHours,
+  });
   await flushQuietly(ctx);
   return 'rolled-back';
 }
@@ -105,42 +163,79 @@ export async function rollbackPending(ctx: AgentContext, p: PendingRecord, reaso
  */
 export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promise<ConfirmOutcome> {
   const deadline = Date.parse(p.deadline);
-  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline)).catch((e: unknown): WindowVerdict => {
-    // A local file that fails inside the window (damaged journal, full disk) means no confirmation.
-    if (!isLocalStateError(e)) throw e;
-    ctx.log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
-    return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
-  });
+  const verdict = await beforeDeadline(ctx, deadline, () => confirmWindow(ctx, p, deadline)).catch(
+    (e: unknown): WindowVerdict => {
+      // A local file that fails inside the window (damaged journal, full disk) means no confirmation.
+      if (!isLocalStateError(e)) throw e;
+      ctx.log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
+      return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
+    },
+  );
   if (verdict.kind === 'not-confirmed') return rollbackPending(ctx, p, verdict.reason);
-  updateAgentState(ctx.state, { confirmed: { target: p.target, rolloutId: p.rolloutId, healthySince: verdict.healthySince, previous: p.previous } });
+  updateAgentState(ctx.state, {
+    confirmed: {
+      target: p.target,
+      rolloutId: p.rolloutId,
+      healthySince: verdict.healthySince,
+      previous: p.previous,
+    },
+  });
   clearPending(ctx.state);
   ctx.log.info('confirmed', { target: p.target, generationBefore: p.previous.number });
   return 'confirmed';
 }
 
-type WindowVerdict = { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
+type WindowVerdict =
+  { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
 
 /** Probes, the healthy ack and its read-back, all inside the window; the caller acts on the verdict. */
-async function confirmWindow(ctx: AgentContext, p: PendingRecord, deadline: number): Promise<WindowVerdict> {
-  const session = new ProbeSession(p.probes, p.healthyPassesRequired, () => ctx.activator.selfCheck(p.target));
+async function confirmWindow(
+  ctx: AgentContext,
+  p: PendingRecord,
+  deadline: number,
+): Promise<WindowVerdict> {
+  const session = new ProbeSession(p.probes, p.healthyPassesRequired, () =>
+    ctx.activator.selfCheck(p.target),
+  );
   while (ctx.now() < deadline) {
     if (await session.round(deadline - ctx.now())) break;
-    ctx.log.info('probes', { target: p.target, passes: session.passes, required: session.passesRequired, results: session.lastResults });
+    ctx.log.info('probes', {
+      target: p.target,
+      passes: session.passes,
+      required: session.passesRequired,
+      results: session.lastResults,
+    });
     await ctx.sleep(Math.max(0, Math.min(ctx.probeIntervalMs, deadline - ctx.now())));
   }
   if (!session.healthy || ctx.now() >= deadline) {
     const failing = session.lastResults.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`);
-    return { kind: 'not-confirmed', reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}` };
+    return {
+      kind: 'not-confirmed',
+      reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`,
+    };
   }
   const healthySince = isoTime(ctx.now());
-  const ack: SignedAck = ctx.journal.append(ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }), ctx.now());
+  const ack: SignedAck = ctx.journal.append(
+    ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }),
+    ctx.now(),
+  );
   ctx.log.info('healthy', { target: p.target, seq: ack.signed.seq });
   let confirmed = false;
   if (ctx.sync) {
     await flushQuietly(ctx);
-    if (ctx.now() < deadline) confirmed = await ctx.sync.readBack(ack, deadline, Math.min(ctx.probeIntervalMs, 500), ctx.now);
+    if (ctx.now() < deadline)
+      confirmed = await ctx.sync.readBack(
+        ack,
+        deadline,
+        Math.min(ctx.probeIntervalMs, 500),
+        ctx.now,
+      );
   }
-  if (!confirmed || ctx.now() >= deadline) return { kind: 'not-confirmed', reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}` };
+  if (!confirmed || ctx.now() >= deadline)
+    return {
+      kind: 'not-confirmed',
+      reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`,
+    };
   return { kind: 'confirmed', healthySince };
 }
 
@@ -154,30 +249,60 @@ export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable
  * (cache down or not yet populated) only holds this host back: the caller reports it blocked and the
  * next cycle tries again.
  */
-export async function fetchTarget(ctx: AgentContext, m: HostManifest, cacheKeys: readonly string[], current: Generation): Promise<FetchOutcome> {
+export async function fetchTarget(
+  ctx: AgentContext,
+  m: HostManifest,
+  cacheKeys: readonly string[],
+  current: Generation,
+): Promise<FetchOutcome> {
   // Every gate but the switch inhibitor has passed: the moment the host became eligible to activate.
   ctx.log.info('fetching', { target: m.target, cache: m.cacheUrl });
   try {
-    await ctx.activator.prepare(m.target, { cacheUrls: m.cacheUrl === null ? [] : [m.cacheUrl], cacheKeys });
+    await ctx.activator.prepare(m.target, {
+      cacheUrls: m.cacheUrl === null ? [] : [m.cacheUrl],
+      cacheKeys,
+    });
     return { kind: 'fetched' };
   } catch (e) {
     if (!isClosureRefused(e)) throw e;
     const reason = `closure refused (${e.code}): ${e.message}`.slice(0, 512);
-    const fields = { target: m.target, code: e.code, storePath: e.storePath, cache: e.cache, reason };
+    const fields = {
+      target: m.target,
+      code: e.code,
+      storePath: e.storePath,
+      cache: e.cache,
+      reason,
+    };
     if (!e.integrity) {
       ctx.log.warn('closure-unavailable', fields);
       return { kind: 'unavailable', reason };
     }
     ctx.log.error('closure-refused', { ...fields, keeping: current.number });
     ctx.quarantine.add(m.target, reason, ctx.now(), ctx.quarantineHours, m.releaseVersion);
-    ctx.journal.append({ kind: 'failed', releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current: current.path, healthySince: null, probes: [], reason }, ctx.now());
+    ctx.journal.append(
+      {
+        kind: 'failed',
+        releaseVersion: m.releaseVersion,
+        rolloutId: m.rolloutId,
+        target: m.target,
+        current: current.path,
+        healthySince: null,
+        probes: [],
+        reason,
+      },
+      ctx.now(),
+    );
     await flushQuietly(ctx);
     return { kind: 'failed', reason };
   }
 }
 
 /** Starts an activation: pending record first (fsynced), then the switch, then the confirm window. */
-export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: number): Promise<ConfirmOutcome | 'failed'> {
+export async function activate(
+  ctx: AgentContext,
+  m: HostManifest,
+  deadlineMs: number,
+): Promise<ConfirmOutcome | 'failed'> {
   const previous = await ctx.activator.currentGeneration();
   const now = ctx.now();
   const p: PendingRecord = {
@@ -194,9 +319,15 @@ export async function activate(ctx: AgentContext, m: HostManifest, deadlineMs: n
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
   // Where to return if both copies of the pending record were ever unreadable (the fail-safe).
-  updateAgentState(ctx.state, { beforeActivation: { number: previous.number, path: previous.path } });
+  updateAgentState(ctx.state, {
+    beforeActivation: { number: previous.number, path: previous.path },
+  });
   writePending(ctx.state, p);
-  ctx.log.info('switching', { target: m.target, fromGeneration: previous.number, deadline: p.deadline });
+  ctx.log.info('switching', {
+    target: m.target,
+    fromGeneration: previous.number,
+    deadline: p.deadline,
+  });
   await beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
   try {
     await ctx.activator.switch(m.target);
@@ -226,7 +357,11 @@ export async function recover(ctx: AgentContext): Promise<RecoverOutcome> {
   if (!p) return 'none';
   if (isBootPhase(p.phase)) return recoverBoot(ctx, p);
   if (ctx.now() >= Date.parse(p.deadline)) {
-    return rollbackPending(ctx, p, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+    return rollbackPending(
+      ctx,
+      p,
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+    );
   }
   const current = await ctx.activator.currentGeneration();
   if (p.phase === 'switching' && current.path !== p.target) {
@@ -239,20 +374,29 @@ export async function recover(ctx: AgentContext): Promise<RecoverOutcome> {
   }
   if (current.path !== p.target && current.path === p.previous.path) {
     // Already rolled back (by safetyRecovery, or a run killed inside rollbackPending): finish it.
-    await rollbackPending(ctx, p, `activation of ${p.target} was rolled back before it was confirmed`);
+    await rollbackPending(
+      ctx,
+      p,
+      `activation of ${p.target} was rolled back before it was confirmed`,
+    );
     return 'rolled-back';
   }
-  if (p.bootId !== null && p.bootId !== currentBootId()) ctx.log.info('rebooted-in-confirm-window', { target: p.target });
+  if (p.bootId !== null && p.bootId !== currentBootId())
+    ctx.log.info('rebooted-in-confirm-window', { target: p.target });
   ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline });
   return confirmPending(ctx, { ...p, phase: 'switched' });
 }
 
-export type RecoverOutcome = 'none' | ConfirmOutcome | 'interrupted-switch-undone' | 'awaiting-reboot' | 'failed';
+export type RecoverOutcome =
+  'none' | ConfirmOutcome | 'interrupted-switch-undone' | 'awaiting-reboot' | 'failed';
 
 // ---- the reboot path ---------------------------------------------------------------------------------
 
 function rebootSupport(ctx: AgentContext, p: PendingRecord): Activator & RebootCapable {
-  if (!canReboot(ctx.activator)) throw new ActivationError(`pending activation of ${p.target} is in phase ${p.phase}, but the ${ctx.activator.kind} activator cannot boot or reboot`);
+  if (!canReboot(ctx.activator))
+    throw new ActivationError(
+      `pending activation of ${p.target} is in phase ${p.phase}, but the ${ctx.activator.kind} activator cannot boot or reboot`,
+    );
   return ctx.activator;
 }
 
@@ -261,7 +405,13 @@ function rebootSupport(ctx: AgentContext, p: PendingRecord): Activator & RebootC
  * The pending record is fsynced before anything is touched and carries the boot id before the reboot,
  * so the run after the boot knows it rebooted, and the deadline, which the reboot does not reset.
  */
-export async function activateViaReboot(ctx: AgentContext, act: Activator & RebootCapable, m: HostManifest, deadlineMs: number, inhibitor: string): Promise<'rebooting' | 'failed'> {
+export async function activateViaReboot(
+  ctx: AgentContext,
+  act: Activator & RebootCapable,
+  m: HostManifest,
+  deadlineMs: number,
+  inhibitor: string,
+): Promise<'rebooting' | 'failed'> {
   const previous = await act.currentGeneration();
   const now = ctx.now();
   const p: PendingRecord = {
@@ -277,9 +427,23 @@ export async function activateViaReboot(ctx: AgentContext, act: Activator & Rebo
     phase: 'booting',
   };
   // `started` first: from here on the host holds its disruption-budget slot, as a live switch does.
-  ctx.journal.append(ackFrom(p, 'started', previous.path, { reason: `rebooting into its target (${inhibitor}); confirm before ${p.deadline}`.slice(0, 512) }), now);
+  ctx.journal.append(
+    ackFrom(p, 'started', previous.path, {
+      reason: `rebooting into its target (${inhibitor}); confirm before ${p.deadline}`.slice(
+        0,
+        512,
+      ),
+    }),
+    now,
+  );
   writePending(ctx.state, p);
-  ctx.log.info('staging-for-boot', { target: m.target, fromGeneration: previous.number, deadline: p.deadline, bootId: p.bootId, inhibitor });
+  ctx.log.info('staging-for-boot', {
+    target: m.target,
+    fromGeneration: previous.number,
+    deadline: p.deadline,
+    bootId: p.bootId,
+    inhibitor,
+  });
   await flushQuietly(ctx);
   try {
     await act.boot(m.target);
@@ -305,22 +469,46 @@ export async function activateViaReboot(ctx: AgentContext, act: Activator & Rebo
  * If the host never booted the target, that is all; if it runs the target, it reboots back, and the
  * rolled-back ack is journaled after that reboot, when it is true (recoverBoot).
  */
-async function rollbackAcrossBoot(ctx: AgentContext, p: PendingRecord, reason: string): Promise<'rolled-back' | 'rebooting'> {
+async function rollbackAcrossBoot(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+): Promise<'rolled-back' | 'rebooting'> {
   const act = rebootSupport(ctx, p);
   const running = await act.runningSystem();
-  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason, running, acrossReboot: running !== p.previous.path });
+  ctx.log.warn('magic-rollback', {
+    target: p.target,
+    toGeneration: p.previous.number,
+    toPath: p.previous.path,
+    reason,
+    running,
+    acrossReboot: running !== p.previous.path,
+  });
   await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
   if (running === p.previous.path) {
     rolledBackAck(ctx, p, reason);
     clearPending(ctx.state);
-    ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, quarantinedHours: ctx.quarantineHours });
+    ctx.log.info('rolled-back', {
+      target: p.target,
+      generation: p.previous.number,
+      quarantinedHours: ctx.quarantineHours,
+    });
     await flushQuietly(ctx);
     return 'rolled-back';
   }
-  writePending(ctx.state, { ...p, phase: 'rebooting-back', bootId: await act.bootId(), rollbackReason: reason.slice(0, 512) });
+  writePending(ctx.state, {
+    ...p,
+    phase: 'rebooting-back',
+    bootId: await act.bootId(),
+    rollbackReason: reason.slice(0, 512),
+  });
   await flushQuietly(ctx);
-  ctx.log.warn('rebooting-back', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path });
+  ctx.log.warn('rebooting-back', {
+    target: p.target,
+    toGeneration: p.previous.number,
+    toPath: p.previous.path,
+  });
   await act.reboot();
   return 'rebooting';
 }
@@ -341,14 +529,28 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     }
     const running = await act.runningSystem();
     if (running === p.previous.path) {
-      rolledBackAck(ctx, p, p.rollbackReason ?? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+      rolledBackAck(
+        ctx,
+        p,
+        p.rollbackReason ??
+          `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+      );
       clearPending(ctx.state);
-      ctx.log.info('rolled-back', { target: p.target, generation: p.previous.number, acrossReboot: true, quarantinedHours: ctx.quarantineHours });
+      ctx.log.info('rolled-back', {
+        target: p.target,
+        generation: p.previous.number,
+        acrossReboot: true,
+        quarantinedHours: ctx.quarantineHours,
+      });
       await flushQuietly(ctx);
       return 'rolled-back';
     }
     const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
-    ctx.log.error('rollback-not-effective', { target: p.target, running, expected: p.previous.path });
+    ctx.log.error('rollback-not-effective', {
+      target: p.target,
+      running,
+      expected: p.previous.path,
+    });
     ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
     clearPending(ctx.state);
     await flushQuietly(ctx);
@@ -356,7 +558,12 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
   }
   if (p.phase === 'booting') {
     if (!rebooted) {
-      if (pastDeadline) return rollbackAcrossBoot(ctx, p, `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`);
+      if (pastDeadline)
+        return rollbackAcrossBoot(
+          ctx,
+          p,
+          `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
+        );
       ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
       return 'awaiting-reboot';
     }
@@ -364,7 +571,11 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     if (running !== p.target) {
       // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
       // previous generation the default again, quarantine the target and report the failure.
-      const reason = `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(0, 512);
+      const reason =
+        `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
+          0,
+          512,
+        );
       ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
       await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
       ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
@@ -375,30 +586,70 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     }
     const booted: PendingRecord = { ...p, phase: 'booted', bootId };
     writePending(ctx.state, booted);
-    ctx.journal.append(ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }), ctx.now());
+    ctx.journal.append(
+      ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
+      ctx.now(),
+    );
     ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
-    if (pastDeadline) return rollbackAcrossBoot(ctx, booted, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
+    if (pastDeadline)
+      return rollbackAcrossBoot(
+        ctx,
+        booted,
+        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+      );
     return confirmPending(ctx, booted);
   }
   // booted: a run restarted inside the confirm window after the boot.
-  if (pastDeadline) return rollbackAcrossBoot(ctx, p, `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`);
-  ctx.log.info('resuming-confirm-window', { target: p.target, deadline: p.deadline, afterReboot: true });
+  if (pastDeadline)
+    return rollbackAcrossBoot(
+      ctx,
+      p,
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+    );
+  ctx.log.info('resuming-confirm-window', {
+    target: p.target,
+    deadline: p.deadline,
+    afterReboot: true,
+  });
   return confirmPending(ctx, p);
 }
 
 /** Rollback ordered by the reconciler (rollback-and-halt) for a host that had confirmed its target. */
-export async function rollbackConfirmed(ctx: AgentContext, to: { number: number; path: string }, target: string, releaseVersion: number, rolloutId: string | null, reason: string): Promise<void> {
+export async function rollbackConfirmed(
+  ctx: AgentContext,
+  to: { number: number; path: string },
+  target: string,
+  releaseVersion: number,
+  rolloutId: string | null,
+  reason: string,
+): Promise<void> {
   await ctx.activator.rollback(to);
   ctx.quarantine.add(target, reason, ctx.now(), ctx.quarantineHours, releaseVersion);
-  ctx.journal.append({ kind: 'rolled-back', releaseVersion, rolloutId, target, current: to.path, healthySince: null, probes: [], reason }, ctx.now());
+  ctx.journal.append(
+    {
+      kind: 'rolled-back',
+      releaseVersion,
+      rolloutId,
+      target,
+      current: to.path,
+      healthySince: null,
+      probes: [],
+      reason,
+    },
+    ctx.now(),
+  );
   updateAgentState(ctx.state, { confirmed: null });
   ctx.log.warn('rolled-back-by-policy', { target, generation: to.number, reason });
   await flushQuietly(ctx);
 }
 
-export type SafetyContext = Pick<AgentContext, 'state' | 'activator' | 'quarantine' | 'log' | 'now' | 'quarantineHours'>;
+export type SafetyContext = Pick<
+  AgentContext,
+  'state' | 'activator' | 'quarantine' | 'log' | 'now' | 'quarantineHours'
+>;
 
-export type SafetyOutcome = 'none' | 'rolled-back' | 'rolled-back-unreadable-pending' | 'nothing-to-undo';
+export type SafetyOutcome =
+  'none' | 'rolled-back' | 'rolled-back-unreadable-pending' | 'nothing-to-undo';
 
 /**
  * The first thing every run does, before the trust root, the host key or the ack journal are read:
@@ -412,10 +663,14 @@ export type SafetyOutcome = 'none' | 'rolled-back' | 'rolled-back-unreadable-pen
  *     before that activation started, restore that generation now; then set the damaged copies aside.
  *     With no such generation recorded, nothing safe can be done automatically: LocalStateError.
  */
-export async function safetyRecovery(ctx: SafetyContext, opts: { cannotConfirm?: boolean } = {}): Promise<SafetyOutcome> {
+export async function safetyRecovery(
+  ctx: SafetyContext,
+  opts: { cannotConfirm?: boolean } = {},
+): Promise<SafetyOutcome> {
   const read = readPendingCopies(ctx.state);
   if (read.kind === 'none') return 'none';
-  for (const d of read.damaged) ctx.log.error('pending-copy-damaged', { file: d.file, reason: d.reason });
+  for (const d of read.damaged)
+    ctx.log.error('pending-copy-damaged', { file: d.file, reason: d.reason });
   if (read.kind === 'damaged') return failSafe(ctx, read.damaged);
   const p = read.record;
   if (read.damaged.length) {
@@ -431,33 +686,64 @@ export async function safetyRecovery(ctx: SafetyContext, opts: { cannotConfirm?:
   const past = ctx.now() >= Date.parse(p.deadline);
   if (!past && !opts.cannotConfirm) return 'none';
   const current = await ctx.activator.currentGeneration();
-  if (current.number === p.previous.number && current.path === p.previous.path) return 'nothing-to-undo';
-  const reason = past ? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}` : `activation of ${p.target} cannot be confirmed: the ack journal is unusable`;
-  ctx.log.warn('magic-rollback', { target: p.target, toGeneration: p.previous.number, toPath: p.previous.path, reason });
+  if (current.number === p.previous.number && current.path === p.previous.path)
+    return 'nothing-to-undo';
+  const reason = past
+    ? `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`
+    : `activation of ${p.target} cannot be confirmed: the ack journal is unusable`;
+  ctx.log.warn('magic-rollback', {
+    target: p.target,
+    toGeneration: p.previous.number,
+    toPath: p.previous.path,
+    reason,
+  });
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   quarantineQuietly(ctx, p.target, reason, p.releaseVersion);
   return 'rolled-back';
 }
 
-async function failSafe(ctx: SafetyContext, damaged: { file: string; reason: string }[]): Promise<SafetyOutcome> {
+async function failSafe(
+  ctx: SafetyContext,
+  damaged: { file: string; reason: string }[],
+): Promise<SafetyOutcome> {
   const before = readAgentState(ctx.state).beforeActivation;
   const files = damaged.map((d) => d.file).join(', ');
-  if (!before) throw new LocalStateError(damaged[0]!.file, 'damaged', `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`);
+  if (!before)
+    throw new LocalStateError(
+      damaged[0]!.file,
+      'damaged',
+      `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`,
+    );
   const current = await ctx.activator.currentGeneration();
   let outcome: SafetyOutcome = 'nothing-to-undo';
   if (current.number !== before.number || current.path !== before.path) {
     const reason = `the pending record is unreadable (${files}): its deadline is unknown, so it counts as passed`;
-    ctx.log.error('magic-rollback', { target: current.path, toGeneration: before.number, toPath: before.path, reason });
+    ctx.log.error('magic-rollback', {
+      target: current.path,
+      toGeneration: before.number,
+      toPath: before.path,
+      reason,
+    });
     // Not quarantined: the target is not known to be bad, only the record was lost.
     await ctx.activator.rollback(before);
     outcome = 'rolled-back-unreadable-pending';
   }
   const kept = setAsideDamagedPending(ctx.state, ctx.now());
-  ctx.log.error('pending-record-unreadable', { files: damaged.map((d) => d.file), keptAs: kept, running: before.path, reason: 'both copies of the pending record were unreadable; the damaged files were set aside' });
+  ctx.log.error('pending-record-unreadable', {
+    files: damaged.map((d) => d.file),
+    keptAs: kept,
+    running: before.path,
+    reason: 'both copies of the pending record were unreadable; the damaged files were set aside',
+  });
   return outcome;
 }
 
-function quarantineQuietly(ctx: SafetyContext, target: string, reason: string, releaseVersion: number): void {
+function quarantineQuietly(
+  ctx: SafetyContext,
+  target: string,
+  reason: string,
+  releaseVersion: number,
+): void {
   try {
     ctx.quarantine.add(target, reason, ctx.now(), ctx.quarantineHours, releaseVersion);
   } catch (e) {

@@ -12,7 +12,9 @@ export const AgentState = z.strictObject({
       rolloutId: Digest.nullable(),
       healthySince: IsoTime,
       /** Generation that ran before this activation: what rollback-and-halt restores. */
-      previous: z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) }).nullable(),
+      previous: z
+        .strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })
+        .nullable(),
     })
     .nullable(),
   lastVerifiedTimestamp: Digest.nullable(),
@@ -20,19 +22,29 @@ export const AgentState = z.strictObject({
    * The generation that ran when the last activation started, written (fsynced) before its pending
    * record: what recovery restores when both copies of the pending record are unreadable.
    */
-  beforeActivation: z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) }).nullable().default(null),
+  beforeActivation: z
+    .strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })
+    .nullable()
+    .default(null),
 });
 export type AgentState = z.infer<typeof AgentState>;
 
 export const AGENT_STATE_FILE = 'agent-state.json';
 
 export function readAgentState(state: StateDir): AgentState {
-  return state.read(AGENT_STATE_FILE, AgentState) ?? { confirmed: null, lastVerifiedTimestamp: null, beforeActivation: null };
+  return (
+    state.read(AGENT_STATE_FILE, AgentState) ?? {
+      confirmed: null,
+      lastVerifiedTimestamp: null,
+      beforeActivation: null,
+    }
+  );
 }
 
 export function updateAgentState(state: StateDir, patch: Partial<AgentState>): AgentState {
   const current = readAgentState(state);
   const next = { ...current, ...patch };
-  if (JSON.stringify(next) !== JSON.stringify(current)) state.write(AGENT_STATE_FILE, AgentState, next);
+  if (JSON.stringify(next) !== JSON.stringify(current))
+    state.write(AGENT_STATE_FILE, AgentState, next);
   return next;
 }

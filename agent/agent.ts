@@ -11,13 +11,22 @@ import { HttpCache } from './http-cache.ts';
 import { HttpClient } from './http-client.ts';
 import { acquireLock } from './lock.ts';
 import { createLogger, type Logger } from './log.ts';
-import { agentPhase, cycleResult, rememberVerification, writeAgentMetrics, type RunFacts } from './metrics.ts';
+import {
+  agentPhase,
+  cycleResult,
+  rememberVerification,
+  writeAgentMetrics,
+  type RunFacts,
+} from './metrics.ts';
 import { readPending } from './pending.ts';
 import { Quarantine } from './quarantine.ts';
 import { isLocalStateError, StateDir } from './state-dir.ts';
 import { tlsSessionStore } from './tls-session.ts';
 
-export type RunOutcome = CycleOutcome | { kind: 'locked'; heldBy: number } | { kind: 'local-state'; file: string; problem: 'damaged' | 'unwritable'; reason: string };
+export type RunOutcome =
+  | CycleOutcome
+  | { kind: 'locked'; heldBy: number }
+  | { kind: 'local-state'; file: string; problem: 'damaged' | 'unwritable'; reason: string };
 
 export interface RunOptions {
   log?: Logger;
@@ -38,12 +47,18 @@ export function closeAgentConnections(): void {
 }
 
 /** One complete run: lock, cycle, unlock. A second concurrent run returns `locked` without touching anything. */
-export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): Promise<RunOutcome> {
+export async function runAgentOnce(
+  config: AgentConfig,
+  opts: RunOptions = {},
+): Promise<RunOutcome> {
   const log = opts.log ?? createLogger(config.host);
   const state = new StateDir(config.stateDir);
   const lock = acquireLock(state.root);
   if (!lock.acquired) {
-    log.info('already-running', { heldBy: lock.heldBy, reason: `another agent run (pid ${lock.heldBy}) holds ${state.root}; this run exits without doing anything` });
+    log.info('already-running', {
+      heldBy: lock.heldBy,
+      reason: `another agent run (pid ${lock.heldBy}) holds ${state.root}; this run exits without doing anything`,
+    });
     return { kind: 'locked', heldBy: lock.heldBy };
   }
   let client: HttpClient | undefined;
@@ -58,7 +73,14 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     const act = createActivator(config.activator, state, { caFile: config.caFile });
     activator = act;
     const quarantine = new Quarantine(state);
-    const safety = { state, activator: act, quarantine, log, now, quarantineHours: config.quarantineHours };
+    const safety = {
+      state,
+      activator: act,
+      quarantine,
+      log,
+      now,
+      quarantineHours: config.quarantineHours,
+    };
     const early = await safetyRecovery(safety);
     if (early !== 'none') log.info('recovery', { result: early, step: 'before-anything-else' });
     let journal: AckJournal;
@@ -72,9 +94,18 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       if (isLocalStateError(e)) await safetyRecovery(safety, { cannotConfirm: true });
       throw e;
     }
-    if (journal.repaired) log.error('ack-journal-damaged', { file: state.path(ACK_JOURNAL_FILE), keptAs: journal.repaired.savedAs, cutBytes: journal.repaired.cutBytes, reason: 'unreadable lines at the end of the ack journal were cut off; the chain continues from the last readable ack' });
+    if (journal.repaired)
+      log.error('ack-journal-damaged', {
+        file: state.path(ACK_JOURNAL_FILE),
+        keptAs: journal.repaired.savedAs,
+        cutBytes: journal.repaired.cutBytes,
+        reason:
+          'unreadable lines at the end of the ack journal were cut off; the chain continues from the last readable ack',
+      });
     const cache = new HttpCache(state.path('http-cache'));
-    client = (opts.reuseConnections ? clients.get(state.root) : undefined) ?? newClient(config, state, cache);
+    client =
+      (opts.reuseConnections ? clients.get(state.root) : undefined) ??
+      newClient(config, state, cache);
     if (opts.reuseConnections) clients.set(state.root, client);
     const deps: CycleDeps = {
       host: config.host,
@@ -84,7 +115,17 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
       sync: new AckSync(state, journal, client, config.host, log, config.ackPath),
       quarantine,
       // The metrics take the target and release from the cycle's own decision record.
-      log: config.metricsFile === null ? log : observeDecision(log, (f) => (decided = { target: typeof f.target === 'string' ? f.target : null, release: typeof f.release === 'number' ? f.release : null })),
+      log:
+        config.metricsFile === null
+          ? log
+          : observeDecision(
+              log,
+              (f) =>
+                (decided = {
+                  target: typeof f.target === 'string' ? f.target : null,
+                  release: typeof f.release === 'number' ? f.release : null,
+                }),
+            ),
       now,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       quarantineHours: config.quarantineHours,
@@ -97,17 +138,38 @@ export async function runAgentOnce(config: AgentConfig, opts: RunOptions = {}): 
     const before = { ...client.stats, wire: client.wireBytes() };
     const result = await runCycle(deps);
     outcome = result;
-    log.info('cycle-done', { ms: Date.now() - started, outcome: outcome.kind, requests: client.stats.requests - before.requests, notModified: client.stats.notModified - before.notModified, bodyBytes: client.stats.bodyBytes - before.bodyBytes, wireBytes: client.wireBytes() - before.wire, connections: client.stats.connections - before.connections, tlsResumed: client.stats.resumed - before.resumed });
+    log.info('cycle-done', {
+      ms: Date.now() - started,
+      outcome: outcome.kind,
+      requests: client.stats.requests - before.requests,
+      notModified: client.stats.notModified - before.notModified,
+      bodyBytes: client.stats.bodyBytes - before.bodyBytes,
+      wireBytes: client.wireBytes() - before.wire,
+      connections: client.stats.connections - before.connections,
+      tlsResumed: client.stats.resumed - before.resumed,
+    });
     return result;
   } catch (e) {
     if (!isLocalStateError(e)) throw e;
     log.error('local-state-damaged', { file: e.file, problem: e.problem, reason: e.message });
-    const damaged: RunOutcome = { kind: 'local-state', file: e.file, problem: e.problem, reason: e.message };
+    const damaged: RunOutcome = {
+      kind: 'local-state',
+      file: e.file,
+      problem: e.problem,
+      reason: e.message,
+    };
     outcome = damaged;
     return damaged;
   } finally {
     if (!opts.reuseConnections) client?.close();
-    if (config.metricsFile !== null) await writeRunMetrics(config.metricsFile, state, activator, { host: config.host, outcome, decided, started, log });
+    if (config.metricsFile !== null)
+      await writeRunMetrics(config.metricsFile, state, activator, {
+        host: config.host,
+        outcome,
+        decided,
+        started,
+        log,
+      });
     lock.lock.release();
   }
 }
@@ -128,12 +190,24 @@ function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): Http
   });
 }
 
-function observeDecision(log: Logger, onDecision: (fields: Record<string, unknown>) => void): Logger {
-  const observed = (level: Parameters<Logger['log']>[0], event: string, fields?: Record<string, unknown>) => {
+function observeDecision(
+  log: Logger,
+  onDecision: (fields: Record<string, unknown>) => void,
+): Logger {
+  const observed = (
+    level: Parameters<Logger['log']>[0],
+    event: string,
+    fields?: Record<string, unknown>,
+  ) => {
     if (event === 'decision' && fields) onDecision(fields);
     log.log(level, event, fields);
   };
-  return { log: observed, info: (e, f) => observed('info', e, f), warn: (e, f) => observed('warn', e, f), error: (e, f) => observed('error', e, f) };
+  return {
+    log: observed,
+    info: (e, f) => observed('info', e, f),
+    warn: (e, f) => observed('warn', e, f),
+    error: (e, f) => observed('error', e, f),
+  };
 }
 
 /**
@@ -144,7 +218,13 @@ async function writeRunMetrics(
   file: string,
   state: StateDir,
   activator: ReturnType<typeof createActivator> | undefined,
-  run: { host: string; outcome: RunFacts['outcome']; decided: { target: string | null; release: number | null }; started: number; log: Logger },
+  run: {
+    host: string;
+    outcome: RunFacts['outcome'];
+    decided: { target: string | null; release: number | null };
+    started: number;
+    log: Logger;
+  },
 ): Promise<void> {
   try {
     const finishedAt = Date.now();

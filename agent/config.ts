@@ -10,9 +10,16 @@ const FilePath = z.string().min(1).max(4096);
 
 export const AgentConfig = z.strictObject({
   /** Base URL of the published tree, e.g. https://cp.example:8443/ */
-  controlPlaneUrl: z.string().max(2048).regex(/^https:\/\//, 'must be an https:// URL'),
+  controlPlaneUrl: z
+    .string()
+    .max(2048)
+    .regex(/^https:\/\//, 'must be an https:// URL'),
   /** Tree-relative path the ack endpoint listens on (POST). */
-  ackPath: z.string().max(256).regex(/^[a-z0-9][a-z0-9/_-]*$/, 'must be a relative path like "acks"').default('acks'),
+  ackPath: z
+    .string()
+    .max(256)
+    .regex(/^[a-z0-9][a-z0-9/_-]*$/, 'must be a relative path like "acks"')
+    .default('acks'),
   caFile: FilePath,
   certFile: FilePath,
   keyFile: FilePath,
@@ -23,7 +30,12 @@ export const AgentConfig = z.strictObject({
   trustRootFile: FilePath,
   stateDir: FilePath,
   activator: ActivatorConfig,
-  quarantineHours: z.number().int().min(0).max(24 * 365).default(24),
+  quarantineHours: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 365)
+    .default(24),
   /** Daemon mode schedule (cron, 5 or 6 fields; 6 = with seconds). */
   schedule: z.string().min(9).max(128).default('*/1 * * * *'),
   clockSkewSeconds: z.number().int().min(0).max(86_400).default(60),
@@ -37,17 +49,30 @@ export const AgentConfig = z.strictObject({
    * Prometheus metrics written at the end of every run (agent/metrics.ts), e.g. into node_exporter's
    * textfile directory as `nixfleet-agent.prom`; null = none.
    */
-  metricsFile: FilePath.regex(/\.prom$/, 'must end in .prom (node_exporter reads only *.prom files)').nullable().default(null),
+  metricsFile: FilePath.regex(
+    /\.prom$/,
+    'must end in .prom (node_exporter reads only *.prom files)',
+  )
+    .nullable()
+    .default(null),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
-const PATH_FIELDS = ['caFile', 'certFile', 'keyFile', 'hostKeyFile', 'trustRootFile', 'stateDir'] as const;
+const PATH_FIELDS = [
+  'caFile',
+  'certFile',
+  'keyFile',
+  'hostKeyFile',
+  'trustRootFile',
+  'stateDir',
+] as const;
 
 export function parseAgentConfig(json: unknown, file: string): AgentConfig {
   const config = parseWith(AgentConfig, json, file);
   const base = dirname(resolve(file));
   for (const f of PATH_FIELDS) if (!isAbsolute(config[f])) config[f] = resolve(base, config[f]);
-  if (config.metricsFile !== null && !isAbsolute(config.metricsFile)) config.metricsFile = resolve(base, config.metricsFile);
+  if (config.metricsFile !== null && !isAbsolute(config.metricsFile))
+    config.metricsFile = resolve(base, config.metricsFile);
   return config;
 }
 
@@ -56,7 +81,10 @@ export function parseAgentConfig(json: unknown, file: string): AgentConfig {
  * served tree (exit 1), even though the strict JSON reader reports it with the same typed errors.
  */
 export class AgentConfigInvalid extends Error {
-  constructor(readonly file: string, detail: string) {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
     super(`agent config ${file}: ${detail}`);
     this.name = 'AgentConfigInvalid';
   }
@@ -64,7 +92,10 @@ export class AgentConfigInvalid extends Error {
 
 export function loadAgentConfig(file: string): AgentConfig {
   try {
-    return parseAgentConfig(parseStrictJson(readFileSync(file), { file, maxBytes: 256 * 1024 }), file);
+    return parseAgentConfig(
+      parseStrictJson(readFileSync(file), { file, maxBytes: 256 * 1024 }),
+      file,
+    );
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new AgentConfigInvalid(file, err.syscall ? `cannot read it (${err.code})` : err.message);

@@ -1,9 +1,50 @@
 // One agent cycle (DESIGN.md section 6), as named steps: recover -> sync acks -> fetch verified ->
 // fetch peers (+ the ack loss check) -> local state -> decide -> act -> post acks. Every decision is
 // logged with its reason as one JSON line.
-import { isVerificationError, isoTime, type HostManifest, type ChannelPlan, type Ack, type SignedAck, type SignedRoot, readPinnedRoot, fetchHostView, type HostView, type Revocations, type Timestamp, ClientState, initialClientState, isFreshnessFailure, updateTrust, type UpdateTrustResult, channelFreshness, readTimestamp, Stale, TIMESTAMP_PATH, LIMITS, type Controls, type Fetch } from '../protocol/index.ts';
-import { decide, type AckRecord, type Decision, type Freshness, type LocalState } from '../reconciler/index.ts';
-import { activate, activateViaReboot, confirmPending, fetchTarget, recover, rollbackConfirmed, rollbackPending, type AgentContext, type FetchOutcome } from './activation.ts';
+import {
+  isVerificationError,
+  isoTime,
+  type HostManifest,
+  type ChannelPlan,
+  type Ack,
+  type SignedAck,
+  type SignedRoot,
+  readPinnedRoot,
+  fetchHostView,
+  type HostView,
+  type Revocations,
+  type Timestamp,
+  ClientState,
+  initialClientState,
+  isFreshnessFailure,
+  updateTrust,
+  type UpdateTrustResult,
+  channelFreshness,
+  readTimestamp,
+  Stale,
+  TIMESTAMP_PATH,
+  LIMITS,
+  type Controls,
+  type Fetch,
+} from '../protocol/index.ts';
+import {
+  decide,
+  type AckRecord,
+  type Decision,
+  type Freshness,
+  type LocalState,
+} from '../reconciler/index.ts';
+import {
+  activate,
+  activateViaReboot,
+  confirmPending,
+  fetchTarget,
+  recover,
+  rollbackConfirmed,
+  rollbackPending,
+  type AgentContext,
+  type FetchOutcome,
+} from './activation.ts';
 import { canReboot, type Generation } from './activators/index.ts';
 import { readAgentState, updateAgentState, type AgentState } from './agent-state.ts';
 import { isBootPhase, readPending, type PendingRecord as Pending } from './pending.ts';
@@ -41,7 +82,8 @@ function loadClientState(state: StateDir, pinned: SignedRoot): ClientState {
 
 function clientStateFrom(stored: ClientState | undefined, pinned: SignedRoot): ClientState {
   // A pin newer than what the state knows (re-installed agent) wins; an older pin never rolls it back.
-  if (!stored || stored.trustedRoot.signed.version < pinned.signed.version) return initialClientState(pinned);
+  if (!stored || stored.trustedRoot.signed.version < pinned.signed.version)
+    return initialClientState(pinned);
   return stored;
 }
 
@@ -51,21 +93,47 @@ function clientStateFrom(stored: ClientState | undefined, pinned: SignedRoot): C
  * the rollout halted. A later presence heartbeat or "blocked" ack would silently erase it.
  */
 function ownFailureStands(last: Ack | undefined, m: HostManifest): boolean {
-  return !!last && (last.kind === 'rolled-back' || last.kind === 'failed') && last.target === m.target && last.rolloutId === m.rolloutId;
+  return (
+    !!last &&
+    (last.kind === 'rolled-back' || last.kind === 'failed') &&
+    last.target === m.target &&
+    last.rolloutId === m.rolloutId
+  );
 }
 
 /** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
-function convergedAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, confirmed: AgentState['confirmed']): void {
+function convergedAck(
+  deps: CycleDeps,
+  m: HostManifest,
+  plan: ChannelPlan,
+  confirmed: AgentState['confirmed'],
+): void {
   const now = deps.now();
   const last = deps.journal.last()?.signed;
   const onTarget = confirmed?.target === m.target ? confirmed : null;
   const healthySince = onTarget?.healthySince ?? isoTime(now);
-  if (!onTarget) updateAgentState(deps.state, { confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null } });
-  const sameSubject = last && last.target === m.target && last.rolloutId === m.rolloutId && (last.kind === 'healthy' || last.kind === 'heartbeat');
+  if (!onTarget)
+    updateAgentState(deps.state, {
+      confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null },
+    });
+  const sameSubject =
+    last &&
+    last.target === m.target &&
+    last.rolloutId === m.rolloutId &&
+    (last.kind === 'healthy' || last.kind === 'heartbeat');
   const due = !sameSubject || now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000;
   if (!due) return;
   deps.journal.append(
-    { kind: sameSubject ? 'heartbeat' : 'healthy', releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current: m.target, healthySince, probes: [], reason: null },
+    {
+      kind: sameSubject ? 'heartbeat' : 'healthy',
+      releaseVersion: m.releaseVersion,
+      rolloutId: m.rolloutId,
+      target: m.target,
+      current: m.target,
+      healthySince,
+      probes: [],
+      reason: null,
+    },
     now,
   );
 }
@@ -80,16 +148,53 @@ function presenceAck(deps: CycleDeps, m: HostManifest, plan: ChannelPlan, curren
   const last = deps.journal.last()?.signed;
   const every = Math.max(plan.heartbeatSeconds, Math.floor(plan.offlineWindowSeconds / 3)) * 1000;
   if (ownFailureStands(last, m)) return;
-  if (last && last.releaseVersion === m.releaseVersion && now - Date.parse(last.time) < every) return;
-  deps.journal.append({ kind: 'heartbeat', releaseVersion: m.releaseVersion, rolloutId: null, target: current, current, healthySince: null, probes: [], reason: 'waiting for its turn' }, now);
+  if (last && last.releaseVersion === m.releaseVersion && now - Date.parse(last.time) < every)
+    return;
+  deps.journal.append(
+    {
+      kind: 'heartbeat',
+      releaseVersion: m.releaseVersion,
+      rolloutId: null,
+      target: current,
+      current,
+      healthySince: null,
+      probes: [],
+      reason: 'waiting for its turn',
+    },
+    now,
+  );
 }
 
 /** A locally blocked host says so once per reason, so budgets and waves do not wait for it forever. */
-function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferred', reason: string, current: string | null): void {
+function blockedAck(
+  deps: CycleDeps,
+  m: HostManifest,
+  kind: 'blocked' | 'deferred',
+  reason: string,
+  current: string | null,
+): void {
   const last = deps.journal.last()?.signed;
-  if (last && last.kind === kind && last.rolloutId === m.rolloutId && last.reason === reason.slice(0, 512)) return;
+  if (
+    last &&
+    last.kind === kind &&
+    last.rolloutId === m.rolloutId &&
+    last.reason === reason.slice(0, 512)
+  )
+    return;
   if (ownFailureStands(last, m)) return;
-  deps.journal.append({ kind, releaseVersion: m.releaseVersion, rolloutId: m.rolloutId, target: m.target, current, healthySince: null, probes: [], reason }, deps.now());
+  deps.journal.append(
+    {
+      kind,
+      releaseVersion: m.releaseVersion,
+      rolloutId: m.rolloutId,
+      target: m.target,
+      current,
+      healthySince: null,
+      probes: [],
+      reason,
+    },
+    deps.now(),
+  );
 }
 
 /**
@@ -98,13 +203,22 @@ function blockedAck(deps: CycleDeps, m: HostManifest, kind: 'blocked' | 'deferre
  * valid second: every signature and binding must still hold (only freshness failed), and the rollback
  * state is checked as ever but not advanced. Anything else wrong at that instant is thrown as usual.
  */
-async function verifyAsOfExpiry(deps: CycleDeps, fetch: Fetch, stale: Stale): Promise<UpdateTrustResult | null> {
+async function verifyAsOfExpiry(
+  deps: CycleDeps,
+  fetch: Fetch,
+  stale: Stale,
+): Promise<UpdateTrustResult | null> {
   if (stale.file !== TIMESTAMP_PATH) return null;
   const bytes = await fetch(TIMESTAMP_PATH, LIMITS.timestamp);
   if (bytes === undefined) return null; // withheld: nothing to heartbeat about
   const asOf = Date.parse(readTimestamp(bytes, TIMESTAMP_PATH).signed.expires) - 1000;
   if (asOf >= deps.now()) return null;
-  return updateTrust({ fetch, state: loadClientState(deps.state, deps.pinnedRoot), now: asOf, clockSkewSeconds: deps.clockSkewSeconds });
+  return updateTrust({
+    fetch,
+    state: loadClientState(deps.state, deps.pinnedRoot),
+    now: asOf,
+    clockSkewSeconds: deps.clockSkewSeconds,
+  });
 }
 
 /**
@@ -112,18 +226,32 @@ async function verifyAsOfExpiry(deps: CycleDeps, fetch: Fetch, stale: Stale): Pr
  * and retry (this host, this rollout) drop quarantine entries that began before the control was signed;
  * a quarantine that starts later (a new failure) stands.
  */
-function applyQuarantineControls(deps: CycleDeps, controls: Controls | null, m: HostManifest, now: number): void {
+function applyQuarantineControls(
+  deps: CycleDeps,
+  controls: Controls | null,
+  m: HostManifest,
+  now: number,
+): void {
   if (controls === null) return;
   const clears = controls.quarantineClears.filter((c) => c.host === null || c.host === deps.host);
-  const retries = controls.retries.filter((r) => r.host === deps.host && r.rolloutId === m.rolloutId);
+  const retries = controls.retries.filter(
+    (r) => r.host === deps.host && r.rolloutId === m.rolloutId,
+  );
   if (clears.length === 0 && retries.length === 0) return;
   const removed = deps.quarantine.clearWhere(
     (e) =>
-      clears.some((c) => (c.target === null || c.target === e.target) && Date.parse(e.since) <= Date.parse(c.at)) ||
-      retries.some((r) => e.target === m.target && Date.parse(e.since) <= Date.parse(r.at)),
+      clears.some(
+        (c) =>
+          (c.target === null || c.target === e.target) && Date.parse(e.since) <= Date.parse(c.at),
+      ) || retries.some((r) => e.target === m.target && Date.parse(e.since) <= Date.parse(r.at)),
     now,
   );
-  for (const e of removed) deps.log.info('quarantine-cleared-by-control', { target: e.target, since: e.since, controls: controls.version });
+  for (const e of removed)
+    deps.log.info('quarantine-cleared-by-control', {
+      target: e.target,
+      since: e.since,
+      controls: controls.version,
+    });
 }
 
 /** What the verified tree says for this host (step 3). */
@@ -152,7 +280,11 @@ async function recoverStep(deps: CycleDeps): Promise<CycleOutcome | null> {
   // The host is going down into the previous generation; deciding anything now could only ask for a
   // second reboot. The run after the boot reports the rollback.
   if (deps.sync) await deps.sync.flush();
-  return { kind: 'rebooting', reason: 'rolling back across a reboot: the previous generation is the boot default and a reboot was requested' };
+  return {
+    kind: 'rebooting',
+    reason:
+      'rolling back across a reboot: the previous generation is the boot default and a reboot was requested',
+  };
 }
 
 /**
@@ -160,7 +292,10 @@ async function recoverStep(deps: CycleDeps): Promise<CycleOutcome | null> {
  * `checkLoss`: compare what it publishes with what it confirmed, using our own ack from the wave bundle
  * when the cycle read it (`published`, see AckSync.detectLoss), else one GET of our head.
  */
-async function syncAcks(deps: CycleDeps, o: { checkLoss: boolean; published?: SignedAck }): Promise<void> {
+async function syncAcks(
+  deps: CycleDeps,
+  o: { checkLoss: boolean; published?: SignedAck },
+): Promise<void> {
   if (!deps.sync) return;
   if (o.checkLoss) {
     try {
@@ -170,19 +305,33 @@ async function syncAcks(deps: CycleDeps, o: { checkLoss: boolean; published?: Si
     }
   }
   const r = await deps.sync.flush();
-  if (r.reposted > 0) deps.log.info('acks-reposted', { count: r.reposted, confirmedSeq: r.serverSeq });
+  if (r.reposted > 0)
+    deps.log.info('acks-reposted', { count: r.reposted, confirmedSeq: r.serverSeq });
 }
 
 /** Step 3: the trust root chain, timestamp, controls, revocations and this host's release documents. */
-async function fetchVerified(deps: CycleDeps, lastVerifiedTimestamp: string | null): Promise<Verified> {
-  const treeFetch = await openTreeFetch(deps.client, deps.cache, lastVerifiedTimestamp ?? undefined);
+async function fetchVerified(
+  deps: CycleDeps,
+  lastVerifiedTimestamp: string | null,
+): Promise<Verified> {
+  const treeFetch = await openTreeFetch(
+    deps.client,
+    deps.cache,
+    lastVerifiedTimestamp ?? undefined,
+  );
   let trust: UpdateTrustResult | null;
   let treeStale: string | null = null;
   const stored = deps.state.read(TRUST_STATE_FILE, ClientState, 256 * 1024);
   try {
-    trust = await updateTrust({ fetch: treeFetch.fetch, state: clientStateFrom(stored, deps.pinnedRoot), now: deps.now(), clockSkewSeconds: deps.clockSkewSeconds });
+    trust = await updateTrust({
+      fetch: treeFetch.fetch,
+      state: clientStateFrom(stored, deps.pinnedRoot),
+      now: deps.now(),
+      clockSkewSeconds: deps.clockSkewSeconds,
+    });
     // Steady state changes nothing here: skip the fsync unless the remembered versions moved.
-    if (!stored || JSON.stringify(stored) !== JSON.stringify(trust.state)) deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
+    if (!stored || JSON.stringify(stored) !== JSON.stringify(trust.state))
+      deps.state.write(TRUST_STATE_FILE, ClientState, trust.state);
   } catch (e) {
     if (!(e instanceof Stale)) throw e;
     trust = await verifyAsOfExpiry(deps, treeFetch.fetch, e);
@@ -217,28 +366,57 @@ async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> 
     return { kind: 'unreachable', reason: e.message };
   }
   if (isFreshnessFailure(e)) {
-    log.warn('decision', { decision: 'wait', gate: 'not-fresh', reason: `no new activations: ${e.message}`, code: e.code, file: e.file });
+    log.warn('decision', {
+      decision: 'wait',
+      gate: 'not-fresh',
+      reason: `no new activations: ${e.message}`,
+      code: e.code,
+      file: e.file,
+    });
     return { kind: 'not-fresh', reason: e.message };
   }
   if (isVerificationError(e)) {
     const current = await deps.activator.currentGeneration();
-    log.error('decision', { decision: 'refuse', code: e.code, file: e.file, reason: `refusing the served tree, keeping generation ${current.number} (${current.path}): ${e.message}` });
+    log.error('decision', {
+      decision: 'refuse',
+      code: e.code,
+      file: e.file,
+      reason: `refusing the served tree, keeping generation ${current.number} (${current.path}): ${e.message}`,
+    });
     return { kind: 'refused', code: e.code, file: e.file, reason: e.message };
   }
   throw e;
 }
 
 /** Step 5: what this host runs and remembers, read once for the decision and the acts. */
-async function readLocalState(deps: CycleDeps, agentState: AgentState, v: Verified, now: number): Promise<{ current: Generation; pending: Pending | null; local: LocalState }> {
+async function readLocalState(
+  deps: CycleDeps,
+  agentState: AgentState,
+  v: Verified,
+  now: number,
+): Promise<{ current: Generation; pending: Pending | null; local: LocalState }> {
   const current = await deps.activator.currentGeneration();
   const pending = readPending(deps.state);
   applyQuarantineControls(deps, v.controls, v.manifest, now);
   const c = agentState.confirmed;
   const local: LocalState = {
     current: current.path,
-    pending: pending && pending.rolloutId ? { target: pending.target, rolloutId: pending.rolloutId, previous: { generation: pending.previous.number, path: pending.previous.path }, deadline: Date.parse(pending.deadline) } : null,
-    previous: c?.previous && c.target === current.path ? { generation: c.previous.number, path: c.previous.path } : null,
-    quarantine: deps.quarantine.active(now).map((q) => ({ target: q.target, until: Date.parse(q.until) })),
+    pending:
+      pending && pending.rolloutId
+        ? {
+            target: pending.target,
+            rolloutId: pending.rolloutId,
+            previous: { generation: pending.previous.number, path: pending.previous.path },
+            deadline: Date.parse(pending.deadline),
+          }
+        : null,
+    previous:
+      c?.previous && c.target === current.path
+        ? { generation: c.previous.number, path: c.previous.path }
+        : null,
+    quarantine: deps.quarantine
+      .active(now)
+      .map((q) => ({ target: q.target, until: Date.parse(q.until) })),
   };
   return { current, pending: pending ?? null, local };
 }
@@ -248,10 +426,30 @@ async function readLocalState(deps: CycleDeps, agentState: AgentState, v: Verifi
  * target's closure: fetch it (signatures checked against the trust root's cache keys) only once every
  * other gate has passed, then decide again if it inhibits.
  */
-async function decideStep(deps: CycleDeps, v: Verified, acks: Record<string, AckRecord>, s: { current: Generation; pending: Pending | null; local: LocalState }, now: number) {
+async function decideStep(
+  deps: CycleDeps,
+  v: Verified,
+  acks: Record<string, AckRecord>,
+  s: { current: Generation; pending: Pending | null; local: LocalState },
+  now: number,
+) {
   // Freshness is per channel: this host holds the timestamp to its own channel's signed window.
-  const freshness: Freshness = v.treeStale !== null ? { status: 'stale', reason: v.treeStale } : channelFreshness(v.timestamp, v.plan, now);
-  const input = { now, plans: v.plans, budgets: v.budgets, revocations: v.revocations, acks, manifest: v.manifest, freshness, local: s.local, controls: v.controls, tolerances: { clockSkewSeconds: deps.clockSkewSeconds } };
+  const freshness: Freshness =
+    v.treeStale !== null
+      ? { status: 'stale', reason: v.treeStale }
+      : channelFreshness(v.timestamp, v.plan, now);
+  const input = {
+    now,
+    plans: v.plans,
+    budgets: v.budgets,
+    revocations: v.revocations,
+    acks,
+    manifest: v.manifest,
+    freshness,
+    local: s.local,
+    controls: v.controls,
+    tolerances: { clockSkewSeconds: deps.clockSkewSeconds },
+  };
   let decision = decide({ ...input, inhibitor: null });
   let notFetched: Exclude<FetchOutcome, { kind: 'fetched' }> | null = null;
   if (decision.kind === 'activate' && !s.pending) {
@@ -290,32 +488,58 @@ async function act(
       convergedAck(deps, manifest, plan, s.confirmed);
       return null;
     case 'wait':
-      if (decision.gate === 'quarantined') blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
+      if (decision.gate === 'quarantined')
+        blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
       else presenceAck(deps, manifest, plan, current.path);
       return null;
     case 'defer': {
       // The decision says whether a reboot is allowed now (the channel's signed reboot policy); the
       // activator says whether it can reboot at all. Anything short of both: say so and touch nothing.
       const reboot = decision.reboot;
-      if (!reboot.allowed || pending) blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
-      else if (!canReboot(deps.activator)) blockedAck(deps, manifest, 'deferred', `${decision.reason}; but the ${deps.activator.kind} activator cannot reboot (reboot not supported): deferred`, current.path);
-      else return activateViaReboot(deps, deps.activator, manifest, reboot.deadline, decision.inhibitor);
+      if (!reboot.allowed || pending)
+        blockedAck(deps, manifest, 'deferred', decision.reason, current.path);
+      else if (!canReboot(deps.activator))
+        blockedAck(
+          deps,
+          manifest,
+          'deferred',
+          `${decision.reason}; but the ${deps.activator.kind} activator cannot reboot (reboot not supported): deferred`,
+          current.path,
+        );
+      else
+        return activateViaReboot(
+          deps,
+          deps.activator,
+          manifest,
+          reboot.deadline,
+          decision.inhibitor,
+        );
       return null;
     }
     case 'refuse':
       return null;
     case 'activate': {
-      if (d.notFetched?.kind === 'unavailable') blockedAck(deps, manifest, 'blocked', d.notFetched.reason, current.path);
+      if (d.notFetched?.kind === 'unavailable')
+        blockedAck(deps, manifest, 'blocked', d.notFetched.reason, current.path);
       if (d.notFetched) return d.notFetched.kind;
       // Staged for a boot (or rebooting back) and the host has not rebooted yet: nothing to do but wait.
-      if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted') return 'awaiting-reboot';
+      if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted')
+        return 'awaiting-reboot';
       if (pending) return confirmPending(deps, pending);
       return activate(deps, manifest, decision.deadline);
     }
     case 'rollback': {
       const to = { number: decision.to.generation, path: decision.to.path };
       if (pending) await rollbackPending(deps, pending, decision.reason);
-      else await rollbackConfirmed(deps, to, current.path, manifest.releaseVersion, manifest.rolloutId, decision.reason);
+      else
+        await rollbackConfirmed(
+          deps,
+          to,
+          current.path,
+          manifest.releaseVersion,
+          manifest.rolloutId,
+          decision.reason,
+        );
       return 'rolled-back';
     }
   }
@@ -345,14 +569,23 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   // 4. Fetch peers' acks, then the loss check against our own ack in them.
   let peers;
   try {
-    peers = await fetchPeerAcks({ fetch: v.fetch, plans: Object.values(v.plans), budgets: v.budgets, self: deps.host, fleet: v.manifest.fleet, state: deps.state, log: deps.log });
+    peers = await fetchPeerAcks({
+      fetch: v.fetch,
+      plans: Object.values(v.plans),
+      budgets: v.budgets,
+      self: deps.host,
+      fleet: v.manifest.fleet,
+      state: deps.state,
+      log: deps.log,
+    });
   } catch (e) {
     // Bundles are not verified documents: only an unreachable control plane ends the cycle here.
     if (!(e instanceof Unreachable)) throw e;
     return fetchFailure(deps, e);
   }
   await syncAcks(deps, { checkLoss: true, published: peers.own });
-  if (v.timestampDigest && v.timestampDigest !== agentState.lastVerifiedTimestamp) updateAgentState(deps.state, { lastVerifiedTimestamp: v.timestampDigest });
+  if (v.timestampDigest && v.timestampDigest !== agentState.lastVerifiedTimestamp)
+    updateAgentState(deps.state, { lastVerifiedTimestamp: v.timestampDigest });
 
   // 5. Local state.
   const now = deps.now();
@@ -365,7 +598,12 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const acted = await act(deps, v, { ...local, confirmed: agentState.confirmed }, d);
   if (deps.sync) {
     const r = await deps.sync.flush();
-    if (r.stoppedBecause) deps.log.warn('acks-not-posted', { reason: r.stoppedBecause, confirmedSeq: r.serverSeq, journalSeq: deps.journal.lastSeq() });
+    if (r.stoppedBecause)
+      deps.log.warn('acks-not-posted', {
+        reason: r.stoppedBecause,
+        confirmedSeq: r.serverSeq,
+        journalSeq: deps.journal.lastSeq(),
+      });
   }
   return { kind: 'decided', decision: d.decision.kind, reason: d.decision.reason, acted };
 }

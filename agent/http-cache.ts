@@ -7,7 +7,12 @@ import { z } from 'zod';
 import { localWrite, writeVolatileFile } from './state-dir.ts';
 import { sha256Hex } from '../protocol/index.ts';
 
-const Meta = z.strictObject({ path: z.string(), etag: z.string().max(512), sha256: z.string().regex(/^[0-9a-f]{64}$/), length: z.number().int().min(0) });
+const Meta = z.strictObject({
+  path: z.string(),
+  etag: z.string().max(512),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  length: z.number().int().min(0),
+});
 
 export interface CachedBody {
   etag: string;
@@ -39,6 +44,11 @@ export class HttpCache {
     // Body first, then the meta that vouches for it: a crash in between leaves a mismatch, i.e. a miss.
     // No fsync: a cache entry lost or torn by a power cut is a miss, never a wrong answer.
     localWrite(this.base(path) + '.body', () => writeVolatileFile(this.base(path) + '.body', body));
-    localWrite(this.base(path) + '.meta', () => writeVolatileFile(this.base(path) + '.meta', JSON.stringify({ path, etag, sha256: sha256Hex(body), length: body.length })));
+    localWrite(this.base(path) + '.meta', () =>
+      writeVolatileFile(
+        this.base(path) + '.meta',
+        JSON.stringify({ path, etag, sha256: sha256Hex(body), length: body.length }),
+      ),
+    );
   }
 }

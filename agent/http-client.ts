@@ -52,7 +52,11 @@ export class NotFound extends Error {
 
 /** The control plane could not be reached or kept failing after every retry. */
 export class Unreachable extends Error {
-  constructor(readonly path: string, detail: string, readonly status?: number) {
+  constructor(
+    readonly path: string,
+    detail: string,
+    readonly status?: number,
+  ) {
     super(`${path}: control plane unreachable: ${detail}`);
     this.name = 'Unreachable';
   }
@@ -64,8 +68,15 @@ export class Unreachable extends Error {
  * takes an operator (a new certificate), so the message says which file to look at.
  */
 export class CertificateRefused extends Unreachable {
-  constructor(path: string, readonly certFile: string) {
-    super(path, `HTTP 400: the control plane refused this host's client certificate (${certFile}): revoked, expired or not issued by the fleet CA`, 400);
+  constructor(
+    path: string,
+    readonly certFile: string,
+  ) {
+    super(
+      path,
+      `HTTP 400: the control plane refused this host's client certificate (${certFile}): revoked, expired or not issued by the fleet CA`,
+      400,
+    );
     this.name = 'CertificateRefused';
   }
 }
@@ -79,12 +90,17 @@ export function refusalReason(body: Uint8Array): string {
   let reason = text;
   try {
     const j = JSON.parse(text) as { error?: unknown; reason?: unknown };
-    const parts = [j.error, j.reason].filter((x): x is string => typeof x === 'string' && x.length > 0);
+    const parts = [j.error, j.reason].filter(
+      (x): x is string => typeof x === 'string' && x.length > 0,
+    );
     if (parts.length) reason = parts.join(': ');
   } catch {
     /* not JSON: keep the text */
   }
-  return reason.replace(/[^\x20-\x7e]+/g, ' ').trim().slice(0, 200);
+  return reason
+    .replace(/[^\x20-\x7e]+/g, ' ')
+    .trim()
+    .slice(0, 200);
 }
 
 class CountingAgent extends HttpsAgent {
@@ -102,11 +118,20 @@ class CountingAgent extends HttpsAgent {
     this.latestSession = session;
   }
 
-  override createConnection(...args: Parameters<HttpsAgent['createConnection']>): ReturnType<HttpsAgent['createConnection']> {
+  override createConnection(
+    ...args: Parameters<HttpsAgent['createConnection']>
+  ): ReturnType<HttpsAgent['createConnection']> {
     // Our remembered session (from an earlier run) is offered only where the agent has none of its own.
     const [options, ...rest] = args as unknown as [Record<string, unknown>, ...unknown[]];
-    const withSession = this.latestSession && !options['session'] ? { ...options, session: this.latestSession } : options;
-    const s = (HttpsAgent.prototype.createConnection as (...a: unknown[]) => TLSSocket).call(this, withSession, ...rest);
+    const withSession =
+      this.latestSession && !options['session']
+        ? { ...options, session: this.latestSession }
+        : options;
+    const s = (HttpsAgent.prototype.createConnection as (...a: unknown[]) => TLSSocket).call(
+      this,
+      withSession,
+      ...rest,
+    );
     this.connections++;
     this.openedSockets.add(s);
     s.on('session', (session: Buffer) => {
@@ -132,9 +157,22 @@ class CountingAgent extends HttpsAgent {
 const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
 
 /** One request on the keep-alive agent; resolves with the response head, the body still to be read. */
-function send(url: URL, o: { method: 'GET' | 'POST'; agent: HttpsAgent; signal: AbortSignal; headers: Record<string, string>; body?: Buffer }): Promise<IncomingMessage> {
+function send(
+  url: URL,
+  o: {
+    method: 'GET' | 'POST';
+    agent: HttpsAgent;
+    signal: AbortSignal;
+    headers: Record<string, string>;
+    body?: Buffer;
+  },
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: o.method, agent: o.agent, signal: o.signal, headers: o.headers }, resolve);
+    const req = request(
+      url,
+      { method: o.method, agent: o.agent, signal: o.signal, headers: o.headers },
+      resolve,
+    );
     req.on('error', reject);
     req.end(o.body);
   });
@@ -154,7 +192,11 @@ function header(res: IncomingMessage, name: string): string | null {
 
 /** An attempt's verdict that it is worth retrying. */
 class Transient {
-  constructor(readonly detail: string, readonly retryAfter: string | null, readonly status?: number) {}
+  constructor(
+    readonly detail: string,
+    readonly retryAfter: string | null,
+    readonly status?: number,
+  ) {}
 }
 
 export class HttpClient {
@@ -169,8 +211,12 @@ export class HttpClient {
 
   constructor(private readonly opts: HttpClientOptions) {
     this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : opts.baseUrl + '/');
-    if (this.base.protocol !== 'https:') throw new Error(`control plane URL must be https: ${opts.baseUrl}`);
-    this.agent = new CountingAgent({ ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 }, opts.tlsSession?.load());
+    if (this.base.protocol !== 'https:')
+      throw new Error(`control plane URL must be https: ${opts.baseUrl}`);
+    this.agent = new CountingAgent(
+      { ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 },
+      opts.tlsSession?.load(),
+    );
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.retries = opts.retries ?? 3;
     this.backoffBaseMs = opts.backoffBaseMs ?? 250;
@@ -204,7 +250,8 @@ export class HttpClient {
   }
 
   private url(path: string): URL {
-    if (path.startsWith('/') || path.split('/').includes('..')) throw new Error(`refusing to fetch suspicious path ${path}`);
+    if (path.startsWith('/') || path.split('/').includes('..'))
+      throw new Error(`refusing to fetch suspicious path ${path}`);
     return new URL(path, this.base);
   }
 
@@ -239,12 +286,20 @@ export class HttpClient {
     return this.deadline === null ? Infinity : this.deadline - Date.now();
   }
 
-  private async withRetries<T>(path: string, attempt: (signal: AbortSignal) => Promise<T | Transient>): Promise<T> {
+  private async withRetries<T>(
+    path: string,
+    attempt: (signal: AbortSignal) => Promise<T | Transient>,
+  ): Promise<T> {
     let last = 'no attempt';
     let lastStatus: number | undefined;
     for (let i = 0; i <= this.retries; i++) {
       const left = this.timeLeft();
-      if (left <= 0) throw new Unreachable(path, `${i > 0 ? `${last}; ` : ''}the deadline of this request passed`, lastStatus);
+      if (left <= 0)
+        throw new Unreachable(
+          path,
+          `${i > 0 ? `${last}; ` : ''}the deadline of this request passed`,
+          lastStatus,
+        );
       if (i > 0) this.counters.retries++;
       const ac = new AbortController();
       const timeoutMs = Math.min(this.timeoutMs, left);
@@ -261,17 +316,32 @@ export class HttpClient {
       } catch (e) {
         // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
         // A local failure (the ETag cache on a full disk) is not the network's: no retry, and it keeps its own name.
-        if (e instanceof TooLarge || e instanceof NotFound || e instanceof Unreachable || isLocalStateError(e)) throw e;
-        last = ac.signal.aborted ? `no complete answer within ${Math.round(timeoutMs)} ms` : (e as Error).message;
+        if (
+          e instanceof TooLarge ||
+          e instanceof NotFound ||
+          e instanceof Unreachable ||
+          isLocalStateError(e)
+        )
+          throw e;
+        last = ac.signal.aborted
+          ? `no complete answer within ${Math.round(timeoutMs)} ms`
+          : (e as Error).message;
       } finally {
         clearTimeout(timer);
       }
-      if (i < this.retries) await new Promise((r) => setTimeout(r, Math.max(0, Math.min(this.backoff(i, retryAfter), this.timeLeft()))));
+      if (i < this.retries)
+        await new Promise((r) =>
+          setTimeout(r, Math.max(0, Math.min(this.backoff(i, retryAfter), this.timeLeft()))),
+        );
     }
     throw new Unreachable(path, last, lastStatus);
   }
 
-  private async readCapped(res: IncomingMessage, path: string, maxBytes: number): Promise<Uint8Array> {
+  private async readCapped(
+    res: IncomingMessage,
+    path: string,
+    maxBytes: number,
+  ): Promise<Uint8Array> {
     const declared = Number(header(res, 'content-length') ?? NaN);
     if (declared > maxBytes) {
       res.destroy();
@@ -295,7 +365,11 @@ export class HttpClient {
    * GET a tree file. Sends If-None-Match when the cache holds it; a 304 is answered from the cache.
    * Throws NotFound (404/410), TooLarge, or Unreachable after the retries.
    */
-  async get(path: string, maxBytes: number, opts: { conditional?: boolean } = {}): Promise<Uint8Array> {
+  async get(
+    path: string,
+    maxBytes: number,
+    opts: { conditional?: boolean } = {},
+  ): Promise<Uint8Array> {
     const url = this.url(path);
     const cached = opts.conditional === false ? undefined : this.opts.cache?.get(path);
     return this.withRetries<Uint8Array>(path, async (signal) => {
@@ -320,7 +394,8 @@ export class HttpClient {
         // The refusal's own reason (nginx's "revoked", "not-your-manifest") is what an operator needs.
         // A redirect is refused the same way: the tree has one URL.
         const body = await this.readCapped(res, path, 4096).catch(() => new Uint8Array());
-        if (status === 400 && NGINX_CERT_ERROR.test(Buffer.from(body).toString('utf8'))) throw new CertificateRefused(path, this.opts.certFile ?? 'the client certificate');
+        if (status === 400 && NGINX_CERT_ERROR.test(Buffer.from(body).toString('utf8')))
+          throw new CertificateRefused(path, this.opts.certFile ?? 'the client certificate');
         const why = refusalReason(body);
         throw new Unreachable(path, `unexpected HTTP ${status}${why ? ` (${why})` : ''}`, status);
       }
@@ -336,11 +411,21 @@ export class HttpClient {
    * read the ack endpoint's answers (409 = chain mismatch, with the server's last sequence number).
    * Retries only transient failures.
    */
-  async post(path: string, body: Uint8Array | string, maxResponseBytes = 64 * 1024): Promise<{ status: number; body: Uint8Array }> {
+  async post(
+    path: string,
+    body: Uint8Array | string,
+    maxResponseBytes = 64 * 1024,
+  ): Promise<{ status: number; body: Uint8Array }> {
     const url = this.url(path);
     return this.withRetries<{ status: number; body: Uint8Array }>(path, async (signal) => {
       const bytes = Buffer.from(body);
-      const res = await send(url, { method: 'POST', agent: this.agent, signal, body: bytes, headers: { 'content-type': 'application/json', 'content-length': String(bytes.length) } });
+      const res = await send(url, {
+        method: 'POST',
+        agent: this.agent,
+        signal,
+        body: bytes,
+        headers: { 'content-type': 'application/json', 'content-length': String(bytes.length) },
+      });
       const status = res.statusCode ?? 0;
       if (TRANSIENT_STATUS.has(status)) {
         await drain(res);

@@ -11,9 +11,16 @@ export interface Logger {
 
 export type LogSink = (line: string) => void;
 
-export function createLogger(host: string, sink: LogSink = (l) => process.stdout.write(l), clock: () => number = Date.now): Logger {
+export function createLogger(
+  host: string,
+  sink: LogSink = (l) => process.stdout.write(l),
+  clock: () => number = Date.now,
+): Logger {
   const log = (level: LogLevel, event: string, fields: Record<string, unknown> = {}) => {
-    sink(JSON.stringify({ time: new Date(clock()).toISOString(), level, host, event, ...fields }) + '\n');
+    sink(
+      JSON.stringify({ time: new Date(clock()).toISOString(), level, host, event, ...fields }) +
+        '\n',
+    );
   };
   return {
     log,
@@ -26,6 +33,8 @@ export function createLogger(host: string, sink: LogSink = (l) => process.stdout
 /** Collects records in memory (tests, the demo's in-process view). */
 export function memoryLogger(host: string): Logger & { records: Record<string, unknown>[] } {
   const records: Record<string, unknown>[] = [];
-  const logger = createLogger(host, (line) => records.push(JSON.parse(line) as Record<string, unknown>));
+  const logger = createLogger(host, (line) =>
+    records.push(JSON.parse(line) as Record<string, unknown>),
+  );
   return Object.assign(logger, { records });
 }

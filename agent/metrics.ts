@@ -14,15 +14,43 @@
 //   nixfleet_agent_quarantined_closures          closures refused for now (quarantine.json)
 //   nixfleet_agent_last_verification_timestamp_seconds  last run whose tree verified (kept across runs)
 import { z } from 'zod';
-import { IsoTime, isoTime, writeFileAtomic, renderMetrics, stateSamples, type MetricFamily } from '../protocol/index.ts';
+import {
+  IsoTime,
+  isoTime,
+  writeFileAtomic,
+  renderMetrics,
+  stateSamples,
+  type MetricFamily,
+} from '../protocol/index.ts';
 import type { StateDir } from './state-dir.ts';
 import type { PendingRecord } from './pending.ts';
 
 /** The agent's phase as it sees itself at the end of a run (not the reconciler's view of it from acks). */
-export const AGENT_PHASES = ['converged', 'waiting', 'activating', 'confirming', 'rebooting', 'deferred', 'blocked', 'failed', 'rolled-back', 'refused', 'unknown'] as const;
+export const AGENT_PHASES = [
+  'converged',
+  'waiting',
+  'activating',
+  'confirming',
+  'rebooting',
+  'deferred',
+  'blocked',
+  'failed',
+  'rolled-back',
+  'refused',
+  'unknown',
+] as const;
 export type AgentPhase = (typeof AGENT_PHASES)[number];
 
-export const CYCLE_RESULTS = ['decided', 'unreachable', 'refused', 'not-fresh', 'rebooting', 'locked', 'local-state', 'error'] as const;
+export const CYCLE_RESULTS = [
+  'decided',
+  'unreachable',
+  'refused',
+  'not-fresh',
+  'rebooting',
+  'locked',
+  'local-state',
+  'error',
+] as const;
 export type CycleResult = (typeof CYCLE_RESULTS)[number];
 
 export interface AgentMetrics {
@@ -85,25 +113,78 @@ export function agentPhase(f: RunFacts): AgentPhase {
 
 export function cycleResult(outcome: RunFacts['outcome']): CycleResult {
   if (outcome === 'error') return 'error';
-  return (CYCLE_RESULTS as readonly string[]).includes(outcome.kind) ? (outcome.kind as CycleResult) : 'error';
+  return (CYCLE_RESULTS as readonly string[]).includes(outcome.kind)
+    ? (outcome.kind as CycleResult)
+    : 'error';
 }
 
 export function renderAgentMetrics(m: AgentMetrics): string {
   const host = { host: m.host };
-  const g = (name: string, help: string, samples: MetricFamily['samples']): MetricFamily => ({ name, help, type: 'gauge', samples });
+  const g = (name: string, help: string, samples: MetricFamily['samples']): MetricFamily => ({
+    name,
+    help,
+    type: 'gauge',
+    samples,
+  });
   const one = (value: number | null) => (value === null ? [] : [{ labels: host, value }]);
   return renderMetrics([
-    g('nixfleet_agent_current_generation', 'System profile generation number running now.', one(m.current?.number ?? null)),
-    g('nixfleet_agent_generation_info', 'Store paths of the current generation and of the target (empty when unknown this run).', m.current ? [{ labels: { ...host, current: m.current.path, target: m.target ?? '' }, value: 1 }] : []),
-    g('nixfleet_agent_on_target', '1 when the current generation runs the signed target.', m.current && m.target ? one(m.current.path === m.target ? 1 : 0) : []),
-    g('nixfleet_agent_release_version', 'Release version of the last decision.', one(m.releaseVersion)),
-    g('nixfleet_agent_phase', "The agent's phase at the end of its last run (1 = current).", stateSamples(AGENT_PHASES, m.phase, 'phase', host)),
-    g('nixfleet_agent_last_cycle_result', 'Result of the last run (1 = this result).', stateSamples(CYCLE_RESULTS, m.result, 'result', host)),
-    g('nixfleet_agent_last_cycle_success', '1 when the last run verified the tree and decided.', one(m.result === 'decided' ? 1 : 0)),
-    g('nixfleet_agent_last_cycle_duration_seconds', 'Duration of the last run.', one(m.durationMs / 1000)),
-    g('nixfleet_agent_last_cycle_timestamp_seconds', 'When the last run ended (Unix time).', one(Math.floor(m.finishedAt / 1000))),
-    g('nixfleet_agent_quarantined_closures', 'Closures quarantined after a failed or rolled-back activation.', one(m.quarantined)),
-    g('nixfleet_agent_last_verification_timestamp_seconds', 'Last time a run verified the signed tree (Unix time).', one(m.lastVerifiedAt === null ? null : Math.floor(m.lastVerifiedAt / 1000))),
+    g(
+      'nixfleet_agent_current_generation',
+      'System profile generation number running now.',
+      one(m.current?.number ?? null),
+    ),
+    g(
+      'nixfleet_agent_generation_info',
+      'Store paths of the current generation and of the target (empty when unknown this run).',
+      m.current
+        ? [{ labels: { ...host, current: m.current.path, target: m.target ?? '' }, value: 1 }]
+        : [],
+    ),
+    g(
+      'nixfleet_agent_on_target',
+      '1 when the current generation runs the signed target.',
+      m.current && m.target ? one(m.current.path === m.target ? 1 : 0) : [],
+    ),
+    g(
+      'nixfleet_agent_release_version',
+      'Release version of the last decision.',
+      one(m.releaseVersion),
+    ),
+    g(
+      'nixfleet_agent_phase',
+      "The agent's phase at the end of its last run (1 = current).",
+      stateSamples(AGENT_PHASES, m.phase, 'phase', host),
+    ),
+    g(
+      'nixfleet_agent_last_cycle_result',
+      'Result of the last run (1 = this result).',
+      stateSamples(CYCLE_RESULTS, m.result, 'result', host),
+    ),
+    g(
+      'nixfleet_agent_last_cycle_success',
+      '1 when the last run verified the tree and decided.',
+      one(m.result === 'decided' ? 1 : 0),
+    ),
+    g(
+      'nixfleet_agent_last_cycle_duration_seconds',
+      'Duration of the last run.',
+      one(m.durationMs / 1000),
+    ),
+    g(
+      'nixfleet_agent_last_cycle_timestamp_seconds',
+      'When the last run ended (Unix time).',
+      one(Math.floor(m.finishedAt / 1000)),
+    ),
+    g(
+      'nixfleet_agent_quarantined_closures',
+      'Closures quarantined after a failed or rolled-back activation.',
+      one(m.quarantined),
+    ),
+    g(
+      'nixfleet_agent_last_verification_timestamp_seconds',
+      'Last time a run verified the signed tree (Unix time).',
+      one(m.lastVerifiedAt === null ? null : Math.floor(m.lastVerifiedAt / 1000)),
+    ),
   ]);
 }
 

@@ -39,7 +39,12 @@ export function refuseRegressions(
   latest: Readonly<Record<string, AckRecord>>,
   hostKeys: ReadonlyMap<string, string>,
   memory: PeerAckMemory,
-): { acks: Record<string, AckRecord>; regressions: Regression[]; memory: Map<string, SeenAck>; changed: boolean } {
+): {
+  acks: Record<string, AckRecord>;
+  regressions: Regression[];
+  memory: Map<string, SeenAck>;
+  changed: boolean;
+} {
   const acks = Object.create(null) as Record<string, AckRecord>; // as latestAcks: host names are keys
   const regressions: Regression[] = [];
   const next = new Map(memory);
@@ -68,7 +73,11 @@ export function readPeerAckMemory(state: StateDir, log: Logger): Map<string, See
     const file = state.read(PEER_ACKS_FILE, PeerAckMemoryFile);
     return new Map(Object.entries(file?.peers ?? {}));
   } catch (e) {
-    log.warn('peer-ack-memory-unreadable', { file: state.path(PEER_ACKS_FILE), reason: (e as Error).message.slice(0, 300), action: 'treated as empty' });
+    log.warn('peer-ack-memory-unreadable', {
+      file: state.path(PEER_ACKS_FILE),
+      reason: (e as Error).message.slice(0, 300),
+      action: 'treated as empty',
+    });
     return new Map();
   }
 }
@@ -80,6 +89,9 @@ export function writePeerAckMemory(state: StateDir, memory: PeerAckMemory, log: 
   try {
     state.write(PEER_ACKS_FILE, PeerAckMemoryFile, { peers });
   } catch (e) {
-    log.warn('peer-ack-memory-not-saved', { file: state.path(PEER_ACKS_FILE), reason: (e as Error).message.slice(0, 300) });
+    log.warn('peer-ack-memory-not-saved', {
+      file: state.path(PEER_ACKS_FILE),
+      reason: (e as Error).message.slice(0, 300),
+    });
   }
 }

@@ -3,7 +3,19 @@
 // fleet and the host key the SIGNED plan names, then against the highest ack already seen from that
 // peer (peer-ack-memory.ts). Anything that does not pass is dropped and logged: the control plane is
 // not trusted, so a forged, foreign or replayed ack can only be ignored, never believed.
-import { hostKeysOfPlans, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck, ackBundlePath, LIMITS, type ChannelPlan, type DisruptionBudgets } from '../protocol/index.ts';
+import {
+  hostKeysOfPlans,
+  readAck,
+  readAckBundle,
+  verifyAck,
+  type AckTrust,
+  type BundledAck,
+  type SignedAck,
+  ackBundlePath,
+  LIMITS,
+  type ChannelPlan,
+  type DisruptionBudgets,
+} from '../protocol/index.ts';
 import { latestAcks, type AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
 import { readPeerAckMemory, refuseRegressions, writePeerAckMemory } from './peer-ack-memory.ts';
@@ -21,7 +33,12 @@ export async function fetchPeerAcks(o: {
   /** Where the highest ack seen per peer is remembered across cycles. */
   state: StateDir;
   log: Logger;
-}): Promise<{ acks: Record<string, AckRecord>; dropped: number; regressed: number; own: SignedAck | undefined }> {
+}): Promise<{
+  acks: Record<string, AckRecord>;
+  dropped: number;
+  regressed: number;
+  own: SignedAck | undefined;
+}> {
   const trust: AckTrust = { fleet: o.fleet, hostKeys: hostKeysOfPlans(o.plans) };
   const collected: AckRecord[] = [];
   let dropped = 0;
@@ -62,13 +79,28 @@ export async function fetchPeerAcks(o: {
   // acks cannot be verified and are left out. Logged so the operator sees the cross-channel limit
   // (channels joined by an edge are covered: the gated channel holds the gating plans).
   const outside = new Set<string>();
-  for (const b of o.budgets.budgets) if (b.hosts.includes(o.self)) for (const h of b.hosts) if (!trust.hostKeys.has(h)) outside.add(h);
-  if (outside.size > 0) o.log.warn('budget-peers-unverifiable', { hosts: [...outside].slice(0, 20), count: outside.size });
+  for (const b of o.budgets.budgets)
+    if (b.hosts.includes(o.self))
+      for (const h of b.hosts) if (!trust.hostKeys.has(h)) outside.add(h);
+  if (outside.size > 0)
+    o.log.warn('budget-peers-unverifiable', {
+      hosts: [...outside].slice(0, 20),
+      count: outside.size,
+    });
 
   // A peer's seq only grows: an older ack than one already seen is a replay, ignored like a forgery.
-  const checked = refuseRegressions(latestAcks(collected), trust.hostKeys, readPeerAckMemory(o.state, o.log));
+  const checked = refuseRegressions(
+    latestAcks(collected),
+    trust.hostKeys,
+    readPeerAckMemory(o.state, o.log),
+  );
   for (const r of checked.regressions) {
-    o.log.warn('peer-ack-regression-ignored', { host: r.host, seq: r.seq, highestSeen: r.highestSeen, reason: `served ack seq ${r.seq} of ${r.host} is older than seq ${r.highestSeen} already seen: a replay` });
+    o.log.warn('peer-ack-regression-ignored', {
+      host: r.host,
+      seq: r.seq,
+      highestSeen: r.highestSeen,
+      reason: `served ack seq ${r.seq} of ${r.host} is older than seq ${r.highestSeen} already seen: a replay`,
+    });
   }
   if (checked.changed) writePeerAckMemory(o.state, checked.memory, o.log);
   return { acks: checked.acks, dropped, regressed: checked.regressions.length, own };

@@ -48,7 +48,10 @@ export type PendingRead =
   | { kind: 'found'; record: PendingRecord; damaged: { file: string; reason: string }[] }
   | { kind: 'damaged'; damaged: { file: string; reason: string }[] };
 
-type CopyRead = { kind: 'missing' } | { kind: 'ok'; record: PendingRecord } | { kind: 'damaged'; file: string; reason: string };
+type CopyRead =
+  | { kind: 'missing' }
+  | { kind: 'ok'; record: PendingRecord }
+  | { kind: 'damaged'; file: string; reason: string };
 
 function readCopy(state: StateDir, name: string): CopyRead {
   try {
@@ -63,7 +66,9 @@ function readCopy(state: StateDir, name: string): CopyRead {
 /** Both copies, reconciled: never throws for a damaged copy. */
 export function readPendingCopies(state: StateDir): PendingRead {
   const copies = [readCopy(state, PENDING_FILE), readCopy(state, PENDING_COPY_FILE)];
-  const damaged = copies.flatMap((c) => (c.kind === 'damaged' ? [{ file: c.file, reason: c.reason }] : []));
+  const damaged = copies.flatMap((c) =>
+    c.kind === 'damaged' ? [{ file: c.file, reason: c.reason }] : [],
+  );
   // The first copy is written first: when both are readable and differ, it is the newer one.
   const ok = copies.find((c): c is { kind: 'ok'; record: PendingRecord } => c.kind === 'ok');
   if (ok) return { kind: 'found', record: ok.record, damaged };
@@ -73,7 +78,12 @@ export function readPendingCopies(state: StateDir): PendingRead {
 /** The pending record; throws LocalStateError when it exists but no copy is readable. */
 export function readPending(state: StateDir): PendingRecord | undefined {
   const r = readPendingCopies(state);
-  if (r.kind === 'damaged') throw new LocalStateError(r.damaged[0]!.file, 'damaged', r.damaged.map((d) => `${d.file}: ${d.reason}`).join('; '));
+  if (r.kind === 'damaged')
+    throw new LocalStateError(
+      r.damaged[0]!.file,
+      'damaged',
+      r.damaged.map((d) => `${d.file}: ${d.reason}`).join('; '),
+    );
   return r.kind === 'found' ? r.record : undefined;
 }
 

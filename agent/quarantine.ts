@@ -40,7 +40,13 @@ export class Quarantine {
     return this.active(nowMs).find((e) => e.target === target);
   }
 
-  add(target: string, reason: string, nowMs: number, hours: number, releaseVersion: number): QuarantineEntry {
+  add(
+    target: string,
+    reason: string,
+    nowMs: number,
+    hours: number,
+    releaseVersion: number,
+  ): QuarantineEntry {
     const entry: QuarantineEntry = {
       target,
       reason: reason.slice(0, 512),

@@ -23,7 +23,11 @@ export class StateDir {
    * Returns undefined when the file does not exist; throws LocalStateError (`damaged`) naming the file
    * when it cannot be read or is invalid (the parse error, with the field, is in the message).
    */
-  read<S extends z.ZodType>(name: string, schema: S, maxBytes = STATE_FILE_LIMIT): z.infer<S> | undefined {
+  read<S extends z.ZodType>(
+    name: string,
+    schema: S,
+    maxBytes = STATE_FILE_LIMIT,
+  ): z.infer<S> | undefined {
     const file = this.path(name);
     let bytes: Buffer;
     try {
@@ -42,7 +46,9 @@ export class StateDir {
   write<S extends z.ZodType>(name: string, schema: S, value: z.infer<S>): void {
     // Validate on the way out too: a bug must never persist a file the next run would refuse.
     const checked = schema.parse(value);
-    localWrite(this.path(name), () => writeFileAtomic(this.path(name), JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 }));
+    localWrite(this.path(name), () =>
+      writeFileAtomic(this.path(name), JSON.stringify(checked, null, 2) + '\n', { mode: 0o600 }),
+    );
   }
 
   /**
@@ -52,7 +58,9 @@ export class StateDir {
    */
   writeVolatile<S extends z.ZodType>(name: string, schema: S, value: z.infer<S>): void {
     const checked = schema.parse(value);
-    localWrite(this.path(name), () => writeVolatileFile(this.path(name), JSON.stringify(checked) + '\n'));
+    localWrite(this.path(name), () =>
+      writeVolatileFile(this.path(name), JSON.stringify(checked) + '\n'),
+    );
   }
 
   remove(name: string): void {
@@ -66,7 +74,11 @@ export class StateDir {
  * unreachable", and not worth a retry. `nixfleet agent` exits 4 with this message.
  */
 export class LocalStateError extends Error {
-  constructor(readonly file: string, readonly problem: 'damaged' | 'unwritable', readonly detail: string) {
+  constructor(
+    readonly file: string,
+    readonly problem: 'damaged' | 'unwritable',
+    readonly detail: string,
+  ) {
     super(
       problem === 'damaged'
         ? `local state file ${file} is damaged: ${detail}; check the disk, then restore the file or move it aside (a missing file means empty state; for trust-state.json: start again from the pinned root)`

@@ -26,7 +26,10 @@ const SessionFile = z.strictObject({
   controlPlaneUrl: z.string().max(2048),
   /** SHA-256 of the client certificate file the session authenticated with. */
   certSha256: z.string().regex(/^[0-9a-f]{64}$/),
-  session: z.string().max(SESSION_FILE_LIMIT).regex(/^[A-Za-z0-9+/]*={0,2}$/),
+  session: z
+    .string()
+    .max(SESSION_FILE_LIMIT)
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/),
 });
 
 /** Where the HTTP client gets the session to offer and leaves the latest one (I/O injected). */
@@ -39,7 +42,11 @@ export interface TlsSessionStore {
  * The state directory's session file, for this URL and this certificate. Anything unreadable, or made
  * for another URL or certificate, is no session: a full handshake, never an error.
  */
-export function tlsSessionStore(state: StateDir, controlPlaneUrl: string, cert: string | Buffer): TlsSessionStore {
+export function tlsSessionStore(
+  state: StateDir,
+  controlPlaneUrl: string,
+  cert: string | Buffer,
+): TlsSessionStore {
   const certSha256 = createHash('sha256').update(cert).digest('hex');
   const file = state.path(TLS_SESSION_FILE);
   return {
@@ -48,7 +55,8 @@ export function tlsSessionStore(state: StateDir, controlPlaneUrl: string, cert: 
         const bytes = readFileSync(file);
         if (bytes.length > SESSION_FILE_LIMIT * 2) return undefined;
         const stored = SessionFile.parse(JSON.parse(bytes.toString('utf8')));
-        if (stored.controlPlaneUrl !== controlPlaneUrl || stored.certSha256 !== certSha256) return undefined;
+        if (stored.controlPlaneUrl !== controlPlaneUrl || stored.certSha256 !== certSha256)
+          return undefined;
         const session = Buffer.from(stored.session, 'base64');
         return session.length > 0 ? session : undefined;
       } catch {
@@ -58,7 +66,10 @@ export function tlsSessionStore(state: StateDir, controlPlaneUrl: string, cert: 
     save(session) {
       if (session.length === 0 || session.length > (SESSION_FILE_LIMIT * 3) / 4) return;
       // writeVolatileFile: temp file created 0600, then renamed over the old one.
-      writeVolatileFile(file, JSON.stringify({ controlPlaneUrl, certSha256, session: session.toString('base64') }) + '\n');
+      writeVolatileFile(
+        file,
+        JSON.stringify({ controlPlaneUrl, certSha256, session: session.toString('base64') }) + '\n',
+      );
     },
   };
 }

@@ -17,7 +17,11 @@ export interface TreeFetch {
   steadyState: boolean;
 }
 
-export async function openTreeFetch(client: HttpClient, cache: HttpCache, lastVerifiedTimestamp: string | undefined): Promise<TreeFetch> {
+export async function openTreeFetch(
+  client: HttpClient,
+  cache: HttpCache,
+  lastVerifiedTimestamp: string | undefined,
+): Promise<TreeFetch> {
   const before = client.stats.notModified;
   let timestamp: Uint8Array | undefined;
   try {
@@ -26,13 +30,20 @@ export async function openTreeFetch(client: HttpClient, cache: HttpCache, lastVe
     if (!(e instanceof NotFound)) throw e;
   }
   const timestampDigest = timestamp ? sha256Digest(timestamp) : undefined;
-  const steadyState = timestamp !== undefined && client.stats.notModified > before && timestampDigest === lastVerifiedTimestamp;
+  const steadyState =
+    timestamp !== undefined &&
+    client.stats.notModified > before &&
+    timestampDigest === lastVerifiedTimestamp;
 
   const fetch: Fetch = async (path, maxBytes) => {
     if (path === TIMESTAMP_PATH) return timestamp;
     if (steadyState) {
       if (path.startsWith('root/')) return undefined;
-      if (path.startsWith('releases/') || path === 'revocations.json' || /^revocations[^/]*\.json$/.test(path)) {
+      if (
+        path.startsWith('releases/') ||
+        path === 'revocations.json' ||
+        /^revocations[^/]*\.json$/.test(path)
+      ) {
         const hit = cache.get(path);
         if (hit && hit.body.byteLength <= maxBytes) return hit.body;
       }

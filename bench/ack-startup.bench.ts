@@ -6,11 +6,26 @@
 // the floors `node -e 0` and reading the log file once. The generated tree + log are cached under
 // .bench/ (signing 1,000,000 acks takes a minute). ACK_STARTUP_HOSTS, ACK_STARTUP_PER_HOST change the size.
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, readFileSync, rmSync, statSync, cpSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  writeSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  cpSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadavg } from 'node:os';
-import { fixtureHosts, fixtureKeys, writeTree, AckChain } from '../tests/control-plane/tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  AckChain,
+} from '../tests/control-plane/tree-fixture.ts';
 import { AckService } from '../control-plane/ack-service.ts';
 import { ACK_SNAPSHOT_FILE } from '../control-plane/ack-log.ts';
 import { loadReleaseView } from '../control-plane/release-view.ts';
@@ -30,7 +45,9 @@ async function fixture(): Promise<{ dir: string; tree: string; log: string }> {
   if (existsSync(join(dir, 'done'))) return { dir, tree, log };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(log, { recursive: true });
-  const hosts = fixtureHosts(Object.fromEntries(Array.from({ length: HOSTS }, (_, i) => [`h${i}`, { wave: i % 4 }])));
+  const hosts = fixtureHosts(
+    Object.fromEntries(Array.from({ length: HOSTS }, (_, i) => [`h${i}`, { wave: i % 4 }])),
+  );
   writeTree(tree, { keys: fixtureKeys(Date.now()), hosts, version: 1, nowMs: Date.now() });
   const chains = hosts.map((h) => new AckChain(h));
   const fd = openSync(join(log, ACK_LOG_FILE), 'w');
@@ -48,12 +65,22 @@ async function fixture(): Promise<{ dir: string; tree: string; log: string }> {
   }
   // The snapshot, written the endpoint's way: after a full replay, one more accepted ack with
   // snapshotEvery = 1 makes it write one at the next idle point.
-  const svc = await AckService.open({ logDir: log, publishRoot: join(dir, 'pub'), rateLimit: false, snapshotEvery: 1 });
+  const svc = await AckService.open({
+    logDir: log,
+    publishRoot: join(dir, 'pub'),
+    rateLimit: false,
+    snapshotEvery: 1,
+  });
   svc.setView(loadReleaseView(tree));
   const extra = chains[0]!.next();
-  const r = await svc.submit(Buffer.from(JSON.stringify(extra)), { cn: extra.signed.host, ou: 'agent', serial: null });
+  const r = await svc.submit(Buffer.from(JSON.stringify(extra)), {
+    cn: extra.signed.host,
+    ou: 'agent',
+    serial: null,
+  });
   await svc.close();
-  if (r.status !== 201 || !existsSync(join(log, ACK_SNAPSHOT_FILE))) throw new Error(`could not make the snapshot: ${JSON.stringify(r.body)}`);
+  if (r.status !== 201 || !existsSync(join(log, ACK_SNAPSHOT_FILE)))
+    throw new Error(`could not make the snapshot: ${JSON.stringify(r.body)}`);
   execFileSync('touch', [join(dir, 'done')]);
   return { dir, tree, log };
 }
@@ -68,9 +95,29 @@ function procUsage(pid: number): { cpuMs: number; hwmMb: number } {
 }
 
 /** Spawns the endpoint and measures until it listens (its first stdout line). */
-async function endpointStartup(tree: string, log: string): Promise<{ wallMs: number; cpuMs: number; hwmMb: number; opened: string }> {
+async function endpointStartup(
+  tree: string,
+  log: string,
+): Promise<{ wallMs: number; cpuMs: number; hwmMb: number; opened: string }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [BIN, 'cp', 'serve', '--acks-only', '--tree', tree, '--acks-log', log, '--port', '0', '--rate-limit', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'cp',
+      'serve',
+      '--acks-only',
+      '--tree',
+      tree,
+      '--acks-log',
+      log,
+      '--port',
+      '0',
+      '--rate-limit',
+      'off',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   try {
@@ -123,29 +170,64 @@ export default async function bench(): Promise<void> {
     global.gc?.();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    const svc = await AckService.open({ logDir: dir, publishRoot: join(f.dir, 'pub'), rateLimit: false, snapshotEvery: 0 });
+    const svc = await AckService.open({
+      logDir: dir,
+      publishRoot: join(f.dir, 'pub'),
+      rateLimit: false,
+      snapshotEvery: 0,
+    });
     const tOpen = performance.now() - t0;
     svc.setView(view);
     const total = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
-    rows.push([label, total.toFixed(0), ((cpu.user + cpu.system) / 1000).toFixed(0), '', `open ${tOpen.toFixed(0)} ms; ${svc.startup.snapshotHeads} heads from the snapshot, ${svc.startup.replayed.toLocaleString('en')} records replayed`]);
+    rows.push([
+      label,
+      total.toFixed(0),
+      ((cpu.user + cpu.system) / 1000).toFixed(0),
+      '',
+      `open ${tOpen.toFixed(0)} ms; ${svc.startup.snapshotHeads} heads from the snapshot, ${svc.startup.replayed.toLocaleString('en')} records replayed`,
+    ]);
     await svc.close();
   };
   const floor = childCpu(['-e', '0']);
-  rows.push(['floor: node -e 0', floor.wallMs.toFixed(0), floor.cpuMs.toFixed(0), floor.rssMb.toFixed(0), '']);
+  rows.push([
+    'floor: node -e 0',
+    floor.wallMs.toFixed(0),
+    floor.cpuMs.toFixed(0),
+    floor.rssMb.toFixed(0),
+    '',
+  ]);
   const read = childCpu(['-e', `require('fs').readFileSync(${JSON.stringify(logFile)})`]);
-  rows.push([`floor: read acks.log once (${logMb.toFixed(0)} MB)`, read.wallMs.toFixed(0), read.cpuMs.toFixed(0), read.rssMb.toFixed(0), '']);
+  rows.push([
+    `floor: read acks.log once (${logMb.toFixed(0)} MB)`,
+    read.wallMs.toFixed(0),
+    read.cpuMs.toFixed(0),
+    read.rssMb.toFixed(0),
+    '',
+  ]);
   for (const withSnapshot of [false, true]) {
     const dir = fresh(withSnapshot);
     const r = await endpointStartup(f.tree, dir);
     const o = /"snapshotHeads":(\d+),"replayed":(\d+)/.exec(r.opened);
-    rows.push([`cp serve --acks-only until listening, ${withSnapshot ? 'snapshot' : 'full replay'}`, r.wallMs.toFixed(0), r.cpuMs.toFixed(0), r.hwmMb.toFixed(0), o ? `${o[1]} heads from the snapshot, ${Number(o[2]).toLocaleString('en')} records replayed` : r.opened]);
+    rows.push([
+      `cp serve --acks-only until listening, ${withSnapshot ? 'snapshot' : 'full replay'}`,
+      r.wallMs.toFixed(0),
+      r.cpuMs.toFixed(0),
+      r.hwmMb.toFixed(0),
+      o
+        ? `${o[1]} heads from the snapshot, ${Number(o[2]).toLocaleString('en')} records replayed`
+        : r.opened,
+    ]);
   }
   await inProcess('in-process AckService.open + setView, full replay', false);
   await inProcess('in-process AckService.open + setView, snapshot', true);
   rmSync(work, { recursive: true, force: true });
 
-  console.log(`${HOSTS.toLocaleString('en')} hosts x ${PER_HOST} acks = ${(HOSTS * PER_HOST).toLocaleString('en')} acks, log ${logMb.toFixed(0)} MB (fixture ${genS < 5 ? 'cached' : `generated in ${genS.toFixed(0)} s`}); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `${HOSTS.toLocaleString('en')} hosts x ${PER_HOST} acks = ${(HOSTS * PER_HOST).toLocaleString('en')} acks, log ${logMb.toFixed(0)} MB (fixture ${genS < 5 ? 'cached' : `generated in ${genS.toFixed(0)} s`}); load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   console.log('| start-up | wall ms | CPU ms | peak RSS MB | detail |\n|---|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 }

@@ -19,14 +19,29 @@ import { hasTool } from '../tests/support/skip.ts';
 import type { Lab } from '../tests/support/lab.ts';
 
 // NIXFLEET_BIN: measure another build (e.g. the previous commit's) with the same setup.
-const BIN = process.env.NIXFLEET_BIN ?? fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+const BIN =
+  process.env.NIXFLEET_BIN ?? fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 
-interface Run { cpuMs: number; rssMb: number; requests: number; notModified: number; wireBytes: number; connections: number; decision: string }
+interface Run {
+  cpuMs: number;
+  rssMb: number;
+  requests: number;
+  notModified: number;
+  wireBytes: number;
+  connections: number;
+  decision: string;
+}
 
 /** A TCP relay that counts every byte in both directions and every connection (BENCH_VERBOSE: each TLS flight). */
-async function countingProxy(targetPort: number): Promise<{ server: Server; port: number; bytes: () => number; connections: () => number; reset: () => void }> {
+async function countingProxy(targetPort: number): Promise<{
+  server: Server;
+  port: number;
+  bytes: () => number;
+  connections: () => number;
+  reset: () => void;
+}> {
   let bytes = 0;
   let connections = 0;
   const server = createServer((down) => {
@@ -45,7 +60,13 @@ async function countingProxy(targetPort: number): Promise<{ server: Server; port
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  return { server, port, bytes: () => bytes, connections: () => connections, reset: () => ((bytes = 0), (connections = 0)) };
+  return {
+    server,
+    port,
+    bytes: () => bytes,
+    connections: () => connections,
+    reset: () => ((bytes = 0), (connections = 0)),
+  };
 }
 
 function median(xs: number[]): number {
@@ -57,14 +78,23 @@ function median(xs: number[]): number {
  * control plane and the proxy run in this process and must keep answering meanwhile.
  */
 async function timed(args: string[]): Promise<{ cpuMs: number; rssMb: number; stdout: string }> {
-  const child = spawn(GNU_TIME, ['-f', '%U %S %M', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(GNU_TIME, ['-f', '%U %S %M', process.execPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const status = await new Promise<number | null>((r) => child.on('close', r));
-  if (status !== 0) throw new Error(`node ${args.join(' ')} exited with ${status}: ${stderr}\n${stdout.slice(-2000)}`);
-  const [user, sys, rssKb] = stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number, number];
+  if (status !== 0)
+    throw new Error(
+      `node ${args.join(' ')} exited with ${status}: ${stderr}\n${stdout.slice(-2000)}`,
+    );
+  const [user, sys, rssKb] = stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [
+    number,
+    number,
+    number,
+  ];
   return { cpuMs: (user + sys) * 1000, rssMb: rssKb / 1024, stdout };
 }
 
@@ -92,11 +122,23 @@ async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; fu
       if (!resume) rmSync(`${setup.stateDir}/${TLS_SESSION_FILE}`, { force: true });
       proxy.reset();
       const t = await timed([BIN, 'agent', '--config', configFile, '--once']);
-      const lines = t.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-      const done = lines.find((l) => l['event'] === 'cycle-done') as { requests: number; notModified: number } | undefined;
+      const lines = t.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const done = lines.find((l) => l['event'] === 'cycle-done') as
+        { requests: number; notModified: number } | undefined;
       const decision = lines.find((l) => l['event'] === 'decision');
       if (!done) throw new Error(`no cycle-done line in: ${t.stdout.slice(0, 500)}`);
-      return { cpuMs: t.cpuMs, rssMb: t.rssMb, requests: done.requests, notModified: done.notModified, wireBytes: proxy.bytes(), connections: proxy.connections(), decision: String(decision?.['decision']) };
+      return {
+        cpuMs: t.cpuMs,
+        rssMb: t.rssMb,
+        requests: done.requests,
+        notModified: done.notModified,
+        wireBytes: proxy.bytes(),
+        connections: proxy.connections(),
+        decision: String(decision?.['decision']),
+      };
     };
     // Settle the ETag cache and the session file.
     await repeat(3, () => run(true));
@@ -106,7 +148,14 @@ async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; fu
     const full: Run[] = [];
     for (let i = 0; i < RUNS; i++) {
       const f = await timed(['-e', '0']);
-      floor.push({ ...f, requests: NaN, notModified: NaN, wireBytes: NaN, connections: NaN, decision: '' });
+      floor.push({
+        ...f,
+        requests: NaN,
+        notModified: NaN,
+        wireBytes: NaN,
+        connections: NaN,
+        decision: '',
+      });
       resumed.push(await run(true));
       full.push(await run(false));
     }
@@ -117,22 +166,40 @@ async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; fu
 }
 
 function print(name: string, r: { floor: Run[]; resumed: Run[]; full: Run[] }): void {
-  console.log(`\n${name}: nixfleet agent --once, whole process, converged host, nothing changed (median of ${RUNS} runs, interleaved)\n`);
-  console.log('| run                           | CPU ms | RSS MB | requests | 304s | wire bytes | TCP conns |');
-  console.log('|-------------------------------|--------|--------|----------|------|------------|-----------|');
+  console.log(
+    `\n${name}: nixfleet agent --once, whole process, converged host, nothing changed (median of ${RUNS} runs, interleaved)\n`,
+  );
+  console.log(
+    '| run                           | CPU ms | RSS MB | requests | 304s | wire bytes | TCP conns |',
+  );
+  console.log(
+    '|-------------------------------|--------|--------|----------|------|------------|-----------|',
+  );
   const row = (label: string, rs: Run[]) => {
-    const m = (f: (r: Run) => number) => (Number.isNaN(f(rs[0]!)) ? '-' : String(Math.round(median(rs.map(f)))));
-    console.log(`| ${label.padEnd(29)} | ${m((x) => x.cpuMs).padStart(6)} | ${m((x) => x.rssMb).padStart(6)} | ${m((x) => x.requests).padStart(8)} | ${m((x) => x.notModified).padStart(4)} | ${m((x) => x.wireBytes).padStart(10)} | ${m((x) => x.connections).padStart(9)} |`);
+    const m = (f: (r: Run) => number) =>
+      Number.isNaN(f(rs[0]!)) ? '-' : String(Math.round(median(rs.map(f))));
+    console.log(
+      `| ${label.padEnd(29)} | ${m((x) => x.cpuMs).padStart(6)} | ${m((x) => x.rssMb).padStart(6)} | ${m((x) => x.requests).padStart(8)} | ${m((x) => x.notModified).padStart(4)} | ${m((x) => x.wireBytes).padStart(10)} | ${m((x) => x.connections).padStart(9)} |`,
+    );
   };
   row('node -e 0 (floor)', r.floor);
   row('agent --once, TLS resumed', r.resumed);
   row('agent --once, full handshake', r.full);
   const decisions = new Set([...r.resumed, ...r.full].map((x) => x.decision));
-  console.log(`\ndecisions: ${[...decisions].join(', ')}; targets (issue 10): <= 150 ms CPU, <= 64 MB RSS, <= 3 requests, all 304, <= 2048 bytes`);
+  console.log(
+    `\ndecisions: ${[...decisions].join(', ')}; targets (issue 10): <= 150 ms CPU, <= 64 MB RSS, <= 3 requests, all 304, <= 2048 bytes`,
+  );
 }
 
 const HOSTS = ['h1', 'h2', 'h3', 'h4'];
-const fleetOf = (lab: Lab) => labFleet(lab, { prod: { hosts: Object.fromEntries(HOSTS.map((h) => [h, NEW])), waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], heartbeatSeconds: 3600 } });
+const fleetOf = (lab: Lab) =>
+  labFleet(lab, {
+    prod: {
+      hosts: Object.fromEntries(HOSTS.map((h) => [h, NEW])),
+      waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+      heartbeatSeconds: 3600,
+    },
+  });
 
 /** The production shape: real nginx (the rendered config) and the ack endpoint as its own process. */
 async function viaNginx(): Promise<void> {
@@ -142,11 +209,24 @@ async function viaNginx(): Promise<void> {
     await stack.startControlPlane();
     for (let round = 0; round < 40; round++) {
       const outs = await Promise.all(HOSTS.map((h) => stack.runAgentOnce(h)));
-      if (outs.every((o) => o.outcome?.['kind'] === 'decided' && o.outcome['decision'] === 'converged')) break;
+      if (
+        outs.every(
+          (o) => o.outcome?.['kind'] === 'decided' && o.outcome['decision'] === 'converged',
+        )
+      )
+        break;
     }
     await new Promise((r) => setTimeout(r, 1500)); // the endpoint publishes the last acks
     const h1 = stack.lab.host('h1');
-    print('nginx', await measure({ name: 'nginx', port: stack.nginxPort, stateDir: h1.stateDir, configFile: (url) => stack.agentConfigFile('h1', { controlPlaneUrl: url }) }));
+    print(
+      'nginx',
+      await measure({
+        name: 'nginx',
+        port: stack.nginxPort,
+        stateDir: h1.stateDir,
+        configFile: (url) => stack.agentConfigFile('h1', { controlPlaneUrl: url }),
+      }),
+    );
   } finally {
     await stack.close();
   }
@@ -159,21 +239,35 @@ async function viaEmbedded(): Promise<void> {
     lab.publish(fleetOf(lab));
     const cp = await lab.startControlPlane();
     for (let round = 0; round < 40; round++) {
-      const outs = await Promise.all(HOSTS.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      const outs = await Promise.all(
+        HOSTS.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
+      );
       if (outs.every((o) => o.kind === 'decided' && o.decision === 'converged')) break;
     }
     await new Promise((r) => setTimeout(r, 1500));
     const h1 = lab.host('h1');
-    print('embedded control plane', await measure({ name: 'embedded', port: cp.port, stateDir: h1.stateDir, configFile: (url) => (lab.agentConfig('h1', { controlPlaneUrl: url }), h1.configFile) }));
+    print(
+      'embedded control plane',
+      await measure({
+        name: 'embedded',
+        port: cp.port,
+        stateDir: h1.stateDir,
+        configFile: (url) => (lab.agentConfig('h1', { controlPlaneUrl: url }), h1.configFile),
+      }),
+    );
   } finally {
     await lab.close();
   }
 }
 
 export default async function bench(): Promise<void> {
-  if (!existsSync(GNU_TIME)) return void console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
-  if (!existsSync(fileURLToPath(new URL('../dist/main.js', import.meta.url)))) return void console.log('skipped: dist/main.js is missing (npm run build)');
-  console.log('CPU and peak RSS: GNU time; requests and 304s: the run\'s cycle-done line; wire bytes (all TLS, handshakes included) and TCP connections: a counting TCP proxy in front of the control plane. "full handshake": the kept TLS session deleted before the run.');
+  if (!existsSync(GNU_TIME))
+    return void console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
+  if (!existsSync(fileURLToPath(new URL('../dist/main.js', import.meta.url))))
+    return void console.log('skipped: dist/main.js is missing (npm run build)');
+  console.log(
+    'CPU and peak RSS: GNU time; requests and 304s: the run\'s cycle-done line; wire bytes (all TLS, handshakes included) and TCP connections: a counting TCP proxy in front of the control plane. "full handshake": the kept TLS session deleted before the run.',
+  );
   if (hasTool('nginx')) await viaNginx();
   else console.log('\nnginx: skipped (not installed)');
   await viaEmbedded();

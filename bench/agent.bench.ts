@@ -10,24 +10,46 @@ export default async function bench(): Promise<void> {
   try {
     // Two waves, so the steady cycle also polls its peers' ack bundles; a long heartbeat interval
     // so no POST falls into the measured cycles.
-    lab.publish(labFleet(lab, { prod: { hosts: Object.fromEntries(hosts.map((h) => [h, NEW])), waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], heartbeatSeconds: 3600 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: Object.fromEntries(hosts.map((h) => [h, NEW])),
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+          heartbeatSeconds: 3600,
+        },
+      }),
+    );
     await lab.startControlPlane();
     for (let round = 0; round < 40; round++) {
-      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h), reuseConnections: true })));
+      const outs = await Promise.all(
+        hosts.map((h) =>
+          runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h), reuseConnections: true }),
+        ),
+      );
       if (outs.every((o) => o.kind === 'decided' && o.decision === 'converged')) break;
     }
     const cfg = lab.agentConfig('h1');
     // Warm-up: the first converged cycles still fetch bundles that changed; then the tree is still.
     await new Promise((r) => setTimeout(r, 1500));
-    for (let i = 0; i < 3; i++) await runAgentOnce(cfg, { log: memoryLogger('h1'), reuseConnections: true });
+    for (let i = 0; i < 3; i++)
+      await runAgentOnce(cfg, { log: memoryLogger('h1'), reuseConnections: true });
     const log = memoryLogger('h1');
     const N = 30;
     for (let i = 0; i < N; i++) await runAgentOnce(cfg, { log, reuseConnections: true });
-    const cycles = log.records.filter((r) => r['event'] === 'cycle-done') as unknown as { ms: number; requests: number; notModified: number; bodyBytes: number; wireBytes: number }[];
+    const cycles = log.records.filter((r) => r['event'] === 'cycle-done') as unknown as {
+      ms: number;
+      requests: number;
+      notModified: number;
+      bodyBytes: number;
+      wireBytes: number;
+    }[];
     const ms = cycles.map((c) => c.ms).sort((a, b) => a - b);
     const sum = (f: (c: (typeof cycles)[number]) => number) => cycles.reduce((a, c) => a + f(c), 0);
-    const row = (k: string, v: string, target: string) => console.log(`| ${k.padEnd(34)} | ${v.padStart(12)} | ${target.padEnd(10)} |`);
-    console.log(`steady-state cycle of a converged host (${N} cycles, keep-alive mTLS, embedded control plane on loopback)\n`);
+    const row = (k: string, v: string, target: string) =>
+      console.log(`| ${k.padEnd(34)} | ${v.padStart(12)} | ${target.padEnd(10)} |`);
+    console.log(
+      `steady-state cycle of a converged host (${N} cycles, keep-alive mTLS, embedded control plane on loopback)\n`,
+    );
     console.log('| metric                             |        value | target     |');
     console.log('|------------------------------------|--------------|------------|');
     row('requests per cycle', (sum((c) => c.requests) / N).toFixed(1), '');
@@ -36,7 +58,9 @@ export default async function bench(): Promise<void> {
     row('TLS bytes on the wire per cycle', (sum((c) => c.wireBytes) / N).toFixed(0), '<= 2048');
     row('wall time per cycle, median (ms)', String(ms[Math.floor(N / 2)]), '<= 100');
     row('wall time per cycle, p90 (ms)', String(ms[Math.floor(N * 0.9)]), '');
-    const decisions = new Set(log.records.filter((r) => r['event'] === 'decision').map((r) => r['decision']));
+    const decisions = new Set(
+      log.records.filter((r) => r['event'] === 'decision').map((r) => r['decision']),
+    );
     console.log(`\ndecisions during the measured cycles: ${[...decisions].join(', ')}`);
   } finally {
     closeAgentConnections();

@@ -20,7 +20,14 @@ import { cpus, loadavg } from 'node:os';
 import { hasTool } from '../tests/support/skip.ts';
 import { makeTestPki, type TestPki } from '../tests/support/pki.ts';
 import { startNginx, freePort, makeRuntimeDir, removeRuntimeDir } from '../tests/support/nginx.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from '../tests/control-plane/tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from '../tests/control-plane/tree-fixture.ts';
 import { renderNginxConfig } from '../control-plane/nginx-config.ts';
 import { ensureRevocationMaps, syncTree } from '../control-plane/sync.ts';
 import { ackBundlePath, latestAckPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
@@ -36,8 +43,19 @@ const POST_EVERY = 100;
 const TICKS_PER_SECOND = 100;
 
 interface LoadResult {
-  runs: number; seconds: number; resumed: number; notModified: number; ok200: number; bad: number; connFail: number;
-  posts: number; postOk: number; postBad: number; p50: number; p99: number; cpuSeconds: number;
+  runs: number;
+  seconds: number;
+  resumed: number;
+  notModified: number;
+  ok200: number;
+  bad: number;
+  connFail: number;
+  posts: number;
+  postOk: number;
+  postBad: number;
+  p50: number;
+  p99: number;
+  cpuSeconds: number;
 }
 
 /** utime + stime of a process, in seconds. */
@@ -55,8 +73,14 @@ function cpuOf(pid: number): number {
 function nginxCpu(master: number): number {
   let children: number[] = [];
   try {
-    children = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch { /* gone */ }
+    children = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    /* gone */
+  }
   return [master, ...children].reduce((s, p) => s + cpuOf(p), 0);
 }
 
@@ -74,14 +98,36 @@ function run(cmd: string, args: string[]): Promise<string> {
     let err = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err.slice(0, 2000)}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${code}: ${err.slice(0, 2000)}`)),
+    );
   });
 }
 
-async function startEndpoint(treeDir: string, logDir: string): Promise<{ child: ChildProcess; port: number }> {
+async function startEndpoint(
+  treeDir: string,
+  logDir: string,
+): Promise<{ child: ChildProcess; port: number }> {
   // Rate limit off: the 1 % of posting hosts are played by CLIENTS identities, each posting far more
   // often than one real host would (a real host posts a few acks per rollout and a heartbeat a minute).
-  const child = spawn(process.execPath, [BIN, 'cp', 'serve', '--acks-only', '--tree', treeDir, '--port', '0', '--acks-log', logDir, '--rate-limit', 'off'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'cp',
+      'serve',
+      '--acks-only',
+      '--tree',
+      treeDir,
+      '--port',
+      '0',
+      '--acks-log',
+      logDir,
+      '--rate-limit',
+      'off',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -96,13 +142,24 @@ async function startEndpoint(treeDir: string, logDir: string): Promise<{ child: 
 /** Posts one ack straight to the endpoint (as nginx would forward it), so the host's latest-ack file exists. */
 function postDirect(port: number, host: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const r = httpRequest({ host: '127.0.0.1', port, path: '/acks', method: 'POST', headers: {
-      'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
-      'x-ssl-client-verify': 'SUCCESS', 'x-ssl-client-s-dn': `CN=${host},OU=agent`,
-    } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const r = httpRequest(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/acks',
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-ssl-client-verify': 'SUCCESS',
+          'x-ssl-client-s-dn': `CN=${host},OU=agent`,
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -179,8 +236,15 @@ export default async function bench(): Promise<void> {
     endpoint = ep.child;
     const port = await freePort();
     const config = renderNginxConfig({
-      treeDir, caCert: pki.caPath, serverCert: pki.server.certPath, serverKey: pki.server.keyPath, crl: pki.crlPath,
-      listen: `127.0.0.1:${port}`, ackUpstream: `127.0.0.1:${ep.port}`, runtimeDir: runtime, workerProcesses: 'auto',
+      treeDir,
+      caCert: pki.caPath,
+      serverCert: pki.server.certPath,
+      serverKey: pki.server.keyPath,
+      crl: pki.crlPath,
+      listen: `127.0.0.1:${port}`,
+      ackUpstream: `127.0.0.1:${ep.port}`,
+      runtimeDir: runtime,
+      workerProcesses: 'auto',
     }).replace(/access_log [^;]+;/, 'access_log off;');
     const nginx = await startNginx({ config, runtimeDir: runtime, port });
     stopNginx = () => nginx.stop();
@@ -191,9 +255,13 @@ export default async function bench(): Promise<void> {
       const status = await postDirect(ep.port, h.name, JSON.stringify(chains.get(h.name)!.next()));
       if (status !== 201) throw new Error(`first ack of ${h.name}: ${status}`);
     }
-    await until('latest-ack files', () => hosts.every((h) => existsSync(join(treeDir, latestAckPath(h.name)))));
+    await until('latest-ack files', () =>
+      hosts.every((h) => existsSync(join(treeDir, latestAckPath(h.name)))),
+    );
     // Each poster's chain, pre-signed; a posting row gets the part after what earlier rows stored.
-    const presigned = posters.map((p) => Array.from({ length: 2000 }, () => JSON.stringify(chains.get(p)!.next())));
+    const presigned = posters.map((p) =>
+      Array.from({ length: 2000 }, () => JSON.stringify(chains.get(p)!.next())),
+    );
     const stored = posters.map(() => 0);
     const ackFileFor = (i: number) => {
       const f = join(work, `${posters[i]}.${stored[i]}.acks`);
@@ -204,14 +272,24 @@ export default async function bench(): Promise<void> {
     const base = `https://127.0.0.1:${port}`;
     const pathsFor = async (reader: string): Promise<string[]> => {
       const tls = pki.clientTls(pki.hosts[reader]!);
-      const paths = [latestAckPath(reader), TIMESTAMP_PATH, ackBundlePath('prod', 0), ackBundlePath('prod', 1)].map((p) => `/${p}`);
+      const paths = [
+        latestAckPath(reader),
+        TIMESTAMP_PATH,
+        ackBundlePath('prod', 0),
+        ackBundlePath('prod', 1),
+      ].map((p) => `/${p}`);
       const out: string[] = [];
       for (const p of paths) out.push(p, await etagOf(base + p, tls));
       return out;
     };
     const readerPaths = await Promise.all(readers.map(pathsFor));
 
-    const measure = async (name: string, floor: string | null, spawnOne: (i: number) => Promise<string>, parse: (out: string) => LoadResult): Promise<void> => {
+    const measure = async (
+      name: string,
+      floor: string | null,
+      spawnOne: (i: number) => Promise<string>,
+      parse: (out: string) => LoadResult,
+    ): Promise<void> => {
       const n0 = nginxCpu(nginx.pid);
       const e0 = cpuOf(ep.child.pid!);
       const c0 = reapedChildrenCpu();
@@ -224,7 +302,11 @@ export default async function bench(): Promise<void> {
       const runs = sum('runs');
       const seconds = Math.max(...results.map((r) => r.seconds || wall));
       rows.push({
-        name, floor, runs, seconds, perSecond: runs / seconds,
+        name,
+        floor,
+        runs,
+        seconds,
+        perSecond: runs / seconds,
         resumedPct: results[0]!.resumed >= 0 ? (100 * sum('resumed')) / Math.max(1, runs) : null,
         bad: sum('bad') + sum('connFail') + sum('postBad'),
         posts: results[0]!.posts >= 0 ? `${sum('postOk')}/${sum('posts')}` : '',
@@ -238,27 +320,94 @@ export default async function bench(): Promise<void> {
 
     const sTime = (mode: 'new' | 'reuse') => (i: number) => {
       const c = pki.hosts[readers[i]!]!;
-      return run('openssl', ['s_time', '-connect', `127.0.0.1:${port}`, `-${mode}`, '-time', String(SECONDS), '-cert', c.certPath, '-key', c.keyPath, '-CAfile', pki.caPath, '-www', `/${TIMESTAMP_PATH}`]);
+      return run('openssl', [
+        's_time',
+        '-connect',
+        `127.0.0.1:${port}`,
+        `-${mode}`,
+        '-time',
+        String(SECONDS),
+        '-cert',
+        c.certPath,
+        '-key',
+        c.keyPath,
+        '-CAfile',
+        pki.caPath,
+        '-www',
+        `/${TIMESTAMP_PATH}`,
+      ]);
     };
     const parseSTime = (out: string): LoadResult => {
       // "<n> connections in <t> real seconds, <b> bytes read per connection"
       const m = /(\d+) connections in (\d+(?:\.\d+)?) real seconds/.exec(out);
       if (!m) throw new Error(`unexpected s_time output: ${out.slice(0, 500)}`);
-      return { runs: Number(m[1]), seconds: SECONDS, resumed: -1, notModified: 0, ok200: 0, bad: 0, connFail: 0, posts: -1, postOk: 0, postBad: 0, p50: -1, p99: -1, cpuSeconds: 0 };
+      return {
+        runs: Number(m[1]),
+        seconds: SECONDS,
+        resumed: -1,
+        notModified: 0,
+        ok200: 0,
+        bad: 0,
+        connFail: 0,
+        posts: -1,
+        postOk: 0,
+        postBad: 0,
+        p50: -1,
+        p99: -1,
+        cpuSeconds: 0,
+      };
     };
     const agents = (mode: 'new' | 'reuse', postEvery: number) => (i: number) => {
       const c = pki.hosts[readers[i]!]!;
       const p = pki.hosts[posters[i]!]!;
-      return run(client, ['127.0.0.1', String(port), String(SECONDS), mode, pki.caPath, c.certPath, c.keyPath, String(postEvery), p.certPath, p.keyPath, ackFileFor(i), ...readerPaths[i]!]);
+      return run(client, [
+        '127.0.0.1',
+        String(port),
+        String(SECONDS),
+        mode,
+        pki.caPath,
+        c.certPath,
+        c.keyPath,
+        String(postEvery),
+        p.certPath,
+        p.keyPath,
+        ackFileFor(i),
+        ...readerPaths[i]!,
+      ]);
     };
     const parseAgents = (out: string) => JSON.parse(out) as LoadResult;
 
     await measure('floor: openssl s_time -new (handshake + 1 GET)', null, sTime('new'), parseSTime);
-    await measure('agent run, full handshake, 4 conditional GETs', 'new', agents('new', 0), parseAgents);
-    await measure('agent run, full handshake, 4 GETs, 1 % post an ack', 'new', agents('new', POST_EVERY), parseAgents);
-    await measure('floor: openssl s_time -reuse (resumed + 1 GET)', null, sTime('reuse'), parseSTime);
-    await measure('agent run, resumed session, 4 conditional GETs', 'reuse', agents('reuse', 0), parseAgents);
-    await measure('agent run, resumed session, 4 GETs, 1 % post an ack', 'reuse', agents('reuse', POST_EVERY), parseAgents);
+    await measure(
+      'agent run, full handshake, 4 conditional GETs',
+      'new',
+      agents('new', 0),
+      parseAgents,
+    );
+    await measure(
+      'agent run, full handshake, 4 GETs, 1 % post an ack',
+      'new',
+      agents('new', POST_EVERY),
+      parseAgents,
+    );
+    await measure(
+      'floor: openssl s_time -reuse (resumed + 1 GET)',
+      null,
+      sTime('reuse'),
+      parseSTime,
+    );
+    await measure(
+      'agent run, resumed session, 4 conditional GETs',
+      'reuse',
+      agents('reuse', 0),
+      parseAgents,
+    );
+    await measure(
+      'agent run, resumed session, 4 GETs, 1 % post an ack',
+      'reuse',
+      agents('reuse', POST_EVERY),
+      parseAgents,
+    );
   } finally {
     if (stopNginx) await stopNginx();
     if (endpoint && endpoint.exitCode === null) {
@@ -270,17 +419,54 @@ export default async function bench(): Promise<void> {
     pki.cleanup();
   }
 
-  const floors = new Map([['new', rows[0]!.perSecond], ['reuse', rows[3]!.perSecond]]);
-  console.log(`${CLIENTS} client processes, ${SECONDS} s per row, nginx workers auto (${cpus().length} cores), load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  const head = ['scenario', 'runs/s', 'hosts at 60 s poll', 'ratio to floor', 'resumed %', 'p50 / p99 ms', 'nginx CPU ms/run', 'client CPU ms/run', 'ack endpoint CPU ms', 'acks 201/posted', 'errors'];
+  const floors = new Map([
+    ['new', rows[0]!.perSecond],
+    ['reuse', rows[3]!.perSecond],
+  ]);
+  console.log(
+    `${CLIENTS} client processes, ${SECONDS} s per row, nginx workers auto (${cpus().length} cores), load average after: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  const head = [
+    'scenario',
+    'runs/s',
+    'hosts at 60 s poll',
+    'ratio to floor',
+    'resumed %',
+    'p50 / p99 ms',
+    'nginx CPU ms/run',
+    'client CPU ms/run',
+    'ack endpoint CPU ms',
+    'acks 201/posted',
+    'errors',
+  ];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const r of rows) {
     const ratio = r.floor ? (r.perSecond / floors.get(r.floor)!).toFixed(2) : '1.00';
-    console.log(`| ${[
-      r.name, Math.round(r.perSecond), Math.round(r.perSecond * 60).toLocaleString('en'), ratio,
-      r.resumedPct === null ? '' : r.resumedPct.toFixed(0), r.p50 === null ? '' : `${r.p50.toFixed(1)} / ${r.p99!.toFixed(1)}`,
-      r.nginxMsPerRun.toFixed(3), r.clientMsPerRun.toFixed(3), r.endpointMs.toFixed(0), r.posts, r.bad,
-    ].join(' | ')} |`);
+    console.log(
+      `| ${[
+        r.name,
+        Math.round(r.perSecond),
+        Math.round(r.perSecond * 60).toLocaleString('en'),
+        ratio,
+        r.resumedPct === null ? '' : r.resumedPct.toFixed(0),
+        r.p50 === null ? '' : `${r.p50.toFixed(1)} / ${r.p99!.toFixed(1)}`,
+        r.nginxMsPerRun.toFixed(3),
+        r.clientMsPerRun.toFixed(3),
+        r.endpointMs.toFixed(0),
+        r.posts,
+        r.bad,
+      ].join(' | ')} |`,
+    );
   }
-  console.log(`\nnginx alone on all ${cpus().length} cores (CPU-bound projection): ${rows.filter((r) => r.floor).map((r) => `${r.name.replace('agent run, ', '')}: ${Math.round((cpus().length * 1000 / r.nginxMsPerRun) * 60).toLocaleString('en')} hosts`).join('; ')}`);
+  console.log(
+    `\nnginx alone on all ${cpus().length} cores (CPU-bound projection): ${rows
+      .filter((r) => r.floor)
+      .map(
+        (r) =>
+          `${r.name.replace('agent run, ', '')}: ${Math.round(((cpus().length * 1000) / r.nginxMsPerRun) * 60).toLocaleString('en')} hosts`,
+      )
+      .join('; ')}`,
+  );
 }

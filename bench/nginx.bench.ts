@@ -9,7 +9,13 @@ import { loadavg } from 'node:os';
 import { hasTool } from '../tests/support/skip.ts';
 import { makeTestPki } from '../tests/support/pki.ts';
 import { startNginx, freePort, makeRuntimeDir, removeRuntimeDir } from '../tests/support/nginx.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir } from '../tests/control-plane/tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+} from '../tests/control-plane/tree-fixture.ts';
 import { renderNginxConfig } from '../control-plane/nginx-config.ts';
 import { ensureRevocationMaps, syncTree } from '../control-plane/sync.ts';
 
@@ -25,47 +31,76 @@ interface AcResult {
   errors: number;
   statusCodeStats: Record<string, { count: number } | undefined>;
 }
-type AcOptions = { url: string; connections?: number; duration?: number; amount?: number; headers?: Record<string, string>; reconnectRate?: number; tlsOptions?: object };
+type AcOptions = {
+  url: string;
+  connections?: number;
+  duration?: number;
+  amount?: number;
+  headers?: Record<string, string>;
+  reconnectRate?: number;
+  tlsOptions?: object;
+};
 const autocannonModule = 'autocannon';
-const autocannon = ((await import(autocannonModule)) as { default: (o: AcOptions) => Promise<AcResult> }).default;
+const autocannon = (
+  (await import(autocannonModule)) as { default: (o: AcOptions) => Promise<AcResult> }
+).default;
 
 interface Row {
   name: string;
   result: AcResult;
 }
 
-async function freshConnectionPolls(url: string, tls: object, etag: string, concurrency: number, seconds: number): Promise<AcResult> {
+async function freshConnectionPolls(
+  url: string,
+  tls: object,
+  etag: string,
+  concurrency: number,
+  seconds: number,
+): Promise<AcResult> {
   const { request } = await import('node:https');
   const { createSecureContext } = await import('node:tls');
   const secureContext = createSecureContext(tls);
   const latencies: number[] = [];
   let bad = 0;
   const until = performance.now() + seconds * 1000;
-  const one = () => new Promise<void>((resolve) => {
-    const t = performance.now();
-    const r = request(url, Object.assign({ agent: false as const, headers: { 'if-none-match': etag } }, tls, { secureContext }), (res) => {
-      res.resume();
-      res.on('end', () => {
-        if (res.statusCode !== 304) bad++;
-        latencies.push(performance.now() - t);
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t = performance.now();
+      const r = request(
+        url,
+        Object.assign({ agent: false as const, headers: { 'if-none-match': etag } }, tls, {
+          secureContext,
+        }),
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode !== 304) bad++;
+            latencies.push(performance.now() - t);
+            resolve();
+          });
+        },
+      );
+      r.on('error', () => {
+        bad++;
         resolve();
       });
+      r.end();
     });
-    r.on('error', () => {
-      bad++;
-      resolve();
-    });
-    r.end();
-  });
   const start = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (performance.now() < until) await one();
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) await one();
+    }),
+  );
   const elapsed = (performance.now() - start) / 1000;
   latencies.sort((a, b) => a - b);
   return {
-    connections: concurrency, requests: { average: latencies.length / elapsed }, latency: { p99: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0) },
-    non2xx: 0, errors: bad, statusCodeStats: {},
+    connections: concurrency,
+    requests: { average: latencies.length / elapsed },
+    latency: { p99: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0) },
+    non2xx: 0,
+    errors: bad,
+    statusCodeStats: {},
   };
 }
 
@@ -86,8 +121,15 @@ export default async function bench(): Promise<void> {
   await syncTree({ from: join(work, 'ci'), treeDir, pinnedRoot: keys.signedRoot });
   const port = await freePort();
   const config = renderNginxConfig({
-    treeDir, caCert: pki.caPath, serverCert: pki.server.certPath, serverKey: pki.server.keyPath, crl: pki.crlPath,
-    listen: `127.0.0.1:${port}`, ackUpstream: '127.0.0.1:9', runtimeDir: runtime, workerProcesses: 'auto',
+    treeDir,
+    caCert: pki.caPath,
+    serverCert: pki.server.certPath,
+    serverKey: pki.server.keyPath,
+    crl: pki.crlPath,
+    listen: `127.0.0.1:${port}`,
+    ackUpstream: '127.0.0.1:9',
+    runtimeDir: runtime,
+    workerProcesses: 'auto',
   }).replace(/access_log [^;]+;/, 'access_log off;');
   const nginx = await startNginx({ config, runtimeDir: runtime, port });
   const url = `https://127.0.0.1:${port}/timestamp.json`;
@@ -106,24 +148,41 @@ export default async function bench(): Promise<void> {
       r.end();
     });
     const run = (name: string, extra: Partial<AcOptions>) =>
-      autocannon({ url, connections: CONNECTIONS, duration: SECONDS, tlsOptions, ...extra }).then((result) => rows.push({ name, result }));
+      autocannon({ url, connections: CONNECTIONS, duration: SECONDS, tlsOptions, ...extra }).then(
+        (result) => rows.push({ name, result }),
+      );
     await run('304 poll, keep-alive', { headers: { 'if-none-match': etag } });
     await run('200 GET, keep-alive', {});
     // autocannon's reconnectRate drops the response it reconnects on from its counts: measure this row
     // with node:https and no keep-alive instead (the client's handshakes share the 2 cores too).
-    rows.push({ name: '304 poll, new TLS connection each (node:https client)', result: await freshConnectionPolls(url, tlsOptions, etag, 16, SECONDS) });
+    rows.push({
+      name: '304 poll, new TLS connection each (node:https client)',
+      result: await freshConnectionPolls(url, tlsOptions, etag, 16, SECONDS),
+    });
   } finally {
     await nginx.stop();
     removeRuntimeDir(runtime);
     removeDir(work);
     pki.cleanup();
   }
-  console.log(`nginx workers: auto (${(await import('node:os')).cpus().length} cores), ${SECONDS} s per row, load average before: ${loadavg()[0]!.toFixed(1)}`);
-  const head = ['scenario', 'connections', 'requests/s', 'p99 ms', 'non-2xx/304', 'hosts at 60 s (1 req/poll)', 'hosts at 60 s (3 req/poll)'];
+  console.log(
+    `nginx workers: auto (${(await import('node:os')).cpus().length} cores), ${SECONDS} s per row, load average before: ${loadavg()[0]!.toFixed(1)}`,
+  );
+  const head = [
+    'scenario',
+    'connections',
+    'requests/s',
+    'p99 ms',
+    'non-2xx/304',
+    'hosts at 60 s (1 req/poll)',
+    'hosts at 60 s (3 req/poll)',
+  ];
   console.log(`| ${head.join(' | ')} |\n|${head.map(() => '---').join('|')}|`);
   for (const { name, result } of rows) {
     const rps = result.requests.average;
     const bad = result.non2xx - (result.statusCodeStats['304']?.count ?? 0) + result.errors;
-    console.log(`| ${name} | ${result.connections} | ${Math.round(rps)} | ${result.latency.p99} | ${bad} | ${Math.round(rps * 60).toLocaleString('en')} | ${Math.round((rps * 60) / 3).toLocaleString('en')} |`);
+    console.log(
+      `| ${name} | ${result.connections} | ${Math.round(rps)} | ${result.latency.p99} | ${bad} | ${Math.round(rps * 60).toLocaleString('en')} | ${Math.round((rps * 60) / 3).toLocaleString('en')} |`,
+    );
   }
 }

@@ -16,13 +16,22 @@ export default async function bench(): Promise<void> {
     console.log('| hosts | Nix mkFleet (s) | Nix peak RSS (MB) | TS validateFleet (ms) |');
     console.log('|---:|---:|---:|---:|');
     for (const hosts of [100, 1000, 5000]) {
-      const fleet = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'bench-nix' }).fleet;
+      const fleet = generateFleet({
+        hosts,
+        channels: 3,
+        wavesPerChannel: 4,
+        seed: 'bench-nix',
+      }).fleet;
       const file = join(dir, `fleet-${hosts}.json`);
       writeFileSync(file, JSON.stringify(fleet));
       const expr = `builtins.length (builtins.attrNames ((import ${nixString(NIX_LIB)}).mkFleet (builtins.fromJSON (builtins.readFile ${nixString(file)}))).hosts)`;
       // GNU time prints the child's peak RSS (KB) as the last stderr line; the wall time is ours.
       const t0 = performance.now();
-      const run = spawnSync('/usr/bin/time', ['-f', '%M', 'nix-instantiate', '--eval', '--strict', '-E', expr], { encoding: 'utf8' });
+      const run = spawnSync(
+        '/usr/bin/time',
+        ['-f', '%M', 'nix-instantiate', '--eval', '--strict', '-E', expr],
+        { encoding: 'utf8' },
+      );
       const seconds = (performance.now() - t0) / 1000;
       if (run.status !== 0) throw new Error(`nix-instantiate failed: ${run.stderr}`);
       const rssKb = Number(run.stderr.trim().split('\n').pop());
@@ -30,7 +39,9 @@ export default async function bench(): Promise<void> {
       const r = validateFleet(fleet);
       const tsMs = performance.now() - t1;
       if (!r.ok) throw new Error(`generated fleet invalid: ${r.errors[0]}`);
-      console.log(`| ${hosts} | ${seconds.toFixed(2)} | ${(rssKb / 1024).toFixed(0)} | ${tsMs.toFixed(0)} |`);
+      console.log(
+        `| ${hosts} | ${seconds.toFixed(2)} | ${(rssKb / 1024).toFixed(0)} | ${tsMs.toFixed(0)} |`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,16 @@
 // Sizes: OPERATOR_BENCH_HOSTS (default 10000, comma-separated for several). OPERATOR_BENCH_KEEP=1 keeps
 // the generated directories (printed) for profiling.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,9 +55,23 @@ export interface OperatorFixture {
 export async function buildOperatorFixture(dir: string, hosts: number): Promise<OperatorFixture> {
   const start = Date.parse('2030-01-01T00:00:00Z');
   const { releaseKey, root } = benchTrust(start);
-  const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'operator-bench', chainChannels: true, soakSeconds: 300 });
+  const { fleet, hostKeys } = generateFleet({
+    hosts,
+    channels: 3,
+    wavesPerChannel: 4,
+    seed: 'operator-bench',
+    chainChannels: true,
+    soakSeconds: 300,
+  });
   const tree = join(dir, 'tree');
-  publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: start });
+  publishRelease({
+    cacheCheck: 'skip',
+    treeDir: tree,
+    fleet,
+    releaseKeys: [releaseKey],
+    roots: [root],
+    now: start,
+  });
   const rootFile = join(dir, 'root.json');
   writeFileSync(rootFile, canonicalString(root));
   const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
@@ -79,24 +102,45 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
           if (lastSlot && i === 0) sampleHost = host;
           // In the last wave: every 50th host never answers, the second one fails its probes.
           if (lastSlot && i % 50 === 49) return;
-          const steps: { kind: 'started' | 'activated' | 'healthy' | 'heartbeat' | 'failed'; at: number }[] = [
-            { kind: 'started', at: t0 + j }, { kind: 'activated', at: t0 + 30_000 + j },
+          const steps: {
+            kind: 'started' | 'activated' | 'healthy' | 'heartbeat' | 'failed';
+            at: number;
+          }[] = [
+            { kind: 'started', at: t0 + j },
+            { kind: 'activated', at: t0 + 30_000 + j },
           ];
           if (lastSlot && i === 1) steps.push({ kind: 'failed', at: healthyAt });
           else {
             steps.push({ kind: 'healthy', at: healthyAt });
-            for (let t = healthyAt + MIN; t <= Math.min(healthyAt + 7 * MIN, end - MIN); t += MIN) steps.push({ kind: 'heartbeat', at: t });
+            for (let t = healthyAt + MIN; t <= Math.min(healthyAt + 7 * MIN, end - MIN); t += MIN)
+              steps.push({ kind: 'heartbeat', at: t });
             // A last heartbeat just before the end, so a finished wave still shows fresh soak proof.
-            if (healthyAt + 7 * MIN < end - 2 * MIN) steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
+            if (healthyAt + 7 * MIN < end - 2 * MIN)
+              steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
           }
           let prev: string | null = null;
           steps.forEach((s, n) => {
-            const ack: SignedAck = signAck({
-              type: 'ack', schemaVersion: 1, fleet: 'generated', host, seq: n + 1, prev, time: isoTime(s.at), kind: s.kind,
-              releaseVersion: plan.releaseVersion, rolloutId: plan.rolloutId, target: entry.target,
-              current: s.kind === 'started' ? null : entry.target, healthySince: s.kind === 'healthy' || s.kind === 'heartbeat' ? isoTime(healthyAt) : null,
-              probes: [], reason: s.kind === 'failed' ? 'probe http failed: connection refused' : null,
-            }, hostKeys[host]!);
+            const ack: SignedAck = signAck(
+              {
+                type: 'ack',
+                schemaVersion: 1,
+                fleet: 'generated',
+                host,
+                seq: n + 1,
+                prev,
+                time: isoTime(s.at),
+                kind: s.kind,
+                releaseVersion: plan.releaseVersion,
+                rolloutId: plan.rolloutId,
+                target: entry.target,
+                current: s.kind === 'started' ? null : entry.target,
+                healthySince:
+                  s.kind === 'healthy' || s.kind === 'heartbeat' ? isoTime(healthyAt) : null,
+                probes: [],
+                reason: s.kind === 'failed' ? 'probe http failed: connection refused' : null,
+              },
+              hostKeys[host]!,
+            );
             prev = ackDigest(ack);
             const canonical = canonicalString(ack);
             chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
@@ -113,11 +157,15 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
     closeSync(log);
   }
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
-  for (const [host, canonical] of latest) writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
+  for (const [host, canonical] of latest)
+    writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
   for (const ch of channels) {
     mkdirSync(join(tree, 'acks', 'channels', ch), { recursive: true });
     release0.plans[ch]!.waves.forEach((w, i) => {
-      writeFileSync(join(tree, 'acks', 'channels', ch, `wave-${i}.json`), bundleJson('generated', ch, i, isoTime(end), w.hosts, (h) => latest.get(h)));
+      writeFileSync(
+        join(tree, 'acks', 'channels', ch, `wave-${i}.json`),
+        bundleJson('generated', ch, i, isoTime(end), w.hosts, (h) => latest.get(h)),
+      );
     });
   }
   // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
@@ -125,13 +173,26 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   return { tree, rootFile, now: isoTime(end), hosts, records, logBytes, sampleHost };
 }
 
-interface Cost { wallMs: number; cpuMs: number; rssMb: number }
+interface Cost {
+  wallMs: number;
+  cpuMs: number;
+  rssMb: number;
+}
 
 /** One whole process under GNU time: `%e %U %S %M` = wall s, user s, system s, peak RSS KB. */
 function once(args: string[], okCodes: readonly number[]): Cost {
-  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (!okCodes.includes(r.status ?? -1)) throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
-  const [wall, user, sys, rssKb] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number, number, number];
+  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (!okCodes.includes(r.status ?? -1))
+    throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  const [wall, user, sys, rssKb] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, rssMb: rssKb / 1024 };
 }
 
@@ -151,26 +212,44 @@ export default async function operatorBench(): Promise<void> {
       // Warm rows reuse the verified-ack cache the first run of each fills; cold rows verify every ack.
       const rows: [string, string[], number[]][] = [
         ['node -e 0 (floor)', ['-e', '0'], [0]],
-        ['nixfleet verify (every manifest)', [BIN, 'verify', f.tree, '--root', f.rootFile, '--now', f.now], [0]],
+        [
+          'nixfleet verify (every manifest)',
+          [BIN, 'verify', f.tree, '--root', f.rootFile, '--now', f.now],
+          [0],
+        ],
         ['nixfleet status, cold (--no-cache)', [BIN, 'status', ...common, '--no-cache'], [0]],
         ['nixfleet status, warm cache', [BIN, 'status', ...warm], [0]],
         ['nixfleet status --problems, warm', [BIN, 'status', ...warm, '--problems'], [0]],
         ['nixfleet status --host H, warm', [BIN, 'status', ...warm, '--host', f.sampleHost], [0]],
-        ['nixfleet trace --host H, cold (--no-cache)', [BIN, 'trace', ...common, '--no-cache', '--host', f.sampleHost], [0]],
-        ['nixfleet trace --host H, warm cache', [BIN, 'trace', ...warm, '--host', f.sampleHost], [0]],
+        [
+          'nixfleet trace --host H, cold (--no-cache)',
+          [BIN, 'trace', ...common, '--no-cache', '--host', f.sampleHost],
+          [0],
+        ],
+        [
+          'nixfleet trace --host H, warm cache',
+          [BIN, 'trace', ...warm, '--host', f.sampleHost],
+          [0],
+        ],
       ];
       for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
       // Interleaved runs (a busy machine drifts), then the median of each.
       const costs = rows.map(() => [] as Cost[]);
-      for (let run = 0; run < RUNS; run++) rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
-      console.log(`\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs`);
+      for (let run = 0; run < RUNS; run++)
+        rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+      console.log(
+        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs`,
+      );
       console.log('| command | wall ms | CPU ms | peak RSS MB |');
       console.log('|---|---:|---:|---:|');
       rows.forEach(([label], i) => {
         const c = costs[i]!;
-        console.log(`| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${median(c.map((x) => x.cpuMs)).toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} |`);
+        console.log(
+          `| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${median(c.map((x) => x.cpuMs)).toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} |`,
+        );
       });
-      if (process.env.OPERATOR_BENCH_KEEP) console.log(`kept: ${dir} (host ${f.sampleHost}, now ${f.now})`);
+      if (process.env.OPERATOR_BENCH_KEEP)
+        console.log(`kept: ${dir} (host ${f.sampleHost}, now ${f.now})`);
     } finally {
       if (!process.env.OPERATOR_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
     }

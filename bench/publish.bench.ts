@@ -17,24 +17,55 @@ import { publishRelease } from '../publisher/publish.ts';
 export default async function bench(): Promise<void> {
   const hosts = Number(process.env.PUBLISH_BENCH_HOSTS ?? 10_000);
   const tGen = performance.now();
-  const { fleet } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'bench', chainChannels: true, budgetPct: 5 });
+  const { fleet } = generateFleet({
+    hosts,
+    channels: 3,
+    wavesPerChannel: 4,
+    seed: 'bench',
+    chainChannels: true,
+    budgetPct: 5,
+  });
   const genMs = performance.now() - tGen;
   const s = setupTrust();
   try {
     const rows: string[][] = [];
-    for (const [i, label] of ['first publish (empty tree)', 'second publish (same fleet)', 'third publish (same fleet)'].entries()) {
+    for (const [i, label] of [
+      'first publish (empty tree)',
+      'second publish (same fleet)',
+      'third publish (same fleet)',
+    ].entries()) {
       // Start each run with no dirty pages from earlier work (ours or other processes'), so the figures
       // measure the publish, not the writeback of whatever ran before it.
       execFileSync('sync');
-      const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 + i * 60_000 });
+      const r = publishRelease({
+        cacheCheck: 'skip',
+        treeDir: s.treeDir,
+        fleet,
+        releaseKeys: [s.releaseKey],
+        trustDir: s.trustDir,
+        now: T0 + i * 60_000,
+      });
       const t = r.timings;
       const c = r.cpu;
       const both = (wall: number, cpu: number) => `${wall.toFixed(0)} (${cpu.toFixed(0)})`;
-      rows.push([label, String(r.version), both(t.resolve, c.resolve), both(t.sign, c.sign), both(t.write, c.write), both(t.total, c.total)]);
+      rows.push([
+        label,
+        String(r.version),
+        both(t.resolve, c.resolve),
+        both(t.sign, c.sign),
+        both(t.write, c.write),
+        both(t.total, c.total),
+      ]);
     }
-    console.log(`fleet: ${hosts} hosts, 3 channels x 4 waves, generated in ${genMs.toFixed(0)} ms (not counted); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `fleet: ${hosts} hosts, 3 channels x 4 waves, generated in ${genMs.toFixed(0)} ms (not counted); load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     console.log('');
-    console.log('wall ms (CPU ms of the publishing process; on a shared machine CPU time is the steadier figure)');
+    console.log(
+      'wall ms (CPU ms of the publishing process; on a shared machine CPU time is the steadier figure)',
+    );
     console.log('');
     console.log('| run | version | resolve | sign | write | total |');
     console.log('|---|---|---|---|---|---|');
@@ -50,7 +81,11 @@ const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 // `nixfleet publish` as CI runs it: a fresh process (the compiled CLI), release N+1 into a tree holding
 // release N, beside the floor `node -e 0` in the same run. The empty-tree row is the same command with
 // no previous release: every host key is decoded as a curve point (publisher/vouched-keys.ts).
-function freshProcessRuns(fleet: unknown, s: { dir: string; trustDir: string; releaseKey: Parameters<typeof writePrivateKey>[1] }, hosts: number): void {
+function freshProcessRuns(
+  fleet: unknown,
+  s: { dir: string; trustDir: string; releaseKey: Parameters<typeof writePrivateKey>[1] },
+  hosts: number,
+): void {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-publish-fresh-'));
   try {
     const fleetFile = join(dir, 'fleet.json');
@@ -61,7 +96,30 @@ function freshProcessRuns(fleet: unknown, s: { dir: string; trustDir: string; re
       execFileSync('sync');
       const errFile = join(dir, 'time.txt');
       const t = performance.now();
-      const out = execFileSync('/usr/bin/time', ['-o', errFile, '-f', '%U %S %M', process.execPath, BIN, 'publish', fleetFile, '--tree', tree, '--release-key', keyFile, '--trust', s.trustDir, '--no-cache-check', '--json', '--now', isoTime(now)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const out = execFileSync(
+        '/usr/bin/time',
+        [
+          '-o',
+          errFile,
+          '-f',
+          '%U %S %M',
+          process.execPath,
+          BIN,
+          'publish',
+          fleetFile,
+          '--tree',
+          tree,
+          '--release-key',
+          keyFile,
+          '--trust',
+          s.trustDir,
+          '--no-cache-check',
+          '--json',
+          '--now',
+          isoTime(now),
+        ],
+        { encoding: 'utf8', maxBuffer: 64 << 20 },
+      );
       const wallMs = performance.now() - t;
       const r = JSON.parse(out) as { version: number; timings: Record<string, number> };
       return { wallMs, ...gnuTime(errFile), version: r.version, timings: r.timings };
@@ -75,18 +133,56 @@ function freshProcessRuns(fleet: unknown, s: { dir: string; trustDir: string; re
     const T = Date.parse('2026-01-01T00:00:00Z') + 3_600_000;
     const rows: string[][] = [];
     const f = floor();
-    rows.push(['floor: node -e 0', '', f.wallMs.toFixed(0), f.cpuMs.toFixed(0), f.rssMb.toFixed(0), '', '1.00']);
+    rows.push([
+      'floor: node -e 0',
+      '',
+      f.wallMs.toFixed(0),
+      f.cpuMs.toFixed(0),
+      f.rssMb.toFixed(0),
+      '',
+      '1.00',
+    ]);
     const emptyTree = join(dir, 'tree-empty');
     const e = publish(emptyTree, T);
-    rows.push(['nixfleet publish, empty tree (every key decoded)', String(e.version), e.wallMs.toFixed(0), e.cpuMs.toFixed(0), e.rssMb.toFixed(0), `${e.timings['resolve']!.toFixed(0)} / ${e.timings['sign']!.toFixed(0)} / ${e.timings['write']!.toFixed(0)}`, (e.cpuMs / f.cpuMs).toFixed(1)]);
+    rows.push([
+      'nixfleet publish, empty tree (every key decoded)',
+      String(e.version),
+      e.wallMs.toFixed(0),
+      e.cpuMs.toFixed(0),
+      e.rssMb.toFixed(0),
+      `${e.timings['resolve']!.toFixed(0)} / ${e.timings['sign']!.toFixed(0)} / ${e.timings['write']!.toFixed(0)}`,
+      (e.cpuMs / f.cpuMs).toFixed(1),
+    ]);
     for (let i = 1; i <= 3; i++) {
       const r = publish(emptyTree, T + i * 60_000);
-      rows.push([`nixfleet publish, next release (keys vouched for by release ${r.version - 1})`, String(r.version), r.wallMs.toFixed(0), r.cpuMs.toFixed(0), r.rssMb.toFixed(0), `${r.timings['resolve']!.toFixed(0)} / ${r.timings['sign']!.toFixed(0)} / ${r.timings['write']!.toFixed(0)}`, (r.cpuMs / f.cpuMs).toFixed(1)]);
+      rows.push([
+        `nixfleet publish, next release (keys vouched for by release ${r.version - 1})`,
+        String(r.version),
+        r.wallMs.toFixed(0),
+        r.cpuMs.toFixed(0),
+        r.rssMb.toFixed(0),
+        `${r.timings['resolve']!.toFixed(0)} / ${r.timings['sign']!.toFixed(0)} / ${r.timings['write']!.toFixed(0)}`,
+        (r.cpuMs / f.cpuMs).toFixed(1),
+      ]);
     }
     const f2 = floor();
-    rows.push(['floor: node -e 0 (again)', '', f2.wallMs.toFixed(0), f2.cpuMs.toFixed(0), f2.rssMb.toFixed(0), '', (f2.cpuMs / f.cpuMs).toFixed(2)]);
-    console.log(`\nfresh process (compiled CLI, ${hosts} hosts, --no-cache-check), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}\n`);
-    console.log('| run | version | wall ms | CPU ms | peak RSS MB | in-process resolve / sign / write ms | CPU ratio to floor |');
+    rows.push([
+      'floor: node -e 0 (again)',
+      '',
+      f2.wallMs.toFixed(0),
+      f2.cpuMs.toFixed(0),
+      f2.rssMb.toFixed(0),
+      '',
+      (f2.cpuMs / f.cpuMs).toFixed(2),
+    ]);
+    console.log(
+      `\nfresh process (compiled CLI, ${hosts} hosts, --no-cache-check), load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}\n`,
+    );
+    console.log(
+      '| run | version | wall ms | CPU ms | peak RSS MB | in-process resolve / sign / write ms | CPU ratio to floor |',
+    );
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
   } finally {
@@ -95,6 +191,11 @@ function freshProcessRuns(fleet: unknown, s: { dir: string; trustDir: string; re
 }
 
 function gnuTime(file: string): { cpuMs: number; rssMb: number } {
-  const [user, sys, rssKb] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+  const [user, sys, rssKb] = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .pop()!
+    .split(' ')
+    .map(Number);
   return { cpuMs: (user! + sys!) * 1000, rssMb: rssKb! / 1024 };
 }

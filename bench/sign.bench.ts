@@ -26,14 +26,18 @@ export default async function signBench(): Promise<void> {
   // A message the size of a typical host manifest's canonical bytes (~1.2 KB).
   const message = canonicalBytes({ type: 'host-manifest', padding: 'x'.repeat(1100) });
   const sig = signBytes(seed, message);
-  if (!verifyBytes(pub, message, sig) || !noble.verify(sig, message, pub, { zip215: false })) throw new Error('self-check failed');
+  if (!verifyBytes(pub, message, sig) || !noble.verify(sig, message, pub, { zip215: false }))
+    throw new Error('self-check failed');
 
   const nobleSign = opsPerSecond(() => noble.sign(message, seed));
   const nodeSign = opsPerSecond(() => signBytes(seed, message));
   const nobleVerify = opsPerSecond(() => noble.verify(sig, message, pub, { zip215: false }));
   const nodeVerify = opsPerSecond(() => verifyBytes(pub, message, sig));
-  const row = (what: string, n: number, o: number) => console.log(`| ${what} | ${n.toFixed(0)} | ${o.toFixed(0)} | ${(o / n).toFixed(1)}x |`);
-  console.log('| operation (1.2 KB message) | @noble/ed25519 ops/s | node:crypto (protocol/ed25519.ts) ops/s | ratio |');
+  const row = (what: string, n: number, o: number) =>
+    console.log(`| ${what} | ${n.toFixed(0)} | ${o.toFixed(0)} | ${(o / n).toFixed(1)}x |`);
+  console.log(
+    '| operation (1.2 KB message) | @noble/ed25519 ops/s | node:crypto (protocol/ed25519.ts) ops/s | ratio |',
+  );
   console.log('|---|---|---|---|');
   row('sign', nobleSign, nodeSign);
   row('verify (RFC 8032 strict)', nobleVerify, nodeVerify);

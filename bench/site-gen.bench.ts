@@ -4,7 +4,17 @@
 // build's): a cold one-shot `site build`, then watch mode's start build and its rebuild after one new
 // ack (ack cache + reused verification + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...]
 // chooses the sizes (default 10000,100000).
-import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -36,7 +46,12 @@ interface NewAck {
  * Writes each host's ack chain: wave 0 soaked, wave 1 soaking, wave 2 one in ten activating, the rest
  * waiting. Also signs, without writing it, the next ack of one waiting host (it starts at now + 1 s).
  */
-function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['signed'][], hostKeys: Record<string, SigningKey>, now: number): { count: number; next: NewAck } {
+function writeAcks(
+  tree: string,
+  plans: ReturnType<typeof readChannelPlan>['signed'][],
+  hostKeys: Record<string, SigningKey>,
+  now: number,
+): { count: number; next: NewAck } {
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
   mkdirSync(join(tree, '.ack-log'), { recursive: true });
   const log = openSync(join(tree, '.ack-log', 'acks.log'), 'w');
@@ -49,15 +64,24 @@ function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['sign
           const target = plan.hosts[host]!.target;
           const old = `/nix/store/${'0'.repeat(32)}-old`;
           const mine = { rolloutId: plan.rolloutId, target };
-          const steps: [number, Partial<Ack>][] = [[now - 60 * MIN, { kind: 'heartbeat', current: old }]];
+          const steps: [number, Partial<Ack>][] = [
+            [now - 60 * MIN, { kind: 'heartbeat', current: old }],
+          ];
           if (wave.index === 0) {
             const since = isoTime(now - 40 * MIN);
-            steps.push([now - 45 * MIN, { kind: 'started', ...mine, current: old }], [now - 44 * MIN, { kind: 'activated', ...mine, current: target }],
-              [now - 40 * MIN, { kind: 'healthy', ...mine, current: target, healthySince: since }], [now - 30_000, { kind: 'heartbeat', ...mine, current: target, healthySince: since }]);
+            steps.push(
+              [now - 45 * MIN, { kind: 'started', ...mine, current: old }],
+              [now - 44 * MIN, { kind: 'activated', ...mine, current: target }],
+              [now - 40 * MIN, { kind: 'healthy', ...mine, current: target, healthySince: since }],
+              [now - 30_000, { kind: 'heartbeat', ...mine, current: target, healthySince: since }],
+            );
           } else if (wave.index === 1) {
             const since = isoTime(now - 5 * MIN);
-            steps.push([now - 8 * MIN, { kind: 'started', ...mine, current: old }], [now - 7 * MIN, { kind: 'activated', ...mine, current: target }],
-              [now - 5 * MIN, { kind: 'healthy', ...mine, current: target, healthySince: since }]);
+            steps.push(
+              [now - 8 * MIN, { kind: 'started', ...mine, current: old }],
+              [now - 7 * MIN, { kind: 'activated', ...mine, current: target }],
+              [now - 5 * MIN, { kind: 'healthy', ...mine, current: target, healthySince: since }],
+            );
           } else if (wave.index === 2 && i % 10 === 0) {
             steps.push([now - MIN, { kind: 'started', ...mine, current: old }]);
           } else {
@@ -67,8 +91,22 @@ function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['sign
           let last: Uint8Array | null = null;
           steps.forEach(([at, fields], s) => {
             const ack: Ack = {
-              type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: 'generated', host, seq: s + 1, prev, time: isoTime(at), kind: 'heartbeat',
-              releaseVersion: 1, rolloutId: null, target: null, current: null, healthySince: null, probes: [], reason: null, ...fields,
+              type: 'ack',
+              schemaVersion: SCHEMA_VERSION,
+              fleet: 'generated',
+              host,
+              seq: s + 1,
+              prev,
+              time: isoTime(at),
+              kind: 'heartbeat',
+              releaseVersion: 1,
+              rolloutId: null,
+              target: null,
+              current: null,
+              healthySince: null,
+              probes: [],
+              reason: null,
+              ...fields,
             };
             const signed = signAck(ack, hostKeys[host]!);
             prev = ackDigest(signed);
@@ -79,11 +117,31 @@ function writeAcks(tree: string, plans: ReturnType<typeof readChannelPlan>['sign
           writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), last!);
           if (next === null && wave.index === 2 && i % 10 === 1) {
             const ack: Ack = {
-              type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: 'generated', host, seq: steps.length + 1, prev, time: isoTime(now + 1000), kind: 'started',
-              releaseVersion: 1, rolloutId: plan.rolloutId, target, current: old, healthySince: null, probes: [], reason: null,
+              type: 'ack',
+              schemaVersion: SCHEMA_VERSION,
+              fleet: 'generated',
+              host,
+              seq: steps.length + 1,
+              prev,
+              time: isoTime(now + 1000),
+              kind: 'started',
+              releaseVersion: 1,
+              rolloutId: plan.rolloutId,
+              target,
+              current: old,
+              healthySince: null,
+              probes: [],
+              reason: null,
             };
             const signed = signAck(ack, hostKeys[host]!);
-            next = { host, file: envelopeBytes(signed), record: formatRecord({ digest: ackDigest(signed), canonical: canonicalString(signed) }) };
+            next = {
+              host,
+              file: envelopeBytes(signed),
+              record: formatRecord({
+                digest: ackDigest(signed),
+                canonical: canonicalString(signed),
+              }),
+            };
           }
         });
       }
@@ -112,11 +170,28 @@ async function benchSize(hosts: number): Promise<void> {
   try {
     const now = Date.parse('2030-01-01T01:00:00Z');
     const { releaseKey, root } = benchTrust(now);
-    const { fleet, hostKeys } = generateFleet({ hosts, channels: 3, wavesPerChannel: 4, seed: 'site-gen-bench', budgetPct: 10, chainChannels: true, soakSeconds: 600 });
+    const { fleet, hostKeys } = generateFleet({
+      hosts,
+      channels: 3,
+      wavesPerChannel: 4,
+      seed: 'site-gen-bench',
+      budgetPct: 10,
+      chainChannels: true,
+      soakSeconds: 600,
+    });
     const tree = join(dir, 'tree');
     const t0 = performance.now();
-    publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: now - 50 * MIN });
-    const plans = ['ch-0', 'ch-1', 'ch-2'].map((c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed);
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: tree,
+      fleet,
+      releaseKeys: [releaseKey],
+      roots: [root],
+      now: now - 50 * MIN,
+    });
+    const plans = ['ch-0', 'ch-1', 'ch-2'].map(
+      (c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed,
+    );
     const t1 = performance.now();
     const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
     const t2 = performance.now();
@@ -126,31 +201,75 @@ async function benchSize(hosts: number): Promise<void> {
 
     // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
     const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
-    const child = spawnSync(process.execPath, [...heap, '--import', 'tsx', fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)), tree, join(dir, 'root.json'), join(dir, 'site'), String(now), next.host, join(dir, 'next-ack.json'), join(dir, 'next-ack.record')], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, cwd: fileURLToPath(new URL('..', import.meta.url)) });
-    if (child.status !== 0) throw new Error(`site-gen bench child failed (${child.status}): ${child.stderr}`);
+    const child = spawnSync(
+      process.execPath,
+      [
+        ...heap,
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)),
+        tree,
+        join(dir, 'root.json'),
+        join(dir, 'site'),
+        String(now),
+        next.host,
+        join(dir, 'next-ack.json'),
+        join(dir, 'next-ack.record'),
+      ],
+      {
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+      },
+    );
+    if (child.status !== 0)
+      throw new Error(`site-gen bench child failed (${child.status}): ${child.stderr}`);
     const r = JSON.parse(child.stdout) as ChildReport;
-    for (const b of [r.cold, r.watchStart, r.oneAck]) if (b.status !== 'verified' || b.acks.rejected !== 0) throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
+    for (const b of [r.cold, r.watchStart, r.oneAck])
+      if (b.status !== 'verified' || b.acks.rejected !== 0)
+        throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
     const runs = [r.cold, r.watchStart, r.oneAck];
-    const fmt = (k: keyof SiteBuildResult['timingsMs']) => runs.map((x) => x.timingsMs[k].toFixed(0)).join(' / ');
+    const fmt = (k: keyof SiteBuildResult['timingsMs']) =>
+      runs.map((x) => x.timingsMs[k].toFixed(0)).join(' / ');
     const kb = (n: number) => `${(n / 1e3).toFixed(0)} kB`;
     console.log(`\n### ${hosts} hosts\n`);
     console.log('| what | cold `site build` / watch start / watch after one new ack |');
     console.log('|---|---|');
-    console.log(`| hosts / acks (log records) / latest-ack files | ${hosts} / ${acks} / ${hosts} |`);
-    console.log(`| setup: publish / sign+write acks (not measured below) | ${(t1 - t0).toFixed(0)} / ${(t2 - t1).toFixed(0)} ms |`);
+    console.log(
+      `| hosts / acks (log records) / latest-ack files | ${hosts} / ${acks} / ${hosts} |`,
+    );
+    console.log(
+      `| setup: publish / sign+write acks (not measured below) | ${(t1 - t0).toFixed(0)} / ${(t2 - t1).toFixed(0)} ms |`,
+    );
     console.log(`| buildSite total | ${fmt('total')} ms |`);
-    console.log(`| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`);
+    console.log(
+      `| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`,
+    );
     console.log(`| - read + verify acks (files + log) | ${fmt('acks')} ms |`);
     console.log(`| - fleet view + timelines | ${fmt('model')} ms |`);
     console.log(`| - render pages | ${fmt('render')} ms |`);
     console.log(`| - write changed pages, link the rest, atomic swap | ${fmt('write')} ms |`);
-    console.log(`| pages / pages written | ${runs.map((x) => `${x.pages} / ${x.written}`).join('; ')} |`);
-    console.log(`| bytes: site / written | ${runs.map((x) => `${(x.bytes / 1e6).toFixed(1)} / ${(x.bytesWritten / 1e6).toFixed(2)} MB`).join('; ')} |`);
-    console.log(`| peak RSS of the build process (after cold / after all three) | ${r.coldMaxRssMb.toFixed(0)} / ${r.maxRssMb.toFixed(0)} MB |`);
-    console.log(`| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`);
-    console.log(`| index.html / hosts.html / one list page / one channel page / one host page | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts', `${next.host}.html`)).size)} |`);
-    console.log(`| on disk (du, both kept builds share unchanged pages) | ${(du(join(dir, 'site')) / 1e6).toFixed(1)} MB |`);
-    console.log(`| machine load average (1 min) | ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores |`);
+    console.log(
+      `| pages / pages written | ${runs.map((x) => `${x.pages} / ${x.written}`).join('; ')} |`,
+    );
+    console.log(
+      `| bytes: site / written | ${runs.map((x) => `${(x.bytes / 1e6).toFixed(1)} / ${(x.bytesWritten / 1e6).toFixed(2)} MB`).join('; ')} |`,
+    );
+    console.log(
+      `| peak RSS of the build process (after cold / after all three) | ${r.coldMaxRssMb.toFixed(0)} / ${r.maxRssMb.toFixed(0)} MB |`,
+    );
+    console.log(
+      `| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`,
+    );
+    console.log(
+      `| index.html / hosts.html / one list page / one channel page / one host page | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts', `${next.host}.html`)).size)} |`,
+    );
+    console.log(
+      `| on disk (du, both kept builds share unchanged pages) | ${(du(join(dir, 'site')) / 1e6).toFixed(1)} MB |`,
+    );
+    console.log(
+      `| machine load average (1 min) | ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores |`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

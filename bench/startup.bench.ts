@@ -9,14 +9,27 @@ const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
 const RUNS = 15;
 
-interface Cost { wallMs: number; cpuMs: number; rssMb: number }
+interface Cost {
+  wallMs: number;
+  cpuMs: number;
+  rssMb: number;
+}
 
 /** One whole process under GNU time: `%e %U %S %M` = wall s, user s, system s, peak RSS KB. */
 function once(args: string[]): Cost {
-  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
+  const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  if (r.status !== 0)
+    throw new Error(`node ${args.join(' ')} exited with ${r.status}: ${r.stderr}`);
   const out = r.stderr;
-  const [wall, user, sys, rssKb] = out.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number, number, number];
+  const [wall, user, sys, rssKb] = out.trim().split('\n').at(-1)!.split(' ').map(Number) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, rssMb: rssKb / 1024 };
 }
 
@@ -26,7 +39,11 @@ function median(xs: number[]): number {
 
 function series(args: string[]): Cost {
   const runs = Array.from({ length: RUNS }, () => once(args));
-  return { wallMs: median(runs.map((r) => r.wallMs)), cpuMs: median(runs.map((r) => r.cpuMs)), rssMb: median(runs.map((r) => r.rssMb)) };
+  return {
+    wallMs: median(runs.map((r) => r.wallMs)),
+    cpuMs: median(runs.map((r) => r.cpuMs)),
+    rssMb: median(runs.map((r) => r.rssMb)),
+  };
 }
 
 export default async function bench(): Promise<void> {
@@ -41,10 +58,18 @@ export default async function bench(): Promise<void> {
     ['nixfleet version', series([BIN, 'version']), '<= 2x'],
     ['nixfleet agent --help', series([BIN, 'agent', '--help']), ''],
   ];
-  console.log(`process start-up, median of ${RUNS} runs each, same run (GNU time: wall, user+sys CPU, peak RSS)\n`);
-  console.log('| command                  | wall ms | CPU ms | RSS MB | CPU ratio to floor | target |');
-  console.log('|--------------------------|---------|--------|--------|--------------------|--------|');
+  console.log(
+    `process start-up, median of ${RUNS} runs each, same run (GNU time: wall, user+sys CPU, peak RSS)\n`,
+  );
+  console.log(
+    '| command                  | wall ms | CPU ms | RSS MB | CPU ratio to floor | target |',
+  );
+  console.log(
+    '|--------------------------|---------|--------|--------|--------------------|--------|',
+  );
   for (const [name, c, target] of rows) {
-    console.log(`| ${name.padEnd(24)} | ${c.wallMs.toFixed(0).padStart(7)} | ${c.cpuMs.toFixed(0).padStart(6)} | ${c.rssMb.toFixed(0).padStart(6)} | ${(c.cpuMs / Math.max(floor.cpuMs, 1)).toFixed(2).padStart(18)} | ${target.padEnd(6)} |`);
+    console.log(
+      `| ${name.padEnd(24)} | ${c.wallMs.toFixed(0).padStart(7)} | ${c.cpuMs.toFixed(0).padStart(6)} | ${c.rssMb.toFixed(0).padStart(6)} | ${(c.cpuMs / Math.max(floor.cpuMs, 1)).toFixed(2).padStart(18)} | ${target.padEnd(6)} |`,
+    );
   }
 }

@@ -5,13 +5,16 @@
 // `nixfleet agent --once` (the systemd timer's run) lives for a fraction of a second: zod's JIT, which
 // compiles a parser per object schema on its first use, costs such a run more CPU than it saves. It has
 // to be switched off before any schema is built, so here, before the CLI loads (issue 10).
-if (process.argv[2] === 'agent' && process.argv.includes('--once')) (await import('zod')).z.config({ jitless: true });
+if (process.argv[2] === 'agent' && process.argv.includes('--once'))
+  (await import('zod')).z.config({ jitless: true });
 let cli;
 try {
   cli = await import('../dist/main.js');
 } catch (e) {
   if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('dist/main.js')) throw e;
-  process.stderr.write('nixfleet: dist/main.js is missing: run `npm run build` (or `npm ci`) in the nixfleet checkout\n');
+  process.stderr.write(
+    'nixfleet: dist/main.js is missing: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
+  );
   process.exit(2);
 }
 cli.endQuietlyWhenOutputCloses();

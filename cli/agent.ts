@@ -1,8 +1,25 @@
 // `nixfleet agent`: the host agent (one cycle with --once, or a daemon on a cron schedule) and
 // `nixfleet agent quarantine list | clear [TARGET]`.
 import type { CronJob } from 'cron';
-import { loadAgentConfig, type AgentConfig, closeAgentConnections, runAgentOnce, type RunOutcome, createLogger, Quarantine, StateDir } from '../agent/index.ts';
-import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import {
+  loadAgentConfig,
+  type AgentConfig,
+  closeAgentConnections,
+  runAgentOnce,
+  type RunOutcome,
+  createLogger,
+  Quarantine,
+  StateDir,
+} from '../agent/index.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_USAGE,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
 
 const HELP = `
 Usage:
@@ -53,7 +70,8 @@ async function runDaemon(config: AgentConfig): Promise<number> {
     }
     running = true;
     try {
-      if (config.splayMs > 0) await new Promise((r) => setTimeout(r, Math.floor(Math.random() * config.splayMs)));
+      if (config.splayMs > 0)
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * config.splayMs)));
       await runAgentOnce(config, { log, reuseConnections: true });
     } catch (e) {
       log.error('cycle-failed', { reason: (e as Error).message });
@@ -67,7 +85,9 @@ async function runDaemon(config: AgentConfig): Promise<number> {
   try {
     job = Job.from({ cronTime: config.schedule, onTick: tick, start: false, timeZone: 'UTC' });
   } catch (e) {
-    throw new UsageError(`schedule ${JSON.stringify(config.schedule)} is not a valid cron expression: ${(e as Error).message}`);
+    throw new UsageError(
+      `schedule ${JSON.stringify(config.schedule)} is not a valid cron expression: ${(e as Error).message}`,
+    );
   }
   log.info('daemon-started', { schedule: config.schedule, pid: process.pid });
   job.start();
@@ -92,21 +112,39 @@ async function runDaemon(config: AgentConfig): Promise<number> {
 
 async function quarantine(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
-  if (action !== 'list' && action !== 'clear') throw new UsageError('expected "quarantine list" or "quarantine clear [TARGET]"');
-  const { values, positionals } = parseCommandArgs(rest, { config: { type: 'string' }, json: { type: 'boolean', default: false } }, true);
+  if (action !== 'list' && action !== 'clear')
+    throw new UsageError('expected "quarantine list" or "quarantine clear [TARGET]"');
+  const { values, positionals } = parseCommandArgs(
+    rest,
+    { config: { type: 'string' }, json: { type: 'boolean', default: false } },
+    true,
+  );
   if (!values.config) throw new UsageError('--config FILE is required');
-  if (positionals.length > (action === 'clear' ? 1 : 0)) throw new UsageError(`unexpected argument ${positionals.at(-1)}`);
+  if (positionals.length > (action === 'clear' ? 1 : 0))
+    throw new UsageError(`unexpected argument ${positionals.at(-1)}`);
   const config = loadAgentConfig(values.config);
   const q = new Quarantine(new StateDir(config.stateDir));
   const now = Date.now();
   if (action === 'list') {
     const entries = q.active(now);
-    output(values.json, { entries }, () => (entries.length ? entries.map((e) => `${e.target}\n  until ${e.until} (since ${e.since}): ${e.reason}`).join('\n') : 'no quarantined closures'));
+    output(values.json, { entries }, () =>
+      entries.length
+        ? entries
+            .map((e) => `${e.target}\n  until ${e.until} (since ${e.since}): ${e.reason}`)
+            .join('\n')
+        : 'no quarantined closures',
+    );
     return EXIT_OK;
   }
   const target = positionals[0];
   const removed = q.clear(target, now);
-  output(values.json, { cleared: removed }, () => (removed.length ? `cleared ${removed.length} entr${removed.length === 1 ? 'y' : 'ies'}:\n${removed.map((e) => `  ${e.target}`).join('\n')}` : target ? `${target} is not quarantined` : 'nothing to clear'));
+  output(values.json, { cleared: removed }, () =>
+    removed.length
+      ? `cleared ${removed.length} entr${removed.length === 1 ? 'y' : 'ies'}:\n${removed.map((e) => `  ${e.target}`).join('\n')}`
+      : target
+        ? `${target} is not quarantined`
+        : 'nothing to clear',
+  );
   return target && removed.length === 0 ? EXIT_REFUSED : EXIT_OK;
 }
 
@@ -116,7 +154,11 @@ const command: Command = {
   help: HELP,
   async run(argv) {
     if (argv[0] === 'quarantine') return quarantine(argv.slice(1));
-    const { values } = parseCommandArgs(argv, { config: { type: 'string' }, once: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      config: { type: 'string' },
+      once: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    });
     if (!values.config) throw new UsageError('--config FILE is required');
     const config = loadAgentConfig(values.config);
     if (!values.once) return runDaemon(config);

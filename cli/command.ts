@@ -36,7 +36,11 @@ export class UsageError extends Error {
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** node:util parseArgs with usage errors turned into UsageError (exit 2). */
-export function parseCommandArgs<O extends Options>(argv: string[], options: O, allowPositionals = false) {
+export function parseCommandArgs<O extends Options>(
+  argv: string[],
+  options: O,
+  allowPositionals = false,
+) {
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (e) {
@@ -57,8 +61,13 @@ export function output(json: boolean, value: unknown, human: () => string): void
  */
 export function parseTimeOption(flag: string, text: string): number {
   const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) || Number.isNaN(ms)) {
-    throw new UsageError(`${flag}: not an ISO 8601 time with a zone (e.g. 2026-01-01T00:00:00Z): ${text}`);
+  if (
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ||
+    Number.isNaN(ms)
+  ) {
+    throw new UsageError(
+      `${flag}: not an ISO 8601 time with a zone (e.g. 2026-01-01T00:00:00Z): ${text}`,
+    );
   }
   return ms;
 }
@@ -71,7 +80,8 @@ export function parseNow(text: string | undefined): number {
 /** An optional seconds option such as --clock-skew. */
 export function secondsOption(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]{1,6}$/.test(text)) throw new UsageError(`${flag}: expected seconds, got ${JSON.stringify(text)}`);
+  if (!/^[0-9]{1,6}$/.test(text))
+    throw new UsageError(`${flag}: expected seconds, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -79,8 +89,10 @@ export function secondsOption(flag: string, text: string | undefined): number | 
 export function optionIoError(flag: string, path: string, e: unknown): Error {
   const code = (e as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new UsageError(`${flag} ${path}: no such file or directory`);
-  if (code === 'ENOTDIR') return new UsageError(`${flag} ${path}: a path component is not a directory`);
-  if (code === 'EACCES' || code === 'EPERM') return new UsageError(`${flag} ${path}: permission denied`);
+  if (code === 'ENOTDIR')
+    return new UsageError(`${flag} ${path}: a path component is not a directory`);
+  if (code === 'EACCES' || code === 'EPERM')
+    return new UsageError(`${flag} ${path}: permission denied`);
   if (typeof code === 'string') return new UsageError(`${flag} ${path}: ${(e as Error).message}`);
   return e as Error;
 }

@@ -3,12 +3,30 @@
 // against the pinned root (names and rollout ids come from the signed release), signs the next
 // controls-<n>.json with the operator key(s) and writes it into the tree; CI's next `nixfleet refresh`
 // (or publish) binds it into timestamp.json, and agents apply it at their next poll after that.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
 import { reportPublisherError } from './publish.ts';
 import { parseNow } from './command.ts';
-import { readPrivateKey, StorePath, HostName, ChannelName, Digest, type Controls } from '../protocol/index.ts';
+import {
+  readPrivateKey,
+  StorePath,
+  HostName,
+  ChannelName,
+  Digest,
+  type Controls,
+} from '../protocol/index.ts';
 import { currentTreeControls, writeControls, type ControlsBody } from '../publisher/index.ts';
-import { loadReleaseAllowingStale, readPinnedRoot, type VerifiedRelease } from '../read-side/index.ts';
+import {
+  loadReleaseAllowingStale,
+  readPinnedRoot,
+  type VerifiedRelease,
+} from '../read-side/index.ts';
 
 /** Quarantine clears kept in the document (newest first): quarantines last a day by default, so older clears are inert. */
 const MAX_QUARANTINE_CLEARS = 256;
@@ -38,37 +56,52 @@ interface Parsed {
   values: Record<string, string | boolean | string[] | undefined>;
 }
 
-async function loadTree(values: Record<string, string | boolean | string[] | undefined>, now: number): Promise<VerifiedRelease> {
+async function loadTree(
+  values: Record<string, string | boolean | string[] | undefined>,
+  now: number,
+): Promise<VerifiedRelease> {
   const tree = values['tree'] as string | undefined;
   const rootFile = values['root'] as string | undefined;
   if (!tree) throw new UsageError('--tree DIR is required');
   if (!rootFile) throw new UsageError('--root FILE (the pinned trust root) is required');
   const load = await loadReleaseAllowingStale(tree, readPinnedRoot(rootFile), { now });
-  if (load.status === 'failed') throw Object.assign(new Error(`the tree does not verify: ${load.failure.code}: ${load.failure.file}: ${load.failure.detail}`), { refused: true });
+  if (load.status === 'failed')
+    throw Object.assign(
+      new Error(
+        `the tree does not verify: ${load.failure.code}: ${load.failure.file}: ${load.failure.detail}`,
+      ),
+      { refused: true },
+    );
   return load.release;
 }
 
 function channelOf(release: VerifiedRelease, channel: string): string {
-  if (!ChannelName.safeParse(channel).success || !release.plans[channel]) throw new UsageError(`--channel: release ${release.index.version} has no channel "${channel}" (channels: ${Object.keys(release.plans).join(', ')})`);
+  if (!ChannelName.safeParse(channel).success || !release.plans[channel])
+    throw new UsageError(
+      `--channel: release ${release.index.version} has no channel "${channel}" (channels: ${Object.keys(release.plans).join(', ')})`,
+    );
   return channel;
 }
 
 function hostOf(release: VerifiedRelease, host: string): { host: string; channel: string } {
   const entry = HostName.safeParse(host).success ? release.index.hosts[host] : undefined;
-  if (!entry) throw new UsageError(`--host: release ${release.index.version} has no host "${host}"`);
+  if (!entry)
+    throw new UsageError(`--host: release ${release.index.version} has no host "${host}"`);
   return { host, channel: entry.channel };
 }
 
 function rolloutIdOf(values: Parsed['values'], release: VerifiedRelease, channel: string): string {
   const given = values['rollout-id'] as string | undefined;
   if (given === undefined) return release.plans[channel]!.rolloutId;
-  if (!Digest.safeParse(given).success) throw new UsageError(`--rollout-id: expected sha256:<64 hex>, got ${JSON.stringify(given)}`);
+  if (!Digest.safeParse(given).success)
+    throw new UsageError(`--rollout-id: expected sha256:<64 hex>, got ${JSON.stringify(given)}`);
   return given;
 }
 
 /** Entries naming rollouts that are no longer current in their channel can no longer act: drop them. */
 function prune(c: ControlsBody, release: VerifiedRelease): ControlsBody {
-  const current = (channel: string | undefined, id: string) => channel !== undefined && release.plans[channel]?.rolloutId === id;
+  const current = (channel: string | undefined, id: string) =>
+    channel !== undefined && release.plans[channel]?.rolloutId === id;
   return {
     paused: c.paused,
     resumedHalts: c.resumedHalts.filter((r) => current(r.channel, r.rolloutId)),
@@ -78,24 +111,45 @@ function prune(c: ControlsBody, release: VerifiedRelease): ControlsBody {
 }
 
 /** The edit each subcommand makes, and a one-line description of it. */
-function editFor(sub: Sub, p: Parsed): { edit: (c: ControlsBody, at: string) => ControlsBody; what: string } {
+function editFor(
+  sub: Sub,
+  p: Parsed,
+): { edit: (c: ControlsBody, at: string) => ControlsBody; what: string } {
   const v = p.values;
   const reason = p.reason;
   switch (sub) {
     case 'pause': {
       const channel = channelOf(p.release, (v['channel'] as string | undefined) ?? '');
-      return { what: `channel ${channel} paused`, edit: (c, at) => ({ ...c, paused: [...c.paused.filter((x) => x.channel !== channel), { channel, since: at, reason }] }) };
+      return {
+        what: `channel ${channel} paused`,
+        edit: (c, at) => ({
+          ...c,
+          paused: [
+            ...c.paused.filter((x) => x.channel !== channel),
+            { channel, since: at, reason },
+          ],
+        }),
+      };
     }
     case 'resume': {
       const channel = channelOf(p.release, (v['channel'] as string | undefined) ?? '');
-      return { what: `channel ${channel} resumed`, edit: (c) => ({ ...c, paused: c.paused.filter((x) => x.channel !== channel) }) };
+      return {
+        what: `channel ${channel} resumed`,
+        edit: (c) => ({ ...c, paused: c.paused.filter((x) => x.channel !== channel) }),
+      };
     }
     case 'resume-halted': {
       const channel = channelOf(p.release, (v['channel'] as string | undefined) ?? '');
       const rolloutId = rolloutIdOf(v, p.release, channel);
       return {
         what: `rollout ${rolloutId.slice(0, 19)} of channel ${channel} resumed: its failures so far are accepted`,
-        edit: (c, at) => ({ ...c, resumedHalts: [...c.resumedHalts.filter((x) => !(x.channel === channel && x.rolloutId === rolloutId)), { channel, rolloutId, acceptedAt: at, reason }] }),
+        edit: (c, at) => ({
+          ...c,
+          resumedHalts: [
+            ...c.resumedHalts.filter((x) => !(x.channel === channel && x.rolloutId === rolloutId)),
+            { channel, rolloutId, acceptedAt: at, reason },
+          ],
+        }),
       };
     }
     case 'retry': {
@@ -103,33 +157,52 @@ function editFor(sub: Sub, p: Parsed): { edit: (c: ControlsBody, at: string) => 
       const rolloutId = rolloutIdOf(v, p.release, channel);
       return {
         what: `host ${host} may retry rollout ${rolloutId.slice(0, 19)} of channel ${channel} (its failure no longer counts, its quarantine of the target is lifted)`,
-        edit: (c, at) => ({ ...c, retries: [...c.retries.filter((x) => !(x.host === host && x.rolloutId === rolloutId)), { host, rolloutId, at, reason }] }),
+        edit: (c, at) => ({
+          ...c,
+          retries: [
+            ...c.retries.filter((x) => !(x.host === host && x.rolloutId === rolloutId)),
+            { host, rolloutId, at, reason },
+          ],
+        }),
       };
     }
     case 'clear-quarantine': {
       const host = v['host'] === undefined ? null : hostOf(p.release, v['host'] as string).host;
       const target = (v['target'] as string | undefined) ?? null;
-      if (target !== null && !StorePath.safeParse(target).success) throw new UsageError(`--target: not a Nix store path: ${JSON.stringify(target)}`);
+      if (target !== null && !StorePath.safeParse(target).success)
+        throw new UsageError(`--target: not a Nix store path: ${JSON.stringify(target)}`);
       return {
         what: `quarantine cleared for ${host ?? 'every host'}, ${target ?? 'every target'} (entries begun before now)`,
-        edit: (c, at) => ({ ...c, quarantineClears: [...c.quarantineClears, { host, target, at, reason }] }),
+        edit: (c, at) => ({
+          ...c,
+          quarantineClears: [...c.quarantineClears, { host, target, at, reason }],
+        }),
       };
     }
   }
 }
 
 const SUB_HELP: Record<Sub, { usage: string; summary: string; text: string }> = {
-  pause: { usage: '--channel C', summary: 'pause a channel: its hosts start nothing new (confirmations and rollbacks in flight continue)', text: 'Hosts of the channel wait at the `paused` gate; the release and its rollout are unchanged.' },
-  resume: { usage: '--channel C', summary: 'resume a paused channel', text: 'Removes the channel\'s pause.' },
+  pause: {
+    usage: '--channel C',
+    summary:
+      'pause a channel: its hosts start nothing new (confirmations and rollbacks in flight continue)',
+    text: 'Hosts of the channel wait at the `paused` gate; the release and its rollout are unchanged.',
+  },
+  resume: {
+    usage: '--channel C',
+    summary: 'resume a paused channel',
+    text: "Removes the channel's pause.",
+  },
   'resume-halted': {
     usage: '--channel C [--rollout-id ID]',
     summary: 'resume a halted rollout without a new release, accepting its failures so far',
-    text: 'Failures signed (or starts presumed failed) up to now no longer count towards the halt; a later failure\ncounts again. The rollout id defaults to the channel\'s current one. Failed hosts stay quarantined (see retry).',
+    text: "Failures signed (or starts presumed failed) up to now no longer count towards the halt; a later failure\ncounts again. The rollout id defaults to the channel's current one. Failed hosts stay quarantined (see retry).",
   },
   retry: {
     usage: '--host H [--rollout-id ID]',
     summary: 'let a failed host try its target again in the same rollout',
-    text: 'The host\'s signed failure in this rollout (up to now) no longer counts, and its agent drops its\nquarantine of the target; it then starts again when its gates allow.',
+    text: "The host's signed failure in this rollout (up to now) no longer counts, and its agent drops its\nquarantine of the target; it then starts again when its gates allow.",
   },
   'clear-quarantine': {
     usage: '[--host H] [--target /nix/store/...]',
@@ -158,15 +231,25 @@ ${sub === 'pause' || sub === 'resume' || sub === 'resume-halted' ? '  --channel 
         reason: { type: 'string' },
         now: { type: 'string' },
         json: { type: 'boolean', default: false },
-        ...(sub === 'pause' || sub === 'resume' || sub === 'resume-halted' ? { channel: { type: 'string' as const } } : {}),
-        ...(sub === 'retry' || sub === 'clear-quarantine' ? { host: { type: 'string' as const } } : {}),
-        ...(sub === 'resume-halted' || sub === 'retry' ? { 'rollout-id': { type: 'string' as const } } : {}),
+        ...(sub === 'pause' || sub === 'resume' || sub === 'resume-halted'
+          ? { channel: { type: 'string' as const } }
+          : {}),
+        ...(sub === 'retry' || sub === 'clear-quarantine'
+          ? { host: { type: 'string' as const } }
+          : {}),
+        ...(sub === 'resume-halted' || sub === 'retry'
+          ? { 'rollout-id': { type: 'string' as const } }
+          : {}),
         ...(sub === 'clear-quarantine' ? { target: { type: 'string' as const } } : {}),
       });
-      if ((sub === 'pause' || sub === 'resume' || sub === 'resume-halted') && !values['channel']) throw new UsageError('--channel C is required');
+      if ((sub === 'pause' || sub === 'resume' || sub === 'resume-halted') && !values['channel'])
+        throw new UsageError('--channel C is required');
       if (sub === 'retry' && !values['host']) throw new UsageError('--host H is required');
       const keyFiles = values['operator-key'] ?? [];
-      if (keyFiles.length === 0) throw new UsageError('--operator-key FILE is required (repeat it to meet the operator threshold)');
+      if (keyFiles.length === 0)
+        throw new UsageError(
+          '--operator-key FILE is required (repeat it to meet the operator threshold)',
+        );
       const reason = values.reason ?? '';
       if (reason.length > 512) throw new UsageError('--reason: at most 512 characters');
       const now = parseNow(values.now);
@@ -175,13 +258,22 @@ ${sub === 'pause' || sub === 'resume' || sub === 'resume-halted' ? '  --channel 
         const release = await loadTree(values, now);
         const keys = keyFiles.map((f) => readPrivateKey(f));
         const { edit, what } = editFor(sub, { tree: values.tree!, release, now, reason, values });
-        const r = writeControls({ treeDir: values.tree!, root: release.root, keys, now, edit: (c, at) => prune(edit(c, at), release) });
+        const r = writeControls({
+          treeDir: values.tree!,
+          root: release.root,
+          keys,
+          now,
+          edit: (c, at) => prune(edit(c, at), release),
+        });
         const boundVersion = release.timestamp.controls?.version ?? null;
-        output(json, { ok: true, version: r.version, file: r.file, controls: r.controls, boundVersion }, () =>
-          [
-            `signed controls v${r.version} (${r.file}): ${what}`,
-            `  timestamp.json binds ${boundVersion === null ? 'no controls' : `controls v${boundVersion}`} now; v${r.version} takes effect at CI's next \`nixfleet refresh\` (or publish), then at each agent's next poll`,
-          ].join('\n'),
+        output(
+          json,
+          { ok: true, version: r.version, file: r.file, controls: r.controls, boundVersion },
+          () =>
+            [
+              `signed controls v${r.version} (${r.file}): ${what}`,
+              `  timestamp.json binds ${boundVersion === null ? 'no controls' : `controls v${boundVersion}`} now; v${r.version} takes effect at CI's next \`nixfleet refresh\` (or publish), then at each agent's next poll`,
+            ].join('\n'),
         );
         return EXIT_OK;
       } catch (e) {
@@ -209,10 +301,22 @@ export const controlClearQuarantine = subCommand('clear-quarantine');
 function describeControls(c: Controls | null): string[] {
   if (c === null) return ['  (no controls)'];
   const lines: string[] = [];
-  for (const p of c.paused) lines.push(`  paused: channel ${p.channel} since ${p.since}${p.reason ? ` (${p.reason})` : ''}`);
-  for (const r of c.resumedHalts) lines.push(`  resumed halt: channel ${r.channel} rollout ${r.rolloutId.slice(0, 19)}, failures up to ${r.acceptedAt} accepted${r.reason ? ` (${r.reason})` : ''}`);
-  for (const r of c.retries) lines.push(`  retry: host ${r.host} rollout ${r.rolloutId.slice(0, 19)}, failure up to ${r.at}${r.reason ? ` (${r.reason})` : ''}`);
-  for (const q of c.quarantineClears) lines.push(`  quarantine cleared: ${q.host ?? 'every host'}, ${q.target ?? 'every target'}, entries before ${q.at}${q.reason ? ` (${q.reason})` : ''}`);
+  for (const p of c.paused)
+    lines.push(
+      `  paused: channel ${p.channel} since ${p.since}${p.reason ? ` (${p.reason})` : ''}`,
+    );
+  for (const r of c.resumedHalts)
+    lines.push(
+      `  resumed halt: channel ${r.channel} rollout ${r.rolloutId.slice(0, 19)}, failures up to ${r.acceptedAt} accepted${r.reason ? ` (${r.reason})` : ''}`,
+    );
+  for (const r of c.retries)
+    lines.push(
+      `  retry: host ${r.host} rollout ${r.rolloutId.slice(0, 19)}, failure up to ${r.at}${r.reason ? ` (${r.reason})` : ''}`,
+    );
+  for (const q of c.quarantineClears)
+    lines.push(
+      `  quarantine cleared: ${q.host ?? 'every host'}, ${q.target ?? 'every target'}, entries before ${q.at}${q.reason ? ` (${q.reason})` : ''}`,
+    );
   return lines.length ? lines : ['  (no control in force)'];
 }
 
@@ -226,7 +330,12 @@ apply) and, when CI has not refreshed since, the newer controls-<n>.json waiting
 
 Exit: 0 shown, 1 the tree or a controls file does not verify, 2 usage or I/O.`,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { tree: { type: 'string' }, root: { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      tree: { type: 'string' },
+      root: { type: 'string' },
+      now: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
     const now = parseNow(values.now);
     const json = values.json === true;
     try {
@@ -234,13 +343,38 @@ Exit: 0 shown, 1 the tree or a controls file does not verify, 2 usage or I/O.`,
       const bound = release.controls;
       const newest = currentTreeControls(values.tree!, release.root);
       const pending = newest.version > (bound?.version ?? 0) ? newest.controls : null;
-      output(json, { ok: true, bound, pending, operatorRole: release.root.operatorKeys ? { threshold: release.root.operatorThreshold, keys: release.root.operatorKeys.map((k) => ({ name: k.name, keyid: k.keyid, validFrom: k.validFrom, validUntil: k.validUntil })) } : null }, () =>
-        [
-          `controls in force (timestamp.json of release ${release.index.version}): ${bound ? `v${bound.version}, signed ${bound.issuedAt}` : 'none'}`,
-          ...describeControls(bound),
-          ...(pending ? [`not yet bound (waiting for CI's next refresh): v${pending.version}, signed ${pending.issuedAt}`, ...describeControls(pending)] : []),
-          release.root.operatorKeys ? `operator role: ${release.root.operatorThreshold} of ${release.root.operatorKeys.map((k) => k.name).join(', ')}` : 'operator role: none in trust root (no controls are accepted)',
-        ].join('\n'),
+      output(
+        json,
+        {
+          ok: true,
+          bound,
+          pending,
+          operatorRole: release.root.operatorKeys
+            ? {
+                threshold: release.root.operatorThreshold,
+                keys: release.root.operatorKeys.map((k) => ({
+                  name: k.name,
+                  keyid: k.keyid,
+                  validFrom: k.validFrom,
+                  validUntil: k.validUntil,
+                })),
+              }
+            : null,
+        },
+        () =>
+          [
+            `controls in force (timestamp.json of release ${release.index.version}): ${bound ? `v${bound.version}, signed ${bound.issuedAt}` : 'none'}`,
+            ...describeControls(bound),
+            ...(pending
+              ? [
+                  `not yet bound (waiting for CI's next refresh): v${pending.version}, signed ${pending.issuedAt}`,
+                  ...describeControls(pending),
+                ]
+              : []),
+            release.root.operatorKeys
+              ? `operator role: ${release.root.operatorThreshold} of ${release.root.operatorKeys.map((k) => k.name).join(', ')}`
+              : 'operator role: none in trust root (no controls are accepted)',
+          ].join('\n'),
       );
       return EXIT_OK;
     } catch (e) {

@@ -3,11 +3,27 @@
 // union of several ack endpoint replicas' logs). The control plane holds no signing key: it only verifies.
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError, ACK_LOG_FILE, AckLogCorrupt } from '../protocol/index.ts';
-import { startAckEndpoint, startControlPlane, type RunningServer, syncTree, mergeAckLogFiles, type MergeResult, loadReleaseView, loadVerifiedReleaseView, servedRoot } from '../control-plane/index.ts';
-
+import {
+  startAckEndpoint,
+  startControlPlane,
+  type RunningServer,
+  syncTree,
+  mergeAckLogFiles,
+  type MergeResult,
+  loadReleaseView,
+  loadVerifiedReleaseView,
+  servedRoot,
+} from '../control-plane/index.ts';
 
 function readPem(flag: string, path: string | undefined): Buffer {
   if (!path) throw new UsageError(`--${flag} is required`);
@@ -20,11 +36,15 @@ function readPem(flag: string, path: string | undefined): Buffer {
 
 function parsePort(text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65535) throw new UsageError(`--port: expected 0-65535, got ${JSON.stringify(text)}`);
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65535)
+    throw new UsageError(`--port: expected 0-65535, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
-const jsonLog = (event: Record<string, unknown>) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), component: 'control-plane', ...event }) + '\n');
+const jsonLog = (event: Record<string, unknown>) =>
+  process.stderr.write(
+    JSON.stringify({ time: new Date().toISOString(), component: 'control-plane', ...event }) + '\n',
+  );
 
 export const cpServe: Command = {
   name: 'cp serve',
@@ -55,16 +75,27 @@ Options:
   --no-group-commit   one fsync per ack (for comparison only)`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      tree: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' }, crl: { type: 'string' },
-      port: { type: 'string' }, host: { type: 'string' }, socket: { type: 'string' }, 'acks-log': { type: 'string' }, root: { type: 'string' },
-      'acks-only': { type: 'boolean', default: false }, 'no-group-commit': { type: 'boolean', default: false }, 'rate-limit': { type: 'string' },
+      tree: { type: 'string' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      crl: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      socket: { type: 'string' },
+      'acks-log': { type: 'string' },
+      root: { type: 'string' },
+      'acks-only': { type: 'boolean', default: false },
+      'no-group-commit': { type: 'boolean', default: false },
+      'rate-limit': { type: 'string' },
     });
     if (!values.tree) throw new UsageError('--tree is required');
     let rateLimit: false | { burst: number; perSecond: number } | undefined;
     if (values['rate-limit'] === 'off') rateLimit = false;
     else if (values['rate-limit'] !== undefined) {
       const m = /^([0-9]{1,6})\/([0-9]{1,6})$/.exec(values['rate-limit']);
-      if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError('--rate-limit: expected BURST/PER_SECOND (e.g. 30/2) or "off"');
+      if (!m || Number(m[1]) < 1 || Number(m[2]) < 1)
+        throw new UsageError('--rate-limit: expected BURST/PER_SECOND (e.g. 30/2) or "off"');
       rateLimit = { burst: Number(m[1]), perSecond: Number(m[2]) };
     }
     const pinned = values.root ? pinnedRootOption(values.root) : undefined;
@@ -75,17 +106,39 @@ Options:
       pinnedRoot: pinned,
       log: jsonLog,
     };
-    const tls = values.ca || values.cert || values.key
-      ? { ca: readPem('ca', values.ca), cert: readPem('cert', values.cert), key: readPem('key', values.key), crl: values.crl ? readPem('crl', values.crl) : undefined }
-      : undefined;
+    const tls =
+      values.ca || values.cert || values.key
+        ? {
+            ca: readPem('ca', values.ca),
+            cert: readPem('cert', values.cert),
+            key: readPem('key', values.key),
+            crl: values.crl ? readPem('crl', values.crl) : undefined,
+          }
+        : undefined;
     let server: RunningServer;
     if (values['acks-only']) {
-      server = await startAckEndpoint({ ...common, tls, host: values.host, port: parsePort(values.port, 8444), socketPath: values.socket });
+      server = await startAckEndpoint({
+        ...common,
+        tls,
+        host: values.host,
+        port: parsePort(values.port, 8444),
+        socketPath: values.socket,
+      });
     } else {
-      if (!tls) throw new UsageError('--ca, --cert and --key are required (or use --acks-only behind nginx)');
-      server = await startControlPlane({ ...common, tls, host: values.host, port: parsePort(values.port, 8443) });
+      if (!tls)
+        throw new UsageError(
+          '--ca, --cert and --key are required (or use --acks-only behind nginx)',
+        );
+      server = await startControlPlane({
+        ...common,
+        tls,
+        host: values.host,
+        port: parsePort(values.port, 8443),
+      });
     }
-    process.stdout.write(JSON.stringify({ url: server.url, port: server.port, primed: server.primed() }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ url: server.url, port: server.port, primed: server.primed() }) + '\n',
+    );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);
@@ -115,14 +168,26 @@ Options:
   --json         print the result as JSON`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      from: { type: 'string' }, tree: { type: 'string' }, root: { type: 'string' }, 'nginx-pid': { type: 'string' }, keep: { type: 'string' },
+      from: { type: 'string' },
+      tree: { type: 'string' },
+      root: { type: 'string' },
+      'nginx-pid': { type: 'string' },
+      keep: { type: 'string' },
       json: { type: 'boolean', default: false },
     });
-    if (!values.from || !values.tree || !values.root) throw new UsageError('--from, --tree and --root are required');
-    if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep)) throw new UsageError('--keep: expected a small number');
+    if (!values.from || !values.tree || !values.root)
+      throw new UsageError('--from, --tree and --root are required');
+    if (values.keep !== undefined && !/^[0-9]{1,3}$/.test(values.keep))
+      throw new UsageError('--keep: expected a small number');
     const pinned = pinnedRootOption(values.root);
     try {
-      const r = await syncTree({ from: values.from, treeDir: values.tree, pinnedRoot: pinned, nginxPidFile: values['nginx-pid'], keepVersions: values.keep === undefined ? undefined : Number(values.keep) });
+      const r = await syncTree({
+        from: values.from,
+        treeDir: values.tree,
+        pinnedRoot: pinned,
+        nginxPidFile: values['nginx-pid'],
+        keepVersions: values.keep === undefined ? undefined : Number(values.keep),
+      });
       const { report: _report, ...summary } = r;
       output(values.json, summary, () =>
         r.installed
@@ -132,7 +197,11 @@ Options:
       return EXIT_OK;
     } catch (e) {
       if (isVerificationError(e)) {
-        output(values.json, { installed: false, error: e.toJSON() }, () => `refused: ${e.message}\nthe installed tree keeps serving`);
+        output(
+          values.json,
+          { installed: false, error: e.toJSON() },
+          () => `refused: ${e.message}\nthe installed tree keeps serving`,
+        );
         return EXIT_REFUSED;
       }
       throw e;
@@ -142,18 +211,25 @@ Options:
 
 function mergeSummary(r: MergeResult, out: string): string {
   const lines = [`merged ${r.records.length} acks of ${r.hosts} hosts into ${out}`];
-  for (const f of r.forks) lines.push(`  FORK ${f.host} seq ${f.seq}: ${f.digests.join(', ')} (head resolved to the smallest digest)`);
+  for (const f of r.forks)
+    lines.push(
+      `  FORK ${f.host} seq ${f.seq}: ${f.digests.join(', ')} (head resolved to the smallest digest)`,
+    );
   for (const x of r.rejected) lines.push(`  REJECTED ${x.host} ${x.digest}: ${x.reason}`);
   for (const c of r.chains) {
     const gaps = c.gaps.map((g) => (g.from === g.to ? `${g.from}` : `${g.from}-${g.to}`));
-    if (gaps.length > 0 || c.broken.length > 0) lines.push(`  ${c.host}: seq 1..${c.head}${gaps.length ? `, missing seq ${gaps.join(', ')}` : ''}${c.broken.map((b) => `; broken link at seq ${b.seq}`).join('')}`);
+    if (gaps.length > 0 || c.broken.length > 0)
+      lines.push(
+        `  ${c.host}: seq 1..${c.head}${gaps.length ? `, missing seq ${gaps.join(', ')}` : ''}${c.broken.map((b) => `; broken link at seq ${b.seq}`).join('')}`,
+      );
   }
   return lines.join('\n');
 }
 
 export const cpMerge: Command = {
   name: 'cp merge',
-  summary: 'merge several ack endpoint replicas\' logs into one (grow-only union, acks verified, forks reported)',
+  summary:
+    "merge several ack endpoint replicas' logs into one (grow-only union, acks verified, forks reported)",
   help: `Usage: nixfleet cp merge --tree DIR --out OUT_DIR LOG... [--root PINNED_ROOT.json] [--json]
 
 Merges the ack logs (acks.log files, or directories holding one) of several ack endpoint replicas into
@@ -170,31 +246,52 @@ Exit codes: 0 merged, 1 merged with findings (forks, rejected acks) or refused (
 Options:
   --json         print {out, records, hosts, forks, rejected, chains} as JSON`,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      tree: { type: 'string' }, out: { type: 'string' }, root: { type: 'string' }, json: { type: 'boolean', default: false },
-    }, true);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        tree: { type: 'string' },
+        out: { type: 'string' },
+        root: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      true,
+    );
     if (!values.tree || !values.out) throw new UsageError('--tree and --out are required');
-    if (positionals.length === 0) throw new UsageError('expected at least one ack log (acks.log or its directory)');
+    if (positionals.length === 0)
+      throw new UsageError('expected at least one ack log (acks.log or its directory)');
     const inputs = positionals.map((p) => {
       const file = existsSync(join(p, ACK_LOG_FILE)) ? join(p, ACK_LOG_FILE) : p;
       if (!existsSync(file)) throw new UsageError(`no ack log at ${p}`);
       return realpathSync(file);
     });
     const out = join(resolve(values.out), ACK_LOG_FILE);
-    if (existsSync(out) && !inputs.includes(realpathSync(out))) throw new UsageError(`${out} exists and is not one of the inputs: merging would replace it; pass it as an input too`);
+    if (existsSync(out) && !inputs.includes(realpathSync(out)))
+      throw new UsageError(
+        `${out} exists and is not one of the inputs: merging would replace it; pass it as an input too`,
+      );
     const root = servedRoot(values.tree);
     if (root === null) throw new UsageError(`no tree installed in ${values.tree}`);
     try {
       // With --root the host keys come from the verified release; without, from the installed tree as is.
-      const view = values.root ? (await loadVerifiedReleaseView(root, pinnedRootOption(values.root), Date.now())).view : loadReleaseView(root);
+      const view = values.root
+        ? (await loadVerifiedReleaseView(root, pinnedRootOption(values.root), Date.now())).view
+        : loadReleaseView(root);
       const r = mergeAckLogFiles(inputs, values.out, view);
       const { records: _records, ...summary } = r;
-      output(values.json, { out, records: r.records.length, ...summary }, () => mergeSummary(r, out));
+      output(values.json, { out, records: r.records.length, ...summary }, () =>
+        mergeSummary(r, out),
+      );
       return r.forks.length === 0 && r.rejected.length === 0 ? EXIT_OK : EXIT_REFUSED;
     } catch (e) {
       if (isVerificationError(e) || e instanceof AckLogCorrupt) {
-        const error = isVerificationError(e) ? e.toJSON() : { code: 'AckLogCorrupt', file: e.file, detail: e.message };
-        output(values.json, { merged: false, error }, () => `refused: ${e.message}\nnothing was written`);
+        const error = isVerificationError(e)
+          ? e.toJSON()
+          : { code: 'AckLogCorrupt', file: e.file, detail: e.message };
+        output(
+          values.json,
+          { merged: false, error },
+          () => `refused: ${e.message}\nnothing was written`,
+        );
         return EXIT_REFUSED;
       }
       throw e;

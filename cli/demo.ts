@@ -23,16 +23,23 @@ const command: Command = {
   summary: 'run a 12-host rollout end to end on this machine (under a minute)',
   help: HELP,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { dir: { type: 'string', default: 'demo-output' }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      dir: { type: 'string', default: 'demo-output' },
+      json: { type: 'boolean', default: false },
+    });
     const print = values.json ? () => {} : (line: string) => process.stdout.write(line + '\n');
     const s = await runDemo({ dir: values.dir, print });
     output(values.json, s, () =>
       [
         '',
-        s.ok ? `Rollout finished in ${s.seconds}s.` : `The demo did not end as expected after ${s.seconds}s.`,
+        s.ok
+          ? `Rollout finished in ${s.seconds}s.`
+          : `The demo did not end as expected after ${s.seconds}s.`,
         `  release ${s.releaseVersion}; channels: ${s.channels.map((c) => `${c.channel} ${c.state}`).join(', ')}`,
         `  converged (${s.converged.length}): ${s.converged.join(', ')}`,
-        ...s.rolledBack.map((r) => `  rolled back + quarantined until ${r.quarantinedUntil}: ${r.host} (${r.reason})`),
+        ...s.rolledBack.map(
+          (r) => `  rolled back + quarantined until ${r.quarantinedUntil}: ${r.host} (${r.reason})`,
+        ),
         '',
         'Files:',
         ...Object.entries(s.files).map(([k, v]) => `  ${k.padEnd(10)} ${v}`),

@@ -1,6 +1,19 @@
 import { existsSync } from 'node:fs';
-import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { b64, newSigningKey, publicPart, writePrivateKey, writePublicKey } from '../protocol/index.ts';
+import {
+  EXIT_OK,
+  EXIT_USAGE,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
+import {
+  b64,
+  newSigningKey,
+  publicPart,
+  writePrivateKey,
+  writePublicKey,
+} from '../protocol/index.ts';
 
 function defaultPublicPath(out: string): string {
   return out.endsWith('.key') ? out.slice(0, -'.key'.length) + '.pub' : `${out}.pub`;
@@ -32,7 +45,8 @@ Options:
     });
     if (!values.name) throw new UsageError('--name is required');
     if (!values.out) throw new UsageError('--out is required');
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.name)) throw new UsageError('--name: use letters, digits, . _ - (at most 64)');
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(values.name))
+      throw new UsageError('--name: use letters, digits, . _ - (at most 64)');
     const pub = values.public ?? defaultPublicPath(values.out);
     for (const f of [values.out, pub]) {
       if (existsSync(f) && !values.force) {
@@ -43,8 +57,16 @@ Options:
     const key = newSigningKey(values.name);
     writePrivateKey(values.out, key);
     writePublicKey(pub, publicPart(key));
-    output(values.json, { name: key.name, keyid: key.keyid, publicKey: b64(key.publicKey), private: values.out, public: pub }, () =>
-      `key "${key.name}" ${key.keyid}\n  private: ${values.out} (0600)\n  public:  ${pub}`,
+    output(
+      values.json,
+      {
+        name: key.name,
+        keyid: key.keyid,
+        publicKey: b64(key.publicKey),
+        private: values.out,
+        public: pub,
+      },
+      () => `key "${key.name}" ${key.keyid}\n  private: ${values.out} (0600)\n  public:  ${pub}`,
     );
     return EXIT_OK;
   },

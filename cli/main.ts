@@ -43,7 +43,9 @@ async function dispatch(argv: string[]): Promise<number> {
   if (!found) {
     const group = COMMANDS.filter((c) => c.name.startsWith(argv[0] + ' '));
     if (group.length) {
-      process.stderr.write(`nixfleet ${argv[0]}: expected one of: ${group.map((c) => c.name.split(' ').slice(1).join(' ')).join(', ')}\n`);
+      process.stderr.write(
+        `nixfleet ${argv[0]}: expected one of: ${group.map((c) => c.name.split(' ').slice(1).join(' ')).join(', ')}\n`,
+      );
     } else {
       process.stderr.write(`nixfleet: unknown command '${argv[0]}'\n\n${topHelp()}\n`);
     }
@@ -59,7 +61,9 @@ async function dispatch(argv: string[]): Promise<number> {
     return await cmd.run(rest);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`nixfleet ${cmd.name}: ${e.message}\n(see: nixfleet ${cmd.name} --help)\n`);
+      process.stderr.write(
+        `nixfleet ${cmd.name}: ${e.message}\n(see: nixfleet ${cmd.name} --help)\n`,
+      );
       return EXIT_USAGE;
     }
     if (isVerificationError(e)) {

@@ -8,7 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 
 const command: Command = {
   name: 'nginx-config',
-  summary: 'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)',
+  summary:
+    'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)',
   help: `Usage: nixfleet nginx-config --tree DIR --pki DIR --listen ADDR:PORT --ack-upstream 127.0.0.1:PORT|unix:PATH
                              [--runtime-dir DIR] [--dashboard DIR] [--workers N] [--out FILE]
 
@@ -29,19 +30,45 @@ without it, a snippet to include inside an existing http { } block.
 PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki init\`).`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      tree: { type: 'string' }, pki: { type: 'string' }, listen: { type: 'string' }, 'ack-upstream': { type: 'string' },
-      'runtime-dir': { type: 'string' }, dashboard: { type: 'string' }, workers: { type: 'string' }, out: { type: 'string' },
+      tree: { type: 'string' },
+      pki: { type: 'string' },
+      listen: { type: 'string' },
+      'ack-upstream': { type: 'string' },
+      'runtime-dir': { type: 'string' },
+      dashboard: { type: 'string' },
+      workers: { type: 'string' },
+      out: { type: 'string' },
     });
-    if (!values.tree || !values.pki || !values.listen || !values['ack-upstream']) throw new UsageError('--tree, --pki, --listen and --ack-upstream are required');
-    if (values.workers !== undefined && values.workers !== 'auto' && !/^[1-9][0-9]{0,2}$/.test(values.workers)) throw new UsageError('--workers: expected a number or "auto"');
+    if (!values.tree || !values.pki || !values.listen || !values['ack-upstream'])
+      throw new UsageError('--tree, --pki, --listen and --ack-upstream are required');
+    if (
+      values.workers !== undefined &&
+      values.workers !== 'auto' &&
+      !/^[1-9][0-9]{0,2}$/.test(values.workers)
+    )
+      throw new UsageError('--workers: expected a number or "auto"');
     const p = pkiPaths(values.pki);
-    for (const f of [p.caCert, p.serverCert, p.serverKey]) if (!existsSync(f)) throw new UsageError(`${f} is missing (create the PKI with: nixfleet pki init --out ${values.pki})`);
+    for (const f of [p.caCert, p.serverCert, p.serverKey])
+      if (!existsSync(f))
+        throw new UsageError(
+          `${f} is missing (create the PKI with: nixfleet pki init --out ${values.pki})`,
+        );
     let config: string;
     try {
       config = renderNginxConfig({
-        treeDir: values.tree, caCert: p.caCert, serverCert: p.serverCert, serverKey: p.serverKey, crl: existsSync(p.crl) ? p.crl : undefined,
-        listen: values.listen, ackUpstream: values['ack-upstream'], dashboardDir: values.dashboard, runtimeDir: values['runtime-dir'],
-        workerProcesses: values.workers === undefined || values.workers === 'auto' ? 'auto' : Number(values.workers),
+        treeDir: values.tree,
+        caCert: p.caCert,
+        serverCert: p.serverCert,
+        serverKey: p.serverKey,
+        crl: existsSync(p.crl) ? p.crl : undefined,
+        listen: values.listen,
+        ackUpstream: values['ack-upstream'],
+        dashboardDir: values.dashboard,
+        runtimeDir: values['runtime-dir'],
+        workerProcesses:
+          values.workers === undefined || values.workers === 'auto'
+            ? 'auto'
+            : Number(values.workers),
       });
     } catch (e) {
       throw new UsageError((e as Error).message);

@@ -1,8 +1,28 @@
 // `nixfleet pki init | issue-host | issue-operator | revoke | renew | list`: the fleet CA and its client
 // certificates, driven through the openssl CLI. The CA key (ca.key, 0600) belongs offline. Every command
 // on an existing PKI directory warns on stderr about certificates expiring within 30 days.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
-import { initPki, issueHostCert, issueOperatorCert, revokeCert, renewCert, listCerts, expiringCerts, exportPkcs12, PkiError, EXPIRY_WARNING_DAYS, type CertInfo, type KeyAlgorithm } from '../control-plane/index.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
+import {
+  initPki,
+  issueHostCert,
+  issueOperatorCert,
+  revokeCert,
+  renewCert,
+  listCerts,
+  expiringCerts,
+  exportPkcs12,
+  PkiError,
+  EXPIRY_WARNING_DAYS,
+  type CertInfo,
+  type KeyAlgorithm,
+} from '../control-plane/index.ts';
 
 function daysLeft(c: CertInfo, now: number): number {
   return Math.floor((c.expiresAt - now) / 86_400_000);
@@ -24,17 +44,24 @@ function warnExpiring(dir: string | undefined): void {
   }
   const now = Date.now();
   for (const c of expiringCerts(certs, EXPIRY_WARNING_DAYS, now)) {
-    process.stderr.write(`warning: ${expiryLine(c, now)}; renew it: nixfleet pki renew --pki ${dir} --cert ${dir}/${c.file}\n`);
+    process.stderr.write(
+      `warning: ${expiryLine(c, now)}; renew it: nixfleet pki renew --pki ${dir} --cert ${dir}/${c.file}\n`,
+    );
   }
 }
 
 function parseDays(v: string | undefined, flag = '--days'): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1) throw new UsageError(`${flag}: expected a number of days (1-99999)`);
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1)
+    throw new UsageError(`${flag}: expected a number of days (1-99999)`);
   return Number(v);
 }
 
-async function refusedOnPkiError(json: boolean, fn: () => number, pkiDir?: string): Promise<number> {
+async function refusedOnPkiError(
+  json: boolean,
+  fn: () => number,
+  pkiDir?: string,
+): Promise<number> {
   try {
     return fn();
   } catch (e) {
@@ -58,17 +85,33 @@ Creates DIR/ca.key (0600, keep it offline), ca.crt, crl.pem, revoked-serials.txt
 default. Refuses to overwrite an existing CA.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      out: { type: 'string' }, fleet: { type: 'string' }, algorithm: { type: 'string' }, days: { type: 'string' },
-      'server-name': { type: 'string', multiple: true }, json: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      fleet: { type: 'string' },
+      algorithm: { type: 'string' },
+      days: { type: 'string' },
+      'server-name': { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
     });
     if (!values.out) throw new UsageError('--out is required');
     const algorithm = (values.algorithm ?? 'ec') as KeyAlgorithm;
-    if (algorithm !== 'ec' && algorithm !== 'ed25519') throw new UsageError('--algorithm: expected ec or ed25519');
-    if (values.days !== undefined && !/^[0-9]{1,5}$/.test(values.days)) throw new UsageError('--days: expected a number of days');
+    if (algorithm !== 'ec' && algorithm !== 'ed25519')
+      throw new UsageError('--algorithm: expected ec or ed25519');
+    if (values.days !== undefined && !/^[0-9]{1,5}$/.test(values.days))
+      throw new UsageError('--days: expected a number of days');
     const out = values.out;
     return refusedOnPkiError(values.json, () => {
-      const p = initPki(out, { algorithm, fleet: values.fleet, days: values.days ? Number(values.days) : undefined, serverNames: values['server-name'] });
-      output(values.json, p, () => `created fleet CA in ${out}\n  CA certificate: ${p.caCert}\n  server certificate: ${p.serverCert}\n  keep ${p.caKey} offline`);
+      const p = initPki(out, {
+        algorithm,
+        fleet: values.fleet,
+        days: values.days ? Number(values.days) : undefined,
+        serverNames: values['server-name'],
+      });
+      output(
+        values.json,
+        p,
+        () =>
+          `created fleet CA in ${out}\n  CA certificate: ${p.caCert}\n  server certificate: ${p.serverCert}\n  keep ${p.caKey} offline`,
+      );
       return EXIT_OK;
     });
   },
@@ -77,18 +120,30 @@ default. Refuses to overwrite an existing CA.`,
 function issueCommand(kind: 'host' | 'operator'): Command {
   return {
     name: `pki issue-${kind}`,
-    summary: kind === 'host' ? 'issue a host client certificate (CN = host name, OU=agent)' : 'issue an operator client certificate (OU=operator: dashboard access)',
+    summary:
+      kind === 'host'
+        ? 'issue a host client certificate (CN = host name, OU=agent)'
+        : 'issue an operator client certificate (OU=operator: dashboard access)',
     help: `Usage: nixfleet pki issue-${kind} --pki DIR --${kind === 'host' ? 'host' : 'name'} NAME [--days N]${kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : ''} [--json]
 
 Writes DIR/${kind}s/NAME.crt and NAME.key and prints the certificate serial (the serial that
-revocations.json names to revoke it). --days: validity (default: the CA's, 825).${kind === 'operator' ? `
+revocations.json names to revoke it). --days: validity (default: the CA's, 825).${
+      kind === 'operator'
+        ? `
 --p12 FILE also writes a PKCS#12 bundle (certificate, key and fleet CA; 0600) to import into a browser,
-encrypted with the first line of --p12-password-file (without it: an empty password).` : ''}`,
+encrypted with the first line of --p12-password-file (without it: an empty password).`
+        : ''
+    }`,
     async run(argv) {
       const flag = kind === 'host' ? 'host' : 'name';
       const { values } = parseCommandArgs(argv, {
-        pki: { type: 'string' }, [flag]: { type: 'string' }, days: { type: 'string' }, json: { type: 'boolean', default: false },
-        ...(kind === 'operator' ? { p12: { type: 'string' as const }, 'p12-password-file': { type: 'string' as const } } : {}),
+        pki: { type: 'string' },
+        [flag]: { type: 'string' },
+        days: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        ...(kind === 'operator'
+          ? { p12: { type: 'string' as const }, 'p12-password-file': { type: 'string' as const } }
+          : {}),
       });
       const v = values as Record<string, string | boolean | undefined>;
       const name = v[flag] as string | undefined;
@@ -98,13 +153,26 @@ encrypted with the first line of --p12-password-file (without it: an empty passw
       const days = parseDays(values.days as string | undefined);
       const p12 = v['p12'] as string | undefined;
       const p12Password = v['p12-password-file'] as string | undefined;
-      if (p12Password !== undefined && p12 === undefined) throw new UsageError('--p12-password-file needs --p12 FILE');
-      return refusedOnPkiError(json, () => {
-        const c = kind === 'host' ? issueHostCert(dir, name, { days }) : issueOperatorCert(dir, name, { days });
-        const bundle = p12 === undefined ? null : exportPkcs12(dir, c, p12, p12Password);
-        output(json, { ...c, ...(bundle ? { p12: bundle } : {}) }, () => `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}${bundle ? `\n  PKCS#12 bundle for the browser: ${bundle}` : ''}`);
-        return EXIT_OK;
-      }, dir);
+      if (p12Password !== undefined && p12 === undefined)
+        throw new UsageError('--p12-password-file needs --p12 FILE');
+      return refusedOnPkiError(
+        json,
+        () => {
+          const c =
+            kind === 'host'
+              ? issueHostCert(dir, name, { days })
+              : issueOperatorCert(dir, name, { days });
+          const bundle = p12 === undefined ? null : exportPkcs12(dir, c, p12, p12Password);
+          output(
+            json,
+            { ...c, ...(bundle ? { p12: bundle } : {}) },
+            () =>
+              `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}${bundle ? `\n  PKCS#12 bundle for the browser: ${bundle}` : ''}`,
+          );
+          return EXIT_OK;
+        },
+        dir,
+      );
     },
   };
 }
@@ -121,15 +189,27 @@ Marks the certificate revoked in the CA database, regenerates DIR/crl.pem and DI
 moves the certificate and key aside (NAME.revoked-SERIAL.crt) so the name can be issued again. To make
 the control plane refuse it, add the serial to revocations.json in the next signed release.`,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, cert: { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      pki: { type: 'string' },
+      cert: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
     if (!values.pki || !values.cert) throw new UsageError('--pki and --cert are required');
     const dir = values.pki;
     const cert = values.cert;
-    return refusedOnPkiError(values.json, () => {
-      const serial = revokeCert(dir, cert);
-      output(values.json, { revoked: serial }, () => `revoked serial ${serial}; CRL updated (${dir}/crl.pem)`);
-      return EXIT_OK;
-    }, dir);
+    return refusedOnPkiError(
+      values.json,
+      () => {
+        const serial = revokeCert(dir, cert);
+        output(
+          values.json,
+          { revoked: serial },
+          () => `revoked serial ${serial}; CRL updated (${dir}/crl.pem)`,
+        );
+        return EXIT_OK;
+      },
+      dir,
+    );
   },
 };
 
@@ -143,16 +223,31 @@ and the same key, so only the .crt has to be redeployed; --new-key also replaces
 certificate is kept as NAME.renewed-SERIAL.crt and stays valid until it expires (revoke it to end it
 sooner, e.g. after --new-key because the old key was exposed). The CA itself is not renewed here.`,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, cert: { type: 'string' }, days: { type: 'string' }, 'new-key': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      pki: { type: 'string' },
+      cert: { type: 'string' },
+      days: { type: 'string' },
+      'new-key': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    });
     if (!values.pki || !values.cert) throw new UsageError('--pki and --cert are required');
     const dir = values.pki;
     const cert = values.cert;
     const days = parseDays(values.days);
-    return refusedOnPkiError(values.json, () => {
-      const c = renewCert(dir, cert, { days, newKey: values['new-key'] });
-      output(values.json, c, () => `renewed ${c.name}: new serial ${c.serial}${values['new-key'] ? ' with a new key' : ' (same key)'}\n  ${c.certPath}`);
-      return EXIT_OK;
-    }, dir);
+    return refusedOnPkiError(
+      values.json,
+      () => {
+        const c = renewCert(dir, cert, { days, newKey: values['new-key'] });
+        output(
+          values.json,
+          c,
+          () =>
+            `renewed ${c.name}: new serial ${c.serial}${values['new-key'] ? ' with a new key' : ' (same key)'}\n  ${c.certPath}`,
+        );
+        return EXIT_OK;
+      },
+      dir,
+    );
   },
 };
 
@@ -165,17 +260,38 @@ Lists the CA, server, host and operator certificates in use (not the revoked or 
 aside) with serial and expiry. --expiring-within: only those expiring within DAYS (expired included);
 exit 1 when any is listed, so a timer can alert on it.`,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { pki: { type: 'string' }, 'expiring-within': { type: 'string' }, json: { type: 'boolean', default: false } });
+    const { values } = parseCommandArgs(argv, {
+      pki: { type: 'string' },
+      'expiring-within': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
     if (!values.pki) throw new UsageError('--pki is required');
     const dir = values.pki;
-    const within = values['expiring-within'] === undefined ? undefined : parseDays(values['expiring-within'], '--expiring-within');
-    return refusedOnPkiError(values.json, () => {
-      const now = Date.now();
-      const all = listCerts(dir);
-      const certs = within === undefined ? all : expiringCerts(all, within, now);
-      output(values.json, certs.map((c) => ({ ...c, expiresAt: new Date(c.expiresAt).toISOString(), daysLeft: daysLeft(c, now) })), () =>
-        certs.length === 0 ? `no certificates${within === undefined ? '' : ` expiring within ${within} days`}` : certs.map((c) => expiryLine(c, now)).join('\n'));
-      return within !== undefined && certs.length > 0 ? EXIT_REFUSED : EXIT_OK;
-    }, dir);
+    const within =
+      values['expiring-within'] === undefined
+        ? undefined
+        : parseDays(values['expiring-within'], '--expiring-within');
+    return refusedOnPkiError(
+      values.json,
+      () => {
+        const now = Date.now();
+        const all = listCerts(dir);
+        const certs = within === undefined ? all : expiringCerts(all, within, now);
+        output(
+          values.json,
+          certs.map((c) => ({
+            ...c,
+            expiresAt: new Date(c.expiresAt).toISOString(),
+            daysLeft: daysLeft(c, now),
+          })),
+          () =>
+            certs.length === 0
+              ? `no certificates${within === undefined ? '' : ` expiring within ${within} days`}`
+              : certs.map((c) => expiryLine(c, now)).join('\n'),
+        );
+        return within !== undefined && certs.length > 0 ? EXIT_REFUSED : EXIT_OK;
+      },
+      dir,
+    );
   },
 };

@@ -1,12 +1,35 @@
 // `nixfleet publish`: fleet JSON (file or --flake) -> validated, resolved, signed tree.
-import { readPrivateKey, KeyFileError, type SigningKey, isVerificationError } from '../protocol/index.ts';
+import {
+  readPrivateKey,
+  KeyFileError,
+  type SigningKey,
+  isVerificationError,
+} from '../protocol/index.ts';
 import { writeControl } from './terminal.ts';
-import { EXIT_OK, EXIT_REFUSED, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
-import { publishReleaseChecked, type PublishProgress, PublishRefused, FleetInvalid, evalFlake, readFleetFile, FleetInputError, describeDiff } from '../publisher/index.ts';
-
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_USAGE,
+  UsageError,
+  output,
+  parseCommandArgs,
+  parseNow,
+  type Command,
+} from './command.ts';
+import {
+  publishReleaseChecked,
+  type PublishProgress,
+  PublishRefused,
+  FleetInvalid,
+  evalFlake,
+  readFleetFile,
+  FleetInputError,
+  describeDiff,
+} from '../publisher/index.ts';
 
 export function readReleaseKeys(files: readonly string[] | undefined): SigningKey[] {
-  if (!files || files.length === 0) throw new UsageError('--release-key FILE is required (repeat it for several keys)');
+  if (!files || files.length === 0)
+    throw new UsageError('--release-key FILE is required (repeat it for several keys)');
   return files.map((f) => readPrivateKey(f));
 }
 
@@ -30,7 +53,14 @@ export function reportPublisherError(cmd: string, e: unknown, json: boolean): nu
   throw e;
 }
 
-const PHASE_LABEL: Record<PublishProgress['phase'], string> = { resolve: 'validating and resolving', cache: 'checking the binary cache (narinfos)', sign: 'signing', write: 'writing', commit: 'writing the timestamp', done: 'done' };
+const PHASE_LABEL: Record<PublishProgress['phase'], string> = {
+  resolve: 'validating and resolving',
+  cache: 'checking the binary cache (narinfos)',
+  sign: 'signing',
+  write: 'writing',
+  commit: 'writing the timestamp',
+  done: 'done',
+};
 
 /** On a TTY: one line redrawn in place. With --progress on a pipe: a line per phase and per 25%. */
 export function progressPrinter(tty: boolean): (p: PublishProgress) => void {
@@ -53,8 +83,12 @@ export function progressPrinter(tty: boolean): (p: PublishProgress) => void {
   };
 }
 
-export async function loadFleetArg(positionals: string[], flake: string | undefined): Promise<{ fleet: unknown; source: string }> {
-  if (flake !== undefined && positionals.length > 0) throw new UsageError('give either FLEET.json or --flake REF, not both');
+export async function loadFleetArg(
+  positionals: string[],
+  flake: string | undefined,
+): Promise<{ fleet: unknown; source: string }> {
+  if (flake !== undefined && positionals.length > 0)
+    throw new UsageError('give either FLEET.json or --flake REF, not both');
   if (flake !== undefined) return { fleet: await evalFlake(flake), source: flake };
   if (positionals.length !== 1) throw new UsageError('expected one FLEET.json (or --flake REF)');
   return { fleet: readFleetFile(positionals[0]!), source: positionals[0]! };
@@ -128,15 +162,21 @@ the cache), 2 usage or I/O.`,
     );
     if (!values.tree) throw new UsageError('--tree DIR is required');
     if (!values.trust) throw new UsageError('--trust DIR is required');
-    if (values.source !== undefined && values.source.length > 512) throw new UsageError('--source: at most 512 characters');
+    if (values.source !== undefined && values.source.length > 512)
+      throw new UsageError('--source: at most 512 characters');
     let version: number | undefined;
     if (values.version !== undefined) {
-      if (!/^[1-9][0-9]{0,15}$/.test(values.version)) throw new UsageError(`--version: expected a positive integer, got ${values.version}`);
+      if (!/^[1-9][0-9]{0,15}$/.test(values.version))
+        throw new UsageError(`--version: expected a positive integer, got ${values.version}`);
       version = Number(values.version);
     }
     const checkAt = values['cache-check-at'];
-    if (checkAt !== undefined && values['no-cache-check']) throw new UsageError('give --no-cache-check or --cache-check-at, not both');
-    if (checkAt !== undefined && !/^(https?|file):\/\//.test(checkAt)) throw new UsageError(`--cache-check-at: expected an http(s):// or file:// URL, got ${checkAt}`);
+    if (checkAt !== undefined && values['no-cache-check'])
+      throw new UsageError('give --no-cache-check or --cache-check-at, not both');
+    if (checkAt !== undefined && !/^(https?|file):\/\//.test(checkAt))
+      throw new UsageError(
+        `--cache-check-at: expected an http(s):// or file:// URL, got ${checkAt}`,
+      );
     const now = parseNow(values.now);
     try {
       const releaseKeys = readReleaseKeys(values['release-key']);
@@ -151,14 +191,23 @@ the cache), 2 usage or I/O.`,
         now,
         ifIdentical: values.force ? 'publish' : 'skip',
         dryRun: values['dry-run'] === true,
-        ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : checkAt !== undefined ? { cacheCheck: { checkAt } } : {}),
+        ...(values['no-cache-check']
+          ? { cacheCheck: 'skip' as const }
+          : checkAt !== undefined
+            ? { cacheCheck: { checkAt } }
+            : {}),
         ...(version !== undefined ? { version } : {}),
         ...(values.source !== undefined ? { source: values.source } : {}),
         ...(showProgress ? { onProgress: progressPrinter(process.stderr.isTTY === true) } : {}),
       });
       if (!values.json) for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
       if (r.status === 'unchanged') {
-        output(values.json, { ok: true, ...r }, () => `no change: the fleet is identical to release ${r.version} (every rollout continues); nothing written (--force publishes a new release anyway)`);
+        output(
+          values.json,
+          { ok: true, ...r },
+          () =>
+            `no change: the fleet is identical to release ${r.version} (every rollout continues); nothing written (--force publishes a new release anyway)`,
+        );
         return EXIT_OK;
       }
       if (r.status === 'dry-run') {
@@ -176,7 +225,12 @@ the cache), 2 usage or I/O.`,
         [
           `published release ${r.version} of ${r.hosts} hosts to ${values.tree} (previous: ${r.previousVersion || 'none'})`,
           ...Object.entries(r.rolloutIds).map(([c, id]) => `  channel ${c}: rollout ${id}`),
-          ...(r.diff.currentVersion !== null ? [`  changes against release ${r.diff.currentVersion}:`, ...describeDiff(r.diff).map((l) => `  ${l}`)] : []),
+          ...(r.diff.currentVersion !== null
+            ? [
+                `  changes against release ${r.diff.currentVersion}:`,
+                ...describeDiff(r.diff).map((l) => `  ${l}`),
+              ]
+            : []),
           r.cacheCheck.skipped
             ? '  binary cache: NOT checked (--no-cache-check)'
             : `  binary cache: ${r.cacheCheck.checked} paths (${r.cacheCheck.targets} targets and their closures) signed in ${r.cacheCheck.cacheUrl} by ${r.cacheCheck.keysUsed.join(', ')} (${Math.round(r.cacheCheck.ms)} ms)`,

@@ -1,6 +1,13 @@
 // `nixfleet refresh`: re-sign timestamp.json only (run by CI on a schedule, more often than the
 // channels' freshness windows).
-import { EXIT_OK, UsageError, output, parseCommandArgs, parseNow, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  UsageError,
+  output,
+  parseCommandArgs,
+  parseNow,
+  type Command,
+} from './command.ts';
 import { refreshTimestamp } from '../publisher/index.ts';
 import { readReleaseKeys, reportPublisherError } from './publish.ts';
 
@@ -34,7 +41,12 @@ Exit: 0 refreshed, 1 refused (key not allowed, files changed, clock behind the t
     try {
       const releaseKeys = readReleaseKeys(values['release-key']);
       const r = refreshTimestamp({ treeDir: values.tree, releaseKeys, now });
-      output(values.json, { ok: true, ...r }, () => `refreshed timestamp of release ${r.releaseVersion}: issued ${r.issuedAt}, expires ${r.expires}`);
+      output(
+        values.json,
+        { ok: true, ...r },
+        () =>
+          `refreshed timestamp of release ${r.releaseVersion}: issued ${r.issuedAt}, expires ${r.expires}`,
+      );
       return EXIT_OK;
     } catch (e) {
       return reportPublisherError('refresh', e, values.json);

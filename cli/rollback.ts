@@ -3,7 +3,13 @@
 import { EXIT_OK, UsageError, output, parseCommandArgs, type Command } from './command.ts';
 import { loadFleetArg, readReleaseKeys, reportPublisherError } from './publish.ts';
 import { parseNow } from './command.ts';
-import { publishReleaseChecked, planRollback, type RollbackPolicy, loadTrustDir, describeDiff } from '../publisher/index.ts';
+import {
+  publishReleaseChecked,
+  planRollback,
+  type RollbackPolicy,
+  loadTrustDir,
+  describeDiff,
+} from '../publisher/index.ts';
 
 const command: Command = {
   name: 'rollback',
@@ -52,8 +58,10 @@ not in the cache), 2 usage or I/O.`,
       },
       true,
     );
-    if (!values['to-release'] || !/^[1-9][0-9]{0,15}$/.test(values['to-release'])) throw new UsageError('--to-release N (a release version) is required');
-    if (values.policy !== 'all-at-once' && values.policy !== 'waves') throw new UsageError('--policy all-at-once|waves is required');
+    if (!values['to-release'] || !/^[1-9][0-9]{0,15}$/.test(values['to-release']))
+      throw new UsageError('--to-release N (a release version) is required');
+    if (values.policy !== 'all-at-once' && values.policy !== 'waves')
+      throw new UsageError('--policy all-at-once|waves is required');
     if (!values.tree) throw new UsageError('--tree DIR is required');
     if (!values.trust) throw new UsageError('--trust DIR is required');
     const toRelease = Number(values['to-release']);
@@ -64,7 +72,14 @@ not in the cache), 2 usage or I/O.`,
       const releaseKeys = readReleaseKeys(values['release-key']);
       const { fleet, source } = await loadFleetArg(positionals, values.flake);
       const trust = loadTrustDir(values.trust, now);
-      const plan = planRollback({ treeDir: values.tree, toRelease, policy, fleet, root: trust.root.signed, fleetSource: source });
+      const plan = planRollback({
+        treeDir: values.tree,
+        toRelease,
+        policy,
+        fleet,
+        root: trust.root.signed,
+        fleetSource: source,
+      });
       const r = await publishReleaseChecked({
         treeDir: values.tree,
         fleet: plan.fleet,
@@ -79,14 +94,28 @@ not in the cache), 2 usage or I/O.`,
         dryRun: values['dry-run'] === true,
         ...(values['no-cache-check'] ? { cacheCheck: 'skip' as const } : {}),
       });
-      output(json, { ok: true, toRelease, policy, restored: plan.restored, notInRelease: plan.notInRelease, ...r }, () =>
-        [
-          r.status === 'dry-run'
-            ? `dry run: would publish release ${r.version} with the targets of release ${toRelease} (policy ${policy}); nothing written`
-            : `published release ${r.version}: the targets of release ${toRelease} for ${plan.restored.length} host(s) (policy ${policy})`,
-          ...(plan.notInRelease.length ? [`  not in release ${toRelease} (keep their current target): ${plan.notInRelease.join(', ')}`] : []),
-          ...describeDiff(r.diff),
-        ].join('\n'),
+      output(
+        json,
+        {
+          ok: true,
+          toRelease,
+          policy,
+          restored: plan.restored,
+          notInRelease: plan.notInRelease,
+          ...r,
+        },
+        () =>
+          [
+            r.status === 'dry-run'
+              ? `dry run: would publish release ${r.version} with the targets of release ${toRelease} (policy ${policy}); nothing written`
+              : `published release ${r.version}: the targets of release ${toRelease} for ${plan.restored.length} host(s) (policy ${policy})`,
+            ...(plan.notInRelease.length
+              ? [
+                  `  not in release ${toRelease} (keep their current target): ${plan.notInRelease.join(', ')}`,
+                ]
+              : []),
+            ...describeDiff(r.diff),
+          ].join('\n'),
       );
       return EXIT_OK;
     } catch (e) {

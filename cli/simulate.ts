@@ -1,20 +1,36 @@
 // `nixfleet simulate`: drive a synthetic fleet through the real reconciler in the deterministic simulator
 // and print the rollout summary next to the theoretical minimum.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  output,
+  parseCommandArgs,
+  type Command,
+} from './command.ts';
 import { simulate, syntheticFleet, humanDuration } from '../reconciler/index.ts';
 
-function int(name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+function int(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number, got "${value}"`);
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`--${name} must be a whole number, got "${value}"`);
   const n = Number(value);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
+  if (n < min || n > max)
+    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}`);
   return n;
 }
 
 function ratio(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
   const n = Number(value);
-  if (!/^(0|1|0?\.\d+)$/.test(value) || Number.isNaN(n)) throw new UsageError(`--${name} must be a number between 0 and 1, got "${value}"`);
+  if (!/^(0|1|0?\.\d+)$/.test(value) || Number.isNaN(n))
+    throw new UsageError(`--${name} must be a number between 0 and 1, got "${value}"`);
   return n;
 }
 
@@ -49,10 +65,20 @@ Options:
 Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 2 on usage errors.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
-      hosts: { type: 'string' }, channels: { type: 'string' }, waves: { type: 'string' }, seed: { type: 'string' },
-      poll: { type: 'string' }, soak: { type: 'string' }, chain: { type: 'boolean' }, 'budget-pct': { type: 'string' },
-      'failure-rate': { type: 'string' }, 'ack-delay': { type: 'string' }, skew: { type: 'string' }, json: { type: 'boolean' },
-      quantum: { type: 'string' }, 'failure-threshold-pct': { type: 'string' },
+      hosts: { type: 'string' },
+      channels: { type: 'string' },
+      waves: { type: 'string' },
+      seed: { type: 'string' },
+      poll: { type: 'string' },
+      soak: { type: 'string' },
+      chain: { type: 'boolean' },
+      'budget-pct': { type: 'string' },
+      'failure-rate': { type: 'string' },
+      'ack-delay': { type: 'string' },
+      skew: { type: 'string' },
+      json: { type: 'boolean' },
+      quantum: { type: 'string' },
+      'failure-threshold-pct': { type: 'string' },
     });
     const hosts = int('hosts', values.hosts, 100, 1, 200_000);
     const channels = int('channels', values.channels, 3, 1, 100);
@@ -60,22 +86,52 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
     const seed = int('seed', values.seed, 1, 0, 2 ** 32 - 1);
     const poll = int('poll', values.poll, 60, 1, 86_400);
     const soak = int('soak', values.soak, 600, 0, 7 * 86_400);
-    const budgetPct = values['budget-pct'] === undefined ? null : int('budget-pct', values['budget-pct'], 0, 1, 100);
+    const budgetPct =
+      values['budget-pct'] === undefined
+        ? null
+        : int('budget-pct', values['budget-pct'], 0, 1, 100);
     const ackDelay = int('ack-delay', values['ack-delay'], 0, 0, 3600);
     const skew = int('skew', values.skew, 0, 0, 59);
     const quantum = int('quantum', values.quantum, 1, 1, 60);
-    const thresholdPct = values['failure-threshold-pct'] === undefined ? null : int('failure-threshold-pct', values['failure-threshold-pct'], 0, 0, 100);
+    const thresholdPct =
+      values['failure-threshold-pct'] === undefined
+        ? null
+        : int('failure-threshold-pct', values['failure-threshold-pct'], 0, 0, 100);
     const failureRate = ratio('failure-rate', values['failure-rate']);
-    const fleet = syntheticFleet({ hosts, channels, waves, soakSeconds: soak, chain: values.chain ?? false, budgetPct, heartbeatSeconds: poll, ...(thresholdPct === null ? {} : { failureThreshold: { percent: thresholdPct } }) });
+    const fleet = syntheticFleet({
+      hosts,
+      channels,
+      waves,
+      soakSeconds: soak,
+      chain: values.chain ?? false,
+      budgetPct,
+      heartbeatSeconds: poll,
+      ...(thresholdPct === null ? {} : { failureThreshold: { percent: thresholdPct } }),
+    });
     const began = performance.now();
-    const r = simulate({ seed, fleet, pollSeconds: poll, failureRate, ackDelaySeconds: [0, ackDelay], clockSkewSeconds: skew, batchVisibility: true, timeQuantumSeconds: quantum, recordHistory: false });
+    const r = simulate({
+      seed,
+      fleet,
+      pollSeconds: poll,
+      failureRate,
+      ackDelaySeconds: [0, ackDelay],
+      clockSkewSeconds: skew,
+      batchVisibility: true,
+      timeQuantumSeconds: quantum,
+      recordHistory: false,
+    });
     const wallMs = Math.round(performance.now() - began);
     const summary = {
-      hosts, channels, waves, seed, quantumSeconds: quantum,
+      hosts,
+      channels,
+      waves,
+      seed,
+      quantumSeconds: quantum,
       converged: r.converged,
       completedSeconds: r.completedAt,
       theoreticalMinimumSeconds: r.theoreticalMinimum,
-      ratioToMinimum: r.completedAt === null ? null : Number((r.completedAt / r.theoreticalMinimum).toFixed(3)),
+      ratioToMinimum:
+        r.completedAt === null ? null : Number((r.completedAt / r.theoreticalMinimum).toFixed(3)),
       activations: r.starts.length,
       failures: r.failures.length,
       rollbacks: r.rollbacks.length,
@@ -83,7 +139,11 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
       acks: r.ackCount,
       violations: r.violations,
       budgets: r.budgets,
-      channelStates: r.finalView.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })),
+      channelStates: r.finalView.channels.map((c) => ({
+        channel: c.channel,
+        state: c.state,
+        reason: c.reason,
+      })),
       wallMs,
     };
     output(values.json ?? false, summary, () => {
@@ -93,9 +153,13 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
           ? `converged after ${humanDuration(r.completedAt!)} (${r.completedAt} s); theoretical minimum ${humanDuration(r.theoreticalMinimum)} (${r.theoreticalMinimum} s): ${summary.ratioToMinimum}x`
           : `did NOT converge (stopped after ${humanDuration(r.endedAt)}); theoretical minimum ${humanDuration(r.theoreticalMinimum)}`,
         `${r.starts.length} activations, ${r.failures.length} failed probes, ${r.rollbacks.length} rollbacks, ${r.decisions} reconciler decisions, ${r.ackCount} acks`,
-        ...Object.entries(r.budgets).map(([id, b]) => `budget ${id}: max ${b.max}, highest in flight ${b.observed}`),
+        ...Object.entries(r.budgets).map(
+          ([id, b]) => `budget ${id}: max ${b.max}, highest in flight ${b.observed}`,
+        ),
         ...r.finalView.channels.map((c) => `channel ${c.channel}: ${c.state} - ${c.reason}`),
-        r.violations.length === 0 ? 'property checks: none violated' : `PROPERTY VIOLATIONS (${r.violations.length}):\n  ${r.violations.slice(0, 10).join('\n  ')}`,
+        r.violations.length === 0
+          ? 'property checks: none violated'
+          : `PROPERTY VIOLATIONS (${r.violations.length}):\n  ${r.violations.slice(0, 10).join('\n  ')}`,
         `simulator wall time ${wallMs} ms`,
       ];
       return lines.join('\n');

@@ -1,8 +1,23 @@
 // `nixfleet site build` and `nixfleet site watch`: the operator's static dashboard (site-gen/).
-import { EXIT_OK, EXIT_REFUSED, UsageError, directoryOption, output, parseCommandArgs, parseNow, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  directoryOption,
+  output,
+  parseCommandArgs,
+  parseNow,
+  type Command,
+} from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import type { SignedRoot } from '../protocol/index.ts';
-import { buildSite, type SiteBuildResult, watchSite, Notifier, type NotifyTarget } from '../site-gen/index.ts';
+import {
+  buildSite,
+  type SiteBuildResult,
+  watchSite,
+  Notifier,
+  type NotifyTarget,
+} from '../site-gen/index.ts';
 
 const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory (current -> verified tree, acks/) or a
                      tree written by \`nixfleet publish\` (acks/ inside it)
@@ -15,7 +30,6 @@ const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory
   --pki DIR          the control plane's PKI directory (\`nixfleet pki init\`): certificates expiring
                      within 30 days are listed under "What needs you now"
   --json             machine-readable output`;
-
 
 const options = {
   tree: { type: 'string' },
@@ -38,18 +52,33 @@ interface Common {
   json: boolean;
 }
 
-function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?: string; 'no-ack-log'?: boolean; 'clock-skew'?: string; pki?: string; json?: boolean }): Common {
+function common(values: {
+  tree?: string;
+  root?: string;
+  out?: string;
+  'ack-log'?: string;
+  'no-ack-log'?: boolean;
+  'clock-skew'?: string;
+  pki?: string;
+  json?: boolean;
+}): Common {
   if (!values.tree) throw new UsageError('--tree is required');
   if (!values.root) throw new UsageError('--root is required');
   if (!values.out) throw new UsageError('--out is required');
-  if (values['ack-log'] !== undefined && values['no-ack-log']) throw new UsageError('--ack-log and --no-ack-log exclude each other');
+  if (values['ack-log'] !== undefined && values['no-ack-log'])
+    throw new UsageError('--ack-log and --no-ack-log exclude each other');
   const skew = values['clock-skew'];
-  if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew)) throw new UsageError('--clock-skew: expected seconds');
+  if (skew !== undefined && !/^[0-9]{1,6}$/.test(skew))
+    throw new UsageError('--clock-skew: expected seconds');
   return {
     treeDir: directoryOption('--tree', values.tree),
     pinnedRoot: pinnedRootOption(values.root),
     outDir: values.out,
-    ...(values['no-ack-log'] ? { ackLogFile: null } : values['ack-log'] !== undefined ? { ackLogFile: values['ack-log'] } : {}),
+    ...(values['no-ack-log']
+      ? { ackLogFile: null }
+      : values['ack-log'] !== undefined
+        ? { ackLogFile: values['ack-log'] }
+        : {}),
     ...(skew === undefined ? {} : { clockSkewSeconds: Number(skew) }),
     ...(values.pki === undefined ? {} : { pkiDir: values.pki }),
     json: values.json ?? false,
@@ -57,11 +86,12 @@ function common(values: { tree?: string; root?: string; out?: string; 'ack-log'?
 }
 
 function summaryLine(r: SiteBuildResult): string {
-  const head = r.status === 'verified'
-    ? `built: fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
-    : r.status === 'stale'
-      ? `built (STALE: ${r.failure?.code} ${r.failure?.file}): fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
-      : `built the failure page: verification failed: ${r.failure?.code} ${r.failure?.file}: ${r.failure?.detail}`;
+  const head =
+    r.status === 'verified'
+      ? `built: fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
+      : r.status === 'stale'
+        ? `built (STALE: ${r.failure?.code} ${r.failure?.file}): fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
+        : `built the failure page: verification failed: ${r.failure?.code} ${r.failure?.file}: ${r.failure?.detail}`;
   return `${head}; ${r.pages} pages (${r.written} written, the rest unchanged), ${r.acks.accepted} acks (${r.acks.rejected} rejected) -> ${r.outDir} in ${Math.round(r.timingsMs.total)} ms`;
 }
 
@@ -131,25 +161,54 @@ each once, as one JSON object carrying the signed acks that prove it (site-gen/n
     const at = allArgv.indexOf('--notify-command');
     const argv = at < 0 ? allArgv : allArgv.slice(0, at);
     const notifyArgv = at < 0 ? null : allArgv.slice(at + 1);
-    const { values } = parseCommandArgs(argv, { ...options, interval: { type: 'string' }, debounce: { type: 'string' }, 'notify-url': { type: 'string' }, 'notify-state': { type: 'string' } });
+    const { values } = parseCommandArgs(argv, {
+      ...options,
+      interval: { type: 'string' },
+      debounce: { type: 'string' },
+      'notify-url': { type: 'string' },
+      'notify-state': { type: 'string' },
+    });
     const c = common(values);
-    if (notifyArgv !== null && notifyArgv.length === 0) throw new UsageError('--notify-command: give the command to run after it');
-    if (notifyArgv !== null && values['notify-url'] !== undefined) throw new UsageError('--notify-url and --notify-command exclude each other');
+    if (notifyArgv !== null && notifyArgv.length === 0)
+      throw new UsageError('--notify-command: give the command to run after it');
+    if (notifyArgv !== null && values['notify-url'] !== undefined)
+      throw new UsageError('--notify-url and --notify-command exclude each other');
     const url = values['notify-url'];
-    if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url)) throw new UsageError('--notify-url: expected an http:// or https:// URL');
-    const target: NotifyTarget | null = notifyArgv ? { kind: 'command', argv: notifyArgv } : url !== undefined ? { kind: 'webhook', url } : null;
-    if (target === null && values['notify-state'] !== undefined) throw new UsageError('--notify-state needs --notify-url or --notify-command');
+    if (url !== undefined && !/^https?:\/\/[^\s]+$/.test(url))
+      throw new UsageError('--notify-url: expected an http:// or https:// URL');
+    const target: NotifyTarget | null = notifyArgv
+      ? { kind: 'command', argv: notifyArgv }
+      : url !== undefined
+        ? { kind: 'webhook', url }
+        : null;
+    if (target === null && values['notify-state'] !== undefined)
+      throw new UsageError('--notify-state needs --notify-url or --notify-command');
     const interval = values.interval ?? '60';
     const debounce = values.debounce ?? '300';
     if (!/^[0-9]{1,6}$/.test(interval)) throw new UsageError('--interval: expected seconds');
     if (!/^[0-9]{1,6}$/.test(debounce)) throw new UsageError('--debounce: expected milliseconds');
     const { json, ...rest } = c;
-    const line = (obj: Record<string, unknown>, text: string) => process.stdout.write((json ? JSON.stringify(obj) : text) + '\n');
-    const notifier = target === null ? null : new Notifier({
-      treeDir: rest.treeDir, pinnedRoot: rest.pinnedRoot, target, stateFile: values['notify-state'] ?? `${rest.outDir.replace(/\/+$/, '')}.notified.json`,
-      ...(rest.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: rest.clockSkewSeconds }),
-      log: (e) => line(e, e['event'] === 'notified' ? `notified ${String(e['id'])}` : `notification failed ${String(e['id'])}: ${String(e['error'])}`),
-    });
+    const line = (obj: Record<string, unknown>, text: string) =>
+      process.stdout.write((json ? JSON.stringify(obj) : text) + '\n');
+    const notifier =
+      target === null
+        ? null
+        : new Notifier({
+            treeDir: rest.treeDir,
+            pinnedRoot: rest.pinnedRoot,
+            target,
+            stateFile: values['notify-state'] ?? `${rest.outDir.replace(/\/+$/, '')}.notified.json`,
+            ...(rest.clockSkewSeconds === undefined
+              ? {}
+              : { clockSkewSeconds: rest.clockSkewSeconds }),
+            log: (e) =>
+              line(
+                e,
+                e['event'] === 'notified'
+                  ? `notified ${String(e['id'])}`
+                  : `notification failed ${String(e['id'])}: ${String(e['error'])}`,
+              ),
+          });
     // The signal handlers go in before the first build: a SIGTERM that arrives while it runs (or right
     // after its `built` line) must stop the watcher cleanly, not kill the process mid-write.
     let stopSignal: string | null = null;
@@ -164,9 +223,17 @@ each once, as one JSON object carrying the signed acks that prove it (site-gen/n
       debounceMs: Number(debounce),
       onBuild: (r, trigger) => {
         line({ event: 'built', trigger, ...r }, `${summaryLine(r)} [${trigger}]`);
-        notifier?.check(Date.now()).catch((e: Error) => line({ event: 'notify-error', error: e.message }, `notifications: ${e.message}`));
+        notifier
+          ?.check(Date.now())
+          .catch((e: Error) =>
+            line({ event: 'notify-error', error: e.message }, `notifications: ${e.message}`),
+          );
       },
-      onError: (e, trigger) => line({ event: 'error', trigger, error: (e as Error).message }, `build failed [${trigger}]: ${(e as Error).message}`),
+      onError: (e, trigger) =>
+        line(
+          { event: 'error', trigger, error: (e as Error).message },
+          `build failed [${trigger}]: ${(e as Error).message}`,
+        ),
     });
     const signal = await new Promise<string>((resolve) => {
       if (stopSignal !== null) resolve(stopSignal);

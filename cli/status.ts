@@ -2,14 +2,39 @@
 // the verified acks it holds, read from a directory or from the control plane (--url, mTLS, read-only).
 // Refuses (exit 1) when the tree does not verify against the pinned root; shows the last verified state
 // marked STALE (exit 3) when only the timestamp expired.
-import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, printRefused, secondsOption, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_STALE,
+  UsageError,
+  directoryOption,
+  fileOption,
+  output,
+  parseCommandArgs,
+  parseNow,
+  printRefused,
+  secondsOption,
+  type Command,
+} from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadFleetState, type FleetState, loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable, renderStatus, statusReport, defaultCacheDir, openVerifiedAckStore, UnknownSubject } from '../read-side/index.ts';
+import {
+  loadFleetState,
+  type FleetState,
+  loadRemoteFleetState,
+  RemoteAccessDenied,
+  RemoteUnavailable,
+  renderStatus,
+  statusReport,
+  defaultCacheDir,
+  openVerifiedAckStore,
+  UnknownSubject,
+} from '../read-side/index.ts';
 
 const command: Command = {
   name: 'status',
-  summary: 'show the rollout: release, freshness, each channel\'s waves, every host\'s phase and why it waits',
+  summary:
+    "show the rollout: release, freshness, each channel's waves, every host's phase and why it waits",
   help: `Usage: nixfleet status --tree DIR --root PINNED_ROOT.json [--now ISO] [--channel C] [--host H] [--problems] [--json]
        nixfleet status --url URL --ca CA.pem --cert OPERATOR.crt --key OPERATOR.key --root PINNED_ROOT.json [...]
 
@@ -77,15 +102,18 @@ Options:
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    if ((values.tree === undefined) === (values.url === undefined)) throw new UsageError('give exactly one of --tree DIR or --url URL');
+    if ((values.tree === undefined) === (values.url === undefined))
+      throw new UsageError('give exactly one of --tree DIR or --url URL');
     if (values.url !== undefined) {
       for (const flag of ['ca', 'cert', 'key'] as const) {
         if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
         fileOption(`--${flag}`, values[flag]);
       }
-      if (!/^https:\/\//.test(values.url)) throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
+      if (!/^https:\/\//.test(values.url))
+        throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
     } else {
-      for (const flag of ['ca', 'cert', 'key'] as const) if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
+      for (const flag of ['ca', 'cert', 'key'] as const)
+        if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
       directoryOption('--tree', values.tree!);
     }
     if (!values.root) throw new UsageError('--root is required');
@@ -96,20 +124,37 @@ Options:
     try {
       let state: FleetState;
       if (values.url !== undefined) {
-        const remote = { url: values.url, caFile: values.ca!, certFile: values.cert!, keyFile: values.key! };
+        const remote = {
+          url: values.url,
+          caFile: values.ca!,
+          certFile: values.cert!,
+          keyFile: values.key!,
+        };
         try {
           state = await loadRemoteFleetState(remote, pinned, opts);
         } catch (e) {
-          if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable) throw new UsageError(`--url ${values.url}: ${e.message}`);
+          if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable)
+            throw new UsageError(`--url ${values.url}: ${e.message}`);
           throw e;
         }
       } else {
         // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet none.
-        const store = openVerifiedAckStore(values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()), 'status');
-        state = await loadFleetState(values.tree!, pinned, { ...opts, manifests: values.host === undefined ? [] : [values.host], ackCache: store.cache });
+        const store = openVerifiedAckStore(
+          values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+          'status',
+        );
+        state = await loadFleetState(values.tree!, pinned, {
+          ...opts,
+          manifests: values.host === undefined ? [] : [values.host],
+          ackCache: store.cache,
+        });
         store.save();
       }
-      const report = statusReport(state, { channel: values.channel, host: values.host, problems: values.problems });
+      const report = statusReport(state, {
+        channel: values.channel,
+        host: values.host,
+        problems: values.problems,
+      });
       output(values.json, report, () => renderStatus(report));
       return state.stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {

@@ -23,7 +23,11 @@ export async function withTerminalGuard<T>(fn: () => Promise<T>): Promise<T> {
   const guard = (stream: NodeJS.WriteStream, write: Write): Write =>
     ((chunk: string | Uint8Array, ...rest: unknown[]) => {
       const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-      return (write as (c: string, ...r: unknown[]) => boolean).call(stream, neutralize(text), ...rest);
+      return (write as (c: string, ...r: unknown[]) => boolean).call(
+        stream,
+        neutralize(text),
+        ...rest,
+      );
     }) as Write;
   unguarded = originals;
   process.stdout.write = guard(process.stdout, originals.stdout);

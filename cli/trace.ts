@@ -1,16 +1,42 @@
 // `nixfleet trace`: replays a host's or a channel's rollout over the verified ack history with the
 // reconciler's trace(): when each host became eligible, which gate held it and for how long, when it
 // activated, confirmed, soaked or failed.
-import { EXIT_OK, EXIT_REFUSED, EXIT_STALE, UsageError, directoryOption, fileOption, output, parseCommandArgs, parseNow, parseTimeOption, printRefused, secondsOption, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_STALE,
+  UsageError,
+  directoryOption,
+  fileOption,
+  output,
+  parseCommandArgs,
+  parseNow,
+  parseTimeOption,
+  printRefused,
+  secondsOption,
+  type Command,
+} from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError } from '../protocol/index.ts';
-import { loadReleaseAllowingStale, releaseForOperator, UnknownSubject, defaultCacheDir, openVerifiedAckStore, loadAckHistory, renderTrace, traceReport, type TraceSubject } from '../read-side/index.ts';
+import {
+  loadReleaseAllowingStale,
+  releaseForOperator,
+  UnknownSubject,
+  defaultCacheDir,
+  openVerifiedAckStore,
+  loadAckHistory,
+  renderTrace,
+  traceReport,
+  type TraceSubject,
+} from '../read-side/index.ts';
 
-const isoOption = (flag: string, text: string | undefined): number | undefined => (text === undefined ? undefined : parseTimeOption(flag, text));
+const isoOption = (flag: string, text: string | undefined): number | undefined =>
+  text === undefined ? undefined : parseTimeOption(flag, text);
 
 const command: Command = {
   name: 'trace',
-  summary: 'replay a host\'s or channel\'s rollout from the ack history: eligibility, gate holds, activation, soak',
+  summary:
+    "replay a host's or channel's rollout from the ack history: eligibility, gate holds, activation, soak",
   help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
                       [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
 
@@ -71,24 +97,45 @@ Options:
     if (!values.root) throw new UsageError('--root is required');
     const tree = directoryOption('--tree', values.tree);
     const pinned = pinnedRootOption(values.root);
-    if ((values.host === undefined) === (values.channel === undefined)) throw new UsageError('give exactly one of --host or --channel');
-    const subject: TraceSubject = values.host !== undefined ? { host: values.host } : { channel: values.channel! };
+    if ((values.host === undefined) === (values.channel === undefined))
+      throw new UsageError('give exactly one of --host or --channel');
+    const subject: TraceSubject =
+      values.host !== undefined ? { host: values.host } : { channel: values.channel! };
     const now = parseNow(values.now);
     const from = isoOption('--from', values.from);
     const until = isoOption('--until', values.until);
-    if (from !== undefined && until !== undefined && until < from) throw new UsageError('--until is before --from');
+    if (from !== undefined && until !== undefined && until < from)
+      throw new UsageError('--until is before --from');
     const stepText = values.step;
-    if (stepText !== undefined && !/^[1-9][0-9]{0,6}$/.test(stepText)) throw new UsageError('--step: expected a positive number of seconds');
+    if (stepText !== undefined && !/^[1-9][0-9]{0,6}$/.test(stepText))
+      throw new UsageError('--step: expected a positive number of seconds');
     const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
-    const log = values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
+    const log =
+      values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
     try {
       // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
       const manifests = 'host' in subject ? [subject.host] : [];
-      const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(tree, pinned, { now, manifests, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) }), manifests);
-      const store = openVerifiedAckStore(values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()), 'trace');
+      const { release, stale } = releaseForOperator(
+        await loadReleaseAllowingStale(tree, pinned, {
+          now,
+          manifests,
+          ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }),
+        }),
+        manifests,
+      );
+      const store = openVerifiedAckStore(
+        values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+        'trace',
+      );
       const history = loadAckHistory(tree, release, log, store.cache);
       store.save();
-      const report = traceReport(release, history, subject, { now, from, until, stepSeconds: stepText === undefined ? undefined : Number(stepText), stale });
+      const report = traceReport(release, history, subject, {
+        now,
+        from,
+        until,
+        stepSeconds: stepText === undefined ? undefined : Number(stepText),
+        stale,
+      });
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {

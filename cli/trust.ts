@@ -2,39 +2,83 @@
 // Both run on the operator's offline workstation: they need the root private keys, never the network.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EXIT_OK, EXIT_USAGE, UsageError, output, parseCommandArgs, parseNow, parseTimeOption, type Command } from './command.ts';
-import { readPrivateKey, readPublicKey, publicPart, type PublicKey, writeFileAtomic, envelopeBytes, rootPath, isoTime, NixPublicKey, createRoot, readRoot, signRoot, verifyNextRoot, verifyPinnedRoot, verifyRootChain, type ReleaseKeyGrant, type SignedRoot, LIMITS } from '../protocol/index.ts';
+import {
+  EXIT_OK,
+  EXIT_USAGE,
+  UsageError,
+  output,
+  parseCommandArgs,
+  parseNow,
+  parseTimeOption,
+  type Command,
+} from './command.ts';
+import {
+  readPrivateKey,
+  readPublicKey,
+  publicPart,
+  type PublicKey,
+  writeFileAtomic,
+  envelopeBytes,
+  rootPath,
+  isoTime,
+  NixPublicKey,
+  createRoot,
+  readRoot,
+  signRoot,
+  verifyNextRoot,
+  verifyPinnedRoot,
+  verifyRootChain,
+  type ReleaseKeyGrant,
+  type SignedRoot,
+  LIMITS,
+} from '../protocol/index.ts';
 
 const DAY = 86_400_000;
-
 
 function positiveInt(flag: string, text: string | undefined, fallback?: number): number {
   if (text === undefined) {
     if (fallback === undefined) throw new UsageError(`${flag} is required`);
     return fallback;
   }
-  if (!/^[1-9][0-9]{0,6}$/.test(text)) throw new UsageError(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
+  if (!/^[1-9][0-9]{0,6}$/.test(text))
+    throw new UsageError(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
 function cacheKeys(list: string[] | undefined): string[] {
   return (list ?? []).map((k) => {
-    if (!NixPublicKey.safeParse(k).success) throw new UsageError(`--cache-key: expected "name:base64" (a Nix public key), got ${JSON.stringify(k)}`);
+    if (!NixPublicKey.safeParse(k).success)
+      throw new UsageError(
+        `--cache-key: expected "name:base64" (a Nix public key), got ${JSON.stringify(k)}`,
+      );
     return k;
   });
 }
 
 function grants(files: string[], now: number, days: number): ReleaseKeyGrant[] {
-  return files.map((f) => ({ key: readPublicKey(f), validFrom: isoTime(now), validUntil: isoTime(now + days * DAY) }));
+  return files.map((f) => ({
+    key: readPublicKey(f),
+    validFrom: isoTime(now),
+    validUntil: isoTime(now + days * DAY),
+  }));
 }
 
 /** The operator role from --operator-key/--operator-threshold/--operator-valid-days (empty: none). */
-function operatorRole(files: string[], now: number, days: string | undefined, threshold: string | undefined): { operatorKeys?: ReleaseKeyGrant[]; operatorThreshold?: number } {
+function operatorRole(
+  files: string[],
+  now: number,
+  days: string | undefined,
+  threshold: string | undefined,
+): { operatorKeys?: ReleaseKeyGrant[]; operatorThreshold?: number } {
   if (files.length === 0) {
-    if (threshold !== undefined) throw new UsageError('--operator-threshold needs at least one --operator-key');
+    if (threshold !== undefined)
+      throw new UsageError('--operator-threshold needs at least one --operator-key');
     return {};
   }
-  return { operatorKeys: grants(files, now, positiveInt('--operator-valid-days', days, 365)), operatorThreshold: positiveInt('--operator-threshold', threshold, 1) };
+  return {
+    operatorKeys: grants(files, now, positiveInt('--operator-valid-days', days, 365)),
+    operatorThreshold: positiveInt('--operator-threshold', threshold, 1),
+  };
 }
 
 function writeRoot(outDir: string, root: SignedRoot): string {
@@ -57,7 +101,13 @@ function describe(root: SignedRoot, path: string): string {
   ].join('\n');
 }
 
-const summaryJson = (root: SignedRoot, path: string) => ({ path, version: root.signed.version, fleet: root.signed.fleet, expires: root.signed.expires, root: root.signed });
+const summaryJson = (root: SignedRoot, path: string) => ({
+  path,
+  version: root.signed.version,
+  fleet: root.signed.fleet,
+  expires: root.signed.expires,
+  root: root.signed,
+});
 
 export const trustInit: Command = {
   name: 'trust init',
@@ -106,7 +156,8 @@ Options:
     if (!values.fleet) throw new UsageError('--fleet is required');
     if (!values.out) throw new UsageError('--out is required');
     if (!values['root-key']?.length) throw new UsageError('at least one --root-key is required');
-    if (!values['release-key']?.length) throw new UsageError('at least one --release-key is required');
+    if (!values['release-key']?.length)
+      throw new UsageError('at least one --release-key is required');
     const now = parseNow(values.now);
     const threshold = positiveInt('--threshold', values.threshold);
     const expiresDays = positiveInt('--expires-days', values['expires-days']);
@@ -115,7 +166,9 @@ Options:
     const rootKeys = values['root-key'].map((f) => readPrivateKey(f));
     const target = join(values.out, rootPath(1));
     if (existsSync(target)) {
-      process.stderr.write(`nixfleet trust init: ${target} already exists; use \`nixfleet trust rotate\` to extend the chain\n`);
+      process.stderr.write(
+        `nixfleet trust init: ${target} already exists; use \`nixfleet trust rotate\` to extend the chain\n`,
+      );
       return EXIT_USAGE;
     }
     const root = createRoot({
@@ -129,7 +182,12 @@ Options:
       releaseThreshold,
       cacheKeys: cacheKeys(values['cache-key']),
       rejectBefore: null,
-      ...operatorRole(values['operator-key'] ?? [], now, values['operator-valid-days'], values['operator-threshold']),
+      ...operatorRole(
+        values['operator-key'] ?? [],
+        now,
+        values['operator-valid-days'],
+        values['operator-threshold'],
+      ),
     });
     const signed = signRoot(root, rootKeys);
     verifyPinnedRoot(signed, target);
@@ -142,12 +200,14 @@ Options:
 /** Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry is not checked: rotating is how an expired root is replaced). */
 export function readTrustChain(dir: string): SignedRoot {
   const first = join(dir, rootPath(1));
-  if (!existsSync(first)) throw new UsageError(`${first} does not exist (run \`nixfleet trust init\` first)`);
+  if (!existsSync(first))
+    throw new UsageError(`${first} does not exist (run \`nixfleet trust init\` first)`);
   const load = (v: number): Uint8Array | undefined => {
     const p = join(dir, rootPath(v));
     if (!existsSync(p)) return undefined;
     const bytes = readFileSync(p);
-    if (bytes.byteLength > LIMITS.root) throw new UsageError(`${p} is larger than ${LIMITS.root} bytes`);
+    if (bytes.byteLength > LIMITS.root)
+      throw new UsageError(`${p} is larger than ${LIMITS.root} bytes`);
     return bytes;
   };
   return verifyRootChain(readRoot(load(1)!, rootPath(1)), load, null, rootPath(1)).root;
@@ -210,7 +270,8 @@ Options:
     });
     if (!values.trust) throw new UsageError('--trust is required');
     if (!values.out) throw new UsageError('--out is required');
-    if (!values['old-root-key']?.length) throw new UsageError('at least one --old-root-key is required');
+    if (!values['old-root-key']?.length)
+      throw new UsageError('at least one --old-root-key is required');
     if (!values['root-key']?.length) throw new UsageError('at least one --root-key is required');
     const now = parseNow(values.now);
     const previous = readTrustChain(values.trust).signed;
@@ -218,28 +279,52 @@ Options:
     const newKeys = values['root-key'].map((f) => readPrivateKey(f));
     const releaseDays = positiveInt('--release-valid-days', values['release-valid-days'], 365);
     const kept: ReleaseKeyGrant[] = previous.releaseKeys.map((k) => ({
-      key: { name: k.name, keyid: k.keyid, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')) } satisfies PublicKey,
+      key: {
+        name: k.name,
+        keyid: k.keyid,
+        publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')),
+      } satisfies PublicKey,
       validFrom: k.validFrom,
       validUntil: k.validUntil,
     }));
     const fresh = grants(values['release-key'] ?? [], now, releaseDays);
-    const releaseKeys = fresh.length === 0 ? kept : values['keep-release-keys'] ? [...kept.filter((k) => !fresh.some((f) => f.key.keyid === k.key.keyid)), ...fresh] : fresh;
+    const releaseKeys =
+      fresh.length === 0
+        ? kept
+        : values['keep-release-keys']
+          ? [...kept.filter((k) => !fresh.some((f) => f.key.keyid === k.key.keyid)), ...fresh]
+          : fresh;
     const keptOperators: ReleaseKeyGrant[] = (previous.operatorKeys ?? []).map((k) => ({
-      key: { name: k.name, keyid: k.keyid, publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')) } satisfies PublicKey,
+      key: {
+        name: k.name,
+        keyid: k.keyid,
+        publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')),
+      } satisfies PublicKey,
       validFrom: k.validFrom,
       validUntil: k.validUntil,
     }));
-    const freshOperators = grants(values['operator-key'] ?? [], now, positiveInt('--operator-valid-days', values['operator-valid-days'], 365));
-    if (values['no-operator-keys'] && freshOperators.length > 0) throw new UsageError('--no-operator-keys and --operator-key exclude each other');
+    const freshOperators = grants(
+      values['operator-key'] ?? [],
+      now,
+      positiveInt('--operator-valid-days', values['operator-valid-days'], 365),
+    );
+    if (values['no-operator-keys'] && freshOperators.length > 0)
+      throw new UsageError('--no-operator-keys and --operator-key exclude each other');
     const operatorKeys = values['no-operator-keys']
       ? []
       : freshOperators.length === 0
         ? keptOperators
         : values['keep-operator-keys']
-          ? [...keptOperators.filter((k) => !freshOperators.some((f) => f.key.keyid === k.key.keyid)), ...freshOperators]
+          ? [
+              ...keptOperators.filter(
+                (k) => !freshOperators.some((f) => f.key.keyid === k.key.keyid),
+              ),
+              ...freshOperators,
+            ]
           : freshOperators;
     let rejectBefore = previous.rejectBefore;
-    if (values['reject-before'] !== undefined) rejectBefore = isoTime(parseTimeOption('--reject-before', values['reject-before']));
+    if (values['reject-before'] !== undefined)
+      rejectBefore = isoTime(parseTimeOption('--reject-before', values['reject-before']));
     const next = createRoot({
       fleet: previous.fleet,
       version: previous.version + 1,
@@ -248,10 +333,23 @@ Options:
       rootKeys: newKeys.map(publicPart),
       rootThreshold: positiveInt('--threshold', values.threshold, previous.rootThreshold),
       releaseKeys,
-      releaseThreshold: positiveInt('--release-threshold', values['release-threshold'], previous.releaseThreshold),
+      releaseThreshold: positiveInt(
+        '--release-threshold',
+        values['release-threshold'],
+        previous.releaseThreshold,
+      ),
       cacheKeys: values['cache-key'] ? cacheKeys(values['cache-key']) : previous.cacheKeys,
       rejectBefore,
-      ...(operatorKeys.length > 0 ? { operatorKeys, operatorThreshold: positiveInt('--operator-threshold', values['operator-threshold'], previous.operatorThreshold ?? 1) } : {}),
+      ...(operatorKeys.length > 0
+        ? {
+            operatorKeys,
+            operatorThreshold: positiveInt(
+              '--operator-threshold',
+              values['operator-threshold'],
+              previous.operatorThreshold ?? 1,
+            ),
+          }
+        : {}),
     });
     const signed = signRoot(next, [...oldKeys, ...newKeys]);
     const target = rootPath(next.version);

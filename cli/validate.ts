@@ -18,14 +18,21 @@ Options:
 
 Exit: 0 valid, 1 invalid, 2 usage or I/O.`,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, { flake: { type: 'string' }, json: { type: 'boolean', default: false } }, true);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      { flake: { type: 'string' }, json: { type: 'boolean', default: false } },
+      true,
+    );
     try {
       const { fleet, source } = await loadFleetArg(positionals, values.flake);
       const r = validateFleet(fleet);
       if (!r.ok) {
-        if (values.json) output(true, { ok: false, errors: r.errors, warnings: r.warnings }, () => '');
+        if (values.json)
+          output(true, { ok: false, errors: r.errors, warnings: r.warnings }, () => '');
         else {
-          process.stderr.write(`${source}: the fleet is invalid (${r.errors.length} violation${r.errors.length === 1 ? '' : 's'}):\n`);
+          process.stderr.write(
+            `${source}: the fleet is invalid (${r.errors.length} violation${r.errors.length === 1 ? '' : 's'}):\n`,
+          );
           for (const e of r.errors) process.stderr.write(`  - ${e}\n`);
           for (const w of r.warnings) process.stderr.write(`  warning: ${w}\n`);
         }

@@ -1,9 +1,24 @@
 // `nixfleet verify TREE --root ROOT.json`: the auditor's offline verifier. Needs nothing but the tree and
 // the pinned root; exit 0 verified, 1 refused (typed error naming the file), 2 usage or I/O error.
-import { EXIT_OK, EXIT_REFUSED, UsageError, output, parseCommandArgs, parseNow, printRefused, type Command } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_REFUSED,
+  UsageError,
+  output,
+  parseCommandArgs,
+  parseNow,
+  printRefused,
+  type Command,
+} from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError, type TreeReport, verifyTreeDir } from '../protocol/index.ts';
-import { ackTrustOf, loadVerifiedRelease, auditAckLogs, defaultAckLogOf, formatAckAudit } from '../read-side/index.ts';
+import {
+  ackTrustOf,
+  loadVerifiedRelease,
+  auditAckLogs,
+  defaultAckLogOf,
+  formatAckAudit,
+} from '../read-side/index.ts';
 
 function human(r: TreeReport): string {
   const lines = [
@@ -41,27 +56,42 @@ Options:
   --ack-log FILE     the ack log(s) to audit (repeatable: replicas are read as their union; default
                      TREE/.ack-log/acks.log)`,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      root: { type: 'string' },
-      now: { type: 'string' },
-      'clock-skew': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      acks: { type: 'boolean', default: false },
-      'ack-log': { type: 'string', multiple: true },
-    }, true);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        root: { type: 'string' },
+        now: { type: 'string' },
+        'clock-skew': { type: 'string' },
+        json: { type: 'boolean', default: false },
+        acks: { type: 'boolean', default: false },
+        'ack-log': { type: 'string', multiple: true },
+      },
+      true,
+    );
     if (positionals.length !== 1) throw new UsageError('expected exactly one TREE directory');
     if (!values.root) throw new UsageError('--root is required');
     const now = parseNow(values.now);
     const skewText = values['clock-skew'];
-    if (skewText !== undefined && !/^[0-9]{1,6}$/.test(skewText)) throw new UsageError('--clock-skew: expected seconds');
+    if (skewText !== undefined && !/^[0-9]{1,6}$/.test(skewText))
+      throw new UsageError('--clock-skew: expected seconds');
     const tree = positionals[0]!;
     try {
       const pinned = pinnedRootOption(values.root);
-      const report = await verifyTreeDir(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
+      const report = await verifyTreeDir(tree, pinned, {
+        now,
+        clockSkewSeconds: skewText === undefined ? undefined : Number(skewText),
+      });
       if (values.acks || values['ack-log']) {
-        const logs = values['ack-log'] ?? [defaultAckLogOf(tree)].filter((f): f is string => f !== null);
-        if (logs.length === 0) throw new UsageError(`--acks: ${tree} holds no ack log (.ack-log/acks.log); pass --ack-log FILE`);
-        const release = await loadVerifiedRelease(tree, pinned, { now, clockSkewSeconds: skewText === undefined ? undefined : Number(skewText) });
+        const logs =
+          values['ack-log'] ?? [defaultAckLogOf(tree)].filter((f): f is string => f !== null);
+        if (logs.length === 0)
+          throw new UsageError(
+            `--acks: ${tree} holds no ack log (.ack-log/acks.log); pass --ack-log FILE`,
+          );
+        const release = await loadVerifiedRelease(tree, pinned, {
+          now,
+          clockSkewSeconds: skewText === undefined ? undefined : Number(skewText),
+        });
         const acks = auditAckLogs(logs, ackTrustOf(release));
         output(values.json, { ...report, acks }, () => `${human(report)}\n${formatAckAudit(acks)}`);
         return report.ok && acks.ok ? EXIT_OK : EXIT_REFUSED;

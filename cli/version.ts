@@ -6,7 +6,9 @@ const command: Command = {
   summary: 'print the nixfleet version',
   help: 'Usage: nixfleet version',
   async run() {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     process.stdout.write(`nixfleet ${pkg.version}\n`);
     return 0;
   },

@@ -36,24 +36,55 @@ export type ChainDecision =
   | { kind: 'duplicate'; head: ChainHead }
   | { kind: 'conflict'; reason: string; head: ChainHead };
 
-export function decide(head: ChainHead | undefined, seq: number, prev: string | null, digest: string): ChainDecision {
+export function decide(
+  head: ChainHead | undefined,
+  seq: number,
+  prev: string | null,
+  digest: string,
+): ChainDecision {
   if (!head) return { kind: 'append' };
   if (seq === head.seq) {
     if (digest === head.digest) return { kind: 'duplicate', head };
-    return { kind: 'conflict', head, reason: `fork: a different ack with seq ${seq} was already accepted (${head.digest})` };
+    return {
+      kind: 'conflict',
+      head,
+      reason: `fork: a different ack with seq ${seq} was already accepted (${head.digest})`,
+    };
   }
   if (seq < head.seq) {
     if (head.floor.prev !== null && seq === head.floor.seq - 1) {
       if (digest === head.floor.prev) return { kind: 'backfill' };
-      return { kind: 'conflict', head, reason: `fork: back-filled seq ${seq} has digest ${digest}, but the held seq ${head.floor.seq} chains to ${head.floor.prev}` };
+      return {
+        kind: 'conflict',
+        head,
+        reason: `fork: back-filled seq ${seq} has digest ${digest}, but the held seq ${head.floor.seq} chains to ${head.floor.prev}`,
+      };
     }
     if (head.floor.prev !== null && seq < head.floor.seq - 1) {
-      return { kind: 'conflict', head, reason: `gap below: history is held from seq ${head.floor.seq}; back-fill seq ${head.floor.seq - 1} first` };
+      return {
+        kind: 'conflict',
+        head,
+        reason: `gap below: history is held from seq ${head.floor.seq}; back-fill seq ${head.floor.seq - 1} first`,
+      };
     }
-    return { kind: 'conflict', head, reason: `replay: seq ${seq} is older than the last accepted seq ${head.seq}` };
+    return {
+      kind: 'conflict',
+      head,
+      reason: `replay: seq ${seq} is older than the last accepted seq ${head.seq}`,
+    };
   }
-  if (seq > head.seq + 1) return { kind: 'conflict', head, reason: `gap: seq ${seq} does not follow the last accepted seq ${head.seq}; post seq ${head.seq + 1} first` };
-  if (prev !== head.digest) return { kind: 'conflict', head, reason: `fork: prev ${prev} is not the digest of the accepted seq ${head.seq} (${head.digest})` };
+  if (seq > head.seq + 1)
+    return {
+      kind: 'conflict',
+      head,
+      reason: `gap: seq ${seq} does not follow the last accepted seq ${head.seq}; post seq ${head.seq + 1} first`,
+    };
+  if (prev !== head.digest)
+    return {
+      kind: 'conflict',
+      head,
+      reason: `fork: prev ${prev} is not the digest of the accepted seq ${head.seq} (${head.digest})`,
+    };
   return { kind: 'append' };
 }
 
@@ -90,11 +121,15 @@ export interface ChainLink {
  * A host's held acks (any order, duplicates allowed) -> the floor of the run ending at `headDigest`, and
  * every other run (below gaps, or fork branches) keyed by its top digest.
  */
-export function chainRuns(links: readonly ChainLink[], headDigest: string): { floor: ChainFloor; runs: Map<string, ChainFloor> } {
+export function chainRuns(
+  links: readonly ChainLink[],
+  headDigest: string,
+): { floor: ChainFloor; runs: Map<string, ChainFloor> } {
   const byDigest = new Map<string, ChainLink>();
   for (const l of links) byDigest.set(l.digest, l);
   const referenced = new Set<string>();
-  for (const l of byDigest.values()) if (l.prev !== null && byDigest.has(l.prev)) referenced.add(l.prev);
+  for (const l of byDigest.values())
+    if (l.prev !== null && byDigest.has(l.prev)) referenced.add(l.prev);
   const floorOf = (top: ChainLink): ChainFloor => {
     let cur = top;
     for (let guard = 0; cur.prev !== null && guard < byDigest.size; guard++) {
@@ -105,7 +140,8 @@ export function chainRuns(links: readonly ChainLink[], headDigest: string): { fl
     return { seq: cur.seq, prev: cur.prev };
   };
   const runs = new Map<string, ChainFloor>();
-  for (const l of byDigest.values()) if (!referenced.has(l.digest) && l.digest !== headDigest) runs.set(l.digest, floorOf(l));
+  for (const l of byDigest.values())
+    if (!referenced.has(l.digest) && l.digest !== headDigest) runs.set(l.digest, floorOf(l));
   const head = byDigest.get(headDigest);
   return { floor: head ? floorOf(head) : { seq: 0, prev: null }, runs };
 }

@@ -14,9 +14,27 @@
 // record there (restored, replaced, cut shorter) is replayed in full instead. The log itself is never
 // rewritten, so `nixfleet verify --acks` and every history reader still see the whole chain.
 import { open, type FileHandle } from 'node:fs/promises';
-import { mkdirSync, existsSync, readFileSync, statSync, truncateSync, openSync, fsyncSync, closeSync, readSync } from 'node:fs';
+import {
+  mkdirSync,
+  existsSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  openSync,
+  fsyncSync,
+  closeSync,
+  readSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { ACK_LOG_FILE, formatRecord, parseAckLog, type LogRecord, sha256Digest, LIMITS, writeFileAtomic } from '../protocol/index.ts';
+import {
+  ACK_LOG_FILE,
+  formatRecord,
+  parseAckLog,
+  type LogRecord,
+  sha256Digest,
+  LIMITS,
+  writeFileAtomic,
+} from '../protocol/index.ts';
 import type { ChainFloor } from './ack-chain.ts';
 
 export const ACK_SNAPSHOT_FILE = 'acks.snapshot';
@@ -50,14 +68,23 @@ export interface AckLogSnapshot {
  * Reads the snapshot in `dir`, or null when there is none or it cannot be used (checksum, framing or
  * format): start-up then replays the whole log, so a bad snapshot costs time, never acks.
  */
-export function readAckSnapshot(dir: string): { snapshot: AckLogSnapshot | null; problem?: string } {
+export function readAckSnapshot(dir: string): {
+  snapshot: AckLogSnapshot | null;
+  problem?: string;
+} {
   const path = join(dir, ACK_SNAPSHOT_FILE);
   if (!existsSync(path)) return { snapshot: null };
   try {
     const parsed = parseAckLog(readFileSync(path), path);
-    if (parsed.records.length !== 1 || parsed.tornBytes !== 0) return { snapshot: null, problem: `${path}: not one complete, checksummed record` };
+    if (parsed.records.length !== 1 || parsed.tornBytes !== 0)
+      return { snapshot: null, problem: `${path}: not one complete, checksummed record` };
     const snap = JSON.parse(parsed.records[0]!.canonical) as AckLogSnapshot;
-    if (snap.type !== 'ack-log-snapshot' || snap.version !== 1 || !Number.isSafeInteger(snap.at?.bytes) || !Array.isArray(snap.heads)) {
+    if (
+      snap.type !== 'ack-log-snapshot' ||
+      snap.version !== 1 ||
+      !Number.isSafeInteger(snap.at?.bytes) ||
+      !Array.isArray(snap.heads)
+    ) {
       return { snapshot: null, problem: `${path}: not a version 1 ack log snapshot` };
     }
     return { snapshot: snap };
@@ -69,7 +96,11 @@ export function readAckSnapshot(dir: string): { snapshot: AckLogSnapshot | null;
 /** Writes a snapshot atomically, framed and checksummed like a log record. */
 export function writeAckSnapshot(dir: string, snap: AckLogSnapshot): void {
   const body = JSON.stringify(snap);
-  writeFileAtomic(join(dir, ACK_SNAPSHOT_FILE), formatRecord({ digest: sha256Digest(body), canonical: body }), { mode: 0o640 });
+  writeFileAtomic(
+    join(dir, ACK_SNAPSHOT_FILE),
+    formatRecord({ digest: sha256Digest(body), canonical: body }),
+    { mode: 0o640 },
+  );
 }
 
 /** Longest record line: digest, tab, the largest ack, newline (canonical JSON is never longer than its input). */
@@ -84,8 +115,10 @@ function checkPosition(path: string, size: number, at: LogPosition): string | nu
   const lineStart = buf.lastIndexOf(0x0a, buf.length - 2) + 1;
   if (lineStart === 0 && start > 0) return 'no record boundary before the snapshot offset';
   const rec = parseAckLog(buf.subarray(lineStart), path);
-  if (rec.records.length !== 1 || rec.tornBytes !== 0) return `no complete record ends at byte ${at.bytes}`;
-  if (rec.records[0]!.digest !== at.lastDigest) return `the record ending at byte ${at.bytes} is ${rec.records[0]!.digest}, the snapshot names ${at.lastDigest}`;
+  if (rec.records.length !== 1 || rec.tornBytes !== 0)
+    return `no complete record ends at byte ${at.bytes}`;
+  if (rec.records[0]!.digest !== at.lastDigest)
+    return `the record ending at byte ${at.bytes} is ${rec.records[0]!.digest}, the snapshot names ${at.lastDigest}`;
   return null;
 }
 
@@ -120,8 +153,14 @@ export const APPEND_RETRY_MAX_MS = 30_000;
 
 /** The log refuses appends until `retryAt` (ms) after a failed write; the answer is 503 + Retry-After. */
 export class AckLogUnavailable extends Error {
-  constructor(readonly file: string, readonly retryAt: number, readonly writeError: Error) {
-    super(`${file}: append failed (${writeError.message}); the log retries by itself at ${new Date(retryAt).toISOString()}`);
+  constructor(
+    readonly file: string,
+    readonly retryAt: number,
+    readonly writeError: Error,
+  ) {
+    super(
+      `${file}: append failed (${writeError.message}); the log retries by itself at ${new Date(retryAt).toISOString()}`,
+    );
     this.name = 'AckLogUnavailable';
   }
 }
@@ -204,8 +243,22 @@ export class AckLog {
     }
     const fh = await open(path, existsSync(path) ? 'r+' : 'w+', 0o640);
     if (size !== statSync(path).size) throw new Error(`${path}: size changed during recovery`);
-    const log = new AckLog(path, fh, size, lastDigest, opts.groupCommit ?? true, opts.now ?? Date.now, opts.onIdle);
-    return { log, records, from, ...(fromRejected !== undefined ? { fromRejected } : {}), cutBytes };
+    const log = new AckLog(
+      path,
+      fh,
+      size,
+      lastDigest,
+      opts.groupCommit ?? true,
+      opts.now ?? Date.now,
+      opts.onIdle,
+    );
+    return {
+      log,
+      records,
+      from,
+      ...(fromRejected !== undefined ? { fromRejected } : {}),
+      cutBytes,
+    };
   }
 
   /** Resolves once the record is on disk. */
@@ -224,7 +277,8 @@ export class AckLog {
     this.idle = new Promise((r) => (this.idleResolve = r));
     while (this.queue.length > 0) {
       const batch = this.groupCommit ? this.queue.splice(0) : this.queue.splice(0, 1);
-      const buf = batch.length === 1 ? (batch[0] as Pending).bytes : Buffer.concat(batch.map((p) => p.bytes));
+      const buf =
+        batch.length === 1 ? (batch[0] as Pending).bytes : Buffer.concat(batch.map((p) => p.bytes));
       try {
         if (this.tornTail) await this.cutTornTail();
         let off = 0;
@@ -243,7 +297,9 @@ export class AckLog {
         // The file may now end in a partial record (a short write before ENOSPC): cut it before the next
         // write. Nothing of this batch was acknowledged, so every waiting append fails with it.
         this.tornTail = true;
-        const backoffMs = this.failure ? Math.min(this.failure.backoffMs * 2, APPEND_RETRY_MAX_MS) : APPEND_RETRY_FIRST_MS;
+        const backoffMs = this.failure
+          ? Math.min(this.failure.backoffMs * 2, APPEND_RETRY_MAX_MS)
+          : APPEND_RETRY_FIRST_MS;
         const error = new AckLogUnavailable(this.path, this.now() + backoffMs, e as Error);
         this.failure = { error, backoffMs };
         for (const p of batch) p.reject(error);

@@ -6,9 +6,28 @@
 // accepted by two replicas that did not see each other) are resolved by the smaller digest, so every
 // replica picks the same one. The merged log lists each host's acks by seq with the head last, which is
 // exactly what AckService's replay takes as the head.
-import { readFileSync, existsSync, writeFileSync, mkdirSync, openSync, fsyncSync, closeSync, renameSync } from 'node:fs';
+import {
+  readFileSync,
+  existsSync,
+  writeFileSync,
+  mkdirSync,
+  openSync,
+  fsyncSync,
+  closeSync,
+  renameSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { verifyAck, auditAckChains, parseAckLog, formatRecord, ACK_LOG_FILE, type HostChainAudit, type LogRecord, type SignedAck, fsyncDir } from '../protocol/index.ts';
+import {
+  verifyAck,
+  auditAckChains,
+  parseAckLog,
+  formatRecord,
+  ACK_LOG_FILE,
+  type HostChainAudit,
+  type LogRecord,
+  type SignedAck,
+  fsyncDir,
+} from '../protocol/index.ts';
 import type { ReleaseView } from './release-view.ts';
 import { ackTrustOfView } from './ack-service.ts';
 
@@ -30,7 +49,10 @@ interface Entry {
   prev: string | null;
 }
 
-export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?: ReleaseView): MergeResult {
+export function mergeAckRecords(
+  inputs: readonly (readonly LogRecord[])[],
+  view?: ReleaseView,
+): MergeResult {
   const byDigest = new Map<string, Entry>();
   const rejected: MergeResult['rejected'] = [];
   const trust = view && ackTrustOfView(view);
@@ -58,19 +80,38 @@ export function mergeAckRecords(inputs: readonly (readonly LogRecord[])[], view?
     const entries = perHost.get(host)!;
     const bySeq = new Map<number, string[]>();
     for (const e of entries) bySeq.set(e.seq, [...(bySeq.get(e.seq) ?? []), e.rec.digest]);
-    for (const [seq, digests] of bySeq) if (digests.length > 1) forks.push({ host, seq, digests: digests.sort() });
+    for (const [seq, digests] of bySeq)
+      if (digests.length > 1) forks.push({ host, seq, digests: digests.sort() });
     const maxSeq = Math.max(...entries.map((e) => e.seq));
-    const head = entries.filter((e) => e.seq === maxSeq).sort((a, b) => (a.rec.digest < b.rec.digest ? -1 : 1))[0]!;
-    entries.sort((a, b) => a.seq - b.seq || (a === head ? 1 : b === head ? -1 : a.rec.digest < b.rec.digest ? -1 : 1));
+    const head = entries
+      .filter((e) => e.seq === maxSeq)
+      .sort((a, b) => (a.rec.digest < b.rec.digest ? -1 : 1))[0]!;
+    entries.sort(
+      (a, b) =>
+        a.seq - b.seq || (a === head ? 1 : b === head ? -1 : a.rec.digest < b.rec.digest ? -1 : 1),
+    );
     for (const e of entries) records.push(e.rec);
   }
-  const chains = auditAckChains([...byDigest.values()].map((e) => ({ host: e.host, seq: e.seq, digest: e.rec.digest, prev: e.prev })));
+  const chains = auditAckChains(
+    [...byDigest.values()].map((e) => ({
+      host: e.host,
+      seq: e.seq,
+      digest: e.rec.digest,
+      prev: e.prev,
+    })),
+  );
   return { records, hosts: perHost.size, rejected, forks, chains };
 }
 
 /** Merges the acks.log files of several replicas into `outDir/acks.log` (written atomically). */
-export function mergeAckLogFiles(logFiles: readonly string[], outDir: string, view?: ReleaseView): MergeResult {
-  const inputs = logFiles.map((f) => (existsSync(f) ? parseAckLog(readFileSync(f), f).records : []));
+export function mergeAckLogFiles(
+  logFiles: readonly string[],
+  outDir: string,
+  view?: ReleaseView,
+): MergeResult {
+  const inputs = logFiles.map((f) =>
+    existsSync(f) ? parseAckLog(readFileSync(f), f).records : [],
+  );
   const result = mergeAckRecords(inputs, view);
   mkdirSync(outDir, { recursive: true });
   const tmp = join(outDir, `.${ACK_LOG_FILE}.merge.tmp`);

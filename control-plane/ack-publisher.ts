@@ -48,7 +48,8 @@ export class AckPublisher {
   setView(view: ReleaseView, knownHosts: Iterable<string>): void {
     this.view = view;
     for (const h of knownHosts) this.dirtyHosts.add(h);
-    for (const [channel, waves] of view.waves) waves.forEach((_, i) => this.dirtyWaves.add(`${channel}\u0000${i}`));
+    for (const [channel, waves] of view.waves)
+      waves.forEach((_, i) => this.dirtyWaves.add(`${channel}\u0000${i}`));
     this.removeStaleBundles(view);
     this.schedule();
   }
@@ -155,7 +156,14 @@ function replaceFile(path: string, data: string): void {
  * Builds the AckBundle JSON directly in JCS form (keys in code-point order, acks already canonical),
  * so rewriting a large wave costs string concatenation, not a re-canonicalisation of every ack.
  */
-export function bundleJson(fleet: string, channel: string, wave: number, generatedAt: string, members: readonly string[], latest: (host: string) => string | undefined): string {
+export function bundleJson(
+  fleet: string,
+  channel: string,
+  wave: number,
+  generatedAt: string,
+  members: readonly string[],
+  latest: (host: string) => string | undefined,
+): string {
   const acks: string[] = [];
   for (const host of [...members].sort()) {
     const c = latest(host);

@@ -12,9 +12,35 @@
 // Nothing acknowledged is lost: a head moves before its fsync, and a failed write rolls it back.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readAck, verifyAck, type AckTrust, type SignedAck, latestAckPath, canonicalString, sha256Digest, isVerificationError, LIMITS, type LogRecord } from '../protocol/index.ts';
-import { AckLog, AckLogUnavailable, readAckSnapshot, writeAckSnapshot, type AckLogSnapshot, type SnapshotHead } from './ack-log.ts';
-import { chainRuns, decide, lowerFloor, missingBelow, type ChainFloor, type ChainHead, type ChainLink } from './ack-chain.ts';
+import {
+  readAck,
+  verifyAck,
+  type AckTrust,
+  type SignedAck,
+  latestAckPath,
+  canonicalString,
+  sha256Digest,
+  isVerificationError,
+  LIMITS,
+  type LogRecord,
+} from '../protocol/index.ts';
+import {
+  AckLog,
+  AckLogUnavailable,
+  readAckSnapshot,
+  writeAckSnapshot,
+  type AckLogSnapshot,
+  type SnapshotHead,
+} from './ack-log.ts';
+import {
+  chainRuns,
+  decide,
+  lowerFloor,
+  missingBelow,
+  type ChainFloor,
+  type ChainHead,
+  type ChainLink,
+} from './ack-chain.ts';
 import { AckPublisher } from './ack-publisher.ts';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.ts';
 import { hostRefusal, normalizeSerial, type ReleaseView } from './release-view.ts';
@@ -77,13 +103,20 @@ export class AckService {
   recoveredCutBytes = 0;
   recoveredRecords = 0;
   /** How start-up got its state: from a snapshot plus the records after it, or a full replay (and why). */
-  startup: { snapshotHeads: number; replayed: number; fullReplayBecause?: string } = { snapshotHeads: 0, replayed: 0 };
+  startup: { snapshotHeads: number; replayed: number; fullReplayBecause?: string } = {
+    snapshotHeads: 0,
+    replayed: 0,
+  };
   /** log.stats.appended when the last snapshot was written. */
   private appendedAtSnapshot = 0;
 
-  private constructor(private readonly log: AckLog, private readonly opts: AckServiceOptions) {
+  private constructor(
+    private readonly log: AckLog,
+    private readonly opts: AckServiceOptions,
+  ) {
     this.now = opts.now ?? Date.now;
-    this.limiter = opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? DEFAULT_ACK_RATE_LIMIT);
+    this.limiter =
+      opts.rateLimit === false ? null : new RateLimiter(opts.rateLimit ?? DEFAULT_ACK_RATE_LIMIT);
     this.publisher = new AckPublisher(opts.publishRoot, (h) => this.heads.get(h)?.canonical, {
       debounceMs: opts.debounceMs ?? 100,
       now: this.now,
@@ -96,9 +129,13 @@ export class AckService {
     let svc: AckService | null = null;
     const onIdle = () => svc?.maybeSnapshot();
     const logOpts = { groupCommit: opts.groupCommit ?? true, now: opts.now, onIdle };
-    let opened = await AckLog.open(opts.logDir, snapshot ? { ...logOpts, from: snapshot.at } : logOpts);
+    let opened = await AckLog.open(
+      opts.logDir,
+      snapshot ? { ...logOpts, from: snapshot.at } : logOpts,
+    );
     svc = new AckService(opened.log, opts);
-    let fullReplayBecause = problem ?? opened.fromRejected ?? (snapshot ? undefined : 'no snapshot');
+    let fullReplayBecause =
+      problem ?? opened.fromRejected ?? (snapshot ? undefined : 'no snapshot');
     if (snapshot && opened.from > 0 && !svc.replayAfterSnapshot(snapshot, opened.records)) {
       // The records after the snapshot are not what this endpoint would have written from that state
       // (e.g. a log merged from replicas): rebuild from the whole log instead.
@@ -108,11 +145,17 @@ export class AckService {
       svc = new AckService(opened.log, opts);
     }
     if (opened.from === 0) svc.replay(opened.records);
-    svc.startup = { snapshotHeads: opened.from > 0 ? snapshot!.heads.length : 0, replayed: opened.records.length, ...(fullReplayBecause !== undefined && opened.from === 0 ? { fullReplayBecause } : {}) };
+    svc.startup = {
+      snapshotHeads: opened.from > 0 ? snapshot!.heads.length : 0,
+      replayed: opened.records.length,
+      ...(fullReplayBecause !== undefined && opened.from === 0 ? { fullReplayBecause } : {}),
+    };
     svc.recoveredCutBytes = opened.cutBytes;
     svc.recoveredRecords = opened.records.length;
-    if (opened.cutBytes > 0) opts.log?.({ event: 'ack-log-torn-tail-cut', bytes: opened.cutBytes, file: opened.log.path });
-    if (snapshot && opened.from === 0) opts.log?.({ event: 'ack-log-snapshot-unused', reason: fullReplayBecause });
+    if (opened.cutBytes > 0)
+      opts.log?.({ event: 'ack-log-torn-tail-cut', bytes: opened.cutBytes, file: opened.log.path });
+    if (snapshot && opened.from === 0)
+      opts.log?.({ event: 'ack-log-snapshot-unused', reason: fullReplayBecause });
     return svc;
   }
 
@@ -124,7 +167,13 @@ export class AckService {
   private replayAfterSnapshot(snapshot: AckLogSnapshot, records: LogRecord[]): boolean {
     const durable = Promise.resolve();
     for (const h of snapshot.heads) {
-      this.heads.set(h.host, { seq: h.seq, digest: h.digest, canonical: h.canonical, durable, floor: h.floor });
+      this.heads.set(h.host, {
+        seq: h.seq,
+        digest: h.digest,
+        canonical: h.canonical,
+        durable,
+        floor: h.floor,
+      });
       if (h.runs && h.runs.length > 0) this.runs.set(h.host, new Map(h.runs));
     }
     for (const r of records) {
@@ -152,7 +201,14 @@ export class AckService {
     const heads: SnapshotHead[] = [];
     for (const [host, h] of this.heads) {
       const runs = this.runs.get(host);
-      heads.push({ host, seq: h.seq, digest: h.digest, canonical: h.canonical, floor: h.floor, ...(runs && runs.size > 0 ? { runs: [...runs] } : {}) });
+      heads.push({
+        host,
+        seq: h.seq,
+        digest: h.digest,
+        canonical: h.canonical,
+        floor: h.floor,
+        ...(runs && runs.size > 0 ? { runs: [...runs] } : {}),
+      });
     }
     return { type: 'ack-log-snapshot', version: 1, at: this.log.position, heads };
   }
@@ -164,7 +220,11 @@ export class AckService {
     try {
       writeAckSnapshot(this.opts.logDir, this.snapshotNow());
       this.appendedAtSnapshot = this.log.stats.appended;
-      this.opts.log?.({ event: 'ack-log-snapshot', heads: this.heads.size, bytes: this.log.position.bytes });
+      this.opts.log?.({
+        event: 'ack-log-snapshot',
+        heads: this.heads.size,
+        bytes: this.log.position.bytes,
+      });
     } catch (e) {
       // A snapshot is an optimisation: failing to write one (disk full) costs start-up time only.
       this.opts.log?.({ event: 'ack-log-snapshot-failed', error: (e as Error).message });
@@ -180,10 +240,19 @@ export class AckService {
     const durable = Promise.resolve();
     const links = new Map<string, ChainLink[]>();
     for (const r of records) {
-      const env = JSON.parse(r.canonical) as { signed: { host: string; seq: number; prev: string | null } };
+      const env = JSON.parse(r.canonical) as {
+        signed: { host: string; seq: number; prev: string | null };
+      };
       const { host, seq, prev } = env.signed;
       const cur = this.heads.get(host);
-      if (!cur || seq >= cur.seq) this.heads.set(host, { seq, digest: r.digest, canonical: r.canonical, durable, floor: { seq, prev } });
+      if (!cur || seq >= cur.seq)
+        this.heads.set(host, {
+          seq,
+          digest: r.digest,
+          canonical: r.canonical,
+          durable,
+          floor: { seq, prev },
+        });
       let l = links.get(host);
       if (!l) links.set(host, (l = []));
       l.push({ seq, digest: r.digest, prev });
@@ -224,7 +293,13 @@ export class AckService {
   }
 
   /** The host's next state when `ack` becomes its head: forward, its floor stays; adopted, it starts here. */
-  private headOf(host: string, ack: SignedAck, digest: string, canonical: string, durable: Promise<void>): ChainHead {
+  private headOf(
+    host: string,
+    ack: SignedAck,
+    digest: string,
+    canonical: string,
+    durable: Promise<void>,
+  ): ChainHead {
     const cur = this.heads.get(host);
     const { seq, prev } = ack.signed;
     const continues = cur !== undefined && seq === cur.seq + 1 && prev === cur.digest;
@@ -264,7 +339,8 @@ export class AckService {
         // The usual case at start-up: the file is this endpoint's own head (published from the log).
         if (bytes.toString('utf8') === this.heads.get(host)?.canonical) continue;
         ack = readAck(bytes, file);
-        if (ack.signed.host !== host) throw new Error(`${file}: holds an ack of host ${ack.signed.host}`);
+        if (ack.signed.host !== host)
+          throw new Error(`${file}: holds an ack of host ${ack.signed.host}`);
         verifyAck(ack, trust, file);
       } catch (e) {
         this.opts.log?.({ event: 'published-ack-ignored', file, error: (e as Error).message });
@@ -282,10 +358,18 @@ export class AckService {
 
   /** The 503 answer for a log that is backing off after a failed write. */
   private logUnavailable(e: AckLogUnavailable): AckResponse {
-    return { status: 503, retryAfter: secondsUntil(e.retryAt, this.now()), body: { error: 'LogUnavailable', reason: e.message } };
+    return {
+      status: 503,
+      retryAfter: secondsUntil(e.retryAt, this.now()),
+      body: { error: 'LogUnavailable', reason: e.message },
+    };
   }
 
-  private chainAnswer(status: number, body: Record<string, unknown>, head: ChainHead | undefined): AckResponse {
+  private chainAnswer(
+    status: number,
+    body: Record<string, unknown>,
+    head: ChainHead | undefined,
+  ): AckResponse {
     const below = head && missingBelow(head);
     return { status, body: below === undefined ? body : { ...body, missingBelow: below } };
   }
@@ -313,7 +397,9 @@ export class AckService {
     const h = this.heads.get(host);
     if (!h) return undefined;
     const below = missingBelow(h);
-    return below === undefined ? { seq: h.seq, digest: h.digest } : { seq: h.seq, digest: h.digest, missingBelow: below };
+    return below === undefined
+      ? { seq: h.seq, digest: h.digest }
+      : { seq: h.seq, digest: h.digest, missingBelow: below };
   }
 
   /** Each host's head: the canonical envelope of its latest accepted ack (for /metrics). */
@@ -328,37 +414,85 @@ export class AckService {
   async submit(body: Uint8Array, identity: ClientIdentity | null): Promise<AckResponse> {
     const view = this.view;
     const trust = this.trust;
-    if (!view || !trust) return { status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } };
+    if (!view || !trust)
+      return {
+        status: 503,
+        retryAfter: 5,
+        body: { error: 'NotPrimed', reason: 'no verified release is installed yet' },
+      };
     const down = this.log.unavailable();
     if (down) return this.logUnavailable(down);
-    if (!identity) return { status: 403, body: { error: 'NoClientIdentity', reason: 'a verified client certificate is required' } };
+    if (!identity)
+      return {
+        status: 403,
+        body: { error: 'NoClientIdentity', reason: 'a verified client certificate is required' },
+      };
     if (identity.serial !== null && view.revokedSerials.has(normalizeSerial(identity.serial))) {
-      return { status: 403, body: { error: 'Revoked', reason: `client certificate serial ${identity.serial} is revoked` } };
+      return {
+        status: 403,
+        body: {
+          error: 'Revoked',
+          reason: `client certificate serial ${identity.serial} is revoked`,
+        },
+      };
     }
     if (this.limiter) {
       const wait = this.limiter.take(identity.cn, this.now());
-      if (wait > 0) return { status: 429, retryAfter: wait, body: { error: 'RateLimited', reason: `too many acks from ${identity.cn}; retry in ${wait}s` } };
+      if (wait > 0)
+        return {
+          status: 429,
+          retryAfter: wait,
+          body: {
+            error: 'RateLimited',
+            reason: `too many acks from ${identity.cn}; retry in ${wait}s`,
+          },
+        };
     }
-    if (body.byteLength > LIMITS.ack) return { status: 413, body: { error: 'TooLarge', reason: `ack body of ${body.byteLength} bytes exceeds ${LIMITS.ack}` } };
+    if (body.byteLength > LIMITS.ack)
+      return {
+        status: 413,
+        body: {
+          error: 'TooLarge',
+          reason: `ack body of ${body.byteLength} bytes exceeds ${LIMITS.ack}`,
+        },
+      };
 
     let ack;
     try {
       ack = readAck(body, 'ack');
     } catch (e) {
-      if (isVerificationError(e)) return { status: e.code === 'TooLarge' ? 413 : 400, body: { error: e.code, reason: e.message } };
+      if (isVerificationError(e))
+        return {
+          status: e.code === 'TooLarge' ? 413 : 400,
+          body: { error: e.code, reason: e.message },
+        };
       throw e;
     }
     const host = ack.signed.host;
     if (host !== identity.cn) {
-      return { status: 403, body: { error: 'WrongHost', reason: `client certificate is for ${identity.cn} but the ack is for ${host}` } };
+      return {
+        status: 403,
+        body: {
+          error: 'WrongHost',
+          reason: `client certificate is for ${identity.cn} but the ack is for ${host}`,
+        },
+      };
     }
     const refusal = hostRefusal(view, host);
-    if (refusal) return { status: 403, body: { error: view.hosts.has(host) ? 'Revoked' : 'UnknownHost', reason: refusal } };
+    if (refusal)
+      return {
+        status: 403,
+        body: { error: view.hosts.has(host) ? 'Revoked' : 'UnknownHost', reason: refusal },
+      };
     try {
       verifyAck(ack, trust, 'ack');
     } catch (e) {
       // A foreign fleet's ack is a misdirected request (400); a bad signature is a refusal of identity (403).
-      if (isVerificationError(e)) return { status: e.code === 'WrongFleet' ? 400 : 403, body: { error: e.code, reason: e.message } };
+      if (isVerificationError(e))
+        return {
+          status: e.code === 'WrongFleet' ? 400 : 403,
+          body: { error: e.code, reason: e.message },
+        };
       throw e;
     }
 
@@ -368,7 +502,15 @@ export class AckService {
     const cur = this.heads.get(host);
     const decision = decide(cur, ack.signed.seq, ack.signed.prev, digest);
     if (decision.kind === 'conflict') {
-      return this.chainAnswer(409, { error: 'ChainConflict', reason: decision.reason, head: { seq: decision.head.seq, digest: decision.head.digest } }, decision.head);
+      return this.chainAnswer(
+        409,
+        {
+          error: 'ChainConflict',
+          reason: decision.reason,
+          head: { seq: decision.head.seq, digest: decision.head.digest },
+        },
+        decision.head,
+      );
     }
     if (decision.kind === 'duplicate') {
       try {
@@ -376,13 +518,23 @@ export class AckService {
       } catch (e) {
         return this.writeFailed(e);
       }
-      return this.chainAnswer(200, { status: 'duplicate', host, seq: ack.signed.seq, digest }, this.heads.get(host));
+      return this.chainAnswer(
+        200,
+        { status: 'duplicate', host, seq: ack.signed.seq, digest },
+        this.heads.get(host),
+      );
     }
     // The state moves before the fsync so a concurrent post from the same host is checked against it.
     const durable = this.write(digest, canonical);
     const next: ChainHead =
       decision.kind === 'backfill'
-        ? { ...cur!, durable, floor: lowerFloor({ seq: ack.signed.seq, prev: ack.signed.prev }, this.runs.get(host)), below: cur, failed: undefined }
+        ? {
+            ...cur!,
+            durable,
+            floor: lowerFloor({ seq: ack.signed.seq, prev: ack.signed.prev }, this.runs.get(host)),
+            below: cur,
+            failed: undefined,
+          }
         : this.headOf(host, ack, digest, canonical, durable);
     this.install(host, next);
     try {
@@ -390,14 +542,27 @@ export class AckService {
     } catch (e) {
       return this.writeFailed(e);
     }
-    if (decision.kind === 'backfill') return this.chainAnswer(201, { status: 'backfilled', host, seq: ack.signed.seq, digest }, this.heads.get(host));
+    if (decision.kind === 'backfill')
+      return this.chainAnswer(
+        201,
+        { status: 'backfilled', host, seq: ack.signed.seq, digest },
+        this.heads.get(host),
+      );
     this.publisher.noteAccepted(host);
-    return this.chainAnswer(201, { status: 'stored', host, seq: ack.signed.seq, digest }, this.heads.get(host));
+    return this.chainAnswer(
+      201,
+      { status: 'stored', host, seq: ack.signed.seq, digest },
+      this.heads.get(host),
+    );
   }
 
   private writeFailed(e: unknown): AckResponse {
     if (e instanceof AckLogUnavailable) return this.logUnavailable(e);
-    return { status: 503, retryAfter: 1, body: { error: 'LogUnavailable', reason: (e as Error).message } };
+    return {
+      status: 503,
+      retryAfter: 1,
+      body: { error: 'LogUnavailable', reason: (e as Error).message },
+    };
   }
 
   async close(): Promise<void> {

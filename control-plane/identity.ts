@@ -30,7 +30,11 @@ export function identityFromTls(socket: TLSSocket): ClientIdentity | null {
   const subject = cert.subject as unknown as Record<string, string | string[] | undefined>;
   const cn = single(subject['CN']);
   if (!cn) return null;
-  return { cn, ou: single(subject['OU']), serial: cert.serialNumber ? cert.serialNumber.toUpperCase() : null };
+  return {
+    cn,
+    ou: single(subject['OU']),
+    serial: cert.serialNumber ? cert.serialNumber.toUpperCase() : null,
+  };
 }
 
 /** Parses an RFC 2253 DN as nginx prints $ssl_client_s_dn ("CN=web1,OU=agent,O=fleet"). */
@@ -64,7 +68,11 @@ export function identityFromProxyHeaders(headers: IncomingHttpHeaders): ClientId
   const ous = parts.get('OU') ?? [];
   if (cns.length !== 1 || ous.length > 1) return null;
   const serial = single(headers[IDENTITY_HEADERS.serial]);
-  return { cn: cns[0] as string, ou: ous[0] ?? null, serial: serial && /^[0-9A-Fa-f]+$/.test(serial) ? serial.toUpperCase() : null };
+  return {
+    cn: cns[0] as string,
+    ou: ous[0] ?? null,
+    serial: serial && /^[0-9A-Fa-f]+$/.test(serial) ? serial.toUpperCase() : null,
+  };
 }
 
 export function isLoopbackAddress(addr: string | undefined): boolean {
@@ -87,11 +95,13 @@ export function isTrustedProxyConnection(socket: Socket): boolean {
  */
 export function authorizePath(id: ClientIdentity, segments: readonly string[]): string | null {
   if (id.ou === 'operator') return null;
-  if (id.ou !== 'agent') return `certificate OU ${JSON.stringify(id.ou)} is neither agent nor operator`;
+  if (id.ou !== 'agent')
+    return `certificate OU ${JSON.stringify(id.ou)} is neither agent nor operator`;
   if (segments[0] === 'dashboard') return 'the dashboard is for operator certificates only';
   if (segments[0] === 'metrics') return 'metrics are for operator certificates only';
   if (segments.length === 4 && segments[0] === 'releases' && segments[2] === 'hosts') {
-    if (segments[3] !== `${id.cn}.json`) return `host ${id.cn} may not read another host's manifest`;
+    if (segments[3] !== `${id.cn}.json`)
+      return `host ${id.cn} may not read another host's manifest`;
   }
   return null;
 }

@@ -8,7 +8,18 @@
 //   (set aside: <name>.revoked-<serial>.{crt,key} by revoke, <name>.renewed-<serial>.crt by renew)
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Name, writeFileAtomic } from '../protocol/index.ts';
 
@@ -56,11 +67,20 @@ function openssl(args: string[], cwd: string, input?: string): string {
   try {
     // ca.cnf reads the server SAN from the environment; every `openssl ca` call parses it, so always set it.
     const env = { ...process.env, NIXFLEET_SAN: process.env.NIXFLEET_SAN ?? 'DNS:localhost' };
-    return execFileSync('openssl', args, { cwd, input, env, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    return execFileSync('openssl', args, {
+      cwd,
+      input,
+      env,
+      encoding: 'utf8',
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
   } catch (e) {
     const err = e as { code?: string; stderr?: string; message: string };
-    if (err.code === 'ENOENT') throw new PkiError('the openssl command is not installed (apt-get install openssl)');
-    throw new PkiError(`openssl ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n').slice(-3).join(' | ')}`);
+    if (err.code === 'ENOENT')
+      throw new PkiError('the openssl command is not installed (apt-get install openssl)');
+    throw new PkiError(
+      `openssl ${args[0]} failed: ${(err.stderr ?? err.message).trim().split('\n').slice(-3).join(' | ')}`,
+    );
   }
 }
 
@@ -99,7 +119,10 @@ extendedKeyUsage = clientAuth
 }
 
 function genKey(path: string, algorithm: KeyAlgorithm, cwd: string): void {
-  const args = algorithm === 'ed25519' ? ['genpkey', '-algorithm', 'ed25519', '-out', path] : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path];
+  const args =
+    algorithm === 'ed25519'
+      ? ['genpkey', '-algorithm', 'ed25519', '-out', path]
+      : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path];
   openssl(args, cwd);
   chmodSync(join(cwd, path), 0o600);
 }
@@ -111,7 +134,9 @@ function readAlgorithm(dir: string): KeyAlgorithm {
 
 function requirePki(dir: string): void {
   if (!existsSync(join(dir, 'ca.key')) || !existsSync(join(dir, 'ca.cnf'))) {
-    throw new PkiError(`${dir} is not a PKI directory (no ca.key / ca.cnf); create one with: nixfleet pki init --out ${dir}`);
+    throw new PkiError(
+      `${dir} is not a PKI directory (no ca.key / ca.cnf); create one with: nixfleet pki init --out ${dir}`,
+    );
   }
 }
 
@@ -130,8 +155,10 @@ export interface InitOptions {
  */
 export function initPki(dirArg: string, opts: InitOptions = {}): PkiPaths {
   const dir = resolve(dirArg);
-  if (existsSync(join(dir, 'ca.key'))) throw new PkiError(`${dir} already holds a CA (ca.key); refusing to overwrite it`);
-  if (existsSync(dir) && readdirSync(dir).length > 0) throw new PkiError(`${dir} exists and is not empty; give a new or empty directory`);
+  if (existsSync(join(dir, 'ca.key')))
+    throw new PkiError(`${dir} already holds a CA (ca.key); refusing to overwrite it`);
+  if (existsSync(dir) && readdirSync(dir).length > 0)
+    throw new PkiError(`${dir} exists and is not empty; give a new or empty directory`);
   const staging = join(dirname(dir), `.${basename(dir)}.init-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   try {
@@ -158,17 +185,42 @@ function createCa(dir: string, opts: InitOptions): void {
   writeFileSync(join(dir, 'algorithm'), algorithm + '\n');
   genKey('ca.key', algorithm, dir);
   openssl(
-    ['req', '-x509', '-new', '-key', 'ca.key', '-sha256', '-days', String(days), '-subj', `/O=${fleet}/CN=${fleet} fleet CA`,
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', 'ca.crt'],
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'ca.key',
+      '-sha256',
+      '-days',
+      String(days),
+      '-subj',
+      `/O=${fleet}/CN=${fleet} fleet CA`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-out',
+      'ca.crt',
+    ],
     dir,
   );
   const names = opts.serverNames ?? ['localhost', '127.0.0.1'];
-  issue(dir, 'server', 'server', `/O=${fleet}/OU=control-plane/CN=${names[0] ?? 'localhost'}`, 'v3_server', sanOf(names));
+  issue(
+    dir,
+    'server',
+    'server',
+    `/O=${fleet}/OU=control-plane/CN=${names[0] ?? 'localhost'}`,
+    'v3_server',
+    sanOf(names),
+  );
   writeCrl(dir);
 }
 
 function sanOf(names: string[]): string {
-  return names.map((n) => (/^[0-9.]+$/.test(n) || n.includes(':') ? `IP:${n}` : `DNS:${n}`)).join(',');
+  return names
+    .map((n) => (/^[0-9.]+$/.test(n) || n.includes(':') ? `IP:${n}` : `DNS:${n}`))
+    .join(',');
 }
 
 export interface IssueOptions {
@@ -183,7 +235,15 @@ interface IssueSpec extends IssueOptions {
   certOut?: string;
 }
 
-function issue(dir: string, base: string, name: string, subject: string, ext: 'v3_server' | 'v3_client', san = 'DNS:unused', spec: IssueSpec = {}): IssuedCert {
+function issue(
+  dir: string,
+  base: string,
+  name: string,
+  subject: string,
+  ext: 'v3_server' | 'v3_client',
+  san = 'DNS:unused',
+  spec: IssueSpec = {},
+): IssuedCert {
   const algorithm = readAlgorithm(dir);
   const keyPath = `${base}.key`;
   const certPath = spec.certOut ?? `${base}.crt`;
@@ -193,19 +253,48 @@ function issue(dir: string, base: string, name: string, subject: string, ext: 'v
   const env = { ...process.env, NIXFLEET_SAN: san };
   const days = spec.days === undefined ? [] : ['-days', String(spec.days)];
   try {
-    execFileSync('openssl', ['ca', '-batch', '-config', 'ca.cnf', '-extensions', ext, ...days, '-in', csrPath, '-out', certPath, '-notext'], {
-      cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    execFileSync(
+      'openssl',
+      [
+        'ca',
+        '-batch',
+        '-config',
+        'ca.cnf',
+        '-extensions',
+        ext,
+        ...days,
+        '-in',
+        csrPath,
+        '-out',
+        certPath,
+        '-notext',
+      ],
+      {
+        cwd: dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
   } catch (e) {
-    throw new PkiError(`openssl ca failed for ${name}: ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`);
+    throw new PkiError(
+      `openssl ca failed for ${name}: ${String((e as { stderr?: Buffer }).stderr ?? (e as Error).message).trim()}`,
+    );
   } finally {
     rmSync(join(dir, csrPath), { force: true });
   }
-  return { name, certPath: join(dir, certPath), keyPath: join(dir, keyPath), serial: certSerial(join(dir, certPath)) };
+  return {
+    name,
+    certPath: join(dir, certPath),
+    keyPath: join(dir, keyPath),
+    serial: certSerial(join(dir, certPath)),
+  };
 }
 
 function checkName(name: string, what: string): void {
-  if (!Name.safeParse(name).success) throw new PkiError(`${what} name ${JSON.stringify(name)} must be lowercase letters, digits and "-" (1-63 chars)`);
+  if (!Name.safeParse(name).success)
+    throw new PkiError(
+      `${what} name ${JSON.stringify(name)} must be lowercase letters, digits and "-" (1-63 chars)`,
+    );
 }
 
 /** Host client certificate: CN = host name, OU = agent. */
@@ -214,22 +303,49 @@ export function issueHostCert(dirArg: string, host: string, opts: IssueOptions =
   requirePki(dir);
   checkName(host, 'host');
   mkdirSync(join(dir, 'hosts'), { recursive: true });
-  if (existsSync(join(dir, 'hosts', `${host}.crt`))) throw new PkiError(`host ${host} already has a certificate (hosts/${host}.crt); revoke it first`);
-  return issue(dir, `hosts/${host}`, host, `/O=${fleetOf(dir)}/OU=agent/CN=${host}`, 'v3_client', undefined, opts);
+  if (existsSync(join(dir, 'hosts', `${host}.crt`)))
+    throw new PkiError(
+      `host ${host} already has a certificate (hosts/${host}.crt); revoke it first`,
+    );
+  return issue(
+    dir,
+    `hosts/${host}`,
+    host,
+    `/O=${fleetOf(dir)}/OU=agent/CN=${host}`,
+    'v3_client',
+    undefined,
+    opts,
+  );
 }
 
 /** Operator client certificate: OU = operator (the only certificates that may read the dashboard). */
-export function issueOperatorCert(dirArg: string, name: string, opts: IssueOptions = {}): IssuedCert {
+export function issueOperatorCert(
+  dirArg: string,
+  name: string,
+  opts: IssueOptions = {},
+): IssuedCert {
   const dir = resolve(dirArg);
   requirePki(dir);
   checkName(name, 'operator');
   mkdirSync(join(dir, 'operators'), { recursive: true });
-  if (existsSync(join(dir, 'operators', `${name}.crt`))) throw new PkiError(`operator ${name} already has a certificate; revoke it first`);
-  return issue(dir, `operators/${name}`, name, `/O=${fleetOf(dir)}/OU=operator/CN=${name}`, 'v3_client', undefined, opts);
+  if (existsSync(join(dir, 'operators', `${name}.crt`)))
+    throw new PkiError(`operator ${name} already has a certificate; revoke it first`);
+  return issue(
+    dir,
+    `operators/${name}`,
+    name,
+    `/O=${fleetOf(dir)}/OU=operator/CN=${name}`,
+    'v3_client',
+    undefined,
+    opts,
+  );
 }
 
 function fleetOf(dir: string): string {
-  const subject = openssl(['x509', '-in', 'ca.crt', '-noout', '-subject', '-nameopt', 'sep_multiline'], dir);
+  const subject = openssl(
+    ['x509', '-in', 'ca.crt', '-noout', '-subject', '-nameopt', 'sep_multiline'],
+    dir,
+  );
   return /O=([^\n]+)/.exec(subject)?.[1]?.trim() ?? 'nixfleet';
 }
 
@@ -264,7 +380,12 @@ function writeCrl(dir: string): void {
   const crl = readFileSync(join(dir, 'crl.pem.tmp'));
   writeFileAtomic(join(dir, 'crl.pem'), crl);
   rmSync(join(dir, 'crl.pem.tmp'));
-  writeFileAtomic(join(dir, 'revoked-serials.txt'), revokedSerials(dir).map((s) => s + '\n').join(''));
+  writeFileAtomic(
+    join(dir, 'revoked-serials.txt'),
+    revokedSerials(dir)
+      .map((s) => s + '\n')
+      .join(''),
+  );
 }
 
 /** Serials marked revoked ("R") in the CA database, uppercase hex. */
@@ -283,14 +404,38 @@ export function revokedSerials(dir: string): string[] {
  * an empty password, which browsers accept). openssl 3's defaults (AES-256, PBKDF2). Written 0600 via
  * a temp file in the target directory and a rename.
  */
-export function exportPkcs12(dirArg: string, cert: IssuedCert, outFile: string, passwordFile?: string): string {
+export function exportPkcs12(
+  dirArg: string,
+  cert: IssuedCert,
+  outFile: string,
+  passwordFile?: string,
+): string {
   const dir = resolve(dirArg);
   const out = resolve(outFile);
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   const pass = passwordFile === undefined ? 'pass:' : `file:${resolve(passwordFile)}`;
-  if (passwordFile !== undefined && !existsSync(resolve(passwordFile))) throw new PkiError(`--p12-password-file ${passwordFile}: no such file`);
+  if (passwordFile !== undefined && !existsSync(resolve(passwordFile)))
+    throw new PkiError(`--p12-password-file ${passwordFile}: no such file`);
   try {
-    openssl(['pkcs12', '-export', '-in', cert.certPath, '-inkey', cert.keyPath, '-certfile', 'ca.crt', '-name', `${cert.name} (${fleetOf(dir)} operator)`, '-out', tmp, '-passout', pass], dir);
+    openssl(
+      [
+        'pkcs12',
+        '-export',
+        '-in',
+        cert.certPath,
+        '-inkey',
+        cert.keyPath,
+        '-certfile',
+        'ca.crt',
+        '-name',
+        `${cert.name} (${fleetOf(dir)} operator)`,
+        '-out',
+        tmp,
+        '-passout',
+        pass,
+      ],
+      dir,
+    );
     chmodSync(tmp, 0o600);
     renameSync(tmp, out);
   } finally {
@@ -316,10 +461,14 @@ export function listCerts(dirArg: string): CertInfo[] {
   requirePki(dir);
   const files: { file: string; kind: CertInfo['kind'] }[] = [{ file: 'ca.crt', kind: 'ca' }];
   if (existsSync(join(dir, 'server.crt'))) files.push({ file: 'server.crt', kind: 'server' });
-  for (const [sub, kind] of [['hosts', 'host'], ['operators', 'operator']] as const) {
+  for (const [sub, kind] of [
+    ['hosts', 'host'],
+    ['operators', 'operator'],
+  ] as const) {
     if (!existsSync(join(dir, sub))) continue;
     for (const f of readdirSync(join(dir, sub)).sort()) {
-      if (f.endsWith('.crt') && !/\.(revoked|renewed)-[0-9A-F]+\.crt$/.test(f)) files.push({ file: `${sub}/${f}`, kind });
+      if (f.endsWith('.crt') && !/\.(revoked|renewed)-[0-9A-F]+\.crt$/.test(f))
+        files.push({ file: `${sub}/${f}`, kind });
     }
   }
   return files.map(({ file, kind }) => {
@@ -327,9 +476,18 @@ export function listCerts(dirArg: string): CertInfo[] {
     try {
       x = new X509Certificate(readFileSync(join(dir, file)));
     } catch (e) {
-      throw new PkiError(`${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`);
+      throw new PkiError(
+        `${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`,
+      );
     }
-    return { file, kind, subject: x.subject.split('\n').join(', '), serial: x.serialNumber.toUpperCase(), notAfter: x.validTo, expiresAt: Date.parse(x.validTo) };
+    return {
+      file,
+      kind,
+      subject: x.subject.split('\n').join(', '),
+      serial: x.serialNumber.toUpperCase(),
+      notAfter: x.validTo,
+      expiresAt: Date.parse(x.validTo),
+    };
   });
 }
 
@@ -348,20 +506,34 @@ export function expiringCerts(certs: readonly CertInfo[], days: number, now: num
  * certificate is kept aside as NAME.renewed-SERIAL.crt and stays valid until it expires (revoke it to
  * end it sooner). The new .crt (and key) replace the old ones by rename: never a moment without a pair.
  */
-export function renewCert(dirArg: string, certFile: string, opts: IssueOptions & { newKey?: boolean } = {}): IssuedCert {
+export function renewCert(
+  dirArg: string,
+  certFile: string,
+  opts: IssueOptions & { newKey?: boolean } = {},
+): IssuedCert {
   const dir = resolve(dirArg);
   requirePki(dir);
   const abs = resolve(certFile);
   if (!abs.startsWith(dir + '/') || !abs.endsWith('.crt') || abs === join(dir, 'ca.crt')) {
-    throw new PkiError(`${certFile}: renew takes a certificate issued in ${dir} (server.crt, hosts/NAME.crt or operators/NAME.crt); the CA is renewed with a new pki init`);
+    throw new PkiError(
+      `${certFile}: renew takes a certificate issued in ${dir} (server.crt, hosts/NAME.crt or operators/NAME.crt); the CA is renewed with a new pki init`,
+    );
   }
   if (!existsSync(abs)) throw new PkiError(`${certFile}: no such certificate`);
   const base = abs.slice(dir.length + 1, -'.crt'.length);
-  if (!existsSync(join(dir, `${base}.key`))) throw new PkiError(`${certFile}: its key ${base}.key is not beside it; renew with --new-key`);
+  if (!existsSync(join(dir, `${base}.key`)))
+    throw new PkiError(`${certFile}: its key ${base}.key is not beside it; renew with --new-key`);
   const old = new X509Certificate(readFileSync(abs));
-  const subject = openssl(['x509', '-in', abs, '-noout', '-subject', '-nameopt', 'compat'], dir).trim().replace(/^subject=/, '');
+  const subject = openssl(['x509', '-in', abs, '-noout', '-subject', '-nameopt', 'compat'], dir)
+    .trim()
+    .replace(/^subject=/, '');
   const server = base === 'server';
-  const san = server ? (old.subjectAltName ?? '').split(', ').map((n) => n.replace(/^IP Address:/, 'IP:')).join(',') : undefined;
+  const san = server
+    ? (old.subjectAltName ?? '')
+        .split(', ')
+        .map((n) => n.replace(/^IP Address:/, 'IP:'))
+        .join(',')
+    : undefined;
   const name = /CN=([^/]+)/.exec(subject)?.[1] ?? base;
   const oldSerial = old.serialNumber.toUpperCase();
   // Issue beside the old pair (temporary names), then swap both in by rename.
@@ -370,7 +542,10 @@ export function renewCert(dirArg: string, certFile: string, opts: IssueOptions &
   else copyFileSync(join(dir, `${base}.key`), join(dir, `${staging}.key`));
   chmodSync(join(dir, `${staging}.key`), 0o600);
   try {
-    issue(dir, staging, name, subject, server ? 'v3_server' : 'v3_client', san, { ...opts, keepKey: true });
+    issue(dir, staging, name, subject, server ? 'v3_server' : 'v3_client', san, {
+      ...opts,
+      keepKey: true,
+    });
     copyFileSync(abs, join(dir, `${base}.renewed-${oldSerial}.crt`));
     renameSync(join(dir, `${staging}.key`), join(dir, `${base}.key`));
     renameSync(join(dir, `${staging}.crt`), abs);

@@ -4,7 +4,29 @@
 // walk verified (releaseViewOf); a server without a root trusts what `cp sync` installed and reads the
 // same chain timestamp -> index -> plans with the shared readers, checking every FileRef binding (digest
 // and length), so the view is one consistent release (loadReleaseView).
-import { MixAndMatch, Malformed, LIMITS, TIMESTAMP_PATH, keyIdOf, unb64, type ChannelPlan, type ReleaseIndex, type Revocations, type Timestamp, type FileRef, type SignedRoot, readTreeFile, readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, auditTree, type TreeReport, diskTreeSource } from '../protocol/index.ts';
+import {
+  MixAndMatch,
+  Malformed,
+  LIMITS,
+  TIMESTAMP_PATH,
+  keyIdOf,
+  unb64,
+  type ChannelPlan,
+  type ReleaseIndex,
+  type Revocations,
+  type Timestamp,
+  type FileRef,
+  type SignedRoot,
+  readTreeFile,
+  readChannelPlan,
+  readReleaseIndex,
+  readRevocations,
+  readTimestamp,
+  requireFileRef,
+  auditTree,
+  type TreeReport,
+  diskTreeSource,
+} from '../protocol/index.ts';
 
 export interface HostEntry {
   channel: string;
@@ -48,15 +70,25 @@ export interface ReleaseDocuments {
 }
 
 /** Verifies the tree with the release walk (every document, against the pinned root) and builds the view from what it verified. */
-export async function loadVerifiedReleaseView(treeRoot: string, pinnedRoot: SignedRoot, now: number): Promise<{ view: ReleaseView; report: TreeReport }> {
+export async function loadVerifiedReleaseView(
+  treeRoot: string,
+  pinnedRoot: SignedRoot,
+  now: number,
+): Promise<{ view: ReleaseView; report: TreeReport }> {
   const { report, release } = await auditTree(diskTreeSource(treeRoot), pinnedRoot, { now });
-  const view = releaseViewOf({ timestamp: release.timestamp.signed, index: release.index, plans: release.plans, revocations: release.revocations.signed });
+  const view = releaseViewOf({
+    timestamp: release.timestamp.signed,
+    index: release.index,
+    plans: release.plans,
+    revocations: release.revocations.signed,
+  });
   return { view, report };
 }
 
 function readBound(root: string, ref: FileRef, limit: number, boundBy: string): Uint8Array {
   const bytes = readTreeFile(root, ref.path, limit);
-  if (bytes === undefined) throw new Malformed(ref.path, 'referenced file is missing from the tree');
+  if (bytes === undefined)
+    throw new Malformed(ref.path, 'referenced file is missing from the tree');
   requireFileRef(bytes, ref, ref.path, boundBy);
   return bytes;
 }
@@ -67,15 +99,31 @@ export function loadReleaseView(treeRoot: string): ReleaseView {
   if (tsBytes === undefined) throw new Malformed(TIMESTAMP_PATH, 'missing from the tree');
   const timestamp = readTimestamp(tsBytes, TIMESTAMP_PATH).signed;
   const indexRef = timestamp.release.index;
-  const index = readReleaseIndex(readBound(treeRoot, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH), indexRef.path).signed;
-  if (index.version !== timestamp.release.version) throw new MixAndMatch(indexRef.path, `release version ${index.version} but the timestamp names ${timestamp.release.version}`);
+  const index = readReleaseIndex(
+    readBound(treeRoot, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH),
+    indexRef.path,
+  ).signed;
+  if (index.version !== timestamp.release.version)
+    throw new MixAndMatch(
+      indexRef.path,
+      `release version ${index.version} but the timestamp names ${timestamp.release.version}`,
+    );
   const revRef = timestamp.revocations.file;
-  const revocations = readRevocations(readBound(treeRoot, revRef, LIMITS.revocations, TIMESTAMP_PATH), revRef.path).signed;
+  const revocations = readRevocations(
+    readBound(treeRoot, revRef, LIMITS.revocations, TIMESTAMP_PATH),
+    revRef.path,
+  ).signed;
   const plans: Record<string, ChannelPlan> = {};
   for (const [channel, ch] of Object.entries(index.channels)) {
-    const plan = readChannelPlan(readBound(treeRoot, ch.plan, LIMITS.channelPlan, indexRef.path), ch.plan.path).signed;
+    const plan = readChannelPlan(
+      readBound(treeRoot, ch.plan, LIMITS.channelPlan, indexRef.path),
+      ch.plan.path,
+    ).signed;
     if (plan.channel !== channel || plan.releaseVersion !== index.version) {
-      throw new MixAndMatch(ch.plan.path, `plan is for channel ${plan.channel} release ${plan.releaseVersion}, expected ${channel} release ${index.version}`);
+      throw new MixAndMatch(
+        ch.plan.path,
+        `plan is for channel ${plan.channel} release ${plan.releaseVersion}, expected ${channel} release ${index.version}`,
+      );
     }
     plans[channel] = plan;
   }
@@ -87,13 +135,25 @@ export function releaseViewOf(docs: ReleaseDocuments): ReleaseView {
   const hosts = new Map<string, HostEntry>();
   const waves = new Map<string, string[][]>();
   for (const [channel, plan] of Object.entries(docs.plans)) {
-    waves.set(channel, plan.waves.map((w) => [...w.hosts]));
+    waves.set(
+      channel,
+      plan.waves.map((w) => [...w.hosts]),
+    );
     for (const [host, h] of Object.entries(plan.hosts)) {
-      hosts.set(host, { channel, wave: h.wave, hostKey: h.hostKey, keyid: keyIdOf(unb64(h.hostKey)) });
+      hosts.set(host, {
+        channel,
+        wave: h.wave,
+        hostKey: h.hostKey,
+        keyid: keyIdOf(unb64(h.hostKey)),
+      });
     }
   }
   for (const host of Object.keys(index.hosts)) {
-    if (!hosts.has(host)) throw new MixAndMatch(timestamp.release.index.path, `host ${host} is in the index but in no channel plan`);
+    if (!hosts.has(host))
+      throw new MixAndMatch(
+        timestamp.release.index.path,
+        `host ${host} is in the index but in no channel plan`,
+      );
   }
   const revokedSerials = new Set<string>();
   const revokedHosts = new Set<string>();

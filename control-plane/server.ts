@@ -3,16 +3,39 @@
 // the nginx config: Nix 2.x cannot present a client certificate and checks narinfo signatures itself). And the standalone ack
 // endpoint, which either terminates mTLS itself or sits behind nginx on loopback / a unix socket.
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { statSync, existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { LIMITS, NIX_CACHE_DIR, TIMESTAMP_PATH, type SignedRoot, PROMETHEUS_CONTENT_TYPE } from '../protocol/index.ts';
+import {
+  LIMITS,
+  NIX_CACHE_DIR,
+  TIMESTAMP_PATH,
+  type SignedRoot,
+  PROMETHEUS_CONTENT_TYPE,
+} from '../protocol/index.ts';
 import { AckService, type AckResponse } from './ack-service.ts';
 import type { RateLimitOptions } from './rate-limit.ts';
-import { authorizePath, identityFromProxyHeaders, identityFromTls, isLoopbackAddress, isTrustedProxyConnection, type ClientIdentity } from './identity.ts';
-import { loadReleaseView, loadVerifiedReleaseView, normalizeSerial, type ReleaseView } from './release-view.ts';
+import {
+  authorizePath,
+  identityFromProxyHeaders,
+  identityFromTls,
+  isLoopbackAddress,
+  isTrustedProxyConnection,
+  type ClientIdentity,
+} from './identity.ts';
+import {
+  loadReleaseView,
+  loadVerifiedReleaseView,
+  normalizeSerial,
+  type ReleaseView,
+} from './release-view.ts';
 import { normalizeRequestPath, sendError, serveFile } from './static-files.ts';
 import { ackLogDir, servedRoot } from './tree-dir.ts';
 import { ControlPlaneMetrics, routeOf } from './metrics.ts';
@@ -73,7 +96,10 @@ class ReleaseWatcher {
   private signature = '';
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly opts: CommonOptions, private readonly svc: AckService) {}
+  constructor(
+    private readonly opts: CommonOptions,
+    private readonly svc: AckService,
+  ) {}
 
   async start(): Promise<void> {
     await this.check();
@@ -97,11 +123,18 @@ class ReleaseWatcher {
       return;
     }
     try {
-      const view = this.opts.pinnedRoot ? (await loadVerifiedReleaseView(root, this.opts.pinnedRoot, Date.now())).view : loadReleaseView(root);
+      const view = this.opts.pinnedRoot
+        ? (await loadVerifiedReleaseView(root, this.opts.pinnedRoot, Date.now())).view
+        : loadReleaseView(root);
       // A newer tree may have been seen while this one was being verified: the newer check wins.
       if (sig !== this.signature) return;
       this.svc.setView(view);
-      this.opts.log?.({ event: 'primed', release: view.releaseVersion, hosts: view.hosts.size, root });
+      this.opts.log?.({
+        event: 'primed',
+        release: view.releaseVersion,
+        hosts: view.hosts.size,
+        root,
+      });
     } catch (e) {
       // Keep serving the previous release view, if any: a tree being replaced is not a reason to stop.
       this.opts.log?.({ event: 'tree-refused', root, error: (e as Error).message });
@@ -140,23 +173,44 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
 
 function sendAckResponse(res: ServerResponse, r: AckResponse, closeAfter = false): void {
   const body = JSON.stringify(r.body) + '\n';
-  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' };
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  };
   if (r.retryAfter !== undefined) headers['retry-after'] = r.retryAfter;
   if (closeAfter) headers['connection'] = 'close';
   res.writeHead(r.status, headers);
   res.end(body);
 }
 
-async function handleAckPost(req: IncomingMessage, res: ServerResponse, svc: AckService, identity: ClientIdentity | null, metrics: ControlPlaneMetrics): Promise<void> {
+async function handleAckPost(
+  req: IncomingMessage,
+  res: ServerResponse,
+  svc: AckService,
+  identity: ClientIdentity | null,
+  metrics: ControlPlaneMetrics,
+): Promise<void> {
   const answer = (r: AckResponse, closeAfter = false) => {
     metrics.recordAck(r);
     sendAckResponse(res, r, closeAfter);
   };
-  if (!svc.primed) return answer({ status: 503, retryAfter: 5, body: { error: 'NotPrimed', reason: 'no verified release is installed yet' } }, true);
+  if (!svc.primed)
+    return answer(
+      {
+        status: 503,
+        retryAfter: 5,
+        body: { error: 'NotPrimed', reason: 'no verified release is installed yet' },
+      },
+      true,
+    );
   const body = await readBody(req, LIMITS.ack);
   if (body === null) {
     // The unread rest of an oversized body would be parsed as the next request: close the connection.
-    return answer({ status: 413, body: { error: 'TooLarge', reason: `ack body exceeds ${LIMITS.ack} bytes` } }, true);
+    return answer(
+      { status: 413, body: { error: 'TooLarge', reason: `ack body exceeds ${LIMITS.ack} bytes` } },
+      true,
+    );
   }
   answer(await svc.submit(body, identity));
 }
@@ -166,18 +220,42 @@ function isMetricsPath(url: string | undefined): boolean {
 }
 
 /** GET /metrics, for a verified operator certificate only (the caller checked revocation). */
-function handleMetrics(req: IncomingMessage, res: ServerResponse, svc: AckService, metrics: ControlPlaneMetrics, id: ClientIdentity | null): void {
-  if (!id) return sendError(res, 403, 'NoClientIdentity', 'a verified client certificate with a CN is required');
-  if (id.ou !== 'operator') return sendError(res, 403, 'Forbidden', 'metrics are for operator certificates only');
-  if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'GET /metrics', { allow: 'GET, HEAD' });
+function handleMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  svc: AckService,
+  metrics: ControlPlaneMetrics,
+  id: ClientIdentity | null,
+): void {
+  if (!id)
+    return sendError(
+      res,
+      403,
+      'NoClientIdentity',
+      'a verified client certificate with a CN is required',
+    );
+  if (id.ou !== 'operator')
+    return sendError(res, 403, 'Forbidden', 'metrics are for operator certificates only');
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return sendError(res, 405, 'MethodNotAllowed', 'GET /metrics', { allow: 'GET, HEAD' });
   const body = metrics.render(svc, Date.now());
-  res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.writeHead(200, {
+    'content-type': PROMETHEUS_CONTENT_TYPE,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 /** Counts every answered request by route and status (request rates for /metrics). */
-function countRequest(req: IncomingMessage, res: ServerResponse, metrics: ControlPlaneMetrics): void {
-  res.once('finish', () => metrics.recordRequest(routeOf(normalizeRequestPath(req.url ?? '')), res.statusCode));
+function countRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  metrics: ControlPlaneMetrics,
+): void {
+  res.once('finish', () =>
+    metrics.recordRequest(routeOf(normalizeRequestPath(req.url ?? '')), res.statusCode),
+  );
 }
 
 function isAckPath(url: string | undefined): boolean {
@@ -191,7 +269,8 @@ function unprimed(res: ServerResponse): void {
 }
 
 function revocationRefusal(view: ReleaseView, id: ClientIdentity): string | null {
-  if (id.serial !== null && view.revokedSerials.has(normalizeSerial(id.serial))) return `client certificate serial ${id.serial} is revoked`;
+  if (id.serial !== null && view.revokedSerials.has(normalizeSerial(id.serial)))
+    return `client certificate serial ${id.serial} is revoked`;
   if (id.ou === 'agent' && view.revokedHosts.has(id.cn)) return `host ${id.cn} is revoked`;
   return null;
 }
@@ -205,7 +284,12 @@ async function openAckService(opts: CommonOptions): Promise<AckService> {
     debounceMs: opts.ack?.debounceMs,
     log: opts.log,
   });
-  if (svc.recoveredCutBytes > 0) opts.log?.({ event: 'ack-log-recovered', records: svc.recoveredRecords, cutBytes: svc.recoveredCutBytes });
+  if (svc.recoveredCutBytes > 0)
+    opts.log?.({
+      event: 'ack-log-recovered',
+      records: svc.recoveredRecords,
+      cutBytes: svc.recoveredCutBytes,
+    });
   opts.log?.({ event: 'ack-log-opened', ...svc.startup });
   return svc;
 }
@@ -227,7 +311,14 @@ function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   });
 }
 
-function runningServer(port: number, url: string, server: HttpServer | HttpsServer, svc: AckService, watcher: ReleaseWatcher, metrics: ControlPlaneMetrics): RunningServer {
+function runningServer(
+  port: number,
+  url: string,
+  server: HttpServer | HttpsServer,
+  svc: AckService,
+  watcher: ReleaseWatcher,
+  metrics: ControlPlaneMetrics,
+): RunningServer {
   return {
     metrics,
     port,
@@ -253,7 +344,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   // The certificate is requested but not required in the handshake (nginx's `ssl_verify_client optional`):
   // TLS decides per connection, the route per request. Every route but /nix-cache/ then requires
   // identityFromTls, which accepts only a certificate that verified against the CA and the CRL.
-  const server = createHttpsServer({ ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, crl: opts.tls.crl, requestCert: true, rejectUnauthorized: false });
+  const server = createHttpsServer({
+    ca: opts.tls.ca,
+    cert: opts.tls.cert,
+    key: opts.tls.key,
+    crl: opts.tls.crl,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -273,22 +371,39 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
     // "/nix-cache%2f.." can never reach anything outside nix-cache/ without a certificate.
     const cacheSegments = normalizeRequestPath(req.url ?? '');
     if (cacheSegments && cacheSegments[0] === NIX_CACHE_DIR && !isAckPath(req.url)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'the binary cache is read-only', { allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return sendError(res, 405, 'MethodNotAllowed', 'the binary cache is read-only', {
+          allow: 'GET, HEAD',
+        });
       const root = servedRoot(opts.treeDir);
       if (!root) return unprimed(res);
       // Rooted at nix-cache/ itself: a symlink in the cache pointing elsewhere in the tree is refused.
-      return cacheSegments.length < 2 ? sendError(res, 404, 'NotFound', 'no such document') : serveFile(req, res, join(root, NIX_CACHE_DIR), cacheSegments.slice(1));
+      return cacheSegments.length < 2
+        ? sendError(res, 404, 'NotFound', 'no such document')
+        : serveFile(req, res, join(root, NIX_CACHE_DIR), cacheSegments.slice(1));
     }
     const id = identityFromTls(req.socket as TLSSocket);
-    if (!id) return sendError(res, 403, 'NoClientIdentity', 'a verified client certificate with a CN is required');
+    if (!id)
+      return sendError(
+        res,
+        403,
+        'NoClientIdentity',
+        'a verified client certificate with a CN is required',
+      );
     const revoked = revocationRefusal(view, id);
     if (revoked) return sendError(res, 403, 'Revoked', revoked);
     if (isAckPath(req.url)) {
-      if (req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', { allow: 'POST' });
+      if (req.method !== 'POST')
+        return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', {
+          allow: 'POST',
+        });
       return handleAckPost(req, res, svc, id, metrics);
     }
     if (isMetricsPath(req.url)) return handleMetrics(req, res, svc, metrics, id);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'MethodNotAllowed', 'the tree is read-only', { allow: 'GET, HEAD' });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return sendError(res, 405, 'MethodNotAllowed', 'the tree is read-only', {
+        allow: 'GET, HEAD',
+      });
     const segments = normalizeRequestPath(req.url ?? '');
     if (!segments) return sendError(res, 404, 'NotFound', 'no such document');
     const denied = authorizePath(id, segments);
@@ -299,7 +414,14 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Runn
   }
 
   const port = await listen(server, opts.port ?? 0, opts.host ?? '127.0.0.1');
-  return runningServer(port, `https://${opts.host ?? '127.0.0.1'}:${port}`, server, svc, watcher, metrics);
+  return runningServer(
+    port,
+    `https://${opts.host ?? '127.0.0.1'}:${port}`,
+    server,
+    svc,
+    watcher,
+    metrics,
+  );
 }
 
 export interface AckEndpointOptions extends CommonOptions {
@@ -318,7 +440,9 @@ export interface AckEndpointOptions extends CommonOptions {
 export async function startAckEndpoint(opts: AckEndpointOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   if (!opts.tls && !opts.socketPath && !isLoopbackAddress(host) && host !== 'localhost') {
-    throw new Error(`refusing to trust client identity headers on ${host}: behind nginx the ack endpoint listens on loopback or a unix socket only (or give it TLS material to terminate mTLS itself)`);
+    throw new Error(
+      `refusing to trust client identity headers on ${host}: behind nginx the ack endpoint listens on loopback or a unix socket only (or give it TLS material to terminate mTLS itself)`,
+    );
   }
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
@@ -329,12 +453,27 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
     const run = async () => {
       if (!svc.primed) return unprimed(res);
       const metricsRoute = isMetricsPath(req.url);
-      if (!isAckPath(req.url) && !metricsRoute) return sendError(res, 404, 'NotFound', 'this endpoint only accepts POST /acks and GET /metrics');
-      if (!metricsRoute && req.method !== 'POST') return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', { allow: 'POST' });
+      if (!isAckPath(req.url) && !metricsRoute)
+        return sendError(
+          res,
+          404,
+          'NotFound',
+          'this endpoint only accepts POST /acks and GET /metrics',
+        );
+      if (!metricsRoute && req.method !== 'POST')
+        return sendError(res, 405, 'MethodNotAllowed', 'POST one signed ack to /acks', {
+          allow: 'POST',
+        });
       let id: ClientIdentity | null;
       if (opts.tls) id = identityFromTls(req.socket as TLSSocket);
       else if (isTrustedProxyConnection(req.socket)) id = identityFromProxyHeaders(req.headers);
-      else return sendError(res, 403, 'UntrustedProxy', 'identity headers are accepted only over loopback or a unix socket');
+      else
+        return sendError(
+          res,
+          403,
+          'UntrustedProxy',
+          'identity headers are accepted only over loopback or a unix socket',
+        );
       if (metricsRoute) {
         const revoked = id ? revocationRefusal(svc.releaseView!, id) : null;
         if (revoked) return sendError(res, 403, 'Revoked', revoked);
@@ -349,7 +488,17 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
     });
   };
   const server = opts.tls
-    ? createHttpsServer({ ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key, crl: opts.tls.crl, requestCert: true, rejectUnauthorized: true }, handler)
+    ? createHttpsServer(
+        {
+          ca: opts.tls.ca,
+          cert: opts.tls.cert,
+          key: opts.tls.key,
+          crl: opts.tls.crl,
+          requestCert: true,
+          rejectUnauthorized: true,
+        },
+        handler,
+      )
     : createHttpServer(handler);
   server.keepAliveTimeout = 65_000;
   let port = 0;

@@ -47,14 +47,30 @@ function etagMatches(header: string, etag: string): boolean {
   return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
 }
 
-export function sendError(res: ServerResponse, status: number, error: string, reason: string, extra: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  error: string,
+  reason: string,
+  extra: Record<string, string> = {},
+): void {
   const body = JSON.stringify({ error, reason }) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...extra });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...extra,
+  });
   res.end(body);
 }
 
 /** Serves `segments` from `root`. Returns after the response is finished or the stream is set up. */
-export async function serveFile(req: IncomingMessage, res: ServerResponse, root: string, segments: readonly string[]): Promise<void> {
+export async function serveFile(
+  req: IncomingMessage,
+  res: ServerResponse,
+  root: string,
+  segments: readonly string[],
+): Promise<void> {
   const notFound = () => sendError(res, 404, 'NotFound', 'no such document');
   let real: string;
   try {
@@ -91,7 +107,12 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, root:
     };
     const inm = req.headers['if-none-match'];
     const ims = req.headers['if-modified-since'];
-    const notModified = inm !== undefined ? etagMatches(inm, etag) : ims !== undefined && !Number.isNaN(Date.parse(ims)) && Math.floor(st.mtimeMs / 1000) * 1000 <= Date.parse(ims);
+    const notModified =
+      inm !== undefined
+        ? etagMatches(inm, etag)
+        : ims !== undefined &&
+          !Number.isNaN(Date.parse(ims)) &&
+          Math.floor(st.mtimeMs / 1000) * 1000 <= Date.parse(ims);
     if (notModified) {
       await fh.close();
       res.writeHead(304, headers);

@@ -8,7 +8,16 @@
 // A directory without `current` is served as it is (the zero-setup default: point `cp serve` at a tree
 // that `nixfleet publish` wrote); acks/ then sits inside it.
 // The parts other readers need (servedRoot, acks/, the default ack log) live in protocol/control-plane-dir.ts.
-export { ACKS_DIR, ACK_LOG_DIR, CURRENT_LINK, ackLogDir, ackLogPath, acksRoot, hasInstalledTree, servedRoot } from '../protocol/index.ts';
+export {
+  ACKS_DIR,
+  ACK_LOG_DIR,
+  CURRENT_LINK,
+  ackLogDir,
+  ackLogPath,
+  acksRoot,
+  hasInstalledTree,
+  servedRoot,
+} from '../protocol/index.ts';
 
 export const VERSIONS_DIR = 'versions';
 export const NGINX_DIR = 'nginx';

@@ -5,8 +5,26 @@
 // all of them exercise the same real components over loopback mTLS.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initPki, issueHostCert, type PkiPaths, type IssuedCert, startControlPlane, type RunningServer } from '../control-plane/index.ts';
-import { writeFileAtomic, envelopeBytes, b64, newSigningKey, writePrivateKey, type SigningKey, isoTime, createRoot, signRoot, type SignedRoot } from '../protocol/index.ts';
+import {
+  initPki,
+  issueHostCert,
+  type PkiPaths,
+  type IssuedCert,
+  startControlPlane,
+  type RunningServer,
+} from '../control-plane/index.ts';
+import {
+  writeFileAtomic,
+  envelopeBytes,
+  b64,
+  newSigningKey,
+  writePrivateKey,
+  type SigningKey,
+  isoTime,
+  createRoot,
+  signRoot,
+  type SignedRoot,
+} from '../protocol/index.ts';
 import { publishRelease, type PublishResult, type FleetInput } from '../publisher/index.ts';
 import { AgentConfig, type ActivatorConfig } from '../agent/index.ts';
 
@@ -68,10 +86,22 @@ export class Lab {
         expires: isoTime(now + 365 * 86400_000),
         rootKeys: [this.rootKey],
         rootThreshold: 1,
-        releaseKeys: [{ key: this.releaseKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
+        releaseKeys: [
+          {
+            key: this.releaseKey,
+            validFrom: isoTime(now - 86400_000),
+            validUntil: isoTime(now + 365 * 86400_000),
+          },
+        ],
         releaseThreshold: 1,
         cacheKeys: opts.cacheKeys ?? [],
-        operatorKeys: [{ key: this.operatorKey, validFrom: isoTime(now - 86400_000), validUntil: isoTime(now + 365 * 86400_000) }],
+        operatorKeys: [
+          {
+            key: this.operatorKey,
+            validFrom: isoTime(now - 86400_000),
+            validUntil: isoTime(now + 365 * 86400_000),
+          },
+        ],
         operatorThreshold: 1,
       }),
       [this.rootKey],
@@ -80,14 +110,26 @@ export class Lab {
     writeFileAtomic(this.rootFile, envelopeBytes(this.root));
     writePrivateKey(join(this.trustDir, 'release.key'), this.releaseKey);
     writePrivateKey(join(this.trustDir, 'operator.key'), this.operatorKey);
-    this.pki = initPki(this.pkiDir, { algorithm: 'ec', fleet: opts.fleetName, days: 30, serverNames: opts.serverNames ?? ['127.0.0.1', 'localhost'] });
+    this.pki = initPki(this.pkiDir, {
+      algorithm: 'ec',
+      fleet: opts.fleetName,
+      days: 30,
+      serverNames: opts.serverNames ?? ['127.0.0.1', 'localhost'],
+    });
     for (const name of opts.hosts) {
       const dir = join(this.hostsDir, name);
       mkdirSync(dir, { recursive: true });
       const key = newSigningKey(name);
       const keyFile = join(dir, 'host.key');
       writePrivateKey(keyFile, key);
-      this.hosts.set(name, { name, key, keyFile, cert: issueHostCert(this.pkiDir, name), stateDir: join(dir, 'state'), configFile: join(dir, 'agent.json') });
+      this.hosts.set(name, {
+        name,
+        key,
+        keyFile,
+        cert: issueHostCert(this.pkiDir, name),
+        stateDir: join(dir, 'state'),
+        configFile: join(dir, 'agent.json'),
+      });
     }
   }
 
@@ -102,14 +144,25 @@ export class Lab {
   }
 
   publish(fleet: FleetInput, now = Date.now()): PublishResult {
-    return publishRelease({ cacheCheck: 'skip', treeDir: this.treeDir, fleet, releaseKeys: [this.releaseKey], trustDir: this.trustDir, now });
+    return publishRelease({
+      cacheCheck: 'skip',
+      treeDir: this.treeDir,
+      fleet,
+      releaseKeys: [this.releaseKey],
+      trustDir: this.trustDir,
+      now,
+    });
   }
 
   async startControlPlane(port = this.cpPort): Promise<RunningServer> {
     const { readFileSync } = await import('node:fs');
     this.cp = await startControlPlane({
       treeDir: this.treeDir,
-      tls: { ca: readFileSync(this.pki.caCert), cert: readFileSync(this.pki.serverCert), key: readFileSync(this.pki.serverKey) },
+      tls: {
+        ca: readFileSync(this.pki.caCert),
+        cert: readFileSync(this.pki.serverCert),
+        key: readFileSync(this.pki.serverKey),
+      },
       host: '127.0.0.1',
       port,
       ack: { debounceMs: 10, rateLimit: false },
@@ -137,7 +190,10 @@ export class Lab {
       hostKeyFile: h.keyFile,
       trustRootFile: this.rootFile,
       stateDir: h.stateDir,
-      activator: this.opts.activator?.(name) ?? { kind: 'simulated', initialPath: this.opts.initialPath },
+      activator: this.opts.activator?.(name) ?? {
+        kind: 'simulated',
+        initialPath: this.opts.initialPath,
+      },
       requestTimeoutMs: 2000,
       retries: 1,
       probeIntervalMs: 200,

@@ -3,7 +3,16 @@
 // with the simulated activator); only the "system switch" is simulated.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { closeAgentConnections, runAgentOnce, type RunOutcome, createLogger, type Logger, Quarantine, StateDir, createActivator } from '../agent/index.ts';
+import {
+  closeAgentConnections,
+  runAgentOnce,
+  type RunOutcome,
+  createLogger,
+  type Logger,
+  Quarantine,
+  StateDir,
+  createActivator,
+} from '../agent/index.ts';
 import { channelPlanPath, readChannelPlan } from '../protocol/index.ts';
 import type { FleetInput } from '../publisher/index.ts';
 import { Lab } from './lab.ts';
@@ -36,19 +45,46 @@ export interface DemoSummary {
 
 function demoFleet(lab: Lab): FleetInput {
   const hosts: FleetInput['hosts'] = {};
-  for (const h of CANARY) hosts[h] = { system: 'x86_64-linux', channel: 'canary', target: NEW, hostKey: lab.hostKeyB64(h), tags: ['edge'] };
-  for (const h of MAIN) hosts[h] = { system: 'x86_64-linux', channel: 'main', target: NEW, hostKey: lab.hostKeyB64(h), tags: [h.startsWith('web') ? 'web' : 'app'] };
+  for (const h of CANARY)
+    hosts[h] = {
+      system: 'x86_64-linux',
+      channel: 'canary',
+      target: NEW,
+      hostKey: lab.hostKeyB64(h),
+      tags: ['edge'],
+    };
+  for (const h of MAIN)
+    hosts[h] = {
+      system: 'x86_64-linux',
+      channel: 'main',
+      target: NEW,
+      hostKey: lab.hostKeyB64(h),
+      tags: [h.startsWith('web') ? 'web' : 'app'],
+    };
   // The confirm window must hold a healthy host's probe round, ack post and read-back on a busy 2-core
   // machine running 12 agents, the control plane and the publisher at once (4 s was seen to roll back a
   // healthy canary there). A healthy host confirms as soon as its ack is read back, so a long window
   // only costs time for the injected unhealthy host.
-  const channel = { freshnessSeconds: 3600, signingIntervalSeconds: 600, confirmDeadlineSeconds: 15, heartbeatSeconds: 3, offlineWindowSeconds: 600, maintenanceWindows: [] };
+  const channel = {
+    freshnessSeconds: 3600,
+    signingIntervalSeconds: 600,
+    confirmDeadlineSeconds: 15,
+    heartbeatSeconds: 3,
+    offlineWindowSeconds: 600,
+    maintenanceWindows: [],
+  };
   return {
     fleet: 'demo',
     hosts,
     channels: { canary: { policy: 'canary', ...channel }, main: { policy: 'staged', ...channel } },
     policies: {
-      canary: { strategy: 'canary', waves: [{ count: 1, soakSeconds: 2 }, { soakSeconds: 1 }], onFailure: 'halt', probes: [], healthyPassesRequired: 1 },
+      canary: {
+        strategy: 'canary',
+        waves: [{ count: 1, soakSeconds: 2 }, { soakSeconds: 1 }],
+        onFailure: 'halt',
+        probes: [],
+        healthyPassesRequired: 1,
+      },
       staged: {
         strategy: 'staged',
         // One failure per wave is tolerated, so the demo's injected bad host is rolled back and
@@ -74,7 +110,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const dir = resolve(o.dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  say(`creating the org root key, CI release key, trust root, fleet CA and ${CANARY.length + MAIN.length} host certificates`);
+  say(
+    `creating the org root key, CI release key, trust root, fleet CA and ${CANARY.length + MAIN.length} host certificates`,
+  );
   // Chosen once the plan is published; each host's activator config is written after that.
   const injected = { failingHost: '' };
   const lab = demoLab(dir, injected);
@@ -82,16 +120,33 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
   const agents = new AgentLoops();
   try {
     const published = lab.publish(demoFleet(lab));
-    say(`published release ${published.version}: ${published.hosts} hosts, channels canary -> main (channel edge), budget: 3 in flight`);
+    say(
+      `published release ${published.version}: ${published.hosts} hosts, channels canary -> main (channel edge), budget: 3 in flight`,
+    );
     injected.failingHost = middleWaveHost(lab, published.version);
     const cp = await lab.startControlPlane();
     say(`embedded control plane on ${cp.url} (mTLS, one client certificate per host)`);
-    say(`starting ${lab.hosts.size} agents (simulated activator); ${injected.failingHost} will come up unhealthy`);
+    say(
+      `starting ${lab.hosts.size} agents (simulated activator); ${injected.failingHost} will come up unhealthy`,
+    );
     o.print(`         ${LEGEND}`);
     agents.start(lab, agentLoggers(lab, agentLogs));
-    const settled = await showFleetUntilSettled(lab, injected.failingHost, t0 + (o.timeoutMs ?? 150_000), o.print, say);
+    const settled = await showFleetUntilSettled(
+      lab,
+      injected.failingHost,
+      t0 + (o.timeoutMs ?? 150_000),
+      o.print,
+      say,
+    );
     await agents.stop();
-    return await summarize(lab, { t0, dir, settled, releaseVersion: published.version, failingHost: injected.failingHost, agentLogs });
+    return await summarize(lab, {
+      t0,
+      dir,
+      settled,
+      releaseVersion: published.version,
+      failingHost: injected.failingHost,
+      agentLogs,
+    });
   } finally {
     await agents.stop();
     closeAgentConnections();
@@ -101,7 +156,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoSummary> {
 
 /** Prints a line prefixed with the seconds since t0 (an empty message prints the time alone). */
 function progress(print: (line: string) => void, t0: number): (message: string) => void {
-  return (message) => print(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s${message === '' ? '' : `  ${message}`}`);
+  return (message) =>
+    print(
+      `${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s${message === '' ? '' : `  ${message}`}`,
+    );
 }
 
 function demoLab(dir: string, injected: { failingHost: string }): Lab {
@@ -110,7 +168,14 @@ function demoLab(dir: string, injected: { failingHost: string }): Lab {
     fleetName: 'demo',
     hosts: [...CANARY, ...MAIN],
     initialPath: OLD,
-    activator: (h) => ({ kind: 'simulated', initialPath: OLD, failSwitch: [], unhealthy: h === injected.failingHost ? [NEW] : [], inhibit: [], switchDelayMs: 200 }),
+    activator: (h) => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      failSwitch: [],
+      unhealthy: h === injected.failingHost ? [NEW] : [],
+      inhibit: [],
+      switchDelayMs: 200,
+    }),
     // Request timeouts sized for a loaded machine too; every wait in a confirm window ends at its deadline anyway.
     agent: { probeIntervalMs: 200, requestTimeoutMs: 5000, retries: 1, quarantineHours: 24 },
   });
@@ -118,7 +183,10 @@ function demoLab(dir: string, injected: { failingHost: string }): Lab {
 
 /** The injected failure goes to a host of main's middle wave, so the rollout visibly carries on past it. */
 function middleWaveHost(lab: Lab, version: number): string {
-  const mainPlan = readChannelPlan(readFileSync(join(lab.treeDir, channelPlanPath(version, 'main'))), 'main').signed;
+  const mainPlan = readChannelPlan(
+    readFileSync(join(lab.treeDir, channelPlanPath(version, 'main'))),
+    'main',
+  ).signed;
   return mainPlan.waves[1]!.hosts[0]!;
 }
 
@@ -129,7 +197,10 @@ function agentLoggers(lab: Lab, agentLogs: string): Map<string, Logger> {
   for (const name of lab.hosts.keys()) {
     const file = join(agentLogs, `${name}.jsonl`);
     writeFileSync(file, '');
-    loggers.set(name, createLogger(name, (line) => writeFileSync(file, line, { flag: 'a' })));
+    loggers.set(
+      name,
+      createLogger(name, (line) => writeFileSync(file, line, { flag: 'a' })),
+    );
   }
   return loggers;
 }
@@ -169,7 +240,13 @@ class AgentLoops {
  * Prints the fleet view whenever it changes, until every channel is complete or halted and the
  * failing host has quarantined its target (true), or the deadline passes (false).
  */
-async function showFleetUntilSettled(lab: Lab, failingHost: string, deadline: number, print: (line: string) => void, say: (message: string) => void): Promise<boolean> {
+async function showFleetUntilSettled(
+  lab: Lab,
+  failingHost: string,
+  deadline: number,
+  print: (line: string) => void,
+  say: (message: string) => void,
+): Promise<boolean> {
   let last = '';
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 300));
@@ -187,25 +264,46 @@ async function showFleetUntilSettled(lab: Lab, failingHost: string, deadline: nu
       last = text;
     }
     const settled = view.channels.every((c) => c.state === 'complete' || c.state === 'halted');
-    const quarantined = new Quarantine(new StateDir(lab.host(failingHost).stateDir)).active(Date.now()).length > 0;
+    const quarantined =
+      new Quarantine(new StateDir(lab.host(failingHost).stateDir)).active(Date.now()).length > 0;
     if (settled && quarantined) return true;
   }
   return false;
 }
 
 /** What every host ended up running, who rolled back, and whether that is the demo's expected outcome. */
-async function summarize(lab: Lab, run: { t0: number; dir: string; settled: boolean; releaseVersion: number; failingHost: string; agentLogs: string }): Promise<DemoSummary> {
+async function summarize(
+  lab: Lab,
+  run: {
+    t0: number;
+    dir: string;
+    settled: boolean;
+    releaseVersion: number;
+    failingHost: string;
+    agentLogs: string;
+  },
+): Promise<DemoSummary> {
   const converged: string[] = [];
   const rolledBack: DemoSummary['rolledBack'] = [];
   for (const [name, h] of lab.hosts) {
     const cfg = lab.agentConfig(name);
     const gen = await createActivator(cfg.activator, new StateDir(h.stateDir)).currentGeneration();
     if (gen.path === NEW) converged.push(name);
-    for (const q of new Quarantine(new StateDir(h.stateDir)).active(Date.now())) rolledBack.push({ host: name, target: q.target, quarantinedUntil: q.until, reason: q.reason });
+    for (const q of new Quarantine(new StateDir(h.stateDir)).active(Date.now()))
+      rolledBack.push({
+        host: name,
+        target: q.target,
+        quarantinedUntil: q.until,
+        reason: q.reason,
+      });
   }
   const view = await readFleetView(lab.treeDir, lab.root);
   return {
-    ok: run.settled && converged.length === lab.hosts.size - 1 && rolledBack.length === 1 && rolledBack[0]!.host === run.failingHost,
+    ok:
+      run.settled &&
+      converged.length === lab.hosts.size - 1 &&
+      rolledBack.length === 1 &&
+      rolledBack[0]!.host === run.failingHost,
     seconds: Math.round((Date.now() - run.t0) / 100) / 10,
     dir: run.dir,
     releaseVersion: run.releaseVersion,

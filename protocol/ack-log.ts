@@ -17,8 +17,14 @@ export interface LogRecord {
 }
 
 export class AckLogCorrupt extends Error {
-  constructor(readonly file: string, readonly offset: number, detail: string) {
-    super(`${file}: corrupt record at byte ${offset} followed by valid records (${detail}); refusing to open: restore from a replica or re-collect acks from the agents`);
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    detail: string,
+  ) {
+    super(
+      `${file}: corrupt record at byte ${offset} followed by valid records (${detail}); refusing to open: restore from a replica or re-collect acks from the agents`,
+    );
     this.name = 'AckLogCorrupt';
   }
 }
@@ -130,14 +136,28 @@ export function auditAckChains(links: Iterable<AckLink>): HostChainAudit[] {
       if (at.size > 1) forks.push({ seq, digests: [...at.keys()].sort() });
       if (seq > below + 1) gaps.push({ from: below + 1, to: seq - 1 });
       else if (seq === 1) {
-        if ([...at.values()].some((l) => l.prev !== null)) broken.push({ seq, reason: 'seq 1 carries a prev digest' });
+        if ([...at.values()].some((l) => l.prev !== null))
+          broken.push({ seq, reason: 'seq 1 carries a prev digest' });
       } else {
         const held = seqs.get(seq - 1)!;
-        for (const l of at.values()) if (l.prev === null || !held.has(l.prev)) broken.push({ seq, reason: `prev ${l.prev} is not the digest of the held seq ${seq - 1}` });
+        for (const l of at.values())
+          if (l.prev === null || !held.has(l.prev))
+            broken.push({
+              seq,
+              reason: `prev ${l.prev} is not the digest of the held seq ${seq - 1}`,
+            });
       }
       below = seq;
     }
-    out.push({ host, acks, head: below, gaps, forks, broken, complete: gaps.length === 0 && forks.length === 0 && broken.length === 0 });
+    out.push({
+      host,
+      acks,
+      head: below,
+      gaps,
+      forks,
+      broken,
+      complete: gaps.length === 0 && forks.length === 0 && broken.length === 0,
+    });
   }
   return out;
 }

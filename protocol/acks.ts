@@ -7,7 +7,13 @@ import { signDocument, verifyEnvelope } from './envelope.ts';
 import { BadSignature, UnknownHost, WrongFleet, WrongHost } from './errors.ts';
 import { keyIdOf, unb64, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
-import { Ack, AckBundle, type SignedDocument, parseWith, type ChannelPlan } from './schemas/index.ts';
+import {
+  Ack,
+  AckBundle,
+  type SignedDocument,
+  parseWith,
+  type ChannelPlan,
+} from './schemas/index.ts';
 import { parseStrictJson } from './strict-json.ts';
 
 export type SignedAck = SignedDocument<Ack>;
@@ -30,12 +36,24 @@ export function readAck(bytes: Uint8Array | string, file = 'ack'): SignedAck {
  * Verifies that `ack` is signed by `hostKeyB64` (the host key named in the signed release) and is
  * about `expectedHost`. Throws WrongHost or BadSignature/UnknownKey.
  */
-export function verifyAckSignature(ack: SignedAck, expectedHost: string, hostKeyB64: string, file = 'ack'): void {
-  if (ack.signed.host !== expectedHost) throw new WrongHost(file, `ack is for host ${ack.signed.host}, expected ${expectedHost}`);
+export function verifyAckSignature(
+  ack: SignedAck,
+  expectedHost: string,
+  hostKeyB64: string,
+  file = 'ack',
+): void {
+  if (ack.signed.host !== expectedHost)
+    throw new WrongHost(file, `ack is for host ${ack.signed.host}, expected ${expectedHost}`);
   const publicKey = unb64(hostKeyB64);
   const keyid = keyIdOf(publicKey);
-  if (ack.signatures.length !== 1) throw new BadSignature(file, 'an ack carries exactly one signature (the host key)');
-  verifyEnvelope(ack, { file, keys: new Map([[keyid, { name: expectedHost, keyid, publicKey }]]), threshold: 1, role: `host ${expectedHost}` });
+  if (ack.signatures.length !== 1)
+    throw new BadSignature(file, 'an ack carries exactly one signature (the host key)');
+  verifyEnvelope(ack, {
+    file,
+    keys: new Map([[keyid, { name: expectedHost, keyid, publicKey }]]),
+    threshold: 1,
+    role: `host ${expectedHost}`,
+  });
 }
 
 /** The parts of a verified release an ack is checked against. */
@@ -47,9 +65,12 @@ export interface AckTrust {
 }
 
 /** Host -> base64 host key of every host in the plans (a record by channel, or a list). */
-export function hostKeysOfPlans(plans: Readonly<Record<string, ChannelPlan>> | readonly ChannelPlan[]): Map<string, string> {
+export function hostKeysOfPlans(
+  plans: Readonly<Record<string, ChannelPlan>> | readonly ChannelPlan[],
+): Map<string, string> {
   const keys = new Map<string, string>();
-  for (const p of Object.values(plans)) for (const [host, h] of Object.entries(p.hosts)) keys.set(host, h.hostKey);
+  for (const p of Object.values(plans))
+    for (const [host, h] of Object.entries(p.hosts)) keys.set(host, h.hostKey);
   return keys;
 }
 
@@ -61,9 +82,14 @@ export function hostKeysOfPlans(plans: Readonly<Record<string, ChannelPlan>> | r
  */
 export function checkAckClaims(ack: SignedAck, trust: AckTrust, source: string): string {
   const { fleet, host } = ack.signed;
-  if (fleet !== trust.fleet) throw new WrongFleet(source, `ack is for fleet "${fleet}", the verified release is for "${trust.fleet}"`);
+  if (fleet !== trust.fleet)
+    throw new WrongFleet(
+      source,
+      `ack is for fleet "${fleet}", the verified release is for "${trust.fleet}"`,
+    );
   const hostKey = trust.hostKeys.get(host);
-  if (hostKey === undefined) throw new UnknownHost(source, `host "${host}" is in no channel plan of the verified release`);
+  if (hostKey === undefined)
+    throw new UnknownHost(source, `host "${host}" is in no channel plan of the verified release`);
   return hostKey;
 }
 
@@ -88,6 +114,10 @@ export interface BundledAck {
  * only its entries count, each to be read and verified on its own.
  */
 export function readAckBundle(bytes: Uint8Array | string, file: string): BundledAck[] {
-  const bundle = parseWith(AckBundle, parseStrictJson(bytes, { file, maxBytes: LIMITS.ackBundle }), file);
+  const bundle = parseWith(
+    AckBundle,
+    parseStrictJson(bytes, { file, maxBytes: LIMITS.ackBundle }),
+    file,
+  );
   return bundle.acks.map((a, i) => ({ source: `${file}#${i}`, canonical: canonicalString(a) }));
 }

@@ -1,7 +1,17 @@
 // Crash-safe file replacement: write a temp file in the same directory, fsync it, rename over the
 // target, fsync the directory. A reader (or nginx) sees the old bytes or the new bytes, never a mix,
 // and after a successful return the new bytes survive power loss.
-import { openSync, writeSync, fsyncSync, closeSync, renameSync, mkdirSync, unlinkSync, utimesSync, statSync } from 'node:fs';
+import {
+  openSync,
+  writeSync,
+  fsyncSync,
+  closeSync,
+  renameSync,
+  mkdirSync,
+  unlinkSync,
+  utimesSync,
+  statSync,
+} from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -25,7 +35,11 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-export function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

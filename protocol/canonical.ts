@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 
 export function canonicalString(value: unknown): string {
   const out = canonicalize(value);
-  if (out === undefined) throw new TypeError('value cannot be canonicalised (undefined at top level)');
+  if (out === undefined)
+    throw new TypeError('value cannot be canonicalised (undefined at top level)');
   return out;
 }
 

@@ -3,11 +3,21 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { Malformed, TooLarge } from './errors.ts';
-import { type Fetch, verifyTree, type TreeReport, type TreeSource, type VerifyTreeOptions } from './verify/index.ts';
+import {
+  type Fetch,
+  verifyTree,
+  type TreeReport,
+  type TreeSource,
+  type VerifyTreeOptions,
+} from './verify/index.ts';
 import type { SignedRoot } from './trust-root.ts';
 
 /** Synchronous read of a tree file with a size cap checked before reading. Undefined = not found. */
-export function readTreeFile(treeDir: string, path: string, maxBytes: number): Uint8Array | undefined {
+export function readTreeFile(
+  treeDir: string,
+  path: string,
+  maxBytes: number,
+): Uint8Array | undefined {
   const root = resolve(treeDir);
   const full = resolve(join(root, path));
   if (!full.startsWith(root + sep)) throw new Malformed(path, 'path escapes the tree');
@@ -17,7 +27,11 @@ export function readTreeFile(treeDir: string, path: string, maxBytes: number): U
     if (!st.isFile()) return undefined;
     size = st.size;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if (
+      (e as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (e as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      return undefined;
     throw e;
   }
   if (size > maxBytes) throw new TooLarge(path, `${size} bytes exceeds the limit of ${maxBytes}`);
@@ -31,17 +45,26 @@ export function diskFetch(treeDir: string): Fetch {
 /** Manifest file names of releases/<version>/hosts/ (dotfiles are a publisher's temp files). */
 export function listManifestFiles(treeDir: string, version: number): string[] {
   try {
-    return readdirSync(join(treeDir, 'releases', String(version), 'hosts')).filter((f) => !f.startsWith('.'));
+    return readdirSync(join(treeDir, 'releases', String(version), 'hosts')).filter(
+      (f) => !f.startsWith('.'),
+    );
   } catch {
     return [];
   }
 }
 
 export function diskTreeSource(treeDir: string): TreeSource {
-  return { fetch: diskFetch(treeDir), listManifests: (version) => listManifestFiles(treeDir, version) };
+  return {
+    fetch: diskFetch(treeDir),
+    listManifests: (version) => listManifestFiles(treeDir, version),
+  };
 }
 
 /** verifyTree of a tree directory (the auditor, cp sync, the publisher's self-check). */
-export function verifyTreeDir(treeDir: string, pinnedRoot: SignedRoot, opts: VerifyTreeOptions): Promise<TreeReport> {
+export function verifyTreeDir(
+  treeDir: string,
+  pinnedRoot: SignedRoot,
+  opts: VerifyTreeOptions,
+): Promise<TreeReport> {
   return verifyTree(diskTreeSource(treeDir), pinnedRoot, opts);
 }

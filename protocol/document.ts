@@ -13,9 +13,17 @@ export function readEnvelope<S extends z.ZodType>(
   const json = parseStrictJson(bytes, { file: opts.file, maxBytes: opts.maxBytes });
   const env = parseWith(Envelope, json, opts.file);
   const t = env.signed['type'];
-  if (t !== opts.expectType) throw new Malformed(opts.file, `$.signed.type: expected "${opts.expectType}", got ${JSON.stringify(t)}`);
+  if (t !== opts.expectType)
+    throw new Malformed(
+      opts.file,
+      `$.signed.type: expected "${opts.expectType}", got ${JSON.stringify(t)}`,
+    );
   const sv = env.signed['schemaVersion'];
-  if (sv !== SCHEMA_VERSION) throw new SchemaUnsupported(opts.file, `schemaVersion ${JSON.stringify(sv)} is not supported (this build reads ${SCHEMA_VERSION})`);
+  if (sv !== SCHEMA_VERSION)
+    throw new SchemaUnsupported(
+      opts.file,
+      `schemaVersion ${JSON.stringify(sv)} is not supported (this build reads ${SCHEMA_VERSION})`,
+    );
   const signed = parseWith(schema, env.signed, opts.file, '$.signed');
   return { signed, signatures: env.signatures };
 }

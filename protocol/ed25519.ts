@@ -8,7 +8,14 @@
 // the key holder can produce (e.g. R = identity). Cofactorless acceptance implies cofactored acceptance,
 // so when OpenSSL refuses we ask noble: both verifiers then agree exactly, and valid signatures never
 // pay for the slow path.
-import { createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  sign as nodeSign,
+  verify as nodeVerify,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 
@@ -22,24 +29,22 @@ const L = Buffer.from('edd3f55c1a631258d69cf7a2def9de140000000000000000000000000
 
 // Encodings of the 8 small-order points, plus their non-canonical variants (y >= p), as in the
 // published edge-case vectors for Ed25519 verifiers. Keys or R values equal to these are refused.
-const SMALL_ORDER = new Set(
-  [
-    '0100000000000000000000000000000000000000000000000000000000000000',
-    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    '0000000000000000000000000000000000000000000000000000000000000080',
-    '0000000000000000000000000000000000000000000000000000000000000000',
-    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
-    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
-    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
-    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
-    '0100000000000000000000000000000000000000000000000000000000000080',
-    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-  ],
-);
+const SMALL_ORDER = new Set([
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '0000000000000000000000000000000000000000000000000000000000000080',
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  '0100000000000000000000000000000000000000000000000000000000000080',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+]);
 
 // Encodings with x = 0 and the sign bit set (identity and the order-2 point): noble's strict decoder
 // refuses them, OpenSSL's does not.
@@ -78,7 +83,10 @@ function publicKeyObject(pub: Uint8Array): KeyObject {
   let k = publicKeyCache.get(hex);
   if (!k) {
     // JWK import is ~6x cheaper than DER/SPKI import in OpenSSL 3 and yields the same key.
-    k = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub).toString('base64url') }, format: 'jwk' });
+    k = createPublicKey({
+      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub).toString('base64url') },
+      format: 'jwk',
+    });
     if (publicKeyCache.size > 100_000) publicKeyCache.clear();
     publicKeyCache.set(hex, k);
   }
@@ -89,7 +97,11 @@ const privateKeyCache = new WeakMap<Uint8Array, KeyObject>();
 function privateKeyObject(seed: Uint8Array): KeyObject {
   let k = privateKeyCache.get(seed);
   if (!k) {
-    k = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+    k = createPrivateKey({
+      key: Buffer.concat([PKCS8_PREFIX, seed]),
+      format: 'der',
+      type: 'pkcs8',
+    });
     privateKeyCache.set(seed, k);
   }
   return k;
@@ -116,14 +128,19 @@ export function signBytes(seed: Uint8Array, message: Uint8Array): Uint8Array {
  */
 export function passesStrictEncodingChecks(publicKey: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
-  if (!canonicalPoint(publicKey) || SMALL_ORDER.has(Buffer.from(publicKey).toString('hex'))) return false;
+  if (!canonicalPoint(publicKey) || SMALL_ORDER.has(Buffer.from(publicKey).toString('hex')))
+    return false;
   const r = signature.subarray(0, 32);
   if (!canonicalPoint(r) || NEGATIVE_ZERO_X.has(Buffer.from(r).toString('hex'))) return false;
   return lessThanL(signature.subarray(32));
 }
 
 /** RFC 8032 strict verification. Never throws: any malformed input is simply "not valid". */
-export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+export function verifyBytes(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   if (!passesStrictEncodingChecks(publicKey, signature)) return false;
   let ok: boolean;
   try {
@@ -135,7 +152,11 @@ export function verifyBytes(publicKey: Uint8Array, message: Uint8Array, signatur
   return cofactoredVerify(publicKey, message, signature);
 }
 
-function cofactoredVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+function cofactoredVerify(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   try {
     return noble.verify(signature, message, publicKey, { zip215: false });
   } catch {

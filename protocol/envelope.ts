@@ -7,7 +7,10 @@ import type { SignedDocument, SignatureEntry } from './schemas/index.ts';
 
 export function signDocument<T>(doc: T, keys: readonly SigningKey[]): SignedDocument<T> {
   const bytes = canonicalBytes(doc);
-  const signatures: SignatureEntry[] = keys.map((k) => ({ keyid: k.keyid, sig: b64(signBytes(k.seed, bytes)) }));
+  const signatures: SignatureEntry[] = keys.map((k) => ({
+    keyid: k.keyid,
+    sig: b64(signBytes(k.seed, bytes)),
+  }));
   return { signed: doc, signatures };
 }
 
@@ -36,8 +39,14 @@ export interface VerifyOptions {
  * Locates `signed` inside an envelope file written as canonical JSON: the file must be exactly
  * `{"signatures":<canonical signatures>,"signed":<text>}`. Returns <text>, or undefined for any other layout.
  */
-export function signedTextOf(file: Uint8Array, signatures: readonly SignatureEntry[]): Uint8Array | undefined {
-  const prefix = Buffer.from(`{"signatures":${canonicalBytes(signatures).toString('utf8')},"signed":`, 'utf8');
+export function signedTextOf(
+  file: Uint8Array,
+  signatures: readonly SignatureEntry[],
+): Uint8Array | undefined {
+  const prefix = Buffer.from(
+    `{"signatures":${canonicalBytes(signatures).toString('utf8')},"signed":`,
+    'utf8',
+  );
   if (file.byteLength < prefix.length + 2 || file[file.byteLength - 1] !== 0x7d) return undefined;
   if (!Buffer.from(file.buffer, file.byteOffset, prefix.length).equals(prefix)) return undefined;
   return file.subarray(prefix.length, file.byteLength - 1);
@@ -48,7 +57,10 @@ export function signedTextOf(file: Uint8Array, signatures: readonly SignatureEnt
  * verify is an attack or corruption, and fails the document as BadSignature even if the threshold is met
  * otherwise. If no allowed key signed at all: UnknownKey. If some but too few: ThresholdNotMet.
  */
-export function verifyEnvelope(env: { signed: unknown; signatures: readonly SignatureEntry[] }, opts: VerifyOptions): string[] {
+export function verifyEnvelope(
+  env: { signed: unknown; signatures: readonly SignatureEntry[] },
+  opts: VerifyOptions,
+): string[] {
   let canonical: Uint8Array | undefined;
   const verifies = (publicKey: Uint8Array, sig: Uint8Array): boolean => {
     if (opts.signedText && verifyBytes(publicKey, opts.signedText, sig)) return true;
@@ -64,15 +76,24 @@ export function verifyEnvelope(env: { signed: unknown; signatures: readonly Sign
       continue;
     }
     if (!verifies(key.publicKey, unb64(s.sig))) {
-      throw new BadSignature(opts.file, `signature by ${opts.role} key ${s.keyid.slice(0, 16)} does not verify`);
+      throw new BadSignature(
+        opts.file,
+        `signature by ${opts.role} key ${s.keyid.slice(0, 16)} does not verify`,
+      );
     }
     good.add(s.keyid);
   }
   if (good.size === 0) {
-    throw new UnknownKey(opts.file, `no signature by a valid ${opts.role} key (signed by ${unknown.map((k) => k.slice(0, 16)).join(', ') || 'nobody'})`);
+    throw new UnknownKey(
+      opts.file,
+      `no signature by a valid ${opts.role} key (signed by ${unknown.map((k) => k.slice(0, 16)).join(', ') || 'nobody'})`,
+    );
   }
   if (good.size < opts.threshold) {
-    throw new ThresholdNotMet(opts.file, `${good.size} of the required ${opts.threshold} ${opts.role} signatures`);
+    throw new ThresholdNotMet(
+      opts.file,
+      `${good.size} of the required ${opts.threshold} ${opts.role} signatures`,
+    );
   }
   return [...good];
 }

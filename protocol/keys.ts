@@ -27,13 +27,18 @@ export interface PublicKey {
 }
 
 export class KeyFileError extends Error {
-  constructor(readonly path: string, message: string) {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
     super(`${path}: ${message}`);
     this.name = 'KeyFileError';
   }
 }
 
-const KeyName = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'key names use letters, digits, . _ - (at most 64)');
+const KeyName = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'key names use letters, digits, . _ - (at most 64)');
 
 export const PrivateKeyFile = z.strictObject({
   type: z.literal('nixfleet-ed25519-private-key'),
@@ -80,15 +85,36 @@ export function publicPart(key: SigningKey | PublicKey): PublicKey {
 }
 
 export function serializePrivateKey(key: SigningKey): string {
-  return JSON.stringify(
-    { type: 'nixfleet-ed25519-private-key', schemaVersion: 1, name: key.name, keyid: key.keyid, publicKey: b64(key.publicKey), seed: b64(key.seed) },
-    null,
-    2,
-  ) + '\n';
+  return (
+    JSON.stringify(
+      {
+        type: 'nixfleet-ed25519-private-key',
+        schemaVersion: 1,
+        name: key.name,
+        keyid: key.keyid,
+        publicKey: b64(key.publicKey),
+        seed: b64(key.seed),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 export function serializePublicKey(key: PublicKey): string {
-  return JSON.stringify({ type: 'nixfleet-ed25519-public-key', schemaVersion: 1, name: key.name, keyid: key.keyid, publicKey: b64(key.publicKey) }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      {
+        type: 'nixfleet-ed25519-public-key',
+        schemaVersion: 1,
+        name: key.name,
+        keyid: key.keyid,
+        publicKey: b64(key.publicKey),
+      },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 export function writePrivateKey(path: string, key: SigningKey): void {
@@ -107,11 +133,19 @@ export function readPrivateKey(path: string): SigningKey {
     throw new KeyFileError(path, `cannot read private key: ${(e as Error).message}`);
   }
   if ((st.mode & 0o077) !== 0) {
-    throw new KeyFileError(path, `private key file is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    throw new KeyFileError(
+      path,
+      `private key file is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
+    );
   }
   const bytes = readFileSync(path);
-  if (bytes.subarray(0, OPENSSH_BEGIN.length).toString('latin1') === OPENSSH_BEGIN) return readOpenSshPrivateKey(path, bytes);
-  const doc = parseWith(PrivateKeyFile, parseStrictJson(bytes, { file: path, maxBytes: 4096 }), path);
+  if (bytes.subarray(0, OPENSSH_BEGIN.length).toString('latin1') === OPENSSH_BEGIN)
+    return readOpenSshPrivateKey(path, bytes);
+  const doc = parseWith(
+    PrivateKeyFile,
+    parseStrictJson(bytes, { file: path, maxBytes: 4096 }),
+    path,
+  );
   const seed = unb64(doc.seed);
   const key = signingKeyFromSeed(doc.name, seed);
   if (b64(key.publicKey) !== doc.publicKey || key.keyid !== doc.keyid) {
@@ -136,7 +170,8 @@ export function readPublicKey(path: string): PublicKey {
   const doc = parseWith(PublicKeyFile, json, path);
   const publicKey = unb64(doc.publicKey);
   if (!isValidPublicKey(publicKey)) throw new KeyFileError(path, 'not a valid Ed25519 public key');
-  if (keyIdOf(publicKey) !== doc.keyid) throw new KeyFileError(path, 'keyid does not match the public key');
+  if (keyIdOf(publicKey) !== doc.keyid)
+    throw new KeyFileError(path, 'keyid does not match the public key');
   return { name: doc.name, keyid: doc.keyid, publicKey };
 }
 
@@ -155,7 +190,11 @@ export const SSH_HOST_KEY_NAME = 'ssh-host-key';
 
 class SshReader {
   private offset = 0;
-  constructor(private readonly buf: Buffer, private readonly path: string, private readonly what: string) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly path: string,
+    private readonly what: string,
+  ) {}
   fail(message: string): never {
     throw new KeyFileError(this.path, `not a valid OpenSSH private key: ${message}`);
   }
@@ -167,7 +206,8 @@ class SshReader {
   }
   string(field: string): Buffer {
     const len = this.uint32(field);
-    if (this.offset + len > this.buf.length) this.fail(`${field} runs past the end of ${this.what}`);
+    if (this.offset + len > this.buf.length)
+      this.fail(`${field} runs past the end of ${this.what}`);
     const v = this.buf.subarray(this.offset, this.offset + len);
     this.offset += len;
     return v;
@@ -181,42 +221,69 @@ class SshReader {
 }
 
 function readOpenSshPrivateKey(path: string, bytes: Buffer): SigningKey {
-  if (bytes.length > OPENSSH_MAX_BYTES) throw new KeyFileError(path, `OpenSSH key file larger than ${OPENSSH_MAX_BYTES} bytes`);
+  if (bytes.length > OPENSSH_MAX_BYTES)
+    throw new KeyFileError(path, `OpenSSH key file larger than ${OPENSSH_MAX_BYTES} bytes`);
   const text = bytes.toString('latin1').trim();
-  if (!text.endsWith(OPENSSH_END)) throw new KeyFileError(path, `not a valid OpenSSH private key: missing "${OPENSSH_END}"`);
-  const body = text.slice(OPENSSH_BEGIN.length, text.length - OPENSSH_END.length).replace(/\s+/g, '');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new KeyFileError(path, 'not a valid OpenSSH private key: the body is not base64');
+  if (!text.endsWith(OPENSSH_END))
+    throw new KeyFileError(path, `not a valid OpenSSH private key: missing "${OPENSSH_END}"`);
+  const body = text
+    .slice(OPENSSH_BEGIN.length, text.length - OPENSSH_END.length)
+    .replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body))
+    throw new KeyFileError(path, 'not a valid OpenSSH private key: the body is not base64');
   const blob = Buffer.from(body, 'base64');
-  if (!blob.subarray(0, OPENSSH_MAGIC.length).equals(OPENSSH_MAGIC)) throw new KeyFileError(path, 'not a valid OpenSSH private key: no "openssh-key-v1" header');
+  if (!blob.subarray(0, OPENSSH_MAGIC.length).equals(OPENSSH_MAGIC))
+    throw new KeyFileError(path, 'not a valid OpenSSH private key: no "openssh-key-v1" header');
   const outer = new SshReader(blob, path, 'the key file');
   outer.skip(OPENSSH_MAGIC.length);
   const cipher = outer.string('ciphername').toString('latin1');
   const kdf = outer.string('kdfname').toString('latin1');
   outer.string('kdfoptions');
   if (cipher !== 'none' || kdf !== 'none') {
-    throw new KeyFileError(path, `the OpenSSH key is encrypted (cipher ${cipher}, kdf ${kdf}); the agent needs an unencrypted key, like sshd's host keys (ssh-keygen -p -N "" -f ${path} removes a passphrase)`);
+    throw new KeyFileError(
+      path,
+      `the OpenSSH key is encrypted (cipher ${cipher}, kdf ${kdf}); the agent needs an unencrypted key, like sshd's host keys (ssh-keygen -p -N "" -f ${path} removes a passphrase)`,
+    );
   }
   const count = outer.uint32('the number of keys');
-  if (count !== 1) throw new KeyFileError(path, `the OpenSSH key file holds ${count} keys, expected 1`);
+  if (count !== 1)
+    throw new KeyFileError(path, `the OpenSSH key file holds ${count} keys, expected 1`);
   const publicBlob = new SshReader(outer.string('the public key'), path, 'the public key');
   const publicType = publicBlob.string('the public key type').toString('latin1');
-  if (publicType !== 'ssh-ed25519') throw new KeyFileError(path, `the OpenSSH key is of type ${publicType}; only ssh-ed25519 keys can sign acks`);
+  if (publicType !== 'ssh-ed25519')
+    throw new KeyFileError(
+      path,
+      `the OpenSSH key is of type ${publicType}; only ssh-ed25519 keys can sign acks`,
+    );
   const publicKey = publicBlob.string('the public key bytes');
   const privateSection = outer.string('the private section');
   if (outer.rest().length !== 0) outer.fail('trailing bytes after the private section');
   const priv = new SshReader(privateSection, path, 'the private section');
-  if (priv.uint32('checkint 1') !== priv.uint32('checkint 2')) priv.fail('the two check integers differ (corrupted, or decrypted with a wrong passphrase)');
+  if (priv.uint32('checkint 1') !== priv.uint32('checkint 2'))
+    priv.fail('the two check integers differ (corrupted, or decrypted with a wrong passphrase)');
   const type = priv.string('the key type').toString('latin1');
-  if (type !== 'ssh-ed25519') throw new KeyFileError(path, `the OpenSSH key is of type ${type}; only ssh-ed25519 keys can sign acks`);
+  if (type !== 'ssh-ed25519')
+    throw new KeyFileError(
+      path,
+      `the OpenSSH key is of type ${type}; only ssh-ed25519 keys can sign acks`,
+    );
   const pub = priv.string('the public key bytes');
   const secret = priv.string('the private key bytes');
   priv.string('the comment');
   const padding = priv.rest();
   // Padding is 1, 2, 3, ... up to the 8-byte block: anything else means a truncated or altered file.
-  if (privateSection.length % 8 !== 0 || padding.length >= 8 || !padding.every((b, i) => b === i + 1)) priv.fail('bad padding of the private section');
-  if (publicKey.length !== 32 || !pub.equals(publicKey)) priv.fail('the public key in the private section differs from the one in the header');
-  if (secret.length !== 64 || !secret.subarray(32).equals(pub)) priv.fail('the ed25519 private key is not seed || public key (64 bytes)');
+  if (
+    privateSection.length % 8 !== 0 ||
+    padding.length >= 8 ||
+    !padding.every((b, i) => b === i + 1)
+  )
+    priv.fail('bad padding of the private section');
+  if (publicKey.length !== 32 || !pub.equals(publicKey))
+    priv.fail('the public key in the private section differs from the one in the header');
+  if (secret.length !== 64 || !secret.subarray(32).equals(pub))
+    priv.fail('the ed25519 private key is not seed || public key (64 bytes)');
   const key = signingKeyFromSeed(SSH_HOST_KEY_NAME, new Uint8Array(secret.subarray(0, 32)));
-  if (!Buffer.from(key.publicKey).equals(pub)) throw new KeyFileError(path, 'publicKey does not match the seed (corrupted key file)');
+  if (!Buffer.from(key.publicKey).equals(pub))
+    throw new KeyFileError(path, 'publicKey does not match the seed (corrupted key file)');
   return key;
 }

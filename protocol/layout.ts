@@ -10,10 +10,13 @@ export const CONTROLS_FILE_PATTERN = /^controls-([1-9][0-9]{0,15})\.json$/;
 export const rootPath = (version: number): string => `root/${version}.json`;
 export const releaseDir = (version: number): string => `releases/${version}`;
 export const releaseIndexPath = (version: number): string => `releases/${version}/index.json`;
-export const hostManifestPath = (version: number, host: string): string => `releases/${version}/hosts/${host}.json`;
-export const channelPlanPath = (version: number, channel: string): string => `releases/${version}/channels/${channel}.json`;
+export const hostManifestPath = (version: number, host: string): string =>
+  `releases/${version}/hosts/${host}.json`;
+export const channelPlanPath = (version: number, channel: string): string =>
+  `releases/${version}/channels/${channel}.json`;
 export const budgetsPath = (version: number): string => `releases/${version}/budgets.json`;
 
 export const latestAckPath = (host: string): string => `acks/hosts/${host}.json`;
-export const ackBundlePath = (channel: string, wave: number): string => `acks/channels/${channel}/wave-${wave}.json`;
+export const ackBundlePath = (channel: string, wave: number): string =>
+  `acks/channels/${channel}/wave-${wave}.json`;
 export const NIX_CACHE_DIR = 'nix-cache';

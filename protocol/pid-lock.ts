@@ -2,7 +2,15 @@
 // a dashboard's output). The lock is a file created with O_EXCL holding the owner's PID. A lock whose
 // owner is gone (kill -9, reboot) is stale and is taken over, so a crash never wedges the next run.
 // No fsync of the lock: after a crash or a reboot its owner is dead anyway, which is what makes it stale.
-import { closeSync, linkSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { resolve } from 'node:path';
 
 export interface HeldPidLock {
@@ -12,7 +20,8 @@ export interface HeldPidLock {
 }
 
 /** `heldBy`: the owner's PID, 0 when the file kept changing under us and no owner could be read. */
-export type PidLockResult = { acquired: true; lock: HeldPidLock } | { acquired: false; heldBy: number };
+export type PidLockResult =
+  { acquired: true; lock: HeldPidLock } | { acquired: false; heldBy: number };
 
 export interface PidLockOptions {
   /** File mode of a new lock file (default 0o644). */
@@ -84,7 +93,8 @@ export function tryAcquirePidLock(lockFile: string, opts: PidLockOptions = {}): 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const owner = readLockOwner(path);
-      if (owner !== undefined && ownerIsLive(path, owner)) return { acquired: false, heldBy: owner };
+      if (owner !== undefined && ownerIsLive(path, owner))
+        return { acquired: false, heldBy: owner };
       // Dead owner, or an empty/garbled file whose writer died between create and write.
       removeStale(path, owner);
       continue;

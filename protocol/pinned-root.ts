@@ -12,7 +12,8 @@ export function readPinnedRoot(file: string): SignedRoot {
   const st = statSync(file);
   // A device or FIFO reports size 0 and may never end: only regular files are read.
   if (!st.isFile()) throw new Malformed(file, 'not a regular file');
-  if (st.size > LIMITS.root) throw new TooLarge(file, `${st.size} bytes exceeds the limit of ${LIMITS.root}`);
+  if (st.size > LIMITS.root)
+    throw new TooLarge(file, `${st.size} bytes exceeds the limit of ${LIMITS.root}`);
   const root = readRoot(readFileSync(file), file);
   verifyPinnedRoot(root, file);
   return root;

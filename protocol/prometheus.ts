@@ -31,7 +31,10 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 /** A metric or label name the format cannot carry: a programming error, named. */
 export class InvalidMetric extends Error {
-  constructor(readonly metric: string, detail: string) {
+  constructor(
+    readonly metric: string,
+    detail: string,
+  ) {
     super(`metric ${JSON.stringify(metric)}: ${detail}`);
     this.name = 'InvalidMetric';
   }
@@ -56,7 +59,8 @@ function formatLabels(family: string, labels: Record<string, string> | undefined
   const entries = Object.entries(labels ?? {});
   if (entries.length === 0) return '';
   for (const [k] of entries) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__')) throw new InvalidMetric(family, `label name ${JSON.stringify(k)} is not allowed`);
+    if (!LABEL_NAME.test(k) || k.startsWith('__'))
+      throw new InvalidMetric(family, `label name ${JSON.stringify(k)} is not allowed`);
   }
   return `{${entries.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
 }
@@ -70,7 +74,8 @@ export function renderMetrics(families: readonly MetricFamily[]): string {
     if (seen.has(f.name)) throw new InvalidMetric(f.name, 'family listed twice');
     seen.add(f.name);
     out.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
-    for (const s of f.samples) out.push(`${f.name}${formatLabels(f.name, s.labels)} ${formatValue(s.value)}`);
+    for (const s of f.samples)
+      out.push(`${f.name}${formatLabels(f.name, s.labels)} ${formatValue(s.value)}`);
   }
   return out.length ? out.join('\n') + '\n' : '';
 }
@@ -79,6 +84,11 @@ export function renderMetrics(families: readonly MetricFamily[]): string {
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 /** An "enum" family: one sample per state, 1 for the current one, 0 for the others (the usual idiom). */
-export function stateSamples(states: readonly string[], current: string | null, label = 'state', extra: Record<string, string> = {}): Sample[] {
+export function stateSamples(
+  states: readonly string[],
+  current: string | null,
+  label = 'state',
+  extra: Record<string, string> = {},
+): Sample[] {
   return states.map((s) => ({ labels: { ...extra, [label]: s }, value: s === current ? 1 : 0 }));
 }

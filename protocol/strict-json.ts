@@ -16,7 +16,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export function parseStrictJson(input: Uint8Array | string, opts: StrictJsonOptions): unknown {
   const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
-  if (size > opts.maxBytes) throw new TooLarge(opts.file, `${size} bytes exceeds the limit of ${opts.maxBytes}`);
+  if (size > opts.maxBytes)
+    throw new TooLarge(opts.file, `${size} bytes exceeds the limit of ${opts.maxBytes}`);
   let text: string;
   if (typeof input === 'string') text = input;
   else {
@@ -48,7 +49,13 @@ class Parser {
 
   private where(): string {
     let p = '$';
-    for (const seg of this.path) p += typeof seg === 'number' ? `[${seg}]` : /^[A-Za-z_$][\w$]*$/.test(seg) ? `.${seg}` : `[${JSON.stringify(seg)}]`;
+    for (const seg of this.path)
+      p +=
+        typeof seg === 'number'
+          ? `[${seg}]`
+          : /^[A-Za-z_$][\w$]*$/.test(seg)
+            ? `.${seg}`
+            : `[${JSON.stringify(seg)}]`;
     return p;
   }
 
@@ -66,12 +73,18 @@ class Parser {
     if (depth > this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     const c = this.s.charCodeAt(this.pos);
     switch (c) {
-      case 123: return this.object(depth);
-      case 91: return this.array(depth);
-      case 34: return this.string();
-      case 116: return this.literal('true', true);
-      case 102: return this.literal('false', false);
-      case 110: return this.literal('null', null);
+      case 123:
+        return this.object(depth);
+      case 91:
+        return this.array(depth);
+      case 34:
+        return this.string();
+      case 116:
+        return this.literal('true', true);
+      case 102:
+        return this.literal('false', false);
+      case 110:
+        return this.literal('null', null);
       default:
         if (c === 45 || (c >= 48 && c <= 57)) return this.number();
         if (Number.isNaN(c)) this.fail('unexpected end of input');
@@ -188,14 +201,30 @@ class Parser {
         const e = s.charCodeAt(i + 1);
         i += 2;
         switch (e) {
-          case 34: out += '"'; break;
-          case 92: out += '\\'; break;
-          case 47: out += '/'; break;
-          case 98: out += '\b'; break;
-          case 102: out += '\f'; break;
-          case 110: out += '\n'; break;
-          case 114: out += '\r'; break;
-          case 116: out += '\t'; break;
+          case 34:
+            out += '"';
+            break;
+          case 92:
+            out += '\\';
+            break;
+          case 47:
+            out += '/';
+            break;
+          case 98:
+            out += '\b';
+            break;
+          case 102:
+            out += '\f';
+            break;
+          case 110:
+            out += '\n';
+            break;
+          case 114:
+            out += '\r';
+            break;
+          case 116:
+            out += '\t';
+            break;
           case 117: {
             const hex = s.slice(i, i + 4);
             if (!/^[0-9a-fA-F]{4}$/.test(hex)) {

@@ -5,11 +5,24 @@
 // `rejectBefore` refuses every release-signed document issued before a compromise.
 import { readEnvelope } from './document.ts';
 import { signDocument, signedTextOf, verifyEnvelope } from './envelope.ts';
-import { Expired, MixAndMatch, Revoked, ThresholdNotMet, UnknownKey, VerificationError } from './errors.ts';
+import {
+  Expired,
+  MixAndMatch,
+  Revoked,
+  ThresholdNotMet,
+  UnknownKey,
+  VerificationError,
+} from './errors.ts';
 import { b64, unb64, type PublicKey, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
 import { rootPath } from './layout.ts';
-import { TrustRoot, SCHEMA_VERSION, parseIsoTime, type SignedDocument, parseWith } from './schemas/index.ts';
+import {
+  TrustRoot,
+  SCHEMA_VERSION,
+  parseIsoTime,
+  type SignedDocument,
+  parseWith,
+} from './schemas/index.ts';
 
 export type SignedRoot = SignedDocument<TrustRoot>;
 
@@ -51,15 +64,31 @@ export function createRoot(o: CreateRootOptions): TrustRoot {
       version: o.version,
       issuedAt: o.issuedAt,
       expires: o.expires,
-      rootKeys: o.rootKeys.map((k) => ({ keyid: k.keyid, publicKey: b64(k.publicKey), name: k.name })),
+      rootKeys: o.rootKeys.map((k) => ({
+        keyid: k.keyid,
+        publicKey: b64(k.publicKey),
+        name: k.name,
+      })),
       rootThreshold: o.rootThreshold,
-      releaseKeys: o.releaseKeys.map((g) => ({ keyid: g.key.keyid, publicKey: b64(g.key.publicKey), name: g.key.name, validFrom: g.validFrom, validUntil: g.validUntil })),
+      releaseKeys: o.releaseKeys.map((g) => ({
+        keyid: g.key.keyid,
+        publicKey: b64(g.key.publicKey),
+        name: g.key.name,
+        validFrom: g.validFrom,
+        validUntil: g.validUntil,
+      })),
       releaseThreshold: o.releaseThreshold,
       cacheKeys: [...o.cacheKeys],
       rejectBefore: o.rejectBefore ?? null,
       ...(o.operatorKeys && o.operatorKeys.length > 0
         ? {
-            operatorKeys: o.operatorKeys.map((g) => ({ keyid: g.key.keyid, publicKey: b64(g.key.publicKey), name: g.key.name, validFrom: g.validFrom, validUntil: g.validUntil })),
+            operatorKeys: o.operatorKeys.map((g) => ({
+              keyid: g.key.keyid,
+              publicKey: b64(g.key.publicKey),
+              name: g.key.name,
+              validFrom: g.validFrom,
+              validUntil: g.validUntil,
+            })),
             operatorThreshold: o.operatorThreshold ?? 1,
           }
         : {}),
@@ -82,7 +111,12 @@ export function readRoot(bytes: Uint8Array | string, file: string): SignedRoot {
 }
 
 export function rootKeyMap(root: TrustRoot): Map<string, PublicKey> {
-  return new Map(root.rootKeys.map((k) => [k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) }]));
+  return new Map(
+    root.rootKeys.map((k) => [
+      k.keyid,
+      { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) },
+    ]),
+  );
 }
 
 /**
@@ -91,9 +125,18 @@ export function rootKeyMap(root: TrustRoot): Map<string, PublicKey> {
  */
 function requireRootThreshold(env: SignedRoot, signer: TrustRoot, file: string): void {
   try {
-    verifyEnvelope(env, { file, keys: rootKeyMap(signer), threshold: signer.rootThreshold, role: `root v${signer.version}` });
+    verifyEnvelope(env, {
+      file,
+      keys: rootKeyMap(signer),
+      threshold: signer.rootThreshold,
+      role: `root v${signer.version}`,
+    });
   } catch (e) {
-    if (e instanceof UnknownKey) throw new ThresholdNotMet(file, `0 of the required ${signer.rootThreshold} root v${signer.version} signatures`);
+    if (e instanceof UnknownKey)
+      throw new ThresholdNotMet(
+        file,
+        `0 of the required ${signer.rootThreshold} root v${signer.version} signatures`,
+      );
     throw e;
   }
 }
@@ -106,15 +149,21 @@ export function verifyPinnedRoot(pinned: SignedRoot, file = 'pinned root'): void
 /** One step of the chain: `next` (already read from `file`) must succeed `current`. */
 export function verifyNextRoot(current: SignedRoot, next: SignedRoot, file: string): SignedRoot {
   const want = current.signed.version + 1;
-  if (next.signed.version !== want) throw new MixAndMatch(file, `contains root version ${next.signed.version}, expected ${want}`);
-  if (next.signed.fleet !== current.signed.fleet) throw new MixAndMatch(file, `root for fleet "${next.signed.fleet}", expected "${current.signed.fleet}"`);
+  if (next.signed.version !== want)
+    throw new MixAndMatch(file, `contains root version ${next.signed.version}, expected ${want}`);
+  if (next.signed.fleet !== current.signed.fleet)
+    throw new MixAndMatch(
+      file,
+      `root for fleet "${next.signed.fleet}", expected "${current.signed.fleet}"`,
+    );
   requireRootThreshold(next, current.signed, file);
   requireRootThreshold(next, next.signed, file);
   return next;
 }
 
 export function requireRootNotExpired(root: SignedRoot, now: number, file: string): void {
-  if (parseIsoTime(root.signed.expires) <= now) throw new Expired(file, `trust root v${root.signed.version} expired at ${root.signed.expires}`);
+  if (parseIsoTime(root.signed.expires) <= now)
+    throw new Expired(file, `trust root v${root.signed.version} expired at ${root.signed.expires}`);
 }
 
 /**
@@ -123,7 +172,12 @@ export function requireRootNotExpired(root: SignedRoot, now: number, file: strin
  * null (rotation is how an expired root gets replaced); intermediate roots may be (an agent catching up
  * after a long sleep). Async callers fetch the candidates first (`fetchRootChain` in protocol/verify).
  */
-export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) => Uint8Array | undefined, now: number | null, pinnedFile = 'pinned root'): { root: SignedRoot; chain: SignedRoot[] } {
+export function verifyRootChain(
+  pinned: SignedRoot,
+  loadNext: (version: number) => Uint8Array | undefined,
+  now: number | null,
+  pinnedFile = 'pinned root',
+): { root: SignedRoot; chain: SignedRoot[] } {
   verifyPinnedRoot(pinned, pinnedFile);
   const chain = [pinned];
   let current = pinned;
@@ -132,7 +186,8 @@ export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) 
     const bytes = loadNext(version);
     if (bytes === undefined) break;
     const file = rootPath(version);
-    if (step >= MAX_ROOT_CHAIN_STEPS) throw new MixAndMatch(file, `root chain longer than ${MAX_ROOT_CHAIN_STEPS} steps`);
+    if (step >= MAX_ROOT_CHAIN_STEPS)
+      throw new MixAndMatch(file, `root chain longer than ${MAX_ROOT_CHAIN_STEPS} steps`);
     current = verifyNextRoot(current, readRoot(bytes, file), file);
     chain.push(current);
   }
@@ -144,13 +199,19 @@ export function verifyRootChain(pinned: SignedRoot, loadNext: (version: number) 
 export function releaseKeysValidAt(root: TrustRoot, at: number): Map<string, PublicKey> {
   const out = new Map<string, PublicKey>();
   for (const k of root.releaseKeys) {
-    if (parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil)) out.set(k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) });
+    if (parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil))
+      out.set(k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) });
   }
   return out;
 }
 
 function allReleaseKeys(root: TrustRoot): Map<string, PublicKey> {
-  return new Map(root.releaseKeys.map((k) => [k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) }]));
+  return new Map(
+    root.releaseKeys.map((k) => [
+      k.keyid,
+      { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) },
+    ]),
+  );
 }
 
 /**
@@ -165,10 +226,19 @@ function allReleaseKeys(root: TrustRoot): Map<string, PublicKey> {
  * so a retired key cannot keep a backdated timestamp alive). `fileBytes`, when given, lets the
  * signature be checked over the file's own canonical text instead of re-canonicalising (see envelope.ts).
  */
-export function verifyReleaseSigned(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, alsoValidAt?: number, fileBytes?: Uint8Array): string[] {
+export function verifyReleaseSigned(
+  env: SignedDocument<{ issuedAt: string }>,
+  root: TrustRoot,
+  file: string,
+  alsoValidAt?: number,
+  fileBytes?: Uint8Array,
+): string[] {
   const issuedAt = parseIsoTime(env.signed.issuedAt);
   if (root.rejectBefore !== null && issuedAt < parseIsoTime(root.rejectBefore)) {
-    throw new Revoked(file, `issued at ${env.signed.issuedAt}, before the trust root's rejectBefore ${root.rejectBefore}`);
+    throw new Revoked(
+      file,
+      `issued at ${env.signed.issuedAt}, before the trust root's rejectBefore ${root.rejectBefore}`,
+    );
   }
   let keys = releaseKeysValidAt(root, issuedAt);
   if (alsoValidAt !== undefined) {
@@ -187,20 +257,41 @@ export function verifyReleaseSigned(env: SignedDocument<{ issuedAt: string }>, r
 }
 
 /** If the signatures would count with the windows ignored, the failure is a key used outside its window. */
-function explainWindow(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, issuedAt: number, alsoValidAt: number | undefined): VerificationError | undefined {
+function explainWindow(
+  env: SignedDocument<{ issuedAt: string }>,
+  root: TrustRoot,
+  file: string,
+  issuedAt: number,
+  alsoValidAt: number | undefined,
+): VerificationError | undefined {
   let signers: string[];
   try {
-    signers = verifyEnvelope(env, { file, keys: allReleaseKeys(root), threshold: 1, role: 'release' });
+    signers = verifyEnvelope(env, {
+      file,
+      keys: allReleaseKeys(root),
+      threshold: 1,
+      role: 'release',
+    });
   } catch (e) {
     if (e instanceof UnknownKey) return undefined;
     throw e;
   }
-  const valid = (k: TrustRoot['releaseKeys'][number], at: number) => parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil);
-  const bad = root.releaseKeys.filter((k) => signers.includes(k.keyid) && (!valid(k, issuedAt) || (alsoValidAt !== undefined && !valid(k, alsoValidAt))));
+  const valid = (k: TrustRoot['releaseKeys'][number], at: number) =>
+    parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil);
+  const bad = root.releaseKeys.filter(
+    (k) =>
+      signers.includes(k.keyid) &&
+      (!valid(k, issuedAt) || (alsoValidAt !== undefined && !valid(k, alsoValidAt))),
+  );
   if (bad.length === 0) return undefined;
   const k = bad[0]!;
-  const when = !valid(k, issuedAt) ? `issuedAt ${env.signed.issuedAt}` : `verification time ${new Date(alsoValidAt!).toISOString()}`;
-  return new Expired(file, `signed by release key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the ${when}`);
+  const when = !valid(k, issuedAt)
+    ? `issuedAt ${env.signed.issuedAt}`
+    : `verification time ${new Date(alsoValidAt!).toISOString()}`;
+  return new Expired(
+    file,
+    `signed by release key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the ${when}`,
+  );
 }
 
 type WindowedKey = TrustRoot['releaseKeys'][number];
@@ -208,7 +299,8 @@ type WindowedKey = TrustRoot['releaseKeys'][number];
 function keysValidAt(keys: readonly WindowedKey[], at: number): Map<string, PublicKey> {
   const out = new Map<string, PublicKey>();
   for (const k of keys) {
-    if (parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil)) out.set(k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) });
+    if (parseIsoTime(k.validFrom) <= at && at < parseIsoTime(k.validUntil))
+      out.set(k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) });
   }
   return out;
 }
@@ -219,25 +311,49 @@ function keysValidAt(keys: readonly WindowedKey[], at: number): Map<string, Publ
  * document signed by release keys (CI) is UnknownKey too: CI cannot pause, resume or retry anything.
  * An operator key used outside its window -> Expired naming the key.
  */
-export function verifyOperatorSigned(env: SignedDocument<{ issuedAt: string }>, root: TrustRoot, file: string, fileBytes?: Uint8Array): string[] {
+export function verifyOperatorSigned(
+  env: SignedDocument<{ issuedAt: string }>,
+  root: TrustRoot,
+  file: string,
+  fileBytes?: Uint8Array,
+): string[] {
   if (root.operatorKeys === undefined || root.operatorThreshold === undefined) {
-    throw new UnknownKey(file, `trust root v${root.version} has no operator role, so no controls are accepted`);
+    throw new UnknownKey(
+      file,
+      `trust root v${root.version} has no operator role, so no controls are accepted`,
+    );
   }
   const issuedAt = parseIsoTime(env.signed.issuedAt);
   const signedText = fileBytes ? signedTextOf(fileBytes, env.signatures) : undefined;
   try {
-    return verifyEnvelope(env, { file, keys: keysValidAt(root.operatorKeys, issuedAt), threshold: root.operatorThreshold, role: 'operator', signedText });
+    return verifyEnvelope(env, {
+      file,
+      keys: keysValidAt(root.operatorKeys, issuedAt),
+      threshold: root.operatorThreshold,
+      role: 'operator',
+      signedText,
+    });
   } catch (e) {
     if (!(e instanceof UnknownKey || e instanceof ThresholdNotMet)) throw e;
-    const all = new Map(root.operatorKeys.map((k) => [k.keyid, { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) }]));
+    const all = new Map(
+      root.operatorKeys.map((k) => [
+        k.keyid,
+        { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) },
+      ]),
+    );
     let signers: string[];
     try {
       signers = verifyEnvelope(env, { file, keys: all, threshold: 1, role: 'operator' });
     } catch {
       throw e;
     }
-    const k = root.operatorKeys.find((x) => signers.includes(x.keyid) && !keysValidAt([x], issuedAt).size);
+    const k = root.operatorKeys.find(
+      (x) => signers.includes(x.keyid) && !keysValidAt([x], issuedAt).size,
+    );
     if (k === undefined) throw e;
-    throw new Expired(file, `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the issuedAt ${env.signed.issuedAt}`);
+    throw new Expired(
+      file,
+      `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the issuedAt ${env.signed.issuedAt}`,
+    );
   }
 }

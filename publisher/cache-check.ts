@@ -20,7 +20,8 @@ export const NARINFO_TIMEOUT_MS = 30_000;
 /** Parallel fetches: enough to hide HTTP latency, few enough not to flood a cache or the fd table. */
 export const DEFAULT_CONCURRENCY = 32;
 
-export type CacheProblemReason = 'missing' | 'unsigned' | 'untrusted-key' | 'bad-signature' | 'malformed' | 'unreachable';
+export type CacheProblemReason =
+  'missing' | 'unsigned' | 'untrusted-key' | 'bad-signature' | 'malformed' | 'unreachable';
 
 export interface CacheProblem {
   storePath: string;
@@ -66,7 +67,10 @@ export interface NarInfo {
 }
 
 export class NarinfoMalformed extends Error {
-  constructor(readonly url: string, detail: string) {
+  constructor(
+    readonly url: string,
+    detail: string,
+  ) {
     super(`${url}: ${detail}`);
     this.name = 'NarinfoMalformed';
   }
@@ -78,7 +82,20 @@ const BASE_NAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]{1,211}$/;
 const NAR_HASH = /^sha256:[0-9a-df-np-sv-z]{52}$/;
 const SIG = /^([A-Za-z0-9._-]+):([A-Za-z0-9+/]{85}[AQgw]==)$/;
 // Fields a narinfo may carry (Nix 2.x writes these); anything else is refused rather than ignored.
-const KNOWN_FIELDS = new Set(['StorePath', 'URL', 'Compression', 'FileHash', 'FileSize', 'NarHash', 'NarSize', 'References', 'Deriver', 'System', 'Sig', 'CA']);
+const KNOWN_FIELDS = new Set([
+  'StorePath',
+  'URL',
+  'Compression',
+  'FileHash',
+  'FileSize',
+  'NarHash',
+  'NarSize',
+  'References',
+  'Deriver',
+  'System',
+  'Sig',
+  'CA',
+]);
 
 export function parseNarinfo(text: string, url: string): NarInfo {
   const fields = new Map<string, string>();
@@ -89,7 +106,8 @@ export function parseNarinfo(text: string, url: string): NarInfo {
     const m = /^([A-Za-z]+): (.*)$/.exec(line);
     if (!m) throw new NarinfoMalformed(url, `line ${i + 1} is not "Field: value"`);
     const [, key, value] = m as unknown as [string, string, string];
-    if (!KNOWN_FIELDS.has(key)) throw new NarinfoMalformed(url, `unknown field "${key}" on line ${i + 1}`);
+    if (!KNOWN_FIELDS.has(key))
+      throw new NarinfoMalformed(url, `unknown field "${key}" on line ${i + 1}`);
     if (key === 'Sig') sigs.push(value);
     else if (fields.has(key)) throw new NarinfoMalformed(url, `field "${key}" appears twice`);
     else fields.set(key, value);
@@ -100,15 +118,20 @@ export function parseNarinfo(text: string, url: string): NarInfo {
     return v;
   };
   const storePath = need('StorePath');
-  if (!STORE_PATH.test(storePath)) throw new NarinfoMalformed(url, `StorePath is not a store path: ${storePath}`);
+  if (!STORE_PATH.test(storePath))
+    throw new NarinfoMalformed(url, `StorePath is not a store path: ${storePath}`);
   const narHash = need('NarHash');
-  if (!NAR_HASH.test(narHash)) throw new NarinfoMalformed(url, `NarHash is not "sha256:<52 nix32 characters>": ${narHash}`);
+  if (!NAR_HASH.test(narHash))
+    throw new NarinfoMalformed(url, `NarHash is not "sha256:<52 nix32 characters>": ${narHash}`);
   const narSizeText = need('NarSize');
-  if (!/^[1-9][0-9]{0,15}$/.test(narSizeText) || !Number.isSafeInteger(Number(narSizeText))) throw new NarinfoMalformed(url, `NarSize is not a positive integer: ${narSizeText}`);
+  if (!/^[1-9][0-9]{0,15}$/.test(narSizeText) || !Number.isSafeInteger(Number(narSizeText)))
+    throw new NarinfoMalformed(url, `NarSize is not a positive integer: ${narSizeText}`);
   need('URL');
   const refsText = need('References');
   const references = refsText === '' ? [] : refsText.split(' ');
-  for (const r of references) if (!BASE_NAME.test(r)) throw new NarinfoMalformed(url, `References has a malformed entry: "${r}"`);
+  for (const r of references)
+    if (!BASE_NAME.test(r))
+      throw new NarinfoMalformed(url, `References has a malformed entry: "${r}"`);
   return { storePath, narHash, narSize: Number(narSizeText), references, sigs };
 }
 
@@ -129,21 +152,29 @@ interface TrustedKey {
 function parseTrustedKey(text: string): TrustedKey {
   const i = text.indexOf(':');
   const raw = Buffer.from(text.slice(i + 1), 'base64');
-  if (i < 1 || raw.length !== 32) throw new TypeError(`not a Nix public key "name:base64(32 bytes)": ${text}`);
+  if (i < 1 || raw.length !== 32)
+    throw new TypeError(`not a Nix public key "name:base64(32 bytes)": ${text}`);
   return { text, name: text.slice(0, i), publicKey: new Uint8Array(raw) };
 }
 
-type SigVerdict = { ok: true; key: string } | { ok: false; reason: CacheProblemReason; detail: string };
+type SigVerdict =
+  { ok: true; key: string } | { ok: false; reason: CacheProblemReason; detail: string };
 
 /** Like Nix: a Sig counts when its key name is trusted and the signature verifies under that key. */
 export function checkNarinfoSignatures(info: NarInfo, keys: readonly TrustedKey[]): SigVerdict {
-  if (info.sigs.length === 0) return { ok: false, reason: 'unsigned', detail: 'the narinfo has no signature' };
+  if (info.sigs.length === 0)
+    return { ok: false, reason: 'unsigned', detail: 'the narinfo has no signature' };
   const message = Buffer.from(narinfoFingerprint(info), 'utf8');
   const names: string[] = [];
   let badByTrusted: string | undefined;
   for (const sig of info.sigs) {
     const m = SIG.exec(sig);
-    if (!m) return { ok: false, reason: 'malformed', detail: `a Sig is not "name:base64(64 bytes)": ${sig.slice(0, 80)}` };
+    if (!m)
+      return {
+        ok: false,
+        reason: 'malformed',
+        detail: `a Sig is not "name:base64(64 bytes)": ${sig.slice(0, 80)}`,
+      };
     const [, name, b64sig] = m as unknown as [string, string, string];
     names.push(name);
     const signature = new Uint8Array(Buffer.from(b64sig, 'base64'));
@@ -153,8 +184,17 @@ export function checkNarinfoSignatures(info: NarInfo, keys: readonly TrustedKey[
       badByTrusted = name;
     }
   }
-  if (badByTrusted !== undefined) return { ok: false, reason: 'bad-signature', detail: `the signature by trusted key "${badByTrusted}" does not verify (narinfo altered, or signed with another key of that name)` };
-  return { ok: false, reason: 'untrusted-key', detail: `signed only by keys the trust root does not list as cache keys: ${names.join(', ')}` };
+  if (badByTrusted !== undefined)
+    return {
+      ok: false,
+      reason: 'bad-signature',
+      detail: `the signature by trusted key "${badByTrusted}" does not verify (narinfo altered, or signed with another key of that name)`,
+    };
+  return {
+    ok: false,
+    reason: 'untrusted-key',
+    detail: `signed only by keys the trust root does not list as cache keys: ${names.join(', ')}`,
+  };
 }
 
 // ---- fetching -----------------------------------------------------------------------------------------
@@ -178,7 +218,8 @@ function readLocalNarinfo(url: string): Buffer | null {
   }
   try {
     const size = fstatSync(fd).size;
-    if (size > NARINFO_MAX_BYTES) throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
+    if (size > NARINFO_MAX_BYTES)
+      throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
     const buf = Buffer.alloc(size);
     let got = 0;
     while (got < size) {
@@ -194,7 +235,10 @@ function readLocalNarinfo(url: string): Buffer | null {
 
 async function readCapped(url: string): Promise<Buffer | null> {
   if (url.startsWith('file://')) return readLocalNarinfo(url);
-  const res = await fetch(url, { signal: AbortSignal.timeout(NARINFO_TIMEOUT_MS), redirect: 'error' });
+  const res = await fetch(url, {
+    signal: AbortSignal.timeout(NARINFO_TIMEOUT_MS),
+    redirect: 'error',
+  });
   // Nix treats 403 like 404 for S3-style caches that hide missing keys.
   if (res.status === 404 || res.status === 403) {
     await res.body?.cancel();
@@ -213,7 +257,8 @@ async function readCapped(url: string): Promise<Buffer | null> {
   let size = 0;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     size += chunk.length;
-    if (size > NARINFO_MAX_BYTES) throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
+    if (size > NARINFO_MAX_BYTES)
+      throw new NarinfoMalformed(url, `larger than ${NARINFO_MAX_BYTES} bytes`);
     chunks.push(Buffer.from(chunk));
   }
   return Buffer.concat(chunks);
@@ -243,7 +288,12 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
   let done = 0;
 
   const problem = (v: Visit, reason: CacheProblemReason, detail: string) =>
-    problems.push({ storePath: v.storePath, reason, detail, ...(v.referencedBy !== undefined ? { referencedBy: v.referencedBy } : {}) });
+    problems.push({
+      storePath: v.storePath,
+      reason,
+      detail,
+      ...(v.referencedBy !== undefined ? { referencedBy: v.referencedBy } : {}),
+    });
 
   async function visit(v: Visit): Promise<void> {
     const url = narinfoUrl(o.cacheUrl, v.storePath);
@@ -255,7 +305,8 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
       return void problem(v, 'unreachable', `${url}: ${(e as Error).message}`);
     }
     if (bytes === null) return void problem(v, 'missing', `no ${url}`);
-    if (bytes.length > NARINFO_MAX_BYTES) return void problem(v, 'malformed', `${url}: larger than ${NARINFO_MAX_BYTES} bytes`);
+    if (bytes.length > NARINFO_MAX_BYTES)
+      return void problem(v, 'malformed', `${url}: larger than ${NARINFO_MAX_BYTES} bytes`);
     let info: NarInfo;
     try {
       info = parseNarinfo(bytes.toString('utf8'), url);
@@ -263,7 +314,8 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
       return void problem(v, 'malformed', (e as Error).message);
     }
     // The narinfo file name is only the hash part: a cache could answer with another path's narinfo.
-    if (info.storePath !== v.storePath) return void problem(v, 'malformed', `${url} describes ${info.storePath}, not ${v.storePath}`);
+    if (info.storePath !== v.storePath)
+      return void problem(v, 'malformed', `${url} describes ${info.storePath}, not ${v.storePath}`);
     const sig = checkNarinfoSignatures(info, keys);
     if (!sig.ok) return void problem(v, sig.reason, sig.detail);
     keysUsed.add(sig.key);
@@ -286,10 +338,18 @@ export async function checkCache(o: CacheCheckOptions): Promise<CacheCheckReport
   }
   // A worker ends when the queue is momentarily drained while others may still append: repeat until done.
   while (next < queue.length) {
-    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length - next) }, () => worker()));
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, queue.length - next) }, () => worker()),
+    );
   }
   problems.sort((a, b) => (a.storePath < b.storePath ? -1 : a.storePath > b.storePath ? 1 : 0));
-  return { cacheUrl: o.cacheUrl, targets: targets.length, checked: done, keysUsed: [...keysUsed].sort(), problems };
+  return {
+    cacheUrl: o.cacheUrl,
+    targets: targets.length,
+    checked: done,
+    keysUsed: [...keysUsed].sort(),
+    problems,
+  };
 }
 
 const REASON_TEXT: Record<CacheProblemReason, string> = {
@@ -303,7 +363,12 @@ const REASON_TEXT: Record<CacheProblemReason, string> = {
 
 /** One line per problem for the first `max`, then "and M more". */
 export function describeCacheProblems(report: CacheCheckReport, max = 10): string {
-  const lines = report.problems.slice(0, max).map((p) => `  ${p.storePath}: ${REASON_TEXT[p.reason]}${p.referencedBy ? ` (in the closure of ${p.referencedBy})` : ''}: ${p.detail}`);
+  const lines = report.problems
+    .slice(0, max)
+    .map(
+      (p) =>
+        `  ${p.storePath}: ${REASON_TEXT[p.reason]}${p.referencedBy ? ` (in the closure of ${p.referencedBy})` : ''}: ${p.detail}`,
+    );
   const more = report.problems.length - max;
   if (more > 0) lines.push(`  and ${more} more`);
   return lines.join('\n');

@@ -6,7 +6,30 @@
 import { existsSync, linkSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir, writeFileAtomic, envelopeBytes, signDocument, type SigningKey, SCHEMA_VERSION, isoTime, parseIsoTime, parseWith, verifyOperatorSigned, sha256Digest, CONTROLS_FILE_PATTERN, controlsPath, LIMITS, type FileRef, Controls, noControls, type SignedDocument, type TrustRoot, type Timestamp, verifyControlsDocument, isVerificationError } from '../protocol/index.ts';
+import {
+  fsyncDir,
+  writeFileAtomic,
+  envelopeBytes,
+  signDocument,
+  type SigningKey,
+  SCHEMA_VERSION,
+  isoTime,
+  parseIsoTime,
+  parseWith,
+  verifyOperatorSigned,
+  sha256Digest,
+  CONTROLS_FILE_PATTERN,
+  controlsPath,
+  LIMITS,
+  type FileRef,
+  Controls,
+  noControls,
+  type SignedDocument,
+  type TrustRoot,
+  type Timestamp,
+  verifyControlsDocument,
+  isVerificationError,
+} from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 
 /** Highest n of the controls-<n>.json files in the tree directory (0 = none). */
@@ -21,12 +44,18 @@ export function highestControlsVersion(treeDir: string): number {
 }
 
 /** Reads and verifies controls-<version>.json of the tree directory (operator role of `root`, fleet, version). */
-export function readTreeControls(treeDir: string, version: number, root: TrustRoot): { env: SignedDocument<Controls>; bytes: Buffer; file: string } {
+export function readTreeControls(
+  treeDir: string,
+  version: number,
+  root: TrustRoot,
+): { env: SignedDocument<Controls>; bytes: Buffer; file: string } {
   const file = controlsPath(version);
   const bytes = readFileSync(join(treeDir, file));
-  if (bytes.length > LIMITS.controls) throw new PublishRefused(`${file} is larger than ${LIMITS.controls} bytes`);
+  if (bytes.length > LIMITS.controls)
+    throw new PublishRefused(`${file} is larger than ${LIMITS.controls} bytes`);
   const env = verifyControlsDocument(bytes, root, file);
-  if (env.signed.version !== version) throw new PublishRefused(`${file} contains controls version ${env.signed.version}`);
+  if (env.signed.version !== version)
+    throw new PublishRefused(`${file} contains controls version ${env.signed.version}`);
   return { env, bytes, file };
 }
 
@@ -34,22 +63,35 @@ export function readTreeControls(treeDir: string, version: number, root: TrustRo
  * The controls binding for the next timestamp: the newest controls-<n>.json, verified against the newest
  * root. Never older than what the current timestamp binds (agents would refuse it as a rollback).
  */
-export function controlsBinding(treeDir: string, root: TrustRoot, current: Timestamp | undefined): { version: number; file: FileRef } | undefined {
+export function controlsBinding(
+  treeDir: string,
+  root: TrustRoot,
+  current: Timestamp | undefined,
+): { version: number; file: FileRef } | undefined {
   const version = highestControlsVersion(treeDir);
   const bound = current?.controls?.version ?? 0;
   if (version === 0 && bound === 0) return undefined;
-  if (version < bound) throw new PublishRefused(`the tree's newest controls are v${version}, but timestamp.json already binds v${bound}; restore ${controlsPath(bound)}`);
+  if (version < bound)
+    throw new PublishRefused(
+      `the tree's newest controls are v${version}, but timestamp.json already binds v${bound}; restore ${controlsPath(bound)}`,
+    );
   try {
     const { bytes, file } = readTreeControls(treeDir, version, root);
     return { version, file: { path: file, digest: sha256Digest(bytes), length: bytes.length } };
   } catch (e) {
-    if (isVerificationError(e)) throw new PublishRefused(`${e.file} does not verify against the operator role of trust root v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or sign a newer controls version)`);
+    if (isVerificationError(e))
+      throw new PublishRefused(
+        `${e.file} does not verify against the operator role of trust root v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or sign a newer controls version)`,
+      );
     throw e;
   }
 }
 
 /** What an operator edits: the controls in force, without the envelope fields. */
-export type ControlsBody = Pick<Controls, 'paused' | 'resumedHalts' | 'retries' | 'quarantineClears'>;
+export type ControlsBody = Pick<
+  Controls,
+  'paused' | 'resumedHalts' | 'retries' | 'quarantineClears'
+>;
 
 export interface WriteControlsOptions {
   treeDir: string;
@@ -70,7 +112,10 @@ export interface WriteControlsResult {
 }
 
 /** The controls in force in the tree directory (newest controls-<n>.json, verified), or none. */
-export function currentTreeControls(treeDir: string, root: TrustRoot): { version: number; controls: Controls | null } {
+export function currentTreeControls(
+  treeDir: string,
+  root: TrustRoot,
+): { version: number; controls: Controls | null } {
   const version = highestControlsVersion(treeDir);
   if (version === 0) return { version, controls: null };
   return { version, controls: readTreeControls(treeDir, version, root).env.signed };
@@ -84,12 +129,34 @@ export function currentTreeControls(treeDir: string, root: TrustRoot): { version
 export function writeControls(o: WriteControlsOptions): WriteControlsResult {
   const { version: previousVersion, controls: previous } = currentTreeControls(o.treeDir, o.root);
   const at = isoTime(o.now);
-  if (previous && parseIsoTime(previous.issuedAt) > o.now) throw new PublishRefused(`controls v${previousVersion} were issued at ${previous.issuedAt}, after now (${at}); is the clock wrong?`);
+  if (previous && parseIsoTime(previous.issuedAt) > o.now)
+    throw new PublishRefused(
+      `controls v${previousVersion} were issued at ${previous.issuedAt}, after now (${at}); is the clock wrong?`,
+    );
   const base = previous ?? noControls(o.root.fleet);
-  const body = o.edit(structuredClone({ paused: base.paused, resumedHalts: base.resumedHalts, retries: base.retries, quarantineClears: base.quarantineClears }), at);
+  const body = o.edit(
+    structuredClone({
+      paused: base.paused,
+      resumedHalts: base.resumedHalts,
+      retries: base.retries,
+      quarantineClears: base.quarantineClears,
+    }),
+    at,
+  );
   const version = previousVersion + 1;
   const file = controlsPath(version);
-  const doc = parseWith(Controls, { type: 'controls', schemaVersion: SCHEMA_VERSION, fleet: o.root.fleet, version, issuedAt: at, ...body }, file);
+  const doc = parseWith(
+    Controls,
+    {
+      type: 'controls',
+      schemaVersion: SCHEMA_VERSION,
+      fleet: o.root.fleet,
+      version,
+      issuedAt: at,
+      ...body,
+    },
+    file,
+  );
   const env = signDocument(doc, o.keys);
   // Check what agents will check before anything is written (threshold, role, key windows).
   verifyOperatorSigned(env, o.root, file);
@@ -100,12 +167,18 @@ export function writeControls(o: WriteControlsOptions): WriteControlsResult {
 
 /** Atomic and exclusive: the file appears complete or not at all, and an existing one is never replaced. */
 function writeNewFile(path: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = join(
+    dirname(path),
+    `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
   writeFileAtomic(tmp, bytes);
   try {
     linkSync(tmp, path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new PublishRefused(`${basename(path)} already exists: another control was signed at the same time; run the command again`);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new PublishRefused(
+        `${basename(path)} already exists: another control was signed at the same time; run the command again`,
+      );
     throw e;
   } finally {
     unlinkSync(tmp);

@@ -5,7 +5,17 @@
 // the same builder), so what is compared is exactly what agents would see.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readEnvelope, LIMITS, type FileRef, ChannelPlan, DisruptionBudgets, ReleaseIndex, type Timestamp, requireFileRef, canonicalString as canonicalText } from '../protocol/index.ts';
+import {
+  readEnvelope,
+  LIMITS,
+  type FileRef,
+  ChannelPlan,
+  DisruptionBudgets,
+  ReleaseIndex,
+  type Timestamp,
+  requireFileRef,
+  canonicalString as canonicalText,
+} from '../protocol/index.ts';
 import type { TreeFile } from './documents.ts';
 
 export interface TargetChange {
@@ -51,16 +61,37 @@ function readBound(treeDir: string, ref: FileRef): Uint8Array {
 
 /** The tree's current release as the timestamp binds it (digests checked; signatures are the verifier's job). */
 export function readCurrentRelease(treeDir: string, ts: Timestamp): CurrentRelease {
-  const index = readEnvelope(readBound(treeDir, ts.release.index), ReleaseIndex, { file: ts.release.index.path, maxBytes: LIMITS.releaseIndex, expectType: 'release' }).signed;
+  const index = readEnvelope(readBound(treeDir, ts.release.index), ReleaseIndex, {
+    file: ts.release.index.path,
+    maxBytes: LIMITS.releaseIndex,
+    expectType: 'release',
+  }).signed;
   const plans = new Map<string, ChannelPlan>();
   for (const [channel, entry] of Object.entries(index.channels)) {
-    plans.set(channel, readEnvelope(readBound(treeDir, entry.plan), ChannelPlan, { file: entry.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed);
+    plans.set(
+      channel,
+      readEnvelope(readBound(treeDir, entry.plan), ChannelPlan, {
+        file: entry.plan.path,
+        maxBytes: LIMITS.channelPlan,
+        expectType: 'channel-plan',
+      }).signed,
+    );
   }
-  const budgets = readEnvelope(readBound(treeDir, index.budgets), DisruptionBudgets, { file: index.budgets.path, maxBytes: LIMITS.budgets, expectType: 'disruption-budgets' }).signed;
+  const budgets = readEnvelope(readBound(treeDir, index.budgets), DisruptionBudgets, {
+    file: index.budgets.path,
+    maxBytes: LIMITS.budgets,
+    expectType: 'disruption-budgets',
+  }).signed;
   return { index, plans, budgets };
 }
 
-const TIMING = ['freshnessSeconds', 'signingIntervalSeconds', 'confirmDeadlineSeconds', 'heartbeatSeconds', 'offlineWindowSeconds'] as const;
+const TIMING = [
+  'freshnessSeconds',
+  'signingIntervalSeconds',
+  'confirmDeadlineSeconds',
+  'heartbeatSeconds',
+  'offlineWindowSeconds',
+] as const;
 
 function same(a: unknown, b: unknown): boolean {
   return canonicalText(a) === canonicalText(b);
@@ -72,16 +103,24 @@ function planSettings(a: ChannelPlan, b: ChannelPlan): string[] {
   if (a.onFailure !== b.onFailure) out.push(`onFailure ${a.onFailure} -> ${b.onFailure}`);
   for (const k of TIMING) if (a[k] !== b[k]) out.push(`${k} ${a[k]} -> ${b[k]}`);
   if (!same(a.maintenanceWindows, b.maintenanceWindows)) out.push('maintenanceWindows');
-  if (!same(a.waves, b.waves)) out.push(`waves (${a.waves.map((w) => w.hosts.length).join('/')} -> ${b.waves.map((w) => w.hosts.length).join('/')} hosts)`);
+  if (!same(a.waves, b.waves))
+    out.push(
+      `waves (${a.waves.map((w) => w.hosts.length).join('/')} -> ${b.waves.map((w) => w.hosts.length).join('/')} hosts)`,
+    );
   if (!same(a.hostEdges, b.hostEdges)) out.push('hostEdges');
-  if (!same(a.gatedBy, b.gatedBy)) out.push(`gatedBy [${a.gatedBy.join(', ')}] -> [${b.gatedBy.join(', ')}]`);
-  const rekeyed = Object.keys(b.hosts).filter((h) => a.hosts[h] !== undefined && a.hosts[h]!.hostKey !== b.hosts[h]!.hostKey);
+  if (!same(a.gatedBy, b.gatedBy))
+    out.push(`gatedBy [${a.gatedBy.join(', ')}] -> [${b.gatedBy.join(', ')}]`);
+  const rekeyed = Object.keys(b.hosts).filter(
+    (h) => a.hosts[h] !== undefined && a.hosts[h]!.hostKey !== b.hosts[h]!.hostKey,
+  );
   if (rekeyed.length) out.push(`host keys of ${rekeyed.join(', ')}`);
   return out;
 }
 
 function targetChanges(a: ChannelPlan | undefined, b: ChannelPlan | undefined): TargetChange[] {
-  const hosts = [...new Set([...Object.keys(a?.hosts ?? {}), ...Object.keys(b?.hosts ?? {})])].sort();
+  const hosts = [
+    ...new Set([...Object.keys(a?.hosts ?? {}), ...Object.keys(b?.hosts ?? {})]),
+  ].sort();
   const out: TargetChange[] = [];
   for (const host of hosts) {
     const from = a?.hosts[host]?.target ?? null;
@@ -92,14 +131,27 @@ function targetChanges(a: ChannelPlan | undefined, b: ChannelPlan | undefined): 
 }
 
 /** Compares the new release (files built in memory) with the current one. */
-export function diffRelease(current: CurrentRelease | null, built: readonly TreeFile[], next: { fleetDigest: string; rootVersion: number }): ReleaseDiff {
+export function diffRelease(
+  current: CurrentRelease | null,
+  built: readonly TreeFile[],
+  next: { fleetDigest: string; rootVersion: number },
+): ReleaseDiff {
   const newPlans = new Map<string, ChannelPlan>();
   let newBudgets: DisruptionBudgets | null = null;
   for (const f of built) {
     if (/\/channels\/[^/]+\.json$/.test(f.path)) {
-      const p = readEnvelope(f.bytes, ChannelPlan, { file: f.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed;
+      const p = readEnvelope(f.bytes, ChannelPlan, {
+        file: f.path,
+        maxBytes: LIMITS.channelPlan,
+        expectType: 'channel-plan',
+      }).signed;
       newPlans.set(p.channel, p);
-    } else if (f.path.endsWith('/budgets.json')) newBudgets = readEnvelope(f.bytes, DisruptionBudgets, { file: f.path, maxBytes: LIMITS.budgets, expectType: 'disruption-budgets' }).signed;
+    } else if (f.path.endsWith('/budgets.json'))
+      newBudgets = readEnvelope(f.bytes, DisruptionBudgets, {
+        file: f.path,
+        maxBytes: LIMITS.budgets,
+        expectType: 'disruption-budgets',
+      }).signed;
   }
   const channels: ChannelDiff[] = [];
   const names = [...new Set([...(current?.plans.keys() ?? []), ...newPlans.keys()])].sort();
@@ -108,19 +160,39 @@ export function diffRelease(current: CurrentRelease | null, built: readonly Tree
     const b = newPlans.get(channel);
     const targets = targetChanges(a, b);
     const settings = a && b ? planSettings(a, b) : [];
-    const change = !a ? 'added' : !b ? 'removed' : targets.length || settings.length || a.rolloutId !== b.rolloutId ? 'changed' : 'unchanged';
-    channels.push({ channel, change, rolloutId: { from: a?.rolloutId ?? null, to: b?.rolloutId ?? null }, restartsRollout: !!b && a?.rolloutId !== b.rolloutId, targets, settings });
+    const change = !a
+      ? 'added'
+      : !b
+        ? 'removed'
+        : targets.length || settings.length || a.rolloutId !== b.rolloutId
+          ? 'changed'
+          : 'unchanged';
+    channels.push({
+      channel,
+      change,
+      rolloutId: { from: a?.rolloutId ?? null, to: b?.rolloutId ?? null },
+      restartsRollout: !!b && a?.rolloutId !== b.rolloutId,
+      targets,
+      settings,
+    });
   }
   const budgets: string[] = [];
   const oldB = new Map((current?.budgets.budgets ?? []).map((x) => [x.id, x]));
   const newB = new Map((newBudgets?.budgets ?? []).map((x) => [x.id, x]));
   for (const id of [...new Set([...oldB.keys(), ...newB.keys()])].sort()) {
-    const x = oldB.get(id), y = newB.get(id);
+    const x = oldB.get(id),
+      y = newB.get(id);
     if (!x) budgets.push(`budget ${id} added (max ${y!.maxInFlight})`);
     else if (!y) budgets.push(`budget ${id} removed`);
-    else if (!same(x, y)) budgets.push(`budget ${id}: max ${x.maxInFlight} -> ${y.maxInFlight}, ${x.hosts.length} -> ${y.hosts.length} hosts`);
+    else if (!same(x, y))
+      budgets.push(
+        `budget ${id}: max ${x.maxInFlight} -> ${y.maxInFlight}, ${x.hosts.length} -> ${y.hosts.length} hosts`,
+      );
   }
-  const identical = current !== null && current.index.fleetDigest === next.fleetDigest && current.index.rootVersion === next.rootVersion;
+  const identical =
+    current !== null &&
+    current.index.fleetDigest === next.fleetDigest &&
+    current.index.rootVersion === next.rootVersion;
   return { currentVersion: current?.index.version ?? null, identical, channels, budgets };
 }
 
@@ -129,12 +201,22 @@ export function describeDiff(d: ReleaseDiff, maxHosts = 20): string[] {
   const lines: string[] = [];
   for (const c of d.channels) {
     if (c.change === 'unchanged') {
-      lines.push(`  channel ${c.channel}: unchanged (rollout ${c.rolloutId.to?.slice(0, 19)} continues)`);
+      lines.push(
+        `  channel ${c.channel}: unchanged (rollout ${c.rolloutId.to?.slice(0, 19)} continues)`,
+      );
       continue;
     }
-    const restart = c.change === 'changed' ? (c.restartsRollout ? ', new rollout' : ', same rollout (soaks kept)') : '';
-    lines.push(`  channel ${c.channel}: ${c.change}${restart}${c.targets.length ? `, ${c.targets.length} target change(s)` : ''}${c.settings.length ? `; ${c.settings.join('; ')}` : ''}`);
-    for (const t of c.targets.slice(0, maxHosts)) lines.push(`    ${t.host}: ${t.from ?? '(not in channel)'} -> ${t.to ?? '(not in channel)'}`);
+    const restart =
+      c.change === 'changed'
+        ? c.restartsRollout
+          ? ', new rollout'
+          : ', same rollout (soaks kept)'
+        : '';
+    lines.push(
+      `  channel ${c.channel}: ${c.change}${restart}${c.targets.length ? `, ${c.targets.length} target change(s)` : ''}${c.settings.length ? `; ${c.settings.join('; ')}` : ''}`,
+    );
+    for (const t of c.targets.slice(0, maxHosts))
+      lines.push(`    ${t.host}: ${t.from ?? '(not in channel)'} -> ${t.to ?? '(not in channel)'}`);
     if (c.targets.length > maxHosts) lines.push(`    ... and ${c.targets.length - maxHosts} more`);
   }
   for (const b of d.budgets) lines.push(`  ${b}`);

@@ -2,7 +2,22 @@
 // documents bind what they depend on by digest: budgets -> channel plans -> host manifests -> index.
 // Documents are typed literals (`satisfies`), not zod-parsed at run time: parsing 10,000 manifests costs
 // more than signing them. The publisher tests read every written file back through the schemas.
-import { sha256Digest, signBytes, b64, type SigningKey, budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath, SCHEMA_VERSION, type FileRef, type ChannelPlan, type DisruptionBudgets, type HostManifest, type ReleaseIndex } from '../protocol/index.ts';
+import {
+  sha256Digest,
+  signBytes,
+  b64,
+  type SigningKey,
+  budgetsPath,
+  channelPlanPath,
+  hostManifestPath,
+  releaseIndexPath,
+  SCHEMA_VERSION,
+  type FileRef,
+  type ChannelPlan,
+  type DisruptionBudgets,
+  type HostManifest,
+  type ReleaseIndex,
+} from '../protocol/index.ts';
 import { fastCanonical } from './jcs.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { ResolvedFleet } from './waves.ts';
@@ -37,18 +52,29 @@ export interface BuiltRelease {
  * twice: JCS orders "signatures" before "signed" and "keyid" before "sig", and key ids (hex) and
  * signatures (base64) need no escaping. tests/publisher/documents.test.ts checks the equivalence.
  */
-export function signedEnvelopeBytes(doc: unknown, keys: readonly SigningKey[], memo?: WeakMap<object, string>): Buffer {
+export function signedEnvelopeBytes(
+  doc: unknown,
+  keys: readonly SigningKey[],
+  memo?: WeakMap<object, string>,
+): Buffer {
   const signed = fastCanonical(doc, memo);
   // One buffer for the whole envelope, the signed text encoded once into its tail: the prefix has a fixed
   // length (64-char key ids, 88-char base64 signatures), so the message can be signed in place.
-  const prefixLength = ENVELOPE_OPEN.length + keys.length * SIGNATURE_ENTRY_LENGTH - (keys.length > 0 ? 1 : 0) + ENVELOPE_MIDDLE.length;
+  const prefixLength =
+    ENVELOPE_OPEN.length +
+    keys.length * SIGNATURE_ENTRY_LENGTH -
+    (keys.length > 0 ? 1 : 0) +
+    ENVELOPE_MIDDLE.length;
   const signedLength = Buffer.byteLength(signed, 'utf8');
   const out = Buffer.allocUnsafe(prefixLength + signedLength + 1);
   out.write(signed, prefixLength, 'utf8');
   const message = out.subarray(prefixLength, prefixLength + signedLength);
-  const entries = keys.map((k) => `{"keyid":"${k.keyid}","sig":"${b64(signBytes(k.seed, message))}"}`).join(',');
+  const entries = keys
+    .map((k) => `{"keyid":"${k.keyid}","sig":"${b64(signBytes(k.seed, message))}"}`)
+    .join(',');
   const prefix = ENVELOPE_OPEN + entries + ENVELOPE_MIDDLE;
-  if (prefix.length !== prefixLength) throw new Error('internal: unexpected signature entry length');
+  if (prefix.length !== prefixLength)
+    throw new Error('internal: unexpected signature entry length');
   out.write(prefix, 0, 'latin1');
   out[out.length - 1] = 0x7d; // '}'
   return out;
@@ -81,7 +107,12 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
 /** One release being signed: its input, the fields every document repeats, and the files signed so far. */
 interface ReleaseInProgress {
   input: BuildReleaseInput;
-  common: { schemaVersion: typeof SCHEMA_VERSION; fleet: string; releaseVersion: number; issuedAt: string };
+  common: {
+    schemaVersion: typeof SCHEMA_VERSION;
+    fleet: string;
+    releaseVersion: number;
+    issuedAt: string;
+  };
   /** Host -> raw Ed25519 host key (base64), as plans and manifests carry it. */
   hostKeys: Map<string, string>;
   files: TreeFile[];
@@ -105,8 +136,15 @@ function startRelease(input: BuildReleaseInput): ReleaseInProgress {
   };
   return {
     input,
-    common: { schemaVersion: SCHEMA_VERSION, fleet: fleet.fleet, releaseVersion: version, issuedAt },
-    hostKeys: new Map(Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)])),
+    common: {
+      schemaVersion: SCHEMA_VERSION,
+      fleet: fleet.fleet,
+      releaseVersion: version,
+      issuedAt,
+    },
+    hostKeys: new Map(
+      Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)]),
+    ),
     files,
     sign,
   };
@@ -116,37 +154,59 @@ function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInPr
   return sign(budgetsPath(version), {
     type: 'disruption-budgets',
     ...common,
-    budgets: resolved.budgets.map((b) => ({ id: b.id, selector: b.selector, maxInFlight: b.maxInFlight, maxInFlightPct: b.maxInFlightPct, hosts: b.hosts })),
+    budgets: resolved.budgets.map((b) => ({
+      id: b.id,
+      selector: b.selector,
+      maxInFlight: b.maxInFlight,
+      maxInFlightPct: b.maxInFlightPct,
+      hosts: b.hosts,
+    })),
   } satisfies DisruptionBudgets);
 }
 
 /** Channel -> its signed plan's reference. */
-function signChannelPlans({ input: { fleet, resolved, version }, common, hostKeys, sign }: ReleaseInProgress): Map<string, FileRef> {
+function signChannelPlans({
+  input: { fleet, resolved, version },
+  common,
+  hostKeys,
+  sign,
+}: ReleaseInProgress): Map<string, FileRef> {
   const plans = new Map<string, FileRef>();
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const hosts: Record<string, { target: string; hostKey: string; wave: number }> = {};
-    for (const w of ch.waves) for (const h of w.hosts) hosts[h] = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
-    plans.set(ch.name, sign(channelPlanPath(version, ch.name), {
-      type: 'channel-plan',
-      ...common,
-      channel: ch.name,
-      rolloutId: ch.rolloutId,
-      strategy: ch.strategy,
-      onFailure: ch.onFailure,
-      freshnessSeconds: c.freshnessSeconds,
-      signingIntervalSeconds: c.signingIntervalSeconds,
-      confirmDeadlineSeconds: c.confirmDeadlineSeconds,
-      heartbeatSeconds: c.heartbeatSeconds,
-      offlineWindowSeconds: c.offlineWindowSeconds,
-      maintenanceWindows: c.maintenanceWindows,
-      reboot: ch.reboot,
-      deferredHosts: ch.deferredHosts,
-      waves: ch.waves.map((w) => ({ index: w.index, soakSeconds: w.soakSeconds, failureThreshold: w.failureThreshold, offlineExcuseLimit: w.offlineExcuseLimit, hosts: w.hosts })),
-      hosts,
-      hostEdges: ch.hostEdges,
-      gatedBy: ch.gatedBy,
-    } satisfies ChannelPlan));
+    for (const w of ch.waves)
+      for (const h of w.hosts)
+        hosts[h] = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
+    plans.set(
+      ch.name,
+      sign(channelPlanPath(version, ch.name), {
+        type: 'channel-plan',
+        ...common,
+        channel: ch.name,
+        rolloutId: ch.rolloutId,
+        strategy: ch.strategy,
+        onFailure: ch.onFailure,
+        freshnessSeconds: c.freshnessSeconds,
+        signingIntervalSeconds: c.signingIntervalSeconds,
+        confirmDeadlineSeconds: c.confirmDeadlineSeconds,
+        heartbeatSeconds: c.heartbeatSeconds,
+        offlineWindowSeconds: c.offlineWindowSeconds,
+        maintenanceWindows: c.maintenanceWindows,
+        reboot: ch.reboot,
+        deferredHosts: ch.deferredHosts,
+        waves: ch.waves.map((w) => ({
+          index: w.index,
+          soakSeconds: w.soakSeconds,
+          failureThreshold: w.failureThreshold,
+          offlineExcuseLimit: w.offlineExcuseLimit,
+          hosts: w.hosts,
+        })),
+        hosts,
+        hostEdges: ch.hostEdges,
+        gatedBy: ch.gatedBy,
+      } satisfies ChannelPlan),
+    );
   }
   return plans;
 }
@@ -185,7 +245,10 @@ function signHostManifests(
           confirmDeadlineSeconds: c.confirmDeadlineSeconds,
           cacheUrl: fleet.cacheUrl ?? null,
         } satisfies HostManifest;
-        indexHosts[name] = { channel: ch.name, manifest: sign(hostManifestPath(version, name), manifest) };
+        indexHosts[name] = {
+          channel: ch.name,
+          manifest: sign(hostManifestPath(version, name), manifest),
+        };
       }
     }
   }
@@ -201,7 +264,11 @@ function signReleaseIndex(
   const { fleet, resolved, version, issuedAt } = input;
   const channels: Record<string, { rolloutId: string; plan: FileRef; hostCount: number }> = {};
   for (const ch of Object.values(resolved.channels)) {
-    channels[ch.name] = { rolloutId: ch.rolloutId, plan: plans.get(ch.name)!, hostCount: ch.waves.reduce((n, w) => n + w.hosts.length, 0) };
+    channels[ch.name] = {
+      rolloutId: ch.rolloutId,
+      plan: plans.get(ch.name)!,
+      hostCount: ch.waves.reduce((n, w) => n + w.hosts.length, 0),
+    };
   }
   return sign(releaseIndexPath(version), {
     type: 'release',

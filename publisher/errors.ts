@@ -13,8 +13,16 @@ export class PublishRefused extends Error {
  * the tree still serves the previous release.
  */
 export class TreeWriteFailed extends Error {
-  constructor(readonly file: string, readonly code: string | undefined, cause: string, cleanedUp: string) {
-    const hint = code === 'ENOSPC' || code === 'EDQUOT' ? 'free space on that file system and run the command again' : 'fix the file system and run the command again';
+  constructor(
+    readonly file: string,
+    readonly code: string | undefined,
+    cause: string,
+    cleanedUp: string,
+  ) {
+    const hint =
+      code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'free space on that file system and run the command again'
+        : 'fix the file system and run the command again';
     super(`cannot write ${file}: ${cause}; ${cleanedUp}; ${hint}`);
     this.name = 'TreeWriteFailed';
   }
@@ -27,6 +35,11 @@ export function writingFile<T>(file: string, cleanedUp: string, write: () => T):
   } catch (e) {
     if (e instanceof TreeWriteFailed || e instanceof PublishRefused) throw e;
     const err = e as NodeJS.ErrnoException;
-    throw new TreeWriteFailed(file, err.code, err.code ? `${err.code} (${err.message.replace(/^[A-Z]+: /, '')})` : err.message, cleanedUp);
+    throw new TreeWriteFailed(
+      file,
+      err.code,
+      err.code ? `${err.code} (${err.message.replace(/^[A-Z]+: /, '')})` : err.message,
+      cleanedUp,
+    );
   }
 }

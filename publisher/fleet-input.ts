@@ -21,10 +21,14 @@ export function readFleetFile(path: string): unknown {
   return parseStrictJson(bytes, { file: path, maxBytes: LIMITS.fleet });
 }
 
-export const NIX_MISSING = 'nix is not installed (needed for --flake); pass a fleet JSON file instead';
+export const NIX_MISSING =
+  'nix is not installed (needed for --flake); pass a fleet JSON file instead';
 
 /** Runs `nix eval --json REF` (the flake output that mkFleet produces) and returns the parsed fleet JSON. */
-export function evalFlake(ref: string, opts: { nixBinary?: string; timeoutMs?: number } = {}): Promise<unknown> {
+export function evalFlake(
+  ref: string,
+  opts: { nixBinary?: string; timeoutMs?: number } = {},
+): Promise<unknown> {
   const nix = opts.nixBinary ?? 'nix';
   return new Promise((resolve, reject) => {
     execFile(
@@ -35,9 +39,21 @@ export function evalFlake(ref: string, opts: { nixBinary?: string; timeoutMs?: n
         if (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT') return reject(new FleetInputError(NIX_MISSING));
-          if (code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new FleetInputError(`nix eval ${ref}: output exceeds ${LIMITS.fleet} bytes`));
-          const tail = Buffer.from(stderr).toString('utf8').trim().split('\n').slice(-15).join('\n');
-          return reject(new FleetInputError(`nix eval --json ${ref} failed${tail ? `:\n${tail}` : ` (${err.message})`}`));
+          if (code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+            return reject(
+              new FleetInputError(`nix eval ${ref}: output exceeds ${LIMITS.fleet} bytes`),
+            );
+          const tail = Buffer.from(stderr)
+            .toString('utf8')
+            .trim()
+            .split('\n')
+            .slice(-15)
+            .join('\n');
+          return reject(
+            new FleetInputError(
+              `nix eval --json ${ref} failed${tail ? `:\n${tail}` : ` (${err.message})`}`,
+            ),
+          );
         }
         try {
           resolve(parseStrictJson(stdout, { file: `nix eval ${ref}`, maxBytes: LIMITS.fleet }));

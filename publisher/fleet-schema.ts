@@ -3,12 +3,34 @@
 // cycles, duplicates, coverage of waves) is checked by ./validate.ts so that all violations are reported
 // together. Unknown fields are rejected everywhere: a typo must not silently become a default.
 import { z } from 'zod';
-import { Name, FleetName, HostName, ChannelName, StorePath, NonNegativeInt, PositiveInt, IsoTime, Selector, Tag, Probe, Strategy, OnFailure, Threshold, MaintenanceWindow, RebootPolicy, DeferredHosts } from '../protocol/index.ts';
+import {
+  Name,
+  FleetName,
+  HostName,
+  ChannelName,
+  StorePath,
+  NonNegativeInt,
+  PositiveInt,
+  IsoTime,
+  Selector,
+  Tag,
+  Probe,
+  Strategy,
+  OnFailure,
+  Threshold,
+  MaintenanceWindow,
+  RebootPolicy,
+  DeferredHosts,
+} from '../protocol/index.ts';
 import { parseHostKey } from './host-key.ts';
 
 export const PolicyName = Name;
 
-const Percent = z.number().int().min(1, 'must be between 1 and 100').max(100, 'must be between 1 and 100');
+const Percent = z
+  .number()
+  .int()
+  .min(1, 'must be between 1 and 100')
+  .max(100, 'must be between 1 and 100');
 
 export const FleetHost = z.strictObject({
   /** Nix system double, e.g. x86_64-linux. */
@@ -18,11 +40,17 @@ export const FleetHost = z.strictObject({
   /** The closure this host should run (the NixOS system's toplevel store path). */
   target: StorePath,
   /** Base64 of the raw 32-byte Ed25519 key, or an OpenSSH "ssh-ed25519 AAAA... comment" line. */
-  hostKey: z.string().max(1024).superRefine((text, ctx) => {
-    const r = parseHostKey(text);
-    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
-  }),
-  machineId: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex digits (/etc/machine-id)').optional(),
+  hostKey: z
+    .string()
+    .max(1024)
+    .superRefine((text, ctx) => {
+      const r = parseHostKey(text);
+      if (!r.ok) ctx.addIssue({ code: 'custom', message: r.reason });
+    }),
+  machineId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex digits (/etc/machine-id)')
+    .optional(),
 });
 export type FleetHost = z.infer<typeof FleetHost>;
 
@@ -88,7 +116,9 @@ export const HostEdge = z.strictObject({ before: HostName, after: HostName });
 export const ChannelEdge = z.strictObject({ before: ChannelName, after: ChannelName });
 
 export const FleetBudget = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-" (1-63 chars)'),
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-" (1-63 chars)'),
   selector: Selector,
   // 0 is accepted here so that validate.ts can say precisely why such a budget can never be satisfied.
   maxInFlight: NonNegativeInt.optional(),
@@ -98,18 +128,32 @@ export type FleetBudget = z.infer<typeof FleetBudget>;
 
 export const FleetRevokedHost = z.strictObject({
   host: HostName,
-  keyid: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
-  certSerial: z.string().regex(/^[0-9A-F]{1,40}$/, 'must be an uppercase hex serial').optional(),
+  keyid: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+    .optional(),
+  certSerial: z
+    .string()
+    .regex(/^[0-9A-F]{1,40}$/, 'must be an uppercase hex serial')
+    .optional(),
   reason: z.string().max(512),
   /** When absent, the publisher keeps the time from the previous revocations document, or uses now. */
   revokedAt: IsoTime.optional(),
 });
-export const FleetRevokedClosure = z.strictObject({ storePath: StorePath, reason: z.string().max(512), revokedAt: IsoTime.optional() });
+export const FleetRevokedClosure = z.strictObject({
+  storePath: StorePath,
+  reason: z.string().max(512),
+  revokedAt: IsoTime.optional(),
+});
 
 export const Fleet = z.strictObject({
   fleet: FleetName,
   /** Binary cache URL handed to every host in its manifest. */
-  cacheUrl: z.string().max(2048).regex(/^(https?|file):\/\//, 'must be an http(s):// or file:// URL').optional(),
+  cacheUrl: z
+    .string()
+    .max(2048)
+    .regex(/^(https?|file):\/\//, 'must be an http(s):// or file:// URL')
+    .optional(),
   hosts: z.record(HostName, FleetHost),
   channels: z.record(ChannelName, FleetChannel),
   policies: z.record(PolicyName, FleetPolicy),

@@ -9,7 +9,9 @@ export function findCycles(edges: readonly { before: string; after: string }[]):
     if (!list) next.set(e.before, (list = []));
     list.push(e.after);
   }
-  const WHITE = 0, GREY = 1, BLACK = 2;
+  const WHITE = 0,
+    GREY = 1,
+    BLACK = 2;
   const color = new Map<string, number>();
   const cycles = new Map<string, string[]>();
   for (const start of [...next.keys()].sort()) {

@@ -24,15 +24,20 @@ function decodeStrictBase64(text: string): Buffer | undefined {
 
 function parseSshLine(line: string): HostKeyResult {
   const parts = line.trim().split(/\s+/);
-  if (parts[0] !== SSH_KEY_TYPE) return { ok: false, reason: `only ${SSH_KEY_TYPE} keys are supported, got "${parts[0]}"` };
+  if (parts[0] !== SSH_KEY_TYPE)
+    return { ok: false, reason: `only ${SSH_KEY_TYPE} keys are supported, got "${parts[0]}"` };
   const blob = parts[1] === undefined ? undefined : decodeStrictBase64(parts[1]);
   if (!blob) return { ok: false, reason: 'the ssh-ed25519 key data is not valid base64' };
   const type = readSshString(blob, 0);
   const key = type && readSshString(blob, type.next);
   if (!type || !key || type.value.toString('latin1') !== SSH_KEY_TYPE || key.next !== blob.length) {
-    return { ok: false, reason: 'the ssh-ed25519 key data is not an OpenSSH ed25519 public key blob' };
+    return {
+      ok: false,
+      reason: 'the ssh-ed25519 key data is not an OpenSSH ed25519 public key blob',
+    };
   }
-  if (key.value.length !== 32) return { ok: false, reason: `the ssh-ed25519 key is ${key.value.length} bytes, expected 32` };
+  if (key.value.length !== 32)
+    return { ok: false, reason: `the ssh-ed25519 key is ${key.value.length} bytes, expected 32` };
   return { ok: true, raw: new Uint8Array(key.value) };
 }
 
@@ -66,11 +71,24 @@ function parseHostKeyUncached(text: string): HostKeyResult {
   if (text.startsWith('ssh-')) result = parseSshLine(text);
   else {
     const raw = decodeStrictBase64(text);
-    result = raw && raw.length === 32
-      ? { ok: true, raw: new Uint8Array(raw) }
-      : { ok: false, reason: 'must be base64 of the raw 32-byte Ed25519 public key, or an OpenSSH "ssh-ed25519 AAAA..." line' };
+    result =
+      raw && raw.length === 32
+        ? { ok: true, raw: new Uint8Array(raw) }
+        : {
+            ok: false,
+            reason:
+              'must be base64 of the raw 32-byte Ed25519 public key, or an OpenSSH "ssh-ed25519 AAAA..." line',
+          };
   }
-  if (result.ok && !knownValid.has(Buffer.from(result.raw).toString('base64')) && !isValidPublicKey(result.raw)) return { ok: false, reason: 'is not a valid Ed25519 public key (not a canonical, non-small-order curve point)' };
+  if (
+    result.ok &&
+    !knownValid.has(Buffer.from(result.raw).toString('base64')) &&
+    !isValidPublicKey(result.raw)
+  )
+    return {
+      ok: false,
+      reason: 'is not a valid Ed25519 public key (not a canonical, non-small-order curve point)',
+    };
   return result;
 }
 

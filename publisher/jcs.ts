@@ -35,7 +35,8 @@ export function fastCanonical(value: unknown, memo?: WeakMap<object, string>): s
         }
         out += ']';
       } else {
-        if (typeof (value as { toJSON?: unknown }).toJSON === 'function') throw new Error('objects with toJSON are not plain JSON data');
+        if (typeof (value as { toJSON?: unknown }).toJSON === 'function')
+          throw new Error('objects with toJSON are not plain JSON data');
         const obj = value as Record<string, unknown>;
         const keys = Object.keys(obj).sort();
         out = '{';

@@ -6,11 +6,34 @@
 // Only the timestamp switches agents to the new release, and it is written after everything it names.
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, canonicalBytes, sha256Digest, envelopeBytes, signDocument, type SigningKey, REVOCATIONS_PATH, TIMESTAMP_PATH, releaseDir, rootPath, SCHEMA_VERSION, isoTime, parseIsoTime, type FileRef, Timestamp, type SignedRoot } from '../protocol/index.ts';
+import {
+  writeFileAtomic,
+  canonicalBytes,
+  sha256Digest,
+  envelopeBytes,
+  signDocument,
+  type SigningKey,
+  REVOCATIONS_PATH,
+  TIMESTAMP_PATH,
+  releaseDir,
+  rootPath,
+  SCHEMA_VERSION,
+  isoTime,
+  parseIsoTime,
+  type FileRef,
+  Timestamp,
+  type SignedRoot,
+} from '../protocol/index.ts';
 import { buildRelease } from './documents.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';
-import { acquireLock, highestReleaseDir, installReleaseDir, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
+import {
+  acquireLock,
+  highestReleaseDir,
+  installReleaseDir,
+  readCurrentTimestamp,
+  removeStaleTemps,
+} from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
 import { noteValidHostKeys } from './host-key.ts';
@@ -75,7 +98,14 @@ export interface CheckedPublishOptions extends PublishOptions {
 /** What the publish did about the binary cache (printed by the CLI; not part of the signed release). */
 export type CacheCheckSummary =
   | { skipped: true }
-  | { skipped: false; cacheUrl: string; targets: number; checked: number; keysUsed: string[]; ms: number };
+  | {
+      skipped: false;
+      cacheUrl: string;
+      targets: number;
+      checked: number;
+      keysUsed: string[];
+      ms: number;
+    };
 
 export interface PublishResult {
   /** 'published'; 'unchanged' (identical fleet, ifIdentical 'skip': version is the current one); 'dry-run' (nothing written). */
@@ -141,7 +171,9 @@ export function signTimestamp(o: {
 function loadTrust(opts: PublishOptions): TrustChain {
   if (opts.roots && opts.roots.length > 0) return loadTrustChain(opts.roots, opts.now);
   if (opts.trustDir) return loadTrustDir(opts.trustDir, opts.now);
-  throw new PublishRefused('no trust root given (--trust DIR with root/1.json from `nixfleet trust init`)');
+  throw new PublishRefused(
+    'no trust root given (--trust DIR with root/1.json from `nixfleet trust init`)',
+  );
 }
 
 /** Copies the chain into tree/root/. An existing root file with other bytes means two different chains. */
@@ -151,13 +183,19 @@ function rootsToInstall(treeDir: string, trust: TrustChain): { path: string; byt
   for (const { version, bytes } of trust.chain) {
     const path = join(treeDir, rootPath(version));
     if (existsSync(path)) {
-      if (!readFileSync(path).equals(bytes)) throw new PublishRefused(`${rootPath(version)} in the tree differs from the trust directory's root v${version}; refusing to mix two trust chains`);
+      if (!readFileSync(path).equals(bytes))
+        throw new PublishRefused(
+          `${rootPath(version)} in the tree differs from the trust directory's root v${version}; refusing to mix two trust chains`,
+        );
       continue;
     }
     missing.push({ path: rootPath(version), bytes });
   }
   const beyond = join(treeDir, rootPath(trust.root.signed.version + 1));
-  if (existsSync(beyond)) throw new PublishRefused(`the tree already has ${rootPath(trust.root.signed.version + 1)}, newer than the trust directory: update the trust directory first`);
+  if (existsSync(beyond))
+    throw new PublishRefused(
+      `the tree already has ${rootPath(trust.root.signed.version + 1)}, newer than the trust directory: update the trust directory first`,
+    );
   return missing;
 }
 
@@ -182,14 +220,29 @@ function prepare(opts: PublishOptions): Prepared {
   noteValidHostKeys(vouchedHostKeys(opts.treeDir, trust.root.signed).keys);
   const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
   const root = trust.root.signed;
-  if (root.fleet !== fleet.fleet) throw new PublishRefused(`the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`);
+  if (root.fleet !== fleet.fleet)
+    throw new PublishRefused(
+      `the trust root is for fleet "${root.fleet}", the fleet JSON is "${fleet.fleet}"`,
+    );
   checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
-  return { fleet, resolved, warnings, trust, t0, c0, resolveMs: performance.now() - t0, resolveCpuMs: cpuMs() - c0 };
+  return {
+    fleet,
+    resolved,
+    warnings,
+    trust,
+    t0,
+    c0,
+    resolveMs: performance.now() - t0,
+    resolveCpuMs: cpuMs() - c0,
+  };
 }
 
 /** Publishes without looking at the binary cache; the caller says so explicitly (`cacheCheck: 'skip'`). */
 export function publishRelease(opts: UncheckedPublishOptions): PublishResult {
-  if (opts.cacheCheck !== 'skip') throw new PublishRefused('publishRelease publishes only with cacheCheck: "skip"; use publishReleaseChecked to check the binary cache');
+  if (opts.cacheCheck !== 'skip')
+    throw new PublishRefused(
+      'publishRelease publishes only with cacheCheck: "skip"; use publishReleaseChecked to check the binary cache',
+    );
   return commit(opts, prepare(opts), { skipped: true });
 }
 
@@ -203,10 +256,14 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   const { fleet, trust } = prepared;
   const cacheKeys = trust.root.signed.cacheKeys;
   if (fleet.cacheUrl === undefined) {
-    throw new PublishRefused('the fleet has no cacheUrl, so hosts could not fetch their closures and the publisher cannot check them; set cacheUrl in the fleet, or pass --no-cache-check if hosts get their closures another way');
+    throw new PublishRefused(
+      'the fleet has no cacheUrl, so hosts could not fetch their closures and the publisher cannot check them; set cacheUrl in the fleet, or pass --no-cache-check if hosts get their closures another way',
+    );
   }
   if (cacheKeys.length === 0) {
-    throw new PublishRefused(`trust root v${trust.root.signed.version} lists no cache keys, so hosts trust no closure signature; add one (nixfleet trust rotate --cache-key name:base64), or pass --no-cache-check`);
+    throw new PublishRefused(
+      `trust root v${trust.root.signed.version} lists no cache keys, so hosts trust no closure signature; add one (nixfleet trust rotate --cache-key name:base64), or pass --no-cache-check`,
+    );
   }
   const t = performance.now();
   const progress = opts.onProgress;
@@ -214,19 +271,34 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
     cacheUrl: (opts.cacheCheck !== undefined && opts.cacheCheck.checkAt) || fleet.cacheUrl,
     storePaths: Object.values(fleet.hosts).map((h) => h.target),
     trustedKeys: cacheKeys,
-    ...(opts.cacheCheck?.concurrency !== undefined ? { concurrency: opts.cacheCheck.concurrency } : {}),
+    ...(opts.cacheCheck?.concurrency !== undefined
+      ? { concurrency: opts.cacheCheck.concurrency }
+      : {}),
     ...(opts.cacheCheck?.fetchNarinfo ? { fetchNarinfo: opts.cacheCheck.fetchNarinfo } : {}),
-    ...(progress ? { onProgress: (done: number, total: number) => progress({ phase: 'cache', done, total }) } : {}),
+    ...(progress
+      ? { onProgress: (done: number, total: number) => progress({ phase: 'cache', done, total }) }
+      : {}),
   });
   if (report.problems.length > 0) {
     throw new PublishRefused(
       `${report.problems.length} store path(s) are not in the binary cache ${report.cacheUrl} with a valid signature by a cache key of trust root v${trust.root.signed.version} (checked ${report.checked} paths: ${report.targets} targets and their closures):\n${describeCacheProblems(report)}\npush the closures with \`nix copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
     );
   }
-  return commit(opts, prepared, { skipped: false, cacheUrl: report.cacheUrl, targets: report.targets, checked: report.checked, keysUsed: report.keysUsed, ms: performance.now() - t });
+  return commit(opts, prepared, {
+    skipped: false,
+    cacheUrl: report.cacheUrl,
+    targets: report.targets,
+    checked: report.checked,
+    keysUsed: report.keysUsed,
+    ms: performance.now() - t,
+  });
 }
 
-function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheckSummary): PublishResult {
+function commit(
+  opts: PublishOptions,
+  prepared: Prepared,
+  cacheCheck: CacheCheckSummary,
+): PublishResult {
   const { fleet, resolved, warnings, trust, t0, c0 } = prepared;
   const root = trust.root.signed;
   const progress = opts.onProgress ?? (() => {});
@@ -238,13 +310,22 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
   try {
     removeStaleTemps(opts.treeDir);
     const current = readCurrentTimestamp(opts.treeDir);
-    const previousVersion = Math.max(current?.signed.release.version ?? 0, highestReleaseDir(opts.treeDir));
+    const previousVersion = Math.max(
+      current?.signed.release.version ?? 0,
+      highestReleaseDir(opts.treeDir),
+    );
     if (current && opts.now < parseIsoTime(current.signed.issuedAt)) {
-      throw new PublishRefused(`the publish time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${current.signed.issuedAt}; is the clock wrong?`);
+      throw new PublishRefused(
+        `the publish time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${current.signed.issuedAt}; is the clock wrong?`,
+      );
     }
     const version = opts.version ?? previousVersion + 1;
-    if (!Number.isSafeInteger(version) || version < 1) throw new PublishRefused(`version must be a positive integer, got ${version}`);
-    if (version <= previousVersion) throw new PublishRefused(`version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`);
+    if (!Number.isSafeInteger(version) || version < 1)
+      throw new PublishRefused(`version must be a positive integer, got ${version}`);
+    if (version <= previousVersion)
+      throw new PublishRefused(
+        `version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`,
+      );
 
     const issuedAt = isoTime(opts.now);
     const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
@@ -257,14 +338,43 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
       currentRelease = null;
     }
     // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
-    if (opts.ifIdentical === 'skip' && !opts.dryRun && currentRelease && currentRelease.index.fleetDigest === fleetDigest && currentRelease.index.rootVersion === root.version) {
+    if (
+      opts.ifIdentical === 'skip' &&
+      !opts.dryRun &&
+      currentRelease &&
+      currentRelease.index.fleetDigest === fleetDigest &&
+      currentRelease.index.rootVersion === root.version
+    ) {
       const ts = current!.signed;
       return {
-        status: 'unchanged', diff: { currentVersion: ts.release.version, identical: true, channels: [...currentRelease.plans.values()].map((p) => ({ channel: p.channel, change: 'unchanged' as const, rolloutId: { from: p.rolloutId, to: p.rolloutId }, restartsRollout: false, targets: [], settings: [] })), budgets: [] },
-        version: ts.release.version, previousVersion: ts.release.version, rootVersion: root.version, hosts: Object.keys(currentRelease.index.hosts).length,
-        rolloutIds: Object.fromEntries(Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId])),
-        index: ts.release.index, revocations: ts.revocations, timestamp: { issuedAt: ts.issuedAt, expires: ts.expires }, warnings, cacheCheck,
-        timings: { resolve: prepared.resolveMs, sign: 0, write: 0, total: performance.now() - t0 }, cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - c0 },
+        status: 'unchanged',
+        diff: {
+          currentVersion: ts.release.version,
+          identical: true,
+          channels: [...currentRelease.plans.values()].map((p) => ({
+            channel: p.channel,
+            change: 'unchanged' as const,
+            rolloutId: { from: p.rolloutId, to: p.rolloutId },
+            restartsRollout: false,
+            targets: [],
+            settings: [],
+          })),
+          budgets: [],
+        },
+        version: ts.release.version,
+        previousVersion: ts.release.version,
+        rootVersion: root.version,
+        hosts: Object.keys(currentRelease.index.hosts).length,
+        rolloutIds: Object.fromEntries(
+          Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId]),
+        ),
+        index: ts.release.index,
+        revocations: ts.revocations,
+        timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
+        warnings,
+        cacheCheck,
+        timings: { resolve: prepared.resolveMs, sign: 0, write: 0, total: performance.now() - t0 },
+        cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - c0 },
       };
     }
     const built = buildRelease({
@@ -281,7 +391,9 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     const previousRevocations = readBoundRevocations(opts.treeDir, current?.signed);
     const revocations = planRevocations(
       fleet,
-      previousRevocations && current ? { doc: previousRevocations, ref: current.signed.revocations.file } : undefined,
+      previousRevocations && current
+        ? { doc: previousRevocations, ref: current.signed.revocations.file }
+        : undefined,
       current?.signed.revocations.version ?? 0,
       issuedAt,
       opts.releaseKeys,
@@ -290,7 +402,9 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     const timestamp = signTimestamp({
       fleet: fleet.fleet,
       now: opts.now,
-      lifetimeSeconds: timestampLifetimeSeconds(Object.values(fleet.channels).map((c) => c.freshnessSeconds)),
+      lifetimeSeconds: timestampLifetimeSeconds(
+        Object.values(fleet.channels).map((c) => c.freshnessSeconds),
+      ),
       rootVersion: root.version,
       release: { version, index: built.index },
       revocations: { version: revocations.version, file: revocations.ref },
@@ -299,30 +413,54 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     });
     const tSigned = performance.now();
     const cSigned = cpuMs();
-    const diff = diffRelease(currentRelease, built.files, { fleetDigest, rootVersion: root.version });
+    const diff = diffRelease(currentRelease, built.files, {
+      fleetDigest,
+      rootVersion: root.version,
+    });
     const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
-    const result = (status: PublishResult['status'], tWritten: number, cWritten: number): PublishResult => ({
+    const result = (
+      status: PublishResult['status'],
+      tWritten: number,
+      cWritten: number,
+    ): PublishResult => ({
       status,
       diff,
       version,
       previousVersion,
       rootVersion: root.version,
       hosts: Object.keys(fleet.hosts).length,
-      rolloutIds: Object.fromEntries(Object.values(resolved.channels).map((c) => [c.name, c.rolloutId])),
+      rolloutIds: Object.fromEntries(
+        Object.values(resolved.channels).map((c) => [c.name, c.rolloutId]),
+      ),
       index: built.index,
       revocations: { version: revocations.version, file: revocations.ref },
       timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
       warnings,
       cacheCheck,
-      timings: { resolve: prepared.resolveMs, sign: tSigned - tResolved, write: tWritten - tSigned, total: tWritten - t0 },
-      cpu: { resolve: prepared.resolveCpuMs, sign: cSigned - cResolved, write: cWritten - cSigned, total: cWritten - c0 },
+      timings: {
+        resolve: prepared.resolveMs,
+        sign: tSigned - tResolved,
+        write: tWritten - tSigned,
+        total: tWritten - t0,
+      },
+      cpu: {
+        resolve: prepared.resolveCpuMs,
+        sign: cSigned - cResolved,
+        write: cWritten - cSigned,
+        total: cWritten - c0,
+      },
     });
     if (opts.dryRun) return result('dry-run', performance.now(), cpuMs());
 
     const notPublished = `release ${version} was not published and the tree still serves the previous release`;
-    const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) => writingFile(join(opts.treeDir, path), notPublished, () => writeFileAtomic(join(opts.treeDir, path), bytes, o));
+    const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) =>
+      writingFile(join(opts.treeDir, path), notPublished, () =>
+        writeFileAtomic(join(opts.treeDir, path), bytes, o),
+      );
     for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
-    installReleaseDir(opts.treeDir, version, built.files, (done, total) => progress({ phase: 'write', done, total }));
+    installReleaseDir(opts.treeDir, version, built.files, (done, total) =>
+      progress({ phase: 'write', done, total }),
+    );
     progress({ phase: 'commit', done: 0, total: 1 });
     try {
       if (revocations.file) write(revocations.file.path, revocations.file.bytes);
@@ -330,12 +468,18 @@ function commit(opts: PublishOptions, prepared: Prepared, cacheCheck: CacheCheck
     } catch (e) {
       // Until timestamp.json names it, releases/<v> is unreferenced: remove it so that a failed commit
       // (full disk) frees what it took and `refresh` of the previous release keeps working.
-      if (readCurrentTimestamp(opts.treeDir)?.signed.release.version !== version) rmSync(join(opts.treeDir, releaseDir(version)), { recursive: true, force: true });
+      if (readCurrentTimestamp(opts.treeDir)?.signed.release.version !== version)
+        rmSync(join(opts.treeDir, releaseDir(version)), { recursive: true, force: true });
       throw e;
     }
     const revocationBytes = readFileSync(join(opts.treeDir, revocations.ref.path));
     const mirror = join(opts.treeDir, REVOCATIONS_PATH);
-    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes)) writingFile(mirror, `release ${version} is published; the ${REVOCATIONS_PATH} mirror stays stale until the next publish`, () => writeFileAtomic(mirror, revocationBytes, { advanceMtime: true }));
+    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes))
+      writingFile(
+        mirror,
+        `release ${version} is published; the ${REVOCATIONS_PATH} mirror stays stale until the next publish`,
+        () => writeFileAtomic(mirror, revocationBytes, { advanceMtime: true }),
+      );
     const tWritten = performance.now();
     const cWritten = cpuMs();
     progress({ phase: 'done', done: 1, total: 1 });

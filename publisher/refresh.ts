@@ -4,7 +4,22 @@
 // refuse) and a new issuedAt/expires.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, sha256Digest, readEnvelope, type SigningKey, LIMITS, TIMESTAMP_PATH, isoTime, parseIsoTime, type FileRef, ChannelPlan, ReleaseIndex, MixAndMatch, verifyReleaseSigned, Revocations } from '../protocol/index.ts';
+import {
+  writeFileAtomic,
+  sha256Digest,
+  readEnvelope,
+  type SigningKey,
+  LIMITS,
+  TIMESTAMP_PATH,
+  isoTime,
+  parseIsoTime,
+  type FileRef,
+  ChannelPlan,
+  ReleaseIndex,
+  MixAndMatch,
+  verifyReleaseSigned,
+  Revocations,
+} from '../protocol/index.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
 import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
@@ -30,7 +45,11 @@ function readBound(treeDir: string, ref: FileRef): Buffer {
   const path = join(treeDir, ref.path);
   if (!existsSync(path)) throw new MixAndMatch(ref.path, 'named by timestamp.json but missing');
   const bytes = readFileSync(path);
-  if (bytes.length !== ref.length || sha256Digest(bytes) !== ref.digest) throw new MixAndMatch(ref.path, 'does not match the digest in timestamp.json; refusing to re-sign');
+  if (bytes.length !== ref.length || sha256Digest(bytes) !== ref.digest)
+    throw new MixAndMatch(
+      ref.path,
+      'does not match the digest in timestamp.json; refusing to re-sign',
+    );
   return bytes;
 }
 
@@ -41,32 +60,56 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
     // keeps this small write from succeeding.
     removeStaleTemps(opts.treeDir);
     const current = readCurrentTimestamp(opts.treeDir);
-    if (!current) throw new PublishRefused(`${opts.treeDir}: no ${TIMESTAMP_PATH}; publish a release first`);
+    if (!current)
+      throw new PublishRefused(`${opts.treeDir}: no ${TIMESTAMP_PATH}; publish a release first`);
     const ts = current.signed;
     if (opts.now < parseIsoTime(ts.issuedAt)) {
-      throw new PublishRefused(`refresh time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${ts.issuedAt}; is the clock wrong?`);
+      throw new PublishRefused(
+        `refresh time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${ts.issuedAt}; is the clock wrong?`,
+      );
     }
     const rootDir = join(opts.treeDir, 'root');
     const roots = existsSync(rootDir)
-      ? readdirSync(rootDir).filter((f) => /^[1-9][0-9]*\.json$/.test(f)).map((f) => new Uint8Array(readFileSync(join(rootDir, f))))
+      ? readdirSync(rootDir)
+          .filter((f) => /^[1-9][0-9]*\.json$/.test(f))
+          .map((f) => new Uint8Array(readFileSync(join(rootDir, f))))
       : [];
-    if (roots.length === 0) throw new PublishRefused(`${opts.treeDir}: no root/<n>.json in the tree`);
+    if (roots.length === 0)
+      throw new PublishRefused(`${opts.treeDir}: no root/<n>.json in the tree`);
     const trust = loadTrustChain(roots, opts.now);
     checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
 
-    const index = readEnvelope(readBound(opts.treeDir, ts.release.index), ReleaseIndex, { file: ts.release.index.path, maxBytes: LIMITS.releaseIndex, expectType: 'release' });
-    const revocations = readEnvelope(readBound(opts.treeDir, ts.revocations.file), Revocations, { file: ts.revocations.file.path, maxBytes: LIMITS.revocations, expectType: 'revocations' });
+    const index = readEnvelope(readBound(opts.treeDir, ts.release.index), ReleaseIndex, {
+      file: ts.release.index.path,
+      maxBytes: LIMITS.releaseIndex,
+      expectType: 'release',
+    });
+    const revocations = readEnvelope(readBound(opts.treeDir, ts.revocations.file), Revocations, {
+      file: ts.revocations.file.path,
+      maxBytes: LIMITS.revocations,
+      expectType: 'revocations',
+    });
     // After a trust root rotation the current release may be signed by keys the newest root no longer
     // accepts: a fresh timestamp over it would only produce a tree every agent refuses.
-    for (const [env, file] of [[index, ts.release.index.path], [revocations, ts.revocations.file.path]] as const) {
+    for (const [env, file] of [
+      [index, ts.release.index.path],
+      [revocations, ts.revocations.file.path],
+    ] as const) {
       try {
         verifyReleaseSigned(env, trust.root.signed, file);
       } catch (e) {
-        throw new PublishRefused(`${file} does not verify against trust root v${trust.root.signed.version} (${(e as Error).message}); publish a new release instead of refreshing`);
+        throw new PublishRefused(
+          `${file} does not verify against trust root v${trust.root.signed.version} (${(e as Error).message}); publish a new release instead of refreshing`,
+        );
       }
     }
     const freshness = Object.values(index.signed.channels).map(
-      (c) => readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, { file: c.plan.path, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' }).signed.freshnessSeconds,
+      (c) =>
+        readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, {
+          file: c.plan.path,
+          maxBytes: LIMITS.channelPlan,
+          expectType: 'channel-plan',
+        }).signed.freshnessSeconds,
     );
     const controls = controlsBinding(opts.treeDir, trust.root.signed, ts);
     const bytes = signTimestamp({
@@ -80,9 +123,21 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
       controls,
       keys: opts.releaseKeys,
     });
-    writingFile(join(opts.treeDir, TIMESTAMP_PATH), `the tree still serves the previous timestamp (expires ${ts.expires})`, () => writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true }));
-    const signed = (JSON.parse(bytes.toString('utf8')) as { signed: { issuedAt: string; expires: string } }).signed;
-    return { releaseVersion: ts.release.version, issuedAt: signed.issuedAt, expires: signed.expires, previousIssuedAt: ts.issuedAt, controlsVersion: controls?.version ?? null };
+    writingFile(
+      join(opts.treeDir, TIMESTAMP_PATH),
+      `the tree still serves the previous timestamp (expires ${ts.expires})`,
+      () => writeFileAtomic(join(opts.treeDir, TIMESTAMP_PATH), bytes, { advanceMtime: true }),
+    );
+    const signed = (
+      JSON.parse(bytes.toString('utf8')) as { signed: { issuedAt: string; expires: string } }
+    ).signed;
+    return {
+      releaseVersion: ts.release.version,
+      issuedAt: signed.issuedAt,
+      expires: signed.expires,
+      previousIssuedAt: ts.issuedAt,
+      controlsVersion: controls?.version ?? null,
+    };
   } finally {
     unlock();
   }

@@ -8,7 +8,18 @@
 //     budgets and channel edges are lifted, so every host may switch back at its next poll.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LIMITS, releaseIndexPath, readChannelPlan, readReleaseIndex, requireFileRef, requireFleet, verifyReleaseDocument, verifyReleaseSigned, type TrustRoot, parseWith } from '../protocol/index.ts';
+import {
+  LIMITS,
+  releaseIndexPath,
+  readChannelPlan,
+  readReleaseIndex,
+  requireFileRef,
+  requireFleet,
+  verifyReleaseDocument,
+  verifyReleaseSigned,
+  type TrustRoot,
+  parseWith,
+} from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 import { Fleet, type FleetInput } from './fleet-schema.ts';
 
@@ -27,31 +38,52 @@ export interface RollbackPlan {
 
 function readTreeFile(treeDir: string, path: string, max: number): Uint8Array {
   const file = join(treeDir, path);
-  if (!existsSync(file)) throw new PublishRefused(`${path} does not exist in ${treeDir}: there is no release to roll back to`);
+  if (!existsSync(file))
+    throw new PublishRefused(
+      `${path} does not exist in ${treeDir}: there is no release to roll back to`,
+    );
   const bytes = readFileSync(file);
   if (bytes.length > max) throw new PublishRefused(`${path} is larger than ${max} bytes`);
   return new Uint8Array(bytes);
 }
 
 /** Release N's target per host, verified against `root`. */
-export function verifiedReleaseTargets(treeDir: string, version: number, root: TrustRoot): Map<string, string> {
+export function verifiedReleaseTargets(
+  treeDir: string,
+  version: number,
+  root: TrustRoot,
+): Map<string, string> {
   const indexPath = releaseIndexPath(version);
   const indexBytes = readTreeFile(treeDir, indexPath, LIMITS.releaseIndex);
   const indexEnv = readReleaseIndex(indexBytes, indexPath);
   verifyReleaseSigned(indexEnv, root, indexPath, undefined, indexBytes);
   requireFleet(indexEnv.signed, root, indexPath);
-  if (indexEnv.signed.version !== version) throw new PublishRefused(`${indexPath} is release ${indexEnv.signed.version}, not ${version}`);
+  if (indexEnv.signed.version !== version)
+    throw new PublishRefused(`${indexPath} is release ${indexEnv.signed.version}, not ${version}`);
   const targets = new Map<string, string>();
   for (const entry of Object.values(indexEnv.signed.channels)) {
     const bytes = readTreeFile(treeDir, entry.plan.path, LIMITS.channelPlan);
-    const plan = verifyReleaseDocument(readChannelPlan(bytes, entry.plan.path), root, entry.plan.path, version, bytes);
+    const plan = verifyReleaseDocument(
+      readChannelPlan(bytes, entry.plan.path),
+      root,
+      entry.plan.path,
+      version,
+      bytes,
+    );
     requireFileRef(bytes, entry.plan, entry.plan.path, indexPath);
     for (const [host, h] of Object.entries(plan.hosts)) targets.set(host, h.target);
   }
   return targets;
 }
 
-export function planRollback(o: { treeDir: string; toRelease: number; policy: RollbackPolicy; fleet: unknown; root: TrustRoot; fleetSource?: string }): RollbackPlan {
+export function planRollback(o: {
+  treeDir: string;
+  toRelease: number;
+  policy: RollbackPolicy;
+  fleet: unknown;
+  root: TrustRoot;
+  fleetSource?: string;
+}): RollbackPlan {
   // Shape only here; the publish validates everything (a target revoked since release N is refused there).
   const current = parseWith(Fleet, o.fleet, o.fleetSource ?? 'fleet');
   const targets = verifiedReleaseTargets(o.treeDir, o.toRelease, o.root);
@@ -73,7 +105,14 @@ export function planRollback(o: { treeDir: string; toRelease: number; policy: Ro
       // One policy per channel, named after it (policy and channel names are separate namespaces, and
       // every previous policy is replaced).
       const policy = name;
-      policies[policy] = { strategy: 'all-at-once', waves: [], onFailure: 'halt', probes: own.probes, healthyPassesRequired: own.healthyPassesRequired, deferredHosts: own.deferredHosts };
+      policies[policy] = {
+        strategy: 'all-at-once',
+        waves: [],
+        onFailure: 'halt',
+        probes: own.probes,
+        healthyPassesRequired: own.healthyPassesRequired,
+        deferredHosts: own.deferredHosts,
+      };
       ch.policy = policy;
     }
     fleet.policies = policies;

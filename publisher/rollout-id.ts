@@ -16,7 +16,13 @@ export interface RolloutIdInput {
   onFailure: string;
   /** What a wave does while one of its hosts defers a reboot (`hold` is the default). */
   deferredHosts: string;
-  waves: readonly { index: number; soakSeconds: number; failureThreshold: Threshold; offlineExcuseLimit: number; hosts: readonly string[] }[];
+  waves: readonly {
+    index: number;
+    soakSeconds: number;
+    failureThreshold: Threshold;
+    offlineExcuseLimit: number;
+    hosts: readonly string[];
+  }[];
   /** Host -> target store path, for every host of the channel. */
   targets: Readonly<Record<string, string>>;
   hostEdges: readonly { before: string; after: string }[];

@@ -1,9 +1,29 @@
 // Reading and writing the published tree's on-disk state: the current timestamp, existing release
 // directories, the publisher lock, and the crash-safe installation of a whole release directory.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, fsyncSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  fsyncSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { fsyncDir, tryAcquirePidLock, readEnvelope, LIMITS, TIMESTAMP_PATH, releaseDir, Timestamp, type SignedDocument } from '../protocol/index.ts';
+import {
+  fsyncDir,
+  tryAcquirePidLock,
+  readEnvelope,
+  LIMITS,
+  TIMESTAMP_PATH,
+  releaseDir,
+  Timestamp,
+  type SignedDocument,
+} from '../protocol/index.ts';
 import type { TreeFile } from './documents.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 
@@ -13,7 +33,11 @@ const TMP_PREFIX = '.tmp-';
 export function readCurrentTimestamp(treeDir: string): SignedDocument<Timestamp> | undefined {
   const path = join(treeDir, TIMESTAMP_PATH);
   if (!existsSync(path)) return undefined;
-  return readEnvelope(readFileSync(path), Timestamp, { file: TIMESTAMP_PATH, maxBytes: LIMITS.timestamp, expectType: 'timestamp' });
+  return readEnvelope(readFileSync(path), Timestamp, {
+    file: TIMESTAMP_PATH,
+    maxBytes: LIMITS.timestamp,
+    expectType: 'timestamp',
+  });
 }
 
 /** Highest releases/<n> directory present, complete or not referenced yet (0 if none). */
@@ -21,7 +45,8 @@ export function highestReleaseDir(treeDir: string): number {
   const dir = join(treeDir, 'releases');
   if (!existsSync(dir)) return 0;
   let max = 0;
-  for (const name of readdirSync(dir)) if (/^[1-9][0-9]*$/.test(name)) max = Math.max(max, Number(name));
+  for (const name of readdirSync(dir))
+    if (/^[1-9][0-9]*$/.test(name)) max = Math.max(max, Number(name));
   return max;
 }
 
@@ -29,7 +54,8 @@ export function highestReleaseDir(treeDir: string): number {
 export function removeStaleTemps(treeDir: string): void {
   const dir = join(treeDir, 'releases');
   if (!existsSync(dir)) return;
-  for (const name of readdirSync(dir)) if (name.startsWith(TMP_PREFIX)) rmSync(join(dir, name), { recursive: true, force: true });
+  for (const name of readdirSync(dir))
+    if (name.startsWith(TMP_PREFIX)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
 /** One publisher per tree. A lock left by a killed publisher (dead pid) is taken over (protocol/pid-lock.ts). */
@@ -38,7 +64,8 @@ export function acquireLock(treeDir: string): () => void {
   const path = join(treeDir, LOCK_FILE);
   const r = tryAcquirePidLock(path);
   if (r.acquired) return () => r.lock.release();
-  if (r.heldBy > 0) throw new PublishRefused(`${treeDir} is being published by process ${r.heldBy} (lock ${path})`);
+  if (r.heldBy > 0)
+    throw new PublishRefused(`${treeDir} is being published by process ${r.heldBy} (lock ${path})`);
   throw new PublishRefused(`could not take the publish lock ${path}`);
 }
 
@@ -67,10 +94,16 @@ function flushFiles(dir: string, paths: readonly string[]): void {
  * Writes every file of releases/<v>/ into a temp directory, flushes it, and renames it into place, so
  * that releases/<v> either does not exist or is complete. Refuses to replace an existing release.
  */
-export function installReleaseDir(treeDir: string, version: number, files: readonly TreeFile[], onWritten?: (done: number, total: number) => void): void {
+export function installReleaseDir(
+  treeDir: string,
+  version: number,
+  files: readonly TreeFile[],
+  onWritten?: (done: number, total: number) => void,
+): void {
   const prefix = releaseDir(version) + '/';
   const finalDir = join(treeDir, releaseDir(version));
-  if (existsSync(finalDir)) throw new PublishRefused(`${releaseDir(version)} already exists; releases are immutable`);
+  if (existsSync(finalDir))
+    throw new PublishRefused(`${releaseDir(version)} already exists; releases are immutable`);
   const tmp = join(treeDir, 'releases', `${TMP_PREFIX}${version}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   // A failed write (a full disk) must not leave the partial copy behind: it would keep the disk full,
@@ -89,7 +122,8 @@ export function installReleaseDir(treeDir: string, version: number, files: reado
       }
       writingFile(p, cleanedUp, () => writeFileSync(p, f.bytes, { mode: 0o644 }));
       written.push(p);
-      if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length)) onWritten(i + 1, files.length);
+      if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length))
+        onWritten(i + 1, files.length);
     });
     writingFile(tmp, cleanedUp, () => {
       flushFiles(tmp, written);

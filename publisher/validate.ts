@@ -9,11 +9,28 @@
 // fleet (wave resolution: coverage, deadlocked edges) and the warnings run only once the schema passed.
 // nix/lib/validate.nix mirrors this, part for part.
 import type { z } from 'zod';
-import { Fleet, FleetHost, FleetChannel, FleetPolicy, FleetWave, FleetBudget, HostEdge, ChannelEdge, FleetRevokedClosure } from './fleet-schema.ts';
+import {
+  Fleet,
+  FleetHost,
+  FleetChannel,
+  FleetPolicy,
+  FleetWave,
+  FleetBudget,
+  HostEdge,
+  ChannelEdge,
+  FleetRevokedClosure,
+} from './fleet-schema.ts';
 import { parseHostKey } from './host-key.ts';
 import { findCycles, describeCycle } from './graph.ts';
 import { membershipOf, policyWaves, resolveFleet, type ResolvedFleet } from './waves.ts';
-import { Name, type Selector, plainIssues, didYouMean, parseStrictJson, LIMITS } from '../protocol/index.ts';
+import {
+  Name,
+  type Selector,
+  plainIssues,
+  didYouMean,
+  parseStrictJson,
+  LIMITS,
+} from '../protocol/index.ts';
 
 export interface ValidFleet {
   ok: true;
@@ -29,15 +46,22 @@ export interface InvalidFleet {
 export type ValidationResult = ValidFleet | InvalidFleet;
 
 export class FleetInvalid extends Error {
-  constructor(readonly source: string, readonly errors: string[], readonly warnings: string[]) {
-    super(`${source}: the fleet is invalid (${errors.length} violation${errors.length === 1 ? '' : 's'}):\n${errors.map((e) => `  - ${e}`).join('\n')}`);
+  constructor(
+    readonly source: string,
+    readonly errors: string[],
+    readonly warnings: string[],
+  ) {
+    super(
+      `${source}: the fleet is invalid (${errors.length} violation${errors.length === 1 ? '' : 's'}):\n${errors.map((e) => `  - ${e}`).join('\n')}`,
+    );
     this.name = 'FleetInvalid';
   }
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
-  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  for (const p of path)
+    out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
   return out || '(fleet)';
 }
 
@@ -45,7 +69,6 @@ function schemaErrors(error: z.ZodError): string[] {
   // Worded by protocol/schemas/issues.ts; the Nix mkFleet prints the same words (tests/nix/differential.test.ts).
   return error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`);
 }
-
 
 // ---- The well-typed parts of a fleet ------------------------------------------------------------------
 // What each cross-check needs, and so when it runs:
@@ -63,7 +86,11 @@ type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** One field's value when it passes its own schema (defaults applied), else undefined. */
-function checkedField<T>(schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+function checkedField<T>(
+  schema: z.ZodType<T>,
+  raw: unknown,
+  key: string,
+): { value: T } | undefined {
   if (!isObject(raw)) return undefined;
   const r = schema.safeParse(raw[key]);
   return r.success ? { value: r.data } : undefined;
@@ -76,10 +103,18 @@ function elements(raw: unknown, key: string): unknown[] {
 }
 
 /** A record field's entries under their valid names, or undefined when the field is not an object. */
-function declared<T>(raw: unknown, key: string, parts: (entry: unknown) => T): Map<string, T> | undefined {
+function declared<T>(
+  raw: unknown,
+  key: string,
+  parts: (entry: unknown) => T,
+): Map<string, T> | undefined {
   const rec = isObject(raw) ? raw[key] : undefined;
   if (!isObject(rec)) return undefined;
-  return new Map(Object.keys(rec).filter((n) => Name.safeParse(n).success).map((n) => [n, parts(rec[n])]));
+  return new Map(
+    Object.keys(rec)
+      .filter((n) => Name.safeParse(n).success)
+      .map((n) => [n, parts(rec[n])]),
+  );
 }
 
 interface HostParts {
@@ -126,7 +161,11 @@ interface WellTyped {
 }
 
 /** A field of a fleet that already passed the schema: well-typed by construction (no second parse of host keys). */
-function parsedField<T>(_schema: z.ZodType<T>, raw: unknown, key: string): { value: T } | undefined {
+function parsedField<T>(
+  _schema: z.ZodType<T>,
+  raw: unknown,
+  key: string,
+): { value: T } | undefined {
   return isObject(raw) ? { value: raw[key] as T } : undefined;
 }
 
@@ -135,7 +174,11 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
   const typed = schemaPassed ? parsedField : checkedField;
   const v = <T>(r: { value: T } | undefined): T | undefined => r?.value;
   const edges = (key: string, schema: typeof HostEdge | typeof ChannelEdge): EdgeParts[] =>
-    elements(input, key).map((e, index) => ({ index, before: v(typed(schema.shape.before, e, 'before')), after: v(typed(schema.shape.after, e, 'after')) }));
+    elements(input, key).map((e, index) => ({
+      index,
+      before: v(typed(schema.shape.before, e, 'before')),
+      after: v(typed(schema.shape.after, e, 'after')),
+    }));
   const hostsRaw = isObject(input) ? input.hosts : undefined;
   const revoked = isObject(input) && input.revoked !== undefined ? input.revoked : {};
   return {
@@ -150,12 +193,16 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
     channels: declared(input, 'channels', (c) => ({
       policy: v(typed(FleetChannel.shape.policy, c, 'policy')),
       freshnessSeconds: v(typed(FleetChannel.shape.freshnessSeconds, c, 'freshnessSeconds')),
-      signingIntervalSeconds: v(typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds')),
+      signingIntervalSeconds: v(
+        typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds'),
+      ),
       reboot: v(typed(FleetChannel.shape.reboot, c, 'reboot')),
       maintenanceWindows: v(typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows')),
     })),
     policies: declared(input, 'policies', (p) => {
-      const whole = schemaPassed ? { success: true as const, data: p as FleetPolicy } : FleetPolicy.safeParse(p);
+      const whole = schemaPassed
+        ? { success: true as const, data: p as FleetPolicy }
+        : FleetPolicy.safeParse(p);
       const selectors = elements(p, 'waves').flatMap((w, index) => {
         const selector = v(typed(FleetWave.shape.selector, w, 'selector'));
         return selector === undefined ? [] : [{ index, selector }];
@@ -174,10 +221,12 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
         limits: max && pct ? { maxInFlight: max.value, maxInFlightPct: pct.value } : undefined,
       };
     }),
-    revokedClosures: new Set(elements(revoked, 'closures').flatMap((c) => {
-      const path = v(typed(FleetRevokedClosure.shape.storePath, c, 'storePath'));
-      return path === undefined ? [] : [path];
-    })),
+    revokedClosures: new Set(
+      elements(revoked, 'closures').flatMap((c) => {
+        const path = v(typed(FleetRevokedClosure.shape.storePath, c, 'storePath'));
+        return path === undefined ? [] : [path];
+      }),
+    ),
   };
 }
 
@@ -189,7 +238,10 @@ function unknown(what: string, name: string, known: Map<string, unknown>): strin
 }
 
 /** Host names, channel names and tags a selector mentions, to check them against the fleet. */
-function selectorRefs(sel: Selector, out: { hosts: string[]; channels: string[]; tags: string[] }): void {
+function selectorRefs(
+  sel: Selector,
+  out: { hosts: string[]; channels: string[]; tags: string[] },
+): void {
   if ('tags' in sel) out.tags.push(...sel.tags);
   else if ('tagsAny' in sel) out.tags.push(...sel.tagsAny);
   else if ('hosts' in sel) out.hosts.push(...sel.hosts);
@@ -209,13 +261,24 @@ class Report {
   }
 }
 
-function checkSelector(parts: WellTyped, sel: Selector, path: string, r: Report, knownTags: ReadonlySet<string>): void {
+function checkSelector(
+  parts: WellTyped,
+  sel: Selector,
+  path: string,
+  r: Report,
+  knownTags: ReadonlySet<string>,
+): void {
   const refs = { hosts: [] as string[], channels: [] as string[], tags: [] as string[] };
   selectorRefs(sel, refs);
   const { hosts, channels } = parts;
-  if (hosts) for (const h of new Set(refs.hosts)) if (!hosts.has(h)) r.error(path, unknown('host', h, hosts));
-  if (channels) for (const c of new Set(refs.channels)) if (!channels.has(c)) r.error(path, unknown('channel', c, channels));
-  for (const t of new Set(refs.tags)) if (!knownTags.has(t)) r.warn(path, `no host has the tag "${t}"`);
+  if (hosts)
+    for (const h of new Set(refs.hosts))
+      if (!hosts.has(h)) r.error(path, unknown('host', h, hosts));
+  if (channels)
+    for (const c of new Set(refs.channels))
+      if (!channels.has(c)) r.error(path, unknown('channel', c, channels));
+  for (const t of new Set(refs.tags))
+    if (!knownTags.has(t)) r.warn(path, `no host has the tag "${t}"`);
 }
 
 function checkHosts(parts: WellTyped, r: Report): void {
@@ -224,20 +287,24 @@ function checkHosts(parts: WellTyped, r: Report): void {
   const byMachineId = new Map<string, string>();
   const { channels } = parts;
   for (const [name, h] of parts.hosts ?? []) {
-    if (h.channel !== undefined && channels && !channels.has(h.channel)) r.error(`hosts.${name}.channel`, unknown('channel', h.channel, channels));
+    if (h.channel !== undefined && channels && !channels.has(h.channel))
+      r.error(`hosts.${name}.channel`, unknown('channel', h.channel, channels));
     const key = h.hostKey === undefined ? undefined : parseHostKey(h.hostKey);
     if (key?.ok) {
       const hex = Buffer.from(key.raw).toString('hex');
       const other = byKey.get(hex);
-      if (other !== undefined) r.error(`hosts.${name}.hostKey`, `the same host key is used by hosts.${other}`);
+      if (other !== undefined)
+        r.error(`hosts.${name}.hostKey`, `the same host key is used by hosts.${other}`);
       else byKey.set(hex, name);
     }
     if (h.machineId !== undefined) {
       const other = byMachineId.get(h.machineId);
-      if (other !== undefined) r.error(`hosts.${name}.machineId`, `the same machine id is used by hosts.${other}`);
+      if (other !== undefined)
+        r.error(`hosts.${name}.machineId`, `the same machine id is used by hosts.${other}`);
       else byMachineId.set(h.machineId, name);
     }
-    if (h.target !== undefined && parts.revokedClosures.has(h.target)) r.error(`hosts.${name}.target`, `${h.target} is a revoked closure (revoked.closures)`);
+    if (h.target !== undefined && parts.revokedClosures.has(h.target))
+      r.error(`hosts.${name}.target`, `${h.target} is a revoked closure (revoked.closures)`);
   }
 }
 
@@ -246,15 +313,26 @@ function checkChannelsAndPolicies(parts: WellTyped, r: Report): void {
   const { policies } = parts;
   for (const [name, c] of parts.channels ?? []) {
     if (c.policy !== undefined) {
-      if (policies && !policies.has(c.policy)) r.error(`channels.${name}.policy`, unknown('policy', c.policy, policies));
+      if (policies && !policies.has(c.policy))
+        r.error(`channels.${name}.policy`, unknown('policy', c.policy, policies));
       used.add(c.policy);
     }
-    if (c.freshnessSeconds !== undefined && c.signingIntervalSeconds !== undefined && c.freshnessSeconds < 2 * c.signingIntervalSeconds) {
-      r.error(`channels.${name}.freshnessSeconds`, `${c.freshnessSeconds} is less than 2 x signingIntervalSeconds (${c.signingIntervalSeconds}): one late re-sign would make every host stale`);
+    if (
+      c.freshnessSeconds !== undefined &&
+      c.signingIntervalSeconds !== undefined &&
+      c.freshnessSeconds < 2 * c.signingIntervalSeconds
+    ) {
+      r.error(
+        `channels.${name}.freshnessSeconds`,
+        `${c.freshnessSeconds} is less than 2 x signingIntervalSeconds (${c.signingIntervalSeconds}): one late re-sign would make every host stale`,
+      );
     }
     // Without windows the maintenance gate is always open, so this policy would silently mean `allowed`.
     if (c.reboot === 'in-maintenance-window' && c.maintenanceWindows?.length === 0) {
-      r.error(`channels.${name}.reboot`, 'in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)');
+      r.error(
+        `channels.${name}.reboot`,
+        'in-maintenance-window needs at least one entry in maintenanceWindows (write "allowed" to reboot at any time)',
+      );
     }
   }
   for (const [name, { policy: p }] of policies ?? []) {
@@ -262,33 +340,63 @@ function checkChannelsAndPolicies(parts: WellTyped, r: Report): void {
     if (!p) continue;
     const waves = p.waves;
     if (p.strategy === 'all-at-once') {
-      if (waves.length > 1) r.error(`policies.${name}.waves`, `strategy all-at-once has exactly one wave, got ${waves.length}`);
-      if (waves[0] && membershipOf(waves[0]) !== 'remainder') r.error(`policies.${name}.waves[0]`, 'strategy all-at-once takes every host: remove selector/count/percent');
+      if (waves.length > 1)
+        r.error(
+          `policies.${name}.waves`,
+          `strategy all-at-once has exactly one wave, got ${waves.length}`,
+        );
+      if (waves[0] && membershipOf(waves[0]) !== 'remainder')
+        r.error(
+          `policies.${name}.waves[0]`,
+          'strategy all-at-once takes every host: remove selector/count/percent',
+        );
     } else if (waves.length === 0) {
       r.error(`policies.${name}.waves`, `strategy ${p.strategy} needs at least one wave`);
     }
     if (p.strategy === 'canary') {
-      if (waves.length < 2) r.error(`policies.${name}.waves`, 'strategy canary needs a first small wave and at least one more');
-      else if (waves[0] && membershipOf(waves[0]) === 'remainder') r.error(`policies.${name}.waves[0]`, 'the canary wave needs a selector, count or percent');
+      if (waves.length < 2)
+        r.error(
+          `policies.${name}.waves`,
+          'strategy canary needs a first small wave and at least one more',
+        );
+      else if (waves[0] && membershipOf(waves[0]) === 'remainder')
+        r.error(`policies.${name}.waves[0]`, 'the canary wave needs a selector, count or percent');
     }
     waves.forEach((w, i) => {
-      const given = [w.selector !== undefined && 'selector', w.count !== undefined && 'count', w.percent !== undefined && 'percent'].filter(Boolean);
-      if (given.length > 1) r.error(`policies.${name}.waves[${i}]`, `give at most one of selector, count, percent (got ${given.join(', ')})`);
-      if (membershipOf(w) === 'remainder' && i !== waves.length - 1) r.error(`policies.${name}.waves[${i}]`, 'a wave without selector, count or percent takes the remainder and must be the last wave');
+      const given = [
+        w.selector !== undefined && 'selector',
+        w.count !== undefined && 'count',
+        w.percent !== undefined && 'percent',
+      ].filter(Boolean);
+      if (given.length > 1)
+        r.error(
+          `policies.${name}.waves[${i}]`,
+          `give at most one of selector, count, percent (got ${given.join(', ')})`,
+        );
+      if (membershipOf(w) === 'remainder' && i !== waves.length - 1)
+        r.error(
+          `policies.${name}.waves[${i}]`,
+          'a wave without selector, count or percent takes the remainder and must be the last wave',
+        );
     });
   }
 }
 
 function checkSelectors(parts: WellTyped, r: Report, knownTags: ReadonlySet<string>): void {
   for (const [name, p] of parts.policies ?? []) {
-    for (const { index, selector } of p.selectors) checkSelector(parts, selector, `policies.${name}.waves[${index}].selector`, r, knownTags);
+    for (const { index, selector } of p.selectors)
+      checkSelector(parts, selector, `policies.${name}.waves[${index}].selector`, r, knownTags);
   }
-  for (const b of parts.budgets) if (b.selector) checkSelector(parts, b.selector, `disruptionBudgets[${b.index}].selector`, r, knownTags);
+  for (const b of parts.budgets)
+    if (b.selector)
+      checkSelector(parts, b.selector, `disruptionBudgets[${b.index}].selector`, r, knownTags);
 }
 
 /** The edges whose both endpoints are well-typed: a cycle among them is one whatever else is broken. */
 function wholeEdges(edges: readonly EdgeParts[]): { before: string; after: string }[] {
-  return edges.flatMap((e) => (e.before !== undefined && e.after !== undefined ? [{ before: e.before, after: e.after }] : []));
+  return edges.flatMap((e) =>
+    e.before !== undefined && e.after !== undefined ? [{ before: e.before, after: e.after }] : [],
+  );
 }
 
 function checkEdges(parts: WellTyped, r: Report): void {
@@ -297,19 +405,34 @@ function checkEdges(parts: WellTyped, r: Report): void {
     const path = `hostEdges[${e.index}]`;
     const a = e.before === undefined ? undefined : hosts?.get(e.before);
     const b = e.after === undefined ? undefined : hosts?.get(e.after);
-    if (hosts && e.before !== undefined && !a) r.error(`${path}.before`, unknown('host', e.before, hosts));
-    if (hosts && e.after !== undefined && !b) r.error(`${path}.after`, unknown('host', e.after, hosts));
+    if (hosts && e.before !== undefined && !a)
+      r.error(`${path}.before`, unknown('host', e.before, hosts));
+    if (hosts && e.after !== undefined && !b)
+      r.error(`${path}.after`, unknown('host', e.after, hosts));
     // Only between declared channels: a host in an unknown channel is already reported as such.
-    if (a?.channel !== undefined && b?.channel !== undefined && a.channel !== b.channel && channels?.has(a.channel) && channels.has(b.channel)) {
-      r.error(path, `host edges stay within a channel: ${e.before} is in channel ${a.channel}, ${e.after} in ${b.channel} (use a channel edge)`);
+    if (
+      a?.channel !== undefined &&
+      b?.channel !== undefined &&
+      a.channel !== b.channel &&
+      channels?.has(a.channel) &&
+      channels.has(b.channel)
+    ) {
+      r.error(
+        path,
+        `host edges stay within a channel: ${e.before} is in channel ${a.channel}, ${e.after} in ${b.channel} (use a channel edge)`,
+      );
     }
   }
-  for (const cycle of findCycles(wholeEdges(parts.hostEdges))) r.error('hostEdges', `cycle ${describeCycle(cycle)}`);
+  for (const cycle of findCycles(wholeEdges(parts.hostEdges)))
+    r.error('hostEdges', `cycle ${describeCycle(cycle)}`);
   for (const e of parts.channelEdges) {
-    if (channels && e.before !== undefined && !channels.has(e.before)) r.error(`channelEdges[${e.index}].before`, unknown('channel', e.before, channels));
-    if (channels && e.after !== undefined && !channels.has(e.after)) r.error(`channelEdges[${e.index}].after`, unknown('channel', e.after, channels));
+    if (channels && e.before !== undefined && !channels.has(e.before))
+      r.error(`channelEdges[${e.index}].before`, unknown('channel', e.before, channels));
+    if (channels && e.after !== undefined && !channels.has(e.after))
+      r.error(`channelEdges[${e.index}].after`, unknown('channel', e.after, channels));
   }
-  for (const cycle of findCycles(wholeEdges(parts.channelEdges))) r.error('channelEdges', `cycle ${describeCycle(cycle)}`);
+  for (const cycle of findCycles(wholeEdges(parts.channelEdges)))
+    r.error('channelEdges', `cycle ${describeCycle(cycle)}`);
 }
 
 function checkBudgets(parts: WellTyped, r: Report): void {
@@ -322,16 +445,26 @@ function checkBudgets(parts: WellTyped, r: Report): void {
     }
     if (!b.limits) continue;
     const { maxInFlight, maxInFlightPct } = b.limits;
-    if ((maxInFlight === undefined) === (maxInFlightPct === undefined)) r.error(path, 'give exactly one of maxInFlight, maxInFlightPct');
-    if (maxInFlight === 0) r.error(`${path}.maxInFlight`, 'can never be satisfied: 0 lets no host start');
-    if (maxInFlightPct === 0) r.error(`${path}.maxInFlightPct`, 'can never be satisfied: 0% lets no host start (use 1-100)');
+    if ((maxInFlight === undefined) === (maxInFlightPct === undefined))
+      r.error(path, 'give exactly one of maxInFlight, maxInFlightPct');
+    if (maxInFlight === 0)
+      r.error(`${path}.maxInFlight`, 'can never be satisfied: 0 lets no host start');
+    if (maxInFlightPct === 0)
+      r.error(
+        `${path}.maxInFlightPct`,
+        'can never be satisfied: 0% lets no host start (use 1-100)',
+      );
   }
 }
 
 function revokedHostWarnings(fleet: Fleet, r: Report): void {
   fleet.revoked.hosts.forEach((rh, i) => {
     // Kept in the fleet, a revoked host can never ack: its wave then needs an offline excuse.
-    if (fleet.hosts[rh.host] && rh.keyid === undefined) r.warn(`revoked.hosts[${i}]`, `host "${rh.host}" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)`);
+    if (fleet.hosts[rh.host] && rh.keyid === undefined)
+      r.warn(
+        `revoked.hosts[${i}]`,
+        `host "${rh.host}" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)`,
+      );
   });
 }
 
@@ -347,14 +480,26 @@ function checkResolution(fleet: Fleet, resolved: ResolvedFleet, r: Report): void
     }
     if (ch.unassigned.length > 0) {
       const shown = ch.unassigned.slice().sort();
-      const list = shown.slice(0, 10).join(', ') + (shown.length > 10 ? `, ... (${shown.length} in all)` : '');
-      r.error(path, `hosts matched by no wave of policy "${ch.policy}": ${list} (rule: add a last wave without selector/count/percent to take the remainder)`);
+      const list =
+        shown.slice(0, 10).join(', ') + (shown.length > 10 ? `, ... (${shown.length} in all)` : '');
+      r.error(
+        path,
+        `hosts matched by no wave of policy "${ch.policy}": ${list} (rule: add a last wave without selector/count/percent to take the remainder)`,
+      );
     }
     for (const w of ch.waves) {
-      if (w.hosts.length === 0) r.warn(`${path}`, `wave ${w.index} of policy "${ch.policy}" (${w.membership}) has no hosts`);
+      if (w.hosts.length === 0)
+        r.warn(
+          `${path}`,
+          `wave ${w.index} of policy "${ch.policy}" (${w.membership}) has no hosts`,
+        );
       for (const h of w.hosts) waveOf.set(h, w.index);
     }
-    if (ch.strategy === 'canary' && ch.waves.length > 1 && (ch.waves[0]?.hosts.length ?? 0) * 2 > size) {
+    if (
+      ch.strategy === 'canary' &&
+      ch.waves.length > 1 &&
+      (ch.waves[0]?.hosts.length ?? 0) * 2 > size
+    ) {
       r.warn(path, `the canary wave holds ${ch.waves[0]!.hosts.length} of ${size} hosts`);
     }
   }
@@ -362,7 +507,10 @@ function checkResolution(fleet: Fleet, resolved: ResolvedFleet, r: Report): void
     const wb = waveOf.get(e.before);
     const wa = waveOf.get(e.after);
     if (wb !== undefined && wa !== undefined && wb > wa) {
-      r.error(`hostEdges[${i}]`, `can never be satisfied: ${e.after} (wave ${wa}) waits for ${e.before}, which is in the later wave ${wb}`);
+      r.error(
+        `hostEdges[${i}]`,
+        `can never be satisfied: ${e.after} (wave ${wa}) waits for ${e.before}, which is in the later wave ${wb}`,
+      );
     }
   });
   resolved.budgets.forEach((b, i) => {

@@ -9,7 +9,17 @@
 // key is checked: this is an optimisation, never a reason to refuse a publish.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readChannelPlan, readTimestamp, requireFileRef, verifyReleaseDocument, requireFleet, verifyReleaseIndex, verifyReleaseSigned, TIMESTAMP_PATH, type TrustRoot } from '../protocol/index.ts';
+import {
+  readChannelPlan,
+  readTimestamp,
+  requireFileRef,
+  verifyReleaseDocument,
+  requireFleet,
+  verifyReleaseIndex,
+  verifyReleaseSigned,
+  TIMESTAMP_PATH,
+  type TrustRoot,
+} from '../protocol/index.ts';
 
 export interface VouchedKeys {
   /** Raw host keys (base64 of 32 bytes) the current release signed into its channel plans. */
@@ -28,11 +38,21 @@ export function vouchedHostKeys(treeDir: string, root: TrustRoot): VouchedKeys {
     verifyReleaseSigned(tsEnv, root, TIMESTAMP_PATH);
     requireFleet(tsEnv.signed, root, TIMESTAMP_PATH);
     const ts = tsEnv.signed;
-    const index = verifyReleaseIndex(readFileSync(join(treeDir, ts.release.index.path)), ts, root).signed;
+    const index = verifyReleaseIndex(
+      readFileSync(join(treeDir, ts.release.index.path)),
+      ts,
+      root,
+    ).signed;
     for (const channel of Object.values(index.channels)) {
       const bytes = readFileSync(join(treeDir, channel.plan.path));
       requireFileRef(bytes, channel.plan, channel.plan.path, ts.release.index.path);
-      const plan = verifyReleaseDocument(readChannelPlan(bytes, channel.plan.path), root, channel.plan.path, index.version, bytes);
+      const plan = verifyReleaseDocument(
+        readChannelPlan(bytes, channel.plan.path),
+        root,
+        channel.plan.path,
+        index.version,
+        bytes,
+      );
       for (const h of Object.values(plan.hosts)) keys.add(h.hostKey);
     }
     return { keys, from: { releaseVersion: index.version } };

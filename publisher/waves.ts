@@ -3,7 +3,12 @@
 // every run. Each host lands in exactly one wave of its own channel: the first wave that claims it.
 // resolveFleet assumes the references were checked (validate.ts reports what does not resolve).
 import { createHash } from 'node:crypto';
-import { matchesSelector, type Selector, type SelectorSubject, type Threshold } from '../protocol/index.ts';
+import {
+  matchesSelector,
+  type Selector,
+  type SelectorSubject,
+  type Threshold,
+} from '../protocol/index.ts';
 import type { Fleet, FleetPolicy, FleetWave } from './fleet-schema.ts';
 import { computeRolloutId } from './rollout-id.ts';
 
@@ -52,7 +57,11 @@ export interface ResolvedFleet {
 }
 
 /** The wave used when an all-at-once policy lists none. */
-export const DEFAULT_SINGLE_WAVE: FleetWave = { soakSeconds: 0, failureThreshold: { count: 0 }, offlineExcuseLimit: 0 };
+export const DEFAULT_SINGLE_WAVE: FleetWave = {
+  soakSeconds: 0,
+  failureThreshold: { count: 0 },
+  offlineExcuseLimit: 0,
+};
 
 export function membershipOf(w: FleetWave): WaveMembership {
   if (w.selector !== undefined) return 'selector';
@@ -62,7 +71,10 @@ export function membershipOf(w: FleetWave): WaveMembership {
 }
 
 export function stableHostOrder(channel: string, hosts: readonly string[]): string[] {
-  const keyed = hosts.map((h) => ({ h, k: createHash('sha256').update(`${channel}/${h}`).digest('hex') }));
+  const keyed = hosts.map((h) => ({
+    h,
+    k: createHash('sha256').update(`${channel}/${h}`).digest('hex'),
+  }));
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
   return keyed.map((x) => x.h);
 }
@@ -78,24 +90,40 @@ export function percentOf(pct: number, total: number): number {
 }
 
 export function policyWaves(policy: FleetPolicy): FleetWave[] {
-  return policy.strategy === 'all-at-once' && policy.waves.length === 0 ? [DEFAULT_SINGLE_WAVE] : policy.waves;
+  return policy.strategy === 'all-at-once' && policy.waves.length === 0
+    ? [DEFAULT_SINGLE_WAVE]
+    : policy.waves;
 }
 
-export function resolveChannelWaves(fleet: Fleet, channel: string, channelHosts: readonly string[], policy: FleetPolicy): { waves: ResolvedWave[]; unassigned: string[] } {
+export function resolveChannelWaves(
+  fleet: Fleet,
+  channel: string,
+  channelHosts: readonly string[],
+  policy: FleetPolicy,
+): { waves: ResolvedWave[]; unassigned: string[] } {
   let remaining = stableHostOrder(channel, channelHosts);
   const total = remaining.length;
   const waves: ResolvedWave[] = policyWaves(policy).map((w, index) => {
     const membership = membershipOf(w);
     let taken: string[];
-    if (membership === 'selector') taken = remaining.filter((h) => matchesSelector(w.selector!, subjectOf(fleet, h)));
+    if (membership === 'selector')
+      taken = remaining.filter((h) => matchesSelector(w.selector!, subjectOf(fleet, h)));
     else if (membership === 'count') taken = remaining.slice(0, w.count!);
-    else if (membership === 'percent') taken = total === 0 ? [] : remaining.slice(0, percentOf(w.percent!, total));
+    else if (membership === 'percent')
+      taken = total === 0 ? [] : remaining.slice(0, percentOf(w.percent!, total));
     else taken = remaining;
     if (taken.length > 0) {
       const claimed = new Set(taken);
       remaining = remaining.filter((h) => !claimed.has(h));
     }
-    return { index, membership, soakSeconds: w.soakSeconds, failureThreshold: w.failureThreshold, offlineExcuseLimit: w.offlineExcuseLimit, hosts: taken };
+    return {
+      index,
+      membership,
+      soakSeconds: w.soakSeconds,
+      failureThreshold: w.failureThreshold,
+      offlineExcuseLimit: w.offlineExcuseLimit,
+      hosts: taken,
+    };
   });
   return { waves, unassigned: remaining };
 }
@@ -112,7 +140,13 @@ export function resolveBudget(fleet: Fleet, b: Fleet['disruptionBudgets'][number
     .filter((h) => matchesSelector(b.selector, subjectOf(fleet, h)))
     .sort();
   const maxInFlight = b.maxInFlight ?? percentOf(b.maxInFlightPct ?? 0, hosts.length);
-  return { id: b.id, selector: b.selector, maxInFlight, maxInFlightPct: b.maxInFlightPct ?? null, hosts };
+  return {
+    id: b.id,
+    selector: b.selector,
+    maxInFlight,
+    maxInFlightPct: b.maxInFlightPct ?? null,
+    hosts,
+  };
 }
 
 export function resolveFleet(fleet: Fleet): ResolvedFleet {
@@ -128,14 +162,44 @@ export function resolveFleet(fleet: Fleet): ResolvedFleet {
   const channels: Record<string, ResolvedChannel> = {};
   for (const [name, ch] of Object.entries(fleet.channels)) {
     const policy = fleet.policies[ch.policy];
-    if (!policy) throw new Error(`channel ${name}: unknown policy ${ch.policy} (validate the fleet first)`);
-    const { waves, unassigned } = resolveChannelWaves(fleet, name, byChannel.get(name) ?? [], policy);
+    if (!policy)
+      throw new Error(`channel ${name}: unknown policy ${ch.policy} (validate the fleet first)`);
+    const { waves, unassigned } = resolveChannelWaves(
+      fleet,
+      name,
+      byChannel.get(name) ?? [],
+      policy,
+    );
     const hostEdges = edgesByChannel.get(name) ?? [];
-    const gatedBy = [...new Set(fleet.channelEdges.filter((e) => e.after === name).map((e) => e.before))].sort();
+    const gatedBy = [
+      ...new Set(fleet.channelEdges.filter((e) => e.after === name).map((e) => e.before)),
+    ].sort();
     const targets: Record<string, string> = {};
     for (const h of byChannel.get(name) ?? []) targets[h] = fleet.hosts[h]!.target;
-    const rolloutId = computeRolloutId({ fleet: fleet.fleet, channel: name, strategy: policy.strategy, onFailure: policy.onFailure, deferredHosts: policy.deferredHosts, waves, targets, hostEdges, gatedBy });
-    channels[name] = { name, policy: ch.policy, strategy: policy.strategy, onFailure: policy.onFailure, deferredHosts: policy.deferredHosts, reboot: ch.reboot, waves, unassigned, hostEdges, gatedBy, rolloutId };
+    const rolloutId = computeRolloutId({
+      fleet: fleet.fleet,
+      channel: name,
+      strategy: policy.strategy,
+      onFailure: policy.onFailure,
+      deferredHosts: policy.deferredHosts,
+      waves,
+      targets,
+      hostEdges,
+      gatedBy,
+    });
+    channels[name] = {
+      name,
+      policy: ch.policy,
+      strategy: policy.strategy,
+      onFailure: policy.onFailure,
+      deferredHosts: policy.deferredHosts,
+      reboot: ch.reboot,
+      waves,
+      unassigned,
+      hostEdges,
+      gatedBy,
+      rolloutId,
+    };
   }
   return { channels, budgets: fleet.disruptionBudgets.map((b) => resolveBudget(fleet, b)) };
 }

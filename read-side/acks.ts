@@ -6,9 +6,44 @@
 // keeps an AckCache between builds). Several logs (replicas of the ack endpoint) read into one
 // collector are their union: an ack found in more than one is counted once. auditAckLogs checks every
 // host's hash chain across such a union (`nixfleet verify --acks`).
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { checkAckClaims, readAck, readAckBundle, verifyAck, type AckTrust, type BundledAck, type SignedAck, AckLogCorrupt, auditAckChains, parseAckLog, type AckLink, type HostChainAudit, type LogRecord, ackLogPath, acksRoot, signedTextOf, keyIdOf, unb64, verifyBatch, type SignatureJob, isVerificationError, Malformed, TooLarge, type VerificationCode, LIMITS, sha256Digest } from '../protocol/index.ts';
+import {
+  checkAckClaims,
+  readAck,
+  readAckBundle,
+  verifyAck,
+  type AckTrust,
+  type BundledAck,
+  type SignedAck,
+  AckLogCorrupt,
+  auditAckChains,
+  parseAckLog,
+  type AckLink,
+  type HostChainAudit,
+  type LogRecord,
+  ackLogPath,
+  acksRoot,
+  signedTextOf,
+  keyIdOf,
+  unb64,
+  verifyBatch,
+  type SignatureJob,
+  isVerificationError,
+  Malformed,
+  TooLarge,
+  type VerificationCode,
+  LIMITS,
+  sha256Digest,
+} from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
@@ -83,9 +118,15 @@ export class AckCache {
    * `bytes` is only called on a miss (a rebuild needs the bytes of new acks only); `text`, when the
    * caller holds the bytes as a string already (a log record), spares decoding them.
    */
-  parse(digest: string, bytes: () => Uint8Array, source: string, text?: () => string): SignedAck | Refusal {
+  parse(
+    digest: string,
+    bytes: () => Uint8Array,
+    source: string,
+    text?: () => string,
+  ): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
-    if (r === undefined && this.earlier.has(digest)) r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
+    if (r === undefined && this.earlier.has(digest))
+      r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
     if (r === undefined) {
       try {
         r = readAck(bytes(), source);
@@ -180,7 +221,10 @@ export class AckCollector {
   readonly rejected: AckRejection[] = [];
 
   /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
-  constructor(private readonly trust: AckTrust, cache?: AckCache) {
+  constructor(
+    private readonly trust: AckTrust,
+    cache?: AckCache,
+  ) {
     this.cache = cache ?? new AckCache();
   }
 
@@ -202,10 +246,22 @@ export class AckCollector {
       return;
     }
     let bytes: Uint8Array | undefined;
-    this.addIdentified(record.digest, () => (bytes ??= Buffer.from(record.canonical, 'utf8')), source, undefined, () => record.canonical);
+    this.addIdentified(
+      record.digest,
+      () => (bytes ??= Buffer.from(record.canonical, 'utf8')),
+      source,
+      undefined,
+      () => record.canonical,
+    );
   }
 
-  private addIdentified(id: string, bytes: () => Uint8Array, source: string, expectedHost?: string, text?: () => string): void {
+  private addIdentified(
+    id: string,
+    bytes: () => Uint8Array,
+    source: string,
+    expectedHost?: string,
+    text?: () => string,
+  ): void {
     const parsed = this.cache.parse(id, bytes, source, text);
     if (isRefusal(parsed)) {
       this.reject(source, null, parsed.code, parsed.detail);
@@ -229,7 +285,15 @@ export class AckCollector {
       return;
     }
     const known = this.cache.verifiedResult(id, hostKey);
-    this.pending.push({ ack, digest: id, source, host, hostKey, known, bytes: known === undefined ? bytes() : null });
+    this.pending.push({
+      ack,
+      digest: id,
+      source,
+      host,
+      hostKey,
+      known,
+      bytes: known === undefined ? bytes() : null,
+    });
   }
 
   /** Verifies what was added since the last call and returns every verified ack and every rejection. */
@@ -265,8 +329,7 @@ export class AckCollector {
       if (outcome === true) {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
-      }
-      else this.reject(p.source, p.host, outcome.code, outcome.detail);
+      } else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
   }
@@ -280,7 +343,12 @@ export class AckCollector {
     return k;
   }
 
-  private reject(source: string, host: string | null, code: AckRejection['code'], reason: string): void {
+  private reject(
+    source: string,
+    host: string | null,
+    code: AckRejection['code'],
+    reason: string,
+  ): void {
     this.rejected.push({ source, host, code, reason });
   }
 }
@@ -295,7 +363,11 @@ function readCapped(path: string, maxBytes: number, label: string): Buffer {
 }
 
 /** The last `windowBytes` of a file, starting at a record (line) boundary; `skipped`: bytes before it. */
-function readTail(path: string, windowBytes: number, label: string): { bytes: Buffer; skipped: number } {
+function readTail(
+  path: string,
+  windowBytes: number,
+  label: string,
+): { bytes: Buffer; skipped: number } {
   const st = statSync(path);
   if (!st.isFile()) throw new Malformed(label, 'not a regular file');
   const start = Math.max(0, st.size - windowBytes);
@@ -312,7 +384,9 @@ function readTail(path: string, windowBytes: number, label: string): { bytes: Bu
     if (start === 0) return { bytes, skipped: 0 };
     // Drop the partial first record.
     const lf = bytes.indexOf(0x0a);
-    return lf < 0 ? { bytes: Buffer.alloc(0), skipped: start + bytes.length } : { bytes: bytes.subarray(lf + 1), skipped: start + lf + 1 };
+    return lf < 0
+      ? { bytes: Buffer.alloc(0), skipped: start + bytes.length }
+      : { bytes: bytes.subarray(lf + 1), skipped: start + lf + 1 };
   } finally {
     closeSync(fd);
   }
@@ -322,7 +396,11 @@ function listDir(path: string): string[] {
   try {
     return readdirSync(path).sort();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    if (
+      (e as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (e as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      return [];
     throw e;
   }
 }
@@ -340,13 +418,27 @@ export interface TreeAckOptions {
  * `channels/<ch>/wave-<i>.json` (bundles). Sources are named relative to the tree (`acks/...`).
  * Returns the number of latest-ack files found.
  */
-export function collectTreeAcks(acksDir: string, collector: AckCollector, opts: TreeAckOptions = {}): { latestFiles: number } {
-  const hostFiles = listDir(join(acksDir, 'hosts')).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
-  if (hostFiles.length > MAX_ACK_FILES) throw new TooLarge('acks/hosts', `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`);
+export function collectTreeAcks(
+  acksDir: string,
+  collector: AckCollector,
+  opts: TreeAckOptions = {},
+): { latestFiles: number } {
+  const hostFiles = listDir(join(acksDir, 'hosts')).filter(
+    (f) => f.endsWith('.json') && !f.startsWith('.'),
+  );
+  if (hostFiles.length > MAX_ACK_FILES)
+    throw new TooLarge(
+      'acks/hosts',
+      `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
+    );
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
-      collector.add(readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source), source, f.slice(0, -'.json'.length));
+      collector.add(
+        readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source),
+        source,
+        f.slice(0, -'.json'.length),
+      );
     } catch (e) {
       if (!isVerificationError(e)) throw e;
       collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
@@ -360,7 +452,10 @@ export function collectTreeAcks(acksDir: string, collector: AckCollector, opts: 
       const source = `acks/channels/${ch}/${f}`;
       let bundled: BundledAck[];
       try {
-        bundled = readAckBundle(readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source), source);
+        bundled = readAckBundle(
+          readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source),
+          source,
+        );
       } catch (e) {
         if (!isVerificationError(e)) throw e;
         collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
@@ -400,21 +495,36 @@ export interface AckLogRead {
  * Every ack of an ack endpoint log (`acks.log`). A torn tail is skipped; a corrupt record followed by
  * valid ones is handled as `onCorrupt` says.
  */
-export function collectAckLog(logFile: string, collector: AckCollector, opts: AckLogOptions = {}): AckLogRead {
+export function collectAckLog(
+  logFile: string,
+  collector: AckCollector,
+  opts: AckLogOptions = {},
+): AckLogRead {
   const label = opts.label ?? logFile;
-  const { bytes, skipped } = opts.windowBytes === undefined
-    ? { bytes: readCapped(logFile, MAX_ACK_LOG_BYTES, logFile), skipped: 0 }
-    : readTail(logFile, opts.windowBytes, logFile);
+  const { bytes, skipped } =
+    opts.windowBytes === undefined
+      ? { bytes: readCapped(logFile, MAX_ACK_LOG_BYTES, logFile), skipped: 0 }
+      : readTail(logFile, opts.windowBytes, logFile);
   let parsed;
   try {
     parsed = parseAckLog(bytes, logFile);
   } catch (e) {
     if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
-    collector.rejected.push({ source: label, host: null, code: 'AckLogCorrupt', reason: `${e.message}; no ack of this log is counted` });
+    collector.rejected.push({
+      source: label,
+      host: null,
+      code: 'AckLogCorrupt',
+      reason: `${e.message}; no ack of this log is counted`,
+    });
     return { records: 0, tornBytes: 0, skippedBytes: skipped, corrupt: true };
   }
   parsed.records.forEach((r, i) => collector.addLogRecord(r, `${label}:${i + 1}`));
-  return { records: parsed.records.length, tornBytes: parsed.tornBytes, skippedBytes: skipped, corrupt: false };
+  return {
+    records: parsed.records.length,
+    tornBytes: parsed.tornBytes,
+    skippedBytes: skipped,
+    corrupt: false,
+  };
 }
 
 export function readTreeAcks(acksDir: string, trust: AckTrust, cache?: AckCache): VerifiedAcks {
@@ -431,7 +541,15 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 
 export interface AckHistory extends VerifiedAcks {
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
-  sources: { log: string | null; logRecords: number; logTornBytes: number; logSkippedBytes: number; treeAcks: true; latestFiles: number; replicaLogs?: (AckLogRead & { file: string })[] };
+  sources: {
+    log: string | null;
+    logRecords: number;
+    logTornBytes: number;
+    logSkippedBytes: number;
+    treeAcks: true;
+    latestFiles: number;
+    replicaLogs?: (AckLogRead & { file: string })[];
+  };
 }
 
 export interface AckHistoryOptions extends TreeAckOptions {
@@ -454,10 +572,20 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
   let log: AckLogRead = { records: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, o.log);
-  const replicaLogs = (o.replicaLogs ?? []).map((file) => ({ file, ...collectAckLog(file, collector, { ...o.log, label: file }) }));
+  const replicaLogs = (o.replicaLogs ?? []).map((file) => ({
+    file,
+    ...collectAckLog(file, collector, { ...o.log, label: file }),
+  }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  const sources: AckHistory['sources'] = { log: o.logFile, logRecords: log.records, logTornBytes: log.tornBytes, logSkippedBytes: log.skippedBytes, treeAcks: true, latestFiles: tree.latestFiles };
+  const sources: AckHistory['sources'] = {
+    log: o.logFile,
+    logRecords: log.records,
+    logTornBytes: log.tornBytes,
+    logSkippedBytes: log.skippedBytes,
+    treeAcks: true,
+    latestFiles: tree.latestFiles,
+  };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
   return { acks, rejected, sources };
 }
@@ -477,9 +605,17 @@ export interface AckAudit {
  */
 export function auditAckLogs(logFiles: readonly string[], trust: AckTrust): AckAudit {
   const collector = new AckCollector(trust);
-  const logs = logFiles.map((file) => ({ file, ...collectAckLog(file, collector, { onCorrupt: 'reject' }) }));
+  const logs = logFiles.map((file) => ({
+    file,
+    ...collectAckLog(file, collector, { onCorrupt: 'reject' }),
+  }));
   const { acks, rejected } = collector.result();
-  const links: AckLink[] = acks.map((a, i) => ({ host: a.host, seq: a.seq, prev: a.prev, digest: collector.digests[i]! }));
+  const links: AckLink[] = acks.map((a, i) => ({
+    host: a.host,
+    seq: a.seq,
+    prev: a.prev,
+    digest: collector.digests[i]!,
+  }));
   const hosts = auditAckChains(links);
   return { ok: rejected.length === 0 && hosts.every((h) => h.complete), logs, hosts, rejected };
 }
@@ -512,16 +648,26 @@ export function ackHistoryByHost(acks: Iterable<AckRecord>): Map<string, AckReco
 
 /** The audit as text: one line per log, one per host with anything to say, and every rejection. */
 export function formatAckAudit(a: AckAudit): string {
-  const lines = [`${a.ok ? 'OK' : 'FINDINGS'}: ack history of ${a.hosts.length} hosts, ${a.hosts.reduce((n, h) => n + h.acks, 0)} acks from ${a.logs.length} log(s)`];
-  for (const l of a.logs) lines.push(`  log ${l.file}: ${l.records} records${l.tornBytes > 0 ? `, torn tail of ${l.tornBytes} bytes skipped` : ''}${l.corrupt ? ', CORRUPT' : ''}`);
+  const lines = [
+    `${a.ok ? 'OK' : 'FINDINGS'}: ack history of ${a.hosts.length} hosts, ${a.hosts.reduce((n, h) => n + h.acks, 0)} acks from ${a.logs.length} log(s)`,
+  ];
+  for (const l of a.logs)
+    lines.push(
+      `  log ${l.file}: ${l.records} records${l.tornBytes > 0 ? `, torn tail of ${l.tornBytes} bytes skipped` : ''}${l.corrupt ? ', CORRUPT' : ''}`,
+    );
   for (const h of a.hosts) {
     const parts = [
-      ...h.gaps.map((g) => (g.from === g.to ? `gap at seq ${g.from}` : `gap seq ${g.from}-${g.to}`)),
+      ...h.gaps.map((g) =>
+        g.from === g.to ? `gap at seq ${g.from}` : `gap seq ${g.from}-${g.to}`,
+      ),
       ...h.forks.map((f) => `fork at seq ${f.seq} (${f.digests.join(', ')})`),
       ...h.broken.map((b) => `broken link at seq ${b.seq}: ${b.reason}`),
     ];
-    lines.push(`  ${h.host}: seq 1..${h.head}, ${h.acks} acks${parts.length === 0 ? ', complete' : `: ${parts.join('; ')}`}`);
+    lines.push(
+      `  ${h.host}: seq 1..${h.head}, ${h.acks} acks${parts.length === 0 ? ', complete' : `: ${parts.join('; ')}`}`,
+    );
   }
-  for (const r of a.rejected) lines.push(`  REJECTED ${r.source}${r.host ? ` (${r.host})` : ''}: ${r.code}: ${r.reason}`);
+  for (const r of a.rejected)
+    lines.push(`  REJECTED ${r.source}${r.host ? ` (${r.host})` : ''}: ${r.code}: ${r.reason}`);
   return lines.join('\n');
 }

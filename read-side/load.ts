@@ -8,18 +8,62 @@
 // The dashboard: loadReleaseAllowingStale (failures as data, an expired timestamp still shown) and
 // readAckHistory with an AckCache kept between watch builds; ackHistoryByHost for per-host timelines.
 import { type SignedRoot, VerificationError } from '../protocol/index.ts';
-import { fleetView, latestAcks, type AckRecord, type FleetInput, type FleetView, type Tolerances } from '../reconciler/index.ts';
-import { acksDirOf, readTreeAcks, type AckCache, type AckTrust, type VerifiedAcks } from './acks.ts';
+import {
+  fleetView,
+  latestAcks,
+  type AckRecord,
+  type FleetInput,
+  type FleetView,
+  type Tolerances,
+} from '../reconciler/index.ts';
+import {
+  acksDirOf,
+  readTreeAcks,
+  type AckCache,
+  type AckTrust,
+  type VerifiedAcks,
+} from './acks.ts';
 import { UnknownSubject } from './subject.ts';
-import { loadReleaseAllowingStale, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure, type VerifiedRelease } from './release.ts';
+import {
+  loadReleaseAllowingStale,
+  type LoadReleaseOptions,
+  type ReleaseLoad,
+  type VerificationFailure,
+  type VerifiedRelease,
+} from './release.ts';
 
 export {
-  loadVerifiedRelease, loadReleaseAllowingStale, verifyReleaseFrom, releaseAllowingStaleFrom,
-  type VerifiedRelease, type LoadReleaseOptions, type ReleaseLoad, type VerificationFailure,
+  loadVerifiedRelease,
+  loadReleaseAllowingStale,
+  verifyReleaseFrom,
+  releaseAllowingStaleFrom,
+  type VerifiedRelease,
+  type LoadReleaseOptions,
+  type ReleaseLoad,
+  type VerificationFailure,
 } from './release.ts';
 export {
-  AckCache, AckCollector, hostKeysOfPlans, acksDirOf, defaultAckLogOf, collectTreeAcks, collectAckLog, readTreeAcks, readAckLog, readAckHistory, ackHistoryByHost, MAX_ACK_LOG_BYTES, MAX_ACK_FILES,
-  type AckRejection, type VerifiedAcks, type AckTrust, type AckHistory, type AckHistoryOptions, type AckLogOptions, type AckLogRead, type TreeAckOptions,
+  AckCache,
+  AckCollector,
+  hostKeysOfPlans,
+  acksDirOf,
+  defaultAckLogOf,
+  collectTreeAcks,
+  collectAckLog,
+  readTreeAcks,
+  readAckLog,
+  readAckHistory,
+  ackHistoryByHost,
+  MAX_ACK_LOG_BYTES,
+  MAX_ACK_FILES,
+  type AckRejection,
+  type VerifiedAcks,
+  type AckTrust,
+  type AckHistory,
+  type AckHistoryOptions,
+  type AckLogOptions,
+  type AckLogRead,
+  type TreeAckOptions,
 } from './acks.ts';
 
 /** The pinned trust root file an operator passes with `--root` (protocol/pinned-root.ts: the one loader). */
@@ -31,8 +75,21 @@ export function ackTrustOf(release: VerifiedRelease): AckTrust {
 }
 
 /** The reconciler's FleetInput at `now`: the release's documents and the newest verified ack per host. */
-export function fleetInputOf(release: VerifiedRelease, acks: readonly AckRecord[], now: number, tolerances?: Partial<Tolerances>): FleetInput {
-  return { now, plans: release.plans, budgets: release.budgets, revocations: release.revocations, acks: latestAcks(acks), tolerances, controls: release.controls };
+export function fleetInputOf(
+  release: VerifiedRelease,
+  acks: readonly AckRecord[],
+  now: number,
+  tolerances?: Partial<Tolerances>,
+): FleetInput {
+  return {
+    now,
+    plans: release.plans,
+    budgets: release.budgets,
+    revocations: release.revocations,
+    acks: latestAcks(acks),
+    tolerances,
+    controls: release.controls,
+  };
 }
 
 /**
@@ -48,18 +105,30 @@ export interface StaleRelease {
  * What the operator views (status, trace) show: a verified release, or, when only the timestamp's
  * freshness failed, the last verified state with `stale` set. Any other failure throws its typed error.
  */
-export function releaseForOperator(load: ReleaseLoad, manifests: LoadReleaseOptions['manifests'] = 'all'): { release: VerifiedRelease; stale: StaleRelease | null } {
+export function releaseForOperator(
+  load: ReleaseLoad,
+  manifests: LoadReleaseOptions['manifests'] = 'all',
+): { release: VerifiedRelease; stale: StaleRelease | null } {
   if (load.status === 'failed') {
     const { code, file, detail } = load.failure;
     // A --host the release does not have: the walk refuses its manifest as an agent would (WrongHost);
     // for the operator that is a usage error, not a tree that fails to verify.
-    if (code === 'WrongHost' && manifests !== 'all' && manifests.some((h) => file.endsWith(`/hosts/${h}.json`)) && /has no manifest for host/.test(detail)) {
+    if (
+      code === 'WrongHost' &&
+      manifests !== 'all' &&
+      manifests.some((h) => file.endsWith(`/hosts/${h}.json`)) &&
+      /has no manifest for host/.test(detail)
+    ) {
       const release = /^releases\/([0-9]+)\//.exec(file)?.[1] ?? '?';
       throw new UnknownSubject(`no host "${manifests.join(', ')}" in release ${release}`);
     }
     throw new VerificationError(code, file, detail);
   }
-  return { release: load.release, stale: load.status === 'stale' ? { failure: load.failure, verifiedAsOf: load.verifiedAsOf } : null };
+  return {
+    release: load.release,
+    stale:
+      load.status === 'stale' ? { failure: load.failure, verifiedAsOf: load.verifiedAsOf } : null,
+  };
 }
 
 export interface FleetState {
@@ -78,7 +147,12 @@ export type FleetStateOptions = LoadReleaseOptions & {
 };
 
 /** The fleet at `now` from a release (fresh or stale) and the acks read for it. */
-export function fleetStateOf(release: VerifiedRelease, stale: StaleRelease | null, acks: VerifiedAcks, opts: FleetStateOptions): FleetState {
+export function fleetStateOf(
+  release: VerifiedRelease,
+  stale: StaleRelease | null,
+  acks: VerifiedAcks,
+  opts: FleetStateOptions,
+): FleetState {
   const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
   return { release, stale, acks, input, view: fleetView(input) };
 }
@@ -87,7 +161,19 @@ export function fleetStateOf(release: VerifiedRelease, stale: StaleRelease | nul
  * Verify the tree, read and verify the acks it holds, and evaluate the fleet at `now`. An expired
  * timestamp still yields the last verified state (`stale`); every other failure throws.
  */
-export async function loadFleetState(dir: string, pinnedRoot: SignedRoot, opts: FleetStateOptions): Promise<FleetState> {
-  const { release, stale } = releaseForOperator(await loadReleaseAllowingStale(dir, pinnedRoot, opts), opts.manifests);
-  return fleetStateOf(release, stale, readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache), opts);
+export async function loadFleetState(
+  dir: string,
+  pinnedRoot: SignedRoot,
+  opts: FleetStateOptions,
+): Promise<FleetState> {
+  const { release, stale } = releaseForOperator(
+    await loadReleaseAllowingStale(dir, pinnedRoot, opts),
+    opts.manifests,
+  );
+  return fleetStateOf(
+    release,
+    stale,
+    readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache),
+    opts,
+  );
 }

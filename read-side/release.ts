@@ -7,7 +7,29 @@
 // (the dashboard) turns failures into data and, when only the timestamp's freshness failed, still yields
 // the documents verified as of the timestamp's last valid second, so a frozen fleet can be shown under a
 // red banner instead of not at all.
-import { Stale, isVerificationError, type VerificationCode, LIMITS, TIMESTAMP_PATH, parseIsoTime, type ChannelPlan, type DisruptionBudgets, type ReleaseIndex, type Revocations, type Controls, type Timestamp, type TrustRoot, type SignedRoot, diskTreeSource, readTimestamp, checkNotRevoked, auditTree, type TreeReport, type TreeSource, servedRoot } from '../protocol/index.ts';
+import {
+  Stale,
+  isVerificationError,
+  type VerificationCode,
+  LIMITS,
+  TIMESTAMP_PATH,
+  parseIsoTime,
+  type ChannelPlan,
+  type DisruptionBudgets,
+  type ReleaseIndex,
+  type Revocations,
+  type Controls,
+  type Timestamp,
+  type TrustRoot,
+  type SignedRoot,
+  diskTreeSource,
+  readTimestamp,
+  checkNotRevoked,
+  auditTree,
+  type TreeReport,
+  type TreeSource,
+  servedRoot,
+} from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
 
@@ -47,26 +69,50 @@ export interface LoadReleaseOptions {
  * `dir` is either a tree as `nixfleet publish` writes it or a control plane directory (`current` ->
  * installed tree). Throws the typed VerificationError of the first failure, naming the file.
  */
-export async function loadVerifiedRelease(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<VerifiedRelease> {
+export async function loadVerifiedRelease(
+  dir: string,
+  pinnedRoot: SignedRoot,
+  opts: LoadReleaseOptions,
+): Promise<VerifiedRelease> {
   const treeRoot = servedRoot(dir);
-  if (treeRoot === null || !existsSync(treeRoot)) throw new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`);
+  if (treeRoot === null || !existsSync(treeRoot))
+    throw new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`);
   return verifyReleaseFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
 }
 
 /** loadVerifiedRelease over any tree source (a directory, or a control plane over mTLS); `where` names it. */
-export async function verifyReleaseFrom(source: TreeSource, where: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<VerifiedRelease> {
+export async function verifyReleaseFrom(
+  source: TreeSource,
+  where: string,
+  pinnedRoot: SignedRoot,
+  opts: LoadReleaseOptions,
+): Promise<VerifiedRelease> {
   const treeRoot = where;
   const { report, release } = await auditTree(source, pinnedRoot, opts);
   const plans = release.plans;
   // Without every manifest the revoked-host finding comes from the signed plans (each names its hosts' targets).
-  if ((opts.manifests ?? 'all') !== 'all') report.revokedHosts = revokedInPlans(release.index, plans, release.revocations.signed);
+  if ((opts.manifests ?? 'all') !== 'all')
+    report.revokedHosts = revokedInPlans(release.index, plans, release.revocations.signed);
   return {
-    treeRoot, report, root: release.root.signed, chain: release.chain, timestamp: release.timestamp.signed, index: release.index,
-    plans, budgets: release.budgets, revocations: release.revocations.signed, controls: release.controls?.signed ?? null, hostKeys: hostKeysOfPlans(plans),
+    treeRoot,
+    report,
+    root: release.root.signed,
+    chain: release.chain,
+    timestamp: release.timestamp.signed,
+    index: release.index,
+    plans,
+    budgets: release.budgets,
+    revocations: release.revocations.signed,
+    controls: release.controls?.signed ?? null,
+    hostKeys: hostKeysOfPlans(plans),
   };
 }
 
-function revokedInPlans(index: ReleaseIndex, plans: Record<string, ChannelPlan>, revocations: Revocations): TreeReport['revokedHosts'] {
+function revokedInPlans(
+  index: ReleaseIndex,
+  plans: Record<string, ChannelPlan>,
+  revocations: Revocations,
+): TreeReport['revokedHosts'] {
   const found: TreeReport['revokedHosts'] = [];
   if (revocations.hosts.length === 0 && revocations.closures.length === 0) return found;
   for (const plan of Object.values(plans)) {
@@ -95,7 +141,12 @@ export type ReleaseLoad =
    * Every signature verifies but the timestamp has expired: hosts activate nothing new. The documents
    * were verified as of `verifiedAsOf` (the timestamp's last valid second).
    */
-  | { status: 'stale'; release: VerifiedRelease; failure: VerificationFailure; verifiedAsOf: number }
+  | {
+      status: 'stale';
+      release: VerifiedRelease;
+      failure: VerificationFailure;
+      verifiedAsOf: number;
+    }
   | { status: 'failed'; failure: VerificationFailure };
 
 function failureOf(e: unknown): VerificationFailure {
@@ -104,17 +155,33 @@ function failureOf(e: unknown): VerificationFailure {
 }
 
 /** Like loadVerifiedRelease, but failures are returned, and an expired timestamp still yields the documents. */
-export async function loadReleaseAllowingStale(dir: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
+export async function loadReleaseAllowingStale(
+  dir: string,
+  pinnedRoot: SignedRoot,
+  opts: LoadReleaseOptions,
+): Promise<ReleaseLoad> {
   const treeRoot = servedRoot(dir);
-  if (treeRoot === null || !existsSync(treeRoot)) return { status: 'failed', failure: failureOf(new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`)) };
+  if (treeRoot === null || !existsSync(treeRoot))
+    return {
+      status: 'failed',
+      failure: failureOf(new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`)),
+    };
   return releaseAllowingStaleFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
 }
 
 /** loadReleaseAllowingStale over any tree source; `where` names it. */
-export async function releaseAllowingStaleFrom(source: TreeSource, where: string, pinnedRoot: SignedRoot, opts: LoadReleaseOptions): Promise<ReleaseLoad> {
+export async function releaseAllowingStaleFrom(
+  source: TreeSource,
+  where: string,
+  pinnedRoot: SignedRoot,
+  opts: LoadReleaseOptions,
+): Promise<ReleaseLoad> {
   const at = (now: number): LoadReleaseOptions => ({ ...opts, now });
   try {
-    return { status: 'verified', release: await verifyReleaseFrom(source, where, pinnedRoot, at(opts.now)) };
+    return {
+      status: 'verified',
+      release: await verifyReleaseFrom(source, where, pinnedRoot, at(opts.now)),
+    };
   } catch (e) {
     const failure = failureOf(e);
     if (!(e instanceof Stale) || e.file !== TIMESTAMP_PATH) return { status: 'failed', failure };
@@ -123,7 +190,12 @@ export async function releaseAllowingStaleFrom(source: TreeSource, where: string
     // Verifying as of the timestamp's last valid second proves every signature; only freshness failed.
     const asOf = expires - 1000;
     try {
-      return { status: 'stale', release: await verifyReleaseFrom(source, where, pinnedRoot, at(asOf)), failure, verifiedAsOf: asOf };
+      return {
+        status: 'stale',
+        release: await verifyReleaseFrom(source, where, pinnedRoot, at(asOf)),
+        failure,
+        verifiedAsOf: asOf,
+      };
     } catch (e2) {
       return { status: 'failed', failure: failureOf(e2) };
     }
@@ -134,7 +206,9 @@ export async function releaseAllowingStaleFrom(source: TreeSource, where: string
 async function unverifiedExpiry(source: TreeSource): Promise<number | null> {
   try {
     const bytes = await source.fetch(TIMESTAMP_PATH, LIMITS.timestamp);
-    return bytes === undefined ? null : parseIsoTime(readTimestamp(bytes, TIMESTAMP_PATH).signed.expires);
+    return bytes === undefined
+      ? null
+      : parseIsoTime(readTimestamp(bytes, TIMESTAMP_PATH).signed.expires);
   } catch {
     return null;
   }

@@ -7,10 +7,24 @@
 // Acks: the per-wave bundles (one request per wave, each holding the latest ack of every host of the
 // wave), then the latest-ack file of any host no bundle covered.
 import { readFileSync } from 'node:fs';
-import { readAckBundle, isVerificationError, ackBundlePath, latestAckPath, LIMITS, type SignedRoot, type TreeSource } from '../protocol/index.ts';
+import {
+  readAckBundle,
+  isVerificationError,
+  ackBundlePath,
+  latestAckPath,
+  LIMITS,
+  type SignedRoot,
+  type TreeSource,
+} from '../protocol/index.ts';
 import { HttpClient, NotFound, Unreachable } from '../agent/index.ts';
 import { AckCollector, type VerifiedAcks } from './acks.ts';
-import { ackTrustOf, fleetStateOf, releaseForOperator, type FleetState, type FleetStateOptions } from './load.ts';
+import {
+  ackTrustOf,
+  fleetStateOf,
+  releaseForOperator,
+  type FleetState,
+  type FleetStateOptions,
+} from './load.ts';
 import { releaseAllowingStaleFrom, type VerifiedRelease } from './release.ts';
 
 export interface RemoteOptions {
@@ -30,15 +44,23 @@ export interface RemoteOptions {
  * operator certificate.
  */
 export class RemoteAccessDenied extends Error {
-  constructor(readonly path: string, readonly detail: string) {
-    super(`the control plane refused ${path} (${detail}): the operator view reads every host's manifest and needs an operator certificate (OU=operator, \`nixfleet pki issue-operator\`)`);
+  constructor(
+    readonly path: string,
+    readonly detail: string,
+  ) {
+    super(
+      `the control plane refused ${path} (${detail}): the operator view reads every host's manifest and needs an operator certificate (OU=operator, \`nixfleet pki issue-operator\`)`,
+    );
     this.name = 'RemoteAccessDenied';
   }
 }
 
 /** The control plane could not be reached or answered unexpectedly (after the client's retries). */
 export class RemoteUnavailable extends Error {
-  constructor(readonly path: string, detail: string) {
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
     super(`${path}: ${detail}`);
     this.name = 'RemoteUnavailable';
   }
@@ -46,14 +68,22 @@ export class RemoteUnavailable extends Error {
 
 export function openRemote(o: RemoteOptions): HttpClient {
   return new HttpClient({
-    baseUrl: o.url, ca: readFileSync(o.caFile), cert: readFileSync(o.certFile), key: readFileSync(o.keyFile), certFile: o.certFile,
+    baseUrl: o.url,
+    ca: readFileSync(o.caFile),
+    cert: readFileSync(o.certFile),
+    key: readFileSync(o.keyFile),
+    certFile: o.certFile,
     ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
     ...(o.retries === undefined ? {} : { retries: o.retries }),
   });
 }
 
 /** GET a tree file: undefined when absent (404), RemoteAccessDenied on 403, RemoteUnavailable otherwise. */
-async function get(client: HttpClient, path: string, maxBytes: number): Promise<Uint8Array | undefined> {
+async function get(
+  client: HttpClient,
+  path: string,
+  maxBytes: number,
+): Promise<Uint8Array | undefined> {
   try {
     return await client.get(path, maxBytes, { conditional: false });
   } catch (e) {
@@ -70,7 +100,10 @@ export function remoteTreeSource(client: HttpClient): TreeSource {
 }
 
 /** Every ack the operator view needs, verified against the release's host keys like any other intake. */
-export async function readRemoteAcks(client: HttpClient, release: VerifiedRelease): Promise<VerifiedAcks> {
+export async function readRemoteAcks(
+  client: HttpClient,
+  release: VerifiedRelease,
+): Promise<VerifiedAcks> {
   const collector = new AckCollector(ackTrustOf(release));
   const covered = new Set<string>();
   for (const plan of Object.values(release.plans)) {
@@ -100,10 +133,16 @@ export async function readRemoteAcks(client: HttpClient, release: VerifiedReleas
 }
 
 /** loadFleetState against a control plane: verify the tree it serves, read and verify the acks, evaluate. */
-export async function loadRemoteFleetState(o: RemoteOptions, pinnedRoot: SignedRoot, opts: FleetStateOptions): Promise<FleetState> {
+export async function loadRemoteFleetState(
+  o: RemoteOptions,
+  pinnedRoot: SignedRoot,
+  opts: FleetStateOptions,
+): Promise<FleetState> {
   const client = openRemote(o);
   try {
-    const { release, stale } = releaseForOperator(await releaseAllowingStaleFrom(remoteTreeSource(client), o.url, pinnedRoot, opts));
+    const { release, stale } = releaseForOperator(
+      await releaseAllowingStaleFrom(remoteTreeSource(client), o.url, pinnedRoot, opts),
+    );
     return fleetStateOf(release, stale, await readRemoteAcks(client, release), opts);
   } finally {
     client.close();

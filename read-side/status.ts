@@ -30,7 +30,9 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
    * `fresh`, or `stale`: the timestamp expired (hosts activate nothing new) and this is the last verified
    * state, every signature checked as of `verifiedAsOf` (the timestamp's last valid second); exit 3.
    */
-  freshness: { state: 'fresh' } | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
+  freshness:
+    | { state: 'fresh' }
+    | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
   /** `secondsLeft` is negative once expired. */
   timestamp: { issuedAt: string; expires: string; secondsLeft: number };
   hosts: StatusHost[];
@@ -59,12 +61,16 @@ export function hostNeedsAttention(h: HostView): boolean {
 }
 
 function waveNeedsAttention(w: ChannelView['waves'][number]): boolean {
-  return w.state === 'halted' || w.counts.failed > 0 || w.counts.deferred > 0 || w.counts.blocked > 0;
+  return (
+    w.state === 'halted' || w.counts.failed > 0 || w.counts.deferred > 0 || w.counts.blocked > 0
+  );
 }
 
 /** The channel with only its waves that need attention; null when it needs none. */
 function channelProblems(c: ChannelView, offlineBlocking: ReadonlySet<string>): ChannelView | null {
-  const waves = c.waves.filter((w) => waveNeedsAttention(w) || offlineBlocking.has(`${c.channel}\u0000${w.index}`));
+  const waves = c.waves.filter(
+    (w) => waveNeedsAttention(w) || offlineBlocking.has(`${c.channel}\u0000${w.index}`),
+  );
   return c.state === 'halted' || waves.length > 0 ? { ...c, waves } : null;
 }
 
@@ -73,20 +79,28 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
   let channels: ChannelView[] = view.channels;
   let hosts: HostView[] = view.hosts;
   if (filter.channel !== undefined) {
-    if (!release.plans[filter.channel]) throw new UnknownSubject(`no channel "${filter.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`);
+    if (!release.plans[filter.channel])
+      throw new UnknownSubject(
+        `no channel "${filter.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`,
+      );
     channels = channels.filter((c) => c.channel === filter.channel);
     hosts = hosts.filter((h) => h.channel === filter.channel);
   }
   if (filter.host !== undefined) {
     const h = hosts.find((x) => x.host === filter.host);
-    if (!h) throw new UnknownSubject(`no host "${filter.host}" in release ${release.index.version}${filter.channel ? ` channel ${filter.channel}` : ''}`);
+    if (!h)
+      throw new UnknownSubject(
+        `no host "${filter.host}" in release ${release.index.version}${filter.channel ? ` channel ${filter.channel}` : ''}`,
+      );
     hosts = [h];
     channels = channels.filter((c) => c.channel === h.channel);
   }
   let budgets = view.budgets;
   if (filter.problems) {
     hosts = hosts.filter(hostNeedsAttention);
-    const offlineBlocking = new Set(hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`));
+    const offlineBlocking = new Set(
+      hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
+    );
     channels = channels.map((c) => channelProblems(c, offlineBlocking)).filter((c) => c !== null);
     budgets = budgets.filter((b) => b.inFlight > b.max);
   }
@@ -95,15 +109,37 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
     fleet: release.root.fleet,
     at: iso(view.now),
     source: release.treeRoot,
-    release: { version: release.index.version, issuedAt: release.index.issuedAt, rootVersion: release.root.version },
-    freshness: state.stale === null
-      ? { state: 'fresh' }
-      : { state: 'stale', code: state.stale.failure.code, file: state.stale.failure.file, detail: state.stale.failure.detail, verifiedAsOf: iso(state.stale.verifiedAsOf) },
-    timestamp: { issuedAt: release.timestamp.issuedAt, expires: release.timestamp.expires, secondsLeft: Math.floor((expires - view.now) / 1000) },
+    release: {
+      version: release.index.version,
+      issuedAt: release.index.issuedAt,
+      rootVersion: release.root.version,
+    },
+    freshness:
+      state.stale === null
+        ? { state: 'fresh' }
+        : {
+            state: 'stale',
+            code: state.stale.failure.code,
+            file: state.stale.failure.file,
+            detail: state.stale.failure.detail,
+            verifiedAsOf: iso(state.stale.verifiedAsOf),
+          },
+    timestamp: {
+      issuedAt: release.timestamp.issuedAt,
+      expires: release.timestamp.expires,
+      secondsLeft: Math.floor((expires - view.now) / 1000),
+    },
     channels,
     hosts: hosts.map((h) => {
       const ack = input.acks[h.host];
-      return { ...h, lastAck: h.lastAck === null ? null : iso(h.lastAck), current: ack?.current ?? null, lastAckKind: ack?.kind ?? null, lastAckSeq: ack?.seq ?? null, lastAckReason: ack?.reason ?? null };
+      return {
+        ...h,
+        lastAck: h.lastAck === null ? null : iso(h.lastAck),
+        current: ack?.current ?? null,
+        lastAckKind: ack?.kind ?? null,
+        lastAckSeq: ack?.seq ?? null,
+        lastAckReason: ack?.reason ?? null,
+      };
     }),
     budgets,
     problemsOnly: filter.problems === true,
@@ -138,7 +174,11 @@ function hostWhy(h: StatusHost): string {
 }
 
 /** The banner of a stale view: first thing printed, so it cannot be missed (status and trace). */
-export function staleBanner(f: { code: string; file: string; detail: string; verifiedAsOf: string }, expires: string, now: number): string[] {
+export function staleBanner(
+  f: { code: string; file: string; detail: string; verifiedAsOf: string },
+  expires: string,
+  now: number,
+): string[] {
   return [
     `STALE: ${f.code}: ${f.file}: ${f.detail}`,
     `  the timestamp expired at ${expires} (${age(parseIsoTime(expires), now)}): hosts activate nothing new until CI re-signs it (nixfleet refresh).`,
@@ -150,49 +190,90 @@ export function staleBanner(f: { code: string; file: string; detail: string; ver
 export function renderStatus(r: StatusReport): string {
   const out: string[] = [];
   const now = parseIsoTime(r.at);
-  if (r.freshness.state === 'stale') out.push(...staleBanner(r.freshness, r.timestamp.expires, now));
-  out.push(`fleet "${r.fleet}": release ${r.release.version} (issued ${r.release.issuedAt}, trust root v${r.release.rootVersion}), status at ${r.at}`);
-  out.push(r.freshness.state === 'fresh'
-    ? `timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
-    : `timestamp: STALE, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expired ${r.timestamp.expires} (${age(parseIsoTime(r.timestamp.expires), now)})`);
-  out.push(`acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`);
-  for (const x of r.acks.rejected) out.push(`  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`);
+  if (r.freshness.state === 'stale')
+    out.push(...staleBanner(r.freshness, r.timestamp.expires, now));
+  out.push(
+    `fleet "${r.fleet}": release ${r.release.version} (issued ${r.release.issuedAt}, trust root v${r.release.rootVersion}), status at ${r.at}`,
+  );
+  out.push(
+    r.freshness.state === 'fresh'
+      ? `timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
+      : `timestamp: STALE, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expired ${r.timestamp.expires} (${age(parseIsoTime(r.timestamp.expires), now)})`,
+  );
+  out.push(
+    `acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`,
+  );
+  for (const x of r.acks.rejected)
+    out.push(
+      `  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`,
+    );
   for (const x of r.findings.revokedHosts) out.push(`revoked: ${x.host}: ${x.detail}`);
-  for (const f of r.findings.unlistedManifests) out.push(`WARNING: ${f} is not listed in the release index`);
+  for (const f of r.findings.unlistedManifests)
+    out.push(`WARNING: ${f} is not listed in the release index`);
 
   for (const ch of r.channels) {
     out.push('');
-    const wavePos = ch.currentWave < ch.waves.length ? `, ${waveLabel(ch.currentWave)} of ${ch.waves.length}` : '';
-    out.push(`channel ${ch.channel}: ${ch.state.toUpperCase()}${wavePos}  (rollout ${ch.rolloutId.slice(7, 19)})`);
+    const wavePos =
+      ch.currentWave < ch.waves.length
+        ? `, ${waveLabel(ch.currentWave)} of ${ch.waves.length}`
+        : '';
+    out.push(
+      `channel ${ch.channel}: ${ch.state.toUpperCase()}${wavePos}  (rollout ${ch.rolloutId.slice(7, 19)})`,
+    );
     out.push(`  ${ch.reason}`);
-    out.push(`  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`);
+    out.push(
+      `  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
+    );
     for (const w of ch.waves) {
-      out.push(`  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`);
-      if (w.state !== 'complete' && w.blockingHosts.length) out.push(`          waiting for: ${listWithMore(w.blockingHosts, 20)}`);
+      out.push(
+        `  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`,
+      );
+      if (w.state !== 'complete' && w.blockingHosts.length)
+        out.push(`          waiting for: ${listWithMore(w.blockingHosts, 20)}`);
     }
   }
   if (r.budgets.length) {
     out.push('');
-    for (const b of r.budgets) out.push(`budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${listWithMore(b.inFlightHosts, 20)})` : ''}`);
+    for (const b of r.budgets)
+      out.push(
+        `budget ${b.id}: ${b.inFlight}/${b.max} in flight${b.inFlightHosts.length ? ` (${listWithMore(b.inFlightHosts, 20)})` : ''}`,
+      );
   }
   out.push('');
   if (r.problemsOnly && r.channels.length === 0 && r.hosts.length === 0 && r.budgets.length === 0) {
-    out.push('no problems: no failed, halted, deferred or blocked host or wave, no offline host holding a wave, no budget over its limit');
+    out.push(
+      'no problems: no failed, halted, deferred or blocked host or wave, no offline host holding a wave, no budget over its limit',
+    );
     return out.join('\n');
   }
   const rows = [...r.hosts]
-    .sort((a, b) => a.channel.localeCompare(b.channel) || a.wave - b.wave || a.host.localeCompare(b.host))
+    .sort(
+      (a, b) =>
+        a.channel.localeCompare(b.channel) || a.wave - b.wave || a.host.localeCompare(b.host),
+    )
     .map((h) => [
-      h.host, h.channel, String(h.wave + 1), h.phase,
+      h.host,
+      h.channel,
+      String(h.wave + 1),
+      h.phase,
       h.current === null ? '-' : h.current === h.target ? '= target' : shortStorePath(h.current),
       shortStorePath(h.target),
       h.lastAck === null ? 'never' : `${h.lastAckKind} ${age(parseIsoTime(h.lastAck), now)}`,
       hostWhy(h),
     ]);
-  out.push(...table(['HOST', 'CHANNEL', 'WAVE', 'PHASE', 'CURRENT', 'TARGET', 'LAST ACK', 'GATE / DETAIL'], rows));
+  out.push(
+    ...table(
+      ['HOST', 'CHANNEL', 'WAVE', 'PHASE', 'CURRENT', 'TARGET', 'LAST ACK', 'GATE / DETAIL'],
+      rows,
+    ),
+  );
   if (r.hosts.length === 1) {
     const h = r.hosts[0]!;
-    if (h.lastAckSeq !== null) out.push('', `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`);
+    if (h.lastAckSeq !== null)
+      out.push(
+        '',
+        `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`,
+      );
   }
   return out.join('\n');
 }

@@ -2,7 +2,13 @@
 // data (ISO times, for --json) and as a readable timeline. The history is the ack endpoint's log (every
 // ack ever accepted) plus whatever the tree's acks/ holds; both are verified ack by ack.
 import { existsSync } from 'node:fs';
-import { trace, type AckRecord, type Gate, type HostPhase, type Trace } from '../reconciler/index.ts';
+import {
+  trace,
+  type AckRecord,
+  type Gate,
+  type HostPhase,
+  type Trace,
+} from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/index.ts';
 import { readAckHistory, type AckCache, type AckHistory, type AckRejection } from './acks.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
@@ -14,10 +20,20 @@ import type { StaleRelease } from './load.ts';
 export type { AckHistory } from './acks.ts';
 
 /** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
-export function loadAckHistory(dir: string, release: VerifiedRelease, logFile?: string, cache?: AckCache): AckHistory {
+export function loadAckHistory(
+  dir: string,
+  release: VerifiedRelease,
+  logFile?: string,
+  cache?: AckCache,
+): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
-  return readAckHistory({ acksDir: acksDirOf(dir), logFile: log, trust: ackTrustOf(release), ...(cache ? { cache } : {}) });
+  return readAckHistory({
+    acksDir: acksDirOf(dir),
+    logFile: log,
+    trust: ackTrustOf(release),
+    ...(cache ? { cache } : {}),
+  });
 }
 
 export type TraceSubject = { host: string } | { channel: string };
@@ -57,27 +73,50 @@ export interface TraceReport {
   subject: TraceSubject;
   release: { version: number; rolloutId: string; channel: string };
   /** As in status: `stale` when the timestamp expired and this is the last verified release (exit 3). */
-  freshness: { state: 'fresh' } | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
+  freshness:
+    | { state: 'fresh' }
+    | { state: 'stale'; code: string; file: string; detail: string; verifiedAsOf: string };
   timestamp: { issuedAt: string; expires: string };
   /** The instant the tree was verified at (--now). */
   at: string;
   from: string;
   until: string;
-  history: { verified: number; rejected: AckRejection[]; log: string | null; logRecords: number; logTornBytes: number };
+  history: {
+    verified: number;
+    rejected: AckRejection[];
+    log: string | null;
+    logRecords: number;
+    logTornBytes: number;
+  };
   hosts: TraceHostReport[];
-  entries: { at: string; host: string; phase: HostPhase; gate: Gate | null; reason: string | null }[];
+  entries: {
+    at: string;
+    host: string;
+    phase: HostPhase;
+    gate: Gate | null;
+    reason: string | null;
+  }[];
 }
 
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
-export function traceReport(release: VerifiedRelease, history: AckHistory, subject: TraceSubject, opts: TraceOptions): TraceReport {
+export function traceReport(
+  release: VerifiedRelease,
+  history: AckHistory,
+  subject: TraceSubject,
+  opts: TraceOptions,
+): TraceReport {
   let channel: string;
   if ('host' in subject) {
     const plan = Object.values(release.plans).find((p) => p.hosts[subject.host] !== undefined);
-    if (!plan) throw new UnknownSubject(`no host "${subject.host}" in release ${release.index.version}`);
+    if (!plan)
+      throw new UnknownSubject(`no host "${subject.host}" in release ${release.index.version}`);
     channel = plan.channel;
   } else {
-    if (!release.plans[subject.channel]) throw new UnknownSubject(`no channel "${subject.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`);
+    if (!release.plans[subject.channel])
+      throw new UnknownSubject(
+        `no channel "${subject.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`,
+      );
     channel = subject.channel;
   }
   const plan = release.plans[channel]!;
@@ -91,32 +130,70 @@ export function traceReport(release: VerifiedRelease, history: AckHistory, subje
   }
   if (history.acks.length === 0) first = last = opts.now;
   let maxSoak = 0;
-  for (const p of Object.values(release.plans)) for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
+  for (const p of Object.values(release.plans))
+    for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
   const from = opts.from ?? Math.min(first, opts.now);
   const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
   const t: Trace = trace({
-    plans: release.plans, budgets: release.budgets, revocations: release.revocations,
-    history: history.acks, subject, from, until, stepSeconds: opts.stepSeconds, instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
+    plans: release.plans,
+    budgets: release.budgets,
+    revocations: release.revocations,
+    history: history.acks,
+    subject,
+    from,
+    until,
+    stepSeconds: opts.stepSeconds,
+    instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
   });
   return {
     fleet: release.root.fleet,
     subject,
     release: { version: release.index.version, rolloutId: plan.rolloutId, channel },
     freshness: opts.stale
-      ? { state: 'stale', code: opts.stale.failure.code, file: opts.stale.failure.file, detail: opts.stale.failure.detail, verifiedAsOf: iso(opts.stale.verifiedAsOf) }
+      ? {
+          state: 'stale',
+          code: opts.stale.failure.code,
+          file: opts.stale.failure.file,
+          detail: opts.stale.failure.detail,
+          verifiedAsOf: iso(opts.stale.verifiedAsOf),
+        }
       : { state: 'fresh' },
     timestamp: { issuedAt: release.timestamp.issuedAt, expires: release.timestamp.expires },
     at: iso(opts.now),
     from: iso(t.from),
     until: iso(t.until),
-    history: { verified: history.acks.length, rejected: history.rejected, log: history.sources.log, logRecords: history.sources.logRecords, logTornBytes: history.sources.logTornBytes },
+    history: {
+      verified: history.acks.length,
+      rejected: history.rejected,
+      log: history.sources.log,
+      logRecords: history.sources.logRecords,
+      logTornBytes: history.sources.logTornBytes,
+    },
     hosts: t.hosts.map((h) => ({
-      host: h.host, channel: h.channel, wave: h.wave,
-      eligibleAt: isoOrNull(h.eligibleAt), activatedAt: isoOrNull(h.activatedAt), confirmedAt: isoOrNull(h.confirmedAt),
-      soakedAt: isoOrNull(h.soakedAt), failedAt: isoOrNull(h.failedAt), failedReason: h.failedReason,
-      holds: h.holds.map((x) => ({ gate: x.gate, from: iso(x.from), to: iso(x.to), seconds: x.seconds, reason: x.reason })),
+      host: h.host,
+      channel: h.channel,
+      wave: h.wave,
+      eligibleAt: isoOrNull(h.eligibleAt),
+      activatedAt: isoOrNull(h.activatedAt),
+      confirmedAt: isoOrNull(h.confirmedAt),
+      soakedAt: isoOrNull(h.soakedAt),
+      failedAt: isoOrNull(h.failedAt),
+      failedReason: h.failedReason,
+      holds: h.holds.map((x) => ({
+        gate: x.gate,
+        from: iso(x.from),
+        to: iso(x.to),
+        seconds: x.seconds,
+        reason: x.reason,
+      })),
     })),
-    entries: t.entries.map((e) => ({ at: iso(e.at), host: e.host, phase: e.phase, gate: e.gate, reason: e.reason })),
+    entries: t.entries.map((e) => ({
+      at: iso(e.at),
+      host: e.host,
+      phase: e.phase,
+      gate: e.gate,
+      reason: e.reason,
+    })),
   };
 }
 
@@ -127,27 +204,65 @@ function offset(at: string, from: string): string {
 
 export function renderTrace(r: TraceReport): string {
   const out: string[] = [];
-  if (r.freshness.state === 'stale') out.push(...staleBanner(r.freshness, r.timestamp.expires, parseIsoTime(r.at)));
-  const what = 'host' in r.subject ? `host ${r.subject.host} (channel ${r.release.channel})` : `channel ${r.release.channel}`;
-  out.push(`trace of ${what}, fleet "${r.fleet}", release ${r.release.version}, rollout ${r.release.rolloutId.slice(7, 19)}`);
-  out.push(`period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`);
-  const src = r.history.log ? `${r.history.log} (${r.history.logRecords} records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) + the tree's acks/` : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
-  out.push(`history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`);
-  for (const x of r.history.rejected) out.push(`  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`);
+  if (r.freshness.state === 'stale')
+    out.push(...staleBanner(r.freshness, r.timestamp.expires, parseIsoTime(r.at)));
+  const what =
+    'host' in r.subject
+      ? `host ${r.subject.host} (channel ${r.release.channel})`
+      : `channel ${r.release.channel}`;
+  out.push(
+    `trace of ${what}, fleet "${r.fleet}", release ${r.release.version}, rollout ${r.release.rolloutId.slice(7, 19)}`,
+  );
+  out.push(
+    `period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`,
+  );
+  const src = r.history.log
+    ? `${r.history.log} (${r.history.logRecords} records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) + the tree's acks/`
+    : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
+  out.push(
+    `history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`,
+  );
+  for (const x of r.history.rejected)
+    out.push(
+      `  rejected ${x.source}${x.host ? ` (claims host ${x.host})` : ''}: ${x.code}: ${x.reason}`,
+    );
 
   out.push('', 'timeline:');
   for (const e of r.entries) {
-    const what = e.phase === 'pending' ? (e.gate ? `held by ${e.gate}: ${e.reason}` : 'eligible: every gate passed') : e.phase === 'failed' ? `FAILED: ${e.reason}` : e.phase;
+    const what =
+      e.phase === 'pending'
+        ? e.gate
+          ? `held by ${e.gate}: ${e.reason}`
+          : 'eligible: every gate passed'
+        : e.phase === 'failed'
+          ? `FAILED: ${e.reason}`
+          : e.phase;
     out.push(`  ${e.at}  ${offset(e.at, r.from).padStart(9)}  ${e.host}  ${what}`);
   }
   if (r.entries.length === 0) out.push('  (no events)');
 
   out.push('', 'per host:');
   for (const h of r.hosts) {
-    const step = (label: string, at: string | null) => (at === null ? null : `${label} ${offset(at, r.from)}`);
-    const steps = [step('eligible', h.eligibleAt), step('activated', h.activatedAt), step('confirmed', h.confirmedAt), step('soaked', h.soakedAt), step('FAILED', h.failedAt)].map((s) => (s !== null && s.startsWith('FAILED') && h.failedReason ? `${s} (${h.failedReason})` : s)).filter((s) => s !== null);
-    out.push(`  ${h.host} (${waveLabel(h.wave)}): ${steps.length ? steps.join(', ') : 'nothing happened in this period'}`);
-    for (const x of h.holds) out.push(`    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`);
+    const step = (label: string, at: string | null) =>
+      at === null ? null : `${label} ${offset(at, r.from)}`;
+    const steps = [
+      step('eligible', h.eligibleAt),
+      step('activated', h.activatedAt),
+      step('confirmed', h.confirmedAt),
+      step('soaked', h.soakedAt),
+      step('FAILED', h.failedAt),
+    ]
+      .map((s) =>
+        s !== null && s.startsWith('FAILED') && h.failedReason ? `${s} (${h.failedReason})` : s,
+      )
+      .filter((s) => s !== null);
+    out.push(
+      `  ${h.host} (${waveLabel(h.wave)}): ${steps.length ? steps.join(', ') : 'nothing happened in this period'}`,
+    );
+    for (const x of h.holds)
+      out.push(
+        `    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`,
+      );
   }
   return out.join('\n');
 }

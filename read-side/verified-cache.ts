@@ -62,7 +62,9 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         if (!ownedPrivately(dir, 'dir')) return;
-        writeFileAtomic(file, `${HEADER}\n${pairs.map(([d, k]) => `${d} ${k}\n`).join('')}`, { mode: 0o600 });
+        writeFileAtomic(file, `${HEADER}\n${pairs.map(([d, k]) => `${d} ${k}\n`).join('')}`, {
+          mode: 0o600,
+        });
       } catch {
         // A read-only or full disk costs the next run time, never correctness.
       }

@@ -10,7 +10,12 @@ export function latestAcks(acks: Iterable<AckRecord>): Record<string, AckRecord>
   const out: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
   for (const a of acks) {
     const prev = out[a.host];
-    if (prev === undefined || a.seq > prev.seq || (a.seq === prev.seq && JSON.stringify(a) < JSON.stringify(prev))) out[a.host] = a;
+    if (
+      prev === undefined ||
+      a.seq > prev.seq ||
+      (a.seq === prev.seq && JSON.stringify(a) < JSON.stringify(prev))
+    )
+      out[a.host] = a;
   }
   return out;
 }

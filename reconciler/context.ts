@@ -2,10 +2,29 @@
 // and the shared gate chain (paused -> halted -> channel edges -> earlier waves -> host edges -> budget -> window)
 // that both decide() and fleetView() use, so a host and the dashboard always give the same reason.
 // Everything is computed lazily and memoised for the lifetime of one call.
-import { type ChannelPlan, type DisruptionBudgets, type PlanWave, keyIdOf, unb64 } from '../protocol/index.ts';
-import { derivePhase, describePhase, phaseParams, type DerivedPhase, type PhaseParams } from './phase.ts';
+import {
+  type ChannelPlan,
+  type DisruptionBudgets,
+  type PlanWave,
+  keyIdOf,
+  unb64,
+} from '../protocol/index.ts';
+import {
+  derivePhase,
+  describePhase,
+  phaseParams,
+  type DerivedPhase,
+  type PhaseParams,
+} from './phase.ts';
 import { maintenanceWindowAt, type WindowVerdict } from './maintenance.ts';
-import { DEFAULT_TOLERANCES, type AckRecord, type FleetInput, type Gate, type HostPhase, type Tolerances } from './types.ts';
+import {
+  DEFAULT_TOLERANCES,
+  type AckRecord,
+  type FleetInput,
+  type Gate,
+  type HostPhase,
+  type Tolerances,
+} from './types.ts';
 import { humanDuration, soakProgress } from './time.ts';
 import { listWithMore, waveLabel } from './words.ts';
 
@@ -79,7 +98,10 @@ interface BudgetOrder {
   /** First position of each host in the order. */
   index: Map<string, number>;
 }
-const budgetOrders = new WeakMap<Record<string, ChannelPlan>, WeakMap<DisruptionBudgets, Map<string, BudgetOrder>>>();
+const budgetOrders = new WeakMap<
+  Record<string, ChannelPlan>,
+  WeakMap<DisruptionBudgets, Map<string, BudgetOrder>>
+>();
 
 /**
  * The budget rank: a total order every host computes alike from the signed plans, and one that follows
@@ -108,8 +130,16 @@ export function allowedFailures(wave: PlanWave): number {
 }
 
 const BLOCKING_ORDER: Record<HostPhase, number> = {
-  offline: 0, blocked: 1, deferred: 2, pending: 3, activating: 4, confirming: 5, healthy: 6,
-  failed: 7, soaked: 8, converged: 9,
+  offline: 0,
+  blocked: 1,
+  deferred: 2,
+  pending: 3,
+  activating: 4,
+  confirming: 5,
+  healthy: 6,
+  failed: 7,
+  soaked: 8,
+  converged: 9,
 };
 
 /** What a channel evaluation needs that depends only on the plan (and tolerances): built once per plan. */
@@ -147,7 +177,10 @@ function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
     const wk: string[] = [];
     for (const [pos, host] of wave.hosts.entries()) {
       const entry = plan.hosts[host];
-      if (entry === undefined) throw new ReconcilerInputError(`channel plan "${plan.channel}" lists host "${host}" in wave ${wi} but not in its hosts`);
+      if (entry === undefined)
+        throw new ReconcilerInputError(
+          `channel plan "${plan.channel}" lists host "${host}" in wave ${wi} but not in its hosts`,
+        );
       position.set(host, { wave: wi, pos });
       wp.push(phaseParams(plan, entry.target, wave.soakSeconds, tol));
       wk.push(entry.hostKey);
@@ -164,17 +197,28 @@ function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
   const edgeDepth = plan.waves.map((w) => new Array<number>(w.hosts.length).fill(0));
   // Relax along the edges; an acyclic graph settles within (hosts) rounds, a cycle never does.
   for (let round = 0, changed = true; changed; round++) {
-    if (round > position.size) throw new ReconcilerInputError(`channel plan "${plan.channel}" has a cycle in its host edges`);
+    if (round > position.size)
+      throw new ReconcilerInputError(
+        `channel plan "${plan.channel}" has a cycle in its host edges`,
+      );
     changed = false;
     for (const e of plan.hostEdges) {
-      const b = position.get(e.before), a = position.get(e.after);
+      const b = position.get(e.before),
+        a = position.get(e.after);
       if (b === undefined || a === undefined || a.wave !== b.wave) continue;
       const d = edgeDepth[b.wave]![b.pos]! + 1;
-      if (d > edgeDepth[a.wave]![a.pos]!) { edgeDepth[a.wave]![a.pos] = d; changed = true; }
+      if (d > edgeDepth[a.wave]![a.pos]!) {
+        edgeDepth[a.wave]![a.pos] = d;
+        changed = true;
+      }
     }
   }
   const st: PlanStatic = {
-    position, edgesByAfter, edgeDepth, params, hostKeys,
+    position,
+    edgesByAfter,
+    edgeDepth,
+    params,
+    hostKeys,
     seenAck: plan.waves.map((w) => new Array<AckRecord | undefined>(w.hosts.length)),
     seenPhase: plan.waves.map((w) => new Array<DerivedPhase | undefined>(w.hosts.length)),
   };
@@ -211,8 +255,10 @@ export class FleetContext {
     const c = input.controls;
     if (c) {
       for (const p of c.paused) this.paused.set(p.channel, { since: p.since, reason: p.reason });
-      const later = (m: Map<string, number>, key: string, at: string) => m.set(key, Math.max(m.get(key) ?? -Infinity, Date.parse(at)));
-      for (const r of c.resumedHalts) later(this.acceptedUntil, `${r.channel}\u0000${r.rolloutId}`, r.acceptedAt);
+      const later = (m: Map<string, number>, key: string, at: string) =>
+        m.set(key, Math.max(m.get(key) ?? -Infinity, Date.parse(at)));
+      for (const r of c.resumedHalts)
+        later(this.acceptedUntil, `${r.channel}\u0000${r.rolloutId}`, r.acceptedAt);
       for (const r of c.retries) later(this.retryAt, `${r.host}\u0000${r.rolloutId}`, r.at);
     }
   }
@@ -224,7 +270,10 @@ export class FleetContext {
 
   plan(channel: string): ChannelPlan {
     const p = this.input.plans[channel];
-    if (p === undefined) throw new ReconcilerInputError(`the channel plan of "${channel}" is needed but was not provided`);
+    if (p === undefined)
+      throw new ReconcilerInputError(
+        `the channel plan of "${channel}" is needed but was not provided`,
+      );
     return p;
   }
 
@@ -238,11 +287,15 @@ export class FleetContext {
     let index = hostChannels.get(this.input.plans);
     if (index === undefined) {
       index = new Map();
-      for (const [name, plan] of Object.entries(this.input.plans)) for (const h of Object.keys(plan.hosts)) index.set(h, name);
+      for (const [name, plan] of Object.entries(this.input.plans))
+        for (const h of Object.keys(plan.hosts)) index.set(h, name);
       hostChannels.set(this.input.plans, index);
     }
     const c = index.get(host);
-    if (c === undefined) throw new ReconcilerInputError(`host "${host}" is in a disruption budget but in none of the channel plans provided`);
+    if (c === undefined)
+      throw new ReconcilerInputError(
+        `host "${host}" is in a disruption budget but in none of the channel plans provided`,
+      );
     return c;
   }
 
@@ -278,17 +331,36 @@ export class FleetContext {
         const ack = acks[host];
         const revoked = anyRevoked && this.isHostRevoked(host, keys[pos]!);
         let ph = seenPhase[pos];
-        if (revoked || ph === undefined || seenAck[pos] !== ack || this.now < ph.validFrom || this.now >= ph.validUntil) {
+        if (
+          revoked ||
+          ph === undefined ||
+          seenAck[pos] !== ack ||
+          this.now < ph.validFrom ||
+          this.now >= ph.validUntil
+        ) {
           ph = derivePhase(params[pos]!, ack, this.now, revoked);
           if (!revoked) {
             seenAck[pos] = ack;
             seenPhase[pos] = ph;
           }
         }
-        if (retries && ph.failure === 'reported' && ph.lastAck !== null && ph.lastAck <= (this.retryAt.get(`${host}\u0000${plan.rolloutId}`) ?? -Infinity)) {
+        if (
+          retries &&
+          ph.failure === 'reported' &&
+          ph.lastAck !== null &&
+          ph.lastAck <= (this.retryAt.get(`${host}\u0000${plan.rolloutId}`) ?? -Infinity)
+        ) {
           // Only a signed failure report is retried: the host is out of flight, and as pending it holds
           // its budget rank again (more conservative for everyone ranked after it).
-          ph = { ...ph, phase: 'pending', note: `retry allowed by the operator after: ${ph.note}`, inFlight: false, done: false, settled: false, failure: null };
+          ph = {
+            ...ph,
+            phase: 'pending',
+            note: `retry allowed by the operator after: ${ph.note}`,
+            inFlight: false,
+            done: false,
+            settled: false,
+            failure: null,
+          };
         }
         phases[pos] = ph;
         let isExcused = false;
@@ -321,10 +393,31 @@ export class FleetContext {
       }
       const complete = !waveHalted && blocking.length === 0;
       if (!complete && firstIncomplete < 0) firstIncomplete = wi;
-      waves.push({ index: wi, wave, phases, excused, failures: failedHosts.length, failedHosts, failuresReported, allowedFailures: allowed, halted: waveHalted, blocking, complete });
+      waves.push({
+        index: wi,
+        wave,
+        phases,
+        excused,
+        failures: failedHosts.length,
+        failedHosts,
+        failuresReported,
+        allowedFailures: allowed,
+        halted: waveHalted,
+        blocking,
+        complete,
+      });
     }
     if (firstIncomplete < 0) firstIncomplete = waves.length;
-    const ev: ChannelEval = { plan, waves, halted, haltedWave, firstIncomplete, complete: !halted && firstIncomplete === waves.length, position: st.position, edgesByAfter: st.edgesByAfter };
+    const ev: ChannelEval = {
+      plan,
+      waves,
+      halted,
+      haltedWave,
+      firstIncomplete,
+      complete: !halted && firstIncomplete === waves.length,
+      position: st.position,
+      edgesByAfter: st.edgesByAfter,
+    };
     this.channels.set(name, ev);
     return ev;
   }
@@ -332,7 +425,8 @@ export class FleetContext {
   phaseOf(channel: string, host: string): DerivedPhase {
     const ce = this.channel(channel);
     const at = ce.position.get(host);
-    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
     return ce.waves[at.wave]!.phases[at.pos]!;
   }
 
@@ -349,7 +443,10 @@ export class FleetContext {
     const w = ce.waves[ce.haltedWave ?? 0]!;
     const names = listWithMore(w.failedHosts, 5);
     const presumed = w.failures - w.failuresReported;
-    const why = presumed > 0 ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline` : '';
+    const why =
+      presumed > 0
+        ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline`
+        : '';
     return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
   }
 
@@ -367,15 +464,25 @@ export class FleetContext {
   private computeWaveReason(ce: ChannelEval, index: number): { text: string; retryAfter: number } {
     const w = ce.waves[index]!;
     const hb = ce.plan.heartbeatSeconds;
-    if (w.halted) return { text: this.haltedReason(ce), retryAfter: ce.plan.signingIntervalSeconds };
+    if (w.halted)
+      return { text: this.haltedReason(ce), retryAfter: ce.plan.signingIntervalSeconds };
     let best = -1;
     for (const pos of w.blocking) {
-      if (best < 0) { best = pos; continue; }
-      const a = w.phases[pos]!, b = w.phases[best]!;
-      const oa = BLOCKING_ORDER[a.phase], ob = BLOCKING_ORDER[b.phase];
+      if (best < 0) {
+        best = pos;
+        continue;
+      }
+      const a = w.phases[pos]!,
+        b = w.phases[best]!;
+      const oa = BLOCKING_ORDER[a.phase],
+        ob = BLOCKING_ORDER[b.phase];
       if (oa < ob || (oa === ob && a.healthySeconds < b.healthySeconds)) best = pos;
     }
-    if (best < 0) return { text: `${waveLabel(index)} of channel ${ce.plan.channel} is complete`, retryAfter: hb };
+    if (best < 0)
+      return {
+        text: `${waveLabel(index)} of channel ${ce.plan.channel} is complete`,
+        retryAfter: hb,
+      };
     const host = w.wave.hosts[best]!;
     const ph = w.phases[best]!;
     const others = w.blocking.length - 1;
@@ -384,8 +491,11 @@ export class FleetContext {
     let retryAfter = hb;
     switch (ph.phase) {
       case 'healthy':
-        what = ph.note.includes('stale') ? `${host} ${describePhase(ph, this.now)}` : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
-        if (!ph.note.includes('stale')) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        what = ph.note.includes('stale')
+          ? `${host} ${describePhase(ph, this.now)}`
+          : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
+        if (!ph.note.includes('stale'))
+          retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
         break;
       case 'offline': {
         const offline = w.excused.filter(Boolean).length;
@@ -399,7 +509,10 @@ export class FleetContext {
       default:
         what = `${host} is ${ph.phase === 'pending' ? 'not started' : ph.phase} (${describePhase(ph, this.now)})`;
     }
-    return { text: `waiting for ${waveLabel(index)} of channel ${ce.plan.channel}: ${what}${more}`, retryAfter };
+    return {
+      text: `waiting for ${waveLabel(index)} of channel ${ce.plan.channel}: ${what}${more}`,
+      retryAfter,
+    };
   }
 
   /** The channel-edge gate of a whole channel (the same for each of its hosts). */
@@ -410,12 +523,24 @@ export class FleetContext {
     for (const g of plan.gatedBy) {
       const ge = this.channel(g);
       if (ge.plan.releaseVersion !== plan.releaseVersion) {
-        hold = { gate: 'channel-edge', reason: `channel ${channel} is gated by channel ${g}, whose plan is from release ${ge.plan.releaseVersion}, not ${plan.releaseVersion}`, retryAfter: plan.signingIntervalSeconds };
+        hold = {
+          gate: 'channel-edge',
+          reason: `channel ${channel} is gated by channel ${g}, whose plan is from release ${ge.plan.releaseVersion}, not ${plan.releaseVersion}`,
+          retryAfter: plan.signingIntervalSeconds,
+        };
       } else if (ge.halted) {
-        hold = { gate: 'channel-edge', reason: `channel ${channel} is gated by channel ${g}, which is halted: ${this.haltedReason(ge)}`, retryAfter: plan.signingIntervalSeconds };
+        hold = {
+          gate: 'channel-edge',
+          reason: `channel ${channel} is gated by channel ${g}, which is halted: ${this.haltedReason(ge)}`,
+          retryAfter: plan.signingIntervalSeconds,
+        };
       } else if (!ge.complete) {
         const r = this.waveReason(ge, ge.firstIncomplete);
-        hold = { gate: 'channel-edge', reason: `channel ${channel} waits for channel ${g} to complete: ${r.text}`, retryAfter: r.retryAfter };
+        hold = {
+          gate: 'channel-edge',
+          reason: `channel ${channel} waits for channel ${g} to complete: ${r.text}`,
+          retryAfter: r.retryAfter,
+        };
       }
       if (hold !== null) break;
     }
@@ -431,12 +556,22 @@ export class FleetContext {
     const ce = this.channel(channel);
     const plan = ce.plan;
     const at = ce.position.get(host);
-    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
     const pause = this.paused.get(channel);
     if (pause !== undefined) {
-      return { gate: 'paused', reason: `channel ${channel} is paused by the operator since ${pause.since} (${pause.reason || 'no reason given'}): nothing new starts; activations and rollbacks in flight continue`, retryAfter: plan.signingIntervalSeconds };
+      return {
+        gate: 'paused',
+        reason: `channel ${channel} is paused by the operator since ${pause.since} (${pause.reason || 'no reason given'}): nothing new starts; activations and rollbacks in flight continue`,
+        retryAfter: plan.signingIntervalSeconds,
+      };
     }
-    if (ce.halted) return { gate: 'halted', reason: this.haltedReason(ce), retryAfter: plan.signingIntervalSeconds };
+    if (ce.halted)
+      return {
+        gate: 'halted',
+        reason: this.haltedReason(ce),
+        retryAfter: plan.signingIntervalSeconds,
+      };
     const edge = this.channelEdgeHold(channel);
     if (edge !== null) return edge;
     if (ce.firstIncomplete < at.wave) {
@@ -446,7 +581,11 @@ export class FleetContext {
     for (const before of ce.edgesByAfter.get(host) ?? []) {
       const ph = this.phaseOf(channel, before);
       if (!ph.settled) {
-        return { gate: 'host-edge', reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${describePhase(ph, this.now)})`, retryAfter: plan.heartbeatSeconds };
+        return {
+          gate: 'host-edge',
+          reason: `waiting for ${before} (host edge ${before} -> ${host}): ${before} is ${ph.phase} (${describePhase(ph, this.now)})`,
+          retryAfter: plan.heartbeatSeconds,
+        };
       }
     }
     for (const id of this.budgetsOf(host)) {
@@ -455,8 +594,15 @@ export class FleetContext {
     }
     const win = this.window(channel);
     if (!win.open) {
-      const retryAfter = win.nextStart === null ? plan.signingIntervalSeconds : Math.max(1, Math.ceil((win.nextStart - this.now) / 1000));
-      return { gate: 'maintenance-window', reason: `channel ${channel}: ${win.reason}`, retryAfter };
+      const retryAfter =
+        win.nextStart === null
+          ? plan.signingIntervalSeconds
+          : Math.max(1, Math.ceil((win.nextStart - this.now) / 1000));
+      return {
+        gate: 'maintenance-window',
+        reason: `channel ${channel}: ${win.reason}`,
+        retryAfter,
+      };
     }
     return null;
   }
@@ -486,10 +632,12 @@ export class FleetContext {
     }
     const memo = levels.get(channel);
     if (memo !== undefined) return memo;
-    if (visiting.has(channel)) throw new ReconcilerInputError(`channel edges form a cycle through channel "${channel}"`);
+    if (visiting.has(channel))
+      throw new ReconcilerInputError(`channel edges form a cycle through channel "${channel}"`);
     visiting.add(channel);
     let level = 0;
-    for (const g of this.plan(channel).gatedBy) level = Math.max(level, this.channelLevel(g, visiting) + this.plan(g).waves.length);
+    for (const g of this.plan(channel).gatedBy)
+      level = Math.max(level, this.channelLevel(g, visiting) + this.plan(g).waves.length);
     levels.set(channel, level);
     return level;
   }
@@ -502,7 +650,8 @@ export class FleetContext {
   private staticRankOf(channel: string, host: string): RankKey {
     const st = planStatic(this.plan(channel), this.tol);
     const at = st.position.get(host);
-    if (at === undefined) throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
     const depth = st.edgeDepth[at.wave]![at.pos]!;
     return { level: this.channelLevel(channel) + at.wave, channel, depth, pos: at.pos, host };
   }
@@ -530,7 +679,14 @@ export class FleetContext {
     }
     const inFlight: string[] = [];
     for (let j = 0; j < b.hosts.length; j++) if (inFlightAt[j] === 1) inFlight.push(b.hosts[j]!);
-    const ev: BudgetEval = { id, max: b.maxInFlight, inFlight, inFlightSet: new Set(inFlight), order, waitingBefore };
+    const ev: BudgetEval = {
+      id,
+      max: b.maxInFlight,
+      inFlight,
+      inFlightSet: new Set(inFlight),
+      order,
+      waitingBefore,
+    };
     this.budgetEvals.set(id, ev);
     return ev;
   }
@@ -548,7 +704,10 @@ export class FleetContext {
     }
     const memo = byId.get(b.id);
     if (memo !== undefined) return memo;
-    const keys = b.hosts.map((host, listed) => ({ key: this.staticRankOf(this.channelOf(host), host), listed }));
+    const keys = b.hosts.map((host, listed) => ({
+      key: this.staticRankOf(this.channelOf(host), host),
+      listed,
+    }));
     // Stable: equal ranks (a host listed twice) keep their listed order.
     keys.sort((x, y) => compareRank(x.key, y.key) || x.listed - y.listed);
     const order: BudgetOrder = {
@@ -563,7 +722,10 @@ export class FleetContext {
   }
 
   /** The same count for a single decide() without a shared prepared fleet: one pass, no sort. */
-  private budgetCountAhead(id: string, me: RankKey): { inFlight: string[]; ahead: number; max: number } {
+  private budgetCountAhead(
+    id: string,
+    me: RankKey,
+  ): { inFlight: string[]; ahead: number; max: number } {
     const b = this.input.budgets.budgets.find((x) => x.id === id)!;
     const inFlight: string[] = [];
     let ahead = 0;
@@ -590,13 +752,26 @@ export class FleetContext {
     // Hosts ranked strictly before me that are neither done nor in flight (a host listed twice has both
     // entries at its rank: the first one is where the hosts before it end).
     const at = ev.order.index.get(me.host);
-    if (at === undefined) throw new ReconcilerInputError(`host "${me.host}" is not in disruption budget ${id}`);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${me.host}" is not in disruption budget ${id}`);
     const ahead = ev.waitingBefore[at]!;
     if (inFlightCount + ahead < ev.max) return null;
-    return this.budgetFull(id, me, ev.inFlight.filter((h) => h !== me.host), ahead, ev.max);
+    return this.budgetFull(
+      id,
+      me,
+      ev.inFlight.filter((h) => h !== me.host),
+      ahead,
+      ev.max,
+    );
   }
 
-  private budgetFull(id: string, me: RankKey, inFlight: string[], ahead: number, max: number): GateHold {
+  private budgetFull(
+    id: string,
+    me: RankKey,
+    inFlight: string[],
+    ahead: number,
+    max: number,
+  ): GateHold {
     const names = listWithMore(inFlight, 3);
     const plan = this.plan(me.channel);
     return {

@@ -18,17 +18,33 @@ function iso(ms: number): string {
  * no windows never opens (the publisher refuses such a fleet; a hand-made plan fails closed).
  */
 function rebootVerdict(plan: ChannelPlan, m: HostManifest, now: number): RebootVerdict {
-  const allowed: RebootVerdict = { allowed: true, deadline: now + m.confirmDeadlineSeconds * 1000, rolloutId: m.rolloutId };
+  const allowed: RebootVerdict = {
+    allowed: true,
+    deadline: now + m.confirmDeadlineSeconds * 1000,
+    rolloutId: m.rolloutId,
+  };
   switch (plan.reboot) {
     case 'allowed':
       return allowed;
     case 'in-maintenance-window': {
-      if (plan.maintenanceWindows.length === 0) return { allowed: false, why: `reboot policy of channel ${plan.channel} is in-maintenance-window but it has no maintenance windows` };
+      if (plan.maintenanceWindows.length === 0)
+        return {
+          allowed: false,
+          why: `reboot policy of channel ${plan.channel} is in-maintenance-window but it has no maintenance windows`,
+        };
       const w = maintenanceWindowAt(plan.maintenanceWindows, now);
-      return w.open ? allowed : { allowed: false, why: `reboot policy of channel ${plan.channel} is in-maintenance-window: ${w.reason}` };
+      return w.open
+        ? allowed
+        : {
+            allowed: false,
+            why: `reboot policy of channel ${plan.channel} is in-maintenance-window: ${w.reason}`,
+          };
     }
     default:
-      return { allowed: false, why: `reboot policy of channel ${plan.channel} is never: the target stays unstaged until a signed release allows a reboot (reboot: allowed or in-maintenance-window)` };
+      return {
+        allowed: false,
+        why: `reboot policy of channel ${plan.channel} is never: the target stays unstaged until a signed release allows a reboot (reboot: allowed or in-maintenance-window)`,
+      };
   }
 }
 
@@ -40,7 +56,15 @@ export function prepareFleet(input: FleetInput): PreparedFleet {
 }
 
 function sameFleetInput(a: FleetInput, b: FleetInput): boolean {
-  return a.now === b.now && a.plans === b.plans && a.budgets === b.budgets && a.revocations === b.revocations && a.acks === b.acks && a.tolerances === b.tolerances && (a.controls ?? null) === (b.controls ?? null);
+  return (
+    a.now === b.now &&
+    a.plans === b.plans &&
+    a.budgets === b.budgets &&
+    a.revocations === b.revocations &&
+    a.acks === b.acks &&
+    a.tolerances === b.tolerances &&
+    (a.controls ?? null) === (b.controls ?? null)
+  );
 }
 
 /**
@@ -76,10 +100,15 @@ interface HostUnderDecision {
   plan: ChannelPlan;
 }
 
-function hostUnderDecision(input: DecideInput, prepared: PreparedFleet | undefined): HostUnderDecision {
+function hostUnderDecision(
+  input: DecideInput,
+  prepared: PreparedFleet | undefined,
+): HostUnderDecision {
   const { manifest: m, local, now } = input;
   if (prepared !== undefined && !sameFleetInput(prepared.input, input)) {
-    throw new ReconcilerInputError('the prepared fleet was built from a different input (now, plans, budgets, revocations, acks, tolerances or controls differ)');
+    throw new ReconcilerInputError(
+      'the prepared fleet was built from a different input (now, plans, budgets, revocations, acks, tolerances or controls differ)',
+    );
   }
   let ctx = prepared;
   if (ctx === undefined) {
@@ -87,8 +116,14 @@ function hostUnderDecision(input: DecideInput, prepared: PreparedFleet | undefin
     ctx.singleHost = true;
   }
   const plan = ctx.plan(m.channel);
-  if (plan.rolloutId !== m.rolloutId || plan.hosts[m.host]?.target !== m.target || plan.hosts[m.host]?.wave !== m.wave) {
-    throw new ReconcilerInputError(`manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`);
+  if (
+    plan.rolloutId !== m.rolloutId ||
+    plan.hosts[m.host]?.target !== m.target ||
+    plan.hosts[m.host]?.wave !== m.wave
+  ) {
+    throw new ReconcilerInputError(
+      `manifest of ${m.host} does not match the plan of channel ${m.channel} (rollout id, target or wave differ)`,
+    );
   }
   return { input, m, local, now, ctx, plan };
 }
@@ -108,14 +143,27 @@ function recoveryGate({ local: { pending }, now }: HostUnderDecision): Decision 
 function revokedGate({ input, m, ctx, local: { pending } }: HostUnderDecision): Decision | null {
   const hostRevocation = input.revocations.hosts.find((r) => r.host === m.host);
   if (hostRevocation !== undefined && ctx.isHostRevoked(m.host, m.hostKey)) {
-    return { kind: 'refuse', gate: 'revoked', reason: `host ${m.host} is revoked (${hostRevocation.reason}): it may not activate anything` };
+    return {
+      kind: 'refuse',
+      gate: 'revoked',
+      reason: `host ${m.host} is revoked (${hostRevocation.reason}): it may not activate anything`,
+    };
   }
   const closureRevocation = input.revocations.closures.find((c) => c.storePath === m.target);
   if (closureRevocation === undefined) return null;
   if (pending !== null && pending.target === m.target) {
-    return { kind: 'rollback', to: pending.previous, gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): undoing the unconfirmed activation` };
+    return {
+      kind: 'rollback',
+      to: pending.previous,
+      gate: 'revoked',
+      reason: `target ${m.target} is revoked (${closureRevocation.reason}): undoing the unconfirmed activation`,
+    };
   }
-  return { kind: 'refuse', gate: 'revoked', reason: `target ${m.target} is revoked (${closureRevocation.reason}): it will not be activated` };
+  return {
+    kind: 'refuse',
+    gate: 'revoked',
+    reason: `target ${m.target} is revoked (${closureRevocation.reason}): it will not be activated`,
+  };
 }
 
 /**
@@ -148,7 +196,12 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
   const ce = plan.onFailure === 'rollback-and-halt' ? ctx.channel(m.channel) : null;
   const wave = ce?.waves[m.wave];
   // Only failures the hosts signed roll a wave back; a failure presumed from missing evidence only halts.
-  if (ce !== null && wave !== undefined && wave.halted && wave.failuresReported > wave.allowedFailures) {
+  if (
+    ce !== null &&
+    wave !== undefined &&
+    wave.halted &&
+    wave.failuresReported > wave.allowedFailures
+  ) {
     if (local.previous !== null) {
       return {
         kind: 'rollback',
@@ -158,14 +211,25 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
       };
     }
   }
-  return { kind: 'converged', reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})` };
+  return {
+    kind: 'converged',
+    reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})`,
+  };
 }
 
 /** 3. No new activation on a stale or badly signed release chain (never a rollback either). */
 function notFreshGate({ input: { freshness }, plan }: HostUnderDecision): Decision | null {
   if (freshness.status === 'fresh') return null;
-  const what = freshness.status === 'stale' ? 'the signed release chain is stale' : 'the release chain is not validly signed';
-  return { kind: 'wait', gate: 'not-fresh', reason: `no new activations: ${what} (${freshness.reason})`, retryAfter: plan.signingIntervalSeconds };
+  const what =
+    freshness.status === 'stale'
+      ? 'the signed release chain is stale'
+      : 'the release chain is not validly signed';
+  return {
+    kind: 'wait',
+    gate: 'not-fresh',
+    reason: `no new activations: ${what} (${freshness.reason})`,
+    retryAfter: plan.signingIntervalSeconds,
+  };
 }
 
 /** 4. A target that failed or was rolled back on this host waits out its local quarantine. */
@@ -183,17 +247,29 @@ function quarantinedGate({ m, local, now }: HostUnderDecision): Decision | null 
 /** 5-11. The gates that depend on the rest of the fleet, in their order (FleetContext.gatesFor). */
 function fleetGates({ m, ctx }: HostUnderDecision): Decision | null {
   const hold = ctx.gatesFor(m.channel, m.host);
-  return hold === null ? null : { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
+  return hold === null
+    ? null
+    : { kind: 'wait', gate: hold.gate, reason: hold.reason, retryAfter: hold.retryAfter };
 }
 
 /** 12. A switch that needs a reboot is deferred, with the channel's reboot verdict. */
-function switchInhibitorGate({ input: { inhibitor }, m, plan, now }: HostUnderDecision): Decision | null {
+function switchInhibitorGate({
+  input: { inhibitor },
+  m,
+  plan,
+  now,
+}: HostUnderDecision): Decision | null {
   if (inhibitor === null) return null;
   const reboot = rebootVerdict(plan, m, now);
   const next = reboot.allowed
     ? `the channel's reboot policy (${plan.reboot}) allows it now: stage it with boot, reboot, and confirm before ${iso(reboot.deadline)}`
     : `deferred: ${reboot.why}`;
-  return { kind: 'defer', inhibitor, reboot, reason: `switching to ${m.target} needs a reboot (${inhibitor}); ${next}` };
+  return {
+    kind: 'defer',
+    inhibitor,
+    reboot,
+    reason: `switching to ${m.target} needs a reboot (${inhibitor}); ${next}`,
+  };
 }
 
 /** 13. Every gate passed. */

@@ -19,10 +19,15 @@ function cronTime(expr: string): CronTime {
   return c;
 }
 
-export type WindowVerdict = { open: true } | { open: false; /** ms of the next window start */ nextStart: number | null; reason: string };
+export type WindowVerdict =
+  | { open: true }
+  | { open: false; /** ms of the next window start */ nextStart: number | null; reason: string };
 
 /** No windows means "always open". A window [start, start + duration) is open when a start lies in (now - duration, now]. */
-export function maintenanceWindowAt(windows: readonly MaintenanceWindow[], now: number): WindowVerdict {
+export function maintenanceWindowAt(
+  windows: readonly MaintenanceWindow[],
+  now: number,
+): WindowVerdict {
   if (windows.length === 0) return { open: true };
   let nextStart: number | null = null;
   for (const w of windows) {
@@ -42,6 +47,9 @@ export function maintenanceWindowAt(windows: readonly MaintenanceWindow[], now: 
   return {
     open: false,
     nextStart,
-    reason: nextStart === null ? `no maintenance window can open (${list})` : `outside the maintenance windows (${list}); next opens at ${new Date(nextStart).toISOString()}`,
+    reason:
+      nextStart === null
+        ? `no maintenance window can open (${list})`
+        : `outside the maintenance windows (${list}); next opens at ${new Date(nextStart).toISOString()}`,
   };
 }

@@ -45,7 +45,12 @@ export interface PhaseParams {
   skewMs: number;
 }
 
-export function phaseParams(plan: ChannelPlan, target: string, soakSeconds: number, tol: Tolerances): PhaseParams {
+export function phaseParams(
+  plan: ChannelPlan,
+  target: string,
+  soakSeconds: number,
+  tol: Tolerances,
+): PhaseParams {
   const skewMs = tol.clockSkewSeconds * 1000;
   return {
     rolloutId: plan.rolloutId,
@@ -62,18 +67,43 @@ export function phaseParams(plan: ChannelPlan, target: string, soakSeconds: numb
 
 /** One line for people: the phase's note and how old the ack is. */
 export function describePhase(ph: DerivedPhase, now: number): string {
-  return ph.lastAck === null ? ph.note : `${ph.note} (last ack ${humanDuration((now - ph.lastAck) / 1000)} ago)`;
+  return ph.lastAck === null
+    ? ph.note
+    : `${ph.note} (last ack ${humanDuration((now - ph.lastAck) / 1000)} ago)`;
 }
 
 const FOREVER = Number.MAX_SAFE_INTEGER;
-const NO_ACK_REVOKED: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'host revoked: its acks no longer count', lastAck: null, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
-const NO_ACK: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'offline', note: 'no ack received', lastAck: null, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
+const NO_ACK_REVOKED: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = {
+  phase: 'offline',
+  note: 'host revoked: its acks no longer count',
+  lastAck: null,
+  healthySeconds: 0,
+  inFlight: false,
+  done: false,
+  settled: false,
+  failure: null,
+};
+const NO_ACK: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = {
+  phase: 'offline',
+  note: 'no ack received',
+  lastAck: null,
+  healthySeconds: 0,
+  inFlight: false,
+  done: false,
+  settled: false,
+  failure: null,
+};
 
 /**
  * The phase of a host given its latest ack. Pure; the result carries the interval of `now` in which it
  * holds, so callers may reuse it for the same ack object within that interval.
  */
-export function derivePhase(p: PhaseParams, ack: AckRecord | undefined, now: number, revoked: boolean): DerivedPhase {
+export function derivePhase(
+  p: PhaseParams,
+  ack: AckRecord | undefined,
+  now: number,
+  revoked: boolean,
+): DerivedPhase {
   if (revoked) return { ...NO_ACK_REVOKED, validFrom: -FOREVER, validUntil: FOREVER };
   if (ack === undefined) return { ...NO_ACK, validFrom: -FOREVER, validUntil: FOREVER };
   return compute(p, ack, now);
@@ -82,7 +112,12 @@ export function derivePhase(p: PhaseParams, ack: AckRecord | undefined, now: num
 function compute(p: PhaseParams, ack: AckRecord, now: number): DerivedPhase {
   const signed = parseAckTime(ack.time);
   if (signed > now + p.skewMs) {
-    return { ...NO_ACK, note: `latest ack is signed ${humanDuration((signed - now) / 1000)} in the future, beyond the clock-skew tolerance: ignored`, validFrom: now, validUntil: now + 1 };
+    return {
+      ...NO_ACK,
+      note: `latest ack is signed ${humanDuration((signed - now) / 1000)} in the future, beyond the clock-skew tolerance: ignored`,
+      validFrom: now,
+      validUntil: now + 1,
+    };
   }
   if (signed > now) {
     // Within the tolerance a future-dated ack counts as signed now, so a fast clock cannot stretch a soak.
@@ -100,16 +135,34 @@ function compute(p: PhaseParams, ack: AckRecord, now: number): DerivedPhase {
  * only hosts with no evidence of having started can become `offline` (and be excused); a start without an
  * outcome stays in flight and, past its confirm deadline, is presumed failed. Missing evidence only waits.
  */
-function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: number): DerivedPhase {
+function derive(
+  p: PhaseParams,
+  ack: AckRecord,
+  t: number,
+  now: number,
+  signed: number,
+): DerivedPhase {
   const age = now - t;
   const mine = ack.rolloutId === p.rolloutId && ack.target === p.target;
-  const out: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = { phase: 'pending', note: 'not started', lastAck: t, healthySeconds: 0, inFlight: false, done: false, settled: false, failure: null };
+  const out: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = {
+    phase: 'pending',
+    note: 'not started',
+    lastAck: t,
+    healthySeconds: 0,
+    inFlight: false,
+    done: false,
+    settled: false,
+    failure: null,
+  };
   // The age thresholds this ack's phase depends on: it holds until `now` crosses the next one.
   const thresholds: number[] = [];
   const stale = age > p.heartbeatExpiryMs;
   const notStarted = () => {
     thresholds.push(p.offlineWindowMs);
-    if (age > p.offlineWindowMs) { out.phase = 'offline'; out.note = 'no ack within the offline window'; }
+    if (age > p.offlineWindowMs) {
+      out.phase = 'offline';
+      out.note = 'no ack within the offline window';
+    }
   };
   const startedWithoutOutcome = (what: string, phase: 'activating' | 'confirming') => {
     thresholds.push(p.confirmMs);
@@ -118,26 +171,47 @@ function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: 
       out.phase = 'failed';
       out.failure = 'presumed';
       out.note = `${what}, but no outcome within its confirm deadline: presumed failed`;
-    } else { out.phase = phase; out.note = what; }
+    } else {
+      out.phase = phase;
+      out.note = what;
+    }
   };
   if (!mine) {
     if (ack.current === p.target && ack.kind !== 'failed' && ack.kind !== 'rolled-back') {
       // Not about this rollout, so it could be replayed from an earlier release with the same target: it
       // counts only while fresh. Once the host acks this rollout, its own soak proof takes over.
       thresholds.push(p.heartbeatExpiryMs);
-      if (!stale) { out.phase = 'converged'; out.note = 'already runs the target'; out.settled = true; out.done = true; }
-      else { out.phase = 'healthy'; out.note = 'runs the target but its heartbeat is stale'; }
+      if (!stale) {
+        out.phase = 'converged';
+        out.note = 'already runs the target';
+        out.settled = true;
+        out.done = true;
+      } else {
+        out.phase = 'healthy';
+        out.note = 'runs the target but its heartbeat is stale';
+      }
     } else notStarted();
   } else {
     switch (ack.kind) {
       case 'failed':
       case 'rolled-back':
         // A failure counts for the rest of the rollout, however old.
-        return { ...out, phase: 'failed', note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, done: true, failure: 'reported', validFrom: t, validUntil: FOREVER };
+        return {
+          ...out,
+          phase: 'failed',
+          note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`,
+          done: true,
+          failure: 'reported',
+          validFrom: t,
+          validUntil: FOREVER,
+        };
       case 'started':
       case 'activated':
         // The reason says how it started (e.g. rebooting into the target): shown, not interpreted.
-        startedWithoutOutcome(`${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`, ack.kind === 'started' ? 'activating' : 'confirming');
+        startedWithoutOutcome(
+          `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`,
+          ack.kind === 'started' ? 'activating' : 'confirming',
+        );
         break;
       case 'deferred':
         // Staged for the next boot: it may reboot into the target at any time, so it never becomes excusable.
@@ -154,7 +228,8 @@ function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: 
         // healthy / heartbeat
         const since = ack.healthySince === null ? null : parseAckTime(ack.healthySince);
         if (ack.current !== p.target) notStarted();
-        else if (since === null || since > signed) startedWithoutOutcome('switched, health not yet established', 'confirming');
+        else if (since === null || since > signed)
+          startedWithoutOutcome('switched, health not yet established', 'confirming');
         else {
           // Soak is what the host itself signed: continuous health from healthySince up to the ack's time.
           // A proof stays a proof however old the ack grows; staleness only says "health now unknown".
@@ -162,11 +237,14 @@ function derive(p: PhaseParams, ack: AckRecord, t: number, now: number, signed: 
           thresholds.push(p.heartbeatExpiryMs);
           const freshness = stale ? ', but its heartbeat is stale (health now unknown)' : '';
           if (out.healthySeconds >= p.soakSeconds) {
-            out.phase = 'soaked'; out.settled = true; out.done = true;
+            out.phase = 'soaked';
+            out.settled = true;
+            out.done = true;
             out.note = `soaked (${humanDuration(out.healthySeconds)} healthy)${freshness}`;
           } else {
             // Started and not yet soaked: in flight until its soak proof or its failure arrives.
-            out.phase = 'healthy'; out.inFlight = true;
+            out.phase = 'healthy';
+            out.inFlight = true;
             out.note = `healthy for ${soakProgress(out.healthySeconds, p.soakSeconds)}${freshness}`;
           }
         }

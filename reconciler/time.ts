@@ -3,7 +3,11 @@
 
 /** ms since the epoch for "YYYY-MM-DDTHH:MM:SSZ" (already validated by the ack schema). */
 export function parseAckTime(iso: string): number {
-  const y0 = (iso.charCodeAt(0) - 48) * 1000 + (iso.charCodeAt(1) - 48) * 100 + (iso.charCodeAt(2) - 48) * 10 + (iso.charCodeAt(3) - 48);
+  const y0 =
+    (iso.charCodeAt(0) - 48) * 1000 +
+    (iso.charCodeAt(1) - 48) * 100 +
+    (iso.charCodeAt(2) - 48) * 10 +
+    (iso.charCodeAt(3) - 48);
   const m = (iso.charCodeAt(5) - 48) * 10 + (iso.charCodeAt(6) - 48);
   const d = (iso.charCodeAt(8) - 48) * 10 + (iso.charCodeAt(9) - 48);
   const hh = (iso.charCodeAt(11) - 48) * 10 + (iso.charCodeAt(12) - 48);
@@ -22,7 +26,8 @@ export function parseAckTime(iso: string): number {
 /** "4 of 10 soak minutes" style progress; seconds when the soak is not a whole number of minutes. */
 export function soakProgress(healthySeconds: number, soakSeconds: number): string {
   const done = Math.max(0, Math.min(healthySeconds, soakSeconds));
-  if (soakSeconds % 60 === 0 && soakSeconds >= 120) return `${Math.floor(done / 60)} of ${soakSeconds / 60} soak minutes`;
+  if (soakSeconds % 60 === 0 && soakSeconds >= 120)
+    return `${Math.floor(done / 60)} of ${soakSeconds / 60} soak minutes`;
   return `${Math.floor(done)} of ${soakSeconds} soak seconds`;
 }
 

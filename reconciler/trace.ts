@@ -70,21 +70,28 @@ export function trace(input: TraceInput): Trace {
   if ('host' in input.subject) {
     const host = input.subject.host;
     const channel = Object.values(input.plans).find((p) => p.hosts[host] !== undefined);
-    if (channel === undefined) throw new ReconcilerInputError(`host "${host}" is in none of the channel plans`);
+    if (channel === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in none of the channel plans`);
     subjectHosts.push({ host, channel: channel.channel, wave: channel.hosts[host]!.wave });
   } else {
     const plan = input.plans[input.subject.channel];
-    if (plan === undefined) throw new ReconcilerInputError(`channel "${input.subject.channel}" has no plan`);
-    for (const w of plan.waves) for (const h of w.hosts) subjectHosts.push({ host: h, channel: plan.channel, wave: w.index });
+    if (plan === undefined)
+      throw new ReconcilerInputError(`channel "${input.subject.channel}" has no plan`);
+    for (const w of plan.waves)
+      for (const h of w.hosts) subjectHosts.push({ host: h, channel: plan.channel, wave: w.index });
   }
 
   const sorted = input.history
     .map((a) => ({ a, t: parseAckTime(a.time) }))
-    .sort((x, y) => x.t - y.t || (x.a.host < y.a.host ? -1 : x.a.host > y.a.host ? 1 : x.a.seq - y.a.seq));
+    .sort(
+      (x, y) =>
+        x.t - y.t || (x.a.host < y.a.host ? -1 : x.a.host > y.a.host ? 1 : x.a.seq - y.a.seq),
+    );
   const first = sorted[0]?.t ?? 0;
   const last = sorted[sorted.length - 1]?.t ?? 0;
   let maxSoak = 0;
-  for (const p of Object.values(input.plans)) for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
+  for (const p of Object.values(input.plans))
+    for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
   const from = input.from ?? first;
   const until = input.until ?? last + maxSoak * 1000;
   const step = (input.stepSeconds ?? 60) * 1000;
@@ -98,17 +105,55 @@ export function trace(input: TraceInput): Trace {
 
   const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
   let next = 0;
-  const state = new Map<string, { phase: HostPhase; gate: Gate | null; reason: string | null; holdFrom: number }>();
-  const traces = new Map<string, HostTrace>(subjectHosts.map((s) => [s.host, { ...s, eligibleAt: null, activatedAt: null, confirmedAt: null, soakedAt: null, failedAt: null, failedReason: null, holds: [] }]));
+  const state = new Map<
+    string,
+    { phase: HostPhase; gate: Gate | null; reason: string | null; holdFrom: number }
+  >();
+  const traces = new Map<string, HostTrace>(
+    subjectHosts.map((s) => [
+      s.host,
+      {
+        ...s,
+        eligibleAt: null,
+        activatedAt: null,
+        confirmedAt: null,
+        soakedAt: null,
+        failedAt: null,
+        failedReason: null,
+        holds: [],
+      },
+    ]),
+  );
   const entries: TraceEntry[] = [];
 
-  const evaluate = (t: number): { host: string; phase: HostPhase; gate: Gate | null; reason: string | null; note: string | null }[] => {
-    const ctx = new FleetContext({ now: t, plans: input.plans, budgets: input.budgets, revocations: input.revocations, acks, tolerances: input.tolerances });
+  const evaluate = (
+    t: number,
+  ): {
+    host: string;
+    phase: HostPhase;
+    gate: Gate | null;
+    reason: string | null;
+    note: string | null;
+  }[] => {
+    const ctx = new FleetContext({
+      now: t,
+      plans: input.plans,
+      budgets: input.budgets,
+      revocations: input.revocations,
+      acks,
+      tolerances: input.tolerances,
+    });
     return subjectHosts.map((s) => {
       const ph = ctx.phaseOf(s.channel, s.host);
       const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
       // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
-      return { host: s.host, phase: ph.phase, gate: hold?.gate ?? null, reason: hold?.reason ?? (ph.phase === 'pending' ? null : ph.note), note: ph.note };
+      return {
+        host: s.host,
+        phase: ph.phase,
+        gate: hold?.gate ?? null,
+        reason: hold?.reason ?? (ph.phase === 'pending' ? null : ph.note),
+        note: ph.note,
+      };
     });
   };
   const applyUntil = (t: number): void => {
@@ -124,7 +169,8 @@ export function trace(input: TraceInput): Trace {
       const tr = traces.get(host)!;
       const old = state.get(host);
       if (phase === 'pending' && gate === null && tr.eligibleAt === null) tr.eligibleAt = t;
-      if ((phase === 'activating' || phase === 'confirming') && tr.activatedAt === null) tr.activatedAt = t;
+      if ((phase === 'activating' || phase === 'confirming') && tr.activatedAt === null)
+        tr.activatedAt = t;
       if (phase === 'healthy' && tr.confirmedAt === null) tr.confirmedAt = t;
       if (phase === 'soaked' && tr.soakedAt === null) tr.soakedAt = t;
       if (phase === 'failed' && tr.failedAt === null) {
@@ -133,7 +179,13 @@ export function trace(input: TraceInput): Trace {
       }
       if (old !== undefined && old.phase === phase && old.gate === gate) continue;
       if (old !== undefined && old.gate !== null) {
-        tr.holds.push({ gate: old.gate, from: old.holdFrom, to: t, seconds: (t - old.holdFrom) / 1000, reason: old.reason ?? '' });
+        tr.holds.push({
+          gate: old.gate,
+          from: old.holdFrom,
+          to: t,
+          seconds: (t - old.holdFrom) / 1000,
+          reason: old.reason ?? '',
+        });
       }
       // A host that started without ever being seen eligible (e.g. between two instants) was eligible then.
       if (tr.eligibleAt === null && tr.activatedAt !== null) tr.eligibleAt = tr.activatedAt;
@@ -149,16 +201,20 @@ export function trace(input: TraceInput): Trace {
     }
   } else {
     // Steps first; a step whose end differs for some subject (or the first) is replayed instant by instant.
-    const steps = [...new Set([...times.filter((t) => (t - from) % step === 0 || t === until)])].sort((a, b) => a - b);
+    const steps = [
+      ...new Set([...times.filter((t) => (t - from) % step === 0 || t === until)]),
+    ].sort((a, b) => a - b);
     let i = 0;
     for (const end of steps) {
       const before = { ...acks };
       const nextBefore = next;
       applyUntil(end);
-      const unchanged = state.size === subjectHosts.length && evaluate(end).every((e) => {
-        const old = state.get(e.host)!;
-        return old.phase === e.phase && old.gate === e.gate;
-      });
+      const unchanged =
+        state.size === subjectHosts.length &&
+        evaluate(end).every((e) => {
+          const old = state.get(e.host)!;
+          return old.phase === e.phase && old.gate === e.gate;
+        });
       if (unchanged) {
         while (i < times.length && times[i]! <= end) i++;
         continue;
@@ -175,7 +231,13 @@ export function trace(input: TraceInput): Trace {
   for (const [host, st] of state) {
     if (st.gate !== null) {
       const tr = traces.get(host)!;
-      tr.holds.push({ gate: st.gate, from: st.holdFrom, to: until, seconds: (until - st.holdFrom) / 1000, reason: st.reason ?? '' });
+      tr.holds.push({
+        gate: st.gate,
+        from: st.holdFrom,
+        to: until,
+        seconds: (until - st.holdFrom) / 1000,
+        reason: st.reason ?? '',
+      });
     }
   }
   return { from, until, entries, hosts: [...traces.values()] };

@@ -1,6 +1,15 @@
 // The reconciler's inputs and outputs. Everything here is plain data that the caller has already
 // verified; the reconciler itself does no I/O, reads no clock and uses no randomness.
-import type { Ack, ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, RebootPolicy, Revocations, Controls } from '../protocol/index.ts';
+import type {
+  Ack,
+  ChannelPlan,
+  DeferredHosts,
+  DisruptionBudgets,
+  HostManifest,
+  RebootPolicy,
+  Revocations,
+  Controls,
+} from '../protocol/index.ts';
 
 /** The `.signed` part of a verified host ack. */
 export type AckRecord = Ack;
@@ -92,7 +101,13 @@ export type Gate = (typeof GATES)[number];
 export type Decision =
   | { kind: 'converged'; reason: string }
   | { kind: 'wait'; gate: Gate; reason: string; /** seconds */ retryAfter: number }
-  | { kind: 'activate'; target: string; /** ms since the epoch */ deadline: number; rolloutId: string; reason: string }
+  | {
+      kind: 'activate';
+      target: string;
+      /** ms since the epoch */ deadline: number;
+      rolloutId: string;
+      reason: string;
+    }
   | { kind: 'rollback'; to: GenerationRef; gate: Gate; reason: string }
   | { kind: 'defer'; inhibitor: string; reboot: RebootVerdict; reason: string }
   | { kind: 'refuse'; gate: Gate; reason: string };

@@ -3,10 +3,30 @@
 import { FleetContext } from './context.ts';
 import { describePhase } from './phase.ts';
 import { listWithMore, waveLabel } from './words.ts';
-import type { ChannelView, FleetInput, FleetView, HostPhase, HostView, WaveState, WaveView, BudgetView } from './types.ts';
+import type {
+  ChannelView,
+  FleetInput,
+  FleetView,
+  HostPhase,
+  HostView,
+  WaveState,
+  WaveView,
+  BudgetView,
+} from './types.ts';
 
 function zeroCounts(): Record<HostPhase, number> {
-  return { pending: 0, activating: 0, confirming: 0, healthy: 0, soaked: 0, converged: 0, failed: 0, deferred: 0, offline: 0, blocked: 0 };
+  return {
+    pending: 0,
+    activating: 0,
+    confirming: 0,
+    healthy: 0,
+    soaked: 0,
+    converged: 0,
+    failed: 0,
+    deferred: 0,
+    offline: 0,
+    blocked: 0,
+  };
 }
 
 export interface FleetViewOptions {
@@ -33,7 +53,8 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
     for (const w of ce.waves) {
       const counts = zeroCounts();
       let onlyHealthyBlocking = true;
-      for (const pos of w.blocking) if (w.phases[pos]!.phase !== 'healthy') onlyHealthyBlocking = false;
+      for (const pos of w.blocking)
+        if (w.phases[pos]!.phase !== 'healthy') onlyHealthyBlocking = false;
       for (const [pos, ph] of w.phases.entries()) {
         counts[ph.phase]++;
         if (!withHosts) continue;
@@ -49,7 +70,13 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
           lastAck: ph.lastAck,
           healthySeconds: ph.healthySeconds,
           gate: hold?.gate ?? null,
-          reason: hold?.reason ?? (ph.phase === 'pending' ? 'every gate passed: starts at its next poll' : ph.phase === 'deferred' ? deferredEffect(name, w.index, w.excused[pos]!) : null),
+          reason:
+            hold?.reason ??
+            (ph.phase === 'pending'
+              ? 'every gate passed: starts at its next poll'
+              : ph.phase === 'deferred'
+                ? deferredEffect(name, w.index, w.excused[pos]!)
+                : null),
           excused: w.excused[pos]!,
         });
       }
@@ -59,9 +86,16 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       else if (edgeHold !== null || ce.firstIncomplete < w.index) state = 'waiting';
       else if (onlyHealthyBlocking) state = 'soaking';
       else state = 'active';
-      const excusedDeferred = w.wave.hosts.filter((_, pos) => w.excused[pos] && w.phases[pos]!.phase === 'deferred');
+      const excusedDeferred = w.wave.hosts.filter(
+        (_, pos) => w.excused[pos] && w.phases[pos]!.phase === 'deferred',
+      );
       const completeText = `${waveLabel(w.index)} of channel ${name} is complete${excusedDeferred.length ? ` (deferred, excused by deferredHosts: excuse: ${listWithMore(excusedDeferred, 5)})` : ''}`;
-      const reason = state === 'complete' ? completeText : state === 'halted' ? ctx.haltedReason(ce) : ctx.waveReason(ce, w.index).text;
+      const reason =
+        state === 'complete'
+          ? completeText
+          : state === 'halted'
+            ? ctx.haltedReason(ce)
+            : ctx.waveReason(ce, w.index).text;
       waves.push({
         channel: name,
         index: w.index,
@@ -75,17 +109,41 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
         reason,
       });
     }
-    const state = ce.halted ? 'halted' : ce.complete ? 'complete' : edgeHold !== null ? 'gated' : 'in-progress';
+    const state = ce.halted
+      ? 'halted'
+      : ce.complete
+        ? 'complete'
+        : edgeHold !== null
+          ? 'gated'
+          : 'in-progress';
     const reason =
-      state === 'halted' ? ctx.haltedReason(ce)
-      : state === 'complete' ? `rollout of channel ${name} is complete`
-      : state === 'gated' ? edgeHold!.reason
-      : ctx.waveReason(ce, ce.firstIncomplete).text;
-    channels.push({ channel: name, rolloutId: ce.plan.rolloutId, releaseVersion: ce.plan.releaseVersion, state, currentWave: ce.firstIncomplete, reboot: ce.plan.reboot ?? 'never', deferredHosts: ce.plan.deferredHosts ?? 'hold', waves, reason });
+      state === 'halted'
+        ? ctx.haltedReason(ce)
+        : state === 'complete'
+          ? `rollout of channel ${name} is complete`
+          : state === 'gated'
+            ? edgeHold!.reason
+            : ctx.waveReason(ce, ce.firstIncomplete).text;
+    channels.push({
+      channel: name,
+      rolloutId: ce.plan.rolloutId,
+      releaseVersion: ce.plan.releaseVersion,
+      state,
+      currentWave: ce.firstIncomplete,
+      reboot: ce.plan.reboot ?? 'never',
+      deferredHosts: ce.plan.deferredHosts ?? 'hold',
+      waves,
+      reason,
+    });
   }
   const budgets: BudgetView[] = input.budgets.budgets.map((b) => {
     const s = ctx.budgetSummary(b.id);
-    return { id: b.id, max: s.max, inFlight: s.inFlight.length, inFlightHosts: s.inFlight.slice(0, 20) };
+    return {
+      id: b.id,
+      max: s.max,
+      inFlight: s.inFlight.length,
+      inFlightHosts: s.inFlight.slice(0, 20),
+    };
   });
   return { now: input.now, channels, hosts, budgets };
 }

@@ -29,7 +29,10 @@ rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
-  entryPoints: { main: 'cli/main.ts', 'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts' },
+  entryPoints: {
+    main: 'cli/main.ts',
+    'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
+  },
   outdir,
   bundle: true,
   splitting: true,

@@ -18,7 +18,14 @@
 // statements (`export { a } from` / `export type { T } from`, never `export *`) to exactly the names
 // someone imports through it (product code, tests or bench); re-exports nobody uses are removed. A face's
 // own declarations (agent/probes/index.ts's ProbeSession) are left as they are.
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  renameSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -33,7 +40,16 @@ export const LAYERS: Record<string, readonly string[]> = {
   'read-side': ['protocol', 'reconciler', 'agent'],
   'site-gen': ['protocol', 'reconciler', 'agent', 'read-side'],
   demo: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'read-side'],
-  cli: ['protocol', 'reconciler', 'publisher', 'agent', 'control-plane', 'read-side', 'site-gen', 'demo'],
+  cli: [
+    'protocol',
+    'reconciler',
+    'publisher',
+    'agent',
+    'control-plane',
+    'read-side',
+    'site-gen',
+    'demo',
+  ],
 };
 export const PRODUCT = Object.keys(LAYERS);
 /** Folders whose code may import product internals (unit tests test internals). */
@@ -49,7 +65,11 @@ const HEADER = (top: string) =>
 
 // ---------------------------------------------------------------- parsing
 
-interface Named { name: string; property: string; typeOnly: boolean }
+interface Named {
+  name: string;
+  property: string;
+  typeOnly: boolean;
+}
 interface ModuleRef {
   kind: 'import' | 'export' | 'dynamic';
   spec: string;
@@ -65,7 +85,13 @@ interface ModuleRef {
   specStart: number;
   specEnd: number;
 }
-interface Parsed { file: string; text: string; refs: ModuleRef[]; localExports: Set<string>; builtins: string[] }
+interface Parsed {
+  file: string;
+  text: string;
+  refs: ModuleRef[];
+  localExports: Set<string>;
+  builtins: string[];
+}
 
 function parse(file: string): Parsed {
   const text = readFileSync(file, 'utf8');
@@ -73,42 +99,86 @@ function parse(file: string): Parsed {
   const refs: ModuleRef[] = [];
   const localExports = new Set<string>();
   const builtins: string[] = [];
-  const ref = (kind: ModuleRef['kind'], lit: ts.StringLiteral, node: ts.Node, extra: Partial<ModuleRef>): void => {
+  const ref = (
+    kind: ModuleRef['kind'],
+    lit: ts.StringLiteral,
+    node: ts.Node,
+    extra: Partial<ModuleRef>,
+  ): void => {
     if (lit.text.startsWith('node:')) builtins.push(lit.text);
     if (!lit.text.startsWith('.')) return;
     refs.push({
-      kind, spec: lit.text, target: resolve(dirname(file), lit.text), typeOnly: false, names: null, star: false,
-      start: node.getStart(sf), end: node.getEnd(), specStart: lit.getStart(sf), specEnd: lit.getEnd(), ...extra,
+      kind,
+      spec: lit.text,
+      target: resolve(dirname(file), lit.text),
+      typeOnly: false,
+      names: null,
+      star: false,
+      start: node.getStart(sf),
+      end: node.getEnd(),
+      specStart: lit.getStart(sf),
+      specEnd: lit.getEnd(),
+      ...extra,
     });
   };
   const named = (els: ts.NodeArray<ts.ImportSpecifier | ts.ExportSpecifier>): Named[] =>
-    els.map((e) => ({ name: e.name.text, property: (e.propertyName ?? e.name).getText(sf), typeOnly: e.isTypeOnly }));
-  const hasExport = (n: ts.Node) => ts.canHaveModifiers(n) && (ts.getModifiers(n) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+    els.map((e) => ({
+      name: e.name.text,
+      property: (e.propertyName ?? e.name).getText(sf),
+      typeOnly: e.isTypeOnly,
+    }));
+  const hasExport = (n: ts.Node) =>
+    ts.canHaveModifiers(n) &&
+    (ts.getModifiers(n) ?? []).some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
 
   for (const st of sf.statements) {
     if (ts.isImportDeclaration(st) && ts.isStringLiteral(st.moduleSpecifier)) {
       const c = st.importClause;
-      const plain = c && !c.name && c.namedBindings && ts.isNamedImports(c.namedBindings) ? named(c.namedBindings.elements) : null;
+      const plain =
+        c && !c.name && c.namedBindings && ts.isNamedImports(c.namedBindings)
+          ? named(c.namedBindings.elements)
+          : null;
       ref('import', st.moduleSpecifier, st, { typeOnly: c?.isTypeOnly ?? false, names: plain });
     } else if (ts.isExportDeclaration(st)) {
       if (st.moduleSpecifier && ts.isStringLiteral(st.moduleSpecifier)) {
         const c = st.exportClause;
-        ref('export', st.moduleSpecifier, st, { typeOnly: st.isTypeOnly, star: !c, names: c && ts.isNamedExports(c) ? named(c.elements) : null });
+        ref('export', st.moduleSpecifier, st, {
+          typeOnly: st.isTypeOnly,
+          star: !c,
+          names: c && ts.isNamedExports(c) ? named(c.elements) : null,
+        });
       } else if (st.exportClause && ts.isNamedExports(st.exportClause)) {
         for (const e of st.exportClause.elements) localExports.add(e.name.text);
       }
     } else if (hasExport(st)) {
       if (ts.isVariableStatement(st)) {
-        for (const d of st.declarationList.declarations) if (ts.isIdentifier(d.name)) localExports.add(d.name.text);
-      } else if ((ts.isFunctionDeclaration(st) || ts.isClassDeclaration(st) || ts.isInterfaceDeclaration(st) || ts.isTypeAliasDeclaration(st) || ts.isEnumDeclaration(st)) && st.name) {
+        for (const d of st.declarationList.declarations)
+          if (ts.isIdentifier(d.name)) localExports.add(d.name.text);
+      } else if (
+        (ts.isFunctionDeclaration(st) ||
+          ts.isClassDeclaration(st) ||
+          ts.isInterfaceDeclaration(st) ||
+          ts.isTypeAliasDeclaration(st) ||
+          ts.isEnumDeclaration(st)) &&
+        st.name
+      ) {
         localExports.add(st.name.text);
       }
     }
   }
   const walk = (n: ts.Node): void => {
-    if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteral(n.arguments[0])) {
+    if (
+      ts.isCallExpression(n) &&
+      n.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      n.arguments[0] &&
+      ts.isStringLiteral(n.arguments[0])
+    ) {
       ref('dynamic', n.arguments[0], n, {});
-    } else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) {
+    } else if (
+      ts.isImportTypeNode(n) &&
+      ts.isLiteralTypeNode(n.argument) &&
+      ts.isStringLiteral(n.argument.literal)
+    ) {
       ref('dynamic', n.argument.literal, n, { typeOnly: true });
     }
     ts.forEachChild(n, walk);
@@ -143,7 +213,8 @@ export class Tree {
     this.users = USERS.flatMap((top) => tsFiles(join(this.root, top))).map(parse);
     for (const p of [...this.product, ...this.users]) this.byFile.set(p.file, p);
     this.packages = new Set(PRODUCT.map((top) => join(this.root, top)));
-    for (const p of this.product) if (p.file.endsWith(`${sep}index.ts`)) this.packages.add(dirname(p.file));
+    for (const p of this.product)
+      if (p.file.endsWith(`${sep}index.ts`)) this.packages.add(dirname(p.file));
   }
 
   rel(file: string): string {
@@ -176,7 +247,11 @@ export class Tree {
   }
 
   /** Where `name`, exported by `file`, is declared (following re-exports), or null if `file` does not export it. */
-  origin(file: string, name: string, seen = new Set<string>()): { file: string; name: string } | null {
+  origin(
+    file: string,
+    name: string,
+    seen = new Set<string>(),
+  ): { file: string; name: string } | null {
     const p = this.parsed(file);
     if (!p || seen.has(`${file}#${name}`)) return null;
     seen.add(`${file}#${name}`);
@@ -184,17 +259,23 @@ export class Tree {
     for (const r of p.refs) {
       if (r.kind !== 'export') continue;
       const hit = r.names?.find((n) => n.name === name);
-      if (hit) return this.origin(r.target, hit.property, seen) ?? { file: r.target, name: hit.property };
+      if (hit)
+        return this.origin(r.target, hit.property, seen) ?? { file: r.target, name: hit.property };
     }
-    for (const r of p.refs) if (r.kind === 'export' && r.star) {
-      const o = this.origin(r.target, name, seen);
-      if (o) return o;
-    }
+    for (const r of p.refs)
+      if (r.kind === 'export' && r.star) {
+        const o = this.origin(r.target, name, seen);
+        if (o) return o;
+      }
     return null;
   }
 }
 
-export interface Violation { file: string; target: string; why: string }
+export interface Violation {
+  file: string;
+  target: string;
+  why: string;
+}
 
 /** Every import that breaks the rule, the layering or the reconciler's purity; empty when the tree is clean. */
 export function check(root: string): Violation[] {
@@ -205,13 +286,26 @@ export function check(root: string): Violation[] {
     for (const r of p.refs) {
       const to = t.top(r.target);
       const face = t.faceFor(p.file, r.target);
-      if (face) out.push({ file: t.rel(p.file), target: t.rel(r.target), why: `bypasses ${t.rel(face)}` });
-      if (r.kind === 'export' && r.star && t.isFace(p.file)) out.push({ file: t.rel(p.file), target: t.rel(r.target), why: 'export * in a face (name it)' });
-      if (to && to !== from && !LAYERS[from]!.includes(to)) out.push({ file: t.rel(p.file), target: t.rel(r.target), why: `${from} may not import ${to} (it may import: ${LAYERS[from]!.join(', ') || 'nothing'})` });
+      if (face)
+        out.push({ file: t.rel(p.file), target: t.rel(r.target), why: `bypasses ${t.rel(face)}` });
+      if (r.kind === 'export' && r.star && t.isFace(p.file))
+        out.push({
+          file: t.rel(p.file),
+          target: t.rel(r.target),
+          why: 'export * in a face (name it)',
+        });
+      if (to && to !== from && !LAYERS[from]!.includes(to))
+        out.push({
+          file: t.rel(p.file),
+          target: t.rel(r.target),
+          why: `${from} may not import ${to} (it may import: ${LAYERS[from]!.join(', ') || 'nothing'})`,
+        });
     }
     const rel = t.rel(p.file);
     if (rel.startsWith(`${PURE.folder}/`) && !rel.startsWith(PURE.except)) {
-      for (const b of p.builtins) if (!PURE.allow.includes(b)) out.push({ file: rel, target: b, why: 'the reconciler is pure (no Node built-ins)' });
+      for (const b of p.builtins)
+        if (!PURE.allow.includes(b))
+          out.push({ file: rel, target: b, why: 'the reconciler is pure (no Node built-ins)' });
     }
   }
   return out;
@@ -219,14 +313,21 @@ export function check(root: string): Violation[] {
 
 // ---------------------------------------------------------------- the codemod
 
-interface Export { name: string; origin: { file: string; name: string }; value: boolean }
+interface Export {
+  name: string;
+  origin: { file: string; name: string };
+  value: boolean;
+}
 
 function specifier(from: string, to: string): string {
   const s = relative(dirname(from), to).split(sep).join('/');
   return s.startsWith('.') ? s : `./${s}`;
 }
 
-function namedList(names: { name: string; property: string; typeOnly: boolean }[], allTypes: boolean): string {
+function namedList(
+  names: { name: string; property: string; typeOnly: boolean }[],
+  allTypes: boolean,
+): string {
   const one = (n: { name: string; property: string; typeOnly: boolean }) =>
     `${n.typeOnly && !allTypes ? 'type ' : ''}${n.property === n.name ? n.name : `${n.property} as ${n.name}`}`;
   return `{ ${names.map(one).join(', ')} }`;
@@ -234,7 +335,8 @@ function namedList(names: { name: string; property: string; typeOnly: boolean }[
 
 /** Applies edits [start, end, text] to text, last first. */
 function splice(text: string, edits: [number, number, string][]): string {
-  for (const [s, e, r] of [...edits].sort((a, b) => b[0] - a[0])) text = text.slice(0, s) + r + text.slice(e);
+  for (const [s, e, r] of [...edits].sort((a, b) => b[0] - a[0]))
+    text = text.slice(0, s) + r + text.slice(e);
   return text;
 }
 
@@ -249,26 +351,41 @@ function writeAtomic(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-export interface CodemodResult { rewrittenFiles: string[]; faces: { face: string; added: string[]; removed: string[] }[]; problems: string[] }
+export interface CodemodResult {
+  rewrittenFiles: string[];
+  faces: { face: string; added: string[]; removed: string[] }[];
+  problems: string[];
+}
 
 /** Rewrites bypassing imports to their faces and regenerates every face's re-exports. Re-runnable. */
 export function codemod(root: string): CodemodResult {
   const t = new Tree(root);
   const problems: string[] = [];
   const edits = new Map<string, [number, number, string][]>();
-  const edit = (file: string, e: [number, number, string]) => edits.set(file, [...(edits.get(file) ?? []), e]);
+  const edit = (file: string, e: [number, number, string]) =>
+    edits.set(file, [...(edits.get(file) ?? []), e]);
 
   // 1. What each face must export: every by-name import through it (from product code, tests or bench),
   //    and every bypassing import that step 2 sends through it. Names are traced to their declarations
   //    now, before anything is rewritten; a face re-exporting from inside a nested package needs that
   //    package's face to export the name too.
-  const plan = new Map<string, Map<string, Export>>([...t.packages].map((d) => [join(d, 'index.ts'), new Map()]));
-  const needOrigin = (face: string, name: string, origin: { file: string; name: string }, value: boolean, via: string): void => {
+  const plan = new Map<string, Map<string, Export>>(
+    [...t.packages].map((d) => [join(d, 'index.ts'), new Map()]),
+  );
+  const needOrigin = (
+    face: string,
+    name: string,
+    origin: { file: string; name: string },
+    value: boolean,
+    via: string,
+  ): void => {
     if (origin.file === face) return; // the face's own declaration
     const exports = plan.get(face)!;
     const had = exports.get(name);
     if (had && (had.origin.file !== origin.file || had.origin.name !== origin.name)) {
-      problems.push(`${t.rel(face)}: ${name} is wanted from both ${t.rel(had.origin.file)} and ${t.rel(origin.file)} (via ${via}); rename one`);
+      problems.push(
+        `${t.rel(face)}: ${name} is wanted from both ${t.rel(had.origin.file)} and ${t.rel(origin.file)} (via ${via}); rename one`,
+      );
       return;
     }
     if (had && (had.value || !value)) return;
@@ -284,11 +401,16 @@ export function codemod(root: string): CodemodResult {
       const through = face ?? (t.isFace(r.target) && r.target !== p.file ? r.target : null);
       if (!through) continue;
       if (!r.names) {
-        if (face) problems.push(`${t.rel(p.file)}: ${r.kind} of ${r.spec} is not by name (namespace, default, * or dynamic); rewrite it by hand`);
+        if (face)
+          problems.push(
+            `${t.rel(p.file)}: ${r.kind} of ${r.spec} is not by name (namespace, default, * or dynamic); rewrite it by hand`,
+          );
         continue;
       }
       for (const n of r.names) {
-        const o = t.origin(r.target, n.property) ?? declaredUnder(t, dirname(through), n.property, t.rel(p.file), problems);
+        const o =
+          t.origin(r.target, n.property) ??
+          declaredUnder(t, dirname(through), n.property, t.rel(p.file), problems);
         if (!o) continue;
         needOrigin(through, n.property, o, !(r.typeOnly || n.typeOnly), t.rel(p.file));
       }
@@ -307,13 +429,24 @@ export function codemod(root: string): CodemodResult {
     for (const [face, refs] of groups) {
       const already = p.refs.filter((r) => r.kind === 'import' && r.target === face && r.names);
       for (const kind of ['import', 'export'] as const) {
-        const mine = [...refs, ...(kind === 'import' ? already : [])].filter((r) => r.kind === kind).sort((a, b) => a.start - b.start);
+        const mine = [...refs, ...(kind === 'import' ? already : [])]
+          .filter((r) => r.kind === kind)
+          .sort((a, b) => a.start - b.start);
         if (mine.length === 0) continue;
-        const names = mine.flatMap((r) => r.names!.map((n) => ({ ...n, typeOnly: r.typeOnly || n.typeOnly })));
+        const names = mine.flatMap((r) =>
+          r.names!.map((n) => ({ ...n, typeOnly: r.typeOnly || n.typeOnly })),
+        );
         const unique = [...new Map(names.map((n) => [`${n.property} as ${n.name}`, n])).values()];
-        const merged = unique.map((n) => ({ ...n, typeOnly: names.filter((m) => m.name === n.name).every((m) => m.typeOnly) }));
+        const merged = unique.map((n) => ({
+          ...n,
+          typeOnly: names.filter((m) => m.name === n.name).every((m) => m.typeOnly),
+        }));
         const allTypes = merged.every((n) => n.typeOnly);
-        edit(p.file, [mine[0]!.start, mine[0]!.end, `${kind} ${allTypes ? 'type ' : ''}${namedList(merged, allTypes)} from '${specifier(p.file, face)}';`]);
+        edit(p.file, [
+          mine[0]!.start,
+          mine[0]!.end,
+          `${kind} ${allTypes ? 'type ' : ''}${namedList(merged, allTypes)} from '${specifier(p.file, face)}';`,
+        ]);
         for (const r of mine.slice(1)) edit(p.file, [r.start, wholeLine(p.text, r.end), '']);
       }
     }
@@ -334,13 +467,21 @@ export function codemod(root: string): CodemodResult {
       bySource.set(src, [...(bySource.get(src) ?? []), e]);
     }
     let block = '';
-    for (const src of [...bySource.keys()].sort((a, b) => specifier(face, a).localeCompare(specifier(face, b)))) {
+    for (const src of [...bySource.keys()].sort((a, b) =>
+      specifier(face, a).localeCompare(specifier(face, b)),
+    )) {
       const list = bySource.get(src)!.sort((a, b) => a.name.localeCompare(b.name));
-      const nameAt = (e: Export) => ({ name: e.name, property: src === e.origin.file ? e.origin.name : e.name, typeOnly: false });
+      const nameAt = (e: Export) => ({
+        name: e.name,
+        property: src === e.origin.file ? e.origin.name : e.name,
+        typeOnly: false,
+      });
       const values = list.filter((e) => e.value).map(nameAt);
       const types = list.filter((e) => !e.value).map(nameAt);
-      if (values.length) block += `export ${namedList(values, true)} from '${specifier(face, src)}';\n`;
-      if (types.length) block += `export type ${namedList(types, true)} from '${specifier(face, src)}';\n`;
+      if (values.length)
+        block += `export ${namedList(values, true)} from '${specifier(face, src)}';\n`;
+      if (types.length)
+        block += `export type ${namedList(types, true)} from '${specifier(face, src)}';\n`;
     }
     if (!p) {
       created.set(face, HEADER(t.rel(dirname(face))) + block);
@@ -370,12 +511,23 @@ export function codemod(root: string): CodemodResult {
  * A name imported from a face that does not export it yet (new code, or a moved module) is looked up
  * among the declarations in the face's folder: one declaration is the origin; none or several is a problem.
  */
-function declaredUnder(t: Tree, dir: string, name: string, via: string, problems: string[]): { file: string; name: string } | null {
-  const found = t.product.filter((p) => p.file.startsWith(dir + sep) && p.localExports.has(name) && p.file !== join(dir, 'index.ts'));
+function declaredUnder(
+  t: Tree,
+  dir: string,
+  name: string,
+  via: string,
+  problems: string[],
+): { file: string; name: string } | null {
+  const found = t.product.filter(
+    (p) =>
+      p.file.startsWith(dir + sep) && p.localExports.has(name) && p.file !== join(dir, 'index.ts'),
+  );
   if (found.length === 1) return { file: found[0]!.file, name };
-  problems.push(found.length === 0
-    ? `${via}: ${name} is declared nowhere in ${t.rel(dir)}/`
-    : `${via}: ${name} is declared in several modules of ${t.rel(dir)}/ (${found.map((p) => t.rel(p.file)).join(', ')}); import it from one`);
+  problems.push(
+    found.length === 0
+      ? `${via}: ${name} is declared nowhere in ${t.rel(dir)}/`
+      : `${via}: ${name} is declared in several modules of ${t.rel(dir)}/ (${found.map((p) => t.rel(p.file)).join(', ')}); import it from one`,
+  );
   return null;
 }
 
@@ -398,9 +550,14 @@ export function directSource(t: Tree, file: string): string | null {
     const bySource = new Map<string, Named[]>();
     for (const n of r.names) {
       const o = t.origin(r.target, n.property) ?? { file: r.target, name: n.property };
-      bySource.set(o.file, [...(bySource.get(o.file) ?? []), { name: n.name, property: o.name, typeOnly: r.typeOnly || n.typeOnly }]);
+      bySource.set(o.file, [
+        ...(bySource.get(o.file) ?? []),
+        { name: n.name, property: o.name, typeOnly: r.typeOnly || n.typeOnly },
+      ]);
     }
-    const stmts = [...bySource].map(([src, names]) => `${r.kind} ${namedList(names, false)} from '${specifier(file, src)}';`);
+    const stmts = [...bySource].map(
+      ([src, names]) => `${r.kind} ${namedList(names, false)} from '${specifier(file, src)}';`,
+    );
     edits.push([r.start, r.end, stmts.join(' ')]);
   }
   return edits.length ? splice(p.text, edits) : null;
@@ -408,11 +565,15 @@ export function directSource(t: Tree, file: string): string | null {
 
 function main(argv: string[]): number {
   const checkOnly = argv.includes('--check');
-  const root = argv.find((a) => !a.startsWith('--')) ?? fileURLToPath(new URL('..', import.meta.url));
+  const root =
+    argv.find((a) => !a.startsWith('--')) ?? fileURLToPath(new URL('..', import.meta.url));
   if (!checkOnly) {
     const r = codemod(root);
     for (const f of r.rewrittenFiles) console.log(`rewrote imports: ${f}`);
-    for (const f of r.faces) console.log(`face ${f.face}: +${f.added.length} -${f.removed.length}${f.removed.length ? ` (removed: ${f.removed.join(', ')})` : ''}`);
+    for (const f of r.faces)
+      console.log(
+        `face ${f.face}: +${f.added.length} -${f.removed.length}${f.removed.length ? ` (removed: ${f.removed.join(', ')})` : ''}`,
+      );
     for (const p of r.problems) console.error(`problem: ${p}`);
     if (r.problems.length) return 1;
   }
@@ -422,4 +583,5 @@ function main(argv: string[]): number {
   return v.length ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) process.exit(main(process.argv.slice(2)));
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href)
+  process.exit(main(process.argv.slice(2)));

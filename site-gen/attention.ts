@@ -20,7 +20,10 @@ export interface ExpiringCert {
 }
 
 export class PkiDirError extends Error {
-  constructor(readonly path: string, detail: string) {
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
     super(`${path}: ${detail}`);
     this.name = 'PkiDirError';
   }
@@ -31,11 +34,13 @@ export class PkiDirError extends Error {
  * operators/*.crt) that expire within CERT_WARNING_DAYS of `now` or already have, soonest first.
  */
 export function expiringCerts(pkiDir: string, now: number): ExpiringCert[] {
-  if (!existsSync(join(pkiDir, 'ca.crt'))) throw new PkiDirError(pkiDir, 'not a PKI directory (no ca.crt; see `nixfleet pki init`)');
+  if (!existsSync(join(pkiDir, 'ca.crt')))
+    throw new PkiDirError(pkiDir, 'not a PKI directory (no ca.crt; see `nixfleet pki init`)');
   const files = ['ca.crt', 'server.crt'].filter((f) => existsSync(join(pkiDir, f)));
   for (const sub of ['hosts', 'operators']) {
     if (!existsSync(join(pkiDir, sub))) continue;
-    for (const f of readdirSync(join(pkiDir, sub)).sort()) if (f.endsWith('.crt')) files.push(`${sub}/${f}`);
+    for (const f of readdirSync(join(pkiDir, sub)).sort())
+      if (f.endsWith('.crt')) files.push(`${sub}/${f}`);
   }
   const out: ExpiringCert[] = [];
   for (const file of files) {
@@ -46,7 +51,8 @@ export function expiringCerts(pkiDir: string, now: number): ExpiringCert[] {
       throw new PkiDirError(join(pkiDir, file), `not a PEM certificate (${(e as Error).message})`);
     }
     const notAfter = Date.parse(cert.validTo);
-    if (notAfter - now <= CERT_WARNING_DAYS * 86400_000) out.push({ file, subject: cert.subject.replace(/\n/g, ', '), notAfter });
+    if (notAfter - now <= CERT_WARNING_DAYS * 86400_000)
+      out.push({ file, subject: cert.subject.replace(/\n/g, ', '), notAfter });
   }
   return out.sort((a, b) => a.notAfter - b.notAfter || (a.file < b.file ? -1 : 1));
 }
@@ -66,38 +72,118 @@ export interface AttentionItem {
 }
 
 function named(hosts: readonly string[]): string {
-  return hosts.length <= NAMED_HOSTS ? hosts.join(', ') : `${hosts.slice(0, NAMED_HOSTS).join(', ')} and ${hosts.length - NAMED_HOSTS} more`;
+  return hosts.length <= NAMED_HOSTS
+    ? hosts.join(', ')
+    : `${hosts.slice(0, NAMED_HOSTS).join(', ')} and ${hosts.length - NAMED_HOSTS} more`;
 }
 
-export function attentionItems(m: FleetModel, certs: readonly ExpiringCert[] | null): AttentionItem[] {
+export function attentionItems(
+  m: FleetModel,
+  certs: readonly ExpiringCert[] | null,
+): AttentionItem[] {
   const items: AttentionItem[] = [];
   for (const c of m.view.channels) {
-    if (c.state === 'halted') items.push({ severity: 'bad', kind: 'halted-channel', title: `channel ${c.channel} is halted`, detail: c.reason, hosts: [], href: `channels/${c.channel}.html` });
+    if (c.state === 'halted')
+      items.push({
+        severity: 'bad',
+        kind: 'halted-channel',
+        title: `channel ${c.channel} is halted`,
+        detail: c.reason,
+        hosts: [],
+        href: `channels/${c.channel}.html`,
+      });
   }
   const failed = m.hosts.filter((h) => h.phase === 'failed');
-  if (failed.length > 0) items.push({ severity: 'bad', kind: 'failed', title: `${failed.length} failed host(s)`, detail: named(failed.map((h) => h.host)), hosts: failed.map((h) => h.host), href: 'lists/phase-failed_1.html' });
+  if (failed.length > 0)
+    items.push({
+      severity: 'bad',
+      kind: 'failed',
+      title: `${failed.length} failed host(s)`,
+      detail: named(failed.map((h) => h.host)),
+      hosts: failed.map((h) => h.host),
+      href: 'lists/phase-failed_1.html',
+    });
   if (m.quarantines.size > 0) {
     const hosts = [...m.quarantines.keys()];
-    items.push({ severity: 'bad', kind: 'quarantined', title: `${hosts.length} host(s) quarantined a closure`, detail: `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h (the agent's default quarantine; its config may differ): ${named(hosts)}`, hosts, href: 'lists/quarantined_1.html' });
+    items.push({
+      severity: 'bad',
+      kind: 'quarantined',
+      title: `${hosts.length} host(s) quarantined a closure`,
+      detail: `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h (the agent's default quarantine; its config may differ): ${named(hosts)}`,
+      hosts,
+      href: 'lists/quarantined_1.html',
+    });
   }
   for (const b of m.view.budgets) {
-    if (b.inFlight > b.max) items.push({ severity: 'bad', kind: 'over-budget', title: `disruption budget ${b.id}: ${b.inFlight} in flight, max ${b.max}`, detail: named(b.inFlightHosts), hosts: b.inFlightHosts, href: 'index.html#budgets' });
+    if (b.inFlight > b.max)
+      items.push({
+        severity: 'bad',
+        kind: 'over-budget',
+        title: `disruption budget ${b.id}: ${b.inFlight} in flight, max ${b.max}`,
+        detail: named(b.inFlightHosts),
+        hosts: b.inFlightHosts,
+        href: 'index.html#budgets',
+      });
   }
   // Offline beyond the wave's excuse limit (not excused) in a wave that has not completed: the wave
   // cannot complete until the host reports (a wave's blockingHosts names only the first few).
-  const openWaves = new Set(m.view.channels.flatMap((c) => c.waves.filter((w) => w.state === 'active' || w.state === 'soaking').map((w) => `${c.channel}/${w.index}`)));
-  const offline = m.hosts.filter((h) => h.phase === 'offline' && !h.excused && openWaves.has(`${h.channel}/${h.wave}`));
-  if (offline.length > 0) items.push({ severity: 'bad', kind: 'offline-blocking', title: `${offline.length} offline host(s) blocking an active wave`, detail: named(offline.map((h) => `${h.host} (${h.channel} wave ${h.wave})`)), hosts: offline.map((h) => h.host), href: 'lists/phase-offline_1.html' });
+  const openWaves = new Set(
+    m.view.channels.flatMap((c) =>
+      c.waves
+        .filter((w) => w.state === 'active' || w.state === 'soaking')
+        .map((w) => `${c.channel}/${w.index}`),
+    ),
+  );
+  const offline = m.hosts.filter(
+    (h) => h.phase === 'offline' && !h.excused && openWaves.has(`${h.channel}/${h.wave}`),
+  );
+  if (offline.length > 0)
+    items.push({
+      severity: 'bad',
+      kind: 'offline-blocking',
+      title: `${offline.length} offline host(s) blocking an active wave`,
+      detail: named(offline.map((h) => `${h.host} (${h.channel} wave ${h.wave})`)),
+      hosts: offline.map((h) => h.host),
+      href: 'lists/phase-offline_1.html',
+    });
   const deferred = m.hosts.filter((h) => h.phase === 'deferred');
-  if (deferred.length > 0) items.push({ severity: 'warn', kind: 'deferred', title: `${deferred.length} deferred host(s) waiting for a reboot or maintenance window`, detail: named(deferred.map((h) => `${h.host}${h.latest?.reason ? `: ${h.latest.reason}` : ''}`)), hosts: deferred.map((h) => h.host), href: 'lists/phase-deferred_1.html' });
+  if (deferred.length > 0)
+    items.push({
+      severity: 'warn',
+      kind: 'deferred',
+      title: `${deferred.length} deferred host(s) waiting for a reboot or maintenance window`,
+      detail: named(
+        deferred.map((h) => `${h.host}${h.latest?.reason ? `: ${h.latest.reason}` : ''}`),
+      ),
+      hosts: deferred.map((h) => h.host),
+      href: 'lists/phase-deferred_1.html',
+    });
   const ts = m.release.timestamp;
   const issued = parseIsoTime(ts.issuedAt);
   const expires = parseIsoTime(ts.expires);
   // The same rule as the banner: past three quarters of its life the scheduled re-sign has been missed.
-  if (m.now - issued > 0.75 * (expires - issued)) items.push({ severity: m.now >= expires ? 'bad' : 'warn', kind: 'refresh-overdue', title: 'the timestamp refresh is overdue', detail: `timestamp.json signed ${new Date(issued).toISOString()}, expires ${new Date(expires).toISOString()}: run or check the scheduled \`nixfleet refresh\``, hosts: [], href: 'documents.html' });
+  if (m.now - issued > 0.75 * (expires - issued))
+    items.push({
+      severity: m.now >= expires ? 'bad' : 'warn',
+      kind: 'refresh-overdue',
+      title: 'the timestamp refresh is overdue',
+      detail: `timestamp.json signed ${new Date(issued).toISOString()}, expires ${new Date(expires).toISOString()}: run or check the scheduled \`nixfleet refresh\``,
+      hosts: [],
+      href: 'documents.html',
+    });
   for (const c of certs ?? []) {
-    items.push({ severity: c.notAfter <= m.now ? 'bad' : 'warn', kind: 'cert-expiring', title: `certificate ${c.file} ${c.notAfter <= m.now ? 'has expired' : 'expires soon'}`, detail: `${c.subject}, not valid after ${new Date(c.notAfter).toISOString()}`, hosts: [], href: null });
+    items.push({
+      severity: c.notAfter <= m.now ? 'bad' : 'warn',
+      kind: 'cert-expiring',
+      title: `certificate ${c.file} ${c.notAfter <= m.now ? 'has expired' : 'expires soon'}`,
+      detail: `${c.subject}, not valid after ${new Date(c.notAfter).toISOString()}`,
+      hosts: [],
+      href: null,
+    });
   }
   const rank = (i: AttentionItem) => (i.severity === 'bad' ? 0 : 1);
-  return items.map((item, i) => ({ item, i })).sort((a, b) => rank(a.item) - rank(b.item) || a.i - b.i).map((x) => x.item);
+  return items
+    .map((item, i) => ({ item, i }))
+    .sort((a, b) => rank(a.item) - rank(b.item) || a.i - b.i)
+    .map((x) => x.item);
 }

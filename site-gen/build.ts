@@ -2,9 +2,25 @@
 // view, render every page, install the site atomically.
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { ackLogPath, servedRoot, type SignedRoot, ACK_LOG_FILE, parseIsoTime, DEFAULT_CLOCK_SKEW_SECONDS } from '../protocol/index.ts';
+import {
+  ackLogPath,
+  servedRoot,
+  type SignedRoot,
+  ACK_LOG_FILE,
+  parseIsoTime,
+  DEFAULT_CLOCK_SKEW_SECONDS,
+} from '../protocol/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
-import { ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory, type AckCache, type AckHistory, type ReleaseLoad, type VerificationFailure } from '../read-side/index.ts';
+import {
+  ackTrustOf,
+  acksDirOf,
+  loadReleaseAllowingStale,
+  readAckHistory,
+  type AckCache,
+  type AckHistory,
+  type ReleaseLoad,
+  type VerificationFailure,
+} from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
@@ -45,7 +61,11 @@ export interface SiteInputOptions {
  */
 export class ReleaseCache {
   private generation = 0;
-  private last: { load: Extract<ReleaseLoad, { status: 'verified' }>; generation: number; validUntil: number } | null = null;
+  private last: {
+    load: Extract<ReleaseLoad, { status: 'verified' }>;
+    generation: number;
+    validUntil: number;
+  } | null = null;
 
   treeChanged(): void {
     this.generation++;
@@ -64,8 +84,12 @@ export class ReleaseCache {
       return;
     }
     const r = load.release;
-    const keyEnds = r.root.releaseKeys.map((k) => parseIsoTime(k.validUntil)).filter((t) => t > now);
-    const validUntil = Math.min(parseIsoTime(r.timestamp.expires), parseIsoTime(r.root.expires), ...keyEnds) - skewSeconds * 1000;
+    const keyEnds = r.root.releaseKeys
+      .map((k) => parseIsoTime(k.validUntil))
+      .filter((t) => t > now);
+    const validUntil =
+      Math.min(parseIsoTime(r.timestamp.expires), parseIsoTime(r.root.expires), ...keyEnds) -
+      skewSeconds * 1000;
     this.last = { load, generation, validUntil };
   }
 
@@ -101,7 +125,14 @@ export interface SiteBuildResult extends SiteSummary {
   largestPage: { path: string; bytes: number } | null;
   /** The release verified by the previous build was reused (watch mode, only acks changed). */
   verificationReused: boolean;
-  timingsMs: { verify: number; acks: number; model: number; render: number; write: number; total: number };
+  timingsMs: {
+    verify: number;
+    acks: number;
+    model: number;
+    render: number;
+    write: number;
+    total: number;
+  };
 }
 
 export class TreeNotFound extends Error {
@@ -118,7 +149,6 @@ export interface RenderedSite {
   timingsMs: { verify: number; acks: number; model: number; render: number };
 }
 
-
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
@@ -127,8 +157,16 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (reused !== null) load = reused;
   else {
     const generation = o.releaseCache?.currentGeneration ?? 0;
-    load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, { now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
-    o.releaseCache?.remember(load, generation, o.now, o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS);
+    load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, {
+      now: o.now,
+      ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+    });
+    o.releaseCache?.remember(
+      load,
+      generation,
+      o.now,
+      o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
+    );
   }
   const t1 = performance.now();
   let acks: AckHistory | null = null;
@@ -144,7 +182,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
       bundles: false,
       // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
-      log: { label: basename(logFile ?? ACK_LOG_FILE), windowBytes: SITE_ACK_LOG_WINDOW_BYTES, onCorrupt: 'reject' },
+      log: {
+        label: basename(logFile ?? ACK_LOG_FILE),
+        windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
+        onCorrupt: 'reject',
+      },
       ...(o.ackCache ? { cache: o.ackCache } : {}),
     });
     o.ackCache?.commit();
@@ -154,7 +196,10 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   const t3 = performance.now();
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);
-  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs, ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}) });
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, {
+    certs,
+    ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}),
+  });
   const t4 = performance.now();
   const summary: SiteSummary = {
     status: load.status,
@@ -163,11 +208,22 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     release: load.status === 'failed' ? null : load.release.report.release.version,
     hosts: model?.hosts.length ?? 0,
     phases: model?.phaseTotals ?? null,
-    channels: model?.view.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })) ?? [],
-    acks: { accepted: model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0), rejected: acks?.rejected.length ?? 0 },
+    channels:
+      model?.view.channels.map((c) => ({ channel: c.channel, state: c.state, reason: c.reason })) ??
+      [],
+    acks: {
+      accepted:
+        model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0),
+      rejected: acks?.rejected.length ?? 0,
+    },
     pages: pages.size,
   };
-  return { pages, summary, verificationReused: reused !== null, timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 } };
+  return {
+    pages,
+    summary,
+    verificationReused: reused !== null,
+    timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 },
+  };
 }
 
 export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
@@ -186,6 +242,13 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
     bytesWritten: installed.bytesWritten,
     largestPage: installed.largest,
     verificationReused,
-    timingsMs: { verify: round(timingsMs.verify), acks: round(timingsMs.acks), model: round(timingsMs.model), render: round(timingsMs.render), write: round(t2 - t1), total: round(t2 - t0) },
+    timingsMs: {
+      verify: round(timingsMs.verify),
+      acks: round(timingsMs.acks),
+      model: round(timingsMs.model),
+      render: round(timingsMs.render),
+      write: round(t2 - t1),
+      total: round(t2 - t0),
+    },
   };
 }

@@ -3,7 +3,10 @@
 import { humanDuration } from '../reconciler/index.ts';
 
 export function utc(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** reconciler/time.ts humanDuration: the one duration style of the reconciler and every view. */

@@ -36,18 +36,33 @@ export function hostLists(m: FleetModel): HostList[] {
     if (!byWave.has(w)) byWave.set(w, []);
     byWave.get(w)!.push(h);
   }
-  for (const p of PHASES) lists.push({ id: `phase-${p}`, title: `Hosts in phase ${p}`, rows: byPhase.get(p)! });
+  for (const p of PHASES)
+    lists.push({ id: `phase-${p}`, title: `Hosts in phase ${p}`, rows: byPhase.get(p)! });
   for (const c of m.view.channels) {
-    lists.push({ id: `channel-${c.channel}`, title: `Hosts of channel ${c.channel}`, rows: byChannel.get(c.channel) ?? [] });
-    for (const w of c.waves) lists.push({ id: `wave-${c.channel}-${w.index}`, title: `Hosts of channel ${c.channel}, wave ${w.index}`, rows: byWave.get(`${c.channel}-${w.index}`) ?? [] });
+    lists.push({
+      id: `channel-${c.channel}`,
+      title: `Hosts of channel ${c.channel}`,
+      rows: byChannel.get(c.channel) ?? [],
+    });
+    for (const w of c.waves)
+      lists.push({
+        id: `wave-${c.channel}-${w.index}`,
+        title: `Hosts of channel ${c.channel}, wave ${w.index}`,
+        rows: byWave.get(`${c.channel}-${w.index}`) ?? [],
+      });
   }
-  lists.push({ id: 'quarantined', title: 'Hosts that reported a failed or rolled-back closure (quarantined by their agent)', rows: m.hosts.filter((h) => m.quarantines.has(h.host)) });
+  lists.push({
+    id: 'quarantined',
+    title: 'Hosts that reported a failed or rolled-back closure (quarantined by their agent)',
+    rows: m.hosts.filter((h) => m.quarantines.has(h.host)),
+  });
   return lists;
 }
 
 function pager(base: string, id: string, current: number, pages: number): Html {
   if (pages <= 1) return html``;
-  const link = (n: number, text: string) => (n === current ? html`<b>${text}</b>` : html`<a href="${listHref(base, id, n)}">${text}</a>`);
+  const link = (n: number, text: string) =>
+    n === current ? html`<b>${text}</b>` : html`<a href="${listHref(base, id, n)}">${text}</a>`;
   const parts: Html[] = [];
   if (current > 1) parts.push(link(current - 1, '← previous'));
   // First, last and the neighbourhood of the current page: the pager stays short at 400 pages.
@@ -71,15 +86,49 @@ function pager(base: string, id: string, current: number, pages: number): Html {
  * host changes phase.
  */
 export function filterBar(m: FleetModel, base: string, withCounts: boolean): Html {
-  const phases = join(PHASES.map((p) => phaseChip(p, withCounts ? m.phaseTotals[p] : undefined, base)), ' ');
-  const channels = m.view.channels.map((c) => html`<span><a href="${listHref(base, `channel-${c.channel}`)}">${c.channel}</a> (waves ${join(c.waves.map((w) => html`<a href="${listHref(base, `wave-${c.channel}-${w.index}`)}">${w.index}</a>`), ' ')})</span>`);
-  return html`<form id="search" role="search" hidden data-index="${base}search-index.js" data-base="${base}"><label>Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"></label><div id="search-results" aria-live="polite"></div></form>
-<div class="filters">Phase: ${phases}</div>
-<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
+  const phases = join(
+    PHASES.map((p) => phaseChip(p, withCounts ? m.phaseTotals[p] : undefined, base)),
+    ' ',
+  );
+  const channels = m.view.channels.map(
+    (c) =>
+      html`<span
+        ><a href="${listHref(base, `channel-${c.channel}`)}">${c.channel}</a> (waves
+        ${join(
+          c.waves.map(
+            (w) => html`<a href="${listHref(base, `wave-${c.channel}-${w.index}`)}">${w.index}</a>`,
+          ),
+          ' ',
+        )})</span
+      >`,
+  );
+  return html`<form
+      id="search"
+      role="search"
+      hidden
+      data-index="${base}search-index.js"
+      data-base="${base}"
+    >
+      <label
+        >Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"
+      /></label>
+      <div id="search-results" aria-live="polite"></div>
+    </form>
+    <div class="filters">Phase: ${phases}</div>
+    <div class="filters">
+      Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> ·
+      <a href="${listHref(base, 'quarantined')}"
+        >quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a
+      >
+    </div>`;
 }
 
 /** lists/<id>_<n>.html for every list and page. */
-export function listPages(m: FleetModel, load: ReleaseLoad, lists: readonly HostList[]): Map<string, string> {
+export function listPages(
+  m: FleetModel,
+  load: ReleaseLoad,
+  lists: readonly HostList[],
+): Map<string, string> {
   const out = new Map<string, string>();
   const base = '../';
   // Lists state signed times, not ages: a list page changes only when one of its hosts does (the
@@ -91,15 +140,28 @@ export function listPages(m: FleetModel, load: ReleaseLoad, lists: readonly Host
     const pages = Math.max(1, Math.ceil(l.rows.length / HOSTS_PER_PAGE));
     for (let n = 1; n <= pages; n++) {
       const rows = l.rows.slice((n - 1) * HOSTS_PER_PAGE, n * HOSTS_PER_PAGE);
-      const range = l.rows.length === 0 ? 'none' : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
+      const range =
+        l.rows.length === 0
+          ? 'none'
+          : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
       const nav = pager(base, l.id, n, pages);
       const body = html`<h1>${l.title} (${l.rows.length})</h1>
-${filters}
-<p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
-${nav}
-${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
-${nav}`;
-      out.set(`lists/${l.id}_${n}.html`, page({ title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`, base, banner, body, footer: foot, script: true }));
+        ${filters}
+        <p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
+        ${nav}
+        ${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
+        ${nav}`;
+      out.set(
+        `lists/${l.id}_${n}.html`,
+        page({
+          title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`,
+          base,
+          banner,
+          body,
+          footer: foot,
+          script: true,
+        }),
+      );
     }
   }
   return out;

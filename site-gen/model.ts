@@ -1,8 +1,20 @@
 // What the pages show, computed once per build: the reconciler's fleet view over the verified documents
 // and acks (the same pure function every agent runs, so the dashboard gives the agents' own reasons),
 // plus per-host ack facts and per-channel timelines.
-import { fleetView, type AckRecord, type FleetView, type HostPhase, type HostView, parseAckTime } from '../reconciler/index.ts';
-import { ackHistoryByHost, fleetInputOf, type AckHistory, type VerifiedRelease } from '../read-side/index.ts';
+import {
+  fleetView,
+  type AckRecord,
+  type FleetView,
+  type HostPhase,
+  type HostView,
+  parseAckTime,
+} from '../reconciler/index.ts';
+import {
+  ackHistoryByHost,
+  fleetInputOf,
+  type AckHistory,
+  type VerifiedRelease,
+} from '../read-side/index.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
 import { AgentConfig } from '../agent/index.ts';
 
@@ -33,7 +45,15 @@ export function quarantineEvidence(history: readonly AckRecord[]): QuarantineEvi
     const a = history[i]!;
     if (a.kind !== 'failed' && a.kind !== 'rolled-back') continue;
     const at = parseAckTime(a.time);
-    out.push({ kind: a.kind, seq: a.seq, at, target: a.target, reason: a.reason, failedProbes: a.probes.filter((p) => !p.ok).map((p) => ({ name: p.name, detail: p.detail })), untilByDefault: at + DEFAULT_QUARANTINE_HOURS * 3600_000 });
+    out.push({
+      kind: a.kind,
+      seq: a.seq,
+      at,
+      target: a.target,
+      reason: a.reason,
+      failedProbes: a.probes.filter((p) => !p.ok).map((p) => ({ name: p.name, detail: p.detail })),
+      untilByDefault: at + DEFAULT_QUARANTINE_HOURS * 3600_000,
+    });
   }
   return out;
 }
@@ -67,13 +87,32 @@ export interface FleetModel {
   quarantines: Map<string, QuarantineEvidence>;
 }
 
-export const PHASES: HostPhase[] = ['pending', 'activating', 'confirming', 'healthy', 'soaked', 'converged', 'failed', 'deferred', 'offline', 'blocked'];
+export const PHASES: HostPhase[] = [
+  'pending',
+  'activating',
+  'confirming',
+  'healthy',
+  'soaked',
+  'converged',
+  'failed',
+  'deferred',
+  'offline',
+  'blocked',
+];
 
 function compareHosts(a: HostView, b: HostView): number {
-  return a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : a.wave - b.wave || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0);
+  return a.channel < b.channel
+    ? -1
+    : a.channel > b.channel
+      ? 1
+      : a.wave - b.wave || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0);
 }
 
-export function buildFleetModel(release: VerifiedRelease, acks: AckHistory, now: number): FleetModel {
+export function buildFleetModel(
+  release: VerifiedRelease,
+  acks: AckHistory,
+  now: number,
+): FleetModel {
   const input = fleetInputOf(release, acks.acks, now);
   const view = fleetView(input);
   const latest = input.acks;
@@ -82,7 +121,12 @@ export function buildFleetModel(release: VerifiedRelease, acks: AckHistory, now:
   const hosts: HostRow[] = view.hosts.map((h) => {
     phaseTotals[h.phase]++;
     const last = latest[h.host] ?? null;
-    return { ...h, current: last?.current ?? null, latest: last, latestAt: last ? parseAckTime(last.time) : null };
+    return {
+      ...h,
+      current: last?.current ?? null,
+      latest: last,
+      latestAt: last ? parseAckTime(last.time) : null,
+    };
   });
   hosts.sort(compareHosts);
   const channels = new Map<string, ChannelModel>();
@@ -97,12 +141,29 @@ export function buildFleetModel(release: VerifiedRelease, acks: AckHistory, now:
     const newest = quarantineEvidence(ackHistory.get(h.host) ?? [])[0];
     if (newest !== undefined && newest.untilByDefault > now) quarantines.set(h.host, newest);
   }
-  return { now, release, acks, ackHistory, view, hosts, byHost: new Map(hosts.map((h) => [h.host, h])), phaseTotals, channels, timelineByHost, quarantines };
+  return {
+    now,
+    release,
+    acks,
+    ackHistory,
+    view,
+    hosts,
+    byHost: new Map(hosts.map((h) => [h.host, h])),
+    phaseTotals,
+    channels,
+    timelineByHost,
+    quarantines,
+  };
 }
 
 /** Hosts an operator must look at first, most severe first. */
 export function attentionHosts(model: FleetModel): HostRow[] {
-  const rank: Partial<Record<HostPhase, number>> = { failed: 0, blocked: 1, deferred: 2, offline: 3 };
+  const rank: Partial<Record<HostPhase, number>> = {
+    failed: 0,
+    blocked: 1,
+    deferred: 2,
+    offline: 3,
+  };
   return model.hosts
     .filter((h) => rank[h.phase] !== undefined)
     .sort((a, b) => rank[a.phase]! - rank[b.phase]! || compareHosts(a, b));

@@ -14,7 +14,14 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic, canonicalString, parseStrictJson, parseWith, isoTime, type SignedRoot } from '../protocol/index.ts';
+import {
+  writeFileAtomic,
+  canonicalString,
+  parseStrictJson,
+  parseWith,
+  isoTime,
+  type SignedRoot,
+} from '../protocol/index.ts';
 import { acksDirOf, loadFleetState } from '../read-side/index.ts';
 import type { AckRecord, FleetView } from '../reconciler/index.ts';
 
@@ -42,34 +49,74 @@ export const DELIVERY_TIMEOUT_MS = 10_000;
 const NotifyState = z.strictObject({ notified: z.array(z.string().max(512)).max(100_000) });
 
 export class NotifyStateInvalid extends Error {
-  constructor(readonly file: string, detail: string) {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
     super(`notification state ${file}: ${detail}`);
     this.name = 'NotifyStateInvalid';
   }
 }
 
 /** The events the view shows, with their evidence read from the published acks. */
-export function fleetEvents(view: FleetView, fleet: string, latest: Record<string, AckRecord>, envelopeOf: (host: string, ack: AckRecord) => unknown | null): FleetEvent[] {
+export function fleetEvents(
+  view: FleetView,
+  fleet: string,
+  latest: Record<string, AckRecord>,
+  envelopeOf: (host: string, ack: AckRecord) => unknown | null,
+): FleetEvent[] {
   const time = isoTime(view.now);
   const events: FleetEvent[] = [];
-  const evidence = (hosts: string[]) => hosts.flatMap((h) => {
-    const ack = latest[h];
-    const env = ack ? envelopeOf(h, ack) : null;
-    return env ? [env] : [];
-  });
+  const evidence = (hosts: string[]) =>
+    hosts.flatMap((h) => {
+      const ack = latest[h];
+      const env = ack ? envelopeOf(h, ack) : null;
+      return env ? [env] : [];
+    });
   for (const ch of view.channels) {
     const hosts = view.hosts.filter((h) => h.channel === ch.channel);
-    const base = { type: 'nixfleet-event' as const, version: 1 as const, fleet, channel: ch.channel, rolloutId: ch.rolloutId, releaseVersion: ch.releaseVersion, time };
+    const base = {
+      type: 'nixfleet-event' as const,
+      version: 1 as const,
+      fleet,
+      channel: ch.channel,
+      rolloutId: ch.rolloutId,
+      releaseVersion: ch.releaseVersion,
+      time,
+    };
     for (const h of hosts.filter((x) => x.phase === 'failed')) {
       const ack = latest[h.host];
       if (!ack || ack.rolloutId !== ch.rolloutId) continue;
-      events.push({ ...base, id: `host-failed:${h.host}:${ch.rolloutId}:${ack.seq}`, kind: 'host-failed', host: h.host, reason: h.detail, evidence: evidence([h.host]) });
+      events.push({
+        ...base,
+        id: `host-failed:${h.host}:${ch.rolloutId}:${ack.seq}`,
+        kind: 'host-failed',
+        host: h.host,
+        reason: h.detail,
+        evidence: evidence([h.host]),
+      });
     }
     if (ch.state === 'halted') {
-      events.push({ ...base, id: `channel-halted:${ch.channel}:${ch.rolloutId}`, kind: 'channel-halted', host: null, reason: ch.reason, evidence: evidence(hosts.filter((x) => x.phase === 'failed').map((x) => x.host)) });
+      events.push({
+        ...base,
+        id: `channel-halted:${ch.channel}:${ch.rolloutId}`,
+        kind: 'channel-halted',
+        host: null,
+        reason: ch.reason,
+        evidence: evidence(hosts.filter((x) => x.phase === 'failed').map((x) => x.host)),
+      });
     }
     if (ch.state === 'complete') {
-      events.push({ ...base, id: `channel-complete:${ch.channel}:${ch.rolloutId}`, kind: 'channel-complete', host: null, reason: ch.reason, evidence: evidence(hosts.filter((x) => x.phase === 'soaked' || x.phase === 'converged').map((x) => x.host)) });
+      events.push({
+        ...base,
+        id: `channel-complete:${ch.channel}:${ch.rolloutId}`,
+        kind: 'channel-complete',
+        host: null,
+        reason: ch.reason,
+        evidence: evidence(
+          hosts.filter((x) => x.phase === 'soaked' || x.phase === 'converged').map((x) => x.host),
+        ),
+      });
     }
   }
   return events;
@@ -77,7 +124,10 @@ export function fleetEvents(view: FleetView, fleet: string, latest: Record<strin
 
 function runCommand(argv: string[], event: FleetEvent): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, NIXFLEET_EVENT: event.kind, NIXFLEET_EVENT_ID: event.id } });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ['pipe', 'ignore', 'pipe'],
+      env: { ...process.env, NIXFLEET_EVENT: event.kind, NIXFLEET_EVENT_ID: event.id },
+    });
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), DELIVERY_TIMEOUT_MS);
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-500)));
@@ -88,7 +138,12 @@ function runCommand(argv: string[], event: FleetEvent): Promise<void> {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve();
-      else reject(new Error(`--notify-command ${argv[0]} exited ${code ?? signal}${stderr ? `: ${stderr.trim()}` : ''}`));
+      else
+        reject(
+          new Error(
+            `--notify-command ${argv[0]} exited ${code ?? signal}${stderr ? `: ${stderr.trim()}` : ''}`,
+          ),
+        );
     });
     child.stdin.on('error', () => undefined); // a command that does not read stdin is fine
     child.stdin.end(JSON.stringify(event) + '\n');
@@ -96,7 +151,12 @@ function runCommand(argv: string[], event: FleetEvent): Promise<void> {
 }
 
 async function postWebhook(url: string, event: FleetEvent): Promise<void> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(event), signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS) });
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(event),
+    signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+  });
   await r.arrayBuffer();
   if (r.status < 200 || r.status >= 300) throw new Error(`--notify-url ${url}: HTTP ${r.status}`);
 }
@@ -131,13 +191,20 @@ export class Notifier {
   }
 
   private async checkNow(now: number): Promise<void> {
-    const state = await loadFleetState(this.o.treeDir, this.o.pinnedRoot, { now, ...(this.o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: this.o.clockSkewSeconds }) });
+    const state = await loadFleetState(this.o.treeDir, this.o.pinnedRoot, {
+      now,
+      ...(this.o.clockSkewSeconds === undefined
+        ? {}
+        : { clockSkewSeconds: this.o.clockSkewSeconds }),
+    });
     const latest = state.input.acks;
     const acksDir = acksDirOf(this.o.treeDir);
     const envelopeOf = (host: string, ack: AckRecord): unknown | null => {
       // The published file is the evidence, taken only when it is the very ack that was verified.
       try {
-        const env = JSON.parse(readFileSync(join(acksDir, 'hosts', `${host}.json`), 'utf8')) as { signed: unknown };
+        const env = JSON.parse(readFileSync(join(acksDir, 'hosts', `${host}.json`), 'utf8')) as {
+          signed: unknown;
+        };
         return canonicalString(env.signed) === canonicalString(ack) ? env : null;
       } catch {
         return null;
@@ -149,11 +216,18 @@ export class Notifier {
         if (this.o.target.kind === 'command') await runCommand(this.o.target.argv, event);
         else await postWebhook(this.o.target.url, event);
       } catch (e) {
-        this.o.log?.({ event: 'notify-failed', id: event.id, error: (e as Error).message, retry: 'after the next build' });
+        this.o.log?.({
+          event: 'notify-failed',
+          id: event.id,
+          error: (e as Error).message,
+          retry: 'after the next build',
+        });
         continue;
       }
       this.notified.add(event.id);
-      writeFileAtomic(this.o.stateFile, JSON.stringify({ notified: [...this.notified] }) + '\n', { mode: 0o600 });
+      writeFileAtomic(this.o.stateFile, JSON.stringify({ notified: [...this.notified] }) + '\n', {
+        mode: 0o600,
+      });
       this.o.log?.({ event: 'notified', id: event.id, kind: event.kind });
     }
   }
@@ -168,7 +242,11 @@ function readState(file: string): string[] {
     throw new NotifyStateInvalid(file, `cannot read it (${(e as NodeJS.ErrnoException).code})`);
   }
   try {
-    return parseWith(NotifyState, parseStrictJson(bytes, { file, maxBytes: 64 * 1024 * 1024 }), file).notified;
+    return parseWith(
+      NotifyState,
+      parseStrictJson(bytes, { file, maxBytes: 64 * 1024 * 1024 }),
+      file,
+    ).notified;
   } catch (e) {
     throw new NotifyStateInvalid(file, (e as Error).message);
   }

@@ -7,13 +7,31 @@
 // directory. The next build hard-links every page whose digest is unchanged from the build the output
 // points to and writes only the pages that changed. Files of an installed build are never modified
 // (changed pages are new files in the new directory), so sharing inodes keeps the swap atomic.
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, rmdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileAtomic, fsyncDir, tryAcquirePidLock } from '../protocol/index.ts';
 
 export class SiteOutputError extends Error {
-  constructor(readonly path: string, detail: string) {
+  constructor(
+    readonly path: string,
+    detail: string,
+  ) {
     super(`${path}: ${detail}`);
     this.name = 'SiteOutputError';
   }
@@ -35,7 +53,10 @@ function checkOutput(outDir: string): 'absent' | 'link' | 'empty-dir' {
   }
   if (st.isSymbolicLink()) return 'link';
   if (st.isDirectory() && readdirSync(outDir).length === 0) return 'empty-dir';
-  throw new SiteOutputError(outDir, 'exists and is not a site-gen output (a symlink to a build): choose another --out or remove it');
+  throw new SiteOutputError(
+    outDir,
+    'exists and is not a site-gen output (a symlink to a build): choose another --out or remove it',
+  );
 }
 
 export interface InstalledSite {
@@ -65,11 +86,20 @@ function digestOf(content: string | Uint8Array): string {
  * older version without a manifest, or a manifest that does not parse: then every page is written).
  */
 function previousPages(builds: string, previous: string | null): Map<string, string> {
-  if (previous === null || relative(builds, previous).includes(sep) || !existsSync(manifestOf(previous))) return new Map();
+  if (
+    previous === null ||
+    relative(builds, previous).includes(sep) ||
+    !existsSync(manifestOf(previous))
+  )
+    return new Map();
   try {
     const parsed = JSON.parse(readFileSync(manifestOf(previous), 'utf8')) as unknown;
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return new Map();
-    return new Map(Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    return new Map(
+      Object.entries(parsed as Record<string, unknown>).filter(
+        (e): e is [string, string] => typeof e[1] === 'string',
+      ),
+    );
   } catch {
     return new Map();
   }
@@ -82,14 +112,24 @@ function lockBuilds(builds: string): () => void {
   try {
     r = tryAcquirePidLock(lock);
   } catch (e) {
-    throw new SiteOutputError(lock, `another site-gen build is installing into this output (${(e as Error).message})`);
+    throw new SiteOutputError(
+      lock,
+      `another site-gen build is installing into this output (${(e as Error).message})`,
+    );
   }
   if (r.acquired) return () => r.lock.release();
-  if (r.heldBy > 0) throw new SiteOutputError(lock, `another site-gen build (pid ${r.heldBy}) is installing into this output`);
+  if (r.heldBy > 0)
+    throw new SiteOutputError(
+      lock,
+      `another site-gen build (pid ${r.heldBy}) is installing into this output`,
+    );
   throw new SiteOutputError(lock, 'another site-gen build is installing into this output');
 }
 
-export function installSite(outDir: string, files: ReadonlyMap<string, string | Uint8Array>): InstalledSite {
+export function installSite(
+  outDir: string,
+  files: ReadonlyMap<string, string | Uint8Array>,
+): InstalledSite {
   const out = resolve(outDir);
   const builds = buildsDirOf(out);
   mkdirSync(builds, { recursive: true });
@@ -101,7 +141,11 @@ export function installSite(outDir: string, files: ReadonlyMap<string, string | 
   }
 }
 
-function installLocked(out: string, builds: string, files: ReadonlyMap<string, string | Uint8Array>): InstalledSite {
+function installLocked(
+  out: string,
+  builds: string,
+  files: ReadonlyMap<string, string | Uint8Array>,
+): InstalledSite {
   const state = checkOutput(out);
   const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
   const before = previousPages(builds, previous);
@@ -116,7 +160,11 @@ function installLocked(out: string, builds: string, files: ReadonlyMap<string, s
   const dirs = new Set<string>();
   try {
     for (const [rel, content] of files) {
-      if (rel.startsWith('/') || rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))) throw new SiteOutputError(rel, 'not a plain relative page path');
+      if (
+        rel.startsWith('/') ||
+        rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))
+      )
+        throw new SiteOutputError(rel, 'not a plain relative page path');
       const full = join(buildDir, rel);
       const dir = dirname(full);
       if (!dirs.has(dir)) {
@@ -128,7 +176,12 @@ function installLocked(out: string, builds: string, files: ReadonlyMap<string, s
       manifest[rel] = digest;
       bytes += size;
       if (largest === null || size > largest.bytes) largest = { path: rel, bytes: size };
-      if (previous !== null && before.get(rel) === digest && linkUnchanged(join(previous, rel), full)) continue;
+      if (
+        previous !== null &&
+        before.get(rel) === digest &&
+        linkUnchanged(join(previous, rel), full)
+      )
+        continue;
       writeFileSync(full, content);
       written++;
       bytesWritten += size;
@@ -139,7 +192,10 @@ function installLocked(out: string, builds: string, files: ReadonlyMap<string, s
     rmSync(manifestOf(buildDir), { force: true });
     throw e;
   }
-  const tmpLink = join(dirname(out), `.${basename(out)}.link-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmpLink = join(
+    dirname(out),
+    `.${basename(out)}.link-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
   symlinkSync(join(basename(builds), basename(buildDir)), tmpLink);
   // An empty directory cannot be replaced by a symlink in one rename; nothing was being served from it.
   if (state === 'empty-dir') rmdirSync(out);
@@ -163,6 +219,7 @@ function pruneBuilds(builds: string, keep: ReadonlySet<string>): void {
   for (const name of readdirSync(builds)) {
     const full = join(builds, name);
     const owner = name.endsWith(MANIFEST_SUFFIX) ? full.slice(0, -MANIFEST_SUFFIX.length) : full;
-    if (!keep.has(owner) && name.startsWith('build-')) rmSync(full, { recursive: true, force: true });
+    if (!keep.has(owner) && name.startsWith('build-'))
+      rmSync(full, { recursive: true, force: true });
   }
 }

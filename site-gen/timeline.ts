@@ -23,20 +23,42 @@ export interface HostTimeline {
   marks: { at: number; kind: AckRecord['kind'] }[];
 }
 
-export function hostTimeline(plan: ChannelPlan, host: string, acks: readonly AckRecord[]): HostTimeline {
+export function hostTimeline(
+  plan: ChannelPlan,
+  host: string,
+  acks: readonly AckRecord[],
+): HostTimeline {
   const entry = plan.hosts[host];
-  if (entry === undefined) throw new Error(`host ${host} is not in the plan of channel ${plan.channel}`);
+  if (entry === undefined)
+    throw new Error(`host ${host} is not in the plan of channel ${plan.channel}`);
   const soakMs = (plan.waves[entry.wave]?.soakSeconds ?? 0) * 1000;
   const t: HostTimeline = {
-    host, wave: entry.wave, startedAt: null, activatedAt: null, healthyAt: null, soakedAt: null, failedAt: null, failure: null,
-    convergedAt: null, heldAt: null, held: null, marks: [],
+    host,
+    wave: entry.wave,
+    startedAt: null,
+    activatedAt: null,
+    healthyAt: null,
+    soakedAt: null,
+    failedAt: null,
+    failure: null,
+    convergedAt: null,
+    heldAt: null,
+    held: null,
+    marks: [],
   };
   for (const a of acks) {
     const at = parseAckTime(a.time);
     t.marks.push({ at, kind: a.kind });
     const mine = a.rolloutId === plan.rolloutId && a.target === entry.target;
     if (!mine) {
-      if (t.convergedAt === null && t.startedAt === null && a.current === entry.target && a.kind !== 'failed' && a.kind !== 'rolled-back') t.convergedAt = at;
+      if (
+        t.convergedAt === null &&
+        t.startedAt === null &&
+        a.current === entry.target &&
+        a.kind !== 'failed' &&
+        a.kind !== 'rolled-back'
+      )
+        t.convergedAt = at;
       continue;
     }
     switch (a.kind) {
@@ -74,9 +96,13 @@ export function hostTimeline(plan: ChannelPlan, host: string, acks: readonly Ack
   return t;
 }
 
-export function channelTimelines(plan: ChannelPlan, history: ReadonlyMap<string, readonly AckRecord[]>): HostTimeline[] {
+export function channelTimelines(
+  plan: ChannelPlan,
+  history: ReadonlyMap<string, readonly AckRecord[]>,
+): HostTimeline[] {
   const out: HostTimeline[] = [];
-  for (const w of plan.waves) for (const h of [...w.hosts].sort()) out.push(hostTimeline(plan, h, history.get(h) ?? []));
+  for (const w of plan.waves)
+    for (const h of [...w.hosts].sort()) out.push(hostTimeline(plan, h, history.get(h) ?? []));
   return out;
 }
 
@@ -113,6 +139,14 @@ export function waveSpans(plan: ChannelPlan, timelines: readonly HostTimeline[])
       }
     }
     const settled = members.length > 0 && soaked + failed === members.length;
-    return { wave: w.index, hosts: members.length, firstStart, settledAt: settled ? last : null, started, soaked, failed };
+    return {
+      wave: w.index,
+      hosts: members.length,
+      firstStart,
+      settledAt: settled ? last : null,
+      started,
+      soaked,
+      failed,
+    };
   });
 }

@@ -29,7 +29,11 @@ export interface SiteWatcher {
 }
 
 /** Which paths under the tree directory matter to the dashboard. */
-export function isRelevantChange(treeDir: string, path: string, ackLogFile: string | null): boolean {
+export function isRelevantChange(
+  treeDir: string,
+  path: string,
+  ackLogFile: string | null,
+): boolean {
   const abs = resolve(path);
   if (ackLogFile !== null && abs === resolve(ackLogFile)) return true;
   const rel = relative(resolve(treeDir), abs);
@@ -37,7 +41,10 @@ export function isRelevantChange(treeDir: string, path: string, ackLogFile: stri
   const parts = rel.split(sep);
   const name = basename(abs);
   if (name.startsWith('.') && parts[0] !== ACK_LOG_DIR) return false; // temp files of atomic writes
-  if (parts.length === 1) return name === 'timestamp.json' || name === 'current' || /^revocations(-\d+)?\.json$/.test(name);
+  if (parts.length === 1)
+    return (
+      name === 'timestamp.json' || name === 'current' || /^revocations(-\d+)?\.json$/.test(name)
+    );
   if (parts[0] === 'acks') return name.endsWith('.json');
   if (parts[0] === 'root') return name.endsWith('.json');
   return false;
@@ -81,7 +88,11 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
 }
 
 /** One dashboard build per call, reusing the caches across builds; reports to onBuild/onError and counts both. */
-function siteBuild(o: WatchSiteOptions, ackLogFile: string | null, releaseCache: ReleaseCache): { run: (trigger: string) => Promise<void>; readonly count: number } {
+function siteBuild(
+  o: WatchSiteOptions,
+  ackLogFile: string | null,
+  releaseCache: ReleaseCache,
+): { run: (trigger: string) => Promise<void>; readonly count: number } {
   const clock = o.now ?? Date.now;
   const ackCache = new AckCache();
   const hostPageMemo = new HostPageMemo();
@@ -93,7 +104,14 @@ function siteBuild(o: WatchSiteOptions, ackLogFile: string | null, releaseCache:
     run: async (trigger) => {
       try {
         const result = await buildSite({
-          treeDir: o.treeDir, pinnedRoot: o.pinnedRoot, outDir: o.outDir, ackLogFile, now: clock(), ackCache, releaseCache, hostPageMemo,
+          treeDir: o.treeDir,
+          pinnedRoot: o.pinnedRoot,
+          outDir: o.outDir,
+          ackLogFile,
+          now: clock(),
+          ackCache,
+          releaseCache,
+          hostPageMemo,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });
@@ -116,7 +134,10 @@ class CoalescedBuilds {
   private stopped = false;
   private onIdle: (() => void) | null = null;
 
-  constructor(private readonly debounceMs: number, private readonly build: (trigger: string) => Promise<void>) {}
+  constructor(
+    private readonly debounceMs: number,
+    private readonly build: (trigger: string) => Promise<void>,
+  ) {}
 
   schedule(trigger: string): void {
     if (this.stopped) return;
@@ -166,8 +187,17 @@ class CoalescedBuilds {
  * Watches what the dashboard shows (isRelevantChange); calls onChange with "<event> <tree-relative path>"
  * and whether only acks changed. Resolves once the watcher is ready.
  */
-async function watchTreeChanges(o: WatchSiteOptions, ackLogFile: string | null, onChange: (change: string, acksOnly: boolean) => void): Promise<FSWatcher> {
-  const paths = [o.treeDir, join(o.treeDir, 'acks'), join(o.treeDir, 'root'), ...(ackLogFile !== null ? [ackLogFile] : [])];
+async function watchTreeChanges(
+  o: WatchSiteOptions,
+  ackLogFile: string | null,
+  onChange: (change: string, acksOnly: boolean) => void,
+): Promise<FSWatcher> {
+  const paths = [
+    o.treeDir,
+    join(o.treeDir, 'acks'),
+    join(o.treeDir, 'root'),
+    ...(ackLogFile !== null ? [ackLogFile] : []),
+  ];
   const watcher: FSWatcher = watch(paths, {
     ignoreInitial: true,
     followSymlinks: false,

@@ -23,7 +23,9 @@ function collect(dir: string): string[] {
   return out;
 }
 
-const files = collect(root).filter((f) => filters.length === 0 || filters.some((p) => relative(root, f).includes(p)));
+const files = collect(root).filter(
+  (f) => filters.length === 0 || filters.some((p) => relative(root, f).includes(p)),
+);
 const g = globalThis as unknown as { UVU_DEFER: number; UVU_QUEUE: unknown[][]; UVU_INDEX: number };
 g.UVU_DEFER = 1;
 g.UVU_QUEUE = [];

@@ -50,7 +50,13 @@ export interface RebootCapable {
 
 export function canReboot(a: Activator): a is Activator & RebootCapable {
   const r = a as Partial<RebootCapable>;
-  return typeof r.boot === 'function' && typeof r.rollbackBoot === 'function' && typeof r.runningSystem === 'function' && typeof r.bootId === 'function' && typeof r.reboot === 'function';
+  return (
+    typeof r.boot === 'function' &&
+    typeof r.rollbackBoot === 'function' &&
+    typeof r.runningSystem === 'function' &&
+    typeof r.bootId === 'function' &&
+    typeof r.reboot === 'function'
+  );
 }
 
 export interface ClosureSource {
@@ -65,9 +71,21 @@ export interface ClosureSource {
  * the trust root does not vouch for); the last three are availability failures that may heal by
  * themselves (the cache is down, not yet populated, or Nix failed for a reason we cannot name).
  */
-export type ClosureRefusedCode = 'Unsigned' | 'UntrustedKey' | 'BadSignature' | 'Corrupt' | 'NotInCache' | 'Unreachable' | 'NixFailed';
+export type ClosureRefusedCode =
+  | 'Unsigned'
+  | 'UntrustedKey'
+  | 'BadSignature'
+  | 'Corrupt'
+  | 'NotInCache'
+  | 'Unreachable'
+  | 'NixFailed';
 
-const INTEGRITY_CODES: ReadonlySet<ClosureRefusedCode> = new Set(['Unsigned', 'UntrustedKey', 'BadSignature', 'Corrupt']);
+const INTEGRITY_CODES: ReadonlySet<ClosureRefusedCode> = new Set([
+  'Unsigned',
+  'UntrustedKey',
+  'BadSignature',
+  'Corrupt',
+]);
 
 export class ClosureRefused extends Error {
   readonly code: ClosureRefusedCode;

@@ -23,16 +23,35 @@ export type CommandActivatorConfig = z.infer<typeof CommandActivatorConfig>;
 function run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<string> {
   const [cmd, ...args] = argv as [string, ...string[]];
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, timeout: timeoutMs, maxBuffer: 1024 * 1024, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      if (err) {
-        const why = err.killed ? `timed out after ${timeoutMs} ms` : `exited with ${err.code ?? err.signal}`;
-        reject(new ActivationError(`command ${JSON.stringify(argv)} ${why}: ${String(stderr).trim().slice(0, 400)}`));
-      } else resolve(String(stdout));
-    });
+    execFile(
+      cmd,
+      args,
+      {
+        env: { ...process.env, ...env },
+        timeout: timeoutMs,
+        maxBuffer: 1024 * 1024,
+        killSignal: 'SIGKILL',
+      },
+      (err, stdout, stderr) => {
+        if (err) {
+          const why = err.killed
+            ? `timed out after ${timeoutMs} ms`
+            : `exited with ${err.code ?? err.signal}`;
+          reject(
+            new ActivationError(
+              `command ${JSON.stringify(argv)} ${why}: ${String(stderr).trim().slice(0, 400)}`,
+            ),
+          );
+        } else resolve(String(stdout));
+      },
+    );
   });
 }
 
-const JsonGeneration = z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) });
+const JsonGeneration = z.strictObject({
+  number: z.number().int().min(1),
+  path: z.string().min(1).max(1024),
+});
 
 export function parseGenerationOutput(out: string): Generation {
   const text = out.trim();
@@ -41,14 +60,22 @@ export function parseGenerationOutput(out: string): Generation {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw new ActivationError(`current-generation command printed invalid JSON: ${text.slice(0, 200)}`);
+      throw new ActivationError(
+        `current-generation command printed invalid JSON: ${text.slice(0, 200)}`,
+      );
     }
     const r = JsonGeneration.safeParse(parsed);
-    if (!r.success) throw new ActivationError(`current-generation command output: ${r.error.issues[0]?.message ?? 'invalid'}`);
+    if (!r.success)
+      throw new ActivationError(
+        `current-generation command output: ${r.error.issues[0]?.message ?? 'invalid'}`,
+      );
     return r.data;
   }
   const m = /^(\d{1,9})\s+(\S{1,1024})$/.exec(text);
-  if (!m) throw new ActivationError(`current-generation command must print "<number> <path>", got: ${text.slice(0, 200)}`);
+  if (!m)
+    throw new ActivationError(
+      `current-generation command must print "<number> <path>", got: ${text.slice(0, 200)}`,
+    );
   return { number: Number(m[1]), path: m[2]! };
 }
 
@@ -69,13 +96,25 @@ export class CommandActivator implements Activator {
   async rollback(to: Generation): Promise<void> {
     const current = await this.currentGeneration();
     if (current.number === to.number) return;
-    await run(this.config.rollback, { NIXFLEET_GENERATION: String(to.number), NIXFLEET_GENERATION_PATH: to.path }, this.config.timeoutMs);
+    await run(
+      this.config.rollback,
+      { NIXFLEET_GENERATION: String(to.number), NIXFLEET_GENERATION_PATH: to.path },
+      this.config.timeoutMs,
+    );
   }
 
   async detectInhibitors(target: string): Promise<string[]> {
     if (!this.config.inhibitors) return [];
-    const out = await run(this.config.inhibitors, { NIXFLEET_TARGET: target }, this.config.timeoutMs);
-    return out.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 32);
+    const out = await run(
+      this.config.inhibitors,
+      { NIXFLEET_TARGET: target },
+      this.config.timeoutMs,
+    );
+    return out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(0, 32);
   }
 
   /** The configured commands fetch what they switch to themselves. */

@@ -5,11 +5,19 @@ import { CommandActivator, CommandActivatorConfig } from './command.ts';
 import { NixActivator, NixActivatorConfig, type ActivatorContext } from './nix.ts';
 import { SimulatedActivator, SimulatedActivatorConfig } from './simulated.ts';
 
-export const ActivatorConfig = z.discriminatedUnion('kind', [SimulatedActivatorConfig, CommandActivatorConfig, NixActivatorConfig]);
+export const ActivatorConfig = z.discriminatedUnion('kind', [
+  SimulatedActivatorConfig,
+  CommandActivatorConfig,
+  NixActivatorConfig,
+]);
 export type ActivatorConfig = z.infer<typeof ActivatorConfig>;
 
 /** `context`: what the agent knows beyond the activator's own config (its fleet CA, for https caches). */
-export function createActivator(config: ActivatorConfig, state: StateDir, context: ActivatorContext = {}): Activator {
+export function createActivator(
+  config: ActivatorConfig,
+  state: StateDir,
+  context: ActivatorContext = {},
+): Activator {
   switch (config.kind) {
     case 'simulated':
       return new SimulatedActivator(state, config);

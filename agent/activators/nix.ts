@@ -12,7 +12,14 @@ import { get as httpsGet } from 'node:https';
 import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
-import { ActivationError, ClosureRefused, type Activator, type ClosureRefusedCode, type ClosureSource, type Generation } from './activator.ts';
+import {
+  ActivationError,
+  ClosureRefused,
+  type Activator,
+  type ClosureRefusedCode,
+  type ClosureSource,
+  type Generation,
+} from './activator.ts';
 
 const AbsolutePath = z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path');
 const Argv = z.array(z.string().max(4096)).min(1).max(64);
@@ -61,15 +68,26 @@ export const REBOOT_ENTRIES: readonly { name: string; path: string }[] = [
  */
 function fetchOptions(keys: readonly string[]): string[] {
   return [
-    '--extra-experimental-features', 'nix-command',
-    '--option', 'require-sigs', 'true',
-    '--option', 'trusted-public-keys', keys.join(' '),
+    '--extra-experimental-features',
+    'nix-command',
+    '--option',
+    'require-sigs',
+    'true',
+    '--option',
+    'trusted-public-keys',
+    keys.join(' '),
     // Without this, a path missing from the release's cache is looked up in the host's substituters.
-    '--option', 'substituters', '',
+    '--option',
+    'substituters',
+    '',
     // A path the cache did not have a minute ago must be seen as soon as it is uploaded.
-    '--option', 'narinfo-cache-negative-ttl', '0',
+    '--option',
+    'narinfo-cache-negative-ttl',
+    '0',
     // One cycle should not hang on a dead cache: the next cycle retries.
-    '--option', 'download-attempts', '2',
+    '--option',
+    'download-attempts',
+    '2',
   ];
 }
 
@@ -92,7 +110,10 @@ export class NixActivator implements Activator {
   readonly kind = 'nix';
   /** CA bundle for https caches: the config's own, else the agent's fleet CA; null = Nix's default. */
   private readonly sslCertFile: string | null;
-  constructor(private readonly config: NixActivatorConfig, context: ActivatorContext = {}) {
+  constructor(
+    private readonly config: NixActivatorConfig,
+    context: ActivatorContext = {},
+  ) {
     this.sslCertFile = config.sslCertFile ?? context.caFile ?? null;
   }
 
@@ -103,11 +124,28 @@ export class NixActivator implements Activator {
   private exec(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const [cmd, ...args] = argv as [string, ...string[]];
     return new Promise((resolve) => {
-      execFile(cmd, args, { timeout: this.config.timeoutMs, maxBuffer: 16 * 1024 * 1024, killSignal: 'SIGKILL', encoding: 'utf8', ...(env ? { env } : {}) }, (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
-        const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
-        resolve({ code, stdout, stderr: e && typeof e.code === 'string' ? `${e.message}\n${stderr}` : stderr, timedOut: !!e?.killed });
-      });
+      execFile(
+        cmd,
+        args,
+        {
+          timeout: this.config.timeoutMs,
+          maxBuffer: 16 * 1024 * 1024,
+          killSignal: 'SIGKILL',
+          encoding: 'utf8',
+          ...(env ? { env } : {}),
+        },
+        (err, stdout, stderr) => {
+          const e = err as
+            (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
+          const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
+          resolve({
+            code,
+            stdout,
+            stderr: e && typeof e.code === 'string' ? `${e.message}\n${stderr}` : stderr,
+            timedOut: !!e?.killed,
+          });
+        },
+      );
     });
   }
 
@@ -115,8 +153,12 @@ export class NixActivator implements Activator {
   private async must(argv: string[], what: string): Promise<string> {
     const r = await this.exec(argv);
     if (r.code === 0) return r.stdout;
-    const why = r.timedOut ? `timed out after ${this.config.timeoutMs} ms` : `exited with ${r.code ?? 'a signal'}`;
-    throw new ActivationError(`${what}: ${JSON.stringify(argv)} ${why}: ${r.stderr.trim().slice(-600)}`);
+    const why = r.timedOut
+      ? `timed out after ${this.config.timeoutMs} ms`
+      : `exited with ${r.code ?? 'a signal'}`;
+    throw new ActivationError(
+      `${what}: ${JSON.stringify(argv)} ${why}: ${r.stderr.trim().slice(-600)}`,
+    );
   }
 
   // ---- generations -------------------------------------------------------------------------------
@@ -132,11 +174,17 @@ export class NixActivator implements Activator {
     try {
       link = readlinkSync(profile);
     } catch (e) {
-      throw new ActivationError(`${profile}: cannot read the system profile link (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ActivationError(
+        `${profile}: cannot read the system profile link (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
-    const m = new RegExp(`^${escapeRegExp(basename(profile))}-(\\d{1,9})-link$`).exec(basename(link));
+    const m = new RegExp(`^${escapeRegExp(basename(profile))}-(\\d{1,9})-link$`).exec(
+      basename(link),
+    );
     if (!m || (link.includes('/') && dirname(link) !== dirname(profile))) {
-      throw new ActivationError(`${profile}: links to ${link}, not to a generation link ${basename(profile)}-<n>-link beside it`);
+      throw new ActivationError(
+        `${profile}: links to ${link}, not to a generation link ${basename(profile)}-<n>-link beside it`,
+      );
     }
     const number = Number(m[1]);
     return { number, path: this.generationPath(number) };
@@ -147,17 +195,25 @@ export class NixActivator implements Activator {
     try {
       return readlinkSync(link);
     } catch (e) {
-      throw new ActivationError(`${link}: generation ${n} does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ActivationError(
+        `${link}: generation ${n} does not exist (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
   }
 
   /** A new profile generation running `target` (what `nixos-rebuild` does before activating). */
   private async addGeneration(target: string): Promise<void> {
-    await this.must([this.bin('nix-env'), '-p', this.config.profile, '--set', target], `adding a generation of ${this.config.profile} for ${target}`);
+    await this.must(
+      [this.bin('nix-env'), '-p', this.config.profile, '--set', target],
+      `adding a generation of ${this.config.profile} for ${target}`,
+    );
   }
 
   private async runSwitchScript(system: string, action: 'switch' | 'boot'): Promise<void> {
-    await this.must([join(system, 'bin', 'switch-to-configuration'), action], `${system}: switch-to-configuration ${action}`);
+    await this.must(
+      [join(system, 'bin', 'switch-to-configuration'), action],
+      `${system}: switch-to-configuration ${action}`,
+    );
   }
 
   async switch(target: string): Promise<Generation> {
@@ -182,10 +238,16 @@ export class NixActivator implements Activator {
    */
   async rollback(to: Generation): Promise<void> {
     const recorded = this.generationPath(to.number);
-    if (recorded !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`);
+    if (recorded !== to.path)
+      throw new ActivationError(
+        `cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`,
+      );
     const current = await this.currentGeneration();
     if (current.number !== to.number) {
-      await this.must([this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)], `switching ${this.config.profile} back to generation ${to.number}`);
+      await this.must(
+        [this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)],
+        `switching ${this.config.profile} back to generation ${to.number}`,
+      );
     }
     if (this.runningPath() !== to.path) await this.runSwitchScript(to.path, 'switch');
   }
@@ -197,10 +259,16 @@ export class NixActivator implements Activator {
    */
   async rollbackBoot(to: Generation): Promise<void> {
     const recorded = this.generationPath(to.number);
-    if (recorded !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`);
+    if (recorded !== to.path)
+      throw new ActivationError(
+        `cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`,
+      );
     const current = await this.currentGeneration();
     if (current.number !== to.number) {
-      await this.must([this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)], `switching ${this.config.profile} back to generation ${to.number}`);
+      await this.must(
+        [this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)],
+        `switching ${this.config.profile} back to generation ${to.number}`,
+      );
     }
     await this.runSwitchScript(to.path, 'boot');
   }
@@ -221,7 +289,13 @@ export class NixActivator implements Activator {
 
   async prepare(target: string, from: ClosureSource): Promise<void> {
     if (await this.isValid(target)) return; // already here: built locally or verified when it arrived
-    if (from.cacheUrls.length === 0) throw new ClosureRefused('NotInCache', target, null, 'the manifest names no binary cache and the closure is not in the local store');
+    if (from.cacheUrls.length === 0)
+      throw new ClosureRefused(
+        'NotInCache',
+        target,
+        null,
+        'the manifest names no binary cache and the closure is not in the local store',
+      );
     let refusal: ClosureRefused | undefined;
     for (const cache of from.cacheUrls) {
       try {
@@ -242,18 +316,35 @@ export class NixActivator implements Activator {
 
   private async fetchFrom(target: string, cache: string, keys: readonly string[]): Promise<void> {
     // Nix creates a missing file:// cache directory instead of failing: check it is a cache first.
-    if (cache.startsWith('file://') && !existsSync(join(cache.slice('file://'.length).split('?')[0]!, 'nix-cache-info'))) {
-      throw new ClosureRefused('Unreachable', target, cache, 'the directory holds no binary cache (nix-cache-info is missing)');
+    if (
+      cache.startsWith('file://') &&
+      !existsSync(join(cache.slice('file://'.length).split('?')[0]!, 'nix-cache-info'))
+    ) {
+      throw new ClosureRefused(
+        'Unreachable',
+        target,
+        cache,
+        'the directory holds no binary cache (nix-cache-info is missing)',
+      );
     }
     // Nix 2.8 has no ssl-cert-file option; its downloader reads NIX_SSL_CERT_FILE.
     const https = cache.startsWith('https://') && this.sslCertFile !== null;
-    const r = await this.exec([this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target], https ? { ...process.env, NIX_SSL_CERT_FILE: this.sslCertFile! } : undefined);
+    const r = await this.exec(
+      [this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target],
+      https ? { ...process.env, NIX_SSL_CERT_FILE: this.sslCertFile! } : undefined,
+    );
     if (r.code === 0) return;
     const error = lastError(r.stderr);
     // The path the error names, else the one Nix was copying when it failed (a dependency, maybe).
     const copying = [...r.stderr.matchAll(/copying path '(\/nix\/store\/[^'\s]+)'/g)].at(-1)?.[1];
     const refusedPath = STORE_PATH_IN_TEXT.exec(error)?.[1] ?? copying ?? target;
-    if (r.timedOut) throw new ClosureRefused('Unreachable', refusedPath, cache, `nix copy timed out after ${this.config.timeoutMs} ms`);
+    if (r.timedOut)
+      throw new ClosureRefused(
+        'Unreachable',
+        refusedPath,
+        cache,
+        `nix copy timed out after ${this.config.timeoutMs} ms`,
+      );
     const code = classify(r.stderr);
     if (code === 'lacks-signature') {
       const sigs = await narinfoSignatureKeys(cache, refusedPath, this.sslCertFile);
@@ -265,7 +356,10 @@ export class NixActivator implements Activator {
   // ---- inhibitors --------------------------------------------------------------------------------
 
   async detectInhibitors(target: string): Promise<string[]> {
-    if (!existsSync(target)) throw new ActivationError(`${target}: not in the local store; prepare() fetches it before inhibitors can be read`);
+    if (!existsSync(target))
+      throw new ActivationError(
+        `${target}: not in the local store; prepare() fetches it before inhibitors can be read`,
+      );
     const running = this.config.currentSystem;
     const out: string[] = [];
     for (const e of REBOOT_ENTRIES) {
@@ -287,7 +381,9 @@ export class NixActivator implements Activator {
     try {
       return readFileSync(this.config.bootIdFile, 'utf8').trim().slice(0, 64);
     } catch (e) {
-      throw new ActivationError(`${this.config.bootIdFile}: cannot read the boot id (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new ActivationError(
+        `${this.config.bootIdFile}: cannot read the boot id (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
   }
 
@@ -316,10 +412,26 @@ function lastError(stderr: string): string {
 
 /** Maps Nix 2.x's messages to a reason. Signature failures are told apart by the narinfo afterwards. */
 function classify(stderr: string): ClosureRefusedCode | 'lacks-signature' {
-  if (/lacks a valid signature|not signed by any of the keys/.test(stderr)) return 'lacks-signature';
-  if (/hash mismatch|Failed to open archive|Corrupted input|bad archive|decompress|NAR hash|not a valid NAR|input doesn't look like a Nix archive/i.test(stderr)) return 'Corrupt';
-  if (/HTTP error 404|is required, but there is no substituter|don't know how to build|is not valid/.test(stderr)) return 'NotInCache';
-  if (/unable to download|Couldn't connect|Couldn't resolve|Timeout was reached|Connection refused|cannot open|No such file/i.test(stderr)) return 'Unreachable';
+  if (/lacks a valid signature|not signed by any of the keys/.test(stderr))
+    return 'lacks-signature';
+  if (
+    /hash mismatch|Failed to open archive|Corrupted input|bad archive|decompress|NAR hash|not a valid NAR|input doesn't look like a Nix archive/i.test(
+      stderr,
+    )
+  )
+    return 'Corrupt';
+  if (
+    /HTTP error 404|is required, but there is no substituter|don't know how to build|is not valid/.test(
+      stderr,
+    )
+  )
+    return 'NotInCache';
+  if (
+    /unable to download|Couldn't connect|Couldn't resolve|Timeout was reached|Connection refused|cannot open|No such file/i.test(
+      stderr,
+    )
+  )
+    return 'Unreachable';
   return 'NixFailed';
 }
 
@@ -327,7 +439,10 @@ function classify(stderr: string): ClosureRefusedCode | 'lacks-signature' {
  * Nix only says "lacks a valid signature". The narinfo's Sig lines tell which of three cases it was;
  * they are read only to name the reason (Nix has already decided), never to accept anything.
  */
-function signatureRefusal(sigKeys: string[] | null, trusted: readonly string[]): ClosureRefusedCode {
+function signatureRefusal(
+  sigKeys: string[] | null,
+  trusted: readonly string[],
+): ClosureRefusedCode {
   if (sigKeys === null) return 'UntrustedKey';
   if (sigKeys.length === 0) return 'Unsigned';
   const names = new Set(trusted.map((k) => k.split(':')[0]));
@@ -335,21 +450,32 @@ function signatureRefusal(sigKeys: string[] | null, trusted: readonly string[]):
 }
 
 /** Key names on the narinfo's Sig lines; null when the narinfo cannot be read. */
-async function narinfoSignatureKeys(cache: string, storePath: string, caFile: string | null): Promise<string[] | null> {
+async function narinfoSignatureKeys(
+  cache: string,
+  storePath: string,
+  caFile: string | null,
+): Promise<string[] | null> {
   const hash = basename(storePath).slice(0, 32);
   const base = cache.split('?')[0]!.replace(/\/+$/, '');
   let text: string;
   try {
-    if (base.startsWith('file://')) text = readFileSync(`${base.slice('file://'.length)}/${hash}.narinfo`, 'utf8');
+    if (base.startsWith('file://'))
+      text = readFileSync(`${base.slice('file://'.length)}/${hash}.narinfo`, 'utf8');
     else {
-      const got = await getText(`${base}/${hash}.narinfo`, base.startsWith('https://') && caFile ? readFileSync(caFile) : undefined);
+      const got = await getText(
+        `${base}/${hash}.narinfo`,
+        base.startsWith('https://') && caFile ? readFileSync(caFile) : undefined,
+      );
       if (got === null) return null;
       text = got;
     }
   } catch {
     return null;
   }
-  return text.split('\n').filter((l) => l.startsWith('Sig: ')).map((l) => l.slice(5).split(':')[0]!.trim());
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('Sig: '))
+    .map((l) => l.slice(5).split(':')[0]!.trim());
 }
 
 /** A narinfo is a few KB; the cap only bounds what a broken or hostile cache can make us buffer. */

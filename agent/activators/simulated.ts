@@ -27,7 +27,9 @@ export type SimulatedActivatorConfig = z.infer<typeof SimulatedActivatorConfig>;
 
 const GenerationsFile = z.strictObject({
   current: z.number().int().min(1),
-  generations: z.array(z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })).min(1),
+  generations: z
+    .array(z.strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) }))
+    .min(1),
   /** Generation the next (simulated) boot starts, when one was staged with `boot`. */
   staged: z.number().int().min(1).nullable().default(null),
   boots: z.number().int().min(1).default(1),
@@ -46,7 +48,12 @@ export class SimulatedActivator implements Activator {
   private load(): GenerationsFile {
     const existing = this.state.read(SIMULATED_GENERATIONS_FILE, GenerationsFile);
     if (existing) return existing;
-    const initial = { current: 1, generations: [{ number: 1, path: this.config.initialPath }], staged: null, boots: 1 };
+    const initial = {
+      current: 1,
+      generations: [{ number: 1, path: this.config.initialPath }],
+      staged: null,
+      boots: 1,
+    };
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, initial);
     return initial;
   }
@@ -54,14 +61,19 @@ export class SimulatedActivator implements Activator {
   async currentGeneration(): Promise<Generation> {
     const g = this.load();
     const cur = g.generations.find((x) => x.number === g.current);
-    if (!cur) throw new ActivationError(`${this.state.path(SIMULATED_GENERATIONS_FILE)}: current generation ${g.current} is not in the list`);
+    if (!cur)
+      throw new ActivationError(
+        `${this.state.path(SIMULATED_GENERATIONS_FILE)}: current generation ${g.current} is not in the list`,
+      );
     return { ...cur };
   }
 
   async switch(target: string): Promise<Generation> {
     const previous = await this.currentGeneration();
-    if (this.config.switchDelayMs > 0) await new Promise((r) => setTimeout(r, this.config.switchDelayMs));
-    if (this.config.failSwitch.includes(target)) throw new ActivationError(`simulated switch to ${target} failed (injected failure)`);
+    if (this.config.switchDelayMs > 0)
+      await new Promise((r) => setTimeout(r, this.config.switchDelayMs));
+    if (this.config.failSwitch.includes(target))
+      throw new ActivationError(`simulated switch to ${target} failed (injected failure)`);
     const g = this.load();
     const number = Math.max(...g.generations.map((x) => x.number)) + 1;
     g.generations.push({ number, path: target });
@@ -74,7 +86,10 @@ export class SimulatedActivator implements Activator {
     const g = this.load();
     const gen = g.generations.find((x) => x.number === to.number);
     if (!gen) throw new ActivationError(`cannot roll back: generation ${to.number} does not exist`);
-    if (gen.path !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} runs ${gen.path}, expected ${to.path}`);
+    if (gen.path !== to.path)
+      throw new ActivationError(
+        `cannot roll back: generation ${to.number} runs ${gen.path}, expected ${to.path}`,
+      );
     if (g.current === to.number) return;
     g.current = to.number;
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
@@ -82,7 +97,8 @@ export class SimulatedActivator implements Activator {
 
   async boot(target: string): Promise<Generation> {
     const previous = await this.currentGeneration();
-    if (this.config.failSwitch.includes(target)) throw new ActivationError(`simulated boot of ${target} failed (injected failure)`);
+    if (this.config.failSwitch.includes(target))
+      throw new ActivationError(`simulated boot of ${target} failed (injected failure)`);
     const g = this.load();
     const number = Math.max(...g.generations.map((x) => x.number)) + 1;
     g.generations.push({ number, path: target });
@@ -94,7 +110,10 @@ export class SimulatedActivator implements Activator {
   async rollbackBoot(to: Generation): Promise<void> {
     const g = this.load();
     const gen = g.generations.find((x) => x.number === to.number);
-    if (!gen || gen.path !== to.path) throw new ActivationError(`cannot roll back: generation ${to.number} does not run ${to.path}`);
+    if (!gen || gen.path !== to.path)
+      throw new ActivationError(
+        `cannot roll back: generation ${to.number} does not run ${to.path}`,
+      );
     g.staged = g.current === to.number ? null : to.number;
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
   }
@@ -110,7 +129,8 @@ export class SimulatedActivator implements Activator {
   async reboot(): Promise<void> {
     const g = this.load();
     const staged = g.staged === null ? undefined : g.generations.find((x) => x.number === g.staged);
-    if (staged && !(this.config.bootFallback ?? []).includes(staged.path)) g.current = staged.number;
+    if (staged && !(this.config.bootFallback ?? []).includes(staged.path))
+      g.current = staged.number;
     g.staged = null;
     g.boots += 1;
     this.state.write(SIMULATED_GENERATIONS_FILE, GenerationsFile, g);
@@ -124,7 +144,10 @@ export class SimulatedActivator implements Activator {
   async prepare(): Promise<void> {}
 
   async selfCheck(target: string): Promise<{ name: string; ok: boolean; detail: string }[]> {
-    if (!this.config.unhealthy.includes(target)) return [{ name: 'simulated-health', ok: true, detail: 'ok' }];
-    return [{ name: 'simulated-health', ok: false, detail: 'injected failure: service does not come up' }];
+    if (!this.config.unhealthy.includes(target))
+      return [{ name: 'simulated-health', ok: true, detail: 'ok' }];
+    return [
+      { name: 'simulated-health', ok: false, detail: 'injected failure: service does not come up' },
+    ];
   }
 }

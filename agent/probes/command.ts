@@ -2,7 +2,12 @@ import { spawn } from 'node:child_process';
 import { clip, type ProbeResult } from './probe.ts';
 
 /** ok when argv exits with expectExit before timeoutMs; on timeout the process group is killed. */
-export function commandProbe(name: string, argv: readonly string[], expectExit: number, timeoutMs: number): Promise<ProbeResult> {
+export function commandProbe(
+  name: string,
+  argv: readonly string[],
+  expectExit: number,
+  timeoutMs: number,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const [cmd, ...args] = argv;
     if (!cmd) {
@@ -33,7 +38,12 @@ export function commandProbe(name: string, argv: readonly string[], expectExit: 
     child.once('close', (code, signal) => {
       const got = code ?? signal;
       const ok = code === expectExit;
-      done(ok, ok ? `exit ${code}` : `exit ${got} (expected ${expectExit})${stderr.trim() ? `: ${stderr.trim()}` : ''}`);
+      done(
+        ok,
+        ok
+          ? `exit ${code}`
+          : `exit ${got} (expected ${expectExit})${stderr.trim() ? `: ${stderr.trim()}` : ''}`,
+      );
     });
   });
 }

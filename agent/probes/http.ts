@@ -3,7 +3,12 @@ import { request as httpsRequest } from 'node:https';
 import { clip, type ProbeResult } from './probe.ts';
 
 /** GET url; ok when the status equals expectStatus before timeoutMs. The body is discarded. */
-export function httpProbe(name: string, url: string, expectStatus: number, timeoutMs: number): Promise<ProbeResult> {
+export function httpProbe(
+  name: string,
+  url: string,
+  expectStatus: number,
+  timeoutMs: number,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let settled = false;
     const done = (ok: boolean, detail: string) => {
@@ -20,11 +25,18 @@ export function httpProbe(name: string, url: string, expectStatus: number, timeo
       resolve({ name, ok: false, detail: `invalid URL ${url}` });
       return;
     }
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method: 'GET', agent: false }, (res) => {
-      res.resume();
-      const status = res.statusCode ?? 0;
-      done(status === expectStatus, `HTTP ${status}${status === expectStatus ? '' : ` (expected ${expectStatus})`}`);
-    });
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+      u,
+      { method: 'GET', agent: false },
+      (res) => {
+        res.resume();
+        const status = res.statusCode ?? 0;
+        done(
+          status === expectStatus,
+          `HTTP ${status}${status === expectStatus ? '' : ` (expected ${expectStatus})`}`,
+        );
+      },
+    );
     const timer = setTimeout(() => done(false, `no answer within ${timeoutMs} ms`), timeoutMs);
     req.on('error', (e) => done(false, `request failed: ${e.message}`));
     req.end();

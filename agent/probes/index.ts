@@ -22,8 +22,18 @@ export function runProbe(probe: Probe, capMs = Infinity): Promise<ProbeResult> {
       return commandProbe(probe.name, probe.argv, probe.expectExit, within(probe.timeoutMs));
     case 'systemd':
       return probe.unit
-        ? commandProbe(probe.name, ['systemctl', 'is-active', '--quiet', probe.unit], 0, within(SYSTEMD_PROBE_TIMEOUT_MS))
-        : commandProbe(probe.name, ['sh', '-c', 'test -z "$(systemctl list-units --state=failed --no-legend --plain)"'], 0, within(SYSTEMD_PROBE_TIMEOUT_MS));
+        ? commandProbe(
+            probe.name,
+            ['systemctl', 'is-active', '--quiet', probe.unit],
+            0,
+            within(SYSTEMD_PROBE_TIMEOUT_MS),
+          )
+        : commandProbe(
+            probe.name,
+            ['sh', '-c', 'test -z "$(systemctl list-units --state=failed --no-legend --plain)"'],
+            0,
+            within(SYSTEMD_PROBE_TIMEOUT_MS),
+          );
   }
 }
 
@@ -52,12 +62,29 @@ export class ProbeSession {
    * deadline). Returns true when the host has now reached `healthy`.
    */
   async round(budgetMs = Infinity): Promise<boolean> {
-    const extra = this.extra().then((r) => r, (e: Error) => [{ name: 'activator', ok: false, detail: e.message.slice(0, 256) }]);
+    const extra = this.extra().then(
+      (r) => r,
+      (e: Error) => [{ name: 'activator', ok: false, detail: e.message.slice(0, 256) }],
+    );
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<ProbeResult[]>((resolve) => {
-      if (Number.isFinite(budgetMs)) timer = setTimeout(() => resolve([{ name: 'activator', ok: false, detail: `no self-check answer within ${Math.round(budgetMs)} ms` }]), Math.max(1, budgetMs));
+      if (Number.isFinite(budgetMs))
+        timer = setTimeout(
+          () =>
+            resolve([
+              {
+                name: 'activator',
+                ok: false,
+                detail: `no self-check answer within ${Math.round(budgetMs)} ms`,
+              },
+            ]),
+          Math.max(1, budgetMs),
+        );
     });
-    const results = await Promise.all([...this.probes.map((p) => runProbe(p, budgetMs)), Promise.race([extra, late])]);
+    const results = await Promise.all([
+      ...this.probes.map((p) => runProbe(p, budgetMs)),
+      Promise.race([extra, late]),
+    ]);
     clearTimeout(timer);
     this.lastResults = results.flat();
     const allOk = this.lastResults.every((r) => r.ok);

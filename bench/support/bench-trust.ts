@@ -7,17 +7,30 @@ import { isoTime } from '../../protocol/schemas/common.ts';
 
 const DAY = 86_400_000;
 
-export const benchKey = (label: string): SigningKey => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
+export const benchKey = (label: string): SigningKey =>
+  signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`bench/${label}`).digest()));
 
-export function benchTrust(now: number): { rootKey: SigningKey; releaseKey: SigningKey; root: SignedRoot } {
+export function benchTrust(now: number): {
+  rootKey: SigningKey;
+  releaseKey: SigningKey;
+  root: SignedRoot;
+} {
   const rootKey = benchKey('root');
   const releaseKey = benchKey('release');
   const root = signRoot(
     createRoot({
-      fleet: 'generated', version: 1, issuedAt: isoTime(now - DAY), expires: isoTime(now + 365 * DAY),
-      rootKeys: [rootKey], rootThreshold: 1,
-      releaseKeys: [{ key: releaseKey, validFrom: isoTime(now - DAY), validUntil: isoTime(now + 365 * DAY) }], releaseThreshold: 1,
-      cacheKeys: [], rejectBefore: null,
+      fleet: 'generated',
+      version: 1,
+      issuedAt: isoTime(now - DAY),
+      expires: isoTime(now + 365 * DAY),
+      rootKeys: [rootKey],
+      rootThreshold: 1,
+      releaseKeys: [
+        { key: releaseKey, validFrom: isoTime(now - DAY), validUntil: isoTime(now + 365 * DAY) },
+      ],
+      releaseThreshold: 1,
+      cacheKeys: [],
+      rejectBefore: null,
     }),
     [rootKey],
   );

@@ -9,7 +9,15 @@ import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { AckCache, readPinnedRoot } from '../../read-side/load.ts';
 import { HostPageMemo } from '../../site-gen/pages.ts';
 
-const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [string, string, string, string, string, string, string];
+const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 const now = Number(nowArg);
 const pinnedRoot = readPinnedRoot(rootFile);
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
@@ -19,9 +27,25 @@ const coldMaxRssMb = rssMb();
 const ackCache = new AckCache();
 const releaseCache = new ReleaseCache();
 const hostPageMemo = new HostPageMemo();
-const watchStart = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 1000, ackCache, releaseCache, hostPageMemo });
+const watchStart = await buildSite({
+  treeDir: tree,
+  pinnedRoot,
+  outDir: out,
+  now: now + 1000,
+  ackCache,
+  releaseCache,
+  hostPageMemo,
+});
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
-const oneAck = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now: now + 2000, ackCache, releaseCache, hostPageMemo });
+const oneAck = await buildSite({
+  treeDir: tree,
+  pinnedRoot,
+  outDir: out,
+  now: now + 2000,
+  ackCache,
+  releaseCache,
+  hostPageMemo,
+});
 process.stdout.write(JSON.stringify({ cold, coldMaxRssMb, watchStart, oneAck, maxRssMb: rssMb() }));

@@ -51,7 +51,9 @@ export function storePathFor(label: string): string {
 }
 
 function narinfoText(info: NarInfo, key: NixKeyPair): string {
-  const sig = Buffer.from(signBytes(key.seed, Buffer.from(narinfoFingerprint(info)))).toString('base64');
+  const sig = Buffer.from(signBytes(key.seed, Buffer.from(narinfoFingerprint(info)))).toString(
+    'base64',
+  );
   const fileHash = nix32(digest(`file/${info.storePath}`, 32));
   return [
     `StorePath: ${info.storePath}`,
@@ -70,10 +72,19 @@ function narinfoText(info: NarInfo, key: NixKeyPair): string {
 /** Writes DIR/nix-cache-info and one narinfo per target plus the shared dependency; returns the targets. */
 export function writeSyntheticCache(dir: string, targets: number, key: NixKeyPair): string[] {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'nix-cache-info'), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n');
+  writeFileSync(
+    join(dir, 'nix-cache-info'),
+    'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 40\n',
+  );
   const dep = storePathFor('bench-shared-dep');
   const write = (storePath: string, references: string[]) => {
-    const info: NarInfo = { storePath, narHash: `sha256:${nix32(digest(`nar/${storePath}`, 32))}`, narSize: 1024, references, sigs: [] };
+    const info: NarInfo = {
+      storePath,
+      narHash: `sha256:${nix32(digest(`nar/${storePath}`, 32))}`,
+      narSize: 1024,
+      references,
+      sigs: [],
+    };
     const base = storePath.slice('/nix/store/'.length);
     writeFileSync(join(dir, `${base.slice(0, 32)}.narinfo`), narinfoText(info, key));
   };

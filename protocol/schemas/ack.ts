@@ -1,12 +1,34 @@
 // Host-signed acks. Each host's acks form a hash chain: seq n carries the digest of ack n-1's
 // canonical envelope, so the ack endpoint can reject forks and replays without holding any key.
 import { z } from 'zod';
-import { SchemaVersion, FleetName, HostName, IsoTime, Digest, StorePath, Version, PositiveInt } from './common.ts';
+import {
+  SchemaVersion,
+  FleetName,
+  HostName,
+  IsoTime,
+  Digest,
+  StorePath,
+  Version,
+  PositiveInt,
+} from './common.ts';
 
-export const AckKind = z.enum(['started', 'activated', 'healthy', 'heartbeat', 'failed', 'rolled-back', 'deferred', 'blocked']);
+export const AckKind = z.enum([
+  'started',
+  'activated',
+  'healthy',
+  'heartbeat',
+  'failed',
+  'rolled-back',
+  'deferred',
+  'blocked',
+]);
 export type AckKind = z.infer<typeof AckKind>;
 
-export const ProbeResult = z.strictObject({ name: z.string().min(1).max(64), ok: z.boolean(), detail: z.string().max(256) });
+export const ProbeResult = z.strictObject({
+  name: z.string().min(1).max(64),
+  ok: z.boolean(),
+  detail: z.string().max(256),
+});
 
 export const Ack = z
   .strictObject({
@@ -29,7 +51,12 @@ export const Ack = z
     reason: z.string().max(512).nullable(),
   })
   .superRefine((a, ctx) => {
-    if ((a.seq === 1) !== (a.prev === null)) ctx.addIssue({ code: 'custom', path: ['prev'], message: 'must be null exactly when seq is 1' });
+    if ((a.seq === 1) !== (a.prev === null))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prev'],
+        message: 'must be null exactly when seq is 1',
+      });
   });
 export type Ack = z.infer<typeof Ack>;
 
@@ -41,6 +68,11 @@ export const AckBundle = z.strictObject({
   channel: z.string().max(63),
   wave: z.number().int().min(0),
   generatedAt: IsoTime,
-  acks: z.array(z.strictObject({ signed: z.record(z.string(), z.unknown()), signatures: z.array(z.unknown()).max(16) })),
+  acks: z.array(
+    z.strictObject({
+      signed: z.record(z.string(), z.unknown()),
+      signatures: z.array(z.unknown()).max(16),
+    }),
+  ),
 });
 export type AckBundle = z.infer<typeof AckBundle>;

@@ -5,7 +5,12 @@ export const SCHEMA_VERSION = 1 as const;
 export const SchemaVersion = z.literal(SCHEMA_VERSION);
 
 /** DNS-label-like names for fleets, hosts, channels: also safe as file names in the tree. */
-export const Name = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and "-" (1-63 chars, not starting with "-")');
+export const Name = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9-]{0,62}$/,
+    'must be lowercase letters, digits and "-" (1-63 chars, not starting with "-")',
+  );
 export const HostName = Name;
 export const ChannelName = Name;
 export const FleetName = Name;
@@ -14,20 +19,44 @@ export const FleetName = Name;
 export const StorePath = z
   .string()
   .max(211)
-  .regex(/^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/, 'must be a Nix store path (/nix/store/<32-char hash>-<name>)');
+  .regex(
+    /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/,
+    'must be a Nix store path (/nix/store/<32-char hash>-<name>)',
+  );
 
-export const Digest = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lowercase hex digits');
-export const KeyId = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (SHA-256 of the public key)');
-export const Base64Key32 = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must be base64 of exactly 32 bytes');
-export const Base64Sig64 = z.string().regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, 'must be base64 of exactly 64 bytes');
+export const Digest = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lowercase hex digits');
+export const KeyId = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (SHA-256 of the public key)');
+export const Base64Key32 = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must be base64 of exactly 32 bytes');
+export const Base64Sig64 = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]{85}[AQgw]==$/, 'must be base64 of exactly 64 bytes');
 /** Nix binary-cache public key as in nix.conf trusted-public-keys: name:base64(32 bytes). */
-export const NixPublicKey = z.string().regex(/^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/, 'must be a Nix public key "name:base64"');
+export const NixPublicKey = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9._-]+:[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/,
+    'must be a Nix public key "name:base64"',
+  );
 
 /** UTC instant with second precision: 2026-11-25T23:56:46Z. */
 export const IsoTime = z
   .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/, 'must be an RFC 3339 UTC time with second precision (YYYY-MM-DDTHH:MM:SSZ)')
-  .refine((s) => !Number.isNaN(Date.parse(s)) && new Date(Date.parse(s)).toISOString().slice(0, 19) + 'Z' === s, 'is not a valid calendar time');
+  .regex(
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/,
+    'must be an RFC 3339 UTC time with second precision (YYYY-MM-DDTHH:MM:SSZ)',
+  )
+  .refine(
+    (s) =>
+      !Number.isNaN(Date.parse(s)) &&
+      new Date(Date.parse(s)).toISOString().slice(0, 19) + 'Z' === s,
+    'is not a valid calendar time',
+  );
 
 export const PositiveInt = z.number().int().min(1);
 export const NonNegativeInt = z.number().int().min(0);
@@ -35,7 +64,10 @@ export const Version = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
 
 /** A reference from one document to another file of the tree, binding its exact bytes. */
 export const FileRef = z.strictObject({
-  path: z.string().regex(/^[a-z0-9][a-z0-9._/-]*\.json$/, 'must be a tree-relative .json path').refine((p) => !p.split('/').includes('..'), 'must not contain ".."'),
+  path: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._/-]*\.json$/, 'must be a tree-relative .json path')
+    .refine((p) => !p.split('/').includes('..'), 'must not contain ".."'),
   digest: Digest,
   length: PositiveInt,
 });

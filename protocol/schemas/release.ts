@@ -3,8 +3,18 @@
 // what it depends on by digest, so nothing from another release can be mixed in.
 import { z } from 'zod';
 import {
-  SchemaVersion, FleetName, Version, IsoTime, FileRef, HostName, ChannelName, StorePath, Digest,
-  Base64Key32, NonNegativeInt, PositiveInt,
+  SchemaVersion,
+  FleetName,
+  Version,
+  IsoTime,
+  FileRef,
+  HostName,
+  ChannelName,
+  StorePath,
+  Digest,
+  Base64Key32,
+  NonNegativeInt,
+  PositiveInt,
 } from './common.ts';
 import { Selector } from './selector.ts';
 
@@ -33,11 +43,18 @@ export const Threshold = z.union([
 export type Threshold = z.infer<typeof Threshold>;
 
 export const Probe = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('systemd'), name: z.string().min(1).max(64), unit: z.string().max(256).nullable() }),
+  z.strictObject({
+    kind: z.literal('systemd'),
+    name: z.string().min(1).max(64),
+    unit: z.string().max(256).nullable(),
+  }),
   z.strictObject({
     kind: z.literal('http'),
     name: z.string().min(1).max(64),
-    url: z.string().max(2048).regex(/^https?:\/\//, 'must be an http(s) URL'),
+    url: z
+      .string()
+      .max(2048)
+      .regex(/^https?:\/\//, 'must be an http(s) URL'),
     expectStatus: z.number().int().min(100).max(599),
     timeoutMs: z.number().int().min(1).max(600_000),
   }),
@@ -61,7 +78,11 @@ export type Probe = z.infer<typeof Probe>;
 export const MaintenanceWindow = z.strictObject({
   /** Cron expression (5 or 6 fields) for the window's start, evaluated in UTC. */
   cron: z.string().min(9).max(128),
-  durationMinutes: z.number().int().min(1).max(7 * 24 * 60),
+  durationMinutes: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 60),
 });
 export type MaintenanceWindow = z.infer<typeof MaintenanceWindow>;
 
@@ -75,7 +96,10 @@ export const ReleaseIndex = z.strictObject({
   /** Digest of the fleet JSON the release was resolved from (provenance). */
   fleetDigest: Digest,
   source: z.string().max(512).nullable(),
-  channels: z.record(ChannelName, z.strictObject({ rolloutId: Digest, plan: FileRef, hostCount: NonNegativeInt })),
+  channels: z.record(
+    ChannelName,
+    z.strictObject({ rolloutId: Digest, plan: FileRef, hostCount: NonNegativeInt }),
+  ),
   hosts: z.record(HostName, z.strictObject({ channel: ChannelName, manifest: FileRef })),
   budgets: FileRef,
 });
@@ -89,7 +113,10 @@ export const HostManifest = z.strictObject({
   issuedAt: IsoTime,
   host: HostName,
   system: z.string().regex(/^[a-z0-9_]+-[a-z0-9_]+$/, 'must be a Nix system like x86_64-linux'),
-  machineId: z.string().regex(/^[0-9a-f]{32}$/, 'must be a 32-hex-digit machine id').nullable(),
+  machineId: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, 'must be a 32-hex-digit machine id')
+    .nullable(),
   hostKey: Base64Key32,
   channel: ChannelName,
   wave: NonNegativeInt,
@@ -136,7 +163,10 @@ export const ChannelPlan = z.strictObject({
   reboot: RebootPolicy.default('never'),
   deferredHosts: DeferredHosts.default('hold'),
   waves: z.array(PlanWave),
-  hosts: z.record(HostName, z.strictObject({ target: StorePath, hostKey: Base64Key32, wave: NonNegativeInt })),
+  hosts: z.record(
+    HostName,
+    z.strictObject({ target: StorePath, hostKey: Base64Key32, wave: NonNegativeInt }),
+  ),
   /** Host edges within this channel: `after` may not start until `before` is soaked. */
   hostEdges: z.array(z.strictObject({ before: HostName, after: HostName })),
   /** Channels whose rollout (same release) must be complete before this one starts. */

@@ -2,7 +2,15 @@
 // separately nor rolled back). Revoked hosts lose their client certificate and their acks stop counting;
 // revoked closures are never activated.
 import { z } from 'zod';
-import { SchemaVersion, FleetName, Version, IsoTime, HostName, StorePath, KeyId } from './common.ts';
+import {
+  SchemaVersion,
+  FleetName,
+  Version,
+  IsoTime,
+  HostName,
+  StorePath,
+  KeyId,
+} from './common.ts';
 
 export const Revocations = z.strictObject({
   type: z.literal('revocations'),
@@ -16,11 +24,16 @@ export const Revocations = z.strictObject({
       /** Host key id whose acks are no longer accepted; null = every key of this host. */
       keyid: KeyId.nullable(),
       /** TLS client certificate serial (hex, as `openssl x509 -serial`) to refuse; null = none known. */
-      certSerial: z.string().regex(/^[0-9A-F]{1,40}$/, 'must be an uppercase hex serial').nullable(),
+      certSerial: z
+        .string()
+        .regex(/^[0-9A-F]{1,40}$/, 'must be an uppercase hex serial')
+        .nullable(),
       reason: z.string().max(512),
       revokedAt: IsoTime,
     }),
   ),
-  closures: z.array(z.strictObject({ storePath: StorePath, reason: z.string().max(512), revokedAt: IsoTime })),
+  closures: z.array(
+    z.strictObject({ storePath: StorePath, reason: z.string().max(512), revokedAt: IsoTime }),
+  ),
 });
 export type Revocations = z.infer<typeof Revocations>;

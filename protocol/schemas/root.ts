@@ -5,9 +5,22 @@
 // A root without the role allows no controls. Version n+1 must be signed by a threshold of version n's root keys
 // AND a threshold of its own.
 import { z } from 'zod';
-import { SchemaVersion, FleetName, Version, IsoTime, KeyId, Base64Key32, NixPublicKey, PositiveInt } from './common.ts';
+import {
+  SchemaVersion,
+  FleetName,
+  Version,
+  IsoTime,
+  KeyId,
+  Base64Key32,
+  NixPublicKey,
+  PositiveInt,
+} from './common.ts';
 
-export const RootKey = z.strictObject({ keyid: KeyId, publicKey: Base64Key32, name: z.string().max(64) });
+export const RootKey = z.strictObject({
+  keyid: KeyId,
+  publicKey: Base64Key32,
+  name: z.string().max(64),
+});
 export const ReleaseKey = z.strictObject({
   keyid: KeyId,
   publicKey: Base64Key32,
@@ -36,23 +49,61 @@ export const TrustRoot = z
     rejectBefore: IsoTime.nullable(),
   })
   .superRefine((r, ctx) => {
-    if (r.rootThreshold > r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootThreshold'], message: `is ${r.rootThreshold} but only ${r.rootKeys.length} root keys are listed` });
-    if (r.releaseThreshold > r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseThreshold'], message: `is ${r.releaseThreshold} but only ${r.releaseKeys.length} release keys are listed` });
-    if (new Set(r.rootKeys.map((k) => k.keyid)).size !== r.rootKeys.length) ctx.addIssue({ code: 'custom', path: ['rootKeys'], message: 'lists a key twice' });
-    if (new Set(r.releaseKeys.map((k) => k.keyid)).size !== r.releaseKeys.length) ctx.addIssue({ code: 'custom', path: ['releaseKeys'], message: 'lists a key twice' });
-    if ((r.operatorKeys === undefined) !== (r.operatorThreshold === undefined)) ctx.addIssue({ code: 'custom', path: ['operatorThreshold'], message: 'operatorKeys and operatorThreshold come together' });
+    if (r.rootThreshold > r.rootKeys.length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rootThreshold'],
+        message: `is ${r.rootThreshold} but only ${r.rootKeys.length} root keys are listed`,
+      });
+    if (r.releaseThreshold > r.releaseKeys.length)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['releaseThreshold'],
+        message: `is ${r.releaseThreshold} but only ${r.releaseKeys.length} release keys are listed`,
+      });
+    if (new Set(r.rootKeys.map((k) => k.keyid)).size !== r.rootKeys.length)
+      ctx.addIssue({ code: 'custom', path: ['rootKeys'], message: 'lists a key twice' });
+    if (new Set(r.releaseKeys.map((k) => k.keyid)).size !== r.releaseKeys.length)
+      ctx.addIssue({ code: 'custom', path: ['releaseKeys'], message: 'lists a key twice' });
+    if ((r.operatorKeys === undefined) !== (r.operatorThreshold === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['operatorThreshold'],
+        message: 'operatorKeys and operatorThreshold come together',
+      });
     if (r.operatorKeys !== undefined && r.operatorThreshold !== undefined) {
-      if (r.operatorThreshold > r.operatorKeys.length) ctx.addIssue({ code: 'custom', path: ['operatorThreshold'], message: `is ${r.operatorThreshold} but only ${r.operatorKeys.length} operator keys are listed` });
-      if (new Set(r.operatorKeys.map((k) => k.keyid)).size !== r.operatorKeys.length) ctx.addIssue({ code: 'custom', path: ['operatorKeys'], message: 'lists a key twice' });
+      if (r.operatorThreshold > r.operatorKeys.length)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['operatorThreshold'],
+          message: `is ${r.operatorThreshold} but only ${r.operatorKeys.length} operator keys are listed`,
+        });
+      if (new Set(r.operatorKeys.map((k) => k.keyid)).size !== r.operatorKeys.length)
+        ctx.addIssue({ code: 'custom', path: ['operatorKeys'], message: 'lists a key twice' });
       // One key, one role: a release key that could also sign controls would let CI (which holds it) pause or resume alone.
       const release = new Set(r.releaseKeys.map((k) => k.keyid));
       r.operatorKeys.forEach((k, i) => {
-        if (release.has(k.keyid)) ctx.addIssue({ code: 'custom', path: ['operatorKeys', i], message: 'is also a release key; the operator role needs its own keys' });
-        if (Date.parse(k.validUntil) <= Date.parse(k.validFrom)) ctx.addIssue({ code: 'custom', path: ['operatorKeys', i, 'validUntil'], message: 'must be after validFrom' });
+        if (release.has(k.keyid))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['operatorKeys', i],
+            message: 'is also a release key; the operator role needs its own keys',
+          });
+        if (Date.parse(k.validUntil) <= Date.parse(k.validFrom))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['operatorKeys', i, 'validUntil'],
+            message: 'must be after validFrom',
+          });
       });
     }
     r.releaseKeys.forEach((k, i) => {
-      if (Date.parse(k.validUntil) <= Date.parse(k.validFrom)) ctx.addIssue({ code: 'custom', path: ['releaseKeys', i, 'validUntil'], message: 'must be after validFrom' });
+      if (Date.parse(k.validUntil) <= Date.parse(k.validFrom))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['releaseKeys', i, 'validUntil'],
+          message: 'must be after validFrom',
+        });
     });
   });
 export type TrustRoot = z.infer<typeof TrustRoot>;

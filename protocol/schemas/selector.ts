@@ -3,7 +3,9 @@
 import { z } from 'zod';
 import { HostName, ChannelName } from './common.ts';
 
-const Tag = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'tags use letters, digits, _ . : - (at most 64)');
+const Tag = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/, 'tags use letters, digits, _ . : - (at most 64)');
 export { Tag };
 
 export type Selector =

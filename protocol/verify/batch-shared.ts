@@ -27,7 +27,13 @@ export interface SharedBatch {
 export function keyObjectsOf(keys: Uint8Array): KeyObject[] {
   const out: KeyObject[] = [];
   for (let k = 0; k * 32 < keys.length; k++) {
-    out.push(createPublicKey({ key: Buffer.concat([SPKI_PREFIX, keys.subarray(k * 32, k * 32 + 32)]), format: 'der', type: 'spki' }));
+    out.push(
+      createPublicKey({
+        key: Buffer.concat([SPKI_PREFIX, keys.subarray(k * 32, k * 32 + 32)]),
+        format: 'der',
+        type: 'spki',
+      }),
+    );
   }
   return out;
 }
@@ -36,7 +42,12 @@ export function keyObjectsOf(keys: Uint8Array): KeyObject[] {
 export function runJob(b: SharedBatch, keyObjects: readonly KeyObject[], i: number): void {
   let ok = false;
   try {
-    ok = verify(null, b.messages.subarray(b.offsets[i]!, b.offsets[i + 1]!), keyObjects[b.keyIndex[i]!]!, b.signatures.subarray(i * 64, i * 64 + 64));
+    ok = verify(
+      null,
+      b.messages.subarray(b.offsets[i]!, b.offsets[i + 1]!),
+      keyObjects[b.keyIndex[i]!]!,
+      b.signatures.subarray(i * 64, i * 64 + 64),
+    );
   } catch {
     ok = false;
   }

@@ -24,14 +24,20 @@ const STALL_MS = 3000;
  * TypeScript source when it runs as source (tests and benchmarks, through tsx; startHelper then loads
  * tsx into the thread, whose module hooks do not reach worker threads by themselves).
  */
-const HELPER_MODULE = new URL(import.meta.url.endsWith('.ts') ? './batch-verify-worker.ts' : './batch-verify-worker.js', import.meta.url);
+const HELPER_MODULE = new URL(
+  import.meta.url.endsWith('.ts') ? './batch-verify-worker.ts' : './batch-verify-worker.js',
+  import.meta.url,
+);
 
 /** Rounded up to a non-empty multiple of 8 bytes; views always give their exact length. */
 function share(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 8) * 8));
 }
 
-export function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch; keyObjects: KeyObject[] } {
+export function buildBatch(jobs: readonly SignatureJob[]): {
+  batch: SharedBatch;
+  keyObjects: KeyObject[];
+} {
   const keyIds = new Map<string, number>();
   const keyList: Uint8Array[] = [];
   const keyIndex = new Int32Array(share(jobs.length * 4), 0, jobs.length);
@@ -61,7 +67,15 @@ export function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch;
   keyList.forEach((k, i) => keys.set(k, i * 32));
   const keyObjects = keyObjectsOf(keys);
   return {
-    batch: { messages, offsets, signatures, keyIndex, keys, counters: new Int32Array(share(8), 0, 2), status: new Int8Array(share(jobs.length), 0, jobs.length) },
+    batch: {
+      messages,
+      offsets,
+      signatures,
+      keyIndex,
+      keys,
+      counters: new Int32Array(share(8), 0, 2),
+      status: new Int8Array(share(jobs.length), 0, jobs.length),
+    },
     keyObjects,
   };
 }
@@ -71,11 +85,17 @@ export function buildBatch(jobs: readonly SignatureJob[]): { batch: SharedBatch;
  * finishes what it left undone), but it says so on stderr: a missing worker file is a packaging bug.
  */
 export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Worker | undefined {
-  const failed = (e: unknown) => process.emitWarning(`signature batch helper thread (${module.href}) failed, verifying on one thread: ${(e as Error).message}`);
+  const failed = (e: unknown) =>
+    process.emitWarning(
+      `signature batch helper thread (${module.href}) failed, verifying on one thread: ${(e as Error).message}`,
+    );
   try {
     // As source, a two-line bootstrap registers tsx in the thread first, then loads the module.
     const helper = module.pathname.endsWith('.ts')
-      ? new Worker(`import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`, { eval: true, workerData: batch })
+      ? new Worker(
+          `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`,
+          { eval: true, workerData: batch },
+        )
       : new Worker(module, { workerData: batch });
     helper.unref();
     helper.on('error', failed);
@@ -91,13 +111,17 @@ export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Wo
  * (then it is valid under verifyBytes). False means "not established here": the caller must decide
  * through verifyBytes / verifyEnvelope, which also produce the typed error.
  */
-export function verifyBatch(jobs: readonly SignatureJob[], opts: { parallel?: boolean } = {}): boolean[] {
+export function verifyBatch(
+  jobs: readonly SignatureJob[],
+  opts: { parallel?: boolean } = {},
+): boolean[] {
   if (jobs.length === 0) return [];
   const prechecked = jobs.map((j) => passesStrictEncodingChecks(j.publicKey, j.signature));
   const candidates = jobs.filter((_, i) => prechecked[i]);
   const { batch, keyObjects } = buildBatch(candidates);
   const total = candidates.length;
-  const parallel = (opts.parallel ?? true) && total >= PARALLEL_THRESHOLD && availableParallelism() > 1;
+  const parallel =
+    (opts.parallel ?? true) && total >= PARALLEL_THRESHOLD && availableParallelism() > 1;
   const helper = parallel ? startHelper(batch) : undefined;
   drainJobs(batch, keyObjects, false);
   if (helper) {

@@ -5,30 +5,62 @@ import { readEnvelope } from '../document.ts';
 import { FutureDated, MixAndMatch, RollbackAttempt } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH } from '../layout.ts';
-import { Controls, isoTime, parseIsoTime, type SignedDocument, type TrustRoot, type Timestamp } from '../schemas/index.ts';
+import {
+  Controls,
+  isoTime,
+  parseIsoTime,
+  type SignedDocument,
+  type TrustRoot,
+  type Timestamp,
+} from '../schemas/index.ts';
 import { verifyOperatorSigned } from '../trust-root.ts';
 import { requireFileRef, requireFleet } from './documents.ts';
 
-export const readControls = (b: Uint8Array, file: string) => readEnvelope(b, Controls, { file, maxBytes: LIMITS.controls, expectType: 'controls' });
+export const readControls = (b: Uint8Array, file: string) =>
+  readEnvelope(b, Controls, { file, maxBytes: LIMITS.controls, expectType: 'controls' });
 
 /** A controls document on its own: operator signature, fleet, not issued after `now` + skew. */
-export function verifyControlsDocument(bytes: Uint8Array, root: TrustRoot, file: string, now?: number, clockSkewSeconds = 300): SignedDocument<Controls> {
+export function verifyControlsDocument(
+  bytes: Uint8Array,
+  root: TrustRoot,
+  file: string,
+  now?: number,
+  clockSkewSeconds = 300,
+): SignedDocument<Controls> {
   const env = readControls(bytes, file);
   verifyOperatorSigned(env, root, file, bytes);
   requireFleet(env.signed, root, file);
   if (now !== undefined && parseIsoTime(env.signed.issuedAt) > now + clockSkewSeconds * 1000) {
-    throw new FutureDated(file, `issued at ${env.signed.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`);
+    throw new FutureDated(
+      file,
+      `issued at ${env.signed.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`,
+    );
   }
   return env;
 }
 
 /** The controls the timestamp binds (call only when `ts.controls` is set). */
-export function verifyControls(bytes: Uint8Array, ts: Timestamp, root: TrustRoot, highestSeen: number, now: number, clockSkewSeconds: number): SignedDocument<Controls> {
+export function verifyControls(
+  bytes: Uint8Array,
+  ts: Timestamp,
+  root: TrustRoot,
+  highestSeen: number,
+  now: number,
+  clockSkewSeconds: number,
+): SignedDocument<Controls> {
   const ref = ts.controls!;
   const file = ref.file.path;
   const env = verifyControlsDocument(bytes, root, file, now, clockSkewSeconds);
   requireFileRef(bytes, ref.file, file, TIMESTAMP_PATH);
-  if (env.signed.version !== ref.version) throw new MixAndMatch(file, `is version ${env.signed.version}, the timestamp names v${ref.version}`);
-  if (env.signed.version < highestSeen) throw new RollbackAttempt(file, `is version ${env.signed.version}, but v${highestSeen} was already seen`);
+  if (env.signed.version !== ref.version)
+    throw new MixAndMatch(
+      file,
+      `is version ${env.signed.version}, the timestamp names v${ref.version}`,
+    );
+  if (env.signed.version < highestSeen)
+    throw new RollbackAttempt(
+      file,
+      `is version ${env.signed.version}, but v${highestSeen} was already seen`,
+    );
   return env;
 }

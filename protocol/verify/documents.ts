@@ -4,25 +4,60 @@ import { readEnvelope } from '../document.ts';
 import { MixAndMatch } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { sha256Digest } from '../canonical.ts';
-import { Timestamp, Revocations, ReleaseIndex, HostManifest, ChannelPlan, DisruptionBudgets, type FileRef, type SignedDocument, type TrustRoot } from '../schemas/index.ts';
+import {
+  Timestamp,
+  Revocations,
+  ReleaseIndex,
+  HostManifest,
+  ChannelPlan,
+  DisruptionBudgets,
+  type FileRef,
+  type SignedDocument,
+  type TrustRoot,
+} from '../schemas/index.ts';
 import { verifyReleaseSigned } from '../trust-root.ts';
 
-export const readTimestamp = (b: Uint8Array, file: string) => readEnvelope(b, Timestamp, { file, maxBytes: LIMITS.timestamp, expectType: 'timestamp' });
-export const readRevocations = (b: Uint8Array, file: string) => readEnvelope(b, Revocations, { file, maxBytes: LIMITS.revocations, expectType: 'revocations' });
-export const readReleaseIndex = (b: Uint8Array, file: string) => readEnvelope(b, ReleaseIndex, { file, maxBytes: LIMITS.releaseIndex, expectType: 'release' });
-export const readHostManifest = (b: Uint8Array, file: string) => readEnvelope(b, HostManifest, { file, maxBytes: LIMITS.hostManifest, expectType: 'host-manifest' });
-export const readChannelPlan = (b: Uint8Array, file: string) => readEnvelope(b, ChannelPlan, { file, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' });
-export const readBudgets = (b: Uint8Array, file: string) => readEnvelope(b, DisruptionBudgets, { file, maxBytes: LIMITS.budgets, expectType: 'disruption-budgets' });
+export const readTimestamp = (b: Uint8Array, file: string) =>
+  readEnvelope(b, Timestamp, { file, maxBytes: LIMITS.timestamp, expectType: 'timestamp' });
+export const readRevocations = (b: Uint8Array, file: string) =>
+  readEnvelope(b, Revocations, { file, maxBytes: LIMITS.revocations, expectType: 'revocations' });
+export const readReleaseIndex = (b: Uint8Array, file: string) =>
+  readEnvelope(b, ReleaseIndex, { file, maxBytes: LIMITS.releaseIndex, expectType: 'release' });
+export const readHostManifest = (b: Uint8Array, file: string) =>
+  readEnvelope(b, HostManifest, {
+    file,
+    maxBytes: LIMITS.hostManifest,
+    expectType: 'host-manifest',
+  });
+export const readChannelPlan = (b: Uint8Array, file: string) =>
+  readEnvelope(b, ChannelPlan, { file, maxBytes: LIMITS.channelPlan, expectType: 'channel-plan' });
+export const readBudgets = (b: Uint8Array, file: string) =>
+  readEnvelope(b, DisruptionBudgets, {
+    file,
+    maxBytes: LIMITS.budgets,
+    expectType: 'disruption-budgets',
+  });
 
 /** The file's exact bytes must be the ones the referencing document signed for. */
-export function requireFileRef(bytes: Uint8Array, ref: FileRef, file: string, boundBy: string): void {
-  if (bytes.byteLength !== ref.length) throw new MixAndMatch(file, `is ${bytes.byteLength} bytes but ${boundBy} binds ${ref.length}`);
+export function requireFileRef(
+  bytes: Uint8Array,
+  ref: FileRef,
+  file: string,
+  boundBy: string,
+): void {
+  if (bytes.byteLength !== ref.length)
+    throw new MixAndMatch(file, `is ${bytes.byteLength} bytes but ${boundBy} binds ${ref.length}`);
   const digest = sha256Digest(bytes);
-  if (digest !== ref.digest) throw new MixAndMatch(file, `digest ${digest} differs from ${ref.digest} bound by ${boundBy}`);
+  if (digest !== ref.digest)
+    throw new MixAndMatch(file, `digest ${digest} differs from ${ref.digest} bound by ${boundBy}`);
 }
 
 export function requireFleet(doc: { fleet: string }, root: TrustRoot, file: string): void {
-  if (doc.fleet !== root.fleet) throw new MixAndMatch(file, `belongs to fleet "${doc.fleet}", the trust root is for "${root.fleet}"`);
+  if (doc.fleet !== root.fleet)
+    throw new MixAndMatch(
+      file,
+      `belongs to fleet "${doc.fleet}", the trust root is for "${root.fleet}"`,
+    );
 }
 
 type ReleaseDoc = { fleet: string; releaseVersion: number; issuedAt: string };
@@ -31,11 +66,20 @@ type ReleaseDoc = { fleet: string; releaseVersion: number; issuedAt: string };
  * Signature first, binding second: a tampered file is reported as BadSignature (forged), a genuine file
  * from another release as MixAndMatch.
  */
-export function verifyReleaseDocument<T extends ReleaseDoc>(env: SignedDocument<T>, root: TrustRoot, file: string, releaseVersion: number, fileBytes?: Uint8Array): T {
+export function verifyReleaseDocument<T extends ReleaseDoc>(
+  env: SignedDocument<T>,
+  root: TrustRoot,
+  file: string,
+  releaseVersion: number,
+  fileBytes?: Uint8Array,
+): T {
   verifyReleaseSigned(env, root, file, undefined, fileBytes);
   requireFleet(env.signed, root, file);
   if (env.signed.releaseVersion !== releaseVersion) {
-    throw new MixAndMatch(file, `belongs to release ${env.signed.releaseVersion}, the timestamp names release ${releaseVersion}`);
+    throw new MixAndMatch(
+      file,
+      `belongs to release ${env.signed.releaseVersion}, the timestamp names release ${releaseVersion}`,
+    );
   }
   return env.signed;
 }

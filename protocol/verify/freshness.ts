@@ -7,8 +7,18 @@ import { isoTime, parseIsoTime, type Timestamp } from '../schemas/index.ts';
 
 export type ChannelFreshness = { status: 'fresh' } | { status: 'stale'; reason: string };
 
-export function channelFreshness(ts: Pick<Timestamp, 'issuedAt' | 'expires'>, plan: { channel: string; freshnessSeconds: number }, now: number): ChannelFreshness {
-  const until = Math.min(parseIsoTime(ts.issuedAt) + plan.freshnessSeconds * 1000, parseIsoTime(ts.expires));
+export function channelFreshness(
+  ts: Pick<Timestamp, 'issuedAt' | 'expires'>,
+  plan: { channel: string; freshnessSeconds: number },
+  now: number,
+): ChannelFreshness {
+  const until = Math.min(
+    parseIsoTime(ts.issuedAt) + plan.freshnessSeconds * 1000,
+    parseIsoTime(ts.expires),
+  );
   if (now < until) return { status: 'fresh' };
-  return { status: 'stale', reason: `timestamp.json issued at ${ts.issuedAt} is older than channel ${plan.channel}'s freshness of ${plan.freshnessSeconds} s (stale since ${isoTime(until)}, now ${isoTime(now)})` };
+  return {
+    status: 'stale',
+    reason: `timestamp.json issued at ${ts.issuedAt} is older than channel ${plan.channel}'s freshness of ${plan.freshnessSeconds} s (stale since ${isoTime(until)}, now ${isoTime(now)})`,
+  };
 }

@@ -6,26 +6,68 @@
 import { MixAndMatch, WrongHost, isVerificationError } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH, hostManifestPath, rootPath } from '../layout.ts';
-import { parseIsoTime, type FileRef, type ChannelPlan, type DisruptionBudgets, type HostManifest, type ReleaseIndex, type Timestamp, type SignedDocument, type TrustRoot } from '../schemas/index.ts';
+import {
+  parseIsoTime,
+  type FileRef,
+  type ChannelPlan,
+  type DisruptionBudgets,
+  type HostManifest,
+  type ReleaseIndex,
+  type Timestamp,
+  type SignedDocument,
+  type TrustRoot,
+} from '../schemas/index.ts';
 import { signedTextOf } from '../envelope.ts';
 import { unb64, type PublicKey } from '../keys.ts';
 import { releaseKeysValidAt, verifyReleaseSigned } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
-import { readBudgets, readChannelPlan, readHostManifest, readReleaseIndex, requireFileRef, requireFleet, verifyReleaseDocument } from './documents.ts';
-import { checkGatingPlan, checkManifestAgainstPlan, checkManifestIdentity, checkNotRevoked } from './host-view.ts';
-import { NONE_SEEN, verifySnapshot, type SeenVersions, type TrustedSnapshot, type VerifiedSnapshot } from './update-trust.ts';
+import {
+  readBudgets,
+  readChannelPlan,
+  readHostManifest,
+  readReleaseIndex,
+  requireFileRef,
+  requireFleet,
+  verifyReleaseDocument,
+} from './documents.ts';
+import {
+  checkGatingPlan,
+  checkManifestAgainstPlan,
+  checkManifestIdentity,
+  checkNotRevoked,
+} from './host-view.ts';
+import {
+  NONE_SEEN,
+  verifySnapshot,
+  type SeenVersions,
+  type TrustedSnapshot,
+  type VerifiedSnapshot,
+} from './update-trust.ts';
 import type { SignedRoot } from '../trust-root.ts';
 import { verifyBatch, type SignatureJob } from './batch-verify.ts';
 
 /** The index the timestamp binds: signature, fleet, exact bytes, the release it names, its root version. */
-export function verifyReleaseIndex(bytes: Uint8Array, ts: Timestamp, root: TrustRoot, file = ts.release.index.path): SignedDocument<ReleaseIndex> {
+export function verifyReleaseIndex(
+  bytes: Uint8Array,
+  ts: Timestamp,
+  root: TrustRoot,
+  file = ts.release.index.path,
+): SignedDocument<ReleaseIndex> {
   const env = readReleaseIndex(bytes, file);
   verifyReleaseSigned(env, root, file, undefined, bytes);
   const index = env.signed;
   requireFleet(index, root, file);
   requireFileRef(bytes, ts.release.index, file, TIMESTAMP_PATH);
-  if (index.version !== ts.release.version) throw new MixAndMatch(file, `is release ${index.version}, the timestamp names release ${ts.release.version}`);
-  if (index.rootVersion > root.version) throw new MixAndMatch(file, `was signed under trust root v${index.rootVersion}, newer than v${root.version}`);
+  if (index.version !== ts.release.version)
+    throw new MixAndMatch(
+      file,
+      `is release ${index.version}, the timestamp names release ${ts.release.version}`,
+    );
+  if (index.rootVersion > root.version)
+    throw new MixAndMatch(
+      file,
+      `was signed under trust root v${index.rootVersion}, newer than v${root.version}`,
+    );
   return env;
 }
 
@@ -64,7 +106,18 @@ export interface VerifiedRelease extends VerifiedSnapshot {
   /** Host -> manifest, in index order, for the hosts asked for. */
   manifests: Map<string, VerifiedManifest>;
   /** Every file verified, in the order verified (with the root files walked). */
-  files: { file: string; type: 'root' | 'timestamp' | 'revocations' | 'controls' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest' }[];
+  files: {
+    file: string;
+    type:
+      | 'root'
+      | 'timestamp'
+      | 'revocations'
+      | 'controls'
+      | 'release'
+      | 'channel-plan'
+      | 'disruption-budgets'
+      | 'host-manifest';
+  }[];
 }
 
 function sameRef(a: FileRef, b: FileRef): boolean {
@@ -72,7 +125,13 @@ function sameRef(a: FileRef, b: FileRef): boolean {
 }
 
 export async function verifyRelease(o: VerifyReleaseOptions): Promise<VerifiedRelease> {
-  const snapshot = await verifySnapshot({ fetch: o.fetch, trusted: o.trusted, seen: o.seen ?? NONE_SEEN, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
+  const snapshot = await verifySnapshot({
+    fetch: o.fetch,
+    trusted: o.trusted,
+    seen: o.seen ?? NONE_SEEN,
+    now: o.now,
+    ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+  });
   return { ...snapshot, ...(await verifyReleaseDocuments(o.fetch, snapshot, o)) };
 }
 
@@ -80,7 +139,11 @@ export type ReleaseSelection = Pick<VerifyReleaseOptions, 'manifests' | 'plans'>
 export type VerifiedReleaseDocuments = Omit<VerifiedRelease, keyof VerifiedSnapshot>;
 
 /** The second half of the walk: what the verified timestamp binds, from the index down, as selected. */
-export async function verifyReleaseDocuments(fetch: Fetch, snapshot: TrustedSnapshot & { chain?: SignedRoot[] }, select: ReleaseSelection): Promise<VerifiedReleaseDocuments> {
+export async function verifyReleaseDocuments(
+  fetch: Fetch,
+  snapshot: TrustedSnapshot & { chain?: SignedRoot[] },
+  select: ReleaseSelection,
+): Promise<VerifiedReleaseDocuments> {
   const w = startWalk(fetch, snapshot);
   const index = await verifyIndex(w);
   const budgets = await verifyBudgets(w, index);
@@ -116,16 +179,36 @@ interface LoadedManifest {
   env: SignedDocument<HostManifest>;
 }
 
-function startWalk(fetch: Fetch, snapshot: TrustedSnapshot & { chain?: SignedRoot[] }): ReleaseWalk {
+function startWalk(
+  fetch: Fetch,
+  snapshot: TrustedSnapshot & { chain?: SignedRoot[] },
+): ReleaseWalk {
   const ts = snapshot.timestamp.signed;
-  const files: VerifiedRelease['files'] = (snapshot.chain ?? []).slice(1).map((r) => ({ file: rootPath(r.signed.version), type: 'root' as const }));
-  files.push({ file: TIMESTAMP_PATH, type: 'timestamp' }, { file: ts.revocations.file.path, type: 'revocations' });
+  const files: VerifiedRelease['files'] = (snapshot.chain ?? [])
+    .slice(1)
+    .map((r) => ({ file: rootPath(r.signed.version), type: 'root' as const }));
+  files.push(
+    { file: TIMESTAMP_PATH, type: 'timestamp' },
+    { file: ts.revocations.file.path, type: 'revocations' },
+  );
   if (ts.controls) files.push({ file: ts.controls.file.path, type: 'controls' });
-  return { fetch, root: snapshot.root.signed, ts, revocations: snapshot.revocations.signed, version: ts.release.version, files };
+  return {
+    fetch,
+    root: snapshot.root.signed,
+    ts,
+    revocations: snapshot.revocations.signed,
+    version: ts.release.version,
+    files,
+  };
 }
 
 /** The bytes of a file another verified document binds: missing is a mix-and-match, not "no such release". */
-async function need(w: ReleaseWalk, ref: FileRef, max: number, boundBy: string): Promise<Uint8Array> {
+async function need(
+  w: ReleaseWalk,
+  ref: FileRef,
+  max: number,
+  boundBy: string,
+): Promise<Uint8Array> {
   const b = await w.fetch(ref.path, max);
   if (b === undefined) throw new MixAndMatch(ref.path, `is missing, but ${boundBy} binds it`);
   return b;
@@ -133,7 +216,11 @@ async function need(w: ReleaseWalk, ref: FileRef, max: number, boundBy: string):
 
 async function verifyIndex(w: ReleaseWalk): Promise<ReleaseIndex> {
   const indexRef = w.ts.release.index;
-  const index = verifyReleaseIndex(await need(w, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH), w.ts, w.root).signed;
+  const index = verifyReleaseIndex(
+    await need(w, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH),
+    w.ts,
+    w.root,
+  ).signed;
   w.files.push({ file: indexRef.path, type: 'release' });
   return index;
 }
@@ -141,77 +228,143 @@ async function verifyIndex(w: ReleaseWalk): Promise<ReleaseIndex> {
 async function verifyBudgets(w: ReleaseWalk, index: ReleaseIndex): Promise<DisruptionBudgets> {
   const indexPath = w.ts.release.index.path;
   const budgetsBytes = await need(w, index.budgets, LIMITS.budgets, indexPath);
-  const budgets = verifyReleaseDocument(readBudgets(budgetsBytes, index.budgets.path), w.root, index.budgets.path, w.version, budgetsBytes);
+  const budgets = verifyReleaseDocument(
+    readBudgets(budgetsBytes, index.budgets.path),
+    w.root,
+    index.budgets.path,
+    w.version,
+    budgetsBytes,
+  );
   requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexPath);
   w.files.push({ file: index.budgets.path, type: 'disruption-budgets' });
   return budgets;
 }
 
 /** Fetches and parses the hosts' manifests (signatures not checked yet). A missing one: MixAndMatch for an audit, WrongHost for an agent. */
-async function fetchManifests(w: ReleaseWalk, index: ReleaseIndex, hosts: readonly string[], audit: boolean): Promise<LoadedManifest[]> {
+async function fetchManifests(
+  w: ReleaseWalk,
+  index: ReleaseIndex,
+  hosts: readonly string[],
+  audit: boolean,
+): Promise<LoadedManifest[]> {
   const indexPath = w.ts.release.index.path;
   const loaded: LoadedManifest[] = [];
   for (const host of hosts) {
     const file = hostManifestPath(w.version, host);
     const entry = index.hosts[host];
     // The release has nothing for this host: it must not act on anything else's manifest.
-    if (!entry) throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
+    if (!entry)
+      throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     // Agents fetch their manifest by this path: the index must bind exactly the file they read.
-    if (entry.manifest.path !== file) throw new MixAndMatch(indexPath, `binds ${entry.manifest.path} for host "${host}", agents read ${file}`);
+    if (entry.manifest.path !== file)
+      throw new MixAndMatch(
+        indexPath,
+        `binds ${entry.manifest.path} for host "${host}", agents read ${file}`,
+      );
     const bytes = await w.fetch(file, LIMITS.hostManifest);
     if (bytes === undefined) {
       if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
       throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     }
-    loaded.push({ host, file, ref: entry.manifest, channel: entry.channel, bytes, env: readHostManifest(bytes, file) });
+    loaded.push({
+      host,
+      file,
+      ref: entry.manifest,
+      channel: entry.channel,
+      bytes,
+      env: readHostManifest(bytes, file),
+    });
   }
   return loaded;
 }
 
 /** Each manifest's signed content, its signatures verified (in one batch where it can), its fleet, release and host checked. */
-function verifyManifestSignatures(w: ReleaseWalk, loaded: readonly LoadedManifest[]): HostManifest[] {
+function verifyManifestSignatures(
+  w: ReleaseWalk,
+  loaded: readonly LoadedManifest[],
+): HostManifest[] {
   const preverified = preverifySignatures(loaded, w.root);
   return loaded.map(({ host, file, bytes, env }, i) => {
-    const manifest = preverified[i] ? env.signed : verifyReleaseDocument(env, w.root, file, w.version, bytes);
+    const manifest = preverified[i]
+      ? env.signed
+      : verifyReleaseDocument(env, w.root, file, w.version, bytes);
     requireFleet(manifest, w.root, file);
-    if (manifest.releaseVersion !== w.version) throw new MixAndMatch(file, `belongs to release ${manifest.releaseVersion}, the timestamp names release ${w.version}`);
+    if (manifest.releaseVersion !== w.version)
+      throw new MixAndMatch(
+        file,
+        `belongs to release ${manifest.releaseVersion}, the timestamp names release ${w.version}`,
+      );
     checkManifestIdentity(manifest, host, file);
     return manifest;
   });
 }
 
 /** The plans of `channels`, then of the channels that gate them (all of them already, with plans: 'all'). */
-async function verifyPlans(w: ReleaseWalk, index: ReleaseIndex, channels: readonly string[]): Promise<Record<string, ChannelPlan>> {
+async function verifyPlans(
+  w: ReleaseWalk,
+  index: ReleaseIndex,
+  channels: readonly string[],
+): Promise<Record<string, ChannelPlan>> {
   const plans: Record<string, ChannelPlan> = {};
   for (const channel of channels) plans[channel] = await verifyPlan(w, index, channel);
-  const gating = [...new Set(channels.flatMap((c) => plans[c]!.gatedBy))].filter((c) => !plans[c]).sort();
+  const gating = [...new Set(channels.flatMap((c) => plans[c]!.gatedBy))]
+    .filter((c) => !plans[c])
+    .sort();
   for (const channel of gating) plans[channel] = await verifyPlan(w, index, channel);
   return plans;
 }
 
 /** One channel plan: signed, the exact file the index binds, and agreeing with the index on rollout and hosts. */
-async function verifyPlan(w: ReleaseWalk, index: ReleaseIndex, channel: string): Promise<ChannelPlan> {
+async function verifyPlan(
+  w: ReleaseWalk,
+  index: ReleaseIndex,
+  channel: string,
+): Promise<ChannelPlan> {
   const indexPath = w.ts.release.index.path;
   const entry = index.channels[channel];
-  if (!entry) throw new MixAndMatch(indexPath, `host of channel "${channel}" is listed but the channel is not`);
+  if (!entry)
+    throw new MixAndMatch(
+      indexPath,
+      `host of channel "${channel}" is listed but the channel is not`,
+    );
   const file = entry.plan.path;
   const bytes = await need(w, entry.plan, LIMITS.channelPlan, indexPath);
   const plan = verifyReleaseDocument(readChannelPlan(bytes, file), w.root, file, w.version, bytes);
   requireFileRef(bytes, entry.plan, file, indexPath);
   checkGatingPlan(channel, plan, file);
-  if (plan.rolloutId !== entry.rolloutId) throw new MixAndMatch(file, `rolloutId ${plan.rolloutId} differs from the index's ${entry.rolloutId}`);
+  if (plan.rolloutId !== entry.rolloutId)
+    throw new MixAndMatch(
+      file,
+      `rolloutId ${plan.rolloutId} differs from the index's ${entry.rolloutId}`,
+    );
   const planHosts = Object.keys(plan.hosts);
-  if (planHosts.length !== entry.hostCount) throw new MixAndMatch(file, `lists ${planHosts.length} hosts, the index says ${entry.hostCount}`);
+  if (planHosts.length !== entry.hostCount)
+    throw new MixAndMatch(
+      file,
+      `lists ${planHosts.length} hosts, the index says ${entry.hostCount}`,
+    );
   for (const h of planHosts) {
-    if (index.hosts[h]?.channel !== channel) throw new MixAndMatch(file, `lists host "${h}", which the index does not place in channel "${channel}"`);
+    if (index.hosts[h]?.channel !== channel)
+      throw new MixAndMatch(
+        file,
+        `lists host "${h}", which the index does not place in channel "${channel}"`,
+      );
   }
-  for (const g of plan.gatedBy) if (!index.channels[g]) throw new MixAndMatch(file, `is gated by channel "${g}", which the index does not list`);
+  for (const g of plan.gatedBy)
+    if (!index.channels[g])
+      throw new MixAndMatch(file, `is gated by channel "${g}", which the index does not list`);
   w.files.push({ file, type: 'channel-plan' });
   return plan;
 }
 
 /** Every manifest bound to exactly the index's file, channel, plan, budgets and gating plans; revocations noted, not refused. */
-function checkManifestBindings(w: ReleaseWalk, index: ReleaseIndex, loaded: readonly LoadedManifest[], signed: readonly HostManifest[], plans: Record<string, ChannelPlan>): Map<string, VerifiedManifest> {
+function checkManifestBindings(
+  w: ReleaseWalk,
+  index: ReleaseIndex,
+  loaded: readonly LoadedManifest[],
+  signed: readonly HostManifest[],
+  plans: Record<string, ChannelPlan>,
+): Map<string, VerifiedManifest> {
   const indexPath = w.ts.release.index.path;
   const manifests = new Map<string, VerifiedManifest>();
   for (const [i, { host, file, ref, channel, bytes }] of loaded.entries()) {
@@ -219,15 +372,32 @@ function checkManifestBindings(w: ReleaseWalk, index: ReleaseIndex, loaded: read
     requireFileRef(bytes, ref, file, indexPath);
     const channelEntry = index.channels[manifest.channel];
     const plan = plans[manifest.channel];
-    if (manifest.channel !== channel || !channelEntry || !plan) throw new MixAndMatch(file, `channel "${manifest.channel}" differs from the index ("${channel}")`);
-    if (!sameRef(manifest.plan, channelEntry.plan)) throw new MixAndMatch(file, `binds a plan other than the index's for channel "${manifest.channel}"`);
-    if (!sameRef(manifest.budgets, index.budgets)) throw new MixAndMatch(file, 'binds a budgets file other than the index\'s');
+    if (manifest.channel !== channel || !channelEntry || !plan)
+      throw new MixAndMatch(
+        file,
+        `channel "${manifest.channel}" differs from the index ("${channel}")`,
+      );
+    if (!sameRef(manifest.plan, channelEntry.plan))
+      throw new MixAndMatch(
+        file,
+        `binds a plan other than the index's for channel "${manifest.channel}"`,
+      );
+    if (!sameRef(manifest.budgets, index.budgets))
+      throw new MixAndMatch(file, "binds a budgets file other than the index's");
     checkManifestAgainstPlan(manifest, plan, file);
     const gated = new Set(plan.gatedBy);
-    if (manifest.gatingPlans.length !== gated.size) throw new MixAndMatch(file, `binds ${manifest.gatingPlans.length} gating plans, its channel is gated by ${gated.size}`);
+    if (manifest.gatingPlans.length !== gated.size)
+      throw new MixAndMatch(
+        file,
+        `binds ${manifest.gatingPlans.length} gating plans, its channel is gated by ${gated.size}`,
+      );
     for (const g of manifest.gatingPlans) {
       const ge = index.channels[g.channel];
-      if (!gated.has(g.channel) || !ge || !sameRef(g.plan, ge.plan)) throw new MixAndMatch(file, `binds a gating plan for "${g.channel}" other than the index's`);
+      if (!gated.has(g.channel) || !ge || !sameRef(g.plan, ge.plan))
+        throw new MixAndMatch(
+          file,
+          `binds a gating plan for "${g.channel}" other than the index's`,
+        );
     }
     manifests.set(host, { manifest, ...revokedDetail(manifest, w.revocations, file) });
     w.files.push({ file, type: 'host-manifest' });
@@ -241,7 +411,12 @@ function byChannel(plans: Record<string, ChannelPlan>): Record<string, ChannelPl
 }
 
 /** Sorted channel names whose plans the walk fetches. */
-function plannedChannels(o: ReleaseSelection, index: ReleaseIndex, budgets: DisruptionBudgets, hosts: readonly string[]): string[] {
+function plannedChannels(
+  o: ReleaseSelection,
+  index: ReleaseIndex,
+  budgets: DisruptionBudgets,
+  hosts: readonly string[],
+): string[] {
   if (o.plans === 'all') return Object.keys(index.channels).sort();
   const wanted = new Set<string>();
   for (const h of hosts) {
@@ -250,14 +425,19 @@ function plannedChannels(o: ReleaseSelection, index: ReleaseIndex, budgets: Disr
     wanted.add(channel);
   }
   // Disruption budgets span channels, and the reconciler counts every member's flight status.
-  for (const b of budgets.budgets) for (const h of b.hosts) {
-    const channel = index.hosts[h]?.channel;
-    if (channel !== undefined) wanted.add(channel);
-  }
+  for (const b of budgets.budgets)
+    for (const h of b.hosts) {
+      const channel = index.hosts[h]?.channel;
+      if (channel !== undefined) wanted.add(channel);
+    }
   return [...wanted].sort();
 }
 
-function revokedDetail(manifest: HostManifest, revocations: Parameters<typeof checkNotRevoked>[1], file: string): { revoked?: string } {
+function revokedDetail(
+  manifest: HostManifest,
+  revocations: Parameters<typeof checkNotRevoked>[1],
+  file: string,
+): { revoked?: string } {
   try {
     checkNotRevoked(manifest, revocations, file);
     return {};
@@ -273,7 +453,10 @@ function revokedDetail(manifest: HostManifest, revocations: Parameters<typeof ch
  * verifyReleaseSigned would accept it. False sends it through verifyReleaseDocument, which decides
  * the remaining cases and throws the typed error.
  */
-function preverifySignatures(loaded: readonly { bytes: Uint8Array; env: SignedDocument<HostManifest> }[], root: TrustRoot): boolean[] {
+function preverifySignatures(
+  loaded: readonly { bytes: Uint8Array; env: SignedDocument<HostManifest> }[],
+  root: TrustRoot,
+): boolean[] {
   const keysAt = new Map<string, Map<string, PublicKey>>();
   const rejectBefore = root.rejectBefore === null ? -Infinity : parseIsoTime(root.rejectBefore);
   const jobs: SignatureJob[] = [];
@@ -296,5 +479,7 @@ function preverifySignatures(loaded: readonly { bytes: Uint8Array; env: SignedDo
     return { first, count: jobs.length - first };
   });
   const results = verifyBatch(jobs);
-  return plan.map((p) => p !== undefined && results.slice(p.first, p.first + p.count).every(Boolean));
+  return plan.map(
+    (p) => p !== undefined && results.slice(p.first, p.first + p.count).every(Boolean),
+  );
 }

@@ -9,7 +9,10 @@ export const ClientState = z.strictObject({
   type: z.literal('nixfleet-client-state'),
   schemaVersion: z.literal(1),
   /** The newest root envelope verified so far (starts as the pinned root). */
-  trustedRoot: z.strictObject({ signed: TrustRoot, signatures: z.array(SignatureEntry).min(1).max(16) }),
+  trustedRoot: z.strictObject({
+    signed: TrustRoot,
+    signatures: z.array(SignatureEntry).min(1).max(16),
+  }),
   /** 0 = none seen yet. */
   highestReleaseVersion: NonNegativeInt,
   highestTimestampIssuedAt: IsoTime.nullable(),

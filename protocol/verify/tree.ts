@@ -9,7 +9,15 @@ import { verifyRelease, type VerifiedRelease } from './release.ts';
 
 export interface DocumentResult {
   file: string;
-  type: 'root' | 'timestamp' | 'revocations' | 'controls' | 'release' | 'channel-plan' | 'disruption-budgets' | 'host-manifest';
+  type:
+    | 'root'
+    | 'timestamp'
+    | 'revocations'
+    | 'controls'
+    | 'release'
+    | 'channel-plan'
+    | 'disruption-budgets'
+    | 'host-manifest';
   result: 'ok' | 'revoked';
   detail?: string;
 }
@@ -48,14 +56,26 @@ export interface TreeSource {
   listManifests?: (version: number) => readonly string[] | Promise<readonly string[]>;
 }
 
-export async function verifyTree(source: TreeSource, pinnedRoot: SignedRoot, opts: VerifyTreeOptions): Promise<TreeReport> {
+export async function verifyTree(
+  source: TreeSource,
+  pinnedRoot: SignedRoot,
+  opts: VerifyTreeOptions,
+): Promise<TreeReport> {
   return (await auditTree(source, pinnedRoot, opts)).report;
 }
 
 /** verifyTree plus the verified documents its report is about (the operator's read side uses both). */
-export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts: VerifyTreeOptions): Promise<{ report: TreeReport; release: VerifiedRelease }> {
+export async function auditTree(
+  source: TreeSource,
+  pinnedRoot: SignedRoot,
+  opts: VerifyTreeOptions,
+): Promise<{ report: TreeReport; release: VerifiedRelease }> {
   const release = await verifyRelease({
-    fetch: source.fetch, trusted: pinnedRoot, now: opts.now, manifests: opts.manifests ?? 'all', plans: 'all',
+    fetch: source.fetch,
+    trusted: pinnedRoot,
+    now: opts.now,
+    manifests: opts.manifests ?? 'all',
+    plans: 'all',
     ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }),
   });
   const root = release.root.signed;
@@ -63,7 +83,11 @@ export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts
   const revocations = release.revocations.signed;
   const version = ts.release.version;
   const revokedHosts: TreeReport['revokedHosts'] = [];
-  const documents: DocumentResult[] = release.files.map(({ file, type }) => ({ file, type, result: 'ok' }));
+  const documents: DocumentResult[] = release.files.map(({ file, type }) => ({
+    file,
+    type,
+    result: 'ok',
+  }));
   const byFile = new Map(documents.map((d) => [d.file, d]));
   for (const [host, { revoked }] of release.manifests) {
     if (revoked === undefined) continue;
@@ -73,16 +97,34 @@ export async function auditTree(source: TreeSource, pinnedRoot: SignedRoot, opts
     revokedHosts.push({ host, file: doc.file, detail: revoked });
   }
   const listed = new Set([...release.manifests.keys()].map((h) => `${h}.json`));
-  const present = source.listManifests && (opts.manifests ?? 'all') === 'all' ? await source.listManifests(version) : [];
-  const unlistedManifests = present.filter((f) => !listed.has(f)).map((f) => `releases/${version}/hosts/${f}`);
+  const present =
+    source.listManifests && (opts.manifests ?? 'all') === 'all'
+      ? await source.listManifests(version)
+      : [];
+  const unlistedManifests = present
+    .filter((f) => !listed.has(f))
+    .map((f) => `releases/${version}/hosts/${f}`);
   const report: TreeReport = {
     ok: unlistedManifests.length === 0,
     fleet: root.fleet,
     verifiedAt: isoTime(opts.now),
-    root: { version: root.version, expires: root.expires, chain: release.chain.map((r) => r.signed.version) },
+    root: {
+      version: root.version,
+      expires: root.expires,
+      chain: release.chain.map((r) => r.signed.version),
+    },
     timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
-    release: { version, issuedAt: release.index.issuedAt, hosts: Object.keys(release.index.hosts).length, channels: Object.keys(release.plans) },
-    revocations: { version: revocations.version, hosts: revocations.hosts.length, closures: revocations.closures.length },
+    release: {
+      version,
+      issuedAt: release.index.issuedAt,
+      hosts: Object.keys(release.index.hosts).length,
+      channels: Object.keys(release.plans),
+    },
+    revocations: {
+      version: revocations.version,
+      hosts: revocations.hosts.length,
+      closures: revocations.closures.length,
+    },
     documents,
     revokedHosts,
     unlistedManifests,

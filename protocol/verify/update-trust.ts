@@ -4,8 +4,21 @@
 import { MixAndMatch, RollbackAttempt, Stale, FutureDated } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { REVOCATIONS_PATH, TIMESTAMP_PATH, rootPath } from '../layout.ts';
-import { isoTime, parseIsoTime, type SignedDocument, type Timestamp, type Revocations, type Controls, type TrustRoot } from '../schemas/index.ts';
-import { MAX_ROOT_CHAIN_STEPS, verifyReleaseSigned, verifyRootChain, type SignedRoot } from '../trust-root.ts';
+import {
+  isoTime,
+  parseIsoTime,
+  type SignedDocument,
+  type Timestamp,
+  type Revocations,
+  type Controls,
+  type TrustRoot,
+} from '../schemas/index.ts';
+import {
+  MAX_ROOT_CHAIN_STEPS,
+  verifyReleaseSigned,
+  verifyRootChain,
+  type SignedRoot,
+} from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';
 import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
@@ -48,7 +61,12 @@ async function fetchOrStale(fetch: Fetch, path: string, maxBytes: number): Promi
  * Fetches root/<n+1>.json, root/<n+2>.json, ... until one is missing (at most one past the step limit, so
  * the walker can refuse an endless chain), then hands them to the one root-chain walker.
  */
-export async function walkRootChain(fetch: Fetch, trusted: SignedRoot, now: number | null, trustedFile?: string): Promise<{ root: SignedRoot; chain: SignedRoot[]; added: number[] }> {
+export async function walkRootChain(
+  fetch: Fetch,
+  trusted: SignedRoot,
+  now: number | null,
+  trustedFile?: string,
+): Promise<{ root: SignedRoot; chain: SignedRoot[]; added: number[] }> {
   const fetched = new Map<number, Uint8Array>();
   for (let v = trusted.signed.version + 1; fetched.size <= MAX_ROOT_CHAIN_STEPS; v++) {
     const bytes = await fetch(rootPath(v), LIMITS.root);
@@ -68,47 +86,90 @@ export interface SeenVersions {
 }
 
 /** Signature, binding to the root, freshness, rollback. Shared by the agent and the offline verifier. */
-export function verifyTimestamp(env: SignedDocument<Timestamp>, root: TrustRoot, seen: SeenVersions, now: number, clockSkewSeconds: number, file = TIMESTAMP_PATH): Timestamp {
+export function verifyTimestamp(
+  env: SignedDocument<Timestamp>,
+  root: TrustRoot,
+  seen: SeenVersions,
+  now: number,
+  clockSkewSeconds: number,
+  file = TIMESTAMP_PATH,
+): Timestamp {
   verifyReleaseSigned(env, root, file, now);
   const ts = env.signed;
   requireFleet(ts, root, file);
   if (ts.rootVersion > root.version) {
-    throw new MixAndMatch(file, `was signed under trust root v${ts.rootVersion}, but the newest verifiable root is v${root.version}`);
+    throw new MixAndMatch(
+      file,
+      `was signed under trust root v${ts.rootVersion}, but the newest verifiable root is v${root.version}`,
+    );
   }
   const issuedAt = parseIsoTime(ts.issuedAt);
   if (issuedAt > now + clockSkewSeconds * 1000) {
-    throw new FutureDated(file, `issued at ${ts.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`);
+    throw new FutureDated(
+      file,
+      `issued at ${ts.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`,
+    );
   }
   if (ts.release.version < seen.highestReleaseVersion) {
-    throw new RollbackAttempt(file, `names release ${ts.release.version}, but release ${seen.highestReleaseVersion} was already seen`);
+    throw new RollbackAttempt(
+      file,
+      `names release ${ts.release.version}, but release ${seen.highestReleaseVersion} was already seen`,
+    );
   }
-  if (seen.highestTimestampIssuedAt !== null && issuedAt < parseIsoTime(seen.highestTimestampIssuedAt)) {
-    throw new RollbackAttempt(file, `issued at ${ts.issuedAt}, older than the timestamp already seen (${seen.highestTimestampIssuedAt})`);
+  if (
+    seen.highestTimestampIssuedAt !== null &&
+    issuedAt < parseIsoTime(seen.highestTimestampIssuedAt)
+  ) {
+    throw new RollbackAttempt(
+      file,
+      `issued at ${ts.issuedAt}, older than the timestamp already seen (${seen.highestTimestampIssuedAt})`,
+    );
   }
   if (ts.revocations.version < seen.highestRevocationsVersion) {
-    throw new RollbackAttempt(file, `names revocations v${ts.revocations.version}, but v${seen.highestRevocationsVersion} was already seen`);
+    throw new RollbackAttempt(
+      file,
+      `names revocations v${ts.revocations.version}, but v${seen.highestRevocationsVersion} was already seen`,
+    );
   }
   // A timestamp that drops the controls, or names older ones, would un-pause a channel or re-apply a
   // control the operator replaced.
   if ((ts.controls?.version ?? 0) < seen.highestControlsVersion) {
-    throw new RollbackAttempt(file, `names controls v${ts.controls?.version ?? 'none'}, but v${seen.highestControlsVersion} was already seen`);
+    throw new RollbackAttempt(
+      file,
+      `names controls v${ts.controls?.version ?? 'none'}, but v${seen.highestControlsVersion} was already seen`,
+    );
   }
   if (parseIsoTime(ts.expires) <= now) {
-    throw new Stale(file, `expired at ${ts.expires} (now ${isoTime(now)}): no new activations until a fresh timestamp is published`);
+    throw new Stale(
+      file,
+      `expired at ${ts.expires} (now ${isoTime(now)}): no new activations until a fresh timestamp is published`,
+    );
   }
   return ts;
 }
 
-export function verifyRevocations(bytes: Uint8Array, ts: Timestamp, root: TrustRoot, seen: SeenVersions, file = ts.revocations.file.path): SignedDocument<Revocations> {
+export function verifyRevocations(
+  bytes: Uint8Array,
+  ts: Timestamp,
+  root: TrustRoot,
+  seen: SeenVersions,
+  file = ts.revocations.file.path,
+): SignedDocument<Revocations> {
   const env = readRevocations(bytes, file);
   verifyReleaseSigned(env, root, file);
   requireFleet(env.signed, root, file);
   requireFileRef(bytes, ts.revocations.file, file, TIMESTAMP_PATH);
   if (env.signed.version !== ts.revocations.version) {
-    throw new MixAndMatch(file, `is version ${env.signed.version}, the timestamp names v${ts.revocations.version}`);
+    throw new MixAndMatch(
+      file,
+      `is version ${env.signed.version}, the timestamp names v${ts.revocations.version}`,
+    );
   }
   if (env.signed.version < seen.highestRevocationsVersion) {
-    throw new RollbackAttempt(file, `is version ${env.signed.version}, but v${seen.highestRevocationsVersion} was already seen`);
+    throw new RollbackAttempt(
+      file,
+      `is version ${env.signed.version}, but v${seen.highestRevocationsVersion} was already seen`,
+    );
   }
   return env;
 }
@@ -131,7 +192,12 @@ export interface VerifySnapshotOptions {
   clockSkewSeconds?: number;
 }
 
-export const NONE_SEEN: SeenVersions = Object.freeze({ highestReleaseVersion: 0, highestTimestampIssuedAt: null, highestRevocationsVersion: 0, highestControlsVersion: 0 });
+export const NONE_SEEN: SeenVersions = Object.freeze({
+  highestReleaseVersion: 0,
+  highestTimestampIssuedAt: null,
+  highestRevocationsVersion: 0,
+  highestControlsVersion: 0,
+});
 
 export interface VerifiedSnapshot extends TrustedSnapshot {
   /** Every root envelope walked from `trusted` to `root`, in order. */
@@ -151,14 +217,16 @@ export async function verifySnapshot(o: VerifySnapshotOptions): Promise<Verified
 
   const revPath = ts.revocations.file.path;
   const revBytes = await o.fetch(revPath, LIMITS.revocations);
-  if (revBytes === undefined) throw new MixAndMatch(revPath, `is missing, but ${TIMESTAMP_PATH} binds it`);
+  if (revBytes === undefined)
+    throw new MixAndMatch(revPath, `is missing, but ${TIMESTAMP_PATH} binds it`);
   const revocations = verifyRevocations(revBytes, ts, root.signed, o.seen, revPath);
 
   let controls: SignedDocument<Controls> | null = null;
   if (ts.controls) {
     const path = ts.controls.file.path;
     const bytes = await o.fetch(path, LIMITS.controls);
-    if (bytes === undefined) throw new MixAndMatch(path, `is missing, but ${TIMESTAMP_PATH} binds it`);
+    if (bytes === undefined)
+      throw new MixAndMatch(path, `is missing, but ${TIMESTAMP_PATH} binds it`);
     controls = verifyControls(bytes, ts, root.signed, o.seen.highestControlsVersion, o.now, skew);
   }
   return { root, chain, rootsAdded: added, timestamp, revocations, controls };
@@ -166,18 +234,39 @@ export async function verifySnapshot(o: VerifySnapshotOptions): Promise<Verified
 
 /** The client's step: verifySnapshot from its remembered state, and the state to remember next. */
 export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
-  const { root, timestamp, revocations, controls, rootsAdded } = await verifySnapshot({ fetch: o.fetch, trusted: o.state.trustedRoot, seen: o.state, now: o.now, ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }) });
-  return { state: nextClientState(o.state, timestamp.signed, revocations.signed, root), root, timestamp, revocations, controls, rootsAdded };
+  const { root, timestamp, revocations, controls, rootsAdded } = await verifySnapshot({
+    fetch: o.fetch,
+    trusted: o.state.trustedRoot,
+    seen: o.state,
+    now: o.now,
+    ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+  });
+  return {
+    state: nextClientState(o.state, timestamp.signed, revocations.signed, root),
+    root,
+    timestamp,
+    revocations,
+    controls,
+    rootsAdded,
+  };
 }
 
 /** What a client remembers after a successful walk (persist only after success). */
-export function nextClientState(prev: ClientState, ts: Timestamp, revocations: Revocations, root: SignedRoot): ClientState {
+export function nextClientState(
+  prev: ClientState,
+  ts: Timestamp,
+  revocations: Revocations,
+  root: SignedRoot,
+): ClientState {
   const prevIssued = prev.highestTimestampIssuedAt;
   return {
     ...prev,
     trustedRoot: root,
     highestReleaseVersion: Math.max(prev.highestReleaseVersion, ts.release.version),
-    highestTimestampIssuedAt: prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt) ? prevIssued : ts.issuedAt,
+    highestTimestampIssuedAt:
+      prevIssued !== null && parseIsoTime(prevIssued) > parseIsoTime(ts.issuedAt)
+        ? prevIssued
+        : ts.issuedAt,
     highestRevocationsVersion: Math.max(prev.highestRevocationsVersion, revocations.version),
     highestControlsVersion: Math.max(prev.highestControlsVersion, ts.controls?.version ?? 0),
   };

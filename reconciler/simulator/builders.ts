@@ -2,7 +2,19 @@
 // signatures: the reconciler consumes already-verified documents). Used by the simulator, the tests,
 // the fixtures and the benchmark.
 import { createHash } from 'node:crypto';
-import { type ChannelPlan, type DisruptionBudgets, type HostManifest, type MaintenanceWindow, type Threshold, type RebootPolicy, type DeferredHosts, type Revocations, type Ack, type AckKind, isoTime } from '../../protocol/index.ts';
+import {
+  type ChannelPlan,
+  type DisruptionBudgets,
+  type HostManifest,
+  type MaintenanceWindow,
+  type Threshold,
+  type RebootPolicy,
+  type DeferredHosts,
+  type Revocations,
+  type Ack,
+  type AckKind,
+  isoTime,
+} from '../../protocol/index.ts';
 
 const NIX_BASE32 = '0123456789abcdfghijklmnpqrsvwxyz';
 
@@ -106,7 +118,9 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
       gatedBy: ch.gatedBy ?? [],
       maintenanceWindows: ch.maintenanceWindows ?? [],
       // Only when not the default, as in publisher/rollout-id.ts (keeps the fixtures' ids stable).
-      ...(ch.deferredHosts !== undefined && ch.deferredHosts !== 'hold' ? { deferredHosts: ch.deferredHosts } : {}),
+      ...(ch.deferredHosts !== undefined && ch.deferredHosts !== 'hold'
+        ? { deferredHosts: ch.deferredHosts }
+        : {}),
     };
     // Content-addressed: the same targets and policy give the same id, whatever the signing time.
     const rolloutId = digestOf(JSON.stringify(body));
@@ -149,7 +163,10 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
         target: entry.target,
         rolloutId,
         plan: fileRef(`releases/${releaseVersion}/channels/${ch.name}.json`),
-        gatingPlans: body.gatedBy.map((g) => ({ channel: g, plan: fileRef(`releases/${releaseVersion}/channels/${g}.json`) })),
+        gatingPlans: body.gatedBy.map((g) => ({
+          channel: g,
+          plan: fileRef(`releases/${releaseVersion}/channels/${g}.json`),
+        })),
         budgets: fileRef(`releases/${releaseVersion}/budgets.json`),
         probes: [],
         healthyPassesRequired: 1,
@@ -164,9 +181,23 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
     fleet,
     releaseVersion,
     issuedAt,
-    budgets: (spec.budgets ?? []).map((b) => ({ id: b.id, selector: { hosts: b.hosts.length > 0 ? b.hosts : ['none'] }, maxInFlight: b.maxInFlight, maxInFlightPct: null, hosts: b.hosts })),
+    budgets: (spec.budgets ?? []).map((b) => ({
+      id: b.id,
+      selector: { hosts: b.hosts.length > 0 ? b.hosts : ['none'] },
+      maxInFlight: b.maxInFlight,
+      maxInFlightPct: null,
+      hosts: b.hosts,
+    })),
   };
-  const revocations: Revocations = { type: 'revocations', schemaVersion: 1, fleet, version: 1, issuedAt, hosts: [], closures: [] };
+  const revocations: Revocations = {
+    type: 'revocations',
+    schemaVersion: 1,
+    fleet,
+    version: 1,
+    issuedAt,
+    hosts: [],
+    closures: [],
+  };
   return { plans, manifests, budgets, revocations, targets, previous };
 }
 
@@ -200,16 +231,26 @@ export function makeAck(host: string, kind: AckKind, s: AckSpec): Ack {
     rolloutId: s.rolloutId ?? null,
     target: s.target ?? null,
     current: s.current ?? null,
-    healthySince: s.healthySince === undefined || s.healthySince === null ? null : isoTime(s.healthySince),
+    healthySince:
+      s.healthySince === undefined || s.healthySince === null ? null : isoTime(s.healthySince),
     probes: [],
     reason: s.reason ?? null,
   };
 }
 
 /** Acks describing a host's state in its rollout, for hand-written scenarios. */
-export function ackFor(f: BuiltFleet, host: string, kind: AckKind, time: number, extra: Partial<AckSpec> = {}): Ack {
+export function ackFor(
+  f: BuiltFleet,
+  host: string,
+  kind: AckKind,
+  time: number,
+  extra: Partial<AckSpec> = {},
+): Ack {
   const m = f.manifests[host]!;
-  const onTarget = kind === 'activated' || kind === 'healthy' || (kind === 'heartbeat' && extra.healthySince !== undefined && extra.healthySince !== null);
+  const onTarget =
+    kind === 'activated' ||
+    kind === 'healthy' ||
+    (kind === 'heartbeat' && extra.healthySince !== undefined && extra.healthySince !== null);
   return makeAck(host, kind, {
     time,
     rolloutId: m.rolloutId,

@@ -16,22 +16,44 @@ export interface SyntheticFleetOptions {
 }
 
 export function syntheticFleet(o: SyntheticFleetOptions): BuiltFleet {
-  if (!Number.isInteger(o.hosts) || o.hosts < 1) throw new RangeError('hosts must be a positive integer');
-  if (!Number.isInteger(o.channels) || o.channels < 1) throw new RangeError('channels must be a positive integer');
-  if (!Number.isInteger(o.waves) || o.waves < 1) throw new RangeError('waves must be a positive integer');
+  if (!Number.isInteger(o.hosts) || o.hosts < 1)
+    throw new RangeError('hosts must be a positive integer');
+  if (!Number.isInteger(o.channels) || o.channels < 1)
+    throw new RangeError('channels must be a positive integer');
+  if (!Number.isInteger(o.waves) || o.waves < 1)
+    throw new RangeError('waves must be a positive integer');
   const width = String(o.hosts - 1).length;
   const perChannel: string[][] = Array.from({ length: o.channels }, () => []);
-  for (let i = 0; i < o.hosts; i++) perChannel[i % o.channels]!.push(`h-${String(i).padStart(width, '0')}`);
+  for (let i = 0; i < o.hosts; i++)
+    perChannel[i % o.channels]!.push(`h-${String(i).padStart(width, '0')}`);
   const channels: ChannelSpec[] = perChannel.map((hosts, ci) => {
     const size = Math.ceil(hosts.length / o.waves);
     const waves = [];
     for (let w = 0; w < o.waves; w++) {
       const slice = hosts.slice(w * size, (w + 1) * size);
-      if (slice.length > 0) waves.push({ hosts: slice, soakSeconds: o.soakSeconds ?? 600, failureThreshold: o.failureThreshold ?? { count: 0 } });
+      if (slice.length > 0)
+        waves.push({
+          hosts: slice,
+          soakSeconds: o.soakSeconds ?? 600,
+          failureThreshold: o.failureThreshold ?? { count: 0 },
+        });
     }
-    return { name: `ch-${ci}`, waves, gatedBy: o.chain && ci > 0 ? [`ch-${ci - 1}`] : [], heartbeatSeconds: o.heartbeatSeconds ?? 60 };
+    return {
+      name: `ch-${ci}`,
+      waves,
+      gatedBy: o.chain && ci > 0 ? [`ch-${ci - 1}`] : [],
+      heartbeatSeconds: o.heartbeatSeconds ?? 60,
+    };
   });
   const all = perChannel.flat();
-  const budgets = o.budgetPct ? [{ id: 'fleet', hosts: all, maxInFlight: Math.max(1, Math.ceil((o.budgetPct * all.length) / 100)) }] : [];
+  const budgets = o.budgetPct
+    ? [
+        {
+          id: 'fleet',
+          hosts: all,
+          maxInFlight: Math.max(1, Math.ceil((o.budgetPct * all.length) / 100)),
+        },
+      ]
+    : [];
   return buildFleet({ channels, budgets });
 }

@@ -6,7 +6,16 @@
 import { decide, prepareFleet, type PreparedFleet } from '../decide.ts';
 import { fleetView } from '../view.ts';
 import { allowedFailures } from '../context.ts';
-import type { AckRecord, Decision, FleetInput, FleetView, GenerationRef, PendingActivation, QuarantineEntry, Tolerances } from '../types.ts';
+import type {
+  AckRecord,
+  Decision,
+  FleetInput,
+  FleetView,
+  GenerationRef,
+  PendingActivation,
+  QuarantineEntry,
+  Tolerances,
+} from '../types.ts';
 import type { AckKind } from '../../protocol/index.ts';
 import type { BuiltFleet } from './builders.ts';
 import { makeAck } from './builders.ts';
@@ -136,7 +145,12 @@ interface SimHost {
   inFlight: boolean;
 }
 
-export function theoreticalMinimum(fleet: BuiltFleet, pollSeconds: number, activationMax: number, probeSeconds: number): number {
+export function theoreticalMinimum(
+  fleet: BuiltFleet,
+  pollSeconds: number,
+  activationMax: number,
+  probeSeconds: number,
+): number {
   // Per wave: one poll interval to notice, the slowest switch plus probes, then the soak; channels add
   // up along the longest chain of channel edges.
   const memo = new Map<string, number>();
@@ -145,7 +159,8 @@ export function theoreticalMinimum(fleet: BuiltFleet, pollSeconds: number, activ
     if (m !== undefined) return m;
     const plan = fleet.plans[name]!;
     let own = 0;
-    for (const w of plan.waves) if (w.hosts.length > 0) own += pollSeconds + activationMax + probeSeconds + w.soakSeconds;
+    for (const w of plan.waves)
+      if (w.hosts.length > 0) own += pollSeconds + activationMax + probeSeconds + w.soakSeconds;
     let before = 0;
     for (const g of plan.gatedBy) before = Math.max(before, channelTime(g));
     memo.set(name, before + own);
@@ -173,7 +188,7 @@ export function simulate(config: SimConfig): SimResult {
   const rebootDelay = (config.rebootDelaySeconds ?? 120) * 1000;
   const sec = (ms: number) => Math.round(ms / 1000) * 1000;
   const batch = config.batchVisibility ?? false;
-  const quantum = (batch ? config.timeQuantumSeconds ?? 1 : 1) * 1000;
+  const quantum = (batch ? (config.timeQuantumSeconds ?? 1) : 1) * 1000;
   // Polls land on multiples of the quantum when batching, so hosts share prepared fleets.
   const align = (ms: number) => (batch ? Math.ceil(ms / quantum) * quantum : ms);
 
@@ -193,7 +208,8 @@ export function simulate(config: SimConfig): SimResult {
   const budgetObserved: Record<string, { max: number; observed: number }> = {};
   for (const b of f.budgets.budgets) budgetObserved[b.id] = { max: b.maxInFlight, observed: 0 };
   const budgetsOf = new Map<string, string[]>();
-  for (const b of f.budgets.budgets) for (const h of b.hosts) budgetsOf.set(h, [...(budgetsOf.get(h) ?? []), b.id]);
+  for (const b of f.budgets.budgets)
+    for (const h of b.hosts) budgetsOf.set(h, [...(budgetsOf.get(h) ?? []), b.id]);
   let decisions = 0;
   let proved = 0;
   let failedHosts = 0;
@@ -206,22 +222,42 @@ export function simulate(config: SimConfig): SimResult {
   const failuresVisible = new Map<string, number>(); // "channel/wave" -> visible failure acks of this rollout
   const inFlightIn = new Map<string, number>(); // budget id -> hosts truly in flight
   const waveKey = (h: { channel: string; wave: number }) => `${h.channel}/${h.wave}`;
-  const isFailure = (a: AckRecord | undefined) => a !== undefined && (a.kind === 'failed' || a.kind === 'rolled-back') && a.rolloutId === f.manifests[a.host]!.rolloutId;
+  const isFailure = (a: AckRecord | undefined) =>
+    a !== undefined &&
+    (a.kind === 'failed' || a.kind === 'rolled-back') &&
+    a.rolloutId === f.manifests[a.host]!.rolloutId;
   function setInFlight(h: SimHost, value: boolean): void {
     if (h.inFlight === value) return;
     h.inFlight = value;
-    for (const id of budgetsOf.get(h.name) ?? []) inFlightIn.set(id, (inFlightIn.get(id) ?? 0) + (value ? 1 : -1));
+    for (const id of budgetsOf.get(h.name) ?? [])
+      inFlightIn.set(id, (inFlightIn.get(id) ?? 0) + (value ? 1 : -1));
   }
 
   for (const name of Object.keys(f.manifests).sort()) {
     const m = f.manifests[name]!;
     const h: SimHost = {
-      name, channel: m.channel, wave: m.wave,
-      skewMs: skew === 0 ? 0 : (rng.int(-1, 1) * skew * 1000),
-      current: f.previous[name]!, generation: 1, pending: null, previous: null, quarantine: [],
-      seq: 0, lastAckAt: null, lastKind: null, healthySince: null, failed: false, busy: false,
-      offlineFrom: Infinity, offlineUntil: -Infinity, inhibited: inhibited.has(name), deferredAt: null,
-      soakProvedAt: null, startedAt: null, inFlight: false,
+      name,
+      channel: m.channel,
+      wave: m.wave,
+      skewMs: skew === 0 ? 0 : rng.int(-1, 1) * skew * 1000,
+      current: f.previous[name]!,
+      generation: 1,
+      pending: null,
+      previous: null,
+      quarantine: [],
+      seq: 0,
+      lastAckAt: null,
+      lastKind: null,
+      healthySince: null,
+      failed: false,
+      busy: false,
+      offlineFrom: Infinity,
+      offlineUntil: -Infinity,
+      inhibited: inhibited.has(name),
+      deferredAt: null,
+      soakProvedAt: null,
+      startedAt: null,
+      inFlight: false,
     };
     if (rng.chance(config.offlineRate ?? 0)) {
       const [a, b] = config.offlineSeconds ?? [600, 1800];
@@ -235,7 +271,13 @@ export function simulate(config: SimConfig): SimResult {
     queue.push(align(start + sec(rng.next() * poll)), { kind: 'poll', host: name });
   }
 
-  const base = { plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks, tolerances: config.tolerances };
+  const base = {
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks,
+    tolerances: config.tolerances,
+  };
   let cacheVersion = -1;
   let cache = new Map<number, { input: FleetInput; prepared: PreparedFleet }>();
   function preparedAt(now: number) {
@@ -281,10 +323,18 @@ export function simulate(config: SimConfig): SimResult {
     if (recordHistory) history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
     // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
     // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
-    if ((kind === 'heartbeat' || kind === 'healthy') && !lost) lastProofVisible = Math.max(lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
-    if (lost) { /* never visible */ } else if (visibleAt <= t) makeVisible(ack);
+    if ((kind === 'heartbeat' || kind === 'healthy') && !lost)
+      lastProofVisible = Math.max(lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
+    if (lost) {
+      /* never visible */
+    } else if (visibleAt <= t) makeVisible(ack);
     else queue.push(visibleAt, { kind: 'visible', ack });
-    if ((kind === 'heartbeat' || kind === 'healthy') && onTarget && h.healthySince !== null && h.soakProvedAt === null) {
+    if (
+      (kind === 'heartbeat' || kind === 'healthy') &&
+      onTarget &&
+      h.healthySince !== null &&
+      h.soakProvedAt === null
+    ) {
       const soak = f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
       if (parseAckTime(ack.time) - h.healthySince >= soak) {
         h.soakProvedAt = t;
@@ -310,7 +360,8 @@ export function simulate(config: SimConfig): SimResult {
   /** Every wave's failures are within its threshold (otherwise its rollout is halted, not complete). */
   function withinThresholds(): boolean {
     for (const plan of Object.values(f.plans)) {
-      for (const w of plan.waves) if ((failedIn.get(`${plan.channel}/${w.index}`) ?? 0) > allowedFailures(w)) return false;
+      for (const w of plan.waves)
+        if ((failedIn.get(`${plan.channel}/${w.index}`) ?? 0) > allowedFailures(w)) return false;
     }
     return true;
   }
@@ -323,19 +374,30 @@ export function simulate(config: SimConfig): SimResult {
 
   function checkStart(h: SimHost, t: number): void {
     const plan = f.plans[h.channel]!;
-    const unproven = (channel: string, w: (typeof plan.waves)[number]) => w.hosts.length - (provedIn.get(`${channel}/${w.index}`) ?? 0) > w.offlineExcuseLimit + allowedFailures(w);
+    const unproven = (channel: string, w: (typeof plan.waves)[number]) =>
+      w.hosts.length - (provedIn.get(`${channel}/${w.index}`) ?? 0) >
+      w.offlineExcuseLimit + allowedFailures(w);
     for (const w of plan.waves) {
       if (w.index >= h.wave) break;
-      if (unproven(h.channel, w)) violations.push(`wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${(t - start) / 1000}s before wave ${w.index} was soaked`);
+      if (unproven(h.channel, w))
+        violations.push(
+          `wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${(t - start) / 1000}s before wave ${w.index} was soaked`,
+        );
     }
     for (const g of plan.gatedBy) {
       for (const w of f.plans[g]!.waves) {
-        if (unproven(g, w)) violations.push(`channel-edge: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s before channel ${g} wave ${w.index} was soaked`);
+        if (unproven(g, w))
+          violations.push(
+            `channel-edge: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s before channel ${g} wave ${w.index} was soaked`,
+          );
       }
     }
     for (const w of plan.waves) {
       const visibleFailures = failuresVisible.get(`${h.channel}/${w.index}`) ?? 0;
-      if (visibleFailures > allowedFailures(w)) violations.push(`halted: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s although wave ${w.index} has ${visibleFailures} visible failures`);
+      if (visibleFailures > allowedFailures(w))
+        violations.push(
+          `halted: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s although wave ${w.index} has ${visibleFailures} visible failures`,
+        );
     }
     setInFlight(h, true);
     h.startedAt = t;
@@ -344,20 +406,33 @@ export function simulate(config: SimConfig): SimResult {
       const n = inFlightIn.get(id) ?? 0;
       const o = budgetObserved[id]!;
       o.observed = Math.max(o.observed, n);
-      if (n > max) violations.push(`budget: ${h.name} started at ${(t - start) / 1000}s with ${n} hosts truly in flight in budget ${id} (max ${max})`);
+      if (n > max)
+        violations.push(
+          `budget: ${h.name} started at ${(t - start) / 1000}s with ${n} hosts truly in flight in budget ${id} (max ${max})`,
+        );
     }
     starts.push({ host: h.name, channel: h.channel, wave: h.wave, at: (t - start) / 1000 });
     lastProgress = t;
   }
 
-  function begin(h: SimHost, t: number, d: Decision & { kind: 'activate' | 'defer' }, now: number): void {
+  function begin(
+    h: SimHost,
+    t: number,
+    d: Decision & { kind: 'activate' | 'defer' },
+    now: number,
+  ): void {
     checkStart(h, t);
     const m = f.manifests[h.name]!;
     h.pending = {
       target: m.target,
       rolloutId: m.rolloutId,
       previous: { generation: h.generation, path: h.current },
-      deadline: d.kind === 'activate' ? d.deadline : d.reboot.allowed ? d.reboot.deadline : now + m.confirmDeadlineSeconds * 1000,
+      deadline:
+        d.kind === 'activate'
+          ? d.deadline
+          : d.reboot.allowed
+            ? d.reboot.deadline
+            : now + m.confirmDeadlineSeconds * 1000,
     };
     h.busy = true;
     postAck(h, 'started', t, null);
@@ -410,12 +485,19 @@ export function simulate(config: SimConfig): SimResult {
     const h = hosts.get(ev.e.host)!;
     const m = f.manifests[h.name]!;
     if (ev.e.kind === 'poll') {
-      queue.push(align(t + poll + rng.int(-jitter / 1000, jitter / 1000) * 1000), { kind: 'poll', host: h.name });
+      queue.push(align(t + poll + rng.int(-jitter / 1000, jitter / 1000) * 1000), {
+        kind: 'poll',
+        host: h.name,
+      });
       if (isOffline(h, t) || h.busy) continue;
       const hb = f.plans[h.channel]!.heartbeatSeconds * 1000;
       // Hosts on their target heartbeat for soak freshness; the others only need to stay inside the offline window.
-      const every = h.current === m.target || h.failed ? Math.min(hb, poll) / 2 : f.plans[h.channel]!.offlineWindowSeconds * 1000 / 3;
-      if (h.lastAckAt === null || t - h.lastAckAt >= every) postAck(h, heartbeatKind(h), t, h.failed ? 'activation failed' : null);
+      const every =
+        h.current === m.target || h.failed
+          ? Math.min(hb, poll) / 2
+          : (f.plans[h.channel]!.offlineWindowSeconds * 1000) / 3;
+      if (h.lastAckAt === null || t - h.lastAckAt >= every)
+        postAck(h, heartbeatKind(h), t, h.failed ? 'activation failed' : null);
       const now = t + h.skewMs;
       const { input, prepared } = preparedAt(now);
       const d = decide(
@@ -423,7 +505,12 @@ export function simulate(config: SimConfig): SimResult {
           ...input,
           manifest: m,
           freshness: { status: 'fresh' },
-          local: { current: h.current, pending: h.pending, previous: h.previous, quarantine: h.quarantine },
+          local: {
+            current: h.current,
+            pending: h.pending,
+            previous: h.previous,
+            quarantine: h.quarantine,
+          },
           inhibitor: h.inhibited && h.current !== m.target ? 'kernel changed' : null,
         },
         prepared,
@@ -458,15 +545,25 @@ export function simulate(config: SimConfig): SimResult {
         h.healthySince = t + h.skewMs;
         postAck(h, 'healthy', t, null);
         // The agent schedules a heartbeat for the moment its soak completes, so the proof is not a poll late.
-        queue.push(t + f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000, { kind: 'soak-beat', host: h.name });
+        queue.push(t + f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000, {
+          kind: 'soak-beat',
+          host: h.name,
+        });
       }
     } else if (ev.e.kind === 'soak-beat') {
       if (!isOffline(h, t) && !h.failed && h.current === m.target) postAck(h, 'heartbeat', t, null);
     }
-    if (proved + failedHosts === hosts.size && completedAt === null && withinThresholds()) completedAt = lastProofVisible;
+    if (proved + failedHosts === hosts.size && completedAt === null && withinThresholds())
+      completedAt = lastProofVisible;
     if (completedAt !== null && t > completedAt) break;
     const quiet = 3 * poll + 2 * 3600_000;
-    if (completedAt === null && t - lastProgress > quiet && t > maxOfflineUntil && ![...hosts.values()].some((x) => x.busy)) break;
+    if (
+      completedAt === null &&
+      t - lastProgress > quiet &&
+      t > maxOfflineUntil &&
+      ![...hosts.values()].some((x) => x.busy)
+    )
+      break;
   }
   const end = completedAt ?? t;
   const finalView = fleetView({ now: end, ...base });

@@ -20,7 +20,10 @@ const T2 = '/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-system-2';
 const T3 = '/nix/store/cccccccccccccccccccccccccccccccc-system-3';
 
 test('simulated: switch returns the previous generation; rollback by number is idempotent', async () => {
-  const a = createActivator(ActivatorConfig.parse({ kind: 'simulated', initialPath: T1, unhealthy: [T3], failSwitch: [] }), new StateDir(tmp()));
+  const a = createActivator(
+    ActivatorConfig.parse({ kind: 'simulated', initialPath: T1, unhealthy: [T3], failSwitch: [] }),
+    new StateDir(tmp()),
+  );
   assert.equal(await a.currentGeneration(), { number: 1, path: T1 });
   assert.equal(await a.switch(T2), { number: 1, path: T1 });
   assert.equal(await a.currentGeneration(), { number: 2, path: T2 });
@@ -42,7 +45,10 @@ test('simulated: switch returns the previous generation; rollback by number is i
 });
 
 test('simulated: injected switch failure leaves the current generation alone', async () => {
-  const a = createActivator(ActivatorConfig.parse({ kind: 'simulated', initialPath: T1, failSwitch: [T2] }), new StateDir(tmp()));
+  const a = createActivator(
+    ActivatorConfig.parse({ kind: 'simulated', initialPath: T1, failSwitch: [T2] }),
+    new StateDir(tmp()),
+  );
   try {
     await a.switch(T2);
     assert.unreachable('switch should fail');
@@ -56,7 +62,9 @@ test('command activator drives shell scripts through environment variables', asy
   const d = tmp();
   const script = join(d, 'act.sh');
   // A tiny profile: "gens" lists "N PATH" lines, "cur" holds the current number.
-  writeFileSync(script, `#!/bin/sh
+  writeFileSync(
+    script,
+    `#!/bin/sh
 set -e
 cd ${d}
 case "$1" in
@@ -65,12 +73,19 @@ case "$1" in
   rollback) grep -q "^$NIXFLEET_GENERATION $NIXFLEET_GENERATION_PATH$" gens; echo $NIXFLEET_GENERATION > cur; echo x >> rollbacks ;;
   inhibit) [ "$NIXFLEET_TARGET" = "${T3}" ] && echo kernel || true ;;
 esac
-`);
+`,
+  );
   chmodSync(script, 0o755);
   writeFileSync(join(d, 'gens'), `1 ${T1}\n`);
   writeFileSync(join(d, 'cur'), '1\n');
   const a = createActivator(
-    ActivatorConfig.parse({ kind: 'command', switch: [script, 'switch'], rollback: [script, 'rollback'], current: [script, 'current'], inhibitors: [script, 'inhibit'] }),
+    ActivatorConfig.parse({
+      kind: 'command',
+      switch: [script, 'switch'],
+      rollback: [script, 'rollback'],
+      current: [script, 'current'],
+      inhibitors: [script, 'inhibit'],
+    }),
     new StateDir(tmp()),
   );
   assert.equal(await a.currentGeneration(), { number: 1, path: T1 });
@@ -87,13 +102,30 @@ esac
 
 test('command activator: parses both output forms and rejects garbage', () => {
   assert.equal(parseGenerationOutput(`7 ${T1}\n`), { number: 7, path: T1 });
-  assert.equal(parseGenerationOutput(JSON.stringify({ number: 7, path: T1 })), { number: 7, path: T1 });
-  assert.throws(() => parseGenerationOutput('seven'), (e: Error) => e instanceof ActivationError);
-  assert.throws(() => parseGenerationOutput('{"number":7}'), (e: Error) => e instanceof ActivationError);
+  assert.equal(parseGenerationOutput(JSON.stringify({ number: 7, path: T1 })), {
+    number: 7,
+    path: T1,
+  });
+  assert.throws(
+    () => parseGenerationOutput('seven'),
+    (e: Error) => e instanceof ActivationError,
+  );
+  assert.throws(
+    () => parseGenerationOutput('{"number":7}'),
+    (e: Error) => e instanceof ActivationError,
+  );
 });
 
 test('command activator: a failing command is an ActivationError with its stderr', async () => {
-  const a = createActivator(ActivatorConfig.parse({ kind: 'command', switch: ['sh', '-c', 'echo boom >&2; exit 3'], rollback: ['true'], current: ['sh', '-c', `echo 1 ${T1}`] }), new StateDir(tmp()));
+  const a = createActivator(
+    ActivatorConfig.parse({
+      kind: 'command',
+      switch: ['sh', '-c', 'echo boom >&2; exit 3'],
+      rollback: ['true'],
+      current: ['sh', '-c', `echo 1 ${T1}`],
+    }),
+    new StateDir(tmp()),
+  );
   try {
     await a.switch(T2);
     assert.unreachable();

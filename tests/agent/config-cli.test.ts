@@ -11,12 +11,23 @@ const dir = mkdtempSync(join(tmpdir(), 'nf-agent-config-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 const VALID = {
-  controlPlaneUrl: 'https://cp.example.org:8443/', caFile: 'ca.crt', certFile: 'host.crt', keyFile: 'host.key', host: 'web-01',
-  hostKeyFile: 'host.nfkey', trustRootFile: 'root.json', stateDir: 'state', activator: { kind: 'simulated', initialPath: '/nix/store/00000000000000000000000000000000-x' },
+  controlPlaneUrl: 'https://cp.example.org:8443/',
+  caFile: 'ca.crt',
+  certFile: 'host.crt',
+  keyFile: 'host.key',
+  host: 'web-01',
+  hostKeyFile: 'host.nfkey',
+  trustRootFile: 'root.json',
+  stateDir: 'state',
+  activator: { kind: 'simulated', initialPath: '/nix/store/00000000000000000000000000000000-x' },
 };
 
 for (const [name, content, expected] of [
-  ['an http:// control plane URL', JSON.stringify({ ...VALID, controlPlaneUrl: 'http://cp.example.org/' }), /controlPlaneUrl.*https:\/\//],
+  [
+    'an http:// control plane URL',
+    JSON.stringify({ ...VALID, controlPlaneUrl: 'http://cp.example.org/' }),
+    /controlPlaneUrl.*https:\/\//,
+  ],
   ['an unknown field', JSON.stringify({ ...VALID, colour: 'blue' }), /colour/],
   ['invalid JSON', '{"controlPlaneUrl": ', /agent config .*agent\.json/],
 ] as const) {

@@ -13,7 +13,6 @@ import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
 import { current, journal } from './lab-fleet.ts';
 
-
 function decisions(log: ReturnType<typeof memoryLogger>) {
   return log.records.filter((r) => r['event'] === 'decision');
 }
@@ -22,7 +21,13 @@ function decisions(log: ReturnType<typeof memoryLogger>) {
 function published(lab: Lab, host: string, kind: string): () => boolean {
   return () => {
     try {
-      return (JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${host}.json`, 'utf8')) as { signed: { kind: string } }).signed.kind === kind;
+      return (
+        (
+          JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${host}.json`, 'utf8')) as {
+            signed: { kind: string };
+          }
+        ).signed.kind === kind
+      );
     } catch {
       return false;
     }
@@ -34,20 +39,49 @@ const settle = () => new Promise((r) => setTimeout(r, 400));
 
 test('paused channel: a confirmation in flight completes, nothing new starts; resume lets the next wave start', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['p1', 'p2'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [], switchDelayMs: 1200 }) });
+  const lab = makeLab(['p1', 'p2'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 1200,
+    }),
+  });
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { p1: NEW, p2: NEW }, waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], confirmDeadlineSeconds: 20 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { p1: NEW, p2: NEW },
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+          confirmDeadlineSeconds: 20,
+        },
+      }),
+    );
     await lab.startControlPlane();
     const wave0 = lab.cp!.view()!.hosts.get('p1')!.wave === 0 ? 'p1' : 'p2';
     const wave1 = wave0 === 'p1' ? 'p2' : 'p1';
     const log0 = memoryLogger(wave0);
     const run = runAgentOnce(lab.agentConfig(wave0), { log: log0 });
     // The operator pauses the channel while the wave-0 host is switching.
-    await until('switching', 10_000, () => log0.records.some((r) => r['event'] === 'switching'), 10);
-    const paused = lab.control((c, at) => ({ ...c, paused: [{ channel: 'prod', since: at, reason: 'incident 42' }] }));
+    await until(
+      'switching',
+      10_000,
+      () => log0.records.some((r) => r['event'] === 'switching'),
+      10,
+    );
+    const paused = lab.control((c, at) => ({
+      ...c,
+      paused: [{ channel: 'prod', since: at, reason: 'incident 42' }],
+    }));
     assert.is(paused.version, 1);
     const o0 = await run;
-    assert.equal(o0.kind === 'decided' && [o0.decision, o0.acted], ['activate', 'confirmed'], JSON.stringify(o0));
+    assert.equal(
+      o0.kind === 'decided' && [o0.decision, o0.acted],
+      ['activate', 'confirmed'],
+      JSON.stringify(o0),
+    );
     assert.is(await current(lab, wave0), NEW);
     await settle();
 
@@ -59,7 +93,10 @@ test('paused channel: a confirmation in flight completes, nothing new starts; re
     assert.is(d['gate'], 'paused');
     assert.ok(String(d['reason']).includes('incident 42'));
     assert.is(await current(lab, wave1), OLD);
-    assert.ok(!journal(lab, wave1).some((a) => a.kind === 'started'), 'a paused host posted started');
+    assert.ok(
+      !journal(lab, wave1).some((a) => a.kind === 'started'),
+      'a paused host posted started',
+    );
     assert.is(journal(lab, wave1).at(-1)!.kind, 'heartbeat');
     // The confirmed host keeps heartbeating while paused.
     const o0b = await runAgentOnce(lab.agentConfig(wave0), { log: log0 });
@@ -69,7 +106,11 @@ test('paused channel: a confirmation in flight completes, nothing new starts; re
     lab.control((c) => ({ ...c, paused: [] }));
     await settle();
     const o2 = await runAgentOnce(lab.agentConfig(wave1), { log: log1 });
-    assert.equal(o2.kind === 'decided' && [o2.decision, o2.acted], ['activate', 'confirmed'], JSON.stringify(o2));
+    assert.equal(
+      o2.kind === 'decided' && [o2.decision, o2.acted],
+      ['activate', 'confirmed'],
+      JSON.stringify(o2),
+    );
     assert.is(await current(lab, wave1), NEW);
   } finally {
     await lab.close();
@@ -78,17 +119,43 @@ test('paused channel: a confirmation in flight completes, nothing new starts; re
 
 test('resume-halted: a halted rollout resumes without a new release; the failed host stays quarantined', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['h1', 'h2'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  const lab = makeLab(['h1', 'h2'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [BAD],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    }),
+  });
   try {
     // Two waves of one host each; whichever host lands in wave 0 gets the bad target.
-    lab.publish(labFleet(lab, { prod: { hosts: { h1: NEW, h2: NEW }, waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }] } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { h1: NEW, h2: NEW },
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+        },
+      }),
+    );
     await lab.startControlPlane();
     const wave0 = lab.cp!.view()!.hosts.get('h1')!.wave === 0 ? 'h1' : 'h2';
     const wave1 = wave0 === 'h1' ? 'h2' : 'h1';
-    const fleet = labFleet(lab, { prod: { hosts: { [wave0]: BAD, [wave1]: NEW }, waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], confirmDeadlineSeconds: 5 } });
+    const fleet = labFleet(lab, {
+      prod: {
+        hosts: { [wave0]: BAD, [wave1]: NEW },
+        waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+        confirmDeadlineSeconds: 5,
+      },
+    });
     const release = lab.publish(fleet);
     await settle();
-    assert.is(lab.cp!.view()!.hosts.get(wave0)!.wave, 0, 'the same wave placement (hash order of channel and host)');
+    assert.is(
+      lab.cp!.view()!.hosts.get(wave0)!.wave,
+      0,
+      'the same wave placement (hash order of channel and host)',
+    );
     const o0 = await runAgentOnce(lab.agentConfig(wave0), { log: memoryLogger(wave0) });
     assert.equal(o0.kind === 'decided' && o0.acted, 'rolled-back');
     await until('rolled-back ack published', 5000, published(lab, wave0, 'rolled-back'));
@@ -98,10 +165,24 @@ test('resume-halted: a halted rollout resumes without a new release; the failed 
     assert.ok(halted.kind === 'decided' && halted.decision === 'wait');
     assert.is(decisions(log1).at(-1)!['gate'], 'halted');
 
-    lab.control((c, at) => ({ ...c, resumedHalts: [{ channel: 'prod', rolloutId: release.rolloutIds['prod']!, acceptedAt: at, reason: 'bad canary image, fixed' }] }));
+    lab.control((c, at) => ({
+      ...c,
+      resumedHalts: [
+        {
+          channel: 'prod',
+          rolloutId: release.rolloutIds['prod']!,
+          acceptedAt: at,
+          reason: 'bad canary image, fixed',
+        },
+      ],
+    }));
     await settle();
     const resumed = await runAgentOnce(lab.agentConfig(wave1), { log: log1 });
-    assert.equal(resumed.kind === 'decided' && [resumed.decision, resumed.acted], ['activate', 'confirmed'], JSON.stringify(resumed));
+    assert.equal(
+      resumed.kind === 'decided' && [resumed.decision, resumed.acted],
+      ['activate', 'confirmed'],
+      JSON.stringify(resumed),
+    );
     assert.is(await current(lab, wave1), NEW);
     // The failed host is not retried by a resume: its quarantine and its failure report stand.
     const again = await runAgentOnce(lab.agentConfig(wave0), { log: memoryLogger(wave0) });
@@ -115,9 +196,22 @@ test('resume-halted: a halted rollout resumes without a new release; the failed 
 
 test('retry host: its quarantine for the target is dropped and it tries again; clear-quarantine drops only older entries', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['r1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  const lab = makeLab(['r1'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [BAD],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    }),
+  });
   try {
-    const release = lab.publish(labFleet(lab, { prod: { hosts: { r1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 5 } }));
+    const release = lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { r1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 5 },
+      }),
+    );
     await lab.startControlPlane();
     const o = await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') });
     assert.equal(o.kind === 'decided' && o.acted, 'rolled-back');
@@ -125,26 +219,51 @@ test('retry host: its quarantine for the target is dropped and it tries again; c
     assert.ok(q.isQuarantined(BAD, Date.now()));
 
     // The operator fixed what made the target unhealthy on r1 and allows a retry.
-    lab.control((c, at) => ({ ...c, retries: [{ host: 'r1', rolloutId: release.rolloutIds['prod']!, at, reason: 'disk replaced' }] }));
+    lab.control((c, at) => ({
+      ...c,
+      retries: [
+        { host: 'r1', rolloutId: release.rolloutIds['prod']!, at, reason: 'disk replaced' },
+      ],
+    }));
     await settle();
-    const healthy = { kind: 'simulated' as const, initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [], switchDelayMs: 0 };
+    const healthy = {
+      kind: 'simulated' as const,
+      initialPath: OLD,
+      unhealthy: [],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    };
     const log = memoryLogger('r1');
     const retried = await runAgentOnce(lab.agentConfig('r1', { activator: healthy }), { log });
-    assert.equal(retried.kind === "decided" && [retried.decision, retried.acted], ["activate", "confirmed"], JSON.stringify(log.records.slice(-8)));
+    assert.equal(
+      retried.kind === 'decided' && [retried.decision, retried.acted],
+      ['activate', 'confirmed'],
+      JSON.stringify(log.records.slice(-8)),
+    );
     assert.ok(log.records.some((r) => r['event'] === 'quarantine-cleared-by-control'));
     assert.is(await current(lab, 'r1'), BAD);
 
     // clear-quarantine (fleet-wide): entries that began before the control are dropped, later ones stand.
     const other = '/nix/store/33333333333333333333333333333333-nixos-system-other';
     q.add(other, 'failed earlier', Date.now() - 60_000, 24, 1);
-    lab.control((c, at) => ({ ...c, quarantineClears: [{ host: null, target: null, at, reason: 'all clear' }] }));
+    lab.control((c, at) => ({
+      ...c,
+      quarantineClears: [{ host: null, target: null, at, reason: 'all clear' }],
+    }));
     await settle();
     await runAgentOnce(lab.agentConfig('r1', { activator: healthy }), { log });
-    assert.not.ok(q.isQuarantined(other, Date.now()), 'an older quarantine entry survived clear-quarantine');
+    assert.not.ok(
+      q.isQuarantined(other, Date.now()),
+      'an older quarantine entry survived clear-quarantine',
+    );
     await new Promise((r) => setTimeout(r, 1100));
     q.add(other, 'failed after the control', Date.now(), 24, 1);
     await runAgentOnce(lab.agentConfig('r1', { activator: healthy }), { log });
-    assert.ok(q.isQuarantined(other, Date.now()), 'a quarantine begun after the control was cleared by it');
+    assert.ok(
+      q.isQuarantined(other, Date.now()),
+      'a quarantine begun after the control was cleared by it',
+    );
   } finally {
     await lab.close();
   }
@@ -155,7 +274,16 @@ test('stale per channel: a strict channel stops starting while a lax one goes on
   const lab = makeLab(['s1', 's2', 'l1']);
   try {
     await lab.startControlPlane();
-    lab.publish(labFleet(lab, { strict: { hosts: { s1: NEW, s2: NEW }, waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], freshnessSeconds: 1200 }, lax: { hosts: { l1: NEW }, waves: [{ soakSeconds: 0 }], freshnessSeconds: 7200 } }));
+    lab.publish(
+      labFleet(lab, {
+        strict: {
+          hosts: { s1: NEW, s2: NEW },
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+          freshnessSeconds: 1200,
+        },
+        lax: { hosts: { l1: NEW }, waves: [{ soakSeconds: 0 }], freshnessSeconds: 7200 },
+      }),
+    );
     await settle();
     const first = lab.cp!.view()!.hosts.get('s1')!.wave === 0 ? 's1' : 's2';
     const second = first === 's1' ? 's2' : 's1';
@@ -169,13 +297,23 @@ test('stale per channel: a strict channel stops starting while a lax one goes on
     assert.ok(s.kind === 'decided' && s.decision === 'wait', JSON.stringify(s));
     assert.is(decisions(logS).at(-1)!['gate'], 'not-fresh');
     assert.is(await current(lab, second), OLD);
-    assert.is(journal(lab, second).at(-1)!.kind, 'heartbeat', 'a stale waiting host still says it is present');
+    assert.is(
+      journal(lab, second).at(-1)!.kind,
+      'heartbeat',
+      'a stale waiting host still says it is present',
+    );
     const l = await runAgentOnce(lab.agentConfig('l1'), { log: memoryLogger('l1'), now: later });
-    assert.equal(l.kind === 'decided' && [l.decision, l.acted], ['activate', 'confirmed'], 'the lax channel is still fresh');
+    assert.equal(
+      l.kind === 'decided' && [l.decision, l.acted],
+      ['activate', 'confirmed'],
+      'the lax channel is still fresh',
+    );
     const beforeF = journal(lab, first).length;
     const f = await runAgentOnce(lab.agentConfig(first), { log: memoryLogger(first), now: later });
     assert.ok(f.kind === 'decided' && f.decision === 'converged', JSON.stringify(f));
-    assert.ok(journal(lab, first).length > beforeF && journal(lab, first).at(-1)!.kind === 'heartbeat');
+    assert.ok(
+      journal(lab, first).length > beforeF && journal(lab, first).at(-1)!.kind === 'heartbeat',
+    );
 
     // 3 hours later the timestamp itself has expired: still heartbeating what it runs, nothing new, no rollback.
     const muchLater = () => Date.now() + 3 * 3600_000;
@@ -185,7 +323,9 @@ test('stale per channel: a strict channel stops starting while a lax one goes on
     assert.ok(e.kind === 'decided' && e.decision === 'converged', JSON.stringify(e));
     assert.is(await current(lab, first), NEW);
     const acks = journal(lab, first);
-    assert.ok(acks.length > before && acks.at(-1)!.kind === 'heartbeat' && acks.at(-1)!.current === NEW);
+    assert.ok(
+      acks.length > before && acks.at(-1)!.kind === 'heartbeat' && acks.at(-1)!.current === NEW,
+    );
     assert.not.ok(acks.some((a) => a.kind === 'rolled-back'));
     const e2 = await runAgentOnce(lab.agentConfig(second), { log: logS, now: muchLater });
     assert.ok(e2.kind === 'decided' && e2.decision === 'wait', JSON.stringify(e2));
@@ -198,9 +338,27 @@ test('stale per channel: a strict channel stops starting while a lax one goes on
 
 test('rollback-and-halt: a host that confirmed is rolled back to its recorded generation when its wave fails', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['k1', 'k2'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  const lab = makeLab(['k1', 'k2'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [BAD],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    }),
+  });
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { k1: NEW, k2: BAD }, waves: [{ soakSeconds: 0 }], onFailure: 'rollback-and-halt', confirmDeadlineSeconds: 5 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { k1: NEW, k2: BAD },
+          waves: [{ soakSeconds: 0 }],
+          onFailure: 'rollback-and-halt',
+          confirmDeadlineSeconds: 5,
+        },
+      }),
+    );
     await lab.startControlPlane();
     const ok = await runAgentOnce(lab.agentConfig('k1'), { log: memoryLogger('k1') });
     assert.equal(ok.kind === 'decided' && ok.acted, 'confirmed');
@@ -211,7 +369,11 @@ test('rollback-and-halt: a host that confirmed is rolled back to its recorded ge
     await settle();
     const log = memoryLogger('k1');
     const rb = await runAgentOnce(lab.agentConfig('k1'), { log });
-    assert.equal(rb.kind === 'decided' && [rb.decision, rb.acted], ['rollback', 'rolled-back'], JSON.stringify(rb));
+    assert.equal(
+      rb.kind === 'decided' && [rb.decision, rb.acted],
+      ['rollback', 'rolled-back'],
+      JSON.stringify(rb),
+    );
     assert.is(await current(lab, 'k1'), OLD, 'back on the generation recorded before the switch');
     assert.is(journal(lab, 'k1').at(-1)!.kind, 'rolled-back');
     assert.ok(log.records.some((r) => r['event'] === 'rolled-back-by-policy'));

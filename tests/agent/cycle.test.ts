@@ -11,33 +11,60 @@ import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
 import { current, journal } from './lab-fleet.ts';
 
-
 test('a staged rollout converges wave by wave; the CP holds every host ack', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['a1', 'a2', 'a3']);
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { a1: NEW, a2: NEW, a3: NEW }, waves: [{ count: 1, soakSeconds: 1 }, { soakSeconds: 0 }] } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { a1: NEW, a2: NEW, a3: NEW },
+          waves: [{ count: 1, soakSeconds: 1 }, { soakSeconds: 0 }],
+        },
+      }),
+    );
     await lab.startControlPlane();
     const logs = new Map(['a1', 'a2', 'a3'].map((h) => [h, memoryLogger(h)]));
-    await until('all hosts converged', 30_000, async () => {
-      const outcomes = await Promise.all(['a1', 'a2', 'a3'].map((h) => runAgentOnce(lab.agentConfig(h), { log: logs.get(h)! })));
-      return outcomes.every((o) => o.kind === 'decided' && o.decision === 'converged');
-    }, 100);
+    await until(
+      'all hosts converged',
+      30_000,
+      async () => {
+        const outcomes = await Promise.all(
+          ['a1', 'a2', 'a3'].map((h) => runAgentOnce(lab.agentConfig(h), { log: logs.get(h)! })),
+        );
+        return outcomes.every((o) => o.kind === 'decided' && o.decision === 'converged');
+      },
+      100,
+    );
     for (const h of ['a1', 'a2', 'a3']) assert.is(await current(lab, h), NEW);
     // Wave order: the wave-0 host confirmed before any wave-1 host started.
     const all = ['a1', 'a2', 'a3'].map((h) => ({ h, acks: journal(lab, h) }));
-    const wave0 = lab.cp!.view()!.hosts.get('a1') ? all.find((x) => lab.cp!.view()!.hosts.get(x.h)?.wave === 0)! : all[0]!;
+    const wave0 = lab.cp!.view()!.hosts.get('a1')
+      ? all.find((x) => lab.cp!.view()!.hosts.get(x.h)?.wave === 0)!
+      : all[0]!;
     const healthy0 = wave0.acks.find((a) => a.kind === 'healthy')!.time;
     for (const x of all.filter((x) => x !== wave0)) {
       const started = x.acks.find((a) => a.kind === 'started')!.time;
-      assert.ok(started >= healthy0, `${x.h} started ${started} before wave 0 was healthy ${healthy0}`);
+      assert.ok(
+        started >= healthy0,
+        `${x.h} started ${started} before wave 0 was healthy ${healthy0}`,
+      );
     }
     // Waiting hosts logged why.
-    const waits = all.filter((x) => x !== wave0).flatMap((x) => logs.get(x.h)!.records.filter((r) => r['event'] === 'decision' && r['decision'] === 'wait'));
-    assert.ok(waits.length > 0 && waits.every((r) => typeof r['reason'] === 'string' && (r['reason'] as string).length > 10));
+    const waits = all
+      .filter((x) => x !== wave0)
+      .flatMap((x) =>
+        logs.get(x.h)!.records.filter((r) => r['event'] === 'decision' && r['decision'] === 'wait'),
+      );
+    assert.ok(
+      waits.length > 0 &&
+        waits.every((r) => typeof r['reason'] === 'string' && (r['reason'] as string).length > 10),
+    );
     // The control plane publishes each host's latest ack (heartbeats keep flowing).
     for (const h of ['a1', 'a2', 'a3']) {
-      const head = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${h}.json`, 'utf8')) as { signed: { seq: number } };
+      const head = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${h}.json`, 'utf8')) as {
+        signed: { seq: number };
+      };
       assert.ok(head.signed.seq >= 3);
     }
   } finally {
@@ -47,9 +74,22 @@ test('a staged rollout converges wave by wave; the CP holds every host ack', asy
 
 test('unhealthy target: magic rollback to the exact previous generation, quarantine, rolled-back ack posted', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['b1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  const lab = makeLab(['b1'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [BAD],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    }),
+  });
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { b1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 2 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { b1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 2 },
+      }),
+    );
     await lab.startControlPlane();
     const log = memoryLogger('b1');
     const t0 = Date.now();
@@ -63,7 +103,13 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
     assert.equal(kinds, ['started', 'activated', 'rolled-back']);
     await until('rolled-back ack published', 5000, () => {
       try {
-        return (JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/b1.json`, 'utf8')) as { signed: { kind: string } }).signed.kind === 'rolled-back';
+        return (
+          (
+            JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/b1.json`, 'utf8')) as {
+              signed: { kind: string };
+            }
+          ).signed.kind === 'rolled-back'
+        );
       } catch {
         return false;
       }
@@ -72,7 +118,11 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
     const o2 = await runAgentOnce(cfg, { log });
     assert.ok(o2.kind === 'decided' && o2.decision === 'wait', JSON.stringify(o2));
     assert.is(await current(lab, 'b1'), OLD);
-    assert.is(journal(lab, 'b1').at(-1)!.kind, 'rolled-back', 'its own failure stays its latest report');
+    assert.is(
+      journal(lab, 'b1').at(-1)!.kind,
+      'rolled-back',
+      'its own failure stays its latest report',
+    );
     // Even once the quarantine is cleared, the halted rollout keeps it waiting, and no presence
     // heartbeat may replace the failure report (that would lift the halt for every peer).
     new Quarantine(new StateDir(cfg.stateDir)).clear(undefined, Date.now());
@@ -80,7 +130,11 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
     const o3 = await runAgentOnce(cfg, { log, now: () => Date.now() + 250_000 });
     assert.ok(o3.kind === 'decided' && o3.decision === 'wait', JSON.stringify(o3));
     assert.is(await current(lab, 'b1'), OLD);
-    assert.is(journal(lab, 'b1').at(-1)!.kind, 'rolled-back', 'a presence heartbeat must not erase the failure');
+    assert.is(
+      journal(lab, 'b1').at(-1)!.kind,
+      'rolled-back',
+      'a presence heartbeat must not erase the failure',
+    );
   } finally {
     await lab.close();
   }
@@ -88,9 +142,22 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
 
 test('control plane unreachable after the switch: rollback before the deadline, reported once reachable', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['c1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [], switchDelayMs: 300 }) });
+  const lab = makeLab(['c1'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 300,
+    }),
+  });
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { c1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 3 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { c1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 3 },
+      }),
+    );
     await lab.startControlPlane();
     const cfg = lab.agentConfig('c1', { requestTimeoutMs: 500, retries: 0 });
     const log = memoryLogger('c1');
@@ -107,7 +174,9 @@ test('control plane unreachable after the switch: rollback before the deadline, 
     await runAgentOnce(cfg, { log });
     await until('rolled-back ack published', 5000, () => {
       try {
-        const acks = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/c1.json`, 'utf8')) as { signed: { kind: string } };
+        const acks = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/c1.json`, 'utf8')) as {
+          signed: { kind: string };
+        };
         return acks.signed.kind === 'rolled-back' || acks.signed.kind === 'blocked';
       } catch {
         return false;

@@ -3,7 +3,15 @@
 // local file; the next run, with no control plane at all, must still restore the recorded generation.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runAgentOnce } from '../../agent/agent.ts';
@@ -11,7 +19,13 @@ import { AckJournal, ACK_JOURNAL_FILE } from '../../agent/ack-journal.ts';
 import { AGENT_STATE_FILE, updateAgentState } from '../../agent/agent-state.ts';
 import { SIMULATED_GENERATIONS_FILE } from '../../agent/activators/simulated.ts';
 import { memoryLogger } from '../../agent/log.ts';
-import { PENDING_COPY_FILE, PENDING_FILE, readPendingCopies, writePending, type PendingRecord } from '../../agent/pending.ts';
+import {
+  PENDING_COPY_FILE,
+  PENDING_FILE,
+  readPendingCopies,
+  writePending,
+  type PendingRecord,
+} from '../../agent/pending.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { TRUST_STATE_FILE } from '../../agent/cycle.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -28,24 +42,72 @@ test.after(async () => {
 function switchedHost(deadlineInMs: number) {
   const lab = makeLab(['h1']);
   labs.push(lab);
-  const config = lab.agentConfig('h1', { controlPlaneUrl: 'https://127.0.0.1:1/', retries: 0, requestTimeoutMs: 500 });
+  const config = lab.agentConfig('h1', {
+    controlPlaneUrl: 'https://127.0.0.1:1/',
+    retries: 0,
+    requestTimeoutMs: 500,
+  });
   const state = new StateDir(config.stateDir);
   const now = Date.now();
   const journal = new AckJournal(state, 'lab', 'h1', lab.host('h1').key);
   const p: PendingRecord = {
-    target: NEW, previous: { number: 1, path: OLD }, deadline: isoTime(now + deadlineInMs), bootId: null, releaseVersion: 1, rolloutId: null,
-    startedAt: isoTime(now - 1000), probes: [], healthyPassesRequired: 1, phase: 'switched',
+    target: NEW,
+    previous: { number: 1, path: OLD },
+    deadline: isoTime(now + deadlineInMs),
+    bootId: null,
+    releaseVersion: 1,
+    rolloutId: null,
+    startedAt: isoTime(now - 1000),
+    probes: [],
+    healthyPassesRequired: 1,
+    phase: 'switched',
   };
-  journal.append({ kind: 'started', releaseVersion: 1, rolloutId: null, target: NEW, current: OLD, healthySince: null, probes: [], reason: null }, now - 1000);
+  journal.append(
+    {
+      kind: 'started',
+      releaseVersion: 1,
+      rolloutId: null,
+      target: NEW,
+      current: OLD,
+      healthySince: null,
+      probes: [],
+      reason: null,
+    },
+    now - 1000,
+  );
   updateAgentState(state, { beforeActivation: { number: 1, path: OLD } });
   writePending(state, p);
-  writeFileSync(state.path(SIMULATED_GENERATIONS_FILE), JSON.stringify({ current: 2, generations: [{ number: 1, path: OLD }, { number: 2, path: NEW }] }));
-  journal.append({ kind: 'activated', releaseVersion: 1, rolloutId: null, target: NEW, current: NEW, healthySince: null, probes: [], reason: null }, now - 500);
+  writeFileSync(
+    state.path(SIMULATED_GENERATIONS_FILE),
+    JSON.stringify({
+      current: 2,
+      generations: [
+        { number: 1, path: OLD },
+        { number: 2, path: NEW },
+      ],
+    }),
+  );
+  journal.append(
+    {
+      kind: 'activated',
+      releaseVersion: 1,
+      rolloutId: null,
+      target: NEW,
+      current: NEW,
+      healthySince: null,
+      probes: [],
+      reason: null,
+    },
+    now - 500,
+  );
   return { lab, config, state, p };
 }
 
 function running(state: StateDir): string {
-  const g = JSON.parse(readFileSync(state.path(SIMULATED_GENERATIONS_FILE), 'utf8')) as { current: number; generations: { number: number; path: string }[] };
+  const g = JSON.parse(readFileSync(state.path(SIMULATED_GENERATIONS_FILE), 'utf8')) as {
+    current: number;
+    generations: { number: number; path: string }[];
+  };
   return g.generations.find((x) => x.number === g.current)!.path;
 }
 
@@ -59,9 +121,21 @@ test('garbage appended to the ack journal inside the window: rolled back at the 
   assert.is.not(outcome.kind, 'refused');
   assert.is(running(state), OLD, 'the recorded generation is restored');
   assert.equal(readPendingCopies(state), { kind: 'none' }, 'rollback finished: pending cleared');
-  const acks = new AckJournal(state, 'lab', 'h1', (await import('../../protocol/keys.ts')).newSigningKey('x')).all();
-  assert.equal(acks.map((a) => a.signed.kind), ['started', 'activated', 'rolled-back'], 'garbage cut, rolled-back ack chained after the last real ack');
-  assert.ok(readdirSync(config.stateDir).some((f) => f.startsWith(`${ACK_JOURNAL_FILE}.damaged-`)), 'the damaged journal is kept for inspection');
+  const acks = new AckJournal(
+    state,
+    'lab',
+    'h1',
+    (await import('../../protocol/keys.ts')).newSigningKey('x'),
+  ).all();
+  assert.equal(
+    acks.map((a) => a.signed.kind),
+    ['started', 'activated', 'rolled-back'],
+    'garbage cut, rolled-back ack chained after the last real ack',
+  );
+  assert.ok(
+    readdirSync(config.stateDir).some((f) => f.startsWith(`${ACK_JOURNAL_FILE}.damaged-`)),
+    'the damaged journal is kept for inspection',
+  );
   assert.ok(log.records.some((r) => r.event === 'ack-journal-damaged'));
 });
 
@@ -74,12 +148,16 @@ test('an unreadable journal (damage in the middle) never blocks the rollback; th
   const outcome = await runAgentOnce(config, { log, now: Date.now });
   assert.is(running(state), OLD);
   assert.is(outcome.kind, 'local-state');
-  if (outcome.kind === 'local-state') assert.ok(outcome.file.startsWith(state.path(ACK_JOURNAL_FILE)), outcome.file);
+  if (outcome.kind === 'local-state')
+    assert.ok(outcome.file.startsWith(state.path(ACK_JOURNAL_FILE)), outcome.file);
 });
 
 for (const [name, damage] of [
   ['truncated pending.json', (s: StateDir) => truncateSync(s.path(PENDING_FILE), 40)],
-  ['garbage in pending.json', (s: StateDir) => writeFileSync(s.path(PENDING_FILE), '\u0000\u0000garbage')],
+  [
+    'garbage in pending.json',
+    (s: StateDir) => writeFileSync(s.path(PENDING_FILE), '\u0000\u0000garbage'),
+  ],
   ['pending.json missing', (s: StateDir) => rmSync(s.path(PENDING_FILE))],
   ['the copy truncated', (s: StateDir) => truncateSync(s.path(PENDING_COPY_FILE), 10)],
 ] as const) {
@@ -125,9 +203,17 @@ test('the binary: a corrupt trust-state.json exits 4 naming the file, not "refus
   const state = new StateDir(config.stateDir);
   writeFileSync(state.path(TRUST_STATE_FILE), '{"truncated');
   // Asynchronous: the control plane answers from this process.
-  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, 'agent', '--config', lab.host('h1').configFile, '--once'], { encoding: 'utf8', timeout: 60_000 }, (e, stdout, stderr) => resolve({ status: e ? ((e as { code?: number }).code ?? null) : 0, stdout, stderr }));
-  });
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, 'agent', '--config', lab.host('h1').configFile, '--once'],
+        { encoding: 'utf8', timeout: 60_000 },
+        (e, stdout, stderr) =>
+          resolve({ status: e ? ((e as { code?: number }).code ?? null) : 0, stdout, stderr }),
+      );
+    },
+  );
   assert.is(r.status, 4, r.stdout + r.stderr);
   assert.ok(r.stderr.includes(state.path(TRUST_STATE_FILE)), r.stderr);
   assert.not.match(r.stdout + r.stderr, /refus/);

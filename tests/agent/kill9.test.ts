@@ -14,9 +14,14 @@ import type { AgentConfig } from '../../agent/config.ts';
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
 /** Runs `nixfleet agent --once`; kills it with SIGKILL as soon as a log line has event `killAt`. */
-function runAgent(configFile: string, killAt?: string): Promise<{ code: number | null; killed: boolean; events: Record<string, unknown>[] }> {
+function runAgent(
+  configFile: string,
+  killAt?: string,
+): Promise<{ code: number | null; killed: boolean; events: Record<string, unknown>[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'agent', '--config', configFile, '--once'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'agent', '--config', configFile, '--once'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const events: Record<string, unknown>[] = [];
     let buf = '';
     let killed = false;
@@ -55,21 +60,39 @@ test('kill -9 after the switch, before the ack; restart before the deadline -> c
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['k1', 'k2']);
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { k1: NEW, k2: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 9, healthyPassesRequired: 3 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { k1: NEW, k2: NEW },
+          waves: [{ soakSeconds: 0 }],
+          confirmDeadlineSeconds: 9,
+          healthyPassesRequired: 3,
+        },
+      }),
+    );
     await lab.startControlPlane();
     const cfg1 = lab.agentConfig('k1', { probeIntervalMs: 300 });
     const cfg2 = lab.agentConfig('k2', { probeIntervalMs: 300 });
-    const [r1, r2] = await Promise.all([runAgent(lab.host('k1').configFile, 'switched'), runAgent(lab.host('k2').configFile, 'switched')]);
+    const [r1, r2] = await Promise.all([
+      runAgent(lab.host('k1').configFile, 'switched'),
+      runAgent(lab.host('k2').configFile, 'switched'),
+    ]);
     assert.ok(r1.killed && r2.killed);
     for (const cfg of [cfg1, cfg2]) {
       assert.is((await generation(cfg)).path, NEW, 'switched before the kill');
       const p = readPending(new StateDir(cfg.stateDir));
-      assert.ok(p && p.phase === 'switched' && p.previous.number === 1 && p.previous.path === OLD, 'pending record on disk');
+      assert.ok(
+        p && p.phase === 'switched' && p.previous.number === 1 && p.previous.path === OLD,
+        'pending record on disk',
+      );
     }
     // k1 restarts inside the window: the confirm window resumes and completes.
     const again1 = await runAgent(lab.host('k1').configFile);
     assert.is(again1.code, 0);
-    assert.ok(again1.events.some((e) => e['event'] === 'confirmed'), JSON.stringify(again1.events.map((e) => e['event'])));
+    assert.ok(
+      again1.events.some((e) => e['event'] === 'confirmed'),
+      JSON.stringify(again1.events.map((e) => e['event'])),
+    );
     assert.is((await generation(cfg1)).path, NEW);
     assert.is(readPending(new StateDir(cfg1.stateDir)), undefined);
     // k2 restarts after the deadline: restored to the recorded generation, by number.
@@ -86,9 +109,22 @@ test('kill -9 after the switch, before the ack; restart before the deadline -> c
 
 test('kill -9 in the middle of the switch: the next run restores the recorded generation, then activates again', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['k3'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [], switchDelayMs: 1500 }) });
+  const lab = makeLab(['k3'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 1500,
+    }),
+  });
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { k3: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 8 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { k3: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 8 },
+      }),
+    );
     await lab.startControlPlane();
     const cfg = lab.agentConfig('k3', { probeIntervalMs: 100 });
     const r = await runAgent(lab.host('k3').configFile, 'switching');
@@ -97,7 +133,10 @@ test('kill -9 in the middle of the switch: the next run restores the recorded ge
     assert.is(readPending(new StateDir(cfg.stateDir))?.phase, 'switching');
     const again = await runAgent(lab.host('k3').configFile);
     const events = again.events.map((e) => e['event']);
-    assert.ok(events.includes('interrupted-switch') && events.includes('confirmed'), JSON.stringify(events));
+    assert.ok(
+      events.includes('interrupted-switch') && events.includes('confirmed'),
+      JSON.stringify(events),
+    );
     assert.is((await generation(cfg)).path, NEW);
   } finally {
     await lab.close();

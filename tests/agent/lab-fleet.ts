@@ -13,7 +13,10 @@ export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old
 export const NEW = '/nix/store/11111111111111111111111111111111-nixos-system-new';
 export const BAD = '/nix/store/22222222222222222222222222222222-nixos-system-bad';
 
-export function makeLab(hosts: string[], opts: { activator?: (h: string) => ActivatorConfig; fleetName?: string } = {}): Lab {
+export function makeLab(
+  hosts: string[],
+  opts: { activator?: (h: string) => ActivatorConfig; fleetName?: string } = {},
+): Lab {
   return new Lab({
     dir: mkdtempSync(join(tmpdir(), 'nf-lab-')),
     fleetName: opts.fleetName ?? 'lab',
@@ -34,21 +37,38 @@ export interface ChannelSpec {
 }
 
 /** hosts: host -> target. Channels are chained in the given order when `chain` is set. */
-export function labFleet(lab: Lab, channels: Record<string, ChannelSpec>, opts: { chain?: boolean; budget?: number } = {}): FleetInput {
+export function labFleet(
+  lab: Lab,
+  channels: Record<string, ChannelSpec>,
+  opts: { chain?: boolean; budget?: number } = {},
+): FleetInput {
   const fleet: FleetInput = {
     fleet: lab.opts.fleetName,
     hosts: {},
     channels: {},
     policies: {},
     channelEdges: [],
-    disruptionBudgets: opts.budget ? [{ id: 'all', selector: { all: true }, maxInFlight: opts.budget }] : [],
+    disruptionBudgets: opts.budget
+      ? [{ id: 'all', selector: { all: true }, maxInFlight: opts.budget }]
+      : [],
   };
   const names = Object.keys(channels);
   for (const [ch, spec] of Object.entries(channels)) {
-    for (const [h, target] of Object.entries(spec.hosts)) fleet.hosts[h] = { system: 'x86_64-linux', channel: ch, target, hostKey: lab.hostKeyB64(h), tags: [] };
+    for (const [h, target] of Object.entries(spec.hosts))
+      fleet.hosts[h] = {
+        system: 'x86_64-linux',
+        channel: ch,
+        target,
+        hostKey: lab.hostKeyB64(h),
+        tags: [],
+      };
     fleet.policies[`p-${ch}`] = {
       strategy: spec.waves.length > 1 ? 'staged' : 'all-at-once',
-      waves: spec.waves.map((w, i) => ({ ...(i < spec.waves.length - 1 && w.count ? { count: w.count } : {}), soakSeconds: w.soakSeconds, failureThreshold: w.failureThreshold ?? { count: 0 } })),
+      waves: spec.waves.map((w, i) => ({
+        ...(i < spec.waves.length - 1 && w.count ? { count: w.count } : {}),
+        soakSeconds: w.soakSeconds,
+        failureThreshold: w.failureThreshold ?? { count: 0 },
+      })),
       onFailure: spec.onFailure ?? 'halt',
       probes: [],
       healthyPassesRequired: spec.healthyPassesRequired ?? 1,
@@ -62,18 +82,22 @@ export function labFleet(lab: Lab, channels: Record<string, ChannelSpec>, opts: 
       offlineWindowSeconds: 600,
     };
   }
-  if (opts.chain) fleet.channelEdges = names.slice(1).map((after, i) => ({ before: names[i]!, after }));
+  if (opts.chain)
+    fleet.channelEdges = names.slice(1).map((after, i) => ({ before: names[i]!, after }));
   return fleet;
 }
 
 /** The generation a lab host's activator says it runs now. */
 export async function current(lab: Lab, host: string): Promise<string> {
   const cfg = lab.agentConfig(host);
-  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path;
+  return (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration())
+    .path;
 }
 
 /** Every ack a lab host signed, from its own journal. */
 export function journal(lab: Lab, host: string) {
   const h = lab.host(host);
-  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
+  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile))
+    .all()
+    .map((a) => a.signed);
 }

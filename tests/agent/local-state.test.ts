@@ -8,7 +8,13 @@ import { z } from 'zod';
 import { LocalStateError, StateDir } from '../../agent/state-dir.ts';
 import { acquireLock, LOCK_FILE } from '../../agent/lock.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
-import { readPending, writePending, clearPending, currentBootId, type PendingRecord } from '../../agent/pending.ts';
+import {
+  readPending,
+  writePending,
+  clearPending,
+  currentBootId,
+  type PendingRecord,
+} from '../../agent/pending.ts';
 import { AckJournal, ACK_JOURNAL_FILE, type AckFields } from '../../agent/ack-journal.ts';
 import { newSigningKey, b64 } from '../../protocol/keys.ts';
 import { ackDigest, verifyAckSignature } from '../../protocol/acks.ts';
@@ -32,9 +38,19 @@ test('state dir round-trips and refuses a corrupted file, naming it', () => {
   s.write('x.json', Schema, { n: 3 });
   assert.equal(s.read('x.json', Schema), { n: 3 });
   writeFileSync(s.path('x.json'), '{"n":3,"n":4}');
-  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof LocalStateError && e.problem === 'damaged' && e.message.includes('x.json') && !(e instanceof Malformed));
+  assert.throws(
+    () => s.read('x.json', Schema),
+    (e: Error) =>
+      e instanceof LocalStateError &&
+      e.problem === 'damaged' &&
+      e.message.includes('x.json') &&
+      !(e instanceof Malformed),
+  );
   writeFileSync(s.path('x.json'), '{"n":3,"extra":1}');
-  assert.throws(() => s.read('x.json', Schema), (e: Error) => e instanceof LocalStateError && /extra|unrecognized/i.test(e.message));
+  assert.throws(
+    () => s.read('x.json', Schema),
+    (e: Error) => e instanceof LocalStateError && /extra|unrecognized/i.test(e.message),
+  );
 });
 
 test('lock: second holder refused while the first lives; a dead owner is taken over', async () => {
@@ -66,8 +82,14 @@ test('quarantine: add, expiry, clear one or all', () => {
   assert.ok(q.isQuarantined(T1, now + 23 * 3600_000));
   assert.not.ok(q.isQuarantined(T1, now + 24 * 3600_000), 'expired after 24 h');
   assert.is(q.active(now + 2 * 3600_000).length, 1);
-  assert.equal(q.clear(T1, now).map((e) => e.target), [T1]);
-  assert.equal(q.active(now).map((e) => e.target), [T2]);
+  assert.equal(
+    q.clear(T1, now).map((e) => e.target),
+    [T1],
+  );
+  assert.equal(
+    q.active(now).map((e) => e.target),
+    [T2],
+  );
   q.add(T1, 'again', now, 24, 4);
   assert.is(q.clear(undefined, now).length, 2);
   assert.is(q.active(now).length, 0);
@@ -76,8 +98,16 @@ test('quarantine: add, expiry, clear one or all', () => {
 test('pending record persists and clears', () => {
   const s = new StateDir(tmp());
   const rec: PendingRecord = {
-    target: T2, previous: { number: 4, path: T1 }, deadline: '2030-01-01T00:05:00Z', bootId: currentBootId(),
-    releaseVersion: 2, rolloutId: null, startedAt: '2030-01-01T00:00:00Z', phase: 'switching', probes: [], healthyPassesRequired: 2,
+    target: T2,
+    previous: { number: 4, path: T1 },
+    deadline: '2030-01-01T00:05:00Z',
+    bootId: currentBootId(),
+    releaseVersion: 2,
+    rolloutId: null,
+    startedAt: '2030-01-01T00:00:00Z',
+    phase: 'switching',
+    probes: [],
+    healthyPassesRequired: 2,
   };
   writePending(s, rec);
   assert.equal(readPending(s), rec);
@@ -86,7 +116,16 @@ test('pending record persists and clears', () => {
 });
 
 function fields(kind: AckFields['kind']): AckFields {
-  return { kind, releaseVersion: 1, rolloutId: null, target: T1, current: T1, healthySince: null, probes: [], reason: null };
+  return {
+    kind,
+    releaseVersion: 1,
+    rolloutId: null,
+    target: T1,
+    current: T1,
+    healthySince: null,
+    probes: [],
+    reason: null,
+  };
 }
 
 test('ack journal: hash chain, signatures, reopen, torn tail cut', () => {
@@ -107,7 +146,10 @@ test('ack journal: hash chain, signatures, reopen, torn tail cut', () => {
   const a3 = j2.append(fields('heartbeat'), Date.parse('2030-01-01T00:01:00Z'));
   assert.is(a3.signed.seq, 3);
   assert.is(a3.signed.prev, ackDigest(a2));
-  assert.equal(j2.after(1).map((a) => a.signed.seq), [2, 3]);
+  assert.equal(
+    j2.after(1).map((a) => a.signed.seq),
+    [2, 3],
+  );
   assert.is(j2.all().length, 3);
 });
 
@@ -115,7 +157,14 @@ test('ack journal: finds the last ack beyond the tail window', () => {
   const s = new StateDir(tmp());
   const key = newSigningKey('web-02');
   const j = new AckJournal(s, 'demo', 'web-02', key);
-  const long = { ...fields('healthy'), probes: Array.from({ length: 32 }, (_, i) => ({ name: `p${i}`, ok: true, detail: 'x'.repeat(250) })) };
+  const long = {
+    ...fields('healthy'),
+    probes: Array.from({ length: 32 }, (_, i) => ({
+      name: `p${i}`,
+      ok: true,
+      detail: 'x'.repeat(250),
+    })),
+  };
   for (let i = 0; i < 12; i++) j.append(long, Date.parse('2030-01-01T00:00:00Z') + i * 1000);
   const j2 = new AckJournal(s, 'demo', 'web-02', key);
   assert.is(j2.lastSeq(), 12);

@@ -16,7 +16,16 @@ import { ackBundlePath, channelPlanPath } from '../../protocol/layout.ts';
 import { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { isoTime, SCHEMA_VERSION } from '../../protocol/schemas/common.ts';
 import type { SignedAck } from '../../protocol/acks.ts';
-import { AckChain, FLEET, fixtureHosts, fixtureKeys, removeDir, tempDir, writeTree, type FixtureHost } from '../control-plane/tree-fixture.ts';
+import {
+  AckChain,
+  FLEET,
+  fixtureHosts,
+  fixtureKeys,
+  removeDir,
+  tempDir,
+  writeTree,
+  type FixtureHost,
+} from '../control-plane/tree-fixture.ts';
 
 const test = suite('agent peer acks');
 const keys = fixtureKeys();
@@ -28,7 +37,15 @@ let plans: ChannelPlan[];
 test.before.each(() => {
   dir = tempDir('peer-acks');
   writeTree(join(dir, 'tree'), { keys, hosts, version: 1 });
-  plans = [ChannelPlan.parse((JSON.parse(readFileSync(join(dir, 'tree', channelPlanPath(1, 'prod')), 'utf8')) as { signed: unknown }).signed)];
+  plans = [
+    ChannelPlan.parse(
+      (
+        JSON.parse(readFileSync(join(dir, 'tree', channelPlanPath(1, 'prod')), 'utf8')) as {
+          signed: unknown;
+        }
+      ).signed,
+    ),
+  ];
 });
 test.after.each(() => removeDir(dir));
 
@@ -36,7 +53,15 @@ test.after.each(() => removeDir(dir));
 function served(waves: Record<number, SignedAck[]>) {
   const files = new Map<string, Uint8Array>();
   for (const [wave, acks] of Object.entries(waves)) {
-    const bundle = { type: 'ack-bundle', schemaVersion: SCHEMA_VERSION, fleet: FLEET, channel: 'prod', wave: Number(wave), generatedAt: isoTime(Date.now()), acks };
+    const bundle = {
+      type: 'ack-bundle',
+      schemaVersion: SCHEMA_VERSION,
+      fleet: FLEET,
+      channel: 'prod',
+      wave: Number(wave),
+      generatedAt: isoTime(Date.now()),
+      acks,
+    };
     files.set(ackBundlePath('prod', Number(wave)), Buffer.from(canonicalString(bundle)));
   }
   return async (path: string) => files.get(path);
@@ -45,11 +70,20 @@ function served(waves: Record<number, SignedAck[]>) {
 async function intake(waves: Record<number, SignedAck[]>, planList = plans) {
   const log = memoryLogger('self');
   const state = new StateDir(join(dir, 'state'));
-  const r = await fetchPeerAcks({ fetch: served(waves), plans: planList, budgets: { budgets: [] } as never, self: 'self', fleet: FLEET, state, log });
+  const r = await fetchPeerAcks({
+    fetch: served(waves),
+    plans: planList,
+    budgets: { budgets: [] } as never,
+    self: 'self',
+    fleet: FLEET,
+    state,
+    log,
+  });
   return { ...r, log: log.records, state };
 }
 
-const events = (records: Record<string, unknown>[], name: string) => records.filter((r) => r['event'] === name);
+const events = (records: Record<string, unknown>[], name: string) =>
+  records.filter((r) => r['event'] === name);
 
 test('valid acks of every wave are believed; the highest seq per peer is remembered', async () => {
   const w1 = new AckChain(byName('web1'));
@@ -59,13 +93,18 @@ test('valid acks of every wave are believed; the highest seq per peer is remembe
   assert.equal(Object.keys(r.acks).sort(), ['web1', 'web2']);
   assert.is(r.acks['web1']!.seq, 2);
   assert.is(r.dropped, 0);
-  const memory = JSON.parse(readFileSync(r.state.path(PEER_ACKS_FILE), 'utf8')) as { peers: Record<string, { seq: number }> };
+  const memory = JSON.parse(readFileSync(r.state.path(PEER_ACKS_FILE), 'utf8')) as {
+    peers: Record<string, { seq: number }>;
+  };
   assert.equal([memory.peers['web1']!.seq, memory.peers['web2']!.seq], [2, 1]);
 });
 
 test('a forged ack (signed by another key) is ignored and logged as BadSignature/UnknownKey', async () => {
   const forger = { ...byName('web2'), key: newSigningKey('forger') };
-  const r = await intake({ 0: [new AckChain(byName('web1')).next()], 1: [new AckChain(forger).next({ kind: 'healthy' })] });
+  const r = await intake({
+    0: [new AckChain(byName('web1')).next()],
+    1: [new AckChain(forger).next({ kind: 'healthy' })],
+  });
   assert.equal(Object.keys(r.acks), ['web1']);
   assert.is(r.dropped, 1);
   const ignored = events(r.log, 'peer-ack-ignored');
@@ -80,7 +119,10 @@ test('a foreign-fleet ack, validly signed by the right host key, is ignored and 
   assert.equal(Object.keys(r.acks), ['web1']);
   assert.is(r.dropped, 1);
   const ignored = events(r.log, 'peer-ack-ignored');
-  assert.match(String(ignored[0]!['reason']), /^WrongFleet: acks\/channels\/prod\/wave-1\.json#0: ack is for fleet "other-fleet"/);
+  assert.match(
+    String(ignored[0]!['reason']),
+    /^WrongFleet: acks\/channels\/prod\/wave-1\.json#0: ack is for fleet "other-fleet"/,
+  );
 });
 
 test('an ack of a host no signed plan names is ignored and logged as UnknownHost', async () => {
@@ -102,8 +144,13 @@ test('a replayed older ack of a peer is ignored and logged, across restarts; a n
   assert.is(replay.acks['web1'], undefined, 'the replayed "healthy" must not be believed');
   assert.is(replay.regressed, 1);
   const logged = events(replay.log, 'peer-ack-regression-ignored');
-  assert.equal([logged.length, logged[0]!['host'], logged[0]!['seq'], logged[0]!['highestSeen']], [1, 'web1', 1, 2]);
-  const memory = JSON.parse(readFileSync(join(dir, 'state', PEER_ACKS_FILE), 'utf8')) as { peers: Record<string, { seq: number }> };
+  assert.equal(
+    [logged.length, logged[0]!['host'], logged[0]!['seq'], logged[0]!['highestSeen']],
+    [1, 'web1', 1, 2],
+  );
+  const memory = JSON.parse(readFileSync(join(dir, 'state', PEER_ACKS_FILE), 'utf8')) as {
+    peers: Record<string, { seq: number }>;
+  };
   assert.is(memory.peers['web1']!.seq, 2, 'a replay never lowers the memory');
 
   // The same ack again is not a regression; the next one moves the memory on.
@@ -134,7 +181,14 @@ test('a corrupt memory file never blocks the agent: logged, treated as empty, th
   const unreadable = events(r.log, 'peer-ack-memory-unreadable');
   assert.is(unreadable.length, 1);
   assert.match(String(unreadable[0]!['reason']), /duplicate key/);
-  assert.is((JSON.parse(readFileSync(state.path(PEER_ACKS_FILE), 'utf8')) as { peers: Record<string, { seq: number }> }).peers['web1']!.seq, 1);
+  assert.is(
+    (
+      JSON.parse(readFileSync(state.path(PEER_ACKS_FILE), 'utf8')) as {
+        peers: Record<string, { seq: number }>;
+      }
+    ).peers['web1']!.seq,
+    1,
+  );
   writeFileSync(state.path(PEER_ACKS_FILE), 'not json at all');
   assert.is((await intake({ 0: [new AckChain(byName('web1')).next()] })).acks['web1']!.seq, 1);
 });

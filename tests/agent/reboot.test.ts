@@ -21,11 +21,18 @@ import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
 import { z } from 'zod';
 
-const Generations = z.object({ current: z.number(), generations: z.array(z.object({ number: z.number(), path: z.string() })), staged: z.number().nullable(), boots: z.number() });
+const Generations = z.object({
+  current: z.number(),
+  generations: z.array(z.object({ number: z.number(), path: z.string() })),
+  staged: z.number().nullable(),
+  boots: z.number(),
+});
 
 function journal(lab: Lab, host: string) {
   const h = lab.host(host);
-  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile)).all().map((a) => a.signed);
+  return new AckJournal(new StateDir(h.stateDir), 'lab', host, readPrivateKey(h.keyFile))
+    .all()
+    .map((a) => a.signed);
 }
 
 function generations(lab: Lab, host: string) {
@@ -36,12 +43,30 @@ function pending(lab: Lab, host: string) {
   return new StateDir(lab.host(host).stateDir).read('pending.json', PendingRecord);
 }
 
-function simulated(extra: Partial<Extract<ActivatorConfig, { kind: 'simulated' }>>): () => ActivatorConfig {
-  return () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [], failSwitch: [], inhibit: [NEW, BAD], switchDelayMs: 0, ...extra });
+function simulated(
+  extra: Partial<Extract<ActivatorConfig, { kind: 'simulated' }>>,
+): () => ActivatorConfig {
+  return () => ({
+    kind: 'simulated',
+    initialPath: OLD,
+    unhealthy: [],
+    failSwitch: [],
+    inhibit: [NEW, BAD],
+    switchDelayMs: 0,
+    ...extra,
+  });
 }
 
-function fleetWith(lab: Lab, host: string, target: string, reboot: 'never' | 'allowed' | undefined, confirmDeadlineSeconds = 30): FleetInput {
-  const fleet = labFleet(lab, { prod: { hosts: { [host]: target }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds } });
+function fleetWith(
+  lab: Lab,
+  host: string,
+  target: string,
+  reboot: 'never' | 'allowed' | undefined,
+  confirmDeadlineSeconds = 30,
+): FleetInput {
+  const fleet = labFleet(lab, {
+    prod: { hosts: { [host]: target }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds },
+  });
   if (reboot !== undefined) fleet.channels['prod']!.reboot = reboot;
   return fleet;
 }
@@ -53,11 +78,21 @@ test('reboot policy never (the default): deferred ack with the reason, nothing s
     lab.publish(fleetWith(lab, 'r1', NEW, undefined));
     await lab.startControlPlane();
     const o = await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') });
-    assert.ok(o.kind === 'decided' && o.decision === 'defer' && o.acted === null, JSON.stringify(o));
+    assert.ok(
+      o.kind === 'decided' && o.decision === 'defer' && o.acted === null,
+      JSON.stringify(o),
+    );
     const acks = journal(lab, 'r1');
-    assert.equal(acks.map((a) => a.kind), ['deferred']);
+    assert.equal(
+      acks.map((a) => a.kind),
+      ['deferred'],
+    );
     assert.match(acks[0]!.reason!, 'reboot policy of channel prod is never');
-    assert.equal(generations(lab, 'r1').generations.map((g) => g.path), [OLD], 'nothing staged');
+    assert.equal(
+      generations(lab, 'r1').generations.map((g) => g.path),
+      [OLD],
+      'nothing staged',
+    );
     assert.is(pending(lab, 'r1'), undefined);
     // A second cycle does not repeat the same report.
     await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') });
@@ -73,9 +108,16 @@ test('reboot policy never (the default): deferred ack with the reason, nothing s
     // `nixfleet status`: the channel's signed policy, and the host's reason and effect (not "offline").
     const text = renderStatus(statusReport(state));
     assert.match(text, 'reboots: never; a deferred host holds its wave (deferredHosts: hold)');
-    assert.match(text, /r1 .* deferred .*reboot policy of channel prod is never.*waits for it \(deferredHosts: hold\)/);
+    assert.match(
+      text,
+      /r1 .* deferred .*reboot policy of channel prod is never.*waits for it \(deferredHosts: hold\)/,
+    );
     // The dashboard: the channel page names the policy, the host table the reason.
-    const site = await renderSitePages({ treeDir: lab.treeDir, pinnedRoot: readPinnedRoot(lab.rootFile), now });
+    const site = await renderSitePages({
+      treeDir: lab.treeDir,
+      pinnedRoot: readPinnedRoot(lab.rootFile),
+      now,
+    });
     const channelPage = site.pages.get('channels/prod.html') ?? '';
     assert.match(channelPage, 'never; a deferred host holds its wave (deferredHosts: hold)');
     assert.match(site.pages.get('hosts.html') ?? '', 'waits for it (deferredHosts: hold)');
@@ -92,13 +134,19 @@ test('reboot allowed: started ack, boot + reboot; after the boot (new boot id) c
     await lab.startControlPlane();
     const log = memoryLogger('r2');
     const o1 = await runAgentOnce(lab.agentConfig('r2'), { log });
-    assert.ok(o1.kind === 'decided' && o1.decision === 'defer' && o1.acted === 'rebooting', JSON.stringify(o1));
+    assert.ok(
+      o1.kind === 'decided' && o1.decision === 'defer' && o1.acted === 'rebooting',
+      JSON.stringify(o1),
+    );
     const p = pending(lab, 'r2')!;
     assert.is(p.phase, 'booting');
     assert.is(p.bootId, 'simulated-boot-1', 'the boot id before the reboot');
     assert.equal(p.previous, { number: 1, path: OLD });
     const started = journal(lab, 'r2');
-    assert.equal(started.map((a) => a.kind), ['started']);
+    assert.equal(
+      started.map((a) => a.kind),
+      ['started'],
+    );
     assert.match(started[0]!.reason!, 'rebooting into its target (kernel (simulated))');
     // The simulated reboot happened: generation 2 runs under boot 2.
     assert.is(generations(lab, 'r2').current, 2);
@@ -135,16 +183,26 @@ test('reboot allowed, unhealthy after the boot: rolled back across a reboot to t
     assert.is(back.phase, 'rebooting-back');
     assert.is(back.deadline, deadline, 'the deadline survived the reboot');
     assert.match(back.rollbackReason!, 'not healthy before the confirm deadline');
-    assert.equal(journal(lab, 'r3').map((a) => a.kind), ['started', 'activated'], 'no rolled-back ack before the reboot back');
+    assert.equal(
+      journal(lab, 'r3').map((a) => a.kind),
+      ['started', 'activated'],
+      'no rolled-back ack before the reboot back',
+    );
     assert.is(generations(lab, 'r3').current, 1, 'the simulated reboot went back to generation 1');
     // After the second boot: the rolled-back ack, quarantine, pending cleared.
     await runAgentOnce(cfg, { log });
     const acks = journal(lab, 'r3');
-    assert.equal(acks.map((a) => a.kind), ['started', 'activated', 'rolled-back']);
+    assert.equal(
+      acks.map((a) => a.kind),
+      ['started', 'activated', 'rolled-back'],
+    );
     assert.is(acks[2]!.current, OLD);
     assert.is(pending(lab, 'r3'), undefined);
     assert.ok(new Quarantine(new StateDir(cfg.stateDir)).isQuarantined(BAD, Date.now()));
-    assert.equal(generations(lab, 'r3').generations.map((g) => g.number), [1, 2]);
+    assert.equal(
+      generations(lab, 'r3').generations.map((g) => g.number),
+      [1, 2],
+    );
     assert.is(generations(lab, 'r3').current, 1);
   } finally {
     await lab.close();
@@ -162,7 +220,10 @@ test('bootloader fallback: the host comes back on the old system -> failed ack, 
     assert.ok(o1.kind === 'decided' && o1.acted === 'rebooting', JSON.stringify(o1));
     await runAgentOnce(cfg, { log: memoryLogger('r4') });
     const acks = journal(lab, 'r4');
-    assert.equal(acks.map((a) => a.kind), ['started', 'failed']);
+    assert.equal(
+      acks.map((a) => a.kind),
+      ['started', 'failed'],
+    );
     assert.match(acks[1]!.reason!, `rebooted into ${OLD} instead of ${NEW}`);
     assert.is(pending(lab, 'r4'), undefined);
     assert.ok(new Quarantine(new StateDir(cfg.stateDir)).isQuarantined(NEW, Date.now()));
@@ -175,15 +236,28 @@ test('bootloader fallback: the host comes back on the old system -> failed ack, 
 test('an activator that cannot reboot (command) says so in its deferred ack and touches nothing', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['r5'], {
-    activator: () => ({ kind: 'command', switch: ['false'], rollback: ['false'], current: ['echo', `1 ${OLD}`], inhibitors: ['echo', 'kernel changes'], timeoutMs: 10_000 }),
+    activator: () => ({
+      kind: 'command',
+      switch: ['false'],
+      rollback: ['false'],
+      current: ['echo', `1 ${OLD}`],
+      inhibitors: ['echo', 'kernel changes'],
+      timeoutMs: 10_000,
+    }),
   });
   try {
     lab.publish(fleetWith(lab, 'r5', NEW, 'allowed'));
     await lab.startControlPlane();
     const o = await runAgentOnce(lab.agentConfig('r5'), { log: memoryLogger('r5') });
-    assert.ok(o.kind === 'decided' && o.decision === 'defer' && o.acted === null, JSON.stringify(o));
+    assert.ok(
+      o.kind === 'decided' && o.decision === 'defer' && o.acted === null,
+      JSON.stringify(o),
+    );
     const acks = journal(lab, 'r5');
-    assert.equal(acks.map((a) => a.kind), ['deferred']);
+    assert.equal(
+      acks.map((a) => a.kind),
+      ['deferred'],
+    );
     assert.match(acks[0]!.reason!, 'the command activator cannot reboot (reboot not supported)');
     assert.is(pending(lab, 'r5'), undefined);
   } finally {

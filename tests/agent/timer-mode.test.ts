@@ -14,7 +14,11 @@ import { requireTool } from '../support/skip.ts';
 import { makeLab, labFleet, NEW } from './lab-fleet.ts';
 import { E2eStack } from '../support/e2e-stack.ts';
 
-async function until(what: string, ms: number, check: () => Promise<boolean> | boolean): Promise<void> {
+async function until(
+  what: string,
+  ms: number,
+  check: () => Promise<boolean> | boolean,
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;
@@ -31,10 +35,20 @@ test('steady state: 3 conditional GETs, all 304, over one resumed TLS connection
   const lab = makeLab(hosts);
   try {
     // Two waves: a host reads both bundles. Heartbeats far apart: no POST in a steady run.
-    lab.publish(labFleet(lab, { prod: { hosts: Object.fromEntries(hosts.map((h) => [h, NEW])), waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }], heartbeatSeconds: 3600 } }));
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: Object.fromEntries(hosts.map((h) => [h, NEW])),
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+          heartbeatSeconds: 3600,
+        },
+      }),
+    );
     await lab.startControlPlane();
     await until('converged', 30_000, async () => {
-      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      const outs = await Promise.all(
+        hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
+      );
       return outs.every((o) => o.kind === 'decided' && o.decision === 'converged');
     });
     const cfg = lab.agentConfig('t1');
@@ -45,11 +59,23 @@ test('steady state: 3 conditional GETs, all 304, over one resumed TLS connection
       return { done: log.records.find((r) => r['event'] === 'cycle-done') as unknown as Done, log };
     };
     // Until the endpoint published everyone's last ack and the ETag cache holds it, runs still fetch.
-    await until('a steady run', 20_000, async () => (await run()).done.notModified === (await run()).done.requests);
+    await until(
+      'a steady run',
+      20_000,
+      async () => (await run()).done.notModified === (await run()).done.requests,
+    );
 
     const { done } = await run();
-    assert.equal({ requests: done.requests, notModified: done.notModified }, { requests: 3, notModified: 3 }, 'timestamp + two wave bundles, no ack head GET');
-    assert.equal({ connections: done.connections, tlsResumed: done.tlsResumed }, { connections: 1, tlsResumed: 1 }, 'the previous run\'s TLS session resumed');
+    assert.equal(
+      { requests: done.requests, notModified: done.notModified },
+      { requests: 3, notModified: 3 },
+      'timestamp + two wave bundles, no ack head GET',
+    );
+    assert.equal(
+      { connections: done.connections, tlsResumed: done.tlsResumed },
+      { connections: 1, tlsResumed: 1 },
+      "the previous run's TLS session resumed",
+    );
 
     // Without the kept session: a full handshake, same requests.
     rmSync(join(cfg.stateDir, TLS_SESSION_FILE));
@@ -62,26 +88,42 @@ test('steady state: 3 conditional GETs, all 304, over one resumed TLS connection
     rmSync(join(lab.treeDir, 'acks'), { recursive: true, force: true });
     const { done: noProof, log } = await run();
     assert.ok(noProof.requests >= 4, `the head GET is back: ${noProof.requests} requests`);
-    assert.ok(log.records.some((r) => r['event'] === 'ack-loss-detected'), 'the loss check ran');
+    assert.ok(
+      log.records.some((r) => r['event'] === 'ack-loss-detected'),
+      'the loss check ran',
+    );
   } finally {
     await lab.close();
   }
 });
 
 test('through nginx (the rendered config): the next `nixfleet agent --once` process resumes the session (stateless ticket)', async () => {
-  if (!requireTool('openssl', 'lab PKI') || !requireTool('nginx', 'the production control plane')) return;
+  if (!requireTool('openssl', 'lab PKI') || !requireTool('nginx', 'the production control plane'))
+    return;
   const stack = await E2eStack.create({ hosts: ['n1'] });
   try {
-    stack.publish(labFleet(stack.lab, { prod: { hosts: { n1: NEW }, waves: [{ soakSeconds: 0 }], heartbeatSeconds: 3600 } }));
+    stack.publish(
+      labFleet(stack.lab, {
+        prod: { hosts: { n1: NEW }, waves: [{ soakSeconds: 0 }], heartbeatSeconds: 3600 },
+      }),
+    );
     await stack.startControlPlane();
     const done = async () => {
       const r = await stack.runAgentOnce('n1');
       assert.is(r.code, 0, JSON.stringify(r.events.slice(-3)));
       return r.events.find((e) => e['event'] === 'cycle-done') as unknown as Done;
     };
-    await until('converged', 60_000, async () => (await stack.runAgentOnce('n1')).outcome?.['decision'] === 'converged');
+    await until(
+      'converged',
+      60_000,
+      async () => (await stack.runAgentOnce('n1')).outcome?.['decision'] === 'converged',
+    );
     const first = await done();
-    assert.is(first.tlsResumed, first.connections, `every connection resumed: ${JSON.stringify(first)}`);
+    assert.is(
+      first.tlsResumed,
+      first.connections,
+      `every connection resumed: ${JSON.stringify(first)}`,
+    );
     assert.ok(first.connections >= 1);
     rmSync(join(stack.lab.host('n1').stateDir, TLS_SESSION_FILE));
     const full = await done();

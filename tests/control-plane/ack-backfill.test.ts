@@ -5,9 +5,22 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { AckService, loadReleaseView, parseAckLog, ACK_LOG_FILE, type ClientIdentity } from '../../control-plane/index.ts';
+import {
+  AckService,
+  loadReleaseView,
+  parseAckLog,
+  ACK_LOG_FILE,
+  type ClientIdentity,
+} from '../../control-plane/index.ts';
 import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from './tree-fixture.ts';
 
 const test = suite('control-plane ack back-fill');
 const keys = fixtureKeys();
@@ -18,11 +31,20 @@ let dir: string;
 let events: Record<string, unknown>[];
 
 async function service(): Promise<AckService> {
-  const svc = await AckService.open({ logDir: join(dir, 'log'), publishRoot: dir, rateLimit: false, debounceMs: 5, log: (e) => events.push(e) });
+  const svc = await AckService.open({
+    logDir: join(dir, 'log'),
+    publishRoot: dir,
+    rateLimit: false,
+    debounceMs: 5,
+    log: (e) => events.push(e),
+  });
   svc.setView(loadReleaseView(dir));
   return svc;
 }
-const logged = () => parseAckLog(readFileSync(join(dir, 'log', ACK_LOG_FILE))).records.map((r) => r.digest).sort();
+const logged = () =>
+  parseAckLog(readFileSync(join(dir, 'log', ACK_LOG_FILE)))
+    .records.map((r) => r.digest)
+    .sort();
 const chainOf = (n: number, host = hosts[0]!) => {
   const c = new AckChain(host);
   return { chain: c, acks: Array.from({ length: n }, () => c.next()) };
@@ -58,7 +80,8 @@ test('adopted at seq 5: answers say missingBelow, only the digest-chained ack be
   await svc.close();
   svc = await service();
   assert.equal(svc.head('web1'), { seq: 5, digest: ackDigest(a5), missingBelow: 4 });
-  for (const a of [a3, a2]) assert.is((await svc.submit(body(a), agent('web1'))).body['missingBelow'], a.signed.seq);
+  for (const a of [a3, a2])
+    assert.is((await svc.submit(body(a), agent('web1'))).body['missingBelow'], a.signed.seq);
   const last = await svc.submit(body(a1), agent('web1'));
   assert.is(last.status, 201);
   assert.is(last.body['missingBelow'], undefined, 'history complete');
@@ -90,14 +113,19 @@ test('log lost, published heads kept: the endpoint takes the heads back into its
   svc = await service();
   assert.equal(svc.head('web1'), { seq: 4, digest: ackDigest(acks[3]!), missingBelow: 4 });
   assert.is(svc.head('web2'), undefined);
-  assert.ok(events.some((e) => e['event'] === 'published-ack-ignored' && String(e['file']).endsWith('web2.json')));
+  assert.ok(
+    events.some(
+      (e) => e['event'] === 'published-ack-ignored' && String(e['file']).endsWith('web2.json'),
+    ),
+  );
   const behind = events.find((e) => e['event'] === 'ack-log-behind-published-heads');
   assert.equal(behind?.['adopted'], [{ host: 'web1', seq: 4, logSeq: null }]);
   // Re-posting the head is a duplicate once it is on disk, and the answer asks for the back-fill.
   const dup = await svc.submit(body(acks[3]), agent('web1'));
   assert.is(dup.status, 200);
   assert.is(dup.body['missingBelow'], 4);
-  for (const a of acks.slice(0, 3).reverse()) assert.is((await svc.submit(body(a), agent('web1'))).status, 201);
+  for (const a of acks.slice(0, 3).reverse())
+    assert.is((await svc.submit(body(a), agent('web1'))).status, 201);
   assert.is(svc.head('web1')?.missingBelow, undefined);
   await svc.close();
   assert.equal(logged(), acks.map(ackDigest).sort());
@@ -116,7 +144,9 @@ test('log restored from an old copy: the published head is adopted over it and b
 
   svc = await service();
   assert.equal(svc.head('web1'), { seq: 6, digest: ackDigest(acks[5]!), missingBelow: 6 });
-  assert.equal(events.find((e) => e['event'] === 'ack-log-behind-published-heads')?.['adopted'], [{ host: 'web1', seq: 6, logSeq: 3 }]);
+  assert.equal(events.find((e) => e['event'] === 'ack-log-behind-published-heads')?.['adopted'], [
+    { host: 'web1', seq: 6, logSeq: 3 },
+  ]);
   assert.is((await svc.submit(body(acks[4]), agent('web1'))).body['missingBelow'], 5);
   // seq 4 chains to the held seq 3, which chains down to seq 1: complete.
   const joined = await svc.submit(body(acks[3]), agent('web1'));

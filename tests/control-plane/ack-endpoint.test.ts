@@ -4,22 +4,51 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { AckService, startAckEndpoint, loadReleaseView, parseAckLog, AckLogCorrupt, ACK_LOG_FILE, type ClientIdentity } from '../../control-plane/index.ts';
+import {
+  AckService,
+  startAckEndpoint,
+  loadReleaseView,
+  parseAckLog,
+  AckLogCorrupt,
+  ACK_LOG_FILE,
+  type ClientIdentity,
+} from '../../control-plane/index.ts';
 import { ackDigest } from '../../protocol/acks.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain, type FixtureHost } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+  type FixtureHost,
+} from './tree-fixture.ts';
 import { req } from './http.ts';
 
 const test = suite('control-plane ack endpoint');
 const keys = fixtureKeys();
-const hosts = fixtureHosts({ web1: { wave: 0 }, web2: { wave: 0 }, db1: { channel: 'db', wave: 0 }, gone: { wave: 1 } });
+const hosts = fixtureHosts({
+  web1: { wave: 0 },
+  web2: { wave: 0 },
+  db1: { channel: 'db', wave: 0 },
+  gone: { wave: 1 },
+});
 const byName = (n: string) => hosts.find((h) => h.name === n) as FixtureHost;
 let dir: string;
 
 const agent = (cn: string, serial = '1001'): ClientIdentity => ({ cn, ou: 'agent', serial });
 const body = (x: unknown) => Buffer.from(JSON.stringify(x));
 
-async function service(opts: { rateLimit?: false | { burst: number; perSecond: number }; now?: () => number } = {}) {
-  const svc = await AckService.open({ logDir: join(dir, 'log'), publishRoot: dir, rateLimit: opts.rateLimit ?? false, now: opts.now, debounceMs: 5 });
+async function service(
+  opts: { rateLimit?: false | { burst: number; perSecond: number }; now?: () => number } = {},
+) {
+  const svc = await AckService.open({
+    logDir: join(dir, 'log'),
+    publishRoot: dir,
+    rateLimit: opts.rateLimit ?? false,
+    now: opts.now,
+    debounceMs: 5,
+  });
   svc.setView(loadReleaseView(dir));
   return svc;
 }
@@ -93,7 +122,7 @@ test('a tampered signature is refused (403 BadSignature), and so is an ack signe
   await svc.close();
 });
 
-test('the client certificate must be the ack\'s host', async () => {
+test("the client certificate must be the ack's host", async () => {
   const svc = await service();
   const r = await svc.submit(body(new AckChain(byName('web1')).next()), agent('db1'));
   assert.is(r.status, 403);
@@ -114,7 +143,10 @@ test('an unknown host is refused (403)', async () => {
 
 test('an ack of another fleet, validly signed by the host key, is refused (400 WrongFleet) and not stored', async () => {
   const svc = await service();
-  const r = await svc.submit(body(new AckChain(byName('web1')).next({ fleet: 'other-fleet' })), agent('web1'));
+  const r = await svc.submit(
+    body(new AckChain(byName('web1')).next({ fleet: 'other-fleet' })),
+    agent('web1'),
+  );
   assert.is(r.status, 400);
   assert.is(r.body['error'], 'WrongFleet');
   assert.match(String(r.body['reason']), /fleet "other-fleet"/);
@@ -163,7 +195,7 @@ test('chain rules: replay, fork with the same seq, wrong prev, gap are 409 namin
   await svc.close();
 });
 
-test('an empty endpoint adopts a host\'s re-posted latest ack and enforces the chain from there', async () => {
+test("an empty endpoint adopts a host's re-posted latest ack and enforces the chain from there", async () => {
   const svc = await service();
   const chain = new AckChain(byName('web1'));
   for (let i = 0; i < 4; i++) chain.next();
@@ -189,10 +221,14 @@ test('per-host rate limit is 429 with Retry-After; other hosts are unaffected', 
 });
 
 test('concurrent acks share fsyncs (group commit) and all are durable', async () => {
-  const many = fixtureHosts(Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`h${i}`, {}])));
+  const many = fixtureHosts(
+    Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`h${i}`, {}])),
+  );
   writeTree(dir, { keys, hosts: many, version: 4 });
   const svc = await service();
-  const results = await Promise.all(many.map((h) => svc.submit(body(new AckChain(h).next()), agent(h.name))));
+  const results = await Promise.all(
+    many.map((h) => svc.submit(body(new AckChain(h).next()), agent(h.name))),
+  );
   assert.ok(results.every((r) => r.status === 201));
   assert.is(svc.logStats.appended, 40);
   assert.ok(svc.logStats.syncs < 40, `syncs ${svc.logStats.syncs}`);
@@ -203,17 +239,24 @@ test('concurrent acks share fsyncs (group commit) and all are durable', async ()
 test('restart: heads come back from the log, a torn tail is cut, the chain continues', async () => {
   const svc = await service();
   const chain = new AckChain(byName('web1'));
-  for (let i = 0; i < 3; i++) assert.is((await svc.submit(body(chain.next()), agent('web1'))).status, 201);
+  for (let i = 0; i < 3; i++)
+    assert.is((await svc.submit(body(chain.next()), agent('web1'))).status, 201);
   await svc.close();
   const logFile = join(dir, 'log', ACK_LOG_FILE);
   const goodSize = statSync(logFile).size;
   appendFileSync(logFile, 'sha256:' + 'ab'.repeat(32) + '\t{"signed":{"host":"web1"');
   const svc2 = await service();
-  assert.is(svc2.recoveredCutBytes, statSync(logFile).size === goodSize ? svc2.recoveredCutBytes : -1);
+  assert.is(
+    svc2.recoveredCutBytes,
+    statSync(logFile).size === goodSize ? svc2.recoveredCutBytes : -1,
+  );
   assert.ok(svc2.recoveredCutBytes > 0);
   assert.is(svc2.recoveredRecords, 3);
   assert.is(svc2.head('web1')?.seq, 3);
-  assert.is((await svc2.submit(body(chain.make({ seq: 3, kind: 'failed' })), agent('web1'))).status, 409);
+  assert.is(
+    (await svc2.submit(body(chain.make({ seq: 3, kind: 'failed' })), agent('web1'))).status,
+    409,
+  );
   assert.is((await svc2.submit(body(chain.next()), agent('web1'))).status, 201);
   await svc2.close();
 });
@@ -237,15 +280,27 @@ test('a bad record followed by good ones is corruption: the log refuses to open'
 });
 
 test('behind nginx: identity headers are trusted on loopback; without them the ack is refused', async () => {
-  const ep = await startAckEndpoint({ treeDir: dir, ackLogDir: join(dir, 'log'), ack: { rateLimit: false } });
+  const ep = await startAckEndpoint({
+    treeDir: dir,
+    ackLogDir: join(dir, 'log'),
+    ack: { rateLimit: false },
+  });
   try {
     const ack = new AckChain(byName('web1')).next();
-    const headers = { 'x-ssl-client-verify': 'SUCCESS', 'x-ssl-client-s-dn': 'CN=web1,OU=agent,O=test', 'x-ssl-client-serial': '1001' };
+    const headers = {
+      'x-ssl-client-verify': 'SUCCESS',
+      'x-ssl-client-s-dn': 'CN=web1,OU=agent,O=test',
+      'x-ssl-client-serial': '1001',
+    };
     const ok = await req(`${ep.url}/acks`, { method: 'POST', body: JSON.stringify(ack), headers });
     assert.is(ok.status, 201, ok.body);
     const none = await req(`${ep.url}/acks`, { method: 'POST', body: JSON.stringify(ack) });
     assert.is(none.status, 403);
-    const failed = await req(`${ep.url}/acks`, { method: 'POST', body: JSON.stringify(ack), headers: { ...headers, 'x-ssl-client-verify': 'FAILED:certificate revoked' } });
+    const failed = await req(`${ep.url}/acks`, {
+      method: 'POST',
+      body: JSON.stringify(ack),
+      headers: { ...headers, 'x-ssl-client-verify': 'FAILED:certificate revoked' },
+    });
     assert.is(failed.status, 403);
     const big = await req(`${ep.url}/acks`, { method: 'POST', body: 'x'.repeat(20_000), headers });
     assert.is(big.status, 413);
@@ -269,7 +324,12 @@ test('unix socket listener', async () => {
   const ep = await startAckEndpoint({ treeDir: dir, ackLogDir: join(dir, 'log'), socketPath });
   try {
     const ack = new AckChain(byName('db1')).next();
-    const r = await req('http://localhost/acks', { socketPath, method: 'POST', body: JSON.stringify(ack), headers: { 'x-ssl-client-verify': 'SUCCESS', 'x-ssl-client-s-dn': 'CN=db1,OU=agent' } });
+    const r = await req('http://localhost/acks', {
+      socketPath,
+      method: 'POST',
+      body: JSON.stringify(ack),
+      headers: { 'x-ssl-client-verify': 'SUCCESS', 'x-ssl-client-s-dn': 'CN=db1,OU=agent' },
+    });
     assert.is(r.status, 201, r.body);
   } finally {
     await ep.close();
@@ -287,9 +347,21 @@ test('bundles hold the latest ack of every host of the wave; files are replaced 
   svc.publisher.flush();
   const bundle = JSON.parse(readFileSync(join(dir, 'acks/channels/prod/wave-0.json'), 'utf8'));
   assert.is(bundle.acks.length, 2);
-  assert.equal(bundle.acks.map((a: { signed: { host: string; seq: number } }) => [a.signed.host, a.signed.seq]), [['web1', 2], ['web2', 1]]);
+  assert.equal(
+    bundle.acks.map((a: { signed: { host: string; seq: number } }) => [
+      a.signed.host,
+      a.signed.seq,
+    ]),
+    [
+      ['web1', 2],
+      ['web2', 1],
+    ],
+  );
   assert.equal(JSON.parse(readFileSync(join(dir, 'acks/hosts/web1.json'), 'utf8')), last);
-  assert.is(JSON.parse(readFileSync(join(dir, 'acks/channels/db/wave-0.json'), 'utf8')).acks.length, 0);
+  assert.is(
+    JSON.parse(readFileSync(join(dir, 'acks/channels/db/wave-0.json'), 'utf8')).acks.length,
+    0,
+  );
   await svc.close();
 });
 

@@ -6,10 +6,23 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, openSync, writeSync, closeSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AckService, loadReleaseView, parseAckLog, ACK_LOG_FILE, type ClientIdentity } from '../../control-plane/index.ts';
+import {
+  AckService,
+  loadReleaseView,
+  parseAckLog,
+  ACK_LOG_FILE,
+  type ClientIdentity,
+} from '../../control-plane/index.ts';
 import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
 import { requireTool } from '../support/skip.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from './tree-fixture.ts';
 
 const test = suite('control-plane ack log on a full disk');
 const keys = fixtureKeys();
@@ -31,7 +44,11 @@ function fillDisk(file: string): void {
 }
 
 test('full disk: 503 + Retry-After, nothing acknowledged lost; heals without a restart once space is freed; replays cleanly', async () => {
-  if (!requireTool('mount', 'tmpfs for a full disk') || !requireTool('umount', 'tmpfs for a full disk')) return;
+  if (
+    !requireTool('mount', 'tmpfs for a full disk') ||
+    !requireTool('umount', 'tmpfs for a full disk')
+  )
+    return;
   const dir = tempDir('ack-full');
   const mnt = join(dir, 'log');
   mkdirSync(mnt);
@@ -41,7 +58,13 @@ test('full disk: 503 + Retry-After, nothing acknowledged lost; heals without a r
   try {
     let now = 5_000_000;
     const open = async () => {
-      const s = await AckService.open({ logDir: mnt, publishRoot: dir, rateLimit: false, now: () => now, debounceMs: 5 });
+      const s = await AckService.open({
+        logDir: mnt,
+        publishRoot: dir,
+        rateLimit: false,
+        now: () => now,
+        debounceMs: 5,
+      });
       s.setView(loadReleaseView(dir));
       return s;
     };
@@ -98,7 +121,10 @@ test('full disk: 503 + Retry-After, nothing acknowledged lost; heals without a r
     // Whatever the failed write left on disk was cut before writing on.
     const parsed = parseAckLog(readFileSync(join(mnt, ACK_LOG_FILE)));
     assert.is(parsed.tornBytes, 0);
-    assert.equal(parsed.records.map((r) => r.digest), acknowledged.map(ackDigest));
+    assert.equal(
+      parsed.records.map((r) => r.digest),
+      acknowledged.map(ackDigest),
+    );
 
     // A restart replays the same log without cutting anything: every acknowledged ack, chain continues.
     await svc.close();

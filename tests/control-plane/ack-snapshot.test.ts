@@ -3,12 +3,33 @@
 // not fit the log (corrupt, or the log was replaced) is ignored in favour of a full replay.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, cpSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { AckService, loadReleaseView, parseAckLog, ACK_LOG_FILE, type ClientIdentity } from '../../control-plane/index.ts';
+import {
+  AckService,
+  loadReleaseView,
+  parseAckLog,
+  ACK_LOG_FILE,
+  type ClientIdentity,
+} from '../../control-plane/index.ts';
 import { ACK_SNAPSHOT_FILE } from '../../control-plane/ack-log.ts';
 import type { SignedAck } from '../../protocol/acks.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from './tree-fixture.ts';
 
 const test = suite('control-plane ack log snapshots');
 const keys = fixtureKeys();
@@ -19,7 +40,13 @@ const agent = (cn: string): ClientIdentity => ({ cn, ou: 'agent', serial: '1001'
 const body = (x: unknown) => Buffer.from(JSON.stringify(x));
 
 async function service(logDir: string, snapshotEvery = 4) {
-  const svc = await AckService.open({ logDir, publishRoot: dir, rateLimit: false, debounceMs: 5, snapshotEvery });
+  const svc = await AckService.open({
+    logDir,
+    publishRoot: dir,
+    rateLimit: false,
+    debounceMs: 5,
+    snapshotEvery,
+  });
   svc.setView(loadReleaseView(dir));
   return svc;
 }
@@ -31,7 +58,11 @@ function heads(svc: AckService): Record<string, unknown> {
 
 async function post(svc: AckService, ack: SignedAck, expect: number): Promise<void> {
   const r = await svc.submit(body(ack), agent(ack.signed.host));
-  assert.is(r.status, expect, `${ack.signed.host} seq ${ack.signed.seq}: ${JSON.stringify(r.body)}`);
+  assert.is(
+    r.status,
+    expect,
+    `${ack.signed.host} seq ${ack.signed.seq}: ${JSON.stringify(r.body)}`,
+  );
 }
 
 test.before.each(() => {
@@ -81,7 +112,11 @@ test('start-up from the snapshot + the records after it equals a full replay, th
   await post(fast, d[1]!, 409); // held now: below the floor only seq 1 is wanted
   await post(fast, chains.get('a')!.make({ seq: 2 }), 409);
   await fast.close();
-  assert.is(parseAckLog(readFileSync(join(logDir, ACK_LOG_FILE))).records.length, 23, 'the log keeps every ack (nothing compacted away)');
+  assert.is(
+    parseAckLog(readFileSync(join(logDir, ACK_LOG_FILE))).records.length,
+    23,
+    'the log keeps every ack (nothing compacted away)',
+  );
 });
 
 test('a snapshot that does not fit the log is ignored: corrupt file, or a log replaced by a shorter copy', async () => {
@@ -121,7 +156,9 @@ test('a snapshot that does not fit the log is ignored: corrupt file, or a log re
   await s2.close();
 
   // Same length, other records: the record at the snapshot's offset is not the one it names.
-  const snapAt = (JSON.parse(good.toString('utf8').split('\t').slice(1).join('\t')) as { at: { bytes: number } }).at.bytes;
+  const snapAt = (
+    JSON.parse(good.toString('utf8').split('\t').slice(1).join('\t')) as { at: { bytes: number } }
+  ).at.bytes;
   writeFileSync(logFile, Buffer.alloc(0));
   rmSync(snapshotFile);
   const s3 = await service(logDir, 1);
@@ -130,7 +167,10 @@ test('a snapshot that does not fit the log is ignored: corrupt file, or a log re
   await s3.close();
   writeFileSync(snapshotFile, good);
   const s4 = await service(logDir);
-  assert.match(s4.startup.fullReplayBecause ?? '', /the record ending at byte \d+ is sha256:[0-9a-f]+, the snapshot names/);
+  assert.match(
+    s4.startup.fullReplayBecause ?? '',
+    /the record ending at byte \d+ is sha256:[0-9a-f]+, the snapshot names/,
+  );
   assert.is(s4.startup.replayed, parseAckLog(readFileSync(logFile)).records.length);
   assert.ok((s4.head('b')?.seq ?? 0) > 0);
   await s4.close();

@@ -39,7 +39,11 @@ test('pki: relative --out and --pki work from the current directory; a failed in
     assert.is(failed.code, 1);
     assert.match(failed.err + failed.out, /openssl command is not installed/);
     process.env.PATH = path;
-    assert.equal(readdirSync(work).filter((f) => f.includes('pki2')), [], 'no pki2 and no staging directory left');
+    assert.equal(
+      readdirSync(work).filter((f) => f.includes('pki2')),
+      [],
+      'no pki2 and no staging directory left',
+    );
     assert.is((await run(pkiInit, ['--out', 'pki2'])).code, 0, 'the retry succeeds');
   } finally {
     process.env.PATH = path;
@@ -52,13 +56,29 @@ test('cp sync: 0 and a JSON summary when installed, 1 naming the file when tampe
   const hosts = fixtureHosts({ web1: {} });
   writeFileSync(join(work, 'root.json'), envelopeBytes(keys.signedRoot));
   writeTree(join(work, 'v1'), { keys, hosts, version: 1, issuedOffsetSeconds: -100 });
-  const ok = await run(cpSync, ['--from', join(work, 'v1'), '--tree', join(work, 'cp'), '--root', join(work, 'root.json'), '--json']);
+  const ok = await run(cpSync, [
+    '--from',
+    join(work, 'v1'),
+    '--tree',
+    join(work, 'cp'),
+    '--root',
+    join(work, 'root.json'),
+    '--json',
+  ]);
   assert.is(ok.code, 0);
   assert.is(JSON.parse(ok.out).releaseVersion, 1);
   writeTree(join(work, 'v2'), { keys, hosts, version: 2 });
   const index = join(work, 'v2', 'releases/2/index.json');
   writeFileSync(index, readFileSync(index, 'utf8').replace('"source":null', '"source":"x"'));
-  const bad = await run(cpSync, ['--from', join(work, 'v2'), '--tree', join(work, 'cp'), '--root', join(work, 'root.json'), '--json']);
+  const bad = await run(cpSync, [
+    '--from',
+    join(work, 'v2'),
+    '--tree',
+    join(work, 'cp'),
+    '--root',
+    join(work, 'root.json'),
+    '--json',
+  ]);
   assert.is(bad.code, 1);
   const err = JSON.parse(bad.out).error;
   assert.is(err.file, 'releases/2/index.json');
@@ -83,11 +103,24 @@ test('pki: init, issue-host, issue-operator, revoke; a second certificate for a 
   assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'web1'])).code, 1);
   assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'Bad_Name'])).code, 1);
   assert.is((await run(pkiIssueOperator, ['--pki', pki, '--name', 'alice'])).code, 0);
-  const rev = await run(pkiRevoke, ['--pki', pki, '--cert', join(pki, 'hosts', 'web1.crt'), '--json']);
+  const rev = await run(pkiRevoke, [
+    '--pki',
+    pki,
+    '--cert',
+    join(pki, 'hosts', 'web1.crt'),
+    '--json',
+  ]);
   assert.is(rev.code, 0);
   assert.is(JSON.parse(rev.out).revoked, serial);
-  assert.match(readFileSync(join(pki, 'revoked-serials.txt'), 'utf8'), new RegExp(`^${serial}$`, 'm'));
-  assert.is((await run(pkiIssueHost, ['--pki', pki, '--host', 'web1'])).code, 0, 're-issue after revocation');
+  assert.match(
+    readFileSync(join(pki, 'revoked-serials.txt'), 'utf8'),
+    new RegExp(`^${serial}$`, 'm'),
+  );
+  assert.is(
+    (await run(pkiIssueHost, ['--pki', pki, '--host', 'web1'])).code,
+    0,
+    're-issue after revocation',
+  );
 });
 
 test('nginx-config: renders a full config and creates the revocation maps; refuses a non-loopback upstream', async () => {
@@ -95,14 +128,34 @@ test('nginx-config: renders a full config and creates the revocation maps; refus
   const pki = join(work, 'pki');
   await run(pkiInit, ['--out', pki]);
   const tree = join(work, 'cp');
-  const r = await run(nginxConfig, ['--tree', tree, '--pki', pki, '--listen', '127.0.0.1:8443', '--ack-upstream', '127.0.0.1:8444', '--runtime-dir', join(work, 'rt')]);
+  const r = await run(nginxConfig, [
+    '--tree',
+    tree,
+    '--pki',
+    pki,
+    '--listen',
+    '127.0.0.1:8443',
+    '--ack-upstream',
+    '127.0.0.1:8444',
+    '--runtime-dir',
+    join(work, 'rt'),
+  ]);
   assert.is(r.code, 0);
   assert.match(r.out, /ssl_verify_client optional;/);
   assert.match(r.out, /ssl_crl /);
   assert.match(r.out, /proxy_set_header X-SSL-Client-S-DN \$ssl_client_s_dn;/);
   assert.ok(existsSync(join(tree, 'nginx', 'revoked-serials.map')));
   try {
-    await run(nginxConfig, ['--tree', tree, '--pki', pki, '--listen', '127.0.0.1:8443', '--ack-upstream', '192.0.2.1:8444']);
+    await run(nginxConfig, [
+      '--tree',
+      tree,
+      '--pki',
+      pki,
+      '--listen',
+      '127.0.0.1:8443',
+      '--ack-upstream',
+      '192.0.2.1:8444',
+    ]);
     assert.unreachable('accepted a non-loopback upstream');
   } catch (e) {
     assert.instance(e, UsageError);

@@ -9,12 +9,21 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAckLog, ACK_LOG_FILE } from '../../control-plane/index.ts';
 import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from './tree-fixture.ts';
 
 const test = suite('control-plane ack endpoint crash');
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 const keys = fixtureKeys();
-const hosts = fixtureHosts(Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`h${i}`, { wave: i % 2 }])));
+const hosts = fixtureHosts(
+  Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`h${i}`, { wave: i % 2 }])),
+);
 const children = new Set<ChildProcess>();
 let dir: string;
 
@@ -35,7 +44,24 @@ interface Endpoint {
 }
 
 async function startEndpoint(): Promise<Endpoint> {
-  const child = spawn(process.execPath, [BIN, 'cp', 'serve', '--acks-only', '--tree', dir, '--port', '0', '--acks-log', join(dir, 'log'), '--rate-limit', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'cp',
+      'serve',
+      '--acks-only',
+      '--tree',
+      dir,
+      '--port',
+      '0',
+      '--acks-log',
+      join(dir, 'log'),
+      '--rate-limit',
+      'off',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   children.add(child);
   let out = '';
   let err = '';
@@ -58,14 +84,26 @@ async function startEndpoint(): Promise<Endpoint> {
 function post(port: number, agent: Agent, ack: SignedAck): Promise<number> {
   return new Promise((resolve, reject) => {
     const body = JSON.stringify(ack);
-    const r = request({ host: '127.0.0.1', port, path: '/acks', method: 'POST', agent, headers: {
-      'content-type': 'application/json', 'content-length': Buffer.byteLength(body),
-      'x-ssl-client-verify': 'SUCCESS', 'x-ssl-client-s-dn': `CN=${ack.signed.host},OU=agent,O=test`,
-    } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
+    const r = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/acks',
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-ssl-client-verify': 'SUCCESS',
+          'x-ssl-client-s-dn': `CN=${ack.signed.host},OU=agent,O=test`,
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -89,7 +127,8 @@ test('kill -9 under load: no acknowledged ack is lost, the torn tail is cut, cha
       } catch {
         return; // connection died with the process: this ack was never acknowledged
       }
-      if (status !== 201) throw new Error(`unexpected ${status} for ${chain.host.name} seq ${ack.signed.seq}`);
+      if (status !== 201)
+        throw new Error(`unexpected ${status} for ${chain.host.name} seq ${ack.signed.seq}`);
       acknowledged.set(ackDigest(ack), ack);
       lastAcked.set(chain.host.name, ack.signed.seq);
       inFlight.delete(chain.host.name);
@@ -105,14 +144,16 @@ test('kill -9 under load: no acknowledged ack is lost, the torn tail is cut, cha
 
   const logFile = join(dir, 'log', ACK_LOG_FILE);
   const inLog = new Set(parseAckLog(readFileSync(logFile)).records.map((r) => r.digest));
-  for (const d of acknowledged.keys()) assert.ok(inLog.has(d), `acknowledged ack ${d} missing from the log`);
+  for (const d of acknowledged.keys())
+    assert.ok(inLog.has(d), `acknowledged ack ${d} missing from the log`);
 
   // a crash mid-append leaves a partial record: simulate one on top of whatever the kill left
   appendFileSync(logFile, 'sha256:' + '0'.repeat(64) + '\t{"signed":{"host":"h0","se');
   const ep2 = await startEndpoint();
   const agent2 = new Agent({ keepAlive: false });
   try {
-    for (let i = 0; i < 100 && !/ack-log-torn-tail-cut/.test(ep2.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 100 && !/ack-log-torn-tail-cut/.test(ep2.stderr()); i++)
+      await new Promise((r) => setTimeout(r, 20));
     assert.match(ep2.stderr(), /ack-log-torn-tail-cut/);
     const parsed = parseAckLog(readFileSync(logFile));
     assert.is(parsed.tornBytes, 0);

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { startControlPlane, type RunningServer } from '../../control-plane/index.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
-import { fixtureHosts, fixtureKeys, writeTree, tempDir, removeDir, AckChain, type FixtureHost } from './tree-fixture.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+  type FixtureHost,
+} from './tree-fixture.ts';
 import { parsePrometheusText, sampleValue } from '../support/prom-parse.ts';
 import { req } from './http.ts';
 
@@ -23,7 +31,12 @@ test.before(async () => {
   pki = makeTestPki({ hosts: ['web1', 'db1'], operators: ['alice'] });
   treeDir = tempDir('cp-embedded');
   hosts = fixtureHosts({ web1: { wave: 0 }, db1: { wave: 1 } });
-  cp = await startControlPlane({ treeDir, tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000, ack: { debounceMs: 10 } });
+  cp = await startControlPlane({
+    treeDir,
+    tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key },
+    reloadIntervalMs: 60_000,
+    ack: { debounceMs: 10 },
+  });
 });
 
 test.after(async () => {
@@ -67,7 +80,9 @@ test('a client without a certificate is refused on every route but /nix-cache/',
 test('a certificate from another CA is refused', async () => {
   const other = makeTestPki({ hosts: ['web1'] });
   try {
-    const r = await req(`${cp.url}/timestamp.json`, { tls: { ca: pki.ca, cert: other.hosts['web1']!.cert, key: other.hosts['web1']!.key } });
+    const r = await req(`${cp.url}/timestamp.json`, {
+      tls: { ca: pki.ca, cert: other.hosts['web1']!.cert, key: other.hosts['web1']!.key },
+    });
     assert.is(r.status, 403);
     assert.match(r.body, /NoClientIdentity/);
   } finally {
@@ -82,9 +97,29 @@ test('serves documents with content type, ETag and Last-Modified; 304 on conditi
   assert.is(r.body, readFileSync(join(treeDir, 'timestamp.json'), 'utf8'));
   const etag = r.headers['etag'] as string;
   assert.ok(etag);
-  assert.is((await req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-none-match': etag } })).status, 304);
-  assert.is((await req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-modified-since': r.headers['last-modified'] as string } })).status, 304);
-  assert.is((await req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-none-match': '"other"' } })).status, 200);
+  assert.is(
+    (await req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-none-match': etag } }))
+      .status,
+    304,
+  );
+  assert.is(
+    (
+      await req(`${cp.url}/timestamp.json`, {
+        tls: web1(),
+        headers: { 'if-modified-since': r.headers['last-modified'] as string },
+      })
+    ).status,
+    304,
+  );
+  assert.is(
+    (
+      await req(`${cp.url}/timestamp.json`, {
+        tls: web1(),
+        headers: { 'if-none-match': '"other"' },
+      })
+    ).status,
+    200,
+  );
 });
 
 test('a rewritten file gets a new ETag even with the same size in the same second', async () => {
@@ -94,11 +129,14 @@ test('a rewritten file gets a new ETag even with the same size in the same secon
   writeFileSync(path + '.new', bytes);
   const { renameSync } = await import('node:fs');
   renameSync(path + '.new', path);
-  const second = await req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-none-match': first.headers['etag'] as string } });
+  const second = await req(`${cp.url}/timestamp.json`, {
+    tls: web1(),
+    headers: { 'if-none-match': first.headers['etag'] as string },
+  });
   assert.is(second.status, 200);
 });
 
-test('a host reads its own manifest but not another host\'s; operators read all', async () => {
+test("a host reads its own manifest but not another host's; operators read all", async () => {
   assert.is((await req(`${cp.url}/releases/1/hosts/web1.json`, { tls: web1() })).status, 200);
   const other = await req(`${cp.url}/releases/1/hosts/db1.json`, { tls: web1() });
   assert.is(other.status, 403);
@@ -119,7 +157,18 @@ test('the dashboard is for operator certificates only', async () => {
 
 test('traversal, dotfiles, directories and symlinks out of the tree are refused', async () => {
   symlinkSync('/etc/passwd', join(treeDir, 'escape.json'));
-  for (const path of ['/releases/../timestamp.json', '/%2e%2e/%2e%2e/etc/passwd', '/releases/1/..%2f..%2ftimestamp.json', '/.ack-log/acks.log', '/releases/', '/releases', '/escape.json', '/', '//timestamp.json', '/timestamp.json%00']) {
+  for (const path of [
+    '/releases/../timestamp.json',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/releases/1/..%2f..%2ftimestamp.json',
+    '/.ack-log/acks.log',
+    '/releases/',
+    '/releases',
+    '/escape.json',
+    '/',
+    '//timestamp.json',
+    '/timestamp.json%00',
+  ]) {
     const r = await req(cp.url, { tls: alice(), rawPath: path });
     assert.is(r.status, 404, `${path} -> ${r.status}`);
     assert.not.match(r.body, /root:/);
@@ -127,7 +176,10 @@ test('traversal, dotfiles, directories and symlinks out of the tree are refused'
 });
 
 test('only GET and HEAD on the tree', async () => {
-  assert.is((await req(`${cp.url}/timestamp.json`, { tls: web1(), method: 'PUT', body: 'x' })).status, 405);
+  assert.is(
+    (await req(`${cp.url}/timestamp.json`, { tls: web1(), method: 'PUT', body: 'x' })).status,
+    405,
+  );
   const head = await req(`${cp.url}/timestamp.json`, { tls: web1(), method: 'HEAD' });
   assert.is(head.status, 200);
   assert.is(head.body, '');
@@ -164,14 +216,26 @@ test('/metrics: operators get parseable Prometheus text; hosts 403; no certifica
   assert.is(r.status, 200, r.body);
   assert.match(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
   const m = parsePrometheusText(r.body);
-  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'accepted', reason: 'stored' }) >= 1);
-  assert.ok(sampleValue(m, 'nixfleet_cp_acks_total', { result: 'refused', reason: 'WrongHost' }) >= 1);
+  assert.ok(
+    sampleValue(m, 'nixfleet_cp_acks_total', { result: 'accepted', reason: 'stored' }) >= 1,
+  );
+  assert.ok(
+    sampleValue(m, 'nixfleet_cp_acks_total', { result: 'refused', reason: 'WrongHost' }) >= 1,
+  );
   assert.is(sampleValue(m, 'nixfleet_cp_release_version'), cp.view()!.releaseVersion);
   assert.is(sampleValue(m, 'nixfleet_cp_primed'), 1);
   assert.ok(sampleValue(m, 'nixfleet_cp_timestamp_expires_in_seconds') > 0);
   const prod = m.get('nixfleet_cp_hosts')!.samples.filter((s) => s.labels['channel'] === 'prod');
-  assert.is(prod.reduce((a, s) => a + s.value, 0), 2, 'every host of the channel counted once');
-  assert.is(sampleValue(m, 'nixfleet_cp_hosts', { channel: 'prod', phase: 'offline' }), 1, 'db1 has posted nothing');
+  assert.is(
+    prod.reduce((a, s) => a + s.value, 0),
+    2,
+    'every host of the channel counted once',
+  );
+  assert.is(
+    sampleValue(m, 'nixfleet_cp_hosts', { channel: 'prod', phase: 'offline' }),
+    1,
+    'db1 has posted nothing',
+  );
   assert.ok(sampleValue(m, 'nixfleet_cp_requests_total', { route: 'acks', code: '201' }) >= 1);
   assert.ok(sampleValue(m, 'nixfleet_cp_requests_total', { route: 'tree', code: '200' }) >= 1);
   const host = await req(`${cp.url}/metrics`, { tls: web1() });
@@ -181,7 +245,10 @@ test('/metrics: operators get parseable Prometheus text; hosts 403; no certifica
   assert.is(anon.status, 403);
   assert.match(anon.body, /NoClientIdentity/);
   const again = parsePrometheusText((await req(`${cp.url}/metrics`, { tls: alice() })).body);
-  assert.ok(sampleValue(again, 'nixfleet_cp_requests_total', { route: 'metrics', code: '403' }) >= 2, 'refused scrapes are counted');
+  assert.ok(
+    sampleValue(again, 'nixfleet_cp_requests_total', { route: 'metrics', code: '403' }) >= 2,
+    'refused scrapes are counted',
+  );
 });
 
 test.run();

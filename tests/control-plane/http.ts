@@ -23,16 +23,30 @@ export function req(url: string, o: ReqOptions = {}): Promise<Resp> {
     const u = new URL(url);
     const opts = {
       method: o.method ?? 'GET',
-      headers: { ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}), ...o.headers },
+      headers: {
+        ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}),
+        ...o.headers,
+      },
       agent: false as const,
       ...(o.socketPath ? { socketPath: o.socketPath } : {}),
       ...(o.tls ? { ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key } : {}),
     };
-    const all = { ...opts, hostname: u.hostname, port: u.port, path: o.rawPath ?? u.pathname + u.search };
+    const all = {
+      ...opts,
+      hostname: u.hostname,
+      port: u.port,
+      path: o.rawPath ?? u.pathname + u.search,
+    };
     const r = (u.protocol === 'https:' ? httpsRequest : httpRequest)(all, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
       res.on('error', reject);
     });
     r.on('error', reject);

@@ -36,16 +36,40 @@ test.before(async () => {
   caFile = join(sandbox.dir, 'ca.pem');
   writeFileSync(caFile, pki.ca);
   treeDir = tempDir('cp-nix-cache');
-  writeTree(treeDir, { keys: fixtureKeys(), hosts: fixtureHosts({ web1: { wave: 0 } }), version: 1 });
-  target = (await must('nix-build', ['--no-out-link', '-E', 'derivation { name = "nixfleet-cp-cache-target"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo served > $out" ]; }'])).trim();
+  writeTree(treeDir, {
+    keys: fixtureKeys(),
+    hosts: fixtureHosts({ web1: { wave: 0 } }),
+    version: 1,
+  });
+  target = (
+    await must('nix-build', [
+      '--no-out-link',
+      '-E',
+      'derivation { name = "nixfleet-cp-cache-target"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo served > $out" ]; }',
+    ])
+  ).trim();
   const secret = join(sandbox.dir, 'cache.sec');
-  writeFileSync(secret, await must('nix', ['key', 'generate-secret', '--key-name', 'fleet-cache-1']));
-  cachePub = (await must('sh', ['-c', 'nix key convert-secret-to-public < "$1"', 'sh', secret])).trim();
-  await must('nix', ['copy', '--to', `file://${join(treeDir, 'nix-cache')}?secret-key=${secret}`, target]);
+  writeFileSync(
+    secret,
+    await must('nix', ['key', 'generate-secret', '--key-name', 'fleet-cache-1']),
+  );
+  cachePub = (
+    await must('sh', ['-c', 'nix key convert-secret-to-public < "$1"', 'sh', secret])
+  ).trim();
+  await must('nix', [
+    'copy',
+    '--to',
+    `file://${join(treeDir, 'nix-cache')}?secret-key=${secret}`,
+    target,
+  ]);
   // A symlink inside nix-cache/ to a document elsewhere in the tree must not become an open door.
   symlinkSync('../timestamp.json', join(treeDir, 'nix-cache', 'leak.narinfo'));
   mkdirSync(join(treeDir, 'nix-cache', 'sub'), { recursive: true });
-  cp = await startControlPlane({ treeDir, tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key }, reloadIntervalMs: 60_000 });
+  cp = await startControlPlane({
+    treeDir,
+    tls: { ca: pki.ca, cert: pki.server.cert, key: pki.server.key },
+    reloadIntervalMs: 60_000,
+  });
 });
 
 test.after(async () => {
@@ -61,13 +85,31 @@ test('Nix substitutes a signed closure from https://.../nix-cache without a clie
   const url = `${cp!.url}/nix-cache`;
   // A fresh chroot store (not the machine's, which already holds the path) has to download the NAR.
   const store = join(sandbox!.dir, 'client-store');
-  const copy = await run('nix', ['copy', '--from', url, '--to', store, '--option', 'trusted-public-keys', cachePub, target], { env, timeoutMs: 120_000 });
+  const copy = await run(
+    'nix',
+    ['copy', '--from', url, '--to', store, '--option', 'trusted-public-keys', cachePub, target],
+    { env, timeoutMs: 120_000 },
+  );
   assert.is(copy.code, 0, copy.stderr);
   const info = await must('nix', ['path-info', '--store', store, '--json', target], env);
   assert.is((JSON.parse(info) as { path: string }[])[0]!.path, target);
   // Nix still checks the signature: with another trusted key it refuses the same cache.
   const other = join(sandbox!.dir, 'client-store-2');
-  const refused = await run('nix', ['copy', '--from', url, '--to', other, '--option', 'trusted-public-keys', 'someone-else:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=', target], { env, timeoutMs: 120_000 });
+  const refused = await run(
+    'nix',
+    [
+      'copy',
+      '--from',
+      url,
+      '--to',
+      other,
+      '--option',
+      'trusted-public-keys',
+      'someone-else:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=',
+      target,
+    ],
+    { env, timeoutMs: 120_000 },
+  );
   assert.is.not(refused.code, 0);
   assert.match(refused.stderr, /signature|trusted/);
 });
@@ -82,7 +124,12 @@ test('the publisher cache check reads the same cache over https (CA from NODE_EX
     if (r.status !== 200) throw new Error(`HTTP ${r.status}`);
     return Buffer.from(r.body, 'utf8');
   };
-  const r = await checkCache({ cacheUrl: `${cp!.url}/nix-cache`, storePaths: [target], trustedKeys: [cachePub], fetchNarinfo });
+  const r = await checkCache({
+    cacheUrl: `${cp!.url}/nix-cache`,
+    storePaths: [target],
+    trustedKeys: [cachePub],
+    fetchNarinfo,
+  });
   assert.equal(r.problems, []);
   assert.is(r.checked, 1);
 });
@@ -93,7 +140,14 @@ test('/nix-cache/ opens nothing else: traversal, encoded slashes, symlinks out o
   const ok = await req(`${cp!.url}/nix-cache/nix-cache-info`, noCert);
   assert.is(ok.status, 200);
   assert.match(ok.body, /StoreDir: \/nix\/store/);
-  for (const rawPath of ['/nix-cache/../timestamp.json', '/nix-cache/%2e%2e/timestamp.json', '/nix-cache/..%2ftimestamp.json', '/nix-cache%2f..%2ftimestamp.json', '/nix-cache/./../releases/1/index.json', '/nix-cache//../timestamp.json']) {
+  for (const rawPath of [
+    '/nix-cache/../timestamp.json',
+    '/nix-cache/%2e%2e/timestamp.json',
+    '/nix-cache/..%2ftimestamp.json',
+    '/nix-cache%2f..%2ftimestamp.json',
+    '/nix-cache/./../releases/1/index.json',
+    '/nix-cache//../timestamp.json',
+  ]) {
     const r = await req(`${cp!.url}/`, { ...noCert, rawPath });
     assert.ok(r.status === 404 || r.status === 403, `${rawPath}: ${r.status}`);
     assert.not.match(r.body, /"signed"/, `${rawPath} leaked a document`);
@@ -102,12 +156,18 @@ test('/nix-cache/ opens nothing else: traversal, encoded slashes, symlinks out o
     const r = await req(`${cp!.url}${path}`, noCert);
     assert.is(r.status, 404, path);
   }
-  assert.is((await req(`${cp!.url}/nix-cache/`, noCert)).status, 403, 'no listing: an empty segment is not a cache file');
+  assert.is(
+    (await req(`${cp!.url}/nix-cache/`, noCert)).status,
+    403,
+    'no listing: an empty segment is not a cache file',
+  );
   const put = await req(`${cp!.url}/nix-cache/x.narinfo`, { ...noCert, method: 'PUT', body: 'x' });
   assert.is(put.status, 405);
   const ts = await req(`${cp!.url}/timestamp.json`, noCert);
   assert.is(ts.status, 403, 'the tree itself still needs a certificate');
-  const withCert = await req(`${cp!.url}/timestamp.json`, { tls: pki!.clientTls(pki!.hosts['web1']!) });
+  const withCert = await req(`${cp!.url}/timestamp.json`, {
+    tls: pki!.clientTls(pki!.hosts['web1']!),
+  });
   assert.is(withCert.status, 200);
 });
 

@@ -7,7 +7,14 @@ import { envelopeBytes, signDocument } from '../../protocol/envelope.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
 import { b64, newSigningKey, type SigningKey } from '../../protocol/keys.ts';
 import { createRoot, signRoot, type SignedRoot } from '../../protocol/trust-root.ts';
-import { budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath, rootPath, TIMESTAMP_PATH } from '../../protocol/layout.ts';
+import {
+  budgetsPath,
+  channelPlanPath,
+  hostManifestPath,
+  releaseIndexPath,
+  rootPath,
+  TIMESTAMP_PATH,
+} from '../../protocol/layout.ts';
 import { isoTime, SCHEMA_VERSION, type FileRef } from '../../protocol/schemas/common.ts';
 import { signAck, ackDigest, type SignedAck } from '../../protocol/acks.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
@@ -32,16 +39,34 @@ export function fixtureKeys(nowMs = Date.now()): FixtureKeys {
   const root = newSigningKey('root');
   const release = newSigningKey('release');
   const doc = createRoot({
-    fleet: FLEET, version: 1, issuedAt: isoTime(nowMs - 3600_000), expires: isoTime(nowMs + 30 * 86400_000),
-    rootKeys: [root], rootThreshold: 1,
-    releaseKeys: [{ key: release, validFrom: isoTime(nowMs - 86400_000), validUntil: isoTime(nowMs + 30 * 86400_000) }], releaseThreshold: 1,
+    fleet: FLEET,
+    version: 1,
+    issuedAt: isoTime(nowMs - 3600_000),
+    expires: isoTime(nowMs + 30 * 86400_000),
+    rootKeys: [root],
+    rootThreshold: 1,
+    releaseKeys: [
+      {
+        key: release,
+        validFrom: isoTime(nowMs - 86400_000),
+        validUntil: isoTime(nowMs + 30 * 86400_000),
+      },
+    ],
+    releaseThreshold: 1,
     cacheKeys: [],
   });
   return { root, release, signedRoot: signRoot(doc, [root]) };
 }
 
-export function fixtureHosts(spec: Record<string, { channel?: string; wave?: number }>): FixtureHost[] {
-  return Object.entries(spec).map(([name, s]) => ({ name, channel: s.channel ?? 'prod', wave: s.wave ?? 0, key: newSigningKey(name) }));
+export function fixtureHosts(
+  spec: Record<string, { channel?: string; wave?: number }>,
+): FixtureHost[] {
+  return Object.entries(spec).map(([name, s]) => ({
+    name,
+    channel: s.channel ?? 'prod',
+    wave: s.wave ?? 0,
+    key: newSigningKey(name),
+  }));
 }
 
 export interface TreeSpec {
@@ -77,12 +102,36 @@ export function writeTree(dir: string, spec: TreeSpec): void {
     const waveCount = Math.max(...members.map((h) => h.wave)) + 1;
     const rolloutId = sha256Digest(`${ch}/${v}`);
     const plan = {
-      type: 'channel-plan', ...common, channel: ch, rolloutId, strategy: 'staged', onFailure: 'halt',
-      freshnessSeconds: 3600, signingIntervalSeconds: 600, confirmDeadlineSeconds: 120, heartbeatSeconds: 60, offlineWindowSeconds: 600,
+      type: 'channel-plan',
+      ...common,
+      channel: ch,
+      rolloutId,
+      strategy: 'staged',
+      onFailure: 'halt',
+      freshnessSeconds: 3600,
+      signingIntervalSeconds: 600,
+      confirmDeadlineSeconds: 120,
+      heartbeatSeconds: 60,
+      offlineWindowSeconds: 600,
       maintenanceWindows: [],
-      waves: Array.from({ length: waveCount }, (_, i) => ({ index: i, soakSeconds: 0, failureThreshold: { count: 0 }, offlineExcuseLimit: 0, hosts: members.filter((h) => h.wave === i).map((h) => h.name).sort() })),
-      hosts: Object.fromEntries(members.map((h) => [h.name, { target: TARGET, hostKey: b64(h.key.publicKey), wave: h.wave }])),
-      hostEdges: [], gatedBy: [],
+      waves: Array.from({ length: waveCount }, (_, i) => ({
+        index: i,
+        soakSeconds: 0,
+        failureThreshold: { count: 0 },
+        offlineExcuseLimit: 0,
+        hosts: members
+          .filter((h) => h.wave === i)
+          .map((h) => h.name)
+          .sort(),
+      })),
+      hosts: Object.fromEntries(
+        members.map((h) => [
+          h.name,
+          { target: TARGET, hostKey: b64(h.key.publicKey), wave: h.wave },
+        ]),
+      ),
+      hostEdges: [],
+      gatedBy: [],
     };
     plans.set(ch, { ref: sign(channelPlanPath(v, ch), plan), rolloutId, count: members.length });
   }
@@ -90,26 +139,76 @@ export function writeTree(dir: string, spec: TreeSpec): void {
   for (const h of spec.hosts) {
     const p = plans.get(h.channel)!;
     const manifest = {
-      type: 'host-manifest', ...common, host: h.name, system: 'x86_64-linux', machineId: null, hostKey: b64(h.key.publicKey),
-      channel: h.channel, wave: h.wave, target: TARGET, rolloutId: p.rolloutId, plan: p.ref, gatingPlans: [], budgets,
-      probes: [], healthyPassesRequired: 1, confirmDeadlineSeconds: 120, cacheUrl: null,
+      type: 'host-manifest',
+      ...common,
+      host: h.name,
+      system: 'x86_64-linux',
+      machineId: null,
+      hostKey: b64(h.key.publicKey),
+      channel: h.channel,
+      wave: h.wave,
+      target: TARGET,
+      rolloutId: p.rolloutId,
+      plan: p.ref,
+      gatingPlans: [],
+      budgets,
+      probes: [],
+      healthyPassesRequired: 1,
+      confirmDeadlineSeconds: 120,
+      cacheUrl: null,
     };
-    hostsIndex[h.name] = { channel: h.channel, manifest: sign(hostManifestPath(v, h.name), manifest) };
+    hostsIndex[h.name] = {
+      channel: h.channel,
+      manifest: sign(hostManifestPath(v, h.name), manifest),
+    };
   }
   const index = sign(releaseIndexPath(v), {
-    type: 'release', schemaVersion: SCHEMA_VERSION, fleet: FLEET, version: v, issuedAt, rootVersion: 1, fleetDigest: sha256Digest('fleet'), source: null,
-    channels: Object.fromEntries(channels.map((c) => [c, { rolloutId: plans.get(c)!.rolloutId, plan: plans.get(c)!.ref, hostCount: plans.get(c)!.count }])),
-    hosts: hostsIndex, budgets,
+    type: 'release',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: FLEET,
+    version: v,
+    issuedAt,
+    rootVersion: 1,
+    fleetDigest: sha256Digest('fleet'),
+    source: null,
+    channels: Object.fromEntries(
+      channels.map((c) => [
+        c,
+        {
+          rolloutId: plans.get(c)!.rolloutId,
+          plan: plans.get(c)!.ref,
+          hostCount: plans.get(c)!.count,
+        },
+      ]),
+    ),
+    hosts: hostsIndex,
+    budgets,
   });
   const revVersion = spec.revocationsVersion ?? v;
   const revocations = sign(`revocations.json`, {
-    type: 'revocations', schemaVersion: SCHEMA_VERSION, fleet: FLEET, version: revVersion, issuedAt,
-    hosts: (spec.revokedHosts ?? []).map((r) => ({ host: r.host, keyid: r.keyid ?? null, certSerial: r.certSerial ?? null, reason: 'test', revokedAt: issuedAt })),
+    type: 'revocations',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: FLEET,
+    version: revVersion,
+    issuedAt,
+    hosts: (spec.revokedHosts ?? []).map((r) => ({
+      host: r.host,
+      keyid: r.keyid ?? null,
+      certSerial: r.certSerial ?? null,
+      reason: 'test',
+      revokedAt: issuedAt,
+    })),
     closures: [],
   });
   sign(TIMESTAMP_PATH, {
-    type: 'timestamp', schemaVersion: SCHEMA_VERSION, fleet: FLEET, issuedAt, expires: isoTime(now + 3600_000), rootVersion: 1,
-    release: { version: v, index }, revocations: { version: revVersion, file: revocations },
+    type: 'timestamp',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: FLEET,
+    issuedAt,
+    expires: isoTime(now + 3600_000),
+    rootVersion: 1,
+    release: { version: v, index },
+    revocations: { version: revVersion, file: revocations },
   });
 }
 
@@ -125,14 +224,30 @@ export function removeDir(dir: string): void {
 export class AckChain {
   seq = 0;
   prev: string | null = null;
-  constructor(readonly host: FixtureHost, readonly releaseVersion = 1) {}
+  constructor(
+    readonly host: FixtureHost,
+    readonly releaseVersion = 1,
+  ) {}
 
   make(overrides: Partial<Ack> = {}): SignedAck {
     const seq = overrides.seq ?? this.seq + 1;
     const ack: Ack = {
-      type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: FLEET, host: this.host.name, seq, prev: seq === 1 ? null : this.prev,
-      time: isoTime(Date.now()), kind: 'heartbeat', releaseVersion: this.releaseVersion, rolloutId: null, target: null, current: TARGET,
-      healthySince: null, probes: [], reason: null, ...overrides,
+      type: 'ack',
+      schemaVersion: SCHEMA_VERSION,
+      fleet: FLEET,
+      host: this.host.name,
+      seq,
+      prev: seq === 1 ? null : this.prev,
+      time: isoTime(Date.now()),
+      kind: 'heartbeat',
+      releaseVersion: this.releaseVersion,
+      rolloutId: null,
+      target: null,
+      current: TARGET,
+      healthySince: null,
+      probes: [],
+      reason: null,
+      ...overrides,
     };
     return signAck(ack, this.host.key);
   }

@@ -11,7 +11,10 @@ import { requireTool } from '../support/skip.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
+function run(
+  args: string[],
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -33,9 +36,11 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
 function leftoverProcesses(exclude: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === exclude || Number(entry) === process.pid) continue;
+    if (!/^\d+$/.test(entry) || Number(entry) === exclude || Number(entry) === process.pid)
+      continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(BIN)) out.push(Number(entry));
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(BIN))
+        out.push(Number(entry));
     } catch {
       /* exited meanwhile */
     }
@@ -49,13 +54,25 @@ test('nixfleet demo: converges 11 hosts, rolls back + quarantines the injected o
   try {
     const r = await run(['demo', '--dir', dir, '--json'], 200_000);
     assert.is(r.code, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { ok: boolean; converged: string[]; rolledBack: { host: string }[]; failingHost: string; channels: { state: string }[] };
+    const summary = JSON.parse(r.stdout) as {
+      ok: boolean;
+      converged: string[];
+      rolledBack: { host: string }[];
+      failingHost: string;
+      channels: { state: string }[];
+    };
     assert.ok(summary.ok);
     assert.is(summary.converged.length, 11);
-    assert.equal(summary.rolledBack.map((x) => x.host), [summary.failingHost]);
+    assert.equal(
+      summary.rolledBack.map((x) => x.host),
+      [summary.failingHost],
+    );
     assert.ok(summary.channels.every((c) => c.state === 'complete'));
     // The tree it leaves behind is the auditor's to check.
-    const v = await run(['verify', join(dir, 'tree'), '--root', join(dir, 'trust', 'root', '1.json'), '--json'], 60_000);
+    const v = await run(
+      ['verify', join(dir, 'tree'), '--root', join(dir, 'trust', 'root', '1.json'), '--json'],
+      60_000,
+    );
     assert.is(v.code, 0, v.stderr);
     assert.ok(existsSync(join(dir, 'tree', 'acks', 'hosts')));
     assert.equal(leftoverProcesses(r.pid), [], 'no demo process is left running');

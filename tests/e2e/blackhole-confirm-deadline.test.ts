@@ -49,7 +49,10 @@ function setUpNamespaces(): void {
   ip('link', 'set', VETH_HOST, 'netns', NS_HOST);
   ip('-n', NS_CP, 'addr', 'add', `${CP_ADDR}/24`, 'dev', VETH_CP);
   ip('-n', NS_HOST, 'addr', 'add', `${HOST_ADDR}/24`, 'dev', VETH_HOST);
-  for (const [ns, dev] of [[NS_CP, VETH_CP], [NS_HOST, VETH_HOST]] as const) {
+  for (const [ns, dev] of [
+    [NS_CP, VETH_CP],
+    [NS_HOST, VETH_HOST],
+  ] as const) {
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     ip('-n', ns, 'link', 'set', dev, 'up');
   }
@@ -67,41 +70,105 @@ function tearDownNamespaces(): void {
 }
 
 function fleetFor(lab: Lab, nftBin: string): FleetInput {
-  const fleet: FleetInput = { fleet: lab.opts.fleetName, hosts: {}, channels: {}, policies: {}, channelEdges: [], disruptionBudgets: [] };
+  const fleet: FleetInput = {
+    fleet: lab.opts.fleetName,
+    hosts: {},
+    channels: {},
+    policies: {},
+    channelEdges: [],
+    disruptionBudgets: [],
+  };
   for (const [ch, seconds] of Object.entries(DEADLINES)) {
     const host = `h-${ch}`;
-    fleet.hosts[host] = { system: 'x86_64-linux', channel: ch, target: NEW, hostKey: lab.hostKeyB64(host), tags: [] };
+    fleet.hosts[host] = {
+      system: 'x86_64-linux',
+      channel: ch,
+      target: NEW,
+      hostKey: lab.hostKeyB64(host),
+      tags: [],
+    };
     fleet.policies[`p-${ch}`] = {
       strategy: 'all-at-once',
       waves: [{ soakSeconds: 1, failureThreshold: { count: 0 } }],
       onFailure: 'halt',
       // Passes, and from then on the control plane's packets are dropped: the partition starts right
       // after the switch, from inside the host's own namespace.
-      probes: [{ kind: 'command', name: 'partition', argv: [nftBin, 'add', 'rule', 'inet', TABLE, 'out', 'ip', 'daddr', CP_ADDR, 'drop'], expectExit: 0, timeoutMs: 5000 }],
+      probes: [
+        {
+          kind: 'command',
+          name: 'partition',
+          argv: [nftBin, 'add', 'rule', 'inet', TABLE, 'out', 'ip', 'daddr', CP_ADDR, 'drop'],
+          expectExit: 0,
+          timeoutMs: 5000,
+        },
+      ],
       healthyPassesRequired: 1,
     };
-    fleet.channels[ch] = { policy: `p-${ch}`, freshnessSeconds: 3600, signingIntervalSeconds: 600, confirmDeadlineSeconds: seconds, heartbeatSeconds: 1, offlineWindowSeconds: 600 };
+    fleet.channels[ch] = {
+      policy: `p-${ch}`,
+      freshnessSeconds: 3600,
+      signingIntervalSeconds: 600,
+      confirmDeadlineSeconds: seconds,
+      heartbeatSeconds: 1,
+      offlineWindowSeconds: 600,
+    };
   }
   return fleet;
 }
 
 test('black-hole partition after the switch: rollback at the confirm deadline (8 s and 20 s), not after the request timeouts', async () => {
-  if (!requireTool('ip', 'network namespaces for the black-hole partition') || !requireTool('nft', 'nftables drop rule')) return;
+  if (
+    !requireTool('ip', 'network namespaces for the black-hole partition') ||
+    !requireTool('nft', 'nftables drop rule')
+  )
+    return;
   if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true') throw new Error('the black-hole test creates network namespaces and must run as root in CI');
+    if (process.env.CI === 'true')
+      throw new Error('the black-hole test creates network namespaces and must run as root in CI');
     console.warn('\n  !!! SKIPPED (network namespaces need root)\n');
     return;
   }
   const nftBin = execFileSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8' }).trim();
-  const lab = new Lab({ dir: mkdtempSync(join(tmpdir(), 'nf-blackhole-')), fleetName: 'blackhole', hosts: ['h-fast', 'h-slow'], initialPath: OLD, serverNames: [CP_ADDR] });
+  const lab = new Lab({
+    dir: mkdtempSync(join(tmpdir(), 'nf-blackhole-')),
+    fleetName: 'blackhole',
+    hosts: ['h-fast', 'h-slow'],
+    initialPath: OLD,
+    serverNames: [CP_ADDR],
+  });
   const procs: CliProcess[] = [];
   tearDownNamespaces();
   try {
     setUpNamespaces();
     lab.publish(fleetFor(lab, nftBin));
-    const cp = startCli(['cp', 'serve', '--tree', lab.treeDir, '--ca', lab.pki.caCert, '--cert', lab.pki.serverCert, '--key', lab.pki.serverKey, '--host', CP_ADDR, '--port', String(CP_PORT)], join(lab.opts.dir, 'cp.log'), { netns: NS_CP });
+    const cp = startCli(
+      [
+        'cp',
+        'serve',
+        '--tree',
+        lab.treeDir,
+        '--ca',
+        lab.pki.caCert,
+        '--cert',
+        lab.pki.serverCert,
+        '--key',
+        lab.pki.serverKey,
+        '--host',
+        CP_ADDR,
+        '--port',
+        String(CP_PORT),
+      ],
+      join(lab.opts.dir, 'cp.log'),
+      { netns: NS_CP },
+    );
     procs.push(cp);
-    await until('the control plane listening', 30_000, () => cp.output().includes('"url"') || (!cp.running() && assert.unreachable(`cp serve exited: ${cp.output()}`)));
+    await until(
+      'the control plane listening',
+      30_000,
+      () =>
+        cp.output().includes('"url"') ||
+        (!cp.running() && assert.unreachable(`cp serve exited: ${cp.output()}`)),
+    );
 
     for (const [ch, seconds] of Object.entries(DEADLINES)) {
       const host = `h-${ch}`;
@@ -109,25 +176,47 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
       nft('add', 'table', 'inet', TABLE);
       nft('add', 'chain', 'inet', TABLE, 'out', '{ type filter hook output priority 0; }');
       // Production request timeout and retries: what a silent network costs without deadline bounds.
-      const config = lab.agentConfig(host, { controlPlaneUrl: `https://${CP_ADDR}:${CP_PORT}/`, requestTimeoutMs: 10_000, retries: 3, probeIntervalMs: PROBE_INTERVAL_MS });
-      const agent = startCli(['agent', '--config', lab.host(host).configFile, '--once'], join(lab.opts.dir, `${host}.log`), { netns: NS_HOST });
+      const config = lab.agentConfig(host, {
+        controlPlaneUrl: `https://${CP_ADDR}:${CP_PORT}/`,
+        requestTimeoutMs: 10_000,
+        retries: 3,
+        probeIntervalMs: PROBE_INTERVAL_MS,
+      });
+      const agent = startCli(
+        ['agent', '--config', lab.host(host).configFile, '--once'],
+        join(lab.opts.dir, `${host}.log`),
+        { netns: NS_HOST },
+      );
       procs.push(agent);
       const events = () => jsonLines(agent.output());
       const rolledBack = await until(`${host} rolled back`, (seconds + 120) * 1000, () => {
         const e = events().find((x) => x.event === 'rolled-back');
-        if (!e && !agent.running()) throw new Error(`agent exited without rolling back:\n${agent.output()}`);
+        if (!e && !agent.running())
+          throw new Error(`agent exited without rolling back:\n${agent.output()}`);
         return e;
       });
       const switching = events().find((e) => e.event === 'switching');
       assert.ok(switching, 'the host switched');
       const deadline = Date.parse(switching.deadline as string);
       const late = Date.parse(rolledBack.time as string) - deadline;
-      assert.ok(Date.parse(switching.time as string) + seconds * 1000 - deadline < 2000, `deadline is the channel's ${seconds} s window`);
+      assert.ok(
+        Date.parse(switching.time as string) + seconds * 1000 - deadline < 2000,
+        `deadline is the channel's ${seconds} s window`,
+      );
       assert.ok(late >= 0, `${host}: rolled back ${-late} ms before its deadline`);
-      assert.ok(late <= BOUND_MS, `${host}: rolled back ${late} ms after its ${seconds} s deadline (bound ${BOUND_MS} ms)`);
+      assert.ok(
+        late <= BOUND_MS,
+        `${host}: rolled back ${late} ms after its ${seconds} s deadline (bound ${BOUND_MS} ms)`,
+      );
       // The healthy ack really was stuck in the black hole, and the host runs its previous generation.
-      assert.ok(events().some((e) => e.event === 'healthy'), 'probes passed; only the confirmation was missing');
-      assert.match(String(events().find((e) => e.event === 'magic-rollback')?.reason), /could not be confirmed/);
+      assert.ok(
+        events().some((e) => e.event === 'healthy'),
+        'probes passed; only the confirmation was missing',
+      );
+      assert.match(
+        String(events().find((e) => e.event === 'magic-rollback')?.reason),
+        /could not be confirmed/,
+      );
       assert.is(config.stateDir, lab.host(host).stateDir);
       await agent.stop();
       nft('delete', 'table', 'inet', TABLE);

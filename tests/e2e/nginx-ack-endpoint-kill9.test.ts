@@ -28,57 +28,116 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
         // A confirm window that outlasts the endpoint's restart: this test is about ack durability,
         // not about magic rollback (see nginx-magic-rollback.test.ts).
         // Four passes 200 ms apart: the healthy ack comes ~0.6 s after the switch, inside the outage.
-        prod: { hosts: Object.fromEntries(AGENTS.map((h) => [h, NEW])), waves: [{ count: 2, soakSeconds: 1 }, { soakSeconds: 1 }], confirmDeadlineSeconds: 20, healthyPassesRequired: 4 },
+        prod: {
+          hosts: Object.fromEntries(AGENTS.map((h) => [h, NEW])),
+          waves: [{ count: 2, soakSeconds: 1 }, { soakSeconds: 1 }],
+          confirmDeadlineSeconds: 20,
+          healthyPassesRequired: 4,
+        },
         // The load hosts already run their target: their heartbeats count them as converged.
         load: { hosts: Object.fromEntries(LOAD.map((h) => [h, OLD])), waves: [{ soakSeconds: 0 }] },
       }),
     );
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed('a1');
-    load = new AckLoad(stack.lab, `${stack.url}acks`, LOAD, { releaseVersion: released.version, current: OLD });
+    load = new AckLoad(stack.lab, `${stack.url}acks`, LOAD, {
+      releaseVersion: released.version,
+      current: OLD,
+    });
     load.start();
     for (const h of AGENTS) stack.startAgent(h);
 
     // Kill it while the load runs and a first-wave host is inside its confirm window.
-    const event = (h: string, name: string) => stack.agentEvents(h).find((e) => e['event'] === name);
-    const inWindow = await until('load under way and a host switched but not yet confirmed', 30_000, () =>
-      load!.stats.acknowledged.size >= 20 && AGENTS.find((h) => event(h, 'switched') && !event(h, 'confirmed')), 20);
+    const event = (h: string, name: string) =>
+      stack.agentEvents(h).find((e) => e['event'] === name);
+    const inWindow = await until(
+      'load under way and a host switched but not yet confirmed',
+      30_000,
+      () =>
+        load!.stats.acknowledged.size >= 20 &&
+        AGENTS.find((h) => event(h, 'switched') && !event(h, 'confirmed')),
+      20,
+    );
     const first = stack.ackEndpoint!;
     const failuresBefore = load.failureCount();
     await first.kill9();
     const ackedAtKill = load.stats.acknowledged.size;
     // The load keeps posting into the outage (nginx answers 502) until the restarted endpoint is back.
-    await until('posts to fail while the endpoint is down', 5000, () => load!.failureCount() > failuresBefore, 20);
+    await until(
+      'posts to fail while the endpoint is down',
+      5000,
+      () => load!.failureCount() > failuresBefore,
+      20,
+    );
     await stack.startAckEndpoint();
-    await until('the load to be acknowledged again', 20_000, () => load!.stats.acknowledged.size >= ackedAtKill + 100);
+    await until(
+      'the load to be acknowledged again',
+      20_000,
+      () => load!.stats.acknowledged.size >= ackedAtKill + 100,
+    );
     await load.stop();
-    if (process.env.E2E_VERBOSE) console.log({ acknowledged: load.stats.acknowledged.size, ackedAtKill, failures: Object.fromEntries(load.stats.failures), t: Date.now() });
+    if (process.env.E2E_VERBOSE)
+      console.log({
+        acknowledged: load.stats.acknowledged.size,
+        ackedAtKill,
+        failures: Object.fromEntries(load.stats.failures),
+        t: Date.now(),
+      });
     assert.equal(load.stats.unexpected, [], 'a retried ack was answered 200/201, never refused');
 
     // Nothing acknowledged was lost, and each load host's published head is its last acknowledged ack.
     const logged = stack.ackLogDigests();
-    const lost = [...load.stats.acknowledged.entries()].filter(([d]) => !logged.has(d)).map(([, a]) => `${a.signed.host}#${a.signed.seq}`);
-    assert.equal(lost, [], `acknowledged acks missing from the log after kill -9: ${lost.join(', ')}`);
-    await until('the load hosts\' heads to be published', 10_000, () => {
+    const lost = [...load.stats.acknowledged.entries()]
+      .filter(([d]) => !logged.has(d))
+      .map(([, a]) => `${a.signed.host}#${a.signed.seq}`);
+    assert.equal(
+      lost,
+      [],
+      `acknowledged acks missing from the log after kill -9: ${lost.join(', ')}`,
+    );
+    await until("the load hosts' heads to be published", 10_000, () => {
       const heads = new Map(stack.publishedAcks().map((a) => [a.signed.host, ackDigest(a)]));
       return LOAD.every((h) => heads.get(h) === ackDigest(load!.stats.heads.get(h)!));
     });
 
     // The rollout converges on the restarted endpoint.
     if (process.env.E2E_VERBOSE) console.log({ start: Date.now() });
-    const view = await until('prod to complete', 45_000, () => {
-      const rolledBack = AGENTS.find((h) => event(h, 'magic-rollback'));
-      if (rolledBack) throw new Error(`${rolledBack} rolled back: ${JSON.stringify(event(rolledBack, 'magic-rollback'))}`);
-      const v = currentFleetView(stack.cpDir, stack.publishedAcks());
-      return v.channels.find((c) => c.channel === 'prod')?.state === 'complete' ? v : undefined;
-    }, 200);
-    assert.ok(view.hosts.filter((h) => h.channel === 'prod').every((h) => h.phase === 'soaked'), JSON.stringify(view.hosts));
+    const view = await until(
+      'prod to complete',
+      45_000,
+      () => {
+        const rolledBack = AGENTS.find((h) => event(h, 'magic-rollback'));
+        if (rolledBack)
+          throw new Error(
+            `${rolledBack} rolled back: ${JSON.stringify(event(rolledBack, 'magic-rollback'))}`,
+          );
+        const v = currentFleetView(stack.cpDir, stack.publishedAcks());
+        return v.channels.find((c) => c.channel === 'prod')?.state === 'complete' ? v : undefined;
+      },
+      200,
+    );
+    assert.ok(
+      view.hosts.filter((h) => h.channel === 'prod').every((h) => h.phase === 'soaked'),
+      JSON.stringify(view.hosts),
+    );
     for (const h of AGENTS) {
       const cfg = stack.lab.agentConfig(h);
-      assert.is((await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path, NEW, h);
+      assert.is(
+        (await createActivator(cfg.activator, new StateDir(cfg.stateDir)).currentGeneration()).path,
+        NEW,
+        h,
+      );
       // The outage fell inside confirm windows: the agents retried their healthy acks instead of rolling back.
       const events = stack.agentEvents(h);
-      assert.ok(!events.some((e) => e['event'] === 'magic-rollback' || e['event'] === 'ack-chain-conflict' || e['event'] === 'ack-refused'), `${h}: ${JSON.stringify(events.filter((e) => e['level'] !== 'info'))}`);
+      assert.ok(
+        !events.some(
+          (e) =>
+            e['event'] === 'magic-rollback' ||
+            e['event'] === 'ack-chain-conflict' ||
+            e['event'] === 'ack-refused',
+        ),
+        `${h}: ${JSON.stringify(events.filter((e) => e['level'] !== 'info'))}`,
+      );
     }
     // The host caught in its confirm window confirmed its activation. Whether its healthy ack hit the
     // outage (and was retried) depends on where in the ~0.6 s between switch and healthy ack the kill
@@ -88,14 +147,22 @@ test('ack endpoint killed -9 under load and restarted: no acknowledged ack lost,
     const switchedAt = windowEvents.findIndex((e) => e['event'] === 'switched');
     const confirmedAt = windowEvents.findIndex((e) => e['event'] === 'confirmed');
     assert.ok(switchedAt >= 0 && confirmedAt > switchedAt, `${inWindow} confirmed its activation`);
-    if (!windowEvents.slice(switchedAt, confirmedAt).some((e) => e['event'] === 'acks-not-posted')) {
-      console.warn(`  note: ${inWindow}'s healthy ack was posted before the kill; the retry path was not exercised this run`);
+    if (
+      !windowEvents.slice(switchedAt, confirmedAt).some((e) => e['event'] === 'acks-not-posted')
+    ) {
+      console.warn(
+        `  note: ${inWindow}'s healthy ack was posted before the kill; the retry path was not exercised this run`,
+      );
     }
     // Each agent's acks form one unbroken chain in the log (1..head, no gap, no fork).
     const log = stack.ackLog().map((a) => a.signed);
     for (const h of AGENTS) {
       const seqs = log.filter((a) => a.host === h).map((a) => a.seq);
-      assert.equal(seqs, seqs.map((_, i) => i + 1), `${h}: ${seqs.join(',')}`);
+      assert.equal(
+        seqs,
+        seqs.map((_, i) => i + 1),
+        `${h}: ${seqs.join(',')}`,
+      );
     }
     assert.ok(installedRelease(stack.cpDir).version === released.version);
   } catch (e) {

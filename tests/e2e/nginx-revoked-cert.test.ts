@@ -18,7 +18,8 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
   if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
   const stack = await E2eStack.create({ hosts: ['r1', 'r2'] });
   try {
-    const fleet = (): FleetInput => labFleet(stack.lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } });
+    const fleet = (): FleetInput =>
+      labFleet(stack.lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } });
     stack.publish(fleet());
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed('r1');
@@ -28,7 +29,10 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
       const run = await stack.runAgentOnce(h);
       assert.is(run.code, 0, `${h}: ${JSON.stringify(run.outcome)}`);
       assert.is(run.outcome?.['kind'], 'decided');
-      assert.ok(run.events.some((e) => e['event'] === 'confirmed'), `${h} confirmed its activation`);
+      assert.ok(
+        run.events.some((e) => e['event'] === 'confirmed'),
+        `${h} confirmed its activation`,
+      );
     }
 
     // CI revokes r2's certificate (only the certificate: the host key entry is named, so the host itself
@@ -36,7 +40,17 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     const r2 = stack.lab.host('r2');
     await new Promise((r) => setTimeout(r, 1100)); // a new issuedAt second for the new timestamp
     const revoked = fleet();
-    revoked.revoked = { hosts: [{ host: 'r2', keyid: r2.key.keyid, certSerial: r2.cert.serial.toUpperCase(), reason: 'certificate key leaked' }], closures: [] };
+    revoked.revoked = {
+      hosts: [
+        {
+          host: 'r2',
+          keyid: r2.key.keyid,
+          certSerial: r2.cert.serial.toUpperCase(),
+          reason: 'certificate key leaked',
+        },
+      ],
+      closures: [],
+    };
     stack.publish(revoked);
     const before = await stack.request('r2', 'timestamp.json');
     assert.is(before.status, 200, 'r2 still reads until the control plane installs the revocation');
@@ -45,23 +59,36 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     assert.is(synced.revokedSerials, 1);
     await stack.nginx!.reload();
     // It is the certificate that is refused: its serial is in the serial map; the host name is not revoked.
-    assert.match(readFileSync(join(stack.cpDir, REVOKED_SERIALS_MAP), 'utf8'), new RegExp(normalizeSerial(r2.cert.serial), 'i'));
+    assert.match(
+      readFileSync(join(stack.cpDir, REVOKED_SERIALS_MAP), 'utf8'),
+      new RegExp(normalizeSerial(r2.cert.serial), 'i'),
+    );
     assert.not.match(readFileSync(join(stack.cpDir, REVOKED_HOSTS_MAP), 'utf8'), /r2/);
 
     const refused = await stack.request('r2', 'timestamp.json');
     assert.is(refused.status, 403);
     assert.equal(JSON.parse(refused.body), { error: 'Forbidden', reason: 'revoked' });
     const post = await stack.request('r2', 'acks', { method: 'POST', body: '{}' });
-    assert.is(post.status, 403, 'acks from the revoked certificate are refused by nginx before the endpoint');
+    assert.is(
+      post.status,
+      403,
+      'acks from the revoked certificate are refused by nginx before the endpoint',
+    );
     assert.match(post.body, /revoked/);
     const ok = await stack.request('r1', 'timestamp.json');
     assert.is(ok.status, 200);
     assert.is(JSON.parse(ok.body).signed.release.version, 2);
 
     // The agent behind the revoked certificate: exit 2 (cannot fetch), and it says why.
-    const accessLog = () => readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+    const accessLog = () =>
+      readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8').split('\n').filter(Boolean);
     // nginx logs a request after answering it: wait for the line of the last request above (r1's 200).
-    await until('nginx to log the requests so far', 5000, () => /"GET \/timestamp\.json [^"]*" 200 /.test(accessLog().at(-1) ?? ''), 20);
+    await until(
+      'nginx to log the requests so far',
+      5000,
+      () => /"GET \/timestamp\.json [^"]*" 200 /.test(accessLog().at(-1) ?? ''),
+      20,
+    );
     const mark = accessLog().length;
     const run = await stack.runAgentOnce('r2');
     assert.is(run.code, 2, JSON.stringify(run.outcome));
@@ -70,9 +97,18 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     const logged = run.events.find((e) => e['event'] === 'control-plane-unreachable');
     assert.match(String(logged?.['reason']), /revoked/);
     // A refusal is an answer: the agent does not retry it.
-    const agentRequests = accessLog().slice(mark).map((l) => /"([A-Z]+ \S+)[^"]*" (\d{3})/.exec(l)!.slice(1, 3).join(' '));
-    assert.ok(agentRequests.length > 0 && agentRequests.every((r) => r.endsWith(' 403')), agentRequests.join('\n'));
-    assert.is(new Set(agentRequests).size, agentRequests.length, `a refused request was repeated:\n${agentRequests.join('\n')}`);
+    const agentRequests = accessLog()
+      .slice(mark)
+      .map((l) => /"([A-Z]+ \S+)[^"]*" (\d{3})/.exec(l)!.slice(1, 3).join(' '));
+    assert.ok(
+      agentRequests.length > 0 && agentRequests.every((r) => r.endsWith(' 403')),
+      agentRequests.join('\n'),
+    );
+    assert.is(
+      new Set(agentRequests).size,
+      agentRequests.length,
+      `a refused request was repeated:\n${agentRequests.join('\n')}`,
+    );
 
     // The other host goes on with release 2.
     const r1 = await stack.runAgentOnce('r1');

@@ -23,8 +23,16 @@ test('through nginx: replayed tree refused by cp sync; tampered manifest and rep
   if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
   const stack = await E2eStack.create({ hosts: ['t1'] });
   try {
-    const gen = async () => (await createActivator(stack.lab.agentConfig('t1').activator, new StateDir(stack.lab.host('t1').stateDir)).currentGeneration()).path;
-    stack.publish(labFleet(stack.lab, { prod: { hosts: { t1: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    const gen = async () =>
+      (
+        await createActivator(
+          stack.lab.agentConfig('t1').activator,
+          new StateDir(stack.lab.host('t1').stateDir),
+        ).currentGeneration()
+      ).path;
+    stack.publish(
+      labFleet(stack.lab, { prod: { hosts: { t1: NEW }, waves: [{ soakSeconds: 0 }] } }),
+    );
     const release1 = join(stack.dir, 'ci-release-1');
     cpSync(stack.lab.treeDir, release1, { recursive: true });
     await stack.startControlPlane();
@@ -34,9 +42,13 @@ test('through nginx: replayed tree refused by cp sync; tampered manifest and rep
     assert.is(await gen(), NEW);
 
     await new Promise((r) => setTimeout(r, 1100)); // a new issuedAt second for release 2's timestamp
-    const v2 = stack.publish(labFleet(stack.lab, { prod: { hosts: { t1: NEWER }, waves: [{ soakSeconds: 0 }] } }));
+    const v2 = stack.publish(
+      labFleet(stack.lab, { prod: { hosts: { t1: NEWER }, waves: [{ soakSeconds: 0 }] } }),
+    );
     assert.ok((await stack.sync()).installed);
-    const servedTimestamp = () => JSON.parse(readFileSync(join(stack.cpDir, 'current', TIMESTAMP_PATH), 'utf8')).signed.release.version as number;
+    const servedTimestamp = () =>
+      JSON.parse(readFileSync(join(stack.cpDir, 'current', TIMESTAMP_PATH), 'utf8')).signed.release
+        .version as number;
     assert.is(servedTimestamp(), v2.version);
 
     // The control plane's own defence: the older CI tree is refused, release 2 keeps serving.
@@ -48,19 +60,33 @@ test('through nginx: replayed tree refused by cp sync; tampered manifest and rep
 
     // The attacker writes into the served tree: release 2's manifest now names another closure.
     const manifest = join(stack.cpDir, 'current', hostManifestPath(v2.version, 't1'));
-    writeFileAtomic(manifest, readFileSync(manifest, 'utf8').replace(NEWER, BAD), { advanceMtime: true });
+    writeFileAtomic(manifest, readFileSync(manifest, 'utf8').replace(NEWER, BAD), {
+      advanceMtime: true,
+    });
     const tampered = await stack.runAgentOnce('t1');
     assert.is(tampered.code, 1, JSON.stringify(tampered.outcome));
-    assert.equal([tampered.outcome?.['kind'], tampered.outcome?.['code'], tampered.outcome?.['file']], ['refused', 'BadSignature', hostManifestPath(v2.version, 't1')]);
-    const refusal = tampered.events.find((e) => e['event'] === 'decision' && e['decision'] === 'refuse');
+    assert.equal(
+      [tampered.outcome?.['kind'], tampered.outcome?.['code'], tampered.outcome?.['file']],
+      ['refused', 'BadSignature', hostManifestPath(v2.version, 't1')],
+    );
+    const refusal = tampered.events.find(
+      (e) => e['event'] === 'decision' && e['decision'] === 'refuse',
+    );
     assert.match(String(refusal?.['reason']), new RegExp(`keeping generation 2 \\(${NEW}\\)`));
     assert.is(await gen(), NEW);
 
     // Then it replays release 1's (validly signed, older) timestamp.
-    writeFileAtomic(join(stack.cpDir, 'current', TIMESTAMP_PATH), readFileSync(join(release1, TIMESTAMP_PATH)), { advanceMtime: true });
+    writeFileAtomic(
+      join(stack.cpDir, 'current', TIMESTAMP_PATH),
+      readFileSync(join(release1, TIMESTAMP_PATH)),
+      { advanceMtime: true },
+    );
     const replayed = await stack.runAgentOnce('t1');
     assert.is(replayed.code, 1, JSON.stringify(replayed.outcome));
-    assert.equal([replayed.outcome?.['kind'], replayed.outcome?.['code']], ['refused', 'RollbackAttempt']);
+    assert.equal(
+      [replayed.outcome?.['kind'], replayed.outcome?.['code']],
+      ['refused', 'RollbackAttempt'],
+    );
     assert.is(await gen(), NEW);
     // No activation was even started: the only started ack is release 1's.
     assert.is(stack.acksOf('t1').filter((a) => a.kind === 'started').length, 1);

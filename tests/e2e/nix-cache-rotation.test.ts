@@ -36,11 +36,18 @@ function outcome(r: OnceResult): string {
 }
 
 test('cache key rotated by a root rotation: new key accepted after the walk, old key refused, pre-rotation release not installable', async () => {
-  if (!requireTool('nix', 'real Nix hosts') || !requireTool('unshare', 'a /nix per host') || !requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
+  if (
+    !requireTool('nix', 'real Nix hosts') ||
+    !requireTool('unshare', 'a /nix per host') ||
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI')
+  )
+    return;
   const e2e = await NixE2e.create({ hosts: ['a', 'b'] });
   const { stack, sys } = e2e;
   const lab = stack.lab;
-  const channel = (hosts: Record<string, string>) => e2e.fleet({ prod: { hosts, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 60 } });
+  const channel = (hosts: Record<string, string>) =>
+    e2e.fleet({ prod: { hosts, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 60 } });
   try {
     await e2e.seed(sys.v1);
 
@@ -50,35 +57,79 @@ test('cache key rotated by a root rotation: new key accepted after the walk, old
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed('a');
     const before = await Promise.all(['a', 'b'].map((h) => stack.runAgentOnce(h, {}, 90_000)));
-    for (const r of before) assert.is(outcome(r), 'activate/confirmed', JSON.stringify(r.events.slice(-5)));
+    for (const r of before)
+      assert.is(outcome(r), 'activate/confirmed', JSON.stringify(r.events.slice(-5)));
     for (const h of ['a', 'b']) assert.equal(e2e.host(h).generations(), [1, 2]);
 
     // Rotate: root v2 lists only NEW, rejectBefore = now. CI re-signs what it serves with NEW.
     const next = await cacheKey('fleet-cache-2');
     await e2e.push([sys.v4], next);
-    const resign = await run('nix', ['store', 'sign', '--store', `file://${e2e.ciCacheDir}`, '--key-file', next.secretFile, '-r', sys.v2, sys.v4], { env: buildSandbox().env });
+    const resign = await run(
+      'nix',
+      [
+        'store',
+        'sign',
+        '--store',
+        `file://${e2e.ciCacheDir}`,
+        '--key-file',
+        next.secretFile,
+        '-r',
+        sys.v2,
+        sys.v4,
+      ],
+      { env: buildSandbox().env },
+    );
     assert.is(resign.code, 0, resign.stderr);
     await e2e.push([sys.unhealthy], e2e.key); // signed by OLD only, after the rotation
     const rootKeyFile = join(stack.dir, 'root.key');
     writePrivateKey(rootKeyFile, lab.rootKey);
     const rotatedAt = Math.floor(Date.now() / 1000) * 1000;
-    const rotate = await runCli('trust', 'rotate', '--trust', lab.trustDir, '--old-root-key', rootKeyFile, '--root-key', rootKeyFile, '--cache-key', next.publicKey, '--reject-before', isoTime(rotatedAt), '--out', lab.trustDir);
+    const rotate = await runCli(
+      'trust',
+      'rotate',
+      '--trust',
+      lab.trustDir,
+      '--old-root-key',
+      rootKeyFile,
+      '--root-key',
+      rootKeyFile,
+      '--cache-key',
+      next.publicKey,
+      '--reject-before',
+      isoTime(rotatedAt),
+      '--out',
+      lab.trustDir,
+    );
     assert.is(rotate.code, 0, rotate.err);
-    const root2 = JSON.parse(readFileSync(join(lab.trustDir, rootPath(2)), 'utf8')) as { signed: { cacheKeys: string[]; rejectBefore: string } };
+    const root2 = JSON.parse(readFileSync(join(lab.trustDir, rootPath(2)), 'utf8')) as {
+      signed: { cacheKeys: string[]; rejectBefore: string };
+    };
     assert.equal(root2.signed.cacheKeys, [next.publicKey]);
     assert.is(root2.signed.rejectBefore, isoTime(rotatedAt));
 
     // (1) The release signed before the rotation, under root v2: cp sync refuses it.
     await new Promise((r) => setTimeout(r, Math.max(0, rotatedAt + 1000 - Date.now()))); // next publish after T
     copyFileSync(join(lab.trustDir, rootPath(2)), join(lab.treeDir, rootPath(2)));
-    const stale = await stack.sync().then(() => null, (e: unknown) => e as Error);
-    assert.ok(stale && stale.name === 'Revoked', `cp sync of the pre-rotation release: ${String(stale)}`);
+    const stale = await stack.sync().then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    assert.ok(
+      stale && stale.name === 'Revoked',
+      `cp sync of the pre-rotation release: ${String(stale)}`,
+    );
 
     // (2) Release 2: a -> v4 (signed by NEW only), checked against root v2; a walks to root v2 and installs it.
     const r2 = await e2e.publish(channel({ a: sys.v4, b: sys.v2 }));
-    assert.ok(!r2.cacheCheck.skipped && r2.cacheCheck.keysUsed.join() === next.publicKey, JSON.stringify(r2.cacheCheck));
+    assert.ok(
+      !r2.cacheCheck.skipped && r2.cacheCheck.keysUsed.join() === next.publicKey,
+      JSON.stringify(r2.cacheCheck),
+    );
     const [a2, b2] = await Promise.all(['a', 'b'].map((h) => stack.runAgentOnce(h, {}, 90_000)));
-    assert.ok(a2!.events.some((e) => e['event'] === 'trust-root-updated'), JSON.stringify(a2!.events.slice(0, 8)));
+    assert.ok(
+      a2!.events.some((e) => e['event'] === 'trust-root-updated'),
+      JSON.stringify(a2!.events.slice(0, 8)),
+    );
     assert.is(outcome(a2!), 'activate/confirmed', JSON.stringify(a2!.events.slice(-5)));
     assert.equal(e2e.host('a').generations(), [1, 2, 3]);
     assert.is(e2e.host('a').profileGeneration(), 3);
@@ -87,9 +138,15 @@ test('cache key rotated by a root rotation: new key accepted after the walk, old
 
     // (3) A closure signed only by OLD: the publisher's check refuses it against root v2...
     const fleet3 = channel({ a: sys.v4, b: sys.unhealthy });
-    const refused = await e2e.publish(fleet3).then(() => null, (e: unknown) => e);
+    const refused = await e2e.publish(fleet3).then(
+      () => null,
+      (e: unknown) => e,
+    );
     assert.instance(refused, PublishRefused);
-    assert.match((refused as Error).message, `${sys.unhealthy}: signed only by keys not in the trust root`);
+    assert.match(
+      (refused as Error).message,
+      `${sys.unhealthy}: signed only by keys not in the trust root`,
+    );
     // ...and, published without the check, b's Nix refuses it: only NEW is trusted now.
     await e2e.publishUnchecked(fleet3);
     const b3 = await stack.runAgentOnce('b', {}, 90_000);

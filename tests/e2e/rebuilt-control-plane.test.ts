@@ -24,10 +24,17 @@ import { makeLab, labFleet, NEW } from '../agent/lab-fleet.ts';
 /** Journal acks (host#seq) the control plane's log does not hold: none once the history is complete. */
 function missingFromLog(lab: Lab, hosts: string[]): string[] {
   const file = ackLogPath(lab.treeDir);
-  const logged = new Set(existsSync(file) ? parseAckLog(readFileSync(file), file).records.map((r) => r.digest) : []);
+  const logged = new Set(
+    existsSync(file) ? parseAckLog(readFileSync(file), file).records.map((r) => r.digest) : [],
+  );
   return hosts.flatMap((h) => {
     const host = lab.host(h);
-    const journal = new AckJournal(new StateDir(host.stateDir), 'lab', h, readPrivateKey(host.keyFile)).all();
+    const journal = new AckJournal(
+      new StateDir(host.stateDir),
+      'lab',
+      h,
+      readPrivateKey(host.keyFile),
+    ).all();
     return journal.filter((a) => !logged.has(ackDigest(a))).map((a) => `${h}#${a.signed.seq}`);
   });
 }
@@ -37,10 +44,14 @@ test('wiped ack state: agents re-post their journals; published heads match the 
   const hosts = ['r1', 'r2'];
   const lab = makeLab(hosts);
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    lab.publish(
+      labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }),
+    );
     await lab.startControlPlane();
     await until('converged', 30_000, async () => {
-      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      const outs = await Promise.all(
+        hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
+      );
       return outs.every((o) => o.kind === 'decided' && o.decision === 'converged');
     });
     await lab.stopControlPlane();
@@ -52,24 +63,37 @@ test('wiped ack state: agents re-post their journals; published heads match the 
     const logs = hosts.map((h) => memoryLogger(h));
     await Promise.all(hosts.map((h, i) => runAgentOnce(lab.agentConfig(h), { log: logs[i]! })));
     for (const [i, h] of hosts.entries()) {
-      assert.ok(logs[i]!.records.some((r) => r['event'] === 'ack-loss-detected'), `${h} noticed the loss`);
+      assert.ok(
+        logs[i]!.records.some((r) => r['event'] === 'ack-loss-detected'),
+        `${h} noticed the loss`,
+      );
       const reposted = logs[i]!.records.find((r) => r['event'] === 'acks-reposted');
       assert.ok(reposted && (reposted['count'] as number) >= 2, `${h} re-posted its history`);
     }
     for (const h of hosts) {
       const host = lab.host(h);
-      const last = new AckJournal(new StateDir(host.stateDir), 'lab', h, readPrivateKey(host.keyFile)).last()!;
+      const last = new AckJournal(
+        new StateDir(host.stateDir),
+        'lab',
+        h,
+        readPrivateKey(host.keyFile),
+      ).last()!;
       await until(`${h} head published`, 5000, () => {
         try {
           const head = readAck(readFileSync(join(lab.treeDir, 'acks', 'hosts', `${h}.json`)));
-          return head.signed.seq >= last.signed.seq && (head.signed.seq > last.signed.seq || ackDigest(head) === ackDigest(last));
+          return (
+            head.signed.seq >= last.signed.seq &&
+            (head.signed.seq > last.signed.seq || ackDigest(head) === ackDigest(last))
+          );
         } catch {
           return false;
         }
       });
     }
     // The rollout view carries on: both hosts are still converged for everyone reading the acks.
-    const again = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+    const again = await Promise.all(
+      hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
+    );
     assert.ok(again.every((o) => o.kind === 'decided' && o.decision === 'converged'));
     // And the rebuilt log holds the full history: every ack each host ever signed.
     assert.equal(missingFromLog(lab, hosts), []);
@@ -85,7 +109,12 @@ test('wiped ack state, an agent posts a new ack before it notices: adopted mid-c
   try {
     lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW }, waves: [{ soakSeconds: 0 }] } }));
     await lab.startControlPlane();
-    await until('converged', 30_000, async () => (await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') })).kind === 'decided');
+    await until(
+      'converged',
+      30_000,
+      async () =>
+        (await runAgentOnce(lab.agentConfig('r1'), { log: memoryLogger('r1') })).kind === 'decided',
+    );
     await lab.stopControlPlane();
     rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
     rmSync(join(lab.treeDir, 'acks'), { recursive: true, force: true });
@@ -109,18 +138,29 @@ test('ack log lost, published acks kept: the endpoint takes the published heads 
   const hosts = ['r1', 'r2'];
   const lab = makeLab(hosts);
   try {
-    lab.publish(labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    lab.publish(
+      labFleet(lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } }),
+    );
     await lab.startControlPlane();
     await until('converged', 30_000, async () => {
-      const outs = await Promise.all(hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })));
+      const outs = await Promise.all(
+        hosts.map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
+      );
       return outs.every((o) => o.kind === 'decided' && o.decision === 'converged');
     });
     await lab.stopControlPlane();
     rmSync(join(lab.treeDir, '.ack-log'), { recursive: true, force: true });
     await lab.startControlPlane();
     // The published heads are back in the log before any agent posts.
-    const restored = () => parseAckLog(readFileSync(ackLogPath(lab.treeDir))).records.map((r) => JSON.parse(r.canonical).signed.host as string).sort();
-    await until('the published heads in the log', 5000, () => JSON.stringify(restored()) === JSON.stringify(hosts));
+    const restored = () =>
+      parseAckLog(readFileSync(ackLogPath(lab.treeDir)))
+        .records.map((r) => JSON.parse(r.canonical).signed.host as string)
+        .sort();
+    await until(
+      'the published heads in the log',
+      5000,
+      () => JSON.stringify(restored()) === JSON.stringify(hosts),
+    );
     // The agents see their latest ack still published (no loss for them to notice); the endpoint's answer
     // to their next ack asks for the older ones.
     const logs = hosts.map((h) => memoryLogger(h));
@@ -131,8 +171,16 @@ test('ack log lost, published acks kept: the endpoint takes the published heads 
       throw new Error(`${(e as Error).message}: missing ${missingFromLog(lab, hosts).join(', ')}`);
     });
     for (const [i, h] of hosts.entries()) {
-      assert.ok(logs[i]!.records.some((r) => r['event'] === 'acks-backfilled'), `${h} back-filled`);
-      assert.not.ok(logs[i]!.records.some((r) => r['event'] === 'ack-backfill-refused' || r['event'] === 'ack-chain-conflict'), `${h} had no conflict`);
+      assert.ok(
+        logs[i]!.records.some((r) => r['event'] === 'acks-backfilled'),
+        `${h} back-filled`,
+      );
+      assert.not.ok(
+        logs[i]!.records.some(
+          (r) => r['event'] === 'ack-backfill-refused' || r['event'] === 'ack-chain-conflict',
+        ),
+        `${h} had no conflict`,
+      );
     }
   } finally {
     await lab.close();

@@ -18,7 +18,9 @@ test('tampered manifest -> BadSignature refusal; replayed old timestamp -> Rollb
   const lab = makeLab(['t1']);
   try {
     const cfg = () => lab.agentConfig('t1');
-    const gen = async () => (await createActivator(cfg().activator, new StateDir(cfg().stateDir)).currentGeneration()).path;
+    const gen = async () =>
+      (await createActivator(cfg().activator, new StateDir(cfg().stateDir)).currentGeneration())
+        .path;
     lab.publish(labFleet(lab, { prod: { hosts: { t1: OLD }, waves: [{ soakSeconds: 0 }] } }));
     await lab.startControlPlane();
     const oldTimestamp = readFileSync(join(lab.treeDir, TIMESTAMP_PATH));
@@ -26,14 +28,25 @@ test('tampered manifest -> BadSignature refusal; replayed old timestamp -> Rollb
 
     // Release 2 asks for NEW, but the control plane rewrites the manifest to point at BAD.
     await new Promise((r) => setTimeout(r, 1100)); // a new issuedAt second for the new timestamp
-    const v2 = lab.publish(labFleet(lab, { prod: { hosts: { t1: NEW }, waves: [{ soakSeconds: 0 }] } }));
+    const v2 = lab.publish(
+      labFleet(lab, { prod: { hosts: { t1: NEW }, waves: [{ soakSeconds: 0 }] } }),
+    );
     const manifest = join(lab.treeDir, hostManifestPath(v2.version, 't1'));
-    writeFileAtomic(manifest, readFileSync(manifest, 'utf8').replace(NEW, BAD), { advanceMtime: true });
+    writeFileAtomic(manifest, readFileSync(manifest, 'utf8').replace(NEW, BAD), {
+      advanceMtime: true,
+    });
     const log = memoryLogger('t1');
     const o = await runAgentOnce(cfg(), { log });
-    assert.ok(o.kind === 'refused' && o.code === 'BadSignature' && o.file === hostManifestPath(v2.version, 't1'), JSON.stringify(o));
+    assert.ok(
+      o.kind === 'refused' &&
+        o.code === 'BadSignature' &&
+        o.file === hostManifestPath(v2.version, 't1'),
+      JSON.stringify(o),
+    );
     assert.is(await gen(), OLD);
-    const refusal = log.records.find((r) => r['event'] === 'decision' && r['decision'] === 'refuse');
+    const refusal = log.records.find(
+      (r) => r['event'] === 'decision' && r['decision'] === 'refuse',
+    );
     assert.match(String(refusal?.['reason']), /keeping generation 1/);
 
     // Replay: the control plane serves release 1's timestamp again after the agent has seen release 2.

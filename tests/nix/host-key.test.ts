@@ -14,14 +14,24 @@ test('Nix host-key parsing agrees with publisher/host-key.ts', async () => {
   if (!requireTool('nix-instantiate', 'Nix host-key parsing')) return;
   const sandbox = nixSandbox();
   try {
-    const smallOrderHex = (await evalJson(sandbox, `(import ${nixString(`${NIX_LIB}/host-key.nix`)}).smallOrder`)) as string[];
-    for (const hex of smallOrderHex) assert.not.ok(isValidPublicKey(Buffer.from(hex, 'hex')), `${hex} is a valid key for TypeScript`);
+    const smallOrderHex = (await evalJson(
+      sandbox,
+      `(import ${nixString(`${NIX_LIB}/host-key.nix`)}).smallOrder`,
+    )) as string[];
+    for (const hex of smallOrderHex)
+      assert.not.ok(
+        isValidPublicKey(Buffer.from(hex, 'hex')),
+        `${hex} is a valid key for TypeScript`,
+      );
     // y >= p = 2^255 - 19: the 19 values of the top of the range, with and without the sign bit.
     const nonCanonical: Buffer[] = [];
     for (let low = 0xed; low <= 0xff; low++) {
-      for (const top of [0x7f, 0xff]) nonCanonical.push(Buffer.from([low, ...Array<number>(30).fill(0xff), top]));
+      for (const top of [0x7f, 0xff])
+        nonCanonical.push(Buffer.from([low, ...Array<number>(30).fill(0xff), top]));
     }
-    const valid = Array.from({ length: 6 }, (_, i) => Buffer.from(newSigningKey(`k${i}`).publicKey));
+    const valid = Array.from({ length: 6 }, (_, i) =>
+      Buffer.from(newSigningKey(`k${i}`).publicKey),
+    );
     const texts = [
       ...smallOrderHex.map((h) => Buffer.from(h, 'hex').toString('base64')),
       ...nonCanonical.map((b) => b.toString('base64')),
@@ -36,7 +46,10 @@ test('Nix host-key parsing agrees with publisher/host-key.ts', async () => {
       valid[0]!.toString('base64').replace('=', 'A'),
       valid[0]!.toString('base64').slice(0, 42) + 'B=', // non-zero padding bits
     ];
-    const nix = (await evalJson(sandbox, `map (import ${nixString(`${NIX_LIB}/host-key.nix`)}).parse (builtins.fromJSON ${nixString(JSON.stringify(texts))})`)) as ({ ok: true; raw: string } | { ok: false; reason: string })[];
+    const nix = (await evalJson(
+      sandbox,
+      `map (import ${nixString(`${NIX_LIB}/host-key.nix`)}).parse (builtins.fromJSON ${nixString(JSON.stringify(texts))})`,
+    )) as ({ ok: true; raw: string } | { ok: false; reason: string })[];
     texts.forEach((text, i) => {
       const ts = parseHostKey(text);
       const n = nix[i]!;

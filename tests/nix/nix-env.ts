@@ -42,12 +42,31 @@ export interface RunResult {
 }
 
 /** Runs a command to completion (never throws on a non-zero exit); kills it after `timeoutMs`. */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { env: opts.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      {
+        env: opts.env,
+        cwd: opts.cwd,
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === 'number'
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -59,7 +78,10 @@ export function nixString(text: string): string {
 /** Evaluates a Nix expression strictly to JSON with nix-instantiate (the nix/lib directory is `lib`). */
 export async function evalJson(sandbox: NixSandbox, expr: string): Promise<unknown> {
   const full = `let lib = import ${nixString(NIX_LIB)}; in ${expr}`;
-  const r = await run('nix-instantiate', ['--eval', '--strict', '--json', '-E', full], { env: sandbox.env, cwd: sandbox.dir });
+  const r = await run('nix-instantiate', ['--eval', '--strict', '--json', '-E', full], {
+    env: sandbox.env,
+    cwd: sandbox.dir,
+  });
   if (r.code !== 0) throw new Error(`nix-instantiate failed (${r.code}):\n${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -67,7 +89,11 @@ export async function evalJson(sandbox: NixSandbox, expr: string): Promise<unkno
 /** Evaluates an expression expected to fail; returns its error output (throws if it succeeded). */
 export async function evalError(sandbox: NixSandbox, expr: string): Promise<string> {
   const full = `let lib = import ${nixString(NIX_LIB)}; in ${expr}`;
-  const r = await run('nix-instantiate', ['--eval', '--strict', '--json', '-E', full], { env: sandbox.env, cwd: sandbox.dir });
-  if (r.code === 0) throw new Error(`evaluation succeeded, expected a failure:\n${r.stdout.slice(0, 2000)}`);
+  const r = await run('nix-instantiate', ['--eval', '--strict', '--json', '-E', full], {
+    env: sandbox.env,
+    cwd: sandbox.dir,
+  });
+  if (r.code === 0)
+    throw new Error(`evaluation succeeded, expected a failure:\n${r.stdout.slice(0, 2000)}`);
   return r.stderr;
 }

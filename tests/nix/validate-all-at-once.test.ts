@@ -20,7 +20,8 @@ const EXPECTED = [
 const NIX_MIRROR = 'hosts.web-01.hostKey: the same host key is used by hosts.web-03';
 
 /** The "  - path: message" lines of a report (Nix indents its error message further). */
-const violationLines = (text: string): string[] => text.split('\n').flatMap((l) => /^\s*- (.*)$/.exec(l)?.slice(1) ?? []);
+const violationLines = (text: string): string[] =>
+  text.split('\n').flatMap((l) => /^\s*- (.*)$/.exec(l)?.slice(1) ?? []);
 
 test('nixfleet validate reports all four violations of the issue example in one run', async () => {
   const r = await runCli('validate', FLEET);
@@ -33,7 +34,10 @@ test('mkFleet reports the same four lines (plus the mirrored duplicate-key line)
   if (!requireTool('nix-instantiate', 'mkFleet reporting every violation')) return;
   const sandbox = nixSandbox();
   try {
-    const message = await evalError(sandbox, `lib.mkFleet (builtins.fromJSON (builtins.readFile ${nixString(FLEET)}))`);
+    const message = await evalError(
+      sandbox,
+      `lib.mkFleet (builtins.fromJSON (builtins.readFile ${nixString(FLEET)}))`,
+    );
     assert.match(message, /mkFleet: the fleet is invalid \(5 violations\)/);
     assert.equal(violationLines(message).sort(), [...EXPECTED, NIX_MIRROR].sort());
   } finally {

@@ -2,9 +2,22 @@
 // operator). Each refusal is a typed VerificationError naming where the ack was found.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { checkAckClaims, hostKeysOfPlans, readAckBundle, verifyAck, type AckTrust } from '../../protocol/acks.ts';
+import {
+  checkAckClaims,
+  hostKeysOfPlans,
+  readAckBundle,
+  verifyAck,
+  type AckTrust,
+} from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
-import { BadSignature, Malformed, UnknownHost, UnknownKey, VerificationError, WrongFleet } from '../../protocol/errors.ts';
+import {
+  BadSignature,
+  Malformed,
+  UnknownHost,
+  UnknownKey,
+  VerificationError,
+  WrongFleet,
+} from '../../protocol/errors.ts';
 import { b64, newSigningKey } from '../../protocol/keys.ts';
 import { isoTime, SCHEMA_VERSION } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
@@ -12,7 +25,13 @@ import { AckChain, FLEET, fixtureHosts, type FixtureHost } from '../control-plan
 
 const test = suite('protocol verifyAck');
 const [web1, web2] = fixtureHosts({ web1: {}, web2: {} }) as [FixtureHost, FixtureHost];
-const trust: AckTrust = { fleet: FLEET, hostKeys: new Map([[web1.name, b64(web1.key.publicKey)], [web2.name, b64(web2.key.publicKey)]]) };
+const trust: AckTrust = {
+  fleet: FLEET,
+  hostKeys: new Map([
+    [web1.name, b64(web1.key.publicKey)],
+    [web2.name, b64(web2.key.publicKey)],
+  ]),
+};
 
 function refusal(fn: () => void): VerificationError {
   try {
@@ -37,11 +56,16 @@ test('each refusal is typed and names the source, checked in order: fleet, host,
   assert.equal([foreign.code, foreign.file], ['WrongFleet', src]);
   // A foreign ack of an unknown host with a bad signature is still WrongFleet: the first check decides.
   const ghost = fixtureHosts({ ghost: {} })[0]!;
-  assert.ok(refusal(() => verifyAck(new AckChain(ghost).next({ fleet: 'other' }), trust, src)) instanceof WrongFleet);
+  assert.ok(
+    refusal(() => verifyAck(new AckChain(ghost).next({ fleet: 'other' }), trust, src)) instanceof
+      WrongFleet,
+  );
   const unknown = refusal(() => verifyAck(new AckChain(ghost).next(), trust, src));
   assert.ok(unknown instanceof UnknownHost);
   assert.equal([unknown.code, unknown.file], ['UnknownHost', src]);
-  const forged = refusal(() => verifyAck(new AckChain({ ...web2, key: newSigningKey('forger') }).next(), trust, src));
+  const forged = refusal(() =>
+    verifyAck(new AckChain({ ...web2, key: newSigningKey('forger') }).next(), trust, src),
+  );
   assert.ok(forged instanceof UnknownKey || forged instanceof BadSignature, forged.message);
   assert.is(forged.file, src);
   const tampered = new AckChain(web2).next();
@@ -50,19 +74,38 @@ test('each refusal is typed and names the source, checked in order: fleet, host,
 });
 
 test('hostKeysOfPlans takes plans by channel or as a list', () => {
-  const plan = (hosts: FixtureHost[]) => ({ hosts: Object.fromEntries(hosts.map((h) => [h.name, { hostKey: b64(h.key.publicKey) }])) }) as unknown as ChannelPlan;
+  const plan = (hosts: FixtureHost[]) =>
+    ({
+      hosts: Object.fromEntries(hosts.map((h) => [h.name, { hostKey: b64(h.key.publicKey) }])),
+    }) as unknown as ChannelPlan;
   const byChannel = hostKeysOfPlans({ a: plan([web1]), b: plan([web2]) });
   assert.equal([...byChannel.entries()], [...trust.hostKeys.entries()]);
-  assert.equal([...hostKeysOfPlans([plan([web1]), plan([web2])]).entries()], [...trust.hostKeys.entries()]);
+  assert.equal(
+    [...hostKeysOfPlans([plan([web1]), plan([web2])]).entries()],
+    [...trust.hostKeys.entries()],
+  );
 });
 
 test('readAckBundle: strict intake, entries named file#index in canonical form; a bad bundle is Malformed naming it', () => {
   const acks = [new AckChain(web1).next(), new AckChain(web2).next()];
-  const bundle = { type: 'ack-bundle', schemaVersion: SCHEMA_VERSION, fleet: FLEET, channel: 'prod', wave: 0, generatedAt: isoTime(Date.now()), acks };
+  const bundle = {
+    type: 'ack-bundle',
+    schemaVersion: SCHEMA_VERSION,
+    fleet: FLEET,
+    channel: 'prod',
+    wave: 0,
+    generatedAt: isoTime(Date.now()),
+    acks,
+  };
   const read = readAckBundle(JSON.stringify(bundle), 'acks/channels/prod/wave-0.json');
-  assert.equal(read.map((a) => a.source), ['acks/channels/prod/wave-0.json#0', 'acks/channels/prod/wave-0.json#1']);
+  assert.equal(
+    read.map((a) => a.source),
+    ['acks/channels/prod/wave-0.json#0', 'acks/channels/prod/wave-0.json#1'],
+  );
   assert.is(read[1]!.canonical, canonicalString(acks[1]));
-  const bad = refusal(() => readAckBundle(JSON.stringify({ ...bundle, extra: 1 }), 'acks/channels/prod/wave-0.json'));
+  const bad = refusal(() =>
+    readAckBundle(JSON.stringify({ ...bundle, extra: 1 }), 'acks/channels/prod/wave-0.json'),
+  );
   assert.ok(bad instanceof Malformed);
   assert.is(bad.file, 'acks/channels/prod/wave-0.json');
 });

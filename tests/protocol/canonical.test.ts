@@ -30,24 +30,34 @@ test('RFC 8785 3.2.2: the sample object canonicalises to the published bytes', (
     "string": "\\u20ac$\\u000F\\u000aA'\\u0042\\u0022\\u005c\\\\\\"\\/",
     "literals": [null, true, false]
   }`);
-  const expected = '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}';
+  const expected =
+    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}';
   assert.is(canonicalString(input), expected);
   // The euro sign stays raw UTF-8 (e2 82 ac), U+000F becomes \u000f (lowercase hex), as in the RFC's hex dump.
   assert.ok(canonicalBytes(input).toString('hex').includes('e282ac245c75303030665c6e'));
 });
 
 test('string escaping: control characters, quotes, backslash, non-ASCII kept as UTF-8', () => {
-  assert.is(canonicalString({ s: '\u0000\u001f\b\f\n\r\t"\\/é😀' }), '{"s":"\\u0000\\u001f\\b\\f\\n\\r\\t\\"\\\\/é😀"}');
+  assert.is(
+    canonicalString({ s: '\u0000\u001f\b\f\n\r\t"\\/é😀' }),
+    '{"s":"\\u0000\\u001f\\b\\f\\n\\r\\t\\"\\\\/é😀"}',
+  );
   assert.is(canonicalBytes('é').toString('hex'), '22c3a922');
 });
 
 test('integers serialise without exponent or fraction up to the safe range', () => {
-  assert.is(canonicalString([0, -1, 1, 1000000, 9007199254740991, -9007199254740991]), '[0,-1,1,1000000,9007199254740991,-9007199254740991]');
+  assert.is(
+    canonicalString([0, -1, 1, 1000000, 9007199254740991, -9007199254740991]),
+    '[0,-1,1,1000000,9007199254740991,-9007199254740991]',
+  );
   assert.is(canonicalString({ b: 1, a: { d: [], c: {} } }), '{"a":{"c":{},"d":[]},"b":1}');
 });
 
 test('digest format is sha256:<hex> over the exact bytes', () => {
-  assert.is(sha256Digest(''), 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+  assert.is(
+    sha256Digest(''),
+    'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
+  );
   assert.is(sha256Digest(canonicalBytes({ b: 2, a: 1 })), sha256Digest('{"a":1,"b":2}'));
 });
 

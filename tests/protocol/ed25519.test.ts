@@ -3,7 +3,12 @@ import * as assert from 'uvu/assert';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from 'node:crypto';
-import { publicKeyFromSeed, signBytes, verifyBytes, isValidPublicKey } from '../../protocol/ed25519.ts';
+import {
+  publicKeyFromSeed,
+  signBytes,
+  verifyBytes,
+  isValidPublicKey,
+} from '../../protocol/ed25519.ts';
 import { RFC8032_VECTORS } from './rfc8032-vectors.ts';
 
 noble.hashes.sha512 = sha512;
@@ -127,7 +132,12 @@ test('non-canonical encodings of A and R are refused', () => {
 // check refuses them, noble's cofactored check accepts them; ours must agree with noble.
 const extended = noble.utils.getExtendedPublicKey(new Uint8Array(32).fill(7));
 const ORDER_8 = noble.Point.fromHex(SMALL_ORDER_CANONICAL[4]!);
-function craft(rPoint: InstanceType<typeof noble.Point>, r: bigint, pub: Uint8Array, msg: Uint8Array): Uint8Array {
+function craft(
+  rPoint: InstanceType<typeof noble.Point>,
+  r: bigint,
+  pub: Uint8Array,
+  msg: Uint8Array,
+): Uint8Array {
   const rBytes = rPoint.toBytes();
   const k = fromLe(sha512(new Uint8Array([...rBytes, ...pub, ...msg]))) % L;
   return new Uint8Array([...rBytes, ...toLe((r + k * extended.scalar) % L)]);
@@ -144,7 +154,11 @@ test('mixed-order R and mixed-order A: both verifiers agree on every case', () =
   for (let i = 1; i <= 24; i++) {
     const msg = new Uint8Array([i]);
     const r = BigInt(1000 + i);
-    bothVerify(extended.pointBytes, msg, craft(noble.Point.BASE.multiply(r).add(ORDER_8), r, extended.pointBytes, msg));
+    bothVerify(
+      extended.pointBytes,
+      msg,
+      craft(noble.Point.BASE.multiply(r).add(ORDER_8), r, extended.pointBytes, msg),
+    );
     bothVerify(mixedA, msg, craft(noble.Point.BASE.multiply(r), r, mixedA, msg));
   }
 });

@@ -1,11 +1,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { signDocument, verifyEnvelope, envelopeBytes, signedTextOf } from '../../protocol/envelope.ts';
+import {
+  signDocument,
+  verifyEnvelope,
+  envelopeBytes,
+  signedTextOf,
+} from '../../protocol/envelope.ts';
 import { newSigningKey, publicPart, type PublicKey } from '../../protocol/keys.ts';
 import { BadSignature, ThresholdNotMet, UnknownKey } from '../../protocol/errors.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 
-const [a, b, c, outsider] = ['a', 'b', 'c', 'x'].map((n) => newSigningKey(n)) as [ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>, ReturnType<typeof newSigningKey>];
+const [a, b, c, outsider] = ['a', 'b', 'c', 'x'].map((n) => newSigningKey(n)) as [
+  ReturnType<typeof newSigningKey>,
+  ReturnType<typeof newSigningKey>,
+  ReturnType<typeof newSigningKey>,
+  ReturnType<typeof newSigningKey>,
+];
 const keys = new Map<string, PublicKey>([a, b, c].map((k) => [k.keyid, publicPart(k)]));
 const doc = { type: 'demo', n: 1, text: 'héllo' };
 const opts = (threshold: number) => ({ file: 'demo.json', keys, threshold, role: 'test' });
@@ -33,11 +43,19 @@ test('the same key twice counts once', () => {
 });
 
 test('one signature for a 2-of-3 threshold: ThresholdNotMet', () => {
-  refuses(() => verifyEnvelope(signDocument(doc, [c]), opts(2)), ThresholdNotMet, /1 of the required 2/);
+  refuses(
+    () => verifyEnvelope(signDocument(doc, [c]), opts(2)),
+    ThresholdNotMet,
+    /1 of the required 2/,
+  );
 });
 
 test('only unknown keys: UnknownKey', () => {
-  refuses(() => verifyEnvelope(signDocument(doc, [outsider]), opts(1)), UnknownKey, /no signature by a valid test key/);
+  refuses(
+    () => verifyEnvelope(signDocument(doc, [outsider]), opts(1)),
+    UnknownKey,
+    /no signature by a valid test key/,
+  );
 });
 
 test('an unknown extra signature does not count but does not fail a met threshold', () => {
@@ -57,7 +75,7 @@ test('signatures cover JCS bytes: key order in memory does not matter', () => {
   assert.is(envelopeBytes(env).toString(), canonicalString(env));
 });
 
-test('signedTextOf: the canonical file\'s signed text is the canonical bytes; other layouts give undefined', () => {
+test("signedTextOf: the canonical file's signed text is the canonical bytes; other layouts give undefined", () => {
   const env = signDocument(doc, [a]);
   const file = envelopeBytes(env);
   assert.is(Buffer.from(signedTextOf(file, env.signatures)!).toString(), canonicalString(doc));
@@ -75,7 +93,15 @@ test('a non-canonical signed text falls back to the canonical bytes of the parse
   // so a different document's text is refused through the canonical check.
   const other = Buffer.from(canonicalString({ ...doc, n: 2 }));
   assert.equal(verifyEnvelope(env, { ...opts(1), signedText: other }), [a.keyid]);
-  refuses(() => verifyEnvelope({ signed: { ...doc, n: 2 }, signatures: env.signatures }, { ...opts(1), signedText: other }), BadSignature, /does not verify/);
+  refuses(
+    () =>
+      verifyEnvelope(
+        { signed: { ...doc, n: 2 }, signatures: env.signatures },
+        { ...opts(1), signedText: other },
+      ),
+    BadSignature,
+    /does not verify/,
+  );
 });
 
 test.run();

@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
-  newSigningKey, writePrivateKey, writePublicKey, readPrivateKey, readPublicKey, keyIdOf, KeyFileError, publicPart,
+  newSigningKey,
+  writePrivateKey,
+  writePublicKey,
+  readPrivateKey,
+  readPublicKey,
+  keyIdOf,
+  KeyFileError,
+  publicPart,
 } from '../../protocol/keys.ts';
 import { Malformed } from '../../protocol/errors.ts';
 
@@ -43,7 +50,10 @@ test('group-readable private key refused with a clear message', () => {
     assert.unreachable();
   } catch (e) {
     assert.instance(e, KeyFileError);
-    assert.match((e as Error).message, /accessible by group or others \(mode 640\); run: chmod 600/);
+    assert.match(
+      (e as Error).message,
+      /accessible by group or others \(mode 640\); run: chmod 600/,
+    );
   }
 });
 
@@ -55,9 +65,15 @@ test('corrupted key files are refused', () => {
   // seed replaced by another valid-looking seed: public key no longer matches
   doc['seed'] = Buffer.alloc(32, 1).toString('base64');
   writeFileSync(priv, JSON.stringify(doc), { mode: 0o600 });
-  assert.throws(() => readPrivateKey(priv), (e: Error) => e instanceof KeyFileError && /corrupted key file/.test(e.message));
+  assert.throws(
+    () => readPrivateKey(priv),
+    (e: Error) => e instanceof KeyFileError && /corrupted key file/.test(e.message),
+  );
   writeFileSync(priv, '{"type":', { mode: 0o600 });
-  assert.throws(() => readPrivateKey(priv), (e: Error) => e instanceof Malformed);
+  assert.throws(
+    () => readPrivateKey(priv),
+    (e: Error) => e instanceof Malformed,
+  );
   const pub = join(dir, 'corrupt.pub');
   writePublicKey(pub, publicPart(k));
   const pdoc = JSON.parse(readFileSync(pub, 'utf8')) as Record<string, string>;

@@ -45,8 +45,15 @@ test('an ssh-keygen ed25519 host key signs acks that verify under the fleet host
   const line = readFileSync(`${keyFile}.pub`, 'utf8').trim();
   const parsed = parseHostKey(line);
   assert.ok(parsed.ok);
-  assert.equal(Buffer.from(parsed.ok ? parsed.raw : []), Buffer.from(key.publicKey), 'ssh-keygen -y and our reader agree on the public key');
-  assert.is(execFileSync('ssh-keygen', ['-y', '-f', keyFile], { encoding: 'utf8' }).trim().split(' ')[1], line.split(' ')[1]);
+  assert.equal(
+    Buffer.from(parsed.ok ? parsed.raw : []),
+    Buffer.from(key.publicKey),
+    'ssh-keygen -y and our reader agree on the public key',
+  );
+  assert.is(
+    execFileSync('ssh-keygen', ['-y', '-f', keyFile], { encoding: 'utf8' }).trim().split(' ')[1],
+    line.split(' ')[1],
+  );
 
   // Publish a fleet whose host-0001 hostKey is that line; verify an ack against the manifest's hostKey.
   const s = setupTrust();
@@ -54,16 +61,43 @@ test('an ssh-keygen ed25519 host key signs acks that verify under the fleet host
     const { fleet } = generateFleet({ hosts: 3, channels: 1, wavesPerChannel: 1, seed: 'ssh' });
     const host = Object.keys(fleet.hosts)[0]!;
     fleet.hosts[host]!.hostKey = line;
-    const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, trustDir: s.trustDir, releaseKeys: [s.releaseKey], fleet, now: T0 });
-    const manifest = JSON.parse(readFileSync(join(s.treeDir, `releases/${r.version}/hosts/${host}.json`), 'utf8')) as { signed: { hostKey: string } };
+    const r = publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      trustDir: s.trustDir,
+      releaseKeys: [s.releaseKey],
+      fleet,
+      now: T0,
+    });
+    const manifest = JSON.parse(
+      readFileSync(join(s.treeDir, `releases/${r.version}/hosts/${host}.json`), 'utf8'),
+    ) as { signed: { hostKey: string } };
     assert.is(manifest.signed.hostKey, b64(key.publicKey));
-    const ack = signAck({
-      type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: fleet.fleet, host, seq: 1, prev: null, time: isoTime(T0), kind: 'heartbeat',
-      releaseVersion: r.version, rolloutId: null, target: null, current: fleet.hosts[host]!.target, healthySince: null, probes: [], reason: null,
-    }, key);
+    const ack = signAck(
+      {
+        type: 'ack',
+        schemaVersion: SCHEMA_VERSION,
+        fleet: fleet.fleet,
+        host,
+        seq: 1,
+        prev: null,
+        time: isoTime(T0),
+        kind: 'heartbeat',
+        releaseVersion: r.version,
+        rolloutId: null,
+        target: null,
+        current: fleet.hosts[host]!.target,
+        healthySince: null,
+        probes: [],
+        reason: null,
+      },
+      key,
+    );
     verifyAckSignature(ack, host, manifest.signed.hostKey);
     const other = readPrivateKey(keygen('other_key', ['-t', 'ed25519', '-N', '']));
-    assert.throws(() => verifyAckSignature(signAck(ack.signed, other), host, manifest.signed.hostKey));
+    assert.throws(() =>
+      verifyAckSignature(signAck(ack.signed, other), host, manifest.signed.hostKey),
+    );
   } finally {
     s.cleanup();
   }
@@ -74,7 +108,10 @@ test('refused with the file named: group/world-readable, encrypted, other key ty
   const open = keygen('readable', ['-t', 'ed25519', '-N', '']);
   chmodSync(open, 0o644);
   refuses(open, /accessible by group or others/);
-  refuses(keygen('encrypted', ['-t', 'ed25519', '-N', 'secret passphrase']), /encrypted \(cipher aes256-ctr, kdf bcrypt\)/);
+  refuses(
+    keygen('encrypted', ['-t', 'ed25519', '-N', 'secret passphrase']),
+    /encrypted \(cipher aes256-ctr, kdf bcrypt\)/,
+  );
   refuses(keygen('ecdsa', ['-t', 'ecdsa', '-N', '']), /type ecdsa-sha2-nistp256; only ssh-ed25519/);
   refuses(keygen('rsa', ['-t', 'rsa', '-b', '2048', '-N', '']), /type ssh-rsa; only ssh-ed25519/);
 
@@ -84,14 +121,26 @@ test('refused with the file named: group/world-readable, encrypted, other key ty
   const blob = Buffer.from(lines.slice(1, -1).join(''), 'base64');
   const write = (name: string, b: Buffer) => {
     const p = join(dir, name);
-    writeFileSync(p, `${lines[0]}\n${b.toString('base64').replace(/(.{70})/g, '$1\n')}\n${lines.at(-1)}\n`, { mode: 0o600 });
+    writeFileSync(
+      p,
+      `${lines[0]}\n${b.toString('base64').replace(/(.{70})/g, '$1\n')}\n${lines.at(-1)}\n`,
+      { mode: 0o600 },
+    );
     return p;
   };
   // The private section starts after the public key blob: find the check integers by their position.
   const magic = 15;
   let off = magic;
-  const str = () => { const n = blob.readUInt32BE(off); off += 4 + n; };
-  str(); str(); str(); off += 4; str(); off += 4; // cipher, kdf, kdfoptions, N, public key, private length
+  const str = () => {
+    const n = blob.readUInt32BE(off);
+    off += 4 + n;
+  };
+  str();
+  str();
+  str();
+  off += 4;
+  str();
+  off += 4; // cipher, kdf, kdfoptions, N, public key, private length
   const checkint = Buffer.from(blob);
   checkint[off] = checkint[off]! ^ 0xff;
   refuses(write('checkint', checkint), /check integers differ/);

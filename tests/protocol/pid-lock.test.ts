@@ -64,7 +64,7 @@ test('release removes only a lock that still names this process', () => {
   assert.ok(a.acquired);
   writeFileSync(path, `${process.ppid}\n`);
   if (a.acquired) a.lock.release();
-  assert.is(readLockOwner(path), process.ppid, 'another owner\'s lock survives our release');
+  assert.is(readLockOwner(path), process.ppid, "another owner's lock survives our release");
   // and our registry no longer claims the path: a file naming us now is stale
   writeFileSync(path, `${process.pid}\n`);
   const b = tryAcquirePidLock(path);
@@ -78,7 +78,10 @@ test('mode of a new lock file; errors other than "exists" are thrown', () => {
   assert.ok(r.acquired);
   assert.is((statSync(path).mode & 0o777).toString(8), '600');
   if (r.acquired) r.lock.release();
-  assert.throws(() => tryAcquirePidLock(join(path, 'missing-dir', 'y.lock')), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+  assert.throws(
+    () => tryAcquirePidLock(join(path, 'missing-dir', 'y.lock')),
+    (e: NodeJS.ErrnoException) => e.code === 'ENOENT',
+  );
 });
 
 test.run();

@@ -12,7 +12,10 @@ import { isVerificationError } from '../../protocol/errors.ts';
 
 const dir = fileURLToPath(new URL('../fixtures/fleets/', import.meta.url));
 const goldenNames = readdirSync(join(dir, 'golden')).sort();
-const negativeNames = readdirSync(join(dir, 'negative')).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+const negativeNames = readdirSync(join(dir, 'negative'))
+  .filter((f) => f.endsWith('.json'))
+  .map((f) => f.slice(0, -5))
+  .sort();
 
 test('there are at least 8 golden and 12 negative fleets', () => {
   assert.ok(goldenNames.length >= 8, `${goldenNames.length} golden`);
@@ -26,7 +29,8 @@ for (const name of goldenNames) {
     if (!r.ok) throw new Error(`refused:\n${r.errors.join('\n')}`);
     const actual = JSON.stringify(describeResolution(r), null, 2) + '\n';
     const expectedFile = join(dir, 'golden', name, 'expected.json');
-    if (process.env.UPDATE_GOLDEN === '1' || !existsSync(expectedFile)) writeFileSync(expectedFile, actual);
+    if (process.env.UPDATE_GOLDEN === '1' || !existsSync(expectedFile))
+      writeFileSync(expectedFile, actual);
     assert.fixture(actual, readFileSync(expectedFile, 'utf8'));
   });
 }
@@ -47,9 +51,12 @@ for (const name of negativeNames) {
   test(`negative ${name}`, () => {
     const message = refusal(join(dir, 'negative', `${name}.json`));
     assert.ok(message !== '', 'the fleet was accepted');
-    const expected = readFileSync(join(dir, 'negative', `${name}.expect.txt`), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const expected = readFileSync(join(dir, 'negative', `${name}.expect.txt`), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     assert.ok(expected.length > 0, 'no expectations');
-    for (const want of expected) assert.ok(message.includes(want), `missing "${want}" in:\n${message}`);
+    for (const want of expected)
+      assert.ok(message.includes(want), `missing "${want}" in:\n${message}`);
   });
 }
 

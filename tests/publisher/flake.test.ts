@@ -18,18 +18,29 @@ test('validate --flake evaluates the flake with nix and resolves like the JSON f
   try {
     writeFileSync(join(dir, 'registry.json'), '{"version":2,"flakes":[]}');
     copyFileSync(join(golden, 'fleet.json'), join(dir, 'fleet.json'));
-    writeFileSync(join(dir, 'flake.nix'), '{ outputs = { self }: { fleet = builtins.fromJSON (builtins.readFile ./fleet.json); }; }\n');
+    writeFileSync(
+      join(dir, 'flake.nix'),
+      '{ outputs = { self }: { fleet = builtins.fromJSON (builtins.readFile ./fleet.json); }; }\n',
+    );
     const env = {
       ...process.env,
       NIX_CONFIG: `experimental-features = nix-command flakes\nsubstituters =\nflake-registry = ${dir}/registry.json\nnarinfo-cache-negative-ttl = 0`,
       XDG_CACHE_HOME: join(dir, 'cache'),
     };
-    const r = spawnSync(process.execPath, [BIN, 'validate', '--flake', `path:${dir}#fleet`, '--json'], { env, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'validate', '--flake', `path:${dir}#fleet`, '--json'],
+      { env, encoding: 'utf8', timeout: 120_000 },
+    );
     assert.is(r.status, 0, r.stderr);
     const { ok, ...view } = JSON.parse(r.stdout) as { ok: boolean };
     assert.ok(ok);
     assert.equal(view, JSON.parse(readFileSync(join(golden, 'expected.json'), 'utf8')));
-    const broken = spawnSync(process.execPath, [BIN, 'validate', '--flake', `path:${dir}#nothing`], { env, encoding: 'utf8', timeout: 120_000 });
+    const broken = spawnSync(
+      process.execPath,
+      [BIN, 'validate', '--flake', `path:${dir}#nothing`],
+      { env, encoding: 'utf8', timeout: 120_000 },
+    );
     assert.is(broken.status, 2);
     assert.match(broken.stderr, /nix eval --json path:.*#nothing failed/);
   } finally {

@@ -8,7 +8,14 @@ import { hostKeyFor } from '../support/fleet-gen.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 
 test('generated fleets parse with the fleet schema', () => {
-  const { fleet } = generateFleet({ hosts: 50, channels: 3, wavesPerChannel: 4, seed: 's', chainChannels: true, budgetPct: 10 });
+  const { fleet } = generateFleet({
+    hosts: 50,
+    channels: 3,
+    wavesPerChannel: 4,
+    seed: 's',
+    chainChannels: true,
+    budgetPct: 10,
+  });
   const r = Fleet.safeParse(fleet);
   assert.ok(r.success, r.success ? '' : JSON.stringify(r.error.issues.slice(0, 3)));
   assert.is(Object.keys(fleet.hosts).length, 50);
@@ -26,8 +33,14 @@ test('same seed -> identical fleet and keys; another seed -> different keys', ()
 });
 
 test('returned host keys are the fleet host keys', () => {
-  const { fleet, hostKeys } = generateFleet({ hosts: 4, channels: ['stable'], wavesPerChannel: 1, seed: 'k' });
-  for (const [name, h] of Object.entries(fleet.hosts)) assert.is(h.hostKey, b64(hostKeys[name]!.publicKey));
+  const { fleet, hostKeys } = generateFleet({
+    hosts: 4,
+    channels: ['stable'],
+    wavesPerChannel: 1,
+    seed: 'k',
+  });
+  for (const [name, h] of Object.entries(fleet.hosts))
+    assert.is(h.hostKey, b64(hostKeys[name]!.publicKey));
   assert.is(fleet.policies['rollout']!.strategy, 'all-at-once');
 });
 

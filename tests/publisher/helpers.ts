@@ -13,7 +13,10 @@ import { isoTime } from '../../protocol/schemas/common.ts';
 export const T0 = Date.parse('2026-01-01T00:00:00Z');
 
 export function keyFromLabel(label: string): SigningKey {
-  return signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`test-key/${label}`).digest()));
+  return signingKeyFromSeed(
+    label,
+    new Uint8Array(createHash('sha256').update(`test-key/${label}`).digest()),
+  );
 }
 
 export interface TrustSetup {
@@ -26,7 +29,16 @@ export interface TrustSetup {
   cleanup: () => void;
 }
 
-export function setupTrust(fleet = 'generated', opts: { releaseValidFrom?: number; releaseValidUntil?: number; releaseThreshold?: number; extraReleaseKeys?: SigningKey[]; cacheKeys?: string[] } = {}): TrustSetup {
+export function setupTrust(
+  fleet = 'generated',
+  opts: {
+    releaseValidFrom?: number;
+    releaseValidUntil?: number;
+    releaseThreshold?: number;
+    extraReleaseKeys?: SigningKey[];
+    cacheKeys?: string[];
+  } = {},
+): TrustSetup {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-pub-'));
   const trustDir = join(dir, 'trust');
   const treeDir = join(dir, 'tree');
@@ -53,5 +65,13 @@ export function setupTrust(fleet = 'generated', opts: { releaseValidFrom?: numbe
     [rootKey],
   );
   writeFileAtomic(join(trustDir, 'root', '1.json'), envelopeBytes(root));
-  return { dir, trustDir, treeDir, rootKey, releaseKey, root, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    trustDir,
+    treeDir,
+    rootKey,
+    releaseKey,
+    root,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }

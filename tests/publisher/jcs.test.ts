@@ -22,11 +22,19 @@ const json = fc.letrec((tie) => ({
 })).value;
 
 test('fastCanonical is byte-identical to the canonicalize package on random JSON', () => {
-  fc.assert(fc.property(json, (v) => fastCanonical(v) === canonicalString(v)), { numRuns: 500 });
+  fc.assert(
+    fc.property(json, (v) => fastCanonical(v) === canonicalString(v)),
+    { numRuns: 500 },
+  );
 });
 
 test('memoised shared sub-objects give the same text', () => {
-  const shared = { path: 'releases/1/channels/a.json', digest: 'sha256:' + '0'.repeat(64), length: 10, 'é': ['\u{1F600}', -0 + 1] };
+  const shared = {
+    path: 'releases/1/channels/a.json',
+    digest: 'sha256:' + '0'.repeat(64),
+    length: 10,
+    é: ['\u{1F600}', -0 + 1],
+  };
   const memo = new WeakMap<object, string>();
   for (let i = 0; i < 3; i++) {
     const doc = { host: `h${i}`, plan: shared, list: [shared, { shared }] };
@@ -45,7 +53,8 @@ test('signedEnvelopeBytes equals envelopeBytes(signDocument(...)) for one and se
   const doc = { type: 'x', n: 1, nested: { b: [1, 'two'], a: null }, text: 'ünïcödé \u{1F680}' };
   const k1 = keyFromLabel('a');
   const k2 = keyFromLabel('b');
-  for (const keys of [[k1], [k1, k2]]) assert.ok(signedEnvelopeBytes(doc, keys).equals(envelopeBytes(signDocument(doc, keys))));
+  for (const keys of [[k1], [k1, k2]])
+    assert.ok(signedEnvelopeBytes(doc, keys).equals(envelopeBytes(signDocument(doc, keys))));
 });
 
 test.run();

@@ -15,9 +15,19 @@ import { setupTrust, T0 } from './helpers.ts';
 const CHILD = fileURLToPath(new URL('./publish-child.ts', import.meta.url));
 
 /** Runs the child publisher; SIGKILLs it at the first progress event accepted by `killWhen`. */
-function publishAndKill(treeDir: string, trustDir: string, fleetFile: string, now: number, killWhen: (ev: { phase: string; done: number; total: number }) => boolean): Promise<'killed' | 'completed'> {
+function publishAndKill(
+  treeDir: string,
+  trustDir: string,
+  fleetFile: string,
+  now: number,
+  killWhen: (ev: { phase: string; done: number; total: number }) => boolean,
+): Promise<'killed' | 'completed'> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, treeDir, trustDir, fleetFile, String(now)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', CHILD, treeDir, trustDir, fleetFile, String(now)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let killed = false;
     let buf = '';
     let stderr = '';
@@ -50,15 +60,30 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
   const s = setupTrust();
   try {
     const small = generateFleet({ hosts: 6, channels: 2, wavesPerChannel: 2, seed: 'kill' }).fleet;
-    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, trustDir: s.trustDir, fleet: small, releaseKeys: [s.releaseKey], now: T0 });
-    const large = generateFleet({ hosts: 600, channels: 3, wavesPerChannel: 4, seed: 'kill' }).fleet;
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      trustDir: s.trustDir,
+      fleet: small,
+      releaseKeys: [s.releaseKey],
+      now: T0,
+    });
+    const large = generateFleet({
+      hosts: 600,
+      channels: 3,
+      wavesPerChannel: 4,
+      seed: 'kill',
+    }).fleet;
     const fleetFile = join(s.dir, 'large.json');
     writeFileSync(fleetFile, JSON.stringify(large));
 
     const moments: [string, (ev: { phase: string; done: number; total: number }) => boolean][] = [
       ['while signing', (e) => e.phase === 'sign' && e.done >= 500],
       ['while writing', (e) => e.phase === 'write' && e.done >= 500 && e.done < e.total],
-      ['after the last file, before the rename and the timestamp', (e) => e.phase === 'write' && e.done === e.total],
+      [
+        'after the last file, before the rename and the timestamp',
+        (e) => e.phase === 'write' && e.done === e.total,
+      ],
       ['after the rename, around the timestamp write', (e) => e.phase === 'commit'],
     ];
     let now = T0;
@@ -78,10 +103,20 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
       expectedVersion = checked.version;
     }
     // The next publish recovers the dead publisher's lock and temp directory and moves on.
-    const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, trustDir: s.trustDir, fleet: large, releaseKeys: [s.releaseKey], now: now + 60_000 });
+    const r = publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      trustDir: s.trustDir,
+      fleet: large,
+      releaseKeys: [s.releaseKey],
+      now: now + 60_000,
+    });
     assert.ok(r.version > expectedVersion);
     assert.is((await verifyTreeDir(s.treeDir, s.root, { now: now + 60_000 })).release.hosts, 600);
-    assert.is(readdirSync(join(s.treeDir, 'releases')).filter((n) => n.startsWith('.tmp-')).length, 0);
+    assert.is(
+      readdirSync(join(s.treeDir, 'releases')).filter((n) => n.startsWith('.tmp-')).length,
+      0,
+    );
     assert.not.ok(existsSync(join(s.treeDir, '.publish.lock')));
   } finally {
     s.cleanup();

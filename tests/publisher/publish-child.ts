@@ -5,7 +5,8 @@ import { publishRelease } from '../../publisher/publish.ts';
 import { keyFromLabel } from './helpers.ts';
 
 const [treeDir, trustDir, fleetFile, nowText] = process.argv.slice(2);
-if (!treeDir || !trustDir || !fleetFile || !nowText) throw new Error('usage: publish-child TREE TRUST FLEET NOW_MS');
+if (!treeDir || !trustDir || !fleetFile || !nowText)
+  throw new Error('usage: publish-child TREE TRUST FLEET NOW_MS');
 const fleet: unknown = JSON.parse(readFileSync(fleetFile, 'utf8'));
 const r = publishRelease({
   cacheCheck: 'skip',

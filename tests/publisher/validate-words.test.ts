@@ -12,7 +12,13 @@ import { parseWith } from '../../protocol/schemas/parse.ts';
 import { Malformed } from '../../protocol/errors.ts';
 
 type Obj = Record<string, any>;
-const golden = (name: string): Obj => JSON.parse(readFileSync(fileURLToPath(new URL(`../fixtures/fleets/golden/${name}/fleet.json`, import.meta.url)), 'utf8'));
+const golden = (name: string): Obj =>
+  JSON.parse(
+    readFileSync(
+      fileURLToPath(new URL(`../fixtures/fleets/golden/${name}/fleet.json`, import.meta.url)),
+      'utf8',
+    ),
+  );
 
 function errorsOf(fleet: unknown): string[] {
   const r = validateFleet(fleet);
@@ -58,8 +64,12 @@ test('schema words: required, must be a string / a number / an integer / one of,
     `channels.${ch}.freshnessSeconds: must be an integer`,
     `policies.${p}.onFailure: must be one of "halt", "rollback-and-halt"`,
     `hosts.${h0}.tags: must have at most 64 items`,
-  ]) assert.ok(errors.includes(want), `missing "${want}" in:\n${errors.join('\n')}`);
-  assert.not.ok(errors.some((e) => /Invalid input|expected .*, received|Unrecognized key/.test(e)), errors.join('\n'));
+  ])
+    assert.ok(errors.includes(want), `missing "${want}" in:\n${errors.join('\n')}`);
+  assert.not.ok(
+    errors.some((e) => /Invalid input|expected .*, received|Unrecognized key/.test(e)),
+    errors.join('\n'),
+  );
 });
 
 test('cross-checks run on the well-typed parts; a broken definition still exists (no cascade)', () => {
@@ -70,27 +80,56 @@ test('cross-checks run on the well-typed parts; a broken definition still exists
   f.hosts[h0!].system = 'nope'; // a broken host keeps its (valid) channel reference
   f.hosts[h0!].channel = ch;
   f.hosts[h1!].channel = 'stabel';
-  f.hostEdges = [{ before: h0, after: h1 }, { before: h1, after: h0 }, { before: 5, after: h0 }];
+  f.hostEdges = [
+    { before: h0, after: h1 },
+    { before: h1, after: h0 },
+    { before: 5, after: h0 },
+  ];
   const errors = errorsOf(f);
-  assert.ok(errors.includes(`channels.${ch}.heartbeatSeconds: must be at least 1`), errors.join('\n'));
-  assert.ok(errors.some((e) => e.startsWith(`hosts.${h1}.channel: unknown channel "stabel"`)), errors.join('\n'));
-  assert.ok(errors.some((e) => /^hostEdges: cycle /.test(e)), `the cycle is found despite the schema errors:\n${errors.join('\n')}`);
+  assert.ok(
+    errors.includes(`channels.${ch}.heartbeatSeconds: must be at least 1`),
+    errors.join('\n'),
+  );
+  assert.ok(
+    errors.some((e) => e.startsWith(`hosts.${h1}.channel: unknown channel "stabel"`)),
+    errors.join('\n'),
+  );
+  assert.ok(
+    errors.some((e) => /^hostEdges: cycle /.test(e)),
+    `the cycle is found despite the schema errors:\n${errors.join('\n')}`,
+  );
   assert.ok(errors.includes('hostEdges[2].before: must be a string'), errors.join('\n'));
-  assert.not.ok(errors.some((e) => e.includes(`unknown channel "${ch}"`)), 'a channel whose body failed is not unknown');
-  assert.not.ok(errors.some((e) => e.includes('host edges stay within a channel')), 'no edge-across-channels echo of the unknown channel');
-  assert.not.ok(errors.some((e) => e.includes('hosts matched by no wave')), 'wave coverage waits for a clean schema');
+  assert.not.ok(
+    errors.some((e) => e.includes(`unknown channel "${ch}"`)),
+    'a channel whose body failed is not unknown',
+  );
+  assert.not.ok(
+    errors.some((e) => e.includes('host edges stay within a channel')),
+    'no edge-across-channels echo of the unknown channel',
+  );
+  assert.not.ok(
+    errors.some((e) => e.includes('hosts matched by no wave')),
+    'wave coverage waits for a clean schema',
+  );
 });
 
 test('a record that is not an object: references into it are not checked (nothing to check against)', () => {
   const f = golden('canary-then-staged');
   f.channels = 'stable';
   const errors = errorsOf(f);
-  assert.equal(errors.filter((e) => e.includes('unknown channel')), []);
+  assert.equal(
+    errors.filter((e) => e.includes('unknown channel')),
+    [],
+  );
   assert.ok(errors.includes('channels: must be an object'), errors.join('\n'));
 });
 
 test('signed documents read the same words (parseWith -> Malformed)', () => {
-  const Doc = z.strictObject({ name: z.string(), count: z.number().int().min(1), kind: z.enum(['a', 'b']) });
+  const Doc = z.strictObject({
+    name: z.string(),
+    count: z.number().int().min(1),
+    kind: z.enum(['a', 'b']),
+  });
   try {
     parseWith(Doc, { count: 0, kind: 'c', nmae: 'x' }, 'doc.json');
     assert.unreachable();

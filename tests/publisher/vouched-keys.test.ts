@@ -11,7 +11,8 @@ import { isValidPublicKey } from '../../protocol/ed25519.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { setupTrust, T0 } from './helpers.ts';
 
-const fleetOf = () => generateFleet({ hosts: 12, channels: 2, wavesPerChannel: 2, seed: 'vouch', budgetPct: 50 }).fleet;
+const fleetOf = () =>
+  generateFleet({ hosts: 12, channels: 2, wavesPerChannel: 2, seed: 'vouch', budgetPct: 50 }).fleet;
 
 /** 32 bytes that are not the encoding of a curve point (deterministic). */
 function offCurveKey(): string {
@@ -24,12 +25,25 @@ function offCurveKey(): string {
 test('the verified current release vouches for exactly the host keys of its channel plans', () => {
   const s = setupTrust();
   try {
-    assert.equal(vouchedHostKeys(s.treeDir, s.root.signed).keys.size, 0, 'an empty tree vouches for nothing');
+    assert.equal(
+      vouchedHostKeys(s.treeDir, s.root.signed).keys.size,
+      0,
+      'an empty tree vouches for nothing',
+    );
     const fleet = fleetOf();
-    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      fleet,
+      releaseKeys: [s.releaseKey],
+      trustDir: s.trustDir,
+      now: T0,
+    });
     const v = vouchedHostKeys(s.treeDir, s.root.signed);
     assert.equal(v.from, { releaseVersion: 1 });
-    const expected = new Set(Object.values(fleet.hosts).map((h) => (h as { hostKey: string }).hostKey));
+    const expected = new Set(
+      Object.values(fleet.hosts).map((h) => (h as { hostKey: string }).hostKey),
+    );
     assert.equal([...v.keys].sort(), [...expected].sort());
   } finally {
     s.cleanup();
@@ -40,7 +54,14 @@ test('a plan that does not verify (one byte changed) vouches for nothing', () =>
   const s = setupTrust();
   try {
     const fleet = fleetOf();
-    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      fleet,
+      releaseKeys: [s.releaseKey],
+      trustDir: s.trustDir,
+      now: T0,
+    });
     const channel = Object.keys(fleet.channels).sort()[0]!;
     const path = join(s.treeDir, channelPlanPath(1, channel));
     const bytes = readFileSync(path, 'utf8');
@@ -57,7 +78,14 @@ test('a tree signed under another trust root vouches for nothing', () => {
   const a = setupTrust();
   const b = setupTrust('other-fleet');
   try {
-    publishRelease({ cacheCheck: 'skip', treeDir: a.treeDir, fleet: fleetOf(), releaseKeys: [a.releaseKey], trustDir: a.trustDir, now: T0 });
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: a.treeDir,
+      fleet: fleetOf(),
+      releaseKeys: [a.releaseKey],
+      trustDir: a.trustDir,
+      now: T0,
+    });
     const v = vouchedHostKeys(a.treeDir, b.root.signed);
     assert.equal(v.keys.size, 0);
   } finally {
@@ -70,19 +98,40 @@ test('a new key that is not a curve point is still refused when the rest of the 
   const s = setupTrust();
   try {
     const fleet = fleetOf();
-    publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 });
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      fleet,
+      releaseKeys: [s.releaseKey],
+      trustDir: s.trustDir,
+      now: T0,
+    });
     const host = Object.keys(fleet.hosts).sort()[0]!;
     const next = structuredClone(fleet);
     (next.hosts[host] as { hostKey: string }).hostKey = offCurveKey();
     try {
-      publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet: next, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 + 60_000 });
+      publishRelease({
+        cacheCheck: 'skip',
+        treeDir: s.treeDir,
+        fleet: next,
+        releaseKeys: [s.releaseKey],
+        trustDir: s.trustDir,
+        now: T0 + 60_000,
+      });
       assert.unreachable('an off-curve host key was published');
     } catch (e) {
       assert.instance(e, FleetInvalid);
       assert.match((e as Error).message, new RegExp(`hosts\\.${host}\\.hostKey.*curve point`));
     }
     // The unchanged fleet publishes (its keys vouched for by release 1).
-    const r = publishRelease({ cacheCheck: 'skip', treeDir: s.treeDir, fleet, releaseKeys: [s.releaseKey], trustDir: s.trustDir, now: T0 + 120_000 });
+    const r = publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      fleet,
+      releaseKeys: [s.releaseKey],
+      trustDir: s.trustDir,
+      now: T0 + 120_000,
+    });
     assert.is(r.version, 2);
   } finally {
     s.cleanup();

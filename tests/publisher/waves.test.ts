@@ -21,7 +21,13 @@ test('stable order depends on channel and host only, not on input order', () => 
 });
 
 test('every host is in exactly one wave of its own channel, for many generated fleets', () => {
-  for (const [hosts, channels, waves] of [[1, 1, 1], [2, 1, 4], [37, 3, 4], [100, 5, 3], [9, 2, 6]] as const) {
+  for (const [hosts, channels, waves] of [
+    [1, 1, 1],
+    [2, 1, 4],
+    [37, 3, 4],
+    [100, 5, 3],
+    [9, 2, 6],
+  ] as const) {
     const { fleet } = generateFleet({ hosts, channels, wavesPerChannel: waves, seed: `w${hosts}` });
     const r = validateFleet(fleet);
     if (!r.ok) throw new Error(r.errors.join('\n'));
@@ -41,15 +47,39 @@ test('every host is in exactly one wave of its own channel, for many generated f
 
 test('wave sizes follow count and percent of the channel', () => {
   const { fleet } = generateFleet({ hosts: 40, channels: 1, wavesPerChannel: 1, seed: 'sizes' });
-  fleet.policies['rollout'] = { strategy: 'canary', waves: [{ count: 2, soakSeconds: 0 }, { percent: 25, soakSeconds: 0 }, { percent: 25, soakSeconds: 0 }, { soakSeconds: 0 }] };
+  fleet.policies['rollout'] = {
+    strategy: 'canary',
+    waves: [
+      { count: 2, soakSeconds: 0 },
+      { percent: 25, soakSeconds: 0 },
+      { percent: 25, soakSeconds: 0 },
+      { soakSeconds: 0 },
+    ],
+  };
   const r = assertValidFleet(fleet);
-  assert.equal(r.resolved.channels['ch-0']!.waves.map((w) => w.hosts.length), [2, 10, 10, 18]);
+  assert.equal(
+    r.resolved.channels['ch-0']!.waves.map((w) => w.hosts.length),
+    [2, 10, 10, 18],
+  );
 });
 
 test('cycles are found and named, also in long chains', () => {
-  assert.equal(findCycles([{ before: 'a', after: 'b' }, { before: 'b', after: 'a' }]).map(describeCycle), ['a -> b -> a']);
+  assert.equal(
+    findCycles([
+      { before: 'a', after: 'b' },
+      { before: 'b', after: 'a' },
+    ]).map(describeCycle),
+    ['a -> b -> a'],
+  );
   assert.equal(findCycles([{ before: 'x', after: 'x' }]).map(describeCycle), ['x -> x']);
-  assert.equal(findCycles([{ before: 'a', after: 'b' }, { before: 'b', after: 'c' }, { before: 'a', after: 'c' }]), []);
+  assert.equal(
+    findCycles([
+      { before: 'a', after: 'b' },
+      { before: 'b', after: 'c' },
+      { before: 'a', after: 'c' },
+    ]),
+    [],
+  );
   const chain = Array.from({ length: 50_000 }, (_, i) => ({ before: `h${i}`, after: `h${i + 1}` }));
   assert.equal(findCycles(chain), []);
   chain.push({ before: 'h50000', after: 'h0' });
@@ -76,7 +106,10 @@ test('FleetInvalid lists every violation in one message', () => {
 
 test('a canary wave holding most of the channel is a warning, not an error', () => {
   const { fleet } = generateFleet({ hosts: 4, channels: 1, wavesPerChannel: 1, seed: 'c' });
-  fleet.policies['rollout'] = { strategy: 'canary', waves: [{ percent: 75, soakSeconds: 0 }, { soakSeconds: 0 }] };
+  fleet.policies['rollout'] = {
+    strategy: 'canary',
+    waves: [{ percent: 75, soakSeconds: 0 }, { soakSeconds: 0 }],
+  };
   const r = validateFleet(fleet);
   assert.ok(r.ok);
   assert.ok(r.warnings.some((w) => w.includes('the canary wave holds 3 of 4 hosts')));
@@ -84,10 +117,21 @@ test('a canary wave holding most of the channel is a warning, not an error', () 
 
 test('a revoked host kept in the fleet is a warning', () => {
   const { fleet } = generateFleet({ hosts: 3, channels: 1, wavesPerChannel: 1, seed: 'r' });
-  fleet.revoked = { hosts: [{ host: 'host-001', reason: 'lost' }, { host: 'gone-01', reason: 'decommissioned' }], closures: [] };
+  fleet.revoked = {
+    hosts: [
+      { host: 'host-001', reason: 'lost' },
+      { host: 'gone-01', reason: 'decommissioned' },
+    ],
+    closures: [],
+  };
   const r = validateFleet(fleet);
   assert.ok(r.ok);
-  assert.equal(r.warnings.filter((w) => w.startsWith('revoked.')), ['revoked.hosts[0]: host "host-001" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)']);
+  assert.equal(
+    r.warnings.filter((w) => w.startsWith('revoked.')),
+    [
+      'revoked.hosts[0]: host "host-001" is revoked but still in the fleet (its wave will wait for it or need an offline excuse)',
+    ],
+  );
 });
 
 test.run();

@@ -1,7 +1,14 @@
 // A real published tree (publishRelease over a generated fleet) plus host-signed ack chains written the
 // way the ack endpoint writes them: each host's latest ack under acks/hosts/, and every ack in acks.log.
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
@@ -19,10 +26,19 @@ import { runCli } from '../support/cli.ts';
 export const NOW = Date.parse('2030-03-01T12:00:00Z');
 export const MIN = 60_000;
 
-const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`operator-tests/${label}`).digest()));
+const key = (label: string) =>
+  signingKeyFromSeed(
+    label,
+    new Uint8Array(createHash('sha256').update(`operator-tests/${label}`).digest()),
+  );
 const rootKey = key('root');
 const releaseKey = key('release');
-export const ROOT = makeRoot({ fleet: 'generated', issuedAt: NOW - 10 * DAY, rootKeys: [rootKey], releaseKeys: [{ key: releaseKey, validFrom: NOW - 10 * DAY, validUntil: NOW + 100 * DAY }] });
+export const ROOT = makeRoot({
+  fleet: 'generated',
+  issuedAt: NOW - 10 * DAY,
+  rootKeys: [rootKey],
+  releaseKeys: [{ key: releaseKey, validFrom: NOW - 10 * DAY, validUntil: NOW + 100 * DAY }],
+});
 
 const made: string[] = [];
 export function tempDir(label: string): string {
@@ -49,20 +65,42 @@ export interface Fixture {
 export function publishedFixture(label = 'fx'): Fixture {
   const dir = tempDir(label);
   const tree = join(dir, 'tree');
-  const { fleet, hostKeys } = generateFleet({ hosts: 8, channels: 2, wavesPerChannel: 2, seed: 'operator', chainChannels: true, soakSeconds: 300 });
-  const result = publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [ROOT], now: NOW - 50 * MIN });
+  const { fleet, hostKeys } = generateFleet({
+    hosts: 8,
+    channels: 2,
+    wavesPerChannel: 2,
+    seed: 'operator',
+    chainChannels: true,
+    soakSeconds: 300,
+  });
+  const result = publishRelease({
+    cacheCheck: 'skip',
+    treeDir: tree,
+    fleet,
+    releaseKeys: [releaseKey],
+    roots: [ROOT],
+    now: NOW - 50 * MIN,
+  });
   const rootFile = join(dir, 'pinned-root.json');
   writeFileSync(rootFile, canonicalString(ROOT));
   const plans: Record<string, ChannelPlan> = {};
   for (const ch of Object.keys(result.rolloutIds)) {
-    plans[ch] = (JSON.parse(readFileSync(join(tree, `releases/${result.version}/channels/${ch}.json`), 'utf8')) as { signed: ChannelPlan }).signed;
+    plans[ch] = (
+      JSON.parse(
+        readFileSync(join(tree, `releases/${result.version}/channels/${ch}.json`), 'utf8'),
+      ) as { signed: ChannelPlan }
+    ).signed;
   }
   return {
-    dir, tree, rootFile, logFile: join(dir, 'acks.log'), plans, hostKeys,
+    dir,
+    tree,
+    rootFile,
+    logFile: join(dir, 'acks.log'),
+    plans,
+    hostKeys,
     wave: (channel, index) => plans[channel]!.waves[index]!.hosts,
   };
 }
-
 
 export interface AckStep {
   kind: AckKind;
@@ -78,21 +116,44 @@ export interface AckStep {
  * Signs a host's ack chain (seq 1.., prev = digest of the previous envelope) for its plan's rollout and
  * writes it the way the endpoint does: appended to the log, the last one as acks/hosts/<host>.json.
  */
-export function postAcks(fx: Fixture, host: string, steps: AckStep[], signer?: SigningKey): SignedAck[] {
+export function postAcks(
+  fx: Fixture,
+  host: string,
+  steps: AckStep[],
+  signer?: SigningKey,
+): SignedAck[] {
   const plan = Object.values(fx.plans).find((p) => p.hosts[host] !== undefined)!;
   const entry = plan.hosts[host]!;
   const k = signer ?? fx.hostKeys[host]!;
   const out: SignedAck[] = [];
   let prev: string | null = null;
   steps.forEach((s, i) => {
-    const switched = s.kind !== 'started' && s.kind !== 'failed' && s.kind !== 'rolled-back' && s.kind !== 'deferred' && s.kind !== 'blocked';
-    const ack = signAck({
-      type: 'ack', schemaVersion: 1, fleet: 'generated', host, seq: i + 1, prev, time: isoTime(s.at), kind: s.kind,
-      releaseVersion: plan.releaseVersion, rolloutId: plan.rolloutId, target: entry.target,
-      current: s.current !== undefined ? s.current : switched ? entry.target : null,
-      healthySince: s.healthySince !== undefined ? isoTime(s.healthySince) : null,
-      probes: [], reason: s.reason ?? null,
-    }, k);
+    const switched =
+      s.kind !== 'started' &&
+      s.kind !== 'failed' &&
+      s.kind !== 'rolled-back' &&
+      s.kind !== 'deferred' &&
+      s.kind !== 'blocked';
+    const ack = signAck(
+      {
+        type: 'ack',
+        schemaVersion: 1,
+        fleet: 'generated',
+        host,
+        seq: i + 1,
+        prev,
+        time: isoTime(s.at),
+        kind: s.kind,
+        releaseVersion: plan.releaseVersion,
+        rolloutId: plan.rolloutId,
+        target: entry.target,
+        current: s.current !== undefined ? s.current : switched ? entry.target : null,
+        healthySince: s.healthySince !== undefined ? isoTime(s.healthySince) : null,
+        probes: [],
+        reason: s.reason ?? null,
+      },
+      k,
+    );
     prev = ackDigest(ack);
     out.push(ack);
   });
@@ -119,7 +180,8 @@ export function lifecycle(t0: number, until = t0 + 8 * MIN): AckStep[] {
     { kind: 'activated', at: t0 + 30_000 },
     { kind: 'healthy', at: healthyAt, healthySince: healthyAt },
   ];
-  for (let t = healthyAt + MIN; t <= until; t += MIN) steps.push({ kind: 'heartbeat', at: t, healthySince: healthyAt });
+  for (let t = healthyAt + MIN; t <= until; t += MIN)
+    steps.push({ kind: 'heartbeat', at: t, healthySince: healthyAt });
   return steps;
 }
 
@@ -128,7 +190,8 @@ export const OLD_SYSTEM = '/nix/store/0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a-nixos-sys
 /** Presence heartbeats of a host still on its old system (a pending host that keeps polling), the last at `until`. */
 export function waiting(from: number, until: number, every = 5 * MIN): AckStep[] {
   const steps: AckStep[] = [];
-  for (let t = from; t < until; t += every) steps.push({ kind: 'heartbeat', at: t, current: OLD_SYSTEM });
+  for (let t = from; t < until; t += every)
+    steps.push({ kind: 'heartbeat', at: t, current: OLD_SYSTEM });
   steps.push({ kind: 'heartbeat', at: until, current: OLD_SYSTEM });
   return steps;
 }

@@ -3,12 +3,27 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadFleetState, readAckLog, readPinnedRoot, ackTrustOf, loadVerifiedRelease, acksDirOf } from '../../read-side/load.ts';
+import {
+  loadFleetState,
+  readAckLog,
+  readPinnedRoot,
+  ackTrustOf,
+  loadVerifiedRelease,
+  acksDirOf,
+} from '../../read-side/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
-import { NOW, MIN, cleanupTempDirs, lifecycle, postAcks, publishedFixture, tempDir } from './fixture.ts';
+import {
+  NOW,
+  MIN,
+  cleanupTempDirs,
+  lifecycle,
+  postAcks,
+  publishedFixture,
+  tempDir,
+} from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
 
@@ -27,7 +42,7 @@ test('a verified tree + verified acks -> the fleet view the reconciler computes'
   assert.is(ch1.state, 'gated');
 });
 
-test('an ack signed by another key, for another fleet, or under another host\'s name is rejected and reported', async () => {
+test("an ack signed by another key, for another fleet, or under another host's name is rejected and reported", async () => {
   const fx = publishedFixture();
   const [a, b] = fx.wave('ch-0', 0).concat(fx.wave('ch-0', 1));
   postAcks(fx, a!, lifecycle(NOW - 30 * MIN), fx.hostKeys[b!]);
@@ -35,22 +50,44 @@ test('an ack signed by another key, for another fleet, or under another host\'s 
   const genuine = postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
   writeFileSync(join(fx.tree, 'acks', 'hosts', `${a}.json`), canonicalString(genuine[0]));
   // b's own key, but an ack for another fleet, inside a wave bundle.
-  const foreign = signAck({ ...genuine[0]!.signed, fleet: 'other-fleet', seq: 2, prev: ackDigest(genuine[0]!) }, fx.hostKeys[b!]!);
+  const foreign = signAck(
+    { ...genuine[0]!.signed, fleet: 'other-fleet', seq: 2, prev: ackDigest(genuine[0]!) },
+    fx.hostKeys[b!]!,
+  );
   mkdirSync(join(fx.tree, 'acks', 'channels', 'ch-0'), { recursive: true });
-  writeFileSync(join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json'), canonicalString({
-    type: 'ack-bundle', schemaVersion: 1, fleet: 'generated', channel: 'ch-0', wave: 1, generatedAt: '2030-03-01T11:59:00Z', acks: [genuine[0], foreign],
-  }));
+  writeFileSync(
+    join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json'),
+    canonicalString({
+      type: 'ack-bundle',
+      schemaVersion: 1,
+      fleet: 'generated',
+      channel: 'ch-0',
+      wave: 1,
+      generatedAt: '2030-03-01T11:59:00Z',
+      acks: [genuine[0], foreign],
+    }),
+  );
   // Something that is not a regular file where an ack should be (it would never finish reading).
   symlinkSync('/dev/zero', join(fx.tree, 'acks', 'hosts', 'zz.json'));
   const st = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
-  assert.equal(st.acks.rejected.map((r) => [r.source, r.code]), [[`acks/hosts/${a}.json`, 'WrongHost'], ['acks/hosts/zz.json', 'Malformed'], ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet']]);
+  assert.equal(
+    st.acks.rejected.map((r) => [r.source, r.code]),
+    [
+      [`acks/hosts/${a}.json`, 'WrongHost'],
+      ['acks/hosts/zz.json', 'Malformed'],
+      ['acks/channels/ch-0/wave-1.json#1', 'WrongFleet'],
+    ],
+  );
   assert.is(st.acks.acks.length, 1, 'the same ack from the host file and the bundle counts once');
   assert.is(st.view.hosts.find((h) => h.host === a)!.phase, 'offline', 'a has no ack of its own');
   assert.is(st.view.hosts.find((h) => h.host === b)!.phase, 'activating');
   const log = readAckLog(fx.logFile, ackTrustOf(st.release));
-  assert.is(log.acks.length, 1, 'only b\'s own ack verifies');
+  assert.is(log.acks.length, 1, "only b's own ack verifies");
   assert.is(log.rejected.length, 10);
-  assert.ok(log.rejected.every((r) => r.code === 'UnknownKey' && r.host === a), JSON.stringify(log.rejected));
+  assert.ok(
+    log.rejected.every((r) => r.code === 'UnknownKey' && r.host === a),
+    JSON.stringify(log.rejected),
+  );
 });
 
 test('a control plane directory: current -> versions/x, acks beside it', async () => {
@@ -94,14 +131,22 @@ test('a long log is verified as one batch: exactly the altered and the foreign-k
   const alter = (i: number, fn: (ack: SignedAck) => SignedAck) => {
     const ack = fn(JSON.parse(lines[i]!.split('\t')[1]!) as SignedAck);
     const canonical = canonicalString(ack);
-    lines[i] = formatRecord({ digest: sha256Digest(canonical), canonical }).toString('utf8').trimEnd();
+    lines[i] = formatRecord({ digest: sha256Digest(canonical), canonical })
+      .toString('utf8')
+      .trimEnd();
   };
   alter(699, (x) => ({ ...x, signed: { ...x.signed, reason: 'altered' } }));
   alter(899, (x) => signAck(x.signed, fx.hostKeys[b!]!));
   writeFileSync(fx.logFile, lines.join('\n') + '\n');
   const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
   const log = readAckLog(fx.logFile, ackTrustOf(release));
-  assert.equal(log.rejected.map((r) => [r.source, r.code]), [[`${fx.logFile}:700`, 'BadSignature'], [`${fx.logFile}:900`, 'UnknownKey']]);
+  assert.equal(
+    log.rejected.map((r) => [r.source, r.code]),
+    [
+      [`${fx.logFile}:700`, 'BadSignature'],
+      [`${fx.logFile}:900`, 'UnknownKey'],
+    ],
+  );
   assert.is(log.acks.length, lines.length - 2);
   assert.equal(log.acks.map((x) => x.seq).slice(698, 700), [699, 701]);
 });

@@ -8,7 +8,17 @@ import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { StatusReport } from '../../read-side/status.ts';
-import { MIN, NOW, cleanupTempDirs, lifecycle, postAcks, publishedFixture, run, waiting, type Fixture } from './fixture.ts';
+import {
+  MIN,
+  NOW,
+  cleanupTempDirs,
+  lifecycle,
+  postAcks,
+  publishedFixture,
+  run,
+  waiting,
+  type Fixture,
+} from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
 
@@ -20,14 +30,34 @@ function withFailure(): { fx: Fixture; a: string; b: string; c: string; d: strin
   const [a] = fx.wave('ch-0', 0);
   const [b, c, d] = fx.wave('ch-0', 1);
   postAcks(fx, a!, lifecycle(NOW - 12 * MIN, NOW - MIN));
-  postAcks(fx, b!, [{ kind: 'started', at: NOW - 4 * MIN }, { kind: 'failed', at: NOW - 3 * MIN, reason: 'probe http failed' }]);
-  postAcks(fx, c!, [{ kind: 'started', at: NOW - 4 * MIN }, { kind: 'activated', at: NOW - 3 * MIN }, { kind: 'healthy', at: NOW - 2 * MIN, healthySince: NOW - 2 * MIN }]);
+  postAcks(fx, b!, [
+    { kind: 'started', at: NOW - 4 * MIN },
+    { kind: 'failed', at: NOW - 3 * MIN, reason: 'probe http failed' },
+  ]);
+  postAcks(fx, c!, [
+    { kind: 'started', at: NOW - 4 * MIN },
+    { kind: 'activated', at: NOW - 3 * MIN },
+    { kind: 'healthy', at: NOW - 2 * MIN, healthySince: NOW - 2 * MIN },
+  ]);
   postAcks(fx, d!, waiting(NOW - 10 * MIN, NOW - MIN));
-  for (const h of fx.wave('ch-1', 0).concat(fx.wave('ch-1', 1))) postAcks(fx, h, waiting(NOW - 10 * MIN, NOW - MIN));
+  for (const h of fx.wave('ch-1', 0).concat(fx.wave('ch-1', 1)))
+    postAcks(fx, h, waiting(NOW - 10 * MIN, NOW - MIN));
   return { fx, a: a!, b: b!, c: c!, d: d! };
 }
 
-const status = (fx: Fixture, ...extra: string[]) => run('status', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--cache-dir', join(fx.dir, 'cache'), ...extra);
+const status = (fx: Fixture, ...extra: string[]) =>
+  run(
+    'status',
+    '--tree',
+    fx.tree,
+    '--root',
+    fx.rootFile,
+    '--now',
+    NOW_ISO,
+    '--cache-dir',
+    join(fx.dir, 'cache'),
+    ...extra,
+  );
 
 test('--problems: only the failed host, its halted wave and channel (JSON and text); a healthy fleet says so', async () => {
   const { fx, a, b, c } = withFailure();
@@ -38,9 +68,18 @@ test('--problems: only the failed host, its halted wave and channel (JSON and te
   assert.is(r.code, 0, r.err);
   const j = JSON.parse(r.out) as StatusReport;
   assert.is(j.problemsOnly, true);
-  assert.equal(j.hosts.map((h) => [h.host, h.phase]), [[b, 'failed']]);
-  assert.equal(j.channels.map((ch) => [ch.channel, ch.state]), [['ch-0', 'halted']]);
-  assert.equal(j.channels[0]!.waves.map((w) => [w.index, w.state]), [[1, 'halted']]);
+  assert.equal(
+    j.hosts.map((h) => [h.host, h.phase]),
+    [[b, 'failed']],
+  );
+  assert.equal(
+    j.channels.map((ch) => [ch.channel, ch.state]),
+    [['ch-0', 'halted']],
+  );
+  assert.equal(
+    j.channels[0]!.waves.map((w) => [w.index, w.state]),
+    [[1, 'halted']],
+  );
   assert.equal(j.budgets, []);
   const text = (await status(fx, '--problems')).out;
   assert.match(text, /channel ch-0: HALTED/);
@@ -52,7 +91,8 @@ test('--problems: only the failed host, its halted wave and channel (JSON and te
   // Without the failure (b healthy too) nothing needs attention.
   const calm = publishedFixture('calm');
   for (const h of calm.wave('ch-0', 0)) postAcks(calm, h, lifecycle(NOW - 12 * MIN, NOW - MIN));
-  for (const h of [...calm.wave('ch-0', 1), ...calm.wave('ch-1', 0), ...calm.wave('ch-1', 1)]) postAcks(calm, h, waiting(NOW - 10 * MIN, NOW - MIN));
+  for (const h of [...calm.wave('ch-0', 1), ...calm.wave('ch-1', 0), ...calm.wave('ch-1', 1)])
+    postAcks(calm, h, waiting(NOW - 10 * MIN, NOW - MIN));
   const none = await status(calm, '--problems');
   assert.is(none.code, 0, none.err);
   assert.match(none.out, 'no problems:');
@@ -65,7 +105,10 @@ test('the verified-ack cache: a warm run shows the same view; a changed ack is a
   assert.is(cold.code, 0, cold.err);
   const files = readdirSync(join(fx.dir, 'cache'));
   assert.equal(files, ['status.verified-acks']);
-  const entries = readFileSync(join(fx.dir, 'cache', files[0]!), 'utf8').trim().split('\n').slice(1);
+  const entries = readFileSync(join(fx.dir, 'cache', files[0]!), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1);
   assert.is(entries.length, 8, 'one entry per verified latest ack');
   const warm = await status(fx, '--json');
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
@@ -74,16 +117,33 @@ test('the verified-ack cache: a warm run shows the same view; a changed ack is a
   // c's latest ack altered after signing (its "healthy" becomes a claim of an older soak): new bytes,
   // no cache entry, the signature check refuses it.
   const p = join(fx.tree, 'acks', 'hosts', `${c}.json`);
-  writeFileSync(p, readFileSync(p, 'utf8').replace(isoTime(NOW - 2 * MIN), isoTime(NOW - 20 * MIN)));
+  writeFileSync(
+    p,
+    readFileSync(p, 'utf8').replace(isoTime(NOW - 2 * MIN), isoTime(NOW - 20 * MIN)),
+  );
   const after = JSON.parse((await status(fx, '--json')).out) as StatusReport;
-  assert.equal(after.acks.rejected.map((x) => [x.source, x.code]), [[`acks/hosts/${c}.json`, 'BadSignature']]);
+  assert.equal(
+    after.acks.rejected.map((x) => [x.source, x.code]),
+    [[`acks/hosts/${c}.json`, 'BadSignature']],
+  );
 });
 
 test('a cache others may write is not read: a planted entry for a forged ack is not believed', async () => {
   const { fx, a, d } = withFailure();
   // d's "healthy on target" signed with a's key, placed as d's latest ack.
   const head = JSON.parse(readFileSync(join(fx.tree, 'acks', 'hosts', `${d}.json`), 'utf8'));
-  const forged = signAck({ ...head.signed, seq: head.signed.seq + 1, prev: ackDigest(head), kind: 'healthy', time: isoTime(NOW - 30_000), current: head.signed.target, healthySince: isoTime(NOW - 30_000) }, fx.hostKeys[a]!);
+  const forged = signAck(
+    {
+      ...head.signed,
+      seq: head.signed.seq + 1,
+      prev: ackDigest(head),
+      kind: 'healthy',
+      time: isoTime(NOW - 30_000),
+      current: head.signed.target,
+      healthySince: isoTime(NOW - 30_000),
+    },
+    fx.hostKeys[a]!,
+  );
   const bytes = canonicalString(forged);
   writeFileSync(join(fx.tree, 'acks', 'hosts', `${d}.json`), bytes);
   const dKey = fx.plans['ch-0']!.hosts[d]!.hostKey;
@@ -98,24 +158,50 @@ test('a cache others may write is not read: a planted entry for a forged ack is 
 
   for (const [label, fix] of [
     ['group/world-writable directory', () => chmodSync(cache, 0o777)],
-    ['group-writable file', () => { chmodSync(cache, 0o700); chmodSync(join(cache, 'status.verified-acks'), 0o660); }],
+    [
+      'group-writable file',
+      () => {
+        chmodSync(cache, 0o700);
+        chmodSync(join(cache, 'status.verified-acks'), 0o660);
+      },
+    ],
   ] as const) {
     writeFileSync(join(cache, 'status.verified-acks'), planted, { mode: 0o600 });
     fix();
     const r = JSON.parse((await status(fx, '--json')).out) as StatusReport;
-    assert.equal(r.acks.rejected.map((x) => [x.host, x.code]), [[d, 'UnknownKey']], label);
+    assert.equal(
+      r.acks.rejected.map((x) => [x.host, x.code]),
+      [[d, 'UnknownKey']],
+      label,
+    );
     assert.is.not(r.hosts.find((h) => h.host === d)!.phase, 'healthy', label);
   }
   // A malformed line: nothing of the file is believed.
   chmodSync(cache, 0o700);
   writeFileSync(join(cache, 'status.verified-acks'), `${planted}garbage\n`, { mode: 0o600 });
   const r = JSON.parse((await status(fx, '--json')).out) as StatusReport;
-  assert.equal(r.acks.rejected.map((x) => [x.host, x.code]), [[d, 'UnknownKey']]);
+  assert.equal(
+    r.acks.rejected.map((x) => [x.host, x.code]),
+    [[d, 'UnknownKey']],
+  );
 });
 
 test('trace keeps its own cache; a warm trace equals a cold one', async () => {
   const { fx, b } = withFailure();
-  const args = ['trace', '--tree', fx.tree, '--root', fx.rootFile, '--now', NOW_ISO, '--acks-log', fx.logFile, '--host', b, '--json'];
+  const args = [
+    'trace',
+    '--tree',
+    fx.tree,
+    '--root',
+    fx.rootFile,
+    '--now',
+    NOW_ISO,
+    '--acks-log',
+    fx.logFile,
+    '--host',
+    b,
+    '--json',
+  ];
   const cold = await run(...args, '--no-cache');
   assert.is(cold.code, 0, cold.err);
   const first = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
@@ -124,8 +210,6 @@ test('trace keeps its own cache; a warm trace equals a cold one', async () => {
   assert.equal(JSON.parse(first.out), JSON.parse(cold.out));
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
 });
-
-
 
 test('trace --host replays a step ack by ack only where the host changes: the same trace as every ack, for every host', async () => {
   const { fx } = withFailure();
@@ -136,8 +220,18 @@ test('trace --host replays a step ack by ack only where the host changes: the sa
   let changes = 0;
   for (const host of Object.values(fx.plans).flatMap((p) => Object.keys(p.hosts))) {
     for (const stepSeconds of [60, 300]) {
-      const every = traceReport(release, history, { host }, { now: NOW, stepSeconds, instants: 'every-ack' });
-      const onChange = traceReport(release, history, { host }, { now: NOW, stepSeconds, instants: 'on-change' });
+      const every = traceReport(
+        release,
+        history,
+        { host },
+        { now: NOW, stepSeconds, instants: 'every-ack' },
+      );
+      const onChange = traceReport(
+        release,
+        history,
+        { host },
+        { now: NOW, stepSeconds, instants: 'on-change' },
+      );
       assert.equal(onChange, every, `${host} step ${stepSeconds}`);
       changes += every.entries.length;
     }

@@ -11,15 +11,33 @@ const MIN = 60_000;
 
 function view(extra: Partial<ChannelSpec>, deferredAgo: number) {
   const f = buildFleet({
-    channels: [{ name: 'stable', waves: [{ hosts: ['web-01', 'web-02'], soakSeconds: 600 }, { hosts: ['web-03'], soakSeconds: 600 }], ...extra }],
+    channels: [
+      {
+        name: 'stable',
+        waves: [
+          { hosts: ['web-01', 'web-02'], soakSeconds: 600 },
+          { hosts: ['web-03'], soakSeconds: 600 },
+        ],
+        ...extra,
+      },
+    ],
     budgets: [{ id: 'web', hosts: ['web-01', 'web-02', 'web-03'], maxInFlight: 2 }],
   });
   const acks = [
-    ackFor(f, 'web-01', 'deferred', NOW - deferredAgo, { reason: 'switching needs a reboot (kernel changes); deferred: reboot policy of channel stable is never' }),
+    ackFor(f, 'web-01', 'deferred', NOW - deferredAgo, {
+      reason:
+        'switching needs a reboot (kernel changes); deferred: reboot policy of channel stable is never',
+    }),
     ackFor(f, 'web-02', 'heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN, seq: 5 }),
     ackFor(f, 'web-03', 'heartbeat', NOW - MIN),
   ];
-  return fleetView({ now: NOW, plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks: latestAcks(acks) });
+  return fleetView({
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: latestAcks(acks),
+  });
 }
 
 test('deferredHosts hold (default): the deferred host is shown with its reason, holds its wave and a budget slot, and never becomes offline', () => {
@@ -55,9 +73,23 @@ test('deferredHosts excuse: the wave completes without the deferred host, says s
 });
 
 test('a host rebooting into its target (started ack with the reason) shows the reason as activating', () => {
-  const f = buildFleet({ channels: [{ name: 'stable', waves: [{ hosts: ['web-01'], soakSeconds: 60 }], reboot: 'allowed' }] });
-  const acks = [ackFor(f, 'web-01', 'started', NOW - MIN, { reason: 'rebooting into its target (kernel changes)' })];
-  const v = fleetView({ now: NOW, plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks: latestAcks(acks) });
+  const f = buildFleet({
+    channels: [
+      { name: 'stable', waves: [{ hosts: ['web-01'], soakSeconds: 60 }], reboot: 'allowed' },
+    ],
+  });
+  const acks = [
+    ackFor(f, 'web-01', 'started', NOW - MIN, {
+      reason: 'rebooting into its target (kernel changes)',
+    }),
+  ];
+  const v = fleetView({
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: latestAcks(acks),
+  });
   const h = v.hosts[0]!;
   assert.is(h.phase, 'activating');
   assert.match(h.detail, 'started: rebooting into its target (kernel changes)');

@@ -9,7 +9,17 @@ import { decide, latestAcks, type DecideInput, type Decision } from '../../recon
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MIN = 60_000;
 
-const f = buildFleet({ channels: [{ name: 'stable', waves: [{ hosts: ['web-01'], soakSeconds: 600 }, { hosts: ['web-02'], soakSeconds: 600 }] }] });
+const f = buildFleet({
+  channels: [
+    {
+      name: 'stable',
+      waves: [
+        { hosts: ['web-01'], soakSeconds: 600 },
+        { hosts: ['web-02'], soakSeconds: 600 },
+      ],
+    },
+  ],
+});
 const target = f.targets['web-02']!;
 const old = f.previous['web-02']!;
 const previous = { generation: 7, path: old };
@@ -47,14 +57,45 @@ function gateOf(d: Decision): string {
 test('each gate decides only once every gate before it has nothing to say', () => {
   const input = everyGateHolds();
   const steps: [string, string, () => void][] = [
-    ['rollback/recovery', 'an unconfirmed activation past its deadline', () => (input.local = { ...input.local, pending: { ...input.local.pending!, deadline: NOW + MIN, target: storePath('other') } })],
-    ['refuse/revoked', 'the host is revoked', () => (input.revocations = { ...input.revocations, hosts: [] })],
-    ['refuse/revoked', 'the target is revoked', () => (input.revocations = { ...input.revocations, closures: [] })],
-    ['rollback/recovery', 'the pending activation is no longer the signed target', () => (input.local = { ...input.local, pending: null })],
+    [
+      'rollback/recovery',
+      'an unconfirmed activation past its deadline',
+      () =>
+        (input.local = {
+          ...input.local,
+          pending: { ...input.local.pending!, deadline: NOW + MIN, target: storePath('other') },
+        }),
+    ],
+    [
+      'refuse/revoked',
+      'the host is revoked',
+      () => (input.revocations = { ...input.revocations, hosts: [] }),
+    ],
+    [
+      'refuse/revoked',
+      'the target is revoked',
+      () => (input.revocations = { ...input.revocations, closures: [] }),
+    ],
+    [
+      'rollback/recovery',
+      'the pending activation is no longer the signed target',
+      () => (input.local = { ...input.local, pending: null }),
+    ],
     ['converged', 'already on target', () => (input.local = { ...input.local, current: old })],
     ['wait/not-fresh', 'the release chain is stale', () => (input.freshness = { status: 'fresh' })],
-    ['wait/quarantined', 'the target is quarantined', () => (input.local = { ...input.local, quarantine: [] })],
-    ['wait/earlier-waves', 'wave 1 has not soaked', () => (input.acks = latestAcks([ackFor(f, 'web-01', 'heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN, seq: 5 })]))],
+    [
+      'wait/quarantined',
+      'the target is quarantined',
+      () => (input.local = { ...input.local, quarantine: [] }),
+    ],
+    [
+      'wait/earlier-waves',
+      'wave 1 has not soaked',
+      () =>
+        (input.acks = latestAcks([
+          ackFor(f, 'web-01', 'heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN, seq: 5 }),
+        ])),
+    ],
     ['defer', 'the switch needs a reboot', () => (input.inhibitor = null)],
     ['activate', 'every gate passed', () => {}],
   ];

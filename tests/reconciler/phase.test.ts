@@ -7,13 +7,30 @@ import { ackFor, buildFleet } from '../../reconciler/simulator/builders.ts';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
 const MIN = 60_000;
-const f = buildFleet({ channels: [{ name: 'stable', waves: [{ hosts: ['web-01'], soakSeconds: 600 }], heartbeatSeconds: 60, offlineWindowSeconds: 900 }] });
+const f = buildFleet({
+  channels: [
+    {
+      name: 'stable',
+      waves: [{ hosts: ['web-01'], soakSeconds: 600 }],
+      heartbeatSeconds: 60,
+      offlineWindowSeconds: 900,
+    },
+  ],
+});
 const plan = f.plans['stable']!;
 const p = phaseParams(plan, f.targets['web-01']!, 600, DEFAULT_TOLERANCES);
-const phase = (kind: Parameters<typeof ackFor>[2], time: number, extra = {}, now = NOW) => derivePhase(p, ackFor(f, 'web-01', kind, time, extra), now, false);
+const phase = (kind: Parameters<typeof ackFor>[2], time: number, extra = {}, now = NOW) =>
+  derivePhase(p, ackFor(f, 'web-01', kind, time, extra), now, false);
 
 test('parseAckTime agrees with Date.parse', () => {
-  for (const s of ['1970-01-01T00:00:00Z', '2000-02-29T23:59:59Z', '2026-01-01T12:00:00Z', '2100-03-01T00:00:01Z', '2024-12-31T23:59:59Z']) assert.is(parseAckTime(s), Date.parse(s), s);
+  for (const s of [
+    '1970-01-01T00:00:00Z',
+    '2000-02-29T23:59:59Z',
+    '2026-01-01T12:00:00Z',
+    '2100-03-01T00:00:01Z',
+    '2024-12-31T23:59:59Z',
+  ])
+    assert.is(parseAckTime(s), Date.parse(s), s);
 });
 
 test('soak counts only what the host signed; a proven soak stays proven when the heartbeat goes stale', () => {
@@ -25,7 +42,11 @@ test('soak counts only what the host signed; a proven soak stays proven when the
   // 3 x 60 s heartbeat expiry: 3 minutes is still fresh, 3 minutes and a second is not.
   assert.is(phase('heartbeat', NOW - 3 * MIN, { healthySince: NOW - 20 * MIN }).phase, 'soaked');
   const stale = phase('heartbeat', NOW - 3 * MIN - 1000, { healthySince: NOW - 20 * MIN });
-  assert.is(stale.phase, 'soaked', 'the soak proof is signed evidence of the past: it does not expire');
+  assert.is(
+    stale.phase,
+    'soaked',
+    'the soak proof is signed evidence of the past: it does not expire',
+  );
   assert.ok(stale.settled && stale.done && !stale.inFlight);
   assert.match(stale.note, /stale/, 'staleness still shows as "health now unknown"');
   const silent = phase('heartbeat', NOW - 60 * MIN, { healthySince: NOW - 80 * MIN });
@@ -34,7 +55,11 @@ test('soak counts only what the host signed; a proven soak stays proven when the
   const unproven = phase('heartbeat', NOW - 3 * MIN - 1000, { healthySince: NOW - 8 * MIN });
   assert.is(unproven.phase, 'healthy');
   assert.ok(unproven.inFlight && !unproven.settled && !unproven.done);
-  assert.is(phase('heartbeat', NOW - 60 * MIN, { healthySince: NOW - 65 * MIN }).phase, 'healthy', 'a host that started never becomes an excusable offline host');
+  assert.is(
+    phase('heartbeat', NOW - 60 * MIN, { healthySince: NOW - 65 * MIN }).phase,
+    'healthy',
+    'a host that started never becomes an excusable offline host',
+  );
 });
 
 test('offline window: only a host with no evidence of starting becomes offline', () => {
@@ -59,7 +84,10 @@ test('confirm deadline: a start with no outcome past deadline + skew is presumed
   const past = phase('started', NOW - 6 * MIN - 1000, { seq: 2 });
   assert.is(past.phase, 'failed');
   assert.is(past.failure, 'presumed');
-  assert.ok(past.inFlight && !past.done, 'it may still be switching or soaking with its acks withheld: it keeps its budget slot');
+  assert.ok(
+    past.inFlight && !past.done,
+    'it may still be switching or soaking with its acks withheld: it keeps its budget slot',
+  );
   assert.is(phase('activated', NOW - 60 * MIN, { seq: 3 }).failure, 'presumed');
   assert.is(phase('started', NOW - 6 * MIN, { seq: 2 }).validUntil, NOW + 1);
 });
@@ -74,16 +102,34 @@ test('clock skew: acks up to 60 s in the future are clamped to now; later ones a
 });
 
 test('acks of another rollout: on the target means converged, otherwise pending', () => {
-  assert.is(phase('heartbeat', NOW - MIN, { rolloutId: 'sha256:' + '0'.repeat(64), current: f.targets['web-01']! }).phase, 'converged');
-  assert.is(phase('heartbeat', NOW - MIN, { rolloutId: 'sha256:' + '0'.repeat(64) }).phase, 'pending');
+  assert.is(
+    phase('heartbeat', NOW - MIN, {
+      rolloutId: 'sha256:' + '0'.repeat(64),
+      current: f.targets['web-01']!,
+    }).phase,
+    'converged',
+  );
+  assert.is(
+    phase('heartbeat', NOW - MIN, { rolloutId: 'sha256:' + '0'.repeat(64) }).phase,
+    'pending',
+  );
 });
 
 test('validity interval: the phase holds until the next threshold', () => {
   const ph = phase('heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN });
   assert.is(ph.validUntil, NOW - MIN + 3 * MIN + 1);
-  const later = derivePhase(p, ackFor(f, 'web-01', 'heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN }), ph.validUntil, false);
+  const later = derivePhase(
+    p,
+    ackFor(f, 'web-01', 'heartbeat', NOW - MIN, { healthySince: NOW - 20 * MIN }),
+    ph.validUntil,
+    false,
+  );
   assert.is(later.phase, 'soaked');
-  assert.match(later.note, /stale/, 'the note (health now) changes at the threshold, the phase does not');
+  assert.match(
+    later.note,
+    /stale/,
+    'the note (health now) changes at the threshold, the phase does not',
+  );
 });
 
 test.run();

@@ -8,7 +8,14 @@ import { simulate } from '../../reconciler/simulator/sim.ts';
 const spec = {
   channels: [
     { name: 'canary', waves: [{ hosts: ['cn-1'], soakSeconds: 300 }] },
-    { name: 'stable', gatedBy: ['canary'], waves: [{ hosts: ['s-1', 's-2'], soakSeconds: 300 }, { hosts: ['s-3', 's-4', 's-5'], soakSeconds: 300 }] },
+    {
+      name: 'stable',
+      gatedBy: ['canary'],
+      waves: [
+        { hosts: ['s-1', 's-2'], soakSeconds: 300 },
+        { hosts: ['s-3', 's-4', 's-5'], soakSeconds: 300 },
+      ],
+    },
   ],
   budgets: [{ id: 'stable', hosts: ['s-3', 's-4', 's-5'], maxInFlight: 1 }],
 };
@@ -17,24 +24,52 @@ test('trace of a channel: eligibility follows soaks, holds name their gate, ever
   const fleet = buildFleet(spec);
   const r = simulate({ seed: 3, fleet });
   assert.ok(r.converged);
-  const t = trace({ plans: fleet.plans, budgets: fleet.budgets, revocations: fleet.revocations, history: r.history.map((e) => e.ack), subject: { channel: 'stable' }, stepSeconds: 10 });
+  const t = trace({
+    plans: fleet.plans,
+    budgets: fleet.budgets,
+    revocations: fleet.revocations,
+    history: r.history.map((e) => e.ack),
+    subject: { channel: 'stable' },
+    stepSeconds: 10,
+  });
   assert.is(t.hosts.length, 5);
   for (const h of t.hosts) {
-    assert.ok(h.activatedAt !== null && h.confirmedAt !== null && h.soakedAt !== null, `${h.host} lifecycle incomplete`);
-    assert.ok(h.eligibleAt! <= h.activatedAt! && h.activatedAt! <= h.confirmedAt! && h.confirmedAt! < h.soakedAt!, `${h.host} out of order`);
+    assert.ok(
+      h.activatedAt !== null && h.confirmedAt !== null && h.soakedAt !== null,
+      `${h.host} lifecycle incomplete`,
+    );
+    assert.ok(
+      h.eligibleAt! <= h.activatedAt! &&
+        h.activatedAt! <= h.confirmedAt! &&
+        h.confirmedAt! < h.soakedAt!,
+      `${h.host} out of order`,
+    );
     assert.is(h.failedAt, null);
   }
   const wave0Soaked = Math.max(...t.hosts.filter((h) => h.wave === 0).map((h) => h.soakedAt!));
   for (const h of t.hosts.filter((x) => x.wave === 1)) {
     assert.ok(h.eligibleAt! >= wave0Soaked, `${h.host} eligible before wave 0 soaked`);
     const held = h.holds.find((x) => x.gate === 'earlier-waves');
-    assert.ok(held !== undefined && held.seconds > 0 && held.reason.includes('wave 1 of channel stable'), JSON.stringify(h.holds));
+    assert.ok(
+      held !== undefined && held.seconds > 0 && held.reason.includes('wave 1 of channel stable'),
+      JSON.stringify(h.holds),
+    );
   }
   // The canary gates the whole channel first.
-  for (const h of t.hosts) assert.ok(h.holds.some((x) => x.gate === 'channel-edge'), `${h.host} was never held by the channel edge`);
+  for (const h of t.hosts)
+    assert.ok(
+      h.holds.some((x) => x.gate === 'channel-edge'),
+      `${h.host} was never held by the channel edge`,
+    );
   // With a budget of 1, at least two of the three wave-1 hosts waited for a slot.
   assert.ok(t.hosts.filter((h) => h.holds.some((x) => x.gate === 'disruption-budget')).length >= 2);
-  const one = trace({ plans: fleet.plans, budgets: fleet.budgets, revocations: fleet.revocations, history: r.history.map((e) => e.ack), subject: { host: 's-4' } });
+  const one = trace({
+    plans: fleet.plans,
+    budgets: fleet.budgets,
+    revocations: fleet.revocations,
+    history: r.history.map((e) => e.ack),
+    subject: { host: 's-4' },
+  });
   assert.is(one.hosts.length, 1);
   assert.ok(one.entries.every((e) => e.host === 's-4'));
 });
@@ -42,12 +77,21 @@ test('trace of a channel: eligibility follows soaks, holds name their gate, ever
 test('trace shows a failure and the halt that follows it', () => {
   const fleet = buildFleet(spec);
   const r = simulate({ seed: 5, fleet, failingHosts: ['s-1'], maxSeconds: 3 * 3600 });
-  const t = trace({ plans: fleet.plans, budgets: fleet.budgets, revocations: fleet.revocations, history: r.history.map((e) => e.ack), subject: { channel: 'stable' } });
+  const t = trace({
+    plans: fleet.plans,
+    budgets: fleet.budgets,
+    revocations: fleet.revocations,
+    history: r.history.map((e) => e.ack),
+    subject: { channel: 'stable' },
+  });
   const s1 = t.hosts.find((h) => h.host === 's-1')!;
   assert.ok(s1.failedAt !== null);
   for (const h of t.hosts.filter((x) => x.wave === 1)) {
     assert.is(h.activatedAt, null);
-    assert.ok(h.holds.some((x) => x.gate === 'halted' && x.to === t.until), `${h.host} should be held by the halt to the end`);
+    assert.ok(
+      h.holds.some((x) => x.gate === 'halted' && x.to === t.until),
+      `${h.host} should be held by the halt to the end`,
+    );
   }
 });
 
@@ -62,7 +106,13 @@ test('fleetView: wave, channel and host states mid-rollout', () => {
     ackFor(f, 's-3', 'heartbeat', NOW - MIN),
     ackFor(f, 's-4', 'heartbeat', NOW - 40 * MIN),
   ]);
-  const v = fleetView({ now: NOW, plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks });
+  const v = fleetView({
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks,
+  });
   const canary = v.channels.find((c) => c.channel === 'canary')!;
   const stable = v.channels.find((c) => c.channel === 'stable')!;
   assert.is(canary.state, 'complete');
@@ -81,8 +131,17 @@ test('fleetView: wave, channel and host states mid-rollout', () => {
   assert.is(byHost.get('s-5')!.phase, 'offline');
   assert.is(v.budgets[0]!.inFlight, 0);
   // Once s-2 is healthy too, the wave is soaking.
-  const acks2 = { ...acks, 's-2': ackFor(f, 's-2', 'healthy', NOW - MIN, { healthySince: NOW - MIN, seq: 4 }) };
-  const v2 = fleetView({ now: NOW, plans: f.plans, budgets: f.budgets, revocations: f.revocations, acks: acks2 });
+  const acks2 = {
+    ...acks,
+    's-2': ackFor(f, 's-2', 'healthy', NOW - MIN, { healthySince: NOW - MIN, seq: 4 }),
+  };
+  const v2 = fleetView({
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: acks2,
+  });
   assert.is(v2.channels.find((c) => c.channel === 'stable')!.waves[0]!.state, 'soaking');
 });
 

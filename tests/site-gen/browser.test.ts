@@ -15,7 +15,14 @@ import { buildSite } from '../../site-gen/build.ts';
 import { HOSTILE_REASON, NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 
 let fx: SiteFixture | null = null;
 test.after(() => fx?.cleanup());
@@ -27,11 +34,15 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, javaScriptEnabled: false });
+    const context = await browser.newContext({
+      viewport: { width: 1280, height: 900 },
+      javaScriptEnabled: false,
+    });
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+      if (m.type() === 'error' || m.type() === 'warning')
+        problems.push(`console ${m.type()}: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
@@ -39,7 +50,15 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
     page.on('request', (r) => requests.push(r.url()));
 
     const site = pathToFileURL(fx.outDir).href;
-    const pages = ['index.html', 'hosts.html', 'trust.html', 'documents.html', 'channels/ch-0.html', 'channels/ch-1.html', `hosts/${fx.roles.failed}.html`];
+    const pages = [
+      'index.html',
+      'hosts.html',
+      'trust.html',
+      'documents.html',
+      'channels/ch-0.html',
+      'channels/ch-1.html',
+      `hosts/${fx.roles.failed}.html`,
+    ];
     for (const p of pages) {
       const res = await page.goto(`${site}/${p}`);
       assert.ok(res === null || res.ok(), `${p} did not load`);
@@ -57,7 +76,9 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
     assert.ok(waves && waves.width > 500 && waves.height > 20);
     const lanes = await page.locator('svg.timeline text.lane').count();
     assert.is(lanes, Object.keys(fx.plans['ch-0']!.hosts).length);
-    const soakedBar = page.locator(`svg.timeline rect:has(title:text-matches("${fx.roles.soaked}: soaked at"))`);
+    const soakedBar = page.locator(
+      `svg.timeline rect:has(title:text-matches("${fx.roles.soaked}: soaked at"))`,
+    );
     const bar = await soakedBar.boundingBox();
     assert.ok(bar && bar.width > 10, 'the soaked span is visible');
     await page.screenshot({ path: join(fx.dir, 'channel-ch-0.png'), fullPage: true });
@@ -67,12 +88,19 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
     assert.is(await page.locator('main script, main img').count(), 0);
     assert.match(await page.locator('main').innerText(), HOSTILE_REASON);
     await page.goto(`${site}/index.html`);
-    assert.match(await page.locator('#verification').innerText(), 'verified: release 1 of fleet generated');
+    assert.match(
+      await page.locator('#verification').innerText(),
+      'verified: release 1 of fleet generated',
+    );
     await page.screenshot({ path: join(fx.dir, 'index.png'), fullPage: true });
-    for (const shot of ['channel-ch-0.png', 'index.png']) assert.ok(existsSync(join(fx.dir, shot)) && statSync(join(fx.dir, shot)).size > 10_000);
+    for (const shot of ['channel-ch-0.png', 'index.png'])
+      assert.ok(existsSync(join(fx.dir, shot)) && statSync(join(fx.dir, shot)).size > 10_000);
     if (process.env.SITE_GEN_KEEP_SCREENSHOTS) {
       const { cpSync } = await import('node:fs');
-      cpSync(join(fx.dir, 'channel-ch-0.png'), join(process.env.SITE_GEN_KEEP_SCREENSHOTS, 'channel-ch-0.png'));
+      cpSync(
+        join(fx.dir, 'channel-ch-0.png'),
+        join(process.env.SITE_GEN_KEEP_SCREENSHOTS, 'channel-ch-0.png'),
+      );
       cpSync(join(fx.dir, 'index.png'), join(process.env.SITE_GEN_KEEP_SCREENSHOTS, 'index.png'));
     }
     await context.close();
@@ -81,7 +109,10 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
   }
 });
 
-const VIEWPORTS = [{ width: 390, height: 844 }, { width: 1440, height: 900 }];
+const VIEWPORTS = [
+  { width: 390, height: 844 },
+  { width: 1440, height: 900 },
+];
 
 /**
  * Runs in the page (plain JavaScript source: the test's own build would rename functions): every visible
@@ -164,7 +195,18 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
   try {
     const site = pathToFileURL(fx.outDir).href;
-    const pages = ['index.html', 'hosts.html', 'lists/phase-pending_1.html', 'trust.html', 'documents.html', 'channels/ch-0.html', 'channels/ch-1.html', 'channels/ch-2.html', `hosts/${fx.roles.failed}.html`, `hosts/${fx.roles.soaked}.html`];
+    const pages = [
+      'index.html',
+      'hosts.html',
+      'lists/phase-pending_1.html',
+      'trust.html',
+      'documents.html',
+      'channels/ch-0.html',
+      'channels/ch-1.html',
+      'channels/ch-2.html',
+      `hosts/${fx.roles.failed}.html`,
+      `hosts/${fx.roles.soaked}.html`,
+    ];
     const problems: string[] = [];
     let badges = 0;
     let texts = 0;
@@ -179,7 +221,12 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
         texts += contrast.checked;
         badges += await page.locator('.phase').count();
       }
-      for (const [p, shot] of [['index.html', 'index'], [`hosts/${fx.roles.failed}.html`, 'host'], ['channels/ch-1.html', 'channel'], ['hosts.html', 'hosts']] as const) {
+      for (const [p, shot] of [
+        ['index.html', 'index'],
+        [`hosts/${fx.roles.failed}.html`, 'host'],
+        ['channels/ch-1.html', 'channel'],
+        ['hosts.html', 'hosts'],
+      ] as const) {
         await page.goto(`${site}/${p}`);
         await page.screenshot({ path: join(fx.dir, `${shot}-${vp.width}.png`), fullPage: true });
       }
@@ -196,7 +243,12 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
     await context.close();
     if (process.env.SITE_GEN_KEEP_SCREENSHOTS) {
       const { cpSync } = await import('node:fs');
-      for (const vp of VIEWPORTS) for (const shot of ['index', 'host', 'channel', 'hosts']) cpSync(join(fx.dir, `${shot}-${vp.width}.png`), join(process.env.SITE_GEN_KEEP_SCREENSHOTS, `${shot}-${vp.width}.png`));
+      for (const vp of VIEWPORTS)
+        for (const shot of ['index', 'host', 'channel', 'hosts'])
+          cpSync(
+            join(fx.dir, `${shot}-${vp.width}.png`),
+            join(process.env.SITE_GEN_KEEP_SCREENSHOTS, `${shot}-${vp.width}.png`),
+          );
     }
   } finally {
     await browser.close();

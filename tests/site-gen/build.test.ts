@@ -3,17 +3,42 @@
 // atomic swap of the output.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { buildSite } from '../../site-gen/build.ts';
 import { SiteOutputError, buildsDirOf } from '../../site-gen/site-dir.ts';
-import { AckCache, ackHistoryByHost, hostKeysOfPlans, readAckHistory, type AckHistoryOptions } from '../../read-side/load.ts';
+import {
+  AckCache,
+  ackHistoryByHost,
+  hostKeysOfPlans,
+  readAckHistory,
+  type AckHistoryOptions,
+} from '../../read-side/load.ts';
 import { latestAcks } from '../../reconciler/index.ts';
 import { escapeHtml, html } from '../../site-gen/html.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
-import { AckWriter, HOSTILE_DETAIL, HOSTILE_REASON, MIN, NOW, createSiteFixture, readSite, type SiteFixture } from './fixture.ts';
+import {
+  AckWriter,
+  HOSTILE_DETAIL,
+  HOSTILE_REASON,
+  MIN,
+  NOW,
+  createSiteFixture,
+  readSite,
+  type SiteFixture,
+} from './fixture.ts';
 
 let fx: SiteFixture;
 test.before(() => {
@@ -21,7 +46,8 @@ test.before(() => {
 });
 test.after(() => fx.cleanup());
 
-const build = (f: SiteFixture, out = f.outDir, now = NOW) => buildSite({ treeDir: f.treeDir, pinnedRoot: f.root, outDir: out, now });
+const build = (f: SiteFixture, out = f.outDir, now = NOW) =>
+  buildSite({ treeDir: f.treeDir, pinnedRoot: f.root, outDir: out, now });
 const page = (out: string, rel: string) => readFileSync(join(out, rel), 'utf8');
 /** The table row of one host in a host table. */
 const row = (htmlText: string, host: string) => {
@@ -44,7 +70,14 @@ test('overview: verified banner, phase counts, channel states and reasons from t
   assert.is(r.release, 1);
   assert.is(r.hosts, 12);
   assert.is(r.acks.rejected, 0);
-  assert.equal(r.channels.map((c) => [c.channel, c.state]), [['ch-0', 'in-progress'], ['ch-1', 'halted'], ['ch-2', 'gated']]);
+  assert.equal(
+    r.channels.map((c) => [c.channel, c.state]),
+    [
+      ['ch-0', 'in-progress'],
+      ['ch-1', 'halted'],
+      ['ch-2', 'gated'],
+    ],
+  );
   assert.is(r.phases!.soaked, 1);
   assert.is(r.phases!.healthy, 1);
   assert.is(r.phases!.activating, 1);
@@ -65,8 +98,14 @@ test('overview: verified banner, phase counts, channel states and reasons from t
 test('channel pages: wave state, soak progress, failures vs threshold, channel edges, timelines', async () => {
   await build(fx);
   const ch0 = page(fx.outDir, 'channels/ch-0.html');
-  assert.match(ch0, /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state complete">complete<\/span>/);
-  assert.match(ch0, /<tr id="wave-1"><td class="num">1<\/td><td data-l="state"><span class="state active">active<\/span>/);
+  assert.match(
+    ch0,
+    /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state complete">complete<\/span>/,
+  );
+  assert.match(
+    ch0,
+    /<tr id="wave-1"><td class="num">1<\/td><td data-l="state"><span class="state active">active<\/span>/,
+  );
   assert.match(ch0, '10 min; 1 soaking, least 4 min done');
   assert.match(ch0, 'gates</th><td><a href="ch-2.html">ch-2</a> (gated)');
   // timeline lanes: the soaked host soaked 10 min after it became healthy (T0 + 4 min)
@@ -76,9 +115,15 @@ test('channel pages: wave state, soak progress, failures vs threshold, channel e
   assert.match(ch0, /<svg class="waves"/);
 
   const ch1 = page(fx.outDir, 'channels/ch-1.html');
-  assert.match(ch1, /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state halted">halted<\/span>/);
+  assert.match(
+    ch1,
+    /<tr id="wave-0"><td class="num">0<\/td><td data-l="state"><span class="state halted">halted<\/span>/,
+  );
   assert.match(ch1, '<td class="num bad-text" data-l="failures">1 / 0 allowed (0 host(s))</td>');
-  assert.match(ch1, `${fx.roles.failed}: rolled-back: ${escapeHtml(HOSTILE_REASON)} at 2030-03-01 10:11:00Z`);
+  assert.match(
+    ch1,
+    `${fx.roles.failed}: rolled-back: ${escapeHtml(HOSTILE_REASON)} at 2030-03-01 10:11:00Z`,
+  );
   assert.match(ch1, 'class="fail-mark"');
 
   const ch2 = page(fx.outDir, 'channels/ch-2.html');
@@ -121,12 +166,18 @@ test('trust and documents pages: root, release key windows, every document verif
   await build(fx);
   const trust = page(fx.outDir, 'trust.html');
   assert.match(trust, 'Trust root v1');
-  assert.match(trust, '<td>2030-02-19 10:00:00Z</td><td>2030-06-09 10:00:00Z</td><td><span class="state complete">valid</span>');
+  assert.match(
+    trust,
+    '<td>2030-02-19 10:00:00Z</td><td>2030-06-09 10:00:00Z</td><td><span class="state complete">valid</span>',
+  );
   assert.match(trust, 'cache.example.org-1:');
   assert.match(trust, 'rejectBefore (compromise switch)</th><td>not set');
   const docs = page(fx.outDir, 'documents.html');
   assert.match(docs, '12 host-manifest');
-  assert.match(docs, '<td class="mono">releases/1/channels/ch-1.json</td><td>channel-plan</td><td class="">verified</td>');
+  assert.match(
+    docs,
+    '<td class="mono">releases/1/channels/ch-1.json</td><td>channel-plan</td><td class="">verified</td>',
+  );
 });
 
 test('a tampered channel plan: red "verification failed" banner naming code and file, no fleet data', async () => {
@@ -142,7 +193,10 @@ test('a tampered channel plan: red "verification failed" banner naming code and 
     assert.is(r.failure?.file, 'releases/1/channels/ch-1.json');
     assert.is(r.hosts, 0);
     const index = page(copy.outDir, 'index.html');
-    assert.match(index, '<div class="banner bad" id="verification">verification failed: BadSignature releases/1/channels/ch-1.json');
+    assert.match(
+      index,
+      '<div class="banner bad" id="verification">verification failed: BadSignature releases/1/channels/ch-1.json',
+    );
     for (const h of Object.keys(copy.hostKeys)) assert.not.match(index, h);
     assert.not.ok(existsSync(join(copy.outDir, 'hosts')));
     assert.not.ok(existsSync(join(copy.outDir, 'channels')));
@@ -157,7 +211,13 @@ test('the same tree rebuilt after it was tampered replaces every page: no stale 
   try {
     await build(copy);
     assert.ok(existsSync(join(copy.outDir, `hosts/${copy.roles.failed}.html`)));
-    writeFileSync(join(copy.treeDir, 'timestamp.json'), readFileSync(join(copy.treeDir, 'timestamp.json'), 'utf8').replace('"fleet":"generated"', '"fleet":"generatee"'));
+    writeFileSync(
+      join(copy.treeDir, 'timestamp.json'),
+      readFileSync(join(copy.treeDir, 'timestamp.json'), 'utf8').replace(
+        '"fleet":"generated"',
+        '"fleet":"generatee"',
+      ),
+    );
     const r = await build(copy);
     assert.is(r.status, 'failed');
     assert.is(r.failure?.file, 'timestamp.json');
@@ -168,14 +228,18 @@ test('the same tree rebuilt after it was tampered replaces every page: no stale 
 });
 
 test('an expired timestamp: red Stale banner, the fleet still shown as verified as of the expiry', async () => {
-  const expires = JSON.parse(readFileSync(join(fx.treeDir, 'timestamp.json'), 'utf8')).signed.expires as string;
+  const expires = JSON.parse(readFileSync(join(fx.treeDir, 'timestamp.json'), 'utf8')).signed
+    .expires as string;
   const later = Date.parse(expires) + 10 * MIN;
   const out = join(fx.dir, 'stale-site');
   const r = await build(fx, out, later);
   assert.is(r.status, 'stale');
   assert.is(r.failure?.code, 'Stale');
   const index = page(out, 'index.html');
-  assert.match(index, '<div class="banner bad" id="verification">verification failed: Stale timestamp.json');
+  assert.match(
+    index,
+    '<div class="banner bad" id="verification">verification failed: Stale timestamp.json',
+  );
   assert.match(index, 'Hosts activate nothing new until a fresh timestamp is published');
   assert.ok(existsSync(join(out, `hosts/${fx.roles.failed}.html`)));
 });
@@ -184,26 +248,50 @@ test('acks that do not verify are not counted and are listed with their reason',
   const copy = createSiteFixture({ ackLog: false });
   try {
     // the eligible host's latest ack replaced by one signed with another key, claiming it is healthy
-    const forger = new AckWriter(copy.treeDir, copy.roles.eligible, newSigningKey('forger'), 'generated');
+    const forger = new AckWriter(
+      copy.treeDir,
+      copy.roles.eligible,
+      newSigningKey('forger'),
+      'generated',
+    );
     const plan = copy.plans['ch-0']!;
-    forger.write({ at: NOW - MIN, kind: 'healthy', rolloutId: plan.rolloutId, target: plan.hosts[copy.roles.eligible]!.target, current: plan.hosts[copy.roles.eligible]!.target, healthySince: '2030-03-01T10:00:00Z' }, { log: false });
+    forger.write(
+      {
+        at: NOW - MIN,
+        kind: 'healthy',
+        rolloutId: plan.rolloutId,
+        target: plan.hosts[copy.roles.eligible]!.target,
+        current: plan.hosts[copy.roles.eligible]!.target,
+        healthySince: '2030-03-01T10:00:00Z',
+      },
+      { log: false },
+    );
     writeFileSync(join(copy.treeDir, 'acks/hosts/garbage.json'), '{"signed":{"a":1,"a":2}}');
     // a genuine ack altered in transit
     const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
-    writeFileSync(gatedFile, readFileSync(gatedFile, 'utf8').replace('waiting for its turn', 'waiting for its tunr'));
+    writeFileSync(
+      gatedFile,
+      readFileSync(gatedFile, 'utf8').replace('waiting for its turn', 'waiting for its tunr'),
+    );
     const r = await build(copy);
     assert.is(r.status, 'verified');
     assert.is(r.acks.rejected, 3);
     assert.is(r.phases!.soaked, 1, 'the forged healthy ack must not count');
     const docs = page(copy.outDir, 'documents.html');
-    assert.match(docs, `acks/hosts/${copy.roles.eligible}.json</td><td class="reason">UnknownKey: no signature by a valid host ${copy.roles.eligible} key`);
+    assert.match(
+      docs,
+      `acks/hosts/${copy.roles.eligible}.json</td><td class="reason">UnknownKey: no signature by a valid host ${copy.roles.eligible} key`,
+    );
     assert.match(docs, `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`);
     assert.match(row(page(copy.outDir, 'hosts.html'), copy.roles.gated), '>offline</a>');
     assert.match(docs, 'acks/hosts/garbage.json</td><td class="reason">Malformed');
     assert.match(page(copy.outDir, 'index.html'), 'class="banner warn"');
     assert.match(page(copy.outDir, 'index.html'), '3 ack(s) did not verify and are not counted');
     // without the ack log, timelines come from the latest acks only, and the footer says so
-    assert.match(page(copy.outDir, 'index.html'), 'no ack log (timelines from the latest acks only)');
+    assert.match(
+      page(copy.outDir, 'index.html'),
+      'no ack log (timelines from the latest acks only)',
+    );
   } finally {
     copy.cleanup();
   }
@@ -211,7 +299,9 @@ test('acks that do not verify are not counted and are listed with their reason',
 
 test('ack cache (watch mode): the same verified acks with or without it; a corrupt log is reported, not fatal', async () => {
   const opts: AckHistoryOptions = {
-    acksDir: join(fx.treeDir, 'acks'), logFile: join(fx.treeDir, '.ack-log/acks.log'), bundles: false,
+    acksDir: join(fx.treeDir, 'acks'),
+    logFile: join(fx.treeDir, '.ack-log/acks.log'),
+    bundles: false,
     trust: { fleet: 'generated', hostKeys: hostKeysOfPlans(fx.plans) },
   };
   const cache = new AckCache();
@@ -264,15 +354,24 @@ test('atomic install: --out is a symlink switched per build; one previous build 
   const r3 = await build(fx, out);
   assert.is.not(r2.buildDir, r3.buildDir);
   assert.is(join(fx.dir, readlinkSync(out)), r3.buildDir);
-  const kept = readdirSync(buildsDirOf(out)).filter((n) => n.startsWith('build-')).map((n) => join(buildsDirOf(out), n)).sort();
+  const kept = readdirSync(buildsDirOf(out))
+    .filter((n) => n.startsWith('build-'))
+    .map((n) => join(buildsDirOf(out), n))
+    .sort();
   // each kept build with its page manifest (what the next build compares against)
-  assert.equal(kept, [r2.buildDir, `${r2.buildDir}.pages`, r3.buildDir, `${r3.buildDir}.pages`].sort());
+  assert.equal(
+    kept,
+    [r2.buildDir, `${r2.buildDir}.pages`, r3.buildDir, `${r3.buildDir}.pages`].sort(),
+  );
   assert.is((lstatSync(r3.buildDir).mode & 0o777).toString(8), '755');
 
   const foreign = join(fx.dir, 'foreign');
   mkdirSync(foreign);
   writeFileSync(join(foreign, 'keep.txt'), 'mine');
-  await build(fx, foreign).then(() => assert.unreachable('the build succeeded'), (e: unknown) => assert.ok(((e: unknown) => e instanceof SiteOutputError)(e), String(e)));
+  await build(fx, foreign).then(
+    () => assert.unreachable('the build succeeded'),
+    (e: unknown) => assert.ok(((e: unknown) => e instanceof SiteOutputError)(e), String(e)),
+  );
   assert.is(readFileSync(join(foreign, 'keep.txt'), 'utf8'), 'mine');
   const empty = join(fx.dir, 'empty');
   mkdirSync(empty);
@@ -285,7 +384,16 @@ test('one builder per output: a live lock holder refuses, a dead one is taken ov
   await build(fx, out);
   const lock = join(buildsDirOf(out), '.lock');
   writeFileSync(lock, `${process.ppid}\n`);
-  await build(fx, out).then(() => assert.unreachable('the build succeeded'), (e: unknown) => assert.ok(((e: unknown) => e instanceof SiteOutputError && e.message.includes(`another site-gen build (pid ${process.ppid})`))(e), String(e)));
+  await build(fx, out).then(
+    () => assert.unreachable('the build succeeded'),
+    (e: unknown) =>
+      assert.ok(
+        ((e: unknown) =>
+          e instanceof SiteOutputError &&
+          e.message.includes(`another site-gen build (pid ${process.ppid})`))(e),
+        String(e),
+      ),
+  );
   writeFileSync(lock, `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
   const r = await build(fx, out);
   assert.is(join(fx.dir, readlinkSync(out)), r.buildDir);
@@ -295,11 +403,19 @@ test('one builder per output: a live lock holder refuses, a dead one is taken ov
 test('a control plane directory (current -> verified tree, acks/ beside it) builds the same view', async () => {
   const cpDir = join(fx.dir, 'cp');
   mkdirSync(join(cpDir, 'versions'), { recursive: true });
-  cpSync(fx.treeDir, join(cpDir, 'versions', 'v1'), { recursive: true, filter: (src) => !src.includes('/acks') && !src.includes('.ack-log') });
+  cpSync(fx.treeDir, join(cpDir, 'versions', 'v1'), {
+    recursive: true,
+    filter: (src) => !src.includes('/acks') && !src.includes('.ack-log'),
+  });
   cpSync(join(fx.treeDir, 'acks'), join(cpDir, 'acks'), { recursive: true });
   cpSync(join(fx.treeDir, '.ack-log'), join(cpDir, '.ack-log'), { recursive: true });
   symlinkSync('versions/v1', join(cpDir, 'current'));
-  const r = await buildSite({ treeDir: cpDir, pinnedRoot: fx.root, outDir: join(fx.dir, 'cp-site'), now: NOW });
+  const r = await buildSite({
+    treeDir: cpDir,
+    pinnedRoot: fx.root,
+    outDir: join(fx.dir, 'cp-site'),
+    now: NOW,
+  });
   assert.is(r.status, 'verified');
   assert.is(r.phases!.failed, 1);
   assert.is(r.phases!.soaked, 1);

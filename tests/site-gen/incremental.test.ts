@@ -12,10 +12,23 @@ import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
-import { AckCache, ackTrustOf, acksDirOf, loadReleaseAllowingStale, readAckHistory } from '../../read-side/load.ts';
+import {
+  AckCache,
+  ackTrustOf,
+  acksDirOf,
+  loadReleaseAllowingStale,
+  readAckHistory,
+} from '../../read-side/load.ts';
 import { escapeHtml } from '../../site-gen/html.ts';
 import { requireTool } from '../support/skip.ts';
-import { HOSTILE_REASON, MIN, NOW, createSiteFixture, readSite, type SiteFixture } from './fixture.ts';
+import {
+  HOSTILE_REASON,
+  MIN,
+  NOW,
+  createSiteFixture,
+  readSite,
+  type SiteFixture,
+} from './fixture.ts';
 
 let fx: SiteFixture;
 test.before(() => {
@@ -29,38 +42,80 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
   const copy = createSiteFixture();
   try {
     const out = join(copy.dir, 'inc');
-    const cold = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW });
+    const cold = await buildSite({
+      treeDir: copy.treeDir,
+      pinnedRoot: copy.root,
+      outDir: out,
+      now: NOW,
+    });
     assert.is(cold.written, cold.pages, 'the first build writes every page');
-    const again = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW });
+    const again = await buildSite({
+      treeDir: copy.treeDir,
+      pinnedRoot: copy.root,
+      outDir: out,
+      now: NOW,
+    });
     assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
     const host = copy.roles.eligible;
     const other = copy.roles.soaked;
-    assert.is(statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino, statSync(join(cold.buildDir, 'hosts', `${other}.html`)).ino);
+    assert.is(
+      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
+      statSync(join(cold.buildDir, 'hosts', `${other}.html`)).ino,
+    );
 
     // 10 s later one host starts: its page changes; host pages of others do not (they carry no ages)
     const later = NOW + 10_000;
     const p0 = copy.plans['ch-0']!;
-    copy.chains.get(host)!.write({ at: later - 1000, kind: 'started', rolloutId: p0.rolloutId, target: p0.hosts[host]!.target, current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old` });
+    copy.chains.get(host)!.write({
+      at: later - 1000,
+      kind: 'started',
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[host]!.target,
+      current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old`,
+    });
     const before = readSite(again.buildDir);
-    const inc = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: later });
+    const inc = await buildSite({
+      treeDir: copy.treeDir,
+      pinnedRoot: copy.root,
+      outDir: out,
+      now: later,
+    });
     const after = readSite(out);
     assert.is.not(after.get(`hosts/${host}.html`), before.get(`hosts/${host}.html`));
     assert.match(after.get(`hosts/${host}.html`)!, '>activating</a>');
     assert.is(after.get(`hosts/${other}.html`), before.get(`hosts/${other}.html`));
-    assert.is(statSync(join(inc.buildDir, 'hosts', `${other}.html`)).ino, statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino, 'unchanged host page is shared, not rewritten');
+    assert.is(
+      statSync(join(inc.buildDir, 'hosts', `${other}.html`)).ino,
+      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
+      'unchanged host page is shared, not rewritten',
+    );
     // exactly the pages whose content changed were written: of the host pages, the one that started and
     // those whose verdict quotes it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
     const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
     assert.is(inc.written, changed.length);
     const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts).map((h) => `hosts/${h}.html`);
-    assert.equal(changed.filter((k) => k.startsWith('hosts/')).sort(), [`hosts/${host}.html`, ...gatedOnIt].sort());
+    assert.equal(
+      changed.filter((k) => k.startsWith('hosts/')).sort(),
+      [`hosts/${host}.html`, ...gatedOnIt].sort(),
+    );
     // list pages state signed times, not ages: those of ch-1 (nothing changed there) are not rewritten
-    assert.equal(changed.filter((k) => k.startsWith('lists/channel-ch-1') || k.startsWith('lists/wave-ch-1')), []);
-    assert.ok(changed.includes('lists/channel-ch-0_1.html') && changed.includes('lists/phase-activating_1.html'));
+    assert.equal(
+      changed.filter((k) => k.startsWith('lists/channel-ch-1') || k.startsWith('lists/wave-ch-1')),
+      [],
+    );
+    assert.ok(
+      changed.includes('lists/channel-ch-0_1.html') &&
+        changed.includes('lists/phase-activating_1.html'),
+    );
     assert.ok(inc.bytesWritten < inc.bytes);
 
     // the incremental site is exactly what a cold build of the same inputs gives
-    const fresh = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: join(copy.dir, 'fresh'), now: later });
+    const fresh = await buildSite({
+      treeDir: copy.treeDir,
+      pinnedRoot: copy.root,
+      outDir: join(copy.dir, 'fresh'),
+      now: later,
+    });
     assert.is(fresh.written, fresh.pages);
     const coldSite = readSite(join(copy.dir, 'fresh'));
     assert.equal([...after.keys()], [...coldSite.keys()]);
@@ -73,23 +128,42 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
 test('watch mode caches (acks, verification, host pages) give byte-identical sites to a cold build, before and after a new ack', async () => {
   const copy = createSiteFixture();
   try {
-    const caches = { ackCache: new AckCache(), releaseCache: new ReleaseCache(), hostPageMemo: new HostPageMemo() };
+    const caches = {
+      ackCache: new AckCache(),
+      releaseCache: new ReleaseCache(),
+      hostPageMemo: new HostPageMemo(),
+    };
     const watched = join(copy.dir, 'watched');
     const same = async (now: number, tag: string) => {
-      const w = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: watched, now, ...caches });
+      const w = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir: watched,
+        now,
+        ...caches,
+      });
       const c = join(copy.dir, `cold-${tag}`);
       await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: c, now });
       const a = readSite(watched);
       const b = readSite(c);
       assert.equal([...a.keys()], [...b.keys()]);
       // documents.html says when the tree was verified: with reuse, by the earlier build (and says so)
-      for (const [k, v] of b) if (!(w.verificationReused && k === 'documents.html')) assert.ok(a.get(k) === v, `${tag}: ${k} differs from a cold build`);
+      for (const [k, v] of b)
+        if (!(w.verificationReused && k === 'documents.html'))
+          assert.ok(a.get(k) === v, `${tag}: ${k} differs from a cold build`);
       return w;
     };
     await same(NOW, 'start');
     const host = copy.roles.soaking;
     const p0 = copy.plans['ch-0']!;
-    copy.chains.get(host)!.write({ at: NOW + 5000, kind: 'rolled-back', rolloutId: p0.rolloutId, target: p0.hosts[host]!.target, current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old`, reason: 'probe failed after activation' });
+    copy.chains.get(host)!.write({
+      at: NOW + 5000,
+      kind: 'rolled-back',
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[host]!.target,
+      current: `/nix/store/${'0'.repeat(32)}-nixos-system-${host}-old`,
+      reason: 'probe failed after activation',
+    });
     const after = await same(NOW + 6000, 'after');
     assert.is(after.verificationReused, true);
     assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
@@ -103,13 +177,27 @@ test('watch mode release cache: reused after ack-only changes, verified again af
   const cache = new ReleaseCache();
   const ackCache = new AckCache();
   const out = join(fx.dir, 'reuse');
-  const opts = { treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: out, ackCache, releaseCache: cache };
+  const opts = {
+    treeDir: fx.treeDir,
+    pinnedRoot: fx.root,
+    outDir: out,
+    ackCache,
+    releaseCache: cache,
+  };
   const a = await buildSite({ ...opts, now: NOW });
   assert.is(a.verificationReused, false);
   const b = await buildSite({ ...opts, now: NOW + 1000 });
   assert.is(b.verificationReused, true);
-  await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: join(fx.dir, 'reuse-cold'), now: NOW + 1000 });
-  assert.equal(readSite(out).get('index.html'), readSite(join(fx.dir, 'reuse-cold')).get('index.html'));
+  await buildSite({
+    treeDir: fx.treeDir,
+    pinnedRoot: fx.root,
+    outDir: join(fx.dir, 'reuse-cold'),
+    now: NOW + 1000,
+  });
+  assert.equal(
+    readSite(out).get('index.html'),
+    readSite(join(fx.dir, 'reuse-cold')).get('index.html'),
+  );
   cache.treeChanged();
   assert.is((await buildSite({ ...opts, now: NOW + 2000 })).verificationReused, false);
   assert.is((await buildSite({ ...opts, now: NOW + 3000 })).verificationReused, true);
@@ -125,19 +213,35 @@ test('watch mode release cache: reused after ack-only changes, verified again af
 test('host lists: every filter paged, no page over the size target, phase badges link to their list', async () => {
   const big = createSiteFixture({ hosts: HOSTS_PER_PAGE * 2 + 30 });
   try {
-    const r = await buildSite({ treeDir: big.treeDir, pinnedRoot: big.root, outDir: big.outDir, now: NOW });
+    const r = await buildSite({
+      treeDir: big.treeDir,
+      pinnedRoot: big.root,
+      outDir: big.outDir,
+      now: NOW,
+    });
     const site = readSite(big.outDir);
     assert.ok(site.has('lists/all_3.html') && !site.has('lists/all_4.html'));
     assert.match(site.get('lists/all_3.html')!, `of ${HOSTS_PER_PAGE * 2 + 30}, page 3 of 3`);
-    for (const ch of ['ch-0', 'ch-1', 'ch-2']) assert.ok(site.has(`lists/channel-${ch}_1.html`) && site.has(`lists/wave-${ch}-0_1.html`) && site.has(`lists/wave-${ch}-1_1.html`));
-    for (const p of ['pending', 'failed', 'soaked', 'blocked']) assert.ok(site.has(`lists/phase-${p}_1.html`), p);
+    for (const ch of ['ch-0', 'ch-1', 'ch-2'])
+      assert.ok(
+        site.has(`lists/channel-${ch}_1.html`) &&
+          site.has(`lists/wave-${ch}-0_1.html`) &&
+          site.has(`lists/wave-${ch}-1_1.html`),
+      );
+    for (const p of ['pending', 'failed', 'soaked', 'blocked'])
+      assert.ok(site.has(`lists/phase-${p}_1.html`), p);
     // every host appears exactly once across the pages of "all"
-    const listed = [...site].filter(([k]) => k.startsWith('lists/all_')).flatMap(([, v]) => [...v.matchAll(/<tr id="host-([a-z0-9-]+)">/g)].map((m) => m[1]));
+    const listed = [...site]
+      .filter(([k]) => k.startsWith('lists/all_'))
+      .flatMap(([, v]) => [...v.matchAll(/<tr id="host-([a-z0-9-]+)">/g)].map((m) => m[1]));
     assert.is(listed.length, r.hosts);
     assert.is(new Set(listed).size, r.hosts);
     assert.match(site.get('lists/phase-failed_1.html')!, `id="host-${big.roles.failed}"`);
     assert.not.match(site.get('lists/phase-failed_1.html')!, `id="host-${big.roles.soaked}"`);
-    assert.match(site.get('hosts.html')!, '<a class="phase" style="background:#c5221f;color:#fff" href="lists/phase-failed_1.html">failed 1</a>');
+    assert.match(
+      site.get('hosts.html')!,
+      '<a class="phase" style="background:#c5221f;color:#fff" href="lists/phase-failed_1.html">failed 1</a>',
+    );
     assert.match(site.get('index.html')!, 'href="lists/phase-pending_1.html"');
     // channel pages no longer carry every host of the channel
     const largest = Math.max(...[...site.values()].map((v) => Buffer.byteLength(v)));
@@ -152,7 +256,12 @@ test('host lists: every filter paged, no page over the size target, phase badges
 });
 
 test('what needs you now: halted channel, failed and quarantined hosts with their evidence and links', async () => {
-  const r = await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
+  const r = await buildSite({
+    treeDir: fx.treeDir,
+    pinnedRoot: fx.root,
+    outDir: fx.outDir,
+    now: NOW,
+  });
   assert.is(r.status, 'verified');
   const index = page(fx.outDir, 'index.html');
   const needs = /<ul class="needs" id="needs">(.*?)<\/ul>/s.exec(index)![1]!;
@@ -172,11 +281,25 @@ test('what needs you now, 16 min later: an offline host of an active wave blocks
     // the activating host completes its switch, so that ch-0 stays in progress (not presumed failed)
     const h = copy.roles.activating;
     const p0 = copy.plans['ch-0']!;
-    const mine = { rolloutId: p0.rolloutId, target: p0.hosts[h]!.target, current: p0.hosts[h]!.target };
+    const mine = {
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[h]!.target,
+      current: p0.hosts[h]!.target,
+    };
     copy.chains.get(h)!.write({ at: NOW + 30_000, kind: 'activated', ...mine });
-    copy.chains.get(h)!.write({ at: NOW + MIN, kind: 'healthy', ...mine, healthySince: new Date(NOW + MIN).toISOString().replace('.000Z', 'Z') });
+    copy.chains.get(h)!.write({
+      at: NOW + MIN,
+      kind: 'healthy',
+      ...mine,
+      healthySince: new Date(NOW + MIN).toISOString().replace('.000Z', 'Z'),
+    });
     const out = join(copy.dir, 'later');
-    const r = await buildSite({ treeDir: copy.treeDir, pinnedRoot: copy.root, outDir: out, now: NOW + 16 * MIN });
+    const r = await buildSite({
+      treeDir: copy.treeDir,
+      pinnedRoot: copy.root,
+      outDir: out,
+      now: NOW + 16 * MIN,
+    });
     assert.is(r.channels[0]!.state, 'in-progress');
     const needs = /<ul class="needs" id="needs">(.*?)<\/ul>/s.exec(page(out, 'index.html'))![1]!;
     const offline = /<li class="bad" data-kind="offline-blocking">(.*?)<\/li>/s.exec(needs);
@@ -193,7 +316,12 @@ test('what needs you now, 16 min later: an offline host of an active wave blocks
 async function modelAt(now: number) {
   const load = await loadReleaseAllowingStale(fx.treeDir, fx.root, { now: NOW });
   if (load.status !== 'verified') throw new Error('fixture does not verify');
-  const acks = readAckHistory({ acksDir: acksDirOf(fx.treeDir), logFile: join(fx.treeDir, '.ack-log/acks.log'), trust: ackTrustOf(load.release), bundles: false });
+  const acks = readAckHistory({
+    acksDir: acksDirOf(fx.treeDir),
+    logFile: join(fx.treeDir, '.ack-log/acks.log'),
+    trust: ackTrustOf(load.release),
+    bundles: false,
+  });
   return { load, model: buildFleetModel(load.release, acks, now) };
 }
 
@@ -201,11 +329,20 @@ test('host page: quarantine from the signed rolled-back ack (closure, since, unt
   await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
   const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
   const q = /<table class="quarantine stack">(.*?)<\/table>/s.exec(h)![1]!;
-  assert.match(q, `<td class="mono" data-l="closure">${fx.plans['ch-1']!.hosts[fx.roles.failed]!.target}</td>`);
-  assert.match(q, '<td data-l="since">2030-03-01 10:11:00Z</td><td data-l="until">2030-03-02 10:11:00Z</td><td data-l="from">rolled-back ack, seq 4</td>');
+  assert.match(
+    q,
+    `<td class="mono" data-l="closure">${fx.plans['ch-1']!.hosts[fx.roles.failed]!.target}</td>`,
+  );
+  assert.match(
+    q,
+    '<td data-l="since">2030-03-01 10:11:00Z</td><td data-l="until">2030-03-02 10:11:00Z</td><td data-l="from">rolled-back ack, seq 4</td>',
+  );
   assert.match(q, escapeHtml(HOSTILE_REASON));
   assert.match(h, 'assumes the default 24 h');
-  assert.match(h, `failure (this rollout)</th><td><span class="bad-text">rolled-back: ${escapeHtml(HOSTILE_REASON)}</span> (signed 2030-03-01 10:11:00Z)`);
+  assert.match(
+    h,
+    `failure (this rollout)</th><td><span class="bad-text">rolled-back: ${escapeHtml(HOSTILE_REASON)}</span> (signed 2030-03-01 10:11:00Z)`,
+  );
   const soaked = page(fx.outDir, `hosts/${fx.roles.soaked}.html`);
   assert.match(soaked, 'its agent has quarantined nothing that it reported');
   assert.not.match(soaked, 'failure (this rollout)');
@@ -214,7 +351,15 @@ test('host page: quarantine from the signed rolled-back ack (closure, since, unt
 });
 
 test('wave chart: failures within the threshold are a red share of a green bar; over it the bar is red', async () => {
-  const span = { wave: 0, hosts: 4, firstStart: NOW - 20 * MIN, settledAt: NOW - 5 * MIN, started: 4, soaked: 3, failed: 1 };
+  const span = {
+    wave: 0,
+    hosts: 4,
+    firstStart: NOW - 20 * MIN,
+    settledAt: NOW - 5 * MIN,
+    started: 4,
+    soaked: 3,
+    failed: 1,
+  };
   const within = waveChart([span], [{ allowedFailures: 1 }], NOW, 'w').text;
   assert.match(within, `fill="${PHASE_COLORS.soaked}" class="wave-bar"`);
   assert.match(within, `fill="${PHASE_COLORS.failed}" class="failed-share"`);
@@ -227,25 +372,42 @@ test('wave chart: failures within the threshold are a red share of a green bar; 
 
 test('budgets: more in flight than allowed is highlighted on the overview and under what needs you now', async () => {
   const { load, model } = await modelAt(NOW);
-  model.view.budgets = [{ id: 'web', max: 1, inFlight: 3, inFlightHosts: ['host-000', 'host-003', 'host-006'] }, { id: 'db', max: 2, inFlight: 1, inFlightHosts: ['host-001'] }];
+  model.view.budgets = [
+    { id: 'web', max: 1, inFlight: 3, inFlightHosts: ['host-000', 'host-003', 'host-006'] },
+    { id: 'db', max: 2, inFlight: 1, inFlightHosts: ['host-001'] },
+  ];
   const index = renderSite(load, model, NOW, 1).get('index.html')!;
-  assert.match(index, '<tr class="over"><td>web</td><td class="num">3 / 1 <span class="over-label">over budget by 2</span></td>');
+  assert.match(
+    index,
+    '<tr class="over"><td>web</td><td class="num">3 / 1 <span class="over-label">over budget by 2</span></td>',
+  );
   assert.match(index, '<tr class=""><td>db</td><td class="num">1 / 2</td>');
   assert.match(index, 'data-kind="over-budget"');
 });
 
 test('expiring certificates from --pki: listed within 30 days, soonest first; a directory without ca.crt is refused', async () => {
-  assert.throws(() => expiringCerts(fx.dir, NOW), (e: unknown) => e instanceof PkiDirError && e.message.includes('no ca.crt'));
+  assert.throws(
+    () => expiringCerts(fx.dir, NOW),
+    (e: unknown) => e instanceof PkiDirError && e.message.includes('no ca.crt'),
+  );
   if (!requireTool('openssl', 'issuing certificates for the PKI panel')) return;
   const { initPki, issueHostCert } = await import('../../control-plane/pki.ts');
   const pki = join(fx.dir, 'pki');
   initPki(pki);
   issueHostCert(pki, fx.roles.failed);
   const { X509Certificate } = await import('node:crypto');
-  const notAfter = Date.parse(new X509Certificate(readFileSync(join(pki, 'hosts', `${fx.roles.failed}.crt`))).validTo);
-  assert.equal(expiringCerts(pki, notAfter - 40 * 86400_000).filter((c) => c.file.startsWith('hosts/')), []);
+  const notAfter = Date.parse(
+    new X509Certificate(readFileSync(join(pki, 'hosts', `${fx.roles.failed}.crt`))).validTo,
+  );
+  assert.equal(
+    expiringCerts(pki, notAfter - 40 * 86400_000).filter((c) => c.file.startsWith('hosts/')),
+    [],
+  );
   const soon = expiringCerts(pki, notAfter - 10 * 86400_000);
-  assert.ok(soon.some((c) => c.file === `hosts/${fx.roles.failed}.crt`), JSON.stringify(soon));
+  assert.ok(
+    soon.some((c) => c.file === `hosts/${fx.roles.failed}.crt`),
+    JSON.stringify(soon),
+  );
   // the overview lists it (the build's now is the fixture's; the certificate's window is checked at NOW)
   const out = join(fx.dir, 'pki-site');
   writeFileSync(join(pki, 'hosts', 'not-a-cert.txt'), 'ignored: only *.crt files are read');

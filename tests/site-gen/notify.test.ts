@@ -18,7 +18,16 @@ import { makeLab, labFleet, OLD, NEW, BAD } from '../agent/lab-fleet.ts';
 
 test('halted, failed and complete events: delivered once to a command and a webhook, with verifiable acks', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
-  const lab = makeLab(['g1', 'b1'], { activator: () => ({ kind: 'simulated', initialPath: OLD, unhealthy: [BAD], failSwitch: [], inhibit: [], switchDelayMs: 0 }) });
+  const lab = makeLab(['g1', 'b1'], {
+    activator: () => ({
+      kind: 'simulated',
+      initialPath: OLD,
+      unhealthy: [BAD],
+      failSwitch: [],
+      inhibit: [],
+      switchDelayMs: 0,
+    }),
+  });
   const work = mkdtempSync(join(tmpdir(), 'nf-notify-'));
   const received: FleetEvent[] = [];
   let failWebhook = true;
@@ -36,14 +45,20 @@ test('halted, failed and complete events: delivered once to a command and a webh
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   try {
-    lab.publish(labFleet(lab, {
-      good: { hosts: { g1: NEW }, waves: [{ soakSeconds: 0 }] },
-      bad: { hosts: { b1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 2 },
-    }));
+    lab.publish(
+      labFleet(lab, {
+        good: { hosts: { g1: NEW }, waves: [{ soakSeconds: 0 }] },
+        bad: { hosts: { b1: BAD }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 2 },
+      }),
+    );
     await lab.startControlPlane();
-    const g = await runAgentOnce(lab.agentConfig('g1', { probeIntervalMs: 100 }), { log: memoryLogger('g1') });
+    const g = await runAgentOnce(lab.agentConfig('g1', { probeIntervalMs: 100 }), {
+      log: memoryLogger('g1'),
+    });
     assert.ok(g.kind === 'decided' && g.acted === 'confirmed', JSON.stringify(g));
-    const b = await runAgentOnce(lab.agentConfig('b1', { probeIntervalMs: 100 }), { log: memoryLogger('b1') });
+    const b = await runAgentOnce(lab.agentConfig('b1', { probeIntervalMs: 100 }), {
+      log: memoryLogger('b1'),
+    });
     assert.ok(b.kind === 'decided' && b.acted === 'rolled-back', JSON.stringify(b));
     lab.cp!.ackService.publisher.flush();
     const pinnedRoot = readPinnedRoot(lab.rootFile);
@@ -51,18 +66,36 @@ test('halted, failed and complete events: delivered once to a command and a webh
     // A real command, run without a shell: the argument with shell syntax arrives verbatim.
     const outDir = join(work, 'cmd-out');
     const script = join(work, 'record.mjs');
-    writeFileSync(script, `import { readFileSync, writeFileSync } from 'node:fs';
+    writeFileSync(
+      script,
+      `import { readFileSync, writeFileSync } from 'node:fs';
 const [dir, marker] = process.argv.slice(2);
 const ev = JSON.parse(readFileSync(0, 'utf8'));
 writeFileSync(dir + '/' + encodeURIComponent(ev.id) + '.json', JSON.stringify({ ev, marker, env: process.env.NIXFLEET_EVENT }));
-`);
+`,
+    );
     const { mkdirSync, readdirSync } = await import('node:fs');
     mkdirSync(outDir);
     const cmdState = join(work, 'cmd-state.json');
-    const cmd = new Notifier({ treeDir: lab.treeDir, pinnedRoot, target: { kind: 'command', argv: [process.execPath, script, outDir, '$(touch pwned); "quoted"'] }, stateFile: cmdState });
+    const cmd = new Notifier({
+      treeDir: lab.treeDir,
+      pinnedRoot,
+      target: {
+        kind: 'command',
+        argv: [process.execPath, script, outDir, '$(touch pwned); "quoted"'],
+      },
+      stateFile: cmdState,
+    });
     await cmd.check(Date.now());
     const files = readdirSync(outDir).sort();
-    const events = files.map((f) => JSON.parse(readFileSync(join(outDir, f), 'utf8')) as { ev: FleetEvent; marker: string; env: string });
+    const events = files.map(
+      (f) =>
+        JSON.parse(readFileSync(join(outDir, f), 'utf8')) as {
+          ev: FleetEvent;
+          marker: string;
+          env: string;
+        },
+    );
     const kinds = events.map((e) => e.ev.kind).sort();
     assert.equal(kinds, ['channel-complete', 'channel-halted', 'host-failed'], files.join(','));
     assert.ok(events.every((e) => e.marker === '$(touch pwned); "quoted"' && e.env === e.ev.kind));
@@ -73,7 +106,9 @@ writeFileSync(dir + '/' + encodeURIComponent(ev.id) + '.json', JSON.stringify({ 
     assert.is(failed.evidence.length, 1);
     const ack = failed.evidence[0] as { signed: { kind: string; host: string } };
     assert.is(ack.signed.kind, 'rolled-back');
-    const hostKeys = new Map(Object.entries({ b1: lab.hostKeyB64('b1'), g1: lab.hostKeyB64('g1') }));
+    const hostKeys = new Map(
+      Object.entries({ b1: lab.hostKeyB64('b1'), g1: lab.hostKeyB64('g1') }),
+    );
     verifyAck(failed.evidence[0] as never, { fleet: 'lab', hostKeys }, 'evidence');
     const halted = events.find((e) => e.ev.kind === 'channel-halted')!.ev;
     assert.is(halted.channel, 'bad');
@@ -85,29 +120,59 @@ writeFileSync(dir + '/' + encodeURIComponent(ev.id) + '.json', JSON.stringify({ 
 
     // Once per event: another check, and a restarted notifier on the same state file, deliver nothing new.
     await cmd.check(Date.now());
-    const restarted = new Notifier({ treeDir: lab.treeDir, pinnedRoot, target: { kind: 'command', argv: [process.execPath, script, outDir, 'again'] }, stateFile: cmdState });
+    const restarted = new Notifier({
+      treeDir: lab.treeDir,
+      pinnedRoot,
+      target: { kind: 'command', argv: [process.execPath, script, outDir, 'again'] },
+      stateFile: cmdState,
+    });
     await restarted.check(Date.now());
     assert.equal(readdirSync(outDir).sort(), files);
-    assert.ok(events.every((e) => JSON.parse(readFileSync(join(outDir, encodeURIComponent(e.ev.id) + '.json'), 'utf8')).marker !== 'again'));
+    assert.ok(
+      events.every(
+        (e) =>
+          JSON.parse(readFileSync(join(outDir, encodeURIComponent(e.ev.id) + '.json'), 'utf8'))
+            .marker !== 'again',
+      ),
+    );
 
     // A webhook that fails is retried after the next check; nothing is marked delivered before it succeeds.
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
     const logs: Record<string, unknown>[] = [];
     const hookState = join(work, 'hook-state.json');
-    const hook = new Notifier({ treeDir: lab.treeDir, pinnedRoot, target: { kind: 'webhook', url }, stateFile: hookState, log: (e) => logs.push(e) });
+    const hook = new Notifier({
+      treeDir: lab.treeDir,
+      pinnedRoot,
+      target: { kind: 'webhook', url },
+      stateFile: hookState,
+      log: (e) => logs.push(e),
+    });
     await hook.check(Date.now());
     assert.is(received.length, 0);
     assert.is(logs.filter((l) => l['event'] === 'notify-failed').length, 3);
     assert.not.ok(existsSync(hookState));
     failWebhook = false;
     await hook.check(Date.now());
-    assert.equal(received.map((e) => e.kind).sort(), ['channel-complete', 'channel-halted', 'host-failed']);
+    assert.equal(received.map((e) => e.kind).sort(), [
+      'channel-complete',
+      'channel-halted',
+      'host-failed',
+    ]);
     await hook.check(Date.now());
     assert.is(received.length, 3, 'delivered once');
 
     // A damaged state file is refused with its name, not silently reset (that would repeat every event).
     writeFileSync(hookState, '{"notified": 5}');
-    assert.throws(() => new Notifier({ treeDir: lab.treeDir, pinnedRoot, target: { kind: 'webhook', url }, stateFile: hookState }), (e: unknown) => e instanceof NotifyStateInvalid && (e as Error).message.includes(hookState));
+    assert.throws(
+      () =>
+        new Notifier({
+          treeDir: lab.treeDir,
+          pinnedRoot,
+          target: { kind: 'webhook', url },
+          stateFile: hookState,
+        }),
+      (e: unknown) => e instanceof NotifyStateInvalid && (e as Error).message.includes(hookState),
+    );
   } finally {
     server.close();
     await lab.close();

@@ -52,7 +52,12 @@ test('watch: builds at start, rebuilds after an ack file changes, and stops clea
   const errors: unknown[] = [];
   let now = NOW;
   const watcher = await watchSite({
-    treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: out, now: () => now, debounceMs: 50, intervalSeconds: 0,
+    treeDir: fx.treeDir,
+    pinnedRoot: fx.root,
+    outDir: out,
+    now: () => now,
+    debounceMs: 50,
+    intervalSeconds: 0,
     onBuild: (result, trigger) => builds.push({ result, trigger }),
     onError: (e) => errors.push(e),
   });
@@ -60,14 +65,30 @@ test('watch: builds at start, rebuilds after an ack file changes, and stops clea
     assert.is(builds.length, 1);
     assert.is(builds[0]!.trigger, 'start');
     const eligible = fx.roles.eligible;
-    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>pending</a>`));
+    assert.match(
+      readFileSync(join(out, 'hosts.html'), 'utf8'),
+      new RegExp(`<tr id="host-${eligible}">.*?>pending</a>`),
+    );
     // the eligible host starts: its agent posts a `started` ack, the endpoint rewrites its file and log
     now = NOW + MIN;
     const plan = fx.plans['ch-0']!;
-    fx.chains.get(eligible)!.write({ at: NOW + 30_000, kind: 'started', rolloutId: plan.rolloutId, target: plan.hosts[eligible]!.target, current: null });
-    const rebuilt = await waitFor(() => builds.find((b) => b.trigger !== 'start'), 10_000, 'a rebuild');
+    fx.chains.get(eligible)!.write({
+      at: NOW + 30_000,
+      kind: 'started',
+      rolloutId: plan.rolloutId,
+      target: plan.hosts[eligible]!.target,
+      current: null,
+    });
+    const rebuilt = await waitFor(
+      () => builds.find((b) => b.trigger !== 'start'),
+      10_000,
+      'a rebuild',
+    );
     assert.match(rebuilt.trigger, /acks/);
-    assert.match(readFileSync(join(out, 'hosts.html'), 'utf8'), new RegExp(`<tr id="host-${eligible}">.*?>activating</a>`));
+    assert.match(
+      readFileSync(join(out, 'hosts.html'), 'utf8'),
+      new RegExp(`<tr id="host-${eligible}">.*?>activating</a>`),
+    );
     assert.is(rebuilt.result.phases!.activating, 2);
     // both files (ack file and log) changed within the debounce window: one build, not two
     await new Promise((r) => setTimeout(r, 300));
@@ -83,26 +104,84 @@ test('watch: builds at start, rebuilds after an ack file changes, and stops clea
 });
 
 test('cli: site build --json (exit 0), a tampered tree (exit 1), usage errors (exit 2)', () => {
-  const run = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000 });
   const out = join(fx.dir, 'cli-site');
-  const ok = run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--now', new Date(NOW).toISOString(), '--json']);
+  const ok = run([
+    'site',
+    'build',
+    '--tree',
+    fx.treeDir,
+    '--root',
+    fx.rootFile,
+    '--out',
+    out,
+    '--now',
+    new Date(NOW).toISOString(),
+    '--json',
+  ]);
   assert.is(ok.status, 0, ok.stderr);
   const report = JSON.parse(ok.stdout) as SiteBuildResult;
   assert.is(report.status, 'verified');
   assert.is(report.hosts, 12);
   assert.is(report.outDir, out);
 
-  const human = run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--now', new Date(NOW).toISOString(), '--no-ack-log']);
+  const human = run([
+    'site',
+    'build',
+    '--tree',
+    fx.treeDir,
+    '--root',
+    fx.rootFile,
+    '--out',
+    out,
+    '--now',
+    new Date(NOW).toISOString(),
+    '--no-ack-log',
+  ]);
   assert.is(human.status, 0, human.stderr);
   assert.match(human.stdout, /^built: fleet "generated", release 1, 12 hosts; \d+ pages/);
 
-  const stale = run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--now', '2031-01-01T00:00:00Z']);
+  const stale = run([
+    'site',
+    'build',
+    '--tree',
+    fx.treeDir,
+    '--root',
+    fx.rootFile,
+    '--out',
+    out,
+    '--now',
+    '2031-01-01T00:00:00Z',
+  ]);
   assert.is(stale.status, 1);
 
   assert.is(run(['site', 'build', '--tree', fx.treeDir, '--out', out]).status, 2);
-  assert.is(run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--now', 'yesterday']).status, 2);
-  assert.is(run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--bogus']).status, 2);
-  assert.is(run(['site', 'build', '--tree', join(fx.dir, 'nope'), '--root', fx.rootFile, '--out', out]).status, 2);
+  assert.is(
+    run([
+      'site',
+      'build',
+      '--tree',
+      fx.treeDir,
+      '--root',
+      fx.rootFile,
+      '--out',
+      out,
+      '--now',
+      'yesterday',
+    ]).status,
+    2,
+  );
+  assert.is(
+    run(['site', 'build', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--bogus'])
+      .status,
+    2,
+  );
+  assert.is(
+    run(['site', 'build', '--tree', join(fx.dir, 'nope'), '--root', fx.rootFile, '--out', out])
+      .status,
+    2,
+  );
   const help = run(['site', 'watch', '--help']);
   assert.is(help.status, 0);
   assert.match(help.stdout, 'SIGTERM');
@@ -110,17 +189,41 @@ test('cli: site build --json (exit 0), a tampered tree (exit 1), usage errors (e
 
 test('cli: site watch builds, then stops with exit 0 on SIGTERM', async () => {
   const out = join(fx.dir, 'cli-watch-site');
-  const child = spawn(process.execPath, [BIN, 'site', 'watch', '--tree', fx.treeDir, '--root', fx.rootFile, '--out', out, '--json', '--interval', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      'site',
+      'watch',
+      '--tree',
+      fx.treeDir,
+      '--root',
+      fx.rootFile,
+      '--out',
+      out,
+      '--json',
+      '--interval',
+      '0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   try {
-    await waitFor(() => (stdout.includes('"event":"built"') ? true : undefined), 30_000, `the first build (stderr: ${stderr})`);
+    await waitFor(
+      () => (stdout.includes('"event":"built"') ? true : undefined),
+      30_000,
+      `the first build (stderr: ${stderr})`,
+    );
     child.kill('SIGTERM');
     assert.is(await exited, 0);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; signal?: string; trigger?: string });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; signal?: string; trigger?: string });
     assert.is(lines[0]!.event, 'built');
     assert.is(lines[0]!.trigger, 'start');
     assert.equal(lines[lines.length - 1], { event: 'stopped', signal: 'SIGTERM' });

@@ -14,7 +14,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 test('every product import goes through the face, follows the layering and keeps the reconciler pure', () => {
   const violations = check(ROOT).map((v) => `${v.file} -> ${v.target}: ${v.why}`);
-  assert.equal(violations, [], `run \`node --import tsx scripts/faces.ts\` to fix bypasses:\n${violations.join('\n')}`);
+  assert.equal(
+    violations,
+    [],
+    `run \`node --import tsx scripts/faces.ts\` to fix bypasses:\n${violations.join('\n')}`,
+  );
 });
 
 /** A small product tree in a temporary directory. */
@@ -29,16 +33,19 @@ function tree(files: Record<string, string>): string {
 
 test('the check names each bypass, upward import, face `export *` and impure reconciler import', () => {
   const dir = tree({
-    'protocol/keys.ts': "export const b64 = (x: string) => x;\n",
-    'protocol/verify/tree.ts': "export function verifyTree(): void {}\n",
+    'protocol/keys.ts': 'export const b64 = (x: string) => x;\n',
+    'protocol/verify/tree.ts': 'export function verifyTree(): void {}\n',
     'protocol/verify/index.ts': "export * from './tree.ts';\n",
-    'agent/cycle.ts': "import { b64 } from '../protocol/keys.ts';\nconst later = () => import('../protocol/keys.ts');\n",
+    'agent/cycle.ts':
+      "import { b64 } from '../protocol/keys.ts';\nconst later = () => import('../protocol/keys.ts');\n",
     'protocol/oops.ts': "import type { X } from '../agent/cycle.ts';\n",
     'reconciler/decide.ts': "import { readFileSync } from 'node:fs';\n",
     'reconciler/simulator/sim.ts': "import { createHash } from 'node:crypto';\n",
   });
   try {
-    const got = check(dir).map((v) => `${v.file} -> ${v.target}: ${v.why}`).sort();
+    const got = check(dir)
+      .map((v) => `${v.file} -> ${v.target}: ${v.why}`)
+      .sort();
     assert.equal(got, [
       'agent/cycle.ts -> protocol/keys.ts: bypasses protocol/index.ts',
       'agent/cycle.ts -> protocol/keys.ts: bypasses protocol/index.ts',
@@ -54,24 +61,39 @@ test('the check names each bypass, upward import, face `export *` and impure rec
 
 test('the codemod routes imports through the faces (nested packages through their own), names exactly what is used, and is re-runnable', () => {
   const dir = tree({
-    'protocol/keys.ts': "export const b64 = (x: string) => x;\nexport interface SigningKey { id: string }\nexport const unused = 1;\n",
-    'protocol/verify/tree.ts': "export function verifyTree(): void {}\nexport function auditTree(): void {}\n",
+    'protocol/keys.ts':
+      'export const b64 = (x: string) => x;\nexport interface SigningKey { id: string }\nexport const unused = 1;\n',
+    'protocol/verify/tree.ts':
+      'export function verifyTree(): void {}\nexport function auditTree(): void {}\n',
     'protocol/verify/index.ts': "// Verification.\nexport * from './tree.ts';\n",
     'protocol/index.ts': "// Protocol.\nexport { unused } from './keys.ts';\n",
-    'agent/cycle.ts': "import { b64 } from '../protocol/keys.ts';\nimport type { SigningKey } from '../protocol/keys.ts';\nimport { verifyTree } from '../protocol/verify/tree.ts';\nexport const k: SigningKey = { id: b64('x') };\nverifyTree();\n",
+    'agent/cycle.ts':
+      "import { b64 } from '../protocol/keys.ts';\nimport type { SigningKey } from '../protocol/keys.ts';\nimport { verifyTree } from '../protocol/verify/tree.ts';\nexport const k: SigningKey = { id: b64('x') };\nverifyTree();\n",
     'tests/a.test.ts': "import { auditTree } from '../protocol/verify/index.ts';\nauditTree();\n",
   });
   const read = (p: string) => readFileSync(join(dir, p), 'utf8');
   try {
     const r = codemod(dir);
     assert.equal(r.problems, []);
-    assert.is(read('agent/cycle.ts'), "import { b64, type SigningKey, verifyTree } from '../protocol/index.ts';\nexport const k: SigningKey = { id: b64('x') };\nverifyTree();\n");
+    assert.is(
+      read('agent/cycle.ts'),
+      "import { b64, type SigningKey, verifyTree } from '../protocol/index.ts';\nexport const k: SigningKey = { id: b64('x') };\nverifyTree();\n",
+    );
     // `unused` had no importer: its re-export is dead and goes; the nested package is reached through its face.
-    assert.is(read('protocol/index.ts'), "// Protocol.\nexport { b64 } from './keys.ts';\nexport type { SigningKey } from './keys.ts';\nexport { verifyTree } from './verify/index.ts';\n");
+    assert.is(
+      read('protocol/index.ts'),
+      "// Protocol.\nexport { b64 } from './keys.ts';\nexport type { SigningKey } from './keys.ts';\nexport { verifyTree } from './verify/index.ts';\n",
+    );
     // The test's import keeps auditTree alive; `export *` becomes named re-exports.
-    assert.is(read('protocol/verify/index.ts'), "// Verification.\nexport { auditTree, verifyTree } from './tree.ts';\n");
+    assert.is(
+      read('protocol/verify/index.ts'),
+      "// Verification.\nexport { auditTree, verifyTree } from './tree.ts';\n",
+    );
     // A face appears where a folder had none.
-    writeFileSync(join(dir, 'agent/run.ts'), "import { verifyTree } from '../protocol/verify/tree.ts';\nexport const run = verifyTree;\n");
+    writeFileSync(
+      join(dir, 'agent/run.ts'),
+      "import { verifyTree } from '../protocol/verify/tree.ts';\nexport const run = verifyTree;\n",
+    );
     mkdirSync(join(dir, 'cli'));
     writeFileSync(join(dir, 'cli/main.ts'), "import { run } from '../agent/run.ts';\nrun();\n");
     const again = codemod(dir);
@@ -80,10 +102,25 @@ test('the codemod routes imports through the faces (nested packages through thei
     assert.is(read('cli/main.ts'), "import { run } from '../agent/index.ts';\nrun();\n");
     assert.equal(check(dir), []);
     // A third run over a clean tree changes nothing.
-    const before = ['agent/cycle.ts', 'agent/run.ts', 'agent/index.ts', 'protocol/index.ts', 'protocol/verify/index.ts'].map(read);
+    const before = [
+      'agent/cycle.ts',
+      'agent/run.ts',
+      'agent/index.ts',
+      'protocol/index.ts',
+      'protocol/verify/index.ts',
+    ].map(read);
     const third = codemod(dir);
     assert.equal([third.rewrittenFiles, third.faces], [[], []]);
-    assert.equal(['agent/cycle.ts', 'agent/run.ts', 'agent/index.ts', 'protocol/index.ts', 'protocol/verify/index.ts'].map(read), before);
+    assert.equal(
+      [
+        'agent/cycle.ts',
+        'agent/run.ts',
+        'agent/index.ts',
+        'protocol/index.ts',
+        'protocol/verify/index.ts',
+      ].map(read),
+      before,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,11 +14,17 @@ const HEAVY = ['zod', 'canonicalize', 'cron', '@noble/ed25519', '@noble/hashes']
 /** Static `import ... from "x"` / `export ... from "x"` specifiers of an esbuild ESM file (not `import("x")`). */
 function staticImports(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/^(?:import|export)\s[^;]*?\sfrom\s+"([^"]+)";?$/gms), ...text.matchAll(/^import\s+"([^"]+)";?$/gm)].map((m) => m[1]!);
+  return [
+    ...text.matchAll(/^(?:import|export)\s[^;]*?\sfrom\s+"([^"]+)";?$/gms),
+    ...text.matchAll(/^import\s+"([^"]+)";?$/gm),
+  ].map((m) => m[1]!);
 }
 
 test('dist/main.js and its static chunks load none of the heavy dependencies', () => {
-  assert.ok(existsSync(join(DIST, 'main.js')), 'dist/main.js is missing: npm test builds it (npm run build)');
+  assert.ok(
+    existsSync(join(DIST, 'main.js')),
+    'dist/main.js is missing: npm test builds it (npm run build)',
+  );
   const seen = new Set<string>();
   const external = new Set<string>();
   const visit = (file: string) => {

@@ -14,8 +14,14 @@ export async function captureOutput(fn: () => Promise<number>): Promise<Captured
   const stdout = process.stdout.write.bind(process.stdout);
   const stderr = process.stderr.write.bind(process.stderr);
   const text = (c: string | Uint8Array) => (typeof c === 'string' ? c : Buffer.from(c).toString());
-  process.stdout.write = ((c: string | Uint8Array) => ((out += text(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += text(c)), true)) as typeof process.stderr.write;
+  process.stdout.write = ((c: string | Uint8Array) => (
+    (out += text(c)),
+    true
+  )) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => (
+    (err += text(c)),
+    true
+  )) as typeof process.stderr.write;
   try {
     return { code: await fn(), out, err };
   } finally {

@@ -21,7 +21,12 @@ export interface LoadStats {
 }
 
 export class AckLoad {
-  readonly stats: LoadStats = { acknowledged: new Map(), heads: new Map(), failures: new Map(), unexpected: [] };
+  readonly stats: LoadStats = {
+    acknowledged: new Map(),
+    heads: new Map(),
+    failures: new Map(),
+    unexpected: [],
+  };
   private stopping = false;
   private loops: Promise<void>[] = [];
   private readonly agents: Agent[] = [];
@@ -52,21 +57,42 @@ export class AckLoad {
 
   private async run(host: string): Promise<void> {
     const h = this.lab.host(host);
-    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(this.lab.pki.caCert), cert: readFileSync(h.cert.certPath), key: readFileSync(h.cert.keyPath) });
+    const agent = new Agent({
+      keepAlive: true,
+      maxSockets: 1,
+      ca: readFileSync(this.lab.pki.caCert),
+      cert: readFileSync(h.cert.certPath),
+      key: readFileSync(h.cert.keyPath),
+    });
     this.agents.push(agent);
     let prev: SignedAck | null = null;
     while (!this.stopping) {
       const ack = signAck(
         {
-          type: 'ack', schemaVersion: SCHEMA_VERSION, fleet: this.lab.opts.fleetName, host, seq: prev ? prev.signed.seq + 1 : 1, prev: prev ? ackDigest(prev) : null,
-          time: isoTime(Date.now()), kind: 'heartbeat', releaseVersion: this.ackFields.releaseVersion, rolloutId: null,
-          target: this.ackFields.current, current: this.ackFields.current, healthySince: null, probes: [], reason: 'load',
+          type: 'ack',
+          schemaVersion: SCHEMA_VERSION,
+          fleet: this.lab.opts.fleetName,
+          host,
+          seq: prev ? prev.signed.seq + 1 : 1,
+          prev: prev ? ackDigest(prev) : null,
+          time: isoTime(Date.now()),
+          kind: 'heartbeat',
+          releaseVersion: this.ackFields.releaseVersion,
+          rolloutId: null,
+          target: this.ackFields.current,
+          current: this.ackFields.current,
+          healthySince: null,
+          probes: [],
+          reason: 'load',
         },
         h.key,
       );
       const body = canonicalString(ack);
       for (;;) {
-        const r = await post(agent, this.url, body).catch((e: NodeJS.ErrnoException) => ({ status: 0, body: e.code ?? e.message }));
+        const r = await post(agent, this.url, body).catch((e: NodeJS.ErrnoException) => ({
+          status: 0,
+          body: e.code ?? e.message,
+        }));
         if (r.status === 200 || r.status === 201) {
           this.stats.acknowledged.set(ackDigest(ack), ack);
           this.stats.heads.set(host, ack);
@@ -74,7 +100,10 @@ export class AckLoad {
         }
         const cause = r.status === 0 ? r.body : String(r.status);
         this.stats.failures.set(cause, (this.stats.failures.get(cause) ?? 0) + 1);
-        if (r.status >= 400 && r.status < 500) this.stats.unexpected.push(`${host} seq ${ack.signed.seq}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+        if (r.status >= 400 && r.status < 500)
+          this.stats.unexpected.push(
+            `${host} seq ${ack.signed.seq}: HTTP ${r.status} ${r.body.slice(0, 200)}`,
+          );
         if (this.stopping) return;
         await new Promise((res) => setTimeout(res, 25));
       }
@@ -86,12 +115,27 @@ export class AckLoad {
 function post(agent: Agent, url: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const r = request({ hostname: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const r = request(
+      {
+        hostname: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     r.on('error', reject);
     r.setTimeout(5000, () => r.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
     r.end(body);

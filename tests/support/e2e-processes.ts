@@ -10,7 +10,13 @@ const CLI = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
 const alive = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of alive) if (c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* already gone */ }
+  for (const c of alive)
+    if (c.pid)
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
 });
 
 export interface CliProcess {
@@ -41,14 +47,22 @@ export interface ProcessWrap {
  * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
  * namespace (`ip netns exec` execs node, so the PID is node's); with `wrap`/`env`, as ProcessWrap says.
  */
-export function startCli(args: string[], logFile: string, opts: { netns?: string } & Partial<ProcessWrap> = {}): CliProcess {
+export function startCli(
+  args: string[],
+  logFile: string,
+  opts: { netns?: string } & Partial<ProcessWrap> = {},
+): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   const argv = [process.execPath, CLI, ...args];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   if (opts.wrap) argv.unshift(...opts.wrap);
   try {
-    child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...(opts.env ?? process.env), FORCE_COLOR: '0' } });
+    child = spawn(argv[0]!, argv.slice(1), {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', fd, fd],
+      env: { ...(opts.env ?? process.env), FORCE_COLOR: '0' },
+    });
   } finally {
     closeSync(fd);
   }
@@ -64,7 +78,12 @@ export function startCli(args: string[], logFile: string, opts: { netns?: string
   );
   const pid = child.pid;
   const signal = (s: NodeJS.Signals) => {
-    if (!done) try { process.kill(pid, s); } catch { /* exited meanwhile */ }
+    if (!done)
+      try {
+        process.kill(pid, s);
+      } catch {
+        /* exited meanwhile */
+      }
   };
   return {
     pid,
@@ -100,7 +119,12 @@ export function jsonLines(text: string): Record<string, unknown>[] {
   return out;
 }
 
-export async function until<T>(what: string, ms: number, check: () => T | undefined | false | Promise<T | undefined | false>, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  ms: number,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  everyMs = 100,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();

@@ -7,7 +7,15 @@
 //                 state directory, client certificate and host key, talking to nginx only
 // Every process is stopped by PID in close() (and SIGKILLed at exit if a test dies first); close()
 // removes the temp dir. Requires nginx and openssl: call requireTool() for both first.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from './lab.ts';
@@ -20,7 +28,13 @@ import { readAck, type SignedAck } from '../../protocol/acks.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { PublishResult } from '../../publisher/publish.ts';
-import { startNginx, freePort, makeRuntimeDir, removeRuntimeDir, type RunningNginx } from './nginx.ts';
+import {
+  startNginx,
+  freePort,
+  makeRuntimeDir,
+  removeRuntimeDir,
+  type RunningNginx,
+} from './nginx.ts';
 import { startCli, jsonLines, until, type CliProcess, type ProcessWrap } from './e2e-processes.ts';
 import { req, type Resp, type ReqOptions } from '../control-plane/http.ts';
 
@@ -70,7 +84,13 @@ export class E2eStack {
       initialPath: OLD,
       ...(opts.activator ? { activator: opts.activator } : {}),
       ...(opts.cacheKeys ? { cacheKeys: opts.cacheKeys } : {}),
-      agent: { requestTimeoutMs: 2000, retries: 1, probeIntervalMs: 200, schedule: '* * * * * *', ...opts.agent },
+      agent: {
+        requestTimeoutMs: 2000,
+        retries: 1,
+        probeIntervalMs: 200,
+        schedule: '* * * * * *',
+        ...opts.agent,
+      },
     });
     this.cpDir = join(dir, 'cp');
     this.logsDir = join(dir, 'logs');
@@ -103,7 +123,12 @@ export class E2eStack {
 
   /** `cp sync`: verify the CI tree against the pinned root and install it; nginx reloads its maps. */
   sync(): Promise<SyncResult> {
-    return syncTree({ from: this.lab.treeDir, treeDir: this.cpDir, pinnedRoot: this.lab.root, ...(this.nginx ? { nginxPidFile: this.nginx.pidFile } : {}) });
+    return syncTree({
+      from: this.lab.treeDir,
+      treeDir: this.cpDir,
+      pinnedRoot: this.lab.root,
+      ...(this.nginx ? { nginxPidFile: this.nginx.pidFile } : {}),
+    });
   }
 
   async startNginx(): Promise<RunningNginx> {
@@ -117,7 +142,11 @@ export class E2eStack {
       runtimeDir: this.runtimeDir,
       workerProcesses: 1,
     });
-    this.nginx = await startNginx({ config: this.nginxConfig, runtimeDir: this.runtimeDir, port: this.nginxPort });
+    this.nginx = await startNginx({
+      config: this.nginxConfig,
+      runtimeDir: this.runtimeDir,
+      port: this.nginxPort,
+    });
     return this.nginx;
   }
 
@@ -129,21 +158,48 @@ export class E2eStack {
   /** The ack endpoint behind nginx, as its own process, always on the same port (nginx's upstream). */
   async startAckEndpoint(): Promise<CliProcess> {
     const n = ++this.ackEndpointStarts;
-    const p = startCli(['cp', 'serve', '--acks-only', '--tree', this.cpDir, '--host', '127.0.0.1', '--port', String(this.ackPort), '--rate-limit', 'off'], join(this.logsDir, `ack-endpoint-${n}.log`));
+    const p = startCli(
+      [
+        'cp',
+        'serve',
+        '--acks-only',
+        '--tree',
+        this.cpDir,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(this.ackPort),
+        '--rate-limit',
+        'off',
+      ],
+      join(this.logsDir, `ack-endpoint-${n}.log`),
+    );
     this.ackEndpoint = p;
-    await until(`ack endpoint on port ${this.ackPort}`, 20_000, () => {
-      if (!p.running()) throw new Error(`ack endpoint exited:\n${p.output()}`);
-      return p.output().includes(`"port":${this.ackPort}`);
-    }, 50);
+    await until(
+      `ack endpoint on port ${this.ackPort}`,
+      20_000,
+      () => {
+        if (!p.running()) throw new Error(`ack endpoint exited:\n${p.output()}`);
+        return p.output().includes(`"port":${this.ackPort}`);
+      },
+      50,
+    );
     return p;
   }
 
   /** Waits until a POST through nginx reaches a primed ack endpoint (a malformed ack gets 400, not 503/502). */
   async waitAckEndpointPrimed(host: string): Promise<void> {
-    await until('the ack endpoint to be primed behind nginx', 20_000, async () => {
-      const r = await this.request(host, 'acks', { method: 'POST', body: '{}' }).catch(() => null);
-      return r?.status === 400;
-    }, 100);
+    await until(
+      'the ack endpoint to be primed behind nginx',
+      20_000,
+      async () => {
+        const r = await this.request(host, 'acks', { method: 'POST', body: '{}' }).catch(
+          () => null,
+        );
+        return r?.status === 400;
+      },
+      100,
+    );
   }
 
   /** nginx + ack endpoint + the current CI tree synced: what agents talk to. */
@@ -169,7 +225,11 @@ export class E2eStack {
   /** One HTTPS request through nginx with a host's client certificate. */
   request(host: string, path: string, o: Omit<ReqOptions, 'tls'> = {}): Promise<Resp> {
     const h = this.lab.host(host);
-    const tls = { ca: readFileSync(this.lab.pki.caCert, 'utf8'), cert: readFileSync(h.cert.certPath, 'utf8'), key: readFileSync(h.cert.keyPath, 'utf8') };
+    const tls = {
+      ca: readFileSync(this.lab.pki.caCert, 'utf8'),
+      cert: readFileSync(h.cert.certPath, 'utf8'),
+      key: readFileSync(h.cert.keyPath, 'utf8'),
+    };
     return req(this.url + path, { ...o, tls });
   }
 
@@ -181,7 +241,11 @@ export class E2eStack {
 
   /** The agent daemon (a cycle every second) as a child process. */
   startAgent(host: string, overrides: Partial<AgentConfig> = {}): CliProcess {
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides)], this.agentLogFile(host), this.opts.agentProcess?.(host) ?? {});
+    const p = startCli(
+      ['agent', '--config', this.agentConfigFile(host, overrides)],
+      this.agentLogFile(host),
+      this.opts.agentProcess?.(host) ?? {},
+    );
     this.agents.set(host, p);
     return p;
   }
@@ -192,15 +256,27 @@ export class E2eStack {
   }
 
   /** `nixfleet agent --config FILE --once --json` as a child process. */
-  async runAgentOnce(host: string, overrides: Partial<AgentConfig> = {}, timeoutMs = 30_000): Promise<OnceResult> {
+  async runAgentOnce(
+    host: string,
+    overrides: Partial<AgentConfig> = {},
+    timeoutMs = 30_000,
+  ): Promise<OnceResult> {
     const file = join(this.logsDir, `${host}-once-${Date.now()}.log`);
-    const p = startCli(['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'], file, this.opts.agentProcess?.(host) ?? {});
+    const p = startCli(
+      ['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'],
+      file,
+      this.opts.agentProcess?.(host) ?? {},
+    );
     const timer = setTimeout(() => void p.kill9(), timeoutMs);
     const code = await p.exited;
     clearTimeout(timer);
     const events = jsonLines(p.output());
     const last = events.findLast((e) => 'outcome' in e && !('event' in e));
-    return { code, outcome: (last?.['outcome'] as Record<string, unknown> | undefined) ?? null, events };
+    return {
+      code,
+      outcome: (last?.['outcome'] as Record<string, unknown> | undefined) ?? null,
+      events,
+    };
   }
 
   agentLogFile(host: string): string {
@@ -227,7 +303,9 @@ export class E2eStack {
   }
 
   acksOf(host: string): Ack[] {
-    return this.ackLog().map((a) => a.signed).filter((a) => a.host === host);
+    return this.ackLog()
+      .map((a) => a.signed)
+      .filter((a) => a.host === host);
   }
 
   /** The latest acks the control plane publishes under acks/hosts/ (what agents and the dashboard read). */

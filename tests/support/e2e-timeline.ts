@@ -12,7 +12,12 @@ import { verifyAckSignature, type SignedAck } from '../../protocol/acks.ts';
 import { budgetsPath, channelPlanPath, TIMESTAMP_PATH } from '../../protocol/layout.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import type { ChannelPlan, DisruptionBudgets } from '../../protocol/schemas/release.ts';
-import { readBudgets, readChannelPlan, readRevocations, readTimestamp } from '../../protocol/verify/documents.ts';
+import {
+  readBudgets,
+  readChannelPlan,
+  readRevocations,
+  readTimestamp,
+} from '../../protocol/verify/documents.ts';
 import { fleetView, latestAcks } from '../../reconciler/index.ts';
 import type { FleetView } from '../../reconciler/types.ts';
 
@@ -31,21 +36,32 @@ export function installedRelease(cpDir: string): InstalledRelease {
   const plans: Record<string, ChannelPlan> = {};
   for (const f of readdirSync(join(root, 'releases', String(v), 'channels'))) {
     const ch = f.replace(/\.json$/, '');
-    plans[ch] = readChannelPlan(readFileSync(join(root, channelPlanPath(v, ch))), channelPlanPath(v, ch)).signed;
+    plans[ch] = readChannelPlan(
+      readFileSync(join(root, channelPlanPath(v, ch))),
+      channelPlanPath(v, ch),
+    ).signed;
   }
   return {
     version: v,
     plans,
     budgets: readBudgets(readFileSync(join(root, budgetsPath(v))), budgetsPath(v)).signed,
-    revocations: readRevocations(readFileSync(join(root, ts.revocations.file.path)), ts.revocations.file.path).signed,
+    revocations: readRevocations(
+      readFileSync(join(root, ts.revocations.file.path)),
+      ts.revocations.file.path,
+    ).signed,
   };
 }
 
 /** fleetView over the installed release and the published acks (each verified against its signed host key). */
-export function currentFleetView(cpDir: string, published: SignedAck[], now = Date.now()): FleetView {
+export function currentFleetView(
+  cpDir: string,
+  published: SignedAck[],
+  now = Date.now(),
+): FleetView {
   const rel = installedRelease(cpDir);
   const keys = new Map<string, string>();
-  for (const p of Object.values(rel.plans)) for (const [h, e] of Object.entries(p.hosts)) keys.set(h, e.hostKey);
+  for (const p of Object.values(rel.plans))
+    for (const [h, e] of Object.entries(p.hosts)) keys.set(h, e.hostKey);
   const acks: Ack[] = [];
   for (const a of published) {
     const key = keys.get(a.signed.host);
@@ -53,7 +69,13 @@ export function currentFleetView(cpDir: string, published: SignedAck[], now = Da
     verifyAckSignature(a, a.signed.host, key);
     acks.push(a.signed);
   }
-  return fleetView({ now, plans: rel.plans, budgets: rel.budgets, revocations: rel.revocations, acks: latestAcks(acks) });
+  return fleetView({
+    now,
+    plans: rel.plans,
+    budgets: rel.budgets,
+    revocations: rel.revocations,
+    acks: latestAcks(acks),
+  });
 }
 
 export interface HostTimeline {
@@ -69,12 +91,17 @@ export interface HostTimeline {
   failed: number | null;
 }
 
-export function rolloutTimeline(plans: Record<string, ChannelPlan>, acks: Ack[]): Map<string, HostTimeline> {
+export function rolloutTimeline(
+  plans: Record<string, ChannelPlan>,
+  acks: Ack[],
+): Map<string, HostTimeline> {
   const out = new Map<string, HostTimeline>();
   for (const plan of Object.values(plans)) {
     for (const [host, entry] of Object.entries(plan.hosts)) {
       const soak = plan.waves[entry.wave]!.soakSeconds;
-      const mine = acks.filter((a) => a.host === host && a.rolloutId === plan.rolloutId && a.target === entry.target);
+      const mine = acks.filter(
+        (a) => a.host === host && a.rolloutId === plan.rolloutId && a.target === entry.target,
+      );
       const first = (pred: (a: Ack) => boolean) => {
         const a = mine.find(pred);
         return a ? Date.parse(a.time) : null;
@@ -85,7 +112,13 @@ export function rolloutTimeline(plans: Record<string, ChannelPlan>, acks: Ack[])
         wave: entry.wave,
         target: entry.target,
         started: first((a) => a.kind === 'started'),
-        soaked: first((a) => (a.kind === 'healthy' || a.kind === 'heartbeat') && a.current === entry.target && a.healthySince !== null && Date.parse(a.time) - Date.parse(a.healthySince) >= soak * 1000),
+        soaked: first(
+          (a) =>
+            (a.kind === 'healthy' || a.kind === 'heartbeat') &&
+            a.current === entry.target &&
+            a.healthySince !== null &&
+            Date.parse(a.time) - Date.parse(a.healthySince) >= soak * 1000,
+        ),
         failed: first((a) => a.kind === 'failed' || a.kind === 'rolled-back'),
       });
     }
@@ -94,7 +127,11 @@ export function rolloutTimeline(plans: Record<string, ChannelPlan>, acks: Ack[])
 }
 
 /** When every host of the wave was proven soaked (null: not all were). */
-export function waveSoakedAt(timeline: Map<string, HostTimeline>, channel: string, wave: number): number | null {
+export function waveSoakedAt(
+  timeline: Map<string, HostTimeline>,
+  channel: string,
+  wave: number,
+): number | null {
   let at = 0;
   for (const t of timeline.values()) {
     if (t.channel !== channel || t.wave !== wave) continue;
@@ -108,11 +145,18 @@ export function waveSoakedAt(timeline: Map<string, HostTimeline>, channel: strin
  * The largest number of hosts in flight at once: a host holds a slot from its start until it is proven
  * soaked or fails (half-open: a host may start in the very second another one's soak was proven).
  */
-export function maxInFlight(timeline: Map<string, HostTimeline>, hosts: string[]): { max: number; at: number | null; who: string[] } {
+export function maxInFlight(
+  timeline: Map<string, HostTimeline>,
+  hosts: string[],
+): { max: number; at: number | null; who: string[] } {
   const spans = hosts
     .map((h) => timeline.get(h))
     .filter((t): t is HostTimeline => !!t && t.started !== null)
-    .map((t) => ({ host: t.host, from: t.started!, to: Math.min(t.soaked ?? Infinity, t.failed ?? Infinity) }));
+    .map((t) => ({
+      host: t.host,
+      from: t.started!,
+      to: Math.min(t.soaked ?? Infinity, t.failed ?? Infinity),
+    }));
   let best = { max: 0, at: null as number | null, who: [] as string[] };
   for (const s of spans) {
     const who = spans.filter((o) => o.from <= s.from && s.from < o.to).map((o) => o.host);
@@ -126,6 +170,9 @@ export function describeTimeline(timeline: Map<string, HostTimeline>): string {
   const rel = (ms: number | null) => (ms === null ? '-' : `+${(ms - t0) / 1000}s`);
   return [...timeline.values()]
     .sort((a, b) => (a.channel + a.wave).localeCompare(b.channel + b.wave))
-    .map((t) => `${t.channel}/${t.wave} ${t.host}: started ${rel(t.started)} soaked ${rel(t.soaked)} failed ${rel(t.failed)}`)
+    .map(
+      (t) =>
+        `${t.channel}/${t.wave} ${t.host}: started ${rel(t.started)} soaked ${rel(t.soaked)} failed ${rel(t.failed)}`,
+    )
     .join('\n');
 }

@@ -63,9 +63,14 @@ function waveShape(w: number, n: number): { percent?: number } {
 }
 
 export function generateFleet(opts: GenerateFleetOptions): GeneratedFleet {
-  if (!Number.isInteger(opts.hosts) || opts.hosts < 0) throw new RangeError('hosts must be a non-negative integer');
-  if (!Number.isInteger(opts.wavesPerChannel) || opts.wavesPerChannel < 1) throw new RangeError('wavesPerChannel must be >= 1');
-  const channelNames = typeof opts.channels === 'number' ? Array.from({ length: opts.channels }, (_, i) => `ch-${i}`) : opts.channels;
+  if (!Number.isInteger(opts.hosts) || opts.hosts < 0)
+    throw new RangeError('hosts must be a non-negative integer');
+  if (!Number.isInteger(opts.wavesPerChannel) || opts.wavesPerChannel < 1)
+    throw new RangeError('wavesPerChannel must be >= 1');
+  const channelNames =
+    typeof opts.channels === 'number'
+      ? Array.from({ length: opts.channels }, (_, i) => `ch-${i}`)
+      : opts.channels;
   if (channelNames.length < 1) throw new RangeError('at least one channel');
   const soakSeconds = opts.soakSeconds ?? 60;
 
@@ -90,7 +95,11 @@ export function generateFleet(opts: GenerateFleetOptions): GeneratedFleet {
   const policies: FleetInput['policies'] = {
     rollout: {
       strategy: n === 1 ? 'all-at-once' : 'staged',
-      waves: Array.from({ length: n }, (_, w) => ({ ...waveShape(w, n), soakSeconds, failureThreshold: { count: 0 } })),
+      waves: Array.from({ length: n }, (_, w) => ({
+        ...waveShape(w, n),
+        soakSeconds,
+        failureThreshold: { count: 0 },
+      })),
       onFailure: 'halt',
       probes: [],
       healthyPassesRequired: 1,
@@ -113,7 +122,10 @@ export function generateFleet(opts: GenerateFleetOptions): GeneratedFleet {
   const channelEdges = opts.chainChannels
     ? channelNames.slice(1).map((after, i) => ({ before: channelNames[i]!, after }))
     : [];
-  const disruptionBudgets = opts.budgetPct === undefined ? [] : [{ id: 'fleet-wide', selector: { all: true as const }, maxInFlightPct: opts.budgetPct }];
+  const disruptionBudgets =
+    opts.budgetPct === undefined
+      ? []
+      : [{ id: 'fleet-wide', selector: { all: true as const }, maxInFlightPct: opts.budgetPct }];
 
   return {
     fleet: {

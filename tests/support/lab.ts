@@ -2,7 +2,13 @@
 // timestamp refresh, signed operator controls, and removing the whole lab directory afterwards.
 import { rmSync } from 'node:fs';
 import { Lab as DemoLab } from '../../demo/index.ts';
-import { refreshTimestamp, writeControls, type ControlsBody, type RefreshResult, type WriteControlsResult } from '../../publisher/index.ts';
+import {
+  refreshTimestamp,
+  writeControls,
+  type ControlsBody,
+  type RefreshResult,
+  type WriteControlsResult,
+} from '../../publisher/index.ts';
 
 export type { LabHost, LabOptions } from '../../demo/index.ts';
 
@@ -13,8 +19,17 @@ export class Lab extends DemoLab {
   }
 
   /** An operator control (signed by the operator key), bound by an immediate refresh. */
-  control(edit: (current: ControlsBody, at: string) => ControlsBody, now = Date.now()): WriteControlsResult {
-    const written = writeControls({ treeDir: this.treeDir, root: this.root.signed, keys: [this.operatorKey], now, edit });
+  control(
+    edit: (current: ControlsBody, at: string) => ControlsBody,
+    now = Date.now(),
+  ): WriteControlsResult {
+    const written = writeControls({
+      treeDir: this.treeDir,
+      root: this.root.signed,
+      keys: [this.operatorKey],
+      now,
+      edit,
+    });
     this.refresh(now);
     return written;
   }

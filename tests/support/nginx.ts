@@ -3,7 +3,15 @@
 // leave it behind). Directories nginx serves must be traversable by its worker user (mkdtemp makes
 // 0700 directories: chmod them 0755). Requires nginx (Debian nginx-light): call requireTool('nginx', ...) first.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  writeFileSync,
+  existsSync,
+  readFileSync,
+  mkdtempSync,
+  rmSync,
+} from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +59,11 @@ function portOpen(port: number): Promise<boolean> {
 
 function workers(masterPid: number): number[] {
   try {
-    return readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -59,25 +71,46 @@ function workers(masterPid: number): number[] {
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of running) if (c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const c of running)
+    if (c.pid)
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
 });
 
 /** Starts nginx with `config` (written to runtimeDir/nginx.conf) and waits until `port` accepts. */
-export async function startNginx(opts: { config: string; runtimeDir: string; port: number; timeoutMs?: number }): Promise<RunningNginx> {
+export async function startNginx(opts: {
+  config: string;
+  runtimeDir: string;
+  port: number;
+  timeoutMs?: number;
+}): Promise<RunningNginx> {
   const confPath = join(opts.runtimeDir, 'nginx.conf');
   writeFileSync(confPath, opts.config);
   mkdirSync(join(opts.runtimeDir, 'tmp'), { recursive: true });
   let stderr = '';
-  const child = spawn('nginx', ['-p', opts.runtimeDir, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    'nginx',
+    ['-p', opts.runtimeDir, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   running.add(child);
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   let dead = false;
   void exited.then(() => {
     dead = true;
     running.delete(child);
   });
-  const logs = () => stderr + (existsSync(join(opts.runtimeDir, 'error.log')) ? readFileSync(join(opts.runtimeDir, 'error.log'), 'utf8') : '');
+  const logs = () =>
+    stderr +
+    (existsSync(join(opts.runtimeDir, 'error.log'))
+      ? readFileSync(join(opts.runtimeDir, 'error.log'), 'utf8')
+      : '');
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   while (!(await portOpen(opts.port))) {
     if (dead || Date.now() > deadline) {

@@ -10,7 +10,14 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { E2eStack } from './e2e-stack.ts';
-import { cacheKey, makeCache, NixTestHost, testSystems, type CacheKey, type TestSystems } from './nix-hosts.ts';
+import {
+  cacheKey,
+  makeCache,
+  NixTestHost,
+  testSystems,
+  type CacheKey,
+  type TestSystems,
+} from './nix-hosts.ts';
 import { labFleet, type ChannelSpec } from '../agent/lab-fleet.ts';
 import { publishReleaseChecked, type PublishResult } from '../../publisher/publish.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
@@ -77,20 +84,30 @@ export class NixE2e {
     const seedCache = await makeCache(join(this.stack.dir, 'seed-cache'), [path], this.key);
     await Promise.all(
       [...this.hosts.values()].map(async (h) => {
-        const [r] = await h.driver([{ op: 'seed', target: path, cache: seedCache, key: this.key.publicKey }]);
-        if (!r?.ok || h.profileGeneration() !== 1) throw new Error(`seeding ${h.dir} failed: ${JSON.stringify(r)}`);
+        const [r] = await h.driver([
+          { op: 'seed', target: path, cache: seedCache, key: this.key.publicKey },
+        ]);
+        if (!r?.ok || h.profileGeneration() !== 1)
+          throw new Error(`seeding ${h.dir} failed: ${JSON.stringify(r)}`);
       }),
     );
   }
 
   /** CI: `nix copy --to file://<tree>/nix-cache?secret-key=...` (null key: unsigned). */
-  async push(paths: string[], key: CacheKey | null, opts: { compression?: 'xz' | 'none' } = {}): Promise<void> {
+  async push(
+    paths: string[],
+    key: CacheKey | null,
+    opts: { compression?: 'xz' | 'none' } = {},
+  ): Promise<void> {
     mkdirSync(this.ciCacheDir, { recursive: true });
     await makeCache(this.ciCacheDir, paths, key, opts);
   }
 
   /** A fleet of lab channels whose hosts fetch from the nginx-served cache and probe the test service. */
-  fleet(channels: Record<string, ChannelSpec>, opts: { chain?: boolean; budget?: number } = {}): FleetInput {
+  fleet(
+    channels: Record<string, ChannelSpec>,
+    opts: { chain?: boolean; budget?: number } = {},
+  ): FleetInput {
     const fleet = labFleet(this.stack.lab, channels, opts);
     for (const p of Object.values(fleet.policies)) p.probes = [HEALTH_PROBE];
     return { ...fleet, cacheUrl: this.cacheUrl };
@@ -99,7 +116,14 @@ export class NixE2e {
   /** CI: `nixfleet publish` with the real cache check, then `cp sync` (when the control plane runs). */
   async publish(fleet: FleetInput): Promise<PublishResult> {
     const lab = this.stack.lab;
-    const r = await publishReleaseChecked({ treeDir: lab.treeDir, fleet, releaseKeys: [lab.releaseKey], trustDir: lab.trustDir, now: Date.now(), cacheCheck: { checkAt: `file://${this.ciCacheDir}` } });
+    const r = await publishReleaseChecked({
+      treeDir: lab.treeDir,
+      fleet,
+      releaseKeys: [lab.releaseKey],
+      trustDir: lab.trustDir,
+      now: Date.now(),
+      cacheCheck: { checkAt: `file://${this.ciCacheDir}` },
+    });
     if (this.stack.nginx) await this.stack.sync();
     return r;
   }

@@ -16,8 +16,27 @@ async function perform(op: DriverOp): Promise<unknown> {
   switch (op.op) {
     case 'seed': {
       // Generation 1 of a fresh host: its closure from a signed cache, the profile, the activation.
-      execFileSync('nix', ['copy', '--extra-experimental-features', 'nix-command', '--option', 'substituters', '', '--option', 'trusted-public-keys', op.key, '--from', op.cache, op.target], { stdio: 'pipe' });
-      execFileSync('nix-env', ['-p', '/nix/var/nix/profiles/system', '--set', op.target], { stdio: 'pipe' });
+      execFileSync(
+        'nix',
+        [
+          'copy',
+          '--extra-experimental-features',
+          'nix-command',
+          '--option',
+          'substituters',
+          '',
+          '--option',
+          'trusted-public-keys',
+          op.key,
+          '--from',
+          op.cache,
+          op.target,
+        ],
+        { stdio: 'pipe' },
+      );
+      execFileSync('nix-env', ['-p', '/nix/var/nix/profiles/system', '--set', op.target], {
+        stdio: 'pipe',
+      });
       execFileSync(`${op.target}/bin/switch-to-configuration`, ['switch'], { stdio: 'pipe' });
       return null;
     }
@@ -58,7 +77,13 @@ for (const op of input.ops) {
     results.push({ ok: true, value: (await perform(op)) ?? null });
   } catch (e) {
     const err = e as Error & { code?: unknown };
-    results.push({ ok: false, name: err.name, code: typeof err.code === 'string' ? err.code : null, message: err.message, ...(e instanceof ClosureRefused ? { storePath: e.storePath } : {}) });
+    results.push({
+      ok: false,
+      name: err.name,
+      code: typeof err.code === 'string' ? err.code : null,
+      message: err.message,
+      ...(e instanceof ClosureRefused ? { storePath: e.storePath } : {}),
+    });
   }
 }
 process.stdout.write(`\n${JSON.stringify(results)}\n`);

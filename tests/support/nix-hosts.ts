@@ -42,10 +42,16 @@ export function testSystems(): Promise<TestSystems> {
   systems ??= (async () => {
     const sb = buildSandbox();
     const names = ['v1', 'v2', 'v3', 'v4', 'unhealthy', 'v3unhealthy'] as const;
-    const r = await run('nix', ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)], { env: sb.env, timeoutMs: 180_000 });
+    const r = await run(
+      'nix',
+      ['build', '--json', '--no-link', ...names.map((n) => `path:${SYSTEMS_FLAKE}#${n}`)],
+      { env: sb.env, timeoutMs: 180_000 },
+    );
     if (r.code !== 0) throw new Error(`building the test systems failed:\n${r.stderr}`);
     const outs = (JSON.parse(r.stdout) as { outputs: { out: string } }[]).map((o) => o.outputs.out);
-    const byName = Object.fromEntries(names.map((n) => [n, outs.find((p) => p.endsWith(`-nixos-system-${n}`))!]));
+    const byName = Object.fromEntries(
+      names.map((n) => [n, outs.find((p) => p.endsWith(`-nixos-system-${n}`))!]),
+    );
     return byName as unknown as TestSystems;
   })();
   return systems;
@@ -53,7 +59,10 @@ export function testSystems(): Promise<TestSystems> {
 
 /** The 50 MB system (v1 plus a payload of random bytes) for bench/nix-fetch.bench.ts; built on demand. */
 export async function benchSystem(): Promise<string> {
-  const r = await run('nix', ['build', '--json', '--no-link', `path:${SYSTEMS_FLAKE}#bench50m`], { env: buildSandbox().env, timeoutMs: 300_000 });
+  const r = await run('nix', ['build', '--json', '--no-link', `path:${SYSTEMS_FLAKE}#bench50m`], {
+    env: buildSandbox().env,
+    timeoutMs: 300_000,
+  });
   if (r.code !== 0) throw new Error(`building the bench system failed:\n${r.stderr}`);
   return (JSON.parse(r.stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
 }
@@ -70,16 +79,34 @@ export async function cacheKey(name: string): Promise<CacheKey> {
   const secretFile = join(sb.dir, `${name}.sec`);
   writeFileSync(secretFile, secret.stdout, { mode: 0o600 });
   const pub = await new Promise<string>((resolve, reject) => {
-    const child = execFile('nix', ['key', 'convert-secret-to-public'], { env: sb.env }, (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
+    const child = execFile(
+      'nix',
+      ['key', 'convert-secret-to-public'],
+      { env: sb.env },
+      (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+    );
     child.stdin!.end(secret.stdout);
   });
   return { secretFile, publicKey: pub };
 }
 
 /** A file:// binary cache holding `paths` (with their closures), signed by `key` or unsigned. */
-export async function makeCache(dir: string, paths: string[], key: CacheKey | null, opts: { compression?: 'xz' | 'none' } = {}): Promise<string> {
-  const params = [key ? `secret-key=${key.secretFile}` : '', `compression=${opts.compression ?? 'xz'}`].filter(Boolean).join('&');
-  const r = await run('nix', ['copy', '--to', `file://${dir}?${params}`, ...paths], { env: buildSandbox().env, timeoutMs: 120_000 });
+export async function makeCache(
+  dir: string,
+  paths: string[],
+  key: CacheKey | null,
+  opts: { compression?: 'xz' | 'none' } = {},
+): Promise<string> {
+  const params = [
+    key ? `secret-key=${key.secretFile}` : '',
+    `compression=${opts.compression ?? 'xz'}`,
+  ]
+    .filter(Boolean)
+    .join('&');
+  const r = await run('nix', ['copy', '--to', `file://${dir}?${params}`, ...paths], {
+    env: buildSandbox().env,
+    timeoutMs: 120_000,
+  });
   if (r.code !== 0) throw new Error(`nix copy --to ${dir} failed:\n${r.stderr}`);
   return `file://${dir}`;
 }
@@ -95,7 +122,8 @@ export function tamperNar(cacheDir: string, path: string): void {
   const hash = path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
   const narinfo = readFileSync(join(cacheDir, `${hash}.narinfo`), 'utf8');
   const url = /^URL: (\S+)$/m.exec(narinfo)![1]!;
-  if (!url.endsWith('.nar')) throw new Error('tamperNar needs an uncompressed NAR (compression=none)');
+  if (!url.endsWith('.nar'))
+    throw new Error('tamperNar needs an uncompressed NAR (compression=none)');
   const dest = cacheDir;
   const nar = readFileSync(join(dest, url));
   const at = nar.indexOf(Buffer.from('nixos-version'));
@@ -118,13 +146,18 @@ export type DriverOp =
   | { op: 'valid'; path: string }
   | { op: 'agent'; config: unknown };
 
-export type DriverResult = { ok: true; value: unknown } | { ok: false; name: string; code: string | null; message: string; storePath?: string };
+export type DriverResult =
+  | { ok: true; value: unknown }
+  | { ok: false; name: string; code: string | null; message: string; storePath?: string };
 
 /** One simulated NixOS host: base/nix is its /nix, base/nix.conf its /etc/nix/nix.conf. */
 export class NixTestHost {
   readonly nixDir: string;
   readonly confFile: string;
-  constructor(readonly dir: string, nixConf = 'sandbox = false\n') {
+  constructor(
+    readonly dir: string,
+    nixConf = 'sandbox = false\n',
+  ) {
     this.nixDir = join(dir, 'nix');
     this.confFile = join(dir, 'nix.conf');
     mkdirSync(this.nixDir, { recursive: true });
@@ -148,7 +181,13 @@ export class NixTestHost {
   }
 
   env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env, HOME: join(this.dir, 'home'), XDG_CACHE_HOME: join(this.dir, 'xdg-cache'), NIXFLEET_TEST_HOST_DIR: this.dir, ...extra };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: join(this.dir, 'home'),
+      XDG_CACHE_HOME: join(this.dir, 'xdg-cache'),
+      NIXFLEET_TEST_HOST_DIR: this.dir,
+      ...extra,
+    };
     if (!('NIX_CONFIG' in extra)) delete env['NIX_CONFIG'];
     return env;
   }
@@ -159,8 +198,19 @@ export class NixTestHost {
    * the PID (stopping it by PID ends the namespace: nothing stays mounted).
    */
   namespaceArgv(): string[] {
-    const script = 'mount --bind "$0" /nix && mount --bind "$1" /etc/nix/nix.conf && shift && exec "$@"';
-    return ['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, this.nixDir, this.confFile];
+    const script =
+      'mount --bind "$0" /nix && mount --bind "$1" /etc/nix/nix.conf && shift && exec "$@"';
+    return [
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      script,
+      this.nixDir,
+      this.confFile,
+    ];
   }
 
   /** How E2eStack starts this host's agent process (tests/support/e2e-processes.ts ProcessWrap). */
@@ -171,15 +221,24 @@ export class NixTestHost {
   /** Runs argv inside this host's mount namespace; the values travel as arguments, never as shell text. */
   exec(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}) {
     const [cmd, ...args] = this.namespaceArgv();
-    return run(cmd!, [...args, ...argv], { env: this.env(opts.env), timeoutMs: opts.timeoutMs ?? 180_000 });
+    return run(cmd!, [...args, ...argv], {
+      env: this.env(opts.env),
+      timeoutMs: opts.timeoutMs ?? 180_000,
+    });
   }
 
   /** Runs activator operations in one Node process inside the namespace; one result per op. */
-  async driver(ops: DriverOp[], opts: { config?: NixActivatorConfig; env?: Record<string, string> } = {}): Promise<DriverResult[]> {
+  async driver(
+    ops: DriverOp[],
+    opts: { config?: NixActivatorConfig; env?: Record<string, string> } = {},
+  ): Promise<DriverResult[]> {
     const input = JSON.stringify({ config: opts.config ?? this.activatorConfig(), ops });
-    const r = await this.exec([process.execPath, '--import', 'tsx', DRIVER, input], { ...(opts.env ? { env: opts.env } : {}) });
+    const r = await this.exec([process.execPath, '--import', 'tsx', DRIVER, input], {
+      ...(opts.env ? { env: opts.env } : {}),
+    });
     const line = r.stdout.trim().split('\n').at(-1) ?? '';
-    if (r.code !== 0 || !line.startsWith('[')) throw new Error(`nix host driver failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
+    if (r.code !== 0 || !line.startsWith('['))
+      throw new Error(`nix host driver failed (${r.code}):\n${r.stderr}\n${r.stdout}`);
     return JSON.parse(line) as DriverResult[];
   }
 
@@ -192,7 +251,11 @@ export class NixTestHost {
 
   generations(): number[] {
     try {
-      return readdirSync(join(this.nixDir, 'var/nix/profiles')).map((f) => /^system-(\d+)-link$/.exec(f)?.[1]).filter((x): x is string => !!x).map(Number).sort((a, b) => a - b);
+      return readdirSync(join(this.nixDir, 'var/nix/profiles'))
+        .map((f) => /^system-(\d+)-link$/.exec(f)?.[1])
+        .filter((x): x is string => !!x)
+        .map(Number)
+        .sort((a, b) => a - b);
     } catch {
       return [];
     }

@@ -3,7 +3,14 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initPki, issueHostCert, issueOperatorCert, revokeCert, type IssuedCert, type KeyAlgorithm } from '../../control-plane/pki.ts';
+import {
+  initPki,
+  issueHostCert,
+  issueOperatorCert,
+  revokeCert,
+  type IssuedCert,
+  type KeyAlgorithm,
+} from '../../control-plane/pki.ts';
 
 export interface TestCert extends IssuedCert {
   cert: string;
@@ -31,11 +38,22 @@ function load(c: IssuedCert): TestCert {
   return { ...c, cert: readFileSync(c.certPath, 'utf8'), key: readFileSync(c.keyPath, 'utf8') };
 }
 
-export function makeTestPki(opts: { hosts?: string[]; operators?: string[]; algorithm?: KeyAlgorithm; fleet?: string } = {}): TestPki {
+export function makeTestPki(
+  opts: { hosts?: string[]; operators?: string[]; algorithm?: KeyAlgorithm; fleet?: string } = {},
+): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'nixfleet-pki-'));
   try {
-    const paths = initPki(dir, { algorithm: opts.algorithm ?? 'ec', fleet: opts.fleet ?? 'test', days: 30 });
-    const server = load({ name: 'server', certPath: paths.serverCert, keyPath: paths.serverKey, serial: '' });
+    const paths = initPki(dir, {
+      algorithm: opts.algorithm ?? 'ec',
+      fleet: opts.fleet ?? 'test',
+      days: 30,
+    });
+    const server = load({
+      name: 'server',
+      certPath: paths.serverCert,
+      keyPath: paths.serverKey,
+      serial: '',
+    });
     const hosts: Record<string, TestCert> = {};
     for (const h of opts.hosts ?? []) hosts[h] = load(issueHostCert(dir, h));
     const operators: Record<string, TestCert> = {};

@@ -19,7 +19,8 @@ export function hasTool(cmd: string): boolean {
 /** Returns true when the test may proceed; false means "skip" (only outside CI). Throws in CI. */
 export function requireTool(cmd: string, why: string): boolean {
   if (hasTool(cmd)) return true;
-  if (process.env.CI === 'true') throw new Error(`required tool '${cmd}' is missing in CI (${why})`);
+  if (process.env.CI === 'true')
+    throw new Error(`required tool '${cmd}' is missing in CI (${why})`);
   skipped++;
   console.warn(`\n  !!! SKIPPED (${why}): '${cmd}' is not installed on this machine\n`);
   return false;

@@ -6,9 +6,22 @@ import { dirname, join } from 'node:path';
 import { sha256Digest } from '../../protocol/canonical.ts';
 import { envelopeBytes, signDocument } from '../../protocol/envelope.ts';
 import { b64, newSigningKey, publicPart, type SigningKey } from '../../protocol/keys.ts';
-import { REVOCATIONS_PATH, TIMESTAMP_PATH, budgetsPath, channelPlanPath, hostManifestPath, releaseIndexPath, rootPath } from '../../protocol/layout.ts';
+import {
+  REVOCATIONS_PATH,
+  TIMESTAMP_PATH,
+  budgetsPath,
+  channelPlanPath,
+  hostManifestPath,
+  releaseIndexPath,
+  rootPath,
+} from '../../protocol/layout.ts';
 import { SCHEMA_VERSION, isoTime, type FileRef } from '../../protocol/schemas/common.ts';
-import type { ChannelPlan, DisruptionBudgets, HostManifest, ReleaseIndex } from '../../protocol/schemas/release.ts';
+import type {
+  ChannelPlan,
+  DisruptionBudgets,
+  HostManifest,
+  ReleaseIndex,
+} from '../../protocol/schemas/release.ts';
 import type { Revocations } from '../../protocol/schemas/revocations.ts';
 import type { Timestamp } from '../../protocol/schemas/timestamp.ts';
 import { createRoot, signRoot, type SignedRoot } from '../../protocol/trust-root.ts';
@@ -51,7 +64,11 @@ export function makeRoot(s: RootSpec): SignedRoot {
     expires: isoTime(s.issuedAt + (s.expiresInMs ?? 365 * DAY)),
     rootKeys: s.rootKeys.map(publicPart),
     rootThreshold: s.rootThreshold ?? 1,
-    releaseKeys: s.releaseKeys.map((g) => ({ key: publicPart(g.key), validFrom: isoTime(g.validFrom), validUntil: isoTime(g.validUntil) })),
+    releaseKeys: s.releaseKeys.map((g) => ({
+      key: publicPart(g.key),
+      validFrom: isoTime(g.validFrom),
+      validUntil: isoTime(g.validUntil),
+    })),
     releaseThreshold: s.releaseThreshold ?? 1,
     cacheKeys: ['cache.example.org-1:' + b64(new Uint8Array(32).fill(9))],
     rejectBefore: s.rejectBefore == null ? null : isoTime(s.rejectBefore),
@@ -66,7 +83,12 @@ export function writeFile(dir: string, path: string, bytes: Uint8Array): FileRef
   return { path, digest: sha256Digest(bytes), length: bytes.byteLength };
 }
 
-export function writeSigned(dir: string, path: string, doc: unknown, keys: readonly SigningKey[]): FileRef {
+export function writeSigned(
+  dir: string,
+  path: string,
+  doc: unknown,
+  keys: readonly SigningKey[],
+): FileRef {
   return writeFile(dir, path, envelopeBytes(signDocument(doc, keys)));
 }
 
@@ -96,7 +118,8 @@ export interface BuiltRelease {
   targets: Record<string, string>;
 }
 
-const hostKeyOf = (host: string) => createHash('sha256').update(`host-key/${host}`).digest('base64');
+const hostKeyOf = (host: string) =>
+  createHash('sha256').update(`host-key/${host}`).digest('base64');
 const digestOf = (label: string) => `sha256:${createHash('sha256').update(label).digest('hex')}`;
 
 export function writeRelease(s: ReleaseSpec): BuiltRelease {
@@ -106,12 +129,22 @@ export function writeRelease(s: ReleaseSpec): BuiltRelease {
   const common = { schemaVersion: SCHEMA_VERSION, fleet, releaseVersion: v, issuedAt };
   const channelNames = Object.keys(s.channels);
   const allHosts = channelNames.flatMap((c) => s.channels[c]!);
-  const targets = Object.fromEntries(allHosts.map((h) => [h, fakeStorePath(`${h}/${s.targetLabel ?? 'a'}`, `nixos-system-${h}`)]));
+  const targets = Object.fromEntries(
+    allHosts.map((h) => [h, fakeStorePath(`${h}/${s.targetLabel ?? 'a'}`, `nixos-system-${h}`)]),
+  );
 
   const budgetsDoc: DisruptionBudgets = {
     type: 'disruption-budgets',
     ...common,
-    budgets: [{ id: 'all', selector: { all: true }, maxInFlight: Math.max(1, Math.ceil(allHosts.length / 4)), maxInFlightPct: 25, hosts: [...allHosts].sort() }],
+    budgets: [
+      {
+        id: 'all',
+        selector: { all: true },
+        maxInFlight: Math.max(1, Math.ceil(allHosts.length / 4)),
+        maxInFlightPct: 25,
+        hosts: [...allHosts].sort(),
+      },
+    ],
   };
   const budgets = writeSigned(s.dir, budgetsPath(v), budgetsDoc, s.signers);
 
@@ -137,9 +170,17 @@ export function writeRelease(s: ReleaseSpec): BuiltRelease {
       reboot: 'never',
       deferredHosts: 'hold',
       waves: [0, 1]
-        .map((w) => ({ index: w, soakSeconds: 60, failureThreshold: { count: 0 }, offlineExcuseLimit: 0, hosts: hosts.filter((_, i) => waveOf(i) === w) }))
+        .map((w) => ({
+          index: w,
+          soakSeconds: 60,
+          failureThreshold: { count: 0 },
+          offlineExcuseLimit: 0,
+          hosts: hosts.filter((_, i) => waveOf(i) === w),
+        }))
         .filter((w) => w.hosts.length > 0),
-      hosts: Object.fromEntries(hosts.map((h, i) => [h, { target: targets[h]!, hostKey: hostKeyOf(h), wave: waveOf(i) }])),
+      hosts: Object.fromEntries(
+        hosts.map((h, i) => [h, { target: targets[h]!, hostKey: hostKeyOf(h), wave: waveOf(i) }]),
+      ),
       hostEdges: [],
       gatedBy: s.gateOnFirst && ci > 0 ? [channelNames[0]!] : [],
     };
@@ -162,7 +203,10 @@ export function writeRelease(s: ReleaseSpec): BuiltRelease {
         target: targets[host]!,
         rolloutId: rolloutIds[channel]!,
         plan: plans[channel]!,
-        gatingPlans: s.gateOnFirst && ci > 0 ? [{ channel: channelNames[0]!, plan: plans[channelNames[0]!]! }] : [],
+        gatingPlans:
+          s.gateOnFirst && ci > 0
+            ? [{ channel: channelNames[0]!, plan: plans[channelNames[0]!]! }]
+            : [],
         budgets,
         probes: [],
         healthyPassesRequired: 1,
@@ -183,11 +227,22 @@ export function writeRelease(s: ReleaseSpec): BuiltRelease {
     rootVersion: s.rootVersion ?? 1,
     fleetDigest: digestOf(`fleet/${v}`),
     source: null,
-    channels: Object.fromEntries(channelNames.map((c) => [c, { rolloutId: rolloutIds[c]!, plan: plans[c]!, hostCount: s.channels[c]!.length }])),
+    channels: Object.fromEntries(
+      channelNames.map((c) => [
+        c,
+        { rolloutId: rolloutIds[c]!, plan: plans[c]!, hostCount: s.channels[c]!.length },
+      ]),
+    ),
     hosts: indexHosts,
     budgets,
   };
-  return { index: writeSigned(s.dir, releaseIndexPath(v), index, s.signers), manifests, plans, budgets, targets };
+  return {
+    index: writeSigned(s.dir, releaseIndexPath(v), index, s.signers),
+    manifests,
+    plans,
+    budgets,
+    targets,
+  };
 }
 
 export interface RevocationsSpec {
@@ -208,8 +263,18 @@ export function writeRevocations(s: RevocationsSpec): FileRef {
     fleet: s.fleet ?? 'test-fleet',
     version: s.version,
     issuedAt: at,
-    hosts: (s.hosts ?? []).map((host) => ({ host, keyid: null, certSerial: null, reason: 'test revocation', revokedAt: at })),
-    closures: (s.closures ?? []).map((storePath) => ({ storePath, reason: 'test revocation', revokedAt: at })),
+    hosts: (s.hosts ?? []).map((host) => ({
+      host,
+      keyid: null,
+      certSerial: null,
+      reason: 'test revocation',
+      revokedAt: at,
+    })),
+    closures: (s.closures ?? []).map((storePath) => ({
+      storePath,
+      reason: 'test revocation',
+      revokedAt: at,
+    })),
   };
   return writeSigned(s.dir, REVOCATIONS_PATH, doc, s.signers);
 }
@@ -253,12 +318,20 @@ export interface StandardTree {
  * root/1.json (1 root key, 1 release key valid for a year around `now`), release `version` with channels
  * canary (gating) and prod, revocations v1, a timestamp issued an hour before `now`.
  */
-export function buildStandardTree(dir: string, now: number, opts: { version?: number; hostsPerChannel?: number; keys?: TreeKeys } = {}): StandardTree {
+export function buildStandardTree(
+  dir: string,
+  now: number,
+  opts: { version?: number; hostsPerChannel?: number; keys?: TreeKeys } = {},
+): StandardTree {
   const keys = opts.keys ?? makeKeys();
   const root = makeRoot({
     issuedAt: now - 30 * DAY,
     rootKeys: keys.root,
-    releaseKeys: keys.release.map((key) => ({ key, validFrom: now - 60 * DAY, validUntil: now + 300 * DAY })),
+    releaseKeys: keys.release.map((key) => ({
+      key,
+      validFrom: now - 60 * DAY,
+      validUntil: now + 300 * DAY,
+    })),
   });
   writeRoot(dir, root);
   const n = opts.hostsPerChannel ?? 3;
@@ -267,11 +340,27 @@ export function buildStandardTree(dir: string, now: number, opts: { version?: nu
     dir,
     version,
     issuedAt: now - 2 * HOUR,
-    channels: { canary: Array.from({ length: n }, (_, i) => `canary-${i}`), prod: Array.from({ length: n }, (_, i) => `prod-${i}`) },
+    channels: {
+      canary: Array.from({ length: n }, (_, i) => `canary-${i}`),
+      prod: Array.from({ length: n }, (_, i) => `prod-${i}`),
+    },
     gateOnFirst: true,
     signers: keys.release,
   });
-  const revocations = writeRevocations({ dir, version: 1, issuedAt: now - 2 * HOUR, signers: keys.release });
-  writeTimestamp({ dir, issuedAt: now - HOUR, releaseVersion: version, index: release.index, revocationsVersion: 1, revocations, signers: keys.release });
+  const revocations = writeRevocations({
+    dir,
+    version: 1,
+    issuedAt: now - 2 * HOUR,
+    signers: keys.release,
+  });
+  writeTimestamp({
+    dir,
+    issuedAt: now - HOUR,
+    releaseVersion: version,
+    index: release.index,
+    revocationsVersion: 1,
+    revocations,
+    signers: keys.release,
+  });
   return { dir, keys, root, release, now };
 }

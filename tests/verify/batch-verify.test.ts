@@ -4,7 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { publicKeyFromSeed, signBytes, verifyBytes } from '../../protocol/ed25519.ts';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
-import { buildBatch, startHelper, verifyBatch, PARALLEL_THRESHOLD, type SignatureJob } from '../../protocol/verify/batch-verify.ts';
+import {
+  buildBatch,
+  startHelper,
+  verifyBatch,
+  PARALLEL_THRESHOLD,
+  type SignatureJob,
+} from '../../protocol/verify/batch-verify.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 function addL(sig: Uint8Array): Uint8Array {
@@ -45,7 +51,9 @@ test('batch results equal one-by-one verification (parallel, above the threshold
   const { jobs: js, expected } = jobs(PARALLEL_THRESHOLD + 200);
   const got = verifyBatch(js, { parallel: true });
   assert.equal(got, expected);
-  js.forEach((j, i) => assert.is(got[i], verifyBytes(j.publicKey, j.message, j.signature), `job ${i}`));
+  js.forEach((j, i) =>
+    assert.is(got[i], verifyBytes(j.publicKey, j.message, j.signature), `job ${i}`),
+  );
 });
 
 test('batch results equal one-by-one verification (single thread, small batch)', () => {
@@ -58,10 +66,14 @@ test('batch results equal one-by-one verification (single thread, small batch)',
 // the compiled file the shipped command loads (dist/, built by npm test before the tests run).
 for (const [label, module] of [
   ['source', undefined],
-  ['dist', pathToFileURL(fileURLToPath(new URL('../../dist/batch-verify-worker.js', import.meta.url)))],
+  [
+    'dist',
+    pathToFileURL(fileURLToPath(new URL('../../dist/batch-verify-worker.js', import.meta.url))),
+  ],
 ] as const) {
   test(`the helper thread (${label}) verifies a whole batch by itself`, async () => {
-    if (module && !existsSync(module)) assert.unreachable('dist/batch-verify-worker.js is missing: run npm run build');
+    if (module && !existsSync(module))
+      assert.unreachable('dist/batch-verify-worker.js is missing: run npm run build');
     const { jobs: js, expected } = jobs(300);
     const { batch } = buildBatch(js);
     const warnings: string[] = [];
@@ -77,7 +89,10 @@ for (const [label, module] of [
       });
       assert.is(Atomics.load(batch.counters, 1), js.length, 'the helper finished every job');
       // The batch answers OpenSSL's verdict; the strictly non-canonical signatures (S + L) are refused by it too.
-      assert.equal([...batch.status].map((s) => s === 1), expected);
+      assert.equal(
+        [...batch.status].map((s) => s === 1),
+        expected,
+      );
       assert.equal(warnings, []);
     } finally {
       process.off('warning', onWarning);

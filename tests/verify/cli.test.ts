@@ -10,7 +10,13 @@ import { readPrivateKey, readPublicKey } from '../../protocol/keys.ts';
 import { readRoot } from '../../protocol/trust-root.ts';
 import { hostManifestPath, rootPath } from '../../protocol/layout.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import { DAY, HOUR, writeRelease, writeRevocations, writeTimestamp } from '../support/tree-builder.ts';
+import {
+  DAY,
+  HOUR,
+  writeRelease,
+  writeRevocations,
+  writeTimestamp,
+} from '../support/tree-builder.ts';
 import { NOW, cleanupTempDirs, flipByteInFleetValue, tempDir } from './helpers.ts';
 import { runCli } from '../support/cli.ts';
 
@@ -27,10 +33,29 @@ async function initTrust(dir: string) {
     assert.is(r.code, 0, r.err);
   }
   const r = await run(
-    'trust', 'init', '--fleet', 'test-fleet',
-    '--root-key', join(dir, 'root-a.key'), '--root-key', join(dir, 'root-b.key'), '--root-key', join(dir, 'root-c.key'),
-    '--threshold', '2', '--release-key', join(dir, 'release-1.pub'), '--cache-key', CACHE_KEY,
-    '--expires-days', '365', '--out', join(dir, 'trust'), '--now', NOW_ISO, '--json',
+    'trust',
+    'init',
+    '--fleet',
+    'test-fleet',
+    '--root-key',
+    join(dir, 'root-a.key'),
+    '--root-key',
+    join(dir, 'root-b.key'),
+    '--root-key',
+    join(dir, 'root-c.key'),
+    '--threshold',
+    '2',
+    '--release-key',
+    join(dir, 'release-1.pub'),
+    '--cache-key',
+    CACHE_KEY,
+    '--expires-days',
+    '365',
+    '--out',
+    join(dir, 'trust'),
+    '--now',
+    NOW_ISO,
+    '--json',
   );
   assert.is(r.code, 0, r.err);
   return JSON.parse(r.out) as { path: string; version: number };
@@ -46,7 +71,11 @@ test('keygen writes a 0600 private key and a public key alongside; refuses to ov
   assert.is(readPublicKey(join(dir, 'ci.pub')).keyid, j.keyid);
   assert.is(readPrivateKey(join(dir, 'ci.key')).keyid, j.keyid);
   assert.is((await run('keygen', '--name', 'again', '--out', join(dir, 'ci.key'))).code, 2);
-  assert.is((await run('keygen', '--out', join(dir, 'x.key'))).code, 2, 'missing --name is a usage error');
+  assert.is(
+    (await run('keygen', '--out', join(dir, 'x.key'))).code,
+    2,
+    'missing --name is a usage error',
+  );
 });
 
 test('trust init writes root/1.json with the given keys, thresholds and cache keys', async () => {
@@ -59,14 +88,50 @@ test('trust init writes root/1.json with the given keys, thresholds and cache ke
   assert.equal(root.cacheKeys, [CACHE_KEY]);
   assert.is(root.releaseKeys[0]!.validFrom, NOW_ISO);
   assert.is(root.releaseKeys[0]!.validUntil, isoTime(NOW - 10 * DAY + 365 * DAY));
-  assert.is((await run('trust', 'init', '--fleet', 'x', '--root-key', join(dir, 'root-a.key'), '--threshold', '1', '--release-key', join(dir, 'release-1.pub'), '--expires-days', '1', '--out', join(dir, 'trust'))).code, 2, 'refuses to overwrite root/1.json');
+  assert.is(
+    (
+      await run(
+        'trust',
+        'init',
+        '--fleet',
+        'x',
+        '--root-key',
+        join(dir, 'root-a.key'),
+        '--threshold',
+        '1',
+        '--release-key',
+        join(dir, 'release-1.pub'),
+        '--expires-days',
+        '1',
+        '--out',
+        join(dir, 'trust'),
+      )
+    ).code,
+    2,
+    'refuses to overwrite root/1.json',
+  );
 });
 
 test('trust init refuses a group-readable root key with a clear message', async () => {
   const dir = tempDir('cli');
   await run('keygen', '--name', 'loose', '--out', join(dir, 'loose.key'));
   chmodSync(join(dir, 'loose.key'), 0o644);
-  const r = await run('trust', 'init', '--fleet', 'f', '--root-key', join(dir, 'loose.key'), '--threshold', '1', '--release-key', join(dir, 'loose.pub'), '--expires-days', '1', '--out', join(dir, 't'));
+  const r = await run(
+    'trust',
+    'init',
+    '--fleet',
+    'f',
+    '--root-key',
+    join(dir, 'loose.key'),
+    '--threshold',
+    '1',
+    '--release-key',
+    join(dir, 'loose.pub'),
+    '--expires-days',
+    '1',
+    '--out',
+    join(dir, 't'),
+  );
   assert.is(r.code, 2);
   assert.match(r.err, /chmod 600/);
 });
@@ -75,16 +140,54 @@ test('trust rotate: 2 old + new keys -> root/2.json; one old key -> refused (exi
   const dir = tempDir('cli');
   await initTrust(dir);
   await run('keygen', '--name', 'root-d', '--out', join(dir, 'root-d.key'));
-  const one = await run('trust', 'rotate', '--trust', join(dir, 'trust'), '--old-root-key', join(dir, 'root-a.key'), '--root-key', join(dir, 'root-d.key'), '--threshold', '1', '--out', join(dir, 'trust'), '--now', NOW_ISO);
+  const one = await run(
+    'trust',
+    'rotate',
+    '--trust',
+    join(dir, 'trust'),
+    '--old-root-key',
+    join(dir, 'root-a.key'),
+    '--root-key',
+    join(dir, 'root-d.key'),
+    '--threshold',
+    '1',
+    '--out',
+    join(dir, 'trust'),
+    '--now',
+    NOW_ISO,
+  );
   assert.is(one.code, 1);
   assert.match(one.err, /ThresholdNotMet: root\/2\.json/);
   assert.not.ok(existsSync(join(dir, 'trust', rootPath(2))));
-  const ok = await run('trust', 'rotate', '--trust', join(dir, 'trust'), '--old-root-key', join(dir, 'root-a.key'), '--old-root-key', join(dir, 'root-c.key'), '--root-key', join(dir, 'root-d.key'), '--threshold', '1', '--reject-before', NOW_ISO, '--out', join(dir, 'trust'), '--now', NOW_ISO, '--json');
+  const ok = await run(
+    'trust',
+    'rotate',
+    '--trust',
+    join(dir, 'trust'),
+    '--old-root-key',
+    join(dir, 'root-a.key'),
+    '--old-root-key',
+    join(dir, 'root-c.key'),
+    '--root-key',
+    join(dir, 'root-d.key'),
+    '--threshold',
+    '1',
+    '--reject-before',
+    NOW_ISO,
+    '--out',
+    join(dir, 'trust'),
+    '--now',
+    NOW_ISO,
+    '--json',
+  );
   assert.is(ok.code, 0, ok.err);
   const root2 = readRoot(readFileSync(join(dir, 'trust', rootPath(2))), 'root/2.json').signed;
   assert.is(root2.version, 2);
   assert.is(root2.rejectBefore, NOW_ISO);
-  assert.equal(root2.rootKeys.map((k) => k.name), ['root-d']);
+  assert.equal(
+    root2.rootKeys.map((k) => k.name),
+    ['root-d'],
+  );
   assert.equal(root2.cacheKeys, [CACHE_KEY], 'cache keys carried over');
 });
 
@@ -92,9 +195,29 @@ async function publishedTree(dir: string) {
   await initTrust(dir);
   const tree = join(dir, 'trust');
   const release = readPrivateKey(join(dir, 'release-1.key'));
-  const r = writeRelease({ dir: tree, version: 1, issuedAt: NOW - 2 * HOUR, channels: { canary: ['c-0'], prod: ['p-0', 'p-1'] }, gateOnFirst: true, signers: [release] });
-  const rev = writeRevocations({ dir: tree, version: 1, issuedAt: NOW - 2 * HOUR, signers: [release] });
-  writeTimestamp({ dir: tree, issuedAt: NOW - HOUR, releaseVersion: 1, index: r.index, revocationsVersion: 1, revocations: rev, signers: [release] });
+  const r = writeRelease({
+    dir: tree,
+    version: 1,
+    issuedAt: NOW - 2 * HOUR,
+    channels: { canary: ['c-0'], prod: ['p-0', 'p-1'] },
+    gateOnFirst: true,
+    signers: [release],
+  });
+  const rev = writeRevocations({
+    dir: tree,
+    version: 1,
+    issuedAt: NOW - 2 * HOUR,
+    signers: [release],
+  });
+  writeTimestamp({
+    dir: tree,
+    issuedAt: NOW - HOUR,
+    releaseVersion: 1,
+    index: r.index,
+    revocationsVersion: 1,
+    revocations: rev,
+    signers: [release],
+  });
   return { tree, pinned: join(tree, rootPath(1)) };
 }
 
@@ -106,7 +229,10 @@ test('verify: human summary (exit 0), --json report, tampered tree -> exit 1 nam
   assert.is(ok.code, 0, ok.err);
   assert.match(ok.out, /^OK: fleet "test-fleet", release 1/);
   const j = await run('verify', tree, '--root', pinned, '--now', now, '--json');
-  const report = JSON.parse(j.out) as { ok: boolean; documents: { file: string; result: string }[] };
+  const report = JSON.parse(j.out) as {
+    ok: boolean;
+    documents: { file: string; result: string }[];
+  };
   assert.ok(report.ok);
   assert.is(report.documents.length, 1 + 1 + 1 + 1 + 2 + 3);
   flipByteInFleetValue(join(tree, hostManifestPath(1, 'p-1')));
@@ -124,10 +250,32 @@ test('verify: human summary (exit 0), --json report, tampered tree -> exit 1 nam
 
 test('trust init: --cache-key is optional, and --help says so', async () => {
   const dir = tempDir('cli');
-  for (const n of ['root-a', 'release-1']) assert.is((await run('keygen', '--name', n, '--out', join(dir, `${n}.key`))).code, 0);
-  const r = await run('trust', 'init', '--fleet', 'no-cache', '--root-key', join(dir, 'root-a.key'), '--threshold', '1', '--release-key', join(dir, 'release-1.pub'), '--expires-days', '30', '--out', join(dir, 'trust'), '--now', NOW_ISO, '--json');
+  for (const n of ['root-a', 'release-1'])
+    assert.is((await run('keygen', '--name', n, '--out', join(dir, `${n}.key`))).code, 0);
+  const r = await run(
+    'trust',
+    'init',
+    '--fleet',
+    'no-cache',
+    '--root-key',
+    join(dir, 'root-a.key'),
+    '--threshold',
+    '1',
+    '--release-key',
+    join(dir, 'release-1.pub'),
+    '--expires-days',
+    '30',
+    '--out',
+    join(dir, 'trust'),
+    '--now',
+    NOW_ISO,
+    '--json',
+  );
   assert.is(r.code, 0, r.err);
-  assert.equal(readRoot(readFileSync(join(dir, 'trust', 'root', '1.json')), 'root/1.json').signed.cacheKeys, []);
+  assert.equal(
+    readRoot(readFileSync(join(dir, 'trust', 'root', '1.json')), 'root/1.json').signed.cacheKeys,
+    [],
+  );
   const help = await run('trust', 'init', '--help');
   assert.match(help.out, "[--cache-key 'name:base64'...]");
 });
@@ -143,9 +291,17 @@ test('the nixfleet binary: verify exit codes 0 / 1 / 2', async () => {
   const { tree, pinned } = await publishedTree(dir);
   const bin = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
   const now = isoTime(NOW);
-  const out = execFileSync(process.execPath, [bin, 'verify', tree, '--root', pinned, '--now', now, '--json'], { encoding: 'utf8' });
+  const out = execFileSync(
+    process.execPath,
+    [bin, 'verify', tree, '--root', pinned, '--now', now, '--json'],
+    { encoding: 'utf8' },
+  );
   assert.ok((JSON.parse(out) as { ok: boolean }).ok);
-  const later = spawnSync(process.execPath, [bin, 'verify', tree, '--root', pinned, '--now', isoTime(NOW + 5 * HOUR)], { encoding: 'utf8' });
+  const later = spawnSync(
+    process.execPath,
+    [bin, 'verify', tree, '--root', pinned, '--now', isoTime(NOW + 5 * HOUR)],
+    { encoding: 'utf8' },
+  );
   assert.is(later.status, 1);
   assert.match(later.stderr, /Stale: timestamp\.json/);
   assert.is(spawnSync(process.execPath, [bin, 'verify', tree], { encoding: 'utf8' }).status, 2);

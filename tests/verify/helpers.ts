@@ -20,7 +20,11 @@ function unexpectedSuccess(code: VerificationCode, file: string): never {
   throw new Error('unreachable');
 }
 
-export function expectRefusal(fn: () => unknown, code: VerificationCode, file: string): VerificationError {
+export function expectRefusal(
+  fn: () => unknown,
+  code: VerificationCode,
+  file: string,
+): VerificationError {
   try {
     fn();
   } catch (e) {
@@ -29,7 +33,11 @@ export function expectRefusal(fn: () => unknown, code: VerificationCode, file: s
   return unexpectedSuccess(code, file);
 }
 
-export async function expectRefusalAsync(fn: () => Promise<unknown>, code: VerificationCode, file: string): Promise<VerificationError> {
+export async function expectRefusalAsync(
+  fn: () => Promise<unknown>,
+  code: VerificationCode,
+  file: string,
+): Promise<VerificationError> {
   try {
     await fn();
   } catch (e) {

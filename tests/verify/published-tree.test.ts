@@ -7,25 +7,64 @@ import { createHash } from 'node:crypto';
 import { publishRelease } from '../../publisher/publish.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { signingKeyFromSeed } from '../../protocol/keys.ts';
-import { TIMESTAMP_PATH, hostManifestPath, releaseIndexPath, channelPlanPath, budgetsPath } from '../../protocol/layout.ts';
+import {
+  TIMESTAMP_PATH,
+  hostManifestPath,
+  releaseIndexPath,
+  channelPlanPath,
+  budgetsPath,
+} from '../../protocol/layout.ts';
 import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { diskFetch } from '../../protocol/disk-tree.ts';
 import { initialClientState } from '../../protocol/verify/state.ts';
 import { updateTrust } from '../../protocol/verify/update-trust.ts';
 import { fetchHostView } from '../../protocol/verify/host-view.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
-import { NOW, cleanupTempDirs, expectRefusal, expectRefusalAsync, flipByteInFleetValue, tempDir } from './helpers.ts';
+import {
+  NOW,
+  cleanupTempDirs,
+  expectRefusal,
+  expectRefusalAsync,
+  flipByteInFleetValue,
+  tempDir,
+} from './helpers.ts';
 
 test.after.each(cleanupTempDirs);
 
-const key = (label: string) => signingKeyFromSeed(label, new Uint8Array(createHash('sha256').update(`published-tree/${label}`).digest()));
+const key = (label: string) =>
+  signingKeyFromSeed(
+    label,
+    new Uint8Array(createHash('sha256').update(`published-tree/${label}`).digest()),
+  );
 const rootKey = key('root');
 const releaseKey = key('release');
-const root = makeRoot({ fleet: 'generated', issuedAt: NOW - 10 * DAY, rootKeys: [rootKey], releaseKeys: [{ key: releaseKey, validFrom: NOW - 10 * DAY, validUntil: NOW + 100 * DAY }] });
+const root = makeRoot({
+  fleet: 'generated',
+  issuedAt: NOW - 10 * DAY,
+  rootKeys: [rootKey],
+  releaseKeys: [{ key: releaseKey, validFrom: NOW - 10 * DAY, validUntil: NOW + 100 * DAY }],
+});
 
 function publish(tree: string, seed: string, at: number) {
-  const { fleet } = generateFleet({ hosts: 18, channels: 3, wavesPerChannel: 2, seed, chainChannels: true, budgetPct: 50 });
-  return { fleet, result: publishRelease({ cacheCheck: 'skip', treeDir: tree, fleet, releaseKeys: [releaseKey], roots: [root], now: at }) };
+  const { fleet } = generateFleet({
+    hosts: 18,
+    channels: 3,
+    wavesPerChannel: 2,
+    seed,
+    chainChannels: true,
+    budgetPct: 50,
+  });
+  return {
+    fleet,
+    result: publishRelease({
+      cacheCheck: 'skip',
+      treeDir: tree,
+      fleet,
+      releaseKeys: [releaseKey],
+      roots: [root],
+      now: at,
+    }),
+  };
 }
 
 test('a published tree verifies offline and for every host through the agent path', async () => {
@@ -47,7 +86,13 @@ test('flipping one byte in each kind of published signed file -> BadSignature na
   const tree = tempDir('published');
   publish(tree, 'b', NOW - 60_000);
   const hosts = readdirSync(join(tree, 'releases/1/hosts'));
-  const files = [TIMESTAMP_PATH, releaseIndexPath(1), budgetsPath(1), channelPlanPath(1, 'ch-1'), `releases/1/hosts/${hosts[3]}`];
+  const files = [
+    TIMESTAMP_PATH,
+    releaseIndexPath(1),
+    budgetsPath(1),
+    channelPlanPath(1, 'ch-1'),
+    `releases/1/hosts/${hosts[3]}`,
+  ];
   for (const file of files) {
     const copy = tempDir('flip');
     cpSync(tree, copy, { recursive: true });
@@ -67,10 +112,23 @@ test('a second publish: the old manifest mixed in -> MixAndMatch; the old timest
   assert.is(second.state.highestReleaseVersion, 2);
   const host = Object.keys(fleet.hosts)[4]!;
   copyFileSync(join(tree, hostManifestPath(1, host)), join(tree, hostManifestPath(2, host)));
-  await expectRefusalAsync(() => verifyTreeDir(tree, root, { now: NOW }), 'MixAndMatch', hostManifestPath(2, host));
-  await expectRefusalAsync(() => fetchHostView({ fetch, trusted: second, host }), 'MixAndMatch', hostManifestPath(2, host));
-  const replay = async (p: string, max: number) => (p === TIMESTAMP_PATH ? oldTimestamp : fetch(p, max));
-  await expectRefusalAsync(() => updateTrust({ fetch: replay, state: second.state, now: NOW }), 'RollbackAttempt', TIMESTAMP_PATH);
+  await expectRefusalAsync(
+    () => verifyTreeDir(tree, root, { now: NOW }),
+    'MixAndMatch',
+    hostManifestPath(2, host),
+  );
+  await expectRefusalAsync(
+    () => fetchHostView({ fetch, trusted: second, host }),
+    'MixAndMatch',
+    hostManifestPath(2, host),
+  );
+  const replay = async (p: string, max: number) =>
+    p === TIMESTAMP_PATH ? oldTimestamp : fetch(p, max);
+  await expectRefusalAsync(
+    () => updateTrust({ fetch: replay, state: second.state, now: NOW }),
+    'RollbackAttempt',
+    TIMESTAMP_PATH,
+  );
 });
 
 test.run();
