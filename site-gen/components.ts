@@ -18,15 +18,11 @@ export function phaseChip(phase: HostPhase, count?: number, base?: string): Html
   const text = `${phase}${count === undefined ? '' : ` ${count}`}`;
   return base === undefined
     ? html`<span class="phase" style="${style}">${text}</span>`
-    : html`<a class="phase" style="${style}" href="${listHref(base, `phase-${phase}`)}"
-        >${text}</a
-      >`;
+    : html`<a class="phase" style="${style}" href="${listHref(base, `phase-${phase}`)}">${text}</a>`;
 }
 
 export function legend(): Html {
-  return html`<p class="legend">
-    ${(Object.keys(PHASE_COLORS) as HostPhase[]).map((p) => html`<span>${phaseChip(p)}</span>`)}
-  </p>`;
+  return html`<p class="legend">${(Object.keys(PHASE_COLORS) as HostPhase[]).map((p) => html`<span>${phaseChip(p)}</span>`)}</p>`;
 }
 
 /** A wide table scrolls inside its own box, never the page. */
@@ -38,25 +34,12 @@ export function scroll(table: Html): Html {
 export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHistory | null): Html {
   if (load.status === 'failed') {
     const f = load.failure;
-    return html`<div class="banner bad" id="verification">
-      verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span
-      ><span class="detail"
-        >No fleet data is shown: nothing in this tree can be trusted until it verifies against the
-        pinned trust root.</span
-      >
-    </div>`;
+    return html`<div class="banner bad" id="verification">verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">No fleet data is shown: nothing in this tree can be trusted until it verifies against the pinned trust root.</span></div>`;
   }
   const r = load.release.report;
   if (load.status === 'stale') {
     const f = load.failure;
-    return html`<div class="banner bad" id="verification">
-      verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span
-      ><span class="detail"
-        >Every signature verifies as of ${utc(load.verifiedAsOf)} (the timestamp's last valid
-        second). Hosts activate nothing new until a fresh timestamp is published; the view below is
-        the last signed release with the hosts' current acks.</span
-      >
-    </div>`;
+    return html`<div class="banner bad" id="verification">verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">Every signature verifies as of ${utc(load.verifiedAsOf)} (the timestamp's last valid second). Hosts activate nothing new until a fresh timestamp is published; the view below is the last signed release with the hosts' current acks.</span></div>`;
   }
   const expires = parseIsoTime(r.timestamp.expires);
   const issued = parseIsoTime(r.timestamp.issuedAt);
@@ -65,29 +48,18 @@ export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHist
   const late = now - issued > 0.75 * (expires - issued);
   if (!r.ok)
     notes.push(
-      html`<span class="detail"
-        >Findings: ${r.unlistedManifests.length} manifest file(s) not listed in the release index
-        (see documents).</span
-      >`,
+      html`<span class="detail">Findings: ${r.unlistedManifests.length} manifest file(s) not listed in the release index (see documents).</span>`,
     );
   if (late)
     notes.push(
-      html`<span class="detail"
-        >The timestamp expires ${relative(expires, now)}: the scheduled re-sign (nixfleet refresh)
-        looks overdue.</span
-      >`,
+      html`<span class="detail">The timestamp expires ${relative(expires, now)}: the scheduled re-sign (nixfleet refresh) looks overdue.</span>`,
     );
   if (acks && acks.rejected.length > 0)
     notes.push(
-      html`<span class="detail"
-        >${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span
-      >`,
+      html`<span class="detail">${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span>`,
     );
   const cls = notes.length > 0 ? 'warn' : 'ok';
-  return html`<div class="banner ${cls}" id="verification">
-    verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents,
-    trust root v${r.root.version}; timestamp expires ${relative(expires, now)}${notes}
-  </div>`;
+  return html`<div class="banner ${cls}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp expires ${relative(expires, now)}${notes}</div>`;
 }
 
 /**
@@ -101,22 +73,13 @@ export function stableBanner(load: ReleaseLoad, acks: AckHistory | null): Html {
   const notes: Html[] = [];
   if (!r.ok)
     notes.push(
-      html`<span class="detail"
-        >Findings: ${r.unlistedManifests.length} manifest file(s) not listed in the release index
-        (see documents).</span
-      >`,
+      html`<span class="detail">Findings: ${r.unlistedManifests.length} manifest file(s) not listed in the release index (see documents).</span>`,
     );
   if (acks && acks.rejected.length > 0)
     notes.push(
-      html`<span class="detail"
-        >${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span
-      >`,
+      html`<span class="detail">${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span>`,
     );
-  return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">
-    verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents,
-    trust root v${r.root.version}; timestamp valid until
-    ${utc(parseIsoTime(r.timestamp.expires))}${notes}
-  </div>`;
+  return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires))}${notes}</div>`;
 }
 
 /**
@@ -129,16 +92,13 @@ export function withoutAges(text: string): string {
 
 /** The footer of the stable pages: provenance, no build time (the overview has it). */
 export function stableFooter(base: string): Html {
-  return html`Facts from documents verified against the pinned trust root and from host acks
-    verified against the host keys in the signed release. Ages and the build time: see the
-    <a href="${base}index.html">overview</a>.`;
+  return html`Facts from documents verified against the pinned trust root and from host acks verified against the host keys in the signed release. Ages and the build time: see the <a href="${base}index.html">overview</a>.`;
 }
 
 function lastAckCell(h: HostRow, now: number | null): Html {
   if (h.latest === null || h.latestAt === null) return html`<span class="muted">none</span>`;
   if (now === null) return html`${h.latest.kind} <span class="muted">${utc(h.latestAt)}</span>`;
-  return html`${h.latest.kind}
-    <span class="muted">${duration((now - h.latestAt) / 1000)} ago</span>`;
+  return html`${h.latest.kind} <span class="muted">${duration((now - h.latestAt) / 1000)} ago</span>`;
 }
 
 function whyCell(h: HostRow, ages: boolean): Html {
@@ -167,52 +127,18 @@ export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map((h) => {
     const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}">
-      <td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td>
-      <td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td>
-      <td data-l="channel">
-        <a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a>
-      </td>
-      <td class="num" data-l="wave">
-        <a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a>
-      </td>
-      <td data-l="last ack">${lastAckCell(h, o.now)}</td>
-      <td class="reason" data-l="why">${whyCell(h, o.now !== null)}</td>
-      <td class="mono" data-l="current" title="${h.current ?? ''}">
-        ${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}
-      </td>
-      <td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td>
-    </tr>`;
+    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
   });
   const more =
     rows.length > shown.length
       ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>`
       : null;
-  return html`<table class="hosts stack">
-      <thead>
-        <tr>
-          <th>host</th>
-          <th>phase</th>
-          <th>channel</th>
-          <th class="num">wave</th>
-          <th>last ack</th>
-          <th>why (gate: reason)</th>
-          <th>current closure</th>
-          <th>target closure</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${body}
-      </tbody>
-    </table>
-    ${more}`;
+  return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
 export function footer(now: number, acks: AckHistory | null): Html {
   const src = acks
-    ? html` Acks: ${acks.sources.latestFiles} latest-ack
-      files${acks.sources.log !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logSkippedBytes > 0 ? ` (oldest ${acks.sources.logSkippedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'};
-      ${acks.rejected.length} rejected.`
+    ? html` Acks: ${acks.sources.latestFiles} latest-ack files${acks.sources.log !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logSkippedBytes > 0 ? ` (oldest ${acks.sources.logSkippedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'}; ${acks.rejected.length} rejected.`
     : null;
   const provenance = acks
     ? ' Every fact on these pages comes from documents verified against the pinned trust root and from host-signed acks verified against the host keys in the signed release.'
@@ -221,17 +147,5 @@ export function footer(now: number, acks: AckHistory | null): Html {
 }
 
 export function keyValueTable(rows: readonly [string, Html | string | number][]): Html {
-  return html`<table class="kv">
-    <tbody>
-      ${join(
-        rows.map(
-          ([k, v]) =>
-            html`<tr>
-              <th>${k}</th>
-              <td>${v}</td>
-            </tr>`,
-        ),
-      )}
-    </tbody>
-  </table>`;
+  return html`<table class="kv"><tbody>${join(rows.map(([k, v]) => html`<tr><th>${k}</th><td>${v}</td></tr>`))}</tbody></table>`;
 }

@@ -61,22 +61,13 @@ export function page(o: PageOptions): string {
   const nav =
     o.nav === false
       ? null
-      : html`<a href="${o.base}index.html">overview</a><a href="${o.base}hosts.html">hosts</a
-          ><a href="${o.base}trust.html">trust</a><a href="${o.base}documents.html">documents</a>`;
+      : html`<a href="${o.base}index.html">overview</a><a href="${o.base}hosts.html">hosts</a><a href="${o.base}trust.html">trust</a><a href="${o.base}documents.html">documents</a>`;
   return html`<!DOCTYPE html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${o.title}</title>
-        <link rel="stylesheet" href="${o.base}style.css" />
-        ${o.script ? html`<script src="${o.base}search.js" defer></script>` : null}
-      </head>
-      <body>
-        <header><span class="brand">NixFleet</span>${nav}</header>
-        ${o.banner}
-        <main>${o.body}</main>
-        <footer>${o.footer}</footer>
-      </body>
-    </html> `.text;
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${o.title}</title><link rel="stylesheet" href="${o.base}style.css">${o.script ? html`<script src="${o.base}search.js" defer></script>` : null}</head>
+<body><header><span class="brand">NixFleet</span>${nav}</header>
+${o.banner}
+<main>${o.body}</main>
+<footer>${o.footer}</footer>
+</body></html>
+`.text;
 }

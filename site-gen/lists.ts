@@ -92,35 +92,16 @@ export function filterBar(m: FleetModel, base: string, withCounts: boolean): Htm
   );
   const channels = m.view.channels.map(
     (c) =>
-      html`<span
-        ><a href="${listHref(base, `channel-${c.channel}`)}">${c.channel}</a> (waves
-        ${join(
-          c.waves.map(
-            (w) => html`<a href="${listHref(base, `wave-${c.channel}-${w.index}`)}">${w.index}</a>`,
-          ),
-          ' ',
-        )})</span
-      >`,
+      html`<span><a href="${listHref(base, `channel-${c.channel}`)}">${c.channel}</a> (waves ${join(
+        c.waves.map(
+          (w) => html`<a href="${listHref(base, `wave-${c.channel}-${w.index}`)}">${w.index}</a>`,
+        ),
+        ' ',
+      )})</span>`,
   );
-  return html`<form
-      id="search"
-      role="search"
-      hidden
-      data-index="${base}search-index.js"
-      data-base="${base}"
-    >
-      <label
-        >Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"
-      /></label>
-      <div id="search-results" aria-live="polite"></div>
-    </form>
-    <div class="filters">Phase: ${phases}</div>
-    <div class="filters">
-      Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> ·
-      <a href="${listHref(base, 'quarantined')}"
-        >quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a
-      >
-    </div>`;
+  return html`<form id="search" role="search" hidden data-index="${base}search-index.js" data-base="${base}"><label>Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"></label><div id="search-results" aria-live="polite"></div></form>
+<div class="filters">Phase: ${phases}</div>
+<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
 }
 
 /** lists/<id>_<n>.html for every list and page. */
@@ -146,11 +127,11 @@ export function listPages(
           : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
       const nav = pager(base, l.id, n, pages);
       const body = html`<h1>${l.title} (${l.rows.length})</h1>
-        ${filters}
-        <p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
-        ${nav}
-        ${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
-        ${nav}`;
+${filters}
+<p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
+${nav}
+${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
+${nav}`;
       out.set(
         `lists/${l.id}_${n}.html`,
         page({

@@ -71,13 +71,7 @@ function axis(s: Scale, height: number): Html {
     const x = s.x(t).toFixed(1);
     const label = multiDay ? utc(t).slice(5, 16) : utc(t).slice(11, 16);
     ticks.push(
-      html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="grid" /><text
-          x="${x}"
-          y="${AXIS - 10}"
-          text-anchor="middle"
-          class="tick"
-          >${label}</text
-        >`,
+      html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="grid"/><text x="${x}" y="${AXIS - 10}" text-anchor="middle" class="tick">${label}</text>`,
     );
   }
   return join(ticks);
@@ -93,14 +87,7 @@ function segment(
 ): Html {
   const x1 = s.x(from);
   const w = Math.max(s.x(to) - x1, 2);
-  return html`<rect
-    x="${x1.toFixed(1)}"
-    y="${y + 3}"
-    width="${w.toFixed(1)}"
-    height="${LANE - 6}"
-    fill="${color}"
-    ><title>${title}</title></rect
-  >`;
+  return html`<rect x="${x1.toFixed(1)}" y="${y + 3}" width="${w.toFixed(1)}" height="${LANE - 6}" fill="${color}"><title>${title}</title></rect>`;
 }
 
 export interface TimelineChartOptions {
@@ -201,22 +188,18 @@ function laneParts(s: Scale, t: HostTimeline, y: number, now: number): Html[] {
       ),
     );
     const x = s.x(t.failedAt).toFixed(1);
-    parts.push(html`<path d="M${x} ${y + 4}l8 8m0 -8l-8 8" class="fail-mark" />`);
+    parts.push(html`<path d="M${x} ${y + 4}l8 8m0 -8l-8 8" class="fail-mark"/>`);
   } else if (t.marks.length > 0 && now - lastAck > 0) {
     const x1 = s.x(lastAck).toFixed(1);
     const x2 = s.x(now).toFixed(1);
     parts.push(
-      html`<line x1="${x1}" y1="${y + LANE / 2}" x2="${x2}" y2="${y + LANE / 2}" class="silent"
-        ><title>${t.host}: no ack since ${utc(lastAck)}</title></line
-      >`,
+      html`<line x1="${x1}" y1="${y + LANE / 2}" x2="${x2}" y2="${y + LANE / 2}" class="silent"><title>${t.host}: no ack since ${utc(lastAck)}</title></line>`,
     );
   }
   if (t.heldAt !== null) {
     const x = s.x(t.heldAt).toFixed(1);
     parts.push(
-      html`<circle cx="${x}" cy="${y + LANE / 2}" r="3" fill="${PHASE_COLORS.blocked}"
-        ><title>${t.host}: ${t.held ?? ''} at ${utc(t.heldAt)}</title></circle
-      >`,
+      html`<circle cx="${x}" cy="${y + LANE / 2}" r="3" fill="${PHASE_COLORS.blocked}"><title>${t.host}: ${t.held ?? ''} at ${utc(t.heldAt)}</title></circle>`,
     );
   }
   return parts;
@@ -224,7 +207,7 @@ function laneParts(s: Scale, t: HostTimeline, y: number, now: number): Html[] {
 
 function nowLine(s: Scale, now: number, height: number): Html {
   const x = s.x(now).toFixed(1);
-  return html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="now" />`;
+  return html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="now"/>`;
 }
 
 /** One lane per host: each stage of its rollout as a coloured span, failures in red. */
@@ -237,26 +220,15 @@ export function timelineChart(timelines: readonly HostTimeline[], o: TimelineCha
     const y = AXIS + i * LANE;
     const sep =
       t.wave !== prevWave && i > 0
-        ? html`<line x1="0" y1="${y}" x2="${WIDTH}" y2="${y}" class="wave-sep" />`
+        ? html`<line x1="0" y1="${y}" x2="${WIDTH}" y2="${y}" class="wave-sep"/>`
         : null;
     prevWave = t.wave;
     const label = html`<text x="4" y="${y + LANE - 4}" class="lane">w${t.wave} ${t.host}</text>`;
     lanes.push(
-      html`<g
-        >${sep}${o.hostHref ? html`<a href="${o.hostHref}${t.host}.html">${label}</a>` : label}${laneParts(s, t, y, o.now)}</g
-      >`,
+      html`<g>${sep}${o.hostHref ? html`<a href="${o.hostHref}${t.host}.html">${label}</a>` : label}${laneParts(s, t, y, o.now)}</g>`,
     );
   });
-  return html`<svg
-    class="timeline"
-    role="img"
-    viewBox="0 0 ${WIDTH} ${height}"
-    width="100%"
-    xmlns="http://www.w3.org/2000/svg"
-  >
-    <title>${o.title}</title>
-    ${axis(s, height)}${lanes}${nowLine(s, o.now, height)}
-  </svg>`;
+  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${o.title}</title>${axis(s, height)}${lanes}${nowLine(s, o.now, height)}</svg>`;
 }
 
 /**
@@ -279,34 +251,13 @@ export function hostChart(t: HostTimeline): Html {
         : m.kind === 'heartbeat'
           ? '#9aa5b1'
           : '#202124';
-    return html`<line
-      x1="${x}"
-      y1="${marksY}"
-      x2="${x}"
-      y2="${marksY + 12}"
-      stroke="${color}"
-      stroke-width="2"
-      ><title>${m.kind} at ${utc(m.at)}</title></line
-    >`;
+    return html`<line x1="${x}" y1="${marksY}" x2="${x}" y2="${marksY + 12}" stroke="${color}" stroke-width="2"><title>${m.kind} at ${utc(m.at)}</title></line>`;
   });
   const lane =
     lastAck === null
       ? html`<text x="${LABEL}" y="${AXIS + LANE - 4}" class="note">no verified ack</text>`
       : join(laneParts(s, t, AXIS, until));
-  return html`<svg
-    class="timeline"
-    role="img"
-    viewBox="0 0 ${WIDTH} ${height}"
-    width="100%"
-    xmlns="http://www.w3.org/2000/svg"
-  >
-    <title>timeline of ${t.host} up to its last ack</title>
-    ${axis(s, height)}
-    <text x="4" y="${AXIS + LANE - 4}" class="lane">${t.host}</text>
-    ${lane}
-    <text x="4" y="${marksY + 10}" class="lane">acks</text>
-    ${marks}
-  </svg>`;
+  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>timeline of ${t.host} up to its last ack</title>${axis(s, height)}<text x="4" y="${AXIS + LANE - 4}" class="lane">${t.host}</text>${lane}<text x="4" y="${marksY + 10}" class="lane">acks</text>${marks}</svg>`;
 }
 
 /** What the wave chart needs of the reconciler's wave view: whether failures exceed the threshold. */
@@ -352,59 +303,18 @@ export function waveChart(
     const tx = inside ? x1 + 4 : x1 + width + 4;
     const share =
       failedShare > 0
-        ? html`<rect
-            x="${(x1 + width - failedShare).toFixed(1)}"
-            y="${y + 3}"
-            width="${failedShare.toFixed(1)}"
-            height="${rowH - 6}"
-            fill="${PHASE_COLORS.failed}"
-            class="failed-share"
-            ><title>
-              wave ${w.wave}: ${w.failed} failed, within the threshold of ${allowed}
-            </title></rect
-          >`
+        ? html`<rect x="${(x1 + width - failedShare).toFixed(1)}" y="${y + 3}" width="${failedShare.toFixed(1)}" height="${rowH - 6}" fill="${PHASE_COLORS.failed}" class="failed-share"><title>wave ${w.wave}: ${w.failed} failed, within the threshold of ${allowed}</title></rect>`
         : null;
-    return html`<g class="wave-row${overThreshold ? ' over-threshold' : ''}"
-      >${label}<rect
-        x="${x1.toFixed(1)}"
-        y="${y + 3}"
-        width="${(width - failedShare).toFixed(1)}"
-        height="${rowH - 6}"
-        fill="${color}"
-        class="wave-bar"
-        ><title>
-          wave ${w.wave}: ${text}; from
-          ${utc(w.firstStart)}${w.settledAt !== null ? ` to ${utc(w.settledAt)}` : ' (in progress)'}
-        </title></rect
-      >${share}<text x="${tx.toFixed(1)}" y="${y + 15}" class="${inside ? 'note inside' : 'note'}"
-        >${text}</text
-      ></g
-    >`;
+    return html`<g class="wave-row${overThreshold ? ' over-threshold' : ''}">${label}<rect x="${x1.toFixed(1)}" y="${y + 3}" width="${(width - failedShare).toFixed(1)}" height="${rowH - 6}" fill="${color}" class="wave-bar"><title>wave ${w.wave}: ${text}; from ${utc(w.firstStart)}${w.settledAt !== null ? ` to ${utc(w.settledAt)}` : ' (in progress)'}</title></rect>${share}<text x="${tx.toFixed(1)}" y="${y + 15}" class="${inside ? 'note inside' : 'note'}">${text}</text></g>`;
   });
-  return html`<svg
-    class="waves"
-    role="img"
-    viewBox="0 0 ${WIDTH} ${height}"
-    width="100%"
-    xmlns="http://www.w3.org/2000/svg"
-  >
-    <title>${title}</title>
-    ${axis(s, height)}${rows}${nowLine(s, now, height)}
-  </svg>`;
+  return html`<svg class="waves" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${axis(s, height)}${rows}${nowLine(s, now, height)}</svg>`;
 }
 
 /** A horizontal bar split by phase counts. */
 export function phaseBar(counts: Partial<Record<HostPhase, number>>, title: string): Html {
   const total = Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
   if (total === 0)
-    return html`<svg
-      class="phasebar"
-      viewBox="0 0 ${WIDTH} 18"
-      width="100%"
-      xmlns="http://www.w3.org/2000/svg"
-    >
-      <title>${title}: no hosts</title>
-    </svg>`;
+    return html`<svg class="phasebar" viewBox="0 0 ${WIDTH} 18" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${title}: no hosts</title></svg>`;
   let x = 0;
   const parts: Html[] = [];
   for (const [phase, color] of Object.entries(PHASE_COLORS) as [HostPhase, string][]) {
@@ -412,26 +322,9 @@ export function phaseBar(counts: Partial<Record<HostPhase, number>>, title: stri
     if (n === 0) continue;
     const w = (n / total) * WIDTH;
     parts.push(
-      html`<rect
-        x="${x.toFixed(2)}"
-        y="0"
-        width="${Math.max(w, 1).toFixed(2)}"
-        height="18"
-        fill="${color}"
-        ><title>${phase}: ${n}</title></rect
-      >`,
+      html`<rect x="${x.toFixed(2)}" y="0" width="${Math.max(w, 1).toFixed(2)}" height="18" fill="${color}"><title>${phase}: ${n}</title></rect>`,
     );
     x += w;
   }
-  return html`<svg
-    class="phasebar"
-    role="img"
-    viewBox="0 0 ${WIDTH} 18"
-    width="100%"
-    preserveAspectRatio="none"
-    xmlns="http://www.w3.org/2000/svg"
-  >
-    <title>${title}</title>
-    ${parts}
-  </svg>`;
+  return html`<svg class="phasebar" role="img" viewBox="0 0 ${WIDTH} 18" width="100%" preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${parts}</svg>`;
 }
