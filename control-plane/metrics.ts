@@ -20,22 +20,10 @@ import {
   derivePhase,
   phaseParams,
   type HostPhase,
+  HOST_PHASES,
 } from '../reconciler/index.ts';
 import type { AckResponse, AckService } from './ack-service.ts';
 import type { ReleaseView } from './release-view.ts';
-
-export const HOST_PHASES: readonly HostPhase[] = [
-  'pending',
-  'activating',
-  'confirming',
-  'healthy',
-  'soaked',
-  'converged',
-  'failed',
-  'deferred',
-  'offline',
-  'blocked',
-];
 
 /** Bounded label sets: a route is one of these, whatever path was asked for. */
 export type Route = 'tree' | 'acks' | 'nix-cache' | 'dashboard' | 'metrics' | 'other';

@@ -122,17 +122,20 @@ export type RebootVerdict =
   | { allowed: true; /** ms since the epoch */ deadline: number; rolloutId: string }
   | { allowed: false; why: string };
 
-export type HostPhase =
-  | 'pending'
-  | 'activating'
-  | 'confirming'
-  | 'healthy'
-  | 'soaked'
-  | 'converged'
-  | 'failed'
-  | 'deferred'
-  | 'offline'
-  | 'blocked';
+/** Every phase a host can be in, in the order views list them (the one list: status, metrics, dashboard). */
+export const HOST_PHASES = [
+  'pending',
+  'activating',
+  'confirming',
+  'healthy',
+  'soaked',
+  'converged',
+  'failed',
+  'deferred',
+  'offline',
+  'blocked',
+] as const;
+export type HostPhase = (typeof HOST_PHASES)[number];
 
 export type WaveState = 'waiting' | 'active' | 'soaking' | 'complete' | 'halted';
 export type ChannelState = 'gated' | 'in-progress' | 'complete' | 'halted';

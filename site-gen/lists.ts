@@ -5,9 +5,9 @@
 import { html, join, raw, type Html } from './html.ts';
 import { page } from './layout.ts';
 import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
-import { PHASES, type FleetModel, type HostRow } from './model.ts';
+import type { FleetModel, HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
-import type { HostPhase } from '../reconciler/index.ts';
+import { HOST_PHASES, type HostPhase } from '../reconciler/index.ts';
 
 /**
  * Rows per list page: a host row is ~0.7 kB, so a page stays near 200 kB (the fleet-scale target is
@@ -25,7 +25,7 @@ export interface HostList {
 /** Every filter the dashboard offers; every phase gets a list (possibly empty) so its badge always links. */
 export function hostLists(m: FleetModel): HostList[] {
   const lists: HostList[] = [{ id: 'all', title: 'All hosts', rows: m.hosts }];
-  const byPhase = new Map<HostPhase, HostRow[]>(PHASES.map((p) => [p, []]));
+  const byPhase = new Map<HostPhase, HostRow[]>(HOST_PHASES.map((p) => [p, []]));
   const byChannel = new Map<string, HostRow[]>();
   const byWave = new Map<string, HostRow[]>();
   for (const h of m.hosts) {
@@ -36,7 +36,7 @@ export function hostLists(m: FleetModel): HostList[] {
     if (!byWave.has(w)) byWave.set(w, []);
     byWave.get(w)!.push(h);
   }
-  for (const p of PHASES)
+  for (const p of HOST_PHASES)
     lists.push({ id: `phase-${p}`, title: `Hosts in phase ${p}`, rows: byPhase.get(p)! });
   for (const c of m.view.channels) {
     lists.push({
@@ -87,7 +87,7 @@ function pager(base: string, id: string, current: number, pages: number): Html {
  */
 export function filterBar(m: FleetModel, base: string, withCounts: boolean): Html {
   const phases = join(
-    PHASES.map((p) => phaseChip(p, withCounts ? m.phaseTotals[p] : undefined, base)),
+    HOST_PHASES.map((p) => phaseChip(p, withCounts ? m.phaseTotals[p] : undefined, base)),
     ' ',
   );
   const channels = m.view.channels.map(

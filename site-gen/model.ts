@@ -8,6 +8,7 @@ import {
   type HostPhase,
   type HostView,
   parseAckTime,
+  HOST_PHASES,
 } from '../reconciler/index.ts';
 import {
   ackHistoryByHost,
@@ -87,19 +88,6 @@ export interface FleetModel {
   quarantines: Map<string, QuarantineEvidence>;
 }
 
-export const PHASES: HostPhase[] = [
-  'pending',
-  'activating',
-  'confirming',
-  'healthy',
-  'soaked',
-  'converged',
-  'failed',
-  'deferred',
-  'offline',
-  'blocked',
-];
-
 function compareHosts(a: HostView, b: HostView): number {
   return a.channel < b.channel
     ? -1
@@ -117,7 +105,10 @@ export function buildFleetModel(
   const view = fleetView(input);
   const latest = input.acks;
   const ackHistory = ackHistoryByHost(acks.acks);
-  const phaseTotals = Object.fromEntries(PHASES.map((p) => [p, 0])) as Record<HostPhase, number>;
+  const phaseTotals = Object.fromEntries(HOST_PHASES.map((p) => [p, 0])) as Record<
+    HostPhase,
+    number
+  >;
   const hosts: HostRow[] = view.hosts.map((h) => {
     phaseTotals[h.phase]++;
     const last = latest[h.host] ?? null;

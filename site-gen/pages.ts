@@ -16,7 +16,6 @@ import {
   verificationBanner,
 } from './components.ts';
 import {
-  PHASES,
   attentionHosts,
   quarantineEvidence,
   DEFAULT_QUARANTINE_HOURS,
@@ -36,6 +35,7 @@ import { STYLESHEET } from './layout.ts';
 import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import {
+  HOST_PHASES,
   type AckRecord,
   type ChannelView,
   type HostPhase,
@@ -65,7 +65,7 @@ function thresholdText(t: Threshold): string {
 /** Phase badges with counts; with `base` each links to the list of hosts in that phase. */
 function counts(c: Partial<Record<HostPhase, number>>, base?: string): Html {
   return join(
-    PHASES.filter((p) => (c[p] ?? 0) > 0).map((p) => phaseChip(p, c[p], base)),
+    HOST_PHASES.filter((p) => (c[p] ?? 0) > 0).map((p) => phaseChip(p, c[p], base)),
     ' ',
   );
 }
@@ -127,7 +127,7 @@ ${cards}
 <h2>Hosts by phase</h2>
 ${phaseBar(
   m.phaseTotals,
-  `hosts by phase: ${PHASES.filter((p) => m.phaseTotals[p] > 0)
+  `hosts by phase: ${HOST_PHASES.filter((p) => m.phaseTotals[p] > 0)
     .map((p) => `${p} ${m.phaseTotals[p]}`)
     .join(', ')}`,
 )}

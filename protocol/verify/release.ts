@@ -98,6 +98,17 @@ export interface VerifiedManifest {
   revoked?: string;
 }
 
+/** The kinds of signed file the walk verifies (the auditor's report names each file by one). */
+export type VerifiedFileType =
+  | 'root'
+  | 'timestamp'
+  | 'revocations'
+  | 'controls'
+  | 'release'
+  | 'channel-plan'
+  | 'disruption-budgets'
+  | 'host-manifest';
+
 export interface VerifiedRelease extends VerifiedSnapshot {
   index: ReleaseIndex;
   budgets: DisruptionBudgets;
@@ -106,18 +117,7 @@ export interface VerifiedRelease extends VerifiedSnapshot {
   /** Host -> manifest, in index order, for the hosts asked for. */
   manifests: Map<string, VerifiedManifest>;
   /** Every file verified, in the order verified (with the root files walked). */
-  files: {
-    file: string;
-    type:
-      | 'root'
-      | 'timestamp'
-      | 'revocations'
-      | 'controls'
-      | 'release'
-      | 'channel-plan'
-      | 'disruption-budgets'
-      | 'host-manifest';
-  }[];
+  files: { file: string; type: VerifiedFileType }[];
 }
 
 function sameRef(a: FileRef, b: FileRef): boolean {

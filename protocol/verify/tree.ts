@@ -5,19 +5,11 @@ import { isoTime } from '../schemas/index.ts';
 import { hostManifestPath } from '../layout.ts';
 import type { SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
-import { verifyRelease, type VerifiedRelease } from './release.ts';
+import { verifyRelease, type VerifiedFileType, type VerifiedRelease } from './release.ts';
 
 export interface DocumentResult {
   file: string;
-  type:
-    | 'root'
-    | 'timestamp'
-    | 'revocations'
-    | 'controls'
-    | 'release'
-    | 'channel-plan'
-    | 'disruption-budgets'
-    | 'host-manifest';
+  type: VerifiedFileType;
   result: 'ok' | 'revoked';
   detail?: string;
 }
