@@ -205,7 +205,7 @@ const CLIENT_IDENTITY_HEADERS = `    proxy_set_header X-SSL-Client-Verify $ssl_c
 function ackPostLocation(): string {
   return `  location = /${ACKS_DIR} {
     limit_except POST { deny all; }
-    client_max_body_size 16k;
+    client_max_body_size 64k;
 ${PROXY_TO_ACK_ENDPOINT}
     # Only nginx's own verification result reaches the endpoint: any client-sent copies are replaced.
 ${CLIENT_IDENTITY_HEADERS}

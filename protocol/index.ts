@@ -112,6 +112,13 @@ export {
   Tag,
   Threshold,
   Timestamp,
+  ComplianceId,
+  ComplianceMode,
+  ControlEvidence,
+  EXCERPT_MAX,
+  HostCompliance,
+  RuntimeControl,
+  StaticControlResult,
 } from './schemas/index.ts';
 export type {
   Ack,

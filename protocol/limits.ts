@@ -9,7 +9,8 @@ export const LIMITS = {
   hostManifest: 64 * 1024,
   channelPlan: 32 * 1024 * 1024,
   budgets: 32 * 1024 * 1024,
-  ack: 16 * 1024,
+  /** Room for 32 probe results and 32 compliance evidence entries (each excerpt <= 256 chars). */
+  ack: 64 * 1024,
   ackBundle: 64 * 1024 * 1024,
   fleet: 64 * 1024 * 1024,
 } as const;

@@ -11,6 +11,7 @@ import {
   Version,
   PositiveInt,
 } from './common.ts';
+import { ControlEvidence } from './compliance.ts';
 
 export const AckKind = z.enum([
   'started',
@@ -49,6 +50,8 @@ export const Ack = z
     healthySince: IsoTime.nullable(),
     probes: z.array(ProbeResult).max(32),
     reason: z.string().max(512).nullable(),
+    /** Runtime compliance controls' results (activated/healthy/failed acks of a compliance channel). */
+    evidence: z.array(ControlEvidence).max(32).optional(),
   })
   .superRefine((a, ctx) => {
     if ((a.seq === 1) !== (a.prev === null))

@@ -18,6 +18,15 @@ export {
   StorePath,
 } from './common.ts';
 export type { FileRef } from './common.ts';
+export {
+  ComplianceId,
+  ComplianceMode,
+  ControlEvidence,
+  EXCERPT_MAX,
+  HostCompliance,
+  RuntimeControl,
+  StaticControlResult,
+} from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';

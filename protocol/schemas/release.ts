@@ -17,6 +17,7 @@ import {
   PositiveInt,
 } from './common.ts';
 import { Selector } from './selector.ts';
+import { HostCompliance } from './compliance.ts';
 
 export const Strategy = z.enum(['canary', 'staged', 'all-at-once']);
 export const OnFailure = z.enum(['halt', 'rollback-and-halt']);
@@ -130,6 +131,8 @@ export const HostManifest = z.strictObject({
   healthyPassesRequired: PositiveInt,
   confirmDeadlineSeconds: PositiveInt,
   cacheUrl: z.string().max(2048).nullable(),
+  /** The channel's compliance frameworks for this host; absent when the channel names none. */
+  compliance: HostCompliance.optional(),
 });
 export type HostManifest = z.infer<typeof HostManifest>;
 

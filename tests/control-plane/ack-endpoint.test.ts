@@ -13,6 +13,7 @@ import {
   ACK_LOG_FILE,
   type ClientIdentity,
 } from '../../control-plane/index.ts';
+import { LIMITS } from '../../protocol/limits.ts';
 import { ackDigest } from '../../protocol/acks.ts';
 import {
   fixtureHosts,
@@ -102,7 +103,7 @@ test('malformed bodies are 400 with the reason', async () => {
 
 test('a body over 16 KiB is 413', async () => {
   const svc = await service();
-  const r = await svc.submit(Buffer.alloc(16 * 1024 + 1, 0x20), agent('web1'));
+  const r = await svc.submit(Buffer.alloc(LIMITS.ack + 1, 0x20), agent('web1'));
   assert.is(r.status, 413);
   await svc.close();
 });
@@ -302,7 +303,7 @@ test('behind nginx: identity headers are trusted on loopback; without them the a
       headers: { ...headers, 'x-ssl-client-verify': 'FAILED:certificate revoked' },
     });
     assert.is(failed.status, 403);
-    const big = await req(`${ep.url}/acks`, { method: 'POST', body: 'x'.repeat(20_000), headers });
+    const big = await req(`${ep.url}/acks`, { method: 'POST', body: 'x'.repeat(LIMITS.ack + 1), headers });
     assert.is(big.status, 413);
     assert.is((await req(`${ep.url}/timestamp.json`, { headers })).status, 404);
   } finally {
