@@ -147,6 +147,7 @@ Options:
           ...opts,
           manifests: values.host === undefined ? [] : [values.host],
           ackCache: store.cache,
+          memo: store.documents,
         });
         store.save();
       }

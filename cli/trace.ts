@@ -115,17 +115,18 @@ Options:
     try {
       // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
       const manifests = 'host' in subject ? [subject.host] : [];
+      const store = openVerifiedAckStore(
+        values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+        'trace',
+      );
       const { release, stale } = releaseForOperator(
         await loadReleaseAllowingStale(tree, pinned, {
           now,
           manifests,
+          memo: store.documents,
           ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }),
         }),
         manifests,
-      );
-      const store = openVerifiedAckStore(
-        values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
-        'trace',
       );
       const history = loadAckHistory(tree, release, log, store.cache);
       store.save();

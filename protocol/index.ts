@@ -170,6 +170,7 @@ export type {
   HostView,
   SignatureJob,
   TreeReport,
+  VerifiedDocumentMemo,
   TreeSource,
   UpdateTrustResult,
 } from './verify/index.ts';

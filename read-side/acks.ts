@@ -527,6 +527,10 @@ export function collectAckLog(
   };
 }
 
+/**
+ * Every verified ack of a tree's acks/: latest files and bundles. The bundles add no newer ack when hosts/
+ * is there, but an ack forged into one is still seen and reported (the views list rejected acks).
+ */
 export function readTreeAcks(acksDir: string, trust: AckTrust, cache?: AckCache): VerifiedAcks {
   const c = new AckCollector(trust, cache);
   collectTreeAcks(acksDir, c);

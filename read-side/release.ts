@@ -29,6 +29,7 @@ import {
   type TreeReport,
   type TreeSource,
   servedRoot,
+  type VerifiedDocumentMemo,
 } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
@@ -63,6 +64,8 @@ export interface LoadReleaseOptions {
    * controls, which are always verified), or one host's (`status --host`: what that host's agent checks).
    */
   manifests?: 'all' | readonly string[];
+  /** Release documents earlier runs verified (read-side/verified-cache.ts); none: everything is verified. */
+  memo?: VerifiedDocumentMemo;
 }
 
 /**

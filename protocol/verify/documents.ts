@@ -74,12 +74,22 @@ export function verifyReleaseDocument<T extends ReleaseDoc>(
   fileBytes?: Uint8Array,
 ): T {
   verifyReleaseSigned(env, root, file, undefined, fileBytes);
-  requireFleet(env.signed, root, file);
-  if (env.signed.releaseVersion !== releaseVersion) {
+  return requireRelease(env.signed, root, file, releaseVersion);
+}
+
+/** A release document's place: this root's fleet, the release the timestamp names. */
+export function requireRelease<T extends ReleaseDoc>(
+  doc: T,
+  root: TrustRoot,
+  file: string,
+  releaseVersion: number,
+): T {
+  requireFleet(doc, root, file);
+  if (doc.releaseVersion !== releaseVersion) {
     throw new MixAndMatch(
       file,
-      `belongs to release ${env.signed.releaseVersion}, the timestamp names release ${releaseVersion}`,
+      `belongs to release ${doc.releaseVersion}, the timestamp names release ${releaseVersion}`,
     );
   }
-  return env.signed;
+  return doc;
 }

@@ -19,5 +19,6 @@ export { verifyReleaseIndex } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';
 export type { TreeReport, TreeSource, VerifyTreeOptions } from './tree.ts';
+export type { VerifiedDocumentMemo } from './release.ts';
 export { DEFAULT_CLOCK_SKEW_SECONDS, isFreshnessFailure, updateTrust } from './update-trust.ts';
 export type { UpdateTrustResult } from './update-trust.ts';

@@ -18,6 +18,7 @@ import {
   type TrustRoot,
 } from '../schemas/index.ts';
 import { signedTextOf } from '../envelope.ts';
+import { canonicalString, sha256Digest } from '../canonical.ts';
 import { unb64, type PublicKey } from '../keys.ts';
 import { releaseKeysValidAt, verifyReleaseSigned } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
@@ -28,6 +29,7 @@ import {
   readReleaseIndex,
   requireFileRef,
   requireFleet,
+  requireRelease,
   verifyReleaseDocument,
 } from './documents.ts';
 import {
@@ -52,9 +54,9 @@ export function verifyReleaseIndex(
   ts: Timestamp,
   root: TrustRoot,
   file = ts.release.index.path,
+  memo?: MemoFor,
 ): SignedDocument<ReleaseIndex> {
-  const env = readReleaseIndex(bytes, file);
-  verifyReleaseSigned(env, root, file, undefined, bytes);
+  const env = releaseSigned(bytes, file, readReleaseIndex, 'release', root, memo);
   const index = env.signed;
   requireFleet(index, root, file);
   requireFileRef(bytes, ts.release.index, file, TIMESTAMP_PATH);
@@ -90,6 +92,47 @@ export interface VerifyReleaseOptions {
    * that gate them and the channels of every disruption-budget member (the reconciler counts them).
    */
   plans: 'all' | 'needed';
+  /** Documents earlier walks verified (read-side/verified-cache.ts persists one for the operator views). */
+  memo?: VerifiedDocumentMemo;
+}
+
+/**
+ * Release documents an earlier walk verified, keyed by the digest of the root they were verified under,
+ * the digest of their bytes and the document type. An entry is the envelope intake built from exactly those bytes after the
+ * release signatures checked out under exactly that root; both are pure functions of (root, bytes), so a
+ * hit spares strict JSON, the schema and Ed25519 (most of a 10,000-host view's second). Everything that
+ * relates a document to the rest of the release (the digest its parent binds, fleet, release version,
+ * rollout, hosts, revocations) is checked on every walk, hit or miss. The store is as trusted as the
+ * caller's own files (the operator's private cache directory); agents and audits pass none.
+ */
+export interface VerifiedDocumentMemo {
+  get(key: string): SignedDocument<unknown> | undefined;
+  set(key: string, env: SignedDocument<unknown>): void;
+}
+
+/** A memo and the digest of the root in force: what keys its entries. */
+interface MemoFor {
+  memo: VerifiedDocumentMemo;
+  rootDigest: string;
+}
+
+/** Intake and release signatures of one document, through the memo when there is one. */
+function releaseSigned<T extends { issuedAt: string }>(
+  bytes: Uint8Array,
+  file: string,
+  read: (bytes: Uint8Array, file: string) => SignedDocument<T>,
+  type: VerifiedFileType,
+  root: TrustRoot,
+  memo: MemoFor | undefined,
+): SignedDocument<T> {
+  // The type is part of the key: bytes taken in as one document type are never handed out as another.
+  const key = memo && `${memo.rootDigest} ${sha256Digest(bytes)} ${type}`;
+  const hit = key === undefined ? undefined : memo!.memo.get(key);
+  if (hit !== undefined) return hit as SignedDocument<T>;
+  const env = read(bytes, file);
+  verifyReleaseSigned(env, root, file, undefined, bytes);
+  if (key !== undefined) memo!.memo.set(key, env as SignedDocument<unknown>);
+  return env;
 }
 
 export interface VerifiedManifest {
@@ -135,7 +178,7 @@ export async function verifyRelease(o: VerifyReleaseOptions): Promise<VerifiedRe
   return { ...snapshot, ...(await verifyReleaseDocuments(o.fetch, snapshot, o)) };
 }
 
-export type ReleaseSelection = Pick<VerifyReleaseOptions, 'manifests' | 'plans'>;
+export type ReleaseSelection = Pick<VerifyReleaseOptions, 'manifests' | 'plans' | 'memo'>;
 export type VerifiedReleaseDocuments = Omit<VerifiedRelease, keyof VerifiedSnapshot>;
 
 /** The second half of the walk: what the verified timestamp binds, from the index down, as selected. */
@@ -144,7 +187,7 @@ export async function verifyReleaseDocuments(
   snapshot: TrustedSnapshot & { chain?: SignedRoot[] },
   select: ReleaseSelection,
 ): Promise<VerifiedReleaseDocuments> {
-  const w = startWalk(fetch, snapshot);
+  const w = startWalk(fetch, snapshot, select.memo);
   const index = await verifyIndex(w);
   const budgets = await verifyBudgets(w, index);
   const hosts = select.manifests === 'all' ? Object.keys(index.hosts) : [...select.manifests];
@@ -166,6 +209,7 @@ interface ReleaseWalk {
   revocations: TrustedSnapshot['revocations']['signed'];
   version: number;
   files: VerifiedRelease['files'];
+  memo: MemoFor | undefined;
 }
 
 interface LoadedManifest {
@@ -182,6 +226,7 @@ interface LoadedManifest {
 function startWalk(
   fetch: Fetch,
   snapshot: TrustedSnapshot & { chain?: SignedRoot[] },
+  memo: VerifiedDocumentMemo | undefined,
 ): ReleaseWalk {
   const ts = snapshot.timestamp.signed;
   const files: VerifiedRelease['files'] = (snapshot.chain ?? [])
@@ -199,6 +244,7 @@ function startWalk(
     revocations: snapshot.revocations.signed,
     version: ts.release.version,
     files,
+    memo: memo && { memo, rootDigest: sha256Digest(canonicalString(snapshot.root.signed)) },
   };
 }
 
@@ -220,6 +266,8 @@ async function verifyIndex(w: ReleaseWalk): Promise<ReleaseIndex> {
     await need(w, indexRef, LIMITS.releaseIndex, TIMESTAMP_PATH),
     w.ts,
     w.root,
+    indexRef.path,
+    w.memo,
   ).signed;
   w.files.push({ file: indexRef.path, type: 'release' });
   return index;
@@ -228,12 +276,18 @@ async function verifyIndex(w: ReleaseWalk): Promise<ReleaseIndex> {
 async function verifyBudgets(w: ReleaseWalk, index: ReleaseIndex): Promise<DisruptionBudgets> {
   const indexPath = w.ts.release.index.path;
   const budgetsBytes = await need(w, index.budgets, LIMITS.budgets, indexPath);
-  const budgets = verifyReleaseDocument(
-    readBudgets(budgetsBytes, index.budgets.path),
+  const budgets = requireRelease(
+    releaseSigned(
+      budgetsBytes,
+      index.budgets.path,
+      readBudgets,
+      'disruption-budgets',
+      w.root,
+      w.memo,
+    ).signed,
     w.root,
     index.budgets.path,
     w.version,
-    budgetsBytes,
   );
   requireFileRef(budgetsBytes, index.budgets, index.budgets.path, indexPath);
   w.files.push({ file: index.budgets.path, type: 'disruption-budgets' });
@@ -329,7 +383,12 @@ async function verifyPlan(
     );
   const file = entry.plan.path;
   const bytes = await need(w, entry.plan, LIMITS.channelPlan, indexPath);
-  const plan = verifyReleaseDocument(readChannelPlan(bytes, file), w.root, file, w.version, bytes);
+  const plan = requireRelease(
+    releaseSigned(bytes, file, readChannelPlan, 'channel-plan', w.root, w.memo).signed,
+    w.root,
+    file,
+    w.version,
+  );
   requireFileRef(bytes, entry.plan, file, indexPath);
   checkGatingPlan(channel, plan, file);
   if (plan.rolloutId !== entry.rolloutId)

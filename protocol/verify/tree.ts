@@ -5,7 +5,12 @@ import { isoTime } from '../schemas/index.ts';
 import { hostManifestPath } from '../layout.ts';
 import type { SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
-import { verifyRelease, type VerifiedFileType, type VerifiedRelease } from './release.ts';
+import {
+  verifyRelease,
+  type VerifiedDocumentMemo,
+  type VerifiedFileType,
+  type VerifiedRelease,
+} from './release.ts';
 
 export interface DocumentResult {
   file: string;
@@ -39,6 +44,8 @@ export interface VerifyTreeOptions {
    * unlisted-manifests finding (which needs every listed one) is left to the full audit.
    */
   manifests?: 'all' | readonly string[];
+  /** Release documents verified by earlier walks (release.ts VerifiedDocumentMemo); an audit passes none. */
+  memo?: VerifiedDocumentMemo;
 }
 
 /** Where the auditor reads the tree: a Fetch, and the listing of a release's manifest directory. */
@@ -68,6 +75,7 @@ export async function auditTree(
     now: opts.now,
     manifests: opts.manifests ?? 'all',
     plans: 'all',
+    ...(opts.memo === undefined ? {} : { memo: opts.memo }),
     ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }),
   });
   const root = release.root.signed;

@@ -103,8 +103,8 @@ test('the verified-ack cache: a warm run shows the same view; a changed ack is a
   const { fx, c } = withFailure();
   const cold = await status(fx, '--json');
   assert.is(cold.code, 0, cold.err);
-  const files = readdirSync(join(fx.dir, 'cache'));
-  assert.equal(files, ['status.verified-acks']);
+  const files = readdirSync(join(fx.dir, 'cache')).sort();
+  assert.equal(files, ['status.verified-acks', 'status.verified-docs']);
   const entries = readFileSync(join(fx.dir, 'cache', files[0]!), 'utf8')
     .trim()
     .split('\n')
@@ -126,6 +126,24 @@ test('the verified-ack cache: a warm run shows the same view; a changed ack is a
     after.acks.rejected.map((x) => [x.source, x.code]),
     [[`acks/hosts/${c}.json`, 'BadSignature']],
   );
+});
+
+test('the verified-document memo: a warm run reuses the plans it verified; a changed plan is verified in full and refused', async () => {
+  const { fx } = withFailure();
+  const cold = await status(fx, '--json');
+  assert.is(cold.code, 0, cold.err);
+  const docs = readFileSync(join(fx.dir, 'cache', 'status.verified-docs'), 'utf8').trim().split('\n');
+  // The index, the budgets and one entry per channel plan, each keyed by root digest and bytes digest.
+  assert.is(docs.length - 1, 2 + Object.keys(fx.plans).length);
+  assert.equal(JSON.parse((await status(fx, '--json')).out), JSON.parse(cold.out));
+  // A plan's bytes changed after signing (a host's wave moved): new bytes, no memo entry; the walk refuses it.
+  const file = join(fx.tree, 'releases/1/channels/ch-0.json');
+  const plan = readFileSync(file, 'utf8');
+  writeFileSync(file, plan.replace('"wave":1', '"wave":0'));
+  assert.not.equal(readFileSync(file, 'utf8'), plan, 'the fixture plan has a host in wave 1');
+  const tampered = await status(fx, '--json');
+  assert.is(tampered.code, 1, tampered.out);
+  assert.match(tampered.out + tampered.err, /BadSignature|MixAndMatch/);
 });
 
 test('a cache others may write is not read: a planted entry for a forged ack is not believed', async () => {
@@ -206,7 +224,10 @@ test('trace keeps its own cache; a warm trace equals a cold one', async () => {
   assert.is(cold.code, 0, cold.err);
   const first = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   const warm = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
-  assert.equal(readdirSync(join(fx.dir, 'cache')), ['trace.verified-acks']);
+  assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
+    'trace.verified-acks',
+    'trace.verified-docs',
+  ]);
   assert.equal(JSON.parse(first.out), JSON.parse(cold.out));
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
 });

@@ -1,13 +1,18 @@
 // The one release walk (verifyRelease): what it fetches for each kind of reader, and verifyReleaseIndex.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fetch } from '../../protocol/verify/fetcher.ts';
 import { diskFetch } from '../../protocol/disk-tree.ts';
 import { verifyRelease, verifyReleaseIndex } from '../../protocol/verify/release.ts';
 import { hostManifestPath, releaseIndexPath } from '../../protocol/layout.ts';
+import type { SignedDocument } from '../../protocol/schemas/envelope.ts';
+import type { VerifiedDocumentMemo } from '../../protocol/verify/release.ts';
 import {
+  DAY,
+  makeRoot,
+  writeRoot,
   buildStandardTree,
   writeRelease,
   writeTimestamp,
@@ -133,6 +138,96 @@ test("verifyReleaseIndex: forged -> BadSignature; another release's index -> Mix
       (e as { code?: string; file?: string }).code === 'BadSignature' &&
       (e as { file?: string }).file === file,
   );
+});
+
+/** An in-memory memo that counts what the walk found in it and what it added. */
+function countingMemo(): VerifiedDocumentMemo & {
+  hits: number;
+  added: number;
+  entries: Map<string, SignedDocument<unknown>>;
+} {
+  const entries = new Map<string, SignedDocument<unknown>>();
+  const m = {
+    entries,
+    hits: 0,
+    added: 0,
+    get(key: string) {
+      const e = entries.get(key);
+      if (e !== undefined) m.hits++;
+      return e;
+    },
+    set(key: string, env: SignedDocument<unknown>) {
+      m.added++;
+      entries.set(key, env);
+    },
+  };
+  return m;
+}
+
+test('the walk memo: a second walk reuses index, budgets and plans; documents equal; another root reuses nothing', async () => {
+  const t = buildStandardTree(tempDir('walk'), NOW);
+  const memo = countingMemo();
+  const walk = (trusted = t.root) =>
+    verifyRelease({
+      fetch: diskFetch(t.dir),
+      trusted,
+      now: NOW,
+      manifests: [],
+      plans: 'all',
+      memo,
+    });
+  const cold = await walk();
+  const planCount = Object.keys(cold.plans).length;
+  assert.is(memo.added, 2 + planCount, 'index, budgets and each plan');
+  assert.is(memo.hits, 0);
+  const warm = await walk();
+  assert.is(memo.hits, 2 + planCount);
+  assert.is(memo.added, 2 + planCount);
+  assert.equal(warm.plans, cold.plans);
+  assert.equal(warm.index, cold.index);
+  assert.equal(warm.budgets, cold.budgets);
+
+  // A rotated root (same keys, a new version): entries verified under v1 are not believed under v2.
+  writeRoot(
+    t.dir,
+    makeRoot({
+      version: 2,
+      issuedAt: NOW - 10 * 60_000,
+      rootKeys: t.keys.root,
+      releaseKeys: t.keys.release.map((key) => ({
+        key,
+        validFrom: NOW - 60 * DAY,
+        validUntil: NOW + 300 * DAY,
+      })),
+    }),
+  );
+  const hitsBefore = memo.hits;
+  const rotated = await walk();
+  assert.is(rotated.root.signed.version, 2);
+  assert.is(memo.hits, hitsBefore, 'no entry of the v1 walk is reused under v2');
+  assert.is(memo.added, 2 * (2 + planCount));
+});
+
+test('a warm walk memo refuses exactly what a walk without one refuses: a plan swapped for the signed budgets', async () => {
+  const t = buildStandardTree(tempDir('walk'), NOW);
+  const memo = countingMemo();
+  const walk = (m?: VerifiedDocumentMemo) =>
+    verifyRelease({
+      fetch: diskFetch(t.dir),
+      trusted: t.root,
+      now: NOW,
+      manifests: [],
+      plans: 'all',
+      ...(m ? { memo: m } : {}),
+    });
+  const first = await walk(memo);
+  // The budgets are genuinely signed and in the memo; put their bytes where a plan should be.
+  const [channel] = Object.keys(first.plans);
+  const planFile = first.index.channels[channel!]!.plan.path;
+  writeFileSync(join(t.dir, planFile), readFileSync(join(t.dir, first.index.budgets.path)));
+  const plain = await expectRefusalAsync(() => walk(), 'Malformed', planFile);
+  const warm = await expectRefusalAsync(() => walk(memo), 'Malformed', planFile);
+  assert.is(warm.detail, plain.detail);
 });
 
 test.run();
