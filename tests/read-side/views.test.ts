@@ -132,7 +132,9 @@ test('the verified-document memo: a warm run reuses the plans it verified; a cha
   const { fx } = withFailure();
   const cold = await status(fx, '--json');
   assert.is(cold.code, 0, cold.err);
-  const docs = readFileSync(join(fx.dir, 'cache', 'status.verified-docs'), 'utf8').trim().split('\n');
+  const docs = readFileSync(join(fx.dir, 'cache', 'status.verified-docs'), 'utf8')
+    .trim()
+    .split('\n');
   // The index, the budgets and one entry per channel plan, each keyed by root digest and bytes digest.
   assert.is(docs.length - 1, 2 + Object.keys(fx.plans).length);
   assert.equal(JSON.parse((await status(fx, '--json')).out), JSON.parse(cold.out));
