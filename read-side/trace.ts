@@ -32,6 +32,9 @@ export function loadAckHistory(
     acksDir: acksDirOf(dir),
     logFile: log,
     trust: ackTrustOf(release),
+    // The log holds every ack the bundles repeat (the endpoint bundles what it logged); without a log the
+    // bundles are the only history older than each host's latest ack.
+    bundles: log === null,
     ...(cache ? { cache } : {}),
   });
 }
