@@ -66,7 +66,7 @@ export const REBOOT_ENTRIES: readonly { name: string; path: string }[] = [
  * nix.conf and NIX_CONFIG, `extra-*` entries included (tests/agent/nix-activator.test.ts proves it for
  * extra-trusted-public-keys), so the host's own keys and substituters never widen what is accepted.
  */
-function fetchOptions(keys: readonly string[]): string[] {
+export function fetchOptions(keys: readonly string[]): string[] {
   return [
     '--extra-experimental-features',
     'nix-command',
