@@ -10,6 +10,8 @@
 //       after it, from the new boot; generation 2 stays.
 //   b2: v1 -> v3unhealthy: after the reboot its probe fails until the confirm deadline, so it restores
 //       generation 1 by number with `boot`, reboots again, and only once running v1 says `rolled-back`.
+//   b3: v1 -> v3 under the default `reboot: never`: a `deferred` ack with the reason, nothing staged,
+//       shown as deferred (not offline) in the view built from the signed acks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readlinkSync } from 'node:fs';
@@ -22,7 +24,7 @@ import { Quarantine } from '../../agent/quarantine.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 
-const HOSTS = ['b1', 'b2'];
+const HOSTS = ['b1', 'b2', 'b3'];
 /** Generous: one `--once` run under a loaded machine starts Node, fetches and posts through nginx. */
 const RUN_MS = 120_000;
 
@@ -50,8 +52,11 @@ test('kernel change through nginx: boot + reboot, confirmed after the reboot; an
         waves: [{ soakSeconds: 0 }],
         confirmDeadlineSeconds: 25,
       },
+      // The default policy: a kernel change waits, visibly, and nothing is touched.
+      held: { hosts: { b3: sys.v3 }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 300 },
     });
-    for (const ch of Object.values(fleet.channels)) ch.reboot = 'allowed';
+    fleet.channels['good']!.reboot = 'allowed';
+    fleet.channels['bad']!.reboot = 'allowed';
     const release = await e2e.publish(fleet);
     assert.is(release.cacheCheck.skipped, false, 'published with the cache check');
     await stack.startControlPlane();
@@ -144,7 +149,18 @@ test('kernel change through nginx: boot + reboot, confirmed after the reboot; an
       );
     };
 
-    await Promise.all([good(), bad()]);
+    const held = async () => {
+      const host = e2e.host('b3');
+      const r = await once('b3', 'decided');
+      assert.is(r.outcome?.['decision'], 'defer');
+      assert.equal(kinds('b3'), ['deferred']);
+      assert.match(String(logged('b3')[0]!.reason), /needs a reboot \(kernel changes/);
+      assert.equal(host.switchLog(), [`switch ${sys.v1}`], 'nothing staged');
+      assert.equal(host.rebootLog(), []);
+      assert.equal([host.profileGeneration(), host.generations()], [1, [1]]);
+    };
+
+    await Promise.all([good(), bad(), held()]);
 
     // Both closures came through nginx's /nix-cache/; the dashboard's view of the signed acks agrees.
     const access = readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8');
@@ -157,6 +173,7 @@ test('kernel change through nginx: boot + reboot, confirmed after the reboot; an
     const phase = (h: string) => view.hosts.find((x) => x.host === h)?.phase;
     assert.ok(['healthy', 'soaked'].includes(String(phase('b1'))), `b1: ${phase('b1')}`);
     assert.is(phase('b2'), 'failed');
+    assert.is(phase('b3'), 'deferred', 'a deferred host is shown as deferred, not offline');
   } catch (e) {
     throw stack.explain(e);
   } finally {
