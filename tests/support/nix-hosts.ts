@@ -153,6 +153,8 @@ export type DriverOp =
   | { op: 'bootId' }
   | { op: 'reboot' }
   | { op: 'valid'; path: string }
+  /** Runs argv as a child of the driver (as the agent runs Nix) and returns its wall time in ms. */
+  | { op: 'timed'; argv: string[] }
   | { op: 'agent'; config: unknown };
 
 export type DriverResult =
