@@ -1,18 +1,22 @@
 // Eligible -> healthy for one real Nix host fetching a 50 MB closure from the control plane's nginx
 // (/nix-cache/ over https, fleet CA through NIX_SSL_CERT_FILE), against its floor in the same run:
 //   floor: `nix copy --from https://.../nix-cache <system>` alone, with the activator's options, into a
-//          fresh host in the same state (its own /nix, seeded with v1: the same paths already present);
+//          fresh host in the same state (its own /nix, seeded with v1: the same paths already present),
+//          timed around the command by a Node process inside that host's namespace;
 //   agent: `nixfleet agent --once` on another such host (own mount namespace), from its `fetching` log
 //          line (every gate passed: the decision to activate) to its `healthy` line (switched, probe
 //          passed): fetch + profile generation + switch-to-configuration + started/activated acks + probe.
 // The system is tests/fixtures/nix-systems#bench50m (v1 plus 50 MB of random bytes, built once per
 // machine); the cache is uncompressed (random bytes do not compress, so xz would only add CPU on both
-// sides equally). Rounds alternate floor and agent on fresh hosts; the ratio uses the medians.
+// sides equally). Each round measures both on fresh hosts, in alternating order, each after a `sync`;
+// the ratio uses the medians.
 // Target: agent <= 1.2 x floor. `NIX_FETCH_BENCH_ROUNDS` (default 5).
 import { loadavg } from 'node:os';
 import { NixE2e } from '../tests/support/nix-e2e.ts';
 import { benchSystem, cleanupNixHosts } from '../tests/support/nix-hosts.ts';
 import { hasTool } from '../tests/support/skip.ts';
+import { run } from '../tests/nix/nix-env.ts';
+import { fetchOptions } from '../agent/activators/nix.ts';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -49,29 +53,18 @@ export default async function bench(): Promise<void> {
     );
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed(agents[0]!);
+    // Exactly the activator's options (the floor pays what the agent's fetch pays).
     const fetchArgv = [
       'nix',
       'copy',
-      '--extra-experimental-features',
-      'nix-command',
-      '--option',
-      'require-sigs',
-      'true',
-      '--option',
-      'trusted-public-keys',
-      e2e.key.publicKey,
-      '--option',
-      'substituters',
-      '',
-      '--option',
-      'narinfo-cache-negative-ttl',
-      '0',
+      ...fetchOptions([e2e.key.publicKey]),
       '--from',
       e2e.cacheUrl,
       target,
     ];
 
     const rows: {
+      first: 'floor' | 'agent';
       floor: number;
       agent: number;
       fetch: number;
@@ -79,14 +72,16 @@ export default async function bench(): Promise<void> {
       switch: number;
       confirm: number;
     }[] = [];
-    for (let i = 0; i < rounds; i++) {
-      const t = performance.now();
-      const copy = await e2e
-        .host(floors[i]!)
-        .exec(fetchArgv, { env: { NIX_SSL_CERT_FILE: stack.lab.pki.caCert }, timeoutMs: 600_000 });
-      const floor = performance.now() - t;
-      if (copy.code !== 0) throw new Error(`nix copy (floor) failed: ${copy.stderr.slice(-600)}`);
-
+    // Timed inside the host's namespace, as a child of a Node process (as the agent runs it): the
+    // namespace set-up and Node's start are outside the interval on both sides.
+    const measureFloor = async (i: number): Promise<number> => {
+      const [r] = await e2e.host(floors[i]!).driver([{ op: 'timed', argv: fetchArgv }], {
+        env: { NIX_SSL_CERT_FILE: stack.lab.pki.caCert },
+      });
+      if (!r?.ok) throw new Error(`nix copy (floor) failed: ${JSON.stringify(r)}`);
+      return r.value as number;
+    };
+    const measureAgent = async (i: number) => {
       const run = await stack.runAgentOnce(agents[i]!, {}, 600_000);
       const at = (event: string) => {
         const e = run.events.find((x) => x['event'] === event);
@@ -98,14 +93,30 @@ export default async function bench(): Promise<void> {
       };
       if (run.outcome?.['acted'] !== 'confirmed')
         throw new Error(`${agents[i]} did not confirm: ${JSON.stringify(run.events.slice(-5))}`);
-      rows.push({
-        floor,
+      return {
         agent: at('healthy') - at('fetching'),
         fetch: at('decision') - at('fetching'),
         start: at('switching') - at('decision'),
         switch: at('switched') - at('switching'),
         confirm: at('healthy') - at('switched'),
-      });
+      };
+    };
+    // Each measurement starts with the disk's dirty pages written (`sync`): the 50 MB the previous one
+    // wrote to its host's store is flushed in the background otherwise, and slows whichever runs next.
+    // The order alternates too, so neither side is always the one that runs second.
+    const settle = async () => {
+      const r = await run('sync', [], { timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`sync failed: ${r.stderr}`);
+    };
+    for (let i = 0; i < rounds; i++) {
+      let floor = 0;
+      let agent: Awaited<ReturnType<typeof measureAgent>> | undefined;
+      for (const side of i % 2 === 0 ? ['floor', 'agent'] : ['agent', 'floor']) {
+        await settle();
+        if (side === 'floor') floor = await measureFloor(i);
+        else agent = await measureAgent(i);
+      }
+      rows.push({ floor, ...agent!, first: i % 2 === 0 ? 'floor' : 'agent' });
     }
 
     const ratio = median(rows.map((r) => r.agent)) / median(rows.map((r) => r.floor));
@@ -116,12 +127,12 @@ export default async function bench(): Promise<void> {
     );
     console.log('');
     console.log(
-      '| round | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch (prepare) | started ack | generation + switch | activated ack + probe | agent / floor |',
+      '| round | first | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch (prepare) | started ack | generation + switch | activated ack + probe | agent / floor |',
     );
-    console.log('|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|');
     rows.forEach((r, i) =>
       console.log(
-        `| ${i + 1} | ${r.floor.toFixed(0)} | ${r.agent.toFixed(0)} | ${r.fetch} | ${r.start} | ${r.switch} | ${r.confirm} | ${(r.agent / r.floor).toFixed(2)} |`,
+        `| ${i + 1} | ${r.first} | ${r.floor.toFixed(0)} | ${r.agent.toFixed(0)} | ${r.fetch} | ${r.start} | ${r.switch} | ${r.confirm} | ${(r.agent / r.floor).toFixed(2)} |`,
       ),
     );
     console.log('');

@@ -4,9 +4,9 @@
 //   rollback:   NIXFLEET_GENERATION, NIXFLEET_GENERATION_PATH
 //   current:    prints `<number> <path>` (or JSON {"number":N,"path":P}) on stdout
 //   inhibitors: NIXFLEET_TARGET; prints one inhibitor per line (nothing = none)
-import { execFile } from 'node:child_process';
 import { z } from 'zod';
 import { ActivationError, type Activator, type Generation } from './activator.ts';
+import { failureReason, runArgv } from './run.ts';
 
 const Argv = z.array(z.string().max(4096)).min(1).max(64);
 
@@ -20,32 +20,16 @@ export const CommandActivatorConfig = z.strictObject({
 });
 export type CommandActivatorConfig = z.infer<typeof CommandActivatorConfig>;
 
-function run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<string> {
-  const [cmd, ...args] = argv as [string, ...string[]];
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      args,
-      {
-        env: { ...process.env, ...env },
-        timeout: timeoutMs,
-        maxBuffer: 1024 * 1024,
-        killSignal: 'SIGKILL',
-      },
-      (err, stdout, stderr) => {
-        if (err) {
-          const why = err.killed
-            ? `timed out after ${timeoutMs} ms`
-            : `exited with ${err.code ?? err.signal}`;
-          reject(
-            new ActivationError(
-              `command ${JSON.stringify(argv)} ${why}: ${String(stderr).trim().slice(0, 400)}`,
-            ),
-          );
-        } else resolve(String(stdout));
-      },
-    );
-  });
+async function run(
+  argv: string[],
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<string> {
+  const r = await runArgv(argv, { env: { ...process.env, ...env }, timeoutMs });
+  if (r.code === 0) return r.stdout;
+  throw new ActivationError(
+    `command ${JSON.stringify(argv)} ${failureReason(r, timeoutMs)}: ${r.stderr.trim().slice(0, 400)}`,
+  );
 }
 
 const JsonGeneration = z.strictObject({

@@ -6,7 +6,6 @@
 //   boot:     a new generation, then `switch-to-configuration boot` (the reboot path runs it next boot).
 // Every command is an argv array (execFile, no shell); values never become part of a command line
 // that something parses.
-import { execFile } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
@@ -20,6 +19,7 @@ import {
   type ClosureSource,
   type Generation,
 } from './activator.ts';
+import { failureReason, runArgv, type RunResult } from './run.ts';
 
 const AbsolutePath = z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path');
 const Argv = z.array(z.string().max(4096)).min(1).max(64);
@@ -66,7 +66,7 @@ export const REBOOT_ENTRIES: readonly { name: string; path: string }[] = [
  * nix.conf and NIX_CONFIG, `extra-*` entries included (tests/agent/nix-activator.test.ts proves it for
  * extra-trusted-public-keys), so the host's own keys and substituters never widen what is accepted.
  */
-function fetchOptions(keys: readonly string[]): string[] {
+export function fetchOptions(keys: readonly string[]): string[] {
   return [
     '--extra-experimental-features',
     'nix-command',
@@ -91,14 +91,10 @@ function fetchOptions(keys: readonly string[]): string[] {
   ];
 }
 
-const STORE_PATH_IN_TEXT = /'(\/nix\/store\/[0-9a-z]{32}-[^'\s]+)'/;
+/** What switch-to-configuration is asked: activate now, or make it the next boot's default only. */
+type SwitchAction = 'switch' | 'boot';
 
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+const STORE_PATH_IN_TEXT = /'(\/nix\/store\/[0-9a-z]{32}-[^'\s]+)'/;
 
 /** What the agent hands every activator it builds (the activator config itself stays per host). */
 export interface ActivatorContext {
@@ -122,30 +118,10 @@ export class NixActivator implements Activator {
   }
 
   private exec(argv: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-    const [cmd, ...args] = argv as [string, ...string[]];
-    return new Promise((resolve) => {
-      execFile(
-        cmd,
-        args,
-        {
-          timeout: this.config.timeoutMs,
-          maxBuffer: 16 * 1024 * 1024,
-          killSignal: 'SIGKILL',
-          encoding: 'utf8',
-          ...(env ? { env } : {}),
-        },
-        (err, stdout, stderr) => {
-          const e = err as
-            (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
-          const code = e === null ? 0 : typeof e.code === 'number' ? e.code : null;
-          resolve({
-            code,
-            stdout,
-            stderr: e && typeof e.code === 'string' ? `${e.message}\n${stderr}` : stderr,
-            timedOut: !!e?.killed,
-          });
-        },
-      );
+    return runArgv(argv, {
+      timeoutMs: this.config.timeoutMs,
+      maxBuffer: 16 * 1024 * 1024,
+      ...(env ? { env } : {}),
     });
   }
 
@@ -153,11 +129,8 @@ export class NixActivator implements Activator {
   private async must(argv: string[], what: string): Promise<string> {
     const r = await this.exec(argv);
     if (r.code === 0) return r.stdout;
-    const why = r.timedOut
-      ? `timed out after ${this.config.timeoutMs} ms`
-      : `exited with ${r.code ?? 'a signal'}`;
     throw new ActivationError(
-      `${what}: ${JSON.stringify(argv)} ${why}: ${r.stderr.trim().slice(-600)}`,
+      `${what}: ${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${r.stderr.trim().slice(-600)}`,
     );
   }
 
@@ -201,34 +174,50 @@ export class NixActivator implements Activator {
     }
   }
 
-  /** A new profile generation running `target` (what `nixos-rebuild` does before activating). */
+  /**
+   * A new profile generation running `target` (what `nixos-rebuild` does before activating). Nix's
+   * own `nix-env --set` rather than writing the links here: it registers the path with a garbage
+   * collection that may be running and checks it is valid before linking it. `substituters` empty: a
+   * target that vanished since `prepare` fails here instead of being fetched from the host's caches.
+   */
   private async addGeneration(target: string): Promise<void> {
     await this.must(
-      [this.bin('nix-env'), '-p', this.config.profile, '--set', target],
+      [
+        this.bin('nix-env'),
+        '-p',
+        this.config.profile,
+        '--option',
+        'substituters',
+        '',
+        '--set',
+        target,
+      ],
       `adding a generation of ${this.config.profile} for ${target}`,
     );
   }
 
-  private async runSwitchScript(system: string, action: 'switch' | 'boot'): Promise<void> {
+  private async runSwitchScript(system: string, action: SwitchAction): Promise<void> {
     await this.must(
       [join(system, 'bin', 'switch-to-configuration'), action],
       `${system}: switch-to-configuration ${action}`,
     );
   }
 
-  async switch(target: string): Promise<Generation> {
+  /** A new generation for `target`, then its switch script with `action`; returns the generation before. */
+  private async activateNew(target: string, action: SwitchAction): Promise<Generation> {
     const previous = await this.currentGeneration();
     await this.addGeneration(target);
-    await this.runSwitchScript(target, 'switch');
+    await this.runSwitchScript(target, action);
     return previous;
+  }
+
+  async switch(target: string): Promise<Generation> {
+    return this.activateNew(target, 'switch');
   }
 
   /** Makes `target` the default boot entry without changing the running system. */
   async boot(target: string): Promise<Generation> {
-    const previous = await this.currentGeneration();
-    await this.addGeneration(target);
-    await this.runSwitchScript(target, 'boot');
-    return previous;
+    return this.activateNew(target, 'boot');
   }
 
   /**
@@ -237,19 +226,7 @@ export class NixActivator implements Activator {
    * and a run interrupted between the two steps is finished by the next call.
    */
   async rollback(to: Generation): Promise<void> {
-    const recorded = this.generationPath(to.number);
-    if (recorded !== to.path)
-      throw new ActivationError(
-        `cannot roll back: generation ${to.number} of ${this.config.profile} runs ${recorded}, expected ${to.path}`,
-      );
-    const current = await this.currentGeneration();
-    if (current.number !== to.number) {
-      await this.must(
-        [this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)],
-        `switching ${this.config.profile} back to generation ${to.number}`,
-      );
-    }
-    if (this.runningPath() !== to.path) await this.runSwitchScript(to.path, 'switch');
+    await this.restore(to, 'switch');
   }
 
   /**
@@ -258,6 +235,15 @@ export class NixActivator implements Activator {
    * caller reboots when it runs something else). Idempotent: both steps may run again.
    */
   async rollbackBoot(to: Generation): Promise<void> {
+    await this.restore(to, 'boot');
+  }
+
+  /**
+   * Generation `to.number` by number (never "one step back"), checked to still run `to.path`, then its
+   * switch script. `switch` is skipped when that system already runs; `boot` only writes the boot entry
+   * and is cheap to repeat.
+   */
+  private async restore(to: Generation, action: SwitchAction): Promise<void> {
     const recorded = this.generationPath(to.number);
     if (recorded !== to.path)
       throw new ActivationError(
@@ -270,7 +256,8 @@ export class NixActivator implements Activator {
         `switching ${this.config.profile} back to generation ${to.number}`,
       );
     }
-    await this.runSwitchScript(to.path, 'boot');
+    if (action === 'boot' || this.runningPath() !== to.path)
+      await this.runSwitchScript(to.path, action);
   }
 
   async runningSystem(): Promise<string | null> {
@@ -287,15 +274,13 @@ export class NixActivator implements Activator {
 
   // ---- fetching ----------------------------------------------------------------------------------
 
+  /**
+   * One `nix copy` per cache, which both fetches and lets Nix check every signature. A target already
+   * in the store costs the same single process (Nix finds it valid and copies nothing), so validity is
+   * asked separately only when no cache delivered: built locally, or fetched in an earlier cycle
+   * while the cache is down now.
+   */
   async prepare(target: string, from: ClosureSource): Promise<void> {
-    if (await this.isValid(target)) return; // already here: built locally or verified when it arrived
-    if (from.cacheUrls.length === 0)
-      throw new ClosureRefused(
-        'NotInCache',
-        target,
-        null,
-        'the manifest names no binary cache and the closure is not in the local store',
-      );
     let refusal: ClosureRefused | undefined;
     for (const cache of from.cacheUrls) {
       try {
@@ -307,7 +292,17 @@ export class NixActivator implements Activator {
         if (!refusal?.integrity) refusal = e;
       }
     }
-    throw refusal!;
+    // Nix refuses a bad closure only while fetching it: a refused target is never valid here.
+    if (!refusal?.integrity && (await this.isValid(target))) return;
+    throw (
+      refusal ??
+      new ClosureRefused(
+        'NotInCache',
+        target,
+        null,
+        'the manifest names no binary cache and the closure is not in the local store',
+      )
+    );
   }
 
   private async isValid(path: string): Promise<boolean> {

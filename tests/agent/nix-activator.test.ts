@@ -10,7 +10,6 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -246,7 +245,7 @@ test('inhibitors from the real closures: v1 -> v2 none, v1 -> v3 names the kerne
   assert.match(v3[0]!, /^kernel changes /);
 });
 
-test('an http:// cache served by nginx: realise and switch; a dead cache is Unreachable', async () => {
+test('an http:// cache served by nginx: realise and switch; a dead cache is Unreachable unless the target is already in the store', async () => {
   if (!ready || !requireTool('nginx', 'http binary cache')) return;
   const runtime = makeRuntimeDir();
   const port = await freePort();
@@ -284,8 +283,11 @@ http {
     await nginx.stop();
     const dead = await host.driver([
       { op: 'prepare', target: sys.v2, cacheUrls: [url], cacheKeys: [good.publicKey] },
+      // Already in the store (fetched above): a dead cache does not hold it back.
+      { op: 'prepare', target: sys.v3, cacheUrls: [url], cacheKeys: [good.publicKey] },
     ]);
     assert.is(refusal(dead[0]).code, 'Unreachable');
+    value(dead[1]);
   } finally {
     await nginx.stop();
     removeRuntimeDir(runtime);
@@ -352,7 +354,7 @@ http {
 test('boot: a new generation and `switch-to-configuration boot`, the running system unchanged; bootId and reboot', async () => {
   if (!ready) return;
   const host = await hostOnV1();
-  writeFileSync(join(host.dir, 'boot_id'), 'c0ffee00-0000-4000-8000-000000000001\n');
+  host.setBootId('c0ffee00-0000-4000-8000-000000000001');
   const r = await host.driver([
     { op: 'prepare', target: sys.v3, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
     { op: 'boot', target: sys.v3 },
@@ -424,31 +426,6 @@ test('through the agent cycle: an unsigned closure -> failed ack, quarantine, pr
 
 // ---- the reboot path through the agent cycle, with real Nix (issue 8) -------------------------------
 
-/**
- * What a reboot does to a test host: a new boot id, and the system the bootloader's default entry names
- * (the last `switch-to-configuration boot`) runs, its services up with that system's health.
- */
-function rebootHost(host: NixTestHost, boot: number): string {
-  writeFileSync(join(host.dir, 'boot_id'), `boot-${boot}\n`);
-  const booted = host
-    .switchLog()
-    .filter((l) => l.startsWith('boot '))
-    .at(-1)!
-    .slice('boot '.length);
-  rmSync(join(host.dir, 'current-system'), { force: true });
-  symlinkSync(booted, join(host.dir, 'current-system'));
-  writeFileSync(join(host.dir, 'health'), booted === sys.v3unhealthy ? 'unhealthy\n' : 'ok\n');
-  return booted;
-}
-
-function rebootLog(host: NixTestHost): string[] {
-  try {
-    return readFileSync(join(host.dir, 'reboot.log'), 'utf8').trim().split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
 type AgentRun = {
   outcome: { kind: string; decision?: string; acted?: string | null };
   log: Record<string, unknown>[];
@@ -465,7 +442,7 @@ async function rebootLab(host: NixTestHost, target: string, confirmDeadlineSecon
       ])
     )[0],
   );
-  writeFileSync(join(host.dir, 'boot_id'), 'boot-1\n');
+  host.setBootId('boot-1');
   writeFileSync(join(host.dir, 'health'), 'ok\n');
   const lab = makeLab(['n1'], { activator: () => host.activatorConfig() });
   const fleet = labFleet(lab, {
@@ -509,7 +486,7 @@ test('kernel change under reboot: allowed -> boot + reboot command; after the re
       [`switch ${sys.v1}`, `boot ${sys.v3}`],
       'staged with boot, never switched live',
     );
-    assert.equal(rebootLog(host), ['reboot'], 'the reboot command ran once');
+    assert.equal(host.rebootLog(), ['reboot'], 'the reboot command ran once');
     assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v1);
     assert.is(host.profileGeneration(), 2);
     const p = pending()!;
@@ -522,7 +499,7 @@ test('kernel change under reboot: allowed -> boot + reboot command; after the re
       ['started'],
     );
 
-    assert.is(rebootHost(host, 2), sys.v3);
+    assert.is(host.reboot('boot-2'), sys.v3);
     const r2 = await run();
     assert.equal(
       [r2.outcome.kind, r2.outcome.decision],
@@ -542,7 +519,7 @@ test('kernel change under reboot: allowed -> boot + reboot command; after the re
     );
     assert.is(pending(), undefined);
     assert.is(host.profileGeneration(), 2);
-    assert.equal(rebootLog(host), ['reboot']);
+    assert.equal(host.rebootLog(), ['reboot']);
     assert.equal(host.switchLog(), [`switch ${sys.v1}`, `boot ${sys.v3}`]);
   } finally {
     await lab.close();
@@ -557,7 +534,7 @@ test('kernel change, unhealthy after the reboot: previous generation (exact numb
     const r1 = await run();
     assert.is(r1.outcome.acted, 'rebooting', JSON.stringify(r1.outcome));
     const deadline = pending()!.deadline;
-    assert.is(rebootHost(host, 2), sys.v3unhealthy);
+    assert.is(host.reboot('boot-2'), sys.v3unhealthy);
     const r2 = await run();
     assert.is(r2.outcome.kind, 'rebooting', JSON.stringify(r2.outcome));
     assert.equal(
@@ -565,7 +542,7 @@ test('kernel change, unhealthy after the reboot: previous generation (exact numb
       [`switch ${sys.v1}`, `boot ${sys.v3unhealthy}`, `boot ${sys.v1}`],
       'rolled back with boot, not switch',
     );
-    assert.equal(rebootLog(host), ['reboot', 'reboot']);
+    assert.equal(host.rebootLog(), ['reboot', 'reboot']);
     assert.is(host.profileGeneration(), 1, 'the exact previous generation number');
     const back = pending()!;
     assert.equal([back.phase, back.bootId, back.deadline], ['rebooting-back', 'boot-2', deadline]);
@@ -578,7 +555,7 @@ test('kernel change, unhealthy after the reboot: previous generation (exact numb
       ['started', 'activated'],
     );
 
-    assert.is(rebootHost(host, 3), sys.v1);
+    assert.is(host.reboot('boot-3'), sys.v1);
     await run();
     const all = acks();
     assert.equal(
@@ -593,7 +570,7 @@ test('kernel change, unhealthy after the reboot: previous generation (exact numb
     );
     assert.is(host.profileGeneration(), 1);
     assert.equal(host.generations(), [1, 2]);
-    assert.equal(rebootLog(host), ['reboot', 'reboot'], 'no further reboot');
+    assert.equal(host.rebootLog(), ['reboot', 'reboot'], 'no further reboot');
   } finally {
     await lab.close();
   }

@@ -8,8 +8,8 @@
 //              rolls back to exactly generation 2 (not a new generation), quarantines the closure and
 //              says `rolled-back`; the wave's failure threshold is 0, so the rollout halts and the other
 //              hosts never start.
-// Kernel-change reboot cases (v1 -> v3: `defer`, `boot`, reboot, confirm after boot) belong in
-// tests/e2e/nix-reboot.test.ts, built on the same NixE2e helper; they are not written here.
+// Kernel-change reboot cases (v1 -> v3: `boot`, reboot, confirm after boot; rollback across a second
+// reboot) are in tests/e2e/nix-reboot.test.ts, on the same NixE2e helper.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, readlinkSync } from 'node:fs';

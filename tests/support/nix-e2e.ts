@@ -24,11 +24,14 @@ import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { AgentConfig } from '../../agent/config.ts';
 import type { Probe } from '../../protocol/schemas/release.ts';
 
-/** The test systems' switch writes its verdict ("ok" / "unhealthy") to $NIXFLEET_TEST_HOST_DIR/health. */
+/**
+ * The test systems' switch writes its verdict ("ok" / "unhealthy") to $NIXFLEET_TEST_HOST_DIR/health.
+ * Shell builtins only (`read`, `test`): one process per probe, no `$(cat ...)` fork.
+ */
 export const HEALTH_PROBE: Probe = {
   kind: 'command',
   name: 'service-health',
-  argv: ['sh', '-c', 'test "$(cat "$NIXFLEET_TEST_HOST_DIR/health")" = ok'],
+  argv: ['sh', '-c', 'read -r v < "$NIXFLEET_TEST_HOST_DIR/health" && test "$v" = ok'],
   expectExit: 0,
   timeoutMs: 10_000,
 };

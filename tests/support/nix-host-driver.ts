@@ -63,6 +63,12 @@ async function perform(op: DriverOp): Promise<unknown> {
       } catch {
         return false;
       }
+    case 'timed': {
+      const [cmd, ...args] = op.argv as [string, ...string[]];
+      const t = performance.now();
+      execFileSync(cmd, args, { stdio: 'pipe', maxBuffer: 16 * 1024 * 1024 });
+      return performance.now() - t;
+    }
     case 'agent': {
       const log = memoryLogger('driver');
       const outcome = await runAgentOnce(AgentConfig.parse(op.config), { log });

@@ -4,7 +4,16 @@
 // left mounted when a command ends (or is killed). The test systems (tests/fixtures/nix-systems) are
 // built once per test run in the machine's store and copied into signed file:// caches.
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { nixSandbox, REPO, run, type NixSandbox } from '../nix/nix-env.ts';
 import type { NixActivatorConfig } from '../../agent/activators/nix.ts';
@@ -144,6 +153,8 @@ export type DriverOp =
   | { op: 'bootId' }
   | { op: 'reboot' }
   | { op: 'valid'; path: string }
+  /** Runs argv as a child of the driver (as the agent runs Nix) and returns its wall time in ms. */
+  | { op: 'timed'; argv: string[] }
   | { op: 'agent'; config: unknown };
 
 export type DriverResult =
@@ -256,6 +267,43 @@ export class NixTestHost {
         .filter((x): x is string => !!x)
         .map(Number)
         .sort((a, b) => a - b);
+    } catch {
+      return [];
+    }
+  }
+
+  /** The kernel's boot id as the activator reads it (`bootIdFile`). */
+  setBootId(id: string): void {
+    writeFileSync(join(this.dir, 'boot_id'), `${id}\n`);
+  }
+
+  /**
+   * What a reboot does to this host: a new boot id, and the system named by the bootloader's default
+   * entry (the last `switch-to-configuration boot`) runs, its service up with that system's health (the
+   * verdict its switch script writes). Returns the system it booted.
+   */
+  reboot(bootId: string): string {
+    const booted = this.switchLog()
+      .filter((l) => l.startsWith('boot '))
+      .at(-1)
+      ?.slice('boot '.length);
+    if (!booted)
+      throw new Error(`${this.dir}: reboot without a boot entry (no 'boot' in switch.log)`);
+    const health = /^\s*echo (\w+) > "\$dir\/health\.new"$/m.exec(
+      readFileSync(join(booted, 'bin', 'switch-to-configuration'), 'utf8'),
+    )?.[1];
+    if (!health) throw new Error(`${booted}: its switch script writes no health verdict`);
+    this.setBootId(bootId);
+    rmSync(join(this.dir, 'current-system'), { force: true });
+    symlinkSync(booted, join(this.dir, 'current-system'));
+    writeFileSync(join(this.dir, 'health'), `${health}\n`);
+    return booted;
+  }
+
+  /** One line per run of the stub reboot command (`activatorConfig().rebootCommand`). */
+  rebootLog(): string[] {
+    try {
+      return readFileSync(join(this.dir, 'reboot.log'), 'utf8').trim().split('\n').filter(Boolean);
     } catch {
       return [];
     }

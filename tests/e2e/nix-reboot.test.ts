@@ -1,0 +1,184 @@
+// The reboot path end to end through nginx (tests/support/nix-e2e.ts): real Nix hosts (own /nix and
+// system profile in a mount namespace each), closures fetched from the control plane's /nix-cache/ over
+// https, acks posted through nginx's mTLS ack route, channels under the signed `reboot: allowed` policy.
+// A kernel change (v1 -> v3) cannot switch live: the agent stages it with `switch-to-configuration
+// boot` and runs the stub reboot command. The reboot is simulated the way tests/agent/nix-activator.test.ts
+// does it: between two `nixfleet agent --once` runs (one per boot) the host gets a new boot id and runs
+// the system of the last boot entry (NixTestHost.reboot). Outcomes are read from the control plane's
+// signed ack log.
+//   b1: v1 -> v3, healthy after the reboot: `started` before the reboot, `activated` + `healthy` only
+//       after it, from the new boot; generation 2 stays.
+//   b2: v1 -> v3unhealthy: after the reboot its probe fails until the confirm deadline, so it restores
+//       generation 1 by number with `boot`, reboots again, and only once running v1 says `rolled-back`.
+//   b3: v1 -> v3 under the default `reboot: never`: a `deferred` ack with the reason, nothing staged,
+//       shown as deferred (not offline) in the view built from the signed acks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireTool } from '../support/skip.ts';
+import { currentFleetView } from '../support/e2e-timeline.ts';
+import { NixE2e } from '../support/nix-e2e.ts';
+import { cleanupNixHosts } from '../support/nix-hosts.ts';
+import { Quarantine } from '../../agent/quarantine.ts';
+import { StateDir } from '../../agent/state-dir.ts';
+import type { Ack } from '../../protocol/schemas/ack.ts';
+
+const HOSTS = ['b1', 'b2', 'b3'];
+/** Generous: one `--once` run under a loaded machine starts Node, fetches and posts through nginx. */
+const RUN_MS = 120_000;
+
+test.after(() => cleanupNixHosts());
+
+test('kernel change through nginx: boot + reboot, confirmed after the reboot; an unhealthy one rolls back to the exact generation across a second reboot', async () => {
+  if (
+    !requireTool('nix', 'real Nix hosts') ||
+    !requireTool('unshare', 'a /nix per host') ||
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI')
+  )
+    return;
+  const e2e = await NixE2e.create({ hosts: HOSTS, agent: { probeIntervalMs: 300 } });
+  const { stack, sys } = e2e;
+  try {
+    await e2e.seed(sys.v1);
+    await e2e.push([sys.v3, sys.v3unhealthy], e2e.key);
+    const fleet = e2e.fleet({
+      good: { hosts: { b1: sys.v3 }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 300 },
+      // Long enough for the second boot's run to start and post `activated` on a loaded machine;
+      // the rollback then waits for the deadline, as a host that never turns healthy does.
+      bad: {
+        hosts: { b2: sys.v3unhealthy },
+        waves: [{ soakSeconds: 0 }],
+        confirmDeadlineSeconds: 25,
+      },
+      // The default policy: a kernel change waits, visibly, and nothing is touched.
+      held: { hosts: { b3: sys.v3 }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 300 },
+    });
+    fleet.channels['good']!.reboot = 'allowed';
+    fleet.channels['bad']!.reboot = 'allowed';
+    const release = await e2e.publish(fleet);
+    assert.is(release.cacheCheck.skipped, false, 'published with the cache check');
+    await stack.startControlPlane();
+    await stack.waitAckEndpointPrimed('b1');
+    for (const h of HOSTS) e2e.host(h).setBootId('boot-1');
+
+    /** This host's acks of the release in the control plane's signed log (heartbeats left out). */
+    const logged = (h: string): Ack[] =>
+      stack.acksOf(h).filter((a) => a.releaseVersion === release.version && a.kind !== 'heartbeat');
+    const kinds = (h: string) => logged(h).map((a) => a.kind);
+    const once = async (h: string, expected: string) => {
+      const r = await stack.runAgentOnce(h, {}, RUN_MS);
+      assert.is(r.code, 0, `${h}: agent --once exit code\n${JSON.stringify(r.events.slice(-6))}`);
+      assert.is(r.outcome?.['kind'], expected, `${h}: ${JSON.stringify(r.outcome)}`);
+      return r;
+    };
+
+    const good = async () => {
+      const host = e2e.host('b1');
+      // Boot 1: staged for the next boot, never switched live; the started ack is out before the reboot.
+      const r1 = await once('b1', 'decided');
+      assert.is(r1.outcome?.['acted'], 'rebooting');
+      assert.equal(host.switchLog(), [`switch ${sys.v1}`, `boot ${sys.v3}`]);
+      assert.equal(host.rebootLog(), ['reboot'], 'the reboot command ran once');
+      assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v1, 'still running v1');
+      assert.is(host.profileGeneration(), 2);
+      assert.equal(kinds('b1'), ['started']);
+      const started = logged('b1')[0]!;
+      assert.is(started.current, sys.v1);
+      assert.match(String(started.reason), /rebooting into its target \(kernel changes/);
+
+      // Boot 2 runs v3: activated and healthy, posted from the new boot, on the same generation 2.
+      assert.is(host.reboot('boot-2'), sys.v3);
+      const r2 = await once('b1', 'decided');
+      const events = r2.events.map((e) => e['event']);
+      assert.ok(
+        events.includes('booted-into-target') && events.includes('confirmed'),
+        JSON.stringify(events),
+      );
+      assert.equal(kinds('b1'), ['started', 'activated', 'healthy']);
+      const healthy = logged('b1')[2]!;
+      assert.equal([healthy.target, healthy.current], [sys.v3, sys.v3]);
+      assert.is(host.profileGeneration(), 2, 'the staged generation, no new one');
+      assert.equal(host.generations(), [1, 2]);
+      assert.is(readlinkSync(join(host.nixDir, 'var/nix/profiles/system-2-link')), sys.v3);
+      assert.equal(host.rebootLog(), ['reboot'], 'no second reboot');
+      assert.equal(host.switchLog(), [`switch ${sys.v1}`, `boot ${sys.v3}`]);
+    };
+
+    const bad = async () => {
+      const host = e2e.host('b2');
+      const r1 = await once('b2', 'decided');
+      assert.is(r1.outcome?.['acted'], 'rebooting');
+      assert.equal(kinds('b2'), ['started']);
+      assert.is(host.profileGeneration(), 2);
+
+      // Boot 2 runs v3unhealthy: its probe fails until the deadline; generation 1 again (by number)
+      // with `boot`, and a second reboot. Nothing claims a rollback before it has happened.
+      assert.is(host.reboot('boot-2'), sys.v3unhealthy);
+      await once('b2', 'rebooting');
+      assert.equal(
+        host.switchLog(),
+        [`switch ${sys.v1}`, `boot ${sys.v3unhealthy}`, `boot ${sys.v1}`],
+        'rolled back with boot, not switch',
+      );
+      assert.equal(host.rebootLog(), ['reboot', 'reboot']);
+      assert.is(host.profileGeneration(), 1, 'the exact previous generation number');
+      assert.ok(!kinds('b2').includes('rolled-back'), JSON.stringify(kinds('b2')));
+
+      // Boot 3 runs v1 again: now the rolled-back ack, signed and in the control plane's log.
+      assert.is(host.reboot('boot-3'), sys.v1);
+      await once('b2', 'decided');
+      const acks = logged('b2').filter((a) => a.kind !== 'blocked');
+      assert.equal(
+        acks.map((a) => a.kind),
+        ['started', 'activated', 'rolled-back'],
+      );
+      const back = acks[2]!;
+      assert.equal([back.target, back.current], [sys.v3unhealthy, sys.v1]);
+      assert.match(String(back.reason), /not healthy before the confirm deadline/);
+      assert.is(host.profileGeneration(), 1);
+      assert.equal(host.generations(), [1, 2], 'no new generation for the rollback');
+      assert.is(readlinkSync(join(host.nixDir, 'var/nix/profiles/system-1-link')), sys.v1);
+      assert.equal(host.rebootLog(), ['reboot', 'reboot'], 'no third reboot');
+      assert.equal(
+        new Quarantine(new StateDir(stack.lab.host('b2').stateDir))
+          .active(Date.now())
+          .map((q) => q.target),
+        [sys.v3unhealthy],
+      );
+    };
+
+    const held = async () => {
+      const host = e2e.host('b3');
+      const r = await once('b3', 'decided');
+      assert.is(r.outcome?.['decision'], 'defer');
+      assert.equal(kinds('b3'), ['deferred']);
+      assert.match(String(logged('b3')[0]!.reason), /needs a reboot \(kernel changes/);
+      assert.equal(host.switchLog(), [`switch ${sys.v1}`], 'nothing staged');
+      assert.equal(host.rebootLog(), []);
+      assert.equal([host.profileGeneration(), host.generations()], [1, [1]]);
+    };
+
+    await Promise.all([good(), bad(), held()]);
+
+    // Both closures came through nginx's /nix-cache/; the dashboard's view of the signed acks agrees.
+    const access = readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8');
+    for (const path of [sys.v3, sys.v3unhealthy])
+      assert.match(
+        access,
+        new RegExp(`GET /nix-cache/${path.slice(11, 43)}\\.narinfo HTTP/1\\.1" 200`),
+      );
+    const view = currentFleetView(stack.cpDir, stack.publishedAcks());
+    const phase = (h: string) => view.hosts.find((x) => x.host === h)?.phase;
+    assert.ok(['healthy', 'soaked'].includes(String(phase('b1'))), `b1: ${phase('b1')}`);
+    assert.is(phase('b2'), 'failed');
+    assert.is(phase('b3'), 'deferred', 'a deferred host is shown as deferred, not offline');
+  } catch (e) {
+    throw stack.explain(e);
+  } finally {
+    await e2e.close();
+  }
+});
+
+test.run();
