@@ -23,6 +23,7 @@ import {
   isoTime,
   parseIsoTime,
   parseWith,
+  type Ack,
   type ComplianceMode,
   type HostManifest,
 } from './schemas/index.ts';
@@ -537,7 +538,10 @@ function evidenceReport(
         held.length === 0
           ? null
           : { count: held.length, firstSeq: held[0]!.signed.seq, lastSeq: held.at(-1)!.signed.seq },
-      controls: controlsOf(manifest, held),
+      controls: controlsOf(
+        manifest,
+        held.map((a) => a.signed),
+      ),
     });
   }
   return {
@@ -568,7 +572,7 @@ function evidenceReport(
  */
 export function controlsOf(
   manifest: Pick<HostManifest, 'compliance'>,
-  acksOldestFirst: readonly { signed: SignedAck['signed'] }[],
+  acksOldestFirst: readonly Pick<Ack, 'time' | 'seq' | 'releaseVersion' | 'evidence'>[],
 ): EvidenceControl[] {
   const c = manifest.compliance;
   if (!c) return [];
@@ -582,7 +586,7 @@ export function controlsOf(
   for (const r of c.runtime) {
     let found: EvidenceControl | undefined;
     for (let i = acksOldestFirst.length - 1; i >= 0 && !found; i--) {
-      const a = acksOldestFirst[i]!.signed;
+      const a = acksOldestFirst[i]!;
       const e = a.evidence?.find((x) => x.framework === r.framework && x.control === r.control);
       if (e)
         found = {

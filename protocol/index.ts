@@ -181,6 +181,7 @@ export {
 export type {
   Fetch,
   HostView,
+  VerifiedManifest,
   SignatureJob,
   TreeReport,
   TreeSource,

@@ -16,7 +16,7 @@ export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
 export { verifyRelease, verifyReleaseIndex } from './release.ts';
-export type { VerifiedRelease } from './release.ts';
+export type { VerifiedManifest, VerifiedRelease } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';
 export type { TreeReport, TreeSource, VerifyTreeOptions } from './tree.ts';

@@ -7,108 +7,18 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
-import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import { canonicalString } from '../../protocol/canonical.ts';
 import { signingKeyFromSeed } from '../../protocol/keys.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import type { HostCompliance, ControlEvidence } from '../../protocol/schemas/compliance.ts';
 import type { EvidenceBundle } from '../../protocol/schemas/evidence.ts';
 import type { EvidenceReport } from '../../protocol/evidence.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
-import { setCompliance } from '../support/compliance-tree.ts';
-import {
-  MIN,
-  NOW,
-  RELEASE_KEY,
-  cleanupTempDirs,
-  lifecycle,
-  postAcks,
-  publishedFixture,
-  run,
-  tempDir,
-  type AckStep,
-  type Fixture,
-} from './fixture.ts';
+import { digestOf, evidence, scene, type Scene } from './compliance-fixture.ts';
+import { MIN, NOW, cleanupTempDirs, run, tempDir } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
 
 const NOW_ISO = isoTime(NOW);
-const digestOf = (s: string) => sha256Digest(Buffer.from(s, 'utf8'));
-
-const COMPLIANCE: HostCompliance = {
-  mode: 'enforce',
-  frameworks: ['cis'],
-  static: [
-    {
-      framework: 'cis',
-      control: 'ssh-no-password',
-      ok: true,
-      evidence: 'services.openssh.settings.PasswordAuthentication = false',
-    },
-  ],
-  runtime: [
-    {
-      framework: 'cis',
-      control: 'aide',
-      argv: ['/run/current-system/sw/bin/aide', '--check'],
-      expectExit: 0,
-      timeoutMs: 30_000,
-    },
-    {
-      framework: 'cis',
-      control: 'auditd',
-      argv: ['/bin/systemctl', 'is-active', 'auditd'],
-      expectExit: 0,
-      timeoutMs: 5_000,
-    },
-  ],
-};
-const evidence = (control: string, ok: boolean, excerpt: string): ControlEvidence => ({
-  framework: 'cis',
-  control,
-  ok,
-  exitCode: ok ? 0 : 1,
-  outputDigest: digestOf(excerpt),
-  excerpt,
-});
-
-interface Scene {
-  fx: Fixture;
-  /** ch-0's hosts: the first carries compliance, passing aide, then failing it. */
-  a: string;
-  b: string;
-  bundle: string;
-}
-
-/** ch-0 hosts get compliance; host a's chain: lifecycle with evidence on activated/healthy, the latest failing. */
-function scene(label: string): Scene {
-  const fx = publishedFixture(label);
-  const [a] = fx.wave('ch-0', 0);
-  const [b] = fx.wave('ch-0', 1);
-  const ch0 = Object.keys(fx.plans['ch-0']!.hosts);
-  setCompliance(fx.tree, RELEASE_KEY, Object.fromEntries(ch0.map((h) => [h, COMPLIANCE])));
-  const steps: AckStep[] = lifecycle(NOW - 30 * MIN, NOW - 20 * MIN);
-  steps[1] = { ...steps[1]!, evidence: [evidence('aide', true, 'AIDE found no differences')] };
-  steps[2] = {
-    ...steps[2]!,
-    evidence: [
-      evidence('aide', true, 'AIDE found no differences'),
-      evidence('auditd', true, 'active'),
-    ],
-  };
-  steps.push({
-    kind: 'heartbeat',
-    at: NOW - 10 * MIN,
-    healthySince: NOW - 29 * MIN,
-    evidence: [
-      // A hostile excerpt: a line break and an escape sequence must not fake rows or reach the terminal raw.
-      evidence('aide', false, 'changed: /etc/passwd\nFAKE ROW ok \u001b[2J'),
-      evidence('auditd', true, 'active'),
-    ],
-  });
-  postAcks(fx, a!, steps);
-  postAcks(fx, b!, lifecycle(NOW - 20 * MIN, NOW - 12 * MIN));
-  return { fx, a: a!, b: b!, bundle: join(fx.dir, 'evidence.json') };
-}
 
 async function exportScene(s: Scene, ...extra: string[]) {
   return run(
