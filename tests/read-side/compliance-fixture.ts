@@ -17,7 +17,8 @@ import {
 } from './fixture.ts';
 
 export const digestOf = (s: string) => sha256Digest(Buffer.from(s, 'utf8'));
-export const HOSTILE_EXCERPT = 'changed: /etc/passwd\nFAKE ROW ok \u001b[2J';
+export const HOSTILE_EXCERPT =
+  'changed: /etc/passwd\nFAKE ROW ok \u001b[2J <img src=x onerror=alert(1)>';
 
 export const COMPLIANCE: HostCompliance = {
   mode: 'enforce',

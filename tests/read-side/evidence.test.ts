@@ -13,7 +13,7 @@ import { isoTime } from '../../protocol/schemas/common.ts';
 import type { EvidenceBundle } from '../../protocol/schemas/evidence.ts';
 import type { EvidenceReport } from '../../protocol/evidence.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
-import { digestOf, evidence, scene, type Scene } from './compliance-fixture.ts';
+import { HOSTILE_EXCERPT, digestOf, evidence, scene, type Scene } from './compliance-fixture.ts';
 import { MIN, NOW, cleanupTempDirs, run, tempDir } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
@@ -88,7 +88,7 @@ test('a good bundle verifies offline and shows static and runtime controls per h
   const aide = ha.controls[1]!;
   assert.is(aide.time, isoTime(NOW - 10 * MIN));
   assert.is(aide.exitCode, 1);
-  assert.is(aide.outputDigest, digestOf('changed: /etc/passwd\nFAKE ROW ok \u001b[2J'));
+  assert.is(aide.outputDigest, digestOf(HOSTILE_EXCERPT));
   const hb = report.hosts.find((h) => h.host === s.b)!;
   assert.equal(
     hb.controls.map((c) => c.status),
