@@ -324,7 +324,14 @@ export function renderStatus(r: StatusReport): string {
         '',
         `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`,
       );
-    if (h.compliance !== null) out.push('', ...renderHostCompliance(h.host, h.compliance));
+    if (h.compliance !== null) {
+      out.push('', ...renderHostCompliance(h.host, h.compliance));
+      // status reads the tree's acks (each host's latest); the full history is trace's.
+      if (h.compliance.controls.some((c) => c.status === 'no-evidence'))
+        out.push(
+          `  (runtime results from the acks in the tree; \`nixfleet trace --host ${h.host}\` reads the whole history)`,
+        );
+    }
   }
   return out.join('\n');
 }
