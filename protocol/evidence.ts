@@ -318,7 +318,8 @@ export async function verifyEvidenceBundle(
 ): Promise<EvidenceReport> {
   const bundle = readEvidenceBundle(bytes, file);
   requireBundleFleet(bundle, pinned, file);
-  checkDigestManifest(bundle, file);
+  const held = readBundleAcks(bundle, file);
+  checkDigestManifest(bundle, held, file);
   checkRootsBelowPinned(bundle, pinned, file);
   const timestampIssuedAt = unverifiedTimestampTime(bundle, file);
   const asOf = opts.now ?? timestampIssuedAt;
@@ -333,7 +334,7 @@ export async function verifyEvidenceBundle(
   });
   checkScopeCovered(bundle, release, file);
   checkEveryDocumentVerified(bundle, served.read, pinned, file);
-  const acks = verifyBundleAcks(bundle, release, file);
+  const acks = verifyBundleAcks(bundle, held, release, file);
   return evidenceReport(bundle, file, release, acks, asOf);
 }
 
@@ -346,17 +347,45 @@ function requireBundleFleet(bundle: EvidenceBundle, pinned: SignedRoot, file: st
 }
 
 /** The unsigned manifest names every entry with the sha256 of its bytes, and nothing else. */
-function checkDigestManifest(bundle: EvidenceBundle, file: string): void {
+/** Each host's acks, read strictly once (canonical form, listed under their own host); not verified yet. */
+function readBundleAcks(bundle: EvidenceBundle, file: string): Map<string, SignedAck[]> {
+  const out = new Map<string, SignedAck[]>();
+  for (const [host, list] of Object.entries(bundle.acks))
+    out.set(
+      host,
+      list.map((text, i) => {
+        const source = `${file}: acks/${host}[${i}]`;
+        const ack = readAck(text, source);
+        // Its bytes are what the digest manifest and the next ack's `prev` name: only the canonical form.
+        if (canonicalString(ack) !== text)
+          throw new Malformed(source, 'is not the canonical JSON of its envelope');
+        if (ack.signed.host !== host)
+          throw new WrongHost(source, `ack of host ${ack.signed.host} listed under ${host}`);
+        return ack;
+      }),
+    );
+  return out;
+}
+
+function checkDigestManifest(
+  bundle: EvidenceBundle,
+  held: ReadonlyMap<string, readonly SignedAck[]>,
+  file: string,
+): void {
   const expected = new Map<string, string>();
   for (const [path, text] of Object.entries(bundle.documents))
     expected.set(documentKey(path), sha256Digest(Buffer.from(text, 'utf8')));
-  for (const [host, list] of Object.entries(bundle.acks))
-    list.forEach((text, i) => {
-      const key = ackKey(host, seqOf(text, `${file}: acks/${host}[${i}]`));
+  for (const [host, list] of held)
+    for (const ack of list) {
+      const key = ackKey(host, ack.signed.seq);
       if (expected.has(key))
-        throw new Malformed(`${file}: ${key}`, 'two acks of one host carry this seq');
-      expected.set(key, sha256Digest(Buffer.from(text, 'utf8')));
-    });
+        throw new AckChainBroken(
+          `${file}: ${key}`,
+          `host ${host}: two acks carry seq ${ack.signed.seq}`,
+        );
+      // The canonical text's digest, which the intake guaranteed is the listed text's.
+      expected.set(key, ackDigest(ack));
+    }
   for (const [key, digest] of expected) {
     const listed = bundle.digests[key];
     if (listed === undefined)
@@ -373,11 +402,6 @@ function checkDigestManifest(bundle: EvidenceBundle, file: string): void {
         `${file}: ${key}`,
         "is in the bundle's digest manifest, but the bundle does not hold it",
       );
-}
-
-/** An ack's seq for naming its manifest entry (the ack itself is read strictly later). */
-function seqOf(text: string, source: string): number {
-  return readAck(text, source).signed.seq;
 }
 
 /** Roots older than the auditor's pinned one: each must be followed by the next, up to exactly the pinned root. */
@@ -489,6 +513,7 @@ interface HostAcks {
 /** Every ack: canonical, verifyAck against the manifest's host key, one unbroken chain per host. */
 function verifyBundleAcks(
   bundle: EvidenceBundle,
+  held: ReadonlyMap<string, readonly SignedAck[]>,
   release: VerifiedRelease,
   file: string,
 ): Map<string, HostAcks> {
@@ -497,19 +522,11 @@ function verifyBundleAcks(
   const trust: AckTrust = { fleet: release.root.signed.fleet, hostKeys };
   const since = bundle.scope.since === null ? null : parseIsoTime(bundle.scope.since);
   const out = new Map<string, HostAcks>();
-  for (const [host, list] of Object.entries(bundle.acks)) {
-    const acks = list.map((text, i) => {
-      const source = `${file}: acks/${host}[${i}]`;
-      const ack = readAck(text, source);
-      // Its bytes are what the digest manifest and the next ack's `prev` name: only the canonical form.
-      if (canonicalString(ack) !== text)
-        throw new Malformed(source, 'is not the canonical JSON of its envelope');
-      if (ack.signed.host !== host)
-        throw new WrongHost(source, `ack of host ${ack.signed.host} listed under ${host}`);
-      // UnknownHost for a host whose manifest the bundle lacks: no key of the release to check it with.
-      verifyAck(ack, trust, `${source} (seq ${ack.signed.seq})`);
-      return ack;
-    });
+  for (const [host, acks] of held) {
+    // UnknownHost for a host whose manifest the bundle lacks: no key of the release to check it with.
+    acks.forEach((ack, i) =>
+      verifyAck(ack, trust, `${file}: acks/${host}[${i}] (seq ${ack.signed.seq})`),
+    );
     checkAckChain(host, acks, since, `${file}: acks/${host}`);
     out.set(host, { acks: [...acks].sort((a, b) => a.signed.seq - b.signed.seq) });
   }
