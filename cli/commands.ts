@@ -99,6 +99,16 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import('./verify.ts'),
   },
   {
+    name: 'evidence export',
+    summary: 'write a self-contained, offline-verifiable evidence bundle for an auditor',
+    load: () => import('./evidence.ts').then((m) => ({ default: m.evidenceExport })),
+  },
+  {
+    name: 'evidence verify',
+    summary: "verify an evidence bundle offline and print each host's controls",
+    load: () => import('./evidence.ts').then((m) => ({ default: m.evidenceVerify })),
+  },
+  {
     name: 'site build',
     summary: 'build the operator dashboard (static HTML) from the verified tree and the acks',
     load: () => import('./site.ts').then((m) => ({ default: m.siteBuild })),

@@ -16,7 +16,8 @@ export type VerificationCode =
   | 'Malformed'
   | 'TooLarge'
   | 'WrongFleet'
-  | 'UnknownHost';
+  | 'UnknownHost'
+  | 'AckChainBroken';
 
 export class VerificationError extends Error {
   readonly code: VerificationCode;
@@ -64,3 +65,5 @@ export function isVerificationError(e: unknown): e is VerificationError {
 // (so no host key to check it against), is never believed.
 export class WrongFleet extends kind('WrongFleet') {}
 export class UnknownHost extends kind('UnknownHost') {}
+// A host's ack history with a gap, a fork or a broken link (an evidence bundle: a dropped ack).
+export class AckChainBroken extends kind('AckChainBroken') {}

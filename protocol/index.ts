@@ -32,9 +32,21 @@ export {
 } from './control-plane-dir.ts';
 export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
+export {
+  acksSince,
+  assembleEvidenceBundle,
+  checkAckChain,
+  controlsOf,
+  EVIDENCE_BUNDLE_MAX_BYTES,
+  UnknownScopeChannel,
+  verifyEvidenceBundle,
+  walkForEvidence,
+} from './evidence.ts';
+export type { EvidenceControl, EvidenceHost, EvidenceReport, EvidenceScope } from './evidence.ts';
 export { isValidPublicKey, signBytes, verifyBytes } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
 export {
+  AckChainBroken,
   isVerificationError,
   Malformed,
   MixAndMatch,
@@ -115,6 +127,7 @@ export {
   ComplianceId,
   ComplianceMode,
   ControlEvidence,
+  EvidenceBundle,
   EXCERPT_MAX,
   HostCompliance,
   RuntimeControl,
@@ -168,6 +181,7 @@ export {
 export type {
   Fetch,
   HostView,
+  VerifiedManifest,
   SignatureJob,
   TreeReport,
   VerifiedDocumentMemo,

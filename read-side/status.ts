@@ -8,6 +8,18 @@ import { parseIsoTime } from '../protocol/index.ts';
 import type { AckRejection, FleetState } from './load.ts';
 import { age, duration, iso, listWithMore, shortStorePath, table, waveLabel } from './format.ts';
 import { UnknownSubject } from './subject.ts';
+import { ackHistoryByHost } from './acks.ts';
+import {
+  channelCompliance,
+  channelComplianceLine,
+  controlNames,
+  failingControls,
+  hostCompliance,
+  renderHostCompliance,
+  type ChannelCompliance,
+  type FailingControl,
+  type HostComplianceView,
+} from './compliance.ts';
 
 export interface StatusHost extends Omit<HostView, 'lastAck'> {
   /** When the host's latest verified ack was signed (ISO), null: never. */
@@ -17,6 +29,10 @@ export interface StatusHost extends Omit<HostView, 'lastAck'> {
   lastAckKind: AckRecord['kind'] | null;
   lastAckSeq: number | null;
   lastAckReason: string | null;
+  /** The host's controls: only where its manifest was verified (`--host`); null otherwise or without frameworks. */
+  compliance: HostComplianceView | null;
+  /** Its failing controls (without a verified manifest: the runtime results of its latest ack). */
+  failingControls: FailingControl[];
 }
 
 export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
@@ -39,6 +55,8 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
   /** `--problems`: channels, waves, hosts and budgets are only those needing attention. */
   problemsOnly: boolean;
   acks: { verified: number; rejected: AckRejection[] };
+  /** Per channel shown that has compliance facts: frameworks, mode (when a manifest was verified), failing controls. */
+  compliance: ChannelCompliance[];
   findings: { revokedHosts: { host: string; detail: string }[]; unlistedManifests: string[] };
 }
 
@@ -78,6 +96,17 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
   const { release, view, input } = state;
   let channels: ChannelView[] = view.channels;
   let hosts: HostView[] = view.hosts;
+  // Controls need the host's verified manifest (only `--host` verifies one) and its acks as read.
+  const history = release.manifests.size > 0 ? ackHistoryByHost(state.acks.acks) : null;
+  const views = new Map<string, HostComplianceView | null>();
+  for (const host of release.manifests.keys())
+    views.set(host, hostCompliance(release, host, history?.get(host) ?? []));
+  const failing = new Map(
+    view.hosts.map((h) => [
+      h.host,
+      failingControls(views.get(h.host) ?? null, input.acks[h.host] ?? null),
+    ]),
+  );
   if (filter.channel !== undefined) {
     if (!release.plans[filter.channel])
       throw new UnknownSubject(
@@ -97,11 +126,20 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
   }
   let budgets = view.budgets;
   if (filter.problems) {
-    hosts = hosts.filter(hostNeedsAttention);
+    hosts = hosts.filter((h) => hostNeedsAttention(h) || failing.get(h.host)!.length > 0);
     const offlineBlocking = new Set(
       hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
     );
-    channels = channels.map((c) => channelProblems(c, offlineBlocking)).filter((c) => c !== null);
+    const failingChannels = new Set(
+      hosts.filter((h) => failing.get(h.host)!.length > 0).map((h) => h.channel),
+    );
+    channels = channels
+      .map((c) =>
+        failingChannels.has(c.channel)
+          ? (channelProblems(c, offlineBlocking) ?? { ...c, waves: [] })
+          : channelProblems(c, offlineBlocking),
+      )
+      .filter((c) => c !== null);
     budgets = budgets.filter((b) => b.inFlight > b.max);
   }
   const expires = parseIsoTime(release.timestamp.expires);
@@ -139,11 +177,18 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
         lastAckKind: ack?.kind ?? null,
         lastAckSeq: ack?.seq ?? null,
         lastAckReason: ack?.reason ?? null,
+        compliance: views.get(h.host) ?? null,
+        failingControls: failing.get(h.host)!,
       };
     }),
     budgets,
     problemsOnly: filter.problems === true,
     acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
+    compliance: channelCompliance(
+      view.hosts.filter((h) => channels.some((c) => c.channel === h.channel)),
+      input.acks,
+      views,
+    ),
     findings: {
       revokedHosts: release.report.revokedHosts.map((r) => ({ host: r.host, detail: r.detail })),
       unlistedManifests: release.report.unlistedManifests,
@@ -167,10 +212,13 @@ function waveProgress(w: ChannelView['waves'][number]): string {
 }
 
 function hostWhy(h: StatusHost): string {
-  if (h.phase === 'pending') return h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible');
+  const controls =
+    h.failingControls.length === 0 ? '' : `; FAILING controls: ${controlNames(h.failingControls)}`;
+  if (h.phase === 'pending')
+    return (h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible')) + controls;
   // A deferred host: why it defers (its ack) and what that does to its wave.
-  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}`;
-  return h.detail;
+  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}${controls}`;
+  return h.detail + controls;
 }
 
 /** The banner of a stale view: first thing printed, so it cannot be missed (status and trace). */
@@ -224,6 +272,8 @@ export function renderStatus(r: StatusReport): string {
     out.push(
       `  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
     );
+    const compliance = r.compliance.find((c) => c.channel === ch.channel);
+    if (compliance) out.push(channelComplianceLine(compliance));
     for (const w of ch.waves) {
       out.push(
         `  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`,
@@ -274,6 +324,14 @@ export function renderStatus(r: StatusReport): string {
         '',
         `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`,
       );
+    if (h.compliance !== null) {
+      out.push('', ...renderHostCompliance(h.host, h.compliance));
+      // status reads the tree's acks (each host's latest); the full history is trace's.
+      if (h.compliance.controls.some((c) => c.status === 'no-evidence'))
+        out.push(
+          `  (runtime results from the acks in the tree; \`nixfleet trace --host ${h.host}\` reads the whole history)`,
+        );
+    }
   }
   return out.join('\n');
 }

@@ -10,7 +10,14 @@ import {
   type Trace,
 } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/index.ts';
-import { readAckHistory, type AckCache, type AckHistory, type AckRejection } from './acks.ts';
+import {
+  ackHistoryByHost,
+  readAckHistory,
+  type AckCache,
+  type AckHistory,
+  type AckRejection,
+} from './acks.ts';
+import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso, waveLabel } from './format.ts';
@@ -92,6 +99,8 @@ export interface TraceReport {
     logTornBytes: number;
   };
   hosts: TraceHostReport[];
+  /** `--host`: the host's controls (its verified manifest, its newest signed evidence in the history); null without frameworks. */
+  compliance?: HostComplianceView | null;
   entries: {
     at: string;
     host: string;
@@ -190,6 +199,17 @@ export function traceReport(
         reason: x.reason,
       })),
     })),
+    ...('host' in subject
+      ? {
+          compliance: hostCompliance(
+            release,
+            subject.host,
+            ackHistoryByHost(history.acks.filter((a) => a.host === subject.host)).get(
+              subject.host,
+            ) ?? [],
+          ),
+        }
+      : {}),
     entries: t.entries.map((e) => ({
       at: iso(e.at),
       host: e.host,
@@ -267,5 +287,7 @@ export function renderTrace(r: TraceReport): string {
         `    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`,
       );
   }
+  if ('host' in r.subject && r.compliance !== undefined)
+    out.push('', ...renderHostCompliance(r.subject.host, r.compliance));
   return out.join('\n');
 }

@@ -61,7 +61,7 @@ export type Severity = 'bad' | 'warn';
 
 export interface AttentionItem {
   severity: Severity;
-  /** Stable key (tests, anchors): halted-channel, failed, quarantined, deferred, offline-blocking, over-budget, refresh-overdue, cert-expiring. */
+  /** Stable key (tests, anchors): halted-channel, failed, quarantined, failing-controls, deferred, offline-blocking, over-budget, refresh-overdue, cert-expiring. */
   kind: string;
   title: string;
   /** Evidence: who and why, in a line. */
@@ -145,6 +145,24 @@ export function attentionItems(
       detail: named(offline.map((h) => `${h.host} (${h.channel} wave ${h.wave})`)),
       hosts: offline.map((h) => h.host),
       href: 'lists/phase-offline_1.html',
+    });
+  // Enforce channels: a failing control fails the activation there, so it is the operator's now.
+  const failingControls = [...m.compliance]
+    .filter(([, c]) => c.mode === 'enforce')
+    .map(([host, c]) => ({ host, failing: c.controls.filter((x) => x.status === 'failing') }))
+    .filter((x) => x.failing.length > 0);
+  if (failingControls.length > 0)
+    items.push({
+      severity: 'bad',
+      kind: 'failing-controls',
+      title: `${failingControls.length} host(s) failing compliance controls in enforce channels`,
+      detail: named(
+        failingControls.map(
+          (x) => `${x.host} (${x.failing.map((f) => `${f.framework}/${f.control}`).join(', ')})`,
+        ),
+      ),
+      hosts: failingControls.map((x) => x.host),
+      href: failingControls.length === 1 ? `hosts/${failingControls[0]!.host}.html` : 'hosts.html',
     });
   const deferred = m.hosts.filter((h) => h.phase === 'deferred');
   if (deferred.length > 0)

@@ -286,6 +286,19 @@ function quarantineSection(history: readonly AckRecord[]): Html {
 ${scroll(html`<table class="quarantine stack"><thead><tr><th>quarantined closure</th><th>since (ack signed)</th><th>until (default config)</th><th>evidence</th><th>why (the ack's reason)</th></tr></thead><tbody>${rows}</tbody></table>`)}${evidence.length > 10 ? html`<p class="muted">Newest 10 of ${evidence.length} failure acks.</p>` : null}`;
 }
 
+/** The host's compliance controls: static as the release signed them, runtime from its newest signed evidence. */
+function complianceSection(m: FleetModel, host: string): Html {
+  const c = m.compliance.get(host);
+  if (c === undefined)
+    return html`<p class="muted">This host's channel names no compliance framework.</p>`;
+  const rows = c.controls.map(
+    (x) =>
+      html`<tr><td data-l="framework">${x.framework}</td><td data-l="control">${x.control}</td><td data-l="kind">${x.kind}</td><td data-l="result" class="${x.status === 'ok' ? '' : 'bad-text'}">${x.status === 'ok' ? 'ok' : x.status === 'failing' ? 'FAILING' : 'no evidence yet'}</td><td data-l="signed">${x.kind === 'static' ? `in release ${m.release.index.version}` : x.time === undefined ? '—' : html`${utc(parseAckTime(x.time))}, ack seq ${x.ackSeq}, exit ${x.exitCode ?? 'none'}`}</td><td class="reason" data-l="evidence">${x.evidence}${x.outputDigest === undefined ? null : html`<br><span class="mono muted">output ${shortDigest(x.outputDigest)}</span>`}</td></tr>`,
+  );
+  return html`<p>Mode <b>${c.mode}</b>, frameworks ${c.frameworks.join(', ')}. Static controls as CI evaluated them (signed in the release); runtime controls from the newest result this host signed into an ack.</p>
+${scroll(html`<table class="controls stack"><thead><tr><th>framework</th><th>control</th><th>kind</th><th>result</th><th>signed</th><th>evidence</th></tr></thead><tbody>${rows}</tbody></table>`)}`;
+}
+
 function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const plan = m.release.plans[h.channel]!;
   const history = m.ackHistory.get(h.host) ?? [];
@@ -348,6 +361,8 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   );
   const body = html`<h1>Host ${h.host}</h1>
 ${keyValueTable(rows)}
+<h2>Compliance controls</h2>
+${complianceSection(m, h.host)}
 <h2>Quarantine (from signed acks)</h2>
 ${quarantineSection(history)}
 <h2>Timeline</h2>

@@ -51,3 +51,4 @@ export { TrustRoot } from './root.ts';
 export { matchesSelector, Selector, Tag } from './selector.ts';
 export type { SelectorSubject } from './selector.ts';
 export { Timestamp } from './timestamp.ts';
+export { EVIDENCE_BUNDLE_TYPE, EvidenceBundle } from './evidence.ts';
