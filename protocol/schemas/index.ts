@@ -18,11 +18,9 @@ export {
   StorePath,
 } from './common.ts';
 export type { FileRef } from './common.ts';
-export {
-  ComplianceId,
-  ComplianceMode,
-  ControlEvidence,
-  EXCERPT_MAX,
+export { ComplianceId, ComplianceMode, EXCERPT_MAX } from './compliance.ts';
+export type {
+  ChannelCompliance,
   HostCompliance,
   RuntimeControl,
   StaticControlResult,
