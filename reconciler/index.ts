@@ -1,5 +1,6 @@
 // Public API of the pure reconciler. No I/O, no clock reads, no randomness: time is an input.
 export { latestAcks } from './acks.ts';
+export { describeFailing, judgeEvidence } from './compliance.ts';
 export { decide, prepareFleet } from './decide.ts';
 export { derivePhase, phaseParams } from './phase.ts';
 export { syntheticFleet } from './simulator/generate.ts';
@@ -8,19 +9,6 @@ export { humanDuration, parseAckTime } from './time.ts';
 export { trace } from './trace.ts';
 export type { Trace } from './trace.ts';
 export { DEFAULT_TOLERANCES, HOST_PHASES } from './types.ts';
-export type {
-  AckRecord,
-  ChannelView,
-  DecideInput,
-  Decision,
-  FleetInput,
-  FleetView,
-  Freshness,
-  Gate,
-  HostPhase,
-  HostView,
-  LocalState,
-  Tolerances,
-} from './types.ts';
+export type { AckRecord, ChannelView, DecideInput, Decision, FleetInput, FleetView, Freshness, Gate, HostPhase, HostView, LocalState, Tolerances } from './types.ts';
 export { fleetView } from './view.ts';
 export { listWithMore, waveLabel } from './words.ts';
