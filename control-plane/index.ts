@@ -6,7 +6,19 @@ export type { MergeResult } from './ack-merge.ts';
 export { AckService } from './ack-service.ts';
 export type { ClientIdentity } from './identity.ts';
 export { renderNginxConfig } from './nginx-config.ts';
-export { expiringCerts, EXPIRY_WARNING_DAYS, exportPkcs12, initPki, issueHostCert, issueOperatorCert, listCerts, PkiError, pkiPaths, renewCert, revokeCert } from './pki.ts';
+export {
+  expiringCerts,
+  EXPIRY_WARNING_DAYS,
+  exportPkcs12,
+  initPki,
+  issueHostCert,
+  issueOperatorCert,
+  listCerts,
+  PkiError,
+  pkiPaths,
+  renewCert,
+  revokeCert,
+} from './pki.ts';
 export type { CertInfo, IssuedCert, KeyAlgorithm, PkiPaths } from './pki.ts';
 export { loadReleaseView, loadVerifiedReleaseView } from './release-view.ts';
 export { startAckEndpoint, startControlPlane } from './server.ts';

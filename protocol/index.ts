@@ -1,32 +1,176 @@
 // Public face of protocol/: other folders import protocol only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
-export { ACK_LOG_FILE, AckLogCorrupt, auditAckChains, formatRecord, parseAckLog } from './ack-log.ts';
+export {
+  ACK_LOG_FILE,
+  AckLogCorrupt,
+  auditAckChains,
+  formatRecord,
+  parseAckLog,
+} from './ack-log.ts';
 export type { AckLink, HostChainAudit, LogRecord } from './ack-log.ts';
-export { ackDigest, checkAckClaims, hostKeysOfPlans, readAck, readAckBundle, signAck, verifyAck } from './acks.ts';
+export {
+  ackDigest,
+  checkAckClaims,
+  hostKeysOfPlans,
+  readAck,
+  readAckBundle,
+  signAck,
+  verifyAck,
+} from './acks.ts';
 export type { AckTrust, BundledAck, SignedAck } from './acks.ts';
 export { fsyncDir, writeFileAtomic } from './atomic-write.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
-export { ACK_LOG_DIR, ackLogDir, ackLogPath, ACKS_DIR, acksRoot, CURRENT_LINK, hasInstalledTree, servedRoot } from './control-plane-dir.ts';
+export {
+  ACK_LOG_DIR,
+  ackLogDir,
+  ackLogPath,
+  ACKS_DIR,
+  acksRoot,
+  CURRENT_LINK,
+  hasInstalledTree,
+  servedRoot,
+} from './control-plane-dir.ts';
 export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
 export { isValidPublicKey, signBytes, verifyBytes } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
-export { isVerificationError, Malformed, MixAndMatch, RollbackAttempt, Stale, TooLarge, VerificationError } from './errors.ts';
+export {
+  isVerificationError,
+  Malformed,
+  MixAndMatch,
+  RollbackAttempt,
+  Stale,
+  TooLarge,
+  VerificationError,
+} from './errors.ts';
 export type { VerificationCode } from './errors.ts';
-export { b64, KeyFileError, keyIdOf, newSigningKey, publicPart, readPrivateKey, readPublicKey, unb64, writePrivateKey, writePublicKey } from './keys.ts';
+export {
+  b64,
+  KeyFileError,
+  keyIdOf,
+  newSigningKey,
+  publicPart,
+  readPrivateKey,
+  readPublicKey,
+  unb64,
+  writePrivateKey,
+  writePublicKey,
+} from './keys.ts';
 export type { PublicKey, SigningKey } from './keys.ts';
-export { ackBundlePath, budgetsPath, channelPlanPath, CONTROLS_FILE_PATTERN, controlsPath, hostManifestPath, latestAckPath, NIX_CACHE_DIR, releaseDir, releaseIndexPath, REVOCATIONS_PATH, rootPath, TIMESTAMP_PATH } from './layout.ts';
+export {
+  ackBundlePath,
+  budgetsPath,
+  channelPlanPath,
+  CONTROLS_FILE_PATTERN,
+  controlsPath,
+  hostManifestPath,
+  latestAckPath,
+  NIX_CACHE_DIR,
+  releaseDir,
+  releaseIndexPath,
+  REVOCATIONS_PATH,
+  rootPath,
+  TIMESTAMP_PATH,
+} from './layout.ts';
 export { LIMITS } from './limits.ts';
 export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';
 export { readPinnedRoot } from './pinned-root.ts';
 export { PROMETHEUS_CONTENT_TYPE, renderMetrics, stateSamples } from './prometheus.ts';
 export type { MetricFamily, Sample } from './prometheus.ts';
-export { Base64Key32, ChannelName, ChannelPlan, ComplianceId, ComplianceMode, ControlEvidence, Controls, DeferredHosts, Digest, DisruptionBudgets, EXCERPT_MAX, FleetName, HostManifest, HostName, isoTime, IsoTime, MaintenanceWindow, matchesSelector, Name, NixPublicKey, noControls, NonNegativeInt, OnFailure, parseIsoTime, parseWith, plainIssues, PositiveInt, Probe, RebootPolicy, ReleaseIndex, Revocations, RuntimeControl, SCHEMA_VERSION, Selector, StorePath, Strategy, Tag, Threshold, Timestamp } from './schemas/index.ts';
-export type { Ack, AckKind, ChannelCompliance, FileRef, HostCompliance, PlanWave, SelectorSubject, SignedDocument, StaticControlResult, TrustRoot } from './schemas/index.ts';
+export {
+  Base64Key32,
+  ChannelName,
+  ChannelPlan,
+  ComplianceId,
+  ComplianceMode,
+  ControlEvidence,
+  Controls,
+  DeferredHosts,
+  Digest,
+  DisruptionBudgets,
+  EXCERPT_MAX,
+  FleetName,
+  HostManifest,
+  HostName,
+  isoTime,
+  IsoTime,
+  MaintenanceWindow,
+  matchesSelector,
+  Name,
+  NixPublicKey,
+  noControls,
+  NonNegativeInt,
+  OnFailure,
+  parseIsoTime,
+  parseWith,
+  plainIssues,
+  PositiveInt,
+  Probe,
+  RebootPolicy,
+  ReleaseIndex,
+  Revocations,
+  RuntimeControl,
+  SCHEMA_VERSION,
+  Selector,
+  StorePath,
+  Strategy,
+  Tag,
+  Threshold,
+  Timestamp,
+} from './schemas/index.ts';
+export type {
+  Ack,
+  AckKind,
+  ChannelCompliance,
+  FileRef,
+  HostCompliance,
+  PlanWave,
+  SelectorSubject,
+  SignedDocument,
+  StaticControlResult,
+  TrustRoot,
+} from './schemas/index.ts';
 export { parseStrictJson } from './strict-json.ts';
 export { didYouMean } from './suggest.ts';
-export { createRoot, readRoot, releaseKeysValidAt, signRoot, verifyNextRoot, verifyOperatorSigned, verifyPinnedRoot, verifyReleaseSigned, verifyRootChain } from './trust-root.ts';
+export {
+  createRoot,
+  readRoot,
+  releaseKeysValidAt,
+  signRoot,
+  verifyNextRoot,
+  verifyOperatorSigned,
+  verifyPinnedRoot,
+  verifyReleaseSigned,
+  verifyRootChain,
+} from './trust-root.ts';
 export type { ReleaseKeyGrant, SignedRoot } from './trust-root.ts';
-export { auditTree, channelFreshness, checkNotRevoked, ClientState, DEFAULT_CLOCK_SKEW_SECONDS, fetchHostView, initialClientState, isFreshnessFailure, readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, requireFleet, updateTrust, verifyBatch, verifyControlsDocument, verifyReleaseDocument, verifyReleaseIndex } from './verify/index.ts';
-export type { Fetch, HostView, SignatureJob, TreeReport, TreeSource, UpdateTrustResult } from './verify/index.ts';
+export {
+  auditTree,
+  channelFreshness,
+  checkNotRevoked,
+  ClientState,
+  DEFAULT_CLOCK_SKEW_SECONDS,
+  fetchHostView,
+  initialClientState,
+  isFreshnessFailure,
+  readChannelPlan,
+  readReleaseIndex,
+  readRevocations,
+  readTimestamp,
+  requireFileRef,
+  requireFleet,
+  updateTrust,
+  verifyBatch,
+  verifyControlsDocument,
+  verifyReleaseDocument,
+  verifyReleaseIndex,
+} from './verify/index.ts';
+export type {
+  Fetch,
+  HostView,
+  SignatureJob,
+  TreeReport,
+  TreeSource,
+  UpdateTrustResult,
+} from './verify/index.ts';

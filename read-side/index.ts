@@ -1,7 +1,15 @@
 // Public face of read-side/: other folders import read-side only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
 export { readPinnedRoot } from '../protocol/index.ts';
-export { AckCache, ackHistoryByHost, acksDirOf, auditAckLogs, defaultAckLogOf, formatAckAudit, readAckHistory } from './acks.ts';
+export {
+  AckCache,
+  ackHistoryByHost,
+  acksDirOf,
+  auditAckLogs,
+  defaultAckLogOf,
+  formatAckAudit,
+  readAckHistory,
+} from './acks.ts';
 export type { AckHistory } from './acks.ts';
 export { ackTrustOf, fleetInputOf, loadFleetState, releaseForOperator } from './load.ts';
 export type { FleetState } from './load.ts';

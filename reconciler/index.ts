@@ -9,6 +9,19 @@ export { humanDuration, parseAckTime } from './time.ts';
 export { trace } from './trace.ts';
 export type { Trace } from './trace.ts';
 export { DEFAULT_TOLERANCES, HOST_PHASES } from './types.ts';
-export type { AckRecord, ChannelView, DecideInput, Decision, FleetInput, FleetView, Freshness, Gate, HostPhase, HostView, LocalState, Tolerances } from './types.ts';
+export type {
+  AckRecord,
+  ChannelView,
+  DecideInput,
+  Decision,
+  FleetInput,
+  FleetView,
+  Freshness,
+  Gate,
+  HostPhase,
+  HostView,
+  LocalState,
+  Tolerances,
+} from './types.ts';
 export { fleetView } from './view.ts';
 export { listWithMore, waveLabel } from './words.ts';

@@ -1,15 +1,49 @@
 export { Ack, AckBundle } from './ack.ts';
 export type { AckKind } from './ack.ts';
-export { Base64Key32, ChannelName, Digest, FleetName, HostName, isoTime, IsoTime, KeyId, Name, NixPublicKey, NonNegativeInt, parseIsoTime, PositiveInt, SCHEMA_VERSION, StorePath } from './common.ts';
+export {
+  Base64Key32,
+  ChannelName,
+  Digest,
+  FleetName,
+  HostName,
+  isoTime,
+  IsoTime,
+  KeyId,
+  Name,
+  NixPublicKey,
+  NonNegativeInt,
+  parseIsoTime,
+  PositiveInt,
+  SCHEMA_VERSION,
+  StorePath,
+} from './common.ts';
 export type { FileRef } from './common.ts';
-export { ComplianceId, ComplianceMode, ControlEvidence, EXCERPT_MAX, RuntimeControl } from './compliance.ts';
+export {
+  ComplianceId,
+  ComplianceMode,
+  ControlEvidence,
+  EXCERPT_MAX,
+  RuntimeControl,
+} from './compliance.ts';
 export type { ChannelCompliance, HostCompliance, StaticControlResult } from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';
 export { plainIssues } from './issues.ts';
 export { parseWith } from './parse.ts';
-export { ChannelPlan, DeferredHosts, DisruptionBudgets, HostManifest, MaintenanceWindow, OnFailure, Probe, RebootPolicy, ReleaseIndex, Strategy, Threshold } from './release.ts';
+export {
+  ChannelPlan,
+  DeferredHosts,
+  DisruptionBudgets,
+  HostManifest,
+  MaintenanceWindow,
+  OnFailure,
+  Probe,
+  RebootPolicy,
+  ReleaseIndex,
+  Strategy,
+  Threshold,
+} from './release.ts';
 export type { PlanWave } from './release.ts';
 export { Revocations } from './revocations.ts';
 export { TrustRoot } from './root.ts';

@@ -2,7 +2,15 @@
 export { verifyBatch } from './batch-verify.ts';
 export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
-export { readChannelPlan, readReleaseIndex, readRevocations, readTimestamp, requireFileRef, requireFleet, verifyReleaseDocument } from './documents.ts';
+export {
+  readChannelPlan,
+  readReleaseIndex,
+  readRevocations,
+  readTimestamp,
+  requireFileRef,
+  requireFleet,
+  verifyReleaseDocument,
+} from './documents.ts';
 export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
