@@ -17,7 +17,12 @@
 //      before the SAME deadline; came back on another system (bootloader fallback) -> failed
 //   4. not confirmed by the deadline -> previous generation + `boot` + reboot (`rebooting-back`), and
 //      the `rolled-back` ack after that reboot, once the previous system runs again.
-import { type SignedAck, isoTime, type HostManifest } from '../protocol/index.ts';
+import {
+  type SignedAck,
+  isoTime,
+  type HostManifest,
+  type ControlEvidence,
+} from '../protocol/index.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
 import {
@@ -41,6 +46,7 @@ import {
   type PendingRecord,
 } from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
+import { enforcedFailure, runRuntimeControls, runtimeComplianceOf } from './compliance.ts';
 import type { Quarantine } from './quarantine.ts';
 import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
@@ -114,7 +120,12 @@ async function flushQuietly(ctx: AgentContext): Promise<void> {
 }
 
 /** A rolled-back ack for this pending activation, unless one was already journaled (crash before clearPending). */
-function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): void {
+function rolledBackAck(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+  evidence?: ControlEvidence[],
+): void {
   const last = ctx.journal.last()?.signed;
   if (!(
     last &&
@@ -122,7 +133,10 @@ function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): voi
     last.target === p.target &&
     last.time >= p.startedAt
   )) {
-    ctx.journal.append(ackFrom(p, 'rolled-back', p.previous.path, { reason }), ctx.now());
+    ctx.journal.append(
+      ackFrom(p, 'rolled-back', p.previous.path, { reason, ...(evidence ? { evidence } : {}) }),
+      ctx.now(),
+    );
   }
 }
 
@@ -134,6 +148,8 @@ export async function rollbackPending(
   ctx: AgentContext,
   p: PendingRecord,
   reason: string,
+  /** Runtime compliance evidence that failed the activation: signed into the rolled-back ack. */
+  evidence?: ControlEvidence[],
 ): Promise<'rolled-back' | 'rebooting'> {
   if (isBootPhase(p.phase)) return rollbackAcrossBoot(ctx, p, reason);
   ctx.log.warn('magic-rollback', {
@@ -145,7 +161,7 @@ export async function rollbackPending(
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
   // A crash after this ack but before clearPending must not produce a second rolled-back ack.
-  rolledBackAck(ctx, p, reason);
+  rolledBackAck(ctx, p, reason, evidence);
   clearPending(ctx.state);
   ctx.log.info('rolled-back', {
     target: p.target,
@@ -171,13 +187,17 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
       return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
     },
   );
-  if (verdict.kind === 'not-confirmed') return rollbackPending(ctx, p, verdict.reason);
+  if (verdict.kind === 'not-confirmed')
+    return rollbackPending(ctx, p, verdict.reason, verdict.evidence);
   updateAgentState(ctx.state, {
     confirmed: {
       target: p.target,
       rolloutId: p.rolloutId,
       healthySince: verdict.healthySince,
       previous: p.previous,
+      ...(verdict.evidence && p.rolloutId
+        ? { evidence: { rolloutId: p.rolloutId, results: verdict.evidence } }
+        : {}),
     },
   });
   clearPending(ctx.state);
@@ -186,7 +206,8 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
 }
 
 type WindowVerdict =
-  { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
+  | { kind: 'confirmed'; healthySince: string; evidence?: ControlEvidence[] }
+  | { kind: 'not-confirmed'; reason: string; evidence?: ControlEvidence[] };
 
 /** Probes, the healthy ack and its read-back, all inside the window; the caller acts on the verdict. */
 async function confirmWindow(
@@ -214,9 +235,23 @@ async function confirmWindow(
       reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`,
     };
   }
+  // Healthy: now the runtime compliance controls, inside the same window (enforce: a failure fails it).
+  const evidence = await complianceStep(ctx, p, deadline);
+  const failed = evidence && enforcedFailure(p.compliance, evidence);
+  if (failed) return { kind: 'not-confirmed', reason: failed.slice(0, 512), evidence };
+  if (evidence && ctx.now() >= deadline)
+    return {
+      kind: 'not-confirmed',
+      reason: `the compliance controls did not finish before the confirm deadline ${p.deadline}`,
+      evidence,
+    };
   const healthySince = isoTime(ctx.now());
   const ack: SignedAck = ctx.journal.append(
-    ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }),
+    ackFrom(p, 'healthy', p.target, {
+      healthySince,
+      probes: session.lastResults.slice(0, 32),
+      ...(evidence ? { evidence } : {}),
+    }),
     ctx.now(),
   );
   ctx.log.info('healthy', { target: p.target, seq: ack.signed.seq });
@@ -236,7 +271,28 @@ async function confirmWindow(
       kind: 'not-confirmed',
       reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`,
     };
-  return { kind: 'confirmed', healthySince };
+  return { kind: 'confirmed', healthySince, ...(evidence ? { evidence } : {}) };
+}
+
+/** The pending activation's runtime compliance controls, within the confirm window; undefined: none. */
+async function complianceStep(
+  ctx: AgentContext,
+  p: PendingRecord,
+  deadline: number,
+): Promise<ControlEvidence[] | undefined> {
+  if (!p.compliance) return undefined;
+  const evidence = await runRuntimeControls(p.compliance.runtime, deadline - ctx.now(), ctx.now);
+  ctx.log.info('compliance', {
+    target: p.target,
+    mode: p.compliance.mode,
+    results: evidence.map((e) => ({
+      control: `${e.framework}/${e.control}`,
+      ok: e.ok,
+      exitCode: e.exitCode,
+      excerpt: e.excerpt,
+    })),
+  });
+  return evidence;
 }
 
 export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable'; reason: string };
@@ -297,6 +353,12 @@ export async function fetchTarget(
   }
 }
 
+/** The manifest's runtime controls, carried by the pending record so a restarted agent still runs them. */
+function pendingCompliance(m: HostManifest): Pick<PendingRecord, 'compliance'> {
+  const c = runtimeComplianceOf(m);
+  return c ? { compliance: c } : {};
+}
+
 /** Starts an activation: pending record first (fsynced), then the switch, then the confirm window. */
 export async function activate(
   ctx: AgentContext,
@@ -315,6 +377,7 @@ export async function activate(
     startedAt: isoTime(now),
     probes: m.probes,
     healthyPassesRequired: m.healthyPassesRequired,
+    ...pendingCompliance(m),
     phase: 'switching',
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
@@ -424,6 +487,7 @@ export async function activateViaReboot(
     startedAt: isoTime(now),
     probes: m.probes,
     healthyPassesRequired: m.healthyPassesRequired,
+    ...pendingCompliance(m),
     phase: 'booting',
   };
   // `started` first: from here on the host holds its disruption-budget slot, as a live switch does.

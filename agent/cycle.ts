@@ -26,6 +26,7 @@ import {
   LIMITS,
   type Controls,
   type Fetch,
+  type ControlEvidence,
 } from '../protocol/index.ts';
 import {
   decide,
@@ -47,6 +48,7 @@ import {
 } from './activation.ts';
 import { canReboot, type Generation } from './activators/index.ts';
 import { readAgentState, updateAgentState, type AgentState } from './agent-state.ts';
+import { enforcedFailure, runRuntimeControls, runtimeComplianceOf } from './compliance.ts';
 import { isBootPhase, readPending, type PendingRecord as Pending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
 import type { HttpCache } from './http-cache.ts';
@@ -102,12 +104,12 @@ function ownFailureStands(last: Ack | undefined, m: HostManifest): boolean {
 }
 
 /** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
-function convergedAck(
+async function convergedAck(
   deps: CycleDeps,
   m: HostManifest,
   plan: ChannelPlan,
   confirmed: AgentState['confirmed'],
-): void {
+): Promise<void> {
   const now = deps.now();
   const last = deps.journal.last()?.signed;
   const onTarget = confirmed?.target === m.target ? confirmed : null;
@@ -116,6 +118,7 @@ function convergedAck(
     updateAgentState(deps.state, {
       confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null },
     });
+  const evidence = await convergedEvidence(deps, m, onTarget);
   const sameSubject =
     last &&
     last.target === m.target &&
@@ -133,9 +136,41 @@ function convergedAck(
       healthySince,
       probes: [],
       reason: null,
+      ...(evidence ? { evidence } : {}),
     },
     now,
   );
+}
+
+/**
+ * The runtime compliance evidence a converged host repeats in its acks (peers judge its soak from its
+ * latest ack alone): the results of its activation, or, when it runs the target without having run this
+ * rollout's controls (a new rollout with the same target, or controls that changed), run now, once.
+ */
+async function convergedEvidence(
+  deps: CycleDeps,
+  m: HostManifest,
+  onTarget: AgentState['confirmed'],
+): Promise<ControlEvidence[] | undefined> {
+  const c = runtimeComplianceOf(m);
+  if (!c) return undefined;
+  const kept = onTarget?.evidence;
+  if (kept && kept.rolloutId === m.rolloutId) return kept.results;
+  const results = await runRuntimeControls(c.runtime);
+  deps.log.info('compliance', {
+    target: m.target,
+    mode: c.mode,
+    converged: true,
+    results: results.map((e) => ({ control: `${e.framework}/${e.control}`, ok: e.ok })),
+  });
+  const failed = enforcedFailure(c, results);
+  if (failed) deps.log.warn('compliance-failed', { target: m.target, reason: failed });
+  const state = readAgentState(deps.state).confirmed;
+  if (state?.target === m.target)
+    updateAgentState(deps.state, {
+      confirmed: { ...state, evidence: { rolloutId: m.rolloutId, results } },
+    });
+  return results;
 }
 
 /**
@@ -485,7 +520,7 @@ async function act(
   const decision = d.decision;
   switch (decision.kind) {
     case 'converged':
-      convergedAck(deps, manifest, plan, s.confirmed);
+      await convergedAck(deps, manifest, plan, s.confirmed);
       return null;
     case 'wait':
       if (decision.gate === 'quarantined')
@@ -517,6 +552,9 @@ async function act(
       return null;
     }
     case 'refuse':
+      // Peers see why this host will not start (a revoked host's acks no longer count anyway).
+      if (decision.gate === 'compliance')
+        blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
       return null;
     case 'activate': {
       if (d.notFetched?.kind === 'unavailable')

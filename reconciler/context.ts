@@ -26,6 +26,7 @@ import {
   type Tolerances,
 } from './types.ts';
 import { humanDuration, soakProgress } from './time.ts';
+import { complianceFailures, SOAK_NOT_COUNTED } from './compliance.ts';
 import { listWithMore, waveLabel } from './words.ts';
 
 export class ReconcilerInputError extends Error {
@@ -447,7 +448,8 @@ export class FleetContext {
       presumed > 0
         ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline`
         : '';
-    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
+    const controls = complianceFailures(w.wave.hosts, w.phases);
+    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed${controls}; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -490,13 +492,15 @@ export class FleetContext {
     let what: string;
     let retryAfter = hb;
     switch (ph.phase) {
-      case 'healthy':
-        what = ph.note.includes('stale')
+      case 'healthy': {
+        // Stale, or its soak withheld by the compliance gate: the note says why, time alone will not do.
+        const noted = ph.note.includes('stale') || ph.note.includes(SOAK_NOT_COUNTED);
+        what = noted
           ? `${host} ${describePhase(ph, this.now)}`
           : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
-        if (!ph.note.includes('stale'))
-          retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        if (!noted) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
         break;
+      }
       case 'offline': {
         const offline = w.excused.filter(Boolean).length;
         what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;

@@ -1,6 +1,6 @@
 // decide(): what one host should do now. Pure: same input, same decision.
 // Gate order (fixed; docs/architecture.md "Gate order", numbered as there): recovery -> revoked -> (already on target: converged, or
-// rollback-and-halt) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
+// rollback-and-halt) -> compliance (own manifest fails a static control in enforce) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
 import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
@@ -8,6 +8,7 @@ import type { ChannelPlan, HostManifest } from '../protocol/index.ts';
 import { maintenanceWindowAt } from './maintenance.ts';
 import { humanDuration } from './time.ts';
 import { waveLabel } from './words.ts';
+import { staticControlRefusal } from './compliance.ts';
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -82,6 +83,7 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
     revokedGate(h) ?? // 1. revoked host or target
     pendingActivation(h) ?? // (1, cont.) a superseded pending activation rolls back; a current one resumes
     alreadyOnTarget(h) ?? // 2. converged (or rolled back under rollback-and-halt)
+    complianceGate(h) ?? // 2a. compliance: the manifest fails a static control of an enforce channel
     notFreshGate(h) ?? // 3. not-fresh
     quarantinedGate(h) ?? // 4. quarantined
     fleetGates(h) ?? // 5-11. paused, halted, channel-edge, earlier-waves, host-edge, disruption-budget, maintenance-window
@@ -215,6 +217,16 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
     kind: 'converged',
     reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})`,
   };
+}
+
+/**
+ * 2a. Defence in depth: the publisher refuses to sign a manifest failing a static control of an enforce
+ * channel; should one be signed anyway (the check bypassed), the host refuses to start it. After
+ * "already on target" (a host that runs it starts nothing) and after a pending activation resumed.
+ */
+function complianceGate({ m }: HostUnderDecision): Decision | null {
+  const reason = staticControlRefusal(m);
+  return reason === null ? null : { kind: 'refuse', gate: 'compliance', reason };
 }
 
 /** 3. No new activation on a stale or badly signed release chain (never a rollback either). */

@@ -3,7 +3,8 @@
 // A derived phase stays the same between threshold crossings (heartbeat expiry, offline window), so it
 // carries the interval in which it holds and callers cache it per ack object (reconciler/context.ts):
 // re-deriving 100k phases at every instant is what a fleet view or a simulator would otherwise spend its time on.
-import type { ChannelPlan } from '../protocol/index.ts';
+import type { ChannelCompliance, ChannelPlan } from '../protocol/index.ts';
+import { complianceGatedPhase } from './compliance.ts';
 import type { AckRecord, HostPhase, Tolerances } from './types.ts';
 import { humanDuration, parseAckTime, soakProgress } from './time.ts';
 
@@ -43,6 +44,8 @@ export interface PhaseParams {
   /** A start (started/activated, or on target without established health) with no outcome this long after its signed time is presumed failed. */
   confirmMs: number;
   skewMs: number;
+  /** The plan's compliance: in `enforce`, health counts only with passing runtime evidence (compliance.ts). */
+  compliance?: ChannelCompliance;
 }
 
 export function phaseParams(
@@ -62,6 +65,7 @@ export function phaseParams(
     // still without an outcome after deadline + skew is either a failure or an outcome being withheld.
     confirmMs: plan.confirmDeadlineSeconds * 1000 + skewMs,
     skewMs,
+    compliance: plan.compliance,
   };
 }
 
@@ -106,7 +110,9 @@ export function derivePhase(
 ): DerivedPhase {
   if (revoked) return { ...NO_ACK_REVOKED, validFrom: -FOREVER, validUntil: FOREVER };
   if (ack === undefined) return { ...NO_ACK, validFrom: -FOREVER, validUntil: FOREVER };
-  return compute(p, ack, now);
+  // The compliance gate depends on the ack alone, so the interval the phase holds in is unchanged.
+  const mine = ack.rolloutId === p.rolloutId && ack.target === p.target;
+  return complianceGatedPhase(p.compliance, ack, mine, compute(p, ack, now));
 }
 
 function compute(p: PhaseParams, ack: AckRecord, now: number): DerivedPhase {

@@ -23,10 +23,9 @@ export {
   ComplianceMode,
   ControlEvidence,
   EXCERPT_MAX,
-  HostCompliance,
   RuntimeControl,
-  StaticControlResult,
 } from './compliance.ts';
+export type { ChannelCompliance, HostCompliance, StaticControlResult } from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';

@@ -13,6 +13,9 @@ import {
   type Revocations,
   type Ack,
   type AckKind,
+  type ChannelCompliance,
+  type ControlEvidence,
+  type StaticControlResult,
   isoTime,
 } from '../../protocol/index.ts';
 
@@ -58,6 +61,8 @@ export interface ChannelSpec {
   maintenanceWindows?: MaintenanceWindow[];
   reboot?: RebootPolicy;
   deferredHosts?: DeferredHosts;
+  /** Compliance of the channel (plan and manifests); `static`: each host's static results (default none). */
+  compliance?: ChannelCompliance & { static?: Record<string, StaticControlResult[]> };
 }
 
 export interface FleetSpec {
@@ -146,6 +151,15 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
       hosts,
       hostEdges: body.hostEdges,
       gatedBy: body.gatedBy,
+      ...(ch.compliance
+        ? {
+            compliance: {
+              mode: ch.compliance.mode,
+              frameworks: ch.compliance.frameworks,
+              runtime: ch.compliance.runtime,
+            },
+          }
+        : {}),
     };
     for (const [h, entry] of Object.entries(hosts)) {
       manifests[h] = {
@@ -172,6 +186,16 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
         healthyPassesRequired: 1,
         confirmDeadlineSeconds: ch.confirmDeadlineSeconds ?? 300,
         cacheUrl: null,
+        ...(ch.compliance
+          ? {
+              compliance: {
+                mode: ch.compliance.mode,
+                frameworks: ch.compliance.frameworks,
+                static: ch.compliance.static?.[h] ?? [],
+                runtime: ch.compliance.runtime,
+              },
+            }
+          : {}),
       };
     }
   }
@@ -213,6 +237,7 @@ export interface AckSpec {
   reason?: string | null;
   releaseVersion?: number;
   fleet?: string;
+  evidence?: ControlEvidence[];
 }
 
 /** An ack's signed part. The prev digest is a placeholder: chains are checked before the reconciler. */
@@ -235,6 +260,7 @@ export function makeAck(host: string, kind: AckKind, s: AckSpec): Ack {
       s.healthySince === undefined || s.healthySince === null ? null : isoTime(s.healthySince),
     probes: [],
     reason: s.reason ?? null,
+    ...(s.evidence ? { evidence: s.evidence } : {}),
   };
 }
 
