@@ -32,6 +32,18 @@ export {
 } from './control-plane-dir.ts';
 export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
+export { isValidPublicKey, signBytes, verifyBytes } from './ed25519.ts';
+export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
+export {
+  isVerificationError,
+  Malformed,
+  MixAndMatch,
+  RollbackAttempt,
+  Stale,
+  TooLarge,
+  VerificationError,
+} from './errors.ts';
+export type { VerificationCode } from './errors.ts';
 export {
   acksSince,
   assembleEvidenceBundle,
@@ -42,20 +54,7 @@ export {
   verifyEvidenceBundle,
   walkForEvidence,
 } from './evidence.ts';
-export type { EvidenceControl, EvidenceHost, EvidenceReport, EvidenceScope } from './evidence.ts';
-export { isValidPublicKey, signBytes, verifyBytes } from './ed25519.ts';
-export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
-export {
-  AckChainBroken,
-  isVerificationError,
-  Malformed,
-  MixAndMatch,
-  RollbackAttempt,
-  Stale,
-  TooLarge,
-  VerificationError,
-} from './errors.ts';
-export type { VerificationCode } from './errors.ts';
+export type { EvidenceControl, EvidenceReport, EvidenceScope } from './evidence.ts';
 export {
   b64,
   KeyFileError,
@@ -130,12 +129,12 @@ export {
   Tag,
   Threshold,
   Timestamp,
-  EvidenceBundle,
 } from './schemas/index.ts';
 export type {
   Ack,
   AckKind,
   ChannelCompliance,
+  EvidenceBundle,
   FileRef,
   HostCompliance,
   PlanWave,
@@ -182,10 +181,10 @@ export {
 export type {
   Fetch,
   HostView,
-  VerifiedManifest,
   SignatureJob,
   TreeReport,
-  VerifiedDocumentMemo,
   TreeSource,
   UpdateTrustResult,
+  VerifiedDocumentMemo,
+  VerifiedManifest,
 } from './verify/index.ts';

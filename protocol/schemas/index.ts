@@ -29,6 +29,7 @@ export type { ChannelCompliance, HostCompliance, StaticControlResult } from './c
 export { Controls, noControls } from './controls.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';
+export { EVIDENCE_BUNDLE_TYPE, EvidenceBundle } from './evidence.ts';
 export { plainIssues } from './issues.ts';
 export { parseWith } from './parse.ts';
 export {
@@ -50,4 +51,3 @@ export { TrustRoot } from './root.ts';
 export { matchesSelector, Selector, Tag } from './selector.ts';
 export type { SelectorSubject } from './selector.ts';
 export { Timestamp } from './timestamp.ts';
-export { EVIDENCE_BUNDLE_TYPE, EvidenceBundle } from './evidence.ts';
