@@ -144,12 +144,26 @@ export async function rollbackPending(
   });
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+  return finishRollback(ctx, p, reason);
+}
+
+/**
+ * The end of every rollback, once the host runs the previous generation again: the rolled-back ack, the
+ * pending record cleared, the log line, the acks flushed.
+ */
+async function finishRollback(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+  log: { acrossReboot?: true } = {},
+): Promise<'rolled-back'> {
   // A crash after this ack but before clearPending must not produce a second rolled-back ack.
   rolledBackAck(ctx, p, reason);
   clearPending(ctx.state);
   ctx.log.info('rolled-back', {
     target: p.target,
     generation: p.previous.number,
+    ...log,
     quarantinedHours: ctx.quarantineHours,
   });
   await flushQuietly(ctx);
@@ -486,17 +500,7 @@ async function rollbackAcrossBoot(
   });
   await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-  if (running === p.previous.path) {
-    rolledBackAck(ctx, p, reason);
-    clearPending(ctx.state);
-    ctx.log.info('rolled-back', {
-      target: p.target,
-      generation: p.previous.number,
-      quarantinedHours: ctx.quarantineHours,
-    });
-    await flushQuietly(ctx);
-    return 'rolled-back';
-  }
+  if (running === p.previous.path) return finishRollback(ctx, p, reason);
   writePending(ctx.state, {
     ...p,
     phase: 'rebooting-back',
@@ -529,21 +533,10 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     }
     const running = await act.runningSystem();
     if (running === p.previous.path) {
-      rolledBackAck(
-        ctx,
-        p,
+      const reason =
         p.rollbackReason ??
-          `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-      clearPending(ctx.state);
-      ctx.log.info('rolled-back', {
-        target: p.target,
-        generation: p.previous.number,
-        acrossReboot: true,
-        quarantinedHours: ctx.quarantineHours,
-      });
-      await flushQuietly(ctx);
-      return 'rolled-back';
+        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`;
+      return finishRollback(ctx, p, reason, { acrossReboot: true });
     }
     const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
     ctx.log.error('rollback-not-effective', {
@@ -712,7 +705,9 @@ async function failSafe(
     throw new LocalStateError(
       damaged[0]!.file,
       'damaged',
-      `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`,
+      `no copy of the pending record is readable (${files}) and agent-state.json ` +
+        `records no generation to return to; restore the generation that ran before ` +
+        `the last activation by hand, then remove ${files}`,
     );
   const current = await ctx.activator.currentGeneration();
   let outcome: SafetyOutcome = 'nothing-to-undo';
