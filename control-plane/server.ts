@@ -441,7 +441,9 @@ export async function startAckEndpoint(opts: AckEndpointOptions): Promise<Runnin
   const host = opts.host ?? '127.0.0.1';
   if (!opts.tls && !opts.socketPath && !isLoopbackAddress(host) && host !== 'localhost') {
     throw new Error(
-      `refusing to trust client identity headers on ${host}: behind nginx the ack endpoint listens on loopback or a unix socket only (or give it TLS material to terminate mTLS itself)`,
+      `refusing to trust client identity headers on ${host}: behind nginx the ack ` +
+        `endpoint listens on loopback or a unix socket only (or give it TLS material ` +
+        `to terminate mTLS itself)`,
     );
   }
   const svc = await openAckService(opts);

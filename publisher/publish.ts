@@ -258,12 +258,16 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   const cacheKeys = trust.root.signed.cacheKeys;
   if (fleet.cacheUrl === undefined) {
     throw new PublishRefused(
-      'the fleet has no cacheUrl, so hosts could not fetch their closures and the publisher cannot check them; set cacheUrl in the fleet, or pass --no-cache-check if hosts get their closures another way',
+      'the fleet has no cacheUrl, so hosts could not fetch their closures and the ' +
+        'publisher cannot check them; set cacheUrl in the fleet, or pass ' +
+        '--no-cache-check if hosts get their closures another way',
     );
   }
   if (cacheKeys.length === 0) {
     throw new PublishRefused(
-      `trust root v${trust.root.signed.version} lists no cache keys, so hosts trust no closure signature; add one (nixfleet trust rotate --cache-key name:base64), or pass --no-cache-check`,
+      `trust root v${trust.root.signed.version} lists no cache keys, so hosts trust ` +
+        `no closure signature; add one (nixfleet trust rotate --cache-key ` +
+        `name:base64), or pass --no-cache-check`,
     );
   }
   const t = performance.now();
@@ -282,7 +286,12 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   });
   if (report.problems.length > 0) {
     throw new PublishRefused(
-      `${report.problems.length} store path(s) are not in the binary cache ${report.cacheUrl} with a valid signature by a cache key of trust root v${trust.root.signed.version} (checked ${report.checked} paths: ${report.targets} targets and their closures):\n${describeCacheProblems(report)}\npush the closures with \`nix copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
+      `${report.problems.length} store path(s) are not in the binary ` +
+        `cache ${report.cacheUrl} with a valid signature by a cache key of trust root ` +
+        `v${trust.root.signed.version} (checked ${report.checked} ` +
+        `paths: ${report.targets} targets and their ` +
+        `closures):\n${describeCacheProblems(report)}\npush the closures with \`nix ` +
+        `copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
     );
   }
   return commit(opts, prepared, {

@@ -448,7 +448,12 @@ export class FleetContext {
       presumed > 0
         ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline`
         : '';
-    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
+    return (
+      `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} ` +
+      `has ${w.failures} failed host(s) (${names}${why}), more than ` +
+      `the ${w.allowedFailures} allowed; a newly signed release or the operator ` +
+      `(nixfleet control resume-halted) resumes it`
+    );
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -563,7 +568,10 @@ export class FleetContext {
     if (pause !== undefined) {
       return {
         gate: 'paused',
-        reason: `channel ${channel} is paused by the operator since ${pause.since} (${pause.reason || 'no reason given'}): nothing new starts; activations and rollbacks in flight continue`,
+        reason:
+          `channel ${channel} is paused by the operator since ${pause.since} ` +
+          `(${pause.reason || 'no reason given'}): nothing new starts; activations and ` +
+          `rollbacks in flight continue`,
         retryAfter: plan.signingIntervalSeconds,
       };
     }
@@ -777,7 +785,10 @@ export class FleetContext {
     const plan = this.plan(me.channel);
     return {
       gate: 'disruption-budget',
-      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} host(s) ranked ahead of ${me.host} not yet soaked or failed, max ${max}`,
+      reason:
+        `disruption budget ${id} is full: ${inFlight.length} host(s) in ` +
+        `flight${names ? ` (${names})` : ''} + ${ahead} host(s) ranked ahead ` +
+        `of ${me.host} not yet soaked or failed, max ${max}`,
       retryAfter: plan.heartbeatSeconds,
     };
   }
