@@ -517,83 +517,29 @@ async function rollbackAcrossBoot(
   return 'rebooting';
 }
 
+/** What recovery on the reboot path sees at the start of a run. */
+interface BootSeen {
+  act: Activator & RebootCapable;
+  bootId: string;
+  /** The host booted since the record was written. */
+  rebooted: boolean;
+  pastDeadline: boolean;
+}
+
 /** Recovery of a pending record of the reboot path, at the start of every run. */
 async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<RecoverOutcome> {
   const act = rebootSupport(ctx, p);
   const bootId = await act.bootId();
-  const rebooted = p.bootId !== bootId;
-  const pastDeadline = ctx.now() >= Date.parse(p.deadline);
-  if (p.phase === 'rebooting-back') {
-    if (!rebooted) {
-      // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
-      ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      await act.reboot();
-      return 'rebooting';
-    }
-    const running = await act.runningSystem();
-    if (running === p.previous.path) {
-      const reason =
-        p.rollbackReason ??
-        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`;
-      return finishRollback(ctx, p, reason, { acrossReboot: true });
-    }
-    const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
-    ctx.log.error('rollback-not-effective', {
-      target: p.target,
-      running,
-      expected: p.previous.path,
-    });
-    ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
-    clearPending(ctx.state);
-    await flushQuietly(ctx);
-    return 'failed';
-  }
-  if (p.phase === 'booting') {
-    if (!rebooted) {
-      if (pastDeadline)
-        return rollbackAcrossBoot(
-          ctx,
-          p,
-          `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
-        );
-      ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
-      return 'awaiting-reboot';
-    }
-    const running = await act.runningSystem();
-    if (running !== p.target) {
-      // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
-      // previous generation the default again, quarantine the target and report the failure.
-      const reason =
-        `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
-          0,
-          512,
-        );
-      ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-      ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
-      clearPending(ctx.state);
-      await flushQuietly(ctx);
-      return 'failed';
-    }
-    const booted: PendingRecord = { ...p, phase: 'booted', bootId };
-    writePending(ctx.state, booted);
-    ctx.journal.append(
-      ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
-      ctx.now(),
-    );
-    ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
-    if (pastDeadline)
-      return rollbackAcrossBoot(
-        ctx,
-        booted,
-        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-    return confirmPending(ctx, booted);
-  }
+  const seen: BootSeen = {
+    act,
+    bootId,
+    rebooted: p.bootId !== bootId,
+    pastDeadline: ctx.now() >= Date.parse(p.deadline),
+  };
+  if (p.phase === 'rebooting-back') return recoverRebootingBack(ctx, p, seen);
+  if (p.phase === 'booting') return recoverBooting(ctx, p, seen);
   // booted: a run restarted inside the confirm window after the boot.
-  if (pastDeadline)
+  if (seen.pastDeadline)
     return rollbackAcrossBoot(
       ctx,
       p,
@@ -605,6 +551,87 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     afterReboot: true,
   });
   return confirmPending(ctx, p);
+}
+
+/** A rollback that reboots back into the previous generation: ask again, finish it, or report it failed. */
+async function recoverRebootingBack(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, rebooted }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
+    ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    await act.reboot();
+    return 'rebooting';
+  }
+  const running = await act.runningSystem();
+  if (running === p.previous.path) {
+    const reason =
+      p.rollbackReason ??
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`;
+    return finishRollback(ctx, p, reason, { acrossReboot: true });
+  }
+  const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
+  ctx.log.error('rollback-not-effective', {
+    target: p.target,
+    running,
+    expected: p.previous.path,
+  });
+  ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
+  clearPending(ctx.state);
+  await flushQuietly(ctx);
+  return 'failed';
+}
+
+/** An activation that reboots into its target: still waiting, booted something else, or booted it. */
+async function recoverBooting(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, bootId, rebooted, pastDeadline }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    if (pastDeadline)
+      return rollbackAcrossBoot(
+        ctx,
+        p,
+        `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
+      );
+    ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
+    return 'awaiting-reboot';
+  }
+  const running = await act.runningSystem();
+  if (running !== p.target) {
+    // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
+    // previous generation the default again, quarantine the target and report the failure.
+    const reason =
+      `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
+        0,
+        512,
+      );
+    ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+    ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
+    clearPending(ctx.state);
+    await flushQuietly(ctx);
+    return 'failed';
+  }
+  const booted: PendingRecord = { ...p, phase: 'booted', bootId };
+  writePending(ctx.state, booted);
+  ctx.journal.append(
+    ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
+    ctx.now(),
+  );
+  ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
+  if (pastDeadline)
+    return rollbackAcrossBoot(
+      ctx,
+      booted,
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+    );
+  return confirmPending(ctx, booted);
 }
 
 /** Rollback ordered by the reconciler (rollback-and-halt) for a host that had confirmed its target. */
