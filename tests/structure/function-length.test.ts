@@ -31,7 +31,6 @@ const ALLOWED: Record<string, string> = {
   'reconciler/trace.ts trace':
     'replays the ack history through the reconciler, one event kind per branch',
   'reconciler/view.ts fleetView': 'per channel, per wave: states, reasons and counts in one loop',
-  'publisher/refresh.ts refreshTimestamp': 're-signs the timestamp: lock, read, check, sign, write',
   'control-plane/server.ts startControlPlane': 'wires the tree server, ack service and watcher',
   'control-plane/sync.ts syncTree': 'cp sync: verify, copy, install, reload nginx',
   'read-side/status.ts renderStatus': 'the status text, section after section',
