@@ -160,12 +160,27 @@ export async function rollbackPending(
   });
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+  return finishRollback(ctx, p, reason, {}, evidence);
+}
+
+/**
+ * The end of every rollback, once the host runs the previous generation again: the rolled-back ack, the
+ * pending record cleared, the log line, the acks flushed.
+ */
+async function finishRollback(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+  log: { acrossReboot?: true } = {},
+  evidence?: ControlEvidence[],
+): Promise<'rolled-back'> {
   // A crash after this ack but before clearPending must not produce a second rolled-back ack.
   rolledBackAck(ctx, p, reason, evidence);
   clearPending(ctx.state);
   ctx.log.info('rolled-back', {
     target: p.target,
     generation: p.previous.number,
+    ...log,
     quarantinedHours: ctx.quarantineHours,
   });
   await flushQuietly(ctx);
@@ -550,17 +565,7 @@ async function rollbackAcrossBoot(
   });
   await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-  if (running === p.previous.path) {
-    rolledBackAck(ctx, p, reason);
-    clearPending(ctx.state);
-    ctx.log.info('rolled-back', {
-      target: p.target,
-      generation: p.previous.number,
-      quarantinedHours: ctx.quarantineHours,
-    });
-    await flushQuietly(ctx);
-    return 'rolled-back';
-  }
+  if (running === p.previous.path) return finishRollback(ctx, p, reason);
   writePending(ctx.state, {
     ...p,
     phase: 'rebooting-back',
@@ -577,94 +582,29 @@ async function rollbackAcrossBoot(
   return 'rebooting';
 }
 
+/** What recovery on the reboot path sees at the start of a run. */
+interface BootSeen {
+  act: Activator & RebootCapable;
+  bootId: string;
+  /** The host booted since the record was written. */
+  rebooted: boolean;
+  pastDeadline: boolean;
+}
+
 /** Recovery of a pending record of the reboot path, at the start of every run. */
 async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<RecoverOutcome> {
   const act = rebootSupport(ctx, p);
   const bootId = await act.bootId();
-  const rebooted = p.bootId !== bootId;
-  const pastDeadline = ctx.now() >= Date.parse(p.deadline);
-  if (p.phase === 'rebooting-back') {
-    if (!rebooted) {
-      // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
-      ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      await act.reboot();
-      return 'rebooting';
-    }
-    const running = await act.runningSystem();
-    if (running === p.previous.path) {
-      rolledBackAck(
-        ctx,
-        p,
-        p.rollbackReason ??
-          `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-      clearPending(ctx.state);
-      ctx.log.info('rolled-back', {
-        target: p.target,
-        generation: p.previous.number,
-        acrossReboot: true,
-        quarantinedHours: ctx.quarantineHours,
-      });
-      await flushQuietly(ctx);
-      return 'rolled-back';
-    }
-    const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
-    ctx.log.error('rollback-not-effective', {
-      target: p.target,
-      running,
-      expected: p.previous.path,
-    });
-    ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
-    clearPending(ctx.state);
-    await flushQuietly(ctx);
-    return 'failed';
-  }
-  if (p.phase === 'booting') {
-    if (!rebooted) {
-      if (pastDeadline)
-        return rollbackAcrossBoot(
-          ctx,
-          p,
-          `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
-        );
-      ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
-      return 'awaiting-reboot';
-    }
-    const running = await act.runningSystem();
-    if (running !== p.target) {
-      // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
-      // previous generation the default again, quarantine the target and report the failure.
-      const reason =
-        `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
-          0,
-          512,
-        );
-      ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-      ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
-      clearPending(ctx.state);
-      await flushQuietly(ctx);
-      return 'failed';
-    }
-    const booted: PendingRecord = { ...p, phase: 'booted', bootId };
-    writePending(ctx.state, booted);
-    ctx.journal.append(
-      ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
-      ctx.now(),
-    );
-    ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
-    if (pastDeadline)
-      return rollbackAcrossBoot(
-        ctx,
-        booted,
-        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-    return confirmPending(ctx, booted);
-  }
+  const seen: BootSeen = {
+    act,
+    bootId,
+    rebooted: p.bootId !== bootId,
+    pastDeadline: ctx.now() >= Date.parse(p.deadline),
+  };
+  if (p.phase === 'rebooting-back') return recoverRebootingBack(ctx, p, seen);
+  if (p.phase === 'booting') return recoverBooting(ctx, p, seen);
   // booted: a run restarted inside the confirm window after the boot.
-  if (pastDeadline)
+  if (seen.pastDeadline)
     return rollbackAcrossBoot(
       ctx,
       p,
@@ -676,6 +616,87 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     afterReboot: true,
   });
   return confirmPending(ctx, p);
+}
+
+/** A rollback that reboots back into the previous generation: ask again, finish it, or report it failed. */
+async function recoverRebootingBack(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, rebooted }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
+    ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    await act.reboot();
+    return 'rebooting';
+  }
+  const running = await act.runningSystem();
+  if (running === p.previous.path) {
+    const reason =
+      p.rollbackReason ??
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`;
+    return finishRollback(ctx, p, reason, { acrossReboot: true });
+  }
+  const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
+  ctx.log.error('rollback-not-effective', {
+    target: p.target,
+    running,
+    expected: p.previous.path,
+  });
+  ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
+  clearPending(ctx.state);
+  await flushQuietly(ctx);
+  return 'failed';
+}
+
+/** An activation that reboots into its target: still waiting, booted something else, or booted it. */
+async function recoverBooting(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, bootId, rebooted, pastDeadline }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    if (pastDeadline)
+      return rollbackAcrossBoot(
+        ctx,
+        p,
+        `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
+      );
+    ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
+    return 'awaiting-reboot';
+  }
+  const running = await act.runningSystem();
+  if (running !== p.target) {
+    // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
+    // previous generation the default again, quarantine the target and report the failure.
+    const reason =
+      `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
+        0,
+        512,
+      );
+    ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+    ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
+    clearPending(ctx.state);
+    await flushQuietly(ctx);
+    return 'failed';
+  }
+  const booted: PendingRecord = { ...p, phase: 'booted', bootId };
+  writePending(ctx.state, booted);
+  ctx.journal.append(
+    ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
+    ctx.now(),
+  );
+  ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
+  if (pastDeadline)
+    return rollbackAcrossBoot(
+      ctx,
+      booted,
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+    );
+  return confirmPending(ctx, booted);
 }
 
 /** Rollback ordered by the reconciler (rollback-and-halt) for a host that had confirmed its target. */
@@ -776,7 +797,9 @@ async function failSafe(
     throw new LocalStateError(
       damaged[0]!.file,
       'damaged',
-      `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`,
+      `no copy of the pending record is readable (${files}) and agent-state.json ` +
+        `records no generation to return to; restore the generation that ran before ` +
+        `the last activation by hand, then remove ${files}`,
     );
   const current = await ctx.activator.currentGeneration();
   let outcome: SafetyOutcome = 'nothing-to-undo';

@@ -30,7 +30,9 @@ function daysLeft(c: CertInfo, now: number): number {
 
 function expiryLine(c: CertInfo, now: number): string {
   const d = daysLeft(c, now);
-  return `${c.file} (${c.subject}, serial ${c.serial}) ${d < 0 || c.expiresAt <= now ? 'EXPIRED' : `expires in ${d} day${d === 1 ? '' : 's'}`} on ${c.notAfter}`;
+  const expiry =
+    d < 0 || c.expiresAt <= now ? 'EXPIRED' : `expires in ${d} day${d === 1 ? '' : 's'}`;
+  return `${c.file} (${c.subject}, serial ${c.serial}) ${expiry} on ${c.notAfter}`;
 }
 
 /** stderr, so --json output on stdout stays one document. A PKI that cannot be listed says nothing here. */
@@ -118,13 +120,15 @@ default. Refuses to overwrite an existing CA.`,
 };
 
 function issueCommand(kind: 'host' | 'operator'): Command {
+  const nameFlag = kind === 'host' ? 'host' : 'name';
+  const p12Flags = kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : '';
   return {
     name: `pki issue-${kind}`,
     summary:
       kind === 'host'
         ? 'issue a host client certificate (CN = host name, OU=agent)'
         : 'issue an operator client certificate (OU=operator: dashboard access)',
-    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${kind === 'host' ? 'host' : 'name'} NAME [--days N]${kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : ''} [--json]
+    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${nameFlag} NAME [--days N]${p12Flags} [--json]
 
 Writes DIR/${kind}s/NAME.crt and NAME.key and prints the certificate serial (the serial that
 revocations.json names to revoke it). --days: validity (default: the CA's, 825).${
@@ -163,11 +167,13 @@ encrypted with the first line of --p12-password-file (without it: an empty passw
               ? issueHostCert(dir, name, { days })
               : issueOperatorCert(dir, name, { days });
           const bundle = p12 === undefined ? null : exportPkcs12(dir, c, p12, p12Password);
-          output(
-            json,
-            { ...c, ...(bundle ? { p12: bundle } : {}) },
-            () =>
-              `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}${bundle ? `\n  PKCS#12 bundle for the browser: ${bundle}` : ''}`,
+          output(json, { ...c, ...(bundle ? { p12: bundle } : {}) }, () =>
+            [
+              `issued ${kind} certificate for ${name}: serial ${c.serial}`,
+              `  ${c.certPath}`,
+              `  ${c.keyPath}`,
+              ...(bundle ? [`  PKCS#12 bundle for the browser: ${bundle}`] : []),
+            ].join('\n'),
           );
           return EXIT_OK;
         },

@@ -87,16 +87,25 @@ function writeRoot(outDir: string, root: SignedRoot): string {
   return path;
 }
 
+/** "name keyid [validFrom .. validUntil)" per key. */
+function datedKeys(
+  keys: readonly { name: string; keyid: string; validFrom: string; validUntil: string }[],
+): string {
+  return keys
+    .map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`)
+    .join(', ');
+}
+
 function describe(root: SignedRoot, path: string): string {
   const r = root.signed;
   return [
     `wrote ${path}: trust root v${r.version} of fleet "${r.fleet}", expires ${r.expires}`,
     `  root keys (${r.rootThreshold} of ${r.rootKeys.length}): ${r.rootKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)}`).join(', ')}`,
-    `  release keys (${r.releaseThreshold} of ${r.releaseKeys.length}): ${r.releaseKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`,
+    `  release keys (${r.releaseThreshold} of ${r.releaseKeys.length}): ${datedKeys(r.releaseKeys)}`,
     `  cache keys: ${r.cacheKeys.join(', ') || '(none)'}`,
     `  rejectBefore: ${r.rejectBefore ?? '(none)'}`,
     r.operatorKeys
-      ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${r.operatorKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`
+      ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${datedKeys(r.operatorKeys)}`
       : '  operator keys: (none: no controls are accepted)',
   ].join('\n');
 }
@@ -197,7 +206,10 @@ Options:
   },
 };
 
-/** Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry is not checked: rotating is how an expired root is replaced). */
+/**
+ * Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry
+ * is not checked: rotating is how an expired root is replaced).
+ */
 export function readTrustChain(dir: string): SignedRoot {
   const first = join(dir, rootPath(1));
   if (!existsSync(first))

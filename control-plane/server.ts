@@ -434,16 +434,25 @@ export interface AckEndpointOptions extends CommonOptions {
 }
 
 /**
+ * Behind nginx the client identity comes from headers, which only a local proxy may set: without TLS of
+ * its own the endpoint listens on loopback or a unix socket only.
+ */
+function refuseExposedProxyListener(opts: AckEndpointOptions, host: string): void {
+  if (opts.tls || opts.socketPath || isLoopbackAddress(host) || host === 'localhost') return;
+  throw new Error(
+    `refusing to trust client identity headers on ${host}: behind nginx the ack ` +
+      `endpoint listens on loopback or a unix socket only (or give it TLS material ` +
+      `to terminate mTLS itself)`,
+  );
+}
+
+/**
  * The ack endpoint alone: POST /acks (and GET /metrics for operators), standalone mTLS or behind nginx
  * (loopback / unix socket).
  */
 export async function startAckEndpoint(opts: AckEndpointOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
-  if (!opts.tls && !opts.socketPath && !isLoopbackAddress(host) && host !== 'localhost') {
-    throw new Error(
-      `refusing to trust client identity headers on ${host}: behind nginx the ack endpoint listens on loopback or a unix socket only (or give it TLS material to terminate mTLS itself)`,
-    );
-  }
+  refuseExposedProxyListener(opts, host);
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
   const metrics = new ControlPlaneMetrics();

@@ -353,7 +353,9 @@ export function verifyOperatorSigned(
     if (k === undefined) throw e;
     throw new Expired(
       file,
-      `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the issuedAt ${env.signed.issuedAt}`,
+      `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid ` +
+        `from ${k.validFrom} until ${k.validUntil}, which does not include the ` +
+        `issuedAt ${env.signed.issuedAt}`,
     );
   }
 }

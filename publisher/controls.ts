@@ -81,7 +81,9 @@ export function controlsBinding(
   } catch (e) {
     if (isVerificationError(e))
       throw new PublishRefused(
-        `${e.file} does not verify against the operator role of trust root v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or sign a newer controls version)`,
+        `${e.file} does not verify against the operator role of trust root ` +
+          `v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or ` +
+          `sign a newer controls version)`,
       );
     throw e;
   }

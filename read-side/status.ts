@@ -245,8 +245,13 @@ export function renderStatus(r: StatusReport): string {
   );
   out.push(
     r.freshness.state === 'fresh'
-      ? `timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
-      : `timestamp: STALE, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expired ${r.timestamp.expires} (${age(parseIsoTime(r.timestamp.expires), now)})`,
+      ? `timestamp: fresh, issued ${r.timestamp.issuedAt} ` +
+          `(${age(parseIsoTime(r.timestamp.issuedAt), now)}), ` +
+          `expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
+      : `timestamp: STALE, issued ${r.timestamp.issuedAt} ` +
+          `(${age(parseIsoTime(r.timestamp.issuedAt), now)}), ` +
+          `expired ${r.timestamp.expires} ` +
+          `(${age(parseIsoTime(r.timestamp.expires), now)})`,
   );
   out.push(
     `acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`,
@@ -270,7 +275,8 @@ export function renderStatus(r: StatusReport): string {
     );
     out.push(`  ${ch.reason}`);
     out.push(
-      `  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
+      `  reboots: ${ch.reboot}; a deferred ` +
+        `host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
     );
     const compliance = r.compliance.find((c) => c.channel === ch.channel);
     if (compliance) out.push(channelComplianceLine(compliance));

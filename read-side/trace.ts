@@ -240,7 +240,9 @@ export function renderTrace(r: TraceReport): string {
     `period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`,
   );
   const src = r.history.log
-    ? `${r.history.log} (${r.history.logRecords} records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) + the tree's acks/`
+    ? `${r.history.log} (${r.history.logRecords} ` +
+      `records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) ` +
+      `+ the tree's acks/`
     : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
   out.push(
     `history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`,

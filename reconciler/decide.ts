@@ -44,7 +44,10 @@ function rebootVerdict(plan: ChannelPlan, m: HostManifest, now: number): RebootV
     default:
       return {
         allowed: false,
-        why: `reboot policy of channel ${plan.channel} is never: the target stays unstaged until a signed release allows a reboot (reboot: allowed or in-maintenance-window)`,
+        why:
+          `reboot policy of channel ${plan.channel} is never: the target stays unstaged ` +
+          `until a signed release allows a reboot (reboot: allowed or ` +
+          `in-maintenance-window)`,
       };
   }
 }
@@ -137,7 +140,10 @@ function recoveryGate({ local: { pending }, now }: HostUnderDecision): Decision 
     kind: 'rollback',
     to: pending.previous,
     gate: 'recovery',
-    reason: `activation of ${pending.target} was not confirmed before its deadline (${iso(pending.deadline)}): rolling back to generation ${pending.previous.generation} (${pending.previous.path})`,
+    reason:
+      `activation of ${pending.target} was not confirmed before its deadline ` +
+      `(${iso(pending.deadline)}): rolling back to ` +
+      `generation ${pending.previous.generation} (${pending.previous.path})`,
   };
 }
 
@@ -180,7 +186,10 @@ function pendingActivation({ m, local: { pending } }: HostUnderDecision): Decisi
       kind: 'rollback',
       to: pending.previous,
       gate: 'recovery',
-      reason: `the unconfirmed activation of ${pending.target} is no longer this host's signed target (${m.target}): rolling back to generation ${pending.previous.generation}`,
+      reason:
+        `the unconfirmed activation of ${pending.target} is no longer this host's ` +
+        `signed target (${m.target}): rolling back to ` +
+        `generation ${pending.previous.generation}`,
     };
   }
   return {
@@ -209,7 +218,10 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
         kind: 'rollback',
         to: local.previous,
         gate: 'halted',
-        reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
+        reason:
+          `${ctx.haltedReason(ce)}; policy rollback-and-halt: ` +
+          `rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} ` +
+          `(${local.previous.path})`,
       };
     }
   }
@@ -251,7 +263,10 @@ function quarantinedGate({ m, local, now }: HostUnderDecision): Decision | null 
   return {
     kind: 'wait',
     gate: 'quarantined',
-    reason: `target ${m.target} is quarantined on this host until ${iso(q.until)} after a failed or rolled-back activation (clear it locally, or a newer release supersedes it)`,
+    reason:
+      `target ${m.target} is quarantined on this host until ${iso(q.until)} after a ` +
+      `failed or rolled-back activation (clear it locally, or a newer release ` +
+      `supersedes it)`,
     retryAfter: Math.max(1, Math.ceil((q.until - now) / 1000)),
   };
 }
@@ -292,6 +307,9 @@ function activate({ m, now }: HostUnderDecision): Decision {
     target: m.target,
     deadline,
     rolloutId: m.rolloutId,
-    reason: `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
+    reason:
+      `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: ` +
+      `activate ${m.target} and confirm ` +
+      `within ${humanDuration(m.confirmDeadlineSeconds)}`,
   };
 }

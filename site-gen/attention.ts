@@ -109,7 +109,9 @@ export function attentionItems(
       severity: 'bad',
       kind: 'quarantined',
       title: `${hosts.length} host(s) quarantined a closure`,
-      detail: `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h (the agent's default quarantine; its config may differ): ${named(hosts)}`,
+      detail:
+        `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h ` +
+        `(the agent's default quarantine; its config may differ): ${named(hosts)}`,
       hosts,
       href: 'lists/quarantined_1.html',
     });
@@ -185,7 +187,10 @@ export function attentionItems(
       severity: m.now >= expires ? 'bad' : 'warn',
       kind: 'refresh-overdue',
       title: 'the timestamp refresh is overdue',
-      detail: `timestamp.json signed ${new Date(issued).toISOString()}, expires ${new Date(expires).toISOString()}: run or check the scheduled \`nixfleet refresh\``,
+      detail:
+        `timestamp.json signed ${new Date(issued).toISOString()}, ` +
+        `expires ${new Date(expires).toISOString()}: run or check the scheduled ` +
+        `\`nixfleet refresh\``,
       hosts: [],
       href: 'documents.html',
     });
