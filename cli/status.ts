@@ -31,6 +31,30 @@ import {
   UnknownSubject,
 } from '../read-side/index.ts';
 
+/** Exactly one of --tree DIR or --url URL (with its --ca, --cert and --key). */
+function checkSource(values: {
+  tree?: string;
+  url?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}): void {
+  if ((values.tree === undefined) === (values.url === undefined))
+    throw new UsageError('give exactly one of --tree DIR or --url URL');
+  if (values.url !== undefined) {
+    for (const flag of ['ca', 'cert', 'key'] as const) {
+      if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
+      fileOption(`--${flag}`, values[flag]);
+    }
+    if (!/^https:\/\//.test(values.url))
+      throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
+  } else {
+    for (const flag of ['ca', 'cert', 'key'] as const)
+      if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
+    directoryOption('--tree', values.tree!);
+  }
+}
+
 const command: Command = {
   name: 'status',
   summary:
@@ -102,20 +126,7 @@ Options:
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    if ((values.tree === undefined) === (values.url === undefined))
-      throw new UsageError('give exactly one of --tree DIR or --url URL');
-    if (values.url !== undefined) {
-      for (const flag of ['ca', 'cert', 'key'] as const) {
-        if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
-        fileOption(`--${flag}`, values[flag]);
-      }
-      if (!/^https:\/\//.test(values.url))
-        throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
-    } else {
-      for (const flag of ['ca', 'cert', 'key'] as const)
-        if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
-      directoryOption('--tree', values.tree!);
-    }
+    checkSource(values);
     if (!values.root) throw new UsageError('--root is required');
     const pinned = pinnedRootOption(values.root);
     const now = parseNow(values.now);

@@ -94,55 +94,11 @@ function channelProblems(c: ChannelView, offlineBlocking: ReadonlySet<string>): 
 
 export function statusReport(state: FleetState, filter: StatusFilter = {}): StatusReport {
   const { release, view, input } = state;
-  let channels: ChannelView[] = view.channels;
-  let hosts: HostView[] = view.hosts;
-  // Controls need the host's verified manifest (only `--host` verifies one) and its acks as read.
-  const history = release.manifests.size > 0 ? ackHistoryByHost(state.acks.acks) : null;
-  const views = new Map<string, HostComplianceView | null>();
-  for (const host of release.manifests.keys())
-    views.set(host, hostCompliance(release, host, history?.get(host) ?? []));
-  const failing = new Map(
-    view.hosts.map((h) => [
-      h.host,
-      failingControls(views.get(h.host) ?? null, input.acks[h.host] ?? null),
-    ]),
-  );
-  if (filter.channel !== undefined) {
-    if (!release.plans[filter.channel])
-      throw new UnknownSubject(
-        `no channel "${filter.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`,
-      );
-    channels = channels.filter((c) => c.channel === filter.channel);
-    hosts = hosts.filter((h) => h.channel === filter.channel);
-  }
-  if (filter.host !== undefined) {
-    const h = hosts.find((x) => x.host === filter.host);
-    if (!h)
-      throw new UnknownSubject(
-        `no host "${filter.host}" in release ${release.index.version}${filter.channel ? ` channel ${filter.channel}` : ''}`,
-      );
-    hosts = [h];
-    channels = channels.filter((c) => c.channel === h.channel);
-  }
-  let budgets = view.budgets;
-  if (filter.problems) {
-    hosts = hosts.filter((h) => hostNeedsAttention(h) || failing.get(h.host)!.length > 0);
-    const offlineBlocking = new Set(
-      hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
-    );
-    const failingChannels = new Set(
-      hosts.filter((h) => failing.get(h.host)!.length > 0).map((h) => h.channel),
-    );
-    channels = channels
-      .map((c) =>
-        failingChannels.has(c.channel)
-          ? (channelProblems(c, offlineBlocking) ?? { ...c, waves: [] })
-          : channelProblems(c, offlineBlocking),
-      )
-      .filter((c) => c !== null);
-    budgets = budgets.filter((b) => b.inFlight > b.max);
-  }
-  const expires = parseIsoTime(release.timestamp.expires);
+  const compliance = complianceOf(state);
+  const selected = selectSubject(state, filter);
+  const { channels, hosts, budgets } = filter.problems
+    ? onlyProblems(selected, view.budgets, compliance.failing)
+    : { ...selected, budgets: view.budgets };
   return {
     fleet: release.root.fleet,
     at: iso(view.now),
@@ -152,20 +108,11 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
       issuedAt: release.index.issuedAt,
       rootVersion: release.root.version,
     },
-    freshness:
-      state.stale === null
-        ? { state: 'fresh' }
-        : {
-            state: 'stale',
-            code: state.stale.failure.code,
-            file: state.stale.failure.file,
-            detail: state.stale.failure.detail,
-            verifiedAsOf: iso(state.stale.verifiedAsOf),
-          },
+    freshness: freshnessOf(state),
     timestamp: {
       issuedAt: release.timestamp.issuedAt,
       expires: release.timestamp.expires,
-      secondsLeft: Math.floor((expires - view.now) / 1000),
+      secondsLeft: Math.floor((parseIsoTime(release.timestamp.expires) - view.now) / 1000),
     },
     channels,
     hosts: hosts.map((h) => {
@@ -177,8 +124,8 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
         lastAckKind: ack?.kind ?? null,
         lastAckSeq: ack?.seq ?? null,
         lastAckReason: ack?.reason ?? null,
-        compliance: views.get(h.host) ?? null,
-        failingControls: failing.get(h.host)!,
+        compliance: compliance.views.get(h.host) ?? null,
+        failingControls: compliance.failing.get(h.host)!,
       };
     }),
     budgets,
@@ -187,13 +134,100 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
     compliance: channelCompliance(
       view.hosts.filter((h) => channels.some((c) => c.channel === h.channel)),
       input.acks,
-      views,
+      compliance.views,
     ),
     findings: {
       revokedHosts: release.report.revokedHosts.map((r) => ({ host: r.host, detail: r.detail })),
       unlistedManifests: release.report.unlistedManifests,
     },
   };
+}
+
+/** Each verified manifest's controls view, and every host's failing controls as its latest ack shows them. */
+function complianceOf(state: FleetState): {
+  views: Map<string, HostComplianceView | null>;
+  failing: Map<string, ReturnType<typeof failingControls>>;
+} {
+  const { release, view, input } = state;
+  // Controls need the host's verified manifest (only `--host` verifies one) and its acks as read.
+  const history = release.manifests.size > 0 ? ackHistoryByHost(state.acks.acks) : null;
+  const views = new Map<string, HostComplianceView | null>();
+  for (const host of release.manifests.keys())
+    views.set(host, hostCompliance(release, host, history?.get(host) ?? []));
+  const failing = new Map(
+    view.hosts.map((h) => [
+      h.host,
+      failingControls(views.get(h.host) ?? null, input.acks[h.host] ?? null),
+    ]),
+  );
+  return { views, failing };
+}
+
+/** The channels and hosts `--channel` / `--host` select (an unknown one is an UnknownSubject). */
+function selectSubject(
+  state: FleetState,
+  filter: StatusFilter,
+): { channels: ChannelView[]; hosts: HostView[] } {
+  const { release, view } = state;
+  let channels: ChannelView[] = view.channels;
+  let hosts: HostView[] = view.hosts;
+  if (filter.channel !== undefined) {
+    if (!release.plans[filter.channel])
+      throw new UnknownSubject(
+        `no channel "${filter.channel}" in release ${release.index.version} ` +
+          `(channels: ${Object.keys(release.plans).sort().join(', ')})`,
+      );
+    channels = channels.filter((c) => c.channel === filter.channel);
+    hosts = hosts.filter((h) => h.channel === filter.channel);
+  }
+  if (filter.host !== undefined) {
+    const h = hosts.find((x) => x.host === filter.host);
+    if (!h)
+      throw new UnknownSubject(
+        `no host "${filter.host}" in release ${release.index.version}` +
+          `${filter.channel ? ` channel ${filter.channel}` : ''}`,
+      );
+    hosts = [h];
+    channels = channels.filter((c) => c.channel === h.channel);
+  }
+  return { channels, hosts };
+}
+
+/** `--problems`: hosts, waves, channels and budgets that need attention (failing controls included). */
+function onlyProblems(
+  selected: { channels: ChannelView[]; hosts: HostView[] },
+  budgets: StatusReport['budgets'],
+  failing: Map<string, readonly unknown[]>,
+): { channels: ChannelView[]; hosts: HostView[]; budgets: StatusReport['budgets'] } {
+  const hosts = selected.hosts.filter(
+    (h) => hostNeedsAttention(h) || failing.get(h.host)!.length > 0,
+  );
+  const offlineBlocking = new Set(
+    hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
+  );
+  const failingChannels = new Set(
+    hosts.filter((h) => failing.get(h.host)!.length > 0).map((h) => h.channel),
+  );
+  const channels = selected.channels
+    .map((c) =>
+      failingChannels.has(c.channel)
+        ? (channelProblems(c, offlineBlocking) ?? { ...c, waves: [] })
+        : channelProblems(c, offlineBlocking),
+    )
+    .filter((c) => c !== null);
+  return { channels, hosts, budgets: budgets.filter((b) => b.inFlight > b.max) };
+}
+
+function freshnessOf(state: FleetState): StatusReport['freshness'] {
+  return state.stale === null
+    ? { state: 'fresh' }
+    : {
+        state: 'stale',
+        code: state.stale.failure.code,
+        file: state.stale.failure.file,
+        detail: state.stale.failure.detail,
+        verifiedAsOf: iso(state.stale.verifiedAsOf),
+      };
 }
 
 function waveProgress(w: ChannelView['waves'][number]): string {
