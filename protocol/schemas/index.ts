@@ -28,6 +28,13 @@ export {
   StaticControlResult,
 } from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
+export {
+  EnrolmentNonce,
+  EnrolmentNonces,
+  EnrolmentRequest,
+  EnrolmentToken,
+  MAX_TOKEN_LIFETIME_SECONDS,
+} from './enrolment.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';
 export { plainIssues } from './issues.ts';
