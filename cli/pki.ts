@@ -18,6 +18,7 @@ import {
   listCerts,
   expiringCerts,
   exportPkcs12,
+  initIssuingCa,
   PkiError,
   EXPIRY_WARNING_DAYS,
   type CertInfo,
@@ -292,6 +293,46 @@ exit 1 when any is listed, so a timer can alert on it.`,
         return within !== undefined && certs.length > 0 ? EXIT_REFUSED : EXIT_OK;
       },
       dir,
+    );
+  },
+};
+
+export const pkiIssuingCa: Command = {
+  name: 'pki issuing-ca',
+  summary:
+    'create the enrolment issuing CA (client certificates of this fleet only), signed by the fleet CA',
+  help: `Usage: nixfleet pki issuing-ca --pki DIR --out DIR [--days N] [--json]
+
+Creates the online CA of the enrolment endpoint (\`nixfleet enrol serve --issuing DIR\`), signed by the
+fleet CA of --pki (recorded in its database: \`pki revoke --cert OUT/ca.crt\` revokes it). Its certificate
+limits it to what enrolment needs: no sub-CAs (pathlen 0), client authentication only (extended key
+usage), subjects only under O=<fleet>, OU=agent (name constraints: no operator certificates, no other
+fleet), no IP addresses and DNS names only under <fleet>.nixfleet.invalid (no server certificates).
+Copy OUT to the control plane host (OUT/ca.key is its only signing key there); the fleet CA key stays
+offline. OUT/client-ca.pem (fleet CA + issuing CA) is what nginx verifies client certificates against.
+Default validity 90 days: create a new one before it ends.`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      pki: { type: 'string' },
+      out: { type: 'string' },
+      days: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (!values.pki || !values.out) throw new UsageError('--pki and --out are required');
+    const days = parseDays(values.days);
+    const out = values.out;
+    return refusedOnPkiError(
+      values.json,
+      () => {
+        const p = initIssuingCa(values.pki!, out, days === undefined ? {} : { days });
+        output(
+          values.json,
+          { ok: true, ...p },
+          () => `created the enrolment issuing CA in ${p.dir}`,
+        );
+        return EXIT_OK;
+      },
+      values.pki,
     );
   },
 };

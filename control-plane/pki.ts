@@ -802,3 +802,16 @@ export function issueFromCsr(
     rmSync(tmp, { recursive: true, force: true });
   }
 }
+
+/**
+ * nginx checks a CRL for every CA of a chain, from one file: the fleet CA's CRL and the issuing CA's,
+ * concatenated into `<issuing>/crl-chain.pem` (atomic). Rewrite it (and reload nginx) whenever either
+ * changes: `nixfleet nginx-config --issuing DIR` does.
+ */
+export function writeCrlChain(pkiDirArg: string, issuingDirArg: string): string {
+  const pki = pkiPaths(pkiDirArg);
+  const issuing = issuingCaPaths(issuingDirArg);
+  const out = join(issuing.dir, 'crl-chain.pem');
+  writeFileAtomic(out, readFileSync(pki.crl, 'utf8') + readFileSync(issuing.crl, 'utf8'));
+  return out;
+}
