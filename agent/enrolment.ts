@@ -86,6 +86,15 @@ export async function ensureCertificate(o: EnsureCertificateOptions): Promise<Ce
   }
 }
 
+/** Renews now, over mTLS with the current certificate and a new key (throws EnrolmentFailed). */
+export async function renewCertificate(o: EnsureCertificateOptions): Promise<void> {
+  await obtain(o, 'renew', null);
+  o.log.info('certificate-renewed', {
+    certFile: o.config.certFile,
+    ...certFacts(o.config.certFile),
+  });
+}
+
 /** True once RENEW_AT of the certificate's lifetime has passed. */
 export function renewalDue(certFile: string, now: number): boolean {
   const x = new X509Certificate(readFileSync(certFile));
