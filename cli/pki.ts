@@ -16,6 +16,7 @@ import {
   revokeCert,
   renewCert,
   listCerts,
+  listEnrolmentCerts,
   expiringCerts,
   exportPkcs12,
   initIssuingCa,
@@ -255,14 +256,19 @@ sooner, e.g. after --new-key because the old key was exposed). The CA itself is 
 export const pkiList: Command = {
   name: 'pki list',
   summary: 'list the certificates of a PKI directory with their expiry',
-  help: `Usage: nixfleet pki list --pki DIR [--expiring-within DAYS] [--json]
+  help: `Usage: nixfleet pki list --pki DIR [--issuing DIR] [--enrol-state DIR] [--expiring-within DAYS] [--json]
 
 Lists the CA, server, host and operator certificates in use (not the revoked or renewed copies set
-aside) with serial and expiry. --expiring-within: only those expiring within DAYS (expired included);
-exit 1 when any is listed, so a timer can alert on it.`,
+aside) with serial and expiry. --issuing adds the enrolment issuing CA, --enrol-state the newest
+certificate the enrolment endpoint issued to each host (\`nixfleet enrol serve --state DIR\`; agents
+renew theirs at 2/3 of the lifetime, so one close to expiry names a host that stopped renewing).
+--expiring-within: only those expiring within DAYS (expired included); exit 1 when any is listed, so a
+timer can alert on it.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
       pki: { type: 'string' },
+      issuing: { type: 'string' },
+      'enrol-state': { type: 'string' },
       'expiring-within': { type: 'string' },
       json: { type: 'boolean', default: false },
     });
@@ -276,7 +282,10 @@ exit 1 when any is listed, so a timer can alert on it.`,
       values.json,
       () => {
         const now = Date.now();
-        const all = listCerts(dir);
+        const all = [
+          ...listCerts(dir),
+          ...listEnrolmentCerts(values.issuing, values['enrol-state']),
+        ];
         const certs = within === undefined ? all : expiringCerts(all, within, now);
         output(
           values.json,

@@ -18,6 +18,7 @@ export {
   issuingCaPaths,
   issuingFleet,
   listCerts,
+  listEnrolmentCerts,
   PkiError,
   pkiPaths,
   renewCert,

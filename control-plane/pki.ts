@@ -448,7 +448,7 @@ export function exportPkcs12(
 export interface CertInfo {
   /** Path relative to the PKI directory (ca.crt, server.crt, hosts/web1.crt, ...). */
   file: string;
-  kind: 'ca' | 'server' | 'host' | 'operator';
+  kind: 'ca' | 'server' | 'host' | 'operator' | 'issuing-ca' | 'enrolled';
   subject: string;
   serial: string;
   notAfter: string;
@@ -472,24 +472,57 @@ export function listCerts(dirArg: string): CertInfo[] {
         files.push({ file: `${sub}/${f}`, kind });
     }
   }
-  return files.map(({ file, kind }) => {
-    let x: X509Certificate;
-    try {
-      x = new X509Certificate(readFileSync(join(dir, file)));
-    } catch (e) {
-      throw new PkiError(
-        `${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`,
-      );
+  return files.map(({ file, kind }) => certInfo(dir, file, kind));
+}
+
+function certInfo(dir: string, file: string, kind: CertInfo['kind']): CertInfo {
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(readFileSync(join(dir, file)));
+  } catch (e) {
+    throw new PkiError(
+      `${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`,
+    );
+  }
+  return {
+    file,
+    kind,
+    subject: x.subject.split('\n').join(', '),
+    serial: x.serialNumber.toUpperCase(),
+    notAfter: x.validTo,
+    expiresAt: Date.parse(x.validTo),
+  };
+}
+
+/**
+ * The enrolment side's certificates: the issuing CA's, and the newest certificate the enrolment
+ * endpoint issued to each host (state DIR/certs; an older one of a host was superseded by a renewal).
+ * Paths are relative to `issuingDir` and `stateDir` respectively.
+ */
+export function listEnrolmentCerts(
+  issuingDir: string | undefined,
+  stateDir: string | undefined,
+): CertInfo[] {
+  const out: CertInfo[] = [];
+  if (issuingDir !== undefined) out.push(certInfo(resolve(issuingDir), 'ca.crt', 'issuing-ca'));
+  if (stateDir !== undefined) {
+    const dir = resolve(stateDir);
+    if (!existsSync(join(dir, 'certs')))
+      throw new PkiError(`${dir} is not an enrolment state directory (no certs/)`);
+    const newest = new Map<string, { info: CertInfo; from: number }>();
+    for (const f of readdirSync(join(dir, 'certs')).sort()) {
+      if (!f.endsWith('.crt')) continue;
+      const info = certInfo(dir, `certs/${f}`, 'enrolled');
+      const from = Date.parse(new X509Certificate(readFileSync(join(dir, 'certs', f))).validFrom);
+      const prev = newest.get(info.subject);
+      if (!prev || from > prev.from || (from === prev.from && info.expiresAt > prev.info.expiresAt))
+        newest.set(info.subject, { info, from });
     }
-    return {
-      file,
-      kind,
-      subject: x.subject.split('\n').join(', '),
-      serial: x.serialNumber.toUpperCase(),
-      notAfter: x.validTo,
-      expiresAt: Date.parse(x.validTo),
-    };
-  });
+    out.push(
+      ...[...newest.values()].map((n) => n.info).sort((a, b) => a.subject.localeCompare(b.subject)),
+    );
+  }
+  return out;
 }
 
 /** The default warning window of every `nixfleet pki` command. */

@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { b64, keyIdOf, newSigningKey, type SigningKey } from '../../protocol/keys.ts';
@@ -20,7 +20,12 @@ import { publishRelease } from '../../publisher/publish.ts';
 import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { mintEnrolmentToken, withdrawEnrolmentNonces } from '../../publisher/enrolment.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
-import { initPki, initIssuingCa, type IssuingCaPaths } from '../../control-plane/pki.ts';
+import {
+  initPki,
+  initIssuingCa,
+  listEnrolmentCerts,
+  type IssuingCaPaths,
+} from '../../control-plane/pki.ts';
 import { EnrolmentService, type EnrolmentAnswer } from '../../control-plane/enrolment.ts';
 import type { ClientIdentity } from '../../control-plane/identity.ts';
 import { requireTool } from '../support/skip.ts';
@@ -370,6 +375,18 @@ test('renewal with the current certificate: a new key gets a new certificate, th
   );
   assert.is(renewed.status, 201, JSON.stringify(renewed.body));
   assert.is.not(renewed.body['serial'], first.body['serial']);
+  // `pki list --issuing --enrol-state`: the issuing CA and each host's newest certificate only.
+  const listed = listEnrolmentCerts(w.issuing.dir, join(w.dir, 'enrol-state'));
+  assert.equal(
+    listed.map((c) => [c.kind, c.serial]),
+    [
+      [
+        'issuing-ca',
+        new X509Certificate(readFileSync(w.issuing.caCert)).serialNumber.toUpperCase(),
+      ],
+      ['enrolled', renewed.body['serial']],
+    ],
+  );
   // A certificate of web-2 cannot renew web-1.
   refused(
     await svc.handle(
