@@ -7,6 +7,7 @@
 // is restarted and the agent's retry gets the reserved certificate (one certificate, not two).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import {
   chmodSync,
@@ -35,6 +36,8 @@ import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { mintEnrolmentToken } from '../../publisher/enrolment.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import {
+  issueHostCert,
+  revokeCert,
   initPki,
   initIssuingCa,
   writeCrlChain,
@@ -364,6 +367,7 @@ test('enrol on first start through nginx, token replay refused, renewal rotates 
     await s.enrol!.stop();
     const held = await s.startEnrol({ NIXFLEET_TEST_ENROL_HOLD_AFTER_RESERVE: '1' });
     const c = s.agentConfig('web-2', 'machine-c', token2);
+
     const attempt = ensureCertificate(ctxOf(c.config, s.hostKeys['web-2']!)).then(
       () => 'enrolled',
       (e: Error) => e.message,
@@ -389,6 +393,66 @@ test('enrol on first start through nginx, token replay refused, renewal rotates 
     assert.is(s.certsIssued().length, 3);
     // The web-2 host runs its cycle with it.
     assert.is((await once(c.file)).code, 0);
+
+    // The CRL still works with the chain: a fleet-CA certificate revoked by `pki revoke` is refused once
+    // nginx reloads the rewritten CRL chain; a certificate the issuing CA's name constraints exclude is
+    // refused in the handshake.
+    const manual = issueHostCert(s.pki.dir, 'web-2');
+    const manualTls = {
+      ca: readFileSync(s.pki.caCert, 'utf8'),
+      cert: readFileSync(manual.certPath, 'utf8'),
+      key: readFileSync(manual.keyPath, 'utf8'),
+    };
+    assert.is((await req(`${s.url}releases/2/hosts/web-2.json`, { tls: manualTls })).status, 200);
+    revokeCert(s.pki.dir, manual.certPath);
+    writeCrlChain(s.pki.dir, s.issuing.dir);
+    await s.nginx!.reload();
+    assert.is((await req(`${s.url}releases/2/hosts/web-2.json`, { tls: manualTls })).status, 400);
+    const foreign = join(s.dir, 'foreign.crt');
+    writeFileSync(
+      join(s.dir, 'client.ext'),
+      'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=clientAuth\n',
+    );
+    execFileSync('openssl', [
+      'req',
+      '-new',
+      '-key',
+      c.config.keyFile,
+      '-subj',
+      '/CN=x',
+      '-out',
+      join(s.dir, 'foreign.csr'),
+    ]);
+    execFileSync(
+      'openssl',
+      [
+        'x509',
+        '-req',
+        '-in',
+        join(s.dir, 'foreign.csr'),
+        '-CA',
+        s.issuing.caCert,
+        '-CAkey',
+        s.issuing.caKey,
+        '-set_serial',
+        '0x7777',
+        '-days',
+        '1',
+        '-subj',
+        '/O=other/OU=agent/CN=web-2',
+        '-extfile',
+        join(s.dir, 'client.ext'),
+        '-out',
+        foreign,
+      ],
+      { stdio: 'ignore' },
+    );
+    const foreignTls = {
+      ca: manualTls.ca,
+      cert: readFileSync(foreign, 'utf8'),
+      key: readFileSync(c.config.keyFile, 'utf8'),
+    };
+    assert.is((await req(`${s.url}releases/2/hosts/web-2.json`, { tls: foreignTls })).status, 400);
   } finally {
     await s.close();
   }
