@@ -62,7 +62,15 @@ export async function ensureCertificate(o: EnsureCertificateOptions): Promise<Ce
   if (!existsSync(o.config.certFile)) {
     const token = o.config.enrolmentTokenFile;
     if (token === null || !existsSync(token)) return 'no-certificate';
-    await obtain(o, 'enrol', readFileSync(token, 'utf8'));
+    try {
+      await obtain(o, 'enrol', readFileSync(token, 'utf8'));
+    } catch (e) {
+      o.log.error('certificate-enrolment-failed', {
+        tokenFile: token,
+        reason: (e as Error).message,
+      });
+      throw e;
+    }
     o.log.info('certificate-enrolled', {
       certFile: o.config.certFile,
       ...certFacts(o.config.certFile),
