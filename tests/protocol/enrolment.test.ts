@@ -24,7 +24,8 @@ import { PublishRefused } from '../../publisher/errors.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { EnrolmentToken, EnrolmentRequest } from '../../protocol/schemas/enrolment.ts';
 import { expectRefusal, expectRefusalAsync } from '../verify/helpers.ts';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { syncTree } from '../../control-plane/sync.ts';
 
 const NOW = Date.parse('2030-01-15T12:00:00Z');
 const DAY = 86_400_000;
@@ -247,6 +248,24 @@ test('replay: a timestamp naming an older nonce document (or none) is a rollback
     'RollbackAttempt',
     TIMESTAMP_PATH,
   );
+});
+
+test('cp sync refuses a tree whose newer timestamp binds an older nonce document', async () => {
+  const s = setup();
+  mint(s, 'web-1', NOW);
+  const older = join(s.dir, '..', `${s.dir.split('/').pop()}-older`);
+  dirs.push(older);
+  cpSync(s.dir, older, { recursive: true });
+  mint(s, 'web-2', NOW + 10_000);
+  const cp = mkdtempSync(join(tmpdir(), 'nf-enrol-cp-'));
+  dirs.push(cp);
+  const sync = (from: string) =>
+    syncTree({ from, treeDir: cp, pinnedRoot: s.root, now: NOW + 60_000 });
+  assert.ok((await sync(s.dir)).installed);
+  // The older tree, re-signed later by CI: a newer timestamp, but enrolment v1 after v2.
+  refreshTimestamp({ treeDir: older, releaseKeys: [s.release], now: NOW + 30_000 });
+  const e = await expectRefusalAsync(() => sync(older), 'RollbackAttempt', TIMESTAMP_PATH);
+  assert.match(e.detail, /enrolment v1 is older than the installed v2/);
 });
 
 test('the request: signed by the host key of the release, bound to the CSR, fresh', () => {
