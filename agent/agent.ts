@@ -9,6 +9,7 @@ import type { AgentConfig } from './config.ts';
 import { loadPinnedRoot, runCycle, type CycleDeps, type CycleOutcome } from './cycle.ts';
 import { HttpCache } from './http-cache.ts';
 import { HttpClient } from './http-client.ts';
+import { ensureCertificate } from './enrolment.ts';
 import { acquireLock } from './lock.ts';
 import { createLogger, type Logger } from './log.ts';
 import {
@@ -102,6 +103,9 @@ export async function runAgentOnce(
         reason:
           'unreadable lines at the end of the ack journal were cut off; the chain continues from the last readable ack',
       });
+    // A first certificate (token) or a renewed one, before the client that presents it is built.
+    const cert = await ensureCertificate({ config, state, hostKey, now: now(), log });
+    if (cert === 'renewed' || cert === 'enrolled') dropCachedClient(state.root);
     const cache = new HttpCache(state.path('http-cache'));
     client =
       (opts.reuseConnections ? clients.get(state.root) : undefined) ??
@@ -172,6 +176,11 @@ export async function runAgentOnce(
       });
     lock.lock.release();
   }
+}
+
+function dropCachedClient(stateRoot: string): void {
+  clients.get(stateRoot)?.close();
+  clients.delete(stateRoot);
 }
 
 function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): HttpClient {

@@ -24,6 +24,12 @@ export const AgentConfig = z.strictObject({
   certFile: FilePath,
   keyFile: FilePath,
   host: HostName,
+  /**
+   * A one-time enrolment token (`nixfleet enrol token`): with no certFile yet, the agent enrols with it
+   * (agent/enrolment.ts) and from then on renews its certificate itself; null = certificates are
+   * installed by hand (`nixfleet pki issue-host`).
+   */
+  enrolmentTokenFile: FilePath.nullable().default(null),
   /** nixfleet private key file (protocol/keys.ts) whose public half is the host key in the fleet. */
   hostKeyFile: FilePath,
   /** The pinned trust root (a signed root/<n>.json) the agent was installed with. */
@@ -71,6 +77,8 @@ export function parseAgentConfig(json: unknown, file: string): AgentConfig {
   const config = parseWith(AgentConfig, json, file);
   const base = dirname(resolve(file));
   for (const f of PATH_FIELDS) if (!isAbsolute(config[f])) config[f] = resolve(base, config[f]);
+  if (config.enrolmentTokenFile !== null && !isAbsolute(config.enrolmentTokenFile))
+    config.enrolmentTokenFile = resolve(base, config.enrolmentTokenFile);
   if (config.metricsFile !== null && !isAbsolute(config.metricsFile))
     config.metricsFile = resolve(base, config.metricsFile);
   return config;

@@ -178,6 +178,27 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import('./pki.ts').then((m) => ({ default: m.pkiRenew })),
   },
   {
+    name: 'enrol token',
+    summary: 'mint a one-time enrolment token for a host (enrolment key of the trust root)',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolToken })),
+  },
+  {
+    name: 'enrol withdraw',
+    summary: 'withdraw enrolment tokens (by token file, nonce or host) before they are used',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolWithdraw })),
+  },
+  {
+    name: 'enrol serve',
+    summary: 'run the enrolment endpoint (POST /enrol) behind nginx',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolServe })),
+  },
+  {
+    name: 'pki issuing-ca',
+    summary:
+      'create the enrolment issuing CA (client certificates of this fleet only), signed by the fleet CA',
+    load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssuingCa })),
+  },
+  {
     name: 'pki list',
     summary: 'list the certificates of a PKI directory with their expiry',
     load: () => import('./pki.ts').then((m) => ({ default: m.pkiList })),

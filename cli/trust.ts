@@ -81,6 +81,24 @@ function operatorRole(
   };
 }
 
+/** The enrolment role from --enrolment-key/--enrolment-threshold/--enrolment-valid-days (empty: none). */
+function enrolmentRole(
+  files: string[],
+  now: number,
+  days: string | undefined,
+  threshold: string | undefined,
+): { enrolmentKeys?: ReleaseKeyGrant[]; enrolmentThreshold?: number } {
+  if (files.length === 0) {
+    if (threshold !== undefined)
+      throw new UsageError('--enrolment-threshold needs at least one --enrolment-key');
+    return {};
+  }
+  return {
+    enrolmentKeys: grants(files, now, positiveInt('--enrolment-valid-days', days, 365)),
+    enrolmentThreshold: positiveInt('--enrolment-threshold', threshold, 1),
+  };
+}
+
 function writeRoot(outDir: string, root: SignedRoot): string {
   const path = join(outDir, rootPath(root.signed.version));
   writeFileAtomic(path, envelopeBytes(root));
@@ -107,6 +125,9 @@ function describe(root: SignedRoot, path: string): string {
     r.operatorKeys
       ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${datedKeys(r.operatorKeys)}`
       : '  operator keys: (none: no controls are accepted)',
+    r.enrolmentKeys
+      ? `  enrolment keys (${r.enrolmentThreshold} of ${r.enrolmentKeys.length}): ${r.enrolmentKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`
+      : '  enrolment keys: (none: no host enrolment)',
   ].join('\n');
 }
 
@@ -141,6 +162,10 @@ Options:
                            else; without one, agents accept no controls
   --operator-threshold N   operator signatures required on each controls document (default 1)
   --operator-valid-days D  operator key validity window (default 365)
+  --enrolment-key PUBFILE  enrolment public key (repeat): signs enrolment tokens and nonce documents
+                           (nixfleet enrol) and nothing else; never a release or operator key
+  --enrolment-threshold N  enrolment signatures required (default 1)
+  --enrolment-valid-days D enrolment key validity window (default 365)
   --expires-days D         the root's lifetime
   --out DIR                trust directory (root/1.json is created inside)
   --now ISO                signing time (default: the clock)
@@ -157,6 +182,9 @@ Options:
       'operator-key': { type: 'string', multiple: true },
       'operator-threshold': { type: 'string' },
       'operator-valid-days': { type: 'string' },
+      'enrolment-key': { type: 'string', multiple: true },
+      'enrolment-threshold': { type: 'string' },
+      'enrolment-valid-days': { type: 'string' },
       'expires-days': { type: 'string' },
       out: { type: 'string' },
       now: { type: 'string' },
@@ -196,6 +224,12 @@ Options:
         now,
         values['operator-valid-days'],
         values['operator-threshold'],
+      ),
+      ...enrolmentRole(
+        values['enrolment-key'] ?? [],
+        now,
+        values['enrolment-valid-days'],
+        values['enrolment-threshold'],
       ),
     });
     const signed = signRoot(root, rootKeys);
@@ -360,6 +394,21 @@ Options:
               values['operator-threshold'],
               previous.operatorThreshold ?? 1,
             ),
+          }
+        : {}),
+      // The enrolment role carries over unchanged (it is set at trust init).
+      ...(previous.enrolmentKeys && previous.enrolmentThreshold
+        ? {
+            enrolmentKeys: previous.enrolmentKeys.map((k) => ({
+              key: {
+                name: k.name,
+                keyid: k.keyid,
+                publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')),
+              } satisfies PublicKey,
+              validFrom: k.validFrom,
+              validUntil: k.validUntil,
+            })),
+            enrolmentThreshold: previous.enrolmentThreshold,
           }
         : {}),
     });

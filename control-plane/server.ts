@@ -147,7 +147,7 @@ class ReleaseWatcher {
 }
 
 /** Reads a request body up to `limit` bytes; null when larger (the rest is not read). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? '0');
     if (declared > limit) return resolve(null);
@@ -294,7 +294,11 @@ async function openAckService(opts: CommonOptions): Promise<AckService> {
   return svc;
 }
 
-function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<number> {
+export function listen(
+  server: HttpServer | HttpsServer,
+  port: number,
+  host: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -304,7 +308,7 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();

@@ -17,7 +17,9 @@ export type VerificationCode =
   | 'TooLarge'
   | 'WrongFleet'
   | 'UnknownHost'
-  | 'AckChainBroken';
+  | 'AckChainBroken'
+  | 'NonceRefused'
+  | 'KeyReused';
 
 export class VerificationError extends Error {
   readonly code: VerificationCode;
@@ -67,3 +69,9 @@ export class WrongFleet extends kind('WrongFleet') {}
 export class UnknownHost extends kind('UnknownHost') {}
 // A host's ack history with a gap, a fork or a broken link (an evidence bundle: a dropped ack).
 export class AckChainBroken extends kind('AckChainBroken') {}
+
+// Enrolment (protocol/verify/enrolment.ts, control-plane/enrolment.ts): a token whose nonce the bound
+// nonce document does not allow (withdrawn, never minted) or that was already used; a CSR whose key is
+// the host's current certificate key or was certified before.
+export class NonceRefused extends kind('NonceRefused') {}
+export class KeyReused extends kind('KeyReused') {}

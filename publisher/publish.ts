@@ -41,6 +41,7 @@ import { noteValidHostKeys } from './host-key.ts';
 import { vouchedHostKeys } from './vouched-keys.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 import { controlsBinding } from './controls.ts';
+import { enrolmentBinding } from './enrolment.ts';
 import { diffRelease, readCurrentRelease, type ReleaseDiff } from './diff.ts';
 
 /** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
@@ -152,6 +153,7 @@ export function signTimestamp(o: {
   release: { version: number; index: FileRef };
   revocations: { version: number; file: FileRef };
   controls?: { version: number; file: FileRef } | undefined;
+  enrolment?: { version: number; file: FileRef } | undefined;
   keys: readonly SigningKey[];
 }): Buffer {
   const issuedAtSec = Math.floor(o.now / 1000) * 1000;
@@ -165,6 +167,7 @@ export function signTimestamp(o: {
     release: o.release,
     revocations: o.revocations,
     ...(o.controls ? { controls: o.controls } : {}),
+    ...(o.enrolment ? { enrolment: o.enrolment } : {}),
   });
   return envelopeBytes(signDocument(doc, o.keys));
 }
@@ -501,6 +504,7 @@ function signRelease(
     release: { version, index: built.index },
     revocations: { version: revocations.version, file: revocations.ref },
     controls: controlsBinding(opts.treeDir, root, current?.signed),
+    enrolment: enrolmentBinding(opts.treeDir, root, current?.signed),
     keys: opts.releaseKeys,
   });
   const ts = (JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp }).signed;

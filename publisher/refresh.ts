@@ -27,6 +27,7 @@ import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
 import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, type TrustChain } from './trust.ts';
 import { controlsBinding } from './controls.ts';
+import { enrolmentBinding } from './enrolment.ts';
 
 export interface RefreshOptions {
   treeDir: string;
@@ -140,6 +141,8 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
       revocations: ts.revocations,
       // The latency of an operator control: it is bound here, at the next scheduled refresh.
       controls,
+      // Enrolment nonces likewise: a minted or withdrawn token acts from the next refresh.
+      enrolment: enrolmentBinding(opts.treeDir, trust.root.signed, ts),
       keys: opts.releaseKeys,
     });
     writingFile(

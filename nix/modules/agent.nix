@@ -36,6 +36,7 @@ let
   optionalSettings = lib.filterAttrs (_: v: v != null) {
     inherit (cfg) schedule clockSkewSeconds requestTimeoutMs retries probeIntervalMs splayMs;
     inherit metricsFile;
+    inherit (cfg) enrolmentTokenFile;
   };
   agentConfig = {
     inherit (cfg) controlPlaneUrl ackPath caFile certFile keyFile host hostKeyFile stateDir quarantineHours;
@@ -66,6 +67,11 @@ in
       default = config.networking.hostName;
       defaultText = lib.literalExpression "config.networking.hostName";
       description = "This host's name in the fleet (lowercase letters, digits and '-', 1-63 characters).";
+    };
+    enrolmentTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      description = "A one-time enrolment token (`nixfleet enrol token`) as an absolute path on the host, outside the Nix store (it is a secret until used): with no certFile yet, the agent enrols with it on first start and from then on renews its certificate itself (at 2/3 of its lifetime). null = the certificate is installed by hand.";
     };
     hostKeyFile = mkOption { type = types.str; description = "nixfleet private key file whose public half is this host's hostKey in the fleet (signs acks)."; };
     trustRootFile = mkOption { type = types.path; description = "The pinned trust root (a signed root/<n>.json) the host starts from; a path (./root.json) is copied into the store."; };

@@ -27,6 +27,13 @@ export {
 } from './compliance.ts';
 export type { ChannelCompliance, HostCompliance, StaticControlResult } from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
+export {
+  EnrolmentNonce,
+  EnrolmentNonces,
+  EnrolmentRequest,
+  EnrolmentToken,
+  MAX_TOKEN_LIFETIME_SECONDS,
+} from './enrolment.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';
 export { EVIDENCE_BUNDLE_TYPE, EvidenceBundle } from './evidence.ts';

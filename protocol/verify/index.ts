@@ -11,6 +11,13 @@ export {
   requireFleet,
   verifyReleaseDocument,
 } from './documents.ts';
+export {
+  readEnrolmentRequest,
+  readEnrolmentToken,
+  verifyEnrolmentDocument,
+  verifyEnrolmentRequest,
+  verifyEnrolmentToken,
+} from './enrolment.ts';
 export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';

@@ -179,6 +179,19 @@ test('agent module: every agent config field is an option; agent.json is what th
     assert.is(parsed.requestTimeoutMs, 10_000, 'unset settings take the agent default');
     assert.ok(!('requestTimeoutMs' in raw), 'unset settings are left out of the file');
     assert.ok(!('metricsFile' in raw), 'no metrics file unless asked');
+    assert.ok(!('enrolmentTokenFile' in raw), 'no enrolment unless a token file is given');
+    const enrolling = agentJson(
+      (
+        await evalModule(
+          sandbox,
+          'agent.nix',
+          'nixfleet-agent',
+          { ...agentSettings, enrolmentTokenFile: '/run/keys/nixfleet-enrolment.token' },
+          'config',
+        )
+      ).value as AgentSystem,
+    );
+    assert.is(enrolling.parsed.enrolmentTokenFile, '/run/keys/nixfleet-enrolment.token');
     const tf = agentJson(
       (
         await evalModule(
