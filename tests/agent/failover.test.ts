@@ -21,6 +21,11 @@ import { startControlPlane } from '../../control-plane/server.ts';
 import { requireTool } from '../support/skip.ts';
 import { makeTestPki, type TestPki } from '../support/pki.ts';
 import { makeLab, labFleet, NEW, OLD } from './lab-fleet.ts';
+import { AckJournal } from '../../agent/ack-journal.ts';
+import { readPrivateKey } from '../../protocol/keys.ts';
+import { mergeAckRecords } from '../../control-plane/ack-merge.ts';
+import { ACK_LOG_FILE, parseAckLog } from '../../protocol/ack-log.ts';
+import { ackDigest, readAck } from '../../protocol/acks.ts';
 
 interface Box {
   name: string;
@@ -263,6 +268,94 @@ test('a lagging box serving an older release is refused (RollbackAttempt) and th
     );
   } finally {
     await lagging?.close();
+    await lab.close();
+  }
+});
+
+test("one host's chain across two ack endpoints, each with its own log: a box that missed acks is brought up to date by the agent, and each log alone stays a complete chain", async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['c1']);
+  let boxB: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  try {
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { c1: OLD }, waves: [{ soakSeconds: 0 }], heartbeatSeconds: 1 },
+      }),
+    );
+    // Two boxes serving the same tree, each with its own ack endpoint and log.
+    const treeB = join(lab.opts.dir, 'box-b');
+    cpSync(lab.treeDir, treeB, { recursive: true });
+    const boxA = await lab.startControlPlane();
+    const startB = () =>
+      startControlPlane({
+        treeDir: treeB,
+        tls: {
+          ca: readFileSync(lab.pki.caCert),
+          cert: readFileSync(lab.pki.serverCert),
+          key: readFileSync(lab.pki.serverKey),
+        },
+        host: '127.0.0.1',
+        port: boxB?.port ?? 0,
+        ack: { debounceMs: 10, rateLimit: false },
+      });
+    boxB = await startB();
+    const urlA = `https://127.0.0.1:${boxA.port}/`;
+    const urlB = `https://127.0.0.1:${boxB.port}/`;
+    const config = lab.agentConfig('c1', { controlPlaneUrl: urlA, otherControlPlaneUrls: [urlB] });
+    const signed = () =>
+      new AckJournal(
+        new StateDir(config.stateDir),
+        'lab',
+        'c1',
+        readPrivateKey(lab.host('c1').keyFile),
+      ).all();
+    const lastSeq = () => signed().at(-1)?.signed.seq ?? 0;
+    const logOf = (dir: string) =>
+      parseAckLog(readFileSync(join(dir, '.ack-log', ACK_LOG_FILE))).records;
+    const seqs = (dir: string) => logOf(dir).map((r) => readAck(r.canonical, 'log').signed.seq);
+    const heartbeatsUntil = async (seq: number) => {
+      for (let i = 0; i < 60 && lastSeq() < seq; i++) {
+        const out = await runAgentOnce(config, { log: memoryLogger('c1') });
+        assert.is(out.kind, 'decided', JSON.stringify(out));
+        await new Promise((r) => setTimeout(r, 1050)); // one heartbeat a second
+      }
+      assert.ok(lastSeq() >= seq);
+    };
+
+    // 1. Box A is preferred: A takes seq 1..2, B has none.
+    await heartbeatsUntil(2);
+    // 2. A dies: B adopts the chain where the host is and is back-filled below it.
+    await lab.stopControlPlane();
+    await heartbeatsUntil(4);
+    // 3. A comes back, B dies: A has a head the host has long passed; the 409 tells the agent where
+    //    A is and the agent re-posts what A missed.
+    await lab.startControlPlane(boxA.port);
+    await boxB.close();
+    await heartbeatsUntil(6);
+    // 4. B comes back: it too is brought up to date.
+    boxB = await startB();
+    await lab.stopControlPlane();
+    await heartbeatsUntil(7);
+    const head = lastSeq();
+    const chain = (from: number) => Array.from({ length: head - from + 1 }, (_, i) => from + i);
+    // Each log alone holds the whole chain (in acceptance order: back-filled acks come later).
+    assert.equal(
+      [...seqs(treeB)].sort((x, y) => x - y),
+      chain(1),
+      "box B's log",
+    );
+    const inA = [...seqs(lab.treeDir)].sort((x, y) => x - y);
+    assert.equal(inA, chain(1).slice(0, inA.length), "box A's log: complete up to where it died");
+    assert.ok(inA.length >= 6);
+    // And every ack the host signed is in the union, once, as one unbroken chain.
+    const merged = mergeAckRecords([logOf(lab.treeDir), logOf(treeB)]);
+    assert.equal([merged.forks, merged.chains.map((c) => c.complete)], [[], [true]]);
+    assert.equal(
+      merged.records.map((r) => r.digest),
+      signed().map((a) => ackDigest(a)),
+    );
+  } finally {
+    await boxB?.close();
     await lab.close();
   }
 });
