@@ -368,6 +368,36 @@ test('two boxes behind real nginx, box A killed mid-rollout: the rollout converg
       );
     }
 
+    // `status` over the dead box's directory: its published heads are from before it died; with box
+    // B's log added, every host's latest ack is its journal's head (the union of the boxes).
+    const status = (...extra: string[]) => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          join(REPO_ROOT, 'bin/nixfleet.js'),
+          'status',
+          '--tree',
+          a.cpDir,
+          '--root',
+          lab.rootFile,
+          '--no-cache',
+          '--json',
+          ...extra,
+        ],
+        { encoding: 'utf8' },
+      );
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      const hosts = (JSON.parse(r.stdout) as { hosts: { host: string; lastAckSeq: number }[] })
+        .hosts;
+      return HOSTS.map((h) => hosts.find((x) => x.host === h)?.lastAckSeq ?? 0);
+    };
+    const heads = HOSTS.map((h) => journalOf(lab, h).at(-1)!.signed.seq);
+    assert.equal(status('--acks-log', a.logFile, '--acks-log', b.logFile), heads);
+    assert.ok(
+      status().some((seq, i) => seq < heads[i]!),
+      'box A alone shows older heads (it died mid-rollout)',
+    );
+
     // The operator view reads the union of the two logs.
     const trace = spawnSync(
       process.execPath,
