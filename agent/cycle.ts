@@ -370,10 +370,22 @@ async function fetchVerifiedFromABox(
   lastVerifiedTimestamp: string | null,
 ): Promise<Verified> {
   const boxes = deps.client.urls.length;
+  // A box whose timestamp expired (its sync stopped before ours did) is verified as of its expiry and
+  // would hold every new activation: another box may serve a fresh one. Its stale view is kept for
+  // when no other box does better.
+  let stale: Verified | undefined;
   for (let tried = 1; ; tried++) {
     try {
-      return await fetchVerified(deps, lastVerifiedTimestamp);
+      const v = await fetchVerified(deps, lastVerifiedTimestamp);
+      if (v.treeStale === null || tried >= boxes) return v;
+      stale ??= v;
+      deps.log.warn('control-plane-tree-stale', {
+        url: deps.client.currentUrl,
+        reason: `the tree this box serves is stale (${v.treeStale}); trying the next box`,
+      });
+      deps.client.failover('its tree is stale');
     } catch (e) {
+      if (stale && (e instanceof Unreachable || isVerificationError(e))) return stale;
       if (tried >= boxes || !isVerificationError(e)) throw e;
       deps.log.warn('control-plane-tree-refused', {
         url: deps.client.currentUrl,

@@ -272,6 +272,58 @@ test('a lagging box serving an older release is refused (RollbackAttempt) and th
   }
 });
 
+test('a box whose timestamp expired is left for a box serving a fresh one; alone, its stale view holds new activations', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['s1']);
+  let staleBox: Awaited<ReturnType<typeof startControlPlane>> | undefined;
+  try {
+    // Signed two hours ago with a one-hour freshness: expired on the box whose sync stopped.
+    lab.publish(
+      labFleet(lab, { prod: { hosts: { s1: NEW }, waves: [{ soakSeconds: 0 }] } }),
+      Date.now() - 2 * 3600_000,
+    );
+    const staleDir = join(lab.opts.dir, 'stale-tree');
+    cpSync(lab.treeDir, staleDir, { recursive: true });
+    lab.refresh(); // CI's scheduled re-signing reached box A only
+    await lab.startControlPlane();
+    staleBox = await startControlPlane({
+      treeDir: staleDir,
+      tls: {
+        ca: readFileSync(lab.pki.caCert),
+        cert: readFileSync(lab.pki.serverCert),
+        key: readFileSync(lab.pki.serverKey),
+      },
+      host: '127.0.0.1',
+      port: 0,
+      ack: { debounceMs: 10, rateLimit: false },
+    });
+    const staleUrl = `https://127.0.0.1:${staleBox.port}/`;
+    const freshUrl = lab.agentConfig('s1').controlPlaneUrl;
+    const alone = lab.agentConfig('s1', { controlPlaneUrl: staleUrl });
+    const held = await runAgentOnce(alone, { log: memoryLogger('s1') });
+    assert.equal(
+      [held.kind, held.kind === 'decided' && held.acted],
+      ['decided', null],
+      `stale alone: nothing activated (${JSON.stringify(held)})`,
+    );
+    const both = lab.agentConfig('s1', {
+      controlPlaneUrl: staleUrl,
+      otherControlPlaneUrls: [freshUrl],
+    });
+    const log = memoryLogger('s1');
+    const out = await runAgentOnce(both, { log });
+    const left = log.records.find((r) => r['event'] === 'control-plane-tree-stale');
+    assert.is(left?.['url'], staleUrl, 'the stale box was left');
+    assert.ok(
+      log.records.some((r) => r['event'] === 'switching' || r['event'] === 'activated'),
+      `the fresh box's release was activated (${JSON.stringify(out)})`,
+    );
+  } finally {
+    await staleBox?.close();
+    await lab.close();
+  }
+});
+
 test("one host's chain across two ack endpoints, each with its own log: a box that missed acks is brought up to date by the agent, and each log alone stays a complete chain", async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['c1']);
