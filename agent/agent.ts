@@ -5,7 +5,8 @@ import { ACK_JOURNAL_FILE, AckJournal } from './ack-journal.ts';
 import { safetyRecovery } from './activation.ts';
 import { AckSync } from './ack-sync.ts';
 import { createActivator } from './activators/index.ts';
-import type { AgentConfig } from './config.ts';
+import { controlPlaneUrlsOf, type AgentConfig } from './config.ts';
+import { preferredBoxStore } from './control-planes.ts';
 import { loadPinnedRoot, runCycle, type CycleDeps, type CycleOutcome } from './cycle.ts';
 import { HttpCache } from './http-cache.ts';
 import { HttpClient } from './http-client.ts';
@@ -109,7 +110,7 @@ export async function runAgentOnce(
     const cache = new HttpCache(state.path('http-cache'));
     client =
       (opts.reuseConnections ? clients.get(state.root) : undefined) ??
-      newClient(config, state, cache);
+      newClient(config, state, cache, log);
     if (opts.reuseConnections) clients.set(state.root, client);
     const deps: CycleDeps = {
       host: config.host,
@@ -183,10 +184,16 @@ function dropCachedClient(stateRoot: string): void {
   clients.delete(stateRoot);
 }
 
-function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): HttpClient {
+function newClient(
+  config: AgentConfig,
+  state: StateDir,
+  cache: HttpCache,
+  log: Logger,
+): HttpClient {
   const cert = readFileSync(config.certFile);
+  const urls = controlPlaneUrlsOf(config);
   return new HttpClient({
-    baseUrl: config.controlPlaneUrl,
+    baseUrl: urls,
     ca: readFileSync(config.caFile),
     cert,
     certFile: config.certFile,
@@ -195,7 +202,10 @@ function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): Http
     timeoutMs: config.requestTimeoutMs,
     retries: config.retries,
     // A timer run is a new process: resume the previous run's TLS session instead of a full mTLS handshake.
-    tlsSession: tlsSessionStore(state, config.controlPlaneUrl, cert),
+    tlsSession: tlsSessionStore(state, urls, cert),
+    // Several boxes: start with the one that answered last time; log every move to another.
+    preferred: preferredBoxStore(state),
+    onFailover: (e) => log.warn('control-plane-failover', e),
   });
 }
 

@@ -393,6 +393,46 @@ async function fetchVerified(
   };
 }
 
+/**
+ * Step 3 with several control plane boxes: a box whose tree is refused (older than this host has seen,
+ * i.e. a lagging mirror: RollbackAttempt; or one that does not verify) is left for the next box in the
+ * same cycle. Safe because nothing is believed from any box without verification and the remembered
+ * versions (trust-state.json) only ever rise, whatever box served them; skipping a bad box only avoids
+ * waiting on it. When every box is refused, the last refusal is the cycle's (keep the generation).
+ */
+async function fetchVerifiedFromABox(
+  deps: CycleDeps,
+  lastVerifiedTimestamp: string | null,
+): Promise<Verified> {
+  const boxes = deps.client.urls.length;
+  // A box whose timestamp expired (its sync stopped before ours did) is verified as of its expiry and
+  // would hold every new activation: another box may serve a fresh one. Its stale view is kept for
+  // when no other box does better.
+  let stale: Verified | undefined;
+  for (let tried = 1; ; tried++) {
+    try {
+      const v = await fetchVerified(deps, lastVerifiedTimestamp);
+      if (v.treeStale === null || tried >= boxes) return v;
+      stale ??= v;
+      deps.log.warn('control-plane-tree-stale', {
+        url: deps.client.currentUrl,
+        reason: `the tree this box serves is stale (${v.treeStale}); trying the next box`,
+      });
+      deps.client.failover('its tree is stale');
+    } catch (e) {
+      if (stale && (e instanceof Unreachable || isVerificationError(e))) return stale;
+      if (tried >= boxes || !isVerificationError(e)) throw e;
+      deps.log.warn('control-plane-tree-refused', {
+        url: deps.client.currentUrl,
+        code: e.code,
+        file: e.file,
+        reason: `the tree this box serves is refused (${e.message}); trying the next box`,
+      });
+      deps.client.failover(`its tree was refused: ${e.code}`);
+    }
+  }
+}
+
 /** A failed fetch or verification as the cycle's outcome (logged); anything else is rethrown. */
 async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> {
   const log = deps.log;
@@ -596,7 +636,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const agentState = readAgentState(deps.state);
   let v: Verified;
   try {
-    v = await fetchVerified(deps, agentState.lastVerifiedTimestamp);
+    v = await fetchVerifiedFromABox(deps, agentState.lastVerifiedTimestamp);
   } catch (e) {
     const outcome = await fetchFailure(deps, e);
     // No bundle to prove our acks arrived: check the head itself (as long as the control plane answers).

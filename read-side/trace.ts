@@ -26,15 +26,20 @@ import type { StaleRelease } from './load.ts';
 
 export type { AckHistory } from './acks.ts';
 
-/** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
+/**
+ * `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists.
+ * `replicaLogs`: the logs of other control plane boxes, read into the same history (their union).
+ */
 export function loadAckHistory(
   dir: string,
   release: VerifiedRelease,
   logFile?: string,
   cache?: AckCache,
+  replicaLogs: readonly string[] = [],
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
-  if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
+  for (const f of [log, ...replicaLogs])
+    if (f !== null && !existsSync(f)) throw new Error(`${f}: no such ack log`);
   return readAckHistory({
     acksDir: acksDirOf(dir),
     logFile: log,
@@ -43,6 +48,7 @@ export function loadAckHistory(
     // bundles are the only history older than each host's latest ack.
     bundles: log === null,
     ...(cache ? { cache } : {}),
+    ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
   });
 }
 

@@ -44,7 +44,9 @@ let
     # A path value (./root.json) becomes a store path, so the root travels with the closure even to a
     # host that gets it from a binary cache; a string names a file on the host.
     trustRootFile = "${cfg.trustRootFile}";
-  } // optionalSettings;
+  } // optionalSettings
+    # Left out when empty, so a one-box config file stays exactly what it was.
+    // lib.optionalAttrs (cfg.otherControlPlaneUrls != [ ]) { inherit (cfg) otherControlPlaneUrls; };
 
   nullOrInt = min: max: description: mkOption { type = types.nullOr (types.ints.between min max); default = null; inherit description; };
 in
@@ -58,6 +60,12 @@ in
       description = "The nixfleet package (provides bin/nixfleet).";
     };
     controlPlaneUrl = mkOption { type = types.strMatching "https://.*"; description = "Base URL of the published tree, e.g. https://cp.example:8443/."; };
+    otherControlPlaneUrls = mkOption {
+      type = types.listOf (types.strMatching "https://.*");
+      default = [ ];
+      example = [ "https://cp2.example:8443/" ];
+      description = "Further control plane boxes serving the same tree (each with its own ack endpoint), tried in this order after controlPlaneUrl; the agent sticks to the box that answered last and moves on when one fails or serves an older tree.";
+    };
     ackPath = mkOption { type = types.strMatching "[a-z0-9][a-z0-9/_-]*"; default = "acks"; description = "Tree-relative path of the ack endpoint (POST)."; };
     caFile = mkOption { type = types.str; description = "The fleet CA certificate (PEM) that signed the control plane's server certificate."; };
     certFile = mkOption { type = types.str; description = "This host's client certificate (PEM, CN = host name)."; };

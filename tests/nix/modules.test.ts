@@ -209,6 +209,24 @@ test('agent module: every agent config field is an option; agent.json is what th
       'the textfile directory names the file the agent writes',
     );
 
+    assert.ok(!('otherControlPlaneUrls' in raw), 'one box: the file is what it always was');
+    const boxes = agentJson(
+      (
+        await evalModule(
+          sandbox,
+          'agent.nix',
+          'nixfleet-agent',
+          { ...agentSettings, otherControlPlaneUrls: ['https://cp2.example.org:8443/'] },
+          'config',
+        )
+      ).value as AgentSystem,
+    );
+    assert.equal(
+      boxes.parsed.otherControlPlaneUrls,
+      ['https://cp2.example.org:8443/'],
+      'further control plane boxes reach the agent in order',
+    );
+
     // The default activator: the built-in nix activator, exactly the keys its schema accepts.
     const activator = raw.activator as Record<string, unknown>;
     assert.equal(Object.keys(activator).sort(), NIX_ACTIVATOR_KEYS);
