@@ -1,4 +1,4 @@
-// `npm run mutate [target...]`: mutation testing with StrykerJS over reconciler/ and protocol/verify/
+// `npm run mutate [target...] [-- stryker options]`: mutation testing with StrykerJS over reconciler/ and protocol/verify/
 // (targets `reconciler` and `verify`; both when none is named). Each target is its own Stryker run
 // (scripts/mutate/stryker.config.mjs) with its own incremental file, so a second run re-tests only the
 // mutants whose code or tests changed. Reports land in reports/mutation/ (ignored by git); the summary
@@ -50,7 +50,7 @@ function tallyReport(report: Report): Map<string, Tally> {
   return tallies;
 }
 
-function runTarget(target: Target, root: string): boolean {
+function runTarget(target: Target, root: string, strykerArgs: string[]): boolean {
   const started = Date.now();
   const r = spawnSync(
     process.execPath,
@@ -58,6 +58,7 @@ function runTarget(target: Target, root: string): boolean {
       'node_modules/@stryker-mutator/core/bin/stryker.js',
       'run',
       'scripts/mutate/stryker.config.mjs',
+      ...strykerArgs,
     ],
     { cwd: root, stdio: 'inherit', env: { ...process.env, NIXFLEET_MUTATE_TARGET: target } },
   );
@@ -84,7 +85,11 @@ function summary(target: Target, root: string): void {
 
 {
   const root = fileURLToPath(new URL('../..', import.meta.url));
-  const asked = process.argv.slice(2);
+  // Options (`--mutate reconciler/decide.ts`, `--force`) go to Stryker as they are; the rest name targets.
+  const argv = process.argv.slice(2);
+  const firstOption = argv.findIndex((a) => a.startsWith('--'));
+  const asked = firstOption < 0 ? argv : argv.slice(0, firstOption);
+  const strykerArgs = firstOption < 0 ? [] : argv.slice(firstOption);
   for (const a of asked) {
     if (!(TARGETS as readonly string[]).includes(a)) {
       console.error(
@@ -95,7 +100,7 @@ function summary(target: Target, root: string): void {
   }
   const targets = (asked.length > 0 ? asked : TARGETS) as Target[];
   let ok = true;
-  for (const target of targets) ok = runTarget(target, root) && ok;
+  for (const target of targets) ok = runTarget(target, root, strykerArgs) && ok;
   for (const target of targets) summary(target, root);
   process.exit(ok ? 0 : 1);
 }
