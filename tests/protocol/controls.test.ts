@@ -443,4 +443,49 @@ test('cp sync installs bound controls and refuses a tree whose timestamp drops t
   assert.match(e.detail, /controls vnone are older than the installed v1/);
 });
 
+test('controls issued beyond the clock-skew tolerance are FutureDated, even when bound by a valid timestamp', async () => {
+  const s = setup();
+  writeControls({
+    treeDir: s.dir,
+    root: s.root.signed,
+    keys: s.operators,
+    now: NOW + DAY,
+    edit: pause('prod'),
+  });
+  refreshTimestamp({ treeDir: s.dir, releaseKeys: [s.release], now: NOW });
+  const e = await expectRefusalAsync(
+    () => updateTrust({ fetch: diskFetch(s.dir), state: initialClientState(s.root), now: NOW }),
+    'FutureDated',
+    controlsPath(1),
+  );
+  assert.match(e.detail, /more than 300 s after now/);
+  // Once the client's clock reaches it (and a fresh timestamp binds it), the same document is accepted.
+  refreshTimestamp({ treeDir: s.dir, releaseKeys: [s.release], now: NOW + DAY });
+  const ok = await updateTrust({
+    fetch: diskFetch(s.dir),
+    state: initialClientState(s.root),
+    now: NOW + DAY,
+  });
+  assert.is(ok.controls!.signed.version, 1);
+});
+
+test('a timestamp whose controls reference names another version than the bytes it pins is MixAndMatch', async () => {
+  const s = setup();
+  control(s, pause('prod'), NOW + 1000);
+  control(s, (c) => ({ ...c, paused: [] }), NOW + 2000);
+  // A (compromised or buggy) CI re-signs the timestamp: it pins controls v2's exact bytes but calls them v1.
+  const ts = JSON.parse(readFileSync(join(s.dir, TIMESTAMP_PATH), 'utf8')) as {
+    signed: { controls: { version: number } } & Record<string, unknown>;
+  };
+  assert.is(ts.signed.controls.version, 2);
+  const relabelled = { ...ts.signed, controls: { ...ts.signed.controls, version: 1 } };
+  writeFileSync(join(s.dir, TIMESTAMP_PATH), envelopeBytes(signDocument(relabelled, [s.release])));
+  const e = await expectRefusalAsync(
+    () =>
+      updateTrust({ fetch: diskFetch(s.dir), state: initialClientState(s.root), now: NOW + 3000 }),
+    'MixAndMatch',
+    controlsPath(2),
+  );
+  assert.match(e.detail, /is version 2, the timestamp names v1/);
+});
 test.run();
