@@ -459,6 +459,22 @@ test('controls issued beyond the clock-skew tolerance are FutureDated, even when
     controlsPath(1),
   );
   assert.match(e.detail, /more than 300 s after now/);
+  // Exactly at the tolerance (issued 300 s after the client's now) is still accepted.
+  const edge = setup();
+  writeControls({
+    treeDir: edge.dir,
+    root: edge.root.signed,
+    keys: edge.operators,
+    now: NOW + 300_000,
+    edit: pause('prod'),
+  });
+  refreshTimestamp({ treeDir: edge.dir, releaseKeys: [edge.release], now: NOW });
+  const atEdge = await updateTrust({
+    fetch: diskFetch(edge.dir),
+    state: initialClientState(edge.root),
+    now: NOW,
+  });
+  assert.is(atEdge.controls!.signed.version, 1);
   // Once the client's clock reaches it (and a fresh timestamp binds it), the same document is accepted.
   refreshTimestamp({ treeDir: s.dir, releaseKeys: [s.release], now: NOW + DAY });
   const ok = await updateTrust({
