@@ -411,10 +411,18 @@ test("timestamp lifetime is the largest channel freshness (each agent applies it
   );
   const stale = channelFreshness(ts, { channel: 'prod', freshnessSeconds: 1800 }, NOW + 1800_000);
   assert.is(stale.status, 'stale');
+  // The operator reads why: the channel, its bound and since when.
+  assert.match(
+    stale.status === 'stale' ? stale.reason : '',
+    /channel prod's freshness of 1800 s \(stale since 2030-01-15T12:30:00Z/,
+  );
   assert.is(
     channelFreshness(ts, { channel: 'lab', freshnessSeconds: 7200 }, NOW + 1800_000).status,
     'fresh',
   );
+  // A channel bound beyond the timestamp's own expiry is still held to that expiry.
+  const capped = channelFreshness(ts, { channel: 'lab', freshnessSeconds: 9000 }, NOW + 7200_000);
+  assert.is(capped.status, 'stale');
 });
 
 test('cp sync installs bound controls and refuses a tree whose timestamp drops them (release-key re-signed)', async () => {
