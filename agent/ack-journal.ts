@@ -25,6 +25,7 @@ import {
   SCHEMA_VERSION,
   isoTime,
   canonicalString,
+  type ControlEvidence,
 } from '../protocol/index.ts';
 import { LocalStateError, localWrite, type StateDir } from './state-dir.ts';
 
@@ -39,6 +40,8 @@ export interface AckFields {
   healthySince: string | null;
   probes: { name: string; ok: boolean; detail: string }[];
   reason: string | null;
+  /** Runtime compliance controls' results (agent/compliance.ts); absent outside compliance channels. */
+  evidence?: ControlEvidence[];
 }
 
 export class AckJournal {

@@ -17,7 +17,12 @@
 //      before the SAME deadline; came back on another system (bootloader fallback) -> failed
 //   4. not confirmed by the deadline -> previous generation + `boot` + reboot (`rebooting-back`), and
 //      the `rolled-back` ack after that reboot, once the previous system runs again.
-import { type SignedAck, isoTime, type HostManifest } from '../protocol/index.ts';
+import {
+  type SignedAck,
+  isoTime,
+  type HostManifest,
+  type ControlEvidence,
+} from '../protocol/index.ts';
 import type { AckFields, AckJournal } from './ack-journal.ts';
 import type { AckSync } from './ack-sync.ts';
 import {
@@ -41,6 +46,7 @@ import {
   type PendingRecord,
 } from './pending.ts';
 import { ProbeSession } from './probes/index.ts';
+import { enforcedFailure, runRuntimeControls, runtimeComplianceOf } from './compliance.ts';
 import type { Quarantine } from './quarantine.ts';
 import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
@@ -114,7 +120,12 @@ async function flushQuietly(ctx: AgentContext): Promise<void> {
 }
 
 /** A rolled-back ack for this pending activation, unless one was already journaled (crash before clearPending). */
-function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): void {
+function rolledBackAck(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+  evidence?: ControlEvidence[],
+): void {
   const last = ctx.journal.last()?.signed;
   if (!(
     last &&
@@ -122,7 +133,10 @@ function rolledBackAck(ctx: AgentContext, p: PendingRecord, reason: string): voi
     last.target === p.target &&
     last.time >= p.startedAt
   )) {
-    ctx.journal.append(ackFrom(p, 'rolled-back', p.previous.path, { reason }), ctx.now());
+    ctx.journal.append(
+      ackFrom(p, 'rolled-back', p.previous.path, { reason, ...(evidence ? { evidence } : {}) }),
+      ctx.now(),
+    );
   }
 }
 
@@ -134,6 +148,8 @@ export async function rollbackPending(
   ctx: AgentContext,
   p: PendingRecord,
   reason: string,
+  /** Runtime compliance evidence that failed the activation: signed into the rolled-back ack. */
+  evidence?: ControlEvidence[],
 ): Promise<'rolled-back' | 'rebooting'> {
   if (isBootPhase(p.phase)) return rollbackAcrossBoot(ctx, p, reason);
   ctx.log.warn('magic-rollback', {
@@ -144,12 +160,27 @@ export async function rollbackPending(
   });
   await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+  return finishRollback(ctx, p, reason, {}, evidence);
+}
+
+/**
+ * The end of every rollback, once the host runs the previous generation again: the rolled-back ack, the
+ * pending record cleared, the log line, the acks flushed.
+ */
+async function finishRollback(
+  ctx: AgentContext,
+  p: PendingRecord,
+  reason: string,
+  log: { acrossReboot?: true } = {},
+  evidence?: ControlEvidence[],
+): Promise<'rolled-back'> {
   // A crash after this ack but before clearPending must not produce a second rolled-back ack.
-  rolledBackAck(ctx, p, reason);
+  rolledBackAck(ctx, p, reason, evidence);
   clearPending(ctx.state);
   ctx.log.info('rolled-back', {
     target: p.target,
     generation: p.previous.number,
+    ...log,
     quarantinedHours: ctx.quarantineHours,
   });
   await flushQuietly(ctx);
@@ -171,13 +202,17 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
       return { kind: 'not-confirmed', reason: `cannot be confirmed: ${e.message}` };
     },
   );
-  if (verdict.kind === 'not-confirmed') return rollbackPending(ctx, p, verdict.reason);
+  if (verdict.kind === 'not-confirmed')
+    return rollbackPending(ctx, p, verdict.reason, verdict.evidence);
   updateAgentState(ctx.state, {
     confirmed: {
       target: p.target,
       rolloutId: p.rolloutId,
       healthySince: verdict.healthySince,
       previous: p.previous,
+      ...(verdict.evidence && p.rolloutId
+        ? { evidence: { rolloutId: p.rolloutId, results: verdict.evidence } }
+        : {}),
     },
   });
   clearPending(ctx.state);
@@ -186,7 +221,8 @@ export async function confirmPending(ctx: AgentContext, p: PendingRecord): Promi
 }
 
 type WindowVerdict =
-  { kind: 'confirmed'; healthySince: string } | { kind: 'not-confirmed'; reason: string };
+  | { kind: 'confirmed'; healthySince: string; evidence?: ControlEvidence[] }
+  | { kind: 'not-confirmed'; reason: string; evidence?: ControlEvidence[] };
 
 /** Probes, the healthy ack and its read-back, all inside the window; the caller acts on the verdict. */
 async function confirmWindow(
@@ -214,9 +250,23 @@ async function confirmWindow(
       reason: `not healthy before the confirm deadline ${p.deadline}${failing.length ? ` (${failing.join('; ')})` : ''}`,
     };
   }
+  // Healthy: now the runtime compliance controls, inside the same window (enforce: a failure fails it).
+  const evidence = await complianceStep(ctx, p, deadline);
+  const failed = evidence && enforcedFailure(p.compliance, evidence);
+  if (failed) return { kind: 'not-confirmed', reason: failed.slice(0, 512), evidence };
+  if (evidence && ctx.now() >= deadline)
+    return {
+      kind: 'not-confirmed',
+      reason: `the compliance controls did not finish before the confirm deadline ${p.deadline}`,
+      evidence,
+    };
   const healthySince = isoTime(ctx.now());
   const ack: SignedAck = ctx.journal.append(
-    ackFrom(p, 'healthy', p.target, { healthySince, probes: session.lastResults.slice(0, 32) }),
+    ackFrom(p, 'healthy', p.target, {
+      healthySince,
+      probes: session.lastResults.slice(0, 32),
+      ...(evidence ? { evidence } : {}),
+    }),
     ctx.now(),
   );
   ctx.log.info('healthy', { target: p.target, seq: ack.signed.seq });
@@ -236,7 +286,28 @@ async function confirmWindow(
       kind: 'not-confirmed',
       reason: `the healthy ack could not be confirmed through the control plane before the deadline ${p.deadline}`,
     };
-  return { kind: 'confirmed', healthySince };
+  return { kind: 'confirmed', healthySince, ...(evidence ? { evidence } : {}) };
+}
+
+/** The pending activation's runtime compliance controls, within the confirm window; undefined: none. */
+async function complianceStep(
+  ctx: AgentContext,
+  p: PendingRecord,
+  deadline: number,
+): Promise<ControlEvidence[] | undefined> {
+  if (!p.compliance) return undefined;
+  const evidence = await runRuntimeControls(p.compliance.runtime, deadline - ctx.now(), ctx.now);
+  ctx.log.info('compliance', {
+    target: p.target,
+    mode: p.compliance.mode,
+    results: evidence.map((e) => ({
+      control: `${e.framework}/${e.control}`,
+      ok: e.ok,
+      exitCode: e.exitCode,
+      excerpt: e.excerpt,
+    })),
+  });
+  return evidence;
 }
 
 export type FetchOutcome = { kind: 'fetched' } | { kind: 'failed' | 'unavailable'; reason: string };
@@ -297,6 +368,12 @@ export async function fetchTarget(
   }
 }
 
+/** The manifest's runtime controls, carried by the pending record so a restarted agent still runs them. */
+function pendingCompliance(m: HostManifest): Pick<PendingRecord, 'compliance'> {
+  const c = runtimeComplianceOf(m);
+  return c ? { compliance: c } : {};
+}
+
 /** Starts an activation: pending record first (fsynced), then the switch, then the confirm window. */
 export async function activate(
   ctx: AgentContext,
@@ -315,6 +392,7 @@ export async function activate(
     startedAt: isoTime(now),
     probes: m.probes,
     healthyPassesRequired: m.healthyPassesRequired,
+    ...pendingCompliance(m),
     phase: 'switching',
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
@@ -424,6 +502,7 @@ export async function activateViaReboot(
     startedAt: isoTime(now),
     probes: m.probes,
     healthyPassesRequired: m.healthyPassesRequired,
+    ...pendingCompliance(m),
     phase: 'booting',
   };
   // `started` first: from here on the host holds its disruption-budget slot, as a live switch does.
@@ -486,17 +565,7 @@ async function rollbackAcrossBoot(
   });
   await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
   ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-  if (running === p.previous.path) {
-    rolledBackAck(ctx, p, reason);
-    clearPending(ctx.state);
-    ctx.log.info('rolled-back', {
-      target: p.target,
-      generation: p.previous.number,
-      quarantinedHours: ctx.quarantineHours,
-    });
-    await flushQuietly(ctx);
-    return 'rolled-back';
-  }
+  if (running === p.previous.path) return finishRollback(ctx, p, reason);
   writePending(ctx.state, {
     ...p,
     phase: 'rebooting-back',
@@ -513,94 +582,29 @@ async function rollbackAcrossBoot(
   return 'rebooting';
 }
 
+/** What recovery on the reboot path sees at the start of a run. */
+interface BootSeen {
+  act: Activator & RebootCapable;
+  bootId: string;
+  /** The host booted since the record was written. */
+  rebooted: boolean;
+  pastDeadline: boolean;
+}
+
 /** Recovery of a pending record of the reboot path, at the start of every run. */
 async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<RecoverOutcome> {
   const act = rebootSupport(ctx, p);
   const bootId = await act.bootId();
-  const rebooted = p.bootId !== bootId;
-  const pastDeadline = ctx.now() >= Date.parse(p.deadline);
-  if (p.phase === 'rebooting-back') {
-    if (!rebooted) {
-      // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
-      ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      await act.reboot();
-      return 'rebooting';
-    }
-    const running = await act.runningSystem();
-    if (running === p.previous.path) {
-      rolledBackAck(
-        ctx,
-        p,
-        p.rollbackReason ??
-          `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-      clearPending(ctx.state);
-      ctx.log.info('rolled-back', {
-        target: p.target,
-        generation: p.previous.number,
-        acrossReboot: true,
-        quarantinedHours: ctx.quarantineHours,
-      });
-      await flushQuietly(ctx);
-      return 'rolled-back';
-    }
-    const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
-    ctx.log.error('rollback-not-effective', {
-      target: p.target,
-      running,
-      expected: p.previous.path,
-    });
-    ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
-    clearPending(ctx.state);
-    await flushQuietly(ctx);
-    return 'failed';
-  }
-  if (p.phase === 'booting') {
-    if (!rebooted) {
-      if (pastDeadline)
-        return rollbackAcrossBoot(
-          ctx,
-          p,
-          `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
-        );
-      ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
-      return 'awaiting-reboot';
-    }
-    const running = await act.runningSystem();
-    if (running !== p.target) {
-      // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
-      // previous generation the default again, quarantine the target and report the failure.
-      const reason =
-        `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
-          0,
-          512,
-        );
-      ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
-      await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
-      ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
-      ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
-      clearPending(ctx.state);
-      await flushQuietly(ctx);
-      return 'failed';
-    }
-    const booted: PendingRecord = { ...p, phase: 'booted', bootId };
-    writePending(ctx.state, booted);
-    ctx.journal.append(
-      ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
-      ctx.now(),
-    );
-    ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
-    if (pastDeadline)
-      return rollbackAcrossBoot(
-        ctx,
-        booted,
-        `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
-      );
-    return confirmPending(ctx, booted);
-  }
+  const seen: BootSeen = {
+    act,
+    bootId,
+    rebooted: p.bootId !== bootId,
+    pastDeadline: ctx.now() >= Date.parse(p.deadline),
+  };
+  if (p.phase === 'rebooting-back') return recoverRebootingBack(ctx, p, seen);
+  if (p.phase === 'booting') return recoverBooting(ctx, p, seen);
   // booted: a run restarted inside the confirm window after the boot.
-  if (pastDeadline)
+  if (seen.pastDeadline)
     return rollbackAcrossBoot(
       ctx,
       p,
@@ -612,6 +616,87 @@ async function recoverBoot(ctx: AgentContext, p: PendingRecord): Promise<Recover
     afterReboot: true,
   });
   return confirmPending(ctx, p);
+}
+
+/** A rollback that reboots back into the previous generation: ask again, finish it, or report it failed. */
+async function recoverRebootingBack(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, rebooted }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    // The reboot back was asked for but has not happened (the command failed or is slow): ask again.
+    ctx.log.warn('reboot-back-pending', { target: p.target, toGeneration: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    await act.reboot();
+    return 'rebooting';
+  }
+  const running = await act.runningSystem();
+  if (running === p.previous.path) {
+    const reason =
+      p.rollbackReason ??
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`;
+    return finishRollback(ctx, p, reason, { acrossReboot: true });
+  }
+  const reason = `rolled back across a reboot, but the host runs ${running ?? 'an unknown system'}, not generation ${p.previous.number} (${p.previous.path})`;
+  ctx.log.error('rollback-not-effective', {
+    target: p.target,
+    running,
+    expected: p.previous.path,
+  });
+  ctx.journal.append(ackFrom(p, 'failed', running, { reason: reason.slice(0, 512) }), ctx.now());
+  clearPending(ctx.state);
+  await flushQuietly(ctx);
+  return 'failed';
+}
+
+/** An activation that reboots into its target: still waiting, booted something else, or booted it. */
+async function recoverBooting(
+  ctx: AgentContext,
+  p: PendingRecord,
+  { act, bootId, rebooted, pastDeadline }: BootSeen,
+): Promise<RecoverOutcome> {
+  if (!rebooted) {
+    if (pastDeadline)
+      return rollbackAcrossBoot(
+        ctx,
+        p,
+        `the host did not reboot into ${p.target} before the confirm deadline ${p.deadline}`,
+      );
+    ctx.log.info('awaiting-reboot', { target: p.target, bootId, deadline: p.deadline });
+    return 'awaiting-reboot';
+  }
+  const running = await act.runningSystem();
+  if (running !== p.target) {
+    // The bootloader fell back (or another entry was chosen): the target did not boot. Make the
+    // previous generation the default again, quarantine the target and report the failure.
+    const reason =
+      `rebooted into ${running ?? 'an unknown system'} instead of ${p.target} (bootloader fallback?)`.slice(
+        0,
+        512,
+      );
+    ctx.log.error('boot-failed', { target: p.target, running, restoring: p.previous.number });
+    await act.rollbackBoot({ number: p.previous.number, path: p.previous.path });
+    ctx.quarantine.add(p.target, reason, ctx.now(), ctx.quarantineHours, p.releaseVersion);
+    ctx.journal.append(ackFrom(p, 'failed', running, { reason }), ctx.now());
+    clearPending(ctx.state);
+    await flushQuietly(ctx);
+    return 'failed';
+  }
+  const booted: PendingRecord = { ...p, phase: 'booted', bootId };
+  writePending(ctx.state, booted);
+  ctx.journal.append(
+    ackFrom(p, 'activated', p.target, { reason: 'rebooted into its target' }),
+    ctx.now(),
+  );
+  ctx.log.info('booted-into-target', { target: p.target, bootId, deadline: p.deadline });
+  if (pastDeadline)
+    return rollbackAcrossBoot(
+      ctx,
+      booted,
+      `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
+    );
+  return confirmPending(ctx, booted);
 }
 
 /** Rollback ordered by the reconciler (rollback-and-halt) for a host that had confirmed its target. */
@@ -712,7 +797,9 @@ async function failSafe(
     throw new LocalStateError(
       damaged[0]!.file,
       'damaged',
-      `no copy of the pending record is readable (${files}) and agent-state.json records no generation to return to; restore the generation that ran before the last activation by hand, then remove ${files}`,
+      `no copy of the pending record is readable (${files}) and agent-state.json ` +
+        `records no generation to return to; restore the generation that ran before ` +
+        `the last activation by hand, then remove ${files}`,
     );
   const current = await ctx.activator.currentGeneration();
   let outcome: SafetyOutcome = 'nothing-to-undo';

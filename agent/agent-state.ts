@@ -2,7 +2,7 @@
 // activation (for heartbeats' healthySince and for rollback-and-halt's "previous generation") and the
 // digest of the last fully verified timestamp (for the steady-state shortcut in tree-fetch.ts).
 import { z } from 'zod';
-import { Digest, IsoTime, StorePath } from '../protocol/index.ts';
+import { ControlEvidence, Digest, IsoTime, StorePath } from '../protocol/index.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const AgentState = z.strictObject({
@@ -15,6 +15,13 @@ export const AgentState = z.strictObject({
       previous: z
         .strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })
         .nullable(),
+      /**
+       * The runtime compliance controls' results on this target and for which rollout they were run:
+       * repeated in every heartbeat (peers judge a soak from the latest ack alone).
+       */
+      evidence: z
+        .strictObject({ rolloutId: Digest, results: z.array(ControlEvidence).max(32) })
+        .optional(),
     })
     .nullable(),
   lastVerifiedTimestamp: Digest.nullable(),

@@ -5,10 +5,12 @@ import { ACK_JOURNAL_FILE, AckJournal } from './ack-journal.ts';
 import { safetyRecovery } from './activation.ts';
 import { AckSync } from './ack-sync.ts';
 import { createActivator } from './activators/index.ts';
-import type { AgentConfig } from './config.ts';
+import { controlPlaneUrlsOf, type AgentConfig } from './config.ts';
+import { preferredBoxStore } from './control-planes.ts';
 import { loadPinnedRoot, runCycle, type CycleDeps, type CycleOutcome } from './cycle.ts';
 import { HttpCache } from './http-cache.ts';
 import { HttpClient } from './http-client.ts';
+import { ensureCertificate } from './enrolment.ts';
 import { acquireLock } from './lock.ts';
 import { createLogger, type Logger } from './log.ts';
 import {
@@ -102,10 +104,13 @@ export async function runAgentOnce(
         reason:
           'unreadable lines at the end of the ack journal were cut off; the chain continues from the last readable ack',
       });
+    // A first certificate (token) or a renewed one, before the client that presents it is built.
+    const cert = await ensureCertificate({ config, state, hostKey, now: now(), log });
+    if (cert === 'renewed' || cert === 'enrolled') dropCachedClient(state.root);
     const cache = new HttpCache(state.path('http-cache'));
     client =
       (opts.reuseConnections ? clients.get(state.root) : undefined) ??
-      newClient(config, state, cache);
+      newClient(config, state, cache, log);
     if (opts.reuseConnections) clients.set(state.root, client);
     const deps: CycleDeps = {
       host: config.host,
@@ -174,10 +179,21 @@ export async function runAgentOnce(
   }
 }
 
-function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): HttpClient {
+function dropCachedClient(stateRoot: string): void {
+  clients.get(stateRoot)?.close();
+  clients.delete(stateRoot);
+}
+
+function newClient(
+  config: AgentConfig,
+  state: StateDir,
+  cache: HttpCache,
+  log: Logger,
+): HttpClient {
   const cert = readFileSync(config.certFile);
+  const urls = controlPlaneUrlsOf(config);
   return new HttpClient({
-    baseUrl: config.controlPlaneUrl,
+    baseUrl: urls,
     ca: readFileSync(config.caFile),
     cert,
     certFile: config.certFile,
@@ -186,7 +202,10 @@ function newClient(config: AgentConfig, state: StateDir, cache: HttpCache): Http
     timeoutMs: config.requestTimeoutMs,
     retries: config.retries,
     // A timer run is a new process: resume the previous run's TLS session instead of a full mTLS handshake.
-    tlsSession: tlsSessionStore(state, config.controlPlaneUrl, cert),
+    tlsSession: tlsSessionStore(state, urls, cert),
+    // Several boxes: start with the one that answered last time; log every move to another.
+    preferred: preferredBoxStore(state),
+    onFailover: (e) => log.warn('control-plane-failover', e),
   });
 }
 

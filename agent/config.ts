@@ -3,17 +3,27 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { HostName, parseStrictJson, parseWith } from '../protocol/index.ts';
+import { HostName, Malformed, parseStrictJson, parseWith } from '../protocol/index.ts';
 import { ActivatorConfig } from './activators/index.ts';
 
 const FilePath = z.string().min(1).max(4096);
+const HttpsUrl = z
+  .string()
+  .max(2048)
+  .regex(/^https:\/\//, 'must be an https:// URL');
 
 export const AgentConfig = z.strictObject({
   /** Base URL of the published tree, e.g. https://cp.example:8443/ */
-  controlPlaneUrl: z
-    .string()
-    .max(2048)
-    .regex(/^https:\/\//, 'must be an https:// URL'),
+  controlPlaneUrl: HttpsUrl,
+  /**
+   * Further control plane boxes serving the same tree (each with its own ack endpoint), tried in this
+   * order after controlPlaneUrl; the agent sticks to the one that answered last (agent/http-client.ts).
+   */
+  otherControlPlaneUrls: z
+    .array(HttpsUrl)
+    .max(7)
+    .default([])
+    .refine((urls) => new Set(urls).size === urls.length, 'lists a URL twice'),
   /** Tree-relative path the ack endpoint listens on (POST). */
   ackPath: z
     .string()
@@ -24,6 +34,12 @@ export const AgentConfig = z.strictObject({
   certFile: FilePath,
   keyFile: FilePath,
   host: HostName,
+  /**
+   * A one-time enrolment token (`nixfleet enrol token`): with no certFile yet, the agent enrols with it
+   * (agent/enrolment.ts) and from then on renews its certificate itself; null = certificates are
+   * installed by hand (`nixfleet pki issue-host`).
+   */
+  enrolmentTokenFile: FilePath.nullable().default(null),
   /** nixfleet private key file (protocol/keys.ts) whose public half is the host key in the fleet. */
   hostKeyFile: FilePath,
   /** The pinned trust root (a signed root/<n>.json) the agent was installed with. */
@@ -67,10 +83,19 @@ const PATH_FIELDS = [
   'stateDir',
 ] as const;
 
+/** Every control plane box of a config, in order of preference. */
+export function controlPlaneUrlsOf(config: AgentConfig): string[] {
+  return [config.controlPlaneUrl, ...config.otherControlPlaneUrls];
+}
+
 export function parseAgentConfig(json: unknown, file: string): AgentConfig {
   const config = parseWith(AgentConfig, json, file);
+  if (config.otherControlPlaneUrls.includes(config.controlPlaneUrl))
+    throw new Malformed(file, '$.otherControlPlaneUrls: lists controlPlaneUrl again');
   const base = dirname(resolve(file));
   for (const f of PATH_FIELDS) if (!isAbsolute(config[f])) config[f] = resolve(base, config[f]);
+  if (config.enrolmentTokenFile !== null && !isAbsolute(config.enrolmentTokenFile))
+    config.enrolmentTokenFile = resolve(base, config.enrolmentTokenFile);
   if (config.metricsFile !== null && !isAbsolute(config.metricsFile))
     config.metricsFile = resolve(base, config.metricsFile);
   return config;

@@ -26,6 +26,7 @@ import {
   LIMITS,
   type Controls,
   type Fetch,
+  type ControlEvidence,
 } from '../protocol/index.ts';
 import {
   decide,
@@ -47,6 +48,7 @@ import {
 } from './activation.ts';
 import { canReboot, type Generation } from './activators/index.ts';
 import { readAgentState, updateAgentState, type AgentState } from './agent-state.ts';
+import { enforcedFailure, runRuntimeControls, runtimeComplianceOf } from './compliance.ts';
 import { isBootPhase, readPending, type PendingRecord as Pending } from './pending.ts';
 import { fetchPeerAcks } from './peer-acks.ts';
 import type { HttpCache } from './http-cache.ts';
@@ -102,12 +104,12 @@ function ownFailureStands(last: Ack | undefined, m: HostManifest): boolean {
 }
 
 /** Heartbeat or first healthy ack for a host that runs its target, when one is due. */
-function convergedAck(
+async function convergedAck(
   deps: CycleDeps,
   m: HostManifest,
   plan: ChannelPlan,
   confirmed: AgentState['confirmed'],
-): void {
+): Promise<void> {
   const now = deps.now();
   const last = deps.journal.last()?.signed;
   const onTarget = confirmed?.target === m.target ? confirmed : null;
@@ -116,6 +118,7 @@ function convergedAck(
     updateAgentState(deps.state, {
       confirmed: { target: m.target, rolloutId: m.rolloutId, healthySince, previous: null },
     });
+  const evidence = await convergedEvidence(deps, m, onTarget);
   const sameSubject =
     last &&
     last.target === m.target &&
@@ -133,9 +136,41 @@ function convergedAck(
       healthySince,
       probes: [],
       reason: null,
+      ...(evidence ? { evidence } : {}),
     },
     now,
   );
+}
+
+/**
+ * The runtime compliance evidence a converged host repeats in its acks (peers judge its soak from its
+ * latest ack alone): the results of its activation, or, when it runs the target without having run this
+ * rollout's controls (a new rollout with the same target, or controls that changed), run now, once.
+ */
+async function convergedEvidence(
+  deps: CycleDeps,
+  m: HostManifest,
+  onTarget: AgentState['confirmed'],
+): Promise<ControlEvidence[] | undefined> {
+  const c = runtimeComplianceOf(m);
+  if (!c) return undefined;
+  const kept = onTarget?.evidence;
+  if (kept && kept.rolloutId === m.rolloutId) return kept.results;
+  const results = await runRuntimeControls(c.runtime);
+  deps.log.info('compliance', {
+    target: m.target,
+    mode: c.mode,
+    converged: true,
+    results: results.map((e) => ({ control: `${e.framework}/${e.control}`, ok: e.ok })),
+  });
+  const failed = enforcedFailure(c, results);
+  if (failed) deps.log.warn('compliance-failed', { target: m.target, reason: failed });
+  const state = readAgentState(deps.state).confirmed;
+  if (state?.target === m.target)
+    updateAgentState(deps.state, {
+      confirmed: { ...state, evidence: { rolloutId: m.rolloutId, results } },
+    });
+  return results;
 }
 
 /**
@@ -358,6 +393,46 @@ async function fetchVerified(
   };
 }
 
+/**
+ * Step 3 with several control plane boxes: a box whose tree is refused (older than this host has seen,
+ * i.e. a lagging mirror: RollbackAttempt; or one that does not verify) is left for the next box in the
+ * same cycle. Safe because nothing is believed from any box without verification and the remembered
+ * versions (trust-state.json) only ever rise, whatever box served them; skipping a bad box only avoids
+ * waiting on it. When every box is refused, the last refusal is the cycle's (keep the generation).
+ */
+async function fetchVerifiedFromABox(
+  deps: CycleDeps,
+  lastVerifiedTimestamp: string | null,
+): Promise<Verified> {
+  const boxes = deps.client.urls.length;
+  // A box whose timestamp expired (its sync stopped before ours did) is verified as of its expiry and
+  // would hold every new activation: another box may serve a fresh one. Its stale view is kept for
+  // when no other box does better.
+  let stale: Verified | undefined;
+  for (let tried = 1; ; tried++) {
+    try {
+      const v = await fetchVerified(deps, lastVerifiedTimestamp);
+      if (v.treeStale === null || tried >= boxes) return v;
+      stale ??= v;
+      deps.log.warn('control-plane-tree-stale', {
+        url: deps.client.currentUrl,
+        reason: `the tree this box serves is stale (${v.treeStale}); trying the next box`,
+      });
+      deps.client.failover('its tree is stale');
+    } catch (e) {
+      if (stale && (e instanceof Unreachable || isVerificationError(e))) return stale;
+      if (tried >= boxes || !isVerificationError(e)) throw e;
+      deps.log.warn('control-plane-tree-refused', {
+        url: deps.client.currentUrl,
+        code: e.code,
+        file: e.file,
+        reason: `the tree this box serves is refused (${e.message}); trying the next box`,
+      });
+      deps.client.failover(`its tree was refused: ${e.code}`);
+    }
+  }
+}
+
 /** A failed fetch or verification as the cycle's outcome (logged); anything else is rethrown. */
 async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> {
   const log = deps.log;
@@ -485,7 +560,7 @@ async function act(
   const decision = d.decision;
   switch (decision.kind) {
     case 'converged':
-      convergedAck(deps, manifest, plan, s.confirmed);
+      await convergedAck(deps, manifest, plan, s.confirmed);
       return null;
     case 'wait':
       if (decision.gate === 'quarantined')
@@ -517,6 +592,9 @@ async function act(
       return null;
     }
     case 'refuse':
+      // Peers see why this host will not start (a revoked host's acks no longer count anyway).
+      if (decision.gate === 'compliance')
+        blockedAck(deps, manifest, 'blocked', decision.reason, current.path);
       return null;
     case 'activate': {
       if (d.notFetched?.kind === 'unavailable')
@@ -558,7 +636,7 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const agentState = readAgentState(deps.state);
   let v: Verified;
   try {
-    v = await fetchVerified(deps, agentState.lastVerifiedTimestamp);
+    v = await fetchVerifiedFromABox(deps, agentState.lastVerifiedTimestamp);
   } catch (e) {
     const outcome = await fetchFailure(deps, e);
     // No bundle to prove our acks arrived: check the head itself (as long as the control plane answers).

@@ -1,20 +1,28 @@
 // The agent's HTTPS client for the control plane: mTLS (client certificate) over a keep-alive agent,
 // conditional GETs against an ETag cache, size caps enforced while the body streams in, a timeout per
 // request, and retries with exponential backoff and full jitter for transient failures.
+// Several control plane boxes (an ordered list of URLs serving the same signed tree): the client sticks
+// to the box that last answered (remembered across runs), and a connection error, a timeout or a 5xx
+// moves the request to the next box at once; the backoff comes only after every box failed once. No
+// box is trusted more than another: everything fetched is verified, and the agent's rollback defence
+// refuses an older tree from a lagging box (agent/cycle.ts then moves on to the next box).
 // Plain node:https, no fetch library: loading one costs a timer-driven run about as much CPU and memory
 // as everything else it does in steady state, and its default headers cost bytes on every request.
 import type { IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { TooLarge } from '../protocol/index.ts';
+import { sha256Hex, TooLarge } from '../protocol/index.ts';
 import type { HttpCache } from './http-cache.ts';
 import { isLocalStateError } from './state-dir.ts';
 import type { TlsSessionStore } from './tls-session.ts';
 
 export interface HttpClientOptions {
-  /** Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional). */
-  baseUrl: string;
+  /**
+   * Base URL of the tree, e.g. https://cp.example:8443/ (trailing slash optional), or several boxes
+   * serving the same tree, in order of preference.
+   */
+  baseUrl: string | readonly string[];
   ca: string | Buffer;
   cert: string | Buffer;
   key: string | Buffer;
@@ -27,8 +35,18 @@ export interface HttpClientOptions {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   random?: () => number;
-  /** TLS session to resume from an earlier run, and where the latest one is left at close() (agent/tls-session.ts). */
+  /** TLS sessions to resume from an earlier run, and where the latest ones are left at close() (agent/tls-session.ts). */
   tlsSession?: TlsSessionStore;
+  /** The box that answered last time (tried first), and where the one that answered is left at close(). */
+  preferred?: PreferredBoxStore;
+  /** Told when a request moves from one box to the next (for the log). */
+  onFailover?: (event: { from: string; to: string; reason: string }) => void;
+}
+
+/** Which control plane box to try first (agent/control-planes.ts keeps it in the state directory). */
+export interface PreferredBoxStore {
+  load(): string | undefined;
+  save(url: string): void;
 }
 
 export interface HttpStats {
@@ -155,6 +173,11 @@ class CountingAgent extends HttpsAgent {
 }
 
 const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504]);
+/**
+ * A 429 is this host's own rate limit on that box: another box would not help and the backoff honours
+ * its Retry-After. Everything else transient (no connection, timeout, 5xx) is the box's trouble.
+ */
+const STAY_ON_BOX = new Set([429]);
 
 /** One request on the keep-alive agent; resolves with the response head, the body still to be read. */
 function send(
@@ -199,10 +222,31 @@ class Transient {
   ) {}
 }
 
+/** One control plane box: its base URL and its own keep-alive agent (its own TLS sessions). */
+interface Box {
+  base: URL;
+  url: string;
+  agent: CountingAgent | undefined;
+  /**
+   * Prefix of the ETags this box gave, in the shared ETag cache (several boxes only). ETags are per
+   * box (nginx: mtime and size of its own copy), and one box's ETag could match another box's
+   * different file (each box writes its own ack bundles): only the box that gave it is asked for it.
+   */
+  tag: string;
+}
+
+function normaliseBase(url: string): URL {
+  const base = new URL(url.endsWith('/') ? url : url + '/');
+  if (base.protocol !== 'https:') throw new Error(`control plane URL must be https: ${url}`);
+  return base;
+}
+
 export class HttpClient {
   private readonly counters = { requests: 0, notModified: 0, retries: 0, bodyBytes: 0 };
-  private readonly agent: CountingAgent;
-  private readonly base: URL;
+  private readonly boxes: Box[];
+  /** The box requests go to now: the remembered one at first, the next one after a failure. */
+  private current: number;
+  private readonly preferredAtStart: string | undefined;
   private readonly timeoutMs: number;
   private readonly retries: number;
   private readonly backoffBaseMs: number;
@@ -210,13 +254,17 @@ export class HttpClient {
   private readonly random: () => number;
 
   constructor(private readonly opts: HttpClientOptions) {
-    this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : opts.baseUrl + '/');
-    if (this.base.protocol !== 'https:')
-      throw new Error(`control plane URL must be https: ${opts.baseUrl}`);
-    this.agent = new CountingAgent(
-      { ca: opts.ca, cert: opts.cert, key: opts.key, keepAlive: true, maxSockets: 4 },
-      opts.tlsSession?.load(),
-    );
+    const urls = typeof opts.baseUrl === 'string' ? [opts.baseUrl] : [...opts.baseUrl];
+    if (urls.length === 0) throw new Error('no control plane URL');
+    this.boxes = urls.map((url) => ({
+      base: normaliseBase(url),
+      url,
+      agent: undefined,
+      tag: urls.length === 1 ? '' : sha256Hex(url).slice(0, 16) + ' ',
+    }));
+    this.preferredAtStart = opts.preferred?.load();
+    const remembered = this.boxes.findIndex((b) => b.url === this.preferredAtStart);
+    this.current = remembered >= 0 ? remembered : 0;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.retries = opts.retries ?? 3;
     this.backoffBaseMs = opts.backoffBaseMs ?? 250;
@@ -224,35 +272,103 @@ export class HttpClient {
     this.random = opts.random ?? Math.random;
   }
 
-  /** TLS bytes on the wire (handshakes included) since the client was created. */
-  wireBytes(): number {
-    return this.agent.wireBytes();
+  /** A box's agent, made on first use (a run that never leaves its box reads one session, makes one agent). */
+  private agentOf(box: Box): CountingAgent {
+    box.agent ??= new CountingAgent(
+      {
+        ca: this.opts.ca,
+        cert: this.opts.cert,
+        key: this.opts.key,
+        keepAlive: true,
+        maxSockets: 4,
+      },
+      this.opts.tlsSession?.load(box.url),
+    );
+    return box.agent;
   }
 
-  get stats(): HttpStats {
-    return { ...this.counters, connections: this.agent.connections, resumed: this.agent.resumed };
+  private get agents(): CountingAgent[] {
+    return this.boxes.flatMap((b) => (b.agent ? [b.agent] : []));
+  }
+
+  /** The configured boxes, in order of preference. */
+  get urls(): string[] {
+    return this.boxes.map((b) => b.url);
+  }
+
+  /** The box requests go to now. */
+  get currentUrl(): string {
+    return this.boxes[this.current]!.url;
   }
 
   /**
-   * Closes the connections and leaves the newest TLS session for the next run. Keeping it is an
-   * optimisation: a failure to write it (full disk) costs the next run a full handshake, nothing more.
+   * Moves to the next box (after the last, the first again): for a box whose answers were refused (an
+   * older or damaged tree), which the transport cannot tell. Returns the new box's URL.
+   */
+  failover(reason: string): string {
+    this.nextBox(reason);
+    // The box left behind answered, but with something refused: the next run starts elsewhere.
+    if (this.boxes.length > 1) this.answered = this.currentUrl;
+    return this.currentUrl;
+  }
+
+  private nextBox(reason: string): void {
+    const from = this.currentUrl;
+    this.current = (this.current + 1) % this.boxes.length;
+    if (this.boxes.length > 1) this.opts.onFailover?.({ from, to: this.currentUrl, reason });
+  }
+
+  /** TLS bytes on the wire (handshakes included) since the client was created. */
+  wireBytes(): number {
+    return this.agents.reduce((n, a) => n + a.wireBytes(), 0);
+  }
+
+  get stats(): HttpStats {
+    const agents = this.agents;
+    return {
+      ...this.counters,
+      connections: agents.reduce((n, a) => n + a.connections, 0),
+      resumed: agents.reduce((n, a) => n + a.resumed, 0),
+    };
+  }
+
+  /**
+   * Closes the connections and leaves, for the next run, the newest TLS session of each box and the box
+   * that answered last. Both are optimisations: a failure to write them (full disk) costs the next run
+   * a full handshake or a detour to a dead box first, nothing more.
    */
   close(): void {
-    this.agent.destroy();
-    if (this.opts.tlsSession && this.agent.sessionChanged && this.agent.latestSession) {
-      try {
-        this.opts.tlsSession.save(this.agent.latestSession);
-        this.agent.sessionChanged = false;
-      } catch {
-        /* volatile by design: see above */
-      }
+    const sessions = new Map<string, Buffer>();
+    for (const b of this.boxes) {
+      if (!b.agent) continue;
+      b.agent.destroy();
+      if (b.agent.sessionChanged && b.agent.latestSession)
+        sessions.set(b.url, b.agent.latestSession);
+      b.agent.sessionChanged = false;
+    }
+    try {
+      if (this.opts.tlsSession && sessions.size > 0) this.opts.tlsSession.save(sessions);
+    } catch {
+      /* volatile by design: see above */
+    }
+    try {
+      if (
+        this.opts.preferred &&
+        this.answered !== undefined &&
+        this.answered !== this.preferredAtStart
+      )
+        this.opts.preferred.save(this.answered);
+    } catch {
+      /* volatile by design: see above */
     }
   }
 
-  private url(path: string): URL {
+  /** The box that gave the latest answer (any status that is not the box's trouble). */
+  private answered: string | undefined;
+
+  private checkPath(path: string): void {
     if (path.startsWith('/') || path.split('/').includes('..'))
       throw new Error(`refusing to fetch suspicious path ${path}`);
-    return new URL(path, this.base);
   }
 
   /** Full jitter: uniform in [0, min(max, base * 2^attempt)], floored by a server's Retry-After. */
@@ -286,52 +402,71 @@ export class HttpClient {
     return this.deadline === null ? Infinity : this.deadline - Date.now();
   }
 
+  /**
+   * Up to `retries + 1` rounds; a round tries the current box and, when the box is at fault (no
+   * connection, timeout, 5xx), each other box once, in order; the backoff comes between rounds. The box
+   * that answers becomes the current one for the rest of the run (and the next run: close()).
+   */
   private async withRetries<T>(
     path: string,
-    attempt: (signal: AbortSignal) => Promise<T | Transient>,
+    attempt: (signal: AbortSignal, box: Box) => Promise<T | Transient>,
   ): Promise<T> {
     let last = 'no attempt';
     let lastStatus: number | undefined;
-    for (let i = 0; i <= this.retries; i++) {
-      const left = this.timeLeft();
-      if (left <= 0)
-        throw new Unreachable(
-          path,
-          `${i > 0 ? `${last}; ` : ''}the deadline of this request passed`,
-          lastStatus,
-        );
-      if (i > 0) this.counters.retries++;
-      const ac = new AbortController();
-      const timeoutMs = Math.min(this.timeoutMs, left);
-      const timer = setTimeout(() => ac.abort(), timeoutMs);
+    let tries = 0;
+    for (let round = 0; round <= this.retries; round++) {
       let retryAfter: string | null = null;
-      try {
-        this.counters.requests++;
-        const r = await attempt(ac.signal);
-        if (r instanceof Transient) {
-          last = r.detail;
-          retryAfter = r.retryAfter;
-          lastStatus = r.status;
-        } else return r;
-      } catch (e) {
-        // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
-        // A local failure (the ETag cache on a full disk) is not the network's: no retry, and it keeps its own name.
-        if (
-          e instanceof TooLarge ||
-          e instanceof NotFound ||
-          e instanceof Unreachable ||
-          isLocalStateError(e)
-        )
-          throw e;
-        last = ac.signal.aborted
-          ? `no complete answer within ${Math.round(timeoutMs)} ms`
-          : (e as Error).message;
-      } finally {
-        clearTimeout(timer);
+      for (let inRound = 0; inRound < this.boxes.length; inRound++) {
+        const left = this.timeLeft();
+        if (left <= 0)
+          throw new Unreachable(
+            path,
+            `${tries > 0 ? `${last}; ` : ''}the deadline of this request passed`,
+            lastStatus,
+          );
+        if (tries++ > 0) this.counters.retries++;
+        const box = this.boxes[this.current]!;
+        const ac = new AbortController();
+        const timeoutMs = Math.min(this.timeoutMs, left);
+        const timer = setTimeout(() => ac.abort(), timeoutMs);
+        let moveOn = true;
+        try {
+          this.counters.requests++;
+          const r = await attempt(ac.signal, box);
+          if (r instanceof Transient) {
+            last = this.boxes.length > 1 ? `${box.url}: ${r.detail}` : r.detail;
+            retryAfter = r.retryAfter;
+            lastStatus = r.status;
+            moveOn = r.status === undefined || !STAY_ON_BOX.has(r.status);
+          } else {
+            this.answered = box.url;
+            return r;
+          }
+        } catch (e) {
+          // A definite refusal (403...) is an answer, not a transient failure: retrying cannot change it.
+          // A local failure (the ETag cache on a full disk) is not the network's: no retry, and it keeps its own name.
+          if (
+            e instanceof TooLarge ||
+            e instanceof NotFound ||
+            e instanceof Unreachable ||
+            isLocalStateError(e)
+          ) {
+            if (!isLocalStateError(e)) this.answered = box.url;
+            throw e;
+          }
+          const why = ac.signal.aborted
+            ? `no complete answer within ${Math.round(timeoutMs)} ms`
+            : (e as Error).message;
+          last = this.boxes.length > 1 ? `${box.url}: ${why}` : why;
+        } finally {
+          clearTimeout(timer);
+        }
+        if (!moveOn || this.boxes.length === 1) break;
+        this.nextBox(last);
       }
-      if (i < this.retries)
+      if (round < this.retries)
         await new Promise((r) =>
-          setTimeout(r, Math.max(0, Math.min(this.backoff(i, retryAfter), this.timeLeft()))),
+          setTimeout(r, Math.max(0, Math.min(this.backoff(round, retryAfter), this.timeLeft()))),
         );
     }
     throw new Unreachable(path, last, lastStatus);
@@ -370,14 +505,21 @@ export class HttpClient {
     maxBytes: number,
     opts: { conditional?: boolean } = {},
   ): Promise<Uint8Array> {
-    const url = this.url(path);
+    this.checkPath(path);
     const cached = opts.conditional === false ? undefined : this.opts.cache?.get(path);
-    return this.withRetries<Uint8Array>(path, async (signal) => {
-      const headers: Record<string, string> = { accept: 'application/json' };
-      if (cached) headers['if-none-match'] = cached.etag;
-      const res = await send(url, { method: 'GET', agent: this.agent, signal, headers });
+    return this.withRetries<Uint8Array>(path, async (signal, box) => {
+      // Only what the answer depends on: every header is paid on every request of every timer run.
+      const headers: Record<string, string> = {};
+      const ours = cached !== undefined && cached.etag.startsWith(box.tag);
+      if (ours) headers['if-none-match'] = cached.etag.slice(box.tag.length);
+      const res = await send(new URL(path, box.base), {
+        method: 'GET',
+        agent: this.agentOf(box),
+        signal,
+        headers,
+      });
       const status = res.statusCode ?? 0;
-      if (status === 304 && cached) {
+      if (status === 304 && ours) {
         this.counters.notModified++;
         await drain(res);
         return cached.body;
@@ -401,7 +543,7 @@ export class HttpClient {
       }
       const body = await this.readCapped(res, path, maxBytes);
       const etag = header(res, 'etag');
-      if (etag && this.opts.cache) this.opts.cache.put(path, etag, body);
+      if (etag && this.opts.cache) this.opts.cache.put(path, box.tag + etag, body);
       return body;
     });
   }
@@ -416,12 +558,12 @@ export class HttpClient {
     body: Uint8Array | string,
     maxResponseBytes = 64 * 1024,
   ): Promise<{ status: number; body: Uint8Array }> {
-    const url = this.url(path);
-    return this.withRetries<{ status: number; body: Uint8Array }>(path, async (signal) => {
+    this.checkPath(path);
+    return this.withRetries<{ status: number; body: Uint8Array }>(path, async (signal, box) => {
       const bytes = Buffer.from(body);
-      const res = await send(url, {
+      const res = await send(new URL(path, box.base), {
         method: 'POST',
-        agent: this.agent,
+        agent: this.agentOf(box),
         signal,
         body: bytes,
         headers: { 'content-type': 'application/json', 'content-length': String(bytes.length) },

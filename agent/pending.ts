@@ -3,7 +3,14 @@
 // new one must have been confirmed.
 import { readFileSync, renameSync } from 'node:fs';
 import { z } from 'zod';
-import { IsoTime, StorePath, Digest, Probe } from '../protocol/index.ts';
+import {
+  IsoTime,
+  StorePath,
+  Digest,
+  Probe,
+  ComplianceMode,
+  RuntimeControl,
+} from '../protocol/index.ts';
 import { isLocalStateError, LocalStateError, type StateDir } from './state-dir.ts';
 
 export const PendingRecord = z.strictObject({
@@ -17,6 +24,10 @@ export const PendingRecord = z.strictObject({
   /** From the signed manifest, so a restarted agent can finish the confirm window offline. */
   probes: z.array(Probe).max(32),
   healthyPassesRequired: z.number().int().min(1),
+  /** The manifest's runtime compliance controls (agent/compliance.ts), run after the probes pass. */
+  compliance: z
+    .strictObject({ mode: ComplianceMode, runtime: z.array(RuntimeControl).max(32) })
+    .optional(),
   /**
    * `switching` until the switch returned; `switched` after. The reboot path (activation.ts):
    * `booting` = staged with `boot`, reboot requested (bootId = the boot before it); `booted` = running

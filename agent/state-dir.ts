@@ -81,7 +81,9 @@ export class LocalStateError extends Error {
   ) {
     super(
       problem === 'damaged'
-        ? `local state file ${file} is damaged: ${detail}; check the disk, then restore the file or move it aside (a missing file means empty state; for trust-state.json: start again from the pinned root)`
+        ? `local state file ${file} is damaged: ${detail}; check the disk, then restore ` +
+            `the file or move it aside (a missing file means empty state; for ` +
+            `trust-state.json: start again from the pinned root)`
         : `cannot write local state file ${file}: ${detail}; free space on (or fix) that file system; the agent keeps the current generation meanwhile`,
     );
     this.name = 'LocalStateError';

@@ -5,8 +5,10 @@
 // `nixfleet agent --once` (the systemd timer's run) lives for a fraction of a second: zod's JIT, which
 // compiles a parser per object schema on its first use, costs such a run more CPU than it saves. It has
 // to be switched off before any schema is built, so here, before the CLI loads (issue 10).
+// zod keeps its configuration on globalThis (`__zod_globalConfig`, shared by every copy of zod 4 in
+// the process; dist/ bundles its own copy), so it is set here without loading zod at all.
 if (process.argv[2] === 'agent' && process.argv.includes('--once'))
-  (await import('zod')).z.config({ jitless: true });
+  globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
 let cli;
 try {
   cli = await import('../dist/main.js');

@@ -35,6 +35,8 @@ post the host-signed acks. Logs are JSON lines on stdout, one per event; every d
 
 Config (JSON, unknown fields refused; relative paths are relative to the config file):
   controlPlaneUrl  https://... base URL of the tree     ackPath        POST path of the ack endpoint ("acks")
+  otherControlPlaneUrls  further boxes serving the same tree, tried in order after controlPlaneUrl
+                   ([]; the agent sticks to the box that answered last and fails over on errors)
   caFile certFile keyFile   fleet CA, this host's client certificate and key
   host             this host's name                       hostKeyFile    nixfleet private key (signs acks)
   trustRootFile    the pinned root/<n>.json               stateDir       state directory (locked per run)

@@ -99,6 +99,16 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import('./verify.ts'),
   },
   {
+    name: 'evidence export',
+    summary: 'write a self-contained, offline-verifiable evidence bundle for an auditor',
+    load: () => import('./evidence.ts').then((m) => ({ default: m.evidenceExport })),
+  },
+  {
+    name: 'evidence verify',
+    summary: "verify an evidence bundle offline and print each host's controls",
+    load: () => import('./evidence.ts').then((m) => ({ default: m.evidenceVerify })),
+  },
+  {
     name: 'site build',
     summary: 'build the operator dashboard (static HTML) from the verified tree and the acks',
     load: () => import('./site.ts').then((m) => ({ default: m.siteBuild })),
@@ -166,6 +176,27 @@ export const COMMANDS: CommandEntry[] = [
     name: 'pki renew',
     summary: 'renew a certificate (same name; same key unless --new-key)',
     load: () => import('./pki.ts').then((m) => ({ default: m.pkiRenew })),
+  },
+  {
+    name: 'enrol token',
+    summary: 'mint a one-time enrolment token for a host (enrolment key of the trust root)',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolToken })),
+  },
+  {
+    name: 'enrol withdraw',
+    summary: 'withdraw enrolment tokens (by token file, nonce or host) before they are used',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolWithdraw })),
+  },
+  {
+    name: 'enrol serve',
+    summary: 'run the enrolment endpoint (POST /enrol) behind nginx',
+    load: () => import('./enrol.ts').then((m) => ({ default: m.enrolServe })),
+  },
+  {
+    name: 'pki issuing-ca',
+    summary:
+      'create the enrolment issuing CA (client certificates of this fleet only), signed by the fleet CA',
+    load: () => import('./pki.ts').then((m) => ({ default: m.pkiIssuingCa })),
   },
   {
     name: 'pki list',

@@ -156,7 +156,10 @@ function editFor(
       const { host, channel } = hostOf(p.release, (v['host'] as string | undefined) ?? '');
       const rolloutId = rolloutIdOf(v, p.release, channel);
       return {
-        what: `host ${host} may retry rollout ${rolloutId.slice(0, 19)} of channel ${channel} (its failure no longer counts, its quarantine of the target is lifted)`,
+        what:
+          `host ${host} may retry rollout ${rolloutId.slice(0, 19)} of ` +
+          `channel ${channel} (its failure no longer counts, its quarantine of the ` +
+          `target is lifted)`,
         edit: (c, at) => ({
           ...c,
           retries: [
@@ -197,12 +200,16 @@ const SUB_HELP: Record<Sub, { usage: string; summary: string; text: string }> = 
   'resume-halted': {
     usage: '--channel C [--rollout-id ID]',
     summary: 'resume a halted rollout without a new release, accepting its failures so far',
-    text: "Failures signed (or starts presumed failed) up to now no longer count towards the halt; a later failure\ncounts again. The rollout id defaults to the channel's current one. Failed hosts stay quarantined (see retry).",
+    text:
+      'Failures signed (or starts presumed failed) up to now no longer count towards the halt; a later failure\n' +
+      "counts again. The rollout id defaults to the channel's current one. Failed hosts stay quarantined (see retry).",
   },
   retry: {
     usage: '--host H [--rollout-id ID]',
     summary: 'let a failed host try its target again in the same rollout',
-    text: "The host's signed failure in this rollout (up to now) no longer counts, and its agent drops its\nquarantine of the target; it then starts again when its gates allow.",
+    text:
+      "The host's signed failure in this rollout (up to now) no longer counts, and its agent drops its\n" +
+      'quarantine of the target; it then starts again when its gates allow.',
   },
   'clear-quarantine': {
     usage: '[--host H] [--target /nix/store/...]',
@@ -210,6 +217,19 @@ const SUB_HELP: Record<Sub, { usage: string; summary: string; text: string }> = 
     text: 'Agents drop matching local quarantine entries that began before now; later quarantines stand.',
   },
 };
+
+/** The help lines of the options `sub` takes besides the common ones. */
+function optionsHelp(sub: Sub): string {
+  const takes = (...subs: Sub[]) => subs.includes(sub);
+  return [
+    takes('pause', 'resume', 'resume-halted') ? '  --channel C          the channel\n' : '',
+    takes('retry', 'clear-quarantine') ? '  --host H             the host\n' : '',
+    takes('resume-halted', 'retry')
+      ? '  --rollout-id ID      the rollout (default: the current one of the channel)\n'
+      : '',
+    takes('clear-quarantine') ? '  --target PATH        only this closure\n' : '',
+  ].join('');
+}
 
 function subCommand(sub: Sub): Command {
   const h = SUB_HELP[sub];
@@ -222,7 +242,7 @@ function subCommand(sub: Sub): Command {
 ${h.text}
 
 Options:
-${sub === 'pause' || sub === 'resume' || sub === 'resume-halted' ? '  --channel C          the channel\n' : ''}${sub === 'retry' || sub === 'clear-quarantine' ? '  --host H             the host\n' : ''}${sub === 'resume-halted' || sub === 'retry' ? '  --rollout-id ID      the rollout (default: the current one of the channel)\n' : ''}${sub === 'clear-quarantine' ? '  --target PATH        only this closure\n' : ''}${COMMON_HELP}`,
+${optionsHelp(sub)}${COMMON_HELP}`,
     async run(argv) {
       const { values } = parseCommandArgs(argv, {
         tree: { type: 'string' },
@@ -272,7 +292,9 @@ ${sub === 'pause' || sub === 'resume' || sub === 'resume-halted' ? '  --channel 
           () =>
             [
               `signed controls v${r.version} (${r.file}): ${what}`,
-              `  timestamp.json binds ${boundVersion === null ? 'no controls' : `controls v${boundVersion}`} now; v${r.version} takes effect at CI's next \`nixfleet refresh\` (or publish), then at each agent's next poll`,
+              `  timestamp.json binds ${boundVersion === null ? 'no controls' : `controls v${boundVersion}`} ` +
+                `now; v${r.version} takes effect at CI's next \`nixfleet refresh\` (or ` +
+                `publish), then at each agent's next poll`,
             ].join('\n'),
         );
         return EXIT_OK;

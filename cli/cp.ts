@@ -191,7 +191,12 @@ Options:
       const { report: _report, ...summary } = r;
       output(values.json, summary, () =>
         r.installed
-          ? `installed release ${r.releaseVersion} (timestamp ${r.timestampIssuedAt})${r.previousReleaseVersion !== null ? `, replacing release ${r.previousReleaseVersion}` : ''}; ${r.revokedSerials} revoked serials, ${r.revokedHosts} revoked hosts${r.nginxReloaded ? '; nginx reloaded' : ''}`
+          ? `installed release ${r.releaseVersion} (timestamp ${r.timestampIssuedAt})` +
+            (r.previousReleaseVersion !== null
+              ? `, replacing release ${r.previousReleaseVersion}`
+              : '') +
+            `; ${r.revokedSerials} revoked serials, ${r.revokedHosts} revoked hosts` +
+            (r.nginxReloaded ? '; nginx reloaded' : '')
           : `nothing to do: ${r.reason} (release ${r.releaseVersion})`,
       );
       return EXIT_OK;

@@ -3,7 +3,14 @@
 import { join } from 'node:path';
 import { EXIT_OK, UsageError, parseCommandArgs, type Command } from './command.ts';
 import { writeFileAtomic } from '../protocol/index.ts';
-import { renderNginxConfig, ensureRevocationMaps, pkiPaths } from '../control-plane/index.ts';
+import {
+  renderNginxConfig,
+  ensureRevocationMaps,
+  pkiPaths,
+  issuingCaPaths,
+  issuingFleet,
+  writeCrlChain,
+} from '../control-plane/index.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 
 const command: Command = {
@@ -12,6 +19,7 @@ const command: Command = {
     'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)',
   help: `Usage: nixfleet nginx-config --tree DIR --pki DIR --listen ADDR:PORT --ack-upstream 127.0.0.1:PORT|unix:PATH
                              [--runtime-dir DIR] [--dashboard DIR] [--workers N] [--out FILE]
+                             [--enrol-upstream 127.0.0.1:PORT|unix:PATH --issuing DIR]
 
 Prints (or writes to --out) an nginx config that serves the control plane's tree (DIR/current, installed
 by \`nixfleet cp sync\`):
@@ -23,7 +31,12 @@ by \`nixfleet cp sync\`):
   - /dashboard/ for operator certificates (OU=operator) only;
   - POST /acks proxied to the ack endpoint (\`nixfleet cp serve --acks-only\`) with the verified
     identity in X-SSL-Client-* headers (client-sent copies are overwritten);
-  - 503 with Retry-After on every route until a verified tree is installed.
+  - 503 with Retry-After on every route until a verified tree is installed;
+  - with --enrol-upstream and --issuing (the enrolment issuing CA, \`nixfleet pki issuing-ca\`): POST
+    /enrol proxied to \`nixfleet enrol serve\` (open without a certificate: the token is the credential;
+    renewals present their certificate), client certificates accepted from the fleet CA and the issuing
+    CA (its client-ca.pem), and both CRLs checked from ISSUING/crl-chain.pem (rewritten here: run this
+    again, and reload nginx, after either CRL changes).
 With --runtime-dir the output is a complete nginx.conf (pid, logs, temp paths under that directory);
 without it, a snippet to include inside an existing http { } block.
 
@@ -38,7 +51,11 @@ PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki ini
       dashboard: { type: 'string' },
       workers: { type: 'string' },
       out: { type: 'string' },
+      'enrol-upstream': { type: 'string' },
+      issuing: { type: 'string' },
     });
+    if ((values['enrol-upstream'] === undefined) !== (values.issuing === undefined))
+      throw new UsageError('--enrol-upstream and --issuing come together');
     if (!values.tree || !values.pki || !values.listen || !values['ack-upstream'])
       throw new UsageError('--tree, --pki, --listen and --ack-upstream are required');
     if (
@@ -53,14 +70,22 @@ PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki ini
         throw new UsageError(
           `${f} is missing (create the PKI with: nixfleet pki init --out ${values.pki})`,
         );
+    let trust = { caCert: p.caCert, crl: existsSync(p.crl) ? p.crl : undefined };
+    if (values.issuing !== undefined) {
+      issuingFleet(values.issuing);
+      trust = {
+        caCert: issuingCaPaths(values.issuing).clientCaBundle,
+        crl: writeCrlChain(values.pki, values.issuing),
+      };
+    }
     let config: string;
     try {
       config = renderNginxConfig({
         treeDir: values.tree,
-        caCert: p.caCert,
+        ...trust,
         serverCert: p.serverCert,
         serverKey: p.serverKey,
-        crl: existsSync(p.crl) ? p.crl : undefined,
+        enrolUpstream: values['enrol-upstream'],
         listen: values.listen,
         ackUpstream: values['ack-upstream'],
         dashboardDir: values.dashboard,

@@ -16,8 +16,10 @@ import {
   revokeCert,
   renewCert,
   listCerts,
+  listEnrolmentCerts,
   expiringCerts,
   exportPkcs12,
+  initIssuingCa,
   PkiError,
   EXPIRY_WARNING_DAYS,
   type CertInfo,
@@ -30,7 +32,9 @@ function daysLeft(c: CertInfo, now: number): number {
 
 function expiryLine(c: CertInfo, now: number): string {
   const d = daysLeft(c, now);
-  return `${c.file} (${c.subject}, serial ${c.serial}) ${d < 0 || c.expiresAt <= now ? 'EXPIRED' : `expires in ${d} day${d === 1 ? '' : 's'}`} on ${c.notAfter}`;
+  const expiry =
+    d < 0 || c.expiresAt <= now ? 'EXPIRED' : `expires in ${d} day${d === 1 ? '' : 's'}`;
+  return `${c.file} (${c.subject}, serial ${c.serial}) ${expiry} on ${c.notAfter}`;
 }
 
 /** stderr, so --json output on stdout stays one document. A PKI that cannot be listed says nothing here. */
@@ -118,13 +122,15 @@ default. Refuses to overwrite an existing CA.`,
 };
 
 function issueCommand(kind: 'host' | 'operator'): Command {
+  const nameFlag = kind === 'host' ? 'host' : 'name';
+  const p12Flags = kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : '';
   return {
     name: `pki issue-${kind}`,
     summary:
       kind === 'host'
         ? 'issue a host client certificate (CN = host name, OU=agent)'
         : 'issue an operator client certificate (OU=operator: dashboard access)',
-    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${kind === 'host' ? 'host' : 'name'} NAME [--days N]${kind === 'operator' ? ' [--p12 FILE [--p12-password-file F]]' : ''} [--json]
+    help: `Usage: nixfleet pki issue-${kind} --pki DIR --${nameFlag} NAME [--days N]${p12Flags} [--json]
 
 Writes DIR/${kind}s/NAME.crt and NAME.key and prints the certificate serial (the serial that
 revocations.json names to revoke it). --days: validity (default: the CA's, 825).${
@@ -163,11 +169,13 @@ encrypted with the first line of --p12-password-file (without it: an empty passw
               ? issueHostCert(dir, name, { days })
               : issueOperatorCert(dir, name, { days });
           const bundle = p12 === undefined ? null : exportPkcs12(dir, c, p12, p12Password);
-          output(
-            json,
-            { ...c, ...(bundle ? { p12: bundle } : {}) },
-            () =>
-              `issued ${kind} certificate for ${name}: serial ${c.serial}\n  ${c.certPath}\n  ${c.keyPath}${bundle ? `\n  PKCS#12 bundle for the browser: ${bundle}` : ''}`,
+          output(json, { ...c, ...(bundle ? { p12: bundle } : {}) }, () =>
+            [
+              `issued ${kind} certificate for ${name}: serial ${c.serial}`,
+              `  ${c.certPath}`,
+              `  ${c.keyPath}`,
+              ...(bundle ? [`  PKCS#12 bundle for the browser: ${bundle}`] : []),
+            ].join('\n'),
           );
           return EXIT_OK;
         },
@@ -254,14 +262,19 @@ sooner, e.g. after --new-key because the old key was exposed). The CA itself is 
 export const pkiList: Command = {
   name: 'pki list',
   summary: 'list the certificates of a PKI directory with their expiry',
-  help: `Usage: nixfleet pki list --pki DIR [--expiring-within DAYS] [--json]
+  help: `Usage: nixfleet pki list --pki DIR [--issuing DIR] [--enrol-state DIR] [--expiring-within DAYS] [--json]
 
 Lists the CA, server, host and operator certificates in use (not the revoked or renewed copies set
-aside) with serial and expiry. --expiring-within: only those expiring within DAYS (expired included);
-exit 1 when any is listed, so a timer can alert on it.`,
+aside) with serial and expiry. --issuing adds the enrolment issuing CA, --enrol-state the newest
+certificate the enrolment endpoint issued to each host (\`nixfleet enrol serve --state DIR\`; agents
+renew theirs at 2/3 of the lifetime, so one close to expiry names a host that stopped renewing).
+--expiring-within: only those expiring within DAYS (expired included); exit 1 when any is listed, so a
+timer can alert on it.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
       pki: { type: 'string' },
+      issuing: { type: 'string' },
+      'enrol-state': { type: 'string' },
       'expiring-within': { type: 'string' },
       json: { type: 'boolean', default: false },
     });
@@ -275,7 +288,10 @@ exit 1 when any is listed, so a timer can alert on it.`,
       values.json,
       () => {
         const now = Date.now();
-        const all = listCerts(dir);
+        const all = [
+          ...listCerts(dir),
+          ...listEnrolmentCerts(values.issuing, values['enrol-state']),
+        ];
         const certs = within === undefined ? all : expiringCerts(all, within, now);
         output(
           values.json,
@@ -292,6 +308,46 @@ exit 1 when any is listed, so a timer can alert on it.`,
         return within !== undefined && certs.length > 0 ? EXIT_REFUSED : EXIT_OK;
       },
       dir,
+    );
+  },
+};
+
+export const pkiIssuingCa: Command = {
+  name: 'pki issuing-ca',
+  summary:
+    'create the enrolment issuing CA (client certificates of this fleet only), signed by the fleet CA',
+  help: `Usage: nixfleet pki issuing-ca --pki DIR --out DIR [--days N] [--json]
+
+Creates the online CA of the enrolment endpoint (\`nixfleet enrol serve --issuing DIR\`), signed by the
+fleet CA of --pki (recorded in its database: \`pki revoke --cert OUT/ca.crt\` revokes it). Its certificate
+limits it to what enrolment needs: no sub-CAs (pathlen 0), client authentication only (extended key
+usage), subjects only under O=<fleet>, OU=agent (name constraints: no operator certificates, no other
+fleet), no IP addresses and DNS names only under <fleet>.nixfleet.invalid (no server certificates).
+Copy OUT to the control plane host (OUT/ca.key is its only signing key there); the fleet CA key stays
+offline. OUT/client-ca.pem (fleet CA + issuing CA) is what nginx verifies client certificates against.
+Default validity 90 days: create a new one before it ends.`,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, {
+      pki: { type: 'string' },
+      out: { type: 'string' },
+      days: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    });
+    if (!values.pki || !values.out) throw new UsageError('--pki and --out are required');
+    const days = parseDays(values.days);
+    const out = values.out;
+    return refusedOnPkiError(
+      values.json,
+      () => {
+        const p = initIssuingCa(values.pki!, out, days === undefined ? {} : { days });
+        output(
+          values.json,
+          { ok: true, ...p },
+          () => `created the enrolment issuing CA in ${p.dir}`,
+        );
+        return EXIT_OK;
+      },
+      values.pki,
     );
   },
 };

@@ -214,7 +214,8 @@ the cache), 2 usage or I/O.`,
         output(values.json, { ok: true, ...r }, () =>
           [
             r.diff.identical
-              ? `dry run: the fleet is identical to release ${r.diff.currentVersion}; publish would change nothing (with --force: release ${r.version}, same rollouts)`
+              ? `dry run: the fleet is identical to release ${r.diff.currentVersion}; publish ` +
+                `would change nothing (with --force: release ${r.version}, same rollouts)`
               : `dry run: would publish release ${r.version} of ${r.hosts} hosts (current: ${r.diff.currentVersion ?? 'none'}); nothing written`,
             ...describeDiff(r.diff),
           ].join('\n'),
@@ -233,9 +234,13 @@ the cache), 2 usage or I/O.`,
             : []),
           r.cacheCheck.skipped
             ? '  binary cache: NOT checked (--no-cache-check)'
-            : `  binary cache: ${r.cacheCheck.checked} paths (${r.cacheCheck.targets} targets and their closures) signed in ${r.cacheCheck.cacheUrl} by ${r.cacheCheck.keysUsed.join(', ')} (${Math.round(r.cacheCheck.ms)} ms)`,
+            : `  binary cache: ${r.cacheCheck.checked} paths (${r.cacheCheck.targets} ` +
+              `targets and their closures) signed in ${r.cacheCheck.cacheUrl} ` +
+              `by ${r.cacheCheck.keysUsed.join(', ')} (${Math.round(r.cacheCheck.ms)} ms)`,
           `  timestamp issued ${r.timestamp.issuedAt}, expires ${r.timestamp.expires}; revocations v${r.revocations.version}`,
-          `  ${Math.round(r.timings.total)} ms (resolve ${Math.round(r.timings.resolve)}, sign ${Math.round(r.timings.sign)}, write ${Math.round(r.timings.write)})`,
+          `  ${Math.round(r.timings.total)} ms ` +
+            `(resolve ${Math.round(r.timings.resolve)}, ` +
+            `sign ${Math.round(r.timings.sign)}, write ${Math.round(r.timings.write)})`,
         ].join('\n'),
       );
       return EXIT_OK;

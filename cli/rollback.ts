@@ -9,6 +9,7 @@ import {
   type RollbackPolicy,
   loadTrustDir,
   describeDiff,
+  type PublishResult,
 } from '../publisher/index.ts';
 
 const command: Command = {
@@ -104,18 +105,7 @@ not in the cache), 2 usage or I/O.`,
           notInRelease: plan.notInRelease,
           ...r,
         },
-        () =>
-          [
-            r.status === 'dry-run'
-              ? `dry run: would publish release ${r.version} with the targets of release ${toRelease} (policy ${policy}); nothing written`
-              : `published release ${r.version}: the targets of release ${toRelease} for ${plan.restored.length} host(s) (policy ${policy})`,
-            ...(plan.notInRelease.length
-              ? [
-                  `  not in release ${toRelease} (keep their current target): ${plan.notInRelease.join(', ')}`,
-                ]
-              : []),
-            ...describeDiff(r.diff),
-          ].join('\n'),
+        () => describeRollback(r, plan, toRelease, policy),
       );
       return EXIT_OK;
     } catch (e) {
@@ -123,4 +113,24 @@ not in the cache), 2 usage or I/O.`,
     }
   },
 };
+/** The human summary: what was (or would be) published, hosts left as they are, the diff. */
+function describeRollback(
+  r: PublishResult,
+  plan: ReturnType<typeof planRollback>,
+  toRelease: number,
+  policy: RollbackPolicy,
+): string {
+  return [
+    r.status === 'dry-run'
+      ? `dry run: would publish release ${r.version} with the targets of release ${toRelease} (policy ${policy}); nothing written`
+      : `published release ${r.version}: the targets of release ${toRelease} for ${plan.restored.length} host(s) (policy ${policy})`,
+    ...(plan.notInRelease.length
+      ? [
+          `  not in release ${toRelease} (keep their current target): ${plan.notInRelease.join(', ')}`,
+        ]
+      : []),
+    ...describeDiff(r.diff),
+  ].join('\n');
+}
+
 export default command;

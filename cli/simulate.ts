@@ -150,9 +150,13 @@ Exit status: 0 when the rollout converged, 1 when it did not (halted or stuck), 
       const lines = [
         `simulated ${hosts} hosts, ${channels} channel(s) x ${waves} wave(s), seed ${seed}`,
         r.converged
-          ? `converged after ${humanDuration(r.completedAt!)} (${r.completedAt} s); theoretical minimum ${humanDuration(r.theoreticalMinimum)} (${r.theoreticalMinimum} s): ${summary.ratioToMinimum}x`
+          ? `converged after ${humanDuration(r.completedAt!)} (${r.completedAt} s); ` +
+            `theoretical minimum ${humanDuration(r.theoreticalMinimum)} ` +
+            `(${r.theoreticalMinimum} s): ${summary.ratioToMinimum}x`
           : `did NOT converge (stopped after ${humanDuration(r.endedAt)}); theoretical minimum ${humanDuration(r.theoreticalMinimum)}`,
-        `${r.starts.length} activations, ${r.failures.length} failed probes, ${r.rollbacks.length} rollbacks, ${r.decisions} reconciler decisions, ${r.ackCount} acks`,
+        `${r.starts.length} activations, ${r.failures.length} failed ` +
+          `probes, ${r.rollbacks.length} rollbacks, ${r.decisions} reconciler ` +
+          `decisions, ${r.ackCount} acks`,
         ...Object.entries(r.budgets).map(
           ([id, b]) => `budget ${id}: max ${b.max}, highest in flight ${b.observed}`,
         ),

@@ -92,7 +92,11 @@ function summaryLine(r: SiteBuildResult): string {
       : r.status === 'stale'
         ? `built (STALE: ${r.failure?.code} ${r.failure?.file}): fleet "${r.fleet}", release ${r.release}, ${r.hosts} hosts`
         : `built the failure page: verification failed: ${r.failure?.code} ${r.failure?.file}: ${r.failure?.detail}`;
-  return `${head}; ${r.pages} pages (${r.written} written, the rest unchanged), ${r.acks.accepted} acks (${r.acks.rejected} rejected) -> ${r.outDir} in ${Math.round(r.timingsMs.total)} ms`;
+  return (
+    `${head}; ${r.pages} pages (${r.written} written, the rest ` +
+    `unchanged), ${r.acks.accepted} acks (${r.acks.rejected} rejected) ` +
+    `-> ${r.outDir} in ${Math.round(r.timingsMs.total)} ms`
+  );
 }
 
 export const siteBuild: Command = {

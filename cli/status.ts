@@ -31,6 +31,30 @@ import {
   UnknownSubject,
 } from '../read-side/index.ts';
 
+/** Exactly one of --tree DIR or --url URL (with its --ca, --cert and --key). */
+function checkSource(values: {
+  tree?: string;
+  url?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}): void {
+  if ((values.tree === undefined) === (values.url === undefined))
+    throw new UsageError('give exactly one of --tree DIR or --url URL');
+  if (values.url !== undefined) {
+    for (const flag of ['ca', 'cert', 'key'] as const) {
+      if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
+      fileOption(`--${flag}`, values[flag]);
+    }
+    if (!/^https:\/\//.test(values.url))
+      throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
+  } else {
+    for (const flag of ['ca', 'cert', 'key'] as const)
+      if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
+    directoryOption('--tree', values.tree!);
+  }
+}
+
 const command: Command = {
   name: 'status',
   summary:
@@ -49,7 +73,9 @@ rollout state and each wave's progress, the disruption budgets, and a host table
 target closure, age of the last ack, and for a waiting host the gate that holds it and why).
 
 DIR is a tree written by \`nixfleet publish\` or a control plane directory (DIR/current -> the
-installed tree, acks in DIR/acks). With --url the same documents are fetched from the control plane
+installed tree, acks in DIR/acks). With several control plane boxes, --acks-log once per box (each
+box's .ack-log/acks.log, or one \`nixfleet cp merge\` wrote) adds their acks: every host's latest
+ack is its newest in the union. With --url the same documents are fetched from the control plane
 over mTLS with an operator certificate (OU=operator) and verified exactly as an agent verifies them;
 the acks come from the per-wave bundles (acks/channels/) and acks/hosts/. Nothing is written. A host
 certificate may not read other hosts' manifests: the command then says so and exits 2.
@@ -81,6 +107,7 @@ Options:
                    (default \$XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet; only read when it is the
                    user's own and not writable by others). A changed ack is a miss and verified in full.
   --no-cache       verify every ack, read and write no cache
+  --acks-log FILE  also read this ack log (repeatable: the logs of several boxes, read as their union)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
   --json           print the fleet view (channels, waves, hosts, budgets) with release, freshness and
                    rejected acks as JSON`,
@@ -98,24 +125,15 @@ Options:
       problems: { type: 'boolean', default: false },
       'cache-dir': { type: 'string' },
       'no-cache': { type: 'boolean', default: false },
+      'acks-log': { type: 'string', multiple: true },
       'clock-skew': { type: 'string' },
       json: { type: 'boolean', default: false },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
-    if ((values.tree === undefined) === (values.url === undefined))
-      throw new UsageError('give exactly one of --tree DIR or --url URL');
-    if (values.url !== undefined) {
-      for (const flag of ['ca', 'cert', 'key'] as const) {
-        if (!values[flag]) throw new UsageError(`--url needs --${flag}`);
-        fileOption(`--${flag}`, values[flag]);
-      }
-      if (!/^https:\/\//.test(values.url))
-        throw new UsageError(`--url: expected an https:// URL, got ${values.url}`);
-    } else {
-      for (const flag of ['ca', 'cert', 'key'] as const)
-        if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
-      directoryOption('--tree', values.tree!);
-    }
+    checkSource(values);
+    const ackLogs = (values['acks-log'] ?? []).map((f) => fileOption('--acks-log', f));
+    if (ackLogs.length > 0 && values.url !== undefined)
+      throw new UsageError('--acks-log is only for --tree');
     if (!values.root) throw new UsageError('--root is required');
     const pinned = pinnedRootOption(values.root);
     const now = parseNow(values.now);
@@ -148,6 +166,7 @@ Options:
           manifests: values.host === undefined ? [] : [values.host],
           ackCache: store.cache,
           memo: store.documents,
+          ackLogs,
         });
         store.save();
       }

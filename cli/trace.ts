@@ -37,7 +37,7 @@ const command: Command = {
   name: 'trace',
   summary:
     "replay a host's or channel's rollout from the ack history: eligibility, gate holds, activation, soak",
-  help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]
+  help: `Usage: nixfleet trace --tree DIR --root PINNED_ROOT.json (--host H | --channel C) [--acks-log FILE]...
                       [--from ISO] [--until ISO] [--step SECONDS] [--now ISO] [--json]
 
 Verifies the tree against the pinned trust root (as \`nixfleet status\` does: every document but the
@@ -49,7 +49,8 @@ Prints a timeline (phase and gate changes) and, per host, when it became eligibl
 and for how long, and when it activated, confirmed, soaked or failed.
 
 The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
-DIR is a control plane directory) plus the acks in DIR/acks. Every ack is verified against the host key
+DIR is a control plane directory) plus the acks in DIR/acks. With several control plane boxes, give
+--acks-log once per box (or a log \`nixfleet cp merge\` wrote): the history is their union. Every ack is verified against the host key
 of the signed release; acks that do not verify are not counted and are listed as rejected. Without a
 log only each host's latest ack is known, so the trace shows the current state, not the history.
 
@@ -67,7 +68,8 @@ Options:
   --root FILE      the pinned trust root
   --host H         trace this host (gates still consider every other host's acks)
   --channel C      trace every host of this channel
-  --acks-log FILE  the ack endpoint's acks.log (one "sha256:<digest> TAB <ack> LF" record per ack)
+  --acks-log FILE  the ack endpoint's acks.log (one "sha256:<digest> TAB <ack> LF" record per ack);
+                   repeat it for the logs of several boxes (read as their union)
   --from ISO       start of the period (default: the first ack)
   --until ISO      end of the period (default: the last ack + the longest soak, at most --now)
   --step SECONDS   re-evaluation interval between acks (default 60)
@@ -82,7 +84,7 @@ Options:
       root: { type: 'string' },
       host: { type: 'string' },
       channel: { type: 'string' },
-      'acks-log': { type: 'string' },
+      'acks-log': { type: 'string', multiple: true },
       from: { type: 'string' },
       until: { type: 'string' },
       step: { type: 'string' },
@@ -110,8 +112,9 @@ Options:
     if (stepText !== undefined && !/^[1-9][0-9]{0,6}$/.test(stepText))
       throw new UsageError('--step: expected a positive number of seconds');
     const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
-    const log =
-      values['acks-log'] === undefined ? undefined : fileOption('--acks-log', values['acks-log']);
+    const [log, ...replicaLogs] = (values['acks-log'] ?? []).map((f) =>
+      fileOption('--acks-log', f),
+    );
     try {
       // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
       const manifests = 'host' in subject ? [subject.host] : [];
@@ -128,7 +131,7 @@ Options:
         }),
         manifests,
       );
-      const history = loadAckHistory(tree, release, log, store.cache);
+      const history = loadAckHistory(tree, release, log, store.cache, replicaLogs);
       store.save();
       const report = traceReport(release, history, subject, {
         now,

@@ -81,10 +81,37 @@ function operatorRole(
   };
 }
 
+/** The enrolment role from --enrolment-key/--enrolment-threshold/--enrolment-valid-days (empty: none). */
+function enrolmentRole(
+  files: string[],
+  now: number,
+  days: string | undefined,
+  threshold: string | undefined,
+): { enrolmentKeys?: ReleaseKeyGrant[]; enrolmentThreshold?: number } {
+  if (files.length === 0) {
+    if (threshold !== undefined)
+      throw new UsageError('--enrolment-threshold needs at least one --enrolment-key');
+    return {};
+  }
+  return {
+    enrolmentKeys: grants(files, now, positiveInt('--enrolment-valid-days', days, 365)),
+    enrolmentThreshold: positiveInt('--enrolment-threshold', threshold, 1),
+  };
+}
+
 function writeRoot(outDir: string, root: SignedRoot): string {
   const path = join(outDir, rootPath(root.signed.version));
   writeFileAtomic(path, envelopeBytes(root));
   return path;
+}
+
+/** "name keyid [validFrom .. validUntil)" per key. */
+function datedKeys(
+  keys: readonly { name: string; keyid: string; validFrom: string; validUntil: string }[],
+): string {
+  return keys
+    .map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`)
+    .join(', ');
 }
 
 function describe(root: SignedRoot, path: string): string {
@@ -92,12 +119,15 @@ function describe(root: SignedRoot, path: string): string {
   return [
     `wrote ${path}: trust root v${r.version} of fleet "${r.fleet}", expires ${r.expires}`,
     `  root keys (${r.rootThreshold} of ${r.rootKeys.length}): ${r.rootKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)}`).join(', ')}`,
-    `  release keys (${r.releaseThreshold} of ${r.releaseKeys.length}): ${r.releaseKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`,
+    `  release keys (${r.releaseThreshold} of ${r.releaseKeys.length}): ${datedKeys(r.releaseKeys)}`,
     `  cache keys: ${r.cacheKeys.join(', ') || '(none)'}`,
     `  rejectBefore: ${r.rejectBefore ?? '(none)'}`,
     r.operatorKeys
-      ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${r.operatorKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`
+      ? `  operator keys (${r.operatorThreshold} of ${r.operatorKeys.length}): ${datedKeys(r.operatorKeys)}`
       : '  operator keys: (none: no controls are accepted)',
+    r.enrolmentKeys
+      ? `  enrolment keys (${r.enrolmentThreshold} of ${r.enrolmentKeys.length}): ${r.enrolmentKeys.map((k) => `${k.name} ${k.keyid.slice(0, 16)} [${k.validFrom} .. ${k.validUntil})`).join(', ')}`
+      : '  enrolment keys: (none: no host enrolment)',
   ].join('\n');
 }
 
@@ -132,6 +162,10 @@ Options:
                            else; without one, agents accept no controls
   --operator-threshold N   operator signatures required on each controls document (default 1)
   --operator-valid-days D  operator key validity window (default 365)
+  --enrolment-key PUBFILE  enrolment public key (repeat): signs enrolment tokens and nonce documents
+                           (nixfleet enrol) and nothing else; never a release or operator key
+  --enrolment-threshold N  enrolment signatures required (default 1)
+  --enrolment-valid-days D enrolment key validity window (default 365)
   --expires-days D         the root's lifetime
   --out DIR                trust directory (root/1.json is created inside)
   --now ISO                signing time (default: the clock)
@@ -148,6 +182,9 @@ Options:
       'operator-key': { type: 'string', multiple: true },
       'operator-threshold': { type: 'string' },
       'operator-valid-days': { type: 'string' },
+      'enrolment-key': { type: 'string', multiple: true },
+      'enrolment-threshold': { type: 'string' },
+      'enrolment-valid-days': { type: 'string' },
       'expires-days': { type: 'string' },
       out: { type: 'string' },
       now: { type: 'string' },
@@ -188,6 +225,12 @@ Options:
         values['operator-valid-days'],
         values['operator-threshold'],
       ),
+      ...enrolmentRole(
+        values['enrolment-key'] ?? [],
+        now,
+        values['enrolment-valid-days'],
+        values['enrolment-threshold'],
+      ),
     });
     const signed = signRoot(root, rootKeys);
     verifyPinnedRoot(signed, target);
@@ -197,7 +240,10 @@ Options:
   },
 };
 
-/** Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry is not checked: rotating is how an expired root is replaced). */
+/**
+ * Reads root/1..n from a trust directory and verifies each step with the one root-chain walker (expiry
+ * is not checked: rotating is how an expired root is replaced).
+ */
 export function readTrustChain(dir: string): SignedRoot {
   const first = join(dir, rootPath(1));
   if (!existsSync(first))
@@ -348,6 +394,21 @@ Options:
               values['operator-threshold'],
               previous.operatorThreshold ?? 1,
             ),
+          }
+        : {}),
+      // The enrolment role carries over unchanged (it is set at trust init).
+      ...(previous.enrolmentKeys && previous.enrolmentThreshold
+        ? {
+            enrolmentKeys: previous.enrolmentKeys.map((k) => ({
+              key: {
+                name: k.name,
+                keyid: k.keyid,
+                publicKey: new Uint8Array(Buffer.from(k.publicKey, 'base64')),
+              } satisfies PublicKey,
+              validFrom: k.validFrom,
+              validUntil: k.validUntil,
+            })),
+            enrolmentThreshold: previous.enrolmentThreshold,
           }
         : {}),
     });

@@ -25,7 +25,9 @@ function human(r: TreeReport): string {
     `${r.ok ? 'OK' : 'FINDINGS'}: fleet "${r.fleet}", release ${r.release.version} (issued ${r.release.issuedAt}), verified at ${r.verifiedAt}`,
     `  trust root v${r.root.version} (chain ${r.root.chain.join(' -> ')}), expires ${r.root.expires}`,
     `  timestamp issued ${r.timestamp.issuedAt}, expires ${r.timestamp.expires}`,
-    `  ${r.documents.length} documents verified: ${r.release.hosts} host manifests, ${r.release.channels.length} channel plans (${r.release.channels.join(', ')}), index, budgets, revocations`,
+    `  ${r.documents.length} documents verified: ${r.release.hosts} host ` +
+      `manifests, ${r.release.channels.length} channel plans ` +
+      `(${r.release.channels.join(', ')}), index, budgets, revocations`,
     `  revocations v${r.revocations.version}: ${r.revocations.hosts} hosts, ${r.revocations.closures} closures`,
   ];
   for (const h of r.revokedHosts) lines.push(`  revoked: ${h.host} (${h.file}): ${h.detail}`);

@@ -169,5 +169,9 @@ export function bundleJson(
     const c = latest(host);
     if (c !== undefined) acks.push(c);
   }
-  return `{"acks":[${acks.join(',')}],"channel":${JSON.stringify(channel)},"fleet":${JSON.stringify(fleet)},"generatedAt":${JSON.stringify(generatedAt)},"schemaVersion":${SCHEMA_VERSION},"type":"ack-bundle","wave":${wave}}`;
+  return (
+    `{"acks":[${acks.join(',')}],"channel":${JSON.stringify(channel)},` +
+    `"fleet":${JSON.stringify(fleet)},"generatedAt":${JSON.stringify(generatedAt)},` +
+    `"schemaVersion":${SCHEMA_VERSION},"type":"ack-bundle","wave":${wave}}`
+  );
 }

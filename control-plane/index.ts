@@ -4,20 +4,26 @@ export type { LogRecord } from '../protocol/index.ts';
 export { mergeAckLogFiles, mergeAckRecords } from './ack-merge.ts';
 export type { MergeResult } from './ack-merge.ts';
 export { AckService } from './ack-service.ts';
+export { startEnrolmentEndpoint } from './enrolment-server.ts';
 export type { ClientIdentity } from './identity.ts';
 export { renderNginxConfig } from './nginx-config.ts';
 export {
   expiringCerts,
   EXPIRY_WARNING_DAYS,
   exportPkcs12,
+  initIssuingCa,
   initPki,
   issueHostCert,
   issueOperatorCert,
+  issuingCaPaths,
+  issuingFleet,
   listCerts,
+  listEnrolmentCerts,
   PkiError,
   pkiPaths,
   renewCert,
   revokeCert,
+  writeCrlChain,
 } from './pki.ts';
 export type { CertInfo, IssuedCert, KeyAlgorithm, PkiPaths } from './pki.ts';
 export { loadReleaseView, loadVerifiedReleaseView } from './release-view.ts';

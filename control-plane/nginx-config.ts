@@ -24,6 +24,12 @@ export interface NginxConfigOptions {
   listen: string;
   /** The ack endpoint: "127.0.0.1:8444" or "unix:/run/nixfleet/ack.sock". */
   ackUpstream: string;
+  /**
+   * The enrolment endpoint (`nixfleet enrol serve`): "127.0.0.1:8445" or "unix:PATH". POST /enrol is
+   * then reachable without a client certificate (a first enrolment has none; the endpoint checks the
+   * token), and caCert must be the bundle of the fleet CA and the issuing CA (crl: both CRLs).
+   */
+  enrolUpstream?: string;
   /** Operator dashboard directory served at /dashboard/ (default: the tree's own dashboard/). */
   dashboardDir?: string;
   /** Where pid, logs and temp files go. Omit for a server-only snippet (to include into http {}). */
@@ -43,16 +49,16 @@ function q(path: string): string {
   return path;
 }
 
-function upstreamTarget(spec: string): string {
+function upstreamTarget(spec: string, flag = '--ack-upstream', what = 'the ack endpoint'): string {
   if (spec.startsWith('unix:')) return `unix:${q(resolve(spec.slice(5)))}`;
   if (!/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):\d{1,5}$/.test(spec))
     throw new Error(
-      `--ack-upstream: expected HOST:PORT on loopback or unix:PATH, got ${JSON.stringify(spec)}`,
+      `${flag}: expected HOST:PORT on loopback or unix:PATH, got ${JSON.stringify(spec)}`,
     );
   const host = spec.slice(0, spec.lastIndexOf(':'));
   if (!(host.startsWith('127.') || host === '[::1]' || host === 'localhost')) {
     throw new Error(
-      `--ack-upstream ${spec}: the ack endpoint trusts nginx's identity headers only on loopback or a unix socket`,
+      `${flag} ${spec}: ${what} trusts nginx's identity headers only on loopback or a unix socket`,
     );
   }
   return spec;
@@ -77,7 +83,7 @@ ${accessDecisionMap()}
 ${serverBlock(o, tree)}
 
 ${ackEndpointUpstream(o.ackUpstream)}
-`;
+${o.enrolUpstream ? enrolUpstream(o.enrolUpstream) : ''}`;
 }
 
 const HEADER =
@@ -107,6 +113,7 @@ map $nixfleet_cn $nixfleet_revoked_host {
 function accessDecisionMap(): string {
   return `map "$ssl_client_verify|$nixfleet_revoked_serial$nixfleet_revoked_host|$nixfleet_ou|$nixfleet_cn|$uri" $nixfleet_deny {
   "~^[^|]*\\|[^|]*\\|[^|]*\\|[^|]*\\|/nix-cache/" "";
+  "~^[^|]*\\|[^|]*\\|[^|]*\\|[^|]*\\|/enrol$" "";
   "~^(?!SUCCESS\\|)" "no-verified-client-certificate";
   "~^SUCCESS\\|(?!00\\|)" "revoked";
   "~^SUCCESS\\|00\\|operator\\|" "";
@@ -131,6 +138,7 @@ ${REFUSE_DENIED_OR_UNPRIMED}
 
 ${treeLocations(tree)}
 ${ackPostLocation()}
+${o.enrolUpstream ? enrolLocation() : ''}
 ${metricsLocation()}
 ${dashboardLocation(dashboard)}
 ${refusalLocations(o.retryAfterSeconds ?? 5)}
@@ -144,7 +152,8 @@ function tlsDirectives(o: NginxConfigOptions): string {
   ssl_certificate_key ${q(resolve(o.serverKey))};
   ssl_client_certificate ${q(resolve(o.caCert))};
   ssl_verify_client optional;
-  ssl_verify_depth 1;
+  # 2: a host certificate from the enrolment issuing CA chains leaf -> issuing CA -> fleet CA.
+  ssl_verify_depth 2;
 ${o.crl ? `  ssl_crl ${q(resolve(o.crl))};\n` : ''}  ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:nixfleet:10m;
   ssl_session_timeout 1h;
@@ -210,6 +219,32 @@ ${PROXY_TO_ACK_ENDPOINT}
     # Only nginx's own verification result reaches the endpoint: any client-sent copies are replaced.
 ${CLIENT_IDENTITY_HEADERS}
   }`;
+}
+
+/**
+ * Enrolment and renewal: open to a client without a certificate (the token is the credential), so the
+ * /enrol exception in the access map; the endpoint gets nginx's verification result, identity and the
+ * presented certificate (renewal must present a new key) from these headers only.
+ */
+function enrolLocation(): string {
+  return `  location = /enrol {
+    limit_except POST { deny all; }
+    client_max_body_size 16k;
+    proxy_pass http://nixfleet_enrolment;
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    proxy_set_header Host $host;
+${CLIENT_IDENTITY_HEADERS}
+    proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+  }`;
+}
+
+function enrolUpstream(spec: string): string {
+  return `upstream nixfleet_enrolment {
+  server ${upstreamTarget(spec, '--enrol-upstream', 'the enrolment endpoint')};
+  keepalive 4;
+}
+`;
 }
 
 function metricsLocation(): string {

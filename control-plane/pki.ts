@@ -7,12 +7,13 @@
 //   server.key server.crt   hosts/<name>.{key,crt}   operators/<name>.{key,crt}
 //   (set aside: <name>.revoked-<serial>.{crt,key} by revoke, <name>.renewed-<serial>.crt by renew)
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   readdirSync,
   renameSync,
@@ -21,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { Name, writeFileAtomic } from '../protocol/index.ts';
+import { Name, sha256Digest, writeFileAtomic } from '../protocol/index.ts';
 
 export type KeyAlgorithm = 'ec' | 'ed25519';
 
@@ -447,7 +448,7 @@ export function exportPkcs12(
 export interface CertInfo {
   /** Path relative to the PKI directory (ca.crt, server.crt, hosts/web1.crt, ...). */
   file: string;
-  kind: 'ca' | 'server' | 'host' | 'operator';
+  kind: 'ca' | 'server' | 'host' | 'operator' | 'issuing-ca' | 'enrolled';
   subject: string;
   serial: string;
   notAfter: string;
@@ -471,24 +472,57 @@ export function listCerts(dirArg: string): CertInfo[] {
         files.push({ file: `${sub}/${f}`, kind });
     }
   }
-  return files.map(({ file, kind }) => {
-    let x: X509Certificate;
-    try {
-      x = new X509Certificate(readFileSync(join(dir, file)));
-    } catch (e) {
-      throw new PkiError(
-        `${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`,
-      );
+  return files.map(({ file, kind }) => certInfo(dir, file, kind));
+}
+
+function certInfo(dir: string, file: string, kind: CertInfo['kind']): CertInfo {
+  let x: X509Certificate;
+  try {
+    x = new X509Certificate(readFileSync(join(dir, file)));
+  } catch (e) {
+    throw new PkiError(
+      `${join(dir, file)}: not a readable PEM certificate (${(e as Error).message})`,
+    );
+  }
+  return {
+    file,
+    kind,
+    subject: x.subject.split('\n').join(', '),
+    serial: x.serialNumber.toUpperCase(),
+    notAfter: x.validTo,
+    expiresAt: Date.parse(x.validTo),
+  };
+}
+
+/**
+ * The enrolment side's certificates: the issuing CA's, and the newest certificate the enrolment
+ * endpoint issued to each host (state DIR/certs; an older one of a host was superseded by a renewal).
+ * Paths are relative to `issuingDir` and `stateDir` respectively.
+ */
+export function listEnrolmentCerts(
+  issuingDir: string | undefined,
+  stateDir: string | undefined,
+): CertInfo[] {
+  const out: CertInfo[] = [];
+  if (issuingDir !== undefined) out.push(certInfo(resolve(issuingDir), 'ca.crt', 'issuing-ca'));
+  if (stateDir !== undefined) {
+    const dir = resolve(stateDir);
+    if (!existsSync(join(dir, 'certs')))
+      throw new PkiError(`${dir} is not an enrolment state directory (no certs/)`);
+    const newest = new Map<string, { info: CertInfo; from: number }>();
+    for (const f of readdirSync(join(dir, 'certs')).sort()) {
+      if (!f.endsWith('.crt')) continue;
+      const info = certInfo(dir, `certs/${f}`, 'enrolled');
+      const from = Date.parse(new X509Certificate(readFileSync(join(dir, 'certs', f))).validFrom);
+      const prev = newest.get(info.subject);
+      if (!prev || from > prev.from || (from === prev.from && info.expiresAt > prev.info.expiresAt))
+        newest.set(info.subject, { info, from });
     }
-    return {
-      file,
-      kind,
-      subject: x.subject.split('\n').join(', '),
-      serial: x.serialNumber.toUpperCase(),
-      notAfter: x.validTo,
-      expiresAt: Date.parse(x.validTo),
-    };
-  });
+    out.push(
+      ...[...newest.values()].map((n) => n.info).sort((a, b) => a.subject.localeCompare(b.subject)),
+    );
+  }
+  return out;
 }
 
 /** The default warning window of every `nixfleet pki` command. */
@@ -554,4 +588,263 @@ export function renewCert(
     rmSync(join(dir, `${staging}.crt`), { force: true });
   }
   return { name, certPath: abs, keyPath: join(dir, `${base}.key`), serial: certSerial(abs) };
+}
+
+// ---- The enrolment issuing CA ----------------------------------------------------------------------
+// A second, online CA for the enrolment endpoint (control-plane/enrolment.ts): signed by the offline
+// fleet CA, and limited by its own certificate to what enrolment needs: pathlen 0 (no further CAs),
+// extended key usage clientAuth only (OpenSSL refuses it in a server chain), and name constraints
+// permitting only subjects under O=<fleet>, OU=agent (no operator certificate, no other fleet's name),
+// DNS names only under <fleet>.nixfleet.invalid and no IP address (so no usable server certificate).
+// Its key is the only signing key the control-plane side holds.
+//
+// Layout of an issuing directory:
+//   ca.key ca.crt ca.cnf fleet db/{index.txt,crlnumber}  crl.pem (its own CRL, empty: enrolled
+//   certificates are short-lived and revoked through the signed revocations)
+//   client-ca.pem (fleet CA + issuing CA: nginx's ssl_client_certificate)
+
+export interface IssuingCaPaths {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  crl: string;
+  /** Fleet CA + issuing CA, the trust anchors nginx (or the embedded server) checks client certificates against. */
+  clientCaBundle: string;
+}
+
+export function issuingCaPaths(dirArg: string): IssuingCaPaths {
+  const dir = resolve(dirArg);
+  return {
+    dir,
+    caCert: join(dir, 'ca.crt'),
+    caKey: join(dir, 'ca.key'),
+    crl: join(dir, 'crl.pem'),
+    clientCaBundle: join(dir, 'client-ca.pem'),
+  };
+}
+
+/** Extensions of the issuing CA certificate (see the section comment). */
+function issuingCaExtensions(fleet: string): string {
+  return `[ v3_issuing ]
+basicConstraints = critical,CA:TRUE,pathlen:0
+keyUsage = critical,keyCertSign,cRLSign
+extendedKeyUsage = clientAuth
+nameConstraints = critical,permitted;dirName:agent_names,permitted;DNS:${fleet}.nixfleet.invalid,excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0
+[ agent_names ]
+O = ${fleet}
+OU = agent
+`;
+}
+
+/** The issuing CA's own config: only for its CRL (leaf certificates are issued with `openssl x509 -req`). */
+function issuingCaConfig(crlDays: number): string {
+  return `[ ca ]
+default_ca = issuing_ca
+[ issuing_ca ]
+dir = .
+database = ./db/index.txt
+crlnumber = ./db/crlnumber
+certificate = ./ca.crt
+private_key = ./ca.key
+default_md = sha256
+default_crl_days = ${crlDays}
+`;
+}
+
+export interface IssuingCaOptions {
+  /** Validity of the issuing CA certificate (default 90 days; rotate by creating a new one). */
+  days?: number;
+}
+
+/**
+ * Creates the enrolment issuing CA in `outDir`, signed by the fleet CA of `pkiDir` (recorded in its
+ * database, so `pki revoke` can revoke it). Staged beside `outDir` and renamed into place.
+ */
+export function initIssuingCa(
+  pkiDirArg: string,
+  outDirArg: string,
+  opts: IssuingCaOptions = {},
+): IssuingCaPaths {
+  const pki = resolve(pkiDirArg);
+  requirePki(pki);
+  const out = resolve(outDirArg);
+  if (existsSync(out) && readdirSync(out).length > 0)
+    throw new PkiError(`${out} exists and is not empty; give a new or empty directory`);
+  const fleet = fleetOf(pki);
+  const days = opts.days ?? 90;
+  const staging = join(dirname(out), `.${basename(out)}.init-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(join(staging, 'db'), { recursive: true });
+  try {
+    writeFileSync(join(staging, 'db', 'index.txt'), '');
+    writeFileSync(join(staging, 'db', 'crlnumber'), '1000\n');
+    writeFileSync(join(staging, 'ca.cnf'), issuingCaConfig(days));
+    writeFileSync(join(staging, 'fleet'), fleet + '\n');
+    writeFileSync(join(staging, 'issuing.ext'), issuingCaExtensions(fleet));
+    genKey('ca.key', readAlgorithm(pki), staging);
+    openssl(
+      [
+        'req',
+        '-new',
+        '-key',
+        'ca.key',
+        '-subj',
+        `/O=${fleet}/OU=enrolment/CN=${fleet} issuing CA`,
+        '-out',
+        'ca.csr',
+      ],
+      staging,
+    );
+    openssl(
+      [
+        'ca',
+        '-batch',
+        '-config',
+        'ca.cnf',
+        '-extfile',
+        join(staging, 'issuing.ext'),
+        '-extensions',
+        'v3_issuing',
+        '-days',
+        String(days),
+        '-in',
+        join(staging, 'ca.csr'),
+        '-out',
+        join(staging, 'ca.crt'),
+        '-notext',
+      ],
+      pki,
+    );
+    rmSync(join(staging, 'ca.csr'));
+    writeFileSync(
+      join(staging, 'client-ca.pem'),
+      readFileSync(join(pki, 'ca.crt'), 'utf8') + readFileSync(join(staging, 'ca.crt'), 'utf8'),
+    );
+    openssl(['ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem'], staging);
+    if (existsSync(out)) rmdirSync(out);
+    renameSync(staging, out);
+  } catch (e) {
+    rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+  return issuingCaPaths(out);
+}
+
+/** Re-signs the issuing CA's (empty) CRL: nginx checks a CRL for every CA of a chain, and an expired one locks everyone out. */
+export function refreshIssuingCrl(dirArg: string): string {
+  const dir = resolve(dirArg);
+  openssl(['ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem.tmp'], dir);
+  writeFileAtomic(join(dir, 'crl.pem'), readFileSync(join(dir, 'crl.pem.tmp')));
+  rmSync(join(dir, 'crl.pem.tmp'));
+  return join(dir, 'crl.pem');
+}
+
+/** The fleet an issuing directory belongs to (its name constraints are for this O=). */
+export function issuingFleet(dirArg: string): string {
+  const dir = resolve(dirArg);
+  if (!existsSync(join(dir, 'ca.key')) || !existsSync(join(dir, 'fleet')))
+    throw new PkiError(
+      `${dir} is not an issuing CA directory (no ca.key / fleet); create one with: nixfleet pki issuing-ca --pki PKI --out ${dir}`,
+    );
+  return readFileSync(join(dir, 'fleet'), 'utf8').trim();
+}
+
+const LEAF_CLIENT_EXTENSIONS = `basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+`;
+
+/** A CSR's public key (SPKI PEM) after checking its self-signature; only P-256 and Ed25519 keys. */
+export function csrPublicKey(csrPem: string): string {
+  if (
+    !/^-----BEGIN CERTIFICATE REQUEST-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE REQUEST-----\n?$/.test(
+      csrPem,
+    )
+  )
+    throw new PkiError('csr: expected one PEM certificate request');
+  const out = openssl(['req', '-noout', '-verify', '-pubkey'], '/', csrPem);
+  const pem = /-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----\n/.exec(out)?.[0];
+  if (!pem) throw new PkiError('csr: no public key');
+  const key = createPublicKey(pem);
+  const ok =
+    key.asymmetricKeyType === 'ed25519' ||
+    (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1');
+  if (!ok)
+    throw new PkiError(
+      `csr: key type ${key.asymmetricKeyType} is not accepted (ECDSA P-256 or Ed25519)`,
+    );
+  return pem;
+}
+
+/** sha256 of a public key's DER SubjectPublicKeyInfo: one key, one digest, whatever wraps it. */
+export function publicKeyDigest(pem: string | KeyObject): string {
+  const key = typeof pem === 'string' ? createPublicKey(pem) : pem;
+  return sha256Digest(key.export({ type: 'spki', format: 'der' }));
+}
+
+export interface LeafSpec {
+  host: string;
+  /** Uppercase hex, chosen by the caller (recorded before issuing, so a retry issues the same serial). */
+  serial: string;
+  days: number;
+}
+
+/**
+ * Issues a host client certificate (CN = host, OU = agent, clientAuth, `days`) for a CSR's key from the
+ * issuing CA. Nothing of the CSR but its key is used. Written to `certOut` atomically.
+ */
+export function issueFromCsr(
+  issuingDirArg: string,
+  csrPem: string,
+  spec: LeafSpec,
+  certOut: string,
+): void {
+  const dir = resolve(issuingDirArg);
+  const fleet = issuingFleet(dir);
+  checkName(spec.host, 'host');
+  const tmp = mkdtempSync(join(dir, '.issue-'));
+  try {
+    writeFileSync(join(tmp, 'req.csr'), csrPem);
+    writeFileSync(join(tmp, 'leaf.ext'), LEAF_CLIENT_EXTENSIONS);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        join(tmp, 'req.csr'),
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-set_serial',
+        `0x${spec.serial}`,
+        '-days',
+        String(spec.days),
+        '-subj',
+        `/O=${fleet}/OU=agent/CN=${spec.host}`,
+        '-sha256',
+        '-extfile',
+        join(tmp, 'leaf.ext'),
+        '-out',
+        join(tmp, 'leaf.crt'),
+      ],
+      dir,
+    );
+    writeFileAtomic(certOut, readFileSync(join(tmp, 'leaf.crt')));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * nginx checks a CRL for every CA of a chain, from one file: the fleet CA's CRL and the issuing CA's,
+ * concatenated into `<issuing>/crl-chain.pem` (atomic). Rewrite it (and reload nginx) whenever either
+ * changes: `nixfleet nginx-config --issuing DIR` does.
+ */
+export function writeCrlChain(pkiDirArg: string, issuingDirArg: string): string {
+  const pki = pkiPaths(pkiDirArg);
+  const issuing = issuingCaPaths(issuingDirArg);
+  const out = join(issuing.dir, 'crl-chain.pem');
+  writeFileAtomic(out, readFileSync(pki.crl, 'utf8') + readFileSync(issuing.crl, 'utf8'));
+  return out;
 }

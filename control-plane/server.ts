@@ -147,7 +147,7 @@ class ReleaseWatcher {
 }
 
 /** Reads a request body up to `limit` bytes; null when larger (the rest is not read). */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? '0');
     if (declared > limit) return resolve(null);
@@ -294,7 +294,11 @@ async function openAckService(opts: CommonOptions): Promise<AckService> {
   return svc;
 }
 
-function listen(server: HttpServer | HttpsServer, port: number, host: string): Promise<number> {
+export function listen(
+  server: HttpServer | HttpsServer,
+  port: number,
+  host: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -304,7 +308,7 @@ function listen(server: HttpServer | HttpsServer, port: number, host: string): P
   });
 }
 
-function closeServer(server: HttpServer | HttpsServer): Promise<void> {
+export function closeServer(server: HttpServer | HttpsServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections();
@@ -434,16 +438,25 @@ export interface AckEndpointOptions extends CommonOptions {
 }
 
 /**
+ * Behind nginx the client identity comes from headers, which only a local proxy may set: without TLS of
+ * its own the endpoint listens on loopback or a unix socket only.
+ */
+function refuseExposedProxyListener(opts: AckEndpointOptions, host: string): void {
+  if (opts.tls || opts.socketPath || isLoopbackAddress(host) || host === 'localhost') return;
+  throw new Error(
+    `refusing to trust client identity headers on ${host}: behind nginx the ack ` +
+      `endpoint listens on loopback or a unix socket only (or give it TLS material ` +
+      `to terminate mTLS itself)`,
+  );
+}
+
+/**
  * The ack endpoint alone: POST /acks (and GET /metrics for operators), standalone mTLS or behind nginx
  * (loopback / unix socket).
  */
 export async function startAckEndpoint(opts: AckEndpointOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
-  if (!opts.tls && !opts.socketPath && !isLoopbackAddress(host) && host !== 'localhost') {
-    throw new Error(
-      `refusing to trust client identity headers on ${host}: behind nginx the ack endpoint listens on loopback or a unix socket only (or give it TLS material to terminate mTLS itself)`,
-    );
-  }
+  refuseExposedProxyListener(opts, host);
   const svc = await openAckService(opts);
   const watcher = new ReleaseWatcher(opts, svc);
   const metrics = new ControlPlaneMetrics();

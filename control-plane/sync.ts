@@ -2,7 +2,7 @@
 //   1. copy the incoming tree into versions/.staging-* (no symlinks, no special files, acks/ skipped),
 //   2. verify the COPY completely against the pinned trust root (the release walk, as verifyTree), so nothing can change
 //      between verification and serving,
-//   3. refuse anything older than what is installed (release version, timestamp, revocations, controls),
+//   3. refuse anything older than what is installed (release version, timestamp, revocations, controls, enrolment),
 //   4. rename the copy into versions/ and swap the `current` symlink atomically (rename over it),
 //   5. turn the signed revocations into nginx map files, and reload nginx (SIGHUP) if asked.
 // On any refusal the current tree keeps serving, untouched.
@@ -108,6 +108,7 @@ interface InstalledState {
   issuedAt: string;
   revocationsVersion: number;
   controlsVersion: number;
+  enrolmentVersion: number;
   timestampDigest: string;
 }
 
@@ -124,6 +125,7 @@ function installedState(treeDir: string): InstalledState | null {
     issuedAt: ts.issuedAt,
     revocationsVersion: ts.revocations.version,
     controlsVersion: ts.controls?.version ?? 0,
+    enrolmentVersion: ts.enrolment?.version ?? 0,
     timestampDigest: sha256Digest(bytes),
   };
 }
@@ -252,6 +254,13 @@ export async function syncTree(opts: SyncOptions): Promise<SyncResult> {
         throw new RollbackAttempt(
           TIMESTAMP_PATH,
           `incoming controls v${incoming.controls?.version ?? 'none'} are older than the installed v${current.controlsVersion}`,
+        );
+      }
+      // An older nonce document would allow a withdrawn enrolment token again.
+      if ((incoming.enrolment?.version ?? 0) < current.enrolmentVersion) {
+        throw new RollbackAttempt(
+          TIMESTAMP_PATH,
+          `incoming enrolment v${incoming.enrolment?.version ?? 'none'} is older than the installed v${current.enrolmentVersion}`,
         );
       }
     }

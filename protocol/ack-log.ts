@@ -23,7 +23,9 @@ export class AckLogCorrupt extends Error {
     detail: string,
   ) {
     super(
-      `${file}: corrupt record at byte ${offset} followed by valid records (${detail}); refusing to open: restore from a replica or re-collect acks from the agents`,
+      `${file}: corrupt record at byte ${offset} followed by valid records ` +
+        `(${detail}); refusing to open: restore from a replica or re-collect acks from ` +
+        `the agents`,
     );
     this.name = 'AckLogCorrupt';
   }

@@ -16,7 +16,10 @@ export type VerificationCode =
   | 'Malformed'
   | 'TooLarge'
   | 'WrongFleet'
-  | 'UnknownHost';
+  | 'UnknownHost'
+  | 'AckChainBroken'
+  | 'NonceRefused'
+  | 'KeyReused';
 
 export class VerificationError extends Error {
   readonly code: VerificationCode;
@@ -64,3 +67,11 @@ export function isVerificationError(e: unknown): e is VerificationError {
 // (so no host key to check it against), is never believed.
 export class WrongFleet extends kind('WrongFleet') {}
 export class UnknownHost extends kind('UnknownHost') {}
+// A host's ack history with a gap, a fork or a broken link (an evidence bundle: a dropped ack).
+export class AckChainBroken extends kind('AckChainBroken') {}
+
+// Enrolment (protocol/verify/enrolment.ts, control-plane/enrolment.ts): a token whose nonce the bound
+// nonce document does not allow (withdrawn, never minted) or that was already used; a CSR whose key is
+// the host's current certificate key or was certified before.
+export class NonceRefused extends kind('NonceRefused') {}
+export class KeyReused extends kind('KeyReused') {}

@@ -242,7 +242,9 @@ function readOpenSshPrivateKey(path: string, bytes: Buffer): SigningKey {
   if (cipher !== 'none' || kdf !== 'none') {
     throw new KeyFileError(
       path,
-      `the OpenSSH key is encrypted (cipher ${cipher}, kdf ${kdf}); the agent needs an unencrypted key, like sshd's host keys (ssh-keygen -p -N "" -f ${path} removes a passphrase)`,
+      `the OpenSSH key is encrypted (cipher ${cipher}, kdf ${kdf}); the agent needs ` +
+        `an unencrypted key, like sshd's host keys (ssh-keygen -p -N "" -f ${path} ` +
+        `removes a passphrase)`,
     );
   }
   const count = outer.uint32('the number of keys');

@@ -7,6 +7,10 @@ export const REVOCATIONS_PATH = 'revocations.json';
 export const controlsPath = (version: number): string => `controls-${version}.json`;
 export const CONTROLS_FILE_PATTERN = /^controls-([1-9][0-9]{0,15})\.json$/;
 
+/** Enrolment-role-signed nonce documents, one immutable file per version; the timestamp binds the current one. */
+export const enrolmentPath = (version: number): string => `enrolment-${version}.json`;
+export const ENROLMENT_FILE_PATTERN = /^enrolment-([1-9][0-9]{0,15})\.json$/;
+
 export const rootPath = (version: number): string => `root/${version}.json`;
 export const releaseDir = (version: number): string => `releases/${version}`;
 export const releaseIndexPath = (version: number): string => `releases/${version}/index.json`;

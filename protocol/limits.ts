@@ -5,6 +5,9 @@ export const LIMITS = {
   timestamp: 16 * 1024,
   revocations: 4 * 1024 * 1024,
   controls: 1024 * 1024,
+  enrolment: 1024 * 1024,
+  /** One enrolment request: a token, a host-signed request and a CSR. */
+  enrolmentRequest: 16 * 1024,
   releaseIndex: 64 * 1024 * 1024,
   hostManifest: 64 * 1024,
   channelPlan: 32 * 1024 * 1024,

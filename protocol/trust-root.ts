@@ -51,7 +51,18 @@ export interface CreateRootOptions {
   /** The operator role (signs controls only); omitted = no controls are accepted under this root. */
   operatorKeys?: readonly ReleaseKeyGrant[];
   operatorThreshold?: number;
+  /** The enrolment role (signs enrolment tokens and nonce documents only); omitted = no enrolment. */
+  enrolmentKeys?: readonly ReleaseKeyGrant[];
+  enrolmentThreshold?: number;
 }
+
+const windowedKey = (g: ReleaseKeyGrant) => ({
+  keyid: g.key.keyid,
+  publicKey: b64(g.key.publicKey),
+  name: g.key.name,
+  validFrom: g.validFrom,
+  validUntil: g.validUntil,
+});
 
 /** Builds an unsigned root document; schema violations are Malformed naming the field. */
 export function createRoot(o: CreateRootOptions): TrustRoot {
@@ -70,26 +81,20 @@ export function createRoot(o: CreateRootOptions): TrustRoot {
         name: k.name,
       })),
       rootThreshold: o.rootThreshold,
-      releaseKeys: o.releaseKeys.map((g) => ({
-        keyid: g.key.keyid,
-        publicKey: b64(g.key.publicKey),
-        name: g.key.name,
-        validFrom: g.validFrom,
-        validUntil: g.validUntil,
-      })),
+      releaseKeys: o.releaseKeys.map(windowedKey),
       releaseThreshold: o.releaseThreshold,
       cacheKeys: [...o.cacheKeys],
       rejectBefore: o.rejectBefore ?? null,
       ...(o.operatorKeys && o.operatorKeys.length > 0
         ? {
-            operatorKeys: o.operatorKeys.map((g) => ({
-              keyid: g.key.keyid,
-              publicKey: b64(g.key.publicKey),
-              name: g.key.name,
-              validFrom: g.validFrom,
-              validUntil: g.validUntil,
-            })),
+            operatorKeys: o.operatorKeys.map(windowedKey),
             operatorThreshold: o.operatorThreshold ?? 1,
+          }
+        : {}),
+      ...(o.enrolmentKeys && o.enrolmentKeys.length > 0
+        ? {
+            enrolmentKeys: o.enrolmentKeys.map(windowedKey),
+            enrolmentThreshold: o.enrolmentThreshold ?? 1,
           }
         : {}),
     },
@@ -317,10 +322,48 @@ export function verifyOperatorSigned(
   file: string,
   fileBytes?: Uint8Array,
 ): string[] {
-  if (root.operatorKeys === undefined || root.operatorThreshold === undefined) {
+  return verifyRoleSigned(env, root, file, 'operator', fileBytes);
+}
+
+/**
+ * Verifies a document signed by the enrolment role (enrolment tokens, enrolment-<n>.json), with the
+ * same rules as the operator role: a root without the role enrols nobody (UnknownKey), and neither
+ * release nor operator signatures count.
+ */
+export function verifyEnrolmentSigned(
+  env: SignedDocument<{ issuedAt: string }>,
+  root: TrustRoot,
+  file: string,
+  fileBytes?: Uint8Array,
+): string[] {
+  return verifyRoleSigned(env, root, file, 'enrolment', fileBytes);
+}
+
+/** What each separate role of the root may sign (named in the refusal of a root without the role). */
+const ROLE_SIGNS = { operator: 'controls', enrolment: 'enrolment tokens' } as const;
+type SeparateRole = keyof typeof ROLE_SIGNS;
+
+function roleOf(
+  root: TrustRoot,
+  role: SeparateRole,
+): { keys: WindowedKey[]; threshold: number } | undefined {
+  const keys = role === 'operator' ? root.operatorKeys : root.enrolmentKeys;
+  const threshold = role === 'operator' ? root.operatorThreshold : root.enrolmentThreshold;
+  return keys === undefined || threshold === undefined ? undefined : { keys, threshold };
+}
+
+function verifyRoleSigned(
+  env: SignedDocument<{ issuedAt: string }>,
+  root: TrustRoot,
+  file: string,
+  role: SeparateRole,
+  fileBytes?: Uint8Array,
+): string[] {
+  const grant = roleOf(root, role);
+  if (grant === undefined) {
     throw new UnknownKey(
       file,
-      `trust root v${root.version} has no operator role, so no controls are accepted`,
+      `trust root v${root.version} has no ${role} role, so no ${ROLE_SIGNS[role]} are accepted`,
     );
   }
   const issuedAt = parseIsoTime(env.signed.issuedAt);
@@ -328,32 +371,32 @@ export function verifyOperatorSigned(
   try {
     return verifyEnvelope(env, {
       file,
-      keys: keysValidAt(root.operatorKeys, issuedAt),
-      threshold: root.operatorThreshold,
-      role: 'operator',
+      keys: keysValidAt(grant.keys, issuedAt),
+      threshold: grant.threshold,
+      role,
       signedText,
     });
   } catch (e) {
     if (!(e instanceof UnknownKey || e instanceof ThresholdNotMet)) throw e;
     const all = new Map(
-      root.operatorKeys.map((k) => [
+      grant.keys.map((k) => [
         k.keyid,
         { name: k.name, keyid: k.keyid, publicKey: unb64(k.publicKey) },
       ]),
     );
     let signers: string[];
     try {
-      signers = verifyEnvelope(env, { file, keys: all, threshold: 1, role: 'operator' });
+      signers = verifyEnvelope(env, { file, keys: all, threshold: 1, role });
     } catch {
       throw e;
     }
-    const k = root.operatorKeys.find(
-      (x) => signers.includes(x.keyid) && !keysValidAt([x], issuedAt).size,
-    );
+    const k = grant.keys.find((x) => signers.includes(x.keyid) && !keysValidAt([x], issuedAt).size);
     if (k === undefined) throw e;
     throw new Expired(
       file,
-      `signed by operator key "${k.name}" (${k.keyid.slice(0, 16)}) valid from ${k.validFrom} until ${k.validUntil}, which does not include the issuedAt ${env.signed.issuedAt}`,
+      `signed by ${role} key "${k.name}" (${k.keyid.slice(0, 16)}) valid ` +
+        `from ${k.validFrom} until ${k.validUntil}, which does not include the ` +
+        `issuedAt ${env.signed.issuedAt}`,
     );
   }
 }

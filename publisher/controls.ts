@@ -34,10 +34,15 @@ import { PublishRefused } from './errors.ts';
 
 /** Highest n of the controls-<n>.json files in the tree directory (0 = none). */
 export function highestControlsVersion(treeDir: string): number {
+  return highestFileVersion(treeDir, CONTROLS_FILE_PATTERN);
+}
+
+/** Highest n of the top-level files matching `pattern` (its group 1 is n; 0 = none). */
+export function highestFileVersion(treeDir: string, pattern: RegExp): number {
   if (!existsSync(treeDir)) return 0;
   let max = 0;
   for (const f of readdirSync(treeDir)) {
-    const m = CONTROLS_FILE_PATTERN.exec(f);
+    const m = pattern.exec(f);
     if (m) max = Math.max(max, Number(m[1]));
   }
   return max;
@@ -68,20 +73,50 @@ export function controlsBinding(
   root: TrustRoot,
   current: Timestamp | undefined,
 ): { version: number; file: FileRef } | undefined {
-  const version = highestControlsVersion(treeDir);
-  const bound = current?.controls?.version ?? 0;
-  if (version === 0 && bound === 0) return undefined;
-  if (version < bound)
+  return boundDocumentBinding({
+    treeDir,
+    root,
+    what: 'controls',
+    role: 'operator',
+    version: highestControlsVersion(treeDir),
+    bound: current?.controls?.version ?? 0,
+    pathOf: controlsPath,
+    read: (version) => readTreeControls(treeDir, version, root),
+  });
+}
+
+/**
+ * The binding of a role-signed, versioned document (controls, enrolment nonces) for the next timestamp:
+ * the newest version in the tree, verified against the newest root, never older than what the current
+ * timestamp binds (agents would refuse it as a rollback).
+ */
+export function boundDocumentBinding(o: {
+  treeDir: string;
+  root: TrustRoot;
+  what: string;
+  role: string;
+  version: number;
+  bound: number;
+  pathOf: (version: number) => string;
+  read: (version: number) => { bytes: Uint8Array; file: string };
+}): { version: number; file: FileRef } | undefined {
+  if (o.version === 0 && o.bound === 0) return undefined;
+  if (o.version < o.bound)
     throw new PublishRefused(
-      `the tree's newest controls are v${version}, but timestamp.json already binds v${bound}; restore ${controlsPath(bound)}`,
+      `the tree's newest ${o.what} are v${o.version}, but timestamp.json already binds v${o.bound}; restore ${o.pathOf(o.bound)}`,
     );
   try {
-    const { bytes, file } = readTreeControls(treeDir, version, root);
-    return { version, file: { path: file, digest: sha256Digest(bytes), length: bytes.length } };
+    const { bytes, file } = o.read(o.version);
+    return {
+      version: o.version,
+      file: { path: file, digest: sha256Digest(bytes), length: bytes.length },
+    };
   } catch (e) {
     if (isVerificationError(e))
       throw new PublishRefused(
-        `${e.file} does not verify against the operator role of trust root v${root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or sign a newer controls version)`,
+        `${e.file} does not verify against the ${o.role} role of trust root ` +
+          `v${o.root.version} (${e.code}: ${e.detail}); refusing to bind it (remove it, or ` +
+          `sign a newer ${o.what} version)`,
       );
     throw e;
   }
@@ -166,7 +201,7 @@ export function writeControls(o: WriteControlsOptions): WriteControlsResult {
 }
 
 /** Atomic and exclusive: the file appears complete or not at all, and an existing one is never replaced. */
-function writeNewFile(path: string, bytes: Uint8Array): void {
+export function writeNewFile(path: string, bytes: Uint8Array): void {
   const tmp = join(
     dirname(path),
     `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
@@ -177,7 +212,7 @@ function writeNewFile(path: string, bytes: Uint8Array): void {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST')
       throw new PublishRefused(
-        `${basename(path)} already exists: another control was signed at the same time; run the command again`,
+        `${basename(path)} already exists: another version was signed at the same time; run the command again`,
       );
     throw e;
   } finally {

@@ -1,7 +1,8 @@
 // The resolved view of a valid fleet, as `nixfleet validate --json` prints it and as the golden fixtures
 // (tests/fixtures/fleets/golden/*/expected.json) record it.
 import type { ValidFleet } from './validate.ts';
-import type { Threshold, Selector } from '../protocol/index.ts';
+import type { Threshold, Selector, StaticControlResult } from '../protocol/index.ts';
+import { channelCompliance, hostCompliance } from './compliance.ts';
 
 export interface ResolutionView {
   fleet: string;
@@ -25,6 +26,15 @@ export interface ResolutionView {
         offlineExcuseLimit: number;
         hosts: string[];
       }[];
+      /** Only for a channel that names compliance frameworks. */
+      compliance?: {
+        mode: string;
+        frameworks: string[];
+        /** `framework/control` of each runtime control the agents run. */
+        runtime: string[];
+        /** Each host's static controls as CI evaluated them (signed into its manifest). */
+        static: Record<string, StaticControlResult[]>;
+      };
     }
   >;
   budgets: {
@@ -58,6 +68,7 @@ export function describeResolution(v: ValidFleet): ResolutionView {
         offlineExcuseLimit: w.offlineExcuseLimit,
         hosts: w.hosts,
       })),
+      ...complianceView(v, name, c.waves),
     };
   }
   return {
@@ -66,6 +77,24 @@ export function describeResolution(v: ValidFleet): ResolutionView {
     channels,
     budgets: v.resolved.budgets,
     warnings: v.warnings,
+  };
+}
+
+function complianceView(
+  v: ValidFleet,
+  channel: string,
+  waves: readonly { hosts: readonly string[] }[],
+): Pick<ResolutionView['channels'][string], 'compliance'> {
+  const c = channelCompliance(v.fleet, channel);
+  if (!c) return {};
+  const hosts = waves.flatMap((w) => w.hosts).sort();
+  return {
+    compliance: {
+      mode: c.mode,
+      frameworks: c.frameworks,
+      runtime: c.runtime.map((r) => `${r.framework}/${r.control}`),
+      static: Object.fromEntries(hosts.map((h) => [h, hostCompliance(v.fleet, h)?.static ?? []])),
+    },
   };
 }
 
@@ -90,6 +119,17 @@ export function formatResolution(view: ResolutionView): string {
       );
     }
     for (const e of c.hostEdges) lines.push(`  edge ${e.before} -> ${e.after}`);
+    if (c.compliance) {
+      const { mode, frameworks, runtime, static: byHost } = c.compliance;
+      lines.push(
+        `  compliance ${mode}: ${frameworks.join(', ')}; runtime controls: ${runtime.join(', ') || '(none)'}`,
+      );
+      for (const [host, results] of Object.entries(byHost))
+        for (const r of results)
+          lines.push(
+            `  ${r.ok ? 'pass' : 'FAIL'} ${host} ${r.framework}/${r.control}: ${r.evidence}`,
+          );
+    }
   }
   for (const b of view.budgets)
     lines.push(`budget ${b.id}: at most ${b.maxInFlight} of ${b.hosts.length} hosts in flight`);

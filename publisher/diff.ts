@@ -212,9 +212,9 @@ export function describeDiff(d: ReleaseDiff, maxHosts = 20): string[] {
           ? ', new rollout'
           : ', same rollout (soaks kept)'
         : '';
-    lines.push(
-      `  channel ${c.channel}: ${c.change}${restart}${c.targets.length ? `, ${c.targets.length} target change(s)` : ''}${c.settings.length ? `; ${c.settings.join('; ')}` : ''}`,
-    );
+    const targets = c.targets.length ? `, ${c.targets.length} target change(s)` : '';
+    const settings = c.settings.length ? `; ${c.settings.join('; ')}` : '';
+    lines.push(`  channel ${c.channel}: ${c.change}${restart}${targets}${settings}`);
     for (const t of c.targets.slice(0, maxHosts))
       lines.push(`    ${t.host}: ${t.from ?? '(not in channel)'} -> ${t.to ?? '(not in channel)'}`);
     if (c.targets.length > maxHosts) lines.push(`    ... and ${c.targets.length - maxHosts} more`);

@@ -22,6 +22,7 @@ import { fastCanonical } from './jcs.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { ResolvedFleet } from './waves.ts';
 import { parseHostKey } from './host-key.ts';
+import { channelCompliance, hostCompliance } from './compliance.ts';
 
 export interface TreeFile {
   /** Tree-relative path. */
@@ -86,6 +87,11 @@ const SIGNATURE_ENTRY_LENGTH = '{"keyid":"","sig":""},'.length + 64 + 88;
 
 export function fileRef(path: string, bytes: Buffer): FileRef {
   return { path, digest: sha256Digest(bytes), length: bytes.length };
+}
+
+/** `{ [key]: value }`, or nothing when value is undefined (an optional field stays absent, not null). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return value === undefined ? {} : ({ [key]: value } as { [k in K]?: V });
 }
 
 function rawHostKey(text: string): string {
@@ -205,6 +211,7 @@ function signChannelPlans({
         hosts,
         hostEdges: ch.hostEdges,
         gatedBy: ch.gatedBy,
+        ...optional('compliance', channelCompliance(fleet, ch.name)),
       } satisfies ChannelPlan),
     );
   }
@@ -244,6 +251,7 @@ function signHostManifests(
           healthyPassesRequired: policy.healthyPassesRequired,
           confirmDeadlineSeconds: c.confirmDeadlineSeconds,
           cacheUrl: fleet.cacheUrl ?? null,
+          ...optional('compliance', hostCompliance(fleet, name)),
         } satisfies HostManifest;
         indexHosts[name] = {
           channel: ch.name,

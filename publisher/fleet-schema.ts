@@ -21,10 +21,70 @@ import {
   MaintenanceWindow,
   RebootPolicy,
   DeferredHosts,
+  ComplianceId,
+  ComplianceMode,
 } from '../protocol/index.ts';
 import { parseHostKey } from './host-key.ts';
 
 export const PolicyName = Name;
+
+/**
+ * An attribute path into a NixOS configuration's `config` (`services.openssh.settings.PasswordAuthentication`):
+ * dot-separated Nix identifiers, so that `lib.attrByPath` in mkHost reads exactly the option named.
+ */
+export const FactPath = z
+  .string()
+  .max(256)
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_'-]*(\.[A-Za-z_][A-Za-z0-9_'-]*){0,31}$/,
+    'must be an attribute path like services.openssh.enable (dot-separated identifiers)',
+  );
+
+/**
+ * What a static control expects of its fact. A small set an auditor reads at a glance: an exact value,
+ * one of a list, or merely set (not absent, not null). A fact that is not set fails equals and oneOf too.
+ */
+export const StaticExpect = z.union([
+  z.strictObject({ equals: z.json() }),
+  z.strictObject({ oneOf: z.array(z.json()).min(1).max(64) }),
+  z.strictObject({ present: z.literal(true) }),
+]);
+export type StaticExpect = z.infer<typeof StaticExpect>;
+
+const ControlDescription = z.string().min(1).max(512);
+
+/**
+ * A control: `static` is evaluated by CI from the host's configuration facts (validate/publish);
+ * `runtime` is a command the agent runs after activation, with the health probes (argv, no shell).
+ */
+export const ComplianceControl = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('static'),
+    description: ControlDescription,
+    fact: FactPath,
+    expect: StaticExpect,
+  }),
+  z.strictObject({
+    kind: z.literal('runtime'),
+    description: ControlDescription,
+    argv: z.array(z.string().max(4096)).min(1).max(64),
+    expectExit: z.number().int().min(0).max(255),
+    timeoutMs: z.number().int().min(1).max(600_000),
+  }),
+]);
+export type ComplianceControl = z.infer<typeof ComplianceControl>;
+
+export const ComplianceFramework = z.strictObject({
+  description: ControlDescription,
+  controls: z.record(ComplianceId, ComplianceControl),
+});
+export type ComplianceFramework = z.infer<typeof ComplianceFramework>;
+
+/** A channel's compliance: the frameworks its hosts must meet, and what a failure does. */
+export const ChannelComplianceSpec = z.strictObject({
+  frameworks: z.array(ComplianceId).min(1).max(32),
+  mode: ComplianceMode,
+});
 
 const Percent = z
   .number()
@@ -51,6 +111,8 @@ export const FleetHost = z.strictObject({
     .string()
     .regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex digits (/etc/machine-id)')
     .optional(),
+  /** Configuration facts static controls read (mkHost fills them from `nixosConfiguration.config`). */
+  facts: z.record(FactPath, z.json()).optional(),
 });
 export type FleetHost = z.infer<typeof FleetHost>;
 
@@ -83,6 +145,7 @@ export const FleetChannel = z.strictObject({
   maintenanceWindows: z.array(MaintenanceWindow).max(32).default([]),
   /** When a host whose closure needs a reboot may reboot into it (protocol/schemas/release.ts). */
   reboot: RebootPolicy.default('never'),
+  compliance: ChannelComplianceSpec.optional(),
 });
 export type FleetChannel = z.infer<typeof FleetChannel>;
 
@@ -157,6 +220,7 @@ export const Fleet = z.strictObject({
   hosts: z.record(HostName, FleetHost),
   channels: z.record(ChannelName, FleetChannel),
   policies: z.record(PolicyName, FleetPolicy),
+  complianceFrameworks: z.record(ComplianceId, ComplianceFramework).optional(),
   hostEdges: z.array(HostEdge).max(100_000).default([]),
   channelEdges: z.array(ChannelEdge).max(1024).default([]),
   disruptionBudgets: z.array(FleetBudget).max(1024).default([]),

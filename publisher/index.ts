@@ -4,6 +4,7 @@ export { currentTreeControls, writeControls } from './controls.ts';
 export type { ControlsBody, WriteControlsResult } from './controls.ts';
 export { describeResolution, formatResolution } from './describe.ts';
 export { describeDiff } from './diff.ts';
+export { mintEnrolmentToken, withdrawEnrolmentNonces } from './enrolment.ts';
 export { PublishRefused } from './errors.ts';
 export { evalFlake, FleetInputError, readFleetFile } from './fleet-input.ts';
 export type { FleetInput } from './fleet-schema.ts';

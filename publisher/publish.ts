@@ -23,6 +23,7 @@ import {
   type FileRef,
   Timestamp,
   type SignedRoot,
+  type SignedDocument,
 } from '../protocol/index.ts';
 import { buildRelease } from './documents.ts';
 import { PublishRefused, writingFile } from './errors.ts';
@@ -40,6 +41,7 @@ import { noteValidHostKeys } from './host-key.ts';
 import { vouchedHostKeys } from './vouched-keys.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 import { controlsBinding } from './controls.ts';
+import { enrolmentBinding } from './enrolment.ts';
 import { diffRelease, readCurrentRelease, type ReleaseDiff } from './diff.ts';
 
 /** `cache`: reading the binary cache's narinfos; `commit`: the release directory is in place; revocations
@@ -151,6 +153,7 @@ export function signTimestamp(o: {
   release: { version: number; index: FileRef };
   revocations: { version: number; file: FileRef };
   controls?: { version: number; file: FileRef } | undefined;
+  enrolment?: { version: number; file: FileRef } | undefined;
   keys: readonly SigningKey[];
 }): Buffer {
   const issuedAtSec = Math.floor(o.now / 1000) * 1000;
@@ -164,6 +167,7 @@ export function signTimestamp(o: {
     release: o.release,
     revocations: o.revocations,
     ...(o.controls ? { controls: o.controls } : {}),
+    ...(o.enrolment ? { enrolment: o.enrolment } : {}),
   });
   return envelopeBytes(signDocument(doc, o.keys));
 }
@@ -257,12 +261,16 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   const cacheKeys = trust.root.signed.cacheKeys;
   if (fleet.cacheUrl === undefined) {
     throw new PublishRefused(
-      'the fleet has no cacheUrl, so hosts could not fetch their closures and the publisher cannot check them; set cacheUrl in the fleet, or pass --no-cache-check if hosts get their closures another way',
+      'the fleet has no cacheUrl, so hosts could not fetch their closures and the ' +
+        'publisher cannot check them; set cacheUrl in the fleet, or pass ' +
+        '--no-cache-check if hosts get their closures another way',
     );
   }
   if (cacheKeys.length === 0) {
     throw new PublishRefused(
-      `trust root v${trust.root.signed.version} lists no cache keys, so hosts trust no closure signature; add one (nixfleet trust rotate --cache-key name:base64), or pass --no-cache-check`,
+      `trust root v${trust.root.signed.version} lists no cache keys, so hosts trust ` +
+        `no closure signature; add one (nixfleet trust rotate --cache-key ` +
+        `name:base64), or pass --no-cache-check`,
     );
   }
   const t = performance.now();
@@ -281,7 +289,12 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   });
   if (report.problems.length > 0) {
     throw new PublishRefused(
-      `${report.problems.length} store path(s) are not in the binary cache ${report.cacheUrl} with a valid signature by a cache key of trust root v${trust.root.signed.version} (checked ${report.checked} paths: ${report.targets} targets and their closures):\n${describeCacheProblems(report)}\npush the closures with \`nix copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
+      `${report.problems.length} store path(s) are not in the binary ` +
+        `cache ${report.cacheUrl} with a valid signature by a cache key of trust root ` +
+        `v${trust.root.signed.version} (checked ${report.checked} ` +
+        `paths: ${report.targets} targets and their ` +
+        `closures):\n${describeCacheProblems(report)}\npush the closures with \`nix ` +
+        `copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
     );
   }
   return commit(opts, prepared, {
@@ -294,198 +307,299 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
   });
 }
 
+/** Wall and CPU time at one moment, ms. */
+interface Clock {
+  wall: number;
+  cpu: number;
+}
+function clock(): Clock {
+  return { wall: performance.now(), cpu: cpuMs() };
+}
+
+/**
+ * Under the tree's lock: pick the version, leave an identical fleet alone (ifIdentical 'skip'), build and
+ * sign the release, diff it against the current one, then (unless a dry run) write it in the crash-safe
+ * order at the top of this file.
+ */
 function commit(
   opts: PublishOptions,
   prepared: Prepared,
   cacheCheck: CacheCheckSummary,
 ): PublishResult {
-  const { fleet, resolved, warnings, trust, t0, c0 } = prepared;
-  const root = trust.root.signed;
-  const progress = opts.onProgress ?? (() => {});
+  const rootVersion = prepared.trust.root.signed.version;
   // The sign phase starts here, after the cache check (reported on its own in cacheCheck.ms).
-  const tResolved = performance.now();
-  const cResolved = cpuMs();
-
+  const signStart = clock();
   const unlock = acquireLock(opts.treeDir);
   try {
     removeStaleTemps(opts.treeDir);
     const current = readCurrentTimestamp(opts.treeDir);
-    const previousVersion = Math.max(
-      current?.signed.release.version ?? 0,
-      highestReleaseDir(opts.treeDir),
-    );
-    if (current && opts.now < parseIsoTime(current.signed.issuedAt)) {
-      throw new PublishRefused(
-        `the publish time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${current.signed.issuedAt}; is the clock wrong?`,
-      );
-    }
-    const version = opts.version ?? previousVersion + 1;
-    if (!Number.isSafeInteger(version) || version < 1)
-      throw new PublishRefused(`version must be a positive integer, got ${version}`);
-    if (version <= previousVersion)
-      throw new PublishRefused(
-        `version ${version} is not greater than the tree's version ${previousVersion}; release versions strictly increase`,
-      );
-
-    const issuedAt = isoTime(opts.now);
+    const { version, previousVersion } = nextVersion(opts, current);
     const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
-    // For the diff and the identical-fleet check only: a current release whose files are damaged or
-    // gone is replaced by this publish like before, and diffed as if there were none.
-    let currentRelease: ReturnType<typeof readCurrentRelease> | null = null;
-    try {
-      if (current) currentRelease = readCurrentRelease(opts.treeDir, current.signed);
-    } catch {
-      currentRelease = null;
-    }
+    const currentRelease = readIntactRelease(opts.treeDir, current);
     // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
     if (
       opts.ifIdentical === 'skip' &&
       !opts.dryRun &&
       currentRelease &&
       currentRelease.index.fleetDigest === fleetDigest &&
-      currentRelease.index.rootVersion === root.version
-    ) {
-      const ts = current!.signed;
-      return {
-        status: 'unchanged',
-        diff: {
-          currentVersion: ts.release.version,
-          identical: true,
-          channels: [...currentRelease.plans.values()].map((p) => ({
-            channel: p.channel,
-            change: 'unchanged' as const,
-            rolloutId: { from: p.rolloutId, to: p.rolloutId },
-            restartsRollout: false,
-            targets: [],
-            settings: [],
-          })),
-          budgets: [],
-        },
-        version: ts.release.version,
-        previousVersion: ts.release.version,
-        rootVersion: root.version,
-        hosts: Object.keys(currentRelease.index.hosts).length,
-        rolloutIds: Object.fromEntries(
-          Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId]),
-        ),
-        index: ts.release.index,
-        revocations: ts.revocations,
-        timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
-        warnings,
-        cacheCheck,
-        timings: { resolve: prepared.resolveMs, sign: 0, write: 0, total: performance.now() - t0 },
-        cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - c0 },
-      };
-    }
-    const built = buildRelease({
-      fleet,
-      resolved,
-      version,
-      issuedAt,
-      rootVersion: root.version,
-      fleetDigest,
-      source: opts.source ?? null,
-      keys: opts.releaseKeys,
-      onSigned: (done, total) => progress({ phase: 'sign', done, total }),
-    });
-    const previousRevocations = readBoundRevocations(opts.treeDir, current?.signed);
-    const revocations = planRevocations(
-      fleet,
-      previousRevocations && current
-        ? { doc: previousRevocations, ref: current.signed.revocations.file }
-        : undefined,
-      current?.signed.revocations.version ?? 0,
-      issuedAt,
-      opts.releaseKeys,
-      root.rejectBefore,
-    );
-    const timestamp = signTimestamp({
-      fleet: fleet.fleet,
-      now: opts.now,
-      lifetimeSeconds: timestampLifetimeSeconds(
-        Object.values(fleet.channels).map((c) => c.freshnessSeconds),
-      ),
-      rootVersion: root.version,
-      release: { version, index: built.index },
-      revocations: { version: revocations.version, file: revocations.ref },
-      controls: controlsBinding(opts.treeDir, root, current?.signed),
-      keys: opts.releaseKeys,
-    });
-    const tSigned = performance.now();
-    const cSigned = cpuMs();
-    const diff = diffRelease(currentRelease, built.files, {
-      fleetDigest,
-      rootVersion: root.version,
-    });
-    const ts = JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp };
-    const result = (
-      status: PublishResult['status'],
-      tWritten: number,
-      cWritten: number,
-    ): PublishResult => ({
-      status,
-      diff,
+      currentRelease.index.rootVersion === rootVersion
+    )
+      return unchangedResult(current!.signed, currentRelease, prepared, cacheCheck);
+    const signed = signRelease(opts, prepared, current, version, fleetDigest);
+    const signEnd = clock();
+    const facts: PublishFacts = {
+      diff: diffRelease(currentRelease, signed.built.files, { fleetDigest, rootVersion }),
       version,
       previousVersion,
-      rootVersion: root.version,
-      hosts: Object.keys(fleet.hosts).length,
-      rolloutIds: Object.fromEntries(
-        Object.values(resolved.channels).map((c) => [c.name, c.rolloutId]),
-      ),
-      index: built.index,
-      revocations: { version: revocations.version, file: revocations.ref },
-      timestamp: { issuedAt: ts.signed.issuedAt, expires: ts.signed.expires },
-      warnings,
+      signed,
       cacheCheck,
-      timings: {
-        resolve: prepared.resolveMs,
-        sign: tSigned - tResolved,
-        write: tWritten - tSigned,
-        total: tWritten - t0,
-      },
-      cpu: {
-        resolve: prepared.resolveCpuMs,
-        sign: cSigned - cResolved,
-        write: cWritten - cSigned,
-        total: cWritten - c0,
-      },
-    });
-    if (opts.dryRun) return result('dry-run', performance.now(), cpuMs());
-
-    const notPublished = `release ${version} was not published and the tree still serves the previous release`;
-    const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) =>
-      writingFile(join(opts.treeDir, path), notPublished, () =>
-        writeFileAtomic(join(opts.treeDir, path), bytes, o),
-      );
-    for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
-    installReleaseDir(opts.treeDir, version, built.files, (done, total) =>
-      progress({ phase: 'write', done, total }),
-    );
-    progress({ phase: 'commit', done: 0, total: 1 });
-    try {
-      if (revocations.file) write(revocations.file.path, revocations.file.bytes);
-      write(TIMESTAMP_PATH, timestamp, { advanceMtime: true });
-    } catch (e) {
-      // Until timestamp.json names it, releases/<v> is unreferenced: remove it so that a failed commit
-      // (full disk) frees what it took and `refresh` of the previous release keeps working.
-      if (readCurrentTimestamp(opts.treeDir)?.signed.release.version !== version)
-        rmSync(join(opts.treeDir, releaseDir(version)), { recursive: true, force: true });
-      throw e;
-    }
-    const revocationBytes = readFileSync(join(opts.treeDir, revocations.ref.path));
-    const mirror = join(opts.treeDir, REVOCATIONS_PATH);
-    if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes))
-      writingFile(
-        mirror,
-        `release ${version} is published; the ${REVOCATIONS_PATH} mirror stays stale until the next publish`,
-        () => writeFileAtomic(mirror, revocationBytes, { advanceMtime: true }),
-      );
-    const tWritten = performance.now();
-    const cWritten = cpuMs();
-    progress({ phase: 'done', done: 1, total: 1 });
-
-    return result('published', tWritten, cWritten);
+    };
+    if (opts.dryRun)
+      return publishResult('dry-run', facts, prepared, [signStart, signEnd, clock()]);
+    writeRelease(opts, prepared.trust, version, signed);
+    const written = clock();
+    opts.onProgress?.({ phase: 'done', done: 1, total: 1 });
+    return publishResult('published', facts, prepared, [signStart, signEnd, written]);
   } finally {
     unlock();
   }
+}
+
+/** The version to publish (opts.version or the next one) and the highest the tree already has. */
+function nextVersion(
+  opts: PublishOptions,
+  current: SignedDocument<Timestamp> | undefined,
+): { version: number; previousVersion: number } {
+  const previousVersion = Math.max(
+    current?.signed.release.version ?? 0,
+    highestReleaseDir(opts.treeDir),
+  );
+  if (current && opts.now < parseIsoTime(current.signed.issuedAt)) {
+    throw new PublishRefused(
+      `the publish time ${isoTime(opts.now)} is before the current timestamp's issuedAt ` +
+        `${current.signed.issuedAt}; is the clock wrong?`,
+    );
+  }
+  const version = opts.version ?? previousVersion + 1;
+  if (!Number.isSafeInteger(version) || version < 1)
+    throw new PublishRefused(`version must be a positive integer, got ${version}`);
+  if (version <= previousVersion)
+    throw new PublishRefused(
+      `version ${version} is not greater than the tree's version ${previousVersion}; ` +
+        `release versions strictly increase`,
+    );
+  return { version, previousVersion };
+}
+
+type CurrentRelease = ReturnType<typeof readCurrentRelease>;
+
+/**
+ * The current release, for the diff and the identical-fleet check only: a current release whose files
+ * are damaged or gone is replaced by this publish like before, and diffed as if there were none.
+ */
+function readIntactRelease(
+  treeDir: string,
+  current: SignedDocument<Timestamp> | undefined,
+): CurrentRelease | null {
+  try {
+    return current ? readCurrentRelease(treeDir, current.signed) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The result of a publish that leaves the tree as it is: the current release, every channel unchanged. */
+function unchangedResult(
+  ts: Timestamp,
+  currentRelease: CurrentRelease,
+  prepared: Prepared,
+  cacheCheck: CacheCheckSummary,
+): PublishResult {
+  return {
+    status: 'unchanged',
+    diff: {
+      currentVersion: ts.release.version,
+      identical: true,
+      channels: [...currentRelease.plans.values()].map((p) => ({
+        channel: p.channel,
+        change: 'unchanged' as const,
+        rolloutId: { from: p.rolloutId, to: p.rolloutId },
+        restartsRollout: false,
+        targets: [],
+        settings: [],
+      })),
+      budgets: [],
+    },
+    version: ts.release.version,
+    previousVersion: ts.release.version,
+    rootVersion: prepared.trust.root.signed.version,
+    hosts: Object.keys(currentRelease.index.hosts).length,
+    rolloutIds: Object.fromEntries(
+      Object.entries(currentRelease.index.channels).map(([c, e]) => [c, e.rolloutId]),
+    ),
+    index: ts.release.index,
+    revocations: ts.revocations,
+    timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
+    warnings: prepared.warnings,
+    cacheCheck,
+    timings: {
+      resolve: prepared.resolveMs,
+      sign: 0,
+      write: 0,
+      total: performance.now() - prepared.t0,
+    },
+    cpu: { resolve: prepared.resolveCpuMs, sign: 0, write: 0, total: cpuMs() - prepared.c0 },
+  };
+}
+
+/** A release signed in memory: its files, its revocations and the timestamp that will switch to it. */
+interface SignedRelease {
+  built: ReturnType<typeof buildRelease>;
+  revocations: ReturnType<typeof planRevocations>;
+  timestamp: Buffer;
+  /** The timestamp's signed fields, as written. */
+  ts: Timestamp;
+}
+
+/** Builds and signs release `version`, the revocations it binds and its timestamp. */
+function signRelease(
+  opts: PublishOptions,
+  prepared: Prepared,
+  current: SignedDocument<Timestamp> | undefined,
+  version: number,
+  fleetDigest: string,
+): SignedRelease {
+  const { fleet, resolved, trust } = prepared;
+  const root = trust.root.signed;
+  const issuedAt = isoTime(opts.now);
+  const built = buildRelease({
+    fleet,
+    resolved,
+    version,
+    issuedAt,
+    rootVersion: root.version,
+    fleetDigest,
+    source: opts.source ?? null,
+    keys: opts.releaseKeys,
+    onSigned: (done, total) => opts.onProgress?.({ phase: 'sign', done, total }),
+  });
+  const previousRevocations = readBoundRevocations(opts.treeDir, current?.signed);
+  const revocations = planRevocations(
+    fleet,
+    previousRevocations && current
+      ? { doc: previousRevocations, ref: current.signed.revocations.file }
+      : undefined,
+    current?.signed.revocations.version ?? 0,
+    issuedAt,
+    opts.releaseKeys,
+    root.rejectBefore,
+  );
+  const timestamp = signTimestamp({
+    fleet: fleet.fleet,
+    now: opts.now,
+    lifetimeSeconds: timestampLifetimeSeconds(
+      Object.values(fleet.channels).map((c) => c.freshnessSeconds),
+    ),
+    rootVersion: root.version,
+    release: { version, index: built.index },
+    revocations: { version: revocations.version, file: revocations.ref },
+    controls: controlsBinding(opts.treeDir, root, current?.signed),
+    enrolment: enrolmentBinding(opts.treeDir, root, current?.signed),
+    keys: opts.releaseKeys,
+  });
+  const ts = (JSON.parse(timestamp.toString('utf8')) as { signed: Timestamp }).signed;
+  return { built, revocations, timestamp, ts };
+}
+
+/** What a signed (published or dry-run) release's result reports. */
+interface PublishFacts {
+  diff: ReleaseDiff;
+  version: number;
+  previousVersion: number;
+  signed: SignedRelease;
+  cacheCheck: CacheCheckSummary;
+}
+
+/** The result, with the sign phase from the first to the second clock and the write phase to the third. */
+function publishResult(
+  status: 'published' | 'dry-run',
+  facts: PublishFacts,
+  prepared: Prepared,
+  [signStart, signEnd, written]: [Clock, Clock, Clock],
+): PublishResult {
+  const { built, revocations, ts } = facts.signed;
+  return {
+    status,
+    diff: facts.diff,
+    version: facts.version,
+    previousVersion: facts.previousVersion,
+    rootVersion: prepared.trust.root.signed.version,
+    hosts: Object.keys(prepared.fleet.hosts).length,
+    rolloutIds: Object.fromEntries(
+      Object.values(prepared.resolved.channels).map((c) => [c.name, c.rolloutId]),
+    ),
+    index: built.index,
+    revocations: { version: revocations.version, file: revocations.ref },
+    timestamp: { issuedAt: ts.issuedAt, expires: ts.expires },
+    warnings: prepared.warnings,
+    cacheCheck: facts.cacheCheck,
+    timings: {
+      resolve: prepared.resolveMs,
+      sign: signEnd.wall - signStart.wall,
+      write: written.wall - signEnd.wall,
+      total: written.wall - prepared.t0,
+    },
+    cpu: {
+      resolve: prepared.resolveCpuMs,
+      sign: signEnd.cpu - signStart.cpu,
+      write: written.cpu - signEnd.cpu,
+      total: written.cpu - prepared.c0,
+    },
+  };
+}
+
+/**
+ * Writes the signed release in the crash-safe order: new roots, releases/<v>/, revocations, the timestamp
+ * (which switches agents to it), then the revocations.json mirror.
+ */
+function writeRelease(
+  opts: PublishOptions,
+  trust: TrustChain,
+  version: number,
+  { built, revocations, timestamp }: SignedRelease,
+): void {
+  const progress = opts.onProgress ?? (() => {});
+  const notPublished = `release ${version} was not published and the tree still serves the previous release`;
+  const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) =>
+    writingFile(join(opts.treeDir, path), notPublished, () =>
+      writeFileAtomic(join(opts.treeDir, path), bytes, o),
+    );
+  for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
+  installReleaseDir(opts.treeDir, version, built.files, (done, total) =>
+    progress({ phase: 'write', done, total }),
+  );
+  progress({ phase: 'commit', done: 0, total: 1 });
+  try {
+    if (revocations.file) write(revocations.file.path, revocations.file.bytes);
+    write(TIMESTAMP_PATH, timestamp, { advanceMtime: true });
+  } catch (e) {
+    // Until timestamp.json names it, releases/<v> is unreferenced: remove it so that a failed commit
+    // (full disk) frees what it took and `refresh` of the previous release keeps working.
+    if (readCurrentTimestamp(opts.treeDir)?.signed.release.version !== version)
+      rmSync(join(opts.treeDir, releaseDir(version)), { recursive: true, force: true });
+    throw e;
+  }
+  mirrorRevocations(opts.treeDir, version, revocations.ref);
+}
+
+/** revocations.json, the fixed-URL copy of the current revocations, follows the release's. */
+function mirrorRevocations(treeDir: string, version: number, current: FileRef): void {
+  const revocationBytes = readFileSync(join(treeDir, current.path));
+  const mirror = join(treeDir, REVOCATIONS_PATH);
+  if (!existsSync(mirror) || !readFileSync(mirror).equals(revocationBytes))
+    writingFile(
+      mirror,
+      `release ${version} is published; the ${REVOCATIONS_PATH} mirror stays stale until the next publish`,
+      () => writeFileAtomic(mirror, revocationBytes, { advanceMtime: true }),
+    );
 }

@@ -19,12 +19,15 @@ import {
   MixAndMatch,
   verifyReleaseSigned,
   Revocations,
+  type SignedDocument,
+  type Timestamp,
 } from '../protocol/index.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { signTimestamp, timestampLifetimeSeconds } from './publish.ts';
 import { acquireLock, readCurrentTimestamp, removeStaleTemps } from './tree.ts';
-import { checkReleaseKeys, loadTrustChain } from './trust.ts';
+import { checkReleaseKeys, loadTrustChain, type TrustChain } from './trust.ts';
 import { controlsBinding } from './controls.ts';
+import { enrolmentBinding } from './enrolment.ts';
 
 export interface RefreshOptions {
   treeDir: string;
@@ -53,6 +56,56 @@ function readBound(treeDir: string, ref: FileRef): Buffer {
   return bytes;
 }
 
+/** The trust chain the tree carries (root/<n>.json), and the release keys checked against its newest root. */
+function treeTrust(opts: RefreshOptions): TrustChain {
+  const rootDir = join(opts.treeDir, 'root');
+  const roots = existsSync(rootDir)
+    ? readdirSync(rootDir)
+        .filter((f) => /^[1-9][0-9]*\.json$/.test(f))
+        .map((f) => new Uint8Array(readFileSync(join(rootDir, f))))
+    : [];
+  if (roots.length === 0) throw new PublishRefused(`${opts.treeDir}: no root/<n>.json in the tree`);
+  const trust = loadTrustChain(roots, opts.now);
+  checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
+  return trust;
+}
+
+/**
+ * The current release's index, once it and the revocations still verify against the newest root: after
+ * a trust root rotation the current release may be signed by keys the newest root no longer accepts, and
+ * a fresh timestamp over it would only produce a tree every agent refuses.
+ */
+function currentReleaseIndex(
+  treeDir: string,
+  ts: Timestamp,
+  root: TrustChain['root']['signed'],
+): SignedDocument<ReleaseIndex> {
+  const index = readEnvelope(readBound(treeDir, ts.release.index), ReleaseIndex, {
+    file: ts.release.index.path,
+    maxBytes: LIMITS.releaseIndex,
+    expectType: 'release',
+  });
+  const revocations = readEnvelope(readBound(treeDir, ts.revocations.file), Revocations, {
+    file: ts.revocations.file.path,
+    maxBytes: LIMITS.revocations,
+    expectType: 'revocations',
+  });
+  for (const [env, file] of [
+    [index, ts.release.index.path],
+    [revocations, ts.revocations.file.path],
+  ] as const) {
+    try {
+      verifyReleaseSigned(env, root, file);
+    } catch (e) {
+      throw new PublishRefused(
+        `${file} does not verify against trust root v${root.version} ` +
+          `(${(e as Error).message}); publish a new release instead of refreshing`,
+      );
+    }
+  }
+  return index;
+}
+
 export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
   const unlock = acquireLock(opts.treeDir);
   try {
@@ -68,41 +121,8 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
         `refresh time ${isoTime(opts.now)} is before the current timestamp's issuedAt ${ts.issuedAt}; is the clock wrong?`,
       );
     }
-    const rootDir = join(opts.treeDir, 'root');
-    const roots = existsSync(rootDir)
-      ? readdirSync(rootDir)
-          .filter((f) => /^[1-9][0-9]*\.json$/.test(f))
-          .map((f) => new Uint8Array(readFileSync(join(rootDir, f))))
-      : [];
-    if (roots.length === 0)
-      throw new PublishRefused(`${opts.treeDir}: no root/<n>.json in the tree`);
-    const trust = loadTrustChain(roots, opts.now);
-    checkReleaseKeys(trust.root, opts.releaseKeys, opts.now);
-
-    const index = readEnvelope(readBound(opts.treeDir, ts.release.index), ReleaseIndex, {
-      file: ts.release.index.path,
-      maxBytes: LIMITS.releaseIndex,
-      expectType: 'release',
-    });
-    const revocations = readEnvelope(readBound(opts.treeDir, ts.revocations.file), Revocations, {
-      file: ts.revocations.file.path,
-      maxBytes: LIMITS.revocations,
-      expectType: 'revocations',
-    });
-    // After a trust root rotation the current release may be signed by keys the newest root no longer
-    // accepts: a fresh timestamp over it would only produce a tree every agent refuses.
-    for (const [env, file] of [
-      [index, ts.release.index.path],
-      [revocations, ts.revocations.file.path],
-    ] as const) {
-      try {
-        verifyReleaseSigned(env, trust.root.signed, file);
-      } catch (e) {
-        throw new PublishRefused(
-          `${file} does not verify against trust root v${trust.root.signed.version} (${(e as Error).message}); publish a new release instead of refreshing`,
-        );
-      }
-    }
+    const trust = treeTrust(opts);
+    const index = currentReleaseIndex(opts.treeDir, ts, trust.root.signed);
     const freshness = Object.values(index.signed.channels).map(
       (c) =>
         readEnvelope(readBound(opts.treeDir, c.plan), ChannelPlan, {
@@ -121,6 +141,8 @@ export function refreshTimestamp(opts: RefreshOptions): RefreshResult {
       revocations: ts.revocations,
       // The latency of an operator control: it is bound here, at the next scheduled refresh.
       controls,
+      // Enrolment nonces likewise: a minted or withdrawn token acts from the next refresh.
+      enrolment: enrolmentBinding(opts.treeDir, trust.root.signed, ts),
       keys: opts.releaseKeys,
     });
     writingFile(

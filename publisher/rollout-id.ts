@@ -7,7 +7,12 @@
 // a wave does with deferred hosts) is part of the rollout; what only decides when a host may act
 // (maintenance windows, the reboot policy, timings) is not. So signing `reboot: allowed` for a channel
 // whose hosts defer lets them reboot into the SAME rollout, keeping every soak already proved.
-import { canonicalBytes, sha256Digest, type Threshold } from '../protocol/index.ts';
+import {
+  canonicalBytes,
+  sha256Digest,
+  type ChannelCompliance,
+  type Threshold,
+} from '../protocol/index.ts';
 
 export interface RolloutIdInput {
   fleet: string;
@@ -27,6 +32,11 @@ export interface RolloutIdInput {
   targets: Readonly<Record<string, string>>;
   hostEdges: readonly { before: string; after: string }[];
   gatedBy: readonly string[];
+  /**
+   * The channel's compliance (mode, frameworks, runtime controls): in `enforce` a host's soak counts only
+   * with passing evidence of these, so they decide when a wave is complete. Absent: none.
+   */
+  compliance?: ChannelCompliance;
 }
 
 export function computeRolloutId(input: RolloutIdInput): string {
@@ -50,6 +60,8 @@ export function computeRolloutId(input: RolloutIdInput): string {
     // Edge order in the fleet file carries no meaning; sort so that reordering is not a new rollout.
     hostEdges: [...input.hostEdges].map((e) => [e.before, e.after]).sort(),
     gatedBy: [...input.gatedBy].sort(),
+    // Present only for a compliance channel (rollout ids of other channels stay as they were).
+    ...(input.compliance ? { compliance: input.compliance } : {}),
   };
   return sha256Digest(canonicalBytes(material));
 }

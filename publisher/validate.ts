@@ -19,12 +19,15 @@ import {
   HostEdge,
   ChannelEdge,
   FleetRevokedClosure,
+  ComplianceFramework,
 } from './fleet-schema.ts';
+import { checkComplianceReferences, checkStaticControls } from './compliance.ts';
 import { parseHostKey } from './host-key.ts';
 import { findCycles, describeCycle } from './graph.ts';
 import { membershipOf, policyWaves, resolveFleet, type ResolvedFleet } from './waves.ts';
 import {
   Name,
+  ComplianceId,
   type Selector,
   plainIssues,
   didYouMean,
@@ -107,12 +110,13 @@ function declared<T>(
   raw: unknown,
   key: string,
   parts: (entry: unknown) => T,
+  names: z.ZodType<string> = Name,
 ): Map<string, T> | undefined {
   const rec = isObject(raw) ? raw[key] : undefined;
   if (!isObject(rec)) return undefined;
   return new Map(
     Object.keys(rec)
-      .filter((n) => Name.safeParse(n).success)
+      .filter((n) => names.safeParse(n).success)
       .map((n) => [n, parts(rec[n])]),
   );
 }
@@ -130,6 +134,7 @@ interface ChannelParts {
   signingIntervalSeconds?: number;
   reboot?: FleetChannel['reboot'];
   maintenanceWindows?: FleetChannel['maintenanceWindows'];
+  compliance?: FleetChannel['compliance'];
 }
 interface PolicyParts {
   policy?: FleetPolicy;
@@ -158,6 +163,8 @@ interface WellTyped {
   channelEdges: EdgeParts[];
   budgets: BudgetParts[];
   revokedClosures: Set<string>;
+  /** Declared compliance frameworks (absent field: none), with their control kinds when well-typed. */
+  frameworks?: Map<string, { kinds?: ('static' | 'runtime')[] }>;
 }
 
 /** A field of a fleet that already passed the schema: well-typed by construction (no second parse of host keys). */
@@ -198,6 +205,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
       ),
       reboot: v(typed(FleetChannel.shape.reboot, c, 'reboot')),
       maintenanceWindows: v(typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows')),
+      compliance: v(typed(FleetChannel.shape.compliance, c, 'compliance')),
     })),
     policies: declared(input, 'policies', (p) => {
       const whole = schemaPassed
@@ -221,6 +229,24 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
         limits: max && pct ? { maxInFlight: max.value, maxInFlightPct: pct.value } : undefined,
       };
     }),
+    frameworks:
+      isObject(input) && input.complianceFrameworks === undefined
+        ? new Map()
+        : declared(
+            input,
+            'complianceFrameworks',
+            (f) => {
+              const whole = schemaPassed
+                ? { success: true as const, data: f as ComplianceFramework }
+                : ComplianceFramework.safeParse(f);
+              return {
+                kinds: whole.success
+                  ? Object.values(whole.data.controls).map((c) => c.kind)
+                  : undefined,
+              };
+            },
+            ComplianceId,
+          ),
     revokedClosures: new Set(
       elements(revoked, 'closures').flatMap((c) => {
         const path = v(typed(FleetRevokedClosure.shape.storePath, c, 'storePath'));
@@ -530,6 +556,7 @@ export function validateFleet(input: unknown): ValidationResult {
   checkSelectors(parts, r, knownTags);
   checkEdges(parts, r);
   checkBudgets(parts, r);
+  checkComplianceReferences(parts.channels, parts.frameworks, r);
   // Resolution needs every host and policy (count and percent waves depend on the channel's size), and
   // warnings about a half-typed fleet could be echoes of its schema errors: both wait for a clean schema.
   if (!parsed.success) return { ok: false, errors: r.errors, warnings: [] };
@@ -545,6 +572,8 @@ export function validateFleet(input: unknown): ValidationResult {
   );
   const resolved = resolveFleet({ ...fleet, channels: resolvableChannels });
   checkResolution(fleet, resolved, r);
+  // Static controls read facts through frameworks: only once every reference resolves.
+  if (r.errors.length === 0) checkStaticControls(fleet, r);
   if (r.errors.length > 0) return { ok: false, errors: r.errors, warnings: r.warnings };
   return { ok: true, fleet, resolved, warnings: r.warnings };
 }

@@ -11,6 +11,7 @@ import {
 } from '../protocol/index.ts';
 import type { Fleet, FleetPolicy, FleetWave } from './fleet-schema.ts';
 import { computeRolloutId } from './rollout-id.ts';
+import { channelCompliance } from './compliance.ts';
 
 export type WaveMembership = 'selector' | 'count' | 'percent' | 'remainder';
 
@@ -186,6 +187,7 @@ export function resolveFleet(fleet: Fleet): ResolvedFleet {
       targets,
       hostEdges,
       gatedBy,
+      compliance: channelCompliance(fleet, name),
     });
     channels[name] = {
       name,

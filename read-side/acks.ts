@@ -218,6 +218,8 @@ export class AckCollector {
   readonly acks: AckRecord[] = [];
   /** The identity of each of `acks` (same index): for a log record, its chain digest. */
   readonly digests: string[] = [];
+  /** The signed envelope of each of `acks` (same index): what an evidence bundle carries. */
+  readonly envelopes: SignedAck[] = [];
   readonly rejected: AckRejection[] = [];
 
   /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
@@ -329,6 +331,7 @@ export class AckCollector {
       if (outcome === true) {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
+        this.envelopes.push(p.ack);
       } else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
@@ -544,6 +547,8 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 }
 
 export interface AckHistory extends VerifiedAcks {
+  /** The signed envelope of each of `acks` (same index). */
+  envelopes: SignedAck[];
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
   sources: {
     log: string | null;
@@ -591,7 +596,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
     latestFiles: tree.latestFiles,
   };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
-  return { acks, rejected, sources };
+  return { acks, rejected, envelopes: collector.envelopes, sources };
 }
 
 export interface AckAudit {

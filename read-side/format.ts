@@ -37,3 +37,16 @@ export function table(header: string[], rows: string[][]): string[] {
 }
 
 export { waveLabel, listWithMore } from '../reconciler/index.ts';
+
+/**
+ * Text signed by someone else (a control's evidence, an ack's reason) on one table row: line breaks
+ * and tabs become visible escapes, so a multi-line excerpt cannot fake further rows. Other control
+ * characters are escaped by the terminal guard (cli/terminal.ts) at the sink.
+ */
+export function oneLine(text: string): string {
+  return text
+    .replace(/\\/g, '\\\\')
+    .replace(/\r/g, '\\r')
+    .replace(/\n/g, '\\n')
+    .replace(/\t/g, '\\t');
+}

@@ -11,6 +11,9 @@ export {
   readAckHistory,
 } from './acks.ts';
 export type { AckHistory } from './acks.ts';
+export { hostCompliance } from './compliance.ts';
+export type { HostComplianceView } from './compliance.ts';
+export { exportEvidence, renderEvidenceReport } from './evidence.ts';
 export { ackTrustOf, fleetInputOf, loadFleetState, releaseForOperator } from './load.ts';
 export type { FleetState } from './load.ts';
 export { loadReleaseAllowingStale, loadVerifiedRelease } from './release.ts';

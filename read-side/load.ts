@@ -19,6 +19,7 @@ import {
 import {
   acksDirOf,
   readTreeAcks,
+  readAckHistory,
   type AckCache,
   type AckTrust,
   type VerifiedAcks,
@@ -144,6 +145,11 @@ export type FleetStateOptions = LoadReleaseOptions & {
   tolerances?: Partial<Tolerances>;
   /** Verification results to reuse (a persisted store: operator/verified-cache.ts); the caller saves it. */
   ackCache?: AckCache;
+  /**
+   * Ack logs of the control plane boxes (each box's own, or one `cp merge` wrote), read with the tree's
+   * acks as their union: a host's latest ack is its newest in any of them.
+   */
+  ackLogs?: readonly string[];
 };
 
 /** The fleet at `now` from a release (fresh or stale) and the acks read for it. */
@@ -170,10 +176,16 @@ export async function loadFleetState(
     await loadReleaseAllowingStale(dir, pinnedRoot, opts),
     opts.manifests,
   );
-  return fleetStateOf(
-    release,
-    stale,
-    readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache),
-    opts,
-  );
+  const [logFile, ...replicaLogs] = opts.ackLogs ?? [];
+  const acks =
+    logFile === undefined
+      ? readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache)
+      : readAckHistory({
+          acksDir: acksDirOf(dir),
+          logFile,
+          replicaLogs,
+          trust: ackTrustOf(release),
+          ...(opts.ackCache ? { cache: opts.ackCache } : {}),
+        });
+  return fleetStateOf(release, stale, acks, opts);
 }

@@ -30,6 +30,7 @@ import {
   type TreeSource,
   servedRoot,
   type VerifiedDocumentMemo,
+  type VerifiedManifest,
 } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
@@ -52,6 +53,8 @@ export interface VerifiedRelease {
   controls: Controls | null;
   /** Host -> base64 host key, from the signed channel plans: the only keys an ack may be signed with. */
   hostKeys: Map<string, string>;
+  /** The host manifests this load verified (LoadReleaseOptions.manifests): all, one host's, or none. */
+  manifests: Map<string, VerifiedManifest>;
 }
 
 export interface LoadReleaseOptions {
@@ -108,6 +111,7 @@ export async function verifyReleaseFrom(
     revocations: release.revocations.signed,
     controls: release.controls?.signed ?? null,
     hostKeys: hostKeysOfPlans(plans),
+    manifests: release.manifests,
   };
 }
 

@@ -49,7 +49,9 @@ export class RemoteAccessDenied extends Error {
     readonly detail: string,
   ) {
     super(
-      `the control plane refused ${path} (${detail}): the operator view reads every host's manifest and needs an operator certificate (OU=operator, \`nixfleet pki issue-operator\`)`,
+      `the control plane refused ${path} (${detail}): the operator view reads every ` +
+        `host's manifest and needs an operator certificate (OU=operator, \`nixfleet ` +
+        `pki issue-operator\`)`,
     );
     this.name = 'RemoteAccessDenied';
   }

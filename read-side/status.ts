@@ -8,6 +8,18 @@ import { parseIsoTime } from '../protocol/index.ts';
 import type { AckRejection, FleetState } from './load.ts';
 import { age, duration, iso, listWithMore, shortStorePath, table, waveLabel } from './format.ts';
 import { UnknownSubject } from './subject.ts';
+import { ackHistoryByHost } from './acks.ts';
+import {
+  channelCompliance,
+  channelComplianceLine,
+  controlNames,
+  failingControls,
+  hostCompliance,
+  renderHostCompliance,
+  type ChannelCompliance,
+  type FailingControl,
+  type HostComplianceView,
+} from './compliance.ts';
 
 export interface StatusHost extends Omit<HostView, 'lastAck'> {
   /** When the host's latest verified ack was signed (ISO), null: never. */
@@ -17,6 +29,10 @@ export interface StatusHost extends Omit<HostView, 'lastAck'> {
   lastAckKind: AckRecord['kind'] | null;
   lastAckSeq: number | null;
   lastAckReason: string | null;
+  /** The host's controls: only where its manifest was verified (`--host`); null otherwise or without frameworks. */
+  compliance: HostComplianceView | null;
+  /** Its failing controls (without a verified manifest: the runtime results of its latest ack). */
+  failingControls: FailingControl[];
 }
 
 export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
@@ -39,6 +55,8 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
   /** `--problems`: channels, waves, hosts and budgets are only those needing attention. */
   problemsOnly: boolean;
   acks: { verified: number; rejected: AckRejection[] };
+  /** Per channel shown that has compliance facts: frameworks, mode (when a manifest was verified), failing controls. */
+  compliance: ChannelCompliance[];
   findings: { revokedHosts: { host: string; detail: string }[]; unlistedManifests: string[] };
 }
 
@@ -76,35 +94,11 @@ function channelProblems(c: ChannelView, offlineBlocking: ReadonlySet<string>): 
 
 export function statusReport(state: FleetState, filter: StatusFilter = {}): StatusReport {
   const { release, view, input } = state;
-  let channels: ChannelView[] = view.channels;
-  let hosts: HostView[] = view.hosts;
-  if (filter.channel !== undefined) {
-    if (!release.plans[filter.channel])
-      throw new UnknownSubject(
-        `no channel "${filter.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`,
-      );
-    channels = channels.filter((c) => c.channel === filter.channel);
-    hosts = hosts.filter((h) => h.channel === filter.channel);
-  }
-  if (filter.host !== undefined) {
-    const h = hosts.find((x) => x.host === filter.host);
-    if (!h)
-      throw new UnknownSubject(
-        `no host "${filter.host}" in release ${release.index.version}${filter.channel ? ` channel ${filter.channel}` : ''}`,
-      );
-    hosts = [h];
-    channels = channels.filter((c) => c.channel === h.channel);
-  }
-  let budgets = view.budgets;
-  if (filter.problems) {
-    hosts = hosts.filter(hostNeedsAttention);
-    const offlineBlocking = new Set(
-      hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
-    );
-    channels = channels.map((c) => channelProblems(c, offlineBlocking)).filter((c) => c !== null);
-    budgets = budgets.filter((b) => b.inFlight > b.max);
-  }
-  const expires = parseIsoTime(release.timestamp.expires);
+  const compliance = complianceOf(state);
+  const selected = selectSubject(state, filter);
+  const { channels, hosts, budgets } = filter.problems
+    ? onlyProblems(selected, view.budgets, compliance.failing)
+    : { ...selected, budgets: view.budgets };
   return {
     fleet: release.root.fleet,
     at: iso(view.now),
@@ -114,20 +108,11 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
       issuedAt: release.index.issuedAt,
       rootVersion: release.root.version,
     },
-    freshness:
-      state.stale === null
-        ? { state: 'fresh' }
-        : {
-            state: 'stale',
-            code: state.stale.failure.code,
-            file: state.stale.failure.file,
-            detail: state.stale.failure.detail,
-            verifiedAsOf: iso(state.stale.verifiedAsOf),
-          },
+    freshness: freshnessOf(state),
     timestamp: {
       issuedAt: release.timestamp.issuedAt,
       expires: release.timestamp.expires,
-      secondsLeft: Math.floor((expires - view.now) / 1000),
+      secondsLeft: Math.floor((parseIsoTime(release.timestamp.expires) - view.now) / 1000),
     },
     channels,
     hosts: hosts.map((h) => {
@@ -139,16 +124,110 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
         lastAckKind: ack?.kind ?? null,
         lastAckSeq: ack?.seq ?? null,
         lastAckReason: ack?.reason ?? null,
+        compliance: compliance.views.get(h.host) ?? null,
+        failingControls: compliance.failing.get(h.host)!,
       };
     }),
     budgets,
     problemsOnly: filter.problems === true,
     acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
+    compliance: channelCompliance(
+      view.hosts.filter((h) => channels.some((c) => c.channel === h.channel)),
+      input.acks,
+      compliance.views,
+    ),
     findings: {
       revokedHosts: release.report.revokedHosts.map((r) => ({ host: r.host, detail: r.detail })),
       unlistedManifests: release.report.unlistedManifests,
     },
   };
+}
+
+/** Each verified manifest's controls view, and every host's failing controls as its latest ack shows them. */
+function complianceOf(state: FleetState): {
+  views: Map<string, HostComplianceView | null>;
+  failing: Map<string, ReturnType<typeof failingControls>>;
+} {
+  const { release, view, input } = state;
+  // Controls need the host's verified manifest (only `--host` verifies one) and its acks as read.
+  const history = release.manifests.size > 0 ? ackHistoryByHost(state.acks.acks) : null;
+  const views = new Map<string, HostComplianceView | null>();
+  for (const host of release.manifests.keys())
+    views.set(host, hostCompliance(release, host, history?.get(host) ?? []));
+  const failing = new Map(
+    view.hosts.map((h) => [
+      h.host,
+      failingControls(views.get(h.host) ?? null, input.acks[h.host] ?? null),
+    ]),
+  );
+  return { views, failing };
+}
+
+/** The channels and hosts `--channel` / `--host` select (an unknown one is an UnknownSubject). */
+function selectSubject(
+  state: FleetState,
+  filter: StatusFilter,
+): { channels: ChannelView[]; hosts: HostView[] } {
+  const { release, view } = state;
+  let channels: ChannelView[] = view.channels;
+  let hosts: HostView[] = view.hosts;
+  if (filter.channel !== undefined) {
+    if (!release.plans[filter.channel])
+      throw new UnknownSubject(
+        `no channel "${filter.channel}" in release ${release.index.version} ` +
+          `(channels: ${Object.keys(release.plans).sort().join(', ')})`,
+      );
+    channels = channels.filter((c) => c.channel === filter.channel);
+    hosts = hosts.filter((h) => h.channel === filter.channel);
+  }
+  if (filter.host !== undefined) {
+    const h = hosts.find((x) => x.host === filter.host);
+    if (!h)
+      throw new UnknownSubject(
+        `no host "${filter.host}" in release ${release.index.version}` +
+          `${filter.channel ? ` channel ${filter.channel}` : ''}`,
+      );
+    hosts = [h];
+    channels = channels.filter((c) => c.channel === h.channel);
+  }
+  return { channels, hosts };
+}
+
+/** `--problems`: hosts, waves, channels and budgets that need attention (failing controls included). */
+function onlyProblems(
+  selected: { channels: ChannelView[]; hosts: HostView[] },
+  budgets: StatusReport['budgets'],
+  failing: Map<string, readonly unknown[]>,
+): { channels: ChannelView[]; hosts: HostView[]; budgets: StatusReport['budgets'] } {
+  const hosts = selected.hosts.filter(
+    (h) => hostNeedsAttention(h) || failing.get(h.host)!.length > 0,
+  );
+  const offlineBlocking = new Set(
+    hosts.filter((h) => h.phase === 'offline').map((h) => `${h.channel}\u0000${h.wave}`),
+  );
+  const failingChannels = new Set(
+    hosts.filter((h) => failing.get(h.host)!.length > 0).map((h) => h.channel),
+  );
+  const channels = selected.channels
+    .map((c) =>
+      failingChannels.has(c.channel)
+        ? (channelProblems(c, offlineBlocking) ?? { ...c, waves: [] })
+        : channelProblems(c, offlineBlocking),
+    )
+    .filter((c) => c !== null);
+  return { channels, hosts, budgets: budgets.filter((b) => b.inFlight > b.max) };
+}
+
+function freshnessOf(state: FleetState): StatusReport['freshness'] {
+  return state.stale === null
+    ? { state: 'fresh' }
+    : {
+        state: 'stale',
+        code: state.stale.failure.code,
+        file: state.stale.failure.file,
+        detail: state.stale.failure.detail,
+        verifiedAsOf: iso(state.stale.verifiedAsOf),
+      };
 }
 
 function waveProgress(w: ChannelView['waves'][number]): string {
@@ -167,10 +246,13 @@ function waveProgress(w: ChannelView['waves'][number]): string {
 }
 
 function hostWhy(h: StatusHost): string {
-  if (h.phase === 'pending') return h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible');
+  const controls =
+    h.failingControls.length === 0 ? '' : `; FAILING controls: ${controlNames(h.failingControls)}`;
+  if (h.phase === 'pending')
+    return (h.gate ? `${h.gate}: ${h.reason}` : (h.reason ?? 'eligible')) + controls;
   // A deferred host: why it defers (its ack) and what that does to its wave.
-  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}`;
-  return h.detail;
+  if (h.phase === 'deferred' && h.reason) return `${h.detail}; ${h.reason}${controls}`;
+  return h.detail + controls;
 }
 
 /** The banner of a stale view: first thing printed, so it cannot be missed (status and trace). */
@@ -197,8 +279,13 @@ export function renderStatus(r: StatusReport): string {
   );
   out.push(
     r.freshness.state === 'fresh'
-      ? `timestamp: fresh, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
-      : `timestamp: STALE, issued ${r.timestamp.issuedAt} (${age(parseIsoTime(r.timestamp.issuedAt), now)}), expired ${r.timestamp.expires} (${age(parseIsoTime(r.timestamp.expires), now)})`,
+      ? `timestamp: fresh, issued ${r.timestamp.issuedAt} ` +
+          `(${age(parseIsoTime(r.timestamp.issuedAt), now)}), ` +
+          `expires ${r.timestamp.expires} (in ${duration(r.timestamp.secondsLeft * 1000)})`
+      : `timestamp: STALE, issued ${r.timestamp.issuedAt} ` +
+          `(${age(parseIsoTime(r.timestamp.issuedAt), now)}), ` +
+          `expired ${r.timestamp.expires} ` +
+          `(${age(parseIsoTime(r.timestamp.expires), now)})`,
   );
   out.push(
     `acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`,
@@ -222,8 +309,11 @@ export function renderStatus(r: StatusReport): string {
     );
     out.push(`  ${ch.reason}`);
     out.push(
-      `  reboots: ${ch.reboot}; a deferred host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
+      `  reboots: ${ch.reboot}; a deferred ` +
+        `host ${ch.deferredHosts === 'excuse' ? 'is excused from its wave (deferredHosts: excuse)' : 'holds its wave (deferredHosts: hold)'}`,
     );
+    const compliance = r.compliance.find((c) => c.channel === ch.channel);
+    if (compliance) out.push(channelComplianceLine(compliance));
     for (const w of ch.waves) {
       out.push(
         `  ${waveLabel(w.index)}  ${w.state.padEnd(8)}  ${waveProgress(w)}; soak ${duration(w.soakSeconds * 1000)}`,
@@ -274,6 +364,14 @@ export function renderStatus(r: StatusReport): string {
         '',
         `latest ack of ${h.host}: seq ${h.lastAckSeq}, ${h.lastAckKind} at ${h.lastAck}${h.lastAckReason ? `: ${h.lastAckReason}` : ''}`,
       );
+    if (h.compliance !== null) {
+      out.push('', ...renderHostCompliance(h.host, h.compliance));
+      // status reads the tree's acks (each host's latest); the full history is trace's.
+      if (h.compliance.controls.some((c) => c.status === 'no-evidence'))
+        out.push(
+          `  (runtime results from the acks in the tree; \`nixfleet trace --host ${h.host}\` reads the whole history)`,
+        );
+    }
   }
   return out.join('\n');
 }

@@ -10,7 +10,14 @@ import {
   type Trace,
 } from '../reconciler/index.ts';
 import { parseIsoTime } from '../protocol/index.ts';
-import { readAckHistory, type AckCache, type AckHistory, type AckRejection } from './acks.ts';
+import {
+  ackHistoryByHost,
+  readAckHistory,
+  type AckCache,
+  type AckHistory,
+  type AckRejection,
+} from './acks.ts';
+import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso, waveLabel } from './format.ts';
@@ -19,15 +26,20 @@ import type { StaleRelease } from './load.ts';
 
 export type { AckHistory } from './acks.ts';
 
-/** `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists. */
+/**
+ * `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists.
+ * `replicaLogs`: the logs of other control plane boxes, read into the same history (their union).
+ */
 export function loadAckHistory(
   dir: string,
   release: VerifiedRelease,
   logFile?: string,
   cache?: AckCache,
+  replicaLogs: readonly string[] = [],
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
-  if (log !== null && !existsSync(log)) throw new Error(`${log}: no such ack log`);
+  for (const f of [log, ...replicaLogs])
+    if (f !== null && !existsSync(f)) throw new Error(`${f}: no such ack log`);
   return readAckHistory({
     acksDir: acksDirOf(dir),
     logFile: log,
@@ -36,6 +48,7 @@ export function loadAckHistory(
     // bundles are the only history older than each host's latest ack.
     bundles: log === null,
     ...(cache ? { cache } : {}),
+    ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
   });
 }
 
@@ -92,6 +105,8 @@ export interface TraceReport {
     logTornBytes: number;
   };
   hosts: TraceHostReport[];
+  /** `--host`: the host's controls (its verified manifest, its newest signed evidence in the history); null without frameworks. */
+  compliance?: HostComplianceView | null;
   entries: {
     at: string;
     host: string;
@@ -190,6 +205,17 @@ export function traceReport(
         reason: x.reason,
       })),
     })),
+    ...('host' in subject
+      ? {
+          compliance: hostCompliance(
+            release,
+            subject.host,
+            ackHistoryByHost(history.acks.filter((a) => a.host === subject.host)).get(
+              subject.host,
+            ) ?? [],
+          ),
+        }
+      : {}),
     entries: t.entries.map((e) => ({
       at: iso(e.at),
       host: e.host,
@@ -220,7 +246,9 @@ export function renderTrace(r: TraceReport): string {
     `period ${r.from} .. ${r.until} (${duration(parseIsoTime(r.until) - parseIsoTime(r.from))})`,
   );
   const src = r.history.log
-    ? `${r.history.log} (${r.history.logRecords} records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) + the tree's acks/`
+    ? `${r.history.log} (${r.history.logRecords} ` +
+      `records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) ` +
+      `+ the tree's acks/`
     : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
   out.push(
     `history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`,
@@ -267,5 +295,7 @@ export function renderTrace(r: TraceReport): string {
         `    held by ${x.gate} for ${duration(x.seconds * 1000)} (${offset(x.from, r.from)} .. ${offset(x.to, r.from)}): ${x.reason}`,
       );
   }
+  if ('host' in r.subject && r.compliance !== undefined)
+    out.push('', ...renderHostCompliance(r.subject.host, r.compliance));
   return out.join('\n');
 }

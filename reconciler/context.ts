@@ -26,6 +26,7 @@ import {
   type Tolerances,
 } from './types.ts';
 import { humanDuration, soakProgress } from './time.ts';
+import { complianceFailures, SOAK_NOT_COUNTED } from './compliance.ts';
 import { listWithMore, waveLabel } from './words.ts';
 
 export class ReconcilerInputError extends Error {
@@ -299,120 +300,25 @@ export class FleetContext {
     return c;
   }
 
+  /** A channel's waves evaluated at `now` (memoized per evaluation): phases, halts, completion. */
   channel(name: string): ChannelEval {
     const memo = this.channels.get(name);
     if (memo !== undefined) return memo;
     const plan = this.plan(name);
     const st = planStatic(plan, this.tol);
-    const acks = this.input.acks;
-    const anyRevoked = this.revokedHosts.size > 0;
-    const waves: WaveEval[] = [];
     // Operator controls name evidence signed up to an instant: failures at or before it are accepted
     // (resume-halted) or retried; a later failure counts again, so a control never excuses the future.
     const acceptedUntil = this.acceptedUntil.get(`${name}\u0000${plan.rolloutId}`) ?? -Infinity;
-    const retries = this.retryAt.size > 0;
-    let halted = false;
-    let haltedWave: number | null = null;
-    let firstIncomplete = -1;
-    const excuseDeferred = plan.deferredHosts === 'excuse';
-    for (const [wi, wave] of plan.waves.entries()) {
-      const params = st.params[wi]!;
-      const keys = st.hostKeys[wi]!;
-      const seenAck = st.seenAck[wi]!;
-      const seenPhase = st.seenPhase[wi]!;
-      const phases: DerivedPhase[] = new Array(wave.hosts.length);
-      const excused: boolean[] = new Array(wave.hosts.length);
-      const blocking: number[] = [];
-      const failedHosts: string[] = [];
-      let failuresReported = 0;
-      let offlineSeen = 0;
-      for (let pos = 0; pos < wave.hosts.length; pos++) {
-        const host = wave.hosts[pos]!;
-        const ack = acks[host];
-        const revoked = anyRevoked && this.isHostRevoked(host, keys[pos]!);
-        let ph = seenPhase[pos];
-        if (
-          revoked ||
-          ph === undefined ||
-          seenAck[pos] !== ack ||
-          this.now < ph.validFrom ||
-          this.now >= ph.validUntil
-        ) {
-          ph = derivePhase(params[pos]!, ack, this.now, revoked);
-          if (!revoked) {
-            seenAck[pos] = ack;
-            seenPhase[pos] = ph;
-          }
-        }
-        if (
-          retries &&
-          ph.failure === 'reported' &&
-          ph.lastAck !== null &&
-          ph.lastAck <= (this.retryAt.get(`${host}\u0000${plan.rolloutId}`) ?? -Infinity)
-        ) {
-          // Only a signed failure report is retried: the host is out of flight, and as pending it holds
-          // its budget rank again (more conservative for everyone ranked after it).
-          ph = {
-            ...ph,
-            phase: 'pending',
-            note: `retry allowed by the operator after: ${ph.note}`,
-            inFlight: false,
-            done: false,
-            settled: false,
-            failure: null,
-          };
-        }
-        phases[pos] = ph;
-        let isExcused = false;
-        if (ph.phase === 'offline') {
-          // Excuses go in wave order, so every host computes the same excused set.
-          isExcused = offlineSeen < wave.offlineExcuseLimit;
-          offlineSeen++;
-        } else if (ph.phase === 'deferred') {
-          // The signed wave policy for hosts waiting to reboot: `hold` waits for them, `excuse` lets the
-          // wave complete without them (they stay in flight for budgets: they may reboot at any time).
-          isExcused = excuseDeferred;
-        }
-        excused[pos] = isExcused;
-        if (ph.phase === 'failed') {
-          const accepted = ph.lastAck !== null && ph.lastAck <= acceptedUntil;
-          if (!accepted) failedHosts.push(host);
-          // A presumed failure counts towards the threshold (it may halt) but never as a tolerated outcome:
-          // its real outcome may still arrive, and completion must not be undone when it does. An accepted
-          // one no longer halts, and still never completes a wave.
-          if (ph.failure === 'reported') {
-            if (!accepted) failuresReported++;
-          } else blocking.push(pos);
-        } else if (!ph.settled && !isExcused) blocking.push(pos);
-      }
-      const allowed = allowedFailures(wave);
-      const waveHalted = failedHosts.length > allowed;
-      if (waveHalted && !halted) {
-        halted = true;
-        haltedWave = wi;
-      }
-      const complete = !waveHalted && blocking.length === 0;
-      if (!complete && firstIncomplete < 0) firstIncomplete = wi;
-      waves.push({
-        index: wi,
-        wave,
-        phases,
-        excused,
-        failures: failedHosts.length,
-        failedHosts,
-        failuresReported,
-        allowedFailures: allowed,
-        halted: waveHalted,
-        blocking,
-        complete,
-      });
-    }
-    if (firstIncomplete < 0) firstIncomplete = waves.length;
+    const waves = plan.waves.map((wave, wi) => this.wave(plan, st, wi, acceptedUntil));
+    const haltedAt = waves.findIndex((w) => w.halted);
+    const incompleteAt = waves.findIndex((w) => !w.complete);
+    const firstIncomplete = incompleteAt < 0 ? waves.length : incompleteAt;
+    const halted = haltedAt >= 0;
     const ev: ChannelEval = {
       plan,
       waves,
       halted,
-      haltedWave,
+      haltedWave: halted ? haltedAt : null,
       firstIncomplete,
       complete: !halted && firstIncomplete === waves.length,
       position: st.position,
@@ -420,6 +326,102 @@ export class FleetContext {
     };
     this.channels.set(name, ev);
     return ev;
+  }
+
+  /** Wave `wi`: each host's phase, which are excused, which failed, which still block completion. */
+  private wave(plan: ChannelPlan, st: PlanStatic, wi: number, acceptedUntil: number): WaveEval {
+    const wave = plan.waves[wi]!;
+    const phases: DerivedPhase[] = new Array(wave.hosts.length);
+    const excused: boolean[] = new Array(wave.hosts.length);
+    const blocking: number[] = [];
+    const failedHosts: string[] = [];
+    let failuresReported = 0;
+    let offlineSeen = 0;
+    for (let pos = 0; pos < wave.hosts.length; pos++) {
+      const host = wave.hosts[pos]!;
+      const ph = this.hostPhase(plan, st, wi, pos);
+      phases[pos] = ph;
+      let isExcused = false;
+      if (ph.phase === 'offline') {
+        // Excuses go in wave order, so every host computes the same excused set.
+        isExcused = offlineSeen < wave.offlineExcuseLimit;
+        offlineSeen++;
+      } else if (ph.phase === 'deferred') {
+        // The signed wave policy for hosts waiting to reboot: `hold` waits for them, `excuse` lets the
+        // wave complete without them (they stay in flight for budgets: they may reboot at any time).
+        isExcused = plan.deferredHosts === 'excuse';
+      }
+      excused[pos] = isExcused;
+      if (ph.phase === 'failed') {
+        const accepted = ph.lastAck !== null && ph.lastAck <= acceptedUntil;
+        if (!accepted) failedHosts.push(host);
+        // A presumed failure counts towards the threshold (it may halt) but never as a tolerated outcome:
+        // its real outcome may still arrive, and completion must not be undone when it does. An accepted
+        // one no longer halts, and still never completes a wave.
+        if (ph.failure === 'reported') {
+          if (!accepted) failuresReported++;
+        } else blocking.push(pos);
+      } else if (!ph.settled && !isExcused) blocking.push(pos);
+    }
+    const allowed = allowedFailures(wave);
+    const halted = failedHosts.length > allowed;
+    return {
+      index: wi,
+      wave,
+      phases,
+      excused,
+      failures: failedHosts.length,
+      failedHosts,
+      failuresReported,
+      allowedFailures: allowed,
+      halted,
+      blocking,
+      complete: !halted && blocking.length === 0,
+    };
+  }
+
+  /**
+   * The phase of the host at `pos` in wave `wi`: derived from its latest ack, or reused from the last
+   * evaluation while that ack and the phase's validity interval still hold; then the operator's retry.
+   */
+  private hostPhase(plan: ChannelPlan, st: PlanStatic, wi: number, pos: number): DerivedPhase {
+    const host = plan.waves[wi]!.hosts[pos]!;
+    const ack = this.input.acks[host];
+    const revoked = this.revokedHosts.size > 0 && this.isHostRevoked(host, st.hostKeys[wi]![pos]!);
+    const seenAck = st.seenAck[wi]!;
+    const seenPhase = st.seenPhase[wi]!;
+    let ph = seenPhase[pos];
+    if (
+      revoked ||
+      ph === undefined ||
+      seenAck[pos] !== ack ||
+      this.now < ph.validFrom ||
+      this.now >= ph.validUntil
+    ) {
+      ph = derivePhase(st.params[wi]![pos]!, ack, this.now, revoked);
+      if (!revoked) {
+        seenAck[pos] = ack;
+        seenPhase[pos] = ph;
+      }
+    }
+    return this.retryAt.size > 0 ? this.retried(ph, host, plan.rolloutId) : ph;
+  }
+
+  /** A signed failure report at or before the operator's retry of this host and rollout: pending again. */
+  private retried(ph: DerivedPhase, host: string, rolloutId: string): DerivedPhase {
+    if (ph.failure !== 'reported' || ph.lastAck === null) return ph;
+    if (ph.lastAck > (this.retryAt.get(`${host}\u0000${rolloutId}`) ?? -Infinity)) return ph;
+    // Only a signed failure report is retried: the host is out of flight, and as pending it holds
+    // its budget rank again (more conservative for everyone ranked after it).
+    return {
+      ...ph,
+      phase: 'pending',
+      note: `retry allowed by the operator after: ${ph.note}`,
+      inFlight: false,
+      done: false,
+      settled: false,
+      failure: null,
+    };
   }
 
   phaseOf(channel: string, host: string): DerivedPhase {
@@ -447,7 +449,13 @@ export class FleetContext {
       presumed > 0
         ? `, ${presumed} of them presumed: started with no outcome by the confirm deadline`
         : '';
-    return `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} has ${w.failures} failed host(s) (${names}${why}), more than the ${w.allowedFailures} allowed; a newly signed release or the operator (nixfleet control resume-halted) resumes it`;
+    const controls = complianceFailures(w.wave.hosts, w.phases);
+    return (
+      `rollout of channel ${ce.plan.channel} is halted: ${waveLabel(w.index)} ` +
+      `has ${w.failures} failed host(s) (${names}${why}), more than ` +
+      `the ${w.allowedFailures} allowed${controls}; a newly signed release or the operator ` +
+      `(nixfleet control resume-halted) resumes it`
+    );
   }
 
   /** Why wave `index` of a channel is not complete, naming the host that holds it. */
@@ -490,13 +498,15 @@ export class FleetContext {
     let what: string;
     let retryAfter = hb;
     switch (ph.phase) {
-      case 'healthy':
-        what = ph.note.includes('stale')
+      case 'healthy': {
+        // Stale, or its soak withheld by the compliance gate: the note says why, time alone will not do.
+        const noted = ph.note.includes('stale') || ph.note.includes(SOAK_NOT_COUNTED);
+        what = noted
           ? `${host} ${describePhase(ph, this.now)}`
           : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
-        if (!ph.note.includes('stale'))
-          retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        if (!noted) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
         break;
+      }
       case 'offline': {
         const offline = w.excused.filter(Boolean).length;
         what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
@@ -562,7 +572,10 @@ export class FleetContext {
     if (pause !== undefined) {
       return {
         gate: 'paused',
-        reason: `channel ${channel} is paused by the operator since ${pause.since} (${pause.reason || 'no reason given'}): nothing new starts; activations and rollbacks in flight continue`,
+        reason:
+          `channel ${channel} is paused by the operator since ${pause.since} ` +
+          `(${pause.reason || 'no reason given'}): nothing new starts; activations and ` +
+          `rollbacks in flight continue`,
         retryAfter: plan.signingIntervalSeconds,
       };
     }
@@ -776,7 +789,10 @@ export class FleetContext {
     const plan = this.plan(me.channel);
     return {
       gate: 'disruption-budget',
-      reason: `disruption budget ${id} is full: ${inFlight.length} host(s) in flight${names ? ` (${names})` : ''} + ${ahead} host(s) ranked ahead of ${me.host} not yet soaked or failed, max ${max}`,
+      reason:
+        `disruption budget ${id} is full: ${inFlight.length} host(s) in ` +
+        `flight${names ? ` (${names})` : ''} + ${ahead} host(s) ranked ahead ` +
+        `of ${me.host} not yet soaked or failed, max ${max}`,
       retryAfter: plan.heartbeatSeconds,
     };
   }

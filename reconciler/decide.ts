@@ -1,6 +1,6 @@
 // decide(): what one host should do now. Pure: same input, same decision.
 // Gate order (fixed; docs/architecture.md "Gate order", numbered as there): recovery -> revoked -> (already on target: converged, or
-// rollback-and-halt) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
+// rollback-and-halt) -> compliance (own manifest fails a static control in enforce) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
 import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
@@ -8,6 +8,7 @@ import type { ChannelPlan, HostManifest } from '../protocol/index.ts';
 import { maintenanceWindowAt } from './maintenance.ts';
 import { humanDuration } from './time.ts';
 import { waveLabel } from './words.ts';
+import { staticControlRefusal } from './compliance.ts';
 
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -43,7 +44,10 @@ function rebootVerdict(plan: ChannelPlan, m: HostManifest, now: number): RebootV
     default:
       return {
         allowed: false,
-        why: `reboot policy of channel ${plan.channel} is never: the target stays unstaged until a signed release allows a reboot (reboot: allowed or in-maintenance-window)`,
+        why:
+          `reboot policy of channel ${plan.channel} is never: the target stays unstaged ` +
+          `until a signed release allows a reboot (reboot: allowed or ` +
+          `in-maintenance-window)`,
       };
   }
 }
@@ -82,6 +86,7 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
     revokedGate(h) ?? // 1. revoked host or target
     pendingActivation(h) ?? // (1, cont.) a superseded pending activation rolls back; a current one resumes
     alreadyOnTarget(h) ?? // 2. converged (or rolled back under rollback-and-halt)
+    complianceGate(h) ?? // 2a. compliance: the manifest fails a static control of an enforce channel
     notFreshGate(h) ?? // 3. not-fresh
     quarantinedGate(h) ?? // 4. quarantined
     fleetGates(h) ?? // 5-11. paused, halted, channel-edge, earlier-waves, host-edge, disruption-budget, maintenance-window
@@ -135,7 +140,10 @@ function recoveryGate({ local: { pending }, now }: HostUnderDecision): Decision 
     kind: 'rollback',
     to: pending.previous,
     gate: 'recovery',
-    reason: `activation of ${pending.target} was not confirmed before its deadline (${iso(pending.deadline)}): rolling back to generation ${pending.previous.generation} (${pending.previous.path})`,
+    reason:
+      `activation of ${pending.target} was not confirmed before its deadline ` +
+      `(${iso(pending.deadline)}): rolling back to ` +
+      `generation ${pending.previous.generation} (${pending.previous.path})`,
   };
 }
 
@@ -178,7 +186,10 @@ function pendingActivation({ m, local: { pending } }: HostUnderDecision): Decisi
       kind: 'rollback',
       to: pending.previous,
       gate: 'recovery',
-      reason: `the unconfirmed activation of ${pending.target} is no longer this host's signed target (${m.target}): rolling back to generation ${pending.previous.generation}`,
+      reason:
+        `the unconfirmed activation of ${pending.target} is no longer this host's ` +
+        `signed target (${m.target}): rolling back to ` +
+        `generation ${pending.previous.generation}`,
     };
   }
   return {
@@ -207,7 +218,10 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
         kind: 'rollback',
         to: local.previous,
         gate: 'halted',
-        reason: `${ctx.haltedReason(ce)}; policy rollback-and-halt: rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} (${local.previous.path})`,
+        reason:
+          `${ctx.haltedReason(ce)}; policy rollback-and-halt: ` +
+          `rolling ${waveLabel(m.wave)} back, to generation ${local.previous.generation} ` +
+          `(${local.previous.path})`,
       };
     }
   }
@@ -215,6 +229,16 @@ function alreadyOnTarget({ m, local, ctx, plan }: HostUnderDecision): Decision |
     kind: 'converged',
     reason: `${m.host} runs its target ${m.target} (channel ${m.channel}, ${waveLabel(m.wave)})`,
   };
+}
+
+/**
+ * 2a. Defence in depth: the publisher refuses to sign a manifest failing a static control of an enforce
+ * channel; should one be signed anyway (the check bypassed), the host refuses to start it. After
+ * "already on target" (a host that runs it starts nothing) and after a pending activation resumed.
+ */
+function complianceGate({ m }: HostUnderDecision): Decision | null {
+  const reason = staticControlRefusal(m);
+  return reason === null ? null : { kind: 'refuse', gate: 'compliance', reason };
 }
 
 /** 3. No new activation on a stale or badly signed release chain (never a rollback either). */
@@ -239,7 +263,10 @@ function quarantinedGate({ m, local, now }: HostUnderDecision): Decision | null 
   return {
     kind: 'wait',
     gate: 'quarantined',
-    reason: `target ${m.target} is quarantined on this host until ${iso(q.until)} after a failed or rolled-back activation (clear it locally, or a newer release supersedes it)`,
+    reason:
+      `target ${m.target} is quarantined on this host until ${iso(q.until)} after a ` +
+      `failed or rolled-back activation (clear it locally, or a newer release ` +
+      `supersedes it)`,
     retryAfter: Math.max(1, Math.ceil((q.until - now) / 1000)),
   };
 }
@@ -280,6 +307,9 @@ function activate({ m, now }: HostUnderDecision): Decision {
     target: m.target,
     deadline,
     rolloutId: m.rolloutId,
-    reason: `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: activate ${m.target} and confirm within ${humanDuration(m.confirmDeadlineSeconds)}`,
+    reason:
+      `${waveLabel(m.wave)} of channel ${m.channel} is open and every gate passed: ` +
+      `activate ${m.target} and confirm ` +
+      `within ${humanDuration(m.confirmDeadlineSeconds)}`,
   };
 }

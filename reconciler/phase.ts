@@ -3,7 +3,8 @@
 // A derived phase stays the same between threshold crossings (heartbeat expiry, offline window), so it
 // carries the interval in which it holds and callers cache it per ack object (reconciler/context.ts):
 // re-deriving 100k phases at every instant is what a fleet view or a simulator would otherwise spend its time on.
-import type { ChannelPlan } from '../protocol/index.ts';
+import type { ChannelCompliance, ChannelPlan } from '../protocol/index.ts';
+import { complianceGatedPhase } from './compliance.ts';
 import type { AckRecord, HostPhase, Tolerances } from './types.ts';
 import { humanDuration, parseAckTime, soakProgress } from './time.ts';
 
@@ -43,6 +44,8 @@ export interface PhaseParams {
   /** A start (started/activated, or on target without established health) with no outcome this long after its signed time is presumed failed. */
   confirmMs: number;
   skewMs: number;
+  /** The plan's compliance: in `enforce`, health counts only with passing runtime evidence (compliance.ts). */
+  compliance?: ChannelCompliance;
 }
 
 export function phaseParams(
@@ -62,6 +65,7 @@ export function phaseParams(
     // still without an outcome after deadline + skew is either a failure or an outcome being withheld.
     confirmMs: plan.confirmDeadlineSeconds * 1000 + skewMs,
     skewMs,
+    compliance: plan.compliance,
   };
 }
 
@@ -106,7 +110,9 @@ export function derivePhase(
 ): DerivedPhase {
   if (revoked) return { ...NO_ACK_REVOKED, validFrom: -FOREVER, validUntil: FOREVER };
   if (ack === undefined) return { ...NO_ACK, validFrom: -FOREVER, validUntil: FOREVER };
-  return compute(p, ack, now);
+  // The compliance gate depends on the ack alone, so the interval the phase holds in is unchanged.
+  const mine = ack.rolloutId === p.rolloutId && ack.target === p.target;
+  return complianceGatedPhase(p.compliance, ack, mine, compute(p, ack, now));
 }
 
 function compute(p: PhaseParams, ack: AckRecord, now: number): DerivedPhase {
@@ -142,9 +148,29 @@ function derive(
   now: number,
   signed: number,
 ): DerivedPhase {
-  const age = now - t;
+  const seen: Seen = { p, ack, t, age: now - t, signed };
   const mine = ack.rolloutId === p.rolloutId && ack.target === p.target;
-  const out: Omit<DerivedPhase, 'validFrom' | 'validUntil'> = {
+  const { phase, thresholds } = mine ? rolloutPhase(seen) : otherRolloutPhase(seen);
+  return { ...phase, ...validity(t, now, thresholds) };
+}
+
+/** What derive looks at: the ack, its (clamped) time `t`, its age at `now` and its signed time. */
+interface Seen {
+  p: PhaseParams;
+  ack: AckRecord;
+  t: number;
+  age: number;
+  signed: number;
+}
+type Phase = Omit<DerivedPhase, 'validFrom' | 'validUntil'>;
+/** A phase and the age thresholds it depends on: it holds until the ack's age crosses the next one. */
+interface Verdict {
+  phase: Phase;
+  thresholds: number[];
+}
+
+function pending(t: number): Phase {
+  return {
     phase: 'pending',
     note: 'not started',
     lastAck: t,
@@ -154,103 +180,138 @@ function derive(
     settled: false,
     failure: null,
   };
-  // The age thresholds this ack's phase depends on: it holds until `now` crosses the next one.
-  const thresholds: number[] = [];
+}
+
+/** "kind" or "kind: reason". */
+function described(kind: string, reason: string | null): string {
+  return `${kind}${reason ? `: ${reason}` : ''}`;
+}
+
+/** No evidence of having started: offline (and excusable) once silent past the offline window. */
+function notStarted({ p, t, age }: Seen, out: Phase = pending(t)): Verdict {
+  const offline = age > p.offlineWindowMs;
+  return {
+    phase: offline ? { ...out, phase: 'offline', note: 'no ack within the offline window' } : out,
+    thresholds: [p.offlineWindowMs],
+  };
+}
+
+/** Started without an outcome: in flight and, past its confirm deadline, presumed failed. */
+function startedWithoutOutcome(
+  { p, t, age }: Seen,
+  what: string,
+  phase: 'activating' | 'confirming',
+): Verdict {
+  const out = { ...pending(t), inFlight: true };
+  const presumed = `${what}, but no outcome within its confirm deadline: presumed failed`;
+  return {
+    phase:
+      age > p.confirmMs
+        ? { ...out, phase: 'failed', failure: 'presumed', note: presumed }
+        : { ...out, phase, note: what },
+    thresholds: [p.confirmMs],
+  };
+}
+
+/** An ack about another rollout (or another target). */
+function otherRolloutPhase(seen: Seen): Verdict {
+  const { p, ack, t, age } = seen;
+  if (ack.current !== p.target || ack.kind === 'failed' || ack.kind === 'rolled-back')
+    return notStarted(seen);
+  // Not about this rollout, so it could be replayed from an earlier release with the same target: it
+  // counts only while fresh. Once the host acks this rollout, its own soak proof takes over.
   const stale = age > p.heartbeatExpiryMs;
-  const notStarted = () => {
-    thresholds.push(p.offlineWindowMs);
-    if (age > p.offlineWindowMs) {
-      out.phase = 'offline';
-      out.note = 'no ack within the offline window';
+  const phase: Phase = stale
+    ? { ...pending(t), phase: 'healthy', note: 'runs the target but its heartbeat is stale' }
+    : {
+        ...pending(t),
+        phase: 'converged',
+        note: 'already runs the target',
+        settled: true,
+        done: true,
+      };
+  return { phase, thresholds: [p.heartbeatExpiryMs] };
+}
+
+/** An ack about this rollout and target. */
+function rolloutPhase(seen: Seen): Verdict {
+  const { ack, t } = seen;
+  switch (ack.kind) {
+    case 'failed':
+    case 'rolled-back': {
+      // A failure counts for the rest of the rollout, however old (no threshold: it holds forever).
+      const note = described(ack.kind, ack.reason);
+      const failed: Phase = {
+        ...pending(t),
+        phase: 'failed',
+        note,
+        done: true,
+        failure: 'reported',
+      };
+      return { phase: failed, thresholds: [] };
     }
-  };
-  const startedWithoutOutcome = (what: string, phase: 'activating' | 'confirming') => {
-    thresholds.push(p.confirmMs);
-    out.inFlight = true;
-    if (age > p.confirmMs) {
-      out.phase = 'failed';
-      out.failure = 'presumed';
-      out.note = `${what}, but no outcome within its confirm deadline: presumed failed`;
-    } else {
-      out.phase = phase;
-      out.note = what;
+    case 'started':
+    case 'activated':
+      // The reason says how it started (e.g. rebooting into the target): shown, not interpreted.
+      return startedWithoutOutcome(
+        seen,
+        described(ack.kind, ack.reason),
+        ack.kind === 'started' ? 'activating' : 'confirming',
+      );
+    case 'deferred': {
+      // Staged for the next boot: it may reboot into the target at any time, so it never becomes excusable.
+      const note = described('deferred', ack.reason);
+      return { phase: { ...pending(t), phase: 'deferred', note, inFlight: true }, thresholds: [] };
     }
-  };
-  if (!mine) {
-    if (ack.current === p.target && ack.kind !== 'failed' && ack.kind !== 'rolled-back') {
-      // Not about this rollout, so it could be replayed from an earlier release with the same target: it
-      // counts only while fresh. Once the host acks this rollout, its own soak proof takes over.
-      thresholds.push(p.heartbeatExpiryMs);
-      if (!stale) {
-        out.phase = 'converged';
-        out.note = 'already runs the target';
-        out.settled = true;
-        out.done = true;
-      } else {
-        out.phase = 'healthy';
-        out.note = 'runs the target but its heartbeat is stale';
-      }
-    } else notStarted();
-  } else {
-    switch (ack.kind) {
-      case 'failed':
-      case 'rolled-back':
-        // A failure counts for the rest of the rollout, however old.
-        return {
-          ...out,
-          phase: 'failed',
-          note: `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`,
-          done: true,
-          failure: 'reported',
-          validFrom: t,
-          validUntil: FOREVER,
-        };
-      case 'started':
-      case 'activated':
-        // The reason says how it started (e.g. rebooting into the target): shown, not interpreted.
-        startedWithoutOutcome(
-          `${ack.kind}${ack.reason ? `: ${ack.reason}` : ''}`,
-          ack.kind === 'started' ? 'activating' : 'confirming',
-        );
-        break;
-      case 'deferred':
-        // Staged for the next boot: it may reboot into the target at any time, so it never becomes excusable.
-        out.phase = 'deferred';
-        out.note = `deferred${ack.reason ? `: ${ack.reason}` : ''}`;
-        out.inFlight = true;
-        break;
-      case 'blocked':
-        out.phase = 'blocked';
-        out.note = `blocked${ack.reason ? `: ${ack.reason}` : ''}`;
-        notStarted();
-        break;
-      default: {
-        // healthy / heartbeat
-        const since = ack.healthySince === null ? null : parseAckTime(ack.healthySince);
-        if (ack.current !== p.target) notStarted();
-        else if (since === null || since > signed)
-          startedWithoutOutcome('switched, health not yet established', 'confirming');
-        else {
-          // Soak is what the host itself signed: continuous health from healthySince up to the ack's time.
-          // A proof stays a proof however old the ack grows; staleness only says "health now unknown".
-          out.healthySeconds = Math.floor((t - since) / 1000);
-          thresholds.push(p.heartbeatExpiryMs);
-          const freshness = stale ? ', but its heartbeat is stale (health now unknown)' : '';
-          if (out.healthySeconds >= p.soakSeconds) {
-            out.phase = 'soaked';
-            out.settled = true;
-            out.done = true;
-            out.note = `soaked (${humanDuration(out.healthySeconds)} healthy)${freshness}`;
-          } else {
-            // Started and not yet soaked: in flight until its soak proof or its failure arrives.
-            out.phase = 'healthy';
-            out.inFlight = true;
-            out.note = `healthy for ${soakProgress(out.healthySeconds, p.soakSeconds)}${freshness}`;
-          }
-        }
-      }
-    }
+    case 'blocked':
+      return notStarted(seen, {
+        ...pending(t),
+        phase: 'blocked',
+        note: described('blocked', ack.reason),
+      });
+    default:
+      return healthPhase(seen);
   }
+}
+
+/** A healthy / heartbeat ack about this rollout: soaked, soaking, or not yet switched. */
+function healthPhase(seen: Seen): Verdict {
+  const { p, ack, t, age, signed } = seen;
+  const since = ack.healthySince === null ? null : parseAckTime(ack.healthySince);
+  if (ack.current !== p.target) return notStarted(seen);
+  if (since === null || since > signed)
+    return startedWithoutOutcome(seen, 'switched, health not yet established', 'confirming');
+  // Soak is what the host itself signed: continuous health from healthySince up to the ack's time.
+  // A proof stays a proof however old the ack grows; staleness only says "health now unknown".
+  const healthySeconds = Math.floor((t - since) / 1000);
+  const freshness =
+    age > p.heartbeatExpiryMs ? ', but its heartbeat is stale (health now unknown)' : '';
+  const out = { ...pending(t), healthySeconds };
+  const phase: Phase =
+    healthySeconds >= p.soakSeconds
+      ? {
+          ...out,
+          phase: 'soaked',
+          settled: true,
+          done: true,
+          note: `soaked (${humanDuration(healthySeconds)} healthy)${freshness}`,
+        }
+      : // Started and not yet soaked: in flight until its soak proof or its failure arrives.
+        {
+          ...out,
+          phase: 'healthy',
+          inFlight: true,
+          note: `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}${freshness}`,
+        };
+  return { phase, thresholds: [p.heartbeatExpiryMs] };
+}
+
+/** The interval of `now` in which a phase holds: from the last threshold crossed to the next one. */
+function validity(
+  t: number,
+  now: number,
+  thresholds: readonly number[],
+): { validFrom: number; validUntil: number } {
   // Age crosses threshold x when now > t + x, i.e. at now = t + x + 1.
   let validFrom = t;
   let validUntil = FOREVER;
@@ -259,5 +320,5 @@ function derive(
     if (edge <= now) validFrom = Math.max(validFrom, edge);
     else validUntil = Math.min(validUntil, edge);
   }
-  return { ...out, validFrom, validUntil };
+  return { validFrom, validUntil };
 }

@@ -85,6 +85,7 @@ export interface DecideInput extends FleetInput {
 export const GATES = [
   'recovery',
   'revoked',
+  'compliance',
   'not-fresh',
   'quarantined',
   'paused',

@@ -89,7 +89,9 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       const excusedDeferred = w.wave.hosts.filter(
         (_, pos) => w.excused[pos] && w.phases[pos]!.phase === 'deferred',
       );
-      const completeText = `${waveLabel(w.index)} of channel ${name} is complete${excusedDeferred.length ? ` (deferred, excused by deferredHosts: excuse: ${listWithMore(excusedDeferred, 5)})` : ''}`;
+      const completeText =
+        `${waveLabel(w.index)} of channel ${name} is ` +
+        `complete${excusedDeferred.length ? ` (deferred, excused by deferredHosts: excuse: ${listWithMore(excusedDeferred, 5)})` : ''}`;
       const reason =
         state === 'complete'
           ? completeText

@@ -3,7 +3,8 @@
 // imports each command module on demand; --splitting keeps those imports lazy).
 // Runs in `prepare` (npm ci / npm install), before `npm test` and the demo, and in the Nix package build.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 
@@ -22,6 +23,19 @@ const directImports = {
       const contents = faces.directSource(tree, args.path);
       return contents === null ? undefined : { contents, loader: 'ts' };
     });
+  },
+};
+
+// The one exception to `packages: 'external'`: zod is bundled. Loaded from node_modules it is ~95 ES
+// modules, and their resolution and file reads cost a timer-mode `agent --once` (a new process every
+// minute on every host) ~50 ms CPU and 3 MB of its ~250 ms and 67 MB; bundled it is one chunk, loaded
+// only by commands that use schemas (issue 10; docs/benchmarks.md "agent-process"). Its licence is
+// copied next to it.
+const bundleZod = {
+  name: 'bundle-zod',
+  setup(b) {
+    const entry = fileURLToPath(import.meta.resolve('zod'));
+    b.onResolve({ filter: /^zod$/ }, () => ({ path: entry, external: false }));
   },
 };
 
@@ -44,5 +58,10 @@ await build({
   // this project's code, so a dependency update needs no rebuild and licences stay with their packages.
   packages: 'external',
   logLevel: 'warning',
-  plugins: [directImports],
+  plugins: [directImports, bundleZod],
 });
+// zod is MIT-licensed: its notice travels with the copy bundled above.
+copyFileSync(
+  join(dirname(fileURLToPath(import.meta.resolve('zod/package.json'))), 'LICENSE'),
+  `${outdir}/zod.LICENSE`,
+);

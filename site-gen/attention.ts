@@ -61,7 +61,7 @@ export type Severity = 'bad' | 'warn';
 
 export interface AttentionItem {
   severity: Severity;
-  /** Stable key (tests, anchors): halted-channel, failed, quarantined, deferred, offline-blocking, over-budget, refresh-overdue, cert-expiring. */
+  /** Stable key (tests, anchors): halted-channel, failed, quarantined, failing-controls, deferred, offline-blocking, over-budget, refresh-overdue, cert-expiring. */
   kind: string;
   title: string;
   /** Evidence: who and why, in a line. */
@@ -109,7 +109,9 @@ export function attentionItems(
       severity: 'bad',
       kind: 'quarantined',
       title: `${hosts.length} host(s) quarantined a closure`,
-      detail: `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h (the agent's default quarantine; its config may differ): ${named(hosts)}`,
+      detail:
+        `signed failed/rolled-back acks within the last ${DEFAULT_QUARANTINE_HOURS} h ` +
+        `(the agent's default quarantine; its config may differ): ${named(hosts)}`,
       hosts,
       href: 'lists/quarantined_1.html',
     });
@@ -146,6 +148,24 @@ export function attentionItems(
       hosts: offline.map((h) => h.host),
       href: 'lists/phase-offline_1.html',
     });
+  // Enforce channels: a failing control fails the activation there, so it is the operator's now.
+  const failingControls = [...m.compliance]
+    .filter(([, c]) => c.mode === 'enforce')
+    .map(([host, c]) => ({ host, failing: c.controls.filter((x) => x.status === 'failing') }))
+    .filter((x) => x.failing.length > 0);
+  if (failingControls.length > 0)
+    items.push({
+      severity: 'bad',
+      kind: 'failing-controls',
+      title: `${failingControls.length} host(s) failing compliance controls in enforce channels`,
+      detail: named(
+        failingControls.map(
+          (x) => `${x.host} (${x.failing.map((f) => `${f.framework}/${f.control}`).join(', ')})`,
+        ),
+      ),
+      hosts: failingControls.map((x) => x.host),
+      href: failingControls.length === 1 ? `hosts/${failingControls[0]!.host}.html` : 'hosts.html',
+    });
   const deferred = m.hosts.filter((h) => h.phase === 'deferred');
   if (deferred.length > 0)
     items.push({
@@ -167,7 +187,10 @@ export function attentionItems(
       severity: m.now >= expires ? 'bad' : 'warn',
       kind: 'refresh-overdue',
       title: 'the timestamp refresh is overdue',
-      detail: `timestamp.json signed ${new Date(issued).toISOString()}, expires ${new Date(expires).toISOString()}: run or check the scheduled \`nixfleet refresh\``,
+      detail:
+        `timestamp.json signed ${new Date(issued).toISOString()}, ` +
+        `expires ${new Date(expires).toISOString()}: run or check the scheduled ` +
+        `\`nixfleet refresh\``,
       hosts: [],
       href: 'documents.html',
     });

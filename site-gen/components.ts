@@ -34,12 +34,19 @@ export function scroll(table: Html): Html {
 export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHistory | null): Html {
   if (load.status === 'failed') {
     const f = load.failure;
-    return html`<div class="banner bad" id="verification">verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">No fleet data is shown: nothing in this tree can be trusted until it verifies against the pinned trust root.</span></div>`;
+    return html`<div class="banner bad" id="verification">verification \
+failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">No fleet \
+data is shown: nothing in this tree can be trusted until it verifies against the pinned trust \
+root.</span></div>`;
   }
   const r = load.release.report;
   if (load.status === 'stale') {
     const f = load.failure;
-    return html`<div class="banner bad" id="verification">verification failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">Every signature verifies as of ${utc(load.verifiedAsOf)} (the timestamp's last valid second). Hosts activate nothing new until a fresh timestamp is published; the view below is the last signed release with the hosts' current acks.</span></div>`;
+    return html`<div class="banner bad" id="verification">verification \
+failed: ${f.code} ${f.file}<span class="detail">${f.detail}</span><span class="detail">Every \
+signature verifies as of ${utc(load.verifiedAsOf)} (the timestamp's last valid second). Hosts \
+activate nothing new until a fresh timestamp is published; the view below is the last signed \
+release with the hosts' current acks.</span></div>`;
   }
   const expires = parseIsoTime(r.timestamp.expires);
   const issued = parseIsoTime(r.timestamp.issuedAt);
@@ -59,7 +66,9 @@ export function verificationBanner(load: ReleaseLoad, now: number, acks: AckHist
       html`<span class="detail">${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span>`,
     );
   const cls = notes.length > 0 ? 'warn' : 'ok';
-  return html`<div class="banner ${cls}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp expires ${relative(expires, now)}${notes}</div>`;
+  return html`<div class="banner ${cls}" id="verification">verified: \
+release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root \
+v${r.root.version}; timestamp expires ${relative(expires, now)}${notes}</div>`;
 }
 
 /**
@@ -79,7 +88,9 @@ export function stableBanner(load: ReleaseLoad, acks: AckHistory | null): Html {
     notes.push(
       html`<span class="detail">${acks.rejected.length} ack(s) did not verify and are not counted (see documents).</span>`,
     );
-  return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">verified: release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires))}${notes}</div>`;
+  return html`<div class="banner ${notes.length > 0 ? 'warn' : 'ok'}" id="verification">verified: \
+release ${r.release.version} of fleet ${r.fleet}, ${r.documents.length} documents, trust root \
+v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires))}${notes}</div>`;
 }
 
 /**
@@ -92,7 +103,9 @@ export function withoutAges(text: string): string {
 
 /** The footer of the stable pages: provenance, no build time (the overview has it). */
 export function stableFooter(base: string): Html {
-  return html`Facts from documents verified against the pinned trust root and from host acks verified against the host keys in the signed release. Ages and the build time: see the <a href="${base}index.html">overview</a>.`;
+  return html`Facts from documents verified against the pinned trust root and from host acks \
+verified against the host keys in the signed release. Ages and the build time: see the <a \
+href="${base}index.html">overview</a>.`;
 }
 
 function lastAckCell(h: HostRow, now: number | null): Html {
@@ -127,21 +140,43 @@ export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map((h) => {
     const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a></td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
+    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a>\
+</td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a \
+href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" \
+data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td \
+data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" \
+data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" \
+title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" \
+data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
   });
   const more =
     rows.length > shown.length
       ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>`
       : null;
-  return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;
+  return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th \
+class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target \
+closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;
 }
 
 export function footer(now: number, acks: AckHistory | null): Html {
   const src = acks
-    ? html` Acks: ${acks.sources.latestFiles} latest-ack files${acks.sources.log !== null ? html`, ${acks.sources.logRecords} records of the ack log${acks.sources.logSkippedBytes > 0 ? ` (oldest ${acks.sources.logSkippedBytes} bytes not read)` : ''}` : ', no ack log (timelines from the latest acks only)'}; ${acks.rejected.length} rejected.`
+    ? html` Acks: ${acks.sources.latestFiles} latest-ack \
+files${
+        acks.sources.log !== null
+          ? html`, ${acks.sources.logRecords} records of the ack \
+log${
+              acks.sources.logSkippedBytes > 0
+                ? ` (oldest ${acks.sources.logSkippedBytes} bytes not \
+read)`
+                : ''
+            }`
+          : ', no ack log (timelines from the latest acks only)'
+      }; ${acks.rejected.length} rejected.`
     : null;
   const provenance = acks
-    ? ' Every fact on these pages comes from documents verified against the pinned trust root and from host-signed acks verified against the host keys in the signed release.'
+    ? ' Every fact on these pages comes from documents verified against the pinned ' +
+      'trust root and from host-signed acks verified against the host keys in the ' +
+      'signed release.'
     : '';
   return html`Built by nixfleet site-gen for ${utc(now)}.${src}${provenance}`;
 }

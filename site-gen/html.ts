@@ -1,6 +1,8 @@
 // HTML building with escaping by default: every value interpolated into `html\`...\`` is escaped unless
 // it is itself the result of `html` (or `raw`). Free text from documents and acks (reasons, probe
 // details, key names) can therefore never inject markup, even where a page author forgets about it.
+// Long markup is broken with a backslash at the end of a line inside the template: a line continuation
+// adds nothing to the text `html` receives, so the output stays byte for byte the same.
 
 export class Html {
   constructor(readonly text: string) {}

@@ -99,9 +99,12 @@ export function filterBar(m: FleetModel, base: string, withCounts: boolean): Htm
         ' ',
       )})</span>`,
   );
-  return html`<form id="search" role="search" hidden data-index="${base}search-index.js" data-base="${base}"><label>Search hosts: <input type="search" name="q" autocomplete="off" placeholder="host name"></label><div id="search-results" aria-live="polite"></div></form>
+  return html`<form id="search" role="search" hidden data-index="${base}search-index.js" \
+data-base="${base}"><label>Search hosts: <input type="search" name="q" autocomplete="off" \
+placeholder="host name"></label><div id="search-results" aria-live="polite"></div></form>
 <div class="filters">Phase: ${phases}</div>
-<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
+<div class="filters">Channel: ${join(channels, ' ')} · <a href="${listHref(base, 'all')}">all \
+hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
 }
 
 /** lists/<id>_<n>.html for every list and page. */

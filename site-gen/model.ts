@@ -13,7 +13,9 @@ import {
 import {
   ackHistoryByHost,
   fleetInputOf,
+  hostCompliance,
   type AckHistory,
+  type HostComplianceView,
   type VerifiedRelease,
 } from '../read-side/index.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
@@ -86,6 +88,8 @@ export interface FleetModel {
   timelineByHost: Map<string, HostTimeline>;
   /** Hosts whose newest failure ack is within the default quarantine duration of `now`: that evidence. */
   quarantines: Map<string, QuarantineEvidence>;
+  /** Hosts whose channel names compliance frameworks: their controls (verified manifest + newest signed evidence). */
+  compliance: Map<string, HostComplianceView>;
 }
 
 function compareHosts(a: HostView, b: HostView): number {
@@ -132,6 +136,11 @@ export function buildFleetModel(
     const newest = quarantineEvidence(ackHistory.get(h.host) ?? [])[0];
     if (newest !== undefined && newest.untilByDefault > now) quarantines.set(h.host, newest);
   }
+  const compliance = new Map<string, HostComplianceView>();
+  for (const h of hosts) {
+    const view = hostCompliance(release, h.host, ackHistory.get(h.host) ?? []);
+    if (view !== null) compliance.set(h.host, view);
+  }
   return {
     now,
     release,
@@ -144,6 +153,7 @@ export function buildFleetModel(
     channels,
     timelineByHost,
     quarantines,
+    compliance,
   };
 }
 

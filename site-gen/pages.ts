@@ -78,8 +78,14 @@ function needsPanel(m: FleetModel, certs: readonly ExpiringCert[] | null): Html 
       ? html`<p class="muted">Certificate expiry not checked (build with <code>--pki DIR</code> to list certificates expiring within 30 days).</p>`
       : null;
   if (items.length === 0)
-    return html`<ul class="needs" id="needs"><li class="ok">Nothing needs you now: no halted channel, failed, quarantined, deferred or blocking offline host, budget overrun, overdue refresh${certs === null ? '' : ' or expiring certificate'}.</li></ul>${certNote}`;
-  return html`<ul class="needs" id="needs">${items.map((i) => html`<li class="${i.severity}" data-kind="${i.kind}"><b>${i.href === null ? i.title : html`<a href="${i.href}">${i.title}</a>`}</b><br><span class="reason">${i.detail}</span></li>`)}</ul>${certNote}`;
+    return html`<ul class="needs" id="needs"><li class="ok">Nothing needs you now: no halted \
+channel, failed, quarantined, deferred or blocking offline host, budget overrun, overdue \
+refresh${certs === null ? '' : ' or expiring certificate'}.</li></ul>${certNote}`;
+  return html`<ul class="needs" id="needs">${items.map(
+    (i) => html`<li class="${i.severity}" \
+data-kind="${i.kind}"><b>${i.href === null ? i.title : html`<a href="${i.href}">${i.title}</a>`}</b>\
+<br><span class="reason">${i.detail}</span></li>`,
+  )}</ul>${certNote}`;
 }
 
 function overview(m: FleetModel, load: ReleaseLoad, certs: readonly ExpiringCert[] | null): string {
@@ -92,7 +98,10 @@ function overview(m: FleetModel, load: ReleaseLoad, certs: readonly ExpiringCert
 <div class="card"><div class="n">${total}</div><div class="l">hosts</div></div>
 <div class="card"><div class="n">${m.view.channels.length}</div><div class="l">channels</div></div>
 <div class="card"><div class="n">v${rep.release.version}</div><div class="l">release, signed ${utc(parseIsoTime(rep.release.issuedAt))}</div></div>
-<div class="card"><div class="n ${tsExpires <= m.now ? 'bad-text' : ''}">${relative(tsExpires, m.now)}</div><div class="l">timestamp expiry (${utc(tsExpires)}), issued ${relative(parseIsoTime(r.timestamp.issuedAt), m.now)}</div></div>
+<div class="card"><div \
+class="n ${tsExpires <= m.now ? 'bad-text' : ''}">${relative(tsExpires, m.now)}</div><div \
+class="l">timestamp expiry (${utc(tsExpires)}), \
+issued ${relative(parseIsoTime(r.timestamp.issuedAt), m.now)}</div></div>
 <div class="card"><div class="n">root v${r.root.version}</div><div class="l">trust root, expires ${relative(rootExpires, m.now)}</div></div>
 <div class="card"><div class="n ${m.phaseTotals.failed > 0 ? 'bad-text' : ''}">${m.phaseTotals.failed}</div><div class="l">failed hosts</div></div>
 </div>`;
@@ -101,25 +110,57 @@ function overview(m: FleetModel, load: ReleaseLoad, certs: readonly ExpiringCert
     const done = c.waves.reduce((n, w) => n + w.counts.soaked + w.counts.converged, 0);
     const hosts = c.waves.reduce((n, w) => n + w.hosts, 0);
     const failures = c.waves.reduce((n, w) => n + w.failures, 0);
-    return html`<tr><td><a href="channels/${c.channel}.html">${c.channel}</a></td><td data-l="state">${stateSpan(c.state)}</td><td class="num" data-l="waves done">${Math.min(c.currentWave, c.waves.length)} / ${c.waves.length}</td><td class="num" data-l="soaked / hosts">${done} / ${hosts}</td><td class="num ${failures > 0 ? 'bad-text' : ''}" data-l="failed">${failures}</td><td data-l="strategy">${plan.strategy}</td><td data-l="gated by">${plan.gatedBy.length ? plan.gatedBy.join(', ') : '—'}</td><td class="reason" data-l="reason">${c.reason}</td></tr>`;
+    return html`<tr><td><a href="channels/${c.channel}.html">${c.channel}</a></td><td \
+data-l="state">${stateSpan(c.state)}</td><td class="num" data-l="waves \
+done">${Math.min(c.currentWave, c.waves.length)} / ${c.waves.length}</td><td class="num" \
+data-l="soaked / hosts">${done} / ${hosts}</td><td class="num ${failures > 0 ? 'bad-text' : ''}" \
+data-l="failed">${failures}</td><td data-l="strategy">${plan.strategy}</td><td data-l="gated \
+by">${plan.gatedBy.length ? plan.gatedBy.join(', ') : '—'}</td><td class="reason" \
+data-l="reason">${c.reason}</td></tr>`;
   });
   const budgets =
     m.view.budgets.length === 0
       ? html`<p class="muted">No disruption budgets.</p>`
       : scroll(
-          html`<table id="budgets"><thead><tr><th>budget</th><th class="num">in flight / max</th><th>hosts in flight</th></tr></thead><tbody>${m.view.budgets.map(
-            (b) => {
-              // More in flight than the budget allows (hosts that started on their own, or evidence arriving late).
-              const over = b.inFlight > b.max;
-              return html`<tr class="${over ? 'over' : ''}"><td>${b.id}</td><td class="num">${b.inFlight} / ${b.max}${over ? html` <span class="over-label">over budget by ${b.inFlight - b.max}</span>` : null}</td><td class="reason">${b.inFlightHosts.join(', ') || '—'}</td></tr>`;
-            },
-          )}</tbody></table>`,
+          html`<table id="budgets"><thead><tr><th>budget</th><th class="num">in flight / max</th>\
+<th>hosts in flight</th></tr></thead><tbody>${m.view.budgets.map((b) => {
+            // More in flight than the budget allows (hosts that started on their own, or evidence arriving late).
+            const over = b.inFlight > b.max;
+            return html`<tr class="${over ? 'over' : ''}"><td>${b.id}</td><td \
+class="num">${b.inFlight} / ${b.max}${
+              over
+                ? html` <span class="over-label">over budget \
+by ${b.inFlight - b.max}</span>`
+                : null
+            }</td><td \
+class="reason">${b.inFlightHosts.join(', ') || '—'}</td></tr>`;
+          })}</tbody></table>`,
         );
   const attention = attentionHosts(m);
   const revs = r.revocations;
   const revocations = html`<p>Revocations v${revs.version}, signed ${utc(parseIsoTime(revs.issuedAt))}.</p>
-${revs.hosts.length === 0 ? html`<p class="muted">No revoked hosts.</p>` : scroll(html`<table><thead><tr><th>revoked host</th><th>key id</th><th>certificate serial</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.hosts.map((h) => html`<tr><td>${h.host}</td><td class="mono">${h.keyid === null ? 'every key' : h.keyid.slice(0, 16)}</td><td class="mono">${h.certSerial ?? '—'}</td><td>${utc(parseIsoTime(h.revokedAt))}</td><td class="reason">${h.reason}</td></tr>`)}</tbody></table>`)}
-${revs.closures.length === 0 ? html`<p class="muted">No revoked closures.</p>` : scroll(html`<table><thead><tr><th>revoked closure</th><th>since</th><th>reason</th></tr></thead><tbody>${revs.closures.map((c) => html`<tr><td class="mono">${c.storePath}</td><td>${utc(parseIsoTime(c.revokedAt))}</td><td class="reason">${c.reason}</td></tr>`)}</tbody></table>`)}`;
+${
+  revs.hosts.length === 0
+    ? html`<p class="muted">No revoked hosts.</p>`
+    : scroll(html`<table>\
+<thead><tr><th>revoked host</th><th>key id</th><th>certificate serial</th><th>since</th>\
+<th>reason</th></tr></thead><tbody>${revs.hosts.map(
+        (h) => html`<tr><td>${h.host}</td><td \
+class="mono">${h.keyid === null ? 'every key' : h.keyid.slice(0, 16)}</td><td \
+class="mono">${h.certSerial ?? '—'}</td><td>${utc(parseIsoTime(h.revokedAt))}</td><td \
+class="reason">${h.reason}</td></tr>`,
+      )}</tbody></table>`)
+}
+${
+  revs.closures.length === 0
+    ? html`<p class="muted">No revoked closures.</p>`
+    : scroll(html`<table>\
+<thead><tr><th>revoked closure</th><th>since</th><th>reason</th></tr></thead>\
+<tbody>${revs.closures.map(
+        (c) => html`<tr><td class="mono">${c.storePath}</td>\
+<td>${utc(parseIsoTime(c.revokedAt))}</td><td class="reason">${c.reason}</td></tr>`,
+      )}</tbody></table>`)
+}`;
   const body = html`<h1>Fleet ${rep.fleet}: release ${rep.release.version}</h1>
 <h2>What needs you now</h2>
 ${needsPanel(m, certs)}
@@ -133,7 +174,9 @@ ${phaseBar(
 )}
 <p>${counts(m.phaseTotals, '')}</p>
 <h2>Channels</h2>
-${scroll(html`<table class="stack"><thead><tr><th>channel</th><th>state</th><th class="num">waves done</th><th class="num">soaked / hosts</th><th class="num">failed</th><th>strategy</th><th>gated by</th><th>reason</th></tr></thead><tbody>${channelRows}</tbody></table>`)}
+${scroll(html`<table class="stack"><thead><tr><th>channel</th><th>state</th><th class="num">waves \
+done</th><th class="num">soaked / hosts</th><th class="num">failed</th><th>strategy</th><th>gated \
+by</th><th>reason</th></tr></thead><tbody>${channelRows}</tbody></table>`)}
 <h2>Disruption budgets</h2>
 ${budgets}
 <h2 id="attention">Failed, blocked, deferred and offline hosts (${attention.length})</h2>
@@ -167,7 +210,8 @@ function channelFacts(plan: ChannelPlan, c: ChannelView, m: FleetModel): Html {
     ['state', html`${stateSpan(c.state)}: ${c.reason}`],
     [
       'rollout id',
-      html`<span class="mono" title="${plan.rolloutId}">${shortDigest(plan.rolloutId)}</span> (release ${plan.releaseVersion}, plan signed ${utc(parseIsoTime(plan.issuedAt))})`,
+      html`<span class="mono" title="${plan.rolloutId}">${shortDigest(plan.rolloutId)}</span> \
+(release ${plan.releaseVersion}, plan signed ${utc(parseIsoTime(plan.issuedAt))})`,
     ],
     ['strategy', `${plan.strategy}, on failure: ${plan.onFailure}`],
     ['gated by (channel edges)', edgeLinks(plan.gatedBy)],
@@ -180,7 +224,10 @@ function channelFacts(plan: ChannelPlan, c: ChannelView, m: FleetModel): Html {
     ],
     [
       'timing',
-      `heartbeat ${duration(plan.heartbeatSeconds)}, offline window ${duration(plan.offlineWindowSeconds)}, confirm deadline ${duration(plan.confirmDeadlineSeconds)}, freshness ${duration(plan.freshnessSeconds)}`,
+      `heartbeat ${duration(plan.heartbeatSeconds)}, offline ` +
+        `window ${duration(plan.offlineWindowSeconds)}, confirm ` +
+        `deadline ${duration(plan.confirmDeadlineSeconds)}, ` +
+        `freshness ${duration(plan.freshnessSeconds)}`,
     ],
     [
       'maintenance windows',
@@ -210,7 +257,15 @@ function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
   const waveRows = c.waves.map((w) => {
     const pw = plan.waves[w.index]!;
     const members = rows.filter((h) => h.wave === w.index);
-    return html`<tr id="wave-${w.index}"><td class="num">${w.index}</td><td data-l="state">${stateSpan(w.state)}</td><td class="num" data-l="hosts"><a href="${listHref('../', `wave-${c.channel}-${w.index}`)}">${w.hosts}</a></td><td data-l="phases">${counts(w.counts, '../')}</td><td data-l="soak">${soakCell(m, members, w.soakSeconds)}</td><td class="num ${w.failures > w.allowedFailures ? 'bad-text' : ''}" data-l="failures">${w.failures} / ${w.allowedFailures} allowed (${thresholdText(pw.failureThreshold)})</td><td class="num" data-l="offline excuses">${pw.offlineExcuseLimit}</td><td data-l="waiting for">${
+    return html`<tr id="wave-${w.index}"><td class="num">${w.index}</td><td \
+data-l="state">${stateSpan(w.state)}</td><td class="num" data-l="hosts"><a \
+href="${listHref('../', `wave-${c.channel}-${w.index}`)}">${w.hosts}</a></td><td \
+data-l="phases">${counts(w.counts, '../')}</td><td \
+data-l="soak">${soakCell(m, members, w.soakSeconds)}</td><td \
+class="num ${w.failures > w.allowedFailures ? 'bad-text' : ''}" \
+data-l="failures">${w.failures} / ${w.allowedFailures} allowed \
+(${thresholdText(pw.failureThreshold)})</td><td class="num" data-l="offline \
+excuses">${pw.offlineExcuseLimit}</td><td data-l="waiting for">${
       w.blockingHosts.length === 0
         ? '—'
         : join(
@@ -224,12 +279,21 @@ function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
   const body = html`<h1>Channel ${c.channel} ${stateSpan(c.state)}</h1>
 ${channelFacts(plan, c, m)}
 <h2>Waves</h2>
-${scroll(html`<table class="stack"><thead><tr><th class="num">wave</th><th>state</th><th class="num">hosts</th><th>phases</th><th>soak</th><th class="num">failures vs threshold</th><th class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead><tbody>${waveRows}</tbody></table>`)}
+${scroll(html`<table class="stack"><thead><tr><th class="num">wave</th><th>state</th><th \
+class="num">hosts</th><th>phases</th><th>soak</th><th class="num">failures vs threshold</th><th \
+class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead>\
+<tbody>${waveRows}</tbody></table>`)}
 ${waveChart(cm.spans, c.waves, m.now, `waves of channel ${c.channel} over time`)}
 <h2>Timeline</h2>
 ${legend()}
 ${timelineChart(lanes, { now: m.now, hostHref: '../hosts/', title: `rollout timeline of channel ${c.channel}` })}
-${cm.timelines.length > lanes.length ? html`<p class="muted">Showing the first ${lanes.length} of ${cm.timelines.length} hosts in wave order; the wave chart above covers all of them.</p>` : null}
+${
+  cm.timelines.length > lanes.length
+    ? html`<p class="muted">Showing the \
+first ${lanes.length} of ${cm.timelines.length} hosts in wave order; the wave chart above covers \
+all of them.</p>`
+    : null
+}
 <h2>Hosts</h2>
 <p><a href="${listHref('../', `channel-${c.channel}`)}">All ${rows.length} hosts of ${c.channel}</a>; by wave: ${join(
     c.waves.map(
@@ -276,14 +340,38 @@ function quarantineSection(history: readonly AckRecord[]): Html {
   const evidence = quarantineEvidence(history);
   if (evidence.length === 0)
     return html`<p class="muted">No failed or rolled-back ack from this host: its agent has quarantined nothing that it reported.</p>`;
-  const rows = evidence
-    .slice(0, 10)
-    .map(
-      (q) =>
-        html`<tr><td class="mono" data-l="closure">${q.target ?? 'not named in the ack'}</td><td data-l="since">${utc(q.at)}</td><td data-l="until">${utc(q.untilByDefault)}</td><td data-l="from">${q.kind} ack, seq ${q.seq}</td><td class="reason" data-l="why">${q.reason ?? '(no reason given)'}${q.failedProbes.map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
-    );
-  return html`<p>From this host's signed acks: after a failed or rolled-back activation its agent quarantines the closure and refuses it for its configured <code>quarantineHours</code> (not signed anywhere; "until" assumes the default ${DEFAULT_QUARANTINE_HOURS} h), unless an operator clears it on the host.</p>
-${scroll(html`<table class="quarantine stack"><thead><tr><th>quarantined closure</th><th>since (ack signed)</th><th>until (default config)</th><th>evidence</th><th>why (the ack's reason)</th></tr></thead><tbody>${rows}</tbody></table>`)}${evidence.length > 10 ? html`<p class="muted">Newest 10 of ${evidence.length} failure acks.</p>` : null}`;
+  const rows = evidence.slice(0, 10).map(
+    (q) =>
+      html`<tr><td class="mono" data-l="closure">${q.target ?? 'not named in the ack'}</td><td \
+data-l="since">${utc(q.at)}</td><td data-l="until">${utc(q.untilByDefault)}</td><td \
+data-l="from">${q.kind} ack, seq ${q.seq}</td><td class="reason" \
+data-l="why">${q.reason ?? '(no reason given)'}${q.failedProbes.map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
+  );
+  return html`<p>From this host's signed acks: after a failed or rolled-back activation its agent \
+quarantines the closure and refuses it for its configured <code>quarantineHours</code> (not signed \
+anywhere; "until" assumes the default ${DEFAULT_QUARANTINE_HOURS} h), unless an operator clears it \
+on the host.</p>
+${scroll(html`<table class="quarantine stack"><thead><tr><th>quarantined closure</th><th>since (ack \
+signed)</th><th>until (default config)</th><th>evidence</th><th>why (the ack's reason)</th></tr>\
+</thead><tbody>${rows}</tbody></table>`)}${
+    evidence.length > 10
+      ? html`<p class="muted">Newest 10 \
+of ${evidence.length} failure acks.</p>`
+      : null
+  }`;
+}
+
+/** The host's compliance controls: static as the release signed them, runtime from its newest signed evidence. */
+function complianceSection(m: FleetModel, host: string): Html {
+  const c = m.compliance.get(host);
+  if (c === undefined)
+    return html`<p class="muted">This host's channel names no compliance framework.</p>`;
+  const rows = c.controls.map(
+    (x) =>
+      html`<tr><td data-l="framework">${x.framework}</td><td data-l="control">${x.control}</td><td data-l="kind">${x.kind}</td><td data-l="result" class="${x.status === 'ok' ? '' : 'bad-text'}">${x.status === 'ok' ? 'ok' : x.status === 'failing' ? 'FAILING' : 'no evidence yet'}</td><td data-l="signed">${x.kind === 'static' ? `in release ${m.release.index.version}` : x.time === undefined ? '—' : html`${utc(parseAckTime(x.time))}, ack seq ${x.ackSeq}, exit ${x.exitCode ?? 'none'}`}</td><td class="reason" data-l="evidence">${x.evidence}${x.outputDigest === undefined ? null : html`<br><span class="mono muted">output ${shortDigest(x.outputDigest)}</span>`}</td></tr>`,
+  );
+  return html`<p>Mode <b>${c.mode}</b>, frameworks ${c.frameworks.join(', ')}. Static controls as CI evaluated them (signed in the release); runtime controls from the newest result this host signed into an ack.</p>
+${scroll(html`<table class="controls stack"><thead><tr><th>framework</th><th>control</th><th>kind</th><th>result</th><th>signed</th><th>evidence</th></tr></thead><tbody>${rows}</tbody></table>`)}`;
 }
 
 function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
@@ -295,13 +383,24 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const probes =
     latest && latest.probes.length > 0
       ? scroll(
-          html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead><tbody>${latest.probes.map((p) => html`<tr><td>${p.name}</td><td class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td></tr>`)}</tbody></table>`,
+          html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead>\
+<tbody>${latest.probes.map(
+            (p) => html`<tr><td>${p.name}</td><td \
+class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td>\
+</tr>`,
+          )}</tbody></table>`,
         )
       : html`<p class="muted">No probe results in the latest ack.</p>`;
   const recent = history.slice(-MAX_HOST_ACKS).reverse();
   const ackRows = recent.map(
     (a) =>
-      html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" data-l="release">${a.releaseVersion}</td><td class="mono" data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
+      html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed \
+at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" \
+data-l="release">${a.releaseVersion}</td><td class="mono" \
+data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" \
+data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy \
+since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" \
+data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
   );
   const failure =
     timeline.failure !== null && timeline.failedAt !== null
@@ -312,7 +411,8 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   const rows: [string, Html | string | number][] = [
     [
       'channel / wave',
-      html`<a href="../channels/${h.channel}.html">${h.channel}</a>, <a href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${plan.strategy})`,
+      html`<a href="../channels/${h.channel}.html">${h.channel}</a>, <a \
+href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${plan.strategy})`,
     ],
     [
       'phase',
@@ -348,6 +448,8 @@ function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
   );
   const body = html`<h1>Host ${h.host}</h1>
 ${keyValueTable(rows)}
+<h2>Compliance controls</h2>
+${complianceSection(m, h.host)}
 <h2>Quarantine (from signed acks)</h2>
 ${quarantineSection(history)}
 <h2>Timeline</h2>
@@ -355,7 +457,14 @@ ${hostChart(timeline)}
 <h2>Latest probes</h2>
 ${probes}
 <h2>Acks (${history.length}${history.length > recent.length ? `, newest ${recent.length} shown` : ''})</h2>
-${recent.length === 0 ? html`<p class="muted">No verified acks from this host.</p>` : scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th><th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th><th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`)}`;
+${
+  recent.length === 0
+    ? html`<p class="muted">No verified acks from this \
+host.</p>`
+    : scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th>\
+<th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th>\
+<th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`)
+}`;
   // No build time here: the page is a function of the host's evidence and the release, so watch mode
   // rewrites it only when those change; the overview says when the site was built.
   return page({
@@ -398,11 +507,26 @@ ${keyValueTable([
   ],
 ])}
 <h2>Root keys</h2>
-<table class="kv"><thead><tr><th>name</th><th>key id</th></tr></thead><tbody>${root.rootKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td></tr>`)}</tbody></table>
+<table class="kv"><thead><tr><th>name</th><th>key id</th></tr></thead>\
+<tbody>${root.rootKeys.map(
+    (k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td>\
+</tr>`,
+  )}</tbody></table>
 <h2>Release keys</h2>
-<table class="kv"><thead><tr><th>name</th><th>key id</th><th>valid from</th><th>valid until</th><th>status now</th></tr></thead><tbody>${root.releaseKeys.map((k) => html`<tr><td>${k.name}</td><td class="mono">${k.keyid}</td><td>${utc(parseIsoTime(k.validFrom))}</td><td>${utc(parseIsoTime(k.validUntil))}</td><td>${keyStatus(parseIsoTime(k.validFrom), parseIsoTime(k.validUntil), m.now)}</td></tr>`)}</tbody></table>
+<table class="kv"><thead><tr><th>name</th><th>key id</th><th>valid from</th><th>valid until</th>\
+<th>status now</th></tr></thead><tbody>${root.releaseKeys.map(
+    (k) => html`<tr><td>${k.name}</td><td \
+class="mono">${k.keyid}</td><td>${utc(parseIsoTime(k.validFrom))}</td>\
+<td>${utc(parseIsoTime(k.validUntil))}</td>\
+<td>${keyStatus(parseIsoTime(k.validFrom), parseIsoTime(k.validUntil), m.now)}</td></tr>`,
+  )}</tbody></table>
 <h2>Nix binary cache keys</h2>
-${root.cacheKeys.length === 0 ? html`<p class="muted">None: hosts trust no binary cache signature from this root.</p>` : html`<ul>${root.cacheKeys.map((k) => html`<li class="mono">${k}</li>`)}</ul>`}`;
+${
+  root.cacheKeys.length === 0
+    ? html`<p class="muted">None: hosts trust no binary cache signature \
+from this root.</p>`
+    : html`<ul>${root.cacheKeys.map((k) => html`<li class="mono">${k}</li>`)}</ul>`
+}`;
   return page({
     title: `NixFleet ${m.release.report.fleet}: trust`,
     base: '',
@@ -424,12 +548,42 @@ function documentsPage(m: FleetModel, load: ReleaseLoad): string {
   const okManifests = rep.documents.length - listed.length;
   const body = html`<h1>Verification of every document</h1>
 <p>Verified at ${utc(parseIsoTime(rep.verifiedAt))} against the pinned trust root: ${[...byType].map(([t, n]) => `${n} ${t}`).join(', ')}.</p>
-${rep.unlistedManifests.length > 0 ? html`<h2 class="bad-text">Manifests not listed in the release index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>` : null}
+${
+  rep.unlistedManifests.length > 0
+    ? html`<h2 class="bad-text">Manifests not listed in the release \
+index</h2><ul>${rep.unlistedManifests.map((f) => html`<li class="mono">${f}</li>`)}</ul>`
+    : null
+}
 <h2>Acks that did not verify (${m.acks.rejected.length})</h2>
-${m.acks.rejected.length === 0 ? html`<p class="muted">None.</p>` : scroll(html`<table><thead><tr><th>source</th><th>reason</th></tr></thead><tbody>${m.acks.rejected.slice(0, MAX_REJECTED_ROWS).map((a) => html`<tr><td class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`)}</tbody></table>`)}${m.acks.rejected.length > MAX_REJECTED_ROWS ? html`<p class="muted">First ${MAX_REJECTED_ROWS} of ${m.acks.rejected.length} shown.</p>` : null}
+${
+  m.acks.rejected.length === 0
+    ? html`<p class="muted">None.</p>`
+    : scroll(html`<table><thead><tr>\
+<th>source</th><th>reason</th></tr></thead>\
+<tbody>${m.acks.rejected.slice(0, MAX_REJECTED_ROWS).map(
+        (a) => html`<tr><td \
+class="mono">${a.source}</td><td class="reason">${a.code}: ${a.reason}</td></tr>`,
+      )}</tbody>\
+</table>`)
+}${
+    m.acks.rejected.length > MAX_REJECTED_ROWS
+      ? html`<p \
+class="muted">First ${MAX_REJECTED_ROWS} of ${m.acks.rejected.length} shown.</p>`
+      : null
+  }
 <h2>Documents</h2>
-${okManifests > 0 ? html`<p>${okManifests} host manifest(s) verified without findings (one per host; not listed one by one, so that this page stays small at fleet scale).</p>` : null}
-${scroll(html`<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead><tbody>${listed.map((d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td></tr>`)}</tbody></table>`)}`;
+${
+  okManifests > 0
+    ? html`<p>${okManifests} host manifest(s) verified without findings (one per \
+host; not listed one by one, so that this page stays small at fleet scale).</p>`
+    : null
+}
+${scroll(html`<table><thead><tr><th>file</th><th>type</th><th>result</th></tr></thead>\
+<tbody>${listed.map(
+  (d) => html`<tr><td class="mono">${d.file}</td><td>${d.type}</td><td \
+class="${d.result === 'ok' ? '' : 'bad-text'}">${d.result === 'ok' ? 'verified' : `verified, ${d.result}: ${d.detail ?? ''}`}</td>\
+</tr>`,
+)}</tbody></table>`)}`;
   return page({
     title: `NixFleet ${rep.fleet}: documents`,
     base: '',
@@ -453,7 +607,8 @@ ${keyValueTable([
   ['detail', f.detail],
   ['pinned trust root', `v${pinnedRootVersion}`],
 ])}
-<p>Agents refuse this tree as well: no host activates anything from it. Check the file named above (and <code>nixfleet verify</code> on the tree), then republish from CI.</p>`;
+<p>Agents refuse this tree as well: no host activates anything from it. Check the file named above \
+(and <code>nixfleet verify</code> on the tree), then republish from CI.</p>`;
   return page({
     title: 'NixFleet: verification failed',
     base: '',

@@ -71,7 +71,8 @@ function axis(s: Scale, height: number): Html {
     const x = s.x(t).toFixed(1);
     const label = multiDay ? utc(t).slice(5, 16) : utc(t).slice(11, 16);
     ticks.push(
-      html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="grid"/><text x="${x}" y="${AXIS - 10}" text-anchor="middle" class="tick">${label}</text>`,
+      html`<line x1="${x}" y1="${AXIS - 6}" x2="${x}" y2="${height}" class="grid"/><text x="${x}" \
+y="${AXIS - 10}" text-anchor="middle" class="tick">${label}</text>`,
     );
   }
   return join(ticks);
@@ -228,7 +229,9 @@ export function timelineChart(timelines: readonly HostTimeline[], o: TimelineCha
       html`<g>${sep}${o.hostHref ? html`<a href="${o.hostHref}${t.host}.html">${label}</a>` : label}${laneParts(s, t, y, o.now)}</g>`,
     );
   });
-  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${o.title}</title>${axis(s, height)}${lanes}${nowLine(s, o.now, height)}</svg>`;
+  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" \
+xmlns="http://www.w3.org/2000/svg">\
+<title>${o.title}</title>${axis(s, height)}${lanes}${nowLine(s, o.now, height)}</svg>`;
 }
 
 /**
@@ -251,13 +254,17 @@ export function hostChart(t: HostTimeline): Html {
         : m.kind === 'heartbeat'
           ? '#9aa5b1'
           : '#202124';
-    return html`<line x1="${x}" y1="${marksY}" x2="${x}" y2="${marksY + 12}" stroke="${color}" stroke-width="2"><title>${m.kind} at ${utc(m.at)}</title></line>`;
+    return html`<line x1="${x}" y1="${marksY}" x2="${x}" y2="${marksY + 12}" stroke="${color}" \
+stroke-width="2"><title>${m.kind} at ${utc(m.at)}</title></line>`;
   });
   const lane =
     lastAck === null
       ? html`<text x="${LABEL}" y="${AXIS + LANE - 4}" class="note">no verified ack</text>`
       : join(laneParts(s, t, AXIS, until));
-  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>timeline of ${t.host} up to its last ack</title>${axis(s, height)}<text x="4" y="${AXIS + LANE - 4}" class="lane">${t.host}</text>${lane}<text x="4" y="${marksY + 10}" class="lane">acks</text>${marks}</svg>`;
+  return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" \
+xmlns="http://www.w3.org/2000/svg"><title>timeline of ${t.host} up to its last \
+ack</title>${axis(s, height)}<text x="4" y="${AXIS + LANE - 4}" \
+class="lane">${t.host}</text>${lane}<text x="4" y="${marksY + 10}" class="lane">acks</text>${marks}</svg>`;
 }
 
 /** What the wave chart needs of the reconciler's wave view: whether failures exceed the threshold. */
@@ -297,17 +304,29 @@ export function waveChart(
     const width = Math.max(s.x(end) - x1, 2);
     const failedShare =
       !overThreshold && w.failed > 0 ? Math.max((w.failed / Math.max(w.hosts, 1)) * width, 3) : 0;
-    const text = `${w.started} started, ${w.soaked} soaked, ${w.failed} failed${w.failed > 0 ? (overThreshold ? ` (over the threshold of ${allowed})` : ` (within the threshold of ${allowed})`) : ''}`;
+    const text =
+      `${w.started} started, ${w.soaked} soaked, ${w.failed} ` +
+      `failed${w.failed > 0 ? (overThreshold ? ` (over the threshold of ${allowed})` : ` (within the threshold of ${allowed})`) : ''}`;
     // The counts go right of the bar, or inside it when the bar reaches the right edge.
     const inside = x1 + width + 260 > WIDTH;
     const tx = inside ? x1 + 4 : x1 + width + 4;
     const share =
       failedShare > 0
-        ? html`<rect x="${(x1 + width - failedShare).toFixed(1)}" y="${y + 3}" width="${failedShare.toFixed(1)}" height="${rowH - 6}" fill="${PHASE_COLORS.failed}" class="failed-share"><title>wave ${w.wave}: ${w.failed} failed, within the threshold of ${allowed}</title></rect>`
+        ? html`<rect x="${(x1 + width - failedShare).toFixed(1)}" y="${y + 3}" \
+width="${failedShare.toFixed(1)}" height="${rowH - 6}" fill="${PHASE_COLORS.failed}" \
+class="failed-share"><title>wave ${w.wave}: ${w.failed} failed, within the threshold \
+of ${allowed}</title></rect>`
         : null;
-    return html`<g class="wave-row${overThreshold ? ' over-threshold' : ''}">${label}<rect x="${x1.toFixed(1)}" y="${y + 3}" width="${(width - failedShare).toFixed(1)}" height="${rowH - 6}" fill="${color}" class="wave-bar"><title>wave ${w.wave}: ${text}; from ${utc(w.firstStart)}${w.settledAt !== null ? ` to ${utc(w.settledAt)}` : ' (in progress)'}</title></rect>${share}<text x="${tx.toFixed(1)}" y="${y + 15}" class="${inside ? 'note inside' : 'note'}">${text}</text></g>`;
+    return html`<g class="wave-row${overThreshold ? ' over-threshold' : ''}">${label}<rect \
+x="${x1.toFixed(1)}" y="${y + 3}" width="${(width - failedShare).toFixed(1)}" height="${rowH - 6}" \
+fill="${color}" class="wave-bar"><title>wave ${w.wave}: ${text}; \
+from ${utc(w.firstStart)}${w.settledAt !== null ? ` to ${utc(w.settledAt)}` : ' (in progress)'}</title>\
+</rect>${share}<text x="${tx.toFixed(1)}" y="${y + 15}" \
+class="${inside ? 'note inside' : 'note'}">${text}</text></g>`;
   });
-  return html`<svg class="waves" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${axis(s, height)}${rows}${nowLine(s, now, height)}</svg>`;
+  return html`<svg class="waves" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" \
+xmlns="http://www.w3.org/2000/svg">\
+<title>${title}</title>${axis(s, height)}${rows}${nowLine(s, now, height)}</svg>`;
 }
 
 /** A horizontal bar split by phase counts. */
@@ -326,5 +345,6 @@ export function phaseBar(counts: Partial<Record<HostPhase, number>>, title: stri
     );
     x += w;
   }
-  return html`<svg class="phasebar" role="img" viewBox="0 0 ${WIDTH} 18" width="100%" preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${parts}</svg>`;
+  return html`<svg class="phasebar" role="img" viewBox="0 0 ${WIDTH} 18" width="100%" \
+preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg"><title>${title}</title>${parts}</svg>`;
 }

@@ -1,16 +1,13 @@
 // Test entry point: runs every tests/**/*.test.ts under uvu in one process and ends with the plain
 // "N passed, N failed, N skipped" line CI reads. `node --import tsx tests/run.ts [substring...]` runs a subset.
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
+import { isolateCacheHome } from './support/cache-home.ts';
 import { skipCount } from './support/skip.ts';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
-// Commands that keep a cache (status / trace: verified acks) must never read or fill the user's.
-const cacheHome = mkdtempSync(join(tmpdir(), 'nixfleet-test-cache-'));
-process.env.XDG_CACHE_HOME = cacheHome;
-process.on('exit', () => rmSync(cacheHome, { recursive: true, force: true }));
+isolateCacheHome();
 const filters = process.argv.slice(2);
 
 function collect(dir: string): string[] {

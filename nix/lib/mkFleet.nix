@@ -8,13 +8,33 @@ let
   schema = import ./schema.nix;
   validate = import ./validate.nix;
 
-  violations = input:
+  # Every fact path a static control names (of any framework that is shaped enough to read).
+  factPaths = input:
     let
+      frameworks = if builtins.isAttrs input && builtins.isAttrs (input.complianceFrameworks or null) then builtins.attrValues input.complianceFrameworks else [ ];
+      controls = builtins.concatLists (map (f: if builtins.isAttrs f && builtins.isAttrs (f.controls or null) then builtins.attrValues f.controls else [ ]) frameworks);
+    in
+    builtins.filter builtins.isString (map (c: if builtins.isAttrs c && (c.kind or null) == "static" then c.fact or null else null) controls);
+
+  # mkHost given a nixosConfiguration leaves its facts to be read here, once the fleet's controls say
+  # which options they name: only those are evaluated.
+  withFacts = input:
+    let
+      paths = factPaths input;
+      resolve = h: if builtins.isAttrs h && builtins.isAttrs (h.facts or null) && h.facts ? __nixfleetFactsOf then h // { facts = h.facts.__nixfleetFactsOf paths; } else h;
+    in
+    if builtins.isAttrs input && builtins.isAttrs (input.hosts or null) then input // { hosts = builtins.mapAttrs (_: resolve) input.hosts; } else input;
+
+  violations = raw:
+    let
+      input = withFacts raw;
       shaped = schema.fleet "" input;
       crossErrors = validate.crossCheck input;
+      resolutionErrors = validate.resolutionCheck shaped.value;
     in
     if shaped.errors != [ ] then { errors = shaped.errors ++ crossErrors; value = null; }
-    else { errors = crossErrors ++ validate.resolutionCheck shaped.value; inherit (shaped) value; };
+    else if crossErrors ++ resolutionErrors != [ ] then { errors = crossErrors ++ resolutionErrors; value = null; }
+    else { errors = validate.checkStaticControls shaped.value; inherit (shaped) value; };
 
   report = errors:
     let n = builtins.length errors; in

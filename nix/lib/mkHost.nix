@@ -3,6 +3,9 @@
 # nixpkgs.lib.nixosSystem returns), which also gives `system` (config.nixpkgs.hostPlatform.system, or
 # the older config.nixpkgs.system). mkFleet checks every field; mkHost only shapes the entry, so that
 # a missing, doubled or contradicting field is reported here, where it was written.
+# Facts (what static compliance controls read): with a nixosConfiguration they are read from its
+# `config` by mkFleet, for exactly the attribute paths the fleet's controls name (an option that is not
+# defined, or fails to evaluate, is left out: "not set"); without one, `facts` may state them.
 { system ? null
 , channel
 , hostKey
@@ -10,6 +13,7 @@
 , machineId ? null
 , target ? null
 , nixosConfiguration ? null
+, facts ? null
 }:
 let
   toplevelOf = cfg:
@@ -26,6 +30,22 @@ let
       (if system != null then system else throw "mkHost: give system (e.g. \"x86_64-linux\") or a nixosConfiguration that sets nixpkgs.hostPlatform")
     else if system != null && system != configuredSystem then throw "mkHost: system is ${builtins.toJSON system} but the nixosConfiguration is built for ${builtins.toJSON configuredSystem}"
     else configuredSystem;
+  # lib.attrByPath with builtins only (this library evaluates without nixpkgs): null when not defined.
+  attrAt = path: builtins.foldl' (r: k: if r != null && builtins.isAttrs r.value && r.value ? ${k} then { value = r.value.${k}; } else null)
+    { value = nixosConfiguration.config; } (builtins.filter builtins.isString (builtins.split "[.]" path));
+  # Forced here so that an option that fails to evaluate counts as not set; a derivation stands for its path.
+  forced = x: if builtins.isAttrs x && x ? outPath then x.outPath else builtins.deepSeq x x;
+  readFacts = paths: builtins.listToAttrs (builtins.concatMap (path:
+    let r = attrAt path; v = builtins.tryEval (forced r.value); in
+    if r != null && v.success then [ { name = path; value = v.value; } ] else [ ]) paths);
+  resolvedFacts =
+    if facts != null && nixosConfiguration != null then throw "mkHost: give either facts or nixosConfiguration (facts are read from it), not both"
+    else if nixosConfiguration != null then {
+      # mkFleet calls this with the fact paths of the fleet's static controls; printed alone, it says so.
+      __nixfleetFactsOf = readFacts;
+      __toString = _: "(read from the nixosConfiguration by mkFleet)";
+    }
+    else facts;
 in
 {
   inherit channel hostKey tags;
@@ -34,3 +54,4 @@ in
 }
 # The fleet JSON has no null machine id: an unknown one is simply absent.
 // (if machineId == null then { } else { inherit machineId; })
+// (if resolvedFacts == null then { } else { facts = resolvedFacts; })

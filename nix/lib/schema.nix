@@ -73,6 +73,42 @@ let
     };
   };
 
+  # Compliance (publisher/fleet-schema.ts, protocol/schemas/compliance.ts ComplianceId).
+  complianceId = str { patterns = [ { regex = "[a-z0-9][a-z0-9._-]{0,62}"; message = ''must be lowercase letters, digits, ".", "_" or "-" (1-63 chars)''; } ]; };
+  factPathMessage = "must be an attribute path like services.openssh.enable (dot-separated identifiers)";
+  factPath = str { max = 256; patterns = [ { regex = "[A-Za-z_][A-Za-z0-9_'-]*([.][A-Za-z_][A-Za-z0-9_'-]*){0,31}"; message = factPathMessage; } ]; };
+  # Any JSON value (what fromJSON or a NixOS option gives); strict JSON intake bounds it on the TypeScript side.
+  jsonValue = _path: v: c.ok v;
+  controlDescription = str { min = 1; max = 512; };
+  staticExpect = keyedUnion {
+    equals = jsonValue;
+    oneOf = list { min = 1; max = 64; } jsonValue;
+    present = literal true;
+  };
+  complianceControl = taggedUnion "kind" [ "static" "runtime" ] {
+    static = strictObject {
+      kind = required (literal "static");
+      description = required controlDescription;
+      fact = required factPath;
+      expect = required staticExpect;
+    };
+    runtime = strictObject {
+      kind = required (literal "runtime");
+      description = required controlDescription;
+      argv = required (list { min = 1; max = 64; } (str { max = 4096; }));
+      expectExit = required (int { min = 0; max = 255; });
+      timeoutMs = required timeoutMs;
+    };
+  };
+  complianceFramework = strictObject {
+    description = required controlDescription;
+    controls = required (record complianceId complianceControl);
+  };
+  channelCompliance = strictObject {
+    frameworks = required (list { min = 1; max = 32; } complianceId);
+    mode = required (enum [ "enforce" "permissive" ]);
+  };
+
   maintenanceWindow = strictObject {
     cron = required (str { min = 9; max = 128; });
     durationMinutes = required (int { min = 1; max = 7 * 24 * 60; });
@@ -85,6 +121,7 @@ let
     target = required storePath;
     hostKey = required (str { max = 1024; refine = s: let r = hostKey.parse s; in if r.ok then null else r.reason; });
     machineId = optional (str { patterns = [ { regex = "[0-9a-f]{32}"; message = "must be 32 lowercase hex digits (/etc/machine-id)"; } ]; });
+    facts = optional (record factPath jsonValue);
   };
   host = strictObject hostFields;
 
@@ -98,6 +135,7 @@ let
     offlineWindowSeconds = withDefault 600 positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
     reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
+    compliance = optional channelCompliance;
   };
   channel = strictObject channelFields;
 
@@ -149,6 +187,7 @@ let
     hosts = required (record name host);
     channels = required (record name channel);
     policies = required (record name policy);
+    complianceFrameworks = optional (record complianceId complianceFramework);
     hostEdges = withDefault [ ] (list { max = 100000; } edge);
     channelEdges = withDefault [ ] (list { max = 1024; } edge);
     disruptionBudgets = withDefault [ ] (list { max = 1024; } budget);
@@ -159,7 +198,7 @@ let
   };
 in
 {
-  inherit fleet selector name policy;
+  inherit fleet selector name policy complianceId complianceFramework;
   # The field specs of each object, for validate.nix's per-field checks of a fleet that failed the schema.
   fields = { host = hostFields; channel = channelFields; wave = waveFields; edge = edgeFields; budget = budgetFields; revokedClosure = revokedClosureFields; };
 }

@@ -65,7 +65,16 @@ let
         signingIntervalSeconds = val (typed f.channel c "signingIntervalSeconds");
         reboot = val (typed f.channel c "reboot");
         maintenanceWindows = val (typed f.channel c "maintenanceWindows");
+        compliance = val (typed f.channel c "compliance");
       });
+      # Declared compliance frameworks (absent field: none), with their control kinds when well-typed.
+      frameworks =
+        let raw = if isAttrs input then input.complianceFrameworks or { } else null; in
+        if !(isRecord raw) then null
+        else listToAttrs (map (n:
+          let whole = schema.complianceFramework "" raw.${n}; in
+          { name = n; value = { kinds = if whole.errors == [ ] then map (c: c.kind) (attrValues whole.value.controls) else null; }; })
+          (filter (n: (schema.complianceId "" n).errors == [ ]) (attrNames raw)));
       policies = declared input "policies" (p:
         let whole = schema.policy "" p; ws = elements p "waves"; in {
           policy = if whole.errors == [ ] then whole.value else null;
@@ -209,6 +218,70 @@ let
         ++ (if l.maxInFlightPct == 0 then [ (err "${path}.maxInFlightPct" "can never be satisfied: 0% lets no host start (use 1-100)") ] else [ ])))
       parts.budgets);
 
+  # compliance.ts checkComplianceReferences: each framework a channel names exists, once; they fit a manifest.
+  checkCompliance = parts:
+    let channels = if parts.channels == null then { } else parts.channels; in
+    if parts.frameworks == null then [ ]
+    else concatLists (map (n:
+      let
+        spec = channels.${n}.compliance;
+        names = spec.frameworks;
+        known = filter (f: hasAttr f parts.frameworks) (unique names);
+        kinds = concatLists (map (f: let k = parts.frameworks.${f}.kinds; in if k == null then [ ] else k) known);
+        count = kind: length (filter (k: k == kind) kinds);
+        path = "channels.${n}.compliance";
+      in
+      if spec == null then [ ]
+      else concatLists (map ({ i, v }:
+        let p = "${path}.frameworks[${toString i}]"; in
+        if elem v (genList (elemAt names) i) then [ (err p ''duplicate framework "${v}"'') ]
+        else if !(hasAttr v parts.frameworks) then [ (err p ''unknown framework "${v}"${suggest.didYouMean v (attrNames parts.frameworks)}'') ]
+        else [ ]) (indexed names))
+      ++ (if count "runtime" > 32 then [ (err path "its frameworks have ${toString (count "runtime")} runtime controls, a host manifest holds at most 32") ] else [ ])
+      ++ (if count "static" > 256 then [ (err path "its frameworks have ${toString (count "static")} static controls, a host manifest holds at most 256") ] else [ ]))
+      (attrNames channels));
+
+  # compliance.ts evaluateStatic: a fact absent or null is "not set" and fails every expectation.
+  clipEvidence = t: if builtins.stringLength t <= 256 then t else builtins.substring 0 253 t + "...";
+  evaluateStatic = fact: expect: facts:
+    let
+      value = if facts == null then null else facts.${fact} or null;
+      set = value != null;
+      shown = builtins.toJSON;
+      ok =
+        if !set then false
+        else if expect ? equals then shown value == shown expect.equals
+        else if expect ? oneOf then builtins.any (v: shown v == shown value) expect.oneOf
+        else true;
+      expectation =
+        if expect ? equals then shown expect.equals
+        else if expect ? oneOf then "one of ${concatStringsSep ", " (map shown expect.oneOf)}"
+        else "it to be set";
+      found = if set then "${fact} = ${shown value}" else "${fact} is not set";
+    in
+    { inherit ok; evidence = clipEvidence (if ok then found else "${found} (expected ${expectation})"); };
+
+  # compliance.ts checkStaticControls: enforce channels only (permissive failures are warnings, left to
+  # the TypeScript validator like every warning).
+  checkStaticControls = fleet:
+    let frameworks = fleet.complianceFrameworks or { }; in
+    concatLists (map (h:
+      let
+        host = fleet.hosts.${h};
+        spec = fleet.channels.${host.channel}.compliance or null;
+      in
+      if spec == null || spec.mode != "enforce" then [ ]
+      else concatLists (map (fw:
+        let controls = frameworks.${fw}.controls; in
+        concatLists (map (id:
+          let
+            ctl = controls.${id};
+            r = evaluateStatic ctl.fact ctl.expect (host.facts or null);
+          in
+          if ctl.kind != "static" || r.ok then [ ]
+          else [ (err "hosts.${h}" "fails compliance control ${fw}/${id} of channel ${host.channel} (enforce): ${r.evidence}") ])
+          (attrNames controls))) spec.frameworks)) (attrNames fleet.hosts));
+
   # Needs the resolved waves: hosts no wave claims, and host edges that could only deadlock.
   checkResolution = fleet: resolved:
     let
@@ -237,8 +310,10 @@ in
   # Every check that relates parts of the fleet, on whatever parts of `input` are well-typed.
   crossCheck = input:
     let parts = wellTyped input; in
-    checkHosts parts ++ checkChannelsAndPolicies parts ++ checkSelectors parts ++ checkEdges parts ++ checkBudgets parts;
+    checkHosts parts ++ checkChannelsAndPolicies parts ++ checkSelectors parts ++ checkEdges parts ++ checkBudgets parts ++ checkCompliance parts;
   # Coverage and deadlocked edges: only for a fleet that passed the schema (count and percent waves
   # depend on every host of the channel).
   resolutionCheck = fleet: checkResolution fleet (waves.resolveFleet fleet);
+  # Static controls of enforce channels: only for a fleet without any other violation (every reference resolves).
+  inherit checkStaticControls;
 }

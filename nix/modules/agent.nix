@@ -36,6 +36,7 @@ let
   optionalSettings = lib.filterAttrs (_: v: v != null) {
     inherit (cfg) schedule clockSkewSeconds requestTimeoutMs retries probeIntervalMs splayMs;
     inherit metricsFile;
+    inherit (cfg) enrolmentTokenFile;
   };
   agentConfig = {
     inherit (cfg) controlPlaneUrl ackPath caFile certFile keyFile host hostKeyFile stateDir quarantineHours;
@@ -43,7 +44,9 @@ let
     # A path value (./root.json) becomes a store path, so the root travels with the closure even to a
     # host that gets it from a binary cache; a string names a file on the host.
     trustRootFile = "${cfg.trustRootFile}";
-  } // optionalSettings;
+  } // optionalSettings
+    # Left out when empty, so a one-box config file stays exactly what it was.
+    // lib.optionalAttrs (cfg.otherControlPlaneUrls != [ ]) { inherit (cfg) otherControlPlaneUrls; };
 
   nullOrInt = min: max: description: mkOption { type = types.nullOr (types.ints.between min max); default = null; inherit description; };
 in
@@ -57,6 +60,12 @@ in
       description = "The nixfleet package (provides bin/nixfleet).";
     };
     controlPlaneUrl = mkOption { type = types.strMatching "https://.*"; description = "Base URL of the published tree, e.g. https://cp.example:8443/."; };
+    otherControlPlaneUrls = mkOption {
+      type = types.listOf (types.strMatching "https://.*");
+      default = [ ];
+      example = [ "https://cp2.example:8443/" ];
+      description = "Further control plane boxes serving the same tree (each with its own ack endpoint), tried in this order after controlPlaneUrl; the agent sticks to the box that answered last and moves on when one fails or serves an older tree.";
+    };
     ackPath = mkOption { type = types.strMatching "[a-z0-9][a-z0-9/_-]*"; default = "acks"; description = "Tree-relative path of the ack endpoint (POST)."; };
     caFile = mkOption { type = types.str; description = "The fleet CA certificate (PEM) that signed the control plane's server certificate."; };
     certFile = mkOption { type = types.str; description = "This host's client certificate (PEM, CN = host name)."; };
@@ -66,6 +75,11 @@ in
       default = config.networking.hostName;
       defaultText = lib.literalExpression "config.networking.hostName";
       description = "This host's name in the fleet (lowercase letters, digits and '-', 1-63 characters).";
+    };
+    enrolmentTokenFile = mkOption {
+      type = types.nullOr (types.strMatching "/.+");
+      default = null;
+      description = "A one-time enrolment token (`nixfleet enrol token`) as an absolute path on the host, outside the Nix store (it is a secret until used): with no certFile yet, the agent enrols with it on first start and from then on renews its certificate itself (at 2/3 of its lifetime). null = the certificate is installed by hand.";
     };
     hostKeyFile = mkOption { type = types.str; description = "nixfleet private key file whose public half is this host's hostKey in the fleet (signs acks)."; };
     trustRootFile = mkOption { type = types.path; description = "The pinned trust root (a signed root/<n>.json) the host starts from; a path (./root.json) is copied into the store."; };

@@ -65,3 +65,15 @@ export const ControlEvidence = z.strictObject({
   excerpt: z.string().max(EXCERPT_MAX),
 });
 export type ControlEvidence = z.infer<typeof ControlEvidence>;
+
+/**
+ * The compliance part of a channel plan: what every host of the channel must show in its acks. In the
+ * plan (not only in each manifest) because the reconciler judges a peer's soak from the plan: in an
+ * `enforce` channel a healthy ack counts as a soak proof only with passing evidence for each of these.
+ */
+export const ChannelCompliance = z.strictObject({
+  mode: ComplianceMode,
+  frameworks: z.array(ComplianceId).min(1).max(32),
+  runtime: z.array(RuntimeControl).max(32),
+});
+export type ChannelCompliance = z.infer<typeof ChannelCompliance>;

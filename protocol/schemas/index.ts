@@ -23,13 +23,20 @@ export {
   ComplianceMode,
   ControlEvidence,
   EXCERPT_MAX,
-  HostCompliance,
   RuntimeControl,
-  StaticControlResult,
 } from './compliance.ts';
+export type { ChannelCompliance, HostCompliance, StaticControlResult } from './compliance.ts';
 export { Controls, noControls } from './controls.ts';
+export {
+  EnrolmentNonce,
+  EnrolmentNonces,
+  EnrolmentRequest,
+  EnrolmentToken,
+  MAX_TOKEN_LIFETIME_SECONDS,
+} from './enrolment.ts';
 export { Envelope, SignatureEntry } from './envelope.ts';
 export type { SignedDocument } from './envelope.ts';
+export { EVIDENCE_BUNDLE_TYPE, EvidenceBundle } from './evidence.ts';
 export { plainIssues } from './issues.ts';
 export { parseWith } from './parse.ts';
 export {

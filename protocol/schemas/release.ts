@@ -17,7 +17,7 @@ import {
   PositiveInt,
 } from './common.ts';
 import { Selector } from './selector.ts';
-import { HostCompliance } from './compliance.ts';
+import { ChannelCompliance, HostCompliance } from './compliance.ts';
 
 export const Strategy = z.enum(['canary', 'staged', 'all-at-once']);
 export const OnFailure = z.enum(['halt', 'rollback-and-halt']);
@@ -174,6 +174,8 @@ export const ChannelPlan = z.strictObject({
   hostEdges: z.array(z.strictObject({ before: HostName, after: HostName })),
   /** Channels whose rollout (same release) must be complete before this one starts. */
   gatedBy: z.array(ChannelName),
+  /** The channel's compliance frameworks and runtime controls; absent when it names none. */
+  compliance: ChannelCompliance.optional(),
 });
 export type ChannelPlan = z.infer<typeof ChannelPlan>;
 

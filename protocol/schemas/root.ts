@@ -2,7 +2,9 @@
 // windows, for rotation with overlap), the Nix binary-cache keys, thresholds, expiry, and the
 // `rejectBefore` compromise switch, and optionally an operator role (keys + threshold + windows) whose
 // only power is signing controls documents (pause, resume, retry, clear quarantine; see controls.ts).
-// A root without the role allows no controls. Version n+1 must be signed by a threshold of version n's root keys
+// A root without the role allows no controls. Likewise an optional enrolment role (keys + threshold +
+// windows) whose only power is signing enrolment tokens and the enrolment nonce documents (enrolment.ts);
+// a root without it allows no enrolment. Version n+1 must be signed by a threshold of version n's root keys
 // AND a threshold of its own.
 import { z } from 'zod';
 import {
@@ -45,6 +47,9 @@ export const TrustRoot = z
     /** Operator role: signs controls-<n>.json only. Absent = no controls are accepted (older roots). */
     operatorKeys: z.array(ReleaseKey).min(1).max(16).optional(),
     operatorThreshold: PositiveInt.optional(),
+    /** Enrolment role: signs enrolment tokens and enrolment-<n>.json only. Absent = no enrolment. */
+    enrolmentKeys: z.array(ReleaseKey).min(1).max(16).optional(),
+    enrolmentThreshold: PositiveInt.optional(),
     /** Release-key signed documents issued before this instant are refused (compromise switch). */
     rejectBefore: IsoTime.nullable(),
   })
@@ -97,6 +102,7 @@ export const TrustRoot = z
           });
       });
     }
+    checkEnrolmentRole(r, ctx);
     r.releaseKeys.forEach((k, i) => {
       if (Date.parse(k.validUntil) <= Date.parse(k.validFrom))
         ctx.addIssue({
@@ -107,3 +113,49 @@ export const TrustRoot = z
     });
   });
 export type TrustRoot = z.infer<typeof TrustRoot>;
+
+type RootShape = {
+  releaseKeys: { keyid: string }[];
+  operatorKeys?: { keyid: string }[] | undefined;
+  enrolmentKeys?: { keyid: string; validFrom: string; validUntil: string }[] | undefined;
+  enrolmentThreshold?: number | undefined;
+};
+
+/**
+ * The enrolment role, like the operator role: keys and threshold come together, and its keys are its
+ * own. A release key (CI) that could mint tokens could enrol a host of its choosing; an operator key
+ * that could would merge two roles the root separates.
+ */
+function checkEnrolmentRole(r: RootShape, ctx: z.RefinementCtx): void {
+  if ((r.enrolmentKeys === undefined) !== (r.enrolmentThreshold === undefined))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['enrolmentThreshold'],
+      message: 'enrolmentKeys and enrolmentThreshold come together',
+    });
+  if (r.enrolmentKeys === undefined || r.enrolmentThreshold === undefined) return;
+  if (r.enrolmentThreshold > r.enrolmentKeys.length)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['enrolmentThreshold'],
+      message: `is ${r.enrolmentThreshold} but only ${r.enrolmentKeys.length} enrolment keys are listed`,
+    });
+  if (new Set(r.enrolmentKeys.map((k) => k.keyid)).size !== r.enrolmentKeys.length)
+    ctx.addIssue({ code: 'custom', path: ['enrolmentKeys'], message: 'lists a key twice' });
+  const release = new Set(r.releaseKeys.map((k) => k.keyid));
+  const operator = new Set((r.operatorKeys ?? []).map((k) => k.keyid));
+  r.enrolmentKeys.forEach((k, i) => {
+    if (release.has(k.keyid) || operator.has(k.keyid))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['enrolmentKeys', i],
+        message: `is also ${release.has(k.keyid) ? 'a release' : 'an operator'} key; the enrolment role needs its own keys`,
+      });
+    if (Date.parse(k.validUntil) <= Date.parse(k.validFrom))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['enrolmentKeys', i, 'validUntil'],
+        message: 'must be after validFrom',
+      });
+  });
+}

@@ -1,6 +1,6 @@
 // timestamp.json: the only mutable entry point. Short expiry, re-signed on a schedule. Binds the
 // current release index, the current revocations and (once an operator signed any) the current
-// controls by exact digest and length.
+// controls and enrolment nonces by exact digest and length.
 import { z } from 'zod';
 import { SchemaVersion, FleetName, Version, IsoTime, FileRef } from './common.ts';
 
@@ -16,5 +16,7 @@ export const Timestamp = z.strictObject({
   revocations: z.strictObject({ version: Version, file: FileRef }),
   /** The newest operator-signed controls document; absent until the first control is signed. */
   controls: z.strictObject({ version: Version, file: FileRef }).optional(),
+  /** The newest enrolment nonce document (enrolment-<n>.json); absent until the first token is minted. */
+  enrolment: z.strictObject({ version: Version, file: FileRef }).optional(),
 });
 export type Timestamp = z.infer<typeof Timestamp>;

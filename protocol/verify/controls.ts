@@ -2,7 +2,7 @@
 // release key's), fleet, exact bytes, the version the timestamp names, and never older than a version
 // this client has already seen (a replayed "resume" or an un-paused channel is a rollback attempt).
 import { readEnvelope } from '../document.ts';
-import { FutureDated, MixAndMatch, RollbackAttempt } from '../errors.ts';
+import { FutureDated } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH } from '../layout.ts';
 import {
@@ -14,7 +14,7 @@ import {
   type Timestamp,
 } from '../schemas/index.ts';
 import { verifyOperatorSigned } from '../trust-root.ts';
-import { requireFileRef, requireFleet } from './documents.ts';
+import { requireBoundVersion, requireFleet } from './documents.ts';
 
 export const readControls = (b: Uint8Array, file: string) =>
   readEnvelope(b, Controls, { file, maxBytes: LIMITS.controls, expectType: 'controls' });
@@ -51,16 +51,6 @@ export function verifyControls(
   const ref = ts.controls!;
   const file = ref.file.path;
   const env = verifyControlsDocument(bytes, root, file, now, clockSkewSeconds);
-  requireFileRef(bytes, ref.file, file, TIMESTAMP_PATH);
-  if (env.signed.version !== ref.version)
-    throw new MixAndMatch(
-      file,
-      `is version ${env.signed.version}, the timestamp names v${ref.version}`,
-    );
-  if (env.signed.version < highestSeen)
-    throw new RollbackAttempt(
-      file,
-      `is version ${env.signed.version}, but v${highestSeen} was already seen`,
-    );
+  requireBoundVersion(bytes, env.signed, ref, highestSeen, file, TIMESTAMP_PATH);
   return env;
 }

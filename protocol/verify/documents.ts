@@ -1,7 +1,7 @@
 // Readers for each release-signed document (size cap, strict JSON, schema) and the checks every one of
 // them shares: release-key signature, fleet, and the release version it binds.
 import { readEnvelope } from '../document.ts';
-import { MixAndMatch } from '../errors.ts';
+import { MixAndMatch, RollbackAttempt } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { sha256Digest } from '../canonical.ts';
 import {
@@ -50,6 +50,28 @@ export function requireFileRef(
   const digest = sha256Digest(bytes);
   if (digest !== ref.digest)
     throw new MixAndMatch(file, `digest ${digest} differs from ${ref.digest} bound by ${boundBy}`);
+}
+
+/**
+ * A versioned document the timestamp binds (controls, enrolment nonces): exact bytes, the version the
+ * timestamp names, and never older than a version this client has already seen.
+ */
+export function requireBoundVersion(
+  bytes: Uint8Array,
+  doc: { version: number },
+  ref: { version: number; file: FileRef },
+  highestSeen: number,
+  file: string,
+  boundBy: string,
+): void {
+  requireFileRef(bytes, ref.file, file, boundBy);
+  if (doc.version !== ref.version)
+    throw new MixAndMatch(file, `is version ${doc.version}, the timestamp names v${ref.version}`);
+  if (doc.version < highestSeen)
+    throw new RollbackAttempt(
+      file,
+      `is version ${doc.version}, but v${highestSeen} was already seen`,
+    );
 }
 
 export function requireFleet(doc: { fleet: string }, root: TrustRoot, file: string): void {

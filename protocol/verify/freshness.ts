@@ -19,6 +19,9 @@ export function channelFreshness(
   if (now < until) return { status: 'fresh' };
   return {
     status: 'stale',
-    reason: `timestamp.json issued at ${ts.issuedAt} is older than channel ${plan.channel}'s freshness of ${plan.freshnessSeconds} s (stale since ${isoTime(until)}, now ${isoTime(now)})`,
+    reason:
+      `timestamp.json issued at ${ts.issuedAt} is older than ` +
+      `channel ${plan.channel}'s freshness of ${plan.freshnessSeconds} s (stale ` +
+      `since ${isoTime(until)}, now ${isoTime(now)})`,
   };
 }

@@ -11,14 +11,21 @@ export {
   requireFleet,
   verifyReleaseDocument,
 } from './documents.ts';
+export {
+  readEnrolmentRequest,
+  readEnrolmentToken,
+  verifyEnrolmentDocument,
+  verifyEnrolmentRequest,
+  verifyEnrolmentToken,
+} from './enrolment.ts';
 export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
-export { verifyReleaseIndex } from './release.ts';
+export { verifyRelease, verifyReleaseIndex } from './release.ts';
+export type { VerifiedDocumentMemo, VerifiedManifest, VerifiedRelease } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';
 export type { TreeReport, TreeSource, VerifyTreeOptions } from './tree.ts';
-export type { VerifiedDocumentMemo } from './release.ts';
 export { DEFAULT_CLOCK_SKEW_SECONDS, isFreshnessFailure, updateTrust } from './update-trust.ts';
 export type { UpdateTrustResult } from './update-trust.ts';

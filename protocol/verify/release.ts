@@ -147,6 +147,7 @@ export type VerifiedFileType =
   | 'timestamp'
   | 'revocations'
   | 'controls'
+  | 'enrolment'
   | 'release'
   | 'channel-plan'
   | 'disruption-budgets'
@@ -237,6 +238,7 @@ function startWalk(
     { file: ts.revocations.file.path, type: 'revocations' },
   );
   if (ts.controls) files.push({ file: ts.controls.file.path, type: 'controls' });
+  if (ts.enrolment) files.push({ file: ts.enrolment.file.path, type: 'enrolment' });
   return {
     fetch,
     root: snapshot.root.signed,

@@ -19,6 +19,8 @@ export const ClientState = z.strictObject({
   highestRevocationsVersion: NonNegativeInt,
   /** Absent in state files written before controls existed: none seen. */
   highestControlsVersion: NonNegativeInt.default(0),
+  /** Absent in state files written before enrolment existed: none seen. */
+  highestEnrolmentVersion: NonNegativeInt.default(0),
 });
 export type ClientState = z.infer<typeof ClientState>;
 
@@ -31,6 +33,7 @@ export function initialClientState(pinnedRoot: SignedRoot): ClientState {
     highestTimestampIssuedAt: null,
     highestRevocationsVersion: 0,
     highestControlsVersion: 0,
+    highestEnrolmentVersion: 0,
   });
 }
 

@@ -11,6 +11,7 @@ import {
   type Timestamp,
   type Revocations,
   type Controls,
+  type EnrolmentNonces,
   type TrustRoot,
 } from '../schemas/index.ts';
 import {
@@ -23,6 +24,7 @@ import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';
 import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
 import { verifyControls } from './controls.ts';
+import { verifyEnrolmentNonces } from './enrolment.ts';
 
 export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
 
@@ -33,6 +35,8 @@ export interface TrustedSnapshot {
   revocations: SignedDocument<Revocations>;
   /** The operator controls the timestamp binds; null when it binds none (no control signed yet). */
   controls: SignedDocument<Controls> | null;
+  /** The enrolment nonces the timestamp binds; null when it binds none (no token minted yet). */
+  enrolment: SignedDocument<EnrolmentNonces> | null;
 }
 
 export interface UpdateTrustResult extends TrustedSnapshot {
@@ -83,6 +87,8 @@ export interface SeenVersions {
   highestRevocationsVersion: number;
   /** 0 = no controls seen. */
   highestControlsVersion: number;
+  /** 0 = no enrolment nonces seen. */
+  highestEnrolmentVersion: number;
 }
 
 /** Signature, binding to the root, freshness, rollback. Shared by the agent and the offline verifier. */
@@ -137,6 +143,13 @@ export function verifyTimestamp(
     throw new RollbackAttempt(
       file,
       `names controls v${ts.controls?.version ?? 'none'}, but v${seen.highestControlsVersion} was already seen`,
+    );
+  }
+  // Dropping the nonce document, or naming an older one, would allow a withdrawn token again.
+  if ((ts.enrolment?.version ?? 0) < seen.highestEnrolmentVersion) {
+    throw new RollbackAttempt(
+      file,
+      `names enrolment v${ts.enrolment?.version ?? 'none'}, but v${seen.highestEnrolmentVersion} was already seen`,
     );
   }
   if (parseIsoTime(ts.expires) <= now) {
@@ -197,6 +210,7 @@ export const NONE_SEEN: SeenVersions = Object.freeze({
   highestTimestampIssuedAt: null,
   highestRevocationsVersion: 0,
   highestControlsVersion: 0,
+  highestEnrolmentVersion: 0,
 });
 
 export interface VerifiedSnapshot extends TrustedSnapshot {
@@ -229,12 +243,27 @@ export async function verifySnapshot(o: VerifySnapshotOptions): Promise<Verified
       throw new MixAndMatch(path, `is missing, but ${TIMESTAMP_PATH} binds it`);
     controls = verifyControls(bytes, ts, root.signed, o.seen.highestControlsVersion, o.now, skew);
   }
-  return { root, chain, rootsAdded: added, timestamp, revocations, controls };
+  const enrolment = await verifyBoundEnrolment(o, ts, root.signed, skew);
+  return { root, chain, rootsAdded: added, timestamp, revocations, controls, enrolment };
+}
+
+async function verifyBoundEnrolment(
+  o: VerifySnapshotOptions,
+  ts: Timestamp,
+  root: TrustRoot,
+  skew: number,
+): Promise<SignedDocument<EnrolmentNonces> | null> {
+  if (!ts.enrolment) return null;
+  const path = ts.enrolment.file.path;
+  const bytes = await o.fetch(path, LIMITS.enrolment);
+  if (bytes === undefined)
+    throw new MixAndMatch(path, `is missing, but ${TIMESTAMP_PATH} binds it`);
+  return verifyEnrolmentNonces(bytes, ts, root, o.seen.highestEnrolmentVersion, o.now, skew);
 }
 
 /** The client's step: verifySnapshot from its remembered state, and the state to remember next. */
 export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustResult> {
-  const { root, timestamp, revocations, controls, rootsAdded } = await verifySnapshot({
+  const { root, timestamp, revocations, controls, enrolment, rootsAdded } = await verifySnapshot({
     fetch: o.fetch,
     trusted: o.state.trustedRoot,
     seen: o.state,
@@ -247,6 +276,7 @@ export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustRes
     timestamp,
     revocations,
     controls,
+    enrolment,
     rootsAdded,
   };
 }
@@ -269,5 +299,6 @@ export function nextClientState(
         : ts.issuedAt,
     highestRevocationsVersion: Math.max(prev.highestRevocationsVersion, revocations.version),
     highestControlsVersion: Math.max(prev.highestControlsVersion, ts.controls?.version ?? 0),
+    highestEnrolmentVersion: Math.max(prev.highestEnrolmentVersion, ts.enrolment?.version ?? 0),
   };
 }

@@ -13,6 +13,9 @@ import {
   type Revocations,
   type Ack,
   type AckKind,
+  type ChannelCompliance,
+  type ControlEvidence,
+  type StaticControlResult,
   isoTime,
 } from '../../protocol/index.ts';
 
@@ -58,6 +61,8 @@ export interface ChannelSpec {
   maintenanceWindows?: MaintenanceWindow[];
   reboot?: RebootPolicy;
   deferredHosts?: DeferredHosts;
+  /** Compliance of the channel (plan and manifests); `static`: each host's static results (default none). */
+  compliance?: ChannelCompliance & { static?: Record<string, StaticControlResult[]> };
 }
 
 export interface FleetSpec {
@@ -83,105 +88,164 @@ export interface BuiltFleet {
 
 const fileRef = (path: string) => ({ path, digest: digestOf(path), length: 1 });
 
+/** What every document of one built release shares. */
+interface ReleaseHeader {
+  fleet: string;
+  releaseVersion: number;
+  issuedAt: string;
+}
+
 export function buildFleet(spec: FleetSpec): BuiltFleet {
-  const fleet = spec.fleet ?? 'sim';
   const releaseVersion = spec.releaseVersion ?? 1;
-  const issuedAt = isoTime(spec.issuedAt ?? Date.UTC(2026, 0, 1));
+  const header: ReleaseHeader = {
+    fleet: spec.fleet ?? 'sim',
+    releaseVersion,
+    issuedAt: isoTime(spec.issuedAt ?? Date.UTC(2026, 0, 1)),
+  };
   const release = spec.release ?? `r${releaseVersion}`;
   const plans: Record<string, ChannelPlan> = {};
   const manifests: Record<string, HostManifest> = {};
   const targets: Record<string, string> = {};
   const previous: Record<string, string> = {};
   for (const ch of spec.channels) {
-    const hosts: ChannelPlan['hosts'] = {};
-    const waves = ch.waves.map((w, index) => {
-      for (const h of w.hosts) {
-        const target = storePath(`nixos-system-${h}-${release}`);
-        targets[h] = target;
-        previous[h] = storePath(`nixos-system-${h}-previous`);
-        hosts[h] = { target, hostKey: hostKeyOf(h), wave: index };
-      }
-      return {
-        index,
-        soakSeconds: w.soakSeconds ?? 600,
-        failureThreshold: w.failureThreshold ?? { count: 0 },
-        offlineExcuseLimit: w.offlineExcuseLimit ?? 0,
-        hosts: w.hosts,
-      };
-    });
-    const body = {
-      channel: ch.name,
-      onFailure: ch.onFailure ?? 'halt',
-      waves,
-      hosts,
-      hostEdges: ch.hostEdges ?? [],
-      gatedBy: ch.gatedBy ?? [],
-      maintenanceWindows: ch.maintenanceWindows ?? [],
-      // Only when not the default, as in publisher/rollout-id.ts (keeps the fixtures' ids stable).
-      ...(ch.deferredHosts !== undefined && ch.deferredHosts !== 'hold'
-        ? { deferredHosts: ch.deferredHosts }
-        : {}),
-    };
-    // Content-addressed: the same targets and policy give the same id, whatever the signing time.
-    const rolloutId = digestOf(JSON.stringify(body));
-    plans[ch.name] = {
-      type: 'channel-plan',
-      schemaVersion: 1,
-      fleet,
-      releaseVersion,
-      issuedAt,
-      channel: ch.name,
-      rolloutId,
-      strategy: 'staged',
-      onFailure: body.onFailure,
-      freshnessSeconds: 3600,
-      signingIntervalSeconds: ch.signingIntervalSeconds ?? 600,
-      confirmDeadlineSeconds: ch.confirmDeadlineSeconds ?? 300,
-      heartbeatSeconds: ch.heartbeatSeconds ?? 60,
-      offlineWindowSeconds: ch.offlineWindowSeconds ?? 900,
-      maintenanceWindows: body.maintenanceWindows,
-      reboot: ch.reboot ?? 'never',
-      deferredHosts: ch.deferredHosts ?? 'hold',
-      waves,
-      hosts,
-      hostEdges: body.hostEdges,
-      gatedBy: body.gatedBy,
-    };
-    for (const [h, entry] of Object.entries(hosts)) {
-      manifests[h] = {
-        type: 'host-manifest',
-        schemaVersion: 1,
-        fleet,
-        releaseVersion,
-        issuedAt,
-        host: h,
-        system: 'x86_64-linux',
-        machineId: null,
-        hostKey: entry.hostKey,
-        channel: ch.name,
-        wave: entry.wave,
-        target: entry.target,
-        rolloutId,
-        plan: fileRef(`releases/${releaseVersion}/channels/${ch.name}.json`),
-        gatingPlans: body.gatedBy.map((g) => ({
-          channel: g,
-          plan: fileRef(`releases/${releaseVersion}/channels/${g}.json`),
-        })),
-        budgets: fileRef(`releases/${releaseVersion}/budgets.json`),
-        probes: [],
-        healthyPassesRequired: 1,
-        confirmDeadlineSeconds: ch.confirmDeadlineSeconds ?? 300,
-        cacheUrl: null,
-      };
+    const plan = channelPlan(ch, header, release);
+    plans[ch.name] = plan;
+    for (const [h, entry] of Object.entries(plan.hosts)) {
+      targets[h] = entry.target;
+      previous[h] = storePath(`nixos-system-${h}-previous`);
+      manifests[h] = hostManifest(h, plan, ch, header);
     }
   }
-  const budgets: DisruptionBudgets = {
+  const budgets = disruptionBudgets(spec.budgets ?? [], header);
+  const revocations: Revocations = {
+    type: 'revocations',
+    schemaVersion: 1,
+    fleet: header.fleet,
+    version: 1,
+    issuedAt: header.issuedAt,
+    hosts: [],
+    closures: [],
+  };
+  return { plans, manifests, budgets, revocations, targets, previous };
+}
+
+/** A channel's plan: its waves and hosts (target of h: `nixos-system-${h}-${release}`), its policy. */
+function channelPlan(ch: ChannelSpec, header: ReleaseHeader, release: string): ChannelPlan {
+  const hosts: ChannelPlan['hosts'] = {};
+  const waves = ch.waves.map((w, index) => {
+    for (const h of w.hosts)
+      hosts[h] = {
+        target: storePath(`nixos-system-${h}-${release}`),
+        hostKey: hostKeyOf(h),
+        wave: index,
+      };
+    return {
+      index,
+      soakSeconds: w.soakSeconds ?? 600,
+      failureThreshold: w.failureThreshold ?? { count: 0 },
+      offlineExcuseLimit: w.offlineExcuseLimit ?? 0,
+      hosts: w.hosts,
+    };
+  });
+  const body = {
+    channel: ch.name,
+    onFailure: ch.onFailure ?? 'halt',
+    waves,
+    hosts,
+    hostEdges: ch.hostEdges ?? [],
+    gatedBy: ch.gatedBy ?? [],
+    maintenanceWindows: ch.maintenanceWindows ?? [],
+    // Only when not the default, as in publisher/rollout-id.ts (keeps the fixtures' ids stable).
+    ...(ch.deferredHosts !== undefined && ch.deferredHosts !== 'hold'
+      ? { deferredHosts: ch.deferredHosts }
+      : {}),
+  };
+  return {
+    type: 'channel-plan',
+    schemaVersion: 1,
+    ...header,
+    channel: ch.name,
+    // Content-addressed: the same targets and policy give the same id, whatever the signing time.
+    rolloutId: digestOf(JSON.stringify(body)),
+    strategy: 'staged',
+    onFailure: body.onFailure,
+    freshnessSeconds: 3600,
+    signingIntervalSeconds: ch.signingIntervalSeconds ?? 600,
+    confirmDeadlineSeconds: ch.confirmDeadlineSeconds ?? 300,
+    heartbeatSeconds: ch.heartbeatSeconds ?? 60,
+    offlineWindowSeconds: ch.offlineWindowSeconds ?? 900,
+    maintenanceWindows: body.maintenanceWindows,
+    reboot: ch.reboot ?? 'never',
+    deferredHosts: ch.deferredHosts ?? 'hold',
+    waves,
+    hosts,
+    hostEdges: body.hostEdges,
+    gatedBy: body.gatedBy,
+    ...(ch.compliance
+      ? {
+          compliance: {
+            mode: ch.compliance.mode,
+            frameworks: ch.compliance.frameworks,
+            runtime: ch.compliance.runtime,
+          },
+        }
+      : {}),
+  };
+}
+
+/** Host `h`'s manifest in `plan`, pointing at the release's plan and budget files. */
+function hostManifest(
+  h: string,
+  plan: ChannelPlan,
+  ch: ChannelSpec,
+  header: ReleaseHeader,
+): HostManifest {
+  const entry = plan.hosts[h]!;
+  const dir = `releases/${header.releaseVersion}`;
+  return {
+    type: 'host-manifest',
+    schemaVersion: 1,
+    ...header,
+    host: h,
+    system: 'x86_64-linux',
+    machineId: null,
+    hostKey: entry.hostKey,
+    channel: ch.name,
+    wave: entry.wave,
+    target: entry.target,
+    rolloutId: plan.rolloutId,
+    plan: fileRef(`${dir}/channels/${ch.name}.json`),
+    gatingPlans: plan.gatedBy.map((g) => ({
+      channel: g,
+      plan: fileRef(`${dir}/channels/${g}.json`),
+    })),
+    budgets: fileRef(`${dir}/budgets.json`),
+    probes: [],
+    healthyPassesRequired: 1,
+    confirmDeadlineSeconds: ch.confirmDeadlineSeconds ?? 300,
+    cacheUrl: null,
+    ...(ch.compliance
+      ? {
+          compliance: {
+            mode: ch.compliance.mode,
+            frameworks: ch.compliance.frameworks,
+            static: ch.compliance.static?.[h] ?? [],
+            runtime: ch.compliance.runtime,
+          },
+        }
+      : {}),
+  };
+}
+
+function disruptionBudgets(
+  specs: NonNullable<FleetSpec['budgets']>,
+  header: ReleaseHeader,
+): DisruptionBudgets {
+  return {
     type: 'disruption-budgets',
     schemaVersion: 1,
-    fleet,
-    releaseVersion,
-    issuedAt,
-    budgets: (spec.budgets ?? []).map((b) => ({
+    ...header,
+    budgets: specs.map((b) => ({
       id: b.id,
       selector: { hosts: b.hosts.length > 0 ? b.hosts : ['none'] },
       maxInFlight: b.maxInFlight,
@@ -189,16 +253,6 @@ export function buildFleet(spec: FleetSpec): BuiltFleet {
       hosts: b.hosts,
     })),
   };
-  const revocations: Revocations = {
-    type: 'revocations',
-    schemaVersion: 1,
-    fleet,
-    version: 1,
-    issuedAt,
-    hosts: [],
-    closures: [],
-  };
-  return { plans, manifests, budgets, revocations, targets, previous };
 }
 
 export interface AckSpec {
@@ -213,6 +267,7 @@ export interface AckSpec {
   reason?: string | null;
   releaseVersion?: number;
   fleet?: string;
+  evidence?: ControlEvidence[];
 }
 
 /** An ack's signed part. The prev digest is a placeholder: chains are checked before the reconciler. */
@@ -235,6 +290,7 @@ export function makeAck(host: string, kind: AckKind, s: AckSpec): Ack {
       s.healthySince === undefined || s.healthySince === null ? null : isoTime(s.healthySince),
     probes: [],
     reason: s.reason ?? null,
+    ...(s.evidence ? { evidence: s.evidence } : {}),
   };
 }
 

@@ -171,76 +171,171 @@ export function theoreticalMinimum(
   return total;
 }
 
+/**
+ * Runs the simulation: the hosts say hello and schedule their first polls, then events run in time order
+ * until the rollout converges (and its last proof is visible), stalls, or time runs out.
+ */
 export function simulate(config: SimConfig): SimResult {
-  const rng = new Rng(config.seed);
-  const f = config.fleet;
-  const poll = (config.pollSeconds ?? 60) * 1000;
-  const jitter = (config.pollJitterSeconds ?? 5) * 1000;
+  const sim = new Simulation(config);
+  sim.addHosts();
+  const lastEventAt = sim.run();
+  return sim.result(lastEventAt);
+}
+
+/** A simulated agent quarantines a target it rolled back from for a day, as the real agent does. */
+const QUARANTINE_MS = 24 * 3600_000;
+/** Longest ack reason the simulated agent sends (a rollback's reason can be long). */
+const REASON_MAX = 200;
+
+/** The config with its defaults applied, times in ms. */
+interface Settings {
+  start: number;
+  maxMs: number;
+  poll: number;
+  jitter: number;
+  actMin: number;
+  actMax: number;
+  probe: number;
+  delayMin: number;
+  delayMax: number;
+  lossRate: number;
+  skew: number;
+  failing: Set<string>;
+  failureRate: number;
+  inhibited: Set<string>;
+  rebootDelay: number;
+  offlineRate: number;
+  offlineSeconds: [number, number];
+  offlineStartWithin: number;
+  batch: boolean;
+  quantum: number;
+  recordHistory: boolean;
+}
+
+function settingsOf(config: SimConfig): Settings {
   const [actMin, actMax] = config.activationSeconds ?? [20, 40];
-  const probe = (config.probeSeconds ?? 10) * 1000;
   const [delayMin, delayMax] = config.ackDelaySeconds ?? [0, 0];
-  const lossRate = config.ackLossRate ?? 0;
-  const skew = config.clockSkewSeconds ?? 0;
-  const start = config.startAt ?? Date.UTC(2026, 0, 1);
-  const maxMs = (config.maxSeconds ?? 7 * 24 * 3600) * 1000;
-  const failing = new Set(config.failingHosts ?? []);
-  const inhibited = new Set(config.inhibitedHosts ?? []);
-  const rebootDelay = (config.rebootDelaySeconds ?? 120) * 1000;
-  const sec = (ms: number) => Math.round(ms / 1000) * 1000;
   const batch = config.batchVisibility ?? false;
-  const quantum = (batch ? (config.timeQuantumSeconds ?? 1) : 1) * 1000;
-  // Polls land on multiples of the quantum when batching, so hosts share prepared fleets.
-  const align = (ms: number) => (batch ? Math.ceil(ms / quantum) * quantum : ms);
+  return {
+    start: config.startAt ?? Date.UTC(2026, 0, 1),
+    maxMs: (config.maxSeconds ?? 7 * 24 * 3600) * 1000,
+    poll: (config.pollSeconds ?? 60) * 1000,
+    jitter: (config.pollJitterSeconds ?? 5) * 1000,
+    actMin,
+    actMax,
+    probe: (config.probeSeconds ?? 10) * 1000,
+    delayMin,
+    delayMax,
+    lossRate: config.ackLossRate ?? 0,
+    skew: config.clockSkewSeconds ?? 0,
+    failing: new Set(config.failingHosts ?? []),
+    failureRate: config.failureRate ?? 0,
+    inhibited: new Set(config.inhibitedHosts ?? []),
+    rebootDelay: (config.rebootDelaySeconds ?? 120) * 1000,
+    offlineRate: config.offlineRate ?? 0,
+    offlineSeconds: config.offlineSeconds ?? [600, 1800],
+    offlineStartWithin: config.offlineStartWithin ?? 3600,
+    batch,
+    quantum: (batch ? (config.timeQuantumSeconds ?? 1) : 1) * 1000,
+    recordHistory: config.recordHistory ?? true,
+  };
+}
 
-  const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
-  let version = 0;
-  const history: HistoryEntry[] = [];
-  const recordHistory = config.recordHistory ?? true;
-  let ackCount = 0;
-  // When the last soak proof counts (see the completion check): kept as acks are posted, not rescanned.
-  let lastProofVisible = start;
-  const hosts = new Map<string, SimHost>();
-  const queue = new EventQueue<SimEvent>();
-  const starts: StartRecord[] = [];
-  const failures: string[] = [];
-  const rollbacks: string[] = [];
-  const violations: string[] = [];
-  const budgetObserved: Record<string, { max: number; observed: number }> = {};
-  for (const b of f.budgets.budgets) budgetObserved[b.id] = { max: b.maxInFlight, observed: 0 };
-  const budgetsOf = new Map<string, string[]>();
-  for (const b of f.budgets.budgets)
-    for (const h of b.hosts) budgetsOf.set(h, [...(budgetsOf.get(h) ?? []), b.id]);
-  let decisions = 0;
-  let proved = 0;
-  let failedHosts = 0;
-  const failedIn = new Map<string, number>(); // "channel/wave" -> hosts that failed
-  let lastProgress = start;
-  let maxOfflineUntil = start;
+const sec = (ms: number) => Math.round(ms / 1000) * 1000;
+const waveKey = (h: { channel: string; wave: number }) => `${h.channel}/${h.wave}`;
 
-  // Ground-truth counters, kept incrementally so checking a start costs O(waves + budgets), not O(hosts).
-  const provedIn = new Map<string, number>(); // "channel/wave" -> hosts with a soak proof posted
-  const failuresVisible = new Map<string, number>(); // "channel/wave" -> visible failure acks of this rollout
-  const inFlightIn = new Map<string, number>(); // budget id -> hosts truly in flight
-  const waveKey = (h: { channel: string; wave: number }) => `${h.channel}/${h.wave}`;
-  const isFailure = (a: AckRecord | undefined) =>
-    a !== undefined &&
-    (a.kind === 'failed' || a.kind === 'rolled-back') &&
-    a.rolloutId === f.manifests[a.host]!.rolloutId;
-  function setInFlight(h: SimHost, value: boolean): void {
-    if (h.inFlight === value) return;
-    h.inFlight = value;
-    for (const id of budgetsOf.get(h.name) ?? [])
-      inFlightIn.set(id, (inFlightIn.get(id) ?? 0) + (value ? 1 : -1));
+/**
+ * One run's state: the world the hosts see (visible acks, the event queue, each host's local state) and
+ * the ground truth the properties are checked against. Ground-truth counters are kept incrementally, so
+ * checking a start costs O(waves + budgets), not O(hosts).
+ */
+class Simulation {
+  private readonly seed: number;
+  private readonly s: Settings;
+  private readonly rng: Rng;
+  private readonly f: BuiltFleet;
+  private readonly hosts = new Map<string, SimHost>();
+  private readonly queue = new EventQueue<SimEvent>();
+  /** The acks visible to the hosts, and a version that changes whenever they do. */
+  private readonly acks: Record<string, AckRecord> = Object.create(null) as Record<
+    string,
+    AckRecord
+  >;
+  private version = 0;
+  private readonly base: Omit<FleetInput, 'now'>;
+  private cacheVersion = -1;
+  private cache = new Map<number, { input: FleetInput; prepared: PreparedFleet }>();
+
+  // What really happened.
+  private readonly history: HistoryEntry[] = [];
+  private ackCount = 0;
+  private decisions = 0;
+  private readonly starts: StartRecord[] = [];
+  private readonly failures: string[] = [];
+  private readonly rollbacks: string[] = [];
+  private readonly violations: string[] = [];
+  private readonly budgetObserved: Record<string, { max: number; observed: number }> = {};
+  private readonly budgetsOf = new Map<string, string[]>();
+  private proved = 0;
+  private failedHosts = 0;
+  /** "channel/wave" -> hosts that failed. */
+  private readonly failedIn = new Map<string, number>();
+  /** "channel/wave" -> hosts with a soak proof posted. */
+  private readonly provedIn = new Map<string, number>();
+  /** "channel/wave" -> visible failure acks of this rollout. */
+  private readonly failuresVisible = new Map<string, number>();
+  /** Budget id -> hosts truly in flight. */
+  private readonly inFlightIn = new Map<string, number>();
+  /** When the last soak proof counts (see postAck): kept as acks are posted, not rescanned. */
+  private lastProofVisible: number;
+  private lastProgress: number;
+  private maxOfflineUntil: number;
+  private completedAt: number | null = null;
+
+  constructor(config: SimConfig) {
+    this.seed = config.seed;
+    this.s = settingsOf(config);
+    this.rng = new Rng(config.seed);
+    this.f = config.fleet;
+    this.lastProofVisible = this.lastProgress = this.maxOfflineUntil = this.s.start;
+    for (const b of this.f.budgets.budgets) {
+      this.budgetObserved[b.id] = { max: b.maxInFlight, observed: 0 };
+      for (const h of b.hosts) this.budgetsOf.set(h, [...(this.budgetsOf.get(h) ?? []), b.id]);
+    }
+    this.base = {
+      plans: this.f.plans,
+      budgets: this.f.budgets,
+      revocations: this.f.revocations,
+      acks: this.acks,
+      tolerances: config.tolerances,
+    };
   }
 
-  for (const name of Object.keys(f.manifests).sort()) {
-    const m = f.manifests[name]!;
-    const h: SimHost = {
+  /** Every host, in name order (the seed's draws depend on it): its state, a hello, its first poll. */
+  addHosts(): void {
+    const { start, poll } = this.s;
+    for (const name of Object.keys(this.f.manifests).sort()) {
+      const h = this.newHost(name);
+      this.scheduleOffline(h);
+      this.hosts.set(name, h);
+      // Every host has said hello before the release appears, so none starts out "offline".
+      this.postAck(h, 'heartbeat', start - 1000 * this.rng.int(1, 30), null);
+      this.queue.push(this.align(start + sec(this.rng.next() * poll)), {
+        kind: 'poll',
+        host: name,
+      });
+    }
+  }
+
+  private newHost(name: string): SimHost {
+    const m = this.f.manifests[name]!;
+    const skew = this.s.skew;
+    return {
       name,
       channel: m.channel,
       wave: m.wave,
-      skewMs: skew === 0 ? 0 : rng.int(-1, 1) * skew * 1000,
-      current: f.previous[name]!,
+      skewMs: skew === 0 ? 0 : this.rng.int(-1, 1) * skew * 1000,
+      current: this.f.previous[name]!,
       generation: 1,
       pending: null,
       previous: null,
@@ -253,54 +348,233 @@ export function simulate(config: SimConfig): SimResult {
       busy: false,
       offlineFrom: Infinity,
       offlineUntil: -Infinity,
-      inhibited: inhibited.has(name),
+      inhibited: this.s.inhibited.has(name),
       deferredAt: null,
       soakProvedAt: null,
       startedAt: null,
       inFlight: false,
     };
-    if (rng.chance(config.offlineRate ?? 0)) {
-      const [a, b] = config.offlineSeconds ?? [600, 1800];
-      h.offlineFrom = start + sec(rng.next() * (config.offlineStartWithin ?? 3600) * 1000);
-      h.offlineUntil = h.offlineFrom + rng.int(a, b) * 1000;
-      maxOfflineUntil = Math.max(maxOfflineUntil, h.offlineUntil);
-    }
-    hosts.set(name, h);
-    // Every host has said hello before the release appears, so none starts out "offline".
-    postAck(h, 'heartbeat', start - 1000 * rng.int(1, 30), null);
-    queue.push(align(start + sec(rng.next() * poll)), { kind: 'poll', host: name });
   }
 
-  const base = {
-    plans: f.plans,
-    budgets: f.budgets,
-    revocations: f.revocations,
-    acks,
-    tolerances: config.tolerances,
-  };
-  let cacheVersion = -1;
-  let cache = new Map<number, { input: FleetInput; prepared: PreparedFleet }>();
-  function preparedAt(now: number) {
-    if (cacheVersion !== version) {
-      cache = new Map();
-      cacheVersion = version;
+  /** With probability offlineRate, one offline episode starting within offlineStartWithin. */
+  private scheduleOffline(h: SimHost): void {
+    const { offlineRate, offlineSeconds, offlineStartWithin, start } = this.s;
+    if (!this.rng.chance(offlineRate)) return;
+    const [a, b] = offlineSeconds;
+    h.offlineFrom = start + sec(this.rng.next() * offlineStartWithin * 1000);
+    h.offlineUntil = h.offlineFrom + this.rng.int(a, b) * 1000;
+    this.maxOfflineUntil = Math.max(this.maxOfflineUntil, h.offlineUntil);
+  }
+
+  /** Runs events in time order until the run is over; returns the time of the last event. */
+  run(): number {
+    let t = this.s.start;
+    while (this.queue.size > 0) {
+      const ev = this.queue.pop()!;
+      t = ev.t;
+      if (t - this.s.start > this.s.maxMs) break;
+      if (ev.e.kind === 'visible') {
+        this.makeVisible(ev.e.ack);
+        continue;
+      }
+      const h = this.hosts.get(ev.e.host)!;
+      if (ev.e.kind === 'poll') {
+        this.schedulePoll(h, t);
+        // A host offline or mid-switch misses this poll (and the run's end is not checked at it).
+        if (this.isOffline(h, t) || h.busy) continue;
+        this.onPoll(h, t);
+      } else if (ev.e.kind === 'switched') this.onSwitched(h, t);
+      else if (ev.e.kind === 'probed') this.onProbed(h, t);
+      else this.onSoakBeat(h, t);
+      if (this.isOver(t)) break;
     }
-    let c = cache.get(now);
+    return t;
+  }
+
+  /** Converged and its last proof visible, or nothing has moved for long and nobody is mid-switch. */
+  private isOver(t: number): boolean {
+    if (this.proved + this.failedHosts === this.hosts.size && this.completedAt === null)
+      if (this.withinThresholds()) this.completedAt = this.lastProofVisible;
+    if (this.completedAt !== null) return t > this.completedAt;
+    const quiet = 3 * this.s.poll + 2 * 3600_000;
+    return (
+      t - this.lastProgress > quiet &&
+      t > this.maxOfflineUntil &&
+      ![...this.hosts.values()].some((x) => x.busy)
+    );
+  }
+
+  /** The agent's timer fires every poll interval, give or take the jitter. */
+  private schedulePoll(h: SimHost, t: number): void {
+    const { poll, jitter } = this.s;
+    const nextPoll = t + poll + this.rng.int(-jitter / 1000, jitter / 1000) * 1000;
+    this.queue.push(this.align(nextPoll), { kind: 'poll', host: h.name });
+  }
+
+  /** A poll: heartbeat if due, decide on the host's own clock, act. */
+  private onPoll(h: SimHost, t: number): void {
+    this.heartbeatIfDue(h, t);
+    const now = t + h.skewMs;
+    const d = this.decideFor(h, now);
+    this.decisions++;
+    this.act(h, t, now, d);
+  }
+
+  private heartbeatIfDue(h: SimHost, t: number): void {
+    const plan = this.f.plans[h.channel]!;
+    const hb = plan.heartbeatSeconds * 1000;
+    // Hosts on their target heartbeat for soak freshness; the others only need to stay inside the
+    // offline window.
+    const every =
+      h.current === this.f.manifests[h.name]!.target || h.failed
+        ? Math.min(hb, this.s.poll) / 2
+        : (plan.offlineWindowSeconds * 1000) / 3;
+    if (h.lastAckAt === null || t - h.lastAckAt >= every)
+      this.postAck(h, this.heartbeatKind(h), t, h.failed ? 'activation failed' : null);
+  }
+
+  /** The real decide() over the acks visible now, on the host's own clock. */
+  private decideFor(h: SimHost, now: number): Decision {
+    const m = this.f.manifests[h.name]!;
+    const { input, prepared } = this.preparedAt(now);
+    return decide(
+      {
+        ...input,
+        manifest: m,
+        freshness: { status: 'fresh' },
+        local: {
+          current: h.current,
+          pending: h.pending,
+          previous: h.previous,
+          quarantine: h.quarantine,
+        },
+        inhibitor: h.inhibited && h.current !== m.target ? 'kernel changed' : null,
+      },
+      prepared,
+    );
+  }
+
+  /** Hosts polling at the same instant over the same acks share one prepared fleet. */
+  private preparedAt(now: number): { input: FleetInput; prepared: PreparedFleet } {
+    if (this.cacheVersion !== this.version) {
+      this.cache = new Map();
+      this.cacheVersion = this.version;
+    }
+    let c = this.cache.get(now);
     if (c === undefined) {
-      const input: FleetInput = { now, ...base };
+      const input: FleetInput = { now, ...this.base };
       c = { input, prepared: prepareFleet(input) };
-      if (cache.size > 8) cache.clear();
-      cache.set(now, c);
+      if (this.cache.size > 8) this.cache.clear();
+      this.cache.set(now, c);
     }
     return c;
   }
 
-  function isOffline(h: SimHost, t: number): boolean {
-    return t >= h.offlineFrom && t < h.offlineUntil;
+  private act(h: SimHost, t: number, now: number, d: Decision): void {
+    switch (d.kind) {
+      case 'activate':
+        this.begin(h, t, d, now);
+        break;
+      case 'defer':
+        if (h.deferredAt === null) {
+          h.deferredAt = t;
+          this.postAck(h, 'deferred', t, d.inhibitor);
+        } else if (d.reboot.allowed && t - h.deferredAt >= this.s.rebootDelay) {
+          this.begin(h, t, d, now); // the reboot into the staged closure is the disruption
+        }
+        break;
+      case 'rollback':
+        this.rollBack(h, d.to, t, now, d.reason.slice(0, REASON_MAX), this.rollbacks);
+        break;
+      default:
+        break;
+    }
   }
 
-  function postAck(h: SimHost, kind: AckKind, t: number, reason: string | null): void {
-    const m = f.manifests[h.name]!;
+  /** Starts an activation (or the reboot into a staged one): checked against ground truth first. */
+  private begin(
+    h: SimHost,
+    t: number,
+    d: Decision & { kind: 'activate' | 'defer' },
+    now: number,
+  ): void {
+    this.checkStart(h, t);
+    const m = this.f.manifests[h.name]!;
+    h.pending = {
+      target: m.target,
+      rolloutId: m.rolloutId,
+      previous: { generation: h.generation, path: h.current },
+      deadline:
+        d.kind === 'activate'
+          ? d.deadline
+          : d.reboot.allowed
+            ? d.reboot.deadline
+            : now + m.confirmDeadlineSeconds * 1000,
+    };
+    h.busy = true;
+    this.postAck(h, 'started', t, null);
+    const switchMs = this.rng.int(this.s.actMin, this.s.actMax) * 1000;
+    this.queue.push(t + switchMs, { kind: 'switched', host: h.name });
+  }
+
+  private onSwitched(h: SimHost, t: number): void {
+    h.current = this.f.manifests[h.name]!.target;
+    h.generation++;
+    this.postAck(h, 'activated', t, null);
+    this.queue.push(t + this.s.probe, { kind: 'probed', host: h.name });
+    this.lastProgress = t;
+  }
+
+  /** The health probes' verdict: roll back, or healthy and soaking. */
+  private onProbed(h: SimHost, t: number): void {
+    const pending = h.pending!;
+    h.busy = false;
+    h.pending = null;
+    this.lastProgress = t;
+    if (this.s.failing.has(h.name) || this.rng.chance(this.s.failureRate)) {
+      this.rollBack(h, pending.previous, t, t + h.skewMs, 'health probes failed', this.failures);
+      return;
+    }
+    h.previous = pending.previous;
+    h.healthySince = t + h.skewMs;
+    this.postAck(h, 'healthy', t, null);
+    // The agent schedules a heartbeat for the moment its soak completes, so the proof is not a poll late.
+    const soak = this.f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
+    this.queue.push(t + soak, { kind: 'soak-beat', host: h.name });
+  }
+
+  private onSoakBeat(h: SimHost, t: number): void {
+    const onTarget = h.current === this.f.manifests[h.name]!.target;
+    if (!this.isOffline(h, t) && !h.failed && onTarget) this.postAck(h, 'heartbeat', t, null);
+  }
+
+  /** Back to `to`, counted as failed once, the target quarantined, the rollback acked. */
+  private rollBack(
+    h: SimHost,
+    to: GenerationRef,
+    t: number,
+    now: number,
+    reason: string,
+    list: string[],
+  ): void {
+    h.current = to.path;
+    h.generation = to.generation;
+    h.pending = null;
+    if (!h.failed) {
+      this.failedHosts++;
+      this.bump(this.failedIn, waveKey(h), 1);
+    }
+    h.failed = true;
+    this.setInFlight(h, false);
+    h.quarantine.push({ target: this.f.manifests[h.name]!.target, until: now + QUARANTINE_MS });
+    list.push(h.name);
+    this.postAck(h, 'rolled-back', t, reason);
+    this.lastProgress = t;
+  }
+
+  /** Signs and posts an ack: it becomes visible to the others after a delay, or never if lost. */
+  private postAck(h: SimHost, kind: AckKind, t: number, reason: string | null): void {
+    const m = this.f.manifests[h.name]!;
     const onTarget = h.current === m.target;
     const ack = makeAck(h.name, kind, {
       time: t + h.skewMs,
@@ -314,274 +588,188 @@ export function simulate(config: SimConfig): SimResult {
     });
     h.lastAckAt = t;
     h.lastKind = kind;
-    let visibleAt = t + rng.int(delayMin, delayMax) * 1000;
+    const { visibleAt, lost } = this.delivery(t);
+    this.ackCount++;
+    if (this.s.recordHistory)
+      this.history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
+    const isProof = kind === 'heartbeat' || kind === 'healthy';
+    // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
+    // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
+    if (isProof && !lost)
+      this.lastProofVisible = Math.max(this.lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
+    if (lost) {
+      /* never visible */
+    } else if (visibleAt <= t) this.makeVisible(ack);
+    else this.queue.push(visibleAt, { kind: 'visible', ack });
+    if (isProof && onTarget) this.noteSoakProof(h, ack, t);
+  }
+
+  /** When an ack posted at `t` becomes visible to the other hosts, and whether it is lost. */
+  private delivery(t: number): { visibleAt: number; lost: boolean } {
+    const { delayMin, delayMax, batch, quantum, lossRate } = this.s;
+    let visibleAt = t + this.rng.int(delayMin, delayMax) * 1000;
     // Batched visibility: acks posted during a second appear together at the next whole second, so every
     // host polling within one second shares one prepared fleet (what makes 10k-host runs affordable).
     if (batch) visibleAt = Math.max(visibleAt, Math.floor(t / quantum) * quantum + quantum);
-    const lost = lossRate > 0 && rng.chance(lossRate);
-    ackCount++;
-    if (recordHistory) history.push({ ack, postedAt: t, visibleAt: lost ? Infinity : visibleAt });
-    // A proof counts once visible and, for a host whose clock runs ahead, once its signed time is reached
-    // (earlier, the reconciler clamps the future-dated ack to `now`, shortening the signed soak).
-    if ((kind === 'heartbeat' || kind === 'healthy') && !lost)
-      lastProofVisible = Math.max(lastProofVisible, visibleAt, t + Math.max(0, h.skewMs));
-    if (lost) {
-      /* never visible */
-    } else if (visibleAt <= t) makeVisible(ack);
-    else queue.push(visibleAt, { kind: 'visible', ack });
-    if (
-      (kind === 'heartbeat' || kind === 'healthy') &&
-      onTarget &&
-      h.healthySince !== null &&
-      h.soakProvedAt === null
-    ) {
-      const soak = f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
-      if (parseAckTime(ack.time) - h.healthySince >= soak) {
-        h.soakProvedAt = t;
-        proved++;
-        provedIn.set(waveKey(h), (provedIn.get(waveKey(h)) ?? 0) + 1);
-        setInFlight(h, false);
-        lastProgress = t;
-      }
+    const lost = lossRate > 0 && this.rng.chance(lossRate);
+    return { visibleAt, lost };
+  }
+
+  /** Ground truth: the host's soak is proved once a signed proof on its target covers the soak. */
+  private noteSoakProof(h: SimHost, ack: AckRecord, t: number): void {
+    if (h.healthySince === null || h.soakProvedAt !== null) return;
+    const soak = this.f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
+    if (parseAckTime(ack.time) - h.healthySince < soak) return;
+    h.soakProvedAt = t;
+    this.proved++;
+    this.bump(this.provedIn, waveKey(h), 1);
+    this.setInFlight(h, false);
+    this.lastProgress = t;
+  }
+
+  private makeVisible(ack: AckRecord): void {
+    const prev = this.acks[ack.host];
+    if (prev !== undefined && ack.seq <= prev.seq) return;
+    const delta = (this.isFailure(ack) ? 1 : 0) - (this.isFailure(prev) ? 1 : 0);
+    if (delta !== 0) this.bump(this.failuresVisible, waveKey(this.hosts.get(ack.host)!), delta);
+    this.acks[ack.host] = ack;
+    this.version++;
+  }
+
+  /** A failure ack of this release's rollout (older rollouts' failures do not halt this one). */
+  private isFailure(a: AckRecord | undefined): boolean {
+    return (
+      a !== undefined &&
+      (a.kind === 'failed' || a.kind === 'rolled-back') &&
+      a.rolloutId === this.f.manifests[a.host]!.rolloutId
+    );
+  }
+
+  /** Ground-truth checks of a start: wave order, channel edges, halts, then the budgets it joins. */
+  private checkStart(h: SimHost, t: number): void {
+    const at = `${(t - this.s.start) / 1000}s`;
+    this.checkWaveOrder(h, at);
+    this.checkChannelEdges(h, at);
+    this.checkNotHalted(h, at);
+    this.setInFlight(h, true);
+    h.startedAt = t;
+    this.checkBudgets(h, at);
+    this.starts.push({
+      host: h.name,
+      channel: h.channel,
+      wave: h.wave,
+      at: (t - this.s.start) / 1000,
+    });
+    this.lastProgress = t;
+  }
+
+  /** More hosts of a wave lack their soak proof than its excuses and allowed failures cover. */
+  private unproven(channel: string, w: BuiltFleet['plans'][string]['waves'][number]): boolean {
+    const proved = this.provedIn.get(`${channel}/${w.index}`) ?? 0;
+    return w.hosts.length - proved > w.offlineExcuseLimit + allowedFailures(w);
+  }
+
+  private checkWaveOrder(h: SimHost, at: string): void {
+    for (const w of this.f.plans[h.channel]!.waves) {
+      if (w.index >= h.wave) break;
+      if (this.unproven(h.channel, w))
+        this.violations.push(
+          `wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${at} ` +
+            `before wave ${w.index} was soaked`,
+        );
     }
   }
 
-  function makeVisible(ack: AckRecord): void {
-    const prev = acks[ack.host];
-    if (prev === undefined || ack.seq > prev.seq) {
-      const key = waveKey(hosts.get(ack.host)!);
-      const delta = (isFailure(ack) ? 1 : 0) - (isFailure(prev) ? 1 : 0);
-      if (delta !== 0) failuresVisible.set(key, (failuresVisible.get(key) ?? 0) + delta);
-      acks[ack.host] = ack;
-      version++;
+  private checkChannelEdges(h: SimHost, at: string): void {
+    for (const g of this.f.plans[h.channel]!.gatedBy)
+      for (const w of this.f.plans[g]!.waves)
+        if (this.unproven(g, w))
+          this.violations.push(
+            `channel-edge: ${h.name} (${h.channel}) started at ${at} ` +
+              `before channel ${g} wave ${w.index} was soaked`,
+          );
+  }
+
+  private checkNotHalted(h: SimHost, at: string): void {
+    for (const w of this.f.plans[h.channel]!.waves) {
+      const visibleFailures = this.failuresVisible.get(`${h.channel}/${w.index}`) ?? 0;
+      if (visibleFailures > allowedFailures(w))
+        this.violations.push(
+          `halted: ${h.name} (${h.channel}) started at ${at} ` +
+            `although wave ${w.index} has ${visibleFailures} visible failures`,
+        );
     }
+  }
+
+  /** The host is now counted in flight: no budget it belongs to may exceed its max. */
+  private checkBudgets(h: SimHost, at: string): void {
+    for (const id of this.budgetsOf.get(h.name) ?? []) {
+      const o = this.budgetObserved[id]!;
+      const n = this.inFlightIn.get(id) ?? 0;
+      o.observed = Math.max(o.observed, n);
+      if (n > o.max)
+        this.violations.push(
+          `budget: ${h.name} started at ${at} with ${n} hosts truly in flight ` +
+            `in budget ${id} (max ${o.max})`,
+        );
+    }
+  }
+
+  private setInFlight(h: SimHost, value: boolean): void {
+    if (h.inFlight === value) return;
+    h.inFlight = value;
+    for (const id of this.budgetsOf.get(h.name) ?? [])
+      this.bump(this.inFlightIn, id, value ? 1 : -1);
+  }
+
+  private bump(counts: Map<string, number>, key: string, delta: number): void {
+    counts.set(key, (counts.get(key) ?? 0) + delta);
   }
 
   /** Every wave's failures are within its threshold (otherwise its rollout is halted, not complete). */
-  function withinThresholds(): boolean {
-    for (const plan of Object.values(f.plans)) {
+  private withinThresholds(): boolean {
+    for (const plan of Object.values(this.f.plans)) {
       for (const w of plan.waves)
-        if ((failedIn.get(`${plan.channel}/${w.index}`) ?? 0) > allowedFailures(w)) return false;
+        if ((this.failedIn.get(`${plan.channel}/${w.index}`) ?? 0) > allowedFailures(w))
+          return false;
     }
     return true;
   }
 
-  function heartbeatKind(h: SimHost): AckKind {
+  private heartbeatKind(h: SimHost): AckKind {
     if (h.failed) return 'rolled-back';
-    if (h.deferredAt !== null && h.current !== f.manifests[h.name]!.target) return 'deferred';
+    if (h.deferredAt !== null && h.current !== this.f.manifests[h.name]!.target) return 'deferred';
     return 'heartbeat';
   }
 
-  function checkStart(h: SimHost, t: number): void {
-    const plan = f.plans[h.channel]!;
-    const unproven = (channel: string, w: (typeof plan.waves)[number]) =>
-      w.hosts.length - (provedIn.get(`${channel}/${w.index}`) ?? 0) >
-      w.offlineExcuseLimit + allowedFailures(w);
-    for (const w of plan.waves) {
-      if (w.index >= h.wave) break;
-      if (unproven(h.channel, w))
-        violations.push(
-          `wave-order: ${h.name} (wave ${h.wave} of ${h.channel}) started at ${(t - start) / 1000}s before wave ${w.index} was soaked`,
-        );
-    }
-    for (const g of plan.gatedBy) {
-      for (const w of f.plans[g]!.waves) {
-        if (unproven(g, w))
-          violations.push(
-            `channel-edge: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s before channel ${g} wave ${w.index} was soaked`,
-          );
-      }
-    }
-    for (const w of plan.waves) {
-      const visibleFailures = failuresVisible.get(`${h.channel}/${w.index}`) ?? 0;
-      if (visibleFailures > allowedFailures(w))
-        violations.push(
-          `halted: ${h.name} (${h.channel}) started at ${(t - start) / 1000}s although wave ${w.index} has ${visibleFailures} visible failures`,
-        );
-    }
-    setInFlight(h, true);
-    h.startedAt = t;
-    for (const id of budgetsOf.get(h.name) ?? []) {
-      const max = budgetObserved[id]!.max;
-      const n = inFlightIn.get(id) ?? 0;
-      const o = budgetObserved[id]!;
-      o.observed = Math.max(o.observed, n);
-      if (n > max)
-        violations.push(
-          `budget: ${h.name} started at ${(t - start) / 1000}s with ${n} hosts truly in flight in budget ${id} (max ${max})`,
-        );
-    }
-    starts.push({ host: h.name, channel: h.channel, wave: h.wave, at: (t - start) / 1000 });
-    lastProgress = t;
+  private isOffline(h: SimHost, t: number): boolean {
+    return t >= h.offlineFrom && t < h.offlineUntil;
   }
 
-  function begin(
-    h: SimHost,
-    t: number,
-    d: Decision & { kind: 'activate' | 'defer' },
-    now: number,
-  ): void {
-    checkStart(h, t);
-    const m = f.manifests[h.name]!;
-    h.pending = {
-      target: m.target,
-      rolloutId: m.rolloutId,
-      previous: { generation: h.generation, path: h.current },
-      deadline:
-        d.kind === 'activate'
-          ? d.deadline
-          : d.reboot.allowed
-            ? d.reboot.deadline
-            : now + m.confirmDeadlineSeconds * 1000,
+  /** Polls land on multiples of the quantum when batching, so hosts share prepared fleets. */
+  private align(ms: number): number {
+    return this.s.batch ? Math.ceil(ms / this.s.quantum) * this.s.quantum : ms;
+  }
+
+  result(lastEventAt: number): SimResult {
+    const { start, poll, actMax, probe } = this.s;
+    const end = this.completedAt ?? lastEventAt;
+    return {
+      seed: this.seed,
+      hosts: this.hosts.size,
+      converged: this.completedAt !== null,
+      completedAt: this.completedAt === null ? null : (this.completedAt - start) / 1000,
+      endedAt: (end - start) / 1000,
+      theoreticalMinimum: theoreticalMinimum(this.f, poll / 1000, actMax, probe / 1000),
+      starts: this.starts,
+      failures: this.failures,
+      rollbacks: this.rollbacks,
+      decisions: this.decisions,
+      ackCount: this.ackCount,
+      violations: this.violations,
+      budgets: this.budgetObserved,
+      history: this.history,
+      finalView: fleetView({ now: end, ...this.base }),
     };
-    h.busy = true;
-    postAck(h, 'started', t, null);
-    queue.push(t + rng.int(actMin, actMax) * 1000, { kind: 'switched', host: h.name });
   }
-
-  function act(h: SimHost, t: number, now: number, d: Decision): void {
-    switch (d.kind) {
-      case 'activate':
-        begin(h, t, d, now);
-        break;
-      case 'defer':
-        if (h.deferredAt === null) {
-          h.deferredAt = t;
-          postAck(h, 'deferred', t, d.inhibitor);
-        } else if (d.reboot.allowed && t - h.deferredAt >= rebootDelay) {
-          begin(h, t, d, now); // the reboot into the staged closure is the disruption
-        }
-        break;
-      case 'rollback':
-        h.current = d.to.path;
-        h.generation = d.to.generation;
-        h.pending = null;
-        if (!h.failed) {
-          failedHosts++;
-          failedIn.set(waveKey(h), (failedIn.get(waveKey(h)) ?? 0) + 1);
-        }
-        h.failed = true;
-        setInFlight(h, false);
-        h.quarantine.push({ target: f.manifests[h.name]!.target, until: now + 24 * 3600_000 });
-        rollbacks.push(h.name);
-        postAck(h, 'rolled-back', t, d.reason.slice(0, 200));
-        lastProgress = t;
-        break;
-      default:
-        break;
-    }
-  }
-
-  let t = start;
-  let completedAt: number | null = null;
-  while (queue.size > 0) {
-    const ev = queue.pop()!;
-    t = ev.t;
-    if (t - start > maxMs) break;
-    if (ev.e.kind === 'visible') {
-      makeVisible(ev.e.ack);
-      continue;
-    }
-    const h = hosts.get(ev.e.host)!;
-    const m = f.manifests[h.name]!;
-    if (ev.e.kind === 'poll') {
-      queue.push(align(t + poll + rng.int(-jitter / 1000, jitter / 1000) * 1000), {
-        kind: 'poll',
-        host: h.name,
-      });
-      if (isOffline(h, t) || h.busy) continue;
-      const hb = f.plans[h.channel]!.heartbeatSeconds * 1000;
-      // Hosts on their target heartbeat for soak freshness; the others only need to stay inside the offline window.
-      const every =
-        h.current === m.target || h.failed
-          ? Math.min(hb, poll) / 2
-          : (f.plans[h.channel]!.offlineWindowSeconds * 1000) / 3;
-      if (h.lastAckAt === null || t - h.lastAckAt >= every)
-        postAck(h, heartbeatKind(h), t, h.failed ? 'activation failed' : null);
-      const now = t + h.skewMs;
-      const { input, prepared } = preparedAt(now);
-      const d = decide(
-        {
-          ...input,
-          manifest: m,
-          freshness: { status: 'fresh' },
-          local: {
-            current: h.current,
-            pending: h.pending,
-            previous: h.previous,
-            quarantine: h.quarantine,
-          },
-          inhibitor: h.inhibited && h.current !== m.target ? 'kernel changed' : null,
-        },
-        prepared,
-      );
-      decisions++;
-      act(h, t, now, d);
-    } else if (ev.e.kind === 'switched') {
-      h.current = m.target;
-      h.generation++;
-      postAck(h, 'activated', t, null);
-      queue.push(t + probe, { kind: 'probed', host: h.name });
-      lastProgress = t;
-    } else if (ev.e.kind === 'probed') {
-      const pending = h.pending!;
-      h.busy = false;
-      h.pending = null;
-      lastProgress = t;
-      if (failing.has(h.name) || rng.chance(config.failureRate ?? 0)) {
-        h.current = pending.previous.path;
-        h.generation = pending.previous.generation;
-        if (!h.failed) {
-          failedHosts++;
-          failedIn.set(waveKey(h), (failedIn.get(waveKey(h)) ?? 0) + 1);
-        }
-        h.failed = true;
-        setInFlight(h, false);
-        h.quarantine.push({ target: m.target, until: t + h.skewMs + 24 * 3600_000 });
-        failures.push(h.name);
-        postAck(h, 'rolled-back', t, 'health probes failed');
-      } else {
-        h.previous = pending.previous;
-        h.healthySince = t + h.skewMs;
-        postAck(h, 'healthy', t, null);
-        // The agent schedules a heartbeat for the moment its soak completes, so the proof is not a poll late.
-        queue.push(t + f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000, {
-          kind: 'soak-beat',
-          host: h.name,
-        });
-      }
-    } else if (ev.e.kind === 'soak-beat') {
-      if (!isOffline(h, t) && !h.failed && h.current === m.target) postAck(h, 'heartbeat', t, null);
-    }
-    if (proved + failedHosts === hosts.size && completedAt === null && withinThresholds())
-      completedAt = lastProofVisible;
-    if (completedAt !== null && t > completedAt) break;
-    const quiet = 3 * poll + 2 * 3600_000;
-    if (
-      completedAt === null &&
-      t - lastProgress > quiet &&
-      t > maxOfflineUntil &&
-      ![...hosts.values()].some((x) => x.busy)
-    )
-      break;
-  }
-  const end = completedAt ?? t;
-  const finalView = fleetView({ now: end, ...base });
-  return {
-    seed: config.seed,
-    hosts: hosts.size,
-    converged: completedAt !== null,
-    completedAt: completedAt === null ? null : (completedAt - start) / 1000,
-    endedAt: (end - start) / 1000,
-    theoreticalMinimum: theoreticalMinimum(f, poll / 1000, actMax, probe / 1000),
-    starts,
-    failures,
-    rollbacks,
-    decisions,
-    ackCount,
-    violations,
-    budgets: budgetObserved,
-    history,
-    finalView,
-  };
 }

@@ -278,7 +278,7 @@ test('TLS session kept for the next run: it resumes (no certificate exchange) an
     '{"not":"a session"}',
     JSON.stringify({
       ...JSON.parse(stored),
-      session: Buffer.from('garbage, not a TLS session').toString('base64'),
+      sessions: { [base]: Buffer.from('garbage, not a TLS session').toString('base64') },
     }),
     'x'.repeat(100),
   ]) {

@@ -303,7 +303,11 @@ test('behind nginx: identity headers are trusted on loopback; without them the a
       headers: { ...headers, 'x-ssl-client-verify': 'FAILED:certificate revoked' },
     });
     assert.is(failed.status, 403);
-    const big = await req(`${ep.url}/acks`, { method: 'POST', body: 'x'.repeat(LIMITS.ack + 1), headers });
+    const big = await req(`${ep.url}/acks`, {
+      method: 'POST',
+      body: 'x'.repeat(LIMITS.ack + 1),
+      headers,
+    });
     assert.is(big.status, 413);
     assert.is((await req(`${ep.url}/timestamp.json`, { headers })).status, 404);
   } finally {

@@ -2,6 +2,7 @@
 // renders, in front of the ack endpoint: mTLS, priming, per-host authorisation, 304s, acks through nginx,
 // and revocation after `cp sync` + reload.
 import { suite } from 'uvu';
+import { LIMITS } from '../../protocol/limits.ts';
 import * as assert from 'uvu/assert';
 import { chmodSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -205,8 +206,13 @@ test('an ack POSTed through nginx is stored and published; the identity comes fr
   assert.match(forged.body, /WrongHost/);
   assert.is((await req(`${url}/acks`, { tls: as('web1') })).status, 403, 'GET /acks');
   assert.is(
-    (await req(`${url}/acks`, { tls: as('web1'), method: 'POST', body: 'x'.repeat(17 * 1024) }))
-      .status,
+    (
+      await req(`${url}/acks`, {
+        tls: as('web1'),
+        method: 'POST',
+        body: 'x'.repeat(LIMITS.ack + 1),
+      })
+    ).status,
     413,
   );
 });

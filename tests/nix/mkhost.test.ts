@@ -110,4 +110,58 @@ test('mkHost: system and target derived from a nixosConfiguration (nixpkgs.hostP
   }
 });
 
+test('mkHost + mkFleet: static controls read the nixosConfiguration (only the named options; undefined or failing ones are "not set")', async () => {
+  if (!requireTool('nix-instantiate', 'mkHost')) return;
+  const sandbox = nixSandbox();
+  const compliant = (mode: string, pw: string) => `lib.mkFleet {
+    fleet = "t";
+    hosts.web-01 = lib.mkHost {
+      system = "x86_64-linux"; channel = "stable"; hostKey = "0yh9PAH7mdc5NygOrnKhPUNd30x9v9j9peWUA52idmk=";
+      nixosConfiguration.config = {
+        system.build.toplevel = ${system};
+        services.openssh.settings.PasswordAuthentication = ${pw};
+        security.auditd.enable = throw "option security.auditd.enable is used but not defined";
+        unrelated = throw "an option no control names is never evaluated";
+      };
+    };
+    channels.stable = { policy = "p"; compliance = { frameworks = [ "base" ]; mode = "${mode}"; }; };
+    policies.p = { strategy = "all-at-once"; waves = [ ]; };
+    complianceFrameworks.base = { description = "baseline"; controls = {
+      no-password = { kind = "static"; description = "no password logins"; fact = "services.openssh.settings.PasswordAuthentication"; expect.equals = false; };
+      auditd = { kind = "static"; description = "auditd on"; fact = "security.auditd.enable"; expect.present = true; };
+      absent = { kind = "static"; description = "an option that does not exist"; fact = "services.nope.enable"; expect.equals = true; };
+    }; };
+  }`;
+  try {
+    const out = (await evalJson(sandbox, compliant('permissive', 'false'))) as {
+      hosts: Record<string, { facts: Record<string, unknown> }>;
+    };
+    assert.equal(out.hosts['web-01']!.facts, {
+      'services.openssh.settings.PasswordAuthentication': false,
+    });
+    const refused = await evalError(sandbox, compliant('enforce', 'true'));
+    assert.match(
+      refused,
+      'hosts.web-01: fails compliance control base/no-password of channel stable (enforce): services.openssh.settings.PasswordAuthentication = true (expected false)',
+    );
+    assert.match(
+      refused,
+      'hosts.web-01: fails compliance control base/auditd of channel stable (enforce): security.auditd.enable is not set (expected it to be set)',
+    );
+    assert.match(
+      refused,
+      'base/absent of channel stable (enforce): services.nope.enable is not set',
+    );
+    assert.match(
+      await evalError(
+        sandbox,
+        `lib.mkHost { ${base} facts = { }; nixosConfiguration.config.system.build.toplevel = ${system}; }`,
+      ),
+      /give either facts or nixosConfiguration/,
+    );
+  } finally {
+    sandbox.cleanup();
+  }
+});
+
 test.run();

@@ -179,6 +179,19 @@ test('agent module: every agent config field is an option; agent.json is what th
     assert.is(parsed.requestTimeoutMs, 10_000, 'unset settings take the agent default');
     assert.ok(!('requestTimeoutMs' in raw), 'unset settings are left out of the file');
     assert.ok(!('metricsFile' in raw), 'no metrics file unless asked');
+    assert.ok(!('enrolmentTokenFile' in raw), 'no enrolment unless a token file is given');
+    const enrolling = agentJson(
+      (
+        await evalModule(
+          sandbox,
+          'agent.nix',
+          'nixfleet-agent',
+          { ...agentSettings, enrolmentTokenFile: '/run/keys/nixfleet-enrolment.token' },
+          'config',
+        )
+      ).value as AgentSystem,
+    );
+    assert.is(enrolling.parsed.enrolmentTokenFile, '/run/keys/nixfleet-enrolment.token');
     const tf = agentJson(
       (
         await evalModule(
@@ -194,6 +207,24 @@ test('agent module: every agent config field is an option; agent.json is what th
       tf.parsed.metricsFile,
       '/var/lib/node-exporter-textfile/nixfleet-agent.prom',
       'the textfile directory names the file the agent writes',
+    );
+
+    assert.ok(!('otherControlPlaneUrls' in raw), 'one box: the file is what it always was');
+    const boxes = agentJson(
+      (
+        await evalModule(
+          sandbox,
+          'agent.nix',
+          'nixfleet-agent',
+          { ...agentSettings, otherControlPlaneUrls: ['https://cp2.example.org:8443/'] },
+          'config',
+        )
+      ).value as AgentSystem,
+    );
+    assert.equal(
+      boxes.parsed.otherControlPlaneUrls,
+      ['https://cp2.example.org:8443/'],
+      'further control plane boxes reach the agent in order',
     );
 
     // The default activator: the built-in nix activator, exactly the keys its schema accepts.

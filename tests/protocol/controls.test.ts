@@ -411,10 +411,18 @@ test("timestamp lifetime is the largest channel freshness (each agent applies it
   );
   const stale = channelFreshness(ts, { channel: 'prod', freshnessSeconds: 1800 }, NOW + 1800_000);
   assert.is(stale.status, 'stale');
+  // The operator reads why: the channel, its bound and since when.
+  assert.match(
+    stale.status === 'stale' ? stale.reason : '',
+    /channel prod's freshness of 1800 s \(stale since 2030-01-15T12:30:00Z/,
+  );
   assert.is(
     channelFreshness(ts, { channel: 'lab', freshnessSeconds: 7200 }, NOW + 1800_000).status,
     'fresh',
   );
+  // A channel bound beyond the timestamp's own expiry is still held to that expiry.
+  const capped = channelFreshness(ts, { channel: 'lab', freshnessSeconds: 9000 }, NOW + 7200_000);
+  assert.is(capped.status, 'stale');
 });
 
 test('cp sync installs bound controls and refuses a tree whose timestamp drops them (release-key re-signed)', async () => {
@@ -443,4 +451,65 @@ test('cp sync installs bound controls and refuses a tree whose timestamp drops t
   assert.match(e.detail, /controls vnone are older than the installed v1/);
 });
 
+test('controls issued beyond the clock-skew tolerance are FutureDated, even when bound by a valid timestamp', async () => {
+  const s = setup();
+  writeControls({
+    treeDir: s.dir,
+    root: s.root.signed,
+    keys: s.operators,
+    now: NOW + DAY,
+    edit: pause('prod'),
+  });
+  refreshTimestamp({ treeDir: s.dir, releaseKeys: [s.release], now: NOW });
+  const e = await expectRefusalAsync(
+    () => updateTrust({ fetch: diskFetch(s.dir), state: initialClientState(s.root), now: NOW }),
+    'FutureDated',
+    controlsPath(1),
+  );
+  assert.match(e.detail, /more than 300 s after now/);
+  // Exactly at the tolerance (issued 300 s after the client's now) is still accepted.
+  const edge = setup();
+  writeControls({
+    treeDir: edge.dir,
+    root: edge.root.signed,
+    keys: edge.operators,
+    now: NOW + 300_000,
+    edit: pause('prod'),
+  });
+  refreshTimestamp({ treeDir: edge.dir, releaseKeys: [edge.release], now: NOW });
+  const atEdge = await updateTrust({
+    fetch: diskFetch(edge.dir),
+    state: initialClientState(edge.root),
+    now: NOW,
+  });
+  assert.is(atEdge.controls!.signed.version, 1);
+  // Once the client's clock reaches it (and a fresh timestamp binds it), the same document is accepted.
+  refreshTimestamp({ treeDir: s.dir, releaseKeys: [s.release], now: NOW + DAY });
+  const ok = await updateTrust({
+    fetch: diskFetch(s.dir),
+    state: initialClientState(s.root),
+    now: NOW + DAY,
+  });
+  assert.is(ok.controls!.signed.version, 1);
+});
+
+test('a timestamp whose controls reference names another version than the bytes it pins is MixAndMatch', async () => {
+  const s = setup();
+  control(s, pause('prod'), NOW + 1000);
+  control(s, (c) => ({ ...c, paused: [] }), NOW + 2000);
+  // A (compromised or buggy) CI re-signs the timestamp: it pins controls v2's exact bytes but calls them v1.
+  const ts = JSON.parse(readFileSync(join(s.dir, TIMESTAMP_PATH), 'utf8')) as {
+    signed: { controls: { version: number } } & Record<string, unknown>;
+  };
+  assert.is(ts.signed.controls.version, 2);
+  const relabelled = { ...ts.signed, controls: { ...ts.signed.controls, version: 1 } };
+  writeFileSync(join(s.dir, TIMESTAMP_PATH), envelopeBytes(signDocument(relabelled, [s.release])));
+  const e = await expectRefusalAsync(
+    () =>
+      updateTrust({ fetch: diskFetch(s.dir), state: initialClientState(s.root), now: NOW + 3000 }),
+    'MixAndMatch',
+    controlsPath(2),
+  );
+  assert.match(e.detail, /is version 2, the timestamp names v1/);
+});
 test.run();

@@ -9,6 +9,7 @@ import {
   verifyRootChain,
   type SignedRoot,
 } from '../../protocol/trust-root.ts';
+import { initialClientState, parseClientState } from '../../protocol/verify/state.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { NOW, expectRefusal } from '../verify/helpers.ts';
 
@@ -263,6 +264,13 @@ test('release threshold 2: one release signature -> ThresholdNotMet', () => {
     'ThresholdNotMet',
     'one.json',
   );
+});
+
+test('the client state keeps a root with several signatures (2-of-3) across a save and load', () => {
+  assert.is(root1.signatures.length, 2);
+  const state = initialClientState(root1);
+  const loaded = parseClientState(JSON.stringify(state), 'trust-state.json');
+  assert.equal(loaded.trustedRoot, root1);
 });
 
 test.run();

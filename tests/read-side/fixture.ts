@@ -15,6 +15,7 @@ import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { signingKeyFromSeed, type SigningKey } from '../../protocol/keys.ts';
 import type { AckKind } from '../../protocol/schemas/ack.ts';
+import type { ControlEvidence } from '../../protocol/schemas/compliance.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { publishRelease } from '../../publisher/publish.ts';
@@ -33,6 +34,8 @@ const key = (label: string) =>
   );
 const rootKey = key('root');
 const releaseKey = key('release');
+/** The fixture's release key (tests that amend signed documents re-sign with it). */
+export const RELEASE_KEY = releaseKey;
 export const ROOT = makeRoot({
   fleet: 'generated',
   issuedAt: NOW - 10 * DAY,
@@ -110,6 +113,8 @@ export interface AckStep {
   /** Default: the plan's target (the host already switched for activated/healthy/heartbeat). */
   current?: string | null;
   reason?: string;
+  /** Runtime compliance results the host signs into this ack. */
+  evidence?: ControlEvidence[];
 }
 
 /**
@@ -151,6 +156,7 @@ export function postAcks(
         healthySince: s.healthySince !== undefined ? isoTime(s.healthySince) : null,
         probes: [],
         reason: s.reason ?? null,
+        ...(s.evidence ? { evidence: s.evidence } : {}),
       },
       k,
     );

@@ -17,6 +17,22 @@ const f = buildFleet({
         { hosts: ['web-01'], soakSeconds: 600 },
         { hosts: ['web-02'], soakSeconds: 600 },
       ],
+      // web-02's manifest records a failing static control of an enforce channel (gate 2a).
+      compliance: {
+        mode: 'enforce',
+        frameworks: ['base'],
+        runtime: [],
+        static: {
+          'web-02': [
+            {
+              framework: 'base',
+              control: 'ssh-no-password',
+              ok: false,
+              evidence: 'services.openssh.settings.PasswordAuthentication = true (expected false)',
+            },
+          ],
+        },
+      },
     },
   ],
 });
@@ -82,6 +98,15 @@ test('each gate decides only once every gate before it has nothing to say', () =
       () => (input.local = { ...input.local, pending: null }),
     ],
     ['converged', 'already on target', () => (input.local = { ...input.local, current: old })],
+    [
+      'refuse/compliance',
+      'the manifest fails a static control (enforce)',
+      () =>
+        (input.manifest = {
+          ...input.manifest,
+          compliance: { ...input.manifest.compliance!, static: [] },
+        }),
+    ],
     ['wait/not-fresh', 'the release chain is stale', () => (input.freshness = { status: 'fresh' })],
     [
       'wait/quarantined',

@@ -86,16 +86,29 @@ export async function startNginx(opts: {
   runtimeDir: string;
   port: number;
   timeoutMs?: number;
+  /**
+   * Run inside this network namespace (`ip netns exec` execs nginx, so the PID is nginx's). The port
+   * is not reachable from here then: nginx is up once it wrote its pid file (after binding its sockets).
+   */
+  netns?: string;
 }): Promise<RunningNginx> {
   const confPath = join(opts.runtimeDir, 'nginx.conf');
   writeFileSync(confPath, opts.config);
   mkdirSync(join(opts.runtimeDir, 'tmp'), { recursive: true });
   let stderr = '';
-  const child = spawn(
+  const argv = [
     'nginx',
-    ['-p', opts.runtimeDir, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+    '-p',
+    opts.runtimeDir,
+    '-c',
+    confPath,
+    '-e',
+    'stderr',
+    '-g',
+    'daemon off;',
+  ];
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) =>
@@ -112,14 +125,15 @@ export async function startNginx(opts: {
       ? readFileSync(join(opts.runtimeDir, 'error.log'), 'utf8')
       : '');
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
-  while (!(await portOpen(opts.port))) {
+  const pidFile = join(opts.runtimeDir, 'nginx.pid');
+  const up = () => (opts.netns ? Promise.resolve(existsSync(pidFile)) : portOpen(opts.port));
+  while (!(await up())) {
     if (dead || Date.now() > deadline) {
       if (!dead) child.kill('SIGKILL');
-      throw new Error(`nginx did not start on 127.0.0.1:${opts.port}:\n${logs()}`);
+      throw new Error(`nginx did not start on port ${opts.port}:\n${logs()}`);
     }
     await new Promise((r) => setTimeout(r, 30));
   }
-  const pidFile = join(opts.runtimeDir, 'nginx.pid');
   return {
     pid: child.pid!,
     runtimeDir: opts.runtimeDir,

@@ -1,0 +1,62 @@
+// StrykerJS configuration for `npm run mutate` (scripts/mutate/run.ts). One target per run, chosen by
+// NIXFLEET_MUTATE_TARGET, so each directory keeps its own incremental file and report and its score is
+// reported on its own (docs/benchmarks.md, "Mutation testing").
+const TARGETS = {
+  reconciler: {
+    mutate: ['reconciler/**/*.ts'],
+    // The uvu files that exercise reconciler/ in-process (fast and pure: no nix, nginx or browser).
+    testFiles: ['tests/reconciler/*.test.ts'],
+  },
+  verify: {
+    mutate: ['protocol/verify/**/*.ts'],
+    testFiles: ['tests/verify/*.test.ts', 'tests/protocol/*.test.ts'],
+  },
+};
+
+const name = process.env.NIXFLEET_MUTATE_TARGET ?? 'reconciler';
+const target = TARGETS[name];
+if (!target)
+  throw new Error(`NIXFLEET_MUTATE_TARGET: unknown target '${name}' (${Object.keys(TARGETS)})`);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  mutate: target.mutate,
+  testRunner: 'tap',
+  tap: {
+    testFiles: target.testFiles,
+    // Each test file runs in its own node process: Stryker's coverage hook, tsx for TypeScript, and the
+    // shim that runs one uvu file and prints TAP.
+    nodeArgs: [
+      '-r',
+      '{{hookFile}}',
+      '--import',
+      'tsx',
+      'scripts/mutate/uvu-tap.ts',
+      '{{testFile}}',
+    ],
+  },
+  // Each mutant runs only the test files that executed it in the initial run.
+  coverageAnalysis: 'perTest',
+  // Mutants that do not type-check are dropped before any test runs. The checker compiles only the two
+  // mutated folders (protocol/ and reconciler/ import nothing else): the whole project made each check
+  // slow enough to starve the test runners on a loaded machine.
+  checkers: ['typescript'],
+  tsconfigFile: 'scripts/mutate/tsconfig.json',
+  // The machine has 2 cores, shared.
+  concurrency: 2,
+  incremental: true,
+  incrementalFile: `reports/mutation/${name}.incremental.json`,
+  // A loaded machine makes honest runs slow; a generous bound keeps slowness from counting as a kill.
+  timeoutMS: 30000,
+  timeoutFactor: 3,
+  // event-recorder: one JSON file per event as it happens, so survivors can be read during a long run.
+  reporters: ['clear-text', 'progress', 'html', 'json', 'event-recorder'],
+  eventReporter: { baseDir: `reports/mutation/${name}-events` },
+  htmlReporter: { fileName: `reports/mutation/${name}.html` },
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+  clearTextReporter: { allowEmojis: false, logTests: false },
+  thresholds: { high: 90, low: 85, break: null },
+  tempDirName: '.stryker-tmp',
+  // Local output is not needed in the sandbox (dist/ is: tests/verify/cli.test.ts also runs the binary).
+  ignorePatterns: ['demo-output', '.bench', 'tmp', 'reports'],
+};

@@ -1,0 +1,44 @@
+// latestAcks(): the reconciler's view of "the latest ack per host" must not depend on the order acks
+// arrived in (the control plane serves them in any order, agents merge peers' acks as they come).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fc from 'fast-check';
+import { latestAcks, type AckRecord } from '../../reconciler/index.ts';
+import { ackFor, buildFleet } from '../../reconciler/simulator/builders.ts';
+
+const HOSTS = ['web-01', 'web-02', 'web-03'];
+const fleet = buildFleet({
+  channels: [{ name: 'stable', waves: [{ hosts: HOSTS, soakSeconds: 60 }] }],
+});
+const T0 = Date.UTC(2026, 0, 1, 12);
+const KINDS = ['heartbeat', 'started', 'activated', 'healthy', 'failed'] as const;
+
+// Several acks per host with few distinct seqs, so equal seqs (forks the endpoint would refuse) occur.
+const ackArb = fc
+  .record({
+    host: fc.constantFrom(...HOSTS),
+    seq: fc.integer({ min: 1, max: 4 }),
+    kind: fc.constantFrom(...KINDS),
+    minute: fc.integer({ min: 0, max: 30 }),
+  })
+  .map(({ host, seq, kind, minute }) => ackFor(fleet, host, kind, T0 + minute * 60_000, { seq }));
+
+test('latest ack per host: the highest seq, and the same ack whatever the arrival order (forks included)', () => {
+  fc.assert(
+    fc.property(fc.array(ackArb, { maxLength: 12 }), fc.nat(), (acks, shift) => {
+      const latest = latestAcks(acks);
+      assert.equal(Object.keys(latest).sort(), [...new Set(acks.map((a) => a.host))].sort());
+      for (const [host, chosen] of Object.entries(latest)) {
+        const mine = acks.filter((a) => a.host === host);
+        assert.is(chosen.seq, Math.max(...mine.map((a) => a.seq)), host);
+        assert.ok(mine.includes(chosen), 'one of the host’s own acks');
+      }
+      const reordered: AckRecord[] = [...acks].reverse();
+      const rotated = acks.map((_, i) => acks[(i + shift) % acks.length]!);
+      assert.equal(latestAcks(reordered), latest);
+      assert.equal(latestAcks(rotated), latest);
+    }),
+  );
+});
+
+test.run();
