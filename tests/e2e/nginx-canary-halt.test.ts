@@ -20,7 +20,7 @@ const ALL = [...CANARY, ...MAIN];
 
 test('failing canary: rolled back + quarantined, rollout halted, nothing downstream starts', async () => {
   if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: ALL });
+  const stack = await E2eStack.create({ hosts: ALL, netns: true });
   try {
     stack.publish(
       labFleet(

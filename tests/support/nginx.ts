@@ -15,6 +15,7 @@ import {
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { listeningIn } from './netns.ts';
 
 export interface RunningNginx {
   pid: number;
@@ -86,16 +87,27 @@ export async function startNginx(opts: {
   runtimeDir: string;
   port: number;
   timeoutMs?: number;
+  /** Run inside this network namespace (readiness is then read from /proc, nothing is sent). */
+  netns?: string;
 }): Promise<RunningNginx> {
   const confPath = join(opts.runtimeDir, 'nginx.conf');
   writeFileSync(confPath, opts.config);
   mkdirSync(join(opts.runtimeDir, 'tmp'), { recursive: true });
   let stderr = '';
-  const child = spawn(
+  const argv = [
     'nginx',
-    ['-p', opts.runtimeDir, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+    '-p',
+    opts.runtimeDir,
+    '-c',
+    confPath,
+    '-e',
+    'stderr',
+    '-g',
+    'daemon off;',
+  ];
+  // `ip netns exec` execs nginx, so the PID stays the nginx master's.
+  if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) =>
@@ -112,10 +124,12 @@ export async function startNginx(opts: {
       ? readFileSync(join(opts.runtimeDir, 'error.log'), 'utf8')
       : '');
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
-  while (!(await portOpen(opts.port))) {
+  const ready = () =>
+    opts.netns ? Promise.resolve(listeningIn(child.pid!, opts.port)) : portOpen(opts.port);
+  while (!(await ready())) {
     if (dead || Date.now() > deadline) {
       if (!dead) child.kill('SIGKILL');
-      throw new Error(`nginx did not start on 127.0.0.1:${opts.port}:\n${logs()}`);
+      throw new Error(`nginx did not start on port ${opts.port}:\n${logs()}`);
     }
     await new Promise((r) => setTimeout(r, 30));
   }
