@@ -156,6 +156,12 @@ export class Scenario {
     return r.version;
   }
 
+  /** CI's scheduled `nixfleet refresh` (a new timestamp, same release), installed by `cp sync`. */
+  async refresh(now?: number): Promise<void> {
+    this.stack.lab.refresh(now);
+    await this.stack.sync();
+  }
+
   /** One `--once` cycle of each host, all at once; a run that exits with a crash fails the test. */
   async round(hosts: string[]): Promise<Record<string, OnceResult>> {
     const out = await Promise.all(
