@@ -79,6 +79,7 @@ export { readPinnedRoot } from './pinned-root.ts';
 export { PROMETHEUS_CONTENT_TYPE, renderMetrics, stateSamples } from './prometheus.ts';
 export type { MetricFamily, Sample } from './prometheus.ts';
 export {
+  Ack,
   Base64Key32,
   ChannelName,
   ChannelPlan,
@@ -121,7 +122,6 @@ export {
   StaticControlResult,
 } from './schemas/index.ts';
 export type {
-  Ack,
   AckKind,
   FileRef,
   HostManifest,

@@ -14,7 +14,11 @@ import {
   type StackOptions,
 } from './e2e-stack.ts';
 import { installedRelease, rolloutTimeline, type HostTimeline } from './e2e-timeline.ts';
+import { readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { verifyAckSignature } from '../../protocol/acks.ts';
+import { parseAckLog, ACK_LOG_FILE } from '../../protocol/ack-log.ts';
+import { ackBundlePath, latestAckPath } from '../../protocol/layout.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import type {
   FleetChannel,
@@ -252,5 +256,51 @@ export class Scenario {
 
   async close(): Promise<void> {
     await this.stack.close();
+  }
+
+  // --- a compromised control plane: it serves host-signed acks of its own choosing ---
+
+  /** Every accepted ack as the envelope object the endpoint received (what a bundle lists). */
+  logEnvelopes(): { signed: Ack; envelope: Record<string, unknown> }[] {
+    const bytes = readFileSync(join(this.stack.cpDir, '.ack-log', ACK_LOG_FILE));
+    return parseAckLog(bytes).records.map((r) => {
+      const envelope = JSON.parse(r.canonical) as Record<string, unknown>;
+      return { signed: envelope['signed'] as Ack, envelope };
+    });
+  }
+
+  private forgedWrites = 0;
+
+  /**
+   * Serves, for one wave, a bundle listing exactly `acks` (genuine host-signed envelopes of the
+   * attacker's choosing) and, for each of those hosts, that ack as its latest-ack file. Written
+   * atomically with an mtime no earlier write had, so nginx's ETag changes and agents fetch it.
+   */
+  serveForged(channel: string, wave: number, acks: Record<string, unknown>[]): void {
+    const bundle = {
+      type: 'ack-bundle',
+      schemaVersion: 1,
+      fleet: this.stack.lab.opts.fleetName,
+      channel,
+      wave,
+      generatedAt: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      acks,
+    };
+    const mtime = new Date(Date.now() + ++this.forgedWrites * 1000);
+    const write = (path: string, text: string) => {
+      writeFileSync(`${path}.forged`, text);
+      utimesSync(`${path}.forged`, mtime, mtime);
+      renameSync(`${path}.forged`, path);
+    };
+    write(join(this.stack.cpDir, ackBundlePath(channel, wave)), JSON.stringify(bundle));
+    for (const a of acks)
+      write(join(this.stack.cpDir, latestAckPath((a['signed'] as Ack).host)), JSON.stringify(a));
+  }
+
+  /** The acks the control plane serves in a wave's bundle right now. */
+  servedBundle(channel: string, wave: number): Ack[] {
+    const file = join(this.stack.cpDir, ackBundlePath(channel, wave));
+    const bundle = JSON.parse(readFileSync(file, 'utf8')) as { acks: { signed: Ack }[] };
+    return bundle.acks.map((a) => a.signed);
   }
 }
