@@ -2,9 +2,8 @@
 // (tests/support/e2e-scenario.ts). Each agent process gets its own clock offset
 // (tests/support/clock-offset.mjs: Date moves, monotonic timers do not); the agents' tolerance is the
 // default clockSkewSeconds (60 s).
-//   within the tolerance (one host 5 s ahead, the next wave's host 5 s behind): the rollout runs as
-//     with true clocks; the skewed acks count (those dated in the reader's future are read as signed at
-//     its now, so a fast clock cannot stretch a soak: wave 1 waits out the 10 s difference)
+//   within the tolerance (the wave-0 host 30 s behind, so the release was signed in its future; the
+//     wave-1 host 30 s ahead): the rollout runs as with true clocks; the skewed acks count
 //   beyond it (10 min): a host behind sees the release as future-dated and starts nothing; a host ahead
 //     activates, but its future-dated acks are not believed by its peers, so the next wave waits
 //     (missing evidence only waits)
@@ -31,28 +30,32 @@ function fleet(st: E2eStack, wave0: string[], wave1: string[]) {
   });
 }
 
-test('clock skew within the tolerance (+5 s / -5 s): the rollout completes in wave order', async () => {
+test('clock skew within the tolerance (-30 s / +30 s): the rollout completes in wave order', async () => {
   if (!requireScenarioTools(WHY)) return;
-  const s = await startScenario({ hosts: ['ahead', 'behind'] }, (st) =>
-    fleet(st, ['ahead'], ['behind']),
+  const s = await startScenario({ hosts: ['behind', 'ahead'] }, (st) =>
+    fleet(st, ['behind'], ['ahead']),
   );
   try {
-    s.hostRuns.set('ahead', { clockOffsetMs: 5 * SECOND });
-    s.hostRuns.set('behind', { clockOffsetMs: -5 * SECOND });
-    await s.roundsUntil(['ahead', 'behind'], 'behind on NEW', () => s.isOn('behind', NEW));
+    s.hostRuns.set('behind', { clockOffsetMs: -30 * SECOND });
+    s.hostRuns.set('ahead', { clockOffsetMs: 30 * SECOND });
+    await s.roundsUntil(['behind', 'ahead'], 'ahead on NEW', () => s.isOn('ahead', NEW));
     const log = s.signedLog();
     const soakProof = log.findIndex(
       (a) =>
-        a.host === 'ahead' &&
+        a.host === 'behind' &&
         a.current === NEW &&
         a.healthySince !== null &&
         Date.parse(a.time) - Date.parse(a.healthySince) >= 1000,
     );
-    const started = log.findIndex((a) => a.host === 'behind' && a.kind === 'started');
+    const started = log.findIndex((a) => a.host === 'ahead' && a.kind === 'started');
     assert.ok(soakProof >= 0 && started > soakProof, 'wave 1 started after the soak proof');
     // The acks carry each host's own clock.
-    const t = Date.parse(log[started]!.time);
-    assert.ok(t <= Date.now() - 4 * SECOND, 'the behind host signed with its slow clock');
+    const t = Date.parse(log[soakProof]!.time);
+    assert.ok(t <= Date.now() - 25 * SECOND, 'the behind host signed with its slow clock');
+    assert.ok(
+      Date.parse(log[started]!.time) > Date.now(),
+      'the ahead host signed with its fast clock',
+    );
   } finally {
     await s.close();
   }

@@ -98,7 +98,12 @@ test('fleet rollback: `nixfleet rollback --to-release 1 --policy all-at-once` sw
       },
       { disruptionBudgets: [{ id: 'one', selector: { all: true }, maxInFlight: 1 }] },
     );
-  const s = await startScenario({ hosts }, (st) => staged(st, NEW));
+  // Release 1: everyone at once (quick); release 2: staged with a budget of one.
+  const s = await startScenario({ hosts }, (st) =>
+    scenarioFleet(st, {
+      prod: { targets: Object.fromEntries(hosts.map((h) => [h, NEW])), waves: [{}] },
+    }),
+  );
   try {
     await s.roundsUntil(hosts, 'all on NEW', () => hosts.every((h) => s.isOn(h, NEW)));
     const v2 = staged(s.stack, V2);

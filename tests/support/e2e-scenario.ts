@@ -31,7 +31,6 @@ import type { SimulatedActivatorConfig } from '../../agent/activators/simulated.
 
 export { OLD, NEW } from './e2e-stack.ts';
 export const V2 = '/nix/store/33333333333333333333333333333333-nixos-system-v2';
-export const V3 = '/nix/store/44444444444444444444444444444444-nixos-system-v3';
 
 /** The tools a netns scenario needs; false = skipped (outside CI only). */
 export function requireScenarioTools(why: string): boolean {
