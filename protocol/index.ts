@@ -96,6 +96,7 @@ export { readPinnedRoot } from './pinned-root.ts';
 export { PROMETHEUS_CONTENT_TYPE, renderMetrics, stateSamples } from './prometheus.ts';
 export type { MetricFamily, Sample } from './prometheus.ts';
 export {
+  Ack,
   Base64Key32,
   ChannelName,
   ChannelPlan,
@@ -141,7 +142,6 @@ export {
   Timestamp,
 } from './schemas/index.ts';
 export type {
-  Ack,
   AckKind,
   ChannelCompliance,
   EnrolmentRequest,
