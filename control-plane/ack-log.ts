@@ -444,6 +444,11 @@ export class AckLog {
     return null;
   }
 
+  /** Resolves when no flush (nor the roll after it) is in progress. */
+  async settled(): Promise<void> {
+    while (this.flushing) await this.idle;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.flushing) await this.idle;

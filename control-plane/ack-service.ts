@@ -434,6 +434,11 @@ export class AckService {
     for (const [host, head] of this.heads) yield [host, head.canonical];
   }
 
+  /** Resolves once the log has no flush or roll in progress (tests, benchmarks). */
+  logSettled(): Promise<void> {
+    return this.log.settled();
+  }
+
   get logStats(): { appended: number; syncs: number; rolls: number } {
     return this.log.stats;
   }
