@@ -298,26 +298,18 @@ export class AckLog {
       const parsed = parseAckLog(bytes, from === 0 ? seg.file : `${seg.file} (after byte ${from})`);
       for (const r of parsed.records) records.push(r);
       if (parsed.records.length > 0) lastDigest = parsed.records[parsed.records.length - 1]!.digest;
+      const end = from + parsed.validBytes;
       if (seg !== current) {
-        if (parsed.tornBytes > 0)
-          throw new AckLogCorrupt(
-            seg.file,
-            from + parsed.validBytes,
-            'a sealed segment ends in a partial record',
-          );
+        if (parsed.tornBytes === 0) continue;
+        // Only the segment appends went to can end torn: one whose later segments are all empty (a
+        // roll that created the next one failed, appends went on here, then a crash mid-write).
+        if (segments.slice(i + 1).some((s) => existsSync(s.file) && statSync(s.file).size > 0))
+          throw new AckLogCorrupt(seg.file, end, 'a sealed segment ends in a partial record');
+        cutBytes += cutTail(seg.file, end, parsed.tornBytes);
         continue;
       }
-      size = from + parsed.validBytes;
-      if (parsed.tornBytes > 0) {
-        truncateSync(seg.file, size);
-        const fd = openSync(seg.file, 'r+');
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
-        cutBytes = parsed.tornBytes;
-      }
+      size = end;
+      if (parsed.tornBytes > 0) cutBytes += cutTail(seg.file, end, parsed.tornBytes);
     }
     const path = current.file;
     const fh = await open(path, existsSync(path) ? 'r+' : 'w+', 0o640);
@@ -411,6 +403,13 @@ export class AckLog {
         fsyncDir(this.dir);
       } catch (e) {
         await fh.close();
+        // Best effort: an empty next segment left here would be current after a crash (harmless,
+        // open handles it), but it is clearer gone.
+        try {
+          unlinkSync(path);
+        } catch {
+          /* the retry takes it as it is */
+        }
         throw e;
       }
     } catch (e) {
@@ -454,6 +453,18 @@ export class AckLog {
     if (this.flushing) await this.idle;
     await this.fh.close();
   }
+}
+
+/** Cuts a torn tail (never acknowledged) at `size`, durably; returns the bytes cut. */
+function cutTail(path: string, size: number, tornBytes: number): number {
+  truncateSync(path, size);
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return tornBytes;
 }
 
 /** The bytes of `path` from `from` to `size`. */

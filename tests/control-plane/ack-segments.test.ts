@@ -18,6 +18,7 @@ import {
 import { AckLog, ACK_SNAPSHOT_FILE, readAckSnapshot } from '../../control-plane/ack-log.ts';
 import { ackTrustOfView } from '../../control-plane/ack-service.ts';
 import {
+  AckLogCorrupt,
   formatRecord,
   listAckLogSegments,
   parseAckLog,
@@ -219,6 +220,32 @@ test('a failed roll keeps appending to the current segment and rolls once it can
   await svc.close();
   assert.equal(new Set(readAckLogRecords(logDir).map((r) => r.digest)), new Set(digests));
   assert.ok(statSync(join(logDir, ackSegmentName(1))).size > 0);
+});
+
+test('a torn tail before an empty newer segment (failed roll, then a crash mid-write) is cut; before a written one it is corruption', async () => {
+  const rec = (n: number) => {
+    const canonical = JSON.stringify({ n });
+    return formatRecord({ digest: sha256Digest(canonical), canonical });
+  };
+  mkdirSync(logDir);
+  const torn = Buffer.concat([rec(1), rec(2), rec(3).subarray(0, 20)]);
+  writeFileSync(join(logDir, 'acks.log'), torn);
+  writeFileSync(join(logDir, ackSegmentName(1)), '');
+  const opened = await AckLog.open(logDir);
+  assert.is(opened.records.length, 2);
+  assert.is(opened.cutBytes, 20);
+  await opened.log.close();
+  assert.is(statSync(join(logDir, 'acks.log')).size, torn.length - 20);
+
+  writeFileSync(join(logDir, 'acks.log'), torn);
+  writeFileSync(join(logDir, ackSegmentName(1)), rec(4));
+  try {
+    await AckLog.open(logDir);
+    assert.unreachable('a torn record followed by a written segment must refuse to open');
+  } catch (e) {
+    assert.instance(e, AckLogCorrupt);
+    assert.match((e as Error).message, 'acks.log');
+  }
 });
 
 test('SIGKILL while appending and rolling: every acknowledged record survives, one current segment', async () => {
