@@ -2,12 +2,27 @@
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
 export {
   ACK_LOG_FILE,
+  ackFloorName,
   AckLogCorrupt,
+  ackSegmentName,
   auditAckChains,
   formatRecord,
+  isAckSegmentName,
+  listAckFloors,
+  listAckLogSegments,
   parseAckLog,
+  readAckFloor,
+  readAckLogRecords,
+  writeAckFloor,
 } from './ack-log.ts';
-export type { AckLink, HostChainAudit, LogRecord } from './ack-log.ts';
+export type {
+  AckFloorHead,
+  AckLink,
+  AckLogSegment,
+  ChainFloorHead,
+  HostChainAudit,
+  LogRecord,
+} from './ack-log.ts';
 export {
   ackDigest,
   checkAckClaims,
