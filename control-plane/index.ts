@@ -2,7 +2,6 @@
 export { ACK_LOG_FILE, AckLogCorrupt, parseAckLog, servedRoot } from '../protocol/index.ts';
 export type { LogRecord } from '../protocol/index.ts';
 export { archiveAckSegments } from './ack-log.ts';
-export type { ArchiveResult } from './ack-log.ts';
 export { mergeAckLogFiles, mergeAckRecords } from './ack-merge.ts';
 export type { MergeResult } from './ack-merge.ts';
 export { AckService } from './ack-service.ts';
