@@ -3,21 +3,25 @@
 // failed) is refused instead of believed. Every ack passes verifyAck first; this is the chain rule the
 // endpoint enforces (seq only grows), re-checked by each agent because the endpoint is not trusted.
 //
-// A refused peer simply has no ack this cycle: missing evidence counts against progress, never for it
-// (DESIGN.md section 2). The memory is keyed by the host key the ack verified under: a host re-keyed in
+// A refused or withheld peer keeps the ack remembered for it: what this host already saw (say the peer's
+// `rolled-back`) stands, whatever the control plane serves later. Treating the peer as having no ack
+// instead would make it an "offline" host, which a wave's offlineExcuseLimit may excuse: a replay or a
+// withholding would then let the next wave start past a halt (tests/e2e/netns-withholding.test.ts).
+// Missing evidence counts against progress, never for it (DESIGN.md section 2). The memory is keyed by the host key the ack verified under: a host re-keyed in
 // a signed release starts a new chain, and its old seqs say nothing about the new key's acks.
 //
 // The memory is defence in depth, never a reason to stop: a corrupt or unreadable file is logged and
 // treated as empty (the next write replaces it).
 import { z } from 'zod';
-import { Base64Key32, HostName, PositiveInt } from '../protocol/index.ts';
+import { Ack, Base64Key32, HostName, PositiveInt } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
 import type { StateDir } from './state-dir.ts';
 
 export const PEER_ACKS_FILE = 'peer-acks.json';
 
-const Seen = z.strictObject({ seq: PositiveInt, hostKey: Base64Key32 });
+// `ack`: the verified ack of that seq (absent in memory files written before it was kept).
+const Seen = z.strictObject({ seq: PositiveInt, hostKey: Base64Key32, ack: Ack.optional() });
 export type SeenAck = z.infer<typeof Seen>;
 const PeerAckMemoryFile = z.strictObject({ peers: z.record(HostName, Seen) });
 
@@ -32,8 +36,9 @@ export interface Regression {
 }
 
 /**
- * Plain data in, decision out: the peers' latest verified acks minus every regression, and the memory
- * to keep. `hostKeys`: the key each ack was verified with (from the signed plans).
+ * Plain data in, decision out: the peers' latest verified acks, each regression replaced by the
+ * remembered (newer) ack, each remembered peer the control plane no longer serves given its remembered
+ * ack, and the memory to keep. `hostKeys`: the key each ack was verified with (from the signed plans).
  */
 export function refuseRegressions(
   latest: Readonly<Record<string, AckRecord>>,
@@ -56,14 +61,18 @@ export function refuseRegressions(
     const sameChain = seen !== undefined && seen.hostKey === hostKey;
     if (sameChain && ack.seq < seen.seq) {
       regressions.push({ host, seq: ack.seq, highestSeen: seen.seq });
+      if (seen.ack) acks[host] = seen.ack;
       continue;
     }
     acks[host] = ack;
-    if (!sameChain || ack.seq > seen.seq) {
-      next.set(host, { seq: ack.seq, hostKey });
+    if (!sameChain || ack.seq > seen.seq || !seen.ack) {
+      next.set(host, { seq: ack.seq, hostKey, ack });
       changed = true;
     }
   }
+  // Withheld: a peer of these plans (same key) that was seen before and is not served now.
+  for (const [host, seen] of memory)
+    if (!(host in acks) && seen.ack && hostKeys.get(host) === seen.hostKey) acks[host] = seen.ack;
   return { acks, regressions, memory: next, changed };
 }
 

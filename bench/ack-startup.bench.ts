@@ -5,6 +5,9 @@
 // endpoint process (`nixfleet cp serve --acks-only`, compiled CLI) from spawn until it listens, beside
 // the floors `node -e 0` and reading the log file once. The generated tree + log are cached under
 // .bench/ (signing 1,000,000 acks takes a minute). ACK_STARTUP_HOSTS, ACK_STARTUP_PER_HOST change the size.
+// Segmented rows: the same log cut into 64 MiB segments at record boundaries, as the endpoint rolls
+// it, with the snapshot's position moved into its segment: start-up reads the snapshot and the
+// segments from its one on, whatever the number of older segments.
 import { spawn, execFileSync } from 'node:child_process';
 import {
   existsSync,
@@ -16,6 +19,7 @@ import {
   rmSync,
   statSync,
   cpSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,9 +31,14 @@ import {
   AckChain,
 } from '../tests/control-plane/tree-fixture.ts';
 import { AckService } from '../control-plane/ack-service.ts';
-import { ACK_SNAPSHOT_FILE } from '../control-plane/ack-log.ts';
+import {
+  ACK_SNAPSHOT_FILE,
+  DEFAULT_SEGMENT_BYTES,
+  readAckSnapshot,
+  writeAckSnapshot,
+} from '../control-plane/ack-log.ts';
 import { loadReleaseView } from '../control-plane/release-view.ts';
-import { ACK_LOG_FILE, formatRecord } from '../protocol/ack-log.ts';
+import { ACK_LOG_FILE, ackSegmentName, formatRecord } from '../protocol/ack-log.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -83,6 +92,35 @@ async function fixture(): Promise<{ dir: string; tree: string; log: string }> {
     throw new Error(`could not make the snapshot: ${JSON.stringify(r.body)}`);
   execFileSync('touch', [join(dir, 'done')]);
   return { dir, tree, log };
+}
+
+/**
+ * Cuts the single-file log in `dir` into segments as the endpoint rolls it (a segment ends with the
+ * record that takes it past DEFAULT_SEGMENT_BYTES) and moves the snapshot's position into its
+ * segment. Returns the number of segments.
+ */
+function segment(dir: string): number {
+  const file = join(dir, ACK_LOG_FILE);
+  const bytes = readFileSync(file);
+  const { snapshot } = readAckSnapshot(dir);
+  let start = 0;
+  let index = 0;
+  while (start < bytes.length) {
+    const limit = start + DEFAULT_SEGMENT_BYTES;
+    const end = limit >= bytes.length ? bytes.length : bytes.indexOf(0x0a, limit - 1) + 1;
+    writeFileSync(join(dir, ackSegmentName(index)), bytes.subarray(start, end));
+    if (
+      snapshot &&
+      snapshot.at.segment === 0 &&
+      snapshot.at.bytes > start &&
+      snapshot.at.bytes <= end
+    )
+      snapshot.at = { ...snapshot.at, segment: index, bytes: snapshot.at.bytes - start };
+    start = end;
+    index++;
+  }
+  if (snapshot) writeAckSnapshot(dir, snapshot);
+  return index;
 }
 
 /** CPU seconds (user + sys) and peak RSS (MB) of a live process. */
@@ -156,17 +194,19 @@ export default async function bench(): Promise<void> {
   const logMb = statSync(logFile).size / 1e6;
   // Each scenario starts from a copy of the log dir (the endpoint appends and writes snapshots).
   const work = join(f.dir, 'run');
-  const fresh = (withSnapshot: boolean) => {
+  let segments = 1;
+  const fresh = (withSnapshot: boolean, segmented = false) => {
     rmSync(work, { recursive: true, force: true });
     cpSync(f.log, work, { recursive: true });
     if (!withSnapshot) rmSync(join(work, ACK_SNAPSHOT_FILE), { force: true });
+    if (segmented) segments = segment(work);
     return work;
   };
   const rows: string[][] = [];
   const view = loadReleaseView(f.tree);
 
-  const inProcess = async (label: string, withSnapshot: boolean) => {
-    const dir = fresh(withSnapshot);
+  const inProcess = async (label: string, withSnapshot: boolean, segmented = false) => {
+    const dir = fresh(withSnapshot, segmented);
     global.gc?.();
     const c0 = process.cpuUsage();
     const t0 = performance.now();
@@ -185,7 +225,7 @@ export default async function bench(): Promise<void> {
       total.toFixed(0),
       ((cpu.user + cpu.system) / 1000).toFixed(0),
       '',
-      `open ${tOpen.toFixed(0)} ms; ${svc.startup.snapshotHeads} heads from the snapshot, ${svc.startup.replayed.toLocaleString('en')} records replayed`,
+      `open ${tOpen.toFixed(0)} ms; ${svc.startup.snapshotHeads} heads from the snapshot, ${svc.startup.replayed.toLocaleString('en')} records replayed, ${svc.startup.segmentsRead} of ${segmented ? segments : 1} segment(s) read`,
     ]);
     await svc.close();
   };
@@ -205,12 +245,16 @@ export default async function bench(): Promise<void> {
     read.rssMb.toFixed(0),
     '',
   ]);
-  for (const withSnapshot of [false, true]) {
-    const dir = fresh(withSnapshot);
+  for (const [withSnapshot, segmented] of [
+    [false, false],
+    [true, false],
+    [true, true],
+  ] as const) {
+    const dir = fresh(withSnapshot, segmented);
     const r = await endpointStartup(f.tree, dir);
     const o = /"snapshotHeads":(\d+),"replayed":(\d+)/.exec(r.opened);
     rows.push([
-      `cp serve --acks-only until listening, ${withSnapshot ? 'snapshot' : 'full replay'}`,
+      `cp serve --acks-only until listening, ${withSnapshot ? 'snapshot' : 'full replay'}${segmented ? `, ${segments} segments` : ''}`,
       r.wallMs.toFixed(0),
       r.cpuMs.toFixed(0),
       r.hwmMb.toFixed(0),
@@ -221,6 +265,8 @@ export default async function bench(): Promise<void> {
   }
   await inProcess('in-process AckService.open + setView, full replay', false);
   await inProcess('in-process AckService.open + setView, snapshot', true);
+  await inProcess('in-process, full replay, 64 MiB segments', false, true);
+  await inProcess('in-process, snapshot, 64 MiB segments', true, true);
   rmSync(work, { recursive: true, force: true });
 
   console.log(

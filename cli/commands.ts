@@ -147,6 +147,12 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import('./cp.ts').then((m) => ({ default: m.cpMerge })),
   },
   {
+    name: 'cp archive-acks',
+    summary:
+      "move an ack log's old sealed segments to an archive directory (history stays verifiable)",
+    load: () => import('./cp-archive.ts'),
+  },
+  {
     name: 'nginx-config',
     summary:
       'render the production nginx config (mTLS, per-host authorisation, revocation, ack proxy)',

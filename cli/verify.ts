@@ -55,8 +55,10 @@ Options:
   --acks             also audit the ack history offline: every ack verified against the release (fleet,
                      host key), every host's chain checked for seq/prev continuity from seq 1 and forks;
                      gaps are findings (exit 1)
-  --ack-log FILE     the ack log(s) to audit (repeatable: replicas are read as their union; default
-                     TREE/.ack-log/acks.log)`,
+  --ack-log FILE     the ack log(s) to audit: a log directory or any of its segment files, all of whose
+                     segments are read (repeatable: replicas, or an archive of old segments, are read as
+                     their union; default TREE/.ack-log). Over live segments whose older ones were
+                     archived, a host's history starts at the floor file archive-acks left (unsigned)`,
   async run(argv) {
     const { values, positionals } = parseCommandArgs(
       argv,

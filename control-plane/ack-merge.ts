@@ -20,7 +20,8 @@ import { join } from 'node:path';
 import {
   verifyAck,
   auditAckChains,
-  parseAckLog,
+  readAckLogRecords,
+  listAckLogSegments,
   formatRecord,
   ACK_LOG_FILE,
   type HostChainAudit,
@@ -103,15 +104,22 @@ export function mergeAckRecords(
   return { records, hosts: perHost.size, rejected, forks, chains };
 }
 
-/** Merges the acks.log files of several replicas into `outDir/acks.log` (written atomically). */
+/**
+ * Merges the logs of several replicas (each a log directory or file: every segment of it is read)
+ * into `outDir/acks.log` (written atomically). `outDir` may hold a one-segment log (an input, say),
+ * not a segmented one: the merged acks.log would sit before its later segments.
+ */
 export function mergeAckLogFiles(
   logFiles: readonly string[],
   outDir: string,
   view?: ReleaseView,
 ): MergeResult {
-  const inputs = logFiles.map((f) =>
-    existsSync(f) ? parseAckLog(readFileSync(f), f).records : [],
-  );
+  const later = listAckLogSegments(outDir).filter((s) => s.index > 0);
+  if (later.length > 0)
+    throw new Error(
+      `${outDir}: holds a segmented ack log (${later[0]!.file}); merge into a new directory`,
+    );
+  const inputs = logFiles.map((f) => readAckLogRecords(f));
   const result = mergeAckRecords(inputs, view);
   mkdirSync(outDir, { recursive: true });
   const tmp = join(outDir, `.${ACK_LOG_FILE}.merge.tmp`);

@@ -54,7 +54,7 @@ export interface AckResponse {
 }
 
 export interface AckServiceOptions {
-  /** Directory of the append-only log (acks.log). */
+  /** Directory of the append-only log (its segments: acks.log, acks-000001.log, ...). */
   logDir: string;
   /** Directory under which acks/ is published (the control plane's tree directory). */
   publishRoot: string;
@@ -69,6 +69,8 @@ export interface AckServiceOptions {
    * 100,000; 0 never): start-up then replays at most about this many acks, whatever the log's length.
    */
   snapshotEvery?: number;
+  /** Start a new log segment past this many bytes (default ack-log.ts DEFAULT_SEGMENT_BYTES). */
+  segmentBytes?: number;
   now?: () => number;
   log?: (event: Record<string, unknown>) => void;
 }
@@ -103,12 +105,21 @@ export class AckService {
   recoveredCutBytes = 0;
   recoveredRecords = 0;
   /** How start-up got its state: from a snapshot plus the records after it, or a full replay (and why). */
-  startup: { snapshotHeads: number; replayed: number; fullReplayBecause?: string } = {
+  startup: {
+    snapshotHeads: number;
+    replayed: number;
+    /** Log segments read (from the snapshot's, or all of them). */
+    segmentsRead: number;
+    fullReplayBecause?: string;
+  } = {
     snapshotHeads: 0,
     replayed: 0,
+    segmentsRead: 0,
   };
   /** log.stats.appended when the last snapshot was written. */
   private appendedAtSnapshot = 0;
+  /** A segment roll happened since the last snapshot: write one at the next idle point. */
+  private rolled = false;
 
   private constructor(
     private readonly log: AckLog,
@@ -128,7 +139,19 @@ export class AckService {
     const { snapshot, problem } = readAckSnapshot(opts.logDir);
     let svc: AckService | null = null;
     const onIdle = () => svc?.maybeSnapshot();
-    const logOpts = { groupCommit: opts.groupCommit ?? true, now: opts.now, onIdle };
+    const logOpts = {
+      groupCommit: opts.groupCommit ?? true,
+      now: opts.now,
+      onIdle,
+      segmentBytes: opts.segmentBytes,
+      // The snapshot at a roll is written at the next idle point: appends queued during the roll have
+      // moved the heads already, and a snapshot must match the durable log.
+      onRoll: (segment: number) => {
+        if (svc) svc.rolled = true;
+        opts.log?.({ event: 'ack-log-segment-rolled', segment });
+      },
+      onRollFailed: (e: Error) => opts.log?.({ event: 'ack-log-roll-failed', error: e.message }),
+    };
     let opened = await AckLog.open(
       opts.logDir,
       snapshot ? { ...logOpts, from: snapshot.at } : logOpts,
@@ -136,7 +159,7 @@ export class AckService {
     svc = new AckService(opened.log, opts);
     let fullReplayBecause =
       problem ?? opened.fromRejected ?? (snapshot ? undefined : 'no snapshot');
-    if (snapshot && opened.from > 0 && !svc.replayAfterSnapshot(snapshot, opened.records)) {
+    if (snapshot && opened.fromUsed && !svc.replayAfterSnapshot(snapshot, opened.records)) {
       // The records after the snapshot are not what this endpoint would have written from that state
       // (e.g. a log merged from replicas): rebuild from the whole log instead.
       fullReplayBecause = 'the records after the snapshot do not follow from it';
@@ -144,17 +167,18 @@ export class AckService {
       opened = await AckLog.open(opts.logDir, logOpts);
       svc = new AckService(opened.log, opts);
     }
-    if (opened.from === 0) svc.replay(opened.records);
+    if (!opened.fromUsed) svc.replay(opened.records);
     svc.startup = {
-      snapshotHeads: opened.from > 0 ? snapshot!.heads.length : 0,
+      snapshotHeads: opened.fromUsed ? snapshot!.heads.length : 0,
       replayed: opened.records.length,
-      ...(fullReplayBecause !== undefined && opened.from === 0 ? { fullReplayBecause } : {}),
+      segmentsRead: opened.segmentsRead,
+      ...(fullReplayBecause !== undefined && !opened.fromUsed ? { fullReplayBecause } : {}),
     };
     svc.recoveredCutBytes = opened.cutBytes;
     svc.recoveredRecords = opened.records.length;
     if (opened.cutBytes > 0)
       opts.log?.({ event: 'ack-log-torn-tail-cut', bytes: opened.cutBytes, file: opened.log.path });
-    if (snapshot && opened.from === 0)
+    if (snapshot && !opened.fromUsed)
       opts.log?.({ event: 'ack-log-snapshot-unused', reason: fullReplayBecause });
     return svc;
   }
@@ -216,13 +240,16 @@ export class AckService {
   /** Called by the log when every append is durable and none is pending: the state matches the log. */
   private maybeSnapshot(): void {
     const every = this.opts.snapshotEvery ?? 100_000;
-    if (every === 0 || this.log.stats.appended - this.appendedAtSnapshot < every) return;
+    if (every === 0) return;
+    if (!this.rolled && this.log.stats.appended - this.appendedAtSnapshot < every) return;
     try {
       writeAckSnapshot(this.opts.logDir, this.snapshotNow());
       this.appendedAtSnapshot = this.log.stats.appended;
+      this.rolled = false;
       this.opts.log?.({
         event: 'ack-log-snapshot',
         heads: this.heads.size,
+        segment: this.log.position.segment,
         bytes: this.log.position.bytes,
       });
     } catch (e) {
@@ -407,7 +434,12 @@ export class AckService {
     for (const [host, head] of this.heads) yield [host, head.canonical];
   }
 
-  get logStats(): { appended: number; syncs: number } {
+  /** Resolves once the log has no flush or roll in progress (tests, benchmarks). */
+  logSettled(): Promise<void> {
+    return this.log.settled();
+  }
+
+  get logStats(): { appended: number; syncs: number; rolls: number } {
     return this.log.stats;
   }
 

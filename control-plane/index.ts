@@ -1,6 +1,7 @@
 // Public API of the control plane (see docs/architecture.md, "Control plane").
 export { ACK_LOG_FILE, AckLogCorrupt, parseAckLog, servedRoot } from '../protocol/index.ts';
 export type { LogRecord } from '../protocol/index.ts';
+export { archiveAckSegments } from './ack-log.ts';
 export { mergeAckLogFiles, mergeAckRecords } from './ack-merge.ts';
 export type { MergeResult } from './ack-merge.ts';
 export { AckService } from './ack-service.ts';

@@ -509,20 +509,42 @@ export function listEnrolmentCerts(
     const dir = resolve(stateDir);
     if (!existsSync(join(dir, 'certs')))
       throw new PkiError(`${dir} is not an enrolment state directory (no certs/)`);
-    const newest = new Map<string, { info: CertInfo; from: number }>();
+    // Issue order: the reservation record is appended before each certificate is issued (two
+    // certificates issued within one second have equal validity dates); unrecorded files sort first.
+    const order = reservationOrder(dir);
+    const newest = new Map<string, { info: CertInfo; from: number; rank: number }>();
     for (const f of readdirSync(join(dir, 'certs')).sort()) {
       if (!f.endsWith('.crt')) continue;
       const info = certInfo(dir, `certs/${f}`, 'enrolled');
       const from = Date.parse(new X509Certificate(readFileSync(join(dir, 'certs', f))).validFrom);
+      const rank = order.get(f.slice(0, -'.crt'.length)) ?? -1;
       const prev = newest.get(info.subject);
-      if (!prev || from > prev.from || (from === prev.from && info.expiresAt > prev.info.expiresAt))
-        newest.set(info.subject, { info, from });
+      if (!prev || from > prev.from || (from === prev.from && rank > prev.rank))
+        newest.set(info.subject, { info, from, rank });
     }
     out.push(
       ...[...newest.values()].map((n) => n.info).sort((a, b) => a.subject.localeCompare(b.subject)),
     );
   }
   return out;
+}
+
+/** Serial -> position in the enrolment endpoint's reservation record (reservations.jsonl), read-only. */
+function reservationOrder(stateDir: string): Map<string, number> {
+  const order = new Map<string, number>();
+  const file = join(stateDir, 'reservations.jsonl');
+  if (!existsSync(file)) return order;
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      try {
+        const serial = (JSON.parse(line) as { serial?: unknown }).serial;
+        if (typeof serial === 'string') order.set(serial, i);
+      } catch {
+        // A torn last line (the endpoint cuts it at its next start): no certificate was issued for it.
+      }
+    });
+  return order;
 }
 
 /** The default warning window of every `nixfleet pki` command. */

@@ -6,9 +6,153 @@
 // The digest is the ack's chain digest (protocol/acks.ts ackDigest) and doubles as the record checksum.
 // A record cut short or failing its checksum at the end of the file is a torn tail from a crash
 // mid-write (it was never acknowledged); a bad record followed by good ones is corruption.
+//
+// Segments: a log is a directory of segment files read in order. Segment 0 is `acks.log` (so a log
+// written before segments existed is a log of one segment), later ones `acks-000001.log`, ... The
+// highest-numbered segment is the one being appended to; the others are sealed (they end at a record
+// boundary, fsynced before the next one was created) and may be archived, oldest first. A segment
+// floor (`acks-000007.floor`) holds every host's chain head as of the start of that segment, written
+// when the segments before it are archived, so a reader of the remaining segments knows where each
+// host's history starts (the endpoint's own unsigned file: see read-side auditAckLogs).
+import { readdirSync, statSync, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { sha256Digest } from './canonical.ts';
+import { writeFileAtomic } from './atomic-write.ts';
+import { readFileSync } from 'node:fs';
 
 export const ACK_LOG_FILE = 'acks.log';
+
+/** Numbered segments: six digits sort by name up to 999,999 segments (64 TB at 64 MiB each). */
+const SEGMENT_NAME = /^acks-([0-9]{6})\.log$/;
+const FLOOR_NAME = /^acks-([0-9]{6})\.floor$/;
+
+/** The file name of segment `index` (0 is the legacy single-file name). */
+export function ackSegmentName(index: number): string {
+  return index === 0 ? ACK_LOG_FILE : `acks-${String(index).padStart(6, '0')}.log`;
+}
+
+/** The file name of the floor of segment `index` (heads as of its start). */
+export function ackFloorName(index: number): string {
+  return `acks-${String(index).padStart(6, '0')}.floor`;
+}
+
+export interface AckLogSegment {
+  index: number;
+  file: string;
+}
+
+function segmentIndexOf(name: string): number | null {
+  if (name === ACK_LOG_FILE) return 0;
+  const m = SEGMENT_NAME.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** Whether `name` is a segment file name (acks.log or acks-NNNNNN.log). */
+export function isAckSegmentName(name: string): boolean {
+  return segmentIndexOf(name) !== null;
+}
+
+/**
+ * The segments of an ack log, oldest first: the one place a log's files are listed, used by the
+ * endpoint's start-up, every history reader, `verify --acks` and `cp merge`. `path` is the log's
+ * directory, or a file: a segment file stands for its whole directory (reading one segment of a
+ * segmented log would silently drop history), any other file (a merged or copied log) is a log of
+ * one segment. A missing directory is a log of no segments.
+ */
+export function listAckLogSegments(path: string): AckLogSegment[] {
+  const st = statOrNull(path);
+  let dir = path;
+  if (!st?.isDirectory()) {
+    // A segment's name stands for its directory even when that segment was archived.
+    if (!isAckSegmentName(basename(path))) return st ? [{ index: 0, file: path }] : [];
+    dir = dirname(path);
+  }
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const out: AckLogSegment[] = [];
+  for (const name of names) {
+    const index = segmentIndexOf(name);
+    if (index !== null) out.push({ index, file: join(dir, name) });
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/**
+ * Every record of the log at `path` (listAckLogSegments), oldest first. A torn tail (a crash
+ * mid-append, never acknowledged) is skipped; a corrupt record throws AckLogCorrupt naming the segment.
+ */
+export function readAckLogRecords(path: string): LogRecord[] {
+  const records: LogRecord[] = [];
+  for (const seg of listAckLogSegments(path))
+    for (const r of parseAckLog(readFileSync(seg.file), seg.file).records) records.push(r);
+  return records;
+}
+
+/** One host's head in a segment floor. */
+export interface AckFloorHead {
+  host: string;
+  seq: number;
+  digest: string;
+}
+
+export interface AckFloor {
+  /** The segment whose start this is: the heads as of the end of every segment before it. */
+  segment: number;
+  heads: AckFloorHead[];
+}
+
+/** Writes a floor atomically, framed and checksummed like a log record. */
+export function writeAckFloor(file: string, floor: AckFloor): void {
+  const body = JSON.stringify({ type: 'ack-log-floor', version: 1, ...floor });
+  writeFileAtomic(file, formatRecord({ digest: sha256Digest(body), canonical: body }), {
+    mode: 0o640,
+  });
+}
+
+/** Reads a floor file; throws AckLogCorrupt naming the file when it is not one intact floor. */
+export function readAckFloor(file: string): AckFloor {
+  const parsed = parseAckLog(readFileSync(file), file);
+  const body = parsed.records.length === 1 && parsed.tornBytes === 0 ? parsed.records[0] : null;
+  const floor = body ? (JSON.parse(body.canonical) as Partial<AckFloor> & { type?: string }) : null;
+  if (
+    !floor ||
+    floor.type !== 'ack-log-floor' ||
+    !Number.isSafeInteger(floor.segment) ||
+    !Array.isArray(floor.heads)
+  )
+    throw new AckLogCorrupt(file, 0, 'not one checksummed version 1 ack log floor');
+  return { segment: floor.segment!, heads: floor.heads };
+}
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** The floor files of a log directory (see the header), by the segment they start. */
+export function listAckFloors(dir: string): AckLogSegment[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: AckLogSegment[] = [];
+  for (const name of names) {
+    const m = FLOOR_NAME.exec(name);
+    if (m) out.push({ index: Number(m[1]), file: join(dir, name) });
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
 
 export interface LogRecord {
   digest: string;
@@ -106,7 +250,20 @@ export interface HostChainAudit {
   forks: { seq: number; digests: string[] }[];
   /** Seqs held whose `prev` is not the digest of any held ack one below (or seq 1 with a prev). */
   broken: { seq: number; reason: string }[];
+  /**
+   * The held history starts above seq 1 at a floor: the acks below were archived, and the lowest held
+   * ack chains to the head a floor names for this host (instead of a gap from seq 1).
+   */
+  startsAt?: { seq: number; floor: string };
   complete: boolean;
+}
+
+/** A host's chain head as a segment floor names it: where its held history may start. */
+export interface ChainFloorHead {
+  seq: number;
+  digest: string;
+  /** The floor file, for the report. */
+  source: string;
 }
 
 /**
@@ -114,7 +271,10 @@ export interface HostChainAudit {
  * and prev from seq 1 to the head, and no forks. Signatures and fleet are the caller's (verifyAck);
  * this is the chain part. Hosts sorted.
  */
-export function auditAckChains(links: Iterable<AckLink>): HostChainAudit[] {
+export function auditAckChains(
+  links: Iterable<AckLink>,
+  floors: ReadonlyMap<string, ChainFloorHead> = new Map(),
+): HostChainAudit[] {
   const byHost = new Map<string, Map<number, Map<string, AckLink>>>();
   for (const l of links) {
     let seqs = byHost.get(l.host);
@@ -132,11 +292,19 @@ export function auditAckChains(links: Iterable<AckLink>): HostChainAudit[] {
     const broken: HostChainAudit['broken'] = [];
     let acks = 0;
     let below = 0;
+    let startsAt: HostChainAudit['startsAt'];
+    const floor = floors.get(host);
     for (const seq of order) {
       const at = seqs.get(seq)!;
       acks += at.size;
       if (at.size > 1) forks.push({ seq, digests: [...at.keys()].sort() });
-      if (seq > below + 1) gaps.push({ from: below + 1, to: seq - 1 });
+      const onFloor =
+        below === 0 &&
+        floor !== undefined &&
+        floor.seq === seq - 1 &&
+        [...at.values()].every((l) => l.prev === floor.digest);
+      if (onFloor) startsAt = { seq, floor: floor.source };
+      else if (seq > below + 1) gaps.push({ from: below + 1, to: seq - 1 });
       else if (seq === 1) {
         if ([...at.values()].some((l) => l.prev !== null))
           broken.push({ seq, reason: 'seq 1 carries a prev digest' });
@@ -158,6 +326,7 @@ export function auditAckChains(links: Iterable<AckLink>): HostChainAudit[] {
       gaps,
       forks,
       broken,
+      ...(startsAt ? { startsAt } : {}),
       complete: gaps.length === 0 && forks.length === 0 && broken.length === 0,
     });
   }

@@ -2,7 +2,8 @@
 // as far as readers outside the control plane need it (operator status/trace, the dashboard):
 //   current -> versions/<name>   the installed, verified tree (swapped atomically by `cp sync`)
 //   acks/                        written by the ack endpoint only; kept across syncs; served as /acks/
-//   .ack-log/acks.log            the ack endpoint's append-only log (a dotfile: never served)
+//   .ack-log/acks.log            the ack endpoint's append-only log (a dotfile: never served); its
+//                                later segments acks-NNNNNN.log sit beside it (protocol/ack-log.ts)
 // A directory without `current` is served as it is (the zero-setup default: point `cp serve` at a tree
 // that `nixfleet publish` wrote); acks/ then sits inside it. The rest of the layout (versions/, nginx/)
 // is the control plane's own: control-plane/tree-dir.ts.

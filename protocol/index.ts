@@ -2,12 +2,27 @@
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
 export {
   ACK_LOG_FILE,
+  ackFloorName,
   AckLogCorrupt,
+  ackSegmentName,
   auditAckChains,
   formatRecord,
+  isAckSegmentName,
+  listAckFloors,
+  listAckLogSegments,
   parseAckLog,
+  readAckFloor,
+  readAckLogRecords,
+  writeAckFloor,
 } from './ack-log.ts';
-export type { AckLink, HostChainAudit, LogRecord } from './ack-log.ts';
+export type {
+  AckFloorHead,
+  AckLink,
+  AckLogSegment,
+  ChainFloorHead,
+  HostChainAudit,
+  LogRecord,
+} from './ack-log.ts';
 export {
   ackDigest,
   checkAckClaims,
@@ -96,6 +111,7 @@ export { readPinnedRoot } from './pinned-root.ts';
 export { PROMETHEUS_CONTENT_TYPE, renderMetrics, stateSamples } from './prometheus.ts';
 export type { MetricFamily, Sample } from './prometheus.ts';
 export {
+  Ack,
   Base64Key32,
   ChannelName,
   ChannelPlan,
@@ -141,7 +157,6 @@ export {
   Timestamp,
 } from './schemas/index.ts';
 export type {
-  Ack,
   AckKind,
   ChannelCompliance,
   EnrolmentRequest,

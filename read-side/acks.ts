@@ -15,7 +15,7 @@ import {
   readdirSync,
   statSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import {
   checkAckClaims,
   readAck,
@@ -32,6 +32,11 @@ import {
   type LogRecord,
   ackLogPath,
   acksRoot,
+  listAckFloors,
+  listAckLogSegments,
+  readAckFloor,
+  type AckLogSegment,
+  type ChainFloorHead,
   signedTextOf,
   keyIdOf,
   unb64,
@@ -74,10 +79,12 @@ export function acksDirOf(dir: string): string {
   return acksRoot(dir);
 }
 
-/** The ack endpoint's default log location for a control plane directory, if one exists there. */
+/**
+ * The ack endpoint's default log for a control plane directory, if one exists there: its oldest
+ * segment present (acks.log unless archived), which every reader expands to all its segments.
+ */
 export function defaultAckLogOf(dir: string): string | null {
-  const p = ackLogPath(dir);
-  return existsSync(p) ? p : null;
+  return listAckLogSegments(ackLogPath(dir))[0]?.file ?? null;
 }
 
 /** Why an ack was refused, without where it was found (the same bytes may be found in several places). */
@@ -487,6 +494,8 @@ export interface AckLogOptions {
 
 export interface AckLogRead {
   records: number;
+  /** Segment files read (protocol listAckLogSegments). */
+  segments: number;
   /** A torn tail (a crash mid-append, never acknowledged): skipped. */
   tornBytes: number;
   /** Older records outside `windowBytes`: not read. */
@@ -495,8 +504,38 @@ export interface AckLogRead {
 }
 
 /**
- * Every ack of an ack endpoint log (`acks.log`). A torn tail is skipped; a corrupt record followed by
- * valid ones is handled as `onCorrupt` says.
+ * The bytes to read of each segment, oldest first: all of them (refused above MAX_ACK_LOG_BYTES in
+ * all), or the newest `windowBytes` across segments (whole newer segments, the oldest one's tail).
+ */
+function readSegments(
+  segments: AckLogSegment[],
+  windowBytes: number | undefined,
+): { file: string; bytes: Buffer; skipped: number }[] {
+  if (windowBytes === undefined) {
+    let total = 0;
+    return segments.map(({ file }) => {
+      const bytes = readCapped(file, MAX_ACK_LOG_BYTES - total, file);
+      total += bytes.length;
+      return { file, bytes, skipped: 0 };
+    });
+  }
+  const out: { file: string; bytes: Buffer; skipped: number }[] = [];
+  let left = windowBytes;
+  for (const { file } of [...segments].reverse()) {
+    const r =
+      left > 0
+        ? readTail(file, left, file)
+        : { bytes: Buffer.alloc(0), skipped: statSync(file).size };
+    left -= r.bytes.length + r.skipped;
+    out.unshift({ file, ...r });
+  }
+  return out;
+}
+
+/**
+ * Every ack of an ack endpoint log: every segment of it (protocol listAckLogSegments: `logFile` is
+ * the log's directory, one of its segments, or a single-file log). A torn tail is skipped; a corrupt
+ * record followed by valid ones is handled as `onCorrupt` says.
  */
 export function collectAckLog(
   logFile: string,
@@ -504,13 +543,14 @@ export function collectAckLog(
   opts: AckLogOptions = {},
 ): AckLogRead {
   const label = opts.label ?? logFile;
-  const { bytes, skipped } =
-    opts.windowBytes === undefined
-      ? { bytes: readCapped(logFile, MAX_ACK_LOG_BYTES, logFile), skipped: 0 }
-      : readTail(logFile, opts.windowBytes, logFile);
+  const listed = listAckLogSegments(logFile);
+  // None listed: read the path itself, so a missing or odd file fails as it always did.
+  const segments = listed.length > 0 ? listed : [{ index: 0, file: logFile }];
+  const read = readSegments(segments, opts.windowBytes);
+  const skipped = read.reduce((n, r) => n + r.skipped, 0);
   let parsed;
   try {
-    parsed = parseAckLog(bytes, logFile);
+    parsed = read.map((r) => ({ file: r.file, ...parseAckLog(r.bytes, r.file) }));
   } catch (e) {
     if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
     collector.rejected.push({
@@ -519,15 +559,24 @@ export function collectAckLog(
       code: 'AckLogCorrupt',
       reason: `${e.message}; no ack of this log is counted`,
     });
-    return { records: 0, tornBytes: 0, skippedBytes: skipped, corrupt: true };
+    return {
+      records: 0,
+      segments: segments.length,
+      tornBytes: 0,
+      skippedBytes: skipped,
+      corrupt: true,
+    };
   }
-  parsed.records.forEach((r, i) => collector.addLogRecord(r, `${label}:${i + 1}`));
-  return {
-    records: parsed.records.length,
-    tornBytes: parsed.tornBytes,
-    skippedBytes: skipped,
-    corrupt: false,
-  };
+  let records = 0;
+  let tornBytes = 0;
+  for (const p of parsed) {
+    // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
+    const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
+    p.records.forEach((r, i) => collector.addLogRecord(r, `${source}:${i + 1}`));
+    records += p.records.length;
+    tornBytes += p.tornBytes;
+  }
+  return { records, segments: segments.length, tornBytes, skippedBytes: skipped, corrupt: false };
 }
 
 /**
@@ -579,7 +628,7 @@ export interface AckHistoryOptions extends TreeAckOptions {
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
-  let log: AckLogRead = { records: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
+  let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, o.log);
   const replicaLogs = (o.replicaLogs ?? []).map((file) => ({
     file,
@@ -603,6 +652,12 @@ export interface AckAudit {
   /** Every log complete: no gap, fork or broken link for any host, nothing rejected, no corrupt log. */
   ok: boolean;
   logs: (AckLogRead & { file: string })[];
+  /**
+   * Segment floors taken as where history starts (the first segment read of a log whose older
+   * segments were archived). A floor is the endpoint's own unsigned file: a chain that starts on it
+   * is complete from there, not from seq 1; audit the archive with the live log for the whole history.
+   */
+  floors: string[];
   hosts: HostChainAudit[];
   rejected: AckRejection[];
 }
@@ -618,6 +673,7 @@ export function auditAckLogs(logFiles: readonly string[], trust: AckTrust): AckA
     file,
     ...collectAckLog(file, collector, { onCorrupt: 'reject' }),
   }));
+  const { floors, floorFiles } = floorsOf(logFiles, collector);
   const { acks, rejected } = collector.result();
   const links: AckLink[] = acks.map((a, i) => ({
     host: a.host,
@@ -625,8 +681,47 @@ export function auditAckLogs(logFiles: readonly string[], trust: AckTrust): AckA
     prev: a.prev,
     digest: collector.digests[i]!,
   }));
-  const hosts = auditAckChains(links);
-  return { ok: rejected.length === 0 && hosts.every((h) => h.complete), logs, hosts, rejected };
+  const hosts = auditAckChains(links, floors);
+  return {
+    ok: rejected.length === 0 && hosts.every((h) => h.complete),
+    logs,
+    floors: floorFiles,
+    hosts,
+    rejected,
+  };
+}
+
+/**
+ * The floors of logs whose oldest segment left is not their first (older ones archived): each host's
+ * head as of that segment's start. An unreadable floor is a rejection (its hosts then show gaps).
+ */
+function floorsOf(
+  logFiles: readonly string[],
+  collector: AckCollector,
+): { floors: Map<string, ChainFloorHead>; floorFiles: string[] } {
+  const floors = new Map<string, ChainFloorHead>();
+  const floorFiles: string[] = [];
+  for (const log of logFiles) {
+    const first = listAckLogSegments(log)[0];
+    if (!first || first.index === 0) continue;
+    const floor = listAckFloors(dirname(first.file)).find((f) => f.index === first.index);
+    if (!floor) continue;
+    try {
+      for (const h of readAckFloor(floor.file).heads)
+        if (!floors.has(h.host))
+          floors.set(h.host, { seq: h.seq, digest: h.digest, source: floor.file });
+      floorFiles.push(floor.file);
+    } catch (e) {
+      if (!(e instanceof AckLogCorrupt)) throw e;
+      collector.rejected.push({
+        source: floor.file,
+        host: null,
+        code: 'AckLogCorrupt',
+        reason: e.message,
+      });
+    }
+  }
+  return { floors, floorFiles };
 }
 
 /**
@@ -662,7 +757,7 @@ export function formatAckAudit(a: AckAudit): string {
   ];
   for (const l of a.logs)
     lines.push(
-      `  log ${l.file}: ${l.records} records${l.tornBytes > 0 ? `, torn tail of ${l.tornBytes} bytes skipped` : ''}${l.corrupt ? ', CORRUPT' : ''}`,
+      `  log ${l.file}: ${l.records} records${l.segments > 1 ? ` in ${l.segments} segments` : ''}${l.tornBytes > 0 ? `, torn tail of ${l.tornBytes} bytes skipped` : ''}${l.corrupt ? ', CORRUPT' : ''}`,
     );
   for (const h of a.hosts) {
     const parts = [
@@ -672,10 +767,16 @@ export function formatAckAudit(a: AckAudit): string {
       ...h.forks.map((f) => `fork at seq ${f.seq} (${f.digests.join(', ')})`),
       ...h.broken.map((b) => `broken link at seq ${b.seq}: ${b.reason}`),
     ];
+    const from = h.startsAt ? h.startsAt.seq : 1;
+    const floor = h.startsAt ? ` (history starts at floor ${h.startsAt.floor})` : '';
     lines.push(
-      `  ${h.host}: seq 1..${h.head}, ${h.acks} acks${parts.length === 0 ? ', complete' : `: ${parts.join('; ')}`}`,
+      `  ${h.host}: seq ${from}..${h.head}${floor}, ${h.acks} acks${parts.length === 0 ? ', complete' : `: ${parts.join('; ')}`}`,
     );
   }
+  for (const f of a.floors)
+    lines.push(
+      `  floor ${f}: unsigned heads written when older segments were archived; audit the archive with this log for the history before it`,
+    );
   for (const r of a.rejected)
     lines.push(`  REJECTED ${r.source}${r.host ? ` (${r.host})` : ''}: ${r.code}: ${r.reason}`);
   return lines.join('\n');

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import {
   ackLogPath,
+  listAckLogSegments,
   servedRoot,
   type SignedRoot,
   ACK_LOG_FILE,
@@ -177,7 +178,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     acks = readAckHistory({
       acksDir: acksDirOf(o.treeDir),
       // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
-      logFile: logFile !== null && existsSync(logFile) ? logFile : null,
+      logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
       trust: ackTrustOf(load.release),
       // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
       bundles: false,

@@ -4,8 +4,8 @@
 // Changes are coalesced (one build per burst), and builds never overlap: a change during a build
 // schedules exactly one more.
 import { watch, type FSWatcher } from 'chokidar';
-import { basename, join, relative, resolve, sep } from 'node:path';
-import { ACK_LOG_DIR, ackLogPath } from '../protocol/index.ts';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
 import { HostPageMemo } from './pages.ts';
@@ -28,6 +28,18 @@ export interface SiteWatcher {
   readonly builds: number;
 }
 
+/** Whether `path` is a file of the ack log: the file itself or, for a segmented log, any of its segments. */
+function isAckLogChange(path: string, ackLogFile: string | null): boolean {
+  if (ackLogFile === null) return false;
+  const abs = resolve(path);
+  if (abs === resolve(ackLogFile)) return true;
+  return (
+    isAckSegmentName(basename(ackLogFile)) &&
+    dirname(abs) === dirname(resolve(ackLogFile)) &&
+    isAckSegmentName(basename(abs))
+  );
+}
+
 /** Which paths under the tree directory matter to the dashboard. */
 export function isRelevantChange(
   treeDir: string,
@@ -35,7 +47,7 @@ export function isRelevantChange(
   ackLogFile: string | null,
 ): boolean {
   const abs = resolve(path);
-  if (ackLogFile !== null && abs === resolve(ackLogFile)) return true;
+  if (isAckLogChange(abs, ackLogFile)) return true;
   const rel = relative(resolve(treeDir), abs);
   if (rel.startsWith('..')) return false;
   const parts = rel.split(sep);
@@ -53,11 +65,13 @@ export function isRelevantChange(
 /** A new or changed ack (acks/ or the ack log): the tree's signed documents are unchanged. */
 export function isAckChange(treeDir: string, path: string, ackLogFile: string | null): boolean {
   const abs = resolve(path);
-  if (ackLogFile !== null && abs === resolve(ackLogFile)) return true;
+  if (isAckLogChange(abs, ackLogFile)) return true;
   return relative(resolve(treeDir), abs).split(sep)[0] === 'acks';
 }
 
 export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
+  // The default log's first segment, whether or not it exists yet: a watcher sees it (and any later
+  // segment beside it) appear.
   const ackLogFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
   const releaseCache = new ReleaseCache();
   const build = siteBuild(o, ackLogFile, releaseCache);
@@ -196,7 +210,8 @@ async function watchTreeChanges(
     o.treeDir,
     join(o.treeDir, 'acks'),
     join(o.treeDir, 'root'),
-    ...(ackLogFile !== null ? [ackLogFile] : []),
+    // The log's directory: a segmented log gains files as it rolls.
+    ...(ackLogFile !== null ? [ackLogFile, dirname(ackLogFile)] : []),
   ];
   const watcher: FSWatcher = watch(paths, {
     ignoreInitial: true,

@@ -141,7 +141,12 @@ test('a replayed older ack of a peer is ignored and logged, across restarts; a n
 
   // A new agent run (fresh StateDir object on the same directory) is served the older, validly signed ack.
   const replay = await intake({ 0: [old] });
-  assert.is(replay.acks['web1'], undefined, 'the replayed "healthy" must not be believed');
+  // Not believed, and not "no ack" either (an excusable offline host): the remembered "failed" stands.
+  assert.equal(
+    [replay.acks['web1']!.seq, replay.acks['web1']!.kind],
+    [2, 'failed'],
+    'the replayed "healthy" must not be believed',
+  );
   assert.is(replay.regressed, 1);
   const logged = events(replay.log, 'peer-ack-regression-ignored');
   assert.equal(
@@ -152,6 +157,10 @@ test('a replayed older ack of a peer is ignored and logged, across restarts; a n
     peers: Record<string, { seq: number }>;
   };
   assert.is(memory.peers['web1']!.seq, 2, 'a replay never lowers the memory');
+
+  // Withheld altogether: the remembered ack stands too.
+  const withheld = await intake({ 0: [] });
+  assert.equal([withheld.acks['web1']!.seq, withheld.acks['web1']!.kind], [2, 'failed']);
 
   // The same ack again is not a regression; the next one moves the memory on.
   assert.is((await intake({ 0: [failed] })).acks['web1']!.seq, 2);
@@ -168,9 +177,9 @@ test('a host re-keyed in a signed plan starts a new chain: its low seqs under th
   plan.hosts['web1']!.hostKey = b64(rekeyed.key.publicKey);
   const r = await intake({ 0: [new AckChain(rekeyed).next()] }, [plan]);
   assert.equal([r.acks['web1']?.seq, r.regressed], [1, 0]);
-  // ... and the old key's acks no longer verify at all.
+  // ... and the old key's acks no longer verify at all: what stands is the new key's ack seen before.
   const old = await intake({ 0: [w1.next()] }, [plan]);
-  assert.equal([old.acks['web1'], old.dropped], [undefined, 1]);
+  assert.equal([old.acks['web1'], old.dropped], [r.acks['web1'], 1]);
 });
 
 test('a corrupt memory file never blocks the agent: logged, treated as empty, then rewritten', async () => {

@@ -104,7 +104,14 @@ test('through nginx (the rendered config): the next `nixfleet agent --once` proc
   try {
     stack.publish(
       labFleet(stack.lab, {
-        prod: { hosts: { n1: NEW }, waves: [{ soakSeconds: 0 }], heartbeatSeconds: 3600 },
+        // A generous confirm window: on a loaded machine the switch alone has taken 5 s (this test is
+        // about TLS resumption, not the deadline).
+        prod: {
+          hosts: { n1: NEW },
+          waves: [{ soakSeconds: 0 }],
+          heartbeatSeconds: 3600,
+          confirmDeadlineSeconds: 120,
+        },
       }),
     );
     await stack.startControlPlane();

@@ -1,6 +1,6 @@
 // The confirm deadline is a promise, also when packets vanish. The control plane runs in one network
-// namespace, the agent (`nixfleet agent --once`, production request timeout and retries) in another,
-// joined by a veth pair. The manifest's health probe installs an nftables `drop` rule for the control
+// namespace, each agent (`nixfleet agent --once`, production request timeout and retries) in its own,
+// joined by veth pairs (tests/support/netns.ts). The manifest's health probe installs an nftables `drop` rule for the control
 // plane's address inside the agent's namespace: from the host's first probe round on, every packet
 // to the control plane vanishes (a black hole, not a refusal), so the healthy ack can neither be
 // posted nor read back. The host must roll back at its deadline, at most one probe interval (+ a
@@ -9,7 +9,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { requireTool } from '../support/skip.ts';
+import { requireNetns, NetnsTopology, CP_ADDR } from '../support/netns.ts';
 import { jsonLines, startCli, until, type CliProcess } from '../support/e2e-processes.ts';
 import { Lab } from '../support/lab.ts';
 import { mkdtempSync } from 'node:fs';
@@ -23,51 +23,8 @@ const MARGIN_MS = 2500;
 const BOUND_MS = PROBE_INTERVAL_MS + MARGIN_MS;
 const DEADLINES = { fast: 8, slow: 20 } as const;
 
-const tag = (process.pid % 100000).toString();
-const NS_CP = `nf-bh-cp-${tag}`;
-const NS_HOST = `nf-bh-h-${tag}`;
-const VETH_CP = `nfbc${tag}`;
-const VETH_HOST = `nfbh${tag}`;
-// These addresses exist only inside the two namespaces this test creates.
-const CP_ADDR = '10.231.77.1';
-const HOST_ADDR = '10.231.77.2';
 const CP_PORT = 18443;
 const TABLE = 'nfblackhole';
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
-function nft(...args: string[]): void {
-  execFileSync('ip', ['netns', 'exec', NS_HOST, 'nft', ...args], { stdio: 'pipe' });
-}
-
-function setUpNamespaces(): void {
-  ip('netns', 'add', NS_CP);
-  ip('netns', 'add', NS_HOST);
-  ip('link', 'add', VETH_CP, 'type', 'veth', 'peer', 'name', VETH_HOST);
-  ip('link', 'set', VETH_CP, 'netns', NS_CP);
-  ip('link', 'set', VETH_HOST, 'netns', NS_HOST);
-  ip('-n', NS_CP, 'addr', 'add', `${CP_ADDR}/24`, 'dev', VETH_CP);
-  ip('-n', NS_HOST, 'addr', 'add', `${HOST_ADDR}/24`, 'dev', VETH_HOST);
-  for (const [ns, dev] of [
-    [NS_CP, VETH_CP],
-    [NS_HOST, VETH_HOST],
-  ] as const) {
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', ns, 'link', 'set', dev, 'up');
-  }
-}
-
-function tearDownNamespaces(): void {
-  // Deleting a namespace deletes its end of the veth pair, and with it the other end.
-  for (const ns of [NS_HOST, NS_CP]) {
-    try {
-      ip('netns', 'del', ns);
-    } catch {
-      /* not created */
-    }
-  }
-}
 
 function fleetFor(lab: Lab, nftBin: string): FleetInput {
   const fleet: FleetInput = {
@@ -117,17 +74,8 @@ function fleetFor(lab: Lab, nftBin: string): FleetInput {
 }
 
 test('black-hole partition after the switch: rollback at the confirm deadline (8 s and 20 s), not after the request timeouts', async () => {
-  if (
-    !requireTool('ip', 'network namespaces for the black-hole partition') ||
-    !requireTool('nft', 'nftables drop rule')
-  )
+  if (!requireNetns('network namespaces and an nftables drop rule for the black-hole partition'))
     return;
-  if (process.getuid?.() !== 0) {
-    if (process.env.CI === 'true')
-      throw new Error('the black-hole test creates network namespaces and must run as root in CI');
-    console.warn('\n  !!! SKIPPED (network namespaces need root)\n');
-    return;
-  }
   const nftBin = execFileSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8' }).trim();
   const lab = new Lab({
     dir: mkdtempSync(join(tmpdir(), 'nf-blackhole-')),
@@ -137,9 +85,10 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
     serverNames: [CP_ADDR],
   });
   const procs: CliProcess[] = [];
-  tearDownNamespaces();
+  let net: NetnsTopology | null = null;
   try {
-    setUpNamespaces();
+    net = NetnsTopology.create(['h-fast', 'h-slow']);
+    const nft = (host: string, ...args: string[]) => net!.exec(net!.nsOf(host), ['nft', ...args]);
     lab.publish(fleetFor(lab, nftBin));
     const cp = startCli(
       [
@@ -159,7 +108,7 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
         String(CP_PORT),
       ],
       join(lab.opts.dir, 'cp.log'),
-      { netns: NS_CP },
+      { netns: net.cpNs },
     );
     procs.push(cp);
     await until(
@@ -173,8 +122,8 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
     for (const [ch, seconds] of Object.entries(DEADLINES)) {
       const host = `h-${ch}`;
       // An empty output chain; the probe adds the drop rule to it.
-      nft('add', 'table', 'inet', TABLE);
-      nft('add', 'chain', 'inet', TABLE, 'out', '{ type filter hook output priority 0; }');
+      nft(host, 'add', 'table', 'inet', TABLE);
+      nft(host, 'add', 'chain', 'inet', TABLE, 'out', '{ type filter hook output priority 0; }');
       // Production request timeout and retries: what a silent network costs without deadline bounds.
       const config = lab.agentConfig(host, {
         controlPlaneUrl: `https://${CP_ADDR}:${CP_PORT}/`,
@@ -185,7 +134,7 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
       const agent = startCli(
         ['agent', '--config', lab.host(host).configFile, '--once'],
         join(lab.opts.dir, `${host}.log`),
-        { netns: NS_HOST },
+        { netns: net.nsOf(host) },
       );
       procs.push(agent);
       const events = () => jsonLines(agent.output());
@@ -219,11 +168,11 @@ test('black-hole partition after the switch: rollback at the confirm deadline (8
       );
       assert.is(config.stateDir, lab.host(host).stateDir);
       await agent.stop();
-      nft('delete', 'table', 'inet', TABLE);
+      nft(host, 'delete', 'table', 'inet', TABLE);
     }
   } finally {
     for (const p of procs) await p.stop();
-    tearDownNamespaces();
+    net?.destroy();
     await lab.close();
   }
 });

@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW, OLD } from '../support/e2e-stack.ts';
 import { until } from '../support/e2e-processes.ts';
 import { currentFleetView, installedRelease } from '../support/e2e-timeline.ts';
@@ -19,8 +20,14 @@ const MAIN = ['m1', 'm2'];
 const ALL = [...CANARY, ...MAIN];
 
 test('failing canary: rolled back + quarantined, rollout halted, nothing downstream starts', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: ALL });
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
+  const stack = await E2eStack.create({ hosts: ALL, netns: true });
   try {
     stack.publish(
       labFleet(

@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW, OLD } from '../support/e2e-stack.ts';
 import { until } from '../support/e2e-processes.ts';
 import { labFleet } from '../agent/lab-fleet.ts';
@@ -19,10 +20,20 @@ import { readAck } from '../../protocol/acks.ts';
 const CONFIRM_SECONDS = 6;
 
 test('nginx down right after the switch -> magic rollback by the deadline, quarantined, rolled-back reported once back', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
   // Six consecutive passes 400 ms apart: ~2 s between the switch and the healthy ack, time enough
   // for the test to take nginx down in between, even on a loaded machine.
-  const stack = await E2eStack.create({ hosts: ['u1'], agent: { probeIntervalMs: 400 } });
+  const stack = await E2eStack.create({
+    hosts: ['u1'],
+    netns: true,
+    agent: { probeIntervalMs: 400 },
+  });
   try {
     stack.publish(
       labFleet(stack.lab, {

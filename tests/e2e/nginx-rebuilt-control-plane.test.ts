@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW } from '../support/e2e-stack.ts';
 import { until } from '../support/e2e-processes.ts';
 import {
@@ -24,8 +25,14 @@ import { readPrivateKey } from '../../protocol/keys.ts';
 const HOSTS = ['w1', 'w2', 'w3'];
 
 test('control plane wiped mid-rollout and rebuilt from the CI tree + re-posted acks: the rollout continues', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: HOSTS });
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
+  const stack = await E2eStack.create({ hosts: HOSTS, netns: true });
   try {
     stack.publish(
       labFleet(stack.lab, {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW } from '../support/e2e-stack.ts';
 import { until } from '../support/e2e-processes.ts';
 import { labFleet } from '../agent/lab-fleet.ts';
@@ -15,8 +16,14 @@ import { normalizeSerial } from '../../control-plane/release-view.ts';
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 
 test('cp sync of signed revocations naming a certificate -> nginx refuses it; the agent says why', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: ['r1', 'r2'] });
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
+  const stack = await E2eStack.create({ hosts: ['r1', 'r2'], netns: true });
   try {
     const fleet = (): FleetInput =>
       labFleet(stack.lab, { prod: { hosts: { r1: NEW, r2: NEW }, waves: [{ soakSeconds: 0 }] } });

@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW } from '../support/e2e-stack.ts';
 import { until } from '../support/e2e-processes.ts';
 import {
@@ -26,8 +27,14 @@ const MAIN = ['m1', 'm2', 'm3', 'm4'];
 const BUDGET = 2;
 
 test('rollout through nginx converges wave by wave, channel edge and budget respected', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: [...CANARY, ...MAIN] });
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
+  const stack = await E2eStack.create({ hosts: [...CANARY, ...MAIN], netns: true });
   try {
     const released = stack.publish(
       labFleet(

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
+import { requireNetns } from '../support/netns.ts';
 import { E2eStack, NEW } from '../support/e2e-stack.ts';
 import { labFleet } from '../agent/lab-fleet.ts';
 import { createActivator } from '../../agent/activators/index.ts';
@@ -20,8 +21,14 @@ const NEWER = '/nix/store/33333333333333333333333333333333-nixos-system-newer';
 const BAD = '/nix/store/22222222222222222222222222222222-nixos-system-bad';
 
 test('through nginx: replayed tree refused by cp sync; tampered manifest and replayed timestamp refused by the agent', async () => {
-  if (!requireTool('nginx', 'e2e through nginx') || !requireTool('openssl', 'fleet PKI')) return;
-  const stack = await E2eStack.create({ hosts: ['t1'] });
+  if (
+    !requireTool('nginx', 'e2e through nginx') ||
+    !requireTool('openssl', 'fleet PKI') ||
+    !requireTool('curl', 'requests from inside a namespace') ||
+    !requireNetns('hosts and control plane in network namespaces')
+  )
+    return;
+  const stack = await E2eStack.create({ hosts: ['t1'], netns: true });
   try {
     const gen = async () =>
       (

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
 import { currentFleetView } from '../support/e2e-timeline.ts';
 import { NixE2e } from '../support/nix-e2e.ts';
+import { until } from '../support/e2e-processes.ts';
 import { cleanupNixHosts } from '../support/nix-hosts.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
 import { StateDir } from '../../agent/state-dir.ts';
@@ -169,6 +170,10 @@ test('kernel change through nginx: boot + reboot, confirmed after the reboot; an
         access,
         new RegExp(`GET /nix-cache/${path.slice(11, 43)}\\.narinfo HTTP/1\\.1" 200`),
       );
+    // The endpoint publishes acks/hosts/ after its log (asynchronously): wait until b2's rolled-back is there.
+    await until('b2 rolled-back published under acks/hosts/', 60_000, () =>
+      stack.publishedAcks().some((a) => a.signed.host === 'b2' && a.signed.kind === 'rolled-back'),
+    );
     const view = currentFleetView(stack.cpDir, stack.publishedAcks());
     const phase = (h: string) => view.hosts.find((x) => x.host === h)?.phase;
     assert.ok(['healthy', 'soaked'].includes(String(phase('b1'))), `b1: ${phase('b1')}`);

@@ -5,8 +5,13 @@
 //                  (`nixfleet cp serve --acks-only`) behind it, so it can be killed -9
 //   hosts:        `nixfleet agent` child processes (daemon on a 1 s cron, or --once), each with its own
 //                 state directory, client certificate and host key, talking to nginx only
+//   network:      loopback (127.0.0.1, free ports), or with `netns: true` a private network
+//                 (tests/support/netns.ts): nginx and the ack endpoint in the control plane's namespace,
+//                 each host's agent in its own namespace, reaching nginx over a veth pair; the test's
+//                 own requests (request()) are sent with curl from inside a host's namespace
 // Every process is stopped by PID in close() (and SIGKILLed at exit if a test dies first); close()
-// removes the temp dir. Requires nginx and openssl: call requireTool() for both first.
+// removes the temp dir and the namespaces. Requires nginx and openssl: call requireTool() for both
+// first (and requireNetns() for `netns: true`).
 import {
   chmodSync,
   existsSync,
@@ -37,6 +42,7 @@ import {
 } from './nginx.ts';
 import { startCli, jsonLines, until, type CliProcess, type ProcessWrap } from './e2e-processes.ts';
 import { req, type Resp, type ReqOptions } from '../control-plane/http.ts';
+import { NetnsTopology } from './netns.ts';
 
 export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old';
 export const NEW = '/nix/store/11111111111111111111111111111111-nixos-system-new';
@@ -51,6 +57,20 @@ export interface StackOptions {
   agentProcess?: (host: string) => ProcessWrap | undefined;
   /** Nix cache public keys of root v1. */
   cacheKeys?: string[];
+  /** Every host and the control plane in its own network namespace (needs root: requireNetns()). */
+  netns?: boolean;
+}
+
+/** Ports inside the control plane's own namespace (nothing else listens there). */
+const NETNS_NGINX_PORT = 8443;
+const NETNS_ACK_PORT = 8081;
+
+/** Preloaded into an agent process to set its wall clock off (tests/support/clock-offset.mjs). */
+const CLOCK_OFFSET_SHIM = new URL('./clock-offset.mjs', import.meta.url).href;
+
+export interface AgentRunOptions {
+  /** This host's wall clock is off by this much (positive = ahead). */
+  clockOffsetMs?: number;
 }
 
 export interface OnceResult {
@@ -76,12 +96,15 @@ export class E2eStack {
     readonly nginxPort: number,
     readonly ackPort: number,
     private readonly opts: StackOptions,
+    /** The private network (netns: true), else null (loopback). */
+    readonly net: NetnsTopology | null,
   ) {
     this.lab = new Lab({
       dir: join(dir, 'lab'),
       fleetName: 'e2e',
       hosts: opts.hosts,
       initialPath: OLD,
+      ...(net ? { serverNames: [net.cpAddr] } : {}),
       ...(opts.activator ? { activator: opts.activator } : {}),
       ...(opts.cacheKeys ? { cacheKeys: opts.cacheKeys } : {}),
       agent: {
@@ -104,21 +127,27 @@ export class E2eStack {
     const dir = mkdtempSync(join(tmpdir(), 'nf-e2e-'));
     // nginx workers run unprivileged: they must be able to walk into the served tree.
     chmodSync(dir, 0o755);
+    let net: NetnsTopology | null = null;
     try {
-      return new E2eStack(dir, await freePort(), await freePort(), opts);
+      if (opts.netns) {
+        net = NetnsTopology.create(opts.hosts);
+        return new E2eStack(dir, NETNS_NGINX_PORT, NETNS_ACK_PORT, opts, net);
+      }
+      return new E2eStack(dir, await freePort(), await freePort(), opts, null);
     } catch (e) {
+      net?.destroy();
       rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   }
 
   get url(): string {
-    return `https://127.0.0.1:${this.nginxPort}/`;
+    return `https://${this.net?.cpAddr ?? '127.0.0.1'}:${this.nginxPort}/`;
   }
 
   /** CI: publish a release into the lab's CI tree (not yet visible to anyone). */
-  publish(fleet: FleetInput): PublishResult {
-    return this.lab.publish(fleet);
+  publish(fleet: FleetInput, now?: number): PublishResult {
+    return this.lab.publish(fleet, now);
   }
 
   /** `cp sync`: verify the CI tree against the pinned root and install it; nginx reloads its maps. */
@@ -137,7 +166,7 @@ export class E2eStack {
       caCert: this.lab.pki.caCert,
       serverCert: this.lab.pki.serverCert,
       serverKey: this.lab.pki.serverKey,
-      listen: `127.0.0.1:${this.nginxPort}`,
+      listen: `${this.net?.cpAddr ?? '127.0.0.1'}:${this.nginxPort}`,
       ackUpstream: `127.0.0.1:${this.ackPort}`,
       runtimeDir: this.runtimeDir,
       workerProcesses: 1,
@@ -146,6 +175,7 @@ export class E2eStack {
       config: this.nginxConfig,
       runtimeDir: this.runtimeDir,
       port: this.nginxPort,
+      ...(this.net ? { netns: this.net.cpNs } : {}),
     });
     return this.nginx;
   }
@@ -173,6 +203,7 @@ export class E2eStack {
         'off',
       ],
       join(this.logsDir, `ack-endpoint-${n}.log`),
+      this.net ? { netns: this.net.cpNs } : {},
     );
     this.ackEndpoint = p;
     await until(
@@ -222,15 +253,35 @@ export class E2eStack {
     ensureRevocationMaps(this.cpDir);
   }
 
-  /** One HTTPS request through nginx with a host's client certificate. */
+  /** One HTTPS request through nginx with a host's client certificate (from its namespace, if any). */
   request(host: string, path: string, o: Omit<ReqOptions, 'tls'> = {}): Promise<Resp> {
     const h = this.lab.host(host);
+    if (this.net) return this.curlFrom(host, path, o);
     const tls = {
       ca: readFileSync(this.lab.pki.caCert, 'utf8'),
       cert: readFileSync(h.cert.certPath, 'utf8'),
       key: readFileSync(h.cert.keyPath, 'utf8'),
     };
     return req(this.url + path, { ...o, tls });
+  }
+
+  /** request() inside the host's namespace: curl, arguments as argv, the body on stdin. */
+  private async curlFrom(host: string, path: string, o: Omit<ReqOptions, 'tls'>): Promise<Resp> {
+    const h = this.lab.host(host);
+    const headersFile = join(this.logsDir, `curl-headers-${host}.txt`);
+    const argv = ['curl', '-sS', '--max-time', '10', '-D', headersFile, '-X', o.method ?? 'GET'];
+    argv.push('--cacert', this.lab.pki.caCert, '--cert', h.cert.certPath, '--key', h.cert.keyPath);
+    for (const [k, v] of Object.entries(o.headers ?? {})) argv.push('-H', `${k}: ${v}`);
+    if (o.body !== undefined) argv.push('--data-binary', '@-');
+    argv.push('-w', '\n%{http_code}', this.url + path);
+    const out = this.net!.exec(this.net!.nsOf(host), argv, o.body?.toString() ?? '');
+    const cut = out.lastIndexOf('\n');
+    const headers: Record<string, string> = {};
+    for (const line of readFileSync(headersFile, 'utf8').split('\r\n').slice(1)) {
+      const i = line.indexOf(':');
+      if (i > 0) headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+    }
+    return { status: Number(out.slice(cut + 1)), headers, body: out.slice(0, cut) };
   }
 
   /** Writes the host's agent config (pointing at nginx) and returns its path. */
@@ -240,11 +291,15 @@ export class E2eStack {
   }
 
   /** The agent daemon (a cycle every second) as a child process. */
-  startAgent(host: string, overrides: Partial<AgentConfig> = {}): CliProcess {
+  startAgent(
+    host: string,
+    overrides: Partial<AgentConfig> = {},
+    run: AgentRunOptions = {},
+  ): CliProcess {
     const p = startCli(
       ['agent', '--config', this.agentConfigFile(host, overrides)],
       this.agentLogFile(host),
-      this.opts.agentProcess?.(host) ?? {},
+      this.agentProcess(host, run),
     );
     this.agents.set(host, p);
     return p;
@@ -260,12 +315,13 @@ export class E2eStack {
     host: string,
     overrides: Partial<AgentConfig> = {},
     timeoutMs = 30_000,
+    run: AgentRunOptions = {},
   ): Promise<OnceResult> {
-    const file = join(this.logsDir, `${host}-once-${Date.now()}.log`);
+    const file = join(this.logsDir, `${host}-once-${Date.now()}-${++this.onceRuns}.log`);
     const p = startCli(
       ['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'],
       file,
-      this.opts.agentProcess?.(host) ?? {},
+      this.agentProcess(host, run),
     );
     const timer = setTimeout(() => void p.kill9(), timeoutMs);
     const code = await p.exited;
@@ -277,6 +333,27 @@ export class E2eStack {
       outcome: (last?.['outcome'] as Record<string, unknown> | undefined) ?? null,
       events,
     };
+  }
+
+  private onceRuns = 0;
+
+  /** How a host's agent process starts: its namespace, the caller's wrap, a clock offset. */
+  private agentProcess(
+    host: string,
+    run: AgentRunOptions,
+  ): { netns?: string } & Partial<ProcessWrap> {
+    const wrap = this.opts.agentProcess?.(host);
+    const out: { netns?: string } & Partial<ProcessWrap> = { ...wrap };
+    if (this.net) out.netns = this.net.nsOf(host);
+    if (run.clockOffsetMs) {
+      const env = wrap?.env ?? process.env;
+      out.env = {
+        ...env,
+        NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import=${CLOCK_OFFSET_SHIM}`.trim(),
+        NIXFLEET_TEST_CLOCK_OFFSET_MS: String(run.clockOffsetMs),
+      };
+    }
+    return out;
   }
 
   agentLogFile(host: string): string {
@@ -350,6 +427,7 @@ export class E2eStack {
     this.ackEndpoint = null;
     await this.stopNginx().catch(() => undefined);
     removeRuntimeDir(this.runtimeDir);
+    this.net?.destroy();
     if (process.env.NIXFLEET_KEEP_E2E) console.log(`kept ${this.dir}`);
     else rmSync(this.dir, { recursive: true, force: true });
   }

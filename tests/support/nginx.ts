@@ -15,6 +15,7 @@ import {
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { listeningIn } from './netns.ts';
 
 export interface RunningNginx {
   pid: number;
@@ -86,10 +87,7 @@ export async function startNginx(opts: {
   runtimeDir: string;
   port: number;
   timeoutMs?: number;
-  /**
-   * Run inside this network namespace (`ip netns exec` execs nginx, so the PID is nginx's). The port
-   * is not reachable from here then: nginx is up once it wrote its pid file (after binding its sockets).
-   */
+  /** Run inside this network namespace (readiness is then read from /proc, nothing is sent). */
   netns?: string;
 }): Promise<RunningNginx> {
   const confPath = join(opts.runtimeDir, 'nginx.conf');
@@ -107,6 +105,7 @@ export async function startNginx(opts: {
     '-g',
     'daemon off;',
   ];
+  // `ip netns exec` execs nginx, so the PID stays the nginx master's.
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   running.add(child);
@@ -126,8 +125,9 @@ export async function startNginx(opts: {
       : '');
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   const pidFile = join(opts.runtimeDir, 'nginx.pid');
-  const up = () => (opts.netns ? Promise.resolve(existsSync(pidFile)) : portOpen(opts.port));
-  while (!(await up())) {
+  const ready = () =>
+    opts.netns ? Promise.resolve(listeningIn(child.pid!, opts.port)) : portOpen(opts.port);
+  while (!(await ready())) {
     if (dead || Date.now() > deadline) {
       if (!dead) child.kill('SIGKILL');
       throw new Error(`nginx did not start on port ${opts.port}:\n${logs()}`);

@@ -1,0 +1,381 @@
+// The ack log in segments: the log rolls to a new segment past segmentBytes without losing an ack
+// under concurrent appends, a restart reads the snapshot's segment and the ones after it only, a crash
+// or failure at any step of a roll loses nothing acknowledged and leaves one current segment, archived
+// segments leave history verifiable (archive + live: from seq 1; live only: from the floor), and every
+// reader (read-side history, verify's audit, cp merge) reads every segment.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AckService,
+  loadReleaseView,
+  mergeAckLogFiles,
+  archiveAckSegments,
+  type ClientIdentity,
+} from '../../control-plane/index.ts';
+import { AckLog, ACK_SNAPSHOT_FILE, readAckSnapshot } from '../../control-plane/ack-log.ts';
+import { ackTrustOfView } from '../../control-plane/ack-service.ts';
+import {
+  AckLogCorrupt,
+  formatRecord,
+  listAckLogSegments,
+  parseAckLog,
+  readAckLogRecords,
+  ackSegmentName,
+} from '../../protocol/ack-log.ts';
+import { sha256Digest } from '../../protocol/canonical.ts';
+import { auditAckLogs, collectAckLog, AckCollector } from '../../read-side/acks.ts';
+import type { SignedAck } from '../../protocol/acks.ts';
+import {
+  fixtureHosts,
+  fixtureKeys,
+  writeTree,
+  tempDir,
+  removeDir,
+  AckChain,
+} from './tree-fixture.ts';
+
+const test = suite('control-plane ack log segments');
+const keys = fixtureKeys();
+const hosts = fixtureHosts({ a: { wave: 0 }, b: { wave: 0 }, c: { wave: 1 }, d: { wave: 1 } });
+/** A signed ack record is about 1 KB: a few acks per segment, so a run of acks rolls many times. */
+const SEGMENT_BYTES = 4096;
+let dir: string;
+let logDir: string;
+
+const agent = (cn: string): ClientIdentity => ({ cn, ou: 'agent', serial: '1001' });
+const body = (x: unknown) => Buffer.from(JSON.stringify(x));
+
+async function service(opts: { snapshotEvery?: number; events?: Record<string, unknown>[] } = {}) {
+  const svc = await AckService.open({
+    logDir,
+    publishRoot: dir,
+    rateLimit: false,
+    debounceMs: 5,
+    snapshotEvery: opts.snapshotEvery ?? 1_000_000,
+    segmentBytes: SEGMENT_BYTES,
+    ...(opts.events ? { log: (e: Record<string, unknown>) => opts.events!.push(e) } : {}),
+  });
+  svc.setView(loadReleaseView(dir));
+  return svc;
+}
+
+function heads(svc: AckService): Record<string, unknown> {
+  return Object.fromEntries(hosts.map((h) => [h.name, svc.head(h.name) ?? null]));
+}
+
+/**
+ * Posts `perHost` acks of every host as one stream of concurrent posts: a round of one ack per host,
+ * then a turn of the event loop so the flush in progress (group commit) overlaps the next rounds.
+ * Resolves when every answer is in (and the log is idle again); returns the acks' digests.
+ */
+async function postConcurrently(
+  svc: AckService,
+  chains: Map<string, AckChain>,
+  perHost: number,
+): Promise<string[]> {
+  const pending: Promise<{ status: number; body: Record<string, unknown> }>[] = [];
+  for (let i = 0; i < perHost; i++) {
+    for (const c of chains.values()) {
+      const a: SignedAck = c.next();
+      pending.push(svc.submit(body(a), agent(a.signed.host)));
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  const answers = await Promise.all(pending);
+  await svc.logSettled(); // a roll follows the answers of its flush
+  answers.forEach((r, i) => assert.is(r.status, 201, `ack ${i}: ${JSON.stringify(r.body)}`));
+  return answers.map((r) => r.body.digest as string);
+}
+
+const newChains = () => new Map(hosts.map((h) => [h.name, new AckChain(h)]));
+
+test.before.each(() => {
+  dir = tempDir('ack-segments');
+  logDir = join(dir, 'log');
+  writeTree(dir, { keys, hosts, version: 1 });
+});
+test.after.each(() => removeDir(dir));
+
+test('roll-over under concurrent appends loses nothing; every sealed segment ends at a record', async () => {
+  const svc = await service();
+  const chains = newChains();
+  // One stream of concurrent posts, kept up until the log rolled a few times mid-stream (how many
+  // flushes a stream takes depends on the disk; the bound only stops a log that never rolls).
+  const pending: Promise<{ status: number; body: Record<string, unknown> }>[] = [];
+  for (let round = 0; round < 2000 && svc.logStats.rolls < 4; round++) {
+    for (const c of chains.values()) {
+      const a: SignedAck = c.next();
+      pending.push(svc.submit(body(a), agent(a.signed.host)));
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  const answers = await Promise.all(pending);
+  answers.forEach((r, i) => assert.is(r.status, 201, `ack ${i}: ${JSON.stringify(r.body)}`));
+  const digests = answers.map((r) => r.body.digest as string);
+  assert.ok(svc.logStats.rolls >= 4, `rolled ${svc.logStats.rolls} times`);
+  assert.ok(svc.logStats.syncs < digests.length, 'group commit batched appends');
+  await svc.close();
+  const segments = listAckLogSegments(logDir);
+  assert.equal(
+    segments.map((s) => s.index),
+    segments.map((_, i) => i),
+    'segments 0..n with no hole',
+  );
+  assert.is(segments[0]!.file, join(logDir, 'acks.log'), 'segment 0 is the legacy file name');
+  for (const s of segments.slice(0, -1)) {
+    const parsed = parseAckLog(readFileSync(s.file), s.file);
+    assert.is(parsed.tornBytes, 0, `${s.file} is whole records`);
+    assert.ok(statSync(s.file).size >= SEGMENT_BYTES, `${s.file} was rolled only once full`);
+  }
+  const stored = readAckLogRecords(logDir).map((r) => r.digest);
+  assert.is(stored.length, digests.length, 'each ack once');
+  assert.equal(new Set(stored), new Set(digests), 'every acknowledged ack is in some segment');
+});
+
+test('a restart reads the snapshot written at the roll and the segments after it only, and gets the full-replay state', async () => {
+  const svc = await service();
+  const chains = newChains();
+  const digests = await postConcurrently(svc, chains, 25);
+  const state = heads(svc);
+  await svc.close();
+  const { snapshot } = readAckSnapshot(logDir);
+  const segments = listAckLogSegments(logDir);
+  assert.ok(snapshot, 'a roll wrote a snapshot');
+  assert.ok(snapshot!.at.segment > 0, 'the snapshot names a later segment');
+
+  const again = await service();
+  assert.is(again.startup.fullReplayBecause, undefined);
+  assert.is(again.startup.segmentsRead, segments.length - snapshot!.at.segment);
+  assert.ok(again.startup.segmentsRead < segments.length, 'older segments were not read');
+  const after = readAckLogRecords(logDir).length - countBefore(snapshot!.at);
+  assert.is(again.startup.replayed, after, 'exactly the records after the snapshot were replayed');
+  assert.ok(again.startup.replayed < digests.length);
+  assert.equal(heads(again), state);
+  // The state goes on: the next ack of each host chains on.
+  await postConcurrently(again, chains, 1);
+  await again.close();
+
+  rmSync(join(logDir, ACK_SNAPSHOT_FILE));
+  const full = await service();
+  assert.is(full.startup.segmentsRead, listAckLogSegments(logDir).length);
+  assert.is(full.startup.replayed, digests.length + hosts.length);
+  await full.close();
+});
+
+/** Records of the log before a position (the segments before it, and its segment up to its offset). */
+function countBefore(at: { segment: number; bytes: number }): number {
+  let n = 0;
+  for (const s of listAckLogSegments(logDir)) {
+    if (s.index > at.segment) break;
+    const bytes = readFileSync(s.file);
+    n += parseAckLog(s.index === at.segment ? bytes.subarray(0, at.bytes) : bytes).records.length;
+  }
+  return n;
+}
+
+test('a snapshot written before segments (no segment field) is still used for acks.log', async () => {
+  const svc = await service({ snapshotEvery: 4 });
+  const chains = new Map([['a', new AckChain(hosts[0]!)]]);
+  await postConcurrently(svc, chains, 2); // two acks, well under one segment
+  await postConcurrently(svc, chains, 2);
+  await svc.close();
+  const { snapshot } = readAckSnapshot(logDir);
+  assert.is(snapshot!.at.segment, 0);
+  const { segment: _segment, ...legacyAt } = snapshot!.at;
+  const legacy = JSON.stringify({ ...snapshot, at: legacyAt });
+  writeFileSync(
+    join(logDir, ACK_SNAPSHOT_FILE),
+    formatRecord({ digest: sha256Digest(legacy), canonical: legacy }),
+  );
+  const again = await service();
+  assert.is(again.startup.fullReplayBecause, undefined);
+  assert.is(again.startup.replayed, 0);
+  assert.is(again.head('a')!.seq, 4);
+  await again.close();
+});
+
+test('a crash after the next segment was created (empty) leaves it current; nothing is lost', async () => {
+  const svc = await service();
+  const chains = newChains();
+  const first = await postConcurrently(svc, chains, 2);
+  await svc.close();
+  const before = listAckLogSegments(logDir);
+  const next = join(logDir, ackSegmentName(before[before.length - 1]!.index + 1));
+  writeFileSync(next, ''); // the state right after the roll's create + fsync
+  const again = await service();
+  const more = await postConcurrently(again, chains, 1);
+  await again.close();
+  assert.ok(statSync(next).size > 0, 'appends went to the new segment');
+  assert.equal(
+    new Set(readAckLogRecords(logDir).map((r) => r.digest)),
+    new Set([...first, ...more]),
+  );
+});
+
+test('a failed roll keeps appending to the current segment and rolls once it can', async () => {
+  const events: Record<string, unknown>[] = [];
+  const svc = await service({ events });
+  const chains = newChains();
+  // The next segment's name is taken by a directory: creating the segment fails.
+  const blocker = join(logDir, ackSegmentName(1));
+  mkdirSync(blocker);
+  const digests = await postConcurrently(svc, chains, 6);
+  assert.ok(events.some((e) => e.event === 'ack-log-roll-failed'));
+  assert.is(svc.logStats.rolls, 0);
+  assert.ok(statSync(join(logDir, 'acks.log')).size > SEGMENT_BYTES);
+  rmSync(blocker, { recursive: true });
+  digests.push(...(await postConcurrently(svc, chains, 1)));
+  assert.is(svc.logStats.rolls, 1, 'rolled at the next flush');
+  digests.push(...(await postConcurrently(svc, chains, 1)));
+  await svc.close();
+  assert.equal(new Set(readAckLogRecords(logDir).map((r) => r.digest)), new Set(digests));
+  assert.ok(statSync(join(logDir, ackSegmentName(1))).size > 0);
+});
+
+test('a torn tail before an empty newer segment (failed roll, then a crash mid-write) is cut; before a written one it is corruption', async () => {
+  const rec = (n: number) => {
+    const canonical = JSON.stringify({ n });
+    return formatRecord({ digest: sha256Digest(canonical), canonical });
+  };
+  mkdirSync(logDir);
+  const torn = Buffer.concat([rec(1), rec(2), rec(3).subarray(0, 20)]);
+  writeFileSync(join(logDir, 'acks.log'), torn);
+  writeFileSync(join(logDir, ackSegmentName(1)), '');
+  const opened = await AckLog.open(logDir);
+  assert.is(opened.records.length, 2);
+  assert.is(opened.cutBytes, 20);
+  await opened.log.close();
+  assert.is(statSync(join(logDir, 'acks.log')).size, torn.length - 20);
+
+  writeFileSync(join(logDir, 'acks.log'), torn);
+  writeFileSync(join(logDir, ackSegmentName(1)), rec(4));
+  try {
+    await AckLog.open(logDir);
+    assert.unreachable('a torn record followed by a written segment must refuse to open');
+  } catch (e) {
+    assert.instance(e, AckLogCorrupt);
+    assert.match((e as Error).message, 'acks.log');
+  }
+});
+
+test('SIGKILL while appending and rolling: every acknowledged record survives, one current segment', async () => {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'ack-segments-child.ts'), logDir, '2048'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const acknowledged = await new Promise<string[]>((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      // Enough for several rolls (about 9 records per segment); then kill mid-stream.
+      if (out.split('\n').length > 400 && child.kill('SIGKILL')) {
+        /* wait for exit */
+      }
+    });
+    child.on('exit', () => resolve(out.split('\n').filter((l) => l.length === 71)));
+    child.on('error', reject);
+  });
+  assert.ok(acknowledged.length >= 400, `child acknowledged ${acknowledged.length}: ${err}`);
+  const { log, records } = await AckLog.open(logDir, { segmentBytes: 2048 });
+  await log.close();
+  const stored = new Set(records.map((r) => r.digest));
+  for (const d of acknowledged) assert.ok(stored.has(d), `acknowledged ${d} is in the log`);
+  const segments = listAckLogSegments(logDir);
+  assert.ok(segments.length > 10, `${segments.length} segments`);
+  for (const s of segments.slice(0, -1))
+    assert.is(parseAckLog(readFileSync(s.file)).tornBytes, 0, `${s.file}: sealed at a record`);
+});
+
+test('archived segments: archive + live verify from seq 1, live alone from the floor, start-up unaffected', async () => {
+  const svc = await service();
+  const chains = newChains();
+  // One ack per host per round, each round answered before the next: about a segment per round, and
+  // the snapshot of the last roll is written once the log is idle.
+  const digests: string[] = [];
+  for (let round = 0; round < 25; round++)
+    digests.push(...(await postConcurrently(svc, chains, 1)));
+  await svc.close();
+  const trust = ackTrustOfView(loadReleaseView(dir));
+  const { snapshot } = readAckSnapshot(logDir);
+  // Archive all but the last few segments: the live ones still hold acks of every host.
+  const before = snapshot!.at.segment - 2;
+  assert.ok(before >= 2, `${snapshot!.at.segment} segments`);
+  const archive = join(dir, 'archive');
+
+  assert.throws(
+    () => archiveAckSegments(logDir, snapshot!.at.segment + 1, archive),
+    /needs a snapshot|current segment/,
+    'history the snapshot does not cover stays',
+  );
+  const r = archiveAckSegments(logDir, before, archive);
+  assert.is(r.moved.length, before);
+  assert.is(listAckLogSegments(logDir)[0]!.index, before);
+  assert.ok(existsSync(r.floor));
+
+  const whole = auditAckLogs([archive, logDir], trust);
+  assert.ok(whole.ok, JSON.stringify(whole.hosts));
+  assert.is(
+    whole.hosts.reduce((n, h) => n + h.acks, 0),
+    digests.length,
+  );
+  for (const h of whole.hosts) assert.is(h.startsAt, undefined, `${h.host} complete from seq 1`);
+
+  const live = auditAckLogs([logDir], trust);
+  assert.ok(live.ok, JSON.stringify(live.hosts));
+  assert.is(live.hosts.length, hosts.length);
+  assert.equal(live.floors, [r.floor]);
+  for (const h of live.hosts) {
+    assert.ok(h.startsAt && h.startsAt.seq > 1, `${h.host} starts at the floor`);
+    assert.equal(h.gaps, []);
+  }
+
+  // Without the floor, the live segments alone are history with gaps: reported, not hidden.
+  rmSync(r.floor);
+  const bare = auditAckLogs([logDir], trust);
+  assert.not.ok(bare.ok);
+  assert.ok(bare.hosts.every((h) => h.gaps.length === 1 && h.gaps[0]!.from === 1));
+
+  // The endpoint starts from its snapshot, which covers what is left, and its chains go on.
+  const again = await service();
+  assert.is(again.startup.fullReplayBecause, undefined);
+  assert.is(again.head('a')!.seq, 25);
+  await postConcurrently(again, chains, 1);
+  await again.close();
+});
+
+test('readers read every segment: a segment file or the directory, a window across segments, cp merge', async () => {
+  const svc = await service();
+  const digests = await postConcurrently(svc, newChains(), 10);
+  await svc.close();
+  const trust = ackTrustOfView(loadReleaseView(dir));
+  const segments = listAckLogSegments(logDir).length;
+  for (const path of [logDir, join(logDir, 'acks.log'), join(logDir, ackSegmentName(2))]) {
+    const c = new AckCollector(trust);
+    const read = collectAckLog(path, c);
+    assert.is(read.records, digests.length, path);
+    assert.is(read.segments, segments, path);
+    assert.is(c.result().acks.length, digests.length, path);
+  }
+  // The window covers the newest bytes across segments: about two segments' worth.
+  const c = new AckCollector(trust);
+  const windowed = collectAckLog(logDir, c, { windowBytes: 2 * SEGMENT_BYTES });
+  assert.ok(windowed.records > 0 && windowed.records < digests.length);
+  assert.ok(windowed.skippedBytes > 0);
+  const newest = readAckLogRecords(logDir)
+    .slice(-windowed.records)
+    .map((r) => r.digest);
+  assert.equal(c.result().acks.length, newest.length, 'the window is the newest records, in order');
+
+  const merged = mergeAckLogFiles([join(logDir, 'acks.log')], join(dir, 'merged'));
+  assert.is(merged.records.length, digests.length);
+  assert.ok(merged.chains.every((h) => h.complete));
+  assert.throws(() => mergeAckLogFiles([logDir], logDir), /segmented ack log/);
+});
+
+test.run();
