@@ -40,7 +40,7 @@ export interface RunOptions {
   reuseConnections?: boolean;
 }
 
-/** The release walk's memo in the state directory (protocol/verify/memo-file.ts). */
+/** The release walk's memo in the state directory (protocol/memo-file.ts). */
 export const VERIFIED_DOCS_FILE = 'verified-docs';
 
 const clients = new Map<string, HttpClient>();

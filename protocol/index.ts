@@ -105,6 +105,13 @@ export {
   TIMESTAMP_PATH,
 } from './layout.ts';
 export { LIMITS } from './limits.ts';
+export {
+  DocumentMemo,
+  ownedPrivately,
+  readDocumentMemo,
+  saveDocumentMemo,
+  savePrivateFile,
+} from './memo-file.ts';
 export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';
 export { readPinnedRoot } from './pinned-root.ts';
@@ -190,13 +197,10 @@ export {
   checkNotRevoked,
   ClientState,
   DEFAULT_CLOCK_SKEW_SECONDS,
-  DocumentMemo,
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
-  ownedPrivately,
   readChannelPlan,
-  readDocumentMemo,
   readEnrolmentRequest,
   readEnrolmentToken,
   readReleaseIndex,
@@ -204,8 +208,6 @@ export {
   readTimestamp,
   requireFileRef,
   requireFleet,
-  saveDocumentMemo,
-  savePrivateFile,
   updateTrust,
   verifyBatch,
   verifyControlsDocument,

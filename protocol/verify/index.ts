@@ -22,13 +22,6 @@ export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
-export {
-  DocumentMemo,
-  ownedPrivately,
-  readDocumentMemo,
-  saveDocumentMemo,
-  savePrivateFile,
-} from './memo-file.ts';
 export { verifyRelease, verifyReleaseIndex } from './release.ts';
 export type { VerifiedDocumentMemo, VerifiedManifest, VerifiedRelease } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';

@@ -92,7 +92,7 @@ export interface VerifyReleaseOptions {
    * that gate them and the channels of every disruption-budget member (the reconciler counts them).
    */
   plans: 'all' | 'needed';
-  /** Documents earlier walks verified (memo-file.ts persists one: the operator views' and the agent's). */
+  /** Documents earlier walks verified (protocol/memo-file.ts persists one: the operator views' and the agent's). */
   memo?: VerifiedDocumentMemo;
 }
 

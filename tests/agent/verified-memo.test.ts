@@ -1,4 +1,4 @@
-// The agent's release-walk memo (state dir `verified-docs`, protocol/verify/memo-file.ts): a warm run
+// The agent's release-walk memo (state dir `verified-docs`, protocol/memo-file.ts): a warm run
 // takes its release documents (index, budgets, plan, own manifest) from the memo instead of verifying
 // them again and decides the same; a new release is a miss; an unusable memo file is ignored.
 import { test } from 'uvu';

@@ -7,9 +7,9 @@
 // neither read nor written; a malformed or torn file is ignored whole (everything is verified); it holds
 // exactly what the last run's walk used (bounded by what one walk reads), written atomically, 0600.
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileAtomic } from '../atomic-write.ts';
-import type { SignedDocument } from '../schemas/index.ts';
-import type { VerifiedDocumentMemo } from './release.ts';
+import { writeFileAtomic } from './atomic-write.ts';
+import type { SignedDocument } from './schemas/index.ts';
+import type { VerifiedDocumentMemo } from './verify/index.ts';
 
 /** First line of a documents file: the format, so a future layout is never misread. */
 const DOCS_HEADER = 'nixfleet verified-docs v1';
