@@ -1,6 +1,6 @@
 // Wiring: config -> the objects one cycle needs, under the state-directory lock.
 import { readFileSync } from 'node:fs';
-import { readPrivateKey } from '../protocol/index.ts';
+import { readDocumentMemo, readPrivateKey, saveDocumentMemo } from '../protocol/index.ts';
 import { ACK_JOURNAL_FILE, AckJournal } from './ack-journal.ts';
 import { safetyRecovery } from './activation.ts';
 import { AckSync } from './ack-sync.ts';
@@ -39,6 +39,9 @@ export interface RunOptions {
    */
   reuseConnections?: boolean;
 }
+
+/** The release walk's memo in the state directory (protocol/memo-file.ts). */
+export const VERIFIED_DOCS_FILE = 'verified-docs';
 
 const clients = new Map<string, HttpClient>();
 
@@ -108,6 +111,9 @@ export async function runAgentOnce(
     const cert = await ensureCertificate({ config, state, hostKey, now: now(), log });
     if (cert === 'renewed' || cert === 'enrolled') dropCachedClient(state.root);
     const cache = new HttpCache(state.path('http-cache'));
+    // What earlier runs' release walks verified: a steady run hashes its documents instead of taking
+    // them in and checking their signatures again (docs/architecture.md, "Timer mode").
+    const memo = readDocumentMemo(state.root, state.path(VERIFIED_DOCS_FILE));
     client =
       (opts.reuseConnections ? clients.get(state.root) : undefined) ??
       newClient(config, state, cache, log);
@@ -137,12 +143,15 @@ export async function runAgentOnce(
       probeIntervalMs: config.probeIntervalMs,
       client,
       cache,
+      memo,
       pinnedRoot,
       clockSkewSeconds: config.clockSkewSeconds,
     };
     const before = { ...client.stats, wire: client.wireBytes() };
     const result = await runCycle(deps);
     outcome = result;
+    // Only after a walk: a run that never reached the tree keeps the memo it found.
+    if (memo.used().length > 0) saveDocumentMemo(state.root, state.path(VERIFIED_DOCS_FILE), memo);
     log.info('cycle-done', {
       ms: Date.now() - started,
       outcome: outcome.kind,
@@ -152,6 +161,7 @@ export async function runAgentOnce(
       wireBytes: client.wireBytes() - before.wire,
       connections: client.stats.connections - before.connections,
       tlsResumed: client.stats.resumed - before.resumed,
+      verifiedFromMemo: memo.hits,
     });
     return result;
   } catch (e) {

@@ -27,6 +27,7 @@ import {
   type Controls,
   type Fetch,
   type ControlEvidence,
+  type VerifiedDocumentMemo,
 } from '../protocol/index.ts';
 import {
   decide,
@@ -69,6 +70,8 @@ export type CycleOutcome =
 export interface CycleDeps extends AgentContext {
   client: HttpClient;
   cache: HttpCache;
+  /** Release documents earlier cycles verified (state dir `verified-docs`), passed to the release walk. */
+  memo?: VerifiedDocumentMemo;
   pinnedRoot: SignedRoot;
   clockSkewSeconds: number;
 }
@@ -374,7 +377,12 @@ async function fetchVerified(
     treeStale = e.message;
   }
   if (trust.rootsAdded.length) deps.log.info('trust-root-updated', { versions: trust.rootsAdded });
-  const view = await fetchHostView({ fetch: treeFetch.fetch, trusted: trust, host: deps.host });
+  const view = await fetchHostView({
+    fetch: treeFetch.fetch,
+    trusted: trust,
+    host: deps.host,
+    ...(deps.memo === undefined ? {} : { memo: deps.memo }),
+  });
   const plans: Record<string, ChannelPlan> = { [view.plan.channel]: view.plan };
   for (const g of view.gatingPlans) plans[g.channel] = g;
   for (const b of view.budgetPlans) plans[b.channel] = b;

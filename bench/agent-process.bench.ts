@@ -21,6 +21,8 @@ import type { Lab } from '../tests/support/lab.ts';
 // NIXFLEET_BIN: measure another build (e.g. the previous commit's) with the same setup.
 const BIN =
   process.env.NIXFLEET_BIN ?? fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+// NIXFLEET_BIN_BEFORE: a second build measured interleaved with the first (an A/B under one load).
+const BIN_BEFORE = process.env.NIXFLEET_BIN_BEFORE;
 const GNU_TIME = '/usr/bin/time';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 
@@ -114,14 +116,16 @@ interface Setup {
 }
 
 /** Converges four hosts (two waves, so a steady run also reads its peers' bundle), then measures h1. */
-async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; full: Run[] }> {
+async function measure(
+  setup: Setup,
+): Promise<{ floor: Run[]; resumed: Run[]; full: Run[]; before: Run[] }> {
   const proxy = await countingProxy(setup.port);
   try {
     const configFile = setup.configFile(`https://127.0.0.1:${proxy.port}/`);
-    const run = async (resume: boolean): Promise<Run> => {
+    const run = async (resume: boolean, bin = BIN): Promise<Run> => {
       if (!resume) rmSync(`${setup.stateDir}/${TLS_SESSION_FILE}`, { force: true });
       proxy.reset();
-      const t = await timed([BIN, 'agent', '--config', configFile, '--once']);
+      const t = await timed([bin, 'agent', '--config', configFile, '--once']);
       const lines = t.stdout
         .split('\n')
         .filter(Boolean)
@@ -146,7 +150,9 @@ async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; fu
     const floor: Run[] = [];
     const resumed: Run[] = [];
     const full: Run[] = [];
+    const before: Run[] = [];
     for (let i = 0; i < RUNS; i++) {
+      if (BIN_BEFORE) before.push(await run(true, BIN_BEFORE));
       const f = await timed(['-e', '0']);
       floor.push({
         ...f,
@@ -159,13 +165,16 @@ async function measure(setup: Setup): Promise<{ floor: Run[]; resumed: Run[]; fu
       resumed.push(await run(true));
       full.push(await run(false));
     }
-    return { floor, resumed, full };
+    return { floor, resumed, full, before };
   } finally {
     proxy.server.close();
   }
 }
 
-function print(name: string, r: { floor: Run[]; resumed: Run[]; full: Run[] }): void {
+function print(
+  name: string,
+  r: { floor: Run[]; resumed: Run[]; full: Run[]; before: Run[] },
+): void {
   console.log(
     `\n${name}: nixfleet agent --once, whole process, converged host, nothing changed (median of ${RUNS} runs, interleaved)\n`,
   );
@@ -183,6 +192,7 @@ function print(name: string, r: { floor: Run[]; resumed: Run[]; full: Run[] }): 
     );
   };
   row('node -e 0 (floor)', r.floor);
+  if (r.before.length) row('NIXFLEET_BIN_BEFORE, resumed', r.before);
   row('agent --once, TLS resumed', r.resumed);
   row('agent --once, full handshake', r.full);
   const decisions = new Set([...r.resumed, ...r.full].map((x) => x.decision));

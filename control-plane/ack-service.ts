@@ -443,10 +443,23 @@ export class AckService {
     return this.log.stats;
   }
 
+  /**
+   * One posted ack: admitted (primed, log writable, a verified and unrevoked client certificate, rate,
+   * size), taken in (strict intake, the certificate's host, a host of the release, verifyAck), then
+   * appended to the host's chain (or answered as a duplicate, a back-fill or a conflict).
+   */
   async submit(body: Uint8Array, identity: ClientIdentity | null): Promise<AckResponse> {
+    const refused = this.admission(body, identity);
+    if (refused) return refused;
+    const ack = this.intake(body, identity!);
+    if ('status' in ack) return ack;
+    return this.appendToChain(ack);
+  }
+
+  /** Refusals before the body is read: null when the request may be taken in. */
+  private admission(body: Uint8Array, identity: ClientIdentity | null): AckResponse | null {
     const view = this.view;
-    const trust = this.trust;
-    if (!view || !trust)
+    if (!view || !this.trust)
       return {
         status: 503,
         retryAfter: 5,
@@ -489,6 +502,12 @@ export class AckService {
         },
       };
 
+    return null;
+  }
+
+  /** The ack, verified for the certificate's host against the installed release, or the refusal. */
+  private intake(body: Uint8Array, identity: ClientIdentity): SignedAck | AckResponse {
+    const view = this.view!;
     let ack;
     try {
       ack = readAck(body, 'ack');
@@ -517,7 +536,7 @@ export class AckService {
         body: { error: view.hosts.has(host) ? 'Revoked' : 'UnknownHost', reason: refusal },
       };
     try {
-      verifyAck(ack, trust, 'ack');
+      verifyAck(ack, this.trust!, 'ack');
     } catch (e) {
       // A foreign fleet's ack is a misdirected request (400); a bad signature is a refusal of identity (403).
       if (isVerificationError(e))
@@ -528,6 +547,12 @@ export class AckService {
       throw e;
     }
 
+    return ack;
+  }
+
+  /** Appends a verified ack to its host's chain, durably before answering. */
+  private async appendToChain(ack: SignedAck): Promise<AckResponse> {
+    const host = ack.signed.host;
     // One canonicalisation serves the chain digest (protocol/acks.ts ackDigest: SHA-256 of these bytes) and the log.
     const canonical = canonicalString(ack);
     const digest = sha256Digest(canonical);

@@ -105,6 +105,13 @@ export {
   TIMESTAMP_PATH,
 } from './layout.ts';
 export { LIMITS } from './limits.ts';
+export {
+  DocumentMemo,
+  ownedPrivately,
+  readDocumentMemo,
+  saveDocumentMemo,
+  savePrivateFile,
+} from './memo-file.ts';
 export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';
 export { readPinnedRoot } from './pinned-root.ts';

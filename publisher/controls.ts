@@ -48,20 +48,36 @@ export function highestFileVersion(treeDir: string, pattern: RegExp): number {
   return max;
 }
 
+/**
+ * Reads and verifies a versioned, role-signed document of the tree directory (controls-<n>.json,
+ * enrolment-<n>.json): size cap, `verify` (role signatures, fleet), and the version its name promises.
+ */
+export function readVersionedDocument<T extends { version: number }>(
+  treeDir: string,
+  file: string,
+  version: number,
+  o: { maxBytes: number; what: string; verify: (bytes: Buffer, file: string) => SignedDocument<T> },
+): { env: SignedDocument<T>; bytes: Buffer; file: string } {
+  const bytes = readFileSync(join(treeDir, file));
+  if (bytes.length > o.maxBytes)
+    throw new PublishRefused(`${file} is larger than ${o.maxBytes} bytes`);
+  const env = o.verify(bytes, file);
+  if (env.signed.version !== version)
+    throw new PublishRefused(`${file} contains ${o.what} version ${env.signed.version}`);
+  return { env, bytes, file };
+}
+
 /** Reads and verifies controls-<version>.json of the tree directory (operator role of `root`, fleet, version). */
 export function readTreeControls(
   treeDir: string,
   version: number,
   root: TrustRoot,
 ): { env: SignedDocument<Controls>; bytes: Buffer; file: string } {
-  const file = controlsPath(version);
-  const bytes = readFileSync(join(treeDir, file));
-  if (bytes.length > LIMITS.controls)
-    throw new PublishRefused(`${file} is larger than ${LIMITS.controls} bytes`);
-  const env = verifyControlsDocument(bytes, root, file);
-  if (env.signed.version !== version)
-    throw new PublishRefused(`${file} contains controls version ${env.signed.version}`);
-  return { env, bytes, file };
+  return readVersionedDocument(treeDir, controlsPath(version), version, {
+    maxBytes: LIMITS.controls,
+    what: 'controls',
+    verify: (bytes, file) => verifyControlsDocument(bytes, root, file),
+  });
 }
 
 /**

@@ -5,7 +5,6 @@
 // timestamp like the operator's controls. So a minted token works once that timestamp is served, and a
 // withdrawn one stops working the same way; the endpoint refuses a nonce it already used on its own.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   envelopeBytes,
@@ -29,7 +28,12 @@ import {
   verifyEnrolmentDocument,
 } from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
-import { boundDocumentBinding, highestFileVersion, writeNewFile } from './controls.ts';
+import {
+  boundDocumentBinding,
+  highestFileVersion,
+  readVersionedDocument,
+  writeNewFile,
+} from './controls.ts';
 
 type Nonces = EnrolmentNonces['nonces'];
 
@@ -39,14 +43,11 @@ export function readTreeEnrolment(
   version: number,
   root: TrustRoot,
 ): { env: SignedDocument<EnrolmentNonces>; bytes: Buffer; file: string } {
-  const file = enrolmentPath(version);
-  const bytes = readFileSync(join(treeDir, file));
-  if (bytes.length > LIMITS.enrolment)
-    throw new PublishRefused(`${file} is larger than ${LIMITS.enrolment} bytes`);
-  const env = verifyEnrolmentDocument(bytes, root, file);
-  if (env.signed.version !== version)
-    throw new PublishRefused(`${file} contains enrolment version ${env.signed.version}`);
-  return { env, bytes, file };
+  return readVersionedDocument(treeDir, enrolmentPath(version), version, {
+    maxBytes: LIMITS.enrolment,
+    what: 'enrolment',
+    verify: (bytes, file) => verifyEnrolmentDocument(bytes, root, file),
+  });
 }
 
 /** The enrolment binding for the next timestamp (publish and refresh), like the controls'. */

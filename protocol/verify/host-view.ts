@@ -11,7 +11,11 @@ import type {
 } from '../schemas/index.ts';
 import type { Fetch } from './fetcher.ts';
 import type { TrustedSnapshot } from './update-trust.ts';
-import { verifyReleaseDocuments, type VerifiedReleaseDocuments } from './release.ts';
+import {
+  verifyReleaseDocuments,
+  type VerifiedDocumentMemo,
+  type VerifiedReleaseDocuments,
+} from './release.ts';
 
 export interface HostView {
   manifest: HostManifest;
@@ -93,6 +97,8 @@ export interface FetchHostViewOptions {
   fetch: Fetch;
   trusted: TrustedSnapshot;
   host: string;
+  /** Documents earlier cycles verified (the agent keeps one in its state directory: agent/agent.ts). */
+  memo?: VerifiedDocumentMemo;
 }
 
 /**
@@ -103,7 +109,11 @@ export async function fetchHostView(
   o: FetchHostViewOptions,
 ): Promise<HostView & { budgetPlans: ChannelPlan[] }> {
   return hostViewOf(
-    await verifyReleaseDocuments(o.fetch, o.trusted, { manifests: [o.host], plans: 'needed' }),
+    await verifyReleaseDocuments(o.fetch, o.trusted, {
+      manifests: [o.host],
+      plans: 'needed',
+      ...(o.memo === undefined ? {} : { memo: o.memo }),
+    }),
     o.host,
   );
 }

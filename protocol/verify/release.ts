@@ -92,7 +92,7 @@ export interface VerifyReleaseOptions {
    * that gate them and the channels of every disruption-budget member (the reconciler counts them).
    */
   plans: 'all' | 'needed';
-  /** Documents earlier walks verified (read-side/verified-cache.ts persists one for the operator views). */
+  /** Documents earlier walks verified (protocol/memo-file.ts persists one: the operator views' and the agent's). */
   memo?: VerifiedDocumentMemo;
 }
 
@@ -103,7 +103,7 @@ export interface VerifyReleaseOptions {
  * hit spares strict JSON, the schema and Ed25519 (most of a 10,000-host view's second). Everything that
  * relates a document to the rest of the release (the digest its parent binds, fleet, release version,
  * rollout, hosts, revocations) is checked on every walk, hit or miss. The store is as trusted as the
- * caller's own files (the operator's private cache directory); agents and audits pass none.
+ * caller's own files (the operator's private cache directory, the agent's state directory); audits pass none.
  */
 export interface VerifiedDocumentMemo {
   get(key: string): SignedDocument<unknown> | undefined;
@@ -116,6 +116,11 @@ interface MemoFor {
   rootDigest: string;
 }
 
+/** The type is part of the key: bytes taken in as one document type are never handed out as another. */
+function memoKey(memo: MemoFor, bytes: Uint8Array, type: VerifiedFileType): string {
+  return `${memo.rootDigest} ${sha256Digest(bytes)} ${type}`;
+}
+
 /** Intake and release signatures of one document, through the memo when there is one. */
 function releaseSigned<T extends { issuedAt: string }>(
   bytes: Uint8Array,
@@ -125,8 +130,7 @@ function releaseSigned<T extends { issuedAt: string }>(
   root: TrustRoot,
   memo: MemoFor | undefined,
 ): SignedDocument<T> {
-  // The type is part of the key: bytes taken in as one document type are never handed out as another.
-  const key = memo && `${memo.rootDigest} ${sha256Digest(bytes)} ${type}`;
+  const key = memo && memoKey(memo, bytes, type);
   const hit = key === undefined ? undefined : memo!.memo.get(key);
   if (hit !== undefined) return hit as SignedDocument<T>;
   const env = read(bytes, file);
@@ -222,6 +226,9 @@ interface LoadedManifest {
   channel: string;
   bytes: Uint8Array;
   env: SignedDocument<HostManifest>;
+  /** The memo's key for these bytes (a walk with a memo), and whether the memo already verified them. */
+  memoKey?: string;
+  fromMemo: boolean;
 }
 
 function startWalk(
@@ -322,13 +329,17 @@ async function fetchManifests(
       if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
       throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     }
+    const key = w.memo && memoKey(w.memo, bytes, 'host-manifest');
+    const hit = key === undefined ? undefined : w.memo!.memo.get(key);
     loaded.push({
       host,
       file,
       ref: entry.manifest,
       channel: entry.channel,
       bytes,
-      env: readHostManifest(bytes, file),
+      env: (hit as SignedDocument<HostManifest> | undefined) ?? readHostManifest(bytes, file),
+      ...(key === undefined ? {} : { memoKey: key }),
+      fromMemo: hit !== undefined,
     });
   }
   return loaded;
@@ -339,11 +350,18 @@ function verifyManifestSignatures(
   w: ReleaseWalk,
   loaded: readonly LoadedManifest[],
 ): HostManifest[] {
-  const preverified = preverifySignatures(loaded, w.root);
-  return loaded.map(({ host, file, bytes, env }, i) => {
-    const manifest = preverified[i]
-      ? env.signed
-      : verifyReleaseDocument(env, w.root, file, w.version, bytes);
+  // Manifests the memo holds were verified under this root from these very bytes: no batch for them.
+  const preverified = preverifySignatures(
+    loaded.filter((m) => !m.fromMemo),
+    w.root,
+  );
+  let next = 0;
+  return loaded.map(({ host, file, bytes, env, memoKey: key, fromMemo }) => {
+    const manifest =
+      fromMemo || preverified[next++]
+        ? env.signed
+        : verifyReleaseDocument(env, w.root, file, w.version, bytes);
+    if (key !== undefined && !fromMemo) w.memo!.memo.set(key, env as SignedDocument<unknown>);
     requireFleet(manifest, w.root, file);
     if (manifest.releaseVersion !== w.version)
       throw new MixAndMatch(

@@ -26,7 +26,6 @@ const ALLOWED: Record<string, string> = {
   'agent/agent.ts runAgentOnce':
     'the agent cycle (recover, sync, fetch, decide, act); compliance work',
   'agent/peer-acks.ts fetchPeerAcks': 'peer ack bundles; compliance work in agent/',
-  'control-plane/ack-service.ts submit': 'ack intake and its checks; compliance and enrolment work',
   // Not split yet (issue 7 follow-ups): each is one workflow whose steps want names.
   'reconciler/trace.ts trace':
     'replays the ack history through the reconciler, one event kind per branch',

@@ -230,4 +230,60 @@ test('a warm walk memo refuses exactly what a walk without one refuses: a plan s
   assert.is(warm.detail, plain.detail);
 });
 
+test('the walk memo covers host manifests: a warm agent walk reuses its manifest; changed bytes are a miss and refused as without a memo', async () => {
+  const t = buildStandardTree(tempDir('walk'), NOW);
+  const memo = countingMemo();
+  const walk = (m?: VerifiedDocumentMemo, hosts = ['prod-1', 'prod-2']) =>
+    verifyRelease({
+      fetch: diskFetch(t.dir),
+      trusted: t.root,
+      now: NOW,
+      manifests: hosts,
+      plans: 'needed',
+      ...(m ? { memo: m } : {}),
+    });
+  const cold = await walk(memo);
+  const planCount = Object.keys(cold.plans).length;
+  assert.is(memo.added, 2 + planCount + 2, 'index, budgets, each plan and both manifests');
+  const warm = await walk(memo);
+  assert.is(memo.hits, 2 + planCount + 2);
+  assert.is(memo.added, 2 + planCount + 2, 'nothing new');
+  assert.equal(warm.manifests, cold.manifests);
+
+  // Genuine bytes of another host where prod-1's manifest belongs: a hit, and refused all the same.
+  const file1 = join(t.dir, hostManifestPath(1, 'prod-1'));
+  const genuine1 = readFileSync(file1);
+  writeFileSync(file1, readFileSync(join(t.dir, hostManifestPath(1, 'prod-2'))));
+  const plainSwap = await expectRefusalAsync(
+    () => walk(),
+    'WrongHost',
+    hostManifestPath(1, 'prod-1'),
+  );
+  const hits = memo.hits;
+  const warmSwap = await expectRefusalAsync(
+    () => walk(memo),
+    'WrongHost',
+    hostManifestPath(1, 'prod-1'),
+  );
+  assert.ok(memo.hits > hits, 'the swapped bytes came from the memo');
+  assert.is(warmSwap.detail, plainSwap.detail);
+
+  // Tampered bytes: a miss (nothing added: the forgery fails its signature), refused as forged.
+  writeFileSync(file1, genuine1);
+  flipByteInFleetValue(file1);
+  const added = memo.added;
+  const plainForged = await expectRefusalAsync(
+    () => walk(undefined, ['prod-1']),
+    'BadSignature',
+    hostManifestPath(1, 'prod-1'),
+  );
+  const warmForged = await expectRefusalAsync(
+    () => walk(memo, ['prod-1']),
+    'BadSignature',
+    hostManifestPath(1, 'prod-1'),
+  );
+  assert.is(warmForged.detail, plainForged.detail);
+  assert.is(memo.added, added, 'a refused manifest is never memoised');
+});
+
 test.run();
