@@ -16,17 +16,13 @@ import { parseNow } from './command.ts';
 import {
   readPrivateKey,
   StorePath,
-  HostName,
   ChannelName,
   Digest,
   type Controls,
 } from '../protocol/index.ts';
 import { currentTreeControls, writeControls, type ControlsBody } from '../publisher/index.ts';
-import {
-  loadReleaseAllowingStale,
-  readPinnedRoot,
-  type VerifiedRelease,
-} from '../read-side/index.ts';
+import type { VerifiedRelease } from '../read-side/index.ts';
+import { hostOf, treeOption } from './tree-option.ts';
 
 /** Quarantine clears kept in the document (newest first): quarantines last a day by default, so older clears are inert. */
 const MAX_QUARANTINE_CLEARS = 256;
@@ -60,19 +56,9 @@ async function loadTree(
   values: Record<string, string | boolean | string[] | undefined>,
   now: number,
 ): Promise<VerifiedRelease> {
-  const tree = values['tree'] as string | undefined;
-  const rootFile = values['root'] as string | undefined;
-  if (!tree) throw new UsageError('--tree DIR is required');
-  if (!rootFile) throw new UsageError('--root FILE (the pinned trust root) is required');
-  const load = await loadReleaseAllowingStale(tree, readPinnedRoot(rootFile), { now });
-  if (load.status === 'failed')
-    throw Object.assign(
-      new Error(
-        `the tree does not verify: ${load.failure.code}: ${load.failure.file}: ${load.failure.detail}`,
-      ),
-      { refused: true },
-    );
-  return load.release;
+  const r = await treeOption(values, now);
+  if ('failure' in r) throw Object.assign(new Error(r.failure), { refused: true });
+  return r.release;
 }
 
 function channelOf(release: VerifiedRelease, channel: string): string {
@@ -81,13 +67,6 @@ function channelOf(release: VerifiedRelease, channel: string): string {
       `--channel: release ${release.index.version} has no channel "${channel}" (channels: ${Object.keys(release.plans).join(', ')})`,
     );
   return channel;
-}
-
-function hostOf(release: VerifiedRelease, host: string): { host: string; channel: string } {
-  const entry = HostName.safeParse(host).success ? release.index.hosts[host] : undefined;
-  if (!entry)
-    throw new UsageError(`--host: release ${release.index.version} has no host "${host}"`);
-  return { host, channel: entry.channel };
 }
 
 function rolloutIdOf(values: Parsed['values'], release: VerifiedRelease, channel: string): string {

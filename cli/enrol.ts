@@ -16,9 +16,9 @@ import {
 } from './command.ts';
 import { reportPublisherError } from './publish.ts';
 import { pinnedRootOption } from './root-option.ts';
+import { hostOf, treeOption } from './tree-option.ts';
 import {
   envelopeBytes,
-  HostName,
   keyIdOf,
   readPrivateKey,
   unb64,
@@ -28,7 +28,7 @@ import {
 } from '../protocol/index.ts';
 import { mintEnrolmentToken, withdrawEnrolmentNonces } from '../publisher/index.ts';
 import { startEnrolmentEndpoint } from '../control-plane/index.ts';
-import { loadReleaseAllowingStale, type VerifiedRelease } from '../read-side/index.ts';
+import type { VerifiedRelease } from '../read-side/index.ts';
 import { readFileSync } from 'node:fs';
 
 const SIGN_HELP = `  --tree DIR             CI's published tree (enrolment-<n>.json is written here)
@@ -44,16 +44,9 @@ async function loadTree(
   values: Record<string, string | boolean | string[] | undefined>,
   now: number,
 ): Promise<VerifiedRelease> {
-  const tree = values['tree'] as string | undefined;
-  const rootFile = values['root'] as string | undefined;
-  if (!tree) throw new UsageError('--tree DIR is required');
-  if (!rootFile) throw new UsageError('--root FILE (the pinned trust root) is required');
-  const load = await loadReleaseAllowingStale(tree, pinnedRootOption(rootFile), { now });
-  if (load.status === 'failed')
-    throw new UsageError(
-      `the tree does not verify: ${load.failure.code}: ${load.failure.file}: ${load.failure.detail}`,
-    );
-  return load.release;
+  const r = await treeOption(values, now);
+  if ('failure' in r) throw new UsageError(r.failure);
+  return r.release;
 }
 
 function enrolmentKeys(values: { 'enrolment-key'?: string[] }) {
@@ -64,11 +57,9 @@ function enrolmentKeys(values: { 'enrolment-key'?: string[] }) {
 
 /** The host's key id in the signed release (the token is bound to it). */
 function hostKeyIdOf(release: VerifiedRelease, host: string): string {
-  const channel = HostName.safeParse(host).success ? release.index.hosts[host]?.channel : undefined;
-  const key = channel === undefined ? undefined : release.plans[channel]?.hosts[host]?.hostKey;
-  if (key === undefined)
-    throw new UsageError(`--host: release ${release.index.version} has no host "${host}"`);
-  return keyIdOf(unb64(key));
+  // The verified walk binds each plan's hosts to the index's placement: the channel's plan names the host.
+  const { channel } = hostOf(release, host);
+  return keyIdOf(unb64(release.plans[channel]!.hosts[host]!.hostKey));
 }
 
 /** `--expires`: an ISO time, or a duration from now (90m, 24h, 3d). */
