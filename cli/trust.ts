@@ -63,39 +63,46 @@ function grants(files: string[], now: number, days: number): ReleaseKeyGrant[] {
   }));
 }
 
-/** The operator role from --operator-key/--operator-threshold/--operator-valid-days (empty: none). */
-function operatorRole(
-  files: string[],
+/**
+ * A key role of the root (operator, enrolment) from --<role>-key / --<role>-threshold /
+ * --<role>-valid-days; null when no key is given (the root then has no such role).
+ */
+function keyRole(
+  role: 'operator' | 'enrolment',
+  values: Record<string, string | boolean | string[] | undefined>,
   now: number,
-  days: string | undefined,
-  threshold: string | undefined,
-): { operatorKeys?: ReleaseKeyGrant[]; operatorThreshold?: number } {
+): { keys: ReleaseKeyGrant[]; threshold: number } | null {
+  const files = (values[`${role}-key`] as string[] | undefined) ?? [];
+  const threshold = values[`${role}-threshold`] as string | undefined;
   if (files.length === 0) {
     if (threshold !== undefined)
-      throw new UsageError('--operator-threshold needs at least one --operator-key');
-    return {};
+      throw new UsageError(`--${role}-threshold needs at least one --${role}-key`);
+    return null;
   }
+  const days = values[`${role}-valid-days`] as string | undefined;
   return {
-    operatorKeys: grants(files, now, positiveInt('--operator-valid-days', days, 365)),
-    operatorThreshold: positiveInt('--operator-threshold', threshold, 1),
+    keys: grants(files, now, positiveInt(`--${role}-valid-days`, days, 365)),
+    threshold: positiveInt(`--${role}-threshold`, threshold, 1),
   };
 }
 
-/** The enrolment role from --enrolment-key/--enrolment-threshold/--enrolment-valid-days (empty: none). */
-function enrolmentRole(
-  files: string[],
+/** The root's optional roles, as the root's fields (absent when not given). */
+function optionalRoles(
+  values: Record<string, string | boolean | string[] | undefined>,
   now: number,
-  days: string | undefined,
-  threshold: string | undefined,
-): { enrolmentKeys?: ReleaseKeyGrant[]; enrolmentThreshold?: number } {
-  if (files.length === 0) {
-    if (threshold !== undefined)
-      throw new UsageError('--enrolment-threshold needs at least one --enrolment-key');
-    return {};
-  }
+): {
+  operatorKeys?: ReleaseKeyGrant[];
+  operatorThreshold?: number;
+  enrolmentKeys?: ReleaseKeyGrant[];
+  enrolmentThreshold?: number;
+} {
+  const operator = keyRole('operator', values, now);
+  const enrolment = keyRole('enrolment', values, now);
   return {
-    enrolmentKeys: grants(files, now, positiveInt('--enrolment-valid-days', days, 365)),
-    enrolmentThreshold: positiveInt('--enrolment-threshold', threshold, 1),
+    ...(operator ? { operatorKeys: operator.keys, operatorThreshold: operator.threshold } : {}),
+    ...(enrolment
+      ? { enrolmentKeys: enrolment.keys, enrolmentThreshold: enrolment.threshold }
+      : {}),
   };
 }
 
@@ -219,18 +226,7 @@ Options:
       releaseThreshold,
       cacheKeys: cacheKeys(values['cache-key']),
       rejectBefore: null,
-      ...operatorRole(
-        values['operator-key'] ?? [],
-        now,
-        values['operator-valid-days'],
-        values['operator-threshold'],
-      ),
-      ...enrolmentRole(
-        values['enrolment-key'] ?? [],
-        now,
-        values['enrolment-valid-days'],
-        values['enrolment-threshold'],
-      ),
+      ...optionalRoles(values, now),
     });
     const signed = signRoot(root, rootKeys);
     verifyPinnedRoot(signed, target);
