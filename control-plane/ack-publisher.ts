@@ -11,10 +11,13 @@
 // synchronous disk flushes off the event loop.
 import { readdirSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { renameSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { ackBundlePath, latestAckPath, isoTime, SCHEMA_VERSION } from '../protocol/index.ts';
+import {
+  ackBundlePath,
+  latestAckPath,
+  isoTime,
+  SCHEMA_VERSION,
+  writeFileAtomic,
+} from '../protocol/index.ts';
 import type { ReleaseView } from './release-view.ts';
 
 export interface AckPublisherOptions {
@@ -132,24 +135,12 @@ export class AckPublisher {
   }
 }
 
-/** Write-to-temp + rename; the mtime never goes backwards in whole seconds (nginx ETag = mtime-size). */
+/**
+ * Write-to-temp + rename, not fsynced (derived from the log); the mtime always moves forward by whole
+ * seconds (nginx's ETag = mtime-size), set explicitly rather than left to the kernel's coarse clock.
+ */
 function replaceFile(path: string, data: string): void {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  try {
-    writeFileSync(tmp, data, { mode: 0o644 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(tmp, data, { mode: 0o644 });
-  }
-  try {
-    const prevSec = Math.floor(statSync(path).mtimeMs / 1000);
-    const nowSec = Math.floor(Date.now() / 1000);
-    if (nowSec <= prevSec) utimesSync(tmp, prevSec + 1, prevSec + 1);
-  } catch {
-    /* no previous file */
-  }
-  renameSync(tmp, path);
+  writeFileAtomic(path, data, { advanceMtime: true, durable: false });
 }
 
 /**

@@ -24,6 +24,11 @@ export interface AtomicWriteOptions {
    * With this set, the new file's mtime is forced strictly past the previous file's mtime.
    */
   advanceMtime?: boolean;
+  /**
+   * false: no fsync of the file or the directory (derived files rebuilt from a durable record after a
+   * crash, e.g. the published acks): still atomic for readers, not for power loss. Default true.
+   */
+  durable?: boolean;
 }
 
 export function fsyncDir(dir: string): void {
@@ -56,7 +61,7 @@ export function writeFileAtomic(
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     let off = 0;
     while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
-    fsyncSync(fd);
+    if (opts.durable !== false) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     try {
@@ -68,13 +73,14 @@ export function writeFileAtomic(
   }
   closeSync(fd);
   if (previousMtimeMs >= 0) {
-    const now = Date.now();
-    // whole seconds: nginx's ETag uses seconds
+    // Set explicitly, in whole seconds (nginx's ETag uses seconds): the mtime the kernel would stamp comes
+    // from its coarse clock, which can still be in the previous second for a few ms after Date.now() moved
+    // on, so a same-size rewrite just after a second boundary would otherwise keep the old ETag.
     const prevSec = Math.floor(previousMtimeMs / 1000);
-    const nowSec = Math.floor(now / 1000);
+    const nowSec = Math.floor(Date.now() / 1000);
     const sec = Math.max(nowSec, prevSec + 1);
     utimesSync(tmp, sec, sec);
   }
   renameSync(tmp, path);
-  if (!opts.skipDirSync) fsyncDir(dir);
+  if (!opts.skipDirSync && opts.durable !== false) fsyncDir(dir);
 }
