@@ -17,7 +17,9 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
+  utimesSync,
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -29,6 +31,8 @@ import {
   MixAndMatch,
   RollbackAttempt,
   TIMESTAMP_PATH,
+  REVOCATIONS_PATH,
+  NIX_CACHE_DIR,
   LIMITS,
   sha256Digest,
   readTimestamp,
@@ -100,6 +104,32 @@ function copyTree(src: string, dst: string, top = src): void {
     }
   }
   fsyncDir(dst);
+}
+
+/** Tree paths whose bytes change from one tree to the next; every other path names immutable bytes. */
+const MUTABLE_PATHS = [TIMESTAMP_PATH, REVOCATIONS_PATH, `${NIX_CACHE_DIR}/nix-cache-info`];
+
+/**
+ * nginx's ETag is mtime (whole seconds) + size, and agents fetch with If-None-Match: a changed file of
+ * the same size, copied within the same second as the installed one (or stamped with that second by the
+ * kernel's coarse clock just after a boundary), would be answered 304 and agents would keep the old
+ * bytes. So each mutable file is stamped a whole second past the installed copy (an unchanged one then
+ * costs agents one full GET of a small file, once).
+ */
+function advanceMutableMtimes(staging: string, installed: string | null): void {
+  if (!installed) return;
+  for (const rel of MUTABLE_PATHS) {
+    const next = join(staging, rel);
+    let previousSec: number;
+    try {
+      previousSec = Math.floor(statSync(join(installed, rel)).mtimeMs / 1000);
+    } catch {
+      continue; // not in the installed tree
+    }
+    if (!existsSync(next)) continue;
+    const sec = Math.max(Math.floor(Date.now() / 1000), previousSec + 1);
+    utimesSync(next, sec, sec);
+  }
 }
 
 interface InstalledState {
@@ -221,6 +251,7 @@ export async function syncTree(opts: SyncOptions): Promise<SyncResult> {
   stagingInUse.add(staging);
   try {
     copyTree(opts.from, staging);
+    advanceMutableMtimes(staging, servedRoot(opts.treeDir));
     // One walk verifies the copy and yields the documents the release view is built from.
     const { view, report } = await loadVerifiedReleaseView(staging, opts.pinnedRoot, now);
     if (!report.ok)

@@ -3,6 +3,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  statSync,
   readFileSync,
   writeFileSync,
   symlinkSync,
@@ -122,6 +123,27 @@ test('an older timestamp of the same release is refused; a newer one (refresh) i
         pinnedRoot: keys.signedRoot,
       })
     ).installed,
+  );
+});
+
+test("a refreshed timestamp gets a later mtime second than the installed one (nginx's ETag is mtime-size)", async () => {
+  const treeDir = join(work, 'cp');
+  await syncTree({
+    from: ciTree('a', 1, { issuedOffsetSeconds: -60 }),
+    treeDir,
+    pinnedRoot: keys.signedRoot,
+  });
+  const before = statSync(join(treeDir, 'current', 'timestamp.json'));
+  // The refresh is installed at once, within the same second as a rule on a fast machine.
+  await syncTree({
+    from: ciTree('c', 1, { issuedOffsetSeconds: -10 }),
+    treeDir,
+    pinnedRoot: keys.signedRoot,
+  });
+  const after = statSync(join(treeDir, 'current', 'timestamp.json'));
+  assert.ok(
+    Math.floor(after.mtimeMs / 1000) > Math.floor(before.mtimeMs / 1000),
+    `mtime ${after.mtimeMs} after ${before.mtimeMs}`,
   );
 });
 
