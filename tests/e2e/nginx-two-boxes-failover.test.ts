@@ -3,7 +3,7 @@
 // its own append-only ack log, both serving the same tree installed by `cp sync`. The agents run as
 // daemons in a third namespace, joined to each box by a veth pair, configured with both URLs (box A
 // first). Once the first wave's host is healthy on the new target, box A dies: nginx (master and
-// workers) and its ack endpoint are SIGKILLed by PID. The rollout must converge through box B, and
+// workers, by process group) and its ack endpoint are SIGKILLed. The rollout must converge through box B, and
 // from the signed acks:
 //   - nothing acknowledged is lost: every ack box A stored is also in box B's log (the agents
 //     re-posted and back-filled their chains to B, so B alone holds every host's history from seq 1);
@@ -150,19 +150,9 @@ class Box {
     });
   }
 
-  /** The box dies: nginx's workers and master and the ack endpoint, SIGKILLed by PID. */
+  /** The box dies: nginx (master and workers, its process group) and the ack endpoint, SIGKILLed. */
   async kill(): Promise<void> {
-    const master = this.nginx!.pid;
-    const workers = readFileSync(`/proc/${master}/task/${master}/children`, 'utf8')
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-    for (const pid of [...workers, master]) process.kill(pid, 'SIGKILL');
-    await this.nginx!.stop(); // waits for the master's exit
-    await until('nginx workers gone', 10_000, () =>
-      workers.every((w) => !existsSync(`/proc/${w}`)),
-    );
+    await this.nginx!.kill9();
     this.nginx = null;
     await this.ackEndpoint!.kill9();
     this.ackEndpoint = null;

@@ -23,7 +23,10 @@ export interface RunningNginx {
   pidFile: string;
   /** SIGHUP, then waits until the new workers serve (nginx reloads asynchronously). */
   reload(): Promise<void>;
+  /** SIGQUIT (graceful); after 3 s SIGKILL to nginx's whole process group. */
   stop(): Promise<void>;
+  /** The box dies: SIGKILL to master and workers at once (the process group); resolves once all are gone. */
+  kill9(): Promise<void>;
   /** stderr + error.log, for failure messages. */
   logs(): string;
 }
@@ -70,15 +73,22 @@ function workers(masterPid: number): number[] {
   }
 }
 
+/**
+ * nginx runs in its own process group (spawned detached, `daemon off`: the workers stay in the master's
+ * group), so master and workers are killed together: a worker whose master was SIGKILLed alone would be
+ * reparented to init and keep running.
+ */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    /* the group is gone */
+  }
+}
+
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const c of running)
-    if (c.pid)
-      try {
-        process.kill(c.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+  for (const c of running) if (c.pid) killGroup(c.pid);
 });
 
 /** Starts nginx with `config` (written to runtimeDir/nginx.conf) and waits until `port` accepts. */
@@ -107,7 +117,10 @@ export async function startNginx(opts: {
   ];
   // `ip netns exec` execs nginx, so the PID stays the nginx master's.
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   running.add(child);
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<number | null>((resolve) =>
@@ -129,7 +142,7 @@ export async function startNginx(opts: {
     opts.netns ? Promise.resolve(listeningIn(child.pid!, opts.port)) : portOpen(opts.port);
   while (!(await ready())) {
     if (dead || Date.now() > deadline) {
-      if (!dead) child.kill('SIGKILL');
+      if (!dead) killGroup(child.pid!);
       throw new Error(`nginx did not start on port ${opts.port}:\n${logs()}`);
     }
     await new Promise((r) => setTimeout(r, 30));
@@ -152,13 +165,35 @@ export async function startNginx(opts: {
       }
     },
     async stop() {
-      if (dead) return;
-      child.kill('SIGQUIT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      if (!dead) {
+        child.kill('SIGQUIT');
+        const timer = setTimeout(() => killGroup(child.pid!), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await groupGone(child.pid!);
+    },
+    async kill9() {
+      killGroup(child.pid!);
       await exited;
-      clearTimeout(timer);
+      await groupGone(child.pid!);
     },
   };
+}
+
+/** Waits (up to 10 s) until no process of the group is left, SIGKILLing stragglers (old workers of a reload). */
+async function groupGone(pgid: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return; // ESRCH: no process left in the group
+    }
+    if (Date.now() > deadline) throw new Error(`nginx process group ${pgid} did not exit`);
+    killGroup(pgid);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 export function removeRuntimeDir(dir: string): void {
