@@ -10,13 +10,19 @@ import { fileURLToPath } from 'node:url';
 import { requireTool } from '../support/skip.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
+/** Inherited by everything the demo starts, so its leftovers are told apart from other test processes. */
+const RUN_TAG = `NIXFLEET_DEMO_TEST_RUN=${process.pid}-${Date.now()}`;
 
 function run(
   args: string[],
   timeoutMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [tagName, tagValue] = RUN_TAG.split('=') as [string, string];
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, [tagName]: tagValue },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -32,17 +38,20 @@ function run(
   });
 }
 
-/** Processes still running this checkout's nixfleet binary (the demo's agents run in-process, but check). */
+/**
+ * Processes the demo started that are still running (the demo's agents run in-process, but check):
+ * found by the tag in their environment, as other test processes of this checkout may run meanwhile.
+ */
 function leftoverProcesses(exclude: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === exclude || Number(entry) === process.pid)
       continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(BIN))
+      if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(RUN_TAG))
         out.push(Number(entry));
     } catch {
-      /* exited meanwhile */
+      /* exited meanwhile, or not ours to read */
     }
   }
   return out;
