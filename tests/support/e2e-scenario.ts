@@ -102,7 +102,9 @@ export function scenarioFleet(
       policy: `p-${ch}`,
       freshnessSeconds: 3600,
       signingIntervalSeconds: 600,
-      confirmDeadlineSeconds: 6,
+      // Generous: a loaded 2-core machine has taken seconds per round. Tests that need a deadline to
+      // pass (an unhealthy host rolled back) set a short one themselves.
+      confirmDeadlineSeconds: 60,
       heartbeatSeconds: 1,
       offlineWindowSeconds: 600,
       maintenanceWindows: [],
@@ -201,7 +203,13 @@ export class Scenario {
       await this.round(hosts);
       if (done()) return i;
     }
-    throw new Error(`not reached after ${maxRounds} rounds of ${hosts.join(', ')}: ${what}`);
+    const last = hosts.map((h) => {
+      const run = this.history.get(h)?.at(-1);
+      return `${h}: ${JSON.stringify(run?.outcome)} ${JSON.stringify(run?.events.slice(-4))}`;
+    });
+    throw new Error(
+      `not reached after ${maxRounds} rounds of ${hosts.join(', ')}: ${what}\n${last.join('\n')}`,
+    );
   }
 
   /** `n` rounds, whatever happens (to show that something does NOT happen). */
