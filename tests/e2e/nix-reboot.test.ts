@@ -266,7 +266,8 @@ async function deferredAsTheOperatorSeesIt(e2e: NixE2e): Promise<void> {
   assert.is(r.code, 0, r.err + r.out);
   const channelPage = readFileSync(join(out, 'channels', 'held.html'), 'utf8');
   assert.match(channelPage, 'a deferred host holds its wave (deferredHosts: hold)');
-  assert.match(channelPage, 'b3');
+  assert.match(channelPage, /b3 is deferred \(.*\); deferredHosts: hold keeps the wave waiting/);
+  assert.match(channelPage, 'wave 1 of channel held waits for it (deferredHosts: hold)');
   const index = readFileSync(join(out, 'index.html'), 'utf8');
   assert.match(index, /1 deferred host\(s\) waiting for a reboot or maintenance window/);
   assert.match(index, /b3: switching to \S+ needs a reboot \(kernel changes/);
