@@ -5,6 +5,9 @@
 // by `nix copy --to file://...?secret-key=` on the CI side) and reaches hosts through `cp sync` and nginx
 // at `https://127.0.0.1:<port>/nix-cache` (no client certificate; Nix trusts the fleet CA through the
 // activator's NIX_SSL_CERT_FILE = the agent's caFile).
+// Each host's reboot command is the rebooting stub (NixTestHost.rebootingCommand, tests/support/
+// stub-reboot.ts): it boots the host's default entry under a new boot id and stops the agent (SIGTERM);
+// the test's next `nixfleet agent --once` run stands in for systemd's timer starting it after the boot.
 // Publishing runs the real cache check (`publishReleaseChecked`) against that tree-shipped cache as
 // `file://<tree>/nix-cache` (`--cache-check-at`): the https URL serves it only after the sync installs it.
 import { mkdirSync } from 'node:fs';
@@ -23,6 +26,11 @@ import { publishReleaseChecked, type PublishResult } from '../../publisher/publi
 import type { FleetInput } from '../../publisher/fleet-schema.ts';
 import type { AgentConfig } from '../../agent/config.ts';
 import type { Probe } from '../../protocol/schemas/release.ts';
+import type { StatusReport } from '../../read-side/status.ts';
+import { runCli } from './cli.ts';
+
+/** `nixfleet status --json` as parsed JSON (times are ISO strings there). */
+export type StatusJson = StatusReport;
 
 /**
  * The test systems' switch writes its verdict ("ok" / "unhealthy") to $NIXFLEET_TEST_HOST_DIR/health.
@@ -58,7 +66,8 @@ export class NixE2e {
     const stack = await E2eStack.create({
       hosts: opts.hosts,
       cacheKeys: [key.publicKey],
-      activator: (h) => hosts.get(h)!.activatorConfig(),
+      activator: (h) =>
+        hosts.get(h)!.activatorConfig({ rebootCommand: NixTestHost.rebootingCommand() }),
       agentProcess: (h) => hosts.get(h)!.processWrap(),
       ...(opts.agent ? { agent: opts.agent } : {}),
     });
@@ -116,15 +125,19 @@ export class NixE2e {
     return { ...fleet, cacheUrl: this.cacheUrl };
   }
 
-  /** CI: `nixfleet publish` with the real cache check, then `cp sync` (when the control plane runs). */
-  async publish(fleet: FleetInput): Promise<PublishResult> {
+  /**
+   * CI: `nixfleet publish` with the real cache check, then `cp sync` (when the control plane runs).
+   * `now`: when CI signs it (default the clock), e.g. in the past so a host whose clock is behind still
+   * sees a release signed before its own time.
+   */
+  async publish(fleet: FleetInput, now = Date.now()): Promise<PublishResult> {
     const lab = this.stack.lab;
     const r = await publishReleaseChecked({
       treeDir: lab.treeDir,
       fleet,
       releaseKeys: [lab.releaseKey],
       trustDir: lab.trustDir,
-      now: Date.now(),
+      now,
       cacheCheck: { checkAt: `file://${this.ciCacheDir}` },
     });
     if (this.stack.nginx) await this.stack.sync();
@@ -139,6 +152,17 @@ export class NixE2e {
     const r = this.stack.lab.publish(fleet);
     if (this.stack.nginx) await this.stack.sync();
     return r;
+  }
+
+  /** `nixfleet status --json` over the control plane's tree and acks, as an operator runs it. */
+  async status(opts: { now?: number; host?: string } = {}): Promise<StatusJson> {
+    const argv = ['status', '--tree', this.stack.cpDir, '--root', this.stack.lab.rootFile];
+    argv.push('--no-cache', '--json');
+    if (opts.now !== undefined) argv.push('--now', new Date(opts.now).toISOString());
+    if (opts.host) argv.push('--host', opts.host);
+    const r = await runCli(...argv);
+    if (r.code !== 0) throw new Error(`nixfleet status exited ${r.code}:\n${r.err}\n${r.out}`);
+    return JSON.parse(r.out) as StatusJson;
   }
 
   async close(): Promise<void> {

@@ -4,22 +4,16 @@
 // left mounted when a command ends (or is killed). The test systems (tests/fixtures/nix-systems) are
 // built once per test run in the machine's store and copied into signed file:// caches.
 import { execFile } from 'node:child_process';
-import {
-  cpSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nixSandbox, REPO, run, type NixSandbox } from '../nix/nix-env.ts';
 import type { NixActivatorConfig } from '../../agent/activators/nix.ts';
+import { bootDefaultEntry, bootIdFile, STUB_REBOOT_SCRIPT } from './stub-reboot.ts';
 
 export const SYSTEMS_FLAKE = join(REPO, 'tests/fixtures/nix-systems');
 const DRIVER = join(REPO, 'tests/support/nix-host-driver.ts');
+/** tsx's loader by absolute URL: a command the agent runs must not depend on the agent's cwd. */
+const TSX_LOADER = import.meta.resolve('tsx');
 
 export interface TestSystems {
   v1: string;
@@ -183,7 +177,7 @@ export class NixTestHost {
       profile: '/nix/var/nix/profiles/system',
       currentSystem: join(this.dir, 'current-system'),
       nixBinDir: null,
-      bootIdFile: join(this.dir, 'boot_id'),
+      bootIdFile: bootIdFile(this.dir),
       rebootCommand: ['sh', '-c', 'echo reboot >> "$NIXFLEET_TEST_HOST_DIR/reboot.log"'],
       timeoutMs: 120_000,
       sslCertFile: null,
@@ -274,44 +268,52 @@ export class NixTestHost {
 
   /** The kernel's boot id as the activator reads it (`bootIdFile`). */
   setBootId(id: string): void {
-    writeFileSync(join(this.dir, 'boot_id'), `${id}\n`);
+    writeFileSync(bootIdFile(this.dir), `${id}\n`);
+  }
+
+  /** The boot id the host runs under now (null: never set). */
+  bootId(): string | null {
+    try {
+      return readFileSync(bootIdFile(this.dir), 'utf8').trim();
+    } catch {
+      return null;
+    }
   }
 
   /**
-   * What a reboot does to this host: a new boot id, and the system named by the bootloader's default
-   * entry (the last `switch-to-configuration boot`) runs, its service up with that system's health (the
-   * verdict its switch script writes). Returns the system it booted.
+   * What a reboot does to this host (tests/support/stub-reboot.ts bootDefaultEntry): a new boot id, and
+   * the system named by the bootloader's default entry (the last `switch-to-configuration boot`) runs,
+   * its service up with that system's health. Returns the system it booted.
    */
   reboot(bootId: string): string {
-    const booted = this.switchLog()
-      .filter((l) => l.startsWith('boot '))
-      .at(-1)
-      ?.slice('boot '.length);
-    if (!booted)
-      throw new Error(`${this.dir}: reboot without a boot entry (no 'boot' in switch.log)`);
-    const health = /^\s*echo (\w+) > "\$dir\/health\.new"$/m.exec(
-      readFileSync(join(booted, 'bin', 'switch-to-configuration'), 'utf8'),
-    )?.[1];
-    if (!health) throw new Error(`${booted}: its switch script writes no health verdict`);
-    this.setBootId(bootId);
-    rmSync(join(this.dir, 'current-system'), { force: true });
-    symlinkSync(booted, join(this.dir, 'current-system'));
-    writeFileSync(join(this.dir, 'health'), `${health}\n`);
-    return booted;
+    return bootDefaultEntry(this.dir, bootId);
+  }
+
+  /**
+   * A reboot command that reboots (tests/support/stub-reboot.ts): it does what reboot() does with the
+   * next boot id and stops the agent that ran it (SIGTERM), as `systemctl reboot` would.
+   */
+  static rebootingCommand(): string[] {
+    return [process.execPath, '--import', TSX_LOADER, STUB_REBOOT_SCRIPT];
+  }
+
+  /** One line per boot by the rebooting command: `<old boot id> -> <new boot id> <system>`. */
+  bootsLog(): string[] {
+    return this.logLines('boots.log');
   }
 
   /** One line per run of the stub reboot command (`activatorConfig().rebootCommand`). */
   rebootLog(): string[] {
-    try {
-      return readFileSync(join(this.dir, 'reboot.log'), 'utf8').trim().split('\n').filter(Boolean);
-    } catch {
-      return [];
-    }
+    return this.logLines('reboot.log');
   }
 
   switchLog(): string[] {
+    return this.logLines('switch.log');
+  }
+
+  private logLines(name: string): string[] {
     try {
-      return readFileSync(join(this.dir, 'switch.log'), 'utf8').trim().split('\n').filter(Boolean);
+      return readFileSync(join(this.dir, name), 'utf8').trim().split('\n').filter(Boolean);
     } catch {
       return [];
     }
