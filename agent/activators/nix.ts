@@ -146,9 +146,12 @@ export class NixActivator implements Activator, Staging {
   private async must(argv: string[], what: string): Promise<string> {
     const r = await this.exec(argv);
     if (r.code === 0) return r.stdout;
-    throw new ActivationError(
-      `${what}: ${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${r.stderr.trim().slice(-600)}`,
-    );
+    throw new ActivationError(`${what}: ${this.failure(argv, r)}`);
+  }
+
+  /** What a failed command did, for a message: argv, how it ended, the tail of its stderr. */
+  private failure(argv: string[], r: RunResult): string {
+    return `${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${r.stderr.trim().slice(-600)}`;
   }
 
   // ---- generations -------------------------------------------------------------------------------
@@ -336,14 +339,10 @@ export class NixActivator implements Activator, Staging {
       const held = await this.holdPending(target);
       if (held === null) return;
       // Collected between the fetch and the root (a GC in that instant): the next cycle fetches again.
-      if (!refusal?.integrity)
-        refusal = new ClosureRefused(
-          'NixFailed',
-          target,
-          cache,
-          `fetched, but not rooted: ${held}`,
-        );
-      break;
+      this.releasePending();
+      throw refusal?.integrity
+        ? refusal
+        : new ClosureRefused('NixFailed', target, cache, `fetched, but not rooted: ${held}`);
     }
     // Nix refuses a bad closure only while fetching it: a refused target is never valid here. With no
     // cache delivering, holding it is the validity check (it succeeds only for a valid path).
@@ -379,8 +378,7 @@ export class NixActivator implements Activator, Staging {
       this.pendingRoot,
     ];
     const r = await this.exec(argv);
-    if (r.code === 0) return null;
-    return `${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${lastError(r.stderr)}`;
+    return r.code === 0 ? null : this.failure(argv, r);
   }
 
   /** Drops the pending root (Nix's GC skips the dangling auto link it leaves, as for a removed `result`). */
