@@ -2,7 +2,9 @@
 //   0. fetch the target's closure, signed by a key of the verified trust root (fetchTarget, run by the
 //      cycle before the switch-inhibitor gate, which needs the closure): nothing is touched before
 //   1. persist (fsync) the pending record: target, exact previous generation, deadline, boot id
-//   2. switch
+//   2. switch: for activators that stage (nix), the generation is created while the `started` ack is
+//      posted and recorded in the pending record; the switch script runs only after the post. A run
+//      killed before the switch returned is undone (the previous generation restored), never resumed
 //   3. probes until `healthyPassesRequired` consecutive passes
 //   4. post a signed `healthy` ack and read it back through the control plane
 //   5. confirmed -> clear the pending record; otherwise, at the deadline, restore the recorded
@@ -28,6 +30,7 @@ import type { AckSync } from './ack-sync.ts';
 import {
   ActivationError,
   canReboot,
+  canStage,
   isClosureRefused,
   type Activator,
   type Generation,
@@ -406,9 +409,24 @@ export async function activate(
     fromGeneration: previous.number,
     deadline: p.deadline,
   });
-  await beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
+  // The generation is created while the started ack is posted (staging changes neither the running
+  // system nor the boot entry); the switch itself waits for the post: the started ack is the host's
+  // disruption-budget slot.
+  const act = ctx.activator;
+  const [posted, staging] = await Promise.allSettled([
+    beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx)),
+    canStage(act) ? act.stage(m.target) : Promise.resolve(null),
+  ]);
+  if (posted.status === 'rejected') throw posted.reason;
+  const staged = staging.status === 'fulfilled' ? staging.value : null;
+  if (staged) {
+    writePending(ctx.state, { ...p, staged });
+    ctx.log.info('staged', { target: m.target, generation: staged.number });
+  }
   try {
-    await ctx.activator.switch(m.target);
+    if (staging.status === 'rejected') throw staging.reason;
+    if (staged && canStage(act)) await act.switchStaged(staged);
+    else await act.switch(m.target);
   } catch (e) {
     const reason = `activation failed: ${(e as Error).message}`;
     ctx.log.error('switch-failed', { target: m.target, reason });
@@ -441,15 +459,21 @@ export async function recover(ctx: AgentContext): Promise<RecoverOutcome> {
       `activation of ${p.target} was not confirmed before its deadline ${p.deadline}`,
     );
   }
-  const current = await ctx.activator.currentGeneration();
-  if (p.phase === 'switching' && current.path !== p.target) {
-    // Killed before the switch completed: the system may be half-switched. Restore the exact
-    // generation recorded; the reconciler may start the activation again on this same run.
-    ctx.log.warn('interrupted-switch', { target: p.target, restoring: p.previous.number });
+  if (p.phase === 'switching') {
+    // Killed before the switch returned: the profile may point at a staged generation of the target
+    // whose switch script never ran (or ran partly), so the profile saying "target" proves nothing.
+    // Never resume it: restore the exact generation recorded; the reconciler may start the
+    // activation again on this same run, with a generation of its own.
+    ctx.log.warn('interrupted-switch', {
+      target: p.target,
+      restoring: p.previous.number,
+      staged: p.staged?.number ?? null,
+    });
     await ctx.activator.rollback({ number: p.previous.number, path: p.previous.path });
     clearPending(ctx.state);
     return 'interrupted-switch-undone';
   }
+  const current = await ctx.activator.currentGeneration();
   if (current.path !== p.target && current.path === p.previous.path) {
     // Already rolled back (by safetyRecovery, or a run killed inside rollbackPending): finish it.
     await rollbackPending(

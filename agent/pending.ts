@@ -29,7 +29,16 @@ export const PendingRecord = z.strictObject({
     .strictObject({ mode: ComplianceMode, runtime: z.array(RuntimeControl).max(32) })
     .optional(),
   /**
-   * `switching` until the switch returned; `switched` after. The reboot path (activation.ts):
+   * The generation created for the target before its switch script ran (activators that stage: nix),
+   * written once it exists. Informational: a record still `switching` is undone by restoring
+   * `previous`, never by running this one.
+   */
+  staged: z
+    .strictObject({ number: z.number().int().min(1), path: z.string().min(1).max(1024) })
+    .optional(),
+  /**
+   * `switching` until the switch returned (the profile may already hold a staged generation of the
+   * target that never ran); `switched` after. The reboot path (activation.ts):
    * `booting` = staged with `boot`, reboot requested (bootId = the boot before it); `booted` = running
    * the target after that reboot, in its confirm window; `rebooting-back` = not confirmed, the previous
    * generation staged with `boot` and a reboot requested (bootId = the boot before that one).

@@ -5,7 +5,9 @@
 //          timed around the command by a Node process inside that host's namespace;
 //   agent: `nixfleet agent --once` on another such host (own mount namespace), from its `fetching` log
 //          line (every gate passed: the decision to activate) to its `healthy` line (switched, probe
-//          passed): fetch + profile generation + switch-to-configuration + started/activated acks + probe.
+//          passed). Columns: fetch (`nix copy` + the pending GC root), pending record, the started ack
+//          posted while the generation is created (`nix-env --set`), switch-to-configuration, then
+//          activated ack + probe.
 // The system is tests/fixtures/nix-systems#bench50m (v1 plus 50 MB of random bytes, built once per
 // machine); the cache is uncompressed (random bytes do not compress, so xz would only add CPU on both
 // sides equally). Each round measures both on fresh hosts, in alternating order, each after a `sync`;
@@ -68,7 +70,8 @@ export default async function bench(): Promise<void> {
       floor: number;
       agent: number;
       fetch: number;
-      start: number;
+      record: number;
+      stage: number;
       switch: number;
       confirm: number;
     }[] = [];
@@ -96,8 +99,9 @@ export default async function bench(): Promise<void> {
       return {
         agent: at('healthy') - at('fetching'),
         fetch: at('decision') - at('fetching'),
-        start: at('switching') - at('decision'),
-        switch: at('switched') - at('switching'),
+        record: at('switching') - at('decision'),
+        stage: at('staged') - at('switching'),
+        switch: at('switched') - at('staged'),
         confirm: at('healthy') - at('switched'),
       };
     };
@@ -127,13 +131,19 @@ export default async function bench(): Promise<void> {
     );
     console.log('');
     console.log(
-      '| round | first | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch (prepare) | started ack | generation + switch | activated ack + probe | agent / floor |',
+      '| round | first | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch + GC root | pending record | started ack ∥ generation | switch script | activated ack + probe | agent / floor |',
     );
-    console.log('|---|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
     rows.forEach((r, i) =>
       console.log(
-        `| ${i + 1} | ${r.first} | ${r.floor.toFixed(0)} | ${r.agent.toFixed(0)} | ${r.fetch} | ${r.start} | ${r.switch} | ${r.confirm} | ${(r.agent / r.floor).toFixed(2)} |`,
+        `| ${i + 1} | ${r.first} | ${r.floor.toFixed(0)} | ${r.agent.toFixed(0)} | ${r.fetch} | ${r.record} | ${r.stage} | ${r.switch} | ${r.confirm} | ${(r.agent / r.floor).toFixed(2)} |`,
       ),
+    );
+    const col = (k: 'fetch' | 'record' | 'stage' | 'switch' | 'confirm') =>
+      median(rows.map((r) => r[k])).toFixed(0);
+    console.log('');
+    console.log(
+      `medians, ms: floor ${median(rows.map((r) => r.floor)).toFixed(0)}, agent ${median(rows.map((r) => r.agent)).toFixed(0)} = fetch + GC root ${col('fetch')}, pending record ${col('record')}, started ack ∥ generation ${col('stage')}, switch script ${col('switch')}, activated ack + probe ${col('confirm')}`,
     );
     console.log('');
     console.log(

@@ -59,6 +59,23 @@ export function canReboot(a: Activator): a is Activator & RebootCapable {
   );
 }
 
+/**
+ * Activators whose switch has two steps (nix: a profile generation, then its switch script). The first
+ * changes neither the running system nor the boot entry, so the agent runs it while the `started` ack
+ * is posted and only the second after the post. `switch(target)` is both, one after the other.
+ */
+export interface Staging {
+  /** A new generation running `target`, made the profile's current one; returns it. */
+  stage(target: string): Promise<Generation>;
+  /** Activates `staged` (its switch script); refuses when the profile no longer points at it. */
+  switchStaged(staged: Generation): Promise<void>;
+}
+
+export function canStage(a: Activator): a is Activator & Staging {
+  const s = a as Partial<Staging>;
+  return typeof s.stage === 'function' && typeof s.switchStaged === 'function';
+}
+
 export interface ClosureSource {
   /** Binary caches to fetch from, in order (the manifest's `cacheUrl`). */
   cacheUrls: readonly string[];

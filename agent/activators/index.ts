@@ -24,9 +24,9 @@ export function createActivator(
     case 'command':
       return new CommandActivator(config);
     case 'nix':
-      return new NixActivator(config, context);
+      return new NixActivator(config, { ...context, stateDir: state.root });
   }
 }
 
-export { ActivationError, canReboot, isClosureRefused } from './activator.ts';
-export type { Activator, Generation, RebootCapable } from './activator.ts';
+export { ActivationError, canReboot, canStage, isClosureRefused } from './activator.ts';
+export type { Activator, Generation, RebootCapable, Staging } from './activator.ts';

@@ -1,14 +1,16 @@
 // The real activator for NixOS hosts (the default there).
 //   prepare:  fetch the target's closure from the release's cache, Nix checking every signature against
-//             exactly the trust root's cache keys; nothing else is touched before this succeeded.
-//   switch:   a new generation of the system profile, then `<target>/bin/switch-to-configuration switch`.
+//             exactly the trust root's cache keys; nothing else is touched before this succeeded. The
+//             fetched closure is a GC root (`<stateDir>/gcroots/pending`) until a generation holds it.
+//   stage:    a new generation of the system profile (neither the running system nor the boot entry
+//             changes); switchStaged: then `<target>/bin/switch-to-configuration switch`. switch = both.
 //   rollback: the recorded generation number again (profile + that generation's switch-to-configuration).
 //   boot:     a new generation, then `switch-to-configuration boot` (the reboot path runs it next boot).
 // Every command is an argv array (execFile, no shell); values never become part of a command line
 // that something parses.
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { existsSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import {
@@ -18,6 +20,7 @@ import {
   type ClosureRefusedCode,
   type ClosureSource,
   type Generation,
+  type Staging,
 } from './activator.ts';
 import { failureReason, runArgv, type RunResult } from './run.ts';
 
@@ -102,15 +105,29 @@ export interface ActivatorContext {
   caFile?: string;
 }
 
-export class NixActivator implements Activator {
+/** The nix activator also keeps a file of its own: the pending closure's GC root, in the state dir. */
+export interface NixActivatorContext extends ActivatorContext {
+  /** The agent's state directory. */
+  stateDir: string;
+}
+
+/**
+ * Where the fetched target is rooted between `prepare` and its generation: an indirect root (Nix links
+ * it from /nix/var/nix/gcroots/auto), so removing this one link releases it.
+ */
+export const PENDING_GC_ROOT = join('gcroots', 'pending');
+
+export class NixActivator implements Activator, Staging {
   readonly kind = 'nix';
   /** CA bundle for https caches: the config's own, else the agent's fleet CA; null = Nix's default. */
   private readonly sslCertFile: string | null;
+  private readonly pendingRoot: string;
   constructor(
     private readonly config: NixActivatorConfig,
-    context: ActivatorContext = {},
+    context: NixActivatorContext,
   ) {
     this.sslCertFile = config.sslCertFile ?? context.caFile ?? null;
+    this.pendingRoot = join(context.stateDir, PENDING_GC_ROOT);
   }
 
   private bin(name: string): string {
@@ -129,9 +146,12 @@ export class NixActivator implements Activator {
   private async must(argv: string[], what: string): Promise<string> {
     const r = await this.exec(argv);
     if (r.code === 0) return r.stdout;
-    throw new ActivationError(
-      `${what}: ${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${r.stderr.trim().slice(-600)}`,
-    );
+    throw new ActivationError(`${what}: ${this.failure(argv, r)}`);
+  }
+
+  /** What a failed command did, for a message: argv, how it ended, the tail of its stderr. */
+  private failure(argv: string[], r: RunResult): string {
+    return `${JSON.stringify(argv)} ${failureReason(r, this.config.timeoutMs)}: ${r.stderr.trim().slice(-600)}`;
   }
 
   // ---- generations -------------------------------------------------------------------------------
@@ -179,8 +199,9 @@ export class NixActivator implements Activator {
    * own `nix-env --set` rather than writing the links here: it registers the path with a garbage
    * collection that may be running and checks it is valid before linking it. `substituters` empty: a
    * target that vanished since `prepare` fails here instead of being fetched from the host's caches.
+   * The generation now holds the closure: the pending root is released.
    */
-  private async addGeneration(target: string): Promise<void> {
+  private async addGeneration(target: string): Promise<Generation> {
     await this.must(
       [
         this.bin('nix-env'),
@@ -194,6 +215,13 @@ export class NixActivator implements Activator {
       ],
       `adding a generation of ${this.config.profile} for ${target}`,
     );
+    this.releasePending();
+    const added = await this.currentGeneration();
+    if (added.path !== target)
+      throw new ActivationError(
+        `${this.config.profile}: generation ${added.number} runs ${added.path} after adding one for ${target}`,
+      );
+    return added;
   }
 
   private async runSwitchScript(system: string, action: SwitchAction): Promise<void> {
@@ -203,21 +231,36 @@ export class NixActivator implements Activator {
     );
   }
 
-  /** A new generation for `target`, then its switch script with `action`; returns the generation before. */
-  private async activateNew(target: string, action: SwitchAction): Promise<Generation> {
-    const previous = await this.currentGeneration();
-    await this.addGeneration(target);
-    await this.runSwitchScript(target, action);
-    return previous;
+  /**
+   * Makes `target` the profile's newest generation and returns it. Changes neither the running system
+   * nor the boot entry (only the switch script does), so it may run while the started ack is posted.
+   */
+  async stage(target: string): Promise<Generation> {
+    return this.addGeneration(target);
+  }
+
+  /** The staged generation's own `switch-to-configuration switch`, if the profile still points at it. */
+  async switchStaged(staged: Generation): Promise<void> {
+    const current = await this.currentGeneration();
+    if (current.number !== staged.number || current.path !== staged.path)
+      throw new ActivationError(
+        `${this.config.profile}: generation ${current.number} (${current.path}) is current, not the staged generation ${staged.number} (${staged.path})`,
+      );
+    await this.runSwitchScript(staged.path, 'switch');
   }
 
   async switch(target: string): Promise<Generation> {
-    return this.activateNew(target, 'switch');
+    const previous = await this.currentGeneration();
+    await this.switchStaged(await this.stage(target));
+    return previous;
   }
 
   /** Makes `target` the default boot entry without changing the running system. */
   async boot(target: string): Promise<Generation> {
-    return this.activateNew(target, 'boot');
+    const previous = await this.currentGeneration();
+    await this.addGeneration(target);
+    await this.runSwitchScript(target, 'boot');
+    return previous;
   }
 
   /**
@@ -241,9 +284,10 @@ export class NixActivator implements Activator {
   /**
    * Generation `to.number` by number (never "one step back"), checked to still run `to.path`, then its
    * switch script. `switch` is skipped when that system already runs; `boot` only writes the boot entry
-   * and is cheap to repeat.
+   * and is cheap to repeat. The activation is abandoned: a closure still pending is released.
    */
   private async restore(to: Generation, action: SwitchAction): Promise<void> {
+    this.releasePending();
     const recorded = this.generationPath(to.number);
     if (recorded !== to.path)
       throw new ActivationError(
@@ -278,22 +322,32 @@ export class NixActivator implements Activator {
    * One `nix copy` per cache, which both fetches and lets Nix check every signature. A target already
    * in the store costs the same single process (Nix finds it valid and copies nothing), so validity is
    * asked separately only when no cache delivered: built locally, or fetched in an earlier cycle
-   * while the cache is down now.
+   * while the cache is down now. Either way the target ends rooted (holdPending) until `stage` or
+   * `boot` gives it a generation, or a rollback abandons it; a refusal releases any earlier root.
    */
   async prepare(target: string, from: ClosureSource): Promise<void> {
     let refusal: ClosureRefused | undefined;
     for (const cache of from.cacheUrls) {
       try {
         await this.fetchFrom(target, cache, from.cacheKeys);
-        return;
       } catch (e) {
         if (!(e instanceof ClosureRefused)) throw e;
         // An integrity refusal is the more important news: keep it over a later cache being down.
         if (!refusal?.integrity) refusal = e;
+        continue;
       }
+      const held = await this.holdPending(target);
+      if (held === null) return;
+      // Collected between the fetch and the root (a GC in that instant): the next cycle fetches again.
+      this.releasePending();
+      throw refusal?.integrity
+        ? refusal
+        : new ClosureRefused('NixFailed', target, cache, `fetched, but not rooted: ${held}`);
     }
-    // Nix refuses a bad closure only while fetching it: a refused target is never valid here.
-    if (!refusal?.integrity && (await this.isValid(target))) return;
+    // Nix refuses a bad closure only while fetching it: a refused target is never valid here. With no
+    // cache delivering, holding it is the validity check (it succeeds only for a valid path).
+    if (!refusal?.integrity && (await this.holdPending(target)) === null) return;
+    this.releasePending();
     throw (
       refusal ??
       new ClosureRefused(
@@ -305,8 +359,31 @@ export class NixActivator implements Activator {
     );
   }
 
-  private async isValid(path: string): Promise<boolean> {
-    return (await this.exec([this.bin('nix-store'), '--check-validity', path])).code === 0;
+  /**
+   * Roots `target` at the pending root with Nix's own `nix-store --realise --add-root` (the indirect
+   * root link in /nix/var/nix/gcroots/auto is Nix's to write), replacing the root of an earlier
+   * prepare. `substituters` empty: it realises nothing, so it succeeds only for a valid path. Returns
+   * null when held, else why not.
+   */
+  private async holdPending(target: string): Promise<string | null> {
+    mkdirSync(dirname(this.pendingRoot), { recursive: true, mode: 0o700 });
+    const argv = [
+      this.bin('nix-store'),
+      '--option',
+      'substituters',
+      '',
+      '--realise',
+      target,
+      '--add-root',
+      this.pendingRoot,
+    ];
+    const r = await this.exec(argv);
+    return r.code === 0 ? null : this.failure(argv, r);
+  }
+
+  /** Drops the pending root (Nix's GC skips the dangling auto link it leaves, as for a removed `result`). */
+  private releasePending(): void {
+    rmSync(this.pendingRoot, { force: true });
   }
 
   private async fetchFrom(target: string, cache: string, keys: readonly string[]): Promise<void> {

@@ -34,7 +34,9 @@ import { Quarantine } from '../../agent/quarantine.ts';
 import { AckJournal } from '../../agent/ack-journal.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import { makeLab, labFleet } from './lab-fleet.ts';
-import { PendingRecord } from '../../agent/pending.ts';
+import { PendingRecord, writePending } from '../../agent/pending.ts';
+import { isoTime } from '../../protocol/index.ts';
+import { PENDING_GC_ROOT } from '../../agent/activators/nix.ts';
 
 let ready = false;
 let work: string;
@@ -160,6 +162,67 @@ test('rollback restores the exact recorded generation number, runs its switch, a
     `switch ${sys.v2}`,
   ]);
   assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v2);
+});
+
+/** Where the pending root of the driver's activator points (null: no root). */
+function pendingRoot(host: NixTestHost): string | null {
+  try {
+    return readlinkSync(join(host.activatorStateDir, PENDING_GC_ROOT));
+  } catch {
+    return null;
+  }
+}
+
+/** `nix-store --gc` inside the host's own namespace (its own /nix): collects whatever is not rooted. */
+async function collectGarbage(host: NixTestHost): Promise<void> {
+  const r = await host.exec(['nix-store', '--gc']);
+  assert.is(r.code, 0, r.stderr);
+}
+
+test('the fetched closure is a GC root until its generation exists: a garbage collection between fetch and switch does not take it', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  const [prepared] = await host.driver([
+    { op: 'prepare', target: sys.v2, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+  ]);
+  value(prepared);
+  assert.is(pendingRoot(host), sys.v2, 'rooted by prepare');
+  await collectGarbage(host);
+  const r = await host.driver([
+    { op: 'valid', path: sys.v2 },
+    { op: 'switch', target: sys.v2 },
+    { op: 'current' },
+  ]);
+  assert.is(value(r[0]), true, 'the collection left the fetched target');
+  value(r[1]);
+  assert.equal(value(r[2]), { number: 2, path: sys.v2 });
+  assert.is(pendingRoot(host), null, 'the generation holds it now: the pending root is gone');
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
+
+  // Abandoned (rollback) -> released: the next collection takes the abandoned closure.
+  const abandoned = await host.driver([
+    {
+      op: 'prepare',
+      target: sys.unhealthy,
+      cacheUrls: [caches.good],
+      cacheKeys: [good.publicKey],
+    },
+    { op: 'rollback', to: { number: 2, path: sys.v2 } },
+  ]);
+  abandoned.forEach((x) => value(x));
+  assert.is(pendingRoot(host), null, 'a rollback releases the pending root');
+  await collectGarbage(host);
+  const [gone] = await host.driver([{ op: 'valid', path: sys.unhealthy }]);
+  assert.is(value(gone), false, 'the collection works here: the released closure is collected');
+
+  // Refused -> released: a refusal leaves no root of an earlier prepare behind.
+  const refused = await host.driver([
+    { op: 'prepare', target: sys.v3, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'prepare', target: sys.v4, cacheUrls: [caches.unsigned], cacheKeys: [good.publicKey] },
+  ]);
+  value(refused[0]);
+  assert.is(refusal(refused[1]).code, 'NotInCache');
+  assert.is(pendingRoot(host), null, 'a refusal releases the pending root');
 });
 
 test('unsigned closure, key not in the root, tampered NAR: each refused with a typed error, profile untouched', async () => {
@@ -419,6 +482,85 @@ test('through the agent cycle: an unsigned closure -> failed ack, quarantine, pr
     assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
     const [valid] = await host.driver([{ op: 'valid', path: sys.v2 }]);
     assert.is(value(valid), false);
+  } finally {
+    await lab.close();
+  }
+});
+
+test('killed between staging and switching: the staged generation never becomes current silently; the recorded generation is restored, then the activation runs again', async () => {
+  if (!ready || !requireTool('openssl', 'lab PKI')) return;
+  const host = await hostOnV1();
+  // What a run killed after `stage` leaves: the profile on a generation of the target whose switch
+  // script never ran, v1 still running (and healthy), the pending record `switching` naming the staged one.
+  const [prepared, staged] = await host.driver([
+    { op: 'prepare', target: sys.v2, cacheUrls: [caches.good], cacheKeys: [good.publicKey] },
+    { op: 'stage', target: sys.v2 },
+  ]);
+  value(prepared);
+  assert.equal(value(staged), { number: 2, path: sys.v2 });
+  assert.is(host.profileGeneration(), 2);
+  assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v1);
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`], 'staging ran no switch script');
+
+  const lab = makeLab(['n1'], { activator: () => host.activatorConfig() });
+  try {
+    const fleet = labFleet(lab, {
+      prod: { hosts: { n1: sys.v2 }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 120 },
+    });
+    fleet.policies['p-prod']!.probes = [
+      {
+        kind: 'command',
+        name: 'health',
+        argv: ['grep', '-qx', 'ok', join(host.dir, 'health')],
+        expectExit: 0,
+        timeoutMs: 5000,
+      },
+    ];
+    const published = lab.publish(fleet);
+    await lab.startControlPlane();
+    const cfg = lab.agentConfig('n1', { probeIntervalMs: 300 });
+    const state = new StateDir(cfg.stateDir);
+    const now = Date.now();
+    writePending(state, {
+      target: sys.v2,
+      previous: { number: 1, path: sys.v1 },
+      deadline: isoTime(now + 120_000),
+      bootId: null,
+      releaseVersion: published.version,
+      rolloutId: published.rolloutIds['prod']!,
+      startedAt: isoTime(now),
+      probes: fleet.policies['p-prod']!.probes,
+      healthyPassesRequired: 1,
+      phase: 'switching',
+      staged: { number: 2, path: sys.v2 },
+    });
+    const [run] = await host.driver([{ op: 'agent', config: cfg }]);
+    const { outcome, log } = value<AgentRun>(run);
+    const events = log.map((e) => e['event']);
+    const undone = log.find((e) => e['event'] === 'interrupted-switch');
+    assert.ok(
+      undone && undone['restoring'] === 1 && undone['staged'] === 2,
+      JSON.stringify(events),
+    );
+    assert.not.ok(events.includes('resuming-confirm-window'), JSON.stringify(events));
+    // Then the same run activated v2 for real: a generation of its own, and v2's switch script ran.
+    assert.equal(
+      [outcome.kind, outcome.decision, outcome.acted],
+      ['decided', 'activate', 'confirmed'],
+      JSON.stringify(outcome),
+    );
+    const switching = log.find((e) => e['event'] === 'switching');
+    assert.ok(
+      events.indexOf('interrupted-switch') < events.indexOf('switching') &&
+        switching?.['fromGeneration'] === 1,
+      'restored to generation 1 before activating again',
+    );
+    // nix-env reuses the newest generation when it already runs the target: 2 again, now switched.
+    assert.equal(host.generations(), [1, 2]);
+    assert.is(host.profileGeneration(), 2);
+    assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
+    assert.is(readlinkSync(join(host.dir, 'current-system')), sys.v2);
+    assert.is(state.read('pending.json', PendingRecord), undefined);
   } finally {
     await lab.close();
   }

@@ -1,6 +1,6 @@
 // Runs inside a test host's mount namespace (tests/support/nix-hosts.ts): performs NixActivator
 // operations (or one agent run) and prints one JSON array of results on the last stdout line.
-// argv[2]: {"config": NixActivatorConfig, "ops": DriverOp[]}.
+// argv[2]: {"config": NixActivatorConfig, "stateDir": the activator's state dir, "ops": DriverOp[]}.
 import { execFileSync } from 'node:child_process';
 import { NixActivator, NixActivatorConfig } from '../../agent/activators/nix.ts';
 import { ClosureRefused } from '../../agent/activators/activator.ts';
@@ -9,8 +9,14 @@ import { AgentConfig } from '../../agent/config.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import type { DriverOp, DriverResult } from './nix-hosts.ts';
 
-const input = JSON.parse(process.argv[2]!) as { config: unknown; ops: DriverOp[] };
-const activator = new NixActivator(NixActivatorConfig.parse(input.config));
+const input = JSON.parse(process.argv[2]!) as {
+  config: unknown;
+  stateDir: string;
+  ops: DriverOp[];
+};
+const activator = new NixActivator(NixActivatorConfig.parse(input.config), {
+  stateDir: input.stateDir,
+});
 
 async function perform(op: DriverOp): Promise<unknown> {
   switch (op.op) {
@@ -44,6 +50,8 @@ async function perform(op: DriverOp): Promise<unknown> {
       return activator.prepare(op.target, { cacheUrls: op.cacheUrls, cacheKeys: op.cacheKeys });
     case 'switch':
       return activator.switch(op.target);
+    case 'stage':
+      return activator.stage(op.target);
     case 'boot':
       return activator.boot(op.target);
     case 'current':

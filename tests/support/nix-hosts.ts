@@ -140,6 +140,8 @@ export type DriverOp =
   | { op: 'seed'; target: string; cache: string; key: string }
   | { op: 'prepare'; target: string; cacheUrls: string[]; cacheKeys: string[] }
   | { op: 'switch'; target: string }
+  /** A new generation only (the switch script not run). */
+  | { op: 'stage'; target: string }
   | { op: 'boot'; target: string }
   | { op: 'current' }
   | { op: 'rollback'; to: { number: number; path: string } }
@@ -159,12 +161,15 @@ export type DriverResult =
 export class NixTestHost {
   readonly nixDir: string;
   readonly confFile: string;
+  /** The state dir of the driver's activator (the agent runs use their own): its pending GC root. */
+  readonly activatorStateDir: string;
   constructor(
     readonly dir: string,
     nixConf = 'sandbox = false\n',
   ) {
     this.nixDir = join(dir, 'nix');
     this.confFile = join(dir, 'nix.conf');
+    this.activatorStateDir = join(dir, 'activator-state');
     mkdirSync(this.nixDir, { recursive: true });
     mkdirSync(join(dir, 'home'), { recursive: true });
     writeFileSync(this.confFile, nixConf);
@@ -237,7 +242,11 @@ export class NixTestHost {
     ops: DriverOp[],
     opts: { config?: NixActivatorConfig; env?: Record<string, string> } = {},
   ): Promise<DriverResult[]> {
-    const input = JSON.stringify({ config: opts.config ?? this.activatorConfig(), ops });
+    const input = JSON.stringify({
+      config: opts.config ?? this.activatorConfig(),
+      stateDir: this.activatorStateDir,
+      ops,
+    });
     const r = await this.exec([process.execPath, '--import', 'tsx', DRIVER, input], {
       ...(opts.env ? { env: opts.env } : {}),
     });

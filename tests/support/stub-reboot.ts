@@ -50,7 +50,7 @@ function defaultEntry(dir: string): string {
 /** The host boots: new boot id, the default entry's system runs with its health. Returns that system. */
 export function bootDefaultEntry(dir: string, bootId: string): string {
   const booted = defaultEntry(dir);
-  const health = /^\s*echo (\w+) > "\$dir\/health\.new"$/m.exec(
+  const health = /^\s*echo (\w+) > "\$dir\/health"$/m.exec(
     readFileSync(join(booted, 'bin', 'switch-to-configuration'), 'utf8'),
   )?.[1];
   if (!health) throw new Error(`${booted}: its switch script writes no health verdict`);
