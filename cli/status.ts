@@ -156,14 +156,17 @@ Options:
           throw e;
         }
       } else {
-        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet none.
+        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
+        // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache
+        // (a store holds what its last run used: sharing one, each would evict the other's entries).
         const store = openVerifiedAckStore(
           values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
-          'status',
+          values.host === undefined ? 'status' : 'status-host',
         );
         state = await loadFleetState(values.tree!, pinned, {
           ...opts,
           manifests: values.host === undefined ? [] : [values.host],
+          ...(values.host === undefined ? {} : { host: values.host }),
           ackCache: store.cache,
           memo: store.documents,
           ackLogs,

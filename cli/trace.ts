@@ -27,6 +27,7 @@ import {
   loadAckHistory,
   renderTrace,
   traceReport,
+  traceScope,
   type TraceSubject,
 } from '../read-side/index.ts';
 
@@ -131,7 +132,9 @@ Options:
         }),
         manifests,
       );
-      const history = loadAckHistory(tree, release, log, store.cache, replicaLogs);
+      // Only the acks the subject's gates read: its channel's, its gating channels', its budgets' members'.
+      const scope = traceScope(release, subject);
+      const history = loadAckHistory(tree, release, log, store.cache, replicaLogs, scope.hosts);
       store.save();
       const report = traceReport(release, history, subject, {
         now,
@@ -139,6 +142,7 @@ Options:
         until,
         stepSeconds: stepText === undefined ? undefined : Number(stepText),
         stale,
+        scope,
       });
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;
