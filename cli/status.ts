@@ -157,8 +157,8 @@ Options:
         }
       } else {
         // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
-        // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache
-        // (a store holds what its last run used: sharing one, each would evict the other's entries).
+        // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
+        // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
         const store = openVerifiedAckStore(
           values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
           values.host === undefined ? 'status' : 'status-host',
@@ -167,7 +167,9 @@ Options:
           ...opts,
           manifests: values.host === undefined ? [] : [values.host],
           ...(values.host === undefined ? {} : { host: values.host }),
-          ackCache: store.cache,
+          ...(values.host === undefined
+            ? { ackCache: store.cache }
+            : { ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
           memo: store.documents,
           ackLogs,
         });

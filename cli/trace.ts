@@ -134,7 +134,9 @@ Options:
       );
       // Only the acks the subject's gates read: its channel's, its gating channels', its budgets' members'.
       const scope = traceScope(release, subject);
-      const history = loadAckHistory(tree, release, log, store.cache, replicaLogs, scope.hosts);
+      // One ack cache per scope (its channel), so traces of different channels do not evict each other's.
+      const cache = store.scopeAcks(scope.channels[0]!);
+      const history = loadAckHistory(tree, release, log, cache, replicaLogs, scope.hosts);
       store.save();
       const report = traceReport(release, history, subject, {
         now,

@@ -148,6 +148,8 @@ export type FleetStateOptions = LoadReleaseOptions & {
   tolerances?: Partial<Tolerances>;
   /** Verification results to reuse (a persisted store: operator/verified-cache.ts); the caller saves it. */
   ackCache?: AckCache;
+  /** With `host`: the cache for that host's scope, given its channel (the store's scopeAcks). */
+  ackCacheFor?: (channel: string) => AckCache;
   /**
    * Ack logs of the control plane boxes (each box's own, or one `cp merge` wrote), read with the tree's
    * acks as their union: a host's latest ack is its newest in any of them.
@@ -197,16 +199,18 @@ export async function loadFleetState(
   );
   const scope = opts.host === undefined ? null : hostScope(release, opts.host);
   const only = scope === null ? {} : { hosts: scope.hosts, bundles: false };
+  const ackCache =
+    scope !== null && opts.ackCacheFor ? opts.ackCacheFor(scope.channels[0]!) : opts.ackCache;
   const [logFile, ...replicaLogs] = opts.ackLogs ?? [];
   const acks =
     logFile === undefined
-      ? readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache, only)
+      ? readTreeAcks(acksDirOf(dir), ackTrustOf(release), ackCache, only)
       : readAckHistory({
           acksDir: acksDirOf(dir),
           logFile,
           replicaLogs,
           trust: ackTrustOf(release),
-          ...(opts.ackCache ? { cache: opts.ackCache } : {}),
+          ...(ackCache ? { cache: ackCache } : {}),
           ...only,
         });
   return fleetStateOf(release, stale, acks, opts, scope);
