@@ -47,8 +47,13 @@ export interface OperatorFixture {
   hosts: number;
   records: number;
   logBytes: number;
-  /** A host of the last wave (the one with a failure and silent hosts), for --host views. */
+  /**
+   * A host of the last wave (the one with a failure and silent hosts), for --host views: the last
+   * channel, so its view reads its channel's and the gating channel's acks (read-side/scope.ts).
+   */
   sampleHost: string;
+  /** A host of the first channel (gated by none): its view reads its own channel's acks. */
+  firstChannelHost: string;
 }
 
 /** Publishes the fleet and writes its ack history into `dir` (tree at dir/tree, pinned root at dir/root.json). */
@@ -170,7 +175,17 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   }
   // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
   refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
-  return { tree, rootFile, now: isoTime(end), hosts, records, logBytes, sampleHost };
+  const firstChannelHost = release0.plans[channels[0]!]!.waves[0]!.hosts[0]!;
+  return {
+    tree,
+    rootFile,
+    now: isoTime(end),
+    hosts,
+    records,
+    logBytes,
+    sampleHost,
+    firstChannelHost,
+  };
 }
 
 interface Cost {
@@ -222,6 +237,11 @@ export default async function operatorBench(): Promise<void> {
         ['nixfleet status --problems, warm', [BIN, 'status', ...warm, '--problems'], [0]],
         ['nixfleet status --host H, warm', [BIN, 'status', ...warm, '--host', f.sampleHost], [0]],
         [
+          'nixfleet status --host H1 (first channel), warm',
+          [BIN, 'status', ...warm, '--host', f.firstChannelHost],
+          [0],
+        ],
+        [
           'nixfleet trace --host H, cold (--no-cache)',
           [BIN, 'trace', ...common, '--no-cache', '--host', f.sampleHost],
           [0],
@@ -229,6 +249,11 @@ export default async function operatorBench(): Promise<void> {
         [
           'nixfleet trace --host H, warm cache',
           [BIN, 'trace', ...warm, '--host', f.sampleHost],
+          [0],
+        ],
+        [
+          'nixfleet trace --host H1 (first channel), warm',
+          [BIN, 'trace', ...warm, '--host', f.firstChannelHost],
           [0],
         ],
       ];
@@ -249,7 +274,9 @@ export default async function operatorBench(): Promise<void> {
         );
       });
       if (process.env.OPERATOR_BENCH_KEEP)
-        console.log(`kept: ${dir} (host ${f.sampleHost}, now ${f.now})`);
+        console.log(
+          `kept: ${dir} (host ${f.sampleHost}, first-channel host ${f.firstChannelHost}, now ${f.now})`,
+        );
     } finally {
       if (!process.env.OPERATOR_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
     }

@@ -67,7 +67,9 @@ revocations, controls, release index, budgets, every channel plan), except the h
 the view does not show: with --host, that host's manifest is verified as its agent verifies it; the
 audit of every manifest is \`nixfleet verify\`. Reads the acks in DIR/acks (each host's latest ack and
 the per-wave bundles) and verifies every one against the host key of the signed release; acks that do
-not verify are not counted and are listed as rejected. Then runs
+not verify are not counted and are listed as rejected. With --host, only the acks that host's gates
+read are read and verified (its channel's hosts, those of the channels gating it and its budgets'
+members; their latest-ack files, no bundles). Then runs
 the reconciler's fleet view and prints: the release and the timestamp's freshness, per channel the
 rollout state and each wave's progress, the disruption budgets, and a host table (phase, current and
 target closure, age of the last ack, and for a waiting host the gate that holds it and why).
@@ -156,15 +158,20 @@ Options:
           throw e;
         }
       } else {
-        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet none.
+        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
+        // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
+        // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
         const store = openVerifiedAckStore(
           values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
-          'status',
+          values.host === undefined ? 'status' : 'status-host',
         );
         state = await loadFleetState(values.tree!, pinned, {
           ...opts,
           manifests: values.host === undefined ? [] : [values.host],
-          ackCache: store.cache,
+          ...(values.host === undefined ? {} : { host: values.host }),
+          ...(values.host === undefined
+            ? { ackCache: store.cache }
+            : { ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
           memo: store.documents,
           ackLogs,
         });

@@ -27,6 +27,7 @@ import {
   loadAckHistory,
   renderTrace,
   traceReport,
+  traceScope,
   type TraceSubject,
 } from '../read-side/index.ts';
 
@@ -51,7 +52,10 @@ and for how long, and when it activated, confirmed, soaked or failed.
 The history is the ack endpoint's append-only log (--acks-log FILE; default DIR/.ack-log/acks.log when
 DIR is a control plane directory) plus the acks in DIR/acks. With several control plane boxes, give
 --acks-log once per box (or a log \`nixfleet cp merge\` wrote): the history is their union. Every ack is verified against the host key
-of the signed release; acks that do not verify are not counted and are listed as rejected. Without a
+of the signed release; acks that do not verify are not counted and are listed as rejected. Only the
+acks the subject's gates read are read (its channel's hosts, those of the channels gating it and its
+budgets' members; log records of other hosts are skipped unread), and the default period starts at
+the first of them. Without a
 log only each host's latest ack is known, so the trace shows the current state, not the history.
 
 When every signature verifies but the timestamp has expired, the trace of the last verified release
@@ -131,7 +135,11 @@ Options:
         }),
         manifests,
       );
-      const history = loadAckHistory(tree, release, log, store.cache, replicaLogs);
+      // Only the acks the subject's gates read: its channel's, its gating channels', its budgets' members'.
+      const scope = traceScope(release, subject);
+      // One ack cache per scope (its channel), so traces of different channels do not evict each other's.
+      const cache = store.scopeAcks(scope.channels[0]!);
+      const history = loadAckHistory(tree, release, log, cache, replicaLogs, scope.hosts);
       store.save();
       const report = traceReport(release, history, subject, {
         now,
@@ -139,6 +147,7 @@ Options:
         until,
         stepSeconds: stepText === undefined ? undefined : Number(stepText),
         stale,
+        scope,
       });
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;

@@ -181,6 +181,16 @@ export interface ParsedLog {
   validBytes: number;
   /** Bytes after them: a torn tail (0 when the file ended cleanly). */
   tornBytes: number;
+  /** With `keep`: the 1-based line of each of `records` (lines not kept are skipped). */
+  lines?: number[];
+}
+
+export interface ParseAckLogOptions {
+  /**
+   * A reader that needs only some records (a one-host view): a complete line whose body `keep` refuses
+   * is skipped unread, neither checked against its digest nor counted as corrupt. Default: every line.
+   */
+  keep?: (body: Buffer) => boolean;
 }
 
 const TAB = 0x09;
@@ -196,8 +206,15 @@ function parseRecord(line: Buffer): LogRecord | null {
 }
 
 /** Parses a log file's bytes. Throws AckLogCorrupt on a bad record that is not at the tail. */
-export function parseAckLog(bytes: Buffer, file = ACK_LOG_FILE): ParsedLog {
+export function parseAckLog(
+  bytes: Buffer,
+  file = ACK_LOG_FILE,
+  opts: ParseAckLogOptions = {},
+): ParsedLog {
   const records: LogRecord[] = [];
+  const keep = opts.keep;
+  const lines: number[] = [];
+  let line = 0;
   let offset = 0;
   let badAt = -1;
   let badDetail = '';
@@ -210,6 +227,11 @@ export function parseAckLog(bytes: Buffer, file = ACK_LOG_FILE): ParsedLog {
       }
       break;
     }
+    line++;
+    if (keep !== undefined && !keep(bytes.subarray(offset + 72, end))) {
+      offset = end + 1;
+      continue;
+    }
     const rec = parseRecord(bytes.subarray(offset, end));
     if (rec === null) {
       if (badAt < 0) {
@@ -219,11 +241,17 @@ export function parseAckLog(bytes: Buffer, file = ACK_LOG_FILE): ParsedLog {
     } else {
       if (badAt >= 0) throw new AckLogCorrupt(file, badAt, badDetail);
       records.push(rec);
+      if (keep !== undefined) lines.push(line);
     }
     offset = end + 1;
   }
   const validBytes = badAt >= 0 ? badAt : bytes.length;
-  return { records, validBytes, tornBytes: bytes.length - validBytes };
+  return {
+    records,
+    validBytes,
+    tornBytes: bytes.length - validBytes,
+    ...(keep === undefined ? {} : { lines }),
+  };
 }
 
 export function formatRecord(rec: LogRecord): Buffer {

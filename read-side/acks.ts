@@ -8,9 +8,10 @@
 // host's hash chain across such a union (`nixfleet verify --acks`).
 import {
   closeSync,
+  constants,
   existsSync,
+  fstatSync,
   openSync,
-  readFileSync,
   readSync,
   readdirSync,
   statSync,
@@ -364,12 +365,27 @@ export class AckCollector {
 }
 
 function readCapped(path: string, maxBytes: number, label: string): Buffer {
-  const st = statSync(path);
-  // A device or FIFO reports size 0 and never ends: only regular files are read.
-  if (!st.isFile()) throw new Malformed(label, 'not a regular file');
-  const size = st.size;
-  if (size > maxBytes) throw new TooLarge(label, `${size} bytes exceeds the limit of ${maxBytes}`);
-  return readFileSync(path);
+  // One open and an fstat of what was opened (a view reads thousands of these: no separate stat by
+  // path). Non-blocking, so that opening a FIFO planted in the tree returns instead of waiting for a writer.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    // A device or FIFO reports size 0 and never ends: only regular files are read.
+    if (!st.isFile()) throw new Malformed(label, 'not a regular file');
+    const size = st.size;
+    if (size > maxBytes)
+      throw new TooLarge(label, `${size} bytes exceeds the limit of ${maxBytes}`);
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return off === size ? buf : buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The last `windowBytes` of a file, starting at a record (line) boundary; `skipped`: bytes before it. */
@@ -421,7 +437,33 @@ export interface TreeAckOptions {
    * to acks/hosts/ and to its log, so a reader that has both may skip them.
    */
   bundles?: boolean;
+  /**
+   * Only these hosts' acks (a one-host view: read-side/scope.ts viewScope): their latest-ack files,
+   * opened by name instead of listing acks/hosts/, and, from a log, only the records that claim one of
+   * them (claimedHost). Default: every host's.
+   */
+  hosts?: ReadonlySet<string>;
 }
+
+/**
+ * The host a log record's ack claims, read from its bytes without parsing them, or null (then the record
+ * is parsed and verified like any other). Only ever used to skip records of hosts a view does not read:
+ * for an ack that verifies it is exactly signed.host, because the literal `"host":"` cannot occur inside
+ * a JSON string (its quotes would be escaped) and the strict ack schema has no other key named host; an
+ * ack whose bytes claim another host (or none) may be skipped, which is no more than a control plane
+ * withholding it, and an ack counts only after it is verified as the host it names.
+ */
+export function claimedHost(body: Buffer): string | null {
+  const at = body.indexOf(HOST_KEY);
+  if (at < 0) return null;
+  const start = at + HOST_KEY.length;
+  const end = body.indexOf(0x22, start);
+  if (end < 0) return null;
+  const host = body.toString('latin1', start, end);
+  // An escape (or any byte a host name cannot hold) and the claim is not read: parse it instead.
+  return /^[A-Za-z0-9._-]+$/.test(host) ? host : null;
+}
+const HOST_KEY = Buffer.from('"host":"', 'latin1');
 
 /**
  * The acks an `acks/` directory holds: `hosts/<host>.json` (each host's latest) and
@@ -433,14 +475,18 @@ export function collectTreeAcks(
   collector: AckCollector,
   opts: TreeAckOptions = {},
 ): { latestFiles: number } {
-  const hostFiles = listDir(join(acksDir, 'hosts')).filter(
-    (f) => f.endsWith('.json') && !f.startsWith('.'),
-  );
+  // A scoped read opens its hosts' files by name (host names are the signed plans' own); a missing one is no ack.
+  const hostFiles = (
+    opts.hosts === undefined
+      ? listDir(join(acksDir, 'hosts'))
+      : [...opts.hosts].sort().map((h) => `${h}.json`)
+  ).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
   if (hostFiles.length > MAX_ACK_FILES)
     throw new TooLarge(
       'acks/hosts',
       `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
     );
+  let latestFiles = 0;
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
@@ -449,12 +495,15 @@ export function collectTreeAcks(
         source,
         f.slice(0, -'.json'.length),
       );
+      latestFiles++;
     } catch (e) {
+      if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      latestFiles++;
       if (!isVerificationError(e)) throw e;
       collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
     }
   }
-  if (opts.bundles === false) return { latestFiles: hostFiles.length };
+  if (opts.bundles === false) return { latestFiles };
   for (const ch of listDir(join(acksDir, 'channels'))) {
     if (ch.startsWith('.')) continue;
     for (const f of listDir(join(acksDir, 'channels', ch))) {
@@ -474,7 +523,7 @@ export function collectTreeAcks(
       for (const a of bundled) collector.add(a.canonical, a.source);
     }
   }
-  return { latestFiles: hostFiles.length };
+  return { latestFiles };
 }
 
 export interface AckLogOptions {
@@ -490,6 +539,8 @@ export interface AckLogOptions {
    * to open such a log), or 'reject': count no ack of the log and report the corruption as a rejection.
    */
   onCorrupt?: 'throw' | 'reject';
+  /** Only the records claiming one of these hosts (claimedHost); the others are skipped unchecked. */
+  hosts?: ReadonlySet<string>;
 }
 
 export interface AckLogRead {
@@ -550,7 +601,17 @@ export function collectAckLog(
   const skipped = read.reduce((n, r) => n + r.skipped, 0);
   let parsed;
   try {
-    parsed = read.map((r) => ({ file: r.file, ...parseAckLog(r.bytes, r.file) }));
+    const hosts = opts.hosts;
+    const keep =
+      hosts === undefined
+        ? {}
+        : {
+            keep: (body: Buffer) => {
+              const host = claimedHost(body);
+              return host === null || hosts.has(host);
+            },
+          };
+    parsed = read.map((r) => ({ file: r.file, ...parseAckLog(r.bytes, r.file, keep) }));
   } catch (e) {
     if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
     collector.rejected.push({
@@ -572,7 +633,9 @@ export function collectAckLog(
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
-    p.records.forEach((r, i) => collector.addLogRecord(r, `${source}:${i + 1}`));
+    p.records.forEach((r, i) =>
+      collector.addLogRecord(r, `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`),
+    );
     records += p.records.length;
     tornBytes += p.tornBytes;
   }
@@ -583,9 +646,14 @@ export function collectAckLog(
  * Every verified ack of a tree's acks/: latest files and bundles. The bundles add no newer ack when hosts/
  * is there, but an ack forged into one is still seen and reported (the views list rejected acks).
  */
-export function readTreeAcks(acksDir: string, trust: AckTrust, cache?: AckCache): VerifiedAcks {
+export function readTreeAcks(
+  acksDir: string,
+  trust: AckTrust,
+  cache?: AckCache,
+  opts: TreeAckOptions = {},
+): VerifiedAcks {
   const c = new AckCollector(trust, cache);
-  collectTreeAcks(acksDir, c);
+  collectTreeAcks(acksDir, c, opts);
   return c.result();
 }
 
@@ -629,10 +697,11 @@ export interface AckHistoryOptions extends TreeAckOptions {
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
   let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
-  if (o.logFile !== null) log = collectAckLog(o.logFile, collector, o.log);
+  const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
+  if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);
   const replicaLogs = (o.replicaLogs ?? []).map((file) => ({
     file,
-    ...collectAckLog(file, collector, { ...o.log, label: file }),
+    ...collectAckLog(file, collector, { ...scoped, label: file }),
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();

@@ -21,6 +21,6 @@ export type { ReleaseLoad, VerificationFailure, VerifiedRelease } from './releas
 export { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from './remote.ts';
 export { renderStatus, statusReport } from './status.ts';
 export { UnknownSubject } from './subject.ts';
-export { loadAckHistory, renderTrace, traceReport } from './trace.ts';
+export { loadAckHistory, renderTrace, traceReport, traceScope } from './trace.ts';
 export type { TraceSubject } from './trace.ts';
 export { defaultCacheDir, openVerifiedAckStore } from './verified-cache.ts';

@@ -25,6 +25,7 @@ import {
   type VerifiedAcks,
 } from './acks.ts';
 import { UnknownSubject } from './subject.ts';
+import { channelOfHost, viewScope, type ViewScope } from './scope.ts';
 import {
   loadReleaseAllowingStale,
   type LoadReleaseOptions,
@@ -139,17 +140,27 @@ export interface FleetState {
   acks: VerifiedAcks;
   input: FleetInput;
   view: FleetView;
+  /** Non-null: a one-host view (FleetStateOptions.host): only these channels shown, only these hosts' acks read. */
+  scope: ViewScope | null;
 }
 
 export type FleetStateOptions = LoadReleaseOptions & {
   tolerances?: Partial<Tolerances>;
   /** Verification results to reuse (a persisted store: operator/verified-cache.ts); the caller saves it. */
   ackCache?: AckCache;
+  /** With `host`: the cache for that host's scope, given its channel (the store's scopeAcks). */
+  ackCacheFor?: (channel: string) => AckCache;
   /**
    * Ack logs of the control plane boxes (each box's own, or one `cp merge` wrote), read with the tree's
    * acks as their union: a host's latest ack is its newest in any of them.
    */
   ackLogs?: readonly string[];
+  /**
+   * A view of this host (`status --host`): its channel's view and the budgets it reaches, over the acks
+   * its gates read (read-side/scope.ts): those hosts' latest-ack files and log records only, no bundles
+   * (the endpoint writes each ack to acks/hosts/ before bundling it). An unknown host is UnknownSubject.
+   */
+  host?: string;
 };
 
 /** The fleet at `now` from a release (fresh or stale) and the acks read for it. */
@@ -158,9 +169,19 @@ export function fleetStateOf(
   stale: StaleRelease | null,
   acks: VerifiedAcks,
   opts: FleetStateOptions,
+  scope: ViewScope | null = null,
 ): FleetState {
   const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
-  return { release, stale, acks, input, view: fleetView(input) };
+  const view = fleetView(input, scope === null ? {} : { channels: scope.channels });
+  return { release, stale, acks, input, view, scope };
+}
+
+/** The scope of a view of `host` in a verified release. */
+export function hostScope(release: VerifiedRelease, host: string): ViewScope {
+  const channel = channelOfHost(release.plans, host);
+  if (channel === null)
+    throw new UnknownSubject(`no host "${host}" in release ${release.index.version}`);
+  return viewScope(release.plans, release.budgets, [channel]);
 }
 
 /**
@@ -176,16 +197,21 @@ export async function loadFleetState(
     await loadReleaseAllowingStale(dir, pinnedRoot, opts),
     opts.manifests,
   );
+  const scope = opts.host === undefined ? null : hostScope(release, opts.host);
+  const only = scope === null ? {} : { hosts: scope.hosts, bundles: false };
+  const ackCache =
+    scope !== null && opts.ackCacheFor ? opts.ackCacheFor(scope.channels[0]!) : opts.ackCache;
   const [logFile, ...replicaLogs] = opts.ackLogs ?? [];
   const acks =
     logFile === undefined
-      ? readTreeAcks(acksDirOf(dir), ackTrustOf(release), opts.ackCache)
+      ? readTreeAcks(acksDirOf(dir), ackTrustOf(release), ackCache, only)
       : readAckHistory({
           acksDir: acksDirOf(dir),
           logFile,
           replicaLogs,
           trust: ackTrustOf(release),
-          ...(opts.ackCache ? { cache: opts.ackCache } : {}),
+          ...(ackCache ? { cache: ackCache } : {}),
+          ...only,
         });
-  return fleetStateOf(release, stale, acks, opts);
+  return fleetStateOf(release, stale, acks, opts, scope);
 }

@@ -54,7 +54,15 @@ export interface StatusReport extends Omit<FleetView, 'now' | 'hosts'> {
   hosts: StatusHost[];
   /** `--problems`: channels, waves, hosts and budgets are only those needing attention. */
   problemsOnly: boolean;
-  acks: { verified: number; rejected: AckRejection[] };
+  /**
+   * `scope` (`--host`): the acks were read for that host's view only: its channel's hosts, the gating
+   * channels' and its budgets' members (read-side/scope.ts); null: every host's.
+   */
+  acks: {
+    verified: number;
+    rejected: AckRejection[];
+    scope: { channels: string[]; hosts: number } | null;
+  };
   /** Per channel shown that has compliance facts: frameworks, mode (when a manifest was verified), failing controls. */
   compliance: ChannelCompliance[];
   findings: { revokedHosts: { host: string; detail: string }[]; unlistedManifests: string[] };
@@ -130,7 +138,14 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
     }),
     budgets,
     problemsOnly: filter.problems === true,
-    acks: { verified: state.acks.acks.length, rejected: state.acks.rejected },
+    acks: {
+      verified: state.acks.acks.length,
+      rejected: state.acks.rejected,
+      scope:
+        state.scope === null
+          ? null
+          : { channels: state.scope.channels, hosts: state.scope.hosts.size },
+    },
     compliance: channelCompliance(
       view.hosts.filter((h) => channels.some((c) => c.channel === h.channel)),
       input.acks,
@@ -287,8 +302,12 @@ export function renderStatus(r: StatusReport): string {
           `expired ${r.timestamp.expires} ` +
           `(${age(parseIsoTime(r.timestamp.expires), now)})`,
   );
+  const scope = r.acks.scope;
   out.push(
-    `acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}`,
+    `acks: ${r.acks.verified} verified${r.acks.rejected.length ? `, ${r.acks.rejected.length} REJECTED (not counted)` : ''}` +
+      (scope === null
+        ? ''
+        : ` (read for this view: the ${scope.hosts} hosts its gates read, of channel ${scope.channels.join(', ')}, the channels gating it and its budgets)`),
   );
   for (const x of r.acks.rejected)
     out.push(

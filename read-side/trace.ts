@@ -18,7 +18,8 @@ import {
   type AckRejection,
 } from './acks.ts';
 import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
-import { ackTrustOf, acksDirOf, defaultAckLogOf, type VerifiedRelease } from './load.ts';
+import { ackTrustOf, acksDirOf, defaultAckLogOf, hostScope, type VerifiedRelease } from './load.ts';
+import { viewScope, type ViewScope } from './scope.ts';
 import { UnknownSubject } from './subject.ts';
 import { duration, iso, waveLabel } from './format.ts';
 import { staleBanner } from './status.ts';
@@ -29,6 +30,7 @@ export type { AckHistory } from './acks.ts';
 /**
  * `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists.
  * `replicaLogs`: the logs of other control plane boxes, read into the same history (their union).
+ * `hosts`: only these hosts' acks (traceScope: what the subject's gates read); default every host's.
  */
 export function loadAckHistory(
   dir: string,
@@ -36,6 +38,7 @@ export function loadAckHistory(
   logFile?: string,
   cache?: AckCache,
   replicaLogs: readonly string[] = [],
+  hosts?: ReadonlySet<string>,
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   for (const f of [log, ...replicaLogs])
@@ -49,13 +52,30 @@ export function loadAckHistory(
     bundles: log === null,
     ...(cache ? { cache } : {}),
     ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
+    ...(hosts === undefined ? {} : { hosts }),
   });
 }
 
 export type TraceSubject = { host: string } | { channel: string };
 
+/**
+ * The hosts whose acks a trace of `subject` replays: its channel's, the gating channels' and its budgets'
+ * members (read-side/scope.ts). An unknown subject is UnknownSubject, as traceReport says it.
+ */
+export function traceScope(release: VerifiedRelease, subject: TraceSubject): ViewScope {
+  if ('host' in subject) return hostScope(release, subject.host);
+  if (!release.plans[subject.channel])
+    throw new UnknownSubject(
+      `no channel "${subject.channel}" in release ${release.index.version} (channels: ${Object.keys(release.plans).sort().join(', ')})`,
+    );
+  return viewScope(release.plans, release.budgets, [subject.channel]);
+}
+
 export interface TraceOptions {
-  /** ms: the traced period. Defaults: first ack .. min(now, last ack + longest soak). */
+  /**
+   * ms: the traced period. Defaults: first ack .. min(now, last ack + longest soak), of the history
+   * given (a scoped history: the acks of the hosts the subject's gates read).
+   */
   from?: number;
   until?: number;
   /** The instant the tree was verified at: the default end, so the trace never extrapolates past it. */
@@ -68,6 +88,8 @@ export interface TraceOptions {
   instants?: 'every-ack' | 'on-change';
   /** Non-null: the release is the last verified state of an expired timestamp. */
   stale?: StaleRelease | null;
+  /** The scope the history was read for (traceScope), reported with it; none: every host's acks. */
+  scope?: ViewScope;
 }
 
 export interface TraceHostReport {
@@ -103,6 +125,8 @@ export interface TraceReport {
     log: string | null;
     logRecords: number;
     logTornBytes: number;
+    /** Non-null: only these hosts' acks were read (traceScope); logRecords counts the records read. */
+    scope: { channels: string[]; hosts: number } | null;
   };
   hosts: TraceHostReport[];
   /** `--host`: the host's controls (its verified manifest, its newest signed evidence in the history); null without frameworks. */
@@ -186,6 +210,10 @@ export function traceReport(
       log: history.sources.log,
       logRecords: history.sources.logRecords,
       logTornBytes: history.sources.logTornBytes,
+      scope:
+        opts.scope === undefined
+          ? null
+          : { channels: opts.scope.channels, hosts: opts.scope.hosts.size },
     },
     hosts: t.hosts.map((h) => ({
       host: h.host,
@@ -250,8 +278,13 @@ export function renderTrace(r: TraceReport): string {
       `records${r.history.logTornBytes ? `, torn tail of ${r.history.logTornBytes} bytes ignored` : ''}) ` +
       `+ the tree's acks/`
     : "the tree's acks/ only (latest ack per host: pass --acks-log for the full history)";
+  const scope = r.history.scope;
+  const of =
+    scope === null
+      ? ''
+      : ` of the ${scope.hosts} hosts the gates read (channel ${scope.channels.join(', ')}, the channels gating it, its budgets)`;
   out.push(
-    `history: ${r.history.verified} verified acks from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`,
+    `history: ${r.history.verified} verified acks${of} from ${src}${r.history.rejected.length ? `; ${r.history.rejected.length} REJECTED (not counted)` : ''}`,
   );
   for (const x of r.history.rejected)
     out.push(

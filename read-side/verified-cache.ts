@@ -40,7 +40,14 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | 
 }
 
 export interface VerifiedAckStore {
-  cache: AckCache;
+  /** The view's ack cache (read on first use). */
+  readonly cache: AckCache;
+  /**
+   * The ack cache kept for one scope of the view instead (`<name>.<part>.verified-acks`; a one-host
+   * view's channel: read-side/scope.ts), so that views of different scopes do not evict each other's
+   * entries. Call before `cache` is first used; `save` then writes this one.
+   */
+  scopeAcks(part: string): AckCache;
   /** Release documents verified by the last run (pass as the walk's `memo`). */
   documents: DocumentMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
@@ -49,19 +56,28 @@ export interface VerifiedAckStore {
 
 /** The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing). */
 export function openVerifiedAckStore(dir: string | null, name: string): VerifiedAckStore {
-  if (dir === null)
-    return { cache: new AckCache(), documents: new DocumentMemo([]), save: () => {} };
-  const file = join(dir, `${name}.verified-acks`);
+  if (dir === null) {
+    const cache = new AckCache();
+    return { cache, scopeAcks: () => cache, documents: new DocumentMemo([]), save: () => {} };
+  }
   const docsFile = join(dir, `${name}.verified-docs`);
-  const cache = new AckCache(readEntries(dir, file));
   const documents = readDocumentMemo(dir, docsFile);
+  let acks: { file: string; cache: AckCache } | null = null;
+  const open = (file: string) => (acks ??= { file, cache: new AckCache(readEntries(dir, file)) });
   return {
-    cache,
+    get cache() {
+      return open(join(dir, `${name}.verified-acks`)).cache;
+    },
+    scopeAcks: (part) => open(join(dir, `${name}.${part}.verified-acks`)).cache,
     documents,
     save: () => {
-      if (cache.changed) {
-        const pairs = cache.verifiedPairs();
-        savePrivateFile(dir, file, `${HEADER}\n${pairs.map(([d, k]) => `${d} ${k}\n`).join('')}`);
+      if (acks?.cache.changed) {
+        const pairs = acks.cache.verifiedPairs();
+        savePrivateFile(
+          dir,
+          acks.file,
+          `${HEADER}\n${pairs.map(([d, k]) => `${d} ${k}\n`).join('')}`,
+        );
       }
       saveDocumentMemo(dir, docsFile, documents);
     },

@@ -32,6 +32,12 @@ function zeroCounts(): Record<HostPhase, number> {
 export interface FleetViewOptions {
   /** Leave out the per-host list (the waves and channels still count every host). */
   hosts?: boolean;
+  /**
+   * Only these channels' views (and their hosts), and only the budgets one of their hosts is in. Other
+   * channels are still evaluated where a shown channel's gates read them (a channel edge), so `acks`
+   * needs only the hosts read-side's viewScope names: what a one-host view verifies.
+   */
+  channels?: readonly string[];
 }
 
 /** What a deferred host does to its wave, under the channel's signed deferredHosts policy. */
@@ -46,7 +52,9 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
   const withHosts = options.hosts ?? true;
   const channels: ChannelView[] = [];
   const hosts: HostView[] = [];
+  const shown = options.channels === undefined ? null : new Set(options.channels);
   for (const name of Object.keys(input.plans).sort()) {
+    if (shown !== null && !shown.has(name)) continue;
     const ce = ctx.channel(name);
     const edgeHold = ctx.channelEdgeHold(name);
     const waves: WaveView[] = [];
@@ -138,7 +146,9 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
       reason,
     });
   }
-  const budgets: BudgetView[] = input.budgets.budgets.map((b) => {
+  const reached = (b: FleetInput['budgets']['budgets'][number]): boolean =>
+    shown === null || b.hosts.some((h) => shown.has(ctx.channelOf(h)));
+  const budgets: BudgetView[] = input.budgets.budgets.filter(reached).map((b) => {
     const s = ctx.budgetSummary(b.id);
     return {
       id: b.id,

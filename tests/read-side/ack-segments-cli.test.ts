@@ -69,6 +69,12 @@ test('verify --acks and trace over segments; cp archive-acks; archive + live com
     );
     assert.ok(a.hosts.every((h) => h.complete && h.startsAt === undefined));
   }
+  // The trace of hosts[0] reads its channel's and its gating channels' acks (read-side/scope.ts).
+  const channel = Object.values(fx.plans).find((p) => p.hosts[hosts[0]!])!.channel;
+  const scope = new Set(
+    [channel, ...fx.plans[channel]!.gatedBy].flatMap((c) => Object.keys(fx.plans[c]!.hosts)),
+  );
+  const read = chains.reduce((n, c, i) => n + (scope.has(hosts[i]!) ? c.length : 0), 0);
   const trace = await run(
     'trace',
     '--tree',
@@ -83,7 +89,7 @@ test('verify --acks and trace over segments; cp archive-acks; archive + live com
   assert.is(trace.code, 0, trace.err);
   assert.match(
     trace.out,
-    `${total} verified acks from ${join(logDir, 'acks.log')} (${total} records)`,
+    `${read} verified acks of the ${scope.size} hosts the gates read (channel ${channel}, the channels gating it, its budgets) from ${join(logDir, 'acks.log')} (${read} records)`,
   );
 
   // Archiving needs the endpoint's snapshot to cover the segments left (it writes one at each roll).

@@ -273,7 +273,9 @@ test('without a log only the latest acks are known, and the output says so', asy
       )
     ).out,
   ) as TraceReport;
-  assert.is(j.history.verified, 5, 'one latest ack per host with acks');
+  // a's scope is its channel ch-0 (nothing gates it): a, b, c, d; e (ch-1) is not read.
+  assert.is(j.history.verified, 4, "one latest ack per host of a's scope with acks");
+  assert.equal(j.history.scope, { channels: ['ch-0'], hosts: 4 });
   assert.is(j.history.log, null);
 });
 

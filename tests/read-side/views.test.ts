@@ -206,7 +206,7 @@ test('a cache others may write is not read: a planted entry for a forged ack is 
   );
 });
 
-test('trace keeps its own cache; a warm trace equals a cold one', async () => {
+test('trace keeps its own cache, one per scope (channel); a warm trace equals a cold one', async () => {
   const { fx, b } = withFailure();
   const args = [
     'trace',
@@ -227,11 +227,20 @@ test('trace keeps its own cache; a warm trace equals a cold one', async () => {
   const first = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   const warm = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
-    'trace.verified-acks',
+    'trace.ch-0.verified-acks',
     'trace.verified-docs',
   ]);
   assert.equal(JSON.parse(first.out), JSON.parse(cold.out));
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
+  // A trace of another channel's host keeps its acks beside, not instead of, ch-0's.
+  const [e] = fx.wave('ch-1', 0);
+  const other = await run(...args.slice(0, -3), '--host', e!, '--cache-dir', join(fx.dir, 'cache'));
+  assert.is(other.code, 0, other.err);
+  assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
+    'trace.ch-0.verified-acks',
+    'trace.ch-1.verified-acks',
+    'trace.verified-docs',
+  ]);
 });
 
 test('trace --host replays a step ack by ack only where the host changes: the same trace as every ack, for every host', async () => {
