@@ -5,7 +5,8 @@
 // `module.enableCompileCache` (Node >= 22.1): hence a second, single-file build of the same CLI.
 //
 // Where: NIXFLEET_CODE_CACHE, else the first directory of systemd's CACHE_DIRECTORY (the agent's unit
-// sets CacheDirectory=). Neither set: bin/nixfleet.js loads the ES-module build as before.
+// sets CacheDirectory=), created 0700 if missing. Neither set: bin/nixfleet.js loads the ES-module
+// build as before.
 //
 // A cache file is compiled code the process will run, so it is trusted only as far as the directory
 // is: both must belong to this process's user and be writable by nobody else, or the cache is neither
@@ -18,6 +19,7 @@ import {
   closeSync,
   constants as fs,
   fstatSync,
+  mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -85,18 +87,21 @@ export async function runWithCodeCache(
   dir: string,
   argv: string[],
 ): Promise<number> {
-  const source = readFileSync(bundle, 'utf8');
+  // Hashed as bytes: hashing the decoded string would encode it back to UTF-8 first (~1.5 MB).
+  const bytes = readFileSync(bundle);
   const key = createHash('sha256')
     .update(`${process.version} ${process.arch}\n`)
-    .update(source)
+    .update(bytes)
     .digest('hex')
     .slice(0, 32);
+  const source = bytes.toString('utf8');
   const file = join(dir, `${CACHE_PREFIX}${key}${CACHE_SUFFIX}`);
   let dirTrusted = false;
   try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     dirTrusted = trusted(statSync(dir));
   } catch {
-    // missing or unreadable: no cache
+    // cannot be created or read: no cache
   }
   const cached = dirTrusted ? readTrusted(file) : undefined;
 
@@ -124,7 +129,20 @@ export async function runWithCodeCache(
   const code = await cli.main(argv);
   // Created after the run, so the cache holds every function this command compiled, not only the
   // top level: the next run of the same command compiles (almost) nothing.
-  if (dirTrusted && (cached === undefined || script.cachedDataRejected))
-    writeCache(dir, file, script.createCachedData());
+  // V8 sets cachedDataRejected to false only when it took the cache.
+  const used = cached !== undefined && script.cachedDataRejected === false;
+  const write = dirTrusted && !used;
+  if (write) writeCache(dir, file, script.createCachedData());
+  // What happened, for whoever wonders whether the cache works (NIXFLEET_DEBUG, as cli/main.ts).
+  if (process.env['NIXFLEET_DEBUG']) {
+    const read = !dirTrusted
+      ? 'untrusted directory'
+      : cached === undefined
+        ? 'none'
+        : used
+          ? 'used'
+          : 'refused by V8';
+    process.stderr.write(`nixfleet: code cache ${file}: ${read}${write ? ', written' : ''}\n`);
+  }
   return code;
 }
