@@ -23,7 +23,8 @@ const missing = (e) => {
 const cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?.split(':')[0];
 if (cacheDir) {
   const { runWithCodeCache } = await import('../dist/code-cache.js').catch(missing);
-  const bundle = new URL('../dist/main.cjs', import.meta.url).pathname;
+  const { fileURLToPath } = await import('node:url');
+  const bundle = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
   process.exitCode = await runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch((e) =>
     missing(e),
   );

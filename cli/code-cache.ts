@@ -127,9 +127,9 @@ export async function runWithCodeCache(
   const cli = module.exports;
   cli.endQuietlyWhenOutputCloses();
   const code = await cli.main(argv);
-  // Created after the run, so the cache holds every function this command compiled, not only the
-  // top level: the next run of the same command compiles (almost) nothing.
-  // V8 sets cachedDataRejected to false only when it took the cache.
+  // V8 sets cachedDataRejected to false only when it took the cache. A new cache is made after the
+  // run, so it holds every function this command compiled, not only the top level: the next run of
+  // the same command compiles (almost) nothing.
   const used = cached !== undefined && script.cachedDataRejected === false;
   const write = dirTrusted && !used;
   if (write) writeCache(dir, file, script.createCachedData());
