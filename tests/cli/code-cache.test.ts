@@ -5,7 +5,7 @@
 // a cache in a directory or file others can write is never read; an older build's cache is removed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   mkdirSync,
@@ -19,6 +19,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { requireTool } from '../support/skip.ts';
+import { labFleet, makeLab, NEW } from '../agent/lab-fleet.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
@@ -124,6 +126,44 @@ test('a cache others can write is never read: group-writable directory or file',
     assert.is.not(identity(file), before, 'not trusted, so not used: written anew');
     assert.is(statSync(file).mode & 0o777, 0o600);
   } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('agent --once through the code cache (as the systemd unit runs it): the host converges, later runs use the cache', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['c1']);
+  const tmp = mkdtempSync(join(tmpdir(), 'nf-codecache-'));
+  try {
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { c1: NEW }, waves: [{ soakSeconds: 0 }], heartbeatSeconds: 3600 },
+      }),
+    );
+    await lab.startControlPlane(); // in this process: the agent runs asynchronously beside it
+    lab.agentConfig('c1');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CACHE_DIRECTORY: join(tmp, 'cache'),
+      NIXFLEET_DEBUG: '1',
+    };
+    delete env['NIXFLEET_CODE_CACHE'];
+    const run = () =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          [BIN, 'agent', '--config', lab.host('c1').configFile, '--once'],
+          { env, timeout: 120_000 },
+          (e, out, err) => resolve({ code: e ? Number(e.code) : 0, out, err }),
+        ),
+      );
+    let last = await run();
+    for (let i = 0; i < 10 && !last.out.includes('"decision":"converged"'); i++) last = await run();
+    assert.is(last.code, 0, last.err);
+    assert.match(last.out, /"event":"decision","decision":"converged"/);
+    assert.match(last.err, /nixfleet: code cache .*: used\n/);
+  } finally {
+    await lab.close();
     rmSync(tmp, { recursive: true, force: true });
   }
 });
