@@ -18,6 +18,7 @@ import {
 } from '../protocol/index.ts';
 import { latestAcks, type AckRecord } from '../reconciler/index.ts';
 import type { Logger } from './log.ts';
+import { ACK_BUNDLE_MEMO_FILE, readAckBundleMemo } from './ack-bundle-memo.ts';
 import { readPeerAckMemory, refuseRegressions, writePeerAckMemory } from './peer-ack-memory.ts';
 import type { StateDir } from './state-dir.ts';
 
@@ -38,6 +39,8 @@ export async function fetchPeerAcks(o: {
   dropped: number;
   regressed: number;
   own: SignedAck | undefined;
+  /** Bundles whose verification came from the memo (the bytes of an earlier run). */
+  fromMemo: number;
 }> {
   const trust: AckTrust = { fleet: o.fleet, hostKeys: hostKeysOfPlans(o.plans) };
   const collected: AckRecord[] = [];
@@ -45,24 +48,41 @@ export async function fetchPeerAcks(o: {
   // This host's own newest ack as the bundles publish it: ack-sync's evidence that nothing was lost.
   let own: SignedAck | undefined;
 
+  const take = (ack: SignedAck) => {
+    collected.push(ack.signed);
+    if (ack.signed.host === o.self && (!own || ack.signed.seq > own.signed.seq)) own = ack;
+  };
+  /** Verifies one bundled ack; the verified ack with its key, or undefined (dropped and logged). */
   const accept = ({ source, canonical }: BundledAck) => {
     try {
       const ack = readAck(canonical, source);
       verifyAck(ack, trust, source);
-      collected.push(ack.signed);
-      if (ack.signed.host === o.self && (!own || ack.signed.seq > own.signed.seq)) own = ack;
+      take(ack);
+      return { source, hostKey: trust.hostKeys.get(ack.signed.host)!, ack };
     } catch (e) {
       dropped++;
       o.log.warn('peer-ack-ignored', { file: source, reason: (e as Error).message.slice(0, 300) });
+      return undefined;
     }
   };
 
+  // Bundles answered 304 are the bytes an earlier run verified: their acks come from the memo
+  // (ack-bundle-memo.ts says why that spares nothing but recomputation).
+  let fromMemo = 0;
+  const memo = readAckBundleMemo(o.state.root, o.state.path(ACK_BUNDLE_MEMO_FILE));
   for (const plan of o.plans) {
     for (const wave of plan.waves) {
       if (wave.hosts.length === 0) continue;
       const file = ackBundlePath(plan.channel, wave.index);
       const bytes = await o.fetch(file, LIMITS.ackBundle);
       if (!bytes) continue;
+      const known = memo.lookup(file, bytes, o.fleet, trust.hostKeys);
+      if (known) {
+        fromMemo++;
+        known.verified.forEach((v) => take(v.ack));
+        known.rejected.forEach(accept);
+        continue;
+      }
       let bundled: BundledAck[];
       try {
         bundled = readAckBundle(bytes, file);
@@ -71,9 +91,17 @@ export async function fetchPeerAcks(o: {
         o.log.warn('ack-bundle-ignored', { file, reason: (e as Error).message.slice(0, 300) });
         continue;
       }
-      bundled.forEach(accept);
+      const verified = [];
+      const rejected = [];
+      for (const b of bundled) {
+        const v = accept(b);
+        if (v) verified.push(v);
+        else rejected.push(b);
+      }
+      memo.record(file, bytes, { fleet: o.fleet, verified, rejected });
     }
   }
+  memo.save(o.state.root, o.state.path(ACK_BUNDLE_MEMO_FILE));
 
   // Budget members outside every plan this host holds: their host keys are not known here, so their
   // acks cannot be verified and are left out. Logged so the operator sees the cross-channel limit
@@ -103,5 +131,5 @@ export async function fetchPeerAcks(o: {
     });
   }
   if (checked.changed) writePeerAckMemory(o.state, checked.memory, o.log);
-  return { acks: checked.acks, dropped, regressed: checked.regressions.length, own };
+  return { acks: checked.acks, dropped, regressed: checked.regressions.length, own, fromMemo };
 }

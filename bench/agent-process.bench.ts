@@ -5,9 +5,12 @@
 // wire bytes and TCP connections from a counting TCP proxy between the agent and the control plane
 // (every byte of TLS, handshakes included). Measured with TLS session resumption (the ticket the
 // previous run kept in the state directory) and without (the ticket deleted before each run), next to
-// the floor `node -e 0` in the same run.
+// the floor `node -e 0` in the same run. The agent runs with a code cache directory, as its systemd unit
+// sets one (CacheDirectory=; cli/code-cache.ts), and once more without.
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, connect, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { runAgentOnce } from '../agent/agent.ts';
@@ -79,9 +82,13 @@ function median(xs: number[]): number {
  * One whole process under GNU time: `%U %S %M` = user s, system s, peak RSS KB. Asynchronous: the
  * control plane and the proxy run in this process and must keep answering meanwhile.
  */
-async function timed(args: string[]): Promise<{ cpuMs: number; rssMb: number; stdout: string }> {
+async function timed(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ cpuMs: number; rssMb: number; stdout: string }> {
   const child = spawn(GNU_TIME, ['-f', '%U %S %M', process.execPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env,
   });
   let stdout = '';
   let stderr = '';
@@ -115,17 +122,32 @@ interface Setup {
   stateDir: string;
 }
 
-/** Converges four hosts (two waves, so a steady run also reads its peers' bundle), then measures h1. */
-async function measure(
-  setup: Setup,
-): Promise<{ floor: Run[]; resumed: Run[]; full: Run[]; before: Run[] }> {
+interface Runs {
+  floor: Run[];
+  resumed: Run[];
+  full: Run[];
+  noCache: Run[];
+  before: Run[];
+}
+
+/**
+ * Converges four hosts (two waves, so a steady run also reads its peers' bundle), then measures h1.
+ * With a code cache directory, as the systemd unit runs it (CacheDirectory=, cli/code-cache.ts), and
+ * once without ("no code cache": the ES-module build, as a run without the variable).
+ */
+async function measure(setup: Setup): Promise<Runs> {
   const proxy = await countingProxy(setup.port);
+  const cacheDir = mkdtempSync(join(tmpdir(), 'nf-bench-codecache-'));
+  const noCacheEnv = { ...process.env };
+  delete noCacheEnv['NIXFLEET_CODE_CACHE'];
+  delete noCacheEnv['CACHE_DIRECTORY'];
   try {
     const configFile = setup.configFile(`https://127.0.0.1:${proxy.port}/`);
-    const run = async (resume: boolean, bin = BIN): Promise<Run> => {
+    const run = async (resume: boolean, bin = BIN, codeCache = true): Promise<Run> => {
       if (!resume) rmSync(`${setup.stateDir}/${TLS_SESSION_FILE}`, { force: true });
       proxy.reset();
-      const t = await timed([bin, 'agent', '--config', configFile, '--once']);
+      const env = codeCache ? { ...noCacheEnv, NIXFLEET_CODE_CACHE: cacheDir } : noCacheEnv;
+      const t = await timed([bin, 'agent', '--config', configFile, '--once'], env);
       const lines = t.stdout
         .split('\n')
         .filter(Boolean)
@@ -144,15 +166,16 @@ async function measure(
         decision: String(decision?.['decision']),
       };
     };
-    // Settle the ETag cache and the session file.
+    // Settle the ETag cache, the session file and the code cache.
     await repeat(3, () => run(true));
     // Interleaved, so the machine's load (shared by other work) weighs on all three alike.
     const floor: Run[] = [];
     const resumed: Run[] = [];
     const full: Run[] = [];
+    const noCache: Run[] = [];
     const before: Run[] = [];
     for (let i = 0; i < RUNS; i++) {
-      if (BIN_BEFORE) before.push(await run(true, BIN_BEFORE));
+      if (BIN_BEFORE) before.push(await run(true, BIN_BEFORE, false));
       const f = await timed(['-e', '0']);
       floor.push({
         ...f,
@@ -163,18 +186,17 @@ async function measure(
         decision: '',
       });
       resumed.push(await run(true));
+      noCache.push(await run(true, BIN, false));
       full.push(await run(false));
     }
-    return { floor, resumed, full, before };
+    return { floor, resumed, full, noCache, before };
   } finally {
     proxy.server.close();
+    rmSync(cacheDir, { recursive: true, force: true });
   }
 }
 
-function print(
-  name: string,
-  r: { floor: Run[]; resumed: Run[]; full: Run[]; before: Run[] },
-): void {
+function print(name: string, r: Runs): void {
   console.log(
     `\n${name}: nixfleet agent --once, whole process, converged host, nothing changed (median of ${RUNS} runs, interleaved)\n`,
   );
@@ -194,6 +216,7 @@ function print(
   row('node -e 0 (floor)', r.floor);
   if (r.before.length) row('NIXFLEET_BIN_BEFORE, resumed', r.before);
   row('agent --once, TLS resumed', r.resumed);
+  row('  same, no code cache', r.noCache);
   row('agent --once, full handshake', r.full);
   const decisions = new Set([...r.resumed, ...r.full].map((x) => x.decision));
   console.log(

@@ -114,6 +114,8 @@ function freshProcessRuns(
           '--trust',
           s.trustDir,
           '--no-cache-check',
+          // The same fleet each time: without --force the CLI publishes nothing ("unchanged").
+          '--force',
           '--json',
           '--now',
           isoTime(now),
@@ -121,7 +123,12 @@ function freshProcessRuns(
         { encoding: 'utf8', maxBuffer: 64 << 20 },
       );
       const wallMs = performance.now() - t;
-      const r = JSON.parse(out) as { version: number; timings: Record<string, number> };
+      const r = JSON.parse(out) as {
+        status: string;
+        version: number;
+        timings: Record<string, number>;
+      };
+      if (r.status !== 'published') throw new Error(`publish did not publish: ${r.status}`);
       return { wallMs, ...gnuTime(errFile), version: r.version, timings: r.timings };
     };
     const floor = () => {

@@ -9,15 +9,27 @@
 // the process; dist/ bundles its own copy), so it is set here without loading zod at all.
 if (process.argv[2] === 'agent' && process.argv.includes('--once'))
   globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
-let cli;
-try {
-  cli = await import('../dist/main.js');
-} catch (e) {
-  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('dist/main.js')) throw e;
+const missing = (e) => {
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'ENOENT') throw e;
+  if (!/dist\/(main\.js|main\.cjs|code-cache\.js)/.test(String(e.message))) throw e;
   process.stderr.write(
-    'nixfleet: dist/main.js is missing: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
+    'nixfleet: dist/ is missing or incomplete: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
   );
   process.exit(2);
+};
+// With a code-cache directory (NIXFLEET_CODE_CACHE, or systemd's CACHE_DIRECTORY: the agent's unit
+// sets CacheDirectory=), the CLI runs from one script whose compiled code V8 keeps there
+// (cli/code-cache.ts); a timer-mode `agent --once` then compiles almost nothing (issue 10).
+const cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?.split(':')[0];
+if (cacheDir) {
+  const { runWithCodeCache } = await import('../dist/code-cache.js').catch(missing);
+  const { fileURLToPath } = await import('node:url');
+  const bundle = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
+  process.exitCode = await runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch((e) =>
+    missing(e),
+  );
+} else {
+  const cli = await import('../dist/main.js').catch(missing);
+  cli.endQuietlyWhenOutputCloses();
+  process.exitCode = await cli.main(process.argv.slice(2));
 }
-cli.endQuietlyWhenOutputCloses();
-process.exitCode = await cli.main(process.argv.slice(2));

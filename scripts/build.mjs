@@ -3,7 +3,7 @@
 // imports each command module on demand; --splitting keeps those imports lazy).
 // Runs in `prepare` (npm ci / npm install), before `npm test` and the demo, and in the Nix package build.
 import { build } from 'esbuild';
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
@@ -31,11 +31,32 @@ const directImports = {
 // minute on every host) ~50 ms CPU and 3 MB of its ~250 ms and 67 MB; bundled it is one chunk, loaded
 // only by commands that use schemas (issue 10; docs/benchmarks.md "agent-process"). Its licence is
 // copied next to it.
+// Of zod's ~750 KB, ~370 KB are the error messages of 40-odd languages (`z.locales`) and ~25 KB the
+// JSON Schema importer (`z.fromJSONSchema`); this project uses neither (its messages are its own,
+// protocol/schemas/issues.ts), yet every process that loads zod would compile them. The bundle takes
+// only English (zod's default) of the locales and leaves the importer out; using either throws a
+// clear error rather than failing silently.
+const zodDir = dirname(fileURLToPath(import.meta.resolve('zod/package.json')));
+const trimmedZodModules = {
+  [join(zodDir, 'v4/locales/index.js')]:
+    `export { default as en } from ${JSON.stringify(join(zodDir, 'v4/locales/en.js'))};`,
+  [join(zodDir, 'v4/classic/from-json-schema.js')]:
+    "export function fromJSONSchema() { throw new Error('nixfleet bundles zod without fromJSONSchema (scripts/build.mjs)'); }",
+};
 const bundleZod = {
   name: 'bundle-zod',
   setup(b) {
     const entry = fileURLToPath(import.meta.resolve('zod'));
     b.onResolve({ filter: /^zod$/ }, () => ({ path: entry, external: false }));
+    b.onLoad(
+      { filter: /zod[\\/]v4[\\/](locales[\\/]index|classic[\\/]from-json-schema)\.js$/ },
+      (args) => {
+        const contents = trimmedZodModules[args.path];
+        return contents === undefined
+          ? undefined
+          : { contents, loader: 'js', resolveDir: dirname(args.path) };
+      },
+    );
   },
 };
 
@@ -43,9 +64,11 @@ rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
+  // The code-cache loader (cli/code-cache.ts) runs main.cjs below; bin/nixfleet.js loads it.
   entryPoints: {
     main: 'cli/main.ts',
     'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
+    'code-cache': 'cli/code-cache.ts',
   },
   outdir,
   bundle: true,
@@ -61,7 +84,41 @@ await build({
   plugins: [directImports, bundleZod],
 });
 // zod is MIT-licensed: its notice travels with the copy bundled above.
-copyFileSync(
-  join(dirname(fileURLToPath(import.meta.resolve('zod/package.json'))), 'LICENSE'),
-  `${outdir}/zod.LICENSE`,
-);
+copyFileSync(join(zodDir, 'LICENSE'), `${outdir}/zod.LICENSE`);
+
+// The same CLI once more as ONE CommonJS script, for runs with a code cache (cli/code-cache.ts): Node 20
+// caches compiled code for scripts only, not for ES modules. A timer-mode `agent --once` compiled ~1 MB
+// of JavaScript in every run (a third of its CPU, issue 10). A script cannot import the ESM-only
+// packages (@noble/*, chokidar; Node 20 has no require(esm)), so this build bundles every dependency
+// but cron (CommonJS, loaded on demand) and copies their licences to dist/licenses/.
+const cjs = await build({
+  absWorkingDir: root,
+  entryPoints: ['cli/main.ts'],
+  outfile: `${outdir}/main.cjs`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  external: ['cron'],
+  // Three modules locate files next to themselves (the worker entry, package.json, cron): main.cjs sits
+  // beside main.js in dist/, so its own URL stands in for theirs.
+  define: { 'import.meta.url': '__nixfleet_main_url' },
+  banner: { js: "const __nixfleet_main_url = require('node:url').pathToFileURL(__filename).href;" },
+  metafile: true,
+  logLevel: 'warning',
+  plugins: [directImports, bundleZod],
+});
+const packages = new Set();
+for (const input of Object.keys(cjs.metafile.inputs)) {
+  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(join(root, input));
+  if (m) packages.add(m[1]);
+}
+mkdirSync(`${outdir}/licenses`);
+for (const dir of packages) {
+  const notice = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
+  if (!notice)
+    throw new Error(`build: ${dir} is bundled into dist/main.cjs but has no licence file`);
+  const name = dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
+  copyFileSync(join(dir, notice), `${outdir}/licenses/${name.replace('/', '__')}.LICENSE`);
+}

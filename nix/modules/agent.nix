@@ -134,6 +134,9 @@ in
         StateDirectory = lib.removePrefix "/var/lib/" cfg.stateDir;
         StateDirectoryMode = "0700";
       } // {
+        # V8's compiled code of the CLI between runs (CACHE_DIRECTORY; cli/code-cache.ts).
+        CacheDirectory = "nixfleet-agent";
+        CacheDirectoryMode = "0700";
         UMask = "0077";
         TimeoutStartSec = "30min";
         KillMode = "mixed";

@@ -225,6 +225,30 @@ test('refuses a client without a certificate the server trusts (handshake fails 
   }
 });
 
+test('speaks TLS 1.3 only: a server limited to TLS 1.2 is unreachable', async () => {
+  if (!pki) return;
+  const old = createServer({
+    key: pki.server.key,
+    cert: pki.server.cert,
+    ca: pki.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    maxVersion: 'TLSv1.2',
+  });
+  old.on('request', (_req, res) => res.end('{}'));
+  await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+  try {
+    const c = client({
+      baseUrl: `https://127.0.0.1:${(old.address() as AddressInfo).port}/`,
+      retries: 0,
+    });
+    await rejects(c.get('doc.json', 1000), (e) => e instanceof Unreachable, 'TLS 1.2 server');
+    c.close();
+  } finally {
+    old.close();
+  }
+});
+
 test('refuses non-https base URLs and traversal paths', async () => {
   if (!pki) return;
   assert.throws(

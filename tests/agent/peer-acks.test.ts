@@ -4,10 +4,11 @@
 // served by an in-memory fetch standing in for the tree fetcher.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fetchPeerAcks } from '../../agent/peer-acks.ts';
 import { PEER_ACKS_FILE } from '../../agent/peer-ack-memory.ts';
+import { ACK_BUNDLE_MEMO_FILE } from '../../agent/ack-bundle-memo.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
@@ -67,11 +68,14 @@ function served(waves: Record<number, SignedAck[]>) {
   return async (path: string) => files.get(path);
 }
 
-async function intake(waves: Record<number, SignedAck[]>, planList = plans) {
+async function intake(
+  waves: Record<number, SignedAck[]> | ReturnType<typeof served>,
+  planList = plans,
+) {
   const log = memoryLogger('self');
   const state = new StateDir(join(dir, 'state'));
   const r = await fetchPeerAcks({
-    fetch: served(waves),
+    fetch: typeof waves === 'function' ? waves : served(waves),
     plans: planList,
     budgets: { budgets: [] } as never,
     self: 'self',
@@ -200,6 +204,64 @@ test('a corrupt memory file never blocks the agent: logged, treated as empty, th
   );
   writeFileSync(state.path(PEER_ACKS_FILE), 'not json at all');
   assert.is((await intake({ 0: [new AckChain(byName('web1')).next()] })).acks['web1']!.seq, 1);
+});
+
+test('bundles served again byte for byte come from the memo: the same acks, drops re-checked and logged', async () => {
+  const forger = { ...byName('web2'), key: newSigningKey('forger') };
+  const w1 = new AckChain(byName('web1'));
+  const bundles = served({
+    0: [w1.next()],
+    1: [new AckChain(forger).next({ kind: 'healthy' })],
+  });
+  const first = await intake(bundles);
+  assert.equal([Object.keys(first.acks), first.dropped, first.fromMemo], [['web1'], 1, 0]);
+  const again = await intake(bundles);
+  assert.is(again.fromMemo, 2, 'both bundles from the memo');
+  assert.equal(again.acks, first.acks);
+  assert.is(again.dropped, 1, 'the forged entry is checked again, not remembered as good');
+  assert.is(events(again.log, 'peer-ack-ignored').length, 1);
+  // New bytes (another ack): that bundle is verified again.
+  const next = await intake(served({ 0: [w1.next()] }));
+  assert.equal([next.fromMemo, next.acks['web1']!.seq], [0, 2]);
+});
+
+test('the memo never outlives the keys: a host re-keyed in the plans has its memoised ack dropped', async () => {
+  const w1 = new AckChain(byName('web1'));
+  const bundles = served({ 0: [w1.next()] });
+  assert.equal(Object.keys((await intake(bundles)).acks), ['web1']);
+  const plan = structuredClone(plans[0]!);
+  plan.hosts['web1']!.hostKey = b64(newSigningKey('web1-new').publicKey);
+  const rekeyed = await intake(bundles, [plan]);
+  assert.is(rekeyed.fromMemo, 0, 'the bytes are the same, the keys are not');
+  assert.is(rekeyed.dropped, 1, 'signed by the old key: not believed');
+  assert.match(
+    String(events(rekeyed.log, 'peer-ack-ignored')[0]!['reason']),
+    /^(UnknownKey|BadSignature): /,
+  );
+});
+
+test('a memo file others can write is not read: a planted entry is believed only from a private file', async () => {
+  const bundles = served({ 0: [new AckChain(byName('web1')).next({ kind: 'healthy' })] });
+  await intake(bundles);
+  const file = join(dir, 'state', ACK_BUNDLE_MEMO_FILE);
+  // Plant: the same bundle digest, but web1 "failed" at seq 7 (no valid signature could say so).
+  const planted = readFileSync(file, 'utf8')
+    .replace('"kind":"healthy"', '"kind":"failed"')
+    .replace('"seq":1', '"seq":7');
+  assert.ok(planted.includes('"seq":7'), 'the test planted its entry');
+  const plant = (mode: number) => {
+    writeFileSync(file, planted);
+    chmodSync(file, mode);
+    writeFileSync(join(dir, 'state', PEER_ACKS_FILE), '{"peers":{}}');
+  };
+  plant(0o666);
+  const open = await intake(bundles);
+  assert.equal([open.fromMemo, open.acks['web1']!.seq, open.acks['web1']!.kind], [0, 1, 'healthy']);
+  // The same entry in a private file is what the memo trusts (as the state directory's other files):
+  // this shows the planted entry would have been taken, had the mode not excluded it.
+  plant(0o600);
+  const private_ = await intake(bundles);
+  assert.equal([private_.fromMemo, private_.acks['web1']!.seq], [1, 7]);
 });
 
 test.run();
