@@ -81,6 +81,13 @@ async function runShards(all: string[], jobs: number): Promise<number> {
     lightest.files.push(f);
     lightest.load += weight(f);
   }
+  // A shard outlives a parent killed by a signal unless told: pass the signal on, then go.
+  const children: ReturnType<typeof spawn>[] = [];
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(signal, () => {
+      for (const c of children) c.kill(signal);
+      process.exit(1);
+    });
   const results = await Promise.all(
     shards.map(
       (shard, i) =>
@@ -94,6 +101,7 @@ async function runShards(all: string[], jobs: number): Promise<number> {
               stdio: ['ignore', 'pipe', 'pipe'],
             },
           );
+          children.push(child);
           let out = '';
           child.stdout.on('data', (c: Buffer) => (out += c.toString()));
           child.stderr.on('data', (c: Buffer) => (out += c.toString()));
