@@ -390,7 +390,14 @@ test('plans come back sorted by channel, also when a gating plan is fetched afte
   resignRelease(t, { budgets: (b) => (b.budgets = []) });
   assert.equal(Object.keys((await walk(t, ['z-0'])).plans), ['a', 'z']);
   assert.equal(Object.keys((await walk(t, ['z-0', 'm-0'])).plans), ['a', 'm', 'z']);
-  assert.equal(Object.keys((await walk(t, [], 'all')).plans), ['a', 'm', 'z']);
+  const all = await walk(t, [], 'all');
+  assert.equal(Object.keys(all.plans), ['a', 'm', 'z']);
+  // The files are listed in the order verified: every reader of one tree lists them in one order.
+  const planFiles = (w: { files: { file: string; type: string }[] }) =>
+    w.files.filter((f) => f.type === 'channel-plan').map((f) => f.file);
+  assert.equal(planFiles(all), ['a', 'm', 'z'].map(planFile));
+  // An agent's: its channels sorted, then the gating ones.
+  assert.equal(planFiles(await walk(t, ['z-0', 'm-0'])), ['m', 'z', 'a'].map(planFile));
 });
 
 test('a walk memo never vouches for a manifest it does not hold: a forged one next to a remembered one is refused', async () => {
