@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Fetch } from '../../protocol/verify/fetcher.ts';
 import { diskFetch } from '../../protocol/disk-tree.ts';
 import { envelopeBytes } from '../../protocol/envelope.ts';
+import { sha256Digest } from '../../protocol/canonical.ts';
 import { MAX_ROOT_CHAIN_STEPS } from '../../protocol/trust-root.ts';
 import {
   REVOCATIONS_PATH,
@@ -25,6 +26,7 @@ import {
   verifyRevocations,
 } from '../../protocol/verify/update-trust.ts';
 import type { VerificationCode } from '../../protocol/errors.ts';
+import { requireBoundVersion } from '../../protocol/verify/documents.ts';
 import {
   DAY,
   HOUR,
@@ -237,6 +239,25 @@ test('nextClientState keeps the newest timestamp time it has seen, whichever cam
     nextClientState(earlier, ts, revocations, t.root).highestTimestampIssuedAt,
     ts.issuedAt,
   );
+});
+
+test('requireBoundVersion: the exact bytes, the version the timestamp names, never below the highest seen', () => {
+  const bytes = Buffer.from('{"a":1}');
+  const file = { path: controlsPath(3), digest: sha256Digest(bytes), length: bytes.byteLength };
+  const ref = { version: 3, file };
+  requireBoundVersion(bytes, { version: 3 }, ref, 3, controlsPath(3), TIMESTAMP_PATH);
+  let e = expectRefusal(
+    () => requireBoundVersion(bytes, { version: 2 }, ref, 0, controlsPath(3), TIMESTAMP_PATH),
+    'MixAndMatch',
+    controlsPath(3),
+  );
+  assert.match(e.detail, /is version 2, the timestamp names v3/);
+  e = expectRefusal(
+    () => requireBoundVersion(bytes, { version: 3 }, ref, 4, controlsPath(3), TIMESTAMP_PATH),
+    'RollbackAttempt',
+    controlsPath(3),
+  );
+  assert.match(e.detail, /is version 3, but v4 was already seen/);
 });
 
 test.run();
