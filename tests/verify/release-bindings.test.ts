@@ -139,6 +139,25 @@ test('a host the release does not list, and a listed manifest that is missing: t
   );
 });
 
+test('a plan or the budgets the index binds, missing: MixAndMatch naming the file and its binder', async () => {
+  const { unlinkSync } = await import('node:fs');
+  const t = tree();
+  unlinkSync(join(t.dir, planFile('canary')));
+  await refused(
+    t,
+    'MixAndMatch',
+    planFile('canary'),
+    /is missing, but releases\/1\/index\.json binds it/,
+  );
+  unlinkSync(join(t.dir, budgetsPath(1)));
+  await refused(
+    t,
+    'MixAndMatch',
+    budgetsPath(1),
+    /is missing, but releases\/1\/index\.json binds it/,
+  );
+});
+
 test('plans: a host placed in a channel the index does not list', async () => {
   const t = tree({ index: (i) => (i.hosts['prod-1']!.channel = 'ghost') });
   await refused(
