@@ -40,18 +40,21 @@ export function keyObjectsOf(keys: Uint8Array): KeyObject[] {
 
 /** OpenSSL's verdict on job i, recorded in the shared status array. */
 export function runJob(b: SharedBatch, keyObjects: readonly KeyObject[], i: number): void {
-  let ok = false;
+  b.status[i] = opensslAccepts(b, keyObjects, i) ? 1 : 2;
+}
+
+function opensslAccepts(b: SharedBatch, keyObjects: readonly KeyObject[], i: number): boolean {
   try {
-    ok = verify(
+    return verify(
       null,
       b.messages.subarray(b.offsets[i]!, b.offsets[i + 1]!),
       keyObjects[b.keyIndex[i]!]!,
       b.signatures.subarray(i * 64, i * 64 + 64),
     );
   } catch {
-    ok = false;
+    // A job OpenSSL cannot even run (no key object for its index): not accepted here.
+    return false;
   }
-  b.status[i] = ok ? 1 : 2;
 }
 
 /**
@@ -68,4 +71,9 @@ export function drainJobs(b: SharedBatch, keyObjects: readonly KeyObject[], noti
     Atomics.add(b.counters, 1, end - start);
     if (notify) Atomics.notify(b.counters, 1);
   }
+}
+
+/** The helper thread's whole work (batch-verify-worker.ts): every chunk it can take, waking the caller as it goes. */
+export function helperMain(b: SharedBatch): void {
+  drainJobs(b, keyObjectsOf(b.keys), true);
 }

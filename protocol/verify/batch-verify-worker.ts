@@ -1,7 +1,6 @@
 // The helper thread of verifyBatch: works through the shared batch it is given, then ends. Built as its
 // own file in dist/ (scripts/build.mjs), so the thread loads compiled JavaScript like the command does.
 import { workerData } from 'node:worker_threads';
-import { drainJobs, keyObjectsOf, type SharedBatch } from './batch-shared.ts';
+import { helperMain, type SharedBatch } from './batch-shared.ts';
 
-const batch = workerData as SharedBatch;
-drainJobs(batch, keyObjectsOf(batch.keys), true);
+helperMain(workerData as SharedBatch);

@@ -106,6 +106,42 @@ export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Wo
   }
 }
 
+/** A helper thread pays off only for a large batch, with a second core, unless the caller said no. */
+export function useHelperThread(
+  total: number,
+  parallel = true,
+  cores: number = availableParallelism(),
+): boolean {
+  return parallel && total >= PARALLEL_THRESHOLD && cores > 1;
+}
+
+/**
+ * Blocks until the helper has finished its jobs (true), or made no progress for `stallMs` (false: it died
+ * mid-chunk, and the caller finishes its jobs). A helper that keeps finishing jobs is waited for however
+ * long the batch takes.
+ */
+export function awaitHelper(counters: Int32Array, total: number, stallMs = STALL_MS): boolean {
+  let lastDone = -1;
+  let lastProgress = Date.now();
+  for (;;) {
+    const done = Atomics.load(counters, 1);
+    if (done >= total) return true;
+    if (done !== lastDone) {
+      lastDone = done;
+      lastProgress = Date.now();
+    } else if (Date.now() - lastProgress > stallMs) {
+      return false;
+    }
+    Atomics.wait(counters, 1, done, 50);
+  }
+}
+
+/** Runs every job no thread finished (a helper that died mid-chunk leaves some); finished ones keep their answer. */
+export function finishUndone(batch: SharedBatch, keyObjects: readonly KeyObject[]): void {
+  for (let i = 0; i < batch.status.length; i++)
+    if (batch.status[i] === 0) runJob(batch, keyObjects, i);
+}
+
 /**
  * Returns, per job, true when the signature passes the strict encoding checks and OpenSSL accepts it
  * (then it is valid under verifyBytes). False means "not established here": the caller must decide
@@ -119,28 +155,13 @@ export function verifyBatch(
   const prechecked = jobs.map((j) => passesStrictEncodingChecks(j.publicKey, j.signature));
   const candidates = jobs.filter((_, i) => prechecked[i]);
   const { batch, keyObjects } = buildBatch(candidates);
-  const total = candidates.length;
-  const parallel =
-    (opts.parallel ?? true) && total >= PARALLEL_THRESHOLD && availableParallelism() > 1;
-  const helper = parallel ? startHelper(batch) : undefined;
+  const helper = useHelperThread(candidates.length, opts.parallel) ? startHelper(batch) : undefined;
   drainJobs(batch, keyObjects, false);
   if (helper) {
-    let lastDone = -1;
-    let lastProgress = Date.now();
-    for (;;) {
-      const done = Atomics.load(batch.counters, 1);
-      if (done >= total) break;
-      if (done !== lastDone) {
-        lastDone = done;
-        lastProgress = Date.now();
-      } else if (Date.now() - lastProgress > STALL_MS) {
-        break; // helper died mid-chunk: finish its jobs here
-      }
-      Atomics.wait(batch.counters, 1, done, 50);
-    }
+    awaitHelper(batch.counters, candidates.length);
     void helper.terminate();
   }
-  for (let i = 0; i < total; i++) if (batch.status[i] === 0) runJob(batch, keyObjects, i);
+  finishUndone(batch, keyObjects);
   const out: boolean[] = [];
   let c = 0;
   for (let i = 0; i < jobs.length; i++) out.push(prechecked[i] ? batch.status[c++] === 1 : false);

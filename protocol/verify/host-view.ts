@@ -112,7 +112,7 @@ export async function fetchHostView(
     await verifyReleaseDocuments(o.fetch, o.trusted, {
       manifests: [o.host],
       plans: 'needed',
-      ...(o.memo === undefined ? {} : { memo: o.memo }),
+      memo: o.memo,
     }),
     o.host,
   );

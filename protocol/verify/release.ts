@@ -178,7 +178,7 @@ export async function verifyRelease(o: VerifyReleaseOptions): Promise<VerifiedRe
     trusted: o.trusted,
     seen: o.seen ?? NONE_SEEN,
     now: o.now,
-    ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+    clockSkewSeconds: o.clockSkewSeconds,
   });
   return { ...snapshot, ...(await verifyReleaseDocuments(o.fetch, snapshot, o)) };
 }
@@ -338,7 +338,7 @@ async function fetchManifests(
       channel: entry.channel,
       bytes,
       env: (hit as SignedDocument<HostManifest> | undefined) ?? readHostManifest(bytes, file),
-      ...(key === undefined ? {} : { memoKey: key }),
+      memoKey: key,
       fromMemo: hit !== undefined,
     });
   }

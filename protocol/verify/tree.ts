@@ -75,8 +75,8 @@ export async function auditTree(
     now: opts.now,
     manifests: opts.manifests ?? 'all',
     plans: 'all',
-    ...(opts.memo === undefined ? {} : { memo: opts.memo }),
-    ...(opts.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: opts.clockSkewSeconds }),
+    memo: opts.memo,
+    clockSkewSeconds: opts.clockSkewSeconds,
   });
   const root = release.root.signed;
   const ts = release.timestamp.signed;

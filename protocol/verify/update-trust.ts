@@ -268,7 +268,7 @@ export async function updateTrust(o: UpdateTrustOptions): Promise<UpdateTrustRes
     trusted: o.state.trustedRoot,
     seen: o.state,
     now: o.now,
-    ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+    clockSkewSeconds: o.clockSkewSeconds,
   });
   return {
     state: nextClientState(o.state, timestamp.signed, revocations.signed, root),

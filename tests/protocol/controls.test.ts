@@ -414,7 +414,13 @@ test("timestamp lifetime is the largest channel freshness (each agent applies it
   // The operator reads why: the channel, its bound and since when.
   assert.match(
     stale.status === 'stale' ? stale.reason : '',
-    /channel prod's freshness of 1800 s \(stale since 2030-01-15T12:30:00Z/,
+    /channel prod's freshness of 1800 s \(stale since 2030-01-15T12:30:00Z, now 2030-01-15T12:30:00Z\)$/,
+  );
+  assert.ok(
+    stale.status === 'stale' &&
+      stale.reason.startsWith(
+        `timestamp.json issued at ${ts.issuedAt} is older than channel prod's`,
+      ),
   );
   assert.is(
     channelFreshness(ts, { channel: 'lab', freshnessSeconds: 7200 }, NOW + 1800_000).status,

@@ -14,7 +14,12 @@ import { signDocument } from '../../protocol/envelope.ts';
 import { diskFetch, verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { initialClientState } from '../../protocol/verify/state.ts';
 import { updateTrust } from '../../protocol/verify/update-trust.ts';
-import { verifyEnrolmentToken, verifyEnrolmentRequest } from '../../protocol/verify/enrolment.ts';
+import {
+  readEnrolmentRequest,
+  readEnrolmentToken,
+  verifyEnrolmentToken,
+  verifyEnrolmentRequest,
+} from '../../protocol/verify/enrolment.ts';
 import { enrolmentPath, TIMESTAMP_PATH } from '../../protocol/layout.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
 import { publishRelease } from '../../publisher/publish.ts';
@@ -310,6 +315,154 @@ test('the request: signed by the host key of the release, bound to the CSR, fres
       }),
     'Expired',
     'enrolment request',
+  );
+});
+
+test('token boundaries and details: future-dated, lifetime, expiry, unknown host, another key, nonce', async () => {
+  const s = setup();
+  const r = mint(s, 'web-1', NOW);
+  const u = await nonces(s, NOW + 2000);
+  const c = ctx(s, u, NOW + 2000);
+  const resigned = (edit: Partial<EnrolmentToken>) =>
+    signDocument({ ...r.token.signed, ...edit } as EnrolmentToken, s.enrolment);
+  const refusal = (
+    t: ReturnType<typeof resigned>,
+    code: Parameters<typeof expectRefusal>[1],
+    o = c,
+  ) => expectRefusal(() => verifyEnrolmentToken(t, o), code, 'enrolment token').detail;
+  // Issued up to the clock skew ahead is accepted; beyond it, FutureDated.
+  const at = (ms: number, lifeMs = DAY) =>
+    resigned({ issuedAt: isoTime(ms), expires: isoTime(ms + lifeMs) });
+  assert.is(verifyEnrolmentToken(at(NOW + 2000 + 60_000), c).host, 'web-1');
+  assert.is(verifyEnrolmentToken(at(NOW + 2000 + 30_000), c).host, 'web-1');
+  assert.match(
+    refusal(at(NOW + 2000 + 61_000), 'FutureDated'),
+    /issued at 2030-01-15T12:01:03Z, more than 60 s after now \(2030-01-15T12:00:02Z\)/,
+  );
+  // A lifetime of exactly 7 days is the longest allowed; expiring at (or before) the issue time never is.
+  assert.is(verifyEnrolmentToken(at(NOW, 7 * DAY), c).host, 'web-1');
+  assert.match(
+    refusal(at(NOW, 7 * DAY + 1000), 'Expired'),
+    /lives from 2030-01-15T12:00:00Z to 2030-01-22T12:00:01Z; a token must expire after it is issued and within 7 days/,
+  );
+  refusal(at(NOW - 1000, 0), 'Expired');
+  // Expiring exactly now is expired.
+  assert.match(
+    refusal(at(NOW - DAY, DAY + 2000), 'Expired'),
+    /expired at 2030-01-15T12:00:02Z \(now 2030-01-15T12:00:02Z\)/,
+  );
+  assert.is(verifyEnrolmentToken(at(NOW - DAY, DAY + 3000), c).host, 'web-1');
+  // A host the release does not list; a key other than the release's.
+  const noHost = new Map(c.hostKeys);
+  noHost.delete('web-1');
+  assert.match(
+    refusal(r.token, 'UnknownHost', { ...c, hostKeys: noHost }),
+    /host "web-1" is not in the verified release/,
+  );
+  const otherKey = newSigningKey('other');
+  assert.match(
+    refusal(resigned({ hostKeyId: keyIdOf(otherKey.publicKey) }), 'WrongHost'),
+    new RegExp(
+      `names host key ${keyIdOf(otherKey.publicKey).slice(0, 16)}\\.\\., but the signed release lists ${keyIdOf(s.hostKeys['web-1']!.publicKey).slice(0, 16)}\\.\\. for "web-1"`,
+    ),
+  );
+  // A nonce never published, and one published for another host, are refused; so is any without a bound document.
+  const never = 'f'.repeat(r.token.signed.nonce.length);
+  assert.match(
+    refusal(resigned({ nonce: never }), 'NonceRefused'),
+    new RegExp(
+      `nonce ${never.slice(0, 16)}\\.\\. is not allowed by the bound enrolment document v1: withdrawn, or never published`,
+    ),
+  );
+  const r2 = mint(s, 'web-2', NOW + 3000);
+  const u2 = await nonces(s, NOW + 5000);
+  const c2 = ctx(s, u2, NOW + 5000);
+  assert.is(verifyEnrolmentToken(r.token, c2).host, 'web-1');
+  assert.is(verifyEnrolmentToken(r2.token, c2).host, 'web-2');
+  refusal(resigned({ nonce: r2.token.signed.nonce }), 'NonceRefused', c2);
+  assert.match(
+    refusal(r.token, 'NonceRefused', { ...c, nonces: null }),
+    /is not allowed by the bound enrolment document \(none bound\)/,
+  );
+});
+
+test('readEnrolmentToken / readEnrolmentRequest: strict intake of the wire bytes, each refusing the other type', () => {
+  const s = setup();
+  const r = mint(s, 'web-1', NOW);
+  const tokenBytes = JSON.stringify(r.token);
+  assert.equal(readEnrolmentToken(tokenBytes).signed, r.token.signed);
+  const request = signDocument(requestDoc(), [s.hostKeys['web-1']!]);
+  assert.equal(readEnrolmentRequest(JSON.stringify(request)).signed, request.signed);
+  const e1 = expectRefusal(
+    () => readEnrolmentToken(JSON.stringify(request)),
+    'Malformed',
+    'enrolment token',
+  );
+  assert.match(e1.detail, /enrolment-token/);
+  const e2 = expectRefusal(
+    () => readEnrolmentRequest(tokenBytes),
+    'Malformed',
+    'enrolment request',
+  );
+  assert.match(e2.detail, /enrolment-request/);
+});
+
+const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n';
+function requestDoc(edit: Partial<EnrolmentRequest> = {}): EnrolmentRequest {
+  return {
+    type: 'enrolment-request',
+    schemaVersion: 1,
+    fleet: 'ops',
+    host: 'web-1',
+    kind: 'renew',
+    nonce: null,
+    csr: sha256Digest(Buffer.from(CSR)),
+    issuedAt: isoTime(NOW),
+    ...edit,
+  };
+}
+
+test('request details: unknown host, signer role, fleet, freshness bounds, CSR', () => {
+  const s = setup();
+  const hostKeys = new Map(Object.entries(s.hostKeys).map(([h, k]) => [h, b64(k.publicKey)]));
+  const c = { fleet: 'ops', hostKeys, now: NOW, clockSkewSeconds: 60 };
+  const signed = (edit: Partial<EnrolmentRequest> = {}) =>
+    signDocument(requestDoc(edit), [s.hostKeys['web-1']!]);
+  const refusal = (
+    env: ReturnType<typeof signed>,
+    code: Parameters<typeof expectRefusal>[1],
+    csr = CSR,
+    o = c,
+  ) => expectRefusal(() => verifyEnrolmentRequest(env, csr, o), code, 'enrolment request').detail;
+  assert.match(
+    refusal(signed({ host: 'web-9' }), 'UnknownHost'),
+    /host "web-9" is not in the verified release/,
+  );
+  assert.match(
+    refusal(signDocument(requestDoc(), [s.hostKeys['web-2']!]), 'UnknownKey'),
+    /no signature by a valid host key of web-1 key/,
+  );
+  assert.match(
+    refusal(signed({ fleet: 'other' }), 'MixAndMatch'),
+    /belongs to fleet "other", this is "ops"/,
+  );
+  // Exactly the skew away (either side) is fresh; a second more is not; 30 s is well within 60 s.
+  for (const ms of [60_000, -60_000, 30_000])
+    assert.is(
+      verifyEnrolmentRequest(signed({ issuedAt: isoTime(NOW + ms) }), CSR, c).host,
+      'web-1',
+    );
+  assert.match(
+    refusal(signed({ issuedAt: isoTime(NOW - 61_000) }), 'Expired'),
+    /signed at 2030-01-15T11:58:59Z, more than 60 s from now \(2030-01-15T12:00:00Z\): sign a fresh request/,
+  );
+  refusal(signed({ issuedAt: isoTime(NOW + 61_000) }), 'Expired');
+  const other = CSR.replace('AAAA', 'BBBB');
+  assert.match(
+    refusal(signed(), 'MixAndMatch', other),
+    new RegExp(
+      `binds CSR ${sha256Digest(Buffer.from(CSR))}, but the CSR sent is ${sha256Digest(Buffer.from(other))}`,
+    ),
   );
 });
 

@@ -4,13 +4,19 @@ import { randomBytes } from 'node:crypto';
 import { publicKeyFromSeed, signBytes, verifyBytes } from '../../protocol/ed25519.ts';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
 import {
+  awaitHelper,
   buildBatch,
+  finishUndone,
   startHelper,
+  useHelperThread,
   verifyBatch,
   PARALLEL_THRESHOLD,
   type SignatureJob,
 } from '../../protocol/verify/batch-verify.ts';
+import { helperMain, runJob } from '../../protocol/verify/batch-shared.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 function addL(sig: Uint8Array): Uint8Array {
@@ -99,5 +105,158 @@ for (const [label, module] of [
     }
   });
 }
+
+test('a helper thread is used for a large batch on more than one core, unless the caller says no', () => {
+  assert.is(useHelperThread(PARALLEL_THRESHOLD, undefined, 2), true);
+  assert.is(useHelperThread(PARALLEL_THRESHOLD, true, 2), true);
+  assert.is(useHelperThread(PARALLEL_THRESHOLD - 1, true, 2), false);
+  assert.is(useHelperThread(PARALLEL_THRESHOLD, false, 2), false);
+  assert.is(useHelperThread(PARALLEL_THRESHOLD, true, 1), false);
+  assert.is(useHelperThread(10 * PARALLEL_THRESHOLD), availableParallelism() > 1);
+});
+
+test('buildBatch parses each distinct public key once', () => {
+  const { jobs: js } = jobs(300);
+  const { batch, keyObjects } = buildBatch(js);
+  assert.is(keyObjects.length, 3);
+  assert.is(batch.keys.length, 3 * 32);
+  assert.is(batch.status.length, 300);
+});
+
+test('the helper main, run in this thread: every job answered, the finished counter complete', () => {
+  const { jobs: js, expected } = jobs(200);
+  const { batch } = buildBatch(js);
+  helperMain(batch);
+  assert.is(Atomics.load(batch.counters, 1), js.length);
+  assert.equal(
+    [...batch.status].map((s) => s === 1),
+    expected,
+  );
+});
+
+/** A thread running `source` (CommonJS) with `data`; resolves with the messages it posted once it exits. */
+function thread(
+  source: string,
+  data: unknown,
+  onMessage?: (m: unknown) => void,
+): Promise<unknown[]> {
+  const w = new Worker(source, { eval: true, workerData: data });
+  const messages: unknown[] = [];
+  w.on('message', (m) => {
+    messages.push(m);
+    onMessage?.(m);
+  });
+  return new Promise((resolve, reject) => {
+    w.once('error', reject);
+    w.once('exit', () => resolve(messages));
+  });
+}
+
+test('the helper main wakes a caller blocked on the finished counter (it does not sit out its wait)', async () => {
+  const { jobs: js } = jobs(200);
+  const { batch } = buildBatch(js);
+  let waiting!: () => void;
+  const started = new Promise<void>((r) => (waiting = r));
+  const done = thread(
+    `const { workerData, parentPort } = require('node:worker_threads');
+     parentPort.postMessage('waiting');
+     parentPort.postMessage(Atomics.wait(workerData, 1, 0, 20000));`,
+    batch.counters,
+    (m) => m === 'waiting' && waiting(),
+  );
+  await started;
+  await new Promise((r) => setTimeout(r, 200)); // let it block (if it has not, it sees 'not-equal')
+  helperMain(batch);
+  const [, outcome] = await done;
+  assert.ok(outcome === 'ok' || outcome === 'not-equal', `the waiter ${String(outcome)}`);
+});
+
+test('awaitHelper: all finished -> true at once; no progress -> false after the stall bound', () => {
+  const counters = new Int32Array(new SharedArrayBuffer(8));
+  Atomics.store(counters, 1, 10);
+  assert.is(awaitHelper(counters, 10, 60_000), true);
+  Atomics.store(counters, 1, 9);
+  assert.is(awaitHelper(counters, 10, 100), false);
+});
+
+test('awaitHelper waits for a helper that keeps making progress, however long past the stall bound', async () => {
+  const counters = new Int32Array(new SharedArrayBuffer(8));
+  const steps = 60;
+  let first!: () => void;
+  const started = new Promise<void>((r) => (first = r));
+  const done = thread(
+    `const { workerData: { counters, steps }, parentPort } = require('node:worker_threads');
+     const pause = new Int32Array(new SharedArrayBuffer(4));
+     Atomics.store(counters, 1, 1);
+     parentPort.postMessage('started');
+     for (let i = 2; i <= steps; i++) {
+       Atomics.wait(pause, 0, 0, 40);
+       Atomics.store(counters, 1, i);
+       Atomics.notify(counters, 1);
+     }`,
+    { counters, steps },
+    (m) => m === 'started' && first(),
+  );
+  await started;
+  // The stall bound (1 s) is much shorter than the whole run (about 2.4 s) and much longer than one step.
+  assert.is(awaitHelper(counters, steps, 1000), true);
+  assert.is(Atomics.load(counters, 1), steps);
+  await done;
+});
+
+test('finishUndone runs exactly the jobs no thread answered; a job OpenSSL cannot run is refused', () => {
+  const { jobs: js, expected } = jobs(100);
+  const { batch, keyObjects } = buildBatch(js);
+  const bad = expected.indexOf(false);
+  const good = expected.indexOf(true);
+  // As if a thread had answered these two (wrongly, so a re-run would show).
+  batch.status[bad] = 1;
+  batch.status[good] = 2;
+  finishUndone(batch, keyObjects);
+  assert.is(batch.status[bad], 1);
+  assert.is(batch.status[good], 2);
+  [...batch.status].forEach((s, i) => {
+    if (i !== bad && i !== good) assert.is(s === 1, expected[i], `job ${i}`);
+  });
+  batch.keyIndex[good] = keyObjects.length; // no such key object
+  runJob(batch, keyObjects, good);
+  assert.is(batch.status[good], 2);
+});
+
+test('a helper that cannot start or dies is reported on stderr and costs only speed', async () => {
+  const { jobs: js, expected } = jobs(50);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    // Not loadable as a worker at all: refused at once, no helper.
+    const remote = new URL('https://example.invalid/batch-verify-worker.js');
+    assert.is(startHelper(buildBatch(js).batch, remote), undefined);
+    // A missing file: the thread starts and fails.
+    const missing = pathToFileURL('/nonexistent/batch-verify-worker.js');
+    const { batch, keyObjects } = buildBatch(js);
+    const helper = startHelper(batch, missing);
+    assert.ok(helper);
+    helper!.ref();
+    await new Promise<void>((resolve) => helper!.once('exit', () => resolve()));
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 2, warnings.join('\n'));
+    assert.match(
+      warnings[0]!,
+      `signature batch helper thread (${remote.href}) failed, verifying on one thread: `,
+    );
+    assert.match(
+      warnings[1]!,
+      `signature batch helper thread (${missing.href}) failed, verifying on one thread: `,
+    );
+    finishUndone(batch, keyObjects);
+    assert.equal(
+      [...batch.status].map((s) => s === 1),
+      expected,
+    );
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
 
 test.run();

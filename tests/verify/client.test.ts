@@ -8,7 +8,7 @@ import type { Fetch } from '../../protocol/verify/fetcher.ts';
 import { diskFetch } from '../../protocol/disk-tree.ts';
 import { initialClientState, parseClientState, ClientState } from '../../protocol/verify/state.ts';
 import { updateTrust, isFreshnessFailure } from '../../protocol/verify/update-trust.ts';
-import { fetchHostView } from '../../protocol/verify/host-view.ts';
+import { fetchHostView, hostViewOf } from '../../protocol/verify/host-view.ts';
 import {
   hostManifestPath,
   channelPlanPath,
@@ -58,6 +58,18 @@ test('updateTrust + fetchHostView: the host gets its manifest, plan, gating plan
     ['canary'],
   );
   assert.is(view.budgets.type, 'disruption-budgets');
+  // Its own and gating plans are not budget plans; canary's agent reaches prod only through the budgets.
+  assert.equal(view.budgetPlans, []);
+  const canary = await fetchHostView({ fetch: s.fetch, trusted: u, host: 'canary-1' });
+  assert.equal(canary.gatingPlans, []);
+  assert.equal(
+    canary.budgetPlans.map((p) => p.channel),
+    ['prod'],
+  );
+  assert.throws(
+    () => hostViewOf({ manifests: new Map(), plans: {}, budgets: view.budgets }, 'prod-1'),
+    /hostViewOf: host "prod-1" was not among the manifests walked/,
+  );
   // The state survives a JSON round trip through the strict reader.
   const back = parseClientState(JSON.stringify(u.state), 'state.json');
   assert.equal(back, u.state);
