@@ -5,11 +5,14 @@
 // ack (ack cache + reused verification + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...]
 // chooses the sizes (default 10000,100000).
 import {
+  copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   closeSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -163,42 +166,82 @@ export interface ChildReport {
   watchStart: SiteBuildResult;
   oneAck: SiteBuildResult;
   maxRssMb: number;
+  /** CPU time (user + system, every thread) of each of the three builds. */
+  cpuMs: [number, number, number];
+}
+
+interface Fixture {
+  dir: string;
+  tree: string;
+  now: number;
+  acks: number;
+  nextHost: string;
+  setupMs: { publish: number; acks: number } | null;
+}
+
+const FIXTURE_FILE = 'fixture.json';
+
+/**
+ * The fleet, its tree and its acks in `dir` (made once: SITE_GEN_BENCH_DIR keeps it between runs, the
+ * setup takes longer than the builds). The ack log and the host file the run appends to are restored
+ * from pristine copies before every run, and the site is removed, so every run starts cold.
+ */
+function fixture(dir: string, hosts: number): Fixture {
+  const tree = join(dir, 'tree');
+  const made = join(dir, FIXTURE_FILE);
+  if (existsSync(made)) {
+    const f = JSON.parse(readFileSync(made, 'utf8')) as Fixture;
+    copyFileSync(join(dir, 'acks.log.orig'), join(tree, '.ack-log', 'acks.log'));
+    copyFileSync(join(dir, 'host-ack.orig'), join(tree, 'acks', 'hosts', `${f.nextHost}.json`));
+    return { ...f, setupMs: null };
+  }
+  const now = Date.parse('2030-01-01T01:00:00Z');
+  const { releaseKey, root } = benchTrust(now);
+  const { fleet, hostKeys } = generateFleet({
+    hosts,
+    channels: 3,
+    wavesPerChannel: 4,
+    seed: 'site-gen-bench',
+    budgetPct: 10,
+    chainChannels: true,
+    soakSeconds: 600,
+  });
+  const t0 = performance.now();
+  publishRelease({
+    cacheCheck: 'skip',
+    treeDir: tree,
+    fleet,
+    releaseKeys: [releaseKey],
+    roots: [root],
+    now: now - 50 * MIN,
+  });
+  const plans = ['ch-0', 'ch-1', 'ch-2'].map(
+    (c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed,
+  );
+  const t1 = performance.now();
+  const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
+  const t2 = performance.now();
+  writeFileSync(join(dir, 'root.json'), envelopeBytes(root));
+  writeFileSync(join(dir, 'next-ack.json'), next.file);
+  writeFileSync(join(dir, 'next-ack.record'), next.record);
+  copyFileSync(join(tree, '.ack-log', 'acks.log'), join(dir, 'acks.log.orig'));
+  copyFileSync(join(tree, 'acks', 'hosts', `${next.host}.json`), join(dir, 'host-ack.orig'));
+  const f: Fixture = { dir, tree, now, acks, nextHost: next.host, setupMs: null };
+  writeFileSync(made, JSON.stringify(f));
+  return { ...f, setupMs: { publish: t1 - t0, acks: t2 - t1 } };
 }
 
 async function benchSize(hosts: number): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
+  const keep = process.env.SITE_GEN_BENCH_DIR;
+  const dir = keep
+    ? join(keep, String(hosts))
+    : mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
+  mkdirSync(dir, { recursive: true });
   try {
-    const now = Date.parse('2030-01-01T01:00:00Z');
-    const { releaseKey, root } = benchTrust(now);
-    const { fleet, hostKeys } = generateFleet({
-      hosts,
-      channels: 3,
-      wavesPerChannel: 4,
-      seed: 'site-gen-bench',
-      budgetPct: 10,
-      chainChannels: true,
-      soakSeconds: 600,
-    });
-    const tree = join(dir, 'tree');
-    const t0 = performance.now();
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: tree,
-      fleet,
-      releaseKeys: [releaseKey],
-      roots: [root],
-      now: now - 50 * MIN,
-    });
-    const plans = ['ch-0', 'ch-1', 'ch-2'].map(
-      (c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed,
-    );
-    const t1 = performance.now();
-    const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
-    const t2 = performance.now();
-    writeFileSync(join(dir, 'root.json'), envelopeBytes(root));
-    writeFileSync(join(dir, 'next-ack.json'), next.file);
-    writeFileSync(join(dir, 'next-ack.record'), next.record);
-
+    const fx = fixture(dir, hosts);
+    const { tree, now, acks } = fx;
+    for (const p of ['site', '.site.builds', 'cache'])
+      rmSync(join(dir, p), { recursive: true, force: true });
     // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
     const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
     const child = spawnSync(
@@ -212,7 +255,7 @@ async function benchSize(hosts: number): Promise<void> {
         join(dir, 'root.json'),
         join(dir, 'site'),
         String(now),
-        next.host,
+        fx.nextHost,
         join(dir, 'next-ack.json'),
         join(dir, 'next-ack.record'),
       ],
@@ -239,9 +282,12 @@ async function benchSize(hosts: number): Promise<void> {
       `| hosts / acks (log records) / latest-ack files | ${hosts} / ${acks} / ${hosts} |`,
     );
     console.log(
-      `| setup: publish / sign+write acks (not measured below) | ${(t1 - t0).toFixed(0)} / ${(t2 - t1).toFixed(0)} ms |`,
+      `| setup: publish / sign+write acks (not measured below) | ${fx.setupMs === null ? 'kept fixture' : `${fx.setupMs.publish.toFixed(0)} / ${fx.setupMs.acks.toFixed(0)} ms`} |`,
     );
-    console.log(`| buildSite total | ${fmt('total')} ms |`);
+    console.log(`| buildSite total (wall) | ${fmt('total')} ms |`);
+    console.log(
+      `| CPU time of the build (user + system, all threads) | ${r.cpuMs.map((c) => c.toFixed(0)).join(' / ')} ms |`,
+    );
     console.log(
       `| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`,
     );
@@ -262,7 +308,7 @@ async function benchSize(hosts: number): Promise<void> {
       `| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`,
     );
     console.log(
-      `| index.html / hosts.html / one list page / one channel page / one host page | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts', `${next.host}.html`)).size)} |`,
+      `| index.html / hosts.html / one list page / one channel page / one host detail page (largest) | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(Math.max(...readdirSync(join(dir, 'site', 'hosts')).map((f) => statSync(join(dir, 'site', 'hosts', f)).size)))} |`,
     );
     console.log(
       `| on disk (du, both kept builds share unchanged pages) | ${(du(join(dir, 'site')) / 1e6).toFixed(1)} MB |`,
@@ -271,7 +317,7 @@ async function benchSize(hosts: number): Promise<void> {
       `| machine load average (1 min) | ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores |`,
     );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -23,7 +23,8 @@ import {
   type VerificationFailure,
 } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
-import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
+import { renderSite, type SitePages } from './pages.ts';
+import type { HostPageMemo } from './host-pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
 

@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
-import { HostPageMemo } from './pages.ts';
+import { HostPageMemo } from './host-pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */

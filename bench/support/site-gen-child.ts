@@ -7,7 +7,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { AckCache, readPinnedRoot } from '../../read-side/load.ts';
-import { HostPageMemo } from '../../site-gen/pages.ts';
+import { HostPageMemo } from '../../site-gen/host-pages.ts';
 
 const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [
   string,
@@ -21,8 +21,16 @@ const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.sl
 const now = Number(nowArg);
 const pinnedRoot = readPinnedRoot(rootFile);
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
+/** CPU time of the whole process (every thread: signature batches run on worker threads), in ms. */
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1000;
+};
 
+let cpu = process.cpuUsage();
 const cold = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now });
+const coldCpuMs = cpuMs(cpu);
+cpu = process.cpuUsage();
 const coldMaxRssMb = rssMb();
 const ackCache = new AckCache();
 const releaseCache = new ReleaseCache();
@@ -36,9 +44,11 @@ const watchStart = await buildSite({
   releaseCache,
   hostPageMemo,
 });
+const watchStartCpuMs = cpuMs(cpu);
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
+cpu = process.cpuUsage();
 const oneAck = await buildSite({
   treeDir: tree,
   pinnedRoot,
@@ -48,4 +58,14 @@ const oneAck = await buildSite({
   releaseCache,
   hostPageMemo,
 });
-process.stdout.write(JSON.stringify({ cold, coldMaxRssMb, watchStart, oneAck, maxRssMb: rssMb() }));
+const oneAckCpuMs = cpuMs(cpu);
+process.stdout.write(
+  JSON.stringify({
+    cold,
+    coldMaxRssMb,
+    watchStart,
+    oneAck,
+    maxRssMb: rssMb(),
+    cpuMs: [coldCpuMs, watchStartCpuMs, oneAckCpuMs],
+  }),
+);

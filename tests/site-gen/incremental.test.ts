@@ -8,7 +8,8 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
-import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
+import { renderSite } from '../../site-gen/pages.ts';
+import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
@@ -26,6 +27,8 @@ import {
   MIN,
   NOW,
   createSiteFixture,
+  hostPagePath,
+  hostSection,
   readSite,
   type SiteFixture,
 } from './fixture.ts';
@@ -58,12 +61,13 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
     const host = copy.roles.eligible;
     const other = copy.roles.soaked;
+    const otherPage = hostPagePath(readSite(out), other);
     assert.is(
-      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
-      statSync(join(cold.buildDir, 'hosts', `${other}.html`)).ino,
+      statSync(join(again.buildDir, otherPage)).ino,
+      statSync(join(cold.buildDir, otherPage)).ino,
     );
 
-    // 10 s later one host starts: its page changes; host pages of others do not (they carry no ages)
+    // 10 s later one host starts: its section changes; those of others do not (they carry no ages)
     const later = NOW + 10_000;
     const p0 = copy.plans['ch-0']!;
     copy.chains.get(host)!.write({
@@ -81,22 +85,27 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
       now: later,
     });
     const after = readSite(out);
-    assert.is.not(after.get(`hosts/${host}.html`), before.get(`hosts/${host}.html`));
-    assert.match(after.get(`hosts/${host}.html`)!, '>activating</a>');
-    assert.is(after.get(`hosts/${other}.html`), before.get(`hosts/${other}.html`));
-    assert.is(
-      statSync(join(inc.buildDir, 'hosts', `${other}.html`)).ino,
-      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
-      'unchanged host page is shared, not rewritten',
+    assert.is.not(hostSection(after, host), hostSection(before, host));
+    assert.match(hostSection(after, host), '>activating</a>');
+    // exactly the sections whose facts changed: the host that started and those whose verdict quotes
+    // it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
+    const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts);
+    const sectionsChanged = Object.keys(copy.hostKeys).filter(
+      (h) => hostSection(after, h) !== hostSection(before, h),
     );
-    // exactly the pages whose content changed were written: of the host pages, the one that started and
-    // those whose verdict quotes it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
+    assert.equal(sectionsChanged.sort(), [host, ...gatedOnIt].sort());
+    // exactly the pages whose content changed were written: of the detail pages, those holding them
     const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
     assert.is(inc.written, changed.length);
-    const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts).map((h) => `hosts/${h}.html`);
     assert.equal(
       changed.filter((k) => k.startsWith('hosts/')).sort(),
-      [`hosts/${host}.html`, ...gatedOnIt].sort(),
+      [...new Set([host, ...gatedOnIt].map((h) => hostPagePath(after, h)))].sort(),
+    );
+    assert.not.ok(changed.includes(otherPage));
+    assert.is(
+      statSync(join(inc.buildDir, otherPage)).ino,
+      statSync(join(again.buildDir, otherPage)).ino,
+      'unchanged detail page is shared, not rewritten',
     );
     // list pages state signed times, not ages: those of ch-1 (nothing changed there) are not rewritten
     assert.equal(
@@ -167,7 +176,7 @@ test('watch mode caches (acks, verification, host pages) give byte-identical sit
     const after = await same(NOW + 6000, 'after');
     assert.is(after.verificationReused, true);
     assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
-    assert.match(page(watched, `hosts/${host}.html`), 'probe failed after activation');
+    assert.match(hostSection(watched, host), 'probe failed after activation');
   } finally {
     copy.cleanup();
   }
@@ -327,7 +336,7 @@ async function modelAt(now: number) {
 
 test('host page: quarantine from the signed rolled-back ack (closure, since, until by default, why) and the failure', async () => {
   await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
-  const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
+  const h = hostSection(fx.outDir, fx.roles.failed);
   const q = /<table class="quarantine stack">(.*?)<\/table>/s.exec(h)![1]!;
   assert.match(
     q,
@@ -343,7 +352,7 @@ test('host page: quarantine from the signed rolled-back ack (closure, since, unt
     h,
     `failure (this rollout)</th><td><span class="bad-text">rolled-back: ${escapeHtml(HOSTILE_REASON)}</span> (signed 2030-03-01 10:11:00Z)`,
   );
-  const soaked = page(fx.outDir, `hosts/${fx.roles.soaked}.html`);
+  const soaked = page(fx.outDir, hostPagePath(readSite(fx.outDir), fx.roles.soaked));
   assert.match(soaked, 'its agent has quarantined nothing that it reported');
   assert.not.match(soaked, 'failure (this rollout)');
   // host pages do not depend on the build's now (ages live on the overview and lists)
