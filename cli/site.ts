@@ -11,12 +11,14 @@ import {
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import type { SignedRoot } from '../protocol/index.ts';
+import { defaultCacheDir, openVerifiedAckStore } from '../read-side/index.ts';
 import {
   buildSite,
   type SiteBuildResult,
   watchSite,
   Notifier,
   type NotifyTarget,
+  type VerifiedStore,
 } from '../site-gen/index.ts';
 
 const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory (current -> verified tree, acks/) or a
@@ -27,6 +29,11 @@ const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory
                      (default DIR/.ack-log/acks.log when it exists)
   --no-ack-log       use only the latest ack of each host (acks/hosts/)
   --clock-skew S     tolerated clock skew for a future-dated timestamp (default 300)
+  --cache-dir DIR    where verified acks and release documents are remembered by the SHA-256 of their
+                     bytes (default $XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet, as for \`status\`;
+                     only read when it is the user's own and not writable by others): the next build
+                     checks digests instead of signatures; a changed file is a miss, verified in full
+  --no-cache         verify everything, read and write no cache
   --pki DIR          the control plane's PKI directory (\`nixfleet pki init\`): certificates expiring
                      within 30 days are listed under "What needs you now"
   --json             machine-readable output`;
@@ -39,6 +46,8 @@ const options = {
   'no-ack-log': { type: 'boolean', default: false },
   'clock-skew': { type: 'string' },
   pki: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -49,6 +58,7 @@ interface Common {
   ackLogFile?: string | null;
   clockSkewSeconds?: number;
   pkiDir?: string;
+  verifiedStore: VerifiedStore;
   json: boolean;
 }
 
@@ -60,6 +70,8 @@ function common(values: {
   'no-ack-log'?: boolean;
   'clock-skew'?: string;
   pki?: string;
+  'cache-dir'?: string;
+  'no-cache'?: boolean;
   json?: boolean;
 }): Common {
   if (!values.tree) throw new UsageError('--tree is required');
@@ -81,6 +93,10 @@ function common(values: {
         : {}),
     ...(skew === undefined ? {} : { clockSkewSeconds: Number(skew) }),
     ...(values.pki === undefined ? {} : { pkiDir: values.pki }),
+    verifiedStore: openVerifiedAckStore(
+      values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+      'site',
+    ),
     json: values.json ?? false,
   };
 }

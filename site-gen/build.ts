@@ -10,6 +10,7 @@ import {
   ACK_LOG_FILE,
   parseIsoTime,
   DEFAULT_CLOCK_SKEW_SECONDS,
+  type VerifiedDocumentMemo,
 } from '../protocol/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import {
@@ -34,6 +35,13 @@ import { expiringCerts } from './attention.ts';
  */
 export const SITE_ACK_LOG_WINDOW_BYTES = 128 * 1024 * 1024;
 
+/** read-side's VerifiedAckStore, as much of it as a build uses. */
+export interface VerifiedStore {
+  cache: AckCache;
+  documents: VerifiedDocumentMemo;
+  save(): void;
+}
+
 export interface SiteInputOptions {
   /** A control plane's tree directory (with `current` and `acks/`) or a tree `nixfleet publish` wrote. */
   treeDir: string;
@@ -45,6 +53,13 @@ export interface SiteInputOptions {
   clockSkewSeconds?: number;
   /** Parsed and verified acks of earlier builds, by digest (watch mode keeps one). */
   ackCache?: AckCache;
+  /**
+   * What earlier runs verified, persisted in the operator's cache directory (read-side
+   * openVerifiedAckStore, as `status` keeps one): acks by the digest of their bytes and host key, release
+   * documents by the digests of the root and their bytes. Its cache is this build's ack cache (instead
+   * of `ackCache`), its memo the walk's; it is saved right after the ack intake.
+   */
+  verifiedStore?: VerifiedStore;
   /** The verified release of an earlier build, reused while no tree file changed (watch mode keeps one). */
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
@@ -162,6 +177,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, {
       now: o.now,
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+      ...(o.verifiedStore === undefined ? {} : { memo: o.verifiedStore.documents }),
     });
     o.releaseCache?.remember(
       load,
@@ -175,6 +191,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
+    const cache = o.verifiedStore?.cache ?? o.ackCache;
     const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
     acks = readAckHistory({
       acksDir: acksDirOf(o.treeDir),
@@ -189,9 +206,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
         windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
         onCorrupt: 'reject',
       },
-      ...(o.ackCache ? { cache: o.ackCache } : {}),
+      ...(cache ? { cache } : {}),
     });
-    o.ackCache?.commit();
+    // Saved before commit(): what this build verified or reused is what the store keeps.
+    o.verifiedStore?.save();
+    cache?.commit();
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }

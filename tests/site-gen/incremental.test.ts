@@ -4,7 +4,7 @@
 // their failure threshold, budgets over their limit, expiring certificates from the PKI directory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
@@ -20,6 +20,7 @@ import {
   loadReleaseAllowingStale,
   readAckHistory,
 } from '../../read-side/load.ts';
+import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import { escapeHtml } from '../../site-gen/html.ts';
 import { requireTool } from '../support/skip.ts';
 import {
@@ -426,6 +427,52 @@ test('expiring certificates from --pki: listed within 30 days, soonest first; a 
   const expiring = expiringCerts(pki, NOW);
   for (const c of expiring) assert.match(index, `certificate ${c.file}`);
   if (expiring.length === 0) assert.not.match(index, 'data-kind="cert-expiring"');
+});
+
+test('one-shot builds with a persisted store: the second checks digests (same site); a forged ack is still refused', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const oneShot = async (outDir: string, store: string | null) => {
+      const verifiedStore = openVerifiedAckStore(store, 'site');
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        verifiedStore,
+      });
+      return { r, verifiedStore };
+    };
+    const first = await oneShot(join(copy.dir, 'first'), cacheDir);
+    assert.is(first.verifiedStore.documents.hits, 0, 'an empty store: everything verified');
+    assert.ok(existsSync(join(cacheDir, 'site.verified-acks')));
+    assert.ok(existsSync(join(cacheDir, 'site.verified-docs')));
+    const second = await oneShot(join(copy.dir, 'second'), cacheDir);
+    assert.ok(second.verifiedStore.documents.hits > 0, 'release documents from the store');
+    assert.is(second.verifiedStore.cache.changed, false, 'every ack from the store');
+    const uncached = await oneShot(join(copy.dir, 'uncached'), null);
+    const a = readSite(join(copy.dir, 'second'));
+    const b = readSite(join(copy.dir, 'uncached'));
+    assert.equal([...a.keys()], [...b.keys()]);
+    for (const [k, v] of b) assert.ok(a.get(k) === v, `${k} differs from an uncached build`);
+    assert.equal(second.r.acks, uncached.r.acks);
+
+    // bytes the store never saw are verified in full: a genuine ack altered in transit is refused
+    const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
+    writeFileSync(
+      gatedFile,
+      readFileSync(gatedFile, 'utf8').replace('waiting for its turn', 'waiting for its tunr'),
+    );
+    const third = await oneShot(join(copy.dir, 'third'), cacheDir);
+    assert.is(third.r.acks.rejected, 1);
+    assert.match(
+      readFileSync(join(copy.dir, 'third', 'documents.html'), 'utf8'),
+      `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
+    );
+  } finally {
+    copy.cleanup();
+  }
 });
 
 test.run();
