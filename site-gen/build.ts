@@ -237,7 +237,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
         model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0),
       rejected: acks?.rejected.length ?? 0,
     },
-    pages: pages.size,
+    pages: pages.count,
   };
   return {
     pages,
@@ -251,7 +251,7 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
   const { pages, summary, timingsMs, verificationReused } = await renderSitePages(o);
   const t1 = performance.now();
-  const installed = installSite(o.outDir, pages);
+  const installed = installSite(o.outDir, pages.all());
   const t2 = performance.now();
   const round = (n: number) => Math.round(n * 10) / 10;
   return {

@@ -4,7 +4,7 @@
 // host is in depends only on the signed plan (channel, wave, name order), so a new ack changes only
 // the chunks of the hosts whose facts it changes. Plain HTML: the anchor works with JavaScript off.
 import { html, join, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { encodePage } from './layout.ts';
 import { shortDigest, shortStorePath, utc } from './format.ts';
 import {
   stableBanner,
@@ -243,7 +243,7 @@ export function hostDetailPages(
   m: FleetModel,
   load: ReleaseLoad,
   memo: HostPageMemo | undefined,
-): Map<string, string> {
+): Map<string, Uint8Array> {
   const banner = stableBanner(load, m.acks);
   const foot = stableFooter('../');
   const pages = detailPages(m);
@@ -257,7 +257,7 @@ export function hostDetailPages(
     memo === undefined
       ? hostSection(m, h)
       : memo.render(h.host, hostSectionKey(m, h), () => hostSection(m, h), used);
-  const out = new Map<string, string>();
+  const out = new Map<string, Uint8Array>();
   for (const [path, rows] of pages) {
     const first = rows[0]!;
     const siblings = byWave.get(`${first.channel}\n${first.wave}`)!;
@@ -272,7 +272,7 @@ ${rows.map(section)}
 ${nav}`;
     out.set(
       path,
-      page({
+      encodePage({
         title: `NixFleet ${m.release.report.fleet}: ${title}`,
         base: '../',
         banner,

@@ -81,6 +81,11 @@ export interface PageOptions {
   script?: boolean;
 }
 
+/** page() as UTF-8: for the pages a site has hundreds of (see pages.ts SitePages). */
+export function encodePage(o: PageOptions): Uint8Array {
+  return Buffer.from(page(o), 'utf8');
+}
+
 export function page(o: PageOptions): string {
   const nav =
     o.nav === false

@@ -3,7 +3,7 @@
 // with the fleet and everything works with JavaScript off. An optional script (search.js) adds search by
 // host name over a compact index (search-index.js), loaded only when the operator types.
 import { html, join, raw, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { encodePage } from './layout.ts';
 import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
 import type { FleetModel, HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
@@ -112,8 +112,8 @@ export function listPages(
   m: FleetModel,
   load: ReleaseLoad,
   lists: readonly HostList[],
-): Map<string, string> {
-  const out = new Map<string, string>();
+): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
   const base = '../';
   // Lists state signed times, not ages: a list page changes only when one of its hosts does (the
   // lists hold the whole fleet several times over; rewriting them for every ack would dominate).
@@ -137,7 +137,7 @@ ${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { n
 ${nav}`;
       out.set(
         `lists/${l.id}_${n}.html`,
-        page({
+        encodePage({
           title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`,
           base,
           banner,

@@ -36,7 +36,25 @@ export const MAX_ATTENTION_ROWS = 100;
 /** documents.html lists at most this many rejected acks (~0.2 kB each: the page stays under 500 kB). */
 export const MAX_REJECTED_ROWS = 1000;
 
-export type SitePages = Map<string, string>;
+/**
+ * Path -> page. The pages a site has hundreds of (host details, lists) are kept apart in `encoded`, as
+ * UTF-8 bytes from the moment they are rendered: held as strings, most of them two-byte (one "—" or
+ * "✓" makes V8 store a whole string as UTF-16), the site would take twice its size in memory until
+ * installed.
+ */
+export class SitePages extends Map<string, string> {
+  readonly encoded = new Map<string, Uint8Array>();
+
+  /** Every page, both kinds. */
+  *all(): IterableIterator<[string, string | Uint8Array]> {
+    yield* this;
+    yield* this.encoded;
+  }
+
+  get count(): number {
+    return this.size + this.encoded.size;
+  }
+}
 
 function stateSpan(state: string): Html {
   return html`<span class="state ${state}">${state}</span>`;
@@ -478,7 +496,7 @@ export function renderSite(
   pinnedRootVersion: number,
   o: RenderOptions = {},
 ): SitePages {
-  const pages: SitePages = new Map();
+  const pages = new SitePages();
   pages.set('style.css', STYLESHEET);
   if (load.status === 'failed' || model === null) {
     if (load.status !== 'failed') throw new Error('a verified release needs its fleet model');
@@ -492,11 +510,12 @@ export function renderSite(
   pages.set('hosts.html', hostsPage(model, load));
   pages.set('search.js', SEARCH_SCRIPT);
   pages.set('search-index.js', searchIndex(model));
-  for (const [path, html] of listPages(model, load, hostLists(model))) pages.set(path, html);
+  for (const [path, bytes] of listPages(model, load, hostLists(model)))
+    pages.encoded.set(path, bytes);
   pages.set('trust.html', trustPage(model, load));
   pages.set('documents.html', documentsPage(model, load));
   for (const c of model.view.channels)
     pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
-  for (const [path, html] of hostDetailPages(model, load, o.memo)) pages.set(path, html);
+  for (const [path, bytes] of hostDetailPages(model, load, o.memo)) pages.encoded.set(path, bytes);
   return pages;
 }
