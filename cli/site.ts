@@ -124,13 +124,14 @@ Verifies the whole tree against the pinned trust root (as \`nixfleet verify\` do
 against the host key in the signed release, runs the reconciler's fleet view, and writes a static site:
 index.html ("what needs you now", overview, channels, budgets, failed/offline hosts, revocations),
 channels/<ch>.html (waves, soak, failures vs threshold, timelines), hosts.html and lists/ (every host,
-paged, filtered by phase, channel, wave, quarantine), hosts/<host>.html (closures, phase, failure,
-quarantine evidence, ack history), trust.html (root, release and cache keys) and documents.html
+paged, filtered by phase, channel, wave, quarantine), hosts/<ch>_w<wave>_<n>.html (40 hosts of a wave
+each, one section per host: closures, phase, failure, quarantine evidence, ack history), trust.html (root, release and cache keys) and documents.html
 (the verification result of every document, rejected acks). Plain HTML, one stylesheet, inline SVG, no
 external assets; an optional script adds search by host name (everything works without it). The site
 is built into a new directory (pages unchanged since the previous build are hard-linked, not
 rewritten) and --out is switched to it atomically (--out must be absent, an empty directory, or a
-previous site-gen output).
+previous site-gen output). What a build verified is remembered in --cache-dir, so the next build checks
+the digests of unchanged acks and documents instead of their signatures.
 
 A tree that does not verify gives a site with only a red "verification failed: <code> <file>" banner.
 An expired timestamp gives the fleet view under a red banner (every signature still verified).
