@@ -1,15 +1,19 @@
 // Dashboard build time for a fleet mid-rollout (10,000 and 100,000 hosts): a tree from the real
 // publisher, every host's latest ack in acks/hosts/ and the whole ack history in the endpoint's log.
-// Each size is built in a fresh child process (bench/support/site-gen-child.ts, so its peak RSS is the
-// build's): a cold one-shot `site build`, then watch mode's start build and its rebuild after one new
-// ack (ack cache + reused verification + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...]
-// chooses the sizes (default 10000,100000).
+// Each size is built in child processes (bench/support/site-gen-child.ts, so peak RSS is the build's):
+// the first one-shot `site build` (an empty verified store), the next one (the store it saved), then
+// watch mode's start build and its rebuild after one new ack (ack cache + reused verification +
+// memoised host sections + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...] chooses the
+// sizes (default 10000,100000); SITE_GEN_BENCH_DIR=DIR keeps the generated fleets there between runs.
 import {
+  copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   closeSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -158,90 +162,146 @@ function du(dir: string): number {
 }
 
 export interface ChildReport {
-  cold: SiteBuildResult;
-  coldMaxRssMb: number;
+  warm: SiteBuildResult;
+  warmMaxRssMb: number;
   watchStart: SiteBuildResult;
   oneAck: SiteBuildResult;
   maxRssMb: number;
+  /** CPU time (user + system, every thread) of each build of the phase. */
+  cpuMs: number[];
+}
+
+interface Fixture {
+  dir: string;
+  tree: string;
+  now: number;
+  acks: number;
+  nextHost: string;
+  setupMs: { publish: number; acks: number } | null;
+}
+
+const FIXTURE_FILE = 'fixture.json';
+
+/**
+ * The fleet, its tree and its acks in `dir` (made once: SITE_GEN_BENCH_DIR keeps it between runs, the
+ * setup takes longer than the builds). The ack log and the host file the run appends to are restored
+ * from pristine copies before every run, and the site is removed, so every run starts cold.
+ */
+function fixture(dir: string, hosts: number): Fixture {
+  const tree = join(dir, 'tree');
+  const made = join(dir, FIXTURE_FILE);
+  if (existsSync(made)) {
+    const f = JSON.parse(readFileSync(made, 'utf8')) as Fixture;
+    copyFileSync(join(dir, 'acks.log.orig'), join(tree, '.ack-log', 'acks.log'));
+    copyFileSync(join(dir, 'host-ack.orig'), join(tree, 'acks', 'hosts', `${f.nextHost}.json`));
+    return { ...f, setupMs: null };
+  }
+  const now = Date.parse('2030-01-01T01:00:00Z');
+  const { releaseKey, root } = benchTrust(now);
+  const { fleet, hostKeys } = generateFleet({
+    hosts,
+    channels: 3,
+    wavesPerChannel: 4,
+    seed: 'site-gen-bench',
+    budgetPct: 10,
+    chainChannels: true,
+    soakSeconds: 600,
+  });
+  const t0 = performance.now();
+  publishRelease({
+    cacheCheck: 'skip',
+    treeDir: tree,
+    fleet,
+    releaseKeys: [releaseKey],
+    roots: [root],
+    now: now - 50 * MIN,
+  });
+  const plans = ['ch-0', 'ch-1', 'ch-2'].map(
+    (c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed,
+  );
+  const t1 = performance.now();
+  const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
+  const t2 = performance.now();
+  writeFileSync(join(dir, 'root.json'), envelopeBytes(root));
+  writeFileSync(join(dir, 'next-ack.json'), next.file);
+  writeFileSync(join(dir, 'next-ack.record'), next.record);
+  copyFileSync(join(tree, '.ack-log', 'acks.log'), join(dir, 'acks.log.orig'));
+  copyFileSync(join(tree, 'acks', 'hosts', `${next.host}.json`), join(dir, 'host-ack.orig'));
+  const f: Fixture = { dir, tree, now, acks, nextHost: next.host, setupMs: null };
+  writeFileSync(made, JSON.stringify(f));
+  return { ...f, setupMs: { publish: t1 - t0, acks: t2 - t1 } };
 }
 
 async function benchSize(hosts: number): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
+  const keep = process.env.SITE_GEN_BENCH_DIR;
+  const dir = keep
+    ? join(keep, String(hosts))
+    : mkdtempSync(join(tmpdir(), 'nixfleet-site-bench-'));
+  mkdirSync(dir, { recursive: true });
   try {
-    const now = Date.parse('2030-01-01T01:00:00Z');
-    const { releaseKey, root } = benchTrust(now);
-    const { fleet, hostKeys } = generateFleet({
-      hosts,
-      channels: 3,
-      wavesPerChannel: 4,
-      seed: 'site-gen-bench',
-      budgetPct: 10,
-      chainChannels: true,
-      soakSeconds: 600,
-    });
-    const tree = join(dir, 'tree');
-    const t0 = performance.now();
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: tree,
-      fleet,
-      releaseKeys: [releaseKey],
-      roots: [root],
-      now: now - 50 * MIN,
-    });
-    const plans = ['ch-0', 'ch-1', 'ch-2'].map(
-      (c) => readChannelPlan(readFileSync(join(tree, channelPlanPath(1, c))), c).signed,
-    );
-    const t1 = performance.now();
-    const { count: acks, next } = writeAcks(tree, plans, hostKeys, now);
-    const t2 = performance.now();
-    writeFileSync(join(dir, 'root.json'), envelopeBytes(root));
-    writeFileSync(join(dir, 'next-ack.json'), next.file);
-    writeFileSync(join(dir, 'next-ack.record'), next.record);
-
+    const fx = fixture(dir, hosts);
+    const { tree, now, acks } = fx;
+    for (const p of ['site', '.site.builds', 'cache'])
+      rmSync(join(dir, p), { recursive: true, force: true });
     // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
     const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
-    const child = spawnSync(
-      process.execPath,
-      [
-        ...heap,
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)),
-        tree,
-        join(dir, 'root.json'),
-        join(dir, 'site'),
-        String(now),
-        next.host,
-        join(dir, 'next-ack.json'),
-        join(dir, 'next-ack.record'),
-      ],
-      {
-        encoding: 'utf8',
-        maxBuffer: 64 * 1024 * 1024,
-        cwd: fileURLToPath(new URL('..', import.meta.url)),
-      },
-    );
-    if (child.status !== 0)
-      throw new Error(`site-gen bench child failed (${child.status}): ${child.stderr}`);
-    const r = JSON.parse(child.stdout) as ChildReport;
-    for (const b of [r.cold, r.watchStart, r.oneAck])
+    const child = (phase: 'first' | 'rest') => {
+      const c = spawnSync(
+        process.execPath,
+        [
+          ...heap,
+          '--import',
+          'tsx',
+          fileURLToPath(new URL('./support/site-gen-child.ts', import.meta.url)),
+          phase,
+          tree,
+          join(dir, 'root.json'),
+          join(dir, 'site'),
+          String(now),
+          fx.nextHost,
+          join(dir, 'next-ack.json'),
+          join(dir, 'next-ack.record'),
+          join(dir, 'cache'),
+        ],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+          cwd: fileURLToPath(new URL('..', import.meta.url)),
+        },
+      );
+      if (c.status !== 0) throw new Error(`site-gen bench child failed (${c.status}): ${c.stderr}`);
+      return JSON.parse(c.stdout) as unknown;
+    };
+    const first = child('first') as { first: SiteBuildResult; maxRssMb: number; cpuMs: number[] };
+    const rest = child('rest') as ChildReport;
+    const r = {
+      ...rest,
+      cold: first.first,
+      coldMaxRssMb: first.maxRssMb,
+      cpuMs: [...first.cpuMs, ...rest.cpuMs],
+    };
+    for (const b of [r.cold, r.warm, r.watchStart, r.oneAck])
       if (b.status !== 'verified' || b.acks.rejected !== 0)
         throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
-    const runs = [r.cold, r.watchStart, r.oneAck];
+    const runs = [r.cold, r.warm, r.watchStart, r.oneAck];
     const fmt = (k: keyof SiteBuildResult['timingsMs']) =>
       runs.map((x) => x.timingsMs[k].toFixed(0)).join(' / ');
     const kb = (n: number) => `${(n / 1e3).toFixed(0)} kB`;
     console.log(`\n### ${hosts} hosts\n`);
-    console.log('| what | cold `site build` / watch start / watch after one new ack |');
+    console.log(
+      '| what | first `site build` (empty store) / next `site build` (its store) / watch start / watch after one new ack |',
+    );
     console.log('|---|---|');
     console.log(
       `| hosts / acks (log records) / latest-ack files | ${hosts} / ${acks} / ${hosts} |`,
     );
     console.log(
-      `| setup: publish / sign+write acks (not measured below) | ${(t1 - t0).toFixed(0)} / ${(t2 - t1).toFixed(0)} ms |`,
+      `| setup: publish / sign+write acks (not measured below) | ${fx.setupMs === null ? 'kept fixture' : `${fx.setupMs.publish.toFixed(0)} / ${fx.setupMs.acks.toFixed(0)} ms`} |`,
     );
-    console.log(`| buildSite total | ${fmt('total')} ms |`);
+    console.log(`| buildSite total (wall) | ${fmt('total')} ms |`);
+    console.log(
+      `| CPU time of the build (user + system, all threads) | ${r.cpuMs.map((c) => c.toFixed(0)).join(' / ')} ms |`,
+    );
     console.log(
       `| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`,
     );
@@ -256,13 +316,13 @@ async function benchSize(hosts: number): Promise<void> {
       `| bytes: site / written | ${runs.map((x) => `${(x.bytes / 1e6).toFixed(1)} / ${(x.bytesWritten / 1e6).toFixed(2)} MB`).join('; ')} |`,
     );
     console.log(
-      `| peak RSS of the build process (after cold / after all three) | ${r.coldMaxRssMb.toFixed(0)} / ${r.maxRssMb.toFixed(0)} MB |`,
+      `| peak RSS: first build's process / next build's process after it, after the watch builds | ${r.coldMaxRssMb.toFixed(0)} / ${r.warmMaxRssMb.toFixed(0)}, ${r.maxRssMb.toFixed(0)} MB |`,
     );
     console.log(
       `| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`,
     );
     console.log(
-      `| index.html / hosts.html / one list page / one channel page / one host page | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts', `${next.host}.html`)).size)} |`,
+      `| index.html / hosts.html / one list page / one channel page / one host detail page (largest) | ${kb(statSync(join(dir, 'site', 'index.html')).size)} / ${kb(statSync(join(dir, 'site', 'hosts.html')).size)} / ${kb(statSync(join(dir, 'site', 'lists', 'all_2.html')).size)} / ${kb(statSync(join(dir, 'site', 'channels', 'ch-0.html')).size)} / ${kb(Math.max(...readdirSync(join(dir, 'site', 'hosts')).map((f) => statSync(join(dir, 'site', 'hosts', f)).size)))} |`,
     );
     console.log(
       `| on disk (du, both kept builds share unchanged pages) | ${(du(join(dir, 'site')) / 1e6).toFixed(1)} MB |`,
@@ -271,7 +331,7 @@ async function benchSize(hosts: number): Promise<void> {
       `| machine load average (1 min) | ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores |`,
     );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 

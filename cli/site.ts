@@ -11,12 +11,14 @@ import {
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import type { SignedRoot } from '../protocol/index.ts';
+import { defaultCacheDir, openVerifiedAckStore } from '../read-side/index.ts';
 import {
   buildSite,
   type SiteBuildResult,
   watchSite,
   Notifier,
   type NotifyTarget,
+  type VerifiedStore,
 } from '../site-gen/index.ts';
 
 const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory (current -> verified tree, acks/) or a
@@ -27,6 +29,11 @@ const COMMON_OPTIONS = `  --tree DIR         the tree: a control plane directory
                      (default DIR/.ack-log/acks.log when it exists)
   --no-ack-log       use only the latest ack of each host (acks/hosts/)
   --clock-skew S     tolerated clock skew for a future-dated timestamp (default 300)
+  --cache-dir DIR    where verified acks and release documents are remembered by the SHA-256 of their
+                     bytes (default $XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet, as for \`status\`;
+                     only read when it is the user's own and not writable by others): the next build
+                     checks digests instead of signatures; a changed file is a miss, verified in full
+  --no-cache         verify everything, read and write no cache
   --pki DIR          the control plane's PKI directory (\`nixfleet pki init\`): certificates expiring
                      within 30 days are listed under "What needs you now"
   --json             machine-readable output`;
@@ -39,6 +46,8 @@ const options = {
   'no-ack-log': { type: 'boolean', default: false },
   'clock-skew': { type: 'string' },
   pki: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'no-cache': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
 } as const;
 
@@ -49,6 +58,7 @@ interface Common {
   ackLogFile?: string | null;
   clockSkewSeconds?: number;
   pkiDir?: string;
+  verifiedStore: VerifiedStore;
   json: boolean;
 }
 
@@ -60,6 +70,8 @@ function common(values: {
   'no-ack-log'?: boolean;
   'clock-skew'?: string;
   pki?: string;
+  'cache-dir'?: string;
+  'no-cache'?: boolean;
   json?: boolean;
 }): Common {
   if (!values.tree) throw new UsageError('--tree is required');
@@ -81,6 +93,10 @@ function common(values: {
         : {}),
     ...(skew === undefined ? {} : { clockSkewSeconds: Number(skew) }),
     ...(values.pki === undefined ? {} : { pkiDir: values.pki }),
+    verifiedStore: openVerifiedAckStore(
+      values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+      'site',
+    ),
     json: values.json ?? false,
   };
 }
@@ -108,13 +124,14 @@ Verifies the whole tree against the pinned trust root (as \`nixfleet verify\` do
 against the host key in the signed release, runs the reconciler's fleet view, and writes a static site:
 index.html ("what needs you now", overview, channels, budgets, failed/offline hosts, revocations),
 channels/<ch>.html (waves, soak, failures vs threshold, timelines), hosts.html and lists/ (every host,
-paged, filtered by phase, channel, wave, quarantine), hosts/<host>.html (closures, phase, failure,
-quarantine evidence, ack history), trust.html (root, release and cache keys) and documents.html
+paged, filtered by phase, channel, wave, quarantine), hosts/<ch>_w<wave>_<n>.html (40 hosts of a wave
+each, one section per host: closures, phase, failure, quarantine evidence, ack history), trust.html (root, release and cache keys) and documents.html
 (the verification result of every document, rejected acks). Plain HTML, one stylesheet, inline SVG, no
 external assets; an optional script adds search by host name (everything works without it). The site
 is built into a new directory (pages unchanged since the previous build are hard-linked, not
 rewritten) and --out is switched to it atomically (--out must be absent, an empty directory, or a
-previous site-gen output).
+previous site-gen output). What a build verified is remembered in --cache-dir, so the next build checks
+the digests of unchanged acks and documents instead of their signatures.
 
 A tree that does not verify gives a site with only a red "verification failed: <code> <file>" banner.
 An expired timestamp gives the fleet view under a red banner (every signature still verified).

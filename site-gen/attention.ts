@@ -164,7 +164,10 @@ export function attentionItems(
         ),
       ),
       hosts: failingControls.map((x) => x.host),
-      href: failingControls.length === 1 ? `hosts/${failingControls[0]!.host}.html` : 'hosts.html',
+      href:
+        failingControls.length === 1
+          ? (m.byHost.get(failingControls[0]!.host)?.href ?? 'hosts.html')
+          : 'hosts.html',
     });
   const deferred = m.hosts.filter((h) => h.phase === 'deferred');
   if (deferred.length > 0)

@@ -10,6 +10,7 @@ import {
   ACK_LOG_FILE,
   parseIsoTime,
   DEFAULT_CLOCK_SKEW_SECONDS,
+  type VerifiedDocumentMemo,
 } from '../protocol/index.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import {
@@ -23,7 +24,8 @@ import {
   type VerificationFailure,
 } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
-import { renderSite, type HostPageMemo, type SitePages } from './pages.ts';
+import { renderSite, type SitePages } from './pages.ts';
+import type { HostPageMemo } from './host-pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
 
@@ -32,6 +34,13 @@ import { expiringCerts } from './attention.ts';
  * bounded however long the log grows; older history is left out and the footer says so.
  */
 export const SITE_ACK_LOG_WINDOW_BYTES = 128 * 1024 * 1024;
+
+/** read-side's VerifiedAckStore, as much of it as a build uses. */
+export interface VerifiedStore {
+  cache: AckCache;
+  documents: VerifiedDocumentMemo;
+  save(): void;
+}
 
 export interface SiteInputOptions {
   /** A control plane's tree directory (with `current` and `acks/`) or a tree `nixfleet publish` wrote. */
@@ -44,6 +53,13 @@ export interface SiteInputOptions {
   clockSkewSeconds?: number;
   /** Parsed and verified acks of earlier builds, by digest (watch mode keeps one). */
   ackCache?: AckCache;
+  /**
+   * What earlier runs verified, persisted in the operator's cache directory (read-side
+   * openVerifiedAckStore, as `status` keeps one): acks by the digest of their bytes and host key, release
+   * documents by the digests of the root and their bytes. Its cache is this build's ack cache (instead
+   * of `ackCache`), its memo the walk's; it is saved right after the ack intake.
+   */
+  verifiedStore?: VerifiedStore;
   /** The verified release of an earlier build, reused while no tree file changed (watch mode keeps one). */
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
@@ -161,6 +177,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, {
       now: o.now,
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
+      ...(o.verifiedStore === undefined ? {} : { memo: o.verifiedStore.documents }),
     });
     o.releaseCache?.remember(
       load,
@@ -174,6 +191,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
+    const cache = o.verifiedStore?.cache ?? o.ackCache;
     const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
     acks = readAckHistory({
       acksDir: acksDirOf(o.treeDir),
@@ -188,9 +206,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
         windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
         onCorrupt: 'reject',
       },
-      ...(o.ackCache ? { cache: o.ackCache } : {}),
+      ...(cache ? { cache } : {}),
     });
-    o.ackCache?.commit();
+    // Saved before commit(): what this build verified or reused is what the store keeps.
+    o.verifiedStore?.save();
+    cache?.commit();
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }
@@ -217,7 +237,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
         model === null ? 0 : [...model.ackHistory.values()].reduce((n, l) => n + l.length, 0),
       rejected: acks?.rejected.length ?? 0,
     },
-    pages: pages.size,
+    pages: pages.count,
   };
   return {
     pages,
@@ -231,7 +251,7 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
   const { pages, summary, timingsMs, verificationReused } = await renderSitePages(o);
   const t1 = performance.now();
-  const installed = installSite(o.outDir, pages);
+  const installed = installSite(o.outDir, pages.all());
   const t2 = performance.now();
   const round = (n: number) => Math.round(n * 10) / 10;
   return {

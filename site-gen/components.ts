@@ -12,6 +12,22 @@ export function listHref(base: string, id: string, page = 1): string {
   return `${base}lists/${id}_${page}.html`;
 }
 
+/**
+ * Hosts per detail page: a typical host section is ~3 kB and a busy one (MAX_HOST_ACKS acks, failure
+ * evidence, compliance controls) ~10 kB, so a page stays within the ~500 kB fleet-scale target; 10,000
+ * hosts make ~250 files (see host-pages.ts).
+ */
+export const HOSTS_PER_DETAIL_PAGE = 40;
+/** The detail page (site-relative path) of the `index`-th host (0-based, name order) of a wave. */
+export function detailPagePath(channel: string, wave: number, index: number): string {
+  return `hosts/${channel}_w${wave}_${Math.floor(index / HOSTS_PER_DETAIL_PAGE) + 1}.html`;
+}
+
+/** The anchor of a host's section on its detail page. */
+export function hostAnchor(host: string): string {
+  return `h-${host}`;
+}
+
 /** A phase badge; with `base` it links to the list of every host in that phase. */
 export function phaseChip(phase: HostPhase, count?: number, base?: string): Html {
   const style = `background:${PHASE_COLORS[phase]};color:${PHASE_TEXT[phase]}`;
@@ -140,7 +156,7 @@ export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map((h) => {
     const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}"><td><a href="${o.base}hosts/${h.host}.html">${h.host}</a>\
+    return html`<tr id="host-${h.host}"><td><a href="${o.base}${h.href}">${h.host}</a>\
 </td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a \
 href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" \
 data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td \

@@ -48,6 +48,8 @@ tr.over td{background:#fce8e6}tr.over .over-label{color:#c5221f;font-weight:700}
   `.filters{margin:4px 0 8px;line-height:2}.filters a{margin-right:8px;white-space:nowrap}
 #search{margin:8px 0}#search input{font:inherit;padding:4px 8px;width:min(320px,100%)}` +
   `#search-results{margin:4px 0}
+section.host{border-top:2px solid #dadce0;margin-top:16px;scroll-margin-top:8px}` +
+  `section.host:target>h2{background:#e8f0fe}
 svg.timeline,svg.waves,svg.phasebar{background:#fff;border:1px solid #dadce0;display:block;margin:4px 0 12px}
 svg text{font:11px system-ui,sans-serif;fill:#202124}svg .tick{fill:#5f6368}svg .note{fill:#3c4043}
 svg .grid{stroke:#e8eaed}svg .silent{stroke:#9aa5b1;stroke-dasharray:4 3}` +
@@ -77,6 +79,11 @@ export interface PageOptions {
   nav?: boolean;
   /** Load the optional host search (search.js): lists and the hosts page. */
   script?: boolean;
+}
+
+/** page() as UTF-8: for the pages a site has hundreds of (see pages.ts SitePages). */
+export function encodePage(o: PageOptions): Uint8Array {
+  return Buffer.from(page(o), 'utf8');
 }
 
 export function page(o: PageOptions): string {

@@ -3,7 +3,7 @@
 // with the fleet and everything works with JavaScript off. An optional script (search.js) adds search by
 // host name over a compact index (search-index.js), loaded only when the operator types.
 import { html, join, raw, type Html } from './html.ts';
-import { page } from './layout.ts';
+import { encodePage } from './layout.ts';
 import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
 import type { FleetModel, HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
@@ -112,8 +112,8 @@ export function listPages(
   m: FleetModel,
   load: ReleaseLoad,
   lists: readonly HostList[],
-): Map<string, string> {
-  const out = new Map<string, string>();
+): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
   const base = '../';
   // Lists state signed times, not ages: a list page changes only when one of its hosts does (the
   // lists hold the whole fleet several times over; rewriting them for every ack would dominate).
@@ -137,7 +137,7 @@ ${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { n
 ${nav}`;
       out.set(
         `lists/${l.id}_${n}.html`,
-        page({
+        encodePage({
           title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`,
           base,
           banner,
@@ -152,11 +152,19 @@ ${nav}`;
 }
 
 /**
- * The compact search index: one `[host, channel, wave, phase]` row per host, as a script (a JSON fetch is
+ * The compact search index: one `[host, channel, wave, phase, detail page number]` row per host, as a script (a JSON fetch is
  * refused from file://). Loaded by search.js on the first keystroke, never by the page itself.
  */
 export function searchIndex(m: FleetModel): string {
-  const rows = m.hosts.map((h) => [h.host, h.channel, h.wave, h.phase]);
+  // The detail page as its number within the wave (hosts/<channel>_w<wave>_<n>.html): the index of
+  // 10,000 hosts stays near 350 kB.
+  const rows = m.hosts.map((h) => [
+    h.host,
+    h.channel,
+    h.wave,
+    h.phase,
+    Number(/_([0-9]+)\.html$/.exec(h.page)![1]),
+  ]);
   // JSON of names that are DNS labels and phase words: no "</script>" can appear, and it is not HTML.
   return `window.nixfleetHosts=${JSON.stringify(rows)};\n`;
 }
@@ -173,7 +181,7 @@ var loading=false;
 function show(){var q=input.value.trim().toLowerCase();out.textContent='';if(!q||!window.nixfleetHosts)return;
 var n=0,list=document.createElement('ul');
 for(var i=0;i<window.nixfleetHosts.length&&n<50;i++){var r=window.nixfleetHosts[i];if(r[0].indexOf(q)<0)continue;n++;
-var li=document.createElement('li'),a=document.createElement('a');a.href=base+'hosts/'+r[0]+'.html';a.textContent=r[0];
+var li=document.createElement('li'),a=document.createElement('a');a.href=base+'hosts/'+r[1]+'_w'+r[2]+'_'+r[4]+'.html#h-'+r[0];a.textContent=r[0];
 li.appendChild(a);li.appendChild(document.createTextNode(' '+r[3]+', channel '+r[1]+', wave '+r[2]));list.appendChild(li);}
 out.appendChild(n?list:document.createTextNode('no host matches'));}
 input.addEventListener('input',function(){if(window.nixfleetHosts)return show();if(loading)return;loading=true;

@@ -20,6 +20,7 @@ import {
 } from '../read-side/index.ts';
 import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
 import { AgentConfig } from '../agent/index.ts';
+import { detailPagePath, hostAnchor } from './components.ts';
 
 /**
  * Quarantine lives in each agent's state, so the dashboard knows it only from the host's signed acks: a
@@ -66,6 +67,10 @@ export interface HostRow extends HostView {
   current: string | null;
   latest: AckRecord | null;
   latestAt: number | null;
+  /** The detail page holding this host's section (site-relative, host-pages.ts). */
+  page: string;
+  /** Its section on that page: `page#h-<host>`. */
+  href: string;
 }
 
 export interface ChannelModel {
@@ -100,6 +105,22 @@ function compareHosts(a: HostView, b: HostView): number {
       : a.wave - b.wave || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0);
 }
 
+/**
+ * Each host's detail page: the hosts of one wave in name order, HOSTS_PER_DETAIL_PAGE per page. Only
+ * the signed plan decides it, so an ack never moves a host to another page.
+ */
+function placeOnDetailPages(sorted: HostRow[]): void {
+  let wave = '';
+  let index = 0;
+  for (const h of sorted) {
+    const w = `${h.channel}\n${h.wave}`;
+    index = w === wave ? index + 1 : 0;
+    wave = w;
+    h.page = detailPagePath(h.channel, h.wave, index);
+    h.href = `${h.page}#${hostAnchor(h.host)}`;
+  }
+}
+
 export function buildFleetModel(
   release: VerifiedRelease,
   acks: AckHistory,
@@ -121,9 +142,12 @@ export function buildFleetModel(
       current: last?.current ?? null,
       latest: last,
       latestAt: last ? parseAckTime(last.time) : null,
+      page: '',
+      href: '',
     };
   });
   hosts.sort(compareHosts);
+  placeOnDetailPages(hosts);
   const channels = new Map<string, ChannelModel>();
   const timelineByHost = new Map<string, HostTimeline>();
   for (const [name, plan] of Object.entries(release.plans)) {

@@ -1,12 +1,9 @@
 // Every page of the dashboard, as path -> HTML. Pure: the same load, acks and `now` give the same bytes.
 import { html, join, type Html } from './html.ts';
 import { page } from './layout.ts';
-import { duration, relative, shortDigest, shortStorePath, utc } from './format.ts';
+import { duration, relative, shortDigest, utc } from './format.ts';
 import {
   footer,
-  stableBanner,
-  stableFooter,
-  withoutAges,
   hostTable,
   keyValueTable,
   legend,
@@ -15,13 +12,7 @@ import {
   scroll,
   verificationBanner,
 } from './components.ts';
-import {
-  attentionHosts,
-  quarantineEvidence,
-  DEFAULT_QUARANTINE_HOURS,
-  type FleetModel,
-  type HostRow,
-} from './model.ts';
+import { attentionHosts, type FleetModel, type HostRow } from './model.ts';
 import { attentionItems, type ExpiringCert } from './attention.ts';
 import {
   HOSTS_PER_PAGE,
@@ -32,15 +23,10 @@ import {
   searchIndex,
 } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
-import { hostChart, phaseBar, timelineChart, waveChart } from './svg.ts';
+import { hostDetailPages, type HostPageMemo } from './host-pages.ts';
+import { phaseBar, timelineChart, waveChart } from './svg.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
-import {
-  HOST_PHASES,
-  type AckRecord,
-  type ChannelView,
-  type HostPhase,
-  parseAckTime,
-} from '../reconciler/index.ts';
+import { HOST_PHASES, type ChannelView, type HostPhase } from '../reconciler/index.ts';
 import { type ChannelPlan, type Threshold, parseIsoTime } from '../protocol/index.ts';
 
 /** Per-channel timelines draw at most this many host lanes; the wave chart always covers every host. */
@@ -49,10 +35,26 @@ export const MAX_TIMELINE_LANES = 300;
 export const MAX_ATTENTION_ROWS = 100;
 /** documents.html lists at most this many rejected acks (~0.2 kB each: the page stays under 500 kB). */
 export const MAX_REJECTED_ROWS = 1000;
-/** A host page lists its newest acks, at most this many. */
-export const MAX_HOST_ACKS = 100;
 
-export type SitePages = Map<string, string>;
+/**
+ * Path -> page. The pages a site has hundreds of (host details, lists) are kept apart in `encoded`, as
+ * UTF-8 bytes from the moment they are rendered: held as strings, most of them two-byte (one "—" or
+ * "✓" makes V8 store a whole string as UTF-16), the site would take twice its size in memory until
+ * installed.
+ */
+export class SitePages extends Map<string, string> {
+  readonly encoded = new Map<string, Uint8Array>();
+
+  /** Every page, both kinds. */
+  *all(): IterableIterator<[string, string | Uint8Array]> {
+    yield* this;
+    yield* this.encoded;
+  }
+
+  get count(): number {
+    return this.size + this.encoded.size;
+  }
+}
 
 function stateSpan(state: string): Html {
   return html`<span class="state ${state}">${state}</span>`;
@@ -269,7 +271,9 @@ excuses">${pw.offlineExcuseLimit}</td><td data-l="waiting for">${
       w.blockingHosts.length === 0
         ? '—'
         : join(
-            w.blockingHosts.map((h) => html`<a href="../hosts/${h}.html">${h}</a>`),
+            w.blockingHosts.map(
+              (h) => html`<a href="../${m.byHost.get(h)?.href ?? 'hosts.html'}">${h}</a>`,
+            ),
             ', ',
           )
     }</td><td class="reason" data-l="reason">${w.reason}</td></tr>`;
@@ -286,7 +290,7 @@ class="num">offline excuses</th><th>waiting for</th><th>reason</th></tr></thead>
 ${waveChart(cm.spans, c.waves, m.now, `waves of channel ${c.channel} over time`)}
 <h2>Timeline</h2>
 ${legend()}
-${timelineChart(lanes, { now: m.now, hostHref: '../hosts/', title: `rollout timeline of channel ${c.channel}` })}
+${timelineChart(lanes, { now: m.now, hostHref: (h) => `../${m.byHost.get(h)?.href ?? 'hosts.html'}`, title: `rollout timeline of channel ${c.channel}` })}
 ${
   cm.timelines.length > lanes.length
     ? html`<p class="muted">Showing the \
@@ -332,147 +336,6 @@ ${more}`;
     body,
     footer: footer(m.now, m.acks),
     script: true,
-  });
-}
-
-/** What the host's signed failure acks say its agent quarantined, labelled as that evidence. */
-function quarantineSection(history: readonly AckRecord[]): Html {
-  const evidence = quarantineEvidence(history);
-  if (evidence.length === 0)
-    return html`<p class="muted">No failed or rolled-back ack from this host: its agent has quarantined nothing that it reported.</p>`;
-  const rows = evidence.slice(0, 10).map(
-    (q) =>
-      html`<tr><td class="mono" data-l="closure">${q.target ?? 'not named in the ack'}</td><td \
-data-l="since">${utc(q.at)}</td><td data-l="until">${utc(q.untilByDefault)}</td><td \
-data-l="from">${q.kind} ack, seq ${q.seq}</td><td class="reason" \
-data-l="why">${q.reason ?? '(no reason given)'}${q.failedProbes.map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
-  );
-  return html`<p>From this host's signed acks: after a failed or rolled-back activation its agent \
-quarantines the closure and refuses it for its configured <code>quarantineHours</code> (not signed \
-anywhere; "until" assumes the default ${DEFAULT_QUARANTINE_HOURS} h), unless an operator clears it \
-on the host.</p>
-${scroll(html`<table class="quarantine stack"><thead><tr><th>quarantined closure</th><th>since (ack \
-signed)</th><th>until (default config)</th><th>evidence</th><th>why (the ack's reason)</th></tr>\
-</thead><tbody>${rows}</tbody></table>`)}${
-    evidence.length > 10
-      ? html`<p class="muted">Newest 10 \
-of ${evidence.length} failure acks.</p>`
-      : null
-  }`;
-}
-
-/** The host's compliance controls: static as the release signed them, runtime from its newest signed evidence. */
-function complianceSection(m: FleetModel, host: string): Html {
-  const c = m.compliance.get(host);
-  if (c === undefined)
-    return html`<p class="muted">This host's channel names no compliance framework.</p>`;
-  const rows = c.controls.map(
-    (x) =>
-      html`<tr><td data-l="framework">${x.framework}</td><td data-l="control">${x.control}</td><td data-l="kind">${x.kind}</td><td data-l="result" class="${x.status === 'ok' ? '' : 'bad-text'}">${x.status === 'ok' ? 'ok' : x.status === 'failing' ? 'FAILING' : 'no evidence yet'}</td><td data-l="signed">${x.kind === 'static' ? `in release ${m.release.index.version}` : x.time === undefined ? '—' : html`${utc(parseAckTime(x.time))}, ack seq ${x.ackSeq}, exit ${x.exitCode ?? 'none'}`}</td><td class="reason" data-l="evidence">${x.evidence}${x.outputDigest === undefined ? null : html`<br><span class="mono muted">output ${shortDigest(x.outputDigest)}</span>`}</td></tr>`,
-  );
-  return html`<p>Mode <b>${c.mode}</b>, frameworks ${c.frameworks.join(', ')}. Static controls as CI evaluated them (signed in the release); runtime controls from the newest result this host signed into an ack.</p>
-${scroll(html`<table class="controls stack"><thead><tr><th>framework</th><th>control</th><th>kind</th><th>result</th><th>signed</th><th>evidence</th></tr></thead><tbody>${rows}</tbody></table>`)}`;
-}
-
-function hostPage(m: FleetModel, load: ReleaseLoad, h: HostRow): string {
-  const plan = m.release.plans[h.channel]!;
-  const history = m.ackHistory.get(h.host) ?? [];
-  const timeline = m.timelineByHost.get(h.host)!;
-  const revoked = m.release.revocations.hosts.filter((r) => r.host === h.host);
-  const latest = h.latest;
-  const probes =
-    latest && latest.probes.length > 0
-      ? scroll(
-          html`<table><thead><tr><th>probe</th><th>result</th><th>detail</th></tr></thead>\
-<tbody>${latest.probes.map(
-            (p) => html`<tr><td>${p.name}</td><td \
-class="${p.ok ? '' : 'bad-text'}">${p.ok ? 'pass' : 'FAIL'}</td><td class="reason">${p.detail}</td>\
-</tr>`,
-          )}</tbody></table>`,
-        )
-      : html`<p class="muted">No probe results in the latest ack.</p>`;
-  const recent = history.slice(-MAX_HOST_ACKS).reverse();
-  const ackRows = recent.map(
-    (a) =>
-      html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed \
-at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" \
-data-l="release">${a.releaseVersion}</td><td class="mono" \
-data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" \
-data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy \
-since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" \
-data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
-  );
-  const failure =
-    timeline.failure !== null && timeline.failedAt !== null
-      ? html`<span class="bad-text">${timeline.failure}</span> (signed ${utc(timeline.failedAt)})`
-      : h.phase === 'failed'
-        ? html`<span class="bad-text">${withoutAges(h.detail)}</span>`
-        : null;
-  const rows: [string, Html | string | number][] = [
-    [
-      'channel / wave',
-      html`<a href="../channels/${h.channel}.html">${h.channel}</a>, <a \
-href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${plan.strategy})`,
-    ],
-    [
-      'phase',
-      html`${phaseChip(h.phase, undefined, '../')} ${withoutAges(h.detail)}${h.excused ? ' (excused by policy)' : ''}`,
-    ],
-    [
-      'why',
-      h.gate !== null
-        ? html`<b>${h.gate}</b>: ${withoutAges(h.reason ?? '')}`
-        : withoutAges(h.reason ?? '—'),
-    ],
-  ];
-  if (failure !== null) rows.push(['failure (this rollout)', failure]);
-  rows.push(
-    ['target closure', html`<span class="mono">${h.target}</span>`],
-    [
-      'current closure',
-      html`<span class="mono">${h.current ?? 'unknown (no ack)'}</span>${h.current !== null && h.current === h.target ? ' (on target)' : ''}`,
-    ],
-    ['host key', html`<span class="mono">${plan.hosts[h.host]!.hostKey}</span>`],
-    [
-      'last ack',
-      latest === null || h.latestAt === null
-        ? 'none'
-        : `${latest.kind}, seq ${latest.seq}, signed ${utc(h.latestAt)}`,
-    ],
-    [
-      'revoked',
-      revoked.length === 0
-        ? 'no'
-        : html`<span class="bad-text">${revoked.map((r) => `since ${r.revokedAt}: ${r.reason}`).join('; ')}</span>`,
-    ],
-  );
-  const body = html`<h1>Host ${h.host}</h1>
-${keyValueTable(rows)}
-<h2>Compliance controls</h2>
-${complianceSection(m, h.host)}
-<h2>Quarantine (from signed acks)</h2>
-${quarantineSection(history)}
-<h2>Timeline</h2>
-${hostChart(timeline)}
-<h2>Latest probes</h2>
-${probes}
-<h2>Acks (${history.length}${history.length > recent.length ? `, newest ${recent.length} shown` : ''})</h2>
-${
-  recent.length === 0
-    ? html`<p class="muted">No verified acks from this \
-host.</p>`
-    : scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th>\
-<th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th>\
-<th>reason / failed probes</th></tr></thead><tbody>${ackRows}</tbody></table>`)
-}`;
-  // No build time here: the page is a function of the host's evidence and the release, so watch mode
-  // rewrites it only when those change; the overview says when the site was built.
-  return page({
-    title: `NixFleet ${m.release.report.fleet}: host ${h.host}`,
-    base: '../',
-    banner: stableBanner(load, m.acks),
-    body,
-    footer: stableFooter('../'),
   });
 }
 
@@ -622,48 +485,8 @@ ${keyValueTable([
 export interface RenderOptions {
   /** Certificates from --pki expiring soon; null = not checked (no --pki). */
   certs?: readonly ExpiringCert[] | null;
-  /** Host pages of the previous build by their inputs (watch mode keeps one). */
+  /** Host sections of the previous build by their inputs (watch mode keeps one). */
   memo?: HostPageMemo;
-}
-
-/**
- * Watch mode renders again only the host pages whose inputs changed. A host page is a function of the
- * verdict banner, the release and revocations (by version and rollout), the host's verdict without
- * ages, and its verified ack history (see hostPage: it reads nothing relative to `now`); the key holds
- * all of them, the history as its JSON, so any change of any of them renders the page again.
- */
-export class HostPageMemo {
-  private pages = new Map<string, { key: string; html: string }>();
-
-  render(host: string, key: string, make: () => string, used: Set<string>): string {
-    used.add(host);
-    const hit = this.pages.get(host);
-    if (hit !== undefined && hit.key === key) return hit.html;
-    const html = make();
-    this.pages.set(host, { key, html });
-    return html;
-  }
-
-  /** Drops hosts no longer in the fleet. */
-  retain(used: ReadonlySet<string>): void {
-    for (const h of this.pages.keys()) if (!used.has(h)) this.pages.delete(h);
-  }
-}
-
-function hostPageKey(m: FleetModel, load: ReleaseLoad, h: HostRow, banner: string): string {
-  const plan = m.release.plans[h.channel]!;
-  const verdict = [
-    h.phase,
-    withoutAges(h.detail),
-    h.gate,
-    withoutAges(h.reason ?? ''),
-    h.excused,
-    h.current,
-    m.release.report.release.version,
-    m.release.revocations.version,
-    plan.rolloutId,
-  ];
-  return `${banner}\n${JSON.stringify(verdict)}\n${JSON.stringify(m.ackHistory.get(h.host) ?? [])}`;
 }
 
 export function renderSite(
@@ -673,7 +496,7 @@ export function renderSite(
   pinnedRootVersion: number,
   o: RenderOptions = {},
 ): SitePages {
-  const pages: SitePages = new Map();
+  const pages = new SitePages();
   pages.set('style.css', STYLESHEET);
   if (load.status === 'failed' || model === null) {
     if (load.status !== 'failed') throw new Error('a verified release needs its fleet model');
@@ -687,27 +510,12 @@ export function renderSite(
   pages.set('hosts.html', hostsPage(model, load));
   pages.set('search.js', SEARCH_SCRIPT);
   pages.set('search-index.js', searchIndex(model));
-  for (const [path, html] of listPages(model, load, hostLists(model))) pages.set(path, html);
+  for (const [path, bytes] of listPages(model, load, hostLists(model)))
+    pages.encoded.set(path, bytes);
   pages.set('trust.html', trustPage(model, load));
   pages.set('documents.html', documentsPage(model, load));
   for (const c of model.view.channels)
     pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
-  if (o.memo === undefined) {
-    for (const h of model.hosts) pages.set(`hosts/${h.host}.html`, hostPage(model, load, h));
-  } else {
-    const banner = stableBanner(load, model.acks).text;
-    const used = new Set<string>();
-    for (const h of model.hosts)
-      pages.set(
-        `hosts/${h.host}.html`,
-        o.memo.render(
-          h.host,
-          hostPageKey(model, load, h, banner),
-          () => hostPage(model, load, h),
-          used,
-        ),
-      );
-    o.memo.retain(used);
-  }
+  for (const [path, bytes] of hostDetailPages(model, load, o.memo)) pages.encoded.set(path, bytes);
   return pages;
 }

@@ -128,7 +128,7 @@ function lockBuilds(builds: string): () => void {
 
 export function installSite(
   outDir: string,
-  files: ReadonlyMap<string, string | Uint8Array>,
+  files: Iterable<[path: string, content: string | Uint8Array]>,
 ): InstalledSite {
   const out = resolve(outDir);
   const builds = buildsDirOf(out);
@@ -144,7 +144,7 @@ export function installSite(
 function installLocked(
   out: string,
   builds: string,
-  files: ReadonlyMap<string, string | Uint8Array>,
+  files: Iterable<[path: string, content: string | Uint8Array]>,
 ): InstalledSite {
   const state = checkOutput(out);
   const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
@@ -153,6 +153,7 @@ function installLocked(
   // mkdtemp makes it 0700; nginx's worker user must be able to read the pages.
   chmodSync(buildDir, 0o755);
   let bytes = 0;
+  let count = 0;
   let written = 0;
   let bytesWritten = 0;
   let largest: InstalledSite['largest'] = null;
@@ -174,6 +175,7 @@ function installLocked(
       const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
       const digest = digestOf(content);
       manifest[rel] = digest;
+      count++;
       bytes += size;
       if (largest === null || size > largest.bytes) largest = { path: rel, bytes: size };
       if (
@@ -202,7 +204,7 @@ function installLocked(
   renameSync(tmpLink, out);
   fsyncDir(dirname(out));
   pruneBuilds(builds, new Set([buildDir, ...(previous ? [previous] : [])]));
-  return { buildDir, files: files.size, bytes, written, bytesWritten, largest };
+  return { buildDir, files: count, bytes, written, bytesWritten, largest };
 }
 
 /** Shares an unchanged page with the previous build; false (then it is written) when that file is gone. */

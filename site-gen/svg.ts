@@ -95,8 +95,8 @@ export interface TimelineChartOptions {
   now: number;
   /** Earliest time shown; default: the earliest event (or an hour before now). */
   from?: number;
-  /** Link each host label to its page (relative href prefix), e.g. "../hosts/". */
-  hostHref?: string;
+  /** Link each host label to its detail (a relative href). */
+  hostHref?: (host: string) => string;
   title: string;
 }
 
@@ -226,7 +226,7 @@ export function timelineChart(timelines: readonly HostTimeline[], o: TimelineCha
     prevWave = t.wave;
     const label = html`<text x="4" y="${y + LANE - 4}" class="lane">w${t.wave} ${t.host}</text>`;
     lanes.push(
-      html`<g>${sep}${o.hostHref ? html`<a href="${o.hostHref}${t.host}.html">${label}</a>` : label}${laneParts(s, t, y, o.now)}</g>`,
+      html`<g>${sep}${o.hostHref ? html`<a href="${o.hostHref(t.host)}">${label}</a>` : label}${laneParts(s, t, y, o.now)}</g>`,
     );
   });
   return html`<svg class="timeline" role="img" viewBox="0 0 ${WIDTH} ${height}" width="100%" \

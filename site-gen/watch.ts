@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
-import { HostPageMemo } from './pages.ts';
+import { HostPageMemo } from './host-pages.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -108,7 +108,10 @@ function siteBuild(
   releaseCache: ReleaseCache,
 ): { run: (trigger: string) => Promise<void>; readonly count: number } {
   const clock = o.now ?? Date.now;
-  const ackCache = new AckCache();
+  // A persisted store (--cache-dir) serves the start build and is saved by it; from then on its cache
+  // lives in memory and keeps exactly what the last build used.
+  let store = o.verifiedStore;
+  const ackCache = store?.cache ?? new AckCache();
   const hostPageMemo = new HostPageMemo();
   let count = 0;
   return {
@@ -123,12 +126,13 @@ function siteBuild(
           outDir: o.outDir,
           ackLogFile,
           now: clock(),
-          ackCache,
+          ...(store === undefined ? { ackCache } : { verifiedStore: store }),
           releaseCache,
           hostPageMemo,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });
+        store = undefined;
         count++;
         o.onBuild?.(result, trigger);
       } catch (e) {

@@ -1,51 +1,72 @@
-// One site-gen bench run in its own process, so that its peak RSS is the build's: a cold one-shot build
-// (`nixfleet site build`), then what `site watch` does: its start build, one new ack appended to the ack
-// log and acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, only the
-// changed pages written). Prints the three SiteBuildResults as JSON.
-// argv: tree rootFile outDir nowMs host newAckFile newAckLogRecord
+// One site-gen bench run in its own process, so that its peak RSS is the build's. What `nixfleet site
+// build` does twice: a first build (an empty verified store in `cacheDir`: every signature checked) and
+// the next one-shot build (the store it saved: digests checked); then what `site watch` does: its start
+// build (the store, fresh in-memory caches), one new ack appended to the ack log and
+// acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, memoised host
+// sections, only the changed pages written). Prints the four SiteBuildResults as JSON, with the CPU
+// time of each and the peak RSS after the first and after all.
+// Run twice: phase `first` (the first build alone, so its peak RSS is its own) and phase `rest` (a new
+// process, as the next `site build` is: its peak RSS after the one-shot build and after all).
+// argv: phase tree rootFile outDir nowMs host newAckFile newAckLogRecord cacheDir
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
-import { AckCache, readPinnedRoot } from '../../read-side/load.ts';
-import { HostPageMemo } from '../../site-gen/pages.ts';
+import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
+import { readPinnedRoot } from '../../read-side/load.ts';
+import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
+import { HostPageMemo } from '../../site-gen/host-pages.ts';
+import type { SiteBuildResult } from '../../site-gen/build.ts';
 
-const [tree, rootFile, out, nowArg, host, ackFile, recordFile] = process.argv.slice(2) as [
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-];
+const [phase, tree, rootFile, out, nowArg, host, ackFile, recordFile, cacheDir] =
+  process.argv.slice(2) as [
+    'first' | 'rest',
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
 const now = Number(nowArg);
 const pinnedRoot = readPinnedRoot(rootFile);
 const rssMb = () => process.resourceUsage().maxRSS / 1024;
+const cpuMs: number[] = [];
 
-const cold = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, now });
-const coldMaxRssMb = rssMb();
-const ackCache = new AckCache();
+/** One build, with the CPU time of the whole process (every thread: signature batches run on workers). */
+async function measured(o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'outDir'>) {
+  const before = process.cpuUsage();
+  const r: SiteBuildResult = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, ...o });
+  const u = process.cpuUsage(before);
+  cpuMs.push((u.user + u.system) / 1000);
+  return r;
+}
+
+if (phase === 'first') {
+  const first = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
+  process.stdout.write(JSON.stringify({ first, maxRssMb: rssMb(), cpuMs }));
+  process.exit(0);
+}
+const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
+const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
 const hostPageMemo = new HostPageMemo();
-const watchStart = await buildSite({
-  treeDir: tree,
-  pinnedRoot,
-  outDir: out,
+const store = openVerifiedAckStore(cacheDir, 'site');
+const watchStart = await measured({
   now: now + 1000,
-  ackCache,
+  verifiedStore: store,
   releaseCache,
   hostPageMemo,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
-const oneAck = await buildSite({
-  treeDir: tree,
-  pinnedRoot,
-  outDir: out,
+const oneAck = await measured({
   now: now + 2000,
-  ackCache,
+  ackCache: store.cache,
   releaseCache,
   hostPageMemo,
 });
-process.stdout.write(JSON.stringify({ cold, coldMaxRssMb, watchStart, oneAck, maxRssMb: rssMb() }));
+process.stdout.write(
+  JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),
+);

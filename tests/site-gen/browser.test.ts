@@ -12,7 +12,17 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { requireTool } from '../support/skip.ts';
 import { buildSite } from '../../site-gen/build.ts';
-import { HOSTILE_REASON, NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
+import {
+  HOSTILE_REASON,
+  NOW,
+  createSiteFixture,
+  hostPagePath,
+  readSite,
+  type SiteFixture,
+} from './fixture.ts';
+
+/** The detail page holding `host`'s section in the built site. */
+const detailOf = (host: string) => hostPagePath(readSite(fx!.outDir), host);
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -57,7 +67,7 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
       'documents.html',
       'channels/ch-0.html',
       'channels/ch-1.html',
-      `hosts/${fx.roles.failed}.html`,
+      detailOf(fx.roles.failed),
     ];
     for (const p of pages) {
       const res = await page.goto(`${site}/${p}`);
@@ -84,7 +94,7 @@ test('chromium renders the dashboard: no console errors, no outside requests, SV
     await page.screenshot({ path: join(fx.dir, 'channel-ch-0.png'), fullPage: true });
 
     // the failed host: its hostile reason is shown as text, no element was injected
-    await page.goto(`${site}/hosts/${fx.roles.failed}.html`);
+    await page.goto(`${site}/${detailOf(fx.roles.failed)}#h-${fx.roles.failed}`);
     assert.is(await page.locator('main script, main img').count(), 0);
     assert.match(await page.locator('main').innerText(), HOSTILE_REASON);
     await page.goto(`${site}/index.html`);
@@ -204,8 +214,8 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
       'channels/ch-0.html',
       'channels/ch-1.html',
       'channels/ch-2.html',
-      `hosts/${fx.roles.failed}.html`,
-      `hosts/${fx.roles.soaked}.html`,
+      detailOf(fx.roles.failed),
+      detailOf(fx.roles.soaked),
     ];
     const problems: string[] = [];
     let badges = 0;
@@ -223,7 +233,7 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
       }
       for (const [p, shot] of [
         ['index.html', 'index'],
-        [`hosts/${fx.roles.failed}.html`, 'host'],
+        [detailOf(fx.roles.failed), 'host'],
         ['channels/ch-1.html', 'channel'],
         ['hosts.html', 'hosts'],
       ] as const) {
@@ -269,11 +279,15 @@ test('search: with JavaScript the hosts page finds a host by name; without it th
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${site}/lists/all_1.html`);
     await page.locator('#search input').fill(fx.roles.failed);
-    const hit = page.locator(`#search-results a[href="../hosts/${fx.roles.failed}.html"]`);
+    const section = `h-${fx.roles.failed}`;
+    const hit = page.locator(
+      `#search-results a[href="../${detailOf(fx.roles.failed)}#${section}"]`,
+    );
     await hit.waitFor({ timeout: 20_000 });
     assert.match(await page.locator('#search-results').innerText(), 'failed, channel ch-1');
     await hit.click();
-    assert.match(await page.title(), `host ${fx.roles.failed}`);
+    await page.waitForURL(`**#${section}`);
+    assert.ok(await page.locator(`#${section}`).isVisible());
     assert.equal(errors, []);
     await withJs.close();
 
@@ -285,6 +299,20 @@ test('search: with JavaScript the hosts page finds a host by name; without it th
     await plain.locator('.filters a.phase', { hasText: 'failed' }).click();
     assert.match(await plain.title(), 'Hosts in phase failed');
     assert.ok(await plain.locator(`#host-${fx.roles.failed}`).isVisible());
+    // and its row to the host's section on its detail page, scrolled into view
+    await plain.locator(`#host-${fx.roles.failed} a`).first().click();
+    await plain.waitForURL(`**#h-${fx.roles.failed}`);
+    assert.ok(await plain.locator(`#h-${fx.roles.failed}`).isVisible());
+    const [top, viewport] = await plain
+      .locator(`#h-${fx.roles.failed} h2`)
+      .evaluate((e) => [
+        e.getBoundingClientRect().top,
+        e.ownerDocument.documentElement.clientHeight,
+      ]);
+    assert.ok(
+      top! >= 0 && top! < viewport!,
+      `the host section is scrolled into view (${top} of ${viewport})`,
+    );
     await noJs.close();
   } finally {
     await browser.close();

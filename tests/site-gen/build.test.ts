@@ -36,6 +36,8 @@ import {
   MIN,
   NOW,
   createSiteFixture,
+  hostPagePath,
+  hostSection,
   readSite,
   type SiteFixture,
 } from './fixture.ts';
@@ -151,7 +153,7 @@ test('host table: closures, phase, last ack kind and age, the gate and reason of
 
 test('host page: free text from acks is escaped (reason and probe detail), ack history listed', async () => {
   await build(fx);
-  const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
+  const h = hostSection(fx.outDir, fx.roles.failed);
   assert.match(h, escapeHtml(HOSTILE_REASON));
   assert.match(h, escapeHtml(HOSTILE_DETAIL));
   assert.not.match(h, '<script>');
@@ -210,7 +212,8 @@ test('the same tree rebuilt after it was tampered replaces every page: no stale 
   const copy = createSiteFixture();
   try {
     await build(copy);
-    assert.ok(existsSync(join(copy.outDir, `hosts/${copy.roles.failed}.html`)));
+    const detail = hostPagePath(readSite(copy.outDir), copy.roles.failed);
+    assert.ok(existsSync(join(copy.outDir, detail)));
     writeFileSync(
       join(copy.treeDir, 'timestamp.json'),
       readFileSync(join(copy.treeDir, 'timestamp.json'), 'utf8').replace(
@@ -221,7 +224,8 @@ test('the same tree rebuilt after it was tampered replaces every page: no stale 
     const r = await build(copy);
     assert.is(r.status, 'failed');
     assert.is(r.failure?.file, 'timestamp.json');
-    assert.not.ok(existsSync(join(copy.outDir, `hosts/${copy.roles.failed}.html`)));
+    assert.not.ok(existsSync(join(copy.outDir, detail)));
+    assert.not.ok(existsSync(join(copy.outDir, 'hosts')));
   } finally {
     copy.cleanup();
   }
@@ -241,7 +245,7 @@ test('an expired timestamp: red Stale banner, the fleet still shown as verified 
     '<div class="banner bad" id="verification">verification failed: Stale timestamp.json',
   );
   assert.match(index, 'Hosts activate nothing new until a fresh timestamp is published');
-  assert.ok(existsSync(join(out, `hosts/${fx.roles.failed}.html`)));
+  assert.match(hostSection(out, fx.roles.failed), `Host ${fx.roles.failed}`);
 });
 
 test('acks that do not verify are not counted and are listed with their reason', async () => {

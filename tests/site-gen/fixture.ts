@@ -316,3 +316,19 @@ export function readSite(dir: string): Map<string, string> {
 function readdirSyncSorted(dir: string): Dirent[] {
   return readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
 }
+
+/** The detail page (site-relative path) holding `host`'s section, found by its anchor. */
+export function hostPagePath(site: ReadonlyMap<string, string>, host: string): string {
+  const marker = `<section class="host" id="h-${host}">`;
+  const hits = [...site].filter(([k, v]) => k.startsWith('hosts/') && v.includes(marker));
+  if (hits.length !== 1) throw new Error(`host ${host}: ${hits.length} detail pages hold it`);
+  return hits[0]![0];
+}
+
+/** `host`'s section of the site (a directory or a readSite map): its detail, without the page around it. */
+export function hostSection(site: string | ReadonlyMap<string, string>, host: string): string {
+  const pages = typeof site === 'string' ? readSite(site) : site;
+  const text = pages.get(hostPagePath(pages, host))!;
+  const start = text.indexOf(`<section class="host" id="h-${host}">`);
+  return text.slice(start, text.indexOf('</section>', start) + '</section>'.length);
+}

@@ -4,11 +4,12 @@
 // their failure threshold, budgets over their limit, expiring certificates from the PKI directory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
-import { HostPageMemo, renderSite } from '../../site-gen/pages.ts';
+import { renderSite } from '../../site-gen/pages.ts';
+import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
@@ -19,6 +20,7 @@ import {
   loadReleaseAllowingStale,
   readAckHistory,
 } from '../../read-side/load.ts';
+import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import { escapeHtml } from '../../site-gen/html.ts';
 import { requireTool } from '../support/skip.ts';
 import {
@@ -26,6 +28,8 @@ import {
   MIN,
   NOW,
   createSiteFixture,
+  hostPagePath,
+  hostSection,
   readSite,
   type SiteFixture,
 } from './fixture.ts';
@@ -58,12 +62,13 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
     const host = copy.roles.eligible;
     const other = copy.roles.soaked;
+    const otherPage = hostPagePath(readSite(out), other);
     assert.is(
-      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
-      statSync(join(cold.buildDir, 'hosts', `${other}.html`)).ino,
+      statSync(join(again.buildDir, otherPage)).ino,
+      statSync(join(cold.buildDir, otherPage)).ino,
     );
 
-    // 10 s later one host starts: its page changes; host pages of others do not (they carry no ages)
+    // 10 s later one host starts: its section changes; those of others do not (they carry no ages)
     const later = NOW + 10_000;
     const p0 = copy.plans['ch-0']!;
     copy.chains.get(host)!.write({
@@ -81,22 +86,27 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
       now: later,
     });
     const after = readSite(out);
-    assert.is.not(after.get(`hosts/${host}.html`), before.get(`hosts/${host}.html`));
-    assert.match(after.get(`hosts/${host}.html`)!, '>activating</a>');
-    assert.is(after.get(`hosts/${other}.html`), before.get(`hosts/${other}.html`));
-    assert.is(
-      statSync(join(inc.buildDir, 'hosts', `${other}.html`)).ino,
-      statSync(join(again.buildDir, 'hosts', `${other}.html`)).ino,
-      'unchanged host page is shared, not rewritten',
+    assert.is.not(hostSection(after, host), hostSection(before, host));
+    assert.match(hostSection(after, host), '>activating</a>');
+    // exactly the sections whose facts changed: the host that started and those whose verdict quotes
+    // it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
+    const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts);
+    const sectionsChanged = Object.keys(copy.hostKeys).filter(
+      (h) => hostSection(after, h) !== hostSection(before, h),
     );
-    // exactly the pages whose content changed were written: of the host pages, the one that started and
-    // those whose verdict quotes it (ch-2 is gated on ch-0's wave 1); none of channel ch-1 (unrelated)
+    assert.equal(sectionsChanged.sort(), [host, ...gatedOnIt].sort());
+    // exactly the pages whose content changed were written: of the detail pages, those holding them
     const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
     assert.is(inc.written, changed.length);
-    const gatedOnIt = Object.keys(copy.plans['ch-2']!.hosts).map((h) => `hosts/${h}.html`);
     assert.equal(
       changed.filter((k) => k.startsWith('hosts/')).sort(),
-      [`hosts/${host}.html`, ...gatedOnIt].sort(),
+      [...new Set([host, ...gatedOnIt].map((h) => hostPagePath(after, h)))].sort(),
+    );
+    assert.not.ok(changed.includes(otherPage));
+    assert.is(
+      statSync(join(inc.buildDir, otherPage)).ino,
+      statSync(join(again.buildDir, otherPage)).ino,
+      'unchanged detail page is shared, not rewritten',
     );
     // list pages state signed times, not ages: those of ch-1 (nothing changed there) are not rewritten
     assert.equal(
@@ -167,7 +177,7 @@ test('watch mode caches (acks, verification, host pages) give byte-identical sit
     const after = await same(NOW + 6000, 'after');
     assert.is(after.verificationReused, true);
     assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
-    assert.match(page(watched, `hosts/${host}.html`), 'probe failed after activation');
+    assert.match(hostSection(watched, host), 'probe failed after activation');
   } finally {
     copy.cleanup();
   }
@@ -327,7 +337,7 @@ async function modelAt(now: number) {
 
 test('host page: quarantine from the signed rolled-back ack (closure, since, until by default, why) and the failure', async () => {
   await buildSite({ treeDir: fx.treeDir, pinnedRoot: fx.root, outDir: fx.outDir, now: NOW });
-  const h = page(fx.outDir, `hosts/${fx.roles.failed}.html`);
+  const h = hostSection(fx.outDir, fx.roles.failed);
   const q = /<table class="quarantine stack">(.*?)<\/table>/s.exec(h)![1]!;
   assert.match(
     q,
@@ -343,7 +353,7 @@ test('host page: quarantine from the signed rolled-back ack (closure, since, unt
     h,
     `failure (this rollout)</th><td><span class="bad-text">rolled-back: ${escapeHtml(HOSTILE_REASON)}</span> (signed 2030-03-01 10:11:00Z)`,
   );
-  const soaked = page(fx.outDir, `hosts/${fx.roles.soaked}.html`);
+  const soaked = page(fx.outDir, hostPagePath(readSite(fx.outDir), fx.roles.soaked));
   assert.match(soaked, 'its agent has quarantined nothing that it reported');
   assert.not.match(soaked, 'failure (this rollout)');
   // host pages do not depend on the build's now (ages live on the overview and lists)
@@ -417,6 +427,52 @@ test('expiring certificates from --pki: listed within 30 days, soonest first; a 
   const expiring = expiringCerts(pki, NOW);
   for (const c of expiring) assert.match(index, `certificate ${c.file}`);
   if (expiring.length === 0) assert.not.match(index, 'data-kind="cert-expiring"');
+});
+
+test('one-shot builds with a persisted store: the second checks digests (same site); a forged ack is still refused', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const oneShot = async (outDir: string, store: string | null) => {
+      const verifiedStore = openVerifiedAckStore(store, 'site');
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        verifiedStore,
+      });
+      return { r, verifiedStore };
+    };
+    const first = await oneShot(join(copy.dir, 'first'), cacheDir);
+    assert.is(first.verifiedStore.documents.hits, 0, 'an empty store: everything verified');
+    assert.ok(existsSync(join(cacheDir, 'site.verified-acks')));
+    assert.ok(existsSync(join(cacheDir, 'site.verified-docs')));
+    const second = await oneShot(join(copy.dir, 'second'), cacheDir);
+    assert.ok(second.verifiedStore.documents.hits > 0, 'release documents from the store');
+    assert.is(second.verifiedStore.cache.changed, false, 'every ack from the store');
+    const uncached = await oneShot(join(copy.dir, 'uncached'), null);
+    const a = readSite(join(copy.dir, 'second'));
+    const b = readSite(join(copy.dir, 'uncached'));
+    assert.equal([...a.keys()], [...b.keys()]);
+    for (const [k, v] of b) assert.ok(a.get(k) === v, `${k} differs from an uncached build`);
+    assert.equal(second.r.acks, uncached.r.acks);
+
+    // bytes the store never saw are verified in full: a genuine ack altered in transit is refused
+    const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
+    writeFileSync(
+      gatedFile,
+      readFileSync(gatedFile, 'utf8').replace('waiting for its turn', 'waiting for its tunr'),
+    );
+    const third = await oneShot(join(copy.dir, 'third'), cacheDir);
+    assert.is(third.r.acks.rejected, 1);
+    assert.match(
+      readFileSync(join(copy.dir, 'third', 'documents.html'), 'utf8'),
+      `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
+    );
+  } finally {
+    copy.cleanup();
+  }
 });
 
 test.run();

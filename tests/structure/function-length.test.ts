@@ -36,7 +36,6 @@ const ALLOWED: Record<string, string> = {
   'read-side/trace.ts traceReport': 'assembles the trace report from the verified read side',
   'site-gen/attention.ts attentionItems': 'one block per kind of attention item',
   'site-gen/pages.ts overview': 'the overview page, one section after another',
-  'site-gen/pages.ts hostPage': 'the host page, one section after another',
   'site-gen/svg.ts laneParts': "one host lane's segments and marks",
   'cli/publish.ts run': 'argument checks, publish, human output',
   'cli/simulate.ts run': 'argument checks, simulate, human output',
