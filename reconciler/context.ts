@@ -169,6 +169,7 @@ function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
     planStatics.set(plan, byTol);
   }
   const memo = byTol.get(key);
+  // Stryker disable next-line ConditionalExpression: a memo: `false` recomputes the same value (equivalent); `true` returns undefined and fails every test
   if (memo !== undefined) return memo;
   const position = new Map<string, { wave: number; pos: number }>();
   const params: PhaseParams[][] = [];
@@ -242,6 +243,7 @@ export class FleetContext {
   private readonly retryAt = new Map<string, number>();
 
   /** True for a one-off decide(): budgets are counted for that host only instead of ranking everyone. */
+  // Stryker disable next-line BooleanLiteral: both budget counts give the same answer (see budgetHold)
   singleHost = false;
 
   constructor(readonly input: FleetInput) {
@@ -303,6 +305,7 @@ export class FleetContext {
   /** A channel's waves evaluated at `now` (memoized per evaluation): phases, halts, completion. */
   channel(name: string): ChannelEval {
     const memo = this.channels.get(name);
+    // Stryker disable next-line ConditionalExpression: a memo: `false` recomputes the same value (equivalent); `true` returns undefined and fails every test
     if (memo !== undefined) return memo;
     const plan = this.plan(name);
     const st = planStatic(plan, this.tol);
@@ -434,6 +437,7 @@ export class FleetContext {
 
   window(channel: string): WindowVerdict {
     let v = this.windows.get(channel);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` recomputes the same value (equivalent); `false` returns undefined and fails every test
     if (v === undefined) {
       v = maintenanceWindowAt(this.plan(channel).maintenanceWindows, this.now);
       this.windows.set(channel, v);
@@ -462,6 +466,7 @@ export class FleetContext {
   waveReason(ce: ChannelEval, index: number): { text: string; retryAfter: number } {
     const key = `${ce.plan.channel}\u0000${index}`;
     let r = this.waveReasons.get(key);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` recomputes the same value (equivalent); `false` returns undefined and fails every test
     if (r === undefined) {
       r = this.computeWaveReason(ce, index);
       this.waveReasons.set(key, r);
@@ -527,6 +532,7 @@ export class FleetContext {
 
   /** The channel-edge gate of a whole channel (the same for each of its hosts). */
   channelEdgeHold(channel: string): GateHold | null {
+    // Stryker disable next-line ConditionalExpression: a memo: `false` recomputes the same hold (equivalent); `true` returns undefined and fails the channel-edge tests
     if (this.channelEdgeHolds.has(channel)) return this.channelEdgeHolds.get(channel)!;
     const plan = this.plan(channel);
     let hold: GateHold | null = null;
@@ -677,6 +683,7 @@ export class FleetContext {
    */
   private budget(id: string): BudgetEval {
     const memo = this.budgetEvals.get(id);
+    // Stryker disable next-line ConditionalExpression: a memo: `false` recomputes the same value (equivalent); `true` returns undefined and fails every test
     if (memo !== undefined) return memo;
     const b = this.input.budgets.budgets.find((x) => x.id === id)!;
     const order = this.budgetOrder(b);
@@ -716,6 +723,7 @@ export class FleetContext {
       byBudgets.set(this.input.budgets, byId);
     }
     const memo = byId.get(b.id);
+    // Stryker disable next-line ConditionalExpression: a memo: `false` recomputes the same value (equivalent); `true` returns undefined and fails every test
     if (memo !== undefined) return memo;
     const keys = b.hosts.map((host, listed) => ({
       key: this.staticRankOf(this.channelOf(host), host),
@@ -754,6 +762,7 @@ export class FleetContext {
 
   /** Start only if (in flight) + (hosts ranked before me that are not done) < max. */
   private budgetHold(id: string, me: RankKey): GateHold | null {
+    // Stryker disable next-line all: which budget count runs (one host's pass, or the fleet's rank order) never changes the answer: tests/reconciler/memo.test.ts asserts decide() alone and with a prepared fleet agree
     if (this.singleHost && !this.budgetEvals.has(id)) {
       const c = this.budgetCountAhead(id, me);
       if (c.inFlight.length + c.ahead < c.max) return null;

@@ -450,6 +450,84 @@ test('a maintenance window with no parsable start holds at the signing interval;
   assert.is(soon.kind === 'wait' ? soon.retryAfter : null, 1);
 });
 
+test('diamond channel edges: a channel gated through two paths ranks after the longest one (no false cycle)', () => {
+  // base gates left (1 wave) and right (2 waves); top is gated by both.
+  const f = buildFleet({
+    channels: [
+      { name: 'base', waves: [{ hosts: ['b-1'], soakSeconds: 60 }] },
+      { name: 'left', gatedBy: ['base'], waves: [{ hosts: ['l-1'], soakSeconds: 60 }] },
+      {
+        name: 'right',
+        gatedBy: ['base'],
+        waves: [
+          { hosts: ['r-1'], soakSeconds: 60 },
+          { hosts: ['r-2'], soakSeconds: 60 },
+        ],
+      },
+      { name: 'a-top', gatedBy: ['left', 'right'], waves: [{ hosts: ['t-1'], soakSeconds: 60 }] },
+    ],
+    // r-2 (level 2) ranks before t-1 (level 3): with r-2 not yet soaked, t-1 has one host ahead.
+    budgets: [{ id: 'b', hosts: ['t-1', 'r-2'], maxInFlight: 1 }],
+  });
+  const acks = [
+    soaked(f, 'b-1'),
+    soaked(f, 'l-1'),
+    soaked(f, 'r-1'),
+    idle(f, 'r-2'),
+    idle(f, 't-1'),
+  ];
+  assert.is(decideFor(f, 'r-2', acks).kind, 'activate');
+  const all = [...acks, soaked(f, 'r-2')];
+  assert.is(decideFor(f, 't-1', all).kind, 'activate');
+  assert.is(
+    fleetView(fleetInput(f, all)).channels.find((c) => c.channel === 'a-top')!.state,
+    'in-progress',
+  );
+});
+
+test('a revocation applies at once to the same documents evaluated before (and lifts when gone)', () => {
+  const f = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        waves: [
+          { hosts: ['web-01'], soakSeconds: 600 },
+          { hosts: ['web-02'], soakSeconds: 600 },
+        ],
+      },
+    ],
+  });
+  const acks = [soaked(f, 'web-01'), idle(f, 'web-02')];
+  const revoked = {
+    ...f.revocations,
+    hosts: [
+      {
+        host: 'web-01',
+        keyid: null,
+        certSerial: null,
+        reason: 'stolen',
+        revokedAt: iso(NOW - MIN),
+      },
+    ],
+  };
+  const phase = (extra: Partial<FleetInput>) =>
+    fleetView(fleetInput(f, acks, extra)).hosts.find((h) => h.host === 'web-01')!;
+  for (const order of [
+    [{}, { revocations: revoked }, {}],
+    [{ revocations: revoked }, {}, { revocations: revoked }],
+  ]) {
+    for (const extra of order) {
+      const h = phase(extra);
+      if (extra.revocations) {
+        assert.is(h.phase, 'offline');
+        assert.is(h.detail, 'host revoked: its acks no longer count');
+      } else assert.is(h.phase, 'soaked');
+    }
+  }
+  assert.is(gateOf(decideFor(f, 'web-02', acks, { revocations: revoked })), 'earlier-waves');
+  assert.is(decideFor(f, 'web-02', acks).kind, 'activate');
+});
+
 test('plans the reconciler refuses to evaluate: each error names what is wrong', () => {
   const spec = (extra: object): FleetSpec => ({
     channels: [{ name: 'stable', waves: [{ hosts: ['a', 'b'], soakSeconds: 60 }], ...extra }],
