@@ -144,4 +144,22 @@ test('maintenance windows: an unparsable window never opens (fails closed) and d
   assert.is(maintenanceWindowAt([NIGHTLY], day(2) + 30 * MIN).open, true);
 });
 
+test("maintenance windows are UTC whatever the machine's time zone", () => {
+  const saved = process.env['TZ'];
+  try {
+    for (const tz of ['Asia/Kolkata', 'America/New_York']) {
+      process.env['TZ'] = tz;
+      // A cron expression not yet parsed in this process (parsed ones are cached).
+      const w = { cron: '30 4 * * *', durationMinutes: 15 };
+      assert.equal(maintenanceWindowAt([w], Date.UTC(2026, 0, 1, 4, 30)), { open: true }, tz);
+      const v = maintenanceWindowAt([w], Date.UTC(2026, 0, 1, 4, 45));
+      assert.is(v.open ? null : v.nextStart, Date.UTC(2026, 0, 2, 4, 30), tz);
+      maintenanceWindowAt([{ ...w, cron: '31 4 * * *' }], 0);
+    }
+  } finally {
+    if (saved === undefined) delete process.env['TZ'];
+    else process.env['TZ'] = saved;
+  }
+});
+
 test.run();
