@@ -126,6 +126,18 @@ test('validity interval: the phase holds until the next threshold', () => {
     false,
   );
   assert.is(later.phase, 'soaked');
+  assert.equal(
+    [later.validFrom, later.validUntil],
+    [ph.validUntil, Number.MAX_SAFE_INTEGER],
+    'from the threshold on, for ever',
+  );
+  // A host not started: pending until the offline window, then offline for ever.
+  const idle = phase('heartbeat', NOW - MIN);
+  assert.equal([idle.validFrom, idle.validUntil], [NOW - MIN, NOW - MIN + 15 * MIN + 1]);
+  const gone = derivePhase(p, ackFor(f, 'web-01', 'heartbeat', NOW - MIN), idle.validUntil, false);
+  assert.is(gone.phase, 'offline');
+  assert.is(gone.note, 'no ack within the offline window');
+  assert.equal([gone.validFrom, gone.validUntil], [idle.validUntil, Number.MAX_SAFE_INTEGER]);
   assert.match(
     later.note,
     /stale/,
@@ -150,6 +162,10 @@ test('soak threshold: exactly the soak is soaked, a second less is still in flig
   assert.is(future.phase, 'confirming');
   assert.is(future.note, 'switched, health not yet established');
   assert.ok(future.inFlight && future.healthySeconds === 0);
+  // healthySince exactly the ack's time: healthy for 0 s, health established.
+  const zero = phase('heartbeat', NOW - MIN, { healthySince: NOW - MIN, seq: 4 });
+  assert.is(zero.phase, 'healthy');
+  assert.is(zero.note, 'healthy for 0 of 10 soak minutes');
   const none = phase('healthy', NOW - MIN, { healthySince: null, seq: 4 });
   assert.is(none.phase, 'confirming');
   // A healthy ack of this rollout whose current closure is not the target: it has not switched.
