@@ -164,6 +164,7 @@ const channelLevels = new WeakMap<Record<string, ChannelPlan>, Map<string, numbe
 function planStatic(plan: ChannelPlan, tol: Tolerances): PlanStatic {
   const key = `${tol.clockSkewSeconds}/${tol.heartbeatExpiryFactor}`;
   let byTol = planStatics.get(plan);
+  // Stryker disable next-line ConditionalExpression: a memo: `true` rebuilds the same index (equivalent); `false` leaves it undefined and fails every test
   if (byTol === undefined) {
     byTol = new Map();
     planStatics.set(plan, byTol);
@@ -288,6 +289,7 @@ export class FleetContext {
 
   channelOf(host: string): string {
     let index = hostChannels.get(this.input.plans);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` rebuilds the same index (equivalent); `false` leaves it undefined and fails every test
     if (index === undefined) {
       index = new Map();
       for (const [name, plan] of Object.entries(this.input.plans))
@@ -633,6 +635,7 @@ export class FleetContext {
 
   budgetsOf(host: string): string[] {
     let index = hostBudgets.get(this.input.budgets);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` rebuilds the same index (equivalent); `false` leaves it undefined and fails every test
     if (index === undefined) {
       index = new Map();
       for (const b of this.input.budgets.budgets) {
@@ -718,11 +721,13 @@ export class FleetContext {
 
   private budgetOrder(b: DisruptionBudgets['budgets'][number]): BudgetOrder {
     let byBudgets = budgetOrders.get(this.input.plans);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` rebuilds the same index (equivalent); `false` leaves it undefined and fails every test
     if (byBudgets === undefined) {
       byBudgets = new WeakMap();
       budgetOrders.set(this.input.plans, byBudgets);
     }
     let byId = byBudgets.get(this.input.budgets);
+    // Stryker disable next-line ConditionalExpression: a memo: `true` rebuilds the same index (equivalent); `false` leaves it undefined and fails every test
     if (byId === undefined) {
       byId = new Map();
       byBudgets.set(this.input.budgets, byId);

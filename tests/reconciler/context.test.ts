@@ -369,6 +369,12 @@ test('budgets: a host counts the hosts in flight and those ranked ahead; exactly
     ],
   );
   assert.is(v.hosts.find((h) => h.host === 'w-4')!.gate, 'disruption-budget');
+  // Nobody in flight, everyone idle: the rank alone holds w-4 (three hosts ahead of it in big).
+  const idleAll = [idle(f, 'w-1'), idle(f, 'w-2'), idle(f, 'w-3'), idle(f, 'w-4')];
+  assert.is(
+    decideFor(f, 'w-4', idleAll).reason,
+    'disruption budget big is full: 0 host(s) in flight + 3 host(s) ranked ahead of w-4 not yet soaked or failed, max 2',
+  );
   // A host in flight never counts against itself.
   assert.is(
     decideFor(f, 'w-3', [soaked(f, 'w-1'), soaked(f, 'w-2'), started('w-3'), idle(f, 'w-4')]).kind,
