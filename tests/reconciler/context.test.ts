@@ -134,8 +134,11 @@ test('offline hosts are excused in wave order up to the limit; the next one hold
   const d = decideFor(f, 'e', acks);
   assert.is(gateOf(d), 'earlier-waves');
   assert.match(d.reason, 'd is offline');
-  // Once d is back and soaked, b's excuse lets the wave complete.
+  // Once d is back and soaked, b's excuse lets the wave complete (an excused offline host is no deferral).
   assert.is(decideFor(f, 'e', [...acks, soaked(f, 'd')]).kind, 'activate');
+  const done = fleetView(fleetInput(f, [...acks, soaked(f, 'd')])).channels[0]!.waves[0]!;
+  assert.is(done.state, 'complete');
+  assert.is(done.reason, 'wave 1 of channel stable is complete');
 });
 
 test('a waiting wave names the host furthest behind, and how many more hold it', () => {

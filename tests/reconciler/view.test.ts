@@ -153,6 +153,19 @@ test('wave states: soaking while only healthy hosts hold it, complete with excus
   );
   assert.is(halted.waves[1]!.reason, halted.reason);
   assert.is(halted.waves[0]!.failures, 2);
+  // A halt in wave 2 leaves the completed wave 1 complete.
+  const late = view([
+    ...base.slice(0, 1),
+    soaked(f, 's-1'),
+    soaked(f, 's-2'),
+    soaked(f, 's-3'),
+    ackFor(f, 's-4', 'failed', NOW - MIN, { seq: 4 }),
+  ]).channels[1]!;
+  assert.is(late.state, 'halted');
+  assert.equal(
+    late.waves.map((w) => w.state),
+    ['complete', 'halted'],
+  );
   assert.is(halted.waves[0]!.allowedFailures, 1);
 });
 
