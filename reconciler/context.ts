@@ -520,7 +520,8 @@ export class FleetContext {
         break;
       }
       case 'offline': {
-        const offline = w.excused.filter(Boolean).length;
+        // Offline excuses only: a deferred host excused by `deferredHosts: excuse` uses none.
+        const offline = w.excused.filter((e, i) => e && w.phases[i]!.phase === 'offline').length;
         what = `${host} is offline (${describePhase(ph, this.now)}); ${offline} of ${w.wave.offlineExcuseLimit} offline excuse(s) used`;
         break;
       }

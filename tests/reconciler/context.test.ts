@@ -141,6 +141,31 @@ test('offline hosts are excused in wave order up to the limit; the next one hold
   assert.is(done.reason, 'wave 1 of channel stable is complete');
 });
 
+test('offline excuses used counts offline hosts only, not deferred hosts excused by deferredHosts: excuse', () => {
+  const f = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        deferredHosts: 'excuse',
+        waves: [
+          { hosts: ['a', 'b', 'c'], soakSeconds: 600, offlineExcuseLimit: 0 },
+          { hosts: ['z'], soakSeconds: 600 },
+        ],
+      },
+    ],
+  });
+  const acks = [
+    ackFor(f, 'a', 'deferred', NOW - MIN, { seq: 2, reason: 'kernel changes' }),
+    ackFor(f, 'b', 'heartbeat', NOW - 60 * MIN),
+    soaked(f, 'c'),
+    idle(f, 'z'),
+  ];
+  const d = decideFor(f, 'z', acks);
+  assert.is(gateOf(d), 'earlier-waves');
+  assert.match(d.reason, 'b is offline');
+  assert.match(d.reason, '0 of 0 offline excuse(s) used');
+});
+
 test('a waiting wave names the host furthest behind, and how many more hold it', () => {
   const f = buildFleet({
     channels: [
@@ -232,6 +257,30 @@ test('operator controls apply to evidence up to their instant: resumed halts and
     assert.is(v.channels[0]!.state, 'in-progress');
     assert.is(decideFor(f, 'web-01', acks, { controls: c }).kind, 'activate');
   }
+  // Retried, web-01 is pending again: it holds its wave (not settled) and its budget rank (not done),
+  // and is not in flight.
+  const g = buildFleet({
+    channels: [{ name: 'stable', waves: [{ hosts: ['web-01', 'web-02'], soakSeconds: 600 }] }],
+    budgets: [{ id: 'pair', hosts: ['web-01', 'web-02'], maxInFlight: 1 }],
+  });
+  const gRetry = controls({
+    retries: [
+      { host: 'web-01', rolloutId: g.plans['stable']!.rolloutId, at: iso(NOW), reason: 'fixed' },
+    ],
+  });
+  const gAcks = [failed(g, 'web-01'), idle(g, 'web-02')];
+  assert.is(
+    fleetView(fleetInput(g, gAcks, { controls: gRetry })).channels[0]!.waves[0]!.state,
+    'active',
+  );
+  assert.is(
+    decideFor(g, 'web-02', gAcks, { controls: gRetry }).reason,
+    'disruption budget pair is full: 0 host(s) in flight + 1 host(s) ranked ahead of web-02 not yet soaked or failed, max 1',
+  );
+  assert.is(
+    decideFor(g, 'web-02', [...gAcks, soaked(g, 'web-01')], { controls: gRetry }).kind,
+    'activate',
+  );
   const early = fleetView(fleetInput(f, acks, { controls: retry(NOW - 2 * MIN - 1000) }));
   assert.is(early.hosts.find((x) => x.host === 'web-01')!.phase, 'failed');
   // A retry lifts only a signed failure report, never a start presumed failed.
@@ -278,6 +327,17 @@ test('channel edges: every gating channel must complete on the same release; the
   const acks = [soaked(f, 'a-1'), healthyFor(f, 'b-1', 4), idle(f, 'c-1')];
   const d = decideFor(f, 'c-1', acks);
   assert.is(gateOf(d), 'channel-edge');
+  // Stale and still unproven: the reason says so, and the retry is the heartbeat, not the rest of the soak.
+  const stale = ackFor(f, 'b-1', 'heartbeat', NOW - 10 * MIN, {
+    healthySince: NOW - 14 * MIN,
+    seq: 4,
+  });
+  const staleHold = decideFor(f, 'c-1', [soaked(f, 'a-1'), stale, idle(f, 'c-1')]);
+  assert.match(
+    staleHold.reason,
+    'b-1 healthy for 4 of 10 soak minutes, but its heartbeat is stale',
+  );
+  assert.is(staleHold.kind === 'wait' ? staleHold.retryAfter : null, 60);
   assert.match(
     d.reason,
     'channel c waits for channel b to complete: waiting for wave 1 of channel b: b-1 healthy for 4 of 10 soak minutes',
@@ -294,6 +354,9 @@ test('channel edges: every gating channel must complete on the same release; the
     halted.reason,
     'channel c is gated by channel b, which is halted: rollout of channel b is halted',
   );
+  assert.is(halted.kind === 'wait' ? halted.retryAfter : null, 600, 'the signing interval');
+  const own = decideFor(f, 'b-1', [soaked(f, 'a-1'), failed(f, 'b-1'), idle(f, 'c-1')]);
+  assert.equal(own.kind === 'wait' ? [own.gate, own.retryAfter] : null, ['halted', 600]);
   // A gating plan from another release never releases the edge, even complete.
   const old = buildFleet(spec(1));
   const plans = { ...f.plans, b: { ...buildFleet(spec(2)).plans['b']! } };
@@ -306,6 +369,7 @@ test('channel edges: every gating channel must complete on the same release; the
   });
   assert.is(gateOf(mixed), 'channel-edge');
   assert.match(mixed.reason, 'gated by channel b, whose plan is from release 2, not 1');
+  assert.is(mixed.kind === 'wait' ? mixed.retryAfter : null, 600);
 });
 
 test('host edges: the later host waits until the earlier one is settled, naming both and its phase', () => {
@@ -409,6 +473,17 @@ test('budget rank: a gated channel ranks after every wave of the channels gating
     v.hosts.find((h) => h.host === 'c-1')!.reason,
     'every gate passed: starts at its next poll',
   );
+  // Same level: channels rank by name.
+  const h = buildFleet({
+    channels: [
+      { name: 'b', waves: [{ hosts: ['b-1'], soakSeconds: 60 }] },
+      { name: 'a', waves: [{ hosts: ['a-1'], soakSeconds: 60 }] },
+    ],
+    budgets: [{ id: 'ab', hosts: ['b-1', 'a-1'], maxInFlight: 1 }],
+  });
+  const hAcks = [idle(h, 'a-1'), idle(h, 'b-1')];
+  assert.is(decideFor(h, 'a-1', hAcks).kind, 'activate');
+  assert.match(decideFor(h, 'b-1', hAcks).reason, '1 host(s) ranked ahead of b-1');
   // Within a wave, a host after a host edge ranks after the host before it.
   const g = buildFleet({
     channels: [
@@ -574,6 +649,11 @@ test('plans the reconciler refuses to evaluate: each error names what is wrong',
   assert.throws(
     () => view(f, { budgets: stranger }),
     /host "nobody" is in a disruption budget but in none of the channel plans provided/,
+  );
+  const stray = buildFleet(spec({ hostEdges: [{ before: 'elsewhere', after: 'b' }] }));
+  assert.throws(
+    () => decideFor(stray, 'b', []),
+    /host "elsewhere" is in no wave of channel "stable"/,
   );
   const h = buildFleet({
     channels: [{ name: 'c', gatedBy: ['gone'], waves: [{ hosts: ['c-1'], soakSeconds: 60 }] }],
