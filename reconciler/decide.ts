@@ -34,10 +34,14 @@ function rebootVerdict(plan: ChannelPlan, m: HostManifest, now: number): RebootV
           why: `reboot policy of channel ${plan.channel} is in-maintenance-window but it has no maintenance windows`,
         };
       const w = maintenanceWindowAt(plan.maintenanceWindows, now);
+      // The closed branch is unreachable through decide(): gate 11 (maintenance-window) holds every host of
+      // the channel while its windows are closed, before gate 12 asks for this verdict.
+      // Stryker disable next-line ConditionalExpression: `true` is equivalent (see above)
       return w.open
         ? allowed
         : {
             allowed: false,
+            // Stryker disable next-line StringLiteral: unreachable (see above)
             why: `reboot policy of channel ${plan.channel} is in-maintenance-window: ${w.reason}`,
           };
     }
@@ -116,8 +120,10 @@ function hostUnderDecision(
     );
   }
   let ctx = prepared;
+  // Stryker disable next-line ConditionalExpression: `true` builds a fresh context from the same input as the prepared one (same decisions); `false` fails every test
   if (ctx === undefined) {
     ctx = new FleetContext(input);
+    // Stryker disable next-line BooleanLiteral: both budget counts give the same answer (tests/reconciler/memo.test.ts)
     ctx.singleHost = true;
   }
   const plan = ctx.plan(m.channel);

@@ -11,8 +11,10 @@ let cron: typeof import('cron') | undefined;
 
 function cronTime(expr: string): CronTime {
   let c = parsed.get(expr);
+  // Stryker disable next-line ConditionalExpression: a memo: `true` re-parses the same expression (equivalent); `false` never opens a window and fails the window tests
   if (c === undefined) {
     cron ??= createRequire(import.meta.url)('cron') as typeof import('cron');
+    // Stryker disable next-line StringLiteral: the zone that counts is the one getNextDateFrom() is given (below); the constructor's serves only sendAt(), which reads the clock and is never used
     c = new cron.CronTime(expr, 'UTC');
     parsed.set(expr, c);
   }
@@ -39,7 +41,9 @@ export function maintenanceWindowAt(
       continue;
     }
     const durationMs = w.durationMinutes * 60_000;
-    const start = c.getNextDateFrom(new Date(now - durationMs)).toMillis();
+    // In UTC explicitly: without a zone, getNextDateFrom() reads the cron fields in the machine's local
+    // zone (the CronTime's own zone is not applied), so hosts in different zones would disagree.
+    const start = c.getNextDateFrom(new Date(now - durationMs), 'UTC').toMillis();
     if (start <= now) return { open: true };
     if (nextStart === null || start < nextStart) nextStart = start;
   }

@@ -4,7 +4,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { derivePhase, phaseParams, DEFAULT_TOLERANCES } from '../../reconciler/index.ts';
+import {
+  derivePhase,
+  fleetView,
+  latestAcks,
+  phaseParams,
+  DEFAULT_TOLERANCES,
+} from '../../reconciler/index.ts';
+import {
+  describeFailing,
+  judgeEvidence,
+  staticControlRefusal,
+} from '../../reconciler/compliance.ts';
 import { ackFor, buildFleet } from '../../reconciler/simulator/builders.ts';
 import type { ControlEvidence, RuntimeControl } from '../../protocol/index.ts';
 
@@ -116,6 +127,113 @@ test('failure reports and starts are not touched by the gate', () => {
   assert.is(rolledBack.phase, 'failed');
   const started = derivePhase(p, ackFor(f, 'web-01', 'started', NOW - MIN), NOW, false);
   assert.is(started.phase, 'activating');
+});
+
+test('failing controls are named with how they failed: exit code or no exit, and the excerpt when there is one', () => {
+  const e = evidenceOf('a', false);
+  assert.is(describeFailing([e]), 'fw/a (exit 1)');
+  assert.is(
+    describeFailing([{ ...e, exitCode: null, excerpt: 'timed out' }]),
+    'fw/a (did not exit: timed out)',
+  );
+  assert.is(
+    describeFailing([
+      { ...e, exitCode: 3, excerpt: 'inactive' },
+      { ...evidenceOf('b', false), exitCode: null },
+    ]),
+    'fw/a (exit 3: inactive); fw/b (did not exit)',
+  );
+  // Evidence for controls the plan does not require is ignored; passing evidence is neither failing nor missing.
+  const v = judgeEvidence(runtime.slice(0, 2), [evidenceOf('a', true), evidenceOf('c', false)]);
+  assert.equal(v, { failing: [], missing: ['fw/b'] });
+  assert.equal(judgeEvidence(runtime.slice(0, 1), undefined), { failing: [], missing: ['fw/a'] });
+});
+
+test('a halted wave names its compliance failures: the failing hosts with their controls, at most five, and how many more', () => {
+  const hosts = ['h-1', 'h-2', 'h-3', 'h-4', 'h-5', 'h-6', 'h-7', 'h-8'];
+  const f = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        waves: [{ hosts, soakSeconds: 600 }],
+        compliance: { mode: 'enforce', frameworks: ['fw'], runtime },
+      },
+    ],
+  });
+  const passing = CONTROLS.map((c) => evidenceOf(c, true));
+  const failingAck = (h: string, control: string) =>
+    ackFor(f, h, 'heartbeat', NOW - MIN, {
+      healthySince: NOW - 20 * MIN,
+      seq: 5,
+      evidence: passing.map((e) => (e.control === control ? evidenceOf(control, false) : e)),
+    });
+  const view = (acks: ReturnType<typeof ackFor>[]) =>
+    fleetView({
+      now: NOW,
+      plans: f.plans,
+      budgets: f.budgets,
+      revocations: f.revocations,
+      acks: latestAcks(acks),
+    }).channels[0]!;
+  // h-1 rolled back (not a compliance failure); h-2..h-8 fail control b or c; seven of them.
+  const acks = [
+    ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3, reason: 'health check failed' }),
+    ...hosts.slice(1).map((h, i) => failingAck(h, i % 2 === 0 ? 'b' : 'c')),
+  ];
+  const ch = view(acks);
+  assert.is(ch.state, 'halted');
+  assert.match(
+    ch.reason,
+    '; failing compliance controls (enforce): h-2: fw/b (exit 1); h-3: fw/c (exit 1); h-4: fw/b (exit 1); h-5: fw/c (exit 1); h-6: fw/b (exit 1); and 2 more',
+  );
+  assert.not.match(ch.reason, 'h-1: ', 'a rollback is no compliance failure');
+  // One compliance failure: named alone, without "more".
+  const one = view([
+    ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 }),
+    failingAck('h-8', 'a'),
+  ]);
+  assert.match(
+    one.reason,
+    /failing compliance controls \(enforce\): h-8: fw\/a \(exit 1\); a newly/,
+  );
+  // No compliance failure: the halted reason says nothing about compliance.
+  const none = view([ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 })]);
+  assert.is(none.state, 'halted');
+  assert.not.match(none.reason, 'compliance');
+});
+
+test('static controls: in enforce a manifest with failing ones is refused, naming each; permissive or passing never', () => {
+  const f = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        waves: [{ hosts: ['web-01'], soakSeconds: 600 }],
+        compliance: {
+          mode: 'enforce',
+          frameworks: ['fw'],
+          runtime: [],
+          static: {
+            'web-01': [
+              { framework: 'fw', control: 's1', ok: false, evidence: 'x = 1' },
+              { framework: 'fw', control: 's2', ok: true, evidence: 'y = 2' },
+              { framework: 'fw', control: 's3', ok: false, evidence: 'z = 3' },
+            ],
+          },
+        },
+      },
+    ],
+  });
+  const m = f.manifests['web-01']!;
+  const c = m.compliance!;
+  assert.is(
+    staticControlRefusal(m),
+    `the manifest fails static compliance controls of channel stable (enforce): fw/s1: x = 1; fw/s3: z = 3; refusing ${m.target}`,
+  );
+  const single = { ...m, compliance: { ...c, static: c.static.slice(0, 2) } };
+  assert.match(staticControlRefusal(single) ?? '', 'fails static compliance control of channel');
+  assert.is(staticControlRefusal({ ...m, compliance: { ...c, static: [c.static[1]!] } }), null);
+  assert.is(staticControlRefusal({ ...m, compliance: { ...c, mode: 'permissive' } }), null);
+  assert.is(staticControlRefusal({ ...m, compliance: undefined }), null);
 });
 
 test.run();

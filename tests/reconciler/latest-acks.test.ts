@@ -32,6 +32,9 @@ test('latest ack per host: the highest seq, and the same ack whatever the arriva
         const mine = acks.filter((a) => a.host === host);
         assert.is(chosen.seq, Math.max(...mine.map((a) => a.seq)), host);
         assert.ok(mine.includes(chosen), 'one of the host’s own acks');
+        // Among forks (same seq), the canonical-JSON-smallest: a rule every reader applies alike.
+        const forks = mine.filter((a) => a.seq === chosen.seq).map((a) => JSON.stringify(a));
+        assert.is(JSON.stringify(chosen), forks.sort()[0], `${host}: the smallest fork`);
       }
       const reordered: AckRecord[] = [...acks].reverse();
       const rotated = acks.map((_, i) => acks[(i + shift) % acks.length]!);
