@@ -55,6 +55,14 @@ test('Rng draws stay in range: next in [0, 1), int in [min, max] reaching both e
   );
 });
 
+test('Rng.chance(p) with p <= 0 draws nothing: a zero-rate event leaves the rest of the run as it was', () => {
+  const plain = new Rng(11);
+  const withZero = new Rng(11);
+  assert.not.ok(withZero.chance(0));
+  assert.not.ok(withZero.chance(-1));
+  assert.is(withZero.next(), plain.next());
+});
+
 test('Rng.chance(p) comes true about p of the time', () => {
   const r = new Rng(7);
   for (const p of [0.1, 0.5, 0.9]) {
@@ -110,6 +118,8 @@ test('syntheticFleet: hosts dealt round-robin over channels, equal waves (the la
         assert.is(names.length, hosts);
         // Names sort in creation order (zero-padded) and are dealt to ch-(i mod channels).
         const sorted = [...names].sort();
+        const width = String(hosts - 1).length;
+        for (const h of names) assert.match(h, new RegExp(`^h-\\d{${width}}$`));
         sorted.forEach((h, i) => assert.is(f.manifests[h]!.channel, `ch-${i % channels}`));
         const planNames = Object.keys(f.plans);
         assert.is(planNames.length, channels);
@@ -181,6 +191,10 @@ test('syntheticFleet: soak, threshold, heartbeat and a fleet-wide budget rounded
     'h-10',
   ]);
   assert.equal(Object.keys(syntheticFleet({ hosts: 1, channels: 1, waves: 1 }).manifests), ['h-0']);
+  assert.equal(
+    Object.keys(syntheticFleet({ hosts: 10, channels: 1, waves: 1 }).manifests).sort(),
+    Array.from({ length: 10 }, (_, i) => `h-${i}`),
+  );
 });
 
 test('syntheticFleet refuses a shape that is not positive whole numbers, naming the field', () => {

@@ -198,6 +198,24 @@ test('without acks the subject is offline from `from` and never eligible; unknow
   );
 });
 
+test('time alone changes a phase: a silent host goes offline when its window ends, seen at `until` between steps', () => {
+  const quiet = [ackFor(f, 'b1', 'heartbeat', T, { seq: 1 })];
+  // The offline window is 900 s; steps fall at 0, 60, ..., 900, and the next (960) is past `until`.
+  const t = trace({ ...docs, history: quiet, subject: { host: 'b1' }, until: at(930) });
+  assert.equal(
+    t.entries.map((e) => [(e.at - T) / S, e.phase]),
+    [
+      [0, 'pending'],
+      [930, 'offline'],
+    ],
+  );
+  const before = trace({ ...docs, history: quiet, subject: { host: 'b1' }, until: at(900) });
+  assert.equal(
+    before.entries.map((e) => e.phase),
+    ['pending'],
+  );
+});
+
 /** What the per-host summary must say, derived from the entries alone. */
 function checkSummary(t: Trace): void {
   for (let i = 1; i < t.entries.length; i++)
