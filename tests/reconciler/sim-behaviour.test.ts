@@ -74,6 +74,9 @@ test('agents heartbeat like the real agent: on their target at every poll, while
       // On the target: every poll once half the heartbeat (or poll) interval passed; a third of the 900 s offline window plus a poll before.
       const bound = onTarget ? 100_000 : 300_000 + 65_000;
       assert.ok(gap <= bound, `${host}: ${gap / 1000} s without an ack (on target: ${onTarget})`);
+      // Waiting, it only heartbeats once a third of the offline window has passed.
+      if (!onTarget && acks[i]!.ack.kind === 'heartbeat' && acks[i - 1]!.ack.kind === 'heartbeat')
+        assert.ok(gap >= 300_000, `${host}: heartbeats ${gap / 1000} s apart while waiting`);
     }
   }
 });
@@ -200,7 +203,13 @@ test('a failing host rolls back once, keeps reporting it, never restarts; the st
   assert.ok(
     acks
       .slice(4)
-      .every((e) => e.ack.kind === 'rolled-back' && e.ack.current === f.previous['h-00']),
+      .every(
+        (e) =>
+          e.ack.kind === 'rolled-back' &&
+          e.ack.reason === 'activation failed' &&
+          e.ack.current === f.previous['h-00'] &&
+          e.ack.healthySince === null,
+      ),
   );
   assert.is(r.starts.filter((s) => s.host === 'h-00').length, 1);
   const lastMove = Math.max(
@@ -233,11 +242,16 @@ test('rollback-and-halt: a failure makes the wave roll back, each rollback reaso
   const r = simulate({ seed: 2, fleet: f, failingHosts: ['a'], maxSeconds: 6 * 3600 });
   assert.ok(r.failures.includes('a'));
   assert.ok(r.rollbacks.length > 0, 'the other hosts of the wave rolled back');
-  for (const h of r.rollbacks) {
-    const rb = byHost(r)
-      .get(h)!
-      .find((e) => e.ack.kind === 'rolled-back')!;
+  for (const h of [...r.rollbacks, ...r.failures]) {
+    const acks = byHost(r).get(h)!;
+    const i = acks.findIndex((e) => e.ack.kind === 'rolled-back');
+    const rb = acks[i]!;
     assert.ok(rb.ack.reason!.length > 0 && rb.ack.reason!.length <= 200, rb.ack.reason!);
+    // Once rolled back, a host says so in every later ack (its pending soak proof included).
+    assert.ok(
+      acks.slice(i).every((e) => e.ack.kind === 'rolled-back' && e.ack.current === f.previous[h]),
+      `${h}: ${acks.slice(i).map((e) => e.ack.kind)}`,
+    );
   }
 });
 
