@@ -81,12 +81,11 @@ export function trace(input: TraceInput): Trace {
       for (const h of w.hosts) subjectHosts.push({ host: h, channel: plan.channel, wave: w.index });
   }
 
+  // By time only: applyUntil keeps each host's highest seq among the acks up to an instant, so the order
+  // of acks within one instant does not matter.
   const sorted = input.history
     .map((a) => ({ a, t: parseAckTime(a.time) }))
-    .sort(
-      (x, y) =>
-        x.t - y.t || (x.a.host < y.a.host ? -1 : x.a.host > y.a.host ? 1 : x.a.seq - y.a.seq),
-    );
+    .sort((x, y) => x.t - y.t);
   const first = sorted[0]?.t ?? 0;
   const last = sorted[sorted.length - 1]?.t ?? 0;
   let maxSoak = 0;
