@@ -21,8 +21,6 @@ export class Rng {
    */
   chance(p: number): boolean {
     if (p <= 0) return false;
-    // `<=` would differ only when a draw equals p exactly (2^-32 per draw): no test can tell.
-    // Stryker disable next-line EqualityOperator: equivalent (see above)
     return this.next() < p;
   }
 }
