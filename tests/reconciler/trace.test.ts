@@ -198,6 +198,21 @@ test('without acks the subject is offline from `from` and never eligible; unknow
   );
 });
 
+test('a host is in the state of its highest seq, even when an older ack carries the same or a later time', () => {
+  // b1 rolled back (seq 4) at 840 s; a replayed `activated` (seq 3) is listed after it with the same time.
+  const replayed = ackFor(f, 'b1', 'activated', at(840), { seq: 3 });
+  const stale = ackFor(f, 'b1', 'started', at(845), { seq: 2 });
+  for (const extra of [[replayed], [stale], [replayed, stale]]) {
+    const t = trace({ ...docs, history: [...history, ...extra], subject: { host: 'b1' } });
+    const last = t.entries[t.entries.length - 1]!;
+    assert.equal(
+      [last.at, last.phase],
+      [at(840), 'failed'],
+      JSON.stringify(extra.map((a) => a.seq)),
+    );
+  }
+});
+
 test('time alone changes a phase: a silent host goes offline when its window ends, seen at `until` between steps', () => {
   const quiet = [ackFor(f, 'b1', 'heartbeat', T, { seq: 1 })];
   // The offline window is 900 s; steps fall at 0, 60, ..., 900, and the next (960) is past `until`.
