@@ -3,6 +3,7 @@
 // failed. Acks are replayed as of their signed time; between acks the fleet is re-evaluated every
 // `stepSeconds` so soak completions and expiries show up when they happen.
 import { FleetContext, ReconcilerInputError } from './context.ts';
+import { latestAcks } from './acks.ts';
 import { parseAckTime } from './time.ts';
 import type { AckRecord, FleetInput, Gate, HostPhase } from './types.ts';
 
@@ -159,7 +160,8 @@ export function trace(input: TraceInput): Trace {
     while (next < sorted.length && sorted[next]!.t <= t) {
       const { a } = sorted[next]!;
       const prev = acks[a.host];
-      if (prev === undefined || a.seq > prev.seq) acks[a.host] = a;
+      // The ack the reconciler would keep (latestAcks: highest seq; of equal-seq forks, the same one).
+      acks[a.host] = prev === undefined ? a : latestAcks([prev, a])[a.host]!;
       next++;
     }
   };

@@ -4,7 +4,13 @@
 // summary agrees with the entries, and 'on-change' replays give the same trace as 'every-ack').
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { trace, type AckRecord, type Trace } from '../../reconciler/index.ts';
+import {
+  fleetView,
+  latestAcks,
+  trace,
+  type AckRecord,
+  type Trace,
+} from '../../reconciler/index.ts';
 import { ReconcilerInputError } from '../../reconciler/context.ts';
 import { ackFor, buildFleet } from '../../reconciler/simulator/builders.ts';
 import { simulate } from '../../reconciler/simulator/sim.ts';
@@ -210,6 +216,21 @@ test('a host is in the state of its highest seq, even when an older ack carries 
       [at(840), 'failed'],
       JSON.stringify(extra.map((a) => a.seq)),
     );
+  }
+});
+
+test('of two forked acks with one seq, the trace keeps the one the reconciler keeps, in any order', () => {
+  const healthy = ackFor(f, 'b1', 'healthy', at(850), { seq: 5, healthySince: at(850) });
+  const failed = ackFor(f, 'b1', 'rolled-back', at(860), { seq: 5, current: f.previous['b1'] });
+  const kept = latestAcks([healthy, failed])['b1']!;
+  for (const forks of [
+    [healthy, failed],
+    [failed, healthy],
+  ]) {
+    const t = trace({ ...docs, history: [...history, ...forks], subject: { host: 'b1' } });
+    const view = fleetView({ now: t.until, ...docs, acks: latestAcks([...history, ...forks]) });
+    const phase = view.hosts.find((h) => h.host === 'b1')!.phase;
+    assert.is(t.entries[t.entries.length - 1]!.phase, phase, kept.kind);
   }
 });
 
