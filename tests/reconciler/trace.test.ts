@@ -221,7 +221,7 @@ test('a host is in the state of its highest seq, even when an older ack carries 
 
 test('of two forked acks with one seq, the trace keeps the one the reconciler keeps, in any order', () => {
   const healthy = ackFor(f, 'b1', 'healthy', at(850), { seq: 5, healthySince: at(850) });
-  const failed = ackFor(f, 'b1', 'rolled-back', at(860), { seq: 5, current: f.previous['b1'] });
+  const failed = ackFor(f, 'b1', 'rolled-back', at(850), { seq: 5, current: f.previous['b1'] });
   const kept = latestAcks([healthy, failed])['b1']!;
   for (const forks of [
     [healthy, failed],
