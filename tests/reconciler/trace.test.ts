@@ -234,6 +234,20 @@ test('of two forked acks with one seq, the trace keeps the one the reconciler ke
   }
 });
 
+test('a host seen only once it started (its gate cleared at that instant, or its started ack lost) was eligible and activated then', () => {
+  // b1 starts at 760 s, the instant a1's soak proof is signed; then only `activated` arrives for c1
+  // (its `started` was lost): both are activated when first seen switching.
+  const early = [
+    ...life('c1', 60).filter((a) => a.kind !== 'started'),
+    ...life('a1', 420),
+    ...life('b1', 760, true),
+  ];
+  const t = trace({ ...docs, history: early, subject: { host: 'b1' }, stepSeconds: 10 });
+  assert.equal([t.hosts[0]!.eligibleAt, t.hosts[0]!.activatedAt], [at(760), at(760)]);
+  const c1 = trace({ ...docs, history: early, subject: { host: 'c1' }, stepSeconds: 10 }).hosts[0]!;
+  assert.equal([c1.eligibleAt, c1.activatedAt], [T, at(90)]);
+});
+
 test('time alone changes a phase: a silent host goes offline when its window ends, seen at `until` between steps', () => {
   const quiet = [ackFor(f, 'b1', 'heartbeat', T, { seq: 1 })];
   // The offline window is 900 s; steps fall at 0, 60, ..., 900, and the next (960) is past `until`.
