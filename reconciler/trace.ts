@@ -3,6 +3,7 @@
 // failed. Acks are replayed as of their signed time; between acks the fleet is re-evaluated every
 // `stepSeconds` so soak completions and expiries show up when they happen.
 import { FleetContext, ReconcilerInputError } from './context.ts';
+import { latestAcks } from './acks.ts';
 import { parseAckTime } from './time.ts';
 import type { AckRecord, FleetInput, Gate, HostPhase } from './types.ts';
 
@@ -81,12 +82,11 @@ export function trace(input: TraceInput): Trace {
       for (const h of w.hosts) subjectHosts.push({ host: h, channel: plan.channel, wave: w.index });
   }
 
+  // By time only: applyUntil keeps each host's highest seq among the acks up to an instant, so the order
+  // of acks within one instant does not matter.
   const sorted = input.history
     .map((a) => ({ a, t: parseAckTime(a.time) }))
-    .sort(
-      (x, y) =>
-        x.t - y.t || (x.a.host < y.a.host ? -1 : x.a.host > y.a.host ? 1 : x.a.seq - y.a.seq),
-    );
+    .sort((x, y) => x.t - y.t);
   const first = sorted[0]?.t ?? 0;
   const last = sorted[sorted.length - 1]?.t ?? 0;
   let maxSoak = 0;
@@ -160,7 +160,8 @@ export function trace(input: TraceInput): Trace {
     while (next < sorted.length && sorted[next]!.t <= t) {
       const { a } = sorted[next]!;
       const prev = acks[a.host];
-      if (prev === undefined || a.seq > prev.seq) acks[a.host] = a;
+      // The ack the reconciler would keep (latestAcks: highest seq; of equal-seq forks, the same one).
+      acks[a.host] = prev === undefined ? a : latestAcks([prev, a])[a.host]!;
       next++;
     }
   };
@@ -184,6 +185,8 @@ export function trace(input: TraceInput): Trace {
           from: old.holdFrom,
           to: t,
           seconds: (t - old.holdFrom) / 1000,
+          // A held host always has its gate's reason: the '' fallback is unreachable.
+          // Stryker disable next-line StringLiteral: equivalent (unreachable)
           reason: old.reason ?? '',
         });
       }
@@ -236,6 +239,8 @@ export function trace(input: TraceInput): Trace {
         from: st.holdFrom,
         to: until,
         seconds: (until - st.holdFrom) / 1000,
+        // A held host always has its gate's reason: the '' fallback is unreachable.
+        // Stryker disable next-line StringLiteral: equivalent (unreachable)
         reason: st.reason ?? '',
       });
     }

@@ -27,17 +27,15 @@ export function syntheticFleet(o: SyntheticFleetOptions): BuiltFleet {
   for (let i = 0; i < o.hosts; i++)
     perChannel[i % o.channels]!.push(`h-${String(i).padStart(width, '0')}`);
   const channels: ChannelSpec[] = perChannel.map((hosts, ci) => {
+    // At most o.waves waves of `size` hosts; a channel with fewer hosts than waves gets fewer waves.
     const size = Math.ceil(hosts.length / o.waves);
     const waves = [];
-    for (let w = 0; w < o.waves; w++) {
-      const slice = hosts.slice(w * size, (w + 1) * size);
-      if (slice.length > 0)
-        waves.push({
-          hosts: slice,
-          soakSeconds: o.soakSeconds ?? 600,
-          failureThreshold: o.failureThreshold ?? { count: 0 },
-        });
-    }
+    for (let start = 0; start < hosts.length; start += size)
+      waves.push({
+        hosts: hosts.slice(start, start + size),
+        soakSeconds: o.soakSeconds ?? 600,
+        failureThreshold: o.failureThreshold ?? { count: 0 },
+      });
     return {
       name: `ch-${ci}`,
       waves,

@@ -15,8 +15,13 @@ export class Rng {
   int(min: number, max: number): number {
     return min + Math.floor(this.next() * (max - min + 1));
   }
+  /**
+   * True with probability p. p <= 0 draws nothing, so a zero-rate event leaves the rest of a seed's
+   * run unchanged.
+   */
   chance(p: number): boolean {
-    return p > 0 && this.next() < p;
+    if (p <= 0) return false;
+    return this.next() < p;
   }
 }
 
