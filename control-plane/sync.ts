@@ -19,13 +19,13 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  utimesSync,
   writeSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   fsyncDir,
+  stampPastPrevious,
   writeFileAtomic,
   Malformed,
   MixAndMatch,
@@ -120,15 +120,13 @@ function advanceMutableMtimes(staging: string, installed: string | null): void {
   if (!installed) return;
   for (const rel of MUTABLE_PATHS) {
     const next = join(staging, rel);
-    let previousSec: number;
+    let previousMtimeMs: number;
     try {
-      previousSec = Math.floor(statSync(join(installed, rel)).mtimeMs / 1000);
+      previousMtimeMs = statSync(join(installed, rel)).mtimeMs;
     } catch {
       continue; // not in the installed tree
     }
-    if (!existsSync(next)) continue;
-    const sec = Math.max(Math.floor(Date.now() / 1000), previousSec + 1);
-    utimesSync(next, sec, sec);
+    if (existsSync(next)) stampPastPrevious(next, previousMtimeMs);
   }
 }
 

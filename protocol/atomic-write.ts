@@ -31,6 +31,17 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
+/**
+ * Sets `path`'s mtime to a whole second strictly past `previousMtimeMs` (and not before now): nginx's
+ * ETag is mtime (whole seconds) + size, so a same-size replacement must change the second. Set
+ * explicitly because the mtime the kernel would stamp comes from its coarse clock, which can still be in
+ * the previous second for a few ms after Date.now() moved on.
+ */
+export function stampPastPrevious(path: string, previousMtimeMs: number): void {
+  const sec = Math.max(Math.floor(Date.now() / 1000), Math.floor(previousMtimeMs / 1000) + 1);
+  utimesSync(path, sec, sec);
+}
+
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -72,15 +83,7 @@ export function writeFileAtomic(
     throw e;
   }
   closeSync(fd);
-  if (previousMtimeMs >= 0) {
-    // Set explicitly, in whole seconds (nginx's ETag uses seconds): the mtime the kernel would stamp comes
-    // from its coarse clock, which can still be in the previous second for a few ms after Date.now() moved
-    // on, so a same-size rewrite just after a second boundary would otherwise keep the old ETag.
-    const prevSec = Math.floor(previousMtimeMs / 1000);
-    const nowSec = Math.floor(Date.now() / 1000);
-    const sec = Math.max(nowSec, prevSec + 1);
-    utimesSync(tmp, sec, sec);
-  }
+  if (previousMtimeMs >= 0) stampPastPrevious(tmp, previousMtimeMs);
   renameSync(tmp, path);
   if (!opts.skipDirSync && opts.durable !== false) fsyncDir(dir);
 }

@@ -33,7 +33,7 @@ export {
   verifyAck,
 } from './acks.ts';
 export type { AckTrust, BundledAck, SignedAck } from './acks.ts';
-export { fsyncDir, writeFileAtomic } from './atomic-write.ts';
+export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
 export {
   ACK_LOG_DIR,
