@@ -11,17 +11,16 @@ import { requireTool } from '../support/skip.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 /** Inherited by everything the demo starts, so its leftovers are told apart from other test processes. */
-const RUN_TAG = `NIXFLEET_DEMO_TEST_RUN=${process.pid}-${Date.now()}`;
+const RUN_TAG = { name: 'NIXFLEET_DEMO_TEST_RUN', value: `${process.pid}-${Date.now()}` };
 
 function run(
   args: string[],
   timeoutMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve, reject) => {
-    const [tagName, tagValue] = RUN_TAG.split('=') as [string, string];
     const child = spawn(process.execPath, [BIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, [tagName]: tagValue },
+      env: { ...process.env, [RUN_TAG.name]: RUN_TAG.value },
     });
     let stdout = '';
     let stderr = '';
@@ -48,7 +47,11 @@ function leftoverProcesses(exclude: number): number[] {
     if (!/^\d+$/.test(entry) || Number(entry) === exclude || Number(entry) === process.pid)
       continue;
     try {
-      if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(RUN_TAG))
+      if (
+        readFileSync(`/proc/${entry}/environ`, 'utf8')
+          .split('\0')
+          .includes(`${RUN_TAG.name}=${RUN_TAG.value}`)
+      )
         out.push(Number(entry));
     } catch {
       /* exited meanwhile, or not ours to read */
