@@ -16,10 +16,9 @@
 // The file is as trusted as the state directory's other private files (protocol/memo-file.ts: this
 // user's own, not writable by others, no symlink, else ignored); a malformed or torn file is ignored
 // whole; it holds the bundles the last run read, written atomically (0600) only when one changed.
-import { readFileSync } from 'node:fs';
 import {
-  ownedPrivately,
-  savePrivateFile,
+  readPrivateRecords,
+  savePrivateRecords,
   sha256Digest,
   type BundledAck,
   type SignedAck,
@@ -73,8 +72,8 @@ export class AckBundleMemo {
   /** Keeps the bundles this run read, unless that is exactly what was read. Best effort. */
   save(dir: string, file: string): void {
     if (!this.changed && this.now.size === this.earlier.size) return;
-    const lines = [...this.now].map(([f, e]) => `${JSON.stringify(f)}\t${JSON.stringify(e)}\n`);
-    savePrivateFile(dir, file, `${HEADER}\n${lines.join('')}`);
+    const records = [...this.now].map(([f, e]): [string, unknown] => [JSON.stringify(f), e]);
+    savePrivateRecords(dir, file, HEADER, records);
   }
 }
 
@@ -83,26 +82,17 @@ export function readAckBundleMemo(dir: string, file: string): AckBundleMemo {
   return new AckBundleMemo(readEntries(dir, file));
 }
 
+/** Keys are JSON strings (the bundle's tree path); one malformed record and nothing is believed. */
 function readEntries(dir: string, file: string): Map<string, VerifiedBundle> {
-  const none = new Map<string, VerifiedBundle>();
-  if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return none;
-  try {
-    const lines = readFileSync(file, 'utf8').split('\n');
-    if (lines[0] !== HEADER || lines.at(-1) !== '') return none;
-    const out = new Map<string, VerifiedBundle>();
-    for (const line of lines.slice(1, -1)) {
-      const tab = line.indexOf('\t');
-      if (tab < 0) return none;
-      const path = JSON.parse(line.slice(0, tab)) as unknown;
-      const e = JSON.parse(line.slice(tab + 1)) as VerifiedBundle;
-      // One malformed line and nothing of the file is believed (a torn or foreign file).
-      if (typeof path !== 'string' || !shaped(e)) return none;
-      out.set(path, e);
-    }
-    return out;
-  } catch {
-    return none;
-  }
+  const records = readPrivateRecords(
+    dir,
+    file,
+    HEADER,
+    (key, e) => typeof JSON.parse(key) === 'string' && shaped(e as VerifiedBundle),
+  );
+  return new Map(
+    (records ?? []).map(([key, e]) => [JSON.parse(key) as string, e as VerifiedBundle]),
+  );
 }
 
 function shaped(e: VerifiedBundle): boolean {

@@ -109,8 +109,10 @@ export {
   DocumentMemo,
   ownedPrivately,
   readDocumentMemo,
+  readPrivateRecords,
   saveDocumentMemo,
   savePrivateFile,
+  savePrivateRecords,
 } from './memo-file.ts';
 export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';

@@ -41,6 +41,48 @@ export function savePrivateFile(dir: string, file: string, text: string): void {
   }
 }
 
+/**
+ * A private record file: a header line naming its format (a future layout is never misread), then one
+ * `key<TAB>JSON` line per record. It is believed whole or not at all: an unusable directory or file, a
+ * wrong header, a torn last line, or one record `accept` refuses gives null.
+ */
+export function readPrivateRecords(
+  dir: string,
+  file: string,
+  header: string,
+  accept: (key: string, value: unknown) => boolean,
+): [string, unknown][] | null {
+  if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return null;
+  try {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    if (lines[0] !== header || lines.at(-1) !== '') return null;
+    const out: [string, unknown][] = [];
+    for (const line of lines.slice(1, -1)) {
+      const tab = line.indexOf('\t');
+      if (tab < 0) return null;
+      const key = line.slice(0, tab);
+      const value = JSON.parse(line.slice(tab + 1)) as unknown;
+      if (!accept(key, value)) return null;
+      out.push([key, value]);
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes records in readPrivateRecords' format (savePrivateFile: 0600, atomically). Best effort. */
+export function savePrivateRecords(
+  dir: string,
+  file: string,
+  header: string,
+  records: Iterable<[string, unknown]>,
+): void {
+  let text = `${header}\n`;
+  for (const [key, value] of records) text += `${key}\t${JSON.stringify(value)}\n`;
+  savePrivateFile(dir, file, text);
+}
+
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */
 export class DocumentMemo implements VerifiedDocumentMemo {
   private readonly earlier: Map<string, SignedDocument<unknown>>;
@@ -84,34 +126,20 @@ export function readDocumentMemo(dir: string, file: string): DocumentMemo {
 
 /** Writes what this run's walk used, unless that is exactly what was read. Best effort. */
 export function saveDocumentMemo(dir: string, file: string, memo: DocumentMemo): void {
-  if (!memo.changed) return;
-  const lines = memo.used().map(([k, env]) => `${k}\t${JSON.stringify(env)}\n`);
-  savePrivateFile(dir, file, `${DOCS_HEADER}\n${lines.join('')}`);
+  if (memo.changed) savePrivateRecords(dir, file, DOCS_HEADER, memo.used());
 }
 
 function readEntries(dir: string, file: string): [string, SignedDocument<unknown>][] {
-  if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
-  try {
-    const lines = readFileSync(file, 'utf8').split('\n');
-    if (lines[0] !== DOCS_HEADER || lines.at(-1) !== '') return [];
-    const out: [string, SignedDocument<unknown>][] = [];
-    for (const line of lines.slice(1, -1)) {
-      const tab = line.indexOf('\t');
-      const key = line.slice(0, tab);
-      // One malformed line and nothing of the file is believed (a torn or foreign file).
-      if (tab < 0 || !DOC_KEY.test(key)) return [];
-      const env = JSON.parse(line.slice(tab + 1)) as SignedDocument<unknown>;
-      const shaped =
-        typeof env === 'object' &&
-        env !== null &&
-        typeof env.signed === 'object' &&
-        env.signed !== null &&
-        Array.isArray(env.signatures);
-      if (!shaped) return [];
-      out.push([key, env]);
-    }
-    return out;
-  } catch {
-    return [];
-  }
+  const records = readPrivateRecords(dir, file, DOCS_HEADER, (key, env) => {
+    const e = env as SignedDocument<unknown> | null;
+    return (
+      DOC_KEY.test(key) &&
+      typeof e === 'object' &&
+      e !== null &&
+      typeof e.signed === 'object' &&
+      e.signed !== null &&
+      Array.isArray(e.signatures)
+    );
+  });
+  return (records ?? []) as [string, SignedDocument<unknown>][];
 }
