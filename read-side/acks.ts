@@ -364,6 +364,17 @@ export class AckCollector {
   }
 }
 
+/** Fills `buf` from `fd` starting at file offset `position`; returns the bytes read (fewer at end of file). */
+function readInto(fd: number, buf: Buffer, position: number): number {
+  let off = 0;
+  while (off < buf.length) {
+    const n = readSync(fd, buf, off, buf.length - off, position + off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off;
+}
+
 function readCapped(path: string, maxBytes: number, label: string): Buffer {
   // One open and an fstat of what was opened (a view reads thousands of these: no separate stat by
   // path). Non-blocking, so that opening a FIFO planted in the tree returns instead of waiting for a writer.
@@ -376,13 +387,8 @@ function readCapped(path: string, maxBytes: number, label: string): Buffer {
     if (size > maxBytes)
       throw new TooLarge(label, `${size} bytes exceeds the limit of ${maxBytes}`);
     const buf = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return off === size ? buf : buf.subarray(0, off);
+    const n = readInto(fd, buf, 0);
+    return n === size ? buf : buf.subarray(0, n);
   } finally {
     closeSync(fd);
   }
@@ -400,13 +406,7 @@ function readTail(
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.alloc(st.size - start);
-    let off = 0;
-    while (off < buf.length) {
-      const n = readSync(fd, buf, off, buf.length - off, start + off);
-      if (n === 0) break;
-      off += n;
-    }
-    const bytes = buf.subarray(0, off);
+    const bytes = buf.subarray(0, readInto(fd, buf, start));
     if (start === 0) return { bytes, skipped: 0 };
     // Drop the partial first record.
     const lf = bytes.indexOf(0x0a);
