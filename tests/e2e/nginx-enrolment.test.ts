@@ -133,6 +133,16 @@ class Stack {
   }
 
   publish(revoked: string[]): void {
+    // The enrolment documents published just before may carry an issuedAt in the next second; the
+    // publisher (rightly) refuses a clock behind the current timestamp, so wait that second out.
+    const ts = join(this.ci, 'timestamp.json');
+    if (existsSync(ts)) {
+      const issuedAt = Date.parse(
+        (JSON.parse(readFileSync(ts, 'utf8')) as { signed: { issuedAt: string } }).signed.issuedAt,
+      );
+      const wait = issuedAt - Date.now();
+      if (wait > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait + 1);
+    }
     publishRelease({
       cacheCheck: 'skip',
       treeDir: this.ci,
