@@ -1,8 +1,9 @@
 // The disk side of verification: a published tree read from a directory, as the Fetch (and manifest
 // listing) protocol/verify takes. protocol/verify itself never touches the disk.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { Malformed, TooLarge } from './errors.ts';
+import { isNotFound, readCappedFile } from './capped-file.ts';
+import { Malformed } from './errors.ts';
 import {
   type Fetch,
   verifyTree,
@@ -12,7 +13,7 @@ import {
 } from './verify/index.ts';
 import type { SignedRoot } from './trust-root.ts';
 
-/** Synchronous read of a tree file with a size cap checked before reading. Undefined = not found. */
+/** Synchronous read of a tree file (readCappedFile: a regular file, capped before reading). Undefined = not found. */
 export function readTreeFile(
   treeDir: string,
   path: string,
@@ -21,21 +22,12 @@ export function readTreeFile(
   const root = resolve(treeDir);
   const full = resolve(join(root, path));
   if (!full.startsWith(root + sep)) throw new Malformed(path, 'path escapes the tree');
-  let size: number;
   try {
-    const st = statSync(full);
-    if (!st.isFile()) return undefined;
-    size = st.size;
+    return readCappedFile(full, maxBytes, path);
   } catch (e) {
-    if (
-      (e as NodeJS.ErrnoException).code === 'ENOENT' ||
-      (e as NodeJS.ErrnoException).code === 'ENOTDIR'
-    )
-      return undefined;
+    if (isNotFound(e)) return undefined;
     throw e;
   }
-  if (size > maxBytes) throw new TooLarge(path, `${size} bytes exceeds the limit of ${maxBytes}`);
-  return readFileSync(full);
 }
 
 export function diskFetch(treeDir: string): Fetch {

@@ -6,8 +6,6 @@
 //   - 'waves': the fleet's own policies, waves, edges and budgets; only the targets change;
 //   - 'all-at-once': every channel gets one all-at-once wave (its probes kept) and the disruption
 //     budgets and channel edges are lifted, so every host may switch back at its next poll.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   LIMITS,
   releaseIndexPath,
@@ -19,6 +17,7 @@ import {
   verifyReleaseSigned,
   type TrustRoot,
   parseWith,
+  readTreeFile,
 } from '../protocol/index.ts';
 import { PublishRefused } from './errors.ts';
 import { Fleet, type FleetInput } from './fleet-schema.ts';
@@ -36,15 +35,14 @@ export interface RollbackPlan {
   notInRelease: string[];
 }
 
-function readTreeFile(treeDir: string, path: string, max: number): Uint8Array {
-  const file = join(treeDir, path);
-  if (!existsSync(file))
+/** A document of release N, read capped (protocol's readTreeFile); its absence means nothing to roll back to. */
+function readReleaseFile(treeDir: string, path: string, max: number): Uint8Array {
+  const bytes = readTreeFile(treeDir, path, max);
+  if (bytes === undefined)
     throw new PublishRefused(
       `${path} does not exist in ${treeDir}: there is no release to roll back to`,
     );
-  const bytes = readFileSync(file);
-  if (bytes.length > max) throw new PublishRefused(`${path} is larger than ${max} bytes`);
-  return new Uint8Array(bytes);
+  return bytes;
 }
 
 /** Release N's target per host, verified against `root`. */
@@ -54,7 +52,7 @@ export function verifiedReleaseTargets(
   root: TrustRoot,
 ): Map<string, string> {
   const indexPath = releaseIndexPath(version);
-  const indexBytes = readTreeFile(treeDir, indexPath, LIMITS.releaseIndex);
+  const indexBytes = readReleaseFile(treeDir, indexPath, LIMITS.releaseIndex);
   const indexEnv = readReleaseIndex(indexBytes, indexPath);
   verifyReleaseSigned(indexEnv, root, indexPath, undefined, indexBytes);
   requireFleet(indexEnv.signed, root, indexPath);
@@ -62,7 +60,7 @@ export function verifiedReleaseTargets(
     throw new PublishRefused(`${indexPath} is release ${indexEnv.signed.version}, not ${version}`);
   const targets = new Map<string, string>();
   for (const entry of Object.values(indexEnv.signed.channels)) {
-    const bytes = readTreeFile(treeDir, entry.plan.path, LIMITS.channelPlan);
+    const bytes = readReleaseFile(treeDir, entry.plan.path, LIMITS.channelPlan);
     const plan = verifyReleaseDocument(
       readChannelPlan(bytes, entry.plan.path),
       root,
