@@ -18,7 +18,7 @@
 // Stryker's own timeout, which restarts this process.
 import { readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { INSTRUMENTER_CONSTANTS, type StrykerOptions } from '@stryker-mutator/api/core';
 import type { Logger } from '@stryker-mutator/api/logging';
 import { commonTokens, declareClassPlugin, PluginKind, tokens } from '@stryker-mutator/api/plugin';
@@ -87,9 +87,13 @@ function runWorker(request: RunRequest, log: Logger): Promise<WorkerRun> {
     const run: WorkerRun = { outcomes: [] };
     let current: string | undefined = request.files[0];
     // stdout/stderr: true keeps uvu's report and the tests' output out of Stryker's log; nobody reads it.
+    // SHARE_ENV: the process's own environment, not a copy, because only a change to the real one moves
+    // the time zone (`process.env.TZ = ...`, as tests/reconciler/time.test.ts does); runEnvRestored()
+    // undoes whatever a run changed.
     const worker = new Worker(WORKER_BOOT, {
       eval: true,
       workerData: request,
+      env: SHARE_ENV,
       stdout: true,
       stderr: true,
     });
@@ -115,6 +119,18 @@ function runWorker(request: RunRequest, log: Logger): Promise<WorkerRun> {
       resolveRun(run);
     });
   });
+}
+
+/** Runs `run` and then puts the environment back as it was, so no run sees what an earlier one set. */
+async function runEnvRestored<T>(run: () => Promise<T>): Promise<T> {
+  const saved = { ...process.env };
+  try {
+    return await run();
+  } finally {
+    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+    for (const [key, value] of Object.entries(saved))
+      if (process.env[key] !== value) process.env[key] = value;
+  }
 }
 
 function testResult(outcome: FileOutcome): TestResult {
@@ -195,7 +211,9 @@ export class UvuInProcessRunner implements TestRunner {
   }
 
   private run(request: Omit<RunRequest, 'namespace'>): Promise<WorkerRun> {
-    return runWorker({ ...request, namespace: INSTRUMENTER_CONSTANTS.NAMESPACE }, this.log);
+    return runEnvRestored(() =>
+      runWorker({ ...request, namespace: INSTRUMENTER_CONSTANTS.NAMESPACE }, this.log),
+    );
   }
 
   private results(run: WorkerRun): TestResult[] {

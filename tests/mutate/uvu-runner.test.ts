@@ -23,6 +23,7 @@ const LIMIT = fixture('limit.fixture.ts');
 const DOUBLE = fixture('double.fixture.ts');
 const COUNT = fixture('count.fixture.ts');
 const EXIT = fixture('exit.fixture.ts');
+const ENV = fixture('env.fixture.ts');
 
 const quiet = { debug: () => undefined, isDebugEnabled: () => false } as unknown as Logger;
 
@@ -109,9 +110,15 @@ test('a test file that ends its process fails, and kills the mutant', async () =
   assert.match(result.status === MutantRunStatus.Killed ? result.failureMessage : '', /code 3/);
 });
 
+test("a run changes the process's real environment (the time zone follows TZ), and each run starts from the same", async () => {
+  const r = await runner([ENV]);
+  assert.is((await r.mutantRun(mutant('9', [ENV]))).status, MutantRunStatus.Survived);
+  assert.is(process.env['NIXFLEET_MUTATE_FIXTURE_LEFT'], undefined);
+});
+
 test('test file patterns: a star in the file name, in name order, each file once', () => {
   const dir = fileURLToPath(new URL('fixtures', import.meta.url));
-  assert.equal(expandTestFiles([`${dir}/*.fixture.ts`, LIMIT]), [COUNT, DOUBLE, EXIT, LIMIT]);
+  assert.equal(expandTestFiles([`${dir}/*.fixture.ts`, LIMIT]), [COUNT, DOUBLE, ENV, EXIT, LIMIT]);
   assert.throws(() => expandTestFiles([`${dir}/*/x.ts`]), /in the file name only/);
 });
 
