@@ -211,9 +211,13 @@ export class UvuInProcessRunner implements TestRunner {
   }
 
   private run(request: Omit<RunRequest, 'namespace'>): Promise<WorkerRun> {
-    return runEnvRestored(() =>
-      runWorker({ ...request, namespace: INSTRUMENTER_CONSTANTS.NAMESPACE }, this.log),
-    );
+    return runEnvRestored(() => {
+      // Also in the environment, as the tap runner sets it: code under test that runs in threads or
+      // processes of its own (protocol/verify's batch-verify helper thread) reads the mutant from there.
+      if (request.activeMutant !== undefined)
+        process.env[INSTRUMENTER_CONSTANTS.ACTIVE_MUTANT_ENV_VARIABLE] = request.activeMutant;
+      return runWorker({ ...request, namespace: INSTRUMENTER_CONSTANTS.NAMESPACE }, this.log);
+    });
   }
 
   private results(run: WorkerRun): TestResult[] {

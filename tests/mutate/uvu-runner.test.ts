@@ -24,6 +24,7 @@ const DOUBLE = fixture('double.fixture.ts');
 const COUNT = fixture('count.fixture.ts');
 const EXIT = fixture('exit.fixture.ts');
 const ENV = fixture('env.fixture.ts');
+const THREAD = fixture('thread.fixture.ts');
 
 const quiet = { debug: () => undefined, isDebugEnabled: () => false } as unknown as Logger;
 
@@ -116,9 +117,28 @@ test("a run changes the process's real environment (the time zone follows TZ), a
   assert.is(process.env['NIXFLEET_MUTATE_FIXTURE_LEFT'], undefined);
 });
 
+test('a thread a test starts runs the active mutant too (it reads it from the environment)', async () => {
+  const r = await runner([THREAD]);
+  const dry = await r.dryRun({ coverageAnalysis: 'perTest', disableBail: false, timeout: 60_000 });
+  assert.is(dry.status === DryRunStatus.Complete && dry.tests[0]?.status, TestStatus.Success);
+  assert.equal(killedBy(await r.mutantRun(mutant('9', [THREAD]))), [THREAD]);
+  assert.is(
+    process.env['__STRYKER_ACTIVE_MUTANT__'],
+    undefined,
+    'and the variable is gone after the run',
+  );
+});
+
 test('test file patterns: a star in the file name, in name order, each file once', () => {
   const dir = fileURLToPath(new URL('fixtures', import.meta.url));
-  assert.equal(expandTestFiles([`${dir}/*.fixture.ts`, LIMIT]), [COUNT, DOUBLE, ENV, EXIT, LIMIT]);
+  assert.equal(expandTestFiles([`${dir}/*.fixture.ts`, LIMIT]), [
+    COUNT,
+    DOUBLE,
+    ENV,
+    EXIT,
+    LIMIT,
+    THREAD,
+  ]);
   assert.throws(() => expandTestFiles([`${dir}/*/x.ts`]), /in the file name only/);
 });
 
