@@ -12,11 +12,11 @@
 //
 // Coverage is per file, as the tap runner reports it: the initial run gives each file its own worker, so
 // everything the file executed (its module loads included) counts as its coverage, no mutant is "static",
-// and a mutant runs exactly the files that reached it. Those files run fastest first (times learnt as runs
-// go), so a killed mutant usually costs only its cheapest failing file. The hit limit (a mutant looping
+// and a mutant runs exactly the files that reached it. Those files run fastest first (the initial run's
+// times, kept in the sandbox for runner processes Stryker restarts, then updated as runs go), so a killed mutant usually costs only its cheapest failing file. The hit limit (a mutant looping
 // forever) is checked on the run's total hit count and reported as a timeout; a run that hangs is ended by
 // Stryker's own timeout, which restarts this process.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { INSTRUMENTER_CONSTANTS, type StrykerOptions } from '@stryker-mutator/api/core';
@@ -44,12 +44,18 @@ export const RUNNER_NAME = 'uvu-in-process';
 interface UvuOptions {
   /** Test files: paths relative to the project, `*` allowed in the file name (`tests/reconciler/*.test.ts`). */
   testFiles: string[];
+  /** Where the initial run's times are kept (default TIMES_FILE, in the sandbox). */
+  timesFile?: string;
 }
 
 // A worker thread does not inherit the --import hooks of its process (Node 20), so it registers tsx itself
 // before loading the TypeScript worker module.
 const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})
   .then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./uvu-worker.ts', import.meta.url).href)}); })`;
+
+// Relative to the sandbox (every runner's cwd): the initial run's time per test file, for the runner processes
+// Stryker starts later (more runners once type checking ends; a fresh one after each timeout).
+const TIMES_FILE = '.uvu-runner-times.json';
 
 // The text the instrumented code throws once the active mutant has been reached hitLimit times.
 const HIT_LIMIT_ERROR = 'Stryker: Hit count limit reached';
@@ -154,6 +160,7 @@ function crashedFile(crash: NonNullable<WorkerRun['crash']>): TestResult | undef
 export class UvuInProcessRunner implements TestRunner {
   static inject = tokens(commonTokens.options, commonTokens.logger);
   private files: string[] = [];
+  private timesFile = TIMES_FILE;
   /** Last measured run time per file (ms): a mutant's files run fastest first. */
   private readonly times = new Map<string, number>();
 
@@ -172,8 +179,15 @@ export class UvuInProcessRunner implements TestRunner {
     const uvu = this.options['uvu'] as UvuOptions | undefined;
     if (!uvu?.testFiles?.length) throw new Error(`${RUNNER_NAME}: uvu.testFiles is not configured`);
     this.files = expandTestFiles(uvu.testFiles);
+    this.timesFile = uvu.timesFile ?? TIMES_FILE;
     if (this.files.length === 0)
       throw new Error(`${RUNNER_NAME}: uvu.testFiles (${uvu.testFiles}) matches no file`);
+    try {
+      const saved = JSON.parse(readFileSync(this.timesFile, 'utf8')) as Record<string, number>;
+      for (const [file, ms] of Object.entries(saved)) this.times.set(file, ms);
+    } catch {
+      // Not written yet (this process runs the initial run), or unreadable: times are learnt as runs go.
+    }
   }
 
   async dryRun(options: DryRunOptions): Promise<DryRunResult> {
@@ -187,6 +201,7 @@ export class UvuInProcessRunner implements TestRunner {
       tests.push(...this.results(run));
       perTest[file] = run.end?.coverage ?? {};
     }
+    writeFileSync(this.timesFile, JSON.stringify(Object.fromEntries(this.times)));
     return { status: DryRunStatus.Complete, tests, mutantCoverage: { static: {}, perTest } };
   }
 
@@ -239,7 +254,10 @@ export const strykerValidationSchema = {
     uvu: {
       type: 'object',
       additionalProperties: false,
-      properties: { testFiles: { type: 'array', items: { type: 'string' } } },
+      properties: {
+        testFiles: { type: 'array', items: { type: 'string' } },
+        timesFile: { type: 'string' },
+      },
     },
   },
 };

@@ -6,6 +6,9 @@
 // loop ends as a timeout; a test file that dies takes the mutant with it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StrykerOptions } from '@stryker-mutator/api/core';
 import type { Logger } from '@stryker-mutator/api/logging';
@@ -28,11 +31,15 @@ const THREAD = fixture('thread.fixture.ts');
 
 const quiet = { debug: () => undefined, isDebugEnabled: () => false } as unknown as Logger;
 
-async function runner(files = [LIMIT, DOUBLE, COUNT]): Promise<UvuInProcessRunner> {
-  const r = new UvuInProcessRunner(
-    { uvu: { testFiles: files } } as unknown as StrykerOptions,
-    quiet,
-  );
+const scratch = mkdtempSync(join(tmpdir(), 'nixfleet-uvu-runner-'));
+test.after(() => rmSync(scratch, { recursive: true, force: true }));
+
+async function runner(
+  files = [LIMIT, DOUBLE, COUNT],
+  timesFile = join(scratch, `times-${Math.random()}.json`),
+): Promise<UvuInProcessRunner> {
+  const options = { uvu: { testFiles: files, timesFile } } as unknown as StrykerOptions;
+  const r = new UvuInProcessRunner(options, quiet);
   await r.init();
   return r;
 }
@@ -102,6 +109,17 @@ test('the first failing file ends the run unless bail is disabled', async () => 
   const all = await r.mutantRun(mutant('0', [LIMIT, DOUBLE, COUNT], { disableBail: true }));
   assert.equal(killedBy(all), [LIMIT]);
   assert.is(all.status === MutantRunStatus.Killed && all.nrOfTests, 3);
+});
+
+test("a runner started later runs a mutant's files fastest first, from the initial run's times", async () => {
+  const timesFile = join(scratch, 'times-order.json');
+  // As if the initial run had found limit.fixture slow and count.fixture fast.
+  writeFileSync(timesFile, JSON.stringify({ [LIMIT]: 900, [DOUBLE]: 500, [COUNT]: 100 }));
+  const r = await runner([LIMIT, DOUBLE, COUNT], timesFile);
+  // Mutant 0 fails only limit.fixture: reaching it means both faster files ran first.
+  const result = await r.mutantRun(mutant('0', [LIMIT, DOUBLE, COUNT]));
+  assert.equal(killedBy(result), [LIMIT]);
+  assert.is(result.status === MutantRunStatus.Killed && result.nrOfTests, 3);
 });
 
 test('a test file that ends its process fails, and kills the mutant', async () => {
