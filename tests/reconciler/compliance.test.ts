@@ -200,6 +200,7 @@ test('a halted wave names its compliance failures: the failing hosts with their 
   const none = view([ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 })]);
   assert.is(none.state, 'halted');
   assert.not.match(none.reason, 'compliance');
+  assert.match(none.reason, 'than the 0 allowed; a newly signed release', 'nothing in between');
 });
 
 test('static controls: in enforce a manifest with failing ones is refused, naming each; permissive or passing never', () => {
