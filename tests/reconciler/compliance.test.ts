@@ -187,6 +187,15 @@ test('a halted wave names its compliance failures: the failing hosts with their 
     '; failing compliance controls (enforce): h-2: fw/b (exit 1); h-3: fw/c (exit 1); h-4: fw/b (exit 1); h-5: fw/c (exit 1); h-6: fw/b (exit 1); and 2 more',
   );
   assert.not.match(ch.reason, 'h-1: ', 'a rollback is no compliance failure');
+  // Exactly five: all named, without "more".
+  const five = view([
+    ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 }),
+    ...hosts.slice(1, 6).map((h) => failingAck(h, 'a')),
+  ]);
+  assert.match(
+    five.reason,
+    'h-2: fw/a (exit 1); h-3: fw/a (exit 1); h-4: fw/a (exit 1); h-5: fw/a (exit 1); h-6: fw/a (exit 1); a newly',
+  );
   // One compliance failure: named alone, without "more".
   const one = view([
     ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 }),
