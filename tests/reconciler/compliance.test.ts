@@ -59,11 +59,20 @@ const evidenceArb = fc.record({
   }),
   extraFailing: fc.boolean(),
   mine: fc.boolean(),
+  // The ack that carries the evidence: the first health report or a later heartbeat; still soaking or not.
+  kind: fc.constantFrom('healthy' as const, 'heartbeat' as const),
+  soaking: fc.boolean(),
 });
 
 function phaseFor(
   mode: 'enforce' | 'permissive',
-  e: { states: string[]; extraFailing: boolean; mine: boolean },
+  e: {
+    states: string[];
+    extraFailing: boolean;
+    mine: boolean;
+    kind?: 'healthy' | 'heartbeat';
+    soaking?: boolean;
+  },
 ) {
   const f = fleet(mode);
   const p = phaseParams(f.plans['stable']!, f.targets['web-01']!, 600, DEFAULT_TOLERANCES);
@@ -71,8 +80,8 @@ function phaseFor(
     e.states[i] === 'absent' ? [] : [evidenceOf(c, e.states[i] === 'pass')],
   );
   if (e.extraFailing) evidence.push({ ...evidenceOf('other', false), framework: 'unlisted' });
-  const ack = ackFor(f, 'web-01', 'heartbeat', NOW - MIN, {
-    healthySince: NOW - 20 * MIN,
+  const ack = ackFor(f, 'web-01', e.kind ?? 'heartbeat', NOW - MIN, {
+    healthySince: NOW - (e.soaking ? 5 : 20) * MIN,
     seq: 5,
     evidence,
     ...(e.mine ? {} : { rolloutId: `sha256:${'e'.repeat(64)}` }),
@@ -85,8 +94,11 @@ test('enforce: settled exactly when every runtime control passes; a failing one 
     fc.property(evidenceArb, (e) => {
       const ph = phaseFor('enforce', e);
       const allPass = e.states.every((s) => s === 'pass');
-      assert.is(ph.settled, allPass, ph.note);
-      assert.is(ph.done, allPass || (e.mine && e.states.includes('fail')), ph.note);
+      // Passing evidence leaves the phase as the ack made it: a host of this rollout still soaking is
+      // neither settled nor done; a failing control fails it, soaked or not, whichever ack carried it.
+      const soaked = allPass && !(e.mine && e.soaking);
+      assert.is(ph.settled, soaked, ph.note);
+      assert.is(ph.done, soaked || (e.mine && e.states.includes('fail')), ph.note);
       if (!allPass && e.mine && e.states.includes('fail')) {
         assert.is(ph.phase, 'failed');
         assert.is(ph.failure, 'reported');
@@ -98,7 +110,7 @@ test('enforce: settled exactly when every runtime control passes; a failing one 
         for (const c of CONTROLS.filter((_, i) => e.states[i] === 'absent'))
           assert.ok(ph.note.includes(`fw/${c}`), ph.note);
       } else if (!allPass) assert.is(ph.phase, 'pending');
-      else assert.is(ph.phase, e.mine ? 'soaked' : 'converged');
+      else assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
     }),
     { numRuns: 300 },
   );
@@ -108,8 +120,8 @@ test('permissive: evidence never changes a phase', () => {
   fc.assert(
     fc.property(evidenceArb, (e) => {
       const ph = phaseFor('permissive', e);
-      assert.is(ph.phase, e.mine ? 'soaked' : 'converged');
-      assert.ok(ph.settled);
+      assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
+      assert.is(ph.settled, !(e.mine && e.soaking));
     }),
     { numRuns: 100 },
   );
