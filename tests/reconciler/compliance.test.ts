@@ -89,6 +89,15 @@ function phaseFor(
   return derivePhase(p, ack, NOW, false);
 }
 
+/** Why the gate withholds a health claim: the failing controls if any, else the missing ones. */
+function why(states: string[]): string {
+  const failing = CONTROLS.filter((_, i) => states[i] === 'fail');
+  const missing = CONTROLS.filter((_, i) => states[i] === 'absent');
+  return failing.length > 0
+    ? `its evidence shows ${failing.map((c) => `fw/${c} (exit 1)`).join('; ')} failing`
+    : `no evidence for ${missing.map((c) => `fw/${c}`).join(', ')}`;
+}
+
 test('enforce: settled exactly when every runtime control passes; a failing one of this rollout is a reported failure', () => {
   fc.assert(
     fc.property(evidenceArb, (e) => {
@@ -102,15 +111,21 @@ test('enforce: settled exactly when every runtime control passes; a failing one 
       if (!allPass && e.mine && e.states.includes('fail')) {
         assert.is(ph.phase, 'failed');
         assert.is(ph.failure, 'reported');
+        assert.not.ok(ph.inFlight);
         const failing = CONTROLS.filter((_, i) => e.states[i] === 'fail');
         for (const c of failing) assert.ok(ph.note.includes(`fw/${c}`), ph.note);
       } else if (!allPass && e.mine) {
         assert.is(ph.phase, 'healthy');
         assert.ok(ph.inFlight, 'a started host without evidence stays in flight');
+        assert.ok(ph.note.endsWith(`: ${why(e.states)} (compliance, enforce)`), ph.note);
         for (const c of CONTROLS.filter((_, i) => e.states[i] === 'absent'))
           assert.ok(ph.note.includes(`fw/${c}`), ph.note);
-      } else if (!allPass) assert.is(ph.phase, 'pending');
-      else assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
+      } else if (!allPass) {
+        // Another rollout's ack proves nothing about this one's controls: not started, so not in flight.
+        assert.is(ph.phase, 'pending');
+        assert.not.ok(ph.inFlight);
+        assert.is(ph.note, `runs the target, but ${why(e.states)} (compliance, enforce)`);
+      } else assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
     }),
     { numRuns: 300 },
   );
