@@ -203,4 +203,33 @@ test('long lists are cut: the first ten blocking hosts of a wave, the first twen
   });
 });
 
+test("a view of some channels has only theirs, yet reads the others' gates: stable still waits for canary", () => {
+  const input = {
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: Object.fromEntries([idle(f, 'c-1'), idle(f, 's-1')].map((a) => [a.host, a])),
+  };
+  const all = fleetView(input);
+  const stable = fleetView(input, { channels: ['stable'] });
+  assert.equal(
+    stable.channels.map((c) => c.channel),
+    ['stable'],
+  );
+  assert.equal(
+    stable.channels[0],
+    all.channels.find((c) => c.channel === 'stable'),
+  );
+  assert.equal(
+    stable.hosts.map((h) => h.host),
+    ['s-1', 's-2', 's-3', 's-4'],
+  );
+  assert.match(stable.channels[0]!.reason, 'canary');
+  assert.equal(
+    fleetView(input, { channels: ['canary'] }).channels.map((c) => c.channel),
+    ['canary'],
+  );
+});
+
 test.run();
