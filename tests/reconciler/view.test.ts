@@ -226,6 +226,12 @@ test("a view of some channels has only theirs, yet reads the others' gates: stab
     ['s-1', 's-2', 's-3', 's-4'],
   );
   assert.match(stable.channels[0]!.reason, 'canary');
+  // A budget is shown when one of its hosts is (fleet spans canary and stable).
+  assert.equal(
+    stable.budgets.map((b) => b.id),
+    ['fleet'],
+  );
+  assert.equal(stable.budgets, all.budgets);
   assert.equal(
     fleetView(input, { channels: ['canary'] }).channels.map((c) => c.channel),
     ['canary'],
