@@ -238,4 +238,36 @@ test("a view of some channels has only theirs, yet reads the others' gates: stab
   );
 });
 
+test('a presumed failure within the threshold still holds its wave: its real outcome may yet arrive', () => {
+  const g = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        confirmDeadlineSeconds: 300,
+        waves: [
+          { hosts: ['web-01', 'web-02'], soakSeconds: 600, failureThreshold: { count: 1 } },
+          { hosts: ['web-03'], soakSeconds: 600 },
+        ],
+      },
+    ],
+  });
+  const v = view(
+    [
+      ackFor(g, 'web-01', 'started', NOW - 30 * MIN, { seq: 2 }),
+      soaked(g, 'web-02'),
+      idle(g, 'web-03'),
+    ],
+    true,
+    g,
+  );
+  const ch = v.channels[0]!;
+  assert.is(ch.state, 'in-progress', 'one failure is tolerated: not halted');
+  assert.is(ch.waves[0]!.state, 'active');
+  assert.match(
+    ch.waves[0]!.reason,
+    'web-01 is failed (started, but no outcome within its confirm deadline',
+  );
+  assert.is(ch.waves[1]!.state, 'waiting');
+});
+
 test.run();
