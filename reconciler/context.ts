@@ -237,7 +237,8 @@ export class FleetContext {
   private readonly budgetEvals = new Map<string, BudgetEval>();
   private readonly channelEdgeHolds = new Map<string, GateHold | null>();
   private readonly waveReasons = new Map<string, { text: string; retryAfter: number }>();
-  private readonly revokedHosts: Map<string, (string | null)[]>;
+  /** Hosts with any revocation entry: most hosts have none, and need no key id computed. */
+  private readonly revokedHosts: Set<string>;
   /** Operator controls (verified by the caller), indexed: channel -> pause; channel+rollout -> accepted up to (ms); host+rollout -> retry at (ms). */
   private readonly paused = new Map<string, { since: string; reason: string }>();
   private readonly acceptedUntil = new Map<string, number>();
@@ -250,12 +251,7 @@ export class FleetContext {
   constructor(readonly input: FleetInput) {
     this.now = input.now;
     this.tol = { ...DEFAULT_TOLERANCES, ...input.tolerances };
-    this.revokedHosts = new Map();
-    for (const r of input.revocations.hosts) {
-      const list = this.revokedHosts.get(r.host) ?? [];
-      list.push(r.keyid);
-      this.revokedHosts.set(r.host, list);
-    }
+    this.revokedHosts = new Set(input.revocations.hosts.map((r) => r.host));
     const c = input.controls;
     if (c) {
       for (const p of c.paused) this.paused.set(p.channel, { since: p.since, reason: p.reason });
@@ -282,9 +278,19 @@ export class FleetContext {
   }
 
   isHostRevoked(host: string, hostKey: string): boolean {
-    const keys = this.revokedHosts.get(host);
-    if (keys === undefined) return false;
-    return keys.some((k) => k === null || k === keyIdOf(unb64(hostKey)));
+    return this.hostRevocation(host, hostKey) !== undefined;
+  }
+
+  /** The revocation that applies to this host's key (one naming that key, or all its keys), if any. */
+  hostRevocation(
+    host: string,
+    hostKey: string,
+  ): FleetInput['revocations']['hosts'][number] | undefined {
+    if (!this.revokedHosts.has(host)) return undefined;
+    const keyid = keyIdOf(unb64(hostKey));
+    return this.input.revocations.hosts.find(
+      (r) => r.host === host && (r.keyid === null || r.keyid === keyid),
+    );
   }
 
   channelOf(host: string): string {

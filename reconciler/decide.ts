@@ -155,8 +155,9 @@ function recoveryGate({ local: { pending }, now }: HostUnderDecision): Decision 
 
 /** 1. A revoked host activates nothing; a revoked target is never activated, and undone while unconfirmed. */
 function revokedGate({ input, m, ctx, local: { pending } }: HostUnderDecision): Decision | null {
-  const hostRevocation = input.revocations.hosts.find((r) => r.host === m.host);
-  if (hostRevocation !== undefined && ctx.isHostRevoked(m.host, m.hostKey)) {
+  // The entry that applies to this key: the host may also have revocations of keys it no longer uses.
+  const hostRevocation = ctx.hostRevocation(m.host, m.hostKey);
+  if (hostRevocation !== undefined) {
     return {
       kind: 'refuse',
       gate: 'revoked',

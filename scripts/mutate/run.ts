@@ -55,6 +55,9 @@ function runTarget(target: Target, root: string, strykerArgs: string[]): boolean
   const r = spawnSync(
     process.execPath,
     [
+      // The uvu runner plugin (scripts/mutate/uvu-runner.ts) is TypeScript.
+      '--import',
+      'tsx',
       'node_modules/@stryker-mutator/core/bin/stryker.js',
       'run',
       'scripts/mutate/stryker.config.mjs',

@@ -59,11 +59,20 @@ const evidenceArb = fc.record({
   }),
   extraFailing: fc.boolean(),
   mine: fc.boolean(),
+  // The ack that carries the evidence: the first health report or a later heartbeat; still soaking or not.
+  kind: fc.constantFrom('healthy' as const, 'heartbeat' as const),
+  soaking: fc.boolean(),
 });
 
 function phaseFor(
   mode: 'enforce' | 'permissive',
-  e: { states: string[]; extraFailing: boolean; mine: boolean },
+  e: {
+    states: string[];
+    extraFailing: boolean;
+    mine: boolean;
+    kind?: 'healthy' | 'heartbeat';
+    soaking?: boolean;
+  },
 ) {
   const f = fleet(mode);
   const p = phaseParams(f.plans['stable']!, f.targets['web-01']!, 600, DEFAULT_TOLERANCES);
@@ -71,8 +80,8 @@ function phaseFor(
     e.states[i] === 'absent' ? [] : [evidenceOf(c, e.states[i] === 'pass')],
   );
   if (e.extraFailing) evidence.push({ ...evidenceOf('other', false), framework: 'unlisted' });
-  const ack = ackFor(f, 'web-01', 'heartbeat', NOW - MIN, {
-    healthySince: NOW - 20 * MIN,
+  const ack = ackFor(f, 'web-01', e.kind ?? 'heartbeat', NOW - MIN, {
+    healthySince: NOW - (e.soaking ? 5 : 20) * MIN,
     seq: 5,
     evidence,
     ...(e.mine ? {} : { rolloutId: `sha256:${'e'.repeat(64)}` }),
@@ -80,25 +89,43 @@ function phaseFor(
   return derivePhase(p, ack, NOW, false);
 }
 
+/** Why the gate withholds a health claim: the failing controls if any, else the missing ones. */
+function why(states: string[]): string {
+  const failing = CONTROLS.filter((_, i) => states[i] === 'fail');
+  const missing = CONTROLS.filter((_, i) => states[i] === 'absent');
+  return failing.length > 0
+    ? `its evidence shows ${failing.map((c) => `fw/${c} (exit 1)`).join('; ')} failing`
+    : `no evidence for ${missing.map((c) => `fw/${c}`).join(', ')}`;
+}
+
 test('enforce: settled exactly when every runtime control passes; a failing one of this rollout is a reported failure', () => {
   fc.assert(
     fc.property(evidenceArb, (e) => {
       const ph = phaseFor('enforce', e);
       const allPass = e.states.every((s) => s === 'pass');
-      assert.is(ph.settled, allPass, ph.note);
-      assert.is(ph.done, allPass || (e.mine && e.states.includes('fail')), ph.note);
+      // Passing evidence leaves the phase as the ack made it: a host of this rollout still soaking is
+      // neither settled nor done; a failing control fails it, soaked or not, whichever ack carried it.
+      const soaked = allPass && !(e.mine && e.soaking);
+      assert.is(ph.settled, soaked, ph.note);
+      assert.is(ph.done, soaked || (e.mine && e.states.includes('fail')), ph.note);
       if (!allPass && e.mine && e.states.includes('fail')) {
         assert.is(ph.phase, 'failed');
         assert.is(ph.failure, 'reported');
+        assert.not.ok(ph.inFlight);
         const failing = CONTROLS.filter((_, i) => e.states[i] === 'fail');
         for (const c of failing) assert.ok(ph.note.includes(`fw/${c}`), ph.note);
       } else if (!allPass && e.mine) {
         assert.is(ph.phase, 'healthy');
         assert.ok(ph.inFlight, 'a started host without evidence stays in flight');
+        assert.ok(ph.note.endsWith(`: ${why(e.states)} (compliance, enforce)`), ph.note);
         for (const c of CONTROLS.filter((_, i) => e.states[i] === 'absent'))
           assert.ok(ph.note.includes(`fw/${c}`), ph.note);
-      } else if (!allPass) assert.is(ph.phase, 'pending');
-      else assert.is(ph.phase, e.mine ? 'soaked' : 'converged');
+      } else if (!allPass) {
+        // Another rollout's ack proves nothing about this one's controls: not started, so not in flight.
+        assert.is(ph.phase, 'pending');
+        assert.not.ok(ph.inFlight);
+        assert.is(ph.note, `runs the target, but ${why(e.states)} (compliance, enforce)`);
+      } else assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
     }),
     { numRuns: 300 },
   );
@@ -108,8 +135,8 @@ test('permissive: evidence never changes a phase', () => {
   fc.assert(
     fc.property(evidenceArb, (e) => {
       const ph = phaseFor('permissive', e);
-      assert.is(ph.phase, e.mine ? 'soaked' : 'converged');
-      assert.ok(ph.settled);
+      assert.is(ph.phase, e.mine ? (e.soaking ? 'healthy' : 'soaked') : 'converged');
+      assert.is(ph.settled, !(e.mine && e.soaking));
     }),
     { numRuns: 100 },
   );
@@ -187,6 +214,15 @@ test('a halted wave names its compliance failures: the failing hosts with their 
     '; failing compliance controls (enforce): h-2: fw/b (exit 1); h-3: fw/c (exit 1); h-4: fw/b (exit 1); h-5: fw/c (exit 1); h-6: fw/b (exit 1); and 2 more',
   );
   assert.not.match(ch.reason, 'h-1: ', 'a rollback is no compliance failure');
+  // Exactly five: all named, without "more".
+  const five = view([
+    ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 }),
+    ...hosts.slice(1, 6).map((h) => failingAck(h, 'a')),
+  ]);
+  assert.match(
+    five.reason,
+    'h-2: fw/a (exit 1); h-3: fw/a (exit 1); h-4: fw/a (exit 1); h-5: fw/a (exit 1); h-6: fw/a (exit 1); a newly',
+  );
   // One compliance failure: named alone, without "more".
   const one = view([
     ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 }),
@@ -200,6 +236,7 @@ test('a halted wave names its compliance failures: the failing hosts with their 
   const none = view([ackFor(f, 'h-1', 'rolled-back', NOW - MIN, { seq: 3 })]);
   assert.is(none.state, 'halted');
   assert.not.match(none.reason, 'compliance');
+  assert.match(none.reason, 'than the 0 allowed; a newly signed release', 'nothing in between');
 });
 
 test('static controls: in enforce a manifest with failing ones is refused, naming each; permissive or passing never', () => {

@@ -283,6 +283,16 @@ test('operator controls apply to evidence up to their instant: resumed halts and
   );
   const early = fleetView(fleetInput(f, acks, { controls: retry(NOW - 2 * MIN - 1000) }));
   assert.is(early.hosts.find((x) => x.host === 'web-01')!.phase, 'failed');
+  // A retry names one host and one rollout: another host's, or web-01's of another rollout, lifts nothing.
+  for (const other of [
+    { host: 'web-02', rolloutId },
+    { host: 'web-01', rolloutId: 'sha256:' + '0'.repeat(64) },
+  ]) {
+    const c = controls({ retries: [{ ...other, at: iso(NOW), reason: 'fixed' }] });
+    const v = fleetView(fleetInput(f, acks, { controls: c }));
+    assert.is(v.hosts.find((x) => x.host === 'web-01')!.phase, 'failed', JSON.stringify(other));
+    assert.is(v.channels[0]!.state, 'halted');
+  }
   // A retry lifts only a signed failure report, never a start presumed failed.
   const presumed = [
     ackFor(f, 'web-01', 'started', NOW - 30 * MIN, { seq: 2 }),

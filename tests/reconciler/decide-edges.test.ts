@@ -3,7 +3,13 @@
 // nothing to return to, and reasons that name the host, target, wave and channel operators act on.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ackFor, buildFleet, type ChannelSpec } from '../../reconciler/simulator/builders.ts';
+import {
+  ackFor,
+  buildFleet,
+  hostKeyOf,
+  type ChannelSpec,
+} from '../../reconciler/simulator/builders.ts';
+import { keyIdOf, unb64 } from '../../protocol/index.ts';
 import {
   decide,
   latestAcks,
@@ -163,6 +169,12 @@ test('revocations apply only to their host key and their closure', () => {
   );
   assert.is(refused.gate, 'revoked');
   assert.is(refused.reason, 'host web-01 is revoked (stolen): it may not activate anything');
+  // The host's own key, revoked: refused, also when listed after a revocation of another of its keys.
+  const ownKey = { ...oldKey, keyid: keyIdOf(unb64(hostKeyOf('web-01'))), reason: 'leaked' };
+  for (const hosts of [[ownKey], [oldKey, ownKey]]) {
+    const d = expectKind(decide({ ...i, revocations: { ...i.revocations, hosts } }), 'refuse');
+    assert.is(d.reason, 'host web-01 is revoked (leaked): it may not activate anything');
+  }
   // Another host's revocation, another closure's revocation: nothing to say.
   expectKind(
     decide({ ...i, revocations: { ...i.revocations, hosts: [{ ...anyKey, host: 'web-02' }] } }),

@@ -31,4 +31,23 @@ test('a manifest whose target, wave or rollout id differs from the channel plan 
     assert.throws(() => decide({ ...input, manifest }), /does not match the plan of channel/);
 });
 
+test('a plan whose host list names a host none of its waves holds is refused, naming host and channel', () => {
+  const input = fixture('rollout-opens');
+  const m = input.manifest;
+  const plan = input.plans[m.channel]!;
+  // The manifest still matches the plan's host entry; only the waves lost the host.
+  const waves = plan.waves.map((w) => ({ ...w, hosts: w.hosts.filter((h) => h !== m.host) }));
+  const plans = { ...input.plans, [m.channel]: { ...plan, waves } };
+  const err = (() => {
+    try {
+      decide({ ...input, plans });
+    } catch (e) {
+      return e as Error;
+    }
+    return null;
+  })();
+  assert.is(err?.name, 'ReconcilerInputError');
+  assert.is(err?.message, `host "${m.host}" is in no wave of channel "${m.channel}"`);
+});
+
 test.run();

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { buildFleet } from '../../reconciler/simulator/builders.ts';
+import { ackFor, buildFleet } from '../../reconciler/simulator/builders.ts';
 import { simulate } from '../../reconciler/simulator/sim.ts';
 import {
   decide,
@@ -124,6 +124,31 @@ test('memoised evaluation equals a fresh one at every instant, in any order (thr
     ),
     { numRuns: 6 },
   );
+});
+
+test('the memo is per tolerances too: the same plans read under other tolerances answer for those', () => {
+  const fleet = buildFleet(spec);
+  const now = Date.UTC(2026, 0, 1, 12);
+  // Soaked hosts whose last heartbeat is 2 min old: stale past 3 heartbeats (90 s), not past 10 (300 s).
+  const acks = latestAcks(
+    ['c-1', 'c-2'].map((h) =>
+      ackFor(fleet, h, 'heartbeat', now - 2 * 60_000, { healthySince: now - 30 * 60_000, seq: 5 }),
+    ),
+  );
+  const shared = {
+    now,
+    plans: fleet.plans,
+    budgets: fleet.budgets,
+    revocations: fleet.revocations,
+    acks,
+  };
+  const detail = (v: ReturnType<typeof fleetView>) => v.hosts.find((h) => h.host === 'c-1')!.detail;
+  for (const heartbeatExpiryFactor of [3, 10, 3, 10]) {
+    const input: FleetInput = { ...shared, tolerances: { heartbeatExpiryFactor } };
+    const v = fleetView(input);
+    assert.equal(v, fleetView(structuredClone(input)), `factor ${heartbeatExpiryFactor}`);
+    assert.is(detail(v).includes('stale'), heartbeatExpiryFactor === 3, detail(v));
+  }
 });
 
 test.run();

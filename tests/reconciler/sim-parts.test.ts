@@ -72,6 +72,15 @@ test('Rng.chance(p) comes true about p of the time', () => {
   }
 });
 
+test('Rng.chance(p) is true exactly when the draw is below p (a draw equal to p is not: P = p)', () => {
+  for (const seed of [1, 42, 2026]) {
+    const draw = new Rng(seed).next();
+    assert.not.ok(new Rng(seed).chance(draw), `seed ${seed}: draw ${draw} is not below itself`);
+    // Draws are multiples of 2^-32: the next one up is the smallest p the draw is below.
+    assert.ok(new Rng(seed).chance(draw + 2 ** -32), `seed ${seed}: draw ${draw}`);
+  }
+});
+
 test('EventQueue pops in time order, ties in insertion order, and counts what it holds', () => {
   fc.assert(
     fc.property(

@@ -113,16 +113,16 @@ test('maintenance windows: open when any window is; the next start is the earlie
   assert.equal(maintenanceWindowAt([NIGHTLY, SUNDAY], sunday), { open: true });
   assert.equal(maintenanceWindowAt([SUNDAY, NIGHTLY], day(2, 30)), { open: true });
   // Saturday 23:00: the Sunday window (22:00 tomorrow) is later than the nightly one (02:00).
-  for (const windows of [
-    [NIGHTLY, SUNDAY],
-    [SUNDAY, NIGHTLY],
-  ]) {
+  // The reason lists every window in the plan's order, so an operator can read it against the plan.
+  for (const [windows, list] of [
+    [[NIGHTLY, SUNDAY], '"0 2 * * *" for 60 min, "0 22 * * 0" for 30 min'],
+    [[SUNDAY, NIGHTLY], '"0 22 * * 0" for 30 min, "0 2 * * *" for 60 min'],
+  ] as const) {
     const v = maintenanceWindowAt(windows, Date.UTC(2026, 0, 3, 23));
     assert.is(v.open, false);
     if (!v.open) {
       assert.is(v.nextStart, Date.UTC(2026, 0, 4, 2));
-      assert.match(v.reason, `"0 2 * * *" for 60 min`);
-      assert.match(v.reason, `"0 22 * * 0" for 30 min`);
+      assert.match(v.reason, `outside the maintenance windows (${list}); next opens at`);
     }
   }
   // Sunday 21:00: the Sunday window comes first.

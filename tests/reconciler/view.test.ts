@@ -203,4 +203,71 @@ test('long lists are cut: the first ten blocking hosts of a wave, the first twen
   });
 });
 
+test("a view of some channels has only theirs, yet reads the others' gates: stable still waits for canary", () => {
+  const input = {
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: Object.fromEntries([idle(f, 'c-1'), idle(f, 's-1')].map((a) => [a.host, a])),
+  };
+  const all = fleetView(input);
+  const stable = fleetView(input, { channels: ['stable'] });
+  assert.equal(
+    stable.channels.map((c) => c.channel),
+    ['stable'],
+  );
+  assert.equal(
+    stable.channels[0],
+    all.channels.find((c) => c.channel === 'stable'),
+  );
+  assert.equal(
+    stable.hosts.map((h) => h.host),
+    ['s-1', 's-2', 's-3', 's-4'],
+  );
+  assert.match(stable.channels[0]!.reason, 'canary');
+  // A budget is shown when one of its hosts is (fleet spans canary and stable).
+  assert.equal(
+    stable.budgets.map((b) => b.id),
+    ['fleet'],
+  );
+  assert.equal(stable.budgets, all.budgets);
+  assert.equal(
+    fleetView(input, { channels: ['canary'] }).channels.map((c) => c.channel),
+    ['canary'],
+  );
+});
+
+test('a presumed failure within the threshold still holds its wave: its real outcome may yet arrive', () => {
+  const g = buildFleet({
+    channels: [
+      {
+        name: 'stable',
+        confirmDeadlineSeconds: 300,
+        waves: [
+          { hosts: ['web-01', 'web-02'], soakSeconds: 600, failureThreshold: { count: 1 } },
+          { hosts: ['web-03'], soakSeconds: 600 },
+        ],
+      },
+    ],
+  });
+  const v = view(
+    [
+      ackFor(g, 'web-01', 'started', NOW - 30 * MIN, { seq: 2 }),
+      soaked(g, 'web-02'),
+      idle(g, 'web-03'),
+    ],
+    true,
+    g,
+  );
+  const ch = v.channels[0]!;
+  assert.is(ch.state, 'in-progress', 'one failure is tolerated: not halted');
+  assert.is(ch.waves[0]!.state, 'active');
+  assert.match(
+    ch.waves[0]!.reason,
+    'web-01 is failed (started, but no outcome within its confirm deadline',
+  );
+  assert.is(ch.waves[1]!.state, 'waiting');
+});
+
 test.run();
