@@ -198,6 +198,10 @@ test('the fetched closure is a GC root until its generation exists: a garbage co
   assert.equal(value(r[2]), { number: 2, path: sys.v2 });
   assert.is(pendingRoot(host), null, 'the generation holds it now: the pending root is gone');
   assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
+  // The agent writes the generation link itself: Nix must still see it as a root.
+  await collectGarbage(host);
+  const [kept] = await host.driver([{ op: 'valid', path: sys.v2 }]);
+  assert.is(value(kept), true, 'generation 2 roots its closure');
 
   // Abandoned (rollback) -> released: the next collection takes the abandoned closure.
   const abandoned = await host.driver([
