@@ -2,9 +2,10 @@
 //   0. fetch the target's closure, signed by a key of the verified trust root (fetchTarget, run by the
 //      cycle before the switch-inhibitor gate, which needs the closure): nothing is touched before
 //   1. persist (fsync) the pending record: target, exact previous generation, deadline, boot id
-//   2. switch: for activators that stage (nix), the generation is created while the `started` ack is
-//      posted and recorded in the pending record; the switch script runs only after the post. A run
-//      killed before the switch returned is undone (the previous generation restored), never resumed
+//   2. switch: the `started` ack is posted while the pending record is written and then, for
+//      activators that stage (nix), the generation is created (and recorded in the pending record);
+//      the switch script runs only after the post. A run killed before the switch returned is undone
+//      (the previous generation restored), never resumed
 //   3. probes until `healthyPassesRequired` consecutive passes
 //   4. post a signed `healthy` ack and read it back through the control plane
 //   5. confirmed -> clear the pending record; otherwise, at the deadline, restore the recorded
@@ -399,6 +400,14 @@ export async function activate(
     phase: 'switching',
   };
   ctx.journal.append(ackFrom(p, 'started', previous.path), now);
+  // The started ack is posted while the pending record is written and the generation created
+  // (staging changes neither the running system nor the boot entry); the switch itself waits for
+  // both: the record is what undoes an interrupted switch, the started ack the host's
+  // disruption-budget slot. A run killed before the record leaves a started ack without an outcome,
+  // as a run killed right after the append always could: the next run starts again.
+  const posting = beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx));
+  // Awaited below; if recording fails first, that error is the one that matters.
+  posting.catch(() => {});
   // Where to return if both copies of the pending record were ever unreadable (the fail-safe).
   updateAgentState(ctx.state, {
     beforeActivation: { number: previous.number, path: previous.path },
@@ -409,12 +418,9 @@ export async function activate(
     fromGeneration: previous.number,
     deadline: p.deadline,
   });
-  // The generation is created while the started ack is posted (staging changes neither the running
-  // system nor the boot entry); the switch itself waits for the post: the started ack is the host's
-  // disruption-budget slot.
   const act = ctx.activator;
   const [posted, staging] = await Promise.allSettled([
-    beforeDeadline(ctx, deadlineMs, () => flushQuietly(ctx)),
+    posting,
     canStage(act) ? act.stage(m.target) : Promise.resolve(null),
   ]);
   if (posted.status === 'rejected') throw posted.reason;

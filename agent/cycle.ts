@@ -540,7 +540,9 @@ async function decideStep(
     if (f.kind !== 'fetched') notFetched = f;
     else {
       const inhibitor = (await deps.activator.detectInhibitors(v.manifest.target))[0] ?? null;
-      if (inhibitor !== null) decision = decide({ ...input, inhibitor });
+      // Decided again as of now: a large closure may have taken minutes to download, and the confirm
+      // deadline (like the reboot policy's window) counts from the activation, not from before it.
+      decision = decide({ ...input, now: deps.now(), inhibitor });
     }
   }
   deps.log.info('decision', {

@@ -12,12 +12,14 @@
 // machine); the cache is uncompressed (random bytes do not compress, so xz would only add CPU on both
 // sides equally). Each round measures both on fresh hosts, in alternating order, each after a `sync`;
 // the ratio uses the medians.
-// Target: agent <= 1.2 x floor. `NIX_FETCH_BENCH_ROUNDS` (default 5).
+// Target: agent <= 1.2 x floor. `NIX_FETCH_BENCH_ROUNDS` (default 5). `NIX_FETCH_BENCH_BEFORE`: another
+// checkout's bin/nixfleet.js (built), measured in the same rounds on hosts of its own ("before").
 import { loadavg } from 'node:os';
 import { NixE2e } from '../tests/support/nix-e2e.ts';
 import { benchSystem, cleanupNixHosts } from '../tests/support/nix-hosts.ts';
 import { hasTool } from '../tests/support/skip.ts';
 import { run } from '../tests/nix/nix-env.ts';
+import { childrenCpuMs } from '../tests/support/children-cpu.ts';
 import { fetchOptions } from '../agent/activators/nix.ts';
 
 function median(xs: number[]): number {
@@ -33,11 +35,13 @@ export default async function bench(): Promise<void> {
     }
   }
   const rounds = Number(process.env.NIX_FETCH_BENCH_ROUNDS ?? 5);
+  const beforeCli = process.env.NIX_FETCH_BENCH_BEFORE || null;
   const agents = Array.from({ length: rounds }, (_, i) => `agent${i + 1}`);
+  const befores = beforeCli ? Array.from({ length: rounds }, (_, i) => `before${i + 1}`) : [];
   const floors = Array.from({ length: rounds }, (_, i) => `floor${i + 1}`);
   const target = await benchSystem();
   const e2e = await NixE2e.create({
-    hosts: [...agents, ...floors],
+    hosts: [...agents, ...befores, ...floors],
     agent: { probeIntervalMs: 100 },
   });
   const { stack, sys } = e2e;
@@ -47,7 +51,7 @@ export default async function bench(): Promise<void> {
     await e2e.publish(
       e2e.fleet({
         prod: {
-          hosts: Object.fromEntries(agents.map((h) => [h, target])),
+          hosts: Object.fromEntries([...agents, ...befores].map((h) => [h, target])),
           waves: [{ soakSeconds: 0 }],
           confirmDeadlineSeconds: 300,
         },
@@ -55,49 +59,51 @@ export default async function bench(): Promise<void> {
     );
     await stack.startControlPlane();
     await stack.waitAckEndpointPrimed(agents[0]!);
-    // Exactly the activator's options (the floor pays what the agent's fetch pays).
+    // The activator's signature and download options (the floor pays what the agent's fetch pays).
     const fetchArgv = [
       'nix',
       'copy',
+      '--extra-experimental-features',
+      'nix-command',
       ...fetchOptions([e2e.key.publicKey]),
       '--from',
       e2e.cacheUrl,
       target,
     ];
 
+    type AgentTimes = Awaited<ReturnType<typeof measureAgent>>;
     const rows: {
-      first: 'floor' | 'agent';
-      floor: number;
-      agent: number;
-      fetch: number;
-      record: number;
-      stage: number;
-      switch: number;
-      confirm: number;
+      order: string;
+      floor: { ms: number; cpuMs: number };
+      agent: AgentTimes;
+      before: AgentTimes | null;
     }[] = [];
     // Timed inside the host's namespace, as a child of a Node process (as the agent runs it): the
     // namespace set-up and Node's start are outside the interval on both sides.
-    const measureFloor = async (i: number): Promise<number> => {
+    const measureFloor = async (i: number): Promise<{ ms: number; cpuMs: number }> => {
       const [r] = await e2e.host(floors[i]!).driver([{ op: 'timed', argv: fetchArgv }], {
         env: { NIX_SSL_CERT_FILE: stack.lab.pki.caCert },
       });
       if (!r?.ok) throw new Error(`nix copy (floor) failed: ${JSON.stringify(r)}`);
-      return r.value as number;
+      return r.value as { ms: number; cpuMs: number };
     };
-    const measureAgent = async (i: number) => {
-      const run = await stack.runAgentOnce(agents[i]!, {}, 600_000);
+    const measureAgent = async (host: string, cli: string | null) => {
+      // The whole `agent --once` run's CPU (its Nix children included): the same work but for the
+      // activation path on both agents, so before and after differ by what that path costs.
+      const cpu = childrenCpuMs();
+      const run = await stack.runAgentOnce(host, {}, 600_000, cli ? { cli } : {});
+      const cpuMs = childrenCpuMs() - cpu;
       const at = (event: string) => {
         const e = run.events.find((x) => x['event'] === event);
         if (!e)
-          throw new Error(
-            `${agents[i]}: no '${event}' event: ${JSON.stringify(run.events.slice(-5))}`,
-          );
+          throw new Error(`${host}: no '${event}' event: ${JSON.stringify(run.events.slice(-5))}`);
         return Date.parse(String(e['time']));
       };
       if (run.outcome?.['acted'] !== 'confirmed')
-        throw new Error(`${agents[i]} did not confirm: ${JSON.stringify(run.events.slice(-5))}`);
+        throw new Error(`${host} did not confirm: ${JSON.stringify(run.events.slice(-5))}`);
       return {
-        agent: at('healthy') - at('fetching'),
+        cpuMs,
+        total: at('healthy') - at('fetching'),
         fetch: at('decision') - at('fetching'),
         record: at('switching') - at('decision'),
         stage: at('staged') - at('switching'),
@@ -107,48 +113,58 @@ export default async function bench(): Promise<void> {
     };
     // Each measurement starts with the disk's dirty pages written (`sync`): the 50 MB the previous one
     // wrote to its host's store is flushed in the background otherwise, and slows whichever runs next.
-    // The order alternates too, so neither side is always the one that runs second.
+    // The order rotates too, so no side is always the one that runs first.
     const settle = async () => {
       const r = await run('sync', [], { timeoutMs: 120_000 });
       if (r.code !== 0) throw new Error(`sync failed: ${r.stderr}`);
     };
+    const sides = beforeCli ? ['floor', 'agent', 'before'] : ['floor', 'agent'];
     for (let i = 0; i < rounds; i++) {
-      let floor = 0;
-      let agent: Awaited<ReturnType<typeof measureAgent>> | undefined;
-      for (const side of i % 2 === 0 ? ['floor', 'agent'] : ['agent', 'floor']) {
+      const order = [...sides.slice(i % sides.length), ...sides.slice(0, i % sides.length)];
+      let floor = { ms: 0, cpuMs: 0 };
+      let agent: AgentTimes | undefined;
+      let before: AgentTimes | null = null;
+      for (const side of order) {
         await settle();
         if (side === 'floor') floor = await measureFloor(i);
-        else agent = await measureAgent(i);
+        else if (side === 'agent') agent = await measureAgent(agents[i]!, null);
+        else before = await measureAgent(befores[i]!, beforeCli);
       }
-      rows.push({ floor, ...agent!, first: i % 2 === 0 ? 'floor' : 'agent' });
+      rows.push({ order: order.join(' '), floor, agent: agent!, before });
     }
 
-    const ratio = median(rows.map((r) => r.agent)) / median(rows.map((r) => r.floor));
+    const floorMedian = median(rows.map((r) => r.floor.ms));
     console.log(
       `one host, a 50 MB closure (${target.slice(44)}) from nginx's /nix-cache/ over https; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );
-    console.log('');
-    console.log(
-      '| round | first | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch + GC root | pending record | started ack ∥ generation | switch script | activated ack + probe | agent / floor |',
-    );
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
-    rows.forEach((r, i) =>
+    const table = (name: string, pick: (r: (typeof rows)[number]) => AgentTimes) => {
+      console.log('');
+      console.log(`${name}:`);
+      console.log('');
       console.log(
-        `| ${i + 1} | ${r.first} | ${r.floor.toFixed(0)} | ${r.agent.toFixed(0)} | ${r.fetch} | ${r.record} | ${r.stage} | ${r.switch} | ${r.confirm} | ${(r.agent / r.floor).toFixed(2)} |`,
-      ),
-    );
-    const col = (k: 'fetch' | 'record' | 'stage' | 'switch' | 'confirm') =>
-      median(rows.map((r) => r[k])).toFixed(0);
-    console.log('');
-    console.log(
-      `medians, ms: floor ${median(rows.map((r) => r.floor)).toFixed(0)}, agent ${median(rows.map((r) => r.agent)).toFixed(0)} = fetch + GC root ${col('fetch')}, pending record ${col('record')}, started ack ∥ generation ${col('stage')}, switch script ${col('switch')}, activated ack + probe ${col('confirm')}`,
-    );
-    console.log('');
-    console.log(
-      `median ratio agent / floor: ${ratio.toFixed(2)} (target <= 1.20: ${ratio <= 1.2 ? 'met' : 'NOT met'})`,
-    );
+        '| round | order | floor: nix copy alone, ms | agent: eligible -> healthy, ms | fetch | pending record | started ack ∥ generation | switch script | activated ack + probe | agent / floor | CPU ms: floor / agent run |',
+      );
+      console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+      rows.forEach((r, i) => {
+        const t = pick(r);
+        console.log(
+          `| ${i + 1} | ${r.order} | ${r.floor.ms.toFixed(0)} | ${t.total} | ${t.fetch} | ${t.record} | ${t.stage} | ${t.switch} | ${t.confirm} | ${(t.total / r.floor.ms).toFixed(2)} | ${r.floor.cpuMs} / ${t.cpuMs} |`,
+        );
+      });
+      const col = (k: keyof AgentTimes) => median(rows.map((r) => pick(r)[k])).toFixed(0);
+      const ratio = median(rows.map((r) => pick(r).total)) / floorMedian;
+      console.log('');
+      console.log(
+        `medians, ms: floor ${floorMedian.toFixed(0)}, agent ${col('total')} = fetch ${col('fetch')}, pending record ${col('record')}, started ack ∥ generation ${col('stage')}, switch script ${col('switch')}, activated ack + probe ${col('confirm')}; CPU: floor's nix copy ${median(rows.map((r) => r.floor.cpuMs))}, whole agent run ${col('cpuMs')}`,
+      );
+      console.log(
+        `median ratio agent / floor: ${ratio.toFixed(2)} (target <= 1.20: ${ratio <= 1.2 ? 'met' : 'NOT met'})`,
+      );
+    };
+    if (beforeCli) table(`before (${beforeCli})`, (r) => r.before!);
+    table(beforeCli ? 'after (this checkout)' : 'agent', (r) => r.agent);
   } finally {
     await e2e.close();
     cleanupNixHosts();

@@ -84,8 +84,8 @@ export interface ClosureSource {
 }
 
 /**
- * Why a closure was not accepted. The first four are integrity refusals (the cache served something
- * the trust root does not vouch for); the last three are availability failures that may heal by
+ * Why a closure was not accepted. The first five are integrity refusals (the cache served something
+ * the trust root does not vouch for, or its URL asks Nix to skip the signature check); the last three are availability failures that may heal by
  * themselves (the cache is down, not yet populated, or Nix failed for a reason we cannot name).
  */
 export type ClosureRefusedCode =
@@ -93,6 +93,7 @@ export type ClosureRefusedCode =
   | 'UntrustedKey'
   | 'BadSignature'
   | 'Corrupt'
+  | 'TrustOverride'
   | 'NotInCache'
   | 'Unreachable'
   | 'NixFailed';
@@ -102,6 +103,7 @@ const INTEGRITY_CODES: ReadonlySet<ClosureRefusedCode> = new Set([
   'UntrustedKey',
   'BadSignature',
   'Corrupt',
+  'TrustOverride',
 ]);
 
 export class ClosureRefused extends Error {

@@ -1,7 +1,9 @@
 // The real activator for NixOS hosts (the default there).
-//   prepare:  fetch the target's closure from the release's cache, Nix checking every signature against
-//             exactly the trust root's cache keys; nothing else is touched before this succeeded. The
-//             fetched closure is a GC root (`<stateDir>/gcroots/pending`) until a generation holds it.
+//   prepare:  fetch the target's closure from the release's cache and root it, in one
+//             `nix-store --realise --add-root` with that cache as the only substituter, Nix checking
+//             every signature against exactly the trust root's cache keys; nothing else is touched
+//             before this succeeded. The closure stays a GC root (`<stateDir>/gcroots/pending`) until a
+//             generation holds it.
 //   stage:    a new generation of the system profile (neither the running system nor the boot entry
 //             changes); switchStaged: then `<target>/bin/switch-to-configuration switch`. switch = both.
 //   rollback: the recorded generation number again (profile + that generation's switch-to-configuration).
@@ -10,7 +12,17 @@
 // that something parses.
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import {
@@ -27,13 +39,23 @@ import { failureReason, runArgv, type RunResult } from './run.ts';
 const AbsolutePath = z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path');
 const Argv = z.array(z.string().max(4096)).min(1).max(64);
 
+/**
+ * Nix's profiles directory. Its garbage collector scans it for roots, so a generation link the agent
+ * writes there holds its closure without being registered anywhere else.
+ */
+export const NIX_PROFILES_DIR = '/nix/var/nix/profiles';
+
 export const NixActivatorConfig = z.strictObject({
   kind: z.literal('nix'),
   /** The system profile: `<profile>` links to `<profile>-<n>-link`, generation n. */
-  profile: AbsolutePath.default('/nix/var/nix/profiles/system'),
+  profile: AbsolutePath.refine(
+    (p) =>
+      p.startsWith(`${NIX_PROFILES_DIR}/`) && !p.split('/').some((s) => s === '..' || s === '.'),
+    `must lie under ${NIX_PROFILES_DIR}/ (the garbage collector roots the generations there)`,
+  ).default(`${NIX_PROFILES_DIR}/system`),
   /** The running system (NixOS's activation points it at what runs): compared for switch inhibitors. */
   currentSystem: AbsolutePath.default('/run/current-system'),
-  /** Directory holding nix, nix-env and nix-store; null = found on PATH. */
+  /** Directory holding nix-store; null = found on PATH. */
   nixBinDir: AbsolutePath.nullable().default(null),
   bootIdFile: AbsolutePath.default('/proc/sys/kernel/random/boot_id'),
   rebootCommand: Argv.default(['systemctl', 'reboot']),
@@ -67,22 +89,22 @@ export const REBOOT_ENTRIES: readonly { name: string; path: string }[] = [
 /**
  * Settings passed on every fetch. Command-line `--option`s override /etc/nix/nix.conf, the user's
  * nix.conf and NIX_CONFIG, `extra-*` entries included (tests/agent/nix-activator.test.ts proves it for
- * extra-trusted-public-keys), so the host's own keys and substituters never widen what is accepted.
+ * extra-trusted-public-keys and extra-substituters), so the host's own keys and substituters never
+ * widen what is accepted. `substituter`: the one cache Nix may substitute from (the fetch realises the
+ * target from it); '' for none (`nix copy --from`, which names its source itself).
  */
-export function fetchOptions(keys: readonly string[]): string[] {
+export function fetchOptions(keys: readonly string[], substituter = ''): string[] {
   return [
-    '--extra-experimental-features',
-    'nix-command',
     '--option',
     'require-sigs',
     'true',
     '--option',
     'trusted-public-keys',
     keys.join(' '),
-    // Without this, a path missing from the release's cache is looked up in the host's substituters.
+    // Exactly this cache: a path missing from it is never looked up in the host's substituters.
     '--option',
     'substituters',
-    '',
+    substituter,
     // A path the cache did not have a minute ago must be seen as soon as it is uploaded.
     '--option',
     'narinfo-cache-negative-ttl',
@@ -94,10 +116,34 @@ export function fetchOptions(keys: readonly string[]): string[] {
   ];
 }
 
+/**
+ * A store URL parameter that makes Nix accept a substituter's paths without a trusted signature
+ * (`?trusted=1`; `nix copy --from` ignores it, `--realise` does not). The cache URL comes from the
+ * release, the keys from the trust root: the release must not be able to switch the keys off.
+ */
+const TRUST_OVERRIDE_PARAM = 'trusted';
+
+function refuseTrustOverride(target: string, cache: string): void {
+  const query = cache.includes('?') ? cache.slice(cache.indexOf('?') + 1) : '';
+  const names = query.split('&').map((kv) => {
+    const name = kv.split('=')[0]!;
+    try {
+      return decodeURIComponent(name).trim().toLowerCase();
+    } catch {
+      return name.toLowerCase();
+    }
+  });
+  if (names.includes(TRUST_OVERRIDE_PARAM))
+    throw new ClosureRefused(
+      'TrustOverride',
+      target,
+      cache,
+      `the cache URL sets '${TRUST_OVERRIDE_PARAM}', which would let Nix accept paths no key of the trust root signed`,
+    );
+}
+
 /** What switch-to-configuration is asked: activate now, or make it the next boot's default only. */
 type SwitchAction = 'switch' | 'boot';
-
-const STORE_PATH_IN_TEXT = /'(\/nix\/store\/[0-9a-z]{32}-[^'\s]+)'/;
 
 /** What the agent hands every activator it builds (the activator config itself stays per host). */
 export interface ActivatorContext {
@@ -194,34 +240,60 @@ export class NixActivator implements Activator, Staging {
     }
   }
 
+  /** Generation numbers of the profile, ascending (the `<profile>-<n>-link` beside it). */
+  private generationNumbers(): number[] {
+    const pattern = new RegExp(`^${escapeRegExp(basename(this.config.profile))}-(\\d{1,9})-link$`);
+    return readdirSync(dirname(this.config.profile))
+      .map((name) => pattern.exec(name)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  }
+
   /**
-   * A new profile generation running `target` (what `nixos-rebuild` does before activating). Nix's
-   * own `nix-env --set` rather than writing the links here: it registers the path with a garbage
-   * collection that may be running and checks it is valid before linking it. `substituters` empty: a
-   * target that vanished since `prepare` fails here instead of being fetched from the host's caches.
-   * The generation now holds the closure: the pending root is released.
+   * A new profile generation running `target`, made current (what `nixos-rebuild` does before
+   * activating, with `nix-env -p PROFILE --set`). Written here, in Nix's profile layout, rather than by
+   * a nix-env process (~25 ms of CPU on the activation's critical path, measured in
+   * docs/benchmarks.md "## nix-fetch"): `<profile>-<n>-link` -> the store path, then `<profile>` ->
+   * that link, replaced by a rename. A garbage collection cannot take the target meanwhile: the pending
+   * root holds it until its generation link exists (a target prepare did not root is rooted first, which
+   * also checks it is valid), and Nix roots every link under its profiles directory. As nix-env does,
+   * the newest generation is reused when it already runs `target`.
    */
   private async addGeneration(target: string): Promise<Generation> {
-    await this.must(
-      [
-        this.bin('nix-env'),
-        '-p',
-        this.config.profile,
-        '--option',
-        'substituters',
-        '',
-        '--set',
-        target,
-      ],
-      `adding a generation of ${this.config.profile} for ${target}`,
-    );
-    this.releasePending();
-    const added = await this.currentGeneration();
-    if (added.path !== target)
+    if (readLinkOrNull(this.pendingRoot) !== target) {
+      const held = await this.holdPending(target, null);
+      if (held !== null)
+        throw new ActivationError(
+          `${target}: not in the local store, cannot add a generation: ${held}`,
+        );
+    }
+    const newest = this.generationNumbers().at(-1) ?? 0;
+    const number = newest > 0 && this.generationPath(newest) === target ? newest : newest + 1;
+    const link = this.generationLink(number);
+    try {
+      if (number !== newest) symlinkSync(target, link);
+      this.pointProfileAt(number);
+    } catch (e) {
+      // EEXIST: another tool added generation `number` since the listing; the next cycle retries.
       throw new ActivationError(
-        `${this.config.profile}: generation ${added.number} runs ${added.path} after adding one for ${target}`,
+        `${link}: cannot add generation ${number} of ${this.config.profile} for ${target} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
       );
-    return added;
+    }
+    this.releasePending();
+    return { number, path: target };
+  }
+
+  /**
+   * `<profile>` -> `<profile>-<n>-link`, relative as Nix writes it. A new link renamed over the old one,
+   * so the profile is never missing, and a crash leaves either generation current.
+   */
+  private pointProfileAt(n: number): void {
+    const profile = this.config.profile;
+    const temporary = `${profile}.tmp-${process.pid}`;
+    rmSync(temporary, { force: true });
+    symlinkSync(basename(this.generationLink(n)), temporary);
+    renameSync(temporary, profile);
   }
 
   private async runSwitchScript(system: string, action: SwitchAction): Promise<void> {
@@ -295,10 +367,13 @@ export class NixActivator implements Activator, Staging {
       );
     const current = await this.currentGeneration();
     if (current.number !== to.number) {
-      await this.must(
-        [this.bin('nix-env'), '-p', this.config.profile, '--switch-generation', String(to.number)],
-        `switching ${this.config.profile} back to generation ${to.number}`,
-      );
+      try {
+        this.pointProfileAt(to.number);
+      } catch (e) {
+        throw new ActivationError(
+          `switching ${this.config.profile} back to generation ${to.number}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        );
+      }
     }
     if (action === 'boot' || this.runningPath() !== to.path)
       await this.runSwitchScript(to.path, action);
@@ -319,34 +394,26 @@ export class NixActivator implements Activator, Staging {
   // ---- fetching ----------------------------------------------------------------------------------
 
   /**
-   * One `nix copy` per cache, which both fetches and lets Nix check every signature. A target already
-   * in the store costs the same single process (Nix finds it valid and copies nothing), so validity is
-   * asked separately only when no cache delivered: built locally, or fetched in an earlier cycle
-   * while the cache is down now. Either way the target ends rooted (holdPending) until `stage` or
-   * `boot` gives it a generation, or a rollback abandons it; a refusal releases any earlier root.
+   * One Nix process per cache fetches the closure, lets Nix check every signature and roots the target
+   * (fetchAndHold). A target already in the store costs the same single process (Nix finds it valid,
+   * contacts no cache and only roots it). The target stays rooted until `stage` or `boot` gives it a
+   * generation, or a rollback abandons it; a refusal releases any earlier root. With no cache named,
+   * rooting it is the validity check (it succeeds only for a path already in the store).
    */
   async prepare(target: string, from: ClosureSource): Promise<void> {
     let refusal: ClosureRefused | undefined;
     for (const cache of from.cacheUrls) {
       try {
-        await this.fetchFrom(target, cache, from.cacheKeys);
+        await this.fetchAndHold(target, cache, from.cacheKeys);
+        return;
       } catch (e) {
         if (!(e instanceof ClosureRefused)) throw e;
         // An integrity refusal is the more important news: keep it over a later cache being down.
         if (!refusal?.integrity) refusal = e;
-        continue;
       }
-      const held = await this.holdPending(target);
-      if (held === null) return;
-      // Collected between the fetch and the root (a GC in that instant): the next cycle fetches again.
-      this.releasePending();
-      throw refusal?.integrity
-        ? refusal
-        : new ClosureRefused('NixFailed', target, cache, `fetched, but not rooted: ${held}`);
     }
-    // Nix refuses a bad closure only while fetching it: a refused target is never valid here. With no
-    // cache delivering, holding it is the validity check (it succeeds only for a valid path).
-    if (!refusal?.integrity && (await this.holdPending(target)) === null) return;
+    if (from.cacheUrls.length === 0 && (await this.holdPending(target, null)) === null) return;
+    // Nix realises a valid path without asking any cache: every cache failing means it is not valid.
     this.releasePending();
     throw (
       refusal ??
@@ -360,25 +427,40 @@ export class NixActivator implements Activator, Staging {
   }
 
   /**
-   * Roots `target` at the pending root with Nix's own `nix-store --realise --add-root` (the indirect
-   * root link in /nix/var/nix/gcroots/auto is Nix's to write), replacing the root of an earlier
-   * prepare. `substituters` empty: it realises nothing, so it succeeds only for a valid path. Returns
-   * null when held, else why not.
+   * Realises `target` and roots it at the pending root, in one `nix-store --realise --add-root` (the
+   * indirect root link in /nix/var/nix/gcroots/auto is Nix's to write), replacing the root of an
+   * earlier prepare. `from` null: no substituter, so it succeeds only for a valid path; otherwise the
+   * cache is the only substituter, with fetchOptions' signature settings. Returns null when held,
+   * else the failed command and its output.
    */
-  private async holdPending(target: string): Promise<string | null> {
+  private async holdPending(
+    target: string,
+    from: { cache: string; keys: readonly string[] } | null,
+  ): Promise<string | null> {
+    const r = await this.realiseIntoPending(target, from);
+    return r.code === 0 ? null : this.failure(r.argv, r);
+  }
+
+  private async realiseIntoPending(
+    target: string,
+    from: { cache: string; keys: readonly string[] } | null,
+  ): Promise<RunResult & { argv: string[] }> {
     mkdirSync(dirname(this.pendingRoot), { recursive: true, mode: 0o700 });
     const argv = [
       this.bin('nix-store'),
-      '--option',
-      'substituters',
-      '',
+      ...(from ? fetchOptions(from.keys, from.cache) : ['--option', 'substituters', '']),
       '--realise',
       target,
       '--add-root',
       this.pendingRoot,
     ];
-    const r = await this.exec(argv);
-    return r.code === 0 ? null : this.failure(argv, r);
+    // Nix 2.8 has no ssl-cert-file option; its downloader reads NIX_SSL_CERT_FILE.
+    const https = from?.cache.startsWith('https://') && this.sslCertFile !== null;
+    const r = await this.exec(
+      argv,
+      https ? { ...process.env, NIX_SSL_CERT_FILE: this.sslCertFile! } : undefined,
+    );
+    return { ...r, argv };
   }
 
   /** Drops the pending root (Nix's GC skips the dangling auto link it leaves, as for a removed `result`). */
@@ -386,7 +468,12 @@ export class NixActivator implements Activator, Staging {
     rmSync(this.pendingRoot, { force: true });
   }
 
-  private async fetchFrom(target: string, cache: string, keys: readonly string[]): Promise<void> {
+  private async fetchAndHold(
+    target: string,
+    cache: string,
+    keys: readonly string[],
+  ): Promise<void> {
+    refuseTrustOverride(target, cache);
     // Nix creates a missing file:// cache directory instead of failing: check it is a cache first.
     if (
       cache.startsWith('file://') &&
@@ -399,30 +486,23 @@ export class NixActivator implements Activator, Staging {
         'the directory holds no binary cache (nix-cache-info is missing)',
       );
     }
-    // Nix 2.8 has no ssl-cert-file option; its downloader reads NIX_SSL_CERT_FILE.
-    const https = cache.startsWith('https://') && this.sslCertFile !== null;
-    const r = await this.exec(
-      [this.bin('nix'), 'copy', ...fetchOptions(keys), '--from', cache, target],
-      https ? { ...process.env, NIX_SSL_CERT_FILE: this.sslCertFile! } : undefined,
-    );
+    const r = await this.realiseIntoPending(target, { cache, keys });
     if (r.code === 0) return;
-    const error = lastError(r.stderr);
-    // The path the error names, else the one Nix was copying when it failed (a dependency, maybe).
-    const copying = [...r.stderr.matchAll(/copying path '(\/nix\/store\/[^'\s]+)'/g)].at(-1)?.[1];
-    const refusedPath = STORE_PATH_IN_TEXT.exec(error)?.[1] ?? copying ?? target;
+    const { path, message } = nixRefusal(r.stderr);
+    const refusedPath = path ?? target;
     if (r.timedOut)
       throw new ClosureRefused(
         'Unreachable',
         refusedPath,
         cache,
-        `nix copy timed out after ${this.config.timeoutMs} ms`,
+        `nix-store --realise timed out after ${this.config.timeoutMs} ms`,
       );
     const code = classify(r.stderr);
     if (code === 'lacks-signature') {
       const sigs = await narinfoSignatureKeys(cache, refusedPath, this.sslCertFile);
-      throw new ClosureRefused(signatureRefusal(sigs, keys), refusedPath, cache, error);
+      throw new ClosureRefused(signatureRefusal(sigs, keys), refusedPath, cache, message);
     }
-    throw new ClosureRefused(code, refusedPath, cache, error);
+    throw new ClosureRefused(code, refusedPath, cache, message);
   }
 
   // ---- inhibitors --------------------------------------------------------------------------------
@@ -468,6 +548,14 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+function readLinkOrNull(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
 function resolved(path: string): string | null {
   try {
     return realpathSync(path);
@@ -476,13 +564,48 @@ function resolved(path: string): string | null {
   }
 }
 
-/** Nix's last `error:` paragraph (what it failed on), without the progress lines before it. */
-function lastError(stderr: string): string {
-  const i = stderr.lastIndexOf('error:');
-  return (i >= 0 ? stderr.slice(i) : stderr).replace(/\s+/g, ' ').trim().slice(0, 400);
+const STORE_PATH = String.raw`/nix/store/[0-9a-z]{32}-[^'\s]+`;
+/** Nix 2.8 gives up on a cache whose narinfo no trusted key signed with this warning. */
+const UNSIGNED_SUBSTITUTE = new RegExp(
+  String.raw`warning: (the substitute for '(${STORE_PATH})'.*)`,
+);
+const NO_SUBSTITUTER = new RegExp(
+  String.raw`don't know how to build these paths:\s+(${STORE_PATH})`,
+);
+const QUOTED_PATH = new RegExp(`'(${STORE_PATH})'`);
+const COPYING_PATH = new RegExp(`copying path '(${STORE_PATH})'`, 'g');
+/** `nix-store --realise`'s last line, which only repeats the target. */
+const BUILD_FAILED = /^error: build of '[^']*' failed\s*$/;
+
+/**
+ * What Nix refused, from `nix-store --realise`'s output: the path it names and the message to show.
+ * The reason comes before the closing "build of '<target>' failed": a warning that a substitute is not
+ * signed by a trusted key (Nix then gives up on that cache), the first other `error:` (hash mismatch,
+ * ...), or the list of paths no substituter has; plus a download warning when the cache was not reached.
+ */
+function nixRefusal(stderr: string): { path: string | null; message: string } {
+  const unsigned = UNSIGNED_SUBSTITUTE.exec(stderr);
+  const missing = NO_SUBSTITUTER.exec(stderr);
+  const error = stderr
+    .split(/^(?=error:)/m)
+    .find((e) => e.startsWith('error:') && !BUILD_FAILED.test(e));
+  const path =
+    unsigned?.[2] ??
+    QUOTED_PATH.exec(error ?? '')?.[1] ??
+    missing?.[1] ??
+    [...stderr.matchAll(COPYING_PATH)].at(-1)?.[1] ??
+    null;
+  const unreachable = /warning: (unable to download .*)/.exec(stderr)?.[1];
+  const failure = unsigned?.[1] ?? error ?? missing?.[0] ?? stderr;
+  const message = [unreachable, failure].filter((x) => x !== undefined).join('; ');
+  return { path, message: message.replace(/\s+/g, ' ').trim().slice(0, 400) };
 }
 
-/** Maps Nix 2.x's messages to a reason. Signature failures are told apart by the narinfo afterwards. */
+/**
+ * Maps Nix 2.x's messages to a reason. Signature failures are told apart by the narinfo afterwards. A
+ * cache Nix could not reach ends like one without the path ("don't know how to build"): the download
+ * warning before it decides.
+ */
 function classify(stderr: string): ClosureRefusedCode | 'lacks-signature' {
   if (/lacks a valid signature|not signed by any of the keys/.test(stderr))
     return 'lacks-signature';
@@ -493,17 +616,18 @@ function classify(stderr: string): ClosureRefusedCode | 'lacks-signature' {
   )
     return 'Corrupt';
   if (
+    /unable to download|Couldn't connect|Couldn't resolve|Timeout was reached|Connection refused|cannot open|No such file/i.test(
+      stderr,
+    ) &&
+    !/HTTP error 404/.test(stderr)
+  )
+    return 'Unreachable';
+  if (
     /HTTP error 404|is required, but there is no substituter|don't know how to build|is not valid/.test(
       stderr,
     )
   )
     return 'NotInCache';
-  if (
-    /unable to download|Couldn't connect|Couldn't resolve|Timeout was reached|Connection refused|cannot open|No such file/i.test(
-      stderr,
-    )
-  )
-    return 'Unreachable';
   return 'NixFailed';
 }
 

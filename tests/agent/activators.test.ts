@@ -139,6 +139,19 @@ test('config schema rejects unknown fields', () => {
   assert.not.ok(ActivatorConfig.safeParse({ kind: 'simulated', initialPath: T1, typo: 1 }).success);
   assert.not.ok(ActivatorConfig.safeParse({ kind: 'nix', typo: 1 }).success);
   assert.not.ok(ActivatorConfig.safeParse({ kind: 'nix', profile: 'relative/system' }).success);
+  // Generation links the agent writes are GC roots only in Nix's profiles directory.
+  for (const profile of ['/var/lib/system', '/nix/var/nix/profiles/../system']) {
+    const r = ActivatorConfig.safeParse({ kind: 'nix', profile });
+    assert.not.ok(r.success, profile);
+    assert.match(
+      JSON.stringify(r.error?.issues),
+      /profile.*must lie under \/nix\/var\/nix\/profiles\//,
+    );
+  }
+  assert.ok(
+    ActivatorConfig.safeParse({ kind: 'nix', profile: '/nix/var/nix/profiles/per-user/x/system' })
+      .success,
+  );
 });
 
 test('nix activator config: the defaults a NixOS host runs with', () => {

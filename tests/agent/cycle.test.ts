@@ -140,6 +140,40 @@ test('unhealthy target: magic rollback to the exact previous generation, quarant
   }
 });
 
+test('a slow closure download does not eat the confirm window: the deadline counts from the activation', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['f1']);
+  try {
+    lab.publish(
+      labFleet(lab, {
+        prod: { hosts: { f1: NEW }, waves: [{ soakSeconds: 0 }], confirmDeadlineSeconds: 30 },
+      }),
+    );
+    await lab.startControlPlane();
+    const log = memoryLogger('f1');
+    // The download (prepare, after the `fetching` line) "takes" 40 s: longer than the whole window.
+    const fetchedFor = 40_000;
+    const now = () =>
+      Date.now() + (log.records.some((r) => r['event'] === 'fetching') ? fetchedFor : 0);
+    const o = await runAgentOnce(lab.agentConfig('f1'), { log, now });
+    assert.equal(
+      o.kind === 'decided' && [o.decision, o.acted],
+      ['activate', 'confirmed'],
+      JSON.stringify(log.records.slice(-4)),
+    );
+    assert.is(await current(lab, 'f1'), NEW);
+    const switching = log.records.find((r) => r['event'] === 'switching')!;
+    const fetching = log.records.find((r) => r['event'] === 'fetching')!;
+    assert.ok(
+      Date.parse(String(switching['deadline'])) >=
+        Date.parse(String(fetching['time'])) + fetchedFor,
+      `deadline ${String(switching['deadline'])} counts from after the download`,
+    );
+  } finally {
+    await lab.close();
+  }
+});
+
 test('control plane unreachable after the switch: rollback before the deadline, reported once reachable', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['c1'], {

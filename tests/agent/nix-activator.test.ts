@@ -198,6 +198,10 @@ test('the fetched closure is a GC root until its generation exists: a garbage co
   assert.equal(value(r[2]), { number: 2, path: sys.v2 });
   assert.is(pendingRoot(host), null, 'the generation holds it now: the pending root is gone');
   assert.equal(host.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
+  // The agent writes the generation link itself: Nix must still see it as a root.
+  await collectGarbage(host);
+  const [kept] = await host.driver([{ op: 'valid', path: sys.v2 }]);
+  assert.is(value(kept), true, 'generation 2 roots its closure');
 
   // Abandoned (rollback) -> released: the next collection takes the abandoned closure.
   const abandoned = await host.driver([
@@ -225,13 +229,16 @@ test('the fetched closure is a GC root until its generation exists: a garbage co
   assert.is(pendingRoot(host), null, 'a refusal releases the pending root');
 });
 
-test('unsigned closure, key not in the root, tampered NAR: each refused with a typed error, profile untouched', async () => {
+test('unsigned closure, key not in the root, tampered NAR, a cache URL that switches the check off: each refused with a typed error, profile untouched', async () => {
   if (!ready) return;
   const host = await hostOnV1();
   const cases = [
     { cache: caches.unsigned, code: 'Unsigned' },
     { cache: caches.evil, code: 'UntrustedKey' },
     { cache: caches.tampered, code: 'Corrupt' },
+    // `?trusted=1` makes Nix substitute from that cache without checking signatures at all.
+    { cache: `${caches.unsigned}?trusted=1`, code: 'TrustOverride' },
+    { cache: `${caches.evil}?priority=10&trusted=true`, code: 'TrustOverride' },
   ];
   const r = await host.driver([
     ...cases.map((c) => ({
@@ -250,8 +257,8 @@ test('unsigned closure, key not in the root, tampered NAR: each refused with a t
     assert.is(e.storePath, sys.v2);
     assert.ok(e.message.includes(sys.v2) && e.message.includes(c.cache), e.message);
   });
-  assert.is(value(r[3]), false, 'nothing of the target entered the store');
-  assert.equal(value(r[4]), { number: 1, path: sys.v1 });
+  assert.is(value(r[cases.length]), false, 'nothing of the target entered the store');
+  assert.equal(value(r[cases.length + 1]), { number: 1, path: sys.v1 });
   assert.equal(host.generations(), [1]);
   assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
 });

@@ -45,16 +45,17 @@ export interface ProcessWrap {
 
 /**
  * Starts `nixfleet ARGS...` with stdout + stderr appended to logFile; with `netns`, inside that network
- * namespace (`ip netns exec` execs node, so the PID is node's); with `wrap`/`env`, as ProcessWrap says.
+ * namespace (`ip netns exec` execs node, so the PID is node's); with `wrap`/`env`, as ProcessWrap says;
+ * with `cli`, another checkout's bin/nixfleet.js (a benchmark's "before").
  */
 export function startCli(
   args: string[],
   logFile: string,
-  opts: { netns?: string } & Partial<ProcessWrap> = {},
+  opts: { netns?: string; cli?: string } & Partial<ProcessWrap> = {},
 ): CliProcess {
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
-  const argv = [process.execPath, CLI, ...args];
+  const argv = [process.execPath, opts.cli ?? CLI, ...args];
   if (opts.netns) argv.unshift('ip', 'netns', 'exec', opts.netns);
   if (opts.wrap) argv.unshift(...opts.wrap);
   try {

@@ -71,6 +71,8 @@ const CLOCK_OFFSET_SHIM = new URL('./clock-offset.mjs', import.meta.url).href;
 export interface AgentRunOptions {
   /** This host's wall clock is off by this much (positive = ahead). */
   clockOffsetMs?: number;
+  /** Another checkout's bin/nixfleet.js instead of this one's (a benchmark's "before"). */
+  cli?: string;
 }
 
 export interface OnceResult {
@@ -321,7 +323,7 @@ export class E2eStack {
     const p = startCli(
       ['agent', '--config', this.agentConfigFile(host, overrides), '--once', '--json'],
       file,
-      this.agentProcess(host, run),
+      { ...this.agentProcess(host, run), ...(run.cli ? { cli: run.cli } : {}) },
     );
     const timer = setTimeout(() => void p.kill9(), timeoutMs);
     const code = await p.exited;

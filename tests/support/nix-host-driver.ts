@@ -8,6 +8,7 @@ import { runAgentOnce } from '../../agent/agent.ts';
 import { AgentConfig } from '../../agent/config.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import type { DriverOp, DriverResult } from './nix-hosts.ts';
+import { childrenCpuMs } from './children-cpu.ts';
 
 const input = JSON.parse(process.argv[2]!) as {
   config: unknown;
@@ -73,9 +74,9 @@ async function perform(op: DriverOp): Promise<unknown> {
       }
     case 'timed': {
       const [cmd, ...args] = op.argv as [string, ...string[]];
-      const t = performance.now();
+      const [t, cpu] = [performance.now(), childrenCpuMs()];
       execFileSync(cmd, args, { stdio: 'pipe', maxBuffer: 16 * 1024 * 1024 });
-      return performance.now() - t;
+      return { ms: performance.now() - t, cpuMs: childrenCpuMs() - cpu };
     }
     case 'agent': {
       const log = memoryLogger('driver');
