@@ -202,6 +202,7 @@ export {
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
+  readBudgets,
   readChannelPlan,
   readEnrolmentRequest,
   readEnrolmentToken,
