@@ -11,7 +11,7 @@ if (process.argv[2] === 'agent' && process.argv.includes('--once'))
   globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
 const missing = (e) => {
   if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'ENOENT') throw e;
-  if (!/dist\/(main\.js|main\.cjs|code-cache\.js)/.test(String(e.message))) throw e;
+  if (!/dist\/(main\.js|main\.cjs|agent\.cjs|code-cache\.js)/.test(String(e.message))) throw e;
   process.stderr.write(
     'nixfleet: dist/ is missing or incomplete: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
   );
@@ -24,7 +24,10 @@ const cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?
 if (cacheDir) {
   const { runWithCodeCache } = await import('../dist/code-cache.js').catch(missing);
   const { fileURLToPath } = await import('node:url');
-  const bundle = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
+  // `agent` runs from a script holding that command alone (scripts/build.mjs: half the size of
+  // main.cjs, so less to read, hash and keep in memory every minute on every host).
+  const script = process.argv[2] === 'agent' ? 'agent.cjs' : 'main.cjs';
+  const bundle = fileURLToPath(new URL(`../dist/${script}`, import.meta.url));
   process.exitCode = await runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch((e) =>
     missing(e),
   );
