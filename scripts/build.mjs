@@ -64,11 +64,9 @@ rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
-  // The code-cache loader (cli/code-cache.ts) runs main.cjs below; bin/nixfleet.js loads it.
   entryPoints: {
     main: 'cli/main.ts',
     'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
-    'code-cache': 'cli/code-cache.ts',
   },
   outdir,
   bundle: true,
@@ -116,6 +114,19 @@ const cjsOptions = {
   metafile: true,
   logLevel: 'warning',
 };
+// The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
+// there) requires it.
+await build({
+  absWorkingDir: root,
+  entryPoints: ['cli/code-cache.ts'],
+  outfile: `${outdir}/code-cache.cjs`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
 const cjs = await build({
   ...cjsOptions,
   outfile: `${outdir}/main.cjs`,
