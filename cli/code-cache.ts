@@ -1,6 +1,7 @@
-// Runs the `nixfleet` command from dist/main.cjs (the whole CLI as one script) with V8's code cache
-// kept in a directory, so a short run does not compile its JavaScript again (issue 10: `agent --once`
-// runs every minute on every host, and compiling ~1 MB of JavaScript was a third of its CPU).
+// Runs the `nixfleet` command from dist/main.cjs (the whole CLI as one script; dist/agent.cjs for
+// `agent`, that command alone) with V8's code cache kept in a directory, so a short run does not
+// compile its JavaScript again (issue 10: `agent --once` runs every minute on every host, and compiling
+// ~1 MB of JavaScript was a third of its CPU).
 // Node 20 caches compiled code only for scripts (node:vm's cachedData), not for ES modules, and has no
 // `module.enableCompileCache` (Node >= 22.1): hence a second, single-file build of the same CLI.
 //
@@ -33,7 +34,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script, constants as vm } from 'node:vm';
 
-/** What dist/main.cjs exports (cli/main.ts). */
+/** What dist/main.cjs and dist/agent.cjs export (cli/main.ts). */
 interface Cli {
   main(argv: string[]): Promise<number>;
   endQuietlyWhenOutputCloses(): void;
