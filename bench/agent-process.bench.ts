@@ -220,7 +220,7 @@ function print(name: string, r: Runs): void {
     );
   };
   row('node -e 0 (floor)', r.floor);
-  if (r.before.length) row('BIN_BEFORE, resumed, code cache', r.before);
+  if (r.before.length) row('BIN_BEFORE, resumed, cached', r.before);
   row('agent --once, TLS resumed', r.resumed);
   row('  same, no code cache', r.noCache);
   row('agent --once, full handshake', r.full);
