@@ -24,7 +24,8 @@ import type { Lab } from '../tests/support/lab.ts';
 // NIXFLEET_BIN: measure another build (e.g. the previous commit's) with the same setup.
 const BIN =
   process.env.NIXFLEET_BIN ?? fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
-// NIXFLEET_BIN_BEFORE: a second build measured interleaved with the first (an A/B under one load).
+// NIXFLEET_BIN_BEFORE: a second build measured interleaved with the first (an A/B under one load), with
+// its own code cache directory.
 const BIN_BEFORE = process.env.NIXFLEET_BIN_BEFORE;
 const GNU_TIME = '/usr/bin/time';
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
@@ -138,6 +139,8 @@ interface Runs {
 async function measure(setup: Setup): Promise<Runs> {
   const proxy = await countingProxy(setup.port);
   const cacheDir = mkdtempSync(join(tmpdir(), 'nf-bench-codecache-'));
+  // The build measured as "before" keeps its own code cache (as its unit would), beside this one's.
+  const beforeCacheDir = mkdtempSync(join(tmpdir(), 'nf-bench-codecache-before-'));
   const noCacheEnv = { ...process.env };
   delete noCacheEnv['NIXFLEET_CODE_CACHE'];
   delete noCacheEnv['CACHE_DIRECTORY'];
@@ -146,7 +149,8 @@ async function measure(setup: Setup): Promise<Runs> {
     const run = async (resume: boolean, bin = BIN, codeCache = true): Promise<Run> => {
       if (!resume) rmSync(`${setup.stateDir}/${TLS_SESSION_FILE}`, { force: true });
       proxy.reset();
-      const env = codeCache ? { ...noCacheEnv, NIXFLEET_CODE_CACHE: cacheDir } : noCacheEnv;
+      const dir = bin === BIN ? cacheDir : beforeCacheDir;
+      const env = codeCache ? { ...noCacheEnv, NIXFLEET_CODE_CACHE: dir } : noCacheEnv;
       const t = await timed([bin, 'agent', '--config', configFile, '--once'], env);
       const lines = t.stdout
         .split('\n')
@@ -166,8 +170,9 @@ async function measure(setup: Setup): Promise<Runs> {
         decision: String(decision?.['decision']),
       };
     };
-    // Settle the ETag cache, the session file and the code cache.
+    // Settle the ETag cache, the session file and the code caches.
     await repeat(3, () => run(true));
+    if (BIN_BEFORE) await run(true, BIN_BEFORE);
     // Interleaved, so the machine's load (shared by other work) weighs on all three alike.
     const floor: Run[] = [];
     const resumed: Run[] = [];
@@ -175,7 +180,7 @@ async function measure(setup: Setup): Promise<Runs> {
     const noCache: Run[] = [];
     const before: Run[] = [];
     for (let i = 0; i < RUNS; i++) {
-      if (BIN_BEFORE) before.push(await run(true, BIN_BEFORE, false));
+      if (BIN_BEFORE) before.push(await run(true, BIN_BEFORE));
       const f = await timed(['-e', '0']);
       floor.push({
         ...f,
@@ -193,6 +198,7 @@ async function measure(setup: Setup): Promise<Runs> {
   } finally {
     proxy.server.close();
     rmSync(cacheDir, { recursive: true, force: true });
+    rmSync(beforeCacheDir, { recursive: true, force: true });
   }
 }
 
@@ -214,7 +220,7 @@ function print(name: string, r: Runs): void {
     );
   };
   row('node -e 0 (floor)', r.floor);
-  if (r.before.length) row('NIXFLEET_BIN_BEFORE, resumed', r.before);
+  if (r.before.length) row('BIN_BEFORE, resumed, cached', r.before);
   row('agent --once, TLS resumed', r.resumed);
   row('  same, no code cache', r.noCache);
   row('agent --once, full handshake', r.full);

@@ -77,6 +77,9 @@ export default async function bench(): Promise<void> {
 }
 
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+// NIXFLEET_BIN_BEFORE: another build (e.g. main's) publishing into its own tree, interleaved run by
+// run with this one, so that both meet the same load (an A/B in one run).
+const BIN_BEFORE = process.env['NIXFLEET_BIN_BEFORE'];
 
 // `nixfleet publish` as CI runs it: a fresh process (the compiled CLI), release N+1 into a tree holding
 // release N, beside the floor `node -e 0` in the same run. The empty-tree row is the same command with
@@ -92,7 +95,7 @@ function freshProcessRuns(
     writeFileSync(fleetFile, JSON.stringify(fleet));
     const keyFile = join(dir, 'release.key');
     writePrivateKey(keyFile, s.releaseKey);
-    const publish = (tree: string, now: number) => {
+    const publish = (tree: string, now: number, bin = BIN) => {
       execFileSync('sync');
       const errFile = join(dir, 'time.txt');
       const t = performance.now();
@@ -104,7 +107,7 @@ function freshProcessRuns(
           '-f',
           '%U %S %M',
           process.execPath,
-          BIN,
+          bin,
           'publish',
           fleetFile,
           '--tree',
@@ -149,21 +152,9 @@ function freshProcessRuns(
       '',
       '1.00',
     ]);
-    const emptyTree = join(dir, 'tree-empty');
-    const e = publish(emptyTree, T);
-    rows.push([
-      'nixfleet publish, empty tree (every key decoded)',
-      String(e.version),
-      e.wallMs.toFixed(0),
-      e.cpuMs.toFixed(0),
-      e.rssMb.toFixed(0),
-      `${e.timings['resolve']!.toFixed(0)} / ${e.timings['sign']!.toFixed(0)} / ${e.timings['write']!.toFixed(0)}`,
-      (e.cpuMs / f.cpuMs).toFixed(1),
-    ]);
-    for (let i = 1; i <= 3; i++) {
-      const r = publish(emptyTree, T + i * 60_000);
+    const row = (label: string, r: ReturnType<typeof publish>) =>
       rows.push([
-        `nixfleet publish, next release (keys vouched for by release ${r.version - 1})`,
+        label,
         String(r.version),
         r.wallMs.toFixed(0),
         r.cpuMs.toFixed(0),
@@ -171,7 +162,22 @@ function freshProcessRuns(
         `${r.timings['resolve']!.toFixed(0)} / ${r.timings['sign']!.toFixed(0)} / ${r.timings['write']!.toFixed(0)}`,
         (r.cpuMs / f.cpuMs).toFixed(1),
       ]);
-    }
+    // This build and (with NIXFLEET_BIN_BEFORE) the other one, each into its own tree, taking turns.
+    const builds = [
+      ...(BIN_BEFORE ? [{ bin: BIN_BEFORE, tree: join(dir, 'tree-before'), tag: 'before: ' }] : []),
+      { bin: BIN, tree: join(dir, 'tree-empty'), tag: '' },
+    ];
+    for (const b of builds)
+      row(`${b.tag}nixfleet publish, empty tree (every key decoded)`, publish(b.tree, T, b.bin));
+    const NEXT = Number(process.env['PUBLISH_BENCH_FRESH_RUNS'] ?? 3);
+    for (let i = 1; i <= NEXT; i++)
+      for (const b of builds) {
+        const r = publish(b.tree, T + i * 60_000, b.bin);
+        row(
+          `${b.tag}nixfleet publish, next release (keys vouched for by release ${r.version - 1})`,
+          r,
+        );
+      }
     const f2 = floor();
     rows.push([
       'floor: node -e 0 (again)',

@@ -2,6 +2,10 @@
 // The `nixfleet` command runs the compiled JavaScript in dist/ (scripts/build.mjs; built by `npm ci`
 // through `prepare`, by `npm test` and by the Nix package). A checkout that was never built says so
 // instead of falling back to compiling TypeScript at every start.
+// This file is CommonJS (bin/package.json): an ES-module entry makes Node set up its ES-module loader
+// (~20 internal modules, fs/promises, readline) and wrap every built-in it imports, ~10 ms of a
+// timer-mode `agent --once` (issue 10), which with a code cache loads nothing else as an ES module.
+'use strict';
 // `nixfleet agent --once` (the systemd timer's run) lives for a fraction of a second: zod's JIT, which
 // compiles a parser per object schema on its first use, costs such a run more CPU than it saves. It has
 // to be switched off before any schema is built, so here, before the CLI loads (issue 10).
@@ -10,8 +14,9 @@
 if (process.argv[2] === 'agent' && process.argv.includes('--once'))
   globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
 const missing = (e) => {
-  if (e?.code !== 'ERR_MODULE_NOT_FOUND' && e?.code !== 'ENOENT') throw e;
-  if (!/dist\/(main\.js|main\.cjs|code-cache\.js)/.test(String(e.message))) throw e;
+  const notFound = ['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND', 'ENOENT'].includes(e?.code);
+  if (!notFound || !/dist\/(main\.js|main\.cjs|agent\.cjs|code-cache\.cjs)/.test(String(e.message)))
+    throw e;
   process.stderr.write(
     'nixfleet: dist/ is missing or incomplete: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
   );
@@ -21,15 +26,24 @@ const missing = (e) => {
 // sets CacheDirectory=), the CLI runs from one script whose compiled code V8 keeps there
 // (cli/code-cache.ts); a timer-mode `agent --once` then compiles almost nothing (issue 10).
 const cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?.split(':')[0];
-if (cacheDir) {
-  const { runWithCodeCache } = await import('../dist/code-cache.js').catch(missing);
-  const { fileURLToPath } = await import('node:url');
-  const bundle = fileURLToPath(new URL('../dist/main.cjs', import.meta.url));
-  process.exitCode = await runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch((e) =>
-    missing(e),
-  );
-} else {
+async function run() {
+  if (cacheDir) {
+    let runWithCodeCache;
+    try {
+      ({ runWithCodeCache } = require('../dist/code-cache.cjs'));
+    } catch (e) {
+      missing(e);
+    }
+    // `agent` runs from a script holding that command alone (scripts/build.mjs: half the size of
+    // main.cjs, so less to read, hash and keep in memory every minute on every host).
+    const script = process.argv[2] === 'agent' ? 'agent.cjs' : 'main.cjs';
+    const bundle = require('node:path').join(__dirname, '..', 'dist', script);
+    return runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch(missing);
+  }
   const cli = await import('../dist/main.js').catch(missing);
   cli.endQuietlyWhenOutputCloses();
-  process.exitCode = await cli.main(process.argv.slice(2));
+  return cli.main(process.argv.slice(2));
 }
+run().then((code) => {
+  process.exitCode = code;
+});

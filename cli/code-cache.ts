@@ -1,6 +1,7 @@
-// Runs the `nixfleet` command from dist/main.cjs (the whole CLI as one script) with V8's code cache
-// kept in a directory, so a short run does not compile its JavaScript again (issue 10: `agent --once`
-// runs every minute on every host, and compiling ~1 MB of JavaScript was a third of its CPU).
+// Runs the `nixfleet` command from dist/main.cjs (the whole CLI as one script; dist/agent.cjs for
+// `agent`, that command alone) with V8's code cache kept in a directory, so a short run does not
+// compile its JavaScript again (issue 10: `agent --once` runs every minute on every host, and compiling
+// ~1 MB of JavaScript was a third of its CPU).
 // Node 20 caches compiled code only for scripts (node:vm's cachedData), not for ES modules, and has no
 // `module.enableCompileCache` (Node >= 22.1): hence a second, single-file build of the same CLI.
 //
@@ -33,7 +34,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script, constants as vm } from 'node:vm';
 
-/** What dist/main.cjs exports (cli/main.ts). */
+/** What dist/main.cjs and dist/agent.cjs export (cli/main.ts). */
 interface Cli {
   main(argv: string[]): Promise<number>;
   endQuietlyWhenOutputCloses(): void;
@@ -63,14 +64,17 @@ function readTrusted(file: string): Buffer | undefined {
   }
 }
 
-/** Atomically replaces the cache (0600) and drops the caches of other builds; failures are ignored. */
-function writeCache(dir: string, file: string, data: Buffer): void {
+/**
+ * Atomically replaces the cache (0600) and drops the caches of other builds of the same script
+ * (names starting with `prefix`); failures are ignored.
+ */
+function writeCache(dir: string, prefix: string, file: string, data: Buffer): void {
   const tmp = join(dir, `.${basename(file)}.${process.pid}.tmp`);
   try {
     writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, file);
     for (const f of readdirSync(dir))
-      if (f.startsWith(CACHE_PREFIX) && f.endsWith(CACHE_SUFFIX) && f !== basename(file))
+      if (f.startsWith(prefix) && f.endsWith(CACHE_SUFFIX) && f !== basename(file))
         unlinkSync(join(dir, f));
   } catch {
     try {
@@ -81,21 +85,34 @@ function writeCache(dir: string, file: string, data: Buffer): void {
   }
 }
 
-/** Loads `bundle` (a CommonJS script) with the code cache in `dir`, runs the CLI, keeps the cache. */
-export async function runWithCodeCache(
-  bundle: string,
-  dir: string,
-  argv: string[],
-): Promise<number> {
-  // Hashed as bytes: hashing the decoded string would encode it back to UTF-8 first (~1.5 MB).
+/** The compiled script, the CLI it exported and where its cache goes. */
+interface Loaded {
+  script: Script;
+  cli: Cli;
+  dir: string;
+  prefix: string;
+  file: string;
+  dirTrusted: boolean;
+  /** A trusted cache file was there and handed to V8 (whether V8 took it is `cachedDataRejected`). */
+  offered: boolean;
+}
+
+/**
+ * Reads and compiles `bundle` with the cache in `dir` and runs its top level. Its own function so that
+ * the file's bytes and the cache's bytes (~1.4 MB for agent.cjs) are garbage once it returns, not held
+ * through the run.
+ */
+function load(bundle: string, dir: string): Loaded {
+  // Hashed as bytes: hashing the decoded string would encode it back to UTF-8 first.
   const bytes = readFileSync(bundle);
   const key = createHash('sha256')
     .update(`${process.version} ${process.arch}\n`)
     .update(bytes)
     .digest('hex')
     .slice(0, 32);
-  const source = bytes.toString('utf8');
-  const file = join(dir, `${CACHE_PREFIX}${key}${CACHE_SUFFIX}`);
+  // One cache per script (main.cjs, agent.cjs): a run replaces only its own script's older caches.
+  const prefix = `${CACHE_PREFIX}${basename(bundle, '.cjs')}-`;
+  const file = join(dir, `${prefix}${key}${CACHE_SUFFIX}`);
   let dirTrusted = false;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -105,16 +122,14 @@ export async function runWithCodeCache(
   }
   const cached = dirTrusted ? readTrusted(file) : undefined;
 
-  // The CommonJS wrapper Node itself puts around a module, compiled as a script so its code can be cached.
-  const script = new Script(
-    `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
-    {
-      filename: bundle,
-      cachedData: cached,
-      // The bundle imports a few packages at run time (cron): through Node's ordinary loader.
-      importModuleDynamically: vm.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-    },
-  );
+  // The script is the CommonJS wrapper Node itself puts around a module (scripts/build.mjs writes it
+  // so): a function expression, compiled as a script so that its code can be cached.
+  const script = new Script(bytes.toString('utf8'), {
+    filename: bundle,
+    cachedData: cached,
+    // The bundle imports a few packages at run time (cron): through Node's ordinary loader.
+    importModuleDynamically: vm.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
   const module = { exports: {} as Cli };
   (script.runInThisContext() as (...a: unknown[]) => void).call(
     module.exports,
@@ -124,20 +139,29 @@ export async function runWithCodeCache(
     bundle,
     dirname(bundle),
   );
-  const cli = module.exports;
+  return { script, cli: module.exports, dir, prefix, file, dirTrusted, offered: !!cached };
+}
+
+/** Loads `bundle` (a CommonJS script) with the code cache in `dir`, runs the CLI, keeps the cache. */
+export async function runWithCodeCache(
+  bundle: string,
+  dir: string,
+  argv: string[],
+): Promise<number> {
+  const { script, cli, prefix, file, dirTrusted, offered } = load(bundle, dir);
   cli.endQuietlyWhenOutputCloses();
   const code = await cli.main(argv);
   // V8 sets cachedDataRejected to false only when it took the cache. A new cache is made after the
   // run, so it holds every function this command compiled, not only the top level: the next run of
   // the same command compiles (almost) nothing.
-  const used = cached !== undefined && script.cachedDataRejected === false;
+  const used = offered && script.cachedDataRejected === false;
   const write = dirTrusted && !used;
-  if (write) writeCache(dir, file, script.createCachedData());
+  if (write) writeCache(dir, prefix, file, script.createCachedData());
   // What happened, for whoever wonders whether the cache works (NIXFLEET_DEBUG, as cli/main.ts).
   if (process.env['NIXFLEET_DEBUG']) {
     const read = !dirTrusted
       ? 'untrusted directory'
-      : cached === undefined
+      : !offered
         ? 'none'
         : used
           ? 'used'

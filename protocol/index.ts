@@ -203,6 +203,7 @@ export {
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
+  readBudgets,
   readChannelPlan,
   readEnrolmentRequest,
   readEnrolmentToken,

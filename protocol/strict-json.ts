@@ -12,6 +12,7 @@ export interface StrictJsonOptions {
   maxDepth?: number;
 }
 
+const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export function parseStrictJson(input: Uint8Array | string, opts: StrictJsonOptions): unknown {
@@ -103,7 +104,6 @@ class Parser {
   private object(depth: number): Record<string, unknown> {
     this.pos++;
     const out: Record<string, unknown> = {};
-    const seen = new Set<string>();
     this.ws();
     if (this.s.charCodeAt(this.pos) === 125) {
       this.pos++;
@@ -113,7 +113,8 @@ class Parser {
       this.ws();
       if (this.s.charCodeAt(this.pos) !== 34) this.fail('expected a string key');
       const key = this.string();
-      if (seen.has(key)) {
+      // `out` has no own key but the ones read so far ("__proto__" never gets in): no Set per object.
+      if (hasOwn(out, key)) {
         this.path.push(key);
         this.fail(`duplicate key ${JSON.stringify(key)}`);
       }
@@ -121,7 +122,6 @@ class Parser {
         this.path.push(key);
         this.fail('the key "__proto__" is not allowed');
       }
-      seen.add(key);
       this.ws();
       if (this.s.charCodeAt(this.pos) !== 58) this.fail("expected ':'");
       this.pos++;

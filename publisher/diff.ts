@@ -1,8 +1,8 @@
 // What a publish changes against the tree's current release, per channel: targets per host, whether
 // the channel's rollout restarts (its rolloutId changes), and the plan settings that changed. Used by
 // `nixfleet publish` to say "no change" for an identical fleet and by `--dry-run` to show the diff
-// without writing. Both sides are compared as signed plan documents (the new ones built in memory by
-// the same builder), so what is compared is exactly what agents would see.
+// without writing. Both sides are compared as signed plan documents (the new ones as the builder
+// signed them, the very objects it serialised), so what is compared is exactly what agents would see.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -16,7 +16,6 @@ import {
   requireFileRef,
   canonicalString as canonicalText,
 } from '../protocol/index.ts';
-import type { TreeFile } from './documents.ts';
 
 export interface TargetChange {
   host: string;
@@ -45,7 +44,8 @@ export interface ReleaseDiff {
   budgets: string[];
 }
 
-interface CurrentRelease {
+/** A release's index, channel plans (by channel) and disruption budgets. */
+export interface ReleaseDocuments {
   index: ReleaseIndex;
   plans: Map<string, ChannelPlan>;
   budgets: DisruptionBudgets;
@@ -60,7 +60,7 @@ function readBound(treeDir: string, ref: FileRef): Uint8Array {
 }
 
 /** The tree's current release as the timestamp binds it (digests checked; signatures are the verifier's job). */
-export function readCurrentRelease(treeDir: string, ts: Timestamp): CurrentRelease {
+export function readCurrentRelease(treeDir: string, ts: Timestamp): ReleaseDocuments {
   const index = readEnvelope(readBound(treeDir, ts.release.index), ReleaseIndex, {
     file: ts.release.index.path,
     maxBytes: LIMITS.releaseIndex,
@@ -130,29 +130,14 @@ function targetChanges(a: ChannelPlan | undefined, b: ChannelPlan | undefined): 
   return out;
 }
 
-/** Compares the new release (files built in memory) with the current one. */
+/** Compares the new release (its plans and budgets as signed in memory) with the current one. */
 export function diffRelease(
-  current: CurrentRelease | null,
-  built: readonly TreeFile[],
+  current: ReleaseDocuments | null,
+  built: { plans: ReadonlyMap<string, ChannelPlan>; budgets: DisruptionBudgets },
   next: { fleetDigest: string; rootVersion: number },
 ): ReleaseDiff {
-  const newPlans = new Map<string, ChannelPlan>();
-  let newBudgets: DisruptionBudgets | null = null;
-  for (const f of built) {
-    if (/\/channels\/[^/]+\.json$/.test(f.path)) {
-      const p = readEnvelope(f.bytes, ChannelPlan, {
-        file: f.path,
-        maxBytes: LIMITS.channelPlan,
-        expectType: 'channel-plan',
-      }).signed;
-      newPlans.set(p.channel, p);
-    } else if (f.path.endsWith('/budgets.json'))
-      newBudgets = readEnvelope(f.bytes, DisruptionBudgets, {
-        file: f.path,
-        maxBytes: LIMITS.budgets,
-        expectType: 'disruption-budgets',
-      }).signed;
-  }
+  const newPlans = built.plans;
+  const newBudgets = built.budgets;
   const channels: ChannelDiff[] = [];
   const names = [...new Set([...(current?.plans.keys() ?? []), ...newPlans.keys()])].sort();
   for (const channel of names) {
@@ -178,7 +163,7 @@ export function diffRelease(
   }
   const budgets: string[] = [];
   const oldB = new Map((current?.budgets.budgets ?? []).map((x) => [x.id, x]));
-  const newB = new Map((newBudgets?.budgets ?? []).map((x) => [x.id, x]));
+  const newB = new Map(newBudgets.budgets.map((x) => [x.id, x]));
   for (const id of [...new Set([...oldB.keys(), ...newB.keys()])].sort()) {
     const x = oldB.get(id),
       y = newB.get(id);

@@ -46,6 +46,10 @@ export interface BuildReleaseInput {
 export interface BuiltRelease {
   files: TreeFile[];
   index: FileRef;
+  /** The channel plans (by channel) and budgets as signed into `files`, for the diff against the
+   * current release (reading them back from the bytes would only parse what was just serialised). */
+  plans: Map<string, ChannelPlan>;
+  budgets: DisruptionBudgets;
 }
 
 /**
@@ -105,9 +109,9 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
   const r = startRelease(input);
   const budgets = signBudgets(r);
   const plans = signChannelPlans(r);
-  const manifests = signHostManifests(r, plans, budgets);
-  const index = signReleaseIndex(r, plans, budgets, manifests);
-  return { files: r.files, index };
+  const manifests = signHostManifests(r, plans.refs, budgets.ref);
+  const index = signReleaseIndex(r, plans.refs, budgets.ref, manifests);
+  return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
 }
 
 /** One release being signed: its input, the fields every document repeats, and the files signed so far. */
@@ -156,8 +160,11 @@ function startRelease(input: BuildReleaseInput): ReleaseInProgress {
   };
 }
 
-function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInProgress): FileRef {
-  return sign(budgetsPath(version), {
+function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInProgress): {
+  ref: FileRef;
+  doc: DisruptionBudgets;
+} {
+  const doc = {
     type: 'disruption-budgets',
     ...common,
     budgets: resolved.budgets.map((b) => ({
@@ -167,55 +174,56 @@ function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInPr
       maxInFlightPct: b.maxInFlightPct,
       hosts: b.hosts,
     })),
-  } satisfies DisruptionBudgets);
+  } satisfies DisruptionBudgets;
+  return { ref: sign(budgetsPath(version), doc), doc };
 }
 
-/** Channel -> its signed plan's reference. */
+/** Channel -> its signed plan's reference, and the plan itself. */
 function signChannelPlans({
   input: { fleet, resolved, version },
   common,
   hostKeys,
   sign,
-}: ReleaseInProgress): Map<string, FileRef> {
-  const plans = new Map<string, FileRef>();
+}: ReleaseInProgress): { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> } {
+  const refs = new Map<string, FileRef>();
+  const docs = new Map<string, ChannelPlan>();
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const hosts: Record<string, { target: string; hostKey: string; wave: number }> = {};
     for (const w of ch.waves)
       for (const h of w.hosts)
         hosts[h] = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
-    plans.set(
-      ch.name,
-      sign(channelPlanPath(version, ch.name), {
-        type: 'channel-plan',
-        ...common,
-        channel: ch.name,
-        rolloutId: ch.rolloutId,
-        strategy: ch.strategy,
-        onFailure: ch.onFailure,
-        freshnessSeconds: c.freshnessSeconds,
-        signingIntervalSeconds: c.signingIntervalSeconds,
-        confirmDeadlineSeconds: c.confirmDeadlineSeconds,
-        heartbeatSeconds: c.heartbeatSeconds,
-        offlineWindowSeconds: c.offlineWindowSeconds,
-        maintenanceWindows: c.maintenanceWindows,
-        reboot: ch.reboot,
-        deferredHosts: ch.deferredHosts,
-        waves: ch.waves.map((w) => ({
-          index: w.index,
-          soakSeconds: w.soakSeconds,
-          failureThreshold: w.failureThreshold,
-          offlineExcuseLimit: w.offlineExcuseLimit,
-          hosts: w.hosts,
-        })),
-        hosts,
-        hostEdges: ch.hostEdges,
-        gatedBy: ch.gatedBy,
-        ...optional('compliance', channelCompliance(fleet, ch.name)),
-      } satisfies ChannelPlan),
-    );
+    const plan = {
+      type: 'channel-plan',
+      ...common,
+      channel: ch.name,
+      rolloutId: ch.rolloutId,
+      strategy: ch.strategy,
+      onFailure: ch.onFailure,
+      freshnessSeconds: c.freshnessSeconds,
+      signingIntervalSeconds: c.signingIntervalSeconds,
+      confirmDeadlineSeconds: c.confirmDeadlineSeconds,
+      heartbeatSeconds: c.heartbeatSeconds,
+      offlineWindowSeconds: c.offlineWindowSeconds,
+      maintenanceWindows: c.maintenanceWindows,
+      reboot: ch.reboot,
+      deferredHosts: ch.deferredHosts,
+      waves: ch.waves.map((w) => ({
+        index: w.index,
+        soakSeconds: w.soakSeconds,
+        failureThreshold: w.failureThreshold,
+        offlineExcuseLimit: w.offlineExcuseLimit,
+        hosts: w.hosts,
+      })),
+      hosts,
+      hostEdges: ch.hostEdges,
+      gatedBy: ch.gatedBy,
+      ...optional('compliance', channelCompliance(fleet, ch.name)),
+    } satisfies ChannelPlan;
+    refs.set(ch.name, sign(channelPlanPath(version, ch.name), plan));
+    docs.set(ch.name, plan);
   }
-  return plans;
+  return { refs, docs };
 }
 
 /** Host -> its channel and signed manifest's reference, as the index lists them. */

@@ -50,10 +50,13 @@ const MEMO_LIMIT = 200_000;
 // release carried them), so the point decompression is skipped for them. Only ever added to: validity
 // is a property of the bytes.
 const knownValid = new Set<string>();
+/** The one base64 text of 32 bytes (no padding bits set): the only form knownValid holds. */
+const CANONICAL_KEY32 = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /** Records raw host keys (base64 of 32 bytes) as known-valid curve points; other texts are ignored. */
 export function noteValidHostKeys(rawBase64Keys: Iterable<string>): void {
-  for (const k of rawBase64Keys) if (knownValid.size < MEMO_LIMIT) knownValid.add(k);
+  for (const k of rawBase64Keys)
+    if (knownValid.size < MEMO_LIMIT && CANONICAL_KEY32.test(k)) knownValid.add(k);
 }
 
 /** Parses and checks a host key (base64 raw 32 bytes, or an OpenSSH ssh-ed25519 line). Never throws. */
@@ -67,6 +70,9 @@ export function parseHostKey(text: string): HostKeyResult {
 }
 
 function parseHostKeyUncached(text: string): HostKeyResult {
+  // A known-valid key given as its canonical base64 (how the previous release carried it): the set
+  // holds only canonical encodings of 32 bytes, so decoding is all that is left to do.
+  if (knownValid.has(text)) return { ok: true, raw: new Uint8Array(Buffer.from(text, 'base64')) };
   let result: HostKeyResult;
   if (text.startsWith('ssh-')) result = parseSshLine(text);
   else {

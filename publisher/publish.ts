@@ -38,7 +38,7 @@ import {
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
 import { noteValidHostKeys } from './host-key.ts';
-import { vouchedHostKeys } from './vouched-keys.ts';
+import { vouchedHostKeys, type VouchedKeys } from './vouched-keys.ts';
 import { checkCache, describeCacheProblems, type NarinfoFetcher } from './cache-check.ts';
 import { controlsBinding } from './controls.ts';
 import { enrolmentBinding } from './enrolment.ts';
@@ -208,6 +208,8 @@ interface Prepared {
   resolved: ReturnType<typeof assertValidFleet>['resolved'];
   warnings: string[];
   trust: TrustChain;
+  /** The tree's current release as read (and verified) before the lock, for reuse under it. */
+  previous: VouchedKeys;
   t0: number;
   c0: number;
   resolveMs: number;
@@ -221,7 +223,8 @@ function prepare(opts: PublishOptions): Prepared {
   opts.onProgress?.({ phase: 'resolve', done: 0, total: 1 });
   const trust = loadTrust(opts);
   // Keys the verified current release already carries are not decoded again (only new keys are).
-  noteValidHostKeys(vouchedHostKeys(opts.treeDir, trust.root.signed).keys);
+  const previous = vouchedHostKeys(opts.treeDir, trust.root.signed);
+  noteValidHostKeys(previous.keys);
   const { fleet, resolved, warnings } = assertValidFleet(opts.fleet, opts.fleetSource ?? 'fleet');
   const root = trust.root.signed;
   if (root.fleet !== fleet.fleet)
@@ -234,6 +237,7 @@ function prepare(opts: PublishOptions): Prepared {
     resolved,
     warnings,
     trust,
+    previous,
     t0,
     c0,
     resolveMs: performance.now() - t0,
@@ -335,7 +339,7 @@ function commit(
     const current = readCurrentTimestamp(opts.treeDir);
     const { version, previousVersion } = nextVersion(opts, current);
     const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
-    const currentRelease = readIntactRelease(opts.treeDir, current);
+    const currentRelease = readIntactRelease(opts.treeDir, current, prepared.previous);
     // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
     if (
       opts.ifIdentical === 'skip' &&
@@ -348,7 +352,7 @@ function commit(
     const signed = signRelease(opts, prepared, current, version, fleetDigest);
     const signEnd = clock();
     const facts: PublishFacts = {
-      diff: diffRelease(currentRelease, signed.built.files, { fleetDigest, rootVersion }),
+      diff: diffRelease(currentRelease, signed.built, { fleetDigest, rootVersion }),
       version,
       previousVersion,
       signed,
@@ -396,13 +400,19 @@ type CurrentRelease = ReturnType<typeof readCurrentRelease>;
 /**
  * The current release, for the diff and the identical-fleet check only: a current release whose files
  * are damaged or gone is replaced by this publish like before, and diffed as if there were none.
+ * The documents verified before the lock (`previous`) are used while the timestamp under the lock still
+ * names the same index (same digest); the index binds every other document by digest.
  */
 function readIntactRelease(
   treeDir: string,
   current: SignedDocument<Timestamp> | undefined,
+  previous: VouchedKeys,
 ): CurrentRelease | null {
+  if (!current) return null;
+  if (previous.release && previous.release.index.digest === current.signed.release.index.digest)
+    return previous.release.documents;
   try {
-    return current ? readCurrentRelease(treeDir, current.signed) : null;
+    return readCurrentRelease(treeDir, current.signed);
   } catch {
     return null;
   }

@@ -7,9 +7,13 @@
 // current trust root, index bound by the timestamp, each plan bound by the index and signed. Anything
 // short of that (no tree yet, a rotated-out key, a torn or tampered file) vouches for nothing, and every
 // key is checked: this is an optimisation, never a reason to refuse a publish.
+// The documents read for this (index, plans, and the budgets beside them) are the ones the publish
+// diffs the new release against: they are handed on, so a publish reads and parses them once
+// (~0.2 s of a fresh 10,000-host publish).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  readBudgets,
   readChannelPlan,
   readTimestamp,
   requireFileRef,
@@ -18,14 +22,23 @@ import {
   verifyReleaseIndex,
   verifyReleaseSigned,
   TIMESTAMP_PATH,
+  type ChannelPlan,
+  type FileRef,
+  type SignedDocument,
   type TrustRoot,
 } from '../protocol/index.ts';
+import type { ReleaseDocuments } from './diff.ts';
 
 export interface VouchedKeys {
   /** Raw host keys (base64 of 32 bytes) the current release signed into its channel plans. */
   keys: Set<string>;
   /** The release they come from, or why none could be used. */
   from: { releaseVersion: number } | { none: string };
+  /**
+   * That release's documents, verified, with the index reference of the timestamp that named it (a
+   * publish reuses them only while the tree's timestamp still names that index). Absent with `none`.
+   */
+  release?: { index: FileRef; documents: ReleaseDocuments };
 }
 
 /** The host keys of the tree's current release, if it verifies against `root`. Never throws. */
@@ -43,19 +56,27 @@ export function vouchedHostKeys(treeDir: string, root: TrustRoot): VouchedKeys {
       ts,
       root,
     ).signed;
-    for (const channel of Object.values(index.channels)) {
-      const bytes = readFileSync(join(treeDir, channel.plan.path));
-      requireFileRef(bytes, channel.plan, channel.plan.path, ts.release.index.path);
-      const plan = verifyReleaseDocument(
-        readChannelPlan(bytes, channel.plan.path),
-        root,
-        channel.plan.path,
-        index.version,
-        bytes,
-      );
+    // A document the index binds: exact bytes, release signature, this fleet and release.
+    const boundDocument = <T extends { fleet: string; releaseVersion: number; issuedAt: string }>(
+      ref: FileRef,
+      read: (bytes: Uint8Array, file: string) => SignedDocument<T>,
+    ): T => {
+      const bytes = readFileSync(join(treeDir, ref.path));
+      requireFileRef(bytes, ref, ref.path, ts.release.index.path);
+      return verifyReleaseDocument(read(bytes, ref.path), root, ref.path, index.version, bytes);
+    };
+    const plans = new Map<string, ChannelPlan>();
+    for (const [name, channel] of Object.entries(index.channels)) {
+      const plan = boundDocument(channel.plan, readChannelPlan);
       for (const h of Object.values(plan.hosts)) keys.add(h.hostKey);
+      plans.set(name, plan);
     }
-    return { keys, from: { releaseVersion: index.version } };
+    const budgets = boundDocument(index.budgets, readBudgets);
+    return {
+      keys,
+      from: { releaseVersion: index.version },
+      release: { index: ts.release.index, documents: { index, plans, budgets } },
+    };
   } catch (e) {
     keys.clear();
     return { keys, from: { none: (e as Error).message } };

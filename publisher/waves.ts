@@ -2,8 +2,8 @@
 // so that count/percent waves pick a spread of hosts that does not depend on naming, yet is the same on
 // every run. Each host lands in exactly one wave of its own channel: the first wave that claims it.
 // resolveFleet assumes the references were checked (validate.ts reports what does not resolve).
-import { createHash } from 'node:crypto';
 import {
+  sha256Hex,
   matchesSelector,
   type Selector,
   type SelectorSubject,
@@ -74,7 +74,7 @@ export function membershipOf(w: FleetWave): WaveMembership {
 export function stableHostOrder(channel: string, hosts: readonly string[]): string[] {
   const keyed = hosts.map((h) => ({
     h,
-    k: createHash('sha256').update(`${channel}/${h}`).digest('hex'),
+    k: sha256Hex(`${channel}/${h}`),
   }));
   keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.h < b.h ? -1 : a.h > b.h ? 1 : 0));
   return keyed.map((x) => x.h);

@@ -3,7 +3,7 @@
 // imports each command module on demand; --splitting keeps those imports lazy).
 // Runs in `prepare` (npm ci / npm install), before `npm test` and the demo, and in the Nix package build.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
@@ -64,11 +64,9 @@ rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
   // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
-  // The code-cache loader (cli/code-cache.ts) runs main.cjs below; bin/nixfleet.js loads it.
   entryPoints: {
     main: 'cli/main.ts',
     'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
-    'code-cache': 'cli/code-cache.ts',
   },
   outdir,
   bundle: true,
@@ -91,24 +89,77 @@ copyFileSync(join(zodDir, 'LICENSE'), `${outdir}/zod.LICENSE`);
 // of JavaScript in every run (a third of its CPU, issue 10). A script cannot import the ESM-only
 // packages (@noble/*, chokidar; Node 20 has no require(esm)), so this build bundles every dependency
 // but cron (CommonJS, loaded on demand) and copies their licences to dist/licenses/.
-const cjs = await build({
+const cjsOptions = {
   absWorkingDir: root,
   entryPoints: ['cli/main.ts'],
-  outfile: `${outdir}/main.cjs`,
   bundle: true,
   format: 'cjs',
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
   external: ['cron'],
-  // Three modules locate files next to themselves (the worker entry, package.json, cron): main.cjs sits
-  // beside main.js in dist/, so its own URL stands in for theirs.
+  // Three modules locate files next to themselves (the worker entry, package.json, cron): the scripts
+  // sit beside main.js in dist/, so their own URL stands in for theirs.
   define: { 'import.meta.url': '__nixfleet_main_url' },
-  banner: { js: "const __nixfleet_main_url = require('node:url').pathToFileURL(__filename).href;" },
+  // The file is the function CommonJS would wrap the module in, not a module itself: cli/code-cache.ts
+  // compiles it as it is, where adding the wrapper at run time made a second copy of the whole text.
+  banner: {
+    js: "(function (exports, require, module, __filename, __dirname) {const __nixfleet_main_url = require('node:url').pathToFileURL(__filename).href;",
+  },
+  footer: { js: '})' },
+  // No comments: two non-ASCII characters in dependency comments made V8 hold the whole text as a
+  // two-byte string (1.5 instead of 0.77 MB of the agent's RSS; string literals are ASCII-escaped
+  // anyway, esbuild's default charset). Checked below for agent.cjs.
+  minifyWhitespace: true,
   metafile: true,
   logLevel: 'warning',
+};
+// The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
+// there) requires it.
+await build({
+  absWorkingDir: root,
+  entryPoints: ['cli/code-cache.ts'],
+  outfile: `${outdir}/code-cache.cjs`,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+});
+const cjs = await build({
+  ...cjsOptions,
+  outfile: `${outdir}/main.cjs`,
   plugins: [directImports, bundleZod],
 });
+
+// And once more with the `agent` command only, for the systemd timer's `agent --once` (bin/nixfleet.js
+// picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
+// of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
+// main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10). The other commands'
+// modules stay outside (cli/commands.ts loads each on demand; this script never asks for them).
+const agentOnly = {
+  name: 'agent-only',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/[a-z-]+\.ts$/ }, (args) =>
+      args.importer === join(root, 'cli/commands.ts') && args.path !== './agent.ts'
+        ? { path: args.path, external: true }
+        : undefined,
+    );
+  },
+};
+await build({
+  ...cjsOptions,
+  outfile: `${outdir}/agent.cjs`,
+  plugins: [directImports, bundleZod, agentOnly],
+});
+// The agent's script must stay ASCII (a tagged template keeps its characters as written, so main.cjs,
+// with the site generator's, is not).
+const nonAscii = readFileSync(`${outdir}/agent.cjs`).findIndex((byte) => byte > 0x7f);
+if (nonAscii !== -1)
+  throw new Error(
+    `build: dist/agent.cjs has a non-ASCII byte at offset ${nonAscii}: V8 would hold the whole script as a two-byte string (see minifyWhitespace above)`,
+  );
 const packages = new Set();
 for (const input of Object.keys(cjs.metafile.inputs)) {
   const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(join(root, input));

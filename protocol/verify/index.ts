@@ -3,6 +3,7 @@ export { verifyBatch } from './batch-verify.ts';
 export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
+  readBudgets,
   readChannelPlan,
   readReleaseIndex,
   readRevocations,

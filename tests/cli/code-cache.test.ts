@@ -1,5 +1,5 @@
 // The code cache (cli/code-cache.ts, issue 10): with NIXFLEET_CODE_CACHE (or systemd's
-// CACHE_DIRECTORY) the real binary runs dist/main.cjs and keeps V8's compiled code in that directory.
+// CACHE_DIRECTORY) the real binary runs dist/main.cjs (dist/agent.cjs for `agent`) and keeps V8's compiled code in that directory.
 // Properties: the command behaves exactly as without a cache; the cache is written once (0600, in a
 // directory created 0700) and then read, not rewritten; a damaged cache is refused by V8 and replaced;
 // a cache in a directory or file others can write is never read; an older build's cache is removed.
@@ -93,12 +93,33 @@ test('a damaged cache is refused and replaced; an older build cache is removed',
     const good = readFileSync(file);
     const garbage = Buffer.alloc(good.length, 0x5a);
     writeFileSync(file, garbage, { mode: 0o600 });
-    const old = join(dir, 'nixfleet-cli-00000000000000000000000000000000.v8cache');
+    const old = join(dir, 'nixfleet-cli-main-00000000000000000000000000000000.v8cache');
     writeFileSync(old, garbage, { mode: 0o600 });
 
     assert.equal(debugRun(['version'], dir), { run: plain, cache: 'refused by V8, written' });
     assert.equal(caches(dir), [file.slice(dir.length + 1)], 'the older build cache is gone');
     assert.not.ok(readFileSync(file).equals(garbage), 'the refused cache was written anew');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('`agent` runs from its own script with its own cache, beside the one of the other commands', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'nf-codecache-'));
+  try {
+    const dir = join(tmp, 'cache');
+    const help = ['agent', '--help'];
+    const plain = nixfleet(help);
+    assert.is(plain.code, 0, plain.err);
+    assert.equal(nixfleet(['version'], { NIXFLEET_CODE_CACHE: dir }), nixfleet(['version']));
+    assert.equal(nixfleet(help, { NIXFLEET_CODE_CACHE: dir }), plain);
+    const files = caches(dir).sort();
+    assert.is(files.length, 2, files.join(', '));
+    assert.match(files[0]!, /^nixfleet-cli-agent-/);
+    assert.match(files[1]!, /^nixfleet-cli-main-/);
+    assert.equal(debugRun(help, dir), { run: plain, cache: 'used' });
+    assert.equal(debugRun(['version'], dir).cache, 'used');
+    assert.equal(caches(dir).sort(), files);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseHostKey, sshLineForKey } from '../../publisher/host-key.ts';
+import { noteValidHostKeys, parseHostKey, sshLineForKey } from '../../publisher/host-key.ts';
 import { hostKeyFor } from '../support/fleet-gen.ts';
 import { b64 } from '../../protocol/keys.ts';
 
@@ -27,6 +27,23 @@ test('refuses other SSH key types, truncated blobs, wrong lengths and small-orde
     assert.ok(!r.ok, text);
     if (!r.ok) assert.match(r.reason, re);
   }
+});
+
+test('a vouched key is taken by its canonical base64 only: another spelling of it is checked in full', () => {
+  // 32 bytes whose base64 ends in a character that leaves padding bits set when written differently.
+  const raw = hostKeyFor('seed', 'vouched-spelling').publicKey;
+  const canonical = b64(raw);
+  const last = canonical.at(-2)!;
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  // Same decoded bytes (Node ignores the padding bits), not the canonical text.
+  const other = canonical.slice(0, -2) + alphabet[alphabet.indexOf(last) + 1] + '=';
+  assert.equal(Buffer.from(other, 'base64'), Buffer.from(raw));
+  noteValidHostKeys([canonical, other]);
+  const a = parseHostKey(canonical);
+  assert.ok(a.ok);
+  if (a.ok) assert.equal(Buffer.from(a.raw), Buffer.from(raw));
+  const b = parseHostKey(other);
+  assert.ok(!b.ok, 'a non-canonical spelling is refused, vouched bytes or not');
 });
 
 test.run();

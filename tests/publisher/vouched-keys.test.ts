@@ -7,6 +7,8 @@ import { generateFleet } from '../support/fleet-gen.ts';
 import { publishRelease } from '../../publisher/publish.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { vouchedHostKeys } from '../../publisher/vouched-keys.ts';
+import { readCurrentRelease } from '../../publisher/diff.ts';
+import { readCurrentTimestamp } from '../../publisher/tree.ts';
 import { isValidPublicKey } from '../../protocol/ed25519.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { setupTrust, T0 } from './helpers.ts';
@@ -50,6 +52,30 @@ test('the verified current release vouches for exactly the host keys of its chan
   }
 });
 
+test('the documents it verified are the current release as the diff reads it, named by the timestamp', () => {
+  const s = setupTrust();
+  try {
+    publishRelease({
+      cacheCheck: 'skip',
+      treeDir: s.treeDir,
+      fleet: fleetOf(),
+      releaseKeys: [s.releaseKey],
+      trustDir: s.trustDir,
+      now: T0,
+    });
+    const v = vouchedHostKeys(s.treeDir, s.root.signed);
+    const ts = readCurrentTimestamp(s.treeDir)!.signed;
+    assert.ok(v.release, 'a verified release hands its documents on');
+    assert.equal(v.release.index, ts.release.index);
+    const read = readCurrentRelease(s.treeDir, ts);
+    assert.equal(v.release.documents.index, read.index);
+    assert.equal([...v.release.documents.plans], [...read.plans]);
+    assert.equal(v.release.documents.budgets, read.budgets);
+  } finally {
+    s.cleanup();
+  }
+});
+
 test('a plan that does not verify (one byte changed) vouches for nothing', () => {
   const s = setupTrust();
   try {
@@ -69,6 +95,7 @@ test('a plan that does not verify (one byte changed) vouches for nothing', () =>
     const v = vouchedHostKeys(s.treeDir, s.root.signed);
     assert.equal(v.keys.size, 0);
     assert.ok('none' in v.from && /plan|digest|bytes/.test(v.from.none), JSON.stringify(v.from));
+    assert.is(v.release, undefined, 'nor hands on documents');
   } finally {
     s.cleanup();
   }
