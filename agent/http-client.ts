@@ -205,6 +205,10 @@ function send(
       { method: o.method, agent: o.agent, signal: o.signal, headers: o.headers },
       resolve,
     );
+    // HTTP/1.1 connections are persistent unless a side says otherwise, so `Connection: keep-alive`
+    // (which node adds for a keep-alive agent) says nothing: 24 bytes less on every request. Removing
+    // the header keeps the connection for the next request (node: the agent's keep-alive still holds).
+    req.removeHeader('connection');
     req.on('error', reject);
     req.end(o.body);
   });

@@ -240,9 +240,15 @@ const fleetOf = (lab: Lab) =>
     },
   });
 
-/** The production shape: real nginx (the rendered config) and the ack endpoint as its own process. */
-async function viaNginx(): Promise<void> {
-  const stack = await E2eStack.create({ hosts: HOSTS });
+/**
+ * The production shape: real nginx (the rendered config) and the ack endpoint as its own process.
+ * sessionCache: nginx resumes from its shared session cache (`nginx-config --tls-session-cache`), not tickets.
+ */
+async function viaNginx(sessionCache?: string): Promise<void> {
+  const stack = await E2eStack.create({
+    hosts: HOSTS,
+    ...(sessionCache ? { nginxSessionCache: sessionCache } : {}),
+  });
   try {
     stack.publish(fleetOf(stack.lab));
     await stack.startControlPlane();
@@ -258,7 +264,7 @@ async function viaNginx(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1500)); // the endpoint publishes the last acks
     const h1 = stack.lab.host('h1');
     print(
-      'nginx',
+      sessionCache ? `nginx --tls-session-cache ${sessionCache}` : 'nginx (TLS tickets)',
       await measure({
         name: 'nginx',
         port: stack.nginxPort,
@@ -307,7 +313,9 @@ export default async function bench(): Promise<void> {
   console.log(
     'CPU and peak RSS: GNU time; requests and 304s: the run\'s cycle-done line; wire bytes (all TLS, handshakes included) and TCP connections: a counting TCP proxy in front of the control plane. "full handshake": the kept TLS session deleted before the run.',
   );
-  if (hasTool('nginx')) await viaNginx();
-  else console.log('\nnginx: skipped (not installed)');
+  if (hasTool('nginx')) {
+    await viaNginx();
+    await viaNginx('16m');
+  } else console.log('\nnginx: skipped (not installed)');
   await viaEmbedded();
 }

@@ -3,13 +3,18 @@
 // nginx bench), the real ack endpoint behind it (`nixfleet cp serve --acks-only`), real client
 // certificates from the fleet PKI code. The load generator is bench/support/agent-load.c (compiled here
 // with gcc): several processes, each a stream of agent runs, every run a NEW TLS connection carrying the
-// steady-state request sequence of `nixfleet agent --once` with nothing new:
-//   acks/hosts/<host>.json, timestamp.json, acks/channels/<channel>/wave-0.json, wave-1.json  (all 304)
-// with and without TLS resumption, and with 1 % of runs made by hosts in a rollout that also POST an
-// ack (a real, signed, chained ack: verified and fsynced by the endpoint).
+// steady-state request sequence of `nixfleet agent --once` with nothing new (docs/architecture.md, "Timer
+// mode"), with the agent's headers:
+//   timestamp.json, acks/channels/<channel>/wave-0.json, wave-1.json  (all 304)
+// with a full handshake and with TLS resumption, both ways nginx can resume (stateless tickets, the
+// default; the shared session cache, `nginx-config --tls-session-cache`), and with 1 % of runs made by
+// hosts in a rollout that also POST an ack (a real, signed, chained ack: verified and fsynced by the
+// endpoint).
 // Floor, same run, same parallelism: `openssl s_time` (a bare handshake + one GET per connection),
-// -new and -reuse. Reported: runs/s, hosts at a 60 s poll (= runs/s x 60), ratio to the floor, and the
-// CPU per run of nginx, of the clients and of the ack endpoint (from /proc), so the bottleneck is visible.
+// -new and -reuse. Reported: runs/s, hosts at a 60 s poll (= runs/s x 60), ratio to the floor, bytes on
+// the wire per run, and the CPU per run of nginx, of the clients and of the ack endpoint (from /proc), so
+// the bottleneck is visible; and the projection for nginx alone on every core (cores / nginx CPU per run).
+// CAPACITY_BENCH_SESSION_CACHE: the cache's size (default 16m).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -39,6 +44,8 @@ const SECONDS = Number(process.env.CAPACITY_BENCH_SECONDS ?? 8);
 const CLIENTS = Number(process.env.CAPACITY_BENCH_CLIENTS ?? 4);
 /** One run in POST_EVERY posts an ack: 1 % of hosts are in a rollout. */
 const POST_EVERY = 100;
+/** nginx's shared session cache for the cache rows (~1 KB per host: ample for the bench's hosts). */
+const SESSION_CACHE = process.env.CAPACITY_BENCH_SESSION_CACHE ?? '16m';
 /** Linux's USER_HZ: /proc/<pid>/stat times are in these ticks. */
 const TICKS_PER_SECOND = 100;
 
@@ -56,6 +63,7 @@ interface LoadResult {
   p50: number;
   p99: number;
   cpuSeconds: number;
+  wireBytes: number;
 }
 
 /** utime + stime of a process, in seconds. */
@@ -196,6 +204,7 @@ interface Row {
   posts: string;
   p50: number | null;
   p99: number | null;
+  bytesPerRun: number | null;
   nginxMsPerRun: number;
   clientMsPerRun: number;
   endpointMs: number;
@@ -218,7 +227,7 @@ export default async function bench(): Promise<void> {
   const runtime = makeRuntimeDir();
   const rows: Row[] = [];
   let endpoint: ChildProcess | null = null;
-  let stopNginx: (() => Promise<void>) | null = null;
+  let stopNginx = null as (() => Promise<void>) | null;
   try {
     // The release: readers in "prod" (2 waves), the posting hosts in their own channel "canary", so
     // their acks change canary's bundles and the readers' conditional GETs stay 304.
@@ -234,20 +243,26 @@ export default async function bench(): Promise<void> {
     await syncTree({ from: join(work, 'ci'), treeDir, pinnedRoot: keys.signedRoot });
     const ep = await startEndpoint(treeDir, join(work, 'ack-log'));
     endpoint = ep.child;
-    const port = await freePort();
-    const config = renderNginxConfig({
-      treeDir,
-      caCert: pki.caPath,
-      serverCert: pki.server.certPath,
-      serverKey: pki.server.keyPath,
-      crl: pki.crlPath,
-      listen: `127.0.0.1:${port}`,
-      ackUpstream: `127.0.0.1:${ep.port}`,
-      runtimeDir: runtime,
-      workerProcesses: 'auto',
-    }).replace(/access_log [^;]+;/, 'access_log off;');
-    const nginx = await startNginx({ config, runtimeDir: runtime, port });
-    stopNginx = () => nginx.stop();
+    // The box as rendered; sessionCacheSize: resume from the shared cache instead of tickets.
+    const startBox = async (sessionCacheSize?: string) => {
+      const port = await freePort();
+      const config = renderNginxConfig({
+        treeDir,
+        caCert: pki.caPath,
+        serverCert: pki.server.certPath,
+        serverKey: pki.server.keyPath,
+        crl: pki.crlPath,
+        listen: `127.0.0.1:${port}`,
+        ackUpstream: `127.0.0.1:${ep.port}`,
+        runtimeDir: runtime,
+        workerProcesses: 'auto',
+        ...(sessionCacheSize ? { sessionCacheSize } : {}),
+      }).replace(/access_log [^;]+;/, 'access_log off;');
+      const nginx = await startNginx({ config, runtimeDir: runtime, port });
+      stopNginx = () => nginx.stop();
+      return { nginx, port };
+    };
+    let box = await startBox();
 
     // Each host's first ack (so its acks/hosts/<host>.json exists), then each poster's pre-signed chain.
     const chains = new Map(hosts.map((h) => [h.name, new AckChain(h)]));
@@ -269,15 +284,12 @@ export default async function bench(): Promise<void> {
       return f;
     };
 
-    const base = `https://127.0.0.1:${port}`;
+    const base = `https://127.0.0.1:${box.port}`;
     const pathsFor = async (reader: string): Promise<string[]> => {
       const tls = pki.clientTls(pki.hosts[reader]!);
-      const paths = [
-        latestAckPath(reader),
-        TIMESTAMP_PATH,
-        ackBundlePath('prod', 0),
-        ackBundlePath('prod', 1),
-      ].map((p) => `/${p}`);
+      const paths = [TIMESTAMP_PATH, ackBundlePath('prod', 0), ackBundlePath('prod', 1)].map(
+        (p) => `/${p}`,
+      );
       const out: string[] = [];
       for (const p of paths) out.push(p, await etagOf(base + p, tls));
       return out;
@@ -290,7 +302,7 @@ export default async function bench(): Promise<void> {
       spawnOne: (i: number) => Promise<string>,
       parse: (out: string) => LoadResult,
     ): Promise<void> => {
-      const n0 = nginxCpu(nginx.pid);
+      const n0 = nginxCpu(box.nginx.pid);
       const e0 = cpuOf(ep.child.pid!);
       const c0 = reapedChildrenCpu();
       const t0 = performance.now();
@@ -312,7 +324,8 @@ export default async function bench(): Promise<void> {
         posts: results[0]!.posts >= 0 ? `${sum('postOk')}/${sum('posts')}` : '',
         p50: results[0]!.p50 >= 0 ? Math.max(...results.map((r) => r.p50)) : null,
         p99: results[0]!.p99 >= 0 ? Math.max(...results.map((r) => r.p99)) : null,
-        nginxMsPerRun: ((nginxCpu(nginx.pid) - n0) * 1000) / Math.max(1, runs),
+        bytesPerRun: results[0]!.wireBytes >= 0 ? sum('wireBytes') / Math.max(1, runs) : null,
+        nginxMsPerRun: ((nginxCpu(box.nginx.pid) - n0) * 1000) / Math.max(1, runs),
         clientMsPerRun: ((reapedChildrenCpu() - c0) * 1000) / Math.max(1, runs),
         endpointMs: (cpuOf(ep.child.pid!) - e0) * 1000,
       });
@@ -323,7 +336,7 @@ export default async function bench(): Promise<void> {
       return run('openssl', [
         's_time',
         '-connect',
-        `127.0.0.1:${port}`,
+        `127.0.0.1:${box.port}`,
         `-${mode}`,
         '-time',
         String(SECONDS),
@@ -355,6 +368,7 @@ export default async function bench(): Promise<void> {
         p50: -1,
         p99: -1,
         cpuSeconds: 0,
+        wireBytes: -1,
       };
     };
     const agents = (mode: 'new' | 'reuse', postEvery: number) => (i: number) => {
@@ -362,7 +376,7 @@ export default async function bench(): Promise<void> {
       const p = pki.hosts[posters[i]!]!;
       return run(client, [
         '127.0.0.1',
-        String(port),
+        String(box.port),
         String(SECONDS),
         mode,
         pki.caPath,
@@ -379,13 +393,13 @@ export default async function bench(): Promise<void> {
 
     await measure('floor: openssl s_time -new (handshake + 1 GET)', null, sTime('new'), parseSTime);
     await measure(
-      'agent run, full handshake, 4 conditional GETs',
+      'agent run, full handshake, 3 conditional GETs',
       'new',
       agents('new', 0),
       parseAgents,
     );
     await measure(
-      'agent run, full handshake, 4 GETs, 1 % post an ack',
+      'agent run, full handshake, 3 GETs, 1 % post an ack',
       'new',
       agents('new', POST_EVERY),
       parseAgents,
@@ -397,14 +411,30 @@ export default async function bench(): Promise<void> {
       parseSTime,
     );
     await measure(
-      'agent run, resumed session, 4 conditional GETs',
+      'agent run, resumed (ticket), 3 conditional GETs',
       'reuse',
       agents('reuse', 0),
       parseAgents,
     );
     await measure(
-      'agent run, resumed session, 4 GETs, 1 % post an ack',
+      'agent run, resumed (ticket), 3 GETs, 1 % post an ack',
       'reuse',
+      agents('reuse', POST_EVERY),
+      parseAgents,
+    );
+    // The same box with --tls-session-cache (same files, so the same ETags).
+    await box.nginx.stop();
+    box = await startBox(SESSION_CACHE);
+    await measure('floor: openssl s_time -reuse, session cache', null, sTime('reuse'), parseSTime);
+    await measure(
+      'agent run, resumed (session cache), 3 GETs',
+      'reuse-cache',
+      agents('reuse', 0),
+      parseAgents,
+    );
+    await measure(
+      'agent run, resumed (session cache), 3 GETs, 1 % post',
+      'reuse-cache',
       agents('reuse', POST_EVERY),
       parseAgents,
     );
@@ -422,6 +452,7 @@ export default async function bench(): Promise<void> {
   const floors = new Map([
     ['new', rows[0]!.perSecond],
     ['reuse', rows[3]!.perSecond],
+    ['reuse-cache', rows[6]!.perSecond],
   ]);
   console.log(
     `${CLIENTS} client processes, ${SECONDS} s per row, nginx workers auto (${cpus().length} cores), load average after: ${loadavg()
@@ -435,6 +466,7 @@ export default async function bench(): Promise<void> {
     'ratio to floor',
     'resumed %',
     'p50 / p99 ms',
+    'wire bytes/run',
     'nginx CPU ms/run',
     'client CPU ms/run',
     'ack endpoint CPU ms',
@@ -452,6 +484,7 @@ export default async function bench(): Promise<void> {
         ratio,
         r.resumedPct === null ? '' : r.resumedPct.toFixed(0),
         r.p50 === null ? '' : `${r.p50.toFixed(1)} / ${r.p99!.toFixed(1)}`,
+        r.bytesPerRun === null ? '' : Math.round(r.bytesPerRun),
         r.nginxMsPerRun.toFixed(3),
         r.clientMsPerRun.toFixed(3),
         r.endpointMs.toFixed(0),

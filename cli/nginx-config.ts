@@ -20,6 +20,7 @@ const command: Command = {
   help: `Usage: nixfleet nginx-config --tree DIR --pki DIR --listen ADDR:PORT --ack-upstream 127.0.0.1:PORT|unix:PATH
                              [--runtime-dir DIR] [--dashboard DIR] [--workers N] [--out FILE]
                              [--enrol-upstream 127.0.0.1:PORT|unix:PATH --issuing DIR]
+                             [--tls-session-cache SIZE]
 
 Prints (or writes to --out) an nginx config that serves the control plane's tree (DIR/current, installed
 by \`nixfleet cp sync\`):
@@ -37,6 +38,11 @@ by \`nixfleet cp sync\`):
     renewals present their certificate), client certificates accepted from the fleet CA and the issuing
     CA (its client-ca.pem), and both CRLs checked from ISSUING/crl-chain.pem (rewritten here: run this
     again, and reload nginx, after either CRL changes).
+Agents resume their last run's TLS session (TLS 1.3) with stateless tickets: a reload makes new ticket
+keys, so the reload that installs a new CRL ends every session. --tls-session-cache SIZE (e.g. 128m,
+~1 KB per host) resumes from nginx's shared session cache instead: ~1.3 KB less per agent run, but the
+cache outlives a reload, so after a CRL change run this command again (the cache's name follows the CA
+and CRL files) and reload, or restart nginx. The signed revocations (cp sync) apply either way.
 With --runtime-dir the output is a complete nginx.conf (pid, logs, temp paths under that directory);
 without it, a snippet to include inside an existing http { } block.
 
@@ -53,6 +59,7 @@ PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki ini
       out: { type: 'string' },
       'enrol-upstream': { type: 'string' },
       issuing: { type: 'string' },
+      'tls-session-cache': { type: 'string' },
     });
     if ((values['enrol-upstream'] === undefined) !== (values.issuing === undefined))
       throw new UsageError('--enrol-upstream and --issuing come together');
@@ -90,6 +97,7 @@ PKI files used: ca.crt, server.crt, server.key, crl.pem (from \`nixfleet pki ini
         ackUpstream: values['ack-upstream'],
         dashboardDir: values.dashboard,
         runtimeDir: values['runtime-dir'],
+        sessionCacheSize: values['tls-session-cache'],
         workerProcesses:
           values.workers === undefined || values.workers === 'auto'
             ? 'auto'

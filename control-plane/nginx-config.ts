@@ -9,7 +9,9 @@
 //   other host's.
 // `ssl_verify_client optional` + that map is how nix-cache/ can be the one exception: nginx decides
 // client verification per server, not per location.
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { sha256Hex } from '../protocol/index.ts';
 import { REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP, CURRENT_LINK, ACKS_DIR } from './tree-dir.ts';
 
 export interface NginxConfigOptions {
@@ -35,6 +37,13 @@ export interface NginxConfigOptions {
   /** Where pid, logs and temp files go. Omit for a server-only snippet (to include into http {}). */
   runtimeDir?: string;
   workerProcesses?: number | 'auto';
+  /**
+   * Resume TLS sessions from nginx's shared session cache of this size ("128m": ~1 KB per host, the
+   * session holds the client certificate) instead of stateless tickets: ~1.3 KB less per resumed
+   * connection. The cache outlives a reload, so a CRL change needs this config rendered again (the
+   * cache's name follows the CA and CRL files' contents) and a reload, or a restart; see sessionResumption().
+   */
+  sessionCacheSize?: string;
   /** Seconds a client is told to wait while the control plane is not primed. */
   retryAfterSeconds?: number;
 }
@@ -155,12 +164,58 @@ function tlsDirectives(o: NginxConfigOptions): string {
   # 2: a host certificate from the enrolment issuing CA chains leaf -> issuing CA -> fleet CA.
   ssl_verify_depth 2;
 ${o.crl ? `  ssl_crl ${q(resolve(o.crl))};\n` : ''}  ssl_protocols TLSv1.2 TLSv1.3;
-  ssl_session_cache shared:nixfleet:10m;
+${sessionResumption(o)}`;
+}
+
+/**
+ * How agents resume their last run's session (agent/tls-session.ts). Every resumption is as much a
+ * revocation question as a byte count: a resumed session skips the certificate check, so whatever ends
+ * sessions decides when a certificate newly in the CRL stops working. (The revocation maps from the
+ * signed revocations are checked on every request, resumed or not.)
+ * - Stateless tickets (the default): ticket keys are new at every start and reload (no
+ *   ssl_session_ticket_key), so the reload that installs a new CRL ends every session. A ticket holds
+ *   the whole session, client certificate included: ~0.7 KB in the ClientHello and again in the new
+ *   ticket nginx sends after each resumption.
+ * - The shared cache (sessionCacheSize): the ticket is a 32-byte session id. Its sessions survive a
+ *   reload and a resumption makes a new session with a new timeout, so a host that keeps polling could
+ *   keep resuming past a CRL change forever. Hence the zone's name carries a digest of the CA and CRL
+ *   files as rendered: rendering again after a CRL change (as --issuing needs anyway) makes a new, empty
+ *   cache at the reload; so does a restart. The session id is as visible in the ClientHello as a
+ *   ticket and as useless alone: resuming needs the PSK binder, made with the resumption secret that
+ *   only the host's 0600 session file holds. ~1 KB of cache per host (a ~0.6 KB session in a 1 KB slab).
+ * One ticket after a full handshake, not OpenSSL's two: the agent keeps only the newest
+ * (ssl_conf_command: nginx >= 1.19.4).
+ */
+function sessionResumption(o: NginxConfigOptions): string {
+  const oneTicket = '  ssl_conf_command NumTickets 1;';
+  if (o.sessionCacheSize === undefined)
+    return `  ssl_session_cache shared:nixfleet:10m;
   ssl_session_timeout 1h;
-  # Agents resume their last run's session (agent/tls-session.ts) with a stateless ticket. Not the cache:
-  # its sessions survive a reload, so a certificate revoked by a new CRL could keep resuming; ticket keys
-  # are new at every reload (no ssl_session_ticket_key), which ends every session and re-checks the CRL.
-  ssl_session_tickets on;`;
+  ssl_session_tickets on;
+${oneTicket}`;
+  if (!/^[1-9][0-9]{0,5}[km]$/.test(o.sessionCacheSize))
+    throw new Error(
+      `--tls-session-cache: expected a size such as 128m, got ${JSON.stringify(o.sessionCacheSize)}`,
+    );
+  return `  ssl_session_cache shared:${sessionCacheZone(o)}:${o.sessionCacheSize};
+  ssl_session_timeout 1h;
+  ssl_session_tickets off;
+${oneTicket}`;
+}
+
+/** "nixfleet_" + the first 48 bits of SHA-256 over the CA file and the CRL file (a new name per CRL). */
+function sessionCacheZone(o: NginxConfigOptions): string {
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new Error(`${what} ${file}: ${(e as Error).message}`);
+    }
+  };
+  const ca = read('CA certificate', o.caCert);
+  const crl = o.crl === undefined ? Buffer.alloc(0) : read('CRL', o.crl);
+  // The CA file's length first, so no split of the same bytes into the two files gives the same name.
+  return `nixfleet_${sha256Hex(Buffer.concat([Buffer.from(`${ca.length}\n`), ca, crl])).slice(0, 12)}`;
 }
 
 const CONNECTION_DIRECTIVES = `  keepalive_timeout 65s;

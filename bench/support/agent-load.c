@@ -1,7 +1,8 @@
 /* Load generator for bench/capacity.bench.ts: one process behaves like a stream of timer-mode agent runs.
- * Each run opens a NEW TCP + TLS connection (mTLS with a real host certificate), sends the steady-state
- * request sequence of an agent run (conditional GETs, answered 304 when nothing changed) on that one
- * keep-alive connection, and closes it, as `nixfleet agent --once` does from a systemd timer.
+ * Each run opens a NEW TCP + TLS connection (mTLS with a real host certificate, TLS 1.3 with the agent's
+ * groups), sends the steady-state request sequence of an agent run (conditional GETs with the agent's
+ * headers, answered 304 when nothing changed) on that one keep-alive connection, and closes it without
+ * a close_notify, as `nixfleet agent --once` does from a systemd timer.
  * With "reuse", each run resumes the TLS session of the previous one (TLS 1.3 ticket / session cache),
  * as an agent that keeps its session on disk would.
  * Every POST_EVERY-th run is made as the "poster" identity instead: the same GETs, then one POST /acks
@@ -9,11 +10,12 @@
  * C so that the client is not the bottleneck (node's per-connection overhead is several times OpenSSL's).
  *
  * usage: agent-load HOST PORT SECONDS new|reuse CA CERT KEY POST_EVERY POST_CERT POST_KEY POST_ACKS PATH ETAG [PATH ETAG...]
- *   POST_EVERY 0 disables posting. Prints one JSON line of counts, latency percentiles and own CPU time. */
+ *   POST_EVERY 0 disables posting. Prints one JSON line of counts, latency percentiles, own CPU time and
+ *   the bytes on the wire of all runs (wireBytes, from TCP_INFO). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* TCP_NODELAY, TCP_INFO with tcpi_bytes_sent / tcpi_bytes_received */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
@@ -43,6 +45,9 @@ static SSL_CTX *make_ctx(const char *ca, const char *cert, const char *key) {
   if (SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM) != 1) die("load client certificate");
   if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) die("load client key");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  /* What the agent offers (agent/http-client.ts TLS_OFFER): TLS 1.3 only, X25519 then P-256. */
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) die("TLS 1.3 only");
+  if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256") != 1) die("groups");
   /* Sessions are kept by this program (SSL_get1_session), not by an internal cache. */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   return ctx;
@@ -122,11 +127,12 @@ int main(int argc, char **argv) {
     fclose(f);
   }
 
-  /* Requests are built once: the agent sends If-None-Match with the ETag it cached from its last run. */
+  /* Requests are built once, with the agent's headers (agent/http-client.ts: Host and If-None-Match,
+   * nothing else): If-None-Match carries the ETag it cached from its last run. */
   char **reqs = malloc(npaths * sizeof *reqs);
   for (int i = 0; i < npaths; i++) {
     char tmp[2048];
-    snprintf(tmp, sizeof tmp, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: nixfleet-agent\r\nIf-None-Match: %s\r\n\r\n", argv[12 + 2 * i], host, argv[13 + 2 * i]);
+    snprintf(tmp, sizeof tmp, "GET %s HTTP/1.1\r\nHost: %s\r\nIf-None-Match: %s\r\n\r\n", argv[12 + 2 * i], host, argv[13 + 2 * i]);
     reqs[i] = strdup(tmp);
   }
 
@@ -137,6 +143,7 @@ int main(int argc, char **argv) {
 
   size_t cap_lat = 1 << 16, runs = 0;
   double *lat = malloc(cap_lat * sizeof *lat);
+  unsigned long long wire = 0;
   long bad = 0, resumed = 0, not_modified = 0, ok200 = 0, posts = 0, post_ok = 0, post_bad = 0, conn_fail = 0;
   SSL_SESSION *session = NULL, *post_session = NULL;
   double start = now_s(), deadline = start + seconds;
@@ -189,7 +196,15 @@ int main(int argc, char **argv) {
           *sess = s;
         }
       }
+      /* As the agent ends a run: the socket is closed without a close_notify alert (quiet: the
+       * session stays resumable). */
+      SSL_set_quiet_shutdown(ssl, 1);
       SSL_shutdown(ssl);
+      /* Bytes on the wire both ways (TLS records, handshake included), from the kernel's counters. */
+      struct tcp_info ti;
+      socklen_t tl = sizeof ti;
+      if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0)
+        wire += ti.tcpi_bytes_sent + ti.tcpi_bytes_received;
     }
     SSL_free(ssl);
     close(fd);
@@ -203,8 +218,8 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
   printf("{\"runs\":%zu,\"seconds\":%.3f,\"resumed\":%ld,\"notModified\":%ld,\"ok200\":%ld,\"bad\":%ld,\"connFail\":%ld,"
-         "\"posts\":%ld,\"postOk\":%ld,\"postBad\":%ld,\"p50\":%.2f,\"p99\":%.2f,\"cpuSeconds\":%.3f}\n",
+         "\"posts\":%ld,\"postOk\":%ld,\"postBad\":%ld,\"p50\":%.2f,\"p99\":%.2f,\"cpuSeconds\":%.3f,\"wireBytes\":%llu}\n",
          runs, elapsed, resumed, not_modified, ok200, bad, conn_fail, posts, post_ok, post_bad,
-         runs ? lat[runs / 2] : 0.0, runs ? lat[(size_t)(runs * 0.99)] : 0.0, cpu);
+         runs ? lat[runs / 2] : 0.0, runs ? lat[(size_t)(runs * 0.99)] : 0.0, cpu, wire);
   return 0;
 }

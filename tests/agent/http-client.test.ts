@@ -19,7 +19,14 @@ let server: Server;
 let base = '';
 let dir = '';
 let flaky = 0;
-const seen: { url: string; inm: string | undefined; cn: string | undefined }[] = [];
+const seen: {
+  url: string;
+  inm: string | undefined;
+  cn: string | undefined;
+  /** Header names as sent, and the client's port (one port = one connection). */
+  headers: string[];
+  port: number | undefined;
+}[] = [];
 
 test.before(async () => {
   if (!requireTool('openssl', 'test PKI')) return;
@@ -39,6 +46,8 @@ test.before(async () => {
         url: req.url ?? '',
         inm: req.headers['if-none-match'],
         cn: typeof cn === 'string' ? cn : undefined,
+        headers: req.rawHeaders.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase()),
+        port: req.socket.remotePort,
       });
       if (req.url === '/doc.json') {
         if (req.headers['if-none-match'] === '"v1"') {
@@ -135,6 +144,24 @@ test('mTLS GET, then conditional GET answered 304 from the cache', async () => {
     ['web-01', 'web-01'],
   );
   c.close();
+});
+
+test('a conditional GET carries only Host and If-None-Match, and the connection stays open for the next', async () => {
+  if (!pki) return;
+  const c = client({ cache: new HttpCache(join(dir, 'cache-headers')) });
+  await c.get('doc.json', 1024);
+  await c.get('doc.json', 1024);
+  await c.get('doc.json', 1024);
+  c.close();
+  const mine = seen.slice(-3);
+  // Every byte of a header is paid on every request of every timer run: no Connection (HTTP/1.1 is
+  // persistent by default), no User-Agent, no Accept.
+  assert.equal(
+    mine.map((s) => s.headers.sort()),
+    [['host'], ['host', 'if-none-match'], ['host', 'if-none-match']],
+  );
+  assert.is(new Set(mine.map((s) => s.port)).size, 1, 'all three requests on one connection');
+  assert.is(c.stats.connections, 1);
 });
 
 test('size caps: announced and streamed', async () => {

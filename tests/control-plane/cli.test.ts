@@ -162,4 +162,44 @@ test('nginx-config: renders a full config and creates the revocation maps; refus
   }
 });
 
+test('nginx-config --tls-session-cache: the shared cache instead of tickets, named after the CA and CRL; a bad size is a usage error', async () => {
+  if (!requireTool('openssl', 'PKI')) return;
+  const pki = join(work, 'pki');
+  await run(pkiInit, ['--out', pki]);
+  const host = await run(pkiIssueHost, ['--pki', pki, '--host', 'web1']);
+  assert.is(host.code, 0);
+  const render = (...extra: string[]) =>
+    run(nginxConfig, [
+      '--tree',
+      join(work, 'cp'),
+      '--pki',
+      pki,
+      '--listen',
+      '127.0.0.1:8443',
+      '--ack-upstream',
+      '127.0.0.1:8444',
+      ...extra,
+    ]);
+  const tickets = await render();
+  assert.match(tickets.out, /ssl_session_tickets on;/);
+  assert.match(tickets.out, /ssl_conf_command NumTickets 1;/);
+  const zone = (out: string) =>
+    /ssl_session_cache shared:(nixfleet_[0-9a-f]{12}):64m;/.exec(out)?.[1];
+  const cached = await render('--tls-session-cache', '64m');
+  assert.match(cached.out, /ssl_session_tickets off;/);
+  assert.ok(zone(cached.out), cached.out);
+  assert.is(zone((await render('--tls-session-cache', '64m')).out), zone(cached.out), 'stable');
+  // A revocation rewrites the CRL: the next rendering names a new (empty) cache.
+  await run(pkiRevoke, ['--pki', pki, '--cert', join(pki, 'hosts', 'web1.crt')]);
+  const after = zone((await render('--tls-session-cache', '64m')).out);
+  assert.ok(after && after !== zone(cached.out), `${after} after the CRL changed`);
+  try {
+    await render('--tls-session-cache', 'lots');
+    assert.unreachable('accepted a bad size');
+  } catch (e) {
+    assert.instance(e, UsageError);
+    assert.match((e as Error).message, /--tls-session-cache/);
+  }
+});
+
 test.run();

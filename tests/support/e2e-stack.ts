@@ -59,6 +59,8 @@ export interface StackOptions {
   cacheKeys?: string[];
   /** Every host and the control plane in its own network namespace (needs root: requireNetns()). */
   netns?: boolean;
+  /** nginx resumes TLS sessions from its shared cache of this size instead of tickets (`nginx-config --tls-session-cache`). */
+  nginxSessionCache?: string;
 }
 
 /** Ports inside the control plane's own namespace (nothing else listens there). */
@@ -172,6 +174,7 @@ export class E2eStack {
       ackUpstream: `127.0.0.1:${this.ackPort}`,
       runtimeDir: this.runtimeDir,
       workerProcesses: 1,
+      ...(this.opts.nginxSessionCache ? { sessionCacheSize: this.opts.nginxSessionCache } : {}),
     });
     this.nginx = await startNginx({
       config: this.nginxConfig,
