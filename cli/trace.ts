@@ -139,7 +139,15 @@ Options:
       const scope = traceScope(release, subject);
       // One ack cache per scope (its channel), so traces of different channels do not evict each other's.
       const cache = store.scopeAcks(scope.channels[0]!);
-      const history = loadAckHistory(tree, release, log, cache, replicaLogs, scope.hosts);
+      const history = loadAckHistory(
+        tree,
+        release,
+        log,
+        cache,
+        replicaLogs,
+        scope.hosts,
+        store.logPrefixes,
+      );
       store.save();
       const report = traceReport(release, history, subject, {
         now,
