@@ -756,38 +756,15 @@ export function collectAckLog(
   const segments = listed.length > 0 ? listed : [{ index: 0, file: logFile }];
   const read = readSegments(segments, opts.windowBytes);
   const skipped = read.reduce((n, r) => n + r.skipped, 0);
-  let parsed;
   // A remembered prefix is only for whole segments read from their start (not a window's tail).
   const memo = opts.windowBytes === undefined ? opts.prefixes : undefined;
-  const fingerprint = memo === undefined ? '' : trustFingerprint(collector.trust, opts.hosts);
-  const hashes = read.map(() => createHash('sha256'));
+  const prefixes =
+    memo === undefined
+      ? null
+      : { memo, fingerprint: trustFingerprint(collector.trust, opts.hosts) };
+  let parsed;
   try {
-    const hosts = opts.hosts;
-    const keep =
-      hosts === undefined
-        ? undefined
-        : (body: Buffer) => {
-            const host = claimedHost(body);
-            return host === null || hosts.has(host);
-          };
-    parsed = read.map((r, i) => {
-      let checkedBytes: number | undefined;
-      if (memo !== undefined) {
-        checkedBytes = checkedPrefix(memo, resolve(r.file), fingerprint, r.bytes, hashes[i]!);
-        if (checkedBytes < 0) {
-          hashes[i] = createHash('sha256');
-          checkedBytes = 0;
-        }
-      }
-      return {
-        file: r.file,
-        checkedBytes: checkedBytes ?? 0,
-        ...parseAckLog(r.bytes, r.file, {
-          ...(keep === undefined ? {} : { keep }),
-          ...(checkedBytes === undefined ? {} : { checkedBytes }),
-        }),
-      };
-    });
+    parsed = read.map((r) => parseSegment(r, opts.hosts, prefixes));
   } catch (e) {
     if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
     collector.rejected.push({
@@ -806,7 +783,7 @@ export function collectAckLog(
   }
   let records = 0;
   let tornBytes = 0;
-  parsed.forEach((p, k) => {
+  for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
     const checked = p.checkedRecords ?? 0;
@@ -815,23 +792,56 @@ export function collectAckLog(
       if (i < checked) collector.addVerifiedLogRecord(r, at);
       else collector.addLogRecord(r, at);
     });
-    if (memo !== undefined && p.validBytes > 0) {
-      const hash = hashes[k]!;
-      hash.update(read[k]!.bytes.subarray(p.checkedBytes, p.validBytes));
-      memo.propose(
+    if (prefixes !== null && p.validBytes > 0)
+      prefixes.memo.propose(
         {
           file: resolve(p.file),
-          fingerprint,
+          fingerprint: prefixes.fingerprint,
           bytes: p.validBytes,
-          digest: `sha256:${hash.digest('hex')}`,
+          digest: p.digest(),
         },
         source,
       );
-    }
     records += p.records.length;
     tornBytes += p.tornBytes;
-  });
+  }
   return { records, segments: segments.length, tornBytes, skippedBytes: skipped, corrupt: false };
+}
+
+/**
+ * One segment's records: of `hosts` only (claimedHost; undefined: all), those in a remembered verified
+ * prefix first and flagged (checkedRecords). `digest()`: the SHA-256 of its valid bytes, for the prefix
+ * this read proposes (the hash of a remembered prefix is extended, not recomputed).
+ */
+function parseSegment(
+  r: { file: string; bytes: Buffer },
+  hosts: ReadonlySet<string> | undefined,
+  prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
+): ReturnType<typeof parseAckLog> & { file: string; digest: () => string } {
+  const file = resolve(r.file);
+  let hash = createHash('sha256');
+  let checkedBytes = 0;
+  if (prefixes !== null) {
+    checkedBytes = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
+    if (checkedBytes < 0) {
+      hash = createHash('sha256');
+      checkedBytes = 0;
+    }
+  }
+  const keep =
+    hosts === undefined
+      ? undefined
+      : (body: Buffer) => {
+          const host = claimedHost(body);
+          return host === null || hosts.has(host);
+        };
+  const parsed = parseAckLog(r.bytes, r.file, {
+    ...(keep === undefined ? {} : { keep }),
+    ...(prefixes === null ? {} : { checkedBytes }),
+  });
+  const digest = () =>
+    `sha256:${hash.update(r.bytes.subarray(checkedBytes, parsed.validBytes)).digest('hex')}`;
+  return { ...parsed, file: r.file, digest };
 }
 
 /**

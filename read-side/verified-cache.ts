@@ -9,7 +9,11 @@
 // operator's cache directory (XDG_CACHE_HOME or ~/.cache, `nixfleet/`), and a directory or file that is
 // not the user's own or that others may write is not read (nor written). Unusable or malformed: ignored,
 // everything is verified. Each view keeps its own file with exactly what its last run used (bounded by
-// what is on disk), written atomically.
+// what is on disk), written atomically. Each file is sealed with an HMAC under the directory's own
+// key (below), so one edited by hand is not believed.
+//
+// Beside a view's acks, the verified prefixes of the ack logs it read (read-side/acks.ts LogPrefixMemo):
+// a warm trace hashes the remembered prefix once and checks only the records after it.
 //
 // Beside the acks, the same store keeps the release documents (index, plans, budgets) the last run's walk
 // verified (protocol/verify/release.ts VerifiedDocumentMemo): keyed by the digests of the root and of the
