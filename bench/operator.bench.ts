@@ -7,7 +7,11 @@
 // acks/hosts/ and the per-wave bundles in acks/channels/, as the endpoint keeps them. The last wave is
 // mid-rollout: one host failed, a few never answered.
 // Sizes: OPERATOR_BENCH_HOSTS (default 10000, comma-separated for several). OPERATOR_BENCH_KEEP=1 keeps
-// the generated directories (printed) for profiling.
+// the generated directories (printed) for profiling. OPERATOR_BENCH_DIR=DIR keeps each size's fixture in
+// DIR/<hosts> and reuses it on the next run (100,000 hosts take ~8 minutes to sign). OPERATOR_BENCH_BEFORE
+// =PATH (another checkout's bin/nixfleet.js, e.g. main's) adds its rows beside this one's, interleaved in
+// the same runs, each with its own warm cache. OPERATOR_BENCH_COLD=0 leaves out the cold rows and verify
+// (at 100,000 hosts each verifies ~10^5-10^6 signatures).
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -15,6 +19,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   writeFileSync,
   writeSync,
@@ -218,67 +223,107 @@ export default async function operatorBench(): Promise<void> {
     console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
     return;
   }
+  const before = process.env.OPERATOR_BENCH_BEFORE;
+  const cold = process.env.OPERATOR_BENCH_COLD !== '0';
+  const keptIn = process.env.OPERATOR_BENCH_DIR;
   for (const hosts of (process.env.OPERATOR_BENCH_HOSTS ?? '10000').split(',').map(Number)) {
-    const dir = mkdtempSync(join(tmpdir(), 'nixfleet-operator-bench-'));
+    const dir =
+      keptIn === undefined
+        ? mkdtempSync(join(tmpdir(), 'nixfleet-operator-bench-'))
+        : join(keptIn, String(hosts));
     try {
-      const f = await buildOperatorFixture(dir, hosts);
-      const common = ['--tree', f.tree, '--root', f.rootFile, '--now', f.now];
-      const warm = [...common, '--cache-dir', join(dir, 'cache')];
+      const f = await keptFixture(dir, hosts, keptIn !== undefined);
+      const binRows = (bin: string, label: string, cacheDir: string) =>
+        operatorRows(f, bin, label, cacheDir, cold);
       // Warm rows reuse the verified-ack cache the first run of each fills; cold rows verify every ack.
       const rows: [string, string[], number[]][] = [
         ['node -e 0 (floor)', ['-e', '0'], [0]],
-        [
-          'nixfleet verify (every manifest)',
-          [BIN, 'verify', f.tree, '--root', f.rootFile, '--now', f.now],
-          [0],
-        ],
-        ['nixfleet status, cold (--no-cache)', [BIN, 'status', ...common, '--no-cache'], [0]],
-        ['nixfleet status, warm cache', [BIN, 'status', ...warm], [0]],
-        ['nixfleet status --problems, warm', [BIN, 'status', ...warm, '--problems'], [0]],
-        ['nixfleet status --host H, warm', [BIN, 'status', ...warm, '--host', f.sampleHost], [0]],
-        [
-          'nixfleet status --host H1 (first channel), warm',
-          [BIN, 'status', ...warm, '--host', f.firstChannelHost],
-          [0],
-        ],
-        [
-          'nixfleet trace --host H, cold (--no-cache)',
-          [BIN, 'trace', ...common, '--no-cache', '--host', f.sampleHost],
-          [0],
-        ],
-        [
-          'nixfleet trace --host H, warm cache',
-          [BIN, 'trace', ...warm, '--host', f.sampleHost],
-          [0],
-        ],
-        [
-          'nixfleet trace --host H1 (first channel), warm',
-          [BIN, 'trace', ...warm, '--host', f.firstChannelHost],
-          [0],
-        ],
+        ...(before === undefined
+          ? binRows(BIN, '', join(dir, 'cache'))
+          : binRows(BIN, 'after: ', join(dir, 'cache')).flatMap((r, i) => [
+              binRows(before, 'before: ', join(dir, 'cache-before'))[i]!,
+              r,
+            ])),
       ];
       for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
       // Interleaved runs (a busy machine drifts), then the median of each.
       const costs = rows.map(() => [] as Cost[]);
       for (let run = 0; run < RUNS; run++)
         rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
       console.log(
-        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs`,
+        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs; load average at the end ${load}`,
       );
-      console.log('| command | wall ms | CPU ms | peak RSS MB |');
-      console.log('|---|---:|---:|---:|');
+      const floor = median(costs[0]!.map((x) => x.cpuMs));
+      console.log('| command | wall ms | CPU ms | peak RSS MB | CPU / floor |');
+      console.log('|---|---:|---:|---:|---:|');
       rows.forEach(([label], i) => {
         const c = costs[i]!;
+        const cpu = median(c.map((x) => x.cpuMs));
         console.log(
-          `| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${median(c.map((x) => x.cpuMs)).toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} |`,
+          `| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
         );
       });
-      if (process.env.OPERATOR_BENCH_KEEP)
+      if (process.env.OPERATOR_BENCH_KEEP || keptIn !== undefined)
         console.log(
           `kept: ${dir} (host ${f.sampleHost}, first-channel host ${f.firstChannelHost}, now ${f.now})`,
         );
     } finally {
-      if (!process.env.OPERATOR_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+      if (!process.env.OPERATOR_BENCH_KEEP && keptIn === undefined)
+        rmSync(dir, { recursive: true, force: true });
     }
   }
+}
+
+/** The fixture of `hosts` in `dir`: the one kept there by an earlier run (`reuse`), or a new one. */
+async function keptFixture(dir: string, hosts: number, reuse: boolean): Promise<OperatorFixture> {
+  const file = join(dir, 'fixture.json');
+  if (reuse && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const f = await buildOperatorFixture(dir, hosts);
+  writeFileSync(file, JSON.stringify(f));
+  return f;
+}
+
+/** The rows of one binary (`label` prefixes each), its warm rows on `cacheDir`. */
+function operatorRows(
+  f: OperatorFixture,
+  bin: string,
+  label: string,
+  cacheDir: string,
+  cold: boolean,
+): [string, string[], number[]][] {
+  const common = ['--tree', f.tree, '--root', f.rootFile, '--now', f.now];
+  const warm = [...common, '--cache-dir', cacheDir];
+  const rows: [string, string[], number[]][] = [
+    [
+      'nixfleet verify (every manifest)',
+      [bin, 'verify', f.tree, '--root', f.rootFile, '--now', f.now],
+      [0],
+    ],
+    ['nixfleet status, cold (--no-cache)', [bin, 'status', ...common, '--no-cache'], [0]],
+    ['nixfleet status, warm cache', [bin, 'status', ...warm], [0]],
+    ['nixfleet status --problems, warm', [bin, 'status', ...warm, '--problems'], [0]],
+    ['nixfleet status --host H, warm', [bin, 'status', ...warm, '--host', f.sampleHost], [0]],
+    [
+      'nixfleet status --host H1 (first channel), warm',
+      [bin, 'status', ...warm, '--host', f.firstChannelHost],
+      [0],
+    ],
+    [
+      'nixfleet trace --host H, cold (--no-cache)',
+      [bin, 'trace', ...common, '--no-cache', '--host', f.sampleHost],
+      [0],
+    ],
+    ['nixfleet trace --host H, warm cache', [bin, 'trace', ...warm, '--host', f.sampleHost], [0]],
+    [
+      'nixfleet trace --host H1 (first channel), warm',
+      [bin, 'trace', ...warm, '--host', f.firstChannelHost],
+      [0],
+    ],
+  ];
+  return rows
+    .filter(([name]) => cold || !/cold|verify/.test(name))
+    .map(([name, args, ok]) => [`${label}${name}`, args, ok]);
 }

@@ -29,6 +29,7 @@ import {
   traceReport,
   traceScope,
   type TraceSubject,
+  type VerifiedRelease,
 } from '../read-side/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined =>
@@ -79,7 +80,8 @@ Options:
   --step SECONDS   re-evaluation interval between acks (default 60)
   --now ISO        verify the tree as of this instant (default: the clock)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
-  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`
+  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`, and
+                   the log's verified prefix (length + SHA-256): a warm trace checks new records only
   --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
   async run(argv) {
@@ -135,11 +137,7 @@ Options:
         }),
         manifests,
       );
-      // Only the acks the subject's gates read: its channel's, its gating channels', its budgets' members'.
-      const scope = traceScope(release, subject);
-      // One ack cache per scope (its channel), so traces of different channels do not evict each other's.
-      const cache = store.scopeAcks(scope.channels[0]!);
-      const history = loadAckHistory(tree, release, log, cache, replicaLogs, scope.hosts);
+      const { scope, history } = scopedHistory(tree, release, subject, store, log, replicaLogs);
       store.save();
       const report = traceReport(release, history, subject, {
         now,
@@ -159,4 +157,31 @@ Options:
     }
   },
 };
+/**
+ * Only the acks the subject's gates read (its channel's, its gating channels', its budgets' members'),
+ * with one ack cache and one set of log prefixes per scope (its channel), so that traces of different
+ * channels do not evict each other's.
+ */
+function scopedHistory(
+  tree: string,
+  release: VerifiedRelease,
+  subject: TraceSubject,
+  store: ReturnType<typeof openVerifiedAckStore>,
+  log: string | undefined,
+  replicaLogs: string[],
+) {
+  const scope = traceScope(release, subject);
+  const cache = store.scopeAcks(scope.channels[0]!);
+  const history = loadAckHistory(
+    tree,
+    release,
+    log,
+    cache,
+    replicaLogs,
+    scope.hosts,
+    store.logPrefixes,
+  );
+  return { scope, history };
+}
+
 export default command;

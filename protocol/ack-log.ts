@@ -183,6 +183,8 @@ export interface ParsedLog {
   tornBytes: number;
   /** With `keep`: the 1-based line of each of `records` (lines not kept are skipped). */
   lines?: number[];
+  /** With `checkedBytes`: how many of `records` (the first ones) lie in those bytes. */
+  checkedRecords?: number;
 }
 
 export interface ParseAckLogOptions {
@@ -191,17 +193,24 @@ export interface ParseAckLogOptions {
    * is skipped unread, neither checked against its digest nor counted as corrupt. Default: every line.
    */
   keep?: (body: Buffer) => boolean;
+  /**
+   * The first this many bytes are records an earlier read of the same bytes checked (a reader that
+   * remembers a verified prefix by its digest: read-side/acks.ts): their framing is split as always but
+   * their digests are taken from the frame, not recomputed. Must end at a record boundary.
+   */
+  checkedBytes?: number;
 }
 
 const TAB = 0x09;
 const LF = 0x0a;
 
-function parseRecord(line: Buffer): LogRecord | null {
+function parseRecord(line: Buffer, checked: boolean): LogRecord | null {
   const tab = line.indexOf(TAB);
   if (tab !== 71) return null; // "sha256:" + 64 hex
   const digest = line.subarray(0, tab).toString('latin1');
   const body = line.subarray(tab + 1);
-  if (!/^sha256:[0-9a-f]{64}$/.test(digest) || sha256Digest(body) !== digest) return null;
+  if (!checked && (!/^sha256:[0-9a-f]{64}$/.test(digest) || sha256Digest(body) !== digest))
+    return null;
   return { digest, canonical: body.toString('utf8') };
 }
 
@@ -213,6 +222,8 @@ export function parseAckLog(
 ): ParsedLog {
   const records: LogRecord[] = [];
   const keep = opts.keep;
+  const checkedBytes = opts.checkedBytes ?? 0;
+  let checkedRecords = 0;
   const lines: number[] = [];
   let line = 0;
   let offset = 0;
@@ -232,7 +243,8 @@ export function parseAckLog(
       offset = end + 1;
       continue;
     }
-    const rec = parseRecord(bytes.subarray(offset, end));
+    const checked = end < checkedBytes;
+    const rec = parseRecord(bytes.subarray(offset, end), checked);
     if (rec === null) {
       if (badAt < 0) {
         badAt = offset;
@@ -241,6 +253,7 @@ export function parseAckLog(
     } else {
       if (badAt >= 0) throw new AckLogCorrupt(file, badAt, badDetail);
       records.push(rec);
+      if (checked) checkedRecords++;
       if (keep !== undefined) lines.push(line);
     }
     offset = end + 1;
@@ -251,6 +264,7 @@ export function parseAckLog(
     validBytes,
     tornBytes: bytes.length - validBytes,
     ...(keep === undefined ? {} : { lines }),
+    ...(opts.checkedBytes === undefined ? {} : { checkedRecords }),
   };
 }
 

@@ -16,7 +16,8 @@ import {
   readdirSync,
   statSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createHash, type Hash } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   checkAckClaims,
   readAck,
@@ -209,6 +210,8 @@ interface PendingAck {
   /** Known from the cache: no signature check needed, no bytes kept. */
   known: true | Refusal | undefined;
   bytes: Uint8Array | null;
+  /** Vouched for by a verified log prefix: not recorded in the ack cache. */
+  fromPrefix?: true;
 }
 
 /**
@@ -219,7 +222,8 @@ interface PendingAck {
  * the typed error.
  */
 export class AckCollector {
-  private readonly seen = new Set<string>();
+  /** Digest -> host of every ack taken in (parsed, of the host its file is named after). */
+  private readonly seen = new Map<string, string>();
   private pending: PendingAck[] = [];
   private readonly keyIds = new Map<string, { keyid: string; publicKey: Uint8Array }>();
   private readonly cache: AckCache;
@@ -232,7 +236,7 @@ export class AckCollector {
 
   /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
   constructor(
-    private readonly trust: AckTrust,
+    readonly trust: AckTrust,
     cache?: AckCache,
   ) {
     this.cache = cache ?? new AckCache();
@@ -265,6 +269,36 @@ export class AckCollector {
     );
   }
 
+  /**
+   * A record of a verified log prefix (LogPrefixMemo): its bytes, under this trust, were taken in
+   * strictly and their signature verified by an earlier read, and the prefix's digest says they are the
+   * same bytes. Only the claims are checked again; the ack cache is not consulted (nor filled).
+   */
+  addVerifiedLogRecord(record: LogRecord, source: string): void {
+    if (this.seen.has(record.digest)) return;
+    const ack = JSON.parse(record.canonical) as SignedAck;
+    const host = ack.signed.host;
+    this.seen.set(record.digest, host);
+    let hostKey: string;
+    try {
+      hostKey = checkAckClaims(ack, this.trust, source);
+    } catch (e) {
+      if (!isVerificationError(e)) throw e;
+      this.reject(source, host, e.code, e.detail);
+      return;
+    }
+    this.pending.push({
+      ack,
+      digest: record.digest,
+      source,
+      host,
+      hostKey,
+      known: true,
+      bytes: null,
+      fromPrefix: true,
+    });
+  }
+
   private addIdentified(
     id: string,
     bytes: () => Uint8Array,
@@ -272,6 +306,18 @@ export class AckCollector {
     expectedHost?: string,
     text?: () => string,
   ): void {
+    // The same ack is usually found twice (the log and the tree's latest ack): take it in once.
+    const seenHost = this.seen.get(id);
+    if (seenHost !== undefined) {
+      if (expectedHost !== undefined && expectedHost !== seenHost)
+        this.reject(
+          source,
+          seenHost,
+          'WrongHost',
+          `ack is for host ${seenHost}, expected ${expectedHost}`,
+        );
+      return;
+    }
     const parsed = this.cache.parse(id, bytes, source, text);
     if (isRefusal(parsed)) {
       this.reject(source, null, parsed.code, parsed.detail);
@@ -283,9 +329,7 @@ export class AckCollector {
       this.reject(source, host, 'WrongHost', `ack is for host ${host}, expected ${expectedHost}`);
       return;
     }
-    // The same ack is usually found twice (the log and the tree's latest ack): verify it once.
-    if (this.seen.has(id)) return;
-    this.seen.add(id);
+    this.seen.set(id, host);
     let hostKey: string;
     try {
       hostKey = checkAckClaims(ack, this.trust, source);
@@ -335,7 +379,7 @@ export class AckCollector {
           outcome = { code: e.code, detail: e.detail };
         }
       }
-      this.cache.recordVerified(p.digest, p.hostKey, outcome);
+      if (!p.fromPrefix) this.cache.recordVerified(p.digest, p.hostKey, outcome);
       if (outcome === true) {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
@@ -541,6 +585,119 @@ export interface AckLogOptions {
   onCorrupt?: 'throw' | 'reject';
   /** Only the records claiming one of these hosts (claimedHost); the others are skipped unchecked. */
   hosts?: ReadonlySet<string>;
+  /**
+   * Verified prefixes of the log's segments remembered by an earlier read (a persisted memo:
+   * read-side/verified-cache.ts): a segment whose remembered prefix still has the remembered digest is
+   * taken in without checking its records' digests and signatures again; what this read verified is
+   * proposed to the memo, and kept by settle() when none of its records was rejected.
+   */
+  prefixes?: LogPrefixMemo;
+}
+
+/**
+ * What one read of a log segment vouches for: its first `bytes` bytes (whole records) have the SHA-256
+ * `digest`, and every record in them of the hosts the fingerprint covers passed its digest check, strict
+ * intake and signature check under the trust the fingerprint covers (the fleet and those hosts' keys).
+ */
+export interface VerifiedLogPrefix {
+  /** The segment file (absolute path). */
+  file: string;
+  /** trustFingerprint() of the read. */
+  fingerprint: string;
+  bytes: number;
+  digest: string;
+}
+
+/**
+ * The fleet and the host keys of the hosts a read takes in (all of the trust's when `hosts` is
+ * undefined), as one digest: a verified prefix holds only under the same trust and the same selection
+ * (a re-keyed host, another fleet or another scope is another fingerprint, so the prefix is read in full).
+ */
+export function trustFingerprint(trust: AckTrust, hosts?: ReadonlySet<string>): string {
+  const names = [...(hosts ?? trust.hostKeys.keys())].sort();
+  let text = `${trust.fleet}\n`;
+  for (const h of names) text += `${h}\t${trust.hostKeys.get(h) ?? '-'}\n`;
+  return sha256Digest(Buffer.from(text, 'utf8'));
+}
+
+/**
+ * Verified log prefixes (VerifiedLogPrefix) by segment file: those an earlier read remembered, and those
+ * this read proposes once its verdicts are in (settle). Saved: exactly what this read used or verified.
+ */
+export class LogPrefixMemo {
+  private readonly earlier = new Map<string, VerifiedLogPrefix>();
+  private readonly now = new Map<string, VerifiedLogPrefix>();
+  private proposed: { entry: VerifiedLogPrefix; source: string }[] = [];
+  private added = false;
+  /** Segments taken in on a remembered prefix by this read (observability, tests). */
+  hits = 0;
+
+  constructor(earlier: Iterable<VerifiedLogPrefix> = []) {
+    for (const e of earlier) this.earlier.set(e.file, e);
+  }
+
+  /** The remembered prefix of `file` under `fingerprint`, if any. */
+  get(file: string, fingerprint: string): VerifiedLogPrefix | undefined {
+    const e = this.earlier.get(file);
+    return e !== undefined && e.fingerprint === fingerprint ? e : undefined;
+  }
+
+  /** A prefix this read verified; kept by settle() unless a record read as `source:<line>` was rejected. */
+  propose(entry: VerifiedLogPrefix, source: string): void {
+    this.proposed.push({ entry, source });
+  }
+
+  /** After the collector's result(): keep each proposed prefix none of whose records was rejected. */
+  settle(rejected: readonly AckRejection[]): void {
+    for (const { entry, source } of this.proposed) {
+      const refused = rejected.some(
+        (r) => r.source === source || r.source.startsWith(`${source}:`),
+      );
+      if (refused) continue;
+      const before = this.earlier.get(entry.file);
+      if (
+        before === undefined ||
+        before.fingerprint !== entry.fingerprint ||
+        before.bytes !== entry.bytes ||
+        before.digest !== entry.digest
+      )
+        this.added = true;
+      this.now.set(entry.file, entry);
+    }
+    this.proposed = [];
+  }
+
+  /** Whether used() differs from what was read. */
+  get changed(): boolean {
+    return this.added || this.now.size !== this.earlier.size;
+  }
+
+  used(): VerifiedLogPrefix[] {
+    return [...this.now.values()];
+  }
+}
+
+/**
+ * The verified prefix of one segment's bytes to trust (0: none): the remembered one when the bytes
+ * still begin with exactly it. `hash` is left holding those bytes, to be extended to what this read
+ * verifies.
+ */
+function checkedPrefix(
+  memo: LogPrefixMemo,
+  file: string,
+  fingerprint: string,
+  bytes: Buffer,
+  hash: Hash,
+): number {
+  const e = memo.get(file, fingerprint);
+  if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return 0;
+  hash.update(bytes.subarray(0, e.bytes));
+  if (`sha256:${hash.copy().digest('hex')}` !== e.digest) {
+    // Changed, truncated or tampered: nothing of it is believed; start the digest afresh.
+    return -1;
+  }
+  memo.hits++;
+  return e.bytes;
 }
 
 export interface AckLogRead {
@@ -599,19 +756,15 @@ export function collectAckLog(
   const segments = listed.length > 0 ? listed : [{ index: 0, file: logFile }];
   const read = readSegments(segments, opts.windowBytes);
   const skipped = read.reduce((n, r) => n + r.skipped, 0);
+  // A remembered prefix is only for whole segments read from their start (not a window's tail).
+  const memo = opts.windowBytes === undefined ? opts.prefixes : undefined;
+  const prefixes =
+    memo === undefined
+      ? null
+      : { memo, fingerprint: trustFingerprint(collector.trust, opts.hosts) };
   let parsed;
   try {
-    const hosts = opts.hosts;
-    const keep =
-      hosts === undefined
-        ? {}
-        : {
-            keep: (body: Buffer) => {
-              const host = claimedHost(body);
-              return host === null || hosts.has(host);
-            },
-          };
-    parsed = read.map((r) => ({ file: r.file, ...parseAckLog(r.bytes, r.file, keep) }));
+    parsed = read.map((r) => parseSegment(r, opts.hosts, prefixes));
   } catch (e) {
     if (!(e instanceof AckLogCorrupt) || opts.onCorrupt !== 'reject') throw e;
     collector.rejected.push({
@@ -633,13 +786,62 @@ export function collectAckLog(
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
-    p.records.forEach((r, i) =>
-      collector.addLogRecord(r, `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`),
-    );
+    const checked = p.checkedRecords ?? 0;
+    p.records.forEach((r, i) => {
+      const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
+      if (i < checked) collector.addVerifiedLogRecord(r, at);
+      else collector.addLogRecord(r, at);
+    });
+    if (prefixes !== null && p.validBytes > 0)
+      prefixes.memo.propose(
+        {
+          file: resolve(p.file),
+          fingerprint: prefixes.fingerprint,
+          bytes: p.validBytes,
+          digest: p.digest(),
+        },
+        source,
+      );
     records += p.records.length;
     tornBytes += p.tornBytes;
   }
   return { records, segments: segments.length, tornBytes, skippedBytes: skipped, corrupt: false };
+}
+
+/**
+ * One segment's records: of `hosts` only (claimedHost; undefined: all), those in a remembered verified
+ * prefix first and flagged (checkedRecords). `digest()`: the SHA-256 of its valid bytes, for the prefix
+ * this read proposes (the hash of a remembered prefix is extended, not recomputed).
+ */
+function parseSegment(
+  r: { file: string; bytes: Buffer },
+  hosts: ReadonlySet<string> | undefined,
+  prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
+): ReturnType<typeof parseAckLog> & { file: string; digest: () => string } {
+  const file = resolve(r.file);
+  let hash = createHash('sha256');
+  let checkedBytes = 0;
+  if (prefixes !== null) {
+    checkedBytes = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
+    if (checkedBytes < 0) {
+      hash = createHash('sha256');
+      checkedBytes = 0;
+    }
+  }
+  const keep =
+    hosts === undefined
+      ? undefined
+      : (body: Buffer) => {
+          const host = claimedHost(body);
+          return host === null || hosts.has(host);
+        };
+  const parsed = parseAckLog(r.bytes, r.file, {
+    ...(keep === undefined ? {} : { keep }),
+    ...(prefixes === null ? {} : { checkedBytes }),
+  });
+  const digest = () =>
+    `sha256:${hash.update(r.bytes.subarray(checkedBytes, parsed.validBytes)).digest('hex')}`;
+  return { ...parsed, file: r.file, digest };
 }
 
 /**
@@ -705,6 +907,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
+  o.log?.prefixes?.settle(rejected);
   const sources: AckHistory['sources'] = {
     log: o.logFile,
     logRecords: log.records,

@@ -16,6 +16,7 @@ import {
   type AckCache,
   type AckHistory,
   type AckRejection,
+  type LogPrefixMemo,
 } from './acks.ts';
 import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, hostScope, type VerifiedRelease } from './load.ts';
@@ -31,6 +32,8 @@ export type { AckHistory } from './acks.ts';
  * `logFile` undefined: the control plane's default log (DIR/.ack-log/acks.log) when it exists.
  * `replicaLogs`: the logs of other control plane boxes, read into the same history (their union).
  * `hosts`: only these hosts' acks (traceScope: what the subject's gates read); default every host's.
+ * `prefixes`: the logs' verified prefixes remembered by an earlier read (the store's logPrefixes), so
+ * that only their new records are checked; the caller saves it.
  */
 export function loadAckHistory(
   dir: string,
@@ -39,6 +42,7 @@ export function loadAckHistory(
   cache?: AckCache,
   replicaLogs: readonly string[] = [],
   hosts?: ReadonlySet<string>,
+  prefixes?: LogPrefixMemo,
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   for (const f of [log, ...replicaLogs])
@@ -53,6 +57,7 @@ export function loadAckHistory(
     ...(cache ? { cache } : {}),
     ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
     ...(hosts === undefined ? {} : { hosts }),
+    ...(prefixes === undefined ? {} : { log: { prefixes } }),
   });
 }
 

@@ -9,12 +9,17 @@
 // operator's cache directory (XDG_CACHE_HOME or ~/.cache, `nixfleet/`), and a directory or file that is
 // not the user's own or that others may write is not read (nor written). Unusable or malformed: ignored,
 // everything is verified. Each view keeps its own file with exactly what its last run used (bounded by
-// what is on disk), written atomically.
+// what is on disk), written atomically. Each file is sealed with an HMAC under the directory's own
+// key (below), so one edited by hand is not believed.
+//
+// Beside a view's acks, the verified prefixes of the ack logs it read (read-side/acks.ts LogPrefixMemo):
+// a warm trace hashes the remembered prefix once and checks only the records after it.
 //
 // Beside the acks, the same store keeps the release documents (index, plans, budgets) the last run's walk
 // verified (protocol/verify/release.ts VerifiedDocumentMemo): keyed by the digests of the root and of the
 // bytes, holding the envelope intake built from them. A warm view then hashes the documents' bytes instead
 // of parsing and verifying megabytes of them; their bindings to the timestamp are checked every run.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -25,12 +30,24 @@ import {
   saveDocumentMemo,
   savePrivateFile,
 } from '../protocol/index.ts';
-import { AckCache } from './acks.ts';
+import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
-const HEADER = 'nixfleet verified-acks v1';
+const HEADER = 'nixfleet verified-acks v2';
 /** One entry: the digest of the ack's bytes and the base64 Ed25519 host key they verified under. */
 const ENTRY = /^sha256:[0-9a-f]{64} [A-Za-z0-9+/]{43}=$/;
+/** The verified log prefixes file (read-side/acks.ts LogPrefixMemo). */
+const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
+/** One prefix: bytes, their digest, the trust fingerprint, then the segment file's path as JSON. */
+const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
+/**
+ * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
+ * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry
+ * planted for a forged ack, a prefix digest changed to match a rewritten log) is not believed unless
+ * the editor also used the key. It is as private as the files it seals (same directory checks).
+ */
+const KEY_FILE = 'cache-key';
+const KEY = /^[0-9a-f]{64}\n$/;
 
 /** The default cache directory, or null when there is no home to put it in. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
@@ -50,6 +67,11 @@ export interface VerifiedAckStore {
   scopeAcks(part: string): AckCache;
   /** Release documents verified by the last run (pass as the walk's `memo`). */
   documents: DocumentMemo;
+  /**
+   * Verified prefixes of the ack logs read (beside the ack cache: `<name>[.<part>].log-prefixes`; pass
+   * as AckLogOptions.prefixes). Use after `cache` or scopeAcks() chose the file.
+   */
+  readonly logPrefixes: LogPrefixMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
   save(): void;
 }
@@ -58,48 +80,136 @@ export interface VerifiedAckStore {
 export function openVerifiedAckStore(dir: string | null, name: string): VerifiedAckStore {
   if (dir === null) {
     const cache = new AckCache();
-    return { cache, scopeAcks: () => cache, documents: new DocumentMemo([]), save: () => {} };
+    return {
+      cache,
+      scopeAcks: () => cache,
+      documents: new DocumentMemo([]),
+      logPrefixes: new LogPrefixMemo(),
+      save: () => {},
+    };
   }
   const docsFile = join(dir, `${name}.verified-docs`);
   const documents = readDocumentMemo(dir, docsFile);
-  let acks: { file: string; cache: AckCache } | null = null;
-  const open = (file: string) => (acks ??= { file, cache: new AckCache(readEntries(dir, file)) });
+  const key = readKey(dir);
+  let acks: { base: string; cache: AckCache; prefixes: LogPrefixMemo | null } | null = null;
+  const open = (base: string) =>
+    (acks ??= {
+      base,
+      cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
+      prefixes: null,
+    });
   return {
     get cache() {
-      return open(join(dir, `${name}.verified-acks`)).cache;
+      return open(join(dir, name)).cache;
     },
-    scopeAcks: (part) => open(join(dir, `${name}.${part}.verified-acks`)).cache,
+    scopeAcks: (part) => open(join(dir, `${name}.${part}`)).cache,
     documents,
+    get logPrefixes() {
+      const a = open(join(dir, name));
+      return (a.prefixes ??= new LogPrefixMemo(
+        readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
+      ));
+    },
     save: () => {
-      if (acks?.cache.changed) {
-        const pairs = acks.cache.verifiedPairs();
-        savePrivateFile(
-          dir,
-          acks.file,
-          `${HEADER}\n${pairs.map(([d, k]) => `${d} ${k}\n`).join('')}`,
-        );
+      const k =
+        acks !== null && (acks.cache.changed || acks.prefixes?.changed) ? makeKey(dir) : null;
+      if (acks !== null && k !== null) {
+        if (acks.cache.changed)
+          saveSealed(
+            dir,
+            `${acks.base}.verified-acks`,
+            HEADER,
+            k,
+            acks.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
+          );
+        if (acks.prefixes?.changed)
+          saveSealed(
+            dir,
+            `${acks.base}.log-prefixes`,
+            PREFIX_HEADER,
+            k,
+            acks.prefixes
+              .used()
+              .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
+          );
       }
       saveDocumentMemo(dir, docsFile, documents);
     },
   };
 }
 
-function readEntries(dir: string, file: string): [string, string][] {
-  if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
+function ackEntry(line: string): [string, string] | null {
+  return ENTRY.test(line) ? [line.slice(0, 71), line.slice(72)] : null;
+}
+
+function prefixEntry(line: string): VerifiedLogPrefix | null {
+  const m = PREFIX_ENTRY.exec(line);
+  if (m === null) return null;
+  const file = JSON.parse(m[4]!) as unknown;
+  return typeof file === 'string'
+    ? { bytes: Number(m[1]), digest: m[2]!, fingerprint: m[3]!, file }
+    : null;
+}
+
+const macOf = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest('hex');
+
+/** The directory's key, or null (none yet, or not private). */
+function readKey(dir: string): Buffer | null {
+  const file = join(dir, KEY_FILE);
+  if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return null;
+  try {
+    const text = readFileSync(file, 'latin1');
+    return KEY.test(text) ? Buffer.from(text.slice(0, 64), 'hex') : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The directory's key, made now if there is none (best effort: null when it cannot be kept). */
+function makeKey(dir: string): Buffer | null {
+  const k = readKey(dir);
+  if (k !== null) return k;
+  savePrivateFile(dir, join(dir, KEY_FILE), `${randomBytes(32).toString('hex')}\n`);
+  return readKey(dir);
+}
+
+/**
+ * A sealed file's entries: the header, one entry per line, then the `mac` line over everything before
+ * it. Believed whole or not at all: no key, a wrong MAC, an unusable file or one malformed line gives none.
+ */
+function readSealedLines<T>(
+  dir: string,
+  file: string,
+  header: string,
+  key: Buffer | null,
+  entry: (line: string) => T | null,
+): T[] {
+  if (key === null || !ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
     return [];
   }
-  const lines = text.split('\n');
-  if (lines[0] !== HEADER || lines.at(-1) !== '') return [];
-  const out: [string, string][] = [];
+  const macAt = text.lastIndexOf('\nmac ') + 1;
+  if (macAt === 0 || !text.endsWith('\n')) return [];
+  const body = text.slice(0, macAt);
+  const mac = Buffer.from(text.slice(macAt + 4, -1), 'hex');
+  const expected = Buffer.from(macOf(key, body), 'hex');
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
+  const lines = body.split('\n');
+  if (lines[0] !== header) return [];
+  const out: T[] = [];
   for (let i = 1; i < lines.length - 1; i++) {
-    const line = lines[i]!;
     // One malformed line and nothing of the file is believed (a torn or foreign file).
-    if (!ENTRY.test(line)) return [];
-    out.push([line.slice(0, 71), line.slice(72)]);
+    const e = entry(lines[i]!);
+    if (e === null) return [];
+    out.push(e);
   }
   return out;
+}
+
+function saveSealed(dir: string, file: string, header: string, key: Buffer, lines: string[]): void {
+  const body = `${header}\n${lines.map((l) => `${l}\n`).join('')}`;
+  savePrivateFile(dir, file, `${body}mac ${macOf(key, body)}\n`);
 }

@@ -144,7 +144,7 @@ const BLOCKING_ORDER: Record<HostPhase, number> = {
 };
 
 /** What a channel evaluation needs that depends only on the plan (and tolerances): built once per plan. */
-interface PlanStatic {
+export interface PlanStatic {
   position: Map<string, { wave: number; pos: number }>;
   edgesByAfter: Map<string, string[]>;
   /** Per wave and position: longest chain of same-wave host edges ending at the host (the rank's depth). */
@@ -339,8 +339,11 @@ export class FleetContext {
     return ev;
   }
 
-  /** Wave `wi`: each host's phase, which are excused, which failed, which still block completion. */
-  private wave(plan: ChannelPlan, st: PlanStatic, wi: number, acceptedUntil: number): WaveEval {
+  /**
+   * Wave `wi`: each host's phase, which are excused, which failed, which still block completion.
+   * Protected: trace() carries a wave's evaluation between instants while it holds (reconciler/trace.ts).
+   */
+  protected wave(plan: ChannelPlan, st: PlanStatic, wi: number, acceptedUntil: number): WaveEval {
     const wave = plan.waves[wi]!;
     const phases: DerivedPhase[] = new Array(wave.hosts.length);
     const excused: boolean[] = new Array(wave.hosts.length);

@@ -2,7 +2,8 @@
 // host became eligible, which gate held it and for how long, when it activated, confirmed, soaked or
 // failed. Acks are replayed as of their signed time; between acks the fleet is re-evaluated every
 // `stepSeconds` so soak completions and expiries show up when they happen.
-import { FleetContext, ReconcilerInputError } from './context.ts';
+import type { ChannelPlan } from '../protocol/index.ts';
+import { FleetContext, ReconcilerInputError, type PlanStatic, type WaveEval } from './context.ts';
 import { latestAcks } from './acks.ts';
 import { parseAckTime } from './time.ts';
 import type { AckRecord, FleetInput, Gate, HostPhase } from './types.ts';
@@ -23,6 +24,12 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
    * undone within one step is not seen.
    */
   instants?: 'every-ack' | 'on-change';
+  /**
+   * Carry each wave's evaluation from one instant to the next while it still holds (CarryingContext;
+   * default true). false evaluates every wave afresh at every instant: the reference the tests compare
+   * with (tests/reconciler/trace-carry.test.ts).
+   */
+  carryWaves?: boolean;
 }
 
 export interface TraceEntry {
@@ -135,14 +142,15 @@ export function trace(input: TraceInput): Trace {
     reason: string | null;
     note: string | null;
   }[] => {
-    const ctx = new FleetContext({
+    const fleet: FleetInput = {
       now: t,
       plans: input.plans,
       budgets: input.budgets,
       revocations: input.revocations,
       acks,
       tolerances: input.tolerances,
-    });
+    };
+    const ctx = carried === null ? new FleetContext(fleet) : new CarryingContext(fleet, carried);
     return subjectHosts.map((s) => {
       const ph = ctx.phaseOf(s.channel, s.host);
       const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
@@ -156,12 +164,28 @@ export function trace(input: TraceInput): Trace {
       };
     });
   };
+  // Every change to `acks` goes through setAck: it tells the carried evaluations which channel changed,
+  // and, during a step that may be replayed, keeps what it replaced so the step can be undone.
+  const carried = input.carryWaves === false ? null : new CarriedWaves(input.plans);
+  let undo: [host: string, ack: AckRecord | undefined][] | null = null;
+  const setAck = (host: string, ack: AckRecord | undefined): void => {
+    undo?.push([host, acks[host]]);
+    if (ack === undefined) delete acks[host];
+    else acks[host] = ack;
+    carried?.changed(host);
+  };
   const applyUntil = (t: number): void => {
     while (next < sorted.length && sorted[next]!.t <= t) {
       const { a } = sorted[next]!;
       const prev = acks[a.host];
       // The ack the reconciler would keep (latestAcks: highest seq; of equal-seq forks, the same one).
-      acks[a.host] = prev === undefined ? a : latestAcks([prev, a])[a.host]!;
+      const kept =
+        prev === undefined || a.seq > prev.seq
+          ? a
+          : a.seq < prev.seq
+            ? prev
+            : latestAcks([prev, a])[a.host]!;
+      if (kept !== prev) setAck(a.host, kept);
       next++;
     }
   };
@@ -209,9 +233,11 @@ export function trace(input: TraceInput): Trace {
     ].sort((a, b) => a - b);
     let i = 0;
     for (const end of steps) {
-      const before = { ...acks };
       const nextBefore = next;
+      undo = [];
       applyUntil(end);
+      const replaced = undo;
+      undo = null;
       const unchanged =
         state.size === subjectHosts.length &&
         evaluate(end).every((e) => {
@@ -222,8 +248,8 @@ export function trace(input: TraceInput): Trace {
         while (i < times.length && times[i]! <= end) i++;
         continue;
       }
-      for (const k of Object.keys(acks)) if (!(k in before)) delete acks[k];
-      Object.assign(acks, before);
+      // Undo the step (newest change first), then replay it instant by instant.
+      for (let k = replaced.length - 1; k >= 0; k--) setAck(...replaced[k]!);
       next = nextBefore;
       for (; i < times.length && times[i]! <= end; i++) {
         applyUntil(times[i]!);
@@ -246,4 +272,84 @@ export function trace(input: TraceInput): Trace {
     }
   }
   return { from, until, entries, hosts: [...traces.values()] };
+}
+
+/** A wave's evaluation at some instant and where it still holds. */
+interface CarriedWave {
+  ev: WaveEval;
+  /** The wave's ack version it was computed at (CarriedWaves.changed bumps it). */
+  version: number;
+  acceptedUntil: number;
+  /** ms: every host phase in it holds for `now` in [from, until). */
+  from: number;
+  until: number;
+}
+
+/** The wave evaluations carried between the instants of one trace, and each wave's ack version. */
+class CarriedWaves {
+  readonly evals = new Map<string, CarriedWave>();
+  readonly versions = new Map<string, number>();
+  /** host -> the key of its wave (channel NUL wave index). */
+  private readonly waveOf = new Map<string, string>();
+
+  constructor(plans: FleetInput['plans']) {
+    for (const [name, plan] of Object.entries(plans))
+      for (const [wi, w] of plan.waves.entries())
+        for (const h of w.hosts) this.waveOf.set(h, waveKey(name, wi));
+  }
+
+  /** The latest ack of `host` changed: evaluations of its wave no longer hold. */
+  changed(host: string): void {
+    const k = this.waveOf.get(host);
+    if (k !== undefined) this.versions.set(k, (this.versions.get(k) ?? 0) + 1);
+  }
+}
+
+const waveKey = (channel: string, wave: number) => `${channel}\u0000${wave}`;
+
+/**
+ * A FleetContext that reuses a wave's evaluation from an earlier instant of the trace while it still
+ * holds. A WaveEval (phases, excuses, failures, blocking hosts, completion) is a function of the wave's
+ * hosts' latest acks, of each host's phase and of the operator's accepted halt (acceptedUntil), and a
+ * derived phase is the same for every `now` in its validity interval (reconciler/phase.ts; the context
+ * itself reuses phases on that ground). So while none of the wave's hosts' acks changed and `now` is
+ * inside every phase's interval, evaluating it again gives the same evaluation: at ~10,000 hosts in
+ * chained channels that re-evaluation was most of a trace, while acks at an instant touch one or two
+ * waves. Channels, gates (reasons with ages, budgets, windows) are still computed at every instant.
+ */
+class CarryingContext extends FleetContext {
+  constructor(
+    input: FleetInput,
+    private readonly carried: CarriedWaves,
+  ) {
+    super(input);
+  }
+
+  protected override wave(
+    plan: ChannelPlan,
+    st: PlanStatic,
+    wi: number,
+    acceptedUntil: number,
+  ): WaveEval {
+    const key = waveKey(plan.channel, wi);
+    const c = this.carried.evals.get(key);
+    const version = this.carried.versions.get(key) ?? 0;
+    if (
+      c !== undefined &&
+      c.version === version &&
+      c.acceptedUntil === acceptedUntil &&
+      this.now >= c.from &&
+      this.now < c.until
+    )
+      return c.ev;
+    const ev = super.wave(plan, st, wi, acceptedUntil);
+    let from = -Infinity;
+    let until = Infinity;
+    for (const ph of ev.phases) {
+      if (ph.validFrom > from) from = ph.validFrom;
+      if (ph.validUntil < until) until = ph.validUntil;
+    }
+    this.carried.evals.set(key, { ev, version, acceptedUntil, from, until });
+    return ev;
+  }
 }

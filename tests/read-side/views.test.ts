@@ -2,7 +2,8 @@
 // command dispatcher over a real published tree and real signed acks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
@@ -104,12 +105,12 @@ test('the verified-ack cache: a warm run shows the same view; a changed ack is a
   const cold = await status(fx, '--json');
   assert.is(cold.code, 0, cold.err);
   const files = readdirSync(join(fx.dir, 'cache')).sort();
-  assert.equal(files, ['status.verified-acks', 'status.verified-docs']);
-  const entries = readFileSync(join(fx.dir, 'cache', files[0]!), 'utf8')
+  assert.equal(files, ['cache-key', 'status.verified-acks', 'status.verified-docs']);
+  const lines = readFileSync(join(fx.dir, 'cache', 'status.verified-acks'), 'utf8')
     .trim()
-    .split('\n')
-    .slice(1);
-  assert.is(entries.length, 8, 'one entry per verified latest ack');
+    .split('\n');
+  assert.match(lines.at(-1)!, /^mac [0-9a-f]{64}$/);
+  assert.is(lines.slice(1, -1).length, 8, 'one entry per verified latest ack');
   const warm = await status(fx, '--json');
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
   assert.equal(JSON.parse((await status(fx, '--json', '--no-cache')).out), JSON.parse(cold.out));
@@ -148,8 +149,10 @@ test('the verified-document memo: a warm run reuses the plans it verified; a cha
   assert.match(tampered.out + tampered.err, /BadSignature|MixAndMatch/);
 });
 
-test('a cache others may write is not read: a planted entry for a forged ack is not believed', async () => {
+test('a cache file edited by hand, or one others may write, is not read: a planted entry for a forged ack is not believed', async () => {
   const { fx, a, d } = withFailure();
+  // A first run makes the cache and its directory's key.
+  assert.is((await status(fx, '--json')).code, 0);
   // d's "healthy on target" signed with a's key, placed as d's latest ack.
   const head = JSON.parse(readFileSync(join(fx.tree, 'acks', 'hosts', `${d}.json`), 'utf8'));
   const forged = signAck(
@@ -168,11 +171,41 @@ test('a cache others may write is not read: a planted entry for a forged ack is 
   writeFileSync(join(fx.tree, 'acks', 'hosts', `${d}.json`), bytes);
   const dKey = fx.plans['ch-0']!.hosts[d]!.hostKey;
   const cache = join(fx.dir, 'cache');
-  mkdirSync(cache, { recursive: true, mode: 0o700 });
-  const planted = `nixfleet verified-acks v1\n${sha256Digest(bytes)} ${dKey}\n`;
-  writeFileSync(join(cache, 'status.verified-acks'), planted, { mode: 0o600 });
+  const file = join(cache, 'status.verified-acks');
+  const refused = async (label: string) => {
+    const r = JSON.parse((await status(fx, '--json')).out) as StatusReport;
+    assert.equal(
+      r.acks.rejected.map((x) => [x.host, x.code]),
+      [[d, 'UnknownKey']],
+      label,
+    );
+    assert.is.not(r.hosts.find((h) => h.host === d)!.phase, 'healthy', label);
+  };
+  const entry = `${sha256Digest(bytes)} ${dKey}\n`;
+  const body = readFileSync(file, 'utf8').replace(/mac [0-9a-f]{64}\n$/, '');
+  const key = Buffer.from(readFileSync(join(cache, 'cache-key'), 'latin1').trim(), 'hex');
+  const sealed = (text: string) =>
+    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`;
 
-  // The premise: the operator's own private cache is believed (that is what a cache is).
+  // Edited by hand: the entry added (the old MAC kept, or none, or one made without the key).
+  const edits: [string, string][] = [
+    [
+      'an entry added, the MAC kept',
+      readFileSync(file, 'utf8').replace('\nmac ', `\n${entry}mac `),
+    ],
+    ['an entry added, no MAC', `${body}${entry}`],
+    [
+      'an entry added, a plain digest as MAC',
+      `${body}${entry}mac ${sha256Digest(body + entry).slice(7)}\n`,
+    ],
+  ];
+  for (const [label, text] of edits) {
+    writeFileSync(file, text, { mode: 0o600 });
+    await refused(label);
+  }
+
+  // The premise: the file as the program writes it (sealed with the directory's key) is believed.
+  writeFileSync(file, sealed(`${body}${entry}`), { mode: 0o600 });
   const believed = JSON.parse((await status(fx, '--json')).out) as StatusReport;
   assert.is(believed.hosts.find((h) => h.host === d)!.phase, 'healthy');
 
@@ -182,28 +215,18 @@ test('a cache others may write is not read: a planted entry for a forged ack is 
       'group-writable file',
       () => {
         chmodSync(cache, 0o700);
-        chmodSync(join(cache, 'status.verified-acks'), 0o660);
+        chmodSync(file, 0o660);
       },
     ],
   ] as const) {
-    writeFileSync(join(cache, 'status.verified-acks'), planted, { mode: 0o600 });
+    writeFileSync(file, sealed(`${body}${entry}`), { mode: 0o600 });
     fix();
-    const r = JSON.parse((await status(fx, '--json')).out) as StatusReport;
-    assert.equal(
-      r.acks.rejected.map((x) => [x.host, x.code]),
-      [[d, 'UnknownKey']],
-      label,
-    );
-    assert.is.not(r.hosts.find((h) => h.host === d)!.phase, 'healthy', label);
+    await refused(label);
   }
-  // A malformed line: nothing of the file is believed.
+  // A malformed line (sealed): nothing of the file is believed.
   chmodSync(cache, 0o700);
-  writeFileSync(join(cache, 'status.verified-acks'), `${planted}garbage\n`, { mode: 0o600 });
-  const r = JSON.parse((await status(fx, '--json')).out) as StatusReport;
-  assert.equal(
-    r.acks.rejected.map((x) => [x.host, x.code]),
-    [[d, 'UnknownKey']],
-  );
+  writeFileSync(file, sealed(`${body}${entry}garbage\n`), { mode: 0o600 });
+  await refused('a malformed line');
 });
 
 test('trace keeps its own cache, one per scope (channel); a warm trace equals a cold one', async () => {
@@ -227,6 +250,8 @@ test('trace keeps its own cache, one per scope (channel); a warm trace equals a 
   const first = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   const warm = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
+    'cache-key',
+    'trace.ch-0.log-prefixes',
     'trace.ch-0.verified-acks',
     'trace.verified-docs',
   ]);
@@ -237,7 +262,10 @@ test('trace keeps its own cache, one per scope (channel); a warm trace equals a 
   const other = await run(...args.slice(0, -3), '--host', e!, '--cache-dir', join(fx.dir, 'cache'));
   assert.is(other.code, 0, other.err);
   assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
+    'cache-key',
+    'trace.ch-0.log-prefixes',
     'trace.ch-0.verified-acks',
+    'trace.ch-1.log-prefixes',
     'trace.ch-1.verified-acks',
     'trace.verified-docs',
   ]);
