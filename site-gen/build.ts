@@ -25,7 +25,6 @@ import {
 } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
-import type { HostPageMemo } from './host-pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
 
@@ -64,8 +63,6 @@ export interface SiteInputOptions {
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
   pkiDir?: string;
-  /** Host pages of earlier builds by their inputs: only changed ones are rendered (watch mode keeps one). */
-  hostPageMemo?: HostPageMemo;
 }
 
 /**
@@ -139,6 +136,8 @@ export interface SiteBuildResult extends SiteSummary {
   bytes: number;
   written: number;
   bytesWritten: number;
+  /** Pages rendered: the others had the same inputs as in the previous build (site-pages.ts). */
+  rendered: number;
   largestPage: { path: string; bytes: number } | null;
   /** The release verified by the previous build was reused (watch mode, only acks changed). */
   verificationReused: boolean;
@@ -160,10 +159,11 @@ export class TreeNotFound extends Error {
 }
 
 export interface RenderedSite {
+  /** Every page, rendered when asked (installSite renders those whose inputs changed). */
   pages: SitePages;
   summary: SiteSummary;
   verificationReused: boolean;
-  timingsMs: { verify: number; acks: number; model: number; render: number };
+  timingsMs: { verify: number; acks: number; model: number };
 }
 
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
@@ -214,14 +214,10 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }
-  const t3 = performance.now();
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);
-  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, {
-    certs,
-    ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}),
-  });
-  const t4 = performance.now();
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs });
+  const t3 = performance.now();
   const summary: SiteSummary = {
     status: load.status,
     failure: load.status === 'verified' ? null : load.failure,
@@ -243,7 +239,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     pages,
     summary,
     verificationReused: reused !== null,
-    timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 },
+    timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2 },
   };
 }
 
@@ -251,7 +247,7 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
   const { pages, summary, timingsMs, verificationReused } = await renderSitePages(o);
   const t1 = performance.now();
-  const installed = installSite(o.outDir, pages.all());
+  const installed = installSite(o.outDir, pages);
   const t2 = performance.now();
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
@@ -261,14 +257,16 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
     bytes: installed.bytes,
     written: installed.written,
     bytesWritten: installed.bytesWritten,
+    rendered: installed.rendered,
     largestPage: installed.largest,
     verificationReused,
     timingsMs: {
       verify: round(timingsMs.verify),
       acks: round(timingsMs.acks),
+      // The model includes the pages' inputs; rendering happens as the pages are installed.
       model: round(timingsMs.model),
-      render: round(timingsMs.render),
-      write: round(t2 - t1),
+      render: round(installed.renderMs),
+      write: round(t2 - t1 - installed.renderMs),
       total: round(t2 - t0),
     },
   };

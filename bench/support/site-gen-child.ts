@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
 import { readPinnedRoot } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
-import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
 
 const [phase, tree, rootFile, out, nowArg, host, ackFile, recordFile, cacheDir] =
@@ -50,13 +49,11 @@ if (phase === 'first') {
 const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
-const hostPageMemo = new HostPageMemo();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
   now: now + 1000,
   verifiedStore: store,
   releaseCache,
-  hostPageMemo,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
@@ -65,7 +62,6 @@ const oneAck = await measured({
   now: now + 2000,
   ackCache: store.cache,
   releaseCache,
-  hostPageMemo,
 });
 process.stdout.write(
   JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),

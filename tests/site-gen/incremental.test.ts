@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
 import { renderSite } from '../../site-gen/pages.ts';
-import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
@@ -141,7 +140,6 @@ test('watch mode caches (acks, verification, host pages) give byte-identical sit
     const caches = {
       ackCache: new AckCache(),
       releaseCache: new ReleaseCache(),
-      hostPageMemo: new HostPageMemo(),
     };
     const watched = join(copy.dir, 'watched');
     const same = async (now: number, tag: string) => {
