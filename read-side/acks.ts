@@ -230,12 +230,23 @@ export class AckCollector {
   readonly envelopes: SignedAck[] = [];
   readonly rejected: AckRejection[] = [];
 
-  /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
+  /**
+   * `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. `seen`: the
+   * identities another collector already took (so that two collectors read one after the other are
+   * one intake: site-gen's watch mode keeps the log's collector between builds).
+   */
   constructor(
     private readonly trust: AckTrust,
     cache?: AckCache,
+    seen: Iterable<string> = [],
   ) {
     this.cache = cache ?? new AckCache();
+    for (const id of seen) this.seen.add(id);
+  }
+
+  /** The identities of every ack added so far (verified, refused at its claims or pending). */
+  get seenIds(): ReadonlySet<string> {
+    return this.seen;
   }
 
   /** `expectedHost`: the host a per-host file is named after; its ack must be that host's. */
@@ -552,6 +563,11 @@ export interface AckLogRead {
   /** Older records outside `windowBytes`: not read. */
   skippedBytes: number;
   corrupt: boolean;
+  /**
+   * Each segment read and the offset just past its last complete record: where a later read of what
+   * was appended since starts (empty for a corrupt log).
+   */
+  ends: { file: string; end: number; records: number }[];
 }
 
 /**
@@ -626,6 +642,7 @@ export function collectAckLog(
       tornBytes: 0,
       skippedBytes: skipped,
       corrupt: true,
+      ends: [],
     };
   }
   let records = 0;
@@ -639,7 +656,19 @@ export function collectAckLog(
     records += p.records.length;
     tornBytes += p.tornBytes;
   }
-  return { records, segments: segments.length, tornBytes, skippedBytes: skipped, corrupt: false };
+  const ends = parsed.map((p, i) => ({
+    file: p.file,
+    end: read[i]!.skipped + p.validBytes,
+    records: p.records.length,
+  }));
+  return {
+    records,
+    segments: segments.length,
+    tornBytes,
+    skippedBytes: skipped,
+    corrupt: false,
+    ends,
+  };
 }
 
 /**
@@ -666,6 +695,8 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 export interface AckHistory extends VerifiedAcks {
   /** The signed envelope of each of `acks` (same index). */
   envelopes: SignedAck[];
+  /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
+  digests: string[];
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
   sources: {
     log: string | null;
@@ -696,7 +727,14 @@ export interface AckHistoryOptions extends TreeAckOptions {
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
-  let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
+  let log: AckLogRead = {
+    records: 0,
+    segments: 0,
+    tornBytes: 0,
+    skippedBytes: 0,
+    corrupt: false,
+    ends: [],
+  };
   const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);
   const replicaLogs = (o.replicaLogs ?? []).map((file) => ({
@@ -714,7 +752,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
     latestFiles: tree.latestFiles,
   };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
-  return { acks, rejected, envelopes: collector.envelopes, sources };
+  return { acks, rejected, envelopes: collector.envelopes, digests: collector.digests, sources };
 }
 
 export interface AckAudit {

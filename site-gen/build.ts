@@ -27,6 +27,7 @@ import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
+import type { AckFeed } from './ack-feed.ts';
 
 /**
  * The dashboard reads the newest this many bytes of the ack log, so a build's time and memory stay
@@ -63,6 +64,11 @@ export interface SiteInputOptions {
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
   pkiDir?: string;
+  /**
+   * What earlier builds read of the ack log (watch mode keeps one, with `ackCache`): while the
+   * verification is reused, only the records appended since are read (ack-feed.ts).
+   */
+  ackFeed?: AckFeed;
 }
 
 /**
@@ -193,24 +199,34 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (load.status !== 'failed') {
     const cache = o.verifiedStore?.cache ?? o.ackCache;
     const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
-    acks = readAckHistory({
+    const source = {
       acksDir: acksDirOf(o.treeDir),
       // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
       logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
       trust: ackTrustOf(load.release),
-      // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
-      bundles: false,
       // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
       log: {
         label: basename(logFile ?? ACK_LOG_FILE),
         windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
-        onCorrupt: 'reject',
+        onCorrupt: 'reject' as const,
       },
-      ...(cache ? { cache } : {}),
-    });
+    };
+    let commit = true;
+    if (o.ackFeed !== undefined && cache !== undefined) {
+      const fed = o.ackFeed.read({ ...source, cache }, reused !== null);
+      acks = fed.history;
+      // An incremental read looked up only the new acks: the cache keeps the others for later.
+      commit = fed.full;
+    } else
+      acks = readAckHistory({
+        ...source,
+        // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
+        bundles: false,
+        ...(cache ? { cache } : {}),
+      });
     // Saved before commit(): what this build verified or reused is what the store keeps.
     o.verifiedStore?.save();
-    cache?.commit();
+    if (commit) cache?.commit();
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }

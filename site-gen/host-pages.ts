@@ -180,8 +180,8 @@ ${acksSection(history)}</section>
 
 /**
  * Everything a host's section shows besides the release (hostSection reads nothing relative to `now`):
- * the host, its verdict without ages, and its verified ack history (as JSON); the release's documents
- * are part of every detail page's inputs (pages.ts releaseInputs).
+ * the host, its verdict without ages, and its verified ack history (each ack by the digest of its
+ * signed bytes); the release's documents are part of every detail page's inputs (pages.ts releaseInputs).
  */
 function hostSectionInputs(m: FleetModel, h: HostRow): string {
   const verdict = [
@@ -193,7 +193,8 @@ function hostSectionInputs(m: FleetModel, h: HostRow): string {
     h.excused,
     h.current,
   ];
-  return `${JSON.stringify(verdict)}\n${JSON.stringify(m.ackHistory.get(h.host) ?? [])}`;
+  const history = (m.ackHistory.get(h.host) ?? []).map((a) => m.ackIds.get(a)!);
+  return `${JSON.stringify(verdict)}\n${history.join(' ')}`;
 }
 
 /** The hosts of each detail page, in page order (hosts are sorted by channel, wave, name). */

@@ -85,6 +85,8 @@ export interface FleetModel {
   acks: AckHistory;
   /** Each host's verified acks, oldest first, one per seq. */
   ackHistory: Map<string, AckRecord[]>;
+  /** Each verified ack's identity (AckHistory.digests): what the pages showing it are keyed by. */
+  ackIds: Map<AckRecord, string>;
   view: FleetView;
   hosts: HostRow[];
   byHost: Map<string, HostRow>;
@@ -170,6 +172,7 @@ export function buildFleetModel(
     release,
     acks,
     ackHistory,
+    ackIds: new Map(acks.acks.map((a, i) => [a, acks.digests[i]!])),
     view,
     hosts,
     byHost: new Map(hosts.map((h) => [h.host, h])),

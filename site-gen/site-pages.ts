@@ -75,7 +75,8 @@ let renderer: string | null = null;
  * lists of parts never give the same digest.
  */
 export class PageInputs {
-  private readonly hash = createHash('sha256');
+  // Hashed in one update: a list page has hundreds of parts.
+  private readonly parts: string[] = [];
 
   constructor(kind: string) {
     this.add((renderer ??= rendererIdentity())).add(kind);
@@ -83,11 +84,11 @@ export class PageInputs {
 
   add(part: string | number | boolean | null): this {
     const s = typeof part === 'string' ? `s${part}` : `v${String(part)}`;
-    this.hash.update(`${s.length}:${s}`);
+    this.parts.push(`${s.length}:${s}`);
     return this;
   }
 
   digest(): string {
-    return this.hash.digest('base64');
+    return createHash('sha256').update(this.parts.join('')).digest('base64');
   }
 }

@@ -2,8 +2,8 @@
 // build` does twice: a first build (an empty verified store in `cacheDir`: every signature checked) and
 // the next one-shot build (the store it saved: digests checked); then what `site watch` does: its start
 // build (the store, fresh in-memory caches), one new ack appended to the ack log and
-// acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, memoised host
-// sections, only the changed pages written). Prints the four SiteBuildResults as JSON, with the CPU
+// acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, the log's new
+// records only (ack feed), only the pages whose inputs changed rendered). Prints the four SiteBuildResults as JSON, with the CPU
 // time of each and the peak RSS after the first and after all.
 // Run twice: phase `first` (the first build alone, so its peak RSS is its own) and phase `rest` (a new
 // process, as the next `site build` is: its peak RSS after the one-shot build and after all).
@@ -11,6 +11,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
+import { AckFeed } from '../../site-gen/ack-feed.ts';
 import { readPinnedRoot } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
@@ -49,11 +50,13 @@ if (phase === 'first') {
 const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
+const ackFeed = new AckFeed();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
   now: now + 1000,
   verifiedStore: store,
   releaseCache,
+  ackFeed,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
@@ -62,6 +65,7 @@ const oneAck = await measured({
   now: now + 2000,
   ackCache: store.cache,
   releaseCache,
+  ackFeed,
 });
 process.stdout.write(
   JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),
