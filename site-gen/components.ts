@@ -114,7 +114,7 @@ v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires
  * reasons quote other hosts' details), for the pages that state signed times instead of ages.
  */
 export function withoutAges(text: string): string {
-  return text.replace(/ \(last ack [^()]* ago\)/g, '');
+  return text.includes(' (last ack ') ? text.replace(/ \(last ack [^()]* ago\)/g, '') : text;
 }
 
 /** The footer of the stable pages: provenance, no build time (the overview has it). */

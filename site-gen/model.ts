@@ -184,8 +184,17 @@ export function buildFleetModel(
   };
 }
 
+/** attentionHosts of a model, computed once (the overview and every channel page list them). */
+const attentionOf = new WeakMap<FleetModel, HostRow[]>();
+
 /** Hosts an operator must look at first, most severe first. */
 export function attentionHosts(model: FleetModel): HostRow[] {
+  let hosts = attentionOf.get(model);
+  if (hosts === undefined) attentionOf.set(model, (hosts = rankAttention(model)));
+  return hosts;
+}
+
+function rankAttention(model: FleetModel): HostRow[] {
   const rank: Partial<Record<HostPhase, number>> = {
     failed: 0,
     blocked: 1,
