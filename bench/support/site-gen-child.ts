@@ -5,8 +5,10 @@
 // acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, the log's new
 // records only (ack feed), only the pages whose inputs changed rendered). Prints the four SiteBuildResults as JSON, with the CPU
 // time of each and the peak RSS after the first and after all.
-// Run twice: phase `first` (the first build alone, so its peak RSS is its own) and phase `rest` (a new
-// process, as the next `site build` is: its peak RSS after the one-shot build and after all).
+// Run three times: phase `first` (the first build alone, so its peak RSS is its own), phase `cold-site`
+// (a one-shot build with the store `first` saved into a new output: cold site, warm verification) and
+// phase `rest` (a new process, as the next `site build` is: its peak RSS after the one-shot build and
+// after all).
 // argv: phase tree rootFile outDir nowMs host newAckFile newAckLogRecord cacheDir
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ import type { SiteBuildResult } from '../../site-gen/build.ts';
 
 const [phase, tree, rootFile, out, nowArg, host, ackFile, recordFile, cacheDir] =
   process.argv.slice(2) as [
-    'first' | 'rest',
+    'first' | 'cold-site' | 'rest',
     string,
     string,
     string,
@@ -34,7 +36,9 @@ const rssMb = () => process.resourceUsage().maxRSS / 1024;
 const cpuMs: number[] = [];
 
 /** One build, with the CPU time of the whole process (every thread: signature batches run on workers). */
-async function measured(o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'outDir'>) {
+async function measured(
+  o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'outDir'> & { outDir?: string },
+) {
   const before = process.cpuUsage();
   const r: SiteBuildResult = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, ...o });
   const u = process.cpuUsage(before);
@@ -42,8 +46,13 @@ async function measured(o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'ou
   return r;
 }
 
-if (phase === 'first') {
-  const first = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
+if (phase === 'first' || phase === 'cold-site') {
+  // cold-site: the store the first build saved, but no site yet (a new output directory).
+  const first = await measured({
+    now,
+    verifiedStore: openVerifiedAckStore(cacheDir, 'site'),
+    ...(phase === 'cold-site' ? { outDir: `${out}-cold-site` } : {}),
+  });
   process.stdout.write(JSON.stringify({ first, maxRssMb: rssMb(), cpuMs }));
   process.exit(0);
 }
