@@ -70,6 +70,10 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
       now: NOW,
     });
     assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
+    // and not rendered: only the pages that show ages (overview, channels, hosts, trust, documents)
+    // and the unkeyed assets are
+    const unkeyed = 7 + Object.keys(copy.plans).length;
+    assert.is(again.rendered, unkeyed, 'pages with unchanged inputs are linked unrendered');
     const host = copy.roles.eligible;
     const other = copy.roles.soaked;
     const otherPage = hostPagePath(readSite(out), other);
@@ -108,6 +112,7 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     // exactly the pages whose content changed were written: of the detail pages, those holding them
     const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
     assert.is(inc.written, changed.length);
+    assert.ok(inc.rendered < inc.pages, 'only pages whose inputs changed are rendered');
     assert.equal(
       changed.filter((k) => k.startsWith('hosts/')).sort(),
       [...new Set([host, ...gatedOnIt].map((h) => hostPagePath(after, h)))].sort(),
