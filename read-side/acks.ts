@@ -552,6 +552,8 @@ export interface AckLogOptions {
   onCorrupt?: 'throw' | 'reject';
   /** Only the records claiming one of these hosts (claimedHost); the others are skipped unchecked. */
   hosts?: ReadonlySet<string>;
+  /** Report where each segment's read ended (AckLogRead.ends: site-gen's watch mode reads on from there). */
+  ends?: boolean;
 }
 
 export interface AckLogRead {
@@ -564,10 +566,10 @@ export interface AckLogRead {
   skippedBytes: number;
   corrupt: boolean;
   /**
-   * Each segment read and the offset just past its last complete record: where a later read of what
-   * was appended since starts (empty for a corrupt log).
+   * With AckLogOptions.ends: each segment read and the offset just past its last complete record,
+   * where a later read of what was appended since starts (empty for a corrupt log).
    */
-  ends: { file: string; end: number; records: number }[];
+  ends?: { file: string; end: number; records: number }[];
 }
 
 /**
@@ -642,7 +644,7 @@ export function collectAckLog(
       tornBytes: 0,
       skippedBytes: skipped,
       corrupt: true,
-      ends: [],
+      ...(opts.ends ? { ends: [] } : {}),
     };
   }
   let records = 0;
@@ -667,7 +669,7 @@ export function collectAckLog(
     tornBytes,
     skippedBytes: skipped,
     corrupt: false,
-    ends,
+    ...(opts.ends ? { ends } : {}),
   };
 }
 
@@ -727,14 +729,7 @@ export interface AckHistoryOptions extends TreeAckOptions {
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache);
-  let log: AckLogRead = {
-    records: 0,
-    segments: 0,
-    tornBytes: 0,
-    skippedBytes: 0,
-    corrupt: false,
-    ends: [],
-  };
+  let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);
   const replicaLogs = (o.replicaLogs ?? []).map((file) => ({

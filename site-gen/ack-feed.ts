@@ -56,7 +56,6 @@ const NO_LOG: AckLogRead = {
   tornBytes: 0,
   skippedBytes: 0,
   corrupt: false,
-  ends: [],
 };
 
 export class AckFeed {
@@ -111,16 +110,17 @@ export class AckFeed {
 
 function fullLogRead(o: AckFeedOptions, logFile: string): LogState {
   const collector = new AckCollector(o.trust, o.cache);
-  const read = collectAckLog(logFile, collector, o.log);
+  const read = collectAckLog(logFile, collector, { ...o.log, ends: true });
   collector.result();
+  const ends = read.ends ?? [];
   const marks: SegmentMark[] = [];
-  for (const e of read.ends) {
+  for (const e of ends) {
     const id = identity(e.file);
     if (id === null) break;
     marks.push({ file: e.file, ...id, end: e.end, records: e.records });
   }
   // A log read only in part (a window, a corrupt record) is read whole every build.
-  if (read.skippedBytes > 0 || read.corrupt || marks.length !== read.ends.length) marks.length = 0;
+  if (read.skippedBytes > 0 || read.corrupt || marks.length !== ends.length) marks.length = 0;
   return { logFile, trust: o.trust, collector, read, marks };
 }
 
