@@ -22,6 +22,7 @@ import {
   type AckHistory,
   type ReleaseLoad,
   type VerificationFailure,
+  type VerifiedRelease,
 } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
@@ -172,6 +173,50 @@ export interface RenderedSite {
   timingsMs: { verify: number; acks: number; model: number };
 }
 
+/**
+ * The acks a build shows: the ack log (its newest SITE_ACK_LOG_WINDOW_BYTES) and acks/hosts/, verified
+ * against `release`; through the ack feed in watch mode (`releaseReused`: only appended records are
+ * read). Saves the verified store.
+ */
+function readSiteAcks(
+  o: SiteInputOptions,
+  release: VerifiedRelease,
+  releaseReused: boolean,
+): AckHistory {
+  const cache = o.verifiedStore?.cache ?? o.ackCache;
+  const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
+  const source = {
+    acksDir: acksDirOf(o.treeDir),
+    // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
+    logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
+    trust: ackTrustOf(release),
+    // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
+    log: {
+      label: basename(logFile ?? ACK_LOG_FILE),
+      windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
+      onCorrupt: 'reject' as const,
+    },
+  };
+  let acks: AckHistory;
+  let commit = true;
+  if (o.ackFeed !== undefined && cache !== undefined) {
+    const fed = o.ackFeed.read({ ...source, cache }, releaseReused);
+    acks = fed.history;
+    // An incremental read looked up only the new acks: the cache keeps the others for later.
+    commit = fed.full;
+  } else
+    acks = readAckHistory({
+      ...source,
+      // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
+      bundles: false,
+      ...(cache ? { cache } : {}),
+    });
+  // Saved before commit(): what this build verified or reused is what the store keeps.
+  o.verifiedStore?.save();
+  if (commit) cache?.commit();
+  return acks;
+}
+
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
@@ -197,36 +242,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    const cache = o.verifiedStore?.cache ?? o.ackCache;
-    const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
-    const source = {
-      acksDir: acksDirOf(o.treeDir),
-      // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
-      logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
-      trust: ackTrustOf(load.release),
-      // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
-      log: {
-        label: basename(logFile ?? ACK_LOG_FILE),
-        windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
-        onCorrupt: 'reject' as const,
-      },
-    };
-    let commit = true;
-    if (o.ackFeed !== undefined && cache !== undefined) {
-      const fed = o.ackFeed.read({ ...source, cache }, reused !== null);
-      acks = fed.history;
-      // An incremental read looked up only the new acks: the cache keeps the others for later.
-      commit = fed.full;
-    } else
-      acks = readAckHistory({
-        ...source,
-        // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
-        bundles: false,
-        ...(cache ? { cache } : {}),
-      });
-    // Saved before commit(): what this build verified or reused is what the store keeps.
-    o.verifiedStore?.save();
-    if (commit) cache?.commit();
+    acks = readSiteAcks(o, load.release, reused !== null);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }

@@ -168,6 +168,76 @@ export function installSite(outDir: string, files: Iterable<SitePage>): Installe
   }
 }
 
+/** What installing the pages into a new build directory gave (InstalledSite without the directory). */
+type PagesInstalled = Omit<InstalledSite, 'buildDir'> & { manifest: Record<string, PageRecord> };
+
+/**
+ * Installs every page into `buildDir`: linked from `previous` unrendered when its inputs are the
+ * previous build's (`before`), else rendered, then linked when its bytes are the same, else written.
+ */
+function installPages(
+  buildDir: string,
+  previous: string | null,
+  before: ReadonlyMap<string, PageRecord>,
+  files: Iterable<SitePage>,
+): PagesInstalled {
+  const r: PagesInstalled = {
+    files: 0,
+    bytes: 0,
+    written: 0,
+    bytesWritten: 0,
+    rendered: 0,
+    renderMs: 0,
+    largest: null,
+    manifest: {},
+  };
+  const dirs = new Set<string>();
+  for (const page of files) {
+    const rel = page.path;
+    if (
+      rel.startsWith('/') ||
+      rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))
+    )
+      throw new SiteOutputError(rel, 'not a plain relative page path');
+    const full = join(buildDir, rel);
+    const dir = dirname(full);
+    if (!dirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      dirs.add(dir);
+    }
+    const prev = previous === null ? undefined : before.get(rel);
+    const from = previous === null ? '' : join(previous, rel);
+    let record: PageRecord;
+    if (
+      prev !== undefined &&
+      page.inputs !== null &&
+      prev.inputs === page.inputs &&
+      linkUnchanged(from, full)
+    ) {
+      // The same inputs as the page the previous build installed: its bytes, not rendered again.
+      record = prev;
+    } else {
+      const t0 = performance.now();
+      const content = page.render();
+      r.renderMs += performance.now() - t0;
+      r.rendered++;
+      const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+      record = { sha256: digestOf(content), bytes: size, inputs: page.inputs };
+      if (prev === undefined || prev.sha256 !== record.sha256 || !linkUnchanged(from, full)) {
+        writeFileSync(full, content);
+        r.written++;
+        r.bytesWritten += size;
+      }
+    }
+    r.manifest[rel] = record;
+    r.files++;
+    r.bytes += record.bytes;
+    if (r.largest === null || record.bytes > r.largest.bytes)
+      r.largest = { path: rel, bytes: record.bytes };
+  }
+  return r;
+}
+
 function installLocked(out: string, builds: string, files: Iterable<SitePage>): InstalledSite {
   const state = checkOutput(out);
   const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
@@ -175,65 +245,12 @@ function installLocked(out: string, builds: string, files: Iterable<SitePage>): 
   const buildDir = mkdtempSync(join(builds, 'build-'));
   // mkdtemp makes it 0700; nginx's worker user must be able to read the pages.
   chmodSync(buildDir, 0o755);
-  let bytes = 0;
-  let count = 0;
-  let written = 0;
-  let bytesWritten = 0;
-  let rendered = 0;
-  let renderMs = 0;
-  let largest: InstalledSite['largest'] = null;
-  const manifest: Record<string, PageRecord> = {};
-  const dirs = new Set<string>();
+  let installed: PagesInstalled;
   try {
-    for (const page of files) {
-      const rel = page.path;
-      if (
-        rel.startsWith('/') ||
-        rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))
-      )
-        throw new SiteOutputError(rel, 'not a plain relative page path');
-      const full = join(buildDir, rel);
-      const dir = dirname(full);
-      if (!dirs.has(dir)) {
-        mkdirSync(dir, { recursive: true });
-        dirs.add(dir);
-      }
-      const prev = previous === null ? undefined : before.get(rel);
-      let record: PageRecord;
-      if (
-        prev !== undefined &&
-        page.inputs !== null &&
-        prev.inputs === page.inputs &&
-        linkUnchanged(join(previous!, rel), full)
-      ) {
-        // The same inputs as the page the previous build installed: its bytes, not rendered again.
-        record = prev;
-      } else {
-        const t0 = performance.now();
-        const content = page.render();
-        renderMs += performance.now() - t0;
-        rendered++;
-        const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
-        record = { sha256: digestOf(content), bytes: size, inputs: page.inputs };
-        if (
-          prev === undefined ||
-          prev.sha256 !== record.sha256 ||
-          !linkUnchanged(join(previous!, rel), full)
-        ) {
-          writeFileSync(full, content);
-          written++;
-          bytesWritten += size;
-        }
-      }
-      manifest[rel] = record;
-      count++;
-      bytes += record.bytes;
-      if (largest === null || record.bytes > largest.bytes)
-        largest = { path: rel, bytes: record.bytes };
-    }
+    installed = installPages(buildDir, previous, before, files);
     writeFileAtomic(
       manifestOf(buildDir),
-      JSON.stringify({ format: MANIFEST_FORMAT, pages: manifest }),
+      JSON.stringify({ format: MANIFEST_FORMAT, pages: installed.manifest }),
     );
   } catch (e) {
     rmSync(buildDir, { recursive: true, force: true });
@@ -250,6 +267,7 @@ function installLocked(out: string, builds: string, files: Iterable<SitePage>): 
   renameSync(tmpLink, out);
   fsyncDir(dirname(out));
   pruneBuilds(builds, new Set([buildDir, ...(previous ? [previous] : [])]));
+  const { files: count, bytes, written, bytesWritten, rendered, renderMs, largest } = installed;
   return { buildDir, files: count, bytes, written, bytesWritten, rendered, renderMs, largest };
 }
 
