@@ -1,9 +1,10 @@
 // Dashboard build time for a fleet mid-rollout (10,000 and 100,000 hosts): a tree from the real
 // publisher, every host's latest ack in acks/hosts/ and the whole ack history in the endpoint's log.
 // Each size is built in child processes (bench/support/site-gen-child.ts, so peak RSS is the build's):
-// the first one-shot `site build` (an empty verified store), the next one (the store it saved), then
-// watch mode's start build and its rebuild after one new ack (ack cache + reused verification +
-// memoised host sections + only changed pages written). SITE_GEN_BENCH_HOSTS=N[,M...] chooses the
+// the first one-shot `site build` (an empty verified store), one into a new output with the store it
+// saved (cold site, warm verification), the next one (the store and the site), then watch mode's start
+// build and its rebuild after one new ack (ack cache + reused verification + the log's new records only
+// + only the pages whose inputs changed rendered). SITE_GEN_BENCH_HOSTS=N[,M...] chooses the
 // sizes (default 10000,100000); SITE_GEN_BENCH_DIR=DIR keeps the generated fleets there between runs.
 import {
   copyFileSync,
@@ -241,11 +242,11 @@ async function benchSize(hosts: number): Promise<void> {
   try {
     const fx = fixture(dir, hosts);
     const { tree, now, acks } = fx;
-    for (const p of ['site', '.site.builds', 'cache'])
+    for (const p of ['site', '.site.builds', 'site-cold-site', '.site-cold-site.builds', 'cache'])
       rmSync(join(dir, p), { recursive: true, force: true });
     // A heap limit given to the bench (100k hosts need more than the default) applies to the child too.
     const heap = process.execArgv.filter((a) => a.startsWith('--max-old-space-size'));
-    const child = (phase: 'first' | 'rest') => {
+    const child = (phase: 'first' | 'cold-site' | 'rest') => {
       const c = spawnSync(
         process.execPath,
         [
@@ -272,24 +273,28 @@ async function benchSize(hosts: number): Promise<void> {
       if (c.status !== 0) throw new Error(`site-gen bench child failed (${c.status}): ${c.stderr}`);
       return JSON.parse(c.stdout) as unknown;
     };
-    const first = child('first') as { first: SiteBuildResult; maxRssMb: number; cpuMs: number[] };
+    type OneBuild = { first: SiteBuildResult; maxRssMb: number; cpuMs: number[] };
+    const first = child('first') as OneBuild;
+    const coldSite = child('cold-site') as OneBuild;
     const rest = child('rest') as ChildReport;
     const r = {
       ...rest,
       cold: first.first,
       coldMaxRssMb: first.maxRssMb,
-      cpuMs: [...first.cpuMs, ...rest.cpuMs],
+      coldSite: coldSite.first,
+      coldSiteMaxRssMb: coldSite.maxRssMb,
+      cpuMs: [...first.cpuMs, ...coldSite.cpuMs, ...rest.cpuMs],
     };
-    for (const b of [r.cold, r.warm, r.watchStart, r.oneAck])
+    const runs = [r.cold, r.coldSite, r.warm, r.watchStart, r.oneAck];
+    for (const b of runs)
       if (b.status !== 'verified' || b.acks.rejected !== 0)
         throw new Error(`bench site did not build cleanly: ${JSON.stringify(b.failure)}`);
-    const runs = [r.cold, r.warm, r.watchStart, r.oneAck];
     const fmt = (k: keyof SiteBuildResult['timingsMs']) =>
       runs.map((x) => x.timingsMs[k].toFixed(0)).join(' / ');
     const kb = (n: number) => `${(n / 1e3).toFixed(0)} kB`;
     console.log(`\n### ${hosts} hosts\n`);
     console.log(
-      '| what | first `site build` (empty store) / next `site build` (its store) / watch start / watch after one new ack |',
+      '| what | first `site build` (empty store, no site) / `site build` into a new output (the store: cold site, warm verification) / next `site build` (the store and the site) / watch start / watch after one new ack |',
     );
     console.log('|---|---|');
     console.log(
@@ -306,17 +311,17 @@ async function benchSize(hosts: number): Promise<void> {
       `| - verify tree (verifyTree + bound documents; reused after an ack) | ${fmt('verify')} ms |`,
     );
     console.log(`| - read + verify acks (files + log) | ${fmt('acks')} ms |`);
-    console.log(`| - fleet view + timelines | ${fmt('model')} ms |`);
-    console.log(`| - render pages | ${fmt('render')} ms |`);
+    console.log(`| - fleet view + timelines + every page's inputs | ${fmt('model')} ms |`);
+    console.log(`| - render pages (those whose inputs changed) | ${fmt('render')} ms |`);
     console.log(`| - write changed pages, link the rest, atomic swap | ${fmt('write')} ms |`);
     console.log(
-      `| pages / pages written | ${runs.map((x) => `${x.pages} / ${x.written}`).join('; ')} |`,
+      `| pages / rendered / written | ${runs.map((x) => `${x.pages} / ${x.rendered} / ${x.written}`).join('; ')} |`,
     );
     console.log(
       `| bytes: site / written | ${runs.map((x) => `${(x.bytes / 1e6).toFixed(1)} / ${(x.bytesWritten / 1e6).toFixed(2)} MB`).join('; ')} |`,
     );
     console.log(
-      `| peak RSS: first build's process / next build's process after it, after the watch builds | ${r.coldMaxRssMb.toFixed(0)} / ${r.warmMaxRssMb.toFixed(0)}, ${r.maxRssMb.toFixed(0)} MB |`,
+      `| peak RSS: first build's process / cold-site build's process / next build's process after it, after the watch builds | ${r.coldMaxRssMb.toFixed(0)} / ${r.coldSiteMaxRssMb.toFixed(0)} / ${r.warmMaxRssMb.toFixed(0)}, ${r.maxRssMb.toFixed(0)} MB |`,
     );
     console.log(
       `| largest page | ${r.cold.largestPage?.path} ${kb(r.cold.largestPage?.bytes ?? 0)} |`,

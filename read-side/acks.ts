@@ -234,12 +234,23 @@ export class AckCollector {
   readonly envelopes: SignedAck[] = [];
   readonly rejected: AckRejection[] = [];
 
-  /** `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. */
+  /**
+   * `cache`: results of earlier intakes to reuse (watch mode); the caller commits it. `seen`: the
+   * identities another collector already took (so that two collectors read one after the other are
+   * one intake: site-gen's watch mode keeps the log's collector between builds).
+   */
   constructor(
     readonly trust: AckTrust,
     cache?: AckCache,
+    seen: Iterable<readonly [id: string, host: string]> = [],
   ) {
     this.cache = cache ?? new AckCache();
+    for (const [id, host] of seen) this.seen.set(id, host);
+  }
+
+  /** The identity -> host of every ack added so far (verified, refused at its claims or pending). */
+  get seenIds(): ReadonlyMap<string, string> {
+    return this.seen;
   }
 
   /** `expectedHost`: the host a per-host file is named after; its ack must be that host's. */
@@ -592,6 +603,8 @@ export interface AckLogOptions {
    * proposed to the memo, and kept by settle() when none of its records was rejected.
    */
   prefixes?: LogPrefixMemo;
+  /** Report where each segment's read ended (AckLogRead.ends: site-gen's watch mode reads on from there). */
+  ends?: boolean;
 }
 
 /**
@@ -709,6 +722,11 @@ export interface AckLogRead {
   /** Older records outside `windowBytes`: not read. */
   skippedBytes: number;
   corrupt: boolean;
+  /**
+   * With AckLogOptions.ends: each segment read and the offset just past its last complete record,
+   * where a later read of what was appended since starts (empty for a corrupt log).
+   */
+  ends?: { file: string; end: number; records: number }[];
 }
 
 /**
@@ -779,6 +797,7 @@ export function collectAckLog(
       tornBytes: 0,
       skippedBytes: skipped,
       corrupt: true,
+      ...(opts.ends ? { ends: [] } : {}),
     };
   }
   let records = 0;
@@ -805,7 +824,19 @@ export function collectAckLog(
     records += p.records.length;
     tornBytes += p.tornBytes;
   }
-  return { records, segments: segments.length, tornBytes, skippedBytes: skipped, corrupt: false };
+  const ends = parsed.map((p, i) => ({
+    file: p.file,
+    end: read[i]!.skipped + p.validBytes,
+    records: p.records.length,
+  }));
+  return {
+    records,
+    segments: segments.length,
+    tornBytes,
+    skippedBytes: skipped,
+    corrupt: false,
+    ...(opts.ends ? { ends } : {}),
+  };
 }
 
 /**
@@ -868,6 +899,8 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 export interface AckHistory extends VerifiedAcks {
   /** The signed envelope of each of `acks` (same index). */
   envelopes: SignedAck[];
+  /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
+  digests: string[];
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
   sources: {
     log: string | null;
@@ -917,7 +950,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
     latestFiles: tree.latestFiles,
   };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
-  return { acks, rejected, envelopes: collector.envelopes, sources };
+  return { acks, rejected, envelopes: collector.envelopes, digests: collector.digests, sources };
 }
 
 export interface AckAudit {

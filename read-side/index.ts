@@ -3,14 +3,17 @@
 export { readPinnedRoot } from '../protocol/index.ts';
 export {
   AckCache,
+  AckCollector,
   ackHistoryByHost,
   acksDirOf,
   auditAckLogs,
+  collectAckLog,
+  collectTreeAcks,
   defaultAckLogOf,
   formatAckAudit,
   readAckHistory,
 } from './acks.ts';
-export type { AckHistory } from './acks.ts';
+export type { AckHistory, AckLogOptions, AckLogRead } from './acks.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

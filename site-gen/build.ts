@@ -22,12 +22,13 @@ import {
   type AckHistory,
   type ReleaseLoad,
   type VerificationFailure,
+  type VerifiedRelease,
 } from '../read-side/index.ts';
 import { buildFleetModel, type FleetModel } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
-import type { HostPageMemo } from './host-pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
+import type { AckFeed } from './ack-feed.ts';
 
 /**
  * The dashboard reads the newest this many bytes of the ack log, so a build's time and memory stay
@@ -64,8 +65,11 @@ export interface SiteInputOptions {
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
   pkiDir?: string;
-  /** Host pages of earlier builds by their inputs: only changed ones are rendered (watch mode keeps one). */
-  hostPageMemo?: HostPageMemo;
+  /**
+   * What earlier builds read of the ack log (watch mode keeps one, with `ackCache`): while the
+   * verification is reused, only the records appended since are read (ack-feed.ts).
+   */
+  ackFeed?: AckFeed;
 }
 
 /**
@@ -139,6 +143,8 @@ export interface SiteBuildResult extends SiteSummary {
   bytes: number;
   written: number;
   bytesWritten: number;
+  /** Pages rendered: the others had the same inputs as in the previous build (site-pages.ts). */
+  rendered: number;
   largestPage: { path: string; bytes: number } | null;
   /** The release verified by the previous build was reused (watch mode, only acks changed). */
   verificationReused: boolean;
@@ -160,10 +166,55 @@ export class TreeNotFound extends Error {
 }
 
 export interface RenderedSite {
+  /** Every page, rendered when asked (installSite renders those whose inputs changed). */
   pages: SitePages;
   summary: SiteSummary;
   verificationReused: boolean;
-  timingsMs: { verify: number; acks: number; model: number; render: number };
+  timingsMs: { verify: number; acks: number; model: number };
+}
+
+/**
+ * The acks a build shows: the ack log (its newest SITE_ACK_LOG_WINDOW_BYTES) and acks/hosts/, verified
+ * against `release`; through the ack feed in watch mode (`releaseReused`: only appended records are
+ * read). Saves the verified store.
+ */
+function readSiteAcks(
+  o: SiteInputOptions,
+  release: VerifiedRelease,
+  releaseReused: boolean,
+): AckHistory {
+  const cache = o.verifiedStore?.cache ?? o.ackCache;
+  const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
+  const source = {
+    acksDir: acksDirOf(o.treeDir),
+    // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
+    logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
+    trust: ackTrustOf(release),
+    // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
+    log: {
+      label: basename(logFile ?? ACK_LOG_FILE),
+      windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
+      onCorrupt: 'reject' as const,
+    },
+  };
+  let acks: AckHistory;
+  let commit = true;
+  if (o.ackFeed !== undefined && cache !== undefined) {
+    const fed = o.ackFeed.read({ ...source, cache }, releaseReused);
+    acks = fed.history;
+    // An incremental read looked up only the new acks: the cache keeps the others for later.
+    commit = fed.full;
+  } else
+    acks = readAckHistory({
+      ...source,
+      // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
+      bundles: false,
+      ...(cache ? { cache } : {}),
+    });
+  // Saved before commit(): what this build verified or reused is what the store keeps.
+  o.verifiedStore?.save();
+  if (commit) cache?.commit();
+  return acks;
 }
 
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
@@ -191,37 +242,14 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    const cache = o.verifiedStore?.cache ?? o.ackCache;
-    const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
-    acks = readAckHistory({
-      acksDir: acksDirOf(o.treeDir),
-      // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
-      logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
-      trust: ackTrustOf(load.release),
-      // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
-      bundles: false,
-      // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
-      log: {
-        label: basename(logFile ?? ACK_LOG_FILE),
-        windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
-        onCorrupt: 'reject',
-      },
-      ...(cache ? { cache } : {}),
-    });
-    // Saved before commit(): what this build verified or reused is what the store keeps.
-    o.verifiedStore?.save();
-    cache?.commit();
+    acks = readSiteAcks(o, load.release, reused !== null);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now);
   }
-  const t3 = performance.now();
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);
-  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, {
-    certs,
-    ...(o.hostPageMemo ? { memo: o.hostPageMemo } : {}),
-  });
-  const t4 = performance.now();
+  const pages = renderSite(load, model, o.now, o.pinnedRoot.signed.version, { certs });
+  const t3 = performance.now();
   const summary: SiteSummary = {
     status: load.status,
     failure: load.status === 'verified' ? null : load.failure,
@@ -243,7 +271,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     pages,
     summary,
     verificationReused: reused !== null,
-    timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2, render: t4 - t3 },
+    timingsMs: { verify: t1 - t0, acks: t2 - t1, model: t3 - t2 },
   };
 }
 
@@ -251,7 +279,7 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
   const t0 = performance.now();
   const { pages, summary, timingsMs, verificationReused } = await renderSitePages(o);
   const t1 = performance.now();
-  const installed = installSite(o.outDir, pages.all());
+  const installed = installSite(o.outDir, pages);
   const t2 = performance.now();
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
@@ -261,14 +289,16 @@ export async function buildSite(o: BuildSiteOptions): Promise<SiteBuildResult> {
     bytes: installed.bytes,
     written: installed.written,
     bytesWritten: installed.bytesWritten,
+    rendered: installed.rendered,
     largestPage: installed.largest,
     verificationReused,
     timingsMs: {
       verify: round(timingsMs.verify),
       acks: round(timingsMs.acks),
+      // The model includes the pages' inputs; rendering happens as the pages are installed.
       model: round(timingsMs.model),
-      render: round(timingsMs.render),
-      write: round(t2 - t1),
+      render: round(installed.renderMs),
+      write: round(t2 - t1 - installed.renderMs),
       total: round(t2 - t0),
     },
   };

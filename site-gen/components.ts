@@ -114,7 +114,7 @@ v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires
  * reasons quote other hosts' details), for the pages that state signed times instead of ages.
  */
 export function withoutAges(text: string): string {
-  return text.replace(/ \(last ack [^()]* ago\)/g, '');
+  return text.includes(' (last ack ') ? text.replace(/ \(last ack [^()]* ago\)/g, '') : text;
 }
 
 /** The footer of the stable pages: provenance, no build time (the overview has it). */
@@ -124,19 +124,62 @@ verified against the host keys in the signed release. Ages and the build time: s
 href="${base}index.html">overview</a>.`;
 }
 
-function lastAckCell(h: HostRow, now: number | null): Html {
-  if (h.latest === null || h.latestAt === null) return html`<span class="muted">none</span>`;
-  if (now === null) return html`${h.latest.kind} <span class="muted">${utc(h.latestAt)}</span>`;
-  return html`${h.latest.kind} <span class="muted">${duration((now - h.latestAt) / 1000)} ago</span>`;
+/**
+ * What one row of the host table shows, as plain text: the row is rendered from this alone, so its
+ * JSON is a complete key of the row (the list pages are keyed by their rows: pages.ts SitePage).
+ */
+export interface HostRowFacts {
+  host: string;
+  href: string;
+  phase: HostPhase;
+  channel: string;
+  wave: number;
+  /** The latest ack's kind (null: none) and when: a signed time, or an age on pages with `now`. */
+  lastKind: string | null;
+  lastWhen: string;
+  /** The gate (shown bold) and the why text after it. */
+  gate: string | null;
+  why: string;
+  current: string | null;
+  target: string;
 }
 
-function whyCell(h: HostRow, ages: boolean): Html {
-  const text = ages ? (t: string) => t : withoutAges;
-  if (h.gate !== null) return html`<b>${h.gate}</b>: ${text(h.reason ?? '')}`;
-  if (h.phase === 'deferred' && h.reason !== null)
-    return html`${text(h.detail)}; ${text(h.reason)}`;
-  if (h.reason !== null) return html`${text(h.reason)}`;
-  return html`${text(h.detail)}${h.excused ? ' (excused by policy)' : ''}`;
+/** A host's row facts; `now` null: signed times only and reasons without ages (the stable list pages). */
+export function hostRowFacts(h: HostRow, now: number | null): HostRowFacts {
+  const text = now === null ? withoutAges : (t: string) => t;
+  let why: string;
+  if (h.gate !== null) why = text(h.reason ?? '');
+  else if (h.phase === 'deferred' && h.reason !== null)
+    why = `${text(h.detail)}; ${text(h.reason)}`;
+  else if (h.reason !== null) why = text(h.reason);
+  else why = `${text(h.detail)}${h.excused ? ' (excused by policy)' : ''}`;
+  const at = h.latest === null ? null : h.latestAt;
+  return {
+    host: h.host,
+    href: h.href,
+    phase: h.phase,
+    channel: h.channel,
+    wave: h.wave,
+    lastKind: at === null ? null : h.latest!.kind,
+    lastWhen: at === null ? '' : now === null ? utc(at) : `${duration((now - at) / 1000)} ago`,
+    gate: h.gate,
+    why,
+    current: h.current,
+    target: h.target,
+  };
+}
+
+/** One row of the host table, from its facts only. */
+export function hostRowHtml(f: HostRowFacts, base: string): Html {
+  const onTarget = f.current !== null && f.current === f.target;
+  return html`<tr id="host-${f.host}"><td><a href="${base}${f.href}">${f.host}</a>\
+</td><td data-l="phase">${phaseChip(f.phase, undefined, base)}</td><td data-l="channel"><a \
+href="${listHref(base, `channel-${f.channel}`)}">${f.channel}</a></td><td class="num" \
+data-l="wave"><a href="${listHref(base, `wave-${f.channel}-${f.wave}`)}">${f.wave}</a></td><td \
+data-l="last ack">${f.lastKind === null ? html`<span class="muted">none</span>` : html`${f.lastKind} <span class="muted">${f.lastWhen}</span>`}</td><td class="reason" \
+data-l="why">${f.gate === null ? f.why : html`<b>${f.gate}</b>: ${f.why}`}</td><td class="mono" data-l="current" \
+title="${f.current ?? ''}">${shortStorePath(f.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" \
+data-l="target" title="${f.target}">${shortStorePath(f.target)}</td></tr>`;
 }
 
 export interface HostTableOptions {
@@ -145,6 +188,8 @@ export interface HostTableOptions {
   /** The site root relative to the page ("" or "../"). */
   base: string;
   limit?: number;
+  /** The rows' HTML when the caller has it already (the list pages render each host's row once). */
+  rowHtml?: (h: HostRow) => Html;
 }
 
 /**
@@ -154,17 +199,7 @@ export interface HostTableOptions {
 export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
   const limit = o.limit ?? Infinity;
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
-  const body = shown.map((h) => {
-    const onTarget = h.current !== null && h.current === h.target;
-    return html`<tr id="host-${h.host}"><td><a href="${o.base}${h.href}">${h.host}</a>\
-</td><td data-l="phase">${phaseChip(h.phase, undefined, o.base)}</td><td data-l="channel"><a \
-href="${listHref(o.base, `channel-${h.channel}`)}">${h.channel}</a></td><td class="num" \
-data-l="wave"><a href="${listHref(o.base, `wave-${h.channel}-${h.wave}`)}">${h.wave}</a></td><td \
-data-l="last ack">${lastAckCell(h, o.now)}</td><td class="reason" \
-data-l="why">${whyCell(h, o.now !== null)}</td><td class="mono" data-l="current" \
-title="${h.current ?? ''}">${shortStorePath(h.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" \
-data-l="target" title="${h.target}">${shortStorePath(h.target)}</td></tr>`;
-  });
+  const body = shown.map(o.rowHtml ?? ((h) => hostRowHtml(hostRowFacts(h, o.now), o.base)));
   const more =
     rows.length > shown.length
       ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>`

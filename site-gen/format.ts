@@ -3,10 +3,12 @@
 import { humanDuration } from '../reconciler/index.ts';
 
 export function utc(ms: number): string {
-  return new Date(ms)
-    .toISOString()
-    .replace('T', ' ')
-    .replace(/\.\d{3}Z$/, 'Z');
+  // "YYYY-MM-DDTHH:MM:SS.mmmZ" -> "YYYY-MM-DD HH:MM:SSZ" by slicing (a site states tens of thousands
+  // of times); an extended year ("+012345-...") the long way.
+  const iso = new Date(ms).toISOString();
+  return iso.length === 24
+    ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`
+    : iso.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** reconciler/time.ts humanDuration: the one duration style of the reconciler and every view. */

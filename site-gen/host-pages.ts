@@ -24,6 +24,7 @@ import {
 } from './model.ts';
 import { hostChart } from './svg.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
+import { PageInputs, type SitePages } from './site-pages.ts';
 import { type AckRecord, parseAckTime } from '../reconciler/index.ts';
 
 /** A host section lists its newest acks, at most this many (`nixfleet trace --host` has them all). */
@@ -158,7 +159,7 @@ href="${listHref('../', `wave-${h.channel}-${h.wave}`)}">wave ${h.wave}</a> (${p
 
 /**
  * One host's section. Nothing in it is relative to `now`: it is a function of the host's evidence and
- * the release, so watch mode renders it again only when those change (HostSectionMemo).
+ * the release (hostSectionInputs), so its page is rendered again only when those change.
  */
 function hostSection(m: FleetModel, h: HostRow): Html {
   const history = m.ackHistory.get(h.host) ?? [];
@@ -178,43 +179,22 @@ ${acksSection(history)}</section>
 }
 
 /**
- * Watch mode renders again only the host sections whose inputs changed. A section is a function of the
- * release and revocations (by version and rollout), the host's verdict without ages, and its verified
- * ack history (see hostSection: it reads nothing relative to `now`); the key holds all of them, the
- * history as its JSON, so any change of any of them renders the section again.
+ * Everything a host's section shows besides the release (hostSection reads nothing relative to `now`):
+ * the host, its verdict without ages, and its verified ack history (each ack by the digest of its
+ * signed bytes); the release's documents are part of every detail page's inputs (pages.ts releaseInputs).
  */
-export class HostPageMemo {
-  private sections = new Map<string, { key: string; html: Html }>();
-
-  render(host: string, key: string, make: () => Html, used: Set<string>): Html {
-    used.add(host);
-    const hit = this.sections.get(host);
-    if (hit !== undefined && hit.key === key) return hit.html;
-    const html = make();
-    this.sections.set(host, { key, html });
-    return html;
-  }
-
-  /** Drops hosts no longer in the fleet. */
-  retain(used: ReadonlySet<string>): void {
-    for (const h of this.sections.keys()) if (!used.has(h)) this.sections.delete(h);
-  }
-}
-
-function hostSectionKey(m: FleetModel, h: HostRow): string {
-  const plan = m.release.plans[h.channel]!;
+function hostSectionInputs(m: FleetModel, h: HostRow): string {
   const verdict = [
+    h.host,
     h.phase,
     withoutAges(h.detail),
     h.gate,
     withoutAges(h.reason ?? ''),
     h.excused,
     h.current,
-    m.release.report.release.version,
-    m.release.revocations.version,
-    plan.rolloutId,
   ];
-  return `${JSON.stringify(verdict)}\n${JSON.stringify(m.ackHistory.get(h.host) ?? [])}`;
+  const history = (m.ackHistory.get(h.host) ?? []).map((a) => m.ackIds.get(a)!);
+  return `${JSON.stringify(verdict)}\n${history.join(' ')}`;
 }
 
 /** The hosts of each detail page, in page order (hosts are sorted by channel, wave, name). */
@@ -238,49 +218,52 @@ function waveNav(h: HostRow, pages: readonly string[]): Html {
   )}</nav>`;
 }
 
-/** hosts/<channel>_w<wave>_<n>.html: every host's detail, HOSTS_PER_DETAIL_PAGE per page. */
+/**
+ * hosts/<channel>_w<wave>_<n>.html: every host's detail, HOSTS_PER_DETAIL_PAGE per page, added to
+ * `pages`. A page's inputs are the release (`release`: pages.ts releaseInputs), its place among its
+ * wave's pages and its hosts' section inputs.
+ */
 export function hostDetailPages(
   m: FleetModel,
   load: ReleaseLoad,
-  memo: HostPageMemo | undefined,
-): Map<string, Uint8Array> {
-  const banner = stableBanner(load, m.acks);
-  const foot = stableFooter('../');
-  const pages = detailPages(m);
+  release: string,
+  pages: SitePages,
+): void {
+  let shared: { banner: Html; footer: Html } | null = null;
+  const chrome = () =>
+    (shared ??= { banner: stableBanner(load, m.acks), footer: stableFooter('../') });
+  const byPage = detailPages(m);
   const byWave = new Map<string, string[]>();
-  for (const [path, rows] of pages) {
+  for (const [path, rows] of byPage) {
     const w = `${rows[0]!.channel}\n${rows[0]!.wave}`;
     byWave.set(w, [...(byWave.get(w) ?? []), path]);
   }
-  const used = new Set<string>();
-  const section = (h: HostRow) =>
-    memo === undefined
-      ? hostSection(m, h)
-      : memo.render(h.host, hostSectionKey(m, h), () => hostSection(m, h), used);
-  const out = new Map<string, Uint8Array>();
-  for (const [path, rows] of pages) {
+  for (const [path, rows] of byPage) {
     const first = rows[0]!;
     const siblings = byWave.get(`${first.channel}\n${first.wave}`)!;
     const n = siblings.indexOf(path) + 1;
-    const title = `channel ${first.channel}, wave ${first.wave}: hosts ${first.host} to ${rows.at(-1)!.host}`;
-    const nav = waveNav(first, siblings);
-    const body = html`<h1>Hosts of ${title}</h1>
+    const inputs = new PageInputs('host-details')
+      .add(release)
+      .add(m.release.report.fleet)
+      .add(path)
+      .add(JSON.stringify(siblings));
+    for (const h of rows) inputs.add(hostSectionInputs(m, h));
+    pages.add(path, inputs.digest(), () => {
+      const title = `channel ${first.channel}, wave ${first.wave}: hosts ${first.host} to ${rows.at(-1)!.host}`;
+      const nav = waveNav(first, siblings);
+      const body = html`<h1>Hosts of ${title}</h1>
 <p class="muted">Page ${n} of ${siblings.length} of this wave's host details; the <a \
 href="${listHref('../', `wave-${first.channel}-${first.wave}`)}">wave's host list</a> shows their phases at a glance.</p>
 ${nav}
-${rows.map(section)}
+${rows.map((h) => hostSection(m, h))}
 ${nav}`;
-    out.set(
-      path,
-      encodePage({
+      return encodePage({
         title: `NixFleet ${m.release.report.fleet}: ${title}`,
         base: '../',
-        banner,
+        banner: chrome().banner,
         body,
-        footer: foot,
-      }),
-    );
+        footer: chrome().footer,
+      });
+    });
   }
-  memo?.retain(used);
-  return out;
 }

@@ -4,7 +4,18 @@
 // host name over a compact index (search-index.js), loaded only when the operator types.
 import { html, join, raw, type Html } from './html.ts';
 import { encodePage } from './layout.ts';
-import { hostTable, listHref, phaseChip, stableBanner, stableFooter } from './components.ts';
+import {
+  hostRowFacts,
+  hostRowHtml,
+  hostTable,
+  listHref,
+  phaseChip,
+  stableBanner,
+  stableFooter,
+  type HostRowFacts,
+} from './components.ts';
+import { PageInputs, type SitePages } from './site-pages.ts';
+import { createHash } from 'node:crypto';
 import type { FleetModel, HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import { HOST_PHASES, type HostPhase } from '../reconciler/index.ts';
@@ -107,48 +118,80 @@ placeholder="host name"></label><div id="search-results" aria-live="polite"></di
 hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
 }
 
-/** lists/<id>_<n>.html for every list and page. */
+/**
+ * lists/<id>_<n>.html for every list and page, added to `pages`. A list page's inputs are the release
+ * (`release`: pages.ts releaseInputs), its place in its list and its rows' facts; each host's row is
+ * rendered at most once per build, however many lists show it.
+ */
 export function listPages(
   m: FleetModel,
   load: ReleaseLoad,
   lists: readonly HostList[],
-): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
+  release: string,
+  pages: SitePages,
+): void {
   const base = '../';
   // Lists state signed times, not ages: a list page changes only when one of its hosts does (the
   // lists hold the whole fleet several times over; rewriting them for every ack would dominate).
-  const banner = stableBanner(load, m.acks);
-  const foot = stableFooter(base);
-  const filters = filterBar(m, base, false);
+  // A host is on four or five lists: its row's facts are digested once (a list page's inputs are then
+  // 250 short digests, not 250 rows of text).
+  const facts = new Map<string, { key: string; facts: HostRowFacts; html?: Html }>();
+  const rowOf = (h: HostRow) => {
+    let r = facts.get(h.host);
+    if (r === undefined) {
+      const f = hostRowFacts(h, null);
+      const key = createHash('sha256').update(JSON.stringify(f)).digest('base64');
+      facts.set(h.host, (r = { key, facts: f }));
+    }
+    return r;
+  };
+  const rowHtml = (h: HostRow) => {
+    const r = rowOf(h);
+    return (r.html ??= hostRowHtml(r.facts, base));
+  };
+  let shared: { banner: Html; filters: Html } | null = null;
+  const chrome = () =>
+    (shared ??= { banner: stableBanner(load, m.acks), filters: filterBar(m, base, false) });
+  // The filter bar lists the channels and their waves: part of every list page.
+  const filterInputs = JSON.stringify(
+    m.view.channels.map((c) => [c.channel, c.waves.map((w) => w.index)]),
+  );
   for (const l of lists) {
-    const pages = Math.max(1, Math.ceil(l.rows.length / HOSTS_PER_PAGE));
-    for (let n = 1; n <= pages; n++) {
+    const count = Math.max(1, Math.ceil(l.rows.length / HOSTS_PER_PAGE));
+    for (let n = 1; n <= count; n++) {
       const rows = l.rows.slice((n - 1) * HOSTS_PER_PAGE, n * HOSTS_PER_PAGE);
-      const range =
-        l.rows.length === 0
-          ? 'none'
-          : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
-      const nav = pager(base, l.id, n, pages);
-      const body = html`<h1>${l.title} (${l.rows.length})</h1>
-${filters}
-<p class="muted">Hosts ${range}, page ${n} of ${pages}.</p>
+      const inputs = new PageInputs('list')
+        .add(release)
+        .add(filterInputs)
+        .add(m.release.report.fleet)
+        .add(l.id)
+        .add(l.title)
+        .add(l.rows.length)
+        .add(n);
+      for (const h of rows) inputs.add(rowOf(h).key);
+      pages.add(`lists/${l.id}_${n}.html`, inputs.digest(), () => {
+        const range =
+          l.rows.length === 0
+            ? 'none'
+            : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
+        const nav = pager(base, l.id, n, count);
+        const body = html`<h1>${l.title} (${l.rows.length})</h1>
+${chrome().filters}
+<p class="muted">Hosts ${range}, page ${n} of ${count}.</p>
 ${nav}
-${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base })}
+${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base, rowHtml })}
 ${nav}`;
-      out.set(
-        `lists/${l.id}_${n}.html`,
-        encodePage({
+        return encodePage({
           title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`,
           base,
-          banner,
+          banner: chrome().banner,
           body,
-          footer: foot,
+          footer: stableFooter(base),
           script: true,
-        }),
-      );
+        });
+      });
     }
   }
-  return out;
 }
 
 /**

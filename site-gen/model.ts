@@ -85,6 +85,8 @@ export interface FleetModel {
   acks: AckHistory;
   /** Each host's verified acks, oldest first, one per seq. */
   ackHistory: Map<string, AckRecord[]>;
+  /** Each verified ack's identity (AckHistory.digests): what the pages showing it are keyed by. */
+  ackIds: Map<AckRecord, string>;
   view: FleetView;
   hosts: HostRow[];
   byHost: Map<string, HostRow>;
@@ -170,6 +172,7 @@ export function buildFleetModel(
     release,
     acks,
     ackHistory,
+    ackIds: new Map(acks.acks.map((a, i) => [a, acks.digests[i]!])),
     view,
     hosts,
     byHost: new Map(hosts.map((h) => [h.host, h])),
@@ -181,8 +184,17 @@ export function buildFleetModel(
   };
 }
 
+/** attentionHosts of a model, computed once (the overview and every channel page list them). */
+const attentionOf = new WeakMap<FleetModel, HostRow[]>();
+
 /** Hosts an operator must look at first, most severe first. */
 export function attentionHosts(model: FleetModel): HostRow[] {
+  let hosts = attentionOf.get(model);
+  if (hosts === undefined) attentionOf.set(model, (hosts = rankAttention(model)));
+  return hosts;
+}
+
+function rankAttention(model: FleetModel): HostRow[] {
   const rank: Partial<Record<HostPhase, number>> = {
     failed: 0,
     blocked: 1,

@@ -1,4 +1,5 @@
-// Every page of the dashboard, as path -> HTML. Pure: the same load, acks and `now` give the same bytes.
+// Every page of the dashboard, as path -> how to render it (site-pages.ts). Pure: the same load, acks and
+// `now` give the same bytes.
 import { html, join, type Html } from './html.ts';
 import { page } from './layout.ts';
 import { duration, relative, shortDigest, utc } from './format.ts';
@@ -10,6 +11,7 @@ import {
   listHref,
   phaseChip,
   scroll,
+  stableBanner,
   verificationBanner,
 } from './components.ts';
 import { attentionHosts, type FleetModel, type HostRow } from './model.ts';
@@ -23,7 +25,8 @@ import {
   searchIndex,
 } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
-import { hostDetailPages, type HostPageMemo } from './host-pages.ts';
+import { hostDetailPages } from './host-pages.ts';
+import { PageInputs, SitePages } from './site-pages.ts';
 import { phaseBar, timelineChart, waveChart } from './svg.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import { HOST_PHASES, type ChannelView, type HostPhase } from '../reconciler/index.ts';
@@ -35,26 +38,6 @@ export const MAX_TIMELINE_LANES = 300;
 export const MAX_ATTENTION_ROWS = 100;
 /** documents.html lists at most this many rejected acks (~0.2 kB each: the page stays under 500 kB). */
 export const MAX_REJECTED_ROWS = 1000;
-
-/**
- * Path -> page. The pages a site has hundreds of (host details, lists) are kept apart in `encoded`, as
- * UTF-8 bytes from the moment they are rendered: held as strings, most of them two-byte (one "—" or
- * "✓" makes V8 store a whole string as UTF-16), the site would take twice its size in memory until
- * installed.
- */
-export class SitePages extends Map<string, string> {
-  readonly encoded = new Map<string, Uint8Array>();
-
-  /** Every page, both kinds. */
-  *all(): IterableIterator<[string, string | Uint8Array]> {
-    yield* this;
-    yield* this.encoded;
-  }
-
-  get count(): number {
-    return this.size + this.encoded.size;
-  }
-}
 
 function stateSpan(state: string): Html {
   return html`<span class="state ${state}">${state}</span>`;
@@ -482,13 +465,34 @@ ${keyValueTable([
   });
 }
 
+export { SitePages } from './site-pages.ts';
+
 export interface RenderOptions {
   /** Certificates from --pki expiring soon; null = not checked (no --pki). */
   certs?: readonly ExpiringCert[] | null;
-  /** Host sections of the previous build by their inputs (watch mode keeps one). */
-  memo?: HostPageMemo;
 }
 
+/**
+ * What every stable page (lists, host details) shows of the release beyond its own rows: the signed
+ * documents (the timestamp names the release index, which pins every plan and manifest, and the
+ * revocations and controls) and the verdict banner.
+ */
+export function releaseInputs(m: FleetModel, load: ReleaseLoad): string {
+  const r = m.release;
+  return new PageInputs('release')
+    .add(r.root.fleet)
+    .add(r.root.version)
+    .add(JSON.stringify(r.timestamp.release))
+    .add(JSON.stringify(r.timestamp.revocations))
+    .add(JSON.stringify(r.timestamp.controls ?? null))
+    .add(stableBanner(load, m.acks).text)
+    .digest();
+}
+
+/**
+ * Every page of the site, unrendered (site-pages.ts): the pages that show ages are rendered every
+ * build, the lists and host details only when their inputs changed.
+ */
 export function renderSite(
   load: ReleaseLoad,
   model: FleetModel | null,
@@ -497,25 +501,25 @@ export function renderSite(
   o: RenderOptions = {},
 ): SitePages {
   const pages = new SitePages();
-  pages.set('style.css', STYLESHEET);
+  pages.add('style.css', null, () => STYLESHEET);
   if (load.status === 'failed' || model === null) {
     if (load.status !== 'failed') throw new Error('a verified release needs its fleet model');
     // The top-level pages an operator may have bookmarked all show the failure, none a stale fleet view.
-    const failure = failurePage(load, now, pinnedRootVersion);
     for (const p of ['index.html', 'hosts.html', 'trust.html', 'documents.html'])
-      pages.set(p, failure);
+      pages.add(p, null, () => failurePage(load, now, pinnedRootVersion));
     return pages;
   }
-  pages.set('index.html', overview(model, load, o.certs ?? null));
-  pages.set('hosts.html', hostsPage(model, load));
-  pages.set('search.js', SEARCH_SCRIPT);
-  pages.set('search-index.js', searchIndex(model));
-  for (const [path, bytes] of listPages(model, load, hostLists(model)))
-    pages.encoded.set(path, bytes);
-  pages.set('trust.html', trustPage(model, load));
-  pages.set('documents.html', documentsPage(model, load));
-  for (const c of model.view.channels)
-    pages.set(`channels/${c.channel}.html`, channelPage(model, load, c));
-  for (const [path, bytes] of hostDetailPages(model, load, o.memo)) pages.encoded.set(path, bytes);
+  const m = model;
+  pages.add('index.html', null, () => overview(m, load, o.certs ?? null));
+  pages.add('hosts.html', null, () => hostsPage(m, load));
+  pages.add('search.js', null, () => SEARCH_SCRIPT);
+  pages.add('search-index.js', null, () => searchIndex(m));
+  const release = releaseInputs(m, load);
+  listPages(m, load, hostLists(m), release, pages);
+  pages.add('trust.html', null, () => trustPage(m, load));
+  pages.add('documents.html', null, () => documentsPage(m, load));
+  for (const c of m.view.channels)
+    pages.add(`channels/${c.channel}.html`, null, () => channelPage(m, load, c));
+  hostDetailPages(m, load, release, pages);
   return pages;
 }

@@ -3,9 +3,11 @@
 // rename(2). A reader resolves either the old build or the new one, never a mix. Older builds are kept
 // one generation (a request may still be reading from the previous build) and then removed.
 //
-// Incremental: each build leaves a manifest (`<build>.pages`, the sha256 of every page) beside its
-// directory. The next build hard-links every page whose digest is unchanged from the build the output
-// points to and writes only the pages that changed. Files of an installed build are never modified
+// Incremental: each build leaves a manifest (`<build>.pages`: every page's sha256, size and inputs
+// digest, site-pages.ts) beside its directory. The next build hard-links every page whose inputs are
+// unchanged from the build the output points to without rendering it, renders the others one at a
+// time as it installs them (the site is never held in memory whole), links those whose bytes came out
+// the same and writes only the pages that changed. Files of an installed build are never modified
 // (changed pages are new files in the new directory), so sharing inodes keeps the swap atomic.
 import {
   chmodSync,
@@ -26,6 +28,7 @@ import {
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileAtomic, fsyncDir, tryAcquirePidLock } from '../protocol/index.ts';
+import type { SitePage } from './site-pages.ts';
 
 export class SiteOutputError extends Error {
   constructor(
@@ -68,10 +71,23 @@ export interface InstalledSite {
   /** Pages written (new or changed) and their size; the rest were linked from the previous build. */
   written: number;
   bytesWritten: number;
+  /** Pages rendered (the rest had the inputs of a page of the previous build), and the time it took. */
+  rendered: number;
+  renderMs: number;
   largest: { path: string; bytes: number } | null;
 }
 
 const MANIFEST_SUFFIX = '.pages';
+/** The manifest's format: a manifest of another (older) format is not read, every page is rendered. */
+const MANIFEST_FORMAT = 'nixfleet-site-pages v2';
+
+/** What the manifest keeps of a page. */
+interface PageRecord {
+  sha256: string;
+  bytes: number;
+  /** site-pages.ts SitePage.inputs; null: rendered every build. */
+  inputs: string | null;
+}
 
 function manifestOf(buildDir: string): string {
   return buildDir + MANIFEST_SUFFIX;
@@ -81,11 +97,21 @@ function digestOf(content: string | Uint8Array): string {
   return createHash('sha256').update(content).digest('base64');
 }
 
+function isPageRecord(v: unknown): v is PageRecord {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r.sha256 === 'string' &&
+    typeof r.bytes === 'number' &&
+    (r.inputs === null || typeof r.inputs === 'string')
+  );
+}
+
 /**
- * The page digests of the build the output points to, or an empty map (first build, a build of an
- * older version without a manifest, or a manifest that does not parse: then every page is written).
+ * The pages of the build the output points to, or an empty map (first build, a build of another
+ * version's manifest format, or a manifest that does not parse: then every page is rendered and written).
  */
-function previousPages(builds: string, previous: string | null): Map<string, string> {
+function previousPages(builds: string, previous: string | null): Map<string, PageRecord> {
   if (
     previous === null ||
     relative(builds, previous).includes(sep) ||
@@ -93,11 +119,15 @@ function previousPages(builds: string, previous: string | null): Map<string, str
   )
     return new Map();
   try {
-    const parsed = JSON.parse(readFileSync(manifestOf(previous), 'utf8')) as unknown;
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return new Map();
+    const parsed = JSON.parse(readFileSync(manifestOf(previous), 'utf8')) as {
+      format?: unknown;
+      pages?: unknown;
+    };
+    if (parsed.format !== MANIFEST_FORMAT || typeof parsed.pages !== 'object' || !parsed.pages)
+      return new Map();
     return new Map(
-      Object.entries(parsed as Record<string, unknown>).filter(
-        (e): e is [string, string] => typeof e[1] === 'string',
+      Object.entries(parsed.pages as Record<string, unknown>).filter(
+        (e): e is [string, PageRecord] => isPageRecord(e[1]),
       ),
     );
   } catch {
@@ -126,10 +156,7 @@ function lockBuilds(builds: string): () => void {
   throw new SiteOutputError(lock, 'another site-gen build is installing into this output');
 }
 
-export function installSite(
-  outDir: string,
-  files: Iterable<[path: string, content: string | Uint8Array]>,
-): InstalledSite {
+export function installSite(outDir: string, files: Iterable<SitePage>): InstalledSite {
   const out = resolve(outDir);
   const builds = buildsDirOf(out);
   mkdirSync(builds, { recursive: true });
@@ -141,54 +168,90 @@ export function installSite(
   }
 }
 
-function installLocked(
-  out: string,
-  builds: string,
-  files: Iterable<[path: string, content: string | Uint8Array]>,
-): InstalledSite {
+/** What installing the pages into a new build directory gave (InstalledSite without the directory). */
+type PagesInstalled = Omit<InstalledSite, 'buildDir'> & { manifest: Record<string, PageRecord> };
+
+/**
+ * Installs every page into `buildDir`: linked from `previous` unrendered when its inputs are the
+ * previous build's (`before`), else rendered, then linked when its bytes are the same, else written.
+ */
+function installPages(
+  buildDir: string,
+  previous: string | null,
+  before: ReadonlyMap<string, PageRecord>,
+  files: Iterable<SitePage>,
+): PagesInstalled {
+  const r: PagesInstalled = {
+    files: 0,
+    bytes: 0,
+    written: 0,
+    bytesWritten: 0,
+    rendered: 0,
+    renderMs: 0,
+    largest: null,
+    manifest: {},
+  };
+  const dirs = new Set<string>();
+  for (const page of files) {
+    const rel = page.path;
+    if (
+      rel.startsWith('/') ||
+      rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))
+    )
+      throw new SiteOutputError(rel, 'not a plain relative page path');
+    const full = join(buildDir, rel);
+    const dir = dirname(full);
+    if (!dirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      dirs.add(dir);
+    }
+    const prev = previous === null ? undefined : before.get(rel);
+    const from = previous === null ? '' : join(previous, rel);
+    let record: PageRecord;
+    if (
+      prev !== undefined &&
+      page.inputs !== null &&
+      prev.inputs === page.inputs &&
+      linkUnchanged(from, full)
+    ) {
+      // The same inputs as the page the previous build installed: its bytes, not rendered again.
+      record = prev;
+    } else {
+      const t0 = performance.now();
+      const content = page.render();
+      r.renderMs += performance.now() - t0;
+      r.rendered++;
+      const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
+      record = { sha256: digestOf(content), bytes: size, inputs: page.inputs };
+      if (prev === undefined || prev.sha256 !== record.sha256 || !linkUnchanged(from, full)) {
+        writeFileSync(full, content);
+        r.written++;
+        r.bytesWritten += size;
+      }
+    }
+    r.manifest[rel] = record;
+    r.files++;
+    r.bytes += record.bytes;
+    if (r.largest === null || record.bytes > r.largest.bytes)
+      r.largest = { path: rel, bytes: record.bytes };
+  }
+  return r;
+}
+
+function installLocked(out: string, builds: string, files: Iterable<SitePage>): InstalledSite {
   const state = checkOutput(out);
   const previous = state === 'link' ? resolve(dirname(out), readlinkSync(out)) : null;
   const before = previousPages(builds, previous);
   const buildDir = mkdtempSync(join(builds, 'build-'));
   // mkdtemp makes it 0700; nginx's worker user must be able to read the pages.
   chmodSync(buildDir, 0o755);
-  let bytes = 0;
-  let count = 0;
-  let written = 0;
-  let bytesWritten = 0;
-  let largest: InstalledSite['largest'] = null;
-  const manifest: Record<string, string> = {};
-  const dirs = new Set<string>();
+  let installed: PagesInstalled;
   try {
-    for (const [rel, content] of files) {
-      if (
-        rel.startsWith('/') ||
-        rel.split('/').some((p) => p === '..' || p === '' || p.startsWith('.'))
-      )
-        throw new SiteOutputError(rel, 'not a plain relative page path');
-      const full = join(buildDir, rel);
-      const dir = dirname(full);
-      if (!dirs.has(dir)) {
-        mkdirSync(dir, { recursive: true });
-        dirs.add(dir);
-      }
-      const size = typeof content === 'string' ? Buffer.byteLength(content) : content.byteLength;
-      const digest = digestOf(content);
-      manifest[rel] = digest;
-      count++;
-      bytes += size;
-      if (largest === null || size > largest.bytes) largest = { path: rel, bytes: size };
-      if (
-        previous !== null &&
-        before.get(rel) === digest &&
-        linkUnchanged(join(previous, rel), full)
-      )
-        continue;
-      writeFileSync(full, content);
-      written++;
-      bytesWritten += size;
-    }
-    writeFileAtomic(manifestOf(buildDir), JSON.stringify(manifest));
+    installed = installPages(buildDir, previous, before, files);
+    writeFileAtomic(
+      manifestOf(buildDir),
+      JSON.stringify({ format: MANIFEST_FORMAT, pages: installed.manifest }),
+    );
   } catch (e) {
     rmSync(buildDir, { recursive: true, force: true });
     rmSync(manifestOf(buildDir), { force: true });
@@ -204,7 +267,8 @@ function installLocked(
   renameSync(tmpLink, out);
   fsyncDir(dirname(out));
   pruneBuilds(builds, new Set([buildDir, ...(previous ? [previous] : [])]));
-  return { buildDir, files: count, bytes, written, bytesWritten, largest };
+  const { files: count, bytes, written, bytesWritten, rendered, renderMs, largest } = installed;
+  return { buildDir, files: count, bytes, written, bytesWritten, rendered, renderMs, largest };
 }
 
 /** Shares an unchanged page with the previous build; false (then it is written) when that file is gone. */

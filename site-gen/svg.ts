@@ -62,7 +62,24 @@ function scale(from: number, until: number): Scale {
   };
 }
 
+/**
+ * Axes drawn recently, by range and height: the hosts of a wave mostly share their chart's range (their
+ * acks came at the same times), and a site draws one axis per host. Bounded: cleared when full.
+ */
+const axes = new Map<string, Html>();
+const MAX_AXES = 4096;
+
 function axis(s: Scale, height: number): Html {
+  const key = `${s.from} ${s.until} ${height}`;
+  let a = axes.get(key);
+  if (a === undefined) {
+    if (axes.size >= MAX_AXES) axes.clear();
+    axes.set(key, (a = drawAxis(s, height)));
+  }
+  return a;
+}
+
+function drawAxis(s: Scale, height: number): Html {
   const spanS = (s.until - s.from) / 1000;
   const step = (TICK_STEPS_S.find((st) => spanS / st <= 8) ?? 604800) * 1000;
   const ticks: Html[] = [];

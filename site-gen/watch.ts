@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
-import { HostPageMemo } from './host-pages.ts';
+import { AckFeed } from './ack-feed.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -112,7 +112,7 @@ function siteBuild(
   // lives in memory and keeps exactly what the last build used.
   let store = o.verifiedStore;
   const ackCache = store?.cache ?? new AckCache();
-  const hostPageMemo = new HostPageMemo();
+  const ackFeed = new AckFeed();
   let count = 0;
   return {
     get count() {
@@ -128,7 +128,7 @@ function siteBuild(
           now: clock(),
           ...(store === undefined ? { ackCache } : { verifiedStore: store }),
           releaseCache,
-          hostPageMemo,
+          ackFeed,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });

@@ -2,23 +2,25 @@
 // build` does twice: a first build (an empty verified store in `cacheDir`: every signature checked) and
 // the next one-shot build (the store it saved: digests checked); then what `site watch` does: its start
 // build (the store, fresh in-memory caches), one new ack appended to the ack log and
-// acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, memoised host
-// sections, only the changed pages written). Prints the four SiteBuildResults as JSON, with the CPU
+// acks/hosts/<host>.json, and the rebuild it triggers (ack cache, reused verification, the log's new
+// records only (ack feed), only the pages whose inputs changed rendered). Prints the four SiteBuildResults as JSON, with the CPU
 // time of each and the peak RSS after the first and after all.
-// Run twice: phase `first` (the first build alone, so its peak RSS is its own) and phase `rest` (a new
-// process, as the next `site build` is: its peak RSS after the one-shot build and after all).
+// Run three times: phase `first` (the first build alone, so its peak RSS is its own), phase `cold-site`
+// (a one-shot build with the store `first` saved into a new output: cold site, warm verification) and
+// phase `rest` (a new process, as the next `site build` is: its peak RSS after the one-shot build and
+// after all).
 // argv: phase tree rootFile outDir nowMs host newAckFile newAckLogRecord cacheDir
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
+import { AckFeed } from '../../site-gen/ack-feed.ts';
 import { readPinnedRoot } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
-import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
 
 const [phase, tree, rootFile, out, nowArg, host, ackFile, recordFile, cacheDir] =
   process.argv.slice(2) as [
-    'first' | 'rest',
+    'first' | 'cold-site' | 'rest',
     string,
     string,
     string,
@@ -34,7 +36,9 @@ const rssMb = () => process.resourceUsage().maxRSS / 1024;
 const cpuMs: number[] = [];
 
 /** One build, with the CPU time of the whole process (every thread: signature batches run on workers). */
-async function measured(o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'outDir'>) {
+async function measured(
+  o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'outDir'> & { outDir?: string },
+) {
   const before = process.cpuUsage();
   const r: SiteBuildResult = await buildSite({ treeDir: tree, pinnedRoot, outDir: out, ...o });
   const u = process.cpuUsage(before);
@@ -42,21 +46,26 @@ async function measured(o: Omit<BuildSiteOptions, 'treeDir' | 'pinnedRoot' | 'ou
   return r;
 }
 
-if (phase === 'first') {
-  const first = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
+if (phase === 'first' || phase === 'cold-site') {
+  // cold-site: the store the first build saved, but no site yet (a new output directory).
+  const first = await measured({
+    now,
+    verifiedStore: openVerifiedAckStore(cacheDir, 'site'),
+    ...(phase === 'cold-site' ? { outDir: `${out}-cold-site` } : {}),
+  });
   process.stdout.write(JSON.stringify({ first, maxRssMb: rssMb(), cpuMs }));
   process.exit(0);
 }
 const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
-const hostPageMemo = new HostPageMemo();
+const ackFeed = new AckFeed();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
   now: now + 1000,
   verifiedStore: store,
   releaseCache,
-  hostPageMemo,
+  ackFeed,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
@@ -65,7 +74,7 @@ const oneAck = await measured({
   now: now + 2000,
   ackCache: store.cache,
   releaseCache,
-  hostPageMemo,
+  ackFeed,
 });
 process.stdout.write(
   JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),

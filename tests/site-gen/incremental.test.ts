@@ -4,12 +4,22 @@
 // their failure threshold, budgets over their limit, expiring certificates from the PKI directory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { createHash } from 'node:crypto';
+import { AckFeed } from '../../site-gen/ack-feed.ts';
+import { hostKeysOfPlans } from '../../protocol/index.ts';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { buildFleetModel } from '../../site-gen/model.ts';
 import { renderSite } from '../../site-gen/pages.ts';
-import { HostPageMemo } from '../../site-gen/host-pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
 import { expiringCerts, PkiDirError } from '../../site-gen/attention.ts';
@@ -60,6 +70,10 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
       now: NOW,
     });
     assert.is(again.written, 0, 'same inputs: every page linked from the previous build');
+    // and not rendered: only the pages that show ages (overview, channels, hosts, trust, documents)
+    // and the unkeyed assets are
+    const unkeyed = 7 + Object.keys(copy.plans).length;
+    assert.is(again.rendered, unkeyed, 'pages with unchanged inputs are linked unrendered');
     const host = copy.roles.eligible;
     const other = copy.roles.soaked;
     const otherPage = hostPagePath(readSite(out), other);
@@ -98,6 +112,7 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
     // exactly the pages whose content changed were written: of the detail pages, those holding them
     const changed = [...after].filter(([k, v]) => before.get(k) !== v).map(([k]) => k);
     assert.is(inc.written, changed.length);
+    assert.ok(inc.rendered < inc.pages, 'only pages whose inputs changed are rendered');
     assert.equal(
       changed.filter((k) => k.startsWith('hosts/')).sort(),
       [...new Set([host, ...gatedOnIt].map((h) => hostPagePath(after, h)))].sort(),
@@ -135,13 +150,13 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
   }
 });
 
-test('watch mode caches (acks, verification, host pages) give byte-identical sites to a cold build, before and after a new ack', async () => {
+test('watch mode caches (acks, the ack feed, verification) give byte-identical sites to a cold build, before and after a new ack', async () => {
   const copy = createSiteFixture();
   try {
     const caches = {
       ackCache: new AckCache(),
       releaseCache: new ReleaseCache(),
-      hostPageMemo: new HostPageMemo(),
+      ackFeed: new AckFeed(),
     };
     const watched = join(copy.dir, 'watched');
     const same = async (now: number, tag: string) => {
@@ -470,6 +485,68 @@ test('one-shot builds with a persisted store: the second checks digests (same si
       readFileSync(join(copy.dir, 'third', 'documents.html'), 'utf8'),
       `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
     );
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt record, a replaced log read in full; always equal to a full read', async () => {
+  const copy = createSiteFixture();
+  try {
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
+    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
+    const opts = { acksDir: join(copy.treeDir, 'acks'), logFile, trust, log };
+    const cache = new AckCache();
+    const feed = new AckFeed();
+    const same = (tag: string, incremental: boolean) => {
+      const fed = feed.read({ ...opts, cache }, true);
+      const full = readAckHistory({ ...opts, bundles: false });
+      assert.is(fed.full, !incremental, `${tag}: read in full`);
+      assert.equal(fed.history.acks, full.acks, `${tag}: acks`);
+      assert.equal(fed.history.digests, full.digests, `${tag}: digests`);
+      assert.equal(fed.history.rejected, full.rejected, `${tag}: rejected`);
+      assert.equal(fed.history.sources, full.sources, `${tag}: sources`);
+      return fed.history;
+    };
+    assert.is(feed.read({ ...opts, cache }, false).full, true);
+    same('unchanged', true);
+    const host = copy.roles.eligible;
+    const p0 = copy.plans['ch-0']!;
+    const mine = { rolloutId: p0.rolloutId, target: p0.hosts[host]!.target };
+    copy.chains.get(host)!.write({ at: NOW + 1000, kind: 'started', ...mine });
+    assert.is(same('one appended ack', true).rejected.length, 0);
+    // a forged record (valid framing, bad signature) is refused with its line number
+    const forged = readFileSync(logFile, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .at(-1)!
+      .replace('"started"', '"activated"');
+    const rec = (canonical: string) =>
+      `sha256:${createHash('sha256').update(canonical).digest('hex')}\t${canonical}\n`;
+    appendFileSync(logFile, rec(forged.slice(forged.indexOf('\t') + 1)));
+    assert.ok(same('forged ack', true).rejected.some((r) => /^acks\.log:\d+$/.test(r.source)));
+    // a torn tail (a crash mid-append) is skipped and reported; later the endpoint truncates it
+    const before = statSync(logFile).size;
+    appendFileSync(logFile, 'sha256:0123');
+    assert.is(same('torn tail', true).sources.logTornBytes, 11);
+    truncateSync(logFile, before);
+    copy.chains
+      .get(host)!
+      .write({ at: NOW + 2000, kind: 'activated', ...mine, current: mine.target });
+    same('after the torn tail', true);
+    // a corrupt record followed by a valid one: the whole log is read (and reported corrupt)
+    appendFileSync(logFile, 'not a record\n');
+    copy.chains
+      .get(host)!
+      .write({ at: NOW + 3000, kind: 'healthy', ...mine, current: mine.target });
+    assert.ok(same('corrupt', false).rejected.some((r) => r.code === 'AckLogCorrupt'));
+    // a replaced log (a new file at the path) is read in full
+    const text = readFileSync(logFile, 'utf8').split('\n');
+    writeFileSync(`${logFile}.new`, text.filter((l) => l !== 'not a record').join('\n'));
+    renameSync(`${logFile}.new`, logFile);
+    same('replaced', false);
+    same('unchanged again', true);
   } finally {
     copy.cleanup();
   }

@@ -1,0 +1,213 @@
+// Watch mode's ack intake: the ack log is append-only, so a rebuild after new acks need not read and
+// take in the whole log again. The feed keeps the log's collector (every record read so far, verified)
+// and where each segment's read ended; the next build reads only what was appended since and adds it
+// to that collector. The latest-ack files (acks/hosts/) are read every build, through a collector that
+// continues the log's (the same de-duplication as one intake: read-side readAckHistory). The result is
+// exactly what a full read gives; anything else than appended records (a new, removed, replaced or
+// shrunk segment, a windowed or corrupt log, another release's host keys) reads everything again.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { basename } from 'node:path';
+import {
+  AckLogCorrupt,
+  listAckLogSegments,
+  parseAckLog,
+  type AckTrust,
+} from '../protocol/index.ts';
+import {
+  AckCollector,
+  collectAckLog,
+  collectTreeAcks,
+  type AckCache,
+  type AckHistory,
+  type AckLogOptions,
+  type AckLogRead,
+} from '../read-side/index.ts';
+
+export interface AckFeedOptions {
+  acksDir: string;
+  /** The ack endpoint's log, or null for the tree's latest acks only. */
+  logFile: string | null;
+  trust: AckTrust;
+  cache: AckCache;
+  log: AckLogOptions & { label: string };
+}
+
+/** Where the previous read of one segment ended. */
+interface SegmentMark {
+  file: string;
+  /** Identity of the file read: a replaced segment is read again from the start. */
+  dev: number;
+  ino: number;
+  end: number;
+  records: number;
+}
+
+interface LogState {
+  logFile: string;
+  trust: AckTrust;
+  collector: AckCollector;
+  read: AckLogRead;
+  marks: SegmentMark[];
+}
+
+const NO_LOG: AckLogRead = {
+  records: 0,
+  segments: 0,
+  tornBytes: 0,
+  skippedBytes: 0,
+  corrupt: false,
+};
+
+export class AckFeed {
+  private log: LogState | null = null;
+
+  /**
+   * The ack history now. `incremental`: the caller's promise that the trust is that of the previous
+   * read (the same verified release); false reads everything. `full` in the result: everything was
+   * read (the caller may then commit the ack cache: every ack was looked up in it).
+   */
+  read(o: AckFeedOptions, incremental: boolean): { history: AckHistory; full: boolean } {
+    let full = false;
+    let log = this.log;
+    if (
+      o.logFile === null ||
+      log === null ||
+      !incremental ||
+      // The same verified release: the same host keys (the Map itself).
+      log.trust.hostKeys !== o.trust.hostKeys ||
+      log.trust.fleet !== o.trust.fleet ||
+      log.logFile !== o.logFile ||
+      !appendOnly(log, o)
+    ) {
+      log = o.logFile === null ? null : fullLogRead(o, o.logFile);
+      full = true;
+    }
+    this.log = log;
+    const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? []);
+    const tree = collectTreeAcks(o.acksDir, files, { bundles: false });
+    files.result();
+    const fromLog = log?.collector;
+    const read = log?.read ?? NO_LOG;
+    return {
+      full,
+      history: {
+        acks: [...(fromLog?.acks ?? []), ...files.acks],
+        rejected: [...(fromLog?.rejected ?? []), ...files.rejected],
+        envelopes: [...(fromLog?.envelopes ?? []), ...files.envelopes],
+        digests: [...(fromLog?.digests ?? []), ...files.digests],
+        sources: {
+          log: o.logFile,
+          logRecords: read.records,
+          logTornBytes: read.tornBytes,
+          logSkippedBytes: read.skippedBytes,
+          treeAcks: true,
+          latestFiles: tree.latestFiles,
+        },
+      },
+    };
+  }
+}
+
+function fullLogRead(o: AckFeedOptions, logFile: string): LogState {
+  const collector = new AckCollector(o.trust, o.cache);
+  const read = collectAckLog(logFile, collector, { ...o.log, ends: true });
+  collector.result();
+  const ends = read.ends ?? [];
+  const marks: SegmentMark[] = [];
+  for (const e of ends) {
+    const id = identity(e.file);
+    if (id === null) break;
+    marks.push({ file: e.file, ...id, end: e.end, records: e.records });
+  }
+  // A log read only in part (a window, a corrupt record) is read whole every build.
+  if (read.skippedBytes > 0 || read.corrupt || marks.length !== ends.length) marks.length = 0;
+  return { logFile, trust: o.trust, collector, read, marks };
+}
+
+function identity(file: string): { dev: number; ino: number } | null {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const st = fstatSync(fd);
+      return { dev: st.dev, ino: st.ino };
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Reads what was appended to the log since `log` was read and adds it to its collector; false (nothing
+ * changed in `log`) when the log changed otherwise, or the new bytes hold a corrupt record.
+ */
+function appendOnly(log: LogState, o: AckFeedOptions): boolean {
+  const segments = listAckLogSegments(log.logFile);
+  if (
+    log.marks.length === 0 ||
+    segments.length !== log.marks.length ||
+    segments.some((s, i) => s.file !== log.marks[i]!.file)
+  )
+    return false;
+  const appended: { mark: SegmentMark; bytes: Buffer }[] = [];
+  let total = 0;
+  for (const mark of log.marks) {
+    const bytes = readFrom(mark);
+    if (bytes === null) return false;
+    total += mark.end + bytes.length;
+    if (bytes.length > 0) appended.push({ mark, bytes });
+  }
+  // Past the window a full read would leave the oldest records out: read as it would.
+  if (o.log.windowBytes !== undefined && total > o.log.windowBytes) return false;
+  let parsed;
+  try {
+    parsed = appended.map((a) => ({ ...a, ...parseAckLog(a.bytes, a.mark.file) }));
+  } catch (e) {
+    if (e instanceof AckLogCorrupt) return false;
+    throw e;
+  }
+  const single = log.marks.length === 1;
+  for (const p of parsed) {
+    // Sources as collectAckLog names them: `<label>:<line>`, per segment file when there are several.
+    const source = single ? o.log.label : `${o.log.label}[${basename(p.mark.file)}]`;
+    p.records.forEach((r, i) =>
+      log.collector.addLogRecord(r, `${source}:${p.mark.records + i + 1}`),
+    );
+    p.mark.end += p.validBytes;
+    p.mark.records += p.records.length;
+  }
+  log.collector.result();
+  // A torn tail lies past its segment's mark, so it is in what was just parsed.
+  log.read = {
+    ...log.read,
+    records: log.read.records + parsed.reduce((n, p) => n + p.records.length, 0),
+    tornBytes: parsed.reduce((n, p) => n + p.tornBytes, 0),
+  };
+  return true;
+}
+
+/** The bytes of a segment past `mark.end`, or null when the file is not the one read (replaced, shrunk). */
+function readFrom(mark: SegmentMark): Buffer | null {
+  let fd: number;
+  try {
+    fd = openSync(mark.file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.dev !== mark.dev || st.ino !== mark.ino || st.size < mark.end)
+      return null;
+    const buf = Buffer.allocUnsafe(st.size - mark.end);
+    let off = 0;
+    while (off < buf.length) {
+      const n = readSync(fd, buf, off, buf.length - off, mark.end + off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
