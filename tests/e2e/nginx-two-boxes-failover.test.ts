@@ -222,7 +222,7 @@ test('two boxes behind real nginx, box A killed mid-rollout: the rollout converg
       labFleet(lab, {
         prod: {
           hosts: Object.fromEntries(HOSTS.map((h) => [h, NEW])),
-          waves: [{ count: 1, soakSeconds: 4 }, { soakSeconds: 1 }],
+          waves: [{ count: 1, soakSeconds: 8 }, { soakSeconds: 1 }],
           heartbeatSeconds: 1,
           confirmDeadlineSeconds: 30,
         },
@@ -247,9 +247,19 @@ test('two boxes behind real nginx, box A killed mid-rollout: the rollout converg
       assert.is(config.otherControlPlaneUrls.length, 1);
     }
 
-    // Mid-rollout: the first wave's host is healthy on NEW, acknowledged by box A.
-    const firstHealthy = await until('a healthy ack on NEW in box A', 90_000, () =>
-      a.records().find((r) => r.ack.signed.kind === 'healthy' && r.ack.signed.target === NEW),
+    // Mid-rollout: the first wave's host is healthy on NEW and every host has been heard from, all
+    // acknowledged by box A. (A waiting host's first presence ack may come after the first wave's
+    // healthy one on a loaded machine, so both are waited for, not assumed.)
+    const firstHealthy = await until(
+      'a healthy ack on NEW and an ack from every host in box A',
+      90_000,
+      () => {
+        const records = a.records();
+        const everyHost = HOSTS.every((h) => records.some((r) => r.ack.signed.host === h));
+        return everyHost
+          ? records.find((r) => r.ack.signed.kind === 'healthy' && r.ack.signed.target === NEW)
+          : undefined;
+      },
     ).catch((e) => {
       throw explain(e);
     });
