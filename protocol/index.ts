@@ -34,6 +34,7 @@ export {
 } from './acks.ts';
 export type { AckTrust, BundledAck, SignedAck } from './acks.ts';
 export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts';
+export { cacheUrlTrustOverride, trustOverrideReason } from './cache-url.ts';
 export { isNotFound, readCappedFile, readInto } from './capped-file.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
 export {

@@ -23,6 +23,8 @@ import {
   DeferredHosts,
   ComplianceId,
   ComplianceMode,
+  cacheUrlTrustOverride,
+  trustOverrideReason,
 } from '../protocol/index.ts';
 import { parseHostKey } from './host-key.ts';
 
@@ -216,6 +218,11 @@ export const Fleet = z.strictObject({
     .string()
     .max(2048)
     .regex(/^(https?|file):\/\//, 'must be an http(s):// or file:// URL')
+    .superRefine((url, ctx) => {
+      // Hosts would refuse every closure from it (TrustOverride): refuse it before anything is signed.
+      const param = cacheUrlTrustOverride(url);
+      if (param) ctx.addIssue({ code: 'custom', message: trustOverrideReason(param) });
+    })
     .optional(),
   hosts: z.record(HostName, FleetHost),
   channels: z.record(ChannelName, FleetChannel),

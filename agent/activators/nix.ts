@@ -34,6 +34,7 @@ import {
   type Generation,
   type Staging,
 } from './activator.ts';
+import { cacheUrlTrustOverride, trustOverrideReason } from '../../protocol/index.ts';
 import { failureReason, runArgv, type RunResult } from './run.ts';
 
 const AbsolutePath = z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path');
@@ -116,30 +117,9 @@ export function fetchOptions(keys: readonly string[], substituter = ''): string[
   ];
 }
 
-/**
- * A store URL parameter that makes Nix accept a substituter's paths without a trusted signature
- * (`?trusted=1`; `nix copy --from` ignores it, `--realise` does not). The cache URL comes from the
- * release, the keys from the trust root: the release must not be able to switch the keys off.
- */
-const TRUST_OVERRIDE_PARAM = 'trusted';
-
 function refuseTrustOverride(target: string, cache: string): void {
-  const query = cache.includes('?') ? cache.slice(cache.indexOf('?') + 1) : '';
-  const names = query.split('&').map((kv) => {
-    const name = kv.split('=')[0]!;
-    try {
-      return decodeURIComponent(name).trim().toLowerCase();
-    } catch {
-      return name.toLowerCase();
-    }
-  });
-  if (names.includes(TRUST_OVERRIDE_PARAM))
-    throw new ClosureRefused(
-      'TrustOverride',
-      target,
-      cache,
-      `the cache URL sets '${TRUST_OVERRIDE_PARAM}', which would let Nix accept paths no key of the trust root signed`,
-    );
+  const param = cacheUrlTrustOverride(cache);
+  if (param) throw new ClosureRefused('TrustOverride', target, cache, trustOverrideReason(param));
 }
 
 /** What switch-to-configuration is asked: activate now, or make it the next boot's default only. */

@@ -7,6 +7,7 @@ import {
   cpSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -259,6 +260,77 @@ test('unsigned closure, key not in the root, tampered NAR, a cache URL that swit
   });
   assert.is(value(r[cases.length]), false, 'nothing of the target entered the store');
   assert.equal(value(r[cases.length + 1]), { number: 1, path: sys.v1 });
+  assert.equal(host.generations(), [1]);
+  assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
+});
+
+/** The narinfo of the one store path in a file:// cache whose name ends with `name`. */
+function narinfoOf(cacheDir: string, name: string): { file: string; storePath: string } {
+  for (const f of readdirSync(cacheDir).filter((f) => f.endsWith('.narinfo'))) {
+    const storePath = /^StorePath: (\S+)$/m.exec(readFileSync(join(cacheDir, f), 'utf8'))![1]!;
+    if (storePath.endsWith(`-${name}`)) return { file: join(cacheDir, f), storePath };
+  }
+  throw new Error(`no narinfo of *-${name} in ${cacheDir}`);
+}
+
+test('only a dependency unsigned, or signed by a key not in the root: the target is refused naming that dependency, profile untouched', async () => {
+  if (!ready) return;
+  const host = await hostOnV1();
+  // v3's kernel is the one path of its closure that v1 (already on the host) does not hold.
+  const depUnsigned = join(work, 'cache-dep-unsigned');
+  cpSync(caches.goodDir, depUnsigned, { recursive: true });
+  const kernel = narinfoOf(depUnsigned, 'linux-6.6');
+  writeFileSync(
+    kernel.file,
+    readFileSync(kernel.file, 'utf8')
+      .split('\n')
+      .filter((l) => !l.startsWith('Sig: '))
+      .join('\n'),
+  );
+  const depEvil = join(work, 'cache-dep-evil');
+  cpSync(caches.goodDir, depEvil, { recursive: true });
+  const evilSigned = join(work, 'cache-evil-v3');
+  await makeCache(evilSigned, [sys.v3], evil);
+  const evilKernel = narinfoOf(evilSigned, 'linux-6.6');
+  cpSync(evilSigned, depEvil, { recursive: true, force: false, errorOnExist: false });
+  cpSync(evilKernel.file, narinfoOf(depEvil, 'linux-6.6').file);
+  // The top of the closure keeps the good signature in both caches.
+  for (const dir of [depUnsigned, depEvil])
+    assert.match(
+      readFileSync(narinfoOf(dir, 'nixos-system-v3').file, 'utf8'),
+      good.publicKey.split(':')[0]!,
+    );
+
+  const r = await host.driver([
+    {
+      op: 'prepare',
+      target: sys.v3,
+      cacheUrls: [`file://${depUnsigned}`],
+      cacheKeys: [good.publicKey],
+    },
+    {
+      op: 'prepare',
+      target: sys.v3,
+      cacheUrls: [`file://${depEvil}`],
+      cacheKeys: [good.publicKey],
+    },
+    { op: 'valid', path: sys.v3 },
+    { op: 'valid', path: kernel.storePath },
+    { op: 'current' },
+  ]);
+  const unsigned = refusal(r[0]);
+  assert.is(unsigned.code, 'Unsigned', unsigned.message);
+  assert.is(
+    unsigned.storePath,
+    kernel.storePath,
+    'the refusal names the dependency, not the target',
+  );
+  const untrusted = refusal(r[1]);
+  assert.is(untrusted.code, 'UntrustedKey', untrusted.message);
+  assert.is(untrusted.storePath, kernel.storePath);
+  assert.is(value(r[2]), false, 'the target did not enter the store');
+  assert.is(value(r[3]), false, 'nor did the refused dependency');
+  assert.equal(value(r[4]), { number: 1, path: sys.v1 });
   assert.equal(host.generations(), [1]);
   assert.equal(host.switchLog(), [`switch ${sys.v1}`]);
 });

@@ -145,3 +145,31 @@ test('signed documents read the same words (parseWith -> Malformed)', () => {
 });
 
 test.run();
+
+test('a cacheUrl that switches signature checking off is refused before signing, naming the field and the parameter', () => {
+  for (const url of [
+    'https://cache.example/?trusted=1',
+    'https://cache.example/?priority=10&trusted=true',
+    'file:///srv/cache?TRUSTED=1',
+    'https://cache.example/?%74rusted=1',
+  ]) {
+    const f = golden('canary-then-staged');
+    f.cacheUrl = url;
+    const errors = errorsOf(f);
+    assert.ok(
+      errors.includes(
+        "cacheUrl: the cache URL sets 'trusted', which would let Nix accept paths no key of the trust root signed",
+      ),
+      `${url}:\n${errors.join('\n')}`,
+    );
+  }
+  // Other store URL parameters stay allowed; a path merely containing the word is not a parameter.
+  for (const url of [
+    'https://cache.example/?priority=30',
+    'https://cache.example/trusted/?untrusted=1',
+  ]) {
+    const f = golden('canary-then-staged');
+    f.cacheUrl = url;
+    assert.ok(validateFleet(f).ok, url);
+  }
+});
