@@ -51,7 +51,7 @@ import {
   LIMITS,
   sha256Digest,
 } from '../protocol/index.ts';
-import type { AckRecord } from '../reconciler/index.ts';
+import { forkWinner, type AckRecord } from '../reconciler/index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -1048,7 +1048,7 @@ export function ackHistoryByHost(acks: Iterable<AckRecord>): Map<string, AckReco
     for (const a of list) {
       const prev = unique[unique.length - 1];
       if (prev === undefined || prev.seq !== a.seq) unique.push(a);
-      else if (JSON.stringify(a) < JSON.stringify(prev)) unique[unique.length - 1] = a;
+      else unique[unique.length - 1] = forkWinner(a, prev);
     }
     out.set(host, unique);
   }

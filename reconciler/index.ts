@@ -1,5 +1,5 @@
 // Public API of the pure reconciler. No I/O, no clock reads, no randomness: time is an input.
-export { latestAcks } from './acks.ts';
+export { forkWinner, latestAcks } from './acks.ts';
 export { describeFailing, judgeEvidence } from './compliance.ts';
 export { decide, prepareFleet } from './decide.ts';
 export { derivePhase, phaseParams } from './phase.ts';
