@@ -369,7 +369,10 @@ pid ${rt}/nginx.pid;
 error_log ${rt}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log ${rt}/access.log;
+  # nginx's "combined" format + "r" when the TLS session was resumed ("." otherwise).
+  log_format nixfleet '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                      '"$http_referer" "$http_user_agent" $ssl_session_reused';
+  access_log ${rt}/access.log nixfleet;
   client_body_temp_path ${rt}/tmp/body;
   proxy_temp_path ${rt}/tmp/proxy;
   fastcgi_temp_path ${rt}/tmp/fastcgi;
