@@ -41,8 +41,8 @@ by \`nixfleet cp sync\`):
     CA (its client-ca.pem), and both CRLs checked from ISSUING/crl-chain.pem (rewritten here: run this
     again, and reload nginx, after either CRL changes).
 Agents resume their last run's TLS session (TLS 1.3) from nginx's shared session cache:
---tls-session-cache SIZE (default ${DEFAULT_TLS_SESSION_CACHE}, ~1 KB per host, so ~128,000 hosts; a full
-cache only costs the oldest hosts a full handshake). Why the cache by default: a resumed agent run is then
+--tls-session-cache SIZE (default ${DEFAULT_TLS_SESSION_CACHE}, ~1 KB per host, so ~128,000 hosts; a full cache
+only costs the oldest hosts a full handshake). Why the cache by default: a resumed agent run is then
 ~1.6 KB on the wire instead of ~2.9 KB with stateless tickets (issue 10's 2 KB target), and nginx spends
 less CPU per run. The cache outlives a reload, so its name follows the CA and CRL files: after a CRL change
 (pki revoke, a refreshed CRL) run this command again with --nginx-pid, which renders and reloads in one
