@@ -6,15 +6,15 @@
 // steady-state request sequence of `nixfleet agent --once` with nothing new (docs/architecture.md, "Timer
 // mode"), with the agent's headers:
 //   timestamp.json, acks/channels/<channel>/wave-0.json, wave-1.json  (all 304)
-// with a full handshake and with TLS resumption, both ways nginx can resume (stateless tickets, the
-// default; the shared session cache, `nginx-config --tls-session-cache`), and with 1 % of runs made by
+// with a full handshake and with TLS resumption, both ways nginx can resume (the shared session cache,
+// the default; stateless tickets, `nginx-config --tls-session-cache off`), and with 1 % of runs made by
 // hosts in a rollout that also POST an ack (a real, signed, chained ack: verified and fsynced by the
 // endpoint).
 // Floor, same run, same parallelism: `openssl s_time` (a bare handshake + one GET per connection),
 // -new and -reuse. Reported: runs/s, hosts at a 60 s poll (= runs/s x 60), ratio to the floor, bytes on
 // the wire per run, and the CPU per run of nginx, of the clients and of the ack endpoint (from /proc), so
 // the bottleneck is visible; and the projection for nginx alone on every core (cores / nginx CPU per run).
-// CAPACITY_BENCH_SESSION_CACHE: the cache's size (default 16m).
+// CAPACITY_BENCH_SESSION_CACHE: the cache's size (default: nginx-config's, DEFAULT_TLS_SESSION_CACHE).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -33,7 +33,7 @@ import {
   removeDir,
   AckChain,
 } from '../tests/control-plane/tree-fixture.ts';
-import { renderNginxConfig } from '../control-plane/nginx-config.ts';
+import { renderNginxConfig, DEFAULT_TLS_SESSION_CACHE } from '../control-plane/nginx-config.ts';
 import { ensureRevocationMaps, syncTree } from '../control-plane/sync.ts';
 import { ackBundlePath, latestAckPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
 
@@ -45,7 +45,7 @@ const CLIENTS = Number(process.env.CAPACITY_BENCH_CLIENTS ?? 4);
 /** One run in POST_EVERY posts an ack: 1 % of hosts are in a rollout. */
 const POST_EVERY = 100;
 /** nginx's shared session cache for the cache rows (~1 KB per host: ample for the bench's hosts). */
-const SESSION_CACHE = process.env.CAPACITY_BENCH_SESSION_CACHE ?? '16m';
+const SESSION_CACHE = process.env.CAPACITY_BENCH_SESSION_CACHE ?? DEFAULT_TLS_SESSION_CACHE;
 /** Linux's USER_HZ: /proc/<pid>/stat times are in these ticks. */
 const TICKS_PER_SECOND = 100;
 
@@ -243,7 +243,7 @@ export default async function bench(): Promise<void> {
     await syncTree({ from: join(work, 'ci'), treeDir, pinnedRoot: keys.signedRoot });
     const ep = await startEndpoint(treeDir, join(work, 'ack-log'));
     endpoint = ep.child;
-    // The box as rendered; sessionCacheSize: resume from the shared cache instead of tickets.
+    // The box as rendered; sessionCacheSize: the cache's size, or "off" for tickets.
     const startBox = async (sessionCacheSize?: string) => {
       const port = await freePort();
       const config = renderNginxConfig({
@@ -256,13 +256,14 @@ export default async function bench(): Promise<void> {
         ackUpstream: `127.0.0.1:${ep.port}`,
         runtimeDir: runtime,
         workerProcesses: 'auto',
-        ...(sessionCacheSize ? { sessionCacheSize } : {}),
+        sessionCacheSize,
       }).replace(/access_log [^;]+;/, 'access_log off;');
       const nginx = await startNginx({ config, runtimeDir: runtime, port });
       stopNginx = () => nginx.stop();
       return { nginx, port };
     };
-    let box = await startBox();
+    // Tickets first (the full-handshake rows and the ticket rows), then the default box.
+    let box = await startBox('off');
 
     // Each host's first ack (so its acks/hosts/<host>.json exists), then each poster's pre-signed chain.
     const chains = new Map(hosts.map((h) => [h.name, new AckChain(h)]));
@@ -411,23 +412,23 @@ export default async function bench(): Promise<void> {
       parseSTime,
     );
     await measure(
-      'agent run, resumed (ticket), 3 conditional GETs',
+      'agent run, resumed (tickets: --tls-session-cache off), 3 conditional GETs',
       'reuse',
       agents('reuse', 0),
       parseAgents,
     );
     await measure(
-      'agent run, resumed (ticket), 3 GETs, 1 % post an ack',
+      'agent run, resumed (tickets), 3 GETs, 1 % post an ack',
       'reuse',
       agents('reuse', POST_EVERY),
       parseAgents,
     );
-    // The same box with --tls-session-cache (same files, so the same ETags).
+    // The same box as rendered by default: the session cache (same files, so the same ETags).
     await box.nginx.stop();
     box = await startBox(SESSION_CACHE);
     await measure('floor: openssl s_time -reuse, session cache', null, sTime('reuse'), parseSTime);
     await measure(
-      'agent run, resumed (session cache), 3 GETs',
+      'agent run, resumed (session cache, default), 3 GETs',
       'reuse-cache',
       agents('reuse', 0),
       parseAgents,

@@ -195,7 +195,10 @@ export const pkiRevoke: Command = {
 
 Marks the certificate revoked in the CA database, regenerates DIR/crl.pem and DIR/revoked-serials.txt and
 moves the certificate and key aside (NAME.revoked-SERIAL.crt) so the name can be issued again. To make
-the control plane refuse it, add the serial to revocations.json in the next signed release.`,
+the control plane refuse it, add the serial to revocations.json in the next signed release. nginx applies
+the new CRL once \`nixfleet nginx-config ... --nginx-pid FILE\` has rendered its config again and reloaded
+it (the NixOS control-plane module does so by itself when crl.pem changes): a bare reload would leave the
+certificate's sessions in nginx's TLS session cache resumable.`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
       pki: { type: 'string' },
@@ -212,7 +215,8 @@ the control plane refuse it, add the serial to revocations.json in the next sign
         output(
           values.json,
           { revoked: serial },
-          () => `revoked serial ${serial}; CRL updated (${dir}/crl.pem)`,
+          () =>
+            `revoked serial ${serial}; CRL updated (${dir}/crl.pem): apply it with nixfleet nginx-config ... --nginx-pid FILE`,
         );
         return EXIT_OK;
       },

@@ -7,7 +7,7 @@ export type { MergeResult } from './ack-merge.ts';
 export { AckService } from './ack-service.ts';
 export { startEnrolmentEndpoint } from './enrolment-server.ts';
 export type { ClientIdentity } from './identity.ts';
-export { renderNginxConfig } from './nginx-config.ts';
+export { DEFAULT_TLS_SESSION_CACHE, renderNginxConfig } from './nginx-config.ts';
 export {
   expiringCerts,
   EXPIRY_WARNING_DAYS,
@@ -30,5 +30,5 @@ export type { CertInfo, IssuedCert, KeyAlgorithm, PkiPaths } from './pki.ts';
 export { loadReleaseView, loadVerifiedReleaseView } from './release-view.ts';
 export { startAckEndpoint, startControlPlane } from './server.ts';
 export type { RunningServer } from './server.ts';
-export { ensureRevocationMaps, syncTree } from './sync.ts';
+export { ensureRevocationMaps, reloadNginx, syncTree } from './sync.ts';
 export { REVOKED_HOSTS_MAP, REVOKED_SERIALS_MAP } from './tree-dir.ts';

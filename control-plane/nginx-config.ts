@@ -38,10 +38,11 @@ export interface NginxConfigOptions {
   runtimeDir?: string;
   workerProcesses?: number | 'auto';
   /**
-   * Resume TLS sessions from nginx's shared session cache of this size ("128m": ~1 KB per host, the
-   * session holds the client certificate) instead of stateless tickets: ~1.3 KB less per resumed
-   * connection. The cache outlives a reload, so a CRL change needs this config rendered again (the
-   * cache's name follows the CA and CRL files' contents) and a reload, or a restart; see sessionResumption().
+   * How agents resume TLS sessions (see sessionResumption()): the size of nginx's shared session cache
+   * ("128m": ~1 KB per host, the session holds the client certificate; default
+   * DEFAULT_TLS_SESSION_CACHE), or "off" for stateless tickets. The cache outlives a reload, so a CRL
+   * change applies to resumed sessions once this config is rendered again (the cache's name follows the
+   * CA and CRL files' contents) and nginx reloaded: `nginx-config --nginx-pid` does both.
    */
   sessionCacheSize?: string;
   /** Seconds a client is told to wait while the control plane is not primed. */
@@ -168,36 +169,49 @@ ${sessionResumption(o)}`;
 }
 
 /**
+ * The session cache an agent resumes from when nothing else is asked for: ~1 KB per host (a ~0.6 KB
+ * session, client certificate included, in a 1 KB slab), so 128m holds ~128,000 hosts, the issue-10
+ * target of 100,000 per box with room. A fuller cache drops its oldest sessions: those hosts pay one full
+ * handshake, nothing else. nginx maps the zone up front but touches only the pages sessions fill.
+ */
+export const DEFAULT_TLS_SESSION_CACHE = '128m';
+
+/**
  * How agents resume their last run's session (agent/tls-session.ts). Every resumption is as much a
  * revocation question as a byte count: a resumed session skips the certificate check, so whatever ends
  * sessions decides when a certificate newly in the CRL stops working. (The revocation maps from the
  * signed revocations are checked on every request, resumed or not.)
- * - Stateless tickets (the default): ticket keys are new at every start and reload (no
- *   ssl_session_ticket_key), so the reload that installs a new CRL ends every session. A ticket holds
- *   the whole session, client certificate included: ~0.7 KB in the ClientHello and again in the new
- *   ticket nginx sends after each resumption.
- * - The shared cache (sessionCacheSize): the ticket is a 32-byte session id. Its sessions survive a
- *   reload and a resumption makes a new session with a new timeout, so a host that keeps polling could
- *   keep resuming past a CRL change forever. Hence the zone's name carries a digest of the CA and CRL
- *   files as rendered: rendering again after a CRL change (as --issuing needs anyway) makes a new, empty
- *   cache at the reload; so does a restart. The session id is as visible in the ClientHello as a
- *   ticket and as useless alone: resuming needs the PSK binder, made with the resumption secret that
- *   only the host's 0600 session file holds. ~1 KB of cache per host (a ~0.6 KB session in a 1 KB slab).
+ * - The shared cache (the default): the ticket is nginx's 32-byte session id, 1.3 KB less per run than
+ *   a stateless ticket (the 2 KB per steady run of issue 10). Its sessions survive a reload, and a
+ *   resumption makes a new session with a new timeout, so a host that keeps polling would keep resuming
+ *   past a CRL change forever if the cache outlived the CRL. Hence the zone is named after a digest of
+ *   the CA and CRL files as rendered: the step that applies a CRL to resumed sessions is rendering again
+ *   and reloading (`nginx-config --nginx-pid`, which the NixOS module runs whenever the CA or CRL file
+ *   changes), which starts an empty cache, so every host's next connection is a full handshake checked
+ *   against the new CRL. A reload alone applies the CRL to full handshakes only (and with --issuing not
+ *   at all: nginx reads the CRL chain this command writes). The session id is as visible in the
+ *   ClientHello as a ticket and as useless alone: resuming needs the PSK binder, made with the
+ *   resumption secret that only the host's 0600 session file holds.
+ * - Stateless tickets ("off"): ticket keys are new at every start and reload (no
+ *   ssl_session_ticket_key), so any reload ends every session. A ticket holds the whole session, client
+ *   certificate included: ~0.7 KB in the ClientHello and again in the new ticket nginx sends after each
+ *   resumption.
  * One ticket after a full handshake, not OpenSSL's two: the agent keeps only the newest
  * (ssl_conf_command: nginx >= 1.19.4).
  */
 function sessionResumption(o: NginxConfigOptions): string {
   const oneTicket = '  ssl_conf_command NumTickets 1;';
-  if (o.sessionCacheSize === undefined)
+  const size = o.sessionCacheSize ?? DEFAULT_TLS_SESSION_CACHE;
+  if (size === 'off')
     return `  ssl_session_cache shared:nixfleet:10m;
   ssl_session_timeout 1h;
   ssl_session_tickets on;
 ${oneTicket}`;
-  if (!/^[1-9][0-9]{0,5}[km]$/.test(o.sessionCacheSize))
+  if (!/^[1-9][0-9]{0,5}[km]$/.test(size))
     throw new Error(
-      `--tls-session-cache: expected a size such as 128m, got ${JSON.stringify(o.sessionCacheSize)}`,
+      `--tls-session-cache: expected a size such as 128m, or off, got ${JSON.stringify(size)}`,
     );
-  return `  ssl_session_cache shared:${sessionCacheZone(o)}:${o.sessionCacheSize};
+  return `  ssl_session_cache shared:${sessionCacheZone(o)}:${size};
   ssl_session_timeout 1h;
   ssl_session_tickets off;
 ${oneTicket}`;
@@ -355,7 +369,10 @@ pid ${rt}/nginx.pid;
 error_log ${rt}/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log ${rt}/access.log;
+  # nginx's "combined" format + "r" when the TLS session was resumed ("." otherwise).
+  log_format nixfleet '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
+                      '"$http_referer" "$http_user_agent" $ssl_session_reused';
+  access_log ${rt}/access.log nixfleet;
   client_body_temp_path ${rt}/tmp/body;
   proxy_temp_path ${rt}/tmp/proxy;
   fastcgi_temp_path ${rt}/tmp/fastcgi;

@@ -12,16 +12,18 @@ let
   nginxSnippet = "${runDir}/nginx.conf";
   nixfleet = "${cfg.package}/bin/nixfleet";
 
-  nginxConfigArgs = [ "nginx-config" "--tree" cfg.treeDir "--pki" cfg.pkiDir "--listen" cfg.listen "--ack-upstream" "unix:${cfg.ackSocket}" "--out" nginxSnippet ]
+  nginxConfigArgs = [ "nginx-config" "--tree" cfg.treeDir "--pki" cfg.pkiDir "--listen" cfg.listen "--ack-upstream" "unix:${cfg.ackSocket}" "--out" nginxSnippet
+      "--tls-session-cache" cfg.tlsSessionCache ]
     ++ optionals (cfg.dashboardDir != null) [ "--dashboard" cfg.dashboardDir ]
     ++ optionals (cfg.workers != null) [ "--workers" (toString cfg.workers) ];
+  nginxPidFile = "/run/nginx/nginx.pid";
   ackArgs = [ "cp" "serve" "--acks-only" "--tree" cfg.treeDir "--socket" cfg.ackSocket ]
     ++ optionals (cfg.ackLogDir != null) [ "--acks-log" cfg.ackLogDir ]
     ++ optionals (cfg.rateLimit != null) [ "--rate-limit" cfg.rateLimit ];
   # "${path}" copies the file into the store (toString would name the source checkout, which a host
   # that gets its closure from a binary cache never has); a string names a file on the host.
   rootInStore = "${cfg.rootFile}";
-  syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" rootInStore "--nginx-pid" "/run/nginx/nginx.pid" "--json" ];
+  syncArgs = [ "cp" "sync" "--from" cfg.incomingDir "--tree" cfg.treeDir "--root" rootInStore "--nginx-pid" nginxPidFile "--json" ];
 
   sw = cfg.siteWatch;
   siteWatchArgs = [ "site" "watch" "--tree" cfg.treeDir "--root" rootInStore "--out" sw.outDir "--interval" (toString sw.intervalSeconds) "--json" ]
@@ -56,6 +58,20 @@ in
     ackLogDir = mkOption { type = types.nullOr types.str; default = null; description = "Directory of the append-only ack log (default: inside the tree directory)."; };
     rateLimit = mkOption { type = types.nullOr (types.strMatching "off|[0-9]{1,6}/[0-9]{1,6}"); default = null; description = "Per-host ack rate limit BURST/PER_SECOND, or \"off\" (default 30/2)."; };
     dashboardDir = mkOption { type = types.nullOr types.str; default = null; description = "Operator dashboard directory served at /dashboard/ (operator certificates only)."; };
+    tlsSessionCache = mkOption {
+      type = types.strMatching "off|[1-9][0-9]{0,5}[km]";
+      default = "128m";
+      example = "off";
+      description = ''
+        How agents resume their TLS session between timer runs: the size of nginx's shared session cache
+        (~1 KB per host: 128m holds ~128,000 hosts; a full cache costs the oldest hosts one full handshake),
+        or "off" for stateless tickets. The cache makes a steady agent run ~1.6 KB on the wire instead of
+        ~2.9 KB. Its sessions outlive an nginx reload, so the cache is named after the CA and CRL files and
+        this module renders the config again and reloads nginx whenever pkiDir's ca.crt or crl.pem changes:
+        the new, empty cache sends every host through a full handshake checked against the new CRL. The
+        signed revocations (cp sync) refuse a certificate on every request either way.
+      '';
+    };
     workers = mkOption { type = types.nullOr types.ints.positive; default = null; description = "nginx worker processes (null: auto)."; };
     rootFile = mkOption { type = types.nullOr types.path; default = null; description = "The pinned trust root (a path such as ./root.json is copied into the store); set it to install CI trees from incomingDir with `nixfleet cp sync`."; };
     incomingDir = mkOption { type = types.str; default = "/var/lib/nixfleet-control-plane/incoming"; description = "Where CI pushes the published tree (timestamp.json last)."; };
@@ -95,6 +111,28 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "${nixfleet} ${escapeShellArgs nginxConfigArgs}";
+      };
+    };
+    # A CA or CRL change (pki revoke, a refreshed CRL) is applied by rendering again and reloading, never
+    # by a bare reload: the session cache is named after those files, so the reload starts an empty one and
+    # a certificate newly in the CRL cannot resume a session it made before (control-plane/nginx-config.ts).
+    # With tickets the reload alone would do; rendering again costs nothing.
+    systemd.paths.nixfleet-cp-nginx-crl = {
+      wantedBy = [ "multi-user.target" ];
+      pathConfig = {
+        PathChanged = [ "${cfg.pkiDir}/ca.crt" "${cfg.pkiDir}/crl.pem" ];
+        Unit = "nixfleet-cp-nginx-reload.service";
+      };
+    };
+    systemd.services.nixfleet-cp-nginx-reload = {
+      description = "NixFleet control plane: render the nginx configuration again and reload nginx (CA or CRL changed)";
+      after = [ "nginx.service" ];
+      serviceConfig = hardening // {
+        Type = "oneshot";
+        ExecStart = "${nixfleet} ${escapeShellArgs (nginxConfigArgs ++ [ "--nginx-pid" nginxPidFile ])}";
+        # SIGHUP to nginx's master via its pid file, as cp sync does.
+        AmbientCapabilities = [ "CAP_KILL" ];
+        CapabilityBoundingSet = [ "CAP_KILL" ];
       };
     };
     systemd.services.nginx = { requires = [ "nixfleet-cp-nginx-config.service" ]; after = [ "nixfleet-cp-nginx-config.service" ]; };

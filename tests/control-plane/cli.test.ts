@@ -3,6 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { cpSync } from '../../cli/cp.ts';
 import { pkiInit, pkiIssueHost, pkiIssueOperator, pkiRevoke } from '../../cli/pki.ts';
 import nginxConfig from '../../cli/nginx-config.ts';
@@ -162,7 +163,7 @@ test('nginx-config: renders a full config and creates the revocation maps; refus
   }
 });
 
-test('nginx-config --tls-session-cache: the shared cache instead of tickets, named after the CA and CRL; a bad size is a usage error', async () => {
+test('nginx-config: the shared session cache by default (128m, named after the CA and CRL), tickets with --tls-session-cache off; a bad size is a usage error', async () => {
   if (!requireTool('openssl', 'PKI')) return;
   const pki = join(work, 'pki');
   await run(pkiInit, ['--out', pki]);
@@ -180,25 +181,82 @@ test('nginx-config --tls-session-cache: the shared cache instead of tickets, nam
       '127.0.0.1:8444',
       ...extra,
     ]);
-  const tickets = await render();
+  const tickets = await render('--tls-session-cache', 'off');
   assert.match(tickets.out, /ssl_session_tickets on;/);
   assert.match(tickets.out, /ssl_conf_command NumTickets 1;/);
-  const zone = (out: string) =>
-    /ssl_session_cache shared:(nixfleet_[0-9a-f]{12}):64m;/.exec(out)?.[1];
-  const cached = await render('--tls-session-cache', '64m');
+  const zone = (out: string, size = '128m') =>
+    new RegExp(`ssl_session_cache shared:(nixfleet_[0-9a-f]{12}):${size};`).exec(out)?.[1];
+  const cached = await render();
   assert.match(cached.out, /ssl_session_tickets off;/);
+  assert.match(cached.out, /ssl_conf_command NumTickets 1;/);
   assert.ok(zone(cached.out), cached.out);
-  assert.is(zone((await render('--tls-session-cache', '64m')).out), zone(cached.out), 'stable');
+  assert.is(zone((await render()).out), zone(cached.out), 'stable');
+  assert.is(zone((await render('--tls-session-cache', '64m')).out, '64m'), zone(cached.out));
   // A revocation rewrites the CRL: the next rendering names a new (empty) cache.
   await run(pkiRevoke, ['--pki', pki, '--cert', join(pki, 'hosts', 'web1.crt')]);
-  const after = zone((await render('--tls-session-cache', '64m')).out);
+  const after = zone((await render()).out);
   assert.ok(after && after !== zone(cached.out), `${after} after the CRL changed`);
+  assert.match(nginxConfig.help, /--tls-session-cache SIZE \(default 128m/);
+  for (const bad of ['lots', '10 m', '0m', 'OFF'])
+    try {
+      await render('--tls-session-cache', bad);
+      assert.unreachable(`accepted ${bad}`);
+    } catch (e) {
+      assert.instance(e, UsageError);
+      assert.match(
+        (e as Error).message,
+        /--tls-session-cache: expected a size such as 128m, or off/,
+      );
+    }
+});
+
+test('nginx-config --nginx-pid: reloads nginx (SIGHUP to the pid in the file) once --out is written; needs --out', async () => {
+  if (!requireTool('openssl', 'PKI')) return;
+  const pki = join(work, 'pki');
+  await run(pkiInit, ['--out', pki]);
+  const out = join(work, 'nginx.conf');
+  const args = [
+    ...['--tree', join(work, 'cp'), '--pki', pki, '--listen', '8443'],
+    ...['--ack-upstream', '127.0.0.1:8444'],
+  ];
   try {
-    await render('--tls-session-cache', 'lots');
-    assert.unreachable('accepted a bad size');
+    await run(nginxConfig, [...args, '--nginx-pid', join(work, 'nginx.pid')]);
+    assert.unreachable('--nginx-pid without --out');
   } catch (e) {
     assert.instance(e, UsageError);
-    assert.match((e as Error).message, /--tls-session-cache/);
+    assert.match((e as Error).message, /--nginx-pid .* give --out/);
+  }
+  // A stand-in for nginx's master: on SIGHUP it reports whether the config was already there.
+  const master = spawn(
+    process.execPath,
+    [
+      '-e',
+      `process.on('SIGHUP', () => { process.stdout.write(String(require('fs').existsSync(${JSON.stringify(out)}))); process.exit(0); }); process.stdout.write('ready'); setInterval(() => {}, 1000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  try {
+    let said = '';
+    const exited = new Promise<void>((resolve) => master.once('exit', () => resolve()));
+    await new Promise<void>((resolve) =>
+      master.stdout.on('data', (d: Buffer) => {
+        said += d.toString();
+        if (said.startsWith('ready')) resolve();
+      }),
+    );
+    writeFileSync(join(work, 'nginx.pid'), `${master.pid}\n`);
+    const r = await run(nginxConfig, [
+      ...args,
+      '--out',
+      out,
+      '--nginx-pid',
+      join(work, 'nginx.pid'),
+    ]);
+    assert.is(r.code, 0, r.err);
+    await exited;
+    assert.is(said, 'readytrue', 'SIGHUP after the config was written');
+  } finally {
+    if (master.exitCode === null) master.kill('SIGKILL');
   }
 });
 

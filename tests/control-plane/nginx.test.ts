@@ -47,6 +47,7 @@ let runtime: string;
 let nginx: RunningNginx | undefined;
 let ep: RunningServer | undefined;
 let url: string;
+let renderConfig: () => string;
 
 const as = (name: string) => pki.clientTls(pki.hosts[name] ?? pki.operators[name]!);
 
@@ -68,20 +69,22 @@ test.before(async () => {
     ack: { debounceMs: 5 },
   });
   const port = await freePort();
+  const ackUpstream = `127.0.0.1:${ep.port}`;
   runtime = makeRuntimeDir();
-  const config = renderNginxConfig({
-    treeDir,
-    caCert: pki.caPath,
-    serverCert: pki.server.certPath,
-    serverKey: pki.server.keyPath,
-    crl: pki.crlPath,
-    listen: `127.0.0.1:${port}`,
-    ackUpstream: `127.0.0.1:${ep.port}`,
-    dashboardDir: dashboard,
-    runtimeDir: runtime,
-    workerProcesses: 1,
-  });
-  nginx = await startNginx({ config, runtimeDir: runtime, port });
+  renderConfig = () =>
+    renderNginxConfig({
+      treeDir,
+      caCert: pki.caPath,
+      serverCert: pki.server.certPath,
+      serverKey: pki.server.keyPath,
+      crl: pki.crlPath,
+      listen: `127.0.0.1:${port}`,
+      ackUpstream,
+      dashboardDir: dashboard,
+      runtimeDir: runtime,
+      workerProcesses: 1,
+    });
+  nginx = await startNginx({ config: renderConfig(), runtimeDir: runtime, port });
   url = `https://127.0.0.1:${port}`;
 });
 
@@ -281,6 +284,9 @@ test("a certificate revoked in the CRL: nginx answers 400 and the agent's client
   try {
     await client.get('timestamp.json', 64 * 1024);
     pki.revoke(db1);
+    // The CRL-update path: render again (a new, empty session cache named after the new CRL) and reload.
+    // A bare reload would leave db1's session in the cache (nginx-tls-resumption.test.ts).
+    writeFileSync(join(runtime, 'nginx.conf'), renderConfig());
     await nginx!.reload();
     const raw = await req(`${url}/timestamp.json`, { tls: as('db1') });
     assert.is(raw.status, 400, 'nginx refuses a certificate in its CRL with its own 400 page');

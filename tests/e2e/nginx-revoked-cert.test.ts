@@ -1,5 +1,6 @@
 // A revoked host certificate is refused by the real nginx once `cp sync` installs a tree whose signed
-// revocations name its serial (the CRL is left untouched: the signed document alone does it). The agent
+// revocations name its serial (the CRL is left untouched: the signed document alone does it), also over
+// the TLS session the agent resumes from its earlier runs. The agent
 // with that certificate (`nixfleet agent --once` as a child process) stops at the first request and says
 // why: nginx's refusal reason is in its log and its --json outcome. The other host carries on.
 import { test } from 'uvu';
@@ -104,9 +105,16 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     const logged = run.events.find((e) => e['event'] === 'control-plane-unreachable');
     assert.match(String(logged?.['reason']), /revoked/);
     // A refusal is an answer: the agent does not retry it.
-    const agentRequests = accessLog()
-      .slice(mark)
-      .map((l) => /"([A-Z]+ \S+)[^"]*" (\d{3})/.exec(l)!.slice(1, 3).join(' '));
+    const agentLines = accessLog().slice(mark);
+    const agentRequests = agentLines.map((l) =>
+      /"([A-Z]+ \S+)[^"]*" (\d{3})/.exec(l)!.slice(1, 3).join(' '),
+    );
+    // Over the TLS session its earlier runs left (nginx's default session cache outlives the reload
+    // cp sync made): the signed revocations refuse a resumed session as they refuse a new one.
+    assert.ok(
+      agentLines.every((l) => l.endsWith(' r')),
+      `the refused run resumed its session:\n${agentLines.join('\n')}`,
+    );
     assert.ok(
       agentRequests.length > 0 && agentRequests.every((r) => r.endsWith(' 403')),
       agentRequests.join('\n'),

@@ -635,6 +635,58 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
       "the ack upstream is the module's socket",
     );
     assert.match(snippet, /listen 127\.0\.0\.1:8443 ssl/);
+    // TLS resumption: the shared session cache by default, named after the CA and CRL files.
+    assert.match(snippet, /ssl_session_cache shared:nixfleet_[0-9a-f]{12}:128m;/);
+    assert.match(snippet, /ssl_session_tickets off;/);
+
+    // A CA or CRL change renders again and reloads nginx (a bare reload would keep the cache and a newly
+    // revoked certificate's session): a path unit on both files starts the same rendering + --nginx-pid.
+    const paths = (
+      config as unknown as {
+        systemd: { paths: Record<string, { pathConfig: { PathChanged: string[]; Unit: string } }> };
+      }
+    ).systemd.paths;
+    const crlWatch = paths['nixfleet-cp-nginx-crl']!.pathConfig;
+    assert.equal(crlWatch.PathChanged.sort(), [join(pki, 'ca.crt'), join(pki, 'crl.pem')]);
+    assert.is(crlWatch.Unit, 'nixfleet-cp-nginx-reload.service');
+    const reloadArgs = argvOf('nixfleet-cp-nginx-reload');
+    assert.equal(reloadArgs, [
+      ...argvOf('nixfleet-cp-nginx-config'),
+      '--nginx-pid',
+      '/run/nginx/nginx.pid',
+    ]);
+    // Under the real CLI (--out and --nginx-pid redirected to a pid file naming no nginx): it renders,
+    // then fails only at the signal.
+    reloadArgs[reloadArgs.indexOf('--out') + 1] = join(runDir, 'nginx-again.conf');
+    writeFileSync(join(runDir, 'no-nginx.pid'), 'not a pid\n');
+    reloadArgs[reloadArgs.indexOf('--nginx-pid') + 1] = join(runDir, 'no-nginx.pid');
+    const again = await run('node', [BIN, ...reloadArgs], { timeoutMs: 120_000 });
+    assert.match(again.stderr, /no-nginx\.pid: not a pid/);
+    assert.is(
+      readFileSync(join(runDir, 'nginx-again.conf'), 'utf8'),
+      snippet,
+      'the same rendering',
+    );
+    // tlsSessionCache: "off" (tickets) or a size; anything else is refused by the option's type.
+    const withTickets = await evalModule(
+      sandbox,
+      'control-plane.nix',
+      'nixfleet-control-plane',
+      { ...settings, tlsSessionCache: 'off' },
+      'config.systemd.services.nixfleet-cp-nginx-config.serviceConfig.ExecStart',
+    );
+    assert.is(withTickets.code, 0, withTickets.stderr);
+    const ticketWords = shellWords(String(withTickets.value));
+    assert.is(ticketWords[ticketWords.indexOf('--tls-session-cache') + 1], 'off');
+    const badSize = await evalModule(
+      sandbox,
+      'control-plane.nix',
+      'nixfleet-control-plane',
+      { ...settings, tlsSessionCache: '10 MB' },
+      'config.systemd.services',
+    );
+    assert.is.not(badSize.code, 0);
+    assert.match(badSize.stderr, /tlsSessionCache/);
 
     // The ack endpoint starts on the socket (stopped by PID once it reports listening).
     const ackArgs = argvOf('nixfleet-ack-endpoint');

@@ -59,7 +59,7 @@ export interface StackOptions {
   cacheKeys?: string[];
   /** Every host and the control plane in its own network namespace (needs root: requireNetns()). */
   netns?: boolean;
-  /** nginx resumes TLS sessions from its shared cache of this size instead of tickets (`nginx-config --tls-session-cache`). */
+  /** `nginx-config --tls-session-cache`: a cache size, or "off" for tickets (default: the shared cache). */
   nginxSessionCache?: string;
 }
 

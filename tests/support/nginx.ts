@@ -21,8 +21,11 @@ export interface RunningNginx {
   pid: number;
   runtimeDir: string;
   pidFile: string;
-  /** SIGHUP, then waits until the new workers serve (nginx reloads asynchronously). */
-  reload(): Promise<void>;
+  /**
+   * SIGHUP, then waits until the new workers serve (nginx reloads asynchronously). `sendHup`: something
+   * else sends it (e.g. `nixfleet nginx-config --nginx-pid`).
+   */
+  reload(sendHup?: () => unknown): Promise<void>;
   /** SIGQUIT (graceful); after 3 s SIGKILL to nginx's whole process group. */
   stop(): Promise<void>;
   /** The box dies: SIGKILL to master and workers at once (the process group); resolves once all are gone. */
@@ -152,9 +155,10 @@ export async function startNginx(opts: {
     runtimeDir: opts.runtimeDir,
     pidFile,
     logs,
-    async reload() {
+    async reload(sendHup?: () => unknown) {
       const before = workers(child.pid!);
-      process.kill(child.pid!, 'SIGHUP');
+      if (sendHup) await sendHup();
+      else process.kill(child.pid!, 'SIGHUP');
       // Reload is asynchronous: done when none of the old workers is left and a new one runs.
       const until = Date.now() + 5000;
       for (;;) {
