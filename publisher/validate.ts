@@ -190,53 +190,38 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
     }));
   const hostsRaw = isObject(input) ? input.hosts : undefined;
   const revoked = isObject(input) && input.revoked !== undefined ? input.revoked : {};
-  const names = schemaPassed ? null : Name;
+  // Entries of a record field; names checked only when the schema did not pass (it checked them).
+  const records = <T>(key: string, parts: (entry: unknown) => T, names: z.ZodType<string> = Name) =>
+    declared(input, key, parts, schemaPassed ? null : names);
   return {
-    hosts: declared(
-      input,
-      'hosts',
-      (h) => ({
-        channel: v(typed(FleetHost.shape.channel, h, 'channel')),
-        target: v(typed(FleetHost.shape.target, h, 'target')),
-        hostKey: v(typed(FleetHost.shape.hostKey, h, 'hostKey')),
-        machineId: v(typed(FleetHost.shape.machineId, h, 'machineId')),
-        tags: v(typed(FleetHost.shape.tags, h, 'tags')),
-      }),
-      names,
-    ),
+    hosts: records('hosts', (h) => ({
+      channel: v(typed(FleetHost.shape.channel, h, 'channel')),
+      target: v(typed(FleetHost.shape.target, h, 'target')),
+      hostKey: v(typed(FleetHost.shape.hostKey, h, 'hostKey')),
+      machineId: v(typed(FleetHost.shape.machineId, h, 'machineId')),
+      tags: v(typed(FleetHost.shape.tags, h, 'tags')),
+    })),
     noHosts: isObject(hostsRaw) && Object.keys(hostsRaw).length === 0,
-    channels: declared(
-      input,
-      'channels',
-      (c) => ({
-        policy: v(typed(FleetChannel.shape.policy, c, 'policy')),
-        freshnessSeconds: v(typed(FleetChannel.shape.freshnessSeconds, c, 'freshnessSeconds')),
-        signingIntervalSeconds: v(
-          typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds'),
-        ),
-        reboot: v(typed(FleetChannel.shape.reboot, c, 'reboot')),
-        maintenanceWindows: v(
-          typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows'),
-        ),
-        compliance: v(typed(FleetChannel.shape.compliance, c, 'compliance')),
-      }),
-      names,
-    ),
-    policies: declared(
-      input,
-      'policies',
-      (p) => {
-        const whole = schemaPassed
-          ? { success: true as const, data: p as FleetPolicy }
-          : FleetPolicy.safeParse(p);
-        const selectors = elements(p, 'waves').flatMap((w, index) => {
-          const selector = v(typed(FleetWave.shape.selector, w, 'selector'));
-          return selector === undefined ? [] : [{ index, selector }];
-        });
-        return { policy: whole.success ? whole.data : undefined, selectors };
-      },
-      names,
-    ),
+    channels: records('channels', (c) => ({
+      policy: v(typed(FleetChannel.shape.policy, c, 'policy')),
+      freshnessSeconds: v(typed(FleetChannel.shape.freshnessSeconds, c, 'freshnessSeconds')),
+      signingIntervalSeconds: v(
+        typed(FleetChannel.shape.signingIntervalSeconds, c, 'signingIntervalSeconds'),
+      ),
+      reboot: v(typed(FleetChannel.shape.reboot, c, 'reboot')),
+      maintenanceWindows: v(typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows')),
+      compliance: v(typed(FleetChannel.shape.compliance, c, 'compliance')),
+    })),
+    policies: records('policies', (p) => {
+      const whole = schemaPassed
+        ? { success: true as const, data: p as FleetPolicy }
+        : FleetPolicy.safeParse(p);
+      const selectors = elements(p, 'waves').flatMap((w, index) => {
+        const selector = v(typed(FleetWave.shape.selector, w, 'selector'));
+        return selector === undefined ? [] : [{ index, selector }];
+      });
+      return { policy: whole.success ? whole.data : undefined, selectors };
+    }),
     hostEdges: edges('hostEdges', HostEdge),
     channelEdges: edges('channelEdges', ChannelEdge),
     budgets: elements(input, 'disruptionBudgets').map((b, index) => {
@@ -252,8 +237,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
     frameworks:
       isObject(input) && input.complianceFrameworks === undefined
         ? new Map()
-        : declared(
-            input,
+        : records(
             'complianceFrameworks',
             (f) => {
               const whole = schemaPassed
@@ -265,7 +249,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
                   : undefined,
               };
             },
-            schemaPassed ? null : ComplianceId,
+            ComplianceId,
           ),
     revokedClosures: new Set(
       elements(revoked, 'closures').flatMap((c) => {
