@@ -148,6 +148,7 @@ function freshProcessRuns(
       '',
       f.wallMs.toFixed(0),
       f.cpuMs.toFixed(0),
+      `${f.userMs.toFixed(0)} / ${f.sysMs.toFixed(0)}`,
       f.rssMb.toFixed(0),
       '',
       '1.00',
@@ -158,6 +159,7 @@ function freshProcessRuns(
         String(r.version),
         r.wallMs.toFixed(0),
         r.cpuMs.toFixed(0),
+        `${r.userMs.toFixed(0)} / ${r.sysMs.toFixed(0)}`,
         r.rssMb.toFixed(0),
         `${r.timings['resolve']!.toFixed(0)} / ${r.timings['sign']!.toFixed(0)} / ${r.timings['write']!.toFixed(0)}`,
         (r.cpuMs / f.cpuMs).toFixed(1),
@@ -184,6 +186,7 @@ function freshProcessRuns(
       '',
       f2.wallMs.toFixed(0),
       f2.cpuMs.toFixed(0),
+      `${f2.userMs.toFixed(0)} / ${f2.sysMs.toFixed(0)}`,
       f2.rssMb.toFixed(0),
       '',
       (f2.cpuMs / f.cpuMs).toFixed(2),
@@ -194,21 +197,26 @@ function freshProcessRuns(
         .join(' ')}\n`,
     );
     console.log(
-      '| run | version | wall ms | CPU ms | peak RSS MB | in-process resolve / sign / write ms | CPU ratio to floor |',
+      '| run | version | wall ms | CPU ms | user / sys ms | peak RSS MB | in-process resolve / sign / write ms | CPU ratio to floor |',
     );
-    console.log('|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function gnuTime(file: string): { cpuMs: number; rssMb: number } {
+function gnuTime(file: string): { cpuMs: number; userMs: number; sysMs: number; rssMb: number } {
   const [user, sys, rssKb] = readFileSync(file, 'utf8')
     .trim()
     .split('\n')
     .pop()!
     .split(' ')
     .map(Number);
-  return { cpuMs: (user! + sys!) * 1000, rssMb: rssKb! / 1024 };
+  return {
+    cpuMs: (user! + sys!) * 1000,
+    userMs: user! * 1000,
+    sysMs: sys! * 1000,
+    rssMb: rssKb! / 1024,
+  };
 }

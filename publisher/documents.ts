@@ -18,7 +18,7 @@ import {
   type HostManifest,
   type ReleaseIndex,
 } from '../protocol/index.ts';
-import { fastCanonical } from './jcs.ts';
+import { canonicalTemplate, fastCanonical } from './jcs.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { ResolvedFleet } from './waves.ts';
 import { parseHostKey } from './host-key.ts';
@@ -62,7 +62,11 @@ export function signedEnvelopeBytes(
   keys: readonly SigningKey[],
   memo?: WeakMap<object, string>,
 ): Buffer {
-  const signed = fastCanonical(doc, memo);
+  return envelopeOfCanonical(fastCanonical(doc, memo), keys);
+}
+
+/** The envelope of a document given as its canonical (JCS) text. */
+function envelopeOfCanonical(signed: string, keys: readonly SigningKey[]): Buffer {
   // One buffer for the whole envelope, the signed text encoded once into its tail: the prefix has a fixed
   // length (64-char key ids, 88-char base64 signatures), so the message can be signed in place.
   const prefixLength =
@@ -101,7 +105,7 @@ function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]
 function rawHostKey(text: string): string {
   const r = parseHostKey(text);
   if (!r.ok) throw new Error(`host key was not validated: ${r.reason}`);
-  return b64(r.raw);
+  return r.base64;
 }
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
@@ -126,8 +130,12 @@ interface ReleaseInProgress {
   /** Host -> raw Ed25519 host key (base64), as plans and manifests carry it. */
   hostKeys: Map<string, string>;
   files: TreeFile[];
+  /** Canonical texts of objects already serialised (shared sub-objects, references, host entries). */
+  memo: WeakMap<object, string>;
   /** Signs `doc`, adds it to `files` and returns the reference later documents bind. */
   sign: (path: string, doc: unknown) => FileRef;
+  /** The same for a document given as its canonical text (canonicalTemplate). */
+  signCanonical: (path: string, canonical: string) => FileRef;
 }
 
 function startRelease(input: BuildReleaseInput): ReleaseInProgress {
@@ -137,13 +145,17 @@ function startRelease(input: BuildReleaseInput): ReleaseInProgress {
   let done = 0;
   // Shared sub-objects (plan refs, budgets ref, probes) are canonicalised once, not once per host.
   const memo = new WeakMap<object, string>();
-  const sign = (path: string, doc: unknown): FileRef => {
-    const bytes = signedEnvelopeBytes(doc, input.keys, memo);
+  const signCanonical = (path: string, canonical: string): FileRef => {
+    const bytes = envelopeOfCanonical(canonical, input.keys);
     files.push({ path, bytes });
     done++;
     if (input.onSigned && (done % 250 === 0 || done === total)) input.onSigned(done, total);
-    return fileRef(path, bytes);
+    const ref = fileRef(path, bytes);
+    // The index lists every manifest's reference: its text is known now, without a key sort.
+    memo.set(ref, fileRefText(ref));
+    return ref;
   };
+  const sign = (path: string, doc: unknown) => signCanonical(path, fastCanonical(doc, memo));
   return {
     input,
     common: {
@@ -156,9 +168,13 @@ function startRelease(input: BuildReleaseInput): ReleaseInProgress {
       Object.entries(fleet.hosts).map(([name, h]) => [name, rawHostKey(h.hostKey)]),
     ),
     files,
+    memo,
     sign,
+    signCanonical,
   };
 }
+
+const fileRefText = canonicalTemplate<FileRef>({}, ['path', 'digest', 'length']);
 
 function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInProgress): {
   ref: FileRef;
@@ -179,20 +195,27 @@ function signBudgets({ input: { resolved, version }, common, sign }: ReleaseInPr
 }
 
 /** Channel -> its signed plan's reference, and the plan itself. */
+type PlanHost = ChannelPlan['hosts'][string];
+const planHostText = canonicalTemplate<PlanHost>({}, ['target', 'hostKey', 'wave']);
+
 function signChannelPlans({
   input: { fleet, resolved, version },
   common,
   hostKeys,
+  memo,
   sign,
 }: ReleaseInProgress): { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> } {
   const refs = new Map<string, FileRef>();
   const docs = new Map<string, ChannelPlan>();
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
-    const hosts: Record<string, { target: string; hostKey: string; wave: number }> = {};
+    const hosts: Record<string, PlanHost> = {};
     for (const w of ch.waves)
-      for (const h of w.hosts)
-        hosts[h] = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
+      for (const h of w.hosts) {
+        const entry = { target: fleet.hosts[h]!.target, hostKey: hostKeys.get(h)!, wave: w.index };
+        memo.set(entry, planHostText(entry));
+        hosts[h] = entry;
+      }
     const plan = {
       type: 'channel-plan',
       ...common,
@@ -226,45 +249,70 @@ function signChannelPlans({
   return { refs, docs };
 }
 
-/** Host -> its channel and signed manifest's reference, as the index lists them. */
+/** The members in which one channel's host manifests differ; the rest is the same for all of them. */
+type OwnManifest = Pick<
+  HostManifest,
+  'host' | 'system' | 'machineId' | 'hostKey' | 'wave' | 'target' | 'compliance'
+>;
+const OWN_MANIFEST_KEYS = [
+  'host',
+  'system',
+  'machineId',
+  'hostKey',
+  'wave',
+  'target',
+  'compliance',
+] as const satisfies readonly (keyof OwnManifest)[];
+
+type IndexHost = ReleaseIndex['hosts'][string];
+const indexHostText = canonicalTemplate<IndexHost>({}, ['channel', 'manifest']);
+
+/**
+ * Host -> its channel and signed manifest's reference, as the index lists them. A channel's manifests
+ * are serialised through one template (canonicalTemplate): the ~15 members they share are serialised
+ * once per channel, not once per host (~0.1 s of a 10,000-host publish).
+ */
 function signHostManifests(
-  { input: { fleet, resolved, version }, common, hostKeys, sign }: ReleaseInProgress,
+  { input: { fleet, resolved, version }, common, hostKeys, memo, signCanonical }: ReleaseInProgress,
   plans: Map<string, FileRef>,
   budgets: FileRef,
-): Record<string, { channel: string; manifest: FileRef }> {
-  const indexHosts: Record<string, { channel: string; manifest: FileRef }> = {};
+): Record<string, IndexHost> {
+  const indexHosts: Record<string, IndexHost> = {};
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const policy = fleet.policies[ch.policy]!;
-    // One array per channel, shared by its manifests (canonicalised once, see startRelease).
-    const gatingPlans = ch.gatedBy.map((g) => ({ channel: g, plan: plans.get(g)! }));
+    const shared = {
+      type: 'host-manifest',
+      ...common,
+      channel: ch.name,
+      rolloutId: ch.rolloutId,
+      plan: plans.get(ch.name)!,
+      gatingPlans: ch.gatedBy.map((g) => ({ channel: g, plan: plans.get(g)! })),
+      budgets,
+      probes: policy.probes,
+      healthyPassesRequired: policy.healthyPassesRequired,
+      confirmDeadlineSeconds: c.confirmDeadlineSeconds,
+      cacheUrl: fleet.cacheUrl ?? null,
+    } satisfies Omit<HostManifest, keyof OwnManifest>;
+    const manifestText = canonicalTemplate<OwnManifest>(shared, OWN_MANIFEST_KEYS, memo);
     for (const w of ch.waves) {
       for (const name of w.hosts) {
         const h = fleet.hosts[name]!;
-        const manifest = {
-          type: 'host-manifest',
-          ...common,
+        const own = {
           host: name,
           system: h.system,
           machineId: h.machineId ?? null,
           hostKey: hostKeys.get(name)!,
-          channel: ch.name,
           wave: w.index,
           target: h.target,
-          rolloutId: ch.rolloutId,
-          plan: plans.get(ch.name)!,
-          gatingPlans,
-          budgets,
-          probes: policy.probes,
-          healthyPassesRequired: policy.healthyPassesRequired,
-          confirmDeadlineSeconds: c.confirmDeadlineSeconds,
-          cacheUrl: fleet.cacheUrl ?? null,
           ...optional('compliance', hostCompliance(fleet, name)),
-        } satisfies HostManifest;
-        indexHosts[name] = {
+        } satisfies OwnManifest;
+        const entry = {
           channel: ch.name,
-          manifest: sign(hostManifestPath(version, name), manifest),
+          manifest: signCanonical(hostManifestPath(version, name), manifestText(own)),
         };
+        memo.set(entry, indexHostText(entry));
+        indexHosts[name] = entry;
       }
     }
   }
@@ -275,7 +323,7 @@ function signReleaseIndex(
   { input, sign }: ReleaseInProgress,
   plans: Map<string, FileRef>,
   budgets: FileRef,
-  hosts: Record<string, { channel: string; manifest: FileRef }>,
+  hosts: Record<string, IndexHost>,
 ): FileRef {
   const { fleet, resolved, version, issuedAt } = input;
   const channels: Record<string, { rolloutId: string; plan: FileRef; hostCount: number }> = {};

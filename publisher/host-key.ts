@@ -5,7 +5,9 @@ import { isValidPublicKey } from '../protocol/index.ts';
 
 const SSH_KEY_TYPE = 'ssh-ed25519';
 
-export type HostKeyResult = { ok: true; raw: Uint8Array } | { ok: false; reason: string };
+/** `base64`: the raw key in base64, as manifests and plans carry it (computed once, with the check). */
+export type HostKeyResult =
+  { ok: true; raw: Uint8Array; base64: string } | { ok: false; reason: string };
 
 function readSshString(buf: Buffer, offset: number): { value: Buffer; next: number } | undefined {
   if (offset + 4 > buf.length) return undefined;
@@ -22,7 +24,9 @@ function decodeStrictBase64(text: string): Buffer | undefined {
   return bytes.toString('base64') === text ? bytes : undefined;
 }
 
-function parseSshLine(line: string): HostKeyResult {
+type RawKey = { ok: true; raw: Uint8Array } | { ok: false; reason: string };
+
+function parseSshLine(line: string): RawKey {
   const parts = line.trim().split(/\s+/);
   if (parts[0] !== SSH_KEY_TYPE)
     return { ok: false, reason: `only ${SSH_KEY_TYPE} keys are supported, got "${parts[0]}"` };
@@ -72,8 +76,9 @@ export function parseHostKey(text: string): HostKeyResult {
 function parseHostKeyUncached(text: string): HostKeyResult {
   // A known-valid key given as its canonical base64 (how the previous release carried it): the set
   // holds only canonical encodings of 32 bytes, so decoding is all that is left to do.
-  if (knownValid.has(text)) return { ok: true, raw: new Uint8Array(Buffer.from(text, 'base64')) };
-  let result: HostKeyResult;
+  if (knownValid.has(text))
+    return { ok: true, raw: new Uint8Array(Buffer.from(text, 'base64')), base64: text };
+  let result: RawKey;
   if (text.startsWith('ssh-')) result = parseSshLine(text);
   else {
     const raw = decodeStrictBase64(text);
@@ -86,16 +91,14 @@ function parseHostKeyUncached(text: string): HostKeyResult {
               'must be base64 of the raw 32-byte Ed25519 public key, or an OpenSSH "ssh-ed25519 AAAA..." line',
           };
   }
-  if (
-    result.ok &&
-    !knownValid.has(Buffer.from(result.raw).toString('base64')) &&
-    !isValidPublicKey(result.raw)
-  )
+  if (!result.ok) return result;
+  const base64 = Buffer.from(result.raw).toString('base64');
+  if (!knownValid.has(base64) && !isValidPublicKey(result.raw))
     return {
       ok: false,
       reason: 'is not a valid Ed25519 public key (not a canonical, non-small-order curve point)',
     };
-  return result;
+  return { ok: true, raw: result.raw, base64 };
 }
 
 /** The OpenSSH public key line for a raw Ed25519 key (used by the fleet generator and tests). */

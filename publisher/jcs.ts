@@ -56,3 +56,52 @@ export function fastCanonical(value: unknown, memo?: WeakMap<object, string>): s
       throw new Error(`${typeof value} is not JSON data`);
   }
 }
+
+/**
+ * The canonical text of many objects that share most of their members (a channel's 10,000 host
+ * manifests differ only in host, key, target and wave): `canonicalTemplate(shared, ownKeys)` returns
+ * `(own) => fastCanonical({ ...shared, ...own })`, with the shared members serialised once, in their
+ * JCS position among the own ones, so each object pays only for its own members. An own member that is
+ * undefined is left out, as fastCanonical leaves it out. `own` must have no keys beyond `ownKeys`
+ * (they would be dropped): callers type it as the document type's own part.
+ */
+export function canonicalTemplate<Own extends Record<string, unknown>>(
+  shared: Record<string, unknown>,
+  ownKeys: readonly (keyof Own & string)[],
+  memo?: WeakMap<object, string>,
+): (own: Own) => string {
+  for (const k of ownKeys)
+    if (Object.hasOwn(shared, k)) throw new Error(`internal: "${k}" is both shared and own`);
+  const keys = [...Object.keys(shared).filter((k) => shared[k] !== undefined), ...ownKeys].sort();
+  // Runs of shared members become one literal (members joined by commas); each own key is a slot.
+  const segments: ({ text: string } | { key: string; prefix: string })[] = [];
+  let run: string[] = [];
+  const endRun = () => {
+    if (run.length > 0) segments.push({ text: run.join(',') });
+    run = [];
+  };
+  for (const k of keys) {
+    if (Object.hasOwn(shared, k)) run.push(str(k) + ':' + fastCanonical(shared[k], memo));
+    else {
+      endRun();
+      segments.push({ key: k, prefix: str(k) + ':' });
+    }
+  }
+  endRun();
+  return (own) => {
+    let out = '{';
+    let first = true;
+    for (const s of segments) {
+      let member: string;
+      if ('text' in s) member = s.text;
+      else {
+        const v = own[s.key];
+        if (v === undefined) continue;
+        member = s.prefix + fastCanonical(v, memo);
+      }
+      out += first ? member : ',' + member;
+      first = false;
+    }
+    return out + '}';
+  };
+}

@@ -105,20 +105,22 @@ function elements(raw: unknown, key: string): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-/** A record field's entries under their valid names, or undefined when the field is not an object. */
+/**
+ * A record field's entries under their valid names, or undefined when the field is not an object.
+ * `names` null: the schema already checked every name (a fleet that passed it: 10,000 host names
+ * are not parsed a second time).
+ */
 function declared<T>(
   raw: unknown,
   key: string,
   parts: (entry: unknown) => T,
-  names: z.ZodType<string> = Name,
+  names: z.ZodType<string> | null,
 ): Map<string, T> | undefined {
   const rec = isObject(raw) ? raw[key] : undefined;
   if (!isObject(rec)) return undefined;
-  return new Map(
-    Object.keys(rec)
-      .filter((n) => names.safeParse(n).success)
-      .map((n) => [n, parts(rec[n])]),
-  );
+  const valid =
+    names === null ? Object.keys(rec) : Object.keys(rec).filter((n) => names.safeParse(n).success);
+  return new Map(valid.map((n) => [n, parts(rec[n])]));
 }
 
 interface HostParts {
@@ -188,8 +190,11 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
     }));
   const hostsRaw = isObject(input) ? input.hosts : undefined;
   const revoked = isObject(input) && input.revoked !== undefined ? input.revoked : {};
+  // Entries of a record field; names checked only when the schema did not pass (it checked them).
+  const records = <T>(key: string, parts: (entry: unknown) => T, names: z.ZodType<string> = Name) =>
+    declared(input, key, parts, schemaPassed ? null : names);
   return {
-    hosts: declared(input, 'hosts', (h) => ({
+    hosts: records('hosts', (h) => ({
       channel: v(typed(FleetHost.shape.channel, h, 'channel')),
       target: v(typed(FleetHost.shape.target, h, 'target')),
       hostKey: v(typed(FleetHost.shape.hostKey, h, 'hostKey')),
@@ -197,7 +202,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
       tags: v(typed(FleetHost.shape.tags, h, 'tags')),
     })),
     noHosts: isObject(hostsRaw) && Object.keys(hostsRaw).length === 0,
-    channels: declared(input, 'channels', (c) => ({
+    channels: records('channels', (c) => ({
       policy: v(typed(FleetChannel.shape.policy, c, 'policy')),
       freshnessSeconds: v(typed(FleetChannel.shape.freshnessSeconds, c, 'freshnessSeconds')),
       signingIntervalSeconds: v(
@@ -207,7 +212,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
       maintenanceWindows: v(typed(FleetChannel.shape.maintenanceWindows, c, 'maintenanceWindows')),
       compliance: v(typed(FleetChannel.shape.compliance, c, 'compliance')),
     })),
-    policies: declared(input, 'policies', (p) => {
+    policies: records('policies', (p) => {
       const whole = schemaPassed
         ? { success: true as const, data: p as FleetPolicy }
         : FleetPolicy.safeParse(p);
@@ -232,8 +237,7 @@ function wellTyped(input: unknown, schemaPassed: boolean): WellTyped {
     frameworks:
       isObject(input) && input.complianceFrameworks === undefined
         ? new Map()
-        : declared(
-            input,
+        : records(
             'complianceFrameworks',
             (f) => {
               const whole = schemaPassed
@@ -317,11 +321,11 @@ function checkHosts(parts: WellTyped, r: Report): void {
       r.error(`hosts.${name}.channel`, unknown('channel', h.channel, channels));
     const key = h.hostKey === undefined ? undefined : parseHostKey(h.hostKey);
     if (key?.ok) {
-      const hex = Buffer.from(key.raw).toString('hex');
-      const other = byKey.get(hex);
+      // The base64 of the raw key: one text per key, however the fleet wrote it (raw or OpenSSH line).
+      const other = byKey.get(key.base64);
       if (other !== undefined)
         r.error(`hosts.${name}.hostKey`, `the same host key is used by hosts.${other}`);
-      else byKey.set(hex, name);
+      else byKey.set(key.base64, name);
     }
     if (h.machineId !== undefined) {
       const other = byMachineId.get(h.machineId);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { fastCanonical } from '../../publisher/jcs.ts';
+import { canonicalTemplate, fastCanonical } from '../../publisher/jcs.ts';
 import { signedEnvelopeBytes } from '../../publisher/documents.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { envelopeBytes, signDocument } from '../../protocol/envelope.ts';
@@ -40,6 +40,25 @@ test('memoised shared sub-objects give the same text', () => {
     const doc = { host: `h${i}`, plan: shared, list: [shared, { shared }] };
     assert.is(fastCanonical(doc, memo), canonicalString(doc));
   }
+});
+
+test('canonicalTemplate gives fastCanonical of the merged object, own members absent when undefined', () => {
+  const keys = fc.uniqueArray(fc.string({ unit: 'grapheme', maxLength: 4 }), { maxLength: 8 });
+  fc.assert(
+    fc.property(keys, keys, fc.array(json, { maxLength: 8 }), (a, b, values) => {
+      const sharedKeys = a.filter((k) => !b.includes(k) && k !== '__proto__');
+      const ownKeys = b.filter((k) => k !== '__proto__');
+      const shared = Object.fromEntries(sharedKeys.map((k, i) => [k, values[i] ?? null]));
+      const text = canonicalTemplate<Record<string, unknown>>(shared, ownKeys);
+      // Every other own member undefined: left out, as fastCanonical leaves it out.
+      const own = Object.fromEntries(
+        ownKeys.map((k, i) => [k, i % 2 ? undefined : (values[values.length - 1 - i] ?? 1)]),
+      );
+      return text(own) === canonicalString({ ...shared, ...own });
+    }),
+    { numRuns: 500 },
+  );
+  assert.throws(() => canonicalTemplate({ a: 1 }, ['a']), /both shared and own/);
 });
 
 test('refuses what JCS refuses', () => {
