@@ -555,8 +555,8 @@ export function collectTreeAcks(
     try {
       const host = f.slice(0, -'.json'.length);
       const bytes = readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source);
-      if (collector.seenIds.get(collector.add(bytes, source, host)) === host)
-        taken.set(host, bytes);
+      const id = collector.add(bytes, source, host);
+      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
