@@ -253,11 +253,16 @@ export class AckCollector {
     return this.seen;
   }
 
-  /** `expectedHost`: the host a per-host file is named after; its ack must be that host's. */
-  add(raw: Uint8Array | string, source: string, expectedHost?: string): void {
+  /**
+   * `expectedHost`: the host a per-host file is named after; its ack must be that host's. Returns the
+   * ack's identity (the SHA-256 of its bytes): `seenIds` maps it to its host once it was taken in.
+   */
+  add(raw: Uint8Array | string, source: string, expectedHost?: string): string {
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
     // The identity of exactly the bytes parsed and verified (what the cache results belong to).
-    this.addIdentified(sha256Digest(bytes), () => bytes, source, expectedHost);
+    const id = sha256Digest(bytes);
+    this.addIdentified(id, () => bytes, source, expectedHost);
+    return id;
   }
 
   /**
@@ -542,14 +547,16 @@ export function collectTreeAcks(
       `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
     );
   let latestFiles = 0;
+  // The bytes of each latest-ack file the collector took in as its host's, by host: a bundle made of
+  // exactly these adds nothing (bundleRepeatsTakenFiles).
+  const taken = new Map<string, Buffer>();
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
-      collector.add(
-        readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source),
-        source,
-        f.slice(0, -'.json'.length),
-      );
+      const host = f.slice(0, -'.json'.length);
+      const bytes = readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source);
+      const id = collector.add(bytes, source, host);
+      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -566,10 +573,9 @@ export function collectTreeAcks(
       const source = `acks/channels/${ch}/${f}`;
       let bundled: BundledAck[];
       try {
-        bundled = readAckBundle(
-          readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source),
-          source,
-        );
+        const bytes = readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
+        if (bundleRepeatsTakenFiles(bytes, taken, source)) continue;
+        bundled = readAckBundle(bytes, source);
       } catch (e) {
         if (!isVerificationError(e)) throw e;
         collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
@@ -579,6 +585,47 @@ export function collectTreeAcks(
     }
   }
   return { latestFiles };
+}
+
+const BUNDLE_HEAD = Buffer.from('{"acks":[', 'latin1');
+const COMMA = 0x2c;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * Whether a bundle adds nothing to the latest-ack files already taken in: its acks are, byte for byte,
+ * files of `taken` (the endpoint builds a bundle by joining the wave's latest acks: control-plane/
+ * ack-publisher.ts bundleJson), and the rest of it passes readAckBundle's strict intake. Then reading it
+ * in full would only find acks the collector has seen (it counts an ack's bytes once), so it is
+ * skipped: a status over 10,000 hosts is spared the strict intake and re-canonicalisation of megabytes
+ * of bundles that repeat acks/hosts/. Anything else (a bundle lagging or ahead of the files by a flush,
+ * another layout, a forged entry) is false, and the bundle is read and verified in full.
+ */
+export function bundleRepeatsTakenFiles(
+  bundle: Buffer,
+  taken: ReadonlyMap<string, Buffer>,
+  source: string,
+): boolean {
+  if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return false;
+  let at = BUNDLE_HEAD.length;
+  if (bundle[at] !== CLOSE_BRACKET)
+    for (;;) {
+      // The claimed host only picks the file to compare with; equal bytes are what counts.
+      const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
+      const file = host === null ? undefined : taken.get(host);
+      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return false;
+      at += file.length;
+      if (bundle[at] === CLOSE_BRACKET) break;
+      if (bundle[at] !== COMMA) return false;
+      at++;
+    }
+  try {
+    // The bundle without its acks: every other field as strictly as readAckBundle takes the whole.
+    const rest = Buffer.concat([BUNDLE_HEAD, bundle.subarray(at)]);
+    return readAckBundle(rest, source).length === 0;
+  } catch (e) {
+    if (!isVerificationError(e)) throw e;
+    return false;
+  }
 }
 
 export interface AckLogOptions {

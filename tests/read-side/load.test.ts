@@ -12,6 +12,8 @@ import {
   acksDirOf,
 } from '../../read-side/load.ts';
 import { VerificationError } from '../../protocol/errors.ts';
+import { bundleRepeatsTakenFiles } from '../../read-side/acks.ts';
+import { bundleJson } from '../../control-plane/ack-publisher.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
@@ -149,6 +151,83 @@ test('a long log is verified as one batch: exactly the altered and the foreign-k
   );
   assert.is(log.acks.length, lines.length - 2);
   assert.equal(log.acks.map((x) => x.seq).slice(698, 700), [699, 701]);
+});
+
+/** The bundle the endpoint writes for a wave (control-plane/ack-publisher.ts) from the given latest acks. */
+function writeBundle(
+  fx: ReturnType<typeof publishedFixture>,
+  channel: string,
+  wave: number,
+  latest: (host: string) => string | undefined,
+  generatedAt = '2030-03-01T11:59:00Z',
+): string {
+  const text = bundleJson('generated', channel, wave, generatedAt, fx.wave(channel, wave), latest);
+  mkdirSync(join(fx.tree, 'acks', 'channels', channel), { recursive: true });
+  writeFileSync(join(fx.tree, 'acks', 'channels', channel, `wave-${wave}.json`), text);
+  return text;
+}
+
+test('a wave bundle that repeats the latest-ack files byte for byte is skipped; any difference reads it in full', async () => {
+  const fx = publishedFixture();
+  const hosts = fx.wave('ch-0', 1);
+  const chains = new Map(hosts.map((h) => [h, postAcks(fx, h, lifecycle(NOW - 20 * MIN))]));
+  const file = (h: string) => readFileSync(join(fx.tree, 'acks', 'hosts', `${h}.json`));
+  const taken = new Map(hosts.map((h) => [h, file(h)]));
+  const fromFiles = (h: string) => taken.get(h)?.toString('utf8');
+  const repeats = (text: string) =>
+    bundleRepeatsTakenFiles(Buffer.from(text), taken, 'acks/channels/ch-0/wave-1.json');
+
+  assert.ok(repeats(writeBundle(fx, 'ch-0', 1, fromFiles)));
+  assert.ok(repeats(writeBundle(fx, 'ch-0', 0, () => undefined)), 'an empty bundle adds nothing');
+  // Not repeats: an entry missing from the files, a malformed rest, another layout, a foreign entry.
+  assert.not.ok(repeats(writeBundle(fx, 'ch-0', 1, fromFiles).replace('"wave":1', '"wave":"1"')));
+  assert.not.ok(
+    repeats(writeBundle(fx, 'ch-0', 1, fromFiles).replace('},{"signatures"', '}, {"signatures"')),
+  );
+  const [h0, h1] = hosts as [string, string];
+  const older = canonicalString(chains.get(h0)![0]!);
+  assert.not.ok(repeats(writeBundle(fx, 'ch-0', 1, (h) => (h === h0 ? older : fromFiles(h)))));
+  assert.ok(
+    repeats(writeBundle(fx, 'ch-0', 1, (h) => (h === h0 ? fromFiles(h1) : fromFiles(h)))),
+    "h1's ack twice: still only acks already taken in (a bundle never takes one away)",
+  );
+  const partial = new Map(taken);
+  partial.delete(h1);
+  assert.not.ok(
+    bundleRepeatsTakenFiles(Buffer.from(writeBundle(fx, 'ch-0', 1, fromFiles)), partial, 'b'),
+  );
+
+  // Read through the view: a bundle ahead of the files by one ack counts that ack; a forged entry
+  // among repeated ones is rejected at its index; a repeating bundle changes nothing.
+  const root = readPinnedRoot(fx.rootFile);
+  writeBundle(fx, 'ch-0', 1, fromFiles);
+  const same = await loadFleetState(fx.tree, root, { now: NOW });
+  assert.equal(same.acks.rejected, []);
+  assert.is(same.acks.acks.length, hosts.length);
+  const chain = chains.get(h0)!;
+  const last = chain[chain.length - 1]!;
+  const next = signAck(
+    {
+      ...last.signed,
+      seq: last.signed.seq + 1,
+      prev: ackDigest(last),
+      kind: 'failed',
+      reason: 'x',
+    },
+    fx.hostKeys[h0]!,
+  );
+  writeBundle(fx, 'ch-0', 1, (h) => (h === h0 ? canonicalString(next) : fromFiles(h)));
+  const ahead = await loadFleetState(fx.tree, root, { now: NOW });
+  assert.equal(ahead.acks.rejected, []);
+  assert.is(ahead.view.hosts.find((h) => h.host === h0)!.phase, 'failed');
+  const forged = canonicalString(next).replace('"kind":"failed"', '"kind":"healthy"');
+  writeBundle(fx, 'ch-0', 1, (h) => (h === h0 ? forged : fromFiles(h)));
+  const st = await loadFleetState(fx.tree, root, { now: NOW });
+  assert.equal(
+    st.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/channels/ch-0/wave-1.json#${[...hosts].sort().indexOf(h0)}`, 'BadSignature']],
+  );
+  assert.is(st.view.hosts.find((h) => h.host === h0)!.phase, 'soaked');
 });
 
 test.run();
