@@ -498,6 +498,12 @@ export interface TreeAckOptions {
    * them (claimedHost). Default: every host's.
    */
   hosts?: ReadonlySet<string>;
+  /**
+   * How a latest-ack file is read (default: opened and read whole, capped at `maxBytes`). Watch mode
+   * passes one that returns the bytes it read before while the file's metadata is unchanged
+   * (site-gen/ack-feed.ts); the collector still checks every ack's bytes against its cache.
+   */
+  readFile?: (path: string, maxBytes: number, label: string) => Buffer;
 }
 
 /**
@@ -542,11 +548,12 @@ export function collectTreeAcks(
       `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
     );
   let latestFiles = 0;
+  const readFile = opts.readFile ?? readCapped;
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
       collector.add(
-        readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source),
+        readFile(join(acksDir, 'hosts', f), LIMITS.ack, source),
         source,
         f.slice(0, -'.json'.length),
       );
