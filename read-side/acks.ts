@@ -503,6 +503,12 @@ export interface TreeAckOptions {
    * them (claimedHost). Default: every host's.
    */
   hosts?: ReadonlySet<string>;
+  /**
+   * How a latest-ack file is read (default: opened and read whole, capped at `maxBytes`). Watch mode
+   * passes one that returns the bytes it read before while the file's metadata is unchanged
+   * (site-gen/ack-feed.ts); the collector still checks every ack's bytes against its cache.
+   */
+  readFile?: (path: string, maxBytes: number, label: string) => Buffer;
 }
 
 /**
@@ -550,11 +556,12 @@ export function collectTreeAcks(
   // The bytes of each latest-ack file the collector took in as its host's, by host: a bundle made of
   // exactly these adds nothing (bundleRepeatsTakenFiles).
   const taken = new Map<string, Buffer>();
+  const readFile = opts.readFile ?? readCapped;
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
       const host = f.slice(0, -'.json'.length);
-      const bytes = readCapped(join(acksDir, 'hosts', f), LIMITS.ack, source);
+      const bytes = readFile(join(acksDir, 'hosts', f), LIMITS.ack, source);
       const id = collector.add(bytes, source, host);
       if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes);
       latestFiles++;

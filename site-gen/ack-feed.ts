@@ -1,16 +1,18 @@
 // Watch mode's ack intake: the ack log is append-only, so a rebuild after new acks need not read and
 // take in the whole log again. The feed keeps the log's collector (every record read so far, verified)
 // and where each segment's read ended; the next build reads only what was appended since and adds it
-// to that collector. The latest-ack files (acks/hosts/) are read every build, through a collector that
-// continues the log's (the same de-duplication as one intake: read-side readAckHistory). The result is
+// to that collector. The latest-ack files (acks/hosts/) are taken in every build, through a collector that
+// continues the log's (the same de-duplication as one intake: read-side readAckHistory); between full
+// reads a file whose metadata is unchanged is not read again (LatestAckFiles). The result is
 // exactly what a full read gives; anything else than appended records (a new, removed, replaced or
 // shrunk segment, a windowed or corrupt log, another release's host keys) reads everything again.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import {
   AckLogCorrupt,
   listAckLogSegments,
   parseAckLog,
+  readCappedFile,
   type AckTrust,
 } from '../protocol/index.ts';
 import {
@@ -58,8 +60,41 @@ const NO_LOG: AckLogRead = {
   corrupt: false,
 };
 
+/**
+ * The latest-ack files as last read, each with the identity and metadata of the file read (device,
+ * inode, size, modification and change times in ns). The endpoint replaces a host's file by a rename
+ * (a new inode) and any write moves its change time, which no program can set back: a file whose
+ * metadata is unchanged holds the bytes read before, and they are taken in again as they were (looked
+ * up in the ack cache by their digest, as any read bytes are). Saves the open, read and close of
+ * every host's file on each rebuild; a full read (a tree change, the periodic rebuild) starts afresh.
+ */
+class LatestAckFiles {
+  private last = new Map<string, { key: string; bytes: Buffer }>();
+  private next = new Map<string, { key: string; bytes: Buffer }>();
+
+  readonly read = (path: string, maxBytes: number, label: string): Buffer => {
+    // Taken before the read: a file changed during it has other metadata at the next build.
+    const st = statSync(path, { bigint: true });
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    const known = this.last.get(path);
+    const bytes =
+      known !== undefined && known.key === key && st.isFile()
+        ? known.bytes
+        : readCappedFile(path, maxBytes, label);
+    this.next.set(path, { key, bytes });
+    return bytes;
+  };
+
+  /** After a read of acks/hosts/: forget the files it no longer holds. */
+  done(): void {
+    this.last = this.next;
+    this.next = new Map();
+  }
+}
+
 export class AckFeed {
   private log: LogState | null = null;
+  private files = new LatestAckFiles();
 
   /**
    * The ack history now. `incremental`: the caller's promise that the trust is that of the previous
@@ -83,8 +118,10 @@ export class AckFeed {
       full = true;
     }
     this.log = log;
+    if (!incremental) this.files = new LatestAckFiles();
     const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? []);
-    const tree = collectTreeAcks(o.acksDir, files, { bundles: false });
+    const tree = collectTreeAcks(o.acksDir, files, { bundles: false, readFile: this.files.read });
+    this.files.done();
     files.result();
     const fromLog = log?.collector;
     const read = log?.read ?? NO_LOG;

@@ -114,8 +114,20 @@ v${r.root.version}; timestamp valid until ${utc(parseIsoTime(r.timestamp.expires
  * reasons quote other hosts' details), for the pages that state signed times instead of ages.
  */
 export function withoutAges(text: string): string {
-  return text.includes(' (last ack ') ? text.replace(/ \(last ack [^()]* ago\)/g, '') : text;
+  if (!text.includes(' (last ack ')) return text;
+  // Thousands of waiting hosts share one reason ("waiting for wave 2 ... (last ack 5 min ago)"): each
+  // distinct text is stripped once.
+  let stripped = agesStripped.get(text);
+  if (stripped === undefined) {
+    if (agesStripped.size >= MAX_STRIPPED_TEXTS) agesStripped.clear();
+    agesStripped.set(text, (stripped = text.replace(/ \(last ack [^()]* ago\)/g, '')));
+  }
+  return stripped;
 }
+
+/** Bounds withoutAges' memory: a fleet's distinct reasons at one instant are far fewer. */
+const MAX_STRIPPED_TEXTS = 4096;
+const agesStripped = new Map<string, string>();
 
 /** The footer of the stable pages: provenance, no build time (the overview has it). */
 export function stableFooter(base: string): Html {

@@ -15,7 +15,7 @@ import {
   type HostRowFacts,
 } from './components.ts';
 import { PageInputs, type SitePages } from './site-pages.ts';
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../protocol/index.ts';
 import type { FleetModel, HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import { HOST_PHASES, type HostPhase } from '../reconciler/index.ts';
@@ -140,7 +140,7 @@ export function listPages(
     let r = facts.get(h.host);
     if (r === undefined) {
       const f = hostRowFacts(h, null);
-      const key = createHash('sha256').update(JSON.stringify(f)).digest('base64');
+      const key = sha256Hex(JSON.stringify(f));
       facts.set(h.host, (r = { key, facts: f }));
     }
     return r;

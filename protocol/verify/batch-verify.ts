@@ -6,8 +6,13 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { passesStrictEncodingChecks } from '../ed25519.ts';
-import type { KeyObject } from 'node:crypto';
-import { drainJobs, keyObjectsOf, runJob, type SharedBatch } from './batch-shared.ts';
+import {
+  drainJobs,
+  keyObjectsOf,
+  runJob,
+  type KeyObjects,
+  type SharedBatch,
+} from './batch-shared.ts';
 
 export interface SignatureJob {
   publicKey: Uint8Array;
@@ -36,7 +41,7 @@ function share(bytes: number): SharedArrayBuffer {
 
 export function buildBatch(jobs: readonly SignatureJob[]): {
   batch: SharedBatch;
-  keyObjects: KeyObject[];
+  keyObjects: KeyObjects;
 } {
   const keyIds = new Map<string, number>();
   const keyList: Uint8Array[] = [];
@@ -137,7 +142,7 @@ export function awaitHelper(counters: Int32Array, total: number, stallMs = STALL
 }
 
 /** Runs every job no thread finished (a helper that died mid-chunk leaves some); finished ones keep their answer. */
-export function finishUndone(batch: SharedBatch, keyObjects: readonly KeyObject[]): void {
+export function finishUndone(batch: SharedBatch, keyObjects: KeyObjects): void {
   for (let i = 0; i < batch.status.length; i++)
     if (batch.status[i] === 0) runJob(batch, keyObjects, i);
 }

@@ -9,8 +9,10 @@ import {
   existsSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
   truncateSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -547,6 +549,30 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
     renameSync(`${logFile}.new`, logFile);
     same('replaced', false);
     same('unchanged again', true);
+    // latest-ack files are taken again only when their metadata changed: a file rewritten in place
+    // with its modification time set back (only the change time moves) is still read and refused
+    const hostFile = join(copy.treeDir, 'acks', 'hosts', `${host}.json`);
+    const original = readFileSync(hostFile);
+    // a whole-second modification time, which utimes can set back exactly
+    utimesSync(hostFile, 1_800_000_000, 1_800_000_000);
+    same('host file touched', true);
+    const tampered = Buffer.from(original.toString().replace('"healthy"', '"started"'));
+    assert.is(tampered.length, original.length);
+    writeFileSync(hostFile, tampered);
+    utimesSync(hostFile, 1_800_000_000, 1_800_000_000);
+    assert.ok(
+      same('host file tampered in place', true).rejected.some(
+        (r) => r.source === `acks/hosts/${host}.json`,
+      ),
+    );
+    // replaced by a rename (as the endpoint writes), then removed
+    writeFileSync(`${hostFile}.tmp`, original);
+    renameSync(`${hostFile}.tmp`, hostFile);
+    assert.not.ok(
+      same('host file restored', true).rejected.some((r) => r.source.startsWith('acks/hosts/')),
+    );
+    rmSync(hostFile);
+    same('host file removed', true);
   } finally {
     copy.cleanup();
   }

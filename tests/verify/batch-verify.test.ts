@@ -121,6 +121,12 @@ test('buildBatch parses each distinct public key once', () => {
   assert.is(keyObjects.length, 3);
   assert.is(batch.keys.length, 3 * 32);
   assert.is(batch.status.length, 300);
+  // a key object is built when a job first needs it, then reused; an index with no key has none
+  const first = keyObjects.get(0);
+  assert.ok(first !== undefined);
+  assert.is(keyObjects.get(0), first);
+  assert.is(keyObjects.get(3), undefined);
+  assert.is(keyObjects.get(-1), undefined);
 });
 
 test('the helper main, run in this thread: every job answered, the finished counter complete', () => {
