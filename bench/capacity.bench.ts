@@ -248,10 +248,7 @@ export default async function bench(): Promise<void> {
       const port = await freePort();
       const config = renderNginxConfig({
         treeDir,
-        caCert: pki.caPath,
-        serverCert: pki.server.certPath,
-        serverKey: pki.server.keyPath,
-        crl: pki.crlPath,
+        ...pki.nginxTls(),
         listen: `127.0.0.1:${port}`,
         ackUpstream: `127.0.0.1:${ep.port}`,
         runtimeDir: runtime,

@@ -80,10 +80,7 @@ async function startBox(sessionCacheSize?: string) {
   const render = () =>
     renderNginxConfig({
       treeDir,
-      caCert: pki.caPath,
-      serverCert: pki.server.certPath,
-      serverKey: pki.server.keyPath,
-      crl: pki.crlPath,
+      ...pki.nginxTls(),
       listen: `127.0.0.1:${port}`,
       ackUpstream: '127.0.0.1:9',
       runtimeDir: runtime,

@@ -74,10 +74,7 @@ test.before(async () => {
   renderConfig = () =>
     renderNginxConfig({
       treeDir,
-      caCert: pki.caPath,
-      serverCert: pki.server.certPath,
-      serverKey: pki.server.keyPath,
-      crl: pki.crlPath,
+      ...pki.nginxTls(),
       listen: `127.0.0.1:${port}`,
       ackUpstream,
       dashboardDir: dashboard,

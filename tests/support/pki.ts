@@ -29,6 +29,8 @@ export interface TestPki {
   addHost(name: string): TestCert;
   /** Revokes a certificate (CRL + serial list), returns its serial. */
   revoke(cert: TestCert): string;
+  /** The nginx renderer's TLS file options (CA, server certificate and key, CRL) of this PKI. */
+  nginxTls(): { caCert: string; serverCert: string; serverKey: string; crl: string };
   /** Client TLS options for node:https / undici. */
   clientTls(cert: TestCert): { ca: string; cert: string; key: string };
   cleanup(): void;
@@ -74,6 +76,14 @@ export function makeTestPki(
       },
       revoke(cert) {
         return revokeCert(dir, cert.certPath);
+      },
+      nginxTls() {
+        return {
+          caCert: paths.caCert,
+          serverCert: server.certPath,
+          serverKey: server.keyPath,
+          crl: paths.crl,
+        };
       },
       clientTls(cert) {
         return { ca, cert: cert.cert, key: cert.key };
