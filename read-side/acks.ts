@@ -6,20 +6,13 @@
 // keeps an AckCache between builds). Several logs (replicas of the ack endpoint) read into one
 // collector are their union: an ack found in more than one is counted once. auditAckLogs checks every
 // host's hash chain across such a union (`nixfleet verify --acks`).
-import {
-  closeSync,
-  constants,
-  existsSync,
-  fstatSync,
-  openSync,
-  readSync,
-  readdirSync,
-  statSync,
-} from 'node:fs';
+import { closeSync, openSync, readdirSync, statSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   checkAckClaims,
+  readCappedFile,
+  readInto,
   readAck,
   readAckBundle,
   verifyAck,
@@ -424,36 +417,6 @@ export class AckCollector {
   }
 }
 
-/** Fills `buf` from `fd` starting at file offset `position`; returns the bytes read (fewer at end of file). */
-function readInto(fd: number, buf: Buffer, position: number): number {
-  let off = 0;
-  while (off < buf.length) {
-    const n = readSync(fd, buf, off, buf.length - off, position + off);
-    if (n === 0) break;
-    off += n;
-  }
-  return off;
-}
-
-function readCapped(path: string, maxBytes: number, label: string): Buffer {
-  // One open and an fstat of what was opened (a view reads thousands of these: no separate stat by
-  // path). Non-blocking, so that opening a FIFO planted in the tree returns instead of waiting for a writer.
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = fstatSync(fd);
-    // A device or FIFO reports size 0 and never ends: only regular files are read.
-    if (!st.isFile()) throw new Malformed(label, 'not a regular file');
-    const size = st.size;
-    if (size > maxBytes)
-      throw new TooLarge(label, `${size} bytes exceeds the limit of ${maxBytes}`);
-    const buf = Buffer.allocUnsafe(size);
-    const n = readInto(fd, buf, 0);
-    return n === size ? buf : buf.subarray(0, n);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The last `windowBytes` of a file, starting at a record (line) boundary; `skipped`: bytes before it. */
 function readTail(
   path: string,
@@ -556,7 +519,7 @@ export function collectTreeAcks(
   // The bytes of each latest-ack file the collector took in as its host's, by host: a bundle made of
   // exactly these adds nothing (bundleRepeatsTakenFiles).
   const taken = new Map<string, Buffer>();
-  const readFile = opts.readFile ?? readCapped;
+  const readFile = opts.readFile ?? readCappedFile;
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
@@ -580,7 +543,7 @@ export function collectTreeAcks(
       const source = `acks/channels/${ch}/${f}`;
       let bundled: BundledAck[];
       try {
-        const bytes = readCapped(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
+        const bytes = readCappedFile(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
         if (bundleRepeatsTakenFiles(bytes, taken, source)) continue;
         bundled = readAckBundle(bytes, source);
       } catch (e) {
@@ -794,7 +757,7 @@ function readSegments(
   if (windowBytes === undefined) {
     let total = 0;
     return segments.map(({ file }) => {
-      const bytes = readCapped(file, MAX_ACK_LOG_BYTES - total, file);
+      const bytes = readCappedFile(file, MAX_ACK_LOG_BYTES - total, file);
       total += bytes.length;
       return { file, bytes, skipped: 0 };
     });
