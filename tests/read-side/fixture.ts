@@ -202,5 +202,40 @@ export function waiting(from: number, until: number, every = 5 * MIN): AckStep[]
   return steps;
 }
 
+/** Minutes before NOW at which each group of chainedRollout's hosts stops acking. */
+export interface RolloutEnds {
+  /** ch-0 wave 0 [a]. */
+  first: number;
+  /** ch-0 wave 1. */
+  ch0: number;
+  /** ch-1 wave 0. */
+  ch1: number;
+  /** ch-1 wave 1, still polling (held by the earlier waves). */
+  polling: number;
+}
+
+/**
+ * A chained rollout over publishedFixture: ch-0 (gates ch-1) completes, wave 0 [a] then wave 1; ch-1
+ * wave 0 then starts and soaks; ch-1 wave 1 polls. Each host's latest ack is a heartbeat.
+ */
+export function chainedRollout(label: string, ends: RolloutEnds): Fixture {
+  const fx = publishedFixture(label);
+  const [a] = fx.wave('ch-0', 0);
+  postAcks(fx, a!, lifecycle(NOW - 34 * MIN, NOW - ends.first * MIN));
+  for (const h of fx.wave('ch-0', 1))
+    postAcks(fx, h, [
+      ...waiting(NOW - 34 * MIN, NOW - 27 * MIN),
+      ...lifecycle(NOW - 26 * MIN, NOW - ends.ch0 * MIN),
+    ]);
+  for (const h of fx.wave('ch-1', 0))
+    postAcks(fx, h, [
+      ...waiting(NOW - 34 * MIN, NOW - 18 * MIN),
+      ...lifecycle(NOW - 17 * MIN, NOW - ends.ch1 * MIN),
+    ]);
+  for (const h of fx.wave('ch-1', 1))
+    postAcks(fx, h, waiting(NOW - 34 * MIN, NOW - ends.polling * MIN));
+  return fx;
+}
+
 /** Runs `nixfleet ARGV` in-process (fast), capturing stdout and stderr. */
 export const run = runCli;

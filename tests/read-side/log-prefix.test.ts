@@ -18,12 +18,10 @@ import {
   MIN,
   NOW,
   ROOT,
+  chainedRollout,
   cleanupTempDirs,
-  lifecycle,
   postAcks,
-  publishedFixture,
   run,
-  waiting,
   type Fixture,
 } from './fixture.ts';
 
@@ -33,21 +31,7 @@ const NOW_ISO = isoTime(NOW);
 
 /** ch-0 (gates ch-1) completes; ch-1 wave 0 [e] soaks; ch-1 wave 1 polls. */
 function rollout(): Fixture {
-  const fx = publishedFixture('log-prefix');
-  const [a] = fx.wave('ch-0', 0);
-  postAcks(fx, a!, lifecycle(NOW - 34 * MIN, NOW - 20 * MIN));
-  for (const h of fx.wave('ch-0', 1))
-    postAcks(fx, h, [
-      ...waiting(NOW - 34 * MIN, NOW - 27 * MIN),
-      ...lifecycle(NOW - 26 * MIN, NOW - 12 * MIN),
-    ]);
-  for (const h of fx.wave('ch-1', 0))
-    postAcks(fx, h, [
-      ...waiting(NOW - 34 * MIN, NOW - 18 * MIN),
-      ...lifecycle(NOW - 17 * MIN, NOW - 5 * MIN),
-    ]);
-  for (const h of fx.wave('ch-1', 1)) postAcks(fx, h, waiting(NOW - 34 * MIN, NOW - 5 * MIN));
-  return fx;
+  return chainedRollout('log-prefix', { first: 20, ch0: 12, ch1: 5, polling: 5 });
 }
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.

@@ -17,18 +17,7 @@ import { viewScope } from '../../read-side/scope.ts';
 import { claimedHost } from '../../read-side/acks.ts';
 import type { StatusReport } from '../../read-side/status.ts';
 import type { TraceReport } from '../../read-side/trace.ts';
-import {
-  MIN,
-  NOW,
-  ROOT,
-  cleanupTempDirs,
-  lifecycle,
-  postAcks,
-  publishedFixture,
-  run,
-  waiting,
-  type Fixture,
-} from './fixture.ts';
+import { MIN, NOW, ROOT, chainedRollout, cleanupTempDirs, run, type Fixture } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
 
@@ -39,21 +28,7 @@ const NOW_ISO = isoTime(NOW);
  * soaks; its wave 1 polls (held by earlier waves). Each host's latest ack is a heartbeat.
  */
 function rollout(): Fixture {
-  const fx = publishedFixture('scope');
-  const [a] = fx.wave('ch-0', 0);
-  postAcks(fx, a!, lifecycle(NOW - 34 * MIN, NOW - MIN));
-  for (const h of fx.wave('ch-0', 1))
-    postAcks(fx, h, [
-      ...waiting(NOW - 34 * MIN, NOW - 27 * MIN),
-      ...lifecycle(NOW - 26 * MIN, NOW - MIN),
-    ]);
-  for (const h of fx.wave('ch-1', 0))
-    postAcks(fx, h, [
-      ...waiting(NOW - 34 * MIN, NOW - 18 * MIN),
-      ...lifecycle(NOW - 17 * MIN, NOW - MIN),
-    ]);
-  for (const h of fx.wave('ch-1', 1)) postAcks(fx, h, waiting(NOW - 34 * MIN, NOW - MIN));
-  return fx;
+  return chainedRollout('scope', { first: 1, ch0: 1, ch1: 1, polling: 1 });
 }
 
 const allHosts = (fx: Fixture) => Object.values(fx.plans).flatMap((p) => Object.keys(p.hosts));
