@@ -288,14 +288,8 @@ export class AckCollector {
     const ack = JSON.parse(record.canonical) as SignedAck;
     const host = ack.signed.host;
     this.seen.set(record.digest, host);
-    let hostKey: string;
-    try {
-      hostKey = checkAckClaims(ack, this.trust, source);
-    } catch (e) {
-      if (!isVerificationError(e)) throw e;
-      this.reject(source, host, e.code, e.detail);
-      return;
-    }
+    const hostKey = this.claimsHold(ack, source, host);
+    if (hostKey === null) return;
     this.pending.push({
       ack,
       digest: record.digest,
@@ -306,6 +300,17 @@ export class AckCollector {
       bytes: null,
       fromPrefix: true,
     });
+  }
+
+  /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
+  private claimsHold(ack: SignedAck, source: string, host: string): string | null {
+    try {
+      return checkAckClaims(ack, this.trust, source);
+    } catch (e) {
+      if (!isVerificationError(e)) throw e;
+      this.reject(source, host, e.code, e.detail);
+      return null;
+    }
   }
 
   private addIdentified(
@@ -339,14 +344,8 @@ export class AckCollector {
       return;
     }
     this.seen.set(id, host);
-    let hostKey: string;
-    try {
-      hostKey = checkAckClaims(ack, this.trust, source);
-    } catch (e) {
-      if (!isVerificationError(e)) throw e;
-      this.reject(source, host, e.code, e.detail);
-      return;
-    }
+    const hostKey = this.claimsHold(ack, source, host);
+    if (hostKey === null) return;
     const known = this.cache.verifiedResult(id, hostKey);
     this.pending.push({
       ack,
