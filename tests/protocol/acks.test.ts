@@ -15,13 +15,13 @@ import {
   Malformed,
   UnknownHost,
   UnknownKey,
-  VerificationError,
   WrongFleet,
 } from '../../protocol/errors.ts';
 import { b64, newSigningKey } from '../../protocol/keys.ts';
 import { isoTime, SCHEMA_VERSION } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { AckChain, FLEET, fixtureHosts, type FixtureHost } from '../control-plane/tree-fixture.ts';
+import { refusal } from '../support/refusal.ts';
 
 const test = suite('protocol verifyAck');
 const [web1, web2] = fixtureHosts({ web1: {}, web2: {} }) as [FixtureHost, FixtureHost];
@@ -32,16 +32,6 @@ const trust: AckTrust = {
     [web2.name, b64(web2.key.publicKey)],
   ]),
 };
-
-function refusal(fn: () => void): VerificationError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof VerificationError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 test('a valid ack of a host in the plans verifies; its claims yield that host key', () => {
   const ack = new AckChain(web1).next();

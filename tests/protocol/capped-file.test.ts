@@ -7,26 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  isNotFound,
-  readCappedFile,
-  readPinnedRoot,
-  readTreeFile,
-  VerificationError,
-} from '../../protocol/index.ts';
+import { isNotFound, readCappedFile, readPinnedRoot, readTreeFile } from '../../protocol/index.ts';
+import { refusal } from '../support/refusal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-capped-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
-
-function refusal(fn: () => unknown): VerificationError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof VerificationError) return e;
-    throw e;
-  }
-  throw new Error('expected a refusal');
-}
 
 test('a regular file within the cap is read whole; at the cap too', () => {
   const f = join(dir, 'ok.json');
