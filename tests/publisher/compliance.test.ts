@@ -5,11 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { publishRelease } from '../../publisher/publish.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { ChannelPlan, HostManifest, parseWith } from '../../protocol/index.ts';
-import { setupTrust, T0 } from './helpers.ts';
+import { publishInto, setupTrust, T0 } from './helpers.ts';
 
 const fixture = join(
   import.meta.dirname,
@@ -30,14 +29,7 @@ test('enforce: publish refuses a failing static control, naming host, channel, c
   const s = setupTrust('regulated');
   try {
     try {
-      publishRelease({
-        cacheCheck: 'skip',
-        treeDir: s.treeDir,
-        fleet: fleetWith('enforce'),
-        releaseKeys: [s.releaseKey],
-        trustDir: s.trustDir,
-        now: T0,
-      });
+      publishInto(s, fleetWith('enforce'));
       assert.unreachable('published');
     } catch (e) {
       assert.instance(e, FleetInvalid);
@@ -55,14 +47,7 @@ test('enforce: publish refuses a failing static control, naming host, channel, c
 test('permissive: signed with a warning; manifests record static results, plans the runtime controls', async () => {
   const s = setupTrust('regulated');
   try {
-    const r = publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet: fleetWith('permissive'),
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    const r = publishInto(s, fleetWith('permissive'));
     assert.ok(r.warnings.some((w) => w.includes('ssh-baseline/no-password-auth of channel lab')));
     assert.ok((await verifyTreeDir(s.treeDir, s.root, { now: T0 })).ok);
     const lab = parseWith(HostManifest, signed(s.treeDir, 'releases/1/hosts/lab-01.json'), 'lab');

@@ -9,6 +9,7 @@ import { createRoot, signRoot, type SignedRoot } from '../../protocol/trust-root
 import { envelopeBytes } from '../../protocol/envelope.ts';
 import { writeFileAtomic } from '../../protocol/atomic-write.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
+import { publishRelease, type PublishResult } from '../../publisher/publish.ts';
 
 export const T0 = Date.parse('2026-01-01T00:00:00Z');
 
@@ -74,4 +75,16 @@ export function setupTrust(
     root,
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** Publishes `fleet` into the set-up's tree with its release key, the cache check skipped, at `now`. */
+export function publishInto(s: TrustSetup, fleet: unknown, now = T0): PublishResult {
+  return publishRelease({
+    cacheCheck: 'skip',
+    treeDir: s.treeDir,
+    fleet,
+    releaseKeys: [s.releaseKey],
+    trustDir: s.trustDir,
+    now,
+  });
 }

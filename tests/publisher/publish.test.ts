@@ -13,7 +13,7 @@ import { verifyTreeDir } from '../../protocol/disk-tree.ts';
 import { createRoot, signRoot } from '../../protocol/trust-root.ts';
 import { envelopeBytes } from '../../protocol/envelope.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
-import { keyFromLabel, setupTrust, T0 } from './helpers.ts';
+import { keyFromLabel, publishInto, setupTrust, T0 } from './helpers.ts';
 
 const small = () =>
   generateFleet({
@@ -139,14 +139,7 @@ test('rollout id: kept when another channel changes, changed by a target change 
 test('refresh re-signs only the timestamp and always advances its mtime', async () => {
   const s = setupTrust();
   try {
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet: small(),
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    publishInto(s, small());
     const before = snapshotFiles(s.treeDir);
     const tsPath = join(s.treeDir, 'timestamp.json');
     // A future mtime: a same-second rewrite must still move it forward (nginx ETag = mtime + size).

@@ -4,14 +4,13 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateFleet } from '../support/fleet-gen.ts';
-import { publishRelease } from '../../publisher/publish.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
 import { vouchedHostKeys } from '../../publisher/vouched-keys.ts';
 import { readCurrentRelease } from '../../publisher/diff.ts';
 import { readCurrentTimestamp } from '../../publisher/tree.ts';
 import { isValidPublicKey } from '../../protocol/ed25519.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
-import { setupTrust, T0 } from './helpers.ts';
+import { publishInto, setupTrust, T0 } from './helpers.ts';
 
 const fleetOf = () =>
   generateFleet({ hosts: 12, channels: 2, wavesPerChannel: 2, seed: 'vouch', budgetPct: 50 }).fleet;
@@ -33,14 +32,7 @@ test('the verified current release vouches for exactly the host keys of its chan
       'an empty tree vouches for nothing',
     );
     const fleet = fleetOf();
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet,
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    publishInto(s, fleet);
     const v = vouchedHostKeys(s.treeDir, s.root.signed);
     assert.equal(v.from, { releaseVersion: 1 });
     const expected = new Set(
@@ -55,14 +47,7 @@ test('the verified current release vouches for exactly the host keys of its chan
 test('the documents it verified are the current release as the diff reads it, named by the timestamp', () => {
   const s = setupTrust();
   try {
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet: fleetOf(),
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    publishInto(s, fleetOf());
     const v = vouchedHostKeys(s.treeDir, s.root.signed);
     const ts = readCurrentTimestamp(s.treeDir)!.signed;
     assert.ok(v.release, 'a verified release hands its documents on');
@@ -80,14 +65,7 @@ test('a plan that does not verify (one byte changed) vouches for nothing', () =>
   const s = setupTrust();
   try {
     const fleet = fleetOf();
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet,
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    publishInto(s, fleet);
     const channel = Object.keys(fleet.channels).sort()[0]!;
     const path = join(s.treeDir, channelPlanPath(1, channel));
     const bytes = readFileSync(path, 'utf8');
@@ -105,14 +83,7 @@ test('a tree signed under another trust root vouches for nothing', () => {
   const a = setupTrust();
   const b = setupTrust('other-fleet');
   try {
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: a.treeDir,
-      fleet: fleetOf(),
-      releaseKeys: [a.releaseKey],
-      trustDir: a.trustDir,
-      now: T0,
-    });
+    publishInto(a, fleetOf());
     const v = vouchedHostKeys(a.treeDir, b.root.signed);
     assert.equal(v.keys.size, 0);
   } finally {
@@ -125,40 +96,19 @@ test('a new key that is not a curve point is still refused when the rest of the 
   const s = setupTrust();
   try {
     const fleet = fleetOf();
-    publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet,
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0,
-    });
+    publishInto(s, fleet);
     const host = Object.keys(fleet.hosts).sort()[0]!;
     const next = structuredClone(fleet);
     (next.hosts[host] as { hostKey: string }).hostKey = offCurveKey();
     try {
-      publishRelease({
-        cacheCheck: 'skip',
-        treeDir: s.treeDir,
-        fleet: next,
-        releaseKeys: [s.releaseKey],
-        trustDir: s.trustDir,
-        now: T0 + 60_000,
-      });
+      publishInto(s, next, T0 + 60_000);
       assert.unreachable('an off-curve host key was published');
     } catch (e) {
       assert.instance(e, FleetInvalid);
       assert.match((e as Error).message, new RegExp(`hosts\\.${host}\\.hostKey.*curve point`));
     }
     // The unchanged fleet publishes (its keys vouched for by release 1).
-    const r = publishRelease({
-      cacheCheck: 'skip',
-      treeDir: s.treeDir,
-      fleet,
-      releaseKeys: [s.releaseKey],
-      trustDir: s.trustDir,
-      now: T0 + 120_000,
-    });
+    const r = publishInto(s, fleet, T0 + 120_000);
     assert.is(r.version, 2);
   } finally {
     s.cleanup();
