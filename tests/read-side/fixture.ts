@@ -23,6 +23,8 @@ import { formatRecord } from '../../protocol/ack-log.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { runCli } from '../support/cli.ts';
+import * as assert from 'uvu/assert';
+import type { TraceReport } from '../../read-side/trace.ts';
 
 export const NOW = Date.parse('2030-03-01T12:00:00Z');
 export const MIN = 60_000;
@@ -239,3 +241,28 @@ export function chainedRollout(label: string, ends: RolloutEnds): Fixture {
 
 /** Runs `nixfleet ARGV` in-process (fast), capturing stdout and stderr. */
 export const run = runCli;
+
+/** `nixfleet trace --host HOST --json` over the fixture's log at NOW; `cacheDir` null: `--no-cache`. */
+export async function traceHost(
+  fx: Fixture,
+  host: string,
+  cacheDir: string | null,
+): Promise<TraceReport> {
+  const r = await run(
+    'trace',
+    '--tree',
+    fx.tree,
+    '--root',
+    fx.rootFile,
+    '--acks-log',
+    fx.logFile,
+    '--now',
+    isoTime(NOW),
+    '--host',
+    host,
+    '--json',
+    ...(cacheDir === null ? ['--no-cache'] : ['--cache-dir', cacheDir]),
+  );
+  assert.is(r.code, 0, r.err);
+  return JSON.parse(r.out) as TraceReport;
+}

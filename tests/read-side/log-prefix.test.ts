@@ -10,9 +10,8 @@ import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
-import { isoTime } from '../../protocol/schemas/common.ts';
 import { AckCache, LogPrefixMemo, claimedHost } from '../../read-side/acks.ts';
-import { loadAckHistory, traceScope, type TraceReport } from '../../read-side/trace.ts';
+import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
 import {
   MIN,
@@ -21,13 +20,11 @@ import {
   chainedRollout,
   cleanupTempDirs,
   postAcks,
-  run,
+  traceHost,
   type Fixture,
 } from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
-
-const NOW_ISO = isoTime(NOW);
 
 /** ch-0 (gates ch-1) completes; ch-1 wave 0 [e] soaks; ch-1 wave 1 polls. */
 function rollout(): Fixture {
@@ -106,45 +103,25 @@ function tamperLogRecord(fx: Fixture, host: string): number {
   return i + 1;
 }
 
-const trace = async (fx: Fixture, host: string, cache: string | null) => {
-  const r = await run(
-    'trace',
-    '--tree',
-    fx.tree,
-    '--root',
-    fx.rootFile,
-    '--acks-log',
-    fx.logFile,
-    '--now',
-    NOW_ISO,
-    '--host',
-    host,
-    '--json',
-    ...(cache === null ? ['--no-cache'] : ['--cache-dir', cache]),
-  );
-  assert.is(r.code, 0, r.err);
-  return JSON.parse(r.out) as TraceReport;
-};
-
 test('with a warm cache, a tampered log record of the host itself or of a gating peer is still refused; a truncated log is read in full', async () => {
   const fx = rollout();
   const [a] = fx.wave('ch-0', 0);
   const [e] = fx.wave('ch-1', 0);
   const cache = join(fx.dir, 'cache');
-  const cold = await trace(fx, e!, null);
-  assert.equal(await trace(fx, e!, cache), cold);
-  assert.equal(await trace(fx, e!, cache), cold, 'warm: the same trace');
+  const cold = await traceHost(fx, e!, null);
+  assert.equal(await traceHost(fx, e!, cache), cold);
+  assert.equal(await traceHost(fx, e!, cache), cold, 'warm: the same trace');
 
   const la = tamperLogRecord(fx, a!); // a gates e (channel edge ch-0 -> ch-1)
   const le = tamperLogRecord(fx, e!); // e itself
-  const tampered = await trace(fx, e!, cache);
+  const tampered = await traceHost(fx, e!, cache);
   assert.equal(
     tampered.history.rejected.map((x) => `${x.source} ${x.code}`).sort(),
     [`${fx.logFile}:${la} BadSignature`, `${fx.logFile}:${le} BadSignature`].sort(),
   );
-  assert.equal(tampered, await trace(fx, e!, null), 'as a run without any cache');
+  assert.equal(tampered, await traceHost(fx, e!, null), 'as a run without any cache');
   assert.equal(
-    await trace(fx, e!, cache),
+    await traceHost(fx, e!, cache),
     tampered,
     'and again: a refused record is never remembered',
   );
@@ -153,14 +130,14 @@ test('with a warm cache, a tampered log record of the host itself or of a gating
   const bytes = readFileSync(fx.logFile);
   const cut = bytes.indexOf(0x0a, bytes.length >> 1) + 1;
   truncateSync(fx.logFile, cut);
-  assert.equal(await trace(fx, e!, cache), await trace(fx, e!, null));
+  assert.equal(await traceHost(fx, e!, cache), await traceHost(fx, e!, null));
 });
 
 test('a prefixes file edited by hand to vouch for a rewritten log is not believed; only one sealed with the directory key is', async () => {
   const fx = rollout();
   const [e] = fx.wave('ch-1', 0);
   const cache = join(fx.dir, 'cache');
-  await trace(fx, e!, cache);
+  await traceHost(fx, e!, cache);
   const file = join(cache, 'trace.ch-1.log-prefixes');
   const original = readFileSync(file, 'utf8');
   const line = tamperLogRecord(fx, e!);
@@ -173,7 +150,7 @@ test('a prefixes file edited by hand to vouch for a rewritten log is not believe
   const key = Buffer.from(readFileSync(join(cache, 'cache-key'), 'latin1').trim(), 'hex');
   const refusedWith = async (text: string, label: string) => {
     writeFileSync(file, text, { mode: 0o600 });
-    const r = await trace(fx, e!, cache);
+    const r = await traceHost(fx, e!, cache);
     assert.equal(
       r.history.rejected.map((x) => `${x.source} ${x.code}`),
       [`${fx.logFile}:${line} BadSignature`],
@@ -185,7 +162,7 @@ test('a prefixes file edited by hand to vouch for a rewritten log is not believe
   await refusedWith(`${edited}mac ${sha256Digest(edited).slice(7)}\n`, 'a plain digest as MAC');
   // The premise (what the key protects): sealed with the directory's key, the file is believed.
   writeFileSync(file, `${edited}mac ${createHmac('sha256', key).update(edited).digest('hex')}\n`);
-  const believed = await trace(fx, e!, cache);
+  const believed = await traceHost(fx, e!, cache);
   assert.equal(believed.history.rejected, [], 'a sealed prefix is taken as verified');
 });
 

@@ -16,8 +16,16 @@ import { loadVerifiedRelease } from '../../read-side/release.ts';
 import { viewScope } from '../../read-side/scope.ts';
 import { claimedHost } from '../../read-side/acks.ts';
 import type { StatusReport } from '../../read-side/status.ts';
-import type { TraceReport } from '../../read-side/trace.ts';
-import { MIN, NOW, ROOT, chainedRollout, cleanupTempDirs, run, type Fixture } from './fixture.ts';
+import {
+  MIN,
+  NOW,
+  ROOT,
+  chainedRollout,
+  cleanupTempDirs,
+  run,
+  traceHost,
+  type Fixture,
+} from './fixture.ts';
 
 test.after.each(cleanupTempDirs);
 
@@ -142,26 +150,7 @@ test('trace --host: a forged log record of a gating peer is refused and listed; 
     const forged = line.slice(72).replace('"kind":"heartbeat"', '"kind":"healthy"');
     appendFileSync(fx.logFile, formatRecord({ digest: sha256Digest(forged), canonical: forged }));
   }
-  const trace = async (host: string) =>
-    JSON.parse(
-      (
-        await run(
-          'trace',
-          '--tree',
-          fx.tree,
-          '--root',
-          fx.rootFile,
-          '--acks-log',
-          fx.logFile,
-          '--now',
-          NOW_ISO,
-          '--no-cache',
-          '--host',
-          host,
-          '--json',
-        )
-      ).out,
-    ) as TraceReport;
+  const trace = (host: string) => traceHost(fx, host, null);
   const ofE = await trace(e!);
   const n = lines.length + 2;
   assert.equal(
