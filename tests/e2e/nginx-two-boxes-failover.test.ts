@@ -16,6 +16,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from '../support/skip.ts';
+import { runTag, sweepDeadRunsOnce } from '../support/netns.ts';
 import {
   jsonLines,
   startCli,
@@ -41,11 +42,24 @@ import { PREFERRED_BOX_FILE } from '../../agent/control-planes.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 
 const tag = (process.pid % 100000).toString();
-const NS_AGENTS = `nf-fo-h-${tag}`;
+const nsTag = runTag();
+const NS_AGENTS = `nf-${nsTag}-fo-h`;
 // These addresses exist only inside the namespaces this test creates.
 const BOXES = [
-  { name: 'a', ns: `nf-fo-a-${tag}`, addr: '10.231.91.1', peer: '10.231.91.2', veth: `nffa${tag}` },
-  { name: 'b', ns: `nf-fo-b-${tag}`, addr: '10.231.92.1', peer: '10.231.92.2', veth: `nffb${tag}` },
+  {
+    name: 'a',
+    ns: `nf-${nsTag}-fo-a`,
+    addr: '10.231.91.1',
+    peer: '10.231.91.2',
+    veth: `nffa${tag}`,
+  },
+  {
+    name: 'b',
+    ns: `nf-${nsTag}-fo-b`,
+    addr: '10.231.92.1',
+    peer: '10.231.92.2',
+    veth: `nffb${tag}`,
+  },
 ] as const;
 const HTTPS_PORT = 18443;
 const ACK_PORT = 18081;
@@ -57,6 +71,7 @@ function ip(...args: string[]): void {
 }
 
 function setUpNamespaces(): void {
+  sweepDeadRunsOnce();
   ip('netns', 'add', NS_AGENTS);
   ip('-n', NS_AGENTS, 'link', 'set', 'lo', 'up');
   for (const b of BOXES) {

@@ -5,7 +5,9 @@
 // These addresses exist only inside namespaces this helper created, and every packet to them is sent
 // from inside one of them (`ip netns exec`), never from the root namespace. Names carry the test
 // process's pid and a counter, so fleets of parallel test runs never meet. destroy() deletes the
-// namespaces (which deletes their veth ends); a test that dies first is cleaned up at process exit.
+// namespaces (which deletes their veth ends); a test that dies first is cleaned up at process exit, and
+// a run killed outright (SIGKILL, a machine restart) leaves namespaces that the next create() sweeps:
+// those whose pid no longer runs.
 // Needs root, iproute2 and nftables: call requireNetns() first.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -27,6 +29,53 @@ process.on('exit', () => {
 });
 
 let counter = 0;
+
+/** `nf-<pid base 36>_<run tag>-<role>`: the pid is what tells a dead run's namespace. */
+const OUR_NAME = /^nf-([0-9a-z]+)_[0-9a-z]+-[0-9a-z-]+$/;
+
+/** A fresh run tag of this process: namespaces named with it are swept once the process is gone. */
+export function runTag(): string {
+  return `${process.pid.toString(36)}_${(counter++).toString(36)}`;
+}
+
+/** Whether a process runs (signal 0 checks without sending anything; EPERM means it runs as another user). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes the namespaces this helper made in runs whose process is gone. Only names of our own form are
+ * touched, and only when their pid does not run, so a parallel live run's fleet is never swept.
+ */
+export function sweepDeadRuns(): string[] {
+  const swept: string[] = [];
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.split(' ')[0]!);
+  for (const ns of names) {
+    const m = OUR_NAME.exec(ns);
+    if (!m || running(parseInt(m[1]!, 36))) continue;
+    try {
+      ip('netns', 'del', ns);
+      swept.push(ns);
+    } catch {
+      /* deleted meanwhile by another sweeper */
+    }
+  }
+  return swept;
+}
+let swept = false;
+/** Sweeps at most once per process: before the first namespace this run makes. */
+export function sweepDeadRunsOnce(): void {
+  if (swept) return;
+  swept = true;
+  sweepDeadRuns();
+}
 
 /**
  * True when this machine can build the namespaces (root, ip, nft). Outside CI a missing piece skips the
@@ -52,7 +101,7 @@ export class NetnsTopology {
   private readonly tag: string;
 
   private constructor(readonly hosts: string[]) {
-    this.tag = `${process.pid.toString(36)}${(counter++).toString(36)}`;
+    this.tag = runTag();
     this.cpNs = `nf-${this.tag}-cp`;
     hosts.forEach((h, i) => this.hostNs.set(h, { ns: `nf-${this.tag}-h${i}`, addr: hostAddr(i) }));
   }
@@ -60,6 +109,7 @@ export class NetnsTopology {
   /** Builds the control plane namespace and one namespace per host, all joined by the bridge. */
   static create(hosts: string[]): NetnsTopology {
     if (hosts.length > 250) throw new Error('NetnsTopology: at most 250 hosts');
+    sweepDeadRunsOnce();
     const t = new NetnsTopology(hosts);
     try {
       t.build();
