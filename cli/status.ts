@@ -172,6 +172,7 @@ Options:
           ...(values.host === undefined
             ? { ackCache: store.cache }
             : { ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
+          ackFiles: () => store.ackFiles,
           memo: store.documents,
           ackLogs,
         });

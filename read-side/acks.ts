@@ -45,6 +45,7 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
+import type { AckFileMemo } from './ack-file-memo.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -255,6 +256,22 @@ export class AckCollector {
     // The identity of exactly the bytes parsed and verified (what the cache results belong to).
     const id = sha256Digest(bytes);
     this.addIdentified(id, () => bytes, source, expectedHost);
+    return id;
+  }
+
+  /**
+   * A latest-ack file recalled by its identity (AckFileMemo): `text` is exactly its bytes as UTF-8 and
+   * `id` their SHA-256, both from the sealed memo that read them. Taken in as add() takes read bytes.
+   */
+  addRecalled(id: string, text: string, source: string, expectedHost?: string): string {
+    let bytes: Buffer | undefined;
+    this.addIdentified(
+      id,
+      () => (bytes ??= Buffer.from(text, 'utf8')),
+      source,
+      expectedHost,
+      () => text,
+    );
     return id;
   }
 
@@ -471,6 +488,12 @@ export interface TreeAckOptions {
    * (site-gen/ack-feed.ts); the collector still checks every ack's bytes against its cache.
    */
   readFile?: (path: string, maxBytes: number, label: string) => Buffer;
+  /**
+   * The latest-ack files an earlier run read, by their identity (read-side/ack-file-memo.ts): a file
+   * whose identity is unchanged is taken in from the memo without being read; the others are read
+   * (through `readFile`) and remembered.
+   */
+  files?: AckFileMemo;
 }
 
 /**
@@ -519,13 +542,27 @@ export function collectTreeAcks(
   // exactly these adds nothing (bundleRepeatsTakenFiles).
   const taken = new Map<string, Buffer>();
   const readFile = opts.readFile ?? readCappedFile;
+  const memo = opts.files;
+  const hostsDir = memo === undefined ? join(acksDir, 'hosts') : resolve(acksDir, 'hosts');
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
       const host = f.slice(0, -'.json'.length);
-      const bytes = readFile(join(acksDir, 'hosts', f), LIMITS.ack, source);
-      const id = collector.add(bytes, source, host);
-      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes);
+      const path = join(hostsDir, f);
+      const seen = memo?.recall(path);
+      let id: string;
+      let bytes: () => Buffer;
+      if (seen != null && 'hit' in seen) {
+        const { digest, text } = seen.hit;
+        id = collector.addRecalled(digest, text, source, host);
+        bytes = () => Buffer.from(text, 'utf8');
+      } else {
+        const read = readFile(path, LIMITS.ack, source);
+        id = collector.add(read, source, host);
+        memo?.remember(path, seen ?? null, read, id);
+        bytes = () => read;
+      }
+      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes());
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;

@@ -31,6 +31,7 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
+import { AckFileMemo, formatAckFileEntry, parseAckFileEntry } from './ack-file-memo.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
 const HEADER = 'nixfleet verified-acks v2';
@@ -39,6 +40,8 @@ const HEADER = 'nixfleet verified-acks v2';
 const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
 /** One prefix: bytes, their digest, the trust fingerprint, then the segment file's path as JSON. */
 const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
+/** The latest-ack files read (read-side/ack-file-memo.ts): identity, digest, path, bytes. */
+const FILES_HEADER = 'nixfleet ack-files v1';
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry
@@ -71,12 +74,24 @@ export interface VerifiedAckStore {
    * as AckLogOptions.prefixes). Use after `cache` or scopeAcks() chose the file.
    */
   readonly logPrefixes: LogPrefixMemo;
+  /**
+   * The latest-ack files the last run read, by their identity (beside the ack cache: `<name>[.<part>]
+   * .ack-files`; pass as TreeAckOptions.files). Use after `cache` or scopeAcks() chose the file.
+   */
+  readonly ackFiles: AckFileMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
   save(): void;
 }
 
-/** The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing). */
-export function openVerifiedAckStore(dir: string | null, name: string): VerifiedAckStore {
+/**
+ * The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing).
+ * `startedAt` (ms): when the run started, before any file was looked at (AckFileMemo's racy rule).
+ */
+export function openVerifiedAckStore(
+  dir: string | null,
+  name: string,
+  startedAt: number = Date.now(),
+): VerifiedAckStore {
   if (dir === null) {
     const cache = new AckCache();
     return {
@@ -84,18 +99,25 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
       scopeAcks: () => cache,
       documents: new DocumentMemo([]),
       logPrefixes: new LogPrefixMemo(),
+      ackFiles: new AckFileMemo([], startedAt),
       save: () => {},
     };
   }
   const docsFile = join(dir, `${name}.verified-docs`);
   const documents = readDocumentMemo(dir, docsFile);
   const key = readKey(dir);
-  let acks: { base: string; cache: AckCache; prefixes: LogPrefixMemo | null } | null = null;
+  let acks: {
+    base: string;
+    cache: AckCache;
+    prefixes: LogPrefixMemo | null;
+    files: AckFileMemo | null;
+  } | null = null;
   const open = (base: string) =>
     (acks ??= {
       base,
       cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
       prefixes: null,
+      files: null,
     });
   return {
     get cache() {
@@ -109,9 +131,18 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
         readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
       ));
     },
+    get ackFiles() {
+      const a = open(join(dir, name));
+      return (a.files ??= new AckFileMemo(
+        readSealedLines(dir, `${a.base}.ack-files`, FILES_HEADER, key, parseAckFileEntry),
+        startedAt,
+      ));
+    },
     save: () => {
       const k =
-        acks !== null && (acks.cache.changed || acks.prefixes?.changed) ? makeKey(dir) : null;
+        acks !== null && (acks.cache.changed || acks.prefixes?.changed || acks.files?.changed)
+          ? makeKey(dir)
+          : null;
       if (acks !== null && k !== null) {
         if (acks.cache.changed)
           saveSealed(
@@ -130,6 +161,14 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
             acks.prefixes
               .used()
               .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
+          );
+        if (acks.files?.changed)
+          saveSealed(
+            dir,
+            `${acks.base}.ack-files`,
+            FILES_HEADER,
+            k,
+            acks.files.used().map(formatAckFileEntry),
           );
       }
       saveDocumentMemo(dir, docsFile, documents);
