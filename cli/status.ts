@@ -21,9 +21,6 @@ import { isVerificationError } from '../protocol/index.ts';
 import {
   loadFleetState,
   type FleetState,
-  loadRemoteFleetState,
-  RemoteAccessDenied,
-  RemoteUnavailable,
   renderStatus,
   statusReport,
   defaultCacheDir,
@@ -144,6 +141,9 @@ Options:
     try {
       let state: FleetState;
       if (values.url !== undefined) {
+        // Loaded only here: the control plane client (node:https, TLS) is no part of a --tree view.
+        const { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } =
+          await import('../read-side/index.ts');
         const remote = {
           url: values.url,
           caFile: values.ca!,

@@ -201,6 +201,7 @@ function prefixEntry(line: string): VerifiedLogPrefix | null {
     : null;
 }
 
+const LF = 0x0a;
 const macOf = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest('hex');
 
 /** The directory's key, or null (none yet, or not private). */
@@ -235,19 +236,19 @@ function readSealedLines<T>(
   entry: (line: string) => T | null,
 ): T[] {
   if (key === null || !ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch {
     return [];
   }
-  const macAt = text.lastIndexOf('\nmac ') + 1;
-  if (macAt === 0 || !text.endsWith('\n')) return [];
-  const body = text.slice(0, macAt);
-  const mac = Buffer.from(text.slice(macAt + 4, -1), 'hex');
-  const expected = Buffer.from(macOf(key, body), 'hex');
+  // The MAC over the bytes as read (an ack-files memo is megabytes: no second UTF-8 encoding of it).
+  const macAt = bytes.lastIndexOf('\nmac ') + 1;
+  if (macAt === 0 || bytes.at(-1) !== LF) return [];
+  const mac = Buffer.from(bytes.toString('latin1', macAt + 4, bytes.length - 1), 'hex');
+  const expected = createHmac('sha256', key).update(bytes.subarray(0, macAt)).digest();
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
-  const lines = body.split('\n');
+  const lines = bytes.toString('utf8', 0, macAt).split('\n');
   if (lines[0] !== header) return [];
   const out: T[] = [];
   for (let i = 1; i < lines.length - 1; i++) {
