@@ -105,6 +105,8 @@ Options:
   --cache-dir DIR  where verified acks are remembered by the SHA-256 of their bytes and the host key
                    (default \$XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet; only read when it is the
                    user's own and not writable by others). A changed ack is a miss and verified in full.
+                   The latest-ack files read are remembered there too, by device, inode, size and
+                   modification and change times (a file changed in any way is read again)
   --no-cache       verify every ack, read and write no cache
   --acks-log FILE  also read this ack log (repeatable: the logs of several boxes, read as their union)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
@@ -161,8 +163,9 @@ Options:
         // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
         // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
         // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
+        const cacheDir = values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir());
         const store = openVerifiedAckStore(
-          values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
+          cacheDir,
           values.host === undefined ? 'status' : 'status-host',
         );
         state = await loadFleetState(values.tree!, pinned, {
@@ -172,7 +175,8 @@ Options:
           ...(values.host === undefined
             ? { ackCache: store.cache }
             : { ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
-          ackFiles: () => store.ackFiles,
+          // Latest-ack files recalled by their identity instead of read (a memo kept only with a cache).
+          ...(cacheDir === null ? {} : { ackFiles: () => store.ackFiles }),
           memo: store.documents,
           ackLogs,
         });
