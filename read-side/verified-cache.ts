@@ -92,26 +92,11 @@ export function openVerifiedAckStore(
   name: string,
   startedAt: number = Date.now(),
 ): VerifiedAckStore {
-  if (dir === null) {
-    const cache = new AckCache();
-    return {
-      cache,
-      scopeAcks: () => cache,
-      documents: new DocumentMemo([]),
-      logPrefixes: new LogPrefixMemo(),
-      ackFiles: new AckFileMemo([], startedAt),
-      save: () => {},
-    };
-  }
+  if (dir === null) return unpersistedStore(startedAt);
   const docsFile = join(dir, `${name}.verified-docs`);
   const documents = readDocumentMemo(dir, docsFile);
   const key = readKey(dir);
-  let acks: {
-    base: string;
-    cache: AckCache;
-    prefixes: LogPrefixMemo | null;
-    files: AckFileMemo | null;
-  } | null = null;
+  let acks: ScopeFiles | null = null;
   const open = (base: string) =>
     (acks ??= {
       base,
@@ -139,41 +124,58 @@ export function openVerifiedAckStore(
       ));
     },
     save: () => {
-      const k =
-        acks !== null && (acks.cache.changed || acks.prefixes?.changed || acks.files?.changed)
-          ? makeKey(dir)
-          : null;
-      if (acks !== null && k !== null) {
-        if (acks.cache.changed)
-          saveSealed(
-            dir,
-            `${acks.base}.verified-acks`,
-            HEADER,
-            k,
-            acks.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
-          );
-        if (acks.prefixes?.changed)
-          saveSealed(
-            dir,
-            `${acks.base}.log-prefixes`,
-            PREFIX_HEADER,
-            k,
-            acks.prefixes
-              .used()
-              .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
-          );
-        if (acks.files?.changed)
-          saveSealed(
-            dir,
-            `${acks.base}.ack-files`,
-            FILES_HEADER,
-            k,
-            acks.files.used().map(formatAckFileEntry),
-          );
-      }
+      if (acks !== null) saveScopeFiles(dir, acks);
       saveDocumentMemo(dir, docsFile, documents);
     },
   };
+}
+
+/** No persistence (`--no-cache`): fresh caches, save does nothing. */
+function unpersistedStore(startedAt: number): VerifiedAckStore {
+  const cache = new AckCache();
+  return {
+    cache,
+    scopeAcks: () => cache,
+    documents: new DocumentMemo([]),
+    logPrefixes: new LogPrefixMemo(),
+    ackFiles: new AckFileMemo([], startedAt),
+    save: () => {},
+  };
+}
+
+/** The sealed files of the scope a view chose (`<base>.*`), each opened on first use. */
+interface ScopeFiles {
+  base: string;
+  cache: AckCache;
+  prefixes: LogPrefixMemo | null;
+  files: AckFileMemo | null;
+}
+
+/** Writes each of the scope's files that changed, sealed with the directory's key (made if needed). */
+function saveScopeFiles(dir: string, s: ScopeFiles): void {
+  if (!s.cache.changed && !s.prefixes?.changed && !s.files?.changed) return;
+  const k = makeKey(dir);
+  if (k === null) return;
+  if (s.cache.changed)
+    saveSealed(
+      dir,
+      `${s.base}.verified-acks`,
+      HEADER,
+      k,
+      s.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
+    );
+  if (s.prefixes?.changed)
+    saveSealed(
+      dir,
+      `${s.base}.log-prefixes`,
+      PREFIX_HEADER,
+      k,
+      s.prefixes
+        .used()
+        .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
+    );
+  if (s.files?.changed)
+    saveSealed(dir, `${s.base}.ack-files`, FILES_HEADER, k, s.files.used().map(formatAckFileEntry));
 }
 
 /**
