@@ -37,11 +37,37 @@ export interface AckFileEntry {
 }
 
 /**
+ * A wave bundle found to repeat latest-ack files byte for byte (read-side/acks.ts
+ * bundleRepeatsTakenFiles): its identity, the hosts whose files it repeats (in its order) and
+ * `repeats`, the digest of those files' digests (repeatsDigest). While its identity is unchanged and
+ * those hosts' files still have those digests, it still repeats exactly them and need not be read.
+ */
+export interface RepeatingBundle {
+  path: string;
+  identity: string;
+  hosts: string[];
+  repeats: string;
+}
+
+/** A file's identity (as recall gives it for remember): null when missing or not a regular file. */
+export type Seen = { identity: string; newestMs: number } | null;
+
+/** The digest `RepeatingBundle.repeats` of `hosts` whose files have the digests `digestOf` gives. */
+export function repeatsDigest(
+  hosts: readonly string[],
+  digestOf: (host: string) => string,
+): string {
+  let text = '';
+  for (const h of hosts) text += `${h} ${digestOf(h)}\n`;
+  return sha256Digest(Buffer.from(text, 'utf8'));
+}
+
+/**
  * A file's identity now: null when it is missing or not a regular file (then it is read as always).
  * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
  * fractions, far finer than the racy margin that makes them sufficient.
  */
-function identityOf(path: string): { identity: string; newestMs: number } | null {
+function identityOf(path: string): Seen {
   const st = statSync(path, { throwIfNoEntry: false });
   if (st === undefined || !st.isFile()) return null;
   return {
@@ -57,6 +83,8 @@ function identityOf(path: string): { identity: string; newestMs: number } | null
 export class AckFileMemo {
   private readonly earlier = new Map<string, AckFileEntry>();
   private readonly now = new Map<string, AckFileEntry>();
+  private readonly earlierBundles = new Map<string, RepeatingBundle>();
+  private readonly nowBundles = new Map<string, RepeatingBundle>();
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
   private readonly clearlyOlderThan: number;
   private added = false;
@@ -64,8 +92,13 @@ export class AckFileMemo {
   hits = 0;
 
   /** `startedAt` (ms): the run's start, taken before any file is looked at. */
-  constructor(earlier: Iterable<AckFileEntry> = [], startedAt: number = Date.now()) {
-    for (const e of earlier) this.earlier.set(e.path, e);
+  constructor(
+    earlier: Iterable<AckFileEntry | RepeatingBundle> = [],
+    startedAt: number = Date.now(),
+  ) {
+    for (const e of earlier)
+      if ('repeats' in e) this.earlierBundles.set(e.path, e);
+      else this.earlier.set(e.path, e);
     this.clearlyOlderThan = startedAt - RACY_MS;
   }
 
@@ -73,7 +106,7 @@ export class AckFileMemo {
    * The remembered digest and bytes of `path` when its identity is unchanged; otherwise what
    * `remember` needs after reading it (null: missing or not a regular file; the read reports it).
    */
-  recall(path: string): { hit: AckFileEntry } | { identity: string; newestMs: number } | null {
+  recall(path: string): { hit: AckFileEntry } | Seen {
     const id = identityOf(path);
     if (id === null) return null;
     const e = this.earlier.get(path);
@@ -90,42 +123,76 @@ export class AckFileMemo {
    * clearly older than the run, and only if the bytes survive a round trip through the memo's text
    * (valid UTF-8, one line). Returns their digest.
    */
-  remember(
-    path: string,
-    seen: { identity: string; newestMs: number } | null,
-    bytes: Buffer,
-    digest: string = sha256Digest(bytes),
-  ): string {
-    if (seen === null || seen.newestMs >= this.clearlyOlderThan || /[\t\n]/.test(path))
-      return digest;
+  remember(path: string, seen: Seen, bytes: Buffer, digest: string = sha256Digest(bytes)): string {
+    if (!this.clearlyOld(seen, path)) return digest;
     const text = bytes.toString('utf8');
     if (text.includes('\n') || !Buffer.from(text, 'utf8').equals(bytes)) return digest;
-    this.now.set(path, { path, identity: seen.identity, digest, text });
+    this.now.set(path, { path, identity: seen!.identity, digest, text });
     this.added = true;
     return digest;
   }
 
+  /**
+   * The bundle at `path` as remembered, when its identity is unchanged (the caller checks `repeats`
+   * against the files it took in, then keepBundle); otherwise what rememberBundle needs.
+   */
+  recallBundle(path: string): { bundle: RepeatingBundle; seen: Seen } | Seen {
+    const id = identityOf(path);
+    if (id === null) return null;
+    const b = this.earlierBundles.get(path);
+    return b !== undefined && b.identity === id.identity ? { bundle: b, seen: id } : id;
+  }
+
+  /** A recalled bundle that still repeats the files taken in: skipped, and kept. */
+  keepBundle(b: RepeatingBundle): void {
+    this.nowBundles.set(b.path, b);
+    this.hits++;
+  }
+
+  /** After reading a bundle found to repeat `hosts`' files (`repeats`: repeatsDigest of them). */
+  rememberBundle(path: string, seen: Seen, hosts: string[], repeats: string): void {
+    if (!this.clearlyOld(seen, path) || hosts.some((h) => /[\t\n ]/.test(h))) return;
+    this.nowBundles.set(path, { path, identity: seen!.identity, hosts, repeats });
+    this.added = true;
+  }
+
+  /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
+  private clearlyOld(seen: Seen, path: string): boolean {
+    return seen !== null && seen.newestMs < this.clearlyOlderThan && !/[\t\n]/.test(path);
+  }
+
   /** Whether used() differs from what was read. */
   get changed(): boolean {
-    return this.added || this.now.size !== this.earlier.size;
+    return (
+      this.added ||
+      this.now.size !== this.earlier.size ||
+      this.nowBundles.size !== this.earlierBundles.size
+    );
   }
 
   /** What this run recalled or remembered: what is saved. */
-  used(): AckFileEntry[] {
-    return [...this.now.values()];
+  used(): (AckFileEntry | RepeatingBundle)[] {
+    return [...this.now.values(), ...this.nowBundles.values()];
   }
 }
 
-/** One memo line: identity, digest, path, then the file's bytes (text may hold tabs; it is last). */
-export function formatAckFileEntry(e: AckFileEntry): string {
-  return `${e.identity}\t${e.digest}\t${e.path}\t${e.text}`;
+/**
+ * One memo line: a file's identity, digest, path, then its bytes (text may hold tabs; it is last); a
+ * bundle's: `bundle`, identity, repeats, path, then its hosts separated by spaces.
+ */
+export function formatAckFileEntry(e: AckFileEntry | RepeatingBundle): string {
+  return 'repeats' in e
+    ? `${BUNDLE}\t${e.identity}\t${e.repeats}\t${e.path}\t${e.hosts.join(' ')}`
+    : `${e.identity}\t${e.digest}\t${e.path}\t${e.text}`;
 }
+const BUNDLE = 'bundle';
 
 const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** A memo line back (null: malformed, and then the whole file is not believed). */
-export function parseAckFileEntry(line: string): AckFileEntry | null {
+export function parseAckFileEntry(line: string): AckFileEntry | RepeatingBundle | null {
+  if (line.startsWith(`${BUNDLE}\t`)) return parseBundleEntry(line);
   const a = line.indexOf('\t');
   const b = line.indexOf('\t', a + 1);
   const c = line.indexOf('\t', b + 1);
@@ -134,4 +201,16 @@ export function parseAckFileEntry(line: string): AckFileEntry | null {
   const digest = line.slice(a + 1, b);
   if (!IDENTITY.test(identity) || !DIGEST.test(digest)) return null;
   return { identity, digest, path: line.slice(b + 1, c), text: line.slice(c + 1) };
+}
+
+function parseBundleEntry(line: string): RepeatingBundle | null {
+  const [, identity, repeats, path, hosts, ...rest] = line.split('\t');
+  if (rest.length > 0 || hosts === undefined || !IDENTITY.test(identity!) || !DIGEST.test(repeats!))
+    return null;
+  return {
+    identity: identity!,
+    repeats: repeats!,
+    path: path!,
+    hosts: hosts === '' ? [] : hosts.split(' '),
+  };
 }

@@ -45,7 +45,7 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
-import type { AckFileMemo } from './ack-file-memo.ts';
+import { repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -538,9 +538,9 @@ export function collectTreeAcks(
       `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
     );
   let latestFiles = 0;
-  // The bytes of each latest-ack file the collector took in as its host's, by host: a bundle made of
-  // exactly these adds nothing (bundleRepeatsTakenFiles).
-  const taken = new Map<string, Buffer>();
+  // Each latest-ack file the collector took in as its host's, by host: a bundle made of exactly these
+  // adds nothing (bundleRepeatsTakenFiles).
+  const taken = new Map<string, TakenFile>();
   const readFile = opts.readFile ?? readCappedFile;
   const memo = opts.files;
   const hostsDir = memo === undefined ? join(acksDir, 'hosts') : resolve(acksDir, 'hosts');
@@ -562,7 +562,8 @@ export function collectTreeAcks(
         memo?.remember(path, seen ?? null, read, id);
         bytes = () => read;
       }
-      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes());
+      if (opts.bundles !== false && collector.seenIds.get(id) === host)
+        taken.set(host, { id, bytes });
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -571,16 +572,53 @@ export function collectTreeAcks(
       collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
     }
   }
-  if (opts.bundles === false) return { latestFiles };
-  for (const ch of listDir(join(acksDir, 'channels'))) {
+  if (opts.bundles !== false) collectBundles(acksDir, collector, taken, memo);
+  return { latestFiles };
+}
+
+/** A latest-ack file taken in: its digest, and its bytes (kept, or rebuilt from the memo's text). */
+interface TakenFile {
+  id: string;
+  bytes: () => Buffer;
+}
+
+/**
+ * The wave bundles: each read and verified in full unless it repeats the files taken in
+ * (bundleRepeatsTakenFiles), or, with a memo, is a bundle found to repeat them before whose identity is
+ * unchanged while those hosts' files still have the digests they had (then it is not even read).
+ */
+function collectBundles(
+  acksDir: string,
+  collector: AckCollector,
+  taken: ReadonlyMap<string, TakenFile>,
+  memo: AckFileMemo | undefined,
+): void {
+  let takenBytes: Map<string, Buffer> | undefined;
+  const digestOf = (host: string) => taken.get(host)?.id ?? '-';
+  const channelsDir = memo === undefined ? join(acksDir, 'channels') : resolve(acksDir, 'channels');
+  for (const ch of listDir(channelsDir)) {
     if (ch.startsWith('.')) continue;
-    for (const f of listDir(join(acksDir, 'channels', ch))) {
+    for (const f of listDir(join(channelsDir, ch))) {
       if (!/^wave-[0-9]+\.json$/.test(f)) continue;
       const source = `acks/channels/${ch}/${f}`;
+      const path = join(channelsDir, ch, f);
+      const seen = memo?.recallBundle(path);
+      if (seen != null && 'bundle' in seen) {
+        if (seen.bundle.repeats === repeatsDigest(seen.bundle.hosts, digestOf)) {
+          memo!.keepBundle(seen.bundle);
+          continue;
+        }
+      }
       let bundled: BundledAck[];
       try {
-        const bytes = readCappedFile(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
-        if (bundleRepeatsTakenFiles(bytes, taken, source)) continue;
+        const bytes = readCappedFile(path, LIMITS.ackBundle, source);
+        takenBytes ??= new Map([...taken].map(([h, t]) => [h, t.bytes()]));
+        const hosts = repeatedHosts(bytes, takenBytes, source);
+        if (hosts !== null) {
+          const identity = seen != null && 'bundle' in seen ? seen.seen : (seen ?? null);
+          memo?.rememberBundle(path, identity, hosts, repeatsDigest(hosts, digestOf));
+          continue;
+        }
         bundled = readAckBundle(bytes, source);
       } catch (e) {
         if (!isVerificationError(e)) throw e;
@@ -590,7 +628,6 @@ export function collectTreeAcks(
       for (const a of bundled) collector.add(a.canonical, a.source);
     }
   }
-  return { latestFiles };
 }
 
 const BUNDLE_HEAD = Buffer.from('{"acks":[', 'latin1');
@@ -611,26 +648,37 @@ export function bundleRepeatsTakenFiles(
   taken: ReadonlyMap<string, Buffer>,
   source: string,
 ): boolean {
-  if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return false;
+  return repeatedHosts(bundle, taken, source) !== null;
+}
+
+/** The hosts (in bundle order) whose files a bundle repeats, as bundleRepeatsTakenFiles; else null. */
+function repeatedHosts(
+  bundle: Buffer,
+  taken: ReadonlyMap<string, Buffer>,
+  source: string,
+): string[] | null {
+  if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return null;
+  const hosts: string[] = [];
   let at = BUNDLE_HEAD.length;
   if (bundle[at] !== CLOSE_BRACKET)
     for (;;) {
       // The claimed host only picks the file to compare with; equal bytes are what counts.
       const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
       const file = host === null ? undefined : taken.get(host);
-      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return false;
+      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return null;
+      hosts.push(host!);
       at += file.length;
       if (bundle[at] === CLOSE_BRACKET) break;
-      if (bundle[at] !== COMMA) return false;
+      if (bundle[at] !== COMMA) return null;
       at++;
     }
   try {
     // The bundle without its acks: every other field as strictly as readAckBundle takes the whole.
     const rest = Buffer.concat([BUNDLE_HEAD, bundle.subarray(at)]);
-    return readAckBundle(rest, source).length === 0;
+    return readAckBundle(rest, source).length === 0 ? hosts : null;
   } catch (e) {
     if (!isVerificationError(e)) throw e;
-    return false;
+    return null;
   }
 }
 

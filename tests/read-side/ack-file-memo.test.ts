@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac } from 'node:crypto';
 import {
+  mkdirSync,
   readFileSync,
   readdirSync,
   renameSync,
@@ -16,6 +17,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
+import { bundleJson } from '../../control-plane/ack-publisher.ts';
 import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
@@ -195,6 +198,63 @@ test('a memo edited by hand (its MAC not made with the directory key) is ignored
     assert.is(warm.hits, 0, label);
     assert.equal(shown(warm.state), await cold(fx), label);
   }
+});
+
+/** The wave's bundle as the endpoint writes it from the hosts' latest-ack files (whole-second mtime). */
+function writeBundle(fx: Fixture, wave: number): string {
+  const file = join(fx.tree, 'acks', 'channels', 'ch-0', `wave-${wave}.json`);
+  mkdirSync(join(fx.tree, 'acks', 'channels', 'ch-0'), { recursive: true });
+  const latest = (h: string) => readFileSync(join(fx.tree, 'acks', 'hosts', `${h}.json`), 'utf8');
+  writeFileSync(
+    file,
+    bundleJson('generated', 'ch-0', wave, isoTime(NOW - MIN), fx.wave('ch-0', wave), latest),
+  );
+  // A whole-second mtime, so that utimes can restore it exactly (it takes no nanoseconds).
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(file, second, second);
+  return file;
+}
+
+test('a bundle found to repeat the files is not read while it and they are unchanged; a newer file or a forged entry rewritten in place reads it in full', async () => {
+  const { fx } = rolledOut();
+  writeBundle(fx, 0);
+  const bundle = writeBundle(fx, 1);
+  const files = filesOf(fx).length;
+  await view(fx);
+  const warm = await view(fx);
+  assert.is(warm.hits, files + 2, 'every file and both bundles recalled');
+  assert.equal(shown(warm.state), await cold(fx));
+  assert.is(warm.state.acks.acks.length, files);
+
+  // A newer ack of one host, in its file only: the bundle now lags by it, so it is read and its older
+  // ack of that host counted (as without any cache).
+  const [h] = fx.wave('ch-0', 1);
+  postAcks(fx, h!, lifecycle(NOW - 20 * MIN, NOW - 30_000));
+  const lagging = await view(fx);
+  assert.is(lagging.hits, files + 2 - 2, "h's file and its wave's bundle read again");
+  assert.is(lagging.state.acks.acks.length, files + 1);
+  assert.equal(shown(lagging.state), await cold(fx));
+
+  // One entry's signature changed in place, the bundle's size and mtime kept: its ctime moved, so it
+  // is read, no longer repeats the files, and the forged entry is refused.
+  writeBundle(fx, 1);
+  await view(fx);
+  assert.is((await view(fx)).hits, files + 2);
+  const before = statSync(bundle);
+  const text = readFileSync(bundle, 'utf8');
+  writeFileSync(
+    bundle,
+    text.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
+  );
+  utimesSync(bundle, before.atime, before.mtime);
+  assert.is(statSync(bundle).mtimeMs, before.mtimeMs);
+  const forged = await view(fx);
+  assert.is(forged.hits, files + 1);
+  assert.equal(
+    forged.state.acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
+    [['acks/channels/ch-0/wave-1.json', 'BadSignature']],
+  );
+  assert.equal(shown(forged.state), await cold(fx));
 });
 
 test("git's racy rule: a file changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {
