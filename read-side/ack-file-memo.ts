@@ -1,6 +1,7 @@
-// The latest-ack files a view read, remembered by what identifies a file's exact bytes without reading
-// them, as git's index does: device, inode, size, modification and change times. A warm
-// `nixfleet status` then costs one stat per file instead of open, fstat, read, close and SHA-256.
+// The latest-ack files a view read (and the wave bundles found to repeat them), remembered by what
+// identifies a file's exact bytes without reading them, as git's index does: device, inode, size,
+// modification and change times. A warm `nixfleet status` then costs one stat per file instead of
+// open, fstat, read, close and SHA-256 (docs/architecture.md "Latest-ack files recalled by identity").
 //
 // Why an unchanged identity means unchanged bytes: the endpoint replaces a host's file by a rename (a new
 // inode, and the rename moves the change time); any write, truncate, chmod or utimes moves the change
@@ -65,7 +66,8 @@ export function repeatsDigest(
 /**
  * A file's identity now: null when it is missing or not a regular file (then it is read as always).
  * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
- * fractions, far finer than the racy margin that makes them sufficient.
+ * fractions, far finer than the racy margin that makes them sufficient (an inode number above 2^53
+ * loses precision as a number; a file replaced under one still has a newer change time).
  */
 function identityOf(path: string): Seen {
   const st = statSync(path, { throwIfNoEntry: false });
