@@ -17,13 +17,10 @@ import {
   type Command,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
-import { isVerificationError } from '../protocol/index.ts';
+import { isVerificationError, type SignedRoot } from '../protocol/index.ts';
 import {
   loadFleetState,
   type FleetState,
-  loadRemoteFleetState,
-  RemoteAccessDenied,
-  RemoteUnavailable,
   renderStatus,
   statusReport,
   defaultCacheDir,
@@ -52,6 +49,58 @@ function checkSource(values: {
     for (const flag of ['ca', 'cert', 'key'] as const)
       if (values[flag]) throw new UsageError(`--${flag} is only for --url`);
     directoryOption('--tree', values.tree!);
+  }
+}
+
+type ViewOptions = { now: number; clockSkewSeconds?: number };
+type RemoteFlags = { ca: string; cert: string; key: string };
+
+/** The view of a tree directory, with the verified-ack store of the view (status or status-host). */
+async function treeState(
+  tree: string,
+  pinned: SignedRoot,
+  opts: ViewOptions,
+  ackLogs: string[],
+  flags: { host?: string; 'cache-dir'?: string; 'no-cache'?: boolean },
+): Promise<FleetState> {
+  const host = flags.host;
+  // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
+  // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
+  // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
+  const cacheDir = flags['no-cache'] ? null : (flags['cache-dir'] ?? defaultCacheDir());
+  const store = openVerifiedAckStore(cacheDir, host === undefined ? 'status' : 'status-host');
+  const state = await loadFleetState(tree, pinned, {
+    ...opts,
+    manifests: host === undefined ? [] : [host],
+    ...(host === undefined
+      ? { ackCache: store.cache }
+      : { host, ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
+    // Latest-ack files recalled by their identity instead of read (a memo kept only with a cache).
+    ...(cacheDir === null ? {} : { ackFiles: () => store.ackFiles }),
+    memo: store.documents,
+    ackLogs,
+  });
+  store.save();
+  return state;
+}
+
+/** The view fetched from the control plane over mTLS (an unreachable or refusing one is a usage error). */
+async function remoteState(
+  url: string,
+  flags: RemoteFlags,
+  pinned: SignedRoot,
+  opts: ViewOptions,
+): Promise<FleetState> {
+  // Loaded only here: the control plane client (node:https, TLS) is no part of a --tree view.
+  const { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } =
+    await import('../read-side/index.ts');
+  const remote = { url, caFile: flags.ca, certFile: flags.cert, keyFile: flags.key };
+  try {
+    return await loadRemoteFleetState(remote, pinned, opts);
+  } catch (e) {
+    if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable)
+      throw new UsageError(`--url ${url}: ${e.message}`);
+    throw e;
   }
 }
 
@@ -108,6 +157,8 @@ Options:
   --cache-dir DIR  where verified acks are remembered by the SHA-256 of their bytes and the host key
                    (default \$XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet; only read when it is the
                    user's own and not writable by others). A changed ack is a miss and verified in full.
+                   The latest-ack files read are remembered there too, by device, inode, size and
+                   modification and change times (a file changed in any way is read again)
   --no-cache       verify every ack, read and write no cache
   --acks-log FILE  also read this ack log (repeatable: the logs of several boxes, read as their union)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
@@ -142,41 +193,15 @@ Options:
     const clockSkewSeconds = secondsOption('--clock-skew', values['clock-skew']);
     const opts = { now, ...(clockSkewSeconds === undefined ? {} : { clockSkewSeconds }) };
     try {
-      let state: FleetState;
-      if (values.url !== undefined) {
-        const remote = {
-          url: values.url,
-          caFile: values.ca!,
-          certFile: values.cert!,
-          keyFile: values.key!,
-        };
-        try {
-          state = await loadRemoteFleetState(remote, pinned, opts);
-        } catch (e) {
-          if (e instanceof RemoteAccessDenied || e instanceof RemoteUnavailable)
-            throw new UsageError(`--url ${values.url}: ${e.message}`);
-          throw e;
-        }
-      } else {
-        // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
-        // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
-        // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
-        const store = openVerifiedAckStore(
-          values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
-          values.host === undefined ? 'status' : 'status-host',
-        );
-        state = await loadFleetState(values.tree!, pinned, {
-          ...opts,
-          manifests: values.host === undefined ? [] : [values.host],
-          ...(values.host === undefined ? {} : { host: values.host }),
-          ...(values.host === undefined
-            ? { ackCache: store.cache }
-            : { ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
-          memo: store.documents,
-          ackLogs,
-        });
-        store.save();
-      }
+      const state =
+        values.url === undefined
+          ? await treeState(values.tree!, pinned, opts, ackLogs, values)
+          : await remoteState(
+              values.url,
+              { ca: values.ca!, cert: values.cert!, key: values.key! },
+              pinned,
+              opts,
+            );
       const report = statusReport(state, {
         channel: values.channel,
         host: values.host,

@@ -45,6 +45,7 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
+import { repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -255,6 +256,22 @@ export class AckCollector {
     // The identity of exactly the bytes parsed and verified (what the cache results belong to).
     const id = sha256Digest(bytes);
     this.addIdentified(id, () => bytes, source, expectedHost);
+    return id;
+  }
+
+  /**
+   * A latest-ack file recalled by its identity (AckFileMemo): `text` is exactly its bytes as UTF-8 and
+   * `id` their SHA-256, both from the sealed memo that read them. Taken in as add() takes read bytes.
+   */
+  addRecalled(id: string, text: string, source: string, expectedHost?: string): string {
+    let bytes: Buffer | undefined;
+    this.addIdentified(
+      id,
+      () => (bytes ??= Buffer.from(text, 'utf8')),
+      source,
+      expectedHost,
+      () => text,
+    );
     return id;
   }
 
@@ -471,6 +488,12 @@ export interface TreeAckOptions {
    * (site-gen/ack-feed.ts); the collector still checks every ack's bytes against its cache.
    */
   readFile?: (path: string, maxBytes: number, label: string) => Buffer;
+  /**
+   * The latest-ack files an earlier run read, by their identity (read-side/ack-file-memo.ts): a file
+   * whose identity is unchanged is taken in from the memo without being read; the others are read
+   * (through `readFile`) and remembered.
+   */
+  files?: AckFileMemo;
 }
 
 /**
@@ -515,17 +538,32 @@ export function collectTreeAcks(
       `${hostFiles.length} files, more than the limit of ${MAX_ACK_FILES}`,
     );
   let latestFiles = 0;
-  // The bytes of each latest-ack file the collector took in as its host's, by host: a bundle made of
-  // exactly these adds nothing (bundleRepeatsTakenFiles).
-  const taken = new Map<string, Buffer>();
+  // Each latest-ack file the collector took in as its host's, by host: a bundle made of exactly these
+  // adds nothing (bundleRepeatsTakenFiles).
+  const taken = new Map<string, TakenFile>();
   const readFile = opts.readFile ?? readCappedFile;
+  const memo = opts.files;
+  const hostsDir = memo === undefined ? join(acksDir, 'hosts') : resolve(acksDir, 'hosts');
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
       const host = f.slice(0, -'.json'.length);
-      const bytes = readFile(join(acksDir, 'hosts', f), LIMITS.ack, source);
-      const id = collector.add(bytes, source, host);
-      if (opts.bundles !== false && collector.seenIds.get(id) === host) taken.set(host, bytes);
+      const path = join(hostsDir, f);
+      const seen = memo?.recall(path);
+      let id: string;
+      let bytes: () => Buffer;
+      if (seen != null && 'hit' in seen) {
+        const { digest, text } = seen.hit;
+        id = collector.addRecalled(digest, text, source, host);
+        bytes = () => Buffer.from(text, 'utf8');
+      } else {
+        const read = readFile(path, LIMITS.ack, source);
+        id = collector.add(read, source, host);
+        memo?.remember(path, seen ?? null, read, id);
+        bytes = () => read;
+      }
+      if (opts.bundles !== false && collector.seenIds.get(id) === host)
+        taken.set(host, { id, bytes });
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -534,16 +572,53 @@ export function collectTreeAcks(
       collector.rejected.push({ source, host: null, code: e.code, reason: e.detail });
     }
   }
-  if (opts.bundles === false) return { latestFiles };
-  for (const ch of listDir(join(acksDir, 'channels'))) {
+  if (opts.bundles !== false) collectBundles(acksDir, collector, taken, memo);
+  return { latestFiles };
+}
+
+/** A latest-ack file taken in: its digest, and its bytes (kept, or rebuilt from the memo's text). */
+interface TakenFile {
+  id: string;
+  bytes: () => Buffer;
+}
+
+/**
+ * The wave bundles: each read and verified in full unless it repeats the files taken in
+ * (bundleRepeatsTakenFiles), or, with a memo, is a bundle found to repeat them before whose identity is
+ * unchanged while those hosts' files still have the digests they had (then it is not even read).
+ */
+function collectBundles(
+  acksDir: string,
+  collector: AckCollector,
+  taken: ReadonlyMap<string, TakenFile>,
+  memo: AckFileMemo | undefined,
+): void {
+  let takenBytes: Map<string, Buffer> | undefined;
+  const digestOf = (host: string) => taken.get(host)?.id ?? '-';
+  const channelsDir = memo === undefined ? join(acksDir, 'channels') : resolve(acksDir, 'channels');
+  for (const ch of listDir(channelsDir)) {
     if (ch.startsWith('.')) continue;
-    for (const f of listDir(join(acksDir, 'channels', ch))) {
+    for (const f of listDir(join(channelsDir, ch))) {
       if (!/^wave-[0-9]+\.json$/.test(f)) continue;
       const source = `acks/channels/${ch}/${f}`;
+      const path = join(channelsDir, ch, f);
+      const seen = memo?.recallBundle(path);
+      if (seen != null && 'bundle' in seen) {
+        if (seen.bundle.repeats === repeatsDigest(seen.bundle.hosts, digestOf)) {
+          memo!.keepBundle(seen.bundle);
+          continue;
+        }
+      }
       let bundled: BundledAck[];
       try {
-        const bytes = readCappedFile(join(acksDir, 'channels', ch, f), LIMITS.ackBundle, source);
-        if (bundleRepeatsTakenFiles(bytes, taken, source)) continue;
+        const bytes = readCappedFile(path, LIMITS.ackBundle, source);
+        takenBytes ??= new Map([...taken].map(([h, t]) => [h, t.bytes()]));
+        const hosts = repeatedHosts(bytes, takenBytes, source);
+        if (hosts !== null) {
+          const identity = seen != null && 'bundle' in seen ? seen.seen : (seen ?? null);
+          memo?.rememberBundle(path, identity, hosts, repeatsDigest(hosts, digestOf));
+          continue;
+        }
         bundled = readAckBundle(bytes, source);
       } catch (e) {
         if (!isVerificationError(e)) throw e;
@@ -553,7 +628,6 @@ export function collectTreeAcks(
       for (const a of bundled) collector.add(a.canonical, a.source);
     }
   }
-  return { latestFiles };
 }
 
 const BUNDLE_HEAD = Buffer.from('{"acks":[', 'latin1');
@@ -574,26 +648,37 @@ export function bundleRepeatsTakenFiles(
   taken: ReadonlyMap<string, Buffer>,
   source: string,
 ): boolean {
-  if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return false;
+  return repeatedHosts(bundle, taken, source) !== null;
+}
+
+/** The hosts (in bundle order) whose files a bundle repeats, as bundleRepeatsTakenFiles; else null. */
+function repeatedHosts(
+  bundle: Buffer,
+  taken: ReadonlyMap<string, Buffer>,
+  source: string,
+): string[] | null {
+  if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return null;
+  const hosts: string[] = [];
   let at = BUNDLE_HEAD.length;
   if (bundle[at] !== CLOSE_BRACKET)
     for (;;) {
       // The claimed host only picks the file to compare with; equal bytes are what counts.
       const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
       const file = host === null ? undefined : taken.get(host);
-      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return false;
+      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return null;
+      hosts.push(host!);
       at += file.length;
       if (bundle[at] === CLOSE_BRACKET) break;
-      if (bundle[at] !== COMMA) return false;
+      if (bundle[at] !== COMMA) return null;
       at++;
     }
   try {
     // The bundle without its acks: every other field as strictly as readAckBundle takes the whole.
     const rest = Buffer.concat([BUNDLE_HEAD, bundle.subarray(at)]);
-    return readAckBundle(rest, source).length === 0;
+    return readAckBundle(rest, source).length === 0 ? hosts : null;
   } catch (e) {
     if (!isVerificationError(e)) throw e;
-    return false;
+    return null;
   }
 }
 

@@ -20,10 +20,22 @@ export function shortStorePath(path: string | null): string {
   return m ? `${m[1]!.slice(0, 8)}…-${m[2]}` : path;
 }
 
-/** Second-precision ISO time (what acks and documents carry). */
+/**
+ * Second-precision ISO time (what acks and documents carry). Remembered by second: a fleet's latest
+ * acks fall on few distinct seconds, and formatting a Date is ~1.5 us (10,000 hosts per status).
+ */
 export function iso(ms: number): string {
-  return isoTime(ms);
+  const second = Math.floor(ms / 1000);
+  let s = ISO_BY_SECOND.get(second);
+  if (s === undefined) {
+    if (ISO_BY_SECOND.size >= ISO_MEMO_MAX) ISO_BY_SECOND.clear();
+    ISO_BY_SECOND.set(second, (s = isoTime(ms)));
+  }
+  return s;
 }
+const ISO_BY_SECOND = new Map<number, string>();
+/** Bounds the memo (a view of 10,000 hosts with every ack on its own second stays near it). */
+const ISO_MEMO_MAX = 16_384;
 
 /** Left-aligned columns; the last column is not padded (it holds free text). */
 export function table(header: string[], rows: string[][]): string[] {

@@ -25,6 +25,7 @@ import {
   type VerifiedAcks,
 } from './acks.ts';
 import { UnknownSubject } from './subject.ts';
+import type { AckFileMemo } from './ack-file-memo.ts';
 import { channelOfHost, viewScope, type ViewScope } from './scope.ts';
 import {
   loadReleaseAllowingStale,
@@ -151,6 +152,11 @@ export type FleetStateOptions = LoadReleaseOptions & {
   /** With `host`: the cache for that host's scope, given its channel (the store's scopeAcks). */
   ackCacheFor?: (channel: string) => AckCache;
   /**
+   * The latest-ack files read by an earlier run (the store's ackFiles: read-side/ack-file-memo.ts),
+   * asked for after the ack cache was chosen (it lives beside it).
+   */
+  ackFiles?: () => AckFileMemo;
+  /**
    * Ack logs of the control plane boxes (each box's own, or one `cp merge` wrote), read with the tree's
    * acks as their union: a host's latest ack is its newest in any of them.
    */
@@ -198,9 +204,12 @@ export async function loadFleetState(
     opts.manifests,
   );
   const scope = opts.host === undefined ? null : hostScope(release, opts.host);
-  const only = scope === null ? {} : { hosts: scope.hosts, bundles: false };
   const ackCache =
     scope !== null && opts.ackCacheFor ? opts.ackCacheFor(scope.channels[0]!) : opts.ackCache;
+  const only = {
+    ...(scope === null ? {} : { hosts: scope.hosts, bundles: false }),
+    ...(opts.ackFiles ? { files: opts.ackFiles() } : {}),
+  };
   const [logFile, ...replicaLogs] = opts.ackLogs ?? [];
   const acks =
     logFile === undefined

@@ -31,6 +31,7 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
+import { AckFileMemo, formatAckFileEntry, parseAckFileEntry } from './ack-file-memo.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
 const HEADER = 'nixfleet verified-acks v2';
@@ -39,6 +40,8 @@ const HEADER = 'nixfleet verified-acks v2';
 const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
 /** One prefix: bytes, their digest, the trust fingerprint, then the segment file's path as JSON. */
 const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
+/** The latest-ack files read (read-side/ack-file-memo.ts): identity, digest, path, bytes. */
+const FILES_HEADER = 'nixfleet ack-files v1';
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry
@@ -71,31 +74,35 @@ export interface VerifiedAckStore {
    * as AckLogOptions.prefixes). Use after `cache` or scopeAcks() chose the file.
    */
   readonly logPrefixes: LogPrefixMemo;
+  /**
+   * The latest-ack files the last run read, by their identity (beside the ack cache: `<name>[.<part>]
+   * .ack-files`; pass as TreeAckOptions.files). Use after `cache` or scopeAcks() chose the file.
+   */
+  readonly ackFiles: AckFileMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
   save(): void;
 }
 
-/** The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing). */
-export function openVerifiedAckStore(dir: string | null, name: string): VerifiedAckStore {
-  if (dir === null) {
-    const cache = new AckCache();
-    return {
-      cache,
-      scopeAcks: () => cache,
-      documents: new DocumentMemo([]),
-      logPrefixes: new LogPrefixMemo(),
-      save: () => {},
-    };
-  }
+/**
+ * The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing).
+ * `startedAt` (ms): when the run started, before any file was looked at (AckFileMemo's racy rule).
+ */
+export function openVerifiedAckStore(
+  dir: string | null,
+  name: string,
+  startedAt: number = Date.now(),
+): VerifiedAckStore {
+  if (dir === null) return unpersistedStore(startedAt);
   const docsFile = join(dir, `${name}.verified-docs`);
   const documents = readDocumentMemo(dir, docsFile);
   const key = readKey(dir);
-  let acks: { base: string; cache: AckCache; prefixes: LogPrefixMemo | null } | null = null;
+  let acks: ScopeFiles | null = null;
   const open = (base: string) =>
     (acks ??= {
       base,
       cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
       prefixes: null,
+      files: null,
     });
   return {
     get cache() {
@@ -109,32 +116,66 @@ export function openVerifiedAckStore(dir: string | null, name: string): Verified
         readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
       ));
     },
+    get ackFiles() {
+      const a = open(join(dir, name));
+      return (a.files ??= new AckFileMemo(
+        readSealedLines(dir, `${a.base}.ack-files`, FILES_HEADER, key, parseAckFileEntry),
+        startedAt,
+      ));
+    },
     save: () => {
-      const k =
-        acks !== null && (acks.cache.changed || acks.prefixes?.changed) ? makeKey(dir) : null;
-      if (acks !== null && k !== null) {
-        if (acks.cache.changed)
-          saveSealed(
-            dir,
-            `${acks.base}.verified-acks`,
-            HEADER,
-            k,
-            acks.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
-          );
-        if (acks.prefixes?.changed)
-          saveSealed(
-            dir,
-            `${acks.base}.log-prefixes`,
-            PREFIX_HEADER,
-            k,
-            acks.prefixes
-              .used()
-              .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
-          );
-      }
+      if (acks !== null) saveScopeFiles(dir, acks);
       saveDocumentMemo(dir, docsFile, documents);
     },
   };
+}
+
+/** No persistence (`--no-cache`): fresh caches, save does nothing. */
+function unpersistedStore(startedAt: number): VerifiedAckStore {
+  const cache = new AckCache();
+  return {
+    cache,
+    scopeAcks: () => cache,
+    documents: new DocumentMemo([]),
+    logPrefixes: new LogPrefixMemo(),
+    ackFiles: new AckFileMemo([], startedAt),
+    save: () => {},
+  };
+}
+
+/** The sealed files of the scope a view chose (`<base>.*`), each opened on first use. */
+interface ScopeFiles {
+  base: string;
+  cache: AckCache;
+  prefixes: LogPrefixMemo | null;
+  files: AckFileMemo | null;
+}
+
+/** Writes each of the scope's files that changed, sealed with the directory's key (made if needed). */
+function saveScopeFiles(dir: string, s: ScopeFiles): void {
+  if (!s.cache.changed && !s.prefixes?.changed && !s.files?.changed) return;
+  const k = makeKey(dir);
+  if (k === null) return;
+  if (s.cache.changed)
+    saveSealed(
+      dir,
+      `${s.base}.verified-acks`,
+      HEADER,
+      k,
+      s.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
+    );
+  if (s.prefixes?.changed)
+    saveSealed(
+      dir,
+      `${s.base}.log-prefixes`,
+      PREFIX_HEADER,
+      k,
+      s.prefixes
+        .used()
+        .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
+    );
+  if (s.files?.changed)
+    saveSealed(dir, `${s.base}.ack-files`, FILES_HEADER, k, s.files.used().map(formatAckFileEntry));
 }
 
 /**
@@ -162,6 +203,7 @@ function prefixEntry(line: string): VerifiedLogPrefix | null {
     : null;
 }
 
+const LF = 0x0a;
 const macOf = (key: Buffer, text: string) => createHmac('sha256', key).update(text).digest('hex');
 
 /** The directory's key, or null (none yet, or not private). */
@@ -196,19 +238,19 @@ function readSealedLines<T>(
   entry: (line: string) => T | null,
 ): T[] {
   if (key === null || !ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch {
     return [];
   }
-  const macAt = text.lastIndexOf('\nmac ') + 1;
-  if (macAt === 0 || !text.endsWith('\n')) return [];
-  const body = text.slice(0, macAt);
-  const mac = Buffer.from(text.slice(macAt + 4, -1), 'hex');
-  const expected = Buffer.from(macOf(key, body), 'hex');
+  // The MAC over the bytes as read (an ack-files memo is megabytes: no second UTF-8 encoding of it).
+  const macAt = bytes.lastIndexOf('\nmac ') + 1;
+  if (macAt === 0 || bytes.at(-1) !== LF) return [];
+  const mac = Buffer.from(bytes.toString('latin1', macAt + 4, bytes.length - 1), 'hex');
+  const expected = createHmac('sha256', key).update(bytes.subarray(0, macAt)).digest();
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
-  const lines = body.split('\n');
+  const lines = bytes.toString('utf8', 0, macAt).split('\n');
   if (lines[0] !== header) return [];
   const out: T[] = [];
   for (let i = 1; i < lines.length - 1; i++) {

@@ -1,0 +1,218 @@
+// The latest-ack files a view read (and the wave bundles found to repeat them), remembered by what
+// identifies a file's exact bytes without reading them, as git's index does: device, inode, size,
+// modification and change times. A warm `nixfleet status` then costs one stat per file instead of
+// open, fstat, read, close and SHA-256 (docs/architecture.md "Latest-ack files recalled by identity").
+//
+// Why an unchanged identity means unchanged bytes: the endpoint replaces a host's file by a rename (a new
+// inode, and the rename moves the change time); any write, truncate, chmod or utimes moves the change
+// time to the kernel's clock; and the change time cannot be set by a program (utimes sets the
+// modification time only): only root changing the clock or editing the disk below the file system can.
+// A change in the same clock tick as the stat that remembered a file could keep its change time, so a
+// file is remembered only when both its times are clearly older (RACY_MS) than the instant this run
+// started, before any stat (git's "racy" rule): a later change then always gives a newer change time.
+//
+// What it cannot do: it only stands in for reading the bytes. Each recalled file's bytes (kept in the
+// memo with their digest) are taken in as any read bytes are: looked up in the ack cache by their
+// digest, their claims checked against the release, a miss parsed strictly and its signature verified.
+// The memo file is sealed with the cache directory's HMAC key (read-side/verified-cache.ts), so one
+// edited by hand is ignored whole and every file is read.
+import { statSync } from 'node:fs';
+import { sha256Digest } from '../protocol/index.ts';
+
+/**
+ * How much older than the run's start a file's times must be for it to be remembered: a rewrite within
+ * the same clock tick as the stat could keep its change time (the kernel's file times advance by its
+ * coarse clock, milliseconds; 2 s also covers file systems with coarser times and small clock steps).
+ */
+export const RACY_MS = 2000;
+
+/**
+ * One remembered file: its identity (`dev:ino:size:mtimeMs:ctimeMs`, the times with their fraction as
+ * the stat gives them), the digest of its bytes and the bytes as UTF-8.
+ */
+export interface AckFileEntry {
+  path: string;
+  identity: string;
+  digest: string;
+  text: string;
+}
+
+/**
+ * A wave bundle found to repeat latest-ack files byte for byte (read-side/acks.ts
+ * bundleRepeatsTakenFiles): its identity, the hosts whose files it repeats (in its order) and
+ * `repeats`, the digest of those files' digests (repeatsDigest). While its identity is unchanged and
+ * those hosts' files still have those digests, it still repeats exactly them and need not be read.
+ */
+export interface RepeatingBundle {
+  path: string;
+  identity: string;
+  hosts: string[];
+  repeats: string;
+}
+
+/** A file's identity (as recall gives it for remember): null when missing or not a regular file. */
+export type Seen = { identity: string; newestMs: number } | null;
+
+/** The digest `RepeatingBundle.repeats` of `hosts` whose files have the digests `digestOf` gives. */
+export function repeatsDigest(
+  hosts: readonly string[],
+  digestOf: (host: string) => string,
+): string {
+  let text = '';
+  for (const h of hosts) text += `${h} ${digestOf(h)}\n`;
+  return sha256Digest(Buffer.from(text, 'utf8'));
+}
+
+/**
+ * A file's identity now: null when it is missing or not a regular file (then it is read as always).
+ * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
+ * fractions, far finer than the racy margin that makes them sufficient (an inode number above 2^53
+ * loses precision as a number; a file replaced under one still has a newer change time).
+ */
+function identityOf(path: string): Seen {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (st === undefined || !st.isFile()) return null;
+  return {
+    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    newestMs: Math.max(st.mtimeMs, st.ctimeMs),
+  };
+}
+
+/**
+ * The latest-ack files remembered by an earlier run and those this run read (what is saved). `recall`
+ * before reading a file; `remember` after reading one that was not recalled.
+ */
+export class AckFileMemo {
+  private readonly earlier = new Map<string, AckFileEntry>();
+  private readonly now = new Map<string, AckFileEntry>();
+  private readonly earlierBundles = new Map<string, RepeatingBundle>();
+  private readonly nowBundles = new Map<string, RepeatingBundle>();
+  /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
+  private readonly clearlyOlderThan: number;
+  private added = false;
+  /** Files recalled this run instead of read (observability, tests). */
+  hits = 0;
+
+  /** `startedAt` (ms): the run's start, taken before any file is looked at. */
+  constructor(
+    earlier: Iterable<AckFileEntry | RepeatingBundle> = [],
+    startedAt: number = Date.now(),
+  ) {
+    for (const e of earlier)
+      if ('repeats' in e) this.earlierBundles.set(e.path, e);
+      else this.earlier.set(e.path, e);
+    this.clearlyOlderThan = startedAt - RACY_MS;
+  }
+
+  /**
+   * The remembered digest and bytes of `path` when its identity is unchanged; otherwise what
+   * `remember` needs after reading it (null: missing or not a regular file; the read reports it).
+   */
+  recall(path: string): { hit: AckFileEntry } | Seen {
+    const id = identityOf(path);
+    if (id === null) return null;
+    const e = this.earlier.get(path);
+    if (e !== undefined && e.identity === id.identity) {
+      this.now.set(path, e);
+      this.hits++;
+      return { hit: e };
+    }
+    return id;
+  }
+
+  /**
+   * After reading `bytes` from `path` (whose identity `recall` gave before the read): remembered when
+   * clearly older than the run, and only if the bytes survive a round trip through the memo's text
+   * (valid UTF-8, one line). Returns their digest.
+   */
+  remember(path: string, seen: Seen, bytes: Buffer, digest: string = sha256Digest(bytes)): string {
+    if (!this.clearlyOld(seen, path)) return digest;
+    const text = bytes.toString('utf8');
+    if (text.includes('\n') || !Buffer.from(text, 'utf8').equals(bytes)) return digest;
+    this.now.set(path, { path, identity: seen!.identity, digest, text });
+    this.added = true;
+    return digest;
+  }
+
+  /**
+   * The bundle at `path` as remembered, when its identity is unchanged (the caller checks `repeats`
+   * against the files it took in, then keepBundle); otherwise what rememberBundle needs.
+   */
+  recallBundle(path: string): { bundle: RepeatingBundle; seen: Seen } | Seen {
+    const id = identityOf(path);
+    if (id === null) return null;
+    const b = this.earlierBundles.get(path);
+    return b !== undefined && b.identity === id.identity ? { bundle: b, seen: id } : id;
+  }
+
+  /** A recalled bundle that still repeats the files taken in: skipped, and kept. */
+  keepBundle(b: RepeatingBundle): void {
+    this.nowBundles.set(b.path, b);
+    this.hits++;
+  }
+
+  /** After reading a bundle found to repeat `hosts`' files (`repeats`: repeatsDigest of them). */
+  rememberBundle(path: string, seen: Seen, hosts: string[], repeats: string): void {
+    if (!this.clearlyOld(seen, path) || hosts.some((h) => /[\t\n ]/.test(h))) return;
+    this.nowBundles.set(path, { path, identity: seen!.identity, hosts, repeats });
+    this.added = true;
+  }
+
+  /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
+  private clearlyOld(seen: Seen, path: string): boolean {
+    return seen !== null && seen.newestMs < this.clearlyOlderThan && !/[\t\n]/.test(path);
+  }
+
+  /** Whether used() differs from what was read. */
+  get changed(): boolean {
+    return (
+      this.added ||
+      this.now.size !== this.earlier.size ||
+      this.nowBundles.size !== this.earlierBundles.size
+    );
+  }
+
+  /** What this run recalled or remembered: what is saved. */
+  used(): (AckFileEntry | RepeatingBundle)[] {
+    return [...this.now.values(), ...this.nowBundles.values()];
+  }
+}
+
+/**
+ * One memo line: a file's identity, digest, path, then its bytes (text may hold tabs; it is last); a
+ * bundle's: `bundle`, identity, repeats, path, then its hosts separated by spaces.
+ */
+export function formatAckFileEntry(e: AckFileEntry | RepeatingBundle): string {
+  return 'repeats' in e
+    ? `${BUNDLE}\t${e.identity}\t${e.repeats}\t${e.path}\t${e.hosts.join(' ')}`
+    : `${e.identity}\t${e.digest}\t${e.path}\t${e.text}`;
+}
+const BUNDLE = 'bundle';
+
+const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** A memo line back (null: malformed, and then the whole file is not believed). */
+export function parseAckFileEntry(line: string): AckFileEntry | RepeatingBundle | null {
+  if (line.startsWith(`${BUNDLE}\t`)) return parseBundleEntry(line);
+  const a = line.indexOf('\t');
+  const b = line.indexOf('\t', a + 1);
+  const c = line.indexOf('\t', b + 1);
+  if (a < 0 || b < 0 || c < 0) return null;
+  const identity = line.slice(0, a);
+  const digest = line.slice(a + 1, b);
+  if (!IDENTITY.test(identity) || !DIGEST.test(digest)) return null;
+  return { identity, digest, path: line.slice(b + 1, c), text: line.slice(c + 1) };
+}
+
+function parseBundleEntry(line: string): RepeatingBundle | null {
+  const [, identity, repeats, path, hosts, ...rest] = line.split('\t');
+  if (rest.length > 0 || hosts === undefined || !IDENTITY.test(identity!) || !DIGEST.test(repeats!))
+    return null;
+  return {
+    identity: identity!,
+    repeats: repeats!,
+    path: path!,
+    hosts: hosts === '' ? [] : hosts.split(' '),
+  };
+}
