@@ -45,6 +45,12 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
+import {
+  decodeLogPrefixIndex,
+  encodeLogPrefixIndex,
+  type IndexedAck,
+  type LogPrefixIndex,
+} from './log-index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -301,6 +307,34 @@ export class AckCollector {
       fromPrefix: true,
     });
   }
+
+  /**
+   * An ack of a verified log prefix taken from its index (LogPrefixMemo.useIndexes): the signed ack a
+   * full read of those bytes verified, without its signatures. Only the claims are checked again. Its
+   * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
+   */
+  addIndexedLogRecord(record: IndexedAck, source: string): void {
+    if (this.seen.has(record.digest)) return;
+    const host = record.signed.host;
+    this.seen.set(record.digest, host);
+    const ack: SignedAck = { signed: record.signed, signatures: [] };
+    const hostKey = this.claimsHold(ack, source, host);
+    if (hostKey === null) return;
+    this.replayOnly = true;
+    this.pending.push({
+      ack,
+      digest: record.digest,
+      source,
+      host,
+      hostKey,
+      known: true,
+      bytes: null,
+      fromPrefix: true,
+    });
+  }
+
+  /** Some acks came from a log-prefix index: `envelopes` is not the acks' (their signatures are not kept). */
+  replayOnly = false;
 
   /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
   private claimsHold(ack: SignedAck, source: string, host: string): string | null {
@@ -652,14 +686,29 @@ export function trustFingerprint(trust: AckTrust, hosts?: ReadonlySet<string>): 
 /**
  * Verified log prefixes (VerifiedLogPrefix) by segment file: those an earlier read remembered, and those
  * this read proposes once its verdicts are in (settle). Saved: exactly what this read used or verified.
+ *
+ * With useIndexes() (a reader that needs only the signed acks: a trace's replay), each prefix also has
+ * an index (read-side/log-index.ts): the acks a full read of it verified, in a compact form. A remembered
+ * prefix whose digest still matches the bytes and whose index is exactly that prefix's is taken from the
+ * index (its records are not split nor parsed again); settle() builds the index of each prefix it keeps.
  */
 export class LogPrefixMemo {
   private readonly earlier = new Map<string, VerifiedLogPrefix>();
   private readonly now = new Map<string, VerifiedLogPrefix>();
-  private proposed: { entry: VerifiedLogPrefix; source: string }[] = [];
+  private proposed: { entry: VerifiedLogPrefix; source: string; records?: ProposedRecords }[] = [];
   private added = false;
   /** Segments taken in on a remembered prefix by this read (observability, tests). */
   hits = 0;
+  private indexing = false;
+  /** Whether prefixes are read through their indexes (useIndexes). */
+  get readsIndexes(): boolean {
+    return this.indexing;
+  }
+  private readonly earlierIndexes = new Map<string, LogPrefixIndex>();
+  private readonly nowIndexes = new Map<string, LogPrefixIndex>();
+  private indexAdded = false;
+  /** Segments whose remembered prefix was taken from its index by this read (observability, tests). */
+  indexHits = 0;
 
   constructor(earlier: Iterable<VerifiedLogPrefix> = []) {
     for (const e of earlier) this.earlier.set(e.file, e);
@@ -671,14 +720,45 @@ export class LogPrefixMemo {
     return e !== undefined && e.fingerprint === fingerprint ? e : undefined;
   }
 
-  /** A prefix this read verified; kept by settle() unless a record read as `source:<line>` was rejected. */
-  propose(entry: VerifiedLogPrefix, source: string): void {
-    this.proposed.push({ entry, source });
+  /**
+   * Reads prefixes through their indexes (`earlier`: those a previous read saved) and builds the index
+   * of every prefix kept. The history read then carries no envelopes (AckCollector.replayOnly).
+   */
+  useIndexes(earlier: Iterable<LogPrefixIndex>): void {
+    this.indexing = true;
+    for (const i of earlier) this.earlierIndexes.set(i.file, i);
   }
 
-  /** After the collector's result(): keep each proposed prefix none of whose records was rejected. */
-  settle(rejected: readonly AckRejection[]): void {
-    for (const { entry, source } of this.proposed) {
+  /** The index of the remembered prefix `e`, when indexing and one was saved for exactly that prefix. */
+  indexOf(e: VerifiedLogPrefix): LogPrefixIndex | undefined {
+    if (!this.indexing) return undefined;
+    const i = this.earlierIndexes.get(e.file);
+    return i !== undefined &&
+      i.fingerprint === e.fingerprint &&
+      i.bytes === e.bytes &&
+      i.digest === e.digest
+      ? i
+      : undefined;
+  }
+
+  /**
+   * A prefix this read verified; kept by settle() unless a record read as `source:<line>` was rejected.
+   * `records`: the identities of the records it holds (log order) and its line count, for its index.
+   */
+  propose(entry: VerifiedLogPrefix, source: string, records?: ProposedRecords): void {
+    this.proposed.push({ entry, source, ...(records === undefined ? {} : { records }) });
+  }
+
+  /**
+   * After the collector's result(): keep each proposed prefix none of whose records was rejected, and
+   * (indexing) its index, from `ackOf` (the verified ack of an identity, null: not verified).
+   */
+  settle(
+    rejected: readonly AckRejection[],
+    ackOf?: () => (digest: string) => AckRecord | null,
+  ): void {
+    let lookup: ((digest: string) => AckRecord | null) | undefined;
+    for (const { entry, source, records } of this.proposed) {
       const refused = rejected.some(
         (r) => r.source === source || r.source.startsWith(`${source}:`),
       );
@@ -692,6 +772,18 @@ export class LogPrefixMemo {
       )
         this.added = true;
       this.now.set(entry.file, entry);
+      if (!this.indexing || records === undefined || ackOf === undefined) continue;
+      const same = this.indexOf(entry);
+      if (same !== undefined) {
+        this.nowIndexes.set(entry.file, same);
+        continue;
+      }
+      lookup ??= ackOf();
+      const index = buildIndex(entry, records, lookup);
+      if (index !== null) {
+        this.nowIndexes.set(entry.file, index);
+        this.indexAdded = true;
+      }
     }
     this.proposed = [];
   }
@@ -704,12 +796,49 @@ export class LogPrefixMemo {
   used(): VerifiedLogPrefix[] {
     return [...this.now.values()];
   }
+
+  /** Whether usedIndexes() differs from the indexes read. */
+  get indexesChanged(): boolean {
+    return this.indexAdded || this.nowIndexes.size !== this.earlierIndexes.size;
+  }
+
+  /** The indexes of the prefixes this read kept: what to save. */
+  usedIndexes(): LogPrefixIndex[] {
+    return [...this.nowIndexes.values()];
+  }
+}
+
+/** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
+export interface ProposedRecords {
+  digests: string[];
+  lines: number;
+  /** The hosts the read took in (its fingerprint's); undefined: every host of the trust. */
+  hosts: ReadonlySet<string> | undefined;
 }
 
 /**
- * The verified prefix of one segment's bytes to trust (0: none): the remembered one when the bytes
- * still begin with exactly it. `hash` is left holding those bytes, to be extended to what this read
- * verifies.
+ * The index of a kept prefix; null when one of its records has no verified ack of a host the
+ * fingerprint covers (then it is read in full next time, as without an index).
+ */
+function buildIndex(
+  entry: VerifiedLogPrefix,
+  records: ProposedRecords,
+  ackOf: (digest: string) => AckRecord | null,
+): LogPrefixIndex | null {
+  const acks: IndexedAck[] = [];
+  for (const digest of records.digests) {
+    const signed = ackOf(digest);
+    if (signed === null || (records.hosts !== undefined && !records.hosts.has(signed.host)))
+      return null;
+    acks.push({ digest, signed });
+  }
+  return encodeLogPrefixIndex({ ...entry, lines: records.lines }, acks);
+}
+
+/**
+ * The verified prefix of one segment's bytes to trust (none: 0 bytes): the remembered one when the
+ * bytes still begin with exactly it. `hash` is left holding those bytes, to be extended to what this
+ * read verifies. `changed`: a remembered prefix that no longer matches (the hash must start afresh).
  */
 function checkedPrefix(
   memo: LogPrefixMemo,
@@ -717,16 +846,16 @@ function checkedPrefix(
   fingerprint: string,
   bytes: Buffer,
   hash: Hash,
-): number {
+): { bytes: number; entry?: VerifiedLogPrefix; changed?: true } {
   const e = memo.get(file, fingerprint);
-  if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return 0;
+  if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return { bytes: 0 };
   hash.update(bytes.subarray(0, e.bytes));
   if (`sha256:${hash.copy().digest('hex')}` !== e.digest) {
     // Changed, truncated or tampered: nothing of it is believed; start the digest afresh.
-    return -1;
+    return { bytes: 0, changed: true };
   }
   memo.hits++;
-  return e.bytes;
+  return { bytes: e.bytes, entry: e };
 }
 
 export interface AckLogRead {
@@ -821,6 +950,9 @@ export function collectAckLog(
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
+    // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
+    if (p.indexed !== null)
+      for (const a of p.indexed) collector.addIndexedLogRecord(a, `${source}:indexed-prefix`);
     const checked = p.checkedRecords ?? 0;
     p.records.forEach((r, i) => {
       const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
@@ -836,8 +968,18 @@ export function collectAckLog(
           digest: p.digest(),
         },
         source,
+        prefixes.memo.readsIndexes
+          ? {
+              digests: [
+                ...(p.indexed ?? []).map((a) => a.digest),
+                ...p.records.map((r) => r.digest),
+              ],
+              lines: p.validLines,
+              hosts: opts.hosts,
+            }
+          : undefined,
       );
-    records += p.records.length;
+    records += p.records.length + (p.indexed?.length ?? 0);
     tornBytes += p.tornBytes;
   }
   const ends = parsed.map((p, i) => ({
@@ -857,22 +999,34 @@ export function collectAckLog(
 
 /**
  * One segment's records: of `hosts` only (claimedHost; undefined: all), those in a remembered verified
- * prefix first and flagged (checkedRecords). `digest()`: the SHA-256 of its valid bytes, for the prefix
- * this read proposes (the hash of a remembered prefix is extended, not recomputed).
+ * prefix first and flagged (checkedRecords), or, when that prefix has its index (LogPrefixMemo
+ * .useIndexes), its acks from the index (`indexed`) and only the records after it. `digest()`: the
+ * SHA-256 of its valid bytes, for the prefix this read proposes (the hash of a remembered prefix is
+ * extended, not recomputed).
  */
 function parseSegment(
   r: { file: string; bytes: Buffer },
   hosts: ReadonlySet<string> | undefined,
   prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
-): ReturnType<typeof parseAckLog> & { file: string; digest: () => string } {
+): ReturnType<typeof parseAckLog> & {
+  file: string;
+  digest: () => string;
+  indexed: IndexedAck[] | null;
+} {
   const file = resolve(r.file);
   let hash = createHash('sha256');
   let checkedBytes = 0;
+  let indexed: IndexedAck[] | null = null;
+  let indexedLines = 0;
   if (prefixes !== null) {
-    checkedBytes = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
-    if (checkedBytes < 0) {
-      hash = createHash('sha256');
-      checkedBytes = 0;
+    const c = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
+    if (c.changed) hash = createHash('sha256');
+    checkedBytes = c.bytes;
+    const index = c.entry === undefined ? undefined : prefixes.memo.indexOf(c.entry);
+    if (index !== undefined) {
+      indexed = decodeLogPrefixIndex(index);
+      indexedLines = index.lines;
+      if (indexed !== null) prefixes.memo.indexHits++;
     }
   }
   const keep =
@@ -884,11 +1038,16 @@ function parseSegment(
         };
   const parsed = parseAckLog(r.bytes, r.file, {
     ...(keep === undefined ? {} : { keep }),
-    ...(prefixes === null ? {} : { checkedBytes }),
+    // The indexed prefix is not split again: its acks are the index's.
+    ...(indexed !== null
+      ? { start: { byte: checkedBytes, line: indexedLines } }
+      : prefixes === null
+        ? {}
+        : { checkedBytes }),
   });
   const digest = () =>
     `sha256:${hash.update(r.bytes.subarray(checkedBytes, parsed.validBytes)).digest('hex')}`;
-  return { ...parsed, file: r.file, digest };
+  return { ...parsed, file: r.file, digest, indexed };
 }
 
 /**
@@ -913,7 +1072,10 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 }
 
 export interface AckHistory extends VerifiedAcks {
-  /** The signed envelope of each of `acks` (same index). */
+  /**
+   * The signed envelope of each of `acks` (same index); none when the log's verified prefix was read
+   * through its index (LogPrefixMemo.useIndexes: a trace, which replays the signed acks only).
+   */
   envelopes: SignedAck[];
   /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
   digests: string[];
@@ -956,7 +1118,11 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  o.log?.prefixes?.settle(rejected);
+  o.log?.prefixes?.settle(rejected, () => {
+    const byDigest = new Map<string, AckRecord>();
+    collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));
+    return (d) => byDigest.get(d) ?? null;
+  });
   const sources: AckHistory['sources'] = {
     log: o.logFile,
     logRecords: log.records,
@@ -966,7 +1132,9 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
     latestFiles: tree.latestFiles,
   };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
-  return { acks, rejected, envelopes: collector.envelopes, digests: collector.digests, sources };
+  // Acks taken from a log-prefix index carry no signatures: such a history has no envelopes.
+  const envelopes = collector.replayOnly ? [] : collector.envelopes;
+  return { acks, rejected, envelopes, digests: collector.digests, sources };
 }
 
 export interface AckAudit {
