@@ -81,8 +81,9 @@ Options:
   --step SECONDS   re-evaluation interval between acks (default 60)
   --now ISO        verify the tree as of this instant (default: the clock)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
-  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`, and
-                   the log's verified prefix (length + SHA-256): a warm trace checks new records only
+  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`, the
+                   log's verified prefix (length + SHA-256) and an index of its verified acks: a
+                   warm trace hashes the prefix, takes its acks from the index, checks new records only
   --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
   async run(argv) {

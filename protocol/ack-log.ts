@@ -202,9 +202,9 @@ export interface ParseAckLogOptions {
    */
   checkedBytes?: number;
   /**
-   * Start at this byte (a record boundary: what is before it was read before, e.g. a verified prefix
-   * taken from its index), counting lines from `line`. Offsets, `validBytes` and line numbers stay
-   * those of the whole file; `lines` is given for every record returned.
+   * `bytes` are the file's from this byte on (a record boundary; what is before it was read before:
+   * a verified prefix taken from its index), which holds `line` lines. Offsets, `validBytes`,
+   * `validLines` and line numbers are the whole file's; `lines` is given for every record returned.
    */
   start?: { byte: number; line: number };
 }
@@ -233,8 +233,9 @@ export function parseAckLog(
   const checkedBytes = opts.checkedBytes ?? 0;
   let checkedRecords = 0;
   const lines: number[] = [];
+  const base = opts.start?.byte ?? 0;
   let line = opts.start?.line ?? 0;
-  let offset = opts.start?.byte ?? 0;
+  let offset = 0;
   const numbered = keep !== undefined || opts.start !== undefined;
   let badAt = -1;
   let badLine = 0;
@@ -263,7 +264,7 @@ export function parseAckLog(
         badDetail = 'checksum or framing mismatch';
       }
     } else {
-      if (badAt >= 0) throw new AckLogCorrupt(file, badAt, badDetail);
+      if (badAt >= 0) throw new AckLogCorrupt(file, base + badAt, badDetail);
       records.push(rec);
       if (checked) checkedRecords++;
       if (numbered) lines.push(line);
@@ -273,7 +274,7 @@ export function parseAckLog(
   const validBytes = badAt >= 0 ? badAt : bytes.length;
   return {
     records,
-    validBytes,
+    validBytes: base + validBytes,
     tornBytes: bytes.length - validBytes,
     validLines: badAt >= 0 ? badLine : line,
     ...(numbered ? { lines } : {}),

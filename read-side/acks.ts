@@ -6,7 +6,7 @@
 // keeps an AckCache between builds). Several logs (replicas of the ack endpoint) read into one
 // collector are their union: an ack found in more than one is counted once. auditAckLogs checks every
 // host's hash chain across such a union (`nixfleet verify --acks`).
-import { closeSync, openSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -846,7 +846,7 @@ function checkedPrefix(
   fingerprint: string,
   bytes: Buffer,
   hash: Hash,
-): { bytes: number; entry?: VerifiedLogPrefix; changed?: true } {
+): { bytes: number; changed?: true } {
   const e = memo.get(file, fingerprint);
   if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return { bytes: 0 };
   hash.update(bytes.subarray(0, e.bytes));
@@ -855,7 +855,7 @@ function checkedPrefix(
     return { bytes: 0, changed: true };
   }
   memo.hits++;
-  return { bytes: e.bytes, entry: e };
+  return { bytes: e.bytes };
 }
 
 export interface AckLogRead {
@@ -874,17 +874,41 @@ export interface AckLogRead {
   ends?: { file: string; end: number; records: number }[];
 }
 
+/** A segment read as it is stored: its bytes (all, a window's tail, or after an indexed prefix). */
+interface SegmentBytes {
+  file: string;
+  bytes: Buffer;
+  skipped: number;
+  /** `bytes` follow a verified prefix whose acks are its index's (readAfterIndexedPrefix). */
+  indexed?: IndexedPrefix;
+}
+
 /**
  * The bytes to read of each segment, oldest first: all of them (refused above MAX_ACK_LOG_BYTES in
  * all), or the newest `windowBytes` across segments (whole newer segments, the oldest one's tail).
+ * With `prefixes` reading indexes, a segment whose verified prefix has one: only the bytes after it.
  */
 function readSegments(
   segments: AckLogSegment[],
   windowBytes: number | undefined,
-): { file: string; bytes: Buffer; skipped: number }[] {
+  prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
+): SegmentBytes[] {
   if (windowBytes === undefined) {
     let total = 0;
-    return segments.map(({ file }) => {
+    return segments.map(({ file }): SegmentBytes => {
+      const indexed =
+        prefixes?.memo.readsIndexes === true
+          ? readAfterIndexedPrefix(
+              file,
+              prefixes.memo,
+              prefixes.fingerprint,
+              MAX_ACK_LOG_BYTES - total,
+            )
+          : null;
+      if (indexed !== null) {
+        total += indexed.rest.length;
+        return { file, bytes: indexed.rest, skipped: 0, indexed };
+      }
       const bytes = readCappedFile(file, MAX_ACK_LOG_BYTES - total, file);
       total += bytes.length;
       return { file, bytes, skipped: 0 };
@@ -917,14 +941,14 @@ export function collectAckLog(
   const listed = listAckLogSegments(logFile);
   // None listed: read the path itself, so a missing or odd file fails as it always did.
   const segments = listed.length > 0 ? listed : [{ index: 0, file: logFile }];
-  const read = readSegments(segments, opts.windowBytes);
-  const skipped = read.reduce((n, r) => n + r.skipped, 0);
   // A remembered prefix is only for whole segments read from their start (not a window's tail).
   const memo = opts.windowBytes === undefined ? opts.prefixes : undefined;
   const prefixes =
     memo === undefined
       ? null
       : { memo, fingerprint: trustFingerprint(collector.trust, opts.hosts) };
+  const read = readSegments(segments, opts.windowBytes, prefixes);
+  const skipped = read.reduce((n, r) => n + r.skipped, 0);
   let parsed;
   try {
     parsed = read.map((r) => parseSegment(r, opts.hosts, prefixes));
@@ -997,15 +1021,70 @@ export function collectAckLog(
   };
 }
 
+/** A verified prefix taken from its index, and the bytes of the segment after it. */
+interface IndexedPrefix {
+  entry: VerifiedLogPrefix;
+  index: LogPrefixIndex;
+  acks: IndexedAck[];
+  /** The SHA-256 of the prefix, to be extended to what this read verifies. */
+  hash: Hash;
+  rest: Buffer;
+}
+
+/** Bytes hashed at a time: the prefix is never held whole (at 100,000 hosts it is ~770 MB). */
+const HASH_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * The remembered verified prefix of segment `file` when it has an index (LogPrefixMemo.indexOf) and
+ * the file still begins with exactly that prefix: its SHA-256 is computed reading the prefix in chunks
+ * (its records are neither kept nor split: the index holds their acks), then only the bytes after it
+ * are read, at most `maxBytes`. null: no index applies (the segment is read whole, as without one).
+ */
+function readAfterIndexedPrefix(
+  file: string,
+  memo: LogPrefixMemo,
+  fingerprint: string,
+  maxBytes: number,
+): IndexedPrefix | null {
+  const entry = memo.get(resolve(file), fingerprint);
+  const index = entry === undefined ? undefined : memo.indexOf(entry);
+  if (entry === undefined || index === undefined || entry.bytes === 0) return null;
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size < entry.bytes) return null;
+    if (st.size - entry.bytes > maxBytes)
+      throw new TooLarge(file, `${st.size - entry.bytes} bytes exceeds the limit of ${maxBytes}`);
+    const hash = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(Math.min(entry.bytes, HASH_CHUNK));
+    for (let at = 0; at < entry.bytes;) {
+      const n = readInto(fd, chunk.subarray(0, Math.min(chunk.length, entry.bytes - at)), at);
+      if (n === 0) return null;
+      hash.update(chunk.subarray(0, n));
+      at += n;
+    }
+    // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
+    if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
+    const acks = decodeLogPrefixIndex(index);
+    if (acks === null) return null;
+    const rest = Buffer.allocUnsafe(st.size - entry.bytes);
+    const n = readInto(fd, rest, entry.bytes);
+    memo.hits++;
+    memo.indexHits++;
+    return { entry, index, acks, hash, rest: rest.subarray(0, n) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * One segment's records: of `hosts` only (claimedHost; undefined: all), those in a remembered verified
- * prefix first and flagged (checkedRecords), or, when that prefix has its index (LogPrefixMemo
- * .useIndexes), its acks from the index (`indexed`) and only the records after it. `digest()`: the
- * SHA-256 of its valid bytes, for the prefix this read proposes (the hash of a remembered prefix is
- * extended, not recomputed).
+ * prefix first and flagged (checkedRecords); after an indexed prefix (`r.indexed`), the records after
+ * it, and the index's acks as `indexed`. `digest()`: the SHA-256 of its valid bytes, for the prefix this
+ * read proposes (the hash of a remembered prefix is extended, not recomputed).
  */
 function parseSegment(
-  r: { file: string; bytes: Buffer },
+  r: SegmentBytes,
   hosts: ReadonlySet<string> | undefined,
   prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
 ): ReturnType<typeof parseAckLog> & {
@@ -1013,22 +1092,6 @@ function parseSegment(
   digest: () => string;
   indexed: IndexedAck[] | null;
 } {
-  const file = resolve(r.file);
-  let hash = createHash('sha256');
-  let checkedBytes = 0;
-  let indexed: IndexedAck[] | null = null;
-  let indexedLines = 0;
-  if (prefixes !== null) {
-    const c = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
-    if (c.changed) hash = createHash('sha256');
-    checkedBytes = c.bytes;
-    const index = c.entry === undefined ? undefined : prefixes.memo.indexOf(c.entry);
-    if (index !== undefined) {
-      indexed = decodeLogPrefixIndex(index);
-      indexedLines = index.lines;
-      if (indexed !== null) prefixes.memo.indexHits++;
-    }
-  }
   const keep =
     hosts === undefined
       ? undefined
@@ -1036,18 +1099,31 @@ function parseSegment(
           const host = claimedHost(body);
           return host === null || hosts.has(host);
         };
+  if (r.indexed !== undefined) {
+    const { entry, index, acks, hash } = r.indexed;
+    const parsed = parseAckLog(r.bytes, r.file, {
+      ...(keep === undefined ? {} : { keep }),
+      start: { byte: entry.bytes, line: index.lines },
+    });
+    const digest = () =>
+      `sha256:${hash.update(r.bytes.subarray(0, parsed.validBytes - entry.bytes)).digest('hex')}`;
+    return { ...parsed, file: r.file, digest, indexed: acks };
+  }
+  const file = resolve(r.file);
+  let hash = createHash('sha256');
+  let checkedBytes = 0;
+  if (prefixes !== null) {
+    const c = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
+    if (c.changed) hash = createHash('sha256');
+    checkedBytes = c.bytes;
+  }
   const parsed = parseAckLog(r.bytes, r.file, {
     ...(keep === undefined ? {} : { keep }),
-    // The indexed prefix is not split again: its acks are the index's.
-    ...(indexed !== null
-      ? { start: { byte: checkedBytes, line: indexedLines } }
-      : prefixes === null
-        ? {}
-        : { checkedBytes }),
+    ...(prefixes === null ? {} : { checkedBytes }),
   });
   const digest = () =>
     `sha256:${hash.update(r.bytes.subarray(checkedBytes, parsed.validBytes)).digest('hex')}`;
-  return { ...parsed, file: r.file, digest, indexed };
+  return { ...parsed, file: r.file, digest, indexed: null };
 }
 
 /**

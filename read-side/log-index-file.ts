@@ -49,8 +49,8 @@ function indexFromLine(line: string): LogPrefixIndex | null {
     x.shapes.every((s) => Array.isArray(s) && s.every((k) => typeof k === 'string')) &&
     Array.isArray(x.digests) &&
     x.digests.every((d) => typeof d === 'string') &&
-    Array.isArray(x.records) &&
-    x.records.every(Number.isSafeInteger)
+    // Each position is checked as it is decoded (decodeLogPrefixIndex).
+    Array.isArray(x.records)
     ? (x as LogPrefixIndex)
     : null;
 }

@@ -98,7 +98,7 @@ export function decodeLogPrefixIndex(index: LogPrefixIndex): IndexedAck[] | null
         const d = digests[-i - 1];
         if (d === undefined || -i - 1 >= n) return null;
         signed[k] = d;
-      } else if (i < values.length) signed[k] = values[i];
+      } else if (i < values.length && Number.isInteger(i)) signed[k] = values[i];
       else return null;
     }
     out.push({ digest: digests[n]!, signed: signed as unknown as AckRecord });
