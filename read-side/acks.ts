@@ -229,7 +229,7 @@ export class AckCollector {
   readonly acks: AckRecord[] = [];
   /** The identity of each of `acks` (same index): for a log record, its chain digest. */
   readonly digests: string[] = [];
-  /** The signed envelope of each of `acks` (same index): what an evidence bundle carries. */
+  /** The signed envelope of each of `acks` (same index; not with `replayOnly`): what an evidence bundle carries. */
   readonly envelopes: SignedAck[] = [];
   readonly rejected: AckRejection[] = [];
 
@@ -321,6 +321,12 @@ export class AckCollector {
     const hostKey = this.claimsHold(ack, source, host);
     if (hostKey === null) return;
     this.replayOnly = true;
+    // Nothing waits for the batch before it: it is verified already, so it is taken in order now.
+    if (this.pending.length === 0) {
+      this.acks.push(record.signed);
+      this.digests.push(record.digest);
+      return;
+    }
     this.pending.push({
       ack,
       digest: record.digest,
@@ -333,7 +339,10 @@ export class AckCollector {
     });
   }
 
-  /** Some acks came from a log-prefix index: `envelopes` is not the acks' (their signatures are not kept). */
+  /**
+   * Some acks came from a log-prefix index: `envelopes` no longer matches `acks` (the index keeps no
+   * signatures); readAckHistory then gives none.
+   */
   replayOnly = false;
 
   /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
@@ -425,7 +434,7 @@ export class AckCollector {
       if (outcome === true) {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
-        this.envelopes.push(p.ack);
+        if (!this.replayOnly) this.envelopes.push(p.ack);
       } else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
