@@ -15,6 +15,12 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
   /** ms; default: the first and last ack times (the end is extended by the longest soak). */
   from?: number;
   until?: number;
+  /**
+   * ms: the instant the history was read at. The default period then never extends past it (from:
+   * the first ack or `now`, whichever is earlier; until: at most `now`), and an empty history is
+   * traced at `now`.
+   */
+  now?: number;
   /** Re-evaluate at least this often between acks (seconds, default 60). */
   stepSeconds?: number;
   /**
@@ -94,13 +100,18 @@ export function trace(input: TraceInput): Trace {
   const sorted = input.history
     .map((a) => ({ a, t: parseAckTime(a.time) }))
     .sort((x, y) => x.t - y.t);
-  const first = sorted[0]?.t ?? 0;
-  const last = sorted[sorted.length - 1]?.t ?? 0;
+  const first = sorted[0]?.t ?? input.now ?? 0;
+  const last = sorted[sorted.length - 1]?.t ?? input.now ?? 0;
   let maxSoak = 0;
   for (const p of Object.values(input.plans))
     for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
-  const from = input.from ?? first;
-  const until = input.until ?? last + maxSoak * 1000;
+  const now = input.now;
+  const from = input.from ?? (now === undefined ? first : Math.min(first, now));
+  const until =
+    input.until ??
+    (now === undefined
+      ? last + maxSoak * 1000
+      : Math.max(from, Math.min(now, last + maxSoak * 1000)));
   const step = (input.stepSeconds ?? 60) * 1000;
 
   // Evaluation instants: every ack time, plus regular steps.
