@@ -229,7 +229,7 @@ export class AckCollector {
   readonly acks: AckRecord[] = [];
   /** The identity of each of `acks` (same index): for a log record, its chain digest. */
   readonly digests: string[] = [];
-  /** The signed envelope of each of `acks` (same index; not with `replayOnly`): what an evidence bundle carries. */
+  /** The signed envelope of each of `acks` (same index): what an evidence bundle carries. */
   readonly envelopes: SignedAck[] = [];
   readonly rejected: AckRejection[] = [];
 
@@ -434,7 +434,7 @@ export class AckCollector {
       if (outcome === true) {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
-        if (!this.replayOnly) this.envelopes.push(p.ack);
+        this.envelopes.push(p.ack);
       } else this.reject(p.source, p.host, outcome.code, outcome.detail);
     });
     return { acks: this.acks, rejected: this.rejected };
