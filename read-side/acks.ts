@@ -788,7 +788,7 @@ export class LogPrefixMemo {
         continue;
       }
       lookup ??= ackOf();
-      const index = buildIndex(entry, records, lookup);
+      const index = buildIndex(entry, records, lookup, this.earlierIndexes.get(entry.file));
       if (index !== null) {
         this.nowIndexes.set(entry.file, index);
         this.indexAdded = true;
@@ -833,15 +833,25 @@ function buildIndex(
   entry: VerifiedLogPrefix,
   records: ProposedRecords,
   ackOf: (digest: string) => AckRecord | null,
+  earlier: LogPrefixIndex | undefined,
 ): LogPrefixIndex | null {
+  // The index this read took the prefix from, when the new prefix extends it: only the records
+  // after it are encoded.
+  const base =
+    earlier !== undefined &&
+    earlier.fingerprint === entry.fingerprint &&
+    earlier.digests.length <= records.digests.length &&
+    earlier.digests.every((d, i) => d === records.digests[i])
+      ? earlier
+      : undefined;
   const acks: IndexedAck[] = [];
-  for (const digest of records.digests) {
+  for (const digest of records.digests.slice(base?.digests.length ?? 0)) {
     const signed = ackOf(digest);
     if (signed === null || (records.hosts !== undefined && !records.hosts.has(signed.host)))
       return null;
     acks.push({ digest, signed });
   }
-  return encodeLogPrefixIndex({ ...entry, lines: records.lines }, acks);
+  return encodeLogPrefixIndex({ ...entry, lines: records.lines }, acks, base);
 }
 
 /**

@@ -44,13 +44,24 @@ export interface IndexedAck {
 export function encodeLogPrefixIndex(
   of: Omit<LogPrefixIndex, 'values' | 'shapes' | 'digests' | 'records'>,
   acks: readonly IndexedAck[],
+  base?: LogPrefixIndex,
 ): LogPrefixIndex {
-  const values: unknown[] = [];
+  // `base`: the index of the records before `acks` (a prefix this one extends): kept as it is, so a
+  // log that grew by a few records costs their encoding, not the whole prefix's again.
+  const values: unknown[] = base === undefined ? [] : [...base.values];
   const primitive = new Map<unknown, number>();
   const composite = new Map<string, number>();
+  const keyOf = (v: object) =>
+    // Most acks carry no probes: an empty list is one key without serialising it.
+    Array.isArray(v) && v.length === 0 ? '[]' : JSON.stringify(v);
+  values.forEach((v, i) => {
+    if (v !== null && typeof v === 'object') {
+      if (!composite.has(keyOf(v))) composite.set(keyOf(v), i);
+    } else if (!primitive.has(v)) primitive.set(v, i);
+  });
   const valueAt = (v: unknown): number => {
     if (v !== null && typeof v === 'object') {
-      const k = JSON.stringify(v);
+      const k = keyOf(v);
       let i = composite.get(k);
       if (i === undefined) composite.set(k, (i = values.push(v) - 1));
       return i;
@@ -59,15 +70,26 @@ export function encodeLogPrefixIndex(
     if (i === undefined) primitive.set(v, (i = values.push(v) - 1));
     return i;
   };
-  const shapes: string[][] = [];
-  const shapeAt = new Map<string, number>();
+  const shapes: string[][] = base === undefined ? [] : [...base.shapes];
+  const shapeAt = new Map<string, number>(shapes.map((keys, i) => [keys.join('\n'), i]));
+  const digests = base === undefined ? [] : [...base.digests];
   const recordOf = new Map<string, number>();
-  const records: number[] = [];
-  acks.forEach(({ digest, signed }, n) => {
+  digests.forEach((d, n) => {
+    if (!recordOf.has(d)) recordOf.set(d, n);
+  });
+  const records: number[] = base === undefined ? [] : [...base.records];
+  let last: { keys: string[]; s: number } | null = null;
+  for (const { digest, signed } of acks) {
+    const n = digests.push(digest) - 1;
     const keys = Object.keys(signed);
-    const sk = keys.join('\n');
-    let s = shapeAt.get(sk);
-    if (s === undefined) shapeAt.set(sk, (s = shapes.push(keys) - 1));
+    // Acks of one log share one key list or a few: compare with the last one before joining.
+    let s: number | undefined = last !== null && sameKeys(keys, last.keys) ? last.s : undefined;
+    if (s === undefined) {
+      const sk = keys.join('\n');
+      s = shapeAt.get(sk);
+      if (s === undefined) shapeAt.set(sk, (s = shapes.push(keys) - 1));
+      last = { keys, s };
+    }
     records.push(s);
     for (const k of keys) {
       const v = (signed as unknown as Record<string, unknown>)[k];
@@ -75,8 +97,14 @@ export function encodeLogPrefixIndex(
       records.push(chained === undefined ? valueAt(v) : -(chained + 1));
     }
     if (!recordOf.has(digest)) recordOf.set(digest, n);
-  });
-  return { ...of, values, shapes, digests: acks.map((a) => a.digest), records };
+  }
+  return { ...of, values, shapes, digests, records };
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

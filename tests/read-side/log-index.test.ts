@@ -139,6 +139,14 @@ test('a warm read takes the verified prefix from its index; new records after it
   sameHistory(after, read(), 'grown');
   assert.is(after.acks.length, full.acks.length + 1);
   assert.is(grown.usedIndexes()[0]!.digests.length, index!.digests.length + 1);
+  const rebuilt = new LogPrefixMemo();
+  rebuilt.useIndexes([]);
+  read(rebuilt);
+  assert.equal(
+    JSON.stringify(decodeLogPrefixIndex(grown.usedIndexes()[0]!)),
+    JSON.stringify(decodeLogPrefixIndex(rebuilt.usedIndexes()[0]!)),
+    'the index extended by the new record decodes as one built from the whole log',
+  );
   const again = indexed(grown);
   sameHistory(read(again), after, 'from the grown index');
   assert.is(again.indexHits, 1);
