@@ -6,7 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { parseAckLog } from '../../protocol/ack-log.ts';
@@ -22,6 +22,7 @@ import {
   chainedRollout,
   cleanupTempDirs,
   postAcks,
+  run,
   traceHost,
   type Fixture,
 } from './fixture.ts';
@@ -208,6 +209,18 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   const indexFile = join(cache, 'trace.ch-1.log-index');
   const sealed = readFileSync(indexFile, 'utf8');
   assert.equal(await traceHost(fx, e!, cache), full, 'warm, from the index: the same trace');
+  // A channel's trace (every ack instant, every host of it) reads through its own index alike.
+  const channel = (cacheArgs: string[]) =>
+    run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--acks-log', fx.logFile],
+      ...['--now', new Date(NOW).toISOString(), '--channel', 'ch-1', '--json', ...cacheArgs],
+    ).then((r) => (assert.is(r.code, 0, r.err), JSON.parse(r.out) as unknown));
+  const channelFull = await channel(['--no-cache']);
+  const channelDir = join(fx.dir, 'channel-cache');
+  assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, cold');
+  assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, from the index');
+  assert.ok(existsSync(join(channelDir, 'trace.ch-1.log-index')));
 
   // The index is what a warm trace reads: one sealed with the directory key but saying otherwise is
   // believed (the premise of the checks below: the key is what protects it).
