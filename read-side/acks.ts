@@ -993,35 +993,8 @@ export function collectAckLog(
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
-    // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
-    if (p.indexed !== null)
-      for (const a of p.indexed) collector.addIndexedLogRecord(a, `${source}:indexed-prefix`);
-    const checked = p.checkedRecords ?? 0;
-    p.records.forEach((r, i) => {
-      const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
-      if (i < checked) collector.addVerifiedLogRecord(r, at);
-      else collector.addLogRecord(r, at);
-    });
-    if (prefixes !== null && p.validBytes > 0)
-      prefixes.memo.propose(
-        {
-          file: resolve(p.file),
-          fingerprint: prefixes.fingerprint,
-          bytes: p.validBytes,
-          digest: p.digest(),
-        },
-        source,
-        prefixes.memo.readsIndexes
-          ? {
-              digests: [
-                ...(p.indexed ?? []).map((a) => a.digest),
-                ...p.records.map((r) => r.digest),
-              ],
-              lines: p.validLines,
-              hosts: opts.hosts,
-            }
-          : undefined,
-      );
+    takeSegment(p, source, collector);
+    if (prefixes !== null && p.validBytes > 0) proposePrefix(p, source, prefixes, opts.hosts);
     records += p.records.length + (p.indexed?.length ?? 0);
     tornBytes += p.tornBytes;
   }
@@ -1038,6 +1011,46 @@ export function collectAckLog(
     corrupt: false,
     ...(opts.ends ? { ends } : {}),
   };
+}
+
+type ParsedSegment = ReturnType<typeof parseSegment>;
+
+/** A segment's acks into the collector: its indexed prefix's, then its records, each named `source:<line>`. */
+function takeSegment(p: ParsedSegment, source: string, collector: AckCollector): void {
+  // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
+  if (p.indexed !== null)
+    for (const a of p.indexed) collector.addIndexedLogRecord(a, `${source}:indexed-prefix`);
+  const checked = p.checkedRecords ?? 0;
+  p.records.forEach((r, i) => {
+    const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
+    if (i < checked) collector.addVerifiedLogRecord(r, at);
+    else collector.addLogRecord(r, at);
+  });
+}
+
+/** Proposes what this read verified of a segment (and, reading indexes, what its index holds). */
+function proposePrefix(
+  p: ParsedSegment,
+  source: string,
+  prefixes: { memo: LogPrefixMemo; fingerprint: string },
+  hosts: ReadonlySet<string> | undefined,
+): void {
+  prefixes.memo.propose(
+    {
+      file: resolve(p.file),
+      fingerprint: prefixes.fingerprint,
+      bytes: p.validBytes,
+      digest: p.digest(),
+    },
+    source,
+    prefixes.memo.readsIndexes
+      ? {
+          digests: [...(p.indexed ?? []).map((a) => a.digest), ...p.records.map((r) => r.digest)],
+          lines: p.validLines,
+          hosts,
+        }
+      : undefined,
+  );
 }
 
 /** A verified prefix taken from its index, and the bytes of the segment after it. */
