@@ -6,10 +6,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString } from '../../protocol/canonical.ts';
-import { parseAckLog } from '../../protocol/ack-log.ts';
+import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
 import { decodeLogPrefixIndex, encodeLogPrefixIndex } from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
@@ -259,6 +259,48 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   const bytes = readFileSync(fx.logFile);
   truncateSync(fx.logFile, bytes.indexOf(0x0a, bytes.length >> 1) + 1);
   assert.equal(await traceHost(fx, e!, cache), await traceHost(fx, e!, null), 'truncated');
+});
+
+test('a segmented log: one index per segment; a tampered middle segment is read in full', async () => {
+  const fx = rollout();
+  const [e] = fx.wave('ch-1', 0);
+  // The fixture's log as three segments of the control plane directory's log, as the endpoint rolls them.
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+  const logDir = join(fx.tree, '.ack-log');
+  mkdirSync(logDir);
+  const third = Math.ceil(lines.length / 3);
+  const segments = [0, 1, 2].map((i) => join(logDir, ackSegmentName(i)));
+  segments.forEach((file, i) =>
+    writeFileSync(
+      file,
+      lines
+        .slice(i * third, (i + 1) * third)
+        .map((l) => `${l}\n`)
+        .join(''),
+    ),
+  );
+  const trace = (cacheArgs: string[]) =>
+    run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--now', new Date(NOW).toISOString()],
+      ...['--host', e!, '--json', ...cacheArgs],
+    ).then((r) => (assert.is(r.code, 0, r.err), JSON.parse(r.out) as { history: unknown }));
+  const full = await trace(['--no-cache']);
+  const cache = join(fx.dir, 'cache');
+  assert.equal(await trace(['--cache-dir', cache]), full, 'cold');
+  const indexes = readFileSync(join(cache, 'trace.ch-1.log-index'), 'utf8').split('\n');
+  assert.is(indexes.length, 1 + 3 + 2, 'header, one index per segment, MAC, end');
+  assert.equal(await trace(['--cache-dir', cache]), full, 'warm, from the indexes');
+  // The middle segment rewritten (a record's time changed, its frame digest matching): refused.
+  const middle = segments[1]!;
+  const text = readFileSync(middle, 'utf8').split('\n');
+  const i = text.findIndex((l) => l.includes('"kind":"heartbeat"'));
+  const forged = text[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+  text[i] = `sha256:${createHash256(forged)}\t${forged}`;
+  writeFileSync(middle, text.join('\n'));
+  const tampered = await trace(['--cache-dir', cache]);
+  assert.equal(tampered, await trace(['--no-cache']), 'as without a cache');
+  assert.ok(JSON.stringify(tampered.history).includes('BadSignature'));
 });
 
 test.run();
