@@ -30,6 +30,7 @@ import {
   traceScope,
   type TraceSubject,
   type VerifiedRelease,
+  useLogPrefixIndexes,
 } from '../read-side/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined =>
@@ -80,8 +81,9 @@ Options:
   --step SECONDS   re-evaluation interval between acks (default 60)
   --now ISO        verify the tree as of this instant (default: the clock)
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
-  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`, and
-                   the log's verified prefix (length + SHA-256): a warm trace checks new records only
+  --cache-dir DIR  verified acks remembered by digest and host key, as for \`nixfleet status\`, the
+                   log's verified prefix (length + SHA-256) and an index of its verified acks: a
+                   warm trace hashes the prefix, takes its acks from the index, checks new records only
   --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
   async run(argv) {
@@ -124,10 +126,8 @@ Options:
     try {
       // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
       const manifests = 'host' in subject ? [subject.host] : [];
-      const store = openVerifiedAckStore(
-        values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir()),
-        'trace',
-      );
+      const cacheDir = values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir());
+      const store = openVerifiedAckStore(cacheDir, 'trace');
       const { release, stale } = releaseForOperator(
         await loadReleaseAllowingStale(tree, pinned, {
           now,
@@ -137,8 +137,17 @@ Options:
         }),
         manifests,
       );
-      const { scope, history } = scopedHistory(tree, release, subject, store, log, replicaLogs);
+      const { scope, history, indexes } = scopedHistory(
+        tree,
+        release,
+        subject,
+        cacheDir,
+        store,
+        log,
+        replicaLogs,
+      );
       store.save();
+      indexes.save();
       const report = traceReport(release, history, subject, {
         now,
         from,
@@ -159,19 +168,22 @@ Options:
 };
 /**
  * Only the acks the subject's gates read (its channel's, its gating channels', its budgets' members'),
- * with one ack cache and one set of log prefixes per scope (its channel), so that traces of different
- * channels do not evict each other's.
+ * with one ack cache, one set of log prefixes and their indexes per scope (its channel), so that traces
+ * of different channels do not evict each other's. A trace replays signed acks only, so the log's
+ * verified prefix is read through its index (read-side/log-index.ts) when one was saved for it.
  */
 function scopedHistory(
   tree: string,
   release: VerifiedRelease,
   subject: TraceSubject,
+  cacheDir: string | null,
   store: ReturnType<typeof openVerifiedAckStore>,
   log: string | undefined,
   replicaLogs: string[],
 ) {
   const scope = traceScope(release, subject);
   const cache = store.scopeAcks(scope.channels[0]!);
+  const indexes = useLogPrefixIndexes(cacheDir, 'trace', scope.channels[0]!, store.logPrefixes);
   const history = loadAckHistory(
     tree,
     release,
@@ -181,7 +193,7 @@ function scopedHistory(
     scope.hosts,
     store.logPrefixes,
   );
-  return { scope, history };
+  return { scope, history, indexes };
 }
 
 export default command;

@@ -181,10 +181,12 @@ export interface ParsedLog {
   validBytes: number;
   /** Bytes after them: a torn tail (0 when the file ended cleanly). */
   tornBytes: number;
-  /** With `keep`: the 1-based line of each of `records` (lines not kept are skipped). */
+  /** With `keep` or `start`: the 1-based line of each of `records` (lines not kept are skipped). */
   lines?: number[];
   /** With `checkedBytes`: how many of `records` (the first ones) lie in those bytes. */
   checkedRecords?: number;
+  /** Lines (records, kept or not) in `validBytes`: where a read of the bytes after them counts from. */
+  validLines: number;
 }
 
 export interface ParseAckLogOptions {
@@ -199,6 +201,12 @@ export interface ParseAckLogOptions {
    * their digests are taken from the frame, not recomputed. Must end at a record boundary.
    */
   checkedBytes?: number;
+  /**
+   * `bytes` are the file's from this byte on (a record boundary; what is before it was read before:
+   * a verified prefix taken from its index), which holds `line` lines. Offsets, `validBytes`,
+   * `validLines` and line numbers are the whole file's; `lines` is given for every record returned.
+   */
+  start?: { byte: number; line: number };
 }
 
 const TAB = 0x09;
@@ -225,15 +233,19 @@ export function parseAckLog(
   const checkedBytes = opts.checkedBytes ?? 0;
   let checkedRecords = 0;
   const lines: number[] = [];
-  let line = 0;
+  const base = opts.start?.byte ?? 0;
+  let line = opts.start?.line ?? 0;
   let offset = 0;
+  const numbered = keep !== undefined || opts.start !== undefined;
   let badAt = -1;
+  let badLine = 0;
   let badDetail = '';
   while (offset < bytes.length) {
     const end = bytes.indexOf(LF, offset);
     if (end < 0) {
       if (badAt < 0) {
         badAt = offset;
+        badLine = line;
         badDetail = 'record without its final newline';
       }
       break;
@@ -248,22 +260,24 @@ export function parseAckLog(
     if (rec === null) {
       if (badAt < 0) {
         badAt = offset;
+        badLine = line - 1;
         badDetail = 'checksum or framing mismatch';
       }
     } else {
-      if (badAt >= 0) throw new AckLogCorrupt(file, badAt, badDetail);
+      if (badAt >= 0) throw new AckLogCorrupt(file, base + badAt, badDetail);
       records.push(rec);
       if (checked) checkedRecords++;
-      if (keep !== undefined) lines.push(line);
+      if (numbered) lines.push(line);
     }
     offset = end + 1;
   }
   const validBytes = badAt >= 0 ? badAt : bytes.length;
   return {
     records,
-    validBytes,
+    validBytes: base + validBytes,
     tornBytes: bytes.length - validBytes,
-    ...(keep === undefined ? {} : { lines }),
+    validLines: badAt >= 0 ? badLine : line,
+    ...(numbered ? { lines } : {}),
     ...(opts.checkedBytes === undefined ? {} : { checkedRecords }),
   };
 }

@@ -6,7 +6,7 @@
 // keeps an AckCache between builds). Several logs (replicas of the ack endpoint) read into one
 // collector are their union: an ack found in more than one is counted once. auditAckLogs checks every
 // host's hash chain across such a union (`nixfleet verify --acks`).
-import { closeSync, openSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, statSync } from 'node:fs';
 import { createHash, type Hash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
@@ -46,6 +46,12 @@ import {
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
 import { repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
+import {
+  decodeLogPrefixIndex,
+  encodeLogPrefixIndex,
+  type IndexedAck,
+  type LogPrefixIndex,
+} from './log-index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -318,6 +324,43 @@ export class AckCollector {
       fromPrefix: true,
     });
   }
+
+  /**
+   * An ack of a verified log prefix taken from its index (LogPrefixMemo.useIndexes): the signed ack a
+   * full read of those bytes verified, without its signatures. Only the claims are checked again. Its
+   * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
+   */
+  addIndexedLogRecord(record: IndexedAck, source: string): void {
+    if (this.seen.has(record.digest)) return;
+    const host = record.signed.host;
+    this.seen.set(record.digest, host);
+    const ack: SignedAck = { signed: record.signed, signatures: [] };
+    const hostKey = this.claimsHold(ack, source, host);
+    if (hostKey === null) return;
+    this.replayOnly = true;
+    // Nothing waits for the batch before it: it is verified already, so it is taken in order now.
+    if (this.pending.length === 0) {
+      this.acks.push(record.signed);
+      this.digests.push(record.digest);
+      return;
+    }
+    this.pending.push({
+      ack,
+      digest: record.digest,
+      source,
+      host,
+      hostKey,
+      known: true,
+      bytes: null,
+      fromPrefix: true,
+    });
+  }
+
+  /**
+   * Some acks came from a log-prefix index: `envelopes` no longer matches `acks` (the index keeps no
+   * signatures); readAckHistory then gives none.
+   */
+  replayOnly = false;
 
   /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
   private claimsHold(ack: SignedAck, source: string, host: string): string | null {
@@ -737,14 +780,29 @@ export function trustFingerprint(trust: AckTrust, hosts?: ReadonlySet<string>): 
 /**
  * Verified log prefixes (VerifiedLogPrefix) by segment file: those an earlier read remembered, and those
  * this read proposes once its verdicts are in (settle). Saved: exactly what this read used or verified.
+ *
+ * With useIndexes() (a reader that needs only the signed acks: a trace's replay), each prefix also has
+ * an index (read-side/log-index.ts): the acks a full read of it verified, in a compact form. A remembered
+ * prefix whose digest still matches the bytes and whose index is exactly that prefix's is taken from the
+ * index (its records are not split nor parsed again); settle() builds the index of each prefix it keeps.
  */
 export class LogPrefixMemo {
   private readonly earlier = new Map<string, VerifiedLogPrefix>();
   private readonly now = new Map<string, VerifiedLogPrefix>();
-  private proposed: { entry: VerifiedLogPrefix; source: string }[] = [];
+  private proposed: { entry: VerifiedLogPrefix; source: string; records?: ProposedRecords }[] = [];
   private added = false;
   /** Segments taken in on a remembered prefix by this read (observability, tests). */
   hits = 0;
+  private indexing = false;
+  /** Whether prefixes are read through their indexes (useIndexes). */
+  get readsIndexes(): boolean {
+    return this.indexing;
+  }
+  private readonly earlierIndexes = new Map<string, LogPrefixIndex>();
+  private readonly nowIndexes = new Map<string, LogPrefixIndex>();
+  private indexAdded = false;
+  /** Segments whose remembered prefix was taken from its index by this read (observability, tests). */
+  indexHits = 0;
 
   constructor(earlier: Iterable<VerifiedLogPrefix> = []) {
     for (const e of earlier) this.earlier.set(e.file, e);
@@ -756,14 +814,45 @@ export class LogPrefixMemo {
     return e !== undefined && e.fingerprint === fingerprint ? e : undefined;
   }
 
-  /** A prefix this read verified; kept by settle() unless a record read as `source:<line>` was rejected. */
-  propose(entry: VerifiedLogPrefix, source: string): void {
-    this.proposed.push({ entry, source });
+  /**
+   * Reads prefixes through their indexes (`earlier`: those a previous read saved) and builds the index
+   * of every prefix kept. The history read then carries no envelopes (AckCollector.replayOnly).
+   */
+  useIndexes(earlier: Iterable<LogPrefixIndex>): void {
+    this.indexing = true;
+    for (const i of earlier) this.earlierIndexes.set(i.file, i);
   }
 
-  /** After the collector's result(): keep each proposed prefix none of whose records was rejected. */
-  settle(rejected: readonly AckRejection[]): void {
-    for (const { entry, source } of this.proposed) {
+  /** The index of the remembered prefix `e`, when indexing and one was saved for exactly that prefix. */
+  indexOf(e: VerifiedLogPrefix): LogPrefixIndex | undefined {
+    if (!this.indexing) return undefined;
+    const i = this.earlierIndexes.get(e.file);
+    return i !== undefined &&
+      i.fingerprint === e.fingerprint &&
+      i.bytes === e.bytes &&
+      i.digest === e.digest
+      ? i
+      : undefined;
+  }
+
+  /**
+   * A prefix this read verified; kept by settle() unless a record read as `source:<line>` was rejected.
+   * `records`: the identities of the records it holds (log order) and its line count, for its index.
+   */
+  propose(entry: VerifiedLogPrefix, source: string, records?: ProposedRecords): void {
+    this.proposed.push({ entry, source, ...(records === undefined ? {} : { records }) });
+  }
+
+  /**
+   * After the collector's result(): keep each proposed prefix none of whose records was rejected, and
+   * (indexing) its index, from `ackOf` (the verified ack of an identity, null: not verified).
+   */
+  settle(
+    rejected: readonly AckRejection[],
+    ackOf?: () => (digest: string) => AckRecord | null,
+  ): void {
+    let lookup: ((digest: string) => AckRecord | null) | undefined;
+    for (const { entry, source, records } of this.proposed) {
       const refused = rejected.some(
         (r) => r.source === source || r.source.startsWith(`${source}:`),
       );
@@ -777,6 +866,18 @@ export class LogPrefixMemo {
       )
         this.added = true;
       this.now.set(entry.file, entry);
+      if (!this.indexing || records === undefined || ackOf === undefined) continue;
+      const same = this.indexOf(entry);
+      if (same !== undefined) {
+        this.nowIndexes.set(entry.file, same);
+        continue;
+      }
+      lookup ??= ackOf();
+      const index = buildIndex(entry, records, lookup, this.earlierIndexes.get(entry.file));
+      if (index !== null) {
+        this.nowIndexes.set(entry.file, index);
+        this.indexAdded = true;
+      }
     }
     this.proposed = [];
   }
@@ -789,12 +890,59 @@ export class LogPrefixMemo {
   used(): VerifiedLogPrefix[] {
     return [...this.now.values()];
   }
+
+  /** Whether usedIndexes() differs from the indexes read. */
+  get indexesChanged(): boolean {
+    return this.indexAdded || this.nowIndexes.size !== this.earlierIndexes.size;
+  }
+
+  /** The indexes of the prefixes this read kept: what to save. */
+  usedIndexes(): LogPrefixIndex[] {
+    return [...this.nowIndexes.values()];
+  }
+}
+
+/** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
+export interface ProposedRecords {
+  digests: string[];
+  lines: number;
+  /** The hosts the read took in (its fingerprint's); undefined: every host of the trust. */
+  hosts: ReadonlySet<string> | undefined;
 }
 
 /**
- * The verified prefix of one segment's bytes to trust (0: none): the remembered one when the bytes
- * still begin with exactly it. `hash` is left holding those bytes, to be extended to what this read
- * verifies.
+ * The index of a kept prefix; null when one of its records has no verified ack of a host the
+ * fingerprint covers (then it is read in full next time, as without an index).
+ */
+function buildIndex(
+  entry: VerifiedLogPrefix,
+  records: ProposedRecords,
+  ackOf: (digest: string) => AckRecord | null,
+  earlier: LogPrefixIndex | undefined,
+): LogPrefixIndex | null {
+  // The index this read took the prefix from, when the new prefix extends it: only the records
+  // after it are encoded.
+  const base =
+    earlier !== undefined &&
+    earlier.fingerprint === entry.fingerprint &&
+    earlier.digests.length <= records.digests.length &&
+    earlier.digests.every((d, i) => d === records.digests[i])
+      ? earlier
+      : undefined;
+  const acks: IndexedAck[] = [];
+  for (const digest of records.digests.slice(base?.digests.length ?? 0)) {
+    const signed = ackOf(digest);
+    if (signed === null || (records.hosts !== undefined && !records.hosts.has(signed.host)))
+      return null;
+    acks.push({ digest, signed });
+  }
+  return encodeLogPrefixIndex({ ...entry, lines: records.lines }, acks, base);
+}
+
+/**
+ * The verified prefix of one segment's bytes to trust (none: 0 bytes): the remembered one when the
+ * bytes still begin with exactly it. `hash` is left holding those bytes, to be extended to what this
+ * read verifies. `changed`: a remembered prefix that no longer matches (the hash must start afresh).
  */
 function checkedPrefix(
   memo: LogPrefixMemo,
@@ -802,16 +950,16 @@ function checkedPrefix(
   fingerprint: string,
   bytes: Buffer,
   hash: Hash,
-): number {
+): { bytes: number; changed?: true } {
   const e = memo.get(file, fingerprint);
-  if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return 0;
+  if (e === undefined || e.bytes > bytes.length || e.bytes === 0) return { bytes: 0 };
   hash.update(bytes.subarray(0, e.bytes));
   if (`sha256:${hash.copy().digest('hex')}` !== e.digest) {
     // Changed, truncated or tampered: nothing of it is believed; start the digest afresh.
-    return -1;
+    return { bytes: 0, changed: true };
   }
   memo.hits++;
-  return e.bytes;
+  return { bytes: e.bytes };
 }
 
 export interface AckLogRead {
@@ -830,17 +978,41 @@ export interface AckLogRead {
   ends?: { file: string; end: number; records: number }[];
 }
 
+/** A segment read as it is stored: its bytes (all, a window's tail, or after an indexed prefix). */
+interface SegmentBytes {
+  file: string;
+  bytes: Buffer;
+  skipped: number;
+  /** `bytes` follow a verified prefix whose acks are its index's (readAfterIndexedPrefix). */
+  indexed?: IndexedPrefix;
+}
+
 /**
  * The bytes to read of each segment, oldest first: all of them (refused above MAX_ACK_LOG_BYTES in
  * all), or the newest `windowBytes` across segments (whole newer segments, the oldest one's tail).
+ * With `prefixes` reading indexes, a segment whose verified prefix has one: only the bytes after it.
  */
 function readSegments(
   segments: AckLogSegment[],
   windowBytes: number | undefined,
-): { file: string; bytes: Buffer; skipped: number }[] {
+  prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
+): SegmentBytes[] {
   if (windowBytes === undefined) {
     let total = 0;
-    return segments.map(({ file }) => {
+    return segments.map(({ file }): SegmentBytes => {
+      const indexed =
+        prefixes?.memo.readsIndexes === true
+          ? readAfterIndexedPrefix(
+              file,
+              prefixes.memo,
+              prefixes.fingerprint,
+              MAX_ACK_LOG_BYTES - total,
+            )
+          : null;
+      if (indexed !== null) {
+        total += indexed.rest.length;
+        return { file, bytes: indexed.rest, skipped: 0, indexed };
+      }
       const bytes = readCappedFile(file, MAX_ACK_LOG_BYTES - total, file);
       total += bytes.length;
       return { file, bytes, skipped: 0 };
@@ -873,14 +1045,14 @@ export function collectAckLog(
   const listed = listAckLogSegments(logFile);
   // None listed: read the path itself, so a missing or odd file fails as it always did.
   const segments = listed.length > 0 ? listed : [{ index: 0, file: logFile }];
-  const read = readSegments(segments, opts.windowBytes);
-  const skipped = read.reduce((n, r) => n + r.skipped, 0);
   // A remembered prefix is only for whole segments read from their start (not a window's tail).
   const memo = opts.windowBytes === undefined ? opts.prefixes : undefined;
   const prefixes =
     memo === undefined
       ? null
       : { memo, fingerprint: trustFingerprint(collector.trust, opts.hosts) };
+  const read = readSegments(segments, opts.windowBytes, prefixes);
+  const skipped = read.reduce((n, r) => n + r.skipped, 0);
   let parsed;
   try {
     parsed = read.map((r) => parseSegment(r, opts.hosts, prefixes));
@@ -906,23 +1078,9 @@ export function collectAckLog(
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
-    const checked = p.checkedRecords ?? 0;
-    p.records.forEach((r, i) => {
-      const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
-      if (i < checked) collector.addVerifiedLogRecord(r, at);
-      else collector.addLogRecord(r, at);
-    });
-    if (prefixes !== null && p.validBytes > 0)
-      prefixes.memo.propose(
-        {
-          file: resolve(p.file),
-          fingerprint: prefixes.fingerprint,
-          bytes: p.validBytes,
-          digest: p.digest(),
-        },
-        source,
-      );
-    records += p.records.length;
+    takeSegment(p, source, collector);
+    if (prefixes !== null && p.validBytes > 0) proposePrefix(p, source, prefixes, opts.hosts);
+    records += p.records.length + (p.indexed?.length ?? 0);
     tornBytes += p.tornBytes;
   }
   const ends = parsed.map((p, i) => ({
@@ -940,26 +1098,117 @@ export function collectAckLog(
   };
 }
 
+type ParsedSegment = ReturnType<typeof parseSegment>;
+
+/** A segment's acks into the collector: its indexed prefix's, then its records, each named `source:<line>`. */
+function takeSegment(p: ParsedSegment, source: string, collector: AckCollector): void {
+  // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
+  if (p.indexed !== null)
+    for (const a of p.indexed) collector.addIndexedLogRecord(a, `${source}:indexed-prefix`);
+  const checked = p.checkedRecords ?? 0;
+  p.records.forEach((r, i) => {
+    const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
+    if (i < checked) collector.addVerifiedLogRecord(r, at);
+    else collector.addLogRecord(r, at);
+  });
+}
+
+/** Proposes what this read verified of a segment (and, reading indexes, what its index holds). */
+function proposePrefix(
+  p: ParsedSegment,
+  source: string,
+  prefixes: { memo: LogPrefixMemo; fingerprint: string },
+  hosts: ReadonlySet<string> | undefined,
+): void {
+  prefixes.memo.propose(
+    {
+      file: resolve(p.file),
+      fingerprint: prefixes.fingerprint,
+      bytes: p.validBytes,
+      digest: p.digest(),
+    },
+    source,
+    prefixes.memo.readsIndexes
+      ? {
+          digests: [...(p.indexed ?? []).map((a) => a.digest), ...p.records.map((r) => r.digest)],
+          lines: p.validLines,
+          hosts,
+        }
+      : undefined,
+  );
+}
+
+/** A verified prefix taken from its index, and the bytes of the segment after it. */
+interface IndexedPrefix {
+  entry: VerifiedLogPrefix;
+  index: LogPrefixIndex;
+  acks: IndexedAck[];
+  /** The SHA-256 of the prefix, to be extended to what this read verifies. */
+  hash: Hash;
+  rest: Buffer;
+}
+
+/** Bytes hashed at a time: the prefix is never held whole (at 100,000 hosts it is ~770 MB). */
+const HASH_CHUNK = 4 * 1024 * 1024;
+
+/**
+ * The remembered verified prefix of segment `file` when it has an index (LogPrefixMemo.indexOf) and
+ * the file still begins with exactly that prefix: its SHA-256 is computed reading the prefix in chunks
+ * (its records are neither kept nor split: the index holds their acks), then only the bytes after it
+ * are read, at most `maxBytes`. null: no index applies (the segment is read whole, as without one).
+ */
+function readAfterIndexedPrefix(
+  file: string,
+  memo: LogPrefixMemo,
+  fingerprint: string,
+  maxBytes: number,
+): IndexedPrefix | null {
+  const entry = memo.get(resolve(file), fingerprint);
+  const index = entry === undefined ? undefined : memo.indexOf(entry);
+  if (entry === undefined || index === undefined || entry.bytes === 0) return null;
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size < entry.bytes) return null;
+    if (st.size - entry.bytes > maxBytes)
+      throw new TooLarge(file, `${st.size - entry.bytes} bytes exceeds the limit of ${maxBytes}`);
+    const hash = createHash('sha256');
+    const chunk = Buffer.allocUnsafe(Math.min(entry.bytes, HASH_CHUNK));
+    for (let at = 0; at < entry.bytes;) {
+      const n = readInto(fd, chunk.subarray(0, Math.min(chunk.length, entry.bytes - at)), at);
+      if (n === 0) return null;
+      hash.update(chunk.subarray(0, n));
+      at += n;
+    }
+    // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
+    if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
+    const acks = decodeLogPrefixIndex(index);
+    if (acks === null) return null;
+    const rest = Buffer.allocUnsafe(st.size - entry.bytes);
+    const n = readInto(fd, rest, entry.bytes);
+    memo.hits++;
+    memo.indexHits++;
+    return { entry, index, acks, hash, rest: rest.subarray(0, n) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * One segment's records: of `hosts` only (claimedHost; undefined: all), those in a remembered verified
- * prefix first and flagged (checkedRecords). `digest()`: the SHA-256 of its valid bytes, for the prefix
- * this read proposes (the hash of a remembered prefix is extended, not recomputed).
+ * prefix first and flagged (checkedRecords); after an indexed prefix (`r.indexed`), the records after
+ * it, and the index's acks as `indexed`. `digest()`: the SHA-256 of its valid bytes, for the prefix this
+ * read proposes (the hash of a remembered prefix is extended, not recomputed).
  */
 function parseSegment(
-  r: { file: string; bytes: Buffer },
+  r: SegmentBytes,
   hosts: ReadonlySet<string> | undefined,
   prefixes: { memo: LogPrefixMemo; fingerprint: string } | null,
-): ReturnType<typeof parseAckLog> & { file: string; digest: () => string } {
-  const file = resolve(r.file);
-  let hash = createHash('sha256');
-  let checkedBytes = 0;
-  if (prefixes !== null) {
-    checkedBytes = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
-    if (checkedBytes < 0) {
-      hash = createHash('sha256');
-      checkedBytes = 0;
-    }
-  }
+): ReturnType<typeof parseAckLog> & {
+  file: string;
+  digest: () => string;
+  indexed: IndexedAck[] | null;
+} {
   const keep =
     hosts === undefined
       ? undefined
@@ -967,13 +1216,31 @@ function parseSegment(
           const host = claimedHost(body);
           return host === null || hosts.has(host);
         };
+  if (r.indexed !== undefined) {
+    const { entry, index, acks, hash } = r.indexed;
+    const parsed = parseAckLog(r.bytes, r.file, {
+      ...(keep === undefined ? {} : { keep }),
+      start: { byte: entry.bytes, line: index.lines },
+    });
+    const digest = () =>
+      `sha256:${hash.update(r.bytes.subarray(0, parsed.validBytes - entry.bytes)).digest('hex')}`;
+    return { ...parsed, file: r.file, digest, indexed: acks };
+  }
+  const file = resolve(r.file);
+  let hash = createHash('sha256');
+  let checkedBytes = 0;
+  if (prefixes !== null) {
+    const c = checkedPrefix(prefixes.memo, file, prefixes.fingerprint, r.bytes, hash);
+    if (c.changed) hash = createHash('sha256');
+    checkedBytes = c.bytes;
+  }
   const parsed = parseAckLog(r.bytes, r.file, {
     ...(keep === undefined ? {} : { keep }),
     ...(prefixes === null ? {} : { checkedBytes }),
   });
   const digest = () =>
     `sha256:${hash.update(r.bytes.subarray(checkedBytes, parsed.validBytes)).digest('hex')}`;
-  return { ...parsed, file: r.file, digest };
+  return { ...parsed, file: r.file, digest, indexed: null };
 }
 
 /**
@@ -998,7 +1265,10 @@ export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { t
 }
 
 export interface AckHistory extends VerifiedAcks {
-  /** The signed envelope of each of `acks` (same index). */
+  /**
+   * The signed envelope of each of `acks` (same index); none when the log's verified prefix was read
+   * through its index (LogPrefixMemo.useIndexes: a trace, which replays the signed acks only).
+   */
   envelopes: SignedAck[];
   /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
   digests: string[];
@@ -1041,7 +1311,11 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  o.log?.prefixes?.settle(rejected);
+  o.log?.prefixes?.settle(rejected, () => {
+    const byDigest = new Map<string, AckRecord>();
+    collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));
+    return (d) => byDigest.get(d) ?? null;
+  });
   const sources: AckHistory['sources'] = {
     log: o.logFile,
     logRecords: log.records,
@@ -1051,7 +1325,9 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
     latestFiles: tree.latestFiles,
   };
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
-  return { acks, rejected, envelopes: collector.envelopes, digests: collector.digests, sources };
+  // Acks taken from a log-prefix index carry no signatures: such a history has no envelopes.
+  const envelopes = collector.replayOnly ? [] : collector.envelopes;
+  return { acks, rejected, envelopes, digests: collector.digests, sources };
 }
 
 export interface AckAudit {

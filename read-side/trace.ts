@@ -167,28 +167,16 @@ export function traceReport(
     channel = subject.channel;
   }
   const plan = release.plans[channel]!;
-  // A loop, not Math.min(...times): a long log would overflow the argument list.
-  let first = Infinity;
-  let last = -Infinity;
-  for (const a of history.acks) {
-    const t = parseIsoTime(a.time);
-    if (t < first) first = t;
-    if (t > last) last = t;
-  }
-  if (history.acks.length === 0) first = last = opts.now;
-  let maxSoak = 0;
-  for (const p of Object.values(release.plans))
-    for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
-  const from = opts.from ?? Math.min(first, opts.now);
-  const until = opts.until ?? Math.max(from, Math.min(opts.now, last + maxSoak * 1000));
+  // The default period (first ack .. last ack + longest soak) is trace()'s, clamped to `now`.
   const t: Trace = trace({
     plans: release.plans,
     budgets: release.budgets,
     revocations: release.revocations,
     history: history.acks,
     subject,
-    from,
-    until,
+    now: opts.now,
+    ...(opts.from === undefined ? {} : { from: opts.from }),
+    ...(opts.until === undefined ? {} : { until: opts.until }),
     stepSeconds: opts.stepSeconds,
     instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
   });

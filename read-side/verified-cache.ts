@@ -266,3 +266,22 @@ function saveSealed(dir: string, file: string, header: string, key: Buffer, line
   const body = `${header}\n${lines.map((l) => `${l}\n`).join('')}`;
   savePrivateFile(dir, file, `${body}mac ${macOf(key, body)}\n`);
 }
+
+/**
+ * A sealed file of this cache directory beside the stores above (read-side/acks.ts LogPrefixIndex:
+ * a trace's log-prefix index): its entries, believed whole or not at all, as readSealedLines.
+ */
+export function readSealedFile<T>(
+  dir: string,
+  name: string,
+  header: string,
+  entry: (line: string) => T | null,
+): T[] {
+  return readSealedLines(dir, join(dir, name), header, readKey(dir), entry);
+}
+
+/** Writes a sealed file of this cache directory (best effort, as the stores' save). */
+export function writeSealedFile(dir: string, name: string, header: string, lines: string[]): void {
+  const k = makeKey(dir);
+  if (k !== null) saveSealed(dir, join(dir, name), header, k, lines);
+}

@@ -344,8 +344,23 @@ export class FleetContext {
    * Protected: trace() carries a wave's evaluation between instants while it holds (reconciler/trace.ts).
    */
   protected wave(plan: ChannelPlan, st: PlanStatic, wi: number, acceptedUntil: number): WaveEval {
+    const hosts = plan.waves[wi]!.hosts;
+    const phases: DerivedPhase[] = new Array(hosts.length);
+    for (let pos = 0; pos < hosts.length; pos++) phases[pos] = this.hostPhase(plan, st, wi, pos);
+    return this.waveOf(plan, wi, phases, acceptedUntil);
+  }
+
+  /**
+   * Wave `wi` from its hosts' phases (in wave order): excuses, failures, what blocks completion.
+   * Protected: trace() re-derives only the phases of hosts whose ack changed (reconciler/trace.ts).
+   */
+  protected waveOf(
+    plan: ChannelPlan,
+    wi: number,
+    phases: DerivedPhase[],
+    acceptedUntil: number,
+  ): WaveEval {
     const wave = plan.waves[wi]!;
-    const phases: DerivedPhase[] = new Array(wave.hosts.length);
     const excused: boolean[] = new Array(wave.hosts.length);
     const blocking: number[] = [];
     const failedHosts: string[] = [];
@@ -353,8 +368,7 @@ export class FleetContext {
     let offlineSeen = 0;
     for (let pos = 0; pos < wave.hosts.length; pos++) {
       const host = wave.hosts[pos]!;
-      const ph = this.hostPhase(plan, st, wi, pos);
-      phases[pos] = ph;
+      const ph = phases[pos]!;
       let isExcused = false;
       if (ph.phase === 'offline') {
         // Excuses go in wave order, so every host computes the same excused set.
@@ -398,7 +412,7 @@ export class FleetContext {
    * The phase of the host at `pos` in wave `wi`: derived from its latest ack, or reused from the last
    * evaluation while that ack and the phase's validity interval still hold; then the operator's retry.
    */
-  private hostPhase(plan: ChannelPlan, st: PlanStatic, wi: number, pos: number): DerivedPhase {
+  protected hostPhase(plan: ChannelPlan, st: PlanStatic, wi: number, pos: number): DerivedPhase {
     const host = plan.waves[wi]!.hosts[pos]!;
     const ack = this.input.acks[host];
     const revoked = this.revokedHosts.size > 0 && this.isHostRevoked(host, st.hostKeys[wi]![pos]!);

@@ -4,6 +4,7 @@
 // `stepSeconds` so soak completions and expiries show up when they happen.
 import type { ChannelPlan } from '../protocol/index.ts';
 import { FleetContext, ReconcilerInputError, type PlanStatic, type WaveEval } from './context.ts';
+import type { DerivedPhase } from './phase.ts';
 import { latestAcks } from './acks.ts';
 import { parseAckTime } from './time.ts';
 import type { AckRecord, FleetInput, Gate, HostPhase } from './types.ts';
@@ -15,6 +16,12 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
   /** ms; default: the first and last ack times (the end is extended by the longest soak). */
   from?: number;
   until?: number;
+  /**
+   * ms: the instant the history was read at. The default period then never extends past it (from:
+   * the first ack or `now`, whichever is earlier; until: at most `now`), and an empty history is
+   * traced at `now`.
+   */
+  now?: number;
   /** Re-evaluate at least this often between acks (seconds, default 60). */
   stepSeconds?: number;
   /**
@@ -94,13 +101,18 @@ export function trace(input: TraceInput): Trace {
   const sorted = input.history
     .map((a) => ({ a, t: parseAckTime(a.time) }))
     .sort((x, y) => x.t - y.t);
-  const first = sorted[0]?.t ?? 0;
-  const last = sorted[sorted.length - 1]?.t ?? 0;
+  const first = sorted[0]?.t ?? input.now ?? 0;
+  const last = sorted[sorted.length - 1]?.t ?? input.now ?? 0;
   let maxSoak = 0;
   for (const p of Object.values(input.plans))
     for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
-  const from = input.from ?? first;
-  const until = input.until ?? last + maxSoak * 1000;
+  const now = input.now;
+  const from = input.from ?? (now === undefined ? first : Math.min(first, now));
+  const until =
+    input.until ??
+    (now === undefined
+      ? last + maxSoak * 1000
+      : Math.max(from, Math.min(now, last + maxSoak * 1000)));
   const step = (input.stepSeconds ?? 60) * 1000;
 
   // Evaluation instants: every ack time, plus regular steps.
@@ -285,23 +297,37 @@ interface CarriedWave {
   until: number;
 }
 
-/** The wave evaluations carried between the instants of one trace, and each wave's ack version. */
+/**
+ * The wave evaluations carried between the instants of one trace, each wave's ack version, and the
+ * positions of the hosts whose ack changed since the wave's carried evaluation.
+ */
 class CarriedWaves {
   readonly evals = new Map<string, CarriedWave>();
   readonly versions = new Map<string, number>();
-  /** host -> the key of its wave (channel NUL wave index). */
-  private readonly waveOf = new Map<string, string>();
+  readonly changedAt = new Map<string, Set<number>>();
+  /** host -> the key of its wave (channel NUL wave index) and its position in it. */
+  private readonly waveOf = new Map<string, { key: string; pos: number }>();
 
   constructor(plans: FleetInput['plans']) {
     for (const [name, plan] of Object.entries(plans))
       for (const [wi, w] of plan.waves.entries())
-        for (const h of w.hosts) this.waveOf.set(h, waveKey(name, wi));
+        w.hosts.forEach((h, pos) => this.waveOf.set(h, { key: waveKey(name, wi), pos }));
   }
 
   /** The latest ack of `host` changed: evaluations of its wave no longer hold. */
   changed(host: string): void {
-    const k = this.waveOf.get(host);
-    if (k !== undefined) this.versions.set(k, (this.versions.get(k) ?? 0) + 1);
+    const w = this.waveOf.get(host);
+    if (w === undefined) return;
+    this.versions.set(w.key, (this.versions.get(w.key) ?? 0) + 1);
+    let at = this.changedAt.get(w.key);
+    if (at === undefined) this.changedAt.set(w.key, (at = new Set()));
+    at.add(w.pos);
+  }
+
+  /** `ev` is now the wave's carried evaluation (at its current version). */
+  carry(key: string, c: CarriedWave): void {
+    this.evals.set(key, c);
+    this.changedAt.get(key)?.clear();
   }
 }
 
@@ -334,22 +360,34 @@ class CarryingContext extends FleetContext {
     const key = waveKey(plan.channel, wi);
     const c = this.carried.evals.get(key);
     const version = this.carried.versions.get(key) ?? 0;
-    if (
+    const holds =
       c !== undefined &&
-      c.version === version &&
       c.acceptedUntil === acceptedUntil &&
       this.now >= c.from &&
-      this.now < c.until
-    )
-      return c.ev;
-    const ev = super.wave(plan, st, wi, acceptedUntil);
+      this.now < c.until;
+    if (holds && c.version === version) return c.ev;
+    let ev: WaveEval;
     let from = -Infinity;
     let until = Infinity;
-    for (const ph of ev.phases) {
+    const within = (ph: DerivedPhase) => {
       if (ph.validFrom > from) from = ph.validFrom;
       if (ph.validUntil < until) until = ph.validUntil;
+    };
+    if (holds) {
+      // Some hosts' acks changed since: every other host's phase still holds at this instant (it is
+      // inside every phase's interval), so only theirs are derived again; the wave's counts are redone.
+      // The new evaluation holds within the old one's interval (which bounds the others' phases) and
+      // the new phases': narrower than the exact intersection at worst, which only re-evaluates sooner.
+      ({ from, until } = c);
+      const phases = c.ev.phases.slice();
+      for (const pos of this.carried.changedAt.get(key) ?? [])
+        within((phases[pos] = this.hostPhase(plan, st, wi, pos)));
+      ev = this.waveOf(plan, wi, phases, acceptedUntil);
+    } else {
+      ev = super.wave(plan, st, wi, acceptedUntil);
+      for (const ph of ev.phases) within(ph);
     }
-    this.carried.evals.set(key, { ev, version, acceptedUntil, from, until });
+    this.carried.carry(key, { ev, version, acceptedUntil, from, until });
     return ev;
   }
 }

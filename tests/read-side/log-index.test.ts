@@ -1,0 +1,306 @@
+// A warm `trace` takes the ack log's verified prefix from its index (read-side/log-index.ts): the signed
+// acks a full read of those bytes verified, sealed in the operator cache and keyed by the prefix's
+// digest (LogPrefixMemo). Checked here: the index holds exactly the parsed acks; the history and the
+// trace read through it equal a full read's; records after it are still verified; a tampered or
+// truncated log, or an index edited by hand, falls back to the full read (or refuses the record).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, createHmac } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canonicalString } from '../../protocol/canonical.ts';
+import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
+import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
+import { decodeLogPrefixIndex, encodeLogPrefixIndex } from '../../read-side/log-index.ts';
+import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
+import { loadVerifiedRelease } from '../../read-side/release.ts';
+import type { AckRecord } from '../../reconciler/index.ts';
+import {
+  MIN,
+  NOW,
+  ROOT,
+  chainedRollout,
+  cleanupTempDirs,
+  postAcks,
+  run,
+  traceHost,
+  type Fixture,
+} from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+function rollout(): Fixture {
+  const fx = chainedRollout('log-index', { first: 20, ch0: 12, ch1: 5, polling: 5 });
+  // One ack with runtime evidence: another key list, and a composite value.
+  const [e] = fx.wave('ch-1', 0);
+  postAcks(fx, e!, [
+    {
+      kind: 'heartbeat',
+      at: NOW - 3 * MIN,
+      healthySince: NOW - 16 * MIN,
+      evidence: [
+        {
+          framework: 'cis',
+          control: 'aide',
+          ok: true,
+          exitCode: 0,
+          outputDigest: `sha256:${'0'.repeat(64)}`,
+          excerpt: 'ok',
+        },
+      ],
+    },
+  ]);
+  return fx;
+}
+
+/** The log's records of `hosts`, parsed: what a full read takes in, in log order. */
+function parsedRecords(fx: Fixture, hosts: ReadonlySet<string>) {
+  return parseAckLog(readFileSync(fx.logFile), fx.logFile)
+    .records.filter((r) => hosts.has(claimedHost(Buffer.from(r.canonical))!))
+    .map((r) => ({
+      digest: r.digest,
+      signed: (JSON.parse(r.canonical) as { signed: AckRecord }).signed,
+    }));
+}
+
+test('an index decodes to exactly the signed acks it was built from (every field, in order)', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const scope = traceScope(release, { host: fx.wave('ch-1', 0)[0]! });
+  const acks = parsedRecords(fx, scope.hosts);
+  assert.ok(
+    acks.some((a) => a.signed.evidence !== undefined),
+    'the fixture has an ack with evidence',
+  );
+  const index = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    acks,
+  );
+  const back = decodeLogPrefixIndex(JSON.parse(JSON.stringify(index)))!;
+  assert.is(JSON.stringify(back), JSON.stringify(acks));
+  assert.ok(
+    index.records.some((i) => i < 0),
+    'a chained prev points at the earlier record instead of repeating its digest',
+  );
+  // A position out of range is not decoded (the prefix is then read in full).
+  assert.is(decodeLogPrefixIndex({ ...index, records: [...index.records, 0] }), null);
+  assert.is(
+    decodeLogPrefixIndex({ ...index, records: index.records.map((i) => (i < 0 ? 1e6 : i)) }),
+    null,
+  );
+});
+
+// Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
+const sortedJson = (xs: unknown[]) => xs.map((x) => canonicalString(x)).sort();
+const sameHistory = (a: AckHistory, b: AckHistory, label: string) => {
+  assert.equal(sortedJson(a.acks), sortedJson(b.acks), label);
+  assert.equal([...a.digests].sort(), [...b.digests].sort(), `${label}: digests`);
+  assert.equal(a.rejected, b.rejected, `${label}: rejected`);
+  assert.is(a.sources.logRecords, b.sources.logRecords, `${label}: records`);
+};
+
+test('a warm read takes the verified prefix from its index; new records after it are verified and the index grows', async () => {
+  const fx = rollout();
+  const [e] = fx.wave('ch-1', 0);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const scope = traceScope(release, { host: e! });
+  const read = (memo?: LogPrefixMemo) =>
+    loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, memo);
+  const indexed = (earlier: LogPrefixMemo) => {
+    const memo = new LogPrefixMemo(earlier.used());
+    memo.useIndexes(earlier.usedIndexes());
+    return memo;
+  };
+
+  const full = read();
+  const cold = new LogPrefixMemo();
+  cold.useIndexes([]);
+  sameHistory(read(cold), full, 'cold');
+  assert.is(cold.indexHits, 0);
+  assert.ok(cold.indexesChanged, 'the first full read builds the index');
+  const [index] = cold.usedIndexes();
+  assert.equal(
+    [index!.bytes, index!.digest, index!.digests.length],
+    [cold.used()[0]!.bytes, cold.used()[0]!.digest, parsedRecords(fx, scope.hosts).length],
+    "the index is the verified prefix's, with every record of the scope",
+  );
+
+  const warm = indexed(cold);
+  const h = read(warm);
+  assert.is(warm.indexHits, 1);
+  sameHistory(h, full, 'warm, from the index');
+  assert.equal(h.envelopes, [], 'no signatures kept: no envelopes');
+  assert.not.ok(warm.indexesChanged, 'nothing new: the index is not rewritten');
+
+  // A new record: the index gives the prefix, the record is verified, the index covers both.
+  postAcks(fx, e!, [{ kind: 'heartbeat', at: NOW - 2 * MIN, healthySince: NOW - 16 * MIN }]);
+  const grown = indexed(warm);
+  const after = read(grown);
+  assert.is(grown.indexHits, 1);
+  sameHistory(after, read(), 'grown');
+  assert.is(after.acks.length, full.acks.length + 1);
+  assert.is(grown.usedIndexes()[0]!.digests.length, index!.digests.length + 1);
+  const rebuilt = new LogPrefixMemo();
+  rebuilt.useIndexes([]);
+  read(rebuilt);
+  assert.equal(
+    JSON.stringify(decodeLogPrefixIndex(grown.usedIndexes()[0]!)),
+    JSON.stringify(decodeLogPrefixIndex(rebuilt.usedIndexes()[0]!)),
+    'the index extended by the new record decodes as one built from the whole log',
+  );
+  const again = indexed(grown);
+  sameHistory(read(again), after, 'from the grown index');
+  assert.is(again.indexHits, 1);
+});
+
+test('a new record after the indexed prefix that does not verify is refused at its line, as without an index', async () => {
+  const fx = rollout();
+  const [e] = fx.wave('ch-1', 0);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const scope = traceScope(release, { host: e! });
+  const memo = new LogPrefixMemo();
+  memo.useIndexes([]);
+  loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, memo);
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
+  // Signed by another host's key, in e's name: its frame is intact, its signature is not e's.
+  postAcks(fx, e!, [{ kind: 'heartbeat', at: NOW - MIN }], fx.hostKeys[fx.wave('ch-0', 0)[0]!]);
+  const warm = new LogPrefixMemo(memo.used());
+  warm.useIndexes(memo.usedIndexes());
+  const h = loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, warm);
+  assert.is(warm.indexHits, 1);
+  assert.equal(
+    h.rejected.map((r) => `${r.source} ${r.code}`),
+    [`${fx.logFile}:${lines + 1} UnknownKey`],
+  );
+  assert.not.ok(
+    warm.usedIndexes().some((i) => i.bytes > memo.used()[0]!.bytes),
+    'a prefix with a refused record is not kept, nor indexed',
+  );
+});
+
+/**
+ * Rewrites the first heartbeat record of `host` in the log, its signed time one second later: the
+ * frame digest matches the new bytes, the signature does not, and the log keeps its length.
+ */
+function tamperLogRecord(fx: Fixture, host: string): number {
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n');
+  const i = lines.findIndex(
+    (l) =>
+      l.length > 72 &&
+      claimedHost(Buffer.from(l.slice(72))) === host &&
+      l.includes('"kind":"heartbeat"'),
+  );
+  assert.ok(i >= 0, `a heartbeat record of ${host}`);
+  const forged = lines[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+  const digest = `sha256:${createHash256(forged)}`;
+  lines[i] = `${digest}\t${forged}`;
+  writeFileSync(fx.logFile, lines.join('\n'));
+  return i + 1;
+}
+const createHash256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+test('trace --host with the index: the same trace as a full replay; a tampered or truncated log falls back; an edited index is not believed', async () => {
+  const fx = rollout();
+  const [a] = fx.wave('ch-0', 0);
+  const [e] = fx.wave('ch-1', 0);
+  const cache = join(fx.dir, 'cache');
+  const full = await traceHost(fx, e!, null);
+  assert.equal(await traceHost(fx, e!, cache), full, 'cold: builds the index');
+  const indexFile = join(cache, 'trace.ch-1.log-index');
+  const sealed = readFileSync(indexFile, 'utf8');
+  assert.equal(await traceHost(fx, e!, cache), full, 'warm, from the index: the same trace');
+  // A channel's trace (every ack instant, every host of it) reads through its own index alike.
+  const channel = (cacheArgs: string[]) =>
+    run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--acks-log', fx.logFile],
+      ...['--now', new Date(NOW).toISOString(), '--channel', 'ch-1', '--json', ...cacheArgs],
+    ).then((r) => (assert.is(r.code, 0, r.err), JSON.parse(r.out) as unknown));
+  const channelFull = await channel(['--no-cache']);
+  const channelDir = join(fx.dir, 'channel-cache');
+  assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, cold');
+  assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, from the index');
+  assert.ok(existsSync(join(channelDir, 'trace.ch-1.log-index')));
+
+  // The index is what a warm trace reads: one sealed with the directory key but saying otherwise is
+  // believed (the premise of the checks below: the key is what protects it).
+  const key = Buffer.from(readFileSync(join(cache, 'cache-key'), 'latin1').trim(), 'hex');
+  const body = sealed.slice(0, sealed.lastIndexOf('mac '));
+  const edited = body.replace('"activated"', '"failed"');
+  assert.is.not(edited, body);
+  const seal = (text: string) =>
+    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`;
+  writeFileSync(indexFile, seal(edited), { mode: 0o600 });
+  assert.is.not(
+    JSON.stringify(await traceHost(fx, e!, cache)),
+    JSON.stringify(full),
+    'a sealed index is taken as verified',
+  );
+  // Edited without the key (the old MAC kept, or none): not believed, the log is read in full.
+  writeFileSync(indexFile, `${edited}${sealed.slice(sealed.lastIndexOf('mac '))}`, {
+    mode: 0o600,
+  });
+  assert.equal(await traceHost(fx, e!, cache), full, 'edited, old MAC');
+  writeFileSync(indexFile, edited, { mode: 0o600 });
+  assert.equal(await traceHost(fx, e!, cache), full, 'edited, no MAC');
+  assert.equal(await traceHost(fx, e!, cache), full, 'rebuilt');
+
+  // A tampered record of a gating peer and of the host: refused at their lines, as without a cache.
+  const la = tamperLogRecord(fx, a!);
+  const le = tamperLogRecord(fx, e!);
+  const tampered = await traceHost(fx, e!, cache);
+  assert.equal(
+    tampered.history.rejected.map((x) => `${x.source} ${x.code}`).sort(),
+    [`${fx.logFile}:${la} BadSignature`, `${fx.logFile}:${le} BadSignature`].sort(),
+  );
+  assert.equal(tampered, await traceHost(fx, e!, null), 'as a run without any cache');
+
+  // Cut to its first half: shorter than the indexed prefix, read in full.
+  const bytes = readFileSync(fx.logFile);
+  truncateSync(fx.logFile, bytes.indexOf(0x0a, bytes.length >> 1) + 1);
+  assert.equal(await traceHost(fx, e!, cache), await traceHost(fx, e!, null), 'truncated');
+});
+
+test('a segmented log: one index per segment; a tampered middle segment is read in full', async () => {
+  const fx = rollout();
+  const [e] = fx.wave('ch-1', 0);
+  // The fixture's log as three segments of the control plane directory's log, as the endpoint rolls them.
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+  const logDir = join(fx.tree, '.ack-log');
+  mkdirSync(logDir);
+  const third = Math.ceil(lines.length / 3);
+  const segments = [0, 1, 2].map((i) => join(logDir, ackSegmentName(i)));
+  segments.forEach((file, i) =>
+    writeFileSync(
+      file,
+      lines
+        .slice(i * third, (i + 1) * third)
+        .map((l) => `${l}\n`)
+        .join(''),
+    ),
+  );
+  const trace = (cacheArgs: string[]) =>
+    run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--now', new Date(NOW).toISOString()],
+      ...['--host', e!, '--json', ...cacheArgs],
+    ).then((r) => (assert.is(r.code, 0, r.err), JSON.parse(r.out) as { history: unknown }));
+  const full = await trace(['--no-cache']);
+  const cache = join(fx.dir, 'cache');
+  assert.equal(await trace(['--cache-dir', cache]), full, 'cold');
+  const indexes = readFileSync(join(cache, 'trace.ch-1.log-index'), 'utf8').split('\n');
+  assert.is(indexes.length, 1 + 3 + 2, 'header, one index per segment, MAC, end');
+  assert.equal(await trace(['--cache-dir', cache]), full, 'warm, from the indexes');
+  // The middle segment rewritten (a record's time changed, its frame digest matching): refused.
+  const middle = segments[1]!;
+  const text = readFileSync(middle, 'utf8').split('\n');
+  const i = text.findIndex((l) => l.includes('"kind":"heartbeat"'));
+  const forged = text[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+  text[i] = `sha256:${createHash256(forged)}\t${forged}`;
+  writeFileSync(middle, text.join('\n'));
+  const tampered = await trace(['--cache-dir', cache]);
+  assert.equal(tampered, await trace(['--no-cache']), 'as without a cache');
+  assert.ok(JSON.stringify(tampered.history).includes('BadSignature'));
+});
+
+test.run();
