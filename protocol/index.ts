@@ -221,10 +221,12 @@ export {
   verifyEnrolmentToken,
   verifyReleaseDocument,
   verifyReleaseIndex,
+  verifyReleaseIndexHead,
 } from './verify/index.ts';
 export type {
   Fetch,
   HostView,
+  ReleaseIndexHead,
   SignatureJob,
   TreeReport,
   TreeSource,

@@ -12,6 +12,7 @@ import {
   ChannelPlan,
   DisruptionBudgets,
   ReleaseIndex,
+  type ReleaseIndexHead,
   type Timestamp,
   requireFileRef,
   canonicalString as canonicalText,
@@ -44,9 +45,12 @@ export interface ReleaseDiff {
   budgets: string[];
 }
 
-/** A release's index, channel plans (by channel) and disruption budgets. */
+/**
+ * A release's index, channel plans (by channel) and disruption budgets. The index's host entries are
+ * not used (the publisher's previous release reads them without their schema: verifyReleaseIndexHead).
+ */
 export interface ReleaseDocuments {
-  index: ReleaseIndex;
+  index: ReleaseIndexHead;
   plans: Map<string, ChannelPlan>;
   budgets: DisruptionBudgets;
 }

@@ -19,7 +19,7 @@ import {
   requireFileRef,
   verifyReleaseDocument,
   requireFleet,
-  verifyReleaseIndex,
+  verifyReleaseIndexHead,
   verifyReleaseSigned,
   TIMESTAMP_PATH,
   type ChannelPlan,
@@ -51,7 +51,9 @@ export function vouchedHostKeys(treeDir: string, root: TrustRoot): VouchedKeys {
     verifyReleaseSigned(tsEnv, root, TIMESTAMP_PATH);
     requireFleet(tsEnv.signed, root, TIMESTAMP_PATH);
     const ts = tsEnv.signed;
-    const index = verifyReleaseIndex(
+    // Without the schema of its 10,000 host entries, which nothing here reads (~0.1 s; why that is
+    // safe: verifyReleaseIndexHead).
+    const index = verifyReleaseIndexHead(
       readFileSync(join(treeDir, ts.release.index.path)),
       ts,
       root,
