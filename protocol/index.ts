@@ -206,6 +206,7 @@ export {
   isFreshnessFailure,
   readBudgets,
   readChannelPlan,
+  readChannelPlanHead,
   readEnrolmentRequest,
   readEnrolmentToken,
   readReleaseIndex,

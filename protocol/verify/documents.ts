@@ -42,6 +42,45 @@ export const readReleaseIndexHead = (b: Uint8Array, file: string) =>
     maxBytes: LIMITS.releaseIndex,
     expectType: 'release',
   }) as SignedDocument<ReleaseIndexHead>;
+/**
+ * A channel plan whose per-host parts (its `hosts` entries and the wave host lists: 10,000 host
+ * names, keys and store paths at 10,000 hosts, ~30 ms of schema per plan) are checked for their JSON
+ * types only (strings, integers), not against their patterns; every other member is checked in full.
+ * The type is ChannelPlan's. Only for the publisher's previous release, after its release signature
+ * (verifyReleaseDocument): see publisher/vouched-keys.ts for why that is safe there.
+ */
+const ChannelPlanHead = ChannelPlan.extend({
+  hosts: z.custom<ChannelPlan['hosts']>(
+    (v) => isObject(v) && Object.values(v).every(isPlanHost),
+    'must be an object of { target, hostKey, wave } entries',
+  ),
+  waves: z.array(
+    ChannelPlan.shape.waves.element.extend({
+      hosts: z.custom<string[]>(
+        (v) => Array.isArray(v) && v.every((h) => typeof h === 'string'),
+        'must be a list of host names',
+      ),
+    }),
+  ),
+});
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+function isPlanHost(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    Object.keys(v).length === 3 &&
+    typeof v['target'] === 'string' &&
+    typeof v['hostKey'] === 'string' &&
+    Number.isSafeInteger(v['wave']) &&
+    (v['wave'] as number) >= 0
+  );
+}
+export const readChannelPlanHead = (b: Uint8Array, file: string) =>
+  readEnvelope(b, ChannelPlanHead, {
+    file,
+    maxBytes: LIMITS.channelPlan,
+    expectType: 'channel-plan',
+  }) as SignedDocument<ChannelPlan>;
 export const readHostManifest = (b: Uint8Array, file: string) =>
   readEnvelope(b, HostManifest, {
     file,

@@ -5,6 +5,7 @@ export { verifyControlsDocument } from './controls.ts';
 export {
   readBudgets,
   readChannelPlan,
+  readChannelPlanHead,
   readReleaseIndex,
   readRevocations,
   readTimestamp,
