@@ -205,6 +205,7 @@ export {
   initialClientState,
   isFreshnessFailure,
   readBudgets,
+  readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,
   readEnrolmentRequest,

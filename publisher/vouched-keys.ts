@@ -11,8 +11,8 @@
 // diffs the new release against: they are handed on, so a publish reads and parses them once
 // (~0.2 s of a fresh 10,000-host publish).
 // Their per-host parts are taken in without their schema patterns (verifyReleaseIndexHead: index host
-// entries not at all; readChannelPlanHead: plan host entries and wave lists by JSON type only), ~0.15 s
-// of zod for 10,000 hosts. Safe because every byte of them is still strict JSON, is covered by a release
+// entries not at all; readChannelPlanHead and readBudgetsHead: plan host entries, wave and budget host
+// lists by JSON type only), ~0.2 s of zod for 10,000 hosts. Safe because every byte of them is still strict JSON, is covered by a release
 // signature of the current trust root and bound by digest from the timestamp (only a release key
 // holder, i.e. this publisher, could have written them, from typed values), and of those parts the
 // publisher uses only plan host keys, which noteValidHostKeys takes only in their one canonical form
@@ -20,7 +20,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  readBudgets,
+  readBudgetsHead,
   readChannelPlanHead,
   readTimestamp,
   requireFileRef,
@@ -80,7 +80,7 @@ export function vouchedHostKeys(treeDir: string, root: TrustRoot): VouchedKeys {
       for (const h of Object.values(plan.hosts)) keys.add(h.hostKey);
       plans.set(name, plan);
     }
-    const budgets = boundDocument(index.budgets, readBudgets);
+    const budgets = boundDocument(index.budgets, readBudgetsHead);
     return {
       keys,
       from: { releaseVersion: index.version },

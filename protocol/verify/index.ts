@@ -4,6 +4,7 @@ export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
   readBudgets,
+  readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,
   readReleaseIndex,

@@ -9,8 +9,13 @@ import { vouchedHostKeys } from '../../publisher/vouched-keys.ts';
 import { readCurrentRelease } from '../../publisher/diff.ts';
 import { readCurrentTimestamp } from '../../publisher/tree.ts';
 import { isValidPublicKey } from '../../protocol/ed25519.ts';
-import { channelPlanPath } from '../../protocol/layout.ts';
-import { readChannelPlan, readChannelPlanHead } from '../../protocol/verify/documents.ts';
+import { budgetsPath, channelPlanPath } from '../../protocol/layout.ts';
+import {
+  readBudgets,
+  readBudgetsHead,
+  readChannelPlan,
+  readChannelPlanHead,
+} from '../../protocol/verify/documents.ts';
 import { publishInto, setupTrust, T0 } from './helpers.ts';
 
 const fleetOf = () =>
@@ -116,7 +121,7 @@ test('a new key that is not a curve point is still refused when the rest of the 
   }
 });
 
-test('the previous plans are read with their per-host parts checked by JSON type: the same plan, and a wrong type is refused', () => {
+test('the previous plans and budgets are read with their per-host parts checked by JSON type: the same documents, and a wrong type is refused', () => {
   const s = setupTrust();
   try {
     const fleet = fleetOf();
@@ -126,6 +131,13 @@ test('the previous plans are read with their per-host parts checked by JSON type
     assert.equal(
       readChannelPlanHead(Buffer.from(bytes), file),
       readChannelPlan(Buffer.from(bytes), file),
+    );
+    const budgets = readFileSync(join(s.treeDir, budgetsPath(1)));
+    assert.equal(readBudgetsHead(budgets, 'b'), readBudgets(budgets, 'b'));
+    const badBudget = Buffer.from(budgets.toString('utf8').replace(/"hosts":\["/, '"hosts":[1,"'));
+    assert.throws(
+      () => readBudgetsHead(badBudget, 'b'),
+      (e: unknown) => (e as { code?: string }).code === 'Malformed',
     );
     for (const [what, from, to] of [
       ['a wave as text', '"wave":0', '"wave":"0"'],
