@@ -13,7 +13,13 @@ function str(s: string): string {
   return JSON.stringify(s);
 }
 
-export function fastCanonical(value: unknown, memo?: WeakMap<object, string>): string {
+/** Canonical texts by object identity: a WeakMap, or a Map that lives as long as one release build. */
+export interface CanonicalMemo {
+  get(key: object): string | undefined;
+  set(key: object, text: string): unknown;
+}
+
+export function fastCanonical(value: unknown, memo?: CanonicalMemo): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -68,7 +74,7 @@ export function fastCanonical(value: unknown, memo?: WeakMap<object, string>): s
 export function canonicalTemplate<Own extends Record<string, unknown>>(
   shared: Record<string, unknown>,
   ownKeys: readonly (keyof Own & string)[],
-  memo?: WeakMap<object, string>,
+  memo?: CanonicalMemo,
 ): (own: Own) => string {
   for (const k of ownKeys)
     if (Object.hasOwn(shared, k)) throw new Error(`internal: "${k}" is both shared and own`);
