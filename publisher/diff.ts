@@ -15,8 +15,8 @@ import {
   type ReleaseIndexHead,
   type Timestamp,
   requireFileRef,
-  canonicalString as canonicalText,
 } from '../protocol/index.ts';
+import { canonicalJsonData } from './jcs.ts';
 
 export interface TargetChange {
   host: string;
@@ -98,7 +98,7 @@ const TIMING = [
 ] as const;
 
 function same(a: unknown, b: unknown): boolean {
-  return canonicalText(a) === canonicalText(b);
+  return canonicalJsonData(a) === canonicalJsonData(b);
 }
 
 function planSettings(a: ChannelPlan, b: ChannelPlan): string[] {
