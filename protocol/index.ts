@@ -205,7 +205,9 @@ export {
   initialClientState,
   isFreshnessFailure,
   readBudgets,
+  readBudgetsHead,
   readChannelPlan,
+  readChannelPlanHead,
   readEnrolmentRequest,
   readEnrolmentToken,
   readReleaseIndex,
@@ -221,10 +223,12 @@ export {
   verifyEnrolmentToken,
   verifyReleaseDocument,
   verifyReleaseIndex,
+  verifyReleaseIndexHead,
 } from './verify/index.ts';
 export type {
   Fetch,
   HostView,
+  ReleaseIndexHead,
   SignatureJob,
   TreeReport,
   TreeSource,

@@ -28,8 +28,108 @@ export function parseStrictJson(input: Uint8Array | string, opts: StrictJsonOpti
       throw new Malformed(opts.file, 'input is not valid UTF-8');
     }
   }
-  return new Parser(text, opts.file, opts.maxDepth ?? 64).parseDocument();
+  const maxDepth = opts.maxDepth ?? 64;
+  return (
+    acceptedByJsonParse(text, maxDepth) ?? new Parser(text, opts.file, maxDepth).parseDocument()
+  );
 }
+
+/**
+ * The reference parser alone (every rule checked as it reads, refusals naming the JSON path): what
+ * parseStrictJson's fast way must agree with (tests/protocol/strict-json.test.ts).
+ */
+export function parseStrictJsonReference(text: string, file: string, maxDepth = 64): unknown {
+  return new Parser(text, file, maxDepth).parseDocument();
+}
+
+// The fast way, for text the rules accept (nearly all of it): V8's JSON.parse, the floor (~2x faster
+// than the parser below on the publisher's 6 MB of fleet and previous release), then what it does not
+// check, on the text and on the values it built. Anything short of certain acceptance (JSON.parse
+// refuses, or a rule may be broken) gives undefined, and the reference parser takes the text in or
+// refuses it, naming the path: every refusal keeps its words, and nothing the parser refuses gets in.
+//  - duplicate keys: JSON.parse keeps the last, so its objects have fewer members in all than the
+//    text has ':' outside strings (exactly one per member);
+//  - non-integer numbers: a '.' or 'E' outside strings, or an 'e' after a digit ("true" and "false"
+//    have the only other ones);
+//  - unsafe integers, -0, "__proto__" keys, nesting deeper than maxDepth, lone surrogates (checked
+//    only when the text has a \u escape): seen on the values built.
+
+/** The value, or undefined for "let the parser decide" (a document that is `null` goes that way too). */
+function acceptedByJsonParse(text: string, maxDepth: number): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const members = membersInText(text);
+  if (members === undefined) return undefined;
+  const seen = { members: 0, surrogates: text.includes('\\u') };
+  if (!withinRules(value, 0, maxDepth, seen) || seen.members !== members) return undefined;
+  return value;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Integers, strings and keys as the rules want them, counting object members; false: let the parser decide. */
+function withinRules(
+  v: unknown,
+  depth: number,
+  maxDepth: number,
+  seen: { members: number; surrogates: boolean },
+): boolean {
+  if (depth > maxDepth) return false;
+  switch (typeof v) {
+    case 'number':
+      return Number.isSafeInteger(v) && !Object.is(v, -0);
+    case 'string':
+      return !seen.surrogates || !LONE_SURROGATE.test(v);
+    case 'object': {
+      if (v === null) return true;
+      if (Array.isArray(v)) {
+        for (const x of v) if (!withinRules(x, depth + 1, maxDepth, seen)) return false;
+        return true;
+      }
+      // JSON.parse makes plain objects: for-in sees their own members only.
+      for (const k in v) {
+        if (k === '__proto__' || (seen.surrogates && LONE_SURROGATE.test(k))) return false;
+        seen.members++;
+        if (!withinRules((v as Record<string, unknown>)[k], depth + 1, maxDepth, seen))
+          return false;
+      }
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
+/**
+ * The ':' outside strings (one per object member) of text JSON.parse accepted, or undefined at a sign
+ * of a non-integer number. Strings are skipped with indexOf, to the first quote after an even run of
+ * backslashes.
+ */
+function membersInText(s: string): number | undefined {
+  let colons = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 34) {
+      let q = s.indexOf('"', i + 1);
+      while (s.charCodeAt(q - 1) === 92) {
+        let b = q - 1;
+        while (s.charCodeAt(b - 1) === 92) b--;
+        if ((q - b) % 2 === 0) break;
+        q = s.indexOf('"', q + 1);
+      }
+      if (q < 0) return undefined; // not reached on text JSON.parse accepted
+      i = q;
+    } else if (c === 58) colons++;
+    else if (c === 46 || c === 69 || (c === 101 && isDigit(s.charCodeAt(i - 1)))) return undefined;
+  }
+  return colons;
+}
+
+const isDigit = (c: number) => c >= 48 && c <= 57;
 
 class Parser {
   private pos = 0;

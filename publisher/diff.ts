@@ -12,10 +12,11 @@ import {
   ChannelPlan,
   DisruptionBudgets,
   ReleaseIndex,
+  type ReleaseIndexHead,
   type Timestamp,
   requireFileRef,
-  canonicalString as canonicalText,
 } from '../protocol/index.ts';
+import { canonicalJsonData } from './jcs.ts';
 
 export interface TargetChange {
   host: string;
@@ -44,9 +45,12 @@ export interface ReleaseDiff {
   budgets: string[];
 }
 
-/** A release's index, channel plans (by channel) and disruption budgets. */
+/**
+ * A release's index, channel plans (by channel) and disruption budgets. The index's host entries are
+ * not used (the publisher's previous release reads them without their schema: verifyReleaseIndexHead).
+ */
 export interface ReleaseDocuments {
-  index: ReleaseIndex;
+  index: ReleaseIndexHead;
   plans: Map<string, ChannelPlan>;
   budgets: DisruptionBudgets;
 }
@@ -94,7 +98,7 @@ const TIMING = [
 ] as const;
 
 function same(a: unknown, b: unknown): boolean {
-  return canonicalText(a) === canonicalText(b);
+  return canonicalJsonData(a) === canonicalJsonData(b);
 }
 
 function planSettings(a: ChannelPlan, b: ChannelPlan): string[] {

@@ -18,7 +18,7 @@ import {
   type HostManifest,
   type ReleaseIndex,
 } from '../protocol/index.ts';
-import { canonicalTemplate, fastCanonical } from './jcs.ts';
+import { canonicalTemplate, fastCanonical, type CanonicalMemo } from './jcs.ts';
 import type { Fleet } from './fleet-schema.ts';
 import type { ResolvedFleet } from './waves.ts';
 import { parseHostKey } from './host-key.ts';
@@ -60,7 +60,7 @@ export interface BuiltRelease {
 export function signedEnvelopeBytes(
   doc: unknown,
   keys: readonly SigningKey[],
-  memo?: WeakMap<object, string>,
+  memo?: CanonicalMemo,
 ): Buffer {
   return envelopeOfCanonical(fastCanonical(doc, memo), keys);
 }
@@ -131,7 +131,7 @@ interface ReleaseInProgress {
   hostKeys: Map<string, string>;
   files: TreeFile[];
   /** Canonical texts of objects already serialised (shared sub-objects, references, host entries). */
-  memo: WeakMap<object, string>;
+  memo: CanonicalMemo;
   /** Signs `doc`, adds it to `files` and returns the reference later documents bind. */
   sign: (path: string, doc: unknown) => FileRef;
   /** The same for a document given as its canonical text (canonicalTemplate). */
@@ -144,7 +144,9 @@ function startRelease(input: BuildReleaseInput): ReleaseInProgress {
   const total = Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
   let done = 0;
   // Shared sub-objects (plan refs, budgets ref, probes) are canonicalised once, not once per host.
-  const memo = new WeakMap<object, string>();
+  // A Map, not a WeakMap: it dies with the build anyway, and 20,000 weak entries (ephemerons) cost
+  // the garbage collector more than they could ever free.
+  const memo = new Map<object, string>();
   const signCanonical = (path: string, canonical: string): FileRef => {
     const bytes = envelopeOfCanonical(canonical, input.keys);
     files.push({ path, bytes });

@@ -8,7 +8,6 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   writeFileAtomic,
-  canonicalBytes,
   sha256Digest,
   envelopeBytes,
   signDocument,
@@ -26,6 +25,7 @@ import {
   type SignedDocument,
 } from '../protocol/index.ts';
 import { buildRelease } from './documents.ts';
+import { canonicalJsonData } from './jcs.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';
 import {
@@ -338,7 +338,8 @@ function commit(
     removeStaleTemps(opts.treeDir);
     const current = readCurrentTimestamp(opts.treeDir);
     const { version, previousVersion } = nextVersion(opts, current);
-    const fleetDigest = sha256Digest(canonicalBytes(opts.fleet));
+    // JCS of the fleet as read (2.6 MB at 10,000 hosts) through JSON.stringify (publisher/jcs.ts).
+    const fleetDigest = sha256Digest(canonicalJsonData(opts.fleet));
     const currentRelease = readIntactRelease(opts.treeDir, current, prepared.previous);
     // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
     if (

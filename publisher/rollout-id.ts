@@ -7,12 +7,8 @@
 // a wave does with deferred hosts) is part of the rollout; what only decides when a host may act
 // (maintenance windows, the reboot policy, timings) is not. So signing `reboot: allowed` for a channel
 // whose hosts defer lets them reboot into the SAME rollout, keeping every soak already proved.
-import {
-  canonicalBytes,
-  sha256Digest,
-  type ChannelCompliance,
-  type Threshold,
-} from '../protocol/index.ts';
+import { sha256Digest, type ChannelCompliance, type Threshold } from '../protocol/index.ts';
+import { canonicalJsonData } from './jcs.ts';
 
 export interface RolloutIdInput {
   fleet: string;
@@ -63,5 +59,5 @@ export function computeRolloutId(input: RolloutIdInput): string {
     // Present only for a compliance channel (rollout ids of other channels stay as they were).
     ...(input.compliance ? { compliance: input.compliance } : {}),
   };
-  return sha256Digest(canonicalBytes(material));
+  return sha256Digest(canonicalJsonData(material));
 }

@@ -1,5 +1,6 @@
 // Readers for each release-signed document (size cap, strict JSON, schema) and the checks every one of
 // them shares: release-key signature, fleet, and the release version it binds.
+import { z } from 'zod';
 import { readEnvelope } from '../document.ts';
 import { MixAndMatch, RollbackAttempt } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
@@ -37,6 +38,78 @@ export const readBudgets = (b: Uint8Array, file: string) =>
     maxBytes: LIMITS.budgets,
     expectType: 'disruption-budgets',
   });
+
+// ---- Heads: the publisher's previous release, per-host parts without their patterns ---------------
+// The publisher reads its tree's current release (index, plans, budgets) for the host keys it vouches
+// for and for the diff. Their per-host parts (10,000 names, keys, store paths and references at 10,000
+// hosts) cost ~0.2 s of schema in a fresh process; these readers check them for their JSON types only,
+// everything else in full, and the documents still go through the same signature and binding checks.
+// Why that is safe there: publisher/vouched-keys.ts. Not for anything that relies on the patterns.
+
+/**
+ * A release index whose `hosts` entries (~0.1 s of schema) are taken in as strict JSON but not checked
+ * at all: for a reader that uses no host entry (verifyReleaseIndexHead).
+ */
+export type ReleaseIndexHead = Omit<ReleaseIndex, 'hosts'> & { hosts: Record<string, unknown> };
+const ReleaseIndexHead = ReleaseIndex.extend({
+  hosts: z.custom<Record<string, unknown>>(isObject, 'must be an object'),
+});
+export const readReleaseIndexHead = (b: Uint8Array, file: string) =>
+  readEnvelope(b, ReleaseIndexHead, {
+    file,
+    maxBytes: LIMITS.releaseIndex,
+    expectType: 'release',
+  }) as SignedDocument<ReleaseIndexHead>;
+
+/** A channel plan whose `hosts` entries and wave host lists are checked for their JSON types only. */
+const ChannelPlanHead = ChannelPlan.extend({
+  hosts: z.custom<ChannelPlan['hosts']>(
+    (v) => isObject(v) && Object.values(v).every(isPlanHost),
+    'must be an object of { target, hostKey, wave } entries',
+  ),
+  waves: z.array(
+    ChannelPlan.shape.waves.element.extend({
+      hosts: z.custom<string[]>(isStringList, 'must be a list of host names'),
+    }),
+  ),
+});
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((h) => typeof h === 'string');
+}
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function isPlanHost(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    Object.keys(v).length === 3 &&
+    typeof v['target'] === 'string' &&
+    typeof v['hostKey'] === 'string' &&
+    Number.isSafeInteger(v['wave']) &&
+    (v['wave'] as number) >= 0
+  );
+}
+export const readChannelPlanHead = (b: Uint8Array, file: string) =>
+  readEnvelope(b, ChannelPlanHead, {
+    file,
+    maxBytes: LIMITS.channelPlan,
+    expectType: 'channel-plan',
+  }) as SignedDocument<ChannelPlan>;
+
+/** Disruption budgets whose member lists are checked for their JSON types only. */
+const DisruptionBudgetsHead = DisruptionBudgets.extend({
+  budgets: z.array(
+    DisruptionBudgets.shape.budgets.element.extend({
+      hosts: z.custom<string[]>(isStringList, 'must be a list of host names'),
+    }),
+  ),
+});
+export const readBudgetsHead = (b: Uint8Array, file: string) =>
+  readEnvelope(b, DisruptionBudgetsHead, {
+    file,
+    maxBytes: LIMITS.budgets,
+    expectType: 'disruption-budgets',
+  }) as SignedDocument<DisruptionBudgets>;
 
 /** The file's exact bytes must be the ones the referencing document signed for. */
 export function requireFileRef(

@@ -4,7 +4,9 @@ export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
   readBudgets,
+  readBudgetsHead,
   readChannelPlan,
+  readChannelPlanHead,
   readReleaseIndex,
   readRevocations,
   readTimestamp,
@@ -12,6 +14,7 @@ export {
   requireFleet,
   verifyReleaseDocument,
 } from './documents.ts';
+export type { ReleaseIndexHead } from './documents.ts';
 export {
   readEnrolmentRequest,
   readEnrolmentToken,
@@ -23,7 +26,7 @@ export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
-export { verifyRelease, verifyReleaseIndex } from './release.ts';
+export { verifyRelease, verifyReleaseIndex, verifyReleaseIndexHead } from './release.ts';
 export type { VerifiedDocumentMemo, VerifiedManifest, VerifiedRelease } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';

@@ -27,10 +27,12 @@ import {
   readChannelPlan,
   readHostManifest,
   readReleaseIndex,
+  readReleaseIndexHead,
   requireFileRef,
   requireFleet,
   requireRelease,
   verifyReleaseDocument,
+  type ReleaseIndexHead,
 } from './documents.ts';
 import {
   checkGatingPlan,
@@ -56,7 +58,47 @@ export function verifyReleaseIndex(
   file = ts.release.index.path,
   memo?: MemoFor,
 ): SignedDocument<ReleaseIndex> {
-  const env = releaseSigned(bytes, file, readReleaseIndex, 'release', root, memo);
+  return requireIndexBinding(
+    releaseSigned(bytes, file, readReleaseIndex, 'release', root, memo),
+    bytes,
+    ts,
+    root,
+    file,
+  );
+}
+
+/**
+ * verifyReleaseIndex without the schema of the index's `hosts` entries (readReleaseIndexHead): every
+ * check above, the same signature over the same bytes, the other members schema-checked. For a reader
+ * that uses no host entry: the publisher, which reads its tree's current release for the channel plans
+ * and budgets it binds. Safe because the entries are still strict JSON (no duplicate keys, no
+ * "__proto__"), are covered by the release signature (only a release key could have written them, and
+ * the publisher writes them from typed values), and nothing reads them. No memo: an entry would be
+ * handed to readers that expect checked host entries.
+ */
+export function verifyReleaseIndexHead(
+  bytes: Uint8Array,
+  ts: Timestamp,
+  root: TrustRoot,
+  file = ts.release.index.path,
+): SignedDocument<ReleaseIndexHead> {
+  return requireIndexBinding(
+    releaseSigned(bytes, file, readReleaseIndexHead, 'release', root, undefined),
+    bytes,
+    ts,
+    root,
+    file,
+  );
+}
+
+/** Fleet, exact bytes, the release the timestamp names, a root version not newer than `root`. */
+function requireIndexBinding<T extends Omit<ReleaseIndex, 'hosts'>>(
+  env: SignedDocument<T>,
+  bytes: Uint8Array,
+  ts: Timestamp,
+  root: TrustRoot,
+  file: string,
+): SignedDocument<T> {
   const index = env.signed;
   requireFleet(index, root, file);
   requireFileRef(bytes, ts.release.index, file, TIMESTAMP_PATH);

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseStrictJson } from '../../protocol/strict-json.ts';
+import fc from 'fast-check';
+import { parseStrictJson, parseStrictJsonReference } from '../../protocol/strict-json.ts';
 import { Malformed, TooLarge } from '../../protocol/errors.ts';
 
 const opts = { file: 'doc.json', maxBytes: 1024 };
@@ -44,5 +45,67 @@ test('rejects invalid UTF-8', () => {
 });
 test('rejects deep nesting', () =>
   refuses('['.repeat(100) + ']'.repeat(100), Malformed, /nesting deeper/));
+
+// parseStrictJson takes text in through JSON.parse when it can tell every rule holds, and through the
+// reference parser otherwise: on any text, both must accept the same value (same members, same order)
+// or refuse with the same words.
+const outcome = (f: () => unknown): string => {
+  try {
+    return `value ${JSON.stringify(f())}`;
+  } catch (e) {
+    return `${(e as Error).name}: ${(e as Error).message}`;
+  }
+};
+const token = fc.constantFrom(
+  ...[
+    '0',
+    '-1',
+    '12',
+    '-0',
+    '1.0',
+    '1.5',
+    '1e3',
+    '2E1',
+    '01',
+    '9007199254740991',
+    '9007199254740993',
+  ],
+  ...['true', 'false', 'null', '"a"', '"b"', '"\\"', '"\\\""', '"x\\u00e9"', '"\\ud800"'],
+  ...['"\\udc00x"', '"\\ud83d\\ude00"', '"\\u0022:"', '"e.E:"', '"\\\\"'],
+);
+const key = fc.constantFrom('"a"', '"b"', '"__proto__"', '"1"', '"\\ud800"', '"a\\"b"', '"é"');
+const text: fc.Arbitrary<string> = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    token,
+    fc.array(tie('value'), { maxLength: 4 }).map((xs) => `[${xs.join(',')}]`),
+    fc
+      .array(fc.tuple(key, tie('value')), { maxLength: 4 })
+      .map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(', ')}}`),
+  ),
+})).value as fc.Arbitrary<string>;
+const damaged = fc
+  .tuple(text, fc.nat(), fc.constantFrom('', ':', ',', '"', '\\', '.', 'e', ' ', '}'))
+  .map(
+    ([t, at, s]) =>
+      t.slice(0, at % (t.length + 1)) + s + t.slice((at % (t.length + 1)) + (s ? 0 : 1)),
+  );
+
+test('the fast way and the reference parser agree on every text: same value or same refusal', () => {
+  const small = { file: 'doc.json', maxBytes: 1 << 20, maxDepth: 3 };
+  fc.assert(
+    fc.property(fc.oneof(text, damaged), (t) => {
+      const fast = outcome(() => parseStrictJson(t, small));
+      const reference = outcome(() => parseStrictJsonReference(t, small.file, small.maxDepth));
+      return fast === reference;
+    }),
+    { numRuns: 3000 },
+  );
+  for (const t of ['{"a":1,"a":1}', '{"a":{"b":[1,{"c":2,"c":2}]}}', '[1.0]', '{"n":-0}', 'null'])
+    assert.is(
+      outcome(() => parseStrictJson(t, opts)),
+      outcome(() => parseStrictJsonReference(t, opts.file)),
+    );
+});
 
 test.run();

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { canonicalTemplate, fastCanonical } from '../../publisher/jcs.ts';
+import { canonicalJsonData, canonicalTemplate, fastCanonical } from '../../publisher/jcs.ts';
 import { signedEnvelopeBytes } from '../../publisher/documents.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { envelopeBytes, signDocument } from '../../protocol/envelope.ts';
@@ -26,6 +26,35 @@ test('fastCanonical is byte-identical to the canonicalize package on random JSON
     fc.property(json, (v) => fastCanonical(v) === canonicalString(v)),
     { numRuns: 500 },
   );
+});
+
+test('canonicalJsonData is byte-identical to the canonicalize package on random JSON', () => {
+  // Keys often out of order, and integer-like keys (which V8 lists first, in numeric order).
+  const keyed = fc.letrec((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small' },
+      json,
+      fc.dictionary(
+        fc.oneof(fc.string({ unit: 'grapheme', maxLength: 3 }), fc.nat(120).map(String)),
+        tie('value'),
+        { maxKeys: 8 },
+      ),
+    ),
+  })).value;
+  fc.assert(
+    fc.property(keyed, (v) => canonicalJsonData(v) === canonicalString(v)),
+    { numRuns: 1000 },
+  );
+  const sample = { b: { 10: 1, 9: 2, a: [3, { z: 1, y: '\u{1F600}' }] }, a: null, '': 'é' };
+  assert.is(canonicalJsonData(sample), canonicalString(sample));
+});
+
+test('canonicalJsonData refuses what fastCanonical refuses', () => {
+  assert.throws(() => canonicalJsonData({ s: '\uD800x' }), /Lone surrogate/);
+  assert.throws(() => canonicalJsonData({ ['\uDC00']: 1 }), /Lone surrogate/);
+  assert.throws(() => canonicalJsonData({ n: NaN }), /non-finite/);
+  assert.throws(() => canonicalJsonData([{ d: new Date(0) }]), /toJSON/);
+  assert.throws(() => canonicalJsonData({ f: () => 1 }), /not JSON data/);
 });
 
 test('memoised shared sub-objects give the same text', () => {

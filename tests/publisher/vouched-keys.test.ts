@@ -9,7 +9,13 @@ import { vouchedHostKeys } from '../../publisher/vouched-keys.ts';
 import { readCurrentRelease } from '../../publisher/diff.ts';
 import { readCurrentTimestamp } from '../../publisher/tree.ts';
 import { isValidPublicKey } from '../../protocol/ed25519.ts';
-import { channelPlanPath } from '../../protocol/layout.ts';
+import { budgetsPath, channelPlanPath } from '../../protocol/layout.ts';
+import {
+  readBudgets,
+  readBudgetsHead,
+  readChannelPlan,
+  readChannelPlanHead,
+} from '../../protocol/verify/documents.ts';
 import { publishInto, setupTrust, T0 } from './helpers.ts';
 
 const fleetOf = () =>
@@ -110,6 +116,44 @@ test('a new key that is not a curve point is still refused when the rest of the 
     // The unchanged fleet publishes (its keys vouched for by release 1).
     const r = publishInto(s, fleet, T0 + 120_000);
     assert.is(r.version, 2);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('the previous plans and budgets are read with their per-host parts checked by JSON type: the same documents, and a wrong type is refused', () => {
+  const s = setupTrust();
+  try {
+    const fleet = fleetOf();
+    publishInto(s, fleet);
+    const file = channelPlanPath(1, Object.keys(fleet.channels).sort()[0]!);
+    const bytes = readFileSync(join(s.treeDir, file), 'utf8');
+    assert.equal(
+      readChannelPlanHead(Buffer.from(bytes), file),
+      readChannelPlan(Buffer.from(bytes), file),
+    );
+    const budgets = readFileSync(join(s.treeDir, budgetsPath(1)));
+    assert.equal(readBudgetsHead(budgets, 'b'), readBudgets(budgets, 'b'));
+    const badBudget = Buffer.from(budgets.toString('utf8').replace(/"hosts":\["/, '"hosts":[1,"'));
+    assert.throws(
+      () => readBudgetsHead(badBudget, 'b'),
+      (e: unknown) => (e as { code?: string }).code === 'Malformed',
+    );
+    for (const [what, from, to] of [
+      ['a wave as text', '"wave":0', '"wave":"0"'],
+      ['a host key as a number', /"hostKey":"[^"]+"/, '"hostKey":1'],
+      ['a member too many', '"wave":0', '"wave":0,"x":1'],
+      ['a host entry with other members', /"target":"[^"]+","wave":0/, '"x":[]'],
+      ['a wave host that is not text', /"hosts":\["/, '"hosts":[1,"'],
+      ['another member with a bad value', /"rolloutId":"[^"]+"/, '"rolloutId":"sha256:x"'],
+    ] as const) {
+      const bad = Buffer.from(bytes.replace(from, to));
+      assert.throws(
+        () => readChannelPlanHead(bad, file),
+        (e: unknown) => (e as { code?: string }).code === 'Malformed',
+        what,
+      );
+    }
   } finally {
     s.cleanup();
   }

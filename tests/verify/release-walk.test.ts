@@ -5,7 +5,11 @@ import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fetch } from '../../protocol/verify/fetcher.ts';
 import { diskFetch } from '../../protocol/disk-tree.ts';
-import { verifyRelease, verifyReleaseIndex } from '../../protocol/verify/release.ts';
+import {
+  verifyRelease,
+  verifyReleaseIndex,
+  verifyReleaseIndexHead,
+} from '../../protocol/verify/release.ts';
 import { hostManifestPath, releaseIndexPath } from '../../protocol/layout.ts';
 import type { SignedDocument } from '../../protocol/schemas/envelope.ts';
 import type { VerifiedDocumentMemo } from '../../protocol/verify/release.ts';
@@ -91,54 +95,61 @@ test('a missing manifest: WrongHost for the host that asked, MixAndMatch for the
   await verifyRelease({ fetch, trusted: t.root, now: NOW, manifests: ['prod-0'], plans: 'needed' });
 });
 
-test("verifyReleaseIndex: forged -> BadSignature; another release's index -> MixAndMatch; bound bytes -> accepted", async () => {
-  const t = buildStandardTree(tempDir('walk'), NOW);
-  const ts = readTimestamp(readFileSync(join(t.dir, 'timestamp.json')), 'timestamp.json').signed;
-  const file = releaseIndexPath(1);
-  assert.is(
-    verifyReleaseIndex(readFileSync(join(t.dir, file)), ts, t.root.signed).signed.version,
-    1,
-  );
+for (const [name, verify] of [
+  ['verifyReleaseIndex', verifyReleaseIndex],
+  ['verifyReleaseIndexHead (host entries without their schema)', verifyReleaseIndexHead],
+] as const)
+  test(`${name}: forged -> BadSignature; another release's index -> MixAndMatch; bound bytes -> accepted`, async () => {
+    const t = buildStandardTree(tempDir('walk'), NOW);
+    const ts = readTimestamp(readFileSync(join(t.dir, 'timestamp.json')), 'timestamp.json').signed;
+    const file = releaseIndexPath(1);
+    const accepted = verify(readFileSync(join(t.dir, file)), ts, t.root.signed).signed;
+    assert.is(accepted.version, 1);
+    // The same document either way (the host entries as the schema would give them).
+    assert.equal(
+      accepted,
+      verifyReleaseIndex(readFileSync(join(t.dir, file)), ts, t.root.signed).signed,
+    );
 
-  // A validly signed index of release 2 bound where the timestamp names release 1.
-  const r2 = writeRelease({
-    dir: t.dir,
-    version: 2,
-    issuedAt: NOW - HOUR,
-    channels: { canary: ['canary-0'], prod: ['prod-0'] },
-    gateOnFirst: true,
-    signers: t.keys.release,
-    targetLabel: 'b',
-  });
-  const revocations = writeRevocations({
-    dir: t.dir,
-    version: 1,
-    issuedAt: NOW - 2 * HOUR,
-    signers: t.keys.release,
-  });
-  writeTimestamp({
-    dir: t.dir,
-    issuedAt: NOW - 30 * 60_000,
-    releaseVersion: 1,
-    index: { ...r2.index },
-    revocationsVersion: 1,
-    revocations,
-    signers: t.keys.release,
-  });
-  const ts2 = readTimestamp(readFileSync(join(t.dir, 'timestamp.json')), 'timestamp.json').signed;
-  assert.throws(
-    () => verifyReleaseIndex(readFileSync(join(t.dir, releaseIndexPath(2))), ts2, t.root.signed),
-    (e: unknown) => (e as { code?: string }).code === 'MixAndMatch',
-  );
+    // A validly signed index of release 2 bound where the timestamp names release 1.
+    const r2 = writeRelease({
+      dir: t.dir,
+      version: 2,
+      issuedAt: NOW - HOUR,
+      channels: { canary: ['canary-0'], prod: ['prod-0'] },
+      gateOnFirst: true,
+      signers: t.keys.release,
+      targetLabel: 'b',
+    });
+    const revocations = writeRevocations({
+      dir: t.dir,
+      version: 1,
+      issuedAt: NOW - 2 * HOUR,
+      signers: t.keys.release,
+    });
+    writeTimestamp({
+      dir: t.dir,
+      issuedAt: NOW - 30 * 60_000,
+      releaseVersion: 1,
+      index: { ...r2.index },
+      revocationsVersion: 1,
+      revocations,
+      signers: t.keys.release,
+    });
+    const ts2 = readTimestamp(readFileSync(join(t.dir, 'timestamp.json')), 'timestamp.json').signed;
+    assert.throws(
+      () => verify(readFileSync(join(t.dir, releaseIndexPath(2))), ts2, t.root.signed),
+      (e: unknown) => (e as { code?: string }).code === 'MixAndMatch',
+    );
 
-  flipByteInFleetValue(join(t.dir, file));
-  assert.throws(
-    () => verifyReleaseIndex(readFileSync(join(t.dir, file)), ts, t.root.signed),
-    (e: unknown) =>
-      (e as { code?: string; file?: string }).code === 'BadSignature' &&
-      (e as { file?: string }).file === file,
-  );
-});
+    flipByteInFleetValue(join(t.dir, file));
+    assert.throws(
+      () => verify(readFileSync(join(t.dir, file)), ts, t.root.signed),
+      (e: unknown) =>
+        (e as { code?: string; file?: string }).code === 'BadSignature' &&
+        (e as { file?: string }).file === file,
+    );
+  });
 
 /** An in-memory memo that counts what the walk found in it and what it added. */
 function countingMemo(): VerifiedDocumentMemo & {
