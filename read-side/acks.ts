@@ -313,9 +313,20 @@ export class AckCollector {
     this.seen.set(record.digest, host);
     const hostKey = this.claimsHold(ack, source, host);
     if (hostKey === null) return;
+    this.queuePrefixAck(ack, record.digest, source, host, hostKey);
+  }
+
+  /** An ack of a verified log prefix, queued in log order behind what waits for the signature batch. */
+  private queuePrefixAck(
+    ack: SignedAck,
+    digest: string,
+    source: string,
+    host: string,
+    hostKey: string,
+  ): void {
     this.pending.push({
       ack,
-      digest: record.digest,
+      digest,
       source,
       host,
       hostKey,
@@ -344,16 +355,7 @@ export class AckCollector {
       this.digests.push(record.digest);
       return;
     }
-    this.pending.push({
-      ack,
-      digest: record.digest,
-      source,
-      host,
-      hostKey,
-      known: true,
-      bytes: null,
-      fromPrefix: true,
-    });
+    this.queuePrefixAck(ack, record.digest, source, host, hostKey);
   }
 
   /**
