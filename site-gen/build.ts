@@ -24,7 +24,7 @@ import {
   type VerificationFailure,
   type VerifiedRelease,
 } from '../read-side/index.ts';
-import { buildFleetModel, type FleetModel } from './model.ts';
+import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
@@ -70,6 +70,8 @@ export interface SiteInputOptions {
    * verification is reused, only the records appended since are read (ack-feed.ts).
    */
   ackFeed?: AckFeed;
+  /** Per-host results of earlier builds (watch mode keeps one, with `ackFeed`): model.ts ModelMemo. */
+  modelMemo?: ModelMemo;
 }
 
 /**
@@ -244,7 +246,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (load.status !== 'failed') {
     acks = readSiteAcks(o, load.release, reused !== null);
     t2 = performance.now();
-    model = buildFleetModel(load.release, acks, o.now);
+    model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);

@@ -18,9 +18,16 @@ import {
   type HostComplianceView,
   type VerifiedRelease,
 } from '../read-side/index.ts';
-import { channelTimelines, waveSpans, type HostTimeline, type WaveSpan } from './timeline.ts';
+import {
+  channelTimelines,
+  hostTimeline,
+  waveSpans,
+  type HostTimeline,
+  type WaveSpan,
+} from './timeline.ts';
+import type { ChannelPlan } from '../protocol/index.ts';
 import { AgentConfig } from '../agent/index.ts';
-import { detailPagePath, hostAnchor } from './components.ts';
+import { detailPagePath, hostAnchor, withoutAges } from './components.ts';
 
 /**
  * Quarantine lives in each agent's state, so the dashboard knows it only from the host's signed acks: a
@@ -71,6 +78,8 @@ export interface HostRow extends HostView {
   page: string;
   /** Its section on that page: `page#h-<host>`. */
   href: string;
+  /** What the pages without ages show of it (ModelMemo: kept across watch builds while unchanged). */
+  stable: HostStable;
 }
 
 export interface ChannelModel {
@@ -87,6 +96,8 @@ export interface FleetModel {
   ackHistory: Map<string, AckRecord[]>;
   /** Each verified ack's identity (AckHistory.digests): what the pages showing it are keyed by. */
   ackIds: Map<AckRecord, string>;
+  /** Per-host results kept for the next build (a fresh one in a one-shot build). */
+  memo: ModelMemo;
   view: FleetView;
   hosts: HostRow[];
   byHost: Map<string, HostRow>;
@@ -123,59 +134,232 @@ function placeOnDetailPages(sorted: HostRow[]): void {
   }
 }
 
+/**
+ * Per-host results kept from one build for the next (watch mode), all for one verified release
+ * (everything is forgotten when the release is another):
+ * - where each host goes (its place in the fleet's order and its detail page): the plan's alone;
+ * - what each host's verified ack history gives (timeline, newest failure evidence, compliance view,
+ *   the history's ack identities), reused while the history holds the same ack records, compared one
+ *   by one by identity (an ack read again is another record, so it is derived again);
+ * - each host's stable facts (HostStable: what the pages without ages show of it), reused while its
+ *   verdict without ages, its latest ack and its history are the same, with the page inputs computed
+ *   from them (a list row's key, a host section's inputs);
+ * - each stable page's inputs digest, reused while its other inputs and its hosts' stable facts are.
+ * A reused value is the one the same inputs gave: nothing is trusted that the build would not compute.
+ */
+export class ModelMemo {
+  private release: VerifiedRelease | null = null;
+  private placement: Map<string, Placement> | null = null;
+  private histories = new Map<string, HostDerived>();
+  private stables = new Map<string, HostStable>();
+  private pages = new Map<string, { prefix: string; hosts: HostStable[]; digest: string }>();
+
+  /** Forgets everything kept for another release. */
+  private for(release: VerifiedRelease): void {
+    if (this.release === release) return;
+    this.release = release;
+    this.placement = null;
+    this.histories.clear();
+    this.stables.clear();
+    this.pages.clear();
+  }
+
+  placed(release: VerifiedRelease, place: () => Map<string, Placement>): Map<string, Placement> {
+    this.for(release);
+    return (this.placement ??= place());
+  }
+
+  /** What `history` gives, computed by `derive` unless this host had the same history before. */
+  derived(
+    release: VerifiedRelease,
+    host: string,
+    history: readonly AckRecord[],
+    derive: () => HostDerived,
+  ): HostDerived {
+    this.for(release);
+    const kept = this.histories.get(host);
+    if (kept !== undefined && sameRecords(kept.history, history)) return kept;
+    const d = derive();
+    this.histories.set(host, d);
+    return d;
+  }
+
+  /** The host's stable facts: the kept entry while verdict, latest ack and derived history are the same. */
+  stable(
+    host: string,
+    verdict: string,
+    latest: AckRecord | null,
+    derived: HostDerived,
+  ): HostStable {
+    const kept = this.stables.get(host);
+    if (
+      kept !== undefined &&
+      kept.verdict === verdict &&
+      kept.latest === latest &&
+      kept.derived === derived
+    )
+      return kept;
+    const s: HostStable = { verdict, latest, derived };
+    this.stables.set(host, s);
+    return s;
+  }
+
+  /**
+   * A stable page's inputs digest: `digest()` unless the page had the same `prefix` (its inputs other
+   * than its hosts) and the same hosts' stable entries in the previous build.
+   */
+  pageInputs(path: string, prefix: string, hosts: HostStable[], digest: () => string): string {
+    const kept = this.pages.get(path);
+    if (
+      kept !== undefined &&
+      kept.prefix === prefix &&
+      kept.hosts.length === hosts.length &&
+      kept.hosts.every((h, i) => h === hosts[i])
+    )
+      return kept.digest;
+    const d = digest();
+    this.pages.set(path, { prefix, hosts, digest: d });
+    return d;
+  }
+}
+
+/** A host's place: its index in the fleet's order (channel, wave, name) and its detail page. */
+export interface Placement {
+  index: number;
+  page: string;
+  href: string;
+}
+
+/** What the pages derive from one host's verified acks and the release alone (ModelMemo). */
+export interface HostDerived {
+  history: readonly AckRecord[];
+  /** Its timeline in its channel's plan (null: in no plan). */
+  timeline: HostTimeline | null;
+  newestFailure: QuarantineEvidence | undefined;
+  compliance: HostComplianceView | null;
+  /** The history's ack identities (AckHistory.digests), space-separated: part of its section's inputs. */
+  ackIds: string;
+}
+
+/**
+ * What the pages without ages show of a host besides the release: its verdict without ages, its
+ * latest ack and what its history gives. The page inputs computed from them are kept with them.
+ */
+export interface HostStable {
+  /** JSON of the verdict: channel, wave, target, phase, detail and reason without ages, gate, excused, current. */
+  verdict: string;
+  latest: AckRecord | null;
+  derived: HostDerived;
+  /** lists.ts: the digest of its row's facts. */
+  rowKey?: string;
+  /** host-pages.ts: its section's inputs. */
+  sectionInputs?: string;
+}
+
+function sameRecords(a: readonly AckRecord[], b: readonly AckRecord[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Each host's place: the fleet's order (compareHosts) cut into detail pages (placeOnDetailPages). */
+function placement(hosts: readonly HostView[]): Map<string, Placement> {
+  const rows = hosts.map((h) => ({ ...h, page: '', href: '' }) as unknown as HostRow);
+  rows.sort(compareHosts);
+  placeOnDetailPages(rows);
+  return new Map(rows.map((h, index) => [h.host, { index, page: h.page, href: h.href }]));
+}
+
 export function buildFleetModel(
   release: VerifiedRelease,
   acks: AckHistory,
   now: number,
+  memo: ModelMemo = new ModelMemo(),
 ): FleetModel {
   const input = fleetInputOf(release, acks.acks, now);
   const view = fleetView(input);
   const latest = input.acks;
   const ackHistory = ackHistoryByHost(acks.acks);
+  const ackIds = new Map(acks.acks.map((a, i) => [a, acks.digests[i]!]));
   const phaseTotals = Object.fromEntries(HOST_PHASES.map((p) => [p, 0])) as Record<
     HostPhase,
     number
   >;
-  const hosts: HostRow[] = view.hosts.map((h) => {
+  const planOf = new Map<string, ChannelPlan>();
+  for (const plan of Object.values(release.plans))
+    for (const host of Object.keys(plan.hosts)) planOf.set(host, plan);
+  const derive = (host: string, history: readonly AckRecord[]): HostDerived => {
+    const plan = planOf.get(host);
+    return {
+      history,
+      timeline: plan === undefined ? null : hostTimeline(plan, host, history),
+      newestFailure: quarantineEvidence(history)[0],
+      compliance: hostCompliance(release, host, history),
+      ackIds: history.map((a) => ackIds.get(a)!).join(' '),
+    };
+  };
+  const places = memo.placed(release, () => placement(view.hosts));
+  const hosts: HostRow[] = new Array<HostRow>(view.hosts.length);
+  for (const h of view.hosts) {
     phaseTotals[h.phase]++;
     const last = latest[h.host] ?? null;
-    return {
+    const history = ackHistory.get(h.host) ?? [];
+    const derived = memo.derived(release, h.host, history, () => derive(h.host, history));
+    const current = last?.current ?? null;
+    const verdict = JSON.stringify([
+      h.channel,
+      h.wave,
+      h.target,
+      h.phase,
+      withoutAges(h.detail),
+      h.gate,
+      withoutAges(h.reason ?? ''),
+      h.excused,
+      current,
+    ]);
+    const place = places.get(h.host)!;
+    hosts[place.index] = {
       ...h,
-      current: last?.current ?? null,
+      current,
       latest: last,
       latestAt: last ? parseAckTime(last.time) : null,
-      page: '',
-      href: '',
+      page: place.page,
+      href: place.href,
+      stable: memo.stable(h.host, verdict, last, derived),
     };
-  });
-  hosts.sort(compareHosts);
-  placeOnDetailPages(hosts);
+  }
   const channels = new Map<string, ChannelModel>();
   const timelineByHost = new Map<string, HostTimeline>();
+  const byHost = new Map(hosts.map((h) => [h.host, h]));
   for (const [name, plan] of Object.entries(release.plans)) {
-    const timelines = channelTimelines(plan, ackHistory);
+    const timelines = channelTimelines(
+      plan,
+      ackHistory,
+      (p, host, history) =>
+        (p === planOf.get(host) ? byHost.get(host)?.stable.derived.timeline : null) ??
+        hostTimeline(p, host, history),
+    );
     for (const t of timelines) timelineByHost.set(t.host, t);
     channels.set(name, { timelines, spans: waveSpans(plan, timelines) });
   }
   const quarantines = new Map<string, QuarantineEvidence>();
-  for (const h of hosts) {
-    const newest = quarantineEvidence(ackHistory.get(h.host) ?? [])[0];
-    if (newest !== undefined && newest.untilByDefault > now) quarantines.set(h.host, newest);
-  }
   const compliance = new Map<string, HostComplianceView>();
   for (const h of hosts) {
-    const view = hostCompliance(release, h.host, ackHistory.get(h.host) ?? []);
-    if (view !== null) compliance.set(h.host, view);
+    const d = h.stable.derived;
+    if (d.newestFailure !== undefined && d.newestFailure.untilByDefault > now)
+      quarantines.set(h.host, d.newestFailure);
+    if (d.compliance !== null) compliance.set(h.host, d.compliance);
   }
   return {
     now,
     release,
     acks,
     ackHistory,
-    ackIds: new Map(acks.acks.map((a, i) => [a, acks.digests[i]!])),
+    ackIds,
+    memo,
     view,
     hosts,
-    byHost: new Map(hosts.map((h) => [h.host, h])),
+    byHost,
     phaseTotals,
     channels,
     timelineByHost,

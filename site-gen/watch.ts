@@ -9,6 +9,7 @@ import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts'
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
 import { AckFeed } from './ack-feed.ts';
+import { ModelMemo } from './model.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -113,6 +114,7 @@ function siteBuild(
   let store = o.verifiedStore;
   const ackCache = store?.cache ?? new AckCache();
   const ackFeed = new AckFeed();
+  const modelMemo = new ModelMemo();
   let count = 0;
   return {
     get count() {
@@ -129,6 +131,7 @@ function siteBuild(
           ...(store === undefined ? { ackCache } : { verifiedStore: store }),
           releaseCache,
           ackFeed,
+          modelMemo,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });

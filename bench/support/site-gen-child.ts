@@ -14,6 +14,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
 import { AckFeed } from '../../site-gen/ack-feed.ts';
+import { ModelMemo } from '../../site-gen/model.ts';
 import { readPinnedRoot } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
@@ -60,12 +61,14 @@ const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir,
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
 const ackFeed = new AckFeed();
+const modelMemo = new ModelMemo();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
   now: now + 1000,
   verifiedStore: store,
   releaseCache,
   ackFeed,
+  modelMemo,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
@@ -75,6 +78,7 @@ const oneAck = await measured({
   ackCache: store.cache,
   releaseCache,
   ackFeed,
+  modelMemo,
 });
 process.stdout.write(
   JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),
