@@ -60,7 +60,8 @@ if (phase === 'first' || phase === 'cold-site') {
 const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
-const ackFeed = new AckFeed();
+// As `site watch` keeps it: its watcher reports the latest-ack files that change (below).
+const ackFeed = new AckFeed({ changeReports: true });
 const modelMemo = new ModelMemo();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
@@ -73,6 +74,7 @@ const watchStart = await measured({
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
+ackFeed.fileChanged(join(tree, 'acks', 'hosts', `${host}.json`));
 const oneAck = await measured({
   now: now + 2000,
   ackCache: store.cache,

@@ -590,4 +590,49 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
   }
 });
 
+test('ack feed with change reports (site watch): reported files are read again, unreported ones are taken as read until a full read', async () => {
+  const copy = createSiteFixture();
+  try {
+    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
+    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const opts = {
+      acksDir: join(copy.treeDir, 'acks'),
+      logFile,
+      trust,
+      log,
+      cache: new AckCache(),
+    };
+    const feed = new AckFeed({ changeReports: true });
+    const rejectedFiles = (incremental: boolean) =>
+      feed
+        .read(opts, incremental)
+        .history.rejected.filter((r) => r.source.startsWith('acks/hosts/'))
+        .map((r) => r.source);
+    assert.equal(rejectedFiles(false), []);
+    const host = copy.roles.soaked;
+    const hostFile = join(copy.treeDir, 'acks', 'hosts', `${host}.json`);
+    const original = readFileSync(hostFile);
+    const tampered = Buffer.from(original.toString().replace('"generated"', '"generatee"'));
+    assert.is.not(tampered.toString(), original.toString());
+    writeFileSync(hostFile, tampered);
+    // reported: read again and refused
+    feed.fileChanged(hostFile);
+    assert.equal(rejectedFiles(true), [`acks/hosts/${host}.json`]);
+    // restored but not reported: the bytes read before are taken again (still refused, never
+    // shown as verified) until a full read
+    writeFileSync(hostFile, original);
+    assert.equal(rejectedFiles(true), [`acks/hosts/${host}.json`]);
+    assert.equal(rejectedFiles(false), []);
+    // reports lost (the watcher failed): every file is stat'ed again
+    writeFileSync(hostFile, tampered);
+    feed.changeReportsLost();
+    assert.equal(rejectedFiles(false), [`acks/hosts/${host}.json`]);
+    writeFileSync(hostFile, original);
+    assert.equal(rejectedFiles(true), []);
+  } finally {
+    copy.cleanup();
+  }
+});
+
 test.run();
