@@ -186,7 +186,7 @@ ${acksSection(history)}</section>
  */
 function hostSectionInputs(m: FleetModel, h: HostRow): string {
   const s = h.stable;
-  const latest = s.latest === null ? '' : m.ackIds.get(s.latest);
+  const latest = s.latest === null ? '' : m.ackId(s.latest);
   return (s.sectionInputs ??= `${s.verdict}\n${latest}\n${s.derived.ackIds}`);
 }
 

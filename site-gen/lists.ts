@@ -15,7 +15,7 @@ import {
 } from './components.ts';
 import { PageInputs, type SitePages } from './site-pages.ts';
 import { sha256Hex } from '../protocol/index.ts';
-import type { FleetModel, HostRow } from './model.ts';
+import { hostsOfChannel, type FleetModel, type HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import { HOST_PHASES, type HostPhase } from '../reconciler/index.ts';
 
@@ -36,29 +36,23 @@ export interface HostList {
 export function hostLists(m: FleetModel): HostList[] {
   const lists: HostList[] = [{ id: 'all', title: 'All hosts', rows: m.hosts }];
   const byPhase = new Map<HostPhase, HostRow[]>(HOST_PHASES.map((p) => [p, []]));
-  const byChannel = new Map<string, HostRow[]>();
-  const byWave = new Map<string, HostRow[]>();
-  for (const h of m.hosts) {
-    byPhase.get(h.phase)!.push(h);
-    if (!byChannel.has(h.channel)) byChannel.set(h.channel, []);
-    byChannel.get(h.channel)!.push(h);
-    const w = `${h.channel}-${h.wave}`;
-    if (!byWave.has(w)) byWave.set(w, []);
-    byWave.get(w)!.push(h);
-  }
+  for (const h of m.hosts) byPhase.get(h.phase)!.push(h);
   for (const p of HOST_PHASES)
     lists.push({ id: `phase-${p}`, title: `Hosts in phase ${p}`, rows: byPhase.get(p)! });
   for (const c of m.view.channels) {
-    lists.push({
-      id: `channel-${c.channel}`,
-      title: `Hosts of channel ${c.channel}`,
-      rows: byChannel.get(c.channel) ?? [],
-    });
+    const rows = hostsOfChannel(m, c.channel);
+    lists.push({ id: `channel-${c.channel}`, title: `Hosts of channel ${c.channel}`, rows });
+    const byWave = new Map<number, HostRow[]>();
+    for (const h of rows) {
+      let wave = byWave.get(h.wave);
+      if (wave === undefined) byWave.set(h.wave, (wave = []));
+      wave.push(h);
+    }
     for (const w of c.waves)
       lists.push({
         id: `wave-${c.channel}-${w.index}`,
         title: `Hosts of channel ${c.channel}, wave ${w.index}`,
-        rows: byWave.get(`${c.channel}-${w.index}`) ?? [],
+        rows: byWave.get(w.index) ?? [],
       });
   }
   lists.push({
@@ -281,7 +275,7 @@ export function searchIndex(m: FleetModel): string {
     h.channel,
     h.wave,
     h.phase,
-    Number(/_([0-9]+)\.html$/.exec(h.page)![1]),
+    Number(h.page.slice(h.page.lastIndexOf('_') + 1, -'.html'.length)),
   ]);
   // JSON of names that are DNS labels and phase words: no "</script>" can appear, and it is not HTML.
   return `window.nixfleetHosts=${JSON.stringify(rows)};\n`;

@@ -94,8 +94,8 @@ export interface FleetModel {
   acks: AckHistory;
   /** Each host's verified acks, oldest first, one per seq. */
   ackHistory: Map<string, AckRecord[]>;
-  /** Each verified ack's identity (AckHistory.digests): what the pages showing it are keyed by. */
-  ackIds: Map<AckRecord, string>;
+  /** A verified ack's identity (AckHistory.digests): what the pages showing it are keyed by. */
+  ackId(ack: AckRecord): string;
   /** Per-host results kept for the next build (a fresh one in a one-shot build). */
   memo: ModelMemo;
   view: FleetView;
@@ -280,7 +280,10 @@ export function buildFleetModel(
   const view = fleetView(input);
   const latest = input.acks;
   const ackHistory = ackHistoryByHost(acks.acks);
-  const ackIds = new Map(acks.acks.map((a, i) => [a, acks.digests[i]!]));
+  // Built when first asked: after one new ack watch mode derives little (ModelMemo).
+  let ackIds: Map<AckRecord, string> | null = null;
+  const ackId = (a: AckRecord): string =>
+    (ackIds ??= new Map(acks.acks.map((x, i) => [x, acks.digests[i]!]))).get(a)!;
   const phaseTotals = Object.fromEntries(HOST_PHASES.map((p) => [p, 0])) as Record<
     HostPhase,
     number
@@ -295,7 +298,7 @@ export function buildFleetModel(
       timeline: plan === undefined ? null : hostTimeline(plan, host, history),
       newestFailure: quarantineEvidence(history)[0],
       compliance: hostCompliance(release, host, history),
-      ackIds: history.map((a) => ackIds.get(a)!).join(' '),
+      ackIds: history.map(ackId).join(' '),
     };
   };
   const places = memo.placed(release, () => placement(view.hosts));
@@ -318,8 +321,19 @@ export function buildFleetModel(
       current,
     ]);
     const place = places.get(h.host)!;
+    // Field by field, not a spread: one object shape for 10,000 rows is several times faster to build.
     hosts[place.index] = {
-      ...h,
+      host: h.host,
+      channel: h.channel,
+      wave: h.wave,
+      target: h.target,
+      phase: h.phase,
+      detail: h.detail,
+      lastAck: h.lastAck,
+      healthySeconds: h.healthySeconds,
+      gate: h.gate,
+      reason: h.reason,
+      excused: h.excused,
       current,
       latest: last,
       latestAt: last ? parseAckTime(last.time) : null,
@@ -355,7 +369,7 @@ export function buildFleetModel(
     release,
     acks,
     ackHistory,
-    ackIds,
+    ackId,
     memo,
     view,
     hosts,
@@ -366,6 +380,22 @@ export function buildFleetModel(
     quarantines,
     compliance,
   };
+}
+
+/** The hosts of each channel of a model, in fleet order, computed once. */
+const channelsOf = new WeakMap<FleetModel, Map<string, HostRow[]>>();
+
+export function hostsOfChannel(model: FleetModel, channel: string): HostRow[] {
+  let byChannel = channelsOf.get(model);
+  if (byChannel === undefined) {
+    channelsOf.set(model, (byChannel = new Map()));
+    for (const h of model.hosts) {
+      let rows = byChannel.get(h.channel);
+      if (rows === undefined) byChannel.set(h.channel, (rows = []));
+      rows.push(h);
+    }
+  }
+  return byChannel.get(channel) ?? [];
 }
 
 /** attentionHosts of a model, computed once (the overview and every channel page list them). */

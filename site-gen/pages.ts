@@ -14,7 +14,7 @@ import {
   stableBanner,
   verificationBanner,
 } from './components.ts';
-import { attentionHosts, type FleetModel, type HostRow } from './model.ts';
+import { attentionHosts, hostsOfChannel, type FleetModel, type HostRow } from './model.ts';
 import { attentionItems, type ExpiringCert } from './attention.ts';
 import {
   SEARCH_SCRIPT,
@@ -238,7 +238,7 @@ function soakCell(m: FleetModel, rows: readonly HostRow[], soakSeconds: number):
 function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
   const plan = m.release.plans[c.channel]!;
   const cm = m.channels.get(c.channel)!;
-  const rows = m.hosts.filter((h) => h.channel === c.channel);
+  const rows = hostsOfChannel(m, c.channel);
   const waveRows = c.waves.map((w) => {
     const pw = plan.waves[w.index]!;
     const members = rows.filter((h) => h.wave === w.index);
