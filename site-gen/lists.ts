@@ -164,19 +164,9 @@ export function pagesOfList(
   return pages;
 }
 
-/** Each host's index in the fleet's order (m.hosts), computed once per model. */
-const positionsOf = new WeakMap<FleetModel, Map<HostRow, number>>();
-
-function fleetPositions(m: FleetModel): Map<HostRow, number> {
-  let p = positionsOf.get(m);
-  if (p === undefined) positionsOf.set(m, (p = new Map(m.hosts.map((h, i) => [h, i]))));
-  return p;
-}
-
 /** The pages of one of the model's lists (pagesOfList over the model's fleet order). */
 export function modelListPages(m: FleetModel, rows: readonly HostRow[]): ListPage[] {
-  const positions = fleetPositions(m);
-  return pagesOfList(rows, (h) => positions.get(h)!, m.hosts.length);
+  return pagesOfList(rows, (h) => h.index, m.hosts.length);
 }
 
 /**

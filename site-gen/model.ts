@@ -74,6 +74,8 @@ export interface HostRow extends HostView {
   current: string | null;
   latest: AckRecord | null;
   latestAt: number | null;
+  /** Its index in the fleet's order (FleetModel.hosts: channel, wave, name). */
+  index: number;
   /** The detail page holding this host's section (site-relative, host-pages.ts). */
   page: string;
   /** Its section on that page: `page#h-<host>`. */
@@ -122,7 +124,7 @@ function compareHosts(a: HostView, b: HostView): number {
  * Each host's detail page: the hosts of one wave in name order, HOSTS_PER_DETAIL_PAGE per page. Only
  * the signed plan decides it, so an ack never moves a host to another page.
  */
-function placeOnDetailPages(sorted: HostRow[]): void {
+function placeOnDetailPages(sorted: (HostView & { page: string; href: string })[]): void {
   let wave = '';
   let index = 0;
   for (const h of sorted) {
@@ -282,7 +284,7 @@ function sameRecords(a: readonly AckRecord[], b: readonly AckRecord[]): boolean 
 
 /** Each host's place: the fleet's order (compareHosts) cut into detail pages (placeOnDetailPages). */
 function placement(hosts: readonly HostView[]): Map<string, Placement> {
-  const rows = hosts.map((h) => ({ ...h, page: '', href: '' }) as unknown as HostRow);
+  const rows = hosts.map((h) => ({ ...h, page: '', href: '' }));
   rows.sort(compareHosts);
   placeOnDetailPages(rows);
   return new Map(rows.map((h, index) => [h.host, { index, page: h.page, href: h.href }]));
@@ -355,6 +357,7 @@ export function buildFleetModel(
       current,
       latest: last,
       latestAt: last ? parseAckTime(last.time) : null,
+      index: place.index,
       page: place.page,
       href: place.href,
       stable: memo.stable(h.host, verdict, last, derived),
