@@ -61,6 +61,11 @@ export interface SiteInputOptions {
    * of `ackCache`), its memo the walk's; it is saved right after the ack intake.
    */
   verifiedStore?: VerifiedStore;
+  /**
+   * Release documents earlier walks verified, by root, bytes and type (protocol VerifiedDocumentMemo;
+   * `site watch` keeps the last walk's): used when there is no `verifiedStore`.
+   */
+  documentMemo?: VerifiedDocumentMemo;
   /** The verified release of an earlier build, reused while no tree file changed (watch mode keeps one). */
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
@@ -227,10 +232,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (reused !== null) load = reused;
   else {
     const generation = o.releaseCache?.currentGeneration ?? 0;
+    const memo = o.verifiedStore?.documents ?? o.documentMemo;
     load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, {
       now: o.now,
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
-      ...(o.verifiedStore === undefined ? {} : { memo: o.verifiedStore.documents }),
+      ...(memo === undefined ? {} : { memo }),
     });
     o.releaseCache?.remember(
       load,

@@ -141,7 +141,8 @@ function placeOnDetailPages(sorted: (PlanPlace & { page: string; href: string })
 
 /**
  * Per-host results kept from one build for the next (watch mode), all for one verified release
- * (everything is forgotten when the release is another):
+ * (everything is forgotten when the release is another; the same documents verified again, as the
+ * periodic rebuild does, keep them):
  * - where each host goes (its place in the fleet's order and its detail page): the plan's alone;
  * - what each host's verified ack history gives (timeline, newest failure evidence, compliance view,
  *   the history's ack identities), reused while the history holds the same ack records, compared one
@@ -154,6 +155,7 @@ function placeOnDetailPages(sorted: (PlanPlace & { page: string; href: string })
  */
 export class ModelMemo {
   private release: VerifiedRelease | null = null;
+  private releaseKey = '';
   private placement: Map<string, Placement> | null = null;
   private histories = new Map<string, HostDerived>();
   private stables = new Map<string, HostStable>();
@@ -163,6 +165,12 @@ export class ModelMemo {
   private for(release: VerifiedRelease): void {
     if (this.release === release) return;
     this.release = release;
+    // The same signed documents verified again (watch mode's periodic rebuild): everything kept
+    // still holds. The timestamp pins the release index (every plan and manifest) and the
+    // revocations; the root is named by its fleet and version.
+    const key = releaseKey(release);
+    if (key === this.releaseKey) return;
+    this.releaseKey = key;
     this.placement = null;
     this.histories.clear();
     this.stables.clear();
@@ -226,6 +234,17 @@ export class ModelMemo {
     this.pages.set(path, { prefix, hosts, digest: d });
     return d;
   }
+}
+
+/** What identifies a verified release's signed documents (ModelMemo keeps its results per release). */
+function releaseKey(r: VerifiedRelease): string {
+  return JSON.stringify([
+    r.root.fleet,
+    r.root.version,
+    r.timestamp.release,
+    r.timestamp.revocations,
+    r.timestamp.controls ?? null,
+  ]);
 }
 
 /** A host's place: its index in the fleet's order (channel, wave, name) and its detail page. */

@@ -5,7 +5,7 @@
 // schedules exactly one more.
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
+import { ACK_LOG_DIR, DocumentMemo, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
 import { AckFeed } from './ack-feed.ts';
@@ -126,6 +126,12 @@ function siteBuild(
   let store = o.verifiedStore;
   const ackCache = store?.cache ?? new AckCache();
   const modelMemo = new ModelMemo();
+  // The release documents the last full walk verified (by root, bytes and type): the periodic rebuild
+  // walks the same tree again every interval, and only documents with other bytes need their
+  // signatures checked (every claim, binding and expiry is checked by each walk). Renewed after each
+  // walk with what it used, so it holds one tree's documents, not every release's since the start.
+  // (The start build with a persisted store uses the store's; the next walks start from what it used.)
+  let documents = new DocumentMemo();
   let count = 0;
   return {
     get count() {
@@ -139,13 +145,19 @@ function siteBuild(
           outDir: o.outDir,
           ackLogFile,
           now: clock(),
-          ...(store === undefined ? { ackCache } : { verifiedStore: store }),
+          ...(store === undefined
+            ? { ackCache, documentMemo: documents }
+            : { verifiedStore: store }),
           releaseCache,
           ackFeed,
           modelMemo,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });
+        if (!result.verificationReused)
+          documents = new DocumentMemo(
+            store?.documents instanceof DocumentMemo ? store.documents.used() : documents.used(),
+          );
         store = undefined;
         count++;
         o.onBuild?.(result, trigger);

@@ -207,6 +207,16 @@ test('watch mode caches (acks, the ack feed, verification, per-host results) giv
     });
     await same(NOW + 8000, 'started');
     assert.match(hostSection(watched, starting), '>activating</a>');
+    // the periodic rebuild verifies the same documents again (per-host results kept) after a new ack
+    copy.chains.get(starting)!.write({
+      at: NOW + 9000,
+      kind: 'activated',
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[starting]!.target,
+      current: p0.hosts[starting]!.target,
+    });
+    caches.releaseCache.treeChanged();
+    assert.is((await same(NOW + 10_000, 'reverified')).verificationReused, false);
   } finally {
     copy.cleanup();
   }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { watchSite, isRelevantChange } from '../../site-gen/watch.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
 import { MIN, NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
+import { channelPlanPath } from '../../protocol/layout.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
@@ -136,6 +137,41 @@ test('watch with a periodic rebuild: the watcher reports latest-ack files, a rep
   } finally {
     await watcher.close();
     if (!readFileSync(file).equals(original)) replace(original);
+  }
+});
+
+test("watch: the periodic rebuild walks the tree again through the last walk's documents; a document tampered since is refused", async () => {
+  const copy = createSiteFixture();
+  const builds: SiteBuildResult[] = [];
+  const watcher = await watchSite({
+    treeDir: copy.treeDir,
+    pinnedRoot: copy.root,
+    outDir: join(copy.dir, 'periodic'),
+    now: () => NOW + MIN,
+    debounceMs: 50,
+    intervalSeconds: 1,
+    onBuild: (result) => builds.push(result),
+  });
+  try {
+    const again = await waitFor(() => builds[1], 10_000, 'a periodic rebuild');
+    assert.is(again.status, 'verified');
+    assert.is(again.verificationReused, false, 'the periodic rebuild walks the tree');
+    // A plan changed in place (no tree file the watcher follows): its bytes are not the ones the
+    // last walk verified, so the next walk checks its signature and refuses it.
+    const planFile = join(copy.treeDir, channelPlanPath(1, 'ch-1'));
+    const text = readFileSync(planFile, 'utf8');
+    writeFileSync(planFile, text.replace('"soakSeconds":600', '"soakSeconds":601'));
+    const seen = builds.length;
+    const refused = await waitFor(
+      () => builds.slice(seen).find((b) => b.status === 'failed'),
+      10_000,
+      'a periodic rebuild that refuses the tampered plan',
+    );
+    assert.is(refused.failure?.code, 'BadSignature');
+    assert.is(refused.failure?.file, 'releases/1/channels/ch-1.json');
+  } finally {
+    await watcher.close();
+    copy.cleanup();
   }
 });
 
