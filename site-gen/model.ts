@@ -160,6 +160,7 @@ export class ModelMemo {
   private histories = new Map<string, HostDerived>();
   private stables = new Map<string, HostStable>();
   private pages = new Map<string, { prefix: string; hosts: HostStable[]; digest: string }>();
+  private grouped: { input: readonly AckRecord[]; byHost: Map<string, AckRecord[]> } | null = null;
 
   /** Forgets everything kept for another release. */
   private for(release: VerifiedRelease): void {
@@ -172,6 +173,7 @@ export class ModelMemo {
     if (key === this.releaseKey) return;
     this.releaseKey = key;
     this.placement = null;
+    this.grouped = null;
     this.histories.clear();
     this.stables.clear();
     this.pages.clear();
@@ -180,6 +182,34 @@ export class ModelMemo {
   placed(release: VerifiedRelease, place: () => Map<string, Placement>): Map<string, Placement> {
     this.for(release);
     return (this.placement ??= place());
+  }
+
+  /**
+   * read-side ackHistoryByHost(acks), regrouping only the hosts with an ack past the part of `acks`
+   * that is the previous input's (by identity: watch mode's ack feed keeps the log's records and
+   * appends, the latest-ack files' follow). A host's history depends only on its own acks in input
+   * order, so every other host's is the previous one. The map is not in host order.
+   */
+  historiesOf(release: VerifiedRelease, acks: readonly AckRecord[]): Map<string, AckRecord[]> {
+    this.for(release);
+    const before = this.grouped;
+    let byHost: Map<string, AckRecord[]>;
+    if (before === null) byHost = ackHistoryByHost(acks);
+    else {
+      let same = 0;
+      const shorter = Math.min(before.input.length, acks.length);
+      while (same < shorter && before.input[same] === acks[same]) same++;
+      const changed = new Set<string>();
+      for (let i = same; i < before.input.length; i++) changed.add(before.input[i]!.host);
+      for (let i = same; i < acks.length; i++) changed.add(acks[i]!.host);
+      byHost = new Map(before.byHost);
+      for (const host of changed) byHost.delete(host);
+      if (changed.size > 0)
+        for (const [host, history] of ackHistoryByHost(acks.filter((a) => changed.has(a.host))))
+          byHost.set(host, history);
+    }
+    this.grouped = { input: acks, byHost };
+    return byHost;
   }
 
   /** What `history` gives, computed by `derive` unless this host had the same history before. */
@@ -393,7 +423,7 @@ export function buildFleetModel(
 ): FleetModel {
   const input = fleetInputOf(release, acks.acks, now);
   const view = fleetView(input);
-  const ackHistory = ackHistoryByHost(acks.acks);
+  const ackHistory = memo.historiesOf(release, acks.acks);
   // Built when first asked: after one new ack watch mode derives little (ModelMemo).
   let ackIds: Map<AckRecord, string> | null = null;
   const ackId = (a: AckRecord): string =>

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ModelMemo, type HostDerived, type Placement } from '../../site-gen/model.ts';
-import type { VerifiedRelease } from '../../read-side/index.ts';
+import { ackHistoryByHost, type VerifiedRelease } from '../../read-side/index.ts';
 import type { AckRecord } from '../../reconciler/index.ts';
 
 const release = (indexDigest: string, rootVersion = 1) =>
@@ -60,6 +60,53 @@ test('derived facts kept while the history holds the same ack records; stable fa
   assert.is(memo.pageInputs('p', 'y', [s1, s2], digest), 'd2');
   assert.is(memo.pageInputs('p', 'y', [s2, s1], digest), 'd3');
   assert.is(memo.pageInputs('p', 'y', [s2], digest), 'd4');
+});
+
+test("each host's history as read-side groups it, regrouping only hosts with new acks: any input, any order", () => {
+  // Inputs as watch mode's ack feed gives them (the log's records, appended to, then the latest-ack
+  // files' few), and some that are not (a log read again: new records; a shorter input).
+  let n = 0;
+  const ack = (host: string, seq: number, note = '') =>
+    ({ host, seq, kind: 'heartbeat', reason: note || null, n: n++ }) as unknown as AckRecord;
+  const hosts = ['a', 'b', 'c', 'd', 'e'];
+  let log: AckRecord[] = [];
+  const seqs = new Map(hosts.map((h) => [h, 0]));
+  const next = (h: string) => ack(h, seqs.set(h, seqs.get(h)! + 1).get(h)!);
+  for (let i = 0; i < 40; i++) log.push(next(hosts[i % 5]!));
+  const memo = new ModelMemo();
+  const r = release('a');
+  const check = (input: AckRecord[], tag: string) => {
+    const got = memo.historiesOf(r, input);
+    const want = ackHistoryByHost(input);
+    assert.equal([...got.keys()].sort(), [...want.keys()], tag);
+    for (const [host, history] of want)
+      assert.ok(
+        history.length === got.get(host)!.length &&
+          history.every((a, i) => a === got.get(host)![i]),
+        `${tag}: ${host}`,
+      );
+  };
+  check(log, 'first');
+  let files = [log[39]!, log[38]!];
+  check([...log, ...files], 'with files');
+  for (let step = 0; step < 30; step++) {
+    const host = hosts[step % 5]!;
+    log = [...log, next(host)];
+    // a fork now and then (same seq, other content), a duplicate, a file from an unknown host
+    files =
+      step % 3 === 0
+        ? [ack(host, seqs.get(host)!, 'fork'), log[step]!]
+        : step % 3 === 1
+          ? [ack('z', 1)]
+          : [];
+    check([...log, ...files], `step ${step}`);
+  }
+  check(
+    log.map((a) => ({ ...a })),
+    'every record read again',
+  );
+  check(log.slice(0, 10), 'a shorter input');
+  check([], 'no acks');
 });
 
 test.run();
