@@ -7,7 +7,7 @@
 // exactly what a full read gives; anything else than appended records (a new, removed, replaced or
 // shrunk segment, a windowed or corrupt log, another release's host keys) reads everything again.
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, sep } from 'node:path';
 import {
   AckLogCorrupt,
   listAckLogSegments,
@@ -25,7 +25,7 @@ import {
   type AckLogRead,
 } from '../read-side/index.ts';
 
-export interface AckFeedOptions {
+export interface AckFeedReadOptions {
   acksDir: string;
   /** The ack endpoint's log, or null for the tree's latest acks only. */
   logFile: string | null;
@@ -72,7 +72,23 @@ class LatestAckFiles {
   private last = new Map<string, { key: string; bytes: Buffer }>();
   private next = new Map<string, { key: string; bytes: Buffer }>();
 
+  /**
+   * `reported`: with a watcher reporting changes (AckFeed changeReports), the names of the files it
+   * reported since they were last read; a file read before and not reported is taken as read then,
+   * without a stat. null: every file is stat'ed.
+   */
+  constructor(private readonly reported: Set<string> | null) {}
+
   readonly read = (path: string, maxBytes: number, label: string): Buffer => {
+    if (this.reported !== null) {
+      const known = this.last.get(path);
+      const name = fileName(path);
+      if (known !== undefined && !this.reported.has(name)) {
+        this.next.set(path, known);
+        return known.bytes;
+      }
+      this.reported.delete(name);
+    }
     // Taken before the read: a file changed during it has other metadata at the next build.
     const st = statSync(path, { bigint: true });
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
@@ -92,16 +108,50 @@ class LatestAckFiles {
   }
 }
 
+/** The last component of a path (a latest-ack file's name: `<host>.json`). */
+function fileName(path: string): string {
+  return path.slice(path.lastIndexOf(sep) + 1);
+}
+
+export interface AckFeedOptions {
+  /**
+   * The caller reports every change of a latest-ack file (fileChanged) from before the first read on:
+   * `site watch`, whose file watcher is ready before its first build. Between full reads a file read
+   * before and not reported since is then taken as read without a stat (stat'ing 10,000 files is
+   * ~40-70 ms of a rebuild after one ack). What such a file shows was verified when it was read; a
+   * change the watcher missed is read at the next full read (a tree change, the periodic rebuild).
+   */
+  changeReports?: boolean;
+}
+
 export class AckFeed {
   private log: LogState | null = null;
-  private files = new LatestAckFiles();
+  /** Names of latest-ack files reported changed since they were last read (changeReports), else null. */
+  private reported: Set<string> | null;
+  private files: LatestAckFiles;
+
+  constructor(o: AckFeedOptions = {}) {
+    this.reported = o.changeReports === true ? new Set() : null;
+    this.files = new LatestAckFiles(this.reported);
+  }
+
+  /** A latest-ack file (acks/hosts/<host>.json) was written, replaced or removed (changeReports). */
+  fileChanged(path: string): void {
+    this.reported?.add(fileName(path));
+  }
+
+  /** The reports can no longer be relied on (the watcher failed): every file is stat'ed from now on. */
+  changeReportsLost(): void {
+    this.reported = null;
+    this.files = new LatestAckFiles(null);
+  }
 
   /**
    * The ack history now. `incremental`: the caller's promise that the trust is that of the previous
    * read (the same verified release); false reads everything. `full` in the result: everything was
    * read (the caller may then commit the ack cache: every ack was looked up in it).
    */
-  read(o: AckFeedOptions, incremental: boolean): { history: AckHistory; full: boolean } {
+  read(o: AckFeedReadOptions, incremental: boolean): { history: AckHistory; full: boolean } {
     let full = false;
     let log = this.log;
     if (
@@ -118,7 +168,11 @@ export class AckFeed {
       full = true;
     }
     this.log = log;
-    if (!incremental) this.files = new LatestAckFiles();
+    if (!incremental) {
+      // A full read reads every file: what was reported before it is in what it reads.
+      this.reported?.clear();
+      this.files = new LatestAckFiles(this.reported);
+    }
     const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? []);
     const tree = collectTreeAcks(o.acksDir, files, { bundles: false, readFile: this.files.read });
     this.files.done();
@@ -145,7 +199,7 @@ export class AckFeed {
   }
 }
 
-function fullLogRead(o: AckFeedOptions, logFile: string): LogState {
+function fullLogRead(o: AckFeedReadOptions, logFile: string): LogState {
   const collector = new AckCollector(o.trust, o.cache);
   const read = collectAckLog(logFile, collector, { ...o.log, ends: true });
   collector.result();
@@ -179,7 +233,7 @@ function identity(file: string): { dev: number; ino: number } | null {
  * Reads what was appended to the log since `log` was read and adds it to its collector; false (nothing
  * changed in `log`) when the log changed otherwise, or the new bytes hold a corrupt record.
  */
-function appendOnly(log: LogState, o: AckFeedOptions): boolean {
+function appendOnly(log: LogState, o: AckFeedReadOptions): boolean {
   const segments = listAckLogSegments(log.logFile);
   if (
     log.marks.length === 0 ||

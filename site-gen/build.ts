@@ -24,7 +24,7 @@ import {
   type VerificationFailure,
   type VerifiedRelease,
 } from '../read-side/index.ts';
-import { buildFleetModel, type FleetModel } from './model.ts';
+import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
 import { expiringCerts } from './attention.ts';
@@ -61,6 +61,11 @@ export interface SiteInputOptions {
    * of `ackCache`), its memo the walk's; it is saved right after the ack intake.
    */
   verifiedStore?: VerifiedStore;
+  /**
+   * Release documents earlier walks verified, by root, bytes and type (protocol VerifiedDocumentMemo;
+   * `site watch` keeps the last walk's): used when there is no `verifiedStore`.
+   */
+  documentMemo?: VerifiedDocumentMemo;
   /** The verified release of an earlier build, reused while no tree file changed (watch mode keeps one). */
   releaseCache?: ReleaseCache;
   /** The control plane's PKI directory: certificates expiring within 30 days go on the overview. */
@@ -70,6 +75,8 @@ export interface SiteInputOptions {
    * verification is reused, only the records appended since are read (ack-feed.ts).
    */
   ackFeed?: AckFeed;
+  /** Per-host results of earlier builds (watch mode keeps one, with `ackFeed`): model.ts ModelMemo. */
+  modelMemo?: ModelMemo;
 }
 
 /**
@@ -225,10 +232,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (reused !== null) load = reused;
   else {
     const generation = o.releaseCache?.currentGeneration ?? 0;
+    const memo = o.verifiedStore?.documents ?? o.documentMemo;
     load = await loadReleaseAllowingStale(o.treeDir, o.pinnedRoot, {
       now: o.now,
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
-      ...(o.verifiedStore === undefined ? {} : { memo: o.verifiedStore.documents }),
+      ...(memo === undefined ? {} : { memo }),
     });
     o.releaseCache?.remember(
       load,
@@ -244,7 +252,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   if (load.status !== 'failed') {
     acks = readSiteAcks(o, load.release, reused !== null);
     t2 = performance.now();
-    model = buildFleetModel(load.release, acks, o.now);
+    model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }
   // Certificates are the control plane's, not signed fleet data: listed only when --pki is given.
   const certs = o.pkiDir === undefined || model === null ? null : expiringCerts(o.pkiDir, o.now);

@@ -180,21 +180,14 @@ ${acksSection(history)}</section>
 
 /**
  * Everything a host's section shows besides the release (hostSection reads nothing relative to `now`):
- * the host, its verdict without ages, and its verified ack history (each ack by the digest of its
- * signed bytes); the release's documents are part of every detail page's inputs (pages.ts releaseInputs).
+ * its verdict without ages, its latest ack and its verified ack history (each ack by the digest of its
+ * signed bytes): HostStable. The release's documents are part of every detail page's inputs (pages.ts
+ * releaseInputs). Kept with the host's stable facts (model.ts ModelMemo).
  */
 function hostSectionInputs(m: FleetModel, h: HostRow): string {
-  const verdict = [
-    h.host,
-    h.phase,
-    withoutAges(h.detail),
-    h.gate,
-    withoutAges(h.reason ?? ''),
-    h.excused,
-    h.current,
-  ];
-  const history = (m.ackHistory.get(h.host) ?? []).map((a) => m.ackIds.get(a)!);
-  return `${JSON.stringify(verdict)}\n${history.join(' ')}`;
+  const s = h.stable;
+  const latest = s.latest === null ? '' : m.ackId(s.latest);
+  return (s.sectionInputs ??= `${s.verdict}\n${latest}\n${s.derived.ackIds}`);
 }
 
 /** The hosts of each detail page, in page order (hosts are sorted by channel, wave, name). */
@@ -242,13 +235,18 @@ export function hostDetailPages(
     const first = rows[0]!;
     const siblings = byWave.get(`${first.channel}\n${first.wave}`)!;
     const n = siblings.indexOf(path) + 1;
-    const inputs = new PageInputs('host-details')
-      .add(release)
-      .add(m.release.report.fleet)
-      .add(path)
-      .add(JSON.stringify(siblings));
-    for (const h of rows) inputs.add(hostSectionInputs(m, h));
-    pages.add(path, inputs.digest(), () => {
+    const prefix = JSON.stringify([release, m.release.report.fleet, path, siblings]);
+    const digest = m.memo.pageInputs(
+      path,
+      prefix,
+      rows.map((h) => h.stable),
+      () => {
+        const inputs = new PageInputs('host-details').add(prefix);
+        for (const h of rows) inputs.add(hostSectionInputs(m, h));
+        return inputs.digest();
+      },
+    );
+    pages.add(path, digest, () => {
       const title = `channel ${first.channel}, wave ${first.wave}: hosts ${first.host} to ${rows.at(-1)!.host}`;
       const nav = waveNav(first, siblings);
       const body = html`<h1>Hosts of ${title}</h1>

@@ -12,11 +12,10 @@ import {
   phaseChip,
   stableBanner,
   stableFooter,
-  type HostRowFacts,
 } from './components.ts';
 import { PageInputs, type SitePages } from './site-pages.ts';
 import { sha256Hex } from '../protocol/index.ts';
-import type { FleetModel, HostRow } from './model.ts';
+import { hostsOfChannel, type FleetModel, type HostRow } from './model.ts';
 import type { ReleaseLoad } from '../read-side/index.ts';
 import { HOST_PHASES, type HostPhase } from '../reconciler/index.ts';
 
@@ -37,29 +36,23 @@ export interface HostList {
 export function hostLists(m: FleetModel): HostList[] {
   const lists: HostList[] = [{ id: 'all', title: 'All hosts', rows: m.hosts }];
   const byPhase = new Map<HostPhase, HostRow[]>(HOST_PHASES.map((p) => [p, []]));
-  const byChannel = new Map<string, HostRow[]>();
-  const byWave = new Map<string, HostRow[]>();
-  for (const h of m.hosts) {
-    byPhase.get(h.phase)!.push(h);
-    if (!byChannel.has(h.channel)) byChannel.set(h.channel, []);
-    byChannel.get(h.channel)!.push(h);
-    const w = `${h.channel}-${h.wave}`;
-    if (!byWave.has(w)) byWave.set(w, []);
-    byWave.get(w)!.push(h);
-  }
+  for (const h of m.hosts) byPhase.get(h.phase)!.push(h);
   for (const p of HOST_PHASES)
     lists.push({ id: `phase-${p}`, title: `Hosts in phase ${p}`, rows: byPhase.get(p)! });
   for (const c of m.view.channels) {
-    lists.push({
-      id: `channel-${c.channel}`,
-      title: `Hosts of channel ${c.channel}`,
-      rows: byChannel.get(c.channel) ?? [],
-    });
+    const rows = hostsOfChannel(m, c.channel);
+    lists.push({ id: `channel-${c.channel}`, title: `Hosts of channel ${c.channel}`, rows });
+    const byWave = new Map<number, HostRow[]>();
+    for (const h of rows) {
+      let wave = byWave.get(h.wave);
+      if (wave === undefined) byWave.set(h.wave, (wave = []));
+      wave.push(h);
+    }
     for (const w of c.waves)
       lists.push({
         id: `wave-${c.channel}-${w.index}`,
         title: `Hosts of channel ${c.channel}, wave ${w.index}`,
-        rows: byWave.get(`${c.channel}-${w.index}`) ?? [],
+        rows: byWave.get(w.index) ?? [],
       });
   }
   lists.push({
@@ -70,24 +63,28 @@ export function hostLists(m: FleetModel): HostList[] {
   return lists;
 }
 
-function pager(base: string, id: string, current: number, pages: number): Html {
+/** The pager of a list: page `current` (0-based) of the pages numbered `numbers`. */
+function pager(base: string, id: string, numbers: readonly number[], current: number): Html {
+  const pages = numbers.length;
   if (pages <= 1) return html``;
-  const link = (n: number, text: string) =>
-    n === current ? html`<b>${text}</b>` : html`<a href="${listHref(base, id, n)}">${text}</a>`;
+  const link = (i: number, text: string) =>
+    i === current
+      ? html`<b>${text}</b>`
+      : html`<a href="${listHref(base, id, numbers[i])}">${text}</a>`;
   const parts: Html[] = [];
-  if (current > 1) parts.push(link(current - 1, '← previous'));
+  if (current > 0) parts.push(link(current - 1, '← previous'));
   // First, last and the neighbourhood of the current page: the pager stays short at 400 pages.
   let gap = false;
-  for (let n = 1; n <= pages; n++) {
-    if (n === 1 || n === pages || Math.abs(n - current) <= 2) {
-      parts.push(link(n, String(n)));
+  for (let i = 0; i < pages; i++) {
+    if (i === 0 || i === pages - 1 || Math.abs(i - current) <= 2) {
+      parts.push(link(i, String(i + 1)));
       gap = false;
     } else if (!gap) {
       parts.push(html`<span class="muted">…</span>`);
       gap = true;
     }
   }
-  if (current < pages) parts.push(link(current + 1, 'next →'));
+  if (current < pages - 1) parts.push(link(current + 1, 'next →'));
   return html`<nav class="pager" aria-label="pages">${join(parts)}</nav>`;
 }
 
@@ -118,9 +115,64 @@ placeholder="host name"></label><div id="search-results" aria-live="polite"></di
 hosts</a> · <a href="${listHref(base, 'quarantined')}">quarantined${withCounts ? ` (${m.quarantines.size})` : ''}</a></div>`;
 }
 
+/** One page of a host list: its file number (lists/<id>_<n>.html) and its rows. */
+export interface ListPage {
+  n: number;
+  rows: HostRow[];
+}
+
+/**
+ * A list's pages, by fixed ranges of the fleet's order (channel, wave, name: the signed plan's, which
+ * an ack never changes) rather than by counting rows, so that a host joining or leaving a list (a
+ * phase, the quarantined hosts) changes the one page whose range holds it instead of shifting every
+ * later page by a row. The order is cut into leaves of HOSTS_PER_PAGE hosts under a binary tree; a
+ * page is the largest aligned node holding at most HOSTS_PER_PAGE of the list's rows (a leaf always
+ * does), so no page exceeds HOSTS_PER_PAGE rows and a sparse list is one page. The ranges move only
+ * when a node's count crosses HOSTS_PER_PAGE. A page's number is its first leaf + 1, the first page's
+ * always 1 (every link to a list leads there); empty ranges have no page, an empty list one empty page.
+ * `rows` must be in fleet order; `position` gives a row's index in the fleet's order of `fleetSize`.
+ */
+export function pagesOfList(
+  rows: readonly HostRow[],
+  position: (h: HostRow) => number,
+  fleetSize: number,
+): ListPage[] {
+  const leaves = Math.max(1, Math.ceil(fleetSize / HOSTS_PER_PAGE));
+  let top = 1;
+  while (top < leaves) top *= 2;
+  const pages: ListPage[] = [];
+  // [from, to): the rows whose fleet position lies in leaves [lo, hi).
+  const visit = (lo: number, hi: number, from: number, to: number): void => {
+    if (to - from <= HOSTS_PER_PAGE || hi - lo === 1) {
+      if (to > from) pages.push({ n: lo + 1, rows: rows.slice(from, to) });
+      return;
+    }
+    const mid = (lo + hi) / 2;
+    // The first row at or past the middle leaf (rows are in fleet order).
+    let split = from;
+    for (let hiRow = to; split < hiRow;) {
+      const m = (split + hiRow) >>> 1;
+      if (position(rows[m]!) < mid * HOSTS_PER_PAGE) split = m + 1;
+      else hiRow = m;
+    }
+    visit(lo, mid, from, split);
+    visit(mid, hi, split, to);
+  };
+  visit(0, top, 0, rows.length);
+  if (pages.length === 0) return [{ n: 1, rows: [] }];
+  pages[0]!.n = 1;
+  return pages;
+}
+
+/** The pages of one of the model's lists (pagesOfList over the model's fleet order). */
+export function modelListPages(m: FleetModel, rows: readonly HostRow[]): ListPage[] {
+  return pagesOfList(rows, (h) => h.index, m.hosts.length);
+}
+
 /**
  * lists/<id>_<n>.html for every list and page, added to `pages`. A list page's inputs are the release
- * (`release`: pages.ts releaseInputs), its place in its list and its rows' facts; each host's row is
+ * (`release`: pages.ts releaseInputs), the list's page numbers (its pager) and its rows' facts: no
+ * total, so that a host joining or leaving the list elsewhere does not change it. Each host's row is
  * rendered at most once per build, however many lists show it.
  */
 export function listPages(
@@ -135,19 +187,15 @@ export function listPages(
   // lists hold the whole fleet several times over; rewriting them for every ack would dominate).
   // A host is on four or five lists: its row's facts are digested once (a list page's inputs are then
   // 250 short digests, not 250 rows of text).
-  const facts = new Map<string, { key: string; facts: HostRowFacts; html?: Html }>();
-  const rowOf = (h: HostRow) => {
-    let r = facts.get(h.host);
-    if (r === undefined) {
-      const f = hostRowFacts(h, null);
-      const key = sha256Hex(JSON.stringify(f));
-      facts.set(h.host, (r = { key, facts: f }));
-    }
-    return r;
-  };
+  // A row's key is kept with the host's stable facts (model.ts ModelMemo): only hosts whose facts
+  // changed since the previous build are digested again.
+  const rowKey = (h: HostRow) =>
+    (h.stable.rowKey ??= sha256Hex(JSON.stringify(hostRowFacts(h, null))));
+  const rendered = new Map<string, Html>();
   const rowHtml = (h: HostRow) => {
-    const r = rowOf(h);
-    return (r.html ??= hostRowHtml(r.facts, base));
+    let r = rendered.get(h.host);
+    if (r === undefined) rendered.set(h.host, (r = hostRowHtml(hostRowFacts(h, null), base)));
+    return r;
   };
   let shared: { banner: Html; filters: Html } | null = null;
   const chrome = () =>
@@ -157,32 +205,43 @@ export function listPages(
     m.view.channels.map((c) => [c.channel, c.waves.map((w) => w.index)]),
   );
   for (const l of lists) {
-    const count = Math.max(1, Math.ceil(l.rows.length / HOSTS_PER_PAGE));
-    for (let n = 1; n <= count; n++) {
-      const rows = l.rows.slice((n - 1) * HOSTS_PER_PAGE, n * HOSTS_PER_PAGE);
-      const inputs = new PageInputs('list')
-        .add(release)
-        .add(filterInputs)
-        .add(m.release.report.fleet)
-        .add(l.id)
-        .add(l.title)
-        .add(l.rows.length)
-        .add(n);
-      for (const h of rows) inputs.add(rowOf(h).key);
-      pages.add(`lists/${l.id}_${n}.html`, inputs.digest(), () => {
+    const listed = modelListPages(m, l.rows);
+    const numbers = listed.map((p) => p.n);
+    listed.forEach(({ n, rows }, i) => {
+      const path = `lists/${l.id}_${n}.html`;
+      const prefix = JSON.stringify([
+        release,
+        filterInputs,
+        m.release.report.fleet,
+        l.id,
+        l.title,
+        numbers,
+        n,
+      ]);
+      const digest = m.memo.pageInputs(
+        path,
+        prefix,
+        rows.map((h) => h.stable),
+        () => {
+          const inputs = new PageInputs('list').add(prefix);
+          for (const h of rows) inputs.add(rowKey(h));
+          return inputs.digest();
+        },
+      );
+      pages.add(path, digest, () => {
         const range =
-          l.rows.length === 0
+          rows.length === 0
             ? 'none'
-            : `${(n - 1) * HOSTS_PER_PAGE + 1}–${(n - 1) * HOSTS_PER_PAGE + rows.length} of ${l.rows.length}`;
-        const nav = pager(base, l.id, n, count);
-        const body = html`<h1>${l.title} (${l.rows.length})</h1>
+            : `${rows[0]!.host} to ${rows.at(-1)!.host} (${rows.length} on this page)`;
+        const nav = pager(base, l.id, numbers, i);
+        const body = html`<h1>${l.title}</h1>
 ${chrome().filters}
-<p class="muted">Hosts ${range}, page ${n} of ${count}.</p>
+<p class="muted">Hosts ${range}, page ${i + 1} of ${numbers.length}.</p>
 ${nav}
 ${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base, rowHtml })}
 ${nav}`;
         return encodePage({
-          title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${n}`,
+          title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${i + 1}`,
           base,
           banner: chrome().banner,
           body,
@@ -190,7 +249,7 @@ ${nav}`;
           script: true,
         });
       });
-    }
+    });
   }
 }
 
@@ -206,7 +265,7 @@ export function searchIndex(m: FleetModel): string {
     h.channel,
     h.wave,
     h.phase,
-    Number(/_([0-9]+)\.html$/.exec(h.page)![1]),
+    Number(h.page.slice(h.page.lastIndexOf('_') + 1, -'.html'.length)),
   ]);
   // JSON of names that are DNS labels and phase words: no "</script>" can appear, and it is not HTML.
   return `window.nixfleetHosts=${JSON.stringify(rows)};\n`;

@@ -14,14 +14,14 @@ import {
   stableBanner,
   verificationBanner,
 } from './components.ts';
-import { attentionHosts, type FleetModel, type HostRow } from './model.ts';
+import { attentionHosts, hostsOfChannel, type FleetModel, type HostRow } from './model.ts';
 import { attentionItems, type ExpiringCert } from './attention.ts';
 import {
-  HOSTS_PER_PAGE,
   SEARCH_SCRIPT,
   filterBar,
   hostLists,
   listPages,
+  modelListPages,
   searchIndex,
 } from './lists.ts';
 import { STYLESHEET } from './layout.ts';
@@ -238,7 +238,7 @@ function soakCell(m: FleetModel, rows: readonly HostRow[], soakSeconds: number):
 function channelPage(m: FleetModel, load: ReleaseLoad, c: ChannelView): string {
   const plan = m.release.plans[c.channel]!;
   const cm = m.channels.get(c.channel)!;
-  const rows = m.hosts.filter((h) => h.channel === c.channel);
+  const rows = hostsOfChannel(m, c.channel);
   const waveRows = c.waves.map((w) => {
     const pw = plan.waves[w.index]!;
     const members = rows.filter((h) => h.wave === w.index);
@@ -302,15 +302,15 @@ ${attention.length === 0 ? html`<p class="muted">None.</p>` : hostTable(attentio
 
 /** The way into the host lists: search, filters, and the first page of every host. */
 function hostsPage(m: FleetModel, load: ReleaseLoad): string {
-  const first = m.hosts.slice(0, HOSTS_PER_PAGE);
+  const [first, second] = modelListPages(m, m.hosts);
   const more =
-    m.hosts.length > first.length
-      ? html`<p>Showing hosts 1–${first.length} of ${m.hosts.length}: <a href="${listHref('', 'all', 2)}">next page →</a></p>`
+    second !== undefined
+      ? html`<p>Showing hosts 1–${first!.rows.length} of ${m.hosts.length}: <a href="${listHref('', 'all', second.n)}">next page →</a></p>`
       : null;
   const body = html`<h1>Hosts (${m.hosts.length})</h1>
 ${filterBar(m, '', true)}
 ${more}
-${hostTable(first, { now: m.now, base: '' })}
+${hostTable(first!.rows, { now: m.now, base: '' })}
 ${more}`;
   return page({
     title: `NixFleet ${m.release.report.fleet}: hosts`,

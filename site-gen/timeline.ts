@@ -96,13 +96,15 @@ export function hostTimeline(
   return t;
 }
 
+/** Every host's timeline in wave order, names sorted; `timeline` may answer from an earlier build. */
 export function channelTimelines(
   plan: ChannelPlan,
   history: ReadonlyMap<string, readonly AckRecord[]>,
+  timeline: typeof hostTimeline = hostTimeline,
 ): HostTimeline[] {
   const out: HostTimeline[] = [];
   for (const w of plan.waves)
-    for (const h of [...w.hosts].sort()) out.push(hostTimeline(plan, h, history.get(h) ?? []));
+    for (const h of [...w.hosts].sort()) out.push(timeline(plan, h, history.get(h) ?? []));
   return out;
 }
 

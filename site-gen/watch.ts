@@ -5,10 +5,11 @@
 // schedules exactly one more.
 import { watch, type FSWatcher } from 'chokidar';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { ACK_LOG_DIR, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
+import { ACK_LOG_DIR, DocumentMemo, ackLogPath, isAckSegmentName } from '../protocol/index.ts';
 import { ReleaseCache, buildSite, type BuildSiteOptions, type SiteBuildResult } from './build.ts';
 import { AckCache } from '../read-side/index.ts';
 import { AckFeed } from './ack-feed.ts';
+import { ModelMemo } from './model.ts';
 
 export interface WatchSiteOptions extends Omit<BuildSiteOptions, 'now'> {
   /** The clock (tests pass their own). */
@@ -74,14 +75,25 @@ export async function watchSite(o: WatchSiteOptions): Promise<SiteWatcher> {
   // segment beside it) appear.
   const ackLogFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
   const releaseCache = new ReleaseCache();
-  const build = siteBuild(o, ackLogFile, releaseCache);
+  const intervalSeconds = o.intervalSeconds ?? 60;
+  // The watcher is ready before the first build and reports every latest-ack file it sees change, so
+  // rebuilds need not stat the others; the periodic rebuild reads them all again (a change the
+  // watcher missed shows within the interval). Without a periodic rebuild every file is stat'ed.
+  const ackFeed = new AckFeed({ changeReports: intervalSeconds > 0 });
+  const build = siteBuild(o, ackLogFile, releaseCache, ackFeed);
   const builds = new CoalescedBuilds(o.debounceMs ?? 300, build.run);
-  const watcher = await watchTreeChanges(o, ackLogFile, (change, acksOnly) => {
-    // Only new acks may reuse the previous build's verification; any tree file forces a full one.
-    if (!acksOnly) releaseCache.treeChanged();
-    builds.schedule(change);
-  });
-  const interval = periodicRebuild(o.intervalSeconds ?? 60, () => {
+  const watcher = await watchTreeChanges(
+    o,
+    ackLogFile,
+    (change, path, acksOnly) => {
+      // Only new acks may reuse the previous build's verification; any tree file forces a full one.
+      if (!acksOnly) releaseCache.treeChanged();
+      else ackFeed.fileChanged(path);
+      builds.schedule(change);
+    },
+    () => ackFeed.changeReportsLost(),
+  );
+  const interval = periodicRebuild(intervalSeconds, () => {
     // The periodic rebuild verifies from scratch (keys and the root age even when no file changes).
     releaseCache.treeChanged();
     builds.schedule('interval');
@@ -106,13 +118,20 @@ function siteBuild(
   o: WatchSiteOptions,
   ackLogFile: string | null,
   releaseCache: ReleaseCache,
+  ackFeed: AckFeed,
 ): { run: (trigger: string) => Promise<void>; readonly count: number } {
   const clock = o.now ?? Date.now;
   // A persisted store (--cache-dir) serves the start build and is saved by it; from then on its cache
   // lives in memory and keeps exactly what the last build used.
   let store = o.verifiedStore;
   const ackCache = store?.cache ?? new AckCache();
-  const ackFeed = new AckFeed();
+  const modelMemo = new ModelMemo();
+  // The release documents the last full walk verified (by root, bytes and type): the periodic rebuild
+  // walks the same tree again every interval, and only documents with other bytes need their
+  // signatures checked (every claim, binding and expiry is checked by each walk). Renewed after each
+  // walk with what it used, so it holds one tree's documents, not every release's since the start.
+  // (The start build with a persisted store uses the store's; the next walks start from what it used.)
+  let documents = new DocumentMemo();
   let count = 0;
   return {
     get count() {
@@ -126,12 +145,19 @@ function siteBuild(
           outDir: o.outDir,
           ackLogFile,
           now: clock(),
-          ...(store === undefined ? { ackCache } : { verifiedStore: store }),
+          ...(store === undefined
+            ? { ackCache, documentMemo: documents }
+            : { verifiedStore: store }),
           releaseCache,
           ackFeed,
+          modelMemo,
           ...(o.pkiDir === undefined ? {} : { pkiDir: o.pkiDir }),
           ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
         });
+        if (!result.verificationReused)
+          documents = new DocumentMemo(
+            store?.documents instanceof DocumentMemo ? store.documents.used() : documents.used(),
+          );
         store = undefined;
         count++;
         o.onBuild?.(result, trigger);
@@ -202,13 +228,14 @@ class CoalescedBuilds {
 }
 
 /**
- * Watches what the dashboard shows (isRelevantChange); calls onChange with "<event> <tree-relative path>"
- * and whether only acks changed. Resolves once the watcher is ready.
+ * Watches what the dashboard shows (isRelevantChange); calls onChange with "<event> <tree-relative path>",
+ * the path and whether only acks changed. Resolves once the watcher is ready.
  */
 async function watchTreeChanges(
   o: WatchSiteOptions,
   ackLogFile: string | null,
-  onChange: (change: string, acksOnly: boolean) => void,
+  onChange: (change: string, path: string, acksOnly: boolean) => void,
+  onWatcherError: () => void,
 ): Promise<FSWatcher> {
   const paths = [
     o.treeDir,
@@ -231,10 +258,14 @@ async function watchTreeChanges(
   for (const ev of ['add', 'change', 'unlink'] as const) {
     watcher.on(ev, (p: string) => {
       if (!isRelevantChange(o.treeDir, p, ackLogFile)) return;
-      onChange(`${ev} ${relative(o.treeDir, p) || p}`, isAckChange(o.treeDir, p, ackLogFile));
+      onChange(`${ev} ${relative(o.treeDir, p) || p}`, p, isAckChange(o.treeDir, p, ackLogFile));
     });
   }
-  watcher.on('error', (e) => o.onError?.(e, 'watcher'));
+  watcher.on('error', (e) => {
+    // A watcher that failed may miss changes from now on.
+    onWatcherError();
+    o.onError?.(e, 'watcher');
+  });
   await new Promise<void>((r) => watcher.once('ready', () => r()));
   return watcher;
 }

@@ -14,6 +14,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite, type BuildSiteOptions } from '../../site-gen/build.ts';
 import { AckFeed } from '../../site-gen/ack-feed.ts';
+import { ModelMemo } from '../../site-gen/model.ts';
 import { readPinnedRoot } from '../../read-side/load.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
@@ -59,22 +60,27 @@ if (phase === 'first' || phase === 'cold-site') {
 const warm = await measured({ now, verifiedStore: openVerifiedAckStore(cacheDir, 'site') });
 const warmMaxRssMb = rssMb();
 const releaseCache = new ReleaseCache();
-const ackFeed = new AckFeed();
+// As `site watch` keeps it: its watcher reports the latest-ack files that change (below).
+const ackFeed = new AckFeed({ changeReports: true });
+const modelMemo = new ModelMemo();
 const store = openVerifiedAckStore(cacheDir, 'site');
 const watchStart = await measured({
   now: now + 1000,
   verifiedStore: store,
   releaseCache,
   ackFeed,
+  modelMemo,
 });
 // The ack endpoint's two writes for one ack (acks/ is the only tree path touched: no treeChanged()).
 appendFileSync(join(tree, '.ack-log', 'acks.log'), readFileSync(recordFile));
 writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), readFileSync(ackFile));
+ackFeed.fileChanged(join(tree, 'acks', 'hosts', `${host}.json`));
 const oneAck = await measured({
   now: now + 2000,
   ackCache: store.cache,
   releaseCache,
   ackFeed,
+  modelMemo,
 });
 process.stdout.write(
   JSON.stringify({ warm, warmMaxRssMb, watchStart, oneAck, maxRssMb: rssMb(), cpuMs }),

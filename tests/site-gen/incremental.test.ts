@@ -20,7 +20,7 @@ import { AckFeed } from '../../site-gen/ack-feed.ts';
 import { hostKeysOfPlans } from '../../protocol/index.ts';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
-import { buildFleetModel } from '../../site-gen/model.ts';
+import { ModelMemo, buildFleetModel } from '../../site-gen/model.ts';
 import { renderSite } from '../../site-gen/pages.ts';
 import { HOSTS_PER_PAGE } from '../../site-gen/lists.ts';
 import { waveChart, PHASE_COLORS } from '../../site-gen/svg.ts';
@@ -152,13 +152,14 @@ test('incremental: an unchanged rebuild writes nothing; one new ack rewrites tha
   }
 });
 
-test('watch mode caches (acks, the ack feed, verification) give byte-identical sites to a cold build, before and after a new ack', async () => {
+test('watch mode caches (acks, the ack feed, verification, per-host results) give byte-identical sites to a cold build, before and after new acks', async () => {
   const copy = createSiteFixture();
   try {
     const caches = {
       ackCache: new AckCache(),
       releaseCache: new ReleaseCache(),
       ackFeed: new AckFeed(),
+      modelMemo: new ModelMemo(),
     };
     const watched = join(copy.dir, 'watched');
     const same = async (now: number, tag: string) => {
@@ -195,6 +196,27 @@ test('watch mode caches (acks, the ack feed, verification) give byte-identical s
     assert.is(after.verificationReused, true);
     assert.match(page(watched, 'documents.html'), 'Verified at 2030-03-01 10:30:00Z');
     assert.match(hostSection(watched, host), 'probe failed after activation');
+    // the eligible host starts: its section, its rows and the lists it leaves and joins follow
+    const starting = copy.roles.eligible;
+    copy.chains.get(starting)!.write({
+      at: NOW + 7000,
+      kind: 'started',
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[starting]!.target,
+      current: `/nix/store/${'0'.repeat(32)}-nixos-system-${starting}-old`,
+    });
+    await same(NOW + 8000, 'started');
+    assert.match(hostSection(watched, starting), '>activating</a>');
+    // the periodic rebuild verifies the same documents again (per-host results kept) after a new ack
+    copy.chains.get(starting)!.write({
+      at: NOW + 9000,
+      kind: 'activated',
+      rolloutId: p0.rolloutId,
+      target: p0.hosts[starting]!.target,
+      current: p0.hosts[starting]!.target,
+    });
+    caches.releaseCache.treeChanged();
+    assert.is((await same(NOW + 10_000, 'reverified')).verificationReused, false);
   } finally {
     copy.cleanup();
   }
@@ -248,7 +270,7 @@ test('host lists: every filter paged, no page over the size target, phase badges
     });
     const site = readSite(big.outDir);
     assert.ok(site.has('lists/all_3.html') && !site.has('lists/all_4.html'));
-    assert.match(site.get('lists/all_3.html')!, `of ${HOSTS_PER_PAGE * 2 + 30}, page 3 of 3`);
+    assert.match(site.get('lists/all_3.html')!, '(30 on this page), page 3 of 3');
     for (const ch of ['ch-0', 'ch-1', 'ch-2'])
       assert.ok(
         site.has(`lists/channel-${ch}_1.html`) &&
@@ -573,6 +595,51 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
     );
     rmSync(hostFile);
     same('host file removed', true);
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('ack feed with change reports (site watch): reported files are read again, unreported ones are taken as read until a full read', async () => {
+  const copy = createSiteFixture();
+  try {
+    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
+    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const opts = {
+      acksDir: join(copy.treeDir, 'acks'),
+      logFile,
+      trust,
+      log,
+      cache: new AckCache(),
+    };
+    const feed = new AckFeed({ changeReports: true });
+    const rejectedFiles = (incremental: boolean) =>
+      feed
+        .read(opts, incremental)
+        .history.rejected.filter((r) => r.source.startsWith('acks/hosts/'))
+        .map((r) => r.source);
+    assert.equal(rejectedFiles(false), []);
+    const host = copy.roles.soaked;
+    const hostFile = join(copy.treeDir, 'acks', 'hosts', `${host}.json`);
+    const original = readFileSync(hostFile);
+    const tampered = Buffer.from(original.toString().replace('"generated"', '"generatee"'));
+    assert.is.not(tampered.toString(), original.toString());
+    writeFileSync(hostFile, tampered);
+    // reported: read again and refused
+    feed.fileChanged(hostFile);
+    assert.equal(rejectedFiles(true), [`acks/hosts/${host}.json`]);
+    // restored but not reported: the bytes read before are taken again (still refused, never
+    // shown as verified) until a full read
+    writeFileSync(hostFile, original);
+    assert.equal(rejectedFiles(true), [`acks/hosts/${host}.json`]);
+    assert.equal(rejectedFiles(false), []);
+    // reports lost (the watcher failed): every file is stat'ed again
+    writeFileSync(hostFile, tampered);
+    feed.changeReportsLost();
+    assert.equal(rejectedFiles(false), [`acks/hosts/${host}.json`]);
+    writeFileSync(hostFile, original);
+    assert.equal(rejectedFiles(true), []);
   } finally {
     copy.cleanup();
   }

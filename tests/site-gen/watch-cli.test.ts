@@ -3,12 +3,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { watchSite, isRelevantChange } from '../../site-gen/watch.ts';
 import type { SiteBuildResult } from '../../site-gen/build.ts';
 import { MIN, NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
+import { channelPlanPath } from '../../protocol/layout.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
@@ -101,6 +102,77 @@ test('watch: builds at start, rebuilds after an ack file changes, and stops clea
   fx.chains.get(fx.roles.gated)!.write({ at: NOW + 40_000, kind: 'heartbeat', current: null });
   await new Promise((r) => setTimeout(r, 300));
   assert.is(builds.length, after, 'no build after close');
+});
+
+test('watch with a periodic rebuild: the watcher reports latest-ack files, a reported file is read again', async () => {
+  // With a periodic rebuild the ack feed takes files the watcher did not report as read before
+  // (AckFeed changeReports): a latest-ack file replaced by a forged one must still be read and refused.
+  const out = join(fx.dir, 'watch-reports');
+  const builds: SiteBuildResult[] = [];
+  const watcher = await watchSite({
+    treeDir: fx.treeDir,
+    pinnedRoot: fx.root,
+    outDir: out,
+    now: () => NOW + 2 * MIN,
+    debounceMs: 50,
+    intervalSeconds: 3600,
+    onBuild: (result) => builds.push(result),
+  });
+  const file = join(fx.treeDir, 'acks', 'hosts', `${fx.roles.soaked}.json`);
+  const original = readFileSync(file);
+  // As the endpoint writes: a temporary file renamed over the host's file.
+  const replace = (bytes: Buffer) => {
+    writeFileSync(`${file}.tmp`, bytes);
+    renameSync(`${file}.tmp`, file);
+  };
+  try {
+    assert.is(builds[0]!.acks.rejected, 0);
+    replace(Buffer.from(original.toString().replace('"generated"', '"generatee"')));
+    const rebuilt = await waitFor(() => builds[1], 10_000, 'a rebuild');
+    assert.is(rebuilt.verificationReused, true, 'an ack-only rebuild (the incremental read)');
+    assert.is(rebuilt.acks.rejected, 1, 'the forged file was read again and refused');
+    replace(original);
+    const restored = await waitFor(() => builds[2], 10_000, 'a rebuild');
+    assert.is(restored.acks.rejected, 0);
+  } finally {
+    await watcher.close();
+    if (!readFileSync(file).equals(original)) replace(original);
+  }
+});
+
+test("watch: the periodic rebuild walks the tree again through the last walk's documents; a document tampered since is refused", async () => {
+  const copy = createSiteFixture();
+  const builds: SiteBuildResult[] = [];
+  const watcher = await watchSite({
+    treeDir: copy.treeDir,
+    pinnedRoot: copy.root,
+    outDir: join(copy.dir, 'periodic'),
+    now: () => NOW + MIN,
+    debounceMs: 50,
+    intervalSeconds: 1,
+    onBuild: (result) => builds.push(result),
+  });
+  try {
+    const again = await waitFor(() => builds[1], 10_000, 'a periodic rebuild');
+    assert.is(again.status, 'verified');
+    assert.is(again.verificationReused, false, 'the periodic rebuild walks the tree');
+    // A plan changed in place (no tree file the watcher follows): its bytes are not the ones the
+    // last walk verified, so the next walk checks its signature and refuses it.
+    const planFile = join(copy.treeDir, channelPlanPath(1, 'ch-1'));
+    const text = readFileSync(planFile, 'utf8');
+    writeFileSync(planFile, text.replace('"soakSeconds":600', '"soakSeconds":601'));
+    const seen = builds.length;
+    const refused = await waitFor(
+      () => builds.slice(seen).find((b) => b.status === 'failed'),
+      10_000,
+      'a periodic rebuild that refuses the tampered plan',
+    );
+    assert.is(refused.failure?.code, 'BadSignature');
+    assert.is(refused.failure?.file, 'releases/1/channels/ch-1.json');
+  } finally {
+    await watcher.close();
+    copy.cleanup();
+  }
 });
 
 test('cli: site build --json (exit 0), a tampered tree (exit 1), usage errors (exit 2)', () => {

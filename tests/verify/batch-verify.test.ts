@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 import { publicKeyFromSeed, signBytes, verifyBytes } from '../../protocol/ed25519.ts';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
@@ -16,7 +16,7 @@ import {
   PARALLEL_THRESHOLD,
   type SignatureJob,
 } from '../../protocol/verify/batch-verify.ts';
-import { helperMain, runJob } from '../../protocol/verify/batch-shared.ts';
+import { helperMain, keyObjectsOf, runJob } from '../../protocol/verify/batch-shared.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 function addL(sig: Uint8Array): Uint8Array {
@@ -127,6 +127,44 @@ test('buildBatch parses each distinct public key once', () => {
   assert.is(keyObjects.get(0), first);
   assert.is(keyObjects.get(3), undefined);
   assert.is(keyObjects.get(-1), undefined);
+});
+
+test('key objects: the same key as its DER SubjectPublicKeyInfo, and the same verdict, for any 32 bytes', () => {
+  const seed = new Uint8Array(randomBytes(32));
+  const message = new Uint8Array(randomBytes(100));
+  const signature = signBytes(seed, message);
+  // a real key, the all-zero and all-ones encodings, a non-canonical y, random bytes (mostly not points)
+  const raws = [
+    publicKeyFromSeed(seed),
+    new Uint8Array(32),
+    new Uint8Array(32).fill(0xff),
+    Uint8Array.from(Buffer.from(`ec${'ff'.repeat(30)}7f`, 'hex')),
+    ...Array.from({ length: 50 }, () => new Uint8Array(randomBytes(32))),
+  ];
+  const keys = new Uint8Array(raws.length * 32);
+  raws.forEach((r, i) => keys.set(r, i * 32));
+  const objects = keyObjectsOf(keys);
+  const spki = Buffer.from('302a300506032b6570032100', 'hex');
+  const verdict = (key: () => KeyObject | undefined) => {
+    try {
+      return verify(null, message, key()!, signature);
+    } catch (e) {
+      return `refused: ${(e as Error).name}`;
+    }
+  };
+  raws.forEach((raw, i) => {
+    const der = createPublicKey({ key: Buffer.concat([spki, raw]), format: 'der', type: 'spki' });
+    assert.ok(objects.get(i)!.equals(der), `key ${i}`);
+    assert.is(
+      verdict(() => objects.get(i)),
+      verdict(() => der),
+      `key ${i}`,
+    );
+  });
+  assert.is(
+    verdict(() => objects.get(0)),
+    true,
+  );
 });
 
 test('the helper main, run in this thread: every job answered, the finished counter complete', () => {
