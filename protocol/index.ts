@@ -49,7 +49,8 @@ export {
 } from './control-plane-dir.ts';
 export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
-export { isValidPublicKey, signBytes, verifyBytes } from './ed25519.ts';
+export { isValidPublicKey, signBytes, startBatchSigner, verifyBytes } from './ed25519.ts';
+export type { BatchSigner } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
 export {
   isVerificationError,

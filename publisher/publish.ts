@@ -24,7 +24,12 @@ import {
   type SignedRoot,
   type SignedDocument,
 } from '../protocol/index.ts';
-import { buildRelease } from './documents.ts';
+import {
+  buildRelease,
+  buildReleaseConcurrent,
+  type BuildReleaseInput,
+  type BuiltRelease,
+} from './documents.ts';
 import { canonicalJsonData } from './jcs.ts';
 import { PublishRefused, writingFile } from './errors.ts';
 import { planRevocations, readBoundRevocations } from './revocations.ts';
@@ -260,7 +265,7 @@ export function publishRelease(opts: UncheckedPublishOptions): PublishResult {
  */
 export async function publishReleaseChecked(opts: CheckedPublishOptions): Promise<PublishResult> {
   const prepared = prepare(opts);
-  if (opts.cacheCheck === 'skip') return commit(opts, prepared, { skipped: true });
+  if (opts.cacheCheck === 'skip') return commitConcurrent(opts, prepared, { skipped: true });
   const { fleet, trust } = prepared;
   const cacheKeys = trust.root.signed.cacheKeys;
   if (fleet.cacheUrl === undefined) {
@@ -301,7 +306,7 @@ export async function publishReleaseChecked(opts: CheckedPublishOptions): Promis
         `copy --to '<cache>?secret-key=<key file>'\`, or pass --no-cache-check`,
     );
   }
-  return commit(opts, prepared, {
+  return commitConcurrent(opts, prepared, {
     skipped: false,
     cacheUrl: report.cacheUrl,
     targets: report.targets,
@@ -323,51 +328,113 @@ function clock(): Clock {
 /**
  * Under the tree's lock: pick the version, leave an identical fleet alone (ifIdentical 'skip'), build and
  * sign the release, diff it against the current one, then (unless a dry run) write it in the crash-safe
- * order at the top of this file.
+ * order at the top of this file. `publishRelease` signs in line (synchronous).
  */
 function commit(
   opts: PublishOptions,
   prepared: Prepared,
   cacheCheck: CacheCheckSummary,
 ): PublishResult {
-  const rootVersion = prepared.trust.root.signed.version;
-  // The sign phase starts here, after the cache check (reported on its own in cacheCheck.ms).
-  const signStart = clock();
   const unlock = acquireLock(opts.treeDir);
   try {
-    removeStaleTemps(opts.treeDir);
-    const current = readCurrentTimestamp(opts.treeDir);
-    const { version, previousVersion } = nextVersion(opts, current);
-    // JCS of the fleet as read (2.6 MB at 10,000 hosts) through JSON.stringify (publisher/jcs.ts).
-    const fleetDigest = sha256Digest(canonicalJsonData(opts.fleet));
-    const currentRelease = readIntactRelease(opts.treeDir, current, prepared.previous);
-    // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
-    if (
-      opts.ifIdentical === 'skip' &&
-      !opts.dryRun &&
-      currentRelease &&
-      currentRelease.index.fleetDigest === fleetDigest &&
-      currentRelease.index.rootVersion === rootVersion
-    )
-      return unchangedResult(current!.signed, currentRelease, prepared, cacheCheck);
-    const signed = signRelease(opts, prepared, current, version, fleetDigest);
-    const signEnd = clock();
-    const facts: PublishFacts = {
-      diff: diffRelease(currentRelease, signed.built, { fleetDigest, rootVersion }),
-      version,
-      previousVersion,
-      signed,
-      cacheCheck,
-    };
-    if (opts.dryRun)
-      return publishResult('dry-run', facts, prepared, [signStart, signEnd, clock()]);
-    writeRelease(opts, prepared.trust, version, signed);
-    const written = clock();
-    opts.onProgress?.({ phase: 'done', done: 1, total: 1 });
-    return publishResult('published', facts, prepared, [signStart, signEnd, written]);
+    const started = startCommit(opts, prepared, cacheCheck);
+    if ('unchanged' in started) return started.unchanged;
+    return finishCommit(opts, prepared, cacheCheck, started, buildRelease(started.release));
   } finally {
     unlock();
   }
+}
+
+/**
+ * commit, with the host manifests signed on libuv's thread pool (buildReleaseConcurrent): the same bytes,
+ * using both cores (`nixfleet publish`). The lock is held across the wait like across the synchronous work.
+ */
+async function commitConcurrent(
+  opts: PublishOptions,
+  prepared: Prepared,
+  cacheCheck: CacheCheckSummary,
+): Promise<PublishResult> {
+  const unlock = acquireLock(opts.treeDir);
+  try {
+    const started = startCommit(opts, prepared, cacheCheck);
+    if ('unchanged' in started) return started.unchanged;
+    const built = await buildReleaseConcurrent(started.release);
+    return finishCommit(opts, prepared, cacheCheck, started, built);
+  } finally {
+    unlock();
+  }
+}
+
+/** What the lock-holding steps before the signing found: the version, the current release, the input. */
+interface StartedCommit {
+  /** The sign phase starts here, after the cache check (reported on its own in cacheCheck.ms). */
+  signStart: Clock;
+  current: SignedDocument<Timestamp> | undefined;
+  currentRelease: CurrentRelease | null;
+  version: number;
+  previousVersion: number;
+  fleetDigest: string;
+  /** What buildRelease signs. */
+  release: BuildReleaseInput;
+}
+
+/** The steps under the lock before the release is built, or the result of a publish that changes nothing. */
+function startCommit(
+  opts: PublishOptions,
+  prepared: Prepared,
+  cacheCheck: CacheCheckSummary,
+): StartedCommit | { unchanged: PublishResult } {
+  const rootVersion = prepared.trust.root.signed.version;
+  const signStart = clock();
+  removeStaleTemps(opts.treeDir);
+  const current = readCurrentTimestamp(opts.treeDir);
+  const { version, previousVersion } = nextVersion(opts, current);
+  // JCS of the fleet as read (2.6 MB at 10,000 hosts) through JSON.stringify (publisher/jcs.ts).
+  const fleetDigest = sha256Digest(canonicalJsonData(opts.fleet));
+  const currentRelease = readIntactRelease(opts.treeDir, current, prepared.previous);
+  // An identical fleet keeps every rollout id anyway; a new release would only restate the current one.
+  if (
+    opts.ifIdentical === 'skip' &&
+    !opts.dryRun &&
+    currentRelease &&
+    currentRelease.index.fleetDigest === fleetDigest &&
+    currentRelease.index.rootVersion === rootVersion
+  )
+    return { unchanged: unchangedResult(current!.signed, currentRelease, prepared, cacheCheck) };
+  return {
+    signStart,
+    current,
+    currentRelease,
+    version,
+    previousVersion,
+    fleetDigest,
+    release: releaseInput(opts, prepared, version, fleetDigest),
+  };
+}
+
+/** Signs what the built release binds (revocations, timestamp), diffs it, and writes it unless a dry run. */
+function finishCommit(
+  opts: PublishOptions,
+  prepared: Prepared,
+  cacheCheck: CacheCheckSummary,
+  { signStart, current, currentRelease, version, previousVersion, fleetDigest }: StartedCommit,
+  built: BuiltRelease,
+): PublishResult {
+  const rootVersion = prepared.trust.root.signed.version;
+  const signed = signRelease(opts, prepared, current, version, built);
+  const signEnd = clock();
+  const facts: PublishFacts = {
+    diff: diffRelease(currentRelease, signed.built, { fleetDigest, rootVersion }),
+    version,
+    previousVersion,
+    signed,
+    cacheCheck,
+  };
+  if (opts.dryRun) return publishResult('dry-run', facts, prepared, [signStart, signEnd, clock()]);
+  writeRelease(opts, prepared.trust, version, signed);
+  const written = clock();
+  opts.onProgress?.({ phase: 'done', done: 1, total: 1 });
+  return publishResult('published', facts, prepared, [signStart, signEnd, written]);
 }
 
 /** The version to publish (opts.version or the next one) and the highest the tree already has. */
@@ -465,35 +532,44 @@ function unchangedResult(
 
 /** A release signed in memory: its files, its revocations and the timestamp that will switch to it. */
 interface SignedRelease {
-  built: ReturnType<typeof buildRelease>;
+  built: BuiltRelease;
   revocations: ReturnType<typeof planRevocations>;
   timestamp: Buffer;
   /** The timestamp's signed fields, as written. */
   ts: Timestamp;
 }
 
-/** Builds and signs release `version`, the revocations it binds and its timestamp. */
+/** What buildRelease signs as release `version`. */
+function releaseInput(
+  opts: PublishOptions,
+  { fleet, resolved, trust }: Prepared,
+  version: number,
+  fleetDigest: string,
+): BuildReleaseInput {
+  return {
+    fleet,
+    resolved,
+    version,
+    issuedAt: isoTime(opts.now),
+    rootVersion: trust.root.signed.version,
+    fleetDigest,
+    source: opts.source ?? null,
+    keys: opts.releaseKeys,
+    onSigned: (done, total) => opts.onProgress?.({ phase: 'sign', done, total }),
+  };
+}
+
+/** Signs the revocations the built release `version` binds and the timestamp that will switch to it. */
 function signRelease(
   opts: PublishOptions,
   prepared: Prepared,
   current: SignedDocument<Timestamp> | undefined,
   version: number,
-  fleetDigest: string,
+  built: BuiltRelease,
 ): SignedRelease {
-  const { fleet, resolved, trust } = prepared;
+  const { fleet, trust } = prepared;
   const root = trust.root.signed;
   const issuedAt = isoTime(opts.now);
-  const built = buildRelease({
-    fleet,
-    resolved,
-    version,
-    issuedAt,
-    rootVersion: root.version,
-    fleetDigest,
-    source: opts.source ?? null,
-    keys: opts.releaseKeys,
-    onSigned: (done, total) => opts.onProgress?.({ phase: 'sign', done, total }),
-  });
   const previousRevocations = readBoundRevocations(opts.treeDir, current?.signed);
   const revocations = planRevocations(
     fleet,
