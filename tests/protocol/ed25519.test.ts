@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import {
   publicKeyFromSeed,
   signBytes,
+  startBatchSigner,
   verifyBytes,
   isValidPublicKey,
 } from '../../protocol/ed25519.ts';
@@ -181,6 +182,31 @@ test('wrong lengths are refused without throwing', () => {
   const v = RFC8032_VECTORS[0]!;
   assert.not.ok(verifyBytes(hex(v.publicKey).subarray(0, 31), hex(v.message), hex(v.signature)));
   assert.not.ok(verifyBytes(hex(v.publicKey), hex(v.message), hex(v.signature).subarray(0, 63)));
+});
+
+test('the batch signer gives, in order, the signatures signBytes gives (RFC 8032 vectors and 1,500 messages)', async () => {
+  for (const v of RFC8032_VECTORS) {
+    const signer = startBatchSigner(hex(v.secretKey));
+    signer.add(hex(v.message));
+    const [sig] = await signer.finish();
+    assert.is(toHex(sig!), v.signature);
+  }
+  // More than a few chunks, of differing lengths (empty included), so that both threads sign some.
+  const seed = new Uint8Array(randomBytes(32));
+  const messages = Array.from({ length: 1500 }, (_, i) => new Uint8Array(randomBytes(i % 700)));
+  const signer = startBatchSigner(seed);
+  for (const m of messages) signer.add(m);
+  const sigs = await signer.finish();
+  assert.is(sigs.length, messages.length);
+  messages.forEach((m, i) => assert.is(toHex(sigs[i]!), toHex(signBytes(seed, m)), `message ${i}`));
+});
+
+test('the batch signer with nothing to sign, and one closed before finishing, end their thread', async () => {
+  assert.equal(await startBatchSigner(new Uint8Array(32)).finish(), []);
+  const closed = startBatchSigner(new Uint8Array(32));
+  closed.add(new Uint8Array(10));
+  closed.close();
+  assert.throws(() => startBatchSigner(new Uint8Array(31)), /32 bytes/);
 });
 
 test.run();

@@ -4,7 +4,11 @@ import { mkdirSync, statSync, utimesSync, writeFileSync, existsSync } from 'node
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { generateFleet } from '../support/fleet-gen.ts';
-import { publishRelease, type UncheckedPublishOptions } from '../../publisher/publish.ts';
+import {
+  publishRelease,
+  publishReleaseChecked,
+  type UncheckedPublishOptions,
+} from '../../publisher/publish.ts';
 import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { PublishRefused } from '../../publisher/errors.ts';
 import { FleetInvalid } from '../../publisher/validate.ts';
@@ -277,6 +281,45 @@ test('a threshold of two release keys needs both', async () => {
     refuses(() => publishRelease(base), PublishRefused, /needs 2 release keys, 1 given/);
     publishRelease({ ...base, releaseKeys: [s.releaseKey, second] });
     checkTree(s.treeDir, s.releaseKey);
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('signing on two threads (publishReleaseChecked) writes the same bytes as signing in line, with two keys', async () => {
+  const second = keyFromLabel('release-2');
+  const s = setupTrust('generated', { releaseThreshold: 2, extraReleaseKeys: [second] });
+  try {
+    // 1,100 manifests: several chunks for each thread of the batch signer (protocol/ed25519.ts).
+    const fleet = generateFleet({
+      hosts: 1100,
+      channels: 3,
+      wavesPerChannel: 3,
+      seed: 'two-threads',
+      chainChannels: true,
+      budgetPct: 25,
+    }).fleet;
+    const inLine = join(s.dir, 'in-line');
+    const threads = join(s.dir, 'threads');
+    for (const [i, now] of [T0, T0 + 60_000].entries()) {
+      const base = {
+        fleet,
+        releaseKeys: [s.releaseKey, second],
+        trustDir: s.trustDir,
+        now,
+        cacheCheck: 'skip' as const,
+      };
+      const a = publishRelease({ ...base, treeDir: inLine });
+      const b = await publishReleaseChecked({ ...base, treeDir: threads });
+      assert.is(b.version, i + 1);
+      assert.equal(b.index, a.index);
+      const want = snapshotFiles(inLine);
+      const got = snapshotFiles(threads);
+      assert.equal([...got.keys()].sort(), [...want.keys()].sort());
+      for (const [path, bytes] of want)
+        assert.ok(got.get(path)!.equals(bytes), `${path} differs between the two signers`);
+    }
+    assert.is(checkTree(threads, s.releaseKey).version, 2);
   } finally {
     s.cleanup();
   }
