@@ -12,7 +12,7 @@ import { isoTime } from '../protocol/schemas/common.ts';
 import { loadavg } from 'node:os';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import { setupTrust, T0 } from '../tests/publisher/helpers.ts';
-import { publishRelease } from '../publisher/publish.ts';
+import { publishReleaseChecked } from '../publisher/publish.ts';
 
 export default async function bench(): Promise<void> {
   const hosts = Number(process.env.PUBLISH_BENCH_HOSTS ?? 10_000);
@@ -37,7 +37,8 @@ export default async function bench(): Promise<void> {
       // Start each run with no dirty pages from earlier work (ours or other processes'), so the figures
       // measure the publish, not the writeback of whatever ran before it.
       execFileSync('sync');
-      const r = publishRelease({
+      // As `nixfleet publish` does (publishReleaseChecked: manifests signed on two threads).
+      const r = await publishReleaseChecked({
         cacheCheck: 'skip',
         treeDir: s.treeDir,
         fleet,
