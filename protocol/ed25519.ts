@@ -16,7 +16,8 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import { moduleBeside, startModuleThread } from './module-thread.ts';
+import type { SignedChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 
@@ -134,6 +135,9 @@ export interface BatchSigner {
   close(): void;
 }
 
+/** The signing thread's module (protocol/ed25519-signing-worker.ts; its own entry in dist/). */
+const SIGNING_MODULE = moduleBeside('ed25519-signing-worker', import.meta.url);
+
 /** Messages per hand-over: ~10 ms of signing, small enough for the two threads to share the tail. */
 const BATCH_CHUNK = 256;
 
@@ -146,12 +150,10 @@ const BATCH_CHUNK = 256;
  * ~40% more CPU than signing in line for no shorter wall time on this 2-core machine
  * (docs/benchmarks.md "## publish"): a chunk costs one hand-over, not one per signature.
  */
-export function startBatchSigner(seed: Uint8Array): BatchSigner {
+export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE): BatchSigner {
   if (seed.length !== 32) throw new TypeError('Ed25519 seed must be 32 bytes');
-  const worker = new Worker(SIGNING_WORKER, {
-    eval: true,
-    workerData: { pkcs8: Buffer.concat([PKCS8_PREFIX, seed]) },
-  });
+  const data: SigningWorkerData = { pkcs8: Buffer.concat([PKCS8_PREFIX, seed]) };
+  const worker = startModuleThread(module, data);
   const results: Uint8Array[][] = [];
   const waiting: { id: number; messages: Uint8Array[] }[] = [];
   let chunks = 0;
@@ -170,7 +172,7 @@ export function startBatchSigner(seed: Uint8Array): BatchSigner {
     atWorker++;
     worker.postMessage({ id, bytes, lengths }, [bytes.buffer]);
   };
-  worker.on('message', ({ id, signatures }: { id: number; signatures: Uint8Array }) => {
+  worker.on('message', ({ id, signatures }: SignedChunk) => {
     const out: Uint8Array[] = [];
     for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
     results[id] = out;
@@ -224,23 +226,6 @@ export function startBatchSigner(seed: Uint8Array): BatchSigner {
     close,
   };
 }
-
-// The worker's whole program (CommonJS, no file to ship): sign each chunk in line, return the
-// signatures as one transferred buffer of 64-byte entries.
-const SIGNING_WORKER = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createPrivateKey, sign } = require('node:crypto');
-const key = createPrivateKey({ key: Buffer.from(workerData.pkcs8), format: 'der', type: 'pkcs8' });
-parentPort.on('message', ({ id, bytes, lengths }) => {
-  const signatures = new Uint8Array(lengths.length * 64);
-  let at = 0;
-  for (let i = 0; i < lengths.length; i++) {
-    signatures.set(sign(null, bytes.subarray(at, at + lengths[i]), key), i * 64);
-    at += lengths[i];
-  }
-  parentPort.postMessage({ id, signatures }, [signatures.buffer]);
-});
-`;
 
 /**
  * The encoding checks of strict verification (lengths, canonical A and R, A not small-order, S < L).

@@ -63,10 +63,12 @@ const bundleZod = {
 rmSync(outdir, { recursive: true, force: true });
 await build({
   absWorkingDir: root,
-  // The signature batch helper runs in a worker thread: its own entry, loaded by URL (batch-verify.ts).
+  // The signature batch helper and the signing thread run in worker threads: each its own entry, loaded
+  // by URL (protocol/module-thread.ts).
   entryPoints: {
     main: 'cli/main.ts',
     'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
+    'ed25519-signing-worker': 'protocol/ed25519-signing-worker.ts',
   },
   outdir,
   bundle: true,

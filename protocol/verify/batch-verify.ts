@@ -3,7 +3,8 @@
 // Atomics.wait until all are done. Only an "accepted" answer is trusted: anything OpenSSL refuses is
 // re-checked by the caller through the full verifyBytes path (with its cofactored fallback), so the
 // result never differs from verifying one by one.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { moduleBeside, startModuleThread } from '../module-thread.ts';
 import { availableParallelism } from 'node:os';
 import { passesStrictEncodingChecks } from '../ed25519.ts';
 import {
@@ -29,10 +30,7 @@ const STALL_MS = 3000;
  * TypeScript source when it runs as source (tests and benchmarks, through tsx; startHelper then loads
  * tsx into the thread, whose module hooks do not reach worker threads by themselves).
  */
-const HELPER_MODULE = new URL(
-  import.meta.url.endsWith('.ts') ? './batch-verify-worker.ts' : './batch-verify-worker.js',
-  import.meta.url,
-);
+const HELPER_MODULE = moduleBeside('batch-verify-worker', import.meta.url);
 
 /** Rounded up to a non-empty multiple of 8 bytes; views always give their exact length. */
 function share(bytes: number): SharedArrayBuffer {
@@ -95,13 +93,7 @@ export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Wo
       `signature batch helper thread (${module.href}) failed, verifying on one thread: ${(e as Error).message}`,
     );
   try {
-    // As source, a two-line bootstrap registers tsx in the thread first, then loads the module.
-    const helper = module.pathname.endsWith('.ts')
-      ? new Worker(
-          `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`,
-          { eval: true, workerData: batch },
-        )
-      : new Worker(module, { workerData: batch });
+    const helper = startModuleThread(module, batch);
     helper.unref();
     helper.on('error', failed);
     return helper;

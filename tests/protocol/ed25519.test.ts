@@ -3,6 +3,8 @@ import * as assert from 'uvu/assert';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   publicKeyFromSeed,
   signBytes,
@@ -184,21 +186,46 @@ test('wrong lengths are refused without throwing', () => {
   assert.not.ok(verifyBytes(hex(v.publicKey), hex(v.message), hex(v.signature).subarray(0, 63)));
 });
 
-test('the batch signer gives, in order, the signatures signBytes gives (RFC 8032 vectors and 1,500 messages)', async () => {
+test('the batch signer gives, in order, the signatures of the RFC 8032 vectors', async () => {
   for (const v of RFC8032_VECTORS) {
     const signer = startBatchSigner(hex(v.secretKey));
     signer.add(hex(v.message));
     const [sig] = await signer.finish();
     assert.is(toHex(sig!), v.signature);
   }
-  // More than a few chunks, of differing lengths (empty included), so that both threads sign some.
-  const seed = new Uint8Array(randomBytes(32));
-  const messages = Array.from({ length: 1500 }, (_, i) => new Uint8Array(randomBytes(i % 700)));
-  const signer = startBatchSigner(seed);
-  for (const m of messages) signer.add(m);
-  const sigs = await signer.finish();
-  assert.is(sigs.length, messages.length);
-  messages.forEach((m, i) => assert.is(toHex(sigs[i]!), toHex(signBytes(seed, m)), `message ${i}`));
+});
+
+// The signing thread from the TypeScript source and from the compiled file the shipped command loads
+// (dist/, built by npm test before the tests run).
+const DIST_SIGNER = pathToFileURL(
+  fileURLToPath(new URL('../../dist/ed25519-signing-worker.js', import.meta.url)),
+);
+for (const [label, module] of [
+  ['source', undefined],
+  ['dist', DIST_SIGNER],
+] as const)
+  test(`the batch signer's thread (${label}) signs as signBytes does, in order, over many chunks`, async () => {
+    if (module && !existsSync(module))
+      assert.unreachable('dist/ed25519-signing-worker.js is missing: run npm run build');
+    // More than a few chunks, of differing lengths (empty included), so that both threads sign some.
+    const seed = new Uint8Array(randomBytes(32));
+    const messages = Array.from({ length: 1500 }, (_, i) => new Uint8Array(randomBytes(i % 700)));
+    const signer = startBatchSigner(seed, module);
+    for (const m of messages) signer.add(m);
+    const sigs = await signer.finish();
+    assert.is(sigs.length, messages.length);
+    messages.forEach((m, i) =>
+      assert.is(toHex(sigs[i]!), toHex(signBytes(seed, m)), `message ${i}`),
+    );
+  });
+
+test('a signing thread that cannot start fails the batch (no signature is left out)', async () => {
+  const signer = startBatchSigner(new Uint8Array(32), pathToFileURL('/nonexistent/signer.js'));
+  for (let i = 0; i < 600; i++) signer.add(new Uint8Array([i & 0xff]));
+  await signer.finish().then(
+    () => assert.unreachable('finish resolved without the thread'),
+    (e: Error) => assert.match(e.message, /nonexistent|Cannot find|exited/),
+  );
 });
 
 test('the batch signer with nothing to sign, and one closed before finishing, end their thread', async () => {
