@@ -35,8 +35,8 @@ export {
 export type { AckTrust, BundledAck, SignedAck } from './acks.ts';
 export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts';
 export { cacheUrlTrustOverride, trustOverrideReason } from './cache-url.ts';
-export { isNotFound, readCappedFile, readInto } from './capped-file.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
+export { isNotFound, readCappedFile, readInto } from './capped-file.ts';
 export {
   ACK_LOG_DIR,
   ackLogDir,
@@ -50,7 +50,6 @@ export {
 export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
 export { isValidPublicKey, signBytes, startBatchSigner, verifyBytes } from './ed25519.ts';
-export type { BatchSigner } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';
 export {
   isVerificationError,
@@ -205,7 +204,6 @@ export {
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
-  readBudgets,
   readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,
@@ -223,7 +221,6 @@ export {
   verifyEnrolmentRequest,
   verifyEnrolmentToken,
   verifyReleaseDocument,
-  verifyReleaseIndex,
   verifyReleaseIndexHead,
 } from './verify/index.ts';
 export type {

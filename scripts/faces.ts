@@ -166,6 +166,20 @@ function parse(file: string): Parsed {
       }
     }
   }
+  // The names `const { a, b: c } = await import('m')` takes from m (a face must keep exporting them);
+  // null for any other use of the module object (then it is not by name).
+  const destructured = (call: ts.CallExpression): Named[] | null => {
+    const awaited = ts.isAwaitExpression(call.parent) ? call.parent : null;
+    const decl = awaited && ts.isVariableDeclaration(awaited.parent) ? awaited.parent : null;
+    if (!decl || !ts.isObjectBindingPattern(decl.name)) return null;
+    const names: Named[] = [];
+    for (const e of decl.name.elements) {
+      const key = e.propertyName ?? e.name;
+      if (e.dotDotDotToken || !ts.isIdentifier(key)) return null;
+      names.push({ name: key.text, property: key.text, typeOnly: false });
+    }
+    return names;
+  };
   const walk = (n: ts.Node): void => {
     if (
       ts.isCallExpression(n) &&
@@ -173,13 +187,17 @@ function parse(file: string): Parsed {
       n.arguments[0] &&
       ts.isStringLiteral(n.arguments[0])
     ) {
-      ref('dynamic', n.arguments[0], n, {});
+      ref('dynamic', n.arguments[0], n, { names: destructured(n) });
     } else if (
       ts.isImportTypeNode(n) &&
       ts.isLiteralTypeNode(n.argument) &&
       ts.isStringLiteral(n.argument.literal)
     ) {
-      ref('dynamic', n.argument.literal, n, { typeOnly: true });
+      // `import('m').Name`: the name is used as a type.
+      const q = n.qualifier;
+      const names =
+        q && ts.isIdentifier(q) ? [{ name: q.text, property: q.text, typeOnly: true }] : null;
+      ref('dynamic', n.argument.literal, n, { typeOnly: true, names });
     }
     ts.forEachChild(n, walk);
   };
@@ -400,7 +418,7 @@ export function codemod(root: string): CodemodResult {
       const face = isProduct ? t.faceFor(p.file, r.target) : null;
       const through = face ?? (t.isFace(r.target) && r.target !== p.file ? r.target : null);
       if (!through) continue;
-      if (!r.names) {
+      if (!r.names || (face && r.kind === 'dynamic')) {
         if (face)
           problems.push(
             `${t.rel(p.file)}: ${r.kind} of ${r.spec} is not by name (namespace, default, * or dynamic); rewrite it by hand`,
@@ -424,7 +442,8 @@ export function codemod(root: string): CodemodResult {
     for (const r of p.refs) {
       if (r.kind === 'export' && t.isFace(p.file)) continue;
       const face = t.faceFor(p.file, r.target);
-      if (face && r.names) groups.set(face, [...(groups.get(face) ?? []), r]);
+      if (face && r.names && r.kind !== 'dynamic')
+        groups.set(face, [...(groups.get(face) ?? []), r]);
     }
     for (const [face, refs] of groups) {
       const already = p.refs.filter((r) => r.kind === 'import' && r.target === face && r.names);

@@ -29,4 +29,4 @@ export function createActivator(
 }
 
 export { ActivationError, canReboot, canStage, isClosureRefused } from './activator.ts';
-export type { Activator, Generation, RebootCapable, Staging } from './activator.ts';
+export type { Activator, Generation, RebootCapable } from './activator.ts';

@@ -3,7 +3,6 @@ export { verifyBatch } from './batch-verify.ts';
 export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
-  readBudgets,
   readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,
@@ -26,7 +25,7 @@ export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
-export { verifyRelease, verifyReleaseIndex, verifyReleaseIndexHead } from './release.ts';
+export { verifyRelease, verifyReleaseIndexHead } from './release.ts';
 export type { VerifiedDocumentMemo, VerifiedManifest, VerifiedRelease } from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';
