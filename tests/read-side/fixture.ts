@@ -24,6 +24,7 @@ import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { runCli } from '../support/cli.ts';
 import * as assert from 'uvu/assert';
+import { claimedHost } from '../../read-side/acks.ts';
 import type { TraceReport } from '../../read-side/trace.ts';
 
 export const NOW = Date.parse('2030-03-01T12:00:00Z');
@@ -265,4 +266,29 @@ export async function traceHost(
   );
   assert.is(r.code, 0, r.err);
   return JSON.parse(r.out) as TraceReport;
+}
+
+/**
+ * Rewrites the first heartbeat record of `host` in the log, its signed time one second later: the
+ * frame digest matches the new bytes, the signature does not, and the log keeps its length (so only
+ * the prefix digest can tell).
+ */
+export function tamperLogRecord(fx: Fixture, host: string): number {
+  const before = readFileSync(fx.logFile);
+  const lines = before.toString('utf8').split('\n');
+  const i = lines.findIndex(
+    (l) =>
+      l.length > 72 &&
+      claimedHost(Buffer.from(l.slice(72))) === host &&
+      l.includes('"kind":"heartbeat"'),
+  );
+  assert.ok(i >= 0, `a heartbeat record of ${host}`);
+  const forged = lines[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+  assert.is.not(forged, lines[i]!.slice(72));
+  lines[i] = formatRecord({ digest: sha256Digest(forged), canonical: forged })
+    .toString('utf8')
+    .trimEnd();
+  writeFileSync(fx.logFile, lines.join('\n'));
+  assert.is(readFileSync(fx.logFile).length, before.length);
+  return i + 1;
 }

@@ -22,6 +22,7 @@ import {
   chainedRollout,
   cleanupTempDirs,
   postAcks,
+  tamperLogRecord,
   run,
   traceHost,
   type Fixture,
@@ -178,25 +179,6 @@ test('a new record after the indexed prefix that does not verify is refused at i
   );
 });
 
-/**
- * Rewrites the first heartbeat record of `host` in the log, its signed time one second later: the
- * frame digest matches the new bytes, the signature does not, and the log keeps its length.
- */
-function tamperLogRecord(fx: Fixture, host: string): number {
-  const lines = readFileSync(fx.logFile, 'utf8').split('\n');
-  const i = lines.findIndex(
-    (l) =>
-      l.length > 72 &&
-      claimedHost(Buffer.from(l.slice(72))) === host &&
-      l.includes('"kind":"heartbeat"'),
-  );
-  assert.ok(i >= 0, `a heartbeat record of ${host}`);
-  const forged = lines[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
-  const digest = `sha256:${createHash256(forged)}`;
-  lines[i] = `${digest}\t${forged}`;
-  writeFileSync(fx.logFile, lines.join('\n'));
-  return i + 1;
-}
 const createHash256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 test('trace --host with the index: the same trace as a full replay; a tampered or truncated log falls back; an edited index is not believed', async () => {

@@ -9,8 +9,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
-import { formatRecord } from '../../protocol/ack-log.ts';
-import { AckCache, LogPrefixMemo, claimedHost } from '../../read-side/acks.ts';
+import { AckCache, LogPrefixMemo } from '../../read-side/acks.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
 import {
@@ -20,6 +19,7 @@ import {
   chainedRollout,
   cleanupTempDirs,
   postAcks,
+  tamperLogRecord,
   traceHost,
   type Fixture,
 } from './fixture.ts';
@@ -77,31 +77,6 @@ test('a warm read takes the remembered prefix whole and checks only the records 
   loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], other.hosts, elsewhere);
   assert.is(elsewhere.hits, 0, 'a scope of other hosts is another fingerprint');
 });
-
-/**
- * Rewrites the first heartbeat record of `host` in the log, its signed time one second later: the
- * frame digest matches the new bytes, the signature does not, and the log keeps its length (so only
- * the prefix digest can tell).
- */
-function tamperLogRecord(fx: Fixture, host: string): number {
-  const before = readFileSync(fx.logFile);
-  const lines = before.toString('utf8').split('\n');
-  const i = lines.findIndex(
-    (l) =>
-      l.length > 72 &&
-      claimedHost(Buffer.from(l.slice(72))) === host &&
-      l.includes('"kind":"heartbeat"'),
-  );
-  assert.ok(i >= 0, `a heartbeat record of ${host}`);
-  const forged = lines[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
-  assert.is.not(forged, lines[i]!.slice(72));
-  lines[i] = formatRecord({ digest: sha256Digest(forged), canonical: forged })
-    .toString('utf8')
-    .trimEnd();
-  writeFileSync(fx.logFile, lines.join('\n'));
-  assert.is(readFileSync(fx.logFile).length, before.length);
-  return i + 1;
-}
 
 test('with a warm cache, a tampered log record of the host itself or of a gating peer is still refused; a truncated log is read in full', async () => {
   const fx = rollout();
