@@ -212,6 +212,12 @@ interface PendingAck {
   bytes: Uint8Array | null;
   /** Vouched for by a verified log prefix: not recorded in the ack cache. */
   fromPrefix?: true;
+  /**
+   * How many rejections were listed when it arrived: a refusal found by the batch is listed there, so
+   * rejections keep the order their sources were read in (a reader that reads the log and the files
+   * with two collectors lists them as one that reads both with one).
+   */
+  rejectedBefore: number;
 }
 
 /**
@@ -333,6 +339,7 @@ export class AckCollector {
       known: true,
       bytes: null,
       fromPrefix: true,
+      rejectedBefore: this.rejected.length,
     });
   }
 
@@ -417,6 +424,7 @@ export class AckCollector {
       hostKey,
       known,
       bytes: known === undefined ? bytes() : null,
+      rejectedBefore: this.rejected.length,
     });
   }
 
@@ -436,6 +444,7 @@ export class AckCollector {
       return jobs.length - 1;
     });
     const accepted = verifyBatch(jobs);
+    const refused: { at: number; rejection: AckRejection }[] = [];
     pending.forEach((p, i) => {
       const job = jobOf[i]!;
       let outcome = p.known;
@@ -454,9 +463,28 @@ export class AckCollector {
         this.acks.push(p.ack.signed);
         this.digests.push(p.digest);
         this.envelopes.push(p.ack);
-      } else this.reject(p.source, p.host, outcome.code, outcome.detail);
+      } else
+        refused.push({
+          at: p.rejectedBefore,
+          rejection: { source: p.source, host: p.host, code: outcome.code, reason: outcome.detail },
+        });
     });
+    this.listInArrivalOrder(refused);
     return { acks: this.acks, rejected: this.rejected };
+  }
+
+  /** Inserts the batch's refusals where their acks arrived among the rejections listed on intake. */
+  private listInArrivalOrder(refused: readonly { at: number; rejection: AckRejection }[]): void {
+    if (refused.length === 0) return;
+    const merged: AckRejection[] = [];
+    let next = 0;
+    this.rejected.forEach((r, i) => {
+      while (next < refused.length && refused[next]!.at <= i)
+        merged.push(refused[next++]!.rejection);
+      merged.push(r);
+    });
+    while (next < refused.length) merged.push(refused[next++]!.rejection);
+    this.rejected.splice(0, this.rejected.length, ...merged);
   }
 
   private keyOf(hostKey: string): { keyid: string; publicKey: Uint8Array } {

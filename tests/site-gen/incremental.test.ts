@@ -595,6 +595,21 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
     );
     rmSync(hostFile);
     same('host file removed', true);
+    // a latest-ack file that does not parse while the log holds a refused record: the same
+    // rejections, in the same order, as a full read
+    const other = join(copy.treeDir, 'acks', 'hosts', `${copy.roles.soaking}.json`);
+    writeFileSync(`${other}.tmp`, 'not json');
+    renameSync(`${other}.tmp`, other);
+    appendFileSync(
+      logFile,
+      rec(forged.slice(forged.indexOf('\t') + 1).replace('"activated"', '"healthy"')),
+    );
+    const both = same('unparsable file and refused record', true).rejected.map((r) => r.source);
+    assert.ok(both.includes(`acks/hosts/${copy.roles.soaking}.json`), both.join(', '));
+    assert.ok(
+      both.some((s) => /^acks\.log:\d+$/.test(s)),
+      both.join(', '),
+    );
   } finally {
     copy.cleanup();
   }
