@@ -30,7 +30,6 @@ import {
   traceScope,
   type TraceSubject,
   type VerifiedRelease,
-  useLogPrefixIndexes,
 } from '../read-side/index.ts';
 
 const isoOption = (flag: string, text: string | undefined): number | undefined =>
@@ -137,17 +136,8 @@ Options:
         }),
         manifests,
       );
-      const { scope, history, indexes } = scopedHistory(
-        tree,
-        release,
-        subject,
-        cacheDir,
-        store,
-        log,
-        replicaLogs,
-      );
+      const { scope, history } = scopedHistory(tree, release, subject, store, log, replicaLogs);
       store.save();
-      indexes.save();
       const report = traceReport(release, history, subject, {
         now,
         from,
@@ -176,14 +166,12 @@ function scopedHistory(
   tree: string,
   release: VerifiedRelease,
   subject: TraceSubject,
-  cacheDir: string | null,
   store: ReturnType<typeof openVerifiedAckStore>,
   log: string | undefined,
   replicaLogs: string[],
 ) {
   const scope = traceScope(release, subject);
   const cache = store.scopeAcks(scope.channels[0]!);
-  const indexes = useLogPrefixIndexes(cacheDir, 'trace', scope.channels[0]!, store.logPrefixes);
   const history = loadAckHistory(
     tree,
     release,
@@ -191,9 +179,9 @@ function scopedHistory(
     cache,
     replicaLogs,
     scope.hosts,
-    store.logPrefixes,
+    store.indexedLogPrefixes,
   );
-  return { scope, history, indexes };
+  return { scope, history };
 }
 
 export default command;

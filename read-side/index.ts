@@ -18,7 +18,6 @@ export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';
 export { ackTrustOf, fleetInputOf, loadFleetState, releaseForOperator } from './load.ts';
 export type { FleetState } from './load.ts';
-export { useLogPrefixIndexes } from './log-index-file.ts';
 export { loadReleaseAllowingStale, loadVerifiedRelease } from './release.ts';
 export type { ReleaseLoad, VerificationFailure, VerifiedRelease } from './release.ts';
 export { loadRemoteFleetState, RemoteAccessDenied, RemoteUnavailable } from './remote.ts';

@@ -138,3 +138,32 @@ function deepFreeze(v: object): void {
   Object.freeze(v);
   for (const x of Object.values(v)) if (x !== null && typeof x === 'object') deepFreeze(x);
 }
+
+/**
+ * One line of a sealed index file (read-side/verified-cache.ts), or null. The shape is checked; the
+ * contents are the sealing run's (decodeLogPrefixIndex checks positions).
+ */
+export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
+  let x: Partial<LogPrefixIndex>;
+  try {
+    x = JSON.parse(line) as Partial<LogPrefixIndex>;
+  } catch {
+    return null;
+  }
+  return typeof x === 'object' &&
+    x !== null &&
+    typeof x.file === 'string' &&
+    typeof x.fingerprint === 'string' &&
+    typeof x.digest === 'string' &&
+    Number.isSafeInteger(x.bytes) &&
+    Number.isSafeInteger(x.lines) &&
+    Array.isArray(x.values) &&
+    Array.isArray(x.shapes) &&
+    x.shapes.every((s) => Array.isArray(s) && s.every((k) => typeof k === 'string')) &&
+    Array.isArray(x.digests) &&
+    x.digests.every((d) => typeof d === 'string') &&
+    // Each position is checked as it is decoded (decodeLogPrefixIndex).
+    Array.isArray(x.records)
+    ? (x as LogPrefixIndex)
+    : null;
+}

@@ -32,16 +32,18 @@ import {
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
 import { AckFileMemo, formatAckFileEntry, parseAckFileEntry } from './ack-file-memo.ts';
+import { parseLogPrefixIndexLine } from './log-index.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
 const HEADER = 'nixfleet verified-acks v2';
-/** One entry: the digest of the ack's bytes and the base64 Ed25519 host key they verified under (ackEntry). */
 /** The verified log prefixes file (read-side/acks.ts LogPrefixMemo). */
 const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
 /** One prefix: bytes, their digest, the trust fingerprint, then the segment file's path as JSON. */
 const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
 /** The latest-ack files read (read-side/ack-file-memo.ts): identity, digest, path, bytes. */
 const FILES_HEADER = 'nixfleet ack-files v1';
+/** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
+const INDEX_HEADER = 'nixfleet log-prefix-index v1';
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry
@@ -74,6 +76,11 @@ export interface VerifiedAckStore {
    * as AckLogOptions.prefixes). Use after `cache` or scopeAcks() chose the file.
    */
   readonly logPrefixes: LogPrefixMemo;
+  /**
+   * logPrefixes read through their indexes (`<name>[.<part>].log-index`; LogPrefixMemo.useIndexes): for
+   * a reader that replays signed acks only (a trace). Without a cache directory, logPrefixes as it is.
+   */
+  readonly indexedLogPrefixes: LogPrefixMemo;
   /**
    * The latest-ack files the last run read, by their identity (beside the ack cache: `<name>[.<part>]
    * .ack-files`; pass as TreeAckOptions.files). Use after `cache` or scopeAcks() chose the file.
@@ -116,6 +123,16 @@ export function openVerifiedAckStore(
         readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
       ));
     },
+    get indexedLogPrefixes() {
+      const memo = this.logPrefixes;
+      if (!memo.readsIndexes) {
+        const { base } = open(join(dir, name));
+        memo.useIndexes(
+          readSealedLines(dir, `${base}.log-index`, INDEX_HEADER, key, parseLogPrefixIndexLine),
+        );
+      }
+      return memo;
+    },
     get ackFiles() {
       const a = open(join(dir, name));
       return (a.files ??= new AckFileMemo(
@@ -133,11 +150,13 @@ export function openVerifiedAckStore(
 /** No persistence (`--no-cache`): fresh caches, save does nothing. */
 function unpersistedStore(startedAt: number): VerifiedAckStore {
   const cache = new AckCache();
+  const logPrefixes = new LogPrefixMemo();
   return {
     cache,
     scopeAcks: () => cache,
     documents: new DocumentMemo([]),
-    logPrefixes: new LogPrefixMemo(),
+    logPrefixes,
+    indexedLogPrefixes: logPrefixes,
     ackFiles: new AckFileMemo([], startedAt),
     save: () => {},
   };
@@ -153,7 +172,8 @@ interface ScopeFiles {
 
 /** Writes each of the scope's files that changed, sealed with the directory's key (made if needed). */
 function saveScopeFiles(dir: string, s: ScopeFiles): void {
-  if (!s.cache.changed && !s.prefixes?.changed && !s.files?.changed) return;
+  const indexes = s.prefixes?.indexesChanged ? s.prefixes.usedIndexes() : null;
+  if (!s.cache.changed && !s.prefixes?.changed && !s.files?.changed && !indexes) return;
   const k = makeKey(dir);
   if (k === null) return;
   if (s.cache.changed)
@@ -176,6 +196,14 @@ function saveScopeFiles(dir: string, s: ScopeFiles): void {
     );
   if (s.files?.changed)
     saveSealed(dir, `${s.base}.ack-files`, FILES_HEADER, k, s.files.used().map(formatAckFileEntry));
+  if (indexes)
+    saveSealed(
+      dir,
+      `${s.base}.log-index`,
+      INDEX_HEADER,
+      k,
+      indexes.map((i) => JSON.stringify(i)),
+    );
 }
 
 /**
@@ -265,23 +293,4 @@ function readSealedLines<T>(
 function saveSealed(dir: string, file: string, header: string, key: Buffer, lines: string[]): void {
   const body = `${header}\n${lines.map((l) => `${l}\n`).join('')}`;
   savePrivateFile(dir, file, `${body}mac ${macOf(key, body)}\n`);
-}
-
-/**
- * A sealed file of this cache directory beside the stores above (read-side/acks.ts LogPrefixIndex:
- * a trace's log-prefix index): its entries, believed whole or not at all, as readSealedLines.
- */
-export function readSealedFile<T>(
-  dir: string,
-  name: string,
-  header: string,
-  entry: (line: string) => T | null,
-): T[] {
-  return readSealedLines(dir, join(dir, name), header, readKey(dir), entry);
-}
-
-/** Writes a sealed file of this cache directory (best effort, as the stores' save). */
-export function writeSealedFile(dir: string, name: string, header: string, lines: string[]): void {
-  const k = makeKey(dir);
-  if (k !== null) saveSealed(dir, join(dir, name), header, k, lines);
 }
