@@ -123,15 +123,14 @@ export class AckFileMemo {
   /**
    * After reading `bytes` from `path` (whose identity `recall` gave before the read): remembered when
    * clearly older than the run, and only if the bytes survive a round trip through the memo's text
-   * (valid UTF-8, one line). Returns their digest.
+   * (valid UTF-8, one line). `digest`: their SHA-256, as the collector computed it.
    */
-  remember(path: string, seen: Seen, bytes: Buffer, digest: string = sha256Digest(bytes)): string {
-    if (!this.clearlyOld(seen, path)) return digest;
+  remember(path: string, seen: Seen, bytes: Buffer, digest: string): void {
+    if (!this.clearlyOld(seen, path)) return;
     const text = bytes.toString('utf8');
-    if (text.includes('\n') || !Buffer.from(text, 'utf8').equals(bytes)) return digest;
+    if (text.includes('\n') || !Buffer.from(text, 'utf8').equals(bytes)) return;
     this.now.set(path, { path, identity: seen!.identity, digest, text });
     this.added = true;
-    return digest;
   }
 
   /**

@@ -616,7 +616,8 @@ export function collectTreeAcks(
   const taken = new Map<string, TakenFile>();
   const readFile = opts.readFile ?? readCappedFile;
   const memo = opts.files;
-  const hostsDir = memo === undefined ? join(acksDir, 'hosts') : resolve(acksDir, 'hosts');
+  // Absolute: the memo remembers files by path.
+  const hostsDir = resolve(acksDir, 'hosts');
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
@@ -668,7 +669,7 @@ function collectBundles(
 ): void {
   let takenBytes: Map<string, Buffer> | undefined;
   const digestOf = (host: string) => taken.get(host)?.id ?? '-';
-  const channelsDir = memo === undefined ? join(acksDir, 'channels') : resolve(acksDir, 'channels');
+  const channelsDir = resolve(acksDir, 'channels');
   for (const ch of listDir(channelsDir)) {
     if (ch.startsWith('.')) continue;
     for (const f of listDir(join(channelsDir, ch))) {
