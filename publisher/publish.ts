@@ -346,7 +346,7 @@ function commit(
 }
 
 /**
- * commit, with the host manifests signed on libuv's thread pool (buildReleaseConcurrent): the same bytes,
+ * commit, with the host manifests signed on a second thread (buildReleaseConcurrent): the same bytes,
  * using both cores (`nixfleet publish`). The lock is held across the wait like across the synchronous work.
  */
 async function commitConcurrent(
