@@ -69,8 +69,6 @@ function acceptedByJsonParse(text: string, maxDepth: number): unknown {
   return value;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /** Integers, strings and keys as the rules want them, counting object members; false: let the parser decide. */
 function withinRules(
   v: unknown,
@@ -83,7 +81,7 @@ function withinRules(
     case 'number':
       return Number.isSafeInteger(v) && !Object.is(v, -0);
     case 'string':
-      return !seen.surrogates || !LONE_SURROGATE.test(v);
+      return !seen.surrogates || v.isWellFormed();
     case 'object': {
       if (v === null) return true;
       if (Array.isArray(v)) {
@@ -92,7 +90,7 @@ function withinRules(
       }
       // JSON.parse makes plain objects: for-in sees their own members only.
       for (const k in v) {
-        if (k === '__proto__' || (seen.surrogates && LONE_SURROGATE.test(k))) return false;
+        if (k === '__proto__' || (seen.surrogates && !k.isWellFormed())) return false;
         seen.members++;
         if (!withinRules((v as Record<string, unknown>)[k], depth + 1, maxDepth, seen))
           return false;

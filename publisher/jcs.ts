@@ -5,11 +5,9 @@
 // JSON and on every published document. Only JSON data is accepted: integers, finite numbers, strings
 // without lone surrogates, booleans, null, arrays, plain objects (undefined members are skipped, as JCS
 // implementations do).
-const SURROGATE = /[\uD800-\uDFFF]/;
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function str(s: string): string {
-  if (SURROGATE.test(s) && LONE_SURROGATE.test(s)) throw new Error('Lone surrogate is not allowed');
+  if (!s.isWellFormed()) throw new Error('Lone surrogate is not allowed');
   return JSON.stringify(s);
 }
 
@@ -137,7 +135,7 @@ class NotPlainData extends Error {}
 function keysInOrder(keys: readonly string[]): boolean {
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!;
-    if (SURROGATE.test(k) && LONE_SURROGATE.test(k)) throw new NotPlainData();
+    if (!k.isWellFormed()) throw new NotPlainData();
     if (i > 0 && !(keys[i - 1]! < k)) return false;
   }
   return true;
@@ -148,7 +146,7 @@ function inJcsOrder(this: unknown, key: string, value: unknown): unknown {
   if (value !== (this as Record<string, unknown>)[key]) throw new NotPlainData();
   switch (typeof value) {
     case 'string':
-      if (SURROGATE.test(value) && LONE_SURROGATE.test(value)) throw new NotPlainData();
+      if (!value.isWellFormed()) throw new NotPlainData();
       return value;
     case 'number':
       if (!Number.isFinite(value)) throw new NotPlainData();
