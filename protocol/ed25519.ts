@@ -17,6 +17,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { moduleBeside, startModuleThread } from './module-thread.ts';
+import { ed25519PublicKeyObject } from './ed25519-public-key.ts';
 import type { SignedChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
@@ -84,11 +85,7 @@ function publicKeyObject(pub: Uint8Array): KeyObject {
   const hex = Buffer.from(pub).toString('hex');
   let k = publicKeyCache.get(hex);
   if (!k) {
-    // JWK import is ~6x cheaper than DER/SPKI import in OpenSSL 3 and yields the same key.
-    k = createPublicKey({
-      key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pub).toString('base64url') },
-      format: 'jwk',
-    });
+    k = ed25519PublicKeyObject(pub);
     if (publicKeyCache.size > 100_000) publicKeyCache.clear();
     publicKeyCache.set(hex, k);
   }

@@ -2,7 +2,8 @@
 // loop that takes chunks of jobs from a shared counter. batch-verify.ts (the calling thread) and
 // batch-verify-worker.ts (the helper thread) both run `drainJobs`, so the two can never disagree on
 // what a job is or how its answer is recorded.
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { verify, type KeyObject } from 'node:crypto';
+import { ed25519PublicKeyObject } from '../ed25519-public-key.ts';
 
 /** Jobs a thread takes at a time: small enough to share the work evenly, large enough to keep the shared counter cold. */
 export const CHUNK = 64;
@@ -22,10 +23,10 @@ export interface SharedBatch {
 }
 
 /**
- * Each key's KeyObject, built the first time a job of this thread needs it. Parsing a key as DER cost
- * about as much as a verification (~0.1-0.25 ms; as a JWK now ~0.01 ms): built up front on every thread, 10,000 host keys kept the
- * helper parsing while the caller verified nearly everything alone; built on demand, a thread parses
- * only the keys of the jobs it takes (a manifest batch: each key once in all).
+ * Each key's KeyObject, built the first time a job of this thread needs it. Built up front on every
+ * thread (as DER, ~0.1-0.25 ms a key then), 10,000 host keys kept the helper parsing while the caller
+ * verified nearly everything alone; built on demand, a thread parses only the keys of the jobs it takes
+ * (a manifest batch: each key once in all).
  */
 export class KeyObjects {
   private readonly built: (KeyObject | undefined)[];
@@ -41,23 +42,8 @@ export class KeyObjects {
   /** Key `k`'s object, or undefined for an index with no key. */
   get(k: number): KeyObject | undefined {
     if (!(k >= 0 && k < this.built.length)) return undefined;
-    // As a JWK (RFC 8037: the raw 32 bytes as `x`), not as DER SubjectPublicKeyInfo: the same key
-    // object (KeyObject.equals, the same verdict on every key, valid or not), but OpenSSL 3's DER
-    // decoder tries several formats first, ~0.1 ms a key against ~0.01 ms (10,000 host keys: ~1 s of
-    // a cold `site build`'s CPU).
-    return (this.built[k] ??= createPublicKey({
-      key: {
-        kty: 'OKP',
-        crv: 'Ed25519',
-        x: Buffer.from(this.keys.buffer, this.keys.byteOffset + k * 32, 32).toString('base64url'),
-      },
-      format: 'jwk',
-    }));
+    return (this.built[k] ??= ed25519PublicKeyObject(this.keys.subarray(k * 32, k * 32 + 32)));
   }
-}
-
-export function keyObjectsOf(keys: Uint8Array): KeyObjects {
-  return new KeyObjects(keys);
 }
 
 /** OpenSSL's verdict on job i, recorded in the shared status array. */
@@ -97,5 +83,5 @@ export function drainJobs(b: SharedBatch, keyObjects: KeyObjects, notify: boolea
 
 /** The helper thread's whole work (batch-verify-worker.ts): every chunk it can take, waking the caller as it goes. */
 export function helperMain(b: SharedBatch): void {
-  drainJobs(b, keyObjectsOf(b.keys), true);
+  drainJobs(b, new KeyObjects(b.keys), true);
 }

@@ -7,13 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { moduleBeside, startModuleThread } from '../module-thread.ts';
 import { availableParallelism } from 'node:os';
 import { passesStrictEncodingChecks } from '../ed25519.ts';
-import {
-  drainJobs,
-  keyObjectsOf,
-  runJob,
-  type KeyObjects,
-  type SharedBatch,
-} from './batch-shared.ts';
+import { drainJobs, KeyObjects, runJob, type SharedBatch } from './batch-shared.ts';
 
 export interface SignatureJob {
   publicKey: Uint8Array;
@@ -68,7 +62,7 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
   offsets[jobs.length] = at;
   const keys = new Uint8Array(share(keyList.length * 32), 0, keyList.length * 32);
   keyList.forEach((k, i) => keys.set(k, i * 32));
-  const keyObjects = keyObjectsOf(keys);
+  const keyObjects = new KeyObjects(keys);
   return {
     batch: {
       messages,

@@ -16,7 +16,7 @@ import {
   PARALLEL_THRESHOLD,
   type SignatureJob,
 } from '../../protocol/verify/batch-verify.ts';
-import { helperMain, keyObjectsOf, runJob } from '../../protocol/verify/batch-shared.ts';
+import { helperMain, KeyObjects, runJob } from '../../protocol/verify/batch-shared.ts';
 
 const L = 2n ** 252n + 27742317777372353535851937790883648493n;
 function addL(sig: Uint8Array): Uint8Array {
@@ -143,7 +143,7 @@ test('key objects: the same key as its DER SubjectPublicKeyInfo, and the same ve
   ];
   const keys = new Uint8Array(raws.length * 32);
   raws.forEach((r, i) => keys.set(r, i * 32));
-  const objects = keyObjectsOf(keys);
+  const objects = new KeyObjects(keys);
   const spki = Buffer.from('302a300506032b6570032100', 'hex');
   const verdict = (key: () => KeyObject | undefined) => {
     try {
