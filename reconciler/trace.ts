@@ -324,7 +324,7 @@ class CarriedWaves {
     at.add(w.pos);
   }
 
-  /** `ev` is now the wave's carried evaluation (at its current version). */
+  /** `c` is now the wave's carried evaluation (at its current version). */
   carry(key: string, c: CarriedWave): void {
     this.evals.set(key, c);
     this.changedAt.get(key)?.clear();
