@@ -133,15 +133,8 @@ function rawHostKey(text: string): string {
 }
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
-  // In dependency order: each document binds the ones before it by digest.
-  const r = startRelease(input);
-  const budgets = signBudgets(r);
-  const plans = signChannelPlans(r);
-  const manifests = hostManifests(r, plans.refs, budgets.ref, (text) =>
-    envelopeOfCanonical(text, input.keys),
-  );
-  const index = signReleaseIndex(r, plans.refs, budgets.ref, addManifests(r, manifests));
-  return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
+  const signed = signUpToManifests(input, (text) => envelopeOfCanonical(text, input.keys));
+  return signIndex(signed, signed.manifests);
 }
 
 /**
@@ -153,16 +146,13 @@ export async function buildReleaseConcurrent(input: BuildReleaseInput): Promise<
   // Started first: the thread boots while the budgets and plans are signed.
   const signers = input.keys.map((k) => startBatchSigner(k.seed));
   try {
-    const r = startRelease(input);
-    const budgets = signBudgets(r);
-    const plans = signChannelPlans(r);
-    const pending = hostManifests(r, plans.refs, budgets.ref, (text) => {
+    const signed = signUpToManifests(input, (text) => {
       const envelope = openEnvelope(text, input.keys);
       for (const s of signers) s.add(envelope.message);
       return envelope;
     });
     const signatures = await Promise.all(signers.map((s) => s.finish()));
-    const manifests = pending.map((m, i) => ({
+    const manifests = signed.manifests.map((m, i) => ({
       ...m,
       envelope: closeEnvelope(
         m.envelope,
@@ -170,12 +160,40 @@ export async function buildReleaseConcurrent(input: BuildReleaseInput): Promise<
         signatures.map((byKey) => byKey[i]!),
       ),
     }));
-    const index = signReleaseIndex(r, plans.refs, budgets.ref, addManifests(r, manifests));
-    return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
+    return signIndex(signed, manifests);
   } finally {
     // A build that failed half-way must not leave a thread keeping the process alive.
     for (const s of signers) s.close();
   }
+}
+
+/**
+ * The documents before the index, in dependency order (each binds the ones before it by digest): the
+ * budgets and plans signed, the host manifests serialised and handed to `seal` (which signs them, or
+ * starts their signing elsewhere).
+ */
+function signUpToManifests<E>(
+  input: BuildReleaseInput,
+  seal: (canonical: string) => E,
+): {
+  r: ReleaseInProgress;
+  budgets: { ref: FileRef; doc: DisruptionBudgets };
+  plans: { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> };
+  manifests: HostManifestFile<E>[];
+} {
+  const r = startRelease(input);
+  const budgets = signBudgets(r);
+  const plans = signChannelPlans(r);
+  return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref, seal) };
+}
+
+/** The signed manifests added to the tree, then the index that binds them all. */
+function signIndex(
+  { r, budgets, plans }: ReturnType<typeof signUpToManifests>,
+  manifests: readonly HostManifestFile<Buffer>[],
+): BuiltRelease {
+  const index = signReleaseIndex(r, plans.refs, budgets.ref, addManifests(r, manifests));
+  return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
 }
 
 /** One release being signed: its input, the fields every document repeats, and the files signed so far. */
