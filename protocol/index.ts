@@ -216,6 +216,7 @@ export {
   requireFleet,
   updateTrust,
   verifyBatch,
+  verifyByChainTips,
   verifyControlsDocument,
   verifyEnrolmentDocument,
   verifyEnrolmentRequest,
@@ -224,10 +225,11 @@ export {
   verifyReleaseIndexHead,
 } from './verify/index.ts';
 export type {
+  ChainedSignatureJob,
   Fetch,
   HostView,
+  ManifestSignatures,
   ReleaseIndexHead,
-  SignatureJob,
   TreeReport,
   TreeSource,
   UpdateTrustResult,
