@@ -230,6 +230,7 @@ export type {
   HostView,
   ManifestSignatures,
   ReleaseIndexHead,
+  SignatureJob,
   TreeReport,
   TreeSource,
   UpdateTrustResult,

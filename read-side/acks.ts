@@ -38,6 +38,7 @@ import {
   verifyBatch,
   verifyByChainTips,
   type ChainedSignatureJob,
+  type SignatureJob,
   isVerificationError,
   Malformed,
   TooLarge,
@@ -439,13 +440,18 @@ export class AckCollector {
   result(): VerifiedAcks {
     const pending = this.pending;
     this.pending = [];
+    const chains = this.signatures === 'chain-tips';
     const jobs: ChainedSignatureJob[] = [];
     const jobOf = pending.map((p) => {
       if (p.known !== undefined || p.bytes === null) return -1;
       const sig = p.ack.signatures[0];
       if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
       const key = this.keyOf(p.hostKey);
-      const text = signedTextOf(p.bytes, p.ack.signatures);
+      const { bytes, ack } = p;
+      // By chain tips, only the acks checked need their signed text (most are reached by a walk).
+      const text = chains
+        ? () => signedTextOf(bytes, ack.signatures)
+        : signedTextOf(bytes, ack.signatures);
       if (sig.keyid !== key.keyid || text === undefined) return -1;
       jobs.push({
         publicKey: key.publicKey,
@@ -456,7 +462,7 @@ export class AckCollector {
       });
       return jobs.length - 1;
     });
-    const accepted = this.signatures === 'chain-tips' ? verifyByChainTips(jobs) : verifyBatch(jobs);
+    const accepted = chains ? verifyByChainTips(jobs) : verifyBatch(jobs as SignatureJob[]);
     const refused: { at: number; rejection: AckRejection }[] = [];
     pending.forEach((p, i) => {
       const job = jobOf[i]!;

@@ -2,6 +2,7 @@
 export { verifyByChainTips } from './ack-chains.ts';
 export type { ChainedSignatureJob } from './ack-chains.ts';
 export { verifyBatch } from './batch-verify.ts';
+export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
   readBudgetsHead,

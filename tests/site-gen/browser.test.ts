@@ -251,13 +251,10 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
     await phone.goto(`${site}/hosts.html`);
     assert.is(await phone.locator('table.hosts thead').isVisible(), false);
     // ...each cell labelled by its column (the stylesheet's per-column labels, not a per-cell attribute)
-    const labels = (table: string) =>
+    const labels = (table: string): Promise<string[]> =>
       phone.evaluate(
-        (t) =>
-          Array.from(document.querySelector(`table.${t} tbody tr`)!.children).map((td) =>
-            getComputedStyle(td, '::before').content.replace(/^"|"$/g, ''),
-          ),
-        table,
+        `Array.from(document.querySelector('table.${table} tbody tr').children).map((td) =>
+          getComputedStyle(td, '::before').content.replace(/^"|"$/g, ''))`,
       );
     assert.equal(await labels('hosts'), [
       'none',

@@ -9,7 +9,7 @@ import { newSigningKey, unb64, type SigningKey } from '../../protocol/keys.ts';
 import { SCHEMA_VERSION, isoTime } from '../../protocol/schemas/common.ts';
 import type { Ack } from '../../protocol/schemas/ack.ts';
 import { verifyByChainTips, type ChainedSignatureJob } from '../../protocol/verify/ack-chains.ts';
-import { verifyBatch } from '../../protocol/verify/batch-verify.ts';
+import { verifyBatch, type SignatureJob } from '../../protocol/verify/batch-verify.ts';
 
 const T = Date.parse('2030-03-01T10:00:00Z');
 
@@ -57,7 +57,7 @@ function badSignature(a: SignedAck): SignedAck {
 }
 
 /** The job a reader builds for `a` read from its canonical bytes, checked against `key` (the plan's). */
-function job(a: SignedAck, key: SigningKey): ChainedSignatureJob {
+function job(a: SignedAck, key: SigningKey): ChainedSignatureJob & SignatureJob {
   const bytes = canonicalBytes(a);
   return {
     publicKey: key.publicKey,
@@ -128,6 +128,22 @@ test("an ack under another key never vouches for its predecessor (each host's ch
   // host-b's valid ack names host-a's bytes as its predecessor.
   const other = signAck(ackOf('host-b', 2, ackDigest(first)), b);
   assert.equal(verifyByChainTips([job(first, a), job(other, b)]), [false, true]);
+});
+
+test('a signed message given as a function is asked for only where a signature is checked', () => {
+  const k = newSigningKey('host-a');
+  const asked: number[] = [];
+  const jobs = chain('host-a', k, 4).map((a, i) => {
+    const j = job(a, k);
+    return { ...j, message: () => (asked.push(i), j.message) };
+  });
+  assert.equal(verifyByChainTips(jobs), [true, true, true, true]);
+  assert.equal(asked, [3]);
+  // A tip whose message cannot be had is not established, nor is what only it would vouch for.
+  const noText = jobs.map((j, i) => (i === 3 ? { ...j, message: () => undefined } : j));
+  asked.length = 0;
+  assert.equal(verifyByChainTips(noText), [true, true, true, false]);
+  assert.equal(asked, [0, 1, 2]);
 });
 
 test('many chains across the helper thread: equal to one-by-one verification', () => {
