@@ -638,16 +638,17 @@ function preverifySignatures(
     if (issuedAt < rejectBefore) return undefined;
     let keys = keysAt.get(env.signed.issuedAt);
     if (!keys) keysAt.set(env.signed.issuedAt, (keys = releaseKeysValidAt(root, issuedAt)));
-    const text = signedTextOf(bytes, env.signatures);
-    if (!text) return undefined;
+    // Bound by the verified index: the signers are counted as below, their signatures not checked
+    // (so no signed text is needed).
+    const text = boundByIndex ? null : signedTextOf(bytes, env.signatures);
+    if (text === undefined) return undefined;
     const first = jobs.length;
     const signers = new Set<string>();
     for (const s of env.signatures) {
       const key = keys.get(s.keyid);
       if (!key) continue;
       signers.add(s.keyid);
-      // Bound by the verified index: the signers are counted as above, their signatures not checked.
-      if (!boundByIndex)
+      if (text !== null)
         jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(s.sig) });
     }
     if (signers.size < root.releaseThreshold) return undefined;
