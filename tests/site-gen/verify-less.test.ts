@@ -13,6 +13,7 @@ import { sha256Digest } from '../../protocol/canonical.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
 import { hostManifestPath } from '../../protocol/layout.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
+import { hostKeysOfPlans, readAckHistory, type AckSignatures } from '../../read-side/acks.ts';
 import { AckWriter, NOW, createSiteFixture, readSite, type SiteFixture } from './fixture.ts';
 
 const fixtures: SiteFixture[] = [];
@@ -89,6 +90,40 @@ test("a forged ack (the host's key id, another key's signature) outside any chai
   assert.is(r.acks.rejected, 2);
   assert.is(r.acks.accepted, before.acks.accepted);
   assert.equal(r.phases, before.phases);
+});
+
+test("a host re-keyed mid-chain: the new key's tip never vouches for the acks under the old key", () => {
+  // The plans now name a new key for the host; its chain continues under that key. Every reader checks
+  // each ack against the plan's key: the old key's acks are refused both ways, the new one accepted.
+  const f = fixture();
+  const host = f.roles.soaked;
+  const newKey = newSigningKey('rekeyed');
+  const tip = latest(f, host);
+  new AckWriter(f.treeDir, host, newKey, 'generated').write({
+    at: NOW - 1_000,
+    kind: 'heartbeat',
+    seq: tip.signed.seq + 1,
+    prev: ackDigest(tip),
+  });
+  const hostKeys = hostKeysOfPlans(f.plans);
+  hostKeys.set(host, Buffer.from(newKey.publicKey).toString('base64'));
+  const read = (signatures: AckSignatures) =>
+    readAckHistory({
+      acksDir: join(f.treeDir, 'acks'),
+      logFile: logFile(f),
+      bundles: false,
+      trust: { fleet: 'generated', hostKeys },
+      signatures,
+    });
+  const each = read('each');
+  const chains = read('chain-tips');
+  assert.equal(chains.acks, each.acks);
+  assert.equal(chains.rejected, each.rejected);
+  assert.equal(
+    chains.acks.filter((a) => a.host === host).map((a) => a.seq),
+    [tip.signed.seq + 1],
+  );
+  assert.is(chains.rejected.filter((r) => r.host === host).length, tip.signed.seq);
 });
 
 test('a host manifest whose bytes were changed fails the build, as with every signature checked', async () => {
