@@ -216,6 +216,7 @@ export {
   requireFleet,
   updateTrust,
   verifyBatch,
+  verifyByChainTips,
   verifyControlsDocument,
   verifyEnrolmentDocument,
   verifyEnrolmentRequest,
@@ -224,8 +225,10 @@ export {
   verifyReleaseIndexHead,
 } from './verify/index.ts';
 export type {
+  ChainedSignatureJob,
   Fetch,
   HostView,
+  ManifestSignatures,
   ReleaseIndexHead,
   SignatureJob,
   TreeReport,

@@ -36,6 +36,8 @@ import {
   keyIdOf,
   unb64,
   verifyBatch,
+  verifyByChainTips,
+  type ChainedSignatureJob,
   type SignatureJob,
   isVerificationError,
   Malformed,
@@ -249,6 +251,12 @@ export class AckCollector {
     readonly trust: AckTrust,
     cache?: AckCache,
     seen: Iterable<readonly [id: string, host: string]> = [],
+    /**
+     * 'each' (default): every ack's signature is checked. 'chain-tips' (a view that only shows acks:
+     * the dashboard): each host's chain tips are checked and the acks their `prev` links reach are
+     * established by them (protocol verifyByChainTips); the claims are checked per ack either way.
+     */
+    private readonly signatures: AckSignatures = 'each',
   ) {
     this.cache = cache ?? new AckCache();
     for (const [id, host] of seen) this.seen.set(id, host);
@@ -432,18 +440,29 @@ export class AckCollector {
   result(): VerifiedAcks {
     const pending = this.pending;
     this.pending = [];
-    const jobs: SignatureJob[] = [];
+    const chains = this.signatures === 'chain-tips';
+    const jobs: ChainedSignatureJob[] = [];
     const jobOf = pending.map((p) => {
       if (p.known !== undefined || p.bytes === null) return -1;
       const sig = p.ack.signatures[0];
       if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
       const key = this.keyOf(p.hostKey);
-      const text = signedTextOf(p.bytes, p.ack.signatures);
+      const { bytes, ack } = p;
+      // By chain tips, only the acks checked need their signed text (most are reached by a walk).
+      const text = chains
+        ? () => signedTextOf(bytes, ack.signatures)
+        : signedTextOf(bytes, ack.signatures);
       if (sig.keyid !== key.keyid || text === undefined) return -1;
-      jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(sig.sig) });
+      jobs.push({
+        publicKey: key.publicKey,
+        message: text,
+        signature: unb64(sig.sig),
+        id: p.digest,
+        prev: p.ack.signed.prev,
+      });
       return jobs.length - 1;
     });
-    const accepted = verifyBatch(jobs);
+    const accepted = chains ? verifyByChainTips(jobs) : verifyBatch(jobs as SignatureJob[]);
     const refused: { at: number; rejection: AckRejection }[] = [];
     pending.forEach((p, i) => {
       const job = jobOf[i]!;
@@ -1315,9 +1334,14 @@ export interface AckHistory extends VerifiedAcks {
   };
 }
 
+/** How an AckCollector establishes signatures: every ack's, or each host chain's tips (a dashboard). */
+export type AckSignatures = 'each' | 'chain-tips';
+
 export interface AckHistoryOptions extends TreeAckOptions {
   /** The tree's `acks/` directory. */
   acksDir: string;
+  /** AckCollector's `signatures` (default 'each'). */
+  signatures?: AckSignatures;
   /** The ack endpoint's log, or null for the tree's acks only. The caller decides what a missing file means. */
   logFile: string | null;
   /** Logs of other replicas of the endpoint, read into the same history (their union). */
@@ -1332,7 +1356,7 @@ export interface AckHistoryOptions extends TreeAckOptions {
  * tree's acks (mostly the same bytes: counted once), all verified as one batch.
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
-  const collector = new AckCollector(o.trust, o.cache);
+  const collector = new AckCollector(o.trust, o.cache, [], o.signatures);
   let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);

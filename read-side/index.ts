@@ -12,7 +12,7 @@ export {
   formatAckAudit,
   readAckHistory,
 } from './acks.ts';
-export type { AckHistory, AckLogOptions, AckLogRead } from './acks.ts';
+export type { AckHistory, AckLogOptions, AckLogRead, AckSignatures } from './acks.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

@@ -31,6 +31,7 @@ import {
   servedRoot,
   type VerifiedDocumentMemo,
   type VerifiedManifest,
+  type ManifestSignatures,
 } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
@@ -69,6 +70,11 @@ export interface LoadReleaseOptions {
   manifests?: 'all' | readonly string[];
   /** Release documents earlier runs verified (read-side/verified-cache.ts); none: everything is verified. */
   memo?: VerifiedDocumentMemo;
+  /**
+   * protocol's VerifyReleaseOptions.manifestSignatures (default 'each'): 'bound-by-index' for a view
+   * that only shows the release (the dashboard); `status`, `verify` and agents keep 'each'.
+   */
+  manifestSignatures?: ManifestSignatures;
 }
 
 /**

@@ -17,6 +17,7 @@ import {
 } from '../protocol/index.ts';
 import {
   AckCollector,
+  type AckSignatures,
   collectAckLog,
   collectTreeAcks,
   type AckCache,
@@ -32,6 +33,8 @@ export interface AckFeedReadOptions {
   trust: AckTrust;
   cache: AckCache;
   log: AckLogOptions & { label: string };
+  /** read-side AckCollector's `signatures` (build.ts: 'chain-tips' unless every signature is asked for). */
+  signatures?: AckSignatures;
 }
 
 /** Where the previous read of one segment ended. */
@@ -173,7 +176,7 @@ export class AckFeed {
       this.reported?.clear();
       this.files = new LatestAckFiles(this.reported);
     }
-    const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? []);
+    const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? [], o.signatures);
     const tree = collectTreeAcks(o.acksDir, files, { bundles: false, readFile: this.files.read });
     this.files.done();
     files.result();
@@ -200,7 +203,7 @@ export class AckFeed {
 }
 
 function fullLogRead(o: AckFeedReadOptions, logFile: string): LogState {
-  const collector = new AckCollector(o.trust, o.cache);
+  const collector = new AckCollector(o.trust, o.cache, [], o.signatures);
   const read = collectAckLog(logFile, collector, { ...o.log, ends: true });
   collector.result();
   const ends = read.ends ?? [];

@@ -77,7 +77,20 @@ export interface SiteInputOptions {
   ackFeed?: AckFeed;
   /** Per-host results of earlier builds (watch mode keeps one, with `ackFeed`): model.ts ModelMemo. */
   modelMemo?: ModelMemo;
+  /**
+   * Check every signature, as `nixfleet verify` does (tests compare the two sites). Default: the
+   * dashboard verifies as a reader (SITE_SIGNATURES): host manifests bound by the verified release
+   * index, acks through each host's chain tip; the same facts proved with ~10,000 instead of ~34,000
+   * Ed25519 checks at 10,000 hosts (docs/architecture.md "Readers that verify less").
+   */
+  everySignature?: boolean;
 }
+
+/** How a dashboard build establishes signatures, unless `everySignature` is asked for. */
+export const SITE_SIGNATURES = {
+  manifests: 'bound-by-index',
+  acks: 'chain-tips',
+} as const;
 
 /**
  * Watch mode's memory of the last verified release. `site watch` reports every change of a tree file
@@ -197,6 +210,7 @@ function readSiteAcks(
     // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
     logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
     trust: ackTrustOf(release),
+    signatures: o.everySignature ? ('each' as const) : SITE_SIGNATURES.acks,
     // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
     log: {
       label: basename(logFile ?? ACK_LOG_FILE),
@@ -237,6 +251,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       now: o.now,
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       ...(memo === undefined ? {} : { memo }),
+      manifestSignatures: o.everySignature ? 'each' : SITE_SIGNATURES.manifests,
     });
     o.releaseCache?.remember(
       load,

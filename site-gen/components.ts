@@ -1,7 +1,7 @@
 // Pieces several pages share: the verification banner, phase chips, the host table.
 import { html, join, type Html } from './html.ts';
 import { duration, relative, shortStorePath, utc } from './format.ts';
-import { PHASE_COLORS, PHASE_TEXT } from './svg.ts';
+import { PHASE_COLORS } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 import type { HostRow } from './model.ts';
 import type { AckHistory, ReleaseLoad } from '../read-side/index.ts';
@@ -30,11 +30,11 @@ export function hostAnchor(host: string): string {
 
 /** A phase badge; with `base` it links to the list of every host in that phase. */
 export function phaseChip(phase: HostPhase, count?: number, base?: string): Html {
-  const style = `background:${PHASE_COLORS[phase]};color:${PHASE_TEXT[phase]}`;
+  // Colours by class (layout.ts phaseClasses): a list page shows a badge on each of its 250 rows.
   const text = `${phase}${count === undefined ? '' : ` ${count}`}`;
   return base === undefined
-    ? html`<span class="phase" style="${style}">${text}</span>`
-    : html`<a class="phase" style="${style}" href="${listHref(base, `phase-${phase}`)}">${text}</a>`;
+    ? html`<span class="phase p-${phase}">${text}</span>`
+    : html`<a class="phase p-${phase}" href="${listHref(base, `phase-${phase}`)}">${text}</a>`;
 }
 
 export function legend(): Html {
@@ -184,14 +184,15 @@ export function hostRowFacts(h: HostRow, now: number | null): HostRowFacts {
 /** One row of the host table, from its facts only. */
 export function hostRowHtml(f: HostRowFacts, base: string): Html {
   const onTarget = f.current !== null && f.current === f.target;
+  // Cells are labelled on a phone by their column (layout.ts HOST_COLUMNS), not by an attribute each.
   return html`<tr id="host-${f.host}"><td><a href="${base}${f.href}">${f.host}</a>\
-</td><td data-l="phase">${phaseChip(f.phase, undefined, base)}</td><td data-l="channel"><a \
-href="${listHref(base, `channel-${f.channel}`)}">${f.channel}</a></td><td class="num" \
-data-l="wave"><a href="${listHref(base, `wave-${f.channel}-${f.wave}`)}">${f.wave}</a></td><td \
-data-l="last ack">${f.lastKind === null ? html`<span class="muted">none</span>` : html`${f.lastKind} <span class="muted">${f.lastWhen}</span>`}</td><td class="reason" \
-data-l="why">${f.gate === null ? f.why : html`<b>${f.gate}</b>: ${f.why}`}</td><td class="mono" data-l="current" \
+</td><td>${phaseChip(f.phase, undefined, base)}</td><td><a \
+href="${listHref(base, `channel-${f.channel}`)}">${f.channel}</a></td><td class="num"><a \
+href="${listHref(base, `wave-${f.channel}-${f.wave}`)}">${f.wave}</a></td><td>\
+${f.lastKind === null ? html`<span class="muted">none</span>` : html`${f.lastKind} <span class="muted">${f.lastWhen}</span>`}</td><td class="reason">\
+${f.gate === null ? f.why : html`<b>${f.gate}</b>: ${f.why}`}</td><td class="mono" \
 title="${f.current ?? ''}">${shortStorePath(f.current)}${onTarget ? ' ✓' : ''}</td><td class="mono" \
-data-l="target" title="${f.target}">${shortStorePath(f.target)}</td></tr>`;
+title="${f.target}">${shortStorePath(f.target)}</td></tr>`;
 }
 
 export interface HostTableOptions {

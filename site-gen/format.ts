@@ -2,9 +2,25 @@
 // never to the clock, so the same inputs give byte-identical pages.
 import { humanDuration } from '../reconciler/index.ts';
 
+/**
+ * Times formatted recently: a site states tens of thousands of times, mostly the same few thousand
+ * (a wave's acks come at the same instants). Bounded: cleared when full.
+ */
+const utcTexts = new Map<number, string>();
+const MAX_UTC_TEXTS = 65_536;
+
 export function utc(ms: number): string {
-  // "YYYY-MM-DDTHH:MM:SS.mmmZ" -> "YYYY-MM-DD HH:MM:SSZ" by slicing (a site states tens of thousands
-  // of times); an extended year ("+012345-...") the long way.
+  let text = utcTexts.get(ms);
+  if (text === undefined) {
+    if (utcTexts.size >= MAX_UTC_TEXTS) utcTexts.clear();
+    utcTexts.set(ms, (text = formatUtc(ms)));
+  }
+  return text;
+}
+
+function formatUtc(ms: number): string {
+  // "YYYY-MM-DDTHH:MM:SS.mmmZ" -> "YYYY-MM-DD HH:MM:SSZ" by slicing; an extended year
+  // ("+012345-...") the long way.
   const iso = new Date(ms).toISOString();
   return iso.length === 24
     ? `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`

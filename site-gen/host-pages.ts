@@ -88,18 +88,16 @@ function acksSection(history: readonly AckRecord[]): Html {
   const recent = history.slice(-MAX_HOST_ACKS).reverse();
   const rows = recent.map(
     (a) =>
-      html`<tr><td class="num">seq ${a.seq}</td><td data-l="signed \
-at">${utc(parseAckTime(a.time))}</td><td data-l="kind">${a.kind}</td><td class="num" \
-data-l="release">${a.releaseVersion}</td><td class="mono" \
-data-l="rollout">${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" \
-data-l="current" title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td data-l="healthy \
-since">${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason" \
-data-l="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
+      html`<tr><td class="num">seq ${a.seq}</td><td>${utc(parseAckTime(a.time))}</td><td>\
+${a.kind}</td><td class="num">${a.releaseVersion}</td><td class="mono">\
+${a.rolloutId === null ? '—' : shortDigest(a.rolloutId)}</td><td class="mono" \
+title="${a.current ?? ''}">${shortStorePath(a.current)}</td><td>\
+${a.healthySince === null ? '—' : utc(parseAckTime(a.healthySince))}</td><td class="reason">${a.reason ?? ''}${a.probes.filter((p) => !p.ok).map((p) => html`<br>probe ${p.name} failed: ${p.detail}`)}</td></tr>`,
   );
   const title = html`<h3>Acks (${history.length}${history.length > recent.length ? `, newest ${recent.length} shown; \`nixfleet trace --host\` lists all` : ''})</h3>`;
   if (recent.length === 0)
     return html`${title}<p class="muted">No verified acks from this host.</p>`;
-  return html`${title}${scroll(html`<table class="stack"><thead><tr><th class="num">seq</th><th>signed at</th>\
+  return html`${title}${scroll(html`<table class="acks stack"><thead><tr><th class="num">seq</th><th>signed at</th>\
 <th>kind</th><th class="num">release</th><th>rollout</th><th>current</th><th>healthy since</th>\
 <th>reason / failed probes</th></tr></thead><tbody>${rows}</tbody></table>`)}`;
 }

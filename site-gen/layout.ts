@@ -1,6 +1,29 @@
 // The page shell every dashboard page shares: one stylesheet of the site (no external assets, works
 // offline and from file://), a navigation bar, and the verification banner at the top of every page.
 import { html, type Html, type HtmlValue } from './html.ts';
+import { PHASE_COLORS, PHASE_TEXT } from './svg.ts';
+import type { HostPhase } from '../reconciler/index.ts';
+
+/** Each phase badge's colours, by class (components.ts phaseChip): `.p-<phase>`. */
+const phaseClasses = (Object.keys(PHASE_COLORS) as HostPhase[])
+  .map((p) => `.p-${p}{background:${PHASE_COLORS[p]};color:${PHASE_TEXT[p]}}`)
+  .join('');
+
+/**
+ * The phone labels of the two tables a site has tens of thousands of rows of, by column from the
+ * second (the first cell names the row): the host lists (components.ts hostRowHtml) and each host's
+ * acks (host-pages.ts). Said once here instead of as a `data-l` attribute on every cell.
+ */
+export const COLUMN_LABELS = {
+  hosts: ['phase', 'channel', 'wave', 'last ack', 'why', 'current', 'target'],
+  acks: ['signed at', 'kind', 'release', 'rollout', 'current', 'healthy since', 'reason'],
+} as const;
+const columnLabels =
+  Object.entries(COLUMN_LABELS)
+    .flatMap(([table, labels]) =>
+      labels.map((l, i) => `table.${table} td:nth-child(${i + 2})::before{content:"${l}: "}`),
+    )
+    .join('') + `table.hosts td::before,table.acks td::before{color:#5f6368}`;
 
 /**
  * The one stylesheet, written once as style.css next to the pages (a relative link: works from nginx,
@@ -33,7 +56,8 @@ table.kv td{overflow-wrap:anywhere}
 .cards{display:flex;gap:8px;flex-wrap:wrap;margin:8px 0}` +
   `.card{background:#fff;border:1px solid #dadce0;border-radius:6px;padding:8px 12px;min-width:120px}
 .card .n{font-size:22px;font-weight:700}.card .l{color:#5f6368;font-size:12px}
-.phase{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;white-space:nowrap;text-decoration:none}a.phase:hover{text-decoration:underline}
+.phase{display:inline-block;padding:0 6px;border-radius:8px;font-size:12px;white-space:nowrap;text-decoration:none}a.phase:hover{text-decoration:underline}` +
+  `${phaseClasses}
 .state{font-weight:600}.state.halted,.state.failed,.bad-text{color:#c5221f}` +
   `.state.complete{color:#137333}.state.gated,.state.waiting{color:#5f6368}` +
   `.state.active,.state.in-progress,.state.soaking{color:#1967d2}
@@ -51,8 +75,9 @@ tr.over td{background:#fce8e6}tr.over .over-label{color:#c5221f;font-weight:700}
 section.host{border-top:2px solid #dadce0;margin-top:16px;scroll-margin-top:8px}` +
   `section.host:target>h2{background:#e8f0fe}
 svg.timeline,svg.waves,svg.phasebar{background:#fff;border:1px solid #dadce0;display:block;margin:4px 0 12px}
-svg text{font:11px system-ui,sans-serif;fill:#202124}svg .tick{fill:#5f6368}svg .note{fill:#3c4043}
-svg .grid{stroke:#e8eaed}svg .silent{stroke:#9aa5b1;stroke-dasharray:4 3}` +
+svg text{font:11px system-ui,sans-serif;fill:#202124}svg .tick{fill:#5f6368;text-anchor:middle}` +
+  `svg .mk{stroke:#202124;stroke-width:2}svg .mk.hb{stroke:#9aa5b1}svg .mk.bad{stroke:${PHASE_COLORS.failed}}svg .note{fill:#3c4043}
+svg .grid{stroke:#e8eaed;fill:none}svg .silent{stroke:#9aa5b1;stroke-dasharray:4 3}` +
   `svg text.inside{fill:#fff;font-weight:600}svg .wave-sep{stroke:#bdc1c6;stroke-dasharray:3 3}` +
   `svg .now{stroke:#202124;stroke-dasharray:2 2}svg .fail-mark{stroke:#fff;stroke-width:2}
 footer{color:#5f6368;font-size:12px;padding:16px}
@@ -63,7 +88,7 @@ table.stack thead{display:none}` +
   `table.stack tr{border:1px solid #dadce0;margin:0 0 6px;padding:4px 6px;background:#fff}
 table.stack td{padding:1px 0;overflow-wrap:anywhere;text-align:left}` +
   `table.stack td.num{text-align:left}` +
-  `table.stack td[data-l]::before{content:attr(data-l) ": ";color:#5f6368}
+  `table.stack td[data-l]::before{content:attr(data-l) ": ";color:#5f6368}${columnLabels}
 table.stack td:first-child{font-weight:600}.scroll>table.stack{width:auto}
 }
 `;

@@ -1,4 +1,6 @@
 // Public API of the verification workflow (see docs/architecture.md, "Verification and the trust root chain").
+export { verifyByChainTips } from './ack-chains.ts';
+export type { ChainedSignatureJob } from './ack-chains.ts';
 export { verifyBatch } from './batch-verify.ts';
 export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
@@ -26,7 +28,12 @@ export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
 export { verifyRelease, verifyReleaseIndexHead } from './release.ts';
-export type { VerifiedDocumentMemo, VerifiedManifest, VerifiedRelease } from './release.ts';
+export type {
+  ManifestSignatures,
+  VerifiedDocumentMemo,
+  VerifiedManifest,
+  VerifiedRelease,
+} from './release.ts';
 export { ClientState, initialClientState } from './state.ts';
 export { auditTree, verifyTree } from './tree.ts';
 export type { TreeReport, TreeSource, VerifyTreeOptions } from './tree.ts';

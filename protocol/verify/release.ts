@@ -136,7 +136,19 @@ export interface VerifyReleaseOptions {
   plans: 'all' | 'needed';
   /** Documents earlier walks verified (protocol/memo-file.ts persists one: the operator views' and the agent's). */
   memo?: VerifiedDocumentMemo;
+  /**
+   * How a host manifest's own release signatures are established. 'each' (default: the auditor, the
+   * agent): every manifest's signatures are verified. 'bound-by-index' (read-only views: the
+   * dashboard): a manifest whose bytes are exactly the file the verified release index binds (path,
+   * length, SHA-256) is authenticated by the index's signatures (TUF's targets by hash), so its own
+   * Ed25519 checks are skipped; its signature entries must still name release keys valid at its
+   * issuedAt to the threshold, after the root's rejectBefore. Any other manifest is verified as in 'each'.
+   * docs/architecture.md "Readers that verify less" has the argument.
+   */
+  manifestSignatures?: ManifestSignatures;
 }
+
+export type ManifestSignatures = 'each' | 'bound-by-index';
 
 /**
  * Release documents an earlier walk verified, keyed by the digest of the root they were verified under,
@@ -158,9 +170,21 @@ interface MemoFor {
   rootDigest: string;
 }
 
+/**
+ * A host manifest taken in by a 'bound-by-index' walk without its own signatures checked: kept apart
+ * from 'host-manifest', whose entries say the signatures were verified, and used only by such a walk
+ * and only while the verified index binds exactly those bytes.
+ */
+const BOUND_MANIFEST = 'host-manifest-bound-by-index';
+
 /** The type is part of the key: bytes taken in as one document type are never handed out as another. */
-function memoKey(memo: MemoFor, bytes: Uint8Array, type: VerifiedFileType): string {
-  return `${memo.rootDigest} ${sha256Digest(bytes)} ${type}`;
+function memoKey(
+  memo: MemoFor,
+  bytes: Uint8Array,
+  type: VerifiedFileType | typeof BOUND_MANIFEST,
+  digest = sha256Digest(bytes),
+): string {
+  return `${memo.rootDigest} ${digest} ${type}`;
 }
 
 /** Intake and release signatures of one document, through the memo when there is one. */
@@ -210,6 +234,11 @@ export interface VerifiedRelease extends VerifiedSnapshot {
   files: { file: string; type: VerifiedFileType }[];
 }
 
+/** requireFileRef's test, as a question: `bytes` (whose SHA-256 is `digest`) are exactly the file `ref` binds. */
+function isBoundBy(ref: FileRef, bytes: Uint8Array, digest: string): boolean {
+  return bytes.byteLength === ref.length && digest === ref.digest;
+}
+
 function sameRef(a: FileRef, b: FileRef): boolean {
   return a.path === b.path && a.digest === b.digest && a.length === b.length;
 }
@@ -225,7 +254,10 @@ export async function verifyRelease(o: VerifyReleaseOptions): Promise<VerifiedRe
   return { ...snapshot, ...(await verifyReleaseDocuments(o.fetch, snapshot, o)) };
 }
 
-export type ReleaseSelection = Pick<VerifyReleaseOptions, 'manifests' | 'plans' | 'memo'>;
+export type ReleaseSelection = Pick<
+  VerifyReleaseOptions,
+  'manifests' | 'plans' | 'memo' | 'manifestSignatures'
+>;
 export type VerifiedReleaseDocuments = Omit<VerifiedRelease, keyof VerifiedSnapshot>;
 
 /** The second half of the walk: what the verified timestamp binds, from the index down, as selected. */
@@ -241,7 +273,8 @@ export async function verifyReleaseDocuments(
   // Manifests are the bulk of an audit: fetch and parse all and verify their signatures as one batch
   // on every core (before the plans: a forged manifest is named as such, whatever else is wrong), then
   // check each one's bindings in order once the plans are verified.
-  const loaded = await fetchManifests(w, index, hosts, select.manifests === 'all');
+  const boundByIndex = select.manifestSignatures === 'bound-by-index';
+  const loaded = await fetchManifests(w, index, hosts, select.manifests === 'all', boundByIndex);
   const signed = verifyManifestSignatures(w, loaded);
   const plans = await verifyPlans(w, index, plannedChannels(select, index, budgets, hosts));
   const manifests = checkManifestBindings(w, index, loaded, signed, plans);
@@ -271,6 +304,11 @@ interface LoadedManifest {
   /** The memo's key for these bytes (a walk with a memo), and whether the memo already verified them. */
   memoKey?: string;
   fromMemo: boolean;
+  /**
+   * A 'bound-by-index' walk, and the bytes are exactly the file the index binds: the index's
+   * signatures authenticate them (no Ed25519 check of their own; memoKey is then the bound key).
+   */
+  boundByIndex: boolean;
 }
 
 function startWalk(
@@ -351,6 +389,7 @@ async function fetchManifests(
   index: ReleaseIndex,
   hosts: readonly string[],
   audit: boolean,
+  boundByIndex: boolean,
 ): Promise<LoadedManifest[]> {
   const indexPath = w.ts.release.index.path;
   const loaded: LoadedManifest[] = [];
@@ -371,8 +410,14 @@ async function fetchManifests(
       if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
       throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
     }
-    const key = w.memo && memoKey(w.memo, bytes, 'host-manifest');
-    const hit = key === undefined ? undefined : w.memo!.memo.get(key);
+    const digest = w.memo !== undefined || boundByIndex ? sha256Digest(bytes) : undefined;
+    const bound = boundByIndex && isBoundBy(entry.manifest, bytes, digest!);
+    let key = w.memo && memoKey(w.memo, bytes, 'host-manifest', digest);
+    let hit = key === undefined ? undefined : w.memo!.memo.get(key);
+    if (bound && w.memo !== undefined && hit === undefined) {
+      key = memoKey(w.memo, bytes, BOUND_MANIFEST, digest);
+      hit = w.memo.memo.get(key);
+    }
     loaded.push({
       host,
       file,
@@ -382,6 +427,7 @@ async function fetchManifests(
       env: (hit as SignedDocument<HostManifest> | undefined) ?? readHostManifest(bytes, file),
       memoKey: key,
       fromMemo: hit !== undefined,
+      boundByIndex: bound,
     });
   }
   return loaded;
@@ -488,9 +534,10 @@ function checkManifestBindings(
 ): Map<string, VerifiedManifest> {
   const indexPath = w.ts.release.index.path;
   const manifests = new Map<string, VerifiedManifest>();
-  for (const [i, { host, file, ref, channel, bytes }] of loaded.entries()) {
+  for (const [i, { host, file, ref, channel, bytes, boundByIndex }] of loaded.entries()) {
     const manifest = signed[i]!;
-    requireFileRef(bytes, ref, file, indexPath);
+    // A manifest bound by the index was found to be exactly its file already (fetchManifests).
+    if (!boundByIndex) requireFileRef(bytes, ref, file, indexPath);
     const channelEntry = index.channels[manifest.channel];
     const plan = plans[manifest.channel];
     if (manifest.channel !== channel || !channelEntry || !plan)
@@ -571,30 +618,38 @@ function revokedDetail(
 /**
  * Per manifest: true when its release signatures are established by the batch (rejectBefore passed,
  * every signature by a key valid at its issuedAt verified, threshold met), i.e. exactly when
- * verifyReleaseSigned would accept it. False sends it through verifyReleaseDocument, which decides
- * the remaining cases and throws the typed error.
+ * verifyReleaseSigned would accept it, or, for a manifest bound by the index, the same without the
+ * Ed25519 checks (the index's signatures vouch for its bytes). False sends it through
+ * verifyReleaseDocument, which decides the remaining cases and throws the typed error.
  */
 function preverifySignatures(
-  loaded: readonly { bytes: Uint8Array; env: SignedDocument<HostManifest> }[],
+  loaded: readonly {
+    bytes: Uint8Array;
+    env: SignedDocument<HostManifest>;
+    boundByIndex: boolean;
+  }[],
   root: TrustRoot,
 ): boolean[] {
   const keysAt = new Map<string, Map<string, PublicKey>>();
   const rejectBefore = root.rejectBefore === null ? -Infinity : parseIsoTime(root.rejectBefore);
   const jobs: SignatureJob[] = [];
-  const plan = loaded.map(({ bytes, env }) => {
+  const plan = loaded.map(({ bytes, env, boundByIndex }) => {
     const issuedAt = parseIsoTime(env.signed.issuedAt);
     if (issuedAt < rejectBefore) return undefined;
     let keys = keysAt.get(env.signed.issuedAt);
     if (!keys) keysAt.set(env.signed.issuedAt, (keys = releaseKeysValidAt(root, issuedAt)));
-    const text = signedTextOf(bytes, env.signatures);
-    if (!text) return undefined;
+    // Bound by the verified index: the signers are counted as below, their signatures not checked
+    // (so no signed text is needed).
+    const text = boundByIndex ? null : signedTextOf(bytes, env.signatures);
+    if (text === undefined) return undefined;
     const first = jobs.length;
     const signers = new Set<string>();
     for (const s of env.signatures) {
       const key = keys.get(s.keyid);
       if (!key) continue;
       signers.add(s.keyid);
-      jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(s.sig) });
+      if (text !== null)
+        jobs.push({ publicKey: key.publicKey, message: text, signature: unb64(s.sig) });
     }
     if (signers.size < root.releaseThreshold) return undefined;
     return { first, count: jobs.length - first };

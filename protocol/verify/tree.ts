@@ -7,6 +7,7 @@ import type { SignedRoot } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import {
   verifyRelease,
+  type ManifestSignatures,
   type VerifiedDocumentMemo,
   type VerifiedFileType,
   type VerifiedRelease,
@@ -46,6 +47,8 @@ export interface VerifyTreeOptions {
   manifests?: 'all' | readonly string[];
   /** Release documents verified by earlier walks (release.ts VerifiedDocumentMemo); an audit passes none. */
   memo?: VerifiedDocumentMemo;
+  /** release.ts VerifyReleaseOptions.manifestSignatures: an audit keeps the default, 'each'. */
+  manifestSignatures?: ManifestSignatures;
 }
 
 /** Where the auditor reads the tree: a Fetch, and the listing of a release's manifest directory. */
@@ -77,6 +80,7 @@ export async function auditTree(
     plans: 'all',
     memo: opts.memo,
     clockSkewSeconds: opts.clockSkewSeconds,
+    manifestSignatures: opts.manifestSignatures,
   });
   const root = release.root.signed;
   const ts = release.timestamp.signed;

@@ -250,6 +250,23 @@ test('phone and desktop: no sideways scrolling, phases on screen, every text and
     const phone = await context.newPage();
     await phone.goto(`${site}/hosts.html`);
     assert.is(await phone.locator('table.hosts thead').isVisible(), false);
+    // ...each cell labelled by its column (the stylesheet's per-column labels, not a per-cell attribute)
+    const labels = (table: string): Promise<string[]> =>
+      phone.evaluate(
+        `Array.from(document.querySelector('table.${table} tbody tr').children).map((td) =>
+          getComputedStyle(td, '::before').content.replace(/^"|"$/g, ''))`,
+      );
+    assert.equal(await labels('hosts'), [
+      'none',
+      ...['phase', 'channel', 'wave', 'last ack', 'why', 'current', 'target'].map((l) => `${l}: `),
+    ]);
+    await phone.goto(`${site}/${detailOf(fx.roles.failed)}`);
+    assert.equal(await labels('acks'), [
+      'none',
+      ...['signed at', 'kind', 'release', 'rollout', 'current', 'healthy since', 'reason'].map(
+        (l) => `${l}: `,
+      ),
+    ]);
     await context.close();
     if (process.env.SITE_GEN_KEEP_SCREENSHOTS) {
       const { cpSync } = await import('node:fs');

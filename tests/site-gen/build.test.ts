@@ -160,7 +160,7 @@ test('host page: free text from acks is escaped (reason and probe detail), ack h
   assert.not.match(h, '<img');
   assert.match(h, 'probe http-ok failed: ');
   assert.match(h, 'Acks (4)');
-  assert.match(h, '<td data-l="kind">rolled-back</td>');
+  assert.match(h, '<td>rolled-back</td>');
   assert.match(h, '<svg class="timeline"');
 });
 

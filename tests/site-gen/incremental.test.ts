@@ -289,7 +289,7 @@ test('host lists: every filter paged, no page over the size target, phase badges
     assert.not.match(site.get('lists/phase-failed_1.html')!, `id="host-${big.roles.soaked}"`);
     assert.match(
       site.get('hosts.html')!,
-      '<a class="phase" style="background:#c5221f;color:#fff" href="lists/phase-failed_1.html">failed 1</a>',
+      '<a class="phase p-failed" href="lists/phase-failed_1.html">failed 1</a>',
     );
     assert.match(site.get('index.html')!, 'href="lists/phase-pending_1.html"');
     // channel pages no longer carry every host of the channel
