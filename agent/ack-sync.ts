@@ -23,6 +23,10 @@ const SyncState = z.strictObject({
   serverSeq: z.number().int().min(0),
   /** The endpoint holds our chain only from this seq (> 1): acks below it are to be back-filled. */
   missingBelow: z.number().int().min(2).optional(),
+  /** The last completed loss check (detectLoss): when (ms) and against which control plane box. */
+  lossChecked: z
+    .strictObject({ at: z.number().int().min(0), url: z.string().max(2048) })
+    .optional(),
 });
 type SyncState = z.infer<typeof SyncState>;
 /** What an ack answer says about the endpoint's copy of our history (ack-service.ts chainAnswer). */
@@ -36,6 +40,15 @@ export const ACK_SYNC_FILE = 'ack-sync.json';
 export const BACKFILL_PER_FLUSH = 16;
 /** How long the endpoint may take to publish an accepted ack before a head that lags it counts as a loss. */
 export const PUBLISH_GRACE_MS = 3000;
+/**
+ * The longest a run that does not otherwise read the acks the control plane publishes (a converged host
+ * whose decision cannot depend on its peers: agent/cycle.ts) goes without the loss check: a box restored
+ * from an older backup, or a failed-over box whose log lacks our newest acks, has them re-posted within
+ * this bound. Ten timer runs at the 60 s poll: one GET of our head in ten runs instead of the wave bundles
+ * in every run. A heartbeat posted meanwhile finds the loss sooner (its post is answered with the
+ * endpoint's head or a back-fill request).
+ */
+export const LOSS_CHECK_INTERVAL_MS = 10 * 60_000;
 
 const ConflictBody = z.object({
   error: z.string(),
@@ -82,13 +95,52 @@ export class AckSync {
   }
 
   private update(next: Partial<SyncState>): void {
-    // Volatile: if lost, acks are re-posted and the endpoint answers with its head and missingBelow (idempotent).
+    // Volatile: if lost, acks are re-posted and the endpoint answers with its head and missingBelow
+    // (idempotent), and the loss check is simply due again.
     const cur = this.sync;
     const merged: SyncState = { serverSeq: next.serverSeq ?? cur.serverSeq };
     const below = 'missingBelow' in next ? next.missingBelow : cur.missingBelow;
     if (below !== undefined) merged.missingBelow = below;
-    if (merged.serverSeq !== cur.serverSeq || merged.missingBelow !== cur.missingBelow)
+    const checked = next.lossChecked ?? cur.lossChecked;
+    if (checked !== undefined) merged.lossChecked = checked;
+    if (
+      merged.serverSeq !== cur.serverSeq ||
+      merged.missingBelow !== cur.missingBelow ||
+      merged.lossChecked !== cur.lossChecked
+    )
       this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
+  }
+
+  /**
+   * Why the loss check is due in a run that reads no bundles (null: not due): never done, done against
+   * another control plane box (failed over, or the preferred box changed), acks the endpoint has not
+   * confirmed, or LOSS_CHECK_INTERVAL_MS since the last one (or a clock that went back).
+   */
+  lossCheckDue(now: number): string | null {
+    const s = this.sync;
+    if (this.journal.lastSeq() > s.serverSeq)
+      return `the journal holds acks up to seq ${this.journal.lastSeq()}, the endpoint confirmed ${s.serverSeq}`;
+    const last = s.lossChecked;
+    if (!last) return 'no loss check recorded';
+    if (last.url !== this.client.currentUrl)
+      return 'the control plane box changed since the last check';
+    if (now < last.at) return 'the clock went back since the last check';
+    if (now - last.at >= LOSS_CHECK_INTERVAL_MS)
+      return `the last check was ${Math.round((now - last.at) / 1000)} s ago`;
+    return null;
+  }
+
+  /**
+   * Records a completed loss check. Refreshed only after half the interval (or on another box): a
+   * record older than the true last check only brings the next check forward, and a run that checks
+   * every time (it reads the bundles) does not rewrite the file every time.
+   */
+  private noteLossChecked(now: number): void {
+    const last = this.sync.lossChecked;
+    const url = this.client.currentUrl;
+    if (last && last.url === url && now >= last.at && now - last.at < LOSS_CHECK_INTERVAL_MS / 2)
+      return;
+    this.update({ lossChecked: { at: now, url } });
   }
 
   private setServerSeq(seq: number): void {
@@ -141,14 +193,17 @@ export class AckSync {
    */
   async detectLoss(now: number = Date.now(), published?: SignedAck): Promise<void> {
     const confirmed = this.serverSeq;
-    if (confirmed === 0) return;
     if (
-      published &&
-      published.signed.seq >= confirmed &&
-      this.ours(published.signed.seq, ackDigest(published))
-    )
+      confirmed === 0 ||
+      (published &&
+        published.signed.seq >= confirmed &&
+        this.ours(published.signed.seq, ackDigest(published)))
+    ) {
+      this.noteLossChecked(now);
       return;
+    }
     const head = await this.publishedHead();
+    this.noteLossChecked(now);
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
     // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a
     // second, so a head behind an ack signed moments ago is a lag, not a loss (with heartbeats every
