@@ -5,6 +5,7 @@
 // Back-fill: an endpoint that adopted our chain mid-way (rebuilt, or its log recovered from the published
 // heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
 // each chaining by digest to what it already holds, until it stops asking.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   ackDigest,
@@ -17,21 +18,25 @@ import {
 import type { AckJournal } from './ack-journal.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';
-import type { StateDir } from './state-dir.ts';
+import { writeVolatileFile, type StateDir } from './state-dir.ts';
 
 const SyncState = z.strictObject({
   serverSeq: z.number().int().min(0),
   /** The endpoint holds our chain only from this seq (> 1): acks below it are to be back-filled. */
   missingBelow: z.number().int().min(2).optional(),
-  /** The last completed loss check (detectLoss): when (ms) and against which control plane box. */
-  lossChecked: z
-    .strictObject({ at: z.number().int().min(0), url: z.string().max(2048) })
-    .optional(),
 });
 type SyncState = z.infer<typeof SyncState>;
 /** What an ack answer says about the endpoint's copy of our history (ack-service.ts chainAnswer). */
 const ChainAnswer = z.object({ missingBelow: z.number().int().min(2).optional() });
 export const ACK_SYNC_FILE = 'ack-sync.json';
+/**
+ * The last completed loss check (detectLoss): when (ms) and against which control plane box. A file of
+ * its own, not a field of ack-sync.json, whose strict schema an older agent (a downgrade) would refuse.
+ * Read leniently: missing or unreadable only makes the check due now.
+ */
+export const LOSS_CHECK_FILE = 'ack-loss-check.json';
+const LossCheck = z.strictObject({ at: z.number().int().min(0), url: z.string().max(2048) });
+type LossCheck = z.infer<typeof LossCheck>;
 /**
  * Back-filled acks posted per flush: about half the endpoint's default per-host burst (30), so a long
  * back-fill never starves the host's new acks (confirmations, failures) of rate-limit tokens; the rest
@@ -95,20 +100,21 @@ export class AckSync {
   }
 
   private update(next: Partial<SyncState>): void {
-    // Volatile: if lost, acks are re-posted and the endpoint answers with its head and missingBelow
-    // (idempotent), and the loss check is simply due again.
+    // Volatile: if lost, acks are re-posted and the endpoint answers with its head and missingBelow (idempotent).
     const cur = this.sync;
     const merged: SyncState = { serverSeq: next.serverSeq ?? cur.serverSeq };
     const below = 'missingBelow' in next ? next.missingBelow : cur.missingBelow;
     if (below !== undefined) merged.missingBelow = below;
-    const checked = next.lossChecked ?? cur.lossChecked;
-    if (checked !== undefined) merged.lossChecked = checked;
-    if (
-      merged.serverSeq !== cur.serverSeq ||
-      merged.missingBelow !== cur.missingBelow ||
-      merged.lossChecked !== cur.lossChecked
-    )
+    if (merged.serverSeq !== cur.serverSeq || merged.missingBelow !== cur.missingBelow)
       this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
+  }
+
+  private get lossChecked(): LossCheck | undefined {
+    try {
+      return LossCheck.parse(JSON.parse(readFileSync(this.state.path(LOSS_CHECK_FILE), 'utf8')));
+    } catch {
+      return undefined;
+    }
   }
 
   /**
@@ -120,7 +126,7 @@ export class AckSync {
     const s = this.sync;
     if (this.journal.lastSeq() > s.serverSeq)
       return `the journal holds acks up to seq ${this.journal.lastSeq()}, the endpoint confirmed ${s.serverSeq}`;
-    const last = s.lossChecked;
+    const last = this.lossChecked;
     if (!last) return 'no loss check recorded';
     if (last.url !== this.client.currentUrl)
       return 'the control plane box changed since the last check';
@@ -136,11 +142,12 @@ export class AckSync {
    * every time (it reads the bundles) does not rewrite the file every time.
    */
   private noteLossChecked(now: number): void {
-    const last = this.sync.lossChecked;
+    const last = this.lossChecked;
     const url = this.client.currentUrl;
     if (last && last.url === url && now >= last.at && now - last.at < LOSS_CHECK_INTERVAL_MS / 2)
       return;
-    this.update({ lossChecked: { at: now, url } });
+    // Volatile (atomic, no fsync): lost, the check is only due sooner.
+    writeVolatileFile(this.state.path(LOSS_CHECK_FILE), JSON.stringify({ at: now, url }) + '\n');
   }
 
   private setServerSeq(seq: number): void {

@@ -128,7 +128,10 @@ async function convergedAck(
     last.target === m.target &&
     last.rolloutId === m.rolloutId &&
     (last.kind === 'healthy' || last.kind === 'heartbeat');
-  const due = !sameSubject || now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000;
+  const due =
+    !sameSubject ||
+    now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000 ||
+    soakProofDue(plan, m, last, healthySince, now);
   if (!due) return;
   deps.journal.append(
     {
@@ -144,6 +147,25 @@ async function convergedAck(
     },
     now,
   );
+}
+
+/**
+ * The ack that proves this host's soak: peers count a host soaked once one of its acks shows
+ * `time - healthySince >= soakSeconds` of its wave (reconciler/phase.ts healthPhase), so the wave waits
+ * for that ack, not for the soak itself. Due at the first run after the soak elapsed while the latest ack
+ * still shows less: one ack per host and rollout, so a heartbeat far longer than the soak (300 s, for a
+ * 100,000-host box: docs/architecture.md "Timer mode") does not hold the next wave back.
+ */
+function soakProofDue(
+  plan: ChannelPlan,
+  m: HostManifest,
+  last: Ack,
+  healthySince: string,
+  now: number,
+): boolean {
+  const soakMs = (plan.waves.find((w) => w.index === m.wave)?.soakSeconds ?? 0) * 1000;
+  const since = Date.parse(healthySince);
+  return Date.parse(last.time) - since < soakMs && now - since >= soakMs;
 }
 
 /**

@@ -183,7 +183,11 @@ test('rollback-and-halt: a converged host reads its wave bundle every run and ro
     await lab.startControlPlane();
     const run = runner(lab, 'k1');
     const first = await run();
-    assert.equal(first.out.kind === 'decided' && first.out.acted, 'confirmed');
+    assert.equal(
+      first.out.kind === 'decided' && first.out.acted,
+      'confirmed',
+      JSON.stringify(first.out),
+    );
     await until('a steady run', 20_000, async () => {
       const r = await run();
       return r.done.requests > 0 && r.done.notModified === r.done.requests;
@@ -212,6 +216,64 @@ test('rollback-and-halt: a converged host reads its wave bundle every run and ro
       return r.out.kind === 'decided' && r.out.decision === 'rollback';
     });
     assert.is(await current(lab, 'k1'), OLD, 'back on the generation recorded before the switch');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('a heartbeat far longer than the soak: the soak proof is posted once, at the first run after the soak, and the next wave starts', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['s1', 's2']);
+  const SOAK_MS = 20_000;
+  try {
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { s1: NEW, s2: NEW },
+          waves: [{ count: 1, soakSeconds: SOAK_MS / 1000 }, { soakSeconds: 0 }],
+          heartbeatSeconds: 3600,
+        },
+      }),
+    );
+    await lab.startControlPlane();
+    // The channel's stable order decides which host is wave 0: the one that activates.
+    const tried = await runner(lab, 's1')();
+    const [w0, w1] =
+      tried.out.kind === 'decided' && tried.out.decision === 'wait' ? ['s2', 's1'] : ['s1', 's2'];
+    const s1 = runner(lab, w0!);
+    const s2 = runner(lab, w1!);
+    const first = w0 === 's1' ? tried : await s1();
+    assert.equal(
+      first.out.kind === 'decided' && first.out.acted,
+      'confirmed',
+      JSON.stringify(first.out),
+    );
+    const healthy = journal(lab, w0!).at(-1)!;
+    assert.is(healthy.kind, 'healthy');
+    const since = Date.parse(healthy.healthySince!);
+    // Soaking: nothing to post (the heartbeat is an hour away), and wave 1 waits.
+    await s1({ now: () => since + SOAK_MS - 1000 });
+    assert.is(journal(lab, w0!).length, healthy.seq, 'no ack before the soak elapsed');
+    const waiting = await s2({ now: () => since + SOAK_MS - 1000 });
+    assert.equal(
+      waiting.out.kind === 'decided' && [
+        waiting.out.decision,
+        waiting.events('decision')[0]!['gate'],
+      ],
+      ['wait', 'earlier-waves'],
+    );
+    // The first run after the soak posts the proof; the one after posts nothing more.
+    await s1({ now: () => since + SOAK_MS });
+    const proof = journal(lab, w0!).at(-1)!;
+    assert.equal([proof.seq, proof.kind], [healthy.seq + 1, 'heartbeat'], 'the soak proof');
+    assert.is(Date.parse(proof.time) - Date.parse(proof.healthySince!), SOAK_MS);
+    await s1({ now: () => since + SOAK_MS + 1000 });
+    assert.is(journal(lab, w0!).length, proof.seq, 'one proof, then the heartbeat interval again');
+    // Wave 1 opens on that proof (once the endpoint published it).
+    await until('wave 1 starts', 15_000, async () => {
+      const r = await s2({ now: () => since + SOAK_MS + 2000 });
+      return r.out.kind === 'decided' && r.out.decision === 'activate';
+    });
   } finally {
     await lab.close();
   }
