@@ -487,7 +487,7 @@ export default async function bench(): Promise<void> {
     );
     // The converged fleet's real mix: heartbeats (session cache, resumed), HB_CLIENTS processes.
     await measure(
-      'heartbeat 60 s (default): 3 GETs + a heartbeat POST every run',
+      'heartbeat 60 s (old default): 3 GETs + a heartbeat POST every run',
       'reuse-cache',
       agents('reuse', 1),
       parseAgents,
@@ -508,7 +508,7 @@ export default async function bench(): Promise<void> {
       HB_CLIENTS,
     );
     await measure(
-      `**now** heartbeat 300 s: 1 GET (+ head every ${LOSS_CHECK_EVERY}th), a heartbeat POST every 5th run`,
+      `**now** heartbeat 300 s (the default): 1 GET (+ head every ${LOSS_CHECK_EVERY}th), a heartbeat POST every 5th run`,
       'reuse-cache',
       agents('reuse', 5, oneGetHb),
       parseAgents,
