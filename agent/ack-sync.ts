@@ -210,7 +210,6 @@ export class AckSync {
       return;
     }
     const head = await this.publishedHead();
-    this.noteLossChecked(now);
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
     // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a
     // second, so a head behind an ack signed moments ago is a lag, not a loss (with heartbeats every
@@ -221,6 +220,7 @@ export class AckSync {
         last && last.signed.seq === confirmed
           ? last
           : this.journal.all().find((a) => a.signed.seq === confirmed);
+      // Inconclusive: not recorded as a check, so the next run that can looks again.
       if (newest && now - Date.parse(newest.signed.time) < PUBLISH_GRACE_MS) return;
       this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, confirmed);
       this.log.warn('ack-loss-detected', {
@@ -232,6 +232,7 @@ export class AckSync {
       });
       this.setServerSeq(headSeq);
     }
+    this.noteLossChecked(now);
   }
 
   /** Posts every journal entry the endpoint has not confirmed, in order. Never throws for network trouble. */

@@ -12,9 +12,10 @@ import {
   AckSync,
   LOSS_CHECK_FILE,
   LOSS_CHECK_INTERVAL_MS,
+  PUBLISH_GRACE_MS,
 } from '../../agent/ack-sync.ts';
 import { AckJournal } from '../../agent/ack-journal.ts';
-import type { HttpClient } from '../../agent/http-client.ts';
+import { NotFound, type HttpClient } from '../../agent/http-client.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
@@ -88,6 +89,40 @@ test('the record is its own file, read leniently; ack-sync.json keeps only what 
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a head lagging an ack signed within the publish grace is inconclusive: not recorded as a check', async () => {
+  const { dir, state, journal, client, sync } = setup();
+  try {
+    // Our ack seq 1 is confirmed, and the control plane publishes no head for us (yet, or lost).
+    journal.append(
+      {
+        kind: 'heartbeat',
+        releaseVersion: 1,
+        rolloutId: null,
+        target: '/nix/store/00000000000000000000000000000000-x',
+        current: '/nix/store/00000000000000000000000000000000-x',
+        healthySince: null,
+        probes: [],
+        reason: null,
+      },
+      T0,
+    );
+    writeFileSync(state.path(ACK_SYNC_FILE), JSON.stringify({ serverSeq: 1 }));
+    (client as unknown as { get: (path: string) => Promise<Uint8Array> }).get = (path) =>
+      Promise.reject(new NotFound(path));
+    await sync.detectLoss(T0 + 1000);
+    assert.is(
+      sync.lossCheckDue(T0 + 1500),
+      'no loss check recorded',
+      'inside the grace: looks again',
+    );
+    await sync.detectLoss(T0 + PUBLISH_GRACE_MS + 1000);
+    assert.is(sync.serverSeq, 0, 'past the grace: the loss is found');
+    assert.match(sync.lossCheckDue(T0 + PUBLISH_GRACE_MS + 1500) ?? '', /journal holds acks/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
