@@ -5,6 +5,7 @@
 // Back-fill: an endpoint that adopted our chain mid-way (rebuilt, or its log recovered from the published
 // heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
 // each chaining by digest to what it already holds, until it stops asking.
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   ackDigest,
@@ -17,7 +18,7 @@ import {
 import type { AckJournal } from './ack-journal.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';
-import type { StateDir } from './state-dir.ts';
+import { writeVolatileFile, type StateDir } from './state-dir.ts';
 
 const SyncState = z.strictObject({
   serverSeq: z.number().int().min(0),
@@ -29,6 +30,14 @@ type SyncState = z.infer<typeof SyncState>;
 const ChainAnswer = z.object({ missingBelow: z.number().int().min(2).optional() });
 export const ACK_SYNC_FILE = 'ack-sync.json';
 /**
+ * The last completed loss check (detectLoss): when (ms) and against which control plane box. A file of
+ * its own, not a field of ack-sync.json, whose strict schema an older agent (a downgrade) would refuse.
+ * Read leniently: missing or unreadable only makes the check due now.
+ */
+export const LOSS_CHECK_FILE = 'ack-loss-check.json';
+const LossCheck = z.strictObject({ at: z.number().int().min(0), url: z.string().max(2048) });
+type LossCheck = z.infer<typeof LossCheck>;
+/**
  * Back-filled acks posted per flush: about half the endpoint's default per-host burst (30), so a long
  * back-fill never starves the host's new acks (confirmations, failures) of rate-limit tokens; the rest
  * follows in later cycles.
@@ -36,6 +45,15 @@ export const ACK_SYNC_FILE = 'ack-sync.json';
 export const BACKFILL_PER_FLUSH = 16;
 /** How long the endpoint may take to publish an accepted ack before a head that lags it counts as a loss. */
 export const PUBLISH_GRACE_MS = 3000;
+/**
+ * The longest a run that does not otherwise read the acks the control plane publishes (a converged host
+ * whose decision cannot depend on its peers: agent/cycle.ts) goes without the loss check: a box restored
+ * from an older backup, or a failed-over box whose log lacks our newest acks, has them re-posted within
+ * this bound. Ten timer runs at the 60 s poll: one GET of our head in ten runs instead of the wave bundles
+ * in every run. A heartbeat posted meanwhile finds the loss sooner (its post is answered with the
+ * endpoint's head or a back-fill request).
+ */
+export const LOSS_CHECK_INTERVAL_MS = 10 * 60_000;
 
 const ConflictBody = z.object({
   error: z.string(),
@@ -91,6 +109,47 @@ export class AckSync {
       this.state.writeVolatile(ACK_SYNC_FILE, SyncState, merged);
   }
 
+  private get lossChecked(): LossCheck | undefined {
+    try {
+      return LossCheck.parse(JSON.parse(readFileSync(this.state.path(LOSS_CHECK_FILE), 'utf8')));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Why the loss check is due in a run that reads no bundles (null: not due): never done, done against
+   * another control plane box (failed over, or the preferred box changed), acks the endpoint has not
+   * confirmed, or LOSS_CHECK_INTERVAL_MS since the last one (or a clock that went back).
+   */
+  lossCheckDue(now: number): string | null {
+    const s = this.sync;
+    if (this.journal.lastSeq() > s.serverSeq)
+      return `the journal holds acks up to seq ${this.journal.lastSeq()}, the endpoint confirmed ${s.serverSeq}`;
+    const last = this.lossChecked;
+    if (!last) return 'no loss check recorded';
+    if (last.url !== this.client.currentUrl)
+      return 'the control plane box changed since the last check';
+    if (now < last.at) return 'the clock went back since the last check';
+    if (now - last.at >= LOSS_CHECK_INTERVAL_MS)
+      return `the last check was ${Math.round((now - last.at) / 1000)} s ago`;
+    return null;
+  }
+
+  /**
+   * Records a completed loss check. Refreshed only after half the interval (or on another box): a
+   * record older than the true last check only brings the next check forward, and a run that checks
+   * every time (it reads the bundles) does not rewrite the file every time.
+   */
+  private noteLossChecked(now: number): void {
+    const last = this.lossChecked;
+    const url = this.client.currentUrl;
+    if (last && last.url === url && now >= last.at && now - last.at < LOSS_CHECK_INTERVAL_MS / 2)
+      return;
+    // Volatile (atomic, no fsync): lost, the check is only due sooner.
+    writeVolatileFile(this.state.path(LOSS_CHECK_FILE), JSON.stringify({ at: now, url }) + '\n');
+  }
+
   private setServerSeq(seq: number): void {
     this.update({ serverSeq: seq });
   }
@@ -141,13 +200,15 @@ export class AckSync {
    */
   async detectLoss(now: number = Date.now(), published?: SignedAck): Promise<void> {
     const confirmed = this.serverSeq;
-    if (confirmed === 0) return;
     if (
-      published &&
-      published.signed.seq >= confirmed &&
-      this.ours(published.signed.seq, ackDigest(published))
-    )
+      confirmed === 0 ||
+      (published &&
+        published.signed.seq >= confirmed &&
+        this.ours(published.signed.seq, ackDigest(published)))
+    ) {
+      this.noteLossChecked(now);
       return;
+    }
     const head = await this.publishedHead();
     const headSeq = head && this.ours(head.signed.seq, ackDigest(head)) ? head.signed.seq : 0;
     // A head at or past what we know is fine. The endpoint publishes an accepted ack within about a
@@ -159,6 +220,7 @@ export class AckSync {
         last && last.signed.seq === confirmed
           ? last
           : this.journal.all().find((a) => a.signed.seq === confirmed);
+      // Inconclusive: not recorded as a check, so the next run that can looks again.
       if (newest && now - Date.parse(newest.signed.time) < PUBLISH_GRACE_MS) return;
       this.confirmedBeforeLoss = Math.max(this.confirmedBeforeLoss, confirmed);
       this.log.warn('ack-loss-detected', {
@@ -170,6 +232,7 @@ export class AckSync {
       });
       this.setServerSeq(headSeq);
     }
+    this.noteLossChecked(now);
   }
 
   /** Posts every journal entry the endpoint has not confirmed, in order. Never throws for network trouble. */

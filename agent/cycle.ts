@@ -1,6 +1,6 @@
 // One agent cycle (DESIGN.md section 6), as named steps: recover -> sync acks -> fetch verified ->
-// fetch peers (+ the ack loss check) -> local state -> decide -> act -> post acks. Every decision is
-// logged with its reason as one JSON line.
+// local state -> fetch peers when the decision can read them (+ the ack loss check) -> decide -> act ->
+// post acks. Every decision is logged with its reason as one JSON line.
 import {
   isVerificationError,
   isoTime,
@@ -31,6 +31,7 @@ import {
 } from '../protocol/index.ts';
 import {
   decide,
+  decisionReadsPeerAcks,
   type AckRecord,
   type Decision,
   type Freshness,
@@ -127,7 +128,10 @@ async function convergedAck(
     last.target === m.target &&
     last.rolloutId === m.rolloutId &&
     (last.kind === 'healthy' || last.kind === 'heartbeat');
-  const due = !sameSubject || now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000;
+  const due =
+    !sameSubject ||
+    now - Date.parse(last.time) >= plan.heartbeatSeconds * 1000 ||
+    soakProofDue(plan, m, last, healthySince, now);
   if (!due) return;
   deps.journal.append(
     {
@@ -143,6 +147,25 @@ async function convergedAck(
     },
     now,
   );
+}
+
+/**
+ * The ack that proves this host's soak: peers count a host soaked once one of its acks shows
+ * `time - healthySince >= soakSeconds` of its wave (reconciler/phase.ts healthPhase), so the wave waits
+ * for that ack, not for the soak itself. Due at the first run after the soak elapsed while the latest ack
+ * still shows less: one ack per host and rollout, so a heartbeat far longer than the soak (300 s, for a
+ * 100,000-host box: docs/architecture.md "Timer mode") does not hold the next wave back.
+ */
+function soakProofDue(
+  plan: ChannelPlan,
+  m: HostManifest,
+  last: Ack,
+  healthySince: string,
+  now: number,
+): boolean {
+  const soakMs = (plan.waves.find((w) => w.index === m.wave)?.soakSeconds ?? 0) * 1000;
+  const since = Date.parse(healthySince);
+  return Date.parse(last.time) - since < soakMs && now - since >= soakMs;
 }
 
 /**
@@ -326,7 +349,7 @@ async function recoverStep(deps: CycleDeps): Promise<CycleOutcome | null> {
 }
 
 /**
- * Step 2 (and the loss check after step 4): make the control plane's copy of our ack chain complete.
+ * Step 2 (and the loss check in step 5): make the control plane's copy of our ack chain complete.
  * `checkLoss`: compare what it publishes with what it confirmed, using our own ack from the wave bundle
  * when the cycle read it (`published`, see AckSync.detectLoss), else one GET of our head.
  */
@@ -471,7 +494,60 @@ async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> 
   throw e;
 }
 
-/** Step 5: what this host runs and remembers, read once for the decision and the acts. */
+/**
+ * Step 5: peers' acks, from the wave bundles, then the ack loss check against our own ack in them.
+ *
+ * Skipped (no bundle requested: a steady run is the timestamp's 304 alone) when the reconciler says the
+ * decision cannot read them (decisionReadsPeerAcks: a host on its target under `halt`, or with nothing
+ * to roll back to, and no pending activation; a pending activation is resumed or undone by gates that
+ * read no acks). Why that is safe:
+ *   - the decision: decide() gives the same answer with any ack set as with none
+ *     (tests/reconciler/reads-peer-acks.test.ts); the acts of `converged` (a heartbeat when due) read
+ *     only our own journal;
+ *   - the peer-ack memory (the replay defence) does not advance meanwhile: the next run that reads the
+ *     bundles judges them against the highest acks seen before, exactly as a host that was switched off
+ *     for the same time would; a control plane serving older acks then can show no more than it could
+ *     by having frozen the bundles, and stale evidence counts against progress, never for it;
+ *   - the loss check (a control plane that lost our newest acks): the bundles were only its free proof.
+ *     It still runs, as one GET of our head, whenever AckSync.lossCheckDue says so: at least every
+ *     LOSS_CHECK_INTERVAL_MS, on another box, or with unconfirmed acks in the journal; a heartbeat
+ *     posted meanwhile finds a loss sooner.
+ */
+async function peerAcksStep(
+  deps: CycleDeps,
+  v: Verified,
+  local: LocalState,
+  now: number,
+): Promise<{ acks: Record<string, AckRecord> } | CycleOutcome> {
+  if (!decisionReadsPeerAcks(v.plan, local, v.manifest)) {
+    const due = deps.sync?.lossCheckDue(now) ?? null;
+    if (due !== null) {
+      deps.log.info('ack-loss-check', { reason: due });
+      await syncAcks(deps, { checkLoss: true });
+    }
+    return { acks: {} };
+  }
+  let peers;
+  try {
+    peers = await fetchPeerAcks({
+      fetch: v.fetch,
+      plans: Object.values(v.plans),
+      budgets: v.budgets,
+      self: deps.host,
+      fleet: v.manifest.fleet,
+      state: deps.state,
+      log: deps.log,
+    });
+  } catch (e) {
+    // Bundles are not verified documents: only an unreachable control plane ends the cycle here.
+    if (!(e instanceof Unreachable)) throw e;
+    return fetchFailure(deps, e);
+  }
+  await syncAcks(deps, { checkLoss: true, published: peers.own });
+  return peers;
+}
+
+/** Step 4: what this host runs and remembers, read once for the decision and the acts. */
 async function readLocalState(
   deps: CycleDeps,
   agentState: AgentState,
@@ -638,8 +714,8 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
   const rebooting = await recoverStep(deps);
   if (rebooting) return rebooting;
 
-  // 2. Sync acks: post what the endpoint has not confirmed. Whether it lost some is checked after
-  //    step 4, where our own ack in the wave bundle usually answers it without a request.
+  // 2. Sync acks: post what the endpoint has not confirmed. Whether it lost some is checked in
+  //    step 5, where our own ack in the wave bundle usually answers it without a request.
   await syncAcks(deps, { checkLoss: false });
 
   // 3. Fetch verified. The agent state is read once for the whole cycle.
@@ -654,30 +730,15 @@ export async function runCycle(deps: CycleDeps): Promise<CycleOutcome> {
     return outcome;
   }
 
-  // 4. Fetch peers' acks, then the loss check against our own ack in them.
-  let peers;
-  try {
-    peers = await fetchPeerAcks({
-      fetch: v.fetch,
-      plans: Object.values(v.plans),
-      budgets: v.budgets,
-      self: deps.host,
-      fleet: v.manifest.fleet,
-      state: deps.state,
-      log: deps.log,
-    });
-  } catch (e) {
-    // Bundles are not verified documents: only an unreachable control plane ends the cycle here.
-    if (!(e instanceof Unreachable)) throw e;
-    return fetchFailure(deps, e);
-  }
-  await syncAcks(deps, { checkLoss: true, published: peers.own });
-  if (v.timestampDigest && v.timestampDigest !== agentState.lastVerifiedTimestamp)
-    updateAgentState(deps.state, { lastVerifiedTimestamp: v.timestampDigest });
-
-  // 5. Local state.
+  // 4. Local state: the decision reads it, and it says whether the decision can read peers' acks.
   const now = deps.now();
   const local = await readLocalState(deps, agentState, v, now);
+
+  // 5. Fetch peers' acks when the decision can read them, and the loss check.
+  const peers = await peerAcksStep(deps, v, local.local, now);
+  if ('kind' in peers) return peers;
+  if (v.timestampDigest && v.timestampDigest !== agentState.lastVerifiedTimestamp)
+    updateAgentState(deps.state, { lastVerifiedTimestamp: v.timestampDigest });
 
   // 6. Decide.
   const d = await decideStep(deps, v, peers.acks, local, now);

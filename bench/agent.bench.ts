@@ -8,8 +8,9 @@ export default async function bench(): Promise<void> {
   const hosts = ['h1', 'h2', 'h3', 'h4'];
   const lab = makeLab(hosts);
   try {
-    // Two waves, so the steady cycle also polls its peers' ack bundles; a long heartbeat interval
-    // so no POST falls into the measured cycles.
+    // Two waves and `halt` (labFleet's default): since h-steady the steady cycle reads no ack bundle
+    // (its decision cannot depend on them: agent/cycle.ts peerAcksStep), only timestamp.json; a long
+    // heartbeat interval so no POST falls into the measured cycles.
     lab.publish(
       labFleet(lab, {
         prod: {

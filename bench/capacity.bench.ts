@@ -5,11 +5,16 @@
 // with gcc): several processes, each a stream of agent runs, every run a NEW TLS connection carrying the
 // steady-state request sequence of `nixfleet agent --once` with nothing new (docs/architecture.md, "Timer
 // mode"), with the agent's headers:
-//   timestamp.json, acks/channels/<channel>/wave-0.json, wave-1.json  (all 304)
+//   before h-steady: timestamp.json, acks/channels/<channel>/wave-0.json, wave-1.json  (all 304)
+//   now, a converged host under `halt`: timestamp.json (304), and in every tenth run (the loss check at
+//   agent/ack-sync.ts LOSS_CHECK_INTERVAL_MS over the 60 s poll) its own head acks/hosts/<host>.json
 // with a full handshake and with TLS resumption, both ways nginx can resume (the shared session cache,
 // the default; stateless tickets, `nginx-config --tls-session-cache off`), and with 1 % of runs made by
 // hosts in a rollout that also POST an ack (a real, signed, chained ack: verified and fsynced by the
-// endpoint).
+// endpoint). The heartbeat rows are the converged fleet's real mix: a converged host posts a heartbeat
+// when plan.heartbeatSeconds have passed (agent/cycle.ts convergedAck), so at the default 60 s every
+// run posts one, at 300 s one run in five; both with the old and the new request sequence, played by
+// more client processes (each waits for its ack's fsync).
 // Floor, same run, same parallelism: `openssl s_time` (a bare handshake + one GET per connection),
 // -new and -reuse. Reported: runs/s, hosts at a 60 s poll (= runs/s x 60), ratio to the floor, bytes on
 // the wire per run, and the CPU per run of nginx, of the clients and of the ack endpoint (from /proc), so
@@ -36,6 +41,7 @@ import {
 import { renderNginxConfig, DEFAULT_TLS_SESSION_CACHE } from '../control-plane/nginx-config.ts';
 import { ensureRevocationMaps, syncTree } from '../control-plane/sync.ts';
 import { ackBundlePath, latestAckPath, TIMESTAMP_PATH } from '../protocol/layout.ts';
+import { LOSS_CHECK_INTERVAL_MS } from '../agent/ack-sync.ts';
 
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const SOURCE = fileURLToPath(new URL('./support/agent-load.c', import.meta.url));
@@ -44,6 +50,15 @@ const SECONDS = Number(process.env.CAPACITY_BENCH_SECONDS ?? 8);
 const CLIENTS = Number(process.env.CAPACITY_BENCH_CLIENTS ?? 4);
 /** One run in POST_EVERY posts an ack: 1 % of hosts are in a rollout. */
 const POST_EVERY = 100;
+/**
+ * Client processes of the heartbeat rows: a posting run waits for its ack's group-commit fsync, so
+ * CLIENTS sequential streams would measure their own latency, not the box.
+ */
+const HB_CLIENTS = Number(process.env.CAPACITY_BENCH_HEARTBEAT_CLIENTS ?? 3 * CLIENTS);
+/** The agent's loss check at the 60 s poll: LOSS_CHECK_INTERVAL_MS / 60 s = one run in ten. */
+const LOSS_CHECK_EVERY = LOSS_CHECK_INTERVAL_MS / 60_000;
+/** Pre-signed heartbeats per posting identity (every heartbeat row takes its part of the chain). */
+const PRESIGNED = Number(process.env.CAPACITY_BENCH_PRESIGNED ?? 5000);
 /** nginx's shared session cache for the cache rows (~1 KB per host: ample for the bench's hosts). */
 const SESSION_CACHE = process.env.CAPACITY_BENCH_SESSION_CACHE ?? DEFAULT_TLS_SESSION_CACHE;
 /** Linux's USER_HZ: /proc/<pid>/stat times are in these ticks. */
@@ -60,6 +75,7 @@ interface LoadResult {
   posts: number;
   postOk: number;
   postBad: number;
+  requests: number;
   p50: number;
   p99: number;
   cpuSeconds: number;
@@ -202,6 +218,7 @@ interface Row {
   resumedPct: number | null;
   bad: number;
   posts: string;
+  requestsPerRun: number | null;
   p50: number | null;
   p99: number | null;
   bytesPerRun: number | null;
@@ -221,8 +238,9 @@ export default async function bench(): Promise<void> {
   chmodSync(work, 0o755);
   const client = join(work, 'agent-load');
   execFileSync('gcc', ['-O2', '-o', client, SOURCE, '-lssl', '-lcrypto']);
-  const readers = Array.from({ length: CLIENTS }, (_, i) => `r${i}`);
-  const posters = Array.from({ length: CLIENTS }, (_, i) => `p${i}`);
+  const identities = Math.max(CLIENTS, HB_CLIENTS);
+  const readers = Array.from({ length: identities }, (_, i) => `r${i}`);
+  const posters = Array.from({ length: identities }, (_, i) => `p${i}`);
   const pki: TestPki = makeTestPki({ hosts: [...readers, ...posters] });
   const runtime = makeRuntimeDir();
   const rows: Row[] = [];
@@ -273,7 +291,7 @@ export default async function bench(): Promise<void> {
     );
     // Each poster's chain, pre-signed; a posting row gets the part after what earlier rows stored.
     const presigned = posters.map((p) =>
-      Array.from({ length: 2000 }, () => JSON.stringify(chains.get(p)!.next())),
+      Array.from({ length: PRESIGNED }, () => JSON.stringify(chains.get(p)!.next())),
     );
     const stored = posters.map(() => 0);
     const ackFileFor = (i: number) => {
@@ -283,28 +301,45 @@ export default async function bench(): Promise<void> {
     };
 
     const base = `https://127.0.0.1:${box.port}`;
-    const pathsFor = async (reader: string): Promise<string[]> => {
+    // [path, ETag] pairs of a reader: timestamp, the two wave bundles, its own head.
+    const pathsFor = async (reader: string): Promise<string[][]> => {
       const tls = pki.clientTls(pki.hosts[reader]!);
-      const paths = [TIMESTAMP_PATH, ackBundlePath('prod', 0), ackBundlePath('prod', 1)].map(
-        (p) => `/${p}`,
-      );
-      const out: string[] = [];
-      for (const p of paths) out.push(p, await etagOf(base + p, tls));
+      const paths = [
+        TIMESTAMP_PATH,
+        ackBundlePath('prod', 0),
+        ackBundlePath('prod', 1),
+        latestAckPath(reader),
+      ].map((p) => `/${p}`);
+      const out: string[][] = [];
+      for (const p of paths) out.push([p, await etagOf(base + p, tls)]);
       return out;
     };
     const readerPaths = await Promise.all(readers.map(pathsFor));
+    /**
+     * The request sequence: "3 GETs" (before h-steady: timestamp + both bundles, every run) or "1 GET"
+     * (timestamp; the own head every LOSS_CHECK_EVERY-th run). `headChanged`: a heartbeating host's head
+     * changed since its last look (it posted since), so the head GET is a 200, not a 304.
+     */
+    type Sequence = { kind: '3 GETs' } | { kind: '1 GET'; headChanged: boolean };
+    const argsOf = (i: number, seq: Sequence): string[] => {
+      const [ts, b0, b1, head] = readerPaths[i]!;
+      if (seq.kind === '3 GETs') return ['3', '1', ...ts!, ...b0!, ...b1!];
+      const headEtag = seq.headChanged ? '"changed"' : head![1]!;
+      return ['1', String(LOSS_CHECK_EVERY), ...ts!, head![0]!, headEtag];
+    };
 
     const measure = async (
       name: string,
       floor: string | null,
       spawnOne: (i: number) => Promise<string>,
       parse: (out: string) => LoadResult,
+      processes = CLIENTS,
     ): Promise<void> => {
       const n0 = nginxCpu(box.nginx.pid);
       const e0 = cpuOf(ep.child.pid!);
       const c0 = reapedChildrenCpu();
       const t0 = performance.now();
-      const outs = await Promise.all(readers.map((_, i) => spawnOne(i)));
+      const outs = await Promise.all(Array.from({ length: processes }, (_, i) => spawnOne(i)));
       const wall = (performance.now() - t0) / 1000;
       const results = outs.map(parse);
       results.forEach((r, i) => (stored[i]! += Math.max(0, r.postOk)));
@@ -320,6 +355,7 @@ export default async function bench(): Promise<void> {
         resumedPct: results[0]!.resumed >= 0 ? (100 * sum('resumed')) / Math.max(1, runs) : null,
         bad: sum('bad') + sum('connFail') + sum('postBad'),
         posts: results[0]!.posts >= 0 ? `${sum('postOk')}/${sum('posts')}` : '',
+        requestsPerRun: results[0]!.requests >= 0 ? sum('requests') / Math.max(1, runs) : null,
         p50: results[0]!.p50 >= 0 ? Math.max(...results.map((r) => r.p50)) : null,
         p99: results[0]!.p99 >= 0 ? Math.max(...results.map((r) => r.p99)) : null,
         bytesPerRun: results[0]!.wireBytes >= 0 ? sum('wireBytes') / Math.max(1, runs) : null,
@@ -363,30 +399,34 @@ export default async function bench(): Promise<void> {
         posts: -1,
         postOk: 0,
         postBad: 0,
+        requests: -1,
         p50: -1,
         p99: -1,
         cpuSeconds: 0,
         wireBytes: -1,
       };
     };
-    const agents = (mode: 'new' | 'reuse', postEvery: number) => (i: number) => {
-      const c = pki.hosts[readers[i]!]!;
-      const p = pki.hosts[posters[i]!]!;
-      return run(client, [
-        '127.0.0.1',
-        String(box.port),
-        String(SECONDS),
-        mode,
-        pki.caPath,
-        c.certPath,
-        c.keyPath,
-        String(postEvery),
-        p.certPath,
-        p.keyPath,
-        ackFileFor(i),
-        ...readerPaths[i]!,
-      ]);
-    };
+    const agents =
+      (mode: 'new' | 'reuse', postEvery: number, seq: Sequence = { kind: '3 GETs' }) =>
+      (i: number) => {
+        const c = pki.hosts[readers[i]!]!;
+        const p = pki.hosts[posters[i]!]!;
+        return run(client, [
+          '127.0.0.1',
+          String(box.port),
+          String(SECONDS),
+          mode,
+          pki.caPath,
+          c.certPath,
+          c.keyPath,
+          String(postEvery),
+          p.certPath,
+          p.keyPath,
+          // The chain file only when this row posts (the generator opens it only then).
+          postEvery > 0 ? ackFileFor(i) : '-',
+          ...argsOf(i, seq),
+        ]);
+      };
     const parseAgents = (out: string) => JSON.parse(out) as LoadResult;
 
     await measure('floor: openssl s_time -new (handshake + 1 GET)', null, sTime('new'), parseSTime);
@@ -436,6 +476,44 @@ export default async function bench(): Promise<void> {
       agents('reuse', POST_EVERY),
       parseAgents,
     );
+    // h-steady: a converged host under `halt` skips the bundles (agent/cycle.ts peerAcksStep).
+    const oneGet: Sequence = { kind: '1 GET', headChanged: false };
+    const oneGetHb: Sequence = { kind: '1 GET', headChanged: true };
+    await measure(
+      `**now**: steady run under halt, 1 GET (+ own head every ${LOSS_CHECK_EVERY}th run)`,
+      'reuse-cache',
+      agents('reuse', 0, oneGet),
+      parseAgents,
+    );
+    // The converged fleet's real mix: heartbeats (session cache, resumed), HB_CLIENTS processes.
+    await measure(
+      'heartbeat 60 s (old default): 3 GETs + a heartbeat POST every run',
+      'reuse-cache',
+      agents('reuse', 1),
+      parseAgents,
+      HB_CLIENTS,
+    );
+    await measure(
+      `**now** heartbeat 60 s: 1 GET (+ head every ${LOSS_CHECK_EVERY}th) + a heartbeat POST every run`,
+      'reuse-cache',
+      agents('reuse', 1, oneGetHb),
+      parseAgents,
+      HB_CLIENTS,
+    );
+    await measure(
+      'heartbeat 300 s: 3 GETs, a heartbeat POST every 5th run',
+      'reuse-cache',
+      agents('reuse', 5),
+      parseAgents,
+      HB_CLIENTS,
+    );
+    await measure(
+      `**now** heartbeat 300 s (the default): 1 GET (+ head every ${LOSS_CHECK_EVERY}th), a heartbeat POST every 5th run`,
+      'reuse-cache',
+      agents('reuse', 5, oneGetHb),
+      parseAgents,
+      HB_CLIENTS,
+    );
   } finally {
     if (stopNginx) await stopNginx();
     if (endpoint && endpoint.exitCode === null) {
@@ -453,7 +531,7 @@ export default async function bench(): Promise<void> {
     ['reuse-cache', rows[6]!.perSecond],
   ]);
   console.log(
-    `${CLIENTS} client processes, ${SECONDS} s per row, nginx workers auto (${cpus().length} cores), load average after: ${loadavg()
+    `${CLIENTS} client processes (${HB_CLIENTS} in the heartbeat rows), ${SECONDS} s per row, nginx workers auto (${cpus().length} cores), load average after: ${loadavg()
       .map((l) => l.toFixed(1))
       .join(' ')}`,
   );
@@ -464,10 +542,12 @@ export default async function bench(): Promise<void> {
     'ratio to floor',
     'resumed %',
     'p50 / p99 ms',
+    'requests/run',
     'wire bytes/run',
     'nginx CPU ms/run',
     'client CPU ms/run',
     'ack endpoint CPU ms',
+    'endpoint ms/run',
     'acks 201/posted',
     'errors',
   ];
@@ -482,10 +562,12 @@ export default async function bench(): Promise<void> {
         ratio,
         r.resumedPct === null ? '' : r.resumedPct.toFixed(0),
         r.p50 === null ? '' : `${r.p50.toFixed(1)} / ${r.p99!.toFixed(1)}`,
+        r.requestsPerRun === null ? '' : r.requestsPerRun.toFixed(2),
         r.bytesPerRun === null ? '' : Math.round(r.bytesPerRun),
         r.nginxMsPerRun.toFixed(3),
         r.clientMsPerRun.toFixed(3),
         r.endpointMs.toFixed(0),
+        (r.endpointMs / Math.max(1, r.runs)).toFixed(3),
         r.posts,
         r.bad,
       ].join(' | ')} |`,
@@ -498,6 +580,16 @@ export default async function bench(): Promise<void> {
         (r) =>
           `${r.name.replace('agent run, ', '')}: ${Math.round(((cpus().length * 1000) / r.nginxMsPerRun) * 60).toLocaleString('en')} hosts`,
       )
+      .join('; ')}`,
+  );
+  // The box runs the ack endpoint too: with acks posted, its CPU per run counts against the same cores.
+  console.log(
+    `\nnginx + ack endpoint alone on all ${cpus().length} cores (CPU-bound projection, rows that post): ${rows
+      .filter((r) => r.floor && r.posts !== '' && r.posts !== '0/0')
+      .map((r) => {
+        const ms = r.nginxMsPerRun + r.endpointMs / Math.max(1, r.runs);
+        return `${r.name.replace('agent run, ', '')}: ${Math.round(((cpus().length * 1000) / ms) * 60).toLocaleString('en')} hosts`;
+      })
       .join('; ')}`,
   );
 }

@@ -129,10 +129,15 @@ export const CHANNEL_DEFAULTS = {
   freshnessSeconds: 6 * 3600,
   /** An activation has 5 minutes to report healthy before it is presumed failed (and rolled back). */
   confirmDeadlineSeconds: 300,
-  /** The agent's timer runs a cycle every 60 s (services.nixfleet-agent.interval). */
-  heartbeatSeconds: 60,
-  /** Ten missed heartbeats before a host counts as offline. */
-  offlineWindowSeconds: 600,
+  /**
+   * A converged host re-signs its health every 5 minutes, every fifth run of its 60 s timer: a signed
+   * ack per run (60 s) is what one ack endpoint cannot take at 100,000 hosts (docs/benchmarks.md
+   * "capacity"). Rollouts do not wait for it: a soak's proof is posted at the first run after the soak
+   * (agent/cycle.ts soakProofDue); only a dead host's health turns "unknown" later (3 heartbeats: 15 min).
+   */
+  heartbeatSeconds: 300,
+  /** Three missed presence heartbeats (a waiting host posts one every window/3 = 5 min) before offline. */
+  offlineWindowSeconds: 900,
 } as const;
 
 export const FleetChannel = z.strictObject({

@@ -3,7 +3,7 @@
 // rollback-and-halt) -> compliance (own manifest fails a static control in enforce) -> not fresh -> quarantined -> paused (operator control) -> halted -> channel edges -> earlier waves -> host edges
 // -> disruption budget -> maintenance window -> switch inhibitor (defer) -> activate.
 import { FleetContext, ReconcilerInputError } from './context.ts';
-import type { DecideInput, Decision, FleetInput, RebootVerdict } from './types.ts';
+import type { DecideInput, Decision, FleetInput, LocalState, RebootVerdict } from './types.ts';
 import type { ChannelPlan, HostManifest } from '../protocol/index.ts';
 import { maintenanceWindowAt } from './maintenance.ts';
 import { humanDuration } from './time.ts';
@@ -97,6 +97,25 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
     switchInhibitorGate(h) ?? // 12. switch-inhibitor: defer
     activate(h) // 13. every gate passed
   );
+}
+
+/**
+ * Whether decide() for this host can depend on its peers' acks (`DecideInput.acks`), from the gates that
+ * come before any that reads them, in decide()'s order: recovery (0), revoked (1) and a pending
+ * activation (1, cont.) read the host's own state, the revocations and the manifest only, and a pending
+ * activation always ends the walk there; already on target (2) reads the fleet's acks only under
+ * rollback-and-halt, and only when there is a previous generation to roll back to. Every later gate may
+ * read them. `plan` is the host's own channel's plan. The agent skips the peers' wave bundles when this
+ * is false (agent/cycle.ts); tests/reconciler/reads-peer-acks.test.ts checks it against decide().
+ */
+export function decisionReadsPeerAcks(
+  plan: ChannelPlan,
+  local: LocalState,
+  manifest: HostManifest,
+): boolean {
+  if (local.pending !== null) return false;
+  if (local.current !== manifest.target) return true;
+  return plan.onFailure === 'rollback-and-halt' && local.previous !== null;
 }
 
 /** One host's decision inputs, checked against each other, plus the fleet evaluation the gates read. */

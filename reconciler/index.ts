@@ -1,7 +1,7 @@
 // Public API of the pure reconciler. No I/O, no clock reads, no randomness: time is an input.
 export { forkWinner, latestAcks } from './acks.ts';
 export { describeFailing, judgeEvidence } from './compliance.ts';
-export { decide, prepareFleet } from './decide.ts';
+export { decide, decisionReadsPeerAcks, prepareFleet } from './decide.ts';
 export { derivePhase, phaseParams } from './phase.ts';
 export { syntheticFleet } from './simulator/generate.ts';
 export { simulate } from './simulator/sim.ts';

@@ -6,12 +6,15 @@
  * With "reuse", each run resumes the TLS session of the previous one (TLS 1.3 ticket / session cache),
  * as an agent that keeps its session on disk would.
  * Every POST_EVERY-th run is made as the "poster" identity instead: the same GETs, then one POST /acks
- * of the next pre-signed ack from its file (a host in a rollout posting its progress).
+ * of the next pre-signed, chained ack from its file (a host posting its progress, or a converged host
+ * its heartbeat: POST_EVERY 1 = every run, the default 60 s heartbeat at the 60 s poll).
+ * The first BASE paths are asked in every run; the rest only in every EXTRA_EVERY-th run (the agent's
+ * periodic ack loss check: one GET of its own head every ten runs). BASE = all paths: every run asks all.
  * C so that the client is not the bottleneck (node's per-connection overhead is several times OpenSSL's).
  *
- * usage: agent-load HOST PORT SECONDS new|reuse CA CERT KEY POST_EVERY POST_CERT POST_KEY POST_ACKS PATH ETAG [PATH ETAG...]
- *   POST_EVERY 0 disables posting. Prints one JSON line of counts, latency percentiles, own CPU time and
- *   the bytes on the wire of all runs (wireBytes, from TCP_INFO). */
+ * usage: agent-load HOST PORT SECONDS new|reuse CA CERT KEY POST_EVERY POST_CERT POST_KEY POST_ACKS BASE EXTRA_EVERY PATH ETAG [PATH ETAG...]
+ *   POST_EVERY 0 disables posting. Prints one JSON line of counts (requests: every GET and POST sent),
+ *   latency percentiles, own CPU time and the bytes on the wire of all runs (wireBytes, from TCP_INFO). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -96,8 +99,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 14 || (argc - 12) % 2 != 0) {
-    fprintf(stderr, "usage: agent-load HOST PORT SECONDS new|reuse CA CERT KEY POST_EVERY POST_CERT POST_KEY POST_ACKS PATH ETAG [PATH ETAG...]\n");
+  if (argc < 16 || (argc - 14) % 2 != 0) {
+    fprintf(stderr, "usage: agent-load HOST PORT SECONDS new|reuse CA CERT KEY POST_EVERY POST_CERT POST_KEY POST_ACKS BASE EXTRA_EVERY PATH ETAG [PATH ETAG...]\n");
     return 2;
   }
   const char *host = argv[1];
@@ -105,7 +108,10 @@ int main(int argc, char **argv) {
   double seconds = atof(argv[3]);
   int reuse = strcmp(argv[4], "reuse") == 0;
   long post_every = atol(argv[8]);
-  int npaths = (argc - 12) / 2;
+  int npaths = (argc - 14) / 2;
+  int base = atoi(argv[12]);
+  long extra_every = atol(argv[13]);
+  if (base < 1 || base > npaths || extra_every < 1) die("BASE must be 1..paths, EXTRA_EVERY >= 1");
 
   SSL_CTX *ctx = make_ctx(argv[5], argv[6], argv[7]);
   SSL_CTX *post_ctx = post_every > 0 ? make_ctx(argv[5], argv[9], argv[10]) : NULL;
@@ -132,7 +138,7 @@ int main(int argc, char **argv) {
   char **reqs = malloc(npaths * sizeof *reqs);
   for (int i = 0; i < npaths; i++) {
     char tmp[2048];
-    snprintf(tmp, sizeof tmp, "GET %s HTTP/1.1\r\nHost: %s\r\nIf-None-Match: %s\r\n\r\n", argv[12 + 2 * i], host, argv[13 + 2 * i]);
+    snprintf(tmp, sizeof tmp, "GET %s HTTP/1.1\r\nHost: %s\r\nIf-None-Match: %s\r\n\r\n", argv[14 + 2 * i], host, argv[15 + 2 * i]);
     reqs[i] = strdup(tmp);
   }
 
@@ -144,12 +150,14 @@ int main(int argc, char **argv) {
   size_t cap_lat = 1 << 16, runs = 0;
   double *lat = malloc(cap_lat * sizeof *lat);
   unsigned long long wire = 0;
-  long bad = 0, resumed = 0, not_modified = 0, ok200 = 0, posts = 0, post_ok = 0, post_bad = 0, conn_fail = 0;
+  long bad = 0, resumed = 0, not_modified = 0, ok200 = 0, posts = 0, post_ok = 0, post_bad = 0, conn_fail = 0, requests = 0;
+  unsigned long attempt = 0;
   SSL_SESSION *session = NULL, *post_session = NULL;
   double start = now_s(), deadline = start + seconds;
 
   while (now_s() < deadline) {
     int posting = post_ctx && nacks > next_ack && (long)((runs + 1) % (size_t)post_every) == 0;
+    int asked = (++attempt % (unsigned long)extra_every) == 0 ? npaths : base;
     SSL_SESSION **sess = posting ? &post_session : &session;
     double t0 = now_s();
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -169,7 +177,8 @@ int main(int argc, char **argv) {
       conn_fail++;
     } else {
       if (SSL_session_reused(ssl)) resumed++;
-      for (int i = 0; i < npaths && !failed; i++) {
+      for (int i = 0; i < asked && !failed; i++) {
+        requests++;
         if (write_all(ssl, reqs[i], strlen(reqs[i])) != 0) { failed = 1; break; }
         int st = read_response(ssl);
         if (st == 304) not_modified++;
@@ -181,6 +190,7 @@ int main(int argc, char **argv) {
         char head[512];
         int hl = snprintf(head, sizeof head, "POST /acks HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n", host, strlen(body));
         posts++;
+        requests++;
         if (write_all(ssl, head, (size_t)hl) != 0 || write_all(ssl, body, strlen(body)) != 0) failed = 1;
         else {
           int st = read_response(ssl);
@@ -218,8 +228,8 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru);
   double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
   printf("{\"runs\":%zu,\"seconds\":%.3f,\"resumed\":%ld,\"notModified\":%ld,\"ok200\":%ld,\"bad\":%ld,\"connFail\":%ld,"
-         "\"posts\":%ld,\"postOk\":%ld,\"postBad\":%ld,\"p50\":%.2f,\"p99\":%.2f,\"cpuSeconds\":%.3f,\"wireBytes\":%llu}\n",
-         runs, elapsed, resumed, not_modified, ok200, bad, conn_fail, posts, post_ok, post_bad,
+         "\"posts\":%ld,\"postOk\":%ld,\"postBad\":%ld,\"requests\":%ld,\"p50\":%.2f,\"p99\":%.2f,\"cpuSeconds\":%.3f,\"wireBytes\":%llu}\n",
+         runs, elapsed, resumed, not_modified, ok200, bad, conn_fail, posts, post_ok, post_bad, requests,
          runs ? lat[runs / 2] : 0.0, runs ? lat[(size_t)(runs * 0.99)] : 0.0, cpu, wire);
   return 0;
 }

@@ -131,8 +131,8 @@ let
     freshnessSeconds = withDefault (6 * 3600) positiveInt;
     signingIntervalSeconds = withDefault 3600 positiveInt;
     confirmDeadlineSeconds = withDefault 300 positiveInt;
-    heartbeatSeconds = withDefault 60 positiveInt;
-    offlineWindowSeconds = withDefault 600 positiveInt;
+    heartbeatSeconds = withDefault 300 positiveInt;
+    offlineWindowSeconds = withDefault 900 positiveInt;
     maintenanceWindows = withDefault [ ] (list { max = 32; } maintenanceWindow);
     reboot = withDefault "never" (enum [ "never" "in-maintenance-window" "allowed" ]);
     compliance = optional channelCompliance;

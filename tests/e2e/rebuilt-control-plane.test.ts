@@ -1,5 +1,6 @@
 // The control plane is wiped (ack log and published acks gone) and rebuilt from the CI tree: the agents
-// notice their acks are missing and re-post their whole journals, so the rollout's view is restored.
+// notice their acks are missing (at their next loss check) and re-post their whole journals, so the
+// rollout's view is restored.
 // And the ack log alone is lost (published acks/ kept): the endpoint takes the published heads back in,
 // asks for the rest (missingBelow) and the agents back-fill it. Either way the log ends up holding every
 // ack every host signed.
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { runAgentOnce } from '../../agent/agent.ts';
 import { memoryLogger } from '../../agent/log.ts';
 import { AckJournal } from '../../agent/ack-journal.ts';
-import { PUBLISH_GRACE_MS } from '../../agent/ack-sync.ts';
+import { LOSS_CHECK_INTERVAL_MS, PUBLISH_GRACE_MS } from '../../agent/ack-sync.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { readPrivateKey } from '../../protocol/keys.ts';
 import { ackDigest, readAck } from '../../protocol/acks.ts';
@@ -60,8 +61,13 @@ test('wiped ack state: agents re-post their journals; published heads match the 
     await lab.startControlPlane();
     // A head lagging an ack signed moments ago is the endpoint's normal publish delay, not a loss.
     await new Promise((r) => setTimeout(r, PUBLISH_GRACE_MS));
+    // A converged host under `halt` reads no bundles; it looks for a loss at least every
+    // LOSS_CHECK_INTERVAL_MS (agent/cycle.ts): these runs are the first at that bound.
+    const atBound = () => Date.now() + LOSS_CHECK_INTERVAL_MS;
     const logs = hosts.map((h) => memoryLogger(h));
-    await Promise.all(hosts.map((h, i) => runAgentOnce(lab.agentConfig(h), { log: logs[i]! })));
+    await Promise.all(
+      hosts.map((h, i) => runAgentOnce(lab.agentConfig(h), { log: logs[i]!, now: atBound })),
+    );
     for (const [i, h] of hosts.entries()) {
       assert.ok(
         logs[i]!.records.some((r) => r['event'] === 'ack-loss-detected'),
