@@ -452,6 +452,24 @@ export class FleetContext {
     };
   }
 
+  /**
+   * The phase of one host, without evaluating its channel's waves when they are not evaluated yet: a
+   * phase rests on the host's own latest ack, `now`, its revocation and the operator's retry alone
+   * (hostPhase), so it is the value phaseOf gives. trace() of a host reads only this while the host is
+   * not pending: its gates, and so the waves, matter only for a pending host (reconciler/trace.ts).
+   */
+  ownPhaseOf(channel: string, host: string): DerivedPhase {
+    const ce = this.channels.get(channel);
+    const plan = ce?.plan ?? this.plan(channel);
+    const st = planStatic(plan, this.tol);
+    const at = st.position.get(host);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    return ce !== undefined
+      ? ce.waves[at.wave]!.phases[at.pos]!
+      : this.hostPhase(plan, st, at.wave, at.pos);
+  }
+
   phaseOf(channel: string, host: string): DerivedPhase {
     const ce = this.channel(channel);
     const at = ce.position.get(host);

@@ -33,8 +33,9 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
   instants?: 'every-ack' | 'on-change';
   /**
    * Carry each wave's evaluation from one instant to the next while it still holds (CarryingContext;
-   * default true). false evaluates every wave afresh at every instant: the reference the tests compare
-   * with (tests/reconciler/trace-carry.test.ts).
+   * default true), and evaluate a subject host's channel only while the host is pending. false
+   * evaluates the subjects' channels and every wave afresh at every instant: the reference the tests
+   * compare with (tests/reconciler/trace-carry.test.ts).
    */
   carryWaves?: boolean;
 }
@@ -164,7 +165,11 @@ export function trace(input: TraceInput): Trace {
     };
     const ctx = carried === null ? new FleetContext(fleet) : new CarryingContext(fleet, carried);
     return subjectHosts.map((s) => {
-      const ph = ctx.phaseOf(s.channel, s.host);
+      // The gates (and through them the waves' evaluations) only for a pending host: any other phase
+      // is the host's own (ownPhaseOf), so a host's trace evaluates no wave while it is not pending.
+      // The reference (carryWaves: false) evaluates the host's whole channel, as fleetView does.
+      const ph =
+        carried === null ? ctx.phaseOf(s.channel, s.host) : ctx.ownPhaseOf(s.channel, s.host);
       const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
       // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
       return {
