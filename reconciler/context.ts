@@ -125,6 +125,18 @@ function compareRank(a: RankKey, b: RankKey): number {
   return a.pos - b.pos;
 }
 
+/** Where `x` is, or would go, in the ascending `sorted`. */
+function sortedIndex(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export function allowedFailures(wave: PlanWave): number {
   const t = wave.failureThreshold;
   return 'count' in t ? t.count : Math.floor((t.percent * wave.hosts.length) / 100);
@@ -406,6 +418,57 @@ export class FleetContext {
       blocking,
       complete: !halted && blocking.length === 0,
     };
+  }
+
+  /**
+   * Wave `wi` again after the phases at positions `changed` did (`phases`: all of its hosts' phases now,
+   * `prev`: its evaluation before, at the same acceptedUntil): its counts adjusted by those hosts' old
+   * and new phases instead of redone over the wave (trace() carries a wave's evaluation while a few of
+   * its ~thousands of hosts post, reconciler/trace.ts). Gives what waveOf(plan, wi, phases,
+   * acceptedUntil) gives (tests/reconciler/wave-update.test.ts); a change into or out of `failed` or
+   * `offline` (which move the failure list or the order-dependent offline excuses) redoes the wave.
+   */
+  protected waveUpdated(
+    plan: ChannelPlan,
+    wi: number,
+    prev: WaveEval,
+    phases: DerivedPhase[],
+    changed: Iterable<number>,
+    acceptedUntil: number,
+  ): WaveEval {
+    let excused = prev.excused;
+    let blocking = prev.blocking;
+    for (const pos of changed) {
+      const was = prev.phases[pos]!;
+      const now = phases[pos]!;
+      if (was === now) continue;
+      if (
+        was.phase === 'failed' ||
+        now.phase === 'failed' ||
+        (was.phase === 'offline') !== (now.phase === 'offline')
+      )
+        return this.waveOf(plan, wi, phases, acceptedUntil);
+      // Offline before and after: its excuse (its rank among the offline hosts) is unchanged.
+      const isExcused =
+        now.phase === 'offline'
+          ? prev.excused[pos]!
+          : now.phase === 'deferred' && plan.deferredHosts === 'excuse';
+      if (isExcused !== prev.excused[pos]) {
+        if (excused === prev.excused) excused = prev.excused.slice();
+        excused[pos] = isExcused;
+      }
+      // Neither failed: blocking is "not settled and not excused" (waveOf).
+      const wasBlocking = !was.settled && !prev.excused[pos]!;
+      const isBlocking = !now.settled && !isExcused;
+      if (wasBlocking === isBlocking) continue;
+      // Kept in wave order (waveReason and the views read it so); a position listed twice moves once.
+      const at = sortedIndex(blocking, pos);
+      if ((blocking[at] === pos) === isBlocking) continue;
+      if (blocking === prev.blocking) blocking = prev.blocking.slice();
+      if (isBlocking) blocking.splice(at, 0, pos);
+      else blocking.splice(at, 1);
+    }
+    return { ...prev, phases, excused, blocking, complete: !prev.halted && blocking.length === 0 };
   }
 
   /**

@@ -165,11 +165,10 @@ export function trace(input: TraceInput): Trace {
     };
     const ctx = carried === null ? new FleetContext(fleet) : new CarryingContext(fleet, carried);
     return subjectHosts.map((s) => {
-      // The gates (and through them the waves' evaluations) only for a pending host: any other phase
-      // is the host's own (ownPhaseOf), so a host's trace evaluates no wave while it is not pending.
-      // The reference (carryWaves: false) evaluates the host's whole channel, as fleetView does.
-      const ph =
-        carried === null ? ctx.phaseOf(s.channel, s.host) : ctx.ownPhaseOf(s.channel, s.host);
+      // A host's trace: the gates (and through them the waves' evaluations) only while it is pending;
+      // any other phase is the host's own (ownPhaseOf). A channel's hosts are read from its evaluation
+      // (one pass over each wave), as is the reference's (carryWaves: false) host.
+      const ph = ownOnly ? ctx.ownPhaseOf(s.channel, s.host) : ctx.phaseOf(s.channel, s.host);
       const hold = ph.phase === 'pending' ? ctx.gatesFor(s.channel, s.host) : null;
       // A pending host's reason is the gate holding it; any other phase's is what the acks say (note).
       return {
@@ -184,6 +183,7 @@ export function trace(input: TraceInput): Trace {
   // Every change to `acks` goes through setAck: it tells the carried evaluations which channel changed,
   // and, during a step that may be replayed, keeps what it replaced so the step can be undone.
   const carried = input.carryWaves === false ? null : new CarriedWaves(input.plans);
+  const ownOnly = carried !== null && 'host' in input.subject;
   let undo: [host: string, ack: AckRecord | undefined][] | null = null;
   const setAck = (host: string, ack: AckRecord | undefined): void => {
     undo?.push([host, acks[host]]);
@@ -380,14 +380,15 @@ class CarryingContext extends FleetContext {
     };
     if (holds) {
       // Some hosts' acks changed since: every other host's phase still holds at this instant (it is
-      // inside every phase's interval), so only theirs are derived again; the wave's counts are redone.
-      // The new evaluation holds within the old one's interval (which bounds the others' phases) and
-      // the new phases': narrower than the exact intersection at worst, which only re-evaluates sooner.
+      // inside every phase's interval), so only theirs are derived again, and the wave's counts are
+      // adjusted by their old and new phases (waveUpdated). The new evaluation holds within the old
+      // one's interval (which bounds the others' phases) and the new phases': narrower than the exact
+      // intersection at worst, which only re-evaluates sooner.
       ({ from, until } = c);
       const phases = c.ev.phases.slice();
-      for (const pos of this.carried.changedAt.get(key) ?? [])
-        within((phases[pos] = this.hostPhase(plan, st, wi, pos)));
-      ev = this.waveOf(plan, wi, phases, acceptedUntil);
+      const changed = this.carried.changedAt.get(key) ?? [];
+      for (const pos of changed) within((phases[pos] = this.hostPhase(plan, st, wi, pos)));
+      ev = this.waveUpdated(plan, wi, c.ev, phases, changed, acceptedUntil);
     } else {
       ev = super.wave(plan, st, wi, acceptedUntil);
       for (const ph of ev.phases) within(ph);
