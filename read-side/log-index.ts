@@ -14,6 +14,7 @@
 // Form: every distinct field value once (`values`), every distinct key list once (`shapes`), and per
 // record its shape and a value position per key; a `prev` that is the digest of an earlier record of
 // the index (nearly all: the hash chain) points at that record instead of repeating the digest.
+import type { Stats } from 'node:fs';
 import type { AckRecord } from '../reconciler/index.ts';
 
 export interface LogPrefixIndex {
@@ -24,6 +25,12 @@ export interface LogPrefixIndex {
   digest: string;
   /** Lines (records) in the prefix, taken or not: where the line numbers of the records after it start. */
   lines: number;
+  /**
+   * The segment file's identity (fileIdentity) as a read that checked this prefix's bytes saw it, when
+   * its times were clearly older than that read (RACY_MS): while the file still has this identity and
+   * exactly `bytes` bytes, its bytes are the ones checked, and the prefix's SHA-256 is not recomputed.
+   */
+  identity?: string;
   /** Distinct field values. */
   values: unknown[];
   /** Distinct key lists. */
@@ -33,6 +40,16 @@ export interface LogPrefixIndex {
   /** Per record: its shape, then a value position per key (a `prev` of record k: -(k + 1)). */
   records: number[];
 }
+
+/**
+ * What identifies a file's exact bytes without reading them (as read-side/ack-file-memo.ts remembers
+ * latest-ack files, by the same argument): device, inode, size, modification and change times. Any
+ * write, truncate or rename moves the change time to the kernel's clock, which no program can set.
+ */
+export function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 
 /** An indexed record: its chain digest and its signed ack. */
 export interface IndexedAck {
@@ -157,6 +174,7 @@ export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
     typeof x.digest === 'string' &&
     Number.isSafeInteger(x.bytes) &&
     Number.isSafeInteger(x.lines) &&
+    (x.identity === undefined || (typeof x.identity === 'string' && IDENTITY.test(x.identity))) &&
     Array.isArray(x.values) &&
     Array.isArray(x.shapes) &&
     x.shapes.every((s) => Array.isArray(s) && s.every((k) => typeof k === 'string')) &&
