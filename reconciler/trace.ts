@@ -302,41 +302,55 @@ interface CarriedWave {
   until: number;
 }
 
+/** One wave in a trace: its ack version, the positions changed since its carried evaluation, and that. */
+interface WaveState {
+  version: number;
+  changedAt: Set<number>;
+  carried: CarriedWave | undefined;
+}
+
 /**
  * The wave evaluations carried between the instants of one trace, each wave's ack version, and the
  * positions of the hosts whose ack changed since the wave's carried evaluation.
  */
 class CarriedWaves {
-  readonly evals = new Map<string, CarriedWave>();
-  readonly versions = new Map<string, number>();
-  readonly changedAt = new Map<string, Set<number>>();
-  /** host -> the key of its wave (channel NUL wave index) and its position in it. */
-  private readonly waveOf = new Map<string, { key: string; pos: number }>();
+  /** channel -> its waves' states, by wave index. */
+  private readonly channels = new Map<string, WaveState[]>();
+  /** host -> its wave's state and its position in it (every ack of a trace passes here). */
+  private readonly hosts = new Map<string, { wave: WaveState; pos: number }>();
 
   constructor(plans: FleetInput['plans']) {
-    for (const [name, plan] of Object.entries(plans))
+    for (const [name, plan] of Object.entries(plans)) {
+      const states = plan.waves.map((w): WaveState => ({
+        version: 0,
+        changedAt: new Set(),
+        carried: undefined,
+      }));
+      this.channels.set(name, states);
       for (const [wi, w] of plan.waves.entries())
-        w.hosts.forEach((h, pos) => this.waveOf.set(h, { key: waveKey(name, wi), pos }));
+        w.hosts.forEach((h, pos) => this.hosts.set(h, { wave: states[wi]!, pos }));
+    }
   }
 
   /** The latest ack of `host` changed: evaluations of its wave no longer hold. */
   changed(host: string): void {
-    const w = this.waveOf.get(host);
+    const w = this.hosts.get(host);
     if (w === undefined) return;
-    this.versions.set(w.key, (this.versions.get(w.key) ?? 0) + 1);
-    let at = this.changedAt.get(w.key);
-    if (at === undefined) this.changedAt.set(w.key, (at = new Set()));
-    at.add(w.pos);
+    w.wave.version++;
+    w.wave.changedAt.add(w.pos);
+  }
+
+  /** Wave `wi` of channel `channel`. */
+  state(channel: string, wi: number): WaveState {
+    return this.channels.get(channel)![wi]!;
   }
 
   /** `c` is now the wave's carried evaluation (at its current version). */
-  carry(key: string, c: CarriedWave): void {
-    this.evals.set(key, c);
-    this.changedAt.get(key)?.clear();
+  carry(s: WaveState, c: CarriedWave): void {
+    s.carried = c;
+    s.changedAt.clear();
   }
 }
-
-const waveKey = (channel: string, wave: number) => `${channel}\u0000${wave}`;
 
 /**
  * A FleetContext that reuses a wave's evaluation from an earlier instant of the trace while it still
@@ -362,9 +376,9 @@ class CarryingContext extends FleetContext {
     wi: number,
     acceptedUntil: number,
   ): WaveEval {
-    const key = waveKey(plan.channel, wi);
-    const c = this.carried.evals.get(key);
-    const version = this.carried.versions.get(key) ?? 0;
+    const s = this.carried.state(plan.channel, wi);
+    const c = s.carried;
+    const version = s.version;
     const holds =
       c !== undefined &&
       c.acceptedUntil === acceptedUntil &&
@@ -386,14 +400,14 @@ class CarryingContext extends FleetContext {
       // intersection at worst, which only re-evaluates sooner.
       ({ from, until } = c);
       const phases = c.ev.phases.slice();
-      const changed = this.carried.changedAt.get(key) ?? [];
+      const changed = s.changedAt;
       for (const pos of changed) within((phases[pos] = this.hostPhase(plan, st, wi, pos)));
       ev = this.waveUpdated(plan, wi, c.ev, phases, changed, acceptedUntil);
     } else {
       ev = super.wave(plan, st, wi, acceptedUntil);
       for (const ph of ev.phases) within(ph);
     }
-    this.carried.carry(key, { ev, version, acceptedUntil, from, until });
+    this.carried.carry(s, { ev, version, acceptedUntil, from, until });
     return ev;
   }
 }
