@@ -99,11 +99,14 @@ export function trace(input: TraceInput): Trace {
 
   // By time only: applyUntil keeps each host's highest seq among the acks up to an instant, so the order
   // of acks within one instant does not matter.
-  const sorted = input.history
-    .map((a) => ({ a, t: parseAckTime(a.time) }))
-    .sort((x, y) => x.t - y.t);
-  const first = sorted[0]?.t ?? input.now ?? 0;
-  const last = sorted[sorted.length - 1]?.t ?? input.now ?? 0;
+  // A log's history is nearly in time order already: positions sorted by a typed array of times, not
+  // an object per ack (~60,000 in a 10,000-host trace).
+  const history = input.history;
+  const timeOf = new Float64Array(history.length);
+  for (let i = 0; i < history.length; i++) timeOf[i] = parseAckTime(history[i]!.time);
+  const order = Array.from(history, (_, i) => i).sort((x, y) => timeOf[x]! - timeOf[y]!);
+  const first = order.length > 0 ? timeOf[order[0]!]! : (input.now ?? 0);
+  const last = order.length > 0 ? timeOf[order[order.length - 1]!]! : (input.now ?? 0);
   let maxSoak = 0;
   for (const p of Object.values(input.plans))
     for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
@@ -118,7 +121,7 @@ export function trace(input: TraceInput): Trace {
 
   // Evaluation instants: every ack time, plus regular steps.
   const instants = new Set<number>();
-  for (const s of sorted) if (s.t >= from && s.t <= until) instants.add(s.t);
+  for (const t of timeOf) if (t >= from && t <= until) instants.add(t);
   for (let t = from; t <= until; t += step) instants.add(t);
   instants.add(until);
   const times = [...instants].sort((a, b) => a - b);
@@ -192,8 +195,8 @@ export function trace(input: TraceInput): Trace {
     carried?.changed(host);
   };
   const applyUntil = (t: number): void => {
-    while (next < sorted.length && sorted[next]!.t <= t) {
-      const { a } = sorted[next]!;
+    while (next < order.length && timeOf[order[next]!]! <= t) {
+      const a = history[order[next]!]!;
       const prev = acks[a.host];
       // The ack the reconciler would keep (latestAcks: highest seq; of equal-seq forks, the same one).
       const kept =
