@@ -187,9 +187,13 @@ export function trace(input: TraceInput): Trace {
   // and, during a step that may be replayed, keeps what it replaced so the step can be undone.
   const carried = input.carryWaves === false ? null : new CarriedWaves(input.plans);
   const ownOnly = carried !== null && 'host' in input.subject;
-  let undo: [host: string, ack: AckRecord | undefined][] | null = null;
+  // Two parallel lists (host, the ack it had), not a pair per change: a step changes thousands.
+  let undo: { hosts: string[]; acks: (AckRecord | undefined)[] } | null = null;
   const setAck = (host: string, ack: AckRecord | undefined): void => {
-    undo?.push([host, acks[host]]);
+    if (undo !== null) {
+      undo.hosts.push(host);
+      undo.acks.push(acks[host]);
+    }
     if (ack === undefined) delete acks[host];
     else acks[host] = ack;
     carried?.changed(host);
@@ -254,7 +258,7 @@ export function trace(input: TraceInput): Trace {
     let i = 0;
     for (const end of steps) {
       const nextBefore = next;
-      undo = [];
+      undo = { hosts: [], acks: [] };
       applyUntil(end);
       const replaced = undo;
       undo = null;
@@ -269,7 +273,8 @@ export function trace(input: TraceInput): Trace {
         continue;
       }
       // Undo the step (newest change first), then replay it instant by instant.
-      for (let k = replaced.length - 1; k >= 0; k--) setAck(...replaced[k]!);
+      for (let k = replaced.hosts.length - 1; k >= 0; k--)
+        setAck(replaced.hosts[k]!, replaced.acks[k]);
       next = nextBefore;
       for (; i < times.length && times[i]! <= end; i++) {
         applyUntil(times[i]!);
