@@ -329,6 +329,37 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   assert.equal(await traceHost(fx, e!, cache), await traceHost(fx, e!, null), 'truncated');
 });
 
+test('trace --host, warm with every cache, prints byte for byte what --no-cache prints (text and --json), for hosts held, starting and soaked', async () => {
+  const fx = rollout();
+  const hosts = [
+    fx.wave('ch-0', 0)[0]!,
+    fx.wave('ch-0', 1)[0]!,
+    fx.wave('ch-1', 0)[0]!,
+    fx.wave('ch-1', 1)[0]!,
+  ];
+  const cache = join(fx.dir, 'cache');
+  const trace = async (host: string, json: boolean, cacheArgs: string[]) => {
+    const r = await run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--acks-log', fx.logFile],
+      ...['--now', new Date(NOW).toISOString(), '--host', host, ...(json ? ['--json'] : [])],
+      ...cacheArgs,
+    );
+    assert.is(r.code, 0, r.err);
+    return r.out;
+  };
+  let held = 0;
+  for (const host of hosts)
+    for (const json of [false, true]) {
+      const plain = await trace(host, json, ['--no-cache']);
+      if (!json && plain.includes('held by')) held++;
+      assert.is(await trace(host, json, ['--cache-dir', cache]), plain, `${host} cold`);
+      assert.is(await trace(host, json, ['--cache-dir', cache]), plain, `${host} warm`);
+    }
+  assert.ok(held >= 2, 'hosts held by gates were traced');
+  assert.ok(existsSync(join(cache, 'trace.ch-1.log-index')), 'the warm runs read an index');
+});
+
 test('a segmented log: one index per segment; a tampered middle segment is read in full', async () => {
   const fx = rollout();
   const [e] = fx.wave('ch-1', 0);
