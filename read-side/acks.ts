@@ -47,10 +47,11 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
-import { repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
+import { RACY_MS, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
+  fileIdentity,
   type IndexedAck,
   type LogPrefixIndex,
 } from './log-index.ts';
@@ -853,9 +854,21 @@ export class LogPrefixMemo {
   private indexAdded = false;
   /** Segments whose remembered prefix was taken from its index by this read (observability, tests). */
   indexHits = 0;
+  /**
+   * Of indexHits, those whose file had the index's identity (LogPrefixIndex.identity): the prefix's
+   * SHA-256 was not recomputed (observability, tests).
+   */
+  identityHits = 0;
+  /** A segment file's identity is kept with its index only when its times are before this (ms). */
+  readonly clearlyOlderThan: number;
 
-  constructor(earlier: Iterable<VerifiedLogPrefix> = []) {
+  /**
+   * `startedAt` (ms): the read's start, taken before any segment file is looked at (the racy rule of
+   * read-side/ack-file-memo.ts: a change after it always gives a newer change time).
+   */
+  constructor(earlier: Iterable<VerifiedLogPrefix> = [], startedAt: number = Date.now()) {
     for (const e of earlier) this.earlier.set(e.file, e);
+    this.clearlyOlderThan = startedAt - RACY_MS;
   }
 
   /** The remembered prefix of `file` under `fingerprint`, if any. */
@@ -919,7 +932,15 @@ export class LogPrefixMemo {
       if (!this.indexing || records === undefined || ackOf === undefined) continue;
       const same = this.indexOf(entry);
       if (same !== undefined) {
-        this.nowIndexes.set(entry.file, same);
+        // The same prefix, seen in a file whose identity is now clearly old: kept with it, so that the
+        // next read need not hash the prefix while the file keeps it.
+        const identity = records.identity;
+        if (identity === undefined || identity === same.identity)
+          this.nowIndexes.set(entry.file, same);
+        else {
+          this.nowIndexes.set(entry.file, { ...same, identity });
+          this.indexAdded = true;
+        }
         continue;
       }
       lookup ??= ackOf();
@@ -958,6 +979,8 @@ export interface ProposedRecords {
   lines: number;
   /** The hosts the read took in (its fingerprint's); undefined: every host of the trust. */
   hosts: ReadonlySet<string> | undefined;
+  /** The segment file's identity when this read saw it clearly older than itself (LogPrefixIndex.identity). */
+  identity?: string;
 }
 
 /**
@@ -986,7 +1009,15 @@ function buildIndex(
       return null;
     acks.push({ digest, signed });
   }
-  return encodeLogPrefixIndex({ ...entry, lines: records.lines }, acks, base);
+  return encodeLogPrefixIndex(
+    {
+      ...entry,
+      lines: records.lines,
+      ...(records.identity === undefined ? {} : { identity: records.identity }),
+    },
+    acks,
+    base,
+  );
 }
 
 /**
@@ -1183,6 +1214,7 @@ function proposePrefix(
           digests: [...(p.indexed ?? []).map((a) => a.digest), ...p.records.map((r) => r.digest)],
           lines: p.validLines,
           hosts,
+          ...(p.identity === undefined ? {} : { identity: p.identity }),
         }
       : undefined,
   );
@@ -1193,9 +1225,14 @@ interface IndexedPrefix {
   entry: VerifiedLogPrefix;
   index: LogPrefixIndex;
   acks: IndexedAck[];
-  /** The SHA-256 of the prefix, to be extended to what this read verifies. */
-  hash: Hash;
+  /**
+   * The SHA-256 of the prefix, to be extended to what this read verifies; null: the file still has the
+   * index's identity and nothing after the prefix (its digest is the remembered one).
+   */
+  hash: Hash | null;
   rest: Buffer;
+  /** The file's identity, when clearly older than this read (kept with the index). */
+  identity?: string;
 }
 
 /** Bytes hashed at a time: the prefix is never held whole (at 100,000 hosts it is ~770 MB). */
@@ -1206,6 +1243,11 @@ const HASH_CHUNK = 4 * 1024 * 1024;
  * the file still begins with exactly that prefix: its SHA-256 is computed reading the prefix in chunks
  * (its records are neither kept nor split: the index holds their acks), then only the bytes after it
  * are read, at most `maxBytes`. null: no index applies (the segment is read whole, as without one).
+ *
+ * A file that still has the identity kept with the index (device, inode, size, both times: see
+ * LogPrefixIndex.identity) and is exactly the prefix long has not been written since a read checked
+ * those bytes: the SHA-256 is not recomputed (docs/architecture.md "Log-prefix indexes"). An append,
+ * a rewritten byte or a truncation moves its change time (and the first two its size), so it is hashed.
  */
 function readAfterIndexedPrefix(
   file: string,
@@ -1222,23 +1264,38 @@ function readAfterIndexedPrefix(
     if (!st.isFile() || st.size < entry.bytes) return null;
     if (st.size - entry.bytes > maxBytes)
       throw new TooLarge(file, `${st.size - entry.bytes} bytes exceeds the limit of ${maxBytes}`);
-    const hash = createHash('sha256');
-    const chunk = Buffer.allocUnsafe(Math.min(entry.bytes, HASH_CHUNK));
-    for (let at = 0; at < entry.bytes;) {
-      const n = readInto(fd, chunk.subarray(0, Math.min(chunk.length, entry.bytes - at)), at);
-      if (n === 0) return null;
-      hash.update(chunk.subarray(0, n));
-      at += n;
+    const identity = fileIdentity(st);
+    const unchanged = index.identity === identity && st.size === entry.bytes;
+    let hash: Hash | null = null;
+    if (!unchanged) {
+      hash = createHash('sha256');
+      const chunk = Buffer.allocUnsafe(Math.min(entry.bytes, HASH_CHUNK));
+      for (let at = 0; at < entry.bytes;) {
+        const n = readInto(fd, chunk.subarray(0, Math.min(chunk.length, entry.bytes - at)), at);
+        if (n === 0) return null;
+        hash.update(chunk.subarray(0, n));
+        at += n;
+      }
+      // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
+      if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
     }
-    // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
-    if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
     const acks = decodeLogPrefixIndex(index);
     if (acks === null) return null;
     const rest = Buffer.allocUnsafe(st.size - entry.bytes);
     const n = readInto(fd, rest, entry.bytes);
     memo.hits++;
     memo.indexHits++;
-    return { entry, index, acks, hash, rest: rest.subarray(0, n) };
+    if (unchanged) memo.identityHits++;
+    // Kept with the index only when no change can still share these times (the racy rule).
+    const clearlyOld = Math.max(st.mtimeMs, st.ctimeMs) < memo.clearlyOlderThan;
+    return {
+      entry,
+      index,
+      acks,
+      hash,
+      rest: rest.subarray(0, n),
+      ...(clearlyOld ? { identity } : {}),
+    };
   } finally {
     closeSync(fd);
   }
@@ -1258,6 +1315,8 @@ function parseSegment(
   file: string;
   digest: () => string;
   indexed: IndexedAck[] | null;
+  /** After an indexed prefix: the file's identity, when clearly older than this read. */
+  identity?: string;
 } {
   const keep =
     hosts === undefined
@@ -1267,14 +1326,23 @@ function parseSegment(
           return host === null || hosts.has(host);
         };
   if (r.indexed !== undefined) {
-    const { entry, index, acks, hash } = r.indexed;
+    const { entry, index, acks, hash, identity } = r.indexed;
     const parsed = parseAckLog(r.bytes, r.file, {
       ...(keep === undefined ? {} : { keep }),
       start: { byte: entry.bytes, line: index.lines },
     });
+    // No hash: nothing follows the prefix in an unchanged file, so what this read verified is the prefix.
     const digest = () =>
-      `sha256:${hash.update(r.bytes.subarray(0, parsed.validBytes - entry.bytes)).digest('hex')}`;
-    return { ...parsed, file: r.file, digest, indexed: acks };
+      hash === null
+        ? entry.digest
+        : `sha256:${hash.update(r.bytes.subarray(0, parsed.validBytes - entry.bytes)).digest('hex')}`;
+    return {
+      ...parsed,
+      file: r.file,
+      digest,
+      indexed: acks,
+      ...(identity === undefined ? {} : { identity }),
+    };
   }
   const file = resolve(r.file);
   let hash = createHash('sha256');

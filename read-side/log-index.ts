@@ -14,6 +14,7 @@
 // Form: every distinct field value once (`values`), every distinct key list once (`shapes`), and per
 // record its shape and a value position per key; a `prev` that is the digest of an earlier record of
 // the index (nearly all: the hash chain) points at that record instead of repeating the digest.
+import type { Stats } from 'node:fs';
 import type { AckRecord } from '../reconciler/index.ts';
 
 export interface LogPrefixIndex {
@@ -24,6 +25,12 @@ export interface LogPrefixIndex {
   digest: string;
   /** Lines (records) in the prefix, taken or not: where the line numbers of the records after it start. */
   lines: number;
+  /**
+   * The segment file's identity (fileIdentity) as a read that checked this prefix's bytes saw it, when
+   * its times were clearly older than that read (RACY_MS): while the file still has this identity and
+   * exactly `bytes` bytes, its bytes are the ones checked, and the prefix's SHA-256 is not recomputed.
+   */
+  identity?: string;
   /** Distinct field values. */
   values: unknown[];
   /** Distinct key lists. */
@@ -33,6 +40,16 @@ export interface LogPrefixIndex {
   /** Per record: its shape, then a value position per key (a `prev` of record k: -(k + 1)). */
   records: number[];
 }
+
+/**
+ * What identifies a file's exact bytes without reading them (as read-side/ack-file-memo.ts remembers
+ * latest-ack files, by the same argument): device, inode, size, modification and change times. Any
+ * write, truncate or rename moves the change time to the kernel's clock, which no program can set.
+ */
+export function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 
 /** An indexed record: its chain digest and its signed ack. */
 export interface IndexedAck {
@@ -114,12 +131,16 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
 export function decodeLogPrefixIndex(index: LogPrefixIndex): IndexedAck[] | null {
   const { values, shapes, digests, records } = index;
   for (const v of values) if (v !== null && typeof v === 'object') deepFreeze(v);
+  // Each ack starts as a copy of its shape's template (its keys, in order): one object copy instead of
+  // a property added at a time (~2x faster for 60,000 acks in a fresh process).
+  const templates = shapes.map((keys) => Object.fromEntries(keys.map((k) => [k, null])));
   const out: IndexedAck[] = [];
   let at = 0;
   for (let n = 0; n < digests.length; n++) {
-    const keys = shapes[records[at++]!];
+    const s = records[at++]!;
+    const keys = shapes[s];
     if (keys === undefined || at + keys.length > records.length) return null;
-    const signed: Record<string, unknown> = {};
+    const signed: Record<string, unknown> = { ...templates[s] };
     for (const k of keys) {
       const i = records[at++]!;
       if (i < 0) {
@@ -157,6 +178,7 @@ export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
     typeof x.digest === 'string' &&
     Number.isSafeInteger(x.bytes) &&
     Number.isSafeInteger(x.lines) &&
+    (x.identity === undefined || (typeof x.identity === 'string' && IDENTITY.test(x.identity))) &&
     Array.isArray(x.values) &&
     Array.isArray(x.shapes) &&
     x.shapes.every((s) => Array.isArray(s) && s.every((k) => typeof k === 'string')) &&

@@ -125,6 +125,18 @@ function compareRank(a: RankKey, b: RankKey): number {
   return a.pos - b.pos;
 }
 
+/** Where `x` is, or would go, in the ascending `sorted`. */
+function sortedIndex(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export function allowedFailures(wave: PlanWave): number {
   const t = wave.failureThreshold;
   return 'count' in t ? t.count : Math.floor((t.percent * wave.hosts.length) / 100);
@@ -409,6 +421,57 @@ export class FleetContext {
   }
 
   /**
+   * Wave `wi` again after the phases at positions `changed` did (`phases`: all of its hosts' phases now,
+   * `prev`: its evaluation before, at the same acceptedUntil): its counts adjusted by those hosts' old
+   * and new phases instead of redone over the wave (trace() carries a wave's evaluation while a few of
+   * its ~thousands of hosts post, reconciler/trace.ts). Gives what waveOf(plan, wi, phases,
+   * acceptedUntil) gives (tests/reconciler/wave-update.test.ts); a change into or out of `failed` or
+   * `offline` (which move the failure list or the order-dependent offline excuses) redoes the wave.
+   */
+  protected waveUpdated(
+    plan: ChannelPlan,
+    wi: number,
+    prev: WaveEval,
+    phases: DerivedPhase[],
+    changed: Iterable<number>,
+    acceptedUntil: number,
+  ): WaveEval {
+    let excused = prev.excused;
+    let blocking = prev.blocking;
+    for (const pos of changed) {
+      const was = prev.phases[pos]!;
+      const now = phases[pos]!;
+      if (was === now) continue;
+      if (
+        was.phase === 'failed' ||
+        now.phase === 'failed' ||
+        (was.phase === 'offline') !== (now.phase === 'offline')
+      )
+        return this.waveOf(plan, wi, phases, acceptedUntil);
+      // Offline before and after: its excuse (its rank among the offline hosts) is unchanged.
+      const isExcused =
+        now.phase === 'offline'
+          ? prev.excused[pos]!
+          : now.phase === 'deferred' && plan.deferredHosts === 'excuse';
+      if (isExcused !== prev.excused[pos]) {
+        if (excused === prev.excused) excused = prev.excused.slice();
+        excused[pos] = isExcused;
+      }
+      // Neither failed: blocking is "not settled and not excused" (waveOf).
+      const wasBlocking = !was.settled && !prev.excused[pos]!;
+      const isBlocking = !now.settled && !isExcused;
+      if (wasBlocking === isBlocking) continue;
+      // Kept in wave order (waveReason and the views read it so); a position listed twice moves once.
+      const at = sortedIndex(blocking, pos);
+      if ((blocking[at] === pos) === isBlocking) continue;
+      if (blocking === prev.blocking) blocking = prev.blocking.slice();
+      if (isBlocking) blocking.splice(at, 0, pos);
+      else blocking.splice(at, 1);
+    }
+    return { ...prev, phases, excused, blocking, complete: !prev.halted && blocking.length === 0 };
+  }
+
+  /**
    * The phase of the host at `pos` in wave `wi`: derived from its latest ack, or reused from the last
    * evaluation while that ack and the phase's validity interval still hold; then the operator's retry.
    */
@@ -450,6 +513,24 @@ export class FleetContext {
       settled: false,
       failure: null,
     };
+  }
+
+  /**
+   * The phase of one host, without evaluating its channel's waves when they are not evaluated yet: a
+   * phase rests on the host's own latest ack, `now`, its revocation and the operator's retry alone
+   * (hostPhase), so it is the value phaseOf gives. trace() of a host reads only this while the host is
+   * not pending: its gates, and so the waves, matter only for a pending host (reconciler/trace.ts).
+   */
+  ownPhaseOf(channel: string, host: string): DerivedPhase {
+    const ce = this.channels.get(channel);
+    const plan = ce?.plan ?? this.plan(channel);
+    const st = planStatic(plan, this.tol);
+    const at = st.position.get(host);
+    if (at === undefined)
+      throw new ReconcilerInputError(`host "${host}" is in no wave of channel "${channel}"`);
+    return ce !== undefined
+      ? ce.waves[at.wave]!.phases[at.pos]!
+      : this.hostPhase(plan, st, at.wave, at.pos);
   }
 
   phaseOf(channel: string, host: string): DerivedPhase {

@@ -6,7 +6,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
@@ -179,6 +186,85 @@ test('a new record after the indexed prefix that does not verify is refused at i
   );
 });
 
+test('an unchanged log is not hashed again; a rewritten byte, an append or a truncation is (or reads the log in full)', async () => {
+  const fx = rollout();
+  const [e] = fx.wave('ch-1', 0);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const scope = traceScope(release, { host: e! });
+  const read = (memo?: LogPrefixMemo) =>
+    loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, memo);
+  // The log was just written: a run "starting" a minute from now sees it clearly older than itself
+  // (the racy rule); the waits below let the kernel's clock move past the times it remembered.
+  const later = Date.now() + 60_000;
+  const warmFrom = (earlier: LogPrefixMemo) => {
+    const memo = new LogPrefixMemo(earlier.used(), later);
+    memo.useIndexes(earlier.usedIndexes());
+    return memo;
+  };
+  const tick = () => new Promise((r) => setTimeout(r, 50));
+  const cold = new LogPrefixMemo([], later);
+  cold.useIndexes([]);
+  read(cold);
+  const first = warmFrom(cold);
+  sameHistory(read(first), read(), 'hashed');
+  assert.equal([first.indexHits, first.identityHits], [1, 0]);
+  assert.ok(first.indexesChanged, "the file's identity is kept with the index");
+  assert.ok(first.usedIndexes()[0]!.identity !== undefined);
+  const unchanged = warmFrom(first);
+  sameHistory(read(unchanged), read(), 'unchanged file, not hashed');
+  assert.equal([unchanged.indexHits, unchanged.identityHits], [1, 1]);
+  assert.not.ok(unchanged.indexesChanged, 'nothing to rewrite');
+
+  // Appended: hashed, the new record verified, the identity kept again with the grown index.
+  await tick();
+  postAcks(fx, e!, [{ kind: 'heartbeat', at: NOW - 2 * MIN, healthySince: NOW - 16 * MIN }]);
+  const grown = warmFrom(unchanged);
+  sameHistory(read(grown), read(), 'appended');
+  assert.equal([grown.indexHits, grown.identityHits], [1, 0]);
+  const settled = warmFrom(grown);
+  read(settled);
+  assert.equal([settled.indexHits, settled.identityHits], [1, 1]);
+
+  // A torn tail (a crash mid-append): longer than its prefix, so hashed however old it is.
+  await tick();
+  appendFileSync(fx.logFile, 'sha256:0123');
+  const torn = warmFrom(settled);
+  read(torn);
+  const tornAgain = warmFrom(torn);
+  sameHistory(read(tornAgain), read(), 'torn tail');
+  assert.equal([tornAgain.indexHits, tornAgain.identityHits], [1, 0]);
+
+  // One byte of the prefix rewritten in place (same length, its frame digest made to match): hashed,
+  // not believed, read in full: the record is refused as without a cache.
+  await tick();
+  const text = readFileSync(fx.logFile, 'utf8').split('\n');
+  const i = text.findIndex((l) => l.includes(`"host":"${e}"`) && l.includes('"heartbeat"'));
+  const forged = text[i]!.slice(72).replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+  assert.is.not(forged, text[i]!.slice(72));
+  text[i] = `sha256:${createHash256(forged)}\t${forged}`;
+  writeFileSync(fx.logFile, text.join('\n'));
+  const rewritten = warmFrom(tornAgain);
+  const h = read(rewritten);
+  sameHistory(h, read(), 'rewritten byte');
+  assert.equal([rewritten.indexHits, rewritten.identityHits], [0, 0]);
+  assert.equal(
+    h.rejected.map((r) => r.code),
+    ['BadSignature'],
+  );
+
+  // Cut to its first half: shorter than the prefix, read in full.
+  const again = warmFrom(rewritten);
+  read(again);
+  const kept = warmFrom(again);
+  read(kept);
+  await tick();
+  const bytes = readFileSync(fx.logFile);
+  truncateSync(fx.logFile, bytes.indexOf(0x0a, bytes.length >> 1) + 1);
+  const cut = warmFrom(kept);
+  sameHistory(read(cut), read(), 'truncated');
+  assert.equal([cut.indexHits, cut.identityHits], [0, 0]);
+});
+
 const createHash256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 test('trace --host with the index: the same trace as a full replay; a tampered or truncated log falls back; an edited index is not believed', async () => {
@@ -241,6 +327,37 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   const bytes = readFileSync(fx.logFile);
   truncateSync(fx.logFile, bytes.indexOf(0x0a, bytes.length >> 1) + 1);
   assert.equal(await traceHost(fx, e!, cache), await traceHost(fx, e!, null), 'truncated');
+});
+
+test('trace --host, warm with every cache, prints byte for byte what --no-cache prints (text and --json), for hosts held, starting and soaked', async () => {
+  const fx = rollout();
+  const hosts = [
+    fx.wave('ch-0', 0)[0]!,
+    fx.wave('ch-0', 1)[0]!,
+    fx.wave('ch-1', 0)[0]!,
+    fx.wave('ch-1', 1)[0]!,
+  ];
+  const cache = join(fx.dir, 'cache');
+  const trace = async (host: string, json: boolean, cacheArgs: string[]) => {
+    const r = await run(
+      'trace',
+      ...['--tree', fx.tree, '--root', fx.rootFile, '--acks-log', fx.logFile],
+      ...['--now', new Date(NOW).toISOString(), '--host', host, ...(json ? ['--json'] : [])],
+      ...cacheArgs,
+    );
+    assert.is(r.code, 0, r.err);
+    return r.out;
+  };
+  let held = 0;
+  for (const host of hosts)
+    for (const json of [false, true]) {
+      const plain = await trace(host, json, ['--no-cache']);
+      if (!json && plain.includes('held by')) held++;
+      assert.is(await trace(host, json, ['--cache-dir', cache]), plain, `${host} cold`);
+      assert.is(await trace(host, json, ['--cache-dir', cache]), plain, `${host} warm`);
+    }
+  assert.ok(held >= 2, 'hosts held by gates were traced');
+  assert.ok(existsSync(join(cache, 'trace.ch-1.log-index')), 'the warm runs read an index');
 });
 
 test('a segmented log: one index per segment; a tampered middle segment is read in full', async () => {
