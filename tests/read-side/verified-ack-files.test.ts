@@ -105,19 +105,27 @@ function tamperInPlace(file: string): void {
 
 test('a warm one-host view recalls every file of its scope and shows what a cold view shows, at instants crossing its thresholds', async () => {
   const fx = rollout('verified-files');
-  const host = subject(fx);
-  const first = await warm(fx, host);
-  assert.is(first.hits, 0);
-  assertSame(first, await cold(fx, host), 'the run that fills the memo');
-  // Soak ends, hosts go offline (no heartbeat for minutes), the timestamp expires (stale view): each
-  // instant's view over recalled acks is the cold view's.
-  for (const at of [0, 3, 6, 12, 30, 90].map((m) => NOW + m * MIN)) {
-    const w = await warm(fx, host, at);
-    assert.is(w.hits, filesOf(fx), `every file recalled at +${(at - NOW) / MIN} min`);
-    assertSame(w, await cold(fx, host, at), `at +${(at - NOW) / MIN} min`);
+  // A polling host (pending, then offline past the offline window) and a soaked one (its heartbeat
+  // then stale): both of ch-1, whose scope is every host of the fixture.
+  const soaked = fx.wave('ch-1', 0)[0]!;
+  for (const host of [subject(fx), soaked]) {
+    const first = await warm(fx, host);
+    assertSame(first, await cold(fx, host), `${host}: the run that fills the memo`);
+    // Soak ends, hosts go offline (no ack for minutes), heartbeats go stale, the timestamp expires
+    // (a stale view): each instant's view over recalled acks is the cold view's.
+    for (const at of [0, 3, 6, 12, 30, 90].map((m) => NOW + m * MIN)) {
+      const w = await warm(fx, host, at);
+      assert.is(w.hits, filesOf(fx), `every file recalled at +${(at - NOW) / MIN} min`);
+      assertSame(w, await cold(fx, host, at), `${host} at +${(at - NOW) / MIN} min`);
+    }
   }
-  // The premise: the instants above do give different views.
-  assert.is.not((await cold(fx, host, NOW + 90 * MIN)).json, (await cold(fx, host)).json);
+  // The premises: those instants do cross the thresholds.
+  const row = async (host: string, at: number) => (await cold(fx, host, at)).state.view.hosts[0]!;
+  assert.is((await row(subject(fx), NOW)).phase, 'pending');
+  assert.is((await row(subject(fx), NOW + 90 * MIN)).phase, 'offline');
+  assert.not.match((await row(soaked, NOW)).detail, 'stale');
+  assert.match((await row(soaked, NOW + 90 * MIN)).detail, 'heartbeat is stale');
+  assert.is((await cold(fx, soaked, NOW + 90 * MIN)).state.stale?.failure.code, 'Stale');
 });
 
 test('a file tampered in place is read again and refused; a memo edited by hand is ignored whole', async () => {
