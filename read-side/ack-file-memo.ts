@@ -128,9 +128,11 @@ export class AckFileMemo {
     startedAt: number = Date.now(),
     readonly keeps: 'bytes' | 'verified' = 'bytes',
   ) {
-    for (const e of earlier)
+    for (const e of earlier) {
       if ('repeats' in e) this.earlierBundles.set(e.path, e);
-      else if ('signed' in e === (keeps === 'verified')) this.earlier.set(e.path, e);
+      // Only entries of the kind this memo keeps (a file of the other kind is another view's).
+      else if (('signed' in e ? 'verified' : 'bytes') === keeps) this.earlier.set(e.path, e);
+    }
     this.clearlyOlderThan = startedAt - RACY_MS;
   }
 

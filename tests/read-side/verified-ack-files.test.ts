@@ -55,6 +55,7 @@ async function warm(
   host: string,
   now: number = NOW,
   startedAt: number = Date.now() + 10 * RACY_MS,
+  ackLogs: string[] = [],
 ): Promise<Shown & { hits: number }> {
   const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status-host', startedAt);
   const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
@@ -64,17 +65,24 @@ async function warm(
     ackCacheFor: (channel) => store.scopeAcks(channel),
     ackFiles: () => store.verifiedAckFiles,
     memo: store.documents,
+    ackLogs,
   });
   store.save();
   return { ...shown(state, host), hits: store.verifiedAckFiles.hits };
 }
 
 /** The same view with no cache at all (`--no-cache`). */
-async function cold(fx: Fixture, host: string, now: number = NOW): Promise<Shown> {
+async function cold(
+  fx: Fixture,
+  host: string,
+  now: number = NOW,
+  ackLogs: string[] = [],
+): Promise<Shown> {
   const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
     now,
     manifests: [host],
     host,
+    ackLogs,
   });
   return shown(state, host);
 }
@@ -223,6 +231,27 @@ test('a new release that re-keys a host: its file is read and verified under the
     "the peer's ack, signed with its old key, is refused under the new one",
   );
   assertSame(w, await cold(fx, host), 'after the new release');
+});
+
+test('with an ack log (--acks-log): files whose acks the log also holds are recalled, the view is a cold one', async () => {
+  const fx = rollout('verified-files-log');
+  const host = subject(fx);
+  const logs = [fx.logFile];
+  const first = await warm(fx, host, NOW, undefined, logs);
+  assert.is(first.hits, 0);
+  const w = await warm(fx, host, NOW, undefined, logs);
+  assert.is(w.hits, filesOf(fx));
+  assertSame(w, await cold(fx, host, NOW, logs), 'with the log');
+  // A file tampered in place is still read and refused beside the log's genuine copy of its ack.
+  const peer = fx.wave('ch-0', 1)[0]!;
+  tamperInPlace(hostFile(fx, peer));
+  const t = await warm(fx, host, NOW, undefined, logs);
+  assert.is(t.hits, filesOf(fx) - 1);
+  assert.equal(
+    t.state.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/hosts/${peer}.json`, 'BadSignature']],
+  );
+  assertSame(t, await cold(fx, host, NOW, logs), 'a tampered file with the log');
 });
 
 test("git's racy rule: files changed within RACY_MS of the run's start are not remembered", async () => {
