@@ -25,24 +25,32 @@ const missing = (e) => {
 // With a code-cache directory (NIXFLEET_CODE_CACHE, or systemd's CACHE_DIRECTORY: the agent's unit
 // sets CacheDirectory=), the CLI runs from one script whose compiled code V8 keeps there
 // (cli/code-cache.ts); a timer-mode `agent --once` then compiles almost nothing (issue 10).
-const cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?.split(':')[0];
+// The operator's views (`status`, `trace`) keep one by default beside their verified-ack cache
+// (cli/code-cache.ts operatorCodeCacheDir; none with --no-cache).
+const OPERATOR_VIEWS = ['status', 'trace'];
 async function run() {
-  if (cacheDir) {
-    let runWithCodeCache;
+  const argv = process.argv.slice(2);
+  const codeCache = () => {
     try {
-      ({ runWithCodeCache } = require('../dist/code-cache.cjs'));
+      return require('../dist/code-cache.cjs');
     } catch (e) {
       missing(e);
     }
+  };
+  let cacheDir = process.env.NIXFLEET_CODE_CACHE || process.env.CACHE_DIRECTORY?.split(':')[0];
+  if (!cacheDir && OPERATOR_VIEWS.includes(argv[0]))
+    cacheDir = codeCache().operatorCodeCacheDir(argv);
+  if (cacheDir) {
+    const { runWithCodeCache } = codeCache();
     // `agent` runs from a script holding that command alone (scripts/build.mjs: half the size of
     // main.cjs, so less to read, hash and keep in memory every minute on every host).
     const script = process.argv[2] === 'agent' ? 'agent.cjs' : 'main.cjs';
     const bundle = require('node:path').join(__dirname, '..', 'dist', script);
-    return runWithCodeCache(bundle, cacheDir, process.argv.slice(2)).catch(missing);
+    return runWithCodeCache(bundle, cacheDir, argv).catch(missing);
   }
   const cli = await import('../dist/main.js').catch(missing);
   cli.endQuietlyWhenOutputCloses();
-  return cli.main(process.argv.slice(2));
+  return cli.main(argv);
 }
 run().then((code) => {
   process.exitCode = code;

@@ -142,6 +142,36 @@ function load(bundle: string, dir: string): Loaded {
   return { script, cli: module.exports, dir, prefix, file, dirTrusted, offered: !!cached };
 }
 
+/** The operator's views, which keep a code cache by default (operatorCodeCacheDir). */
+const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
+
+/**
+ * Where an operator view (`status`, `trace`) keeps its code cache when NIXFLEET_CODE_CACHE does not
+ * say: `code/` in the view's own cache directory (`--cache-dir DIR`, else the default one of
+ * read-side/verified-cache.ts defaultCacheDir: $XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet).
+ * Undefined for any other command and with `--no-cache` (then nothing is read or written). A warm
+ * `status --host` at 10,000 hosts spends ~0.05 s of its ~0.5 s compiling without it
+ * (docs/benchmarks.md "operator"); the agent's unit sets its own directory.
+ */
+export function operatorCodeCacheDir(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (!OPERATOR_VIEWS.has(argv[0] ?? '')) return undefined;
+  let dir: string | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === '--no-cache') return undefined;
+    if (a === '--cache-dir') dir = argv[++i];
+    else if (a.startsWith('--cache-dir=')) dir = a.slice('--cache-dir='.length);
+  }
+  // The same default as defaultCacheDir (not imported: this loader stays a few kilobytes).
+  if (dir === undefined && env.XDG_CACHE_HOME) dir = join(env.XDG_CACHE_HOME, 'nixfleet');
+  else if (dir === undefined && env.HOME) dir = join(env.HOME, '.cache', 'nixfleet');
+  return dir === undefined || dir === '' ? undefined : join(dir, 'code');
+}
+
 /** Loads `bundle` (a CommonJS script) with the code cache in `dir`, runs the CLI, keeps the cache. */
 export async function runWithCodeCache(
   bundle: string,

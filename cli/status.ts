@@ -75,8 +75,11 @@ async function treeState(
     ...(host === undefined
       ? { ackCache: store.cache }
       : { host, ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
-    // Latest-ack files recalled by their identity instead of read (a memo kept only with a cache).
-    ...(cacheDir === null ? {} : { ackFiles: () => store.ackFiles }),
+    // Latest-ack files recalled by their identity instead of read (a memo kept only with a cache); a
+    // --host view reads no bundles, so it keeps each file's verified ack rather than its bytes.
+    ...(cacheDir === null
+      ? {}
+      : { ackFiles: () => (host === undefined ? store.ackFiles : store.verifiedAckFiles) }),
     memo: store.documents,
     ackLogs,
   });

@@ -16,8 +16,17 @@
 // digest, their claims checked against the release, a miss parsed strictly and its signature verified.
 // The memo file is sealed with the cache directory's HMAC key (read-side/verified-cache.ts), so one
 // edited by hand is ignored whole and every file is read.
+//
+// A one-host view (`status --host`, which reads no bundles) keeps instead what a full read of each file
+// ended with (`keeps: 'verified'`): the signed ack that was taken in strictly and verified as the
+// file's host under the host key the release then named. A recalled entry stands in for reading,
+// strict intake and the signature check of exactly those bytes under exactly that key (what the ack
+// cache spares by digest), never for the claims checked against this run's release; a re-keyed host's
+// file is read and verified again. Only verified acks are remembered so: a refused file is read every
+// run (and refused again).
 import { statSync } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
+import type { AckRecord } from '../reconciler/index.ts';
 
 /**
  * How much older than the run's start a file's times must be for it to be remembered: a rewrite within
@@ -48,6 +57,19 @@ export interface RepeatingBundle {
   identity: string;
   hosts: string[];
   repeats: string;
+}
+
+/**
+ * A latest-ack file whose bytes (digest `digest`) a full read took in strictly and verified as the
+ * ack of `host` under `hostKey` (the base64 key the release named): `signed` is that ack's signed part.
+ */
+export interface VerifiedAckFile {
+  path: string;
+  identity: string;
+  digest: string;
+  host: string;
+  hostKey: string;
+  signed: AckRecord;
 }
 
 /** A file's identity (as recall gives it for remember): null when missing or not a regular file. */
@@ -83,8 +105,11 @@ function identityOf(path: string): Seen {
  * before reading a file; `remember` after reading one that was not recalled.
  */
 export class AckFileMemo {
-  private readonly earlier = new Map<string, AckFileEntry>();
-  private readonly now = new Map<string, AckFileEntry>();
+  private readonly earlier = new Map<string, AckFileEntry | VerifiedAckFile>();
+  private readonly now = new Map<string, AckFileEntry | VerifiedAckFile>();
+  /** `keeps: 'verified'`: files read this run, remembered by settle() once their acks are verified. */
+  private readonly unsettled: { path: string; identity: string; digest: string; host: string }[] =
+    [];
   private readonly earlierBundles = new Map<string, RepeatingBundle>();
   private readonly nowBundles = new Map<string, RepeatingBundle>();
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
@@ -93,26 +118,35 @@ export class AckFileMemo {
   /** Files recalled this run instead of read (observability, tests). */
   hits = 0;
 
-  /** `startedAt` (ms): the run's start, taken before any file is looked at. */
+  /**
+   * `startedAt` (ms): the run's start, taken before any file is looked at. `keeps`: what is remembered
+   * of a file read: its bytes (`bytes`, the default: any view) or its verified ack (`verified`: a view
+   * without bundles, which compare bytes; see the top of this file).
+   */
   constructor(
-    earlier: Iterable<AckFileEntry | RepeatingBundle> = [],
+    earlier: Iterable<AckFileEntry | VerifiedAckFile | RepeatingBundle> = [],
     startedAt: number = Date.now(),
+    readonly keeps: 'bytes' | 'verified' = 'bytes',
   ) {
-    for (const e of earlier)
+    for (const e of earlier) {
       if ('repeats' in e) this.earlierBundles.set(e.path, e);
-      else this.earlier.set(e.path, e);
+      // Only entries of the kind this memo keeps (a file of the other kind is another view's).
+      else if (('signed' in e ? 'verified' : 'bytes') === keeps) this.earlier.set(e.path, e);
+    }
     this.clearlyOlderThan = startedAt - RACY_MS;
   }
 
   /**
-   * The remembered digest and bytes of `path` when its identity is unchanged; otherwise what
-   * `remember` needs after reading it (null: missing or not a regular file; the read reports it).
+   * What is remembered of `path` when its identity is unchanged (its bytes, or its verified ack: the
+   * caller then calls `keep` if it took that in); otherwise what `remember` needs after reading it
+   * (null: missing or not a regular file; the read reports it).
    */
-  recall(path: string): { hit: AckFileEntry } | Seen {
+  recall(path: string): { hit: AckFileEntry } | { verified: VerifiedAckFile; seen: Seen } | Seen {
     const id = identityOf(path);
     if (id === null) return null;
     const e = this.earlier.get(path);
     if (e !== undefined && e.identity === id.identity) {
+      if ('signed' in e) return { verified: e, seen: id };
       this.now.set(path, e);
       this.hits++;
       return { hit: e };
@@ -120,13 +154,23 @@ export class AckFileMemo {
     return id;
   }
 
+  /** A recalled verified ack the collector took in as it stands: kept for the next run. */
+  keep(e: VerifiedAckFile): void {
+    this.now.set(e.path, e);
+    this.hits++;
+  }
+
   /**
    * After reading `bytes` from `path` (whose identity `recall` gave before the read): remembered when
    * clearly older than the run, and only if the bytes survive a round trip through the memo's text
    * (valid UTF-8, one line). `digest`: their SHA-256, as the collector computed it.
    */
-  remember(path: string, seen: Seen, bytes: Buffer, digest: string): void {
+  remember(path: string, seen: Seen, bytes: Buffer, digest: string, host: string): void {
     if (!this.clearlyOld(seen, path)) return;
+    if (this.keeps === 'verified') {
+      this.unsettled.push({ path, identity: seen!.identity, digest, host });
+      return;
+    }
     const text = bytes.toString('utf8');
     if (text.includes('\n') || !Buffer.from(text, 'utf8').equals(bytes)) return;
     this.now.set(path, { path, identity: seen!.identity, digest, text });
@@ -157,6 +201,30 @@ export class AckFileMemo {
     this.added = true;
   }
 
+  /**
+   * `keeps: 'verified'`, after the collector's result: each file read this run whose bytes it verified
+   * as its host's ack is remembered with that ack and the host key it was verified under. `verified`:
+   * the collector's verified acks and their digests (same index); `hostKeys`: the release's.
+   */
+  settle(
+    verified: readonly AckRecord[],
+    digests: readonly string[],
+    hostKeys: ReadonlyMap<string, string>,
+  ): void {
+    if (this.unsettled.length === 0) return;
+    const at = new Map<string, number>();
+    digests.forEach((d, i) => at.set(d, i));
+    for (const u of this.unsettled) {
+      const i = at.get(u.digest);
+      const ack = i === undefined ? undefined : verified[i];
+      const hostKey = hostKeys.get(u.host);
+      if (ack === undefined || ack.host !== u.host || hostKey === undefined) continue;
+      this.now.set(u.path, { ...u, hostKey, signed: ack });
+      this.added = true;
+    }
+    this.unsettled.length = 0;
+  }
+
   /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
   private clearlyOld(seen: Seen, path: string): boolean {
     return seen !== null && seen.newestMs < this.clearlyOlderThan && !/[\t\n]/.test(path);
@@ -171,9 +239,15 @@ export class AckFileMemo {
     );
   }
 
-  /** What this run recalled or remembered: what is saved. */
+  /** What this run recalled or remembered: what is saved (`keeps: 'bytes'`). */
   used(): (AckFileEntry | RepeatingBundle)[] {
-    return [...this.now.values(), ...this.nowBundles.values()];
+    const files = [...this.now.values()].filter((e): e is AckFileEntry => !('signed' in e));
+    return [...files, ...this.nowBundles.values()];
+  }
+
+  /** The verified acks this run recalled or remembered: what is saved (`keeps: 'verified'`). */
+  usedVerified(): VerifiedAckFile[] {
+    return [...this.now.values()].filter((e): e is VerifiedAckFile => 'signed' in e);
   }
 }
 
@@ -214,4 +288,44 @@ function parseBundleEntry(line: string): RepeatingBundle | null {
     path: path!,
     hosts: hosts === '' ? [] : hosts.split(' '),
   };
+}
+
+/**
+ * A verified memo (`keeps: 'verified'`) as one line: a JSON array of `[identity, digest, host, host
+ * key, path, signed]`, one per file. One JSON.parse of the whole is about half the CPU of one per
+ * file (measured: 6,629 acks, 3.6 MB), and a one-host view recalls all or nearly all of them.
+ */
+export function formatVerifiedAckFiles(entries: readonly VerifiedAckFile[]): string {
+  return JSON.stringify(
+    entries.map((e) => [e.identity, e.digest, e.host, e.hostKey, e.path, e.signed]),
+  );
+}
+
+/** formatVerifiedAckFiles' line back (null: malformed, and then none of it is believed). */
+export function parseVerifiedAckFiles(line: string): VerifiedAckFile[] | null {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(rows)) return null;
+  const out: VerifiedAckFile[] = [];
+  for (const r of rows as unknown[]) {
+    if (!Array.isArray(r) || r.length !== 6) return null;
+    const [identity, digest, host, hostKey, path, signed] = r as unknown[];
+    if (
+      typeof identity !== 'string' ||
+      typeof digest !== 'string' ||
+      typeof host !== 'string' ||
+      typeof hostKey !== 'string' ||
+      typeof path !== 'string' ||
+      typeof signed !== 'object' ||
+      signed === null ||
+      (signed as { host?: unknown }).host !== host
+    )
+      return null;
+    out.push({ identity, digest, host, hostKey, path, signed: signed as AckRecord });
+  }
+  return out;
 }

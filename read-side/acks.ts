@@ -213,7 +213,7 @@ interface PendingAck {
   /** Known from the cache: no signature check needed, no bytes kept. */
   known: true | Refusal | undefined;
   bytes: Uint8Array | null;
-  /** Vouched for by a verified log prefix: not recorded in the ack cache. */
+  /** Vouched for by an earlier verified read (a log prefix, a recalled file): not recorded in the ack cache. */
   fromPrefix?: true;
   /**
    * How many rejections were listed when it arrived: a refusal found by the batch is listed there, so
@@ -294,6 +294,47 @@ export class AckCollector {
       () => text,
     );
     return id;
+  }
+
+  /**
+   * A latest-ack file recalled with its verified ack (AckFileMemo `keeps: 'verified'`): a full read
+   * of exactly the bytes with digest `id` took them in strictly and verified `signed` as
+   * the ack of `expectedHost` under `hostKey`. Taken in as add() takes those bytes, without their
+   * intake and signature check, when the release still names that key for the host; false (nothing
+   * taken in) when it names another, and then the file is to be read and verified as any file.
+   * Its envelope is not known: a collector given one gives no envelopes (`replayOnly`).
+   */
+  addVerifiedFile(
+    id: string,
+    signed: AckRecord,
+    hostKey: string,
+    source: string,
+    expectedHost: string,
+  ): boolean {
+    const seenHost = this.seen.get(id);
+    if (seenHost !== undefined) {
+      this.rejectIfNotExpected(source, seenHost, expectedHost);
+      return true;
+    }
+    const planned = this.trust.hostKeys.get(expectedHost);
+    if (planned !== undefined && planned !== hostKey) return false;
+    const ack: SignedAck = { signed, signatures: [] };
+    this.seen.set(id, expectedHost);
+    // The claims against this release, as add() checks them (the fleet, the host in a plan).
+    if (this.claimsHold(ack, source, expectedHost) === null) return true;
+    this.replayOnly = true;
+    this.pending.push({
+      ack,
+      digest: id,
+      source,
+      host: expectedHost,
+      hostKey,
+      known: true,
+      bytes: null,
+      fromPrefix: true,
+      rejectedBefore: this.rejected.length,
+    });
+    return true;
   }
 
   /**
@@ -401,13 +442,7 @@ export class AckCollector {
     // The same ack is usually found twice (the log and the tree's latest ack): take it in once.
     const seenHost = this.seen.get(id);
     if (seenHost !== undefined) {
-      if (expectedHost !== undefined && expectedHost !== seenHost)
-        this.reject(
-          source,
-          seenHost,
-          'WrongHost',
-          `ack is for host ${seenHost}, expected ${expectedHost}`,
-        );
+      this.rejectIfNotExpected(source, seenHost, expectedHost);
       return;
     }
     const parsed = this.cache.parse(id, bytes, source, text);
@@ -435,6 +470,17 @@ export class AckCollector {
       bytes: known === undefined ? bytes() : null,
       rejectedBefore: this.rejected.length,
     });
+  }
+
+  /** An ack already taken in as `seenHost`'s, found again where `expectedHost`'s should be: WrongHost. */
+  private rejectIfNotExpected(source: string, seenHost: string, expectedHost?: string): void {
+    if (expectedHost !== undefined && expectedHost !== seenHost)
+      this.reject(
+        source,
+        seenHost,
+        'WrongHost',
+        `ack is for host ${seenHost}, expected ${expectedHost}`,
+      );
   }
 
   /** Verifies what was added since the last call and returns every verified ack and every rejection. */
@@ -643,7 +689,17 @@ export function collectTreeAcks(
     try {
       const host = f.slice(0, -'.json'.length);
       const path = join(hostsDir, f);
-      const seen = memo?.recall(path);
+      let seen = memo?.recall(path);
+      if (seen != null && 'verified' in seen) {
+        const v = seen.verified;
+        if (collector.addVerifiedFile(v.digest, v.signed, v.hostKey, source, host)) {
+          // No bytes to compare a bundle with: bundles are then read in full.
+          memo!.keep(v);
+          latestFiles++;
+          continue;
+        }
+        seen = seen.seen;
+      }
       let id: string;
       let bytes: () => Buffer;
       if (seen != null && 'hit' in seen) {
@@ -653,7 +709,7 @@ export function collectTreeAcks(
       } else {
         const read = readFile(path, LIMITS.ack, source);
         id = collector.add(read, source, host);
-        memo?.remember(path, seen ?? null, read, id);
+        memo?.remember(path, seen ?? null, read, id, host);
         bytes = () => read;
       }
       if (opts.bundles !== false && collector.seenIds.get(id) === host)
@@ -1373,7 +1429,9 @@ export function readTreeAcks(
 ): VerifiedAcks {
   const c = new AckCollector(trust, cache);
   collectTreeAcks(acksDir, c, opts);
-  return c.result();
+  const result = c.result();
+  opts.files?.settle(c.acks, c.digests, trust.hostKeys);
+  return result;
 }
 
 export function readAckLog(logFile: string, trust: AckTrust): VerifiedAcks & { tornBytes: number } {
@@ -1434,6 +1492,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
+  o.files?.settle(acks, collector.digests, o.trust.hostKeys);
   o.log?.prefixes?.settle(rejected, () => {
     const byDigest = new Map<string, AckRecord>();
     collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));

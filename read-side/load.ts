@@ -141,8 +141,11 @@ export interface FleetState {
   acks: VerifiedAcks;
   input: FleetInput;
   view: FleetView;
-  /** Non-null: a one-host view (FleetStateOptions.host): only these channels shown, only these hosts' acks read. */
-  scope: ViewScope | null;
+  /**
+   * Non-null: a one-host view (FleetStateOptions.host): only these channels shown, only these hosts'
+   * acks read, and only the host's own row in `view.hosts`.
+   */
+  scope: (ViewScope & { host: string }) | null;
 }
 
 export type FleetStateOptions = LoadReleaseOptions & {
@@ -162,7 +165,7 @@ export type FleetStateOptions = LoadReleaseOptions & {
    */
   ackLogs?: readonly string[];
   /**
-   * A view of this host (`status --host`): its channel's view and the budgets it reaches, over the acks
+   * A view of this host (`status --host`): its channel's view, its own row and the budgets it reaches, over the acks
    * its gates read (read-side/scope.ts): those hosts' latest-ack files and log records only, no bundles
    * (the endpoint writes each ack to acks/hosts/ before bundling it). An unknown host is UnknownSubject.
    */
@@ -175,10 +178,13 @@ export function fleetStateOf(
   stale: StaleRelease | null,
   acks: VerifiedAcks,
   opts: FleetStateOptions,
-  scope: ViewScope | null = null,
+  scope: (ViewScope & { host: string }) | null = null,
 ): FleetState {
   const input = fleetInputOf(release, acks.acks, opts.now, opts.tolerances);
-  const view = fleetView(input, scope === null ? {} : { channels: scope.channels });
+  const view = fleetView(
+    input,
+    scope === null ? {} : { channels: scope.channels, only: new Set([scope.host]) },
+  );
   return { release, stale, acks, input, view, scope };
 }
 
@@ -203,7 +209,8 @@ export async function loadFleetState(
     await loadReleaseAllowingStale(dir, pinnedRoot, opts),
     opts.manifests,
   );
-  const scope = opts.host === undefined ? null : hostScope(release, opts.host);
+  const scope =
+    opts.host === undefined ? null : { ...hostScope(release, opts.host), host: opts.host };
   const ackCache =
     scope !== null && opts.ackCacheFor ? opts.ackCacheFor(scope.channels[0]!) : opts.ackCache;
   const only = {

@@ -158,7 +158,7 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
           : { channels: state.scope.channels, hosts: state.scope.hosts.size },
     },
     compliance: channelCompliance(
-      view.hosts.filter((h) => channels.some((c) => c.channel === h.channel)),
+      hostsOfChannels(release.plans, channels),
       input.acks,
       compliance.views,
     ),
@@ -169,6 +169,20 @@ export function statusReport(state: FleetState, filter: StatusFilter = {}): Stat
   };
 }
 
+/**
+ * Every host of these channels in the fleet view's order (by wave, then position): a one-host view's
+ * `view.hosts` holds its own row only, and a channel's compliance line counts all of them.
+ */
+function hostsOfChannels(
+  plans: FleetState['release']['plans'],
+  channels: readonly ChannelView[],
+): { host: string; channel: string }[] {
+  const out: { host: string; channel: string }[] = [];
+  for (const { channel } of channels)
+    for (const w of plans[channel]!.waves) for (const host of w.hosts) out.push({ host, channel });
+  return out;
+}
+
 /** Each verified manifest's controls view, and every host's failing controls as its latest ack shows them. */
 function complianceOf(state: FleetState): {
   views: Map<string, HostComplianceView | null>;
@@ -176,7 +190,10 @@ function complianceOf(state: FleetState): {
 } {
   const { release, view, input } = state;
   // Controls need the host's verified manifest (only `--host` verifies one) and its acks as read.
-  const history = release.manifests.size > 0 ? ackHistoryByHost(state.acks.acks) : null;
+  const history =
+    release.manifests.size > 0
+      ? ackHistoryByHost(state.acks.acks.filter((a) => release.manifests.has(a.host)))
+      : null;
   const views = new Map<string, HostComplianceView | null>();
   for (const host of release.manifests.keys())
     views.set(host, hostCompliance(release, host, history?.get(host) ?? []));

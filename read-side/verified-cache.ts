@@ -31,7 +31,13 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
-import { AckFileMemo, formatAckFileEntry, parseAckFileEntry } from './ack-file-memo.ts';
+import {
+  AckFileMemo,
+  formatAckFileEntry,
+  formatVerifiedAckFiles,
+  parseAckFileEntry,
+  parseVerifiedAckFiles,
+} from './ack-file-memo.ts';
 import { parseLogPrefixIndexLine } from './log-index.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
@@ -42,6 +48,8 @@ const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
 const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
 /** The latest-ack files read (read-side/ack-file-memo.ts): identity, digest, path, bytes. */
 const FILES_HEADER = 'nixfleet ack-files v1';
+/** The latest-ack files read with their verified acks (ack-file-memo.ts formatVerifiedAckFiles). */
+const VERIFIED_FILES_HEADER = 'nixfleet verified-ack-files v1';
 /** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
 const INDEX_HEADER = 'nixfleet log-prefix-index v1';
 /**
@@ -86,6 +94,12 @@ export interface VerifiedAckStore {
    * .ack-files`; pass as TreeAckOptions.files). Use after `cache` or scopeAcks() chose the file.
    */
   readonly ackFiles: AckFileMemo;
+  /**
+   * The latest-ack files the last run read with the acks it verified in them (`keeps: 'verified'`,
+   * `<name>[.<part>].verified-ack-files`): for a view that reads no bundles (`status --host`). Use
+   * after `cache` or scopeAcks() chose the file.
+   */
+  readonly verifiedAckFiles: AckFileMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
   save(): void;
 }
@@ -110,6 +124,7 @@ export function openVerifiedAckStore(
       cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
       prefixes: null,
       files: null,
+      verifiedFiles: null,
     });
   return {
     get cache() {
@@ -140,6 +155,20 @@ export function openVerifiedAckStore(
         startedAt,
       ));
     },
+    get verifiedAckFiles() {
+      const a = open(join(dir, name));
+      return (a.verifiedFiles ??= new AckFileMemo(
+        readSealedLines(
+          dir,
+          `${a.base}.verified-ack-files`,
+          VERIFIED_FILES_HEADER,
+          key,
+          parseVerifiedAckFiles,
+        ).flat(),
+        startedAt,
+        'verified',
+      ));
+    },
     save: () => {
       if (acks !== null) saveScopeFiles(dir, acks);
       saveDocumentMemo(dir, docsFile, documents);
@@ -158,6 +187,7 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
     logPrefixes,
     indexedLogPrefixes: logPrefixes,
     ackFiles: new AckFileMemo([], startedAt),
+    verifiedAckFiles: new AckFileMemo([], startedAt, 'verified'),
     save: () => {},
   };
 }
@@ -168,12 +198,14 @@ interface ScopeFiles {
   cache: AckCache;
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
+  verifiedFiles: AckFileMemo | null;
 }
 
 /** Writes each of the scope's files that changed, sealed with the directory's key (made if needed). */
 function saveScopeFiles(dir: string, s: ScopeFiles): void {
   const indexes = s.prefixes?.indexesChanged ? s.prefixes.usedIndexes() : null;
-  if (!s.cache.changed && !s.prefixes?.changed && !s.files?.changed && !indexes) return;
+  const changed = [s.cache, s.prefixes, s.files, s.verifiedFiles].some((x) => x?.changed);
+  if (!changed && !indexes) return;
   const k = makeKey(dir);
   if (k === null) return;
   if (s.cache.changed)
@@ -196,6 +228,10 @@ function saveScopeFiles(dir: string, s: ScopeFiles): void {
     );
   if (s.files?.changed)
     saveSealed(dir, `${s.base}.ack-files`, FILES_HEADER, k, s.files.used().map(formatAckFileEntry));
+  if (s.verifiedFiles?.changed)
+    saveSealed(dir, `${s.base}.verified-ack-files`, VERIFIED_FILES_HEADER, k, [
+      formatVerifiedAckFiles(s.verifiedFiles.usedVerified()),
+    ]);
   if (indexes)
     saveSealed(
       dir,
@@ -278,14 +314,18 @@ function readSealedLines<T>(
   const mac = Buffer.from(bytes.toString('latin1', macAt + 4, bytes.length - 1), 'hex');
   const expected = createHmac('sha256', key).update(bytes.subarray(0, macAt)).digest();
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
-  const lines = bytes.toString('utf8', 0, macAt).split('\n');
-  if (lines[0] !== header) return [];
+  // Each line decoded on its own (no copy of the whole file as one string first: a
+  // verified-ack-files memo is one line of megabytes).
+  let start = bytes.indexOf(LF) + 1;
+  if (bytes.toString('utf8', 0, start - 1) !== header) return [];
   const out: T[] = [];
-  for (let i = 1; i < lines.length - 1; i++) {
+  while (start < macAt) {
+    const end = bytes.indexOf(LF, start);
     // One malformed line and nothing of the file is believed (a torn or foreign file).
-    const e = entry(lines[i]!);
+    const e = entry(bytes.toString('utf8', start, end));
     if (e === null) return [];
     out.push(e);
+    start = end + 1;
   }
   return out;
 }

@@ -38,6 +38,11 @@ export interface FleetViewOptions {
    * needs only the hosts read-side's viewScope names: what a one-host view verifies.
    */
   channels?: readonly string[];
+  /**
+   * The per-host list only for these hosts (a one-host view prints one row); the waves, channels and
+   * budgets still count every host.
+   */
+  only?: ReadonlySet<string>;
 }
 
 /** What a deferred host does to its wave, under the channel's signed deferredHosts policy. */
@@ -67,6 +72,7 @@ export function fleetView(input: FleetInput, options: FleetViewOptions = {}): Fl
         counts[ph.phase]++;
         if (!withHosts) continue;
         const host = w.wave.hosts[pos]!;
+        if (options.only !== undefined && !options.only.has(host)) continue;
         const hold = ph.phase === 'pending' ? ctx.gatesFor(name, host) : null;
         hosts.push({
           host,

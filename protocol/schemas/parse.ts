@@ -18,6 +18,17 @@ export function describeIssues(error: z.ZodError, prefix = '$'): string {
   );
 }
 
+/**
+ * zod compiles a parser for an object schema the first time it parses with its JIT (`new Function`),
+ * which pays only for a schema that parses many values. A one-shot command parses most documents
+ * once (the pinned root, the timestamp, a manifest): compiling them was ~0.05 s of a warm `status
+ * --host` (docs/benchmarks.md "operator"). So a schema parses without the JIT (zod's `jitless`, the
+ * same checks) until it has parsed JIT_AFTER values; bulk intake (acks, a cold view's latest-ack
+ * files) then gets the compiled parser.
+ */
+export const JIT_AFTER = 8;
+const parsedBefore = new WeakMap<object, number>();
+
 /** `prefix` is the JSON path of `value` inside the file (e.g. "$.signed"). */
 export function parseWith<S extends z.ZodType>(
   schema: S,
@@ -25,7 +36,9 @@ export function parseWith<S extends z.ZodType>(
   file: string,
   prefix = '$',
 ): z.infer<S> {
-  const r = schema.safeParse(value, { error: plainIssues });
+  const n = parsedBefore.get(schema) ?? 0;
+  if (n < JIT_AFTER) parsedBefore.set(schema, n + 1);
+  const r = schema.safeParse(value, { error: plainIssues, jitless: n < JIT_AFTER });
   if (!r.success) throw new Malformed(file, describeIssues(r.error, prefix));
   return r.data;
 }

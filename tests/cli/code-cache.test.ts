@@ -2,7 +2,8 @@
 // CACHE_DIRECTORY) the real binary runs dist/main.cjs (dist/agent.cjs for `agent`) and keeps V8's compiled code in that directory.
 // Properties: the command behaves exactly as without a cache; the cache is written once (0600, in a
 // directory created 0700) and then read, not rewritten; a damaged cache is refused by V8 and replaced;
-// a cache in a directory or file others can write is never read; an older build's cache is removed.
+// a cache in a directory or file others can write is never read; an older build's cache is removed;
+// the operator's views (status, trace) keep one in their own cache directory unless --no-cache.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawnSync } from 'node:child_process';
@@ -21,6 +22,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../support/skip.ts';
 import { labFleet, makeLab, NEW } from '../agent/lab-fleet.ts';
+import { operatorCodeCacheDir } from '../../cli/code-cache.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
+import { NOW, cleanupTempDirs, publishedFixture } from '../read-side/fixture.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
 
@@ -122,6 +126,38 @@ test('`agent` runs from its own script with its own cache, beside the one of the
     assert.equal(caches(dir).sort(), files);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('operator views default to a code cache in their own cache directory; --no-cache and other commands keep none', () => {
+  const env = { HOME: '/home/op' };
+  assert.is(operatorCodeCacheDir(['status', '--cache-dir', '/c'], env), '/c/code');
+  assert.is(operatorCodeCacheDir(['trace', '--host', 'h', '--cache-dir=/c'], env), '/c/code');
+  assert.is(operatorCodeCacheDir(['status'], env), '/home/op/.cache/nixfleet/code');
+  assert.is(operatorCodeCacheDir(['status'], { ...env, XDG_CACHE_HOME: '/x' }), '/x/nixfleet/code');
+  assert.is(operatorCodeCacheDir(['status', '--cache-dir', '/c', '--no-cache'], env), undefined);
+  assert.is(operatorCodeCacheDir(['status'], {}), undefined, 'no home: no cache');
+  for (const other of [['version'], ['verify', '--cache-dir', '/c'], ['agent', '--once'], []])
+    assert.is(operatorCodeCacheDir(other, env), undefined, other.join(' '));
+
+  // The real binary: `status --cache-dir DIR` writes DIR/code, prints what `--no-cache` prints.
+  const tmp = mkdtempSync(join(tmpdir(), 'nf-codecache-'));
+  try {
+    const fx = publishedFixture('code-cache-status');
+    const args = ['status', '--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW)];
+    const cold = nixfleet([...args, '--no-cache'], { HOME: tmp });
+    assert.is(cold.code, 0, cold.err);
+    assert.equal(readdirSync(tmp), [], '--no-cache: no cache of any kind');
+    const dir = join(tmp, 'views');
+    assert.equal(nixfleet([...args, '--cache-dir', dir]), cold);
+    const code = join(dir, 'code');
+    assert.is(statSync(code).mode & 0o777, 0o700);
+    const file = only(code);
+    assert.equal(nixfleet([...args, '--cache-dir', dir, '--host', fx.wave('ch-0', 0)[0]!]).code, 0);
+    assert.is(only(code), file, 'read by the next view, not rewritten');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    cleanupTempDirs();
   }
 });
 

@@ -238,6 +238,28 @@ test("a view of some channels has only theirs, yet reads the others' gates: stab
   );
 });
 
+test("a one-host view (only) lists that host's row alone, as the full view has it; waves, channels and budgets unchanged", () => {
+  const input = {
+    now: NOW,
+    plans: f.plans,
+    budgets: f.budgets,
+    revocations: f.revocations,
+    acks: Object.fromEntries(
+      [soaked(f, 'c-1'), idle(f, 's-1'), soaked(f, 's-2')].map((a) => [a.host, a]),
+    ),
+  };
+  const stable = fleetView(input, { channels: ['stable'] });
+  for (const host of ['s-1', 's-2', 's-4']) {
+    const one = fleetView(input, { channels: ['stable'], only: new Set([host]) });
+    assert.equal(
+      one.hosts,
+      stable.hosts.filter((h) => h.host === host),
+    );
+    assert.equal(one.channels, stable.channels);
+    assert.equal(one.budgets, stable.budgets);
+  }
+});
+
 test('a presumed failure within the threshold still holds its wave: its real outcome may yet arrive', () => {
   const g = buildFleet({
     channels: [

@@ -1,0 +1,266 @@
+// The one-host view's memo of verified latest acks (read-side/ack-file-memo.ts `keeps: 'verified'`:
+// `status --host` with a cache). A warm view takes each unchanged file's ack as a full read verified
+// it, and its output (text and --json) is byte for byte a cold run's: at instants crossing the soak,
+// the offline window and the timestamp's expiry, after a file tampered in place (read again,
+// refused), with a memo edited by hand (ignored whole), after a new release that re-keys a host (its
+// file read and verified again under the new key), and for files younger than the racy margin (never
+// remembered). Real published tree, real signed acks, the real store.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
+import { publishRelease } from '../../publisher/publish.ts';
+import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
+import { renderStatus, statusReport } from '../../read-side/status.ts';
+import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
+import { RACY_MS } from '../../read-side/ack-file-memo.ts';
+import { generateFleet } from '../support/fleet-gen.ts';
+import {
+  MIN,
+  NOW,
+  RELEASE_KEY,
+  ROOT,
+  chainedRollout,
+  cleanupTempDirs,
+  type Fixture,
+} from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+/** ch-0 complete (a stopped acking 20 min ago), ch-1 wave 0 soaking, ch-1 wave 1 polling. */
+const rollout = (label: string) => chainedRollout(label, { first: 20, ch0: 2, ch1: 1, polling: 1 });
+
+/** A host of ch-1 wave 1: its scope is its channel and the gating ch-0, every host of the fixture. */
+const subject = (fx: Fixture) => fx.wave('ch-1', 1)[0]!;
+
+interface Shown {
+  text: string;
+  json: string;
+  state: FleetState;
+}
+
+function shown(state: FleetState, host: string): Shown {
+  const report = statusReport(state, { host });
+  return { text: renderStatus(report), json: JSON.stringify(report), state };
+}
+
+/**
+ * `status --host` as the CLI runs it with a cache: the status-host store opened at `startedAt` (by
+ * default well after the files were written), the view at `now`, the store saved.
+ */
+async function warm(
+  fx: Fixture,
+  host: string,
+  now: number = NOW,
+  startedAt: number = Date.now() + 10 * RACY_MS,
+  ackLogs: string[] = [],
+): Promise<Shown & { hits: number }> {
+  const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status-host', startedAt);
+  const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
+    now,
+    manifests: [host],
+    host,
+    ackCacheFor: (channel) => store.scopeAcks(channel),
+    ackFiles: () => store.verifiedAckFiles,
+    memo: store.documents,
+    ackLogs,
+  });
+  store.save();
+  return { ...shown(state, host), hits: store.verifiedAckFiles.hits };
+}
+
+/** The same view with no cache at all (`--no-cache`). */
+async function cold(
+  fx: Fixture,
+  host: string,
+  now: number = NOW,
+  ackLogs: string[] = [],
+): Promise<Shown> {
+  const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
+    now,
+    manifests: [host],
+    host,
+    ackLogs,
+  });
+  return shown(state, host);
+}
+
+function assertSame(a: Shown, b: Shown, label: string): void {
+  assert.is(a.text, b.text, label);
+  assert.is(a.json, b.json, label);
+}
+
+const filesOf = (fx: Fixture) => readdirSync(join(fx.tree, 'acks', 'hosts')).length;
+const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status-host.ch-1.verified-ack-files');
+const hostFile = (fx: Fixture, h: string) => join(fx.tree, 'acks', 'hosts', `${h}.json`);
+
+/** A signature character of the file's ack changed in place (same size, same mtime): its ctime moves. */
+function tamperInPlace(file: string): void {
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(file, second, second);
+  const before = statSync(file);
+  const bytes = readFileSync(file, 'utf8');
+  writeFileSync(
+    file,
+    bytes.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
+  );
+  utimesSync(file, before.atime, before.mtime);
+  assert.is(statSync(file).size, before.size);
+  assert.is(statSync(file).mtimeMs, before.mtimeMs);
+}
+
+test('a warm one-host view recalls every file of its scope and shows what a cold view shows, at instants crossing its thresholds', async () => {
+  const fx = rollout('verified-files');
+  // A polling host (pending, then offline past the offline window) and a soaked one (its heartbeat
+  // then stale): both of ch-1, whose scope is every host of the fixture.
+  const soaked = fx.wave('ch-1', 0)[0]!;
+  for (const host of [subject(fx), soaked]) {
+    const first = await warm(fx, host);
+    assertSame(first, await cold(fx, host), `${host}: the run that fills the memo`);
+    // Soak ends, hosts go offline (no ack for minutes), heartbeats go stale, the timestamp expires
+    // (a stale view): each instant's view over recalled acks is the cold view's.
+    for (const at of [0, 3, 6, 12, 30, 90].map((m) => NOW + m * MIN)) {
+      const w = await warm(fx, host, at);
+      assert.is(w.hits, filesOf(fx), `every file recalled at +${(at - NOW) / MIN} min`);
+      assertSame(w, await cold(fx, host, at), `${host} at +${(at - NOW) / MIN} min`);
+    }
+  }
+  // The premises: those instants do cross the thresholds.
+  const row = async (host: string, at: number) => (await cold(fx, host, at)).state.view.hosts[0]!;
+  assert.is((await row(subject(fx), NOW)).phase, 'pending');
+  assert.is((await row(subject(fx), NOW + 90 * MIN)).phase, 'offline');
+  assert.not.match((await row(soaked, NOW)).detail, 'stale');
+  assert.match((await row(soaked, NOW + 90 * MIN)).detail, 'heartbeat is stale');
+  assert.is((await cold(fx, soaked, NOW + 90 * MIN)).state.stale?.failure.code, 'Stale');
+});
+
+test('a file tampered in place is read again and refused; a memo edited by hand is ignored whole', async () => {
+  const fx = rollout('verified-files-tamper');
+  const host = subject(fx);
+  const peer = fx.wave('ch-0', 1)[0]!;
+  await warm(fx, host);
+  tamperInPlace(hostFile(fx, peer));
+  const w = await warm(fx, host);
+  assert.is(w.hits, filesOf(fx) - 1);
+  assert.equal(
+    w.state.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/hosts/${peer}.json`, 'BadSignature']],
+  );
+  assertSame(w, await cold(fx, host), 'a tampered gating peer');
+  // Refused files are not remembered: the next run reads and refuses it again.
+  const again = await warm(fx, host);
+  assert.is(again.hits, filesOf(fx) - 1);
+  assertSame(again, await cold(fx, host), 'the tampered file again');
+
+  // The peer's entry made to claim an older time (its MAC kept, or dropped): not believed at all.
+  const text = readFileSync(memoFile(fx), 'utf8');
+  const edited = text.replace(/"time":"2030-03-01T11:5([0-9])/, (_m, d: string) => {
+    return `"time":"2030-03-01T11:4${d}`;
+  });
+  assert.is.not(edited, text);
+  for (const [label, content] of [
+    ['an entry edited, the MAC kept', edited],
+    ['an entry edited, no MAC', edited.replace(/mac [0-9a-f]{64}\n$/, '')],
+  ] as const) {
+    writeFileSync(memoFile(fx), content, { mode: 0o600 });
+    const w2 = await warm(fx, host);
+    assert.is(w2.hits, 0, label);
+    assertSame(w2, await cold(fx, host), label);
+  }
+});
+
+test('the memo stands in for the file: an entry sealed with the directory key is what the view shows', async () => {
+  const fx = rollout('verified-files-sealed');
+  const host = subject(fx);
+  await warm(fx, host);
+  // The premise of the other tests: an entry re-sealed with the directory's key is believed (the
+  // view shows its ack's time, not the file's). Only the cache directory's owner can do this.
+  const key = Buffer.from(readFileSync(join(fx.dir, 'cache', 'cache-key'), 'latin1').trim(), 'hex');
+  const [header, body] = readFileSync(memoFile(fx), 'utf8').split('\n') as [string, string];
+  const rows = JSON.parse(body) as [string, string, string, string, string, { time: string }][];
+  const row = rows.find((r) => r[2] === host)!;
+  row[5].time = '2030-03-01T11:00:00Z';
+  const text = `${header}\n${JSON.stringify(rows)}\n`;
+  writeFileSync(
+    memoFile(fx),
+    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`,
+  );
+  const w = await warm(fx, host);
+  assert.is(w.hits, filesOf(fx));
+  assert.is(
+    w.state.input.acks[host]!.time,
+    '2030-03-01T11:00:00Z',
+    'the sealed entry was taken in instead of the file',
+  );
+});
+
+test('a new release that re-keys a host: its file is read and verified under the new key, the rest recalled', async () => {
+  const fx = rollout('verified-files-rekey');
+  const host = subject(fx);
+  const peer = fx.wave('ch-0', 1)[0]!;
+  await warm(fx, host);
+  await warm(fx, host);
+  // Release 2: the same fleet (publishedFixture's), the peer's key replaced by a new one.
+  const { fleet } = generateFleet({
+    hosts: 8,
+    channels: 2,
+    wavesPerChannel: 2,
+    seed: 'operator',
+    chainChannels: true,
+    soakSeconds: 300,
+  });
+  const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
+  const seed = new Uint8Array(createHash('sha256').update('a new key of the peer').digest());
+  hosts[peer]!.hostKey = b64(signingKeyFromSeed('peer', seed).publicKey);
+  publishRelease({
+    cacheCheck: 'skip',
+    treeDir: fx.tree,
+    fleet,
+    releaseKeys: [RELEASE_KEY],
+    roots: [ROOT],
+    now: NOW - 10 * MIN,
+  });
+  const w = await warm(fx, host);
+  assert.is(w.state.release.index.version, 2);
+  assert.is(w.hits, filesOf(fx) - 1, "every file but the re-keyed host's recalled");
+  assert.equal(
+    w.state.acks.rejected.map((r) => r.source),
+    [`acks/hosts/${peer}.json`],
+    "the peer's ack, signed with its old key, is refused under the new one",
+  );
+  assertSame(w, await cold(fx, host), 'after the new release');
+});
+
+test('with an ack log (--acks-log): files whose acks the log also holds are recalled, the view is a cold one', async () => {
+  const fx = rollout('verified-files-log');
+  const host = subject(fx);
+  const logs = [fx.logFile];
+  const first = await warm(fx, host, NOW, undefined, logs);
+  assert.is(first.hits, 0);
+  const w = await warm(fx, host, NOW, undefined, logs);
+  assert.is(w.hits, filesOf(fx));
+  assertSame(w, await cold(fx, host, NOW, logs), 'with the log');
+  // A file tampered in place is still read and refused beside the log's genuine copy of its ack.
+  const peer = fx.wave('ch-0', 1)[0]!;
+  tamperInPlace(hostFile(fx, peer));
+  const t = await warm(fx, host, NOW, undefined, logs);
+  assert.is(t.hits, filesOf(fx) - 1);
+  assert.equal(
+    t.state.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/hosts/${peer}.json`, 'BadSignature']],
+  );
+  assertSame(t, await cold(fx, host, NOW, logs), 'a tampered file with the log');
+});
+
+test("git's racy rule: files changed within RACY_MS of the run's start are not remembered", async () => {
+  const fx = rollout('verified-files-racy');
+  const host = subject(fx);
+  await warm(fx, host, NOW, Date.now());
+  const next = await warm(fx, host, NOW, Date.now());
+  assert.is(next.hits, 0);
+  assertSame(next, await cold(fx, host), 'read again');
+});
+
+test.run();
