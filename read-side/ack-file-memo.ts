@@ -24,7 +24,7 @@
 // cache spares by digest), never for the claims checked against this run's release; a re-keyed host's
 // file is read and verified again. Only verified acks are remembered so: a refused file is read every
 // run (and refused again).
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 
@@ -86,6 +86,15 @@ export function repeatsDigest(
 }
 
 /**
+ * What identifies a file's exact bytes without reading them (the argument is at the top of this file;
+ * the ack log's verified prefixes use it too): device, inode, size, modification and change times. Any
+ * write, truncate or rename moves the change time to the kernel's clock, which no program can set.
+ */
+export function fileIdentity(st: Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/**
  * A file's identity now: null when it is missing or not a regular file (then it is read as always).
  * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
  * fractions, far finer than the racy margin that makes them sufficient (an inode number above 2^53
@@ -95,7 +104,7 @@ function identityOf(path: string): Seen {
   const st = statSync(path, { throwIfNoEntry: false });
   if (st === undefined || !st.isFile()) return null;
   return {
-    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    identity: fileIdentity(st),
     newestMs: Math.max(st.mtimeMs, st.ctimeMs),
   };
 }

@@ -47,11 +47,10 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
-import { RACY_MS, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
+import { RACY_MS, fileIdentity, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
-  fileIdentity,
   type IndexedAck,
   type LogPrefixIndex,
 } from './log-index.ts';

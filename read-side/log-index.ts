@@ -14,7 +14,6 @@
 // Form: every distinct field value once (`values`), every distinct key list once (`shapes`), and per
 // record its shape and a value position per key; a `prev` that is the digest of an earlier record of
 // the index (nearly all: the hash chain) points at that record instead of repeating the digest.
-import type { Stats } from 'node:fs';
 import type { AckRecord } from '../reconciler/index.ts';
 
 export interface LogPrefixIndex {
@@ -41,14 +40,6 @@ export interface LogPrefixIndex {
   records: number[];
 }
 
-/**
- * What identifies a file's exact bytes without reading them (as read-side/ack-file-memo.ts remembers
- * latest-ack files, by the same argument): device, inode, size, modification and change times. Any
- * write, truncate or rename moves the change time to the kernel's clock, which no program can set.
- */
-export function fileIdentity(st: Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
 const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 
 /** An indexed record: its chain digest and its signed ack. */
