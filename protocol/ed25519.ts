@@ -132,6 +132,13 @@ export interface BatchSigner {
   close(): void;
 }
 
+/**
+ * Told of each run of signatures as soon as it exists, on the caller's thread: the messages from
+ * position `first` on (in `add` order) have `signatures` (runs arrive in any order). What it throws
+ * fails `finish`.
+ */
+export type OnBatchSigned = (first: number, signatures: readonly Uint8Array[]) => void;
+
 /** The signing thread's module (protocol/ed25519-signing-worker.ts; its own entry in dist/). */
 const SIGNING_MODULE = moduleBeside('ed25519-signing-worker', import.meta.url);
 
@@ -140,14 +147,21 @@ const BATCH_CHUNK = 256;
 
 /**
  * Ed25519 on a worker thread beside the caller's, fed chunks of messages: while the caller builds
- * messages, every other chunk goes to the worker at once and the rest wait; in `finish` the caller
+ * messages, every third chunk goes to the worker at once and the rest wait; in `finish` the caller
  * signs waiting chunks from the back, in line, and hands the worker the next one from the front each
  * time it returns one, so the two threads share the work whatever the load on either core.
  * Chosen over node:crypto's callback form (one libuv job per signature on a 4-thread pool), which cost
  * ~40% more CPU than signing in line for no shorter wall time on this 2-core machine
  * (docs/benchmarks.md "## publish"): a chunk costs one hand-over, not one per signature.
+ * `onSigned` gets each chunk's signatures as they come, so the caller can use them (write the signed
+ * files) on its thread while the worker signs on; work it does there is work it does not sign, and the
+ * back-and-front sharing balances the two threads the same way.
  */
-export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE): BatchSigner {
+export function startBatchSigner(
+  seed: Uint8Array,
+  module: URL = SIGNING_MODULE,
+  onSigned?: OnBatchSigned,
+): BatchSigner {
   if (seed.length !== 32) throw new TypeError('Ed25519 seed must be 32 bytes');
   const data: SigningWorkerData = { pkcs8: Buffer.concat([PKCS8_PREFIX, seed]) };
   const worker = startModuleThread(module, data);
@@ -169,15 +183,25 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
     atWorker++;
     worker.postMessage({ id, bytes, lengths }, [bytes.buffer]);
   };
+  /** Keeps chunk `id`'s signatures and tells onSigned; a throwing onSigned fails `finish`. */
+  const signed = (id: number, signatures: Uint8Array[]) => {
+    results[id] = signatures;
+    if (failure !== undefined || !onSigned) return;
+    try {
+      onSigned(id * BATCH_CHUNK, signatures);
+    } catch (e) {
+      failure = e;
+    }
+  };
   worker.on('message', ({ id, signatures }: SignedChunk) => {
     const out: Uint8Array[] = [];
     for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
-    results[id] = out;
     atWorker--;
     // One chunk in hand and one queued keeps the worker busy; deeper, and it would take chunks the
-    // caller's thread could sign sooner.
-    const next = atWorker < 2 ? waiting.shift() : undefined;
+    // caller's thread could sign sooner. Handed over before onSigned runs, so the worker signs meanwhile.
+    const next = atWorker < 2 && failure === undefined ? waiting.shift() : undefined;
     if (next) toWorker(next.id, next.messages);
+    signed(id, out);
     wake?.();
   });
   worker.on('error', (e) => {
@@ -209,7 +233,10 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
           if (failure !== undefined) throw failure;
           const last = waiting.pop();
           if (last) {
-            results[last.id] = last.messages.map((m) => new Uint8Array(nodeSign(null, m, key)));
+            signed(
+              last.id,
+              last.messages.map((m) => new Uint8Array(nodeSign(null, m, key))),
+            );
             // Let the worker's answers in (each hands it the next waiting chunk).
             await new Promise<void>((resolve) => setImmediate(resolve));
           } else if (atWorker > 0) await new Promise<void>((resolve) => (wake = resolve));

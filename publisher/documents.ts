@@ -76,14 +76,17 @@ function envelopeOfCanonical(signed: string, keys: readonly SigningKey[]): Buffe
   );
 }
 
+/** An envelope's buffer with the signed text (`message`) in its tail and room for the signatures before it. */
+interface OpenEnvelope {
+  out: Buffer;
+  message: Buffer;
+}
+
 /**
  * One buffer for the whole envelope, the signed text encoded once into its tail: the prefix has a fixed
  * length (64-char key ids, 88-char base64 signatures), so the message can be signed in place.
  */
-function openEnvelope(
-  signed: string,
-  keys: readonly SigningKey[],
-): { out: Buffer; message: Buffer } {
+function openEnvelope(signed: string, keys: readonly SigningKey[]): OpenEnvelope {
   const prefixLength =
     ENVELOPE_OPEN.length +
     keys.length * SIGNATURE_ENTRY_LENGTH -
@@ -97,7 +100,7 @@ function openEnvelope(
 
 /** Writes the signatures (one per key, in the keys' order) before the signed text and closes the object. */
 function closeEnvelope(
-  { out, message }: { out: Buffer; message: Buffer },
+  { out, message }: OpenEnvelope,
   keys: readonly SigningKey[],
   signatures: readonly Uint8Array[],
 ): Buffer {
@@ -140,27 +143,51 @@ export function buildRelease(input: BuildReleaseInput): BuiltRelease {
 /**
  * The same release, byte for byte, with the host manifests (all but a handful of the signatures) signed
  * on a second thread (protocol/ed25519.ts startBatchSigner) while this one serialises the next manifests.
- * Everything else is signed in line, as in buildRelease.
+ * Everything else is signed in line, as in buildRelease. `onManifest` gets each host manifest as soon
+ * as all its signatures are in (in no particular order), while the signing goes on: `nixfleet publish`
+ * writes it into the release's temp directory then, instead of after the whole release is signed.
  */
-export async function buildReleaseConcurrent(input: BuildReleaseInput): Promise<BuiltRelease> {
+export async function buildReleaseConcurrent(
+  input: BuildReleaseInput,
+  onManifest?: (file: TreeFile) => void,
+): Promise<BuiltRelease> {
+  const { keys } = input;
+  /** Every manifest in signing order: its path and its envelope, open until its signatures are in. */
+  const opened: { path: string; envelope: OpenEnvelope }[] = [];
+  const closed: Buffer[] = [];
+  /** Runs of signatures (by the position of their first message) waiting for the other keys' runs. */
+  const partial = new Map<number, { arrived: number; byKey: (readonly Uint8Array[])[] }>();
+  const onSigned = (key: number) => (first: number, signatures: readonly Uint8Array[]) => {
+    let run = partial.get(first);
+    if (!run) partial.set(first, (run = { arrived: 0, byKey: [] }));
+    run.byKey[key] = signatures;
+    if (++run.arrived < keys.length) return;
+    partial.delete(first);
+    const { byKey } = run;
+    for (let i = 0; i < signatures.length; i++) {
+      const { path, envelope } = opened[first + i]!;
+      const bytes = closeEnvelope(
+        envelope,
+        keys,
+        byKey.map((s) => s[i]!),
+      );
+      closed[first + i] = bytes;
+      onManifest?.({ path, bytes });
+    }
+  };
   // Started first: the thread boots while the budgets and plans are signed.
-  const signers = input.keys.map((k) => startBatchSigner(k.seed));
+  const signers = keys.map((k, i) => startBatchSigner(k.seed, undefined, onSigned(i)));
   try {
-    const signed = signUpToManifests(input, (text) => {
-      const envelope = openEnvelope(text, input.keys);
+    const signed = signUpToManifests(input, (text, path) => {
+      const envelope = openEnvelope(text, keys);
+      opened.push({ path, envelope });
       for (const s of signers) s.add(envelope.message);
-      return envelope;
     });
-    const signatures = await Promise.all(signers.map((s) => s.finish()));
-    const manifests = signed.manifests.map((m, i) => ({
-      ...m,
-      envelope: closeEnvelope(
-        m.envelope,
-        input.keys,
-        signatures.map((byKey) => byKey[i]!),
-      ),
-    }));
-    return signIndex(signed, manifests);
+    await Promise.all(signers.map((s) => s.finish()));
+    return signIndex(
+      signed,
+      signed.manifests.map((m, i) => ({ ...m, envelope: closed[i]! })),
+    );
   } finally {
     // A build that failed half-way must not leave a thread keeping the process alive.
     for (const s of signers) s.close();
@@ -174,7 +201,7 @@ export async function buildReleaseConcurrent(input: BuildReleaseInput): Promise<
  */
 function signUpToManifests<E>(
   input: BuildReleaseInput,
-  seal: (canonical: string) => E,
+  seal: (canonical: string, path: string) => E,
 ): {
   r: ReleaseInProgress;
   budgets: { ref: FileRef; doc: DisruptionBudgets };
@@ -216,10 +243,15 @@ interface ReleaseInProgress {
   addSigned: (path: string, bytes: Buffer) => FileRef;
 }
 
+/** How many files the release has: a manifest per host, a plan per channel, the budgets, the index. */
+export function releaseFileCount({ fleet, resolved }: BuildReleaseInput): number {
+  return Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
+}
+
 function startRelease(input: BuildReleaseInput): ReleaseInProgress {
-  const { fleet, resolved, version, issuedAt } = input;
+  const { fleet, version, issuedAt } = input;
   const files: TreeFile[] = [];
-  const total = Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
+  const total = releaseFileCount(input);
   let done = 0;
   // Shared sub-objects (plan refs, budgets ref, probes) are canonicalised once, not once per host.
   // A Map, not a WeakMap: it dies with the build anyway, and 20,000 weak entries (ephemerons) cost
@@ -356,7 +388,7 @@ interface HostManifestFile<E> {
 }
 
 /**
- * Every host's manifest text, handed to `seal` (which signs it) as soon as it is built, in channel and
+ * Every host's manifest text and path, handed to `seal` (which signs it) as soon as it is built, in channel and
  * wave order. A channel's manifests are serialised through one template (canonicalTemplate): the ~15
  * members they share are serialised once per channel, not once per host (~0.1 s of a 10,000-host publish).
  */
@@ -364,7 +396,7 @@ function hostManifests<E>(
   { input: { fleet, resolved, version }, common, hostKeys, memo }: ReleaseInProgress,
   plans: Map<string, FileRef>,
   budgets: FileRef,
-  seal: (canonical: string) => E,
+  seal: (canonical: string, path: string) => E,
 ): HostManifestFile<E>[] {
   const out: HostManifestFile<E>[] = [];
   for (const ch of Object.values(resolved.channels)) {
@@ -397,7 +429,7 @@ function hostManifests<E>(
           ...optional('compliance', hostCompliance(fleet, name)),
         } satisfies OwnManifest;
         const path = hostManifestPath(version, name);
-        out.push({ host: name, channel: ch.name, path, envelope: seal(manifestText(own)) });
+        out.push({ host: name, channel: ch.name, path, envelope: seal(manifestText(own), path) });
       }
     }
   }
