@@ -136,25 +136,38 @@ function rawHostKey(text: string): string {
 }
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
-  const signed = signUpToManifests(input, (text) => envelopeOfCanonical(text, input.keys));
-  return signIndex(signed, signed.manifests);
+  const r = startRelease(input);
+  const signed = signUpToManifests(r, (text) => envelopeOfCanonical(text, input.keys));
+  return signIndex(
+    signed,
+    signed.manifests.map((m) => r.addSigned(m.path, m.envelope)),
+  );
+}
+
+/** Where buildReleaseConcurrent hands each host manifest as soon as all its signatures are in. */
+export interface ManifestSink {
+  /** One signed manifest (they come in no particular order). */
+  write(file: TreeFile): void;
+  /** Every manifest was handed over; the index is signed next. */
+  end(): void;
 }
 
 /**
  * The same release, byte for byte, with the host manifests (all but a handful of the signatures) signed
  * on a second thread (protocol/ed25519.ts startBatchSigner) while this one serialises the next manifests.
- * Everything else is signed in line, as in buildRelease. `onManifest` gets each host manifest as soon
- * as all its signatures are in (in no particular order), while the signing goes on: `nixfleet publish`
- * writes it into the release's temp directory then, instead of after the whole release is signed.
+ * Everything else is signed in line, as in buildRelease. Each manifest is closed, digested and handed to
+ * `sink` as soon as its signatures are in, while the signing goes on (`nixfleet publish` writes it into
+ * the release's temp directory then): that work is shared between the threads like the signing.
  */
 export async function buildReleaseConcurrent(
   input: BuildReleaseInput,
-  onManifest?: (file: TreeFile) => void,
+  sink?: ManifestSink,
 ): Promise<BuiltRelease> {
   const { keys } = input;
+  const r = startRelease(input);
   /** Every manifest in signing order: its path and its envelope, open until its signatures are in. */
   const opened: { path: string; envelope: OpenEnvelope }[] = [];
-  const closed: Buffer[] = [];
+  const refs: FileRef[] = [];
   /** Runs of signatures (by the position of their first message) waiting for the other keys' runs. */
   const partial = new Map<number, { arrived: number; byKey: (readonly Uint8Array[])[] }>();
   const onSigned = (key: number) => (first: number, signatures: readonly Uint8Array[]) => {
@@ -171,23 +184,21 @@ export async function buildReleaseConcurrent(
         keys,
         byKey.map((s) => s[i]!),
       );
-      closed[first + i] = bytes;
-      onManifest?.({ path, bytes });
+      refs[first + i] = r.addSigned(path, bytes);
+      sink?.write({ path, bytes });
     }
   };
-  // Started first: the thread boots while the budgets and plans are signed.
+  // Started before the budgets and plans are signed: the thread boots meanwhile.
   const signers = keys.map((k, i) => startBatchSigner(k.seed, undefined, onSigned(i)));
   try {
-    const signed = signUpToManifests(input, (text, path) => {
+    const signed = signUpToManifests(r, (text, path) => {
       const envelope = openEnvelope(text, keys);
       opened.push({ path, envelope });
       for (const s of signers) s.add(envelope.message);
     });
     await Promise.all(signers.map((s) => s.finish()));
-    return signIndex(
-      signed,
-      signed.manifests.map((m, i) => ({ ...m, envelope: closed[i]! })),
-    );
+    sink?.end();
+    return signIndex(signed, refs);
   } finally {
     // A build that failed half-way must not leave a thread keeping the process alive.
     for (const s of signers) s.close();
@@ -200,7 +211,7 @@ export async function buildReleaseConcurrent(
  * starts their signing elsewhere).
  */
 function signUpToManifests<E>(
-  input: BuildReleaseInput,
+  r: ReleaseInProgress,
   seal: (canonical: string, path: string) => E,
 ): {
   r: ReleaseInProgress;
@@ -208,18 +219,17 @@ function signUpToManifests<E>(
   plans: { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> };
   manifests: HostManifestFile<E>[];
 } {
-  const r = startRelease(input);
   const budgets = signBudgets(r);
   const plans = signChannelPlans(r);
   return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref, seal) };
 }
 
-/** The signed manifests added to the tree, then the index that binds them all. */
+/** The index that binds every document; `refs`: the manifests' references (added to the files), in order. */
 function signIndex(
-  { r, budgets, plans }: ReturnType<typeof signUpToManifests>,
-  manifests: readonly HostManifestFile<Buffer>[],
+  { r, budgets, plans, manifests }: ReturnType<typeof signUpToManifests>,
+  refs: readonly FileRef[],
 ): BuiltRelease {
-  const index = signReleaseIndex(r, plans.refs, budgets.ref, addManifests(r, manifests));
+  const index = signReleaseIndex(r, plans.refs, budgets.ref, indexHosts(r, manifests, refs));
   return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
 }
 
@@ -436,18 +446,19 @@ function hostManifests<E>(
   return out;
 }
 
-/** Adds the signed manifests to the release; host -> its channel and manifest reference, as the index lists them. */
-function addManifests(
-  { memo, addSigned }: ReleaseInProgress,
-  manifests: readonly HostManifestFile<Buffer>[],
+/** Host -> its channel and manifest reference (`refs`, in the manifests' order), as the index lists them. */
+function indexHosts(
+  { memo }: ReleaseInProgress,
+  manifests: readonly HostManifestFile<unknown>[],
+  refs: readonly FileRef[],
 ): Record<string, IndexHost> {
-  const indexHosts: Record<string, IndexHost> = {};
-  for (const m of manifests) {
-    const entry = { channel: m.channel, manifest: addSigned(m.path, m.envelope) };
+  const hosts: Record<string, IndexHost> = {};
+  manifests.forEach((m, i) => {
+    const entry = { channel: m.channel, manifest: refs[i]! };
     memo.set(entry, indexHostText(entry));
-    indexHosts[m.host] = entry;
-  }
-  return indexHosts;
+    hosts[m.host] = entry;
+  });
+  return hosts;
 }
 
 function signReleaseIndex(

@@ -367,7 +367,8 @@ async function commitConcurrent(
     try {
       const built = await buildReleaseConcurrent(
         started.release,
-        staged && ((f) => staged.write(f)),
+        // Flushing starts when the last manifest is written, while this thread signs the index.
+        staged && { write: (f) => staged.write(f), end: () => staged.flushSoFar() },
       );
       return finishCommit(opts, prepared, cacheCheck, started, built, staged);
     } catch (e) {

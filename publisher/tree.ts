@@ -13,7 +13,7 @@ import {
   fsyncSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   fsyncDir,
   tryAcquirePidLock,
@@ -116,6 +116,11 @@ export interface StagedRelease {
   write(file: TreeFile): void;
   /** Whether `path` was written already. */
   has(path: string): boolean;
+  /**
+   * Starts writing the files written so far to disk without waiting (a second core is idle while the
+   * caller finishes the release), so that `install`'s flush, which waits, has little left to do.
+   */
+  flushSoFar(): void;
   /** Flushes every file to disk and renames the temp directory to releases/<v> (or discards it and throws). */
   install(): void;
   /** Removes the temp directory (a publish that failed before `install`). */
@@ -158,6 +163,12 @@ export function stageReleaseDir(
       if (onWritten && written.size % 500 === 0) onWritten(written.size);
     },
     has: (path) => written.has(path),
+    flushSoFar() {
+      // Best effort (install flushes everything anyway): a missing `sync` is install's to handle.
+      const sync = spawn('sync', ['-f', tmp], { stdio: 'ignore' });
+      sync.on('error', () => {});
+      sync.unref();
+    },
     install() {
       try {
         onWritten?.(written.size);
