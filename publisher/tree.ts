@@ -71,16 +71,17 @@ export function acquireLock(treeDir: string): () => void {
 
 /**
  * Flushes everything written so far to disk with one syncfs (coreutils `sync -f`): one call instead of
- * an fsync per file, which costs seconds for 10,000 manifests. Falls back to per-file fsync.
+ * an fsync per file, which costs seconds for 10,000 manifests. Falls back to per-file fsync (`paths`,
+ * asked for only then).
  */
-function flushFiles(dir: string, paths: readonly string[]): void {
+function flushFiles(dir: string, paths: () => Iterable<string>): void {
   try {
     execFileSync('sync', ['-f', dir], { stdio: 'ignore' });
     return;
   } catch {
     /* no coreutils sync -f: fsync each file */
   }
-  for (const p of paths) {
+  for (const p of paths()) {
     const fd = openSync(p, 'r');
     try {
       fsyncSync(fd);
@@ -173,10 +174,7 @@ export function stageReleaseDir(
       try {
         onWritten?.(written.size);
         writingFile(tmp, cleanedUp, () => {
-          flushFiles(
-            tmp,
-            [...written].map((path) => join(tmp, path.slice(prefix.length))),
-          );
+          flushFiles(tmp, () => [...written].map((path) => join(tmp, path.slice(prefix.length))));
           for (const d of made) fsyncDir(d);
           renameSync(tmp, finalDir);
         });
