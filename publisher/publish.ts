@@ -374,6 +374,8 @@ async function commitConcurrent(
     } catch (e) {
       staged?.discard();
       throw e;
+    } finally {
+      await staged?.flushedSoFar();
     }
   } finally {
     unlock();

@@ -122,6 +122,8 @@ export interface StagedRelease {
    * caller finishes the release), so that `install`'s flush, which waits, has little left to do.
    */
   flushSoFar(): void;
+  /** Settles when flushSoFar's `sync` has ended (at once if none was started): no process outlives a publish. */
+  flushedSoFar(): Promise<void>;
   /** Flushes every file to disk and renames the temp directory to releases/<v> (or discards it and throws). */
   install(): void;
   /** Removes the temp directory (a publish that failed before `install`). */
@@ -150,6 +152,7 @@ export function stageReleaseDir(
   const written = new Set<string>();
   const made = new Set<string>();
   const discard = () => rmSync(tmp, { recursive: true, force: true });
+  let background = Promise.resolve();
   return {
     write(f) {
       if (!f.path.startsWith(prefix)) throw new Error(`internal: ${f.path} is outside ${prefix}`);
@@ -166,10 +169,13 @@ export function stageReleaseDir(
     has: (path) => written.has(path),
     flushSoFar() {
       // Best effort (install flushes everything anyway): a missing `sync` is install's to handle.
-      const sync = spawn('sync', ['-f', tmp], { stdio: 'ignore' });
-      sync.on('error', () => {});
-      sync.unref();
+      background = new Promise((settle) => {
+        const sync = spawn('sync', ['-f', tmp], { stdio: 'ignore' });
+        sync.on('error', () => settle());
+        sync.on('close', () => settle());
+      });
     },
+    flushedSoFar: () => background,
     install() {
       try {
         onWritten?.(written.size);
