@@ -146,10 +146,13 @@ const SIGNING_MODULE = moduleBeside('ed25519-signing-worker', import.meta.url);
 const BATCH_CHUNK = 256;
 
 /**
- * Ed25519 on a worker thread beside the caller's, fed chunks of messages: while the caller builds
- * messages, every third chunk goes to the worker at once and the rest wait; in `finish` the caller
- * signs waiting chunks from the back, in line, and hands the worker the next one from the front each
- * time it returns one, so the two threads share the work whatever the load on either core.
+ * Ed25519 on a worker thread beside the caller's, fed chunks of messages: the worker holds at most two
+ * chunks (one it signs, one queued) and the rest wait; each time it returns one it is handed the next
+ * from the front, and in `finish` the caller signs waiting chunks from the back, in line, so the two
+ * threads share the work whatever the load on either core (a chunk handed over cannot be taken back:
+ * a deeper queue at a descheduled worker leaves the caller waiting at the end). A caller that builds
+ * its messages in one synchronous run should yield to the event loop between chunks now and then, so
+ * the worker's answers come in and it is handed the next chunk meanwhile.
  * Chosen over node:crypto's callback form (one libuv job per signature on a 4-thread pool), which cost
  * ~40% more CPU than signing in line for no shorter wall time on this 2-core machine
  * (docs/benchmarks.md "## publish"): a chunk costs one hand-over, not one per signature.
@@ -215,7 +218,7 @@ export function startBatchSigner(
   const endChunk = () => {
     if (pending.length === 0) return;
     const id = chunks++;
-    if (id % 3 === 0) toWorker(id, pending);
+    if (atWorker < 2) toWorker(id, pending);
     else waiting.push({ id, messages: pending });
     pending = [];
   };

@@ -137,11 +137,14 @@ function rawHostKey(text: string): string {
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
   const r = startRelease(input);
-  const signed = signUpToManifests(r, (text) => envelopeOfCanonical(text, input.keys));
-  return signIndex(
-    signed,
-    signed.manifests.map((m) => r.addSigned(m.path, m.envelope)),
-  );
+  const signed = signUpToManifests(r);
+  const listed: ListedManifest[] = [];
+  const refs: FileRef[] = [];
+  for (const m of signed.manifests) {
+    listed.push({ host: m.host, channel: m.channel });
+    refs.push(r.addSigned(m.path, envelopeOfCanonical(m.text, input.keys)));
+  }
+  return signIndex(signed, listed, refs);
 }
 
 /** Where buildReleaseConcurrent hands each host manifest as soon as all its signatures are in. */
@@ -191,45 +194,55 @@ export async function buildReleaseConcurrent(
   // Started before the budgets and plans are signed: the thread boots meanwhile.
   const signers = keys.map((k, i) => startBatchSigner(k.seed, undefined, onSigned(i)));
   try {
-    const signed = signUpToManifests(r, (text, path) => {
-      const envelope = openEnvelope(text, keys);
-      opened.push({ path, envelope });
+    const signed = signUpToManifests(r);
+    const listed: ListedManifest[] = [];
+    for (const m of signed.manifests) {
+      listed.push({ host: m.host, channel: m.channel });
+      const envelope = openEnvelope(m.text, keys);
+      opened.push({ path: m.path, envelope });
       for (const s of signers) s.add(envelope.message);
-    });
+      // Now and then the signing thread's answers are let in, so that it is handed its next chunk
+      // (and this thread writes the signed ones) while the rest is serialised.
+      if (listed.length % YIELD_EVERY === 0) await new Promise<void>((go) => setImmediate(go));
+    }
     await Promise.all(signers.map((s) => s.finish()));
     sink?.end();
-    return signIndex(signed, refs);
+    return signIndex(signed, listed, refs);
   } finally {
     // A build that failed half-way must not leave a thread keeping the process alive.
     for (const s of signers) s.close();
   }
 }
 
+/** Manifests serialised between two looks at the signing thread's answers (about 2 ms of work). */
+const YIELD_EVERY = 128;
+
 /**
  * The documents before the index, in dependency order (each binds the ones before it by digest): the
- * budgets and plans signed, the host manifests serialised and handed to `seal` (which signs them, or
- * starts their signing elsewhere).
+ * budgets and plans signed, then the host manifests' texts, serialised one by one as the caller takes
+ * them (and signs them, or starts their signing elsewhere).
  */
-function signUpToManifests<E>(
-  r: ReleaseInProgress,
-  seal: (canonical: string, path: string) => E,
-): {
+function signUpToManifests(r: ReleaseInProgress): {
   r: ReleaseInProgress;
   budgets: { ref: FileRef; doc: DisruptionBudgets };
   plans: { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> };
-  manifests: HostManifestFile<E>[];
+  manifests: Iterable<ManifestText>;
 } {
   const budgets = signBudgets(r);
   const plans = signChannelPlans(r);
-  return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref, seal) };
+  return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref) };
 }
 
-/** The index that binds every document; `refs`: the manifests' references (added to the files), in order. */
+/**
+ * The index that binds every document; `listed`: the manifests in the order they were serialised,
+ * `refs`: their references (added to the files), in the same order.
+ */
 function signIndex(
-  { r, budgets, plans, manifests }: ReturnType<typeof signUpToManifests>,
+  { r, budgets, plans }: ReturnType<typeof signUpToManifests>,
+  listed: readonly ListedManifest[],
   refs: readonly FileRef[],
 ): BuiltRelease {
-  const index = signReleaseIndex(r, plans.refs, budgets.ref, indexHosts(r, manifests, refs));
+  const index = signReleaseIndex(r, plans.refs, budgets.ref, indexHosts(r, listed, refs));
   return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
 }
 
@@ -389,26 +402,27 @@ const OWN_MANIFEST_KEYS = [
 type IndexHost = ReleaseIndex['hosts'][string];
 const indexHostText = canonicalTemplate<IndexHost>({}, ['channel', 'manifest']);
 
-/** One host's manifest: where it goes, and its envelope (or the promise of it) as `seal` made it. */
-interface HostManifestFile<E> {
+/** One host's manifest as the index lists it. */
+interface ListedManifest {
   host: string;
   channel: string;
+}
+
+/** One host's manifest: where it goes, and its canonical (JCS) text, to be signed. */
+interface ManifestText extends ListedManifest {
   path: string;
-  envelope: E;
+  text: string;
 }
 
 /**
- * Every host's manifest text and path, handed to `seal` (which signs it) as soon as it is built, in channel and
- * wave order. A channel's manifests are serialised through one template (canonicalTemplate): the ~15
+ * Every host's manifest text and path, one at a time as the caller takes them, in channel and wave order. A channel's manifests are serialised through one template (canonicalTemplate): the ~15
  * members they share are serialised once per channel, not once per host (~0.1 s of a 10,000-host publish).
  */
-function hostManifests<E>(
+function* hostManifests(
   { input: { fleet, resolved, version }, common, hostKeys, memo }: ReleaseInProgress,
   plans: Map<string, FileRef>,
   budgets: FileRef,
-  seal: (canonical: string, path: string) => E,
-): HostManifestFile<E>[] {
-  const out: HostManifestFile<E>[] = [];
+): Generator<ManifestText> {
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const policy = fleet.policies[ch.policy]!;
@@ -439,21 +453,20 @@ function hostManifests<E>(
           ...optional('compliance', hostCompliance(fleet, name)),
         } satisfies OwnManifest;
         const path = hostManifestPath(version, name);
-        out.push({ host: name, channel: ch.name, path, envelope: seal(manifestText(own), path) });
+        yield { host: name, channel: ch.name, path, text: manifestText(own) };
       }
     }
   }
-  return out;
 }
 
 /** Host -> its channel and manifest reference (`refs`, in the manifests' order), as the index lists them. */
 function indexHosts(
   { memo }: ReleaseInProgress,
-  manifests: readonly HostManifestFile<unknown>[],
+  listed: readonly ListedManifest[],
   refs: readonly FileRef[],
 ): Record<string, IndexHost> {
   const hosts: Record<string, IndexHost> = {};
-  manifests.forEach((m, i) => {
+  listed.forEach((m, i) => {
     const entry = { channel: m.channel, manifest: refs[i]! };
     memo.set(entry, indexHostText(entry));
     hosts[m.host] = entry;
