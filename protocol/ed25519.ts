@@ -18,7 +18,7 @@ import {
 } from 'node:crypto';
 import { moduleBeside, startModuleThread } from './module-thread.ts';
 import { ed25519PublicKeyObject } from './ed25519-public-key.ts';
-import type { SignedChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
+import type { SignedChunk, SigningChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 
@@ -176,17 +176,10 @@ export function startBatchSigner(
   let wake: (() => void) | undefined;
   let pending: Uint8Array[] = [];
   const toWorker = (id: number, messages: Uint8Array[]) => {
-    const lengths = messages.map((m) => m.length);
-    const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
-    let at = 0;
-    for (const m of messages) {
-      bytes.set(m, at);
-      at += m.length;
-    }
+    const chunk = packChunk(id, messages);
     atWorker++;
-    worker.postMessage({ id, bytes, lengths }, [bytes.buffer]);
+    worker.postMessage(chunk, [chunk.bytes.buffer]);
   };
-  /** Keeps chunk `id`'s signatures and tells onSigned; a throwing onSigned fails `finish`. */
   const signed = (id: number, signatures: Uint8Array[]) => {
     results[id] = signatures;
     if (failure !== undefined || !onSigned) return;
@@ -197,14 +190,12 @@ export function startBatchSigner(
     }
   };
   worker.on('message', ({ id, signatures }: SignedChunk) => {
-    const out: Uint8Array[] = [];
-    for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
     atWorker--;
     // One chunk in hand and one queued keeps the worker busy; deeper, and it would take chunks the
     // caller's thread could sign sooner. Handed over before onSigned runs, so the worker signs meanwhile.
     const next = atWorker < 2 && failure === undefined ? waiting.shift() : undefined;
     if (next) toWorker(next.id, next.messages);
-    signed(id, out);
+    signed(id, splitSignatures(signatures));
     wake?.();
   });
   worker.on('error', (e) => {
@@ -223,7 +214,6 @@ export function startBatchSigner(
     pending = [];
   };
   const close = () => void worker.terminate();
-  const key = privateKeyObject(seed);
   return {
     add(message) {
       pending.push(message);
@@ -236,10 +226,7 @@ export function startBatchSigner(
           if (failure !== undefined) throw failure;
           const last = waiting.pop();
           if (last) {
-            signed(
-              last.id,
-              last.messages.map((m) => new Uint8Array(nodeSign(null, m, key))),
-            );
+            signed(last.id, signInLine(last.messages, privateKeyObject(seed)));
             // Let the worker's answers in (each hands it the next waiting chunk).
             await new Promise<void>((resolve) => setImmediate(resolve));
           } else if (atWorker > 0) await new Promise<void>((resolve) => (wake = resolve));
@@ -252,6 +239,32 @@ export function startBatchSigner(
     },
     close,
   };
+}
+
+/** A chunk as the signing thread takes it: the messages one after the other, and their lengths. */
+function packChunk(
+  id: number,
+  messages: readonly Uint8Array[],
+): SigningChunk & { bytes: Uint8Array<ArrayBuffer> } {
+  const lengths = messages.map((m) => m.length);
+  const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
+  let at = 0;
+  for (const m of messages) {
+    bytes.set(m, at);
+    at += m.length;
+  }
+  return { id, bytes, lengths };
+}
+
+/** The signing thread's answer cut into one 64-byte signature per message. */
+function splitSignatures(signatures: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
+  return out;
+}
+
+function signInLine(messages: readonly Uint8Array[], key: KeyObject): Uint8Array[] {
+  return messages.map((m) => new Uint8Array(nodeSign(null, m, key)));
 }
 
 /**
