@@ -173,9 +173,13 @@ function freshProcessRuns(
     for (const b of builds)
       row(`${b.tag}nixfleet publish, empty tree (every key decoded)`, publish(b.tree, T, b.bin));
     const NEXT = Number(process.env['PUBLISH_BENCH_FRESH_RUNS'] ?? 3);
+    const loadBefore = loadavg();
+    // The next-release rounds per build, for the medians printed below the table.
+    const rounds = new Map<string, ReturnType<typeof publish>[]>(builds.map((b) => [b.tag, []]));
     for (let i = 1; i <= NEXT; i++)
       for (const b of builds) {
         const r = publish(b.tree, T + i * 60_000, b.bin);
+        rounds.get(b.tag)!.push(r);
         row(
           `${b.tag}nixfleet publish, next release (keys vouched for by release ${r.version - 1})`,
           r,
@@ -202,6 +206,21 @@ function freshProcessRuns(
     );
     console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+    console.log(
+      `\nmedians of the ${NEXT} next-release rounds (load average before them ${loadBefore
+        .map((l) => l.toFixed(1))
+        .join(' ')}):`,
+    );
+    for (const [tag, rs] of rounds) {
+      const median = (f: (r: ReturnType<typeof publish>) => number) => {
+        const v = rs.map(f).sort((a, b) => a - b);
+        return v.length % 2 ? v[v.length >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+      };
+      console.log(
+        `- ${tag || 'now: '}wall ${median((r) => r.wallMs).toFixed(0)} ms, CPU ${median((r) => r.cpuMs).toFixed(0)} ms, ` +
+          `in-process sign ${median((r) => r.timings['sign']!).toFixed(0)} / write ${median((r) => r.timings['write']!).toFixed(0)} ms`,
+      );
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,7 @@ import {
 } from 'node:crypto';
 import { moduleBeside, startModuleThread } from './module-thread.ts';
 import { ed25519PublicKeyObject } from './ed25519-public-key.ts';
-import type { SignedChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
+import type { SignedChunk, SigningChunk, SigningWorkerData } from './ed25519-signing-worker.ts';
 import * as noble from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 
@@ -132,6 +132,13 @@ export interface BatchSigner {
   close(): void;
 }
 
+/**
+ * Told of each run of signatures as soon as it exists, on the caller's thread: the messages from
+ * position `first` on (in `add` order) have `signatures` (runs arrive in any order). What it throws
+ * fails `finish`.
+ */
+export type OnBatchSigned = (first: number, signatures: readonly Uint8Array[]) => void;
+
 /** The signing thread's module (protocol/ed25519-signing-worker.ts; its own entry in dist/). */
 const SIGNING_MODULE = moduleBeside('ed25519-signing-worker', import.meta.url);
 
@@ -139,15 +146,25 @@ const SIGNING_MODULE = moduleBeside('ed25519-signing-worker', import.meta.url);
 const BATCH_CHUNK = 256;
 
 /**
- * Ed25519 on a worker thread beside the caller's, fed chunks of messages: while the caller builds
- * messages, every other chunk goes to the worker at once and the rest wait; in `finish` the caller
- * signs waiting chunks from the back, in line, and hands the worker the next one from the front each
- * time it returns one, so the two threads share the work whatever the load on either core.
+ * Ed25519 on a worker thread beside the caller's, fed chunks of messages: the worker holds at most two
+ * chunks (one it signs, one queued) and the rest wait; each time it returns one it is handed the next
+ * from the front, and in `finish` the caller signs waiting chunks from the back, in line, so the two
+ * threads share the work whatever the load on either core (a chunk handed over cannot be taken back:
+ * a deeper queue at a descheduled worker leaves the caller waiting at the end). A caller that builds
+ * its messages in one synchronous run should yield to the event loop between chunks now and then, so
+ * the worker's answers come in and it is handed the next chunk meanwhile.
  * Chosen over node:crypto's callback form (one libuv job per signature on a 4-thread pool), which cost
  * ~40% more CPU than signing in line for no shorter wall time on this 2-core machine
  * (docs/benchmarks.md "## publish"): a chunk costs one hand-over, not one per signature.
+ * `onSigned` gets each chunk's signatures as they come, so the caller can use them (write the signed
+ * files) on its thread while the worker signs on; work it does there is work it does not sign, and the
+ * back-and-front sharing balances the two threads the same way.
  */
-export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE): BatchSigner {
+export function startBatchSigner(
+  seed: Uint8Array,
+  module: URL = SIGNING_MODULE,
+  onSigned?: OnBatchSigned,
+): BatchSigner {
   if (seed.length !== 32) throw new TypeError('Ed25519 seed must be 32 bytes');
   const data: SigningWorkerData = { pkcs8: Buffer.concat([PKCS8_PREFIX, seed]) };
   const worker = startModuleThread(module, data);
@@ -159,25 +176,26 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
   let wake: (() => void) | undefined;
   let pending: Uint8Array[] = [];
   const toWorker = (id: number, messages: Uint8Array[]) => {
-    const lengths = messages.map((m) => m.length);
-    const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
-    let at = 0;
-    for (const m of messages) {
-      bytes.set(m, at);
-      at += m.length;
-    }
+    const chunk = packChunk(id, messages);
     atWorker++;
-    worker.postMessage({ id, bytes, lengths }, [bytes.buffer]);
+    worker.postMessage(chunk, [chunk.bytes.buffer]);
+  };
+  const signed = (id: number, signatures: Uint8Array[]) => {
+    results[id] = signatures;
+    if (failure !== undefined || !onSigned) return;
+    try {
+      onSigned(id * BATCH_CHUNK, signatures);
+    } catch (e) {
+      failure = e;
+    }
   };
   worker.on('message', ({ id, signatures }: SignedChunk) => {
-    const out: Uint8Array[] = [];
-    for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
-    results[id] = out;
     atWorker--;
     // One chunk in hand and one queued keeps the worker busy; deeper, and it would take chunks the
-    // caller's thread could sign sooner.
-    const next = atWorker < 2 ? waiting.shift() : undefined;
+    // caller's thread could sign sooner. Handed over before onSigned runs, so the worker signs meanwhile.
+    const next = atWorker < 2 && failure === undefined ? waiting.shift() : undefined;
     if (next) toWorker(next.id, next.messages);
+    signed(id, splitSignatures(signatures));
     wake?.();
   });
   worker.on('error', (e) => {
@@ -191,12 +209,11 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
   const endChunk = () => {
     if (pending.length === 0) return;
     const id = chunks++;
-    if (id % 3 === 0) toWorker(id, pending);
+    if (atWorker < 2) toWorker(id, pending);
     else waiting.push({ id, messages: pending });
     pending = [];
   };
   const close = () => void worker.terminate();
-  const key = privateKeyObject(seed);
   return {
     add(message) {
       pending.push(message);
@@ -209,7 +226,7 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
           if (failure !== undefined) throw failure;
           const last = waiting.pop();
           if (last) {
-            results[last.id] = last.messages.map((m) => new Uint8Array(nodeSign(null, m, key)));
+            signed(last.id, signInLine(last.messages, privateKeyObject(seed)));
             // Let the worker's answers in (each hands it the next waiting chunk).
             await new Promise<void>((resolve) => setImmediate(resolve));
           } else if (atWorker > 0) await new Promise<void>((resolve) => (wake = resolve));
@@ -222,6 +239,32 @@ export function startBatchSigner(seed: Uint8Array, module: URL = SIGNING_MODULE)
     },
     close,
   };
+}
+
+/** A chunk as the signing thread takes it: the messages one after the other, and their lengths. */
+function packChunk(
+  id: number,
+  messages: readonly Uint8Array[],
+): SigningChunk & { bytes: Uint8Array<ArrayBuffer> } {
+  const lengths = messages.map((m) => m.length);
+  const bytes = new Uint8Array(lengths.reduce((a, b) => a + b, 0));
+  let at = 0;
+  for (const m of messages) {
+    bytes.set(m, at);
+    at += m.length;
+  }
+  return { id, bytes, lengths };
+}
+
+/** The signing thread's answer cut into one 64-byte signature per message. */
+function splitSignatures(signatures: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
+  return out;
+}
+
+function signInLine(messages: readonly Uint8Array[], key: KeyObject): Uint8Array[] {
+  return messages.map((m) => new Uint8Array(nodeSign(null, m, key)));
 }
 
 /**

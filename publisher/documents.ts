@@ -76,14 +76,17 @@ function envelopeOfCanonical(signed: string, keys: readonly SigningKey[]): Buffe
   );
 }
 
+/** An envelope's buffer with the signed text (`message`) in its tail and room for the signatures before it. */
+interface OpenEnvelope {
+  out: Buffer;
+  message: Buffer;
+}
+
 /**
  * One buffer for the whole envelope, the signed text encoded once into its tail: the prefix has a fixed
  * length (64-char key ids, 88-char base64 signatures), so the message can be signed in place.
  */
-function openEnvelope(
-  signed: string,
-  keys: readonly SigningKey[],
-): { out: Buffer; message: Buffer } {
+function openEnvelope(signed: string, keys: readonly SigningKey[]): OpenEnvelope {
   const prefixLength =
     ENVELOPE_OPEN.length +
     keys.length * SIGNATURE_ENTRY_LENGTH -
@@ -97,7 +100,7 @@ function openEnvelope(
 
 /** Writes the signatures (one per key, in the keys' order) before the signed text and closes the object. */
 function closeEnvelope(
-  { out, message }: { out: Buffer; message: Buffer },
+  { out, message }: OpenEnvelope,
   keys: readonly SigningKey[],
   signatures: readonly Uint8Array[],
 ): Buffer {
@@ -133,66 +136,113 @@ function rawHostKey(text: string): string {
 }
 
 export function buildRelease(input: BuildReleaseInput): BuiltRelease {
-  const signed = signUpToManifests(input, (text) => envelopeOfCanonical(text, input.keys));
-  return signIndex(signed, signed.manifests);
+  const r = startRelease(input);
+  const signed = signUpToManifests(r);
+  const listed: ListedManifest[] = [];
+  const refs: FileRef[] = [];
+  for (const m of signed.manifests) {
+    listed.push({ host: m.host, channel: m.channel });
+    refs.push(r.addSigned(m.path, envelopeOfCanonical(m.text, input.keys)));
+  }
+  return signIndex(signed, listed, refs);
+}
+
+/** Where buildReleaseConcurrent hands each host manifest as soon as all its signatures are in. */
+export interface ManifestSink {
+  /** One signed manifest (they come in no particular order). */
+  write(file: TreeFile): void;
+  /** Every manifest was handed over; the index is signed next. */
+  end(): void;
 }
 
 /**
  * The same release, byte for byte, with the host manifests (all but a handful of the signatures) signed
  * on a second thread (protocol/ed25519.ts startBatchSigner) while this one serialises the next manifests.
- * Everything else is signed in line, as in buildRelease.
+ * Everything else is signed in line, as in buildRelease. Each manifest is closed, digested and handed to
+ * `sink` as soon as its signatures are in, while the signing goes on (`nixfleet publish` writes it into
+ * the release's temp directory then): that work is shared between the threads like the signing.
  */
-export async function buildReleaseConcurrent(input: BuildReleaseInput): Promise<BuiltRelease> {
-  // Started first: the thread boots while the budgets and plans are signed.
-  const signers = input.keys.map((k) => startBatchSigner(k.seed));
+export async function buildReleaseConcurrent(
+  input: BuildReleaseInput,
+  sink?: ManifestSink,
+): Promise<BuiltRelease> {
+  const { keys } = input;
+  const r = startRelease(input);
+  /** Every manifest in signing order: its path and its envelope, open until its signatures are in. */
+  const opened: { path: string; envelope: OpenEnvelope }[] = [];
+  const refs: FileRef[] = [];
+  /** Runs of signatures (by the position of their first message) waiting for the other keys' runs. */
+  const partial = new Map<number, { arrived: number; byKey: (readonly Uint8Array[])[] }>();
+  const onSigned = (key: number) => (first: number, signatures: readonly Uint8Array[]) => {
+    let run = partial.get(first);
+    if (!run) partial.set(first, (run = { arrived: 0, byKey: [] }));
+    run.byKey[key] = signatures;
+    if (++run.arrived < keys.length) return;
+    partial.delete(first);
+    const { byKey } = run;
+    for (let i = 0; i < signatures.length; i++) {
+      const { path, envelope } = opened[first + i]!;
+      const bytes = closeEnvelope(
+        envelope,
+        keys,
+        byKey.map((s) => s[i]!),
+      );
+      refs[first + i] = r.addSigned(path, bytes);
+      sink?.write({ path, bytes });
+    }
+  };
+  // Started before the budgets and plans are signed: the thread boots meanwhile.
+  const signers = keys.map((k, i) => startBatchSigner(k.seed, undefined, onSigned(i)));
   try {
-    const signed = signUpToManifests(input, (text) => {
-      const envelope = openEnvelope(text, input.keys);
+    const signed = signUpToManifests(r);
+    const listed: ListedManifest[] = [];
+    for (const m of signed.manifests) {
+      listed.push({ host: m.host, channel: m.channel });
+      const envelope = openEnvelope(m.text, keys);
+      opened.push({ path: m.path, envelope });
       for (const s of signers) s.add(envelope.message);
-      return envelope;
-    });
-    const signatures = await Promise.all(signers.map((s) => s.finish()));
-    const manifests = signed.manifests.map((m, i) => ({
-      ...m,
-      envelope: closeEnvelope(
-        m.envelope,
-        input.keys,
-        signatures.map((byKey) => byKey[i]!),
-      ),
-    }));
-    return signIndex(signed, manifests);
+      // Now and then the signing thread's answers are let in, so that it is handed its next chunk
+      // (and this thread writes the signed ones) while the rest is serialised.
+      if (listed.length % YIELD_EVERY === 0) await new Promise<void>((go) => setImmediate(go));
+    }
+    await Promise.all(signers.map((s) => s.finish()));
+    sink?.end();
+    return signIndex(signed, listed, refs);
   } finally {
     // A build that failed half-way must not leave a thread keeping the process alive.
     for (const s of signers) s.close();
   }
 }
 
+/** Manifests serialised between two looks at the signing thread's answers (about 2 ms of work). */
+const YIELD_EVERY = 128;
+
 /**
  * The documents before the index, in dependency order (each binds the ones before it by digest): the
- * budgets and plans signed, the host manifests serialised and handed to `seal` (which signs them, or
- * starts their signing elsewhere).
+ * budgets and plans signed, then the host manifests' texts, serialised one by one as the caller takes
+ * them (and signs them, or starts their signing elsewhere).
  */
-function signUpToManifests<E>(
-  input: BuildReleaseInput,
-  seal: (canonical: string) => E,
-): {
+function signUpToManifests(r: ReleaseInProgress): {
   r: ReleaseInProgress;
   budgets: { ref: FileRef; doc: DisruptionBudgets };
   plans: { refs: Map<string, FileRef>; docs: Map<string, ChannelPlan> };
-  manifests: HostManifestFile<E>[];
+  manifests: Iterable<ManifestText>;
 } {
-  const r = startRelease(input);
   const budgets = signBudgets(r);
   const plans = signChannelPlans(r);
-  return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref, seal) };
+  return { r, budgets, plans, manifests: hostManifests(r, plans.refs, budgets.ref) };
 }
 
-/** The signed manifests added to the tree, then the index that binds them all. */
+/**
+ * The index that binds every document; `listed`: the manifests in the order they were serialised,
+ * `refs`: their references (added to the files), in the same order.
+ */
 function signIndex(
   { r, budgets, plans }: ReturnType<typeof signUpToManifests>,
-  manifests: readonly HostManifestFile<Buffer>[],
+  listed: readonly ListedManifest[],
+  refs: readonly FileRef[],
 ): BuiltRelease {
-  const index = signReleaseIndex(r, plans.refs, budgets.ref, addManifests(r, manifests));
+  const index = signReleaseIndex(r, plans.refs, budgets.ref, indexHosts(r, listed, refs));
   return { files: r.files, index, plans: plans.docs, budgets: budgets.doc };
 }
 
@@ -216,10 +266,15 @@ interface ReleaseInProgress {
   addSigned: (path: string, bytes: Buffer) => FileRef;
 }
 
+/** How many files the release has: a manifest per host, a plan per channel, the budgets, the index. */
+export function releaseFileCount({ fleet, resolved }: BuildReleaseInput): number {
+  return Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
+}
+
 function startRelease(input: BuildReleaseInput): ReleaseInProgress {
-  const { fleet, resolved, version, issuedAt } = input;
+  const { fleet, version, issuedAt } = input;
   const files: TreeFile[] = [];
-  const total = Object.keys(fleet.hosts).length + Object.keys(resolved.channels).length + 2;
+  const total = releaseFileCount(input);
   let done = 0;
   // Shared sub-objects (plan refs, budgets ref, probes) are canonicalised once, not once per host.
   // A Map, not a WeakMap: it dies with the build anyway, and 20,000 weak entries (ephemerons) cost
@@ -347,26 +402,27 @@ const OWN_MANIFEST_KEYS = [
 type IndexHost = ReleaseIndex['hosts'][string];
 const indexHostText = canonicalTemplate<IndexHost>({}, ['channel', 'manifest']);
 
-/** One host's manifest: where it goes, and its envelope (or the promise of it) as `seal` made it. */
-interface HostManifestFile<E> {
+/** One host's manifest as the index lists it. */
+interface ListedManifest {
   host: string;
   channel: string;
+}
+
+/** One host's manifest: where it goes, and its canonical (JCS) text, to be signed. */
+interface ManifestText extends ListedManifest {
   path: string;
-  envelope: E;
+  text: string;
 }
 
 /**
- * Every host's manifest text, handed to `seal` (which signs it) as soon as it is built, in channel and
- * wave order. A channel's manifests are serialised through one template (canonicalTemplate): the ~15
+ * Every host's manifest text and path, one at a time as the caller takes them, in channel and wave order. A channel's manifests are serialised through one template (canonicalTemplate): the ~15
  * members they share are serialised once per channel, not once per host (~0.1 s of a 10,000-host publish).
  */
-function hostManifests<E>(
+function* hostManifests(
   { input: { fleet, resolved, version }, common, hostKeys, memo }: ReleaseInProgress,
   plans: Map<string, FileRef>,
   budgets: FileRef,
-  seal: (canonical: string) => E,
-): HostManifestFile<E>[] {
-  const out: HostManifestFile<E>[] = [];
+): Generator<ManifestText> {
   for (const ch of Object.values(resolved.channels)) {
     const c = fleet.channels[ch.name]!;
     const policy = fleet.policies[ch.policy]!;
@@ -397,25 +453,25 @@ function hostManifests<E>(
           ...optional('compliance', hostCompliance(fleet, name)),
         } satisfies OwnManifest;
         const path = hostManifestPath(version, name);
-        out.push({ host: name, channel: ch.name, path, envelope: seal(manifestText(own)) });
+        yield { host: name, channel: ch.name, path, text: manifestText(own) };
       }
     }
   }
-  return out;
 }
 
-/** Adds the signed manifests to the release; host -> its channel and manifest reference, as the index lists them. */
-function addManifests(
-  { memo, addSigned }: ReleaseInProgress,
-  manifests: readonly HostManifestFile<Buffer>[],
+/** Host -> its channel and manifest reference (`refs`, in the manifests' order), as the index lists them. */
+function indexHosts(
+  { memo }: ReleaseInProgress,
+  listed: readonly ListedManifest[],
+  refs: readonly FileRef[],
 ): Record<string, IndexHost> {
-  const indexHosts: Record<string, IndexHost> = {};
-  for (const m of manifests) {
-    const entry = { channel: m.channel, manifest: addSigned(m.path, m.envelope) };
+  const hosts: Record<string, IndexHost> = {};
+  listed.forEach((m, i) => {
+    const entry = { channel: m.channel, manifest: refs[i]! };
     memo.set(entry, indexHostText(entry));
-    indexHosts[m.host] = entry;
-  }
-  return indexHosts;
+    hosts[m.host] = entry;
+  });
+  return hosts;
 }
 
 function signReleaseIndex(

@@ -27,6 +27,7 @@ import {
 import {
   buildRelease,
   buildReleaseConcurrent,
+  releaseFileCount,
   type BuildReleaseInput,
   type BuiltRelease,
 } from './documents.ts';
@@ -36,9 +37,10 @@ import { planRevocations, readBoundRevocations } from './revocations.ts';
 import {
   acquireLock,
   highestReleaseDir,
-  installReleaseDir,
   readCurrentTimestamp,
   removeStaleTemps,
+  stageReleaseDir,
+  type StagedRelease,
 } from './tree.ts';
 import { checkReleaseKeys, loadTrustChain, loadTrustDir, type TrustChain } from './trust.ts';
 import { assertValidFleet } from './validate.ts';
@@ -346,8 +348,11 @@ function commit(
 }
 
 /**
- * commit, with the host manifests signed on a second thread (buildReleaseConcurrent): the same bytes,
- * using both cores (`nixfleet publish`). The lock is held across the wait like across the synchronous work.
+ * commit, with the host manifests signed on a second thread (buildReleaseConcurrent) and written into
+ * releases/<v>'s temp directory as their signatures come in, so that both cores sign and write at once
+ * (`nixfleet publish`). The same bytes, the same write order: the temp directory is invisible until
+ * writeRelease flushes it and renames it into place after the roots; a failure removes it. The lock is
+ * held across the wait like across the synchronous work.
  */
 async function commitConcurrent(
   opts: PublishOptions,
@@ -358,11 +363,31 @@ async function commitConcurrent(
   try {
     const started = startCommit(opts, prepared, cacheCheck);
     if ('unchanged' in started) return started.unchanged;
-    const built = await buildReleaseConcurrent(started.release);
-    return finishCommit(opts, prepared, cacheCheck, started, built);
+    const staged = opts.dryRun ? undefined : stageRelease(opts, started.release);
+    try {
+      const built = await buildReleaseConcurrent(
+        started.release,
+        // Flushing starts when the last manifest is written, while this thread signs the index.
+        staged && { write: (f) => staged.write(f), end: () => staged.flushSoFar() },
+      );
+      return finishCommit(opts, prepared, cacheCheck, started, built, staged);
+    } catch (e) {
+      staged?.discard();
+      throw e;
+    } finally {
+      await staged?.flushedSoFar();
+    }
   } finally {
     unlock();
   }
+}
+
+/** releases/<v>/ as a temp directory (tree.ts stageReleaseDir), its writes reported as the 'write' phase. */
+function stageRelease(opts: PublishOptions, release: BuildReleaseInput): StagedRelease {
+  const total = releaseFileCount(release);
+  return stageReleaseDir(opts.treeDir, release.version, (done) =>
+    opts.onProgress?.({ phase: 'write', done, total }),
+  );
 }
 
 /** What the lock-holding steps before the signing found: the version, the current release, the input. */
@@ -412,13 +437,25 @@ function startCommit(
   };
 }
 
-/** Signs what the built release binds (revocations, timestamp), diffs it, and writes it unless a dry run. */
+/**
+ * Signs what the built release binds (revocations, timestamp), diffs it, and writes it unless a dry run
+ * (into `staged` when its directory was started already, holding some of its files).
+ */
 function finishCommit(
   opts: PublishOptions,
   prepared: Prepared,
   cacheCheck: CacheCheckSummary,
-  { signStart, current, currentRelease, version, previousVersion, fleetDigest }: StartedCommit,
+  {
+    signStart,
+    current,
+    currentRelease,
+    version,
+    previousVersion,
+    fleetDigest,
+    release,
+  }: StartedCommit,
   built: BuiltRelease,
+  staged?: StagedRelease,
 ): PublishResult {
   const rootVersion = prepared.trust.root.signed.version;
   const signed = signRelease(opts, prepared, current, version, built);
@@ -431,7 +468,7 @@ function finishCommit(
     cacheCheck,
   };
   if (opts.dryRun) return publishResult('dry-run', facts, prepared, [signStart, signEnd, clock()]);
-  writeRelease(opts, prepared.trust, version, signed);
+  writeRelease(opts, prepared.trust, staged ?? stageRelease(opts, release), signed);
   const written = clock();
   opts.onProgress?.({ phase: 'done', done: 1, total: 1 });
   return publishResult('published', facts, prepared, [signStart, signEnd, written]);
@@ -646,25 +683,31 @@ function publishResult(
 }
 
 /**
- * Writes the signed release in the crash-safe order: new roots, releases/<v>/, revocations, the timestamp
- * (which switches agents to it), then the revocations.json mirror.
+ * Writes the signed release in the crash-safe order: new roots, releases/<v>/ (the files `staged` does
+ * not hold yet, then flushed and renamed into place), revocations, the timestamp (which switches agents
+ * to it), then the revocations.json mirror.
  */
 function writeRelease(
   opts: PublishOptions,
   trust: TrustChain,
-  version: number,
-  { built, revocations, timestamp }: SignedRelease,
+  staged: StagedRelease,
+  { built, revocations, timestamp, ts }: SignedRelease,
 ): void {
   const progress = opts.onProgress ?? (() => {});
+  const version = ts.release.version;
   const notPublished = `release ${version} was not published and the tree still serves the previous release`;
   const write = (path: string, bytes: Uint8Array, o: { advanceMtime?: boolean } = {}) =>
     writingFile(join(opts.treeDir, path), notPublished, () =>
       writeFileAtomic(join(opts.treeDir, path), bytes, o),
     );
-  for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
-  installReleaseDir(opts.treeDir, version, built.files, (done, total) =>
-    progress({ phase: 'write', done, total }),
-  );
+  try {
+    for (const r of rootsToInstall(opts.treeDir, trust)) write(r.path, r.bytes);
+    for (const f of built.files) if (!staged.has(f.path)) staged.write(f);
+  } catch (e) {
+    staged.discard();
+    throw e;
+  }
+  staged.install();
   progress({ phase: 'commit', done: 0, total: 1 });
   try {
     if (revocations.file) write(revocations.file.path, revocations.file.bytes);

@@ -13,7 +13,7 @@ import {
   fsyncSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   fsyncDir,
   tryAcquirePidLock,
@@ -71,16 +71,17 @@ export function acquireLock(treeDir: string): () => void {
 
 /**
  * Flushes everything written so far to disk with one syncfs (coreutils `sync -f`): one call instead of
- * an fsync per file, which costs seconds for 10,000 manifests. Falls back to per-file fsync.
+ * an fsync per file, which costs seconds for 10,000 manifests. Falls back to per-file fsync (`paths`,
+ * asked for only then).
  */
-function flushFiles(dir: string, paths: readonly string[]): void {
+function flushFiles(dir: string, paths: () => Iterable<string>): void {
   try {
     execFileSync('sync', ['-f', dir], { stdio: 'ignore' });
     return;
   } catch {
     /* no coreutils sync -f: fsync each file */
   }
-  for (const p of paths) {
+  for (const p of paths()) {
     const fd = openSync(p, 'r');
     try {
       fsyncSync(fd);
@@ -100,6 +101,45 @@ export function installReleaseDir(
   files: readonly TreeFile[],
   onWritten?: (done: number, total: number) => void,
 ): void {
+  const staged = stageReleaseDir(treeDir, version, (done) => onWritten?.(done, files.length));
+  try {
+    for (const f of files) staged.write(f);
+  } catch (e) {
+    staged.discard();
+    throw e;
+  }
+  staged.install();
+}
+
+/** releases/<v>/ being written: invisible (a temp directory) until `install`. */
+export interface StagedRelease {
+  /** Writes one file of the release (tree-relative path under releases/<v>/) into the temp directory. */
+  write(file: TreeFile): void;
+  /** Whether `path` was written already. */
+  has(path: string): boolean;
+  /**
+   * Starts writing the files written so far to disk without waiting (a second core is idle while the
+   * caller finishes the release), so that `install`'s flush, which waits, has little left to do.
+   */
+  flushSoFar(): void;
+  /** Settles when flushSoFar's `sync` has ended (at once if none was started): no process outlives a publish. */
+  flushedSoFar(): Promise<void>;
+  /** Flushes every file to disk and renames the temp directory to releases/<v> (or discards it and throws). */
+  install(): void;
+  /** Removes the temp directory (a publish that failed before `install`). */
+  discard(): void;
+}
+
+/**
+ * Starts releases/<v>/ as a temp directory in releases/ (removed by removeStaleTemps if this process
+ * dies), so that its files can be written as soon as each is signed; `install` makes it visible whole.
+ * Refuses when releases/<v> exists (releases are immutable). `onWritten` gets the count written so far.
+ */
+export function stageReleaseDir(
+  treeDir: string,
+  version: number,
+  onWritten?: (done: number) => void,
+): StagedRelease {
   const prefix = releaseDir(version) + '/';
   const finalDir = join(treeDir, releaseDir(version));
   if (existsSync(finalDir))
@@ -109,10 +149,12 @@ export function installReleaseDir(
   // A failed write (a full disk) must not leave the partial copy behind: it would keep the disk full,
   // and the next `refresh` (a few KB) would fail too until the timestamp expires.
   const cleanedUp = `the partial ${releaseDir(version)} (${tmp}) was removed and the tree still serves the previous release`;
-  try {
-    const written: string[] = [];
-    const made = new Set<string>();
-    files.forEach((f, i) => {
+  const written = new Set<string>();
+  const made = new Set<string>();
+  const discard = () => rmSync(tmp, { recursive: true, force: true });
+  let background = Promise.resolve();
+  return {
+    write(f) {
       if (!f.path.startsWith(prefix)) throw new Error(`internal: ${f.path} is outside ${prefix}`);
       const p = join(tmp, f.path.slice(prefix.length));
       const d = dirname(p);
@@ -121,18 +163,33 @@ export function installReleaseDir(
         made.add(d);
       }
       writingFile(p, cleanedUp, () => writeFileSync(p, f.bytes, { mode: 0o644 }));
-      written.push(p);
-      if (onWritten && ((i + 1) % 500 === 0 || i + 1 === files.length))
-        onWritten(i + 1, files.length);
-    });
-    writingFile(tmp, cleanedUp, () => {
-      flushFiles(tmp, written);
-      for (const d of made) fsyncDir(d);
-      renameSync(tmp, finalDir);
-    });
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  fsyncDir(dirname(finalDir));
+      written.add(f.path);
+      if (onWritten && written.size % 500 === 0) onWritten(written.size);
+    },
+    has: (path) => written.has(path),
+    flushSoFar() {
+      // Best effort (install flushes everything anyway): a missing `sync` is install's to handle.
+      background = new Promise((settle) => {
+        const sync = spawn('sync', ['-f', tmp], { stdio: 'ignore' });
+        sync.on('error', () => settle());
+        sync.on('close', () => settle());
+      });
+    },
+    flushedSoFar: () => background,
+    install() {
+      try {
+        onWritten?.(written.size);
+        writingFile(tmp, cleanedUp, () => {
+          flushFiles(tmp, () => [...written].map((path) => join(tmp, path.slice(prefix.length))));
+          for (const d of made) fsyncDir(d);
+          renameSync(tmp, finalDir);
+        });
+      } catch (e) {
+        discard();
+        throw e;
+      }
+      fsyncDir(dirname(finalDir));
+    },
+    discard,
+  };
 }

@@ -219,6 +219,31 @@ for (const [label, module] of [
     );
   });
 
+test('onSigned hears of every signature once, as finish returns them, and what it throws fails finish', async () => {
+  const seed = new Uint8Array(randomBytes(32));
+  const messages = Array.from({ length: 1300 }, (_, i) => new Uint8Array(randomBytes(i % 300)));
+  const heard: (Uint8Array | undefined)[] = [];
+  const signer = startBatchSigner(seed, undefined, (first, signatures) =>
+    signatures.forEach((sig, i) => {
+      assert.is(heard[first + i], undefined, `position ${first + i} heard twice`);
+      heard[first + i] = sig;
+    }),
+  );
+  for (const m of messages) signer.add(m);
+  const sigs = await signer.finish();
+  assert.is(heard.length, messages.length);
+  heard.forEach((sig, i) => assert.is(toHex(sig!), toHex(sigs[i]!), `position ${i}`));
+
+  const failing = startBatchSigner(seed, undefined, (first) => {
+    if (first > 0) throw new Error('disk full');
+  });
+  for (const m of messages) failing.add(m);
+  await failing.finish().then(
+    () => assert.unreachable('finish resolved although onSigned threw'),
+    (e: Error) => assert.is(e.message, 'disk full'),
+  );
+});
+
 test('a signing thread that cannot start fails the batch (no signature is left out)', async () => {
   const signer = startBatchSigner(new Uint8Array(32), pathToFileURL('/nonexistent/signer.js'));
   for (let i = 0; i < 600; i++) signer.add(new Uint8Array([i & 0xff]));

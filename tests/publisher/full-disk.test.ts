@@ -7,7 +7,12 @@ import { mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync, existsSync }
 import { join } from 'node:path';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { requireTool } from '../support/skip.ts';
-import { publishRelease } from '../../publisher/publish.ts';
+import {
+  publishRelease,
+  publishReleaseChecked,
+  type PublishResult,
+  type UncheckedPublishOptions,
+} from '../../publisher/publish.ts';
 import { refreshTimestamp } from '../../publisher/refresh.ts';
 import { TreeWriteFailed } from '../../publisher/errors.ts';
 import { checkTree } from './tree-check.ts';
@@ -29,7 +34,18 @@ function fillUntilFree(dir: string, freeBytes: number): void {
   writeFileSync(join(dir, 'filler'), Buffer.alloc(Math.max(0, free - freeBytes)));
 }
 
-test('publish on a full disk: typed error naming the file, no temp left behind, refresh still works', () => {
+/** publishRelease (signed, then written) or publishReleaseChecked (`nixfleet publish`: the manifests are
+ * written while the second thread still signs, so the failing write happens inside the signing). */
+const publishers = {
+  'in-line': async (o: UncheckedPublishOptions) => publishRelease(o),
+  threads: (o: UncheckedPublishOptions) => publishReleaseChecked(o),
+};
+
+for (const [mode, publish] of Object.entries(publishers))
+  test(`publish (${mode}) on a full disk: typed error naming the file, no temp left behind, refresh still works`, () =>
+    fullDisk(publish));
+
+async function fullDisk(publish: (o: UncheckedPublishOptions) => Promise<PublishResult>) {
   if (!canMount()) return;
   const s = setupTrust();
   const mnt = join(s.dir, 'mnt');
@@ -63,7 +79,7 @@ test('publish on a full disk: typed error naming the file, no temp left behind, 
     }).fleet;
     let err: unknown;
     try {
-      publishRelease({
+      await publish({
         cacheCheck: 'skip',
         treeDir,
         fleet: fleetBig,
@@ -98,7 +114,7 @@ test('publish on a full disk: typed error naming the file, no temp left behind, 
 
     // With space again, the same publish goes through as release 2.
     rmSync(join(mnt, 'filler'));
-    const ok = publishRelease({
+    const ok = await publish({
       cacheCheck: 'skip',
       treeDir,
       fleet: fleetBig,
@@ -112,7 +128,7 @@ test('publish on a full disk: typed error naming the file, no temp left behind, 
     execFileSync('umount', [mnt]);
     s.cleanup();
   }
-});
+}
 
 test('refresh removes a partial release left by a killed publisher before writing', () => {
   if (!canMount()) return;

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { writeFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateFleet } from '../support/fleet-gen.ts';
@@ -20,12 +20,13 @@ function publishAndKill(
   trustDir: string,
   fleetFile: string,
   now: number,
+  mode: Mode,
   killWhen: (ev: { phase: string; done: number; total: number }) => boolean,
 ): Promise<'killed' | 'completed'> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', CHILD, treeDir, trustDir, fleetFile, String(now)],
+      ['--import', 'tsx', CHILD, treeDir, trustDir, fleetFile, String(now), mode],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let killed = false;
@@ -56,7 +57,31 @@ function publishAndKill(
   });
 }
 
-test('kill -9 at several moments of a publish leaves the previous release verifiable', async () => {
+/** Every releases/<n> directory in the tree holds a whole release: its index and every manifest it lists. */
+function assertReleaseDirsComplete(treeDir: string, label: string): void {
+  for (const name of readdirSync(join(treeDir, 'releases'))) {
+    if (name.startsWith('.tmp-')) continue;
+    const dir = join(treeDir, 'releases', name);
+    assert.ok(existsSync(join(dir, 'index.json')), `${label}: releases/${name} has no index.json`);
+    const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as {
+      signed: { hosts: Record<string, unknown> };
+    };
+    assert.is(
+      readdirSync(join(dir, 'hosts')).length,
+      Object.keys(index.signed.hosts).length,
+      `${label}: releases/${name} is missing host manifests`,
+    );
+  }
+}
+
+/** publish-child.ts: publishRelease (sign, then write) or publishReleaseChecked (write while signing). */
+type Mode = 'in-line' | 'threads';
+
+for (const mode of ['in-line', 'threads'] as const)
+  test(`kill -9 at several moments of a publish (${mode}) leaves the previous release verifiable`, () =>
+    killAtSeveralMoments(mode));
+
+async function killAtSeveralMoments(mode: Mode): Promise<void> {
   const s = setupTrust();
   try {
     const small = generateFleet({ hosts: 6, channels: 2, wavesPerChannel: 2, seed: 'kill' }).fleet;
@@ -77,6 +102,8 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
     const fleetFile = join(s.dir, 'large.json');
     writeFileSync(fleetFile, JSON.stringify(large));
 
+    // Signed on two threads (`threads`), the manifests are written while the signing goes on: 'write'
+    // 500 comes while the second thread still signs, 'sign' 500 when the index is being signed.
     const moments: [string, (ev: { phase: string; done: number; total: number }) => boolean][] = [
       ['while signing', (e) => e.phase === 'sign' && e.done >= 500],
       ['while writing', (e) => e.phase === 'write' && e.done >= 500 && e.done < e.total],
@@ -90,7 +117,7 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
     let expectedVersion = 1;
     for (const [label, when] of moments) {
       now += 60_000;
-      const outcome = await publishAndKill(s.treeDir, s.trustDir, fleetFile, now, when);
+      const outcome = await publishAndKill(s.treeDir, s.trustDir, fleetFile, now, mode, when);
       // The last moment is the end of the publish: the child may finish before the signal lands.
       if (!label.startsWith('after the rename')) assert.is(outcome, 'killed', label);
       if (outcome === 'completed') expectedVersion++;
@@ -101,6 +128,13 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
       // timestamp still names the previous, complete release.
       assert.ok(checked.version >= expectedVersion, `${label}: version ${checked.version}`);
       expectedVersion = checked.version;
+      assertReleaseDirsComplete(s.treeDir, label);
+      // Killed mid-write, the partial release is a temp directory nobody serves.
+      if (label === 'while writing')
+        assert.ok(
+          readdirSync(join(s.treeDir, 'releases')).some((n) => n.startsWith('.tmp-')),
+          `${label}: the partial release is not in a temp directory`,
+        );
     }
     // The next publish recovers the dead publisher's lock and temp directory and moves on.
     const r = publishRelease({
@@ -121,6 +155,6 @@ test('kill -9 at several moments of a publish leaves the previous release verifi
   } finally {
     s.cleanup();
   }
-});
+}
 
 test.run();
