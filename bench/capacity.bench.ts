@@ -485,6 +485,14 @@ export default async function bench(): Promise<void> {
       agents('reuse', 0, oneGet),
       parseAgents,
     );
+    // The issue's mix: 1 % of runs post an ack (hosts in a rollout; they would also read their bundles,
+    // 2 GETs more per posting run: ~0.02 requests per run, left out).
+    await measure(
+      `**now**: steady run under halt, 1 GET (+ own head every ${LOSS_CHECK_EVERY}th run), 1 % post`,
+      'reuse-cache',
+      agents('reuse', POST_EVERY, oneGet),
+      parseAgents,
+    );
     // The converged fleet's real mix: heartbeats (session cache, resumed), HB_CLIENTS processes.
     await measure(
       'heartbeat 60 s (old default): 3 GETs + a heartbeat POST every run',
