@@ -18,6 +18,7 @@ import {
   type AckRejection,
   type LogPrefixMemo,
 } from './acks.ts';
+import type { AckFileMemo } from './ack-file-memo.ts';
 import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, hostScope, type VerifiedRelease } from './load.ts';
 import { viewScope, type ViewScope } from './scope.ts';
@@ -34,6 +35,8 @@ export type { AckHistory } from './acks.ts';
  * `hosts`: only these hosts' acks (traceScope: what the subject's gates read); default every host's.
  * `prefixes`: the logs' verified prefixes remembered by an earlier read (the store's logPrefixes), so
  * that only their new records are checked; the caller saves it.
+ * `files`: the latest-ack files an earlier run read (TreeAckOptions.files); a trace reads no bundles
+ * when it has a log, so the store's verifiedAckFiles serves (no file's bytes kept); the caller saves it.
  */
 export function loadAckHistory(
   dir: string,
@@ -43,6 +46,7 @@ export function loadAckHistory(
   replicaLogs: readonly string[] = [],
   hosts?: ReadonlySet<string>,
   prefixes?: LogPrefixMemo,
+  files?: AckFileMemo,
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   for (const f of [log, ...replicaLogs])
@@ -58,6 +62,7 @@ export function loadAckHistory(
     ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
     ...(hosts === undefined ? {} : { hosts }),
     ...(prefixes === undefined ? {} : { log: { prefixes } }),
+    ...(files === undefined ? {} : { files }),
   });
 }
 
