@@ -35,8 +35,9 @@ export type { AckHistory } from './acks.ts';
  * `hosts`: only these hosts' acks (traceScope: what the subject's gates read); default every host's.
  * `prefixes`: the logs' verified prefixes remembered by an earlier read (the store's logPrefixes), so
  * that only their new records are checked; the caller saves it.
- * `files`: the latest-ack files an earlier run read (TreeAckOptions.files); a trace reads no bundles
- * when it has a log, so the store's verifiedAckFiles serves (no file's bytes kept); the caller saves it.
+ * `files`: the latest-ack files an earlier run read with their verified acks (the store's
+ * verifiedAckFiles; TreeAckOptions.files), used when there is a log (then no bundles are read, and the
+ * memo keeps no bytes to compare them with); the caller saves it.
  */
 export function loadAckHistory(
   dir: string,
@@ -62,7 +63,8 @@ export function loadAckHistory(
     ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
     ...(hosts === undefined ? {} : { hosts }),
     ...(prefixes === undefined ? {} : { log: { prefixes } }),
-    ...(files === undefined ? {} : { files }),
+    // A verified memo keeps no bytes to compare bundles with: used only when there are no bundles to read.
+    ...(files === undefined || log === null ? {} : { files }),
   });
 }
 

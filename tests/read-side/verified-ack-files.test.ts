@@ -8,7 +8,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
 import { publishRelease } from '../../publisher/publish.ts';
@@ -292,12 +299,12 @@ test('a file whose ack the log gave is remembered without it; without that log i
   assert.ok(memoRows(memoFile(fx)).every((r) => r[5] === null));
 });
 
-/** `nixfleet trace --host --json` over `log` (cacheDir null: --no-cache), as the CLI prints it. */
-async function traceJson(fx: Fixture, host: string, log: string, cacheDir: string | null) {
+/** `nixfleet trace --host --json` over `log` (null: none), cacheDir null: --no-cache. */
+async function traceJson(fx: Fixture, host: string, log: string | null, cacheDir: string | null) {
   const r = await run(
     'trace',
-    ...['--tree', fx.tree, '--root', fx.rootFile, '--acks-log', log, '--now', isoTime(NOW)],
-    ...['--host', host, '--json'],
+    ...['--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW), '--host', host, '--json'],
+    ...(log === null ? [] : ['--acks-log', log]),
     ...(cacheDir === null ? ['--no-cache'] : ['--cache-dir', cacheDir]),
   );
   assert.is(r.code, 0, r.err);
@@ -327,6 +334,11 @@ test('trace --host: latest-ack files recalled beside the log; a shorter log read
   assert.is.not(shorter, full, 'the premise: the shorter log alone traces differently');
   assert.is(await traceJson(fx, host, half, cache), shorter, 'warm over the shorter log');
   assert.is(await traceJson(fx, host, half, cache), shorter, 'and again');
+  // No log: the bundles are read, which a memo without bytes cannot compare with; none is kept.
+  const noLog = join(fx.dir, 'no-log-cache');
+  const latest = await traceJson(fx, host, null, null);
+  assert.is(await traceJson(fx, host, null, noLog), latest, 'no log, warm');
+  assert.not.ok(existsSync(join(noLog, 'trace.ch-1.verified-ack-files')));
 });
 
 test("git's racy rule: files changed within RACY_MS of the run's start are not remembered", async () => {
