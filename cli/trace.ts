@@ -136,7 +136,15 @@ Options:
         }),
         manifests,
       );
-      const { scope, history } = scopedHistory(tree, release, subject, store, log, replicaLogs);
+      const { scope, history } = scopedHistory(
+        tree,
+        release,
+        subject,
+        store,
+        log,
+        replicaLogs,
+        cacheDir !== null,
+      );
       store.save();
       const report = traceReport(release, history, subject, {
         now,
@@ -169,6 +177,7 @@ function scopedHistory(
   store: ReturnType<typeof openVerifiedAckStore>,
   log: string | undefined,
   replicaLogs: string[],
+  cached: boolean,
 ) {
   const scope = traceScope(release, subject);
   const cache = store.scopeAcks(scope.channels[0]!);
@@ -180,6 +189,8 @@ function scopedHistory(
     replicaLogs,
     scope.hosts,
     store.indexedLogPrefixes,
+    // Latest-ack files recalled by identity with the ack each held (a memo kept only with a cache).
+    cached ? store.verifiedAckFiles : undefined,
   );
   return { scope, history };
 }

@@ -23,7 +23,10 @@
 // strict intake and the signature check of exactly those bytes under exactly that key (what the ack
 // cache spares by digest), never for the claims checked against this run's release; a re-keyed host's
 // file is read and verified again. Only verified acks are remembered so: a refused file is read every
-// run (and refused again).
+// run (and refused again). A file whose ack a log read before it already gave (its digest is a
+// record of the log) is remembered without that ack (`signed: null`): a later run takes it in only while
+// the log gives that digest again (then the file adds nothing), and reads it otherwise. A trace's scope
+// repeats its log almost file for file, so its memo is little more than identities and digests.
 import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
@@ -61,7 +64,8 @@ export interface RepeatingBundle {
 
 /**
  * A latest-ack file whose bytes (digest `digest`) a full read took in strictly and verified as the
- * ack of `host` under `hostKey` (the base64 key the release named): `signed` is that ack's signed part.
+ * ack of `host` under `hostKey` (the base64 key the release named): `signed` is that ack's signed part,
+ * or null when a log read before the file gave the same ack (the file repeated the log; see the top).
  */
 export interface VerifiedAckFile {
   path: string;
@@ -69,7 +73,7 @@ export interface VerifiedAckFile {
   digest: string;
   host: string;
   hostKey: string;
-  signed: AckRecord;
+  signed: AckRecord | null;
 }
 
 /** A file's identity (as recall gives it for remember): null when missing or not a regular file. */
@@ -117,8 +121,13 @@ export class AckFileMemo {
   private readonly earlier = new Map<string, AckFileEntry | VerifiedAckFile>();
   private readonly now = new Map<string, AckFileEntry | VerifiedAckFile>();
   /** `keeps: 'verified'`: files read this run, remembered by settle() once their acks are verified. */
-  private readonly unsettled: { path: string; identity: string; digest: string; host: string }[] =
-    [];
+  private readonly unsettled: {
+    path: string;
+    identity: string;
+    digest: string;
+    host: string;
+    logged: boolean;
+  }[] = [];
   private readonly earlierBundles = new Map<string, RepeatingBundle>();
   private readonly nowBundles = new Map<string, RepeatingBundle>();
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
@@ -163,8 +172,15 @@ export class AckFileMemo {
     return id;
   }
 
-  /** A recalled verified ack the collector took in as it stands: kept for the next run. */
-  keep(e: VerifiedAckFile): void {
+  /**
+   * A recalled verified ack the collector took in as it stands: kept for the next run; without its ack
+   * when `logged` (a log read before the file gave that digest), else as it was.
+   */
+  keep(e: VerifiedAckFile, logged = false): void {
+    if (logged && e.signed !== null) {
+      e = { ...e, signed: null };
+      this.added = true;
+    }
     this.now.set(e.path, e);
     this.hits++;
   }
@@ -172,12 +188,20 @@ export class AckFileMemo {
   /**
    * After reading `bytes` from `path` (whose identity `recall` gave before the read): remembered when
    * clearly older than the run, and only if the bytes survive a round trip through the memo's text
-   * (valid UTF-8, one line). `digest`: their SHA-256, as the collector computed it.
+   * (valid UTF-8, one line). `digest`: their SHA-256, as the collector computed it. `logged`: a log
+   * read before the file gave that digest (`keeps: 'verified'` then keeps no ack).
    */
-  remember(path: string, seen: Seen, bytes: Buffer, digest: string, host: string): void {
+  remember(
+    path: string,
+    seen: Seen,
+    bytes: Buffer,
+    digest: string,
+    host: string,
+    logged = false,
+  ): void {
     if (!this.clearlyOld(seen, path)) return;
     if (this.keeps === 'verified') {
-      this.unsettled.push({ path, identity: seen!.identity, digest, host });
+      this.unsettled.push({ path, identity: seen!.identity, digest, host, logged });
       return;
     }
     const text = bytes.toString('utf8');
@@ -228,7 +252,8 @@ export class AckFileMemo {
       const ack = i === undefined ? undefined : verified[i];
       const hostKey = hostKeys.get(u.host);
       if (ack === undefined || ack.host !== u.host || hostKey === undefined) continue;
-      this.now.set(u.path, { ...u, hostKey, signed: ack });
+      const { logged, ...file } = u;
+      this.now.set(u.path, { ...file, hostKey, signed: logged ? null : ack });
       this.added = true;
     }
     this.unsettled.length = 0;
@@ -330,11 +355,10 @@ export function parseVerifiedAckFiles(line: string): VerifiedAckFile[] | null {
       typeof hostKey !== 'string' ||
       typeof path !== 'string' ||
       typeof signed !== 'object' ||
-      signed === null ||
-      (signed as { host?: unknown }).host !== host
+      (signed !== null && (signed as { host?: unknown }).host !== host)
     )
       return null;
-    out.push({ identity, digest, host, hostKey, path, signed: signed as AckRecord });
+    out.push({ identity, digest, host, hostKey, path, signed: signed as AckRecord | null });
   }
   return out;
 }

@@ -691,9 +691,15 @@ export function collectTreeAcks(
       let seen = memo?.recall(path);
       if (seen != null && 'verified' in seen) {
         const v = seen.verified;
-        if (collector.addVerifiedFile(v.digest, v.signed, v.hostKey, source, host)) {
+        // Already given by a log read before: the file adds nothing (a memo entry without its ack is
+        // taken in only so; see ack-file-memo.ts).
+        const logged = collector.seenIds.has(v.digest);
+        if (
+          (logged || v.signed !== null) &&
+          collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
+        ) {
           // No bytes to compare a bundle with: bundles are then read in full.
-          memo!.keep(v);
+          memo!.keep(v, logged);
           latestFiles++;
           continue;
         }
@@ -707,8 +713,10 @@ export function collectTreeAcks(
         bytes = () => Buffer.from(text, 'utf8');
       } else {
         const read = readFile(path, LIMITS.ack, source);
+        const known = collector.seenIds.size;
         id = collector.add(read, source, host);
-        memo?.remember(path, seen ?? null, read, id, host);
+        const logged = collector.seenIds.size === known && collector.seenIds.has(id);
+        memo?.remember(path, seen ?? null, read, id, host, logged);
         bytes = () => read;
       }
       if (opts.bundles !== false && collector.seenIds.get(id) === host)

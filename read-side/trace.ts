@@ -18,6 +18,7 @@ import {
   type AckRejection,
   type LogPrefixMemo,
 } from './acks.ts';
+import type { AckFileMemo } from './ack-file-memo.ts';
 import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, hostScope, type VerifiedRelease } from './load.ts';
 import { viewScope, type ViewScope } from './scope.ts';
@@ -34,6 +35,9 @@ export type { AckHistory } from './acks.ts';
  * `hosts`: only these hosts' acks (traceScope: what the subject's gates read); default every host's.
  * `prefixes`: the logs' verified prefixes remembered by an earlier read (the store's logPrefixes), so
  * that only their new records are checked; the caller saves it.
+ * `files`: the latest-ack files an earlier run read with their verified acks (the store's
+ * verifiedAckFiles; TreeAckOptions.files), used when there is a log (then no bundles are read, and the
+ * memo keeps no bytes to compare them with); the caller saves it.
  */
 export function loadAckHistory(
   dir: string,
@@ -43,6 +47,7 @@ export function loadAckHistory(
   replicaLogs: readonly string[] = [],
   hosts?: ReadonlySet<string>,
   prefixes?: LogPrefixMemo,
+  files?: AckFileMemo,
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   for (const f of [log, ...replicaLogs])
@@ -58,6 +63,8 @@ export function loadAckHistory(
     ...(replicaLogs.length > 0 ? { replicaLogs } : {}),
     ...(hosts === undefined ? {} : { hosts }),
     ...(prefixes === undefined ? {} : { log: { prefixes } }),
+    // A verified memo keeps no bytes to compare bundles with: used only when there are no bundles to read.
+    ...(files === undefined || log === null ? {} : { files }),
   });
 }
 

@@ -8,7 +8,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
-import { readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
 import { publishRelease } from '../../publisher/publish.ts';
@@ -24,8 +31,10 @@ import {
   ROOT,
   chainedRollout,
   cleanupTempDirs,
+  run,
   type Fixture,
 } from './fixture.ts';
+import { isoTime } from '../../protocol/index.ts';
 
 test.after.each(cleanupTempDirs);
 
@@ -252,6 +261,84 @@ test('with an ack log (--acks-log): files whose acks the log also holds are reca
     [[`acks/hosts/${peer}.json`, 'BadSignature']],
   );
   assertSame(t, await cold(fx, host, NOW, logs), 'a tampered file with the log');
+});
+
+/** The memo's rows: [identity, digest, host, host key, path, signed ack or null]. */
+function memoRows(file: string): [string, string, string, string, string, unknown][] {
+  const body = readFileSync(file, 'utf8').split('\n')[1]!;
+  return JSON.parse(body) as [string, string, string, string, string, unknown][];
+}
+
+test('a file whose ack the log gave is remembered without it; without that log it is read again', async () => {
+  const fx = rollout('verified-files-logged');
+  const host = subject(fx);
+  const logs = [fx.logFile];
+  await warm(fx, host, NOW, undefined, logs);
+  // Every latest ack of the fixture is also in the log: the memo keeps identities and digests only.
+  const rows = memoRows(memoFile(fx));
+  assert.is(rows.length, filesOf(fx));
+  assert.ok(
+    rows.every((r) => r[5] === null),
+    'no ack kept for a file repeating the log',
+  );
+  const w = await warm(fx, host, NOW, undefined, logs);
+  assert.is(w.hits, filesOf(fx));
+  assertSame(w, await cold(fx, host, NOW, logs), 'recalled beside the log');
+  // No log: an entry without its ack stands for nothing, every file is read (and verified) again.
+  const alone = await warm(fx, host);
+  assert.is(alone.hits, 0);
+  assertSame(alone, await cold(fx, host), 'the same memo, no log');
+  assert.ok(
+    memoRows(memoFile(fx)).every((r) => r[5] !== null),
+    'remembered with their acks',
+  );
+  // The log again: recalled, and the entries lose their acks once more.
+  const again = await warm(fx, host, NOW, undefined, logs);
+  assert.is(again.hits, filesOf(fx));
+  assertSame(again, await cold(fx, host, NOW, logs), 'with the log again');
+  assert.ok(memoRows(memoFile(fx)).every((r) => r[5] === null));
+});
+
+/** `nixfleet trace --host --json` over `log` (null: none), cacheDir null: --no-cache. */
+async function traceJson(fx: Fixture, host: string, log: string | null, cacheDir: string | null) {
+  const r = await run(
+    'trace',
+    ...['--tree', fx.tree, '--root', fx.rootFile, '--now', isoTime(NOW), '--host', host, '--json'],
+    ...(log === null ? [] : ['--acks-log', log]),
+    ...(cacheDir === null ? ['--no-cache'] : ['--cache-dir', cacheDir]),
+  );
+  assert.is(r.code, 0, r.err);
+  return r.out;
+}
+
+test('trace --host: latest-ack files recalled beside the log; a shorter log reads the files it lacks', async () => {
+  const fx = rollout('verified-files-trace');
+  const host = subject(fx);
+  const cache = join(fx.dir, 'trace-cache');
+  // The CLI's run starts at its clock: files younger than RACY_MS then are not remembered (racy rule).
+  await new Promise((resolve) => setTimeout(resolve, RACY_MS + 200));
+  const full = await traceJson(fx, host, fx.logFile, null);
+  assert.is(await traceJson(fx, host, fx.logFile, cache), full, 'the run that fills the memo');
+  const memo = join(cache, 'trace.ch-1.verified-ack-files');
+  assert.ok(
+    memoRows(memo).every((r) => r[5] === null),
+    'the files repeat the log',
+  );
+  assert.is(await traceJson(fx, host, fx.logFile, cache), full, 'warm');
+  // A log holding the first half of the records only: the latest acks it lacks come from the files,
+  // which the memo (identities and digests of acks this log does not give) cannot stand in for.
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n');
+  const half = join(fx.dir, 'half.log');
+  writeFileSync(half, lines.slice(0, Math.floor(lines.length / 2)).join('\n') + '\n');
+  const shorter = await traceJson(fx, host, half, null);
+  assert.is.not(shorter, full, 'the premise: the shorter log alone traces differently');
+  assert.is(await traceJson(fx, host, half, cache), shorter, 'warm over the shorter log');
+  assert.is(await traceJson(fx, host, half, cache), shorter, 'and again');
+  // No log: the bundles are read, which a memo without bytes cannot compare with; none is kept.
+  const noLog = join(fx.dir, 'no-log-cache');
+  const latest = await traceJson(fx, host, null, null);
+  assert.is(await traceJson(fx, host, null, noLog), latest, 'no log, warm');
+  assert.not.ok(existsSync(join(noLog, 'trace.ch-1.verified-ack-files')));
 });
 
 test("git's racy rule: files changed within RACY_MS of the run's start are not remembered", async () => {
