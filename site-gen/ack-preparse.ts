@@ -7,6 +7,7 @@
 // release, exactly as for any ack.
 import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
 import {
   listAckLogSegments,
   moduleBeside,
@@ -62,24 +63,32 @@ export function takeInLogRecords(req: PreparseRequest): Preparsed {
   return out;
 }
 
+/** A running intake (startAckPreparse). */
+export interface AckPreparse {
+  /** The digests of the records that passed, once the thread answers. Never rejects. */
+  digests(): Promise<Preparsed>;
+  /** Ends the thread (a build that failed before its ack intake); digests() then gives none. */
+  stop(): void;
+}
+
 /**
  * Starts the intake of `logFile`'s records on a helper thread; null when the log is too small to pay
- * for a thread or there is one core, unless `always`. The promise never rejects: a helper that fails
- * only costs speed (the build takes every ack in itself), but it says so on stderr, as a packaging bug
- * would.
+ * for a thread or there is one core, unless `always`. A helper that fails only costs speed (the build
+ * takes every ack in itself, given no digests), but it says so on stderr, as a packaging bug would.
  */
 export function startAckPreparse(
   logFile: string,
   windowBytes: number,
   opts: { module?: URL; always?: boolean } = {},
-): Promise<Preparsed> | null {
+): AckPreparse | null {
   const segments = listAckLogSegments(logFile).map((s) => s.file);
   let bytes = 0;
   for (const file of segments) bytes += statSync(file, { throwIfNoEntry: false })?.size ?? 0;
   const pays = bytes >= PREPARSE_MIN_BYTES && availableParallelism() > 1;
   if (segments.length === 0 || (!pays && opts.always !== true)) return null;
   const module = opts.module ?? PREPARSE_MODULE;
-  return new Promise((resolve) => {
+  let helper: Worker | undefined;
+  const result = new Promise<Preparsed>((resolve) => {
     const failed = (e: unknown) => {
       process.emitWarning(
         `ack intake helper thread (${module.href}) failed, taking acks in on one thread: ${(e as Error).message}`,
@@ -88,17 +97,20 @@ export function startAckPreparse(
     };
     try {
       const request: PreparseRequest = { segments, windowBytes };
-      const helper = startModuleThread(module, request);
-      // Never keeps the process alive: a build that fails before the intake does not wait for it.
-      helper.unref();
-      helper.once('message', (m: Preparsed) => {
+      const thread = startModuleThread(module, request);
+      helper = thread;
+      thread.once('message', (m: Preparsed) => {
         resolve(m);
-        void helper.terminate();
+        void thread.terminate();
       });
-      helper.once('error', failed);
-      helper.once('exit', () => resolve([]));
+      thread.once('error', failed);
+      thread.once('exit', () => resolve([]));
     } catch (e) {
       failed(e);
     }
   });
+  return {
+    digests: () => result,
+    stop: () => void helper?.terminate(),
+  };
 }

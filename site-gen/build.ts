@@ -279,12 +279,14 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
     );
   }
+  // No ack intake follows a failed walk: the helper's work would only keep the process waiting.
+  if (load.status === 'failed') preparse?.stop();
   const t1 = performance.now();
   let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse);
+    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
     acks = readSiteAcks(o, load.release, reused !== null, cache);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);

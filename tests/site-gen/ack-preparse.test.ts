@@ -2,7 +2,8 @@
 // records whose acks pass readAck, since the build then only decodes those (AckCache.primeTakenIn).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { formatRecord, parseAckLog } from '../../protocol/ack-log.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
@@ -49,13 +50,52 @@ test('a segment larger than the window is left to the build (it reads only its t
   assert.is(takeInLogRecords({ segments: [file], windowBytes: size }).length > 0, true);
 });
 
-test('the helper thread vouches for the same records as the intake run here', async () => {
-  const { file, good } = logWithRefusedRecords();
-  const running = startAckPreparse(file, 1 << 30, { always: true });
-  assert.ok(running !== null);
-  assert.equal(await running, good);
-  // Too small a log to pay for a thread: none is started.
-  assert.is(startAckPreparse(file, 1 << 30), null);
+// From the TypeScript source and from the compiled file the shipped command loads (dist/, built by
+// npm test before the tests run).
+const DIST_WORKER = pathToFileURL(
+  fileURLToPath(new URL('../../dist/ack-preparse-worker.js', import.meta.url)),
+);
+for (const [label, module] of [
+  ['source', undefined],
+  ['dist', DIST_WORKER],
+] as const) {
+  test(`the helper thread (${label}) vouches for the same records as the intake run here`, async () => {
+    if (module && !existsSync(module))
+      assert.unreachable('dist/ack-preparse-worker.js is missing: run npm run build');
+    const { file, good } = logWithRefusedRecords();
+    const running = startAckPreparse(file, 1 << 30, {
+      always: true,
+      ...(module ? { module } : {}),
+    });
+    assert.ok(running !== null);
+    assert.equal(await running.digests(), good);
+    // Too small a log to pay for a thread: none is started.
+    assert.is(startAckPreparse(file, 1 << 30), null);
+  });
+}
+
+test('a helper that cannot start is reported on stderr and vouches for nothing', async () => {
+  const { file } = logWithRefusedRecords();
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.message);
+  process.on('warning', onWarning);
+  try {
+    const missing = pathToFileURL('/nonexistent/ack-preparse-worker.js');
+    const running = startAckPreparse(file, 1 << 30, { always: true, module: missing });
+    assert.equal(await running!.digests(), []);
+    await new Promise((r) => setImmediate(r));
+    assert.is(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, `ack intake helper thread (${missing.href}) failed`);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('a stopped helper vouches for nothing and ends', async () => {
+  const { file } = logWithRefusedRecords();
+  const running = startAckPreparse(file, 1 << 30, { always: true })!;
+  running.stop();
+  assert.equal(await running.digests(), []);
 });
 
 test.run();
