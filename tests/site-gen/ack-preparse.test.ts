@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { formatRecord, parseAckLog } from '../../protocol/ack-log.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
 import { startAckPreparse, takeInLogRecords } from '../../site-gen/ack-preparse.ts';
+import { AckCache } from '../../read-side/acks.ts';
 import { createSiteFixture, type SiteFixture } from './fixture.ts';
 
 const fixtures: SiteFixture[] = [];
@@ -96,6 +97,28 @@ test('a stopped helper vouches for nothing and ends', async () => {
   const running = startAckPreparse(file, 1 << 30, { always: true })!;
   running.stop();
   assert.equal(await running.digests(), []);
+});
+
+test('the ack cache decodes primed digests without the intake, for the build they were primed for', () => {
+  const { file, bad } = logWithRefusedRecords();
+  const records = parseAckLog(readFileSync(file), file).records;
+  const byDigest = new Map(records.map((r) => [r.digest, r.canonical]));
+  const parse = (cache: AckCache, digest: string) =>
+    cache.parse(digest, () => Buffer.from(byDigest.get(digest)!, 'utf8'), 'acks.log');
+  const refused = (r: unknown) => typeof r === 'object' && r !== null && 'code' in r;
+  const cache = new AckCache();
+  assert.ok(cache.cold);
+  // Primed: taken as passed (so the helper must vouch only for what passed), decoded as is.
+  cache.primeTakenIn([bad[0]!, bad[1]!]);
+  const primed = parse(cache, bad[0]!);
+  assert.not.ok(refused(primed));
+  assert.is((primed as { signed: { extra?: number } }).signed.extra, 1);
+  // Not primed: the strict intake refuses it.
+  assert.ok(refused(parse(cache, bad[2]!)));
+  // The next build starts without the primes it did not use.
+  cache.commit();
+  assert.ok(refused(parse(cache, bad[1]!)));
+  assert.not.ok(cache.cold);
 });
 
 test.run();
