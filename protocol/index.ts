@@ -116,6 +116,7 @@ export {
   savePrivateFile,
   savePrivateRecords,
 } from './memo-file.ts';
+export { moduleBeside, startModuleThread } from './module-thread.ts';
 export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';
 export { readPinnedRoot } from './pinned-root.ts';

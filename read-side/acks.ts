@@ -111,6 +111,8 @@ export class AckCache {
   private nextVerified = new Map<string, true | Refusal>();
   /** Digest -> host key: bytes an earlier run took in strictly and verified (operator/verified-cache.ts). */
   private readonly earlier = new Map<string, string>();
+  /** Digests of bytes another thread took in strictly for this build (primeTakenIn). */
+  private readonly takenIn = new Set<string>();
   /** Earlier entries this build reused, and how many acks it verified itself. */
   private readonly reused = new Set<string>();
   private newlyVerified = 0;
@@ -136,7 +138,7 @@ export class AckCache {
     text?: () => string,
   ): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
-    if (r === undefined && this.earlier.has(digest))
+    if (r === undefined && (this.earlier.has(digest) || this.takenIn.has(digest)))
       r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
     if (r === undefined) {
       try {
@@ -148,6 +150,21 @@ export class AckCache {
     }
     this.nextParsed.set(digest, r);
     return r;
+  }
+
+  /** Nothing parsed nor verified earlier: the next intake takes every ack in (a truly cold build). */
+  get cold(): boolean {
+    return this.parsed.size === 0 && this.nextParsed.size === 0 && this.earlier.size === 0;
+  }
+
+  /**
+   * Digests of ack bytes another thread took in strictly (readAck of exactly the UTF-8 bytes whose
+   * SHA-256 is the digest, as parse() would on a miss, and they passed): parse() then only decodes
+   * them, as it does bytes an earlier run took in. The claims and the signature are checked as for
+   * any ack.
+   */
+  primeTakenIn(digests: Iterable<string>): void {
+    for (const d of digests) this.takenIn.add(d);
   }
 
   verifiedResult(digest: string, hostKey: string): true | Refusal | undefined {
@@ -191,6 +208,7 @@ export class AckCache {
     this.verified = this.nextVerified;
     this.nextParsed = new Map();
     this.nextVerified = new Map();
+    this.takenIn.clear();
   }
 
   /** Distinct ack byte strings parsed (kept). */

@@ -18,7 +18,7 @@ import {
   acksDirOf,
   loadReleaseAllowingStale,
   readAckHistory,
-  type AckCache,
+  AckCache,
   type AckHistory,
   type ReleaseLoad,
   type VerificationFailure,
@@ -27,6 +27,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
+import { startAckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -84,6 +85,11 @@ export interface SiteInputOptions {
    * Ed25519 checks at 10,000 hosts (docs/architecture.md "Readers that verify less").
    */
   everySignature?: boolean;
+  /**
+   * Whether a truly cold build takes the log's acks in on a helper thread while it walks the release
+   * (ack-preparse.ts): false never, true always (tests), default when the log is large enough to pay.
+   */
+  preparseAcks?: boolean;
 }
 
 /** How a dashboard build establishes signatures, unless `everySignature` is asked for. */
@@ -202,9 +208,9 @@ function readSiteAcks(
   o: SiteInputOptions,
   release: VerifiedRelease,
   releaseReused: boolean,
+  cache: AckCache | undefined,
 ): AckHistory {
-  const cache = o.verifiedStore?.cache ?? o.ackCache;
-  const logFile = o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
+  const logFile = siteAckLog(o);
   const source = {
     acksDir: acksDirOf(o.treeDir),
     // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
@@ -238,10 +244,23 @@ function readSiteAcks(
   return acks;
 }
 
+/** The ack log a build reads: `ackLogFile`, else the tree's when it exists; null = none. */
+function siteAckLog(o: SiteInputOptions): string | null {
+  return o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
+}
+
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
   const reused = o.releaseCache?.reusable(o.now) ?? null;
+  // A truly cold build takes the log's acks in on a helper thread while it walks the release
+  // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
+  const logFile = siteAckLog(o);
+  let cache = o.verifiedStore?.cache ?? o.ackCache;
+  const preparse =
+    reused === null && logFile !== null && o.preparseAcks !== false && (cache?.cold ?? true)
+      ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
+      : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
   else {
@@ -260,12 +279,15 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       o.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS,
     );
   }
+  // No ack intake follows a failed walk: the helper's work would only keep the process waiting.
+  if (load.status === 'failed') preparse?.stop();
   const t1 = performance.now();
   let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    acks = readSiteAcks(o, load.release, reused !== null);
+    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
+    acks = readSiteAcks(o, load.release, reused !== null, cache);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }

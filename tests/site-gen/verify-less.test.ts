@@ -26,10 +26,20 @@ function fixture(): SiteFixture {
   return f;
 }
 
-/** Builds `f` both ways; the sites must be identical. Returns the reader's build. */
+/**
+ * Builds `f` both ways; the sites must be identical. Returns the reader's build, which also takes the
+ * log's acks in on the helper thread (ack-preparse.ts), the other on its own.
+ */
 async function bothWays(f: SiteFixture): Promise<SiteBuildResult> {
   const build = (out: string, everySignature: boolean) =>
-    buildSite({ treeDir: f.treeDir, pinnedRoot: f.root, outDir: out, now: NOW, everySignature });
+    buildSite({
+      treeDir: f.treeDir,
+      pinnedRoot: f.root,
+      outDir: out,
+      now: NOW,
+      everySignature,
+      preparseAcks: !everySignature,
+    });
   const reader = await build(join(f.dir, 'site-reader'), false);
   const every = await build(join(f.dir, 'site-every'), true);
   const strip = (r: SiteBuildResult) => ({ ...r, outDir: '', buildDir: '', timingsMs: null });
