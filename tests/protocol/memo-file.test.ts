@@ -1,0 +1,95 @@
+// The verified-document memo file (protocol/memo-file.ts): what it keeps between runs. One-host views of
+// hosts in different channels use different manifests and plans of the same release; the file keeps
+// both instead of being rewritten for each (issue 10.4), and drops documents of other releases.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DocumentMemo,
+  readDocumentMemo,
+  saveDocumentMemo,
+  type SignedDocument,
+} from '../../protocol/index.ts';
+
+const ROOT = `sha256:${'a'.repeat(64)}`;
+const OTHER_ROOT = `sha256:${'b'.repeat(64)}`;
+const key = (root: string, n: number, type: string) =>
+  `${root} sha256:${n.toString(16).padStart(64, '0')} ${type}`;
+const doc = (signed: Record<string, unknown>): SignedDocument<unknown> => ({
+  signatures: [],
+  signed,
+});
+
+const index2 = [key(ROOT, 1, 'release'), doc({ type: 'release', version: 2 })] as const;
+const planA2 = [
+  key(ROOT, 2, 'channel-plan'),
+  doc({ type: 'channel-plan', releaseVersion: 2 }),
+] as const;
+const hostA2 = [
+  key(ROOT, 3, 'host-manifest'),
+  doc({ type: 'host-manifest', releaseVersion: 2 }),
+] as const;
+const planB2 = [
+  key(ROOT, 4, 'channel-plan'),
+  doc({ type: 'channel-plan', releaseVersion: 2 }),
+] as const;
+const hostB2 = [
+  key(ROOT, 5, 'host-manifest'),
+  doc({ type: 'host-manifest', releaseVersion: 2 }),
+] as const;
+const hostA1 = [
+  key(ROOT, 6, 'host-manifest'),
+  doc({ type: 'host-manifest', releaseVersion: 1 }),
+] as const;
+const hostB2OtherRoot = [
+  key(OTHER_ROOT, 5, 'host-manifest'),
+  doc({ type: 'host-manifest', releaseVersion: 2 }),
+] as const;
+const unversioned = [key(ROOT, 7, 'revocations'), doc({ type: 'revocations' })] as const;
+
+const keys = (entries: [string, unknown][]) => entries.map(([k]) => k).sort();
+
+test('keeps what was used and the unused documents of the same release, drops other releases', () => {
+  const memo = new DocumentMemo([
+    [...index2],
+    [...planA2],
+    [...hostA2],
+    [...planB2],
+    [...hostB2],
+    [...hostA1],
+    [...hostB2OtherRoot],
+    [...unversioned],
+  ]);
+  // A view of host A: the index, A's plan and manifest.
+  for (const [k] of [index2, planA2, hostA2]) assert.ok(memo.get(k), k);
+  assert.equal(keys(memo.kept()), keys([index2, planA2, hostA2, planB2, hostB2] as never));
+  assert.ok(memo.changed, 'release 1, another root and an unversioned document are dropped');
+});
+
+test('views alternating between hosts of two channels do not rewrite the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nf-memo-'));
+  try {
+    const file = join(dir, 'verified-docs');
+    const view = (entries: (typeof index2)[]) => {
+      const memo = readDocumentMemo(dir, file);
+      for (const [k, env] of entries) if (!memo.get(k)) memo.set(k, env);
+      saveDocumentMemo(dir, file, memo);
+      return statSync(file).ino;
+    };
+    view([index2, planA2, hostA2]);
+    const afterB = view([index2, planB2, hostB2]);
+    // Both views' documents are in the file now: neither view changes it again (the file is
+    // replaced atomically, so a rewrite shows as a new inode).
+    assert.is(view([index2, planA2, hostA2]), afterB);
+    assert.is(view([index2, planB2, hostB2]), afterB);
+    const saved = readDocumentMemo(dir, file);
+    for (const [k] of [index2, planA2, hostA2, planB2, hostB2])
+      assert.ok(saved.get(k), `${k} kept`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
