@@ -5,7 +5,6 @@
 // Back-fill: an endpoint that adopted our chain mid-way (rebuilt, or its log recovered from the published
 // heads) says so in its answers (`missingBelow: N`): we then post our journal's acks N-1, N-2, ... 1,
 // each chaining by digest to what it already holds, until it stops asking.
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import {
   ackDigest,
@@ -18,7 +17,7 @@ import {
 import type { AckJournal } from './ack-journal.ts';
 import { NotFound, type HttpClient } from './http-client.ts';
 import type { Logger } from './log.ts';
-import { writeVolatileFile, type StateDir } from './state-dir.ts';
+import type { StateDir } from './state-dir.ts';
 
 const SyncState = z.strictObject({
   serverSeq: z.number().int().min(0),
@@ -111,8 +110,9 @@ export class AckSync {
 
   private get lossChecked(): LossCheck | undefined {
     try {
-      return LossCheck.parse(JSON.parse(readFileSync(this.state.path(LOSS_CHECK_FILE), 'utf8')));
+      return this.state.read(LOSS_CHECK_FILE, LossCheck);
     } catch {
+      // Damaged: the check is only due now (LOSS_CHECK_FILE).
       return undefined;
     }
   }
@@ -147,7 +147,7 @@ export class AckSync {
     if (last && last.url === url && now >= last.at && now - last.at < LOSS_CHECK_INTERVAL_MS / 2)
       return;
     // Volatile (atomic, no fsync): lost, the check is only due sooner.
-    writeVolatileFile(this.state.path(LOSS_CHECK_FILE), JSON.stringify({ at: now, url }) + '\n');
+    this.state.writeVolatile(LOSS_CHECK_FILE, LossCheck, { at: now, url });
   }
 
   private setServerSeq(seq: number): void {
