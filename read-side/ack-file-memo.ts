@@ -93,9 +93,21 @@ export function repeatsDigest(
  * What identifies a file's exact bytes without reading them (the argument is at the top of this file;
  * the ack log's verified prefixes use it too): device, inode, size, modification and change times. Any
  * write, truncate or rename moves the change time to the kernel's clock, which no program can set.
+ * With it, the file's newest time, which the racy rule compares with racyCutoff.
  */
-export function fileIdentity(st: Stats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+export function identityOfStats(st: Stats): NonNullable<Seen> {
+  return {
+    identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
+    newestMs: Math.max(st.mtimeMs, st.ctimeMs),
+  };
+}
+
+/**
+ * The racy rule for a read started at `startedAt` (ms, taken before any file is looked at): a file's
+ * identity may be kept only when its newest time is before this instant.
+ */
+export function racyCutoff(startedAt: number): number {
+  return startedAt - RACY_MS;
 }
 
 /**
@@ -106,11 +118,7 @@ export function fileIdentity(st: Stats): string {
  */
 function identityOf(path: string): Seen {
   const st = statSync(path, { throwIfNoEntry: false });
-  if (st === undefined || !st.isFile()) return null;
-  return {
-    identity: fileIdentity(st),
-    newestMs: Math.max(st.mtimeMs, st.ctimeMs),
-  };
+  return st === undefined || !st.isFile() ? null : identityOfStats(st);
 }
 
 /**
@@ -151,7 +159,7 @@ export class AckFileMemo {
       // Only entries of the kind this memo keeps (a file of the other kind is another view's).
       else if (('signed' in e ? 'verified' : 'bytes') === keeps) this.earlier.set(e.path, e);
     }
-    this.clearlyOlderThan = startedAt - RACY_MS;
+    this.clearlyOlderThan = racyCutoff(startedAt);
   }
 
   /**

@@ -47,7 +47,7 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
-import { RACY_MS, fileIdentity, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
+import { identityOfStats, racyCutoff, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
@@ -951,7 +951,7 @@ export class LogPrefixMemo {
    */
   constructor(earlier: Iterable<VerifiedLogPrefix> = [], startedAt: number = Date.now()) {
     for (const e of earlier) this.earlier.set(e.file, e);
-    this.clearlyOlderThan = startedAt - RACY_MS;
+    this.clearlyOlderThan = racyCutoff(startedAt);
   }
 
   /** The remembered prefix of `file` under `fingerprint`, if any. */
@@ -1347,7 +1347,7 @@ function readAfterIndexedPrefix(
     if (!st.isFile() || st.size < entry.bytes) return null;
     if (st.size - entry.bytes > maxBytes)
       throw new TooLarge(file, `${st.size - entry.bytes} bytes exceeds the limit of ${maxBytes}`);
-    const identity = fileIdentity(st);
+    const { identity, newestMs } = identityOfStats(st);
     const unchanged = index.identity === identity && st.size === entry.bytes;
     let hash: Hash | null = null;
     if (!unchanged) {
@@ -1370,7 +1370,7 @@ function readAfterIndexedPrefix(
     memo.indexHits++;
     if (unchanged) memo.identityHits++;
     // Kept with the index only when no change can still share these times (the racy rule).
-    const clearlyOld = Math.max(st.mtimeMs, st.ctimeMs) < memo.clearlyOlderThan;
+    const clearlyOld = newestMs < memo.clearlyOlderThan;
     return {
       entry,
       index,
