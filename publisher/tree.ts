@@ -91,26 +91,6 @@ function flushFiles(dir: string, paths: () => Iterable<string>): void {
   }
 }
 
-/**
- * Writes every file of releases/<v>/ into a temp directory, flushes it, and renames it into place, so
- * that releases/<v> either does not exist or is complete. Refuses to replace an existing release.
- */
-export function installReleaseDir(
-  treeDir: string,
-  version: number,
-  files: readonly TreeFile[],
-  onWritten?: (done: number, total: number) => void,
-): void {
-  const staged = stageReleaseDir(treeDir, version, (done) => onWritten?.(done, files.length));
-  try {
-    for (const f of files) staged.write(f);
-  } catch (e) {
-    staged.discard();
-    throw e;
-  }
-  staged.install();
-}
-
 /** releases/<v>/ being written: invisible (a temp directory) until `install`. */
 export interface StagedRelease {
   /** Writes one file of the release (tree-relative path under releases/<v>/) into the temp directory. */
