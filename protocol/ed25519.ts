@@ -226,7 +226,10 @@ export function startBatchSigner(
           if (failure !== undefined) throw failure;
           const last = waiting.pop();
           if (last) {
-            signed(last.id, signInLine(last.messages, privateKeyObject(seed)));
+            signed(
+              last.id,
+              last.messages.map((m) => signBytes(seed, m)),
+            );
             // Let the worker's answers in (each hands it the next waiting chunk).
             await new Promise<void>((resolve) => setImmediate(resolve));
           } else if (atWorker > 0) await new Promise<void>((resolve) => (wake = resolve));
@@ -261,10 +264,6 @@ function splitSignatures(signatures: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let at = 0; at < signatures.length; at += 64) out.push(signatures.subarray(at, at + 64));
   return out;
-}
-
-function signInLine(messages: readonly Uint8Array[], key: KeyObject): Uint8Array[] {
-  return messages.map((m) => new Uint8Array(nodeSign(null, m, key)));
 }
 
 /**
