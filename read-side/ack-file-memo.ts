@@ -304,7 +304,8 @@ export function formatAckFileEntry(e: AckFileEntry | RepeatingBundle): string {
 }
 const BUNDLE = 'bundle';
 
-const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
+/** What identityOfStats writes: device, inode, size and the two times (ms, with fractions). */
+export const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 
 /** A memo line back (null: malformed, and then the whole file is not believed). */

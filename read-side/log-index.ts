@@ -15,6 +15,7 @@
 // record its shape and a value position per key; a `prev` that is the digest of an earlier record of
 // the index (nearly all: the hash chain) points at that record instead of repeating the digest.
 import type { AckRecord } from '../reconciler/index.ts';
+import { IDENTITY } from './ack-file-memo.ts';
 
 export interface LogPrefixIndex {
   /** The verified prefix it belongs to (VerifiedLogPrefix: segment file, trust fingerprint, length, SHA-256). */
@@ -39,8 +40,6 @@ export interface LogPrefixIndex {
   /** Per record: its shape, then a value position per key (a `prev` of record k: -(k + 1)). */
   records: number[];
 }
-
-const IDENTITY = /^[0-9]+:[0-9]+:[0-9]+:[0-9.e+]+:[0-9.e+]+$/;
 
 /** An indexed record: its chain digest and its signed ack. */
 export interface IndexedAck {
