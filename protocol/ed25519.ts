@@ -226,10 +226,7 @@ export function startBatchSigner(
           if (failure !== undefined) throw failure;
           const last = waiting.pop();
           if (last) {
-            signed(
-              last.id,
-              last.messages.map((m) => signBytes(seed, m)),
-            );
+            signed(last.id, signEach(seed, last.messages));
             // Let the worker's answers in (each hands it the next waiting chunk).
             await new Promise<void>((resolve) => setImmediate(resolve));
           } else if (atWorker > 0) await new Promise<void>((resolve) => (wake = resolve));
@@ -257,6 +254,11 @@ function packChunk(
     at += m.length;
   }
   return { id, bytes, lengths };
+}
+
+/** signBytes of each message, in order (the caller's share of a batch). */
+function signEach(seed: Uint8Array, messages: readonly Uint8Array[]): Uint8Array[] {
+  return messages.map((m) => signBytes(seed, m));
 }
 
 /** The signing thread's answer cut into one 64-byte signature per message. */
