@@ -3,13 +3,25 @@
 // imports each command module on demand; --splitting keeps those imports lazy).
 // Runs in `prepare` (npm ci / npm install), before `npm test` and the demo, and in the Nix package build.
 import { build } from 'esbuild';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const outdir = `${root}dist`;
+const dist = `${root}dist`;
+// Built beside dist/ and swapped in at the end: a process already running from dist/ (an agent mid-run,
+// a test spawning the CLI while `npm install` of this checkout runs `prepare`) never finds it half
+// written or gone for the seconds a build takes (tests/nix/install.test.ts did that to e2e tests).
+const outdir = `${root}dist.building-${process.pid}`;
 
 // Source imports other folders through their faces (index.ts, scripts/faces.ts); esbuild's code splitting
 // would put every module a face re-exports into the chunk of whoever imports one name from it, so the
@@ -61,118 +73,128 @@ const bundleZod = {
 };
 
 rmSync(outdir, { recursive: true, force: true });
-await build({
-  absWorkingDir: root,
-  // The signature batch helper, the signing thread and the dashboard's ack intake helper run in worker threads: each its own entry, loaded
-  // by URL (protocol/module-thread.ts).
-  entryPoints: {
-    main: 'cli/main.ts',
-    'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
-    'ed25519-signing-worker': 'protocol/ed25519-signing-worker.ts',
-    'ack-preparse-worker': 'site-gen/ack-preparse-worker.ts',
-  },
-  outdir,
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  // Dependencies stay in node_modules (resolved at run time, as npm installed them): the bundle holds only
-  // this project's code, so a dependency update needs no rebuild and licences stay with their packages.
-  packages: 'external',
-  logLevel: 'warning',
-  plugins: [directImports, bundleZod],
-});
-// zod is MIT-licensed: its notice travels with the copy bundled above.
-copyFileSync(join(zodDir, 'LICENSE'), `${outdir}/zod.LICENSE`);
+try {
+  await build({
+    absWorkingDir: root,
+    // The signature batch helper, the signing thread and the dashboard's ack intake helper run in worker threads: each its own entry, loaded
+    // by URL (protocol/module-thread.ts).
+    entryPoints: {
+      main: 'cli/main.ts',
+      'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
+      'ed25519-signing-worker': 'protocol/ed25519-signing-worker.ts',
+      'ack-preparse-worker': 'site-gen/ack-preparse-worker.ts',
+    },
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    // Dependencies stay in node_modules (resolved at run time, as npm installed them): the bundle holds only
+    // this project's code, so a dependency update needs no rebuild and licences stay with their packages.
+    packages: 'external',
+    logLevel: 'warning',
+    plugins: [directImports, bundleZod],
+  });
+  // zod is MIT-licensed: its notice travels with the copy bundled above.
+  copyFileSync(join(zodDir, 'LICENSE'), `${outdir}/zod.LICENSE`);
 
-// The same CLI once more as ONE CommonJS script, for runs with a code cache (cli/code-cache.ts): Node 20
-// caches compiled code for scripts only, not for ES modules. A timer-mode `agent --once` compiled ~1 MB
-// of JavaScript in every run (a third of its CPU, issue 10). A script cannot import the ESM-only
-// packages (@noble/*, chokidar; Node 20 has no require(esm)), so this build bundles every dependency
-// but cron (CommonJS, loaded on demand) and copies their licences to dist/licenses/.
-const cjsOptions = {
-  absWorkingDir: root,
-  entryPoints: ['cli/main.ts'],
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  external: ['cron'],
-  // Three modules locate files next to themselves (the worker entry, package.json, cron): the scripts
-  // sit beside main.js in dist/, so their own URL stands in for theirs.
-  define: { 'import.meta.url': '__nixfleet_main_url' },
-  // The file is the function CommonJS would wrap the module in, not a module itself: cli/code-cache.ts
-  // compiles it as it is, where adding the wrapper at run time made a second copy of the whole text.
-  banner: {
-    js: "(function (exports, require, module, __filename, __dirname) {const __nixfleet_main_url = require('node:url').pathToFileURL(__filename).href;",
-  },
-  footer: { js: '})' },
-  // No comments: two non-ASCII characters in dependency comments made V8 hold the whole text as a
-  // two-byte string (1.5 instead of 0.77 MB of the agent's RSS; string literals are ASCII-escaped
-  // anyway, esbuild's default charset). Checked below for agent.cjs.
-  minifyWhitespace: true,
-  metafile: true,
-  logLevel: 'warning',
-};
-// The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
-// there) requires it.
-await build({
-  absWorkingDir: root,
-  entryPoints: ['cli/code-cache.ts'],
-  outfile: `${outdir}/code-cache.cjs`,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  logLevel: 'warning',
-});
-const cjs = await build({
-  ...cjsOptions,
-  outfile: `${outdir}/main.cjs`,
-  plugins: [directImports, bundleZod],
-});
+  // The same CLI once more as ONE CommonJS script, for runs with a code cache (cli/code-cache.ts): Node 20
+  // caches compiled code for scripts only, not for ES modules. A timer-mode `agent --once` compiled ~1 MB
+  // of JavaScript in every run (a third of its CPU, issue 10). A script cannot import the ESM-only
+  // packages (@noble/*, chokidar; Node 20 has no require(esm)), so this build bundles every dependency
+  // but cron (CommonJS, loaded on demand) and copies their licences to dist/licenses/.
+  const cjsOptions = {
+    absWorkingDir: root,
+    entryPoints: ['cli/main.ts'],
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    external: ['cron'],
+    // Three modules locate files next to themselves (the worker entry, package.json, cron): the scripts
+    // sit beside main.js in dist/, so their own URL stands in for theirs.
+    define: { 'import.meta.url': '__nixfleet_main_url' },
+    // The file is the function CommonJS would wrap the module in, not a module itself: cli/code-cache.ts
+    // compiles it as it is, where adding the wrapper at run time made a second copy of the whole text.
+    banner: {
+      js: "(function (exports, require, module, __filename, __dirname) {const __nixfleet_main_url = require('node:url').pathToFileURL(__filename).href;",
+    },
+    footer: { js: '})' },
+    // No comments: two non-ASCII characters in dependency comments made V8 hold the whole text as a
+    // two-byte string (1.5 instead of 0.77 MB of the agent's RSS; string literals are ASCII-escaped
+    // anyway, esbuild's default charset). Checked below for agent.cjs.
+    minifyWhitespace: true,
+    metafile: true,
+    logLevel: 'warning',
+  };
+  // The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
+  // there) requires it.
+  await build({
+    absWorkingDir: root,
+    entryPoints: ['cli/code-cache.ts'],
+    outfile: `${outdir}/code-cache.cjs`,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
+  const cjs = await build({
+    ...cjsOptions,
+    outfile: `${outdir}/main.cjs`,
+    plugins: [directImports, bundleZod],
+  });
 
-// And once more with the `agent` command only, for the systemd timer's `agent --once` (bin/nixfleet.js
-// picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
-// of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
-// main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10). The other commands'
-// modules stay outside (cli/commands.ts loads each on demand; this script never asks for them).
-const agentOnly = {
-  name: 'agent-only',
-  setup(b) {
-    b.onResolve({ filter: /^\.\/[a-z-]+\.ts$/ }, (args) =>
-      args.importer === join(root, 'cli/commands.ts') && args.path !== './agent.ts'
-        ? { path: args.path, external: true }
-        : undefined,
+  // And once more with the `agent` command only, for the systemd timer's `agent --once` (bin/nixfleet.js
+  // picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
+  // of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
+  // main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10). The other commands'
+  // modules stay outside (cli/commands.ts loads each on demand; this script never asks for them).
+  const agentOnly = {
+    name: 'agent-only',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/[a-z-]+\.ts$/ }, (args) =>
+        args.importer === join(root, 'cli/commands.ts') && args.path !== './agent.ts'
+          ? { path: args.path, external: true }
+          : undefined,
+      );
+    },
+  };
+  await build({
+    ...cjsOptions,
+    outfile: `${outdir}/agent.cjs`,
+    plugins: [directImports, bundleZod, agentOnly],
+  });
+  // The agent's script must stay ASCII (a tagged template keeps its characters as written, so main.cjs,
+  // with the site generator's, is not).
+  const nonAscii = readFileSync(`${outdir}/agent.cjs`).findIndex((byte) => byte > 0x7f);
+  if (nonAscii !== -1)
+    throw new Error(
+      `build: dist/agent.cjs has a non-ASCII byte at offset ${nonAscii}: V8 would hold the whole script as a two-byte string (see minifyWhitespace above)`,
     );
-  },
-};
-await build({
-  ...cjsOptions,
-  outfile: `${outdir}/agent.cjs`,
-  plugins: [directImports, bundleZod, agentOnly],
-});
-// The agent's script must stay ASCII (a tagged template keeps its characters as written, so main.cjs,
-// with the site generator's, is not).
-const nonAscii = readFileSync(`${outdir}/agent.cjs`).findIndex((byte) => byte > 0x7f);
-if (nonAscii !== -1)
-  throw new Error(
-    `build: dist/agent.cjs has a non-ASCII byte at offset ${nonAscii}: V8 would hold the whole script as a two-byte string (see minifyWhitespace above)`,
-  );
-const packages = new Set();
-for (const input of Object.keys(cjs.metafile.inputs)) {
-  const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(join(root, input));
-  if (m) packages.add(m[1]);
+  const packages = new Set();
+  for (const input of Object.keys(cjs.metafile.inputs)) {
+    const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(join(root, input));
+    if (m) packages.add(m[1]);
+  }
+  mkdirSync(`${outdir}/licenses`);
+  for (const dir of packages) {
+    const notice = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
+    if (!notice)
+      throw new Error(`build: ${dir} is bundled into dist/main.cjs but has no licence file`);
+    const name = dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    copyFileSync(join(dir, notice), `${outdir}/licenses/${name.replace('/', '__')}.LICENSE`);
+  }
+} catch (e) {
+  rmSync(outdir, { recursive: true, force: true });
+  throw e;
 }
-mkdirSync(`${outdir}/licenses`);
-for (const dir of packages) {
-  const notice = readdirSync(dir).find((f) => /^(licen[cs]e|copying)/i.test(f));
-  if (!notice)
-    throw new Error(`build: ${dir} is bundled into dist/main.cjs but has no licence file`);
-  const name = dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
-  copyFileSync(join(dir, notice), `${outdir}/licenses/${name.replace('/', '__')}.LICENSE`);
-}
+// Two renames: dist/ is missing for an instant only, never half written.
+const replaced = `${root}dist.replaced-${process.pid}`;
+if (existsSync(dist)) renameSync(dist, replaced);
+renameSync(outdir, dist);
+rmSync(replaced, { recursive: true, force: true });
