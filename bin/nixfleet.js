@@ -15,7 +15,10 @@ if (process.argv[2] === 'agent' && process.argv.includes('--once'))
   globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
 const missing = (e) => {
   const notFound = ['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND', 'ENOENT'].includes(e?.code);
-  if (!notFound || !/dist\/(main\.js|main\.cjs|agent\.cjs|code-cache\.cjs)/.test(String(e.message)))
+  if (
+    !notFound ||
+    !/dist\/(main\.js|main\.cjs|agent\.cjs|views\.cjs|code-cache\.cjs)/.test(String(e.message))
+  )
     throw e;
   process.stderr.write(
     'nixfleet: dist/ is missing or incomplete: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
@@ -42,9 +45,15 @@ async function run() {
     cacheDir = codeCache().operatorCodeCacheDir(argv);
   if (cacheDir) {
     const { runWithCodeCache } = codeCache();
-    // `agent` runs from a script holding that command alone (scripts/build.mjs: half the size of
-    // main.cjs, so less to read, hash and keep in memory every minute on every host).
-    const script = process.argv[2] === 'agent' ? 'agent.cjs' : 'main.cjs';
+    // `agent` runs from a script holding that command alone, the operator's views from one holding
+    // theirs (scripts/build.mjs: each under half the size of main.cjs, so less to read, hash,
+    // deserialise and keep in memory every minute on every host, or at every look at the fleet).
+    const script =
+      argv[0] === 'agent'
+        ? 'agent.cjs'
+        : OPERATOR_VIEWS.includes(argv[0])
+          ? 'views.cjs'
+          : 'main.cjs';
     const bundle = require('node:path').join(__dirname, '..', 'dist', script);
     return runWithCodeCache(bundle, cacheDir, argv).catch(missing);
   }

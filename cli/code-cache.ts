@@ -1,7 +1,8 @@
 // Runs the `nixfleet` command from dist/main.cjs (the whole CLI as one script; dist/agent.cjs for
-// `agent`, that command alone) with V8's code cache kept in a directory, so a short run does not
-// compile its JavaScript again (issue 10: `agent --once` runs every minute on every host, and compiling
-// ~1 MB of JavaScript was a third of its CPU).
+// `agent`, that command alone; dist/views.cjs for `status` and `trace`, those two alone) with V8's
+// code cache kept in a directory, so a short run does not compile its JavaScript again (issue 10:
+// `agent --once` runs every minute on every host, and compiling ~1 MB of JavaScript was a third of
+// its CPU).
 // Node 20 caches compiled code only for scripts (node:vm's cachedData), not for ES modules, and has no
 // `module.enableCompileCache` (Node >= 22.1): hence a second, single-file build of the same CLI.
 //
@@ -34,7 +35,7 @@ import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script, constants as vm } from 'node:vm';
 
-/** What dist/main.cjs and dist/agent.cjs export (cli/main.ts). */
+/** What dist/main.cjs, dist/agent.cjs and dist/views.cjs export (cli/main.ts). */
 interface Cli {
   main(argv: string[]): Promise<number>;
   endQuietlyWhenOutputCloses(): void;
@@ -110,7 +111,8 @@ function load(bundle: string, dir: string): Loaded {
     .update(bytes)
     .digest('hex')
     .slice(0, 32);
-  // One cache per script (main.cjs, agent.cjs): a run replaces only its own script's older caches.
+  // One cache per script (main.cjs, agent.cjs, views.cjs): a run replaces only its own script's
+  // older caches.
   const prefix = `${CACHE_PREFIX}${basename(bundle, '.cjs')}-`;
   const file = join(dir, `${prefix}${key}${CACHE_SUFFIX}`);
   let dirTrusted = false;

@@ -23,7 +23,9 @@
 // strict intake and the signature check of exactly those bytes under exactly that key (what the ack
 // cache spares by digest), never for the claims checked against this run's release; a re-keyed host's
 // file is read and verified again. Only verified acks are remembered so: a refused file is read every
-// run (and refused again). A file whose ack a log read before it already gave (its digest is a
+// run (and refused again). A file whose identity changed but whose bytes (read and hashed) are the very
+// bytes of its entry (a copied or re-synced tree) is taken in from the entry as on an unchanged
+// identity (sameBytes) and remembered under its new identity. A file whose ack a log read before it already gave (its digest is a
 // record of the log) is remembered without that ack (`signed: null`): a later run takes it in only while
 // the log gives that digest again (then the file adds nothing), and reads it otherwise. A trace's scope
 // repeats its log almost file for file, so its memo is little more than identities and digests.
@@ -191,6 +193,26 @@ export class AckFileMemo {
     }
     this.now.set(e.path, e);
     this.hits++;
+  }
+
+  /**
+   * `keeps: 'verified'`: the entry remembered for `path` when the file, though its identity changed,
+   * holds exactly the bytes it was remembered for (`digest`, their SHA-256 just computed) and its ack
+   * with them; null otherwise. The caller takes that ack in (collector.addVerifiedFile) and then calls
+   * keepReplaced.
+   */
+  sameBytes(path: string, digest: string): (VerifiedAckFile & { signed: AckRecord }) | null {
+    const e = this.earlier.get(path);
+    return e !== undefined && 'signed' in e && e.signed !== null && e.digest === digest
+      ? (e as VerifiedAckFile & { signed: AckRecord })
+      : null;
+  }
+
+  /** A sameBytes entry taken in: remembered under the file's new identity `seen` (racy rule). */
+  keepReplaced(e: VerifiedAckFile, seen: Seen): void {
+    if (!this.clearlyOld(seen, e.path)) return;
+    this.now.set(e.path, { ...e, identity: seen!.identity });
+    this.added = true;
   }
 
   /**

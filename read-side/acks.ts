@@ -47,7 +47,13 @@ import {
   sha256Digest,
 } from '../protocol/index.ts';
 import { forkWinner, type AckRecord } from '../reconciler/index.ts';
-import { identityOfStats, racyCutoff, repeatsDigest, type AckFileMemo } from './ack-file-memo.ts';
+import {
+  identityOfStats,
+  racyCutoff,
+  repeatsDigest,
+  type AckFileMemo,
+  type Seen,
+} from './ack-file-memo.ts';
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
@@ -340,6 +346,13 @@ export class AckCollector {
     // The claims against this release, as add() checks them (the fleet, the host in a plan).
     if (this.claimsHold(ack, source, expectedHost) === null) return true;
     this.replayOnly = true;
+    // Nothing waits for the batch before it: verified already, so taken in order now (as an indexed
+    // log record is; a one-host view recalls thousands of these and queues none of them).
+    if (this.pending.length === 0) {
+      this.acks.push(signed);
+      this.digests.push(id);
+      return true;
+    }
     this.pending.push({
       ack,
       digest: id,
@@ -733,6 +746,10 @@ export function collectTreeAcks(
         bytes = () => Buffer.from(text, 'utf8');
       } else {
         const read = readFile(path, LIMITS.ack, source);
+        if (takeSameBytes(memo, collector, { path, seen: seen ?? null, read, source, host })) {
+          latestFiles++;
+          continue;
+        }
         const known = collector.seenIds.size;
         id = collector.add(read, source, host);
         const logged = collector.seenIds.size === known && collector.seenIds.has(id);
@@ -751,6 +768,31 @@ export function collectTreeAcks(
   }
   if (opts.bundles !== false) collectBundles(acksDir, collector, taken, memo);
   return { latestFiles };
+}
+
+/**
+ * A latest-ack file whose identity changed but whose bytes are the very bytes a verified memo entry
+ * (`keeps: 'verified'`) was verified from: a tree copied or re-synced (new inodes, same bytes). Taken
+ * in as a recalled file is: the release must still name the host key it was verified under and its
+ * claims are checked again; the intake and signature check of those bytes are what the memo spares
+ * (as the ack cache spares them by digest). Remembered under its new identity (racy rule). False:
+ * not so, and the caller takes the bytes in as any read file (a changed byte is a changed digest).
+ */
+function takeSameBytes(
+  memo: AckFileMemo | undefined,
+  collector: AckCollector,
+  file: { path: string; seen: Seen; read: Buffer; source: string; host: string },
+): boolean {
+  if (memo?.keeps !== 'verified') return false;
+  const same = memo.sameBytes(file.path, sha256Digest(file.read));
+  if (
+    same === null ||
+    collector.seenIds.has(same.digest) ||
+    !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
+  )
+    return false;
+  memo.keepReplaced(same, file.seen);
+  return true;
 }
 
 /** A latest-ack file taken in: its digest, and its bytes (kept, or rebuilt from the memo's text). */

@@ -57,7 +57,10 @@ export function failingControls(
         kind: c.kind,
         evidence: c.evidence,
       }));
-  return (latest?.evidence ?? [])
+  // Most acks carry no evidence: no filtered and mapped copies of nothing (a fleet view asks per host).
+  const evidence = latest?.evidence;
+  if (evidence === undefined || evidence.length === 0) return [];
+  return evidence
     .filter((e) => !e.ok)
     .map((e) => ({
       framework: e.framework,

@@ -149,33 +149,44 @@ try {
     plugins: [directImports, bundleZod],
   });
 
-  // And once more with the `agent` command only, for the systemd timer's `agent --once` (bin/nixfleet.js
-  // picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
-  // of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
-  // main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10). The other commands'
-  // modules stay outside (cli/commands.ts loads each on demand; this script never asks for them).
-  const agentOnly = {
-    name: 'agent-only',
+  // A script with only the named commands: the others' modules stay outside (cli/commands.ts loads
+  // each on demand; such a script never asks for them).
+  const only = (...commands) => ({
+    name: 'only-commands',
     setup(b) {
       b.onResolve({ filter: /^\.\/[a-z-]+\.ts$/ }, (args) =>
-        args.importer === join(root, 'cli/commands.ts') && args.path !== './agent.ts'
+        args.importer === join(root, 'cli/commands.ts') && !commands.includes(args.path)
           ? { path: args.path, external: true }
           : undefined,
       );
     },
-  };
+  });
+  // And once more with the `agent` command only, for the systemd timer's `agent --once` (bin/nixfleet.js
+  // picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
+  // of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
+  // main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10).
   await build({
     ...cjsOptions,
     outfile: `${outdir}/agent.cjs`,
-    plugins: [directImports, bundleZod, agentOnly],
+    plugins: [directImports, bundleZod, only('./agent.ts')],
   });
-  // The agent's script must stay ASCII (a tagged template keeps its characters as written, so main.cjs,
-  // with the site generator's, is not).
-  const nonAscii = readFileSync(`${outdir}/agent.cjs`).findIndex((byte) => byte > 0x7f);
-  if (nonAscii !== -1)
-    throw new Error(
-      `build: dist/agent.cjs has a non-ASCII byte at offset ${nonAscii}: V8 would hold the whole script as a two-byte string (see minifyWhitespace above)`,
-    );
+  // And with the operator's views only (`status`, `trace`: bin/nixfleet.js picks it for them), for the
+  // same reason: a warm `status --host` reads, hashes and deserialises its script and code cache in
+  // every run, and the publisher, the agent, the site generator and the demo are no part of it.
+  await build({
+    ...cjsOptions,
+    outfile: `${outdir}/views.cjs`,
+    plugins: [directImports, bundleZod, only('./status.ts', './trace.ts')],
+  });
+  // The agent's and the views' scripts must stay ASCII (a tagged template keeps its characters as
+  // written, so main.cjs, with the site generator's, is not).
+  for (const script of ['agent.cjs', 'views.cjs']) {
+    const nonAscii = readFileSync(`${outdir}/${script}`).findIndex((byte) => byte > 0x7f);
+    if (nonAscii !== -1)
+      throw new Error(
+        `build: dist/${script} has a non-ASCII byte at offset ${nonAscii}: V8 would hold the whole script as a two-byte string (see minifyWhitespace above)`,
+      );
+  }
   const packages = new Set();
   for (const input of Object.keys(cjs.metafile.inputs)) {
     const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(join(root, input));

@@ -1,5 +1,5 @@
 // The code cache (cli/code-cache.ts, issue 10): with NIXFLEET_CODE_CACHE (or systemd's
-// CACHE_DIRECTORY) the real binary runs dist/main.cjs (dist/agent.cjs for `agent`) and keeps V8's compiled code in that directory.
+// CACHE_DIRECTORY) the real binary runs dist/main.cjs (dist/agent.cjs for `agent`, dist/views.cjs for `status` and `trace`) and keeps V8's compiled code in that directory.
 // Properties: the command behaves exactly as without a cache; the cache is written once (0600, in a
 // directory created 0700) and then read, not rewritten; a damaged cache is refused by V8 and replaced;
 // a cache in a directory or file others can write is never read; an older build's cache is removed;
@@ -18,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../support/skip.ts';
 import { labFleet, makeLab, NEW } from '../agent/lab-fleet.ts';
@@ -153,6 +153,8 @@ test('operator views default to a code cache in their own cache directory; --no-
     const code = join(dir, 'code');
     assert.is(statSync(code).mode & 0o777, 0o700);
     const file = only(code);
+    // Run from the views' own script (dist/views.cjs: status and trace alone), not main.cjs.
+    assert.match(basename(file), /^nixfleet-cli-views-/);
     assert.equal(nixfleet([...args, '--cache-dir', dir, '--host', fx.wave('ch-0', 0)[0]!]).code, 0);
     assert.is(only(code), file, 'read by the next view, not rewritten');
   } finally {

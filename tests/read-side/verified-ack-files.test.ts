@@ -4,7 +4,8 @@
 // the offline window and the timestamp's expiry, after a file tampered in place (read again,
 // refused), with a memo edited by hand (ignored whole), after a new release that re-keys a host (its
 // file read and verified again under the new key), and for files younger than the racy margin (never
-// remembered). Real published tree, real signed acks, the real store.
+// remembered); a file replaced by the same bytes (new inode) is taken in from the memo, by other bytes
+// read and refused. Real published tree, real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';
@@ -12,6 +13,7 @@ import {
   existsSync,
   readFileSync,
   readdirSync,
+  renameSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -203,6 +205,63 @@ test('the memo stands in for the file: an entry sealed with the directory key is
     '2030-03-01T11:00:00Z',
     'the sealed entry was taken in instead of the file',
   );
+});
+
+/** The file replaced by a copy of `bytes` through a rename (a new inode), as the endpoint writes one. */
+function replaceByRename(file: string, bytes: Buffer): void {
+  writeFileSync(`${file}.tmp`, bytes);
+  renameSync(`${file}.tmp`, file);
+}
+
+test('a file replaced by the same bytes (a copied tree) is taken in from the memo and remembered anew; other bytes are read and refused', async () => {
+  const fx = rollout('verified-files-same-bytes');
+  const host = subject(fx);
+  const peer = fx.wave('ch-0', 1)[0]!;
+  await warm(fx, host);
+  // The peer's entry made to show another time and sealed with the directory's key: whatever the
+  // view shows for the peer then tells whether the memo stood in for the file (as in the test above).
+  const key = Buffer.from(readFileSync(join(fx.dir, 'cache', 'cache-key'), 'latin1').trim(), 'hex');
+  const [header, body] = readFileSync(memoFile(fx), 'utf8').split('\n') as [string, string];
+  const rows = JSON.parse(body) as [string, string, string, string, string, { time: string }][];
+  rows.find((r) => r[2] === peer)![5].time = '2030-03-01T11:00:00Z';
+  const text = `${header}\n${JSON.stringify(rows)}\n`;
+  writeFileSync(
+    memoFile(fx),
+    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`,
+  );
+
+  const file = hostFile(fx, peer);
+  const bytes = readFileSync(file);
+  const inode = statSync(file).ino;
+  replaceByRename(file, bytes);
+  assert.is.not(statSync(file).ino, inode, 'a new identity');
+  const same = await warm(fx, host);
+  assert.is(same.hits, filesOf(fx) - 1, 'the replaced file is not recalled by identity');
+  assert.is(same.state.input.acks[peer]!.time, '2030-03-01T11:00:00Z', "its bytes are the memo's");
+  assert.equal(same.state.acks.rejected, []);
+  // Remembered under its new identity: the next run recalls every file.
+  assert.is((await warm(fx, host)).hits, filesOf(fx));
+  // Replaced again within the racy margin of a run's start: taken in, not remembered (git's rule).
+  replaceByRename(file, bytes);
+  assert.is((await warm(fx, host, NOW, Date.now())).hits, filesOf(fx) - 1);
+  assert.is((await warm(fx, host)).hits, filesOf(fx) - 1, 'not remembered by the racy run');
+  assert.is((await warm(fx, host)).hits, filesOf(fx));
+
+  // Other bytes under the same name (a signature character changed): read, verified, refused.
+  replaceByRename(
+    file,
+    Buffer.from(
+      bytes
+        .toString('utf8')
+        .replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
+    ),
+  );
+  const other = await warm(fx, host);
+  assert.equal(
+    other.state.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/hosts/${peer}.json`, 'BadSignature']],
+  );
+  assertSame(other, await cold(fx, host), 'a replaced file with other bytes');
 });
 
 test('a new release that re-keys a host: its file is read and verified under the new key, the rest recalled', async () => {
