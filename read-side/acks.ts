@@ -51,6 +51,8 @@ import { identityOfStats, racyCutoff, repeatsDigest, type AckFileMemo } from './
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
+  indexedDigest,
+  indexedRecordCount,
   type IndexedAck,
   type LogPrefixIndex,
 } from './log-index.ts';
@@ -1079,14 +1081,11 @@ function buildIndex(
   // The index this read took the prefix from, when the new prefix extends it: only the records
   // after it are encoded.
   const base =
-    earlier !== undefined &&
-    earlier.fingerprint === entry.fingerprint &&
-    earlier.digests.length <= records.digests.length &&
-    earlier.digests.every((d, i) => d === records.digests[i])
+    earlier !== undefined && isIndexOfStart(earlier, entry.fingerprint, records.digests)
       ? earlier
       : undefined;
   const acks: IndexedAck[] = [];
-  for (const digest of records.digests.slice(base?.digests.length ?? 0)) {
+  for (const digest of records.digests.slice(base === undefined ? 0 : indexedRecordCount(base))) {
     const signed = ackOf(digest);
     if (signed === null || (records.hosts !== undefined && !records.hosts.has(signed.host)))
       return null;
@@ -1101,6 +1100,18 @@ function buildIndex(
     acks,
     base,
   );
+}
+
+/** Whether `index` (under `fingerprint`) holds exactly the first records of `digests`. */
+function isIndexOfStart(
+  index: LogPrefixIndex,
+  fingerprint: string,
+  digests: readonly string[],
+): boolean {
+  const known = indexedRecordCount(index);
+  if (index.fingerprint !== fingerprint || known > digests.length) return false;
+  for (let n = 0; n < known; n++) if (indexedDigest(index, n) !== digests[n]) return false;
+  return true;
 }
 
 /**
