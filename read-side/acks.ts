@@ -1282,8 +1282,10 @@ type ParsedSegment = ReturnType<typeof parseSegment>;
 /** A segment's acks into the collector: its indexed prefix's, then its records, each named `source:<line>`. */
 function takeSegment(p: ParsedSegment, source: string, collector: AckCollector): void {
   // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
-  if (p.indexed !== null)
-    for (const a of p.indexed) collector.addIndexedLogRecord(a, `${source}:indexed-prefix`);
+  if (p.indexed !== null) {
+    const at = `${source}:indexed-prefix`;
+    for (const a of p.indexed) collector.addIndexedLogRecord(a, at);
+  }
   const checked = p.checkedRecords ?? 0;
   p.records.forEach((r, i) => {
     const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
