@@ -330,6 +330,11 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
     JSON.stringify(full),
     'a sealed index is taken as verified',
   );
+  // The same edit sealed under another format's header (v1: JSON arrays): not read as this one.
+  assert.ok(edited.startsWith('nixfleet log-prefix-index v2\n'));
+  const v1 = edited.replace('log-prefix-index v2', 'log-prefix-index v1');
+  writeFileSync(indexFile, seal(v1), { mode: 0o600 });
+  assert.equal(await traceHost(fx, e!, cache), full, 'sealed under another format: not read');
   // Edited without the key (the old MAC kept, or none): not believed, the log is read in full.
   writeFileSync(indexFile, `${edited}${sealed.slice(sealed.lastIndexOf('mac '))}`, {
     mode: 0o600,
