@@ -82,7 +82,11 @@ export function hostKeysOfPlans(
  * naming `source`. Split from verifyAck only so a reader that checks signatures in one batch
  * (read-side/acks.ts) makes the same checks in the same order.
  */
-export function checkAckClaims(ack: SignedAck, trust: AckTrust, source: string): string {
+export function checkAckClaims(
+  ack: Pick<SignedAck, 'signed'>,
+  trust: AckTrust,
+  source: string,
+): string {
   const { fleet, host } = ack.signed;
   if (fleet !== trust.fleet)
     throw new WrongFleet(

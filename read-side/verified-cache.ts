@@ -51,7 +51,7 @@ const FILES_HEADER = 'nixfleet ack-files v1';
 /** The latest-ack files read with their verified acks (ack-file-memo.ts formatVerifiedAckFiles). */
 const VERIFIED_FILES_HEADER = 'nixfleet verified-ack-files v1';
 /** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
-const INDEX_HEADER = 'nixfleet log-prefix-index v1';
+const INDEX_HEADER = 'nixfleet log-prefix-index v2';
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry

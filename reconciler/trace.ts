@@ -99,12 +99,11 @@ export function trace(input: TraceInput): Trace {
 
   // By time only: applyUntil keeps each host's highest seq among the acks up to an instant, so the order
   // of acks within one instant does not matter.
-  // A log's history is nearly in time order already: positions sorted by a typed array of times, not
-  // an object per ack (~60,000 in a 10,000-host trace).
+  // Positions sorted by a typed array of times, not an object per ack (~60,000 in a 10,000-host trace).
   const history = input.history;
   const timeOf = new Float64Array(history.length);
   for (let i = 0; i < history.length; i++) timeOf[i] = parseAckTime(history[i]!.time);
-  const order = Array.from(history, (_, i) => i).sort((x, y) => timeOf[x]! - timeOf[y]!);
+  const order = timeOrder(timeOf);
   const first = order.length > 0 ? timeOf[order[0]!]! : (input.now ?? 0);
   const last = order.length > 0 ? timeOf[order[order.length - 1]!]! : (input.now ?? 0);
   let maxSoak = 0;
@@ -300,6 +299,34 @@ export function trace(input: TraceInput): Trace {
     }
   }
   return { from, until, entries, hosts: [...traces.values()] };
+}
+
+/**
+ * The positions of `timeOf` in time order, equal times in position order (as a stable sort). Ack times
+ * are whole seconds, so each position is packed with its time into one exact number, (seconds after
+ * the first) * n + position, and a typed array's native numeric sort orders them: several times faster
+ * than a comparator over ~60,000 positions. Times that are not whole seconds, or a span too long to
+ * pack exactly, are sorted by a comparator.
+ */
+export function timeOrder(timeOf: Float64Array): number[] {
+  const n = timeOf.length;
+  let min = Infinity;
+  let max = -Infinity;
+  let wholeSeconds = true;
+  for (const t of timeOf) {
+    if (t < min) min = t;
+    if (t > max) max = t;
+    if (t % 1000 !== 0) wholeSeconds = false;
+  }
+  if (n === 0) return [];
+  if (!wholeSeconds || ((max - min) / 1000 + 1) * n > Number.MAX_SAFE_INTEGER)
+    return Array.from(timeOf, (_, i) => i).sort((x, y) => timeOf[x]! - timeOf[y]!);
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = ((timeOf[i]! - min) / 1000) * n + i;
+  keys.sort();
+  const order = new Array<number>(n);
+  for (let i = 0; i < n; i++) order[i] = keys[i]! % n;
+  return order;
 }
 
 /** A wave's evaluation at some instant and where it still holds. */

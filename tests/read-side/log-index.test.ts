@@ -18,7 +18,11 @@ import { join } from 'node:path';
 import { canonicalString } from '../../protocol/canonical.ts';
 import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
-import { decodeLogPrefixIndex, encodeLogPrefixIndex } from '../../read-side/log-index.ts';
+import {
+  decodeLogPrefixIndex,
+  encodeLogPrefixIndex,
+  indexedRecordCount,
+} from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
 import type { AckRecord } from '../../reconciler/index.ts';
@@ -83,18 +87,40 @@ test('an index decodes to exactly the signed acks it was built from (every field
   const index = encodeLogPrefixIndex(
     { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
     acks,
-  );
+  )!;
   const back = decodeLogPrefixIndex(JSON.parse(JSON.stringify(index)))!;
   assert.is(JSON.stringify(back), JSON.stringify(acks));
   assert.ok(
-    index.records.some((i) => i < 0),
+    acks.some((a) => acks.some((b) => b.digest === a.signed.prev)),
+    'the fixture chains acks',
+  );
+  assert.not.ok(
+    acks.some((a) => index.values.includes(a.digest)),
     'a chained prev points at the earlier record instead of repeating its digest',
   );
-  // A position out of range is not decoded (the prefix is then read in full).
-  assert.is(decodeLogPrefixIndex({ ...index, records: [...index.records, 0] }), null);
+  // Not well formed: not decoded (the prefix is then read in full).
+  const bytes = Buffer.from(index.records, 'base64');
+  const withRecords = (b: number[] | Buffer) => ({
+    ...index,
+    records: Buffer.from(b).toString('base64'),
+  });
+  assert.is(decodeLogPrefixIndex(withRecords([...bytes, 0])), null, 'a byte after the last record');
+  assert.is(decodeLogPrefixIndex(withRecords(bytes.subarray(1))), null, 'a record cut short');
+  assert.is(decodeLogPrefixIndex({ ...index, values: [] }), null, 'a value position out of range');
+  const keys = index.shapes[0]!.length;
+  const first = { ...index, digests: index.digests.slice(0, 71) };
   assert.is(
-    decodeLogPrefixIndex({ ...index, records: index.records.map((i) => (i < 0 ? 1e6 : i)) }),
+    decodeLogPrefixIndex({
+      ...first,
+      records: Buffer.from([0, ...Array(keys).fill(1)]).toString('base64'),
+    }),
     null,
+    'a prev pointing before the first record',
+  );
+  assert.is(
+    decodeLogPrefixIndex({ ...index, digests: `${index.digests}x` }),
+    null,
+    'a torn digest',
   );
 });
 
@@ -128,7 +154,7 @@ test('a warm read takes the verified prefix from its index; new records after it
   assert.ok(cold.indexesChanged, 'the first full read builds the index');
   const [index] = cold.usedIndexes();
   assert.equal(
-    [index!.bytes, index!.digest, index!.digests.length],
+    [index!.bytes, index!.digest, indexedRecordCount(index!)],
     [cold.used()[0]!.bytes, cold.used()[0]!.digest, parsedRecords(fx, scope.hosts).length],
     "the index is the verified prefix's, with every record of the scope",
   );
@@ -147,7 +173,7 @@ test('a warm read takes the verified prefix from its index; new records after it
   assert.is(grown.indexHits, 1);
   sameHistory(after, read(), 'grown');
   assert.is(after.acks.length, full.acks.length + 1);
-  assert.is(grown.usedIndexes()[0]!.digests.length, index!.digests.length + 1);
+  assert.is(indexedRecordCount(grown.usedIndexes()[0]!), indexedRecordCount(index!) + 1);
   const rebuilt = new LogPrefixMemo();
   rebuilt.useIndexes([]);
   read(rebuilt);
@@ -304,6 +330,11 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
     JSON.stringify(full),
     'a sealed index is taken as verified',
   );
+  // The same edit sealed under another format's header (v1: JSON arrays): not read as this one.
+  assert.ok(edited.startsWith('nixfleet log-prefix-index v2\n'));
+  const v1 = edited.replace('log-prefix-index v2', 'log-prefix-index v1');
+  writeFileSync(indexFile, seal(v1), { mode: 0o600 });
+  assert.equal(await traceHost(fx, e!, cache), full, 'sealed under another format: not read');
   // Edited without the key (the old MAC kept, or none): not believed, the log is read in full.
   writeFileSync(indexFile, `${edited}${sealed.slice(sealed.lastIndexOf('mac '))}`, {
     mode: 0o600,
