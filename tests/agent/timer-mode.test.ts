@@ -254,13 +254,13 @@ test('a rolled-back host (target quarantined, wave halted) reads no wave bundle;
   /**
    * Whether a run read wave bundles: the bundle memo holds exactly the bundles the last run read
    * (agent/ack-bundle-memo.ts), so it is removed first and looked for after. The ack endpoint's own
-   * requests (head GETs, posts) share the bundles' route at the server, so they cannot tell.
+   * requests (head GETs, posts) share the bundles' route, so request counts alone cannot tell.
    */
   const readBundles = async (host: 'q1' | 'q2', run: () => Promise<Run>) => {
     const memo = join(lab.host(host).stateDir, ACK_BUNDLE_MEMO_FILE);
     rmSync(memo, { force: true });
-    const [r, atServer] = await countAtServer(lab, run);
-    return { ...r, atServer, bundles: existsSync(memo) };
+    const r = await run();
+    return { ...r, bundles: existsSync(memo) };
   };
   try {
     publish(BAD);
@@ -282,9 +282,22 @@ test('a rolled-back host (target quarantined, wave halted) reads no wave bundle;
         ['quarantined'],
         `${h} waits out its quarantine`,
       );
-      assert.equal(steady.atServer, { 'tree 304': 1 }, `${h}: the timestamp alone, no wave bundle`);
+      // Counted by the client: the server counts a request when its response finished, which can
+      // fall after the run ends.
+      assert.equal(
+        { requests: steady.done.requests, notModified: steady.done.notModified },
+        { requests: 1, notModified: 1 },
+        `${h}: the timestamp alone (304), no wave bundle`,
+      );
       assert.not.ok(steady.bundles);
     }
+
+    // The ack loss check still runs at its bound, from our head, not from the bundles.
+    const atBound = await readBundles('q2', () =>
+      runs.q2({ now: () => Date.now() + LOSS_CHECK_INTERVAL_MS }),
+    );
+    assert.is(atBound.events('ack-loss-check').length, 1, 'the loss check ran, at its bound');
+    assert.not.ok(atBound.bundles, 'and no bundle');
 
     // The operator clears q1's quarantine: q1 is held by the halted wave, which its peers' acks
     // could lift, so it reads the bundle again. q2, still quarantined, still reads none.
