@@ -47,7 +47,7 @@ export {
   hasInstalledTree,
   servedRoot,
 } from './control-plane-dir.ts';
-export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
+export { diskTreeSource, readTreeFile, verifyTreeDir, type ReadAheadMode } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
 export { isValidPublicKey, signBytes, startBatchSigner, verifyBytes } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';

@@ -90,6 +90,11 @@ export interface SiteInputOptions {
    * (ack-preparse.ts): false never, true always (tests), default when the log is large enough to pay.
    */
   preparseAcks?: boolean;
+  /**
+   * Whether the walk reads the host manifests ahead on a helper thread (protocol/read-ahead.ts): false
+   * never, true always (tests), default when there are enough manifests to pay.
+   */
+  readAheadManifests?: boolean;
 }
 
 /** How a dashboard build establishes signatures, unless `everySignature` is asked for. */
@@ -271,6 +276,9 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       ...(memo === undefined ? {} : { memo }),
       manifestSignatures: o.everySignature ? 'each' : SITE_SIGNATURES.manifests,
+      ...(o.readAheadManifests === false
+        ? {}
+        : { readAhead: o.readAheadManifests === true ? ('always' as const) : ('auto' as const) }),
     });
     o.releaseCache?.remember(
       load,
