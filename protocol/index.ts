@@ -37,6 +37,7 @@ export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts'
 export { cacheUrlTrustOverride, trustOverrideReason } from './cache-url.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
 export { isNotFound, readCappedFile, readInto } from './capped-file.ts';
+export { startReadAhead, type ReadAhead } from './read-ahead.ts';
 export {
   ACK_LOG_DIR,
   ackLogDir,

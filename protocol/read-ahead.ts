@@ -26,6 +26,9 @@ export const READ_AHEAD_MIN_FILES = 512;
 /** Files per message from the helper: small enough to arrive often, large enough to cost little. */
 const BATCH_FILES = 128;
 
+/** The helper holds one batch at a time: a small heap keeps the process's peak RSS down. */
+const HELPER_HEAP = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
+
 /** Compiled beside this file in dist/ (scripts/build.mjs), or the source under tsx. */
 const READ_AHEAD_MODULE = moduleBeside('read-ahead-worker', import.meta.url);
 
@@ -96,13 +99,16 @@ export class ReadAhead {
 
   /**
    * The bytes of `label` if the helper has read them (at most `maxBytes`), else undefined: the caller
-   * reads the file itself, and the helper then leaves every file up to this one to the caller.
+   * reads the file itself, and the helper then leaves every file up to this one to the caller. Each
+   * file is handed over once (asked again, the caller reads it).
    */
   take(label: string, maxBytes: number): Uint8Array | undefined {
     const i = this.position.get(label);
     if (i === undefined) return undefined;
     this.receive();
     const bytes = this.arrived[i];
+    // Handed over once: a batch's memory goes as soon as the caller drops the bytes of its files.
+    this.arrived[i] = undefined;
     if (bytes === undefined && i >= Atomics.load(this.progress, 0))
       Atomics.store(this.progress, 0, i + 1);
     return bytes !== undefined && bytes.byteLength <= maxBytes ? bytes : undefined;
@@ -163,7 +169,7 @@ export function startReadAhead(
   };
   let thread: Worker;
   try {
-    thread = startModuleThread(module, request, [port2]);
+    thread = startModuleThread(module, request, [port2], HELPER_HEAP);
   } catch (e) {
     warnFailed(module, e);
     return null;

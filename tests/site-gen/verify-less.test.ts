@@ -29,8 +29,8 @@ function fixture(): SiteFixture {
 
 /**
  * Builds `f` both ways; the sites must be identical. Returns the reader's build, which also takes the
- * log's acks in on the helper thread (ack-preparse.ts) and reads the host manifests ahead on another
- * (protocol/read-ahead.ts), the other on its own.
+ * log's acks in on the helper thread (ack-preparse.ts) and reads the host manifests and latest-ack
+ * files ahead on others (protocol/read-ahead.ts), the other on its own.
  */
 async function bothWays(f: SiteFixture): Promise<SiteBuildResult> {
   const build = (out: string, everySignature: boolean) =>
@@ -41,7 +41,7 @@ async function bothWays(f: SiteFixture): Promise<SiteBuildResult> {
       now: NOW,
       everySignature,
       preparseAcks: !everySignature,
-      readAheadManifests: !everySignature,
+      readAhead: !everySignature,
     });
   const reader = await build(join(f.dir, 'site-reader'), false);
   const every = await build(join(f.dir, 'site-every'), true);
