@@ -1,5 +1,5 @@
 // Pieces several pages share: the verification banner, phase chips, the host table.
-import { html, join, type Html } from './html.ts';
+import { html, join, type Html, type HtmlValue } from './html.ts';
 import { duration, relative, shortStorePath, utc } from './format.ts';
 import { PHASE_COLORS } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
@@ -210,6 +210,11 @@ export interface HostTableOptions {
  * ack, why it waits, what runs and what should. Phase badges link to the list of that phase.
  */
 export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
+  return join(hostTableParts(rows, o));
+}
+
+/** hostTable's markup as its parts: the table's head, each row, the rest (layout.ts encodePage). */
+export function hostTableParts(rows: readonly HostRow[], o: HostTableOptions): HtmlValue[] {
   const limit = o.limit ?? Infinity;
   const shown = rows.length > limit ? rows.slice(0, limit) : rows;
   const body = shown.map(o.rowHtml ?? ((h) => hostRowHtml(hostRowFacts(h, o.now), o.base)));
@@ -217,9 +222,13 @@ export function hostTable(rows: readonly HostRow[], o: HostTableOptions): Html {
     rows.length > shown.length
       ? html`<p class="muted">Showing ${shown.length} of ${rows.length} hosts.</p>`
       : null;
-  return html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th \
+  return [
+    html`<table class="hosts stack"><thead><tr><th>host</th><th>phase</th><th>channel</th><th \
 class="num">wave</th><th>last ack</th><th>why (gate: reason)</th><th>current closure</th><th>target \
-closure</th></tr></thead><tbody>${body}</tbody></table>${more}`;
+closure</th></tr></thead><tbody>`,
+    body,
+    html`</tbody></table>${more}`,
+  ];
 }
 
 export function footer(now: number, acks: AckHistory | null): Html {

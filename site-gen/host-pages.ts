@@ -247,12 +247,17 @@ export function hostDetailPages(
     pages.add(path, digest, () => {
       const title = `channel ${first.channel}, wave ${first.wave}: hosts ${first.host} to ${rows.at(-1)!.host}`;
       const nav = waveNav(first, siblings);
-      const body = html`<h1>Hosts of ${title}</h1>
+      // Parts, each host's section encoded on its own (layout.ts encodePage).
+      const body = [
+        html`<h1>Hosts of ${title}</h1>
 <p class="muted">Page ${n} of ${siblings.length} of this wave's host details; the <a \
 href="${listHref('../', `wave-${first.channel}-${first.wave}`)}">wave's host list</a> shows their phases at a glance.</p>
 ${nav}
-${rows.map((h) => hostSection(m, h))}
-${nav}`;
+`,
+        rows.map((h) => hostSection(m, h)),
+        html`
+${nav}`,
+      ];
       return encodePage({
         title: `NixFleet ${m.release.report.fleet}: ${title}`,
         base: '../',

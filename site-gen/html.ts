@@ -5,9 +5,14 @@
 // adds nothing to the text `html` receives, so the output stays byte for byte the same.
 
 export class Html {
+  private bytes: Buffer | undefined;
   constructor(readonly text: string) {}
   toString(): string {
     return this.text;
+  }
+  /** The text as UTF-8, encoded once: a list row is on four or five list pages. */
+  utf8(): Buffer {
+    return (this.bytes ??= Buffer.from(this.text, 'utf8'));
   }
 }
 
@@ -60,4 +65,21 @@ export function raw(text: string): Html {
 
 export function join(parts: readonly HtmlValue[], separator: HtmlValue = ''): Html {
   return new Html(concat(parts, render(separator)));
+}
+
+/**
+ * The markup as UTF-8, each Html of `v` (and of its arrays, at any depth) encoded on its own, then
+ * copied together: the bytes `join(v)` would encode to. A page's markup joined into one string is
+ * flattened whole and, with one non-Latin-1 character anywhere (a "…", a "✓"), as two-byte text, then
+ * encoded: encoding its parts (a row, a host's section) keeps most of them one-byte and each small.
+ */
+export function encodeHtml(v: HtmlValue): Buffer {
+  const parts: Buffer[] = [];
+  const add = (x: HtmlValue): void => {
+    if (x instanceof Html) parts.push(x.utf8());
+    else if (Array.isArray(x)) for (const y of x as readonly HtmlValue[]) add(y);
+    else parts.push(Buffer.from(render(x), 'utf8'));
+  };
+  add(v);
+  return Buffer.concat(parts);
 }

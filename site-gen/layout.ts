@@ -1,6 +1,6 @@
 // The page shell every dashboard page shares: one stylesheet of the site (no external assets, works
 // offline and from file://), a navigation bar, and the verification banner at the top of every page.
-import { html, type Html, type HtmlValue } from './html.ts';
+import { encodeHtml, html, join, type Html, type HtmlValue } from './html.ts';
 import { PHASE_COLORS, PHASE_TEXT } from './svg.ts';
 import type { HostPhase } from '../reconciler/index.ts';
 
@@ -106,25 +106,38 @@ export interface PageOptions {
   script?: boolean;
 }
 
-/** page() as UTF-8: for the pages a site has hundreds of (see pages.ts SitePages). */
+/**
+ * page() as UTF-8, its body encoded part by part (html.ts encodeHtml): for the pages a site has
+ * hundreds of (see pages.ts SitePages), whose bodies are lists of rows or host sections.
+ */
 export function encodePage(o: PageOptions): Uint8Array {
-  return Buffer.from(page(o), 'utf8');
+  return encodeHtml(pageParts(o));
 }
 
 export function page(o: PageOptions): string {
+  return join(pageParts(o)).text;
+}
+
+/** The page: its shell up to the body, the body as given, the rest of the shell. */
+function pageParts(o: PageOptions): HtmlValue[] {
   const nav =
     o.nav === false
       ? null
       : html`<a href="${o.base}index.html">overview</a><a href="${o.base}hosts.html">hosts</a><a \
 href="${o.base}trust.html">trust</a><a href="${o.base}documents.html">documents</a>`;
-  return html`<!DOCTYPE html>
+  const head = html`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, \
 initial-scale=1"><title>${o.title}</title><link rel="stylesheet" \
 href="${o.base}style.css">${o.script ? html`<script src="${o.base}search.js" defer></script>` : null}</head>
 <body><header><span class="brand">NixFleet</span>${nav}</header>
 ${o.banner}
-<main>${o.body}</main>
+<main>`;
+  return [
+    head,
+    o.body,
+    html`</main>
 <footer>${o.footer}</footer>
 </body></html>
-`.text;
+`,
+  ];
 }

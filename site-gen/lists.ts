@@ -2,12 +2,12 @@
 // channel, quarantined hosts) is a static list split into pages of HOSTS_PER_PAGE rows, so no page grows
 // with the fleet and everything works with JavaScript off. An optional script (search.js) adds search by
 // host name over a compact index (search-index.js), loaded only when the operator types.
-import { html, join, raw, type Html } from './html.ts';
+import { html, join, raw, type Html, type HtmlValue } from './html.ts';
 import { encodePage } from './layout.ts';
 import {
   hostRowFacts,
   hostRowHtml,
-  hostTable,
+  hostTableParts,
   listHref,
   phaseChip,
   stableBanner,
@@ -229,17 +229,15 @@ export function listPages(
         },
       );
       pages.add(path, digest, () => {
-        const range =
-          rows.length === 0
-            ? 'none'
-            : `${rows[0]!.host} to ${rows.at(-1)!.host} (${rows.length} on this page)`;
         const nav = pager(base, l.id, numbers, i);
-        const body = html`<h1>${l.title}</h1>
-${chrome().filters}
-<p class="muted">Hosts ${range}, page ${i + 1} of ${numbers.length}.</p>
-${nav}
-${rows.length === 0 ? html`<p class="muted">No hosts.</p>` : hostTable(rows, { now: null, base, rowHtml })}
-${nav}`;
+        const body = listPageBody(
+          l.title,
+          chrome().filters,
+          rows,
+          nav,
+          `page ${i + 1} of ${numbers.length}`,
+          (rows) => hostTableParts(rows, { now: null, base, rowHtml }),
+        );
         return encodePage({
           title: `NixFleet ${m.release.report.fleet}: ${l.title}, page ${i + 1}`,
           base,
@@ -251,6 +249,34 @@ ${nav}`;
       });
     });
   }
+}
+
+/**
+ * A list page's body, as parts: each row encoded once for every list it is on (layout.ts encodePage).
+ * `place`: "page <n> of <pages>".
+ */
+function listPageBody(
+  title: string,
+  filters: Html,
+  rows: readonly HostRow[],
+  nav: Html,
+  place: string,
+  table: (rows: readonly HostRow[]) => HtmlValue[],
+): HtmlValue[] {
+  const range =
+    rows.length === 0
+      ? 'none'
+      : `${rows[0]!.host} to ${rows.at(-1)!.host} (${rows.length} on this page)`;
+  return [
+    html`<h1>${title}</h1>
+${filters}
+<p class="muted">Hosts ${range}, ${place}.</p>
+${nav}
+`,
+    rows.length === 0 ? html`<p class="muted">No hosts.</p>` : table(rows),
+    html`
+${nav}`,
+  ];
 }
 
 /**

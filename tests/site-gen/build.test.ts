@@ -26,7 +26,8 @@ import {
   type AckHistoryOptions,
 } from '../../read-side/load.ts';
 import { latestAcks } from '../../reconciler/index.ts';
-import { escapeHtml, html } from '../../site-gen/html.ts';
+import { encodeHtml, escapeHtml, html, join as joinHtml } from '../../site-gen/html.ts';
+import { encodePage, page as pageText } from '../../site-gen/layout.ts';
 import { channelPlanPath } from '../../protocol/layout.ts';
 import { newSigningKey } from '../../protocol/keys.ts';
 import {
@@ -64,6 +65,24 @@ test('html`` escapes every interpolated value unless it is markup built by html`
   assert.is(escapeHtml(evil), '&lt;b onclick=&quot;x&quot;&gt;&amp;&#39;');
   assert.is(html`<div>${html`<i>${evil}</i>`}</div>`.text, `<div><i>${escapeHtml(evil)}</i></div>`);
   assert.is(html`${[1, 'a<', null, false, undefined]}`.text, '1a&lt;');
+});
+
+test('encodeHtml: the UTF-8 of the joined markup, part by part (escaped text, nested lists, a row on two pages)', () => {
+  const row = html`<tr><td>host-1 ✓</td><td>${'a<b'}</td></tr>`;
+  const parts = [html`<p>…</p>`, [row, [row, 'x&y', 7, null, false]], html`<i>→</i>`];
+  const joined = joinHtml(parts).text;
+  assert.is(encodeHtml(parts).toString('utf8'), joined);
+  assert.is(encodeHtml(parts).toString('utf8'), joined, 'the row encoded once, reused');
+  assert.is(Buffer.compare(encodeHtml(parts), Buffer.from(joined, 'utf8')), 0);
+  const o = {
+    title: 't<',
+    base: '../',
+    banner: html`<b>ok</b>`,
+    body: parts,
+    footer: 'f',
+    script: true,
+  };
+  assert.is(Buffer.from(encodePage(o)).toString('utf8'), pageText(o));
 });
 
 test('overview: verified banner, phase counts, channel states and reasons from the reconciler', async () => {
