@@ -313,7 +313,10 @@ export class AckLog {
     }
     const path = current.file;
     const fh = await open(path, existsSync(path) ? 'r+' : 'w+', 0o640);
-    if (size !== statSync(path).size) throw new Error(`${path}: size changed during recovery`);
+    if (size !== statSync(path).size) {
+      await fh.close();
+      throw new Error(`${path}: size changed during recovery`);
+    }
     const log = new AckLog(dir, current.index, fh, size, lastDigest, opts);
     return {
       log,

@@ -247,15 +247,23 @@ function handleMetrics(
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
-/** Counts every answered request by route and status (request rates for /metrics). */
+/**
+ * Counts every answered request by route and status (request rates for /metrics) when its status is
+ * committed: writeHead runs once per response (end() or write() call it when a handler did not) and
+ * before any byte of it is sent, so whoever has seen an answer finds it counted. ('finish' came after
+ * the last write completed: a client, on a loaded machine, could read the answer and be done first.)
+ */
 function countRequest(
   req: IncomingMessage,
   res: ServerResponse,
   metrics: ControlPlaneMetrics,
 ): void {
-  res.once('finish', () =>
-    metrics.recordRequest(routeOf(normalizeRequestPath(req.url ?? '')), res.statusCode),
-  );
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: Parameters<typeof writeHead>) {
+    const committed = writeHead.apply(this, args);
+    metrics.recordRequest(routeOf(normalizeRequestPath(req.url ?? '')), this.statusCode);
+    return committed;
+  } as typeof writeHead;
 }
 
 function isAckPath(url: string | undefined): boolean {

@@ -6,6 +6,7 @@
 import { open, realpath } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, sep } from 'node:path';
+import { pipeline } from 'node:stream';
 
 const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._+=@-]*$/;
 
@@ -127,9 +128,11 @@ export async function serveFile(
       res.end();
       return;
     }
-    const stream = fh.createReadStream({ autoClose: true });
-    stream.on('error', () => res.destroy());
-    stream.pipe(res);
+    // pipeline, not pipe: when the client goes away first (it may hang up as soon as it has the
+    // content-length's worth, before the stream read its EOF) the read stream is destroyed too, which
+    // closes the file. pipe() would leave it paused with the file open until garbage collection.
+    // Either side failing destroys both; the error itself is the client's business, not a log line.
+    pipeline(fh.createReadStream({ autoClose: true }), res, () => undefined);
   } catch (e) {
     await fh.close().catch(() => undefined);
     throw e;

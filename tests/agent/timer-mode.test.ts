@@ -276,19 +276,19 @@ test('a rolled-back host (target quarantined, wave halted) reads no wave bundle;
         return r.done.requests > 0 && r.done.notModified === r.done.requests;
       });
     for (const [h, run] of Object.entries(runs)) {
-      const steady = await readBundles(h as 'q1' | 'q2', run);
+      const [steady, atServer] = await countAtServer(lab, () => readBundles(h as 'q1' | 'q2', run));
       assert.equal(
         steady.events('decision').map((d) => d['gate']),
         ['quarantined'],
         `${h} waits out its quarantine`,
       );
-      // Counted by the client: the server counts a request when its response finished, which can
-      // fall after the run ends.
+      // Counted by the client and at the server (which counts an answer before sending it).
       assert.equal(
         { requests: steady.done.requests, notModified: steady.done.notModified },
         { requests: 1, notModified: 1 },
         `${h}: the timestamp alone (304), no wave bundle`,
       );
+      assert.equal(atServer, { 'tree 304': 1 }, `${h}: the control plane answered one request`);
       assert.not.ok(steady.bundles);
     }
 

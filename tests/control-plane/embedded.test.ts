@@ -251,4 +251,36 @@ test('/metrics: operators get parseable Prometheus text; hosts 403; no certifica
   );
 });
 
+/** Requests the server counted as answered with `code` on `route`, read in process (no scrape of its own). */
+function answered(route: string, code: number): number {
+  const m = parsePrometheusText(cp.metrics.render(cp.ackService, Date.now()));
+  const s = m.get('nixfleet_cp_requests_total')?.samples ?? [];
+  return (
+    s.find((x) => x.labels['route'] === route && x.labels['code'] === String(code))?.value ?? 0
+  );
+}
+
+// A client that has its answer finds it counted: the count is not left to the response's 'finish',
+// which comes after the last write completed (and never, for a streamed body whose client hung up
+// once it had the content-length's worth).
+test('every answer is counted by the time its client has it: streamed 200, 304, 404, refused POST', async () => {
+  const etag = (await req(`${cp.url}/timestamp.json`, { tls: web1() })).headers['etag'] as string;
+  const asks: [string, number, () => Promise<{ status: number }>][] = [
+    ['tree', 200, () => req(`${cp.url}/releases/1/index.json`, { tls: web1() })],
+    [
+      'tree',
+      304,
+      () => req(`${cp.url}/timestamp.json`, { tls: web1(), headers: { 'if-none-match': etag } }),
+    ],
+    ['tree', 404, () => req(`${cp.url}/no-such.json`, { tls: web1() })],
+    ['acks', 400, () => req(`${cp.url}/acks`, { tls: web1(), method: 'POST', body: '{}' })],
+  ];
+  for (let round = 0; round < 10; round++)
+    for (const [route, code, ask] of asks) {
+      const before = answered(route, code);
+      assert.is((await ask()).status, code, `${route} ${code}`);
+      assert.is(answered(route, code), before + 1, `round ${round}: ${route} ${code} counted once`);
+    }
+});
+
 test.run();

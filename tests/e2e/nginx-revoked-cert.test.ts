@@ -90,14 +90,22 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     // The agent behind the revoked certificate: exit 2 (cannot fetch), and it says why.
     const accessLog = () =>
       readFileSync(join(stack.runtimeDir, 'access.log'), 'utf8').split('\n').filter(Boolean);
-    // nginx logs a request after answering it: wait for the line of the last request above (r1's 200).
-    await until(
-      'nginx to log the requests so far',
-      5000,
-      () => /"GET \/timestamp\.json [^"]*" 200 /.test(accessLog().at(-1) ?? ''),
-      20,
-    );
-    const mark = accessLog().length;
+    // nginx logs a request after answering it, so the line of a request that has its answer may not be
+    // written yet. Its one worker answers and logs in order: once a marker request sent afterwards is
+    // in the log, every request before it is too.
+    const loggedUpTo = async (marker: string): Promise<number> => {
+      assert.is((await stack.request('r1', `timestamp.json?${marker}`)).status, 200, marker);
+      return until(
+        `nginx to log the ${marker} marker`,
+        5000,
+        () => {
+          const at = accessLog().findIndex((l) => l.includes(`"GET /timestamp.json?${marker} `));
+          return at >= 0 ? at : undefined;
+        },
+        20,
+      );
+    };
+    const mark = (await loggedUpTo('before-run')) + 1;
     const run = await stack.runAgentOnce('r2');
     assert.is(run.code, 2, JSON.stringify(run.outcome));
     assert.is(run.outcome?.['kind'], 'unreachable');
@@ -105,7 +113,8 @@ test('cp sync of signed revocations naming a certificate -> nginx refuses it; th
     const logged = run.events.find((e) => e['event'] === 'control-plane-unreachable');
     assert.match(String(logged?.['reason']), /revoked/);
     // A refusal is an answer: the agent does not retry it.
-    const agentLines = accessLog().slice(mark);
+    const end = await loggedUpTo('after-run');
+    const agentLines = accessLog().slice(mark, end);
     const agentRequests = agentLines.map((l) =>
       /"([A-Z]+ \S+)[^"]*" (\d{3})/.exec(l)!.slice(1, 3).join(' '),
     );
