@@ -4,7 +4,6 @@ import { readdirSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { isNotFound, readCappedFile } from './capped-file.ts';
 import { Malformed } from './errors.ts';
-import { startReadAhead, type ReadAhead } from './read-ahead.ts';
 import {
   type Fetch,
   verifyTree,
@@ -20,8 +19,9 @@ export function readTreeFile(
   path: string,
   maxBytes: number,
 ): Uint8Array | undefined {
-  const full = treeFilePath(treeDir, path);
-  if (full === null) throw new Malformed(path, 'path escapes the tree');
+  const root = resolve(treeDir);
+  const full = resolve(join(root, path));
+  if (!full.startsWith(root + sep)) throw new Malformed(path, 'path escapes the tree');
   try {
     return readCappedFile(full, maxBytes, path);
   } catch (e) {
@@ -30,41 +30,8 @@ export function readTreeFile(
   }
 }
 
-/** The absolute path of a tree-relative `path`, or null when it escapes the tree. */
-function treeFilePath(treeDir: string, path: string): string | null {
-  const root = resolve(treeDir);
-  const full = resolve(join(root, path));
-  return full.startsWith(root + sep) ? full : null;
-}
-
-/**
- * When a disk fetch reads the files a walk names ahead (Fetch.readAhead) on a helper thread
- * (protocol/read-ahead.ts): 'auto' when there are enough of them to pay for a thread, 'always'
- * (tests), none when not given.
- */
-export type ReadAheadMode = 'auto' | 'always';
-
-export function diskFetch(treeDir: string, readAhead?: ReadAheadMode): Fetch {
-  let ahead: ReadAhead | null = null;
-  const fetch: Fetch = async (path, maxBytes) =>
-    ahead?.take(path, maxBytes) ?? readTreeFile(treeDir, path, maxBytes);
-  if (readAhead !== undefined)
-    fetch.readAhead = (paths, maxBytes) => {
-      // A path that escapes the tree is not read ahead: the fetch refuses it as always.
-      const inside: string[] = [];
-      const files: string[] = [];
-      for (const p of paths) {
-        const full = treeFilePath(treeDir, p);
-        if (full !== null) (inside.push(p), files.push(full));
-      }
-      ahead?.stop();
-      ahead = startReadAhead(files, inside, maxBytes, { always: readAhead === 'always' });
-      return () => {
-        ahead?.stop();
-        ahead = null;
-      };
-    };
-  return fetch;
+export function diskFetch(treeDir: string): Fetch {
+  return async (path, maxBytes) => readTreeFile(treeDir, path, maxBytes);
 }
 
 /** Manifest file names of releases/<version>/hosts/ (dotfiles are a publisher's temp files). */
@@ -78,9 +45,9 @@ export function listManifestFiles(treeDir: string, version: number): string[] {
   }
 }
 
-export function diskTreeSource(treeDir: string, readAhead?: ReadAheadMode): TreeSource {
+export function diskTreeSource(treeDir: string): TreeSource {
   return {
-    fetch: diskFetch(treeDir, readAhead),
+    fetch: diskFetch(treeDir),
     listManifests: (version) => listManifestFiles(treeDir, version),
   };
 }

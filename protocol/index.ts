@@ -37,7 +37,6 @@ export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts'
 export { cacheUrlTrustOverride, trustOverrideReason } from './cache-url.ts';
 export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
 export { isNotFound, readCappedFile, readInto } from './capped-file.ts';
-export { startReadAhead, type ReadAhead } from './read-ahead.ts';
 export {
   ACK_LOG_DIR,
   ackLogDir,
@@ -48,7 +47,7 @@ export {
   hasInstalledTree,
   servedRoot,
 } from './control-plane-dir.ts';
-export { diskTreeSource, readTreeFile, verifyTreeDir, type ReadAheadMode } from './disk-tree.ts';
+export { diskTreeSource, readTreeFile, verifyTreeDir } from './disk-tree.ts';
 export { readEnvelope } from './document.ts';
 export { isValidPublicKey, signBytes, startBatchSigner, verifyBytes } from './ed25519.ts';
 export { envelopeBytes, signDocument, signedTextOf } from './envelope.ts';

@@ -32,7 +32,6 @@ import {
   type VerifiedDocumentMemo,
   type VerifiedManifest,
   type ManifestSignatures,
-  type ReadAheadMode,
 } from '../protocol/index.ts';
 import { existsSync } from 'node:fs';
 import { hostKeysOfPlans } from './acks.ts';
@@ -76,11 +75,6 @@ export interface LoadReleaseOptions {
    * that only shows the release (the dashboard); `status`, `verify` and agents keep 'each'.
    */
   manifestSignatures?: ManifestSignatures;
-  /**
-   * Read the host manifests ahead on a helper thread (protocol/disk-tree.ts ReadAheadMode; the
-   * dashboard): the same bytes, checked the same way. None by default.
-   */
-  readAhead?: ReadAheadMode;
 }
 
 /**
@@ -95,7 +89,7 @@ export async function loadVerifiedRelease(
   const treeRoot = servedRoot(dir);
   if (treeRoot === null || !existsSync(treeRoot))
     throw new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`);
-  return verifyReleaseFrom(diskTreeSource(treeRoot, opts.readAhead), treeRoot, pinnedRoot, opts);
+  return verifyReleaseFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
 }
 
 /** loadVerifiedRelease over any tree source (a directory, or a control plane over mTLS); `where` names it. */
@@ -185,12 +179,7 @@ export async function loadReleaseAllowingStale(
       status: 'failed',
       failure: failureOf(new Stale(TIMESTAMP_PATH, `no tree installed in ${dir}`)),
     };
-  return releaseAllowingStaleFrom(
-    diskTreeSource(treeRoot, opts.readAhead),
-    treeRoot,
-    pinnedRoot,
-    opts,
-  );
+  return releaseAllowingStaleFrom(diskTreeSource(treeRoot), treeRoot, pinnedRoot, opts);
 }
 
 /** loadReleaseAllowingStale over any tree source; `where` names it. */

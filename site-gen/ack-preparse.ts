@@ -5,19 +5,15 @@
 // does acks an earlier run took in; handing back the digests, not the acks, keeps the copy between the
 // threads small). The claims and signatures are still checked on the main thread against the verified
 // release, exactly as for any ack.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import {
-  LIMITS,
   listAckLogSegments,
   moduleBeside,
   parseAckLog,
   readAck,
-  readCappedFile,
   startModuleThread,
-  startReadAhead,
 } from '../protocol/index.ts';
 
 /** Below this many bytes of log (~1,200 acks) a thread costs more to start than it spares. */
@@ -116,51 +112,5 @@ export function startAckPreparse(
   return {
     digests: () => result,
     stop: () => void helper?.terminate(),
-  };
-}
-
-/** The tree's latest-ack files read ahead (readLatestAcksAhead). */
-export interface LatestAcksAhead {
-  /** read-side collectTreeAcks's `readFile`: the bytes read ahead, else read here as by default. */
-  readFile(path: string, maxBytes: number, label: string): Buffer;
-  /** Ends the helper (the build is done with the files, or failed before reading them). */
-  stop(): void;
-  /** Waits for the helper to end by itself (protocol ReadAhead.ended). */
-  ended(): Promise<void>;
-}
-
-/**
- * A truly cold build also reads every host's latest-ack file (acks/hosts/, ~10,000 files, ~70 us of
- * system calls each): a helper thread reads them ahead (protocol/read-ahead.ts) while the build walks
- * the release, in the order read-side collectTreeAcks reads them (sorted names, under the resolved
- * directory). Only the reading moves: every file is taken in and verified by the build as before,
- * and one the helper could not read is read by the build, which reports it as always. Null when
- * there are too few files to pay for a thread, or one core, unless `always`.
- */
-export function readLatestAcksAhead(
-  acksDir: string,
-  opts: { always?: boolean } = {},
-): LatestAcksAhead | null {
-  const dir = resolve(acksDir, 'hosts');
-  let names: string[];
-  try {
-    names = readdirSync(dir).sort();
-  } catch {
-    return null;
-  }
-  const paths = names
-    .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
-    .map((f) => `${dir}/${f}`);
-  const ahead = startReadAhead(paths, paths, LIMITS.ack, opts);
-  if (ahead === null) return null;
-  return {
-    readFile(path, maxBytes, label) {
-      const b = ahead.take(path, maxBytes);
-      return b === undefined
-        ? readCappedFile(path, maxBytes, label)
-        : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-    },
-    stop: () => ahead.stop(),
-    ended: () => ahead.ended(),
   };
 }

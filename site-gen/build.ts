@@ -27,7 +27,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { readLatestAcksAhead, startAckPreparse, type LatestAcksAhead } from './ack-preparse.ts';
+import { startAckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -90,13 +90,6 @@ export interface SiteInputOptions {
    * (ack-preparse.ts): false never, true always (tests), default when the log is large enough to pay.
    */
   preparseAcks?: boolean;
-  /**
-   * Whether a build reads the many small files it reads from disk ahead on helper threads
-   * (protocol/read-ahead.ts): the host manifests of the release walk, and, in a truly cold build that
-   * is not fed (watch mode), the latest-ack files (ack-preparse.ts readLatestAcksAhead). False never,
-   * true always (tests), default when there are enough files to pay.
-   */
-  readAhead?: boolean;
 }
 
 /** How a dashboard build establishes signatures, unless `everySignature` is asked for. */
@@ -209,14 +202,13 @@ export interface RenderedSite {
 /**
  * The acks a build shows: the ack log (its newest SITE_ACK_LOG_WINDOW_BYTES) and acks/hosts/, verified
  * against `release`; through the ack feed in watch mode (`releaseReused`: only appended records are
- * read); `latest`: the latest-ack files read ahead, if they are. Saves the verified store.
+ * read). Saves the verified store.
  */
 function readSiteAcks(
   o: SiteInputOptions,
   release: VerifiedRelease,
   releaseReused: boolean,
   cache: AckCache | undefined,
-  latest: LatestAcksAhead | null,
 ): AckHistory {
   const logFile = siteAckLog(o);
   const source = {
@@ -245,9 +237,7 @@ function readSiteAcks(
       // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
       bundles: false,
       ...(cache ? { cache } : {}),
-      ...(latest ? { readFile: latest.readFile } : {}),
     });
-  latest?.stop();
   // Saved before commit(): what this build verified or reused is what the store keeps.
   o.verifiedStore?.save();
   if (commit) cache?.commit();
@@ -267,15 +257,9 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
-  const cold = reused === null && (cache?.cold ?? true);
   const preparse =
-    cold && logFile !== null && o.preparseAcks !== false
+    reused === null && logFile !== null && o.preparseAcks !== false && (cache?.cold ?? true)
       ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
-      : null;
-  // Its latest-ack files are read ahead too, while it walks the release.
-  const latest =
-    cold && o.ackFeed === undefined && o.readAhead !== false
-      ? readLatestAcksAhead(acksDirOf(o.treeDir), { always: o.readAhead === true })
       : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
@@ -287,9 +271,6 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
       ...(o.clockSkewSeconds === undefined ? {} : { clockSkewSeconds: o.clockSkewSeconds }),
       ...(memo === undefined ? {} : { memo }),
       manifestSignatures: o.everySignature ? 'each' : SITE_SIGNATURES.manifests,
-      ...(o.readAhead === false
-        ? {}
-        : { readAhead: o.readAhead === true ? ('always' as const) : ('auto' as const) }),
     });
     o.releaseCache?.remember(
       load,
@@ -299,14 +280,14 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     );
   }
   // No ack intake follows a failed walk: the helper's work would only keep the process waiting.
-  if (load.status === 'failed') (preparse?.stop(), latest?.stop());
+  if (load.status === 'failed') preparse?.stop();
   const t1 = performance.now();
   let acks: AckHistory | null = null;
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
     if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
-    acks = readSiteAcks(o, load.release, reused !== null, cache, latest);
+    acks = readSiteAcks(o, load.release, reused !== null, cache);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }

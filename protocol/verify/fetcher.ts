@@ -5,12 +5,4 @@
  * Returns the bytes of a tree-relative path, or undefined when it does not exist. Implementations must
  * not return more than `maxBytes` bytes (they may throw TooLarge instead); the readers re-check.
  */
-export type Fetch = ((path: string, maxBytes: number) => Promise<Uint8Array | undefined>) & {
-  /**
-   * Optional: `paths` are asked for next, in this order, each with `maxBytes` (a release's host
-   * manifests): a disk fetch may read them ahead on a helper thread (protocol/read-ahead.ts). The
-   * bytes it returns are checked exactly as any fetched bytes. Returns the end of the hint: the
-   * caller calls it when done with those paths, whether it got through them or not.
-   */
-  readAhead?: (paths: readonly string[], maxBytes: number) => () => void;
-};
+export type Fetch = (path: string, maxBytes: number) => Promise<Uint8Array | undefined>;

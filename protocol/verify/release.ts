@@ -391,62 +391,46 @@ async function fetchManifests(
   audit: boolean,
   boundByIndex: boolean,
 ): Promise<LoadedManifest[]> {
+  const indexPath = w.ts.release.index.path;
   const loaded: LoadedManifest[] = [];
-  const done = w.fetch.readAhead?.(
-    hosts.map((h) => hostManifestPath(w.version, h)),
-    LIMITS.hostManifest,
-  );
-  try {
-    for (const host of hosts) loaded.push(await fetchManifest(w, index, host, audit, boundByIndex));
-  } finally {
-    done?.();
+  for (const host of hosts) {
+    const file = hostManifestPath(w.version, host);
+    const entry = index.hosts[host];
+    // The release has nothing for this host: it must not act on anything else's manifest.
+    if (!entry)
+      throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
+    // Agents fetch their manifest by this path: the index must bind exactly the file they read.
+    if (entry.manifest.path !== file)
+      throw new MixAndMatch(
+        indexPath,
+        `binds ${entry.manifest.path} for host "${host}", agents read ${file}`,
+      );
+    const bytes = await w.fetch(file, LIMITS.hostManifest);
+    if (bytes === undefined) {
+      if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
+      throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
+    }
+    const digest = w.memo !== undefined || boundByIndex ? sha256Digest(bytes) : undefined;
+    const bound = boundByIndex && isBoundBy(entry.manifest, bytes, digest!);
+    let key = w.memo && memoKey(w.memo, bytes, 'host-manifest', digest);
+    let hit = key === undefined ? undefined : w.memo!.memo.get(key);
+    if (bound && w.memo !== undefined && hit === undefined) {
+      key = memoKey(w.memo, bytes, BOUND_MANIFEST, digest);
+      hit = w.memo.memo.get(key);
+    }
+    loaded.push({
+      host,
+      file,
+      ref: entry.manifest,
+      channel: entry.channel,
+      bytes,
+      env: (hit as SignedDocument<HostManifest> | undefined) ?? readHostManifest(bytes, file),
+      memoKey: key,
+      fromMemo: hit !== undefined,
+      boundByIndex: bound,
+    });
   }
   return loaded;
-}
-
-/** One host's manifest for fetchManifests. */
-async function fetchManifest(
-  w: ReleaseWalk,
-  index: ReleaseIndex,
-  host: string,
-  audit: boolean,
-  boundByIndex: boolean,
-): Promise<LoadedManifest> {
-  const indexPath = w.ts.release.index.path;
-  const file = hostManifestPath(w.version, host);
-  const entry = index.hosts[host];
-  // The release has nothing for this host: it must not act on anything else's manifest.
-  if (!entry) throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
-  // Agents fetch their manifest by this path: the index must bind exactly the file they read.
-  if (entry.manifest.path !== file)
-    throw new MixAndMatch(
-      indexPath,
-      `binds ${entry.manifest.path} for host "${host}", agents read ${file}`,
-    );
-  const bytes = await w.fetch(file, LIMITS.hostManifest);
-  if (bytes === undefined) {
-    if (audit) throw new MixAndMatch(file, `is missing, but ${indexPath} binds it`);
-    throw new WrongHost(file, `release ${w.version} has no manifest for host "${host}"`);
-  }
-  const digest = w.memo !== undefined || boundByIndex ? sha256Digest(bytes) : undefined;
-  const bound = boundByIndex && isBoundBy(entry.manifest, bytes, digest!);
-  let key = w.memo && memoKey(w.memo, bytes, 'host-manifest', digest);
-  let hit = key === undefined ? undefined : w.memo!.memo.get(key);
-  if (bound && w.memo !== undefined && hit === undefined) {
-    key = memoKey(w.memo, bytes, BOUND_MANIFEST, digest);
-    hit = w.memo.memo.get(key);
-  }
-  return {
-    host,
-    file,
-    ref: entry.manifest,
-    channel: entry.channel,
-    bytes,
-    env: (hit as SignedDocument<HostManifest> | undefined) ?? readHostManifest(bytes, file),
-    memoKey: key,
-    fromMemo: hit !== undefined,
-    boundByIndex: bound,
-  };
 }
 
 /** Each manifest's signed content, its signatures verified (in one batch where it can), its fleet, release and host checked. */

@@ -2,34 +2,14 @@
 // records whose acks pass readAck, since the build then only decodes those (AckCache.primeTakenIn).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { formatRecord, parseAckLog } from '../../protocol/ack-log.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
-import {
-  readLatestAcksAhead,
-  startAckPreparse,
-  takeInLogRecords,
-  type LatestAcksAhead,
-} from '../../site-gen/ack-preparse.ts';
-import { LIMITS } from '../../protocol/limits.ts';
-import {
-  ackTrustOf,
-  loadVerifiedRelease,
-  readAckHistory,
-  type AckHistory,
-} from '../../read-side/index.ts';
+import { startAckPreparse, takeInLogRecords } from '../../site-gen/ack-preparse.ts';
 import { AckCache } from '../../read-side/acks.ts';
-import { NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
+import { createSiteFixture, type SiteFixture } from './fixture.ts';
 
 const fixtures: SiteFixture[] = [];
 test.after.each(() => {
@@ -139,55 +119,6 @@ test('the ack cache decodes primed digests without the intake, for the build the
   cache.commit();
   assert.ok(refused(parse(cache, bad[1]!)));
   assert.not.ok(cache.cold);
-});
-
-test('latest-ack files read ahead: the same history, the same refusals (a file tampered, over the cap, not a file)', async () => {
-  const f = createSiteFixture();
-  fixtures.push(f);
-  const hostsDir = join(f.treeDir, 'acks', 'hosts');
-  const files = readdirSync(hostsDir).sort();
-  assert.ok(files.length > 6);
-  const tampered = join(hostsDir, files[1]!);
-  writeFileSync(tampered, readFileSync(tampered, 'utf8').replace('"seq":', '"seq":1,"seq":'));
-  writeFileSync(join(hostsDir, files[3]!), ' '.repeat(LIMITS.ack + 1));
-  rmSync(join(hostsDir, files[5]!));
-  mkdirSync(join(hostsDir, files[5]!));
-  const release = await loadVerifiedRelease(f.treeDir, f.root, { now: NOW });
-  const read = (readFile?: LatestAcksAhead['readFile']) => {
-    try {
-      return readAckHistory({
-        acksDir: join(f.treeDir, 'acks'),
-        logFile: null,
-        bundles: false,
-        trust: ackTrustOf(release),
-        signatures: 'chain-tips',
-        ...(readFile ? { readFile } : {}),
-      });
-    } catch (e) {
-      return `${(e as Error).name}: ${(e as Error).message}`;
-    }
-  };
-  const ahead = readLatestAcksAhead(join(f.treeDir, 'acks'), { always: true })!;
-  await ahead.ended();
-  let handed = 0;
-  const counted: LatestAcksAhead['readFile'] = (path, max, label) => {
-    const bytes = ahead.readFile(path, max, label);
-    handed++;
-    return bytes;
-  };
-  assert.equal(read(counted), read());
-  assert.ok(handed > 0);
-  // Each changed file is refused, naming it, as it is without the read-ahead.
-  const refused = (read() as AckHistory).rejected.map((r) => `${r.source}: ${r.reason}`);
-  for (const [i, why] of [
-    [1, 'duplicate'],
-    [3, 'exceeds the limit'],
-    [5, 'not a regular file'],
-  ] as const)
-    assert.ok(
-      refused.some((r) => r.startsWith(`acks/hosts/${files[i]}: `) && r.includes(why)),
-      `${files[i]} (${why}) not refused: ${refused.join('\n')}`,
-    );
 });
 
 test.run();

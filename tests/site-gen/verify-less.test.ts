@@ -5,8 +5,7 @@
 // the build alike.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { LIMITS } from '../../protocol/limits.ts';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSite, type SiteBuildResult } from '../../site-gen/build.ts';
 import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
@@ -29,8 +28,7 @@ function fixture(): SiteFixture {
 
 /**
  * Builds `f` both ways; the sites must be identical. Returns the reader's build, which also takes the
- * log's acks in on the helper thread (ack-preparse.ts) and reads the host manifests and latest-ack
- * files ahead on others (protocol/read-ahead.ts), the other on its own.
+ * log's acks in on the helper thread (ack-preparse.ts), the other on its own.
  */
 async function bothWays(f: SiteFixture): Promise<SiteBuildResult> {
   const build = (out: string, everySignature: boolean) =>
@@ -41,7 +39,6 @@ async function bothWays(f: SiteFixture): Promise<SiteBuildResult> {
       now: NOW,
       everySignature,
       preparseAcks: !everySignature,
-      readAhead: !everySignature,
     });
   const reader = await build(join(f.dir, 'site-reader'), false);
   const every = await build(join(f.dir, 'site-every'), true);
@@ -151,23 +148,6 @@ test('a host manifest whose bytes were changed fails the build, as with every si
   const r = await bothWays(f);
   assert.is(r.status, 'failed');
   assert.is(r.failure!.file, hostManifestPath(1, host));
-});
-
-test('a host manifest over the size cap or missing fails the build alike, with or without the read-ahead', async () => {
-  for (const change of ['oversized', 'missing'] as const) {
-    const f = fixture();
-    const dir = join(f.treeDir, 'releases', '1', 'hosts');
-    const host = readdirSync(dir)
-      .at(-1)!
-      .replace(/\.json$/, '');
-    const file = join(f.treeDir, hostManifestPath(1, host));
-    if (change === 'missing') rmSync(file);
-    else writeFileSync(file, readFileSync(file, 'utf8') + ' '.repeat(LIMITS.hostManifest));
-    const r = await bothWays(f);
-    assert.is(r.status, 'failed', change);
-    assert.is(r.failure!.file, hostManifestPath(1, host), change);
-    assert.match(r.failure!.detail, change === 'missing' ? 'is missing' : 'exceeds the limit');
-  }
 });
 
 test.run();
