@@ -36,12 +36,6 @@ TS
   (cd "$after" && npx esbuild "$work/$side/entry.ts" --bundle --platform=node --format=esm \
     --external:fsevents --log-level=error --outfile="$work/$side/bench.mjs" \
     --banner:js="import { createRequire as __benchRequire } from 'node:module'; const require = __benchRequire(import.meta.url);")
-  # A helper thread loads its module from beside the code that starts it (protocol/module-thread.ts):
-  # beside the bundle here, as in dist/. The start build reads the manifests ahead on one.
-  if [ -f "$checkout/protocol/read-ahead-worker.ts" ]; then
-    (cd "$after" && npx esbuild "$checkout/protocol/read-ahead-worker.ts" --bundle --platform=node \
-      --format=esm --log-level=error --outfile="$work/$side/read-ahead-worker.js")
-  fi
 done
 echo '| after one new ack | CPU | wall | pages rendered / written | load |'
 echo '|---|---|---|---|---|'
