@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { runAgentOnce } from '../agent/agent.ts';
 import { TLS_SESSION_FILE } from '../agent/tls-session.ts';
 import { memoryLogger } from '../agent/log.ts';
-import { makeLab, labFleet, NEW, OLD, BAD } from '../tests/agent/lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, NEW, OLD, BAD } from '../tests/agent/lab-fleet.ts';
 import { E2eStack } from '../tests/support/e2e-stack.ts';
 import { hasTool } from '../tests/support/skip.ts';
 import type { Lab } from '../tests/support/lab.ts';
@@ -319,14 +319,7 @@ async function viaEmbedded(): Promise<void> {
 async function viaEmbeddedHalted(): Promise<void> {
   const hosts = Array.from({ length: 24 }, (_, i) => `h${i + 1}`);
   const lab = makeLab(hosts, {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   const settle = () => new Promise((r) => setTimeout(r, 1500)); // the endpoint publishes the acks
   try {

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { StateDir } from '../../agent/state-dir.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
 import { requireTool } from '../support/skip.ts';
-import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
 import { current, journal } from './lab-fleet.ts';
@@ -120,14 +120,7 @@ test('paused channel: a confirmation in flight completes, nothing new starts; re
 test('resume-halted: a halted rollout resumes without a new release; the failed host stays quarantined', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['h1', 'h2'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   try {
     // Two waves of one host each; whichever host lands in wave 0 gets the bad target.
@@ -197,14 +190,7 @@ test('resume-halted: a halted rollout resumes without a new release; the failed 
 test('retry host: its quarantine for the target is dropped and it tries again; clear-quarantine drops only older entries', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['r1'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   try {
     const release = lab.publish(
@@ -339,14 +325,7 @@ test('stale per channel: a strict channel stops starting while a lax one goes on
 test('rollback-and-halt: a host that confirmed is rolled back to its recorded generation when its wave fails', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['k1', 'k2'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   try {
     lab.publish(

@@ -6,7 +6,7 @@ import { memoryLogger } from '../../agent/log.ts';
 import { StateDir } from '../../agent/state-dir.ts';
 import { Quarantine } from '../../agent/quarantine.ts';
 import { requireTool } from '../support/skip.ts';
-import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
 import { current, journal } from './lab-fleet.ts';
@@ -75,14 +75,7 @@ test('a staged rollout converges wave by wave; the CP holds every host ack', asy
 test('unhealthy target: magic rollback to the exact previous generation, quarantine, rolled-back ack posted', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['b1'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   try {
     lab.publish(

@@ -13,6 +13,16 @@ export const OLD = '/nix/store/00000000000000000000000000000000-nixos-system-old
 export const NEW = '/nix/store/11111111111111111111111111111111-nixos-system-new';
 export const BAD = '/nix/store/22222222222222222222222222222222-nixos-system-bad';
 
+/** The agents' activator when BAD is the closure that comes up unhealthy (switches instantly). */
+export const badIsUnhealthy = (): ActivatorConfig => ({
+  kind: 'simulated',
+  initialPath: OLD,
+  unhealthy: [BAD],
+  failSwitch: [],
+  inhibit: [],
+  switchDelayMs: 0,
+});
+
 export function makeLab(
   hosts: string[],
   opts: { activator?: (h: string) => ActivatorConfig; fleetName?: string } = {},

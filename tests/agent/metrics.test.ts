@@ -12,7 +12,7 @@ import { agentPhase, renderAgentMetrics } from '../../agent/metrics.ts';
 import { renderMetrics } from '../../protocol/prometheus.ts';
 import { requireTool } from '../support/skip.ts';
 import { parsePrometheusText, sampleValue } from '../support/prom-parse.ts';
-import { makeLab, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 
 test('label values from outside are escaped; the strict parser reads them back exactly', () => {
   const nasty = 'web"1\\x\nnext';
@@ -109,14 +109,7 @@ test('config: metricsFile defaults to null, must be a .prom file, is resolved ag
 test('every run writes the textfile atomically: converged, rolled back, unreachable', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['m1', 'm2'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   const textDir = mkdtempSync(join(tmpdir(), 'nf-textfile-'));
   try {

@@ -18,7 +18,7 @@ import { ACK_BUNDLE_MEMO_FILE } from '../../agent/ack-bundle-memo.ts';
 import { LOSS_CHECK_INTERVAL_MS, PUBLISH_GRACE_MS } from '../../agent/ack-sync.ts';
 import { requireTool } from '../support/skip.ts';
 import type { Lab } from '../support/lab.ts';
-import { makeLab, labFleet, journal, current, OLD, NEW, BAD } from './lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, journal, current, OLD, NEW, BAD } from './lab-fleet.ts';
 import { E2eStack } from '../support/e2e-stack.ts';
 
 async function until(
@@ -161,14 +161,7 @@ test('steady state under halt: one GET (timestamp.json, 304) over one resumed co
 test('rollback-and-halt: a converged host reads its wave bundle every run and rolls back when its wave halts; without its own ack there, the loss check GETs the head', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['k1', 'k2'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   const publish = (k2: string) =>
     lab.publish(
@@ -229,14 +222,7 @@ test('rollback-and-halt: a converged host reads its wave bundle every run and ro
 test('a rolled-back host (target quarantined, wave halted) reads no wave bundle; a control clearing its quarantine or a new release brings the reads back', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['q1', 'q2'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   const publish = (q2: string) =>
     lab.publish(

@@ -14,19 +14,12 @@ import { verifyAck } from '../../protocol/acks.ts';
 import { readPinnedRoot } from '../../protocol/pinned-root.ts';
 import { Notifier, NotifyStateInvalid, type FleetEvent } from '../../site-gen/notify.ts';
 import { requireTool } from '../support/skip.ts';
-import { makeLab, labFleet, OLD, NEW, BAD } from '../agent/lab-fleet.ts';
+import { makeLab, badIsUnhealthy, labFleet, NEW, BAD } from '../agent/lab-fleet.ts';
 
 test('halted, failed and complete events: delivered once to a command and a webhook, with verifiable acks', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
   const lab = makeLab(['g1', 'b1'], {
-    activator: () => ({
-      kind: 'simulated',
-      initialPath: OLD,
-      unhealthy: [BAD],
-      failSwitch: [],
-      inhibit: [],
-      switchDelayMs: 0,
-    }),
+    activator: badIsUnhealthy,
   });
   const work = mkdtempSync(join(tmpdir(), 'nf-notify-'));
   const received: FleetEvent[] = [];
