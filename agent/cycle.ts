@@ -500,14 +500,10 @@ async function fetchFailure(deps: CycleDeps, e: unknown): Promise<CycleOutcome> 
  * Skipped (no bundle requested: a steady run is the timestamp's 304 alone) when the reconciler says the
  * decision cannot read them (decisionReadsPeerAcks: a host on its target under `halt`, or with nothing
  * to roll back to, and no pending activation; a pending activation is resumed or undone by gates that
- * read no acks; a host off its target that quarantined it, after its own failure or its wave's
- * rollback under rollback-and-halt, waits at the quarantined gate until the quarantine expires, a
- * signed control clears it (applied by readLocalState before this step) or a new release moves its
- * target). A host held only by a halted wave still reads them: a peer's later ack can lift the halt
- * (see decisionReadsPeerAcks). Why the skip is safe:
+ * read no acks). Why that is safe:
  *   - the decision: decide() gives the same answer with any ack set as with none
- *     (tests/reconciler/reads-peer-acks.test.ts); the acts of `converged` (a heartbeat when due) and
- *     of a quarantined `wait` (a blocked ack, never over our own failure report) read only our journal;
+ *     (tests/reconciler/reads-peer-acks.test.ts); the acts of `converged` (a heartbeat when due) read
+ *     only our own journal;
  *   - the peer-ack memory (the replay defence) does not advance meanwhile: the next run that reads the
  *     bundles judges them against the highest acks seen before, exactly as a host that was switched off
  *     for the same time would; a control plane serving older acks then can show no more than it could
@@ -523,7 +519,7 @@ async function peerAcksStep(
   local: LocalState,
   now: number,
 ): Promise<{ acks: Record<string, AckRecord> } | CycleOutcome> {
-  if (!decisionReadsPeerAcks(v.plan, local, v.manifest, now)) {
+  if (!decisionReadsPeerAcks(v.plan, local, v.manifest)) {
     const due = deps.sync?.lossCheckDue(now) ?? null;
     if (due !== null) {
       deps.log.info('ack-loss-check', { reason: due });

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { runAgentOnce } from '../agent/agent.ts';
 import { TLS_SESSION_FILE } from '../agent/tls-session.ts';
 import { memoryLogger } from '../agent/log.ts';
-import { makeLab, badIsUnhealthy, labFleet, NEW, OLD, BAD } from '../tests/agent/lab-fleet.ts';
+import { makeLab, labFleet, NEW } from '../tests/agent/lab-fleet.ts';
 import { E2eStack } from '../tests/support/e2e-stack.ts';
 import { hasTool } from '../tests/support/skip.ts';
 import type { Lab } from '../tests/support/lab.ts';
@@ -121,8 +121,6 @@ interface Setup {
   /** Writes h1's agent config pointing at `url` and returns its path. */
   configFile(url: string): string;
   stateDir: string;
-  /** Run before each measured agent run (e.g. a peer posts an ack, so the bundles change). */
-  churn?: () => Promise<void>;
 }
 
 interface Runs {
@@ -149,7 +147,6 @@ async function measure(setup: Setup): Promise<Runs> {
   try {
     const configFile = setup.configFile(`https://127.0.0.1:${proxy.port}/`);
     const run = async (resume: boolean, bin = BIN, codeCache = true): Promise<Run> => {
-      await setup.churn?.();
       if (!resume) rmSync(`${setup.stateDir}/${TLS_SESSION_FILE}`, { force: true });
       proxy.reset();
       const dir = bin === BIN ? cacheDir : beforeCacheDir;
@@ -205,9 +202,9 @@ async function measure(setup: Setup): Promise<Runs> {
   }
 }
 
-function print(name: string, r: Runs, what = 'converged host, nothing changed'): void {
+function print(name: string, r: Runs): void {
   console.log(
-    `\n${name}: nixfleet agent --once, whole process, ${what} (median of ${RUNS} runs, interleaved)\n`,
+    `\n${name}: nixfleet agent --once, whole process, converged host, nothing changed (median of ${RUNS} runs, interleaved)\n`,
   );
   console.log(
     '| run                           | CPU ms | RSS MB | requests | 304s | wire bytes | TCP conns |',
@@ -309,64 +306,6 @@ async function viaEmbedded(): Promise<void> {
   }
 }
 
-/**
- * A host that rolled back its target (quarantined) in a halted wave: h1 fails BAD under `halt`, which
- * halts the wave; 22 peers are held by the halt and h24 runs its target already (converged), so the
- * wave bundle h1 read every run before (issue 10, h-halted) holds 24 hosts' acks. Measured with the
- * bundle unchanged, then with h24 posting a heartbeat before each run (heartbeatSeconds 1), as in a
- * fleet where some host of the wave flushes one every second. AGENT_PROCESS_SCENARIO=halted.
- */
-async function viaEmbeddedHalted(): Promise<void> {
-  const hosts = Array.from({ length: 24 }, (_, i) => `h${i + 1}`);
-  const lab = makeLab(hosts, {
-    activator: badIsUnhealthy,
-  });
-  const settle = () => new Promise((r) => setTimeout(r, 1500)); // the endpoint publishes the acks
-  try {
-    lab.publish(
-      labFleet(lab, {
-        prod: {
-          hosts: Object.fromEntries(hosts.map((h) => [h, h === 'h24' ? OLD : BAD])),
-          waves: [{ soakSeconds: 0 }],
-          heartbeatSeconds: 1,
-          onFailure: 'halt',
-          confirmDeadlineSeconds: 5,
-        },
-      }),
-    );
-    const cp = await lab.startControlPlane();
-    const first = await runAgentOnce(lab.agentConfig('h1'), { log: memoryLogger('h1') });
-    if (first.kind !== 'decided' || first.acted !== 'rolled-back')
-      throw new Error(`h1 did not roll back: ${JSON.stringify(first)}`);
-    await settle();
-    await Promise.all(
-      hosts.slice(1).map((h) => runAgentOnce(lab.agentConfig(h), { log: memoryLogger(h) })),
-    );
-    await settle();
-    const h1 = lab.host('h1');
-    const setup = {
-      name: 'embedded-halted',
-      port: cp.port,
-      stateDir: h1.stateDir,
-      configFile: (url: string) => (lab.agentConfig('h1', { controlPlaneUrl: url }), h1.configFile),
-    };
-    const what = 'h1 rolled back (target quarantined), its wave halted';
-    const unchanged = `${what}, nothing changed`;
-    print('embedded control plane, halted wave', await measure(setup), unchanged);
-    const heartbeat = async () => {
-      await runAgentOnce(lab.agentConfig('h24'), { log: memoryLogger('h24') });
-      await settle();
-    };
-    print(
-      'embedded control plane, halted wave, a peer heartbeat before each run',
-      await measure({ ...setup, churn: heartbeat }),
-      `${what}, its wave bundle changed before each run`,
-    );
-  } finally {
-    await lab.close();
-  }
-}
-
 export default async function bench(): Promise<void> {
   if (!existsSync(GNU_TIME))
     return void console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
@@ -375,7 +314,6 @@ export default async function bench(): Promise<void> {
   console.log(
     'CPU and peak RSS: GNU time; requests and 304s: the run\'s cycle-done line; wire bytes (all TLS, handshakes included) and TCP connections: a counting TCP proxy in front of the control plane. "full handshake": the kept TLS session deleted before the run.',
   );
-  if (process.env['AGENT_PROCESS_SCENARIO'] === 'halted') return viaEmbeddedHalted();
   if (hasTool('nginx')) {
     await viaNginx();
     await viaNginx('off');

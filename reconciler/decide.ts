@@ -104,43 +104,18 @@ export function decide(input: DecideInput, prepared?: PreparedFleet): Decision {
  * come before any that reads them, in decide()'s order: recovery (0), revoked (1) and a pending
  * activation (1, cont.) read the host's own state, the revocations and the manifest only, and a pending
  * activation always ends the walk there; already on target (2) reads the fleet's acks only under
- * rollback-and-halt, and only when there is a previous generation to roll back to. Off its target, the
- * gates up to quarantined (2a compliance, 3 not-fresh, 4 quarantined) read no acks either, and an active
- * quarantine of the target ends the walk at gate 4: a host that failed or rolled back its target (by
- * its own failure, or its wave rolled back under rollback-and-halt) waits there until the quarantine
- * expires at `now`, a signed control clears it (applied to `local` before deciding) or a new release
- * gives it another target. Every later gate may read them.
- *
- * Deliberately not skipped: a host held by a halted wave (gate 6) and not quarantined. The halt is not
- * monotonic in peers' acks for a fixed release and controls: a presumed failure (a start with no
- * outcome by its confirm deadline) is undone when the host's real outcome arrives; and a reported failure
- * counts only while it is the failed host's latest ack: a later ack of that host replaces it (a heartbeat
- * on its previous generation makes it `pending` again). The agent never signs one over its own failure
- * (ownFailureStands in agent/cycle.ts), but that is the failed host's conduct, which the reconciler
- * cannot check. Either lifts the halt with no signed document (tests/reconciler/reads-peer-acks.test.ts).
- *
- * `plan` is the host's own channel's plan. The agent skips the peers' wave bundles when this is false
- * (agent/cycle.ts); tests/reconciler/reads-peer-acks.test.ts checks it against decide().
+ * rollback-and-halt, and only when there is a previous generation to roll back to. Every later gate may
+ * read them. `plan` is the host's own channel's plan. The agent skips the peers' wave bundles when this
+ * is false (agent/cycle.ts); tests/reconciler/reads-peer-acks.test.ts checks it against decide().
  */
 export function decisionReadsPeerAcks(
   plan: ChannelPlan,
   local: LocalState,
   manifest: HostManifest,
-  now: number,
 ): boolean {
   if (local.pending !== null) return false;
-  if (local.current !== manifest.target)
-    return activeQuarantine(local, manifest.target, now) === undefined;
+  if (local.current !== manifest.target) return true;
   return plan.onFailure === 'rollback-and-halt' && local.previous !== null;
-}
-
-/** This host's quarantine of `target` still in force at `now` (gate 4), if any. */
-function activeQuarantine(
-  local: LocalState,
-  target: string,
-  now: number,
-): LocalState['quarantine'][number] | undefined {
-  return local.quarantine.find((e) => e.target === target && e.until > now);
 }
 
 /** One host's decision inputs, checked against each other, plus the fleet evaluation the gates read. */
@@ -309,7 +284,7 @@ function notFreshGate({ input: { freshness }, plan }: HostUnderDecision): Decisi
 
 /** 4. A target that failed or was rolled back on this host waits out its local quarantine. */
 function quarantinedGate({ m, local, now }: HostUnderDecision): Decision | null {
-  const q = activeQuarantine(local, m.target, now);
+  const q = local.quarantine.find((e) => e.target === m.target && e.until > now);
   if (q === undefined) return null;
   return {
     kind: 'wait',
