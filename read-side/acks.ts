@@ -297,10 +297,11 @@ export class AckCollector {
    * `expectedHost`: the host a per-host file is named after; its ack must be that host's. Returns the
    * ack's identity (the SHA-256 of its bytes): `seenIds` maps it to its host once it was taken in.
    */
-  add(raw: Uint8Array | string, source: string, expectedHost?: string): string {
+  add(raw: Uint8Array | string, source: string, expectedHost?: string, digest?: string): string {
     const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
-    // The identity of exactly the bytes parsed and verified (what the cache results belong to).
-    const id = sha256Digest(bytes);
+    // The identity of exactly the bytes parsed and verified (what the cache results belong to); the
+    // caller's `digest` is that SHA-256 when it has hashed the bytes already.
+    const id = digest ?? sha256Digest(bytes);
     this.addIdentified(id, () => bytes, source, expectedHost);
     return id;
   }
@@ -343,29 +344,10 @@ export class AckCollector {
     }
     const planned = this.trust.hostKeys.get(expectedHost);
     if (planned !== undefined && planned !== hostKey) return false;
-    const ack: SignedAck = { signed, signatures: [] };
     this.seen.set(id, expectedHost);
     // The claims against this release, as add() checks them (the fleet, the host in a plan).
-    if (this.claimsHold(ack, source, expectedHost) === null) return true;
-    this.replayOnly = true;
-    // Nothing waits for the batch before it: verified already, so taken in order now (as an indexed
-    // log record is; a one-host view recalls thousands of these and queues none of them).
-    if (this.pending.length === 0) {
-      this.acks.push(signed);
-      this.digests.push(id);
-      return true;
-    }
-    this.pending.push({
-      ack,
-      digest: id,
-      source,
-      host: expectedHost,
-      hostKey,
-      known: true,
-      bytes: null,
-      fromPrefix: true,
-      rejectedBefore: this.rejected.length,
-    });
+    if (this.claimsHold({ signed }, source, expectedHost) !== null)
+      this.takeVerified(signed, id, source, expectedHost, hostKey);
     return true;
   }
 
@@ -426,6 +408,27 @@ export class AckCollector {
   }
 
   /**
+   * A signed ack verified before and known without its envelope (an indexed log record, a recalled
+   * verified file), its claims holding: taken in order now when nothing waits for the signature batch
+   * before it (a one-host view recalls thousands and queues none), else queued behind it.
+   */
+  private takeVerified(
+    signed: AckRecord,
+    digest: string,
+    source: string,
+    host: string,
+    hostKey: string,
+  ): void {
+    this.replayOnly = true;
+    if (this.pending.length > 0) {
+      this.queuePrefixAck({ signed, signatures: [] }, digest, source, host, hostKey);
+      return;
+    }
+    this.acks.push(signed);
+    this.digests.push(digest);
+  }
+
+  /**
    * An ack of a verified log prefix taken from its index (LogPrefixMemo.useIndexes): the signed ack a
    * full read of those bytes verified, without its signatures. Only the claims are checked again. Its
    * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
@@ -437,16 +440,7 @@ export class AckCollector {
     // The claims read the signed part only: the record stands in for an envelope (no object per ack
     // for ~60,000 acks of a 10,000-host trace).
     const hostKey = this.claimsHold(record, source, host);
-    if (hostKey === null) return;
-    this.replayOnly = true;
-    // Nothing waits for the batch before it: it is verified already, so it is taken in order now.
-    if (this.pending.length === 0) {
-      this.acks.push(record.signed);
-      this.digests.push(record.digest);
-      return;
-    }
-    const ack: SignedAck = { signed: record.signed, signatures: [] };
-    this.queuePrefixAck(ack, record.digest, source, host, hostKey);
+    if (hostKey !== null) this.takeVerified(record.signed, record.digest, source, host, hostKey);
   }
 
   /**
@@ -750,12 +744,13 @@ export function collectTreeAcks(
         bytes = () => Buffer.from(text, 'utf8');
       } else {
         const read = readFile(path, LIMITS.ack, source);
-        if (takeSameBytes(memo, collector, { path, seen: seen ?? null, read, source, host })) {
+        const digest = sha256Digest(read);
+        if (takeSameBytes(memo, collector, { path, seen: seen ?? null, digest, source, host })) {
           latestFiles++;
           continue;
         }
         const known = collector.seenIds.size;
-        id = collector.add(read, source, host);
+        id = collector.add(read, source, host, digest);
         const logged = collector.seenIds.size === known && collector.seenIds.has(id);
         memo?.remember(path, seen ?? null, read, id, host, logged);
         bytes = () => read;
@@ -775,20 +770,21 @@ export function collectTreeAcks(
 }
 
 /**
- * A latest-ack file whose identity changed but whose bytes are the very bytes a verified memo entry
- * (`keeps: 'verified'`) was verified from: a tree copied or re-synced (new inodes, same bytes). Taken
- * in as a recalled file is: the release must still name the host key it was verified under and its
- * claims are checked again; the intake and signature check of those bytes are what the memo spares
- * (as the ack cache spares them by digest). Remembered under its new identity (racy rule). False:
- * not so, and the caller takes the bytes in as any read file (a changed byte is a changed digest).
+ * A latest-ack file whose identity changed but whose bytes (their SHA-256: `digest`) are the very bytes
+ * a verified memo entry (`keeps: 'verified'`) was verified from: a tree copied or re-synced (new
+ * inodes, same bytes). Taken in as a recalled file is: the release must still name the host key it was
+ * verified under and its claims are checked again; the intake and signature check of those bytes are
+ * what the memo spares (as the ack cache spares them by digest). Remembered under its new identity
+ * (racy rule). False: not so, and the caller takes the bytes in as any read file (a changed byte is a
+ * changed digest).
  */
 function takeSameBytes(
   memo: AckFileMemo | undefined,
   collector: AckCollector,
-  file: { path: string; seen: Seen; read: Buffer; source: string; host: string },
+  file: { path: string; seen: Seen; digest: string; source: string; host: string },
 ): boolean {
   if (memo?.keeps !== 'verified') return false;
-  const same = memo.sameBytes(file.path, sha256Digest(file.read));
+  const same = memo.sameBytes(file.path, file.digest);
   if (
     same === null ||
     collector.seenIds.has(same.digest) ||
