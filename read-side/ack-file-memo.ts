@@ -25,10 +25,11 @@
 // file is read and verified again. Only verified acks are remembered so: a refused file is read every
 // run (and refused again). A file whose identity changed but whose bytes (read and hashed) are the very
 // bytes of its entry (a copied or re-synced tree) is taken in from the entry as on an unchanged
-// identity (sameBytes) and remembered under its new identity. A file whose ack a log read before it already gave (its digest is a
-// record of the log) is remembered without that ack (`signed: null`): a later run takes it in only while
-// the log gives that digest again (then the file adds nothing), and reads it otherwise. A trace's scope
-// repeats its log almost file for file, so its memo is little more than identities and digests.
+// identity (sameBytes) and remembered under its new identity. A file whose ack a log read before it
+// already gave (its digest is a record of the log) is remembered without that ack (`signed: null`): a
+// later run takes it in only while the log gives that digest again (then the file adds nothing), and
+// reads it otherwise. A trace's scope repeats its log almost file for file, so its memo is little more
+// than identities and digests.
 import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';

@@ -29,9 +29,10 @@ export interface LogPrefixIndex {
   /** Lines (records) in the prefix, taken or not: where the line numbers of the records after it start. */
   lines: number;
   /**
-   * The segment file's identity (ack-file-memo.ts identityOfStats) as a read that checked this
-   * prefix's bytes saw it, when its times were clearly older than that read (racyCutoff): while the file still has this identity and
-   * exactly `bytes` bytes, its bytes are the ones checked, and the prefix's SHA-256 is not recomputed.
+   * The segment file's identity (ack-file-memo.ts identityOfStats) as a read that checked this prefix's
+   * bytes saw it, when its times were clearly older than that read (racyCutoff): while the file still
+   * has this identity and exactly `bytes` bytes, its bytes are the ones checked, and the prefix's
+   * SHA-256 is not recomputed.
    */
   identity?: string;
   /** Distinct field values. */
