@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { serveFile } from '../../control-plane/static-files.ts';
 import { tempDir, removeDir } from './tree-fixture.ts';
 import { req } from './http.ts';
+import { until } from '../support/e2e-processes.ts';
 
 const root = tempDir('static-files');
 const BIG = 'big.nar';
@@ -51,13 +52,9 @@ function openOn(name: string): number {
   return n;
 }
 
-/** Waits (event-driven, generous bound) until no descriptor on `name` is left, closed by the server. */
+/** Waits (generous bound) until no descriptor on `name` is left, closed by the server. */
 async function untilClosed(name: string, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (openOn(name) > 0) {
-    if (Date.now() > end) throw new Error(`${name} still open ${ms} ms after the response ended`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(`${name} closed after the response ended`, ms, () => openOn(name) === 0, 20);
   await new Promise((r) => setTimeout(r, 0)); // a warning is emitted on the next tick
   assert.equal(closedByGc, [], `${name}: closed by the garbage collector, not by the server`);
 }
