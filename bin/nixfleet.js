@@ -13,13 +13,23 @@
 // the process; dist/ bundles its own copy), so it is set here without loading zod at all.
 if (process.argv[2] === 'agent' && process.argv.includes('--once'))
   globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
+// The script each command runs from when a code cache is kept (scripts/build.mjs builds them: the agent's
+// and the operator views' hold only their commands, main.cjs every command). Named once, here: the choice
+// below and the missing-build check read this table.
+const SCRIPT_OF = new Map([
+  ['agent', 'agent.cjs'],
+  ['status', 'views.cjs'],
+  ['trace', 'views.cjs'],
+]);
+const DIST_FILES = ['main.js', 'main.cjs', 'code-cache.cjs', ...SCRIPT_OF.values()];
+// The loaders name the file they did not find first, in quotes ("Cannot find module '...'", "open '...'");
+// a script that is there but requires something missing (say, a package) names that instead.
+const NOT_BUILT = new RegExp(
+  `^[^']*'[^']*/dist/(${DIST_FILES.map((f) => f.replaceAll('.', '\\.')).join('|')})'`,
+);
 const missing = (e) => {
   const notFound = ['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND', 'ENOENT'].includes(e?.code);
-  if (
-    !notFound ||
-    !/dist\/(main\.js|main\.cjs|agent\.cjs|views\.cjs|code-cache\.cjs)/.test(String(e.message))
-  )
-    throw e;
+  if (!notFound || !NOT_BUILT.test(String(e?.message))) throw e;
   process.stderr.write(
     'nixfleet: dist/ is missing or incomplete: run `npm run build` (or `npm ci`) in the nixfleet checkout\n',
   );
@@ -30,7 +40,9 @@ const missing = (e) => {
 // (cli/code-cache.ts); a timer-mode `agent --once` then compiles almost nothing (issue 10).
 // The operator's views (`status`, `trace`) keep one by default beside their verified-ack cache
 // (cli/code-cache.ts operatorCodeCacheDir; none with --no-cache).
-const OPERATOR_VIEWS = ['status', 'trace'];
+const OPERATOR_VIEWS = [...SCRIPT_OF]
+  .filter(([, script]) => script === 'views.cjs')
+  .map(([c]) => c);
 async function run() {
   const argv = process.argv.slice(2);
   const codeCache = () => {
@@ -48,12 +60,7 @@ async function run() {
     // `agent` runs from a script holding that command alone, the operator's views from one holding
     // theirs (scripts/build.mjs: each under half the size of main.cjs, so less to read, hash,
     // deserialise and keep in memory every minute on every host, or at every look at the fleet).
-    const script =
-      argv[0] === 'agent'
-        ? 'agent.cjs'
-        : OPERATOR_VIEWS.includes(argv[0])
-          ? 'views.cjs'
-          : 'main.cjs';
+    const script = SCRIPT_OF.get(argv[0]) ?? 'main.cjs';
     const bundle = require('node:path').join(__dirname, '..', 'dist', script);
     return runWithCodeCache(bundle, cacheDir, argv).catch(missing);
   }

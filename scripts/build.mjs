@@ -130,9 +130,11 @@ try {
     metafile: true,
     logLevel: 'warning',
   };
+  // The builds below are independent of each other, so they are started together: esbuild's service
+  // builds them in parallel on the cores that are free, instead of one after the other.
   // The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
   // there) requires it.
-  await build({
+  const codeCacheLoader = build({
     absWorkingDir: root,
     entryPoints: ['cli/code-cache.ts'],
     outfile: `${outdir}/code-cache.cjs`,
@@ -143,7 +145,7 @@ try {
     sourcemap: 'linked',
     logLevel: 'warning',
   });
-  const cjs = await build({
+  const mainScript = build({
     ...cjsOptions,
     outfile: `${outdir}/main.cjs`,
     plugins: [directImports, bundleZod],
@@ -165,7 +167,7 @@ try {
   // picks it for `agent`): a run loads, hashes and keeps in memory its whole script and the code cache
   // of what it ran, so the publisher, the operator views, the site generator and the demo (two thirds of
   // main.cjs) cost every host CPU and ~5 MB RSS every minute for nothing (issue 10).
-  await build({
+  const agentScript = build({
     ...cjsOptions,
     outfile: `${outdir}/agent.cjs`,
     plugins: [directImports, bundleZod, only('./agent.ts')],
@@ -173,11 +175,12 @@ try {
   // And with the operator's views only (`status`, `trace`: bin/nixfleet.js picks it for them), for the
   // same reason: a warm `status --host` reads, hashes and deserialises its script and code cache in
   // every run, and the publisher, the agent, the site generator and the demo are no part of it.
-  await build({
+  const viewsScript = build({
     ...cjsOptions,
     outfile: `${outdir}/views.cjs`,
     plugins: [directImports, bundleZod, only('./status.ts', './trace.ts')],
   });
+  const [, cjs] = await Promise.all([codeCacheLoader, mainScript, agentScript, viewsScript]);
   // The agent's and the views' scripts must stay ASCII (a tagged template keeps its characters as
   // written, so main.cjs, with the site generator's, is not).
   for (const script of ['agent.cjs', 'views.cjs']) {
