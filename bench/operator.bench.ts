@@ -32,14 +32,21 @@ import { refreshTimestamp } from '../publisher/refresh.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import { benchTrust } from './support/bench-trust.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
-import { ackDigest, signAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { formatRecord } from '../protocol/ack-log.ts';
 import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { bundleJson } from '../control-plane/ack-publisher.ts';
 import { loadVerifiedRelease } from '../read-side/load.ts';
+import {
+  MIN,
+  OPERATOR_FLEET_SEED,
+  OPERATOR_FLEET_START,
+  fixtureEnd,
+  hostSchedule,
+  scheduledAcks,
+  waveSlots,
+} from './support/operator-schedule.ts';
 
-const MIN = 60_000;
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
 const RUNS = Number(process.env.OPERATOR_BENCH_RUNS ?? 3);
@@ -63,13 +70,13 @@ export interface OperatorFixture {
 
 /** Publishes the fleet and writes its ack history into `dir` (tree at dir/tree, pinned root at dir/root.json). */
 export async function buildOperatorFixture(dir: string, hosts: number): Promise<OperatorFixture> {
-  const start = Date.parse('2030-01-01T00:00:00Z');
+  const start = OPERATOR_FLEET_START;
   const { releaseKey, root } = benchTrust(start);
   const { fleet, hostKeys } = generateFleet({
     hosts,
     channels: 3,
     wavesPerChannel: 4,
-    seed: 'operator-bench',
+    seed: OPERATOR_FLEET_SEED,
     chainChannels: true,
     soakSeconds: 300,
   });
@@ -87,81 +94,30 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
 
   // Every wave gets a 10-minute slot after the previous one (channels in edge order); the views look at
-  // the fleet 4 minutes into the last slot.
+  // the fleet 4 minutes into the last slot (bench/support/operator-schedule.ts).
+  const slots = waveSlots(release0.plans);
+  const end = fixtureEnd(slots);
   mkdirSync(ackLogDir(tree), { recursive: true });
   const log = openSync(ackLogPath(tree), 'a');
   const latest = new Map<string, string>();
-  let slot = 0;
   let records = 0;
   let logBytes = 0;
-  const channels = Object.keys(release0.plans).sort();
-  const slots = channels.reduce((n, c) => n + release0.plans[c]!.waves.length, 0);
-  const end = start + 2 * MIN + (slots - 1) * 10 * MIN + 4 * MIN;
-  let sampleHost = '';
   try {
-    for (const ch of channels) {
-      const plan = release0.plans[ch]!;
-      for (const w of plan.waves) {
-        const t0 = start + 2 * MIN + slot++ * 10 * MIN;
-        const lastSlot = slot === slots;
-        const chunks: Buffer[] = [];
-        w.hosts.forEach((host, i) => {
-          const entry = plan.hosts[host]!;
-          const j = (i % 30) * 1000;
-          const healthyAt = t0 + MIN + j;
-          if (lastSlot && i === 0) sampleHost = host;
-          // In the last wave: every 50th host never answers, the second one fails its probes.
-          if (lastSlot && i % 50 === 49) return;
-          const steps: {
-            kind: 'started' | 'activated' | 'healthy' | 'heartbeat' | 'failed';
-            at: number;
-          }[] = [
-            { kind: 'started', at: t0 + j },
-            { kind: 'activated', at: t0 + 30_000 + j },
-          ];
-          if (lastSlot && i === 1) steps.push({ kind: 'failed', at: healthyAt });
-          else {
-            steps.push({ kind: 'healthy', at: healthyAt });
-            for (let t = healthyAt + MIN; t <= Math.min(healthyAt + 7 * MIN, end - MIN); t += MIN)
-              steps.push({ kind: 'heartbeat', at: t });
-            // A last heartbeat just before the end, so a finished wave still shows fresh soak proof.
-            if (healthyAt + 7 * MIN < end - 2 * MIN)
-              steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
-          }
-          let prev: string | null = null;
-          steps.forEach((s, n) => {
-            const ack: SignedAck = signAck(
-              {
-                type: 'ack',
-                schemaVersion: 1,
-                fleet: 'generated',
-                host,
-                seq: n + 1,
-                prev,
-                time: isoTime(s.at),
-                kind: s.kind,
-                releaseVersion: plan.releaseVersion,
-                rolloutId: plan.rolloutId,
-                target: entry.target,
-                current: s.kind === 'started' ? null : entry.target,
-                healthySince:
-                  s.kind === 'healthy' || s.kind === 'heartbeat' ? isoTime(healthyAt) : null,
-                probes: [],
-                reason: s.kind === 'failed' ? 'probe http failed: connection refused' : null,
-              },
-              hostKeys[host]!,
-            );
-            prev = ackDigest(ack);
-            const canonical = canonicalString(ack);
-            chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
-            records++;
-            latest.set(host, canonical);
-          });
-        });
-        const bytes = Buffer.concat(chunks);
-        writeSync(log, bytes);
-        logBytes += bytes.length;
-      }
+    for (const slot of slots) {
+      const chunks: Buffer[] = [];
+      slot.hosts.forEach((host, i) => {
+        const schedule = hostSchedule(slot, i, end);
+        if (schedule === null) return;
+        for (const ack of scheduledAcks(slot, host, schedule, 0, null, hostKeys[host])) {
+          const canonical = canonicalString(ack);
+          chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
+          records++;
+          latest.set(host, canonical);
+        }
+      });
+      const bytes = Buffer.concat(chunks);
+      writeSync(log, bytes);
+      logBytes += bytes.length;
     }
   } finally {
     closeSync(log);
@@ -169,18 +125,18 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
   for (const [host, canonical] of latest)
     writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
-  for (const ch of channels) {
-    mkdirSync(join(tree, 'acks', 'channels', ch), { recursive: true });
-    release0.plans[ch]!.waves.forEach((w, i) => {
-      writeFileSync(
-        join(tree, 'acks', 'channels', ch, `wave-${i}.json`),
-        bundleJson('generated', ch, i, isoTime(end), w.hosts, (h) => latest.get(h)),
-      );
-    });
+  for (const { channel, wave, hosts: members } of slots) {
+    mkdirSync(join(tree, 'acks', 'channels', channel), { recursive: true });
+    writeFileSync(
+      join(tree, 'acks', 'channels', channel, `wave-${wave}.json`),
+      bundleJson('generated', channel, wave, isoTime(end), members, (h) => latest.get(h)),
+    );
   }
   // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
   refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
-  const firstChannelHost = release0.plans[channels[0]!]!.waves[0]!.hosts[0]!;
+  // The first host of the last wave, and of the first channel's first wave.
+  const sampleHost = slots.at(-1)!.hosts[0]!;
+  const firstChannelHost = slots[0]!.hosts[0]!;
   return {
     tree,
     rootFile,
