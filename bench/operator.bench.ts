@@ -12,6 +12,11 @@
 // =PATH (another checkout's bin/nixfleet.js, e.g. main's) adds its rows beside this one's, interleaved in
 // the same runs, each with its own warm cache. OPERATOR_BENCH_COLD=0 leaves out the cold rows and verify
 // (at 100,000 hosts each verifies ~10^5-10^6 signatures).
+// The warm rows look at a frozen tree: a second look finds every file unchanged. A second table times
+// the same views "a minute later" (liveBench): the fleet advanced by one minute of its own schedule
+// between the look that filled the cache and the timed one, as an operator running `nixfleet status`
+// every minute meets it; OPERATOR_BENCH_LIVE=0 leaves it out (it more than doubles the bench's time).
+// The fixture's tree is put back as it was after it.
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -37,6 +42,9 @@ import { formatRecord } from '../protocol/ack-log.ts';
 import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { bundleJson } from '../control-plane/ack-publisher.ts';
 import { loadVerifiedRelease } from '../read-side/load.ts';
+import { RACY_MS } from '../read-side/ack-file-memo.ts';
+import type { SignedRoot } from '../protocol/index.ts';
+import { liveMinute } from './support/live-minute.ts';
 import {
   MIN,
   OPERATOR_FLEET_SEED,
@@ -174,6 +182,22 @@ function once(args: string[], okCodes: readonly number[]): Cost {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+type Row = [label: string, args: string[], okCodes: number[]];
+
+/** One binary's rows: its path, the prefix of its labels and its cache directory. */
+type Binary = [bin: string, label: string, cacheDir: string];
+
+const FLOOR: Row = ['node -e 0 (floor)', ['-e', '0'], [0]];
+
+/** The warm rows a live fleet changes under (`status --problems` reads as `status` does). */
+const LIVE_ROWS = new Set([
+  'nixfleet status, warm cache',
+  'nixfleet status --host H, warm',
+  'nixfleet status --host H1 (first channel), warm',
+  'nixfleet trace --host H, warm cache',
+  'nixfleet trace --host H1 (first channel), warm',
+]);
+
 export default async function operatorBench(): Promise<void> {
   if (!existsSync(GNU_TIME)) {
     console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
@@ -181,6 +205,7 @@ export default async function operatorBench(): Promise<void> {
   }
   const before = process.env.OPERATOR_BENCH_BEFORE;
   const cold = process.env.OPERATOR_BENCH_COLD !== '0';
+  const live = process.env.OPERATOR_BENCH_LIVE !== '0';
   const keptIn = process.env.OPERATOR_BENCH_DIR;
   for (const hosts of (process.env.OPERATOR_BENCH_HOSTS ?? '10000').split(',').map(Number)) {
     const dir =
@@ -189,37 +214,21 @@ export default async function operatorBench(): Promise<void> {
         : join(keptIn, String(hosts));
     try {
       const f = await keptFixture(dir, hosts, keptIn !== undefined);
-      const binRows = (bin: string, label: string, cacheDir: string) =>
-        operatorRows(f, bin, label, cacheDir, cold);
-      // Warm rows reuse the verified-ack cache the first run of each fills; cold rows verify every ack.
-      const rows: [string, string[], number[]][] = [
-        ['node -e 0 (floor)', ['-e', '0'], [0]],
-        ...(before === undefined
-          ? binRows(BIN, '', join(dir, 'cache'))
-          : binRows(BIN, 'after: ', join(dir, 'cache')).flatMap((r, i) => [
-              binRows(before, 'before: ', join(dir, 'cache-before'))[i]!,
-              r,
-            ])),
-      ];
-      for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
-      // Interleaved runs (a busy machine drifts), then the median of each.
-      const costs = rows.map(() => [] as Cost[]);
-      for (let run = 0; run < RUNS; run++)
-        rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
-      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      // Each binary's warm rows reuse the cache its first run fills; cold rows verify every ack.
+      const binaries: Binary[] =
+        before === undefined
+          ? [[BIN, '', join(dir, 'cache')]]
+          : [
+              [before, 'before: ', join(dir, 'cache-before')],
+              [BIN, 'after: ', join(dir, 'cache')],
+            ];
+      const rows = [FLOOR, ...interleaved(binaries.map((b) => operatorRows(f, ...b, cold)))];
+      const frozen = frozenCosts(rows);
       console.log(
-        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs; load average at the end ${load}`,
+        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs; load average at the end ${loadAverage()}`,
       );
-      const floor = median(costs[0]!.map((x) => x.cpuMs));
-      console.log('| command | wall ms | CPU ms | peak RSS MB | CPU / floor |');
-      console.log('|---|---:|---:|---:|---:|');
-      rows.forEach(([label], i) => {
-        const c = costs[i]!;
-        const cpu = median(c.map((x) => x.cpuMs));
-        console.log(
-          `| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
-        );
-      });
+      printTable(rows, frozen);
+      if (live) await liveBench(dir, f, rows, frozen);
       if (process.env.OPERATOR_BENCH_KEEP || keptIn !== undefined)
         console.log(
           `kept: ${dir} (host ${f.sampleHost}, first-channel host ${f.firstChannelHost}, now ${f.now})`,
@@ -231,10 +240,101 @@ export default async function operatorBench(): Promise<void> {
   }
 }
 
-/** The fixture of `hosts` in `dir`: the one kept there by an earlier run (`reuse`), or a new one. */
+/** Row i of every binary's list, for each i: the binaries side by side, run after run. */
+const interleaved = (lists: Row[][]): Row[] => lists[0]!.flatMap((_, i) => lists.map((l) => l[i]!));
+
+const loadAverage = (): string =>
+  readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** The frozen tree: each warm row run once to fill its cache, then every row RUNS times, interleaved. */
+function frozenCosts(rows: Row[]): Cost[][] {
+  for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
+  // Interleaved runs (a busy machine drifts), then the median of each.
+  const costs = rows.map(() => [] as Cost[]);
+  for (let run = 0; run < RUNS; run++)
+    rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+  return costs;
+}
+
+/** The medians of `costs[i]` for each row, CPU as a multiple of the first row's (the floor). */
+function printTable(rows: Row[], costs: Cost[][], frozenCpu?: (number | undefined)[]): void {
+  const floor = median(costs[0]!.map((x) => x.cpuMs));
+  const frozenColumn = frozenCpu === undefined ? '' : ' frozen: CPU ms |';
+  console.log(`| command |${frozenColumn} wall ms | CPU ms | peak RSS MB | CPU / floor |`);
+  console.log(`|---|${frozenCpu === undefined ? '' : '---:|'}---:|---:|---:|---:|`);
+  rows.forEach(([label], i) => {
+    const c = costs[i]!;
+    const cpu = median(c.map((x) => x.cpuMs));
+    const frozen = frozenCpu === undefined ? '' : ` ${frozenCpu[i]?.toFixed(0) ?? ''} |`;
+    console.log(
+      `| ${label} |${frozen} ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
+    );
+  });
+}
+
+/**
+ * The warm rows "a minute later": a look at the fleet one minute of its schedule after the previous
+ * look, whose run left each binary's cache (bench/support/live-minute.ts). Every timed run sees the
+ * same minute, the first after the fixture's `now`: each round puts the fixture back, waits until its
+ * restored files are clearly old (the caches' racy rule), runs each row at the fixture's `now`
+ * (untimed: the previous look), applies the minute and times each row at `now` + 60 s, the binaries
+ * interleaved. The fixture is put back at the end (also after a failure; a killed run's minute is
+ * undone by the next run's liveMinute).
+ */
+async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: Cost[][]) {
+  const root = JSON.parse(readFileSync(f.rootFile, 'utf8')) as SignedRoot;
+  const minute = await liveMinute(dir, f.tree, root, f.now);
+  const picked = rows.flatMap((r, i) =>
+    LIVE_ROWS.has(r[0].replace(/^(before|after): /, '')) ? [i] : [],
+  );
+  const liveRows: Row[] = [
+    FLOOR,
+    ...picked.map((i): Row => {
+      const [label, args, ok] = rows[i]!;
+      return [
+        label.replace(/, warm( cache)?$/, ', warm, a minute later'),
+        atNow(args, minute.now),
+        ok,
+      ];
+    }),
+  ];
+  const costs = liveRows.map(() => [] as Cost[]);
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      minute.restore();
+      await new Promise((r) => setTimeout(r, RACY_MS + 200));
+      for (const i of picked) once(rows[i]![1], rows[i]![2]);
+      minute.apply();
+      liveRows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+    }
+  } finally {
+    minute.restore();
+  }
+  const posted = [...minute.acks.values()].reduce((n, a) => n + a.length, 0);
+  console.log(
+    `\nA minute later (${minute.now}): ${minute.acks.size} of ${f.hosts} hosts post ${posted} acks, ${minute.bundles.length} wave bundle(s) rewritten; median of ${RUNS} rounds, each the same first minute after the frozen tree, over the cache of a look at the frozen tree; load average at the end ${loadAverage()}; "frozen" is the same row's median above`,
+  );
+  printTable(liveRows, costs, [
+    median(frozen[0]!.map((x) => x.cpuMs)),
+    ...picked.map((i) => median(frozen[i]!.map((x) => x.cpuMs))),
+  ]);
+}
+
+/** `args` with the instant after `--now` replaced by `now`. */
+const atNow = (args: string[], now: string): string[] =>
+  args.map((a, i) => (args[i - 1] === '--now' ? now : a));
+
+/**
+ * The fixture of `hosts` in `dir`: the one kept there by an earlier run (`reuse`), or a new one. A kept
+ * fixture's tree and root are the ones in `dir`, wherever it was generated (a copy of a kept fixture
+ * is read, and advanced by the live rows, where it is, not where its fixture.json was written).
+ */
 async function keptFixture(dir: string, hosts: number, reuse: boolean): Promise<OperatorFixture> {
   const file = join(dir, 'fixture.json');
-  if (reuse && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
+  if (reuse && existsSync(file)) {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
+    return { ...kept, tree: join(dir, 'tree'), rootFile: join(dir, 'root.json') };
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const f = await buildOperatorFixture(dir, hosts);
@@ -249,10 +349,10 @@ function operatorRows(
   label: string,
   cacheDir: string,
   cold: boolean,
-): [string, string[], number[]][] {
+): Row[] {
   const common = ['--tree', f.tree, '--root', f.rootFile, '--now', f.now];
   const warm = [...common, '--cache-dir', cacheDir];
-  const rows: [string, string[], number[]][] = [
+  const rows: Row[] = [
     [
       'nixfleet verify (every manifest)',
       [bin, 'verify', f.tree, '--root', f.rootFile, '--now', f.now],
