@@ -20,6 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -42,9 +43,8 @@ import { formatRecord } from '../protocol/ack-log.ts';
 import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { bundleJson } from '../control-plane/ack-publisher.ts';
 import { loadVerifiedRelease } from '../read-side/load.ts';
-import { RACY_MS } from '../read-side/ack-file-memo.ts';
 import type { SignedRoot } from '../protocol/index.ts';
-import { liveMinute } from './support/live-minute.ts';
+import { liveMinute, restoreLiveMinute } from './support/live-minute.ts';
 import {
   MIN,
   OPERATOR_FLEET_SEED,
@@ -214,6 +214,7 @@ export default async function operatorBench(): Promise<void> {
         : join(keptIn, String(hosts));
     try {
       const f = await keptFixture(dir, hosts, keptIn !== undefined);
+      restoreLiveMinute(dir, f.tree); // a minute a killed run left applied
       // Each binary's warm rows reuse the cache its first run fills; cold rows verify every ack.
       const binaries: Binary[] =
         before === undefined
@@ -275,11 +276,12 @@ function printTable(rows: Row[], costs: Cost[][], frozenCpu?: (number | undefine
 /**
  * The warm rows "a minute later": a look at the fleet one minute of its schedule after the previous
  * look, whose run left each binary's cache (bench/support/live-minute.ts). Every timed run sees the
- * same minute, the first after the fixture's `now`: each round puts the fixture back, waits until its
- * restored files are clearly old (the caches' racy rule), runs each row at the fixture's `now`
- * (untimed: the previous look), applies the minute and times each row at `now` + 60 s, the binaries
- * interleaved. The fixture is put back at the end (also after a failure; a killed run's minute is
- * undone by the next run's liveMinute).
+ * same minute, the first after the fixture's `now`, over the same caches: those the frozen rows left
+ * (a look at the fixture's `now`), saved first and put back in each round with the fixture's tree,
+ * before the minute is applied and each row timed at `now` + 60 s, the binaries interleaved. (Not a
+ * look at the restored tree instead: the log cut back to its old length is a history no real log
+ * has, and trace would verify it all again.) The tree and the caches are put back at the end (also
+ * after a failure; a killed run's minute is undone by the next run).
  */
 async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: Cost[][]) {
   const root = JSON.parse(readFileSync(f.rootFile, 'utf8')) as SignedRoot;
@@ -298,27 +300,38 @@ async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: C
       ];
     }),
   ];
+  const caches = new Set(picked.map((i) => argAfter(rows[i]![1], '--cache-dir')));
+  const putBack = (): void => {
+    for (const c of caches) {
+      rmSync(c, { recursive: true, force: true });
+      cpSync(`${c}.look`, c, { recursive: true });
+    }
+  };
+  for (const c of caches) cpSync(c, `${c}.look`, { recursive: true });
   const costs = liveRows.map(() => [] as Cost[]);
   try {
     for (let run = 0; run < RUNS; run++) {
       minute.restore();
-      await new Promise((r) => setTimeout(r, RACY_MS + 200));
-      for (const i of picked) once(rows[i]![1], rows[i]![2]);
+      putBack();
       minute.apply();
       liveRows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
     }
   } finally {
     minute.restore();
+    putBack();
+    for (const c of caches) rmSync(`${c}.look`, { recursive: true, force: true });
   }
   const posted = [...minute.acks.values()].reduce((n, a) => n + a.length, 0);
   console.log(
-    `\nA minute later (${minute.now}): ${minute.acks.size} of ${f.hosts} hosts post ${posted} acks, ${minute.bundles.length} wave bundle(s) rewritten; median of ${RUNS} rounds, each the same first minute after the frozen tree, over the cache of a look at the frozen tree; load average at the end ${loadAverage()}; "frozen" is the same row's median above`,
+    `\nA minute later (${minute.now}): ${minute.acks.size} of ${f.hosts} hosts post ${posted} acks, ${minute.bundles.length} wave bundle(s) rewritten; median of ${RUNS} rounds, each the same first minute after the frozen tree, over the caches of a look at the frozen tree; load average at the end ${loadAverage()}; "frozen" is the same row's median above`,
   );
   printTable(liveRows, costs, [
     median(frozen[0]!.map((x) => x.cpuMs)),
     ...picked.map((i) => median(frozen[i]!.map((x) => x.cpuMs))),
   ]);
 }
+
+const argAfter = (args: string[], flag: string): string => args[args.indexOf(flag) + 1]!;
 
 /** `args` with the instant after `--now` replaced by `now`. */
 const atNow = (args: string[], now: string): string[] =>
