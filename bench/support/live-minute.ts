@@ -42,12 +42,12 @@ import { loadVerifiedReleaseView, type ReleaseView } from '../../control-plane/r
 import { MIN, hostSchedule, scheduledAcks, waveSlots } from './operator-schedule.ts';
 
 const RECORD = 'live-minute.json';
+const SAVED = 'live-saved';
 
 export interface WaveRef {
   channel: string;
   wave: number;
 }
-const SAVED = 'live-saved';
 
 export interface LiveMinute {
   /** The instant a minute after the fixture's (ISO): the views' `--now` once it is applied. */
@@ -121,6 +121,7 @@ function minuteAcks(
   return out;
 }
 
+/** Saves what the minute replaces (see the top), then writes the minute into the tree. */
 function applyMinute(
   dir: string,
   tree: string,
@@ -129,6 +130,8 @@ function applyMinute(
   acks: Map<string, string[]>,
   bundles: readonly WaveRef[],
 ): void {
+  // A second minute over the first would record the advanced tree as the one to put back.
+  if (existsSync(join(dir, RECORD))) throw new Error(`${dir}: a minute is applied already`);
   const log = ackLogPath(tree);
   const replaced = [
     ...[...acks.keys()].map(latestAckPath),

@@ -88,6 +88,7 @@ test('a minute applied and never restored (a killed run) is undone by the next l
   const first = await liveMinute(dir, f.tree, root, f.now);
   first.apply();
   assert.not.equal(digests(f.tree), original);
+  assert.throws(() => first.apply(), /applied already/);
   const second = await liveMinute(dir, f.tree, root, f.now);
   assert.equal(digests(f.tree), original);
   assert.equal([...second.acks.keys()], [...first.acks.keys()]);
