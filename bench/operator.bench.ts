@@ -307,7 +307,10 @@ async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: C
       cpSync(`${c}.look`, c, { recursive: true });
     }
   };
-  for (const c of caches) cpSync(c, `${c}.look`, { recursive: true });
+  for (const c of caches) {
+    rmSync(`${c}.look`, { recursive: true, force: true }); // a killed run's
+    cpSync(c, `${c}.look`, { recursive: true });
+  }
   const costs = liveRows.map(() => [] as Cost[]);
   try {
     for (let run = 0; run < RUNS; run++) {
