@@ -223,6 +223,9 @@ export default async function operatorBench(): Promise<void> {
               [before, 'before: ', join(dir, 'cache-before')],
               [BIN, 'after: ', join(dir, 'cache')],
             ];
+      // A killed run's saved caches (liveBench): the frozen rows' first runs refill the caches.
+      for (const [, , cacheDir] of binaries)
+        rmSync(`${cacheDir}.look`, { recursive: true, force: true });
       const rows = [FLOOR, ...interleaved(binaries.map((b) => operatorRows(f, ...b, cold)))];
       const frozen = frozenCosts(rows);
       console.log(
@@ -307,10 +310,7 @@ async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: C
       cpSync(`${c}.look`, c, { recursive: true });
     }
   };
-  for (const c of caches) {
-    rmSync(`${c}.look`, { recursive: true, force: true }); // a killed run's
-    cpSync(c, `${c}.look`, { recursive: true });
-  }
+  for (const c of caches) cpSync(c, `${c}.look`, { recursive: true });
   const costs = liveRows.map(() => [] as Cost[]);
   try {
     for (let run = 0; run < RUNS; run++) {
