@@ -12,9 +12,15 @@
 // =PATH (another checkout's bin/nixfleet.js, e.g. main's) adds its rows beside this one's, interleaved in
 // the same runs, each with its own warm cache. OPERATOR_BENCH_COLD=0 leaves out the cold rows and verify
 // (at 100,000 hosts each verifies ~10^5-10^6 signatures).
+// The warm rows look at a frozen tree: a second look finds every file unchanged. A second table times
+// the same views "a minute later" (liveBench): the fleet advanced by one minute of its own schedule
+// between the look that filled the cache and the timed one, as an operator running `nixfleet status`
+// every minute meets it; OPERATOR_BENCH_LIVE=0 leaves it out (it more than doubles the bench's time).
+// The fixture's tree is put back as it was after it.
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -32,14 +38,23 @@ import { refreshTimestamp } from '../publisher/refresh.ts';
 import { generateFleet } from '../tests/support/fleet-gen.ts';
 import { benchTrust } from './support/bench-trust.ts';
 import { isoTime } from '../protocol/schemas/common.ts';
-import { ackDigest, signAck, type SignedAck } from '../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 import { formatRecord } from '../protocol/ack-log.ts';
 import { ackLogDir, ackLogPath } from '../protocol/control-plane-dir.ts';
 import { bundleJson } from '../control-plane/ack-publisher.ts';
 import { loadVerifiedRelease } from '../read-side/load.ts';
+import type { SignedRoot } from '../protocol/index.ts';
+import { liveMinute, restoreLiveMinute } from './support/live-minute.ts';
+import {
+  MIN,
+  OPERATOR_FLEET_SEED,
+  OPERATOR_FLEET_START,
+  fixtureEnd,
+  hostSchedule,
+  scheduledAcks,
+  waveSlots,
+} from './support/operator-schedule.ts';
 
-const MIN = 60_000;
 const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
 const GNU_TIME = '/usr/bin/time';
 const RUNS = Number(process.env.OPERATOR_BENCH_RUNS ?? 3);
@@ -63,13 +78,13 @@ export interface OperatorFixture {
 
 /** Publishes the fleet and writes its ack history into `dir` (tree at dir/tree, pinned root at dir/root.json). */
 export async function buildOperatorFixture(dir: string, hosts: number): Promise<OperatorFixture> {
-  const start = Date.parse('2030-01-01T00:00:00Z');
+  const start = OPERATOR_FLEET_START;
   const { releaseKey, root } = benchTrust(start);
   const { fleet, hostKeys } = generateFleet({
     hosts,
     channels: 3,
     wavesPerChannel: 4,
-    seed: 'operator-bench',
+    seed: OPERATOR_FLEET_SEED,
     chainChannels: true,
     soakSeconds: 300,
   });
@@ -87,81 +102,30 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   const release0 = await loadVerifiedRelease(tree, root, { now: start + MIN });
 
   // Every wave gets a 10-minute slot after the previous one (channels in edge order); the views look at
-  // the fleet 4 minutes into the last slot.
+  // the fleet 4 minutes into the last slot (bench/support/operator-schedule.ts).
+  const slots = waveSlots(release0.plans);
+  const end = fixtureEnd(slots);
   mkdirSync(ackLogDir(tree), { recursive: true });
   const log = openSync(ackLogPath(tree), 'a');
   const latest = new Map<string, string>();
-  let slot = 0;
   let records = 0;
   let logBytes = 0;
-  const channels = Object.keys(release0.plans).sort();
-  const slots = channels.reduce((n, c) => n + release0.plans[c]!.waves.length, 0);
-  const end = start + 2 * MIN + (slots - 1) * 10 * MIN + 4 * MIN;
-  let sampleHost = '';
   try {
-    for (const ch of channels) {
-      const plan = release0.plans[ch]!;
-      for (const w of plan.waves) {
-        const t0 = start + 2 * MIN + slot++ * 10 * MIN;
-        const lastSlot = slot === slots;
-        const chunks: Buffer[] = [];
-        w.hosts.forEach((host, i) => {
-          const entry = plan.hosts[host]!;
-          const j = (i % 30) * 1000;
-          const healthyAt = t0 + MIN + j;
-          if (lastSlot && i === 0) sampleHost = host;
-          // In the last wave: every 50th host never answers, the second one fails its probes.
-          if (lastSlot && i % 50 === 49) return;
-          const steps: {
-            kind: 'started' | 'activated' | 'healthy' | 'heartbeat' | 'failed';
-            at: number;
-          }[] = [
-            { kind: 'started', at: t0 + j },
-            { kind: 'activated', at: t0 + 30_000 + j },
-          ];
-          if (lastSlot && i === 1) steps.push({ kind: 'failed', at: healthyAt });
-          else {
-            steps.push({ kind: 'healthy', at: healthyAt });
-            for (let t = healthyAt + MIN; t <= Math.min(healthyAt + 7 * MIN, end - MIN); t += MIN)
-              steps.push({ kind: 'heartbeat', at: t });
-            // A last heartbeat just before the end, so a finished wave still shows fresh soak proof.
-            if (healthyAt + 7 * MIN < end - 2 * MIN)
-              steps.push({ kind: 'heartbeat', at: end - 30_000 - j });
-          }
-          let prev: string | null = null;
-          steps.forEach((s, n) => {
-            const ack: SignedAck = signAck(
-              {
-                type: 'ack',
-                schemaVersion: 1,
-                fleet: 'generated',
-                host,
-                seq: n + 1,
-                prev,
-                time: isoTime(s.at),
-                kind: s.kind,
-                releaseVersion: plan.releaseVersion,
-                rolloutId: plan.rolloutId,
-                target: entry.target,
-                current: s.kind === 'started' ? null : entry.target,
-                healthySince:
-                  s.kind === 'healthy' || s.kind === 'heartbeat' ? isoTime(healthyAt) : null,
-                probes: [],
-                reason: s.kind === 'failed' ? 'probe http failed: connection refused' : null,
-              },
-              hostKeys[host]!,
-            );
-            prev = ackDigest(ack);
-            const canonical = canonicalString(ack);
-            chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
-            records++;
-            latest.set(host, canonical);
-          });
-        });
-        const bytes = Buffer.concat(chunks);
-        writeSync(log, bytes);
-        logBytes += bytes.length;
-      }
+    for (const slot of slots) {
+      const chunks: Buffer[] = [];
+      slot.hosts.forEach((host, i) => {
+        const schedule = hostSchedule(slot, i, end);
+        if (schedule === null) return;
+        for (const ack of scheduledAcks(slot, host, schedule, 0, null, hostKeys[host])) {
+          const canonical = canonicalString(ack);
+          chunks.push(Buffer.from(formatRecord({ digest: sha256Digest(canonical), canonical })));
+          records++;
+          latest.set(host, canonical);
+        }
+      });
+      const bytes = Buffer.concat(chunks);
+      writeSync(log, bytes);
+      logBytes += bytes.length;
     }
   } finally {
     closeSync(log);
@@ -169,18 +133,18 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
   for (const [host, canonical] of latest)
     writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
-  for (const ch of channels) {
-    mkdirSync(join(tree, 'acks', 'channels', ch), { recursive: true });
-    release0.plans[ch]!.waves.forEach((w, i) => {
-      writeFileSync(
-        join(tree, 'acks', 'channels', ch, `wave-${i}.json`),
-        bundleJson('generated', ch, i, isoTime(end), w.hosts, (h) => latest.get(h)),
-      );
-    });
+  for (const { channel, wave, hosts: members } of slots) {
+    mkdirSync(join(tree, 'acks', 'channels', channel), { recursive: true });
+    writeFileSync(
+      join(tree, 'acks', 'channels', channel, `wave-${wave}.json`),
+      bundleJson('generated', channel, wave, isoTime(end), members, (h) => latest.get(h)),
+    );
   }
   // The scheduled re-sign that keeps the tree fresh (it does not change any rollout).
   refreshTimestamp({ treeDir: tree, releaseKeys: [releaseKey], now: end - MIN });
-  const firstChannelHost = release0.plans[channels[0]!]!.waves[0]!.hosts[0]!;
+  // The first host of the last wave, and of the first channel's first wave.
+  const sampleHost = slots.at(-1)!.hosts[0]!;
+  const firstChannelHost = slots[0]!.hosts[0]!;
   return {
     tree,
     rootFile,
@@ -218,6 +182,22 @@ function once(args: string[], okCodes: readonly number[]): Cost {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+type Row = [label: string, args: string[], okCodes: number[]];
+
+/** One binary's rows: its path, the prefix of its labels and its cache directory. */
+type Binary = [bin: string, label: string, cacheDir: string];
+
+const FLOOR: Row = ['node -e 0 (floor)', ['-e', '0'], [0]];
+
+/** The warm rows a live fleet changes under (`status --problems` reads as `status` does). */
+const LIVE_ROWS = new Set([
+  'nixfleet status, warm cache',
+  'nixfleet status --host H, warm',
+  'nixfleet status --host H1 (first channel), warm',
+  'nixfleet trace --host H, warm cache',
+  'nixfleet trace --host H1 (first channel), warm',
+]);
+
 export default async function operatorBench(): Promise<void> {
   if (!existsSync(GNU_TIME)) {
     console.log(`skipped: ${GNU_TIME} (Debian package "time") is not installed`);
@@ -225,6 +205,7 @@ export default async function operatorBench(): Promise<void> {
   }
   const before = process.env.OPERATOR_BENCH_BEFORE;
   const cold = process.env.OPERATOR_BENCH_COLD !== '0';
+  const live = process.env.OPERATOR_BENCH_LIVE !== '0';
   const keptIn = process.env.OPERATOR_BENCH_DIR;
   for (const hosts of (process.env.OPERATOR_BENCH_HOSTS ?? '10000').split(',').map(Number)) {
     const dir =
@@ -233,37 +214,25 @@ export default async function operatorBench(): Promise<void> {
         : join(keptIn, String(hosts));
     try {
       const f = await keptFixture(dir, hosts, keptIn !== undefined);
-      const binRows = (bin: string, label: string, cacheDir: string) =>
-        operatorRows(f, bin, label, cacheDir, cold);
-      // Warm rows reuse the verified-ack cache the first run of each fills; cold rows verify every ack.
-      const rows: [string, string[], number[]][] = [
-        ['node -e 0 (floor)', ['-e', '0'], [0]],
-        ...(before === undefined
-          ? binRows(BIN, '', join(dir, 'cache'))
-          : binRows(BIN, 'after: ', join(dir, 'cache')).flatMap((r, i) => [
-              binRows(before, 'before: ', join(dir, 'cache-before'))[i]!,
-              r,
-            ])),
-      ];
-      for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
-      // Interleaved runs (a busy machine drifts), then the median of each.
-      const costs = rows.map(() => [] as Cost[]);
-      for (let run = 0; run < RUNS; run++)
-        rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
-      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      restoreLiveMinute(dir, f.tree); // a minute a killed run left applied
+      // Each binary's warm rows reuse the cache its first run fills; cold rows verify every ack.
+      const binaries: Binary[] =
+        before === undefined
+          ? [[BIN, '', join(dir, 'cache')]]
+          : [
+              [before, 'before: ', join(dir, 'cache-before')],
+              [BIN, 'after: ', join(dir, 'cache')],
+            ];
+      // A killed run's saved caches (liveBench): the frozen rows' first runs refill the caches.
+      for (const [, , cacheDir] of binaries)
+        rmSync(`${cacheDir}.look`, { recursive: true, force: true });
+      const rows = [FLOOR, ...interleaved(binaries.map((b) => operatorRows(f, ...b, cold)))];
+      const frozen = frozenCosts(rows);
       console.log(
-        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs; load average at the end ${load}`,
+        `\n${hosts} hosts, 3 channels x 4 waves, ${f.records} acks in the log (${(f.logBytes / 1e6).toFixed(1)} MB); median of ${RUNS} interleaved runs; load average at the end ${loadAverage()}`,
       );
-      const floor = median(costs[0]!.map((x) => x.cpuMs));
-      console.log('| command | wall ms | CPU ms | peak RSS MB | CPU / floor |');
-      console.log('|---|---:|---:|---:|---:|');
-      rows.forEach(([label], i) => {
-        const c = costs[i]!;
-        const cpu = median(c.map((x) => x.cpuMs));
-        console.log(
-          `| ${label} | ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
-        );
-      });
+      printTable(rows, frozen);
+      if (live) await liveBench(dir, f, rows, frozen);
       if (process.env.OPERATOR_BENCH_KEEP || keptIn !== undefined)
         console.log(
           `kept: ${dir} (host ${f.sampleHost}, first-channel host ${f.firstChannelHost}, now ${f.now})`,
@@ -275,10 +244,113 @@ export default async function operatorBench(): Promise<void> {
   }
 }
 
-/** The fixture of `hosts` in `dir`: the one kept there by an earlier run (`reuse`), or a new one. */
+/** Row i of every binary's list, for each i: the binaries side by side, run after run. */
+const interleaved = (lists: Row[][]): Row[] => lists[0]!.flatMap((_, i) => lists.map((l) => l[i]!));
+
+const loadAverage = (): string =>
+  readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** The frozen tree: each warm row run once to fill its cache, then every row RUNS times, interleaved. */
+function frozenCosts(rows: Row[]): Cost[][] {
+  for (const [, args, ok] of rows) if (args.includes('--cache-dir')) once(args, ok);
+  // Interleaved runs (a busy machine drifts), then the median of each.
+  const costs = rows.map(() => [] as Cost[]);
+  for (let run = 0; run < RUNS; run++)
+    rows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+  return costs;
+}
+
+/** The medians of `costs[i]` for each row, CPU as a multiple of the first row's (the floor). */
+function printTable(rows: Row[], costs: Cost[][], frozenCpu?: (number | undefined)[]): void {
+  const floor = median(costs[0]!.map((x) => x.cpuMs));
+  const frozenColumn = frozenCpu === undefined ? '' : ' frozen: CPU ms |';
+  console.log(`| command |${frozenColumn} wall ms | CPU ms | peak RSS MB | CPU / floor |`);
+  console.log(`|---|${frozenCpu === undefined ? '' : '---:|'}---:|---:|---:|---:|`);
+  rows.forEach(([label], i) => {
+    const c = costs[i]!;
+    const cpu = median(c.map((x) => x.cpuMs));
+    const frozen = frozenCpu === undefined ? '' : ` ${frozenCpu[i]?.toFixed(0) ?? ''} |`;
+    console.log(
+      `| ${label} |${frozen} ${median(c.map((x) => x.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(c.map((x) => x.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
+    );
+  });
+}
+
+/**
+ * The warm rows "a minute later": a look at the fleet one minute of its schedule after the previous
+ * look, whose run left each binary's cache (bench/support/live-minute.ts). Every timed run sees the
+ * same minute, the first after the fixture's `now`, over the same caches: those the frozen rows left
+ * (a look at the fixture's `now`), saved first and put back in each round with the fixture's tree,
+ * before the minute is applied and each row timed at `now` + 60 s, the binaries interleaved. (Not a
+ * look at the restored tree instead: the log cut back to its old length is a history no real log
+ * has, and trace would verify it all again.) The tree and the caches are put back at the end (also
+ * after a failure; a killed run's minute is undone by the next run).
+ */
+async function liveBench(dir: string, f: OperatorFixture, rows: Row[], frozen: Cost[][]) {
+  const root = JSON.parse(readFileSync(f.rootFile, 'utf8')) as SignedRoot;
+  const minute = await liveMinute(dir, f.tree, root, f.now);
+  const picked = rows.flatMap((r, i) =>
+    LIVE_ROWS.has(r[0].replace(/^(before|after): /, '')) ? [i] : [],
+  );
+  const liveRows: Row[] = [
+    FLOOR,
+    ...picked.map((i): Row => {
+      const [label, args, ok] = rows[i]!;
+      return [
+        label.replace(/, warm( cache)?$/, ', warm, a minute later'),
+        atNow(args, minute.now),
+        ok,
+      ];
+    }),
+  ];
+  const caches = new Set(picked.map((i) => argAfter(rows[i]![1], '--cache-dir')));
+  const putBack = (): void => {
+    for (const c of caches) {
+      rmSync(c, { recursive: true, force: true });
+      cpSync(`${c}.look`, c, { recursive: true });
+    }
+  };
+  for (const c of caches) cpSync(c, `${c}.look`, { recursive: true });
+  const costs = liveRows.map(() => [] as Cost[]);
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      minute.restore();
+      putBack();
+      minute.apply();
+      liveRows.forEach(([, args, ok], i) => costs[i]!.push(once(args, ok)));
+    }
+  } finally {
+    minute.restore();
+    putBack();
+    for (const c of caches) rmSync(`${c}.look`, { recursive: true, force: true });
+  }
+  const posted = [...minute.acks.values()].reduce((n, a) => n + a.length, 0);
+  console.log(
+    `\nA minute later (${minute.now}): ${minute.acks.size} of ${f.hosts} hosts post ${posted} acks, ${minute.bundles.length} wave bundle(s) rewritten; median of ${RUNS} rounds, each the same first minute after the frozen tree, over the caches of a look at the frozen tree; load average at the end ${loadAverage()}; "frozen" is the same row's median above`,
+  );
+  printTable(liveRows, costs, [
+    median(frozen[0]!.map((x) => x.cpuMs)),
+    ...picked.map((i) => median(frozen[i]!.map((x) => x.cpuMs))),
+  ]);
+}
+
+const argAfter = (args: string[], flag: string): string => args[args.indexOf(flag) + 1]!;
+
+/** `args` with the instant after `--now` replaced by `now`. */
+const atNow = (args: string[], now: string): string[] =>
+  args.map((a, i) => (args[i - 1] === '--now' ? now : a));
+
+/**
+ * The fixture of `hosts` in `dir`: the one kept there by an earlier run (`reuse`), or a new one. A kept
+ * fixture's tree and root are the ones in `dir`, wherever it was generated (a copy of a kept fixture
+ * is read, and advanced by the live rows, where it is, not where its fixture.json was written).
+ */
 async function keptFixture(dir: string, hosts: number, reuse: boolean): Promise<OperatorFixture> {
   const file = join(dir, 'fixture.json');
-  if (reuse && existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
+  if (reuse && existsSync(file)) {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
+    return { ...kept, tree: join(dir, 'tree'), rootFile: join(dir, 'root.json') };
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const f = await buildOperatorFixture(dir, hosts);
@@ -293,10 +365,10 @@ function operatorRows(
   label: string,
   cacheDir: string,
   cold: boolean,
-): [string, string[], number[]][] {
+): Row[] {
   const common = ['--tree', f.tree, '--root', f.rootFile, '--now', f.now];
   const warm = [...common, '--cache-dir', cacheDir];
-  const rows: [string, string[], number[]][] = [
+  const rows: Row[] = [
     [
       'nixfleet verify (every manifest)',
       [bin, 'verify', f.tree, '--root', f.rootFile, '--now', f.now],
