@@ -307,23 +307,7 @@ export class AckCollector {
   }
 
   /**
-   * A latest-ack file recalled by its identity (AckFileMemo): `text` is exactly its bytes as UTF-8 and
-   * `id` their SHA-256, both from the sealed memo that read them. Taken in as add() takes read bytes.
-   */
-  addRecalled(id: string, text: string, source: string, expectedHost?: string): string {
-    let bytes: Buffer | undefined;
-    this.addIdentified(
-      id,
-      () => (bytes ??= Buffer.from(text, 'utf8')),
-      source,
-      expectedHost,
-      () => text,
-    );
-    return id;
-  }
-
-  /**
-   * A latest-ack file recalled with its verified ack (AckFileMemo `keeps: 'verified'`): a full read
+   * A latest-ack file recalled with its verified ack (AckFileMemo): a full read
    * of exactly the bytes with digest `id` took them in strictly and verified `signed` as
    * the ack of `expectedHost` under `hostKey`. Taken in as add() takes those bytes, without their
    * intake and signature check, when the release still names that key for the host; false (nothing
@@ -718,45 +702,9 @@ export function collectTreeAcks(
       const host = f.slice(0, -'.json'.length);
       // Concatenated, not join()ed: f is one file name (from the directory, or a signed host name:
       // [a-z0-9-] only), and path.join's normalisation was ~3 % of a warm `status --host`.
-      const path = `${hostsDir}/${f}`;
-      let seen = memo?.recall(path);
-      if (seen != null && 'verified' in seen) {
-        const v = seen.verified;
-        // Already given by a log read before: the file adds nothing (a memo entry without its ack is
-        // taken in only so; see ack-file-memo.ts).
-        const logged = collector.seenIds.has(v.digest);
-        if (
-          (logged || v.signed !== null) &&
-          collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
-        ) {
-          // No bytes to compare a bundle with: bundles are then read in full.
-          memo!.keep(v, logged);
-          latestFiles++;
-          continue;
-        }
-        seen = seen.seen;
-      }
-      let id: string;
-      let bytes: () => Buffer;
-      if (seen != null && 'hit' in seen) {
-        const { digest, text } = seen.hit;
-        id = collector.addRecalled(digest, text, source, host);
-        bytes = () => Buffer.from(text, 'utf8');
-      } else {
-        const read = readFile(path, LIMITS.ack, source);
-        const digest = sha256Digest(read);
-        if (takeSameBytes(memo, collector, { path, seen: seen ?? null, digest, source, host })) {
-          latestFiles++;
-          continue;
-        }
-        const known = collector.seenIds.size;
-        id = collector.add(read, source, host, digest);
-        const logged = collector.seenIds.size === known && collector.seenIds.has(id);
-        memo?.remember(path, seen ?? null, read, id, host, logged);
-        bytes = () => read;
-      }
-      if (opts.bundles !== false && collector.seenIds.get(id) === host)
-        taken.set(host, { id, bytes });
+      const file = { path: `${hostsDir}/${f}`, source, host };
+      const t = takeLatestFile(file, collector, memo, readFile);
+      if (opts.bundles !== false && collector.seenIds.get(t.id) === host) taken.set(host, t);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -769,36 +717,97 @@ export function collectTreeAcks(
   return { latestFiles };
 }
 
+/** A latest-ack file: where it is, its source name and the host it is named after. */
+interface LatestFile {
+  path: string;
+  source: string;
+  host: string;
+}
+
+/**
+ * One latest-ack file taken in: recalled from the memo when its identity is unchanged (and its entry
+ * holds under this release), else read, hashed and added (or, same bytes as its entry, taken from it).
+ */
+function takeLatestFile(
+  file: LatestFile,
+  collector: AckCollector,
+  memo: AckFileMemo | undefined,
+  readFile: NonNullable<TreeAckOptions['readFile']>,
+): TakenFile {
+  const { path, source, host } = file;
+  let seen = memo?.recall(path);
+  if (seen != null && 'verified' in seen) {
+    const v = seen.verified;
+    // Already given by a log read before: the file adds nothing (a memo entry without its ack is
+    // taken in only so; see ack-file-memo.ts).
+    const logged = collector.seenIds.has(v.digest);
+    if (
+      (logged || v.signed !== null) &&
+      collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
+    ) {
+      memo!.keep(v, logged);
+      // Its bytes are read again only if a changed bundle is to be compared with them.
+      return { id: v.digest, bytes: () => bytesWithDigest(path, v.digest, readFile, source) };
+    }
+    seen = seen.seen;
+  }
+  const read = readFile(path, LIMITS.ack, source);
+  const digest = sha256Digest(read);
+  if (takeSameBytes(memo, collector, { ...file, seen: seen ?? null, digest }))
+    return { id: digest, bytes: () => read };
+  const known = collector.seenIds.size;
+  const id = collector.add(read, source, host, digest);
+  const logged = collector.seenIds.size === known && collector.seenIds.has(id);
+  memo?.remember(path, seen ?? null, id, host, logged);
+  return { id, bytes: () => read };
+}
+
+/** The file's bytes when they still have `digest` (a recalled file read for a bundle); else null. */
+function bytesWithDigest(
+  path: string,
+  digest: string,
+  readFile: NonNullable<TreeAckOptions['readFile']>,
+  source: string,
+): Buffer | null {
+  try {
+    const bytes = readFile(path, LIMITS.ack, source);
+    return sha256Digest(bytes) === digest ? bytes : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * A latest-ack file whose identity changed but whose bytes (their SHA-256: `digest`) are the very bytes
- * a verified memo entry (`keeps: 'verified'`) was verified from: a tree copied or re-synced (new
- * inodes, same bytes). Taken in as a recalled file is: the release must still name the host key it was
- * verified under and its claims are checked again; the intake and signature check of those bytes are
- * what the memo spares (as the ack cache spares them by digest). Remembered under its new identity
- * (racy rule). False: not so, and the caller takes the bytes in as any read file (a changed byte is a
- * changed digest).
+ * a memo entry was verified from: a tree copied or re-synced (new inodes, same bytes). Taken in as a
+ * recalled file is: the release must still name the host key it was verified under and its claims
+ * are checked again; the intake and signature check of those bytes are what the memo spares (as the
+ * ack cache spares them by digest). Remembered under its new identity (racy rule). False: not so, and
+ * the caller takes the bytes in as any read file (a changed byte is a changed digest).
  */
 function takeSameBytes(
   memo: AckFileMemo | undefined,
   collector: AckCollector,
-  file: { path: string; seen: Seen; digest: string; source: string; host: string },
+  file: LatestFile & { seen: Seen; digest: string },
 ): boolean {
-  if (memo?.keeps !== 'verified') return false;
-  const same = memo.sameBytes(file.path, file.digest);
+  const same = memo?.sameBytes(file.path, file.digest);
   if (
-    same === null ||
+    same == null ||
     collector.seenIds.has(same.digest) ||
     !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
   )
     return false;
-  memo.keepReplaced(same, file.seen);
+  memo!.keepReplaced(same, file.seen);
   return true;
 }
 
-/** A latest-ack file taken in: its digest, and its bytes (kept, or rebuilt from the memo's text). */
+/**
+ * A latest-ack file taken in: its digest, and its bytes (kept, or read again: null when they no
+ * longer have that digest).
+ */
 interface TakenFile {
   id: string;
-  bytes: () => Buffer;
+  bytes: () => Buffer | null;
 }
 
 /**
@@ -812,7 +821,14 @@ function collectBundles(
   taken: ReadonlyMap<string, TakenFile>,
   memo: AckFileMemo | undefined,
 ): void {
-  let takenBytes: Map<string, Buffer> | undefined;
+  // Each taken file's bytes, got on first need (a recalled file is read again for it).
+  const takenBytes = new Map<string, Buffer | null>();
+  const bytesOf = (host: string): Buffer | undefined => {
+    let b = takenBytes.get(host);
+    if (b === undefined && !takenBytes.has(host))
+      takenBytes.set(host, (b = taken.get(host)?.bytes() ?? null));
+    return b ?? undefined;
+  };
   const digestOf = (host: string) => taken.get(host)?.id ?? '-';
   const channelsDir = resolve(acksDir, 'channels');
   for (const ch of listDir(channelsDir)) {
@@ -831,8 +847,7 @@ function collectBundles(
       let bundled: BundledAck[];
       try {
         const bytes = readCappedFile(path, LIMITS.ackBundle, source);
-        takenBytes ??= new Map([...taken].map(([h, t]) => [h, t.bytes()]));
-        const hosts = repeatedHosts(bytes, takenBytes, source);
+        const hosts = repeatedHosts(bytes, bytesOf, source);
         if (hosts !== null) {
           const identity = seen != null && 'bundle' in seen ? seen.seen : (seen ?? null);
           memo?.rememberBundle(path, identity, hosts, repeatsDigest(hosts, digestOf));
@@ -867,13 +882,13 @@ export function bundleRepeatsTakenFiles(
   taken: ReadonlyMap<string, Buffer>,
   source: string,
 ): boolean {
-  return repeatedHosts(bundle, taken, source) !== null;
+  return repeatedHosts(bundle, (h) => taken.get(h), source) !== null;
 }
 
 /** The hosts (in bundle order) whose files a bundle repeats, as bundleRepeatsTakenFiles; else null. */
 function repeatedHosts(
   bundle: Buffer,
-  taken: ReadonlyMap<string, Buffer>,
+  taken: (host: string) => Buffer | undefined,
   source: string,
 ): string[] | null {
   if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return null;
@@ -883,7 +898,7 @@ function repeatedHosts(
     for (;;) {
       // The claimed host only picks the file to compare with; equal bytes are what counts.
       const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
-      const file = host === null ? undefined : taken.get(host);
+      const file = host === null ? undefined : taken(host);
       if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return null;
       hosts.push(host!);
       at += file.length;
