@@ -233,6 +233,34 @@ test('a bundle found to repeat the files is not read while it and they are uncha
   assert.equal(shown(forged.state), await cold(fx));
 });
 
+test('files of the memo forms earlier versions kept are deleted when the store writes; the current ones stay', async () => {
+  const { fx, hosts } = rolledOut();
+  const cache = join(fx.dir, 'cache');
+  mkdirSync(cache, { recursive: true, mode: 0o700 });
+  const retired = [
+    'status.ack-files',
+    'status-host.ch-0.ack-files',
+    'status-host.ch-1.verified-ack-files',
+    'trace.ch-0.verified-ack-files',
+  ];
+  for (const f of retired)
+    writeFileSync(join(cache, f), 'nixfleet ack-files v1\n', { mode: 0o600 });
+  await view(fx);
+  const left = readdirSync(cache).sort();
+  assert.equal(
+    left.filter((f) => retired.includes(f)),
+    [],
+    'every retired file deleted by the first save',
+  );
+  assert.ok(left.includes('status.latest-acks') && left.includes('cache-key'), left.join(' '));
+  // Left by an older version after this one saved: deleted by the next save (a changed file).
+  writeFileSync(join(cache, retired[0]!), 'nixfleet ack-files v1\n', { mode: 0o600 });
+  postAcks(fx, hosts[0]!, lifecycle(NOW - 20 * MIN, NOW - 30_000));
+  await view(fx);
+  assert.not.ok(readdirSync(cache).includes(retired[0]!));
+  assert.is((await view(fx)).hits, filesOf(fx).length, 'the current memo kept and read');
+});
+
 test("git's racy rule: a file changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {
   const { fx } = rolledOut();
   // The real clock: every file was written just now, none is clearly older than the run.
