@@ -19,7 +19,14 @@ import { join } from 'node:path';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { bundleJson } from '../../control-plane/ack-publisher.ts';
-import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
+import {
+  ackTrustOf,
+  loadFleetState,
+  readPinnedRoot,
+  type FleetState,
+} from '../../read-side/load.ts';
+import { loadVerifiedRelease } from '../../read-side/release.ts';
+import { readTreeAcks } from '../../read-side/acks.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import {
   RACY_MS,
@@ -259,6 +266,41 @@ test('files of the memo forms earlier versions kept are deleted when the store w
   await view(fx);
   assert.not.ok(readdirSync(cache).includes(retired[0]!));
   assert.is((await view(fx)).hits, filesOf(fx).length, 'the current memo kept and read');
+});
+
+test('a recalled file read again to compare a changed bundle counts only with the digest it was recalled with', async () => {
+  const { fx } = rolledOut();
+  writeBundle(fx, 1);
+  await view(fx);
+  assert.is((await view(fx)).hits, filesOf(fx).length + 1);
+  // The bundle rewritten (a new identity) with h's ack forged, and h's file found to hold those forged
+  // bytes when it is read again for the comparison (it changed after its stat): the bundle must not
+  // pass for a repeat of the files, so it is read in full and the forged ack refused.
+  const [h] = fx.wave('ch-0', 1);
+  const hostFile = join(fx.tree, 'acks', 'hosts', `${h}.json`);
+  const forged = readFileSync(hostFile, 'utf8').replace(
+    /"sig":"(.)/,
+    (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
+  );
+  const latest = (x: string) =>
+    x === h ? forged : readFileSync(join(fx.tree, 'acks', 'hosts', `${x}.json`), 'utf8');
+  const bundle = join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json');
+  writeFileSync(
+    bundle,
+    bundleJson('generated', 'ch-0', 1, isoTime(NOW - MIN), fx.wave('ch-0', 1), latest),
+  );
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status', Date.now() + 10 * RACY_MS);
+  const memo = store.verifiedAckFiles;
+  const acks = readTreeAcks(join(fx.tree, 'acks'), ackTrustOf(release), store.cache, {
+    files: memo,
+    readFile: (path) => (path === hostFile ? Buffer.from(forged) : readFileSync(path)),
+  });
+  assert.is(memo.hits, filesOf(fx).length, 'every file recalled');
+  assert.equal(
+    acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
+    [['acks/channels/ch-0/wave-1.json', 'BadSignature']],
+  );
 });
 
 test("git's racy rule: a file changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {
