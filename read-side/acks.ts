@@ -746,35 +746,20 @@ function takeLatestFile(
       collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
     ) {
       memo!.keep(v, logged);
-      // Its bytes are read again only if a changed bundle is to be compared with them.
-      return { id: v.digest, bytes: () => bytesWithDigest(path, v.digest, readFile, source) };
+      // No bytes in memory: a changed bundle is compared with the file by its size and digest.
+      return { id: v.digest, size: v.size, bytes: null };
     }
     seen = seen.seen;
   }
   const read = readFile(path, LIMITS.ack, source);
   const digest = sha256Digest(read);
   if (takeSameBytes(memo, collector, { ...file, seen: seen ?? null, digest }))
-    return { id: digest, bytes: () => read };
+    return { id: digest, size: read.length, bytes: read };
   const known = collector.seenIds.size;
   const id = collector.add(read, source, host, digest);
   const logged = collector.seenIds.size === known && collector.seenIds.has(id);
   memo?.remember(path, seen ?? null, id, host, logged);
-  return { id, bytes: () => read };
-}
-
-/** The file's bytes when they still have `digest` (a recalled file read for a bundle); else null. */
-function bytesWithDigest(
-  path: string,
-  digest: string,
-  readFile: NonNullable<TreeAckOptions['readFile']>,
-  source: string,
-): Buffer | null {
-  try {
-    const bytes = readFile(path, LIMITS.ack, source);
-    return sha256Digest(bytes) === digest ? bytes : null;
-  } catch {
-    return null;
-  }
+  return { id, size: read.length, bytes: read };
 }
 
 /**
@@ -802,12 +787,27 @@ function takeSameBytes(
 }
 
 /**
- * A latest-ack file taken in: its digest, and its bytes (kept, or read again: null when they no
- * longer have that digest).
+ * A latest-ack file taken in: its digest (`id`, the SHA-256 of its bytes), its size, and its bytes when
+ * this run read them (null: recalled from the memo).
  */
 interface TakenFile {
   id: string;
-  bytes: () => Buffer | null;
+  size: number;
+  bytes: Buffer | null;
+}
+
+/**
+ * Where a bundle's entry at `at` ends when it is, byte for byte, `file` (bundleRepeatsTakenFiles); -1
+ * when not. A recalled file's bytes are not in memory: the entry's bytes of the file's size must then
+ * have the file's SHA-256 (its digest is of exactly the bytes that were verified), which is as good as
+ * comparing them and spares reading again the files of every wave whose bundle changed.
+ */
+function repeatedFileEnd(bundle: Buffer, at: number, file: TakenFile): number {
+  const end = at + file.size;
+  if (end > bundle.length) return -1;
+  const entry = bundle.subarray(at, end);
+  const same = file.bytes !== null ? entry.equals(file.bytes) : sha256Digest(entry) === file.id;
+  return same ? end : -1;
 }
 
 /**
@@ -821,14 +821,6 @@ function collectBundles(
   taken: ReadonlyMap<string, TakenFile>,
   memo: AckFileMemo | undefined,
 ): void {
-  // Each taken file's bytes, got on first need (a recalled file is read again for it).
-  const takenBytes = new Map<string, Buffer | null>();
-  const bytesOf = (host: string): Buffer | undefined => {
-    let b = takenBytes.get(host);
-    if (b === undefined && !takenBytes.has(host))
-      takenBytes.set(host, (b = taken.get(host)?.bytes() ?? null));
-    return b ?? undefined;
-  };
   const digestOf = (host: string) => taken.get(host)?.id ?? '-';
   const channelsDir = resolve(acksDir, 'channels');
   for (const ch of listDir(channelsDir)) {
@@ -847,7 +839,7 @@ function collectBundles(
       let bundled: BundledAck[];
       try {
         const bytes = readCappedFile(path, LIMITS.ackBundle, source);
-        const hosts = repeatedHosts(bytes, bytesOf, source);
+        const hosts = repeatedHosts(bytes, taken, source);
         if (hosts !== null) {
           const identity = seen != null && 'bundle' in seen ? seen.seen : (seen ?? null);
           memo?.rememberBundle(path, identity, hosts, repeatsDigest(hosts, digestOf));
@@ -882,13 +874,15 @@ export function bundleRepeatsTakenFiles(
   taken: ReadonlyMap<string, Buffer>,
   source: string,
 ): boolean {
-  return repeatedHosts(bundle, (h) => taken.get(h), source) !== null;
+  const files = new Map<string, TakenFile>();
+  for (const [h, bytes] of taken) files.set(h, { id: '', size: bytes.length, bytes });
+  return repeatedHosts(bundle, files, source) !== null;
 }
 
 /** The hosts (in bundle order) whose files a bundle repeats, as bundleRepeatsTakenFiles; else null. */
 function repeatedHosts(
   bundle: Buffer,
-  taken: (host: string) => Buffer | undefined,
+  taken: ReadonlyMap<string, TakenFile>,
   source: string,
 ): string[] | null {
   if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return null;
@@ -898,10 +892,11 @@ function repeatedHosts(
     for (;;) {
       // The claimed host only picks the file to compare with; equal bytes are what counts.
       const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
-      const file = host === null ? undefined : taken(host);
-      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return null;
+      const file = host === null ? undefined : taken.get(host);
+      const end = file === undefined ? -1 : repeatedFileEnd(bundle, at, file);
+      if (end < 0) return null;
       hosts.push(host!);
-      at += file.length;
+      at = end;
       if (bundle[at] === CLOSE_BRACKET) break;
       if (bundle[at] !== COMMA) return null;
       at++;

@@ -268,37 +268,45 @@ test('files of the memo forms earlier versions kept are deleted when the store w
   assert.is((await view(fx)).hits, filesOf(fx).length, 'the current memo kept and read');
 });
 
-test('a recalled file read again to compare a changed bundle counts only with the digest it was recalled with', async () => {
+test('a changed bundle is compared with the recalled files by their sizes and digests, without reading them', async () => {
   const { fx } = rolledOut();
   writeBundle(fx, 1);
   await view(fx);
   assert.is((await view(fx)).hits, filesOf(fx).length + 1);
-  // The bundle rewritten (a new identity) with h's ack forged, and h's file found to hold those forged
-  // bytes when it is read again for the comparison (it changed after its stat): the bundle must not
-  // pass for a repeat of the files, so it is read in full and the forged ack refused.
-  const [h] = fx.wave('ch-0', 1);
-  const hostFile = join(fx.tree, 'acks', 'hosts', `${h}.json`);
-  const forged = readFileSync(hostFile, 'utf8').replace(
-    /"sig":"(.)/,
-    (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
-  );
-  const latest = (x: string) =>
-    x === h ? forged : readFileSync(join(fx.tree, 'acks', 'hosts', `${x}.json`), 'utf8');
-  const bundle = join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json');
-  writeFileSync(
-    bundle,
-    bundleJson('generated', 'ch-0', 1, isoTime(NOW - MIN), fx.wave('ch-0', 1), latest),
-  );
   const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
-  const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status', Date.now() + 10 * RACY_MS);
-  const memo = store.verifiedAckFiles;
-  const acks = readTreeAcks(join(fx.tree, 'acks'), ackTrustOf(release), store.cache, {
-    files: memo,
-    readFile: (path) => (path === hostFile ? Buffer.from(forged) : readFileSync(path)),
-  });
-  assert.is(memo.hits, filesOf(fx).length, 'every file recalled');
+  const bundle = join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json');
+  /** The bundle rewritten through a rename (a new identity) with `latest`'s acks, then one read. */
+  const readWith = (latest: (host: string) => string) => {
+    const text = bundleJson('generated', 'ch-0', 1, isoTime(NOW - MIN), fx.wave('ch-0', 1), latest);
+    writeFileSync(`${bundle}.tmp`, text);
+    renameSync(`${bundle}.tmp`, bundle);
+    const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status', Date.now() + 10 * RACY_MS);
+    const memo = store.verifiedAckFiles;
+    const read: string[] = [];
+    const acks = readTreeAcks(join(fx.tree, 'acks'), ackTrustOf(release), store.cache, {
+      files: memo,
+      readFile: (path) => (read.push(path), readFileSync(path)),
+    });
+    store.save();
+    return { acks, read, hits: memo.hits };
+  };
+  const fileText = (h: string) => readFileSync(join(fx.tree, 'acks', 'hosts', `${h}.json`), 'utf8');
+  // The same acks in a new file: every latest-ack file recalled, none read, the bundle found to repeat
+  // them (and remembered: the next view recalls it too).
+  const same = readWith(fileText);
+  assert.equal([same.hits, same.read, same.acks.rejected], [filesOf(fx).length, [], []]);
+  assert.is((await view(fx)).hits, filesOf(fx).length + 1);
+  // h's entry forged (same length, a signature character changed): not h's file by its digest, so the
+  // bundle is read in full and the forged ack refused.
+  const [h] = fx.wave('ch-0', 1);
+  const forged = readWith((x) =>
+    x === h
+      ? fileText(x).replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`)
+      : fileText(x),
+  );
+  assert.equal(forged.read, []);
   assert.equal(
-    acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
+    forged.acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
     [['acks/channels/ch-0/wave-1.json', 'BadSignature']],
   );
 });
