@@ -441,8 +441,10 @@ class MemoReader {
     const r = new VarintReader(Buffer.from(this.p.files, 'base64'));
     for (let i = 0; i < count; i++) {
       const digest = this.p.digests.slice(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH);
+      // Not matched against DIGEST (10,000 regular expressions a run): the MAC proves this directory's
+      // key wrote it, and a digest that is not one can only fail to match the bytes' SHA-256.
       const e = this.file(r, digest);
-      if (e === null || !DIGEST.test(digest)) return null;
+      if (e === null) return null;
       files.push(e);
     }
     if (!r.done) return null;
