@@ -75,11 +75,9 @@ async function treeState(
     ...(host === undefined
       ? { ackCache: store.cache }
       : { host, ackCacheFor: (channel: string) => store.scopeAcks(channel) }),
-    // Latest-ack files recalled by their identity instead of read (a memo kept only with a cache); a
-    // --host view reads no bundles, so it keeps each file's verified ack rather than its bytes.
-    ...(cacheDir === null
-      ? {}
-      : { ackFiles: () => (host === undefined ? store.ackFiles : store.verifiedAckFiles) }),
+    // Latest-ack files recalled by their identity, with their verified acks, instead of read and
+    // verified (a memo kept only with a cache).
+    ...(cacheDir === null ? {} : { ackFiles: () => store.verifiedAckFiles }),
     memo: store.documents,
     ackLogs,
   });

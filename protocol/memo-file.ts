@@ -55,22 +55,31 @@ export function readPrivateRecords(
 ): [string, unknown][] | null {
   if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return null;
   try {
-    const lines = readFileSync(file, 'utf8').split('\n');
-    if (lines[0] !== header || lines.at(-1) !== '') return null;
+    // Read as bytes and each value decoded on its own: `readFileSync(file, 'utf8')` took 2-4x the
+    // time of reading the bytes and decoding them (Node 20; a documents memo is ~3.5 MB at 10,000
+    // hosts), and the whole text split into lines was a second copy.
+    const bytes = readFileSync(file);
+    let start = bytes.indexOf(LF) + 1;
+    if (start === 0 || bytes.toString('utf8', 0, start - 1) !== header) return null;
     const out: [string, unknown][] = [];
-    for (const line of lines.slice(1, -1)) {
-      const tab = line.indexOf('\t');
-      if (tab < 0) return null;
-      const key = line.slice(0, tab);
-      const value = JSON.parse(line.slice(tab + 1)) as unknown;
+    while (start < bytes.length) {
+      const end = bytes.indexOf(LF, start);
+      const tab = bytes.indexOf(TAB, start);
+      // A torn last line (no line break: end -1) or a line without its key.
+      if (tab < 0 || tab > end) return null;
+      const key = bytes.toString('utf8', start, tab);
+      const value = JSON.parse(bytes.toString('utf8', tab + 1, end)) as unknown;
       if (!accept(key, value)) return null;
       out.push([key, value]);
+      start = end + 1;
     }
     return out;
   } catch {
     return null;
   }
 }
+const LF = 0x0a;
+const TAB = 0x09;
 
 /** Writes records in readPrivateRecords' format (savePrivateFile: 0600, atomically). Best effort. */
 export function savePrivateRecords(

@@ -307,23 +307,7 @@ export class AckCollector {
   }
 
   /**
-   * A latest-ack file recalled by its identity (AckFileMemo): `text` is exactly its bytes as UTF-8 and
-   * `id` their SHA-256, both from the sealed memo that read them. Taken in as add() takes read bytes.
-   */
-  addRecalled(id: string, text: string, source: string, expectedHost?: string): string {
-    let bytes: Buffer | undefined;
-    this.addIdentified(
-      id,
-      () => (bytes ??= Buffer.from(text, 'utf8')),
-      source,
-      expectedHost,
-      () => text,
-    );
-    return id;
-  }
-
-  /**
-   * A latest-ack file recalled with its verified ack (AckFileMemo `keeps: 'verified'`): a full read
+   * A latest-ack file recalled with its verified ack (AckFileMemo): a full read
    * of exactly the bytes with digest `id` took them in strictly and verified `signed` as
    * the ack of `expectedHost` under `hostKey`. Taken in as add() takes those bytes, without their
    * intake and signature check, when the release still names that key for the host; false (nothing
@@ -718,45 +702,9 @@ export function collectTreeAcks(
       const host = f.slice(0, -'.json'.length);
       // Concatenated, not join()ed: f is one file name (from the directory, or a signed host name:
       // [a-z0-9-] only), and path.join's normalisation was ~3 % of a warm `status --host`.
-      const path = `${hostsDir}/${f}`;
-      let seen = memo?.recall(path);
-      if (seen != null && 'verified' in seen) {
-        const v = seen.verified;
-        // Already given by a log read before: the file adds nothing (a memo entry without its ack is
-        // taken in only so; see ack-file-memo.ts).
-        const logged = collector.seenIds.has(v.digest);
-        if (
-          (logged || v.signed !== null) &&
-          collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
-        ) {
-          // No bytes to compare a bundle with: bundles are then read in full.
-          memo!.keep(v, logged);
-          latestFiles++;
-          continue;
-        }
-        seen = seen.seen;
-      }
-      let id: string;
-      let bytes: () => Buffer;
-      if (seen != null && 'hit' in seen) {
-        const { digest, text } = seen.hit;
-        id = collector.addRecalled(digest, text, source, host);
-        bytes = () => Buffer.from(text, 'utf8');
-      } else {
-        const read = readFile(path, LIMITS.ack, source);
-        const digest = sha256Digest(read);
-        if (takeSameBytes(memo, collector, { path, seen: seen ?? null, digest, source, host })) {
-          latestFiles++;
-          continue;
-        }
-        const known = collector.seenIds.size;
-        id = collector.add(read, source, host, digest);
-        const logged = collector.seenIds.size === known && collector.seenIds.has(id);
-        memo?.remember(path, seen ?? null, read, id, host, logged);
-        bytes = () => read;
-      }
-      if (opts.bundles !== false && collector.seenIds.get(id) === host)
-        taken.set(host, { id, bytes });
+      const file = { path: `${hostsDir}/${f}`, source, host };
+      const t = takeLatestFile(file, collector, memo, readFile);
+      if (opts.bundles !== false && collector.seenIds.get(t.id) === host) taken.set(host, t);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -769,36 +717,97 @@ export function collectTreeAcks(
   return { latestFiles };
 }
 
+/** A latest-ack file: where it is, its source name and the host it is named after. */
+interface LatestFile {
+  path: string;
+  source: string;
+  host: string;
+}
+
+/**
+ * One latest-ack file taken in: recalled from the memo when its identity is unchanged (and its entry
+ * holds under this release), else read, hashed and added (or, same bytes as its entry, taken from it).
+ */
+function takeLatestFile(
+  file: LatestFile,
+  collector: AckCollector,
+  memo: AckFileMemo | undefined,
+  readFile: NonNullable<TreeAckOptions['readFile']>,
+): TakenFile {
+  const { path, source, host } = file;
+  let seen = memo?.recall(path);
+  if (seen != null && 'verified' in seen) {
+    const v = seen.verified;
+    // Already given by a log read before: the file adds nothing (a memo entry without its ack is
+    // taken in only so; see ack-file-memo.ts).
+    const logged = collector.seenIds.has(v.digest);
+    if (
+      (logged || v.signed !== null) &&
+      collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
+    ) {
+      memo!.keep(v, logged);
+      // No bytes in memory: a changed bundle is compared with the file by its size and digest.
+      return { id: v.digest, size: v.size, bytes: null };
+    }
+    seen = seen.seen;
+  }
+  const read = readFile(path, LIMITS.ack, source);
+  const digest = sha256Digest(read);
+  if (takeSameBytes(memo, collector, { ...file, seen: seen ?? null, digest }))
+    return { id: digest, size: read.length, bytes: read };
+  const known = collector.seenIds.size;
+  const id = collector.add(read, source, host, digest);
+  const logged = collector.seenIds.size === known && collector.seenIds.has(id);
+  memo?.remember(path, seen ?? null, id, host, logged);
+  return { id, size: read.length, bytes: read };
+}
+
 /**
  * A latest-ack file whose identity changed but whose bytes (their SHA-256: `digest`) are the very bytes
- * a verified memo entry (`keeps: 'verified'`) was verified from: a tree copied or re-synced (new
- * inodes, same bytes). Taken in as a recalled file is: the release must still name the host key it was
- * verified under and its claims are checked again; the intake and signature check of those bytes are
- * what the memo spares (as the ack cache spares them by digest). Remembered under its new identity
- * (racy rule). False: not so, and the caller takes the bytes in as any read file (a changed byte is a
- * changed digest).
+ * a memo entry was verified from: a tree copied or re-synced (new inodes, same bytes). Taken in as a
+ * recalled file is: the release must still name the host key it was verified under and its claims
+ * are checked again; the intake and signature check of those bytes are what the memo spares (as the
+ * ack cache spares them by digest). Remembered under its new identity (racy rule). False: not so, and
+ * the caller takes the bytes in as any read file (a changed byte is a changed digest).
  */
 function takeSameBytes(
   memo: AckFileMemo | undefined,
   collector: AckCollector,
-  file: { path: string; seen: Seen; digest: string; source: string; host: string },
+  file: LatestFile & { seen: Seen; digest: string },
 ): boolean {
-  if (memo?.keeps !== 'verified') return false;
-  const same = memo.sameBytes(file.path, file.digest);
+  const same = memo?.sameBytes(file.path, file.digest);
   if (
-    same === null ||
+    same == null ||
     collector.seenIds.has(same.digest) ||
     !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
   )
     return false;
-  memo.keepReplaced(same, file.seen);
+  memo!.keepReplaced(same, file.seen);
   return true;
 }
 
-/** A latest-ack file taken in: its digest, and its bytes (kept, or rebuilt from the memo's text). */
+/**
+ * A latest-ack file taken in: its digest (`id`, the SHA-256 of its bytes), its size, and its bytes when
+ * this run read them (null: recalled from the memo).
+ */
 interface TakenFile {
   id: string;
-  bytes: () => Buffer;
+  size: number;
+  bytes: Buffer | null;
+}
+
+/**
+ * Where a bundle's entry at `at` ends when it is, byte for byte, `file` (bundleRepeatsTakenFiles); -1
+ * when not. A recalled file's bytes are not in memory: the entry's bytes of the file's size must then
+ * have the file's SHA-256 (its digest is of exactly the bytes that were verified), which is as good as
+ * comparing them and spares reading again the files of every wave whose bundle changed.
+ */
+function repeatedFileEnd(bundle: Buffer, at: number, file: TakenFile): number {
+  const end = at + file.size;
+  if (end > bundle.length) return -1;
+  const entry = bundle.subarray(at, end);
+  const same = file.bytes !== null ? entry.equals(file.bytes) : sha256Digest(entry) === file.id;
+  return same ? end : -1;
 }
 
 /**
@@ -812,7 +821,6 @@ function collectBundles(
   taken: ReadonlyMap<string, TakenFile>,
   memo: AckFileMemo | undefined,
 ): void {
-  let takenBytes: Map<string, Buffer> | undefined;
   const digestOf = (host: string) => taken.get(host)?.id ?? '-';
   const channelsDir = resolve(acksDir, 'channels');
   for (const ch of listDir(channelsDir)) {
@@ -831,8 +839,7 @@ function collectBundles(
       let bundled: BundledAck[];
       try {
         const bytes = readCappedFile(path, LIMITS.ackBundle, source);
-        takenBytes ??= new Map([...taken].map(([h, t]) => [h, t.bytes()]));
-        const hosts = repeatedHosts(bytes, takenBytes, source);
+        const hosts = repeatedHosts(bytes, taken, source);
         if (hosts !== null) {
           const identity = seen != null && 'bundle' in seen ? seen.seen : (seen ?? null);
           memo?.rememberBundle(path, identity, hosts, repeatsDigest(hosts, digestOf));
@@ -867,13 +874,15 @@ export function bundleRepeatsTakenFiles(
   taken: ReadonlyMap<string, Buffer>,
   source: string,
 ): boolean {
-  return repeatedHosts(bundle, taken, source) !== null;
+  const files = new Map<string, TakenFile>();
+  for (const [h, bytes] of taken) files.set(h, { id: '', size: bytes.length, bytes });
+  return repeatedHosts(bundle, files, source) !== null;
 }
 
 /** The hosts (in bundle order) whose files a bundle repeats, as bundleRepeatsTakenFiles; else null. */
 function repeatedHosts(
   bundle: Buffer,
-  taken: ReadonlyMap<string, Buffer>,
+  taken: ReadonlyMap<string, TakenFile>,
   source: string,
 ): string[] | null {
   if (!bundle.subarray(0, BUNDLE_HEAD.length).equals(BUNDLE_HEAD)) return null;
@@ -884,9 +893,10 @@ function repeatedHosts(
       // The claimed host only picks the file to compare with; equal bytes are what counts.
       const host = claimedHost(bundle.subarray(at, at + LIMITS.ack));
       const file = host === null ? undefined : taken.get(host);
-      if (file === undefined || !bundle.subarray(at, at + file.length).equals(file)) return null;
+      const end = file === undefined ? -1 : repeatedFileEnd(bundle, at, file);
+      if (end < 0) return null;
       hosts.push(host!);
-      at += file.length;
+      at = end;
       if (bundle[at] === CLOSE_BRACKET) break;
       if (bundle[at] !== COMMA) return null;
       at++;

@@ -114,7 +114,7 @@ export function encodeLogPrefixIndex(
 }
 
 /** The position of a value in `values` (added when new): primitives by value, composites by their JSON. */
-function valuePositions(values: unknown[]): (v: unknown) => number {
+export function valuePositions(values: unknown[]): (v: unknown) => number {
   const primitive = new Map<unknown, number>();
   const composite = new Map<string, number>();
   const keyOf = (v: object) =>
@@ -139,7 +139,7 @@ function valuePositions(values: unknown[]): (v: unknown) => number {
 }
 
 /** Unsigned LEB128: 7 bits a byte, low first, the high bit set on all but the last. */
-function writeVarint(out: number[], u: number): void {
+export function writeVarint(out: number[], u: number): void {
   while (u >= 0x80) {
     out.push((u & 0x7f) | 0x80);
     u >>>= 7;
@@ -148,7 +148,7 @@ function writeVarint(out: number[], u: number): void {
 }
 
 /** Reads varints of at most 28 bits from `bytes` in turn; -1 past the end or for a longer one. */
-class VarintReader {
+export class VarintReader {
   at = 0;
   constructor(private readonly bytes: Uint8Array) {}
 
@@ -207,7 +207,7 @@ export function decodeLogPrefixIndex(index: LogPrefixIndex): IndexedAck[] | null
   return read.done ? out : null;
 }
 
-function deepFreeze(v: object): void {
+export function deepFreeze(v: object): void {
   Object.freeze(v);
   for (const x of Object.values(v)) if (x !== null && typeof x === 'object') deepFreeze(x);
 }

@@ -20,7 +20,7 @@
 // bytes, holding the envelope intake built from them. A warm view then hashes the documents' bytes instead
 // of parsing and verifying megabytes of them; their bindings to the timestamp are checked every run.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -31,13 +31,7 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
-import {
-  AckFileMemo,
-  formatAckFileEntry,
-  formatVerifiedAckFiles,
-  parseAckFileEntry,
-  parseVerifiedAckFiles,
-} from './ack-file-memo.ts';
+import { AckFileMemo, formatAckFileMemo, parseAckFileMemo } from './ack-file-memo.ts';
 import { parseLogPrefixIndexLine } from './log-index.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
@@ -46,10 +40,15 @@ const HEADER = 'nixfleet verified-acks v2';
 const PREFIX_HEADER = 'nixfleet verified-log-prefixes v1';
 /** One prefix: bytes, their digest, the trust fingerprint, then the segment file's path as JSON. */
 const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64}) (".*")$/;
-/** The latest-ack files read (read-side/ack-file-memo.ts): identity, digest, path, bytes. */
-const FILES_HEADER = 'nixfleet ack-files v1';
-/** The latest-ack files read with their verified acks (ack-file-memo.ts formatVerifiedAckFiles). */
-const VERIFIED_FILES_HEADER = 'nixfleet verified-ack-files v1';
+/** The latest-ack files read with their verified acks (ack-file-memo.ts formatAckFileMemo): one line. */
+const FILES_HEADER = 'nixfleet latest-ack-memo v1';
+const FILES_SUFFIX = 'latest-acks';
+/**
+ * Names of files earlier versions kept and this one no longer reads (the latest-ack memo's older forms:
+ * its bytes, and a JSON array of whole acks): deleted whenever the store writes, so that an upgrade
+ * leaves no megabytes behind.
+ */
+const RETIRED_SUFFIXES = ['.ack-files', '.verified-ack-files'];
 /** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
 const INDEX_HEADER = 'nixfleet log-prefix-index v2';
 /**
@@ -90,14 +89,9 @@ export interface VerifiedAckStore {
    */
   readonly indexedLogPrefixes: LogPrefixMemo;
   /**
-   * The latest-ack files the last run read, by their identity (beside the ack cache: `<name>[.<part>]
-   * .ack-files`; pass as TreeAckOptions.files). Use after `cache` or scopeAcks() chose the file.
-   */
-  readonly ackFiles: AckFileMemo;
-  /**
-   * The latest-ack files the last run read with the acks it verified in them (`keeps: 'verified'`,
-   * `<name>[.<part>].verified-ack-files`): for a view that reads no bundles (`status --host`). Use
-   * after `cache` or scopeAcks() chose the file.
+   * The latest-ack files the last run read, by their identity, with the acks it verified in them (and
+   * the bundles found to repeat them): beside the ack cache, `<name>[.<part>].latest-acks`; pass as
+   * TreeAckOptions.files. Use after `cache` or scopeAcks() chose the file.
    */
   readonly verifiedAckFiles: AckFileMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
@@ -124,7 +118,6 @@ export function openVerifiedAckStore(
       cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
       prefixes: null,
       files: null,
-      verifiedFiles: null,
     });
   return {
     get cache() {
@@ -148,30 +141,19 @@ export function openVerifiedAckStore(
       }
       return memo;
     },
-    get ackFiles() {
-      const a = open(join(dir, name));
-      return (a.files ??= new AckFileMemo(
-        readSealedLines(dir, `${a.base}.ack-files`, FILES_HEADER, key, parseAckFileEntry),
-        startedAt,
-      ));
-    },
     get verifiedAckFiles() {
       const a = open(join(dir, name));
-      return (a.verifiedFiles ??= new AckFileMemo(
-        readSealedLines(
-          dir,
-          `${a.base}.verified-ack-files`,
-          VERIFIED_FILES_HEADER,
-          key,
-          parseVerifiedAckFiles,
-        ).flat(),
-        startedAt,
-        'verified',
-      ));
+      if (a.files === null) {
+        const file = `${a.base}.${FILES_SUFFIX}`;
+        const lines = readSealedLines(dir, file, FILES_HEADER, key, parseAckFileMemo);
+        a.files = new AckFileMemo(lines.length === 1 ? lines[0] : undefined, startedAt);
+      }
+      return a.files;
     },
     save: () => {
-      if (acks !== null) saveScopeFiles(dir, acks);
+      const wrote = acks !== null && saveScopeFiles(dir, acks);
       saveDocumentMemo(dir, docsFile, documents);
+      if (wrote) deleteRetiredFiles(dir);
     },
   };
 }
@@ -186,8 +168,7 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
     documents: new DocumentMemo([]),
     logPrefixes,
     indexedLogPrefixes: logPrefixes,
-    ackFiles: new AckFileMemo([], startedAt),
-    verifiedAckFiles: new AckFileMemo([], startedAt, 'verified'),
+    verifiedAckFiles: new AckFileMemo(undefined, startedAt),
     save: () => {},
   };
 }
@@ -198,16 +179,18 @@ interface ScopeFiles {
   cache: AckCache;
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
-  verifiedFiles: AckFileMemo | null;
 }
 
-/** Writes each of the scope's files that changed, sealed with the directory's key (made if needed). */
-function saveScopeFiles(dir: string, s: ScopeFiles): void {
+/**
+ * Writes each of the scope's files that changed, sealed with the directory's key (made if needed).
+ * Whether it wrote any.
+ */
+function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
   const indexes = s.prefixes?.indexesChanged ? s.prefixes.usedIndexes() : null;
-  const changed = [s.cache, s.prefixes, s.files, s.verifiedFiles].some((x) => x?.changed);
-  if (!changed && !indexes) return;
+  const changed = [s.cache, s.prefixes, s.files].some((x) => x?.changed);
+  if (!changed && !indexes) return false;
   const k = makeKey(dir);
-  if (k === null) return;
+  if (k === null) return false;
   if (s.cache.changed)
     saveSealed(
       dir,
@@ -227,10 +210,8 @@ function saveScopeFiles(dir: string, s: ScopeFiles): void {
         .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
     );
   if (s.files?.changed)
-    saveSealed(dir, `${s.base}.ack-files`, FILES_HEADER, k, s.files.used().map(formatAckFileEntry));
-  if (s.verifiedFiles?.changed)
-    saveSealed(dir, `${s.base}.verified-ack-files`, VERIFIED_FILES_HEADER, k, [
-      formatVerifiedAckFiles(s.verifiedFiles.usedVerified()),
+    saveSealed(dir, `${s.base}.${FILES_SUFFIX}`, FILES_HEADER, k, [
+      formatAckFileMemo(s.files.used()),
     ]);
   if (indexes)
     saveSealed(
@@ -240,6 +221,25 @@ function saveScopeFiles(dir: string, s: ScopeFiles): void {
       k,
       indexes.map((i) => JSON.stringify(i)),
     );
+  return true;
+}
+
+/** Deletes the files of earlier versions' forms (RETIRED_SUFFIXES) in the directory. Best effort. */
+function deleteRetiredFiles(dir: string): void {
+  if (!ownedPrivately(dir, 'dir')) return;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const f of names)
+    if (RETIRED_SUFFIXES.some((x) => f.endsWith(x)))
+      try {
+        unlinkSync(join(dir, f));
+      } catch {
+        // Deleted by another run first, or a read-only directory: the next save tries again.
+      }
 }
 
 /**

@@ -3,7 +3,7 @@
 // both instead of being rewritten for each (issue 10.4), and drops documents of other releases.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -87,6 +87,41 @@ test('views alternating between hosts of two channels do not rewrite the file', 
     const saved = readDocumentMemo(dir, file);
     for (const [k] of [index2, planA2, hostA2, planB2, hostB2])
       assert.ok(saved.get(k), `${k} kept`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file read back whole or not at all: a torn tail, a line without its key, another header', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nf-memo-'));
+  try {
+    const file = join(dir, 'verified-docs');
+    const memo = new DocumentMemo();
+    for (const [k, env] of [index2, planA2, hostA2]) memo.set(k, env);
+    saveDocumentMemo(dir, file, memo);
+    const text = readFileSync(file, 'utf8');
+    /** The saved keys the memo read back from the file holds. */
+    const found = () => {
+      const back = readDocumentMemo(dir, file);
+      return [index2, planA2, hostA2].filter(([k]) => back.get(k) !== undefined).length;
+    };
+    assert.is(found(), 3);
+    const lines = text.split('\n');
+    for (const [label, content] of [
+      ['no final line break', text.slice(0, -1)],
+      [
+        'the last line cut to a valid JSON value',
+        `${text.slice(0, text.lastIndexOf('\t') + 1)}{}\n`,
+      ],
+      [
+        'a line without its key',
+        [lines[0], lines[1], lines[2]!.replace('\t', ' '), ...lines.slice(3)].join('\n'),
+      ],
+      ['another header', text.replace(/^[^\n]*/, 'nixfleet verified-docs v0')],
+    ] as const) {
+      writeFileSync(file, content, { mode: 0o600 });
+      assert.is(found(), 0, label);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -19,9 +19,21 @@ import { join } from 'node:path';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { bundleJson } from '../../control-plane/ack-publisher.ts';
-import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
+import {
+  ackTrustOf,
+  loadFleetState,
+  readPinnedRoot,
+  type FleetState,
+} from '../../read-side/load.ts';
+import { loadVerifiedRelease } from '../../read-side/release.ts';
+import { readTreeAcks } from '../../read-side/acks.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
-import { RACY_MS } from '../../read-side/ack-file-memo.ts';
+import {
+  RACY_MS,
+  type AckFileMemoEntries,
+  type VerifiedAckFile,
+} from '../../read-side/ack-file-memo.ts';
+import { readMemo, rewriteMemo } from './sealed-memo.ts';
 import {
   MIN,
   NOW,
@@ -55,11 +67,11 @@ async function view(
     now: NOW,
     manifests: [],
     ackCache: store.cache,
-    ackFiles: () => store.ackFiles,
+    ackFiles: () => store.verifiedAckFiles,
     memo: store.documents,
   });
   store.save();
-  return { state, hits: store.ackFiles.hits };
+  return { state, hits: store.verifiedAckFiles.hits };
 }
 
 /** The facts a view shows of its acks: every host's phase and last ack, and every rejection. */
@@ -75,7 +87,7 @@ async function cold(fx: Fixture): Promise<ReturnType<typeof shown>> {
 }
 
 const filesOf = (fx: Fixture) => readdirSync(join(fx.tree, 'acks', 'hosts'));
-const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status.ack-files');
+const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status.latest-acks');
 
 test('a warm view recalls every unchanged latest-ack file and shows what a view without any cache shows', async () => {
   const { fx } = rolledOut();
@@ -87,50 +99,30 @@ test('a warm view recalls every unchanged latest-ack file and shows what a view 
   assert.equal(shown(warm.state), shown(first.state));
 });
 
-test('the memo stands in for the file: an entry sealed with the directory key is what the view takes in (and it is still verified)', async () => {
+test('the memo stands in for the file: an entry sealed with the directory key is what the view takes in, while the release names its host key', async () => {
   const { fx, hosts } = rolledOut();
   const h = hosts[0]!;
   await view(fx);
-  // The premise of every other test: a warm view reads the memo, not the file. An older genuine ack
-  // of h, sealed in h's entry (for the file's identity now) with the directory's key, is what the
-  // view then shows for h.
-  const file = join(fx.tree, 'acks', 'hosts', `${h}.json`);
-  const newest = readFileSync(file);
-  const olderText = canonicalString(
-    postAcks(fx, h, lifecycle(NOW - 20 * MIN, NOW - 10 * MIN)).at(-1)!,
-  );
-  writeFileSync(file, newest);
-  const st = statSync(file);
-  const identity = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-  const key = Buffer.from(readFileSync(join(fx.dir, 'cache', 'cache-key'), 'latin1').trim(), 'hex');
-  const sealed = (entries: string[]) => {
-    const text = `${entries.join('\n')}\n`;
-    return `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`;
-  };
-  const lines = readFileSync(memoFile(fx), 'utf8')
-    .split('\n')
-    .filter((l) => l !== '' && !l.startsWith('mac ') && l.split('\t')[2] !== file);
-  const entry = (text: string) =>
-    `${identity}\t${sha256Digest(Buffer.from(text))}\t${file}\t${text}`;
-  writeFileSync(memoFile(fx), sealed([...lines, entry(olderText)]));
+  // The premise of every other test: a warm view takes h's ack from its entry, not from its file. The
+  // entry made to claim another time and sealed with the directory's key (only the cache directory's
+  // owner can) is what the view then shows for h.
+  const entryOf = (m: AckFileMemoEntries) => m.files.find((e) => e.host === h)!;
+  const fileTime = entryOf(readMemo(memoFile(fx))).signed!.time;
+  rewriteMemo(memoFile(fx), (m) => {
+    entryOf(m).signed!.time = '2030-03-01T11:00:00Z';
+  });
   const warm = await view(fx);
   assert.is(warm.hits, filesOf(fx).length);
-  assert.is(
-    warm.state.view.hosts.find((x) => x.host === h)!.lastAck,
-    Date.parse((JSON.parse(olderText) as { signed: { time: string } }).signed.time),
-    'the sealed entry was taken in instead of the file',
-  );
-  // A sealed entry is still only bytes: one that does not verify is refused as a read file would be.
-  const forged = olderText.replace(
-    /"sig":"(.)/,
-    (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
-  );
-  writeFileSync(memoFile(fx), sealed([...lines, entry(forged)]));
-  const refused = await view(fx);
-  assert.equal(
-    refused.state.acks.rejected.map((r) => [r.source, r.code]),
-    [[`acks/hosts/${h}.json`, 'BadSignature']],
-  );
+  assert.is(warm.state.input.acks[h]!.time, '2030-03-01T11:00:00Z', 'the entry was taken in');
+  // The entry stands in for a signature check under the key it was verified under only: under a key
+  // the release does not name for h, the file is read and verified.
+  rewriteMemo(memoFile(fx), (m) => {
+    entryOf(m).hostKey = entryOf(m).hostKey.replace(/^./, (c) => (c === 'A' ? 'B' : 'A'));
+  });
+  const rekeyed = await view(fx);
+  assert.is(rekeyed.hits, filesOf(fx).length - 1);
+  assert.is(rekeyed.state.input.acks[h]!.time, fileTime, 'the file was read');
+  assert.equal(shown(rekeyed.state), await cold(fx));
 });
 
 test('a file rewritten in place with its size and mtime kept is read again (its ctime moved): a tampered ack is refused with a warm memo', async () => {
@@ -173,30 +165,21 @@ test('a file rewritten in place with its size and mtime kept is read again (its 
 
 test('a memo edited by hand (its MAC not made with the directory key) is ignored whole: every file is read', async () => {
   const { fx, hosts } = rolledOut();
-  const h = hosts[2]!;
+  const [h, other] = [hosts[2]!, hosts[3]!];
   await view(fx);
-  const text = readFileSync(memoFile(fx), 'utf8');
-  // h's entry made to hold another host's ack (its digest updated to match), the MAC kept.
-  const other = readFileSync(join(fx.tree, 'acks', 'hosts', `${hosts[3]}.json`), 'utf8');
-  const file = join(fx.tree, 'acks', 'hosts', `${h}.json`);
-  const edited = text
-    .split('\n')
-    .map((l) => {
-      const parts = l.split('\t');
-      return parts[2] === file
-        ? [parts[0], sha256Digest(Buffer.from(other)), file, other].join('\t')
-        : l;
-    })
-    .join('\n');
-  assert.is.not(edited, text);
-  for (const [label, content] of [
-    ['an entry edited, the MAC kept', edited],
-    ['an entry edited, no MAC', edited.replace(/mac [0-9a-f]{64}\n$/, '')],
-  ] as const) {
-    writeFileSync(memoFile(fx), content, { mode: 0o600 });
+  // h's entry made to hold another host's ack (host, digest and ack), the MAC kept or dropped.
+  const swap = (m: AckFileMemoEntries) => {
+    const [e, o] = [h, other].map((x) => m.files.find((f) => f.host === x)!) as [
+      VerifiedAckFile,
+      VerifiedAckFile,
+    ];
+    Object.assign(e, { digest: o.digest, signed: { ...o.signed!, host: h } });
+  };
+  for (const seal of ['old-mac', 'no-mac'] as const) {
+    rewriteMemo(memoFile(fx), swap, seal);
     const warm = await view(fx);
-    assert.is(warm.hits, 0, label);
-    assert.equal(shown(warm.state), await cold(fx), label);
+    assert.is(warm.hits, 0, seal);
+    assert.equal(shown(warm.state), await cold(fx), seal);
   }
 });
 
@@ -255,6 +238,77 @@ test('a bundle found to repeat the files is not read while it and they are uncha
     [['acks/channels/ch-0/wave-1.json', 'BadSignature']],
   );
   assert.equal(shown(forged.state), await cold(fx));
+});
+
+test('files of the memo forms earlier versions kept are deleted when the store writes; the current ones stay', async () => {
+  const { fx, hosts } = rolledOut();
+  const cache = join(fx.dir, 'cache');
+  mkdirSync(cache, { recursive: true, mode: 0o700 });
+  const retired = [
+    'status.ack-files',
+    'status-host.ch-0.ack-files',
+    'status-host.ch-1.verified-ack-files',
+    'trace.ch-0.verified-ack-files',
+  ];
+  for (const f of retired)
+    writeFileSync(join(cache, f), 'nixfleet ack-files v1\n', { mode: 0o600 });
+  await view(fx);
+  const left = readdirSync(cache).sort();
+  assert.equal(
+    left.filter((f) => retired.includes(f)),
+    [],
+    'every retired file deleted by the first save',
+  );
+  assert.ok(left.includes('status.latest-acks') && left.includes('cache-key'), left.join(' '));
+  // Left by an older version after this one saved: deleted by the next save (a changed file).
+  writeFileSync(join(cache, retired[0]!), 'nixfleet ack-files v1\n', { mode: 0o600 });
+  postAcks(fx, hosts[0]!, lifecycle(NOW - 20 * MIN, NOW - 30_000));
+  await view(fx);
+  assert.not.ok(readdirSync(cache).includes(retired[0]!));
+  assert.is((await view(fx)).hits, filesOf(fx).length, 'the current memo kept and read');
+});
+
+test('a changed bundle is compared with the recalled files by their sizes and digests, without reading them', async () => {
+  const { fx } = rolledOut();
+  writeBundle(fx, 1);
+  await view(fx);
+  assert.is((await view(fx)).hits, filesOf(fx).length + 1);
+  const release = await loadVerifiedRelease(fx.tree, readPinnedRoot(fx.rootFile), { now: NOW });
+  const bundle = join(fx.tree, 'acks', 'channels', 'ch-0', 'wave-1.json');
+  /** The bundle rewritten through a rename (a new identity) with `latest`'s acks, then one read. */
+  const readWith = (latest: (host: string) => string) => {
+    const text = bundleJson('generated', 'ch-0', 1, isoTime(NOW - MIN), fx.wave('ch-0', 1), latest);
+    writeFileSync(`${bundle}.tmp`, text);
+    renameSync(`${bundle}.tmp`, bundle);
+    const store = openVerifiedAckStore(join(fx.dir, 'cache'), 'status', Date.now() + 10 * RACY_MS);
+    const memo = store.verifiedAckFiles;
+    const read: string[] = [];
+    const acks = readTreeAcks(join(fx.tree, 'acks'), ackTrustOf(release), store.cache, {
+      files: memo,
+      readFile: (path) => (read.push(path), readFileSync(path)),
+    });
+    store.save();
+    return { acks, read, hits: memo.hits };
+  };
+  const fileText = (h: string) => readFileSync(join(fx.tree, 'acks', 'hosts', `${h}.json`), 'utf8');
+  // The same acks in a new file: every latest-ack file recalled, none read, the bundle found to repeat
+  // them (and remembered: the next view recalls it too).
+  const same = readWith(fileText);
+  assert.equal([same.hits, same.read, same.acks.rejected], [filesOf(fx).length, [], []]);
+  assert.is((await view(fx)).hits, filesOf(fx).length + 1);
+  // h's entry forged (same length, a signature character changed): not h's file by its digest, so the
+  // bundle is read in full and the forged ack refused.
+  const [h] = fx.wave('ch-0', 1);
+  const forged = readWith((x) =>
+    x === h
+      ? fileText(x).replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`)
+      : fileText(x),
+  );
+  assert.equal(forged.read, []);
+  assert.equal(
+    forged.acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
+    [['acks/channels/ch-0/wave-1.json', 'BadSignature']],
+  );
 });
 
 test("git's racy rule: a file changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {

@@ -24,7 +24,8 @@ import { publishRelease } from '../../publisher/publish.ts';
 import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
 import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
-import { RACY_MS } from '../../read-side/ack-file-memo.ts';
+import { RACY_MS, type AckFileMemoEntries } from '../../read-side/ack-file-memo.ts';
+import { readMemo, rewriteMemo } from './sealed-memo.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import {
   MIN,
@@ -104,7 +105,7 @@ function assertSame(a: Shown, b: Shown, label: string): void {
 }
 
 const filesOf = (fx: Fixture) => readdirSync(join(fx.tree, 'acks', 'hosts')).length;
-const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status-host.ch-1.verified-ack-files');
+const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status-host.ch-1.latest-acks');
 const hostFile = (fx: Fixture, h: string) => join(fx.tree, 'acks', 'hosts', `${h}.json`);
 
 /** A signature character of the file's ack changed in place (same size, same mtime): its ctime moves. */
@@ -165,20 +166,16 @@ test('a file tampered in place is read again and refused; a memo edited by hand 
   assert.is(again.hits, filesOf(fx) - 1);
   assertSame(again, await cold(fx, host), 'the tampered file again');
 
-  // The peer's entry made to claim an older time (its MAC kept, or dropped): not believed at all.
-  const text = readFileSync(memoFile(fx), 'utf8');
-  const edited = text.replace(/"time":"2030-03-01T11:5([0-9])/, (_m, d: string) => {
-    return `"time":"2030-03-01T11:4${d}`;
-  });
-  assert.is.not(edited, text);
-  for (const [label, content] of [
-    ['an entry edited, the MAC kept', edited],
-    ['an entry edited, no MAC', edited.replace(/mac [0-9a-f]{64}\n$/, '')],
-  ] as const) {
-    writeFileSync(memoFile(fx), content, { mode: 0o600 });
+  // The host's entry made to claim an older time (its MAC kept, or dropped): not believed at all.
+  const older = (m: AckFileMemoEntries) => {
+    const e = m.files.find((f) => f.host === host)!;
+    e.signed = { ...e.signed!, time: '2030-03-01T11:40:00Z' };
+  };
+  for (const seal of ['old-mac', 'no-mac'] as const) {
+    rewriteMemo(memoFile(fx), older, seal);
     const w2 = await warm(fx, host);
-    assert.is(w2.hits, 0, label);
-    assertSame(w2, await cold(fx, host), label);
+    assert.is(w2.hits, 0, seal);
+    assertSame(w2, await cold(fx, host), seal);
   }
 });
 
@@ -188,16 +185,9 @@ test('the memo stands in for the file: an entry sealed with the directory key is
   await warm(fx, host);
   // The premise of the other tests: an entry re-sealed with the directory's key is believed (the
   // view shows its ack's time, not the file's). Only the cache directory's owner can do this.
-  const key = Buffer.from(readFileSync(join(fx.dir, 'cache', 'cache-key'), 'latin1').trim(), 'hex');
-  const [header, body] = readFileSync(memoFile(fx), 'utf8').split('\n') as [string, string];
-  const rows = JSON.parse(body) as [string, string, string, string, string, { time: string }][];
-  const row = rows.find((r) => r[2] === host)!;
-  row[5].time = '2030-03-01T11:00:00Z';
-  const text = `${header}\n${JSON.stringify(rows)}\n`;
-  writeFileSync(
-    memoFile(fx),
-    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`,
-  );
+  rewriteMemo(memoFile(fx), (m) => {
+    m.files.find((e) => e.host === host)!.signed!.time = '2030-03-01T11:00:00Z';
+  });
   const w = await warm(fx, host);
   assert.is(w.hits, filesOf(fx));
   assert.is(
@@ -220,15 +210,9 @@ test('a file replaced by the same bytes (a copied tree) is taken in from the mem
   await warm(fx, host);
   // The peer's entry made to show another time and sealed with the directory's key: whatever the
   // view shows for the peer then tells whether the memo stood in for the file (as in the test above).
-  const key = Buffer.from(readFileSync(join(fx.dir, 'cache', 'cache-key'), 'latin1').trim(), 'hex');
-  const [header, body] = readFileSync(memoFile(fx), 'utf8').split('\n') as [string, string];
-  const rows = JSON.parse(body) as [string, string, string, string, string, { time: string }][];
-  rows.find((r) => r[2] === peer)![5].time = '2030-03-01T11:00:00Z';
-  const text = `${header}\n${JSON.stringify(rows)}\n`;
-  writeFileSync(
-    memoFile(fx),
-    `${text}mac ${createHmac('sha256', key).update(text).digest('hex')}\n`,
-  );
+  rewriteMemo(memoFile(fx), (m) => {
+    m.files.find((e) => e.host === peer)!.signed!.time = '2030-03-01T11:00:00Z';
+  });
 
   const file = hostFile(fx, peer);
   const bytes = readFileSync(file);
@@ -322,11 +306,8 @@ test('with an ack log (--acks-log): files whose acks the log also holds are reca
   assertSame(t, await cold(fx, host, NOW, logs), 'a tampered file with the log');
 });
 
-/** The memo's rows: [identity, digest, host, host key, path, signed ack or null]. */
-function memoRows(file: string): [string, string, string, string, string, unknown][] {
-  const body = readFileSync(file, 'utf8').split('\n')[1]!;
-  return JSON.parse(body) as [string, string, string, string, string, unknown][];
-}
+/** The acks a memo file keeps (null: a file whose ack the log gave). */
+const memoAcks = (file: string) => readMemo(file).files.map((e) => e.signed);
 
 test('a file whose ack the log gave is remembered without it; without that log it is read again', async () => {
   const fx = rollout('verified-files-logged');
@@ -334,10 +315,10 @@ test('a file whose ack the log gave is remembered without it; without that log i
   const logs = [fx.logFile];
   await warm(fx, host, NOW, undefined, logs);
   // Every latest ack of the fixture is also in the log: the memo keeps identities and digests only.
-  const rows = memoRows(memoFile(fx));
-  assert.is(rows.length, filesOf(fx));
+  const acks = memoAcks(memoFile(fx));
+  assert.is(acks.length, filesOf(fx));
   assert.ok(
-    rows.every((r) => r[5] === null),
+    acks.every((a) => a === null),
     'no ack kept for a file repeating the log',
   );
   const w = await warm(fx, host, NOW, undefined, logs);
@@ -348,14 +329,14 @@ test('a file whose ack the log gave is remembered without it; without that log i
   assert.is(alone.hits, 0);
   assertSame(alone, await cold(fx, host), 'the same memo, no log');
   assert.ok(
-    memoRows(memoFile(fx)).every((r) => r[5] !== null),
+    memoAcks(memoFile(fx)).every((a) => a !== null),
     'remembered with their acks',
   );
   // The log again: recalled, and the entries lose their acks once more.
   const again = await warm(fx, host, NOW, undefined, logs);
   assert.is(again.hits, filesOf(fx));
   assertSame(again, await cold(fx, host, NOW, logs), 'with the log again');
-  assert.ok(memoRows(memoFile(fx)).every((r) => r[5] === null));
+  assert.ok(memoAcks(memoFile(fx)).every((a) => a === null));
 });
 
 /** `nixfleet trace --host --json` over `log` (null: none), cacheDir null: --no-cache. */
@@ -378,9 +359,9 @@ test('trace --host: latest-ack files recalled beside the log; a shorter log read
   await new Promise((resolve) => setTimeout(resolve, RACY_MS + 200));
   const full = await traceJson(fx, host, fx.logFile, null);
   assert.is(await traceJson(fx, host, fx.logFile, cache), full, 'the run that fills the memo');
-  const memo = join(cache, 'trace.ch-1.verified-ack-files');
+  const memo = join(cache, 'trace.ch-1.latest-acks');
   assert.ok(
-    memoRows(memo).every((r) => r[5] === null),
+    memoAcks(memo).every((a) => a === null),
     'the files repeat the log',
   );
   assert.is(await traceJson(fx, host, fx.logFile, cache), full, 'warm');
@@ -397,7 +378,7 @@ test('trace --host: latest-ack files recalled beside the log; a shorter log read
   const noLog = join(fx.dir, 'no-log-cache');
   const latest = await traceJson(fx, host, null, null);
   assert.is(await traceJson(fx, host, null, noLog), latest, 'no log, warm');
-  assert.not.ok(existsSync(join(noLog, 'trace.ch-1.verified-ack-files')));
+  assert.not.ok(existsSync(join(noLog, 'trace.ch-1.latest-acks')));
 });
 
 test("git's racy rule: files changed within RACY_MS of the run's start are not remembered", async () => {
