@@ -19,6 +19,7 @@ import {
   loadReleaseAllowingStale,
   readAckHistory,
   AckCache,
+  type AckFileMemo,
   type AckHistory,
   type ReleaseLoad,
   type VerificationFailure,
@@ -41,6 +42,12 @@ export const SITE_ACK_LOG_WINDOW_BYTES = 128 * 1024 * 1024;
 export interface VerifiedStore {
   cache: AckCache;
   documents: VerifiedDocumentMemo;
+  /**
+   * The latest-ack files the last one-shot build read, by identity, with the acks it verified in them
+   * (read-side/ack-file-memo.ts, `keeps: 'verified'`: a build reads no bundles): a file whose identity
+   * is unchanged costs one stat instead of open, read, close, SHA-256 and the cache lookup.
+   */
+  readonly verifiedAckFiles: AckFileMemo;
   save(): void;
 }
 
@@ -237,6 +244,8 @@ function readSiteAcks(
       // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
       bundles: false,
       ...(cache ? { cache } : {}),
+      // Only with the store's own cache: the memo's entries stand for acks that cache verified.
+      ...(o.verifiedStore === undefined ? {} : { files: o.verifiedStore.verifiedAckFiles }),
     });
   // Saved before commit(): what this build verified or reused is what the store keeps.
   o.verifiedStore?.save();

@@ -514,6 +514,49 @@ test('one-shot builds with a persisted store: the second checks digests (same si
   }
 });
 
+test('one-shot builds recall unchanged latest-ack files by identity; a file written since is read and refused', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    // Every fixture file is older than this "start" by more than the racy margin, so all are remembered.
+    const startedAt = Date.now() + 60_000;
+    const oneShot = async (name: string) => {
+      const verifiedStore = openVerifiedAckStore(cacheDir, 'site', startedAt);
+      const outDir = join(copy.dir, name);
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        verifiedStore,
+      });
+      return { r, files: verifiedStore.verifiedAckFiles, site: readSite(outDir) };
+    };
+    const first = await oneShot('first');
+    assert.is(first.files.hits, 0, 'nothing remembered yet: every file read');
+    assert.ok(existsSync(join(cacheDir, 'site.verified-ack-files')));
+    const hostFiles = first.r.hosts;
+    const second = await oneShot('second');
+    assert.is(second.files.hits, hostFiles, 'every latest-ack file recalled, none read');
+    assert.equal(second.r.acks, first.r.acks);
+    for (const [k, v] of first.site) assert.ok(second.site.get(k) === v, `${k} differs`);
+
+    // The same size, another byte: the file's change time moved, so it is read and verified again.
+    const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
+    const genuine = readFileSync(gatedFile, 'utf8');
+    writeFileSync(gatedFile, genuine.replace('waiting for its turn', 'waiting for its tunr'));
+    const third = await oneShot('third');
+    assert.is(third.files.hits, hostFiles - 1, 'only the rewritten file read');
+    assert.is(third.r.acks.rejected, 1);
+    assert.match(
+      third.site.get('documents.html')!,
+      `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
+    );
+  } finally {
+    copy.cleanup();
+  }
+});
+
 test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt record, a replaced log read in full; always equal to a full read', async () => {
   const copy = createSiteFixture();
   try {
