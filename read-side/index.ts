@@ -1,5 +1,6 @@
 // Public face of read-side/: other folders import read-side only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
+export { identityOfStats, racyCutoff } from './ack-file-memo.ts';
 export type { AckFileMemo } from './ack-file-memo.ts';
 export {
   AckCache,

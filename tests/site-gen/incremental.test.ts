@@ -565,7 +565,9 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
     const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
     const opts = { acksDir: join(copy.treeDir, 'acks'), logFile, trust, log };
     const cache = new AckCache();
-    const feed = new AckFeed();
+    // Ahead of the files' times by more than the racy margin: the files just written are recalled
+    // by their identity (in use, only files older than 2 s are).
+    const feed = new AckFeed({ clock: () => Date.now() + 60_000 });
     const same = (tag: string, incremental: boolean) => {
       const fed = feed.read({ ...opts, cache }, true);
       const full = readAckHistory({ ...opts, bundles: false });
