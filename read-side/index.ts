@@ -14,7 +14,13 @@ export {
   formatAckAudit,
   readAckHistory,
 } from './acks.ts';
-export type { AckHistory, AckLogOptions, AckLogRead, AckSignatures } from './acks.ts';
+export type {
+  AckHistory,
+  AckLogOptions,
+  AckLogRead,
+  AckSignatures,
+  LogPrefixMemo,
+} from './acks.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

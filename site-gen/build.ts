@@ -1,7 +1,7 @@
 // One dashboard build: verify the served tree, read and verify the acks, run the reconciler's fleet
 // view, render every page, install the site atomically.
-import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import {
   ackLogPath,
   listAckLogSegments,
@@ -21,6 +21,7 @@ import {
   AckCache,
   type AckFileMemo,
   type AckHistory,
+  type LogPrefixMemo,
   type ReleaseLoad,
   type VerificationFailure,
   type VerifiedRelease,
@@ -48,6 +49,12 @@ export interface VerifiedStore {
    * is unchanged costs one stat instead of open, read, close, SHA-256 and the cache lookup.
    */
   readonly verifiedAckFiles: AckFileMemo;
+  /**
+   * The verified prefixes of the ack log's segments the last one-shot build read, with their indexes
+   * (read-side/log-index.ts): a segment that still begins with its verified prefix is taken from the
+   * index (its records are not split, hashed nor parsed again); only the bytes after it are read.
+   */
+  readonly indexedLogPrefixes: LogPrefixMemo;
   save(): void;
 }
 
@@ -218,17 +225,18 @@ function readSiteAcks(
   cache: AckCache | undefined,
 ): AckHistory {
   const logFile = siteAckLog(o);
+  const segments = logFile === null ? [] : listAckLogSegments(logFile);
   const source = {
     acksDir: acksDirOf(o.treeDir),
     // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
-    logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
+    logFile: segments.length > 0 ? logFile : null,
     trust: ackTrustOf(release),
     signatures: o.everySignature ? ('each' as const) : SITE_SIGNATURES.acks,
     // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
     log: {
       label: basename(logFile ?? ACK_LOG_FILE),
-      windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
       onCorrupt: 'reject' as const,
+      ...logWindow(segments, o.ackFeed === undefined ? o.verifiedStore : undefined),
     },
   };
   let acks: AckHistory;
@@ -253,6 +261,36 @@ function readSiteAcks(
   return acks;
 }
 
+/**
+ * How a build reads the log: its newest SITE_ACK_LOG_WINDOW_BYTES; or, with a persisted store and a
+ * log within the window, whole, through the store's verified prefixes and their indexes (a remembered
+ * prefix is only for segments read whole from their start, read-side collectAckLog). A log that grows
+ * past the window between this look and the read is read whole once (bounded by MAX_ACK_LOG_BYTES).
+ */
+function logWindow(
+  segments: readonly { file: string }[],
+  store: VerifiedStore | undefined,
+): { windowBytes: number } | { prefixes: LogPrefixMemo } {
+  let bytes = 0;
+  for (const s of segments) bytes += statSync(s.file, { throwIfNoEntry: false })?.size ?? 0;
+  return store !== undefined && bytes <= SITE_ACK_LOG_WINDOW_BYTES
+    ? { prefixes: store.indexedLogPrefixes }
+    : { windowBytes: SITE_ACK_LOG_WINDOW_BYTES };
+}
+
+/**
+ * Whether a one-shot build with a store will take the log's records from remembered prefix indexes
+ * (logWindow), so that their strict intake on a helper thread would be wasted: its ack cache is then
+ * about empty (acks from an index are not looked up in it), not a sign of a truly cold build.
+ */
+function takenFromIndexes(o: SiteInputOptions, logFile: string): boolean {
+  const store = o.ackFeed === undefined ? o.verifiedStore : undefined;
+  return (
+    store !== undefined &&
+    listAckLogSegments(logFile).some((s) => store.indexedLogPrefixes.indexes(resolve(s.file)))
+  );
+}
+
 /** The ack log a build reads: `ackLogFile`, else the tree's when it exists; null = none. */
 function siteAckLog(o: SiteInputOptions): string | null {
   return o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
@@ -267,7 +305,11 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
   const preparse =
-    reused === null && logFile !== null && o.preparseAcks !== false && (cache?.cold ?? true)
+    reused === null &&
+    logFile !== null &&
+    o.preparseAcks !== false &&
+    (cache?.cold ?? true) &&
+    !takenFromIndexes(o, logFile)
       ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
       : null;
   let load: ReleaseLoad;

@@ -18,6 +18,8 @@ import {
 import { createHash } from 'node:crypto';
 import { AckFeed } from '../../site-gen/ack-feed.ts';
 import { hostKeysOfPlans } from '../../protocol/index.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
+import { sha256Digest } from '../../protocol/canonical.ts';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { ModelMemo, buildFleetModel } from '../../site-gen/model.ts';
@@ -489,7 +491,11 @@ test('one-shot builds with a persisted store: the second checks digests (same si
     assert.ok(existsSync(join(cacheDir, 'site.verified-docs')));
     const second = await oneShot(join(copy.dir, 'second'), cacheDir);
     assert.ok(second.verifiedStore.documents.hits > 0, 'release documents from the store');
-    assert.is(second.verifiedStore.cache.changed, false, 'every ack from the store');
+    assert.is(
+      second.verifiedStore.indexedLogPrefixes.indexHits,
+      1,
+      "the log's acks from the index of its verified prefix",
+    );
     const uncached = await oneShot(join(copy.dir, 'uncached'), null);
     const a = readSite(join(copy.dir, 'second'));
     const b = readSite(join(copy.dir, 'uncached'));
@@ -514,7 +520,7 @@ test('one-shot builds with a persisted store: the second checks digests (same si
   }
 });
 
-test('one-shot builds recall unchanged latest-ack files by identity; a file written since is read and refused', async () => {
+test('one-shot builds recall unchanged latest-ack files by identity and the log from its verified prefix index; a file or record written since is read and refused', async () => {
   const copy = createSiteFixture();
   try {
     const cacheDir = join(copy.dir, 'cache');
@@ -530,7 +536,12 @@ test('one-shot builds recall unchanged latest-ack files by identity; a file writ
         now: NOW,
         verifiedStore,
       });
-      return { r, files: verifiedStore.verifiedAckFiles, site: readSite(outDir) };
+      return {
+        r,
+        files: verifiedStore.verifiedAckFiles,
+        log: verifiedStore.indexedLogPrefixes,
+        site: readSite(outDir),
+      };
     };
     const first = await oneShot('first');
     assert.is(first.files.hits, 0, 'nothing remembered yet: every file read');
@@ -552,6 +563,24 @@ test('one-shot builds recall unchanged latest-ack files by identity; a file writ
       third.site.get('documents.html')!,
       `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
     );
+    assert.is(third.log.indexHits, 1, "the log's acks from its index");
+
+    // A record of the log's verified prefix changed (valid framing, same length): the prefix is not
+    // the one remembered, so the log is read and verified in full, and the record refused.
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const lines = readFileSync(logFile, 'utf8').split('\n');
+    const host = copy.roles.soaked;
+    const at = lines.findIndex((l) => l.includes(`"host":"${host}"`) && l.includes('"activated"'));
+    const canonical = lines[at]!.slice(lines[at]!.indexOf('{'));
+    const forged = canonical.replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+    assert.is.not(forged, canonical);
+    lines[at] = formatRecord({ digest: sha256Digest(forged), canonical: forged })
+      .toString('utf8')
+      .trimEnd();
+    writeFileSync(logFile, lines.join('\n'));
+    const fourth = await oneShot('fourth');
+    assert.is(fourth.log.indexHits, 0, 'the changed log read in full');
+    assert.is(fourth.r.acks.rejected, 2);
   } finally {
     copy.cleanup();
   }
