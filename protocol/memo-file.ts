@@ -7,6 +7,7 @@
 // neither read nor written; a malformed or torn file is ignored whole (everything is verified); it holds
 // what the last run's walk used plus what earlier runs verified of the same release (bounded by one
 // release's documents: DocumentMemo.kept), written atomically, 0600.
+import { isAscii } from 'node:buffer';
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-write.ts';
 import type { SignedDocument } from './schemas/index.ts';
@@ -31,8 +32,11 @@ export function ownedPrivately(path: string, kind: 'file' | 'dir'): boolean {
   }
 }
 
-/** Writes `text` to `file` in `dir` (0600, atomically) if `dir` is privately owned. Best effort. */
-export function savePrivateFile(dir: string, file: string, text: string): void {
+/**
+ * Writes `text` (or the pieces of it, in order: writeFileAtomic) to `file` in `dir` (0600, atomically)
+ * if `dir` is privately owned. Best effort.
+ */
+export function savePrivateFile(dir: string, file: string, text: string | Iterable<string>): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!ownedPrivately(dir, 'dir')) return;
@@ -55,7 +59,7 @@ export function readPrivateRecords(
 ): [string, unknown][] | null {
   if (!ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return null;
   try {
-    const lines = readFileSync(file, 'utf8').split('\n');
+    const lines = textOf(readFileSync(file)).split('\n');
     if (lines[0] !== header || lines.at(-1) !== '') return null;
     const out: [string, unknown][] = [];
     for (const line of lines.slice(1, -1)) {
@@ -72,6 +76,16 @@ export function readPrivateRecords(
   }
 }
 
+/**
+ * A file's bytes as text, as readFileSync(file, 'utf8') gives it, decoded from the bytes read: on Node
+ * 20 that call took ~1.7x as long for a 17 MB documents file (a warm dashboard's release memo: ~530 vs
+ * ~310 ms under load, measured). ASCII, what a memo almost always is, decodes as Latin-1 to the same
+ * characters, faster still.
+ */
+function textOf(bytes: Buffer): string {
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+}
+
 /** Writes records in readPrivateRecords' format (savePrivateFile: 0600, atomically). Best effort. */
 export function savePrivateRecords(
   dir: string,
@@ -79,9 +93,12 @@ export function savePrivateRecords(
   header: string,
   records: Iterable<[string, unknown]>,
 ): void {
-  let text = `${header}\n`;
-  for (const [key, value] of records) text += `${key}\t${JSON.stringify(value)}\n`;
-  savePrivateFile(dir, file, text);
+  // Line by line: a dashboard's memo is ~17 MB at 10,000 hosts, saved while its heap is at its largest.
+  function* lines(): Generator<string> {
+    yield `${header}\n`;
+    for (const [key, value] of records) yield `${key}\t${JSON.stringify(value)}\n`;
+  }
+  savePrivateFile(dir, file, lines());
 }
 
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */

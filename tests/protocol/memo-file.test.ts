@@ -3,7 +3,7 @@
 // both instead of being rewritten for each (issue 10.4), and drops documents of other releases.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -11,6 +11,7 @@ import {
   readDocumentMemo,
   saveDocumentMemo,
   type SignedDocument,
+  writeFileAtomic,
 } from '../../protocol/index.ts';
 
 const ROOT = `sha256:${'a'.repeat(64)}`;
@@ -87,6 +88,37 @@ test('views alternating between hosts of two channels do not rewrite the file', 
     const saved = readDocumentMemo(dir, file);
     for (const [k] of [index2, planA2, hostA2, planB2, hostB2])
       assert.ok(saved.get(k), `${k} kept`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a memo of megabytes is saved line by line and read back as saved, ASCII or not', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memo-'));
+  try {
+    const file = join(dir, 'site.verified-docs');
+    // ~2.5 MB: written in several batches; non-ASCII text (two- and four-byte UTF-8) in some entries.
+    const entries: [string, SignedDocument<unknown>][] = [];
+    for (let n = 0; n < 2000; n++)
+      entries.push([
+        key(ROOT, 100 + n, 'host-manifest'),
+        doc({
+          type: 'host-manifest',
+          releaseVersion: 2,
+          note: `${n % 7 ? 'x' : '€😀'}${'y'.repeat(1200)}`,
+        }),
+      ]);
+    saveDocumentMemo(dir, file, new DocumentMemo(entries.slice(0, 1)));
+    const memo = new DocumentMemo(entries.slice(0, 1));
+    for (const [k, v] of entries) memo.set(k, v);
+    saveDocumentMemo(dir, file, memo);
+    assert.ok(statSync(file).size > 2_000_000);
+    const back = readDocumentMemo(dir, file);
+    for (const [k, v] of entries) assert.equal(back.get(k), v, k);
+    // Pieces joined in batches, a surrogate pair split between two pieces written whole.
+    const pieces = ['a'.repeat((1 << 20) - 1) + '\ud83d', '\ude00', 'b'];
+    writeFileAtomic(join(dir, 'pieces'), pieces);
+    assert.is(readFileSync(join(dir, 'pieces'), 'utf8'), pieces.join(''));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
