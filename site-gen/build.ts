@@ -284,12 +284,17 @@ function logWindow(
  * indexes (logWindow) and the latest-ack files by identity; null in watch mode (the ack feed keeps its
  * own), without a store, and for a truly cold build (a store that remembers nothing yet): preparing
  * those memos costs a build that reads everything anyway (encoding ~24,000 acks at 10,000 hosts), so
- * it is left to the next build, which has the store's verified acks.
+ * it is left to the next build, which has the store's verified acks. Acks taken from the memos are not
+ * looked up in the ack cache, so a warm store's cache may be about empty: the memos count as memory.
  */
 function storeMemos(o: SiteInputOptions, logFile: string | null): VerifiedStore | null {
   const store = o.ackFeed === undefined ? o.verifiedStore : undefined;
   if (store === undefined) return null;
-  return !store.cache.cold || (logFile !== null && takenFromIndexes(store, logFile)) ? store : null;
+  const remembers =
+    !store.cache.cold ||
+    store.verifiedAckFiles.remembered > 0 ||
+    (logFile !== null && takenFromIndexes(store, logFile));
+  return remembers ? store : null;
 }
 
 /**

@@ -593,6 +593,34 @@ test('one-shot builds recall unchanged latest-ack files by identity and the log 
   }
 });
 
+test('one-shot builds without a log: from the second build on every latest-ack file is recalled by identity, build after build', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const startedAt = Date.now() + 60_000;
+    const hits: number[] = [];
+    for (const name of ['first', 'second', 'third', 'fourth']) {
+      const verifiedStore = openVerifiedAckStore(cacheDir, 'site', startedAt);
+      const outDir = join(copy.dir, name);
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        ackLogFile: null,
+        verifiedStore,
+      });
+      assert.is(r.acks.rejected, 0);
+      hits.push(verifiedStore.verifiedAckFiles.hits / r.hosts);
+    }
+    // Recalled acks are not looked up in the ack cache, which is then about empty: the memo itself
+    // makes the next build warm (no build reads and verifies every file again).
+    assert.equal(hits, [0, 0, 1, 1]);
+  } finally {
+    copy.cleanup();
+  }
+});
+
 test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt record, a replaced log read in full; always equal to a full read', async () => {
   const copy = createSiteFixture();
   try {
