@@ -593,6 +593,70 @@ test('one-shot builds recall unchanged latest-ack files by identity and the log 
   }
 });
 
+test('one-shot builds with the log from its index: appended records, a corrupt record, a torn tail give the site a build without a cache gives', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const startedAt = Date.now() + 60_000;
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    let n = 0;
+    const same = async (tag: string) => {
+      const build = async (store: string | null) => {
+        const verifiedStore = openVerifiedAckStore(store, 'site', startedAt);
+        const outDir = join(copy.dir, `${tag}-${store === null ? 'uncached' : 'cached'}-${n++}`);
+        const r = await buildSite({
+          treeDir: copy.treeDir,
+          pinnedRoot: copy.root,
+          outDir,
+          now: NOW,
+          verifiedStore,
+        });
+        return { r, site: readSite(outDir), indexHits: verifiedStore.indexedLogPrefixes.indexHits };
+      };
+      const cached = await build(cacheDir);
+      const uncached = await build(null);
+      const strip = (r: typeof cached.r) => ({
+        ...r,
+        outDir: '',
+        buildDir: '',
+        timingsMs: null,
+        written: 0,
+        bytesWritten: 0,
+        rendered: 0,
+      });
+      assert.equal(strip(cached.r), strip(uncached.r), tag);
+      for (const [k, v] of uncached.site)
+        assert.ok(cached.site.get(k) === v, `${tag}: ${k} differs`);
+      return cached;
+    };
+    await same('cold');
+    await same('warm');
+    assert.is((await same('indexed')).indexHits, 1);
+    const host = copy.roles.soaking;
+    // an appended record (a host's new ack, written to its file and the log as the endpoint does)
+    copy.chains.get(host)!.write({ at: NOW - 1000, kind: 'heartbeat' });
+    assert.is(
+      (await same('appended')).indexHits,
+      1,
+      'the prefix still indexed, the new record read',
+    );
+    await same('appended again');
+    // a corrupt record followed by a valid one: the log's acks are not counted, as without a cache
+    appendFileSync(logFile, 'not a record\n');
+    copy.chains.get(host)!.write({ at: NOW - 500, kind: 'heartbeat' });
+    const corrupt = await same('corrupt');
+    assert.ok(corrupt.r.acks.rejected > 0);
+    // a torn tail (half a record)
+    const text = readFileSync(logFile, 'utf8').split('\n');
+    writeFileSync(logFile, text.filter((l) => l !== 'not a record').join('\n'));
+    await same('repaired');
+    appendFileSync(logFile, text.find((l) => l.includes('"host"'))!.slice(0, 40));
+    await same('torn tail');
+  } finally {
+    copy.cleanup();
+  }
+});
+
 test('one-shot builds without a log: from the second build on every latest-ack file is recalled by identity, build after build', async () => {
   const copy = createSiteFixture();
   try {
