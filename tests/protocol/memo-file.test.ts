@@ -3,7 +3,7 @@
 // both instead of being rewritten for each (issue 10.4), and drops documents of other releases.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -119,6 +119,33 @@ test('a memo of megabytes is saved line by line and read back as saved, ASCII or
     const pieces = ['a'.repeat((1 << 20) - 1) + '\ud83d', '\ude00', 'b'];
     writeFileAtomic(join(dir, 'pieces'), pieces);
     assert.is(readFileSync(join(dir, 'pieces'), 'utf8'), pieces.join(''));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a bound manifest's entry without an envelope is kept as such; under any other key the file is not believed", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memo-'));
+  try {
+    const file = join(dir, 'site.verified-docs');
+    const bound = key(ROOT, 9, 'host-manifest-bound-by-index');
+    const memo = new DocumentMemo([[...index2]]);
+    memo.get(index2[0]);
+    memo.setTakenIn(bound);
+    assert.throws(() => memo.setTakenIn(key(ROOT, 10, 'host-manifest')));
+    saveDocumentMemo(dir, file, memo);
+    const back = readDocumentMemo(dir, file);
+    assert.is(back.get(bound), undefined, 'no envelope');
+    assert.ok(back.takenIn(bound));
+    assert.not.ok(back.takenIn(key(ROOT, 11, 'host-manifest-bound-by-index')));
+    assert.not.ok(back.takenIn(index2[0]), 'an envelope entry is not a taken-in one');
+    // A null under another key (a hand-edited or foreign file): nothing of the file is believed.
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('host-manifest-bound-by-index', 'host-manifest'),
+    );
+    const edited = readDocumentMemo(dir, file);
+    assert.is(edited.get(index2[0]), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
