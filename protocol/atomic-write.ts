@@ -51,9 +51,14 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/**
+ * `data`: the bytes, or text (UTF-8), or text made piece by piece (an iterable of strings, written in
+ * batches of about WRITE_BATCH characters as it is made: a large file never exists as one string nor
+ * one buffer, e.g. a dashboard's 17 MB document memo, saved while the build's heap is at its largest).
+ */
 export function writeFileAtomic(
   path: string,
-  data: string | Uint8Array,
+  data: string | Uint8Array | Iterable<string>,
   opts: AtomicWriteOptions = {},
 ): void {
   const dir = dirname(path);
@@ -69,9 +74,19 @@ export function writeFileAtomic(
   }
   const fd = openSync(tmp, 'w', opts.mode ?? 0o644);
   try {
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
+    if (typeof data === 'string' || data instanceof Uint8Array) writeAll(fd, data);
+    else {
+      let batch = '';
+      for (const piece of data) {
+        batch += piece;
+        if (batch.length < WRITE_BATCH) continue;
+        // A surrogate pair split between two pieces is encoded whole, with the next batch.
+        const cut = isHighSurrogate(batch.charCodeAt(batch.length - 1)) ? -1 : batch.length;
+        writeAll(fd, batch.slice(0, cut));
+        batch = batch.slice(cut);
+      }
+      writeAll(fd, batch);
+    }
     if (opts.durable !== false) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
@@ -86,4 +101,15 @@ export function writeFileAtomic(
   if (previousMtimeMs >= 0) stampPastPrevious(tmp, previousMtimeMs);
   renameSync(tmp, path);
   if (!opts.skipDirSync && opts.durable !== false) fsyncDir(dir);
+}
+
+/** Characters of text written at a time by writeFileAtomic (pieces are joined up to this). */
+const WRITE_BATCH = 1 << 20;
+
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+
+function writeAll(fd: number, data: string | Uint8Array): void {
+  const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let off = 0;
+  while (off < buf.byteLength) off += writeSync(fd, buf, off, buf.byteLength - off);
 }

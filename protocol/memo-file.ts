@@ -31,8 +31,11 @@ export function ownedPrivately(path: string, kind: 'file' | 'dir'): boolean {
   }
 }
 
-/** Writes `text` to `file` in `dir` (0600, atomically) if `dir` is privately owned. Best effort. */
-export function savePrivateFile(dir: string, file: string, text: string): void {
+/**
+ * Writes `text` (or the pieces of it, in order: writeFileAtomic) to `file` in `dir` (0600, atomically)
+ * if `dir` is privately owned. Best effort.
+ */
+export function savePrivateFile(dir: string, file: string, text: string | Iterable<string>): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!ownedPrivately(dir, 'dir')) return;
@@ -88,35 +91,67 @@ export function savePrivateRecords(
   header: string,
   records: Iterable<[string, unknown]>,
 ): void {
-  let text = `${header}\n`;
-  for (const [key, value] of records) text += `${key}\t${JSON.stringify(value)}\n`;
-  savePrivateFile(dir, file, text);
+  // Line by line: a dashboard's memo is ~17 MB at 10,000 hosts, saved while its heap is at its largest.
+  function* lines(): Generator<string> {
+    yield `${header}\n`;
+    for (const [key, value] of records) yield `${key}\t${JSON.stringify(value)}\n`;
+  }
+  savePrivateFile(dir, file, lines());
 }
+
+/**
+ * A memo entry: the envelope intake built, or null for a 'bound-by-index' manifest whose bytes passed
+ * strict intake (VerifiedDocumentMemo.setTakenIn: the walk decodes the bytes it reads, ~12 of a
+ * 10,000-host dashboard's 17 MB memo were those manifests' envelopes again).
+ */
+type MemoEntry = SignedDocument<unknown> | null;
+
+/** The key type of entries that may be null (protocol/verify/release.ts BOUND_MANIFEST). */
+const TAKEN_IN_TYPE = ' host-manifest-bound-by-index';
 
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */
 export class DocumentMemo implements VerifiedDocumentMemo {
-  private readonly earlier: Map<string, SignedDocument<unknown>>;
-  private readonly usedNow = new Map<string, SignedDocument<unknown>>();
+  private readonly earlier: Map<string, MemoEntry>;
+  private readonly usedNow = new Map<string, MemoEntry>();
   private added = false;
   /** Lookups answered from the memo this run (observability: a warm run's count of spared checks). */
   hits = 0;
 
-  constructor(entries: [string, SignedDocument<unknown>][] = []) {
+  constructor(entries: [string, MemoEntry][] = []) {
     this.earlier = new Map(entries);
   }
 
   get(key: string): SignedDocument<unknown> | undefined {
-    const env = this.usedNow.get(key) ?? this.earlier.get(key);
-    if (env !== undefined) {
-      this.usedNow.set(key, env);
-      this.hits++;
-    }
+    const env = this.find(key);
+    if (env === undefined || env === null) return undefined;
+    this.use(key, env);
     return env;
   }
 
   set(key: string, env: SignedDocument<unknown>): void {
     this.usedNow.set(key, env);
     this.added = true;
+  }
+
+  takenIn(key: string): boolean {
+    if (this.find(key) !== null) return false;
+    this.use(key, null);
+    return true;
+  }
+
+  setTakenIn(key: string): void {
+    if (!key.endsWith(TAKEN_IN_TYPE)) throw new Error(`not a bound manifest's key: ${key}`);
+    this.usedNow.set(key, null);
+    this.added = true;
+  }
+
+  private find(key: string): MemoEntry | undefined {
+    return this.usedNow.has(key) ? this.usedNow.get(key) : this.earlier.get(key);
+  }
+
+  private use(key: string, env: MemoEntry): void {
+    this.usedNow.set(key, env);
+    this.hits++;
   }
 
   /** Whether saving would write something other than what was read. */
@@ -126,7 +161,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
     return this.added || this.kept().length !== this.earlier.size;
   }
 
-  used(): [string, SignedDocument<unknown>][] {
+  used(): [string, MemoEntry][] {
     return [...this.usedNow];
   }
 
@@ -135,9 +170,9 @@ export class DocumentMemo implements VerifiedDocumentMemo {
    * and release version as a document used now) that this run did not need. One-host views of hosts in
    * different channels use different manifests and plans; keeping both spares each view rewriting the
    * file (~3.5 MB at 10,000 hosts) for the other. Bounded by one release's documents: entries of any
-   * other release are dropped, as before.
+   * other release are dropped, as before (and a null entry, whose release is not known, when unused).
    */
-  kept(): [string, SignedDocument<unknown>][] {
+  kept(): [string, MemoEntry][] {
     const releases = new Set<string>();
     for (const [key, env] of this.usedNow) {
       const release = releaseOf(key, env);
@@ -157,7 +192,8 @@ export class DocumentMemo implements VerifiedDocumentMemo {
  * plan's or budgets' `releaseVersion`, the index's `version`); null for anything else (never kept
  * beyond its use).
  */
-function releaseOf(key: string, env: SignedDocument<unknown>): string | null {
+function releaseOf(key: string, env: MemoEntry): string | null {
+  if (env === null) return null;
   const signed = env.signed as { type?: unknown; releaseVersion?: unknown; version?: unknown };
   const version = signed.type === 'release' ? signed.version : signed.releaseVersion;
   return typeof version === 'number' ? `${key.slice(0, key.indexOf(' '))} ${version}` : null;
@@ -173,17 +209,18 @@ export function saveDocumentMemo(dir: string, file: string, memo: DocumentMemo):
   if (memo.changed) savePrivateRecords(dir, file, DOCS_HEADER, memo.kept());
 }
 
-function readEntries(dir: string, file: string): [string, SignedDocument<unknown>][] {
+function readEntries(dir: string, file: string): [string, MemoEntry][] {
   const records = readPrivateRecords(dir, file, DOCS_HEADER, (key, env) => {
     const e = env as SignedDocument<unknown> | null;
+    if (!DOC_KEY.test(key)) return false;
+    // Null only where the walk decodes the bytes itself (a bound manifest's key).
+    if (e === null) return key.endsWith(TAKEN_IN_TYPE);
     return (
-      DOC_KEY.test(key) &&
       typeof e === 'object' &&
-      e !== null &&
       typeof e.signed === 'object' &&
       e.signed !== null &&
       Array.isArray(e.signatures)
     );
   });
-  return (records ?? []) as [string, SignedDocument<unknown>][];
+  return (records ?? []) as [string, MemoEntry][];
 }

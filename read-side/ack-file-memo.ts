@@ -180,6 +180,11 @@ export class AckFileMemo {
   /** Files recalled this run instead of read (observability, tests). */
   hits = 0;
 
+  /** Files (and bundles) an earlier run remembered: none on a first run. */
+  get remembered(): number {
+    return this.earlier.size + this.earlierBundles.size;
+  }
+
   /** `startedAt` (ms): the run's start, taken before any file is looked at. */
   constructor(
     earlier: AckFileMemoEntries = { files: [], bundles: [] },

@@ -1006,6 +1006,15 @@ export class LogPrefixMemo {
     this.clearlyOlderThan = racyCutoff(startedAt);
   }
 
+  /**
+   * Whether an indexed prefix is remembered for segment `file` (absolute) under any trust: a reader
+   * that will take its records from the index need not prepare their intake (site-gen ack-preparse.ts).
+   */
+  indexes(file: string): boolean {
+    const e = this.earlier.get(file);
+    return e !== undefined && this.indexOf(e) !== undefined;
+  }
+
   /** The remembered prefix of `file` under `fingerprint`, if any. */
   get(file: string, fingerprint: string): VerifiedLogPrefix | undefined {
     const e = this.earlier.get(file);

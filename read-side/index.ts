@@ -1,5 +1,7 @@
 // Public face of read-side/: other folders import read-side only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
+export { identityOfStats, racyCutoff } from './ack-file-memo.ts';
+export type { AckFileMemo } from './ack-file-memo.ts';
 export {
   AckCache,
   AckCollector,
@@ -12,7 +14,13 @@ export {
   formatAckAudit,
   readAckHistory,
 } from './acks.ts';
-export type { AckHistory, AckLogOptions, AckLogRead, AckSignatures } from './acks.ts';
+export type {
+  AckHistory,
+  AckLogOptions,
+  AckLogRead,
+  AckSignatures,
+  LogPrefixMemo,
+} from './acks.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

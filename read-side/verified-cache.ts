@@ -315,7 +315,7 @@ function readSealedLines<T>(
   const expected = createHmac('sha256', key).update(bytes.subarray(0, macAt)).digest();
   if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
   // Each line decoded on its own (no copy of the whole file as one string first: a
-  // verified-ack-files memo is one line of megabytes).
+  // latest-acks memo is one line of megabytes).
   let start = bytes.indexOf(LF) + 1;
   if (bytes.toString('utf8', 0, start - 1) !== header) return [];
   const out: T[] = [];

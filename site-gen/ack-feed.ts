@@ -24,6 +24,8 @@ import {
   type AckHistory,
   type AckLogOptions,
   type AckLogRead,
+  identityOfStats,
+  racyCutoff,
 } from '../read-side/index.ts';
 
 export interface AckFeedReadOptions {
@@ -64,16 +66,22 @@ const NO_LOG: AckLogRead = {
 };
 
 /**
- * The latest-ack files as last read, each with the identity and metadata of the file read (device,
- * inode, size, modification and change times in ns). The endpoint replaces a host's file by a rename
- * (a new inode) and any write moves its change time, which no program can set back: a file whose
- * metadata is unchanged holds the bytes read before, and they are taken in again as they were (looked
- * up in the ack cache by their digest, as any read bytes are). Saves the open, read and close of
- * every host's file on each rebuild; a full read (a tree change, the periodic rebuild) starts afresh.
+ * The latest-ack files as last read, each with the identity of the file read (read-side/ack-file-memo.ts
+ * identityOfStats: device, inode, size, modification and change times, the same identity a one-shot
+ * build's persisted memo keeps). The endpoint replaces a host's file by a rename (a new inode) and any
+ * write moves its change time, which no program can set back: a file whose identity is unchanged holds
+ * the bytes read before, and they are taken in again as they were (looked up in the ack cache by their
+ * digest, as any read bytes are). A file is kept by its identity only when both its times are clearly
+ * older than the read that stat'ed it (the racy rule, racyCutoff): a rewrite in the same clock tick could
+ * keep them. Saves the open, read and close of every host's file on each rebuild; a full read (a tree
+ * change, the periodic rebuild) starts afresh.
  */
 class LatestAckFiles {
-  private last = new Map<string, { key: string; bytes: Buffer }>();
-  private next = new Map<string, { key: string; bytes: Buffer }>();
+  /** `identity` null: the file was too new to be recalled by it (read again next time). */
+  private last = new Map<string, { identity: string | null; bytes: Buffer }>();
+  private next = new Map<string, { identity: string | null; bytes: Buffer }>();
+  /** Files with a time at or after this (ms) are not recalled by their identity (begin()). */
+  private clearlyOlderThan = -Infinity;
 
   /**
    * `reported`: with a watcher reporting changes (AckFeed changeReports), the names of the files it
@@ -81,6 +89,11 @@ class LatestAckFiles {
    * without a stat. null: every file is stat'ed.
    */
   constructor(private readonly reported: Set<string> | null) {}
+
+  /** Before a read of acks/hosts/, before any stat: `startedAt` (ms) is the racy rule's instant. */
+  begin(startedAt: number): void {
+    this.clearlyOlderThan = racyCutoff(startedAt);
+  }
 
   readonly read = (path: string, maxBytes: number, label: string): Buffer => {
     if (this.reported !== null) {
@@ -92,15 +105,18 @@ class LatestAckFiles {
       }
       this.reported.delete(name);
     }
-    // Taken before the read: a file changed during it has other metadata at the next build.
-    const st = statSync(path, { bigint: true });
-    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    // Taken before the read: a file changed during it has another identity at the next build.
+    const st = statSync(path);
+    const { identity, newestMs } = identityOfStats(st);
     const known = this.last.get(path);
     const bytes =
-      known !== undefined && known.key === key && st.isFile()
+      known !== undefined && known.identity === identity && st.isFile()
         ? known.bytes
         : readCappedFile(path, maxBytes, label);
-    this.next.set(path, { key, bytes });
+    this.next.set(path, {
+      identity: newestMs < this.clearlyOlderThan ? identity : null,
+      bytes,
+    });
     return bytes;
   };
 
@@ -125,6 +141,12 @@ export interface AckFeedOptions {
    * change the watcher missed is read at the next full read (a tree change, the periodic rebuild).
    */
   changeReports?: boolean;
+  /**
+   * The clock of the racy rule (ms; default Date.now): a latest-ack file is recalled by its identity
+   * only when its times are clearly older than the read that stat'ed it. Tests move it ahead so that
+   * files they just wrote are recalled by identity.
+   */
+  clock?: () => number;
 }
 
 export class AckFeed {
@@ -132,9 +154,11 @@ export class AckFeed {
   /** Names of latest-ack files reported changed since they were last read (changeReports), else null. */
   private reported: Set<string> | null;
   private files: LatestAckFiles;
+  private readonly clock: () => number;
 
   constructor(o: AckFeedOptions = {}) {
     this.reported = o.changeReports === true ? new Set() : null;
+    this.clock = o.clock ?? Date.now;
     this.files = new LatestAckFiles(this.reported);
   }
 
@@ -177,6 +201,7 @@ export class AckFeed {
       this.files = new LatestAckFiles(this.reported);
     }
     const files = new AckCollector(o.trust, o.cache, log?.collector.seenIds ?? [], o.signatures);
+    this.files.begin(this.clock());
     const tree = collectTreeAcks(o.acksDir, files, { bundles: false, readFile: this.files.read });
     this.files.done();
     files.result();

@@ -1,7 +1,7 @@
 // One dashboard build: verify the served tree, read and verify the acks, run the reconciler's fleet
 // view, render every page, install the site atomically.
-import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import {
   ackLogPath,
   listAckLogSegments,
@@ -19,7 +19,9 @@ import {
   loadReleaseAllowingStale,
   readAckHistory,
   AckCache,
+  type AckFileMemo,
   type AckHistory,
+  type LogPrefixMemo,
   type ReleaseLoad,
   type VerificationFailure,
   type VerifiedRelease,
@@ -41,6 +43,18 @@ export const SITE_ACK_LOG_WINDOW_BYTES = 128 * 1024 * 1024;
 export interface VerifiedStore {
   cache: AckCache;
   documents: VerifiedDocumentMemo;
+  /**
+   * The latest-ack files the last one-shot build read, by identity, with the acks it verified in them
+   * (read-side/ack-file-memo.ts, as the operator views keep it): a file whose identity
+   * is unchanged costs one stat instead of open, read, close, SHA-256 and the cache lookup.
+   */
+  readonly verifiedAckFiles: AckFileMemo;
+  /**
+   * The verified prefixes of the ack log's segments the last one-shot build read, with their indexes
+   * (read-side/log-index.ts): a segment that still begins with its verified prefix is taken from the
+   * index (its records are not split, hashed nor parsed again); only the bytes after it are read.
+   */
+  readonly indexedLogPrefixes: LogPrefixMemo;
   save(): void;
 }
 
@@ -202,26 +216,29 @@ export interface RenderedSite {
 /**
  * The acks a build shows: the ack log (its newest SITE_ACK_LOG_WINDOW_BYTES) and acks/hosts/, verified
  * against `release`; through the ack feed in watch mode (`releaseReused`: only appended records are
- * read). Saves the verified store.
+ * read). `memos`: the store whose log-prefix indexes and latest-ack file identities this one-shot
+ * build reads and keeps (storeMemos). Saves the verified store.
  */
 function readSiteAcks(
   o: SiteInputOptions,
   release: VerifiedRelease,
   releaseReused: boolean,
   cache: AckCache | undefined,
+  memos: VerifiedStore | null,
 ): AckHistory {
   const logFile = siteAckLog(o);
+  const segments = logFile === null ? [] : listAckLogSegments(logFile);
   const source = {
     acksDir: acksDirOf(o.treeDir),
     // A missing log (none yet, or not kept) means: latest acks only, and the footer says so.
-    logFile: logFile !== null && listAckLogSegments(logFile).length > 0 ? logFile : null,
+    logFile: segments.length > 0 ? logFile : null,
     trust: ackTrustOf(release),
     signatures: o.everySignature ? ('each' as const) : SITE_SIGNATURES.acks,
     // A corrupt log must not take the dashboard down: it is reported, the latest acks still count.
     log: {
       label: basename(logFile ?? ACK_LOG_FILE),
-      windowBytes: SITE_ACK_LOG_WINDOW_BYTES,
       onCorrupt: 'reject' as const,
+      ...logWindow(segments, memos),
     },
   };
   let acks: AckHistory;
@@ -237,11 +254,56 @@ function readSiteAcks(
       // The endpoint's per-wave bundles repeat the latest acks read from acks/hosts/ and the log.
       bundles: false,
       ...(cache ? { cache } : {}),
+      ...(memos === null ? {} : { files: memos.verifiedAckFiles }),
     });
   // Saved before commit(): what this build verified or reused is what the store keeps.
   o.verifiedStore?.save();
   if (commit) cache?.commit();
   return acks;
+}
+
+/**
+ * How a build reads the log: its newest SITE_ACK_LOG_WINDOW_BYTES; or, with a persisted store and a
+ * log within the window, whole, through the store's verified prefixes and their indexes (a remembered
+ * prefix is only for segments read whole from their start, read-side collectAckLog). A log that grows
+ * past the window between this look and the read is read whole once (bounded by MAX_ACK_LOG_BYTES).
+ */
+function logWindow(
+  segments: readonly { file: string }[],
+  store: VerifiedStore | null,
+): { windowBytes: number } | { prefixes: LogPrefixMemo } {
+  let bytes = 0;
+  for (const s of segments) bytes += statSync(s.file, { throwIfNoEntry: false })?.size ?? 0;
+  return store !== null && bytes <= SITE_ACK_LOG_WINDOW_BYTES
+    ? { prefixes: store.indexedLogPrefixes }
+    : { windowBytes: SITE_ACK_LOG_WINDOW_BYTES };
+}
+
+/**
+ * The store whose memos a one-shot build reads and keeps: the verified prefixes of the log with their
+ * indexes (logWindow) and the latest-ack files by identity; null in watch mode (the ack feed keeps its
+ * own), without a store, and for a truly cold build (a store that remembers nothing yet): preparing
+ * those memos costs a build that reads everything anyway (encoding ~24,000 acks at 10,000 hosts), so
+ * it is left to the next build, which has the store's verified acks. Acks taken from the memos are not
+ * looked up in the ack cache, so a warm store's cache may be about empty: the memos count as memory.
+ */
+function storeMemos(o: SiteInputOptions, logFile: string | null): VerifiedStore | null {
+  const store = o.ackFeed === undefined ? o.verifiedStore : undefined;
+  if (store === undefined) return null;
+  const remembers =
+    !store.cache.cold ||
+    store.verifiedAckFiles.remembered > 0 ||
+    (logFile !== null && takenFromIndexes(store, logFile));
+  return remembers ? store : null;
+}
+
+/**
+ * Whether the log's records will come from remembered prefix indexes, so that their strict intake on
+ * a helper thread would be wasted: the store's ack cache is then about empty (acks from an index are
+ * not looked up in it), not a sign of a truly cold build.
+ */
+function takenFromIndexes(store: VerifiedStore, logFile: string): boolean {
+  return listAckLogSegments(logFile).some((s) => store.indexedLogPrefixes.indexes(resolve(s.file)));
 }
 
 /** The ack log a build reads: `ackLogFile`, else the tree's when it exists; null = none. */
@@ -257,8 +319,13 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
+  const memos = storeMemos(o, logFile);
   const preparse =
-    reused === null && logFile !== null && o.preparseAcks !== false && (cache?.cold ?? true)
+    reused === null &&
+    logFile !== null &&
+    o.preparseAcks !== false &&
+    (cache?.cold ?? true) &&
+    memos === null
       ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
       : null;
   let load: ReleaseLoad;
@@ -287,7 +354,7 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let t2 = t1;
   if (load.status !== 'failed') {
     if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
-    acks = readSiteAcks(o, load.release, reused !== null, cache);
+    acks = readSiteAcks(o, load.release, reused !== null, cache, memos);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }

@@ -162,6 +162,15 @@ export type ManifestSignatures = 'each' | 'bound-by-index';
 export interface VerifiedDocumentMemo {
   get(key: string): SignedDocument<unknown> | undefined;
   set(key: string, env: SignedDocument<unknown>): void;
+  /**
+   * Optional, for 'bound-by-index' manifests only (BOUND_MANIFEST keys): whether the bytes of `key` were
+   * taken in strictly under its root (setTakenIn), without keeping what intake made of them. The walk
+   * then decodes the bytes it just read (`JSON.parse`): for bytes that passed the strict intake of a
+   * host manifest (strict JSON: no duplicate keys; strict objects: no unknown keys; no schema defaults
+   * or transforms) that is the same document, as the ack cache decodes acks it verified before.
+   */
+  takenIn?(key: string): boolean;
+  setTakenIn?(key: string): void;
 }
 
 /** A memo and the digest of the root in force: what keys its entries. */
@@ -417,6 +426,7 @@ async function fetchManifests(
     if (bound && w.memo !== undefined && hit === undefined) {
       key = memoKey(w.memo, bytes, BOUND_MANIFEST, digest);
       hit = w.memo.memo.get(key);
+      if (hit === undefined && w.memo.memo.takenIn?.(key) === true) hit = decodeTakenIn(bytes);
     }
     loaded.push({
       host,
@@ -433,6 +443,11 @@ async function fetchManifests(
   return loaded;
 }
 
+/** A bound manifest whose bytes passed strict intake under this root before (VerifiedDocumentMemo.takenIn). */
+function decodeTakenIn(bytes: Uint8Array): SignedDocument<HostManifest> {
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
+
 /** Each manifest's signed content, its signatures verified (in one batch where it can), its fleet, release and host checked. */
 function verifyManifestSignatures(
   w: ReleaseWalk,
@@ -444,12 +459,17 @@ function verifyManifestSignatures(
     w.root,
   );
   let next = 0;
-  return loaded.map(({ host, file, bytes, env, memoKey: key, fromMemo }) => {
+  return loaded.map(({ host, file, bytes, env, memoKey: key, fromMemo, boundByIndex }) => {
     const manifest =
       fromMemo || preverified[next++]
         ? env.signed
         : verifyReleaseDocument(env, w.root, file, w.version, bytes);
-    if (key !== undefined && !fromMemo) w.memo!.memo.set(key, env as SignedDocument<unknown>);
+    if (key !== undefined && !fromMemo) {
+      const memo = w.memo!.memo;
+      // A bound manifest is decoded from its bytes on the next walk: only that they passed is kept.
+      if (boundByIndex && memo.setTakenIn !== undefined) memo.setTakenIn(key);
+      else memo.set(key, env as SignedDocument<unknown>);
+    }
     requireFleet(manifest, w.root, file);
     if (manifest.releaseVersion !== w.version)
       throw new MixAndMatch(

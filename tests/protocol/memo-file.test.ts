@@ -11,6 +11,7 @@ import {
   readDocumentMemo,
   saveDocumentMemo,
   type SignedDocument,
+  writeFileAtomic,
 } from '../../protocol/index.ts';
 
 const ROOT = `sha256:${'a'.repeat(64)}`;
@@ -122,6 +123,64 @@ test('a file read back whole or not at all: a torn tail, a line without its key,
       writeFileSync(file, content, { mode: 0o600 });
       assert.is(found(), 0, label);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a memo of megabytes is saved line by line and read back as saved, ASCII or not', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memo-'));
+  try {
+    const file = join(dir, 'site.verified-docs');
+    // ~2.5 MB: written in several batches; non-ASCII text (two- and four-byte UTF-8) in some entries.
+    const entries: [string, SignedDocument<unknown>][] = [];
+    for (let n = 0; n < 2000; n++)
+      entries.push([
+        key(ROOT, 100 + n, 'host-manifest'),
+        doc({
+          type: 'host-manifest',
+          releaseVersion: 2,
+          note: `${n % 7 ? 'x' : '€😀'}${'y'.repeat(1200)}`,
+        }),
+      ]);
+    saveDocumentMemo(dir, file, new DocumentMemo(entries.slice(0, 1)));
+    const memo = new DocumentMemo(entries.slice(0, 1));
+    for (const [k, v] of entries) memo.set(k, v);
+    saveDocumentMemo(dir, file, memo);
+    assert.ok(statSync(file).size > 2_000_000);
+    const back = readDocumentMemo(dir, file);
+    for (const [k, v] of entries) assert.equal(back.get(k), v, k);
+    // Pieces joined in batches, a surrogate pair split between two pieces written whole.
+    const pieces = ['a'.repeat((1 << 20) - 1) + '\ud83d', '\ude00', 'b'];
+    writeFileAtomic(join(dir, 'pieces'), pieces);
+    assert.is(readFileSync(join(dir, 'pieces'), 'utf8'), pieces.join(''));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a bound manifest's entry without an envelope is kept as such; under any other key the file is not believed", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memo-'));
+  try {
+    const file = join(dir, 'site.verified-docs');
+    const bound = key(ROOT, 9, 'host-manifest-bound-by-index');
+    const memo = new DocumentMemo([[...index2]]);
+    memo.get(index2[0]);
+    memo.setTakenIn(bound);
+    assert.throws(() => memo.setTakenIn(key(ROOT, 10, 'host-manifest')));
+    saveDocumentMemo(dir, file, memo);
+    const back = readDocumentMemo(dir, file);
+    assert.is(back.get(bound), undefined, 'no envelope');
+    assert.ok(back.takenIn(bound));
+    assert.not.ok(back.takenIn(key(ROOT, 11, 'host-manifest-bound-by-index')));
+    assert.not.ok(back.takenIn(index2[0]), 'an envelope entry is not a taken-in one');
+    // A null under another key (a hand-edited or foreign file): nothing of the file is believed.
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace('host-manifest-bound-by-index', 'host-manifest'),
+    );
+    const edited = readDocumentMemo(dir, file);
+    assert.is(edited.get(index2[0]), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-// The one-host view's memo of verified latest acks (read-side/ack-file-memo.ts `keeps: 'verified'`:
+// The one-host view's memo of verified latest acks (read-side/ack-file-memo.ts:
 // `status --host` with a cache). A warm view takes each unchanged file's ack as a full read verified
 // it, and its output (text and --json) is byte for byte a cold run's: at instants crossing the soak,
 // the offline window and the timestamp's expiry, after a file tampered in place (read again,

@@ -18,6 +18,8 @@ import {
 import { createHash } from 'node:crypto';
 import { AckFeed } from '../../site-gen/ack-feed.ts';
 import { hostKeysOfPlans } from '../../protocol/index.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
+import { sha256Digest } from '../../protocol/canonical.ts';
 import { join } from 'node:path';
 import { ReleaseCache, buildSite } from '../../site-gen/build.ts';
 import { ModelMemo, buildFleetModel } from '../../site-gen/model.ts';
@@ -514,6 +516,175 @@ test('one-shot builds with a persisted store: the second checks digests (same si
   }
 });
 
+test('one-shot builds recall unchanged latest-ack files by identity and the log from its verified prefix index; a file or record written since is read and refused', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    // Every fixture file is older than this "start" by more than the racy margin, so all are remembered.
+    const startedAt = Date.now() + 60_000;
+    const oneShot = async (name: string) => {
+      const verifiedStore = openVerifiedAckStore(cacheDir, 'site', startedAt);
+      const outDir = join(copy.dir, name);
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        verifiedStore,
+      });
+      return {
+        r,
+        files: verifiedStore.verifiedAckFiles,
+        log: verifiedStore.indexedLogPrefixes,
+        site: readSite(outDir),
+      };
+    };
+    // A truly cold build leaves the memos to the next build, which has the store's verified acks.
+    const first = await oneShot('first');
+    assert.not.ok(existsSync(join(cacheDir, 'site.latest-acks')));
+    assert.not.ok(existsSync(join(cacheDir, 'site.log-index')));
+    const hostFiles = first.r.hosts;
+    const warm = await oneShot('warm');
+    assert.is(warm.files.hits, 0, 'nothing remembered yet: every file read');
+    assert.is(warm.log.indexHits, 0);
+    assert.ok(existsSync(join(cacheDir, 'site.latest-acks')));
+    assert.ok(existsSync(join(cacheDir, 'site.log-index')));
+    const second = await oneShot('second');
+    assert.is(second.files.hits, hostFiles, 'every latest-ack file recalled, none read');
+    assert.is(second.log.indexHits, 1, "the log's acks from the index of its verified prefix");
+    assert.equal(second.r.acks, first.r.acks);
+    for (const [k, v] of first.site) assert.ok(second.site.get(k) === v, `${k} differs`);
+    // Its acks from the index, not the ack cache: that cache is now about empty, the build still warm.
+    const again = await oneShot('again');
+    assert.is(again.files.hits, hostFiles);
+    assert.is(again.log.indexHits, 1);
+
+    // The same size, another byte: the file's change time moved, so it is read and verified again.
+    const gatedFile = join(copy.treeDir, `acks/hosts/${copy.roles.gated}.json`);
+    const genuine = readFileSync(gatedFile, 'utf8');
+    writeFileSync(gatedFile, genuine.replace('waiting for its turn', 'waiting for its tunr'));
+    const third = await oneShot('third');
+    assert.is(third.files.hits, hostFiles - 1, 'only the rewritten file read');
+    assert.is(third.r.acks.rejected, 1);
+    assert.match(
+      third.site.get('documents.html')!,
+      `acks/hosts/${copy.roles.gated}.json</td><td class="reason">BadSignature`,
+    );
+    assert.is(third.log.indexHits, 1, "the log's acks from its index");
+
+    // A record of the log's verified prefix changed (valid framing, same length): the prefix is not
+    // the one remembered, so the log is read and verified in full, and the record refused.
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const lines = readFileSync(logFile, 'utf8').split('\n');
+    const host = copy.roles.soaked;
+    const at = lines.findIndex((l) => l.includes(`"host":"${host}"`) && l.includes('"activated"'));
+    const canonical = lines[at]!.slice(lines[at]!.indexOf('{'));
+    const forged = canonical.replace(/("time":"[0-9T:-]+:)00Z"/, '$101Z"');
+    assert.is.not(forged, canonical);
+    lines[at] = formatRecord({ digest: sha256Digest(forged), canonical: forged })
+      .toString('utf8')
+      .trimEnd();
+    writeFileSync(logFile, lines.join('\n'));
+    const fourth = await oneShot('fourth');
+    assert.is(fourth.log.indexHits, 0, 'the changed log read in full');
+    assert.is(fourth.r.acks.rejected, 2);
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('one-shot builds with the log from its index: appended records, a corrupt record, a torn tail give the site a build without a cache gives', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const startedAt = Date.now() + 60_000;
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    let n = 0;
+    const same = async (tag: string) => {
+      const build = async (store: string | null) => {
+        const verifiedStore = openVerifiedAckStore(store, 'site', startedAt);
+        const outDir = join(copy.dir, `${tag}-${store === null ? 'uncached' : 'cached'}-${n++}`);
+        const r = await buildSite({
+          treeDir: copy.treeDir,
+          pinnedRoot: copy.root,
+          outDir,
+          now: NOW,
+          verifiedStore,
+        });
+        return { r, site: readSite(outDir), indexHits: verifiedStore.indexedLogPrefixes.indexHits };
+      };
+      const cached = await build(cacheDir);
+      const uncached = await build(null);
+      const strip = (r: typeof cached.r) => ({
+        ...r,
+        outDir: '',
+        buildDir: '',
+        timingsMs: null,
+        written: 0,
+        bytesWritten: 0,
+        rendered: 0,
+      });
+      assert.equal(strip(cached.r), strip(uncached.r), tag);
+      for (const [k, v] of uncached.site)
+        assert.ok(cached.site.get(k) === v, `${tag}: ${k} differs`);
+      return cached;
+    };
+    await same('cold');
+    await same('warm');
+    assert.is((await same('indexed')).indexHits, 1);
+    const host = copy.roles.soaking;
+    // an appended record (a host's new ack, written to its file and the log as the endpoint does)
+    copy.chains.get(host)!.write({ at: NOW - 1000, kind: 'heartbeat' });
+    assert.is(
+      (await same('appended')).indexHits,
+      1,
+      'the prefix still indexed, the new record read',
+    );
+    await same('appended again');
+    // a corrupt record followed by a valid one: the log's acks are not counted, as without a cache
+    appendFileSync(logFile, 'not a record\n');
+    copy.chains.get(host)!.write({ at: NOW - 500, kind: 'heartbeat' });
+    const corrupt = await same('corrupt');
+    assert.ok(corrupt.r.acks.rejected > 0);
+    // a torn tail (half a record)
+    const text = readFileSync(logFile, 'utf8').split('\n');
+    writeFileSync(logFile, text.filter((l) => l !== 'not a record').join('\n'));
+    await same('repaired');
+    appendFileSync(logFile, text.find((l) => l.includes('"host"'))!.slice(0, 40));
+    await same('torn tail');
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test('one-shot builds without a log: from the second build on every latest-ack file is recalled by identity, build after build', async () => {
+  const copy = createSiteFixture();
+  try {
+    const cacheDir = join(copy.dir, 'cache');
+    const startedAt = Date.now() + 60_000;
+    const hits: number[] = [];
+    for (const name of ['first', 'second', 'third', 'fourth']) {
+      const verifiedStore = openVerifiedAckStore(cacheDir, 'site', startedAt);
+      const outDir = join(copy.dir, name);
+      const r = await buildSite({
+        treeDir: copy.treeDir,
+        pinnedRoot: copy.root,
+        outDir,
+        now: NOW,
+        ackLogFile: null,
+        verifiedStore,
+      });
+      assert.is(r.acks.rejected, 0);
+      hits.push(verifiedStore.verifiedAckFiles.hits / r.hosts);
+    }
+    // Recalled acks are not looked up in the ack cache, which is then about empty: the memo itself
+    // makes the next build warm (no build reads and verifies every file again).
+    assert.equal(hits, [0, 0, 1, 1]);
+  } finally {
+    copy.cleanup();
+  }
+});
+
 test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt record, a replaced log read in full; always equal to a full read', async () => {
   const copy = createSiteFixture();
   try {
@@ -522,7 +693,9 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
     const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
     const opts = { acksDir: join(copy.treeDir, 'acks'), logFile, trust, log };
     const cache = new AckCache();
-    const feed = new AckFeed();
+    // Ahead of the files' times by more than the racy margin: the files just written are recalled
+    // by their identity (in use, only files older than 2 s are).
+    const feed = new AckFeed({ clock: () => Date.now() + 60_000 });
     const same = (tag: string, incremental: boolean) => {
       const fed = feed.read({ ...opts, cache }, true);
       const full = readAckHistory({ ...opts, bundles: false });

@@ -136,6 +136,30 @@ test("a host re-keyed mid-chain: the new key's tip never vouches for the acks un
   assert.is(chains.rejected.filter((r) => r.host === host).length, tip.signed.seq);
 });
 
+test('records the helper thread must not vouch for: a duplicate key (the signature still verifies) and an unknown field, mid-chain, are refused, as without the helper', async () => {
+  // The reader's build takes the log's acks in on the helper thread; the build then only decodes the
+  // records the helper vouched for (AckCache.primeTakenIn). A record that strict JSON refuses but whose
+  // decoded ack is genuine (a duplicate key, the last one the genuine value) would be taken in if the
+  // helper vouched for it: only the helper's strict intake keeps it out.
+  const f = fixture();
+  const host = f.roles.soaked;
+  const lines = readFileSync(logFile(f), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(`"host":"${host}"`) && l.includes('"activated"'));
+  assert.ok(i >= 0);
+  const canonical = lines[i]!.slice(lines[i]!.indexOf('{'));
+  const duplicated = canonical.replace('"seq":', '"seq":0,"seq":');
+  const unknown = canonical.replace('"kind":', '"extra":1,"kind":');
+  for (const variant of [duplicated, unknown]) {
+    assert.is.not(variant, canonical);
+    lines[i] = formatRecord({ digest: sha256Digest(variant), canonical: variant })
+      .toString('utf8')
+      .trimEnd();
+    writeFileSync(logFile(f), lines.join('\n'));
+    const r = await bothWays(f);
+    assert.is(r.acks.rejected, 1, variant);
+  }
+});
+
 test('a host manifest whose bytes were changed fails the build, as with every signature checked', async () => {
   const f = fixture();
   const dir = join(f.treeDir, 'releases', '1', 'hosts');

@@ -6,6 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { diskFetch } from '../../protocol/disk-tree.ts';
 import { signDocument } from '../../protocol/envelope.ts';
+import { DocumentMemo } from '../../protocol/memo-file.ts';
+import { isVerificationError } from '../../protocol/errors.ts';
 import { hostManifestPath } from '../../protocol/layout.ts';
 import type { SignedDocument } from '../../protocol/schemas/envelope.ts';
 import {
@@ -124,6 +126,48 @@ test("a memo a 'bound-by-index' walk filled never vouches for a manifest's signa
   assert.is(again.manifests.size, 6);
   // ...which the auditor's walk does not read: the bad signature is still found.
   await expectRefusalAsync(() => walk(t, 'each', memo), 'BadSignature', PROD_1);
+});
+
+test("a persisted memo keeps only that a bound manifest's bytes passed intake; the next walk decodes them: the same manifests", async () => {
+  const t = tree();
+  const memo = new DocumentMemo();
+  const first = await walk(t, 'bound-by-index', memo);
+  const taken = memo.used().filter(([key]) => key.endsWith(' host-manifest-bound-by-index'));
+  assert.is(taken.length, first.manifests.size);
+  assert.ok(
+    taken.every(([, env]) => env === null),
+    'no envelope kept for a bound manifest',
+  );
+  const next = new DocumentMemo(memo.used());
+  const again = await walk(t, 'bound-by-index', next);
+  assert.equal([...again.manifests], [...first.manifests]);
+  assert.ok(next.hits >= first.manifests.size);
+  // An auditor's walk over the same memo verifies every manifest itself (no entry of its kind).
+  assert.equal([...(await walk(t, 'each', next)).manifests], [...first.manifests]);
+});
+
+test('a bound manifest that strict intake refuses (a field its schema does not know) is refused by every walk, with or without a memo', async () => {
+  const t = tree({
+    manifest: (host, m) => {
+      if (host === 'prod-1') (m as unknown as Record<string, unknown>)['extra'] = 1;
+    },
+  });
+  const refusal = async (memo?: VerifiedDocumentMemo) => {
+    try {
+      await walk(t, 'bound-by-index', memo);
+    } catch (e) {
+      if (isVerificationError(e)) return { code: e.code, file: e.file };
+      throw e;
+    }
+    assert.unreachable('the walk took a manifest strict intake refuses');
+    return { code: '', file: '' };
+  };
+  const memo = new DocumentMemo();
+  const bare = await refusal();
+  assert.is(bare.file, PROD_1);
+  const withMemo = await refusal(memo);
+  assert.equal([withMemo.code, withMemo.file], [bare.code, bare.file]);
+  assert.equal([(await refusal(memo)).code, (await refusal(memo)).file], [bare.code, bare.file]);
 });
 
 test.run();
