@@ -7,7 +7,7 @@ export { syntheticFleet } from './simulator/generate.ts';
 export { simulate } from './simulator/sim.ts';
 export { humanDuration, parseAckTime } from './time.ts';
 export { trace } from './trace.ts';
-export type { Trace } from './trace.ts';
+export type { Trace, TraceCheckpoint } from './trace.ts';
 export { DEFAULT_TOLERANCES, HOST_PHASES } from './types.ts';
 export type {
   AckRecord,
