@@ -55,12 +55,14 @@ import {
   type Seen,
 } from './ack-file-memo.ts';
 import {
-  decodeLogPrefixIndex,
+  beginsWithRecords,
   encodeLogPrefixIndex,
   indexedDigest,
   indexedRecordCount,
+  IndexedRecords,
   type IndexedAck,
   type LogPrefixIndex,
+  type StoredReplay,
 } from './log-index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
@@ -229,6 +231,16 @@ function isRefusal(r: SignedAck | Refusal): r is Refusal {
   return 'code' in r;
 }
 
+/** What checkAckClaims reads of an ack. */
+type AckClaims = Parameters<typeof checkAckClaims>[0];
+
+/** The records of one log-prefix index taken in without their acks (AckCollector.deferIndexed). */
+export interface DeferredRecords {
+  records: IndexedRecords;
+  /** The records taken in (record numbers, log order): not seen before, their claims holding. */
+  taken: Int32Array;
+}
+
 interface PendingAck {
   ack: SignedAck;
   digest: string;
@@ -290,7 +302,28 @@ export class AckCollector {
 
   /** The identity -> host of every ack added so far (verified, refused at its claims or pending). */
   get seenIds(): ReadonlyMap<string, string> {
-    return this.seen;
+    if (this.deferred.length === 0) return this.seen;
+    const all = new Map(this.seen);
+    for (const { records } of this.deferred)
+      for (let n = 0; n < records.count; n++)
+        if (!all.has(records.digest(n))) all.set(records.digest(n), records.host(n));
+    return all;
+  }
+
+  /**
+   * The host the ack with identity `id` was added as (seenIds), undefined: not added. `host`: the host
+   * it is expected to be of (a per-host file's), so that a deferred index compares that host's records
+   * only (IndexedRecords.find); an ack of another host is then not found there, and is refused as that
+   * host's once parsed (WrongHost), as it is when found.
+   */
+  seenHostOf(id: string, host?: string): string | undefined {
+    const seen = this.seen.get(id);
+    if (seen !== undefined) return seen;
+    for (const { records } of this.deferred) {
+      const n = records.find(id, host);
+      if (n >= 0) return records.host(n);
+    }
+    return undefined;
   }
 
   /**
@@ -337,7 +370,7 @@ export class AckCollector {
     source: string,
     expectedHost: string,
   ): boolean {
-    const seenHost = this.seen.get(id);
+    const seenHost = this.seenHostOf(id, expectedHost);
     if (seenHost !== undefined) {
       this.rejectIfNotExpected(source, seenHost, expectedHost);
       return true;
@@ -377,7 +410,7 @@ export class AckCollector {
    * same bytes. Only the claims are checked again; the ack cache is not consulted (nor filled).
    */
   addVerifiedLogRecord(record: LogRecord, source: string): void {
-    if (this.seen.has(record.digest)) return;
+    if (this.seenHostOf(record.digest) !== undefined) return;
     const ack = JSON.parse(record.canonical) as SignedAck;
     const host = ack.signed.host;
     this.seen.set(record.digest, host);
@@ -434,7 +467,7 @@ export class AckCollector {
    * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
    */
   addIndexedLogRecord(record: IndexedAck, source: string): void {
-    if (this.seen.has(record.digest)) return;
+    if (this.seenHostOf(record.digest, record.signed.host) !== undefined) return;
     const host = record.signed.host;
     this.seen.set(record.digest, host);
     // The claims read the signed part only: the record stands in for an envelope (no object per ack
@@ -444,13 +477,50 @@ export class AckCollector {
   }
 
   /**
+   * The records of a verified log prefix's index (LogPrefixMemo.useIndexes), taken in as
+   * addIndexedLogRecord takes each; with `deferIndexed`, without building their acks: their digests
+   * are seen and their claims checked from the index's host and fleet columns, and the records taken
+   * are listed in `deferred` instead of `acks` (a trace builds the ones it replays).
+   */
+  addIndexedRecords(records: IndexedRecords, source: string): void {
+    if (!this.deferIndexed) {
+      for (let n = 0; n < records.count; n++)
+        this.addIndexedLogRecord({ digest: records.digest(n), signed: records.ack(n) }, source);
+      return;
+    }
+    // Seen are the block's records (seenHostOf looks them up there); each is compared with what was
+    // added before it only when something was (a trace's log is read first).
+    const before = this.seen.size > 0 || this.deferred.length > 0;
+    const taken: number[] = [];
+    for (let n = 0; n < records.count; n++) {
+      const host = records.host(n);
+      if (records.repeatsEarlier(n)) continue;
+      if (before && this.seenHostOf(records.digest(n), host) !== undefined) continue;
+      const claims = { signed: { fleet: records.fleet(n), host } };
+      if (this.claimsHold(claims, source, host) !== null) taken.push(n);
+    }
+    this.replayOnly = true;
+    this.deferred.push({ records, taken: Int32Array.from(taken) });
+  }
+
+  /** addIndexedRecords leaves the acks of indexed records unbuilt (listed in `deferred`). */
+  deferIndexed = false;
+  /** With deferIndexed: the indexed records taken in, by index, in log order. */
+  readonly deferred: DeferredRecords[] = [];
+  /**
+   * With deferIndexed: identities of files read again after an indexed record gave them (their memo
+   * settles with their acks: readAckHistory builds those).
+   */
+  readonly foundAgain: string[] = [];
+
+  /**
    * Some acks came from a log-prefix index: `envelopes` no longer matches `acks` (the index keeps no
    * signatures); readAckHistory then gives none.
    */
   replayOnly = false;
 
   /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
-  private claimsHold(ack: Pick<SignedAck, 'signed'>, source: string, host: string): string | null {
+  private claimsHold(ack: AckClaims, source: string, host: string): string | null {
     try {
       return checkAckClaims(ack, this.trust, source);
     } catch (e) {
@@ -468,9 +538,10 @@ export class AckCollector {
     text?: () => string,
   ): void {
     // The same ack is usually found twice (the log and the tree's latest ack): take it in once.
-    const seenHost = this.seen.get(id);
+    const seenHost = this.seenHostOf(id, expectedHost);
     if (seenHost !== undefined) {
       this.rejectIfNotExpected(source, seenHost, expectedHost);
+      if (this.deferIndexed && expectedHost !== undefined) this.foundAgain.push(id);
       return;
     }
     const parsed = this.cache.parse(id, bytes, source, text);
@@ -724,7 +795,7 @@ export function collectTreeAcks(
         const v = seen.verified;
         // Already given by a log read before: the file adds nothing (a memo entry without its ack is
         // taken in only so; see ack-file-memo.ts).
-        const logged = collector.seenIds.has(v.digest);
+        const logged = collector.seenHostOf(v.digest, host) !== undefined;
         if (
           (logged || v.signed !== null) &&
           collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
@@ -749,13 +820,13 @@ export function collectTreeAcks(
           latestFiles++;
           continue;
         }
-        const known = collector.seenIds.size;
+        // Given before (by the log): its ack is not kept with the file (ack-file-memo.ts).
+        const logged = collector.seenHostOf(digest, host) !== undefined;
         id = collector.add(read, source, host, digest);
-        const logged = collector.seenIds.size === known && collector.seenIds.has(id);
         memo?.remember(path, seen ?? null, read, id, host, logged);
         bytes = () => read;
       }
-      if (opts.bundles !== false && collector.seenIds.get(id) === host)
+      if (opts.bundles !== false && collector.seenHostOf(id, host) === host)
         taken.set(host, { id, bytes });
       latestFiles++;
     } catch (e) {
@@ -787,7 +858,7 @@ function takeSameBytes(
   const same = memo.sameBytes(file.path, file.digest);
   if (
     same === null ||
-    collector.seenIds.has(same.digest) ||
+    collector.seenHostOf(same.digest, file.host) !== undefined ||
     !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
   )
     return false;
@@ -1096,7 +1167,29 @@ export class LogPrefixMemo {
   usedIndexes(): LogPrefixIndex[] {
     return [...this.nowIndexes.values()];
   }
+
+  /**
+   * Keeps a trace's replay checkpoint of the records of `read` (the index it was taken from) with the
+   * index kept for that segment, when that one begins with the records it covers (the same index, or
+   * one extended by the records after it); it replaces the one of the same key, newest first, at most
+   * MAX_REPLAYS per index. Nothing is rewritten when the newest is this one already.
+   */
+  keepReplay(read: LogPrefixIndex, replay: StoredReplay): void {
+    const kept = this.nowIndexes.get(read.file);
+    if (kept === undefined || !beginsWithRecords(kept, read, replay.records)) return;
+    const newest = kept.replays?.[0];
+    if (newest !== undefined && JSON.stringify(newest) === JSON.stringify(replay)) return;
+    const others = (kept.replays ?? []).filter((r) => r.key !== replay.key);
+    this.nowIndexes.set(read.file, {
+      ...kept,
+      replays: [replay, ...others].slice(0, MAX_REPLAYS),
+    });
+    this.indexAdded = true;
+  }
 }
+
+/** Replay checkpoints kept per index (LogPrefixMemo.keepReplay): traces of a few hosts of one scope. */
+const MAX_REPLAYS = 4;
 
 /** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
 export interface ProposedRecords {
@@ -1297,7 +1390,7 @@ export function collectAckLog(
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
     takeSegment(p, source, collector);
     if (prefixes !== null && p.validBytes > 0) proposePrefix(p, source, prefixes, opts.hosts);
-    records += p.records.length + (p.indexed?.length ?? 0);
+    records += p.records.length + (p.indexed?.count ?? 0);
     tornBytes += p.tornBytes;
   }
   const ends = parsed.map((p, i) => ({
@@ -1320,10 +1413,7 @@ type ParsedSegment = ReturnType<typeof parseSegment>;
 /** A segment's acks into the collector: its indexed prefix's, then its records, each named `source:<line>`. */
 function takeSegment(p: ParsedSegment, source: string, collector: AckCollector): void {
   // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
-  if (p.indexed !== null) {
-    const at = `${source}:indexed-prefix`;
-    for (const a of p.indexed) collector.addIndexedLogRecord(a, at);
-  }
+  if (p.indexed !== null) collector.addIndexedRecords(p.indexed, `${source}:indexed-prefix`);
   const checked = p.checkedRecords ?? 0;
   p.records.forEach((r, i) => {
     const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
@@ -1350,7 +1440,7 @@ function proposePrefix(
     prefixes.memo.readsIndexes
       ? {
           digests: () => [
-            ...(p.indexed ?? []).map((a) => a.digest),
+            ...Array.from({ length: p.indexed?.count ?? 0 }, (_, n) => p.indexed!.digest(n)),
             ...p.records.map((r) => r.digest),
           ],
           lines: p.validLines,
@@ -1365,7 +1455,7 @@ function proposePrefix(
 interface IndexedPrefix {
   entry: VerifiedLogPrefix;
   index: LogPrefixIndex;
-  acks: IndexedAck[];
+  records: IndexedRecords;
   /**
    * The SHA-256 of the prefix, to be extended to what this read verifies; null: the file still has the
    * index's identity and nothing after the prefix (its digest is the remembered one).
@@ -1420,8 +1510,8 @@ function readAfterIndexedPrefix(
       // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
       if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
     }
-    const acks = decodeLogPrefixIndex(index);
-    if (acks === null) return null;
+    const records = IndexedRecords.open(index);
+    if (records === null) return null;
     const rest = Buffer.allocUnsafe(st.size - entry.bytes);
     const n = readInto(fd, rest, entry.bytes);
     memo.hits++;
@@ -1432,7 +1522,7 @@ function readAfterIndexedPrefix(
     return {
       entry,
       index,
-      acks,
+      records,
       hash,
       rest: rest.subarray(0, n),
       ...(clearlyOld ? { identity } : {}),
@@ -1455,7 +1545,7 @@ function parseSegment(
 ): ReturnType<typeof parseAckLog> & {
   file: string;
   digest: () => string;
-  indexed: IndexedAck[] | null;
+  indexed: IndexedRecords | null;
   /** After an indexed prefix: the file's identity, when clearly older than this read. */
   identity?: string;
 } {
@@ -1467,7 +1557,7 @@ function parseSegment(
           return host === null || hosts.has(host);
         };
   if (r.indexed !== undefined) {
-    const { entry, index, acks, hash, identity } = r.indexed;
+    const { entry, index, records, hash, identity } = r.indexed;
     const parsed = parseAckLog(r.bytes, r.file, {
       ...(keep === undefined ? {} : { keep }),
       start: { byte: entry.bytes, line: index.lines },
@@ -1481,7 +1571,7 @@ function parseSegment(
       ...parsed,
       file: r.file,
       digest,
-      indexed: acks,
+      indexed: records,
       ...(identity === undefined ? {} : { identity }),
     };
   }
@@ -1533,6 +1623,11 @@ export interface AckHistory extends VerifiedAcks {
   envelopes: SignedAck[];
   /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
   digests: string[];
+  /**
+   * With AckHistoryOptions.deferIndexed: the verified acks of indexed log prefixes, not built (`acks`
+   * holds the others; every ack is in exactly one of the two). None or empty otherwise.
+   */
+  deferred?: DeferredRecords[];
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
   sources: {
     log: string | null;
@@ -1560,6 +1655,8 @@ export interface AckHistoryOptions extends TreeAckOptions {
   trust: AckTrust;
   cache?: AckCache;
   log?: AckLogOptions;
+  /** Leave the acks of indexed log prefixes unbuilt, in AckHistory.deferred (AckCollector.deferIndexed). */
+  deferIndexed?: boolean;
 }
 
 /**
@@ -1568,6 +1665,7 @@ export interface AckHistoryOptions extends TreeAckOptions {
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache, [], o.signatures);
+  collector.deferIndexed = o.deferIndexed === true;
   let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);
@@ -1577,7 +1675,7 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  o.files?.settle(acks, collector.digests, o.trust.hostKeys);
+  settleFiles(o, collector);
   o.log?.prefixes?.settle(rejected, () => {
     const byDigest = new Map<string, AckRecord>();
     collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));
@@ -1594,7 +1692,36 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
   // Acks taken from a log-prefix index carry no signatures: such a history has no envelopes.
   const envelopes = collector.replayOnly ? [] : collector.envelopes;
-  return { acks, rejected, envelopes, digests: collector.digests, sources };
+  return {
+    acks,
+    rejected,
+    envelopes,
+    digests: collector.digests,
+    deferred: collector.deferred,
+    sources,
+  };
+}
+
+/**
+ * The latest-ack files memo settles with the verified ack of each file it read; a file whose ack an
+ * indexed record gave first (deferred: not built) is given that record's ack.
+ */
+function settleFiles(o: AckHistoryOptions, collector: AckCollector): void {
+  if (o.files === undefined) return;
+  const wanted = new Set(collector.foundAgain);
+  if (wanted.size === 0) {
+    o.files.settle(collector.acks, collector.digests, o.trust.hostKeys);
+    return;
+  }
+  const acks = [...collector.acks];
+  const digests = [...collector.digests];
+  for (const { records, taken } of collector.deferred)
+    for (const n of taken)
+      if (wanted.has(records.digest(n))) {
+        acks.push(records.ack(n));
+        digests.push(records.digest(n));
+      }
+  o.files.settle(acks, digests, o.trust.hostKeys);
 }
 
 export interface AckAudit {
