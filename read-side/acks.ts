@@ -503,6 +503,15 @@ export class AckCollector {
     this.deferred.push({ records, taken: Int32Array.from(taken) });
   }
 
+  /** The ack of the deferred indexed record with chain digest `digest`, null: none. */
+  deferredAck(digest: string): AckRecord | null {
+    for (const { records } of this.deferred) {
+      const n = records.find(digest);
+      if (n >= 0) return records.ack(n);
+    }
+    return null;
+  }
+
   /** addIndexedRecords leaves the acks of indexed records unbuilt (listed in `deferred`). */
   deferIndexed = false;
   /** With deferIndexed: the indexed records taken in, by index, in log order. */
@@ -1055,6 +1064,8 @@ export class LogPrefixMemo {
    * SHA-256 was not recomputed (observability, tests).
    */
   identityHits = 0;
+  /** Traces that resumed from a replay checkpoint kept with an index (read-side/trace-replay.ts; tests). */
+  resumedReplays = 0;
   /** A segment file's identity is kept with its index only when its times are before this (ms). */
   readonly clearlyOlderThan: number;
 
@@ -1679,7 +1690,8 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   o.log?.prefixes?.settle(rejected, () => {
     const byDigest = new Map<string, AckRecord>();
     collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));
-    return (d) => byDigest.get(d) ?? null;
+    // A record repeating one of a deferred index (the same bytes appended again) has its ack there.
+    return (d) => byDigest.get(d) ?? collector.deferredAck(d);
   });
   const sources: AckHistory['sources'] = {
     log: o.logFile,

@@ -62,6 +62,7 @@ export function replayTrace(
   const key = replayKey(release, input, period.from, block.records.index.fingerprint);
   const stored = block.records.index.replays?.find((r) => r.key === key);
   const usable = stored !== undefined && resumes(stored, block, others, period.until);
+  if (usable && replays !== undefined) replays.resumedReplays++;
   const built = new Map<AckRecord, number>();
   const build = (n: number): AckRecord => {
     const a = block.records.ack(n);
