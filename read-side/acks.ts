@@ -1180,27 +1180,28 @@ export class LogPrefixMemo {
   }
 
   /**
-   * Keeps a trace's replay checkpoint of the records of `read` (the index it was taken from) with the
-   * index kept for that segment, when that one begins with the records it covers (the same index, or
-   * one extended by the records after it); it replaces the one of the same key, newest first, at most
-   * MAX_REPLAYS per index. Nothing is rewritten when the newest is this one already.
+   * Keeps the replay checkpoints of a trace (`key`) of the records of `read` (the index they were taken
+   * from) with the index kept for that segment, when that one begins with the records they cover (the
+   * same index, or one extended by the records after it); they replace that key's, newest key first, at
+   * most MAX_REPLAYS per index. Nothing is rewritten when they are that key's already.
    */
-  keepReplay(read: LogPrefixIndex, replay: StoredReplay): void {
+  keepReplays(read: LogPrefixIndex, key: string, replays: StoredReplay[]): void {
     const kept = this.nowIndexes.get(read.file);
-    if (kept === undefined || !beginsWithRecords(kept, read, replay.records)) return;
-    const newest = kept.replays?.[0];
-    if (newest !== undefined && JSON.stringify(newest) === JSON.stringify(replay)) return;
-    const others = (kept.replays ?? []).filter((r) => r.key !== replay.key);
+    if (kept === undefined || !replays.every((r) => beginsWithRecords(kept, read, r.records)))
+      return;
+    const before = (kept.replays ?? []).filter((r) => r.key === key);
+    if (JSON.stringify(before) === JSON.stringify(replays)) return;
+    const others = (kept.replays ?? []).filter((r) => r.key !== key);
     this.nowIndexes.set(read.file, {
       ...kept,
-      replays: [replay, ...others].slice(0, MAX_REPLAYS),
+      replays: [...replays, ...others].slice(0, MAX_REPLAYS),
     });
     this.indexAdded = true;
   }
 }
 
-/** Replay checkpoints kept per index (LogPrefixMemo.keepReplay): traces of a few hosts of one scope. */
-const MAX_REPLAYS = 4;
+/** Replay checkpoints kept per index (LogPrefixMemo.keepReplays): traces of a few hosts of one scope. */
+const MAX_REPLAYS = 8;
 
 /** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
 export interface ProposedRecords {

@@ -60,8 +60,14 @@ export function replayTrace(
   const others = Float64Array.from(history.acks, (a) => parseAckTime(a.time));
   const period = tracePeriod(input, spanOf(block, others));
   const key = replayKey(release, input, period.from, block.records.index.fingerprint);
-  const stored = block.records.index.replays?.find((r) => r.key === key);
-  const usable = stored !== undefined && resumes(stored, block, others, period.until);
+  // The checkpoints of this trace that apply (one that does not never will again: the acks signed
+  // before it that it did not replay stay in the history), latest first: the one closest to the end
+  // usually; when an ack signed before it arrived late, the one CHECKPOINT_MARGIN_MS earlier may.
+  const earlier = (block.records.index.replays ?? [])
+    .filter((r) => r.key === key && resumes(r, block, others, period.until))
+    .sort((x, y) => y.checkpoint.at - x.checkpoint.at);
+  const stored = earlier[0];
+  const usable = stored !== undefined;
   if (usable && replays !== undefined) replays.resumedReplays++;
   const built = new Map<AckRecord, number>();
   const build = (n: number): AckRecord => {
@@ -77,16 +83,21 @@ export function replayTrace(
     ...period,
     history: replayed,
     ...(usable ? { resume: resumed(stored, build) } : {}),
-    checkpointAt: checkpointInstant(input, period, block, others),
+    checkpointAt: checkpointInstants(input, period, block, others),
   });
-  // The checkpoint of this replay, else the one it resumed from (kept with an index extended since).
-  const kept =
-    t.checkpoint === undefined
-      ? usable
-        ? stored
-        : null
-      : storedReplay(key, block, t.checkpoint, built);
-  if (replays !== undefined && kept !== null) replays.keepReplay(block.records.index, kept);
+  if (replays !== undefined) {
+    // This replay's checkpoints, and the earlier ones that apply at other instants (still of use
+    // after a late ack; kept with an index extended since): the newest CHECKPOINTS_PER_KEY.
+    const made = (t.checkpoints ?? []).map((c) => storedReplay(key, block, c, built));
+    if (!made.includes(null)) {
+      const fresh = made as StoredReplay[];
+      const at = new Set(fresh.map((r) => r.checkpoint.at));
+      const kept = [...fresh, ...earlier.filter((r) => !at.has(r.checkpoint.at))]
+        .sort((x, y) => y.checkpoint.at - x.checkpoint.at)
+        .slice(0, CHECKPOINTS_PER_KEY);
+      replays.keepReplays(block.records.index, key, kept);
+    }
+  }
   return t;
 }
 
@@ -132,24 +143,29 @@ function resumed(stored: StoredReplay, build: (n: number) => AckRecord): TraceCh
 }
 
 /**
- * Where to keep this replay's checkpoint: the last step's end before the period's end, at least
- * CHECKPOINT_MARGIN_MS before the newest indexed ack, and before every ack outside the index (so that
- * every ack it replayed is one of the index's records). Undefined: no such step.
+ * Where to keep this replay's checkpoints: the last steps' ends before the period's end and before every
+ * ack outside the index (so that every ack they replayed is one of the index's records), at or before
+ * the newest indexed ack, and CHECKPOINT_MARGIN_MS before it (usable still when an ack signed up to
+ * that much before the newest arrives late).
  */
-function checkpointInstant(
+function checkpointInstants(
   input: ReplayInput,
   period: { from: number; until: number },
   block: DeferredRecords,
   others: Float64Array,
-): number | undefined {
+): number[] {
   let newest = -Infinity;
   for (const n of block.taken) newest = Math.max(newest, block.records.timeMs[n]!);
-  let limit = Math.min(period.until - 1, newest - CHECKPOINT_MARGIN_MS);
+  let limit = Math.min(period.until - 1, newest);
   for (const t of others) limit = Math.min(limit, t - 1);
   const step = input.stepSeconds * 1000;
-  const at = period.from + Math.floor((limit - period.from) / step) * step;
-  return at >= period.from ? at : undefined;
+  const stepBefore = (t: number) => period.from + Math.floor((t - period.from) / step) * step;
+  const at = [stepBefore(limit), stepBefore(Math.min(limit, newest - CHECKPOINT_MARGIN_MS))];
+  return [...new Set(at.filter((t) => t >= period.from))];
 }
+
+/** Checkpoints kept per trace key: the latest, and one CHECKPOINT_MARGIN_MS before the newest ack. */
+const CHECKPOINTS_PER_KEY = 2;
 
 /** `checkpoint` as kept with the index: its acks as record numbers (null: one is not an indexed record). */
 function storedReplay(

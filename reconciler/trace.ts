@@ -46,10 +46,10 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
    */
   resume?: TraceCheckpoint;
   /**
-   * Keep the replay's state just after this instant as the result's `checkpoint`: a regular step's end
-   * (`from` + a multiple of the step) before `until`; any other instant keeps none.
+   * Keep the replay's state just after each of these instants as the result's `checkpoints`: regular
+   * steps' ends (`from` + a multiple of the step) before `until`; any other instant keeps none.
    */
-  checkpointAt?: number;
+  checkpointAt?: readonly number[];
 }
 
 /**
@@ -115,8 +115,8 @@ export interface Trace {
   until: number;
   entries: TraceEntry[];
   hosts: HostTrace[];
-  /** The state kept at TraceInput.checkpointAt, when that was a step's end before `until`. */
-  checkpoint?: TraceCheckpoint;
+  /** The states kept at TraceInput.checkpointAt that were steps' ends before `until`, in time order. */
+  checkpoints?: TraceCheckpoint[];
 }
 
 export function trace(input: TraceInput): Trace {
@@ -191,16 +191,16 @@ export function trace(input: TraceInput): Trace {
   for (const h of resume?.hosts ?? [])
     if (traces.has(h.host)) traces.set(h.host, { ...h, holds: [...h.holds] });
   const entries: TraceEntry[] = [...(resume?.entries ?? [])];
-  let checkpoint: TraceCheckpoint | undefined;
+  const checkpoints: TraceCheckpoint[] = [];
   const keepCheckpoint = (t: number): void => {
-    if (t !== input.checkpointAt || t >= until || (t - from) % step !== 0) return;
-    checkpoint = {
+    if (!input.checkpointAt?.includes(t) || t >= until || (t - from) % step !== 0) return;
+    checkpoints.push({
       at: t,
       acks: Object.assign(Object.create(null) as Record<string, AckRecord>, acks),
       state: [...state].map(([host, s]) => [host, { ...s }]),
       hosts: [...traces.values()].map((h) => ({ ...h, holds: [...h.holds] })),
       entries: [...entries],
-    };
+    });
   };
 
   const evaluate = (
@@ -358,7 +358,7 @@ export function trace(input: TraceInput): Trace {
     until,
     entries,
     hosts: [...traces.values()],
-    ...(checkpoint === undefined ? {} : { checkpoint }),
+    ...(input.checkpointAt === undefined ? {} : { checkpoints }),
   };
 }
 

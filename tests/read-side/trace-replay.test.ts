@@ -90,9 +90,11 @@ test("a warm trace resumes from the checkpoint kept with the index: the full rep
     const first = next(cold);
     assert.equal(cachedTrace(fx, release, first, { subject }), full, `${label} from the index`);
     assert.is(first.indexHits, 1);
-    const [kept] = first.usedIndexes()[0]!.replays ?? [];
-    assert.ok(kept !== undefined, `${label}: a checkpoint kept with the index`);
-    assert.ok(kept.checkpoint.at <= NOW - 5 * MIN - CHECKPOINT_MARGIN_MS);
+    // Checkpoints at the last step at or before the scope's newest ack (NOW - 5 min in ch-1, NOW - 12
+    // min in ch-0) and a margin before it.
+    const kept = (first.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at);
+    assert.equal(kept, [kept[0], kept[0]! - CHECKPOINT_MARGIN_MS], label);
+    assert.ok([NOW - 5 * MIN, NOW - 12 * MIN].includes(kept[0]!), label);
     const warm = next(first);
     assert.equal(cachedTrace(fx, release, warm, { subject }), full, `${label} resumed`);
     assert.is(warm.resumedReplays, 1, `${label}: resumed`);
@@ -115,10 +117,22 @@ test('a record appended after the checkpoint is replayed from it; one signed bef
   assert.equal(started, fullTrace(fx, release, { subject }));
   assert.ok(started.entries.some((e) => e.host === held && e.phase !== 'pending'));
 
-  // A late ack of a gating host, signed long before the checkpoint: the whole history is replayed.
-  const [a] = fx.wave('ch-0', 0);
+  // The checkpoints cover the indexed records only (the new one is after the prefix read).
+  assert.equal(
+    (after.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at),
+    [NOW - 5 * MIN, NOW - 15 * MIN],
+  );
+  // An ack signed between the two checkpoints, arriving late: resumed from the earlier one.
+  const [a, b] = fx.wave('ch-0', 1);
+  postAcks(fx, b!, [{ kind: 'heartbeat', at: NOW - 6 * MIN, healthySince: NOW - 25 * MIN }]);
+  const between = next(after);
+  assert.equal(cachedTrace(fx, release, between, { subject }), fullTrace(fx, release, { subject }));
+  assert.is(between.resumedReplays, 1, 'resumed from the checkpoint a margin before');
+
+  // A late ack of a gating host, signed long before the checkpoints: the whole history is replayed.
+
   postAcks(fx, a!, [{ kind: 'failed', at: NOW - 30 * MIN, reason: 'late' }]);
-  const late = next(after);
+  const late = next(between);
   const replayed = cachedTrace(fx, release, late, { subject });
   assert.is(late.resumedReplays, 0, 'not resumed: an ack before the checkpoint');
   assert.equal(replayed, fullTrace(fx, release, { subject }));

@@ -36,7 +36,7 @@ const subjects: TraceInput['subject'][] = [
   ...Object.values(fleet.plans).flatMap((p) => Object.keys(p.hosts).map((host) => ({ host }))),
 ];
 
-const withoutCheckpoint = ({ checkpoint: _, ...t }: Trace) => t;
+const withoutCheckpoints = ({ checkpoints: _, ...t }: Trace) => t;
 
 test('a trace resumed from a checkpoint with the acks after it equals the replay of the whole history', () => {
   let resumed = 0;
@@ -74,24 +74,24 @@ test('a trace resumed from a checkpoint with the acks after it equals the replay
             const { from, until } = trace(input);
             const steps = Math.floor((until - from) / (stepSeconds * 1000));
             const at = from + Math.floor(where * steps) * stepSeconds * 1000;
-            const whole = trace({ ...input, checkpointAt: at });
+            const whole = trace({ ...input, checkpointAt: [at] });
             const label = `seed ${seed} ${JSON.stringify(subject)} ${instants} at ${at}`;
             if (at >= until) {
-              assert.is(whole.checkpoint, undefined, label);
+              assert.equal(whole.checkpoints, [], label);
               continue;
             }
-            const checkpoint = whole.checkpoint!;
+            const [checkpoint] = whole.checkpoints!;
             assert.ok(checkpoint !== undefined, label);
             const rest = trace({
               ...input,
               from,
               until,
               history: history.filter((a) => parseAckTime(a.time) > at),
-              resume: checkpoint,
+              resume: checkpoint!,
             });
-            assert.equal(rest, withoutCheckpoint(whole), label);
+            assert.equal(rest, withoutCheckpoints(whole), label);
             resumed++;
-            changesAfter += whole.entries.length - checkpoint.entries.length;
+            changesAfter += whole.entries.length - checkpoint!.entries.length;
           }
       },
     ),
@@ -115,9 +115,14 @@ test('a checkpoint is kept only at a step end before the end of the period', () 
     instants: 'on-change',
   };
   const { from, until } = trace(input);
-  assert.ok(trace({ ...input, checkpointAt: from + 120_000 }).checkpoint !== undefined);
-  assert.is(trace({ ...input, checkpointAt: from + 90_000 }).checkpoint, undefined);
-  assert.is(trace({ ...input, checkpointAt: until }).checkpoint, undefined);
+  const kept = trace({
+    ...input,
+    checkpointAt: [from + 90_000, from + 120_000, from + 600_000, until],
+  });
+  assert.equal(
+    kept.checkpoints!.map((c) => c.at),
+    [from + 120_000, from + 600_000],
+  );
 });
 
 test('a resumed trace refuses an ack at or before its checkpoint and a missing period', () => {
@@ -132,14 +137,14 @@ test('a resumed trace refuses an ack at or before its checkpoint and a missing p
     instants: 'on-change',
   };
   const { from, until } = trace(input);
-  const checkpoint = trace({ ...input, checkpointAt: from + 600_000 }).checkpoint!;
-  assert.throws(() => trace({ ...input, from, until, resume: checkpoint }), /only the acks after/);
+  const [checkpoint] = trace({ ...input, checkpointAt: [from + 600_000] }).checkpoints!;
+  assert.throws(() => trace({ ...input, from, until, resume: checkpoint! }), /only the acks after/);
   assert.throws(
     () =>
       trace({
         ...input,
-        history: history.filter((a) => parseAckTime(a.time) > checkpoint.at),
-        resume: checkpoint,
+        history: history.filter((a) => parseAckTime(a.time) > checkpoint!.at),
+        resume: checkpoint!,
       }),
     /given its period/,
   );
