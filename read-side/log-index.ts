@@ -333,13 +333,17 @@ export class IndexedRecords {
   repeatsEarlier(n: number): boolean {
     const g = this.hostGroups();
     const p = this.hostAt[n]!;
-    const digest = this.digest(n);
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
       const j = g.order[i]!;
       if (j >= n) return false;
-      if (this.timeMs[j] === this.timeMs[n] && this.hasDigest(j, digest)) return true;
+      if (this.timeMs[j] === this.timeMs[n] && this.hasDigest(j, this.digest(n))) return true;
     }
     return false;
+  }
+
+  /** Record `n`'s host and fleet as one number: records with equal ones make the same claims. */
+  claimsOf(n: number): number {
+    return this.hostAt[n]! * this.index.values.length + this.fleetAt[n]!;
   }
 
   private byDigest: Map<string, number> | undefined;

@@ -58,13 +58,14 @@ export function replayTrace(
   }
   const block = deferred[0]!;
   const others = Float64Array.from(history.acks, (a) => parseAckTime(a.time));
-  const period = tracePeriod(input, spanOf(block, others));
+  const times = timesOf(block, others);
+  const period = tracePeriod(input, spanOf(times));
   const key = replayKey(release, input, period.from, block.records.index.fingerprint);
   // The checkpoints of this trace that apply (one that does not never will again: the acks signed
   // before it that it did not replay stay in the history), latest first: the one closest to the end
   // usually; when an ack signed before it arrived late, the one CHECKPOINT_MARGIN_MS earlier may.
   const earlier = (block.records.index.replays ?? [])
-    .filter((r) => r.key === key && resumes(r, block, others, period.until))
+    .filter((r) => r.key === key && resumes(r, block, times, period.until))
     .sort((x, y) => y.checkpoint.at - x.checkpoint.at);
   const stored = earlier[0];
   const usable = stored !== undefined;
@@ -77,13 +78,16 @@ export function replayTrace(
   };
   const after = usable ? stored.checkpoint.at : -Infinity;
   const replayed: AckRecord[] = [...history.acks];
-  for (const n of block.taken) if (block.records.timeMs[n]! > after) replayed.push(build(n));
+  for (let i = 0; i < block.taken.length; i++) {
+    const n = block.taken[i]!;
+    if (block.records.timeMs[n]! > after) replayed.push(build(n));
+  }
   const t = trace({
     ...input,
     ...period,
     history: replayed,
     ...(usable ? { resume: resumed(stored, build) } : {}),
-    checkpointAt: checkpointInstants(input, period, block, others),
+    checkpointAt: checkpointInstants(input, period, times),
   });
   if (replays !== undefined) {
     // This replay's checkpoints, and the earlier ones that apply at other instants (still of use
@@ -101,34 +105,55 @@ export function replayTrace(
   return t;
 }
 
-/** The first and last signing times of the history (the deferred prefix's and `others`), null: none. */
-function spanOf(block: DeferredRecords, others: Float64Array): [number, number] | null {
-  let first = Infinity;
-  let last = -Infinity;
-  const see = (t: number) => {
-    if (t < first) first = t;
-    if (t > last) last = t;
+/** The first and last signing times of the deferred prefix's records taken and of the other acks. */
+interface Times {
+  indexed: { first: number; last: number } | null;
+  others: { first: number; last: number } | null;
+}
+
+function timesOf(block: DeferredRecords, others: Float64Array): Times {
+  const span = (times: ArrayLike<number>, at: (i: number) => number, count: number) => {
+    let first = Infinity;
+    let last = -Infinity;
+    // Indexed loops: this runs once per process, mostly before the optimising compiler sees it.
+    for (let i = 0; i < count; i++) {
+      const t = times[at(i)]!;
+      if (t < first) first = t;
+      if (t > last) last = t;
+    }
+    return count === 0 ? null : { first, last };
   };
-  for (const n of block.taken) see(block.records.timeMs[n]!);
-  for (const t of others) see(t);
-  return first === Infinity ? null : [first, last];
+  const { timeMs } = block.records;
+  return {
+    indexed: span(timeMs, (i) => block.taken[i]!, block.taken.length),
+    others: span(others, (i) => i, others.length),
+  };
+}
+
+/** The first and last signing times of the whole history, null: no ack. */
+function spanOf({ indexed, others }: Times): [number, number] | null {
+  const spans = [indexed, others].filter((x) => x !== null);
+  if (spans.length === 0) return null;
+  return [Math.min(...spans.map((x) => x.first)), Math.max(...spans.map((x) => x.last))];
 }
 
 /**
  * Whether `stored` replayed exactly the acks of this history signed at or before its instant: it is
  * before the period's end and every ack outside the records it covers was signed after it.
  */
-function resumes(
-  stored: StoredReplay,
-  block: DeferredRecords,
-  others: Float64Array,
-  until: number,
-): boolean {
+function resumes(stored: StoredReplay, block: DeferredRecords, t: Times, until: number): boolean {
   const at = stored.checkpoint.at;
   if (stored.records > block.records.count || at >= until) return false;
-  for (const t of others) if (t <= at) return false;
-  for (const n of block.taken)
-    if (n >= stored.records && block.records.timeMs[n]! <= at) return false;
+  if (t.others !== null && t.others.first <= at) return false;
+  // The records taken after those it covers (`taken` is in log order): the log's growth since.
+  const { taken, records } = block;
+  let lo = 0;
+  for (let hi = taken.length; lo < hi;) {
+    const mid = (lo + hi) >> 1;
+    if (taken[mid]! < stored.records) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < taken.length; i++) if (records.timeMs[taken[i]!]! <= at) return false;
   return true;
 }
 
@@ -151,17 +176,15 @@ function resumed(stored: StoredReplay, build: (n: number) => AckRecord): TraceCh
 function checkpointInstants(
   input: ReplayInput,
   period: { from: number; until: number },
-  block: DeferredRecords,
-  others: Float64Array,
+  t: Times,
 ): number[] {
-  let newest = -Infinity;
-  for (const n of block.taken) newest = Math.max(newest, block.records.timeMs[n]!);
-  let limit = Math.min(period.until - 1, newest);
-  for (const t of others) limit = Math.min(limit, t - 1);
+  if (t.indexed === null) return [];
+  const newest = t.indexed.last;
+  const limit = Math.min(period.until - 1, newest, (t.others?.first ?? Infinity) - 1);
   const step = input.stepSeconds * 1000;
-  const stepBefore = (t: number) => period.from + Math.floor((t - period.from) / step) * step;
+  const stepBefore = (x: number) => period.from + Math.floor((x - period.from) / step) * step;
   const at = [stepBefore(limit), stepBefore(Math.min(limit, newest - CHECKPOINT_MARGIN_MS))];
-  return [...new Set(at.filter((t) => t >= period.from))];
+  return [...new Set(at.filter((x) => x >= period.from))];
 }
 
 /** Checkpoints kept per trace key: the latest, and one CHECKPOINT_MARGIN_MS before the newest ack. */
