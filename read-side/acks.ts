@@ -491,19 +491,21 @@ export class AckCollector {
     // Seen are the block's records (seenHostOf looks them up there); each is compared with what was
     // added before it only when something was (a trace's log is read first).
     const before = this.seen.size > 0 || this.deferred.length > 0;
-    // The claims of a host and fleet, checked once: a refusal is checked (and listed) per record.
-    const held = new Map<number, boolean>();
+    // The claims of a host (value position) with the fleet they held with, checked once; a refusal
+    // is checked (and listed) per record.
+    const heldWith = new Int32Array(records.valueCount).fill(-1);
     const taken: number[] = [];
     for (let n = 0; n < records.count; n++) {
       if (records.repeatsEarlier(n)) continue;
       const host = records.host(n);
       if (before && this.seenHostOf(records.digest(n), host) !== undefined) continue;
-      const pair = records.claimsOf(n);
-      if (held.get(pair) !== true) {
+      const h = records.hostPosition(n);
+      if (heldWith[h] !== records.fleetPosition(n)) {
         const claims = { signed: { fleet: records.fleet(n), host } };
-        held.set(pair, this.claimsHold(claims, source, host) !== null);
+        if (this.claimsHold(claims, source, host) === null) continue;
+        heldWith[h] = records.fleetPosition(n);
       }
-      if (held.get(pair) === true) taken.push(n);
+      taken.push(n);
     }
     this.replayOnly = true;
     this.deferred.push({ records, taken: Int32Array.from(taken) });

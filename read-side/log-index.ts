@@ -333,6 +333,7 @@ export class IndexedRecords {
   repeatsEarlier(n: number): boolean {
     const g = this.hostGroups();
     const p = this.hostAt[n]!;
+    if (!g.unordered[p]) return false;
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
       const j = g.order[i]!;
       if (j >= n) return false;
@@ -341,9 +342,18 @@ export class IndexedRecords {
     return false;
   }
 
-  /** Record `n`'s host and fleet as one number: records with equal ones make the same claims. */
-  claimsOf(n: number): number {
-    return this.hostAt[n]! * this.index.values.length + this.fleetAt[n]!;
+  /** Record `n`'s host and fleet as value positions: records with equal ones make the same claims. */
+  hostPosition(n: number): number {
+    return this.hostAt[n]!;
+  }
+
+  fleetPosition(n: number): number {
+    return this.fleetAt[n]!;
+  }
+
+  /** How many distinct values the index holds (value positions are below it). */
+  get valueCount(): number {
+    return this.index.values.length;
   }
 
   private byDigest: Map<string, number> | undefined;
@@ -356,9 +366,19 @@ export class IndexedRecords {
     return m;
   }
 
-  /** Record numbers grouped by host (log order within each): a counting sort of the host column. */
+  /**
+   * Record numbers grouped by host (log order within each): a counting sort of the host column.
+   * `unordered[p]`: host p's records are not signed in strictly increasing time in log order, so one
+   * may repeat an earlier one (the same ack has the same time); otherwise none does.
+   */
   private groups:
-    { order: Int32Array; start: Int32Array; positionOf: Map<string, number> } | undefined;
+    | {
+        order: Int32Array;
+        start: Int32Array;
+        positionOf: Map<string, number>;
+        unordered: Uint8Array;
+      }
+    | undefined;
   private hostGroups(): NonNullable<IndexedRecords['groups']> {
     if (this.groups !== undefined) return this.groups;
     const start = new Int32Array(this.index.values.length + 1);
@@ -370,8 +390,15 @@ export class IndexedRecords {
     }
     const next = start.slice(0, -1);
     const order = new Int32Array(this.count);
-    for (let n = 0; n < this.count; n++) order[next[this.hostAt[n]!]!++] = n;
-    return (this.groups = { order, start, positionOf });
+    const latest = new Float64Array(this.index.values.length).fill(-Infinity);
+    const unordered = new Uint8Array(this.index.values.length);
+    for (let n = 0; n < this.count; n++) {
+      const p = this.hostAt[n]!;
+      order[next[p]!++] = n;
+      if (this.timeMs[n]! <= latest[p]!) unordered[p] = 1;
+      else latest[p] = this.timeMs[n]!;
+    }
+    return (this.groups = { order, start, positionOf, unordered });
   }
 
   host(n: number): string {
