@@ -17,6 +17,10 @@
 // digest of the record d places earlier (nearly all: the hash chain) as 2d - 1. A warm trace parses
 // a few long strings instead of ~60,000 digest strings and ~1,000,000 numbers (v1: JSON arrays of
 // both), and keeps neither array on its heap.
+//
+// Read as IndexedRecords: one pass over the varints gives each record's host, fleet and signed time as
+// typed-array columns, and an ack object is built only for a record asked for (a trace resumed from a
+// replay checkpoint, `replays`, builds a few thousand: read-side/trace-replay.ts).
 import { parseAckTime, type AckRecord, type TraceCheckpoint } from '../reconciler/index.ts';
 import { IDENTITY } from './ack-file-memo.ts';
 

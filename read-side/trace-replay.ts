@@ -1,6 +1,6 @@
 // A trace's replay over a history whose indexed log prefix was read without building its acks
 // (AckHistory.deferred): from a replay checkpoint kept with that prefix's index when one applies, else
-// from the start; either way it keeps the checkpoint of this replay there for the next run.
+// from the start; either way it keeps this replay's checkpoints there for the next run.
 //
 // The replay up to a step's end T (reconciler/trace.ts TraceCheckpoint) is a function of the acks signed
 // at or before T, the release documents the reconciler reads (plans, budgets, revocations), the subject,
@@ -9,7 +9,8 @@
 // sealed in the same file as the index. It is used only when the acks signed at or before T are exactly
 // the ones it replayed: every ack of the history outside the index's first `records` records was signed
 // after T (else the whole history is replayed). So a warm trace builds the acks signed after T and each
-// host's latest ack at T, not ~60,000 (docs/architecture.md "Log-prefix indexes").
+// host's latest ack at T, not ~60,000 (docs/architecture.md "Deferred indexed acks and replay
+// checkpoints").
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sha256Digest } from '../protocol/index.ts';
@@ -40,8 +41,8 @@ export type ReplayInput = Omit<TraceInput, 'history' | 'stepSeconds' | 'instants
 export const CHECKPOINT_MARGIN_MS = 10 * 60_000;
 
 /**
- * trace() over `history` (its deferred acks built as needed), resumed from the checkpoint kept with the
- * index of its one deferred prefix when it applies; with `replays`, this replay's checkpoint is kept
+ * trace() over `history` (its deferred acks built as needed), resumed from a checkpoint kept with the
+ * index of its one deferred prefix when one applies; with `replays`, this replay's checkpoints are kept
  * there. Several deferred prefixes (a multi-segment log, replica logs): every ack built, no checkpoint.
  */
 export function replayTrace(
@@ -89,20 +90,31 @@ export function replayTrace(
     ...(usable ? { resume: resumed(stored, build) } : {}),
     checkpointAt: checkpointInstants(input, period, times),
   });
-  if (replays !== undefined) {
-    // This replay's checkpoints, and the earlier ones that apply at other instants (still of use
-    // after a late ack; kept with an index extended since): the newest CHECKPOINTS_PER_KEY.
-    const made = (t.checkpoints ?? []).map((c) => storedReplay(key, block, c, built));
-    if (!made.includes(null)) {
-      const fresh = made as StoredReplay[];
-      const at = new Set(fresh.map((r) => r.checkpoint.at));
-      const kept = [...fresh, ...earlier.filter((r) => !at.has(r.checkpoint.at))]
-        .sort((x, y) => y.checkpoint.at - x.checkpoint.at)
-        .slice(0, CHECKPOINTS_PER_KEY);
-      replays.keepReplays(block.records.index, key, kept);
-    }
-  }
+  if (replays !== undefined) keepCheckpoints(replays, key, block, t, earlier, built);
   return t;
+}
+
+/**
+ * Keeps with the index this replay's checkpoints and the earlier ones that apply at other instants
+ * (still of use after a late ack; kept with an index extended since): the newest CHECKPOINTS_PER_KEY.
+ * None when an ack of a checkpoint is not one of the index's records (`built` maps those it built).
+ */
+function keepCheckpoints(
+  replays: LogPrefixMemo,
+  key: string,
+  block: DeferredRecords,
+  t: Trace,
+  earlier: readonly StoredReplay[],
+  built: ReadonlyMap<AckRecord, number>,
+): void {
+  const made = (t.checkpoints ?? []).map((c) => storedReplay(key, block, c, built));
+  if (made.includes(null)) return;
+  const fresh = made as StoredReplay[];
+  const at = new Set(fresh.map((r) => r.checkpoint.at));
+  const kept = [...fresh, ...earlier.filter((r) => !at.has(r.checkpoint.at))]
+    .sort((x, y) => y.checkpoint.at - x.checkpoint.at)
+    .slice(0, CHECKPOINTS_PER_KEY);
+  replays.keepReplays(block.records.index, key, kept);
 }
 
 /** The first and last signing times of the deferred prefix's records taken and of the other acks. */
