@@ -3,9 +3,11 @@
 // the full replay's, for held, started and soaked hosts and a channel; a record appended after the
 // checkpoint is replayed from it, one signed before it makes the whole history replayed; another
 // release, subject, step or period is not served from it; a tampered prefix is read in full, the
-// tampered ack refused.
+// tampered ack refused; a latest-ack file holding another host's indexed ack is still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AckCache, LogPrefixMemo } from '../../read-side/acks.ts';
 import {
   loadAckHistory,
@@ -188,6 +190,26 @@ test('a tampered prefix is read in full and the tampered ack refused, not resume
     [`${fx.logFile}:${line} BadSignature`],
   );
   assert.equal([memo.indexHits, memo.resumedReplays], [0, 0]);
+  assert.equal(t, fullTrace(fx, release, { subject }));
+});
+
+test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [e] = fx.wave('ch-1', 0);
+  const [f] = fx.wave('ch-1', 1);
+  const subject = { host: e! };
+  const first = warmedUp(fx, release, { subject });
+  // f's file now holds e's latest ack: a record of the index, under e (looked up by f's records only).
+  const hosts = join(fx.tree, 'acks', 'hosts');
+  copyFileSync(join(hosts, `${e}.json`), join(hosts, `${f}.json`));
+  const memo = next(first);
+  const t = cachedTrace(fx, release, memo, { subject });
+  assert.equal(
+    t.history.rejected.map((r) => `${r.source} ${r.host} ${r.code}`),
+    [`acks/hosts/${f}.json ${e} WrongHost`],
+  );
+  assert.equal([memo.indexHits, memo.resumedReplays], [1, 1]);
   assert.equal(t, fullTrace(fx, release, { subject }));
 });
 
