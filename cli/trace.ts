@@ -145,7 +145,6 @@ Options:
         replicaLogs,
         cacheDir !== null,
       );
-      store.save();
       const report = traceReport(release, history, subject, {
         now,
         from,
@@ -153,7 +152,10 @@ Options:
         stepSeconds: stepText === undefined ? undefined : Number(stepText),
         stale,
         scope,
+        // The replay checkpoint kept with the log's index (read-side/trace-replay.ts), saved below.
+        ...(cacheDir === null ? {} : { replays: store.indexedLogPrefixes }),
       });
+      store.save();
       output(values.json, report, () => renderTrace(report));
       return stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {
@@ -191,6 +193,8 @@ function scopedHistory(
     store.indexedLogPrefixes,
     // Latest-ack files recalled by identity with the ack each held (a memo kept only with a cache).
     cached ? store.verifiedAckFiles : undefined,
+    // The indexed prefix's acks are built by the replay, only those it needs (read-side/trace-replay.ts).
+    cached,
   );
   return { scope, history };
 }

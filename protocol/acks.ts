@@ -83,7 +83,7 @@ export function hostKeysOfPlans(
  * (read-side/acks.ts) makes the same checks in the same order.
  */
 export function checkAckClaims(
-  ack: Pick<SignedAck, 'signed'>,
+  ack: { signed: Pick<SignedAck['signed'], 'fleet' | 'host'> },
   trust: AckTrust,
   source: string,
 ): string {

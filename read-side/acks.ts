@@ -55,12 +55,14 @@ import {
   type Seen,
 } from './ack-file-memo.ts';
 import {
-  decodeLogPrefixIndex,
+  beginsWithRecords,
   encodeLogPrefixIndex,
   indexedDigest,
   indexedRecordCount,
+  IndexedRecords,
   type IndexedAck,
   type LogPrefixIndex,
+  type StoredReplay,
 } from './log-index.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
@@ -229,6 +231,16 @@ function isRefusal(r: SignedAck | Refusal): r is Refusal {
   return 'code' in r;
 }
 
+/** What checkAckClaims reads of an ack. */
+type AckClaims = Parameters<typeof checkAckClaims>[0];
+
+/** The records of one log-prefix index taken in without their acks (AckCollector.deferIndexed). */
+export interface DeferredRecords {
+  records: IndexedRecords;
+  /** The records taken in (record numbers, log order): not seen before, their claims holding. */
+  taken: Int32Array;
+}
+
 interface PendingAck {
   ack: SignedAck;
   digest: string;
@@ -290,7 +302,28 @@ export class AckCollector {
 
   /** The identity -> host of every ack added so far (verified, refused at its claims or pending). */
   get seenIds(): ReadonlyMap<string, string> {
-    return this.seen;
+    if (this.deferred.length === 0) return this.seen;
+    const all = new Map(this.seen);
+    for (const { records } of this.deferred)
+      for (let n = 0; n < records.count; n++)
+        if (!all.has(records.digest(n))) all.set(records.digest(n), records.host(n));
+    return all;
+  }
+
+  /**
+   * The host the ack with identity `id` was added as (seenIds), undefined: not added. `host`: the host
+   * it is expected to be of (a per-host file's), so that a deferred index compares that host's records
+   * only (IndexedRecords.find); an ack of another host is then not found there, and is refused as that
+   * host's once parsed (WrongHost), as it is when found.
+   */
+  seenHostOf(id: string, host?: string): string | undefined {
+    const seen = this.seen.get(id);
+    if (seen !== undefined) return seen;
+    for (const { records } of this.deferred) {
+      const n = records.find(id, host);
+      if (n >= 0) return records.host(n);
+    }
+    return undefined;
   }
 
   /**
@@ -321,7 +354,7 @@ export class AckCollector {
     source: string,
     expectedHost: string,
   ): boolean {
-    const seenHost = this.seen.get(id);
+    const seenHost = this.seenHostOf(id, expectedHost);
     if (seenHost !== undefined) {
       this.rejectIfNotExpected(source, seenHost, expectedHost);
       return true;
@@ -361,7 +394,7 @@ export class AckCollector {
    * same bytes. Only the claims are checked again; the ack cache is not consulted (nor filled).
    */
   addVerifiedLogRecord(record: LogRecord, source: string): void {
-    if (this.seen.has(record.digest)) return;
+    if (this.seenHostOf(record.digest) !== undefined) return;
     const ack = JSON.parse(record.canonical) as SignedAck;
     const host = ack.signed.host;
     this.seen.set(record.digest, host);
@@ -418,7 +451,7 @@ export class AckCollector {
    * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
    */
   addIndexedLogRecord(record: IndexedAck, source: string): void {
-    if (this.seen.has(record.digest)) return;
+    if (this.seenHostOf(record.digest, record.signed.host) !== undefined) return;
     const host = record.signed.host;
     this.seen.set(record.digest, host);
     // The claims read the signed part only: the record stands in for an envelope (no object per ack
@@ -428,13 +461,67 @@ export class AckCollector {
   }
 
   /**
+   * The records of a verified log prefix's index (LogPrefixMemo.useIndexes), taken in as
+   * addIndexedLogRecord takes each; with `deferIndexed`, without building their acks: their digests
+   * are seen and their claims checked from the index's host and fleet columns, and the records taken
+   * are listed in `deferred` instead of `acks` (a trace builds the ones it replays).
+   */
+  addIndexedRecords(records: IndexedRecords, source: string): void {
+    if (!this.deferIndexed) {
+      for (let n = 0; n < records.count; n++)
+        this.addIndexedLogRecord({ digest: records.digest(n), signed: records.ack(n) }, source);
+      return;
+    }
+    // Seen are the block's records (seenHostOf looks them up there); each is compared with what was
+    // added before it only when something was (a trace's log is read first).
+    const before = this.seen.size > 0 || this.deferred.length > 0;
+    // The claims of a host (value position) with the fleet they held with, checked once; a refusal
+    // is checked (and listed) per record.
+    const heldWith = new Int32Array(records.valueCount).fill(-1);
+    const taken: number[] = [];
+    for (let n = 0; n < records.count; n++) {
+      if (records.repeatsEarlier(n)) continue;
+      const host = records.host(n);
+      if (before && this.seenHostOf(records.digest(n), host) !== undefined) continue;
+      const h = records.hostPosition(n);
+      if (heldWith[h] !== records.fleetPosition(n)) {
+        const claims = { signed: { fleet: records.fleet(n), host } };
+        if (this.claimsHold(claims, source, host) === null) continue;
+        heldWith[h] = records.fleetPosition(n);
+      }
+      taken.push(n);
+    }
+    this.replayOnly = true;
+    this.deferred.push({ records, taken: Int32Array.from(taken) });
+  }
+
+  /** The ack of the deferred indexed record with chain digest `digest`, null: none. */
+  deferredAck(digest: string): AckRecord | null {
+    for (const { records } of this.deferred) {
+      const n = records.find(digest);
+      if (n >= 0) return records.ack(n);
+    }
+    return null;
+  }
+
+  /** addIndexedRecords leaves the acks of indexed records unbuilt (listed in `deferred`). */
+  deferIndexed = false;
+  /** With deferIndexed: the indexed records taken in, by index, in log order. */
+  readonly deferred: DeferredRecords[] = [];
+  /**
+   * With deferIndexed: identities of files read again after an indexed record gave them (their memo
+   * settles with their acks: readAckHistory builds those).
+   */
+  readonly foundAgain: string[] = [];
+
+  /**
    * Some acks came from a log-prefix index: `envelopes` no longer matches `acks` (the index keeps no
    * signatures); readAckHistory then gives none.
    */
   replayOnly = false;
 
   /** The ack's host key when its claims hold against the release (checkAckClaims); else rejected, null. */
-  private claimsHold(ack: Pick<SignedAck, 'signed'>, source: string, host: string): string | null {
+  private claimsHold(ack: AckClaims, source: string, host: string): string | null {
     try {
       return checkAckClaims(ack, this.trust, source);
     } catch (e) {
@@ -452,9 +539,10 @@ export class AckCollector {
     text?: () => string,
   ): void {
     // The same ack is usually found twice (the log and the tree's latest ack): take it in once.
-    const seenHost = this.seen.get(id);
+    const seenHost = this.seenHostOf(id, expectedHost);
     if (seenHost !== undefined) {
       this.rejectIfNotExpected(source, seenHost, expectedHost);
+      if (this.deferIndexed && expectedHost !== undefined) this.foundAgain.push(id);
       return;
     }
     const parsed = this.cache.parse(id, bytes, source, text);
@@ -704,7 +792,7 @@ export function collectTreeAcks(
       // [a-z0-9-] only), and path.join's normalisation was ~3 % of a warm `status --host`.
       const file = { path: `${hostsDir}/${f}`, source, host };
       const t = takeLatestFile(file, collector, memo, readFile);
-      if (opts.bundles !== false && collector.seenIds.get(t.id) === host) taken.set(host, t);
+      if (opts.bundles !== false && collector.seenHostOf(t.id, host) === host) taken.set(host, t);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -740,7 +828,7 @@ function takeLatestFile(
     const v = seen.verified;
     // Already given by a log read before: the file adds nothing (a memo entry without its ack is
     // taken in only so; see ack-file-memo.ts).
-    const logged = collector.seenIds.has(v.digest);
+    const logged = collector.seenHostOf(v.digest, host) !== undefined;
     if (
       (logged || v.signed !== null) &&
       collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
@@ -755,9 +843,9 @@ function takeLatestFile(
   const digest = sha256Digest(read);
   if (takeSameBytes(memo, collector, { ...file, seen: seen ?? null, digest }))
     return { id: digest, size: read.length, bytes: read };
-  const known = collector.seenIds.size;
+  // Given before (by the log): its ack is not kept with the file (ack-file-memo.ts).
+  const logged = collector.seenHostOf(digest, host) !== undefined;
   const id = collector.add(read, source, host, digest);
-  const logged = collector.seenIds.size === known && collector.seenIds.has(id);
   memo?.remember(path, seen ?? null, id, host, logged);
   return { id, size: read.length, bytes: read };
 }
@@ -778,7 +866,7 @@ function takeSameBytes(
   const same = memo?.sameBytes(file.path, file.digest);
   if (
     same == null ||
-    collector.seenIds.has(same.digest) ||
+    collector.seenHostOf(same.digest, file.host) !== undefined ||
     !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
   )
     return false;
@@ -994,6 +1082,8 @@ export class LogPrefixMemo {
    * SHA-256 was not recomputed (observability, tests).
    */
   identityHits = 0;
+  /** Traces that resumed from a replay checkpoint kept with an index (read-side/trace-replay.ts; tests). */
+  resumedReplays = 0;
   /** A segment file's identity is kept with its index only when its times are before this (ms). */
   readonly clearlyOlderThan: number;
 
@@ -1115,7 +1205,30 @@ export class LogPrefixMemo {
   usedIndexes(): LogPrefixIndex[] {
     return [...this.nowIndexes.values()];
   }
+
+  /**
+   * Keeps the replay checkpoints of a trace (`key`) of the records of `read` (the index they were taken
+   * from) with the index kept for that segment, when that one begins with the records they cover (the
+   * same index, or one extended by the records after it); they replace that key's, newest key first, at
+   * most MAX_REPLAYS per index. Nothing is rewritten when they are that key's already.
+   */
+  keepReplays(read: LogPrefixIndex, key: string, replays: StoredReplay[]): void {
+    const kept = this.nowIndexes.get(read.file);
+    if (kept === undefined || !replays.every((r) => beginsWithRecords(kept, read, r.records)))
+      return;
+    const before = (kept.replays ?? []).filter((r) => r.key === key);
+    if (JSON.stringify(before) === JSON.stringify(replays)) return;
+    const others = (kept.replays ?? []).filter((r) => r.key !== key);
+    this.nowIndexes.set(read.file, {
+      ...kept,
+      replays: [...replays, ...others].slice(0, MAX_REPLAYS),
+    });
+    this.indexAdded = true;
+  }
 }
+
+/** Replay checkpoints kept per index (LogPrefixMemo.keepReplays): traces of a few hosts of one scope. */
+const MAX_REPLAYS = 8;
 
 /** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
 export interface ProposedRecords {
@@ -1316,7 +1429,7 @@ export function collectAckLog(
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;
     takeSegment(p, source, collector);
     if (prefixes !== null && p.validBytes > 0) proposePrefix(p, source, prefixes, opts.hosts);
-    records += p.records.length + (p.indexed?.length ?? 0);
+    records += p.records.length + (p.indexed?.count ?? 0);
     tornBytes += p.tornBytes;
   }
   const ends = parsed.map((p, i) => ({
@@ -1339,10 +1452,7 @@ type ParsedSegment = ReturnType<typeof parseSegment>;
 /** A segment's acks into the collector: its indexed prefix's, then its records, each named `source:<line>`. */
 function takeSegment(p: ParsedSegment, source: string, collector: AckCollector): void {
   // An indexed prefix's acks have no line numbers: a claim refused among them names the prefix.
-  if (p.indexed !== null) {
-    const at = `${source}:indexed-prefix`;
-    for (const a of p.indexed) collector.addIndexedLogRecord(a, at);
-  }
+  if (p.indexed !== null) collector.addIndexedRecords(p.indexed, `${source}:indexed-prefix`);
   const checked = p.checkedRecords ?? 0;
   p.records.forEach((r, i) => {
     const at = `${source}:${p.lines === undefined ? i + 1 : p.lines[i]}`;
@@ -1369,7 +1479,7 @@ function proposePrefix(
     prefixes.memo.readsIndexes
       ? {
           digests: () => [
-            ...(p.indexed ?? []).map((a) => a.digest),
+            ...Array.from({ length: p.indexed?.count ?? 0 }, (_, n) => p.indexed!.digest(n)),
             ...p.records.map((r) => r.digest),
           ],
           lines: p.validLines,
@@ -1384,7 +1494,7 @@ function proposePrefix(
 interface IndexedPrefix {
   entry: VerifiedLogPrefix;
   index: LogPrefixIndex;
-  acks: IndexedAck[];
+  records: IndexedRecords;
   /**
    * The SHA-256 of the prefix, to be extended to what this read verifies; null: the file still has the
    * index's identity and nothing after the prefix (its digest is the remembered one).
@@ -1439,8 +1549,8 @@ function readAfterIndexedPrefix(
       // Changed, truncated or tampered: nothing of it is believed (read whole, as without an index).
       if (`sha256:${hash.copy().digest('hex')}` !== entry.digest) return null;
     }
-    const acks = decodeLogPrefixIndex(index);
-    if (acks === null) return null;
+    const records = IndexedRecords.open(index);
+    if (records === null) return null;
     const rest = Buffer.allocUnsafe(st.size - entry.bytes);
     const n = readInto(fd, rest, entry.bytes);
     memo.hits++;
@@ -1451,7 +1561,7 @@ function readAfterIndexedPrefix(
     return {
       entry,
       index,
-      acks,
+      records,
       hash,
       rest: rest.subarray(0, n),
       ...(clearlyOld ? { identity } : {}),
@@ -1474,7 +1584,7 @@ function parseSegment(
 ): ReturnType<typeof parseAckLog> & {
   file: string;
   digest: () => string;
-  indexed: IndexedAck[] | null;
+  indexed: IndexedRecords | null;
   /** After an indexed prefix: the file's identity, when clearly older than this read. */
   identity?: string;
 } {
@@ -1486,7 +1596,7 @@ function parseSegment(
           return host === null || hosts.has(host);
         };
   if (r.indexed !== undefined) {
-    const { entry, index, acks, hash, identity } = r.indexed;
+    const { entry, index, records, hash, identity } = r.indexed;
     const parsed = parseAckLog(r.bytes, r.file, {
       ...(keep === undefined ? {} : { keep }),
       start: { byte: entry.bytes, line: index.lines },
@@ -1500,7 +1610,7 @@ function parseSegment(
       ...parsed,
       file: r.file,
       digest,
-      indexed: acks,
+      indexed: records,
       ...(identity === undefined ? {} : { identity }),
     };
   }
@@ -1552,6 +1662,11 @@ export interface AckHistory extends VerifiedAcks {
   envelopes: SignedAck[];
   /** The digest identifying each of `acks` (same index): a log record's chain digest, else its bytes'. */
   digests: string[];
+  /**
+   * With AckHistoryOptions.deferIndexed: the verified acks of indexed log prefixes, not built (`acks`
+   * holds the others; every ack is in exactly one of the two). None or empty otherwise.
+   */
+  deferred?: DeferredRecords[];
   /** What was read: the log (null: none), how much of it, and the tree's latest-ack files. */
   sources: {
     log: string | null;
@@ -1579,6 +1694,8 @@ export interface AckHistoryOptions extends TreeAckOptions {
   trust: AckTrust;
   cache?: AckCache;
   log?: AckLogOptions;
+  /** Leave the acks of indexed log prefixes unbuilt, in AckHistory.deferred (AckCollector.deferIndexed). */
+  deferIndexed?: boolean;
 }
 
 /**
@@ -1587,6 +1704,7 @@ export interface AckHistoryOptions extends TreeAckOptions {
  */
 export function readAckHistory(o: AckHistoryOptions): AckHistory {
   const collector = new AckCollector(o.trust, o.cache, [], o.signatures);
+  collector.deferIndexed = o.deferIndexed === true;
   let log: AckLogRead = { records: 0, segments: 0, tornBytes: 0, skippedBytes: 0, corrupt: false };
   const scoped = o.hosts === undefined ? o.log : { ...o.log, hosts: o.hosts };
   if (o.logFile !== null) log = collectAckLog(o.logFile, collector, scoped);
@@ -1596,11 +1714,12 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   }));
   const tree = collectTreeAcks(o.acksDir, collector, o);
   const { acks, rejected } = collector.result();
-  o.files?.settle(acks, collector.digests, o.trust.hostKeys);
+  settleFiles(o, collector);
   o.log?.prefixes?.settle(rejected, () => {
     const byDigest = new Map<string, AckRecord>();
     collector.digests.forEach((d, i) => byDigest.set(d, acks[i]!));
-    return (d) => byDigest.get(d) ?? null;
+    // A record repeating one of a deferred index (the same bytes appended again) has its ack there.
+    return (d) => byDigest.get(d) ?? collector.deferredAck(d);
   });
   const sources: AckHistory['sources'] = {
     log: o.logFile,
@@ -1613,7 +1732,36 @@ export function readAckHistory(o: AckHistoryOptions): AckHistory {
   if (o.replicaLogs) sources.replicaLogs = replicaLogs;
   // Acks taken from a log-prefix index carry no signatures: such a history has no envelopes.
   const envelopes = collector.replayOnly ? [] : collector.envelopes;
-  return { acks, rejected, envelopes, digests: collector.digests, sources };
+  return {
+    acks,
+    rejected,
+    envelopes,
+    digests: collector.digests,
+    deferred: collector.deferred,
+    sources,
+  };
+}
+
+/**
+ * The latest-ack files memo settles with the verified ack of each file it read; a file whose ack an
+ * indexed record gave first (deferred: not built) is given that record's ack.
+ */
+function settleFiles(o: AckHistoryOptions, collector: AckCollector): void {
+  if (o.files === undefined) return;
+  const wanted = new Set(collector.foundAgain);
+  if (wanted.size === 0) {
+    o.files.settle(collector.acks, collector.digests, o.trust.hostKeys);
+    return;
+  }
+  const acks = [...collector.acks];
+  const digests = [...collector.digests];
+  for (const { records, taken } of collector.deferred)
+    for (const n of taken)
+      if (wanted.has(records.digest(n))) {
+        acks.push(records.ack(n));
+        digests.push(records.digest(n));
+      }
+  o.files.settle(acks, digests, o.trust.hostKeys);
 }
 
 export interface AckAudit {

@@ -17,7 +17,11 @@
 // digest of the record d places earlier (nearly all: the hash chain) as 2d - 1. A warm trace parses
 // a few long strings instead of ~60,000 digest strings and ~1,000,000 numbers (v1: JSON arrays of
 // both), and keeps neither array on its heap.
-import type { AckRecord } from '../reconciler/index.ts';
+//
+// Read as IndexedRecords: one pass over the varints gives each record's host, fleet and signed time as
+// typed-array columns, and an ack object is built only for a record asked for (a trace resumed from a
+// replay checkpoint, `replays`, builds a few thousand: read-side/trace-replay.ts).
+import { parseAckTime, type AckRecord, type TraceCheckpoint } from '../reconciler/index.ts';
 import { IDENTITY } from './ack-file-memo.ts';
 
 export interface LogPrefixIndex {
@@ -43,6 +47,26 @@ export interface LogPrefixIndex {
   digests: string;
   /** Per record: its shape, then a value per key (see Form above), as varints in base64. */
   records: string;
+  /**
+   * Traces' replay states part-way through these records (read-side/trace.ts), newest first: a trace
+   * of the same key resumes from one instead of replaying the records before it.
+   */
+  replays?: StoredReplay[];
+}
+
+/**
+ * A trace's replay checkpoint (reconciler/trace.ts TraceCheckpoint) kept with the index whose records
+ * it replayed: its acks as record numbers of the index.
+ */
+export interface StoredReplay {
+  /** What was replayed, as read-side/trace.ts replayKey gives it (release, subject, period, code). */
+  key: string;
+  /** The records it covers: the index's first `records` (an index extended since keeps them first). */
+  records: number;
+  /** The state, without the acks (TraceCheckpoint.acks). */
+  checkpoint: Omit<TraceCheckpoint, 'acks'>;
+  /** The record numbers of TraceCheckpoint.acks. */
+  acks: number[];
 }
 
 /** A chain digest: `sha256:` and 64 hex digits. */
@@ -56,6 +80,19 @@ export function indexedRecordCount(index: LogPrefixIndex): number {
 /** The chain digest of record `n` of the index. */
 export function indexedDigest(index: LogPrefixIndex, n: number): string {
   return index.digests.slice(n * DIGEST_LENGTH, (n + 1) * DIGEST_LENGTH);
+}
+
+/** Whether `index` begins with the first `count` records of `of` (the same acks, by their digests). */
+export function beginsWithRecords(
+  index: LogPrefixIndex,
+  of: LogPrefixIndex,
+  count: number,
+): boolean {
+  return (
+    count <= indexedRecordCount(of) &&
+    index.fingerprint === of.fingerprint &&
+    index.digests.startsWith(of.digests.slice(0, count * DIGEST_LENGTH))
+  );
 }
 
 /** An indexed record: its chain digest and its signed ack. */
@@ -110,7 +147,9 @@ export function encodeLogPrefixIndex(
     if (!recordOf.has(digest)) recordOf.set(digest, n);
   }
   const records = Buffer.from(out).toString('base64');
-  return { ...of, values, shapes, digests: digests.join(''), records };
+  // The base's replay checkpoints cover its records, which this index begins with.
+  const replays = base?.replays === undefined ? {} : { replays: base.replays };
+  return { ...of, values, shapes, digests: digests.join(''), records, ...replays };
 }
 
 /** The position of a value in `values` (added when new): primitives by value, composites by their JSON. */
@@ -149,8 +188,10 @@ export function writeVarint(out: number[], u: number): void {
 
 /** Reads varints of at most 28 bits from `bytes` in turn; -1 past the end or for a longer one. */
 export class VarintReader {
-  at = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  constructor(
+    private readonly bytes: Uint8Array,
+    public at = 0,
+  ) {}
 
   next(): number {
     let u = 0;
@@ -179,32 +220,235 @@ function sameKeys(a: readonly string[], b: readonly string[]): boolean {
  * Composite values (probe lists) are shared between the acks that carry them, so they are frozen.
  */
 export function decodeLogPrefixIndex(index: LogPrefixIndex): IndexedAck[] | null {
-  const { values, shapes } = index;
-  const count = indexedRecordCount(index);
-  if (index.digests.length !== count * DIGEST_LENGTH) return null;
-  for (const v of values) if (v !== null && typeof v === 'object') deepFreeze(v);
-  // Each ack starts as a copy of its shape's template (its keys, in order): one object copy instead of
-  // a property added at a time (~2x faster for 60,000 acks in a fresh process).
-  const templates = shapes.map((keys) => Object.fromEntries(keys.map((k) => [k, null])));
-  const read = new VarintReader(Buffer.from(index.records, 'base64'));
+  const records = IndexedRecords.open(index);
+  if (records === null) return null;
   const out: IndexedAck[] = [];
-  for (let n = 0; n < count; n++) {
-    const s = read.next();
-    const keys = shapes[s];
-    if (keys === undefined) return null;
-    const signed: Record<string, unknown> = { ...templates[s] };
-    for (const k of keys) {
-      const u = read.next();
-      if (u < 0) return null;
-      // Odd: the digest of the record (u + 1) / 2 places earlier; even: a value position.
-      const earlier = u % 2 === 1 ? out[n - (u + 1) / 2] : undefined;
-      if (u % 2 === 1 && earlier === undefined) return null;
-      if (u % 2 === 0 && u / 2 >= values.length) return null;
-      signed[k] = earlier === undefined ? values[u / 2] : earlier.digest;
-    }
-    out.push({ digest: indexedDigest(index, n), signed: signed as unknown as AckRecord });
+  for (let n = 0; n < records.count; n++)
+    out.push({ digest: records.digest(n), signed: records.ack(n) });
+  return out;
+}
+
+/**
+ * An index's records without an ack object each: their digests, hosts, fleets and signed times read
+ * from one pass over the varints, and a record's ack built only when asked for (ack(n)). A trace that
+ * resumes from a replay checkpoint (read-side/trace.ts) builds the acks it replays, not ~60,000.
+ */
+export class IndexedRecords {
+  readonly count: number;
+  /** Each record's host, fleet and time as value positions, and its time (ms). */
+  private readonly hostAt: Int32Array;
+  private readonly fleetAt: Int32Array;
+  readonly timeMs: Float64Array;
+  /** Where each record's varints start in `bytes`. */
+  private readonly starts: Uint32Array;
+  private templates: Record<string, unknown>[] | undefined;
+
+  private constructor(
+    readonly index: LogPrefixIndex,
+    private readonly bytes: Uint8Array,
+    count: number,
+  ) {
+    this.count = count;
+    this.hostAt = new Int32Array(count);
+    this.fleetAt = new Int32Array(count);
+    this.timeMs = new Float64Array(count);
+    this.starts = new Uint32Array(count);
   }
-  return read.done ? out : null;
+
+  /**
+   * The records of `index`; null when it is not well formed: a shape or value position out of range, a
+   * `prev` before the first record, bytes left over, or a record without a string host and fleet and
+   * an ack time (a sealed index holds verified acks only: that is a damaged file, read in full).
+   */
+  static open(index: LogPrefixIndex): IndexedRecords | null {
+    const count = indexedRecordCount(index);
+    if (index.digests.length !== count * DIGEST_LENGTH) return null;
+    const r = new IndexedRecords(index, Buffer.from(index.records, 'base64'), count);
+    return r.scan() ? r : null;
+  }
+
+  /** Fills the columns from the varints; false when a record is not well formed. */
+  private scan(): boolean {
+    const { values, shapes } = this.index;
+    const roles = shapes.map((keys) => keys.map((k) => ROLES.indexOf(k)));
+    const timeOfValue = new Map<number, number>();
+    const read = new VarintReader(this.bytes);
+    for (let n = 0; n < this.count; n++) {
+      this.starts[n] = read.at;
+      const role = roles[read.next()];
+      if (role === undefined) return false;
+      this.hostAt[n] = this.fleetAt[n] = -1;
+      let time = -1;
+      for (const k of role) {
+        const u = read.next();
+        if (u < 0 || (u % 2 === 1 ? (u + 1) / 2 > n : u / 2 >= values.length)) return false;
+        if (k === HOST) this.hostAt[n] = u / 2;
+        else if (k === FLEET) this.fleetAt[n] = u / 2;
+        else if (k === TIME) time = u / 2;
+      }
+      // A host, fleet or time given as a chain digest (an odd varint) is not an integer position.
+      const host = values[this.hostAt[n]!];
+      const fleet = values[this.fleetAt[n]!];
+      const at = values[time];
+      if (typeof host !== 'string' || typeof fleet !== 'string' || typeof at !== 'string')
+        return false;
+      let ms = timeOfValue.get(time);
+      if (ms === undefined) timeOfValue.set(time, (ms = ackTimeMs(at)));
+      if (Number.isNaN(ms)) return false;
+      this.timeMs[n] = ms;
+    }
+    return read.done;
+  }
+
+  /** Record `n`'s chain digest. */
+  digest(n: number): string {
+    return indexedDigest(this.index, n);
+  }
+
+  /** Whether record `n`'s chain digest is `digest` (compared in place). */
+  hasDigest(n: number, digest: string): boolean {
+    return (
+      digest.length === DIGEST_LENGTH && this.index.digests.startsWith(digest, n * DIGEST_LENGTH)
+    );
+  }
+
+  /**
+   * The first record whose chain digest is `digest`, -1: none. `host`: the host the ack is expected to
+   * be of: then only that host's records are compared (an ack's digest covers its host, so a record of
+   * another host never has it); without one, every digest is looked up once in a map built on first use.
+   */
+  find(digest: string, host?: string): number {
+    if (host === undefined) {
+      this.byDigest ??= this.digestMap();
+      return this.byDigest.get(digest) ?? -1;
+    }
+    const g = this.hostGroups();
+    const p = g.positionOf.get(host);
+    if (p === undefined) return -1;
+    for (let i = g.start[p]!; i < g.start[p + 1]!; i++)
+      if (this.hasDigest(g.order[i]!, digest)) return g.order[i]!;
+    return -1;
+  }
+
+  /**
+   * Whether record `n` repeats an earlier record of the index (the same digest: the same ack, so the
+   * same host and time; only those are compared).
+   */
+  repeatsEarlier(n: number): boolean {
+    const g = this.hostGroups();
+    const p = this.hostAt[n]!;
+    if (!g.unordered[p]) return false;
+    for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
+      const j = g.order[i]!;
+      if (j >= n) return false;
+      if (this.timeMs[j] === this.timeMs[n] && this.hasDigest(j, this.digest(n))) return true;
+    }
+    return false;
+  }
+
+  /** Record `n`'s host and fleet as value positions: records with equal ones make the same claims. */
+  hostPosition(n: number): number {
+    return this.hostAt[n]!;
+  }
+
+  fleetPosition(n: number): number {
+    return this.fleetAt[n]!;
+  }
+
+  /** How many distinct values the index holds (value positions are below it). */
+  get valueCount(): number {
+    return this.index.values.length;
+  }
+
+  private byDigest: Map<string, number> | undefined;
+  private digestMap(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (let n = 0; n < this.count; n++) {
+      const d = this.digest(n);
+      if (!m.has(d)) m.set(d, n);
+    }
+    return m;
+  }
+
+  /**
+   * Record numbers grouped by host (log order within each): a counting sort of the host column.
+   * `unordered[p]`: host p's records are not signed in strictly increasing time in log order, so one
+   * may repeat an earlier one (the same ack has the same time); otherwise none does.
+   */
+  private groups:
+    | {
+        order: Int32Array;
+        start: Int32Array;
+        positionOf: Map<string, number>;
+        unordered: Uint8Array;
+      }
+    | undefined;
+  private hostGroups(): NonNullable<IndexedRecords['groups']> {
+    if (this.groups !== undefined) return this.groups;
+    const start = new Int32Array(this.index.values.length + 1);
+    for (let n = 0; n < this.count; n++) start[this.hostAt[n]! + 1]!++;
+    const positionOf = new Map<string, number>();
+    for (let p = 0; p < this.index.values.length; p++) {
+      if (start[p + 1]! > 0) positionOf.set(this.index.values[p] as string, p);
+      start[p + 1]! += start[p]!;
+    }
+    const next = start.slice(0, -1);
+    const order = new Int32Array(this.count);
+    const latest = new Float64Array(this.index.values.length).fill(-Infinity);
+    const unordered = new Uint8Array(this.index.values.length);
+    for (let n = 0; n < this.count; n++) {
+      const p = this.hostAt[n]!;
+      order[next[p]!++] = n;
+      if (this.timeMs[n]! <= latest[p]!) unordered[p] = 1;
+      else latest[p] = this.timeMs[n]!;
+    }
+    return (this.groups = { order, start, positionOf, unordered });
+  }
+
+  host(n: number): string {
+    return this.index.values[this.hostAt[n]!] as string;
+  }
+
+  fleet(n: number): string {
+    return this.index.values[this.fleetAt[n]!] as string;
+  }
+
+  /**
+   * Record `n`'s signed ack, built from its shape's template (its keys, in order: one object copy
+   * instead of a property added at a time). Composite values (probe lists) are shared between the
+   * acks that carry them, so they are frozen.
+   */
+  ack(n: number): AckRecord {
+    const { values, shapes } = this.index;
+    this.templates ??= this.frozenTemplates();
+    const read = new VarintReader(this.bytes, this.starts[n]!);
+    const s = read.next();
+    const signed: Record<string, unknown> = { ...this.templates[s] };
+    for (const k of shapes[s]!) {
+      const u = read.next();
+      // Odd: the digest of the record (u + 1) / 2 places earlier; even: a value position (scan checked both).
+      signed[k] = u % 2 === 1 ? this.digest(n - (u + 1) / 2) : values[u / 2];
+    }
+    return signed as unknown as AckRecord;
+  }
+
+  private frozenTemplates(): Record<string, unknown>[] {
+    for (const v of this.index.values) if (v !== null && typeof v === 'object') deepFreeze(v);
+    return this.index.shapes.map((keys) => Object.fromEntries(keys.map((k) => [k, null])));
+  }
+}
+
+/** The fields the columns hold (their positions in ROLES). */
+const ROLES = ['host', 'fleet', 'time'];
+const HOST = 0;
+const FLEET = 1;
+const TIME = 2;
+
+/** An ack time's ms (reconciler parseAckTime), NaN when `text` is not of its form. */
+function ackTimeMs(text: string): number {
+  return /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$/.test(text)
+    ? parseAckTime(text)
+    : NaN;
 }
 
 export function deepFreeze(v: object): void {
@@ -237,6 +481,36 @@ export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
     typeof x.digests === 'string' &&
     // Each position is checked as it is decoded (decodeLogPrefixIndex).
     typeof x.records === 'string'
-    ? (x as LogPrefixIndex)
+    ? withWellFormedReplays(x as LogPrefixIndex)
     : null;
+}
+
+/**
+ * The index without its replays when they are not of StoredReplay's shape (the index itself is still
+ * of use). Their contents are the sealing run's; record numbers are checked where they are used.
+ */
+function withWellFormedReplays(x: LogPrefixIndex): LogPrefixIndex {
+  const r = x.replays as unknown;
+  if (r === undefined || (Array.isArray(r) && r.every(isStoredReplay))) return x;
+  const { replays: _, ...index } = x;
+  return index;
+}
+
+function isStoredReplay(r: unknown): r is StoredReplay {
+  const x = r as Partial<StoredReplay> | null;
+  const c = x?.checkpoint as Partial<StoredReplay['checkpoint']> | undefined;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.key === 'string' &&
+    Number.isSafeInteger(x.records) &&
+    Array.isArray(x.acks) &&
+    x.acks.every((n) => Number.isSafeInteger(n) && n >= 0 && n < x.records!) &&
+    typeof c === 'object' &&
+    c !== null &&
+    typeof c.at === 'number' &&
+    Array.isArray(c.state) &&
+    Array.isArray(c.hosts) &&
+    Array.isArray(c.entries)
+  );
 }

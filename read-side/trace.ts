@@ -19,6 +19,7 @@ import {
   type LogPrefixMemo,
 } from './acks.ts';
 import type { AckFileMemo } from './ack-file-memo.ts';
+import { replayTrace, type ReplayInput } from './trace-replay.ts';
 import { hostCompliance, renderHostCompliance, type HostComplianceView } from './compliance.ts';
 import { ackTrustOf, acksDirOf, defaultAckLogOf, hostScope, type VerifiedRelease } from './load.ts';
 import { viewScope, type ViewScope } from './scope.ts';
@@ -38,6 +39,8 @@ export type { AckHistory } from './acks.ts';
  * `files`: the latest-ack files an earlier run read with their verified acks (the store's
  * verifiedAckFiles; TreeAckOptions.files), used when there is a log (then no bundles are read, and the
  * memo keeps no bytes to compare them with); the caller saves it.
+ * `deferIndexed`: leave the acks of indexed prefixes unbuilt (AckHistory.deferred: traceReport builds
+ * those its replay needs).
  */
 export function loadAckHistory(
   dir: string,
@@ -48,6 +51,7 @@ export function loadAckHistory(
   hosts?: ReadonlySet<string>,
   prefixes?: LogPrefixMemo,
   files?: AckFileMemo,
+  deferIndexed = false,
 ): AckHistory {
   const log = logFile ?? defaultAckLogOf(dir);
   for (const f of [log, ...replicaLogs])
@@ -65,6 +69,7 @@ export function loadAckHistory(
     ...(prefixes === undefined ? {} : { log: { prefixes } }),
     // A verified memo keeps no bytes to compare bundles with: used only when there are no bundles to read.
     ...(files === undefined || log === null ? {} : { files }),
+    ...(deferIndexed ? { deferIndexed } : {}),
   });
 }
 
@@ -102,6 +107,12 @@ export interface TraceOptions {
   stale?: StaleRelease | null;
   /** The scope the history was read for (traceScope), reported with it; none: every host's acks. */
   scope?: ViewScope;
+  /**
+   * The log prefixes the history was read with: a history with deferred indexed acks resumes from a
+   * replay checkpoint kept with their index, and keeps the one of this replay there (the caller saves
+   * it). See read-side/trace-replay.ts.
+   */
+  replays?: LogPrefixMemo;
 }
 
 export interface TraceHostReport {
@@ -175,18 +186,22 @@ export function traceReport(
   }
   const plan = release.plans[channel]!;
   // The default period (first ack .. last ack + longest soak) is trace()'s, clamped to `now`.
-  const t: Trace = trace({
+  const input: ReplayInput = {
     plans: release.plans,
     budgets: release.budgets,
     revocations: release.revocations,
-    history: history.acks,
     subject,
     now: opts.now,
     ...(opts.from === undefined ? {} : { from: opts.from }),
     ...(opts.until === undefined ? {} : { until: opts.until }),
-    stepSeconds: opts.stepSeconds,
+    stepSeconds: opts.stepSeconds ?? 60,
     instants: opts.instants ?? ('host' in subject ? 'on-change' : 'every-ack'),
-  });
+  };
+  const deferred = history.deferred ?? [];
+  const t: Trace =
+    deferred.length === 0
+      ? trace({ ...input, history: history.acks })
+      : replayTrace(release, input, history, opts.replays);
   return {
     fleet: release.root.fleet,
     subject,
@@ -205,7 +220,7 @@ export function traceReport(
     from: iso(t.from),
     until: iso(t.until),
     history: {
-      verified: history.acks.length,
+      verified: history.acks.length + deferred.reduce((n, d) => n + d.taken.length, 0),
       rejected: history.rejected,
       log: history.sources.log,
       logRecords: history.sources.logRecords,
@@ -238,9 +253,7 @@ export function traceReport(
           compliance: hostCompliance(
             release,
             subject.host,
-            ackHistoryByHost(history.acks.filter((a) => a.host === subject.host)).get(
-              subject.host,
-            ) ?? [],
+            ackHistoryByHost(acksOfHost(history, subject.host)).get(subject.host) ?? [],
           ),
         }
       : {}),
@@ -252,6 +265,14 @@ export function traceReport(
       reason: e.reason,
     })),
   };
+}
+
+/** Every verified ack of `host` in the history, deferred indexed ones built. */
+function acksOfHost(history: AckHistory, host: string): AckRecord[] {
+  const out = history.acks.filter((a) => a.host === host);
+  for (const { records, taken } of history.deferred ?? [])
+    for (const n of taken) if (records.host(n) === host) out.push(records.ack(n));
+  return out;
 }
 
 /** "+7m 00s" from the start of the trace: easier to follow than absolute times. */

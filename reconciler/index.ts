@@ -6,8 +6,8 @@ export { derivePhase, phaseParams } from './phase.ts';
 export { syntheticFleet } from './simulator/generate.ts';
 export { simulate } from './simulator/sim.ts';
 export { humanDuration, parseAckTime } from './time.ts';
-export { trace } from './trace.ts';
-export type { Trace } from './trace.ts';
+export { trace, tracePeriod } from './trace.ts';
+export type { Trace, TraceCheckpoint, TraceInput } from './trace.ts';
 export { DEFAULT_TOLERANCES, HOST_PHASES } from './types.ts';
 export type {
   AckRecord,

@@ -38,6 +38,42 @@ export interface TraceInput extends Omit<FleetInput, 'now' | 'acks'> {
    * compare with (tests/reconciler/trace-carry.test.ts).
    */
   carryWaves?: boolean;
+  /**
+   * Start from the state an earlier replay of the same input kept (its `checkpoint`) instead of from
+   * `from`: `history` then holds only the acks signed after `resume.at` (the caller keeps the others
+   * out), and `from` and `until` are given (their defaults read the whole history). The trace is the
+   * one a replay of the whole history gives (tests/reconciler/trace-resume.test.ts).
+   */
+  resume?: TraceCheckpoint;
+  /**
+   * Keep the replay's state just after each of these instants as the result's `checkpoints`: regular
+   * steps' ends (`from` + a multiple of the step) before `until`; any other instant keeps none.
+   */
+  checkpointAt?: readonly number[];
+}
+
+/**
+ * A replay's state just after instant `at`: every ack signed at or before it applied, every instant up
+ * to it evaluated. Replaying on from it with the acks signed after `at` gives the rest of the trace.
+ */
+export interface TraceCheckpoint {
+  /** ms */
+  at: number;
+  /** Host -> its latest ack at `at` (the reconciler's, latestAcks). */
+  acks: Record<string, AckRecord>;
+  /** Each subject host's phase and gate at `at` (none before its first evaluation) and since when held. */
+  state: [host: string, TraceState][];
+  /** The subject hosts' traces so far (holds closed before `at`). */
+  hosts: HostTrace[];
+  entries: TraceEntry[];
+}
+
+/** A subject host's phase and gate at the last instant evaluated, and since when it is held. */
+export interface TraceState {
+  phase: HostPhase;
+  gate: Gate | null;
+  reason: string | null;
+  holdFrom: number;
 }
 
 export interface TraceEntry {
@@ -79,6 +115,8 @@ export interface Trace {
   until: number;
   entries: TraceEntry[];
   hosts: HostTrace[];
+  /** The states kept at TraceInput.checkpointAt that were steps' ends before `until`, in time order. */
+  checkpoints?: TraceCheckpoint[];
 }
 
 export function trace(input: TraceInput): Trace {
@@ -104,36 +142,37 @@ export function trace(input: TraceInput): Trace {
   const timeOf = new Float64Array(history.length);
   for (let i = 0; i < history.length; i++) timeOf[i] = parseAckTime(history[i]!.time);
   const order = timeOrder(timeOf);
-  const first = order.length > 0 ? timeOf[order[0]!]! : (input.now ?? 0);
-  const last = order.length > 0 ? timeOf[order[order.length - 1]!]! : (input.now ?? 0);
-  let maxSoak = 0;
-  for (const p of Object.values(input.plans))
-    for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
-  const now = input.now;
-  const from = input.from ?? (now === undefined ? first : Math.min(first, now));
-  const until =
-    input.until ??
-    (now === undefined
-      ? last + maxSoak * 1000
-      : Math.max(from, Math.min(now, last + maxSoak * 1000)));
+  const resume = input.resume;
+  if (resume !== undefined && (input.from === undefined || input.until === undefined))
+    throw new ReconcilerInputError('a resumed trace is given its period (from, until)');
+  if (resume !== undefined && order.length > 0 && timeOf[order[0]!]! <= resume.at)
+    throw new ReconcilerInputError('a resumed trace is given only the acks after its checkpoint');
+  const { from, until } = tracePeriod(
+    input,
+    order.length > 0 ? [timeOf[order[0]!]!, timeOf[order[order.length - 1]!]!] : null,
+  );
   const step = (input.stepSeconds ?? 60) * 1000;
 
   // Evaluation instants: every ack time, plus regular steps, distinct and in order (a typed array's
   // native numeric sort, then one pass: ~60,000 ack times fall on a few thousand distinct seconds).
+  // Resumed: those after the checkpoint only (the earlier ones were replayed by the run that kept it).
+  const after = resume?.at ?? -Infinity;
   const candidates: number[] = [];
   for (const t of timeOf) if (t >= from && t <= until) candidates.push(t);
   for (let t = from; t <= until; t += step) candidates.push(t);
   candidates.push(until);
   const times: number[] = [];
   for (const t of Float64Array.from(candidates).sort())
-    if (times.length === 0 || t !== times[times.length - 1]) times.push(t);
+    if (t > after && (times.length === 0 || t !== times[times.length - 1])) times.push(t);
 
-  const acks: Record<string, AckRecord> = Object.create(null) as Record<string, AckRecord>;
+  const acks: Record<string, AckRecord> = Object.assign(
+    Object.create(null) as Record<string, AckRecord>,
+    resume?.acks,
+  );
   let next = 0;
-  const state = new Map<
-    string,
-    { phase: HostPhase; gate: Gate | null; reason: string | null; holdFrom: number }
-  >();
+  const state = new Map<string, TraceState>(
+    (resume?.state ?? []).map(([host, s]) => [host, { ...s }]),
+  );
   const traces = new Map<string, HostTrace>(
     subjectHosts.map((s) => [
       s.host,
@@ -149,7 +188,20 @@ export function trace(input: TraceInput): Trace {
       },
     ]),
   );
-  const entries: TraceEntry[] = [];
+  for (const h of resume?.hosts ?? [])
+    if (traces.has(h.host)) traces.set(h.host, { ...h, holds: [...h.holds] });
+  const entries: TraceEntry[] = [...(resume?.entries ?? [])];
+  const checkpoints: TraceCheckpoint[] = [];
+  const keepCheckpoint = (t: number): void => {
+    if (!input.checkpointAt?.includes(t) || t >= until || (t - from) % step !== 0) return;
+    checkpoints.push({
+      at: t,
+      acks: Object.assign(Object.create(null) as Record<string, AckRecord>, acks),
+      state: [...state].map(([host, s]) => [host, { ...s }]),
+      hosts: [...traces.values()].map((h) => ({ ...h, holds: [...h.holds] })),
+      entries: [...entries],
+    });
+  };
 
   const evaluate = (
     t: number,
@@ -251,6 +303,7 @@ export function trace(input: TraceInput): Trace {
     for (const t of times) {
       applyUntil(t);
       record(t);
+      keepCheckpoint(t);
     }
   } else {
     // Steps first; a step whose end differs for some subject (or the first) is replayed instant by instant.
@@ -272,6 +325,7 @@ export function trace(input: TraceInput): Trace {
         });
       if (unchanged) {
         while (i < times.length && times[i]! <= end) i++;
+        keepCheckpoint(end);
         continue;
       }
       // Undo the step (newest change first), then replay it instant by instant.
@@ -282,6 +336,7 @@ export function trace(input: TraceInput): Trace {
         applyUntil(times[i]!);
         record(times[i]!);
       }
+      keepCheckpoint(end);
     }
   }
   for (const [host, st] of state) {
@@ -298,7 +353,36 @@ export function trace(input: TraceInput): Trace {
       });
     }
   }
-  return { from, until, entries, hosts: [...traces.values()] };
+  return {
+    from,
+    until,
+    entries,
+    hosts: [...traces.values()],
+    ...(input.checkpointAt === undefined ? {} : { checkpoints }),
+  };
+}
+
+/**
+ * The traced period: `from` and `until` as given, else from the first and last ack times (`span`,
+ * null: no ack): first ack .. last ack + the longest soak, never past `now` when it is given (an empty
+ * history is traced at `now`).
+ */
+export function tracePeriod(
+  input: Pick<TraceInput, 'plans' | 'from' | 'until' | 'now'>,
+  span: readonly [first: number, last: number] | null,
+): { from: number; until: number } {
+  const [first, last] = span ?? [input.now ?? 0, input.now ?? 0];
+  let maxSoak = 0;
+  for (const p of Object.values(input.plans))
+    for (const w of p.waves) maxSoak = Math.max(maxSoak, w.soakSeconds);
+  const now = input.now;
+  const from = input.from ?? (now === undefined ? first : Math.min(first, now));
+  const until =
+    input.until ??
+    (now === undefined
+      ? last + maxSoak * 1000
+      : Math.max(from, Math.min(now, last + maxSoak * 1000)));
+  return { from, until };
 }
 
 /**

@@ -1,0 +1,216 @@
+// A warm `trace` reads the log's indexed prefix without building its acks and resumes its replay from
+// the checkpoint kept with the index (read-side/trace-replay.ts). Checked here: the resumed trace is
+// the full replay's, for held, started and soaked hosts and a channel; a record appended after the
+// checkpoint is replayed from it, one signed before it makes the whole history replayed; another
+// release, subject, step or period is not served from it; a tampered prefix is read in full, the
+// tampered ack refused; a latest-ack file holding another host's indexed ack is still WrongHost.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AckCache, LogPrefixMemo } from '../../read-side/acks.ts';
+import {
+  loadAckHistory,
+  traceReport,
+  traceScope,
+  type TraceSubject,
+} from '../../read-side/trace.ts';
+import { CHECKPOINT_MARGIN_MS } from '../../read-side/trace-replay.ts';
+import { loadVerifiedRelease } from '../../read-side/release.ts';
+import type { VerifiedRelease } from '../../read-side/load.ts';
+import {
+  MIN,
+  NOW,
+  ROOT,
+  chainedRollout,
+  cleanupTempDirs,
+  postAcks,
+  tamperLogRecord,
+  waiting,
+  type Fixture,
+} from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+const rollout = (): Fixture =>
+  chainedRollout('trace-replay', { first: 20, ch0: 12, ch1: 5, polling: 5 });
+
+/** The memo of the next run: what `earlier` kept, read through its indexes. */
+function next(earlier?: LogPrefixMemo): LogPrefixMemo {
+  const memo = new LogPrefixMemo(earlier?.used() ?? []);
+  memo.useIndexes(earlier?.usedIndexes() ?? []);
+  return memo;
+}
+
+interface Run {
+  subject: TraceSubject;
+  stepSeconds?: number;
+  from?: number;
+}
+
+/** A trace as `nixfleet trace` makes it with a cache: deferred indexed acks, checkpoints kept in `memo`. */
+function cachedTrace(fx: Fixture, release: VerifiedRelease, memo: LogPrefixMemo, r: Run) {
+  const scope = traceScope(release, r.subject);
+  const history = loadAckHistory(
+    ...[fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, memo],
+    ...[undefined, true],
+  );
+  return traceReport(release, history, r.subject, { now: NOW, scope, replays: memo, ...r });
+}
+
+/** The memo after a cold run (which builds the index) and one from the index (which keeps a checkpoint). */
+function warmedUp(fx: Fixture, release: VerifiedRelease, r: Run): LogPrefixMemo {
+  const cold = next();
+  cachedTrace(fx, release, cold, r);
+  const first = next(cold);
+  cachedTrace(fx, release, first, r);
+  assert.ok(first.usedIndexes()[0]!.replays?.length, 'a checkpoint kept');
+  return first;
+}
+
+/** The same trace replaying every ack of a full read (no cache of any kind). */
+function fullTrace(fx: Fixture, release: VerifiedRelease, r: Run) {
+  const scope = traceScope(release, r.subject);
+  const history = loadAckHistory(fx.tree, release, fx.logFile, undefined, [], scope.hosts);
+  return traceReport(release, history, r.subject, { now: NOW, scope, ...r });
+}
+
+test("a warm trace resumes from the checkpoint kept with the index: the full replay's trace, for held, started and soaked hosts and a channel", async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const subjects: TraceSubject[] = [
+    { host: fx.wave('ch-1', 1)[0]! },
+    { host: fx.wave('ch-1', 0)[0]! },
+    { host: fx.wave('ch-0', 0)[0]! },
+    { channel: 'ch-1' },
+  ];
+  for (const subject of subjects) {
+    const label = JSON.stringify(subject);
+    const full = fullTrace(fx, release, { subject });
+    const cold = next();
+    assert.equal(cachedTrace(fx, release, cold, { subject }), full, `${label} cold`);
+    const first = next(cold);
+    assert.equal(cachedTrace(fx, release, first, { subject }), full, `${label} from the index`);
+    assert.is(first.indexHits, 1);
+    // Checkpoints at the last step at or before the scope's newest ack (NOW - 5 min in ch-1, NOW - 12
+    // min in ch-0) and a margin before it.
+    const kept = (first.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at);
+    assert.equal(kept, [kept[0], kept[0]! - CHECKPOINT_MARGIN_MS], label);
+    assert.ok([NOW - 5 * MIN, NOW - 12 * MIN].includes(kept[0]!), label);
+    const warm = next(first);
+    assert.equal(cachedTrace(fx, release, warm, { subject }), full, `${label} resumed`);
+    assert.is(warm.resumedReplays, 1, `${label}: resumed`);
+    assert.not.ok(warm.indexesChanged, `${label}: nothing new to write`);
+  }
+});
+
+test('a record appended after the checkpoint is replayed from it; one signed before it makes the whole history replayed', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [held] = fx.wave('ch-1', 1);
+  const subject = { host: held! };
+  const first = warmedUp(fx, release, { subject });
+  // The host's chain once more (the same bytes: repeated records) and a new ack: it starts.
+  const polled = waiting(NOW - 34 * MIN, NOW - 5 * MIN);
+  postAcks(fx, held!, [...polled, { kind: 'started', at: NOW - 2 * MIN }]);
+  const after = next(first);
+  const started = cachedTrace(fx, release, after, { subject });
+  assert.is(after.resumedReplays, 1, 'resumed: the new record is after the checkpoint');
+  assert.equal(started, fullTrace(fx, release, { subject }));
+  assert.ok(started.entries.some((e) => e.host === held && e.phase !== 'pending'));
+
+  // The checkpoints cover the indexed records only (the new one is after the prefix read).
+  assert.equal(
+    (after.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at),
+    [NOW - 5 * MIN, NOW - 15 * MIN],
+  );
+  // An ack signed between the two checkpoints, arriving late: resumed from the earlier one.
+  const [a, b] = fx.wave('ch-0', 1);
+  postAcks(fx, b!, [{ kind: 'heartbeat', at: NOW - 6 * MIN, healthySince: NOW - 25 * MIN }]);
+  const between = next(after);
+  assert.equal(cachedTrace(fx, release, between, { subject }), fullTrace(fx, release, { subject }));
+  assert.is(between.resumedReplays, 1, 'resumed from the checkpoint a margin before');
+
+  // A late ack of a gating host, signed long before the checkpoints: the whole history is replayed.
+
+  postAcks(fx, a!, [{ kind: 'failed', at: NOW - 30 * MIN, reason: 'late' }]);
+  const late = next(between);
+  const replayed = cachedTrace(fx, release, late, { subject });
+  assert.is(late.resumedReplays, 0, 'not resumed: an ack before the checkpoint');
+  assert.equal(replayed, fullTrace(fx, release, { subject }));
+  const again = next(late);
+  assert.equal(cachedTrace(fx, release, again, { subject }), replayed, 'its own checkpoint');
+  assert.is(again.resumedReplays, 1);
+});
+
+test('another release, subject, step or period start is not served from a checkpoint', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [held] = fx.wave('ch-1', 1);
+  const subject = { host: held! };
+  const first = warmedUp(fx, release, { subject });
+  const others: [string, Run][] = [
+    ['another host', { subject: { host: fx.wave('ch-1', 0)[0]! } }],
+    ['another step', { subject, stepSeconds: 30 }],
+    ['another start', { subject, from: NOW - 40 * MIN }],
+  ];
+  for (const [label, r] of others) {
+    const memo = next(first);
+    assert.equal(cachedTrace(fx, release, memo, r), fullTrace(fx, release, r), label);
+    assert.is(memo.resumedReplays, 0, label);
+  }
+  // A release whose gating channel soaks longer (its plan another document, of another digest): the
+  // host is held longer, which a checkpoint of the first release would not say.
+  const plans = structuredClone(release.plans);
+  for (const w of plans['ch-0']!.waves) w.soakSeconds = 20 * 60;
+  const channels = structuredClone(release.index.channels);
+  channels['ch-0']!.plan.digest = `sha256:${'1'.repeat(64)}`;
+  const other = { ...release, plans, index: { ...release.index, channels } };
+  const memo = next(first);
+  const longer = cachedTrace(fx, other, memo, { subject });
+  assert.is(memo.resumedReplays, 0, 'another release');
+  assert.equal(longer, fullTrace(fx, other, { subject }));
+  assert.is.not(
+    JSON.stringify(longer.hosts),
+    JSON.stringify(fullTrace(fx, release, { subject }).hosts),
+  );
+});
+
+test('a tampered prefix is read in full and the tampered ack refused, not resumed', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [e] = fx.wave('ch-1', 0);
+  const subject = { host: e! };
+  const first = warmedUp(fx, release, { subject });
+  const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
+  const memo = next(first);
+  const t = cachedTrace(fx, release, memo, { subject });
+  assert.equal(
+    t.history.rejected.map((r) => `${r.source} ${r.code}`),
+    [`${fx.logFile}:${line} BadSignature`],
+  );
+  assert.equal([memo.indexHits, memo.resumedReplays], [0, 0]);
+  assert.equal(t, fullTrace(fx, release, { subject }));
+});
+
+test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [e] = fx.wave('ch-1', 0);
+  const [f] = fx.wave('ch-1', 1);
+  const subject = { host: e! };
+  const first = warmedUp(fx, release, { subject });
+  // f's file now holds e's latest ack: a record of the index, under e (looked up by f's records only).
+  const hosts = join(fx.tree, 'acks', 'hosts');
+  copyFileSync(join(hosts, `${e}.json`), join(hosts, `${f}.json`));
+  const memo = next(first);
+  const t = cachedTrace(fx, release, memo, { subject });
+  assert.equal(
+    t.history.rejected.map((r) => `${r.source} ${r.host} ${r.code}`),
+    [`acks/hosts/${f}.json ${e} WrongHost`],
+  );
+  assert.equal([memo.indexHits, memo.resumedReplays], [1, 1]);
+  assert.equal(t, fullTrace(fx, release, { subject }));
+});
+
+test.run();
