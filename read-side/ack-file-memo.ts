@@ -37,7 +37,7 @@
 import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-import { VarintReader, deepFreeze, valuePositions, writeVarint } from './log-index.ts';
+import { VarintReader, VarintWriter, deepFreeze, valuePositions } from './log-index.ts';
 
 /**
  * How much older than the run's start a file's times must be for it to be remembered: a rewrite within
@@ -360,44 +360,44 @@ export function formatAckFileMemo(memo: AckFileMemoEntries): string {
   const shapeAt = new Map<string, number>();
   const stats = Buffer.alloc((memo.files.length + memo.bundles.length) * STAT_BYTES);
   let n = 0;
-  const pack = (s: FileStat, out: number[], dir: string) => {
+  const pack = (s: FileStat, out: VarintWriter, dir: string) => {
     stats.writeDoubleLE(s.ino, n);
     stats.writeDoubleLE(s.size, n + 8);
     stats.writeDoubleLE(s.mtimeMs, n + 16);
     stats.writeDoubleLE(s.ctimeMs, n + 24);
     n += STAT_BYTES;
-    writeVarint(out, at(dir));
+    out.write(at(dir));
   };
-  const files: number[] = [];
+  const files = new VarintWriter();
   for (const e of memo.files) {
     pack(e, files, e.path.slice(0, e.path.length - e.host.length - '/.json'.length));
-    for (const v of [e.host, e.hostKey, e.dev]) writeVarint(files, at(v));
-    if (e.signed === null) writeVarint(files, 0);
+    for (const v of [e.host, e.hostKey, e.dev]) files.write(at(v));
+    if (e.signed === null) files.write(0);
     else {
       const keys = Object.keys(e.signed);
       const k = keys.join('\n');
       let s = shapeAt.get(k);
       if (s === undefined) shapeAt.set(k, (s = shapes.push(keys) - 1));
-      writeVarint(files, s + 1);
+      files.write(s + 1);
       for (const key of keys)
-        writeVarint(files, at((e.signed as unknown as Record<string, unknown>)[key]));
+        files.write(at((e.signed as unknown as Record<string, unknown>)[key]));
     }
   }
-  const bundles: number[] = [];
+  const bundles = new VarintWriter();
   for (const b of memo.bundles) {
     const slash = b.path.lastIndexOf('/');
     pack(b, bundles, b.path.slice(0, slash));
-    for (const v of [b.path.slice(slash + 1), b.dev, b.repeats]) writeVarint(bundles, at(v));
-    writeVarint(bundles, b.hosts.length);
-    for (const h of b.hosts) writeVarint(bundles, at(h));
+    for (const v of [b.path.slice(slash + 1), b.dev, b.repeats]) bundles.write(at(v));
+    bundles.write(b.hosts.length);
+    for (const h of b.hosts) bundles.write(at(h));
   }
   const packed: PackedMemo = {
     values,
     shapes,
     digests: memo.files.map((e) => e.digest).join(''),
     stats: stats.toString('base64'),
-    files: Buffer.from(files).toString('base64'),
-    bundles: Buffer.from(bundles).toString('base64'),
+    files: files.bytes().toString('base64'),
+    bundles: bundles.bytes().toString('base64'),
   };
   return JSON.stringify(packed);
 }

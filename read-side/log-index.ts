@@ -122,7 +122,9 @@ export function encodeLogPrefixIndex(
     const d = indexedDigest(base!, n);
     if (!recordOf.has(d)) recordOf.set(d, n);
   }
-  const out: number[] = [...(base === undefined ? [] : Buffer.from(base.records, 'base64'))];
+  // Only the new records' varints: the base's bytes are joined to them below, not copied into this
+  // array (a number per byte: ~2 million at 10,000 hosts, ~0.3 s to spread, grow and encode again).
+  const out = new VarintWriter();
   const digests: string[] = [base?.digests ?? ''];
   let last: { keys: string[]; s: number } | null = null;
   for (const [i, { digest, signed }] of acks.entries()) {
@@ -138,15 +140,18 @@ export function encodeLogPrefixIndex(
       if (s === undefined) shapeAt.set(sk, (s = shapes.push(keys) - 1));
       last = { keys, s };
     }
-    writeVarint(out, s);
+    out.write(s);
     for (const k of keys) {
       const v = (signed as unknown as Record<string, unknown>)[k];
       const chained = k === 'prev' && typeof v === 'string' ? recordOf.get(v) : undefined;
-      writeVarint(out, chained === undefined ? 2 * valueAt(v) : 2 * (n - chained) - 1);
+      out.write(chained === undefined ? 2 * valueAt(v) : 2 * (n - chained) - 1);
     }
     if (!recordOf.has(digest)) recordOf.set(digest, n);
   }
-  const records = Buffer.from(out).toString('base64');
+  const added = out.bytes();
+  const records = (
+    base === undefined ? added : Buffer.concat([Buffer.from(base.records, 'base64'), added])
+  ).toString('base64');
   // The base's replay checkpoints cover its records, which this index begins with.
   const replays = base?.replays === undefined ? {} : { replays: base.replays };
   return { ...of, values, shapes, digests: digests.join(''), records, ...replays };
@@ -177,13 +182,32 @@ export function valuePositions(values: unknown[]): (v: unknown) => number {
   };
 }
 
-/** Unsigned LEB128: 7 bits a byte, low first, the high bit set on all but the last. */
-export function writeVarint(out: number[], u: number): void {
-  while (u >= 0x80) {
-    out.push((u & 0x7f) | 0x80);
-    u >>>= 7;
+/**
+ * Unsigned LEB128 (7 bits a byte, low first, the high bit set on all but the last) into bytes that grow
+ * by doubling: an index or memo is millions of bytes, which a plain number array held as a number each
+ * (and grew, and copied into a Buffer once more).
+ */
+export class VarintWriter {
+  private buf = new Uint8Array(1 << 16);
+  private length = 0;
+
+  write(u: number): void {
+    if (this.length + 5 > this.buf.length) {
+      const bigger = new Uint8Array(this.buf.length * 2);
+      bigger.set(this.buf.subarray(0, this.length));
+      this.buf = bigger;
+    }
+    while (u >= 0x80) {
+      this.buf[this.length++] = (u & 0x7f) | 0x80;
+      u >>>= 7;
+    }
+    this.buf[this.length++] = u;
   }
-  out.push(u);
+
+  /** The bytes written (a view, not a copy). */
+  bytes(): Buffer {
+    return Buffer.from(this.buf.buffer, 0, this.length);
+  }
 }
 
 /** Reads varints of at most 28 bits from `bytes` in turn; -1 past the end or for a longer one. */
