@@ -516,6 +516,24 @@ test('one-shot builds with a persisted store: the second checks digests (same si
   }
 });
 
+/** A one-shot `site build` of `copy` into `outDir` with the store in `storeDir` (null: none), as of NOW. */
+async function oneShotBuild(
+  copy: ReturnType<typeof createSiteFixture>,
+  storeDir: string | null,
+  startedAt: number,
+  outDir: string,
+) {
+  const store = openVerifiedAckStore(storeDir, 'site', startedAt);
+  const r = await buildSite({
+    treeDir: copy.treeDir,
+    pinnedRoot: copy.root,
+    outDir,
+    now: NOW,
+    verifiedStore: store,
+  });
+  return { r, site: readSite(outDir), store };
+}
+
 test('one-shot builds recall unchanged latest-ack files by identity and the log from its verified prefix index; a file or record written since is read and refused', async () => {
   const copy = createSiteFixture();
   try {
@@ -523,21 +541,13 @@ test('one-shot builds recall unchanged latest-ack files by identity and the log 
     // Every fixture file is older than this "start" by more than the racy margin, so all are remembered.
     const startedAt = Date.now() + 60_000;
     const oneShot = async (name: string) => {
-      const verifiedStore = openVerifiedAckStore(cacheDir, 'site', startedAt);
-      const outDir = join(copy.dir, name);
-      const r = await buildSite({
-        treeDir: copy.treeDir,
-        pinnedRoot: copy.root,
-        outDir,
-        now: NOW,
-        verifiedStore,
-      });
-      return {
-        r,
-        files: verifiedStore.verifiedAckFiles,
-        log: verifiedStore.indexedLogPrefixes,
-        site: readSite(outDir),
-      };
+      const { r, site, store } = await oneShotBuild(
+        copy,
+        cacheDir,
+        startedAt,
+        join(copy.dir, name),
+      );
+      return { r, files: store.verifiedAckFiles, log: store.indexedLogPrefixes, site };
     };
     // A truly cold build leaves the memos to the next build, which has the store's verified acks.
     const first = await oneShot('first');
@@ -601,17 +611,10 @@ test('one-shot builds with the log from its index: appended records, a corrupt r
     const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
     let n = 0;
     const same = async (tag: string) => {
-      const build = async (store: string | null) => {
-        const verifiedStore = openVerifiedAckStore(store, 'site', startedAt);
-        const outDir = join(copy.dir, `${tag}-${store === null ? 'uncached' : 'cached'}-${n++}`);
-        const r = await buildSite({
-          treeDir: copy.treeDir,
-          pinnedRoot: copy.root,
-          outDir,
-          now: NOW,
-          verifiedStore,
-        });
-        return { r, site: readSite(outDir), indexHits: verifiedStore.indexedLogPrefixes.indexHits };
+      const build = async (storeDir: string | null) => {
+        const outDir = join(copy.dir, `${tag}-${storeDir === null ? 'uncached' : 'cached'}-${n++}`);
+        const { r, site, store } = await oneShotBuild(copy, storeDir, startedAt, outDir);
+        return { r, site, indexHits: store.indexedLogPrefixes.indexHits };
       };
       const cached = await build(cacheDir);
       const uncached = await build(null);
