@@ -105,7 +105,11 @@ test('fleet rollback: `nixfleet rollback --to-release 1 --policy all-at-once` sw
     }),
   );
   try {
-    await s.roundsUntil(hosts, 'all on NEW', () => hosts.every((h) => s.isOn(h, NEW)));
+    // Confirmed, not only switched: a host still inside its confirm window resumes confirming in the
+    // next round (decision 'activate'), which the one-at-a-time check below would count as a start.
+    await s.roundsUntil(hosts, 'all healthy on NEW', () =>
+      hosts.every((h) => s.signed(h, 'healthy', NEW)),
+    );
     const v2 = staged(s.stack, V2);
     await s.release(v2);
     const before = s.history.get('r1')!.length;
