@@ -10,7 +10,7 @@
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-write.ts';
 import type { SignedDocument } from './schemas/index.ts';
-import type { VerifiedDocumentMemo } from './verify/index.ts';
+import { BOUND_MANIFEST, type VerifiedDocumentMemo } from './verify/index.ts';
 
 /** First line of a documents file: the format, so a future layout is never misread. */
 const DOCS_HEADER = 'nixfleet verified-docs v1';
@@ -106,8 +106,8 @@ export function savePrivateRecords(
  */
 type MemoEntry = SignedDocument<unknown> | null;
 
-/** The key type of entries that may be null (protocol/verify/release.ts BOUND_MANIFEST). */
-const TAKEN_IN_TYPE = ' host-manifest-bound-by-index';
+/** The key type of entries that may be null: a memo key ends with its type after a space. */
+const TAKEN_IN_TYPE = ` ${BOUND_MANIFEST}`;
 
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */
 export class DocumentMemo implements VerifiedDocumentMemo {

@@ -27,7 +27,7 @@ export type { Fetch } from './fetcher.ts';
 export { channelFreshness } from './freshness.ts';
 export { checkNotRevoked, fetchHostView } from './host-view.ts';
 export type { HostView } from './host-view.ts';
-export { verifyRelease, verifyReleaseIndexHead } from './release.ts';
+export { BOUND_MANIFEST, verifyRelease, verifyReleaseIndexHead } from './release.ts';
 export type {
   ManifestSignatures,
   VerifiedDocumentMemo,

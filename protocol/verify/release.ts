@@ -184,7 +184,7 @@ interface MemoFor {
  * from 'host-manifest', whose entries say the signatures were verified, and used only by such a walk
  * and only while the verified index binds exactly those bytes.
  */
-const BOUND_MANIFEST = 'host-manifest-bound-by-index';
+export const BOUND_MANIFEST = 'host-manifest-bound-by-index';
 
 /** The type is part of the key: bytes taken in as one document type are never handed out as another. */
 function memoKey(
