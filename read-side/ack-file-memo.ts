@@ -118,6 +118,11 @@ export function racyCutoff(startedAt: number): number {
   return startedAt - RACY_MS;
 }
 
+/** Whether a file seen so may be recalled by its identity later: both its times before `cutoff` (racyCutoff). */
+export function clearlyOlder(seen: FileStat, cutoff: number): boolean {
+  return Math.max(seen.mtimeMs, seen.ctimeMs) < cutoff;
+}
+
 /**
  * A file's identity now: null when it is missing or not a regular file (then it is read as always).
  * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
@@ -125,7 +130,7 @@ export function racyCutoff(startedAt: number): number {
  * loses precision as a number; a file replaced under one still has a newer change time). Compared as
  * numbers: no text is made of 10,000 identities.
  */
-function statOf(path: string): Seen {
+export function statOf(path: string): Seen {
   const st = statSync(path, { throwIfNoEntry: false });
   return st === undefined || !st.isFile()
     ? null
@@ -133,7 +138,7 @@ function statOf(path: string): Seen {
 }
 
 /** Whether two identities are the same file's same bytes. */
-function sameStat(a: FileStat, b: FileStat): boolean {
+export function sameStat(a: FileStat, b: FileStat): boolean {
   return (
     a.ino === b.ino &&
     a.mtimeMs === b.mtimeMs &&
@@ -301,7 +306,7 @@ export class AckFileMemo {
 
   /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
   private clearlyOld(seen: Seen): boolean {
-    return seen !== null && Math.max(seen.mtimeMs, seen.ctimeMs) < this.clearlyOlderThan;
+    return seen !== null && clearlyOlder(seen, this.clearlyOlderThan);
   }
 
   /** Whether used() differs from what was read. */

@@ -1,7 +1,7 @@
 // Public face of read-side/: other folders import read-side only through this file (docs/architecture.md,
 // "Folders and their faces"). The re-exports are maintained by scripts/faces.ts; do not edit them by hand.
-export { identityOfStats, racyCutoff } from './ack-file-memo.ts';
-export type { AckFileMemo } from './ack-file-memo.ts';
+export { clearlyOlder, racyCutoff, sameStat, statOf } from './ack-file-memo.ts';
+export type { AckFileMemo, FileStat } from './ack-file-memo.ts';
 export {
   AckCache,
   AckCollector,

@@ -6,7 +6,7 @@
 // reads a file whose metadata is unchanged is not read again (LatestAckFiles). The result is
 // exactly what a full read gives; anything else than appended records (a new, removed, replaced or
 // shrunk segment, a windowed or corrupt log, another release's host keys) reads everything again.
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, sep } from 'node:path';
 import {
   AckLogCorrupt,
@@ -24,8 +24,11 @@ import {
   type AckHistory,
   type AckLogOptions,
   type AckLogRead,
-  identityOfStats,
+  clearlyOlder,
   racyCutoff,
+  sameStat,
+  statOf,
+  type FileStat,
 } from '../read-side/index.ts';
 
 export interface AckFeedReadOptions {
@@ -67,8 +70,8 @@ const NO_LOG: AckLogRead = {
 
 /**
  * The latest-ack files as last read, each with the identity of the file read (read-side/ack-file-memo.ts
- * identityOfStats: device, inode, size, modification and change times, the same identity a one-shot
- * build's persisted memo keeps). The endpoint replaces a host's file by a rename (a new inode) and any
+ * statOf: device, inode, size, modification and change times, compared as the one-shot build's
+ * persisted memo compares them, sameStat). The endpoint replaces a host's file by a rename (a new inode) and any
  * write moves its change time, which no program can set back: a file whose identity is unchanged holds
  * the bytes read before, and they are taken in again as they were (looked up in the ack cache by their
  * digest, as any read bytes are). A file is kept by its identity only when both its times are clearly
@@ -78,8 +81,8 @@ const NO_LOG: AckLogRead = {
  */
 class LatestAckFiles {
   /** `identity` null: the file was too new to be recalled by it (read again next time). */
-  private last = new Map<string, { identity: string | null; bytes: Buffer }>();
-  private next = new Map<string, { identity: string | null; bytes: Buffer }>();
+  private last = new Map<string, { identity: FileStat | null; bytes: Buffer }>();
+  private next = new Map<string, { identity: FileStat | null; bytes: Buffer }>();
   /** Files with a time at or after this (ms) are not recalled by their identity (begin()). */
   private clearlyOlderThan = -Infinity;
 
@@ -105,16 +108,17 @@ class LatestAckFiles {
       }
       this.reported.delete(name);
     }
-    // Taken before the read: a file changed during it has another identity at the next build.
-    const st = statSync(path);
-    const { identity, newestMs } = identityOfStats(st);
+    // Taken before the read: a file changed during it has another identity at the next build. Null
+    // (missing, not a regular file): read, and the read reports it.
+    const identity = statOf(path);
     const known = this.last.get(path);
     const bytes =
-      known !== undefined && known.identity === identity && st.isFile()
+      identity !== null && known?.identity != null && sameStat(known.identity, identity)
         ? known.bytes
         : readCappedFile(path, maxBytes, label);
     this.next.set(path, {
-      identity: newestMs < this.clearlyOlderThan ? identity : null,
+      identity:
+        identity !== null && clearlyOlder(identity, this.clearlyOlderThan) ? identity : null,
       bytes,
     });
     return bytes;
