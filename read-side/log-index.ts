@@ -482,7 +482,7 @@ export function deepFreeze(v: object): void {
 
 /**
  * One line of a sealed index file (read-side/verified-cache.ts), or null. The shape is checked; the
- * contents are the sealing run's (decodeLogPrefixIndex checks positions).
+ * contents are the sealing run's (IndexedRecords.open checks positions).
  */
 export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
   let x: Partial<LogPrefixIndex>;
@@ -503,7 +503,7 @@ export function parseLogPrefixIndexLine(line: string): LogPrefixIndex | null {
     Array.isArray(x.shapes) &&
     x.shapes.every((s) => Array.isArray(s) && s.every((k) => typeof k === 'string')) &&
     typeof x.digests === 'string' &&
-    // Each position is checked as it is decoded (decodeLogPrefixIndex).
+    // Each position is checked as it is read (IndexedRecords.open).
     typeof x.records === 'string'
     ? withWellFormedReplays(x as LogPrefixIndex)
     : null;
