@@ -85,6 +85,8 @@ class LatestAckFiles {
   private next = new Map<string, { identity: FileStat | null; bytes: Buffer }>();
   /** Files with a time at or after this (ms) are not recalled by their identity (begin()). */
   private clearlyOlderThan = -Infinity;
+  /** Files opened and read since begin() (the others were taken as read before). */
+  filesRead = 0;
 
   /**
    * `reported`: with a watcher reporting changes (AckFeed changeReports), the names of the files it
@@ -96,6 +98,7 @@ class LatestAckFiles {
   /** Before a read of acks/hosts/, before any stat: `startedAt` (ms) is the racy rule's instant. */
   begin(startedAt: number): void {
     this.clearlyOlderThan = racyCutoff(startedAt);
+    this.filesRead = 0;
   }
 
   readonly read = (path: string, maxBytes: number, label: string): Buffer => {
@@ -115,7 +118,7 @@ class LatestAckFiles {
     const bytes =
       identity !== null && known?.identity != null && sameStat(known.identity, identity)
         ? known.bytes
-        : readCappedFile(path, maxBytes, label);
+        : this.readFile(path, maxBytes, label);
     this.next.set(path, {
       identity:
         identity !== null && clearlyOlder(identity, this.clearlyOlderThan) ? identity : null,
@@ -123,6 +126,11 @@ class LatestAckFiles {
     });
     return bytes;
   };
+
+  private readFile(path: string, maxBytes: number, label: string): Buffer {
+    this.filesRead++;
+    return readCappedFile(path, maxBytes, label);
+  }
 
   /** After a read of acks/hosts/: forget the files it no longer holds. */
   done(): void {
@@ -180,9 +188,13 @@ export class AckFeed {
   /**
    * The ack history now. `incremental`: the caller's promise that the trust is that of the previous
    * read (the same verified release); false reads everything. `full` in the result: everything was
-   * read (the caller may then commit the ack cache: every ack was looked up in it).
+   * read (the caller may then commit the ack cache: every ack was looked up in it); `filesRead`: the
+   * latest-ack files opened and read (the others were taken as read before, by their identity).
    */
-  read(o: AckFeedReadOptions, incremental: boolean): { history: AckHistory; full: boolean } {
+  read(
+    o: AckFeedReadOptions,
+    incremental: boolean,
+  ): { history: AckHistory; full: boolean; filesRead: number } {
     let full = false;
     let log = this.log;
     if (
@@ -213,6 +225,7 @@ export class AckFeed {
     const read = log?.read ?? NO_LOG;
     return {
       full,
+      filesRead: this.files.filesRead,
       history: {
         acks: [...(fromLog?.acks ?? []), ...files.acks],
         rejected: [...(fromLog?.rejected ?? []), ...files.rejected],

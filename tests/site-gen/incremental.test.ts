@@ -8,6 +8,7 @@ import {
   appendFileSync,
   existsSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -786,6 +787,35 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
       both.some((s) => /^acks\.log:\d+$/.test(s)),
       both.join(', '),
     );
+  } finally {
+    copy.cleanup();
+  }
+});
+
+test("ack feed (watch mode): git's racy rule: files changed within RACY_MS of a read are read again by the next one, older ones are taken by their identity", async () => {
+  const copy = createSiteFixture();
+  try {
+    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
+    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
+    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
+    const opts = {
+      acksDir: join(copy.treeDir, 'acks'),
+      logFile,
+      trust,
+      log,
+      cache: new AckCache(),
+    };
+    const files = readdirSync(join(copy.treeDir, 'acks', 'hosts')).length;
+    assert.ok(files > 0);
+    // The real clock: every file was written just now, none is clearly older than the read, so a
+    // rewrite in the same clock tick (same size and times) could go unseen: each is read every time.
+    const now = new AckFeed();
+    assert.is(now.read(opts, false).filesRead, files);
+    assert.is(now.read(opts, true).filesRead, files, 'files within the racy margin read again');
+    // A read well after the files' times takes them by their identity, once it has seen them.
+    const later = new AckFeed({ clock: () => Date.now() + 60_000 });
+    assert.is(later.read(opts, false).filesRead, files);
+    assert.is(later.read(opts, true).filesRead, 0, 'unchanged old files taken as read');
   } finally {
     copy.cleanup();
   }
