@@ -12,7 +12,9 @@
 // index carries no envelopes: an evidence bundle reads the log itself).
 //
 // Form: every distinct field value once (`values`), every distinct key list once (`shapes`), the
-// records' chain digests as one string (DIGEST_LENGTH characters each), and per record its shape and a
+// records' chain digests as their SHA-256 bytes, 32 each, in one base64 string (v3; v2 kept them as
+// `sha256:<hex>` text, 71 characters each: 4.3 of a 10,000-host trace's 6.7 MB index, read, sealed,
+// decoded and copied by JSON.parse on every warm trace; as bytes they are 2.6 MB), and per record its shape and a
 // value per key as unsigned LEB128 varints (base64): a value position p as 2p, a `prev` that is the
 // digest of the record d places earlier (nearly all: the hash chain) as 2d - 1. A warm trace parses
 // a few long strings instead of ~60,000 digest strings and ~1,000,000 numbers (v1: JSON arrays of
@@ -43,7 +45,10 @@ export interface LogPrefixIndex {
   values: unknown[];
   /** Distinct key lists. */
   shapes: string[][];
-  /** Each record's chain digest (its identity in the history), in log order, DIGEST_LENGTH characters each. */
+  /**
+   * Each record's chain digest (its identity in the history), in log order: the SHA-256 bytes
+   * (DIGEST_BYTES each) of the `sha256:<hex>` digests, as one base64 string.
+   */
   digests: string;
   /** Per record: its shape, then a value per key (see Form above), as varints in base64. */
   records: string;
@@ -69,17 +74,42 @@ export interface StoredReplay {
   acks: number[];
 }
 
-/** A chain digest: `sha256:` and 64 hex digits. */
-const DIGEST_LENGTH = 71;
+/** A chain digest: `sha256:` and 64 lowercase hex digits (the only form an index keeps as bytes). */
+const CHAIN_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const DIGEST_PREFIX = 'sha256:';
+/** The bytes of one SHA-256. */
+const DIGEST_BYTES = 32;
 
-/** How many records the index holds. */
+/**
+ * The index's digests as bytes (decoded once per index object); null when `digests` is not the base64
+ * of whole digests (a damaged file: then the prefix is read in full).
+ */
+function digestBytes(index: LogPrefixIndex): Buffer | null {
+  let bytes = decodedDigests.get(index);
+  if (bytes === undefined) {
+    const b = Buffer.from(index.digests, 'base64');
+    // Buffer.from skips what is not base64: the text must be exactly the encoding of whole digests.
+    bytes = b.length % DIGEST_BYTES === 0 && b.toString('base64') === index.digests ? b : null;
+    decodedDigests.set(index, bytes);
+  }
+  return bytes;
+}
+const decodedDigests = new WeakMap<LogPrefixIndex, Buffer | null>();
+
+/** The bytes of a chain digest, null when `digest` is not one. */
+function bytesOfDigest(digest: string): Buffer | null {
+  return CHAIN_DIGEST.test(digest) ? Buffer.from(digest.slice(DIGEST_PREFIX.length), 'hex') : null;
+}
+
+/** How many records the index holds (0 when its digests are damaged: IndexedRecords.open refuses it). */
 export function indexedRecordCount(index: LogPrefixIndex): number {
-  return Math.floor(index.digests.length / DIGEST_LENGTH);
+  return (digestBytes(index)?.length ?? 0) / DIGEST_BYTES;
 }
 
 /** The chain digest of record `n` of the index. */
 export function indexedDigest(index: LogPrefixIndex, n: number): string {
-  return index.digests.slice(n * DIGEST_LENGTH, (n + 1) * DIGEST_LENGTH);
+  const at = n * DIGEST_BYTES;
+  return `${DIGEST_PREFIX}${digestBytes(index)!.toString('hex', at, at + DIGEST_BYTES)}`;
 }
 
 /** Whether `index` begins with the first `count` records of `of` (the same acks, by their digests). */
@@ -88,10 +118,16 @@ export function beginsWithRecords(
   of: LogPrefixIndex,
   count: number,
 ): boolean {
+  const mine = digestBytes(index);
+  const theirs = digestBytes(of);
+  const length = count * DIGEST_BYTES;
   return (
+    mine !== null &&
+    theirs !== null &&
     count <= indexedRecordCount(of) &&
     index.fingerprint === of.fingerprint &&
-    index.digests.startsWith(of.digests.slice(0, count * DIGEST_LENGTH))
+    mine.length >= length &&
+    mine.compare(theirs, 0, length, 0, length) === 0
   );
 }
 
@@ -103,7 +139,7 @@ export interface IndexedAck {
 
 /**
  * The index of `acks` (log order) for the prefix `of`; null when a digest is not a chain digest
- * (DIGEST_LENGTH characters: then the prefix has no index and is read in full).
+ * (CHAIN_DIGEST: then the prefix has no index and is read in full).
  */
 export function encodeLogPrefixIndex(
   of: Omit<LogPrefixIndex, 'values' | 'shapes' | 'digests' | 'records'>,
@@ -125,12 +161,14 @@ export function encodeLogPrefixIndex(
   // Only the new records' varints: the base's bytes are joined to them below, not copied into this
   // array (a number per byte: ~2 million at 10,000 hosts, ~0.3 s to spread, grow and encode again).
   const out = new VarintWriter();
-  const digests: string[] = [base?.digests ?? ''];
+  const baseDigests = base === undefined ? Buffer.alloc(0) : digestBytes(base);
+  if (baseDigests === null) return null;
+  const digests = Buffer.alloc(acks.length * DIGEST_BYTES);
   let last: { keys: string[]; s: number } | null = null;
   for (const [i, { digest, signed }] of acks.entries()) {
-    if (digest.length !== DIGEST_LENGTH) return null;
+    if (!CHAIN_DIGEST.test(digest)) return null;
     const n = known + i;
-    digests.push(digest);
+    digests.write(digest.slice(DIGEST_PREFIX.length), i * DIGEST_BYTES, 'hex');
     const keys = Object.keys(signed);
     // Acks of one log share one key list or a few: compare with the last one before joining.
     let s: number | undefined = last !== null && sameKeys(keys, last.keys) ? last.s : undefined;
@@ -154,7 +192,8 @@ export function encodeLogPrefixIndex(
   ).toString('base64');
   // The base's replay checkpoints cover its records, which this index begins with.
   const replays = base?.replays === undefined ? {} : { replays: base.replays };
-  return { ...of, values, shapes, digests: digests.join(''), records, ...replays };
+  const allDigests = Buffer.concat([baseDigests, digests]).toString('base64');
+  return { ...of, values, shapes, digests: allDigests, records, ...replays };
 }
 
 /** The position of a value in `values` (added when new): primitives by value, composites by their JSON. */
@@ -269,9 +308,11 @@ export class IndexedRecords {
 
   private constructor(
     readonly index: LogPrefixIndex,
+    /** The records' chain digests as bytes (DIGEST_BYTES each). */
+    private readonly digests: Buffer,
     private readonly bytes: Uint8Array,
-    count: number,
   ) {
+    const count = digests.length / DIGEST_BYTES;
     this.count = count;
     this.hostAt = new Int32Array(count);
     this.fleetAt = new Int32Array(count);
@@ -285,9 +326,9 @@ export class IndexedRecords {
    * an ack time (a sealed index holds verified acks only: that is a damaged file, read in full).
    */
   static open(index: LogPrefixIndex): IndexedRecords | null {
-    const count = indexedRecordCount(index);
-    if (index.digests.length !== count * DIGEST_LENGTH) return null;
-    const r = new IndexedRecords(index, Buffer.from(index.records, 'base64'), count);
+    const digests = digestBytes(index);
+    if (digests === null) return null;
+    const r = new IndexedRecords(index, digests, Buffer.from(index.records, 'base64'));
     return r.scan() ? r : null;
   }
 
@@ -326,14 +367,20 @@ export class IndexedRecords {
 
   /** Record `n`'s chain digest. */
   digest(n: number): string {
-    return indexedDigest(this.index, n);
+    const at = n * DIGEST_BYTES;
+    return `${DIGEST_PREFIX}${this.digests.toString('hex', at, at + DIGEST_BYTES)}`;
   }
 
   /** Whether record `n`'s chain digest is `digest` (compared in place). */
   hasDigest(n: number, digest: string): boolean {
-    return (
-      digest.length === DIGEST_LENGTH && this.index.digests.startsWith(digest, n * DIGEST_LENGTH)
-    );
+    const bytes = bytesOfDigest(digest);
+    return bytes !== null && this.digestIs(n, bytes);
+  }
+
+  /** Whether record `n`'s digest bytes are `bytes` (DIGEST_BYTES of them). */
+  private digestIs(n: number, bytes: Uint8Array, at = 0): boolean {
+    const from = n * DIGEST_BYTES;
+    return this.digests.compare(bytes, at, at + DIGEST_BYTES, from, from + DIGEST_BYTES) === 0;
   }
 
   /**
@@ -348,9 +395,10 @@ export class IndexedRecords {
     }
     const g = this.hostGroups();
     const p = g.positionOf.get(host);
-    if (p === undefined) return -1;
+    const bytes = bytesOfDigest(digest);
+    if (p === undefined || bytes === null) return -1;
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++)
-      if (this.hasDigest(g.order[i]!, digest)) return g.order[i]!;
+      if (this.digestIs(g.order[i]!, bytes)) return g.order[i]!;
     return -1;
   }
 
@@ -365,7 +413,8 @@ export class IndexedRecords {
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
       const j = g.order[i]!;
       if (j >= n) return false;
-      if (this.timeMs[j] === this.timeMs[n] && this.hasDigest(j, this.digest(n))) return true;
+      if (this.timeMs[j] === this.timeMs[n] && this.digestIs(j, this.digests, n * DIGEST_BYTES))
+        return true;
     }
     return false;
   }

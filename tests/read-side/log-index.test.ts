@@ -21,6 +21,7 @@ import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../rea
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
+  IndexedRecords,
   indexedRecordCount,
 } from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
@@ -108,7 +109,9 @@ test('an index decodes to exactly the signed acks it was built from (every field
   assert.is(decodeLogPrefixIndex(withRecords(bytes.subarray(1))), null, 'a record cut short');
   assert.is(decodeLogPrefixIndex({ ...index, values: [] }), null, 'a value position out of range');
   const keys = index.shapes[0]!.length;
-  const first = { ...index, digests: index.digests.slice(0, 71) };
+  const digestBytes = Buffer.from(index.digests, 'base64');
+  const withDigests = (b: Buffer) => ({ ...index, digests: b.toString('base64') });
+  const first = withDigests(digestBytes.subarray(0, 32));
   assert.is(
     decodeLogPrefixIndex({
       ...first,
@@ -118,10 +121,60 @@ test('an index decodes to exactly the signed acks it was built from (every field
     'a prev pointing before the first record',
   );
   assert.is(
-    decodeLogPrefixIndex({ ...index, digests: `${index.digests}x` }),
+    decodeLogPrefixIndex(withDigests(digestBytes.subarray(0, digestBytes.length - 1))),
     null,
     'a torn digest',
   );
+  assert.is(
+    decodeLogPrefixIndex({ ...index, digests: `${index.digests}!` }),
+    null,
+    'digests that are not exactly base64',
+  );
+  assert.is(
+    decodeLogPrefixIndex(withDigests(digestBytes.subarray(32))),
+    null,
+    'one digest fewer than records',
+  );
+  // The digests are kept as their bytes (32 each), not as text: and each comes back as it went in.
+  assert.is(digestBytes.length, 32 * acks.length);
+  const records = IndexedRecords.open(index)!;
+  acks.forEach((a, n) => {
+    assert.is(records.digest(n), a.digest);
+    assert.ok(records.hasDigest(n, a.digest));
+    assert.not.ok(records.hasDigest(n, a.digest.toUpperCase()), 'only the canonical form');
+  });
+  // A digest that is not `sha256:` and 64 lowercase hex digits has no index (read in full).
+  const odd = [{ ...acks[0]!, digest: acks[0]!.digest.toUpperCase() }];
+  assert.is(
+    encodeLogPrefixIndex(
+      { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+      odd,
+    ),
+    null,
+  );
+});
+
+test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup by host', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const a = acks[0]!;
+  // Another ack of the same host signed at the same time (another digest), then `a` again.
+  const other = acks.find((x) => x.digest !== a.digest)!.digest;
+  const twin = { digest: other, signed: { ...a.signed, seq: a.signed.seq + 1 } };
+  const index = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    [a, twin, a],
+  )!;
+  const records = IndexedRecords.open(JSON.parse(JSON.stringify(index)))!;
+  assert.is(records.count, 3);
+  assert.not.ok(records.repeatsEarlier(0));
+  assert.not.ok(records.repeatsEarlier(1), 'same host and time, another digest: not a repeat');
+  assert.ok(records.repeatsEarlier(2), 'the same digest again: a repeat');
+  assert.is(records.find(a.digest, a.signed.host), 0);
+  assert.is(records.find(other, a.signed.host), 1);
+  assert.is(records.find(a.digest, 'no-such-host'), -1);
+  assert.is(records.find(other), 1);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
@@ -330,9 +383,9 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
     JSON.stringify(full),
     'a sealed index is taken as verified',
   );
-  // The same edit sealed under another format's header (v1: JSON arrays): not read as this one.
-  assert.ok(edited.startsWith('nixfleet log-prefix-index v2\n'));
-  const v1 = edited.replace('log-prefix-index v2', 'log-prefix-index v1');
+  // The same edit sealed under another format's header (v2: digests as text): not read as this one.
+  assert.ok(edited.startsWith('nixfleet log-prefix-index v3\n'));
+  const v1 = edited.replace('log-prefix-index v3', 'log-prefix-index v2');
   writeFileSync(indexFile, seal(v1), { mode: 0o600 });
   assert.equal(await traceHost(fx, e!, cache), full, 'sealed under another format: not read');
   // Edited without the key (the old MAC kept, or none): not believed, the log is read in full.
