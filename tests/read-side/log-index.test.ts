@@ -160,7 +160,10 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
   const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
   const a = acks[0]!;
   // Another ack of the same host signed at the same time (another digest), then `a` again.
-  const other = acks.find((x) => x.digest !== a.digest)!.digest;
+  // Its digest differs from a's in the last hex digit only: compared in full, not by a prefix.
+  const flip = (d: string, at: number) =>
+    `${d.slice(0, at)}${d[at] === '0' ? '1' : '0'}${d.slice(at + 1)}`;
+  const other = flip(a.digest, a.digest.length - 1);
   const twin = { digest: other, signed: { ...a.signed, seq: a.signed.seq + 1 } };
   const index = encodeLogPrefixIndex(
     { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
@@ -175,6 +178,10 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
   assert.is(records.find(other, a.signed.host), 1);
   assert.is(records.find(a.digest, 'no-such-host'), -1);
   assert.is(records.find(other), 1);
+  // Every hex digit counts (high and low nibbles alike).
+  for (const at of [7, 8, 40, 41, 70])
+    assert.not.ok(records.hasDigest(0, flip(a.digest, at)), `digit ${at} differs`);
+  assert.ok(records.hasDigest(0, a.digest));
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
