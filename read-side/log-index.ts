@@ -100,6 +100,71 @@ const decodedDigests = new WeakMap<LogPrefixIndex, Buffer | null>();
 /** Lowercase hex digits' character codes, by value. */
 const HEX = [...'0123456789abcdef'].map((c) => c.charCodeAt(0));
 
+/**
+ * Whether digest `n` of `bytes` is `digest` (`sha256:` and lowercase hex), compared in place: no string
+ * or Buffer per comparison (a latest-ack file is looked up among its host's records, ~6,700 lookups of
+ * a warm 10,000-host trace, and nearly every comparison differs in its first byte).
+ */
+function digestIs(bytes: Uint8Array, n: number, digest: string): boolean {
+  if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return false;
+  if (!digest.startsWith(DIGEST_PREFIX)) return false;
+  const from = n * DIGEST_BYTES;
+  for (let i = 0, c = DIGEST_PREFIX.length; i < DIGEST_BYTES; i++, c += 2) {
+    const b = bytes[from + i]!;
+    if (digest.charCodeAt(c) !== HEX[b >> 4] || digest.charCodeAt(c + 1) !== HEX[b & 15])
+      return false;
+  }
+  return true;
+}
+
+/** A digest's first 6 bytes as a number (exact: 48 bits), the key DigestLookup files it under. */
+const HEAD_BYTES = 6;
+
+/**
+ * The first record of `bytes` (digests, DIGEST_BYTES each) with a given chain digest, found through a
+ * map keyed by each digest's first 48 bits as a number and confirmed by comparing the whole digest:
+ * no string is built per record (an index of ~60,000 records is looked up when a trace extends it and
+ * when a record repeats one of it).
+ */
+class DigestLookup {
+  /** Head -> the first record with it, or those of every distinct digest sharing it (a collision). */
+  private readonly byHead = new Map<number, number | number[]>();
+
+  constructor(private readonly bytes: Buffer) {
+    for (let n = 0; n < bytes.length / DIGEST_BYTES; n++) {
+      const head = bytes.readUIntBE(n * DIGEST_BYTES, HEAD_BYTES);
+      const at = this.byHead.get(head);
+      if (at === undefined) this.byHead.set(head, n);
+      else if (!this.sameAsOneOf(n, at)) this.byHead.set(head, [at].flat().concat(n));
+    }
+  }
+
+  /** The first record with chain digest `digest`; -1: none. */
+  find(digest: string): number {
+    const hex = digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 2 * HEAD_BYTES);
+    const at = this.byHead.get(Number.parseInt(hex, 16));
+    if (at === undefined) return -1;
+    for (const n of [at].flat()) if (digestIs(this.bytes, n, digest)) return n;
+    return -1;
+  }
+
+  private sameAsOneOf(n: number, at: number | number[]): boolean {
+    const from = n * DIGEST_BYTES;
+    return [at]
+      .flat()
+      .some(
+        (m) =>
+          this.bytes.compare(
+            this.bytes,
+            m * DIGEST_BYTES,
+            (m + 1) * DIGEST_BYTES,
+            from,
+            from + DIGEST_BYTES,
+          ) === 0,
+      );
+  }
+}
+
 /** How many records the index holds (0 when its digests are damaged: IndexedRecords.open refuses it). */
 export function indexedRecordCount(index: LogPrefixIndex): number {
   return (digestBytes(index)?.length ?? 0) / DIGEST_BYTES;
@@ -130,6 +195,41 @@ export function beginsWithRecords(
   );
 }
 
+/**
+ * Whether `index` (under `fingerprint`) holds exactly the first records of a prefix read as the records
+ * of `indexed` (none: undefined) followed by records of chain digests `after`: compared as digest bytes
+ * where both are indexes (a trace that extends its index compares ~60,000 records), else in place.
+ */
+export function isIndexOfStart(
+  index: LogPrefixIndex,
+  fingerprint: string,
+  indexed: LogPrefixIndex | undefined,
+  after: readonly string[],
+): boolean {
+  const mine = digestBytes(index);
+  const read = indexed === undefined ? Buffer.alloc(0) : digestBytes(indexed);
+  if (mine === null || read === null || index.fingerprint !== fingerprint) return false;
+  const known = mine.length / DIGEST_BYTES;
+  const first = read.length / DIGEST_BYTES;
+  if (known > first + after.length) return false;
+  const shared = Math.min(known, first) * DIGEST_BYTES;
+  if (mine.compare(read, 0, shared, 0, shared) !== 0) return false;
+  for (let n = first; n < known; n++) if (!digestIs(mine, n, after[n - first]!)) return false;
+  return true;
+}
+
+/** The chain digests of a prefix read as in isIndexOfStart, from record `from` on. */
+export function recordDigestsFrom(
+  indexed: LogPrefixIndex | undefined,
+  after: readonly string[],
+  from: number,
+): string[] {
+  const first = indexed === undefined ? 0 : indexedRecordCount(indexed);
+  const out: string[] = [];
+  for (let n = from; n < first; n++) out.push(indexedDigest(indexed!, n));
+  return out.concat(after.slice(Math.max(0, from - first)));
+}
+
 /** An indexed record: its chain digest and its signed ack. */
 export interface IndexedAck {
   digest: string;
@@ -152,16 +252,19 @@ export function encodeLogPrefixIndex(
   const shapes: string[][] = base === undefined ? [] : [...base.shapes];
   const shapeAt = new Map<string, number>(shapes.map((keys, i) => [keys.join('\n'), i]));
   const known = base === undefined ? 0 : indexedRecordCount(base);
-  const recordOf = new Map<string, number>();
-  for (let n = 0; n < known; n++) {
-    const d = indexedDigest(base!, n);
-    if (!recordOf.has(d)) recordOf.set(d, n);
-  }
   // Only the new records' varints: the base's bytes are joined to them below, not copied into this
   // array (a number per byte: ~2 million at 10,000 hosts, ~0.3 s to spread, grow and encode again).
   const out = new VarintWriter();
   const baseDigests = base === undefined ? Buffer.alloc(0) : digestBytes(base);
   if (baseDigests === null) return null;
+  // A `prev` is the first record with that digest: among the base's records (built on first use),
+  // else among the new ones.
+  let earlier: DigestLookup | undefined;
+  const recordOf = new Map<string, number>();
+  const recordNumber = (d: string): number | undefined => {
+    const n = known === 0 ? -1 : (earlier ??= new DigestLookup(baseDigests)).find(d);
+    return n >= 0 ? n : recordOf.get(d);
+  };
   const digests = Buffer.alloc(acks.length * DIGEST_BYTES);
   let last: { keys: string[]; s: number } | null = null;
   for (const [i, { digest, signed }] of acks.entries()) {
@@ -180,7 +283,7 @@ export function encodeLogPrefixIndex(
     out.write(s);
     for (const k of keys) {
       const v = (signed as unknown as Record<string, unknown>)[k];
-      const chained = k === 'prev' && typeof v === 'string' ? recordOf.get(v) : undefined;
+      const chained = k === 'prev' && typeof v === 'string' ? recordNumber(v) : undefined;
       out.write(chained === undefined ? 2 * valueAt(v) : 2 * (n - chained) - 1);
     }
     if (!recordOf.has(digest)) recordOf.set(digest, n);
@@ -370,21 +473,9 @@ export class IndexedRecords {
     return `${DIGEST_PREFIX}${this.digests.toString('hex', at, at + DIGEST_BYTES)}`;
   }
 
-  /**
-   * Whether record `n`'s chain digest is `digest` (`sha256:` and lowercase hex), compared in place: a
-   * latest-ack file is looked up among its host's records, ~60,000 lookups of a 10,000-host trace, and
-   * nearly every one differs in its first byte.
-   */
+  /** Whether record `n`'s chain digest is `digest` (compared in place). */
   hasDigest(n: number, digest: string): boolean {
-    if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return false;
-    if (!digest.startsWith(DIGEST_PREFIX)) return false;
-    const from = n * DIGEST_BYTES;
-    for (let i = 0, c = DIGEST_PREFIX.length; i < DIGEST_BYTES; i++, c += 2) {
-      const b = this.digests[from + i]!;
-      if (digest.charCodeAt(c) !== HEX[b >> 4] || digest.charCodeAt(c + 1) !== HEX[b & 15])
-        return false;
-    }
-    return true;
+    return digestIs(this.digests, n, digest);
   }
 
   /** Whether records `n` and `m` have the same chain digest. */
@@ -401,8 +492,8 @@ export class IndexedRecords {
    */
   find(digest: string, host?: string): number {
     if (host === undefined) {
-      this.byDigest ??= this.digestMap();
-      return this.byDigest.get(digest) ?? -1;
+      this.byDigest ??= new DigestLookup(this.digests);
+      return this.byDigest.find(digest);
     }
     const g = this.hostGroups();
     const p = g.positionOf.get(host);
@@ -442,15 +533,7 @@ export class IndexedRecords {
     return this.index.values.length;
   }
 
-  private byDigest: Map<string, number> | undefined;
-  private digestMap(): Map<string, number> {
-    const m = new Map<string, number>();
-    for (let n = 0; n < this.count; n++) {
-      const d = this.digest(n);
-      if (!m.has(d)) m.set(d, n);
-    }
-    return m;
-  }
+  private byDigest: DigestLookup | undefined;
 
   /**
    * Record numbers grouped by host (log order within each): a counting sort of the host column.

@@ -23,6 +23,8 @@ import {
   encodeLogPrefixIndex,
   IndexedRecords,
   indexedRecordCount,
+  isIndexOfStart,
+  recordDigestsFrom,
 } from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
@@ -182,6 +184,89 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
   for (const at of [7, 8, 40, 41, 70])
     assert.not.ok(records.hasDigest(0, flip(a.digest, at)), `digit ${at} differs`);
   assert.ok(records.hasDigest(0, a.digest));
+});
+
+test('an index extended by later records equals the index of all of them (prev found in the base by its digest bytes)', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const whole = JSON.stringify(encodeLogPrefixIndex(of, acks));
+  for (const k of [1, Math.floor(acks.length / 2), acks.length - 1]) {
+    const base = JSON.parse(JSON.stringify(encodeLogPrefixIndex(of, acks.slice(0, k))));
+    assert.is(JSON.stringify(encodeLogPrefixIndex(of, acks.slice(k), base)), whole, `at ${k}`);
+  }
+  // A record repeating one of the base: its digest is found there (the first record with it).
+  const a = acks[0]!;
+  const again = encodeLogPrefixIndex(
+    of,
+    [{ ...acks[1]!, signed: { ...acks[1]!.signed, prev: a.digest } }],
+    JSON.parse(whole),
+  )!;
+  const records = IndexedRecords.open(again)!;
+  assert.is(records.ack(acks.length).prev, a.digest);
+  assert.is(records.find(a.digest), 0);
+});
+
+test('isIndexOfStart: an earlier index is the start of a prefix read through an index and records after it, by every digest', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const digests = acks.map((a) => a.digest);
+  const k = Math.floor(acks.length / 3);
+  const m = 2 * k;
+  const earlier = encodeLogPrefixIndex(of, acks.slice(0, k))!;
+  const read = encodeLogPrefixIndex(of, acks.slice(0, m))!;
+  assert.ok(isIndexOfStart(earlier, 'f', undefined, digests), 'no index read: all digests listed');
+  assert.ok(isIndexOfStart(earlier, 'f', read, digests.slice(m)), 'read through a longer index');
+  assert.ok(isIndexOfStart(read, 'f', earlier, digests.slice(k)), 'read through a shorter index');
+  assert.not.ok(isIndexOfStart(earlier, 'other', undefined, digests), 'another fingerprint');
+  assert.not.ok(isIndexOfStart(read, 'f', undefined, digests.slice(0, m - 1)), 'fewer records');
+  // One record of the earlier index differs (its last), in the listed digests or in the read index.
+  const changed = [...digests];
+  changed[k - 1] = acks.find((a, i) => i !== k - 1 && a.digest !== digests[k - 1])!.digest;
+  assert.not.ok(isIndexOfStart(earlier, 'f', undefined, changed), 'a listed digest differs');
+  const otherRead = encodeLogPrefixIndex(
+    of,
+    changed.slice(0, m).map((digest, i) => ({ digest, signed: acks[i]!.signed })),
+  )!;
+  assert.not.ok(
+    isIndexOfStart(earlier, 'f', otherRead, digests.slice(m)),
+    'an indexed digest differs',
+  );
+  const later = [...digests];
+  later[m - 1] = digests[k - 1]!;
+  assert.not.ok(
+    isIndexOfStart(read, 'f', earlier, later.slice(k)),
+    'a digest after the read index differs',
+  );
+  // The digests from a record on, whether indexed or listed.
+  assert.equal(recordDigestsFrom(read, digests.slice(m), k), digests.slice(k));
+  assert.equal(recordDigestsFrom(earlier, digests.slice(k), m), digests.slice(m));
+  assert.equal(recordDigestsFrom(undefined, digests, k), digests.slice(k));
+});
+
+test('indexed records found by digest alone: the first with it, also among digests that begin alike', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  // Digests sharing their first 12 hex digits (the lookup's key) and differing after them.
+  const head = 'sha256:0123456789ab';
+  const tail = (c: string) => c.repeat(64 - 12);
+  const d1 = `${head}${tail('1')}`;
+  const d2 = `${head}${tail('2')}`;
+  const d3 = `${head}${tail('3')}`;
+  const index = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    [d1, d2, d1, d3].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
+  )!;
+  const records = IndexedRecords.open(index)!;
+  assert.is(records.find(d1), 0);
+  assert.is(records.find(d2), 1);
+  assert.is(records.find(d3), 3);
+  assert.is(records.find(`${head}${tail('4')}`), -1);
+  assert.is(records.find(acks[0]!.digest), -1);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
