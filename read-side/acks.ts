@@ -57,7 +57,8 @@ import {
 import {
   beginsWithRecords,
   encodeLogPrefixIndex,
-  indexedDigest,
+  isIndexOfStart,
+  recordDigestsFrom,
   indexedRecordCount,
   IndexedRecords,
   type IndexedAck,
@@ -1232,7 +1233,12 @@ const MAX_REPLAYS = 8;
 
 /** What a proposed prefix holds, for its index: its records' identities (log order), its line count. */
 export interface ProposedRecords {
-  /** Listed only when an index is built (a warm read of an unchanged prefix builds none). */
+  /** The index the read took the prefix's first records from (their digests are its own). */
+  indexed?: LogPrefixIndex;
+  /**
+   * The identities of the records after `indexed`'s (all, without one); listed only when an index is
+   * built (a warm read of an unchanged prefix builds none).
+   */
   digests: () => string[];
   lines: number;
   /** The hosts the read took in (its fingerprint's); undefined: every host of the trust. */
@@ -1252,14 +1258,15 @@ function buildIndex(
   earlier: LogPrefixIndex | undefined,
 ): LogPrefixIndex | null {
   // The index this read took the prefix from, when the new prefix extends it: only the records
-  // after it are encoded.
+  // after it are encoded (compared as the indexes' digest bytes, no string per indexed record).
   const digests = records.digests();
   const base =
-    earlier !== undefined && isIndexOfStart(earlier, entry.fingerprint, digests)
+    earlier !== undefined && isIndexOfStart(earlier, entry.fingerprint, records.indexed, digests)
       ? earlier
       : undefined;
   const acks: IndexedAck[] = [];
-  for (const digest of digests.slice(base === undefined ? 0 : indexedRecordCount(base))) {
+  const from = base === undefined ? 0 : indexedRecordCount(base);
+  for (const digest of recordDigestsFrom(records.indexed, digests, from)) {
     const signed = ackOf(digest);
     if (signed === null || (records.hosts !== undefined && !records.hosts.has(signed.host)))
       return null;
@@ -1274,18 +1281,6 @@ function buildIndex(
     acks,
     base,
   );
-}
-
-/** Whether `index` (under `fingerprint`) holds exactly the first records of `digests`. */
-function isIndexOfStart(
-  index: LogPrefixIndex,
-  fingerprint: string,
-  digests: readonly string[],
-): boolean {
-  const known = indexedRecordCount(index);
-  if (index.fingerprint !== fingerprint || known > digests.length) return false;
-  for (let n = 0; n < known; n++) if (indexedDigest(index, n) !== digests[n]) return false;
-  return true;
 }
 
 /**
@@ -1478,10 +1473,8 @@ function proposePrefix(
     source,
     prefixes.memo.readsIndexes
       ? {
-          digests: () => [
-            ...Array.from({ length: p.indexed?.count ?? 0 }, (_, n) => p.indexed!.digest(n)),
-            ...p.records.map((r) => r.digest),
-          ],
+          ...(p.indexed === null ? {} : { indexed: p.indexed.index }),
+          digests: () => p.records.map((r) => r.digest),
           lines: p.validLines,
           hosts,
           ...(p.identity === undefined ? {} : { identity: p.identity }),

@@ -12,7 +12,9 @@
 // index carries no envelopes: an evidence bundle reads the log itself).
 //
 // Form: every distinct field value once (`values`), every distinct key list once (`shapes`), the
-// records' chain digests as one string (DIGEST_LENGTH characters each), and per record its shape and a
+// records' chain digests as their SHA-256 bytes, 32 each, in one base64 string (v3; v2 kept them as
+// `sha256:<hex>` text, 71 characters each: 4.3 of a 10,000-host trace's 6.7 MB index, read, sealed,
+// decoded and copied by JSON.parse on every warm trace; as bytes they are 2.6 MB), and per record its shape and a
 // value per key as unsigned LEB128 varints (base64): a value position p as 2p, a `prev` that is the
 // digest of the record d places earlier (nearly all: the hash chain) as 2d - 1. A warm trace parses
 // a few long strings instead of ~60,000 digest strings and ~1,000,000 numbers (v1: JSON arrays of
@@ -43,7 +45,10 @@ export interface LogPrefixIndex {
   values: unknown[];
   /** Distinct key lists. */
   shapes: string[][];
-  /** Each record's chain digest (its identity in the history), in log order, DIGEST_LENGTH characters each. */
+  /**
+   * Each record's chain digest (its identity in the history), in log order: the SHA-256 bytes
+   * (DIGEST_BYTES each) of the `sha256:<hex>` digests, as one base64 string.
+   */
   digests: string;
   /** Per record: its shape, then a value per key (see Form above), as varints in base64. */
   records: string;
@@ -69,17 +74,106 @@ export interface StoredReplay {
   acks: number[];
 }
 
-/** A chain digest: `sha256:` and 64 hex digits. */
-const DIGEST_LENGTH = 71;
+/** A chain digest: `sha256:` and 64 lowercase hex digits (the only form an index keeps as bytes). */
+const CHAIN_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const DIGEST_PREFIX = 'sha256:';
+/** The bytes of one SHA-256. */
+const DIGEST_BYTES = 32;
 
-/** How many records the index holds. */
+/**
+ * The index's digests as bytes (decoded once per index object); null when `digests` is not the base64
+ * of whole digests (a damaged file: then the prefix is read in full).
+ */
+function digestBytes(index: LogPrefixIndex): Buffer | null {
+  let bytes = decodedDigests.get(index);
+  if (bytes === undefined) {
+    const b = Buffer.from(index.digests, 'base64');
+    // Buffer.from skips what is not base64: the text must be as long as the encoding of whole digests.
+    const whole = b.length % DIGEST_BYTES === 0;
+    bytes = whole && index.digests.length === 4 * Math.ceil(b.length / 3) ? b : null;
+    decodedDigests.set(index, bytes);
+  }
+  return bytes;
+}
+const decodedDigests = new WeakMap<LogPrefixIndex, Buffer | null>();
+
+/** Lowercase hex digits' character codes, by value. */
+const HEX = [...'0123456789abcdef'].map((c) => c.charCodeAt(0));
+
+/**
+ * Whether digest `n` of `bytes` is `digest` (`sha256:` and lowercase hex), compared in place: no string
+ * or Buffer per comparison (a latest-ack file is looked up among its host's records, ~6,700 lookups of
+ * a warm 10,000-host trace, and nearly every comparison differs in its first byte).
+ */
+function digestIs(bytes: Uint8Array, n: number, digest: string): boolean {
+  if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return false;
+  if (!digest.startsWith(DIGEST_PREFIX)) return false;
+  const from = n * DIGEST_BYTES;
+  for (let i = 0, c = DIGEST_PREFIX.length; i < DIGEST_BYTES; i++, c += 2) {
+    const b = bytes[from + i]!;
+    if (digest.charCodeAt(c) !== HEX[b >> 4] || digest.charCodeAt(c + 1) !== HEX[b & 15])
+      return false;
+  }
+  return true;
+}
+
+/** A digest's first 6 bytes as a number (exact: 48 bits), the key DigestLookup files it under. */
+const HEAD_BYTES = 6;
+
+/**
+ * The first record of `bytes` (digests, DIGEST_BYTES each) with a given chain digest, found through a
+ * map keyed by each digest's first 48 bits as a number and confirmed by comparing the whole digest:
+ * no string is built per record (an index of ~60,000 records is looked up when a trace extends it and
+ * when a record repeats one of it).
+ */
+class DigestLookup {
+  /** Head -> the first record with it, or those of every distinct digest sharing it (a collision). */
+  private readonly byHead = new Map<number, number | number[]>();
+
+  constructor(private readonly bytes: Buffer) {
+    for (let n = 0; n < bytes.length / DIGEST_BYTES; n++) {
+      const head = bytes.readUIntBE(n * DIGEST_BYTES, HEAD_BYTES);
+      const at = this.byHead.get(head);
+      if (at === undefined) this.byHead.set(head, n);
+      else if (!this.sameAsOneOf(n, at)) this.byHead.set(head, [at].flat().concat(n));
+    }
+  }
+
+  /** The first record with chain digest `digest`; -1: none. */
+  find(digest: string): number {
+    const hex = digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 2 * HEAD_BYTES);
+    const at = this.byHead.get(Number.parseInt(hex, 16));
+    if (at === undefined) return -1;
+    for (const n of [at].flat()) if (digestIs(this.bytes, n, digest)) return n;
+    return -1;
+  }
+
+  private sameAsOneOf(n: number, at: number | number[]): boolean {
+    const from = n * DIGEST_BYTES;
+    return [at]
+      .flat()
+      .some(
+        (m) =>
+          this.bytes.compare(
+            this.bytes,
+            m * DIGEST_BYTES,
+            (m + 1) * DIGEST_BYTES,
+            from,
+            from + DIGEST_BYTES,
+          ) === 0,
+      );
+  }
+}
+
+/** How many records the index holds (0 when its digests are damaged: IndexedRecords.open refuses it). */
 export function indexedRecordCount(index: LogPrefixIndex): number {
-  return Math.floor(index.digests.length / DIGEST_LENGTH);
+  return (digestBytes(index)?.length ?? 0) / DIGEST_BYTES;
 }
 
 /** The chain digest of record `n` of the index. */
 export function indexedDigest(index: LogPrefixIndex, n: number): string {
-  return index.digests.slice(n * DIGEST_LENGTH, (n + 1) * DIGEST_LENGTH);
+  const at = n * DIGEST_BYTES;
+  return `${DIGEST_PREFIX}${digestBytes(index)!.toString('hex', at, at + DIGEST_BYTES)}`;
 }
 
 /** Whether `index` begins with the first `count` records of `of` (the same acks, by their digests). */
@@ -88,11 +182,52 @@ export function beginsWithRecords(
   of: LogPrefixIndex,
   count: number,
 ): boolean {
+  const mine = digestBytes(index);
+  const theirs = digestBytes(of);
+  const length = count * DIGEST_BYTES;
   return (
+    mine !== null &&
+    theirs !== null &&
     count <= indexedRecordCount(of) &&
     index.fingerprint === of.fingerprint &&
-    index.digests.startsWith(of.digests.slice(0, count * DIGEST_LENGTH))
+    mine.length >= length &&
+    mine.compare(theirs, 0, length, 0, length) === 0
   );
+}
+
+/**
+ * Whether `index` (under `fingerprint`) holds exactly the first records of a prefix read as the records
+ * of `indexed` (none: undefined) followed by records of chain digests `after`: compared as digest bytes
+ * where both are indexes (a trace that extends its index compares ~60,000 records), else in place.
+ */
+export function isIndexOfStart(
+  index: LogPrefixIndex,
+  fingerprint: string,
+  indexed: LogPrefixIndex | undefined,
+  after: readonly string[],
+): boolean {
+  const mine = digestBytes(index);
+  const read = indexed === undefined ? Buffer.alloc(0) : digestBytes(indexed);
+  if (mine === null || read === null || index.fingerprint !== fingerprint) return false;
+  const known = mine.length / DIGEST_BYTES;
+  const first = read.length / DIGEST_BYTES;
+  if (known > first + after.length) return false;
+  const shared = Math.min(known, first) * DIGEST_BYTES;
+  if (mine.compare(read, 0, shared, 0, shared) !== 0) return false;
+  for (let n = first; n < known; n++) if (!digestIs(mine, n, after[n - first]!)) return false;
+  return true;
+}
+
+/** The chain digests of a prefix read as in isIndexOfStart, from record `from` on. */
+export function recordDigestsFrom(
+  indexed: LogPrefixIndex | undefined,
+  after: readonly string[],
+  from: number,
+): string[] {
+  const first = indexed === undefined ? 0 : indexedRecordCount(indexed);
+  const out: string[] = [];
+  for (let n = from; n < first; n++) out.push(indexedDigest(indexed!, n));
+  return out.concat(after.slice(Math.max(0, from - first)));
 }
 
 /** An indexed record: its chain digest and its signed ack. */
@@ -103,7 +238,7 @@ export interface IndexedAck {
 
 /**
  * The index of `acks` (log order) for the prefix `of`; null when a digest is not a chain digest
- * (DIGEST_LENGTH characters: then the prefix has no index and is read in full).
+ * (CHAIN_DIGEST: then the prefix has no index and is read in full).
  */
 export function encodeLogPrefixIndex(
   of: Omit<LogPrefixIndex, 'values' | 'shapes' | 'digests' | 'records'>,
@@ -117,20 +252,25 @@ export function encodeLogPrefixIndex(
   const shapes: string[][] = base === undefined ? [] : [...base.shapes];
   const shapeAt = new Map<string, number>(shapes.map((keys, i) => [keys.join('\n'), i]));
   const known = base === undefined ? 0 : indexedRecordCount(base);
-  const recordOf = new Map<string, number>();
-  for (let n = 0; n < known; n++) {
-    const d = indexedDigest(base!, n);
-    if (!recordOf.has(d)) recordOf.set(d, n);
-  }
   // Only the new records' varints: the base's bytes are joined to them below, not copied into this
   // array (a number per byte: ~2 million at 10,000 hosts, ~0.3 s to spread, grow and encode again).
   const out = new VarintWriter();
-  const digests: string[] = [base?.digests ?? ''];
+  const baseDigests = base === undefined ? Buffer.alloc(0) : digestBytes(base);
+  if (baseDigests === null) return null;
+  // A `prev` is the first record with that digest: among the base's records (built on first use),
+  // else among the new ones.
+  let earlier: DigestLookup | undefined;
+  const recordOf = new Map<string, number>();
+  const recordNumber = (d: string): number | undefined => {
+    const n = known === 0 ? -1 : (earlier ??= new DigestLookup(baseDigests)).find(d);
+    return n >= 0 ? n : recordOf.get(d);
+  };
+  const digests = Buffer.alloc(acks.length * DIGEST_BYTES);
   let last: { keys: string[]; s: number } | null = null;
   for (const [i, { digest, signed }] of acks.entries()) {
-    if (digest.length !== DIGEST_LENGTH) return null;
+    if (!CHAIN_DIGEST.test(digest)) return null;
     const n = known + i;
-    digests.push(digest);
+    digests.write(digest.slice(DIGEST_PREFIX.length), i * DIGEST_BYTES, 'hex');
     const keys = Object.keys(signed);
     // Acks of one log share one key list or a few: compare with the last one before joining.
     let s: number | undefined = last !== null && sameKeys(keys, last.keys) ? last.s : undefined;
@@ -143,7 +283,7 @@ export function encodeLogPrefixIndex(
     out.write(s);
     for (const k of keys) {
       const v = (signed as unknown as Record<string, unknown>)[k];
-      const chained = k === 'prev' && typeof v === 'string' ? recordOf.get(v) : undefined;
+      const chained = k === 'prev' && typeof v === 'string' ? recordNumber(v) : undefined;
       out.write(chained === undefined ? 2 * valueAt(v) : 2 * (n - chained) - 1);
     }
     if (!recordOf.has(digest)) recordOf.set(digest, n);
@@ -154,7 +294,8 @@ export function encodeLogPrefixIndex(
   ).toString('base64');
   // The base's replay checkpoints cover its records, which this index begins with.
   const replays = base?.replays === undefined ? {} : { replays: base.replays };
-  return { ...of, values, shapes, digests: digests.join(''), records, ...replays };
+  const allDigests = Buffer.concat([baseDigests, digests]).toString('base64');
+  return { ...of, values, shapes, digests: allDigests, records, ...replays };
 }
 
 /** The position of a value in `values` (added when new): primitives by value, composites by their JSON. */
@@ -269,9 +410,11 @@ export class IndexedRecords {
 
   private constructor(
     readonly index: LogPrefixIndex,
+    /** The records' chain digests as bytes (DIGEST_BYTES each). */
+    private readonly digests: Buffer,
     private readonly bytes: Uint8Array,
-    count: number,
   ) {
+    const count = digests.length / DIGEST_BYTES;
     this.count = count;
     this.hostAt = new Int32Array(count);
     this.fleetAt = new Int32Array(count);
@@ -285,9 +428,9 @@ export class IndexedRecords {
    * an ack time (a sealed index holds verified acks only: that is a damaged file, read in full).
    */
   static open(index: LogPrefixIndex): IndexedRecords | null {
-    const count = indexedRecordCount(index);
-    if (index.digests.length !== count * DIGEST_LENGTH) return null;
-    const r = new IndexedRecords(index, Buffer.from(index.records, 'base64'), count);
+    const digests = digestBytes(index);
+    if (digests === null) return null;
+    const r = new IndexedRecords(index, digests, Buffer.from(index.records, 'base64'));
     return r.scan() ? r : null;
   }
 
@@ -326,14 +469,20 @@ export class IndexedRecords {
 
   /** Record `n`'s chain digest. */
   digest(n: number): string {
-    return indexedDigest(this.index, n);
+    const at = n * DIGEST_BYTES;
+    return `${DIGEST_PREFIX}${this.digests.toString('hex', at, at + DIGEST_BYTES)}`;
   }
 
   /** Whether record `n`'s chain digest is `digest` (compared in place). */
   hasDigest(n: number, digest: string): boolean {
-    return (
-      digest.length === DIGEST_LENGTH && this.index.digests.startsWith(digest, n * DIGEST_LENGTH)
-    );
+    return digestIs(this.digests, n, digest);
+  }
+
+  /** Whether records `n` and `m` have the same chain digest. */
+  private sameDigest(n: number, m: number): boolean {
+    const a = n * DIGEST_BYTES;
+    const b = m * DIGEST_BYTES;
+    return this.digests.compare(this.digests, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
   }
 
   /**
@@ -343,8 +492,8 @@ export class IndexedRecords {
    */
   find(digest: string, host?: string): number {
     if (host === undefined) {
-      this.byDigest ??= this.digestMap();
-      return this.byDigest.get(digest) ?? -1;
+      this.byDigest ??= new DigestLookup(this.digests);
+      return this.byDigest.find(digest);
     }
     const g = this.hostGroups();
     const p = g.positionOf.get(host);
@@ -365,7 +514,7 @@ export class IndexedRecords {
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
       const j = g.order[i]!;
       if (j >= n) return false;
-      if (this.timeMs[j] === this.timeMs[n] && this.hasDigest(j, this.digest(n))) return true;
+      if (this.timeMs[j] === this.timeMs[n] && this.sameDigest(j, n)) return true;
     }
     return false;
   }
@@ -384,15 +533,7 @@ export class IndexedRecords {
     return this.index.values.length;
   }
 
-  private byDigest: Map<string, number> | undefined;
-  private digestMap(): Map<string, number> {
-    const m = new Map<string, number>();
-    for (let n = 0; n < this.count; n++) {
-      const d = this.digest(n);
-      if (!m.has(d)) m.set(d, n);
-    }
-    return m;
-  }
+  private byDigest: DigestLookup | undefined;
 
   /**
    * Record numbers grouped by host (log order within each): a counting sort of the host column.

@@ -50,7 +50,7 @@ const FILES_SUFFIX = 'latest-acks';
  */
 const RETIRED_SUFFIXES = ['.ack-files', '.verified-ack-files'];
 /** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
-const INDEX_HEADER = 'nixfleet log-prefix-index v2';
+const INDEX_HEADER = 'nixfleet log-prefix-index v3';
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry

@@ -21,7 +21,10 @@ import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../rea
 import {
   decodeLogPrefixIndex,
   encodeLogPrefixIndex,
+  IndexedRecords,
   indexedRecordCount,
+  isIndexOfStart,
+  recordDigestsFrom,
 } from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
@@ -108,7 +111,9 @@ test('an index decodes to exactly the signed acks it was built from (every field
   assert.is(decodeLogPrefixIndex(withRecords(bytes.subarray(1))), null, 'a record cut short');
   assert.is(decodeLogPrefixIndex({ ...index, values: [] }), null, 'a value position out of range');
   const keys = index.shapes[0]!.length;
-  const first = { ...index, digests: index.digests.slice(0, 71) };
+  const digestBytes = Buffer.from(index.digests, 'base64');
+  const withDigests = (b: Buffer) => ({ ...index, digests: b.toString('base64') });
+  const first = withDigests(digestBytes.subarray(0, 32));
   assert.is(
     decodeLogPrefixIndex({
       ...first,
@@ -118,10 +123,150 @@ test('an index decodes to exactly the signed acks it was built from (every field
     'a prev pointing before the first record',
   );
   assert.is(
-    decodeLogPrefixIndex({ ...index, digests: `${index.digests}x` }),
+    decodeLogPrefixIndex(withDigests(digestBytes.subarray(0, digestBytes.length - 1))),
     null,
     'a torn digest',
   );
+  assert.is(
+    decodeLogPrefixIndex({ ...index, digests: `${index.digests}!` }),
+    null,
+    'digests that are not exactly base64',
+  );
+  assert.is(
+    decodeLogPrefixIndex(withDigests(digestBytes.subarray(32))),
+    null,
+    'one digest fewer than records',
+  );
+  // The digests are kept as their bytes (32 each), not as text: and each comes back as it went in.
+  assert.is(digestBytes.length, 32 * acks.length);
+  const records = IndexedRecords.open(index)!;
+  acks.forEach((a, n) => {
+    assert.is(records.digest(n), a.digest);
+    assert.ok(records.hasDigest(n, a.digest));
+    assert.not.ok(records.hasDigest(n, a.digest.toUpperCase()), 'only the canonical form');
+  });
+  // A digest that is not `sha256:` and 64 lowercase hex digits has no index (read in full).
+  const odd = [{ ...acks[0]!, digest: acks[0]!.digest.toUpperCase() }];
+  assert.is(
+    encodeLogPrefixIndex(
+      { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+      odd,
+    ),
+    null,
+  );
+});
+
+test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup by host', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const a = acks[0]!;
+  // Another ack of the same host signed at the same time (another digest), then `a` again.
+  // Its digest differs from a's in the last hex digit only: compared in full, not by a prefix.
+  const flip = (d: string, at: number) =>
+    `${d.slice(0, at)}${d[at] === '0' ? '1' : '0'}${d.slice(at + 1)}`;
+  const other = flip(a.digest, a.digest.length - 1);
+  const twin = { digest: other, signed: { ...a.signed, seq: a.signed.seq + 1 } };
+  const index = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    [a, twin, a],
+  )!;
+  const records = IndexedRecords.open(JSON.parse(JSON.stringify(index)))!;
+  assert.is(records.count, 3);
+  assert.not.ok(records.repeatsEarlier(0));
+  assert.not.ok(records.repeatsEarlier(1), 'same host and time, another digest: not a repeat');
+  assert.ok(records.repeatsEarlier(2), 'the same digest again: a repeat');
+  assert.is(records.find(a.digest, a.signed.host), 0);
+  assert.is(records.find(other, a.signed.host), 1);
+  assert.is(records.find(a.digest, 'no-such-host'), -1);
+  assert.is(records.find(other), 1);
+  // Every hex digit counts (high and low nibbles alike).
+  for (const at of [7, 8, 40, 41, 70])
+    assert.not.ok(records.hasDigest(0, flip(a.digest, at)), `digit ${at} differs`);
+  assert.ok(records.hasDigest(0, a.digest));
+});
+
+test('an index extended by later records equals the index of all of them (prev found in the base by its digest bytes)', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const whole = JSON.stringify(encodeLogPrefixIndex(of, acks));
+  for (const k of [1, Math.floor(acks.length / 2), acks.length - 1]) {
+    const base = JSON.parse(JSON.stringify(encodeLogPrefixIndex(of, acks.slice(0, k))));
+    assert.is(JSON.stringify(encodeLogPrefixIndex(of, acks.slice(k), base)), whole, `at ${k}`);
+  }
+  // A record repeating one of the base: its digest is found there (the first record with it).
+  const a = acks[0]!;
+  const again = encodeLogPrefixIndex(
+    of,
+    [{ ...acks[1]!, signed: { ...acks[1]!.signed, prev: a.digest } }],
+    JSON.parse(whole),
+  )!;
+  const records = IndexedRecords.open(again)!;
+  assert.is(records.ack(acks.length).prev, a.digest);
+  assert.is(records.find(a.digest), 0);
+});
+
+test('isIndexOfStart: an earlier index is the start of a prefix read through an index and records after it, by every digest', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const digests = acks.map((a) => a.digest);
+  const k = Math.floor(acks.length / 3);
+  const m = 2 * k;
+  const earlier = encodeLogPrefixIndex(of, acks.slice(0, k))!;
+  const read = encodeLogPrefixIndex(of, acks.slice(0, m))!;
+  assert.ok(isIndexOfStart(earlier, 'f', undefined, digests), 'no index read: all digests listed');
+  assert.ok(isIndexOfStart(earlier, 'f', read, digests.slice(m)), 'read through a longer index');
+  assert.ok(isIndexOfStart(read, 'f', earlier, digests.slice(k)), 'read through a shorter index');
+  assert.not.ok(isIndexOfStart(earlier, 'other', undefined, digests), 'another fingerprint');
+  assert.not.ok(isIndexOfStart(read, 'f', undefined, digests.slice(0, m - 1)), 'fewer records');
+  // One record of the earlier index differs (its last), in the listed digests or in the read index.
+  const changed = [...digests];
+  changed[k - 1] = acks.find((a, i) => i !== k - 1 && a.digest !== digests[k - 1])!.digest;
+  assert.not.ok(isIndexOfStart(earlier, 'f', undefined, changed), 'a listed digest differs');
+  const otherRead = encodeLogPrefixIndex(
+    of,
+    changed.slice(0, m).map((digest, i) => ({ digest, signed: acks[i]!.signed })),
+  )!;
+  assert.not.ok(
+    isIndexOfStart(earlier, 'f', otherRead, digests.slice(m)),
+    'an indexed digest differs',
+  );
+  const later = [...digests];
+  later[m - 1] = digests[k - 1]!;
+  assert.not.ok(
+    isIndexOfStart(read, 'f', earlier, later.slice(k)),
+    'a digest after the read index differs',
+  );
+  // The digests from a record on, whether indexed or listed.
+  assert.equal(recordDigestsFrom(read, digests.slice(m), k), digests.slice(k));
+  assert.equal(recordDigestsFrom(earlier, digests.slice(k), m), digests.slice(m));
+  assert.equal(recordDigestsFrom(undefined, digests, k), digests.slice(k));
+});
+
+test('indexed records found by digest alone: the first with it, also among digests that begin alike', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  // Digests sharing their first 12 hex digits (the lookup's key) and differing after them.
+  const head = 'sha256:0123456789ab';
+  const tail = (c: string) => c.repeat(64 - 12);
+  const d1 = `${head}${tail('1')}`;
+  const d2 = `${head}${tail('2')}`;
+  const d3 = `${head}${tail('3')}`;
+  const index = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    [d1, d2, d1, d3].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
+  )!;
+  const records = IndexedRecords.open(index)!;
+  assert.is(records.find(d1), 0);
+  assert.is(records.find(d2), 1);
+  assert.is(records.find(d3), 3);
+  assert.is(records.find(`${head}${tail('4')}`), -1);
+  assert.is(records.find(acks[0]!.digest), -1);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
@@ -330,9 +475,9 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
     JSON.stringify(full),
     'a sealed index is taken as verified',
   );
-  // The same edit sealed under another format's header (v1: JSON arrays): not read as this one.
-  assert.ok(edited.startsWith('nixfleet log-prefix-index v2\n'));
-  const v1 = edited.replace('log-prefix-index v2', 'log-prefix-index v1');
+  // The same edit sealed under another format's header (v2: digests as text): not read as this one.
+  assert.ok(edited.startsWith('nixfleet log-prefix-index v3\n'));
+  const v1 = edited.replace('log-prefix-index v3', 'log-prefix-index v2');
   writeFileSync(indexFile, seal(v1), { mode: 0o600 });
   assert.equal(await traceHost(fx, e!, cache), full, 'sealed under another format: not read');
   // Edited without the key (the old MAC kept, or none): not believed, the log is read in full.
