@@ -261,6 +261,32 @@ export class Scenario {
     return new Set((this.history.get(host) ?? []).flatMap((r) => this.gates(r)));
   }
 
+  /**
+   * Each run of `hosts` from round `from` on, as its agent logged it (ms clock): when it decided what and
+   * why, and when it switched and signed its healthy ack. Rounds run the agents side by side, so these
+   * times are what orders their steps within a round (the acks carry whole seconds).
+   */
+  describeRuns(hosts: string[], from = 0): string {
+    const lines: string[] = [];
+    const rounds = Math.max(...hosts.map((h) => this.history.get(h)?.length ?? 0));
+    for (let k = from; k < rounds; k++)
+      for (const h of hosts) {
+        const run = this.history.get(h)?.[k];
+        if (!run) continue;
+        const steps = run.events
+          .filter((e) =>
+            ['decision', 'switching', 'healthy', 'confirmed'].includes(`${e['event']}`),
+          )
+          .map((e) =>
+            e['event'] === 'decision'
+              ? `${e['time']} ${e['decision']}${e['gate'] ? ` [${e['gate']}]` : ''}: ${e['reason']}`
+              : `${e['time']} ${e['event']}`,
+          );
+        lines.push(`round ${k} ${h}: ${steps.join('; ')}`);
+      }
+    return lines.join('\n');
+  }
+
   async close(): Promise<void> {
     await this.stack.close();
   }
