@@ -56,7 +56,7 @@ export interface ChannelSpec {
 }
 
 /**
- * A fleet of channels with explicit waves (a `hosts` selector each), short timings (confirm 6 s, 1 s
+ * A fleet of channels with explicit waves (a `hosts` selector each), timings (confirm 60 s, 1 s
  * heartbeats, freshness 1 h) unless the spec says otherwise, plus any top-level fields in `extra`.
  */
 export function scenarioFleet(
