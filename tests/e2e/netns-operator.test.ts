@@ -129,8 +129,12 @@ test('fleet rollback: `nixfleet rollback --to-release 1 --policy all-at-once` sw
     // (~2 s seen), so two hosts started side by side overlap here.
     const timeline = s.timeline();
     const story = `${describeTimeline(timeline)}\n${s.describeRuns(hosts, before)}`;
-    for (const h of hosts)
-      assert.ok(timeline.get(h)!.soaked !== null, `${h} never proved its soak on V2\n${story}`);
+    // Each host's span must show at that resolution, or the check below would pass on nothing.
+    for (const { host, started, soaked } of hosts.map((h) => timeline.get(h)!))
+      assert.ok(
+        started !== null && soaked !== null && soaked > started,
+        `${host}: no visible in-flight span on V2\n${story}`,
+      );
     const flight = maxInFlight(timeline, hosts);
     assert.ok(
       flight.max <= 1,
