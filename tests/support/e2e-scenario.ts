@@ -56,7 +56,7 @@ export interface ChannelSpec {
 }
 
 /**
- * A fleet of channels with explicit waves (a `hosts` selector each), short timings (confirm 6 s, 1 s
+ * A fleet of channels with explicit waves (a `hosts` selector each), timings (confirm 60 s, 1 s
  * heartbeats, freshness 1 h) unless the spec says otherwise, plus any top-level fields in `extra`.
  */
 export function scenarioFleet(
@@ -259,6 +259,32 @@ export class Scenario {
   /** Every gate any of the host's runs so far logged. */
   gatesSeen(host: string): Set<unknown> {
     return new Set((this.history.get(host) ?? []).flatMap((r) => this.gates(r)));
+  }
+
+  /**
+   * Each run of `hosts` from round `from` on, as its agent logged it (ms clock): when it decided what and
+   * why, and when it switched and signed its healthy ack. Rounds run the agents side by side, so these
+   * times are what orders their steps within a round (the acks carry whole seconds).
+   */
+  describeRuns(hosts: string[], from = 0): string {
+    const lines: string[] = [];
+    const rounds = Math.max(...hosts.map((h) => this.history.get(h)?.length ?? 0));
+    for (let k = from; k < rounds; k++)
+      for (const h of hosts) {
+        const run = this.history.get(h)?.[k];
+        if (!run) continue;
+        const steps = run.events
+          .filter((e) =>
+            ['decision', 'switching', 'healthy', 'confirmed'].includes(`${e['event']}`),
+          )
+          .map((e) =>
+            e['event'] === 'decision'
+              ? `${e['time']} ${e['decision']}${e['gate'] ? ` [${e['gate']}]` : ''}: ${e['reason']}`
+              : `${e['time']} ${e['event']}`,
+          );
+        lines.push(`round ${k} ${h}: ${steps.join('; ')}`);
+      }
+    return lines.join('\n');
   }
 
   async close(): Promise<void> {
