@@ -127,14 +127,18 @@ export function openVerifiedAckStore(
   const documents = readDocumentMemo(dir, docsFile);
   const key = readKey(dir);
   let acks: ScopeFiles | null = null;
-  const open = (base: string) =>
-    (acks ??= {
+  const open = (base: string) => {
+    if (acks !== null) return acks;
+    const earlierAcks = readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry);
+    return (acks = {
       base,
-      cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
+      cache: new AckCache(earlierAcks),
+      earlierAcks,
       prefixes: null,
       files: null,
       filesBase: null,
     });
+  };
   return {
     get cache() {
       return open(join(dir, name)).cache;
@@ -193,6 +197,8 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
 interface ScopeFiles {
   base: string;
   cache: AckCache;
+  /** The ack cache's entries as read. */
+  earlierAcks: [digest: string, hostKey: string][];
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
   /** The latest-ack memo's base file as read (or last written), which its journal changes. */
@@ -216,14 +222,9 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
   if (!changed && !indexes) return false;
   const k = makeKey(dir);
   if (k === null) return false;
-  if (s.cache.changed)
-    saveSealed(
-      dir,
-      `${s.base}.verified-acks`,
-      HEADER,
-      k,
-      s.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
-    );
+  // The memo changed: it may now keep acks the cache holds.
+  const ackLines = s.cache.changed || s.files?.changed ? ackCacheLines(s) : null;
+  if (ackLines !== null) saveSealed(dir, `${s.base}.verified-acks`, HEADER, k, ackLines);
   if (s.prefixes?.changed)
     saveSealed(
       dir,
@@ -244,6 +245,23 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
       indexes.map((i) => JSON.stringify(i)),
     );
   return true;
+}
+
+/**
+ * The ack cache's lines to save: the pairs this run verified or reused, but for the acks of files the
+ * latest-ack memo keeps with their ack under the same host key (a later run recalls those without the
+ * cache: a minute's new acks would otherwise be written to it by one look and dropped by the next);
+ * null when they are the pairs the file holds.
+ */
+function ackCacheLines(s: ScopeFiles): string[] | null {
+  const remembered = new Map<string, string>();
+  for (const e of s.files?.used().files ?? [])
+    if (e.signed !== null) remembered.set(e.digest, e.hostKey);
+  const lines: string[] = [];
+  for (const [d, hk] of s.cache.verifiedPairs())
+    if (remembered.get(d) !== hk) lines.push(`${d} ${hk}`);
+  const earlier = new Set(s.earlierAcks.map(([d, hk]) => `${d} ${hk}`));
+  return lines.length === earlier.size && lines.every((l) => earlier.has(l)) ? null : lines;
 }
 
 /** The latest-ack memo's base file (`file`), or null when there is none to believe. */

@@ -527,4 +527,27 @@ test('with a warm journal, a file tampered in place is refused and a file replac
   assert.equal(shown(replaced.state), await cold(fx));
 });
 
+test("the ack cache keeps no ack the memo keeps (a minute's new acks are not written to it by one look and dropped by the next); a racy file's ack it keeps", async () => {
+  const { fx, hosts } = fleetRolledOut();
+  const cacheFile = join(fx.dir, 'cache', 'status.verified-acks');
+  const cached = () =>
+    existsSync(cacheFile)
+      ? readFileSync(cacheFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('sha256:'))
+      : [];
+  // The real clock: every file was written just now, none is remembered: the cache keeps every ack.
+  await view(fx, Date.now());
+  assert.is(cached().length, hosts.length);
+  const later = await view(fx);
+  assert.is(later.hits, 0);
+  assert.equal(cached(), [], 'every file remembered: no ack left in the cache');
+  heartbeat(fx, hosts[0]!, NOW - MIN);
+  const changed = await view(fx);
+  assert.is(changed.hits, hosts.length - 1);
+  assert.equal(cached(), []);
+  assert.is((await view(fx)).hits, hosts.length);
+  assert.equal(shown(changed.state), await cold(fx));
+});
+
 test.run();
