@@ -33,11 +33,19 @@
 // The memo file is sealed with the cache directory's HMAC key (read-side/verified-cache.ts), so one
 // edited by hand is ignored whole and every file is read. Its form (formatAckFileMemo) stores each
 // value repeated across hosts once, as read-side/log-index.ts does for a log: a warm view reads about
-// a third of the bytes a JSON array of whole acks took, and builds no identity strings.
+// a third of the bytes a JSON array of whole acks took, and builds no identity strings. A look that
+// changed a few files saves them as changes to that file (AckFileMemoChanges: the store keeps them as a
+// sealed journal beside it, read-side/verified-cache.ts), not the whole memo again.
 import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-import { VarintReader, VarintWriter, deepFreeze, valuePositions } from './log-index.ts';
+import {
+  VarintReader,
+  VarintWriter,
+  deepFreeze,
+  shapePositions,
+  valuePositions,
+} from './log-index.ts';
 
 /**
  * How much older than the run's start a file's times must be for it to be remembered: a rewrite within
@@ -192,6 +200,8 @@ export class AckFileMemo {
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
   private readonly clearlyOlderThan: number;
   private added = false;
+  /** Digest -> host key of the acks settle() remembered with their files. */
+  private readonly settledAcks = new Map<string, string>();
   /** Files recalled this run instead of read (observability, tests). */
   hits = 0;
 
@@ -319,9 +329,20 @@ export class AckFileMemo {
       if (ack === undefined || ack.host !== u.host || hostKey === undefined) continue;
       const { logged, ...file } = u;
       this.now.set(u.path, { ...file, hostKey, signed: logged ? null : ack });
+      if (!logged) this.settledAcks.set(u.digest, hostKey);
       this.added = true;
     }
     this.unsettled.length = 0;
+  }
+
+  /**
+   * Whether this run remembered a file read with the ack of these bytes (`digest`) verified under
+   * `hostKey` (settle): a later run recalls it without the ack cache (read-side/verified-cache.ts
+   * keeps no such pair). Files recalled as they were are not asked about: their acks never reached
+   * the ack cache this run.
+   */
+  keepsAck(digest: string, hostKey: string): boolean {
+    return this.settledAcks.get(digest) === hostKey;
   }
 
   /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
@@ -414,7 +435,7 @@ function packAckFileMemo(memo: AckFileMemoEntries): PackedMemo {
   const values: unknown[] = [];
   const at = valuePositions(values);
   const shapes: string[][] = [];
-  const shapeAt = new Map<string, number>();
+  const shapeOf = shapePositions(shapes);
   const stats = Buffer.alloc((memo.files.length + memo.bundles.length) * STAT_BYTES);
   let n = 0;
   const pack = (s: FileStat, out: VarintWriter, dir: string) => {
@@ -432,10 +453,7 @@ function packAckFileMemo(memo: AckFileMemoEntries): PackedMemo {
     if (e.signed === null) files.write(0);
     else {
       const keys = Object.keys(e.signed);
-      const k = keys.join('\n');
-      let s = shapeAt.get(k);
-      if (s === undefined) shapeAt.set(k, (s = shapes.push(keys) - 1));
-      files.write(s + 1);
+      files.write(shapeOf(keys) + 1);
       for (const key of keys)
         files.write(at((e.signed as unknown as Record<string, unknown>)[key]));
     }

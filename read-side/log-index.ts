@@ -115,7 +115,7 @@ export function encodeLogPrefixIndex(
   const values: unknown[] = base === undefined ? [] : [...base.values];
   const valueAt = valuePositions(values);
   const shapes: string[][] = base === undefined ? [] : [...base.shapes];
-  const shapeAt = new Map<string, number>(shapes.map((keys, i) => [keys.join('\n'), i]));
+  const shapeOf = shapePositions(shapes);
   const known = base === undefined ? 0 : indexedRecordCount(base);
   const recordOf = new Map<string, number>();
   for (let n = 0; n < known; n++) {
@@ -126,21 +126,12 @@ export function encodeLogPrefixIndex(
   // array (a number per byte: ~2 million at 10,000 hosts, ~0.3 s to spread, grow and encode again).
   const out = new VarintWriter();
   const digests: string[] = [base?.digests ?? ''];
-  let last: { keys: string[]; s: number } | null = null;
   for (const [i, { digest, signed }] of acks.entries()) {
     if (digest.length !== DIGEST_LENGTH) return null;
     const n = known + i;
     digests.push(digest);
     const keys = Object.keys(signed);
-    // Acks of one log share one key list or a few: compare with the last one before joining.
-    let s: number | undefined = last !== null && sameKeys(keys, last.keys) ? last.s : undefined;
-    if (s === undefined) {
-      const sk = keys.join('\n');
-      s = shapeAt.get(sk);
-      if (s === undefined) shapeAt.set(sk, (s = shapes.push(keys) - 1));
-      last = { keys, s };
-    }
-    out.write(s);
+    out.write(shapeOf(keys));
     for (const k of keys) {
       const v = (signed as unknown as Record<string, unknown>)[k];
       const chained = k === 'prev' && typeof v === 'string' ? recordOf.get(v) : undefined;
@@ -179,6 +170,21 @@ export function valuePositions(values: unknown[]): (v: unknown) => number {
     let i = primitive.get(v);
     if (i === undefined) primitive.set(v, (i = values.push(v) - 1));
     return i;
+  };
+}
+
+/** The position of a key list in `shapes` (added when new). */
+export function shapePositions(shapes: string[][]): (keys: string[]) => number {
+  const shapeAt = new Map<string, number>(shapes.map((keys, i) => [keys.join('\n'), i]));
+  let last: { keys: string[]; s: number } | null = null;
+  return (keys) => {
+    // Acks share one key list or a few: compare with the last one before joining.
+    if (last !== null && sameKeys(keys, last.keys)) return last.s;
+    const k = keys.join('\n');
+    let s = shapeAt.get(k);
+    if (s === undefined) shapeAt.set(k, (s = shapes.push(keys) - 1));
+    last = { keys, s };
+    return s;
   };
 }
 

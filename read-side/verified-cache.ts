@@ -10,7 +10,9 @@
 // not the user's own or that others may write is not read (nor written). Unusable or malformed: ignored,
 // everything is verified. Each view keeps its own file with exactly what its last run used (bounded by
 // what is on disk), written atomically. Each file is sealed with an HMAC under the directory's own
-// key (below), so one edited by hand is not believed.
+// key (below), so one edited by hand is not believed. The latest-ack memo is kept as a base file and a
+// journal of the changes since it, bound to it by its MAC (saveAckFileMemo), so a look whose fleet
+// changed a little writes about what changed.
 //
 // Beside a view's acks, the verified prefixes of the ack logs it read (read-side/acks.ts LogPrefixMemo):
 // a warm trace hashes the remembered prefix once and checks only the records after it.
@@ -249,17 +251,14 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
 
 /**
  * The ack cache's lines to save: the pairs this run verified or reused, but for the acks of files the
- * latest-ack memo keeps with their ack under the same host key (a later run recalls those without the
- * cache: a minute's new acks would otherwise be written to it by one look and dropped by the next);
- * null when they are the pairs the file holds.
+ * latest-ack memo remembered this run with their ack under the same host key (AckFileMemo.keepsAck: a
+ * later run recalls those without the cache, so a minute's new acks would otherwise be written to it
+ * by one look and dropped by the next); null when they are the pairs the file holds.
  */
 function ackCacheLines(s: ScopeFiles): string[] | null {
-  const remembered = new Map<string, string>();
-  for (const e of s.files?.used().files ?? [])
-    if (e.signed !== null) remembered.set(e.digest, e.hostKey);
   const lines: string[] = [];
   for (const [d, hk] of s.cache.verifiedPairs())
-    if (remembered.get(d) !== hk) lines.push(`${d} ${hk}`);
+    if (s.files === null || !s.files.keepsAck(d, hk)) lines.push(`${d} ${hk}`);
   const earlier = new Set(s.earlierAcks.map(([d, hk]) => `${d} ${hk}`));
   return lines.length === earlier.size && lines.every((l) => earlier.has(l)) ? null : lines;
 }
