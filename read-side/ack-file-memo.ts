@@ -381,14 +381,16 @@ function changedEntries<T extends { path: string }>(
   base: readonly T[],
   now: ReadonlyMap<string, T>,
 ): [T[], string[]] {
-  const kept = new Set<T>();
+  // By path (strings the memo's maps hashed already), not a set of entry objects (each would be
+  // given an identity hash).
+  const byPath = new Map<string, T>();
   const dropped: string[] = [];
   for (const e of base) {
-    if (now.get(e.path) === e) kept.add(e);
-    else if (!now.has(e.path)) dropped.push(e.path);
+    byPath.set(e.path, e);
+    if (!now.has(e.path)) dropped.push(e.path);
   }
   const changed: T[] = [];
-  for (const e of now.values()) if (!kept.has(e)) changed.push(e);
+  for (const e of now.values()) if (byPath.get(e.path) !== e) changed.push(e);
   return [changed, dropped];
 }
 
