@@ -406,7 +406,7 @@ test('a look after a few files changed writes a journal of them and leaves the b
   assert.equal(shown(unchanged.state), await cold(fx));
 });
 
-test('a journal entry replacing a base entry is believed only with a valid MAC', async () => {
+test('a journal entry replacing a base entry is believed only with a valid MAC, and only over its base', async () => {
   const { fx, hosts } = fleetRolledOut();
   const h = hosts[2]!;
   await view(fx);
@@ -446,6 +446,17 @@ test('a journal entry replacing a base entry is believed only with a valid MAC',
       seal,
     );
   }
+  // A sealed journal is not believed without its base: the base edited without the key (one byte of
+  // its memo, the MAC kept) and neither is, every file is read.
+  const base = readFileSync(memoFile(fx), 'utf8');
+  const at = base.indexOf('"sha256:') + 8;
+  writeFileSync(
+    memoFile(fx),
+    base.slice(0, at) + (base[at] === 'a' ? 'b' : 'a') + base.slice(at + 1),
+  );
+  const alone = await view(fx);
+  assert.is(alone.hits, 0);
+  assert.equal(shown(alone.state), await cold(fx));
 });
 
 test('a journal is believed over the base it names only: one left beside a newer base (a look killed between writing the base and deleting the journal) is ignored', async () => {
