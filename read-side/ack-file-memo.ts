@@ -33,11 +33,19 @@
 // The memo file is sealed with the cache directory's HMAC key (read-side/verified-cache.ts), so one
 // edited by hand is ignored whole and every file is read. Its form (formatAckFileMemo) stores each
 // value repeated across hosts once, as read-side/log-index.ts does for a log: a warm view reads about
-// a third of the bytes a JSON array of whole acks took, and builds no identity strings.
+// a third of the bytes a JSON array of whole acks took, and builds no identity strings. A look that
+// changed a few files saves them as changes to that file (AckFileMemoChanges: the store keeps them as a
+// sealed journal beside it, read-side/verified-cache.ts), not the whole memo again.
 import { statSync, type Stats } from 'node:fs';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-import { VarintReader, VarintWriter, deepFreeze, valuePositions } from './log-index.ts';
+import {
+  VarintReader,
+  VarintWriter,
+  deepFreeze,
+  shapePositions,
+  valuePositions,
+} from './log-index.ts';
 
 /**
  * How much older than the run's start a file's times must be for it to be remembered: a rewrite within
@@ -163,6 +171,16 @@ export interface AckFileMemoEntries {
 }
 
 /**
+ * What changed since a base memo was written (the store keeps it as the base's journal:
+ * read-side/verified-cache.ts): entries that replace the base's entry of the same path or add to them
+ * (`files`, `bundles`), and the paths of base entries no longer remembered.
+ */
+export interface AckFileMemoChanges extends AckFileMemoEntries {
+  droppedFiles: string[];
+  droppedBundles: string[];
+}
+
+/**
  * The latest-ack files remembered by an earlier run and those this run read (what is saved). `recall`
  * before reading a file; `remember` after reading one that was not recalled; `settle` once the acks
  * read are verified.
@@ -182,6 +200,8 @@ export class AckFileMemo {
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
   private readonly clearlyOlderThan: number;
   private added = false;
+  /** Digest -> host key of the acks settle() remembered with their files. */
+  private readonly settledAcks = new Map<string, string>();
   /** Files recalled this run instead of read (observability, tests). */
   hits = 0;
 
@@ -190,13 +210,23 @@ export class AckFileMemo {
     return this.earlier.size + this.earlierBundles.size;
   }
 
-  /** `startedAt` (ms): the run's start, taken before any file is looked at. */
+  /**
+   * `earlier`, with `changes` since it applied (a base and its journal); `startedAt` (ms): the run's
+   * start, taken before any file is looked at.
+   */
   constructor(
     earlier: AckFileMemoEntries = { files: [], bundles: [] },
     startedAt: number = Date.now(),
+    changes?: AckFileMemoChanges,
   ) {
     for (const e of earlier.files) this.earlier.set(e.path, e);
     for (const b of earlier.bundles) this.earlierBundles.set(b.path, b);
+    if (changes !== undefined) {
+      for (const e of changes.files) this.earlier.set(e.path, e);
+      for (const b of changes.bundles) this.earlierBundles.set(b.path, b);
+      for (const p of changes.droppedFiles) this.earlier.delete(p);
+      for (const p of changes.droppedBundles) this.earlierBundles.delete(p);
+    }
     this.clearlyOlderThan = racyCutoff(startedAt);
   }
 
@@ -299,9 +329,20 @@ export class AckFileMemo {
       if (ack === undefined || ack.host !== u.host || hostKey === undefined) continue;
       const { logged, ...file } = u;
       this.now.set(u.path, { ...file, hostKey, signed: logged ? null : ack });
+      if (!logged) this.settledAcks.set(u.digest, hostKey);
       this.added = true;
     }
     this.unsettled.length = 0;
+  }
+
+  /**
+   * Whether this run remembered a file read with the ack of these bytes (`digest`) verified under
+   * `hostKey` (settle): a later run recalls it without the ack cache (read-side/verified-cache.ts
+   * keeps no such pair). Files recalled as they were are not asked about: their acks never reached
+   * the ack cache this run.
+   */
+  keepsAck(digest: string, hostKey: string): boolean {
+    return this.settledAcks.get(digest) === hostKey;
   }
 
   /** Whether a file seen so can be remembered: a regular file clearly older than the run (racy rule). */
@@ -322,6 +363,35 @@ export class AckFileMemo {
   used(): AckFileMemoEntries {
     return { files: [...this.now.values()], bundles: [...this.nowBundles.values()] };
   }
+
+  /**
+   * used() as changes to `base` (the entries this memo was made from, before any changes applied):
+   * each entry that is not the base's own entry object (remembered or replaced this run, or taken from
+   * earlier changes), and each base path not used. `base` with them applied is used() (as a map).
+   */
+  changesSince(base: AckFileMemoEntries): AckFileMemoChanges {
+    const [files, droppedFiles] = changedEntries(base.files, this.now);
+    const [bundles, droppedBundles] = changedEntries(base.bundles, this.nowBundles);
+    return { files, bundles, droppedFiles, droppedBundles };
+  }
+}
+
+/** The entries of `now` that are not `base`'s own, and the paths of `base` that `now` lacks. */
+function changedEntries<T extends { path: string }>(
+  base: readonly T[],
+  now: ReadonlyMap<string, T>,
+): [T[], string[]] {
+  // By path (strings the memo's maps hashed already), not a set of entry objects (each would be
+  // given an identity hash).
+  const byPath = new Map<string, T>();
+  const dropped: string[] = [];
+  for (const e of base) {
+    byPath.set(e.path, e);
+    if (!now.has(e.path)) dropped.push(e.path);
+  }
+  const changed: T[] = [];
+  for (const e of now.values()) if (byPath.get(e.path) !== e) changed.push(e);
+  return [changed, dropped];
 }
 
 /**
@@ -359,10 +429,15 @@ const STAT_BYTES = 32;
 
 /** The memo as one line (formatAckFileMemo's form above). */
 export function formatAckFileMemo(memo: AckFileMemoEntries): string {
+  return JSON.stringify(packAckFileMemo(memo));
+}
+
+/** The memo in formatAckFileMemo's form, as an object. */
+function packAckFileMemo(memo: AckFileMemoEntries): PackedMemo {
   const values: unknown[] = [];
   const at = valuePositions(values);
   const shapes: string[][] = [];
-  const shapeAt = new Map<string, number>();
+  const shapeOf = shapePositions(shapes);
   const stats = Buffer.alloc((memo.files.length + memo.bundles.length) * STAT_BYTES);
   let n = 0;
   const pack = (s: FileStat, out: VarintWriter, dir: string) => {
@@ -380,10 +455,7 @@ export function formatAckFileMemo(memo: AckFileMemoEntries): string {
     if (e.signed === null) files.write(0);
     else {
       const keys = Object.keys(e.signed);
-      const k = keys.join('\n');
-      let s = shapeAt.get(k);
-      if (s === undefined) shapeAt.set(k, (s = shapes.push(keys) - 1));
-      files.write(s + 1);
+      files.write(shapeOf(keys) + 1);
       for (const key of keys)
         files.write(at((e.signed as unknown as Record<string, unknown>)[key]));
     }
@@ -396,7 +468,7 @@ export function formatAckFileMemo(memo: AckFileMemoEntries): string {
     bundles.write(b.hosts.length);
     for (const h of b.hosts) bundles.write(at(h));
   }
-  const packed: PackedMemo = {
+  return {
     values,
     shapes,
     digests: memo.files.map((e) => e.digest).join(''),
@@ -404,17 +476,54 @@ export function formatAckFileMemo(memo: AckFileMemoEntries): string {
     files: files.bytes().toString('base64'),
     bundles: bundles.bytes().toString('base64'),
   };
-  return JSON.stringify(packed);
 }
 
 /** formatAckFileMemo's line back; null when it is not well formed (then none of it is believed). */
 export function parseAckFileMemo(line: string): AckFileMemoEntries | null {
-  let p: Partial<PackedMemo>;
-  try {
-    p = JSON.parse(line) as Partial<PackedMemo>;
-  } catch {
+  const p = parsedJson(line);
+  return p === undefined ? null : unpackAckFileMemo(p);
+}
+
+/**
+ * Changes to a base memo as one line: a JSON object with the entries in formatAckFileMemo's form
+ * (`memo`) and the dropped paths.
+ */
+export function formatAckFileMemoChanges(c: AckFileMemoChanges): string {
+  const { droppedFiles, droppedBundles } = c;
+  return JSON.stringify({ memo: packAckFileMemo(c), droppedFiles, droppedBundles });
+}
+
+/** formatAckFileMemoChanges' line back; null when it is not well formed (then none of it is believed). */
+export function parseAckFileMemoChanges(line: string): AckFileMemoChanges | null {
+  const c = parsedJson(line) as Partial<Record<keyof AckFileMemoChanges | 'memo', unknown>>;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    !isStrings(c.droppedFiles) ||
+    !isStrings(c.droppedBundles)
+  )
     return null;
+  const memo = unpackAckFileMemo(c.memo);
+  return memo === null
+    ? null
+    : { ...memo, droppedFiles: c.droppedFiles, droppedBundles: c.droppedBundles };
+}
+
+const isStrings = (x: unknown): x is string[] =>
+  Array.isArray(x) && x.every((s) => typeof s === 'string');
+
+/** `line` parsed as JSON; undefined when it is not JSON. */
+function parsedJson(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return undefined;
   }
+}
+
+/** packAckFileMemo's object back; null when it is not well formed. */
+function unpackAckFileMemo(x: unknown): AckFileMemoEntries | null {
+  const p = x as Partial<PackedMemo> | null;
   if (
     typeof p !== 'object' ||
     p === null ||

@@ -10,7 +10,9 @@
 // not the user's own or that others may write is not read (nor written). Unusable or malformed: ignored,
 // everything is verified. Each view keeps its own file with exactly what its last run used (bounded by
 // what is on disk), written atomically. Each file is sealed with an HMAC under the directory's own
-// key (below), so one edited by hand is not believed.
+// key (below), so one edited by hand is not believed. The latest-ack memo is kept as a base file and a
+// journal of the changes since it, bound to it by its MAC (saveAckFileMemo), so a look whose fleet
+// changed a little writes about what changed.
 //
 // Beside a view's acks, the verified prefixes of the ack logs it read (read-side/acks.ts LogPrefixMemo):
 // a warm trace hashes the remembered prefix once and checks only the records after it.
@@ -31,7 +33,15 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
-import { AckFileMemo, formatAckFileMemo, parseAckFileMemo } from './ack-file-memo.ts';
+import {
+  AckFileMemo,
+  formatAckFileMemo,
+  formatAckFileMemoChanges,
+  parseAckFileMemo,
+  parseAckFileMemoChanges,
+  type AckFileMemoChanges,
+  type AckFileMemoEntries,
+} from './ack-file-memo.ts';
 import { parseLogPrefixIndexLine } from './log-index.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
@@ -43,6 +53,13 @@ const PREFIX_ENTRY = /^([0-9]{1,15}) (sha256:[0-9a-f]{64}) (sha256:[0-9a-f]{64})
 /** The latest-ack files read with their verified acks (ack-file-memo.ts formatAckFileMemo): one line. */
 const FILES_HEADER = 'nixfleet latest-ack-memo v1';
 const FILES_SUFFIX = 'latest-acks';
+/**
+ * The latest-ack memo's journal (`<base>.latest-acks.journal`): what changed since the memo's base file
+ * was written (ack-file-memo.ts AckFileMemoChanges), bound to that base by naming its MAC (`base
+ * <hex>`), so a journal is believed only over the very base it was written for.
+ */
+const JOURNAL_HEADER = 'nixfleet latest-ack-journal v1';
+const JOURNAL_SUFFIX = `${FILES_SUFFIX}.journal`;
 /**
  * Names of files earlier versions kept and this one no longer reads (the latest-ack memo's older forms:
  * its bytes, and a JSON array of whole acks): deleted whenever the store writes, so that an upgrade
@@ -112,13 +129,18 @@ export function openVerifiedAckStore(
   const documents = readDocumentMemo(dir, docsFile);
   const key = readKey(dir);
   let acks: ScopeFiles | null = null;
-  const open = (base: string) =>
-    (acks ??= {
+  const open = (base: string) => {
+    if (acks !== null) return acks;
+    const earlierAcks = readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry);
+    return (acks = {
       base,
-      cache: new AckCache(readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry)),
+      cache: new AckCache(earlierAcks),
+      earlierAcks,
       prefixes: null,
       files: null,
+      filesBase: null,
     });
+  };
   return {
     get cache() {
       return open(join(dir, name)).cache;
@@ -144,9 +166,9 @@ export function openVerifiedAckStore(
     get verifiedAckFiles() {
       const a = open(join(dir, name));
       if (a.files === null) {
-        const file = `${a.base}.${FILES_SUFFIX}`;
-        const lines = readSealedLines(dir, file, FILES_HEADER, key, parseAckFileMemo);
-        a.files = new AckFileMemo(lines.length === 1 ? lines[0] : undefined, startedAt);
+        a.filesBase = readMemoBase(dir, `${a.base}.${FILES_SUFFIX}`, key);
+        const changes = a.filesBase && readJournal(dir, a.base, key, a.filesBase.mac);
+        a.files = new AckFileMemo(a.filesBase?.entries, startedAt, changes ?? undefined);
       }
       return a.files;
     },
@@ -177,8 +199,19 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
 interface ScopeFiles {
   base: string;
   cache: AckCache;
+  /** The ack cache's entries as read. */
+  earlierAcks: [digest: string, hostKey: string][];
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
+  /** The latest-ack memo's base file as read (or last written), which its journal changes. */
+  filesBase: MemoBase | null;
+}
+
+/** A latest-ack memo's base file: its entries, its MAC (hex: what a journal over it names), its size. */
+interface MemoBase {
+  entries: AckFileMemoEntries;
+  mac: string;
+  bytes: number;
 }
 
 /**
@@ -191,14 +224,9 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
   if (!changed && !indexes) return false;
   const k = makeKey(dir);
   if (k === null) return false;
-  if (s.cache.changed)
-    saveSealed(
-      dir,
-      `${s.base}.verified-acks`,
-      HEADER,
-      k,
-      s.cache.verifiedPairs().map(([d, hk]) => `${d} ${hk}`),
-    );
+  // The memo changed: it may now keep acks the cache holds.
+  const ackLines = s.cache.changed || s.files?.changed ? ackCacheLines(s) : null;
+  if (ackLines !== null) saveSealed(dir, `${s.base}.verified-acks`, HEADER, k, ackLines);
   if (s.prefixes?.changed)
     saveSealed(
       dir,
@@ -209,10 +237,7 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
         .used()
         .map((p) => `${p.bytes} ${p.digest} ${p.fingerprint} ${JSON.stringify(p.file)}`),
     );
-  if (s.files?.changed)
-    saveSealed(dir, `${s.base}.${FILES_SUFFIX}`, FILES_HEADER, k, [
-      formatAckFileMemo(s.files.used()),
-    ]);
+  if (s.files?.changed) s.filesBase = saveAckFileMemo(dir, s.base, k, s.files, s.filesBase);
   if (indexes)
     saveSealed(
       dir,
@@ -222,6 +247,82 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
       indexes.map((i) => JSON.stringify(i)),
     );
   return true;
+}
+
+/**
+ * The ack cache's lines to save: the pairs this run verified or reused, but for the acks of files the
+ * latest-ack memo remembered this run with their ack under the same host key (AckFileMemo.keepsAck: a
+ * later run recalls those without the cache, so a minute's new acks would otherwise be written to it
+ * by one look and dropped by the next); null when they are the pairs the file holds.
+ */
+function ackCacheLines(s: ScopeFiles): string[] | null {
+  const lines: string[] = [];
+  for (const [d, hk] of s.cache.verifiedPairs())
+    if (s.files === null || !s.files.keepsAck(d, hk)) lines.push(`${d} ${hk}`);
+  const earlier = new Set(s.earlierAcks.map(([d, hk]) => `${d} ${hk}`));
+  return lines.length === earlier.size && lines.every((l) => earlier.has(l)) ? null : lines;
+}
+
+/** The latest-ack memo's base file (`file`), or null when there is none to believe. */
+function readMemoBase(dir: string, file: string, key: Buffer | null): MemoBase | null {
+  const sealed = readSealed(dir, file, FILES_HEADER, key, parseAckFileMemo);
+  return sealed === null || sealed.lines.length !== 1
+    ? null
+    : { entries: sealed.lines[0]!, mac: sealed.mac, bytes: sealed.bytes };
+}
+
+/**
+ * The changes the journal of the scope `base` holds since the memo base whose MAC is `baseMac`; null
+ * when there is none, or it is not sealed, or it names another base (one written before the base was
+ * rewritten: what a run killed between writing a new base and deleting the journal leaves).
+ */
+function readJournal(
+  dir: string,
+  base: string,
+  key: Buffer | null,
+  baseMac: string,
+): AckFileMemoChanges | null {
+  const file = `${base}.${JOURNAL_SUFFIX}`;
+  const sealed = readSealed(dir, file, JOURNAL_HEADER, key, (line) => line);
+  if (sealed === null || sealed.lines.length !== 2 || sealed.lines[0] !== `base ${baseMac}`)
+    return null;
+  return parseAckFileMemoChanges(sealed.lines[1]!);
+}
+
+/**
+ * Saves a changed latest-ack memo: as a journal of what changed since its base (the base file is not
+ * rewritten) while that journal is less than half the base's size, else as a new base (and the journal
+ * deleted). The base as it stands after.
+ */
+function saveAckFileMemo(
+  dir: string,
+  base: string,
+  key: Buffer,
+  memo: AckFileMemo,
+  stored: MemoBase | null,
+): MemoBase | null {
+  const journalFile = `${base}.${JOURNAL_SUFFIX}`;
+  if (stored !== null) {
+    const changes = formatAckFileMemoChanges(memo.changesSince(stored.entries));
+    if (changes.length < stored.bytes / 2) {
+      saveSealed(dir, journalFile, JOURNAL_HEADER, key, [`base ${stored.mac}`, changes]);
+      return stored;
+    }
+  }
+  const entries = memo.used();
+  const line = formatAckFileMemo(entries);
+  const mac = saveSealed(dir, `${base}.${FILES_SUFFIX}`, FILES_HEADER, key, [line]);
+  // A journal left behind names the earlier base's MAC: ignored over this one. Deleted all the same.
+  removeFile(journalFile);
+  return { entries, mac, bytes: line.length };
+}
+
+function removeFile(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {
+    // None (the usual case), or a read-only directory.
+  }
 }
 
 /** Deletes the files of earlier versions' forms (RETIRED_SUFFIXES) in the directory. Best effort. */
@@ -301,36 +402,56 @@ function readSealedLines<T>(
   key: Buffer | null,
   entry: (line: string) => T | null,
 ): T[] {
-  if (key === null || !ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return [];
+  return readSealed(dir, file, header, key, entry)?.lines ?? [];
+}
+
+/** A sealed file as readSealedLines reads it, with its MAC (hex) and size; null where it gives none. */
+function readSealed<T>(
+  dir: string,
+  file: string,
+  header: string,
+  key: Buffer | null,
+  entry: (line: string) => T | null,
+): { lines: T[]; mac: string; bytes: number } | null {
+  if (key === null || !ownedPrivately(dir, 'dir') || !ownedPrivately(file, 'file')) return null;
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
   } catch {
-    return [];
+    return null;
   }
   // The MAC over the bytes as read (an ack-files memo is megabytes: no second UTF-8 encoding of it).
   const macAt = bytes.lastIndexOf('\nmac ') + 1;
-  if (macAt === 0 || bytes.at(-1) !== LF) return [];
+  if (macAt === 0 || bytes.at(-1) !== LF) return null;
   const mac = Buffer.from(bytes.toString('latin1', macAt + 4, bytes.length - 1), 'hex');
   const expected = createHmac('sha256', key).update(bytes.subarray(0, macAt)).digest();
-  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return [];
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return null;
   // Each line decoded on its own (no copy of the whole file as one string first: a
   // latest-acks memo is one line of megabytes).
   let start = bytes.indexOf(LF) + 1;
-  if (bytes.toString('utf8', 0, start - 1) !== header) return [];
-  const out: T[] = [];
+  if (bytes.toString('utf8', 0, start - 1) !== header) return null;
+  const lines: T[] = [];
   while (start < macAt) {
     const end = bytes.indexOf(LF, start);
     // One malformed line and nothing of the file is believed (a torn or foreign file).
     const e = entry(bytes.toString('utf8', start, end));
-    if (e === null) return [];
-    out.push(e);
+    if (e === null) return null;
+    lines.push(e);
     start = end + 1;
   }
-  return out;
+  return { lines, mac: expected.toString('hex'), bytes: bytes.length };
 }
 
-function saveSealed(dir: string, file: string, header: string, key: Buffer, lines: string[]): void {
+/** Writes a sealed file (readSealed's form); its MAC (hex). */
+function saveSealed(
+  dir: string,
+  file: string,
+  header: string,
+  key: Buffer,
+  lines: string[],
+): string {
   const body = `${header}\n${lines.map((l) => `${l}\n`).join('')}`;
-  savePrivateFile(dir, file, `${body}mac ${macOf(key, body)}\n`);
+  const mac = macOf(key, body);
+  savePrivateFile(dir, file, `${body}mac ${mac}\n`);
+  return mac;
 }

@@ -7,10 +7,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac } from 'node:crypto';
 import {
+  existsSync,
   mkdirSync,
   readFileSync,
   readdirSync,
   renameSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -30,10 +32,11 @@ import { readTreeAcks } from '../../read-side/acks.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import {
   RACY_MS,
+  formatAckFileMemo,
   type AckFileMemoEntries,
   type VerifiedAckFile,
 } from '../../read-side/ack-file-memo.ts';
-import { readMemo, rewriteMemo } from './sealed-memo.ts';
+import { journalOf, macOf, readJournal, readMemo, rewriteMemo, sealOf } from './sealed-memo.ts';
 import {
   MIN,
   NOW,
@@ -320,6 +323,242 @@ test("git's racy rule: a file changed within RACY_MS of the run's start is not r
   // The same files seen by a run that starts well after them are remembered.
   await view(fx);
   assert.is((await view(fx)).hits, filesOf(fx).length);
+});
+
+// The memo's journal (read-side/verified-cache.ts): a look whose fleet changed a little writes what
+// changed beside the base file, bound to the base by its MAC, instead of rewriting the base.
+
+/** Every host of the fixture with a lifecycle (the base then holds 8 entries: a journal of one or two is small). */
+function fleetRolledOut(): { fx: Fixture; hosts: string[] } {
+  const fx = publishedFixture('memo-journal');
+  const hosts = Object.keys(fx.hostKeys).sort();
+  hosts.forEach((h, i) => postAcks(fx, h, lifecycle(NOW - 30 * MIN + i * 1000, NOW - 2 * MIN)));
+  return { fx, hosts };
+}
+
+/** A newer heartbeat of `host` in its latest-ack file, signed at `at` (ms). */
+const heartbeat = (fx: Fixture, host: string, at: number) =>
+  postAcks(fx, host, lifecycle(at - 10 * MIN, at));
+
+/** The journal's changes sealed with the directory's key after `edit`, naming the base MAC `base`. */
+function rewriteJournal(
+  fx: Fixture,
+  edit: (files: VerifiedAckFile[]) => void,
+  base: string = macOf(memoFile(fx)),
+): void {
+  const file = journalOf(memoFile(fx));
+  const [header, , line] = readFileSync(file, 'utf8').split('\n');
+  const changes = JSON.parse(line!) as { memo: unknown };
+  const journal = readJournal(memoFile(fx))!;
+  edit(journal.changes.files);
+  changes.memo = JSON.parse(formatAckFileMemo(journal.changes)) as unknown;
+  const text = `${header}\nbase ${base}\n${JSON.stringify(changes)}\n`;
+  writeFileSync(file, text + sealOf(file, text), { mode: 0o600 });
+}
+
+test('a look after a few files changed writes a journal of them and leaves the base; the next look recalls every file through both', async () => {
+  const { fx, hosts } = fleetRolledOut();
+  await view(fx);
+  const base = readFileSync(memoFile(fx));
+  assert.not.ok(existsSync(journalOf(memoFile(fx))), 'a first look writes a base only');
+  heartbeat(fx, hosts[0]!, NOW - MIN);
+  const changed = await view(fx);
+  assert.is(changed.hits, hosts.length - 1);
+  assert.ok(readFileSync(memoFile(fx)).equals(base), 'the base is not rewritten');
+  const journal = readJournal(memoFile(fx))!;
+  assert.is(journal.base, macOf(memoFile(fx)), 'the journal names the base');
+  assert.equal(
+    journal.changes.files.map((e) => [e.host, e.signed!.time]),
+    [[hosts[0], isoTime(NOW - MIN)]],
+  );
+  const warm = await view(fx);
+  assert.is(warm.hits, hosts.length, 'the changed file recalled from the journal');
+  assert.equal(shown(warm.state), await cold(fx));
+  // A second change: the journal holds both (the base is still the first look's).
+  heartbeat(fx, hosts[1]!, NOW - MIN);
+  await view(fx);
+  assert.ok(readFileSync(memoFile(fx)).equals(base));
+  assert.equal(
+    readJournal(memoFile(fx))!
+      .changes.files.map((e) => e.host)
+      .sort(),
+    hosts.slice(0, 2),
+  );
+  const again = await view(fx);
+  assert.is(again.hits, hosts.length);
+  assert.equal(shown(again.state), await cold(fx));
+  // A file gone: the journal drops its entry; a look that changes nothing then writes nothing.
+  rmSync(join(fx.tree, 'acks', 'hosts', `${hosts[5]}.json`));
+  await view(fx);
+  assert.ok(
+    readJournal(memoFile(fx))!.changes.droppedFiles.some((p) => p.endsWith(`/${hosts[5]}.json`)),
+  );
+  const [baseId, journalId] = [memoFile(fx), journalOf(memoFile(fx))].map(
+    (f) => statSync(f).ctimeMs,
+  );
+  const unchanged = await view(fx);
+  assert.is(unchanged.hits, hosts.length - 1);
+  assert.equal(
+    [memoFile(fx), journalOf(memoFile(fx))].map((f) => statSync(f).ctimeMs),
+    [baseId, journalId],
+    'nothing rewritten',
+  );
+  assert.equal(shown(unchanged.state), await cold(fx));
+});
+
+test('a journal entry replacing a base entry is believed only with a valid MAC, and only over its base', async () => {
+  const { fx, hosts } = fleetRolledOut();
+  const h = hosts[2]!;
+  await view(fx);
+  heartbeat(fx, h, NOW - MIN);
+  await view(fx);
+  // The journal's entry stands in for h's file: made to claim another time and sealed with the
+  // directory's key (what only the directory's owner can do), it is what the view shows.
+  rewriteJournal(fx, (files) => {
+    files.find((e) => e.host === h)!.signed!.time = '2030-03-01T11:00:00Z';
+  });
+  const sealed = await view(fx);
+  assert.is(sealed.hits, hosts.length);
+  assert.is(
+    sealed.state.input.acks[h]!.time,
+    '2030-03-01T11:00:00Z',
+    'the journal entry was taken in',
+  );
+  // The same edit without the key (the MAC kept, or none): the journal is ignored whole, and h's file,
+  // whose identity the base's entry no longer has, is read.
+  for (const seal of ['old-mac', 'no-mac'] as const) {
+    rewriteJournal(fx, (files) => {
+      files.find((e) => e.host === h)!.signed!.time = '2030-03-01T11:00:00Z';
+    });
+    const file = journalOf(memoFile(fx));
+    const text = readFileSync(file, 'utf8');
+    const body = text.slice(0, text.lastIndexOf('mac '));
+    const edited = body.replace('"2030-03-01T11:00:00Z"', `"${isoTime(NOW - 3 * MIN)}"`);
+    assert.is.not(edited, body);
+    writeFileSync(file, edited + (seal === 'old-mac' ? text.slice(body.length) : ''));
+    const unsealed = await view(fx);
+    assert.is(unsealed.hits, hosts.length - 1, seal);
+    assert.is(unsealed.state.input.acks[h]!.time, isoTime(NOW - MIN), seal);
+    assert.equal(shown(unsealed.state), await cold(fx), seal);
+    // That look wrote a journal of what it read (h's file among it) for the next round.
+    assert.ok(
+      readJournal(memoFile(fx))!.changes.files.some((e) => e.host === h),
+      seal,
+    );
+  }
+  // A sealed journal is not believed without its base: the base edited without the key (one byte of
+  // its memo, the MAC kept) and neither is, every file is read.
+  const base = readFileSync(memoFile(fx), 'utf8');
+  const at = base.indexOf('"sha256:') + 8;
+  writeFileSync(
+    memoFile(fx),
+    base.slice(0, at) + (base[at] === 'a' ? 'b' : 'a') + base.slice(at + 1),
+  );
+  const alone = await view(fx);
+  assert.is(alone.hits, 0);
+  assert.equal(shown(alone.state), await cold(fx));
+});
+
+test('a journal is believed over the base it names only: one left beside a newer base (a look killed between writing the base and deleting the journal) is ignored', async () => {
+  const { fx, hosts } = fleetRolledOut();
+  const h = hosts[3]!;
+  await view(fx);
+  heartbeat(fx, h, NOW - MIN);
+  await view(fx);
+  // The journal as the owner could seal it, naming this base: believed (h's forged time shown).
+  rewriteJournal(fx, (files) => {
+    files.find((e) => e.host === h)!.signed!.time = '2030-03-01T11:00:00Z';
+  });
+  const journal = readFileSync(journalOf(memoFile(fx)));
+  assert.is((await view(fx)).state.input.acks[h]!.time, '2030-03-01T11:00:00Z');
+  // Most files change: the next look writes a new base (more than half changed) and deletes the
+  // journal. What a kill -9 between the two leaves: the new base and the old journal.
+  hosts.slice(0, 6).forEach((x) => heartbeat(fx, x, NOW - 30_000));
+  const oldBase = macOf(memoFile(fx));
+  const compacted = await view(fx);
+  assert.is.not(macOf(memoFile(fx)), oldBase, 'a new base written');
+  assert.not.ok(existsSync(journalOf(memoFile(fx))), 'the journal deleted');
+  assert.equal(shown(compacted.state), await cold(fx));
+  writeFileSync(journalOf(memoFile(fx)), journal, { mode: 0o600 });
+  const killed = await view(fx);
+  assert.is(killed.hits, hosts.length, "the new base's entries recalled");
+  assert.is(killed.state.input.acks[h]!.time, isoTime(NOW - 30_000), 'the old journal not applied');
+  assert.equal(shown(killed.state), await cold(fx));
+  // A journal naming a base that is not the file's (sealed with the key) is ignored the same way.
+  heartbeat(fx, h, NOW - 15_000);
+  await view(fx);
+  rewriteJournal(
+    fx,
+    (files) => {
+      files.find((e) => e.host === h)!.signed!.time = '2030-03-01T11:00:00Z';
+    },
+    oldBase,
+  );
+  const other = await view(fx);
+  assert.is(other.hits, hosts.length - 1, "h's file read: its journal entry not believed");
+  assert.equal(shown(other.state), await cold(fx));
+});
+
+test('with a warm journal, a file tampered in place is refused and a file replaced is read', async () => {
+  const { fx, hosts } = fleetRolledOut();
+  const h = hosts[4]!;
+  const file = join(fx.tree, 'acks', 'hosts', `${h}.json`);
+  await view(fx);
+  heartbeat(fx, h, NOW - MIN);
+  // A whole-second mtime, so that utimes can restore it exactly (it takes no nanoseconds).
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(file, second, second);
+  await view(fx);
+  assert.ok(
+    readJournal(memoFile(fx))!.changes.files.some((e) => e.host === h),
+    "premise: h's entry is in the journal",
+  );
+  assert.is((await view(fx)).hits, hosts.length);
+  const before = statSync(file);
+  const bytes = readFileSync(file, 'utf8');
+  // One signature character changed: same length, same inode, mtime restored (its ctime moves).
+  writeFileSync(
+    file,
+    bytes.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
+  );
+  utimesSync(file, before.atime, before.mtime);
+  assert.is(statSync(file).mtimeMs, before.mtimeMs);
+  const tampered = await view(fx);
+  assert.is(tampered.hits, hosts.length - 1);
+  assert.equal(
+    tampered.state.acks.rejected.map((r) => [r.source, r.code]),
+    [[`acks/hosts/${h}.json`, 'BadSignature']],
+  );
+  assert.equal(shown(tampered.state), await cold(fx));
+  // Replaced by a rename (a new inode) with the genuine bytes: read again, and taken in.
+  writeFileSync(`${file}.tmp`, bytes);
+  renameSync(`${file}.tmp`, file);
+  const replaced = await view(fx);
+  assert.equal(replaced.state.acks.rejected, []);
+  assert.equal(shown(replaced.state), await cold(fx));
+});
+
+test("the ack cache keeps no ack the memo keeps (a minute's new acks are not written to it by one look and dropped by the next); a racy file's ack it keeps", async () => {
+  const { fx, hosts } = fleetRolledOut();
+  const cacheFile = join(fx.dir, 'cache', 'status.verified-acks');
+  const cached = () =>
+    existsSync(cacheFile)
+      ? readFileSync(cacheFile, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('sha256:'))
+      : [];
+  // The real clock: every file was written just now, none is remembered: the cache keeps every ack.
+  await view(fx, Date.now());
+  assert.is(cached().length, hosts.length);
+  const later = await view(fx);
+  assert.is(later.hits, 0);
+  assert.equal(cached(), [], 'every file remembered: no ack left in the cache');
+  heartbeat(fx, hosts[0]!, NOW - MIN);
+  const changed = await view(fx);
+  assert.is(changed.hits, hosts.length - 1);
+  assert.equal(cached(), []);
+  assert.is((await view(fx)).hits, hosts.length);
+  assert.equal(shown(changed.state), await cold(fx));
 });
 
 test.run();
