@@ -792,19 +792,21 @@ test('ack feed (watch mode): appended records read alone; a torn tail, a corrupt
   }
 });
 
+/** What an AckFeed reads in a site fixture: its tree's acks and log under the fixture's trust. */
+function feedOptions(copy: ReturnType<typeof createSiteFixture>) {
+  return {
+    acksDir: join(copy.treeDir, 'acks'),
+    logFile: join(copy.treeDir, '.ack-log', 'acks.log'),
+    trust: { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) },
+    log: { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const },
+    cache: new AckCache(),
+  };
+}
+
 test("ack feed (watch mode): git's racy rule: files changed within RACY_MS of a read are read again by the next one, older ones are taken by their identity", async () => {
   const copy = createSiteFixture();
   try {
-    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
-    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
-    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
-    const opts = {
-      acksDir: join(copy.treeDir, 'acks'),
-      logFile,
-      trust,
-      log,
-      cache: new AckCache(),
-    };
+    const opts = feedOptions(copy);
     const files = readdirSync(join(copy.treeDir, 'acks', 'hosts')).length;
     assert.ok(files > 0);
     // The real clock: every file was written just now, none is clearly older than the read, so a
@@ -824,16 +826,7 @@ test("ack feed (watch mode): git's racy rule: files changed within RACY_MS of a 
 test('ack feed with change reports (site watch): reported files are read again, unreported ones are taken as read until a full read', async () => {
   const copy = createSiteFixture();
   try {
-    const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(copy.plans) };
-    const log = { label: 'acks.log', windowBytes: 1 << 30, onCorrupt: 'reject' as const };
-    const logFile = join(copy.treeDir, '.ack-log', 'acks.log');
-    const opts = {
-      acksDir: join(copy.treeDir, 'acks'),
-      logFile,
-      trust,
-      log,
-      cache: new AckCache(),
-    };
+    const opts = feedOptions(copy);
     const feed = new AckFeed({ changeReports: true });
     const rejectedFiles = (incremental: boolean) =>
       feed
