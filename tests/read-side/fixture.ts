@@ -7,6 +7,8 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -291,4 +293,23 @@ export function tamperLogRecord(fx: Fixture, host: string): number {
   writeFileSync(fx.logFile, lines.join('\n'));
   assert.is(readFileSync(fx.logFile).length, before.length);
   return i + 1;
+}
+
+/**
+ * One signature character of a latest-ack file's ack changed in place: the same size and inode, the
+ * modification time put back (give the file a whole-second one first: utimes cannot restore
+ * nanoseconds), so only its change time, which no program can set, tells the rewrite.
+ */
+export function rewriteSignatureInPlace(file: string): void {
+  const before = statSync(file);
+  const bytes = readFileSync(file, 'utf8');
+  writeFileSync(
+    file,
+    bytes.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
+  );
+  utimesSync(file, before.atime, before.mtime);
+  const after = statSync(file);
+  assert.is(after.ino, before.ino);
+  assert.is(after.size, before.size);
+  assert.is(after.mtimeMs, before.mtimeMs);
 }
