@@ -296,9 +296,10 @@ export function tamperLogRecord(fx: Fixture, host: string): number {
 }
 
 /**
- * One signature character of a latest-ack file's ack changed in place: the same size and inode, the
- * modification time put back (give the file a whole-second one first: utimes cannot restore
- * nanoseconds), so only its change time, which no program can set, tells the rewrite.
+ * The first signature character of a file of acks (a latest-ack file, a wave bundle) changed in place:
+ * the same size and inode, the modification time put back (give the file a whole-second one first:
+ * utimes cannot restore nanoseconds), so only its change time, which no program can set, tells the
+ * rewrite.
  */
 export function rewriteSignatureInPlace(file: string): void {
   const before = statSync(file);
