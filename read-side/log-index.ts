@@ -117,6 +117,19 @@ function digestIs(bytes: Uint8Array, n: number, digest: string): boolean {
   return true;
 }
 
+/** Digest `n` of `bytes` in its text form (`sha256:` and lowercase hex). */
+function digestAt(bytes: Buffer, n: number): string {
+  const at = n * DIGEST_BYTES;
+  return `${DIGEST_PREFIX}${bytes.toString('hex', at, at + DIGEST_BYTES)}`;
+}
+
+/** Whether digests `n` and `m` of `bytes` are the same (compared in place). */
+function sameDigestAt(bytes: Buffer, n: number, m: number): boolean {
+  const a = n * DIGEST_BYTES;
+  const b = m * DIGEST_BYTES;
+  return bytes.compare(bytes, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
+}
+
 /** A digest's first 6 bytes as a number (exact: 48 bits), the key DigestLookup files it under. */
 const HEAD_BYTES = 6;
 
@@ -149,19 +162,7 @@ class DigestLookup {
   }
 
   private sameAsOneOf(n: number, at: number | number[]): boolean {
-    const from = n * DIGEST_BYTES;
-    return [at]
-      .flat()
-      .some(
-        (m) =>
-          this.bytes.compare(
-            this.bytes,
-            m * DIGEST_BYTES,
-            (m + 1) * DIGEST_BYTES,
-            from,
-            from + DIGEST_BYTES,
-          ) === 0,
-      );
+    return [at].flat().some((m) => sameDigestAt(this.bytes, n, m));
   }
 }
 
@@ -172,8 +173,7 @@ export function indexedRecordCount(index: LogPrefixIndex): number {
 
 /** The chain digest of record `n` of the index. */
 export function indexedDigest(index: LogPrefixIndex, n: number): string {
-  const at = n * DIGEST_BYTES;
-  return `${DIGEST_PREFIX}${digestBytes(index)!.toString('hex', at, at + DIGEST_BYTES)}`;
+  return digestAt(digestBytes(index)!, n);
 }
 
 /** Whether `index` begins with the first `count` records of `of` (the same acks, by their digests). */
@@ -475,20 +475,12 @@ export class IndexedRecords {
 
   /** Record `n`'s chain digest. */
   digest(n: number): string {
-    const at = n * DIGEST_BYTES;
-    return `${DIGEST_PREFIX}${this.digests.toString('hex', at, at + DIGEST_BYTES)}`;
+    return digestAt(this.digests, n);
   }
 
   /** Whether record `n`'s chain digest is `digest` (compared in place). */
   hasDigest(n: number, digest: string): boolean {
     return digestIs(this.digests, n, digest);
-  }
-
-  /** Whether records `n` and `m` have the same chain digest. */
-  private sameDigest(n: number, m: number): boolean {
-    const a = n * DIGEST_BYTES;
-    const b = m * DIGEST_BYTES;
-    return this.digests.compare(this.digests, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
   }
 
   /**
@@ -520,7 +512,7 @@ export class IndexedRecords {
     for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
       const j = g.order[i]!;
       if (j >= n) return false;
-      if (this.timeMs[j] === this.timeMs[n] && this.sameDigest(j, n)) return true;
+      if (this.timeMs[j] === this.timeMs[n] && sameDigestAt(this.digests, j, n)) return true;
     }
     return false;
   }
