@@ -317,11 +317,12 @@ function saveAckFileMemo(
   return { entries, mac, bytes: line.length };
 }
 
+/** Deletes `file` if it can: none there (the usual case) or a read-only directory is no error. */
 function removeFile(file: string): void {
   try {
     unlinkSync(file);
   } catch {
-    // None (the usual case), or a read-only directory.
+    // Nothing to delete, or not deletable: a file left is ignored or retried by the caller's rule.
   }
 }
 
@@ -334,13 +335,8 @@ function deleteRetiredFiles(dir: string): void {
   } catch {
     return;
   }
-  for (const f of names)
-    if (RETIRED_SUFFIXES.some((x) => f.endsWith(x)))
-      try {
-        unlinkSync(join(dir, f));
-      } catch {
-        // Deleted by another run first, or a read-only directory: the next save tries again.
-      }
+  // Best effort: one deleted by another run first, or a read-only directory, is tried at the next save.
+  for (const f of names) if (RETIRED_SUFFIXES.some((x) => f.endsWith(x))) removeFile(join(dir, f));
 }
 
 /**
