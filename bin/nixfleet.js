@@ -21,7 +21,13 @@ const SCRIPT_OF = new Map([
   ['status', 'views.cjs'],
   ['trace', 'views.cjs'],
 ]);
-const DIST_FILES = ['main.js', 'main.cjs', 'code-cache.cjs', ...SCRIPT_OF.values()];
+const DIST_FILES = [
+  'main.js',
+  'main.cjs',
+  'code-cache.cjs',
+  'view-client.cjs',
+  ...SCRIPT_OF.values(),
+];
 // The loaders name the file they did not find first, in quotes ("Cannot find module '...'", "open '...'");
 // a script that is there but requires something missing (say, a package) names that instead.
 const NOT_BUILT = new RegExp(
@@ -45,6 +51,18 @@ const OPERATOR_VIEWS = [...SCRIPT_OF]
   .map(([c]) => c);
 async function run() {
   const argv = process.argv.slice(2);
+  // `status` and `trace` of a tree a view server keeps warm (`nixfleet views serve`) are answered by it
+  // (cli/view-client.ts: the same look, run in that process); with none, the command looks itself.
+  if (OPERATOR_VIEWS.includes(argv[0])) {
+    let client;
+    try {
+      client = require('../dist/view-client.cjs');
+    } catch (e) {
+      missing(e);
+    }
+    const served = await client.askViewServer(argv);
+    if (served !== undefined) return served;
+  }
   const codeCache = () => {
     try {
       return require('../dist/code-cache.cjs');

@@ -34,6 +34,7 @@ import {
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script, constants as vm } from 'node:vm';
+import { operatorCacheDir, ownedByThisUser } from './operator-paths.ts';
 
 /** What dist/main.cjs, dist/agent.cjs and dist/views.cjs export (cli/main.ts). */
 interface Cli {
@@ -43,11 +44,6 @@ interface Cli {
 
 const CACHE_PREFIX = 'nixfleet-cli-';
 const CACHE_SUFFIX = '.v8cache';
-
-/** Owned by this process's user and writable by no one else (a foreign cache would be foreign code). */
-function trusted(st: Stats): boolean {
-  return st.uid === process.getuid!() && (st.mode & 0o022) === 0;
-}
 
 /** The cache file's bytes when it exists and is trusted; undefined otherwise. */
 function readTrusted(file: string): Buffer | undefined {
@@ -59,7 +55,7 @@ function readTrusted(file: string): Buffer | undefined {
   }
   try {
     const st = fstatSync(fd);
-    return st.isFile() && trusted(st) ? readFileSync(fd) : undefined;
+    return st.isFile() && ownedByThisUser(st) ? readFileSync(fd) : undefined;
   } finally {
     closeSync(fd);
   }
@@ -118,7 +114,7 @@ function load(bundle: string, dir: string): Loaded {
   let dirTrusted = false;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    dirTrusted = trusted(statSync(dir));
+    dirTrusted = ownedByThisUser(statSync(dir));
   } catch {
     // cannot be created or read: no cache
   }
@@ -144,14 +140,10 @@ function load(bundle: string, dir: string): Loaded {
   return { script, cli: module.exports, dir, prefix, file, dirTrusted, offered: !!cached };
 }
 
-/** The operator's views, which keep a code cache by default (operatorCodeCacheDir). */
-const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
-
 /**
  * Where an operator view (`status`, `trace`) keeps its code cache when NIXFLEET_CODE_CACHE does not
- * say: `code/` in the view's own cache directory (`--cache-dir DIR`, else the default one of
- * read-side/verified-cache.ts defaultCacheDir: $XDG_CACHE_HOME/nixfleet or ~/.cache/nixfleet).
- * Undefined for any other command and with `--no-cache` (then nothing is read or written). A warm
+ * say: `code/` in the view's own cache directory (cli/operator-paths.ts operatorCacheDir). Undefined
+ * for any other command and with `--no-cache` (then nothing is read or written). A warm
  * `status --host` at 10,000 hosts spends ~0.05 s of its ~0.5 s compiling without it
  * (docs/benchmarks.md "operator"); the agent's unit sets its own directory.
  */
@@ -159,19 +151,8 @@ export function operatorCodeCacheDir(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
-  if (!OPERATOR_VIEWS.has(argv[0] ?? '')) return undefined;
-  let dir: string | undefined;
-  for (let i = 1; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') break;
-    if (a === '--no-cache') return undefined;
-    if (a === '--cache-dir') dir = argv[++i];
-    else if (a.startsWith('--cache-dir=')) dir = a.slice('--cache-dir='.length);
-  }
-  // The same default as defaultCacheDir (not imported: this loader stays a few kilobytes).
-  if (dir === undefined && env.XDG_CACHE_HOME) dir = join(env.XDG_CACHE_HOME, 'nixfleet');
-  else if (dir === undefined && env.HOME) dir = join(env.HOME, '.cache', 'nixfleet');
-  return dir === undefined || dir === '' ? undefined : join(dir, 'code');
+  const dir = operatorCacheDir(argv, env);
+  return dir === undefined ? undefined : join(dir, 'code');
 }
 
 /** Loads `bundle` (a CommonJS script) with the code cache in `dir`, runs the CLI, keeps the cache. */

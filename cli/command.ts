@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 // Types only: the dispatcher (cli/main.ts) loads this module at every start, so it must not pull the
 // protocol's schemas in (pinnedRootOption, which does, lives in ./root-option.ts).
 import type { VerificationError } from '../protocol/index.ts';
+import type { VerifiedAckStore } from '../read-side/index.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_REFUSED = 1;
@@ -23,7 +24,30 @@ export interface Command {
   summary: string;
   /** Full help text printed by `nixfleet <name> --help`. */
   help: string;
-  run(argv: string[]): Promise<number>;
+  run(argv: string[], context?: CommandContext): Promise<number>;
+}
+
+/** Where a command's output goes: the process's streams, or a view server's reply (cli/view-server.ts). */
+export interface CommandIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+export const processIo: CommandIo = {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+};
+
+/**
+ * What a command may be given besides its argv. Only the operator views (status, trace) read more than
+ * `io`: a view server runs them with its verified stores kept open across looks (`openStore`, in place
+ * of read-side's openVerifiedAckStore).
+ */
+export interface CommandContext {
+  io: CommandIo;
+  openStore?: (dir: string | null, name: string) => VerifiedAckStore;
+  /** Runs the registered command `name` as the dispatcher does (cli/main.ts), with this context. */
+  runCommand?: (name: string, argv: string[], context: CommandContext) => Promise<number>;
 }
 
 export class UsageError extends Error {
@@ -49,9 +73,14 @@ export function parseCommandArgs<O extends Options>(
 }
 
 /** Prints a result as JSON (for scripts) or as human text. */
-export function output(json: boolean, value: unknown, human: () => string): void {
-  if (json) process.stdout.write(JSON.stringify(value, null, 2) + '\n');
-  else process.stdout.write(human().replace(/\n?$/, '\n'));
+export function output(
+  json: boolean,
+  value: unknown,
+  human: () => string,
+  io: CommandIo = processIo,
+): void {
+  if (json) io.stdout(JSON.stringify(value, null, 2) + '\n');
+  else io.stdout(human().replace(/\n?$/, '\n'));
 }
 
 /**
@@ -122,7 +151,12 @@ export function fileOption(flag: string, path: string): string {
 }
 
 /** The one way a command reports a verification refusal: `{ok:false,error}` for --json, a line otherwise. */
-export function printRefused(cmd: string, e: VerificationError, json: boolean): void {
-  if (json) output(true, { ok: false, error: e.toJSON() }, () => '');
-  else process.stderr.write(`nixfleet ${cmd}: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
+export function printRefused(
+  cmd: string,
+  e: VerificationError,
+  json: boolean,
+  io: CommandIo = processIo,
+): void {
+  if (json) output(true, { ok: false, error: e.toJSON() }, () => '', io);
+  else io.stderr(`nixfleet ${cmd}: REFUSED: ${e.code}: ${e.file}: ${e.detail}\n`);
 }

@@ -131,6 +131,12 @@ export const COMMANDS: CommandEntry[] = [
     load: () => import('./trace.ts'),
   },
   {
+    name: 'views serve',
+    summary:
+      'keep the operator views of a tree warm in memory: `status` and `trace` of it answer from there',
+    load: () => import('./view-server.ts'),
+  },
+  {
     name: 'cp serve',
     summary: 'serve the installed tree over mTLS and accept acks (embedded control plane)',
     load: () => import('./cp.ts').then((m) => ({ default: m.cpServe })),

@@ -1,6 +1,13 @@
 // `nixfleet` entry point: dispatches to one module per subcommand (listed in ./commands.ts).
 import { COMMANDS, type CommandEntry } from './commands.ts';
-import { EXIT_OK, EXIT_USAGE, UsageError } from './command.ts';
+import {
+  EXIT_OK,
+  EXIT_USAGE,
+  UsageError,
+  processIo,
+  type Command,
+  type CommandContext,
+} from './command.ts';
 import { isVerificationError } from '../protocol/index.ts';
 import { withTerminalGuard } from './terminal.ts';
 
@@ -57,21 +64,41 @@ async function dispatch(argv: string[]): Promise<number> {
     process.stdout.write(`nixfleet ${cmd.name}: ${cmd.summary}\n\n${cmd.help.trim()}\n`);
     return EXIT_OK;
   }
+  return runCommand(cmd, rest);
+}
+
+/**
+ * Runs one command and turns what it throws into the exit codes of cli/command.ts and a message on its
+ * stderr. A command that runs others (the view server: cli/view-server.ts) gets `runCommand`, this
+ * function over the registry, in its context: it need not import the dispatcher (which would put the
+ * dispatcher's modules in chunks shared with its own heavy ones, loaded at every start).
+ */
+async function runCommand(
+  cmd: Command,
+  argv: string[],
+  context: CommandContext = { io: processIo, runCommand: runNamed },
+): Promise<number> {
+  const { io } = context;
   try {
-    return await cmd.run(rest);
+    return await cmd.run(argv, context);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(
-        `nixfleet ${cmd.name}: ${e.message}\n(see: nixfleet ${cmd.name} --help)\n`,
-      );
+      io.stderr(`nixfleet ${cmd.name}: ${e.message}\n(see: nixfleet ${cmd.name} --help)\n`);
       return EXIT_USAGE;
     }
     if (isVerificationError(e)) {
-      process.stderr.write(`nixfleet ${cmd.name}: refused: ${e.message}\n`);
+      io.stderr(`nixfleet ${cmd.name}: refused: ${e.message}\n`);
       return 1;
     }
-    process.stderr.write(`nixfleet ${cmd.name}: error: ${(e as Error).message}\n`);
-    if (process.env.NIXFLEET_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    io.stderr(`nixfleet ${cmd.name}: error: ${(e as Error).message}\n`);
+    if (process.env.NIXFLEET_DEBUG) io.stderr(`${(e as Error).stack}\n`);
     return EXIT_USAGE;
   }
+}
+
+/** The command named `name` (as registered) run with `context`, as runCommand runs any. */
+async function runNamed(name: string, argv: string[], context: CommandContext): Promise<number> {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (entry === undefined) throw new Error(`no command ${name}`);
+  return runCommand((await entry.load()).default, argv, { runCommand: runNamed, ...context });
 }

@@ -14,7 +14,9 @@ import {
   parseNow,
   printRefused,
   secondsOption,
+  processIo,
   type Command,
+  type CommandContext,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError, type SignedRoot } from '../protocol/index.ts';
@@ -62,13 +64,14 @@ async function treeState(
   opts: ViewOptions,
   ackLogs: string[],
   flags: { host?: string; 'cache-dir'?: string; 'no-cache'?: boolean },
+  openStore = openVerifiedAckStore,
 ): Promise<FleetState> {
   const host = flags.host;
   // The view shows no manifest: a --host view verifies that host's (as its agent does), the fleet
   // none. A --host view reads only the acks its channel's gates read, so it keeps its own cache,
   // one per channel (a store holds what its last run used: sharing one, views would evict each other's).
   const cacheDir = flags['no-cache'] ? null : (flags['cache-dir'] ?? defaultCacheDir());
-  const store = openVerifiedAckStore(cacheDir, host === undefined ? 'status' : 'status-host');
+  const store = openStore(cacheDir, host === undefined ? 'status' : 'status-host');
   const state = await loadFleetState(tree, pinned, {
     ...opts,
     manifests: host === undefined ? [] : [host],
@@ -165,7 +168,7 @@ Options:
   --clock-skew S   tolerated clock skew for the timestamp (default 300)
   --json           print the fleet view (channels, waves, hosts, budgets) with release, freshness and
                    rejected acks as JSON`,
-  async run(argv) {
+  async run(argv, { io, openStore }: CommandContext = { io: processIo }) {
     const { values, positionals } = parseCommandArgs(argv, {
       tree: { type: 'string' },
       url: { type: 'string' },
@@ -196,7 +199,7 @@ Options:
     try {
       const state =
         values.url === undefined
-          ? await treeState(values.tree!, pinned, opts, ackLogs, values)
+          ? await treeState(values.tree!, pinned, opts, ackLogs, values, openStore)
           : await remoteState(
               values.url,
               { ca: values.ca!, cert: values.cert!, key: values.key! },
@@ -208,12 +211,12 @@ Options:
         host: values.host,
         problems: values.problems,
       });
-      output(values.json, report, () => renderStatus(report));
+      output(values.json, report, () => renderStatus(report), io);
       return state.stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {
       if (e instanceof UnknownSubject) throw new UsageError(e.message);
       if (!isVerificationError(e)) throw e;
-      printRefused('status', e, values.json);
+      printRefused('status', e, values.json, io);
       return EXIT_REFUSED;
     }
   },

@@ -14,7 +14,9 @@ import {
   parseTimeOption,
   printRefused,
   secondsOption,
+  processIo,
   type Command,
+  type CommandContext,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
 import { isVerificationError } from '../protocol/index.ts';
@@ -85,7 +87,7 @@ Options:
                    warm trace hashes the prefix, takes its acks from the index, checks new records only
   --no-cache       verify every ack, read and write no cache
   --json           print {subject, release, from, until, history, hosts, entries} with ISO times`,
-  async run(argv) {
+  async run(argv, { io, openStore = openVerifiedAckStore }: CommandContext = { io: processIo }) {
     const { values, positionals } = parseCommandArgs(argv, {
       tree: { type: 'string' },
       root: { type: 'string' },
@@ -126,7 +128,7 @@ Options:
       // The trace shows no manifest: a --host trace verifies that host's (as its agent does), a channel's none.
       const manifests = 'host' in subject ? [subject.host] : [];
       const cacheDir = values['no-cache'] ? null : (values['cache-dir'] ?? defaultCacheDir());
-      const store = openVerifiedAckStore(cacheDir, 'trace');
+      const store = openStore(cacheDir, 'trace');
       const { release, stale } = releaseForOperator(
         await loadReleaseAllowingStale(tree, pinned, {
           now,
@@ -156,12 +158,12 @@ Options:
         ...(cacheDir === null ? {} : { replays: store.indexedLogPrefixes }),
       });
       store.save();
-      output(values.json, report, () => renderTrace(report));
+      output(values.json, report, () => renderTrace(report), io);
       return stale === null ? EXIT_OK : EXIT_STALE;
     } catch (e) {
       if (e instanceof UnknownSubject) throw new UsageError(e.message);
       if (!isVerificationError(e)) throw e;
-      printRefused('trace', e, values.json);
+      printRefused('trace', e, values.json, io);
       return EXIT_REFUSED;
     }
   },

@@ -34,3 +34,4 @@ export { UnknownSubject } from './subject.ts';
 export { loadAckHistory, renderTrace, traceReport, traceScope } from './trace.ts';
 export type { TraceSubject } from './trace.ts';
 export { defaultCacheDir, openVerifiedAckStore } from './verified-cache.ts';
+export type { VerifiedAckStore } from './verified-cache.ts';

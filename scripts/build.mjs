@@ -145,6 +145,19 @@ try {
     sourcemap: 'linked',
     logLevel: 'warning',
   });
+  // The view server's client (cli/view-client.ts), which bin/nixfleet.js asks before `status` or `trace`
+  // loads anything else: node built-ins only, a few kilobytes.
+  const viewClient = build({
+    absWorkingDir: root,
+    entryPoints: ['cli/view-client.ts'],
+    outfile: `${outdir}/view-client.cjs`,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
   const mainScript = build({
     ...cjsOptions,
     outfile: `${outdir}/main.cjs`,
@@ -180,7 +193,13 @@ try {
     outfile: `${outdir}/views.cjs`,
     plugins: [directImports, bundleZod, only('./status.ts', './trace.ts')],
   });
-  const [, cjs] = await Promise.all([codeCacheLoader, mainScript, agentScript, viewsScript]);
+  const [, cjs] = await Promise.all([
+    codeCacheLoader,
+    mainScript,
+    agentScript,
+    viewsScript,
+    viewClient,
+  ]);
   // The agent's and the views' scripts must stay ASCII (a tagged template keeps its characters as
   // written, so main.cjs, with the site generator's, is not).
   for (const script of ['agent.cjs', 'views.cjs']) {

@@ -574,9 +574,13 @@ export function directSource(t: Tree, file: string): string | null {
         { name: n.name, property: o.name, typeOnly: r.typeOnly || n.typeOnly },
       ]);
     }
-    const stmts = [...bySource].map(
-      ([src, names]) => `${r.kind} ${namedList(names, false)} from '${specifier(file, src)}';`,
-    );
+    // A statement of types only stays `import type`: `import { type T }` would keep a side-effect
+    // import of the module under verbatimModuleSyntax (loading it, and all it imports, for nothing).
+    const stmts = [...bySource].map(([src, names]) => {
+      const allTypes = names.every((n) => n.typeOnly);
+      const kind = allTypes ? `${r.kind} type` : r.kind;
+      return `${kind} ${namedList(names, allTypes)} from '${specifier(file, src)}';`;
+    });
     edits.push([r.start, r.end, stmts.join(' ')]);
   }
   return edits.length ? splice(p.text, edits) : null;

@@ -51,6 +51,11 @@ test('each script a command runs from, when absent, is reported as a missing bui
     [['code-cache.cjs'], ['version'], { NIXFLEET_CODE_CACHE: 'CACHE' }],
     [['code-cache.cjs', 'main.cjs'], ['agent', '--help'], { NIXFLEET_CODE_CACHE: 'CACHE' }],
     [['code-cache.cjs', 'main.cjs', 'agent.cjs'], ['status', '--cache-dir', 'CACHE'], {}],
+    [
+      ['code-cache.cjs', 'main.cjs', 'agent.cjs', 'views.cjs'],
+      ['status', '--tree', '.', '--cache-dir', 'CACHE'],
+      {},
+    ],
   ];
   for (const [files, args, env] of cases) {
     const dir = checkoutWith(files);
@@ -70,7 +75,7 @@ test('each script a command runs from, when absent, is reported as a missing bui
 });
 
 test('a script that is there but needs something else that is missing is not reported as a missing build', () => {
-  const dir = checkoutWith(['code-cache.cjs', 'main.cjs', 'agent.cjs']);
+  const dir = checkoutWith(['code-cache.cjs', 'main.cjs', 'agent.cjs', 'view-client.cjs']);
   try {
     // dist/views.cjs is there (in the form scripts/build.mjs gives it) and requires a package that is not:
     // the loader's error names the package, with dist/views.cjs in its require stack.

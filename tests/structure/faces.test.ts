@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { check, codemod } from '../../scripts/faces.ts';
+import { Tree, check, codemod, directSource } from '../../scripts/faces.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -121,6 +121,28 @@ test('the codemod routes imports through the faces (nested packages through thei
       ].map(read),
       before,
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the build's direct imports keep a statement of types only type-only (no module loaded for it)", () => {
+  const dir = tree({
+    'protocol/keys.ts':
+      'export interface Key { id: string }\nexport const b64 = (x: string) => x;\n',
+    'protocol/index.ts':
+      "export { b64 } from './keys.ts';\nexport type { Key } from './keys.ts';\n",
+    'agent/a.ts':
+      "import type { Key } from '../protocol/index.ts';\nexport const k = (x: Key) => x.id;\n",
+    'agent/b.ts':
+      "import { b64, type Key } from '../protocol/index.ts';\nexport const k = (x: Key) => b64(x.id);\n",
+  });
+  try {
+    const t = new Tree(dir);
+    const a = directSource(t, join(dir, 'agent/a.ts'))!;
+    assert.match(a, "import type { Key } from '../protocol/keys.ts';");
+    const b = directSource(t, join(dir, 'agent/b.ts'))!;
+    assert.match(b, "import { b64, type Key } from '../protocol/keys.ts';");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,67 @@
+// Where the operator's views (`status`, `trace`) keep what they keep, found from their argv alone: their
+// cache directory, the V8 code cache in it (cli/code-cache.ts), and the socket of the view server that
+// serves a tree (cli/view-server.ts, cli/view-client.ts); and the rule for trusting what lies there.
+// bin/nixfleet.js reaches this before any of the CLI loads, so it imports node built-ins only.
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { Stats } from 'node:fs';
+
+/** The commands that keep an operator cache directory. */
+export const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
+
+/**
+ * The value of `--name` in argv (`--name V` or `--name=V`; the last one wins, as node:util parseArgs
+ * takes it), or undefined. Scans up to `--`. A command's strict parse still judges the whole argv: this
+ * only finds where its caches are.
+ */
+export function flagValue(argv: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    if (a === `--${name}`) value = argv[++i];
+    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
+  }
+  return value;
+}
+
+/** Whether argv has the boolean flag `--name` before any `--`. */
+export function hasFlag(argv: readonly string[], name: string): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes(`--${name}`);
+}
+
+/**
+ * An operator view's cache directory: `--cache-dir DIR`, else $XDG_CACHE_HOME/nixfleet, else
+ * ~/.cache/nixfleet (read-side/verified-cache.ts defaultCacheDir, not imported: this module stays a few
+ * kilobytes). Undefined for any other command and with `--no-cache` (nothing is then read or written).
+ */
+export function operatorCacheDir(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (!OPERATOR_VIEWS.has(argv[0] ?? '') || hasFlag(argv, 'no-cache')) return undefined;
+  let dir = flagValue(argv, 'cache-dir');
+  if (dir === undefined && env.XDG_CACHE_HOME) dir = join(env.XDG_CACHE_HOME, 'nixfleet');
+  else if (dir === undefined && env.HOME) dir = join(env.HOME, '.cache', 'nixfleet');
+  return dir === undefined || dir === '' ? undefined : dir;
+}
+
+/**
+ * The socket of the view server of the tree whose real path is `realTree`, in the cache directory: one
+ * server per tree and cache directory, found by name, so a client never has to ask which tree a server
+ * serves before it connects (the server still checks).
+ */
+export function viewServerSocket(cacheDir: string, realTree: string): string {
+  const tag = createHash('sha256').update(realTree).digest('hex').slice(0, 16);
+  return join(cacheDir, `views-${tag}.sock`);
+}
+
+/**
+ * Owned by this process's user and writable by no one else. What lies in the cache directory is
+ * trusted only as far as that: compiled code (a foreign cache would be foreign code), the view server's
+ * socket (a foreign server could print any fleet it liked).
+ */
+export function ownedByThisUser(st: Stats): boolean {
+  return st.uid === process.getuid!() && (st.mode & 0o022) === 0;
+}

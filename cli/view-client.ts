@@ -1,0 +1,167 @@
+// The client side of the view server (cli/view-server.ts): `nixfleet status` and `nixfleet trace` of a
+// tree directory first ask the server of that tree, if one runs, and print its answer; otherwise they look
+// themselves, as always. bin/nixfleet.js calls this before any of the CLI loads (dist/view-client.cjs), so
+// it imports node built-ins and cli/operator-paths.ts, cli/terminal.ts only.
+//
+// Why this is safe: the server runs exactly the command the client would have run (the same argv, the
+// same instant, the client's working directory), verifying as a one-shot look does, with its verified
+// stores kept in memory instead of re-read from the cache directory. The socket lies in that directory,
+// so it is trusted as far as the directory's caches are: both must be this user's own and writable by no
+// one else, or the server is not asked.
+import { lstatSync, realpathSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import {
+  flagValue,
+  hasFlag,
+  operatorCacheDir,
+  ownedByThisUser,
+  viewServerSocket,
+} from './operator-paths.ts';
+import { neutralize } from './terminal.ts';
+
+/** What a client sends, one JSON line (cli/view-server.ts checks it strictly). */
+export interface ViewRequest {
+  v: 1;
+  argv: string[];
+  cwd: string;
+  /** The client's clock when it started (ms): the instant a one-shot look would have taken. */
+  now: number;
+  /** The cache directory the client found the socket in (the server serves only its own). */
+  cacheDir: string;
+}
+
+/** The first line of a reply; the outputs' bytes follow, stdout then stderr. */
+export type ViewReplyHeader =
+  | { served: true; exit: number; stdout: number; stderr: number }
+  | { served: false; reason: string };
+
+/** A reply's header line is short; anything longer is not a reply of ours. */
+export const MAX_REPLY_HEADER = 4096;
+/** How long a connect may take before the client looks by itself (a listening server accepts at once). */
+const CONNECT_TIMEOUT_MS = 2000;
+
+/** The request for argv, or undefined when no server can answer it (another command, --url, --no-cache, --help). */
+export function viewRequestOf(
+  argv: readonly string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+  now: number,
+): { request: ViewRequest; socket: string } | undefined {
+  const cacheDir = operatorCacheDir(argv, env);
+  const tree = flagValue(argv, 'tree');
+  if (cacheDir === undefined || tree === undefined) return undefined;
+  if (hasFlag(argv, 'help') || argv.includes('-h') || flagValue(argv, 'url') !== undefined)
+    return undefined;
+  let realTree: string;
+  try {
+    realTree = realpathSync(resolve(cwd, tree));
+  } catch {
+    return undefined; // the command itself says what is wrong with --tree
+  }
+  const dir = resolve(cwd, cacheDir);
+  const socket = viewServerSocket(dir, realTree);
+  if (!trustedSocket(socket)) return undefined;
+  return { request: { v: 1, argv: [...argv], cwd, now, cacheDir: dir }, socket };
+}
+
+/** A socket that is this user's own, in a directory that is too. */
+function trustedSocket(socket: string): boolean {
+  try {
+    const st = lstatSync(socket);
+    return st.isSocket() && ownedByThisUser(st) && ownedByThisUser(lstatSync(dirname(socket)));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Asks the view server for argv's view and prints it: the command's exit code, or undefined when no
+ * server answered (none runs, it serves another tree, it went away): the caller then looks itself.
+ */
+export async function askViewServer(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number | undefined> {
+  const asked = viewRequestOf(argv, process.cwd(), env, Date.now());
+  if (asked === undefined) return undefined;
+  let reply: Buffer;
+  try {
+    reply = await exchange(asked.socket, `${JSON.stringify(asked.request)}\n`);
+  } catch (e) {
+    debug(env, `no view server at ${asked.socket}: ${(e as Error).message}`);
+    return undefined;
+  }
+  const parsed = parseReply(reply);
+  if (typeof parsed === 'string') {
+    process.stderr.write(
+      neutralize(`nixfleet: the view server at ${asked.socket}: ${parsed}; looking without it\n`),
+    );
+    return undefined;
+  }
+  if (!parsed.header.served) {
+    debug(env, `the view server at ${asked.socket} did not serve: ${parsed.header.reason}`);
+    return undefined;
+  }
+  // The terminal guard of cli/terminal.ts, as at every sink: the text may quote a host's ack.
+  process.stdout.write(neutralize(parsed.stdout));
+  process.stderr.write(neutralize(parsed.stderr));
+  return parsed.header.exit;
+}
+
+function debug(env: NodeJS.ProcessEnv, text: string): void {
+  if (env.NIXFLEET_DEBUG) process.stderr.write(neutralize(`nixfleet: ${text}\n`));
+}
+
+/** Sends the request and reads the whole reply (the server closes after it). */
+function exchange(socket: string, request: string): Promise<Buffer> {
+  return new Promise((done, fail) => {
+    const chunks: Buffer[] = [];
+    const conn = connect(socket);
+    const timer = setTimeout(
+      () => conn.destroy(new Error(`no connection in ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
+    conn.on('connect', () => {
+      clearTimeout(timer);
+      conn.end(request);
+    });
+    conn.on('data', (chunk: Buffer) => chunks.push(chunk));
+    conn.on('error', (e) => {
+      clearTimeout(timer);
+      fail(e);
+    });
+    conn.on('close', (hadError) => {
+      if (!hadError) done(Buffer.concat(chunks));
+    });
+  });
+}
+
+/** The reply's header and outputs, or what is wrong with it. */
+export function parseReply(
+  reply: Buffer,
+): { header: ViewReplyHeader; stdout: string; stderr: string } | string {
+  const eol = reply.indexOf(0x0a);
+  if (eol === -1 || eol > MAX_REPLY_HEADER) return 'no reply header';
+  let header: unknown;
+  try {
+    header = JSON.parse(reply.subarray(0, eol).toString('utf8'));
+  } catch {
+    return 'a reply header that is not JSON';
+  }
+  const h = header as Record<string, unknown>;
+  if (h?.served === false && typeof h.reason === 'string')
+    return { header: { served: false, reason: h.reason }, stdout: '', stderr: '' };
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (h?.served !== true || !count(h.exit) || (h.exit as number) > 255)
+    return 'a malformed reply header';
+  if (!count(h.stdout) || !count(h.stderr)) return 'a malformed reply header';
+  const [out, err] = [h.stdout as number, h.stderr as number];
+  if (reply.length - eol - 1 !== out + err) return 'a reply of the wrong length';
+  const body = reply.subarray(eol + 1);
+  return {
+    header: { served: true, exit: h.exit as number, stdout: out, stderr: err },
+    stdout: body.subarray(0, out).toString('utf8'),
+    stderr: body.subarray(out).toString('utf8'),
+  };
+}

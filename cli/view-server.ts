@@ -1,0 +1,502 @@
+// `nixfleet views serve`: one long-running process per tree that keeps the operator views warm, so that
+// `nixfleet status` and `nixfleet trace` at 10,000 hosts answer in a fraction of a one-shot look's time
+// (issue 10.4). A one-shot look spends most of its time on what it knew a second ago: starting Node and
+// compiling, re-reading and decoding its verified stores from the cache directory, warming zod's parsers.
+//
+// What a served view is: exactly the one-shot look the client would have run (cli/view-client.ts sends its
+// argv, working directory and clock), run by the same command code (status.ts, trace.ts through
+// runCommand) in this process, with the verified stores kept open between looks instead of re-read from
+// disk. Every look still walks the tree, checks every binding and expiry, stats every latest-ack file it
+// reads and verifies whatever changed: a served view shows what a one-shot look at that instant would
+// (tests/cli/view-server.test.ts compares them byte for byte, also after a tampered ack).
+// Between requests the server replays the views it served recently whenever the tree, its acks or an ack
+// log changed (`--refresh`), so the acks that arrived meanwhile are verified before anyone asks; that
+// replay only warms the stores, it answers no one.
+import { lstatSync, mkdirSync, realpathSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import {
+  EXIT_OK,
+  UsageError,
+  directoryOption,
+  parseCommandArgs,
+  secondsOption,
+  type Command,
+  type CommandContext,
+  type CommandIo,
+} from './command.ts';
+import {
+  OPERATOR_VIEWS,
+  flagValue,
+  hasFlag,
+  ownedByThisUser,
+  viewServerSocket,
+} from './operator-paths.ts';
+import type { ViewReplyHeader, ViewRequest } from './view-client.ts';
+import { neutralize } from './terminal.ts';
+import {
+  defaultCacheDir,
+  openVerifiedAckStore,
+  type VerifiedAckStore,
+} from '../read-side/index.ts';
+
+/** A request is one short JSON line; anything longer is not a client of ours. */
+const MAX_REQUEST_BYTES = 64 * 1024;
+/** A client that connected sends its request at once; one that does not is dropped after this. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Linux's sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+/** How many distinct views (argv without --now) the refresh replays: the operator's recent looks. */
+const RECENT_VIEWS = 8;
+
+const requestSchema = z.strictObject({
+  v: z.literal(1),
+  argv: z.array(z.string().max(4096)).min(1).max(256),
+  cwd: z.string().max(4096).refine(isAbsolute, 'not an absolute path'),
+  now: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  cacheDir: z.string().max(4096),
+});
+
+export interface ViewServerOptions {
+  /** The tree directory (its real path is what clients are matched against). */
+  tree: string;
+  cacheDir: string;
+  /** Replay recent views this often after a change (seconds; 0 = never). */
+  refreshSeconds: number;
+  /** One line per request and per refresh (stderr for the command). */
+  log?: (line: string) => void;
+  /** How a view's command is run: the dispatcher's (CommandContext.runCommand). */
+  runCommand: RunCommand;
+}
+
+type RunCommand = NonNullable<CommandContext['runCommand']>;
+
+export interface ViewServer {
+  readonly socket: string;
+  /** Looks run so far: requests served and refresh replays. */
+  readonly looks: number;
+  /** Refresh replays run so far. */
+  readonly refreshes: number;
+  close(): Promise<void>;
+}
+
+type Look = { argv: string[]; cwd: string };
+
+/** Starts serving `o.tree`; fails (UsageError) when another server serves it or the socket cannot be made. */
+export async function startViewServer(o: ViewServerOptions): Promise<ViewServer> {
+  const tree = realpathSync(o.tree);
+  const cacheDir = privateCacheDir(o.cacheDir);
+  const socket = viewServerSocket(cacheDir, tree);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES)
+    throw new UsageError(
+      `the socket path ${socket} is over the ${MAX_SOCKET_PATH_BYTES} bytes a Unix socket allows: give a shorter --cache-dir`,
+    );
+  await takeOverStaleSocket(socket, tree);
+  const log = o.log ?? (() => {});
+  const queue = new LookQueue();
+  const recent = new Map<string, Look>();
+  let looks = 0;
+  let refreshes = 0;
+  const stores = new KeptStores();
+  const runLook = async (look: Look, io: CommandIo) => {
+    looks++;
+    return runView(look, cacheDir, io, stores.open, o.runCommand);
+  };
+
+  // Half-open: the client ends its side once the request is sent, and the reply still goes back.
+  const server = createServer({ allowHalfOpen: true }, (conn) =>
+    serveConnection(conn, { tree, cacheDir, queue, runLook, recent, log }),
+  );
+  await listenPrivately(server, socket);
+  const inode = lstatSync(socket).ino;
+
+  const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
+  const timer =
+    o.refreshSeconds > 0
+      ? setInterval(() => {
+          if (!changes.takeDirty() || queue.busy) return;
+          for (const look of recent.values()) {
+            for (const dir of ackLogDirs(look)) changes.add(dir);
+            void queue.run('refresh', async () => {
+              refreshes++;
+              const started = performance.now();
+              const exit = await runLook(look, discardIo);
+              log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
+            });
+          }
+        }, o.refreshSeconds * 1000)
+      : undefined;
+  timer?.unref();
+  log(`serving ${tree} at ${socket}`);
+  return {
+    socket,
+    get looks() {
+      return looks;
+    },
+    get refreshes() {
+      return refreshes;
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      changes.close();
+      await new Promise<void>((done) => server.close(() => done()));
+      await queue.idle();
+      removeOwnSocket(socket, inode);
+    },
+  };
+}
+
+/** The cache directory, made 0700 if missing; refused unless this user's own and private. */
+function privateCacheDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const real = realpathSync(dir);
+  if (!ownedByThisUser(lstatSync(real)))
+    throw new UsageError(`--cache-dir ${dir}: not this user's own, or writable by others`);
+  return real;
+}
+
+/** A socket left by a server that died is removed; a live one means this tree is served already. */
+async function takeOverStaleSocket(socket: string, tree: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(socket);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new UsageError(`${socket} exists and is not a socket`);
+  const live = await new Promise<boolean>((done) => {
+    const probe = connect(socket);
+    probe.on('connect', () => {
+      probe.destroy();
+      done(true);
+    });
+    probe.on('error', () => done(false));
+  });
+  if (live) throw new UsageError(`a view server already serves ${tree} (at ${socket})`);
+  unlinkSync(socket);
+}
+
+/** Listens with the socket created 0600 (the umask applies to bind's file). */
+async function listenPrivately(server: Server, socket: string): Promise<void> {
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once('error', fail);
+      server.listen(socket, () => {
+        server.off('error', fail);
+        done();
+      });
+    });
+  } finally {
+    process.umask(umask);
+  }
+}
+
+/** Removes the socket at close, unless another server has replaced it since. */
+function removeOwnSocket(socket: string, inode: number): void {
+  try {
+    if (lstatSync(socket).ino === inode) unlinkSync(socket);
+  } catch {
+    // already gone
+  }
+}
+
+interface Serving {
+  tree: string;
+  cacheDir: string;
+  queue: LookQueue;
+  runLook: (look: Look, io: CommandIo) => Promise<number>;
+  recent: Map<string, Look>;
+  log: (line: string) => void;
+}
+
+/** Reads one request, answers it, closes. */
+function serveConnection(conn: Socket, s: Serving): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  conn.setTimeout(REQUEST_TIMEOUT_MS, () => conn.destroy());
+  conn.on('error', () => {}); // a client that went away: nothing to answer
+  conn.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_REQUEST_BYTES) return void reply(conn, refusal('a request over 64 KiB'));
+    chunks.push(chunk);
+  });
+  conn.on('end', () => {
+    if (size > MAX_REQUEST_BYTES) return;
+    conn.setTimeout(0);
+    void answer(Buffer.concat(chunks), s).then((r) => reply(conn, r));
+  });
+}
+
+type Reply = { header: ViewReplyHeader; stdout: string; stderr: string };
+const refusal = (reason: string): Reply => ({
+  header: { served: false, reason },
+  stdout: '',
+  stderr: '',
+});
+
+function reply(conn: Socket, r: Reply): void {
+  const out = Buffer.from(r.stdout);
+  const err = Buffer.from(r.stderr);
+  const header = r.header.served
+    ? { ...r.header, stdout: out.length, stderr: err.length }
+    : r.header;
+  conn.end(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), out, err]));
+}
+
+/** The reply to one request: its view, or why this server does not serve it. */
+async function answer(bytes: Buffer, s: Serving): Promise<Reply> {
+  const request = parseRequest(bytes);
+  if (typeof request === 'string') return refusal(request);
+  const notOurs = whyNotServed(request, s);
+  if (notOurs !== null) return refusal(notOurs);
+  const look = { argv: withInstant(request), cwd: request.cwd };
+  const captured = { stdout: [] as string[], stderr: [] as string[] };
+  const io: CommandIo = {
+    stdout: (t) => void captured.stdout.push(t),
+    stderr: (t) => void captured.stderr.push(t),
+  };
+  const started = performance.now();
+  const exit = await s.queue.run('request', () => s.runLook(look, io));
+  s.log(`${describe(request.argv)} -> exit ${exit} in ${msSince(started)} ms`);
+  remember(s.recent, { argv: request.argv, cwd: request.cwd });
+  return {
+    header: { served: true, exit, stdout: 0, stderr: 0 },
+    stdout: captured.stdout.join(''),
+    stderr: captured.stderr.join(''),
+  };
+}
+
+/** A view's argv for the log (the operator's own words, still kept from driving a terminal). */
+const describe = (argv: string[]) => neutralize(argv.join(' '));
+const msSince = (start: number) => (performance.now() - start).toFixed(0);
+
+function parseRequest(bytes: Buffer): ViewRequest | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return 'a request that is not JSON';
+  }
+  const parsed = requestSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return `a malformed request: ${issue.path.join('.') || '(request)'}: ${issue.message}`;
+  }
+  return parsed.data;
+}
+
+/** Null when this server serves the request: a view of its own tree, with its own cache directory. */
+function whyNotServed(r: ViewRequest, s: Serving): string | null {
+  if (!OPERATOR_VIEWS.has(r.argv[0]!)) return `not an operator view: ${r.argv[0]}`;
+  if (hasFlag(r.argv, 'no-cache') || flagValue(r.argv, 'url') !== undefined)
+    return '--no-cache and --url looks are not served';
+  const real = (path: string | undefined) => {
+    try {
+      return path === undefined ? undefined : realpathSync(resolve(r.cwd, path));
+    } catch {
+      return undefined;
+    }
+  };
+  if (real(flagValue(r.argv, 'tree')) !== s.tree) return `not the tree served (${s.tree})`;
+  const cacheFlag = flagValue(r.argv, 'cache-dir');
+  const cacheDir = real(cacheFlag ?? r.cacheDir);
+  if (cacheDir !== s.cacheDir) return `not the cache directory served (${s.cacheDir})`;
+  return null;
+}
+
+/**
+ * The argv a one-shot look would have run with, made explicit: the client's instant (its --now, else
+ * its clock when it started) and its cache directory (the server's environment may name another default).
+ */
+function withInstant(r: ViewRequest): string[] {
+  const argv = [...r.argv];
+  if (flagValue(argv, 'now') === undefined) argv.push('--now', new Date(r.now).toISOString());
+  if (flagValue(argv, 'cache-dir') === undefined) argv.push('--cache-dir', r.cacheDir);
+  return argv;
+}
+
+/** Keeps the most recent views, by argv without the instant (a later look of it asks the clock again). */
+function remember(recent: Map<string, Look>, look: Look): void {
+  const key = JSON.stringify([look.cwd, ...look.argv]);
+  recent.delete(key);
+  recent.set(key, look);
+  while (recent.size > RECENT_VIEWS) recent.delete(recent.keys().next().value!);
+}
+
+/** The directories of the ack logs a view names (their appends are changes). */
+function ackLogDirs(look: Look): string[] {
+  const dirs: string[] = [];
+  for (let i = 1; i < look.argv.length; i++) {
+    const a = look.argv[i]!;
+    if (a === '--acks-log' && look.argv[i + 1] !== undefined)
+      dirs.push(dirname(resolve(look.cwd, look.argv[i + 1]!)));
+    else if (a.startsWith('--acks-log='))
+      dirs.push(dirname(resolve(look.cwd, a.slice('--acks-log='.length))));
+  }
+  return dirs;
+}
+
+/**
+ * Runs one view as the one-shot CLI would, in the client's working directory (looks run one at a time,
+ * so the process's directory is the look's while it runs: its relative paths and its messages are the
+ * client's).
+ */
+async function runView(
+  look: Look,
+  cacheDir: string,
+  io: CommandIo,
+  openStore: (dir: string | null, name: string) => VerifiedAckStore,
+  runCommand: RunCommand,
+): Promise<number> {
+  process.chdir(look.cwd);
+  return runCommand(look.argv[0]!, look.argv.slice(1), {
+    io,
+    openStore: (dir, name) => openStore(dir ?? cacheDir, name),
+  });
+}
+
+const discardIo: CommandIo = { stdout: () => {}, stderr: () => {} };
+
+/**
+ * The verified stores of the views served, one per store name. Until a store can be renewed in memory,
+ * each look opens it from the cache directory as a one-shot look does (what the last look saved).
+ */
+class KeptStores {
+  open = (dir: string | null, name: string): VerifiedAckStore => openVerifiedAckStore(dir, name);
+}
+
+/**
+ * Looks run one at a time (each changes the process's working directory and its stores); a request
+ * goes before any refresh still waiting.
+ */
+class LookQueue {
+  private waiting: { kind: 'request' | 'refresh'; start: () => void }[] = [];
+  private running = false;
+  private drained: (() => void)[] = [];
+
+  get busy(): boolean {
+    return this.running || this.waiting.length > 0;
+  }
+
+  run<T>(kind: 'request' | 'refresh', job: () => Promise<T>): Promise<T> {
+    return new Promise<T>((done, fail) => {
+      const start = () => {
+        job()
+          .then(done, fail)
+          .finally(() => this.next());
+      };
+      if (kind === 'request') {
+        const firstRefresh = this.waiting.findIndex((w) => w.kind === 'refresh');
+        this.waiting.splice(firstRefresh === -1 ? this.waiting.length : firstRefresh, 0, {
+          kind,
+          start,
+        });
+      } else this.waiting.push({ kind, start });
+      if (!this.running) this.next();
+    });
+  }
+
+  private next(): void {
+    const job = this.waiting.shift();
+    this.running = job !== undefined;
+    if (job) job.start();
+    else for (const done of this.drained.splice(0)) done();
+  }
+
+  idle(): Promise<void> {
+    return this.busy ? new Promise((done) => this.drained.push(done)) : Promise.resolve();
+  }
+}
+
+/**
+ * Whether anything a view reads may have changed since the last refresh: the tree's directory (a new
+ * timestamp, the control plane's `current` swap), acks/ and acks/hosts/ (the endpoint renames each new
+ * latest-ack file into place) and the ack logs' directories. Only an optimisation: a look never trusts
+ * it (each stats what it reads); a directory that cannot be watched counts as always changed.
+ */
+class ChangeWatch {
+  private dirty = true;
+  private watchers = new Map<string, FSWatcher | null>();
+
+  constructor(dirs: string[]) {
+    for (const dir of dirs) this.add(dir);
+  }
+
+  add(dir: string): void {
+    if (this.watchers.has(dir)) return;
+    try {
+      const w = watch(dir, { persistent: false }, () => (this.dirty = true));
+      w.on('error', () => this.watchers.set(dir, null));
+      this.watchers.set(dir, w);
+    } catch {
+      this.watchers.set(dir, null);
+    }
+  }
+
+  takeDirty(): boolean {
+    const was = this.dirty || [...this.watchers.values()].includes(null);
+    this.dirty = false;
+    return was;
+  }
+
+  close(): void {
+    for (const w of this.watchers.values()) w?.close();
+  }
+}
+
+const command: Command = {
+  name: 'views serve',
+  summary:
+    'keep the operator views of a tree warm in memory: `status` and `trace` of it answer from here',
+  help: `Usage: nixfleet views serve --tree DIR [--cache-dir DIR] [--refresh SECONDS]
+
+Serves \`nixfleet status\` and \`nixfleet trace\` of the tree DIR (--tree given to them naming the same
+directory, with the same cache directory) from one long-running process, over a Unix socket in the cache
+directory (views-<tag>.sock, 0600; the directory must be this user's own and writable by no one else).
+The views then answer without starting a look from nothing: the process is warm and keeps its verified
+stores in memory.
+
+A served view is the one-shot look the command would have run: the same options, the client's instant
+(its --now, else its clock) and working directory, the same verification (the tree walked, every binding
+and expiry checked, every latest-ack file read stat'ed, whatever changed verified); only what was verified
+before is remembered in memory instead of re-read from the cache directory. \`--no-cache\` and \`--url\`
+views are never served. With no server running, or one that cannot answer, the commands look themselves.
+
+After a change (a new timestamp or tree, a new ack file, an ack log append) the server replays the views it
+served recently (at most ${RECENT_VIEWS}) every --refresh seconds, so that acks are verified before someone asks.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server already serves the tree).
+
+Options:
+  --tree DIR        the published tree or control plane directory to serve
+  --cache-dir DIR   the operator cache directory (default as for \`nixfleet status\`)
+  --refresh S       replay recent views this often after a change (default 5; 0 = only on request)`,
+  async run(argv, context) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      tree: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      refresh: { type: 'string' },
+    });
+    if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (!values.tree) throw new UsageError('--tree is required');
+    const tree = directoryOption('--tree', values.tree);
+    const cacheDir = values['cache-dir'] ?? defaultCacheDir();
+    if (cacheDir === null) throw new UsageError('no cache directory: give --cache-dir');
+    const server = await startViewServer({
+      tree,
+      cacheDir,
+      refreshSeconds: secondsOption('--refresh', values.refresh) ?? 5,
+      log: (line) => process.stderr.write(`nixfleet views serve: ${line}\n`),
+      runCommand: context!.runCommand!,
+    });
+    await new Promise<void>((stop) => {
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    await server.close();
+    return EXIT_OK;
+  },
+};
+export default command;

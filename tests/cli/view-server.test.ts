@@ -1,0 +1,473 @@
+// `nixfleet views serve` and the client in bin/nixfleet.js, as an operator runs them: a server process on
+// a real published tree with real signed acks, and `nixfleet status` / `nixfleet trace` processes that ask
+// it. A served view must be byte for byte the one-shot look's (the same command, the client's instant,
+// working directory and options), including after new and tampered acks, and a view the server must not
+// answer (another tree, --no-cache, an untrusted socket) is looked at by the client itself.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import { RACY_MS } from '../../read-side/ack-file-memo.ts';
+import { connect } from 'node:net';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseReply, viewRequestOf } from '../../cli/view-client.ts';
+import { viewServerSocket } from '../../cli/operator-paths.ts';
+import { isoTime } from '../../protocol/schemas/common.ts';
+import {
+  MIN,
+  NOW,
+  cleanupTempDirs,
+  lifecycle,
+  postAcks,
+  publishedFixture,
+  rewriteSignatureInPlace,
+  waiting,
+  type Fixture,
+} from '../read-side/fixture.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
+const NOW_ISO = isoTime(NOW);
+
+function cleanEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['NIXFLEET_CODE_CACHE', 'CACHE_DIRECTORY', 'NIXFLEET_DEBUG', 'XDG_CACHE_HOME'])
+    delete env[k];
+  return env;
+}
+
+/**
+ * `nixfleet ARGS` as its own process. Asynchronous, so that the test's event loop keeps reading the
+ * server's log meanwhile.
+ */
+function nixfleet(
+  args: string[],
+  cwd?: string,
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((done) => {
+    const p = spawn(process.execPath, [BIN, ...args], {
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd === undefined ? {} : { cwd }),
+    });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    p.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
+    p.on('close', (code) => done({ code, out, err }));
+  });
+}
+
+interface Server {
+  proc: ChildProcess;
+  lines: string[];
+  /** Resolves with the first log line (from index `from` on) matching `re`; fails after 120 s or at exit. */
+  waitFor(re: RegExp, from?: number): Promise<string>;
+  /** Log lines of requests served. */
+  served(): string[];
+  /**
+   * Waits for the log line of the n-th request served. The log is one ordered stream, so once it is
+   * there every earlier request's line is too: counting then tells whether a look in between was served.
+   */
+  servedCount(n: number): Promise<number>;
+}
+const servers: ChildProcess[] = [];
+
+async function startServer(tree: string, cacheDir: string, extra: string[] = []): Promise<Server> {
+  const proc = spawn(
+    process.execPath,
+    [BIN, 'views', 'serve', '--tree', tree, '--cache-dir', cacheDir, ...extra],
+    { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  servers.push(proc);
+  const lines: string[] = [];
+  const listeners = new Set<() => void>();
+  let buffered = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (chunk: string) => {
+    buffered += chunk;
+    const parts = buffered.split('\n');
+    buffered = parts.pop()!;
+    lines.push(...parts);
+    for (const l of listeners) l();
+  });
+  proc.on('exit', () => {
+    for (const l of listeners) l();
+  });
+  const waitFor = (re: RegExp, from = 0) =>
+    new Promise<string>((done, fail) => {
+      const check = () => {
+        const hit = lines.slice(from).find((l) => re.test(l));
+        if (hit !== undefined) return finish(() => done(hit));
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          return finish(() => fail(new Error(`server exited; log:\n${lines.join('\n')}`)));
+      };
+      const timer = setTimeout(
+        () => finish(() => fail(new Error(`no ${re} in 120 s; log:\n${lines.join('\n')}`))),
+        120_000,
+      );
+      const finish = (f: () => void) => {
+        clearTimeout(timer);
+        listeners.delete(check);
+        f();
+      };
+      listeners.add(check);
+      check();
+    });
+  const served = () =>
+    lines.filter((l) => / -> exit \d+ in \d+ ms$/.test(l) && !/refreshed /.test(l));
+  const server: Server = {
+    proc,
+    lines,
+    waitFor,
+    served,
+    async servedCount(n) {
+      let from = 0;
+      while (served().length < n) {
+        await waitFor(/ -> exit \d+ in \d+ ms$/, from);
+        from = lines.length;
+      }
+      return served().length;
+    },
+  };
+  await waitFor(/serving /);
+  return server;
+}
+
+test.after.each(async () => {
+  for (const p of servers.splice(0)) {
+    if (p.exitCode === null && p.signalCode === null) {
+      const gone = new Promise((done) => p.once('exit', done));
+      p.kill('SIGKILL');
+      await gone;
+    }
+  }
+  cleanupTempDirs();
+});
+
+/** A mid-rollout fixture: ch-0 wave 0 soaked, wave 1 under way, ch-1 waiting. */
+function rollout(): { fx: Fixture; cache: string; hosts: string[] } {
+  const fx = publishedFixture('views');
+  const [a] = fx.wave('ch-0', 0);
+  const [b, c] = fx.wave('ch-0', 1);
+  const [e] = fx.wave('ch-1', 0);
+  postAcks(fx, a!, lifecycle(NOW - 12 * MIN, NOW - MIN));
+  postAcks(fx, b!, [...waiting(NOW - 10 * MIN, NOW - 5 * MIN), { kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, waiting(NOW - 10 * MIN, NOW - 2 * MIN));
+  postAcks(fx, e!, waiting(NOW - 10 * MIN, NOW - MIN));
+  const cache = join(fx.dir, 'cache');
+  mkdirSync(cache, { mode: 0o700 });
+  return { fx, cache, hosts: [a!, b!, c!, e!] };
+}
+
+const viewArgs = (fx: Fixture, cache: string) => [
+  '--tree',
+  fx.tree,
+  '--root',
+  fx.rootFile,
+  '--cache-dir',
+  cache,
+  '--now',
+  NOW_ISO,
+];
+
+/**
+ * The view served and the one-shot look's (--no-cache: never served). Served means the server logged one
+ * more request; with the next request's line in, exactly one (the sentinel rule of servedCount).
+ */
+async function servedAndOneShot(server: Server, args: string[], cwd?: string) {
+  const before = server.served().length;
+  const served = await nixfleet(args, cwd);
+  assert.is(await server.servedCount(before + 1), before + 1, `served: ${args.join(' ')}`);
+  const oneShot = await nixfleet([...args, '--no-cache'], cwd);
+  return { served, oneShot };
+}
+
+function assertSame(r: Awaited<ReturnType<typeof servedAndOneShot>>, what: string): void {
+  assert.is(r.served.code, r.oneShot.code, `${what}: exit code`);
+  assert.is(r.served.out, r.oneShot.out, `${what}: stdout`);
+  assert.is(r.served.err, r.oneShot.err, `${what}: stderr`);
+}
+
+test('a served status or trace is the one-shot look, byte for byte, for every kind of view', async () => {
+  const { fx, cache, hosts } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const base = viewArgs(fx, cache);
+  const views: [string, string[]][] = [
+    ['fleet status', ['status', ...base]],
+    ['fleet status --json', ['status', ...base, '--json']],
+    ['status --host', ['status', ...base, '--host', hosts[1]!]],
+    ['status --host of the gated channel', ['status', ...base, '--host', hosts[3]!, '--json']],
+    ['status --problems', ['status', ...base, '--problems']],
+    ['status --channel', ['status', ...base, '--channel', 'ch-1']],
+    ['trace --host', ['trace', ...base, '--acks-log', fx.logFile, '--host', hosts[1]!]],
+    [
+      'trace --channel --json',
+      ['trace', ...base, '--acks-log', fx.logFile, '--channel', 'ch-0', '--json'],
+    ],
+    ['an unknown host (exit 2)', ['status', ...base, '--host', 'no-such-host']],
+  ];
+  for (const [what, args] of views) {
+    // Twice: the first look fills the server's stores, the second is answered from them.
+    for (let i = 0; i < 2; i++) assertSame(await servedAndOneShot(server, args), `${what} (${i})`);
+  }
+  const s = await servedAndOneShot(server, ['status', ...base]);
+  assert.is(s.served.code, 0);
+  assert.match(s.served.out, hosts[0]!);
+});
+
+test('new acks, a latest-ack file tampered in place and a tree that no longer verifies: served as a one-shot look sees them', async () => {
+  const { fx, cache, hosts } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const args = ['status', ...viewArgs(fx, cache), '--json'];
+  // b's latest-ack file gets a whole-second modification time (so that the rewrite below can put it
+  // back), and both its times become older than the racy window: the looks below remember it by identity.
+  const bFile = join(fx.tree, 'acks/hosts', `${hosts[1]}.json`);
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(bFile, second, second);
+  await new Promise((done) => setTimeout(done, RACY_MS + 500));
+  assertSame(await servedAndOneShot(server, args), 'before');
+  // c goes on: started, activated, healthy.
+  postAcks(fx, hosts[2]!, [
+    { kind: 'started', at: NOW - 40_000 },
+    { kind: 'activated', at: NOW - 30_000 },
+    { kind: 'healthy', at: NOW - 20_000, healthySince: NOW - 20_000 },
+  ]);
+  const after = await servedAndOneShot(server, args);
+  assertSame(after, 'after new acks');
+  const phaseOf = (out: string, host: string) =>
+    (JSON.parse(out) as { hosts: { host: string; phase: string }[] }).hosts.find(
+      (h) => h.host === host,
+    )!.phase;
+  assert.is.not(phaseOf(after.served.out, hosts[2]!), 'pending', 'the new acks count');
+  // b's latest-ack file, already verified and remembered by the server, rewritten in place.
+  rewriteSignatureInPlace(bFile);
+  const tampered = await servedAndOneShot(server, args);
+  assertSame(tampered, 'after a tampered file');
+  const rejected = (
+    JSON.parse(tampered.served.out) as { acks: { rejected: { source: string; code: string }[] } }
+  ).acks.rejected;
+  assert.ok(
+    rejected.some((r) => r.source === `acks/hosts/${hosts[1]}.json` && r.code === 'BadSignature'),
+    `the tampered ack is refused: ${JSON.stringify(rejected)}`,
+  );
+  // A plan changed under the server: the tree no longer verifies, the view is refused (exit 1).
+  const [version] = readdirSync(join(fx.tree, 'releases'));
+  const planFile = join(fx.tree, 'releases', version!, 'channels', 'ch-1.json');
+  utimesSync(planFile, second, second);
+  rewriteSignatureInPlace(planFile);
+  const refused = await servedAndOneShot(server, args);
+  assertSame(refused, 'after a plan changed');
+  assert.is(refused.served.code, 1, refused.served.out + refused.served.err);
+});
+
+test("relative paths are the client's: a view asked from another directory is served and equal", async () => {
+  const { fx, cache } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const cwd = join(fx.dir, 'elsewhere');
+  mkdirSync(cwd);
+  const rel = (p: string) => relative(cwd, p);
+  const args = [
+    'status',
+    '--tree',
+    rel(fx.tree),
+    '--root',
+    rel(fx.rootFile),
+    '--cache-dir',
+    rel(cache),
+    '--now',
+    NOW_ISO,
+  ];
+  assertSame(await servedAndOneShot(server, args, cwd), 'relative paths');
+  const missingRoot = [...args.slice(0, 4), 'no-such-root.json', ...args.slice(5)];
+  const missing = await servedAndOneShot(server, missingRoot, cwd);
+  assertSame(missing, 'a missing --root, named as given');
+  assert.is(missing.served.code, 2);
+  assert.match(missing.served.err, 'no-such-root.json');
+});
+
+test('views a server must not answer are looked at by the client itself: another tree, --no-cache, an untrusted socket or directory', async () => {
+  const { fx, cache } = rollout();
+  const other = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const mine = ['status', ...viewArgs(fx, cache)];
+  const expected = (await nixfleet([...mine, '--no-cache'])).out;
+  // Another tree with the same cache directory: another socket name, no server.
+  const theirs = await nixfleet(['status', ...viewArgs(other.fx, cache)]);
+  assert.is(theirs.code, 0, theirs.err);
+  assert.is(
+    theirs.out,
+    (await nixfleet(['status', ...viewArgs(other.fx, cache), '--no-cache'])).out,
+  );
+  // A socket others may write to, then a cache directory others may write to: not asked.
+  const socket = viewServerSocket(cache, fx.tree);
+  chmodSync(socket, 0o666);
+  assert.is((await nixfleet(mine)).out, expected, 'a socket writable by others: looked at alone');
+  chmodSync(socket, 0o600);
+  chmodSync(cache, 0o777);
+  assert.is(
+    (await nixfleet(mine)).out,
+    expected,
+    'a directory writable by others: looked at alone',
+  );
+  chmodSync(cache, 0o700);
+  assert.is((await nixfleet(mine)).out, expected);
+  // The sentinel: this look was served, and with its log line in, no earlier one was.
+  assert.is(await server.servedCount(1), 1, 'only the look with both private again was served');
+});
+
+test("one server per tree; a killed server's socket is taken over, and until then clients look themselves", async () => {
+  const { fx, cache } = rollout();
+  const first = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const second = await nixfleet(['views', 'serve', '--tree', fx.tree, '--cache-dir', cache]);
+  assert.is(second.code, 2);
+  assert.match(second.err, 'a view server already serves');
+  const gone = new Promise((done) => first.proc.once('exit', done));
+  first.proc.kill('SIGKILL');
+  await gone;
+  const socket = viewServerSocket(cache, fx.tree);
+  assert.ok(existsSync(socket), 'kill -9 leaves the socket behind');
+  const args = ['status', ...viewArgs(fx, cache)];
+  const alone = await nixfleet(args);
+  assert.is(alone.code, 0, alone.err);
+  assert.is(alone.out, (await nixfleet([...args, '--no-cache'])).out);
+  const next = await startServer(fx.tree, cache, ['--refresh', '0']);
+  assert.is((await nixfleet(args)).out, alone.out);
+  assert.is(await next.servedCount(1), 1);
+  // SIGTERM: the server stops and removes its socket.
+  const stopped = new Promise<number | null>((done) =>
+    next.proc.once('exit', (code) => done(code)),
+  );
+  next.proc.kill('SIGTERM');
+  assert.is(await stopped, 0);
+  assert.not.ok(existsSync(socket), 'the socket is removed at SIGTERM');
+});
+
+/** Sends raw bytes to the socket and returns the whole reply. */
+function rawExchange(socket: string, bytes: Buffer | string): Promise<Buffer> {
+  return new Promise((done, fail) => {
+    const chunks: Buffer[] = [];
+    const conn = connect(socket, () => conn.end(bytes));
+    conn.on('data', (c: Buffer) => chunks.push(c));
+    conn.on('error', fail);
+    conn.on('close', () => done(Buffer.concat(chunks)));
+  });
+}
+
+test('malformed and oversized requests are refused by name, and the server keeps serving', async () => {
+  const { fx, cache } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const socket = viewServerSocket(cache, fx.tree);
+  const refusalOf = async (bytes: Buffer | string) => {
+    const r = parseReply(await rawExchange(socket, bytes));
+    assert.type(r, 'object', `a reply: ${String(r)}`);
+    const header = (r as Exclude<typeof r, string>).header;
+    assert.is(header.served, false);
+    return (header as { reason: string }).reason;
+  };
+  assert.match(await refusalOf('not json\n'), 'not JSON');
+  assert.match(
+    await refusalOf(
+      JSON.stringify({ v: 1, argv: ['status'], cwd: 'relative', now: 1, cacheDir: cache }),
+    ),
+    'cwd',
+  );
+  assert.match(
+    await refusalOf(JSON.stringify({ v: 2, argv: ['status'], cwd: '/', now: 1, cacheDir: cache })),
+    'v',
+  );
+  assert.match(
+    await refusalOf(
+      JSON.stringify({ v: 1, argv: ['status'], cwd: '/', now: 1, cacheDir: cache, extra: 1 }),
+    ),
+    'extra',
+  );
+  assert.match(
+    await refusalOf(
+      JSON.stringify({
+        v: 1,
+        argv: ['publish', '--tree', fx.tree],
+        cwd: '/',
+        now: 1,
+        cacheDir: cache,
+      }),
+    ),
+    'not an operator view',
+  );
+  assert.match(await refusalOf(Buffer.alloc(70 * 1024, 0x20)), '64 KiB');
+  const args = ['status', ...viewArgs(fx, cache)];
+  assert.is((await nixfleet(args)).out, (await nixfleet([...args, '--no-cache'])).out);
+  assert.is(await server.servedCount(1), 1);
+});
+
+test("a request without --now is looked at at the client's instant, with the client's cache directory", async () => {
+  const { fx, cache } = rollout();
+  await startServer(fx.tree, cache, ['--refresh', '0']);
+  const argv = ['status', '--tree', fx.tree, '--root', fx.rootFile, '--json'];
+  const r = parseReply(
+    await rawExchange(
+      viewServerSocket(cache, fx.tree),
+      JSON.stringify({ v: 1, argv, cwd: fx.dir, now: NOW, cacheDir: cache }),
+    ),
+  );
+  assert.type(r, 'object', String(r));
+  const reply = r as Exclude<typeof r, string>;
+  assert.is(reply.header.served, true, JSON.stringify(reply.header));
+  const oneShot = await nixfleet([...argv, '--now', NOW_ISO, '--no-cache']);
+  assert.is(reply.stdout, oneShot.out);
+  assert.ok(
+    readdirSync(cache).some((f) => f.startsWith('status.')),
+    'the look kept its stores in the cache directory the client named',
+  );
+});
+
+test('after a change, the server replays the views it served (--refresh), and only those', async () => {
+  const { fx, cache, hosts } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '1']);
+  const args = ['status', ...viewArgs(fx, cache), '--host', hosts[1]!];
+  await nixfleet(args);
+  await server.servedCount(1);
+  const mark = server.lines.length;
+  postAcks(fx, hosts[1]!, [{ kind: 'activated', at: NOW - 30_000 }]);
+  const line = await server.waitFor(/refreshed /, mark);
+  assert.match(line, `--host ${hosts[1]}`);
+  assert.ok(
+    server.lines
+      .slice(mark)
+      .every((l) => !/refreshed /.test(l) || l.includes(`--host ${hosts[1]}`)),
+    'only the view served is replayed',
+  );
+});
+
+test('the client asks only for views a server may answer, and refuses malformed replies', () => {
+  const env = { HOME: '/nonexistent-home' };
+  const none = (argv: string[]) =>
+    assert.is(viewRequestOf(argv, '/', env, 0), undefined, argv.join(' '));
+  none(['status', '--tree', '/']); // no socket there
+  none(['status', '--url', 'https://cp', '--tree', '/']);
+  none(['status', '--tree', '/', '--no-cache']);
+  none(['status', '--tree', '/', '--help']);
+  none(['publish', '--tree', '/']);
+  none(['status', '--root', 'r.json']);
+  const reply = (header: string, body = '') => parseReply(Buffer.from(`${header}\n${body}`));
+  assert.equal(reply('{"served":true,"exit":3,"stdout":2,"stderr":1}', 'abc'), {
+    header: { served: true, exit: 3, stdout: 2, stderr: 1 },
+    stdout: 'ab',
+    stderr: 'c',
+  });
+  assert.is(
+    reply('{"served":true,"exit":0,"stdout":2,"stderr":1}', 'ab'),
+    'a reply of the wrong length',
+  );
+  assert.is(reply('{"served":true,"exit":256,"stdout":0,"stderr":0}'), 'a malformed reply header');
+  assert.is(reply('{"served":true,"exit":-1,"stdout":0,"stderr":0}'), 'a malformed reply header');
+  assert.is(
+    reply('{"served":true,"exit":0,"stdout":"1","stderr":0}', 'a'),
+    'a malformed reply header',
+  );
+  assert.is(reply('nope'), 'a reply header that is not JSON');
+  assert.is(parseReply(Buffer.from('{"served":true}')), 'no reply header');
+  assert.is(parseReply(Buffer.from(`{${' '.repeat(5000)}}\n`)), 'no reply header');
+});
+
+test.run();
