@@ -159,14 +159,14 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   };
 }
 
-interface Cost {
+export interface Cost {
   wallMs: number;
   cpuMs: number;
   rssMb: number;
 }
 
 /** One whole process under GNU time: `%e %U %S %M` = wall s, user s, system s, peak RSS KB. */
-function once(args: string[], okCodes: readonly number[]): Cost {
+export function once(args: string[], okCodes: readonly number[]): Cost {
   const r = spawnSync(GNU_TIME, ['-f', '%e %U %S %M', process.execPath, ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
@@ -182,7 +182,8 @@ function once(args: string[], okCodes: readonly number[]): Cost {
   return { wallMs: wall * 1000, cpuMs: (user + sys) * 1000, rssMb: rssKb / 1024 };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+export const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 type Row = [label: string, args: string[], okCodes: number[]];
 
@@ -249,7 +250,7 @@ export default async function operatorBench(): Promise<void> {
 /** Row i of every binary's list, for each i: the binaries side by side, run after run. */
 const interleaved = (lists: Row[][]): Row[] => lists[0]!.flatMap((_, i) => lists.map((l) => l[i]!));
 
-const loadAverage = (): string =>
+export const loadAverage = (): string =>
   readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 /** The frozen tree: each warm row run once to fill its cache, then every row RUNS times, interleaved. */
@@ -352,7 +353,11 @@ const atNow = (args: string[], now: string): string[] =>
  * fixture's tree and root are the ones in `dir`, wherever it was generated (a copy of a kept fixture
  * is read, and advanced by the live rows, where it is, not where its fixture.json was written).
  */
-async function keptFixture(dir: string, hosts: number, reuse: boolean): Promise<OperatorFixture> {
+export async function keptFixture(
+  dir: string,
+  hosts: number,
+  reuse: boolean,
+): Promise<OperatorFixture> {
   const file = join(dir, 'fixture.json');
   if (reuse && existsSync(file)) {
     const kept = JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;

@@ -30,6 +30,9 @@ let
     ++ optionals (sw.notifyUrl != null) [ "--notify-url" sw.notifyUrl "--notify-state" "${sw.stateDir}/notified.json" ]
     ++ optionals (sw.notifyCommand != null) ([ "--notify-state" "${sw.stateDir}/notified.json" "--notify-command" ] ++ sw.notifyCommand);
 
+  vs = cfg.viewServer;
+  viewServerArgs = [ "views" "serve" "--tree" cfg.treeDir "--refresh" (toString vs.refreshSeconds) ];
+
   hardening = {
     User = cfg.user;
     Group = nginxGroup;
@@ -84,6 +87,10 @@ in
       intervalSeconds = mkOption { type = types.ints.between 0 86400; default = 60; description = "Periodic rebuild even without changes (0: only on changes)."; };
       notifyUrl = mkOption { type = types.nullOr (types.strMatching "https?://[^ ]+"); default = null; description = "Webhook: each event (halted, host failed, complete) POSTed as JSON with its signed acks."; };
       notifyCommand = mkOption { type = types.nullOr (types.listOf types.str); default = null; description = "Command (argv, no shell) run per event with the event JSON on stdin."; };
+    };
+    viewServer = {
+      users = mkOption { type = types.listOf (types.strMatching "[a-z_][a-z0-9_-]*[$]?"); default = [ ]; description = "Operator accounts that run `nixfleet status` / `nixfleet trace` on this box: for each, a systemd user service (nixfleet-views, started by the account's user manager) runs `nixfleet views serve --tree treeDir`, so that their views of treeDir answer from a warm process (the same look, verified the same way). The accounts need read access to treeDir, as the views themselves do; each server uses the account's own cache directory."; };
+      refreshSeconds = mkOption { type = types.ints.between 0 86400; default = 5; description = "After a change, replay the views served recently this often (seconds; 0: only on request)."; };
     };
   };
 
@@ -178,6 +185,19 @@ in
         ExecStart = "${nixfleet} ${escapeShellArgs siteWatchArgs}";
         ReadWritePaths = [ sw.stateDir ];
         Restart = "always";
+        RestartSec = "5s";
+      };
+    };
+
+    # A user service: it runs as the operator, with the operator's cache directory (the one their
+    # `nixfleet status` finds its socket in), for the accounts listed only (a triggering condition each).
+    systemd.user.services.nixfleet-views = mkIf (vs.users != [ ]) {
+      description = "NixFleet operator views kept warm for nixfleet status and trace (nixfleet views serve)";
+      wantedBy = [ "default.target" ];
+      unitConfig.ConditionUser = map (u: "|${u}") vs.users;
+      serviceConfig = {
+        ExecStart = "${nixfleet} ${escapeShellArgs viewServerArgs}";
+        Restart = "on-failure";
         RestartSec = "5s";
       };
     };

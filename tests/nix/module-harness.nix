@@ -67,6 +67,7 @@ let
     systemd = {
       package = opt types.package pkgs.systemd;
       services = opt (types.attrsOf (types.submodule serviceOptions)) { };
+      user.services = opt (types.attrsOf (types.submodule serviceOptions)) { };
       timers = opt (types.attrsOf (types.submodule (unitCommon // { timerConfig = section; }))) { };
       paths = opt (types.attrsOf (types.submodule (unitCommon // { pathConfig = section; }))) { };
       tmpfiles.rules = opt (types.listOf types.str) [ ];

@@ -760,6 +760,32 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
       watchRun.stderr + watchRun.stdout,
       /Unknown option|unexpected argument|are required|Usage error/i,
     );
+    // The view server: a user service for the operators named, its argv one `views serve` parses.
+    const viewsEval = await evalModule(
+      sandbox,
+      'control-plane.nix',
+      'nixfleet-control-plane',
+      settings,
+      'config.systemd.user.services',
+      { nixSettings: '{ viewServer = { users = [ "alice" "bob" ]; refreshSeconds = 7; }; }' },
+    );
+    assert.is(viewsEval.code, 0, viewsEval.stderr);
+    const views = (
+      viewsEval.value as Record<
+        string,
+        { unitConfig: { ConditionUser: string[] }; serviceConfig: { ExecStart: string } }
+      >
+    )['nixfleet-views']!;
+    assert.equal(views.unitConfig.ConditionUser, ['|alice', '|bob']);
+    const viewsArgs = shellWords(views.serviceConfig.ExecStart).slice(1);
+    assert.equal(viewsArgs, ['views', 'serve', '--tree', tree, '--refresh', '7']);
+    const viewsRun = await run(
+      'node',
+      [BIN, ...viewsArgs.map((a) => (a === tree ? join(sandbox.dir, 'no-tree') : a))],
+      { timeoutMs: 60_000 },
+    );
+    assert.is(viewsRun.code, 2);
+    assert.match(viewsRun.stderr, /--tree .*no-tree: no such file or directory/);
     const noRoot = await evalModule(
       sandbox,
       'control-plane.nix',

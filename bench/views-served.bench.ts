@@ -1,0 +1,237 @@
+// `nixfleet status` / `nixfleet trace` answered by a view server (`nixfleet views serve`, cli/view-server.ts)
+// side by side with the same views looked at by a one-shot process, on the operator bench's fixture
+// (bench/operator.bench.ts: 10,000 hosts, 3 channels x 4 waves, a realistic ack history), with the floor
+// (`node -e 0`). A served view's cost is the client process's (GNU time) plus the server's CPU during the
+// request (/proc/<pid>/stat, every thread); the wall time is the client's, what the operator waits.
+// Two tables: the frozen tree (a second look finds every file unchanged) and "a minute later" as in the
+// operator bench: the server (started anew each round, so it knows only what it saw) has looked at the
+// frozen tree, then the fleet advances one minute of its schedule (1,861 of 10,000 hosts post), the
+// files get older than the racy margin, and each view is asked: first as the server meets it with no
+// refresh since the minute (every new ack verified during the request: the worst case), then once more
+// (what a request meets after the server's refresh replayed the view; `--refresh`, default 5 s).
+// OPERATOR_BENCH_DIR=DIR reuses the operator bench's kept fixture (DIR/<hosts>); OPERATOR_BENCH_HOSTS
+// (default 10000); OPERATOR_BENCH_RUNS (default 3).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { SignedRoot } from '../protocol/index.ts';
+import { RACY_MS } from '../read-side/ack-file-memo.ts';
+import { liveMinute, restoreLiveMinute } from './support/live-minute.ts';
+import {
+  keptFixture,
+  loadAverage,
+  median,
+  once,
+  type Cost,
+  type OperatorFixture,
+} from './operator.bench.ts';
+
+const BIN = fileURLToPath(new URL('../bin/nixfleet.js', import.meta.url));
+const RUNS = Number(process.env.OPERATOR_BENCH_RUNS ?? 3);
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** A view: its label and its arguments after the command's common ones. */
+type View = [label: string, args: (f: OperatorFixture) => string[]];
+const VIEWS: View[] = [
+  ['status', () => ['status']],
+  ['status --host H', (f) => ['status', '--host', f.sampleHost]],
+  ['status --host H1 (first channel)', (f) => ['status', '--host', f.firstChannelHost]],
+  ['trace --host H', (f) => ['trace', '--host', f.sampleHost]],
+  ['trace --host H1 (first channel)', (f) => ['trace', '--host', f.firstChannelHost]],
+];
+
+/** A running `nixfleet views serve`. */
+class ViewServer {
+  private constructor(private readonly proc: ChildProcess) {}
+
+  static async start(tree: string, cacheDir: string): Promise<ViewServer> {
+    const proc = spawn(
+      process.execPath,
+      [BIN, 'views', 'serve', '--tree', tree, '--cache-dir', cacheDir, '--refresh', '0'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    await new Promise<void>((ready, fail) => {
+      proc.stderr!.setEncoding('utf8').on('data', (c: string) => {
+        log += c;
+        if (log.includes('serving ')) ready();
+      });
+      proc.on('exit', (code) => fail(new Error(`views serve exited with ${code}: ${log}`)));
+    });
+    return new ViewServer(proc);
+  }
+
+  /** CPU time so far (ms; user + system, every thread). */
+  cpuMs(): number {
+    const fields = readFileSync(`/proc/${this.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // After the command name: state is field 3, utime 14 and stime 15 (proc(5)), here 0-based from 3.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  }
+
+  /** Peak resident set so far (MB). */
+  peakRssMb(): number {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.proc.pid}/status`, 'utf8'));
+    return Number(m![1]) / 1024;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null) return;
+    const gone = new Promise((done) => this.proc.once('exit', done));
+    this.proc.kill('SIGTERM');
+    await gone;
+  }
+}
+
+/** One served look: the client's cost plus the server's CPU meanwhile. */
+function servedOnce(server: ViewServer, args: string[]): Cost {
+  const before = server.cpuMs();
+  const client = once(args, [0]);
+  return { ...client, cpuMs: client.cpuMs + server.cpuMs() - before };
+}
+
+type Samples = Map<string, Cost[]>;
+const add = (samples: Samples, label: string, cost: Cost) =>
+  samples.set(label, [...(samples.get(label) ?? []), cost]);
+
+function printTable(samples: Samples): void {
+  const floor = median(samples.get('node -e 0 (floor)')!.map((c) => c.cpuMs));
+  console.log('| command | wall ms | CPU ms | peak RSS MB (client) | CPU / floor |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const [label, costs] of samples) {
+    const cpu = median(costs.map((c) => c.cpuMs));
+    console.log(
+      `| ${label} | ${median(costs.map((c) => c.wallMs)).toFixed(0)} | ${cpu.toFixed(0)} | ${median(costs.map((c) => c.rssMb)).toFixed(0)} | ${(cpu / floor).toFixed(1)}x |`,
+    );
+  }
+}
+
+export default async function viewsServedBench(): Promise<void> {
+  const keptIn = process.env.OPERATOR_BENCH_DIR;
+  for (const hosts of (process.env.OPERATOR_BENCH_HOSTS ?? '10000').split(',').map(Number)) {
+    const dir =
+      keptIn === undefined
+        ? mkdtempSync(join(tmpdir(), 'nixfleet-views-served-bench-'))
+        : join(keptIn, String(hosts));
+    try {
+      const f = await keptFixture(dir, hosts, keptIn !== undefined);
+      restoreLiveMinute(dir, f.tree);
+      const caches = { oneShot: join(dir, 'cache-one-shot'), served: join(dir, 'cache-served') };
+      for (const c of Object.values(caches)) rmSync(c, { recursive: true, force: true });
+      const viewArgs = (view: View, cacheDir: string, now: string) => [
+        BIN,
+        ...view[1](f),
+        '--tree',
+        f.tree,
+        '--root',
+        f.rootFile,
+        '--now',
+        now,
+        '--cache-dir',
+        cacheDir,
+      ];
+      await frozen(f, caches, viewArgs);
+      await aMinuteLater(dir, f, caches, viewArgs);
+    } finally {
+      if (keptIn === undefined) rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+type Caches = { oneShot: string; served: string };
+type ViewArgs = (view: View, cacheDir: string, now: string) => string[];
+
+/** The frozen tree: each view looked at once by each side (caches filled), then RUNS times, interleaved. */
+async function frozen(f: OperatorFixture, caches: Caches, viewArgs: ViewArgs): Promise<void> {
+  const server = await ViewServer.start(f.tree, caches.served);
+  const samples: Samples = new Map();
+  try {
+    for (const view of VIEWS) {
+      once(viewArgs(view, caches.oneShot, f.now), [0]);
+      servedOnce(server, viewArgs(view, caches.served, f.now));
+    }
+    for (let run = 0; run < RUNS; run++) {
+      add(samples, 'node -e 0 (floor)', once(['-e', '0'], [0]));
+      for (const view of VIEWS) {
+        add(samples, `one-shot: ${view[0]}`, once(viewArgs(view, caches.oneShot, f.now), [0]));
+        add(
+          samples,
+          `served: ${view[0]}`,
+          servedOnce(server, viewArgs(view, caches.served, f.now)),
+        );
+      }
+    }
+    console.log(
+      `\n${f.hosts} hosts, frozen tree (${f.now}), warm caches; median of ${RUNS} interleaved runs; the server's peak RSS ${server.peakRssMb().toFixed(0)} MB; load average at the end ${loadAverage()}`,
+    );
+    printTable(samples);
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * A minute later: per round, the tree and both caches put back as the frozen looks left them, a new
+ * server that has looked at the frozen tree, the minute applied and aged past the racy margin, then each
+ * view asked by each side, and once more of the server (after it has seen the minute).
+ */
+async function aMinuteLater(
+  dir: string,
+  f: OperatorFixture,
+  caches: Caches,
+  viewArgs: ViewArgs,
+): Promise<void> {
+  const root = JSON.parse(readFileSync(f.rootFile, 'utf8')) as SignedRoot;
+  const minute = await liveMinute(dir, f.tree, root, f.now);
+  const saved = Object.values(caches);
+  for (const c of saved) cpSync(c, `${c}.look`, { recursive: true });
+  const putBack = () => {
+    for (const c of saved) {
+      rmSync(c, { recursive: true, force: true });
+      cpSync(`${c}.look`, c, { recursive: true });
+    }
+  };
+  const samples: Samples = new Map();
+  let peakRss = 0;
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      minute.restore();
+      putBack();
+      const server = await ViewServer.start(f.tree, caches.served);
+      try {
+        for (const view of VIEWS) servedOnce(server, viewArgs(view, caches.served, f.now));
+        minute.apply();
+        await sleep(RACY_MS + 100);
+        add(samples, 'node -e 0 (floor)', once(['-e', '0'], [0]));
+        for (const view of VIEWS) {
+          const args = (c: string) => viewArgs(view, c, minute.now);
+          add(samples, `one-shot: ${view[0]}`, once(args(caches.oneShot), [0]));
+          add(
+            samples,
+            `served, no refresh yet: ${view[0]}`,
+            servedOnce(server, args(caches.served)),
+          );
+          add(
+            samples,
+            `served, after a refresh: ${view[0]}`,
+            servedOnce(server, args(caches.served)),
+          );
+        }
+        peakRss = Math.max(peakRss, server.peakRssMb());
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    minute.restore();
+    putBack();
+    for (const c of saved) rmSync(`${c}.look`, { recursive: true, force: true });
+  }
+  console.log(
+    `\nA minute later (${minute.now}): ${minute.acks.size} of ${f.hosts} hosts post; median of ${RUNS} rounds, each a new server that looked at the frozen tree; the server's peak RSS ${peakRss.toFixed(0)} MB; load average at the end ${loadAverage()}`,
+  );
+  printTable(samples);
+}
