@@ -111,14 +111,28 @@ const TAKEN_IN_TYPE = ` ${BOUND_MANIFEST}`;
 
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */
 export class DocumentMemo implements VerifiedDocumentMemo {
-  private readonly earlier: Map<string, MemoEntry>;
-  private readonly usedNow = new Map<string, MemoEntry>();
+  private earlier: Map<string, MemoEntry>;
+  private usedNow = new Map<string, MemoEntry>();
   private added = false;
   /** Lookups answered from the memo this run (observability: a warm run's count of spared checks). */
   hits = 0;
+  /** Entries verified by this run's walk (set, setTakenIn: observability, tests). */
+  verified = 0;
 
   constructor(entries: [string, MemoEntry][] = []) {
     this.earlier = new Map(entries);
+  }
+
+  /**
+   * Serves a next run as the memo made from what saveDocumentMemo writes (kept(), or what was read
+   * when nothing changed), without the file's parse (read-side/verified-cache.ts renew): the very
+   * envelopes this run verified or used.
+   */
+  renew(): void {
+    if (this.changed) this.earlier = new Map(this.kept());
+    this.usedNow = new Map();
+    this.added = false;
+    this.hits = this.verified = 0;
   }
 
   get(key: string): SignedDocument<unknown> | undefined {
@@ -131,6 +145,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
   set(key: string, env: SignedDocument<unknown>): void {
     this.usedNow.set(key, env);
     this.added = true;
+    this.verified++;
   }
 
   takenIn(key: string): boolean {
@@ -143,6 +158,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
     if (!key.endsWith(TAKEN_IN_TYPE)) throw new Error(`not a bound manifest's key: ${key}`);
     this.usedNow.set(key, null);
     this.added = true;
+    this.verified++;
   }
 
   private find(key: string): MemoEntry | undefined {
