@@ -9,7 +9,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
 import { publishRelease } from '../../publisher/publish.ts';
@@ -34,8 +41,8 @@ import {
 
 test.after.each(cleanupTempDirs);
 
-/** A look: which view, of which host (none: the fleet). */
-type Look = { view: 'status' | 'trace'; host?: string };
+/** A look: which view, of which host (none: the fleet); a trace's log (default: the fixture's). */
+type Look = { view: 'status' | 'trace'; host?: string; log?: string };
 
 /** What a look showed and what it recalled and checked (the counters the memos keep). */
 interface Seen {
@@ -69,7 +76,12 @@ async function statusLook(fx: Fixture, store: VerifiedAckStore, host?: string): 
 }
 
 /** `nixfleet trace --host H --acks-log LOG` as the CLI runs it with a cache, through `store`; saved. */
-async function traceLook(fx: Fixture, store: VerifiedAckStore, host: string): Promise<Seen> {
+async function traceLook(
+  fx: Fixture,
+  store: VerifiedAckStore,
+  host: string,
+  log = fx.logFile,
+): Promise<Seen> {
   const manifests = [host];
   const load = await loadReleaseAllowingStale(fx.tree, readPinnedRoot(fx.rootFile), {
     now: NOW,
@@ -81,7 +93,7 @@ async function traceLook(fx: Fixture, store: VerifiedAckStore, host: string): Pr
   const scope = traceScope(release, subject);
   const cache = store.scopeAcks(scope.channels[0]!);
   const history = loadAckHistory(
-    ...[fx.tree, release, fx.logFile, cache, [], scope.hosts],
+    ...[fx.tree, release, log, cache, [], scope.hosts],
     ...[store.indexedLogPrefixes, store.verifiedAckFiles, true],
   );
   const report = traceReport(release, history, subject, {
@@ -119,7 +131,7 @@ function counts(store: VerifiedAckStore, trace: boolean): Record<string, unknown
 }
 
 const lookThrough = (fx: Fixture, store: VerifiedAckStore, l: Look) =>
-  l.view === 'trace' ? traceLook(fx, store, l.host!) : statusLook(fx, store, l.host);
+  l.view === 'trace' ? traceLook(fx, store, l.host!, l.log) : statusLook(fx, store, l.host);
 
 /**
  * Two cache directories with one key: `reopened`, whose store each look opens from its files (the
@@ -225,6 +237,11 @@ test('a renewed store serves each look as a store re-opened from its files: view
   ];
   await sameLooks(c, ch0, 'the other scope');
   await sameLooks(c, [...ch1, ...ch0], 'both scopes');
+
+  // The log read from another path (a copy): the first one's prefix is no longer remembered after.
+  const copy = join(fx.dir, 'acks-copy.log');
+  copyFileSync(fx.logFile, copy);
+  await sameLooks(c, [{ view: 'trace', host: h1, log: copy }, ...ch1], 'a log moved');
 
   // A file rewritten in place (its signature): read again and refused by both.
   const peer = fx.wave('ch-0', 0)[0]!;
