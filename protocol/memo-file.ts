@@ -124,12 +124,19 @@ export class DocumentMemo implements VerifiedDocumentMemo {
   }
 
   /**
-   * Serves a next run as the memo made from what saveDocumentMemo writes (kept(), or what was read
-   * when nothing changed), without the file's parse (read-side/verified-cache.ts renew): the very
-   * envelopes this run verified or used.
+   * What saveDocumentMemo writes, taken at the save: kept(), or null when nothing changed (the file
+   * read stays). Pass to renew().
    */
-  renew(): void {
-    if (this.changed) this.earlier = new Map(this.kept());
+  saved(): [string, MemoEntry][] | null {
+    return this.changed ? this.kept() : null;
+  }
+
+  /**
+   * Serves a next run as the memo made from what a save wrote (`saved`: saved() at that save), without
+   * the file's parse (read-side/verified-cache.ts renew): the very envelopes verified or used.
+   */
+  renew(saved: [string, MemoEntry][] | null): void {
+    if (saved !== null) this.earlier = new Map(saved);
     this.usedNow = new Map();
     this.added = false;
     this.hits = this.verified = 0;

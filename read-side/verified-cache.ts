@@ -195,13 +195,13 @@ export function openVerifiedAckStore(
       const wrote = current !== null && saveScopeFiles(dir, current);
       saveDocumentMemo(dir, docsFile, documents);
       if (wrote) deleteRetiredFiles(dir);
-      look.saved = savedMemos(current);
+      look.saved = { ...savedMemos(current), documents: documents.saved() };
     },
     renew: (next) => {
       if (look.saved === null) throw new Error(`renew() of the ${name} store before its save()`);
       if (current !== null) keepForNextLook(current, look.saved, next);
       current = null;
-      documents.renew();
+      documents.renew(look.saved.documents);
       // The save may have made the directory's key: a scope first read from now on is read with it.
       key = readKey(dir);
       look = { startedAt: next, saved: null };
@@ -281,16 +281,19 @@ function readScope(dir: string, base: string, key: Buffer | null): ScopeFiles {
 }
 
 /**
- * The memos a save wrote (those the look had used by then; what a look first uses after its save is
- * not saved, so not kept), and the log-prefix indexes it wrote or, unchanged, had read.
+ * What a save wrote, taken at the save: the memos the look had used by then (one a look first uses
+ * after its save is not saved, so not kept), the log-prefix indexes it wrote or, unchanged, had read,
+ * and the document memo's entries (null: unchanged).
  */
 interface SavedMemos {
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
   indexes: LogPrefixIndex[] | null;
+  /** DocumentMemo.saved(). */
+  documents: ReturnType<DocumentMemo['saved']>;
 }
 
-function savedMemos(s: ScopeFiles | null): SavedMemos {
+function savedMemos(s: ScopeFiles | null): Omit<SavedMemos, 'documents'> {
   const prefixes = s?.prefixes ?? null;
   return {
     prefixes,
