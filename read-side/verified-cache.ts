@@ -117,7 +117,9 @@ export interface VerifiedAckStore {
    * Makes the store serve the next look, which starts at `startedAt` (ms), exactly as
    * `openVerifiedAckStore(dir, name, startedAt)` would from the files `save()` just wrote, without
    * reading them back (a long-running view server keeps one store per view between looks). Call after
-   * save(); the store is then as if freshly opened (a scope is chosen again, by `cache` or scopeAcks()).
+   * save(), or after a look that did not save (it failed): the next look is then served what that one
+   * was, as a re-open finds nothing new written. The store is then as if freshly opened (a scope is
+   * chosen again, by `cache` or scopeAcks()).
    */
   renew(startedAt: number): void;
 }
@@ -198,10 +200,9 @@ export function openVerifiedAckStore(
       look.saved = { ...savedMemos(current), documents: documents.saved() };
     },
     renew: (next) => {
-      if (look.saved === null) throw new Error(`renew() of the ${name} store before its save()`);
       if (current !== null) keepForNextLook(current, look.saved, next);
       current = null;
-      documents.renew(look.saved.documents);
+      documents.renew(look.saved?.documents ?? null);
       // The save may have made the directory's key: a scope first read from now on is read with it.
       key = readKey(dir);
       look = { startedAt: next, saved: null };
@@ -303,17 +304,18 @@ function savedMemos(s: ScopeFiles | null): Omit<SavedMemos, 'documents'> {
 }
 
 /**
- * After a look's save: what the scope's saved memos hold becomes what the next look of the scope is
+ * After a look: what the scope's memos held at its save becomes what the next look of the scope is
  * served (openVerifiedAckStore renew), and an ack cache is made from the entries saved, as a re-read
- * makes it. A memo the save did not write keeps what it was served.
+ * makes it. A memo the save did not write, and every memo of a look that did not save (`saved` null),
+ * keeps what it was served: the files hold that.
  */
-function keepForNextLook(s: ScopeFiles, saved: SavedMemos, startedAt: number): void {
-  if (saved.prefixes !== null) {
+function keepForNextLook(s: ScopeFiles, saved: SavedMemos | null, startedAt: number): void {
+  if (saved?.prefixes) {
     saved.prefixes.renew(startedAt);
     s.kept.prefixes = saved.prefixes;
     if (saved.indexes !== null) s.kept.indexes = saved.indexes;
   }
-  if (saved.files !== null) {
+  if (saved?.files) {
     saved.files.renew(startedAt);
     s.kept.files = saved.files;
   }

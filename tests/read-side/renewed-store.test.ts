@@ -5,7 +5,7 @@
 // re-opened one's key, byte for byte the same files written. Checked over a sequence of fleet,
 // one-host (both channels) and trace (both channels) looks with changes between them: a new latest
 // ack and its log records, a file tampered in place (refused by both), a new release re-keying a host;
-// and the racy rule at each look's own start. Real published tree, real signed acks, the real store.
+// and the racy rule at each look's own start; a look that did not save keeps nothing. Real published tree, real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
@@ -41,8 +41,11 @@ import {
 
 test.after.each(cleanupTempDirs);
 
-/** A look: which view, of which host (none: the fleet); a trace's log (default: the fixture's). */
-type Look = { view: 'status' | 'trace'; host?: string; log?: string };
+/**
+ * A look: which view, of which host (none: the fleet); a trace's log (default: the fixture's);
+ * `unsaved`: the store is not saved (a look that failed).
+ */
+type Look = { view: 'status' | 'trace'; host?: string; log?: string; unsaved?: boolean };
 
 /** What a look showed and what it recalled and checked (the counters the memos keep). */
 interface Seen {
@@ -55,7 +58,12 @@ const storeName = (l: Look) =>
   l.view === 'trace' ? 'trace' : l.host === undefined ? 'status' : 'status-host';
 
 /** `nixfleet status [--host H]` as the CLI runs it with a cache, through `store`; saved. */
-async function statusLook(fx: Fixture, store: VerifiedAckStore, host?: string): Promise<Seen> {
+async function statusLook(
+  fx: Fixture,
+  store: VerifiedAckStore,
+  host?: string,
+  save = true,
+): Promise<Seen> {
   const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
     now: NOW,
     manifests: host === undefined ? [] : [host],
@@ -66,7 +74,7 @@ async function statusLook(fx: Fixture, store: VerifiedAckStore, host?: string): 
     memo: store.documents,
     ackLogs: [],
   });
-  store.save();
+  if (save) store.save();
   const report = statusReport(state, { host });
   return {
     view: `${renderStatus(report)}\n${JSON.stringify(report)}`,
@@ -81,6 +89,7 @@ async function traceLook(
   store: VerifiedAckStore,
   host: string,
   log = fx.logFile,
+  save = true,
 ): Promise<Seen> {
   const manifests = [host];
   const load = await loadReleaseAllowingStale(fx.tree, readPinnedRoot(fx.rootFile), {
@@ -101,7 +110,7 @@ async function traceLook(
     scope,
     replays: store.indexedLogPrefixes,
   });
-  store.save();
+  if (save) store.save();
   return {
     view: JSON.stringify(report),
     rejected: history.rejected.map((r) => `${r.source} ${r.code}`),
@@ -131,7 +140,9 @@ function counts(store: VerifiedAckStore, trace: boolean): Record<string, unknown
 }
 
 const lookThrough = (fx: Fixture, store: VerifiedAckStore, l: Look) =>
-  l.view === 'trace' ? traceLook(fx, store, l.host!, l.log) : statusLook(fx, store, l.host);
+  l.view === 'trace'
+    ? traceLook(fx, store, l.host!, l.log, !l.unsaved)
+    : statusLook(fx, store, l.host, !l.unsaved);
 
 /**
  * Two cache directories with one key: `reopened`, whose store each look opens from its files (the
@@ -286,20 +297,44 @@ test('the racy rule holds at each look of a renewed store: a file younger than R
   assert.equal(cacheFiles(c.kept), cacheFiles(c.reopened));
 });
 
-test('renew before save is refused; a store without a cache directory renews to a fresh one', async () => {
+test('a look that did not save (it failed): the next look of a renewed store is served as a re-opened one, nothing of it kept', async () => {
   const fx = chainedRollout('renewed-unsaved', { first: 20, ch0: 12, ch1: 5, polling: 5 });
-  const { kept } = twoCaches(fx);
-  const store = openVerifiedAckStore(kept, 'status');
-  await statusLook(fx, store);
-  store.renew(Date.now());
-  assert.throws(() => store.renew(Date.now()), /before its save/);
+  const c = twoCaches(fx);
+  const h1 = fx.wave('ch-1', 1)[0]!;
+  const looks: Look[] = [
+    { view: 'status' },
+    { view: 'status', host: h1 },
+    { view: 'trace', host: h1 },
+  ];
+  await sameLooks(c, looks, 'cold');
+  await sameLooks(c, looks, 'warm');
+  postAcks(fx, h1, [{ kind: 'started', at: NOW - 2 * MIN }]);
+  await sameLooks(
+    c,
+    looks.map((l) => ({ ...l, unsaved: true })),
+    'a look not saved',
+  );
+  const after = await sameLooks(c, looks, 'after a look not saved');
+  const files = readdirSync(join(fx.tree, 'acks', 'hosts')).length;
+  assert.is(
+    (after[0]!.counts.files as { recalled: number }).recalled,
+    files - 1,
+    'the new file read again: the look that read it kept nothing',
+  );
+});
 
+test('a store without a cache directory renews to a fresh one', async () => {
+  const fx = chainedRollout('renewed-none', { first: 20, ch0: 12, ch1: 5, polling: 5 });
   const none = openVerifiedAckStore(null, 'status');
   const first = await statusLook(fx, none);
   none.renew(Date.now());
   const second = await statusLook(fx, none);
   assert.equal(second, first, 'each look as cold as the first');
   assert.is((second.counts.files as { recalled: number }).recalled, 0);
+  assert.ok(
+    (second.counts.documents as { verified: number }).verified > 0,
+    'documents verified again',
+  );
 });
 
 test.run();
