@@ -124,11 +124,14 @@ export class DocumentMemo implements VerifiedDocumentMemo {
   }
 
   /**
-   * What saveDocumentMemo writes, taken at the save: kept(), or null when nothing changed (the file
-   * read stays). Pass to renew().
+   * What saveDocumentMemo writes: kept(), or null when that is exactly what was read (the file stays).
+   * A store kept across looks passes it to renew().
    */
   saved(): [string, MemoEntry][] | null {
-    return this.changed ? this.kept() : null;
+    const kept = this.kept();
+    // kept() holds what was used and, when nothing was added, only entries read: the same size means
+    // the same entries.
+    return this.added || kept.length !== this.earlier.size ? kept : null;
   }
 
   /**
@@ -179,9 +182,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
 
   /** Whether saving would write something other than what was read. */
   get changed(): boolean {
-    // kept() holds what was used and, when nothing was added, only entries read: the same size means
-    // the same entries.
-    return this.added || this.kept().length !== this.earlier.size;
+    return this.saved() !== null;
   }
 
   used(): [string, MemoEntry][] {
@@ -227,9 +228,18 @@ export function readDocumentMemo(dir: string, file: string): DocumentMemo {
   return new DocumentMemo(readEntries(dir, file));
 }
 
-/** Writes what the memo keeps (kept()), unless that is exactly what was read. Best effort. */
-export function saveDocumentMemo(dir: string, file: string, memo: DocumentMemo): void {
-  if (memo.changed) savePrivateRecords(dir, file, DOCS_HEADER, memo.kept());
+/**
+ * Writes what the memo keeps (kept()), unless that is exactly what was read. Best effort. What it
+ * meant to write (DocumentMemo.saved()), null when nothing.
+ */
+export function saveDocumentMemo(
+  dir: string,
+  file: string,
+  memo: DocumentMemo,
+): ReturnType<DocumentMemo['saved']> {
+  const kept = memo.saved();
+  if (kept !== null) savePrivateRecords(dir, file, DOCS_HEADER, kept);
+  return kept;
 }
 
 function readEntries(dir: string, file: string): [string, MemoEntry][] {

@@ -195,9 +195,9 @@ export function openVerifiedAckStore(
     },
     save: () => {
       const wrote = current !== null && saveScopeFiles(dir, current);
-      saveDocumentMemo(dir, docsFile, documents);
+      const docs = saveDocumentMemo(dir, docsFile, documents);
       if (wrote) deleteRetiredFiles(dir);
-      look.saved = { ...savedMemos(current), documents: documents.saved() };
+      look.saved = { ...savedMemos(current), documents: docs };
     },
     renew: (next) => {
       if (current !== null) keepForNextLook(current, look.saved, next);
@@ -290,7 +290,7 @@ interface SavedMemos {
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
   indexes: LogPrefixIndex[] | null;
-  /** DocumentMemo.saved(). */
+  /** What saveDocumentMemo meant to write (DocumentMemo.saved()). */
   documents: ReturnType<DocumentMemo['saved']>;
 }
 
