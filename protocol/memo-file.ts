@@ -111,14 +111,38 @@ const TAKEN_IN_TYPE = ` ${BOUND_MANIFEST}`;
 
 /** The walk's memo: what an earlier run verified, and what this run used (all that is saved). */
 export class DocumentMemo implements VerifiedDocumentMemo {
-  private readonly earlier: Map<string, MemoEntry>;
-  private readonly usedNow = new Map<string, MemoEntry>();
+  private earlier: Map<string, MemoEntry>;
+  private usedNow = new Map<string, MemoEntry>();
   private added = false;
   /** Lookups answered from the memo this run (observability: a warm run's count of spared checks). */
   hits = 0;
+  /** Entries verified by this run's walk (set, setTakenIn: observability, tests). */
+  verified = 0;
 
   constructor(entries: [string, MemoEntry][] = []) {
     this.earlier = new Map(entries);
+  }
+
+  /**
+   * What saveDocumentMemo writes: kept(), or null when that is exactly what was read (the file stays).
+   * A store kept across looks passes it to renew().
+   */
+  saved(): [string, MemoEntry][] | null {
+    const kept = this.kept();
+    // kept() holds what was used and, when nothing was added, only entries read: the same size means
+    // the same entries.
+    return this.added || kept.length !== this.earlier.size ? kept : null;
+  }
+
+  /**
+   * Serves a next run as the memo made from what a save wrote (`saved`: saved() at that save), without
+   * the file's parse (read-side/verified-cache.ts renew): the very envelopes verified or used.
+   */
+  renew(saved: [string, MemoEntry][] | null): void {
+    if (saved !== null) this.earlier = new Map(saved);
+    this.usedNow = new Map();
+    this.added = false;
+    this.hits = this.verified = 0;
   }
 
   get(key: string): SignedDocument<unknown> | undefined {
@@ -131,6 +155,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
   set(key: string, env: SignedDocument<unknown>): void {
     this.usedNow.set(key, env);
     this.added = true;
+    this.verified++;
   }
 
   takenIn(key: string): boolean {
@@ -143,6 +168,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
     if (!key.endsWith(TAKEN_IN_TYPE)) throw new Error(`not a bound manifest's key: ${key}`);
     this.usedNow.set(key, null);
     this.added = true;
+    this.verified++;
   }
 
   private find(key: string): MemoEntry | undefined {
@@ -156,9 +182,7 @@ export class DocumentMemo implements VerifiedDocumentMemo {
 
   /** Whether saving would write something other than what was read. */
   get changed(): boolean {
-    // kept() holds what was used and, when nothing was added, only entries read: the same size means
-    // the same entries.
-    return this.added || this.kept().length !== this.earlier.size;
+    return this.saved() !== null;
   }
 
   used(): [string, MemoEntry][] {
@@ -204,9 +228,18 @@ export function readDocumentMemo(dir: string, file: string): DocumentMemo {
   return new DocumentMemo(readEntries(dir, file));
 }
 
-/** Writes what the memo keeps (kept()), unless that is exactly what was read. Best effort. */
-export function saveDocumentMemo(dir: string, file: string, memo: DocumentMemo): void {
-  if (memo.changed) savePrivateRecords(dir, file, DOCS_HEADER, memo.kept());
+/**
+ * Writes what the memo keeps (kept()), unless that is exactly what was read. Best effort. What it
+ * meant to write (DocumentMemo.saved()), null when nothing.
+ */
+export function saveDocumentMemo(
+  dir: string,
+  file: string,
+  memo: DocumentMemo,
+): ReturnType<DocumentMemo['saved']> {
+  const kept = memo.saved();
+  if (kept !== null) savePrivateRecords(dir, file, DOCS_HEADER, kept);
+  return kept;
 }
 
 function readEntries(dir: string, file: string): [string, MemoEntry][] {

@@ -186,8 +186,8 @@ export interface AckFileMemoChanges extends AckFileMemoEntries {
  * read are verified.
  */
 export class AckFileMemo {
-  private readonly earlier = new Map<string, VerifiedAckFile>();
-  private readonly now = new Map<string, VerifiedAckFile>();
+  private earlier = new Map<string, VerifiedAckFile>();
+  private now = new Map<string, VerifiedAckFile>();
   /** Files read this run, remembered by settle() once their acks are verified. */
   private readonly unsettled: (FileStat & {
     path: string;
@@ -195,10 +195,10 @@ export class AckFileMemo {
     host: string;
     logged: boolean;
   })[] = [];
-  private readonly earlierBundles = new Map<string, RepeatingBundle>();
-  private readonly nowBundles = new Map<string, RepeatingBundle>();
+  private earlierBundles = new Map<string, RepeatingBundle>();
+  private nowBundles = new Map<string, RepeatingBundle>();
   /** Files with a time at or after this (ms) are not remembered (RACY_MS before the run started). */
-  private readonly clearlyOlderThan: number;
+  private clearlyOlderThan: number;
   private added = false;
   /** Digest -> host key of the acks settle() remembered with their files. */
   private readonly settledAcks = new Map<string, string>();
@@ -227,6 +227,31 @@ export class AckFileMemo {
       for (const p of changes.droppedFiles) this.earlier.delete(p);
       for (const p of changes.droppedBundles) this.earlierBundles.delete(p);
     }
+    this.clearlyOlderThan = racyCutoff(startedAt);
+  }
+
+  /**
+   * Serves a next run, which starts at `startedAt`, as the memo made from what this run's used() gives
+   * (what the store saved, base and journal: read-side/verified-cache.ts renew): what this run recalled
+   * or remembered becomes what is remembered, the very entries (no copy, no decode).
+   */
+  renew(startedAt: number): void {
+    this.earlier = this.now;
+    this.earlierBundles = this.nowBundles;
+    this.restart(startedAt);
+  }
+
+  /**
+   * Serves a run started at `startedAt` (its racy rule) from what is remembered, as if nothing had been
+   * recalled or read yet: what a run did since (renew or the constructor) is dropped, unsaved.
+   */
+  restart(startedAt: number): void {
+    this.now = new Map();
+    this.nowBundles = new Map();
+    this.unsettled.length = 0;
+    this.settledAcks.clear();
+    this.added = false;
+    this.hits = 0;
     this.clearlyOlderThan = racyCutoff(startedAt);
   }
 

@@ -208,6 +208,11 @@ export class AckCache {
     return out;
   }
 
+  /** Acks this build verified itself (signature checked), and earlier entries it reused (observability, tests). */
+  get counts(): { verified: number; reused: number } {
+    return { verified: this.newlyVerified, reused: this.reused.size };
+  }
+
   /** Whether verifiedPairs() differs from the earlier entries (something new verified, or some unused). */
   get changed(): boolean {
     return this.newlyVerified > 0 || this.reused.size !== this.earlier.size;
@@ -1062,8 +1067,8 @@ export function trustFingerprint(trust: AckTrust, hosts?: ReadonlySet<string>): 
  * index (its records are not split nor parsed again); settle() builds the index of each prefix it keeps.
  */
 export class LogPrefixMemo {
-  private readonly earlier = new Map<string, VerifiedLogPrefix>();
-  private readonly now = new Map<string, VerifiedLogPrefix>();
+  private earlier = new Map<string, VerifiedLogPrefix>();
+  private now = new Map<string, VerifiedLogPrefix>();
   private proposed: { entry: VerifiedLogPrefix; source: string; records?: ProposedRecords }[] = [];
   private added = false;
   /** Segments taken in on a remembered prefix by this read (observability, tests). */
@@ -1073,8 +1078,8 @@ export class LogPrefixMemo {
   get readsIndexes(): boolean {
     return this.indexing;
   }
-  private readonly earlierIndexes = new Map<string, LogPrefixIndex>();
-  private readonly nowIndexes = new Map<string, LogPrefixIndex>();
+  private earlierIndexes = new Map<string, LogPrefixIndex>();
+  private nowIndexes = new Map<string, LogPrefixIndex>();
   private indexAdded = false;
   /** Segments whose remembered prefix was taken from its index by this read (observability, tests). */
   indexHits = 0;
@@ -1086,7 +1091,10 @@ export class LogPrefixMemo {
   /** Traces that resumed from a replay checkpoint kept with an index (read-side/trace-replay.ts; tests). */
   resumedReplays = 0;
   /** A segment file's identity is kept with its index only when its times are before this (ms). */
-  readonly clearlyOlderThan: number;
+  get clearlyOlderThan(): number {
+    return this.cutoff;
+  }
+  private cutoff: number;
 
   /**
    * `startedAt` (ms): the read's start, taken before any segment file is looked at (the racy rule of
@@ -1094,7 +1102,34 @@ export class LogPrefixMemo {
    */
   constructor(earlier: Iterable<VerifiedLogPrefix> = [], startedAt: number = Date.now()) {
     for (const e of earlier) this.earlier.set(e.file, e);
-    this.clearlyOlderThan = racyCutoff(startedAt);
+    this.cutoff = racyCutoff(startedAt);
+  }
+
+  /**
+   * Serves a next read, which starts at `startedAt`, as the memo made from what this read's used()
+   * gives (what the store saved: read-side/verified-cache.ts renew): the prefixes this read used or
+   * verified become the remembered ones, the very entries.
+   */
+  renew(startedAt: number): void {
+    this.earlier = this.now;
+    this.restart(startedAt);
+  }
+
+  /**
+   * Serves a read started at `startedAt` (its racy rule) from the remembered prefixes, as if nothing
+   * had been read yet: what a read did since (renew or the constructor) is dropped, unsaved. Indexes
+   * are not read until useIndexes() is called again (the store passes those it saved last).
+   */
+  restart(startedAt: number): void {
+    this.now = new Map();
+    this.proposed = [];
+    this.added = false;
+    this.indexing = false;
+    this.earlierIndexes = new Map();
+    this.nowIndexes = new Map();
+    this.indexAdded = false;
+    this.hits = this.indexHits = this.identityHits = this.resumedReplays = 0;
+    this.cutoff = racyCutoff(startedAt);
   }
 
   /**

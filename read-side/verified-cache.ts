@@ -42,7 +42,7 @@ import {
   type AckFileMemoChanges,
   type AckFileMemoEntries,
 } from './ack-file-memo.ts';
-import { parseLogPrefixIndexLine } from './log-index.ts';
+import { parseLogPrefixIndexLine, type LogPrefixIndex } from './log-index.ts';
 
 /** First line of a cache file: the format, so a future layout is never misread. */
 const HEADER = 'nixfleet verified-acks v2';
@@ -113,11 +113,33 @@ export interface VerifiedAckStore {
   readonly verifiedAckFiles: AckFileMemo;
   /** Writes what this run verified, unless nothing changed. Best effort: a cache that cannot be written is skipped. */
   save(): void;
+  /**
+   * Makes the store serve the next look, which starts at `startedAt` (ms), exactly as
+   * `openVerifiedAckStore(dir, name, startedAt)` would from the files `save()` just wrote, without
+   * reading them back (a long-running view server keeps one store per view between looks). Call after
+   * save(), or after a look that did not save (it failed): the next look is then served what that one
+   * was, as a re-open finds nothing new written. The store is then as if freshly opened (a scope is
+   * chosen again, by `cache` or scopeAcks()).
+   */
+  renew(startedAt: number): void;
 }
 
 /**
  * The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing).
  * `startedAt` (ms): when the run started, before any file was looked at (AckFileMemo's racy rule).
+ *
+ * Renewed (renew), the store keeps in memory what each scope's save wrote and serves it to the next
+ * look in place of the files: the memos' entries as they stand (the very objects a re-read would
+ * decode again), each memo restarted on its first use in a look with that look's start (its racy
+ * rule). A scope no look of this store has used yet is read from its files, as a fresh store reads it.
+ * If another process (a one-shot look of the same view, another server) rewrites the files meanwhile,
+ * the kept store does not notice, and its next save overwrites theirs (a journal it writes names its
+ * own base's MAC, so over another writer's base it is ignored: their base alone is believed). That is
+ * sound: the files are an optimisation, sealed by the directory's key, and every writer's state is one
+ * it verified itself from the bytes it read; neither state stands in for any check of the claims
+ * against the release, made on every look. The kept store also does not depend on the writes
+ * succeeding: it keeps what save meant to write (the state it verified), even where the files could
+ * not be written (a read-only directory).
  */
 export function openVerifiedAckStore(
   dir: string | null,
@@ -127,84 +149,202 @@ export function openVerifiedAckStore(
   if (dir === null) return unpersistedStore(startedAt);
   const docsFile = join(dir, `${name}.verified-docs`);
   const documents = readDocumentMemo(dir, docsFile);
-  const key = readKey(dir);
-  let acks: ScopeFiles | null = null;
+  let key = readKey(dir);
+  let look: { startedAt: number; saved: SavedMemos | null } = { startedAt, saved: null };
+  /** Every scope a look of this store chose, by base: what each last saved, kept between looks. */
+  const scopes = new Map<string, ScopeFiles>();
+  /** The scope this look chose. */
+  let current: ScopeFiles | null = null;
   const open = (base: string) => {
-    if (acks !== null) return acks;
-    const earlierAcks = readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry);
-    return (acks = {
-      base,
-      cache: new AckCache(earlierAcks),
-      earlierAcks,
-      prefixes: null,
-      files: null,
-      filesBase: null,
-    });
+    if (current !== null) return current;
+    let s = scopes.get(base);
+    if (s === undefined) scopes.set(base, (s = readScope(dir, base, key)));
+    return (current = s);
   };
+  const chosen = () => open(join(dir, name));
   return {
     get cache() {
-      return open(join(dir, name)).cache;
+      return chosen().cache;
     },
     scopeAcks: (part) => open(join(dir, `${name}.${part}`)).cache,
     documents,
     get logPrefixes() {
-      const a = open(join(dir, name));
-      return (a.prefixes ??= new LogPrefixMemo(
-        readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
-      ));
+      const a = chosen();
+      return (a.prefixes ??=
+        restarted(a.kept.prefixes, look.startedAt) ??
+        new LogPrefixMemo(
+          readSealedLines(dir, `${a.base}.log-prefixes`, PREFIX_HEADER, key, prefixEntry),
+          look.startedAt,
+        ));
     },
     get indexedLogPrefixes() {
       const memo = this.logPrefixes;
       if (!memo.readsIndexes) {
-        const { base } = open(join(dir, name));
+        const { base, kept } = chosen();
         memo.useIndexes(
-          readSealedLines(dir, `${base}.log-index`, INDEX_HEADER, key, parseLogPrefixIndexLine),
+          kept.indexes ??
+            readSealedLines(dir, `${base}.log-index`, INDEX_HEADER, key, parseLogPrefixIndexLine),
         );
       }
       return memo;
     },
     get verifiedAckFiles() {
-      const a = open(join(dir, name));
-      if (a.files === null) {
-        a.filesBase = readMemoBase(dir, `${a.base}.${FILES_SUFFIX}`, key);
-        const changes = a.filesBase && readJournal(dir, a.base, key, a.filesBase.mac);
-        a.files = new AckFileMemo(a.filesBase?.entries, startedAt, changes ?? undefined);
-      }
-      return a.files;
+      const a = chosen();
+      return (a.files ??=
+        restarted(a.kept.files, look.startedAt) ?? readAckFileMemo(dir, a, key, look.startedAt));
     },
     save: () => {
-      const wrote = acks !== null && saveScopeFiles(dir, acks);
-      saveDocumentMemo(dir, docsFile, documents);
+      const wrote = current !== null && saveScopeFiles(dir, current);
+      const docs = saveDocumentMemo(dir, docsFile, documents);
       if (wrote) deleteRetiredFiles(dir);
+      look.saved = { ...savedMemos(current), documents: docs };
+    },
+    renew: (next) => {
+      if (current !== null) keepForNextLook(current, look.saved, next);
+      current = null;
+      documents.renew(look.saved?.documents ?? null);
+      // The save may have made the directory's key: a scope first read from now on is read with it.
+      key = readKey(dir);
+      look = { startedAt: next, saved: null };
     },
   };
 }
 
-/** No persistence (`--no-cache`): fresh caches, save does nothing. */
+/** No persistence (`--no-cache`): fresh caches, save does nothing, renew starts afresh. */
 function unpersistedStore(startedAt: number): VerifiedAckStore {
-  const cache = new AckCache();
-  const logPrefixes = new LogPrefixMemo();
-  return {
-    cache,
-    scopeAcks: () => cache,
+  const fresh = (at: number) => ({
+    cache: new AckCache(),
     documents: new DocumentMemo([]),
-    logPrefixes,
-    indexedLogPrefixes: logPrefixes,
-    verifiedAckFiles: new AckFileMemo(undefined, startedAt),
+    logPrefixes: new LogPrefixMemo([], at),
+    verifiedAckFiles: new AckFileMemo(undefined, at),
+  });
+  let look = fresh(startedAt);
+  return {
+    get cache() {
+      return look.cache;
+    },
+    scopeAcks: () => look.cache,
+    get documents() {
+      return look.documents;
+    },
+    get logPrefixes() {
+      return look.logPrefixes;
+    },
+    get indexedLogPrefixes() {
+      return look.logPrefixes;
+    },
+    get verifiedAckFiles() {
+      return look.verifiedAckFiles;
+    },
     save: () => {},
+    renew: (next) => {
+      look = fresh(next);
+    },
   };
 }
 
-/** The sealed files of the scope a view chose (`<base>.*`), each opened on first use. */
+/** The sealed files of a scope a view chose (`<base>.*`), each opened on first use in a look. */
 interface ScopeFiles {
   base: string;
+  /** The look's ack cache, made from earlierAcks. */
   cache: AckCache;
-  /** The ack cache's entries as read. */
+  /** The ack cache's entries as read, or as the last save meant to write them. */
   earlierAcks: [digest: string, hostKey: string][];
+  /** The look's memos (null: not used by it yet). */
   prefixes: LogPrefixMemo | null;
   files: AckFileMemo | null;
   /** The latest-ack memo's base file as read (or last written), which its journal changes. */
   filesBase: MemoBase | null;
+  /**
+   * What the last look of a renewed store that used them saved, served to a later look in place of
+   * the files (null: read them): the memos, renewed (restarted on their first use in a look, with that
+   * look's start), and the log-prefix indexes.
+   */
+  kept: {
+    prefixes: LogPrefixMemo | null;
+    files: AckFileMemo | null;
+    indexes: LogPrefixIndex[] | null;
+  };
+}
+
+/** The scope `base` as its files hold it (the ack cache's entries; its memos are read on first use). */
+function readScope(dir: string, base: string, key: Buffer | null): ScopeFiles {
+  const earlierAcks = readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry);
+  return {
+    base,
+    cache: new AckCache(earlierAcks),
+    earlierAcks,
+    prefixes: null,
+    files: null,
+    filesBase: null,
+    kept: { prefixes: null, files: null, indexes: null },
+  };
+}
+
+/**
+ * What a save wrote, taken at the save: the memos the look had used by then (one a look first uses
+ * after its save is not saved, so not kept), the log-prefix indexes it wrote or, unchanged, had read,
+ * and the document memo's entries (null: unchanged).
+ */
+interface SavedMemos {
+  prefixes: LogPrefixMemo | null;
+  files: AckFileMemo | null;
+  indexes: LogPrefixIndex[] | null;
+  /** What saveDocumentMemo meant to write (DocumentMemo.saved()). */
+  documents: ReturnType<DocumentMemo['saved']>;
+}
+
+function savedMemos(s: ScopeFiles | null): Omit<SavedMemos, 'documents'> {
+  const prefixes = s?.prefixes ?? null;
+  return {
+    prefixes,
+    files: s?.files ?? null,
+    indexes: prefixes?.readsIndexes ? prefixes.usedIndexes() : null,
+  };
+}
+
+/**
+ * After a look: what the scope's memos held at its save becomes what the next look of the scope is
+ * served (openVerifiedAckStore renew), and an ack cache is made from the entries saved, as a re-read
+ * makes it. A memo the save did not write, and every memo of a look that did not save (`saved` null),
+ * keeps what it was served: the files hold that.
+ */
+function keepForNextLook(s: ScopeFiles, saved: SavedMemos | null, startedAt: number): void {
+  if (saved?.prefixes) {
+    saved.prefixes.renew(startedAt);
+    s.kept.prefixes = saved.prefixes;
+    if (saved.indexes !== null) s.kept.indexes = saved.indexes;
+  }
+  if (saved?.files) {
+    saved.files.renew(startedAt);
+    s.kept.files = saved.files;
+  }
+  s.prefixes = s.files = null;
+  s.cache = new AckCache(s.earlierAcks);
+}
+
+/**
+ * A kept memo restarted for a look started at `startedAt` (what a look that used it and did not save
+ * did to it dropped); null when none is kept.
+ */
+function restarted<M extends { restart(startedAt: number): void }>(
+  memo: M | null,
+  startedAt: number,
+): M | null {
+  memo?.restart(startedAt);
+  return memo;
+}
+
+/** The scope's latest-ack memo from its files (base and journal), noting the base read. */
+function readAckFileMemo(
+  dir: string,
+  s: ScopeFiles,
+  key: Buffer | null,
+  startedAt: number,
+): AckFileMemo {
+  s.filesBase = readMemoBase(dir, `${s.base}.${FILES_SUFFIX}`, key);
+  const changes = s.filesBase && readJournal(dir, s.base, key, s.filesBase.mac);
+  return new AckFileMemo(s.filesBase?.entries, startedAt, changes ?? undefined);
 }
 
 /** A latest-ack memo's base file: its entries, its MAC (hex: what a journal over it names), its size. */
@@ -222,11 +362,16 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
   const indexes = s.prefixes?.indexesChanged ? s.prefixes.usedIndexes() : null;
   const changed = [s.cache, s.prefixes, s.files].some((x) => x?.changed);
   if (!changed && !indexes) return false;
+  // The memo changed: it may now keep acks the cache holds.
+  const acks = s.cache.changed || s.files?.changed ? ackCachePairs(s) : null;
+  // What the cache holds from now on (a renewed store's next look: even when it cannot be written).
+  if (acks !== null) s.earlierAcks = acks;
   const k = makeKey(dir);
   if (k === null) return false;
-  // The memo changed: it may now keep acks the cache holds.
-  const ackLines = s.cache.changed || s.files?.changed ? ackCacheLines(s) : null;
-  if (ackLines !== null) saveSealed(dir, `${s.base}.verified-acks`, HEADER, k, ackLines);
+  if (acks !== null) {
+    const lines = acks.map(([d, hk]) => `${d} ${hk}`);
+    saveSealed(dir, `${s.base}.verified-acks`, HEADER, k, lines);
+  }
   if (s.prefixes?.changed)
     saveSealed(
       dir,
@@ -250,17 +395,19 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
 }
 
 /**
- * The ack cache's lines to save: the pairs this run verified or reused, but for the acks of files the
+ * The ack cache's pairs to save: the pairs this run verified or reused, but for the acks of files the
  * latest-ack memo remembered this run with their ack under the same host key (AckFileMemo.keepsAck: a
  * later run recalls those without the cache, so a minute's new acks would otherwise be written to it
  * by one look and dropped by the next); null when they are the pairs the file holds.
  */
-function ackCacheLines(s: ScopeFiles): string[] | null {
-  const lines: string[] = [];
+function ackCachePairs(s: ScopeFiles): [digest: string, hostKey: string][] | null {
+  const pairs: [string, string][] = [];
   for (const [d, hk] of s.cache.verifiedPairs())
-    if (s.files === null || !s.files.keepsAck(d, hk)) lines.push(`${d} ${hk}`);
+    if (s.files === null || !s.files.keepsAck(d, hk)) pairs.push([d, hk]);
   const earlier = new Set(s.earlierAcks.map(([d, hk]) => `${d} ${hk}`));
-  return lines.length === earlier.size && lines.every((l) => earlier.has(l)) ? null : lines;
+  return pairs.length === earlier.size && pairs.every(([d, hk]) => earlier.has(`${d} ${hk}`))
+    ? null
+    : pairs;
 }
 
 /** The latest-ack memo's base file (`file`), or null when there is none to believe. */
