@@ -347,24 +347,40 @@ async function runView(
   look: Look,
   cacheDir: string,
   io: CommandIo,
-  openStore: (dir: string | null, name: string) => VerifiedAckStore,
+  openStore: (dir: string, name: string) => VerifiedAckStore,
   runCommand: RunCommand,
 ): Promise<number> {
   process.chdir(look.cwd);
   return runCommand(look.argv[0]!, look.argv.slice(1), {
     io,
-    openStore: (dir, name) => openStore(dir ?? cacheDir, name),
+    // The request's cache directory is the server's (whyNotServed), however the request spells it.
+    openStore: (_dir, name) => openStore(cacheDir, name),
   });
 }
 
 const discardIo: CommandIo = { stdout: () => {}, stderr: () => {} };
 
 /**
- * The verified stores of the views served, one per store name. Until a store can be renewed in memory,
- * each look opens it from the cache directory as a one-shot look does (what the last look saved).
+ * The verified stores of the views served, one per store name (status, status-host, trace), kept open
+ * between looks: a look after the first is served what the last one saved, from memory
+ * (VerifiedAckStore.renew, read-side/verified-cache.ts), as a re-open of the files it wrote would serve
+ * it. Each store still saves to the cache directory, so a restarted server or a one-shot look finds it warm.
  */
 class KeptStores {
-  open = (dir: string | null, name: string): VerifiedAckStore => openVerifiedAckStore(dir, name);
+  private readonly stores = new Map<string, VerifiedAckStore>();
+
+  open = (dir: string, name: string): VerifiedAckStore => {
+    // The look's start, before it looks at any file (the racy rule of the latest-ack memo).
+    const startedAt = Date.now();
+    const kept = this.stores.get(name);
+    if (kept !== undefined) {
+      kept.renew(startedAt);
+      return kept;
+    }
+    const store = openVerifiedAckStore(dir, name, startedAt);
+    this.stores.set(name, store);
+    return store;
+  };
 }
 
 /**
