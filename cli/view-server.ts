@@ -121,8 +121,16 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
             void queue.run('refresh', async () => {
               refreshes++;
               const started = performance.now();
-              const exit = await runLook(look, discardIo);
-              log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
+              try {
+                const exit = await runLook(look, discardIo);
+                log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
+              } catch (e) {
+                // Its directory went away, say: the view is no longer replayed.
+                forget(recent, look);
+                log(
+                  `refresh of ${describe(look.argv)} failed: ${describe([(e as Error).message])}`,
+                );
+              }
             });
           }
         }, o.refreshSeconds * 1000)
@@ -258,7 +266,14 @@ async function answer(bytes: Buffer, s: Serving): Promise<Reply> {
     stderr: (t) => void captured.stderr.push(t),
   };
   const started = performance.now();
-  const exit = await s.queue.run('request', () => s.runLook(look, io));
+  let exit: number;
+  try {
+    exit = await s.queue.run('request', () => s.runLook(look, io));
+  } catch (e) {
+    // What runCommand does not turn into an exit code (the client's directory is gone, say): the
+    // client looks by itself and meets the same problem there, in its own words.
+    return refusal(`the look failed: ${(e as Error).message}`);
+  }
   s.log(`${describe(request.argv)} -> exit ${exit} in ${msSince(started)} ms`);
   remember(s.recent, { argv: request.argv, cwd: request.cwd });
   return {
@@ -317,9 +332,12 @@ function withInstant(r: ViewRequest): string[] {
   return argv;
 }
 
+const lookKey = (look: Look) => JSON.stringify([look.cwd, ...look.argv]);
+const forget = (recent: Map<string, Look>, look: Look) => recent.delete(lookKey(look));
+
 /** Keeps the most recent views, by argv without the instant (a later look of it asks the clock again). */
 function remember(recent: Map<string, Look>, look: Look): void {
-  const key = JSON.stringify([look.cwd, ...look.argv]);
+  const key = lookKey(look);
   recent.delete(key);
   recent.set(key, look);
   while (recent.size > RECENT_VIEWS) recent.delete(recent.keys().next().value!);

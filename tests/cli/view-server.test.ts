@@ -395,6 +395,19 @@ test('malformed and oversized requests are refused by name, and the server keeps
     'not an operator view',
   );
   assert.match(await refusalOf(Buffer.alloc(70 * 1024, 0x20)), '64 KiB');
+  // A well-formed request from a directory that no longer exists: the look fails, the server lives on.
+  assert.match(
+    await refusalOf(
+      JSON.stringify({
+        v: 1,
+        argv: ['status', '--tree', fx.tree, '--root', fx.rootFile],
+        cwd: join(fx.dir, 'gone'),
+        now: NOW,
+        cacheDir: cache,
+      }),
+    ),
+    /the look failed: .*ENOENT/,
+  );
   const args = ['status', ...viewArgs(fx, cache)];
   assert.is((await nixfleet(args)).out, (await nixfleet([...args, '--no-cache'])).out);
   assert.is(await server.servedCount(1), 1);
