@@ -25,6 +25,7 @@ export type {
 } from './ack-log.ts';
 export {
   ackDigest,
+  ackSignatureJob,
   checkAckClaims,
   hostKeysOfPlans,
   readAck,
@@ -215,7 +216,11 @@ export {
   readTimestamp,
   requireFileRef,
   requireFleet,
+  prepareBatch,
+  runBatch,
+  startHelper,
   updateTrust,
+  useHelperThread,
   verifyBatch,
   verifyByChainTips,
   verifyControlsDocument,
@@ -230,6 +235,7 @@ export type {
   Fetch,
   HostView,
   ManifestSignatures,
+  PreparedBatch,
   ReleaseIndexHead,
   SignatureJob,
   TreeReport,
