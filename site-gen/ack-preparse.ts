@@ -353,8 +353,6 @@ export function startAckPreparse(
           ? new Map<string, string>()
           : acceptedTips(running.batch, runBatch(running.batch.prepared, running.verifier));
       stop();
-      // The batch's shared memory (~6 MB at 10,000 hosts) is not kept for the rest of the build.
-      tips = null;
       return pairs;
     },
     stop,
