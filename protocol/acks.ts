@@ -3,7 +3,7 @@
 // (checks chain + signature, holds no key) and the operator read side (status, trace, dashboard).
 import { canonicalBytes, canonicalString, sha256Digest } from './canonical.ts';
 import { readEnvelope } from './document.ts';
-import { signDocument, signedTextOf, verifyEnvelope } from './envelope.ts';
+import { signDocument, verifyEnvelope } from './envelope.ts';
 import { BadSignature, UnknownHost, WrongFleet, WrongHost } from './errors.ts';
 import { keyIdOf, unb64, type SigningKey } from './keys.ts';
 import { LIMITS } from './limits.ts';
@@ -15,7 +15,6 @@ import {
   type ChannelPlan,
 } from './schemas/index.ts';
 import { parseStrictJson } from './strict-json.ts';
-import type { ChainedSignatureJob } from './verify/index.ts';
 
 export type SignedAck = SignedDocument<Ack>;
 
@@ -55,29 +54,6 @@ export function verifyAckSignature(
     threshold: 1,
     role: `host ${expectedHost}`,
   });
-}
-
-/**
- * The job that checks an ack's signature in a batch (verifyBatch, verifyByChainTips) under its host's
- * key (`key`, with its key id): null when a batch cannot accept it (not exactly one signature, or one
- * by another key id), and verifyAck decides. `bytes` gives exactly the bytes whose SHA-256 is `id`; the
- * signed text is cut out of them only when the job is checked (by chain tips: the tips').
- */
-export function ackSignatureJob(
-  ack: Pick<SignedAck, 'signatures'> & { signed: Pick<SignedAck['signed'], 'prev'> },
-  id: string,
-  bytes: () => Uint8Array,
-  key: { keyid: string; publicKey: Uint8Array },
-): ChainedSignatureJob | null {
-  const sig = ack.signatures[0];
-  if (ack.signatures.length !== 1 || sig === undefined || sig.keyid !== key.keyid) return null;
-  return {
-    publicKey: key.publicKey,
-    message: () => signedTextOf(bytes(), ack.signatures),
-    signature: unb64(sig.sig),
-    id,
-    prev: ack.signed.prev,
-  };
 }
 
 /** The parts of a verified release an ack is checked against. */

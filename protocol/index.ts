@@ -25,7 +25,6 @@ export type {
 } from './ack-log.ts';
 export {
   ackDigest,
-  ackSignatureJob,
   checkAckClaims,
   hostKeysOfPlans,
   readAck,
@@ -216,11 +215,7 @@ export {
   readTimestamp,
   requireFileRef,
   requireFleet,
-  prepareBatch,
-  runBatch,
-  startHelper,
   updateTrust,
-  useHelperThread,
   verifyBatch,
   verifyByChainTips,
   verifyControlsDocument,
@@ -235,7 +230,6 @@ export type {
   Fetch,
   HostView,
   ManifestSignatures,
-  PreparedBatch,
   ReleaseIndexHead,
   SignatureJob,
   TreeReport,

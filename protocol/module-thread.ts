@@ -3,7 +3,7 @@
 // command finds it compiled beside its own code in dist/; run as source (tests, benchmarks, through
 // tsx) the thread loads the TypeScript file instead, after registering tsx, whose module hooks do not
 // reach worker threads by themselves.
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 /**
  * The module `name` beside the caller (`callerUrl`: its `import.meta.url`): `./<name>.js` when the
@@ -13,20 +13,12 @@ export function moduleBeside(name: string, callerUrl: string): URL {
   return new URL(callerUrl.endsWith('.ts') ? `./${name}.ts` : `./${name}.js`, callerUrl);
 }
 
-/**
- * Starts a thread running `module` with `workerData` (as source: a two-line tsx bootstrap first).
- * `options`: what workerData hands over rather than copies (`transferList`: a MessagePort), and the
- * thread's heap limits (`resourceLimits`).
- */
-export function startModuleThread(
-  module: URL,
-  workerData: unknown,
-  options: Pick<WorkerOptions, 'transferList' | 'resourceLimits'> = {},
-): Worker {
+/** Starts a thread running `module` with `workerData` (as source: a two-line tsx bootstrap first). */
+export function startModuleThread(module: URL, workerData: unknown): Worker {
   return module.pathname.endsWith('.ts')
     ? new Worker(
         `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(module.href)}); });`,
-        { eval: true, workerData, ...options },
+        { eval: true, workerData },
       )
-    : new Worker(module, { workerData, ...options });
+    : new Worker(module, { workerData });
 }

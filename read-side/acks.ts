@@ -32,7 +32,7 @@ import {
   readAckFloor,
   type AckLogSegment,
   type ChainFloorHead,
-  ackSignatureJob,
+  signedTextOf,
   keyIdOf,
   unb64,
   verifyBatch,
@@ -124,8 +124,6 @@ export class AckCache {
   private readonly earlier = new Map<string, string>();
   /** Digests of bytes another thread took in strictly for this build (primeTakenIn). */
   private readonly takenIn = new Set<string>();
-  /** How to get the chain tips verified on other threads for this build (primeVerifiedTips). */
-  private tipsElsewhere: (() => ReadonlyMap<string, string>) | null = null;
   /** Earlier entries this build reused, and how many acks it verified itself. */
   private readonly reused = new Set<string>();
   private newlyVerified = 0;
@@ -180,26 +178,6 @@ export class AckCache {
     for (const d of digests) this.takenIn.add(d);
   }
 
-  /**
-   * `tips` gives (digest -> host key) of acks whose own signatures other threads verified for this
-   * build, under that key, from exactly the bytes whose SHA-256 is the digest (the chain tips of the
-   * log: site-gen/ack-preparse.ts). It is called once at most, when a collector that verifies by chain
-   * tips is about to check the signatures it does not know (it may wait for those threads). Such an
-   * ack counts as an accepted tip (its chain is walked back from it) only when the release names that
-   * key for its host; the claims are checked as for any ack.
-   */
-  primeVerifiedTips(tips: () => ReadonlyMap<string, string>): void {
-    this.tipsElsewhere = tips;
-  }
-
-  /** The tips primed for this build (asked for the first time here), none when none were. */
-  verifiedTips(): ReadonlyMap<string, string> {
-    if (this.tipsElsewhere === null) return new Map();
-    const tips = this.tipsElsewhere();
-    this.tipsElsewhere = () => tips;
-    return tips;
-  }
-
   verifiedResult(digest: string, hostKey: string): true | Refusal | undefined {
     if (this.earlier.get(digest) === hostKey) {
       this.reused.add(digest);
@@ -242,7 +220,6 @@ export class AckCache {
     this.nextParsed = new Map();
     this.nextVerified = new Map();
     this.takenIn.clear();
-    this.tipsElsewhere = null;
   }
 
   /** Distinct ack byte strings parsed (kept). */
@@ -619,19 +596,24 @@ export class AckCollector {
     this.pending = [];
     const chains = this.signatures === 'chain-tips';
     const jobs: ChainedSignatureJob[] = [];
-    const tips = chains ? this.tipsVerifiedElsewhere(pending) : new Map<string, string>();
     const jobOf = pending.map((p) => {
       if (p.known !== undefined || p.bytes === null) return -1;
-      const job = ackSignatureJob(p.ack, p.digest, p.bytes, this.keyOf(p.hostKey));
-      if (job === null) return -1;
-      if (tips.get(p.digest) === p.hostKey) job.established = true;
+      const sig = p.ack.signatures[0];
+      if (p.ack.signatures.length !== 1 || sig === undefined) return -1;
+      const key = this.keyOf(p.hostKey);
+      const { bytes, ack } = p;
       // By chain tips, only the acks checked need their bytes and signed text (most are reached by a walk).
-      if (!chains) {
-        const text = (job.message as () => Uint8Array | undefined)();
-        if (text === undefined) return -1;
-        job.message = text;
-      }
-      jobs.push(job);
+      const text = chains
+        ? () => signedTextOf(bytes(), ack.signatures)
+        : signedTextOf(bytes(), ack.signatures);
+      if (sig.keyid !== key.keyid || text === undefined) return -1;
+      jobs.push({
+        publicKey: key.publicKey,
+        message: text,
+        signature: unb64(sig.sig),
+        id: p.digest,
+        prev: p.ack.signed.prev,
+      });
       return jobs.length - 1;
     });
     const accepted = chains ? verifyByChainTips(jobs) : verifyBatch(jobs as SignatureJob[]);
@@ -662,15 +644,6 @@ export class AckCollector {
     });
     this.listInArrivalOrder(refused);
     return { acks: this.acks, rejected: this.rejected };
-  }
-
-  /**
-   * The chain tips other threads verified for this build (AckCache.primeVerifiedTips), asked for only
-   * when some ack's signature is to be checked here.
-   */
-  private tipsVerifiedElsewhere(pending: readonly PendingAck[]): ReadonlyMap<string, string> {
-    const unknown = pending.some((p) => p.known === undefined && p.bytes !== null);
-    return unknown ? this.cache.verifiedTips() : new Map<string, string>();
   }
 
   /** Inserts the batch's refusals where their acks arrived among the rejections listed on intake. */

@@ -29,7 +29,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { startAckPreparse, type AckPreparse } from './ack-preparse.ts';
+import { startAckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -311,28 +311,23 @@ function siteAckLog(o: SiteInputOptions): string | null {
   return o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
 }
 
-/**
- * A truly cold build takes the log's acks in on a helper thread while it walks the release
- * (ack-preparse.ts); with acks known from earlier builds there is little left to take in. By chain
- * tips, the thread prepares the tips' signature batch too (every signature: the build's own checks).
- */
-function startPreparse(o: SiteInputOptions, logFile: string | null): AckPreparse | null {
-  if (logFile === null || o.preparseAcks === false) return null;
-  return startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, {
-    always: o.preparseAcks === true,
-    ...(o.everySignature ? {} : { chainsOf: o.treeDir }),
-  });
-}
-
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
   const reused = o.releaseCache?.reusable(o.now) ?? null;
+  // A truly cold build takes the log's acks in on a helper thread while it walks the release
+  // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
   const memos = storeMemos(o, logFile);
   const preparse =
-    reused === null && memos === null && (cache?.cold ?? true) ? startPreparse(o, logFile) : null;
+    reused === null &&
+    logFile !== null &&
+    o.preparseAcks !== false &&
+    (cache?.cold ?? true) &&
+    memos === null
+      ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
+      : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
   else {
@@ -358,14 +353,8 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    if (preparse !== null) {
-      (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
-      // The chain tips the thread prepared are verified on a helper while this thread takes acks in.
-      preparse.startTips();
-      cache.primeVerifiedTips(() => preparse.establishedTips());
-    }
+    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
     acks = readSiteAcks(o, load.release, reused !== null, cache, memos);
-    preparse?.stop();
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }

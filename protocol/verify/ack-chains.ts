@@ -16,21 +16,14 @@ export interface ChainedSignatureJob extends Omit<SignatureJob, 'message'> {
   id: string;
   /** The digest its signed content names as its predecessor's (an ack's `prev`); null: none. */
   prev: string | null;
-  /**
-   * Its own signature was already checked under `publicKey` (a tip another thread verified, in a
-   * batch prepared from exactly these bytes): it vouches for its predecessors as an accepted tip does,
-   * and is not checked again.
-   */
-  established?: boolean;
 }
 
 /**
  * Per job, like verifyBatch: true when the job's signed content is established, by its own signature
  * or by a chain. A job vouches for its predecessor (the job whose `id` is its `prev`) only when both
- * name the same public key and the job itself is established. First the chains of the jobs already
- * established (`established`) are walked back by digest; then the chain tips no walk reached (jobs no
- * other job of the same key names as predecessor) are verified, and each accepted tip's chain is
- * walked back; then every job no walk reached (behind a bad tip, forks, breaks, cycles) is verified on its
+ * name the same public key and the job itself is established. First the chain tips (jobs no other job
+ * of the same key names as predecessor) are verified, and each accepted tip's chain is walked back by
+ * digest; then every job no walk reached (behind a bad tip, forks, breaks, cycles) is verified on its
  * own. False means "not established here": the caller decides through the full per-document check,
  * which gives the typed error, exactly as after verifyBatch.
  */
@@ -39,27 +32,22 @@ export function verifyByChainTips(
   opts: { parallel?: boolean } = {},
 ): boolean[] {
   const predecessor = predecessorsOf(jobs);
-  const established = new Array<boolean>(jobs.length).fill(false);
-  const decided = new Uint8Array(jobs.length);
-  const walkFrom = (start: number) => {
-    decided[start] = 1;
-    established[start] = true;
-    // A walk stops at a job already decided: another walk established it and everything behind it.
-    for (let k = predecessor[start]!; k >= 0 && !decided[k]; k = predecessor[k]!) {
-      decided[k] = 1;
-      established[k] = true;
-    }
-  };
-  jobs.forEach((j, i) => {
-    if (j.established === true && !decided[i]) walkFrom(i);
-  });
   const hasSuccessor = new Uint8Array(jobs.length);
   for (const p of predecessor) if (p >= 0) hasSuccessor[p] = 1;
-  const tips = jobs.flatMap((_, i) => (hasSuccessor[i] || decided[i] ? [] : [i]));
+
+  const established = new Array<boolean>(jobs.length).fill(false);
+  const decided = new Uint8Array(jobs.length);
+  const tips = jobs.flatMap((_, i) => (hasSuccessor[i] ? [] : [i]));
   const tipAccepted = verifyEach(jobs, tips, opts);
   tips.forEach((tip, t) => {
     decided[tip] = 1;
-    if (tipAccepted[t]) walkFrom(tip);
+    if (!tipAccepted[t]) return;
+    established[tip] = true;
+    // A walk stops at a job already decided: another walk established it and everything behind it.
+    for (let k = predecessor[tip]!; k >= 0 && !decided[k]; k = predecessor[k]!) {
+      decided[k] = 1;
+      established[k] = true;
+    }
   });
 
   const rest = jobs.flatMap((_, i) => (decided[i] ? [] : [i]));

@@ -36,21 +36,15 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
   keyObjects: KeyObjects;
 } {
   const keyIds = new Map<string, number>();
-  // Readers hand every job of one key the same array: each array's key is looked up by its bytes once.
-  const keyOfArray = new Map<Uint8Array, number>();
   const keyList: Uint8Array[] = [];
   const keyIndex = new Int32Array(share(jobs.length * 4), 0, jobs.length);
   jobs.forEach((j, i) => {
-    let k = keyOfArray.get(j.publicKey);
+    const hex = Buffer.from(j.publicKey).toString('hex');
+    let k = keyIds.get(hex);
     if (k === undefined) {
-      const hex = Buffer.from(j.publicKey).toString('hex');
-      k = keyIds.get(hex);
-      if (k === undefined) {
-        k = keyList.length;
-        keyIds.set(hex, k);
-        keyList.push(j.publicKey);
-      }
-      keyOfArray.set(j.publicKey, k);
+      k = keyList.length;
+      keyIds.set(hex, k);
+      keyList.push(j.publicKey);
     }
     keyIndex[i] = k;
   });
@@ -140,42 +134,6 @@ export function finishUndone(batch: SharedBatch, keyObjects: KeyObjects): void {
 }
 
 /**
- * A batch ready to verify: the jobs that pass the strict encoding checks, in shared memory (so that it
- * can be handed to another thread, which starts the helper: site-gen's ack intake thread prepares the
- * chain tips' batch for the main thread).
- */
-export interface PreparedBatch {
-  batch: SharedBatch;
-  /** Per job: whether it passed the strict encoding checks (only those are in `batch`). */
-  prechecked: boolean[];
-}
-
-export function prepareBatch(jobs: readonly SignatureJob[]): PreparedBatch {
-  const prechecked = jobs.map((j) => passesStrictEncodingChecks(j.publicKey, j.signature));
-  return { batch: buildBatch(jobs.filter((_, i) => prechecked[i])).batch, prechecked };
-}
-
-/**
- * Verifies a prepared batch on this thread and `helper` (startHelper on its batch, or none), until
- * every job is done; per job, verifyBatch's answer.
- */
-export function runBatch({ batch, prechecked }: PreparedBatch, helper?: Worker): boolean[] {
-  const keyObjects = new KeyObjects(batch.keys);
-  const total = batch.status.length;
-  drainJobs(batch, keyObjects, false);
-  if (helper) {
-    awaitHelper(batch.counters, total);
-    void helper.terminate();
-  }
-  finishUndone(batch, keyObjects);
-  const out: boolean[] = [];
-  let c = 0;
-  for (let i = 0; i < prechecked.length; i++)
-    out.push(prechecked[i] ? batch.status[c++] === 1 : false);
-  return out;
-}
-
-/**
  * Returns, per job, true when the signature passes the strict encoding checks and OpenSSL accepts it
  * (then it is valid under verifyBytes). False means "not established here": the caller must decide
  * through verifyBytes / verifyEnvelope, which also produce the typed error.
@@ -185,10 +143,18 @@ export function verifyBatch(
   opts: { parallel?: boolean } = {},
 ): boolean[] {
   if (jobs.length === 0) return [];
-  const prepared = prepareBatch(jobs);
-  const total = prepared.batch.status.length;
-  return runBatch(
-    prepared,
-    useHelperThread(total, opts.parallel) ? startHelper(prepared.batch) : undefined,
-  );
+  const prechecked = jobs.map((j) => passesStrictEncodingChecks(j.publicKey, j.signature));
+  const candidates = jobs.filter((_, i) => prechecked[i]);
+  const { batch, keyObjects } = buildBatch(candidates);
+  const helper = useHelperThread(candidates.length, opts.parallel) ? startHelper(batch) : undefined;
+  drainJobs(batch, keyObjects, false);
+  if (helper) {
+    awaitHelper(batch.counters, candidates.length);
+    void helper.terminate();
+  }
+  finishUndone(batch, keyObjects);
+  const out: boolean[] = [];
+  let c = 0;
+  for (let i = 0; i < jobs.length; i++) out.push(prechecked[i] ? batch.status[c++] === 1 : false);
+  return out;
 }

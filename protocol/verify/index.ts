@@ -1,14 +1,8 @@
 // Public API of the verification workflow (see docs/architecture.md, "Verification and the trust root chain").
 export { verifyByChainTips } from './ack-chains.ts';
 export type { ChainedSignatureJob } from './ack-chains.ts';
-export {
-  prepareBatch,
-  runBatch,
-  startHelper,
-  useHelperThread,
-  verifyBatch,
-} from './batch-verify.ts';
-export type { PreparedBatch, SignatureJob } from './batch-verify.ts';
+export { verifyBatch } from './batch-verify.ts';
+export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';
 export {
   readBudgetsHead,

@@ -2,21 +2,12 @@
 // records whose acks pass readAck, since the build then only decodes those (AckCache.primeTakenIn).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { formatRecord, parseAckLog } from '../../protocol/ack-log.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
-import {
-  plannedHostKeys,
-  prepareTips,
-  startAckPreparse,
-  takeInLogRecords,
-  type TakenAck,
-} from '../../site-gen/ack-preparse.ts';
-import { servedRoot } from '../../protocol/control-plane-dir.ts';
-import { b64, newSigningKey, unb64 } from '../../protocol/keys.ts';
-import { runBatch } from '../../protocol/verify/batch-verify.ts';
+import { startAckPreparse, takeInLogRecords } from '../../site-gen/ack-preparse.ts';
 import { AckCache } from '../../read-side/acks.ts';
 import { createSiteFixture, type SiteFixture } from './fixture.ts';
 
@@ -129,83 +120,5 @@ test('the ack cache decodes primed digests without the intake, for the build the
   assert.ok(refused(parse(cache, bad[1]!)));
   assert.not.ok(cache.cold);
 });
-
-// The chain tips' batch (prepareTips): the thread's verification of the tips' signatures, under the
-// keys the tree's plans name, for the main thread to join (startTips / establishedTips).
-
-test("the plans' host keys, read unchecked, are the release's", () => {
-  const f = createSiteFixture();
-  fixtures.push(f);
-  const keys = plannedHostKeys(f.treeDir);
-  const expected = new Map(
-    Object.values(f.plans).flatMap((p) => Object.entries(p.hosts).map(([h, e]) => [h, e.hostKey])),
-  );
-  assert.equal(keys, expected);
-  // A tree whose timestamp names no index gives no keys (the build then checks every signature).
-  writeFileSync(join(servedRoot(f.treeDir)!, 'timestamp.json'), '{"signed":{"release":{}}}');
-  assert.equal(plannedHostKeys(f.treeDir).size, 0);
-});
-
-test("the tips' batch holds each chain's tip, checked under the key given for its host", () => {
-  const f = createSiteFixture();
-  fixtures.push(f);
-  const file = join(f.treeDir, '.ack-log', 'acks.log');
-  const taken: TakenAck[] = [];
-  takeInLogRecords({ segments: [file], windowBytes: 1 << 30 }, taken);
-  const named = new Set(taken.map((t) => t.prev));
-  const tipDigests = taken.filter((t) => !named.has(t.digest)).map((t) => t.digest);
-  assert.ok(tipDigests.length > 3 && tipDigests.length < taken.length);
-  const keys = plannedHostKeys(f.treeDir);
-  const tips = prepareTips(taken, keys)!;
-  assert.equal(tips.ids, tipDigests);
-  assert.ok(runBatch(tips.prepared).every((ok) => ok));
-  // Under another key (a plan changed since, or a guess gone wrong), a tip is left to the build: its
-  // signature names another key id.
-  const host = hostOf(taken, tipDigests[0]!);
-  const wrong = new Map(keys).set(host, b64(newSigningKey('other').publicKey));
-  assert.equal(prepareTips(taken, wrong)!.ids, tipDigests.slice(1));
-  // A tip whose signature is bad (one bit flipped, in its bytes too) is in the batch, and refused.
-  const bad = taken.map((t) => {
-    if (t.digest !== tipDigests[0]) return t;
-    const sig = unb64(t.signatures[0]!.sig);
-    sig[5]! ^= 1;
-    const signatures = [{ ...t.signatures[0]!, sig: b64(sig) }];
-    return { ...t, signatures, canonical: t.canonical.replace(t.signatures[0]!.sig, b64(sig)) };
-  });
-  const accepted = runBatch(prepareTips(bad, keys)!.prepared);
-  assert.equal(
-    accepted,
-    tipDigests.map((_, i) => i > 0),
-  );
-});
-
-test('the build joins the batch the helper thread prepared and gets the tips accepted, by key', async () => {
-  const f = createSiteFixture();
-  fixtures.push(f);
-  const file = join(f.treeDir, '.ack-log', 'acks.log');
-  const running = startAckPreparse(file, 1 << 30, { always: true, chainsOf: f.treeDir })!;
-  await running.digests();
-  // The thread prepares the batch after it posts the digests, then ends.
-  for (let i = 0; i < 500 && !running.startTips(); i++) await new Promise((r) => setTimeout(r, 10));
-  const tips = running.establishedTips();
-  const taken: TakenAck[] = [];
-  takeInLogRecords({ segments: [file], windowBytes: 1 << 30 }, taken);
-  const keys = plannedHostKeys(f.treeDir);
-  const expected = prepareTips(taken, keys)!.ids.map((d) => [d, keys.get(hostOf(taken, d))!]);
-  assert.equal([...tips], expected);
-});
-
-test('a batch not ready when the build gets to its signatures is declined: the build checks them', async () => {
-  const f = createSiteFixture();
-  fixtures.push(f);
-  const file = join(f.treeDir, '.ack-log', 'acks.log');
-  const running = startAckPreparse(file, 1 << 30, { always: true, chainsOf: f.treeDir })!;
-  assert.equal(running.establishedTips().size, 0);
-  await running.digests();
-});
-
-function hostOf(taken: readonly TakenAck[], digest: string): string {
-  return taken.find((t) => t.digest === digest)!.host;
-}
 
 test.run();

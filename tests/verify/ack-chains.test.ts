@@ -146,33 +146,6 @@ test('a signed message given as a function is asked for only where a signature i
   assert.equal(asked, [0, 1, 2]);
 });
 
-test('a job established elsewhere is not checked again and vouches for its own chain only', () => {
-  const k = newSigningKey('host-a');
-  const other = newSigningKey('host-b');
-  const asked: number[] = [];
-  const asking = (j: ChainedSignatureJob, i: number) => ({
-    ...j,
-    message: () => (asked.push(i), j.message as Uint8Array),
-  });
-  // Ack 1's bad signature is vouched for by ack 2, whose own signature another thread checked.
-  const first = badSignature(signAck(ackOf('host-a', 1, null), k));
-  const second = signAck(ackOf('host-a', 2, ackDigest(first)), k);
-  // host-b's ack, established too, names host-a's first ack: another key vouches for nothing of host-a's.
-  const foreign = signAck(ackOf('host-b', 2, ackDigest(first)), other);
-  const jobs = [job(first, k), { ...job(second, k), established: true }].map(asking);
-  assert.equal(verifyByChainTips(jobs), [true, true]);
-  assert.equal(asked, []);
-  const alone = [job(first, k), { ...job(foreign, other), established: true }].map(asking);
-  assert.equal(verifyByChainTips(alone), [false, true]);
-  assert.equal(asked, [0]);
-  // Behind an established ack, a newer tip is still checked, and a bad one is refused on its own.
-  const third = badSignature(signAck(ackOf('host-a', 3, ackDigest(second)), k));
-  asked.length = 0;
-  const behind = [job(first, k), { ...job(second, k), established: true }, job(third, k)];
-  assert.equal(verifyByChainTips(behind.map(asking)), [true, true, false]);
-  assert.equal(asked, [2]);
-});
-
 test('many chains across the helper thread: equal to one-by-one verification', () => {
   const jobs: ChainedSignatureJob[] = [];
   const expected: boolean[] = [];
