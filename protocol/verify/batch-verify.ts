@@ -36,15 +36,21 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
   keyObjects: KeyObjects;
 } {
   const keyIds = new Map<string, number>();
+  // Readers hand every job of one key the same array: each array's bytes are looked up once.
+  const keyOfArray = new Map<Uint8Array, number>();
   const keyList: Uint8Array[] = [];
   const keyIndex = new Int32Array(share(jobs.length * 4), 0, jobs.length);
   jobs.forEach((j, i) => {
-    const hex = Buffer.from(j.publicKey).toString('hex');
-    let k = keyIds.get(hex);
+    let k = keyOfArray.get(j.publicKey);
     if (k === undefined) {
-      k = keyList.length;
-      keyIds.set(hex, k);
-      keyList.push(j.publicKey);
+      const hex = Buffer.from(j.publicKey).toString('hex');
+      k = keyIds.get(hex);
+      if (k === undefined) {
+        k = keyList.length;
+        keyIds.set(hex, k);
+        keyList.push(j.publicKey);
+      }
+      keyOfArray.set(j.publicKey, k);
     }
     keyIndex[i] = k;
   });

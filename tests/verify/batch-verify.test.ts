@@ -53,6 +53,22 @@ function jobs(n: number): { jobs: SignatureJob[]; expected: boolean[] } {
   return { jobs: out, expected };
 }
 
+test('one key per distinct public key: the same array or equal bytes in another array are one key', () => {
+  const { jobs: js } = jobs(12);
+  // Jobs 1, 4, 7, 10 have seed 1's key, each in its own array; 4 and 7 now share job 1's array.
+  const shared = js[1]!.publicKey;
+  const mixed = js.map((j, i) => (i === 4 || i === 7 ? { ...j, publicKey: shared } : j));
+  const { batch } = buildBatch(mixed);
+  const keyOf = (i: number) =>
+    Buffer.from(batch.keys.subarray(batch.keyIndex[i]! * 32, batch.keyIndex[i]! * 32 + 32));
+  mixed.forEach((j, i) => assert.ok(keyOf(i).equals(Buffer.from(j.publicKey)), `job ${i}`));
+  assert.is(
+    batch.keys.length / 32,
+    new Set(mixed.map((j) => Buffer.from(j.publicKey).toString('hex'))).size,
+  );
+  assert.equal(verifyBatch(mixed), verifyBatch(js));
+});
+
 test('batch results equal one-by-one verification (parallel, above the threshold)', () => {
   const { jobs: js, expected } = jobs(PARALLEL_THRESHOLD + 200);
   const got = verifyBatch(js, { parallel: true });
