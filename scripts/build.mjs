@@ -132,32 +132,25 @@ try {
   };
   // The builds below are independent of each other, so they are started together: esbuild's service
   // builds them in parallel on the cores that are free, instead of one after the other.
+  // A small CommonJS script bin/nixfleet.js requires before any of the CLI loads (node built-ins only).
+  const loaderScript = (entry, script) =>
+    build({
+      absWorkingDir: root,
+      entryPoints: [entry],
+      outfile: `${outdir}/${script}`,
+      bundle: true,
+      format: 'cjs',
+      platform: 'node',
+      target: 'node20',
+      sourcemap: 'linked',
+      logLevel: 'warning',
+    });
   // The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
   // there) requires it.
-  const codeCacheLoader = build({
-    absWorkingDir: root,
-    entryPoints: ['cli/code-cache.ts'],
-    outfile: `${outdir}/code-cache.cjs`,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    sourcemap: 'linked',
-    logLevel: 'warning',
-  });
+  const codeCacheLoader = loaderScript('cli/code-cache.ts', 'code-cache.cjs');
   // The view server's client (cli/view-client.ts), which bin/nixfleet.js asks before `status` or `trace`
-  // loads anything else: node built-ins only, a few kilobytes.
-  const viewClient = build({
-    absWorkingDir: root,
-    entryPoints: ['cli/view-client.ts'],
-    outfile: `${outdir}/view-client.cjs`,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    sourcemap: 'linked',
-    logLevel: 'warning',
-  });
+  // loads anything else: a few kilobytes.
+  const viewClient = loaderScript('cli/view-client.ts', 'view-client.cjs');
   const mainScript = build({
     ...cjsOptions,
     outfile: `${outdir}/main.cjs`,

@@ -69,11 +69,9 @@ export interface Fixture {
   wave(channel: string, index: number): string[];
 }
 
-/** 8 hosts, channels ch-0 -> ch-1 (channel edge), two waves each, 300 s soak. Published at NOW - 50 min (timestamps live 1 h). */
-export function publishedFixture(label = 'fx'): Fixture {
-  const dir = tempDir(label);
-  const tree = join(dir, 'tree');
-  const { fleet, hostKeys } = generateFleet({
+/** The fixture's fleet: 8 hosts, channels ch-0 -> ch-1 (channel edge), two waves each, 300 s soak. */
+export function fixtureFleet(): ReturnType<typeof generateFleet> {
+  return generateFleet({
     hosts: 8,
     channels: 2,
     wavesPerChannel: 2,
@@ -81,6 +79,13 @@ export function publishedFixture(label = 'fx'): Fixture {
     chainChannels: true,
     soakSeconds: 300,
   });
+}
+
+/** fixtureFleet, published at NOW - 50 min (timestamps live 1 h). */
+export function publishedFixture(label = 'fx'): Fixture {
+  const dir = tempDir(label);
+  const tree = join(dir, 'tree');
+  const { fleet, hostKeys } = fixtureFleet();
   const result = publishRelease({
     cacheCheck: 'skip',
     treeDir: tree,

@@ -26,13 +26,13 @@ import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { loadAckHistory, traceReport, traceScope } from '../../read-side/trace.ts';
 import { openVerifiedAckStore, type VerifiedAckStore } from '../../read-side/verified-cache.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
-import { generateFleet } from '../support/fleet-gen.ts';
 import {
   MIN,
   NOW,
   RELEASE_KEY,
   ROOT,
   chainedRollout,
+  fixtureFleet,
   cleanupTempDirs,
   postAcks,
   rewriteSignatureInPlace,
@@ -197,14 +197,7 @@ const hostFile = (fx: Fixture, h: string) => join(fx.tree, 'acks', 'hosts', `${h
 
 /** A new release (2) of the fixture's fleet with `host`'s key replaced. */
 function rekeyingRelease(fx: Fixture, host: string): void {
-  const { fleet } = generateFleet({
-    hosts: 8,
-    channels: 2,
-    wavesPerChannel: 2,
-    seed: 'operator',
-    chainChannels: true,
-    soakSeconds: 300,
-  });
+  const { fleet } = fixtureFleet();
   const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
   const seed = new Uint8Array(createHash('sha256').update(`a new key of ${host}`).digest());
   hosts[host]!.hostKey = b64(signingKeyFromSeed(host, seed).publicKey);

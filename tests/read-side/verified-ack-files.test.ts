@@ -26,13 +26,13 @@ import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import { RACY_MS, type AckFileMemoEntries } from '../../read-side/ack-file-memo.ts';
 import { readMemo, rewriteMemo } from './sealed-memo.ts';
-import { generateFleet } from '../support/fleet-gen.ts';
 import {
   MIN,
   NOW,
   RELEASE_KEY,
   ROOT,
   chainedRollout,
+  fixtureFleet,
   cleanupTempDirs,
   rewriteSignatureInPlace,
   run,
@@ -248,14 +248,7 @@ test('a new release that re-keys a host: its file is read and verified under the
   await warm(fx, host);
   await warm(fx, host);
   // Release 2: the same fleet (publishedFixture's), the peer's key replaced by a new one.
-  const { fleet } = generateFleet({
-    hosts: 8,
-    channels: 2,
-    wavesPerChannel: 2,
-    seed: 'operator',
-    chainChannels: true,
-    soakSeconds: 300,
-  });
+  const { fleet } = fixtureFleet();
   const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
   const seed = new Uint8Array(createHash('sha256').update('a new key of the peer').digest());
   hosts[peer]!.hostKey = b64(signingKeyFromSeed('peer', seed).publicKey);
