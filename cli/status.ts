@@ -135,6 +135,10 @@ over mTLS with an operator certificate (OU=operator) and verified exactly as an 
 the acks come from the per-wave bundles (acks/channels/) and acks/hosts/. Nothing is written. A host
 certificate may not read other hosts' manifests: the command then says so and exits 2.
 
+When \`nixfleet views serve\` serves DIR with the same cache directory, the view is asked of it: the
+same look (these options, this instant, this directory), verified the same way, from a process that
+keeps its verified stores in memory. --no-cache and --url views never are.
+
 When every signature verifies but the timestamp has expired (the CI refresh job stopped), hosts
 activate nothing new: the last verified state is shown under a STALE banner ("freshness": "stale" in
 --json) and the exit code is 3.

@@ -61,6 +61,9 @@ budgets' members; log records of other hosts are skipped unread), and the defaul
 the first of them. Without a
 log only each host's latest ack is known, so the trace shows the current state, not the history.
 
+When \`nixfleet views serve\` serves DIR with the same cache directory, the trace is asked of it (the
+same look, verified the same way; see \`nixfleet status --help\`).
+
 When every signature verifies but the timestamp has expired, the trace of the last verified release
 is shown under a STALE banner ("freshness": "stale" in --json) and the exit code is 3. A failed host
 shows why it failed (the reason of its signed failure report, or the missed confirm deadline). Waves
