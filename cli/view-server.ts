@@ -64,6 +64,8 @@ export interface ViewServerOptions {
   cacheDir: string;
   /** Replay recent views this often after a change (seconds; 0 = never). */
   refreshSeconds: number;
+  /** A view not asked for this long is no longer replayed (seconds). */
+  forgetSeconds: number;
   /** One line per request and per refresh (stderr for the command). */
   log?: (line: string) => void;
   /** How a view's command is run: the dispatcher's (CommandContext.runCommand). */
@@ -81,7 +83,8 @@ export interface ViewServer {
   close(): Promise<void>;
 }
 
-type Look = { argv: string[]; cwd: string };
+/** A view asked for: its argv and directory, and when it was last asked (ms). */
+type Look = { argv: string[]; cwd: string; askedAt: number };
 
 /** Starts serving `o.tree`; fails (UsageError) when another server serves it or the socket cannot be made. */
 export async function startViewServer(o: ViewServerOptions): Promise<ViewServer> {
@@ -112,29 +115,32 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const inode = lstatSync(socket).ino;
 
   const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
-  const timer =
-    o.refreshSeconds > 0
-      ? setInterval(() => {
-          if (!changes.takeDirty() || queue.busy) return;
-          for (const look of recent.values()) {
-            for (const dir of ackLogDirs(look)) changes.add(dir);
-            void queue.run('refresh', async () => {
-              refreshes++;
-              const started = performance.now();
-              try {
-                const exit = await runLook(look, discardIo);
-                log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
-              } catch (e) {
-                // Its directory went away, say: the view is no longer replayed.
-                forget(recent, look);
-                log(
-                  `refresh of ${describe(look.argv)} failed: ${describe([(e as Error).message])}`,
-                );
-              }
-            });
-          }
-        }, o.refreshSeconds * 1000)
-      : undefined;
+  const replay = (look: Look) =>
+    queue.run('refresh', async () => {
+      refreshes++;
+      const started = performance.now();
+      try {
+        const exit = await runLook(look, discardIo);
+        log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
+      } catch (e) {
+        // Its directory went away, say: the view is no longer replayed.
+        forget(recent, look);
+        log(`refresh of ${describe(look.argv)} failed: ${describe([(e as Error).message])}`);
+      }
+    });
+  const tick = () => {
+    for (const look of recent.values())
+      if (Date.now() - look.askedAt > o.forgetSeconds * 1000) {
+        forget(recent, look);
+        log(`no longer replayed: ${describe(look.argv)} (not asked for ${o.forgetSeconds} s)`);
+      }
+    if (!changes.takeDirty() || queue.busy) return;
+    for (const look of recent.values()) {
+      for (const dir of ackLogDirs(look)) changes.add(dir);
+      void replay(look);
+    }
+  };
+  const timer = o.refreshSeconds > 0 ? setInterval(tick, o.refreshSeconds * 1000) : undefined;
   timer?.unref();
   log(`serving ${tree} at ${socket}`);
   return {
@@ -259,7 +265,7 @@ async function answer(bytes: Buffer, s: Serving): Promise<Reply> {
   if (typeof request === 'string') return refusal(request);
   const notOurs = whyNotServed(request, s);
   if (notOurs !== null) return refusal(notOurs);
-  const look = { argv: withInstant(request), cwd: request.cwd };
+  const look = { argv: withInstant(request), cwd: request.cwd, askedAt: Date.now() };
   const captured = { stdout: [] as string[], stderr: [] as string[] };
   const io: CommandIo = {
     stdout: (t) => void captured.stdout.push(t),
@@ -275,7 +281,7 @@ async function answer(bytes: Buffer, s: Serving): Promise<Reply> {
     return refusal(`the look failed: ${(e as Error).message}`);
   }
   s.log(`${describe(request.argv)} -> exit ${exit} in ${msSince(started)} ms`);
-  remember(s.recent, { argv: request.argv, cwd: request.cwd });
+  remember(s.recent, { argv: request.argv, cwd: request.cwd, askedAt: Date.now() });
   return {
     header: { served: true, exit, stdout: 0, stderr: 0 },
     stdout: captured.stdout.join(''),
@@ -499,19 +505,23 @@ before is remembered in memory instead of re-read from the cache directory. \`--
 views are never served. With no server running, or one that cannot answer, the commands look themselves.
 
 After a change (a new timestamp or tree, a new ack file, an ack log append) the server replays the views it
-served recently (at most ${RECENT_VIEWS}) every --refresh seconds, so that acks are verified before someone asks.
+served recently (at most ${RECENT_VIEWS}, each asked within --forget-after seconds) every --refresh seconds,
+so that acks are verified before someone asks. Each replay costs what a look costs (10,000 hosts: ~0.2-0.5 s
+of CPU per view), so with acks arriving all the time a shorter --refresh buys faster answers with CPU.
 
 Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server already serves the tree).
 
 Options:
   --tree DIR        the published tree or control plane directory to serve
   --cache-dir DIR   the operator cache directory (default as for \`nixfleet status\`)
-  --refresh S       replay recent views this often after a change (default 5; 0 = only on request)`,
+  --refresh S       replay recent views this often after a change (default 15; 0 = only on request)
+  --forget-after S  stop replaying a view no one asked for this long (default 600)`,
   async run(argv, context) {
     const { values, positionals } = parseCommandArgs(argv, {
       tree: { type: 'string' },
       'cache-dir': { type: 'string' },
       refresh: { type: 'string' },
+      'forget-after': { type: 'string' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument ${positionals[0]}`);
     if (!values.tree) throw new UsageError('--tree is required');
@@ -521,7 +531,8 @@ Options:
     const server = await startViewServer({
       tree,
       cacheDir,
-      refreshSeconds: secondsOption('--refresh', values.refresh) ?? 5,
+      refreshSeconds: secondsOption('--refresh', values.refresh) ?? 15,
+      forgetSeconds: secondsOption('--forget-after', values['forget-after']) ?? 600,
       log: (line) => process.stderr.write(`nixfleet views serve: ${line}\n`),
       runCommand: context!.runCommand!,
     });

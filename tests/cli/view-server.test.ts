@@ -440,9 +440,9 @@ test("a request without --now is looked at at the client's instant, with the cli
   );
 });
 
-test('after a change, the server replays the views it served (--refresh), and only those', async () => {
+test('after a change, the server replays the views it served (--refresh), only those, until they are not asked for (--forget-after)', async () => {
   const { fx, cache, hosts } = rollout();
-  const server = await startServer(fx.tree, cache, ['--refresh', '1']);
+  const server = await startServer(fx.tree, cache, ['--refresh', '1', '--forget-after', '3']);
   const args = ['status', ...viewArgs(fx, cache), '--host', hosts[1]!];
   await nixfleet(args);
   await server.servedCount(1);
@@ -456,6 +456,9 @@ test('after a change, the server replays the views it served (--refresh), and on
       .every((l) => !/refreshed /.test(l) || l.includes(`--host ${hosts[1]}`)),
     'only the view served is replayed',
   );
+  // Not asked again: after --forget-after seconds the view is no longer replayed.
+  const forgotten = await server.waitFor(/no longer replayed: /, mark);
+  assert.match(forgotten, `--host ${hosts[1]}`);
 });
 
 test('the client asks only for views a server may answer, and refuses malformed replies', () => {
