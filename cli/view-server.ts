@@ -15,6 +15,8 @@
 import { lstatSync, mkdirSync, realpathSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { z } from 'zod';
 import {
   EXIT_OK,
@@ -97,7 +99,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
     );
   await takeOverStaleSocket(socket, tree);
   const log = o.log ?? (() => {});
-  const queue = new LookQueue();
+  const queue = new LookQueue(collectGarbage());
   const recent = new Map<string, Look>();
   let looks = 0;
   let refreshes = 0;
@@ -408,6 +410,18 @@ class KeptStores {
 }
 
 /**
+ * A full garbage collection, for when no look is running. V8 grows its heap lazily and collects it
+ * when allocation asks for room, so a process that idles between looks would keep the garbage of its
+ * last ones: a server of five views at 10,000 hosts grew to ~680 MB resident while what its stores keep
+ * is ~65 MB of heap (~180 MB resident, collected after each look). Collected while idle, it costs no
+ * one waiting. `gc` is V8's own, exposed by its flag at run time instead of on the command line.
+ */
+function collectGarbage(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/**
  * Looks run one at a time (each changes the process's working directory and its stores); a request
  * goes before any refresh still waiting.
  */
@@ -415,6 +429,9 @@ class LookQueue {
   private waiting: { kind: 'request' | 'refresh'; start: () => void }[] = [];
   private running = false;
   private drained: (() => void)[] = [];
+
+  /** `onIdle` runs (after the I/O the last look left, such as its reply) whenever no look is left. */
+  constructor(private readonly onIdle: () => void = () => {}) {}
 
   get busy(): boolean {
     return this.running || this.waiting.length > 0;
@@ -442,7 +459,12 @@ class LookQueue {
     const job = this.waiting.shift();
     this.running = job !== undefined;
     if (job) job.start();
-    else for (const done of this.drained.splice(0)) done();
+    else {
+      for (const done of this.drained.splice(0)) done();
+      setImmediate(() => {
+        if (!this.busy) this.onIdle();
+      });
+    }
   }
 
   idle(): Promise<void> {
