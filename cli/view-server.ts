@@ -49,6 +49,11 @@ const MAX_REQUEST_BYTES = 64 * 1024;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Linux's sun_path holds 108 bytes with the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
+/**
+ * How long no look must have run before the server collects its garbage (collectGarbage): an operator's
+ * looks come in bursts, and a look right after a collection pays to grow the heap again (~60 ms).
+ */
+const IDLE_MS = 3000;
 /** How many distinct views (argv without --now) the refresh replays: the operator's recent looks. */
 const RECENT_VIEWS = 8;
 
@@ -413,8 +418,8 @@ class KeptStores {
  * A full garbage collection, for when no look is running. V8 grows its heap lazily and collects it
  * when allocation asks for room, so a process that idles between looks would keep the garbage of its
  * last ones: a server of five views at 10,000 hosts grew to ~680 MB resident while what its stores keep
- * is ~65 MB of heap (~180 MB resident, collected after each look). Collected while idle, it costs no
- * one waiting. `gc` is V8's own, exposed by its flag at run time instead of on the command line.
+ * is ~65 MB of heap (~180 MB resident, collected after each look). Collected once idle (IDLE_MS), it
+ * costs no one waiting. `gc` is V8's own, exposed by its flag at run time instead of on the command line.
  */
 function collectGarbage(): () => void {
   setFlagsFromString('--expose-gc');
@@ -430,8 +435,13 @@ class LookQueue {
   private running = false;
   private drained: (() => void)[] = [];
 
-  /** `onIdle` runs (after the I/O the last look left, such as its reply) whenever no look is left. */
-  constructor(private readonly onIdle: () => void = () => {}) {}
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  /** `onIdle` runs once no look has run for `idleMs` (a burst of requests is not interrupted by it). */
+  constructor(
+    private readonly onIdle: () => void = () => {},
+    private readonly idleMs = IDLE_MS,
+  ) {}
 
   get busy(): boolean {
     return this.running || this.waiting.length > 0;
@@ -458,12 +468,14 @@ class LookQueue {
   private next(): void {
     const job = this.waiting.shift();
     this.running = job !== undefined;
+    clearTimeout(this.idleTimer);
     if (job) job.start();
     else {
       for (const done of this.drained.splice(0)) done();
-      setImmediate(() => {
+      this.idleTimer = setTimeout(() => {
         if (!this.busy) this.onIdle();
-      });
+      }, this.idleMs);
+      this.idleTimer.unref();
     }
   }
 
