@@ -83,10 +83,6 @@ type RunCommand = NonNullable<CommandContext['runCommand']>;
 
 export interface ViewServer {
   readonly socket: string;
-  /** Looks run so far: requests served and refresh replays. */
-  readonly looks: number;
-  /** Refresh replays run so far. */
-  readonly refreshes: number;
   close(): Promise<void>;
 }
 
@@ -106,13 +102,9 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const log = o.log ?? (() => {});
   const queue = new LookQueue(collectGarbage());
   const recent = new Map<string, Look>();
-  let looks = 0;
-  let refreshes = 0;
   const stores = new KeptStores();
-  const runLook = async (look: Look, io: CommandIo) => {
-    looks++;
-    return runView(look, cacheDir, io, stores.open, o.runCommand);
-  };
+  const runLook = (look: Look, io: CommandIo) =>
+    runView(look, cacheDir, io, stores.open, o.runCommand);
 
   // Half-open: the client ends its side once the request is sent, and the reply still goes back.
   const server = createServer({ allowHalfOpen: true }, (conn) =>
@@ -124,7 +116,6 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
   const replay = (look: Look) =>
     queue.run('refresh', async () => {
-      refreshes++;
       const started = performance.now();
       try {
         const exit = await runLook(look, discardIo);
@@ -152,12 +143,6 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   log(`serving ${tree} at ${socket}`);
   return {
     socket,
-    get looks() {
-      return looks;
-    },
-    get refreshes() {
-      return refreshes;
-    },
     async close() {
       if (timer) clearInterval(timer);
       changes.close();
