@@ -29,7 +29,6 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
-  type Stats,
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
