@@ -15,20 +15,39 @@ export const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
  * only finds where its caches are.
  */
 export function flagValue(argv: readonly string[], name: string): string | undefined {
-  let value: string | undefined;
+  return flagValues(argv, name).at(-1);
+}
+
+/** Every value of `--name` in argv, in order (a repeatable option such as --acks-log), as flagValue scans. */
+export function flagValues(argv: readonly string[], name: string): (string | undefined)[] {
+  const values: (string | undefined)[] = [];
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') break;
-    if (a === `--${name}`) value = argv[++i];
-    else if (a.startsWith(`--${name}=`)) value = a.slice(name.length + 3);
+    if (a === `--${name}`) values.push(argv[++i]);
+    else if (a.startsWith(`--${name}=`)) values.push(a.slice(name.length + 3));
   }
-  return value;
+  return values;
 }
 
 /** Whether argv has the boolean flag `--name` before any `--`. */
 export function hasFlag(argv: readonly string[], name: string): boolean {
   const end = argv.indexOf('--');
   return (end === -1 ? argv : argv.slice(0, end)).includes(`--${name}`);
+}
+
+/**
+ * Why a view server may not answer argv, or null when it may: only an operator view, and not one that
+ * reads no cache (`--no-cache`), fetches from a control plane (`--url`) or asks for help (the dispatcher
+ * prints that, no command runs). The client asks nothing else (cli/view-client.ts), the server serves
+ * nothing else (cli/view-server.ts).
+ */
+export function notServable(argv: readonly string[]): string | null {
+  if (!OPERATOR_VIEWS.has(argv[0] ?? '')) return `not an operator view: ${argv[0]}`;
+  if (hasFlag(argv, 'no-cache') || flagValue(argv, 'url') !== undefined)
+    return '--no-cache and --url looks are not served';
+  if (hasFlag(argv, 'help') || argv.includes('-h')) return '--help is not a look';
+  return null;
 }
 
 /**

@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import {
   flagValue,
-  hasFlag,
+  notServable,
   operatorCacheDir,
   ownedByThisUser,
   viewServerSocket,
@@ -48,11 +48,10 @@ export function viewRequestOf(
   env: NodeJS.ProcessEnv,
   now: number,
 ): { request: ViewRequest; socket: string } | undefined {
+  if (notServable(argv) !== null) return undefined;
   const cacheDir = operatorCacheDir(argv, env);
   const tree = flagValue(argv, 'tree');
   if (cacheDir === undefined || tree === undefined) return undefined;
-  if (hasFlag(argv, 'help') || argv.includes('-h') || flagValue(argv, 'url') !== undefined)
-    return undefined;
   let realTree: string;
   try {
     realTree = realpathSync(resolve(cwd, tree));

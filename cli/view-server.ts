@@ -29,9 +29,9 @@ import {
   type CommandIo,
 } from './command.ts';
 import {
-  OPERATOR_VIEWS,
   flagValue,
-  hasFlag,
+  flagValues,
+  notServable,
   ownedByThisUser,
   viewServerSocket,
 } from './operator-paths.ts';
@@ -302,9 +302,8 @@ function parseRequest(bytes: Buffer): ViewRequest | string {
 
 /** Null when this server serves the request: a view of its own tree, with its own cache directory. */
 function whyNotServed(r: ViewRequest, s: Serving): string | null {
-  if (!OPERATOR_VIEWS.has(r.argv[0]!)) return `not an operator view: ${r.argv[0]}`;
-  if (hasFlag(r.argv, 'no-cache') || flagValue(r.argv, 'url') !== undefined)
-    return '--no-cache and --url looks are not served';
+  const notAView = notServable(r.argv);
+  if (notAView !== null) return notAView;
   const real = (path: string | undefined) => {
     try {
       return path === undefined ? undefined : realpathSync(resolve(r.cwd, path));
@@ -343,15 +342,9 @@ function remember(recent: Map<string, Look>, look: Look): void {
 
 /** The directories of the ack logs a view names (their appends are changes). */
 function ackLogDirs(look: Look): string[] {
-  const dirs: string[] = [];
-  for (let i = 1; i < look.argv.length; i++) {
-    const a = look.argv[i]!;
-    if (a === '--acks-log' && look.argv[i + 1] !== undefined)
-      dirs.push(dirname(resolve(look.cwd, look.argv[i + 1]!)));
-    else if (a.startsWith('--acks-log='))
-      dirs.push(dirname(resolve(look.cwd, a.slice('--acks-log='.length))));
-  }
-  return dirs;
+  return flagValues(look.argv, 'acks-log').flatMap((file) =>
+    file === undefined ? [] : [dirname(resolve(look.cwd, file))],
+  );
 }
 
 /**

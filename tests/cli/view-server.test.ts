@@ -400,6 +400,18 @@ test('malformed and oversized requests are refused by name, and the server keeps
     ),
     'not an operator view',
   );
+  assert.match(
+    await refusalOf(
+      JSON.stringify({
+        v: 1,
+        argv: ['status', '--tree', fx.tree, '--help'],
+        cwd: '/',
+        now: 1,
+        cacheDir: cache,
+      }),
+    ),
+    '--help is not a look',
+  );
   assert.match(await refusalOf(Buffer.alloc(70 * 1024, 0x20)), '64 KiB');
   // A well-formed request from a directory that no longer exists: the look fails, the server lives on.
   assert.match(
