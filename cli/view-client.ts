@@ -22,7 +22,8 @@ import { neutralize } from './terminal.ts';
 
 /** What a client sends, one JSON line (cli/view-server.ts checks it strictly). */
 export interface ViewRequest {
-  v: 1;
+  /** 2: the reply starts with ACCEPTED_LINE once the server has taken the request in. */
+  v: 2;
   argv: string[];
   cwd: string;
   /** The client's clock when it started (ms): the instant a one-shot look would have taken. */
@@ -31,7 +32,14 @@ export interface ViewRequest {
   cacheDir: string;
 }
 
-/** The first line of a reply; the outputs' bytes follow, stdout then stderr. */
+/**
+ * Sent first, at once, when the server takes a request it will look at in: a server that is alive answers
+ * it within a look's time however long the look it then runs takes, so its absence is the client's one
+ * sign of a stopped or stuck server (connecting succeeds all the same: the kernel queues the connection).
+ */
+export const ACCEPTED_LINE = '{"accepted":true}\n';
+
+/** The first line of a reply (after ACCEPTED_LINE, when sent); the outputs' bytes follow, stdout then stderr. */
 export type ViewReplyHeader =
   | { served: true; exit: number; stdout: number; stderr: number }
   | { served: false; reason: string };
@@ -40,6 +48,13 @@ export type ViewReplyHeader =
 export const MAX_REPLY_HEADER = 4096;
 /** How long a connect may take before the client looks by itself (a listening server accepts at once). */
 const CONNECT_TIMEOUT_MS = 2000;
+/**
+ * How long a client waits for a connected server's first byte before it looks by itself. The server
+ * answers between two looks, so this is the longest look it may be in the middle of (a refresh of a
+ * `trace` at 100,000 hosts: ~10 s), not the one asked for: once accepted, the client waits for its look
+ * as it would for its own.
+ */
+export const ACCEPT_TIMEOUT_MS = 20_000;
 
 /** The request for argv, or undefined when no server can answer it (another command, --url, --no-cache, --help). */
 export function viewRequestOf(
@@ -61,7 +76,7 @@ export function viewRequestOf(
   const dir = resolve(cwd, cacheDir);
   const socket = viewServerSocket(dir, realTree);
   if (!trustedSocket(socket)) return undefined;
-  return { request: { v: 1, argv: [...argv], cwd, now, cacheDir: dir }, socket };
+  return { request: { v: 2, argv: [...argv], cwd, now, cacheDir: dir }, socket };
 }
 
 /** A socket that is this user's own, in a directory that is too. */
@@ -81,14 +96,21 @@ function trustedSocket(socket: string): boolean {
 export async function askViewServer(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
+  acceptTimeoutMs = ACCEPT_TIMEOUT_MS,
 ): Promise<number | undefined> {
   const asked = viewRequestOf(argv, process.cwd(), env, Date.now());
   if (asked === undefined) return undefined;
   let reply: Buffer;
   try {
-    reply = await exchange(asked.socket, `${JSON.stringify(asked.request)}\n`);
+    reply = await exchange(asked.socket, `${JSON.stringify(asked.request)}\n`, acceptTimeoutMs);
   } catch (e) {
-    debug(env, `no view server at ${asked.socket}: ${(e as Error).message}`);
+    if (e instanceof NotAccepted) {
+      process.stderr.write(
+        neutralize(
+          `nixfleet: the view server at ${asked.socket}: ${e.message}; looking without it\n`,
+        ),
+      );
+    } else debug(env, `no view server at ${asked.socket}: ${(e as Error).message}`);
     return undefined;
   }
   const parsed = parseReply(reply);
@@ -112,25 +134,43 @@ function debug(env: NodeJS.ProcessEnv, text: string): void {
   if (env.NIXFLEET_DEBUG) process.stderr.write(neutralize(`nixfleet: ${text}\n`));
 }
 
-/** Sends the request and reads the whole reply (the server closes after it). */
-function exchange(socket: string, request: string): Promise<Buffer> {
+/** A connected server that sent nothing within the accept timeout: stopped, or stuck in a look. */
+export class NotAccepted extends Error {}
+
+/**
+ * Sends the request and reads the whole reply (the server closes after it). Fails when the connection
+ * cannot be made in CONNECT_TIMEOUT_MS, or the server sends nothing in `acceptTimeoutMs` (NotAccepted).
+ */
+export function exchange(
+  socket: string,
+  request: string,
+  acceptTimeoutMs: number,
+): Promise<Buffer> {
   return new Promise((done, fail) => {
     const chunks: Buffer[] = [];
     const conn = connect(socket);
-    const timer = setTimeout(
+    let timer = setTimeout(
       () => conn.destroy(new Error(`no connection in ${CONNECT_TIMEOUT_MS} ms`)),
       CONNECT_TIMEOUT_MS,
     );
     conn.on('connect', () => {
       clearTimeout(timer);
       conn.end(request);
+      timer = setTimeout(
+        () => conn.destroy(new NotAccepted(`no answer in ${acceptTimeoutMs / 1000} s`)),
+        acceptTimeoutMs,
+      );
     });
-    conn.on('data', (chunk: Buffer) => chunks.push(chunk));
+    conn.on('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      chunks.push(chunk);
+    });
     conn.on('error', (e) => {
       clearTimeout(timer);
       fail(e);
     });
     conn.on('close', (hadError) => {
+      clearTimeout(timer);
       if (!hadError) done(Buffer.concat(chunks));
     });
   });
@@ -138,8 +178,10 @@ function exchange(socket: string, request: string): Promise<Buffer> {
 
 /** The reply's header and outputs, or what is wrong with it. */
 export function parseReply(
-  reply: Buffer,
+  whole: Buffer,
 ): { header: ViewReplyHeader; stdout: string; stderr: string } | string {
+  const accepted = whole.subarray(0, ACCEPTED_LINE.length).toString('latin1') === ACCEPTED_LINE;
+  const reply = accepted ? whole.subarray(ACCEPTED_LINE.length) : whole;
   const eol = reply.indexOf(0x0a);
   if (eol === -1 || eol > MAX_REPLY_HEADER) return 'no reply header';
   let header: unknown;

@@ -35,7 +35,7 @@ import {
   ownedByThisUser,
   viewServerSocket,
 } from './operator-paths.ts';
-import type { ViewReplyHeader, ViewRequest } from './view-client.ts';
+import { ACCEPTED_LINE, type ViewReplyHeader, type ViewRequest } from './view-client.ts';
 import { neutralize } from './terminal.ts';
 import {
   defaultCacheDir,
@@ -58,7 +58,7 @@ const IDLE_MS = 3000;
 const RECENT_VIEWS = 8;
 
 const requestSchema = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
   argv: z.array(z.string().max(4096)).min(1).max(256),
   cwd: z.string().max(4096).refine(isAbsolute, 'not an absolute path'),
   now: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
@@ -231,7 +231,11 @@ function serveConnection(conn: Socket, s: Serving): void {
   conn.on('end', () => {
     if (size > MAX_REQUEST_BYTES) return;
     conn.setTimeout(0);
-    void answer(Buffer.concat(chunks), s).then((r) => reply(conn, r));
+    const request = admit(Buffer.concat(chunks), s);
+    if (typeof request === 'string') return void reply(conn, refusal(request));
+    // Taken in: said at once, while the look may wait for others (the client's sign of a live server).
+    conn.write(ACCEPTED_LINE);
+    void answer(request, s).then((r) => reply(conn, r));
   });
 }
 
@@ -251,12 +255,15 @@ function reply(conn: Socket, r: Reply): void {
   conn.end(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), out, err]));
 }
 
-/** The reply to one request: its view, or why this server does not serve it. */
-async function answer(bytes: Buffer, s: Serving): Promise<Reply> {
+/** The request, if this server serves it; else why not. */
+function admit(bytes: Buffer, s: Serving): ViewRequest | string {
   const request = parseRequest(bytes);
-  if (typeof request === 'string') return refusal(request);
-  const notOurs = whyNotServed(request, s);
-  if (notOurs !== null) return refusal(notOurs);
+  if (typeof request === 'string') return request;
+  return whyNotServed(request, s) ?? request;
+}
+
+/** The reply to a request admitted: its view, or why the look failed. */
+async function answer(request: ViewRequest, s: Serving): Promise<Reply> {
   const look = { argv: withInstant(request), cwd: request.cwd, askedAt: Date.now() };
   const captured = { stdout: [] as string[], stderr: [] as string[] };
   const io: CommandIo = {

@@ -11,7 +11,14 @@ import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseReply, viewRequestOf } from '../../cli/view-client.ts';
+import {
+  ACCEPTED_LINE,
+  NotAccepted,
+  askViewServer,
+  exchange,
+  parseReply,
+  viewRequestOf,
+} from '../../cli/view-client.ts';
 import { viewServerSocket } from '../../cli/operator-paths.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import {
@@ -365,33 +372,38 @@ test('malformed and oversized requests are refused by name, and the server keeps
   const server = await startServer(fx.tree, cache, ['--refresh', '0']);
   const socket = viewServerSocket(cache, fx.tree);
   const refusalOf = async (bytes: Buffer | string) => {
-    const r = parseReply(await rawExchange(socket, bytes));
+    const raw = await rawExchange(socket, bytes);
+    const r = parseReply(raw);
     assert.type(r, 'object', `a reply: ${String(r)}`);
     const header = (r as Exclude<typeof r, string>).header;
     assert.is(header.served, false);
-    return (header as { reason: string }).reason;
+    const reason = (header as { reason: string }).reason;
+    // Only a request the server took in (and whose look then failed) was told so first.
+    assert.is(raw.toString().startsWith(ACCEPTED_LINE), /the look failed/.test(reason), reason);
+    return reason;
   };
   assert.match(await refusalOf('not json\n'), 'not JSON');
   assert.match(
     await refusalOf(
-      JSON.stringify({ v: 1, argv: ['status'], cwd: 'relative', now: 1, cacheDir: cache }),
+      JSON.stringify({ v: 2, argv: ['status'], cwd: 'relative', now: 1, cacheDir: cache }),
     ),
     'cwd',
   );
+  // An older client's request (its reply would have had no accepted line).
   assert.match(
-    await refusalOf(JSON.stringify({ v: 2, argv: ['status'], cwd: '/', now: 1, cacheDir: cache })),
+    await refusalOf(JSON.stringify({ v: 1, argv: ['status'], cwd: '/', now: 1, cacheDir: cache })),
     'v',
   );
   assert.match(
     await refusalOf(
-      JSON.stringify({ v: 1, argv: ['status'], cwd: '/', now: 1, cacheDir: cache, extra: 1 }),
+      JSON.stringify({ v: 2, argv: ['status'], cwd: '/', now: 1, cacheDir: cache, extra: 1 }),
     ),
     'extra',
   );
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 1,
+        v: 2,
         argv: ['publish', '--tree', fx.tree],
         cwd: '/',
         now: 1,
@@ -403,7 +415,7 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 1,
+        v: 2,
         argv: ['status', '--tree', fx.tree, '--help'],
         cwd: '/',
         now: 1,
@@ -417,7 +429,7 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 1,
+        v: 2,
         argv: ['status', '--tree', fx.tree, '--root', fx.rootFile],
         cwd: join(fx.dir, 'gone'),
         now: NOW,
@@ -431,16 +443,61 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.is(await server.servedCount(1), 1);
 });
 
+/** `p`, or a failure once `ms` have passed (a client that waits on fails the test instead of hanging it). */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+test('a stopped server does not hang its clients: with no answer in the accept timeout, the client looks itself', async () => {
+  const { fx, cache } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const socket = viewServerSocket(cache, fx.tree);
+  const args = ['status', ...viewArgs(fx, cache)];
+  server.proc.kill('SIGSTOP');
+  try {
+    // Connecting succeeds (the kernel queues it); only the missing accepted line tells.
+    const request = viewRequestOf(args, fx.dir, cleanEnv(), NOW)!.request;
+    const failed = await within(
+      60_000,
+      exchange(socket, `${JSON.stringify(request)}\n`, 500).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    );
+    assert.instance(failed, NotAccepted);
+    // askViewServer, as bin/nixfleet.js calls it: no exit code, so the command looks itself.
+    const said: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((t: string) => said.push(t) > 0) as typeof write;
+    try {
+      assert.is(await within(60_000, askViewServer(args, cleanEnv(), 500)), undefined);
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.match(said.join(''), /the view server at .*: no answer in 0.5 s; looking without it/);
+  } finally {
+    server.proc.kill('SIGCONT');
+  }
+  // Resumed, it answers the queued connections' requests and the next one as before.
+  const served = await nixfleet(args);
+  assert.is(served.out, (await nixfleet([...args, '--no-cache'])).out);
+  assert.ok((await server.servedCount(1)) >= 1);
+});
+
 test("a request without --now is looked at at the client's instant, with the client's cache directory", async () => {
   const { fx, cache } = rollout();
   await startServer(fx.tree, cache, ['--refresh', '0']);
   const argv = ['status', '--tree', fx.tree, '--root', fx.rootFile, '--json'];
-  const r = parseReply(
-    await rawExchange(
-      viewServerSocket(cache, fx.tree),
-      JSON.stringify({ v: 1, argv, cwd: fx.dir, now: NOW, cacheDir: cache }),
-    ),
+  const raw = await rawExchange(
+    viewServerSocket(cache, fx.tree),
+    JSON.stringify({ v: 2, argv, cwd: fx.dir, now: NOW, cacheDir: cache }),
   );
+  assert.ok(raw.toString().startsWith(ACCEPTED_LINE), 'taken in, and told so first');
+  const r = parseReply(raw);
   assert.type(r, 'object', String(r));
   const reply = r as Exclude<typeof r, string>;
   assert.is(reply.header.served, true, JSON.stringify(reply.header));
