@@ -100,7 +100,8 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
     );
   await takeOverStaleSocket(socket, tree);
   const log = o.log ?? (() => {});
-  const queue = new LookQueue(collectGarbage());
+  const gc = collectGarbage();
+  const queue = new LookQueue(gc);
   const recent = new Map<string, Look>();
   const stores = new KeptStores();
   const runLook = (look: Look, io: CommandIo) =>
@@ -127,11 +128,6 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       }
     });
   const tick = () => {
-    for (const look of recent.values())
-      if (Date.now() - look.askedAt > o.forgetSeconds * 1000) {
-        forget(recent, look);
-        log(`no longer replayed: ${describe(look.argv)} (not asked for ${o.forgetSeconds} s)`);
-      }
     if (!changes.takeDirty() || queue.busy) return;
     for (const look of recent.values()) {
       for (const dir of ackLogDirs(look)) changes.add(dir);
@@ -140,11 +136,28 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   };
   const timer = o.refreshSeconds > 0 ? setInterval(tick, o.refreshSeconds * 1000) : undefined;
   timer?.unref();
+  // What no one asked for within --forget-after: no longer replayed, and its stores no longer kept.
+  const sweep = () => {
+    const before = Date.now() - o.forgetSeconds * 1000;
+    for (const look of recent.values())
+      if (look.askedAt < before) {
+        forget(recent, look);
+        log(`no longer replayed: ${describe(look.argv)} (not asked for ${o.forgetSeconds} s)`);
+      }
+    if (queue.busy) return;
+    const dropped = stores.forgetUsedBefore(before);
+    if (dropped.length === 0) return;
+    log(`no longer kept in memory: ${dropped.join(', ')}`);
+    gc();
+  };
+  const sweeper = setInterval(sweep, Math.min(60, Math.max(1, o.forgetSeconds)) * 1000);
+  sweeper.unref();
   log(`serving ${tree} at ${socket}`);
   return {
     socket,
     async close() {
       if (timer) clearInterval(timer);
+      clearInterval(sweeper);
       changes.close();
       await new Promise<void>((done) => server.close(() => done()));
       await queue.idle();
@@ -383,20 +396,39 @@ const discardIo: CommandIo = { stdout: () => {}, stderr: () => {} };
  * it. Each store still saves to the cache directory, so a restarted server or a one-shot look finds it warm.
  */
 class KeptStores {
-  private readonly stores = new Map<string, VerifiedAckStore>();
+  private readonly stores = new Map<string, { store: VerifiedAckStore; openedAt: number }>();
 
   open = (dir: string, name: string): VerifiedAckStore => {
     // The look's start, before it looks at any file (the racy rule of the latest-ack memo).
     const startedAt = Date.now();
     const kept = this.stores.get(name);
     if (kept !== undefined) {
-      kept.renew(startedAt);
-      return kept;
+      kept.store.renew(startedAt);
+      kept.openedAt = startedAt;
+      return kept.store;
     }
     const store = openVerifiedAckStore(dir, name, startedAt);
-    this.stores.set(name, store);
+    this.stores.set(name, { store, openedAt: startedAt });
     return store;
   };
+
+  /**
+   * Between looks: drops the stores, and the scopes of a store, that no look started at or after
+   * `before` used (a view no longer asked for). They are read from the cache directory if asked again,
+   * as by a restarted server. Returns what was dropped, for the log.
+   */
+  forgetUsedBefore(before: number): string[] {
+    const dropped: string[] = [];
+    for (const [name, kept] of this.stores)
+      if (kept.openedAt < before) {
+        this.stores.delete(name);
+        dropped.push(name);
+      } else {
+        const scopes = kept.store.forgetScopesUsedBefore(before);
+        if (scopes > 0) dropped.push(`${scopes} scope(s) of ${name}`);
+      }
+    return dropped;
+  }
 }
 
 /**

@@ -122,6 +122,14 @@ export interface VerifiedAckStore {
    * chosen again, by `cache` or scopeAcks()).
    */
   renew(startedAt: number): void;
+  /**
+   * Between looks of a renewed store: drops what it keeps of every scope no look started at or after
+   * `before` (ms) chose. Such a scope is read from its files at its next use, as a fresh store reads it
+   * (a long-running server's memory is then what its recent views need). Returns how many were dropped.
+   */
+  forgetScopesUsedBefore(before: number): number;
+  /** How many scopes the store keeps in memory. */
+  readonly scopesKept: number;
 }
 
 /**
@@ -153,12 +161,15 @@ export function openVerifiedAckStore(
   let look: { startedAt: number; saved: SavedMemos | null } = { startedAt, saved: null };
   /** Every scope a look of this store chose, by base: what each last saved, kept between looks. */
   const scopes = new Map<string, ScopeFiles>();
+  /** When the last look that chose each scope started (ms). */
+  const lastChosen = new Map<string, number>();
   /** The scope this look chose. */
   let current: ScopeFiles | null = null;
   const open = (base: string) => {
     if (current !== null) return current;
     let s = scopes.get(base);
     if (s === undefined) scopes.set(base, (s = readScope(dir, base, key)));
+    lastChosen.set(base, look.startedAt);
     return (current = s);
   };
   const chosen = () => open(join(dir, name));
@@ -207,6 +218,19 @@ export function openVerifiedAckStore(
       key = readKey(dir);
       look = { startedAt: next, saved: null };
     },
+    forgetScopesUsedBefore: (before) => {
+      let dropped = 0;
+      for (const [base, at] of lastChosen)
+        if (at < before && scopes.get(base) !== current) {
+          scopes.delete(base);
+          lastChosen.delete(base);
+          dropped++;
+        }
+      return dropped;
+    },
+    get scopesKept() {
+      return scopes.size;
+    },
   };
 }
 
@@ -240,6 +264,8 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
     renew: (next) => {
       look = fresh(next);
     },
+    forgetScopesUsedBefore: () => 0,
+    scopesKept: 0,
   };
 }
 

@@ -528,6 +528,10 @@ test('after a change, the server replays the views it served (--refresh), only t
   // Not asked again: after --forget-after seconds the view is no longer replayed.
   const forgotten = await server.waitFor(/no longer replayed: /, mark);
   assert.match(forgotten, `--host ${hosts[1]}`);
+  // Nor are its stores kept in memory; asked again, it is read from the cache directory, and equal.
+  assert.match(await server.waitFor(/no longer kept in memory: /, mark), /\bstatus-host\b/);
+  assert.is((await nixfleet(args)).out, (await nixfleet([...args, '--no-cache'])).out);
+  assert.is(await server.servedCount(2), 2);
 });
 
 test('the client asks only for views a server may answer, and refuses malformed replies', () => {

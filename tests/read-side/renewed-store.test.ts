@@ -168,7 +168,7 @@ function twoCaches(fx: Fixture) {
     const renewed = await lookThrough(fx, store, l);
     return { once, renewed };
   };
-  return { reopened, kept, look };
+  return { reopened, kept, look, stores };
 }
 
 /** The files of a cache directory, by name, as text. */
@@ -263,6 +263,31 @@ test('a renewed store serves each look as a store re-opened from its files: view
   rekeyingRelease(fx, h0);
   await sameLooks(c, [...ch1, ...ch0], 'a new release');
   await sameLooks(c, [...ch1, ...ch0], 'after the new release');
+});
+
+test('a renewed store forgets the scopes no recent look chose, and serves them from their files next: the same looks', async () => {
+  const fx = chainedRollout('renewed-forget', { first: 20, ch0: 12, ch1: 5, polling: 5 });
+  const c = twoCaches(fx);
+  const h0 = fx.wave('ch-0', 1)[0]!;
+  const h1 = fx.wave('ch-1', 1)[0]!;
+  const t = Date.now() + 10 * RACY_MS;
+  await c.look({ view: 'status', host: h0 }, t);
+  await c.look({ view: 'status', host: h1 }, t + 1000);
+  const store = c.stores.get('status-host')!;
+  assert.is(store.scopesKept, 2, 'one scope per channel');
+  assert.is(store.forgetScopesUsedBefore(t), 0, 'both chosen at or after t');
+  assert.is(store.forgetScopesUsedBefore(t + 1000), 1, "the first channel's scope is dropped");
+  assert.is(store.scopesKept, 1);
+  // A new ack meanwhile, then both scopes again: the dropped one is read from its files.
+  postAcks(fx, h0, [{ kind: 'started', at: NOW - 2 * MIN }]);
+  const looks: Look[] = [
+    { view: 'status', host: h0 },
+    { view: 'status', host: h1 },
+  ];
+  const seen = await sameLooks(c, looks, 'after forgetting');
+  assert.ok((seen[1]!.counts.files as { recalled: number }).recalled > 0, 'the kept one recalls');
+  assert.is(store.scopesKept, 2);
+  await sameLooks(c, looks, 'again');
 });
 
 test('the racy rule holds at each look of a renewed store: a file younger than RACY_MS at a look is not recalled by the next', async () => {
