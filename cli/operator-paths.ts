@@ -1,10 +1,10 @@
 // Where the operator's views (`status`, `trace`) keep what they keep, found from their argv alone: their
 // cache directory, the V8 code cache in it (cli/code-cache.ts), and the socket of the view server that
 // serves a tree (cli/view-server.ts, cli/view-client.ts); and the rule for trusting what lies there.
-// bin/nixfleet.js reaches this before any of the CLI loads, so it imports node built-ins only.
+// bin/nixfleet.js reaches this before any of the CLI loads, so it imports node built-ins only (and
+// protocol/private-owner.ts, which does too: the loaders' bundles import it directly, not the face).
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { Stats } from 'node:fs';
 
 /** The commands that keep an operator cache directory. */
 export const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
@@ -77,10 +77,8 @@ export function viewServerSocket(cacheDir: string, realTree: string): string {
 }
 
 /**
- * Owned by this process's user and writable by no one else. What lies in the cache directory is
- * trusted only as far as that: compiled code (a foreign cache would be foreign code), the view server's
- * socket (a foreign server could print any fleet it liked).
+ * What lies in the cache directory is trusted only as far as the rule of protocol/private-owner.ts:
+ * compiled code (a foreign cache would be foreign code), the view server's socket (a foreign server
+ * could print any fleet it liked), as the verified stores are.
  */
-export function ownedByThisUser(st: Stats): boolean {
-  return st.uid === process.getuid!() && (st.mode & 0o022) === 0;
-}
+export { ownedByThisUser } from '../protocol/index.ts';

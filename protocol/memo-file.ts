@@ -9,6 +9,7 @@
 // release's documents: DocumentMemo.kept), written atomically, 0600.
 import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-write.ts';
+import { ownedByThisUser } from './private-owner.ts';
 import type { SignedDocument } from './schemas/index.ts';
 import { BOUND_MANIFEST, type VerifiedDocumentMemo } from './verify/index.ts';
 
@@ -16,16 +17,12 @@ import { BOUND_MANIFEST, type VerifiedDocumentMemo } from './verify/index.ts';
 const DOCS_HEADER = 'nixfleet verified-docs v1';
 /** An entry's key: the root's digest, the document bytes' digest, the reader (document type). */
 const DOC_KEY = /^sha256:[0-9a-f]{64} sha256:[0-9a-f]{64} [a-z-]{1,40}$/;
-/** Group/other write bits: someone else could plant entries. */
-const OTHERS_WRITE = 0o022;
-
-/** Only this user's own, not writable by others; a symlink is not followed. */
+/** Only this user's own, not writable by others (ownedByThisUser); a symlink is not followed. */
 export function ownedPrivately(path: string, kind: 'file' | 'dir'): boolean {
   try {
     const st = lstatSync(path);
     if (kind === 'file' ? !st.isFile() : !st.isDirectory()) return false;
-    const uid = process.getuid?.();
-    return (uid === undefined || st.uid === uid) && (st.mode & OTHERS_WRITE) === 0;
+    return ownedByThisUser(st);
   } catch {
     return false;
   }

@@ -159,19 +159,11 @@ export function openVerifiedAckStore(
   const documents = readDocumentMemo(dir, docsFile);
   let key = readKey(dir);
   let look: { startedAt: number; saved: SavedMemos | null } = { startedAt, saved: null };
-  /** Every scope a look of this store chose, by base: what each last saved, kept between looks. */
-  const scopes = new Map<string, ScopeFiles>();
-  /** When the last look that chose each scope started (ms). */
-  const lastChosen = new Map<string, number>();
+  const scopes = new KeptScopes();
   /** The scope this look chose. */
   let current: ScopeFiles | null = null;
-  const open = (base: string) => {
-    if (current !== null) return current;
-    let s = scopes.get(base);
-    if (s === undefined) scopes.set(base, (s = readScope(dir, base, key)));
-    lastChosen.set(base, look.startedAt);
-    return (current = s);
-  };
+  const open = (base: string) =>
+    (current ??= scopes.choose(base, look.startedAt, () => readScope(dir, base, key)));
   const chosen = () => open(join(dir, name));
   return {
     get cache() {
@@ -218,20 +210,43 @@ export function openVerifiedAckStore(
       key = readKey(dir);
       look = { startedAt: next, saved: null };
     },
-    forgetScopesUsedBefore: (before) => {
-      let dropped = 0;
-      for (const [base, at] of lastChosen)
-        if (at < before && scopes.get(base) !== current) {
-          scopes.delete(base);
-          lastChosen.delete(base);
-          dropped++;
-        }
-      return dropped;
-    },
+    forgetScopesUsedBefore: (before) => scopes.forgetChosenBefore(before, current),
     get scopesKept() {
       return scopes.size;
     },
   };
+}
+
+/** Every scope a look of a store chose, by base: what each last saved, kept between looks. */
+class KeptScopes {
+  private readonly kept = new Map<string, { files: ScopeFiles; chosenAt: number }>();
+
+  get size(): number {
+    return this.kept.size;
+  }
+
+  /** The scope `base` for a look started at `startedAt` (ms): kept, or read now. */
+  choose(base: string, startedAt: number, read: () => ScopeFiles): ScopeFiles {
+    const k = this.kept.get(base);
+    if (k !== undefined) {
+      k.chosenAt = startedAt;
+      return k.files;
+    }
+    const files = read();
+    this.kept.set(base, { files, chosenAt: startedAt });
+    return files;
+  }
+
+  /** Drops every scope last chosen by a look started before `before` (ms), but the current one. */
+  forgetChosenBefore(before: number, current: ScopeFiles | null): number {
+    let dropped = 0;
+    for (const [base, k] of this.kept)
+      if (k.chosenAt < before && k.files !== current) {
+        this.kept.delete(base);
+        dropped++;
+      }
+    return dropped;
+  }
 }
 
 /** No persistence (`--no-cache`): fresh caches, save does nothing, renew starts afresh. */

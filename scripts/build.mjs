@@ -144,6 +144,8 @@ try {
       target: 'node20',
       sourcemap: 'linked',
       logLevel: 'warning',
+      // Through a face (protocol/index.ts) a loader would bundle all it re-exports; it gets what it names.
+      plugins: [directImports],
     });
   // The code-cache loader (cli/code-cache.ts) runs the scripts below; bin/nixfleet.js (CommonJS, see
   // there) requires it.
