@@ -6,7 +6,8 @@
 # accepts silently but that do nothing: Persistent= without OnCalendar=, and a service PATH entry
 # NixOS already puts on every service's PATH.
 # Not the module system: no priorities or merging of one option from several modules (one module is
-# evaluated; `config` given to it holds the settings plus the few NixOS values it reads).
+# evaluated; `config` given to it holds the settings plus the few NixOS values it reads); mkIf is
+# resolved as NixOS resolves it (a false one defines nothing).
 { module, service, settings, hostName ? "web-01" }:
 let
   B = builtins;
@@ -97,12 +98,21 @@ let
   base = applyOptions "" nixosOptions { networking.hostName = hostName; };
   config = base // { services = base.services // { ${service} = applyOptions "services.${service}" evaluated.options.services.${service} settings; }; };
 
+  # mkIf resolved as lib.modules pushes it down: a false condition removes the definition (an attribute
+  # under it is then absent, as a disabled unit is in NixOS), a true one gives its content.
+  isIf = v: B.isAttrs v && (v._type or null) == "if";
+  resolveIfs = v:
+    if isIf v then (if v.condition then resolveIfs v.content else { })
+    else if B.isAttrs v && !(v ? outPath) && !(v ? _type) then
+      B.mapAttrs (_: resolveIfs) (lib.filterAttrs (_: x: !(isIf x) || x.condition) v)
+    else v;
+
   # Definitions from the settings and from the module, merged attribute-wise (one definition per option).
   merge = path: a: b: B.zipAttrsWith (n: vs:
     if B.length vs == 1 then B.head vs
     else if B.all (v: B.isAttrs v && !(v ? outPath) && !(v ? _type)) vs then merge "${path}${n}." (B.elemAt vs 0) (B.elemAt vs 1)
     else throw "The option `${path}${n}' is defined twice (this harness evaluates one module)") [ a b ];
-  definitions = merge "" { networking.hostName = hostName; services.${service} = settings; } evaluated.config;
+  definitions = merge "" { networking.hostName = hostName; services.${service} = settings; } (resolveIfs evaluated.config);
   checked = applyOptions "" declared definitions;
 
   failedAssertions = map (a: a.message) (B.filter (a: !a.assertion) checked.assertions);

@@ -777,6 +777,16 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
       >
     )['nixfleet-views']!;
     assert.equal(views.unitConfig.ConditionUser, ['|alice', '|bob']);
+    // No operator named: no user service at all (mkIf defines nothing, as in NixOS).
+    const noViews = await evalModule(
+      sandbox,
+      'control-plane.nix',
+      'nixfleet-control-plane',
+      settings,
+      'config.systemd.user.services',
+    );
+    assert.is(noViews.code, 0, noViews.stderr);
+    assert.equal(noViews.value, {});
     const viewsArgs = shellWords(views.serviceConfig.ExecStart).slice(1);
     assert.equal(viewsArgs, ['views', 'serve', '--tree', tree, '--refresh', '7']);
     const viewsRun = await run(

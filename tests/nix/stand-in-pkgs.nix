@@ -57,7 +57,9 @@ let
     inherit types applyOptions;
     mkOption = decl: decl // { _type = "option"; };
     mkEnableOption = what: { _type = "option"; type = types.bool; default = false; description = "Whether to enable ${what}."; };
-    mkIf = cond: value: if cond then value else { };
+    # As in lib.modules: a conditional definition, resolved where definitions are taken in (the
+    # harness's resolveIfs): when false the option gets no definition at all, not an empty one.
+    mkIf = condition: content: { _type = "if"; inherit condition content; };
     literalExpression = text: { _type = "literalExpression"; inherit text; };
     filterAttrs = pred: set: listToAttrs (map (name: { inherit name; value = set.${name}; }) (filter (name: pred name set.${name}) (attrNames set)));
     optionals = cond: list: if cond then list else [ ];
