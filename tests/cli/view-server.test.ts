@@ -490,7 +490,7 @@ test('a stopped server does not hang its clients: with no answer in the accept t
 
 test("a request without --now is looked at at the client's instant, with the client's cache directory", async () => {
   const { fx, cache } = rollout();
-  await startServer(fx.tree, cache, ['--refresh', '0']);
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
   const argv = ['status', '--tree', fx.tree, '--root', fx.rootFile, '--json'];
   const raw = await rawExchange(
     viewServerSocket(cache, fx.tree),
@@ -503,6 +503,8 @@ test("a request without --now is looked at at the client's instant, with the cli
   assert.is(reply.header.served, true, JSON.stringify(reply.header));
   const oneShot = await nixfleet([...argv, '--now', NOW_ISO, '--no-cache']);
   assert.is(reply.stdout, oneShot.out);
+  // The stores are written after the reply; the request's log line follows the writes.
+  await server.servedCount(1);
   assert.ok(
     readdirSync(cache).some((f) => f.startsWith('status.')),
     'the look kept its stores in the cache directory the client named',
