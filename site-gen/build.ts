@@ -21,6 +21,7 @@ import {
   AckCache,
   type AckFileMemo,
   type AckHistory,
+  type HashedFiles,
   type LogPrefixMemo,
   type ReleaseLoad,
   type VerificationFailure,
@@ -29,7 +30,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { startAckPreparse } from './ack-preparse.ts';
+import { hashedFilesOf, startAckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -225,6 +226,7 @@ function readSiteAcks(
   releaseReused: boolean,
   cache: AckCache | undefined,
   memos: VerifiedStore | null,
+  hashedFiles: HashedFiles | undefined,
 ): AckHistory {
   const logFile = siteAckLog(o);
   const segments = logFile === null ? [] : listAckLogSegments(logFile);
@@ -255,6 +257,7 @@ function readSiteAcks(
       bundles: false,
       ...(cache ? { cache } : {}),
       ...(memos === null ? {} : { files: memos.verifiedAckFiles }),
+      ...(hashedFiles === undefined ? {} : { hashedFiles }),
     });
   // Saved before commit(): what this build verified or reused is what the store keeps.
   o.verifiedStore?.save();
@@ -326,7 +329,13 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
     o.preparseAcks !== false &&
     (cache?.cold ?? true) &&
     memos === null
-      ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
+      ? startAckPreparse(
+          logFile,
+          SITE_ACK_LOG_WINDOW_BYTES,
+          // The one-shot read's latest-ack files (watch mode reads them through its ack feed).
+          o.ackFeed === undefined ? resolve(acksDirOf(o.treeDir), 'hosts') : null,
+          { always: o.preparseAcks === true },
+        )
       : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
@@ -353,8 +362,10 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
-    acks = readSiteAcks(o, load.release, reused !== null, cache, memos);
+    const helped = preparse === null ? null : await preparse.result();
+    if (helped !== null) (cache ??= new AckCache()).primeTakenIn(helped.takenIn);
+    const hashedFiles = helped === null ? undefined : hashedFilesOf(helped);
+    acks = readSiteAcks(o, load.release, reused !== null, cache, memos, hashedFiles);
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }
