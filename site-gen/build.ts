@@ -30,7 +30,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { hashedFilesOf, startAckPreparse } from './ack-preparse.ts';
+import { hashedFilesOf, startAckPreparse, type AckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -314,29 +314,31 @@ function siteAckLog(o: SiteInputOptions): string | null {
   return o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
 }
 
+/**
+ * A truly cold build (nothing reused, an ack cache and a store that know nothing) takes the log's acks
+ * in, and reads and hashes the latest-ack files, on a helper thread while it walks the release
+ * (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
+ */
+function startPreparse(o: SiteInputOptions, logFile: string | null): AckPreparse | null {
+  if (logFile === null || o.preparseAcks === false) return null;
+  return startAckPreparse(
+    logFile,
+    SITE_ACK_LOG_WINDOW_BYTES,
+    // The one-shot read's latest-ack files (watch mode reads them through its ack feed).
+    o.ackFeed === undefined ? resolve(acksDirOf(o.treeDir), 'hosts') : null,
+    { always: o.preparseAcks === true },
+  );
+}
+
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
   const reused = o.releaseCache?.reusable(o.now) ?? null;
-  // A truly cold build takes the log's acks in on a helper thread while it walks the release
-  // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
   const memos = storeMemos(o, logFile);
   const preparse =
-    reused === null &&
-    logFile !== null &&
-    o.preparseAcks !== false &&
-    (cache?.cold ?? true) &&
-    memos === null
-      ? startAckPreparse(
-          logFile,
-          SITE_ACK_LOG_WINDOW_BYTES,
-          // The one-shot read's latest-ack files (watch mode reads them through its ack feed).
-          o.ackFeed === undefined ? resolve(acksDirOf(o.treeDir), 'hosts') : null,
-          { always: o.preparseAcks === true },
-        )
-      : null;
+    reused === null && memos === null && (cache?.cold ?? true) ? startPreparse(o, logFile) : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
   else {
