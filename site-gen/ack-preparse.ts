@@ -17,7 +17,7 @@ import {
   moduleBeside,
   parseAckLog,
   readAck,
-  readCappedFile,
+  readCappedFileInto,
   sha256Digest,
   startModuleThread,
 } from '../protocol/index.ts';
@@ -70,11 +70,13 @@ export function hashLatestFiles(hostsDir: string, takenIn: string[]): Preparsed[
   }
   if (names.length > MAX_ACK_FILES) return files;
   const known = new Set(takenIn);
+  // Each file is hashed (and some taken in) right after it is read: one buffer serves them all.
+  const scratch = Buffer.allocUnsafe(LIMITS.ack);
   for (const name of names) {
     const path = `${hostsDir}/${name}`;
     let bytes: Buffer;
     try {
-      bytes = readCappedFile(path, LIMITS.ack, path);
+      bytes = readCappedFileInto(path, LIMITS.ack, path, scratch);
     } catch {
       continue;
     }
