@@ -150,7 +150,7 @@ export class AckCache {
   ): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
     if (r === undefined && (this.earlier.has(digest) || this.takenIn.has(digest)))
-      r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
+      r = decodeTakenIn(text ? text() : Buffer.from(bytes()).toString('utf8'));
     if (r === undefined) {
       try {
         r = readAck(bytes(), source);
@@ -231,6 +231,15 @@ export class AckCache {
   get size(): number {
     return Math.max(this.parsed.size, this.nextParsed.size);
   }
+}
+
+/**
+ * The ack of bytes that passed the strict intake, from their text: `JSON.parse`, as the intake built it
+ * from the same text. Undefined for text that begins with a BOM: the intake drops it when it decodes
+ * the bytes, JSON.parse refuses it; such bytes are taken in again.
+ */
+function decodeTakenIn(text: string): SignedAck | undefined {
+  return text.charCodeAt(0) === 0xfeff ? undefined : (JSON.parse(text) as SignedAck);
 }
 
 function isRefusal(r: SignedAck | Refusal): r is Refusal {

@@ -123,7 +123,11 @@ export function takeInLogRecords(req: Omit<PreparseRequest, 'hostsDir'>): string
         // Such a record is taken in under its bytes' own digest (AckCollector.addLogRecord).
         if (r.canonical.includes('\uFFFD')) continue;
         try {
-          readAck(Buffer.from(r.canonical, 'utf8'), file);
+          // The text, not its bytes again: the record's bytes decoded without a replacement are
+          // valid UTF-8 and are this text, which is what the bytes' intake would parse (except a
+          // leading BOM, which it drops and the text's intake refuses: such a record is not vouched
+          // for, and the build takes its bytes in itself).
+          readAck(r.canonical, file);
           out.push(r.digest);
         } catch {
           // Refused: the build's intake refuses it again, naming the record.

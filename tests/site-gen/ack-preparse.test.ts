@@ -57,6 +57,19 @@ test('only records whose acks pass the strict intake are vouched for', () => {
   for (const d of bad) assert.not.ok(taken.includes(d));
 });
 
+test('a record whose bytes begin with a BOM is not vouched for: the build takes its bytes in itself', () => {
+  const { file, good } = logWithRefusedRecords();
+  const sample = parseAckLog(readFileSync(file), file).records[0]!.canonical;
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(sample, 'utf8')]);
+  appendFileSync(
+    file,
+    Buffer.concat([Buffer.from(`${sha256Digest(bom)}\t`), bom, Buffer.from('\n')]),
+  );
+  const records = parseAckLog(readFileSync(file), file).records;
+  assert.is(records.at(-1)!.digest, sha256Digest(bom));
+  assert.equal(takeInLogRecords({ segments: [file], windowBytes: 1 << 30 }), good);
+});
+
 test('a segment larger than the window is left to the build (it reads only its tail)', () => {
   const { file } = logWithRefusedRecords();
   const size = readFileSync(file).length;
@@ -215,6 +228,27 @@ test('with the files the helper hashed, only those that no taken-in ack gave are
     `acks/hosts/${misplaced}.json WrongHost`,
     `acks/hosts/${refusedFile.slice(hostsDir.length + 1)} Malformed`,
   ]);
+});
+
+test('bytes that begin with a BOM, vouched for by an earlier run or primed, are taken in again, not decoded', () => {
+  // The intake of the bytes drops the BOM and accepts them; their text keeps it, and JSON.parse
+  // refuses that: decoding it would fail the build (a one-shot build after the first, with a store).
+  const { file } = logWithRefusedRecords();
+  const sample = parseAckLog(readFileSync(file), file).records[0]!.canonical;
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(sample, 'utf8')]);
+  const digest = sha256Digest(bom);
+  const earlier = new AckCache([[digest, 'some-host-key']]);
+  const primed = new AckCache();
+  primed.primeTakenIn([digest]);
+  for (const cache of [earlier, primed]) {
+    const r = cache.parse(
+      digest,
+      () => bom,
+      'acks.log:1',
+      () => bom.toString('utf8'),
+    );
+    assert.equal(r, JSON.parse(sample));
+  }
 });
 
 test.run();
