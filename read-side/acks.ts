@@ -227,6 +227,15 @@ export class AckCache {
     this.takenIn.clear();
   }
 
+  /**
+   * Lets go of the parsed acks (a one-shot build that takes none in again): a later parse of the same
+   * bytes takes them in again; what was verified is kept.
+   */
+  forgetParsed(): void {
+    this.parsed = new Map();
+    this.nextParsed = new Map();
+  }
+
   /** Distinct ack byte strings parsed (kept). */
   get size(): number {
     return Math.max(this.parsed.size, this.nextParsed.size);

@@ -251,4 +251,25 @@ test('bytes that begin with a BOM, vouched for by an earlier run or primed, are 
   }
 });
 
+test('an ack cache that forgot what it parsed takes the bytes in again and still knows what it verified', () => {
+  const { file } = logWithRefusedRecords();
+  const record = parseAckLog(readFileSync(file), file).records[0]!;
+  const bytes = Buffer.from(record.canonical, 'utf8');
+  let reads = 0;
+  const read = () => {
+    reads++;
+    return bytes;
+  };
+  const cache = new AckCache();
+  const first = cache.parse(record.digest, read, 'acks.log:1');
+  cache.recordVerified(record.digest, 'key', true);
+  cache.commit();
+  assert.is(cache.parse(record.digest, read, 'acks.log:1'), first);
+  assert.is(reads, 1);
+  cache.forgetParsed();
+  assert.equal(cache.parse(record.digest, read, 'acks.log:1'), first);
+  assert.is(reads, 2);
+  assert.is(cache.verifiedResult(record.digest, 'key'), true);
+});
+
 test.run();
