@@ -25,13 +25,37 @@ export function readInto(fd: number, buf: Buffer, position: number): number {
  * Throws Malformed or TooLarge naming `label`, or the file system's error (ENOENT, ...) as it is.
  */
 export function readCappedFile(path: string, maxBytes: number, label: string): Buffer {
+  return readCapped(path, maxBytes, label, (size) => Buffer.allocUnsafe(size));
+}
+
+/**
+ * readCappedFile into `scratch` (at least `maxBytes` long): the bytes are a view of it, valid until
+ * the next read into it. For a reader that only hashes or parses each file of many (no buffer per
+ * file to allocate and collect).
+ */
+export function readCappedFileInto(
+  path: string,
+  maxBytes: number,
+  label: string,
+  scratch: Buffer,
+): Buffer {
+  if (scratch.length < maxBytes) throw new RangeError(`scratch buffer shorter than ${maxBytes}`);
+  return readCapped(path, maxBytes, label, (size) => scratch.subarray(0, size));
+}
+
+function readCapped(
+  path: string,
+  maxBytes: number,
+  label: string,
+  bufferOf: (size: number) => Buffer,
+): Buffer {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new Malformed(label, 'not a regular file');
     if (st.size > maxBytes)
       throw new TooLarge(label, `${st.size} bytes exceeds the limit of ${maxBytes}`);
-    const buf = Buffer.allocUnsafe(st.size);
+    const buf = bufferOf(st.size);
     const n = readInto(fd, buf, 0);
     return n === st.size ? buf : buf.subarray(0, n);
   } finally {

@@ -150,7 +150,7 @@ export class AckCache {
   ): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
     if (r === undefined && (this.earlier.has(digest) || this.takenIn.has(digest)))
-      r = JSON.parse(text ? text() : Buffer.from(bytes()).toString('utf8')) as SignedAck;
+      r = decodeTakenIn(text ? text() : Buffer.from(bytes()).toString('utf8'));
     if (r === undefined) {
       try {
         r = readAck(bytes(), source);
@@ -227,10 +227,28 @@ export class AckCache {
     this.takenIn.clear();
   }
 
+  /**
+   * Lets go of the parsed acks (a one-shot build that takes none in again): a later parse of the same
+   * bytes takes them in again; what was verified is kept.
+   */
+  forgetParsed(): void {
+    this.parsed = new Map();
+    this.nextParsed = new Map();
+  }
+
   /** Distinct ack byte strings parsed (kept). */
   get size(): number {
     return Math.max(this.parsed.size, this.nextParsed.size);
   }
+}
+
+/**
+ * The ack of bytes that passed the strict intake, from their text: `JSON.parse`, as the intake built it
+ * from the same text. Undefined for text that begins with a BOM: the intake drops it when it decodes
+ * the bytes, JSON.parse refuses it; such bytes are taken in again.
+ */
+function decodeTakenIn(text: string): SignedAck | undefined {
+  return text.charCodeAt(0) === 0xfeff ? undefined : (JSON.parse(text) as SignedAck);
 }
 
 function isRefusal(r: SignedAck | Refusal): r is Refusal {
@@ -551,12 +569,7 @@ export class AckCollector {
     text?: () => string,
   ): void {
     // The same ack is usually found twice (the log and the tree's latest ack): take it in once.
-    const seenHost = this.seenHostOf(id, expectedHost);
-    if (seenHost !== undefined) {
-      this.rejectIfNotExpected(source, seenHost, expectedHost);
-      if (this.deferIndexed && expectedHost !== undefined) this.foundAgain.push(id);
-      return;
-    }
+    if (this.addSeenAgain(id, source, expectedHost)) return;
     const parsed = this.cache.parse(id, bytes, source, text);
     if (isRefusal(parsed)) {
       this.reject(source, null, parsed.code, parsed.detail);
@@ -582,6 +595,19 @@ export class AckCollector {
       bytes: known === undefined ? bytes : null,
       rejectedBefore: this.rejected.length,
     });
+  }
+
+  /**
+   * The bytes with identity `id` found again (at `source`, where `expectedHost`'s ack should be) when
+   * they were taken in before: counted once, and refused as WrongHost when taken in as another host's.
+   * False: not seen before (add() then takes them in).
+   */
+  addSeenAgain(id: string, source: string, expectedHost?: string): boolean {
+    const seenHost = this.seenHostOf(id, expectedHost);
+    if (seenHost === undefined) return false;
+    this.rejectIfNotExpected(source, seenHost, expectedHost);
+    if (this.deferIndexed && expectedHost !== undefined) this.foundAgain.push(id);
+    return true;
   }
 
   /** An ack already taken in as `seenHost`'s, found again where `expectedHost`'s should be: WrongHost. */
@@ -745,7 +771,17 @@ export interface TreeAckOptions {
    * (through `readFile`) and remembered.
    */
   files?: AckFileMemo;
+  /**
+   * Latest-ack files another thread of this build read and hashed (site-gen ack-preparse.ts), by path
+   * (the absolute `hosts` directory + "/" + name): without a `files` memo, a file whose digest is
+   * that of an ack the collector already took in is not read again (the other thread's read is this
+   * read; see takeLatestFile). Any other file is read here.
+   */
+  hashedFiles?: HashedFiles;
 }
+
+/** Path -> the SHA-256 and size of the bytes a latest-ack file held when another thread read it. */
+export type HashedFiles = ReadonlyMap<string, { digest: string; size: number }>;
 
 /**
  * The host a log record's ack claims, read from its bytes without parsing them, or null (then the record
@@ -803,7 +839,9 @@ export function collectTreeAcks(
       // Concatenated, not join()ed: f is one file name (from the directory, or a signed host name:
       // [a-z0-9-] only), and path.join's normalisation was ~3 % of a warm `status --host`.
       const file = { path: `${hostsDir}/${f}`, source, host };
-      const t = takeLatestFile(file, collector, memo, readFile);
+      const t =
+        takeHashedFile(file, collector, memo === undefined ? opts.hashedFiles : undefined) ??
+        takeLatestFile(file, collector, memo, readFile);
       if (opts.bundles !== false && collector.seenHostOf(t.id, host) === host) taken.set(host, t);
       latestFiles++;
     } catch (e) {
@@ -860,6 +898,24 @@ function takeLatestFile(
   const id = collector.add(read, source, host, digest);
   memo?.remember(path, seen ?? null, id, host, logged);
   return { id, size: read.length, bytes: read };
+}
+
+/**
+ * A latest-ack file another thread read and hashed for this build, when its bytes are those of an ack
+ * the collector already took in (from the log: nearly every file): taken as add() takes those bytes
+ * (seen already: the same ack, or WrongHost when it was taken in as another host's), without reading
+ * them again. Reading them here would tell nothing more: the other thread's read is as much a moment
+ * of the file as this thread's, and its digest names exactly the bytes it read. Null: not so, and the
+ * file is read here.
+ */
+function takeHashedFile(
+  file: LatestFile,
+  collector: AckCollector,
+  hashed: HashedFiles | undefined,
+): TakenFile | null {
+  const h = hashed?.get(file.path);
+  if (h === undefined || !collector.addSeenAgain(h.digest, file.source, file.host)) return null;
+  return { id: h.digest, size: h.size, bytes: null };
 }
 
 /**

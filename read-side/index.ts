@@ -12,6 +12,7 @@ export {
   collectTreeAcks,
   defaultAckLogOf,
   formatAckAudit,
+  MAX_ACK_FILES,
   readAckHistory,
 } from './acks.ts';
 export type {
@@ -19,6 +20,7 @@ export type {
   AckLogOptions,
   AckLogRead,
   AckSignatures,
+  HashedFiles,
   LogPrefixMemo,
 } from './acks.ts';
 export { hostCompliance } from './compliance.ts';

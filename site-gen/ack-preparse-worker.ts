@@ -1,6 +1,7 @@
-// The helper thread of startAckPreparse: takes the log's records in and posts the acks that pass.
+// The helper thread of startAckPreparse: takes the log's records in, reads and hashes the latest-ack
+// files, and posts what passed and the files' digests.
 // Built as its own file in dist/ (scripts/build.mjs), so the thread loads compiled JavaScript.
 import { parentPort, workerData } from 'node:worker_threads';
-import { takeInLogRecords, type PreparseRequest } from './ack-preparse.ts';
+import { preparse, type PreparseRequest } from './ack-preparse.ts';
 
-parentPort!.postMessage(takeInLogRecords(workerData as PreparseRequest));
+parentPort!.postMessage(preparse(workerData as PreparseRequest));

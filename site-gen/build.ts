@@ -21,6 +21,7 @@ import {
   AckCache,
   type AckFileMemo,
   type AckHistory,
+  type HashedFiles,
   type LogPrefixMemo,
   type ReleaseLoad,
   type VerificationFailure,
@@ -29,7 +30,7 @@ import {
 import { buildFleetModel, type FleetModel, type ModelMemo } from './model.ts';
 import { renderSite, type SitePages } from './pages.ts';
 import { installSite } from './site-dir.ts';
-import { startAckPreparse } from './ack-preparse.ts';
+import { hashedFilesOf, startAckPreparse, type AckPreparse } from './ack-preparse.ts';
 import { expiringCerts } from './attention.ts';
 import type { AckFeed } from './ack-feed.ts';
 
@@ -225,6 +226,7 @@ function readSiteAcks(
   releaseReused: boolean,
   cache: AckCache | undefined,
   memos: VerifiedStore | null,
+  hashedFiles: HashedFiles | undefined,
 ): AckHistory {
   const logFile = siteAckLog(o);
   const segments = logFile === null ? [] : listAckLogSegments(logFile);
@@ -255,11 +257,18 @@ function readSiteAcks(
       bundles: false,
       ...(cache ? { cache } : {}),
       ...(memos === null ? {} : { files: memos.verifiedAckFiles }),
+      ...(hashedFiles === undefined ? {} : { hashedFiles }),
     });
   // Saved before commit(): what this build verified or reused is what the store keeps.
   o.verifiedStore?.save();
   if (commit) cache?.commit();
-  return acks;
+  if (o.ackFeed !== undefined) return acks;
+  // A one-shot build shows no ack envelope (watch mode's notifications carry them) and takes no ack
+  // in again: the envelopes of ~24,000 acks (the history's, the cache's parsed acks) are let go
+  // before the model and the pages, the build's largest heap. A caller building again with the same
+  // cache takes those acks in again (what it verified is still known).
+  cache?.forgetParsed();
+  return { ...acks, envelopes: [] };
 }
 
 /**
@@ -311,23 +320,42 @@ function siteAckLog(o: SiteInputOptions): string | null {
   return o.ackLogFile === undefined ? ackLogPath(o.treeDir) : o.ackLogFile;
 }
 
+/** The helper's answer taken in: its digests primed in `cache`, its files' digests for the read. */
+async function helped(
+  preparse: AckPreparse | null,
+  cache: AckCache | undefined,
+): Promise<HashedFiles | undefined> {
+  if (preparse === null || cache === undefined) return undefined;
+  const answer = await preparse.result();
+  cache.primeTakenIn(answer.takenIn);
+  return hashedFilesOf(answer);
+}
+
+/**
+ * A truly cold build (nothing reused, an ack cache and a store that know nothing) takes the log's acks
+ * in, and reads and hashes the latest-ack files, on a helper thread while it walks the release
+ * (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
+ */
+function startPreparse(o: SiteInputOptions, logFile: string | null): AckPreparse | null {
+  if (logFile === null || o.preparseAcks === false) return null;
+  return startAckPreparse(
+    logFile,
+    SITE_ACK_LOG_WINDOW_BYTES,
+    // The one-shot read's latest-ack files (watch mode reads them through its ack feed).
+    o.ackFeed === undefined ? resolve(acksDirOf(o.treeDir), 'hosts') : null,
+    { always: o.preparseAcks === true },
+  );
+}
+
 export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite> {
   const t0 = performance.now();
   if (servedRoot(o.treeDir) === null) throw new TreeNotFound(o.treeDir);
   const reused = o.releaseCache?.reusable(o.now) ?? null;
-  // A truly cold build takes the log's acks in on a helper thread while it walks the release
-  // (ack-preparse.ts); with acks known from earlier builds there is little left to take in.
   const logFile = siteAckLog(o);
   let cache = o.verifiedStore?.cache ?? o.ackCache;
   const memos = storeMemos(o, logFile);
-  const preparse =
-    reused === null &&
-    logFile !== null &&
-    o.preparseAcks !== false &&
-    (cache?.cold ?? true) &&
-    memos === null
-      ? startAckPreparse(logFile, SITE_ACK_LOG_WINDOW_BYTES, { always: o.preparseAcks === true })
-      : null;
+  let preparse =
+    reused === null && memos === null && (cache?.cold ?? true) ? startPreparse(o, logFile) : null;
   let load: ReleaseLoad;
   if (reused !== null) load = reused;
   else {
@@ -353,8 +381,17 @@ export async function renderSitePages(o: SiteInputOptions): Promise<RenderedSite
   let model: FleetModel | null = null;
   let t2 = t1;
   if (load.status !== 'failed') {
-    if (preparse !== null) (cache ??= new AckCache()).primeTakenIn(await preparse.digests());
-    acks = readSiteAcks(o, load.release, reused !== null, cache, memos);
+    if (preparse !== null) cache ??= new AckCache();
+    acks = readSiteAcks(
+      o,
+      load.release,
+      reused !== null,
+      cache,
+      memos,
+      await helped(preparse, cache),
+    );
+    // What the helper handed back (~40,000 strings at 10,000 hosts) is let go once taken in.
+    preparse = null;
     t2 = performance.now();
     model = buildFleetModel(load.release, acks, o.now, o.modelMemo);
   }

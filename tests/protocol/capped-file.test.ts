@@ -7,7 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { isNotFound, readCappedFile, readPinnedRoot, readTreeFile } from '../../protocol/index.ts';
+import {
+  isNotFound,
+  readCappedFile,
+  readCappedFileInto,
+  readPinnedRoot,
+  readTreeFile,
+} from '../../protocol/index.ts';
 import { refusal } from '../support/refusal.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nixfleet-capped-'));
@@ -42,6 +48,34 @@ test('a FIFO, a device and a directory are refused as Malformed without waiting 
   const e = refusal(() => readCappedFile(sub, 100, 'sub.json'));
   assert.is(e.code, 'Malformed');
   assert.match(e.detail, /not a regular file/);
+});
+
+test('readCappedFileInto: the same bytes and refusals, as a view of one reused buffer', () => {
+  const scratch = Buffer.alloc(100);
+  const a = join(dir, 'into-a.json');
+  const b = join(dir, 'into-b.json');
+  writeFileSync(a, '{"a":1}');
+  writeFileSync(b, '{"bb":22}');
+  const first = readCappedFileInto(a, 100, 'into-a.json', scratch);
+  assert.equal(first, readCappedFile(a, 100, 'into-a.json'));
+  assert.is(first.buffer, scratch.buffer);
+  const second = readCappedFileInto(b, 100, 'into-b.json', scratch);
+  assert.is(second.toString(), '{"bb":22}');
+  // The view of the first read now shows the second file's bytes: valid until the next read only.
+  assert.is(first.toString(), '{"bb":2');
+  const big = join(dir, 'into-big.json');
+  writeFileSync(big, 'x'.repeat(101));
+  const e = refusal(() => readCappedFileInto(big, 100, 'into-big.json', scratch));
+  assert.is(e.code, 'TooLarge');
+  assert.match(e.detail, /101 bytes exceeds the limit of 100/);
+  const sub = join(dir, 'into-sub.json');
+  mkdirSync(sub);
+  assert.is(
+    refusal(() => readCappedFileInto(sub, 100, 'into-sub.json', scratch)).code,
+    'Malformed',
+  );
+  // A buffer shorter than the cap could not hold a file the cap allows.
+  assert.throws(() => readCappedFileInto(a, 101, 'into-a.json', scratch), RangeError);
 });
 
 test('a missing file is the file system error; isNotFound tells it apart', () => {

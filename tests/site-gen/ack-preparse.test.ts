@@ -2,14 +2,27 @@
 // records whose acks pass readAck, since the build then only decodes those (AckCache.primeTakenIn).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { formatRecord, parseAckLog } from '../../protocol/ack-log.ts';
 import { sha256Digest } from '../../protocol/canonical.ts';
-import { startAckPreparse, takeInLogRecords } from '../../site-gen/ack-preparse.ts';
-import { AckCache } from '../../read-side/acks.ts';
-import { createSiteFixture, type SiteFixture } from './fixture.ts';
+import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
+import {
+  hashedFilesOf,
+  preparse,
+  startAckPreparse,
+  takeInLogRecords,
+} from '../../site-gen/ack-preparse.ts';
+import { AckCache, hostKeysOfPlans, readAckHistory } from '../../read-side/acks.ts';
+import { AckWriter, NOW, createSiteFixture, type SiteFixture } from './fixture.ts';
 
 const fixtures: SiteFixture[] = [];
 test.after.each(() => {
@@ -44,6 +57,19 @@ test('only records whose acks pass the strict intake are vouched for', () => {
   for (const d of bad) assert.not.ok(taken.includes(d));
 });
 
+test('a record whose bytes begin with a BOM is not vouched for: the build takes its bytes in itself', () => {
+  const { file, good } = logWithRefusedRecords();
+  const sample = parseAckLog(readFileSync(file), file).records[0]!.canonical;
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(sample, 'utf8')]);
+  appendFileSync(
+    file,
+    Buffer.concat([Buffer.from(`${sha256Digest(bom)}\t`), bom, Buffer.from('\n')]),
+  );
+  const records = parseAckLog(readFileSync(file), file).records;
+  assert.is(records.at(-1)!.digest, sha256Digest(bom));
+  assert.equal(takeInLogRecords({ segments: [file], windowBytes: 1 << 30 }), good);
+});
+
 test('a segment larger than the window is left to the build (it reads only its tail)', () => {
   const { file } = logWithRefusedRecords();
   const size = readFileSync(file).length;
@@ -64,14 +90,14 @@ for (const [label, module] of [
     if (module && !existsSync(module))
       assert.unreachable('dist/ack-preparse-worker.js is missing: run npm run build');
     const { file, good } = logWithRefusedRecords();
-    const running = startAckPreparse(file, 1 << 30, {
+    const running = startAckPreparse(file, 1 << 30, null, {
       always: true,
       ...(module ? { module } : {}),
     });
     assert.ok(running !== null);
-    assert.equal(await running.digests(), good);
+    assert.equal((await running.result()).takenIn, good);
     // Too small a log to pay for a thread: none is started.
-    assert.is(startAckPreparse(file, 1 << 30), null);
+    assert.is(startAckPreparse(file, 1 << 30, null), null);
   });
 }
 
@@ -82,8 +108,8 @@ test('a helper that cannot start is reported on stderr and vouches for nothing',
   process.on('warning', onWarning);
   try {
     const missing = pathToFileURL('/nonexistent/ack-preparse-worker.js');
-    const running = startAckPreparse(file, 1 << 30, { always: true, module: missing });
-    assert.equal(await running!.digests(), []);
+    const running = startAckPreparse(file, 1 << 30, null, { always: true, module: missing });
+    assert.equal((await running!.result()).takenIn, []);
     await new Promise((r) => setImmediate(r));
     assert.is(warnings.length, 1, warnings.join('\n'));
     assert.match(warnings[0]!, `ack intake helper thread (${missing.href}) failed`);
@@ -94,9 +120,9 @@ test('a helper that cannot start is reported on stderr and vouches for nothing',
 
 test('a stopped helper vouches for nothing and ends', async () => {
   const { file } = logWithRefusedRecords();
-  const running = startAckPreparse(file, 1 << 30, { always: true })!;
+  const running = startAckPreparse(file, 1 << 30, null, { always: true })!;
   running.stop();
-  assert.equal(await running.digests(), []);
+  assert.equal((await running.result()).takenIn, []);
 });
 
 test('the ack cache decodes primed digests without the intake, for the build they were primed for', () => {
@@ -119,6 +145,131 @@ test('the ack cache decodes primed digests without the intake, for the build the
   cache.commit();
   assert.ok(refused(parse(cache, bad[1]!)));
   assert.not.ok(cache.cold);
+});
+
+/**
+ * A fixture whose latest-ack files are not all the log's: one host's file holds an ack the log does not
+ * (written without logging it), another's an ack the schema refuses, a third's another host's logged
+ * ack. Returns the fixture, its log, its hosts directory, the refused file and the other two hosts.
+ */
+function filesBesideTheLog() {
+  const f = createSiteFixture();
+  fixtures.push(f);
+  const log = join(f.treeDir, '.ack-log', 'acks.log');
+  const hostsDir = join(f.treeDir, 'acks', 'hosts');
+  const { soaked: unlogged, soaking: refused, activating: misplaced, failed: owner } = f.roles;
+  const tip = JSON.parse(readFileSync(join(hostsDir, `${unlogged}.json`), 'utf8')) as SignedAck;
+  new AckWriter(f.treeDir, unlogged, f.hostKeys[unlogged]!, 'generated').write(
+    { at: NOW - 1_000, kind: 'heartbeat', seq: tip.signed.seq + 1, prev: ackDigest(tip) },
+    { log: false },
+  );
+  const refusedFile = join(hostsDir, `${refused}.json`);
+  const text = readFileSync(refusedFile, 'utf8').replace('"kind":', '"extra":1,"kind":');
+  assert.ok(text.includes('"extra":1'));
+  writeFileSync(refusedFile, text);
+  copyFileSync(join(hostsDir, `${owner}.json`), join(hostsDir, `${misplaced}.json`));
+  return { f, log, hostsDir, refusedFile, unlogged, misplaced };
+}
+
+test("the helper hashes every latest-ack file and takes in those whose bytes are no log record's", () => {
+  const { log, hostsDir, refusedFile, unlogged } = filesBesideTheLog();
+  const logged = new Set(takeInLogRecords({ segments: [log], windowBytes: 1 << 30 }));
+  const p = preparse({ segments: [log], windowBytes: 1 << 30, hostsDir });
+  const names = readdirSync(hostsDir).sort();
+  assert.equal(
+    [...p.files.paths].sort(),
+    names.map((n) => `${hostsDir}/${n}`),
+  );
+  p.files.paths.forEach((path, i) => {
+    const bytes = readFileSync(path);
+    assert.is(p.files.digests[i], sha256Digest(bytes));
+    assert.is(p.files.sizes[i], bytes.length);
+  });
+  // The log's acks, then exactly the one file that passed and no record gave.
+  const extra = p.takenIn.filter((d) => !logged.has(d));
+  assert.equal(extra, [sha256Digest(readFileSync(join(hostsDir, `${unlogged}.json`)))]);
+  assert.not.ok(p.takenIn.includes(sha256Digest(readFileSync(refusedFile))));
+});
+
+test('with the files the helper hashed, only those that no taken-in ack gave are read, and the history is the same', () => {
+  const { f, log, hostsDir, refusedFile, unlogged, misplaced } = filesBesideTheLog();
+  const p = preparse({ segments: [log], windowBytes: 1 << 30, hostsDir });
+  const trust = { fleet: 'generated', hostKeys: hostKeysOfPlans(f.plans) };
+  const read: string[] = [];
+  const history = (hashed: boolean) => {
+    const cache = new AckCache();
+    cache.primeTakenIn(p.takenIn);
+    return readAckHistory({
+      acksDir: join(f.treeDir, 'acks'),
+      logFile: log,
+      bundles: false,
+      trust,
+      cache,
+      signatures: 'chain-tips',
+      ...(hashed ? { hashedFiles: hashedFilesOf(p) } : {}),
+      readFile: (path, max) => {
+        read.push(path);
+        return readFileSync(path).subarray(0, max + 1);
+      },
+    });
+  };
+  const plain = history(false);
+  assert.is(read.length, readdirSync(hostsDir).length);
+  read.length = 0;
+  const hashed = history(true);
+  assert.equal(hashed.acks, plain.acks);
+  assert.equal(hashed.rejected, plain.rejected);
+  assert.equal(hashed.sources, plain.sources);
+  // Read here: the unlogged ack and the refused one; the misplaced ack (another host's logged ack)
+  // is refused as WrongHost without being read.
+  assert.equal(read.sort(), [refusedFile, join(hostsDir, `${unlogged}.json`)].sort());
+  const codes = hashed.rejected.map((r) => `${r.source} ${r.code}`).sort();
+  assert.equal(codes, [
+    `acks/hosts/${misplaced}.json WrongHost`,
+    `acks/hosts/${refusedFile.slice(hostsDir.length + 1)} Malformed`,
+  ]);
+});
+
+test('bytes that begin with a BOM, vouched for by an earlier run or primed, are taken in again, not decoded', () => {
+  // The intake of the bytes drops the BOM and accepts them; their text keeps it, and JSON.parse
+  // refuses that: decoding it would fail the build (a one-shot build after the first, with a store).
+  const { file } = logWithRefusedRecords();
+  const sample = parseAckLog(readFileSync(file), file).records[0]!.canonical;
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(sample, 'utf8')]);
+  const digest = sha256Digest(bom);
+  const earlier = new AckCache([[digest, 'some-host-key']]);
+  const primed = new AckCache();
+  primed.primeTakenIn([digest]);
+  for (const cache of [earlier, primed]) {
+    const r = cache.parse(
+      digest,
+      () => bom,
+      'acks.log:1',
+      () => bom.toString('utf8'),
+    );
+    assert.equal(r, JSON.parse(sample));
+  }
+});
+
+test('an ack cache that forgot what it parsed takes the bytes in again and still knows what it verified', () => {
+  const { file } = logWithRefusedRecords();
+  const record = parseAckLog(readFileSync(file), file).records[0]!;
+  const bytes = Buffer.from(record.canonical, 'utf8');
+  let reads = 0;
+  const read = () => {
+    reads++;
+    return bytes;
+  };
+  const cache = new AckCache();
+  const first = cache.parse(record.digest, read, 'acks.log:1');
+  cache.recordVerified(record.digest, 'key', true);
+  cache.commit();
+  assert.is(cache.parse(record.digest, read, 'acks.log:1'), first);
+  assert.is(reads, 1);
+  cache.forgetParsed();
+  assert.equal(cache.parse(record.digest, read, 'acks.log:1'), first);
+  assert.is(reads, 2);
+  assert.is(cache.verifiedResult(record.digest, 'key'), true);
 });
 
 test.run();

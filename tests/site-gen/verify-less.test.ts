@@ -5,7 +5,7 @@
 // the build alike.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSite, type SiteBuildResult } from '../../site-gen/build.ts';
 import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
@@ -158,6 +158,22 @@ test('records the helper thread must not vouch for: a duplicate key (the signatu
     const r = await bothWays(f);
     assert.is(r.acks.rejected, 1, variant);
   }
+});
+
+test('a log record whose bytes begin with a BOM: the same site both ways (the helper thread does not vouch for it)', async () => {
+  // The intake of an ack's bytes drops a leading BOM; the helper reads the record's text, which keeps
+  // it. Had the helper vouched for the record, the build would decode that text (JSON.parse refuses a
+  // BOM) and fail.
+  const f = fixture();
+  const lines = readFileSync(logFile(f), 'utf8').split('\n').filter(Boolean);
+  const canonical = lines.at(-1)!.slice(lines.at(-1)!.indexOf('\t') + 1);
+  const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(canonical, 'utf8')]);
+  appendFileSync(
+    logFile(f),
+    Buffer.concat([Buffer.from(`${sha256Digest(bom)}\t`), bom, Buffer.from('\n')]),
+  );
+  const r = await bothWays(f);
+  assert.is(r.status, 'verified');
 });
 
 test('a host manifest whose bytes were changed fails the build, as with every signature checked', async () => {
