@@ -93,12 +93,7 @@ type Look = { argv: string[]; cwd: string; askedAt: number };
 export async function startViewServer(o: ViewServerOptions): Promise<ViewServer> {
   const tree = realpathSync(o.tree);
   const cacheDir = privateCacheDir(o.cacheDir);
-  const socket = viewServerSocket(cacheDir, tree);
-  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES)
-    throw new UsageError(
-      `the socket path ${socket} is over the ${MAX_SOCKET_PATH_BYTES} bytes a Unix socket allows: give a shorter --cache-dir`,
-    );
-  await takeOverStaleSocket(socket, tree);
+  const socket = await claimSocket(cacheDir, tree);
   const log = o.log ?? (() => {});
   const gc = collectGarbage();
   const queue = new LookQueue(gc);
@@ -130,13 +125,48 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   );
   await listenPrivately(server, socket);
   const inode = lstatSync(socket).ino;
+  const upkeep = [
+    startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
+    startSweep({ queue, recent, stores, log, gc }, o.forgetSeconds),
+  ];
+  log(`serving ${tree} at ${socket}`);
+  return {
+    socket,
+    async close() {
+      for (const stop of upkeep) stop();
+      await new Promise<void>((done) => server.close(() => done()));
+      await queue.idle();
+      removeOwnSocket(socket, inode);
+    },
+  };
+}
 
+/** The socket path for `tree`, checked and free (a dead server's socket taken over). */
+async function claimSocket(cacheDir: string, tree: string): Promise<string> {
+  const socket = viewServerSocket(cacheDir, tree);
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES)
+    throw new UsageError(
+      `the socket path ${socket} is over the ${MAX_SOCKET_PATH_BYTES} bytes a Unix socket allows: give a shorter --cache-dir`,
+    );
+  await takeOverStaleSocket(socket, tree);
+  return socket;
+}
+
+/**
+ * Every `refreshSeconds` (0: never), after a change, replays the views served recently (their output
+ * discarded), so that what arrived meanwhile is verified before someone asks. Returns its stop.
+ */
+function startRefresh(
+  s: Pick<Serving, 'tree' | 'queue' | 'recent' | 'runLook' | 'log'>,
+  refreshSeconds: number,
+): () => void {
+  const { tree, queue, recent, log } = s;
   const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
   const replay = (look: Look) =>
     queue.run('refresh', async () => {
       const started = performance.now();
       try {
-        const exit = await runLook(look, discardIo);
+        const exit = await s.runLook(look, discardIo, () => {});
         log(`refreshed ${describe(look.argv)} -> exit ${exit} in ${msSince(started)} ms`);
       } catch (e) {
         // Its directory went away, say: the view is no longer replayed.
@@ -151,36 +181,39 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       void replay(look);
     }
   };
-  const timer = o.refreshSeconds > 0 ? setInterval(tick, o.refreshSeconds * 1000) : undefined;
+  const timer = refreshSeconds > 0 ? setInterval(tick, refreshSeconds * 1000) : undefined;
   timer?.unref();
-  // What no one asked for within --forget-after: no longer replayed, and its stores no longer kept.
+  return () => {
+    if (timer) clearInterval(timer);
+    changes.close();
+  };
+}
+
+/**
+ * What no one asked for within `forgetSeconds`: no longer replayed, and its stores no longer kept in
+ * memory (then a full collection). Checked every min(60, forgetSeconds) seconds. Returns its stop.
+ */
+function startSweep(
+  s: Pick<Serving, 'queue' | 'recent' | 'log'> & { stores: KeptStores; gc: () => void },
+  forgetSeconds: number,
+): () => void {
+  const { queue, recent, stores, log } = s;
   const sweep = () => {
-    const before = Date.now() - o.forgetSeconds * 1000;
+    const before = Date.now() - forgetSeconds * 1000;
     for (const look of recent.values())
       if (look.askedAt < before) {
         forget(recent, look);
-        log(`no longer replayed: ${describe(look.argv)} (not asked for ${o.forgetSeconds} s)`);
+        log(`no longer replayed: ${describe(look.argv)} (not asked for ${forgetSeconds} s)`);
       }
     if (queue.busy) return;
     const dropped = stores.forgetUsedBefore(before);
     if (dropped.length === 0) return;
     log(`no longer kept in memory: ${dropped.join(', ')}`);
-    gc();
+    s.gc();
   };
-  const sweeper = setInterval(sweep, Math.min(60, Math.max(1, o.forgetSeconds)) * 1000);
+  const sweeper = setInterval(sweep, Math.min(60, Math.max(1, forgetSeconds)) * 1000);
   sweeper.unref();
-  log(`serving ${tree} at ${socket}`);
-  return {
-    socket,
-    async close() {
-      if (timer) clearInterval(timer);
-      clearInterval(sweeper);
-      changes.close();
-      await new Promise<void>((done) => server.close(() => done()));
-      await queue.idle();
-      removeOwnSocket(socket, inode);
-    },
-  };
+  return () => clearInterval(sweeper);
 }
 
 /** The cache directory, made 0700 if missing; refused unless this user's own and private. */
