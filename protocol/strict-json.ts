@@ -13,7 +13,16 @@ export interface StrictJsonOptions {
 }
 
 const hasOwn = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k);
+/** Invalid UTF-8 throws; a leading BOM is dropped (RFC 8259 lets a parser ignore it). */
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/**
+ * The text strict intake parses from `bytes` (a leading BOM dropped). For bytes known to have passed
+ * intake before, decoded again: `JSON.parse` of their plain UTF-8 string would meet the BOM and throw.
+ */
+export function intakeText(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
 
 export function parseStrictJson(input: Uint8Array | string, opts: StrictJsonOptions): unknown {
   const size = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
@@ -23,7 +32,7 @@ export function parseStrictJson(input: Uint8Array | string, opts: StrictJsonOpti
   if (typeof input === 'string') text = input;
   else {
     try {
-      text = decoder.decode(input);
+      text = intakeText(input);
     } catch {
       throw new Malformed(opts.file, 'input is not valid UTF-8');
     }

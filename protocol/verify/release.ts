@@ -19,6 +19,7 @@ import {
 } from '../schemas/index.ts';
 import { signedTextOf } from '../envelope.ts';
 import { canonicalString, sha256Digest } from '../canonical.ts';
+import { intakeText } from '../strict-json.ts';
 import { unb64, type PublicKey } from '../keys.ts';
 import { releaseKeysValidAt, verifyReleaseSigned } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
@@ -445,7 +446,7 @@ async function fetchManifests(
 
 /** A bound manifest whose bytes passed strict intake under this root before (VerifiedDocumentMemo.takenIn). */
 function decodeTakenIn(bytes: Uint8Array): SignedDocument<HostManifest> {
-  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  return JSON.parse(intakeText(bytes)) as SignedDocument<HostManifest>;
 }
 
 /** Each manifest's signed content, its signatures verified (in one batch where it can), its fleet, release and host checked. */

@@ -146,6 +146,20 @@ test("a persisted memo keeps only that a bound manifest's bytes passed intake; t
   assert.equal([...(await walk(t, 'each', next)).manifests], [...first.manifests]);
 });
 
+test('a bound manifest whose bytes begin with a BOM (which intake drops) is decoded the same way by the next walk', async () => {
+  const t = tree({
+    bytes: (path, bytes) =>
+      path === PROD_1 ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes]) : undefined,
+  });
+  const memo = new DocumentMemo();
+  const first = await walk(t, 'bound-by-index', memo);
+  assert.ok(first.manifests.has('prod-1'));
+  const next = new DocumentMemo(memo.used());
+  const again = await walk(t, 'bound-by-index', next);
+  assert.equal([...again.manifests], [...first.manifests]);
+  assert.ok(next.hits >= first.manifests.size, 'the manifests were decoded from the memo');
+});
+
 test('a bound manifest that strict intake refuses (a field its schema does not know) is refused by every walk, with or without a memo', async () => {
   const t = tree({
     manifest: (host, m) => {

@@ -28,6 +28,8 @@ export interface ReleaseEdits {
   timestamp?: (ts: Timestamp) => void;
   /** Signs one file some other way than with every release key (e.g. with a bad signature among good ones). */
   envelope?: (path: string, doc: unknown) => SignedDocument<unknown> | undefined;
+  /** Other bytes for one file than its envelope's (e.g. with a BOM before them); its parents bind these. */
+  bytes?: (path: string, bytes: Buffer) => Uint8Array | undefined;
 }
 
 const signedOf = <T>(dir: string, path: string): T =>
@@ -46,7 +48,11 @@ export function resignRelease(
   const rebind = (ref: FileRef): FileRef => moved.get(ref.path) ?? ref;
   const write = (path: string, doc: unknown): FileRef => {
     const env = edits.envelope?.(path, doc);
-    return env ? writeFile(dir, path, envelopeBytes(env)) : writeSigned(dir, path, doc, signers);
+    const ref = env
+      ? writeFile(dir, path, envelopeBytes(env))
+      : writeSigned(dir, path, doc, signers);
+    const bytes = edits.bytes?.(path, readFileSync(join(dir, path)));
+    return bytes ? writeFile(dir, path, bytes) : ref;
   };
 
   const budgets = signedOf<DisruptionBudgets>(dir, index.budgets.path);
