@@ -37,6 +37,7 @@ import {
 } from './operator-paths.ts';
 import type { ViewReplyHeader, ViewRequest } from './view-client.ts';
 import { neutralize } from './terminal.ts';
+import { keepVerifierWarm } from '../protocol/index.ts';
 import {
   defaultCacheDir,
   openVerifiedAckStore,
@@ -112,6 +113,8 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   );
   await listenPrivately(server, socket);
   const inode = lstatSync(socket).ino;
+  // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts).
+  const verifier = keepVerifierWarm();
 
   const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
   const replay = (look: Look) =>
@@ -148,6 +151,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       changes.close();
       await new Promise<void>((done) => server.close(() => done()));
       await queue.idle();
+      await verifier.close();
       removeOwnSocket(socket, inode);
     },
   };

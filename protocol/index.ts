@@ -205,6 +205,7 @@ export {
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
+  keepVerifierWarm,
   readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,
