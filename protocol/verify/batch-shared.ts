@@ -124,8 +124,11 @@ export function helperMain(b: SharedBatch, cache?: KeyObjectCache): void {
 /** What a warm pool's thread is started with (workerData) instead of a batch: wait for batches. */
 export const SERVE_BATCHES = 'serve batches';
 
-/** How many key objects each thread of a warm pool keeps: a fleet's host keys, with room to spare. */
-export const KEPT_KEY_OBJECTS = 32_768;
+/**
+ * How many key objects each thread of a warm pool keeps: 10,000 hosts' keys with room to spare, at
+ * ~1.5 KB of memory a key (~25 MB a thread when full).
+ */
+export const KEPT_KEY_OBJECTS = 16_384;
 
 /**
  * The helper thread's whole life (batch-verify-worker.ts): one batch given at its start (verifyBatch
