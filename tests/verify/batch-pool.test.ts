@@ -70,7 +70,8 @@ for (const [label, module] of [
   test(`the warm thread (${label}) verifies whole batches posted to it, one after another`, async () => {
     if (module && !existsSync(module))
       assert.unreachable('dist/batch-verify-worker.js is missing: run npm run build');
-    const pool = new VerifierPool({ cores: 2, ...(module ? { module } : {}) });
+    // The first batch waits for the thread to load (seconds on a loaded machine), not the stall bound.
+    const pool = new VerifierPool({ cores: 2, stallMs: 120_000, ...(module ? { module } : {}) });
     await withPool(pool, () => {
       for (const n of [WARM_THRESHOLD, 700]) {
         const { jobs, expected } = signatureJobs(n);
