@@ -9,7 +9,8 @@
 // Only speed depends on the thread, never a verdict: the batch is the same shared buffers and chunk
 // counter as a one-shot helper's, the caller drains too and then finishes every job no thread answered
 // (batch-verify.ts). A thread that dies or hangs mid-batch is found by the stall rule (awaitHelper), ended,
-// and replaced at the next batch; one that died between batches is replaced at the next one.
+// and replaced at the next batch; one that died between batches is replaced at the next one, and one
+// that hangs between batches (it has not gone through the last batch by the next) is ended and replaced.
 import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import {
@@ -35,6 +36,9 @@ import {
  */
 export const WARM_THRESHOLD = 2 * CHUNK;
 
+/** How long a thread may take to load its module before it takes its first batch. */
+const LOAD_MS = 60_000;
+
 export interface VerifierPoolOptions {
   /** The helper thread's module (tests give another). */
   module?: URL;
@@ -46,6 +50,10 @@ export interface VerifierPoolOptions {
 export class VerifierPool implements BatchHelpers {
   readonly keyObjects = new KeyObjectCache(KEPT_KEY_OBJECTS);
   private thread: Worker | undefined;
+  /** The batches posted to the thread it has not gone through yet, oldest first, with when they were posted. */
+  private posted: { batch: SharedBatch; at: number }[] = [];
+  /** Whether the thread has gone through a batch (then it has loaded). */
+  private answering = false;
   private closed = false;
   private readonly module: URL;
   private readonly stallMs: number;
@@ -74,6 +82,7 @@ export class VerifierPool implements BatchHelpers {
     const thread = this.running();
     if (thread === undefined) return undefined;
     thread.postMessage(batch);
+    this.posted.push({ batch, at: Date.now() });
     return {
       finish: () => {
         if (!awaitHelper(batch.counters, total, this.stallMs)) this.retire(thread);
@@ -91,20 +100,45 @@ export class VerifierPool implements BatchHelpers {
 
   private running(): Worker | undefined {
     if (this.closed) return undefined;
+    if (this.thread !== undefined && this.stuck()) this.retire(this.thread);
     if (this.thread === undefined) {
       const thread = startHelper(SERVE_BATCHES, this.module);
-      thread?.once('exit', () => {
-        if (this.thread === thread) this.thread = undefined;
-      });
+      thread?.once('exit', () => this.forget(thread));
       this.thread = thread;
     }
     return this.thread;
   }
 
-  /** A thread that stalled mid-batch (hung, or died unnoticed): ended; the next batch starts another. */
+  /**
+   * Whether the thread has not gone through a batch posted to it within the stall bound (once it has
+   * gone through one: loading takes longer, LOAD_MS): it hangs between batches. Kept, it would cost no
+   * verdict and no time (each caller verifies alone), but it would hold on to every batch posted to it.
+   * One merely slow to wake (a loaded machine, two batches of one look a few ms apart) is given the
+   * bound. The thread takes its batches in order, so the oldest it has not gone through is the one to time.
+   */
+  private stuck(): boolean {
+    while (this.posted.length > 0 && Atomics.load(this.posted[0]!.batch.counters, 2) >= 2) {
+      this.posted.shift();
+      this.answering = true;
+    }
+    const oldest = this.posted[0];
+    return (
+      oldest !== undefined && Date.now() - oldest.at > (this.answering ? this.stallMs : LOAD_MS)
+    );
+  }
+
+  /** A thread that stalled mid-batch (hung, or died unnoticed) or between batches: ended; the next batch starts another. */
   private retire(thread: Worker): void {
-    if (this.thread === thread) this.thread = undefined;
+    this.forget(thread);
     void thread.terminate();
+  }
+
+  /** The thread is no longer this pool's (it ended, or is being ended), nor what was posted to it. */
+  private forget(thread: Worker): void {
+    if (this.thread !== thread) return;
+    this.thread = undefined;
+    this.posted = [];
+    this.answering = false;
   }
 }
 

@@ -17,7 +17,7 @@ export interface SharedBatch {
   keyIndex: Int32Array;
   /** Raw 32-byte public keys, concatenated; keyIndex points into them. */
   keys: Uint8Array;
-  /** [0] = next job to take, [1] = jobs finished. */
+  /** [0] = next job to take, [1] = jobs finished, [2] = threads that found nothing left to take. */
   counters: Int32Array;
   /** 0 = not done, 1 = accepted, 2 = refused. */
   status: Int8Array;
@@ -108,7 +108,7 @@ export function drainJobs(b: SharedBatch, keyObjects: KeyObjects, notify: boolea
   const total = b.status.length;
   for (;;) {
     const start = Atomics.add(b.counters, 0, CHUNK);
-    if (start >= total) return;
+    if (start >= total) return void Atomics.add(b.counters, 2, 1);
     const end = Math.min(total, start + CHUNK);
     for (let i = start; i < end; i++) runJob(b, keyObjects, i);
     Atomics.add(b.counters, 1, end - start);

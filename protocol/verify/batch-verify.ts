@@ -90,7 +90,7 @@ export function buildBatch(
       signatures,
       keyIndex,
       keys,
-      counters: new Int32Array(share(8), 0, 2),
+      counters: new Int32Array(share(12), 0, 3),
       status: new Int8Array(share(jobs.length), 0, jobs.length),
     },
     keyObjects,

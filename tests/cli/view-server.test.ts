@@ -522,6 +522,8 @@ test("the server's looks verify with a warm pool it keeps (one thread, the same 
     },
   });
   const pool = installedVerifierPool() as VerifierPool;
+  // A look runs in the client's directory (the server chdirs): this process's is put back after.
+  const cwd = process.cwd();
   try {
     const request = JSON.stringify({
       v: 1,
@@ -541,6 +543,7 @@ test("the server's looks verify with a warm pool it keeps (one thread, the same 
     }
   } finally {
     await server.close();
+    process.chdir(cwd);
   }
   assert.is(threads.length, 2);
   assert.ok(threads[0] !== undefined, 'a pool with its thread during a look');

@@ -34,7 +34,7 @@ async function withPool(pool: VerifierPool, f: () => void | Promise<void>): Prom
   }
 }
 
-const STALLING = (how: 'exit' | 'hang') =>
+const STALLING = (how: 'exit' | 'hang' | 'between') =>
   new URL(`./fixtures/stalling-batch-helper.ts?${how}`, import.meta.url);
 
 test('a warm pool: batches with bad signatures in them answer as one by one, all helped by one kept thread', async () => {
@@ -118,6 +118,24 @@ for (const how of ['exit', 'hang'] as const) {
     });
   });
 }
+
+test('a thread that hangs between batches is ended and replaced once it has not gone through a batch within the stall bound', async () => {
+  const pool = new VerifierPool({ cores: 2, module: STALLING('between'), stallMs: 300 });
+  const { jobs, expected } = signatureJobs(500);
+  await withPool(pool, async () => {
+    const first = pool.start().threadId;
+    const threads = new Set<number | undefined>([first]);
+    // Batches until the thread has gone through one, blocked on the next and been found so.
+    const until = Date.now() + 60_000;
+    while (threads.size < 2 && Date.now() < until) {
+      assert.equal(verifyBatch(jobs), expected);
+      threads.add(pool.threadId);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.is(threads.size, 2, 'a second thread replaced the first');
+    assert.ok(pool.threadId !== first && pool.threadId !== undefined);
+  });
+});
 
 test('verifyBatch uses the installed pool until uninstalled; parallel: false never does', async () => {
   const pool = new VerifierPool({ cores: 2, module: STALLING('exit'), stallMs: 100 });
