@@ -37,6 +37,7 @@ import {
 } from './operator-paths.ts';
 import { ACCEPTED_LINE, type ViewReplyHeader, type ViewRequest } from './view-client.ts';
 import { neutralize } from './terminal.ts';
+import { keepVerifierWarm } from '../protocol/index.ts';
 import {
   defaultCacheDir,
   openVerifiedAckStore,
@@ -125,6 +126,8 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   );
   await listenPrivately(server, socket);
   const inode = lstatSync(socket).ino;
+  // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts).
+  const verifier = keepVerifierWarm();
   const upkeep = [
     startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
     startSweep({ queue, recent, stores, log, gc }, o.forgetSeconds),
@@ -136,6 +139,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       for (const stop of upkeep) stop();
       await new Promise<void>((done) => server.close(() => done()));
       await queue.idle();
+      await verifier.close();
       removeOwnSocket(socket, inode);
     },
   };

@@ -206,6 +206,7 @@ export {
   fetchHostView,
   initialClientState,
   isFreshnessFailure,
+  keepVerifierWarm,
   readBudgetsHead,
   readChannelPlan,
   readChannelPlanHead,

@@ -3,11 +3,21 @@
 // Atomics.wait until all are done. Only an "accepted" answer is trusted: anything OpenSSL refuses is
 // re-checked by the caller through the full verifyBytes path (with its cofactored fallback), so the
 // result never differs from verifying one by one.
+// A one-shot command starts the helper with its batch and ends it after (measured best for them); a
+// long-running process (the view server) installs a warm pool instead (batch-pool.ts): one helper thread
+// kept between batches, which then also helps smaller batches, and key objects kept across them.
 import type { Worker } from 'node:worker_threads';
 import { moduleBeside, startModuleThread } from '../module-thread.ts';
 import { availableParallelism } from 'node:os';
 import { passesStrictEncodingChecks } from '../ed25519.ts';
-import { drainJobs, KeyObjects, runJob, type SharedBatch } from './batch-shared.ts';
+import {
+  drainJobs,
+  KeyObjects,
+  runJob,
+  type KeyObjectCache,
+  type SERVE_BATCHES,
+  type SharedBatch,
+} from './batch-shared.ts';
 
 export interface SignatureJob {
   publicKey: Uint8Array;
@@ -17,21 +27,25 @@ export interface SignatureJob {
 
 /** Below this many jobs a helper thread costs more to start than it saves. */
 export const PARALLEL_THRESHOLD = 1024;
-const STALL_MS = 3000;
+export const STALL_MS = 3000;
 
 /**
  * The helper thread's module: the compiled sibling in dist/ when this runs as the shipped command, the
  * TypeScript source when it runs as source (tests and benchmarks, through tsx; startHelper then loads
  * tsx into the thread, whose module hooks do not reach worker threads by themselves).
  */
-const HELPER_MODULE = moduleBeside('batch-verify-worker', import.meta.url);
+export const HELPER_MODULE = moduleBeside('batch-verify-worker', import.meta.url);
 
 /** Rounded up to a non-empty multiple of 8 bytes; views always give their exact length. */
 function share(bytes: number): SharedArrayBuffer {
   return new SharedArrayBuffer(Math.max(8, Math.ceil(bytes / 8) * 8));
 }
 
-export function buildBatch(jobs: readonly SignatureJob[]): {
+/** The jobs in shared buffers, and the calling thread's key objects for them (from `cache` when given). */
+export function buildBatch(
+  jobs: readonly SignatureJob[],
+  cache?: KeyObjectCache,
+): {
   batch: SharedBatch;
   keyObjects: KeyObjects;
 } {
@@ -68,7 +82,7 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
   offsets[jobs.length] = at;
   const keys = new Uint8Array(share(keyList.length * 32), 0, keyList.length * 32);
   keyList.forEach((k, i) => keys.set(k, i * 32));
-  const keyObjects = new KeyObjects(keys);
+  const keyObjects = new KeyObjects(keys, cache);
   return {
     batch: {
       messages,
@@ -76,7 +90,7 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
       signatures,
       keyIndex,
       keys,
-      counters: new Int32Array(share(8), 0, 2),
+      counters: new Int32Array(share(12), 0, 3),
       status: new Int8Array(share(jobs.length), 0, jobs.length),
     },
     keyObjects,
@@ -84,10 +98,14 @@ export function buildBatch(jobs: readonly SignatureJob[]): {
 }
 
 /**
- * Starts the helper thread on `batch`. A helper that cannot start or dies only costs speed (the caller
- * finishes what it left undone), but it says so on stderr: a missing worker file is a packaging bug.
+ * Starts the helper thread on `batch` (or, SERVE_BATCHES, to wait for the batches a warm pool posts it).
+ * A helper that cannot start or dies only costs speed (the caller finishes what it left undone), but it
+ * says so on stderr: a missing worker file is a packaging bug.
  */
-export function startHelper(batch: SharedBatch, module: URL = HELPER_MODULE): Worker | undefined {
+export function startHelper(
+  batch: SharedBatch | typeof SERVE_BATCHES,
+  module: URL = HELPER_MODULE,
+): Worker | undefined {
   const failed = (e: unknown) =>
     process.emitWarning(
       `signature batch helper thread (${module.href}) failed, verifying on one thread: ${(e as Error).message}`,
@@ -139,10 +157,58 @@ export function finishUndone(batch: SharedBatch, keyObjects: KeyObjects): void {
     if (batch.status[i] === 0) runJob(batch, keyObjects, i);
 }
 
+/** A thread helping with one batch: `finish` blocks until it is done (or stalled), once the caller has drained. */
+export interface Helping {
+  finish(): void;
+}
+
+/**
+ * Threads kept warm for every batch by a long-running process (batch-pool.ts VerifierPool, installed
+ * with installVerifierPool): its thread's help with a batch (undefined: the caller verifies alone) and
+ * the calling thread's key objects kept across batches.
+ */
+export interface BatchHelpers {
+  readonly keyObjects: KeyObjectCache;
+  help(batch: SharedBatch): Helping | undefined;
+}
+
+let installed: BatchHelpers | undefined;
+
+/**
+ * Makes every verifyBatch of this process use `pool` until the returned function is called (which puts
+ * back what was installed before, if `pool` is still the one installed).
+ */
+export function installVerifierPool(pool: BatchHelpers): () => void {
+  const before = installed;
+  installed = pool;
+  return () => {
+    if (installed === pool) installed = before;
+  };
+}
+
+/** The pool verifyBatch uses now, if one is installed. */
+export function installedVerifierPool(): BatchHelpers | undefined {
+  return installed;
+}
+
+/** A one-shot helper thread started on `batch`, ended once the batch is done. */
+function oneShotHelper(batch: SharedBatch): Helping | undefined {
+  const helper = startHelper(batch);
+  return (
+    helper && {
+      finish: () => {
+        awaitHelper(batch.counters, batch.status.length);
+        void helper.terminate();
+      },
+    }
+  );
+}
+
 /**
  * Returns, per job, true when the signature passes the strict encoding checks and OpenSSL accepts it
  * (then it is valid under verifyBytes). False means "not established here": the caller must decide
- * through verifyBytes / verifyEnvelope, which also produce the typed error.
+ * through verifyBytes / verifyEnvelope, which also produce the typed error. `parallel: false`: no thread
+ * but the caller's (nor the installed pool's).
  */
 export function verifyBatch(
   jobs: readonly SignatureJob[],
@@ -151,13 +217,15 @@ export function verifyBatch(
   if (jobs.length === 0) return [];
   const prechecked = jobs.map((j) => passesStrictEncodingChecks(j.publicKey, j.signature));
   const candidates = jobs.filter((_, i) => prechecked[i]);
-  const { batch, keyObjects } = buildBatch(candidates);
-  const helper = useHelperThread(candidates.length, opts.parallel) ? startHelper(batch) : undefined;
+  const pool = opts.parallel === false ? undefined : installed;
+  const { batch, keyObjects } = buildBatch(candidates, pool?.keyObjects);
+  const helper = pool
+    ? pool.help(batch)
+    : useHelperThread(candidates.length, opts.parallel)
+      ? oneShotHelper(batch)
+      : undefined;
   drainJobs(batch, keyObjects, false);
-  if (helper) {
-    awaitHelper(batch.counters, candidates.length);
-    void helper.terminate();
-  }
+  helper?.finish();
   finishUndone(batch, keyObjects);
   const out: boolean[] = [];
   let c = 0;

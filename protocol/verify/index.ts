@@ -1,6 +1,7 @@
 // Public API of the verification workflow (see docs/architecture.md, "Verification and the trust root chain").
 export { verifyByChainTips } from './ack-chains.ts';
 export type { ChainedSignatureJob } from './ack-chains.ts';
+export { keepVerifierWarm } from './batch-pool.ts';
 export { verifyBatch } from './batch-verify.ts';
 export type { SignatureJob } from './batch-verify.ts';
 export { verifyControlsDocument } from './controls.ts';

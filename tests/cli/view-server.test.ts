@@ -20,6 +20,9 @@ import {
   viewRequestOf,
 } from '../../cli/view-client.ts';
 import { viewServerSocket } from '../../cli/operator-paths.ts';
+import { startViewServer } from '../../cli/view-server.ts';
+import type { VerifierPool } from '../../protocol/verify/batch-pool.ts';
+import { installedVerifierPool } from '../../protocol/verify/batch-verify.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import {
   MIN,
@@ -565,6 +568,51 @@ test('the client asks only for views a server may answer, and refuses malformed 
   assert.is(reply('nope'), 'a reply header that is not JSON');
   assert.is(parseReply(Buffer.from('{"served":true}')), 'no reply header');
   assert.is(parseReply(Buffer.from(`{${' '.repeat(5000)}}\n`)), 'no reply header');
+});
+
+test("the server's looks verify with a warm pool it keeps (one thread, the same for every look), ended when it closes", async () => {
+  const { fx, cache } = rollout();
+  const threads: (number | undefined)[] = [];
+  const server = await startViewServer({
+    tree: fx.tree,
+    cacheDir: cache,
+    refreshSeconds: 0,
+    forgetSeconds: 600,
+    // In place of the command: what verifyBatch would use during the look.
+    runCommand: async () => {
+      threads.push((installedVerifierPool() as VerifierPool | undefined)?.threadId);
+      return 0;
+    },
+  });
+  const pool = installedVerifierPool() as VerifierPool;
+  // A look runs in the client's directory (the server chdirs): this process's is put back after.
+  const cwd = process.cwd();
+  try {
+    const request = JSON.stringify({
+      v: 2,
+      argv: ['status', ...viewArgs(fx, cache)],
+      cwd: fx.dir,
+      now: NOW,
+      cacheDir: cache,
+    });
+    for (let i = 0; i < 2; i++) {
+      const r = parseReply(await rawExchange(server.socket, `${request}\n`));
+      assert.equal(typeof r === 'string' ? r : r.header, {
+        served: true,
+        exit: 0,
+        stdout: 0,
+        stderr: 0,
+      });
+    }
+  } finally {
+    await server.close();
+    process.chdir(cwd);
+  }
+  assert.is(threads.length, 2);
+  assert.ok(threads[0] !== undefined, 'a pool with its thread during a look');
+  assert.is(threads[1], threads[0]);
+  assert.is(installedVerifierPool(), undefined, 'uninstalled at close');
+  assert.is(pool.threadId, undefined, 'its thread ended');
 });
 
 test.run();

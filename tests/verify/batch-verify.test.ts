@@ -17,41 +17,7 @@ import {
   type SignatureJob,
 } from '../../protocol/verify/batch-verify.ts';
 import { helperMain, KeyObjects, runJob } from '../../protocol/verify/batch-shared.ts';
-
-const L = 2n ** 252n + 27742317777372353535851937790883648493n;
-function addL(sig: Uint8Array): Uint8Array {
-  let s = sig.subarray(32).reduceRight((n, b) => (n << 8n) | BigInt(b), 0n) + L;
-  const out = sig.slice();
-  for (let i = 32; i < 64; i++, s >>= 8n) out[i] = Number(s & 255n);
-  return out;
-}
-
-function jobs(n: number): { jobs: SignatureJob[]; expected: boolean[] } {
-  const seeds = [0, 1, 2].map(() => new Uint8Array(randomBytes(32)));
-  const out: SignatureJob[] = [];
-  const expected: boolean[] = [];
-  for (let i = 0; i < n; i++) {
-    const seed = seeds[i % 3]!;
-    const message = new Uint8Array(randomBytes(64 + (i % 300)));
-    let signature = signBytes(seed, message);
-    let ok = true;
-    if (i % 97 === 5) {
-      signature = signature.slice();
-      signature[10]! ^= 4;
-      ok = false;
-    } else if (i % 89 === 7) {
-      signature = addL(signature);
-      ok = false;
-    } else if (i % 83 === 3) {
-      out.push({ publicKey: publicKeyFromSeed(seeds[(i + 1) % 3]!), message, signature });
-      expected.push(false);
-      continue;
-    }
-    out.push({ publicKey: publicKeyFromSeed(seed), message, signature });
-    expected.push(ok);
-  }
-  return { jobs: out, expected };
-}
+import { signatureJobs as jobs } from './signature-jobs.ts';
 
 test('one key per distinct public key: the same array or equal bytes in another array are one key', () => {
   const { jobs: js } = jobs(12);
