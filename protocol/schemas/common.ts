@@ -44,11 +44,13 @@ export const NixPublicKey = z
     'must be a Nix public key "name:base64"',
   );
 
+const ISO_TIME_PATTERN = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
 /** UTC instant with second precision: 2026-11-25T23:56:46Z. */
 export const IsoTime = z
   .string()
   .regex(
-    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/,
+    ISO_TIME_PATTERN,
     'must be an RFC 3339 UTC time with second precision (YYYY-MM-DDTHH:MM:SSZ)',
   )
   .refine(isCalendarTime, 'is not a valid calendar time');
@@ -63,6 +65,9 @@ const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
  * each, ~60,000 times in a cold dashboard build).
  */
 export function isCalendarTime(s: string): boolean {
+  // zod runs the refinement after a failed pattern too (both issues are reported, as mkFleet's Nix
+  // check reports both): a string of another shape is no calendar time, as the round trip said.
+  if (!ISO_TIME_PATTERN.test(s)) return false;
   const n = (at: number, len: number) => Number(s.slice(at, at + len));
   const year = n(0, 4);
   const month = n(5, 2);

@@ -39,6 +39,28 @@ test('isCalendarTime accepts exactly what the Date round trip accepts', () => {
             }
   // Both sides of the line were exercised.
   assert.ok(accepted > 10_000 && checked - accepted > 10_000, `${accepted} of ${checked}`);
+  // Strings of another shape (zod runs the refinement after the failed pattern too).
+  for (const t of [
+    '2026-01-01',
+    '2026-01-01T00:00Z',
+    '2026-01-01T00:00:00',
+    '2026-01-01T00:00:00.000Z',
+    '2026-01-01 00:00:00Z',
+    ' 2026-01-01T00:00:00Z',
+    '2026-01-01T00:00:00Z ',
+    '+002026-01-01T00:00:00Z',
+    '',
+    'now',
+  ])
+    assert.is(isCalendarTime(t), dateRoundTrip(t), t);
+});
+
+test('IsoTime reports both issues for a string of another shape, as before', () => {
+  assert.throws(
+    () => parseWith(IsoTime, '2026-01-01', 'f.json'),
+    (e: Error) =>
+      /must be an RFC 3339/.test(e.message) && /not a valid calendar time/.test(e.message),
+  );
 });
 
 test('IsoTime refuses an impossible day with the same words', () => {
