@@ -79,6 +79,11 @@ async function fixture(): Promise<{ dir: string; tree: string; log: string }> {
     publishRoot: join(dir, 'pub'),
     rateLimit: false,
     snapshotEvery: 1,
+    // One segment for the whole log, as before segments: segment() below cuts it as the endpoint
+    // would have, and moves the snapshot's position (in segment 0) into the segment it falls in. At
+    // the default size the open log would roll at this ack and the snapshot would name a segment 1
+    // that the cut then replaces.
+    segmentBytes: 2 ** 40,
   });
   svc.setView(loadReleaseView(tree));
   const extra = chains[0]!.next();
@@ -87,6 +92,12 @@ async function fixture(): Promise<{ dir: string; tree: string; log: string }> {
     ou: 'agent',
     serial: null,
   });
+  // The snapshot is written at the idle point after the append, which a close right away would
+  // overtake (a closed log calls no onIdle).
+  for (let waited = 0; r.status === 201 && waited < 120_000; waited += 100) {
+    if (existsSync(join(log, ACK_SNAPSHOT_FILE))) break;
+    await new Promise((done) => setTimeout(done, 100));
+  }
   await svc.close();
   if (r.status !== 201 || !existsSync(join(log, ACK_SNAPSHOT_FILE)))
     throw new Error(`could not make the snapshot: ${JSON.stringify(r.body)}`);
