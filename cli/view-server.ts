@@ -524,7 +524,7 @@ function collectGarbage(): () => void {
  * Looks run one at a time (each changes the process's working directory and its stores); a request
  * goes before any refresh still waiting.
  */
-class LookQueue {
+export class LookQueue {
   private waiting: { kind: 'request' | 'refresh'; start: () => void }[] = [];
   private running = false;
   private drained: (() => void)[] = [];
@@ -544,9 +544,12 @@ class LookQueue {
   run<T>(kind: 'request' | 'refresh', job: () => Promise<T>): Promise<T> {
     return new Promise<T>((done, fail) => {
       const start = () => {
+        // The next look starts after the event loop has turned: a look is mostly synchronous, so
+        // without this a burst of replays would run back to back on promise callbacks alone, and a
+        // request arriving meanwhile would be neither taken in (its accepted line) nor put first.
         job()
           .then(done, fail)
-          .finally(() => this.next());
+          .finally(() => setImmediate(() => this.next()));
       };
       if (kind === 'request') {
         const firstRefresh = this.waiting.findIndex((w) => w.kind === 'refresh');

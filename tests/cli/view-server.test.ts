@@ -20,7 +20,7 @@ import {
   viewRequestOf,
 } from '../../cli/view-client.ts';
 import { viewServerSocket } from '../../cli/operator-paths.ts';
-import { startViewServer } from '../../cli/view-server.ts';
+import { LookQueue, startViewServer } from '../../cli/view-server.ts';
 import type { VerifierPool } from '../../protocol/verify/batch-pool.ts';
 import { installedVerifierPool } from '../../protocol/verify/batch-verify.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -613,6 +613,29 @@ test("the server's looks verify with a warm pool it keeps (one thread, the same 
   assert.is(threads[1], threads[0]);
   assert.is(installedVerifierPool(), undefined, 'uninstalled at close');
   assert.is(pool.threadId, undefined, 'its thread ended');
+});
+
+test('a request that arrives during a burst of replays is taken in and runs before the replays still waiting', async () => {
+  const queue = new LookQueue(() => {}, 60_000);
+  const ran: string[] = [];
+  // Looks are mostly synchronous: each replay here is, entirely.
+  const busy = (name: string) => async () => {
+    const until = Date.now() + 30;
+    while (Date.now() < until);
+    ran.push(name);
+  };
+  let request: Promise<void> | undefined;
+  const replays = [1, 2, 3].map((n) =>
+    queue.run('refresh', async () => {
+      // A client's request arrives (an I/O event) while the first replay runs.
+      if (n === 1) setImmediate(() => (request = queue.run('request', busy('request'))));
+      await busy(`replay ${n}`)();
+    }),
+  );
+  await Promise.all(replays);
+  await request;
+  assert.equal(ran, ['replay 1', 'request', 'replay 2', 'replay 3']);
+  await queue.idle();
 });
 
 test.run();
