@@ -106,11 +106,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
    * ~0.1-0.2 s of a look that took a minute of acks in, which the operator no longer waits for. The
    * writes still happen before the next look starts (looks run one at a time).
    */
-  const runLook = async (
-    look: Look,
-    io: CommandIo,
-    answered: (exit: number) => void = () => {},
-  ) => {
+  const runLook = async (look: Look, io: CommandIo, answered: (exit: number) => void) => {
     try {
       const exit = await runView(look, cacheDir, io, stores.open, o.runCommand);
       answered(exit);

@@ -803,6 +803,11 @@ export function claimedHost(body: Buffer): string | null {
 }
 const HOST_KEY = Buffer.from('"host":"', 'latin1');
 
+/** Whether a name in `acks/hosts/` is a host's latest-ack file (`<host>.json`; a dot file is not). */
+export function isLatestAckFile(name: string): boolean {
+  return name.endsWith('.json') && !name.startsWith('.');
+}
+
 /**
  * The acks an `acks/` directory holds: `hosts/<host>.json` (each host's latest) and
  * `channels/<ch>/wave-<i>.json` (bundles). Sources are named relative to the tree (`acks/...`).
@@ -818,7 +823,7 @@ export function collectTreeAcks(
     opts.hosts === undefined
       ? listDir(join(acksDir, 'hosts'))
       : [...opts.hosts].sort().map((h) => `${h}.json`)
-  ).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+  ).filter(isLatestAckFile);
   if (hostFiles.length > MAX_ACK_FILES)
     throw new TooLarge(
       'acks/hosts',

@@ -12,6 +12,7 @@ export {
   collectTreeAcks,
   defaultAckLogOf,
   formatAckAudit,
+  isLatestAckFile,
   MAX_ACK_FILES,
   readAckHistory,
 } from './acks.ts';

@@ -21,7 +21,7 @@ import {
   sha256Digest,
   startModuleThread,
 } from '../protocol/index.ts';
-import { MAX_ACK_FILES, type HashedFiles } from '../read-side/index.ts';
+import { MAX_ACK_FILES, isLatestAckFile, type HashedFiles } from '../read-side/index.ts';
 
 /** Below this many bytes of log (~1,200 acks) a thread costs more to start than it spares. */
 export const PREPARSE_MIN_BYTES = 1024 * 1024;
@@ -64,7 +64,7 @@ export function hashLatestFiles(hostsDir: string, takenIn: string[]): Preparsed[
   const files: Preparsed['files'] = { paths: [], digests: [], sizes: [] };
   let names: string[];
   try {
-    names = readdirSync(hostsDir).filter((f) => f.endsWith('.json') && !f.startsWith('.'));
+    names = readdirSync(hostsDir).filter(isLatestAckFile);
   } catch {
     return files;
   }

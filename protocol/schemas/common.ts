@@ -61,7 +61,7 @@ const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
  * Whether a string of IsoTime's pattern names a real instant: month 1-12, a day of that month
  * (February 29 in the Gregorian leap years), hour 0-23, minute and second 0-59. Exactly what a
  * round trip through Date accepts (Date.parse, then toISOString gives the same text back;
- * tests/protocol/schemas.test.ts compares the two), without a Date and its string per time (~1.5 us
+ * tests/protocol/schema-checks.test.ts compares the two), without a Date and its string per time (~1.5 us
  * each, ~60,000 times in a cold dashboard build).
  */
 export function isCalendarTime(s: string): boolean {

@@ -76,8 +76,11 @@ export class KeyObjects {
   /** Key `k`'s object, or undefined for an index with no key. */
   get(k: number): KeyObject | undefined {
     if (!(k >= 0 && k < this.built.length)) return undefined;
-    const raw = this.keys.subarray(k * 32, k * 32 + 32);
-    return (this.built[k] ??= this.cache ? this.cache.get(raw) : ed25519PublicKeyObject(raw));
+    return (this.built[k] ??= this.build(this.keys.subarray(k * 32, k * 32 + 32)));
+  }
+
+  private build(raw: Uint8Array): KeyObject {
+    return this.cache ? this.cache.get(raw) : ed25519PublicKeyObject(raw);
   }
 }
 
