@@ -4,6 +4,7 @@
 // bin/nixfleet.js reaches this before any of the CLI loads, so it imports node built-ins only (and
 // protocol/private-owner.ts, which does too: the loaders' bundles import it directly, not the face).
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The commands that keep an operator cache directory. */
@@ -74,6 +75,25 @@ export function operatorCacheDir(
 export function viewServerSocket(cacheDir: string, realTree: string): string {
   const tag = createHash('sha256').update(realTree).digest('hex').slice(0, 16);
   return join(cacheDir, `views-${tag}.sock`);
+}
+
+/** What scripts/build.mjs writes to dist/build-id: the digest of everything else it built. */
+const BUILD_ID = /^sha256:[0-9a-f]{64}$/;
+/** The build of code that runs from the TypeScript sources (tests, tsx): there is no dist/ beside it. */
+export const SOURCE_BUILD = 'source';
+
+/**
+ * The build the module at `moduleUrl` belongs to: dist/build-id beside it (scripts/build.mjs), or
+ * SOURCE_BUILD. A view server answers only clients of its own build (cli/view-server.ts): a server left
+ * running across an upgrade would otherwise answer the new command with the old code's verification.
+ */
+export function buildIdOf(moduleUrl: string): string {
+  try {
+    const id = readFileSync(new URL('build-id', moduleUrl), 'utf8').trim();
+    return BUILD_ID.test(id) ? id : SOURCE_BUILD;
+  } catch {
+    return SOURCE_BUILD;
+  }
 }
 
 /**

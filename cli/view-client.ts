@@ -12,6 +12,7 @@ import { lstatSync, realpathSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import {
+  buildIdOf,
   flagValue,
   notServable,
   operatorCacheDir,
@@ -22,8 +23,13 @@ import { neutralize } from './terminal.ts';
 
 /** What a client sends, one JSON line (cli/view-server.ts checks it strictly). */
 export interface ViewRequest {
-  /** 2: the reply starts with ACCEPTED_LINE once the server has taken the request in. */
-  v: 2;
+  /** 3: the request names the client's build; the reply starts with ACCEPTED_LINE once taken in. */
+  v: 3;
+  /**
+   * The client's build (dist/build-id, cli/operator-paths.ts buildIdOf): a server of another build
+   * refuses (otherBuild), so no view is ever printed by other code than the command's own.
+   */
+  build: string;
   argv: string[];
   cwd: string;
   /** The client's clock when it started (ms): the instant a one-shot look would have taken. */
@@ -42,7 +48,7 @@ export const ACCEPTED_LINE = '{"accepted":true}\n';
 /** The first line of a reply (after ACCEPTED_LINE, when sent); the outputs' bytes follow, stdout then stderr. */
 export type ViewReplyHeader =
   | { served: true; exit: number; stdout: number; stderr: number }
-  | { served: false; reason: string };
+  | { served: false; reason: string; otherBuild?: true };
 
 /** A reply's header line is short; anything longer is not a reply of ours. */
 export const MAX_REPLY_HEADER = 4096;
@@ -76,7 +82,8 @@ export function viewRequestOf(
   const dir = resolve(cwd, cacheDir);
   const socket = viewServerSocket(dir, realTree);
   if (!trustedSocket(socket)) return undefined;
-  return { request: { v: 2, argv: [...argv], cwd, now, cacheDir: dir }, socket };
+  const build = buildIdOf(import.meta.url);
+  return { request: { v: 3, build, argv: [...argv], cwd, now, cacheDir: dir }, socket };
 }
 
 /** A socket that is this user's own, in a directory that is too. */
@@ -121,7 +128,12 @@ export async function askViewServer(
     return undefined;
   }
   if (!parsed.header.served) {
-    debug(env, `the view server at ${asked.socket} did not serve: ${parsed.header.reason}`);
+    const why = `the view server at ${asked.socket} did not serve: ${parsed.header.reason}`;
+    // A server of another build, or of an older request format (it cannot say which): of no use to
+    // this command until it is restarted, which the operator should hear of.
+    if (parsed.header.otherBuild || parsed.header.reason.startsWith('a malformed request'))
+      process.stderr.write(neutralize(`nixfleet: ${why}; looking without it (${RESTART_HINT})\n`));
+    else debug(env, why);
     return undefined;
   }
   // The terminal guard of cli/terminal.ts, as at every sink: the text may quote a host's ack.
@@ -129,6 +141,9 @@ export async function askViewServer(
   process.stderr.write(neutralize(parsed.stderr));
   return parsed.header.exit;
 }
+
+/** How a view server of another build is replaced (the NixOS module runs it as this user service). */
+const RESTART_HINT = 'restart it, e.g. `systemctl --user restart nixfleet-views`';
 
 function debug(env: NodeJS.ProcessEnv, text: string): void {
   if (env.NIXFLEET_DEBUG) process.stderr.write(neutralize(`nixfleet: ${text}\n`));
@@ -191,8 +206,11 @@ export function parseReply(
     return 'a reply header that is not JSON';
   }
   const h = header as Record<string, unknown>;
-  if (h?.served === false && typeof h.reason === 'string')
-    return { header: { served: false, reason: h.reason }, stdout: '', stderr: '' };
+  if (h?.served === false && typeof h.reason === 'string') {
+    const refused = { served: false as const, reason: h.reason };
+    const header = h.otherBuild === true ? { ...refused, otherBuild: true as const } : refused;
+    return { header, stdout: '', stderr: '' };
+  }
   const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   if (h?.served !== true || !count(h.exit) || (h.exit as number) > 255)
     return 'a malformed reply header';

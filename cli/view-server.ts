@@ -29,6 +29,7 @@ import {
   type CommandIo,
 } from './command.ts';
 import {
+  buildIdOf,
   flagValue,
   flagValues,
   notServable,
@@ -44,6 +45,11 @@ import {
   type VerifiedAckStore,
 } from '../read-side/index.ts';
 
+/**
+ * The exit code when the server's build was replaced on disk (BuildCheck): EX_TEMPFAIL, a failure to its
+ * supervisor, so that `Restart=on-failure` (the NixOS module's user service) starts the new build.
+ */
+const EXIT_OUTDATED = 75;
 /** A request is one short JSON line; anything longer is not a client of ours. */
 const MAX_REQUEST_BYTES = 64 * 1024;
 /** A client that connected sends its request at once; one that does not is dropped after this. */
@@ -59,7 +65,8 @@ const IDLE_MS = 3000;
 const RECENT_VIEWS = 8;
 
 const requestSchema = z.strictObject({
-  v: z.literal(2),
+  v: z.literal(3),
+  build: z.string().max(256),
   argv: z.array(z.string().max(4096)).min(1).max(256),
   cwd: z.string().max(4096).refine(isAbsolute, 'not an absolute path'),
   now: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
@@ -78,12 +85,23 @@ export interface ViewServerOptions {
   log?: (line: string) => void;
   /** How a view's command is run: the dispatcher's (CommandContext.runCommand). */
   runCommand: RunCommand;
+  /**
+   * The build installed where this server's code lies, as it is now (default: dist/build-id beside this
+   * module, cli/operator-paths.ts buildIdOf). Read at the start (the server's own build) and again when
+   * a client of another build asks: if it changed, the server was upgraded in place and stops (outdated).
+   */
+  installedBuild?: () => string;
 }
 
 type RunCommand = NonNullable<CommandContext['runCommand']>;
 
 export interface ViewServer {
   readonly socket: string;
+  /**
+   * Settles when a client of another build found this server's own code replaced on disk (an upgrade in
+   * place): it answers no one any more, and the command exits so that its supervisor starts the new build.
+   */
+  readonly outdated: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,6 +118,8 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const queue = new LookQueue(gc);
   const recent = new Map<string, Look>();
   const stores = new KeptStores();
+  const installedBuild = o.installedBuild ?? (() => buildIdOf(import.meta.url));
+  const builds = new BuildCheck(installedBuild);
   /**
    * Runs a look; `answered` has its exit code before the stores write their files, which serve only a
    * restarted server or a one-shot look (the kept stores serve the next look here): at 10,000 hosts
@@ -118,7 +138,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
 
   // Half-open: the client ends its side once the request is sent, and the reply still goes back.
   const server = createServer({ allowHalfOpen: true }, (conn) =>
-    serveConnection(conn, { tree, cacheDir, queue, runLook, recent, log }),
+    serveConnection(conn, { tree, cacheDir, queue, runLook, recent, log, builds }),
   );
   await listenPrivately(server, socket);
   const inode = lstatSync(socket).ino;
@@ -131,6 +151,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   log(`serving ${tree} at ${socket}`);
   return {
     socket,
+    outdated: builds.outdated,
     async close() {
       for (const stop of upkeep) stop();
       await new Promise<void>((done) => server.close(() => done()));
@@ -278,7 +299,37 @@ interface Serving {
   runLook: (look: Look, io: CommandIo, answered: (exit: number) => void) => Promise<number>;
   recent: Map<string, Look>;
   log: (line: string) => void;
+  builds: BuildCheck;
 }
+
+/**
+ * The build this server runs and whether it is still the one installed. A client of another build is
+ * refused (its view would be printed by other code than its own: after an upgrade, say, the old
+ * verification); the client looks by itself and tells the operator. Which of the two is newer only the
+ * disk can say: if this server's own build-id changed since it started, it is the old one, and stops.
+ */
+class BuildCheck {
+  readonly own: string;
+  private stop!: () => void;
+  readonly outdated = new Promise<void>((resolve) => (this.stop = resolve));
+
+  constructor(private readonly installed: () => string) {
+    this.own = installed();
+  }
+
+  /** Null when `build` is this server's; else why it is refused (and the server stops if replaced). */
+  refuse(build: string): string | null {
+    if (build === this.own) return null;
+    const now = this.installed();
+    const replaced = now !== this.own;
+    if (replaced) this.stop();
+    return `it runs another build of nixfleet (${short(this.own)}) than the command's (${short(build)})${
+      replaced ? `; its own was replaced on disk (${short(now)}), so it stops` : ''
+    }`;
+  }
+}
+
+const short = (build: string) => neutralize(build.replace(/^sha256:/, '').slice(0, 12));
 
 /** Reads one request, answers it, closes. */
 function serveConnection(conn: Socket, s: Serving): void {
@@ -295,7 +346,8 @@ function serveConnection(conn: Socket, s: Serving): void {
     if (size > MAX_REQUEST_BYTES) return;
     conn.setTimeout(0);
     const request = admit(Buffer.concat(chunks), s);
-    if (typeof request === 'string') return void reply(conn, refusal(request));
+    if (typeof request !== 'object' || 'header' in request)
+      return void reply(conn, typeof request === 'string' ? refusal(request) : request);
     // Taken in: said at once, while the look may wait for others (the client's sign of a live server).
     conn.write(ACCEPTED_LINE);
     void answer(request, s, (r) => reply(conn, r));
@@ -318,10 +370,17 @@ function reply(conn: Socket, r: Reply): void {
   conn.end(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), out, err]));
 }
 
-/** The request, if this server serves it; else why not. */
-function admit(bytes: Buffer, s: Serving): ViewRequest | string {
+/** The request, if this server serves it; else why not (a refusal of its own for another build). */
+function admit(bytes: Buffer, s: Serving): ViewRequest | Reply | string {
   const request = parseRequest(bytes);
   if (typeof request === 'string') return request;
+  const otherBuild = s.builds.refuse(request.build);
+  if (otherBuild !== null)
+    return {
+      header: { served: false, reason: otherBuild, otherBuild: true },
+      stdout: '',
+      stderr: '',
+    };
   return whyNotServed(request, s) ?? request;
 }
 
@@ -636,7 +695,13 @@ served recently (at most ${RECENT_VIEWS}, each asked within --forget-after secon
 so that acks are verified before someone asks. Each replay costs what a look costs (10,000 hosts: ~0.2-0.5 s
 of CPU per view), so with acks arriving all the time a shorter --refresh buys faster answers with CPU.
 
-Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server already serves the tree).
+Only clients of the server's own build are served (dist/build-id): after an upgrade a server still running
+the old build refuses the new command, which looks by itself and says so. A server whose own build was
+replaced on disk (an upgrade in place) stops when such a client asks, with exit code 75, so that its
+supervisor starts the new build; the NixOS module's user service does (Restart=on-failure).
+
+Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server already serves the tree),
+75 its build was replaced on disk.
 
 Options:
   --tree DIR        the published tree or control plane directory to serve
@@ -655,20 +720,24 @@ Options:
     const tree = directoryOption('--tree', values.tree);
     const cacheDir = values['cache-dir'] ?? defaultCacheDir();
     if (cacheDir === null) throw new UsageError('no cache directory: give --cache-dir');
+    const log = (line: string) => process.stderr.write(`nixfleet views serve: ${line}\n`);
     const server = await startViewServer({
       tree,
       cacheDir,
       refreshSeconds: secondsOption('--refresh', values.refresh) ?? 15,
       forgetSeconds: secondsOption('--forget-after', values['forget-after']) ?? 600,
-      log: (line) => process.stderr.write(`nixfleet views serve: ${line}\n`),
+      log,
       runCommand: context!.runCommand!,
     });
-    await new Promise<void>((stop) => {
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
+    const stopped = await new Promise<'signal' | 'outdated'>((stop) => {
+      process.once('SIGTERM', () => stop('signal'));
+      process.once('SIGINT', () => stop('signal'));
+      void server.outdated.then(() => stop('outdated'));
     });
     await server.close();
-    return EXIT_OK;
+    if (stopped === 'signal') return EXIT_OK;
+    log('its build was replaced on disk: stopping, to be started again as the new build');
+    return EXIT_OUTDATED;
   },
 };
 export default command;

@@ -11,8 +11,10 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tsImport } from 'tsx/esm/api';
 
@@ -144,6 +146,11 @@ try {
       target: 'node20',
       sourcemap: 'linked',
       logLevel: 'warning',
+      // The view client finds dist/build-id beside itself (cli/operator-paths.ts buildIdOf), as main.cjs does.
+      define: { 'import.meta.url': '__nixfleet_loader_url' },
+      banner: {
+        js: "const __nixfleet_loader_url = require('node:url').pathToFileURL(__filename).href;",
+      },
       // Through a face (protocol/index.ts) a loader would bundle all it re-exports; it gets what it names.
       plugins: [directImports],
     });
@@ -217,6 +224,7 @@ try {
     const name = dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
     copyFileSync(join(dir, notice), `${outdir}/licenses/${name.replace('/', '__')}.LICENSE`);
   }
+  writeFileSync(`${outdir}/build-id`, `${buildIdOf(outdir)}\n`);
 } catch (e) {
   rmSync(outdir, { recursive: true, force: true });
   throw e;
@@ -226,3 +234,21 @@ const replaced = `${root}dist.replaced-${process.pid}`;
 if (existsSync(dist)) renameSync(dist, replaced);
 renameSync(outdir, dist);
 rmSync(replaced, { recursive: true, force: true });
+
+/**
+ * The build's identity (dist/build-id, cli/operator-paths.ts buildIdOf): the SHA-256 of every file built,
+ * names and bytes, so any change of the code or of a bundled dependency gives another. A view server
+ * answers only clients of its own build.
+ */
+function buildIdOf(dir) {
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)))
+    .sort();
+  const hash = createHash('sha256');
+  for (const file of files) {
+    const bytes = readFileSync(join(dir, file));
+    hash.update(`${file}\0${bytes.length}\0`).update(bytes);
+  }
+  return `sha256:${hash.digest('hex')}`;
+}

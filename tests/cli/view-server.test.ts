@@ -6,7 +6,18 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
@@ -19,7 +30,7 @@ import {
   parseReply,
   viewRequestOf,
 } from '../../cli/view-client.ts';
-import { viewServerSocket } from '../../cli/operator-paths.ts';
+import { SOURCE_BUILD, buildIdOf, viewServerSocket } from '../../cli/operator-paths.ts';
 import { LookQueue, startViewServer } from '../../cli/view-server.ts';
 import type { VerifierPool } from '../../protocol/verify/batch-pool.ts';
 import { installedVerifierPool } from '../../protocol/verify/batch-verify.ts';
@@ -37,6 +48,8 @@ import {
 } from '../read-side/fixture.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/nixfleet.js', import.meta.url));
+/** The build of dist/ (what BIN runs); a server started in this process runs SOURCE_BUILD. */
+const DIST_BUILD = buildIdOf(new URL('../../dist/main.js', import.meta.url).href);
 const NOW_ISO = isoTime(NOW);
 
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -83,10 +96,15 @@ interface Server {
 }
 const servers: ChildProcess[] = [];
 
-async function startServer(tree: string, cacheDir: string, extra: string[] = []): Promise<Server> {
+async function startServer(
+  tree: string,
+  cacheDir: string,
+  extra: string[] = [],
+  bin = BIN,
+): Promise<Server> {
   const proc = spawn(
     process.execPath,
-    [BIN, 'views', 'serve', '--tree', tree, '--cache-dir', cacheDir, ...extra],
+    [bin, 'views', 'serve', '--tree', tree, '--cache-dir', cacheDir, ...extra],
     { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
   );
   servers.push(proc);
@@ -388,25 +406,41 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.match(await refusalOf('not json\n'), 'not JSON');
   assert.match(
     await refusalOf(
-      JSON.stringify({ v: 2, argv: ['status'], cwd: 'relative', now: 1, cacheDir: cache }),
+      JSON.stringify({
+        v: 3,
+        build: DIST_BUILD,
+        argv: ['status'],
+        cwd: 'relative',
+        now: 1,
+        cacheDir: cache,
+      }),
     ),
     'cwd',
   );
   // An older client's request (its reply would have had no accepted line).
   assert.match(
-    await refusalOf(JSON.stringify({ v: 1, argv: ['status'], cwd: '/', now: 1, cacheDir: cache })),
+    await refusalOf(JSON.stringify({ v: 2, argv: ['status'], cwd: '/', now: 1, cacheDir: cache })),
     'v',
   );
   assert.match(
     await refusalOf(
-      JSON.stringify({ v: 2, argv: ['status'], cwd: '/', now: 1, cacheDir: cache, extra: 1 }),
+      JSON.stringify({
+        v: 3,
+        build: DIST_BUILD,
+        argv: ['status'],
+        cwd: '/',
+        now: 1,
+        cacheDir: cache,
+        extra: 1,
+      }),
     ),
     'extra',
   );
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 2,
+        v: 3,
+        build: DIST_BUILD,
         argv: ['publish', '--tree', fx.tree],
         cwd: '/',
         now: 1,
@@ -418,7 +452,8 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 2,
+        v: 3,
+        build: DIST_BUILD,
         argv: ['status', '--tree', fx.tree, '--help'],
         cwd: '/',
         now: 1,
@@ -432,7 +467,8 @@ test('malformed and oversized requests are refused by name, and the server keeps
   assert.match(
     await refusalOf(
       JSON.stringify({
-        v: 2,
+        v: 3,
+        build: DIST_BUILD,
         argv: ['status', '--tree', fx.tree, '--root', fx.rootFile],
         cwd: join(fx.dir, 'gone'),
         now: NOW,
@@ -497,7 +533,7 @@ test("a request without --now is looked at at the client's instant, with the cli
   const argv = ['status', '--tree', fx.tree, '--root', fx.rootFile, '--json'];
   const raw = await rawExchange(
     viewServerSocket(cache, fx.tree),
-    JSON.stringify({ v: 2, argv, cwd: fx.dir, now: NOW, cacheDir: cache }),
+    JSON.stringify({ v: 3, build: DIST_BUILD, argv, cwd: fx.dir, now: NOW, cacheDir: cache }),
   );
   assert.ok(raw.toString().startsWith(ACCEPTED_LINE), 'taken in, and told so first');
   const r = parseReply(raw);
@@ -570,6 +606,58 @@ test('the client asks only for views a server may answer, and refuses malformed 
   assert.is(parseReply(Buffer.from(`{${' '.repeat(5000)}}\n`)), 'no reply header');
 });
 
+/**
+ * A copy of the built command (bin/, dist/, package.json; node_modules linked) whose dist/build-id says
+ * another build: a server of it is "the old build" to this checkout's command, and the reverse.
+ */
+function otherBuild(dir: string): { bin: string; setBuild: (id: string) => void } {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  for (const part of ['bin', 'dist'])
+    cpSync(join(root, part), join(dir, part), { recursive: true });
+  copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+  const setBuild = (id: string) => writeFileSync(join(dir, 'dist', 'build-id'), `${id}\n`);
+  setBuild(`sha256:${'0'.repeat(64)}`);
+  return { bin: join(dir, 'bin', 'nixfleet.js'), setBuild };
+}
+
+test('a server of another build serves no view: the command looks by itself and says so; replaced on disk, the server stops (75)', async () => {
+  const { fx, cache } = rollout();
+  const old = otherBuild(join(fx.dir, 'old-nixfleet'));
+  const server = await startServer(fx.tree, cache, ['--refresh', '0'], old.bin);
+  const args = ['status', ...viewArgs(fx, cache)];
+  const oneShot = await nixfleet([...args, '--no-cache']);
+  const looked = await nixfleet(args);
+  assert.is(looked.code, oneShot.code);
+  assert.is(looked.out, oneShot.out, "the view is the command's own");
+  assert.match(looked.err, /runs another build of nixfleet \(000000000000\) than the command's/);
+  assert.match(looked.err, /looking without it \(restart it/);
+  assert.equal(server.served(), [], 'nothing was served');
+  assert.is(server.proc.exitCode, null, 'its own build is still the one installed: it lives on');
+  // The same server meets a client of its own build as before.
+  const ownClient = parseReply(
+    await rawExchange(
+      viewServerSocket(cache, fx.tree),
+      JSON.stringify({
+        v: 3,
+        build: `sha256:${'0'.repeat(64)}`,
+        argv: args,
+        cwd: fx.dir,
+        now: NOW,
+        cacheDir: cache,
+      }),
+    ),
+  );
+  assert.is(typeof ownClient === 'string' ? ownClient : ownClient.header.served, true);
+  // Upgraded in place: the next client of another build finds the server's own build replaced.
+  old.setBuild(`sha256:${'1'.repeat(64)}`);
+  const exited = new Promise<number | null>((done) => server.proc.on('exit', (code) => done(code)));
+  const again = await nixfleet(args);
+  assert.is(again.out, oneShot.out);
+  assert.match(again.err, /replaced on disk \(111111111111\), so it stops/);
+  assert.is(await within(120_000, exited), 75, 'EX_TEMPFAIL: its supervisor starts the new build');
+});
+
 test("the server's looks verify with a warm pool it keeps (one thread, the same for every look), ended when it closes", async () => {
   const { fx, cache } = rollout();
   const threads: (number | undefined)[] = [];
@@ -589,7 +677,8 @@ test("the server's looks verify with a warm pool it keeps (one thread, the same 
   const cwd = process.cwd();
   try {
     const request = JSON.stringify({
-      v: 2,
+      v: 3,
+      build: SOURCE_BUILD,
       argv: ['status', ...viewArgs(fx, cache)],
       cwd: fx.dir,
       now: NOW,
