@@ -165,6 +165,33 @@ test('a restart reads the snapshot written at the roll and the segments after it
   await full.close();
 });
 
+test('an endpoint closed while its last flush rolls the log still writes the snapshot of that roll', async () => {
+  const svc = await service();
+  const chains = newChains();
+  const current = () => listAckLogSegments(logDir).at(-1)!;
+  // One ack at a time, until the one whose flush fills the segment: its answer comes before the roll
+  // that flush then makes, and close() is called at once, while the roll is under way.
+  for (let i = 0; ; i++) {
+    assert.ok(i < 100, 'the segment fills within 100 acks');
+    const chain = chains.get(hosts[i % hosts.length]!.name)!;
+    const a: SignedAck = chain.next();
+    assert.is((await svc.submit(body(a), agent(a.signed.host))).status, 201);
+    if (statSync(current().file).size >= SEGMENT_BYTES) break;
+  }
+  const state = heads(svc);
+  await svc.close();
+  const last = current().index;
+  assert.ok(last > 0, 'the log rolled');
+  const { snapshot } = readAckSnapshot(logDir);
+  assert.is(snapshot?.at.segment, last, 'the snapshot covers the roll close overtook');
+  // What the snapshot says is what a full replay gives.
+  const again = await service();
+  assert.is(again.startup.fullReplayBecause, undefined);
+  assert.is(again.startup.segmentsRead, 1, 'only the new, empty segment was read');
+  assert.equal(heads(again), state);
+  await again.close();
+});
+
 /** Records of the log before a position (the segments before it, and its segment up to its offset). */
 function countBefore(at: { segment: number; bytes: number }): number {
   let n = 0;
