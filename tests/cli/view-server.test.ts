@@ -6,18 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import {
-  chmodSync,
-  chownSync,
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  symlinkSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import { builtCopy, fakeBuild } from '../support/built-copy.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import { connect } from 'node:net';
 import { join, relative } from 'node:path';
@@ -606,24 +596,9 @@ test('the client asks only for views a server may answer, and refuses malformed 
   assert.is(parseReply(Buffer.from(`{${' '.repeat(5000)}}\n`)), 'no reply header');
 });
 
-/**
- * A copy of the built command (bin/, dist/, package.json; node_modules linked) whose dist/build-id says
- * another build: a server of it is "the old build" to this checkout's command, and the reverse.
- */
-function otherBuild(dir: string): { bin: string; setBuild: (id: string) => void } {
-  const root = fileURLToPath(new URL('../..', import.meta.url));
-  for (const part of ['bin', 'dist'])
-    cpSync(join(root, part), join(dir, part), { recursive: true });
-  copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const setBuild = (id: string) => writeFileSync(join(dir, 'dist', 'build-id'), `${id}\n`);
-  setBuild(`sha256:${'0'.repeat(64)}`);
-  return { bin: join(dir, 'bin', 'nixfleet.js'), setBuild };
-}
-
 test('a server of another build serves no view: the command looks by itself and says so; replaced on disk, the server stops (75)', async () => {
   const { fx, cache } = rollout();
-  const old = otherBuild(join(fx.dir, 'old-nixfleet'));
+  const old = builtCopy(join(fx.dir, 'old-nixfleet'), fakeBuild('0'));
   const server = await startServer(fx.tree, cache, ['--refresh', '0'], old.bin);
   const args = ['status', ...viewArgs(fx, cache)];
   const oneShot = await nixfleet([...args, '--no-cache']);
@@ -640,7 +615,7 @@ test('a server of another build serves no view: the command looks by itself and 
       viewServerSocket(cache, fx.tree),
       JSON.stringify({
         v: 3,
-        build: `sha256:${'0'.repeat(64)}`,
+        build: fakeBuild('0'),
         argv: args,
         cwd: fx.dir,
         now: NOW,
@@ -650,7 +625,7 @@ test('a server of another build serves no view: the command looks by itself and 
   );
   assert.is(typeof ownClient === 'string' ? ownClient : ownClient.header.served, true);
   // Upgraded in place: the next client of another build finds the server's own build replaced.
-  old.setBuild(`sha256:${'1'.repeat(64)}`);
+  old.setBuild(fakeBuild('1'));
   const exited = new Promise<number | null>((done) => server.proc.on('exit', (code) => done(code)));
   const again = await nixfleet(args);
   assert.is(again.out, oneShot.out);

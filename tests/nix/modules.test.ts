@@ -773,10 +773,16 @@ test('control-plane module: its nginx-config and ack endpoint command lines run 
     const views = (
       viewsEval.value as Record<
         string,
-        { unitConfig: { ConditionUser: string[] }; serviceConfig: { ExecStart: string } }
+        {
+          unitConfig: { ConditionUser: string[] };
+          serviceConfig: { ExecStart: string; Restart: string };
+        }
       >
     )['nixfleet-views']!;
     assert.equal(views.unitConfig.ConditionUser, ['|alice', '|bob']);
+    // A server whose build was replaced on disk exits 75 to be started again as the new build
+    // (tests/cli/view-server-systemd.test.ts runs that under a real systemd).
+    assert.is(views.serviceConfig.Restart, 'on-failure');
     // No operator named: no user service at all (mkIf defines nothing, as in NixOS).
     const noViews = await evalModule(
       sandbox,
