@@ -4,15 +4,18 @@
 // must fail a test.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ProbeResult } from '../../agent/probes/probe.ts';
-import { requireTool } from '../support/skip.ts';
+import {
+  canRunPrivateSystemd,
+  startPrivateSystemd,
+  until,
+  type PrivateSystemd,
+} from '../support/private-systemd.ts';
 
-const SYSTEMD = '/lib/systemd/systemd';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RUN_PROBES = fileURLToPath(new URL('../support/run-probes.ts', import.meta.url));
 const UNITS: Record<string, string> = {
@@ -21,83 +24,27 @@ const UNITS: Record<string, string> = {
     '[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nExecStart=/bin/false\n',
   'probe-test.target': '[Unit]\nDefaultDependencies=no\nWants=running.service broken.service\n',
 };
-// PID 1 of the namespace: /run on a tmpfs of its own, the units copied in, then systemd itself.
-const BOOT = `#!/bin/sh
-mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && cp "$1"/* /run/systemd/system/ || exit 1
-export container=nixfleet-test
-exec ${SYSTEMD} --system --unit=probe-test.target --log-target=null --show-status=no
-`;
-
-function inside(
-  pid: number,
-  argv: string[],
-): { status: number | null; stdout: string; stderr: string } {
-  // --wd: nsenter would otherwise start in /, where `--import tsx` does not resolve.
-  const r = spawnSync('nsenter', ['-t', String(pid), '-m', '-p', `--wd=${ROOT}`, '--', ...argv], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function until(what: string, ok: () => boolean, boundMs = 60_000): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 test('systemd probe: a running unit passes; a failed or unknown unit fails; no unit = no failed units', async () => {
-  if (!requireTool('unshare', 'private systemd')) return;
-  if (!requireTool('nsenter', 'private systemd')) return;
-  if (!requireTool(SYSTEMD, 'private systemd')) return;
+  if (!canRunPrivateSystemd()) return;
   const dir = mkdtempSync(join(tmpdir(), 'nf-sd-probe-'));
-  let unshare: ChildProcess | undefined;
-  let systemdPid = 0;
+  let sd: PrivateSystemd | undefined;
   try {
-    mkdirSync(join(dir, 'units'));
-    for (const [name, text] of Object.entries(UNITS)) writeFileSync(join(dir, 'units', name), text);
-    writeFileSync(join(dir, 'boot.sh'), BOOT);
-    chmodSync(join(dir, 'boot.sh'), 0o755);
-    unshare = spawn(
-      'unshare',
-      [
-        '--pid',
-        '--fork',
-        '--kill-child=SIGKILL',
-        '--mount',
-        '--uts',
-        '--mount-proc',
-        '--propagation',
-        'private',
-        join(dir, 'boot.sh'),
-        join(dir, 'units'),
-      ],
-      { stdio: 'ignore' },
+    sd = await startPrivateSystemd(dir, UNITS, 'probe-test.target');
+    const systemd = sd;
+    // --wd: nsenter would otherwise start in /, where `--import tsx` does not resolve.
+    const inside = (argv: string[]) => systemd.inside(argv, ROOT);
+    await until(
+      'running.service to run',
+      () => inside(['systemctl', 'is-active', 'running.service']).stdout.trim() === 'active',
     );
-    assert.ok(unshare.pid);
-    await until('systemd to start', () => {
-      const children = readFileSync(`/proc/${unshare!.pid}/task/${unshare!.pid}/children`, 'utf8');
-      systemdPid = Number(children.trim().split(/\s+/)[0] ?? 0);
-      return (
-        systemdPid > 0 &&
-        inside(systemdPid, ['systemctl', 'is-active', 'running.service']).stdout.trim() === 'active'
-      );
-    });
     await until(
       'broken.service to fail',
-      () => inside(systemdPid, ['systemctl', 'is-failed', 'broken.service']).status === 0,
+      () => inside(['systemctl', 'is-failed', 'broken.service']).status === 0,
     );
 
     const run = (probes: object[]): ProbeResult[] => {
-      const r = inside(systemdPid, [
-        process.execPath,
-        '--import',
-        'tsx',
-        RUN_PROBES,
-        JSON.stringify(probes),
-      ]);
+      const r = inside([process.execPath, '--import', 'tsx', RUN_PROBES, JSON.stringify(probes)]);
       assert.is(r.status, 0, `the probe runner ran: ${r.stderr}`);
       return JSON.parse(r.stdout) as ProbeResult[];
     };
@@ -113,19 +60,11 @@ test('systemd probe: a running unit passes; a failed or unknown unit fails; no u
     assert.is(whole!.ok, false, 'with broken.service failed, the whole-system probe fails');
 
     // Once nothing is failed any more, the whole-system probe passes.
-    assert.is(inside(systemdPid, ['systemctl', 'reset-failed', 'broken.service']).status, 0);
+    assert.is(inside(['systemctl', 'reset-failed', 'broken.service']).status, 0);
     const [after] = run([{ kind: 'systemd', name: 'system', unit: null }]);
     assert.is(after!.ok, true, after!.detail);
   } finally {
-    // SIGRTMIN+14 is systemd's "power off now" (SIGTERM would only make it re-execute); node has no
-    // name for real-time signals, kill(1) has.
-    if (systemdPid > 0) spawnSync('kill', ['-s', 'RTMIN+14', String(systemdPid)]);
-    if (unshare?.pid && unshare.exitCode === null) {
-      const exited = new Promise((r) => unshare!.once('exit', r));
-      const force = setTimeout(() => unshare!.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(force);
-    }
+    await sd?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
