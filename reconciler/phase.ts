@@ -300,7 +300,11 @@ function healthPhase(seen: Seen): Verdict {
   const healthySeconds = Math.floor((t - since) / 1000);
   const freshness =
     age > p.heartbeatExpiryMs ? ', but its heartbeat is stale (health now unknown)' : '';
-  const soaked = healthySeconds >= p.soakSeconds;
+  // The proof is an ack signed after the one that started the health (t > since), even for a soak of 0:
+  // an agent signs its first healthy ack before the control plane has confirmed it, and rolls back (a
+  // switch, in flight again) when that read-back fails, so that ack proves nothing final. Any later one
+  // was signed after the agent committed (agent/activation.ts confirmWindow; it signs the proof at once).
+  const soaked = t > since && healthySeconds >= p.soakSeconds;
   const phase: Phase = {
     phase: soaked ? 'soaked' : 'healthy',
     note: soaked
