@@ -288,6 +288,9 @@ function rolloutPhase(seen: Seen): Verdict {
   }
 }
 
+/** The note of a host whose soak has elapsed in its first healthy ack: the proof is its next ack. */
+export const AWAITING_PROOF = 'its soak proof (an ack after its first healthy one) not yet seen';
+
 /** A healthy / heartbeat ack about this rollout: soaked, soaking, or not yet switched. */
 function healthPhase(seen: Seen): Verdict {
   const { p, ack, t, age, signed } = seen;
@@ -309,7 +312,9 @@ function healthPhase(seen: Seen): Verdict {
     phase: soaked ? 'soaked' : 'healthy',
     note: soaked
       ? `soaked (${humanDuration(healthySeconds)} healthy)${freshness}`
-      : `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}${freshness}`,
+      : healthySeconds >= p.soakSeconds
+        ? `healthy, ${AWAITING_PROOF}${freshness}`
+        : `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}${freshness}`,
     lastAck: t,
     healthySeconds,
     // Started and not yet soaked: in flight until its soak proof or its failure arrives.

@@ -71,6 +71,7 @@ test('a soak of 0 is proved by a later ack, never by the healthy ack that starte
   const first = phase0('healthy', NOW - MIN, NOW - MIN);
   assert.is(first.phase, 'healthy');
   assert.ok(first.inFlight && !first.done && !first.settled);
+  assert.match(first.note, /its soak proof \(an ack after its first healthy one\) not yet seen/);
   // Any later ack was signed after the agent committed: the proof, a second later or an hour later.
   for (const later of [1000, 60_000, 3_600_000]) {
     const proof = phase0('heartbeat', NOW - MIN - 3_600_000 + later, NOW - MIN - 3_600_000);
