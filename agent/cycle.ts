@@ -163,10 +163,43 @@ function soakProofDue(
   healthySince: string,
   now: number,
 ): boolean {
-  const soakMs = (plan.waves.find((w) => w.index === m.wave)?.soakSeconds ?? 0) * 1000;
-  const since = Date.parse(healthySince);
-  return Date.parse(last.time) - since < soakMs && now - since >= soakMs;
+  const at = soakProofAt(plan, m, healthySince);
+  return Date.parse(last.time) < at && now >= at;
 }
+
+/**
+ * The earliest time a soak proof may carry: `healthySince` + the wave's soak, and at least one clock
+ * second (ack times are whole seconds) after it, since peers take only an ack signed after the one that
+ * started the health as the proof (reconciler/phase.ts healthPhase), a soak of 0 included.
+ */
+function soakProofAt(plan: ChannelPlan, m: HostManifest, healthySince: string): number {
+  const soakMs = (plan.waves.find((w) => w.index === m.wave)?.soakSeconds ?? 0) * 1000;
+  return Date.parse(healthySince) + Math.max(soakMs, 1000);
+}
+
+/**
+ * A wave with a soak of 0 should not wait a whole agent run for its proof: once this run's healthy ack
+ * stands (confirmed through the control plane, or the first ack of a host already on its target), the
+ * proof is due a second later, so the run waits for it and signs it (convergedAck).
+ */
+async function soakProofThisRun(
+  deps: CycleDeps,
+  m: HostManifest,
+  plan: ChannelPlan,
+): Promise<void> {
+  const confirmed = readAgentState(deps.state).confirmed;
+  const last = deps.journal.last()?.signed;
+  if (confirmed?.target !== m.target || last?.target !== m.target) return;
+  if (last.rolloutId !== m.rolloutId || (last.kind !== 'healthy' && last.kind !== 'heartbeat'))
+    return;
+  const at = soakProofAt(plan, m, confirmed.healthySince);
+  const wait = at - deps.now();
+  if (Date.parse(last.time) >= at || wait > PROOF_WAIT_MAX_MS) return;
+  if (wait > 0) await deps.sleep(wait);
+  await convergedAck(deps, m, plan, confirmed);
+}
+/** How long a run waits to sign a soak proof itself (a soak of 0: until the clock's next second). */
+const PROOF_WAIT_MAX_MS = 1000;
 
 /**
  * The runtime compliance evidence a converged host repeats in its acks (peers judge its soak from its
@@ -647,6 +680,7 @@ async function act(
   switch (decision.kind) {
     case 'converged':
       await convergedAck(deps, manifest, plan, s.confirmed);
+      await soakProofThisRun(deps, manifest, plan);
       return null;
     case 'wait':
       if (decision.gate === 'quarantined')
@@ -689,8 +723,11 @@ async function act(
       // Staged for a boot (or rebooting back) and the host has not rebooted yet: nothing to do but wait.
       if (pending && isBootPhase(pending.phase) && pending.phase !== 'booted')
         return 'awaiting-reboot';
-      if (pending) return confirmPending(deps, pending);
-      return activate(deps, manifest, decision.deadline);
+      const outcome = pending
+        ? await confirmPending(deps, pending)
+        : await activate(deps, manifest, decision.deadline);
+      if (outcome === 'confirmed') await soakProofThisRun(deps, manifest, plan);
+      return outcome;
     }
     case 'rollback': {
       const to = { number: decision.to.generation, path: decision.to.path };

@@ -10,6 +10,7 @@ import {
   unb64,
 } from '../protocol/index.ts';
 import {
+  AWAITING_PROOF,
   derivePhase,
   describePhase,
   phaseParams,
@@ -616,11 +617,15 @@ export class FleetContext {
     switch (ph.phase) {
       case 'healthy': {
         // Stale, or its soak withheld by the compliance gate: the note says why, time alone will not do.
-        const noted = ph.note.includes('stale') || ph.note.includes(SOAK_NOT_COUNTED);
+        // Its soak elapsed, its proof is its next ack (a second later): that is soon, time alone does it.
+        const awaitingProof = ph.note.includes(AWAITING_PROOF);
+        const noted =
+          ph.note.includes('stale') || ph.note.includes(SOAK_NOT_COUNTED) || awaitingProof;
         what = noted
           ? `${host} ${describePhase(ph, this.now)}`
           : `${host} healthy for ${soakProgress(ph.healthySeconds, w.wave.soakSeconds)}`;
-        if (!noted) retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
+        if (!noted || awaitingProof)
+          retryAfter = Math.max(1, w.wave.soakSeconds - ph.healthySeconds);
         break;
       }
       case 'offline': {

@@ -288,6 +288,9 @@ function rolloutPhase(seen: Seen): Verdict {
   }
 }
 
+/** The note of a host whose soak has elapsed in its first healthy ack: the proof is its next ack. */
+export const AWAITING_PROOF = 'its soak proof (an ack after its first healthy one) not yet seen';
+
 /** A healthy / heartbeat ack about this rollout: soaked, soaking, or not yet switched. */
 function healthPhase(seen: Seen): Verdict {
   const { p, ack, t, age, signed } = seen;
@@ -300,12 +303,18 @@ function healthPhase(seen: Seen): Verdict {
   const healthySeconds = Math.floor((t - since) / 1000);
   const freshness =
     age > p.heartbeatExpiryMs ? ', but its heartbeat is stale (health now unknown)' : '';
-  const soaked = healthySeconds >= p.soakSeconds;
+  // The proof is an ack signed after the one that started the health (t > since), even for a soak of 0:
+  // an agent signs its first healthy ack before the control plane has confirmed it, and rolls back (a
+  // switch, in flight again) when that read-back fails, so that ack proves nothing final. Any later one
+  // was signed after the agent committed (agent/activation.ts confirmWindow; it signs the proof at once).
+  const soaked = t > since && healthySeconds >= p.soakSeconds;
   const phase: Phase = {
     phase: soaked ? 'soaked' : 'healthy',
     note: soaked
       ? `soaked (${humanDuration(healthySeconds)} healthy)${freshness}`
-      : `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}${freshness}`,
+      : healthySeconds >= p.soakSeconds
+        ? `healthy, ${AWAITING_PROOF}${freshness}`
+        : `healthy for ${soakProgress(healthySeconds, p.soakSeconds)}${freshness}`,
     lastAck: t,
     healthySeconds,
     // Started and not yet soaked: in flight until its soak proof or its failure arrives.

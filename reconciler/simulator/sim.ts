@@ -543,9 +543,10 @@ class Simulation {
     h.previous = pending.previous;
     h.healthySince = t + h.skewMs;
     this.postAck(h, 'healthy', t, null);
-    // The agent schedules a heartbeat for the moment its soak completes, so the proof is not a poll late.
+    // The agent schedules a heartbeat for the moment its soak completes, so the proof is not a poll late;
+    // a proof is always a later ack than the healthy one (a second later for a soak of 0: phase.ts).
     const soak = this.f.plans[h.channel]!.waves[h.wave]!.soakSeconds * 1000;
-    this.queue.push(t + soak, { kind: 'soak-beat', host: h.name });
+    this.queue.push(t + Math.max(soak, 1000), { kind: 'soak-beat', host: h.name });
   }
 
   private onSoakBeat(h: SimHost, t: number): void {

@@ -210,6 +210,51 @@ test('control plane unreachable after the switch: rollback before the deadline, 
       }
     });
     assert.ok(journal(lab, 'c1').some((a) => a.kind === 'rolled-back'));
+    // No soak proof was signed on the way (soak 0: any ack on NEW later than its healthy one): peers
+    // never took the rolled-back host for done.
+    const onNew = journal(lab, 'c1').filter(
+      (a) => (a.kind === 'healthy' || a.kind === 'heartbeat') && a.current === NEW,
+    );
+    assert.ok(onNew.length > 0 && onNew.every((a) => a.time === a.healthySince), 'no proof');
+  } finally {
+    await lab.close();
+  }
+});
+
+test('a soak of 0: the run that confirms signs the proof a second after its healthy ack, and the next wave starts at its next run', async () => {
+  if (!requireTool('openssl', 'lab PKI')) return;
+  const lab = makeLab(['s0', 's1']);
+  try {
+    lab.publish(
+      labFleet(lab, {
+        prod: {
+          hosts: { s0: NEW, s1: NEW },
+          waves: [{ count: 1, soakSeconds: 0 }, { soakSeconds: 0 }],
+        },
+      }),
+    );
+    await lab.startControlPlane();
+    const waveOf = (h: string) => lab.cp!.view()!.hosts.get(h)!.wave;
+    const [first, second] = ['s0', 's1'].sort((a, b) => waveOf(a) - waveOf(b)) as [string, string];
+    const o = await runAgentOnce(lab.agentConfig(first), { log: memoryLogger(first) });
+    assert.ok(o.kind === 'decided' && o.acted === 'confirmed', JSON.stringify(o));
+    const acks = journal(lab, first);
+    const [healthy, proof] = acks.slice(-2);
+    assert.is(healthy!.kind, 'healthy');
+    assert.is(healthy!.time, healthy!.healthySince, 'signed when the health started: no proof');
+    assert.is(proof!.kind, 'heartbeat');
+    assert.is(proof!.healthySince, healthy!.healthySince);
+    assert.ok(proof!.time > healthy!.time, `the proof is a later second: ${proof!.time}`);
+    assert.is(lab.cp!.ackService.head(first)?.seq, proof!.seq, 'posted in the same run');
+    // Published (within a second or so), the proof opens the next wave at its host's next run.
+    await until('the proof published', 20_000, () => {
+      const head = JSON.parse(readFileSync(`${lab.treeDir}/acks/hosts/${first}.json`, 'utf8')) as {
+        signed: { seq: number };
+      };
+      return head.signed.seq === proof!.seq;
+    });
+    const next = await runAgentOnce(lab.agentConfig(second), { log: memoryLogger(second) });
+    assert.ok(next.kind === 'decided' && next.decision === 'activate', JSON.stringify(next));
   } finally {
     await lab.close();
   }

@@ -7,7 +7,8 @@
 // gone) the head is fetched. Requests are counted at the control plane (its /metrics counters).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import type { SignedAck } from '../../protocol/acks.ts';
 import { join } from 'node:path';
 import { runAgentOnce } from '../../agent/agent.ts';
 import { memoryLogger } from '../../agent/log.ts';
@@ -181,6 +182,12 @@ test('rollback-and-halt: a converged host reads its wave bundle every run and ro
       'confirmed',
       JSON.stringify(first.out),
     );
+    // The soak proof (soak 0: a heartbeat a second after the healthy ack) is published within a
+    // second or so (the endpoint's files are rewritten at most once a second).
+    await until('our latest ack published', 20_000, async () => {
+      const published = readFileSync(join(lab.treeDir, 'acks', 'hosts', 'k1.json'), 'utf8');
+      return (JSON.parse(published) as SignedAck).signed.seq === lab.cp!.ackService.head('k1')?.seq;
+    });
     await until('a steady run', 20_000, async () => {
       const r = await run();
       return r.done.requests > 0 && r.done.notModified === r.done.requests;

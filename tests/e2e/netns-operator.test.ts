@@ -121,7 +121,7 @@ test('fleet rollback: `nixfleet rollback --to-release 1 --policy all-at-once` sw
     await s.roundsUntil(hosts, 'all on V2', () => hosts.every((h) => s.isOn(h, V2)));
     // The budget's promise (docs/architecture.md "Budget bound"): at no instant more than maxInFlight
     // hosts in flight, a host holding its slot from its signed `started` ack until its signed soak proof
-    // (here its healthy ack: soak 0) or failure. Not "one start per round": a round runs the agents side
+    // (soak 0: its ack after its healthy one, a clock second later) or failure. Not "one start per round": a round runs the agents side
     // by side, and one whose run begins late may see a peer that started, switched and signed its soak
     // proof in that same round, and rightly start after it. Checked on the signed record (acks of whole
     // seconds, a start in the very second a proof was signed allowed): every switch takes SWITCH_MS,

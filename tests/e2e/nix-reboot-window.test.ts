@@ -92,6 +92,18 @@ test('reboot in-maintenance-window: outside the window the kernel change waits, 
       assert.is(r.code, 0, `${h}: agent --once exit code\n${JSON.stringify(r.events.slice(-6))}`);
       return r;
     };
+    /** Its soak proof (soak 0: the ack after its healthy one, a clock second later) published. */
+    const proofPublished = (h: string) =>
+      until(`${h}'s soak proof published under acks/hosts/`, 60_000, () =>
+        stack
+          .publishedAcks()
+          .some(
+            (a) =>
+              a.signed.host === h &&
+              a.signed.healthySince !== null &&
+              a.signed.time > a.signed.healthySince,
+          ),
+      );
     const published = (h: string, kind: string) =>
       until(`${h}'s ${kind} ack published under acks/hosts/`, 60_000, () =>
         stack.publishedAcks().some((a) => a.signed.host === h && a.signed.kind === kind),
@@ -167,8 +179,8 @@ test('reboot in-maintenance-window: outside the window the kernel change waits, 
     assert.equal([healthy!.current, healthy!.target], [sys.v3, sys.v3]);
     assert.equal([w1.profileGeneration(), w1.generations()], [2, [1, 2]]);
 
-    // Wave 1 complete (soak 0): w2 switches live inside the window, no reboot.
-    await published('w1', 'healthy');
+    // Wave 1 complete (soak 0, proved by w1's next ack): w2 switches live inside the window, no reboot.
+    await proofPublished('w1');
     const w2in = await once('w2');
     assert.is(w2in.outcome?.['kind'], 'decided', JSON.stringify(w2in.outcome));
     assert.equal(rollout('w2'), ['heartbeat', 'started', 'activated', 'healthy']);
@@ -176,7 +188,7 @@ test('reboot in-maintenance-window: outside the window the kernel change waits, 
     assert.equal(w2.switchLog(), [`switch ${sys.v1}`, `switch ${sys.v2}`]);
     assert.equal([w2.rebootLog(), w2.bootId()], [[], 'boot-1']);
 
-    await published('w2', 'healthy');
+    await proofPublished('w2');
     const inside = await e2e.status();
     const done = inside.channels.find((c) => c.channel === 'win')!;
     assert.equal(

@@ -63,6 +63,25 @@ test('soak counts only what the host signed; a proven soak stays proven when the
   );
 });
 
+test('a soak of 0 is proved by a later ack, never by the healthy ack that started the health', () => {
+  const p0 = phaseParams(plan, f.targets['web-01']!, 0, DEFAULT_TOLERANCES);
+  const phase0 = (kind: Parameters<typeof ackFor>[2], time: number, since: number) =>
+    derivePhase(p0, ackFor(f, 'web-01', kind, time, { healthySince: since }), NOW, false);
+  // Signed before the agent's read-back: it may still roll back (a switch), so it stays in flight.
+  const first = phase0('healthy', NOW - MIN, NOW - MIN);
+  assert.is(first.phase, 'healthy');
+  assert.ok(first.inFlight && !first.done && !first.settled);
+  assert.match(first.note, /its soak proof \(an ack after its first healthy one\) not yet seen/);
+  // Any later ack was signed after the agent committed: the proof, a second later or an hour later.
+  for (const later of [1000, 60_000, 3_600_000]) {
+    const proof = phase0('heartbeat', NOW - MIN - 3_600_000 + later, NOW - MIN - 3_600_000);
+    assert.is(proof.phase, 'soaked', `${later} ms later`);
+    assert.ok(proof.done && !proof.inFlight);
+  }
+  // A soak above 0 is unchanged: its proof is necessarily a later ack.
+  assert.is(phase('heartbeat', NOW - MIN, { healthySince: NOW - 11 * MIN }).phase, 'soaked');
+});
+
 test('offline window: only a host with no evidence of starting becomes offline', () => {
   assert.is(phase('heartbeat', NOW - 15 * MIN).phase, 'pending');
   const off = phase('heartbeat', NOW - 15 * MIN - 1000);

@@ -5,7 +5,8 @@
 //   - the reconciler's fleetView over the installed release and the acks the control plane publishes
 //     (the same pure function every agent and the dashboard run).
 // Ack times have second precision; "soaked at T" means the host signed an ack at T whose healthySince
-// is at least soakSeconds earlier, which is exactly what a peer needs to see before it may move on.
+// is at least soakSeconds earlier and earlier than T (a later ack than the health's start, a soak of 0
+// included: reconciler/phase.ts), which is exactly what a peer needs to see before it may move on.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyAckSignature, type SignedAck } from '../../protocol/acks.ts';
@@ -117,6 +118,7 @@ export function rolloutTimeline(
             (a.kind === 'healthy' || a.kind === 'heartbeat') &&
             a.current === entry.target &&
             a.healthySince !== null &&
+            Date.parse(a.time) > Date.parse(a.healthySince) &&
             Date.parse(a.time) - Date.parse(a.healthySince) >= soak * 1000,
         ),
         failed: first((a) => a.kind === 'failed' || a.kind === 'rolled-back'),
