@@ -43,6 +43,8 @@ import {
   openVerifiedAckStore,
   type VerifiedAckStore,
 } from '../read-side/index.ts';
+import { ArrivedAcks } from '../read-side/arrived-acks.ts';
+import { startAckIntake } from './ack-intake.ts';
 
 /** A request is one short JSON line; anything longer is not a client of ours. */
 const MAX_REQUEST_BYTES = 64 * 1024;
@@ -99,7 +101,9 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const gc = collectGarbage();
   const queue = new LookQueue(gc);
   const recent = new Map<string, Look>();
-  const stores = new KeptStores();
+  // Acks verified as they arrive (cli/ack-intake.ts), consulted by every kept store's ack caches.
+  const arrived = new ArrivedAcks();
+  const stores = new KeptStores(arrived);
   /**
    * Runs a look; `answered` has its exit code before the stores write their files, which serve only a
    * restarted server or a one-shot look (the kept stores serve the next look here): at 10,000 hosts
@@ -113,6 +117,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       return exit;
     } finally {
       stores.saveDeferred();
+      const acks = stores.ackCountsOfLook();
+      if (acks !== null)
+        log(
+          `the look's acks: ${acks.verified} verified by it, ${acks.arrived} verified as they arrived, ${acks.reused} from its cache`,
+        );
     }
   };
 
@@ -124,9 +133,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const inode = lstatSync(socket).ino;
   // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts).
   const verifier = keepVerifierWarm();
+  const intake = startAckIntake({ tree, queue, arrived, log });
   const upkeep = [
     startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
-    startSweep({ queue, recent, stores, log, gc }, o.forgetSeconds),
+    startSweep({ queue, recent, stores, arrived, log, gc }, o.forgetSeconds),
+    () => intake.stop(),
   ];
   log(`serving ${tree} at ${socket}`);
   return {
@@ -194,7 +205,11 @@ function startRefresh(
  * memory (then a full collection). Checked every min(60, forgetSeconds) seconds. Returns its stop.
  */
 function startSweep(
-  s: Pick<Serving, 'queue' | 'recent' | 'log'> & { stores: KeptStores; gc: () => void },
+  s: Pick<Serving, 'queue' | 'recent' | 'log'> & {
+    stores: KeptStores;
+    arrived: ArrivedAcks;
+    gc: () => void;
+  },
   forgetSeconds: number,
 ): () => void {
   const { queue, recent, stores, log } = s;
@@ -207,6 +222,8 @@ function startSweep(
       }
     if (queue.busy) return;
     const dropped = stores.forgetUsedBefore(before);
+    const arrivals = s.arrived.forgetBefore(before);
+    if (arrivals > 0) dropped.push(`${arrivals} ack(s) verified as they arrived`);
     if (dropped.length === 0) return;
     log(`no longer kept in memory: ${dropped.join(', ')}`);
     s.gc();
@@ -456,6 +473,11 @@ class KeptStores {
   private readonly stores = new Map<string, { store: VerifiedAckStore; openedAt: number }>();
   /** The stores whose look asked them to save, saved by saveDeferred. */
   private readonly unsaved = new Set<VerifiedAckStore>();
+  /** The stores the current look opened (ackCountsOfLook). */
+  private readonly opened = new Set<VerifiedAckStore>();
+
+  /** `arrived`: the acks verified as they arrived, which every store's ack caches consult. */
+  constructor(private readonly arrived: ArrivedAcks) {}
 
   open = (dir: string, name: string): VerifiedAckStore => {
     // The look's start, before it looks at any file (the racy rule of the latest-ack memo).
@@ -466,13 +488,32 @@ class KeptStores {
       kept.openedAt = startedAt;
       return this.savedLater(kept.store);
     }
-    const store = openVerifiedAckStore(dir, name, startedAt);
+    const store = openVerifiedAckStore(dir, name, startedAt, this.arrived);
     this.stores.set(name, { store, openedAt: startedAt });
     return this.savedLater(store);
   };
 
+  /**
+   * What the ack caches of the stores the look just run opened counted (AckCache.counts, summed): how
+   * many acks it verified itself and how many it found verified as they arrived. Null: it opened none.
+   */
+  ackCountsOfLook(): { verified: number; arrived: number; reused: number } | null {
+    let sum: { verified: number; arrived: number; reused: number } | null = null;
+    for (const store of this.opened) {
+      const c = store.ackCounts;
+      if (c === null) continue;
+      sum ??= { verified: 0, arrived: 0, reused: 0 };
+      sum.verified += c.verified;
+      sum.arrived += c.arrived;
+      sum.reused += c.reused;
+    }
+    this.opened.clear();
+    return sum;
+  }
+
   /** The store as a look uses it: its save() is noted, and done by saveDeferred() (after the answer). */
   private savedLater(store: VerifiedAckStore): VerifiedAckStore {
+    this.opened.add(store);
     return new Proxy(store, {
       get: (target, key) =>
         key === 'save' ? () => void this.unsaved.add(target) : Reflect.get(target, key),
@@ -517,27 +558,48 @@ function collectGarbage(): () => void {
 }
 
 /**
- * Looks run one at a time (each changes the process's working directory and its stores); a request
- * goes before any refresh still waiting.
+ * What the queue runs: a look asked for, a replay of a recent view, or an intake of acks as they
+ * arrived (cli/ack-intake.ts).
+ */
+export type LookKind = 'request' | 'refresh' | 'intake';
+/** The order waiting jobs run in: a request first, then replays, an intake of arrived acks last. */
+const PRIORITY: Record<LookKind, number> = { request: 0, refresh: 1, intake: 2 };
+
+/**
+ * Looks run one at a time (each changes the process's working directory and its stores), and an intake
+ * between them (it consults what looks verified); a request goes before any replay still waiting, and
+ * a replay before any intake.
  */
 export class LookQueue {
-  private waiting: { kind: 'request' | 'refresh'; start: () => void }[] = [];
-  private running = false;
+  private waiting: { kind: LookKind; start: () => void }[] = [];
+  private running: LookKind | null = null;
   private drained: (() => void)[] = [];
 
   private idleTimer: NodeJS.Timeout | undefined;
+  /** A look (not an intake) ran since onIdle was last scheduled. */
+  private looked = false;
 
-  /** `onIdle` runs once no look has run for `idleMs` (a burst of requests is not interrupted by it). */
+  /**
+   * `onIdle` runs once no look has run for `idleMs` (a burst of requests is not interrupted by it). An
+   * intake is not a look: acks arriving all the time would otherwise postpone it for ever.
+   */
   constructor(
     private readonly onIdle: () => void = () => {},
     private readonly idleMs = IDLE_MS,
   ) {}
 
   get busy(): boolean {
-    return this.running || this.waiting.length > 0;
+    return this.running !== null || this.waiting.length > 0;
   }
 
-  run<T>(kind: 'request' | 'refresh', job: () => Promise<T>): Promise<T> {
+  /** Whether a request or a replay runs or waits (an intake alone does not count). */
+  private get looking(): boolean {
+    return [this.running, ...this.waiting.map((w) => w.kind)].some(
+      (k) => k === 'request' || k === 'refresh',
+    );
+  }
+
+  run<T>(kind: LookKind, job: () => Promise<T>): Promise<T> {
     return new Promise<T>((done, fail) => {
       const start = () => {
         // The next look starts after the event loop has turned: a look is mostly synchronous, so
@@ -547,29 +609,30 @@ export class LookQueue {
           .then(done, fail)
           .finally(() => setImmediate(() => this.next()));
       };
-      if (kind === 'request') {
-        const firstRefresh = this.waiting.findIndex((w) => w.kind === 'refresh');
-        this.waiting.splice(firstRefresh === -1 ? this.waiting.length : firstRefresh, 0, {
-          kind,
-          start,
-        });
-      } else this.waiting.push({ kind, start });
-      if (!this.running) this.next();
+      const after = this.waiting.findIndex((w) => PRIORITY[w.kind] > PRIORITY[kind]);
+      this.waiting.splice(after === -1 ? this.waiting.length : after, 0, { kind, start });
+      if (this.running === null) this.next();
     });
   }
 
   private next(): void {
     const job = this.waiting.shift();
-    this.running = job !== undefined;
-    clearTimeout(this.idleTimer);
-    if (job) job.start();
-    else {
-      for (const done of this.drained.splice(0)) done();
-      this.idleTimer = setTimeout(() => {
-        if (!this.busy) this.onIdle();
-      }, this.idleMs);
-      this.idleTimer.unref();
+    this.running = job?.kind ?? null;
+    if (job) {
+      if (job.kind !== 'intake') {
+        clearTimeout(this.idleTimer);
+        this.looked = true;
+      }
+      job.start();
+      return;
     }
+    for (const done of this.drained.splice(0)) done();
+    if (!this.looked) return;
+    this.looked = false;
+    this.idleTimer = setTimeout(() => {
+      if (!this.looking) this.onIdle();
+    }, this.idleMs);
+    this.idleTimer.unref();
   }
 
   idle(): Promise<void> {
