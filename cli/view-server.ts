@@ -57,6 +57,15 @@ const MAX_SOCKET_PATH_BYTES = 107;
  * looks come in bursts, and a look right after a collection pays to grow the heap again (~60 ms).
  */
 const IDLE_MS = 3000;
+/**
+ * How often the recent views are replayed after a change, by default (seconds). The acks that arrive
+ * meanwhile are verified by the intake (cli/ack-intake.ts) within a fraction of a second, so a replay
+ * only renews what a look would otherwise redo for the files changed since (a read and a hash each, no
+ * signature) and the ack log's tail: once a minute, not every few seconds, which with acks arriving all
+ * the time would replay every view each time and make a request that meets a replay wait for it
+ * (docs/benchmarks.md "views-served", live).
+ */
+const DEFAULT_REFRESH_SECONDS = 60;
 /** How many distinct views (argv without --now) the refresh replays: the operator's recent looks. */
 const RECENT_VIEWS = 8;
 
@@ -694,17 +703,21 @@ and expiry checked, every latest-ack file read stat'ed, whatever changed verifie
 before is remembered in memory instead of re-read from the cache directory. \`--no-cache\` and \`--url\`
 views are never served. With no server running, or one that cannot answer, the commands look themselves.
 
-After a change (a new timestamp or tree, a new ack file, an ack log append) the server replays the views it
-served recently (at most ${RECENT_VIEWS}, each asked within --forget-after seconds) every --refresh seconds,
-so that acks are verified before someone asks. Each replay costs what a look costs (10,000 hosts: ~0.2-0.5 s
-of CPU per view), so with acks arriving all the time a shorter --refresh buys faster answers with CPU.
+Each latest-ack file the ack endpoint puts in acks/hosts/ is taken in as it arrives (read, taken in
+strictly, its signature checked under the host key of the release the last look verified), between
+requests and after them, so that a look meets new acks already verified; it still reads every file and
+checks every ack's claims against its own release. After a change (a new timestamp or tree, a new ack
+file, an ack log append) the server also replays the views it served recently (at most ${RECENT_VIEWS}, each
+asked within --forget-after seconds) every --refresh seconds: that renews what the intake does not (which
+files are unchanged, the ack log's verified prefix, a new timestamp's walk). Each replay costs what a look
+costs (10,000 hosts: ~0.2-0.5 s of CPU per view) and a request that meets one waits for it.
 
 Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server already serves the tree).
 
 Options:
   --tree DIR        the published tree or control plane directory to serve
   --cache-dir DIR   the operator cache directory (default as for \`nixfleet status\`)
-  --refresh S       replay recent views this often after a change (default 15; 0 = only on request)
+  --refresh S       replay recent views this often after a change (default ${DEFAULT_REFRESH_SECONDS}; 0 = only on request)
   --forget-after S  stop replaying a view no one asked for this long (default 600)`,
   async run(argv, context) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -721,7 +734,7 @@ Options:
     const server = await startViewServer({
       tree,
       cacheDir,
-      refreshSeconds: secondsOption('--refresh', values.refresh) ?? 15,
+      refreshSeconds: secondsOption('--refresh', values.refresh) ?? DEFAULT_REFRESH_SECONDS,
       forgetSeconds: secondsOption('--forget-after', values['forget-after']) ?? 600,
       log: (line) => process.stderr.write(`nixfleet views serve: ${line}\n`),
       runCommand: context!.runCommand!,
