@@ -8,9 +8,15 @@
 // frozen tree, then the fleet advances one minute of its schedule (1,861 of 10,000 hosts post), the
 // files get older than the racy margin, and each view is asked: first as the server meets it with no
 // refresh since the minute (every new ack verified during the request: the worst case), then once more
-// (what a request meets after the server's refresh replayed the view; `--refresh`, default 5 s).
+// (what a request meets after the server's refresh replayed the view). The first of these is the burst
+// worst case (the whole minute lands at once, just before the request); a third table, "live", is what
+// an operator meets in a live fleet: the minute's files written evenly over 60 s (the fleet's rate,
+// ~31 acks/s) to a server with its default --refresh while views are asked every 2 s, and right after
+// the last write, with the code before (VIEWS_BENCH_BEFORE: a built checkout's bin/nixfleet.js) and
+// this one in turn.
 // OPERATOR_BENCH_DIR=DIR reuses the operator bench's kept fixture (DIR/<hosts>); OPERATOR_BENCH_HOSTS
-// (default 10000); OPERATOR_BENCH_RUNS (default 3).
+// (default 10000); OPERATOR_BENCH_RUNS (default 3); VIEWS_BENCH_ROUNDS (default frozen,minute,live);
+// VIEWS_BENCH_LIVE_SECONDS (default 60).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -7,8 +7,7 @@
 // late intake or a wrong one leaves the look to read and verify the file itself, as without a server.
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { isLatestAckFile } from '../read-side/acks.ts';
-import type { ArrivedAcks } from '../read-side/arrived-acks.ts';
+import { isLatestAckFile, type ArrivedAcks } from '../read-side/index.ts';
 import type { LookQueue } from './view-server.ts';
 
 /**

@@ -42,8 +42,8 @@ import {
   defaultCacheDir,
   openVerifiedAckStore,
   type VerifiedAckStore,
+  ArrivedAcks,
 } from '../read-side/index.ts';
-import { ArrivedAcks } from '../read-side/arrived-acks.ts';
 import { startAckIntake } from './ack-intake.ts';
 
 /** A request is one short JSON line; anything longer is not a client of ours. */
