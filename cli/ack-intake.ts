@@ -17,6 +17,8 @@ import type { LookQueue } from './view-server.ts';
 export const INTAKE_DEBOUNCE_MS = 250;
 /** The most files one intake job takes in (~0.1 s of strict intake and Ed25519 at 2 cores). */
 export const INTAKE_CHUNK = 256;
+/** How often a directory that cannot be watched (not made yet: no ack posted) is tried again (ms). */
+const WATCH_RETRY_MS = 60_000;
 
 export interface AckIntake {
   /** Files named by the watch and not taken in yet. */
@@ -28,8 +30,10 @@ export interface AckIntake {
 export function startAckIntake(s: {
   tree: string;
   queue: LookQueue;
-  arrived: ArrivedAcks;
+  arrived: Pick<ArrivedAcks, 'takeIn'>;
   log: (line: string) => void;
+  /** How often a directory that cannot be watched is tried again (ms; default WATCH_RETRY_MS). */
+  watchRetryMs?: number;
 }): AckIntake {
   const hostsDir = join(s.tree, 'acks', 'hosts');
   const names = new Set<string>();
@@ -60,25 +64,65 @@ export function startAckIntake(s: {
         schedule();
       });
   };
-  let watcher: FSWatcher | null = null;
-  try {
-    watcher = watch(hostsDir, { persistent: false }, (_event, name) => {
-      if (name === null || !isLatestAckFile(name)) return;
-      names.add(name);
-      schedule();
-    });
-    // A watch that fails leaves every file to the looks (and to the refresh).
-    watcher.on('error', () => watcher?.close());
-  } catch {
-    s.log(`not watching ${hostsDir}: acks are verified by the looks`);
-  }
+  const watcher = new HostsWatch(hostsDir, s.watchRetryMs ?? WATCH_RETRY_MS, s.log, (name) => {
+    names.add(name);
+    schedule();
+  });
   return {
     get waiting() {
       return names.size;
     },
     stop() {
       clearTimeout(timer);
-      watcher?.close();
+      watcher.close();
     },
   };
+}
+
+/**
+ * The watch on acks/hosts/, calling `named` with each latest-ack file name it reports. A directory
+ * missing at the start (a control plane no host has acked yet) or a watch that fails is tried again
+ * every `retryMs`; meanwhile the looks verify every file themselves.
+ */
+class HostsWatch {
+  private watcher: FSWatcher | null = null;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly retryMs: number,
+    private readonly log: (line: string) => void,
+    private readonly named: (name: string) => void,
+  ) {
+    this.start();
+  }
+
+  private start(): void {
+    this.retry = undefined;
+    if (this.closed) return;
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, (_event, name) => {
+        if (name !== null && isLatestAckFile(name)) this.named(name);
+      });
+      this.watcher.on('error', () => this.again());
+    } catch {
+      this.log(`not watching ${this.dir} yet: acks are verified by the looks`);
+      this.again();
+    }
+  }
+
+  private again(): void {
+    this.watcher?.close();
+    this.watcher = null;
+    if (this.closed || this.retry !== undefined) return;
+    this.retry = setTimeout(() => this.start(), this.retryMs);
+    this.retry.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    this.watcher?.close();
+  }
 }
