@@ -9,9 +9,10 @@
 // disk. Every look still walks the tree, checks every binding and expiry, stats every latest-ack file it
 // reads and verifies whatever changed: a served view shows what a one-shot look at that instant would
 // (tests/cli/view-server.test.ts compares them byte for byte, also after a tampered ack).
-// Between requests the server replays the views it served recently whenever the tree, its acks or an ack
-// log changed (`--refresh`), so the acks that arrived meanwhile are verified before anyone asks; that
-// replay only warms the stores, it answers no one.
+// Between requests the server takes in each latest-ack file as it arrives (cli/ack-intake.ts: verified
+// under the last verified release's keys, found by digest by the next look, which still checks every
+// claim), and now and then replays the views it served recently whenever the tree, its acks or an ack
+// log changed (`--refresh`); both only warm the stores, they answer no one.
 import { lstatSync, mkdirSync, realpathSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';

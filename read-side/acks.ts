@@ -128,7 +128,7 @@ export class AckCache {
   /** Earlier entries this build reused, and how many acks it verified itself. */
   private readonly reused = new Set<string>();
   private newlyVerified = 0;
-  /** Digests this build found verified by the intake of acks as they arrived (`arrived`). */
+  /** `digest|hostKey` pairs this build found verified by the intake of acks as they arrived (`arrived`). */
   private readonly fromArrived = new Set<string>();
 
   /**
@@ -202,7 +202,7 @@ export class AckCache {
     const k = `${digest}|${hostKey}`;
     let r = this.nextVerified.get(k) ?? this.verified.get(k);
     if (r === undefined && this.arrived?.hostKeyOf(digest) === hostKey) {
-      this.fromArrived.add(digest);
+      this.fromArrived.add(k);
       r = true;
     }
     if (r !== undefined) this.nextVerified.set(k, r);
@@ -217,7 +217,7 @@ export class AckCache {
   recordVerified(digest: string, hostKey: string, result: true | Refusal): void {
     if (result === true && this.reused.has(digest) && this.earlier.get(digest) === hostKey) return;
     // Verified as it arrived: already among this build's verified pairs (verifiedResult), not counted.
-    if (result === true && this.fromArrived.has(digest)) return;
+    if (result === true && this.fromArrived.has(`${digest}|${hostKey}`)) return;
     if (result === true) this.newlyVerified++;
     this.nextVerified.set(`${digest}|${hostKey}`, result);
   }
