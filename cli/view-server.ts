@@ -196,7 +196,8 @@ function startRefresh(
       }
     });
   const tick = () => {
-    if (!changes.takeDirty() || queue.busy) return;
+    // An intake running or waiting is no reason to wait: replays go before it.
+    if (!changes.takeDirty() || queue.looking) return;
     for (const look of recent.values()) {
       for (const dir of ackLogDirs(look)) changes.add(dir);
       void replay(look);
@@ -230,7 +231,8 @@ function startSweep(
         forget(recent, look);
         log(`no longer replayed: ${describe(look.argv)} (not asked for ${forgetSeconds} s)`);
       }
-    if (queue.busy) return;
+    // Between looks (an intake touches no store).
+    if (queue.looking) return;
     const dropped = stores.forgetUsedBefore(before);
     const arrivals = s.arrived.forgetBefore(before);
     if (arrivals > 0) dropped.push(`${arrivals} ack(s) verified as they arrived`);
@@ -603,7 +605,7 @@ export class LookQueue {
   }
 
   /** Whether a request or a replay runs or waits (an intake alone does not count). */
-  private get looking(): boolean {
+  get looking(): boolean {
     return [this.running, ...this.waiting.map((w) => w.kind)].some(
       (k) => k === 'request' || k === 'refresh',
     );

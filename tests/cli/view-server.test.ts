@@ -700,19 +700,24 @@ test('an intake of arrived acks waits for every request and replay, and does not
   const job = (name: string) => async () => void ran.push(name);
   // An intake runs; meanwhile a second intake, a replay and a request arrive, in that order.
   const jobs: Promise<void>[] = [];
+  const looking: boolean[] = [];
   jobs.push(
     queue.run('intake', async () => {
+      // An intake alone is no look (a replay's tick and the sweep do not wait for it); one waiting is.
+      looking.push(queue.looking);
       jobs.push(
         queue.run('intake', job('intake 2')),
         queue.run('refresh', job('replay')),
         queue.run('request', job('request')),
       );
+      looking.push(queue.looking);
       await job('intake 1')();
     }),
   );
   while (jobs.length < 4) await new Promise((done) => setImmediate(done));
   await Promise.all(jobs);
   assert.equal(ran, ['intake 1', 'request', 'replay', 'intake 2']);
+  assert.equal(looking, [false, true]);
   // Intakes every 20 ms for 400 ms after the looks: the collection still comes 100 ms after the last look.
   const until = Date.now() + 400;
   while (Date.now() < until) {
