@@ -9,9 +9,10 @@
 // disk. Every look still walks the tree, checks every binding and expiry, stats every latest-ack file it
 // reads and verifies whatever changed: a served view shows what a one-shot look at that instant would
 // (tests/cli/view-server.test.ts compares them byte for byte, also after a tampered ack).
-// Between requests the server replays the views it served recently whenever the tree, its acks or an ack
-// log changed (`--refresh`), so the acks that arrived meanwhile are verified before anyone asks; that
-// replay only warms the stores, it answers no one.
+// Between requests the server takes in each latest-ack file as it arrives (cli/ack-intake.ts: verified
+// under the last verified release's keys, found by digest by the next look, which still checks every
+// claim), and now and then replays the views it served recently whenever the tree, its acks or an ack
+// log changed (`--refresh`); both only warm the stores, they answer no one.
 import { lstatSync, mkdirSync, realpathSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -43,7 +44,9 @@ import {
   defaultCacheDir,
   openVerifiedAckStore,
   type VerifiedAckStore,
+  ArrivedAcks,
 } from '../read-side/index.ts';
+import { startAckIntake } from './ack-intake.ts';
 
 /**
  * The exit code when the server's build was replaced on disk (BuildCheck): EX_TEMPFAIL, a failure to its
@@ -61,6 +64,15 @@ const MAX_SOCKET_PATH_BYTES = 107;
  * looks come in bursts, and a look right after a collection pays to grow the heap again (~60 ms).
  */
 const IDLE_MS = 3000;
+/**
+ * How often the recent views are replayed after a change, by default (seconds). The acks that arrive
+ * meanwhile are verified by the intake (cli/ack-intake.ts) within a fraction of a second, so a replay
+ * only renews what a look would otherwise redo for the files changed since (a read and a hash each, no
+ * signature) and the ack log's tail: once a minute, not every few seconds, which with acks arriving all
+ * the time would replay every view each time and make a request that meets a replay wait for it
+ * (docs/benchmarks.md "views-served", live).
+ */
+const DEFAULT_REFRESH_SECONDS = 60;
 /** How many distinct views (argv without --now) the refresh replays: the operator's recent looks. */
 const RECENT_VIEWS = 8;
 
@@ -117,7 +129,9 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const gc = collectGarbage();
   const queue = new LookQueue(gc);
   const recent = new Map<string, Look>();
-  const stores = new KeptStores();
+  // Acks verified as they arrive (cli/ack-intake.ts), consulted by every kept store's ack caches.
+  const arrived = new ArrivedAcks();
+  const stores = new KeptStores(arrived);
   const installedBuild = o.installedBuild ?? (() => buildIdOf(import.meta.url));
   const builds = new BuildCheck(installedBuild);
   /**
@@ -133,6 +147,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       return exit;
     } finally {
       stores.saveDeferred();
+      const acks = stores.ackCountsOfLook();
+      if (acks !== null)
+        log(
+          `the look's acks: ${acks.verified} verified by it, ${acks.arrived} verified as they arrived, ${acks.reused} from its cache`,
+        );
     }
   };
 
@@ -144,9 +163,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const inode = lstatSync(socket).ino;
   // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts).
   const verifier = keepVerifierWarm();
+  const intake = startAckIntake({ tree, queue, arrived, log });
   const upkeep = [
     startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
-    startSweep({ queue, recent, stores, log, gc }, o.forgetSeconds),
+    startSweep({ queue, recent, stores, arrived, log, gc }, o.forgetSeconds),
+    () => intake.stop(),
   ];
   log(`serving ${tree} at ${socket}`);
   return {
@@ -196,7 +217,8 @@ function startRefresh(
       }
     });
   const tick = () => {
-    if (!changes.takeDirty() || queue.busy) return;
+    // An intake running or waiting is no reason to wait: replays go before it.
+    if (!changes.takeDirty() || queue.looking) return;
     for (const look of recent.values()) {
       for (const dir of ackLogDirs(look)) changes.add(dir);
       void replay(look);
@@ -215,7 +237,11 @@ function startRefresh(
  * memory (then a full collection). Checked every min(60, forgetSeconds) seconds. Returns its stop.
  */
 function startSweep(
-  s: Pick<Serving, 'queue' | 'recent' | 'log'> & { stores: KeptStores; gc: () => void },
+  s: Pick<Serving, 'queue' | 'recent' | 'log'> & {
+    stores: KeptStores;
+    arrived: ArrivedAcks;
+    gc: () => void;
+  },
   forgetSeconds: number,
 ): () => void {
   const { queue, recent, stores, log } = s;
@@ -226,8 +252,11 @@ function startSweep(
         forget(recent, look);
         log(`no longer replayed: ${describe(look.argv)} (not asked for ${forgetSeconds} s)`);
       }
-    if (queue.busy) return;
+    // Between looks (an intake touches no store).
+    if (queue.looking) return;
     const dropped = stores.forgetUsedBefore(before);
+    const arrivals = s.arrived.forgetBefore(before);
+    if (arrivals > 0) dropped.push(`${arrivals} ack(s) verified as they arrived`);
     if (dropped.length === 0) return;
     log(`no longer kept in memory: ${dropped.join(', ')}`);
     s.gc();
@@ -515,6 +544,11 @@ class KeptStores {
   private readonly stores = new Map<string, { store: VerifiedAckStore; openedAt: number }>();
   /** The stores whose look asked them to save, saved by saveDeferred. */
   private readonly unsaved = new Set<VerifiedAckStore>();
+  /** The stores the current look opened (ackCountsOfLook). */
+  private readonly opened = new Set<VerifiedAckStore>();
+
+  /** `arrived`: the acks verified as they arrived, which every store's ack caches consult. */
+  constructor(private readonly arrived: ArrivedAcks) {}
 
   open = (dir: string, name: string): VerifiedAckStore => {
     // The look's start, before it looks at any file (the racy rule of the latest-ack memo).
@@ -525,13 +559,32 @@ class KeptStores {
       kept.openedAt = startedAt;
       return this.savedLater(kept.store);
     }
-    const store = openVerifiedAckStore(dir, name, startedAt);
+    const store = openVerifiedAckStore(dir, name, startedAt, this.arrived);
     this.stores.set(name, { store, openedAt: startedAt });
     return this.savedLater(store);
   };
 
+  /**
+   * What the ack caches of the stores the look just run opened counted (AckCache.counts, summed): how
+   * many acks it verified itself and how many it found verified as they arrived. Null: it opened none.
+   */
+  ackCountsOfLook(): { verified: number; arrived: number; reused: number } | null {
+    let sum: { verified: number; arrived: number; reused: number } | null = null;
+    for (const store of this.opened) {
+      const c = store.ackCounts;
+      if (c === null) continue;
+      sum ??= { verified: 0, arrived: 0, reused: 0 };
+      sum.verified += c.verified;
+      sum.arrived += c.arrived;
+      sum.reused += c.reused;
+    }
+    this.opened.clear();
+    return sum;
+  }
+
   /** The store as a look uses it: its save() is noted, and done by saveDeferred() (after the answer). */
   private savedLater(store: VerifiedAckStore): VerifiedAckStore {
+    this.opened.add(store);
     return new Proxy(store, {
       get: (target, key) =>
         key === 'save' ? () => void this.unsaved.add(target) : Reflect.get(target, key),
@@ -576,27 +629,48 @@ function collectGarbage(): () => void {
 }
 
 /**
- * Looks run one at a time (each changes the process's working directory and its stores); a request
- * goes before any refresh still waiting.
+ * What the queue runs: a look asked for, a replay of a recent view, or an intake of acks as they
+ * arrived (cli/ack-intake.ts).
+ */
+export type LookKind = 'request' | 'refresh' | 'intake';
+/** The order waiting jobs run in: a request first, then replays, an intake of arrived acks last. */
+const PRIORITY: Record<LookKind, number> = { request: 0, refresh: 1, intake: 2 };
+
+/**
+ * Looks run one at a time (each changes the process's working directory and its stores), and an intake
+ * between them (it consults what looks verified); a request goes before any replay still waiting, and
+ * a replay before any intake.
  */
 export class LookQueue {
-  private waiting: { kind: 'request' | 'refresh'; start: () => void }[] = [];
-  private running = false;
+  private waiting: { kind: LookKind; start: () => void }[] = [];
+  private running: LookKind | null = null;
   private drained: (() => void)[] = [];
 
   private idleTimer: NodeJS.Timeout | undefined;
+  /** A look (not an intake) ran since onIdle was last scheduled. */
+  private looked = false;
 
-  /** `onIdle` runs once no look has run for `idleMs` (a burst of requests is not interrupted by it). */
+  /**
+   * `onIdle` runs once no look has run for `idleMs` (a burst of requests is not interrupted by it). An
+   * intake is not a look: acks arriving all the time would otherwise postpone it for ever.
+   */
   constructor(
     private readonly onIdle: () => void = () => {},
     private readonly idleMs = IDLE_MS,
   ) {}
 
   get busy(): boolean {
-    return this.running || this.waiting.length > 0;
+    return this.running !== null || this.waiting.length > 0;
   }
 
-  run<T>(kind: 'request' | 'refresh', job: () => Promise<T>): Promise<T> {
+  /** Whether a request or a replay runs or waits (an intake alone does not count). */
+  get looking(): boolean {
+    return [this.running, ...this.waiting.map((w) => w.kind)].some(
+      (k) => k === 'request' || k === 'refresh',
+    );
+  }
+
+  run<T>(kind: LookKind, job: () => Promise<T>): Promise<T> {
     return new Promise<T>((done, fail) => {
       const start = () => {
         // The next look starts after the event loop has turned: a look is mostly synchronous, so
@@ -606,29 +680,30 @@ export class LookQueue {
           .then(done, fail)
           .finally(() => setImmediate(() => this.next()));
       };
-      if (kind === 'request') {
-        const firstRefresh = this.waiting.findIndex((w) => w.kind === 'refresh');
-        this.waiting.splice(firstRefresh === -1 ? this.waiting.length : firstRefresh, 0, {
-          kind,
-          start,
-        });
-      } else this.waiting.push({ kind, start });
-      if (!this.running) this.next();
+      const after = this.waiting.findIndex((w) => PRIORITY[w.kind] > PRIORITY[kind]);
+      this.waiting.splice(after === -1 ? this.waiting.length : after, 0, { kind, start });
+      if (this.running === null) this.next();
     });
   }
 
   private next(): void {
     const job = this.waiting.shift();
-    this.running = job !== undefined;
-    clearTimeout(this.idleTimer);
-    if (job) job.start();
-    else {
-      for (const done of this.drained.splice(0)) done();
-      this.idleTimer = setTimeout(() => {
-        if (!this.busy) this.onIdle();
-      }, this.idleMs);
-      this.idleTimer.unref();
+    this.running = job?.kind ?? null;
+    if (job) {
+      if (job.kind !== 'intake') {
+        clearTimeout(this.idleTimer);
+        this.looked = true;
+      }
+      job.start();
+      return;
     }
+    for (const done of this.drained.splice(0)) done();
+    if (!this.looked) return;
+    this.looked = false;
+    this.idleTimer = setTimeout(() => {
+      if (!this.looking) this.onIdle();
+    }, this.idleMs);
+    this.idleTimer.unref();
   }
 
   idle(): Promise<void> {
@@ -690,10 +765,14 @@ and expiry checked, every latest-ack file read stat'ed, whatever changed verifie
 before is remembered in memory instead of re-read from the cache directory. \`--no-cache\` and \`--url\`
 views are never served. With no server running, or one that cannot answer, the commands look themselves.
 
-After a change (a new timestamp or tree, a new ack file, an ack log append) the server replays the views it
-served recently (at most ${RECENT_VIEWS}, each asked within --forget-after seconds) every --refresh seconds,
-so that acks are verified before someone asks. Each replay costs what a look costs (10,000 hosts: ~0.2-0.5 s
-of CPU per view), so with acks arriving all the time a shorter --refresh buys faster answers with CPU.
+Each latest-ack file the ack endpoint puts in acks/hosts/ is taken in as it arrives (read, taken in
+strictly, its signature checked under the host key of the release the last look verified), between
+requests and after them, so that a look meets new acks already verified; it still reads every file and
+checks every ack's claims against its own release. After a change (a new timestamp or tree, a new ack
+file, an ack log append) the server also replays the views it served recently (at most ${RECENT_VIEWS}, each
+asked within --forget-after seconds) every --refresh seconds: that renews what the intake does not (which
+files are unchanged, the ack log's verified prefix, a new timestamp's walk). Each replay costs what a look
+costs (10,000 hosts: ~0.2-0.5 s of CPU per view) and a request that meets one waits for it.
 
 Only clients of the server's own build are served (dist/build-id): after an upgrade a server still running
 the old build refuses the new command, which looks by itself and says so. A server whose own build was
@@ -706,7 +785,7 @@ Exit codes: 0 stopped by SIGTERM or SIGINT, 2 usage or I/O error (also: a server
 Options:
   --tree DIR        the published tree or control plane directory to serve
   --cache-dir DIR   the operator cache directory (default as for \`nixfleet status\`)
-  --refresh S       replay recent views this often after a change (default 15; 0 = only on request)
+  --refresh S       replay recent views this often after a change (default ${DEFAULT_REFRESH_SECONDS}; 0 = only on request)
   --forget-after S  stop replaying a view no one asked for this long (default 600)`,
   async run(argv, context) {
     const { values, positionals } = parseCommandArgs(argv, {
@@ -724,7 +803,7 @@ Options:
     const server = await startViewServer({
       tree,
       cacheDir,
-      refreshSeconds: secondsOption('--refresh', values.refresh) ?? 15,
+      refreshSeconds: secondsOption('--refresh', values.refresh) ?? DEFAULT_REFRESH_SECONDS,
       forgetSeconds: secondsOption('--forget-after', values['forget-after']) ?? 600,
       log,
       runCommand: context!.runCommand!,

@@ -65,6 +65,7 @@ import {
   type LogPrefixIndex,
   type StoredReplay,
 } from './log-index.ts';
+import type { ArrivedAcks } from './arrived-acks.ts';
 
 export { hostKeysOfPlans, type AckTrust } from '../protocol/index.ts';
 
@@ -127,15 +128,27 @@ export class AckCache {
   /** Earlier entries this build reused, and how many acks it verified itself. */
   private readonly reused = new Set<string>();
   private newlyVerified = 0;
+  /** `digest|hostKey` pairs this build found verified by the intake of acks as they arrived (`arrived`). */
+  private readonly fromArrived = new Set<string>();
 
   /**
    * `earlier`: (digest, host key) pairs an earlier run verified (a persisted cache). They spare the
    * signature check of exactly those bytes under exactly that key, and the strict intake of those
    * bytes (strict JSON + schema is a pure function of the bytes, which already passed it), never the
-   * claims checked against the release.
+   * claims checked against the release. `arrived`: pairs a view server verified as the acks arrived
+   * (read-side/arrived-acks.ts), consulted as `earlier` is; it learns the trust of every collector
+   * that uses this cache (usedUnder), the keys it verifies new acks under.
    */
-  constructor(earlier: Iterable<readonly [digest: string, hostKey: string]> = []) {
+  constructor(
+    earlier: Iterable<readonly [digest: string, hostKey: string]> = [],
+    private readonly arrived?: ArrivedAcks,
+  ) {
     for (const [digest, hostKey] of earlier) this.earlier.set(digest, hostKey);
+  }
+
+  /** A collector verifies this build's acks under `trust` (a verified release's): told to `arrived`. */
+  usedUnder(trust: AckTrust): void {
+    this.arrived?.noteTrust(trust);
   }
 
   /**
@@ -149,7 +162,10 @@ export class AckCache {
     text?: () => string,
   ): SignedAck | Refusal {
     let r = this.nextParsed.get(digest) ?? this.parsed.get(digest);
-    if (r === undefined && (this.earlier.has(digest) || this.takenIn.has(digest)))
+    if (
+      r === undefined &&
+      (this.earlier.has(digest) || this.takenIn.has(digest) || this.arrivedHas(digest))
+    )
       r = decodeTakenIn(text ? text() : Buffer.from(bytes()).toString('utf8'));
     if (r === undefined) {
       try {
@@ -184,13 +200,24 @@ export class AckCache {
       return true;
     }
     const k = `${digest}|${hostKey}`;
-    const r = this.nextVerified.get(k) ?? this.verified.get(k);
+    let r = this.nextVerified.get(k) ?? this.verified.get(k);
+    if (r === undefined && this.arrived?.hostKeyOf(digest) === hostKey) {
+      this.fromArrived.add(k);
+      r = true;
+    }
     if (r !== undefined) this.nextVerified.set(k, r);
     return r;
   }
 
+  /** Whether the intake of arrived acks took these bytes in strictly (under whichever key). */
+  private arrivedHas(digest: string): boolean {
+    return this.arrived?.hostKeyOf(digest) !== undefined;
+  }
+
   recordVerified(digest: string, hostKey: string, result: true | Refusal): void {
     if (result === true && this.reused.has(digest) && this.earlier.get(digest) === hostKey) return;
+    // Verified as it arrived: already among this build's verified pairs (verifiedResult), not counted.
+    if (result === true && this.fromArrived.has(`${digest}|${hostKey}`)) return;
     if (result === true) this.newlyVerified++;
     this.nextVerified.set(`${digest}|${hostKey}`, result);
   }
@@ -208,14 +235,23 @@ export class AckCache {
     return out;
   }
 
-  /** Acks this build verified itself (signature checked), and earlier entries it reused (observability, tests). */
-  get counts(): { verified: number; reused: number } {
-    return { verified: this.newlyVerified, reused: this.reused.size };
+  /**
+   * Acks this build verified itself (signature checked), earlier entries it reused, and acks it found
+   * verified as they arrived (observability, tests).
+   */
+  get counts(): { verified: number; reused: number; arrived: number } {
+    return {
+      verified: this.newlyVerified,
+      reused: this.reused.size,
+      arrived: this.fromArrived.size,
+    };
   }
 
   /** Whether verifiedPairs() differs from the earlier entries (something new verified, or some unused). */
   get changed(): boolean {
-    return this.newlyVerified > 0 || this.reused.size !== this.earlier.size;
+    return (
+      this.newlyVerified > 0 || this.fromArrived.size > 0 || this.reused.size !== this.earlier.size
+    );
   }
 
   /** Ends a build: keeps exactly what this build used. */
@@ -326,6 +362,7 @@ export class AckCollector {
     private readonly signatures: AckSignatures = 'each',
   ) {
     this.cache = cache ?? new AckCache();
+    this.cache.usedUnder(trust);
     for (const [id, host] of seen) this.seen.set(id, host);
   }
 

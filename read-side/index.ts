@@ -24,6 +24,7 @@ export type {
   HashedFiles,
   LogPrefixMemo,
 } from './acks.ts';
+export { ArrivedAcks } from './arrived-acks.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

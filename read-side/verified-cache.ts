@@ -33,6 +33,7 @@ import {
   savePrivateFile,
 } from '../protocol/index.ts';
 import { AckCache, LogPrefixMemo, type VerifiedLogPrefix } from './acks.ts';
+import type { ArrivedAcks } from './arrived-acks.ts';
 import {
   AckFileMemo,
   formatAckFileMemo,
@@ -130,11 +131,15 @@ export interface VerifiedAckStore {
   forgetScopesUsedBefore(before: number): number;
   /** How many scopes the store keeps in memory. */
   readonly scopesKept: number;
+  /** The counts of the ack cache this look chose (AckCache.counts); null: none chosen yet. */
+  readonly ackCounts: AckCache['counts'] | null;
 }
 
 /**
  * The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing).
  * `startedAt` (ms): when the run started, before any file was looked at (AckFileMemo's racy rule).
+ * `arrived`: acks a long-running view server verified as they arrived, which every ack cache of the
+ * store consults beside its own entries (read-side/arrived-acks.ts).
  *
  * Renewed (renew), the store keeps in memory what each scope's save wrote and serves it to the next
  * look in place of the files: the memos' entries as they stand (the very objects a re-read would
@@ -153,6 +158,7 @@ export function openVerifiedAckStore(
   dir: string | null,
   name: string,
   startedAt: number = Date.now(),
+  arrived?: ArrivedAcks,
 ): VerifiedAckStore {
   if (dir === null) return unpersistedStore(startedAt);
   const docsFile = join(dir, `${name}.verified-docs`);
@@ -163,7 +169,7 @@ export function openVerifiedAckStore(
   /** The scope this look chose. */
   let current: ScopeFiles | null = null;
   const open = (base: string) =>
-    (current ??= scopes.choose(base, look.startedAt, () => readScope(dir, base, key)));
+    (current ??= scopes.choose(base, look.startedAt, () => readScope(dir, base, key, arrived)));
   const chosen = () => open(join(dir, name));
   return {
     get cache() {
@@ -203,7 +209,7 @@ export function openVerifiedAckStore(
       look.saved = { ...savedMemos(current), documents: docs };
     },
     renew: (next) => {
-      if (current !== null) keepForNextLook(current, look.saved, next);
+      if (current !== null) keepForNextLook(current, look.saved, next, arrived);
       current = null;
       documents.renew(look.saved?.documents ?? null);
       // The save may have made the directory's key: a scope first read from now on is read with it.
@@ -213,6 +219,9 @@ export function openVerifiedAckStore(
     forgetScopesUsedBefore: (before) => scopes.forgetChosenBefore(before, current),
     get scopesKept() {
       return scopes.size;
+    },
+    get ackCounts() {
+      return current?.cache.counts ?? null;
     },
   };
 }
@@ -281,6 +290,9 @@ function unpersistedStore(startedAt: number): VerifiedAckStore {
     },
     forgetScopesUsedBefore: () => 0,
     scopesKept: 0,
+    get ackCounts() {
+      return look.cache.counts;
+    },
   };
 }
 
@@ -309,11 +321,16 @@ interface ScopeFiles {
 }
 
 /** The scope `base` as its files hold it (the ack cache's entries; its memos are read on first use). */
-function readScope(dir: string, base: string, key: Buffer | null): ScopeFiles {
+function readScope(
+  dir: string,
+  base: string,
+  key: Buffer | null,
+  arrived: ArrivedAcks | undefined,
+): ScopeFiles {
   const earlierAcks = readSealedLines(dir, `${base}.verified-acks`, HEADER, key, ackEntry);
   return {
     base,
-    cache: new AckCache(earlierAcks),
+    cache: new AckCache(earlierAcks, arrived),
     earlierAcks,
     prefixes: null,
     files: null,
@@ -350,7 +367,12 @@ function savedMemos(s: ScopeFiles | null): Omit<SavedMemos, 'documents'> {
  * makes it. A memo the save did not write, and every memo of a look that did not save (`saved` null),
  * keeps what it was served: the files hold that.
  */
-function keepForNextLook(s: ScopeFiles, saved: SavedMemos | null, startedAt: number): void {
+function keepForNextLook(
+  s: ScopeFiles,
+  saved: SavedMemos | null,
+  startedAt: number,
+  arrived: ArrivedAcks | undefined,
+): void {
   if (saved?.prefixes) {
     saved.prefixes.renew(startedAt);
     s.kept.prefixes = saved.prefixes;
@@ -361,7 +383,7 @@ function keepForNextLook(s: ScopeFiles, saved: SavedMemos | null, startedAt: num
     s.kept.files = saved.files;
   }
   s.prefixes = s.files = null;
-  s.cache = new AckCache(s.earlierAcks);
+  s.cache = new AckCache(s.earlierAcks, arrived);
 }
 
 /**

@@ -58,6 +58,12 @@ export interface LiveMinute {
   bundles: WaveRef[];
   /** Writes the minute into the fixture's tree (the fixture must be as generated). */
   apply(): void;
+  /**
+   * The minute as `n` writes, to be done in order over a stretch of time (a live fleet's rate): the
+   * first also saves what the minute replaces, each writes its share of the hosts as apply does (their
+   * log records, then their latest-ack files), the last also the bundles. Put back by restore.
+   */
+  applyInSteps(n: number): (() => void)[];
   /** Puts the fixture back as it was before apply (nothing to do when it is). */
   restore(): void;
 }
@@ -88,7 +94,10 @@ export async function liveMinute(
     now: isoTime(to),
     acks,
     bundles,
-    apply: () => applyMinute(dir, tree, view, to, acks, bundles),
+    apply: () => {
+      for (const step of minuteSteps(dir, tree, view, to, acks, bundles, 1)) step();
+    },
+    applyInSteps: (n) => minuteSteps(dir, tree, view, to, acks, bundles, n),
     restore: () => restoreLiveMinute(dir, tree),
   };
 }
@@ -121,12 +130,33 @@ function minuteAcks(
   return out;
 }
 
-/** Saves what the minute replaces (see the top), then writes the minute into the tree. */
-function applyMinute(
+/**
+ * The minute as `n` steps: the first saves what the minute replaces (see the top), each writes its share
+ * of the hosts (log records, then files), the last the bundles.
+ */
+function minuteSteps(
   dir: string,
   tree: string,
   view: ReleaseView,
   to: number,
+  acks: Map<string, string[]>,
+  bundles: readonly WaveRef[],
+  n: number,
+): (() => void)[] {
+  const hosts = [...acks.keys()];
+  const share = (i: number) =>
+    hosts.slice(Math.floor((i * hosts.length) / n), Math.floor(((i + 1) * hosts.length) / n));
+  return Array.from({ length: n }, (_, i) => () => {
+    if (i === 0) saveReplaced(dir, tree, acks, bundles);
+    writeHosts(tree, acks, share(i));
+    if (i === n - 1) writeBundles(tree, view, to, acks, bundles);
+  });
+}
+
+/** Records and hard-links what the minute replaces, so that restoreLiveMinute can put it back. */
+function saveReplaced(
+  dir: string,
+  tree: string,
   acks: Map<string, string[]>,
   bundles: readonly WaveRef[],
 ): void {
@@ -144,26 +174,40 @@ function applyMinute(
     rmSync(saved, { force: true });
     linkSync(join(tree, rel), saved);
   }
+}
+
+/** Replaces a file as the endpoint's AckPublisher does: by a rename, its mtime moved forward. */
+const replace = (tree: string, rel: string, text: string): void =>
+  writeFileAtomic(join(tree, rel), text, { advanceMtime: true, durable: false });
+
+/** `hosts`' acks of the minute: appended to the log, then each host's latest-ack file replaced. */
+function writeHosts(tree: string, acks: Map<string, string[]>, hosts: readonly string[]): void {
   const records: Buffer[] = [];
-  for (const canonicals of acks.values())
-    for (const canonical of canonicals)
+  for (const host of hosts)
+    for (const canonical of acks.get(host)!)
       records.push(formatRecord({ digest: sha256Digest(canonical), canonical }));
-  appendFileSync(log, Buffer.concat(records));
-  // Then the files, as the endpoint's AckPublisher flushes them: each host's latest ack, then the
-  // bundles of their waves (the other members' acks as their files hold them), each replaced by a
-  // rename with its mtime moved forward.
+  appendFileSync(ackLogPath(tree), Buffer.concat(records));
+  for (const host of hosts) replace(tree, latestAckPath(host), acks.get(host)!.at(-1)!);
+}
+
+/** The bundles of the minute's waves (the other members' acks as their files hold them). */
+function writeBundles(
+  tree: string,
+  view: ReleaseView,
+  to: number,
+  acks: Map<string, string[]>,
+  bundles: readonly WaveRef[],
+): void {
   const latest = (host: string): string | undefined => {
     const posted = acks.get(host);
     if (posted !== undefined) return posted.at(-1);
     const file = join(tree, latestAckPath(host));
     return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
   };
-  const replace = (rel: string, text: string): void =>
-    writeFileAtomic(join(tree, rel), text, { advanceMtime: true, durable: false });
-  for (const host of acks.keys()) replace(latestAckPath(host), latest(host)!);
   for (const { channel, wave } of bundles) {
     const members = view.waves.get(channel)![wave]!;
     replace(
+      tree,
       ackBundlePath(channel, wave),
       bundleJson(view.fleet, channel, wave, isoTime(to), members, latest),
     );

@@ -90,7 +90,7 @@ in
     };
     viewServer = {
       users = mkOption { type = types.listOf (types.strMatching "[a-z_][a-z0-9_-]*[$]?"); default = [ ]; description = "Operator accounts that run `nixfleet status` / `nixfleet trace` on this box: for each, a systemd user service (nixfleet-views, started by the account's user manager) runs `nixfleet views serve --tree treeDir`, so that their views of treeDir answer from a warm process (the same look, verified the same way). The accounts need read access to treeDir, as the views themselves do; each server uses the account's own cache directory."; };
-      refreshSeconds = mkOption { type = types.ints.between 0 86400; default = 15; description = "After a change, replay the views served recently this often (seconds; 0: only on request). Each replay costs what a look costs (10,000 hosts: ~0.2-0.5 s of CPU per view)."; };
+      refreshSeconds = mkOption { type = types.ints.between 0 86400; default = 60; description = "After a change, replay the views served recently this often (seconds; 0: only on request). New acks are verified as they arrive regardless; a replay renews which files are unchanged and the ack log's tail, and costs what a look costs (10,000 hosts: ~0.2-0.5 s of CPU per view)."; };
     };
   };
 

@@ -32,6 +32,7 @@ import {
   lifecycle,
   postAcks,
   publishedFixture,
+  rekeyingRelease,
   rewriteSignatureInPlace,
   waiting,
   type Fixture,
@@ -277,6 +278,60 @@ test('new acks, a latest-ack file tampered in place and a tree that no longer ve
   const refused = await servedAndOneShot(server, args);
   assertSame(refused, 'after a plan changed');
   assert.is(refused.served.code, 1, refused.served.out + refused.served.err);
+});
+
+/** The server's count of the last look's acks ("the look's acks: ..." before its request's line). */
+function lastLookAcks(server: Server): { verified: number; arrived: number } {
+  const line = server.lines.findLast((l) => /the look's acks: /.test(l))!;
+  const m = /(\d+) verified by it, (\d+) verified as they arrived/.exec(line)!;
+  return { verified: Number(m[1]), arrived: Number(m[2]) };
+}
+
+test('acks that arrive while the server is idle are verified before a request asks; forged, tampered or re-keyed ones are refused as a one-shot look refuses them', async () => {
+  const { fx, cache, hosts } = rollout();
+  const [a, b, c, e] = hosts;
+  const server = await startServer(fx.tree, cache, ['--refresh', '0']);
+  const args = ['status', ...viewArgs(fx, cache), '--json'];
+  const rejectedOf = (out: string) =>
+    (JSON.parse(out) as { acks: { rejected: { source: string }[] } }).acks.rejected.map(
+      (r) => r.source,
+    );
+  // A first look: the server now knows the release's host keys.
+  assertSame(await servedAndOneShot(server, args), 'first');
+  // c goes on while no one asks: its new latest ack is verified by the intake, and the look after
+  // checks no signature of it.
+  let mark = server.lines.length;
+  postAcks(fx, c!, [
+    { kind: 'started', at: NOW - 40_000 },
+    { kind: 'activated', at: NOW - 30_000 },
+  ]);
+  await server.waitFor(/took in 1 arrived ack file\(s\) in \d+ ms: 1 verified, 0 refused/, mark);
+  assertSame(await servedAndOneShot(server, args), 'after an ack arrived');
+  assert.equal(lastLookAcks(server), { verified: 0, arrived: 1 });
+  // e's ack signed with a's key (forged), then b's file rewritten in place (a bad signature).
+  mark = server.lines.length;
+  postAcks(fx, e!, [{ kind: 'started', at: NOW - 40_000 }], fx.hostKeys[a!]);
+  await server.waitFor(/: 0 verified, 1 refused/, mark);
+  const bFile = join(fx.tree, 'acks/hosts', `${b}.json`);
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(bFile, second, second);
+  mark = server.lines.length;
+  rewriteSignatureInPlace(bFile);
+  await server.waitFor(/: 0 verified, 1 refused/, mark);
+  const forged = await servedAndOneShot(server, args);
+  assertSame(forged, 'after a forged and a tampered ack');
+  for (const h of [b!, e!])
+    assert.ok(rejectedOf(forged.served.out).includes(`acks/hosts/${h}.json`));
+  assert.equal(lastLookAcks(server), { verified: 0, arrived: 0 });
+  // c's next ack arrives and is verified under its key; then a new release re-keys c.
+  mark = server.lines.length;
+  postAcks(fx, c!, [{ kind: 'started', at: NOW - 20_000 }]);
+  await server.waitFor(/: 1 verified, 0 refused/, mark);
+  rekeyingRelease(fx, c!);
+  const rekeyed = await servedAndOneShot(server, args);
+  assertSame(rekeyed, 'after a new release re-keyed a host');
+  assert.ok(rejectedOf(rekeyed.served.out).includes(`acks/hosts/${c}.json`));
+  assert.is(lastLookAcks(server).arrived, 0, 'not taken as verified under the old key');
 });
 
 test("relative paths are the client's: a view asked from another directory is served and equal", async () => {
@@ -699,6 +754,41 @@ test('a request that arrives during a burst of replays is taken in and runs befo
   await Promise.all(replays);
   await request;
   assert.equal(ran, ['replay 1', 'request', 'replay 2', 'replay 3']);
+  await queue.idle();
+});
+
+test('an intake of arrived acks waits for every request and replay, and does not postpone the idle collection', async () => {
+  let idle = 0;
+  const queue = new LookQueue(() => idle++, 100);
+  const ran: string[] = [];
+  const job = (name: string) => async () => void ran.push(name);
+  // An intake runs; meanwhile a second intake, a replay and a request arrive, in that order.
+  const jobs: Promise<void>[] = [];
+  const looking: boolean[] = [];
+  jobs.push(
+    queue.run('intake', async () => {
+      // An intake alone is no look (a replay's tick and the sweep do not wait for it); one waiting is.
+      looking.push(queue.looking);
+      jobs.push(
+        queue.run('intake', job('intake 2')),
+        queue.run('refresh', job('replay')),
+        queue.run('request', job('request')),
+      );
+      looking.push(queue.looking);
+      await job('intake 1')();
+    }),
+  );
+  while (jobs.length < 4) await new Promise((done) => setImmediate(done));
+  await Promise.all(jobs);
+  assert.equal(ran, ['intake 1', 'request', 'replay', 'intake 2']);
+  assert.equal(looking, [false, true]);
+  // Intakes every 20 ms for 400 ms after the looks: the collection still comes 100 ms after the last look.
+  const until = Date.now() + 400;
+  while (Date.now() < until) {
+    await queue.run('intake', job('intake'));
+    await new Promise((done) => setTimeout(done, 20));
+  }
+  assert.is(idle, 1, 'collected once, while intakes ran');
   await queue.idle();
 });
 

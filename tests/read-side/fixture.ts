@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
-import { signingKeyFromSeed, type SigningKey } from '../../protocol/keys.ts';
+import { b64, signingKeyFromSeed, type SigningKey } from '../../protocol/keys.ts';
 import type { AckKind } from '../../protocol/schemas/ack.ts';
 import type { ControlEvidence } from '../../protocol/schemas/compliance.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -318,4 +318,20 @@ export function rewriteSignatureInPlace(file: string): void {
   assert.is(after.ino, before.ino);
   assert.is(after.size, before.size);
   assert.is(after.mtimeMs, before.mtimeMs);
+}
+
+/** A new release (2) of the fixture's fleet with `host`'s key replaced. */
+export function rekeyingRelease(fx: Fixture, host: string): void {
+  const { fleet } = fixtureFleet();
+  const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
+  const seed = new Uint8Array(createHash('sha256').update(`a new key of ${host}`).digest());
+  hosts[host]!.hostKey = b64(signingKeyFromSeed(host, seed).publicKey);
+  publishRelease({
+    cacheCheck: 'skip',
+    treeDir: fx.tree,
+    fleet,
+    releaseKeys: [RELEASE_KEY],
+    roots: [ROOT],
+    now: NOW - 10 * MIN,
+  });
 }

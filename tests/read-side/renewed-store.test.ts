@@ -18,8 +18,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
-import { publishRelease } from '../../publisher/publish.ts';
 import { loadFleetState, readPinnedRoot, releaseForOperator } from '../../read-side/load.ts';
 import { loadReleaseAllowingStale } from '../../read-side/release.ts';
 import { renderStatus, statusReport } from '../../read-side/status.ts';
@@ -29,12 +27,10 @@ import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import {
   MIN,
   NOW,
-  RELEASE_KEY,
-  ROOT,
   chainedRollout,
-  fixtureFleet,
   cleanupTempDirs,
   postAcks,
+  rekeyingRelease,
   rewriteSignatureInPlace,
   type Fixture,
 } from './fixture.ts';
@@ -194,22 +190,6 @@ async function sameLooks(c: ReturnType<typeof twoCaches>, looks: Look[], label: 
 }
 
 const hostFile = (fx: Fixture, h: string) => join(fx.tree, 'acks', 'hosts', `${h}.json`);
-
-/** A new release (2) of the fixture's fleet with `host`'s key replaced. */
-function rekeyingRelease(fx: Fixture, host: string): void {
-  const { fleet } = fixtureFleet();
-  const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
-  const seed = new Uint8Array(createHash('sha256').update(`a new key of ${host}`).digest());
-  hosts[host]!.hostKey = b64(signingKeyFromSeed(host, seed).publicKey);
-  publishRelease({
-    cacheCheck: 'skip',
-    treeDir: fx.tree,
-    fleet,
-    releaseKeys: [RELEASE_KEY],
-    roots: [ROOT],
-    now: NOW - 10 * MIN,
-  });
-}
 
 test('a renewed store serves each look as a store re-opened from its files: views, counts and files written, across changes and scopes', async () => {
   const fx = chainedRollout('renewed', { first: 20, ch0: 12, ch1: 5, polling: 5 });

@@ -1,0 +1,155 @@
+// Acks verified as they arrive (read-side/arrived-acks.ts), as a view server's stores consult them: a
+// look after the intake takes the new acks in without their strict intake and signature check, and shows
+// exactly what a look without any cache shows; a forged or tampered ack is not kept and is refused by the
+// look as always; a host re-keyed by a new release is verified again; what is kept stays bounded.
+// Real published tree, real signed acks, the real store.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, readFileSync, utimesSync } from 'node:fs';
+import { sha256Digest } from '../../protocol/canonical.ts';
+import { join } from 'node:path';
+import { ArrivedAcks } from '../../read-side/arrived-acks.ts';
+import { loadFleetState, readPinnedRoot } from '../../read-side/load.ts';
+import { renderStatus, statusReport } from '../../read-side/status.ts';
+import { openVerifiedAckStore, type VerifiedAckStore } from '../../read-side/verified-cache.ts';
+import {
+  MIN,
+  NOW,
+  cleanupTempDirs,
+  lifecycle,
+  postAcks,
+  publishedFixture,
+  rekeyingRelease,
+  rewriteSignatureInPlace,
+  waiting,
+  type Fixture,
+} from './fixture.ts';
+
+test.after.each(cleanupTempDirs);
+
+/** `nixfleet status` as the CLI runs it (through `store`, saved), or with no cache (`store` null). */
+async function look(fx: Fixture, store: VerifiedAckStore | null) {
+  const state = await loadFleetState(fx.tree, readPinnedRoot(fx.rootFile), {
+    now: NOW,
+    manifests: [],
+    ackLogs: [],
+    ...(store === null
+      ? {}
+      : { ackCache: store.cache, ackFiles: () => store.verifiedAckFiles, memo: store.documents }),
+  });
+  store?.save();
+  const report = statusReport(state, {});
+  return {
+    view: `${renderStatus(report)}\n${JSON.stringify(report)}`,
+    rejected: state.acks.rejected.map((r) => `${r.source} ${r.code}`),
+  };
+}
+
+/** A fixture mid-rollout, a store that has looked at it once (so the intake knows the release's keys). */
+async function served(label: string) {
+  const fx = publishedFixture(label);
+  const [a] = fx.wave('ch-0', 0);
+  const [b, c] = fx.wave('ch-0', 1);
+  postAcks(fx, a!, lifecycle(NOW - 12 * MIN, NOW - MIN));
+  postAcks(fx, b!, waiting(NOW - 10 * MIN, NOW - 2 * MIN));
+  const cacheDir = join(fx.dir, 'cache');
+  mkdirSync(cacheDir, { mode: 0o700 });
+  const arrived = new ArrivedAcks();
+  const store = openVerifiedAckStore(cacheDir, 'status', Date.now(), arrived);
+  await look(fx, store);
+  const next = async () => {
+    store.renew(Date.now());
+    const seen = await look(fx, store);
+    return { ...seen, counts: store.ackCounts! };
+  };
+  return { fx, arrived, store, next, hosts: [a!, b!, c!] };
+}
+
+const fileOf = (fx: Fixture, host: string) => join(fx.tree, 'acks', 'hosts', `${host}.json`);
+
+test('acks verified as they arrive: the next look takes them in without a signature check and shows what a look without cache shows', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived');
+  const [, b, c] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, waiting(NOW - 10 * MIN, NOW - 3 * MIN));
+  assert.equal(arrived.takeIn([fileOf(fx, b!), fileOf(fx, c!)]), {
+    verified: 2,
+    refused: 0,
+    skipped: 0,
+  });
+  assert.is(arrived.size, 2);
+  const after = await next();
+  assert.is(after.counts.verified, 0, 'no signature checked');
+  assert.is(after.counts.arrived, 2);
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  // Taken in again (the same bytes): nothing more to do.
+  assert.equal(arrived.takeIn([fileOf(fx, b!)]), { verified: 0, refused: 0, skipped: 1 });
+});
+
+test('a forged or tampered ack that arrives is not kept: the look refuses it as a look without cache does', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived-forged');
+  const [a, b, c] = hosts;
+  // c's ack signed with b's key (a forged ack), b's file then rewritten in place (a bad signature).
+  postAcks(fx, c!, [{ kind: 'started', at: NOW - MIN }], fx.hostKeys[b!]);
+  // (A whole-second modification time first, which the rewrite can put back.)
+  const second = Math.floor((Date.now() - MIN) / 1000);
+  utimesSync(fileOf(fx, b!), second, second);
+  rewriteSignatureInPlace(fileOf(fx, b!));
+  // An ack of a host the release does not name, and a file gone before the intake.
+  assert.equal(
+    arrived.takeIn([
+      fileOf(fx, c!),
+      fileOf(fx, b!),
+      fileOf(fx, 'no-such-host'),
+      fileOf(fx, `${a!}-gone`),
+    ]),
+    { verified: 0, refused: 2, skipped: 2 },
+  );
+  assert.is(arrived.size, 0);
+  const after = await next();
+  assert.is(after.counts.arrived, 0);
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  for (const h of [b!, c!])
+    assert.ok(
+      after.rejected.some((r) => r.startsWith(`acks/hosts/${h}.json `)),
+      `${h}'s ack refused: ${after.rejected.join(', ')}`,
+    );
+});
+
+test('a host re-keyed by a new release after its ack arrived: the ack is verified again by the look, under the new key', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived-rekeyed');
+  const [, b] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  assert.is(arrived.takeIn([fileOf(fx, b!)]).verified, 1);
+  rekeyingRelease(fx, b!);
+  const after = await next();
+  assert.is(after.counts.arrived, 0, 'not taken as verified under the old key');
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  assert.ok(after.rejected.some((r) => r.startsWith(`acks/hosts/${b!}.json `)));
+});
+
+test('what arrived is bounded: one ack per file (a newer one replaces it), dropped once older than the views kept', async () => {
+  const { fx, arrived, hosts } = await served('arrived-bounded');
+  const [, b] = hosts;
+  const digestOf = (host: string) => sha256Digest(readFileSync(fileOf(fx, host)));
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - 2 * MIN }]);
+  arrived.takeIn([fileOf(fx, b!)], 1000);
+  const older = digestOf(b!);
+  assert.ok(arrived.hostKeyOf(older) !== undefined);
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  arrived.takeIn([fileOf(fx, b!)], 2000);
+  assert.is(arrived.size, 1);
+  assert.is(arrived.hostKeyOf(older), undefined, 'the older ack of the file is dropped');
+  assert.ok(arrived.hostKeyOf(digestOf(b!)) !== undefined);
+  assert.is(arrived.forgetBefore(2000), 0);
+  assert.is(arrived.forgetBefore(2001), 1);
+  assert.is(arrived.size, 0);
+});
+
+test.run();
