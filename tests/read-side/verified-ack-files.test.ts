@@ -8,7 +8,6 @@
 // read and refused. Real published tree, real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, createHmac } from 'node:crypto';
 import {
   existsSync,
   readFileSync,
@@ -19,8 +18,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { b64, signingKeyFromSeed } from '../../protocol/keys.ts';
-import { publishRelease } from '../../publisher/publish.ts';
 import { loadFleetState, readPinnedRoot, type FleetState } from '../../read-side/load.ts';
 import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
@@ -29,11 +26,9 @@ import { readMemo, rewriteMemo } from './sealed-memo.ts';
 import {
   MIN,
   NOW,
-  RELEASE_KEY,
-  ROOT,
   chainedRollout,
-  fixtureFleet,
   cleanupTempDirs,
+  rekeyingRelease,
   rewriteSignatureInPlace,
   run,
   type Fixture,
@@ -248,18 +243,7 @@ test('a new release that re-keys a host: its file is read and verified under the
   await warm(fx, host);
   await warm(fx, host);
   // Release 2: the same fleet (publishedFixture's), the peer's key replaced by a new one.
-  const { fleet } = fixtureFleet();
-  const hosts = (fleet as { hosts: Record<string, { hostKey: string }> }).hosts;
-  const seed = new Uint8Array(createHash('sha256').update('a new key of the peer').digest());
-  hosts[peer]!.hostKey = b64(signingKeyFromSeed('peer', seed).publicKey);
-  publishRelease({
-    cacheCheck: 'skip',
-    treeDir: fx.tree,
-    fleet,
-    releaseKeys: [RELEASE_KEY],
-    roots: [ROOT],
-    now: NOW - 10 * MIN,
-  });
+  rekeyingRelease(fx, peer);
   const w = await warm(fx, host);
   assert.is(w.state.release.index.version, 2);
   assert.is(w.hits, filesOf(fx) - 1, "every file but the re-keyed host's recalled");
