@@ -187,14 +187,15 @@ async function soakProofThisRun(
   m: HostManifest,
   plan: ChannelPlan,
 ): Promise<void> {
-  const confirmed = readAgentState(deps.state).confirmed;
+  // The journal's last ack says whether a proof is wanted (a steady run reads nothing more).
   const last = deps.journal.last()?.signed;
-  if (confirmed?.target !== m.target || last?.target !== m.target) return;
-  if (last.rolloutId !== m.rolloutId || (last.kind !== 'healthy' && last.kind !== 'heartbeat'))
-    return;
-  const at = soakProofAt(plan, m, confirmed.healthySince);
+  if (last?.target !== m.target || last.rolloutId !== m.rolloutId || !last.healthySince) return;
+  if (last.kind !== 'healthy' && last.kind !== 'heartbeat') return;
+  const at = soakProofAt(plan, m, last.healthySince);
   const wait = at - deps.now();
   if (Date.parse(last.time) >= at || wait > PROOF_WAIT_MAX_MS) return;
+  const confirmed = readAgentState(deps.state).confirmed;
+  if (confirmed?.target !== m.target || confirmed.healthySince !== last.healthySince) return;
   if (wait > 0) await deps.sleep(wait);
   await convergedAck(deps, m, plan, confirmed);
 }
