@@ -375,8 +375,7 @@ function serveConnection(conn: Socket, s: Serving): void {
     if (size > MAX_REQUEST_BYTES) return;
     conn.setTimeout(0);
     const request = admit(Buffer.concat(chunks), s);
-    if (typeof request !== 'object' || 'header' in request)
-      return void reply(conn, typeof request === 'string' ? refusal(request) : request);
+    if ('header' in request) return void reply(conn, request);
     // Taken in: said at once, while the look may wait for others (the client's sign of a live server).
     conn.write(ACCEPTED_LINE);
     void answer(request, s, (r) => reply(conn, r));
@@ -384,8 +383,8 @@ function serveConnection(conn: Socket, s: Serving): void {
 }
 
 type Reply = { header: ViewReplyHeader; stdout: string; stderr: string };
-const refusal = (reason: string): Reply => ({
-  header: { served: false, reason },
+const refusal = (reason: string, extra: { otherBuild?: true } = {}): Reply => ({
+  header: { served: false, reason, ...extra },
   stdout: '',
   stderr: '',
 });
@@ -399,18 +398,14 @@ function reply(conn: Socket, r: Reply): void {
   conn.end(Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), out, err]));
 }
 
-/** The request, if this server serves it; else why not (a refusal of its own for another build). */
-function admit(bytes: Buffer, s: Serving): ViewRequest | Reply | string {
+/** The request, if this server serves it; else the refusal that says why. */
+function admit(bytes: Buffer, s: Serving): ViewRequest | Reply {
   const request = parseRequest(bytes);
-  if (typeof request === 'string') return request;
+  if (typeof request === 'string') return refusal(request);
   const otherBuild = s.builds.refuse(request.build);
-  if (otherBuild !== null)
-    return {
-      header: { served: false, reason: otherBuild, otherBuild: true },
-      stdout: '',
-      stderr: '',
-    };
-  return whyNotServed(request, s) ?? request;
+  if (otherBuild !== null) return refusal(otherBuild, { otherBuild: true });
+  const notOurs = whyNotServed(request, s);
+  return notOurs === null ? request : refusal(notOurs);
 }
 
 /**
