@@ -845,6 +845,11 @@ export function isLatestAckFile(name: string): boolean {
   return name.endsWith('.json') && !name.startsWith('.');
 }
 
+/** The host a latest-ack file (isLatestAckFile) is named after: `<host>.json`; null for any other name. */
+export function hostOfLatestAckFile(name: string): string | null {
+  return isLatestAckFile(name) ? name.slice(0, -'.json'.length) : null;
+}
+
 /**
  * The acks an `acks/` directory holds: `hosts/<host>.json` (each host's latest) and
  * `channels/<ch>/wave-<i>.json` (bundles). Sources are named relative to the tree (`acks/...`).
@@ -877,7 +882,7 @@ export function collectTreeAcks(
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {
-      const host = f.slice(0, -'.json'.length);
+      const host = hostOfLatestAckFile(f)!;
       // Concatenated, not join()ed: f is one file name (from the directory, or a signed host name:
       // [a-z0-9-] only), and path.join's normalisation was ~3 % of a warm `status --host`.
       const file = { path: `${hostsDir}/${f}`, source, host };

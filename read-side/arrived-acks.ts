@@ -11,7 +11,7 @@
 // file rewritten since (another digest), anything missed or late: a miss, verified in full by the look.
 import { basename } from 'node:path';
 import { LIMITS, isVerificationError, readCappedFile, sha256Digest } from '../protocol/index.ts';
-import { AckCache, AckCollector, isLatestAckFile, type AckTrust } from './acks.ts';
+import { AckCache, AckCollector, hostOfLatestAckFile, type AckTrust } from './acks.ts';
 
 /** One file's ack verified as it arrived: its digest, the key it verified under, when (ms). */
 interface Arrival {
@@ -117,10 +117,9 @@ export class ArrivedAcks {
   }
 }
 
-/** The host a latest-ack file is named after (`<host>.json`), null for any other name. */
+/** The host the latest-ack file at `path` is named after (null: not a latest-ack file's name). */
 function hostOfFile(path: string): string | null {
-  const name = basename(path);
-  return isLatestAckFile(name) ? name.slice(0, -'.json'.length) : null;
+  return hostOfLatestAckFile(basename(path));
 }
 
 /**
