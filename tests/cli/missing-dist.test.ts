@@ -5,30 +5,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { commandCopy } from '../support/built-copy.ts';
 
-const CHECKOUT = fileURLToPath(new URL('../../', import.meta.url));
 const MISSING = /^nixfleet: dist\/ is missing or incomplete: run `npm run build`/;
 
 /** A copy of the checkout's bin/ beside a dist/ holding only `files` of the real build. */
 function checkoutWith(files: string[]): string {
   const dir = mkdtempSync(join(tmpdir(), 'nf-missing-dist-'));
-  cpSync(join(CHECKOUT, 'bin'), join(dir, 'bin'), { recursive: true });
-  mkdirSync(join(dir, 'dist'));
-  for (const f of files) copyFileSync(join(CHECKOUT, 'dist', f), join(dir, 'dist', f));
-  // The scripts import packages: the copy finds the checkout's.
-  symlinkSync(join(CHECKOUT, 'node_modules'), join(dir, 'node_modules'));
+  commandCopy(dir, files);
   return dir;
 }
 
