@@ -5,7 +5,7 @@
 // endpoint process (`nixfleet cp serve --acks-only`, compiled CLI) from spawn until it listens, beside
 // the floors `node -e 0` and reading the log file once. The generated tree + log are cached under
 // .bench/ (signing 1,000,000 acks takes a minute). ACK_STARTUP_HOSTS, ACK_STARTUP_PER_HOST change the size.
-// Segmented rows: the same log cut into 64 MiB segments at record boundaries, as the endpoint rolls
+// Segmented rows: the same log cut into the endpoint's segments (8 MiB) at record boundaries, as the endpoint rolls
 // it, with the snapshot's position moved into its segment: start-up reads the snapshot and the
 // segments from its one on, whatever the number of older segments.
 import { spawn, execFileSync } from 'node:child_process';
@@ -31,13 +31,9 @@ import {
   AckChain,
 } from '../tests/control-plane/tree-fixture.ts';
 import { AckService } from '../control-plane/ack-service.ts';
-import {
-  ACK_SNAPSHOT_FILE,
-  DEFAULT_SEGMENT_BYTES,
-  readAckSnapshot,
-  writeAckSnapshot,
-} from '../control-plane/ack-log.ts';
+import { ACK_SNAPSHOT_FILE, readAckSnapshot, writeAckSnapshot } from '../control-plane/ack-log.ts';
 import { loadReleaseView } from '../control-plane/release-view.ts';
+import { segmentBounds } from './support/ack-segments.ts';
 import { ACK_LOG_FILE, ackSegmentName, formatRecord } from '../protocol/ack-log.ts';
 import { canonicalString, sha256Digest } from '../protocol/canonical.ts';
 
@@ -114,11 +110,8 @@ function segment(dir: string): number {
   const file = join(dir, ACK_LOG_FILE);
   const bytes = readFileSync(file);
   const { snapshot } = readAckSnapshot(dir);
-  let start = 0;
-  let index = 0;
-  while (start < bytes.length) {
-    const limit = start + DEFAULT_SEGMENT_BYTES;
-    const end = limit >= bytes.length ? bytes.length : bytes.indexOf(0x0a, limit - 1) + 1;
+  const bounds = segmentBounds(bytes);
+  for (const [index, { start, end }] of bounds.entries()) {
     writeFileSync(join(dir, ackSegmentName(index)), bytes.subarray(start, end));
     if (
       snapshot &&
@@ -127,11 +120,9 @@ function segment(dir: string): number {
       snapshot.at.bytes <= end
     )
       snapshot.at = { ...snapshot.at, segment: index, bytes: snapshot.at.bytes - start };
-    start = end;
-    index++;
   }
   if (snapshot) writeAckSnapshot(dir, snapshot);
-  return index;
+  return bounds.length;
 }
 
 /** CPU seconds (user + sys) and peak RSS (MB) of a live process. */
@@ -276,8 +267,8 @@ export default async function bench(): Promise<void> {
   }
   await inProcess('in-process AckService.open + setView, full replay', false);
   await inProcess('in-process AckService.open + setView, snapshot', true);
-  await inProcess('in-process, full replay, 64 MiB segments', false, true);
-  await inProcess('in-process, snapshot, 64 MiB segments', true, true);
+  await inProcess('in-process, full replay, 8 MiB segments', false, true);
+  await inProcess('in-process, snapshot, 8 MiB segments', true, true);
   rmSync(work, { recursive: true, force: true });
 
   console.log(

@@ -3,7 +3,7 @@
 // floor (`node -e 0`) and `nixfleet verify` of the same tree (the full audit, every manifest).
 // The fleet: generated (3 channels chained by edges, 4 waves each) and rolled out wave by wave, every
 // host posting started, activated, healthy and a heartbeat per minute through its soak (jittered by
-// host), all in the ack endpoint's log format (DIR/.ack-log/acks.log), each host's latest ack in
+// host), all in the ack endpoint's log format and segments (DIR/.ack-log/), each host's latest ack in
 // acks/hosts/ and the per-wave bundles in acks/channels/, as the endpoint keeps them. The last wave is
 // mid-rollout: one host failed, a few never answered.
 // Sizes: OPERATOR_BENCH_HOSTS (default 10000, comma-separated for several). OPERATOR_BENCH_KEEP=1 keeps
@@ -46,6 +46,7 @@ import { bundleJson } from '../control-plane/ack-publisher.ts';
 import { loadVerifiedRelease } from '../read-side/load.ts';
 import type { SignedRoot } from '../protocol/index.ts';
 import { liveMinute, restoreLiveMinute } from './support/live-minute.ts';
+import { cutAckLog } from './support/ack-segments.ts';
 import { RACY_MS } from '../read-side/ack-file-memo.ts';
 import {
   MIN,
@@ -132,6 +133,8 @@ export async function buildOperatorFixture(dir: string, hosts: number): Promise<
   } finally {
     closeSync(log);
   }
+  // In the segments the endpoint would have rolled it into (the views re-hash the current one).
+  cutAckLog(ackLogDir(tree));
   mkdirSync(join(tree, 'acks', 'hosts'), { recursive: true });
   for (const [host, canonical] of latest)
     writeFileSync(join(tree, 'acks', 'hosts', `${host}.json`), canonical);
@@ -361,7 +364,11 @@ export async function keptFixture(
   const file = join(dir, 'fixture.json');
   if (reuse && existsSync(file)) {
     const kept = JSON.parse(readFileSync(file, 'utf8')) as OperatorFixture;
-    return { ...kept, tree: join(dir, 'tree'), rootFile: join(dir, 'root.json') };
+    const tree = join(dir, 'tree');
+    // Kept from before the log was written in segments (or before the segment size changed).
+    restoreLiveMinute(dir, tree);
+    cutAckLog(ackLogDir(tree));
+    return { ...kept, tree, rootFile: join(dir, 'root.json') };
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

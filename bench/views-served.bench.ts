@@ -16,9 +16,10 @@
 // this one in turn.
 // OPERATOR_BENCH_DIR=DIR reuses the operator bench's kept fixture (DIR/<hosts>); OPERATOR_BENCH_HOSTS
 // (default 10000); OPERATOR_BENCH_RUNS (default 3); VIEWS_BENCH_ROUNDS (default frozen,minute,live);
-// VIEWS_BENCH_LIVE_SECONDS (default 60).
+// VIEWS_BENCH_LIVE_SECONDS (default 60); VIEWS_BENCH_SERVER_NODE_ARGS (the servers' Node options, e.g.
+// --cpu-prof); VIEWS_BENCH_SERVER_LOGS=DIR (each server's log written there when it stops).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,6 +53,17 @@ const VIEWS: View[] = [
   ['trace --host H1 (first channel)', (f) => ['trace', '--host', f.firstChannelHost]],
 ];
 
+/**
+ * Node options for the servers only (VIEWS_BENCH_SERVER_NODE_ARGS, space-separated), e.g.
+ * `--cpu-prof --cpu-prof-dir=DIR` to see where a served look's time goes.
+ */
+const SERVER_NODE_ARGS = (process.env.VIEWS_BENCH_SERVER_NODE_ARGS ?? '')
+  .split(' ')
+  .filter(Boolean);
+
+/** Where each server's log is written when it stops (VIEWS_BENCH_SERVER_LOGS: a directory). */
+const SERVER_LOGS = process.env.VIEWS_BENCH_SERVER_LOGS;
+
 /** A running `nixfleet views serve`. */
 class ViewServer {
   private constructor(
@@ -70,6 +82,7 @@ class ViewServer {
     const proc = spawn(
       process.execPath,
       [
+        ...SERVER_NODE_ARGS,
         bin,
         ...['views', 'serve', '--tree', tree, '--cache-dir', cacheDir],
         ...(refresh === null ? [] : ['--refresh', refresh]),
@@ -106,10 +119,13 @@ class ViewServer {
   }
 
   async stop(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
-    const gone = new Promise((done) => this.proc.once('exit', done));
-    this.proc.kill('SIGTERM');
-    await gone;
+    if (this.proc.exitCode === null) {
+      const gone = new Promise((done) => this.proc.once('exit', done));
+      this.proc.kill('SIGTERM');
+      await gone;
+    }
+    if (SERVER_LOGS !== undefined)
+      writeFileSync(join(SERVER_LOGS, `server-${this.proc.pid}.log`), this.log.text);
   }
 }
 

@@ -3,6 +3,8 @@
 // names are gathered for a moment (INTAKE_DEBOUNCE_MS), then taken in on the server's LookQueue as its
 // lowest priority, at most INTAKE_CHUNK files a job and one job in flight: a request waits for at most
 // one chunk. What verifies is kept by digest for the looks' ack caches (read-side/arrived-acks.ts).
+// Once a file taken in is older than the racy margin, a job of the same priority keeps its identity
+// (ArrivedAcks.ripen), so that a look recalls it instead of reading it.
 // Only an optimisation: a missed event (a watch that failed, a directory made after the start), a
 // late intake or a wrong one leaves the look to read and verify the file itself, as without a server.
 import { watch, type FSWatcher } from 'node:fs';
@@ -30,7 +32,7 @@ export interface AckIntake {
 export function startAckIntake(s: {
   tree: string;
   queue: LookQueue;
-  arrived: Pick<ArrivedAcks, 'takeIn'>;
+  arrived: Pick<ArrivedAcks, 'takeIn' | 'ripen' | 'nextRipeAt'>;
   log: (line: string) => void;
   /** How often a directory that cannot be watched is tried again (ms; default WATCH_RETRY_MS). */
   watchRetryMs?: number;
@@ -39,8 +41,27 @@ export function startAckIntake(s: {
   const names = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let inFlight = false;
+  let stopped = false;
+  let ripening: NodeJS.Timeout | 'queued' | undefined;
+  const scheduleRipening = () => {
+    const at = s.arrived.nextRipeAt;
+    if (stopped || ripening !== undefined || at === null) return;
+    ripening = setTimeout(ripen, Math.max(0, at - Date.now()));
+    ripening.unref();
+  };
+  const ripen = () => {
+    ripening = 'queued';
+    void s.queue
+      // Its start before any stat (the racy rule).
+      .run('intake', async () => void s.arrived.ripen(Date.now()))
+      .catch((e: Error) => s.log(`keeping arrived files' identities failed: ${e.message}`))
+      .finally(() => {
+        ripening = undefined;
+        scheduleRipening();
+      });
+  };
   const schedule = () => {
-    if (timer !== undefined || inFlight || names.size === 0) return;
+    if (stopped || timer !== undefined || inFlight || names.size === 0) return;
     timer = setTimeout(takeInChunk, INTAKE_DEBOUNCE_MS);
     timer.unref();
   };
@@ -62,6 +83,7 @@ export function startAckIntake(s: {
       .finally(() => {
         inFlight = false;
         schedule();
+        scheduleRipening();
       });
   };
   const watcher = new HostsWatch(hostsDir, s.watchRetryMs ?? WATCH_RETRY_MS, s.log, (name) => {
@@ -73,7 +95,9 @@ export function startAckIntake(s: {
       return names.size;
     },
     stop() {
+      stopped = true;
       clearTimeout(timer);
+      if (typeof ripening === 'object') clearTimeout(ripening);
       watcher.close();
     },
   };

@@ -175,7 +175,7 @@ export interface AckLogOptions {
   from?: LogPosition;
   /** Called when a flush made every queued append durable and nothing is pending (snapshot point). */
   onIdle?: () => void;
-  /** Start a new segment once the current one holds this many bytes (default 64 MiB). */
+  /** Start a new segment once the current one holds this many bytes (default DEFAULT_SEGMENT_BYTES). */
   segmentBytes?: number;
   /** Called after a roll to segment `index` (the state then matches the log at the next onIdle). */
   onRoll?: (index: number) => void;
@@ -184,11 +184,14 @@ export interface AckLogOptions {
 }
 
 /**
- * A segment is sealed once it passes 64 MiB: big enough that a busy endpoint (a million acks of about
- * 1 KB) rolls every minute or so at most, small enough that archiving moves history in useful steps
- * and a full replay is never needed to read the newest acks.
+ * A segment is sealed once it passes 8 MiB. Everything that must prove a growing log unchanged before
+ * its new records pays for the current segment only: the operator views re-hash the current segment's
+ * verified prefix (a stat cannot prove an appended file's earlier bytes unchanged) and re-encode and
+ * re-seal its index, so at 64 MiB a served `trace` spent ~0.1-0.2 s per look on the one segment growing
+ * (docs/benchmarks.md "views-served"). Large enough for few files: a million acks of about 1 KB make
+ * ~120 segments, and a 10,000-host fleet heartbeating every 5 minutes rolls about every 5 minutes.
  */
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024;
 
 /**
  * Back-off after a failed append: the first retry after 1 s (space is often freed quickly, e.g. a

@@ -22,9 +22,14 @@ import { readFileSync } from 'node:fs';
 
 export const ACK_LOG_FILE = 'acks.log';
 
-/** Numbered segments: six digits sort by name up to 999,999 segments (64 TB at 64 MiB each). */
-const SEGMENT_NAME = /^acks-([0-9]{6})\.log$/;
-const FLOOR_NAME = /^acks-([0-9]{6})\.floor$/;
+/**
+ * Numbered segments: at least six digits (sorted by number, not name: segment 1,000,000 and on have
+ * seven), and only as ackSegmentName writes them, so no two names stand for one segment.
+ */
+const SEGMENT_NAME = /^acks-([0-9]{6,})\.log$/;
+const FLOOR_NAME = /^acks-([0-9]{6,})\.floor$/;
+/** The most digits a segment number may have (beyond it, a number loses precision as a double). */
+const MAX_SEGMENT_DIGITS = 15;
 
 /** The file name of segment `index` (0 is the legacy single-file name). */
 export function ackSegmentName(index: number): string {
@@ -43,8 +48,15 @@ export interface AckLogSegment {
 
 function segmentIndexOf(name: string): number | null {
   if (name === ACK_LOG_FILE) return 0;
-  const m = SEGMENT_NAME.exec(name);
-  return m ? Number(m[1]) : null;
+  return numberIn(name, SEGMENT_NAME, ackSegmentName);
+}
+
+/** The segment number `name` gives by `pattern`, when `nameOf` writes that number so (else null). */
+function numberIn(name: string, pattern: RegExp, nameOf: (index: number) => string): number | null {
+  const m = pattern.exec(name);
+  if (m === null || m[1]!.length > MAX_SEGMENT_DIGITS) return null;
+  const index = Number(m[1]);
+  return nameOf(index) === name ? index : null;
 }
 
 /** Whether `name` is a segment file name (acks.log or acks-NNNNNN.log). */
@@ -148,8 +160,8 @@ export function listAckFloors(dir: string): AckLogSegment[] {
   }
   const out: AckLogSegment[] = [];
   for (const name of names) {
-    const m = FLOOR_NAME.exec(name);
-    if (m) out.push({ index: Number(m[1]), file: join(dir, name) });
+    const index = numberIn(name, FLOOR_NAME, ackFloorName);
+    if (index !== null) out.push({ index, file: join(dir, name) });
   }
   return out.sort((a, b) => a.index - b.index);
 }

@@ -156,13 +156,23 @@ export function sameStat(a: FileStat, b: FileStat): boolean {
   );
 }
 
-const statFields = (s: FileStat): FileStat => ({
+/** Just the identity's fields of `s` (a Stats, or an entry that carries more). */
+export const statFields = (s: FileStat): FileStat => ({
   dev: s.dev,
   ino: s.ino,
   size: s.size,
   mtimeMs: s.mtimeMs,
   ctimeMs: s.ctimeMs,
 });
+
+/**
+ * Latest-ack files a long-running view server verified as they arrived, each with an identity it
+ * remembered as a memo would (read-side/arrived-acks.ts ripen): recalled when a memo's own entry is
+ * missing or stale.
+ */
+export interface ArrivedFiles {
+  fileAt(path: string): VerifiedAckFile | undefined;
+}
 
 /** What an earlier run remembered (a sealed memo file), as read. */
 export interface AckFileMemoEntries {
@@ -218,6 +228,7 @@ export class AckFileMemo {
     earlier: AckFileMemoEntries = { files: [], bundles: [] },
     startedAt: number = Date.now(),
     changes?: AckFileMemoChanges,
+    private readonly arrived?: ArrivedFiles,
   ) {
     for (const e of earlier.files) this.earlier.set(e.path, e);
     for (const b of earlier.bundles) this.earlierBundles.set(b.path, b);
@@ -264,7 +275,10 @@ export class AckFileMemo {
     const seen = statOf(path);
     if (seen === null) return null;
     const e = this.earlier.get(path);
-    return e !== undefined && sameStat(e, seen) ? { verified: e, seen } : seen;
+    if (e !== undefined && sameStat(e, seen)) return { verified: e, seen };
+    // Changed since this memo's run, and verified with this identity as it arrived (a view server).
+    const a = this.arrived?.fileAt(path);
+    return a !== undefined && sameStat(a, seen) ? { verified: a, seen } : seen;
   }
 
   /**

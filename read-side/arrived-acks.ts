@@ -9,8 +9,24 @@
 // walk's release; only bytes whose digest is kept here with the very key that release names for the
 // host are spared the strict intake (a JSON.parse instead) and the signature check. A re-keyed host, a
 // file rewritten since (another digest), anything missed or late: a miss, verified in full by the look.
+//
+// Files recalled by identity (ripen, fileAt): a look reads every file whose identity its scope's memo
+// does not hold (read-side/ack-file-memo.ts), and a file that changed since that scope's last look is
+// such a file. Once an arrived file is older than the racy margin, the intake stats it again and reads
+// and hashes it after that stat; when its bytes are still the ones verified, its identity is kept with
+// the ack, exactly as a look's memo would have remembered it (the argument at the top of
+// ack-file-memo.ts), and a look whose memo lacks it recalls it from here instead of reading it.
 import { basename } from 'node:path';
 import { LIMITS, isVerificationError, readCappedFile, sha256Digest } from '../protocol/index.ts';
+import type { AckRecord } from '../reconciler/index.ts';
+import {
+  RACY_MS,
+  clearlyOlder,
+  racyCutoff,
+  statFields,
+  statOf,
+  type VerifiedAckFile,
+} from './ack-file-memo.ts';
 import { AckCache, AckCollector, hostOfLatestAckFile, type AckTrust } from './acks.ts';
 
 /** One file's ack verified as it arrived: its digest, the key it verified under, when (ms). */
@@ -18,6 +34,10 @@ interface Arrival {
   digest: string;
   hostKey: string;
   at: number;
+  /** Its host and ack, while its identity may still be kept (ripen). */
+  ack?: { host: string; signed: AckRecord; newestMs: number };
+  /** The file with this identity holds exactly the verified bytes (ripen). */
+  file?: VerifiedAckFile;
 }
 
 /** What one intake did (for the server's log). */
@@ -59,6 +79,50 @@ export class ArrivedAcks {
     return this.byPath.size;
   }
 
+  /** The file at `path` as verified when it arrived, with the identity it then had (ripen). */
+  fileAt(path: string): VerifiedAckFile | undefined {
+    return this.byPath.get(path)?.file;
+  }
+
+  /**
+   * When the next file's identity may be kept (ms; null: none waits): its times then lie the racy
+   * margin behind.
+   */
+  get nextRipeAt(): number | null {
+    let next: number | null = null;
+    for (const a of this.byPath.values())
+      if (a.ack !== undefined && (next === null || a.ack.newestMs + RACY_MS < next))
+        next = a.ack.newestMs + RACY_MS;
+    return next === null ? null : next + 1;
+  }
+
+  /**
+   * Keeps the identity of each arrived file whose times now lie the racy margin behind `startedAt`
+   * (ms, taken before any stat): stat, then read and hash; the identity is kept only when the bytes
+   * are still the ones verified. A file changed since is left (the watch names it again), one still
+   * too new waits. Returns how many identities were kept.
+   */
+  ripen(startedAt: number): number {
+    const cutoff = racyCutoff(startedAt);
+    let kept = 0;
+    for (const [path, a] of this.byPath) {
+      if (a.ack === undefined || a.ack.newestMs >= cutoff) continue;
+      const seen = statOf(path);
+      if (seen !== null && !clearlyOlder(seen, cutoff)) {
+        // Touched since it was read: its identity waits for these times to age (or the watch names it).
+        a.ack.newestMs = Math.max(seen.mtimeMs, seen.ctimeMs);
+        continue;
+      }
+      const { host, signed } = a.ack;
+      a.ack = undefined;
+      const bytes = seen === null ? null : readLatestFile(path);
+      if (bytes === null || sha256Digest(bytes) !== a.digest) continue;
+      a.file = { ...statFields(seen!), path, digest: a.digest, host, hostKey: a.hostKey, signed };
+      kept++;
+    }
+    return kept;
+  }
+
   /**
    * Takes in the latest-ack files at `paths` (each `<acks/hosts>/<host>.json`, absolute): read (capped as
    * a look reads them), hashed, taken in strictly as `<host>`'s ack and verified in one batch by the
@@ -71,10 +135,13 @@ export class ArrivedAcks {
     const cache = new AckCache();
     const collector = trust && new AckCollector(trust, cache);
     const pathOf = new Map<string, string>();
+    const newestOf = new Map<string, number>();
     for (const path of paths) {
       const host = hostOfFile(path);
       const hostKey = host === null ? undefined : trust?.hostKeys.get(host);
-      const bytes = hostKey === undefined ? null : readLatestFile(path);
+      // Its times as it is read (before the read): when its identity may be kept (ripen).
+      const seen = hostKey === undefined ? null : statOf(path);
+      const bytes = seen === null ? null : readLatestFile(path);
       const digest = bytes === null ? null : sha256Digest(bytes);
       if (digest === null || this.byDigest.get(digest)?.hostKey === hostKey) {
         counts.skipped++;
@@ -82,11 +149,20 @@ export class ArrivedAcks {
       }
       collector!.add(bytes!, path, host!, digest);
       pathOf.set(digest, path);
+      newestOf.set(digest, Math.max(seen!.mtimeMs, seen!.ctimeMs));
     }
     if (collector === null || pathOf.size === 0) return counts;
     collector.result();
+    const signedOf = new Map(collector.digests.map((d, i) => [d, collector.acks[i]!]));
     for (const [digest, hostKey] of cache.verifiedPairs()) {
-      this.keep(pathOf.get(digest)!, { digest, hostKey, at: now });
+      const path = pathOf.get(digest)!;
+      const signed = signedOf.get(digest);
+      // An ack whose claims this release refuses is kept by digest only (the look refuses it again).
+      const ack =
+        signed === undefined
+          ? undefined
+          : { host: hostOfFile(path)!, signed, newestMs: newestOf.get(digest)! };
+      this.keep(path, { digest, hostKey, at: now, ack });
       counts.verified++;
     }
     counts.refused = pathOf.size - counts.verified;

@@ -139,7 +139,8 @@ export interface VerifiedAckStore {
  * The store `name` (one per view) in `dir`; dir null: no persistence (a fresh cache, save does nothing).
  * `startedAt` (ms): when the run started, before any file was looked at (AckFileMemo's racy rule).
  * `arrived`: acks a long-running view server verified as they arrived, which every ack cache of the
- * store consults beside its own entries (read-side/arrived-acks.ts).
+ * store consults beside its own entries, and every latest-ack memo beside its own for files that
+ * changed since its run (read-side/arrived-acks.ts).
  *
  * Renewed (renew), the store keeps in memory what each scope's save wrote and serves it to the next
  * look in place of the files: the memos' entries as they stand (the very objects a re-read would
@@ -200,7 +201,8 @@ export function openVerifiedAckStore(
     get verifiedAckFiles() {
       const a = chosen();
       return (a.files ??=
-        restarted(a.kept.files, look.startedAt) ?? readAckFileMemo(dir, a, key, look.startedAt));
+        restarted(a.kept.files, look.startedAt) ??
+        readAckFileMemo(dir, a, key, look.startedAt, arrived));
     },
     save: () => {
       const wrote = current !== null && saveScopeFiles(dir, current);
@@ -404,10 +406,11 @@ function readAckFileMemo(
   s: ScopeFiles,
   key: Buffer | null,
   startedAt: number,
+  arrived: ArrivedAcks | undefined,
 ): AckFileMemo {
   s.filesBase = readMemoBase(dir, `${s.base}.${FILES_SUFFIX}`, key);
   const changes = s.filesBase && readJournal(dir, s.base, key, s.filesBase.mac);
-  return new AckFileMemo(s.filesBase?.entries, startedAt, changes ?? undefined);
+  return new AckFileMemo(s.filesBase?.entries, startedAt, changes ?? undefined, arrived);
 }
 
 /** A latest-ack memo's base file: its entries, its MAC (hex: what a journal over it names), its size. */

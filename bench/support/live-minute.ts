@@ -12,7 +12,7 @@
 //
 // Put back, kill -9 included: before anything changes, the files about to be replaced are hard-linked
 // into DIR/live-saved/ and DIR/live-minute.json records them with the log's length (written
-// atomically). restoreLiveMinute renames each saved file back, truncates the log to that length and
+// atomically). restoreLiveMinute renames each saved file back, truncates the log's current segment to that length and
 // removes the record last, so a run killed at any point is undone by the next one (liveMinute starts
 // with it). The restored files are the original inodes, but a rename moves their change time: a view's
 // cache sees them as changed (they are the very files the minute replaces, so the next minute's look
@@ -29,11 +29,11 @@ import {
   truncateSync,
   statSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { ackDigest } from '../../protocol/acks.ts';
-import { ackLogPath } from '../../protocol/control-plane-dir.ts';
+import { ackLogDir, ackLogPath } from '../../protocol/control-plane-dir.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
-import { formatRecord } from '../../protocol/ack-log.ts';
+import { formatRecord, listAckLogSegments } from '../../protocol/ack-log.ts';
 import { ackBundlePath, latestAckPath, readAck, writeFileAtomic } from '../../protocol/index.ts';
 import type { SignedRoot } from '../../protocol/index.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -162,12 +162,15 @@ function saveReplaced(
 ): void {
   // A second minute over the first would record the advanced tree as the one to put back.
   if (existsSync(join(dir, RECORD))) throw new Error(`${dir}: a minute is applied already`);
-  const log = ackLogPath(tree);
+  const log = currentSegment(tree);
   const replaced = [
     ...[...acks.keys()].map(latestAckPath),
     ...bundles.map((b) => ackBundlePath(b.channel, b.wave)),
   ];
-  writeFileAtomic(join(dir, RECORD), JSON.stringify({ logBytes: statSync(log).size, replaced }));
+  writeFileAtomic(
+    join(dir, RECORD),
+    JSON.stringify({ log: relative(tree, log), logBytes: statSync(log).size, replaced }),
+  );
   for (const rel of replaced) {
     const saved = join(dir, SAVED, rel);
     mkdirSync(dirname(saved), { recursive: true });
@@ -175,6 +178,9 @@ function saveReplaced(
     linkSync(join(tree, rel), saved);
   }
 }
+
+/** The log's current segment (the last one), where the endpoint appends. */
+const currentSegment = (tree: string): string => listAckLogSegments(ackLogDir(tree)).at(-1)!.file;
 
 /** Replaces a file as the endpoint's AckPublisher does: by a rename, its mtime moved forward. */
 const replace = (tree: string, rel: string, text: string): void =>
@@ -186,7 +192,7 @@ function writeHosts(tree: string, acks: Map<string, string[]>, hosts: readonly s
   for (const host of hosts)
     for (const canonical of acks.get(host)!)
       records.push(formatRecord({ digest: sha256Digest(canonical), canonical }));
-  appendFileSync(ackLogPath(tree), Buffer.concat(records));
+  appendFileSync(currentSegment(tree), Buffer.concat(records));
   for (const host of hosts) replace(tree, latestAckPath(host), acks.get(host)!.at(-1)!);
 }
 
@@ -218,7 +224,9 @@ function writeBundles(
 export function restoreLiveMinute(dir: string, tree: string): void {
   const record = join(dir, RECORD);
   if (!existsSync(record)) return;
-  const { logBytes, replaced } = JSON.parse(readFileSync(record, 'utf8')) as {
+  const { log, logBytes, replaced } = JSON.parse(readFileSync(record, 'utf8')) as {
+    /** The segment the minute appended to (a record from before segments: acks.log). */
+    log?: string;
     logBytes: number;
     replaced: string[];
   };
@@ -228,7 +236,7 @@ export function restoreLiveMinute(dir: string, tree: string): void {
     // A rename onto a link of the same file does nothing and leaves the link.
     rmSync(saved, { force: true });
   }
-  truncateSync(ackLogPath(tree), logBytes);
+  truncateSync(log === undefined ? ackLogPath(tree) : join(tree, log), logBytes);
   // A write the kill interrupted leaves its temporary file (writeFileAtomic's `.<name>.*.tmp`).
   for (const d of new Set(replaced.map((rel) => dirname(join(tree, rel)))))
     for (const f of readdirSync(d))

@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildOperatorFixture, type OperatorFixture } from '../../bench/operator.bench.ts';
 import { liveMinute } from '../../bench/support/live-minute.ts';
+import { cutAckLog } from '../../bench/support/ack-segments.ts';
+import { listAckLogSegments } from '../../protocol/ack-log.ts';
+import { ackLogDir, ackLogPath } from '../../protocol/control-plane-dir.ts';
 import type { SignedRoot } from '../../protocol/index.ts';
 import { runCli } from '../support/cli.ts';
 
@@ -81,6 +84,36 @@ test('a minute later: status verifies and shows every new ack; restore puts the 
   assert.equal(digests(f.tree), original);
   assert.equal(seqs(await status(f.now)), seq0);
   assert.not.ok(readdirSync(dir).includes('live-saved'));
+});
+
+test('a log cut into segments holds the same records, once; the minute appends to the current segment and restore puts it back', async () => {
+  const logDir = ackLogDir(f.tree);
+  const whole = readFileSync(ackLogPath(f.tree));
+  const before = await status(f.now);
+  // Segments of 16 KB (the endpoint's 8 MiB would leave this small log whole).
+  const bounds = cutAckLog(logDir, 16 * 1024);
+  assert.ok(bounds.length > 3, `${bounds.length} segments`);
+  const segments = listAckLogSegments(logDir);
+  assert.is(segments.length, bounds.length);
+  const parts = segments.map((s) => readFileSync(s.file));
+  assert.ok(Buffer.concat(parts).equals(whole), 'the segments are the log, in order');
+  for (const p of parts) assert.is(p.at(-1), 0x0a, 'each segment ends at a record');
+  assert.equal(cutAckLog(logDir, 16 * 1024), [], 'a cut log is not cut again');
+  assert.equal(await status(f.now), before);
+
+  const original = digests(f.tree);
+  const minute = await liveMinute(dir, f.tree, root, f.now);
+  minute.apply();
+  assert.equal(
+    listAckLogSegments(logDir)
+      .map((s) => readFileSync(s.file).length)
+      .slice(0, -1),
+    parts.slice(0, -1).map((p) => p.length),
+    'only the current segment grew',
+  );
+  assert.ok(statSync(segments.at(-1)!.file).size > parts.at(-1)!.length);
+  minute.restore();
+  assert.equal(digests(f.tree), original);
 });
 
 test('a minute applied and never restored (a killed run) is undone by the next liveMinute', async () => {

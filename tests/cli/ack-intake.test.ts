@@ -15,25 +15,40 @@ test.after.each(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** An intake on a fresh tree (no acks/hosts/ yet) that records what it is asked to take in. */
-function intake() {
+/**
+ * An intake on a fresh tree (no acks/hosts/ yet) that records what it is asked to take in; what it
+ * takes in is ripe `ripeMs` later (the racy margin), and each ripening is recorded with its start.
+ */
+function intake(ripeMs = 300) {
   const tree = mkdtempSync(join(tmpdir(), 'nixfleet-ack-intake-'));
   dirs.push(tree);
   const taken: string[][] = [];
   const lines: string[] = [];
+  const ripened: { startedAt: number; ripeAt: number }[] = [];
+  let ripeAt: number | null = null;
   const started = startAckIntake({
     tree,
     queue: new LookQueue(() => {}, 60_000),
     arrived: {
       takeIn: (paths) => {
         taken.push([...paths].map((p) => basename(p)));
+        ripeAt ??= Date.now() + ripeMs;
         return { verified: 0, refused: 0, skipped: 0 };
+      },
+      get nextRipeAt() {
+        return ripeAt;
+      },
+      ripen: (startedAt) => {
+        ripened.push({ startedAt, ripeAt: ripeAt! });
+        if (startedAt < ripeAt!) return 0;
+        ripeAt = null;
+        return 1;
       },
     },
     log: (l) => void lines.push(l),
     watchRetryMs: 100,
   });
-  return { tree, hosts: join(tree, 'acks', 'hosts'), taken, lines, stop: started.stop };
+  return { tree, hosts: join(tree, 'acks', 'hosts'), taken, ripened, lines, stop: started.stop };
 }
 
 const until = async (what: string, ok: () => boolean) => {
@@ -72,6 +87,28 @@ test('files renamed into acks/hosts/ are taken in, in chunks, and a directory ma
       'in chunks',
     );
     assert.ok(i.taken.length >= 2);
+  } finally {
+    i.stop();
+  }
+});
+
+test('what was taken in is ripened once it is ripe, not before and not again; nothing after stop', async () => {
+  const i = intake();
+  try {
+    mkdirSync(i.hosts, { recursive: true });
+    await new Promise((done) => setTimeout(done, 300));
+    writeFileSync(join(i.hosts, 'h-1.json'), '{}');
+    await until('ripened', () => i.ripened.length > 0);
+    await new Promise((done) => setTimeout(done, 500));
+    // One ripening, at or after the moment it was ripe (a timer never fires early; 1 ms of clocks).
+    assert.is(i.ripened.length, 1, JSON.stringify(i.ripened));
+    assert.ok(i.ripened[0]!.startedAt >= i.ripened[0]!.ripeAt - 1, JSON.stringify(i.ripened));
+    // Taken in again, then stopped before it is ripe: no ripening after stop.
+    writeFileSync(join(i.hosts, 'h-2.json'), '{}');
+    await until('taken in again', () => i.taken.flat().length >= 2);
+    i.stop();
+    await new Promise((done) => setTimeout(done, 600));
+    assert.is(i.ripened.length, 1, JSON.stringify(i.ripened));
   } finally {
     i.stop();
   }

@@ -20,6 +20,7 @@ import { ackTrustOfView } from '../../control-plane/ack-service.ts';
 import {
   AckLogCorrupt,
   formatRecord,
+  listAckFloors,
   listAckLogSegments,
   parseAckLog,
   readAckLogRecords,
@@ -403,6 +404,41 @@ test('readers read every segment: a segment file or the directory, a window acro
   assert.is(merged.records.length, digests.length);
   assert.ok(merged.chains.every((h) => h.complete));
   assert.throws(() => mergeAckLogFiles([logDir], logDir), /segmented ack log/);
+});
+
+test('segment and floor names: numbered past 999,999 in order; a name the log would not write is not a segment', () => {
+  const d = tempDir('ack-segment-names');
+  const names = [
+    'acks.log',
+    ackSegmentName(2),
+    ackSegmentName(999_999),
+    ackSegmentName(1_000_000),
+    ackSegmentName(12_345_678),
+  ];
+  assert.equal(names.slice(1), [
+    'acks-000002.log',
+    'acks-999999.log',
+    'acks-1000000.log',
+    'acks-12345678.log',
+  ]);
+  // Not written by the log: segment 0 by number, a padded seventh digit, too many digits, a sign.
+  const strays = [
+    'acks-000000.log',
+    'acks-0000002.log',
+    `acks-${'9'.repeat(16)}.log`,
+    'acks-+00002.log',
+  ];
+  for (const n of [...names, ...strays]) writeFileSync(join(d, n), '');
+  for (const n of ['acks-000003.floor', 'acks-1000000.floor', 'acks-0000003.floor'])
+    writeFileSync(join(d, n), '{}');
+  assert.equal(
+    listAckLogSegments(d).map((s) => s.index),
+    [0, 2, 999_999, 1_000_000, 12_345_678],
+  );
+  assert.equal(
+    listAckFloors(d).map((s) => s.index),
+    [3, 1_000_000],
+  );
 });
 
 test.run();

@@ -5,10 +5,11 @@
 // Real published tree, real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, utimesSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { sha256Digest } from '../../protocol/canonical.ts';
 import { join } from 'node:path';
 import { ArrivedAcks } from '../../read-side/arrived-acks.ts';
+import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import { loadFleetState, readPinnedRoot } from '../../read-side/load.ts';
 import { renderStatus, statusReport } from '../../read-side/status.ts';
 import { openVerifiedAckStore, type VerifiedAckStore } from '../../read-side/verified-cache.ts';
@@ -132,6 +133,77 @@ test('a host re-keyed by a new release after its ack arrived: the ack is verifie
   assert.is(after.view, oneShot.view);
   assert.equal(after.rejected, oneShot.rejected);
   assert.ok(after.rejected.some((r) => r.startsWith(`acks/hosts/${b!}.json `)));
+});
+
+/** A ripening as it would start once the files just written lie the racy margin behind. */
+const afterRacyMargin = () => Date.now() + RACY_MS + 50;
+
+test('arrived files ripen: a look recalls them by identity (neither read nor verified) and shows what a look without cache shows', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived-ripe');
+  const [, b, c] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, waiting(NOW - 10 * MIN, NOW - 3 * MIN));
+  assert.is(arrived.takeIn([fileOf(fx, b!), fileOf(fx, c!)]).verified, 2);
+  // Not before the racy margin: the files' times are too new for their identity to be kept.
+  assert.is(arrived.ripen(Date.now()), 0);
+  assert.is(arrived.fileAt(fileOf(fx, b!)), undefined);
+  assert.ok(arrived.nextRipeAt! > Date.now());
+  assert.is(arrived.ripen(afterRacyMargin()), 2);
+  assert.is(arrived.nextRipeAt, null);
+  assert.is(arrived.fileAt(fileOf(fx, b!))!.digest, sha256Digest(readFileSync(fileOf(fx, b!))));
+  const after = await next();
+  // Recalled: not even taken from the arrived pairs (which a read file is), and nothing verified.
+  assert.is(after.counts.arrived, 0);
+  assert.is(after.counts.verified, 0);
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+});
+
+test('an arrived file rewritten in place keeps no identity (before its ripening or after it): the look reads and refuses it', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived-ripe-rewritten');
+  const [, b, c] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, [{ kind: 'started', at: NOW - MIN }]);
+  // (Whole-second modification times, which a rewrite can put back.)
+  const second = Math.floor(Date.now() / 1000) - 60;
+  for (const h of [b!, c!]) utimesSync(fileOf(fx, h), second, second);
+  assert.is(arrived.takeIn([fileOf(fx, b!), fileOf(fx, c!)]).verified, 2);
+  // b: rewritten before its ripening (same inode, size and modification time; other bytes).
+  rewriteSignatureInPlace(fileOf(fx, b!));
+  assert.is(arrived.ripen(afterRacyMargin()), 1, 'only c');
+  assert.is(arrived.fileAt(fileOf(fx, b!)), undefined);
+  // c: rewritten after it.
+  rewriteSignatureInPlace(fileOf(fx, c!));
+  const after = await next();
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  for (const h of [b!, c!])
+    assert.ok(
+      after.rejected.some((r) => r.startsWith(`acks/hosts/${h}.json `)),
+      `${h}'s ack refused: ${after.rejected.join(', ')}`,
+    );
+});
+
+test('an arrived file touched after its intake ripens only once the touch lies the racy margin behind', async () => {
+  const { fx, arrived, hosts } = await served('arrived-ripe-touched');
+  const [, b] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  const newest = (st: { mtimeMs: number; ctimeMs: number }) => Math.max(st.mtimeMs, st.ctimeMs);
+  const read = newest(statSync(fileOf(fx, b!)));
+  assert.is(arrived.takeIn([fileOf(fx, b!)]).verified, 1);
+  await new Promise((done) => setTimeout(done, 100));
+  // Touched (its change time moves; the bytes stay).
+  const st = statSync(fileOf(fx, b!));
+  utimesSync(fileOf(fx, b!), st.atime, st.mtime);
+  const touched = newest(statSync(fileOf(fx, b!)));
+  assert.ok(touched > read + 50, `${touched} after ${read}`);
+  // Ripe by the time it was read, not by its touch: its identity waits.
+  assert.is(arrived.ripen(read + RACY_MS + 25), 0);
+  assert.ok(arrived.nextRipeAt! > touched + RACY_MS, 'the next ripening moved past the touch');
+  assert.is(arrived.ripen(touched + RACY_MS + 25), 1);
+  assert.ok(arrived.fileAt(fileOf(fx, b!)) !== undefined);
 });
 
 test('what arrived is bounded: one ack per file (a newer one replaces it), dropped once older than the views kept', async () => {

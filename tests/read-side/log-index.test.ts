@@ -20,6 +20,7 @@ import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
 import {
   decodeLogPrefixIndex,
+  DigestLookup,
   encodeLogPrefixIndex,
   IndexedRecords,
   indexedRecordCount,
@@ -267,6 +268,31 @@ test('indexed records found by digest alone: the first with it, also among diges
   assert.is(records.find(d3), 3);
   assert.is(records.find(`${head}${tail('4')}`), -1);
   assert.is(records.find(acks[0]!.digest), -1);
+});
+
+test('DigestLookup: every digest of a large index found at its first record, absent and malformed ones not', () => {
+  // 5,000 digests, a fifth of them repeats of earlier ones, 100 sharing their first 4 bytes (the slot
+  // they are placed by): each found at its first record, as a map from digest to first record says.
+  const digests: string[] = [];
+  for (let i = 0; i < 5000; i++) {
+    const hex =
+      i % 5 === 4 && i > 0
+        ? digests[(i * 7919) % i]!.slice('sha256:'.length)
+        : i % 50 === 0
+          ? `abcdef01${createHash('sha256').update(`x${i}`).digest('hex').slice(8)}`
+          : createHash('sha256').update(`d${i}`).digest('hex');
+    digests.push(`sha256:${hex}`);
+  }
+  const first = new Map<string, number>();
+  digests.forEach((d, i) => first.has(d) || first.set(d, i));
+  const lookup = new DigestLookup(
+    Buffer.concat(digests.map((d) => Buffer.from(d.slice(7), 'hex'))),
+  );
+  for (const [d, n] of first) assert.is(lookup.find(d), n, d);
+  const absent = `sha256:abcdef01${'0'.repeat(56)}`;
+  for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, digests[0]!.toUpperCase(), ''])
+    assert.is(lookup.find(d), -1, d);
+  assert.is(new DigestLookup(Buffer.alloc(0)).find(digests[0]!), -1);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
