@@ -20,7 +20,7 @@ const command: Command = {
   help: `Usage: nixfleet cp archive-acks (--tree DIR | --acks-log LOG_DIR) --before N --to ARCHIVE_DIR [--json]
 
 The ack endpoint's log is a directory of segments (acks.log, acks-000001.log, ...; a new one starts once
-the current one passes 64 MiB). This moves the segments numbered below N to ARCHIVE_DIR and first writes
+the current one passes 8 MiB). This moves the segments numbered below N to ARCHIVE_DIR and first writes
 acks-<N>.floor in the log directory: every host's chain head as of segment N's start. The endpoint may
 keep running: it only appends to its current segment, and starts up from its snapshot, which must cover
 segment N (it writes one at each roll); the current segment is never archived.

@@ -109,7 +109,14 @@ export async function askViewServer(
   if (asked === undefined) return undefined;
   let reply: Buffer;
   try {
-    reply = await exchange(asked.socket, `${JSON.stringify(asked.request)}\n`, acceptTimeoutMs);
+    // Done once the reply is whole (its header gives its length): the server writes its stores after
+    // the reply, before its side of the connection closes, and the operator need not wait for that.
+    reply = await exchange(
+      asked.socket,
+      `${JSON.stringify(asked.request)}\n`,
+      acceptTimeoutMs,
+      (whole) => typeof parseReply(whole) !== 'string',
+    );
   } catch (e) {
     if (e instanceof NotAccepted) {
       process.stderr.write(
@@ -153,13 +160,15 @@ function debug(env: NodeJS.ProcessEnv, text: string): void {
 export class NotAccepted extends Error {}
 
 /**
- * Sends the request and reads the whole reply (the server closes after it). Fails when the connection
- * cannot be made in CONNECT_TIMEOUT_MS, or the server sends nothing in `acceptTimeoutMs` (NotAccepted).
+ * Sends the request and reads the whole reply: until `complete` says the bytes so far are one, else
+ * until the server closes. Fails when the connection cannot be made in CONNECT_TIMEOUT_MS, or the
+ * server sends nothing in `acceptTimeoutMs` (NotAccepted).
  */
 export function exchange(
   socket: string,
   request: string,
   acceptTimeoutMs: number,
+  complete: (whole: Buffer) => boolean = () => false,
 ): Promise<Buffer> {
   return new Promise((done, fail) => {
     const chunks: Buffer[] = [];
@@ -179,6 +188,10 @@ export function exchange(
     conn.on('data', (chunk: Buffer) => {
       clearTimeout(timer);
       chunks.push(chunk);
+      const whole = Buffer.concat(chunks);
+      if (!complete(whole)) return;
+      done(whole);
+      conn.destroy();
     });
     conn.on('error', (e) => {
       clearTimeout(timer);

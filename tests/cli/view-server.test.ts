@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
 import { builtCopy, fakeBuild } from '../support/built-copy.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
-import { connect } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -570,6 +570,37 @@ test('a stopped server does not hang its clients: with no answer in the accept t
   const served = await nixfleet(args);
   assert.is(served.out, (await nixfleet([...args, '--no-cache'])).out);
   assert.ok((await server.servedCount(1)) >= 1);
+});
+
+test('the client takes a whole reply without waiting for the server to close (a server writes its stores after the reply)', async () => {
+  const { fx, cache } = rollout();
+  const socket = viewServerSocket(cache, fx.tree);
+  const args = ['status', ...viewArgs(fx, cache)];
+  const body = 'the view, as the server printed it\n';
+  const header = JSON.stringify({ served: true, exit: 3, stdout: body.length, stderr: 0 });
+  const conns: Socket[] = [];
+  // A server that answers in two parts and then keeps the connection open.
+  const fake = createServer({ allowHalfOpen: true }, (conn) => {
+    conns.push(conn);
+    conn.once('data', () => {
+      conn.write(ACCEPTED_LINE);
+      conn.write(`${header}\n${body.slice(0, 9)}`);
+      setTimeout(() => conn.write(body.slice(9)), 300);
+    });
+  });
+  await new Promise<void>((listening) => fake.listen(socket, listening));
+  chmodSync(socket, 0o600);
+  const printed: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((t: string) => printed.push(t) > 0) as typeof write;
+  try {
+    assert.is(await within(60_000, askViewServer(args, cleanEnv(), 60_000)), 3);
+  } finally {
+    process.stdout.write = write;
+    for (const c of conns) c.destroy();
+    fake.close();
+  }
+  assert.is(printed.join(''), body, 'the whole reply, not its first part');
 });
 
 test("a request without --now is looked at at the client's instant, with the client's cache directory", async () => {
