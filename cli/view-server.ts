@@ -45,6 +45,9 @@ import {
   openVerifiedAckStore,
   type VerifiedAckStore,
   ArrivedAcks,
+  StatHelper,
+  installStatHelper,
+  installedStatHelper,
 } from '../read-side/index.ts';
 import { startAckIntake } from './ack-intake.ts';
 
@@ -161,8 +164,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   );
   await listenPrivately(server, socket);
   const inode = lstatSync(socket).ino;
-  // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts).
+  // Every look's signature batches are helped by one thread kept warm (protocol/verify/batch-pool.ts),
+  // and its stats of the latest-ack files by another (read-side/stat-helper.ts).
   const verifier = keepVerifierWarm();
+  const stats = StatHelper.start();
+  installStatHelper(stats);
   const intake = startAckIntake({ tree, queue, arrived, log });
   const upkeep = [
     startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
@@ -178,6 +184,8 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       await new Promise<void>((done) => server.close(() => done()));
       await queue.idle();
       await verifier.close();
+      if (installedStatHelper() === stats) installStatHelper(null);
+      await stats.close();
       removeOwnSocket(socket, inode);
     },
   };

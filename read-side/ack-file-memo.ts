@@ -36,9 +36,12 @@
 // a third of the bytes a JSON array of whole acks took, and builds no identity strings. A look that
 // changed a few files saves them as changes to that file (AckFileMemoChanges: the store keeps them as a
 // sealed journal beside it, read-side/verified-cache.ts), not the whole memo again.
-import { statSync, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { statOf, type FileStat, type Seen } from './file-identity.ts';
+import type { StatHelper } from './stat-helper.ts';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
+export { statOf, type FileStat, type Seen } from './file-identity.ts';
 import {
   VarintReader,
   VarintWriter,
@@ -53,18 +56,6 @@ import {
  * coarse clock, milliseconds; 2 s also covers file systems with coarser times and small clock steps).
  */
 export const RACY_MS = 2000;
-
-/**
- * What identifies a file's exact bytes without reading them (the argument is at the top of this file):
- * device, inode, size, modification and change times (ms, with the fractions the stat gives).
- */
-export interface FileStat {
-  dev: number;
-  ino: number;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-}
 
 /**
  * A latest-ack file (`<dir>/<host>.json`) whose bytes (digest `digest`) a full read took in strictly and
@@ -90,9 +81,6 @@ export interface RepeatingBundle extends FileStat {
   hosts: string[];
   repeats: string;
 }
-
-/** A file's identity (as recall gives it for remember): null when missing or not a regular file. */
-export type Seen = FileStat | null;
 
 /** The digest `RepeatingBundle.repeats` of `hosts` whose files have the digests `digestOf` gives. */
 export function repeatsDigest(
@@ -129,20 +117,6 @@ export function racyCutoff(startedAt: number): number {
 /** Whether a file seen so may be recalled by its identity later: both its times before `cutoff` (racyCutoff). */
 export function clearlyOlder(seen: FileStat, cutoff: number): boolean {
   return Math.max(seen.mtimeMs, seen.ctimeMs) < cutoff;
-}
-
-/**
- * A file's identity now: null when it is missing or not a regular file (then it is read as always).
- * Number stats (not bigint: a warm status stats 10,000 files): the times keep sub-microsecond
- * fractions, far finer than the racy margin that makes them sufficient (an inode number above 2^53
- * loses precision as a number; a file replaced under one still has a newer change time). Compared as
- * numbers: no text is made of 10,000 identities.
- */
-export function statOf(path: string): Seen {
-  const st = statSync(path, { throwIfNoEntry: false });
-  return st === undefined || !st.isFile()
-    ? null
-    : { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
 /** Whether two identities are the same file's same bytes. */
@@ -214,6 +188,19 @@ export class AckFileMemo {
   private readonly settledAcks = new Map<string, string>();
   /** Files recalled this run instead of read (observability, tests). */
   hits = 0;
+  /** Identities of files this run will recall, taken at once (seeAhead); each used once, by recall. */
+  private ahead = new Map<string, Seen>();
+
+  /**
+   * Takes the identities of the files at `paths` now, all at once and half of them on `helper`'s thread
+   * (read-side/stat-helper.ts), for the recalls that follow: the same stats the recalls would take,
+   * after this run's start. A path the helper left is stat-ed by its recall, as without it.
+   */
+  seeAhead(paths: readonly string[], helper: Pick<StatHelper, 'statAll'>): void {
+    const seen = helper.statAll(paths);
+    for (let i = 0; i < paths.length; i++)
+      if (seen[i] !== undefined) this.ahead.set(paths[i]!, seen[i]!);
+  }
 
   /** Files (and bundles) an earlier run remembered: none on a first run. */
   get remembered(): number {
@@ -257,6 +244,7 @@ export class AckFileMemo {
    * recalled or read yet: what a run did since (renew or the constructor) is dropped, unsaved.
    */
   restart(startedAt: number): void {
+    this.ahead.clear();
     this.now = new Map();
     this.nowBundles = new Map();
     this.unsettled.length = 0;
@@ -272,7 +260,9 @@ export class AckFileMemo {
    * file; the read reports it).
    */
   recall(path: string): { verified: VerifiedAckFile; seen: Seen } | Seen {
-    const seen = statOf(path);
+    const ahead = this.ahead.get(path);
+    if (ahead !== undefined) this.ahead.delete(path);
+    const seen = ahead !== undefined ? ahead : statOf(path);
     if (seen === null) return null;
     const e = this.earlier.get(path);
     if (e !== undefined && sameStat(e, seen)) return { verified: e, seen };

@@ -54,6 +54,7 @@ import {
   type AckFileMemo,
   type Seen,
 } from './ack-file-memo.ts';
+import { installedStatHelper } from './stat-helper.ts';
 import {
   beginsWithRecords,
   encodeLogPrefixIndex,
@@ -879,6 +880,13 @@ export function collectTreeAcks(
   const memo = opts.files;
   // Absolute: the memo remembers files by path.
   const hostsDir = resolve(acksDir, 'hosts');
+  // A view server's looks take the identities at once, on two threads (read-side/stat-helper.ts).
+  const helper = installedStatHelper();
+  if (memo !== undefined && helper !== null)
+    memo.seeAhead(
+      hostFiles.map((f) => `${hostsDir}/${f}`),
+      helper,
+    );
   for (const f of hostFiles) {
     const source = `acks/hosts/${f}`;
     try {

@@ -78,13 +78,14 @@ rmSync(outdir, { recursive: true, force: true });
 try {
   await build({
     absWorkingDir: root,
-    // The signature batch helper, the signing thread and the dashboard's ack intake helper run in worker threads: each its own entry, loaded
+    // The signature batch helper, the signing thread, the dashboard's ack intake helper and the view server's stat helper run in worker threads: each its own entry, loaded
     // by URL (protocol/module-thread.ts).
     entryPoints: {
       main: 'cli/main.ts',
       'batch-verify-worker': 'protocol/verify/batch-verify-worker.ts',
       'ed25519-signing-worker': 'protocol/ed25519-signing-worker.ts',
       'ack-preparse-worker': 'site-gen/ack-preparse-worker.ts',
+      'stat-helper-worker': 'read-side/stat-helper-worker.ts',
     },
     outdir,
     bundle: true,
