@@ -68,6 +68,12 @@ export interface StoredReplay {
   key: string;
   /** The records it covers: the index's first `records` (an index extended since keeps them first). */
   records: number;
+  /**
+   * A log of several segments (or logs) read as one sequence (read-side/trace-replay.ts): the
+   * prefixes before this index's, all of whose records it covers too (each as its trust fingerprint
+   * and prefix digest); record numbers count from the first of them.
+   */
+  before?: string[];
   /** The state, without the acks (TraceCheckpoint.acks). */
   checkpoint: Omit<TraceCheckpoint, 'acks'>;
   /** The record numbers of TraceCheckpoint.acks. */
@@ -678,8 +684,13 @@ function isStoredReplay(r: unknown): r is StoredReplay {
     x !== null &&
     typeof x.key === 'string' &&
     Number.isSafeInteger(x.records) &&
+    (x.before === undefined ||
+      (Array.isArray(x.before) && x.before.every((b) => typeof b === 'string'))) &&
     Array.isArray(x.acks) &&
-    x.acks.every((n) => Number.isSafeInteger(n) && n >= 0 && n < x.records!) &&
+    // With prefixes before it, its numbers count from theirs (checked against them where used).
+    x.acks.every(
+      (n) => Number.isSafeInteger(n) && n >= 0 && (x.before !== undefined || n < x.records!),
+    ) &&
     typeof c === 'object' &&
     c !== null &&
     typeof c.at === 'number' &&

@@ -42,8 +42,10 @@ export const CHECKPOINT_MARGIN_MS = 10 * 60_000;
 
 /**
  * trace() over `history` (its deferred acks built as needed), resumed from a checkpoint kept with the
- * index of its one deferred prefix when one applies; with `replays`, this replay's checkpoints are kept
- * there. Several deferred prefixes (a multi-segment log, replica logs): every ack built, no checkpoint.
+ * index of one of its deferred prefixes when one applies; with `replays`, this replay's checkpoints are
+ * kept with the last one's. Several deferred prefixes (a log of several segments, replica logs) are one
+ * sequence of records, numbered in their order (a checkpoint kept with the prefix of block j names the
+ * blocks before it, so its numbers stand for the same records as long as those blocks are the same).
  */
 export function replayTrace(
   release: VerifiedRelease,
@@ -51,38 +53,38 @@ export function replayTrace(
   history: AckHistory,
   replays: LogPrefixMemo | undefined,
 ): Trace {
-  const deferred = history.deferred ?? [];
-  if (deferred.length !== 1) {
-    const all = [...history.acks];
-    for (const d of deferred) for (const n of d.taken) all.push(d.records.ack(n));
-    return trace({ ...input, history: all });
-  }
-  const block = deferred[0]!;
+  const blocks = history.deferred ?? [];
+  if (blocks.length === 0) return trace({ ...input, history: [...history.acks] });
+  const seq = new BlockSequence(blocks);
   const others = Float64Array.from(history.acks, (a) => parseAckTime(a.time));
-  const times = timesOf(block, others);
+  const times = timesOf(blocks, others);
   const period = tracePeriod(input, spanOf(times));
-  const key = replayKey(release, input, period.from, block.records.index.fingerprint);
+  const key = replayKey(release, input, period.from, seq.fingerprint);
   // The checkpoints of this trace that apply (one that does not never will again: the acks signed
   // before it that it did not replay stay in the history), latest first: the one closest to the end
   // usually; when an ack signed before it arrived late, the one CHECKPOINT_MARGIN_MS earlier may.
-  const earlier = (block.records.index.replays ?? [])
-    .filter((r) => r.key === key && resumes(r, block, times, period.until))
+  const earlier = blocks
+    .flatMap((b, j) => (b.records.index.replays ?? []).map((r) => ({ r, j })))
+    .filter(({ r, j }) => r.key === key && resumes(r, j, seq, times, period.until))
+    .map(({ r }) => r)
     .sort((x, y) => y.checkpoint.at - x.checkpoint.at);
   const stored = earlier[0];
   const usable = stored !== undefined;
   if (usable && replays !== undefined) replays.resumedReplays++;
   const built = new Map<AckRecord, number>();
   const build = (n: number): AckRecord => {
-    const a = block.records.ack(n);
+    const a = seq.ack(n);
     built.set(a, n);
     return a;
   };
   const after = usable ? stored.checkpoint.at : -Infinity;
   const replayed: AckRecord[] = [...history.acks];
-  for (let i = 0; i < block.taken.length; i++) {
-    const n = block.taken[i]!;
-    if (block.records.timeMs[n]! > after) replayed.push(build(n));
-  }
+  blocks.forEach((block, j) => {
+    for (let i = 0; i < block.taken.length; i++) {
+      const n = block.taken[i]!;
+      if (block.records.timeMs[n]! > after) replayed.push(build(seq.offsets[j]! + n));
+    }
+  });
   const t = trace({
     ...input,
     ...period,
@@ -90,55 +92,113 @@ export function replayTrace(
     ...(usable ? { resume: resumed(stored, build) } : {}),
     checkpointAt: checkpointInstants(input, period, times),
   });
-  if (replays !== undefined) keepCheckpoints(replays, key, block, t, earlier, built);
+  if (replays !== undefined) keepCheckpoints(replays, key, seq, t, earlier, built);
   return t;
 }
 
 /**
- * Keeps with the index this replay's checkpoints and the earlier ones that apply at other instants
- * (still of use after a late ack; kept with an index extended since): the newest CHECKPOINTS_PER_KEY.
- * None when an ack of a checkpoint is not one of the index's records (`built` maps those it built).
+ * The deferred prefixes of a history as one sequence of records: record n of block j is number
+ * offsets[j] + n. A block is identified by its index's trust fingerprint and prefix digest.
+ */
+class BlockSequence {
+  readonly offsets: number[] = [];
+  readonly identities: string[];
+  readonly fingerprint: string;
+  readonly total: number;
+
+  constructor(readonly blocks: readonly DeferredRecords[]) {
+    let total = 0;
+    for (const b of blocks) {
+      this.offsets.push(total);
+      total += b.records.count;
+    }
+    this.total = total;
+    this.identities = blocks.map(
+      ({ records: { index } }) => `${index.fingerprint} ${index.digest}`,
+    );
+    this.fingerprint = [...new Set(blocks.map((b) => b.records.index.fingerprint))].join(',');
+  }
+
+  /** The ack of record number `n` of the sequence. */
+  ack(n: number): AckRecord {
+    let j = this.blocks.length - 1;
+    while (this.offsets[j]! > n) j--;
+    return this.blocks[j]!.records.ack(n - this.offsets[j]!);
+  }
+
+  /** Where the records a checkpoint kept with block j's index covers end (null: another sequence). */
+  coveredUntil(stored: StoredReplay, j: number): number | null {
+    const before = stored.before ?? [];
+    if (before.length !== j || before.some((id, i) => id !== this.identities[i])) return null;
+    if (stored.records > this.blocks[j]!.records.count) return null;
+    return this.offsets[j]! + stored.records;
+  }
+}
+
+/**
+ * Keeps with the last block's index this replay's checkpoints and the earlier ones that apply at other
+ * instants (still of use after a late ack): the newest CHECKPOINTS_PER_KEY, each as covering every
+ * record read now (sound for an earlier one too: every record outside what it covered was signed after
+ * it, or it would not apply). None when an ack of a checkpoint is not one of the blocks' records
+ * (`built` maps those it built to their numbers).
  */
 function keepCheckpoints(
   replays: LogPrefixMemo,
   key: string,
-  block: DeferredRecords,
+  seq: BlockSequence,
   t: Trace,
   earlier: readonly StoredReplay[],
   built: ReadonlyMap<AckRecord, number>,
 ): void {
-  const made = (t.checkpoints ?? []).map((c) => storedReplay(key, block, c, built));
+  const last = seq.blocks.length - 1;
+  const frame = {
+    key,
+    records: seq.blocks[last]!.records.count,
+    ...(last > 0 ? { before: seq.identities.slice(0, last) } : {}),
+  };
+  const made = (t.checkpoints ?? []).map((c) => storedReplay(frame, c, built));
   if (made.includes(null)) return;
   const fresh = made as StoredReplay[];
   const at = new Set(fresh.map((r) => r.checkpoint.at));
-  const kept = [...fresh, ...earlier.filter((r) => !at.has(r.checkpoint.at))]
+  const kept = [
+    ...fresh,
+    ...earlier
+      .filter((r) => !at.has(r.checkpoint.at))
+      .map(({ checkpoint, acks }) => ({ ...frame, checkpoint, acks })),
+  ]
     .sort((x, y) => y.checkpoint.at - x.checkpoint.at)
     .slice(0, CHECKPOINTS_PER_KEY);
-  replays.keepReplays(block.records.index, key, kept);
+  replays.keepReplays(seq.blocks[last]!.records.index, key, kept);
 }
 
-/** The first and last signing times of the deferred prefix's records taken and of the other acks. */
+/** The first and last signing times of the deferred prefixes' records taken and of the other acks. */
 interface Times {
   indexed: { first: number; last: number } | null;
   others: { first: number; last: number } | null;
 }
 
-function timesOf(block: DeferredRecords, others: Float64Array): Times {
-  const span = (times: ArrayLike<number>, at: (i: number) => number, count: number) => {
-    let first = Infinity;
-    let last = -Infinity;
-    // Indexed loops: this runs once per process, mostly before the optimising compiler sees it.
-    for (let i = 0; i < count; i++) {
-      const t = times[at(i)]!;
+function timesOf(blocks: readonly DeferredRecords[], others: Float64Array): Times {
+  let first = Infinity;
+  let last = -Infinity;
+  let count = 0;
+  // Indexed loops: this runs once per process, mostly before the optimising compiler sees it.
+  for (const { records, taken } of blocks) {
+    for (let i = 0; i < taken.length; i++) {
+      const t = records.timeMs[taken[i]!]!;
       if (t < first) first = t;
       if (t > last) last = t;
     }
-    return count === 0 ? null : { first, last };
-  };
-  const { timeMs } = block.records;
+    count += taken.length;
+  }
+  let oFirst = Infinity;
+  let oLast = -Infinity;
+  for (let i = 0; i < others.length; i++) {
+    if (others[i]! < oFirst) oFirst = others[i]!;
+    if (others[i]! > oLast) oLast = others[i]!;
+  }
   return {
-    indexed: span(timeMs, (i) => block.taken[i]!, block.taken.length),
-    others: span(others, (i) => i, others.length),
+    indexed: count === 0 ? null : { first, last },
+    others: others.length === 0 ? null : { first: oFirst, last: oLast },
   };
 }
 
@@ -150,22 +210,36 @@ function spanOf({ indexed, others }: Times): [number, number] | null {
 }
 
 /**
- * Whether `stored` replayed exactly the acks of this history signed at or before its instant: it is
- * before the period's end and every ack outside the records it covers was signed after it.
+ * Whether `stored` (kept with block j's index) replayed exactly the acks of this history signed at or
+ * before its instant: it is before the period's end, it covers records of this sequence (the same
+ * blocks before j, no more of block j than it holds), its acks are among them, and every ack outside
+ * them was signed after it.
  */
-function resumes(stored: StoredReplay, block: DeferredRecords, t: Times, until: number): boolean {
+function resumes(
+  stored: StoredReplay,
+  j: number,
+  seq: BlockSequence,
+  t: Times,
+  until: number,
+): boolean {
   const at = stored.checkpoint.at;
-  if (stored.records > block.records.count || at >= until) return false;
+  const covered = seq.coveredUntil(stored, j);
+  if (covered === null || at >= until) return false;
+  if (stored.acks.some((n) => n >= covered)) return false;
   if (t.others !== null && t.others.first <= at) return false;
-  // The records taken after those it covers (`taken` is in log order): the log's growth since.
-  const { taken, records } = block;
-  let lo = 0;
-  for (let hi = taken.length; lo < hi;) {
-    const mid = (lo + hi) >> 1;
-    if (taken[mid]! < stored.records) lo = mid + 1;
-    else hi = mid;
+  // The records taken after those it covers (`taken` is in log order): block j's growth since, and
+  // every block after j.
+  for (let k = j; k < seq.blocks.length; k++) {
+    const { taken, records } = seq.blocks[k]!;
+    const from = k === j ? stored.records : 0;
+    let lo = 0;
+    for (let hi = taken.length; lo < hi;) {
+      const mid = (lo + hi) >> 1;
+      if (taken[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < taken.length; i++) if (records.timeMs[taken[i]!]! <= at) return false;
   }
-  for (let i = lo; i < taken.length; i++) if (records.timeMs[taken[i]!]! <= at) return false;
   return true;
 }
 
@@ -202,10 +276,12 @@ function checkpointInstants(
 /** Checkpoints kept per trace key: the latest, and one CHECKPOINT_MARGIN_MS before the newest ack. */
 const CHECKPOINTS_PER_KEY = 2;
 
-/** `checkpoint` as kept with the index: its acks as record numbers (null: one is not an indexed record). */
+/**
+ * `checkpoint` as kept in `frame` (the key, the records covered, the blocks before): its acks as record
+ * numbers (null: one is not a deferred record).
+ */
 function storedReplay(
-  key: string,
-  block: DeferredRecords,
+  frame: Omit<StoredReplay, 'checkpoint' | 'acks'>,
   checkpoint: TraceCheckpoint,
   built: ReadonlyMap<AckRecord, number>,
 ): StoredReplay | null {
@@ -216,7 +292,7 @@ function storedReplay(
     acks.push(n);
   }
   const { acks: _, ...state } = checkpoint;
-  return { key, records: block.records.count, checkpoint: state, acks: acks.sort((x, y) => x - y) };
+  return { ...frame, checkpoint: state, acks: acks.sort((x, y) => x - y) };
 }
 
 /**

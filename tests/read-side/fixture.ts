@@ -21,7 +21,7 @@ import type { ControlEvidence } from '../../protocol/schemas/compliance.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { publishRelease } from '../../publisher/publish.ts';
-import { formatRecord } from '../../protocol/ack-log.ts';
+import { formatRecord, listAckLogSegments } from '../../protocol/ack-log.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { runCli } from '../support/cli.ts';
@@ -173,9 +173,11 @@ export function postAcks(
     prev = ackDigest(ack);
     out.push(ack);
   });
+  // Into the log's current segment (its last), as the endpoint appends.
+  const log = listAckLogSegments(fx.logFile).at(-1)?.file ?? fx.logFile;
   for (const a of out) {
     const canonical = canonicalString(a);
-    appendFileSync(fx.logFile, formatRecord({ digest: sha256Digest(canonical), canonical }));
+    appendFileSync(log, formatRecord({ digest: sha256Digest(canonical), canonical }));
   }
   const last = out[out.length - 1];
   if (last) {

@@ -6,8 +6,9 @@
 // tampered ack refused; a latest-ack file holding another host's indexed ack is still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ackSegmentName, listAckLogSegments } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo } from '../../read-side/acks.ts';
 import {
   loadAckHistory,
@@ -46,13 +47,16 @@ interface Run {
   subject: TraceSubject;
   stepSeconds?: number;
   from?: number;
+  /** The log to read (default the fixture's; a segment stands for its directory). */
+  log?: string;
 }
 
 /** A trace as `nixfleet trace` makes it with a cache: deferred indexed acks, checkpoints kept in `memo`. */
-function cachedTrace(fx: Fixture, release: VerifiedRelease, memo: LogPrefixMemo, r: Run) {
+function cachedTrace(fx: Fixture, release: VerifiedRelease, memo: LogPrefixMemo, run: Run) {
+  const { log, ...r } = run;
   const scope = traceScope(release, r.subject);
   const history = loadAckHistory(
-    ...[fx.tree, release, fx.logFile, new AckCache(), [], scope.hosts, memo],
+    ...[fx.tree, release, log ?? fx.logFile, new AckCache(), [], scope.hosts, memo],
     ...[undefined, true],
   );
   return traceReport(release, history, r.subject, { now: NOW, scope, replays: memo, ...r });
@@ -64,14 +68,18 @@ function warmedUp(fx: Fixture, release: VerifiedRelease, r: Run): LogPrefixMemo 
   cachedTrace(fx, release, cold, r);
   const first = next(cold);
   cachedTrace(fx, release, first, r);
-  assert.ok(first.usedIndexes()[0]!.replays?.length, 'a checkpoint kept');
+  assert.ok(
+    first.usedIndexes().some((i) => i.replays?.length),
+    'a checkpoint kept',
+  );
   return first;
 }
 
 /** The same trace replaying every ack of a full read (no cache of any kind). */
-function fullTrace(fx: Fixture, release: VerifiedRelease, r: Run) {
+function fullTrace(fx: Fixture, release: VerifiedRelease, run: Run) {
+  const { log, ...r } = run;
   const scope = traceScope(release, r.subject);
-  const history = loadAckHistory(fx.tree, release, fx.logFile, undefined, [], scope.hosts);
+  const history = loadAckHistory(fx.tree, release, log ?? fx.logFile, undefined, [], scope.hosts);
   return traceReport(release, history, r.subject, { now: NOW, scope, ...r });
 }
 
@@ -190,6 +198,115 @@ test('a tampered prefix is read in full and the tampered ack refused, not resume
     [`${fx.logFile}:${line} BadSignature`],
   );
   assert.equal([memo.indexHits, memo.resumedReplays], [0, 0]);
+  assert.equal(t, fullTrace(fx, release, { subject }));
+});
+
+/** Cuts the fixture's one-file log into `count` segments of about as many records each. */
+function segment(fx: Fixture, count: number): void {
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+  const per = Math.ceil(lines.length / count);
+  for (let k = count - 1; k >= 0; k--)
+    writeFileSync(
+      join(dirname(fx.logFile), ackSegmentName(k)),
+      lines
+        .slice(k * per, (k + 1) * per)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
+}
+
+test('a log of several segments: the checkpoint is kept with the current segment and resumed, also after the log grows and rolls; a tampered sealed segment is not resumed', async () => {
+  const fx = rollout();
+  segment(fx, 4);
+  assert.is(listAckLogSegments(fx.logFile).length, 4);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [held] = fx.wave('ch-1', 1);
+  const subject = { host: held! };
+  const full = () => fullTrace(fx, release, { subject });
+  const cold = next();
+  assert.equal(cachedTrace(fx, release, cold, { subject }), full(), 'cold');
+  const first = next(cold);
+  assert.equal(cachedTrace(fx, release, first, { subject }), full(), 'from the indexes');
+  assert.is(first.indexHits, 4);
+  const kept = first.usedIndexes().find((i) => i.replays?.length)!;
+  assert.ok(kept.file.endsWith(ackSegmentName(3)), 'kept with the current segment');
+  assert.is(kept.replays![0]!.before!.length, 3, 'naming the three segments before it');
+  const warm = next(first);
+  assert.equal(cachedTrace(fx, release, warm, { subject }), full(), 'resumed');
+  assert.is(warm.resumedReplays, 1);
+
+  // The current segment grows: resumed (the new record is after the checkpoint).
+  postAcks(fx, held!, [{ kind: 'started', at: NOW - 2 * MIN }]);
+  const grown = next(warm);
+  assert.equal(cachedTrace(fx, release, grown, { subject }), full(), 'after an append');
+  assert.is(grown.resumedReplays, 1);
+  // The log rolls: a new, fifth segment; resumed from the checkpoint kept with the fourth.
+  writeFileSync(join(dirname(fx.logFile), ackSegmentName(4)), '');
+  const [c] = fx.wave('ch-0', 1);
+  postAcks(fx, c!, [{ kind: 'heartbeat', at: NOW - MIN, healthySince: NOW - 25 * MIN }]);
+  const rolled = next(grown);
+  assert.equal(cachedTrace(fx, release, rolled, { subject }), full(), 'after a roll');
+  assert.is(rolled.resumedReplays, 1);
+  const again = next(rolled);
+  assert.equal(cachedTrace(fx, release, again, { subject }), full(), 'kept with the fifth');
+  assert.is(again.resumedReplays, 1);
+  assert.ok(
+    again.usedIndexes().find((i) => i.file.endsWith(ackSegmentName(4)))?.replays?.length,
+    'the checkpoint moved to the current segment',
+  );
+
+  // Another roll, and in the new segment a late ack of a host of the wave before, signed long before the checkpoints:
+  // replayed whole while it is read after the indexes, and once it is indexed too resumed only from
+  // a checkpoint made before it (kept with the sixth segment), not from those that replayed without
+  // it (kept with the fourth).
+  writeFileSync(join(dirname(fx.logFile), ackSegmentName(5)), '');
+  const [gating] = fx.wave('ch-1', 0);
+  const withoutIt = full();
+  postAcks(fx, gating!, [{ kind: 'failed', at: NOW - 30 * MIN, reason: 'late' }]);
+  assert.not.equal(full(), withoutIt, 'the late ack changes the trace');
+  const late = next(again);
+  assert.equal(cachedTrace(fx, release, late, { subject }), full(), 'a late ack');
+  assert.is(late.resumedReplays, 0, 'not resumed: an ack before the checkpoint');
+  const indexed = next(late);
+  assert.equal(cachedTrace(fx, release, indexed, { subject }), full(), 'the late ack indexed');
+  assert.is(indexed.resumedReplays, 1, 'resumed from the checkpoint made before the late ack');
+  // Kept with the current segment: this replay's two (the newest step, a margin before it), not those
+  // kept with the fourth segment, which replayed without the late ack.
+  const current = indexed.usedIndexes().find((i) => i.file.endsWith(ackSegmentName(5)))!;
+  const kept5 = (current.replays ?? []).map((r) => r.checkpoint.at);
+  assert.equal(kept5, [kept5[0], kept5[0]! - CHECKPOINT_MARGIN_MS]);
+  const settled = next(indexed);
+  assert.equal(cachedTrace(fx, release, settled, { subject }), full());
+  assert.is(settled.resumedReplays, 1);
+
+  // The oldest segment gone (archived): the checkpoint's numbers count from it, so it is not used.
+  rmSync(fx.logFile);
+  const log = join(dirname(fx.logFile), ackSegmentName(1));
+  const archived = next(settled);
+  assert.equal(
+    cachedTrace(fx, release, archived, { subject, log }),
+    fullTrace(fx, release, { subject, log }),
+    'without segment 0',
+  );
+  assert.is(archived.resumedReplays, 0);
+});
+
+test('a log of several segments with a tampered sealed segment: its index is not used, the record refused, nothing resumed', async () => {
+  const fx = rollout();
+  segment(fx, 3);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [e] = fx.wave('ch-1', 0);
+  const subject = { host: e! };
+  const first = warmedUp(fx, release, { subject });
+  const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
+  const memo = next(first);
+  const t = cachedTrace(fx, release, memo, { subject });
+  assert.equal(
+    t.history.rejected.map((r) => r.code),
+    ['BadSignature'],
+  );
+  assert.match(t.history.rejected[0]!.source, `[${ackSegmentName(0)}]:${line}`);
+  assert.is(memo.resumedReplays, 0);
   assert.equal(t, fullTrace(fx, release, { subject }));
 });
 
