@@ -115,7 +115,7 @@ export async function askViewServer(
       asked.socket,
       `${JSON.stringify(asked.request)}\n`,
       acceptTimeoutMs,
-      (whole) => typeof parseReply(whole) !== 'string',
+      servedReplyLength,
     );
   } catch (e) {
     if (e instanceof NotAccepted) {
@@ -160,18 +160,21 @@ function debug(env: NodeJS.ProcessEnv, text: string): void {
 export class NotAccepted extends Error {}
 
 /**
- * Sends the request and reads the whole reply: until `complete` says the bytes so far are one, else
- * until the server closes. Fails when the connection cannot be made in CONNECT_TIMEOUT_MS, or the
- * server sends nothing in `acceptTimeoutMs` (NotAccepted).
+ * Sends the request and reads the whole reply: until it holds as many bytes as `wholeLength` says once
+ * it can tell from the bytes so far (undefined: not yet; -1: never, read to the close), else until the
+ * server closes. Fails when the connection cannot be made in CONNECT_TIMEOUT_MS, or the server sends
+ * nothing in `acceptTimeoutMs` (NotAccepted).
  */
 export function exchange(
   socket: string,
   request: string,
   acceptTimeoutMs: number,
-  complete: (whole: Buffer) => boolean = () => false,
+  wholeLength: (head: Buffer) => number | undefined = () => -1,
 ): Promise<Buffer> {
   return new Promise((done, fail) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
+    let received = 0;
+    let expected: number | undefined;
     const conn = connect(socket);
     let timer = setTimeout(
       () => conn.destroy(new Error(`no connection in ${CONNECT_TIMEOUT_MS} ms`)),
@@ -188,9 +191,14 @@ export function exchange(
     conn.on('data', (chunk: Buffer) => {
       clearTimeout(timer);
       chunks.push(chunk);
-      const whole = Buffer.concat(chunks);
-      if (!complete(whole)) return;
-      done(whole);
+      received += chunk.length;
+      // Joined only until the length is known (the header's line: the first chunk or two).
+      if (expected === undefined) {
+        chunks = [Buffer.concat(chunks)];
+        expected = wholeLength(chunks[0]!);
+      }
+      if (expected === undefined || expected < 0 || received < expected) return;
+      done(Buffer.concat(chunks));
       conn.destroy();
     });
     conn.on('error', (e) => {
@@ -202,6 +210,29 @@ export function exchange(
       if (!hadError) done(Buffer.concat(chunks));
     });
   });
+}
+
+/**
+ * How many bytes the reply that begins with `head` holds in all, by its header's counts (with the
+ * accepted line before it): undefined while its header line has not all arrived, -1 when it is not a
+ * served reply's header (a refusal, or something parseReply refuses: read to the close).
+ */
+export function servedReplyLength(head: Buffer): number | undefined {
+  const from =
+    head.subarray(0, ACCEPTED_LINE.length).toString('latin1') === ACCEPTED_LINE
+      ? ACCEPTED_LINE.length
+      : 0;
+  const eol = head.indexOf(0x0a, from);
+  if (eol === -1) return head.length - from > MAX_REPLY_HEADER ? -1 : undefined;
+  let h: Record<string, unknown> | null;
+  try {
+    h = JSON.parse(head.subarray(from, eol).toString('utf8')) as Record<string, unknown> | null;
+  } catch {
+    return -1;
+  }
+  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (h?.served !== true || !count(h.stdout) || !count(h.stderr)) return -1;
+  return eol + 1 + (h.stdout as number) + (h.stderr as number);
 }
 
 /** The reply's header and outputs, or what is wrong with it. */

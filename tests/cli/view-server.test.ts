@@ -18,6 +18,7 @@ import {
   askViewServer,
   exchange,
   parseReply,
+  servedReplyLength,
   viewRequestOf,
 } from '../../cli/view-client.ts';
 import { SOURCE_BUILD, buildIdOf, viewServerSocket } from '../../cli/operator-paths.ts';
@@ -678,6 +679,17 @@ test('the client asks only for views a server may answer, and refuses malformed 
     'a malformed reply header',
   );
   assert.is(reply('nope'), 'a reply header that is not JSON');
+  // How long a reply is, told from its start (the client reads that much and no more).
+  const served = '{"served":true,"exit":0,"stdout":5,"stderr":2}';
+  const length = (head: string) => servedReplyLength(Buffer.from(head));
+  assert.is(length(`${served}\nab`), served.length + 1 + 7);
+  assert.is(length(`${ACCEPTED_LINE}${served}\n`), ACCEPTED_LINE.length + served.length + 1 + 7);
+  assert.is(length(ACCEPTED_LINE), undefined, 'no header yet');
+  assert.is(length(served.slice(0, 20)), undefined, 'its line not all there');
+  assert.is(length('{"served":false,"reason":"no"}\n'), -1, 'a refusal: read to the close');
+  assert.is(length('{"served":true,"exit":0,"stdout":-1,"stderr":0}\n'), -1);
+  assert.is(length('nope\n'), -1);
+  assert.is(length(' '.repeat(5000)), -1, 'no header line within its limit');
   assert.is(parseReply(Buffer.from('{"served":true}')), 'no reply header');
   assert.is(parseReply(Buffer.from(`{${' '.repeat(5000)}}\n`)), 'no reply header');
 });
