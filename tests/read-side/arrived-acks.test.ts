@@ -68,6 +68,22 @@ async function served(label: string) {
 
 const fileOf = (fx: Fixture, host: string) => join(fx.tree, 'acks', 'hosts', `${host}.json`);
 
+/** The look shows what a look without cache shows, and refuses each of `hosts`' files. */
+async function refusedAsWithoutCache(
+  fx: Fixture,
+  after: { view: string; rejected: string[] },
+  hosts: string[],
+): Promise<void> {
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  for (const h of hosts)
+    assert.ok(
+      after.rejected.some((r) => r.startsWith(`acks/hosts/${h}.json `)),
+      `${h}'s ack refused: ${after.rejected.join(', ')}`,
+    );
+}
+
 test('acks verified as they arrive: the next look takes them in without a signature check and shows what a look without cache shows', async () => {
   const { fx, arrived, next, hosts } = await served('arrived');
   const [, b, c] = hosts;
@@ -111,14 +127,7 @@ test('a forged or tampered ack that arrives is not kept: the look refuses it as 
   assert.is(arrived.size, 0);
   const after = await next();
   assert.is(after.counts.arrived, 0);
-  const oneShot = await look(fx, null);
-  assert.is(after.view, oneShot.view);
-  assert.equal(after.rejected, oneShot.rejected);
-  for (const h of [b!, c!])
-    assert.ok(
-      after.rejected.some((r) => r.startsWith(`acks/hosts/${h}.json `)),
-      `${h}'s ack refused: ${after.rejected.join(', ')}`,
-    );
+  await refusedAsWithoutCache(fx, after, [b!, c!]);
 });
 
 test('a host re-keyed by a new release after its ack arrived: the ack is verified again by the look, under the new key', async () => {
@@ -176,14 +185,7 @@ test('an arrived file rewritten in place keeps no identity (before its ripening 
   // c: rewritten after it.
   rewriteSignatureInPlace(fileOf(fx, c!));
   const after = await next();
-  const oneShot = await look(fx, null);
-  assert.is(after.view, oneShot.view);
-  assert.equal(after.rejected, oneShot.rejected);
-  for (const h of [b!, c!])
-    assert.ok(
-      after.rejected.some((r) => r.startsWith(`acks/hosts/${h}.json `)),
-      `${h}'s ack refused: ${after.rejected.join(', ')}`,
-    );
+  await refusedAsWithoutCache(fx, after, [b!, c!]);
 });
 
 test('an arrived file touched after its intake ripens only once the touch lies the racy margin behind', async () => {

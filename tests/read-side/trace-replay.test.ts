@@ -184,21 +184,29 @@ test('another release, subject, step or period start is not served from a checkp
   );
 });
 
-test('a tampered prefix is read in full and the tampered ack refused, not resumed', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const [e] = fx.wave('ch-1', 0);
-  const subject = { host: e! };
-  const first = warmedUp(fx, release, { subject });
-  const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
-  const memo = next(first);
-  const t = cachedTrace(fx, release, memo, { subject });
-  assert.equal(
-    t.history.rejected.map((r) => `${r.source} ${r.code}`),
-    [`${fx.logFile}:${line} BadSignature`],
-  );
-  assert.equal([memo.indexHits, memo.resumedReplays], [0, 0]);
-  assert.equal(t, fullTrace(fx, release, { subject }));
+test('a tampered prefix is read in full and the tampered ack refused, not resumed (one log file, or its first of three segments)', async () => {
+  for (const segments of [1, 3]) {
+    const fx = rollout();
+    if (segments > 1) segment(fx, segments);
+    const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+    const [e] = fx.wave('ch-1', 0);
+    const subject = { host: e! };
+    const first = warmedUp(fx, release, { subject });
+    const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
+    const memo = next(first);
+    const t = cachedTrace(fx, release, memo, { subject });
+    assert.equal(
+      t.history.rejected.map((r) => r.code),
+      ['BadSignature'],
+    );
+    // The segment file and line (a segmented log's sources also name the segment).
+    assert.match(
+      t.history.rejected[0]!.source,
+      new RegExp(`^${fx.logFile}(\\[acks\\.log\\])?:${line}$`),
+    );
+    assert.equal([memo.indexHits, memo.resumedReplays], [segments - 1, 0]);
+    assert.equal(t, fullTrace(fx, release, { subject }));
+  }
 });
 
 /** Cuts the fixture's one-file log into `count` segments of about as many records each. */
@@ -289,25 +297,6 @@ test('a log of several segments: the checkpoint is kept with the current segment
     'without segment 0',
   );
   assert.is(archived.resumedReplays, 0);
-});
-
-test('a log of several segments with a tampered sealed segment: its index is not used, the record refused, nothing resumed', async () => {
-  const fx = rollout();
-  segment(fx, 3);
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const [e] = fx.wave('ch-1', 0);
-  const subject = { host: e! };
-  const first = warmedUp(fx, release, { subject });
-  const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
-  const memo = next(first);
-  const t = cachedTrace(fx, release, memo, { subject });
-  assert.equal(
-    t.history.rejected.map((r) => r.code),
-    ['BadSignature'],
-  );
-  assert.match(t.history.rejected[0]!.source, `[${ackSegmentName(0)}]:${line}`);
-  assert.is(memo.resumedReplays, 0);
-  assert.equal(t, fullTrace(fx, release, { subject }));
 });
 
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
