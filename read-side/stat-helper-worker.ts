@@ -10,7 +10,7 @@ import {
   STAT_FIELDS,
   type StatHelperData,
   type StatRequest,
-} from './stat-helper.ts';
+} from './stat-helper-shared.ts';
 
 const done = new Int32Array((workerData as StatHelperData).done);
 

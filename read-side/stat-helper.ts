@@ -8,17 +8,17 @@
 // them when the helper is gone or late, is left to the look, which stats it itself as without a helper.
 // One-shot looks do not start one: the thread's start costs more than it saves once.
 import type { Worker } from 'node:worker_threads';
-import { moduleBeside, startModuleThread } from '../protocol/module-thread.ts';
+import { moduleBeside, startModuleThread } from '../protocol/index.ts';
 import { statOf, type Seen } from './file-identity.ts';
+import {
+  NOT_A_FILE,
+  NOT_SEEN,
+  PATH_SEPARATOR,
+  STAT_FIELDS,
+  type StatHelperData,
+  type StatRequest,
+} from './stat-helper-shared.ts';
 
-/** Numbers per path in the shared results: device, inode, size, modification and change times. */
-export const STAT_FIELDS = 5;
-/** A path's first field when it is missing or not a regular file (statOf's null). */
-export const NOT_A_FILE = -1;
-/** A path's first field when the helper could not stat it: the look stats it itself. */
-export const NOT_SEEN = -2;
-/** The paths of one request, in one string (no path holds a NUL). */
-export const PATH_SEPARATOR = '\0';
 /**
  * How long the look waits for the helper's half before it stats that half itself: far longer than the
  * helper takes (~20 ms for 5,000 files), short enough that a stuck helper delays one look, not all.
@@ -26,18 +26,6 @@ export const PATH_SEPARATOR = '\0';
 const HELPER_WAIT_MS = 5_000;
 /** Fewer paths than this are stat-ed by the look alone (a message costs more than it saves). */
 const MIN_SHARED = 512;
-
-/** What the helper thread is given: the counter it raises to the number of each request it finished. */
-export interface StatHelperData {
-  done: SharedArrayBuffer;
-}
-
-/** One request to the helper: its number, the paths and where their fields go. */
-export interface StatRequest {
-  seq: number;
-  paths: string;
-  results: SharedArrayBuffer;
-}
 
 /** Stats files for a look, half of them on a helper thread kept warm. */
 export class StatHelper {
