@@ -19,6 +19,12 @@ import type { LookQueue } from './view-server.ts';
 export const INTAKE_DEBOUNCE_MS = 250;
 /** The most files one intake job takes in (~0.1 s of strict intake and Ed25519 at 2 cores). */
 export const INTAKE_CHUNK = 256;
+/**
+ * A chunk this large is a burst (a wave starting, a control plane back after an outage): ~500 files a
+ * second, where a 10,000-host fleet's heartbeats are ~30. Once a burst is taken in, `burst` is called
+ * (the server replays its recent views then, not at its next refresh: docs/architecture.md).
+ */
+export const BURST_FILES = 128;
 /** How often a directory that cannot be watched (not made yet: no ack posted) is tried again (ms). */
 const WATCH_RETRY_MS = 60_000;
 
@@ -36,12 +42,15 @@ export function startAckIntake(s: {
   log: (line: string) => void;
   /** How often a directory that cannot be watched is tried again (ms; default WATCH_RETRY_MS). */
   watchRetryMs?: number;
+  /** Called once a burst (a chunk of BURST_FILES or more) is all taken in. */
+  burst?: () => void;
 }): AckIntake {
   const hostsDir = join(s.tree, 'acks', 'hosts');
   const names = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let inFlight = false;
   let stopped = false;
+  let inBurst = false;
   let ripening: NodeJS.Timeout | 'queued' | undefined;
   const scheduleRipening = () => {
     const at = s.arrived.nextRipeAt;
@@ -70,6 +79,7 @@ export function startAckIntake(s: {
     inFlight = true;
     const chunk = [...names].slice(0, INTAKE_CHUNK);
     for (const n of chunk) names.delete(n);
+    if (chunk.length >= BURST_FILES) inBurst = true;
     void s.queue
       .run('intake', async () => {
         const started = performance.now();
@@ -82,6 +92,10 @@ export function startAckIntake(s: {
       .catch((e: Error) => s.log(`intake failed: ${e.message}`))
       .finally(() => {
         inFlight = false;
+        if (inBurst && names.size === 0 && !stopped) {
+          inBurst = false;
+          s.burst?.();
+        }
         schedule();
         scheduleRipening();
       });

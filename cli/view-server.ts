@@ -169,9 +169,11 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   const verifier = keepVerifierWarm();
   const stats = StatHelper.start();
   installStatHelper(stats);
-  const intake = startAckIntake({ tree, queue, arrived, log });
+  const refresh = startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds);
+  // After a burst of acks, the recent views are replayed at once rather than at the next refresh.
+  const intake = startAckIntake({ tree, queue, arrived, log, burst: refresh.now });
   const upkeep = [
-    startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds),
+    refresh.stop,
     startSweep({ queue, recent, stores, arrived, log, gc }, o.forgetSeconds),
     () => intake.stop(),
   ];
@@ -204,12 +206,13 @@ async function claimSocket(cacheDir: string, tree: string): Promise<string> {
 
 /**
  * Every `refreshSeconds` (0: never), after a change, replays the views served recently (their output
- * discarded), so that what arrived meanwhile is verified before someone asks. Returns its stop.
+ * discarded), so that what arrived meanwhile is verified before someone asks; `now` does so at once
+ * (after a burst of acks; nothing when refreshing is off). Returns `now` and its stop.
  */
 function startRefresh(
   s: Pick<Serving, 'tree' | 'queue' | 'recent' | 'runLook' | 'log'>,
   refreshSeconds: number,
-): () => void {
+): { now: () => void; stop: () => void } {
   const { tree, queue, recent, log } = s;
   const changes = new ChangeWatch([tree, join(tree, 'acks'), join(tree, 'acks', 'hosts')]);
   const replay = (look: Look) =>
@@ -234,9 +237,14 @@ function startRefresh(
   };
   const timer = refreshSeconds > 0 ? setInterval(tick, refreshSeconds * 1000) : undefined;
   timer?.unref();
-  return () => {
-    if (timer) clearInterval(timer);
-    changes.close();
+  return {
+    now: () => {
+      if (timer !== undefined) tick();
+    },
+    stop: () => {
+      if (timer) clearInterval(timer);
+      changes.close();
+    },
   };
 }
 

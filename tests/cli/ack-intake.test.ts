@@ -26,6 +26,7 @@ function intake(ripeMs = 300) {
   const lines: string[] = [];
   const ripened: { startedAt: number; ripeAt: number }[] = [];
   let ripeAt: number | null = null;
+  const bursts = { count: 0 };
   const started = startAckIntake({
     tree,
     queue: new LookQueue(() => {}, 60_000),
@@ -47,8 +48,17 @@ function intake(ripeMs = 300) {
     },
     log: (l) => void lines.push(l),
     watchRetryMs: 100,
+    burst: () => void bursts.count++,
   });
-  return { tree, hosts: join(tree, 'acks', 'hosts'), taken, ripened, lines, stop: started.stop };
+  return {
+    tree,
+    hosts: join(tree, 'acks', 'hosts'),
+    taken,
+    ripened,
+    bursts,
+    lines,
+    stop: started.stop,
+  };
 }
 
 const until = async (what: string, ok: () => boolean) => {
@@ -87,6 +97,9 @@ test('files renamed into acks/hosts/ are taken in, in chunks, and a directory ma
       'in chunks',
     );
     assert.ok(i.taken.length >= 2);
+    // A burst (a chunk of BURST_FILES or more), said once when all of it is taken in.
+    await until('the burst said', () => i.bursts.count > 0);
+    assert.is(i.bursts.count, 1);
   } finally {
     i.stop();
   }
@@ -109,6 +122,7 @@ test('what was taken in is ripened once it is ripe, not before and not again; no
     i.stop();
     await new Promise((done) => setTimeout(done, 600));
     assert.is(i.ripened.length, 1, JSON.stringify(i.ripened));
+    assert.is(i.bursts.count, 0, 'a file or two is no burst');
   } finally {
     i.stop();
   }

@@ -6,7 +6,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, utimesSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { builtCopy, fakeBuild } from '../support/built-copy.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
 import { connect, createServer, type Socket } from 'node:net';
@@ -23,6 +32,7 @@ import {
 } from '../../cli/view-client.ts';
 import { SOURCE_BUILD, buildIdOf, viewServerSocket } from '../../cli/operator-paths.ts';
 import { LookQueue, startViewServer } from '../../cli/view-server.ts';
+import { BURST_FILES } from '../../cli/ack-intake.ts';
 import type { VerifierPool } from '../../protocol/verify/batch-pool.ts';
 import { installedVerifierPool } from '../../protocol/verify/batch-verify.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
@@ -650,6 +660,28 @@ test('after a change, the server replays the views it served (--refresh), only t
   assert.match(await server.waitFor(/no longer kept in memory: /, mark), /\bstatus-host\b/);
   assert.is((await nixfleet(args)).out, (await nixfleet([...args, '--no-cache'])).out);
   assert.is(await server.servedCount(2), 2);
+});
+
+test('a burst of acks is followed by a replay of the views served, without waiting for the next refresh', async () => {
+  const { fx, cache, hosts } = rollout();
+  const server = await startServer(fx.tree, cache, ['--refresh', '3600']);
+  const args = ['status', ...viewArgs(fx, cache), '--host', hosts[1]!];
+  await nixfleet(args);
+  await server.servedCount(1);
+  const mark = server.lines.length;
+  // A few files: no burst, no replay (the refresh is an hour away).
+  postAcks(fx, hosts[1]!, [{ kind: 'activated', at: NOW - 30_000 }]);
+  await server.waitFor(/took in 1 arrived/, mark);
+  // A burst: twice BURST_FILES files renamed into acks/hosts/ at once (of hosts the release does not
+  // name: the intake skips them; a burst is a number of files), so that one chunk holds BURST_FILES
+  // even if the intake's moment of gathering names ends within the renames.
+  for (let k = 0; k < 2 * BURST_FILES; k++) {
+    const tmp = join(fx.tree, 'acks', 'hosts', `.burst-${k}.json.tmp`);
+    writeFileSync(tmp, '{}');
+    renameSync(tmp, join(fx.tree, 'acks', 'hosts', `burst-${k}.json`));
+  }
+  const line = await server.waitFor(/refreshed /, mark);
+  assert.match(line, `--host ${hosts[1]}`);
 });
 
 test('the client asks only for views a server may answer, and refuses malformed replies', () => {
