@@ -34,8 +34,8 @@ export interface AckIntake {
   stop(): void;
 }
 
-/** Watches `<tree>/acks/hosts/` and takes the files renamed or written there in. */
-export function startAckIntake(s: {
+/** What the intake works with. */
+interface IntakeOptions {
   tree: string;
   queue: LookQueue;
   arrived: Pick<ArrivedAcks, 'takeIn' | 'ripen' | 'nextRipeAt'>;
@@ -44,31 +44,17 @@ export function startAckIntake(s: {
   watchRetryMs?: number;
   /** Called once a burst (a chunk of BURST_FILES or more) is all taken in. */
   burst?: () => void;
-}): AckIntake {
+}
+
+/** Watches `<tree>/acks/hosts/` and takes the files renamed or written there in. */
+export function startAckIntake(s: IntakeOptions): AckIntake {
   const hostsDir = join(s.tree, 'acks', 'hosts');
   const names = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
   let inFlight = false;
   let stopped = false;
   let inBurst = false;
-  let ripening: NodeJS.Timeout | 'queued' | undefined;
-  const scheduleRipening = () => {
-    const at = s.arrived.nextRipeAt;
-    if (stopped || ripening !== undefined || at === null) return;
-    ripening = setTimeout(ripen, Math.max(0, at - Date.now()));
-    ripening.unref();
-  };
-  const ripen = () => {
-    ripening = 'queued';
-    void s.queue
-      // Its start before any stat (the racy rule).
-      .run('intake', async () => void s.arrived.ripen(Date.now()))
-      .catch((e: Error) => s.log(`keeping arrived files' identities failed: ${e.message}`))
-      .finally(() => {
-        ripening = undefined;
-        scheduleRipening();
-      });
-  };
+  const ripening = new Ripening(s);
   const schedule = () => {
     if (stopped || timer !== undefined || inFlight || names.size === 0) return;
     timer = setTimeout(takeInChunk, INTAKE_DEBOUNCE_MS);
@@ -97,7 +83,7 @@ export function startAckIntake(s: {
           s.burst?.();
         }
         schedule();
-        scheduleRipening();
+        ripening.schedule();
       });
   };
   const watcher = new HostsWatch(hostsDir, s.watchRetryMs ?? WATCH_RETRY_MS, s.log, (name) => {
@@ -111,10 +97,45 @@ export function startAckIntake(s: {
     stop() {
       stopped = true;
       clearTimeout(timer);
-      if (typeof ripening === 'object') clearTimeout(ripening);
+      ripening.stop();
       watcher.close();
     },
   };
+}
+
+/**
+ * The jobs that keep arrived files' identities (ArrivedAcks.ripen): one at the moment the next file is
+ * ripe (nextRipeAt), on the look queue at the intake's priority, one waiting or running at a time.
+ */
+class Ripening {
+  private pending: NodeJS.Timeout | 'queued' | undefined;
+  private stopped = false;
+
+  constructor(private readonly s: Pick<IntakeOptions, 'queue' | 'arrived' | 'log'>) {}
+
+  schedule(): void {
+    const at = this.s.arrived.nextRipeAt;
+    if (this.stopped || this.pending !== undefined || at === null) return;
+    this.pending = setTimeout(() => this.ripen(), Math.max(0, at - Date.now()));
+    this.pending.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (typeof this.pending === 'object') clearTimeout(this.pending);
+  }
+
+  private ripen(): void {
+    this.pending = 'queued';
+    void this.s.queue
+      // Its start before any stat (the racy rule).
+      .run('intake', async () => void this.s.arrived.ripen(Date.now()))
+      .catch((e: Error) => this.s.log(`keeping arrived files' identities failed: ${e.message}`))
+      .finally(() => {
+        this.pending = undefined;
+        this.schedule();
+      });
+  }
 }
 
 /**

@@ -37,11 +37,11 @@
 // changed a few files saves them as changes to that file (AckFileMemoChanges: the store keeps them as a
 // sealed journal beside it, read-side/verified-cache.ts), not the whole memo again.
 import type { Stats } from 'node:fs';
-import { statOf, type FileStat, type Seen } from './file-identity.ts';
+import { newestTime, statOf, type FileStat, type Seen } from './file-identity.ts';
 import type { StatHelper } from './stat-helper.ts';
 import { sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
-export { statOf, type FileStat, type Seen } from './file-identity.ts';
+export { newestTime, statOf, type FileStat, type Seen } from './file-identity.ts';
 import {
   VarintReader,
   VarintWriter,
@@ -99,7 +99,7 @@ export function repeatsDigest(
 export function identityOfStats(st: Stats): { identity: string; newestMs: number } {
   return {
     identity: `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`,
-    newestMs: Math.max(st.mtimeMs, st.ctimeMs),
+    newestMs: newestTime(st),
   };
 }
 
@@ -116,7 +116,7 @@ export function racyCutoff(startedAt: number): number {
 
 /** Whether a file seen so may be recalled by its identity later: both its times before `cutoff` (racyCutoff). */
 export function clearlyOlder(seen: FileStat, cutoff: number): boolean {
-  return Math.max(seen.mtimeMs, seen.ctimeMs) < cutoff;
+  return newestTime(seen) < cutoff;
 }
 
 /** Whether two identities are the same file's same bytes. */

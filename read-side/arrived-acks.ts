@@ -22,9 +22,11 @@ import type { AckRecord } from '../reconciler/index.ts';
 import {
   RACY_MS,
   clearlyOlder,
+  newestTime,
   racyCutoff,
   statFields,
   statOf,
+  type Seen,
   type VerifiedAckFile,
 } from './ack-file-memo.ts';
 import { AckCache, AckCollector, hostOfLatestAckFile, type AckTrust } from './acks.ts';
@@ -107,10 +109,10 @@ export class ArrivedAcks {
     let kept = 0;
     for (const [path, a] of this.byPath) {
       if (a.ack === undefined || a.ack.newestMs >= cutoff) continue;
-      const seen = statOf(path);
+      const seen = statOrNull(path);
       if (seen !== null && !clearlyOlder(seen, cutoff)) {
         // Touched since it was read: its identity waits for these times to age (or the watch names it).
-        a.ack.newestMs = Math.max(seen.mtimeMs, seen.ctimeMs);
+        a.ack.newestMs = newestTime(seen);
         continue;
       }
       const { host, signed } = a.ack;
@@ -140,7 +142,7 @@ export class ArrivedAcks {
       const host = hostOfFile(path);
       const hostKey = host === null ? undefined : trust?.hostKeys.get(host);
       // Its times as it is read (before the read): when its identity may be kept (ripen).
-      const seen = hostKey === undefined ? null : statOf(path);
+      const seen = hostKey === undefined ? null : statOrNull(path);
       const bytes = seen === null ? null : readLatestFile(path);
       const digest = bytes === null ? null : sha256Digest(bytes);
       if (digest === null || this.byDigest.get(digest)?.hostKey === hostKey) {
@@ -149,7 +151,7 @@ export class ArrivedAcks {
       }
       collector!.add(bytes!, path, host!, digest);
       pathOf.set(digest, path);
-      newestOf.set(digest, Math.max(seen!.mtimeMs, seen!.ctimeMs));
+      newestOf.set(digest, newestTime(seen!));
     }
     if (collector === null || pathOf.size === 0) return counts;
     collector.result();
@@ -196,6 +198,18 @@ export class ArrivedAcks {
 /** The host the latest-ack file at `path` is named after (null: not a latest-ack file's name). */
 function hostOfFile(path: string): string | null {
   return hostOfLatestAckFile(basename(path));
+}
+
+/**
+ * A latest-ack file's identity, or null when it cannot be stat-ed now (gone again, not a file, an error):
+ * the look meets the file itself and reports it.
+ */
+function statOrNull(path: string): Seen {
+  try {
+    return statOf(path);
+  } catch {
+    return null;
+  }
 }
 
 /**

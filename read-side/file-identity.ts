@@ -32,3 +32,8 @@ export function statOf(path: string): Seen {
     ? null
     : { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
+
+/** A file's newest time (ms): what the racy rule compares (ack-file-memo.ts racyCutoff). */
+export function newestTime(seen: FileStat): number {
+  return Math.max(seen.mtimeMs, seen.ctimeMs);
+}

@@ -3,28 +3,21 @@
 // request's number and wakes the look. Built as its own file in dist/ (scripts/build.mjs).
 import { parentPort, workerData } from 'node:worker_threads';
 import { statOf } from './file-identity.ts';
-import {
-  NOT_A_FILE,
-  NOT_SEEN,
-  PATH_SEPARATOR,
-  STAT_FIELDS,
-  type StatHelperData,
-  type StatRequest,
-} from './stat-helper-shared.ts';
+import * as form from './stat-helper-shared.ts';
 
-const done = new Int32Array((workerData as StatHelperData).done);
+const done = new Int32Array((workerData as form.StatHelperData).done);
 
-parentPort!.on('message', (r: StatRequest) => {
+parentPort!.on('message', (r: form.StatRequest) => {
   const out = new Float64Array(r.results);
-  const paths = r.paths.split(PATH_SEPARATOR);
+  const paths = r.paths.split(form.PATH_SEPARATOR);
   for (let i = 0; i < paths.length; i++) {
-    const at = i * STAT_FIELDS;
+    const at = i * form.STAT_FIELDS;
     try {
       const s = statOf(paths[i]!);
-      if (s === null) out[at] = NOT_A_FILE;
+      if (s === null) out[at] = form.NOT_A_FILE;
       else out.set([s.dev, s.ino, s.size, s.mtimeMs, s.ctimeMs], at);
     } catch {
-      out[at] = NOT_SEEN;
+      out[at] = form.NOT_SEEN;
     }
   }
   Atomics.store(done, 0, r.seq);

@@ -21,7 +21,8 @@ import {
 
 /**
  * How long the look waits for the helper's half before it stats that half itself: far longer than the
- * helper takes (~20 ms for 5,000 files), short enough that a stuck helper delays one look, not all.
+ * helper takes (~20 ms for 5,000 files). A helper that late is not asked again (a stuck helper delays
+ * one look, not all).
  */
 const HELPER_WAIT_MS = 5_000;
 /** Fewer paths than this are stat-ed by the look alone (a message costs more than it saves). */
@@ -90,7 +91,8 @@ export class StatHelper {
       const now = Atomics.load(this.done, 0);
       if (now >= seq) return true;
       const left = deadline - Date.now();
-      if (left <= 0 || this.gone) return false;
+      if (left <= 0) this.gone = true;
+      if (this.gone) return false;
       Atomics.wait(this.done, 0, now, left);
     }
   }
