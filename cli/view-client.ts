@@ -218,50 +218,59 @@ export function exchange(
  * served reply's header (a refusal, or something parseReply refuses: read to the close).
  */
 export function servedReplyLength(head: Buffer): number | undefined {
+  const line = headerLine(head);
+  if (line === null) return undefined;
+  if (typeof line === 'string') return -1;
+  const { h, body } = line;
+  if (h?.served !== true || !isCount(h.stdout) || !isCount(h.stderr)) return -1;
+  return body + (h.stdout as number) + (h.stderr as number);
+}
+
+/**
+ * A reply's header line (after ACCEPTED_LINE, when sent), parsed, with where the outputs begin; what
+ * is wrong with it; or null while the line has not all arrived (and may still).
+ */
+function headerLine(
+  bytes: Buffer,
+): { h: Record<string, unknown> | null; body: number } | string | null {
   const from =
-    head.subarray(0, ACCEPTED_LINE.length).toString('latin1') === ACCEPTED_LINE
+    bytes.subarray(0, ACCEPTED_LINE.length).toString('latin1') === ACCEPTED_LINE
       ? ACCEPTED_LINE.length
       : 0;
-  const eol = head.indexOf(0x0a, from);
-  if (eol === -1) return head.length - from > MAX_REPLY_HEADER ? -1 : undefined;
-  let h: Record<string, unknown> | null;
+  const eol = bytes.indexOf(0x0a, from);
+  if (eol - from > MAX_REPLY_HEADER || (eol === -1 && bytes.length - from > MAX_REPLY_HEADER))
+    return 'no reply header';
+  if (eol === -1) return null;
   try {
-    h = JSON.parse(head.subarray(from, eol).toString('utf8')) as Record<string, unknown> | null;
+    const h = JSON.parse(bytes.subarray(from, eol).toString('utf8')) as Record<string, unknown>;
+    return { h, body: eol + 1 };
   } catch {
-    return -1;
+    return 'a reply header that is not JSON';
   }
-  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (h?.served !== true || !count(h.stdout) || !count(h.stderr)) return -1;
-  return eol + 1 + (h.stdout as number) + (h.stderr as number);
 }
+
+/** A byte count or exit code as a header gives it: a non-negative safe integer. */
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 
 /** The reply's header and outputs, or what is wrong with it. */
 export function parseReply(
   whole: Buffer,
 ): { header: ViewReplyHeader; stdout: string; stderr: string } | string {
-  const accepted = whole.subarray(0, ACCEPTED_LINE.length).toString('latin1') === ACCEPTED_LINE;
-  const reply = accepted ? whole.subarray(ACCEPTED_LINE.length) : whole;
-  const eol = reply.indexOf(0x0a);
-  if (eol === -1 || eol > MAX_REPLY_HEADER) return 'no reply header';
-  let header: unknown;
-  try {
-    header = JSON.parse(reply.subarray(0, eol).toString('utf8'));
-  } catch {
-    return 'a reply header that is not JSON';
-  }
-  const h = header as Record<string, unknown>;
+  const line = headerLine(whole);
+  if (line === null) return 'no reply header';
+  if (typeof line === 'string') return line;
+  const { h, body: at } = line;
   if (h?.served === false && typeof h.reason === 'string') {
     const refused = { served: false as const, reason: h.reason };
     const header = h.otherBuild === true ? { ...refused, otherBuild: true as const } : refused;
     return { header, stdout: '', stderr: '' };
   }
-  const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (h?.served !== true || !count(h.exit) || (h.exit as number) > 255)
+  if (h?.served !== true || !isCount(h.exit) || (h.exit as number) > 255)
     return 'a malformed reply header';
-  if (!count(h.stdout) || !count(h.stderr)) return 'a malformed reply header';
+  if (!isCount(h.stdout) || !isCount(h.stderr)) return 'a malformed reply header';
   const [out, err] = [h.stdout as number, h.stderr as number];
-  if (reply.length - eol - 1 !== out + err) return 'a reply of the wrong length';
-  const body = reply.subarray(eol + 1);
+  if (whole.length - at !== out + err) return 'a reply of the wrong length';
+  const body = whole.subarray(at);
   return {
     header: { served: true, exit: h.exit as number, stdout: out, stderr: err },
     stdout: body.subarray(0, out).toString('utf8'),

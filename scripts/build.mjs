@@ -225,7 +225,7 @@ try {
     const name = dir.slice(dir.lastIndexOf('node_modules/') + 'node_modules/'.length);
     copyFileSync(join(dir, notice), `${outdir}/licenses/${name.replace('/', '__')}.LICENSE`);
   }
-  writeFileSync(`${outdir}/build-id`, `${buildIdOf(outdir)}\n`);
+  writeFileSync(`${outdir}/build-id`, `${digestOfFiles(outdir)}\n`);
 } catch (e) {
   rmSync(outdir, { recursive: true, force: true });
   throw e;
@@ -241,7 +241,7 @@ rmSync(replaced, { recursive: true, force: true });
  * names and bytes, so any change of the code or of a bundled dependency gives another. A view server
  * answers only clients of its own build.
  */
-function buildIdOf(dir) {
+function digestOfFiles(dir) {
   const files = readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => relative(dir, join(e.parentPath ?? e.path, e.name)))
