@@ -3,7 +3,8 @@
 // the full replay's, for held, started and soaked hosts and a channel; a record appended after the
 // checkpoint is replayed from it, one signed before it makes the whole history replayed; another
 // release, subject, step or period is not served from it; a tampered prefix is read in full, the
-// tampered ack refused; a latest-ack file holding another host's indexed ack is still WrongHost.
+// tampered ack refused; a checkpoint is not used once the segments before its own are not the ones it
+// names; a latest-ack file holding another host's indexed ack is still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -211,13 +212,23 @@ test('a tampered prefix is read in full and the tampered ack refused, not resume
 
 /** Cuts the fixture's one-file log into `count` segments of about as many records each. */
 function segment(fx: Fixture, count: number): void {
+  const records = readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
+  const per = Math.ceil(records / count);
+  cutLog(
+    fx,
+    Array.from({ length: count - 1 }, (_, k) => (k + 1) * per),
+  );
+}
+
+/** Cuts the fixture's one-file log into segments, segment k + 1 starting at record `starts[k]`. */
+function cutLog(fx: Fixture, starts: readonly number[]): void {
   const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
-  const per = Math.ceil(lines.length / count);
-  for (let k = count - 1; k >= 0; k--)
+  const bounds = [0, ...starts, lines.length];
+  for (let k = bounds.length - 2; k >= 0; k--)
     writeFileSync(
       join(dirname(fx.logFile), ackSegmentName(k)),
       lines
-        .slice(k * per, (k + 1) * per)
+        .slice(bounds[k], bounds[k + 1])
         .map((l) => `${l}\n`)
         .join(''),
     );
@@ -297,6 +308,37 @@ test('a log of several segments: the checkpoint is kept with the current segment
     'without segment 0',
   );
   assert.is(archived.resumedReplays, 0);
+});
+
+test('a checkpoint names the segments before its own: with the first one gone it is not used, though its record numbers all still fall inside the log', async () => {
+  const fx = rollout();
+  // Segment 0 holds the first record alone: without it every number shifts by one, and the
+  // checkpoint's acks (its hosts' latest acks at a step's end) still fall inside the records it covers.
+  cutLog(fx, [1, 2]);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const [held] = fx.wave('ch-1', 1);
+  const subject = { host: held! };
+  const warm = next(warmedUp(fx, release, { subject }));
+  assert.equal(cachedTrace(fx, release, warm, { subject }), fullTrace(fx, release, { subject }));
+  assert.is(warm.resumedReplays, 1);
+  const kept = warm.usedIndexes().find((i) => i.replays?.length)!;
+  assert.ok(kept.file.endsWith(ackSegmentName(2)), 'kept with the current segment');
+  // Its acks are numbered from segment 0's first record: without it, the records it covers end one
+  // earlier, and those of the checkpoint a margin before the newest still fall inside them.
+  assert.ok(
+    kept.replays!.some((r) => Math.max(...r.acks) < 1 + r.records),
+    'a checkpoint whose numbers all fall inside the records covered without segment 0',
+  );
+
+  rmSync(fx.logFile);
+  const log = join(dirname(fx.logFile), ackSegmentName(1));
+  const archived = next(warm);
+  assert.equal(
+    cachedTrace(fx, release, archived, { subject, log }),
+    fullTrace(fx, release, { subject, log }),
+    'without segment 0',
+  );
+  assert.is(archived.resumedReplays, 0, 'not resumed: the segments before it are not the same');
 });
 
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
