@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  statSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs';
@@ -471,7 +472,8 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   const cache = join(fx.dir, 'cache');
   const full = await traceHost(fx, e!, null);
   assert.equal(await traceHost(fx, e!, cache), full, 'cold: builds the index');
-  const indexFile = join(cache, 'trace.ch-1.log-index');
+  // One segment: its index is the newest segment's, in a file of its own.
+  const indexFile = join(cache, 'trace.ch-1.log-index.current');
   const sealed = readFileSync(indexFile, 'utf8');
   assert.equal(await traceHost(fx, e!, cache), full, 'warm, from the index: the same trace');
   // A channel's trace (every ack instant, every host of it) reads through its own index alike.
@@ -485,7 +487,7 @@ test('trace --host with the index: the same trace as a full replay; a tampered o
   const channelDir = join(fx.dir, 'channel-cache');
   assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, cold');
   assert.equal(await channel(['--cache-dir', channelDir]), channelFull, 'channel, from the index');
-  assert.ok(existsSync(join(channelDir, 'trace.ch-1.log-index')));
+  assert.ok(existsSync(join(channelDir, 'trace.ch-1.log-index.current')));
 
   // The index is what a warm trace reads: one sealed with the directory key but saying otherwise is
   // believed (the premise of the checks below: the key is what protects it).
@@ -559,22 +561,22 @@ test('trace --host, warm with every cache, prints byte for byte what --no-cache 
       assert.is(await trace(host, json, ['--cache-dir', cache]), plain, `${host} warm`);
     }
   assert.ok(held >= 2, 'hosts held by gates were traced');
-  assert.ok(existsSync(join(cache, 'trace.ch-1.log-index')), 'the warm runs read an index');
+  assert.ok(existsSync(join(cache, 'trace.ch-1.log-index.current')), 'the warm runs read an index');
 });
 
 test('a segmented log: one index per segment; a tampered middle segment is read in full', async () => {
   const fx = rollout();
   const [e] = fx.wave('ch-1', 0);
   // The fixture's log as three segments of the control plane directory's log, as the endpoint rolls them.
-  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+  const records = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
   const logDir = join(fx.tree, '.ack-log');
   mkdirSync(logDir);
-  const third = Math.ceil(lines.length / 3);
+  const third = Math.ceil(records.length / 3);
   const segments = [0, 1, 2].map((i) => join(logDir, ackSegmentName(i)));
   segments.forEach((file, i) =>
     writeFileSync(
       file,
-      lines
+      records
         .slice(i * third, (i + 1) * third)
         .map((l) => `${l}\n`)
         .join(''),
@@ -589,9 +591,26 @@ test('a segmented log: one index per segment; a tampered middle segment is read 
   const full = await trace(['--no-cache']);
   const cache = join(fx.dir, 'cache');
   assert.equal(await trace(['--cache-dir', cache]), full, 'cold');
-  const indexes = readFileSync(join(cache, 'trace.ch-1.log-index'), 'utf8').split('\n');
-  assert.is(indexes.length, 1 + 3 + 2, 'header, one index per segment, MAC, end');
+  // The sealed segments' indexes in one file, the newest segment's in its own.
+  const sealedFile = join(cache, 'trace.ch-1.log-index');
+  const currentFile = join(cache, 'trace.ch-1.log-index.current');
+  const lines = (file: string) => readFileSync(file, 'utf8').split('\n');
+  assert.is(lines(sealedFile).length, 1 + 2 + 2, 'header, an index per sealed segment, MAC, end');
+  assert.is(lines(currentFile).length, 1 + 1 + 2, "header, the newest segment's index, MAC, end");
+  assert.ok(lines(sealedFile)[1]!.includes(ackSegmentName(0)));
+  assert.ok(lines(currentFile)[1]!.includes(ackSegmentName(2)));
+  const written = (file: string) => statSync(file).ino;
+  const [sealedAt, currentAt] = [written(sealedFile), written(currentFile)];
   assert.equal(await trace(['--cache-dir', cache]), full, 'warm, from the indexes');
+  // That run kept its replay checkpoints with the newest segment's index: only its file was written.
+  assert.ok(lines(currentFile)[1]!.includes('"replays"'), 'checkpoints kept');
+  assert.is.not(written(currentFile), currentAt);
+  assert.is(written(sealedFile), sealedAt, "the sealed segments' indexes not rewritten");
+  // The newest segment grows by a record: its index is extended, the others' still not rewritten.
+  postAcks({ ...fx, logFile: segments[0]! }, e!, [{ kind: 'heartbeat', at: NOW - MIN }]);
+  assert.equal(await trace(['--cache-dir', cache]), await trace(['--no-cache']), 'after an append');
+  assert.ok(lines(currentFile)[1]!.includes('"replays"'), 'checkpoints kept again');
+  assert.is(written(sealedFile), sealedAt, 'still not rewritten');
   // The middle segment rewritten (a record's time changed, its frame digest matching): refused.
   const middle = segments[1]!;
   const text = readFileSync(middle, 'utf8').split('\n');

@@ -251,7 +251,7 @@ test('trace keeps its own cache, one per scope (channel); a warm trace equals a 
   const warm = await run(...args, '--cache-dir', join(fx.dir, 'cache'));
   assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
     'cache-key',
-    'trace.ch-0.log-index',
+    'trace.ch-0.log-index.current',
     'trace.ch-0.log-prefixes',
     'trace.ch-0.verified-acks',
     'trace.verified-docs',
@@ -264,10 +264,10 @@ test('trace keeps its own cache, one per scope (channel); a warm trace equals a 
   assert.is(other.code, 0, other.err);
   assert.equal(readdirSync(join(fx.dir, 'cache')).sort(), [
     'cache-key',
-    'trace.ch-0.log-index',
+    'trace.ch-0.log-index.current',
     'trace.ch-0.log-prefixes',
     'trace.ch-0.verified-acks',
-    'trace.ch-1.log-index',
+    'trace.ch-1.log-index.current',
     'trace.ch-1.log-prefixes',
     'trace.ch-1.verified-acks',
     'trace.verified-docs',

@@ -553,13 +553,13 @@ test('one-shot builds recall unchanged latest-ack files by identity and the log 
     // A truly cold build leaves the memos to the next build, which has the store's verified acks.
     const first = await oneShot('first');
     assert.not.ok(existsSync(join(cacheDir, 'site.latest-acks')));
-    assert.not.ok(existsSync(join(cacheDir, 'site.log-index')));
+    assert.not.ok(existsSync(join(cacheDir, 'site.log-index.current')));
     const hostFiles = first.r.hosts;
     const warm = await oneShot('warm');
     assert.is(warm.files.hits, 0, 'nothing remembered yet: every file read');
     assert.is(warm.log.indexHits, 0);
     assert.ok(existsSync(join(cacheDir, 'site.latest-acks')));
-    assert.ok(existsSync(join(cacheDir, 'site.log-index')));
+    assert.ok(existsSync(join(cacheDir, 'site.log-index.current')));
     const second = await oneShot('second');
     assert.is(second.files.hits, hostFiles, 'every latest-ack file recalled, none read');
     assert.is(second.log.indexHits, 1, "the log's acks from the index of its verified prefix");
