@@ -11,7 +11,7 @@ import { requireTool } from '../support/skip.ts';
 import { makeLab, badIsUnhealthy, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
-import { current, journal } from './lab-fleet.ts';
+import { byWave, current, journal } from './lab-fleet.ts';
 
 function decisions(log: ReturnType<typeof memoryLogger>) {
   return log.records.filter((r) => r['event'] === 'decision');
@@ -60,8 +60,7 @@ test('paused channel: a confirmation in flight completes, nothing new starts; re
       }),
     );
     await lab.startControlPlane();
-    const wave0 = lab.cp!.view()!.hosts.get('p1')!.wave === 0 ? 'p1' : 'p2';
-    const wave1 = wave0 === 'p1' ? 'p2' : 'p1';
+    const [wave0, wave1] = byWave(lab, ['p1', 'p2']) as [string, string];
     const log0 = memoryLogger(wave0);
     const run = runAgentOnce(lab.agentConfig(wave0), { log: log0 });
     // The operator pauses the channel while the wave-0 host is switching.
@@ -133,8 +132,7 @@ test('resume-halted: a halted rollout resumes without a new release; the failed 
       }),
     );
     await lab.startControlPlane();
-    const wave0 = lab.cp!.view()!.hosts.get('h1')!.wave === 0 ? 'h1' : 'h2';
-    const wave1 = wave0 === 'h1' ? 'h2' : 'h1';
+    const [wave0, wave1] = byWave(lab, ['h1', 'h2']) as [string, string];
     const fleet = labFleet(lab, {
       prod: {
         hosts: { [wave0]: BAD, [wave1]: NEW },

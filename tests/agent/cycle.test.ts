@@ -9,7 +9,7 @@ import { requireTool } from '../support/skip.ts';
 import { makeLab, badIsUnhealthy, labFleet, OLD, NEW, BAD } from './lab-fleet.ts';
 import type { Lab } from '../support/lab.ts';
 import { until } from '../support/e2e-processes.ts';
-import { current, journal } from './lab-fleet.ts';
+import { byWave, current, journal } from './lab-fleet.ts';
 
 test('a staged rollout converges wave by wave; the CP holds every host ack', async () => {
   if (!requireTool('openssl', 'lab PKI')) return;
@@ -39,9 +39,7 @@ test('a staged rollout converges wave by wave; the CP holds every host ack', asy
     for (const h of ['a1', 'a2', 'a3']) assert.is(await current(lab, h), NEW);
     // Wave order: the wave-0 host confirmed before any wave-1 host started.
     const all = ['a1', 'a2', 'a3'].map((h) => ({ h, acks: journal(lab, h) }));
-    const wave0 = lab.cp!.view()!.hosts.get('a1')
-      ? all.find((x) => lab.cp!.view()!.hosts.get(x.h)?.wave === 0)!
-      : all[0]!;
+    const wave0 = all.find((x) => x.h === byWave(lab, ['a1', 'a2', 'a3'])[0])!;
     const healthy0 = wave0.acks.find((a) => a.kind === 'healthy')!.time;
     for (const x of all.filter((x) => x !== wave0)) {
       const started = x.acks.find((a) => a.kind === 'started')!.time;

@@ -104,6 +104,15 @@ export async function current(lab: Lab, host: string): Promise<string> {
     .path;
 }
 
+/**
+ * The lab's hosts in the order of the waves the published plans place them in (the rollout spreads a
+ * channel's hosts over its waves by its own order, not by name): the wave-0 host first.
+ */
+export function byWave(lab: Lab, hosts: readonly string[]): string[] {
+  const waveOf = (h: string) => lab.cp!.view()!.hosts.get(h)!.wave;
+  return [...hosts].sort((a, b) => waveOf(a) - waveOf(b));
+}
+
 /** Every ack a lab host signed, from its own journal. */
 export function journal(lab: Lab, host: string) {
   const h = lab.host(host);
