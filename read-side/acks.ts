@@ -62,6 +62,7 @@ import {
   recordDigestsFrom,
   indexedRecordCount,
   IndexedRecords,
+  DigestTable,
   type IndexedAck,
   type LogPrefixIndex,
   type StoredReplay,
@@ -378,19 +379,15 @@ export class AckCollector {
   }
 
   /**
-   * The host the ack with identity `id` was added as (seenIds), undefined: not added. `host`: the host
-   * it is expected to be of (a per-host file's), so that a deferred index compares that host's records
-   * only (IndexedRecords.find); an ack of another host is then not found there, and is refused as that
-   * host's once parsed (WrongHost), as it is when found.
+   * The host the ack with identity `id` was added as (seenIds) or a deferred index holds it as,
+   * undefined: neither. An identity is the SHA-256 of the ack's bytes, which name its host: a per-host
+   * file found here as another host's is refused as WrongHost by the caller (addSeenAgain).
    */
-  seenHostOf(id: string, host?: string): string | undefined {
+  seenHostOf(id: string): string | undefined {
     const seen = this.seen.get(id);
     if (seen !== undefined) return seen;
-    for (const { records } of this.deferred) {
-      const n = records.find(id, host);
-      if (n >= 0) return records.host(n);
-    }
-    return undefined;
+    const found = this.deferredDigests.find(id);
+    return found === null ? undefined : found.records.host(found.n);
   }
 
   /**
@@ -421,7 +418,7 @@ export class AckCollector {
     source: string,
     expectedHost: string,
   ): boolean {
-    const seenHost = this.seenHostOf(id, expectedHost);
+    const seenHost = this.seenHostOf(id);
     if (seenHost !== undefined) {
       this.rejectIfNotExpected(source, seenHost, expectedHost);
       return true;
@@ -519,7 +516,7 @@ export class AckCollector {
    * envelope is not known: a collector given one gives no envelopes (`replayOnly`).
    */
   addIndexedLogRecord(record: IndexedAck, source: string): void {
-    if (this.seenHostOf(record.digest, record.signed.host) !== undefined) return;
+    if (this.seenHostOf(record.digest) !== undefined) return;
     const host = record.signed.host;
     this.seen.set(record.digest, host);
     // The claims read the signed part only: the record stands in for an envelope (no object per ack
@@ -540,17 +537,21 @@ export class AckCollector {
         this.addIndexedLogRecord({ digest: records.digest(n), signed: records.ack(n) }, source);
       return;
     }
-    // Seen are the block's records (seenHostOf looks them up there); each is compared with what was
-    // added before it only when something was (a trace's log is read first).
-    const before = this.seen.size > 0 || this.deferred.length > 0;
+    // Seen are the block's records (seenHostOf looks them up among every block's); a record repeating
+    // one of an earlier block or of its own, or an ack added before (a trace's log is read first), is
+    // not taken again.
+    const repeats = this.deferredDigests.add(records);
+    for (const id of this.seen.keys()) {
+      const found = this.deferredDigests.find(id);
+      if (found !== null && found.records === records) repeats[found.n] = 1;
+    }
     // The claims of a host (value position) with the fleet they held with, checked once; a refusal
     // is checked (and listed) per record.
     const heldWith = new Int32Array(records.valueCount).fill(-1);
     const taken: number[] = [];
     for (let n = 0; n < records.count; n++) {
-      if (records.repeatsEarlier(n)) continue;
+      if (repeats[n]) continue;
       const host = records.host(n);
-      if (before && this.seenHostOf(records.digest(n), host) !== undefined) continue;
       const h = records.hostPosition(n);
       if (heldWith[h] !== records.fleetPosition(n)) {
         const claims = { signed: { fleet: records.fleet(n), host } };
@@ -565,17 +566,16 @@ export class AckCollector {
 
   /** The ack of the deferred indexed record with chain digest `digest`, null: none. */
   deferredAck(digest: string): AckRecord | null {
-    for (const { records } of this.deferred) {
-      const n = records.find(digest);
-      if (n >= 0) return records.ack(n);
-    }
-    return null;
+    const found = this.deferredDigests.find(digest);
+    return found === null ? null : found.records.ack(found.n);
   }
 
   /** addIndexedRecords leaves the acks of indexed records unbuilt (listed in `deferred`). */
   deferIndexed = false;
   /** With deferIndexed: the indexed records taken in, by index, in log order. */
   readonly deferred: DeferredRecords[] = [];
+  /** The chain digests of every deferred block's records, as one lookup. */
+  private readonly deferredDigests = new DigestTable();
   /**
    * With deferIndexed: identities of files read again after an indexed record gave them (their memo
    * settles with their acks: readAckHistory builds those).
@@ -641,7 +641,7 @@ export class AckCollector {
    * False: not seen before (add() then takes them in).
    */
   addSeenAgain(id: string, source: string, expectedHost?: string): boolean {
-    const seenHost = this.seenHostOf(id, expectedHost);
+    const seenHost = this.seenHostOf(id);
     if (seenHost === undefined) return false;
     this.rejectIfNotExpected(source, seenHost, expectedHost);
     if (this.deferIndexed && expectedHost !== undefined) this.foundAgain.push(id);
@@ -894,7 +894,7 @@ export function collectTreeAcks(
       const t =
         takeHashedFile(file, collector, memo === undefined ? opts.hashedFiles : undefined) ??
         takeLatestFile(file, collector, memo, readFile);
-      if (opts.bundles !== false && collector.seenHostOf(t.id, host) === host) taken.set(host, t);
+      if (opts.bundles !== false && collector.seenHostOf(t.id) === host) taken.set(host, t);
       latestFiles++;
     } catch (e) {
       if (opts.hosts !== undefined && (e as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -930,7 +930,7 @@ function takeLatestFile(
     const v = seen.verified;
     // Already given by a log read before: the file adds nothing (a memo entry without its ack is
     // taken in only so; see ack-file-memo.ts).
-    const logged = collector.seenHostOf(v.digest, host) !== undefined;
+    const logged = collector.seenHostOf(v.digest) !== undefined;
     if (
       (logged || v.signed !== null) &&
       collector.addVerifiedFile(v.digest, v.signed!, v.hostKey, source, host)
@@ -946,7 +946,7 @@ function takeLatestFile(
   if (takeSameBytes(memo, collector, { ...file, seen: seen ?? null, digest }))
     return { id: digest, size: read.length, bytes: read };
   // Given before (by the log): its ack is not kept with the file (ack-file-memo.ts).
-  const logged = collector.seenHostOf(digest, host) !== undefined;
+  const logged = collector.seenHostOf(digest) !== undefined;
   const id = collector.add(read, source, host, digest);
   memo?.remember(path, seen ?? null, id, host, logged);
   return { id, size: read.length, bytes: read };
@@ -986,7 +986,7 @@ function takeSameBytes(
   const same = memo?.sameBytes(file.path, file.digest);
   if (
     same == null ||
-    collector.seenHostOf(same.digest, file.host) !== undefined ||
+    collector.seenHostOf(same.digest) !== undefined ||
     !collector.addVerifiedFile(same.digest, same.signed, same.hostKey, file.source, file.host)
   )
     return false;

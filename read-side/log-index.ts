@@ -183,6 +183,78 @@ export class DigestLookup {
   }
 }
 
+/**
+ * The records of several indexes (a log's segments, in log order) looked up by chain digest as one: each
+ * digest filed once, under the first record that has it, in an open-addressing table as DigestLookup's.
+ * Filed as the indexes are taken in, so whether a record repeats one before it, in its index or an
+ * earlier one, is one probe, and so is finding a digest among all of them. Asking each earlier index in
+ * turn cost a trace of a log of ~90 segments (100,000 hosts) ~40 million lookups, ~0.85 s.
+ */
+export class DigestTable {
+  private readonly blocks: IndexedRecords[] = [];
+  /** Per slot: the index (position in `blocks`) + 1 (0: empty), and the record number in it. */
+  private slotBlock = new Int32Array(1024);
+  private slotRecord = new Int32Array(1024);
+  private filed = 0;
+
+  /**
+   * Files the records of the next index; per record, 1 when a record before it (an earlier index's, or
+   * an earlier one of its own) has its chain digest.
+   */
+  add(records: IndexedRecords): Uint8Array {
+    const b = this.blocks.push(records) - 1;
+    // At most half full, so that a probe always meets an empty slot soon.
+    this.reserve(2 * (this.filed + records.count));
+    const repeats = new Uint8Array(records.count);
+    for (let n = 0; n < records.count; n++)
+      if (this.file(b, n) === false) repeats[n] = 1;
+      else this.filed++;
+    return repeats;
+  }
+
+  /** The index and record number of the first record with chain digest `digest`; null: none. */
+  find(digest: string): { records: IndexedRecords; n: number } | null {
+    if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return null;
+    const head = Number.parseInt(digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 8), 16);
+    if (Number.isNaN(head)) return null;
+    const mask = this.slotBlock.length - 1;
+    for (let s = head & mask; ; s = (s + 1) & mask) {
+      const b = this.slotBlock[s]!;
+      if (b === 0) return null;
+      const records = this.blocks[b - 1]!;
+      if (records.hasDigest(this.slotRecord[s]!, digest))
+        return { records, n: this.slotRecord[s]! };
+    }
+  }
+
+  /** Files record `n` of index `b` in an empty slot; false (nothing filed) when its digest is filed already. */
+  private file(b: number, n: number): boolean {
+    const records = this.blocks[b]!;
+    const mask = this.slotBlock.length - 1;
+    for (let s = records.digestHead(n) & mask; ; s = (s + 1) & mask) {
+      const sb = this.slotBlock[s]!;
+      if (sb === 0) {
+        this.slotBlock[s] = b + 1;
+        this.slotRecord[s] = n;
+        return true;
+      }
+      if (records.sameDigestAs(n, this.blocks[sb - 1]!, this.slotRecord[s]!)) return false;
+    }
+  }
+
+  /** Grows the table to at least `slots` slots, filing again what it holds. */
+  private reserve(slots: number): void {
+    if (slots <= this.slotBlock.length) return;
+    let size = this.slotBlock.length;
+    while (size < slots) size *= 2;
+    const [blocks, records] = [this.slotBlock, this.slotRecord];
+    this.slotBlock = new Int32Array(size);
+    this.slotRecord = new Int32Array(size);
+    for (let s = 0; s < blocks.length; s++)
+      if (blocks[s] !== 0) this.file(blocks[s]! - 1, records[s]!);
+  }
+}
+
 /** How many records the index holds (0 when its digests are damaged: IndexedRecords.open refuses it). */
 export function indexedRecordCount(index: LogPrefixIndex): number {
   return (digestBytes(index)?.length ?? 0) / DIGEST_BYTES;
@@ -500,38 +572,16 @@ export class IndexedRecords {
     return digestIs(this.digests, n, digest);
   }
 
-  /**
-   * The first record whose chain digest is `digest`, -1: none. `host`: the host the ack is expected to
-   * be of: then only that host's records are compared (an ack's digest covers its host, so a record of
-   * another host never has it); without one, every digest is looked up once in a map built on first use.
-   */
-  find(digest: string, host?: string): number {
-    if (host === undefined) {
-      this.byDigest ??= new DigestLookup(this.digests);
-      return this.byDigest.find(digest);
-    }
-    const g = this.hostGroups();
-    const p = g.positionOf.get(host);
-    if (p === undefined) return -1;
-    for (let i = g.start[p]!; i < g.start[p + 1]!; i++)
-      if (this.hasDigest(g.order[i]!, digest)) return g.order[i]!;
-    return -1;
+  /** The first 4 bytes of record `n`'s chain digest (a SHA-256's: uniform), as a number. */
+  digestHead(n: number): number {
+    return this.digests.readUInt32BE(n * DIGEST_BYTES);
   }
 
-  /**
-   * Whether record `n` repeats an earlier record of the index (the same digest: the same ack, so the
-   * same host and time; only those are compared).
-   */
-  repeatsEarlier(n: number): boolean {
-    const g = this.hostGroups();
-    const p = this.hostAt[n]!;
-    if (!g.unordered[p]) return false;
-    for (let i = g.start[p]!; i < g.start[p + 1]!; i++) {
-      const j = g.order[i]!;
-      if (j >= n) return false;
-      if (this.timeMs[j] === this.timeMs[n] && sameDigestAt(this.digests, j, n)) return true;
-    }
-    return false;
+  /** Whether record `n`'s chain digest is record `m`'s of `other` (compared in place). */
+  sameDigestAs(n: number, other: IndexedRecords, m: number): boolean {
+    const a = n * DIGEST_BYTES;
+    const b = m * DIGEST_BYTES;
+    return this.digests.compare(other.digests, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
   }
 
   /** Record `n`'s host and fleet as value positions: records with equal ones make the same claims. */
@@ -546,43 +596,6 @@ export class IndexedRecords {
   /** How many distinct values the index holds (value positions are below it). */
   get valueCount(): number {
     return this.index.values.length;
-  }
-
-  private byDigest: DigestLookup | undefined;
-
-  /**
-   * Record numbers grouped by host (log order within each): a counting sort of the host column.
-   * `unordered[p]`: host p's records are not signed in strictly increasing time in log order, so one
-   * may repeat an earlier one (the same ack has the same time); otherwise none does.
-   */
-  private groups:
-    | {
-        order: Int32Array;
-        start: Int32Array;
-        positionOf: Map<string, number>;
-        unordered: Uint8Array;
-      }
-    | undefined;
-  private hostGroups(): NonNullable<IndexedRecords['groups']> {
-    if (this.groups !== undefined) return this.groups;
-    const start = new Int32Array(this.index.values.length + 1);
-    for (let n = 0; n < this.count; n++) start[this.hostAt[n]! + 1]!++;
-    const positionOf = new Map<string, number>();
-    for (let p = 0; p < this.index.values.length; p++) {
-      if (start[p + 1]! > 0) positionOf.set(this.index.values[p] as string, p);
-      start[p + 1]! += start[p]!;
-    }
-    const next = start.slice(0, -1);
-    const order = new Int32Array(this.count);
-    const latest = new Float64Array(this.index.values.length).fill(-Infinity);
-    const unordered = new Uint8Array(this.index.values.length);
-    for (let n = 0; n < this.count; n++) {
-      const p = this.hostAt[n]!;
-      order[next[p]!++] = n;
-      if (this.timeMs[n]! <= latest[p]!) unordered[p] = 1;
-      else latest[p] = this.timeMs[n]!;
-    }
-    return (this.groups = { order, start, positionOf, unordered });
   }
 
   host(n: number): string {

@@ -22,6 +22,7 @@ import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../rea
 import {
   decodeLogPrefixIndex,
   DigestLookup,
+  DigestTable,
   encodeLogPrefixIndex,
   IndexedRecords,
   indexedRecordCount,
@@ -158,7 +159,13 @@ test('an index decodes to exactly the signed acks it was built from (every field
   );
 });
 
-test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup by host', async () => {
+/** A DigestTable of `blocks`, and what add() said of each block's records. */
+function tableOf(...blocks: IndexedRecords[]): { table: DigestTable; repeats: number[][] } {
+  const table = new DigestTable();
+  return { table, repeats: blocks.map((b) => [...table.add(b)]) };
+}
+
+test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup', async () => {
   const fx = rollout();
   const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
   const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
@@ -175,13 +182,12 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
   )!;
   const records = IndexedRecords.open(JSON.parse(JSON.stringify(index)))!;
   assert.is(records.count, 3);
-  assert.not.ok(records.repeatsEarlier(0));
-  assert.not.ok(records.repeatsEarlier(1), 'same host and time, another digest: not a repeat');
-  assert.ok(records.repeatsEarlier(2), 'the same digest again: a repeat');
-  assert.is(records.find(a.digest, a.signed.host), 0);
-  assert.is(records.find(other, a.signed.host), 1);
-  assert.is(records.find(a.digest, 'no-such-host'), -1);
-  assert.is(records.find(other), 1);
+  const { table, repeats } = tableOf(records);
+  // Same host and time, another digest: not a repeat; the same digest again: a repeat.
+  assert.equal(repeats, [[0, 0, 1]]);
+  assert.is(table.find(a.digest)?.n, 0);
+  assert.is(table.find(other)?.n, 1);
+  assert.is(table.find(other)?.records, records);
   // Every hex digit counts (high and low nibbles alike).
   for (const at of [7, 8, 40, 41, 70])
     assert.not.ok(records.hasDigest(0, flip(a.digest, at)), `digit ${at} differs`);
@@ -207,7 +213,7 @@ test('an index extended by later records equals the index of all of them (prev f
   )!;
   const records = IndexedRecords.open(again)!;
   assert.is(records.ack(acks.length).prev, a.digest);
-  assert.is(records.find(a.digest), 0);
+  assert.is(tableOf(records).table.find(a.digest)?.n, 0);
 });
 
 test('isIndexOfStart: an earlier index is the start of a prefix read through an index and records after it, by every digest', async () => {
@@ -249,7 +255,7 @@ test('isIndexOfStart: an earlier index is the start of a prefix read through an 
   assert.equal(recordDigestsFrom(undefined, digests, k), digests.slice(k));
 });
 
-test('indexed records found by digest alone: the first with it, also among digests that begin alike', async () => {
+test('DigestTable: a record found by its digest among several indexes, the first with it, also among digests that begin alike; repeats in its own index and earlier ones', async () => {
   const fx = rollout();
   const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
   const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
@@ -264,11 +270,73 @@ test('indexed records found by digest alone: the first with it, also among diges
     [d1, d2, d1, d3].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
   )!;
   const records = IndexedRecords.open(index)!;
-  assert.is(records.find(d1), 0);
-  assert.is(records.find(d2), 1);
-  assert.is(records.find(d3), 3);
-  assert.is(records.find(`${head}${tail('4')}`), -1);
-  assert.is(records.find(acks[0]!.digest), -1);
+  // A second index (a later segment): d2 again, and d4, also beginning alike.
+  const d4 = `${head}${tail('4')}`;
+  const later = IndexedRecords.open(
+    encodeLogPrefixIndex(
+      { file: `${fx.logFile}.1`, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+      [d4, d2].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
+    )!,
+  )!;
+  const { table, repeats } = tableOf(records, later);
+  assert.equal(repeats, [
+    [0, 0, 1, 0],
+    [0, 1],
+  ]);
+  const at = (d: string) => {
+    const f = table.find(d);
+    return f === null ? null : [f.records === records ? 0 : 1, f.n];
+  };
+  assert.equal([d1, d2, d3, d4].map(at), [
+    [0, 0],
+    [0, 1],
+    [0, 3],
+    [1, 0],
+  ]);
+  assert.is(at(`${head}${tail('5')}`), null);
+  assert.is(at(acks[0]!.digest), null);
+  for (const d of ['sha256:', `sha256:${'z'.repeat(64)}`, d1.toUpperCase(), ''])
+    assert.is(at(d), null, d);
+});
+
+test('DigestTable: thousands of records over several indexes (the table grows), each digest found at its first record', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  // 3,000 digests, a fifth of them repeats of earlier ones, some sharing their first 4 bytes, in
+  // indexes of 500 records (the table starts with 1,024 slots).
+  const digests: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const hex =
+      i % 5 === 4
+        ? digests[(i * 7919) % i]!.slice('sha256:'.length)
+        : i % 50 === 0
+          ? `abcdef01${createHash('sha256').update(`x${i}`).digest('hex').slice(8)}`
+          : createHash('sha256').update(`d${i}`).digest('hex');
+    digests.push(`sha256:${hex}`);
+  }
+  const blocks = Array.from({ length: 6 }, (_, b) =>
+    IndexedRecords.open(
+      encodeLogPrefixIndex(
+        { file: `${fx.logFile}.${b}`, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+        digests.slice(b * 500, (b + 1) * 500).map((digest, i) => ({
+          digest,
+          signed: acks[i % acks.length]!.signed,
+        })),
+      )!,
+    )!,
+  );
+  const { table, repeats } = tableOf(...blocks);
+  const first = new Map<string, number>();
+  digests.forEach((d, i) => first.has(d) || first.set(d, i));
+  assert.equal(
+    repeats.flat(),
+    digests.map((d, i) => (first.get(d) === i ? 0 : 1)),
+  );
+  for (const [d, i] of first) {
+    const f = table.find(d)!;
+    assert.equal([blocks.indexOf(f.records), f.n], [Math.floor(i / 500), i % 500], d);
+  }
 });
 
 test('DigestLookup: every digest of a large index found at its first record, absent and malformed ones not', () => {

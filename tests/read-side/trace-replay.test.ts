@@ -341,6 +341,33 @@ test('a checkpoint names the segments before its own: with the first one gone it
   assert.is(archived.resumedReplays, 0, 'not resumed: the segments before it are not the same');
 });
 
+test('a record appended again in a later segment is taken once through the indexes, as by a full read', async () => {
+  const fx = rollout();
+  const records = readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
+  cutLog(fx, [Math.floor(records / 3), Math.floor((2 * records) / 3)]);
+  const [first, , last] = listAckLogSegments(fx.logFile).map((s) => s.file);
+  // The last segment begins with the first segment's last record again (its very bytes).
+  const repeated = readFileSync(first!, 'utf8').split('\n').at(-2)!;
+  writeFileSync(last!, `${repeated}\n${readFileSync(last!, 'utf8')}`);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const subject = { host: fx.wave('ch-1', 1)[0]! };
+  const hosts = traceScope(release, subject).hosts;
+  const read = (memo: LogPrefixMemo) =>
+    loadAckHistory(fx.tree, release, fx.logFile, new AckCache(), [], hosts, memo, undefined, true);
+  const full = loadAckHistory(fx.tree, release, fx.logFile, undefined, [], hosts);
+  const cold = next();
+  read(cold);
+  const warm = next(cold);
+  const h = read(warm);
+  assert.is(warm.indexHits, 3, 'every segment through its index');
+  const deferred = (h.deferred ?? []).reduce((n, d) => n + d.taken.length, 0);
+  assert.is(h.acks.length + deferred, full.acks.length, 'the repeated record taken once');
+  assert.equal(
+    cachedTrace(fx, release, next(warm), { subject }),
+    fullTrace(fx, release, { subject }),
+  );
+});
+
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
   const fx = rollout();
   const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
