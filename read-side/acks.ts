@@ -564,6 +564,11 @@ export class AckCollector {
     this.deferred.push({ records, taken: Int32Array.from(taken) });
   }
 
+  /** Makes room for `records` more indexed records before their indexes are added (addIndexedRecords). */
+  expectIndexedRecords(records: number): void {
+    if (this.deferIndexed) this.deferredDigests.expect(records);
+  }
+
   /** The ack of the deferred indexed record with chain digest `digest`, null: none. */
   deferredAck(digest: string): AckRecord | null {
     const found = this.deferredDigests.find(digest);
@@ -1568,6 +1573,7 @@ export function collectAckLog(
   }
   let records = 0;
   let tornBytes = 0;
+  collector.expectIndexedRecords(parsed.reduce((n, p) => n + (p.indexed?.count ?? 0), 0));
   for (const p of parsed) {
     // One segment: sources read `<label>:<line>` as before segments; several: per segment file.
     const source = parsed.length === 1 ? label : `${label}[${basename(p.file)}]`;

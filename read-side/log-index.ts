@@ -192,10 +192,19 @@ export class DigestLookup {
  */
 export class DigestTable {
   private readonly blocks: IndexedRecords[] = [];
-  /** Per slot: the index (position in `blocks`) + 1 (0: empty), and the record number in it. */
+  /**
+   * Per slot: the index (position in `blocks`) + 1 (0: empty), the record number in it, and its
+   * digest's head (compared before the whole digest: a slot taken by another digest costs no compare).
+   */
   private slotBlock = new Int32Array(1024);
   private slotRecord = new Int32Array(1024);
+  private slotHead = new Int32Array(1024);
   private filed = 0;
+
+  /** Makes room for `records` more records at once (instead of growing as indexes are added). */
+  expect(records: number): void {
+    this.reserve(2 * (this.filed + records));
+  }
 
   /**
    * Files the records of the next index; per record, 1 when a record before it (an earlier index's, or
@@ -230,15 +239,21 @@ export class DigestTable {
   /** Files record `n` of index `b` in an empty slot; false (nothing filed) when its digest is filed already. */
   private file(b: number, n: number): boolean {
     const records = this.blocks[b]!;
+    const head = records.digestHead(n) | 0;
     const mask = this.slotBlock.length - 1;
-    for (let s = records.digestHead(n) & mask; ; s = (s + 1) & mask) {
+    for (let s = head & mask; ; s = (s + 1) & mask) {
       const sb = this.slotBlock[s]!;
       if (sb === 0) {
         this.slotBlock[s] = b + 1;
         this.slotRecord[s] = n;
+        this.slotHead[s] = head;
         return true;
       }
-      if (records.sameDigestAs(n, this.blocks[sb - 1]!, this.slotRecord[s]!)) return false;
+      if (
+        this.slotHead[s] === head &&
+        records.sameDigestAs(n, this.blocks[sb - 1]!, this.slotRecord[s]!)
+      )
+        return false;
     }
   }
 
@@ -250,6 +265,7 @@ export class DigestTable {
     const [blocks, records] = [this.slotBlock, this.slotRecord];
     this.slotBlock = new Int32Array(size);
     this.slotRecord = new Int32Array(size);
+    this.slotHead = new Int32Array(size);
     for (let s = 0; s < blocks.length; s++)
       if (blocks[s] !== 0) this.file(blocks[s]! - 1, records[s]!);
   }
