@@ -299,16 +299,29 @@ test('a log of several segments: the checkpoint is kept with the current segment
   assert.is(settled.resumedReplays, 1);
 
   // The oldest segment gone (archived): the checkpoint's numbers count from it, so it is not used.
+  traceWithoutFirstSegment(fx, release, settled, subject);
+});
+
+/**
+ * Archives the log's first segment (removes it) and traces from the second on: the full replay's trace,
+ * not resumed from a checkpoint `earlier` kept (it names the first segment among those before it).
+ */
+function traceWithoutFirstSegment(
+  fx: Fixture,
+  release: VerifiedRelease,
+  earlier: LogPrefixMemo,
+  subject: TraceSubject,
+): void {
   rmSync(fx.logFile);
   const log = join(dirname(fx.logFile), ackSegmentName(1));
-  const archived = next(settled);
+  const archived = next(earlier);
   assert.equal(
     cachedTrace(fx, release, archived, { subject, log }),
     fullTrace(fx, release, { subject, log }),
     'without segment 0',
   );
-  assert.is(archived.resumedReplays, 0);
-});
+  assert.is(archived.resumedReplays, 0, 'not resumed: the segments before it are not the same');
+}
 
 test('a checkpoint names the segments before its own: with the first one gone it is not used, though its record numbers all still fall inside the log', async () => {
   const fx = rollout();
@@ -329,16 +342,7 @@ test('a checkpoint names the segments before its own: with the first one gone it
     kept.replays!.some((r) => Math.max(...r.acks) < 1 + r.records),
     'a checkpoint whose numbers all fall inside the records covered without segment 0',
   );
-
-  rmSync(fx.logFile);
-  const log = join(dirname(fx.logFile), ackSegmentName(1));
-  const archived = next(warm);
-  assert.equal(
-    cachedTrace(fx, release, archived, { subject, log }),
-    fullTrace(fx, release, { subject, log }),
-    'without segment 0',
-  );
-  assert.is(archived.resumedReplays, 0, 'not resumed: the segments before it are not the same');
+  traceWithoutFirstSegment(fx, release, warm, subject);
 });
 
 test('a record appended again in a later segment is taken once through the indexes, as by a full read', async () => {
