@@ -541,10 +541,15 @@ export class AckCollector {
     // one of an earlier block or of its own, or an ack added before (a trace's log is read first), is
     // not taken again.
     const repeats = this.deferredDigests.add(records);
-    for (const id of this.seen.keys()) {
-      const found = this.deferredDigests.find(id);
-      if (found !== null && found.records === records) repeats[found.n] = 1;
-    }
+    // The acks added before looked up here, or this block's records there: whichever are fewer.
+    if (this.seen.size <= records.count)
+      for (const id of this.seen.keys()) {
+        const found = this.deferredDigests.find(id);
+        if (found !== null && found.records === records) repeats[found.n] = 1;
+      }
+    else
+      for (let n = 0; n < records.count; n++)
+        if (!repeats[n] && this.seen.has(records.digest(n))) repeats[n] = 1;
     // The claims of a host (value position) with the fleet they held with, checked once; a refusal
     // is checked (and listed) per record.
     const heldWith = new Int32Array(records.valueCount).fill(-1);

@@ -7,8 +7,15 @@
 // names; a latest-ack file holding another host's indexed ack is still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import {
+  appendFileSync,
+  copyFileSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { ackSegmentName, listAckLogSegments } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo } from '../../read-side/acks.ts';
 import {
@@ -370,6 +377,41 @@ test('a record appended again in a later segment is taken once through the index
     cachedTrace(fx, release, next(warm), { subject }),
     fullTrace(fx, release, { subject }),
   );
+});
+
+test('a replica log whose indexed records the main log holds after its own index: each ack taken once, as by a full read', async () => {
+  // The main log's records after its index are taken in first; the replica's index then holds them
+  // again: fewer of them than the replica indexes (looked up by digest), or more (its records looked up).
+  for (const { mainLacks, replicaHolds } of [
+    { mainLacks: 3, replicaHolds: Infinity },
+    { mainLacks: 40, replicaHolds: 5 },
+  ]) {
+    const fx = rollout();
+    const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+    const text = (ls: string[]) => ls.map((l) => `${l}\n`).join('');
+    const replica = join(dirname(fx.logFile), 'replica', basename(fx.logFile));
+    mkdirSync(dirname(replica));
+    writeFileSync(replica, text(lines.slice(-Math.min(replicaHolds, lines.length))));
+    writeFileSync(fx.logFile, text(lines.slice(0, -mainLacks)));
+    const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+    const hosts = traceScope(release, { host: fx.wave('ch-1', 1)[0]! }).hosts;
+    const read = (memo?: LogPrefixMemo) =>
+      memo === undefined
+        ? loadAckHistory(fx.tree, release, fx.logFile, undefined, [replica], hosts)
+        : loadAckHistory(
+            ...[fx.tree, release, fx.logFile, new AckCache(), [replica], hosts, memo],
+            ...[undefined, true],
+          );
+    const cold = next();
+    read(cold);
+    appendFileSync(fx.logFile, text(lines.slice(-mainLacks)));
+    const warm = next(cold);
+    const h = read(warm);
+    assert.is(warm.indexHits, 2, 'both logs through their indexes');
+    const deferred = (h.deferred ?? []).reduce((n, d) => n + d.taken.length, 0);
+    assert.is(h.acks.length, mainLacks, "the main log's records after its index");
+    assert.is(h.acks.length + deferred, read().acks.length, `${mainLacks}: each ack taken once`);
+  }
 });
 
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
