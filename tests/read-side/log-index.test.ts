@@ -180,8 +180,12 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
     { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
     [a, twin, a],
   )!;
-  const records = IndexedRecords.open(JSON.parse(JSON.stringify(index)))!;
+  const copy = JSON.parse(JSON.stringify(index)) as typeof index;
+  const records = IndexedRecords.open(copy)!;
   assert.is(records.count, 3);
+  // Opened once per index object (a view server keeps its indexes); another object is opened anew.
+  assert.is(IndexedRecords.open(copy), records);
+  assert.is.not(IndexedRecords.open(index), records);
   const { table, repeats } = tableOf(records);
   // Same host and time, another digest: not a repeat; the same digest again: a repeat.
   assert.equal(repeats, [[0, 0, 1]]);
