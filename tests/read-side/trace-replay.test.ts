@@ -421,7 +421,7 @@ test("a latest-ack file holding another host's indexed ack is refused WrongHost,
   const [f] = fx.wave('ch-1', 1);
   const subject = { host: e! };
   const first = warmedUp(fx, release, { subject });
-  // f's file now holds e's latest ack: a record of the index, under e (looked up by f's records only).
+  // f's file now holds e's latest ack: a record of the index, found there by its digest as e's.
   const hosts = join(fx.tree, 'acks', 'hosts');
   copyFileSync(join(hosts, `${e}.json`), join(hosts, `${f}.json`));
   const memo = next(first);
