@@ -2,7 +2,9 @@
 // acks a full read of those bytes verified, sealed in the operator cache and keyed by the prefix's
 // digest (LogPrefixMemo). Checked here: the index holds exactly the parsed acks; the history and the
 // trace read through it equal a full read's; records after it are still verified; a tampered or
-// truncated log, or an index edited by hand, falls back to the full read (or refuses the record).
+// truncated log, or an index edited by hand, falls back to the full read (or refuses the record); the
+// digest lookups (DigestLookup, DigestTable over several indexes); the newest segment's index saved in
+// a file of its own, the others' not rewritten when only it changes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, createHmac } from 'node:crypto';

@@ -4,7 +4,9 @@
 // checkpoint is replayed from it, one signed before it makes the whole history replayed; another
 // release, subject, step or period is not served from it; a tampered prefix is read in full, the
 // tampered ack refused; a checkpoint is not used once the segments before its own are not the ones it
-// names; a latest-ack file holding another host's indexed ack is still WrongHost.
+// names; an ack found twice (a record appended again in a later segment, a replica's index holding the
+// main log's newer records) is taken once; a latest-ack file holding another host's indexed ack is
+// still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
