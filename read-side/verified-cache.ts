@@ -69,13 +69,14 @@ const JOURNAL_SUFFIX = `${FILES_SUFFIX}.journal`;
 const RETIRED_SUFFIXES = ['.ack-files', '.verified-ack-files'];
 /** The log-prefix indexes (read-side/log-index.ts): one JSON line per indexed segment. */
 const INDEX_HEADER = 'nixfleet log-prefix-index v3';
+const INDEX_SUFFIX = '.log-index';
 /**
  * The newest segment's index, in a file of its own beside the others' (`.log-index`): it changes with
  * nearly every look (records appended to the segment extend it; a trace keeps its replay checkpoints
  * with it), the others only when the log rolls. In one file, each such look re-sealed and rewrote every
  * segment's index (~5 MB at 10,000 hosts: ~0.1 s of a view server's CPU after each trace).
  */
-const CURRENT_INDEX_SUFFIX = '.log-index.current';
+const CURRENT_INDEX_SUFFIX = `${INDEX_SUFFIX}.current`;
 /**
  * The cache directory's key (32 random bytes, hex), made by the first save: every acks or prefixes file
  * ends with `mac <HMAC-SHA256 of the lines before it>` under it, so a file edited by hand (an entry
@@ -469,7 +470,7 @@ function saveScopeFiles(dir: string, s: ScopeFiles): boolean {
 function readIndexes(dir: string, s: ScopeFiles, key: Buffer | null): LogPrefixIndex[] {
   const read = (file: string) =>
     readSealedLines(dir, file, INDEX_HEADER, key, parseLogPrefixIndexLine);
-  s.sealedIndexes = read(`${s.base}.log-index`);
+  s.sealedIndexes = read(`${s.base}${INDEX_SUFFIX}`);
   return [...s.sealedIndexes, ...read(`${s.base}${CURRENT_INDEX_SUFFIX}`)];
 }
 
@@ -484,7 +485,7 @@ function saveIndexes(dir: string, s: ScopeFiles, k: Buffer, indexes: LogPrefixIn
   const same =
     s.sealedIndexes?.length === sealed.length && sealed.every((x, i) => x === s.sealedIndexes![i]);
   if (same) return;
-  saveSealed(dir, `${s.base}.log-index`, INDEX_HEADER, k, sealed.map(line));
+  saveSealed(dir, `${s.base}${INDEX_SUFFIX}`, INDEX_HEADER, k, sealed.map(line));
   s.sealedIndexes = sealed;
 }
 
