@@ -224,6 +224,8 @@ export class DigestTable {
 
   /** The index and record number of the first record with chain digest `digest`; null: none. */
   find(digest: string): { records: IndexedRecords; n: number } | null {
+    // Most readers add no index (only a trace defers them): their every lookup ends here.
+    if (this.filed === 0) return null;
     if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return null;
     const head = Number.parseInt(digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 8), 16);
     if (Number.isNaN(head)) return null;
