@@ -386,8 +386,15 @@ export class AckCollector {
   seenHostOf(id: string): string | undefined {
     const seen = this.seen.get(id);
     if (seen !== undefined) return seen;
-    const found = this.deferredDigests.find(id);
+    const found = this.deferredRecord(id);
     return found === null ? undefined : found.records.host(found.n);
+  }
+
+  /** The first deferred indexed record with chain digest `digest` (its block's records, its number); null: none. */
+  private deferredRecord(digest: string): { records: IndexedRecords; n: number } | null {
+    const found = this.deferredDigests.find(digest);
+    // Blocks are filed in the order they are listed in `deferred` (addIndexedRecords).
+    return found === null ? null : { records: this.deferred[found.block]!.records, n: found.n };
   }
 
   /**
@@ -540,12 +547,13 @@ export class AckCollector {
     // Seen are the block's records (seenHostOf looks them up among every block's); a record repeating
     // one of an earlier block or of its own, or an ack added before (a trace's log is read first), is
     // not taken again.
-    const repeats = this.deferredDigests.add(records);
+    const block = this.deferred.length;
+    const repeats = this.deferredDigests.add(records.digests);
     // The acks added before looked up here, or this block's records there: whichever are fewer.
     if (this.seen.size <= records.count)
       for (const id of this.seen.keys()) {
         const found = this.deferredDigests.find(id);
-        if (found !== null && found.records === records) repeats[found.n] = 1;
+        if (found !== null && found.block === block) repeats[found.n] = 1;
       }
     else
       for (let n = 0; n < records.count; n++)
@@ -576,7 +584,7 @@ export class AckCollector {
 
   /** The ack of the deferred indexed record with chain digest `digest`, null: none. */
   deferredAck(digest: string): AckRecord | null {
-    const found = this.deferredDigests.find(digest);
+    const found = this.deferredRecord(digest);
     return found === null ? null : found.records.ack(found.n);
   }
 

@@ -130,101 +130,62 @@ function digestAt(bytes: Buffer, n: number): string {
   return `${DIGEST_PREFIX}${bytes.toString('hex', at, at + DIGEST_BYTES)}`;
 }
 
-/** Whether digests `n` and `m` of `bytes` are the same (compared in place). */
-function sameDigestAt(bytes: Buffer, n: number, m: number): boolean {
-  const a = n * DIGEST_BYTES;
-  const b = m * DIGEST_BYTES;
-  return bytes.compare(bytes, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
+/** Whether digest `n` of `a` and digest `m` of `b` are the same (compared in place). */
+function sameDigests(a: Buffer, n: number, b: Buffer, m: number): boolean {
+  const x = n * DIGEST_BYTES;
+  const y = m * DIGEST_BYTES;
+  return a.compare(b, y, y + DIGEST_BYTES, x, x + DIGEST_BYTES) === 0;
 }
 
 /**
- * The first record of `bytes` (digests, DIGEST_BYTES each) with a given chain digest, found through an
- * open-addressing table of record numbers placed by each digest's first 4 bytes (a SHA-256's: uniform)
- * and confirmed by comparing the whole digest in place. No string, object or map entry per record: an
- * index of ~100,000 records is filed in a few milliseconds (a Map keyed by 48-bit heads took ~25 ms,
- * on every trace whose index grew: docs/benchmarks.md "views-served").
- */
-export class DigestLookup {
-  /** Record number + 1 per slot (0: empty); at least twice the records, so probes stay short. */
-  private readonly slots: Int32Array;
-  private readonly mask: number;
-
-  constructor(private readonly bytes: Buffer) {
-    const count = bytes.length / DIGEST_BYTES;
-    let size = 16;
-    while (size < 2 * count) size *= 2;
-    this.slots = new Int32Array(size);
-    this.mask = size - 1;
-    for (let n = 0; n < count; n++) {
-      const head = bytes.readUInt32BE(n * DIGEST_BYTES);
-      for (let s = head & this.mask; ; s = (s + 1) & this.mask) {
-        const m = this.slots[s]!;
-        if (m === 0) {
-          this.slots[s] = n + 1;
-          break;
-        }
-        // A digest filed already keeps its first record.
-        if (bytes.readUInt32BE((m - 1) * DIGEST_BYTES) === head && sameDigestAt(bytes, n, m - 1))
-          break;
-      }
-    }
-  }
-
-  /** The first record with chain digest `digest`; -1: none (or not a chain digest's text). */
-  find(digest: string): number {
-    if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return -1;
-    const head = Number.parseInt(digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 8), 16);
-    if (Number.isNaN(head)) return -1;
-    // The table is at most half full: a probe always meets an empty slot.
-    for (let s = head & this.mask; ; s = (s + 1) & this.mask) {
-      const m = this.slots[s]!;
-      if (m === 0) return -1;
-      if (digestIs(this.bytes, m - 1, digest)) return m - 1;
-    }
-  }
-}
-
-/**
- * The records of several indexes (a log's segments, in log order) looked up by chain digest as one: each
- * digest filed once, under the first record that has it, in an open-addressing table as DigestLookup's.
- * Filed as the indexes are taken in, so whether a record repeats one before it, in its index or an
- * earlier one, is one probe, and so is finding a digest among all of them. Asking each earlier index in
- * turn cost a trace of a log of ~90 segments (100,000 hosts) ~40 million lookups, ~0.85 s.
+ * Chain digests (DIGEST_BYTES each, in blocks: a log's segments' indexes, in log order) looked up as
+ * one: each digest filed once, under the first record that has it, in an open-addressing table of
+ * (block, record number) placed by the digest's first 4 bytes (a SHA-256's: uniform) and confirmed by
+ * comparing the whole digest in place. No string, object or map entry per record: ~100,000 records are
+ * filed in a few milliseconds (a Map keyed by 48-bit heads took ~25 ms, on every trace whose index
+ * grew: docs/benchmarks.md "views-served"). Filed as the blocks are taken in, so whether a record repeats
+ * one before it, in its block or an earlier one, is one probe, and so is finding a digest among all of
+ * them: asking each earlier segment's index in turn cost a trace of a log of ~90 segments (100,000
+ * hosts) ~40 million lookups, ~0.85 s.
  */
 export class DigestTable {
-  private readonly blocks: IndexedRecords[] = [];
+  private readonly blocks: Buffer[] = [];
   /**
-   * Per slot: the index (position in `blocks`) + 1 (0: empty), the record number in it, and its
-   * digest's head (compared before the whole digest: a slot taken by another digest costs no compare).
+   * Per slot: the block + 1 (0: empty), the record number in it, and its digest's head (compared
+   * before the whole digest: a slot taken by another digest costs no compare).
    */
-  private slotBlock = new Int32Array(1024);
-  private slotRecord = new Int32Array(1024);
-  private slotHead = new Int32Array(1024);
+  private slotBlock = new Int32Array(16);
+  private slotRecord = new Int32Array(16);
+  private slotHead = new Int32Array(16);
   private filed = 0;
 
-  /** Makes room for `records` more records at once (instead of growing as indexes are added). */
+  /** Makes room for `records` more records at once (instead of growing as blocks are added). */
   expect(records: number): void {
     this.reserve(2 * (this.filed + records));
   }
 
   /**
-   * Files the records of the next index; per record, 1 when a record before it (an earlier index's, or
-   * an earlier one of its own) has its chain digest.
+   * Files the next block's digests; per record, 1 when a record before it (an earlier block's, or an
+   * earlier one of its own) has its digest.
    */
-  add(records: IndexedRecords): Uint8Array {
-    const b = this.blocks.push(records) - 1;
+  add(digests: Buffer): Uint8Array {
+    const b = this.blocks.push(digests) - 1;
+    const count = digests.length / DIGEST_BYTES;
     // At most half full, so that a probe always meets an empty slot soon.
-    this.reserve(2 * (this.filed + records.count));
-    const repeats = new Uint8Array(records.count);
-    for (let n = 0; n < records.count; n++)
+    this.reserve(2 * (this.filed + count));
+    const repeats = new Uint8Array(count);
+    for (let n = 0; n < count; n++)
       if (this.file(b, n) === false) repeats[n] = 1;
       else this.filed++;
     return repeats;
   }
 
-  /** The index and record number of the first record with chain digest `digest`; null: none. */
-  find(digest: string): { records: IndexedRecords; n: number } | null {
-    // Most readers add no index (only a trace defers them): their every lookup ends here.
+  /**
+   * The block and record number of the first record with chain digest `digest`; null: none (or not a
+   * chain digest's text).
+   */
+  find(digest: string): { block: number; n: number } | null {
+    // Most readers add no block (only a trace defers indexes): their every lookup ends here.
     if (this.filed === 0) return null;
     if (digest.length !== DIGEST_PREFIX.length + 2 * DIGEST_BYTES) return null;
     const head = Number.parseInt(digest.slice(DIGEST_PREFIX.length, DIGEST_PREFIX.length + 8), 16);
@@ -233,16 +194,15 @@ export class DigestTable {
     for (let s = head & mask; ; s = (s + 1) & mask) {
       const b = this.slotBlock[s]!;
       if (b === 0) return null;
-      const records = this.blocks[b - 1]!;
-      if (records.hasDigest(this.slotRecord[s]!, digest))
-        return { records, n: this.slotRecord[s]! };
+      if (digestIs(this.blocks[b - 1]!, this.slotRecord[s]!, digest))
+        return { block: b - 1, n: this.slotRecord[s]! };
     }
   }
 
-  /** Files record `n` of index `b` in an empty slot; false (nothing filed) when its digest is filed already. */
+  /** Files record `n` of block `b` in an empty slot; false (nothing filed) when its digest is filed already. */
   private file(b: number, n: number): boolean {
-    const records = this.blocks[b]!;
-    const head = records.digestHead(n) | 0;
+    const digests = this.blocks[b]!;
+    const head = digests.readUInt32BE(n * DIGEST_BYTES) | 0;
     const mask = this.slotBlock.length - 1;
     for (let s = head & mask; ; s = (s + 1) & mask) {
       const sb = this.slotBlock[s]!;
@@ -254,7 +214,7 @@ export class DigestTable {
       }
       if (
         this.slotHead[s] === head &&
-        records.sameDigestAs(n, this.blocks[sb - 1]!, this.slotRecord[s]!)
+        sameDigests(digests, n, this.blocks[sb - 1]!, this.slotRecord[s]!)
       )
         return false;
     }
@@ -367,11 +327,11 @@ export function encodeLogPrefixIndex(
   if (baseDigests === null) return null;
   // A `prev` is the first record with that digest: among the base's records (built on first use),
   // else among the new ones.
-  let earlier: DigestLookup | undefined;
+  let earlier: DigestTable | undefined;
   const recordOf = new Map<string, number>();
   const recordNumber = (d: string): number | undefined => {
-    const n = known === 0 ? -1 : (earlier ??= new DigestLookup(baseDigests)).find(d);
-    return n >= 0 ? n : recordOf.get(d);
+    if (earlier === undefined && known > 0) (earlier = new DigestTable()).add(baseDigests);
+    return earlier?.find(d)?.n ?? recordOf.get(d);
   };
   const digests = Buffer.alloc(acks.length * DIGEST_BYTES);
   for (const [i, { digest, signed }] of acks.entries()) {
@@ -525,7 +485,7 @@ export class IndexedRecords {
   private constructor(
     readonly index: LogPrefixIndex,
     /** The records' chain digests as bytes (DIGEST_BYTES each). */
-    private readonly digests: Buffer,
+    readonly digests: Buffer,
     private readonly bytes: Uint8Array,
   ) {
     const count = digests.length / DIGEST_BYTES;
@@ -599,18 +559,6 @@ export class IndexedRecords {
   /** Whether record `n`'s chain digest is `digest` (compared in place). */
   hasDigest(n: number, digest: string): boolean {
     return digestIs(this.digests, n, digest);
-  }
-
-  /** The first 4 bytes of record `n`'s chain digest (a SHA-256's: uniform), as a number. */
-  digestHead(n: number): number {
-    return this.digests.readUInt32BE(n * DIGEST_BYTES);
-  }
-
-  /** Whether record `n`'s chain digest is record `m`'s of `other` (compared in place). */
-  sameDigestAs(n: number, other: IndexedRecords, m: number): boolean {
-    const a = n * DIGEST_BYTES;
-    const b = m * DIGEST_BYTES;
-    return this.digests.compare(other.digests, b, b + DIGEST_BYTES, a, a + DIGEST_BYTES) === 0;
   }
 
   /** Record `n`'s host and fleet as value positions: records with equal ones make the same claims. */

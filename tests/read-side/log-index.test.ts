@@ -3,7 +3,7 @@
 // digest (LogPrefixMemo). Checked here: the index holds exactly the parsed acks; the history and the
 // trace read through it equal a full read's; records after it are still verified; a tampered or
 // truncated log, or an index edited by hand, falls back to the full read (or refuses the record); the
-// digest lookups (DigestLookup, DigestTable over several indexes); the newest segment's index saved in
+// digest lookups (DigestTable, over one index or several); the newest segment's index saved in
 // a file of its own, the others' not rewritten when only it changes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -23,7 +23,6 @@ import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
 import {
   decodeLogPrefixIndex,
-  DigestLookup,
   DigestTable,
   encodeLogPrefixIndex,
   IndexedRecords,
@@ -164,7 +163,7 @@ test('an index decodes to exactly the signed acks it was built from (every field
 /** A DigestTable of `blocks`, and what add() said of each block's records. */
 function tableOf(...blocks: IndexedRecords[]): { table: DigestTable; repeats: number[][] } {
   const table = new DigestTable();
-  return { table, repeats: blocks.map((b) => [...table.add(b)]) };
+  return { table, repeats: blocks.map((b) => [...table.add(b.digests)]) };
 }
 
 test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup', async () => {
@@ -193,7 +192,7 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
   assert.equal(repeats, [[0, 0, 1]]);
   assert.is(table.find(a.digest)?.n, 0);
   assert.is(table.find(other)?.n, 1);
-  assert.is(table.find(other)?.records, records);
+  assert.is(table.find(other)?.block, 0);
   // Every hex digit counts (high and low nibbles alike).
   for (const at of [7, 8, 40, 41, 70])
     assert.not.ok(records.hasDigest(0, flip(a.digest, at)), `digit ${at} differs`);
@@ -291,7 +290,7 @@ test('DigestTable: a record found by its digest among several indexes, the first
   ]);
   const at = (d: string) => {
     const f = table.find(d);
-    return f === null ? null : [f.records === records ? 0 : 1, f.n];
+    return f === null ? null : [f.block, f.n];
   };
   assert.equal([d1, d2, d3, d4].map(at), [
     [0, 0],
@@ -341,11 +340,11 @@ test('DigestTable: thousands of records over several indexes (the table grows), 
   );
   for (const [d, i] of first) {
     const f = table.find(d)!;
-    assert.equal([blocks.indexOf(f.records), f.n], [Math.floor(i / 500), i % 500], d);
+    assert.equal([f.block, f.n], [Math.floor(i / 500), i % 500], d);
   }
 });
 
-test('DigestLookup: every digest of a large index found at its first record, absent and malformed ones not', () => {
+test('DigestTable of one block: every digest of a large index found at its first record, absent and malformed ones not', () => {
   // 5,000 digests, a fifth of them repeats of earlier ones, 100 sharing their first 4 bytes (the slot
   // they are placed by): each found at its first record, as a map from digest to first record says.
   const digests: string[] = [];
@@ -360,14 +359,15 @@ test('DigestLookup: every digest of a large index found at its first record, abs
   }
   const first = new Map<string, number>();
   digests.forEach((d, i) => first.has(d) || first.set(d, i));
-  const lookup = new DigestLookup(
-    Buffer.concat(digests.map((d) => Buffer.from(d.slice(7), 'hex'))),
-  );
-  for (const [d, n] of first) assert.is(lookup.find(d), n, d);
+  const lookup = new DigestTable();
+  lookup.add(Buffer.concat(digests.map((d) => Buffer.from(d.slice(7), 'hex'))));
+  for (const [d, n] of first) assert.equal(lookup.find(d), { block: 0, n }, d);
   const absent = `sha256:abcdef01${'0'.repeat(56)}`;
   for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, digests[0]!.toUpperCase(), ''])
-    assert.is(lookup.find(d), -1, d);
-  assert.is(new DigestLookup(Buffer.alloc(0)).find(digests[0]!), -1);
+    assert.is(lookup.find(d), null, d);
+  const empty = new DigestTable();
+  empty.add(Buffer.alloc(0));
+  assert.is(empty.find(digests[0]!), null);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
