@@ -25,10 +25,9 @@ import {
   newestTime,
   racyCutoff,
   statFields,
-  statOf,
-  type Seen,
   type VerifiedAckFile,
 } from './ack-file-memo.ts';
+import { statUnlessError } from './file-identity.ts';
 import { AckCache, AckCollector, hostOfLatestAckFile, type AckTrust } from './acks.ts';
 
 /** One file's ack verified as it arrived: its digest, the key it verified under, when (ms). */
@@ -109,7 +108,7 @@ export class ArrivedAcks {
     let kept = 0;
     for (const [path, a] of this.byPath) {
       if (a.ack === undefined || a.ack.newestMs >= cutoff) continue;
-      const seen = statOrNull(path);
+      const seen = statUnlessError(path) ?? null;
       if (seen !== null && !clearlyOlder(seen, cutoff)) {
         // Touched since it was read: its identity waits for these times to age (or the watch names it).
         a.ack.newestMs = newestTime(seen);
@@ -142,7 +141,8 @@ export class ArrivedAcks {
       const host = hostOfFile(path);
       const hostKey = host === null ? undefined : trust?.hostKeys.get(host);
       // Its times as it is read (before the read): when its identity may be kept (ripen).
-      const seen = hostKey === undefined ? null : statOrNull(path);
+      // A file that cannot be stat-ed now (gone again, not a file, an error): the look meets it.
+      const seen = hostKey === undefined ? null : (statUnlessError(path) ?? null);
       const bytes = seen === null ? null : readLatestFile(path);
       const digest = bytes === null ? null : sha256Digest(bytes);
       if (digest === null || this.byDigest.get(digest)?.hostKey === hostKey) {
@@ -198,18 +198,6 @@ export class ArrivedAcks {
 /** The host the latest-ack file at `path` is named after (null: not a latest-ack file's name). */
 function hostOfFile(path: string): string | null {
   return hostOfLatestAckFile(basename(path));
-}
-
-/**
- * A latest-ack file's identity, or null when it cannot be stat-ed now (gone again, not a file, an error):
- * the look meets the file itself and reports it.
- */
-function statOrNull(path: string): Seen {
-  try {
-    return statOf(path);
-  } catch {
-    return null;
-  }
 }
 
 /**

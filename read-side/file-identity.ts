@@ -33,6 +33,18 @@ export function statOf(path: string): Seen {
     : { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
+/**
+ * statOf, or undefined when the stat fails (an error other than a missing file): readers that only
+ * save work by a stat leave such a file to the look, whose own stat meets the error as it would have.
+ */
+export function statUnlessError(path: string): Seen | undefined {
+  try {
+    return statOf(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A file's newest time (ms): what the racy rule compares (ack-file-memo.ts racyCutoff). */
 export function newestTime(seen: FileStat): number {
   return Math.max(seen.mtimeMs, seen.ctimeMs);

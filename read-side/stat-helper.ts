@@ -9,7 +9,7 @@
 // One-shot looks do not start one: the thread's start costs more than it saves once.
 import type { Worker } from 'node:worker_threads';
 import { moduleBeside, startModuleThread } from '../protocol/index.ts';
-import { statOf, type Seen } from './file-identity.ts';
+import { statUnlessError, type Seen } from './file-identity.ts';
 import {
   NOT_A_FILE,
   NOT_SEEN,
@@ -75,7 +75,7 @@ export class StatHelper {
       };
       this.worker.postMessage(request);
     }
-    for (let i = 0; i < first; i++) out[i] = statOrLeave(paths[i]!);
+    for (let i = 0; i < first; i++) out[i] = statUnlessError(paths[i]!);
     this.lastShared = 0;
     if (results !== null && this.waitFor(seq)) {
       for (let i = 0; i < shared; i++) out[first + i] = seenAt(results, i);
@@ -100,15 +100,6 @@ export class StatHelper {
   async close(): Promise<void> {
     this.gone = true;
     await this.worker.terminate();
-  }
-}
-
-/** statOf, or undefined when it throws (left to the caller, whose own stat throws the same). */
-function statOrLeave(path: string): Seen | undefined {
-  try {
-    return statOf(path);
-  } catch {
-    return undefined;
   }
 }
 
