@@ -104,7 +104,6 @@ class BlockSequence {
   readonly offsets: number[] = [];
   readonly identities: string[];
   readonly fingerprint: string;
-  readonly total: number;
 
   constructor(readonly blocks: readonly DeferredRecords[]) {
     let total = 0;
@@ -112,7 +111,6 @@ class BlockSequence {
       this.offsets.push(total);
       total += b.records.count;
     }
-    this.total = total;
     this.identities = blocks.map(
       ({ records: { index } }) => `${index.fingerprint} ${index.digest}`,
     );
@@ -178,28 +176,31 @@ interface Times {
 }
 
 function timesOf(blocks: readonly DeferredRecords[], others: Float64Array): Times {
-  let first = Infinity;
-  let last = -Infinity;
-  let count = 0;
-  // Indexed loops: this runs once per process, mostly before the optimising compiler sees it.
-  for (const { records, taken } of blocks) {
-    for (let i = 0; i < taken.length; i++) {
-      const t = records.timeMs[taken[i]!]!;
-      if (t < first) first = t;
-      if (t > last) last = t;
-    }
-    count += taken.length;
+  const indexed = new Span();
+  for (const { records, taken } of blocks)
+    for (let i = 0; i < taken.length; i++) indexed.add(records.timeMs[taken[i]!]!);
+  const other = new Span();
+  for (let i = 0; i < others.length; i++) other.add(others[i]!);
+  return { indexed: indexed.value(), others: other.value() };
+}
+
+/**
+ * The first and last of the times added. Fed by indexed loops: timesOf runs once per process, mostly
+ * before the optimising compiler sees it.
+ */
+class Span {
+  private first = Infinity;
+  private last = -Infinity;
+
+  add(t: number): void {
+    if (t < this.first) this.first = t;
+    if (t > this.last) this.last = t;
   }
-  let oFirst = Infinity;
-  let oLast = -Infinity;
-  for (let i = 0; i < others.length; i++) {
-    if (others[i]! < oFirst) oFirst = others[i]!;
-    if (others[i]! > oLast) oLast = others[i]!;
+
+  /** null: none added. */
+  value(): { first: number; last: number } | null {
+    return this.first > this.last ? null : { first: this.first, last: this.last };
   }
-  return {
-    indexed: count === 0 ? null : { first, last },
-    others: others.length === 0 ? null : { first: oFirst, last: oLast },
-  };
 }
 
 /** The first and last signing times of the whole history, null: no ack. */
