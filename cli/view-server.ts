@@ -47,7 +47,6 @@ import {
   ArrivedAcks,
   StatHelper,
   installStatHelper,
-  installedStatHelper,
 } from '../read-side/index.ts';
 import { startAckIntake } from './ack-intake.ts';
 
@@ -168,7 +167,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
   // and its stats of the latest-ack files by another (read-side/stat-helper.ts).
   const verifier = keepVerifierWarm();
   const stats = StatHelper.start();
-  installStatHelper(stats);
+  const uninstallStats = installStatHelper(stats);
   const refresh = startRefresh({ tree, queue, recent, runLook, log }, o.refreshSeconds);
   // After a burst of acks, the recent views are replayed at once rather than at the next refresh.
   const intake = startAckIntake({ tree, queue, arrived, log, burst: refresh.now });
@@ -186,7 +185,7 @@ export async function startViewServer(o: ViewServerOptions): Promise<ViewServer>
       await new Promise<void>((done) => server.close(() => done()));
       await queue.idle();
       await verifier.close();
-      if (installedStatHelper() === stats) installStatHelper(null);
+      uninstallStats();
       await stats.close();
       removeOwnSocket(socket, inode);
     },

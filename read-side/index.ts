@@ -25,7 +25,7 @@ export type {
   LogPrefixMemo,
 } from './acks.ts';
 export { ArrivedAcks } from './arrived-acks.ts';
-export { StatHelper, installStatHelper, installedStatHelper } from './stat-helper.ts';
+export { StatHelper, installStatHelper } from './stat-helper.ts';
 export { hostCompliance } from './compliance.ts';
 export type { HostComplianceView } from './compliance.ts';
 export { exportEvidence, renderEvidenceReport } from './evidence.ts';

@@ -125,9 +125,15 @@ export function installedStatHelper(): StatHelper | null {
   return installed;
 }
 
-/** Installs `helper` for this process's looks (null: none), returning the one it replaces. */
-export function installStatHelper(helper: StatHelper | null): StatHelper | null {
+/**
+ * Makes this process's looks use `helper` until the returned function is called (which puts back what
+ * was installed before, if `helper` is still the one installed), as installVerifierPool does for the
+ * signature batches.
+ */
+export function installStatHelper(helper: StatHelper): () => void {
   const before = installed;
   installed = helper;
-  return before;
+  return () => {
+    if (installed === helper) installed = before;
+  };
 }
