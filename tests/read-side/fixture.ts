@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ackDigest, signAck, type SignedAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import { b64, signingKeyFromSeed, type SigningKey } from '../../protocol/keys.ts';
@@ -21,7 +21,7 @@ import type { ControlEvidence } from '../../protocol/schemas/compliance.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import type { ChannelPlan } from '../../protocol/schemas/release.ts';
 import { publishRelease } from '../../publisher/publish.ts';
-import { formatRecord, listAckLogSegments } from '../../protocol/ack-log.ts';
+import { ackSegmentName, formatRecord, listAckLogSegments } from '../../protocol/ack-log.ts';
 import { DAY, makeRoot } from '../support/tree-builder.ts';
 import { generateFleet } from '../support/fleet-gen.ts';
 import { runCli } from '../support/cli.ts';
@@ -336,4 +336,34 @@ export function rekeyingRelease(fx: Fixture, host: string): void {
     roots: [ROOT],
     now: NOW - 10 * MIN,
   });
+}
+
+/**
+ * The fixture's log (one file) cut into segments in `dir` (default the log's own directory, whose
+ * segment 0 is the log itself), as the endpoint rolls them: segment k + 1 starts at record `starts[k]`.
+ * Returns the segment files, oldest first.
+ */
+export function cutLogInto(
+  fx: Fixture,
+  starts: readonly number[],
+  dir = dirname(fx.logFile),
+): string[] {
+  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
+  const bounds = [0, ...starts, lines.length];
+  return bounds.slice(0, -1).map((from, k) => {
+    const file = join(dir, ackSegmentName(k));
+    writeFileSync(
+      file,
+      lines
+        .slice(from, bounds[k + 1])
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
+    return file;
+  });
+}
+
+/** How many records the fixture's log (one file) holds. */
+export function logRecordCount(fx: Fixture): number {
+  return readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
 }

@@ -39,6 +39,8 @@ import {
   ROOT,
   chainedRollout,
   cleanupTempDirs,
+  cutLogInto,
+  logRecordCount,
   postAcks,
   tamperLogRecord,
   run,
@@ -642,20 +644,10 @@ test('a segmented log: one index per segment; a tampered middle segment is read 
   const fx = rollout();
   const [e] = fx.wave('ch-1', 0);
   // The fixture's log as three segments of the control plane directory's log, as the endpoint rolls them.
-  const records = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
   const logDir = join(fx.tree, '.ack-log');
   mkdirSync(logDir);
-  const third = Math.ceil(records.length / 3);
-  const segments = [0, 1, 2].map((i) => join(logDir, ackSegmentName(i)));
-  segments.forEach((file, i) =>
-    writeFileSync(
-      file,
-      records
-        .slice(i * third, (i + 1) * third)
-        .map((l) => `${l}\n`)
-        .join(''),
-    ),
-  );
+  const third = Math.ceil(logRecordCount(fx) / 3);
+  const segments = cutLogInto(fx, [third, 2 * third], logDir);
   const trace = (cacheArgs: string[]) =>
     run(
       'trace',

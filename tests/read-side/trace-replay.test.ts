@@ -35,6 +35,8 @@ import {
   ROOT,
   chainedRollout,
   cleanupTempDirs,
+  cutLogInto,
+  logRecordCount,
   postAcks,
   tamperLogRecord,
   waiting,
@@ -221,26 +223,11 @@ test('a tampered prefix is read in full and the tampered ack refused, not resume
 
 /** Cuts the fixture's one-file log into `count` segments of about as many records each. */
 function segment(fx: Fixture, count: number): void {
-  const records = readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
-  const per = Math.ceil(records / count);
-  cutLog(
+  const per = Math.ceil(logRecordCount(fx) / count);
+  cutLogInto(
     fx,
     Array.from({ length: count - 1 }, (_, k) => (k + 1) * per),
   );
-}
-
-/** Cuts the fixture's one-file log into segments, segment k + 1 starting at record `starts[k]`. */
-function cutLog(fx: Fixture, starts: readonly number[]): void {
-  const lines = readFileSync(fx.logFile, 'utf8').split('\n').slice(0, -1);
-  const bounds = [0, ...starts, lines.length];
-  for (let k = bounds.length - 2; k >= 0; k--)
-    writeFileSync(
-      join(dirname(fx.logFile), ackSegmentName(k)),
-      lines
-        .slice(bounds[k], bounds[k + 1])
-        .map((l) => `${l}\n`)
-        .join(''),
-    );
 }
 
 test('a log of several segments: the checkpoint is kept with the current segment and resumed, also after the log grows and rolls; a tampered sealed segment is not resumed', async () => {
@@ -336,7 +323,7 @@ test('a checkpoint names the segments before its own: with the first one gone it
   const fx = rollout();
   // Segment 0 holds the first record alone: without it every number shifts by one, and the
   // checkpoint's acks (its hosts' latest acks at a step's end) still fall inside the records it covers.
-  cutLog(fx, [1, 2]);
+  cutLogInto(fx, [1, 2]);
   const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
   const [held] = fx.wave('ch-1', 1);
   const subject = { host: held! };
@@ -356,8 +343,8 @@ test('a checkpoint names the segments before its own: with the first one gone it
 
 test('a record appended again in a later segment is taken once through the indexes, as by a full read', async () => {
   const fx = rollout();
-  const records = readFileSync(fx.logFile, 'utf8').split('\n').length - 1;
-  cutLog(fx, [Math.floor(records / 3), Math.floor((2 * records) / 3)]);
+  const records = logRecordCount(fx);
+  cutLogInto(fx, [Math.floor(records / 3), Math.floor((2 * records) / 3)]);
   const [first, , last] = listAckLogSegments(fx.logFile).map((s) => s.file);
   // The last segment begins with the first segment's last record again (its very bytes).
   const repeated = readFileSync(first!, 'utf8').split('\n').at(-2)!;
