@@ -1,14 +1,15 @@
-// `npm run mutate [target...] [-- stryker options]`: mutation testing with StrykerJS over reconciler/ and protocol/verify/
-// (targets `reconciler` and `verify`; both when none is named). Each target is its own Stryker run
-// (scripts/mutate/stryker.config.mjs) with its own incremental file, so a second run re-tests only the
-// mutants whose code or tests changed. Reports land in reports/mutation/ (ignored by git); the summary
-// printed at the end is the mutation score per target and per directory. Not part of `npm test`.
+// `npm run mutate [target...] [-- stryker options]`: mutation testing with StrykerJS over reconciler/,
+// protocol/verify/ and the read side's caches (targets `reconciler`, `verify`, `read-side`; all when none
+// is named). Each target is its own Stryker run (scripts/mutate/stryker.config.mjs) with its own
+// incremental file, so a second run re-tests only the mutants whose code or tests changed. Reports land
+// in reports/mutation/ (ignored by git); the summary printed at the end is the mutation score per target
+// and per directory. Not part of `npm test`.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const TARGETS = ['reconciler', 'verify'] as const;
+const TARGETS = ['reconciler', 'verify', 'read-side'] as const;
 type Target = (typeof TARGETS)[number];
 
 // Statuses from the mutation-testing report schema. The score counts detected mutants among the valid

@@ -11,6 +11,18 @@ const TARGETS = {
     mutate: ['protocol/verify/**/*.ts'],
     testFiles: ['tests/verify/*.test.ts', 'tests/protocol/*.test.ts'],
   },
+  // The operator views' memory between runs and looks: what a wrong view would come from.
+  'read-side': {
+    mutate: [
+      'read-side/log-index.ts',
+      'read-side/ack-file-memo.ts',
+      'read-side/verified-cache.ts',
+      'read-side/trace-replay.ts',
+      'read-side/arrived-acks.ts',
+    ],
+    testFiles: ['tests/read-side/*.test.ts'],
+    tsconfig: 'scripts/mutate/tsconfig.read-side.json',
+  },
 };
 
 const name = process.env.NIXFLEET_MUTATE_TARGET ?? 'reconciler';
@@ -46,10 +58,10 @@ export default {
   // Each mutant runs only the test files that executed it in the initial run.
   coverageAnalysis: 'perTest',
   // Mutants that do not type-check are dropped before any test runs. The checker compiles only the two
-  // mutated folders (protocol/ and reconciler/ import nothing else): the whole project made each check
-  // slow enough to starve the test runners on a loaded machine.
+  // mutated folders (protocol/ and reconciler/ import nothing else; read-side/ has its own, with them):
+  // the whole project made each check slow enough to starve the test runners on a loaded machine.
   checkers: ['typescript'],
-  tsconfigFile: 'scripts/mutate/tsconfig.json',
+  tsconfigFile: target.tsconfig ?? 'scripts/mutate/tsconfig.json',
   // The machine has 2 cores, shared.
   concurrency: 2,
   incremental: true,

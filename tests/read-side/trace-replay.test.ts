@@ -2,7 +2,8 @@
 // the checkpoint kept with the index (read-side/trace-replay.ts). Checked here: the resumed trace is
 // the full replay's, for held, started and soaked hosts and a channel; a record appended after the
 // checkpoint is replayed from it, one signed before it makes the whole history replayed; another
-// release, subject, step or period is not served from it; a tampered prefix is read in full, the
+// release, subject, step or period is not served from it, nor a trace up to an earlier instant from a
+// checkpoint after it, nor a trace with a late ack signed at a checkpoint's very instant from that one; a tampered prefix is read in full, the
 // tampered ack refused; a checkpoint is not used once the segments before its own are not the ones it
 // names; an ack found twice (a record appended again in a later segment, a replica's index holding the
 // main log's newer records) is taken once; a latest-ack file holding another host's indexed ack is
@@ -59,6 +60,8 @@ interface Run {
   subject: TraceSubject;
   stepSeconds?: number;
   from?: number;
+  /** The instant traced up to (default NOW). */
+  now?: number;
   /** The log to read (default the fixture's; a segment stands for its directory). */
   log?: string;
 }
@@ -194,6 +197,67 @@ test('another release, subject, step or period start is not served from a checkp
     JSON.stringify(longer.hosts),
     JSON.stringify(fullTrace(fx, release, { subject }).hosts),
   );
+});
+
+test('a trace up to an earlier instant resumes only from a checkpoint before it, never from a later one', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  // Started 17 minutes ago, soaked 11 minutes ago; its last ack 5 minutes ago.
+  const [started] = fx.wave('ch-1', 0);
+  const subject = { host: started! };
+  const first = warmedUp(fx, release, { subject });
+  assert.equal(
+    (first.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at),
+    [NOW - 5 * MIN, NOW - 15 * MIN],
+  );
+  // Up to 12 minutes ago (`trace --now`, an operator looking back), before it soaked: the checkpoint 5
+  // minutes ago holds what happened after that instant; the one 15 minutes ago is the one to resume from.
+  const back = { subject, now: NOW - 12 * MIN };
+  const memo = next(first);
+  const earlier = cachedTrace(fx, release, memo, back);
+  assert.equal(earlier, fullTrace(fx, release, back));
+  assert.is(memo.resumedReplays, 1, 'resumed from the checkpoint before the instant');
+  const host = (t: typeof earlier) => t.hosts.find((h) => h.host === started);
+  assert.is.not(
+    JSON.stringify(host(earlier)),
+    JSON.stringify(host(fullTrace(fx, release, { subject }))),
+    'the host moved on between the two instants',
+  );
+});
+
+test('a late ack signed at the very instant of a checkpoint is not in it: the replay does not resume from that one (one log file, or a segment of its own)', async () => {
+  for (const segments of [1, 3]) {
+    const fx = rollout();
+    if (segments > 1) segment(fx, segments);
+    const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+    const [held] = fx.wave('ch-1', 1);
+    const subject = { host: held! };
+    const full = () => fullTrace(fx, release, { subject });
+    const first = warmedUp(fx, release, { subject });
+    const kept = first.usedIndexes().find((i) => i.replays?.length)!;
+    assert.equal(
+      kept.replays!.map((r) => r.checkpoint.at),
+      [NOW - 5 * MIN, NOW - 15 * MIN],
+    );
+    // A gating host's failure signed at NOW - 5 min arrives after the checkpoint at that instant was
+    // kept (in a segment of its own when the log has several): the channel halts from that instant
+    // on, which that checkpoint does not know.
+    if (segments > 1) writeFileSync(join(dirname(fx.logFile), ackSegmentName(segments)), '');
+    const before = full();
+    const [, b] = fx.wave('ch-0', 1);
+    postAcks(fx, b!, [{ kind: 'failed', at: NOW - 5 * MIN, reason: 'late, at the instant' }]);
+    assert.is.not(JSON.stringify(full()), JSON.stringify(before), 'the failure changes the trace');
+    const late = next(first);
+    assert.equal(cachedTrace(fx, release, late, { subject }), full(), `${segments}: read late`);
+    assert.is(late.resumedReplays, 1, `${segments}: resumed from the checkpoint 15 minutes ago`);
+    // After another subject's trace (which keeps checkpoints of its own), still the full replay's.
+    const another = { subject: { host: fx.wave('ch-1', 0)[0]! } };
+    const other = next(first);
+    cachedTrace(fx, release, other, another);
+    const indexed = next(other);
+    assert.equal(cachedTrace(fx, release, indexed, { subject }), full(), `${segments}: indexed`);
+    assert.is(indexed.resumedReplays, 1, `${segments}: resumed`);
+  }
 });
 
 test('a tampered prefix is read in full and the tampered ack refused, not resumed (one log file, or its first of three segments)', async () => {
