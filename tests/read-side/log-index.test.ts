@@ -250,6 +250,15 @@ test('isIndexOfStart: an earlier index is the start of a prefix read through an 
     isIndexOfStart(earlier, 'f', otherRead, digests.slice(m)),
     'an indexed digest differs',
   );
+  // A listed digest with one character more, or under another algorithm's name of the same length.
+  for (const [label, odd] of [
+    ['longer', `${digests[k - 1]!}0`],
+    ['another prefix', digests[k - 1]!.replace('sha256:', 'sha384:')],
+  ] as const) {
+    const listed = [...digests];
+    listed[k - 1] = odd;
+    assert.not.ok(isIndexOfStart(earlier, 'f', undefined, listed), `a listed digest ${label}`);
+  }
   const later = [...digests];
   later[m - 1] = digests[k - 1]!;
   assert.not.ok(
@@ -346,7 +355,7 @@ test('DigestTable: thousands of records over several indexes (the table grows), 
   }
 });
 
-test('DigestTable of one block: every digest of a large index found at its first record, absent and malformed ones not', () => {
+test('DigestTable of one block: every digest of a large index found at its first record, absent and malformed ones not; an index of damaged digests holds no record', () => {
   // 5,000 digests, a fifth of them repeats of earlier ones, 100 sharing their first 4 bytes (the slot
   // they are placed by): each found at its first record, as a map from digest to first record says.
   const digests: string[] = [];
@@ -365,8 +374,15 @@ test('DigestTable of one block: every digest of a large index found at its first
   lookup.add(Buffer.concat(digests.map((d) => Buffer.from(d.slice(7), 'hex'))));
   for (const [d, n] of first) assert.equal(lookup.find(d), { block: 0, n }, d);
   const absent = `sha256:abcdef01${'0'.repeat(56)}`;
+  const otherName = digests[0]!.replace('sha256:', 'sha384:');
   for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, digests[0]!.toUpperCase(), ''])
     assert.is(lookup.find(d), null, d);
+  assert.is(lookup.find(otherName), null, otherName);
+  // Digests that are not whole SHA-256s (33 bytes, valid base64 of the right length): a damaged index.
+  const of = { file: 'f', fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const damaged = encodeLogPrefixIndex(of, [])!;
+  assert.is(indexedRecordCount({ ...damaged, digests: Buffer.alloc(33).toString('base64') }), 0);
+  assert.is(indexedRecordCount({ ...damaged, digests: Buffer.alloc(64).toString('base64') }), 2);
   const empty = new DigestTable();
   empty.add(Buffer.alloc(0));
   assert.is(empty.find(digests[0]!), null);
