@@ -90,6 +90,22 @@ function warmedUp(fx: Fixture, release: VerifiedRelease, r: Run): LogPrefixMemo 
   return first;
 }
 
+/** A host of ch-1's wave 0: started 17 minutes ago, soaked 11 minutes ago, its last ack 5 minutes ago. */
+const started = (fx: Fixture): string => fx.wave('ch-1', 0)[0]!;
+
+/**
+ * A rollout (cut into `segments` when more than one), its verified release, and the memo of a warmed-up
+ * trace of `pick`'s host (default: a host of ch-1's wave 1, held by the channel edge).
+ */
+async function warmRollout(opts: { segments?: number; pick?: (fx: Fixture) => string } = {}) {
+  const fx = rollout();
+  if ((opts.segments ?? 1) > 1) segment(fx, opts.segments!);
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const host = opts.pick?.(fx) ?? fx.wave('ch-1', 1)[0]!;
+  const subject = { host };
+  return { fx, release, host, subject, first: warmedUp(fx, release, { subject }) };
+}
+
 /** The same trace replaying every ack of a full read (no cache of any kind). */
 function fullTrace(fx: Fixture, release: VerifiedRelease, run: Run) {
   const { log, ...r } = run;
@@ -128,14 +144,10 @@ test("a warm trace resumes from the checkpoint kept with the index: the full rep
 });
 
 test('a record appended after the checkpoint is replayed from it; one signed before it makes the whole history replayed', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const [held] = fx.wave('ch-1', 1);
-  const subject = { host: held! };
-  const first = warmedUp(fx, release, { subject });
+  const { fx, release, host: held, subject, first } = await warmRollout();
   // The host's chain once more (the same bytes: repeated records) and a new ack: it starts.
   const polled = waiting(NOW - 34 * MIN, NOW - 5 * MIN);
-  postAcks(fx, held!, [...polled, { kind: 'started', at: NOW - 2 * MIN }]);
+  postAcks(fx, held, [...polled, { kind: 'started', at: NOW - 2 * MIN }]);
   const after = next(first);
   const started = cachedTrace(fx, release, after, { subject });
   assert.is(after.resumedReplays, 1, 'resumed: the new record is after the checkpoint');
@@ -167,11 +179,7 @@ test('a record appended after the checkpoint is replayed from it; one signed bef
 });
 
 test('another release, subject, step or period start is not served from a checkpoint', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const [held] = fx.wave('ch-1', 1);
-  const subject = { host: held! };
-  const first = warmedUp(fx, release, { subject });
+  const { fx, release, host: held, subject, first } = await warmRollout();
   const others: [string, Run][] = [
     ['another host', { subject: { host: fx.wave('ch-1', 0)[0]! } }],
     ['another step', { subject, stepSeconds: 30 }],
@@ -200,12 +208,7 @@ test('another release, subject, step or period start is not served from a checkp
 });
 
 test('a trace up to an earlier instant resumes only from a checkpoint before it, never from a later one', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  // Started 17 minutes ago, soaked 11 minutes ago; its last ack 5 minutes ago.
-  const [started] = fx.wave('ch-1', 0);
-  const subject = { host: started! };
-  const first = warmedUp(fx, release, { subject });
+  const { fx, release, host, subject, first } = await warmRollout({ pick: started });
   assert.equal(
     (first.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at),
     [NOW - 5 * MIN, NOW - 15 * MIN],
@@ -217,23 +220,18 @@ test('a trace up to an earlier instant resumes only from a checkpoint before it,
   const earlier = cachedTrace(fx, release, memo, back);
   assert.equal(earlier, fullTrace(fx, release, back));
   assert.is(memo.resumedReplays, 1, 'resumed from the checkpoint before the instant');
-  const host = (t: typeof earlier) => t.hosts.find((h) => h.host === started);
+  const traced = (t: typeof earlier) => t.hosts.find((h) => h.host === host);
   assert.is.not(
-    JSON.stringify(host(earlier)),
-    JSON.stringify(host(fullTrace(fx, release, { subject }))),
+    JSON.stringify(traced(earlier)),
+    JSON.stringify(traced(fullTrace(fx, release, { subject }))),
     'the host moved on between the two instants',
   );
 });
 
 test('a late ack signed at the very instant of a checkpoint is not in it: the replay does not resume from that one (one log file, or a segment of its own)', async () => {
   for (const segments of [1, 3]) {
-    const fx = rollout();
-    if (segments > 1) segment(fx, segments);
-    const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-    const [held] = fx.wave('ch-1', 1);
-    const subject = { host: held! };
+    const { fx, release, subject, first } = await warmRollout({ segments });
     const full = () => fullTrace(fx, release, { subject });
-    const first = warmedUp(fx, release, { subject });
     const kept = first.usedIndexes().find((i) => i.replays?.length)!;
     assert.equal(
       kept.replays!.map((r) => r.checkpoint.at),
@@ -262,12 +260,7 @@ test('a late ack signed at the very instant of a checkpoint is not in it: the re
 
 test('a tampered prefix is read in full and the tampered ack refused, not resumed (one log file, or its first of three segments)', async () => {
   for (const segments of [1, 3]) {
-    const fx = rollout();
-    if (segments > 1) segment(fx, segments);
-    const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-    const [e] = fx.wave('ch-1', 0);
-    const subject = { host: e! };
-    const first = warmedUp(fx, release, { subject });
+    const { fx, release, host: e, subject, first } = await warmRollout({ segments, pick: started });
     const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
     const memo = next(first);
     const t = cachedTrace(fx, release, memo, { subject });
@@ -468,12 +461,8 @@ test('a replica log whose indexed records the main log holds after its own index
 });
 
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const [e] = fx.wave('ch-1', 0);
+  const { fx, release, host: e, subject, first } = await warmRollout({ pick: started });
   const [f] = fx.wave('ch-1', 1);
-  const subject = { host: e! };
-  const first = warmedUp(fx, release, { subject });
   // f's file now holds e's latest ack: a record of the index, found there by its digest as e's.
   const hosts = join(fx.tree, 'acks', 'hosts');
   copyFileSync(join(hosts, `${e}.json`), join(hosts, `${f}.json`));
