@@ -31,8 +31,12 @@ import { loadVerifiedRelease } from '../../read-side/release.ts';
 import { readTreeAcks } from '../../read-side/acks.ts';
 import { openVerifiedAckStore } from '../../read-side/verified-cache.ts';
 import {
+  IDENTITY,
   RACY_MS,
+  clearlyOlder,
   formatAckFileMemo,
+  identityOfStats,
+  sameStat,
   type AckFileMemoEntries,
   type VerifiedAckFile,
 } from '../../read-side/ack-file-memo.ts';
@@ -45,6 +49,7 @@ import {
   postAcks,
   publishedFixture,
   rewriteSignatureInPlace,
+  tempDir,
   type Fixture,
 } from './fixture.ts';
 
@@ -92,6 +97,24 @@ async function cold(fx: Fixture): Promise<ReturnType<typeof shown>> {
 
 const filesOf = (fx: Fixture) => readdirSync(join(fx.tree, 'acks', 'hosts'));
 const memoFile = (fx: Fixture) => join(fx.dir, 'cache', 'status.latest-acks');
+
+test('an identity: any one field that differs is another file or other bytes; the racy rule keeps only a file whose both times are before the cutoff; the identity text as written, and nothing around it', () => {
+  const seen = { dev: 2049, ino: 131, size: 612, mtimeMs: 1_000_000.25, ctimeMs: 1_000_500.75 };
+  assert.ok(sameStat(seen, { ...seen }));
+  for (const field of ['dev', 'ino', 'size', 'mtimeMs', 'ctimeMs'] as const)
+    assert.not.ok(sameStat(seen, { ...seen, [field]: seen[field] + 1 }), field);
+  // Both times count; the newest must be strictly before the cutoff.
+  assert.ok(clearlyOlder(seen, seen.ctimeMs + 1));
+  assert.not.ok(clearlyOlder(seen, seen.ctimeMs), 'a time at the cutoff');
+  assert.not.ok(clearlyOlder({ ...seen, mtimeMs: seen.ctimeMs + 5 }, seen.ctimeMs + 1), 'mtime');
+  const file = join(tempDir('identity'), 'f');
+  writeFileSync(file, 'x');
+  const { identity, newestMs } = identityOfStats(statSync(file));
+  assert.ok(IDENTITY.test(identity), identity);
+  assert.is(newestMs, Math.max(statSync(file).mtimeMs, statSync(file).ctimeMs));
+  for (const odd of [`x${identity}`, `${identity}x`, `${identity}:1`, identity.replace(/:/g, ';')])
+    assert.not.ok(IDENTITY.test(odd), odd);
+});
 
 test('a warm view recalls every unchanged latest-ack file and shows what a view without any cache shows', async () => {
   const { fx } = rolledOut();
