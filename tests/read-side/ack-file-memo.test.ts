@@ -331,6 +331,34 @@ test('a changed bundle is compared with the recalled files by their sizes and di
   );
 });
 
+test("a file whose ack does not verify as its host's is never remembered: refused by every run, as without a memo", async () => {
+  const { fx } = rolledOut();
+  const [a, b] = fx.wave('ch-0', 1);
+  const hosts = join(fx.tree, 'acks', 'hosts');
+  // a's file with a signature that does not verify; b's file holding another host's (a valid) ack.
+  const aFile = join(hosts, `${a}.json`);
+  writeFileSync(
+    aFile,
+    readFileSync(aFile, 'utf8').replace(
+      /"sig":"(.)/,
+      (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
+    ),
+  );
+  writeFileSync(
+    join(hosts, `${b}.json`),
+    readFileSync(join(hosts, `${fx.wave('ch-0', 0)[0]!}.json`)),
+  );
+  const refused = [
+    [`acks/hosts/${a}.json`, 'BadSignature'],
+    [`acks/hosts/${b}.json`, 'WrongHost'],
+  ];
+  await view(fx);
+  const warm = await view(fx);
+  assert.is(warm.hits, filesOf(fx).length - 2, 'the two files read again');
+  assert.equal(shown(warm.state), await cold(fx));
+  assert.equal(warm.state.acks.rejected.map((r) => [r.source, r.code]).sort(), refused.sort());
+});
+
 test("git's racy rule: a file or bundle changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {
   const { fx } = rolledOut();
   // Both bundles repeat the files (a bundle's change time is its last write, just now).
