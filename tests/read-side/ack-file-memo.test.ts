@@ -35,7 +35,10 @@ import {
   RACY_MS,
   clearlyOlder,
   formatAckFileMemo,
+  formatAckFileMemoChanges,
   identityOfStats,
+  parseAckFileMemo,
+  parseAckFileMemoChanges,
   sameStat,
   type AckFileMemoEntries,
   type VerifiedAckFile,
@@ -357,6 +360,56 @@ test("a file whose ack does not verify as its host's is never remembered: refuse
   assert.is(warm.hits, filesOf(fx).length - 2, 'the two files read again');
   assert.equal(shown(warm.state), await cold(fx));
   assert.equal(warm.state.acks.rejected.map((r) => [r.source, r.code]).sort(), refused.sort());
+});
+
+test('a memo line that does not unpack whole is not believed at all (each field of the packed form, its varints, its indexes)', async () => {
+  const { fx } = rolledOut();
+  writeBundle(fx, 1);
+  await view(fx);
+  const memo = readMemo(memoFile(fx));
+  assert.ok(memo.files.length > 0 && memo.bundles.length === 1);
+  const line = formatAckFileMemo(memo);
+  assert.equal(parseAckFileMemo(line), memo);
+  const packed = JSON.parse(line) as Record<string, unknown>;
+  const odd = (edit: Record<string, unknown>) => JSON.stringify({ ...packed, ...edit });
+  const b64 = (f: string) => Buffer.from(packed[f] as string, 'base64');
+  const variants: [string, string][] = [
+    ['not JSON', line.slice(1)],
+    ['null', 'null'],
+    ['a string', JSON.stringify(line)],
+    ['values not a list', odd({ values: {} })],
+    ['shapes not lists', odd({ shapes: ['host'] })],
+    ['a shape key not a string', odd({ shapes: [[1]] })],
+    ['digests cut', odd({ digests: (packed.digests as string).slice(1) })],
+    ['stats not text', odd({ stats: 1 })],
+    ['files not text', odd({ files: null })],
+    ['bundles not text', odd({ bundles: 7 })],
+    [
+      'files: one byte more',
+      odd({ files: Buffer.concat([b64('files'), Buffer.from([0])]).toString('base64') }),
+    ],
+    ['files: cut', odd({ files: b64('files').subarray(0, -1).toString('base64') })],
+    ['bundles: cut', odd({ bundles: b64('bundles').subarray(0, -1).toString('base64') })],
+    [
+      'stats: one entry more',
+      odd({ stats: Buffer.concat([b64('stats'), Buffer.alloc(32)]).toString('base64') }),
+    ],
+    ['a value index out of range', odd({ values: [] })],
+    ['a shape index out of range', odd({ shapes: [] })],
+  ];
+  for (const [label, text] of variants) assert.is(parseAckFileMemo(text), null, label);
+  // The journal's form: its dropped paths must be lists of strings, its memo as above.
+  const changes = { ...memo, droppedFiles: ['a'], droppedBundles: [] };
+  const journal = formatAckFileMemoChanges(changes);
+  assert.equal(parseAckFileMemoChanges(journal), changes);
+  const j = JSON.parse(journal) as Record<string, unknown>;
+  for (const [label, edit] of [
+    ['dropped files not strings', { droppedFiles: [1] }],
+    ['dropped bundles not a list', { droppedBundles: 'a' }],
+    ['its memo not one', { memo: { ...packed, stats: 1 } }],
+  ] as const)
+    assert.is(parseAckFileMemoChanges(JSON.stringify({ ...j, ...edit })), null, label);
+  assert.is(parseAckFileMemoChanges('null'), null);
 });
 
 test("git's racy rule: a file or bundle changed within RACY_MS of the run's start is not remembered, so the next run reads it", async () => {
