@@ -5,8 +5,9 @@
 // Real published tree, real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { sha256Digest } from '../../protocol/canonical.ts';
+import { LIMITS } from '../../protocol/limits.ts';
 import { join } from 'node:path';
 import { ArrivedAcks } from '../../read-side/arrived-acks.ts';
 import { RACY_MS } from '../../read-side/ack-file-memo.ts';
@@ -186,6 +187,22 @@ test('an arrived file rewritten in place keeps no identity (before its ripening 
   rewriteSignatureInPlace(fileOf(fx, c!));
   const after = await next();
   await refusedAsWithoutCache(fx, after, [b!, c!]);
+});
+
+test('an arrived file that can no longer be read as an ack when it ripens (grown past the size limit) keeps no identity, and the ripening goes on', async () => {
+  const { fx, arrived, next, hosts } = await served('arrived-ripe-too-large');
+  const [, b, c] = hosts;
+  postAcks(fx, b!, [{ kind: 'started', at: NOW - MIN }]);
+  postAcks(fx, c!, [{ kind: 'started', at: NOW - MIN }]);
+  assert.is(arrived.takeIn([fileOf(fx, b!), fileOf(fx, c!)]).verified, 2);
+  writeFileSync(fileOf(fx, b!), Buffer.alloc(LIMITS.ack + 1, 0x20));
+  assert.is(arrived.ripen(afterRacyMargin()), 1, 'only c');
+  assert.is(arrived.fileAt(fileOf(fx, b!)), undefined);
+  const after = await next();
+  const oneShot = await look(fx, null);
+  assert.is(after.view, oneShot.view);
+  assert.equal(after.rejected, oneShot.rejected);
+  assert.ok(after.rejected.some((r) => r.startsWith(`acks/hosts/${b!}.json TooLarge`)));
 });
 
 test('an arrived file touched after its intake ripens only once the touch lies the racy margin behind', async () => {
