@@ -1,8 +1,11 @@
 // The latest-ack file memo of `nixfleet status` (read-side/ack-file-memo.ts): a warm view recalls an
 // unchanged file by its identity (device, inode, size, mtime, ctime) instead of reading it; a file
 // rewritten in place with its size and mtime kept is read again (its ctime moved), a tampered ack is
-// still refused with a warm memo, a memo edited by hand is ignored whole, and a file changed within
-// RACY_MS of the run's start is never remembered. Real published tree, real signed acks, the real store.
+// still refused with a warm memo, a file whose ack does not verify as its host's is never remembered,
+// a memo edited by hand or a memo line that does not unpack whole is ignored whole, and a file or
+// bundle changed within RACY_MS of the run's start is never remembered (the identity and the racy
+// rule's cutoff are also checked field by field). Real published tree, real signed acks, the real
+// store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac } from 'node:crypto';
@@ -53,6 +56,7 @@ import {
   publishedFixture,
   rewriteSignatureInPlace,
   tempDir,
+  withFlippedSignature,
   type Fixture,
 } from './fixture.ts';
 
@@ -112,9 +116,10 @@ test('an identity: any one field that differs is another file or other bytes; th
   assert.not.ok(clearlyOlder({ ...seen, mtimeMs: seen.ctimeMs + 5 }, seen.ctimeMs + 1), 'mtime');
   const file = join(tempDir('identity'), 'f');
   writeFileSync(file, 'x');
-  const { identity, newestMs } = identityOfStats(statSync(file));
+  const st = statSync(file);
+  const { identity, newestMs } = identityOfStats(st);
   assert.ok(IDENTITY.test(identity), identity);
-  assert.is(newestMs, Math.max(statSync(file).mtimeMs, statSync(file).ctimeMs));
+  assert.is(newestMs, Math.max(st.mtimeMs, st.ctimeMs));
   for (const odd of [`x${identity}`, `${identity}x`, `${identity}:1`, identity.replace(/:/g, ';')])
     assert.not.ok(IDENTITY.test(odd), odd);
 });
@@ -166,10 +171,7 @@ test('a file rewritten in place with its size and mtime kept is read again (its 
   const before = statSync(file);
   const bytes = readFileSync(file, 'utf8');
   // One signature character changed: same length, same inode (written in place), mtime restored.
-  const tampered = bytes.replace(
-    /"sig":"(.)/,
-    (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
-  );
+  const tampered = withFlippedSignature(bytes);
   assert.is.not(tampered, bytes);
   writeFileSync(file, tampered);
   utimesSync(file, before.atime, before.mtime);
@@ -322,11 +324,7 @@ test('a changed bundle is compared with the recalled files by their sizes and di
   // h's entry forged (same length, a signature character changed): not h's file by its digest, so the
   // bundle is read in full and the forged ack refused.
   const [h] = fx.wave('ch-0', 1);
-  const forged = readWith((x) =>
-    x === h
-      ? fileText(x).replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`)
-      : fileText(x),
-  );
+  const forged = readWith((x) => (x === h ? withFlippedSignature(fileText(x)) : fileText(x)));
   assert.equal(forged.read, []);
   assert.equal(
     forged.acks.rejected.map((r) => [r.source.replace(/#.*/, ''), r.code]),
@@ -340,13 +338,7 @@ test("a file whose ack does not verify as its host's is never remembered: refuse
   const hosts = join(fx.tree, 'acks', 'hosts');
   // a's file with a signature that does not verify; b's file holding another host's (a valid) ack.
   const aFile = join(hosts, `${a}.json`);
-  writeFileSync(
-    aFile,
-    readFileSync(aFile, 'utf8').replace(
-      /"sig":"(.)/,
-      (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`,
-    ),
-  );
+  writeFileSync(aFile, withFlippedSignature(readFileSync(aFile, 'utf8')));
   writeFileSync(
     join(hosts, `${b}.json`),
     readFileSync(join(hosts, `${fx.wave('ch-0', 0)[0]!}.json`)),

@@ -302,6 +302,11 @@ export function tamperLogRecord(fx: Fixture, host: string): number {
   return i + 1;
 }
 
+/** An ack's (or a bundle's first entry's) text with the first character of its signature changed. */
+export function withFlippedSignature(text: string): string {
+  return text.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`);
+}
+
 /**
  * The first signature character of a file of acks (a latest-ack file, a wave bundle) changed in place:
  * the same size and inode, the modification time put back (give the file a whole-second one first:
@@ -310,11 +315,7 @@ export function tamperLogRecord(fx: Fixture, host: string): number {
  */
 export function rewriteSignatureInPlace(file: string): void {
   const before = statSync(file);
-  const bytes = readFileSync(file, 'utf8');
-  writeFileSync(
-    file,
-    bytes.replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
-  );
+  writeFileSync(file, withFlippedSignature(readFileSync(file, 'utf8')));
   utimesSync(file, before.atime, before.mtime);
   const after = statSync(file);
   assert.is(after.ino, before.ino);

@@ -3,11 +3,11 @@
 // the full replay's, for held, started and soaked hosts and a channel; a record appended after the
 // checkpoint is replayed from it, one signed before it makes the whole history replayed; another
 // release, subject, step or period is not served from it, nor a trace up to an earlier instant from a
-// checkpoint after it, nor a trace with a late ack signed at a checkpoint's very instant from that one; a tampered prefix is read in full, the
-// tampered ack refused; a checkpoint is not used once the segments before its own are not the ones it
-// names; an ack found twice (a record appended again in a later segment, a replica's index holding the
-// main log's newer records) is taken once; a latest-ack file holding another host's indexed ack is
-// still WrongHost.
+// checkpoint after it, nor a history with a late ack signed at a checkpoint's very instant from that
+// one; a tampered prefix is read in full, the tampered ack refused; a checkpoint is not used once the
+// segments before its own are not the ones it names; an ack found twice (a record appended again in a
+// later segment, a replica's index holding the main log's newer records) is taken once; a latest-ack
+// file holding another host's indexed ack is still WrongHost.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -91,7 +91,7 @@ function warmedUp(fx: Fixture, release: VerifiedRelease, r: Run): LogPrefixMemo 
 }
 
 /** A host of ch-1's wave 0: started 17 minutes ago, soaked 11 minutes ago, its last ack 5 minutes ago. */
-const started = (fx: Fixture): string => fx.wave('ch-1', 0)[0]!;
+const startedHost = (fx: Fixture): string => fx.wave('ch-1', 0)[0]!;
 
 /**
  * A rollout (cut into `segments` when more than one), its verified release, and the memo of a warmed-up
@@ -208,7 +208,7 @@ test('another release, subject, step or period start is not served from a checkp
 });
 
 test('a trace up to an earlier instant resumes only from a checkpoint before it, never from a later one', async () => {
-  const { fx, release, host, subject, first } = await warmRollout({ pick: started });
+  const { fx, release, host, subject, first } = await warmRollout({ pick: startedHost });
   assert.equal(
     (first.usedIndexes()[0]!.replays ?? []).map((r) => r.checkpoint.at),
     [NOW - 5 * MIN, NOW - 15 * MIN],
@@ -249,7 +249,7 @@ test('a late ack signed at the very instant of a checkpoint is not in it: the re
     assert.equal(cachedTrace(fx, release, late, { subject }), full(), `${segments}: read late`);
     assert.is(late.resumedReplays, 1, `${segments}: resumed from the checkpoint 15 minutes ago`);
     // After another subject's trace (which keeps checkpoints of its own), still the full replay's.
-    const another = { subject: { host: fx.wave('ch-1', 0)[0]! } };
+    const another = { subject: { host: startedHost(fx) } };
     const other = next(first);
     cachedTrace(fx, release, other, another);
     const indexed = next(other);
@@ -260,7 +260,13 @@ test('a late ack signed at the very instant of a checkpoint is not in it: the re
 
 test('a tampered prefix is read in full and the tampered ack refused, not resumed (one log file, or its first of three segments)', async () => {
   for (const segments of [1, 3]) {
-    const { fx, release, host: e, subject, first } = await warmRollout({ segments, pick: started });
+    const {
+      fx,
+      release,
+      host: e,
+      subject,
+      first,
+    } = await warmRollout({ segments, pick: startedHost });
     const line = tamperLogRecord(fx, fx.wave('ch-0', 0)[0]!);
     const memo = next(first);
     const t = cachedTrace(fx, release, memo, { subject });
@@ -461,7 +467,7 @@ test('a replica log whose indexed records the main log holds after its own index
 });
 
 test("a latest-ack file holding another host's indexed ack is refused WrongHost, as without a cache", async () => {
-  const { fx, release, host: e, subject, first } = await warmRollout({ pick: started });
+  const { fx, release, host: e, subject, first } = await warmRollout({ pick: startedHost });
   const [f] = fx.wave('ch-1', 1);
   // f's file now holds e's latest ack: a record of the index, found there by its digest as e's.
   const hosts = join(fx.tree, 'acks', 'hosts');

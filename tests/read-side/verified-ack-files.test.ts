@@ -31,6 +31,7 @@ import {
   rekeyingRelease,
   rewriteSignatureInPlace,
   run,
+  withFlippedSignature,
   type Fixture,
 } from './fixture.ts';
 import { isoTime } from '../../protocol/index.ts';
@@ -220,14 +221,7 @@ test('a file replaced by the same bytes (a copied tree) is taken in from the mem
   assert.is((await warm(fx, host)).hits, filesOf(fx));
 
   // Other bytes under the same name (a signature character changed): read, verified, refused.
-  replaceByRename(
-    file,
-    Buffer.from(
-      bytes
-        .toString('utf8')
-        .replace(/"sig":"(.)/, (_m, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`),
-    ),
-  );
+  replaceByRename(file, Buffer.from(withFlippedSignature(bytes.toString('utf8'))));
   const other = await warm(fx, host);
   assert.equal(
     other.state.acks.rejected.map((r) => [r.source, r.code]),
