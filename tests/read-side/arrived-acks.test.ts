@@ -1,8 +1,10 @@
 // Acks verified as they arrive (read-side/arrived-acks.ts), as a view server's stores consult them: a
 // look after the intake takes the new acks in without their strict intake and signature check, and shows
 // exactly what a look without any cache shows; a forged or tampered ack is not kept and is refused by the
-// look as always; a host re-keyed by a new release is verified again; what is kept stays bounded.
-// Real published tree, real signed acks, the real store.
+// look as always; a host re-keyed by a new release is verified again; an arrived file keeps its identity
+// only once its times lie the racy margin behind and its bytes are still the verified ones (not when
+// rewritten, touched or grown past the size limit); what is kept stays bounded. Real published tree,
+// real signed acks, the real store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';

@@ -375,9 +375,9 @@ test('DigestTable of one block: every digest of a large index found at its first
   for (const [d, n] of first) assert.equal(lookup.find(d), { block: 0, n }, d);
   const absent = `sha256:abcdef01${'0'.repeat(56)}`;
   const otherName = digests[0]!.replace('sha256:', 'sha384:');
-  for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, digests[0]!.toUpperCase(), ''])
+  const upper = digests[0]!.toUpperCase();
+  for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, upper, otherName, ''])
     assert.is(lookup.find(d), null, d);
-  assert.is(lookup.find(otherName), null, otherName);
   // Digests that are not whole SHA-256s (33 bytes, valid base64 of the right length): a damaged index.
   const of = { file: 'f', fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
   const damaged = encodeLogPrefixIndex(of, [])!;
