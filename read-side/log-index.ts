@@ -556,11 +556,6 @@ export class IndexedRecords {
     return digestAt(this.digests, n);
   }
 
-  /** Whether record `n`'s chain digest is `digest` (compared in place). */
-  hasDigest(n: number, digest: string): boolean {
-    return digestIs(this.digests, n, digest);
-  }
-
   /** Record `n`'s host and fleet as value positions: records with equal ones make the same claims. */
   hostPosition(n: number): number {
     return this.hostAt[n]!;
