@@ -127,9 +127,22 @@ export interface AckStep {
   evidence?: ControlEvidence[];
 }
 
+/** Each fixture host's chain so far (its latest ack's seq and digest), as its agent remembers it. */
+const chains = new WeakMap<Fixture, Map<string, { seq: number; prev: string }>>();
+
 /**
- * Signs a host's ack chain (seq 1.., prev = digest of the previous envelope) for its plan's rollout and
- * writes it the way the endpoint does: appended to the log, the last one as acks/hosts/<host>.json.
+ * The host's next postAcks signs its chain from seq 1 again, as an agent whose state was lost: the same
+ * steps give the same bytes (records repeated in the log).
+ */
+export function restartChain(fx: Fixture, host: string): void {
+  chains.get(fx)?.delete(host);
+}
+
+/**
+ * Signs the next acks of a host's chain (seq after its latest, prev = digest of the previous envelope;
+ * seq 1 and prev null for its first) for its plan's rollout, as its agent does, and writes them the
+ * way the endpoint does: appended to the log, the last one as acks/hosts/<host>.json. With `signer`
+ * (another key) the acks claim the chain's next numbers but do not become part of it.
  */
 export function postAcks(
   fx: Fixture,
@@ -141,7 +154,11 @@ export function postAcks(
   const entry = plan.hosts[host]!;
   const k = signer ?? fx.hostKeys[host]!;
   const out: SignedAck[] = [];
-  let prev: string | null = null;
+  const chain = chains.get(fx) ?? new Map<string, { seq: number; prev: string }>();
+  chains.set(fx, chain);
+  const latest = chain.get(host);
+  let prev: string | null = latest?.prev ?? null;
+  const first = (latest?.seq ?? 0) + 1;
   steps.forEach((s, i) => {
     const switched =
       s.kind !== 'started' &&
@@ -155,7 +172,7 @@ export function postAcks(
         schemaVersion: 1,
         fleet: 'generated',
         host,
-        seq: i + 1,
+        seq: first + i,
         prev,
         time: isoTime(s.at),
         kind: s.kind,
@@ -171,6 +188,8 @@ export function postAcks(
       k,
     );
     prev = ackDigest(ack);
+    // Another key's acks (a forgery, a host posting as another) are not the host's own chain.
+    if (signer === undefined) chain.set(host, { seq: first + i, prev });
     out.push(ack);
   });
   // Into the log's current segment (its last), as the endpoint appends.
