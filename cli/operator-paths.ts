@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { defaultCacheDir } from '../protocol/index.ts';
 
 /** The commands that keep an operator cache directory. */
 export const OPERATOR_VIEWS: ReadonlySet<string> = new Set(['status', 'trace']);
@@ -52,19 +53,17 @@ export function notServable(argv: readonly string[]): string | null {
 }
 
 /**
- * An operator view's cache directory: `--cache-dir DIR`, else $XDG_CACHE_HOME/nixfleet, else
- * ~/.cache/nixfleet (read-side/verified-cache.ts defaultCacheDir, not imported: this module stays a few
- * kilobytes). Undefined for any other command and with `--no-cache` (nothing is then read or written).
+ * An operator view's cache directory: `--cache-dir DIR`, else the one the view itself takes (protocol
+ * defaultCacheDir). Undefined for any other command and with `--no-cache` (nothing is then read or
+ * written).
  */
 export function operatorCacheDir(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
 ): string | undefined {
   if (!OPERATOR_VIEWS.has(argv[0] ?? '') || hasFlag(argv, 'no-cache')) return undefined;
-  let dir = flagValue(argv, 'cache-dir');
-  if (dir === undefined && env.XDG_CACHE_HOME) dir = join(env.XDG_CACHE_HOME, 'nixfleet');
-  else if (dir === undefined && env.HOME) dir = join(env.HOME, '.cache', 'nixfleet');
-  return dir === undefined || dir === '' ? undefined : dir;
+  const dir = flagValue(argv, 'cache-dir') ?? defaultCacheDir(env);
+  return dir === null || dir === '' ? undefined : dir;
 }
 
 /**

@@ -10,8 +10,8 @@ import {
   type Command,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
-import type { SignedRoot } from '../protocol/index.ts';
-import { defaultCacheDir, openVerifiedAckStore } from '../read-side/index.ts';
+import { defaultCacheDir, type SignedRoot } from '../protocol/index.ts';
+import { openVerifiedAckStore } from '../read-side/index.ts';
 import {
   buildSite,
   type SiteBuildResult,

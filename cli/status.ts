@@ -19,13 +19,12 @@ import {
   type CommandContext,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
-import { isVerificationError, type SignedRoot } from '../protocol/index.ts';
+import { defaultCacheDir, isVerificationError, type SignedRoot } from '../protocol/index.ts';
 import {
   loadFleetState,
   type FleetState,
   renderStatus,
   statusReport,
-  defaultCacheDir,
   openVerifiedAckStore,
   UnknownSubject,
 } from '../read-side/index.ts';

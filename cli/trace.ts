@@ -19,12 +19,11 @@ import {
   type CommandContext,
 } from './command.ts';
 import { pinnedRootOption } from './root-option.ts';
-import { isVerificationError } from '../protocol/index.ts';
+import { defaultCacheDir, isVerificationError } from '../protocol/index.ts';
 import {
   loadReleaseAllowingStale,
   releaseForOperator,
   UnknownSubject,
-  defaultCacheDir,
   openVerifiedAckStore,
   loadAckHistory,
   renderTrace,

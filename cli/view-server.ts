@@ -39,9 +39,8 @@ import {
 } from './operator-paths.ts';
 import { ACCEPTED_LINE, type ViewReplyHeader, type ViewRequest } from './view-client.ts';
 import { neutralize } from './terminal.ts';
-import { keepVerifierWarm } from '../protocol/index.ts';
+import { defaultCacheDir, keepVerifierWarm } from '../protocol/index.ts';
 import {
-  defaultCacheDir,
   openVerifiedAckStore,
   type VerifiedAckStore,
   ArrivedAcks,

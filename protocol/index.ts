@@ -121,6 +121,7 @@ export { pidAlive, tryAcquirePidLock } from './pid-lock.ts';
 export type { HeldPidLock, PidLockResult } from './pid-lock.ts';
 export { readPinnedRoot } from './pinned-root.ts';
 export { ownedByThisUser } from './private-owner.ts';
+export { defaultCacheDir } from './cache-dir.ts';
 export { PROMETHEUS_CONTENT_TYPE, renderMetrics, stateSamples } from './prometheus.ts';
 export type { MetricFamily, Sample } from './prometheus.ts';
 export {

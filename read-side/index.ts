@@ -38,5 +38,5 @@ export { renderStatus, statusReport } from './status.ts';
 export { UnknownSubject } from './subject.ts';
 export { loadAckHistory, renderTrace, traceReport, traceScope } from './trace.ts';
 export type { TraceSubject } from './trace.ts';
-export { defaultCacheDir, openVerifiedAckStore } from './verified-cache.ts';
+export { openVerifiedAckStore } from './verified-cache.ts';
 export type { VerifiedAckStore } from './verified-cache.ts';

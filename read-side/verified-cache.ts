@@ -23,7 +23,6 @@
 // of parsing and verifying megabytes of them; their bindings to the timestamp are checked every run.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync, readdirSync, unlinkSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   DocumentMemo,
@@ -85,13 +84,6 @@ const CURRENT_INDEX_SUFFIX = `${INDEX_SUFFIX}.current`;
  */
 const KEY_FILE = 'cache-key';
 const KEY = /^[0-9a-f]{64}\n$/;
-
-/** The default cache directory, or null when there is no home to put it in. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string | null {
-  if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'nixfleet');
-  const home = env.HOME ?? homedir();
-  return home ? join(home, '.cache', 'nixfleet') : null;
-}
 
 export interface VerifiedAckStore {
   /** The view's ack cache (read on first use). */

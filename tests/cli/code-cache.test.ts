@@ -17,12 +17,14 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../support/skip.ts';
 import { labFleet, makeLab, NEW } from '../agent/lab-fleet.ts';
 import { operatorCodeCacheDir } from '../../cli/code-cache.ts';
+import { operatorCacheDir } from '../../cli/operator-paths.ts';
+import { defaultCacheDir } from '../../protocol/cache-dir.ts';
 import { isoTime } from '../../protocol/schemas/common.ts';
 import { NOW, cleanupTempDirs, publishedFixture } from '../read-side/fixture.ts';
 
@@ -136,7 +138,14 @@ test('operator views default to a code cache in their own cache directory; --no-
   assert.is(operatorCodeCacheDir(['status'], env), '/home/op/.cache/nixfleet/code');
   assert.is(operatorCodeCacheDir(['status'], { ...env, XDG_CACHE_HOME: '/x' }), '/x/nixfleet/code');
   assert.is(operatorCodeCacheDir(['status', '--cache-dir', '/c', '--no-cache'], env), undefined);
-  assert.is(operatorCodeCacheDir(['status'], {}), undefined, 'no home: no cache');
+  assert.is(operatorCodeCacheDir(['status'], { HOME: '' }), undefined, 'an empty home: no cache');
+  // $HOME unset: the account's home, as the views themselves take it (protocol defaultCacheDir).
+  assert.is(operatorCodeCacheDir(['status'], {}), join(homedir(), '.cache/nixfleet/code'));
+  // The client finds the directory the view keeps (its view server's socket, its code cache).
+  for (const e of [env, { ...env, XDG_CACHE_HOME: '/x' }, { HOME: '' }, {}])
+    assert.is(operatorCacheDir(['status'], e), defaultCacheDir(e) ?? undefined, JSON.stringify(e));
+  assert.is(defaultCacheDir({ HOME: '/home/op', XDG_CACHE_HOME: '/x' }), '/x/nixfleet');
+  assert.is(defaultCacheDir({ HOME: '/home/op', XDG_CACHE_HOME: '' }), '/home/op/.cache/nixfleet');
   for (const other of [['version'], ['verify', '--cache-dir', '/c'], ['agent', '--once'], []])
     assert.is(operatorCodeCacheDir(other, env), undefined, other.join(' '));
 

@@ -460,6 +460,11 @@ test('a look after a few files changed writes a journal of them and leaves the b
   assert.ok(readFileSync(memoFile(fx)).equals(base), 'the base is not rewritten');
   const journal = readJournal(memoFile(fx))!;
   assert.is(journal.base, macOf(memoFile(fx)), 'the journal names the base');
+  // Each names its format on its first line: a later layout is never read as this one.
+  assert.equal(
+    [memoFile(fx), journalOf(memoFile(fx))].map((f) => readFileSync(f, 'utf8').split('\n')[0]),
+    ['nixfleet latest-ack-memo v1', 'nixfleet latest-ack-journal v1'],
+  );
   assert.equal(
     journal.changes.files.map((e) => [e.host, e.signed!.time]),
     [[hosts[0], isoTime(NOW - MIN)]],

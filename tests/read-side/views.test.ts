@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHmac } from 'node:crypto';
-import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ackDigest, signAck } from '../../protocol/acks.ts';
 import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
@@ -209,6 +209,14 @@ test('a cache file edited by hand, or one others may write, is not read: a plant
   const believed = JSON.parse((await status(fx, '--json')).out) as StatusReport;
   assert.is(believed.hosts.find((h) => h.host === d)!.phase, 'healthy');
 
+  // The directory's key is as private as what it seals: one that others may write or replace could be
+  // their own, sealing their entries.
+  const keyFile = join(cache, 'cache-key');
+  const keyText = readFileSync(keyFile, 'latin1');
+  const restoreKey = () => {
+    rmSync(keyFile, { force: true });
+    writeFileSync(keyFile, keyText, { mode: 0o600 });
+  };
   for (const [label, fix] of [
     ['group/world-writable directory', () => chmodSync(cache, 0o777)],
     [
@@ -218,15 +226,37 @@ test('a cache file edited by hand, or one others may write, is not read: a plant
         chmodSync(file, 0o660);
       },
     ],
+    ['group-writable key', () => chmodSync(keyFile, 0o660)],
+    [
+      'the key a symlink (to the very key)',
+      () => {
+        rmSync(keyFile);
+        writeFileSync(join(fx.dir, 'elsewhere-key'), keyText, { mode: 0o600 });
+        symlinkSync(join(fx.dir, 'elsewhere-key'), keyFile);
+      },
+    ],
   ] as const) {
+    chmodSync(cache, 0o700);
+    restoreKey();
     writeFileSync(file, sealed(`${body}${entry}`), { mode: 0o600 });
     fix();
     await refused(label);
   }
+  restoreKey();
   // A malformed line (sealed): nothing of the file is believed.
   chmodSync(cache, 0o700);
   writeFileSync(file, sealed(`${body}${entry}garbage\n`), { mode: 0o600 });
   await refused('a malformed line');
+  // A torn seal (the MAC cut short, or its last hex digit gone with the newline): not believed, and
+  // not an error either (a view never fails over its cache).
+  const whole = sealed(`${body}${entry}`);
+  for (const [label, text] of [
+    ['the MAC cut short', `${whole.slice(0, -11)}\n`],
+    ['the last line unterminated', whole.slice(0, -1)],
+  ] as const) {
+    writeFileSync(file, text, { mode: 0o600 });
+    await refused(label);
+  }
 });
 
 test('trace keeps its own cache, one per scope (channel); a warm trace equals a cold one', async () => {
@@ -258,6 +288,22 @@ test('trace keeps its own cache, one per scope (channel); a warm trace equals a 
   ]);
   assert.equal(JSON.parse(first.out), JSON.parse(cold.out));
   assert.equal(JSON.parse(warm.out), JSON.parse(cold.out));
+  // Each file names its format on its first line: a later layout is never read as this one.
+  const formatOf = (f: string) => readFileSync(join(fx.dir, 'cache', f), 'utf8').split('\n')[0];
+  assert.equal(
+    [
+      'trace.ch-0.log-index.current',
+      'trace.ch-0.log-prefixes',
+      'trace.ch-0.verified-acks',
+      'trace.verified-docs',
+    ].map(formatOf),
+    [
+      'nixfleet log-prefix-index v3',
+      'nixfleet verified-log-prefixes v1',
+      'nixfleet verified-acks v2',
+      'nixfleet verified-docs v1',
+    ],
+  );
   // A trace of another channel's host keeps its acks beside, not instead of, ch-0's.
   const [e] = fx.wave('ch-1', 0);
   const other = await run(...args.slice(0, -3), '--host', e!, '--cache-dir', join(fx.dir, 'cache'));
