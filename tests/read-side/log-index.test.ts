@@ -22,6 +22,7 @@ import { canonicalString } from '../../protocol/canonical.ts';
 import { ackSegmentName, parseAckLog } from '../../protocol/ack-log.ts';
 import { AckCache, LogPrefixMemo, claimedHost, type AckHistory } from '../../read-side/acks.ts';
 import {
+  beginsWithRecords,
   decodeLogPrefixIndex,
   DigestTable,
   encodeLogPrefixIndex,
@@ -236,6 +237,7 @@ test('isIndexOfStart: an earlier index is the start of a prefix read through an 
   assert.ok(isIndexOfStart(earlier, 'f', undefined, digests), 'no index read: all digests listed');
   assert.ok(isIndexOfStart(earlier, 'f', read, digests.slice(m)), 'read through a longer index');
   assert.ok(isIndexOfStart(read, 'f', earlier, digests.slice(k)), 'read through a shorter index');
+  assert.ok(isIndexOfStart(read, 'f', earlier, digests.slice(k, m)), 'exactly the records read');
   assert.not.ok(isIndexOfStart(earlier, 'other', undefined, digests), 'another fingerprint');
   assert.not.ok(isIndexOfStart(read, 'f', undefined, digests.slice(0, m - 1)), 'fewer records');
   // One record of the earlier index differs (its last), in the listed digests or in the read index.
@@ -386,6 +388,37 @@ test('DigestTable of one block: every digest of a large index found at its first
   const empty = new DigestTable();
   empty.add(Buffer.alloc(0));
   assert.is(empty.find(digests[0]!), null);
+});
+
+test('beginsWithRecords: replay checkpoints go only with an index that begins with the records they covered', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const k = Math.floor(acks.length / 3);
+  const m = 2 * k;
+  const earlier = encodeLogPrefixIndex(of, acks.slice(0, k))!;
+  const read = encodeLogPrefixIndex(of, acks.slice(0, m))!;
+  assert.ok(beginsWithRecords(read, earlier, k), 'an extended index');
+  assert.ok(beginsWithRecords(read, read, m), 'the same index');
+  assert.ok(beginsWithRecords(read, read, 0), 'no record covered');
+  assert.not.ok(beginsWithRecords(read, earlier, k + 1), 'more records than the read index held');
+  assert.not.ok(beginsWithRecords(earlier, read, k + 1), 'an index shorter than what is covered');
+  const refingered = encodeLogPrefixIndex({ ...of, fingerprint: 'g' }, acks.slice(0, m))!;
+  assert.not.ok(beginsWithRecords(refingered, earlier, k), 'acks read under another trust');
+  // The log rewritten at record k - 1 (another ack there): covered up to it, not past it.
+  const swapped = acks.find((a, i) => i !== k - 1 && a.digest !== acks[k - 1]!.digest)!;
+  const rewritten = encodeLogPrefixIndex(of, [
+    ...acks.slice(0, k - 1),
+    { ...acks[k - 1]!, digest: swapped.digest },
+    ...acks.slice(k, m),
+  ])!;
+  assert.ok(beginsWithRecords(rewritten, earlier, k - 1), 'the records before the change');
+  assert.not.ok(beginsWithRecords(rewritten, earlier, k), 'the changed record covered');
+  // An index whose digests are not whole SHA-256s, on either side, begins with nothing.
+  const damaged = { ...read, digests: Buffer.alloc(33).toString('base64') };
+  assert.not.ok(beginsWithRecords(damaged, earlier, 0), 'a damaged index');
+  assert.not.ok(beginsWithRecords(read, damaged, 0), 'a damaged read index');
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
