@@ -30,6 +30,8 @@ import {
   indexedRecordCount,
   isIndexOfStart,
   recordDigestsFrom,
+  VarintReader,
+  VarintWriter,
 } from '../../read-side/log-index.ts';
 import { loadAckHistory, traceScope } from '../../read-side/trace.ts';
 import { loadVerifiedRelease } from '../../read-side/release.ts';
@@ -419,6 +421,25 @@ test('beginsWithRecords: replay checkpoints go only with an index that begins wi
   const damaged = { ...read, digests: Buffer.alloc(33).toString('base64') };
   assert.not.ok(beginsWithRecords(damaged, earlier, 0), 'a damaged index');
   assert.not.ok(beginsWithRecords(read, damaged, 0), 'a damaged read index');
+});
+
+test('varints: what the writer packs past its first 64 KiB reads back whole; the reader refuses a longer or cut varint', () => {
+  // Every width from one byte to four (the largest and smallest of each), ~200 KiB in all: the
+  // writer's buffer grows twice.
+  const widths = [0, 0x7f, 0x80, 0x3fff, 0x4000, 0x1fffff, 0x200000, 0xfffffff];
+  const values = Array.from({ length: 80_000 }, (_, i) => widths[i % widths.length]!);
+  const w = new VarintWriter();
+  for (const v of values) w.write(v);
+  const bytes = w.bytes();
+  assert.ok(bytes.length > 2 * 65_536, `${bytes.length} bytes`);
+  const r = new VarintReader(bytes);
+  const back: number[] = [];
+  while (!r.done) back.push(r.next());
+  assert.equal(back, values);
+  assert.is(r.next(), -1, 'past the end');
+  // Five bytes (more than 28 bits), and one cut before its last byte.
+  assert.is(new VarintReader(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x01])).next(), -1);
+  assert.is(new VarintReader(Uint8Array.from([0x80, 0x80])).next(), -1);
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
