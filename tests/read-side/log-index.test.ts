@@ -119,6 +119,14 @@ test('an index decodes to exactly the signed acks it was built from (every field
   assert.is(decodeLogPrefixIndex(withRecords([...bytes, 0])), null, 'a byte after the last record');
   assert.is(decodeLogPrefixIndex(withRecords(bytes.subarray(1))), null, 'a record cut short');
   assert.is(decodeLogPrefixIndex({ ...index, values: [] }), null, 'a value position out of range');
+  assert.is(decodeLogPrefixIndex({ ...index, shapes: [] }), null, 'a shape position out of range');
+  const times = index.values.map((v) => (v === acks[0]!.signed.time ? 'at noon' : v));
+  assert.is.not(
+    JSON.stringify(times),
+    JSON.stringify(index.values),
+    'the first ack time is a value',
+  );
+  assert.is(decodeLogPrefixIndex({ ...index, values: times }), null, 'a time that is none');
   const keys = index.shapes[0]!.length;
   const digestBytes = Buffer.from(index.digests, 'base64');
   const withDigests = (b: Buffer) => ({ ...index, digests: b.toString('base64') });
