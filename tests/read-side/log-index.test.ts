@@ -102,6 +102,17 @@ test('an index decodes to exactly the signed acks it was built from (every field
   )!;
   const back = decodeLogPrefixIndex(JSON.parse(JSON.stringify(index)))!;
   assert.is(JSON.stringify(back), JSON.stringify(acks));
+  // Key lists of the same length that differ in one name are two shapes, not one.
+  const { reason: _, ...rest } = acks[0]!.signed;
+  const renamed = {
+    digest: acks[1]!.digest,
+    signed: { ...rest, zone: 'b' } as unknown as AckRecord,
+  };
+  const shapes = [acks[0]!, renamed];
+  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const twoShapes = encodeLogPrefixIndex(of, shapes)!;
+  assert.is(twoShapes.shapes.length, 2);
+  assert.is(JSON.stringify(decodeLogPrefixIndex(twoShapes)), JSON.stringify(shapes));
   assert.ok(
     acks.some((a) => acks.some((b) => b.digest === a.signed.prev)),
     'the fixture chains acks',
@@ -118,6 +129,11 @@ test('an index decodes to exactly the signed acks it was built from (every field
   });
   assert.is(decodeLogPrefixIndex(withRecords([...bytes, 0])), null, 'a byte after the last record');
   assert.is(decodeLogPrefixIndex(withRecords(bytes.subarray(1))), null, 'a record cut short');
+  assert.is(
+    decodeLogPrefixIndex(withRecords(bytes.subarray(0, -1))),
+    null,
+    'the last record cut short',
+  );
   assert.is(decodeLogPrefixIndex({ ...index, values: [] }), null, 'a value position out of range');
   assert.is(decodeLogPrefixIndex({ ...index, shapes: [] }), null, 'a shape position out of range');
   const times = index.values.map((v) => (v === acks[0]!.signed.time ? 'at noon' : v));
@@ -127,6 +143,20 @@ test('an index decodes to exactly the signed acks it was built from (every field
     'the first ack time is a value',
   );
   assert.is(decodeLogPrefixIndex({ ...index, values: times }), null, 'a time that is none');
+  for (const field of ['host', 'fleet'] as const) {
+    const at = index.values.indexOf(acks[0]!.signed[field]);
+    const values = index.values.map((v, i) => (i === at ? 7 : v));
+    assert.is(decodeLogPrefixIndex({ ...index, values }), null, `a ${field} that is no string`);
+  }
+  // A record whose only new value is its reason, that value dropped: a position one past the end.
+  const again = { digest: acks[1]!.digest, signed: { ...acks[0]!.signed, reason: 'once' } };
+  const last = encodeLogPrefixIndex(
+    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    [acks[0]!, again],
+  )!;
+  assert.is(last.values.at(-1), 'once');
+  const fewer = { ...last, values: last.values.slice(0, -1) };
+  assert.is(decodeLogPrefixIndex(fewer), null, 'a value position one past the end');
   const keys = index.shapes[0]!.length;
   const digestBytes = Buffer.from(index.digests, 'base64');
   const withDigests = (b: Buffer) => ({ ...index, digests: b.toString('base64') });
