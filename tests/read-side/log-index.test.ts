@@ -29,6 +29,7 @@ import {
   IndexedRecords,
   indexedRecordCount,
   isIndexOfStart,
+  parseLogPrefixIndexLine,
   recordDigestsFrom,
   VarintReader,
   VarintWriter,
@@ -478,6 +479,72 @@ test('varints: what the writer packs past its first 64 KiB reads back whole; the
   // Five bytes (more than 28 bits), and one cut before its last byte.
   assert.is(new VarintReader(Uint8Array.from([0xff, 0xff, 0xff, 0xff, 0x01])).next(), -1);
   assert.is(new VarintReader(Uint8Array.from([0x80, 0x80])).next(), -1);
+});
+
+test('a sealed index line of another shape is not believed; replays of another shape are dropped, the index kept', async () => {
+  const fx = rollout();
+  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const replay = {
+    key: 'k',
+    records: 2,
+    acks: [0, 1],
+    checkpoint: { at: NOW, state: [], hosts: [], entries: [] },
+  };
+  const index = {
+    ...encodeLogPrefixIndex(
+      { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+      acks,
+    )!,
+    identity: '2049:131:4096:1700000000000.5:1.7e+12',
+    replays: [replay],
+  };
+  const line = (x: unknown) => parseLogPrefixIndexLine(JSON.stringify(x));
+  assert.equal(line(index), index, 'as written');
+  const { identity: _, ...noIdentity } = index;
+  assert.equal(line(noIdentity), noIdentity, 'an index without the identity of its file');
+  assert.is(parseLogPrefixIndexLine(`${JSON.stringify(index)}x`), null, 'not JSON');
+  for (const [label, edit] of [
+    ['null', null],
+    ['an array', [index]],
+    ['file', { ...index, file: 1 }],
+    ['fingerprint', { ...index, fingerprint: null }],
+    ['digest', { ...index, digest: 1 }],
+    ['bytes', { ...index, bytes: 1.5 }],
+    ['lines', { ...index, lines: '1' }],
+    ['identity', { ...index, identity: 'a:b' }],
+    ['identity no string', { ...index, identity: 7 }],
+    ['values', { ...index, values: {} }],
+    ['shapes', { ...index, shapes: {} }],
+    ['a shape no list', { ...index, shapes: [...index.shapes, 'host'] }],
+    ['a key no string', { ...index, shapes: [...index.shapes, ['host', 1]] }],
+    ['digests', { ...index, digests: [] }],
+    ['records', { ...index, records: null }],
+  ] as const)
+    assert.is(line(edit), null, label);
+  // Replays of another shape: the index is still of use without them.
+  const { replays: __, ...bare } = index;
+  for (const [label, replays] of [
+    ['no list', { 0: replay }],
+    ['key', [{ ...replay, key: 1 }]],
+    ['records', [{ ...replay, records: 2.5 }]],
+    ['before no list', [{ ...replay, before: 'b' }]],
+    ['a before no string', [{ ...replay, before: ['b', 2] }]],
+    ['acks no list', [{ ...replay, acks: 0 }]],
+    ['an ack below 0', [{ ...replay, acks: [0, -1] }]],
+    ['an ack no integer', [{ ...replay, acks: [0.5] }]],
+    ['an ack past the records, none before', [{ ...replay, acks: [0, 2] }]],
+    ['no checkpoint', [{ ...replay, checkpoint: null }]],
+    ['at', [{ ...replay, checkpoint: { ...replay.checkpoint, at: '1' } }]],
+    ['state', [{ ...replay, checkpoint: { ...replay.checkpoint, state: {} } }]],
+    ['hosts', [{ ...replay, checkpoint: { ...replay.checkpoint, hosts: {} } }]],
+    ['entries', [{ ...replay, checkpoint: { ...replay.checkpoint, entries: 1 } }]],
+    ['one of two', [replay, null]],
+  ] as const)
+    assert.equal(line({ ...index, replays }), bare, label);
+  // With segments before it, a replay's record numbers count from theirs.
+  const later = { ...replay, before: ['f d'], acks: [0, 5] };
+  assert.equal(line({ ...index, replays: [later] }), { ...index, replays: [later] });
 });
 
 // Key order differs between strict intake and JSON.parse (the same ack): compare canonical forms.
