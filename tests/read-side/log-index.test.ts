@@ -103,6 +103,17 @@ test('an index decodes to exactly the signed acks it was built from (every field
   )!;
   const back = decodeLogPrefixIndex(JSON.parse(JSON.stringify(index)))!;
   assert.is(JSON.stringify(back), JSON.stringify(acks));
+  // Composite values are shared by the acks that carry them, so frozen all the way down: a reader that
+  // changed one ack's evidence would change every other's.
+  const evidence = back.find((a) => a.signed.evidence !== undefined)!.signed.evidence!;
+  const frozen = (v: unknown): boolean =>
+    v === null ||
+    typeof v !== 'object' ||
+    (Object.isFrozen(v) && Object.values(v as object).every(frozen));
+  assert.ok(
+    frozen(evidence) && typeof evidence[0] === 'object',
+    'evidence frozen, and its entries',
+  );
   // Key lists of the same length that differ in one name are two shapes, not one.
   const { reason: _, ...rest } = acks[0]!.signed;
   const renamed = {
