@@ -181,6 +181,18 @@ test('an index decodes to exactly the signed acks it was built from (every field
     null,
     'a prev pointing before the first record',
   );
+  // The same with every other field as it was (only the prev names a record before the first).
+  const r0 = new VarintReader(bytes);
+  const shape = r0.next();
+  const fields = index.shapes[shape]!.map(() => r0.next());
+  fields[index.shapes[shape]!.indexOf('prev')] = 1;
+  const w = new VarintWriter();
+  for (const u of [shape, ...fields]) w.write(u);
+  assert.is(
+    decodeLogPrefixIndex({ ...first, records: w.bytes().toString('base64') }),
+    null,
+    'only the prev pointing before the first record',
+  );
   assert.is(
     decodeLogPrefixIndex(withDigests(digestBytes.subarray(0, digestBytes.length - 1))),
     null,
