@@ -88,19 +88,24 @@ function parsedRecords(fx: Fixture, hosts: ReadonlySet<string>) {
     }));
 }
 
-test('an index decodes to exactly the signed acks it was built from (every field, in order)', async () => {
+/** The frame of a test index (what encodeLogPrefixIndex is given besides the records). */
+const frameOf = (file: string) => ({ file, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 });
+
+/** The log's records a trace of one ch-1 wave-0 host reads, parsed, and the frame of their index. */
+async function scopeRecords() {
   const fx = rollout();
   const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const scope = traceScope(release, { host: fx.wave('ch-1', 0)[0]! });
-  const acks = parsedRecords(fx, scope.hosts);
+  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  return { fx, acks, of: frameOf(fx.logFile) };
+}
+
+test('an index decodes to exactly the signed acks it was built from (every field, in order)', async () => {
+  const { acks, of } = await scopeRecords();
   assert.ok(
     acks.some((a) => a.signed.evidence !== undefined),
     'the fixture has an ack with evidence',
   );
-  const index = encodeLogPrefixIndex(
-    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
-    acks,
-  )!;
+  const index = encodeLogPrefixIndex(of, acks)!;
   const back = decodeLogPrefixIndex(JSON.parse(JSON.stringify(index)))!;
   assert.is(JSON.stringify(back), JSON.stringify(acks));
   // Composite values are shared by the acks that carry them, so frozen all the way down: a reader that
@@ -121,7 +126,6 @@ test('an index decodes to exactly the signed acks it was built from (every field
     signed: { ...rest, zone: 'b' } as unknown as AckRecord,
   };
   const shapes = [acks[0]!, renamed];
-  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
   const twoShapes = encodeLogPrefixIndex(of, shapes)!;
   assert.is(twoShapes.shapes.length, 2);
   assert.is(JSON.stringify(decodeLogPrefixIndex(twoShapes)), JSON.stringify(shapes));
@@ -162,10 +166,7 @@ test('an index decodes to exactly the signed acks it was built from (every field
   }
   // A record whose only new value is its reason, that value dropped: a position one past the end.
   const again = { digest: acks[1]!.digest, signed: { ...acks[0]!.signed, reason: 'once' } };
-  const last = encodeLogPrefixIndex(
-    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
-    [acks[0]!, again],
-  )!;
+  const last = encodeLogPrefixIndex(of, [acks[0]!, again])!;
   assert.is(last.values.at(-1), 'once');
   const fewer = { ...last, values: last.values.slice(0, -1) };
   assert.is(decodeLogPrefixIndex(fewer), null, 'a value position one past the end');
@@ -219,13 +220,7 @@ test('an index decodes to exactly the signed acks it was built from (every field
   });
   // A digest that is not `sha256:` and 64 lowercase hex digits has no index (read in full).
   const odd = [{ ...acks[0]!, digest: acks[0]!.digest.toUpperCase() }];
-  assert.is(
-    encodeLogPrefixIndex(
-      { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
-      odd,
-    ),
-    null,
-  );
+  assert.is(encodeLogPrefixIndex(of, odd), null);
 });
 
 /** A DigestTable of `blocks`, and what add() said of each block's records. */
@@ -235,9 +230,7 @@ function tableOf(...blocks: IndexedRecords[]): { table: DigestTable; repeats: nu
 }
 
 test('indexed records compare digests as bytes: a repeat of an earlier record, and a lookup', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const { acks, of } = await scopeRecords();
   const a = acks[0]!;
   // Another ack of the same host signed at the same time (another digest), then `a` again.
   // Its digest differs from a's in the last hex digit only: compared in full, not by a prefix.
@@ -245,10 +238,7 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
     `${d.slice(0, at)}${d[at] === '0' ? '1' : '0'}${d.slice(at + 1)}`;
   const other = flip(a.digest, a.digest.length - 1);
   const twin = { digest: other, signed: { ...a.signed, seq: a.signed.seq + 1 } };
-  const index = encodeLogPrefixIndex(
-    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
-    [a, twin, a],
-  )!;
+  const index = encodeLogPrefixIndex(of, [a, twin, a])!;
   const copy = JSON.parse(JSON.stringify(index)) as typeof index;
   const records = IndexedRecords.open(copy)!;
   assert.is(records.count, 3);
@@ -267,10 +257,7 @@ test('indexed records compare digests as bytes: a repeat of an earlier record, a
 });
 
 test('an index extended by later records equals the index of all of them (prev found in the base by its digest bytes)', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
-  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const { acks, of } = await scopeRecords();
   const whole = JSON.stringify(encodeLogPrefixIndex(of, acks));
   for (const k of [1, Math.floor(acks.length / 2), acks.length - 1]) {
     const base = JSON.parse(JSON.stringify(encodeLogPrefixIndex(of, acks.slice(0, k))));
@@ -289,10 +276,7 @@ test('an index extended by later records equals the index of all of them (prev f
 });
 
 test('isIndexOfStart: an earlier index is the start of a prefix read through an index and records after it, by every digest', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
-  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const { acks, of } = await scopeRecords();
   const digests = acks.map((a) => a.digest);
   const k = Math.floor(acks.length / 3);
   const m = 2 * k;
@@ -338,9 +322,7 @@ test('isIndexOfStart: an earlier index is the start of a prefix read through an 
 });
 
 test('DigestTable: a record found by its digest among several indexes, the first with it, also among digests that begin alike; repeats in its own index and earlier ones', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const { fx, acks, of } = await scopeRecords();
   // Digests sharing their first 12 hex digits (the lookup's key) and differing after them.
   const head = 'sha256:0123456789ab';
   const tail = (c: string) => c.repeat(64 - 12);
@@ -348,7 +330,7 @@ test('DigestTable: a record found by its digest among several indexes, the first
   const d2 = `${head}${tail('2')}`;
   const d3 = `${head}${tail('3')}`;
   const index = encodeLogPrefixIndex(
-    { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+    of,
     [d1, d2, d1, d3].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
   )!;
   const records = IndexedRecords.open(index)!;
@@ -356,7 +338,7 @@ test('DigestTable: a record found by its digest among several indexes, the first
   const d4 = `${head}${tail('4')}`;
   const later = IndexedRecords.open(
     encodeLogPrefixIndex(
-      { file: `${fx.logFile}.1`, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+      { ...of, file: `${fx.logFile}.1` },
       [d4, d2].map((digest, i) => ({ digest, signed: acks[i]!.signed })),
     )!,
   )!;
@@ -382,9 +364,7 @@ test('DigestTable: a record found by its digest among several indexes, the first
 });
 
 test('DigestTable: thousands of records over several indexes (the table grows), each digest found at its first record', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const { fx, acks, of } = await scopeRecords();
   // 3,000 digests, a fifth of them repeats of earlier ones, some sharing their first 4 bytes, in
   // indexes of 500 records (the table starts with 1,024 slots).
   const digests: string[] = [];
@@ -400,7 +380,7 @@ test('DigestTable: thousands of records over several indexes (the table grows), 
   const blocks = Array.from({ length: 6 }, (_, b) =>
     IndexedRecords.open(
       encodeLogPrefixIndex(
-        { file: `${fx.logFile}.${b}`, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
+        { ...of, file: `${fx.logFile}.${b}` },
         digests.slice(b * 500, (b + 1) * 500).map((digest, i) => ({
           digest,
           signed: acks[i % acks.length]!.signed,
@@ -445,7 +425,7 @@ test('DigestTable of one block: every digest of a large index found at its first
   for (const d of [absent, 'sha256:', `sha256:${'z'.repeat(64)}`, upper, otherName, ''])
     assert.is(lookup.find(d), null, d);
   // Digests that are not whole SHA-256s (33 bytes, valid base64 of the right length): a damaged index.
-  const of = { file: 'f', fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const of = frameOf('f');
   const damaged = encodeLogPrefixIndex(of, [])!;
   assert.is(indexedRecordCount({ ...damaged, digests: Buffer.alloc(33).toString('base64') }), 0);
   assert.is(indexedRecordCount({ ...damaged, digests: Buffer.alloc(64).toString('base64') }), 2);
@@ -455,10 +435,7 @@ test('DigestTable of one block: every digest of a large index found at its first
 });
 
 test('beginsWithRecords: replay checkpoints go only with an index that begins with the records they covered', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
-  const of = { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 };
+  const { acks, of } = await scopeRecords();
   const k = Math.floor(acks.length / 3);
   const m = 2 * k;
   const earlier = encodeLogPrefixIndex(of, acks.slice(0, k))!;
@@ -505,9 +482,7 @@ test('varints: what the writer packs past its first 64 KiB reads back whole; the
 });
 
 test('a sealed index line of another shape is not believed; replays of another shape are dropped, the index kept', async () => {
-  const fx = rollout();
-  const release = await loadVerifiedRelease(fx.tree, ROOT, { now: NOW });
-  const acks = parsedRecords(fx, traceScope(release, { host: fx.wave('ch-1', 0)[0]! }).hosts);
+  const { acks, of } = await scopeRecords();
   const replay = {
     key: 'k',
     records: 2,
@@ -515,10 +490,7 @@ test('a sealed index line of another shape is not believed; replays of another s
     checkpoint: { at: NOW, state: [], hosts: [], entries: [] },
   };
   const index = {
-    ...encodeLogPrefixIndex(
-      { file: fx.logFile, fingerprint: 'f', bytes: 1, digest: 'd', lines: 1 },
-      acks,
-    )!,
+    ...encodeLogPrefixIndex(of, acks)!,
     identity: '2049:131:4096:1700000000000.5:1.7e+12',
     replays: [replay],
   };
