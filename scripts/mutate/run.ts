@@ -1,6 +1,6 @@
 // `npm run mutate [target...] [-- stryker options]`: mutation testing with StrykerJS over reconciler/,
-// protocol/verify/ and the read side's caches (targets `reconciler`, `verify`, `read-side`; all when none
-// is named). Each target is its own Stryker run (scripts/mutate/stryker.config.mjs) with its own
+// protocol/verify/, the read side's caches and the ack endpoint's intake (targets `reconciler`,
+// `verify`, `read-side`, `intake`; all when none is named). Each target is its own Stryker run (scripts/mutate/stryker.config.mjs) with its own
 // incremental file, so a second run re-tests only the mutants whose code or tests changed. Reports land
 // in reports/mutation/ (ignored by git); the summary printed at the end is the mutation score per target
 // and per directory. Not part of `npm test`.
@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const TARGETS = ['reconciler', 'verify', 'read-side'] as const;
+const TARGETS = ['reconciler', 'verify', 'read-side', 'intake'] as const;
 type Target = (typeof TARGETS)[number];
 
 // Statuses from the mutation-testing report schema. The score counts detected mutants among the valid

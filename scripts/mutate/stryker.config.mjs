@@ -23,6 +23,33 @@ const TARGETS = {
     testFiles: ['tests/read-side/*.test.ts'],
     tsconfig: 'scripts/mutate/tsconfig.read-side.json',
   },
+  // The one write path from outside: what the ack endpoint takes from hosts (strict JSON, the ack's
+  // schema, the log's framing, the chain rules) and how it keeps it (the append-only log, its segments
+  // and snapshots). Only the tests that run the endpoint in-process: a mutant is active in this
+  // process only, so a test whose endpoint is a child process could not kill it.
+  intake: {
+    mutate: [
+      'protocol/strict-json.ts',
+      'protocol/acks.ts',
+      'protocol/ack-log.ts',
+      'control-plane/ack-chain.ts',
+      'control-plane/ack-log.ts',
+      'control-plane/ack-service.ts',
+    ],
+    testFiles: [
+      'tests/protocol/strict-json.test.ts',
+      'tests/protocol/acks.test.ts',
+      'tests/protocol/parse-with.test.ts',
+      'tests/protocol/schema-checks.test.ts',
+      'tests/control-plane/ack-endpoint.test.ts',
+      'tests/control-plane/ack-segments.test.ts',
+      'tests/control-plane/ack-snapshot.test.ts',
+      'tests/control-plane/ack-backfill.test.ts',
+      'tests/control-plane/ack-merge.test.ts',
+      'tests/control-plane/embedded.test.ts',
+    ],
+    tsconfig: 'scripts/mutate/tsconfig.intake.json',
+  },
 };
 
 const name = process.env.NIXFLEET_MUTATE_TARGET ?? 'reconciler';
