@@ -2,19 +2,11 @@
 // release key's), fleet, exact bytes, the version the timestamp names, and never older than a version
 // this client has already seen (a replayed "resume" or an un-paused channel is a rollback attempt).
 import { readEnvelope } from '../document.ts';
-import { FutureDated } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH } from '../layout.ts';
-import {
-  Controls,
-  isoTime,
-  parseIsoTime,
-  type SignedDocument,
-  type TrustRoot,
-  type Timestamp,
-} from '../schemas/index.ts';
+import { Controls, type SignedDocument, type TrustRoot, type Timestamp } from '../schemas/index.ts';
 import { verifyOperatorSigned } from '../trust-root.ts';
-import { requireBoundVersion, requireFleet } from './documents.ts';
+import { requireBoundVersion, requireFleet, requireNotFutureDated } from './documents.ts';
 
 export const readControls = (b: Uint8Array, file: string) =>
   readEnvelope(b, Controls, { file, maxBytes: LIMITS.controls, expectType: 'controls' });
@@ -30,12 +22,7 @@ export function verifyControlsDocument(
   const env = readControls(bytes, file);
   verifyOperatorSigned(env, root, file, bytes);
   requireFleet(env.signed, root, file);
-  if (now !== undefined && parseIsoTime(env.signed.issuedAt) > now + clockSkewSeconds * 1000) {
-    throw new FutureDated(
-      file,
-      `issued at ${env.signed.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`,
-    );
-  }
+  if (now !== undefined) requireNotFutureDated(env.signed.issuedAt, now, clockSkewSeconds, file);
   return env;
 }
 

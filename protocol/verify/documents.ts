@@ -2,7 +2,7 @@
 // them shares: release-key signature, fleet, and the release version it binds.
 import { z } from 'zod';
 import { readEnvelope } from '../document.ts';
-import { MixAndMatch, RollbackAttempt } from '../errors.ts';
+import { FutureDated, MixAndMatch, RollbackAttempt } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { sha256Digest } from '../canonical.ts';
 import {
@@ -12,6 +12,8 @@ import {
   HostManifest,
   ChannelPlan,
   DisruptionBudgets,
+  isoTime,
+  parseIsoTime,
   type FileRef,
   type SignedDocument,
   type TrustRoot,
@@ -152,6 +154,24 @@ export function requireFleet(doc: { fleet: string }, root: TrustRoot, file: stri
     throw new MixAndMatch(
       file,
       `belongs to fleet "${doc.fleet}", the trust root is for "${root.fleet}"`,
+    );
+}
+
+/**
+ * A signed document dated more than the clock skew after `now` is refused (FutureDated): whatever is
+ * counted from its date (a timestamp's freshness, a nonce's or control's order) would start at a time
+ * that has not come, so a document signed ahead would stay current longer than its signer meant.
+ */
+export function requireNotFutureDated(
+  issuedAt: string,
+  now: number,
+  clockSkewSeconds: number,
+  file: string,
+): void {
+  if (parseIsoTime(issuedAt) > now + clockSkewSeconds * 1000)
+    throw new FutureDated(
+      file,
+      `issued at ${issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`,
     );
 }
 

@@ -5,14 +5,7 @@ import { readEnvelope } from '../document.ts';
 import { sha256Digest } from '../canonical.ts';
 import { verifyEnvelope } from '../envelope.ts';
 import { keyIdOf, unb64 } from '../keys.ts';
-import {
-  Expired,
-  FutureDated,
-  MixAndMatch,
-  NonceRefused,
-  UnknownHost,
-  WrongHost,
-} from '../errors.ts';
+import { Expired, MixAndMatch, NonceRefused, UnknownHost, WrongHost } from '../errors.ts';
 import { LIMITS } from '../limits.ts';
 import { TIMESTAMP_PATH } from '../layout.ts';
 import {
@@ -27,7 +20,7 @@ import {
   type TrustRoot,
 } from '../schemas/index.ts';
 import { verifyEnrolmentSigned } from '../trust-root.ts';
-import { requireBoundVersion, requireFleet } from './documents.ts';
+import { requireBoundVersion, requireFleet, requireNotFutureDated } from './documents.ts';
 
 /** The label refusals name for the parts of an enrolment request (they are not files of the tree). */
 export const TOKEN_LABEL = 'enrolment token';
@@ -48,14 +41,6 @@ export const readEnrolmentRequest = (b: Uint8Array | string, file = REQUEST_LABE
     expectType: 'enrolment-request',
   });
 
-function notFutureDated(issuedAt: string, now: number, skewSeconds: number, file: string): void {
-  if (parseIsoTime(issuedAt) > now + skewSeconds * 1000)
-    throw new FutureDated(
-      file,
-      `issued at ${issuedAt}, more than ${skewSeconds} s after now (${isoTime(now)})`,
-    );
-}
-
 /** A nonce document on its own: enrolment-role signature, fleet, not issued after `now` + skew. */
 export function verifyEnrolmentDocument(
   bytes: Uint8Array,
@@ -67,7 +52,7 @@ export function verifyEnrolmentDocument(
   const env = readEnrolmentNonces(bytes, file);
   verifyEnrolmentSigned(env, root, file, bytes);
   requireFleet(env.signed, root, file);
-  if (now !== undefined) notFutureDated(env.signed.issuedAt, now, clockSkewSeconds, file);
+  if (now !== undefined) requireNotFutureDated(env.signed.issuedAt, now, clockSkewSeconds, file);
   return env;
 }
 
@@ -122,7 +107,7 @@ export function verifyEnrolmentToken(
 }
 
 function requireTokenWindow(t: EnrolmentToken, now: number, skew: number, file: string): void {
-  notFutureDated(t.issuedAt, now, skew, file);
+  requireNotFutureDated(t.issuedAt, now, skew, file);
   const issued = parseIsoTime(t.issuedAt);
   const expires = parseIsoTime(t.expires);
   if (expires - issued > MAX_TOKEN_LIFETIME_SECONDS * 1000 || expires <= issued)

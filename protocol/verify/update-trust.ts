@@ -22,7 +22,13 @@ import {
 } from '../trust-root.ts';
 import type { Fetch } from './fetcher.ts';
 import type { ClientState } from './state.ts';
-import { readRevocations, readTimestamp, requireFileRef, requireFleet } from './documents.ts';
+import {
+  readRevocations,
+  readTimestamp,
+  requireFileRef,
+  requireFleet,
+  requireNotFutureDated,
+} from './documents.ts';
 import { verifyControls } from './controls.ts';
 import { verifyEnrolmentNonces } from './enrolment.ts';
 
@@ -109,13 +115,7 @@ export function verifyTimestamp(
       `was signed under trust root v${ts.rootVersion}, but the newest verifiable root is v${root.version}`,
     );
   }
-  const issuedAt = parseIsoTime(ts.issuedAt);
-  if (issuedAt > now + clockSkewSeconds * 1000) {
-    throw new FutureDated(
-      file,
-      `issued at ${ts.issuedAt}, more than ${clockSkewSeconds} s after now (${isoTime(now)})`,
-    );
-  }
+  requireNotFutureDated(ts.issuedAt, now, clockSkewSeconds, file);
   if (ts.release.version < seen.highestReleaseVersion) {
     throw new RollbackAttempt(
       file,
@@ -124,7 +124,7 @@ export function verifyTimestamp(
   }
   if (
     seen.highestTimestampIssuedAt !== null &&
-    issuedAt < parseIsoTime(seen.highestTimestampIssuedAt)
+    parseIsoTime(ts.issuedAt) < parseIsoTime(seen.highestTimestampIssuedAt)
   ) {
     throw new RollbackAttempt(
       file,
