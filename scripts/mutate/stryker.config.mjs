@@ -41,6 +41,7 @@ const TARGETS = {
       'tests/protocol/acks.test.ts',
       'tests/protocol/parse-with.test.ts',
       'tests/protocol/schema-checks.test.ts',
+      'tests/control-plane/ack-chain.test.ts',
       'tests/control-plane/ack-endpoint.test.ts',
       'tests/control-plane/ack-segments.test.ts',
       'tests/control-plane/ack-snapshot.test.ts',

@@ -7,6 +7,7 @@ import {
   hostKeysOfPlans,
   readAckBundle,
   verifyAck,
+  verifyAckSignature,
   type AckTrust,
 } from '../../protocol/acks.ts';
 import { canonicalString } from '../../protocol/canonical.ts';
@@ -16,6 +17,7 @@ import {
   UnknownHost,
   UnknownKey,
   WrongFleet,
+  WrongHost,
 } from '../../protocol/errors.ts';
 import { b64, newSigningKey } from '../../protocol/keys.ts';
 import { isoTime, SCHEMA_VERSION } from '../../protocol/schemas/common.ts';
@@ -53,6 +55,7 @@ test('each refusal is typed and names the source, checked in order: fleet, host,
   const unknown = refusal(() => verifyAck(new AckChain(ghost).next(), trust, src));
   assert.ok(unknown instanceof UnknownHost);
   assert.equal([unknown.code, unknown.file], ['UnknownHost', src]);
+  assert.match(unknown.message, 'host "ghost" is in no channel plan of the verified release');
   const forged = refusal(() =>
     verifyAck(new AckChain({ ...web2, key: newSigningKey('forger') }).next(), trust, src),
   );
@@ -61,6 +64,34 @@ test('each refusal is typed and names the source, checked in order: fleet, host,
   const tampered = new AckChain(web2).next();
   const altered = { ...tampered, signed: { ...tampered.signed, kind: 'healthy' as const } };
   assert.ok(refusal(() => verifyAck(altered, trust, src)) instanceof BadSignature);
+});
+
+test("an ack carries exactly one signature: another one beside the host's is refused, its own twice too", () => {
+  // Envelopes in general may carry up to 16 signatures (a threshold of release keys). An ack with a
+  // second one would still meet a threshold of one, but its digest, which the host's next ack names
+  // as prev, would be another: whoever relays an ack could fork the host's chain without its key.
+  const src = 'acks/hosts/web1.json';
+  const ack = new AckChain(web1).next();
+  const other = new AckChain({ ...web1, key: newSigningKey('second') }).make({ seq: 1 });
+  for (const signatures of [
+    [...ack.signatures, ...other.signatures],
+    [...ack.signatures, ...ack.signatures],
+  ]) {
+    const e = refusal(() => verifyAck({ ...ack, signatures }, trust, src));
+    assert.ok(e instanceof BadSignature, e.message);
+    assert.equal(
+      [e.file, e.message],
+      [src, `BadSignature: ${src}: an ack carries exactly one signature (the host key)`],
+    );
+  }
+});
+
+test("verifyAckSignature holds the ack to the host it is checked for: another host's ack is WrongHost", () => {
+  const ack = new AckChain(web1).next();
+  verifyAckSignature(ack, web1.name, b64(web1.key.publicKey), 'a');
+  const e = refusal(() => verifyAckSignature(ack, web2.name, b64(web1.key.publicKey), 'a'));
+  assert.ok(e instanceof WrongHost, e.message);
+  assert.equal([e.file, e.message], ['a', 'WrongHost: a: ack is for host web1, expected web2']);
 });
 
 test('hostKeysOfPlans takes plans by channel or as a list', () => {
