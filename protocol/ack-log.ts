@@ -126,19 +126,52 @@ export function writeAckFloor(file: string, floor: AckFloor): void {
   });
 }
 
-/** Reads a floor file; throws AckLogCorrupt naming the file when it is not one intact floor. */
+/**
+ * Reads a floor file; throws AckLogCorrupt naming the file when it is not one intact version 1 floor,
+ * down to each head. A reader elsewhere (the operator views of a mirrored log) takes the floor from
+ * outside: a head of another shape must be a refusal it can report, not a TypeError mid-view.
+ */
 export function readAckFloor(file: string): AckFloor {
   const parsed = parseAckLog(readFileSync(file), file);
   const body = parsed.records.length === 1 && parsed.tornBytes === 0 ? parsed.records[0] : null;
-  const floor = body ? (JSON.parse(body.canonical) as Partial<AckFloor> & { type?: string }) : null;
+  const floor = body
+    ? (JSON.parse(body.canonical) as Partial<AckFloor> & { type?: unknown; version?: unknown })
+    : null;
   if (
     !floor ||
     floor.type !== 'ack-log-floor' ||
+    floor.version !== 1 ||
     !Number.isSafeInteger(floor.segment) ||
+    floor.segment! < 1 ||
     !Array.isArray(floor.heads)
   )
     throw new AckLogCorrupt(file, 0, 'not one checksummed version 1 ack log floor');
+  const hosts = new Set<string>();
+  for (const [i, head] of floor.heads.entries()) {
+    if (!isFloorHead(head) || hosts.has(head.host))
+      throw new AckLogCorrupt(
+        file,
+        0,
+        `heads[${i}] is not one host's seq and SHA-256 digest, or names a host again`,
+      );
+    hosts.add(head.host);
+  }
   return { segment: floor.segment!, heads: floor.heads };
+}
+
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** A head as writeAckFloor writes it: readers anchor the host's chain at this seq and digest. */
+function isFloorHead(h: unknown): h is AckFloorHead {
+  if (typeof h !== 'object' || h === null) return false;
+  const { host, seq, digest } = h as Record<string, unknown>;
+  return (
+    typeof host === 'string' &&
+    Number.isSafeInteger(seq) &&
+    (seq as number) >= 1 &&
+    typeof digest === 'string' &&
+    SHA256_DIGEST.test(digest)
+  );
 }
 
 function statOrNull(path: string): Stats | null {

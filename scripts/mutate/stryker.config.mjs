@@ -38,6 +38,7 @@ const TARGETS = {
     ],
     testFiles: [
       'tests/protocol/strict-json.test.ts',
+      'tests/protocol/ack-log.test.ts',
       'tests/protocol/acks.test.ts',
       'tests/protocol/parse-with.test.ts',
       'tests/protocol/schema-checks.test.ts',
