@@ -25,8 +25,8 @@ const TARGETS = {
   },
   // The one write path from outside: what the ack endpoint takes from hosts (strict JSON, the ack's
   // schema, the log's framing, the chain rules) and how it keeps it (the append-only log, its segments
-  // and snapshots). Only the tests that run the endpoint in-process: a mutant is active in this
-  // process only, so a test whose endpoint is a child process could not kill it.
+  // and snapshots). Only the tests that run the endpoint in-process (crash.test.ts kills a child
+  // endpoint, then recovers its log here): a mutant is active in this process only.
   intake: {
     mutate: [
       'protocol/strict-json.ts',
@@ -46,6 +46,8 @@ const TARGETS = {
       'tests/control-plane/ack-endpoint.test.ts',
       'tests/control-plane/ack-segments.test.ts',
       'tests/control-plane/ack-snapshot.test.ts',
+      'tests/control-plane/ack-log-full-disk.test.ts',
+      'tests/control-plane/crash.test.ts',
       'tests/control-plane/ack-backfill.test.ts',
       'tests/control-plane/ack-merge.test.ts',
       'tests/control-plane/embedded.test.ts',

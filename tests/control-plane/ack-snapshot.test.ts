@@ -20,7 +20,9 @@ import {
   ACK_LOG_FILE,
   type ClientIdentity,
 } from '../../control-plane/index.ts';
-import { ACK_SNAPSHOT_FILE } from '../../control-plane/ack-log.ts';
+import { ACK_SNAPSHOT_FILE, readAckSnapshot } from '../../control-plane/ack-log.ts';
+import { formatRecord } from '../../protocol/ack-log.ts';
+import { sha256Digest } from '../../protocol/canonical.ts';
 import type { SignedAck } from '../../protocol/acks.ts';
 import {
   fixtureHosts,
@@ -192,6 +194,93 @@ test('a torn tail after the snapshot is still cut, and the chain continues', asy
   assert.is(s2.head('a')?.seq, 5);
   await post(s2, chain.next(), 201);
   await s2.close();
+});
+
+/** Rewrites the snapshot in `logDir` as `edit` makes it, framed and checksummed as the endpoint writes it. */
+function rewriteSnapshot(logDir: string, edit: (snap: Record<string, unknown>) => unknown): void {
+  const file = join(logDir, ACK_SNAPSHOT_FILE);
+  const [record] = parseAckLog(readFileSync(file), file).records;
+  const body = JSON.stringify(edit(JSON.parse(record!.canonical) as Record<string, unknown>));
+  writeFileSync(file, formatRecord({ digest: sha256Digest(body), canonical: body }));
+}
+
+test('a checksummed snapshot of another format is not used, and says why', async () => {
+  const logDir = join(dir, 'log');
+  const svc = await service(logDir, 3);
+  const chain = new AckChain(hosts[0]!);
+  for (let i = 0; i < 4; i++) await post(svc, chain.next(), 201);
+  await svc.close();
+  const good = readFileSync(join(logDir, ACK_SNAPSHOT_FILE));
+  const file = join(logDir, ACK_SNAPSHOT_FILE);
+  const cases: [string, (s: Record<string, unknown>) => unknown, string][] = [
+    ['another type', (s) => ({ ...s, type: 'ack-log-floor' }), 'not a version 1 ack log snapshot'],
+    ['another version', (s) => ({ ...s, version: 2 }), 'not a version 1 ack log snapshot'],
+    ['no heads', (s) => ({ ...s, heads: {} }), 'not a version 1 ack log snapshot'],
+    [
+      'an offset that is no integer',
+      (s) => ({ ...s, at: { ...(s['at'] as object), bytes: '12' } }),
+      'not a version 1 ack log snapshot',
+    ],
+    [
+      'a segment that is none',
+      (s) => ({ ...s, at: { ...(s['at'] as object), segment: -1 } }),
+      'at.segment is not a segment index',
+    ],
+  ];
+  for (const [what, edit, problem] of cases) {
+    writeFileSync(file, good);
+    rewriteSnapshot(logDir, edit);
+    assert.equal(readAckSnapshot(logDir), { snapshot: null, problem: `${file}: ${problem}` }, what);
+    const again = await service(logDir, 1000);
+    assert.is(again.startup.fullReplayBecause, `${file}: ${problem}`, what);
+    assert.is(again.startup.replayed, 4, what);
+    assert.is(again.head('a')?.seq, 4, what);
+    await again.close();
+  }
+  // A checksummed body that is no JSON: the parser's words, after the file's name.
+  const body = '{"type":';
+  writeFileSync(file, formatRecord({ digest: sha256Digest(body), canonical: body }));
+  const { snapshot, problem } = readAckSnapshot(logDir);
+  assert.is(snapshot, null);
+  assert.match(problem ?? '', new RegExp(`^${file}: .*JSON`));
+  // A segment absent from older snapshots counts as segment 0 (acks.log).
+  writeFileSync(file, good);
+  rewriteSnapshot(logDir, (s) => {
+    const { segment: _, ...at } = s['at'] as Record<string, unknown>;
+    return { ...s, at };
+  });
+  assert.is(readAckSnapshot(logDir).snapshot?.at.segment, 0);
+  assert.is(readAckSnapshot(join(dir, 'absent')).snapshot, null);
+});
+
+test('a snapshot is used only where exactly the record it names ends in the log', async () => {
+  const logDir = join(dir, 'log');
+  // A snapshot after the very first record: its position starts at byte 0 of the log.
+  const first = await service(logDir, 1);
+  const chain = new AckChain(hosts[0]!);
+  await post(first, chain.next(), 201);
+  await first.close();
+  const good = readFileSync(join(logDir, ACK_SNAPSHOT_FILE));
+  const fromFirst = await service(logDir, 1000);
+  assert.is(fromFirst.startup.fullReplayBecause, undefined);
+  assert.equal([fromFirst.startup.snapshotHeads, fromFirst.startup.replayed], [1, 0]);
+  await fromFirst.close();
+
+  const at = (s: Record<string, unknown>) =>
+    s['at'] as { bytes: number; lastDigest: string | null };
+  writeFileSync(join(logDir, ACK_SNAPSHOT_FILE), good);
+  rewriteSnapshot(logDir, (s) => ({ ...s, at: { ...at(s), bytes: 0 } }));
+  const emptyNamed = await service(logDir, 1000);
+  assert.match(emptyNamed.startup.fullReplayBecause ?? '', /an empty prefix with a last digest/);
+  assert.is(emptyNamed.startup.replayed, 1);
+  await emptyNamed.close();
+
+  writeFileSync(join(logDir, ACK_SNAPSHOT_FILE), good);
+  rewriteSnapshot(logDir, (s) => ({ ...s, at: { ...at(s), bytes: at(s).bytes - 5 } }));
+  const midRecord = await service(logDir, 1000);
+  assert.match(midRecord.startup.fullReplayBecause ?? '', /no complete record ends at byte \d+/);
+  assert.is(midRecord.head('a')?.seq, 1);
+  await midRecord.close();
 });
 
 test.run();

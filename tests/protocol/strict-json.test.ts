@@ -41,7 +41,25 @@ test('rejects invalid UTF-8', () => {
     assert.unreachable();
   } catch (e) {
     assert.instance(e, Malformed);
+    assert.is((e as Error).message, 'Malformed: doc.json: input is not valid UTF-8');
   }
+});
+test('the size limit counts bytes: exactly the limit is taken in, one byte more is not', () => {
+  // 'é' is two bytes in UTF-8: the limit is on what is read, not on the characters.
+  const exactly = `"${'é'.repeat(511)}"`;
+  assert.is(Buffer.byteLength(exactly), 1024);
+  assert.is(parseStrictJson(exactly, opts), 'é'.repeat(511));
+  assert.is(parseStrictJson(Buffer.from(exactly), opts), 'é'.repeat(511));
+  refuses(`"${'é'.repeat(511)}x"`, TooLarge, /1025 bytes exceeds the limit of 1024/);
+});
+test('a leading byte order mark is dropped from bytes (RFC 8259 lets a parser ignore it)', () => {
+  const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+  assert.equal(parseStrictJson(Buffer.concat([bom, Buffer.from('{"a":1}')]), opts), { a: 1 });
+  // Only one, and only leading: what follows it is the document, and a second one is not JSON.
+  assert.throws(
+    () => parseStrictJson(Buffer.concat([bom, bom, Buffer.from('{}')]), opts),
+    (e: Error) => e instanceof Malformed,
+  );
 });
 test('rejects deep nesting', () =>
   refuses('['.repeat(100) + ']'.repeat(100), Malformed, /nesting deeper/));
