@@ -16,7 +16,7 @@
 // host's history starts (the endpoint's own unsigned file: see read-side auditAckLogs).
 import { readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { sha256Digest } from './canonical.ts';
+import { isSha256Digest, sha256Digest } from './canonical.ts';
 import { writeFileAtomic } from './atomic-write.ts';
 import { readFileSync } from 'node:fs';
 
@@ -159,8 +159,6 @@ export function readAckFloor(file: string): AckFloor {
   return { segment: floor.segment!, heads: floor.heads };
 }
 
-const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
-
 /** A head as writeAckFloor writes it: readers anchor the host's chain at this seq and digest. */
 function isFloorHead(h: unknown): h is AckFloorHead {
   if (typeof h !== 'object' || h === null) return false;
@@ -170,7 +168,7 @@ function isFloorHead(h: unknown): h is AckFloorHead {
     Number.isSafeInteger(seq) &&
     (seq as number) >= 1 &&
     typeof digest === 'string' &&
-    SHA256_DIGEST.test(digest)
+    isSha256Digest(digest)
   );
 }
 
@@ -262,8 +260,7 @@ function parseRecord(line: Buffer, checked: boolean): LogRecord | null {
   if (tab !== 71) return null; // "sha256:" + 64 hex
   const digest = line.subarray(0, tab).toString('latin1');
   const body = line.subarray(tab + 1);
-  if (!checked && (!/^sha256:[0-9a-f]{64}$/.test(digest) || sha256Digest(body) !== digest))
-    return null;
+  if (!checked && (!isSha256Digest(digest) || sha256Digest(body) !== digest)) return null;
   return { digest, canonical: body.toString('utf8') };
 }
 

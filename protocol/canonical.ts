@@ -16,6 +16,14 @@ export function canonicalBytes(value: unknown): Buffer {
   return Buffer.from(canonicalString(value), 'utf8');
 }
 
+/** A digest as sha256Digest writes it: `sha256:` and 64 lowercase hex digits. */
+export const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Whether `s` has the form of a digest (files of ours read back, where no schema runs). */
+export function isSha256Digest(s: string): boolean {
+  return SHA256_DIGEST.test(s);
+}
+
 /** `sha256:<hex>` of the given bytes: the digest format used in every binding. */
 export function sha256Digest(bytes: Uint8Array | string): string {
   return `sha256:${hash('sha256', bytes, 'hex')}`;

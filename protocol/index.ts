@@ -35,7 +35,13 @@ export {
 export type { AckTrust, BundledAck, SignedAck } from './acks.ts';
 export { fsyncDir, stampPastPrevious, writeFileAtomic } from './atomic-write.ts';
 export { cacheUrlTrustOverride, trustOverrideReason } from './cache-url.ts';
-export { canonicalBytes, canonicalString, sha256Digest, sha256Hex } from './canonical.ts';
+export {
+  canonicalBytes,
+  canonicalString,
+  isSha256Digest,
+  sha256Digest,
+  sha256Hex,
+} from './canonical.ts';
 export { isNotFound, readCappedFile, readCappedFileInto, readInto } from './capped-file.ts';
 export {
   ACK_LOG_DIR,

@@ -39,7 +39,7 @@
 import type { Stats } from 'node:fs';
 import { newestTime, statOf, type FileStat, type Seen } from './file-identity.ts';
 import type { StatHelper } from './stat-helper.ts';
-import { sha256Digest } from '../protocol/index.ts';
+import { isSha256Digest, sha256Digest } from '../protocol/index.ts';
 import type { AckRecord } from '../reconciler/index.ts';
 export { newestTime, statOf, type FileStat, type Seen } from './file-identity.ts';
 import {
@@ -453,7 +453,6 @@ interface PackedMemo {
 
 /** A file digest: `sha256:` and 64 hex digits. */
 const DIGEST_LENGTH = 71;
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const STAT_BYTES = 32;
 
 /** The memo as one line (formatAckFileMemo's form above). */
@@ -589,7 +588,7 @@ class MemoReader {
     const r = new VarintReader(Buffer.from(this.p.files, 'base64'));
     for (let i = 0; i < count; i++) {
       const digest = this.p.digests.slice(i * DIGEST_LENGTH, (i + 1) * DIGEST_LENGTH);
-      // Not matched against DIGEST (10,000 regular expressions a run): the MAC proves this directory's
+      // Not matched by isSha256Digest (10,000 regular expressions a run): the MAC proves this directory's
       // key wrote it, and a digest that is not one can only fail to match the bytes' SHA-256.
       const e = this.file(r, digest);
       if (e === null) return null;
@@ -650,7 +649,7 @@ class MemoReader {
     const repeats = this.string(r);
     const count = r.next();
     if (dir === null || name === null || dev === null || repeats === null || count < 0) return null;
-    if (!DIGEST.test(repeats)) return null;
+    if (!isSha256Digest(repeats)) return null;
     const hosts: string[] = [];
     for (let i = 0; i < count; i++) {
       const h = this.string(r);

@@ -23,6 +23,7 @@
 // Read as IndexedRecords: one pass over the varints gives each record's host, fleet and signed time as
 // typed-array columns, and an ack object is built only for a record asked for (a trace resumed from a
 // replay checkpoint, `replays`, builds a few thousand: read-side/trace-replay.ts).
+import { isSha256Digest } from '../protocol/index.ts';
 import { parseAckTime, type AckRecord, type TraceCheckpoint } from '../reconciler/index.ts';
 import { IDENTITY } from './ack-file-memo.ts';
 
@@ -80,8 +81,6 @@ export interface StoredReplay {
   acks: number[];
 }
 
-/** A chain digest: `sha256:` and 64 lowercase hex digits (the only form an index keeps as bytes). */
-const CHAIN_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const DIGEST_PREFIX = 'sha256:';
 /** The bytes of one SHA-256. */
 const DIGEST_BYTES = 32;
@@ -306,7 +305,7 @@ export interface IndexedAck {
 
 /**
  * The index of `acks` (log order) for the prefix `of`; null when a digest is not a chain digest
- * (CHAIN_DIGEST: then the prefix has no index and is read in full).
+ * (isSha256Digest: then the prefix has no index and is read in full).
  */
 export function encodeLogPrefixIndex(
   of: Omit<LogPrefixIndex, 'values' | 'shapes' | 'digests' | 'records'>,
@@ -335,7 +334,7 @@ export function encodeLogPrefixIndex(
   };
   const digests = Buffer.alloc(acks.length * DIGEST_BYTES);
   for (const [i, { digest, signed }] of acks.entries()) {
-    if (!CHAIN_DIGEST.test(digest)) return null;
+    if (!isSha256Digest(digest)) return null;
     const n = known + i;
     digests.write(digest.slice(DIGEST_PREFIX.length), i * DIGEST_BYTES, 'hex');
     const keys = Object.keys(signed);

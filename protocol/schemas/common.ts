@@ -1,5 +1,6 @@
 // Building blocks shared by every signed document schema.
 import { z } from 'zod';
+import { SHA256_DIGEST } from '../canonical.ts';
 
 export const SCHEMA_VERSION = 1 as const;
 export const SchemaVersion = z.literal(SCHEMA_VERSION);
@@ -26,7 +27,7 @@ export const StorePath = z
 
 export const Digest = z
   .string()
-  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lowercase hex digits');
+  .regex(SHA256_DIGEST, 'must be "sha256:" followed by 64 lowercase hex digits');
 export const KeyId = z
   .string()
   .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits (SHA-256 of the public key)');
