@@ -278,14 +278,87 @@ test('a torn tail before an empty newer segment (failed roll, then a crash mid-w
   await opened.log.close();
   assert.is(statSync(join(logDir, 'acks.log')).size, torn.length - 20);
 
+  const refuses = async (why: string) => {
+    try {
+      await AckLog.open(logDir);
+      assert.unreachable(why);
+    } catch (e) {
+      assert.instance(e, AckLogCorrupt, why);
+      assert.match((e as Error).message, 'acks.log: corrupt record at byte');
+      assert.match((e as Error).message, 'a sealed segment ends in a partial record');
+    }
+  };
   writeFileSync(join(logDir, 'acks.log'), torn);
   writeFileSync(join(logDir, ackSegmentName(1)), rec(4));
+  await refuses('a torn record followed by a written segment must refuse to open');
+  // Any written segment after it is enough, even when the current one is still empty.
+  writeFileSync(join(logDir, ackSegmentName(2)), '');
+  await refuses('a written segment between the torn one and the empty current one');
+
+  // Only the segments after the torn one count: written ones before it do not make it corrupt.
+  rmSync(logDir, { recursive: true });
+  mkdirSync(logDir);
+  writeFileSync(join(logDir, 'acks.log'), Buffer.concat([rec(1), rec(2)]));
+  writeFileSync(join(logDir, ackSegmentName(1)), Buffer.concat([rec(3), rec(4).subarray(0, 9)]));
+  writeFileSync(join(logDir, ackSegmentName(2)), '');
+  const cut = await AckLog.open(logDir);
+  assert.equal([cut.records.length, cut.cutBytes], [3, 9]);
+  await cut.log.close();
+});
+
+test('opened from a snapshot position: only the records after it, every later segment whole, the position moved on', async () => {
+  const rec = (n: number) => {
+    const canonical = JSON.stringify({ n });
+    return { digest: sha256Digest(canonical), canonical };
+  };
+  const line = (n: number) => formatRecord(rec(n));
+  mkdirSync(logDir);
+  writeFileSync(join(logDir, ackSegmentName(1)), Buffer.concat([line(1), line(2), line(3)]));
+  writeFileSync(join(logDir, ackSegmentName(2)), Buffer.concat([line(4), line(5)]));
+  writeFileSync(join(logDir, ackSegmentName(3)), line(6));
+  const at = { segment: 1, bytes: line(1).length, lastDigest: rec(1).digest };
+  const opened = await AckLog.open(logDir, { from: at });
+  assert.ok(opened.fromUsed);
+  assert.is(opened.fromRejected, undefined);
+  assert.is(opened.segmentsRead, 3);
+  assert.equal(
+    opened.records.map((r) => r.canonical),
+    [2, 3, 4, 5, 6].map((n) => rec(n).canonical),
+  );
+  // What a snapshot taken now would name: the end of the last record read, not the position given.
+  assert.equal(opened.log.position, {
+    segment: 3,
+    bytes: line(6).length,
+    lastDigest: rec(6).digest,
+  });
+  await opened.log.close();
+
+  // A corrupt record after the position is reported where it is: the segment, after that byte.
+  const bad = Buffer.concat([line(1), line(2)]);
+  bad[line(1).length + 74] = bad[line(1).length + 74]! ^ 1; // inside record 2's body
+  writeFileSync(join(logDir, ackSegmentName(1)), Buffer.concat([bad, line(3)]));
   try {
-    await AckLog.open(logDir);
-    assert.unreachable('a torn record followed by a written segment must refuse to open');
+    await AckLog.open(logDir, { from: at });
+    assert.unreachable('a corrupt record after the snapshot position must refuse to open');
   } catch (e) {
     assert.instance(e, AckLogCorrupt);
-    assert.match((e as Error).message, 'acks.log');
+    assert.match((e as Error).message, `${ackSegmentName(1)} (after byte ${line(1).length})`);
+  }
+
+  // A position that does not fit: the whole log is read, and the reason is kept.
+  writeFileSync(join(logDir, ackSegmentName(1)), Buffer.concat([line(1), line(2), line(3)]));
+  const whole = await AckLog.open(logDir, { from: { ...at, lastDigest: rec(2).digest } });
+  assert.not.ok(whole.fromUsed);
+  assert.match(whole.fromRejected ?? '', /the snapshot names/);
+  assert.is(whole.records.length, 6);
+  assert.equal(whole.log.position.lastDigest, rec(6).digest);
+  // A closed log takes no more appends, and says so.
+  await whole.log.close();
+  try {
+    await whole.log.append(rec(7));
+    assert.unreachable('an append after close must be refused');
+  } catch (e) {
+    assert.match((e as Error).message, `${ackSegmentName(3)}: log is closed`);
   }
 });
 
