@@ -7,7 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import {
   AckService,
   loadReleaseView,
@@ -15,14 +15,21 @@ import {
   archiveAckSegments,
   type ClientIdentity,
 } from '../../control-plane/index.ts';
-import { AckLog, ACK_SNAPSHOT_FILE, readAckSnapshot } from '../../control-plane/ack-log.ts';
+import {
+  AckLog,
+  ACK_SNAPSHOT_FILE,
+  readAckSnapshot,
+  writeAckSnapshot,
+} from '../../control-plane/ack-log.ts';
 import { ackTrustOfView } from '../../control-plane/ack-service.ts';
 import {
   AckLogCorrupt,
   formatRecord,
+  ackFloorName,
   listAckFloors,
   listAckLogSegments,
   parseAckLog,
+  readAckFloor,
   readAckLogRecords,
   ackSegmentName,
 } from '../../protocol/ack-log.ts';
@@ -414,10 +421,24 @@ test('archived segments: archive + live verify from seq 1, live alone from the f
     /needs a snapshot|current segment/,
     'history the snapshot does not cover stays',
   );
+  // In two steps: the second starts at the floor the first left, and moves that floor along.
+  const first = archiveAckSegments(logDir, before - 1, archive);
+  assert.is(first.moved.length, before - 1);
   const r = archiveAckSegments(logDir, before, archive);
-  assert.is(r.moved.length, before);
+  assert.equal(r.moved.map((f) => basename(f)).sort(), [
+    ackFloorName(before - 1),
+    ackSegmentName(before - 1),
+  ]);
   assert.is(listAckLogSegments(logDir)[0]!.index, before);
-  assert.ok(existsSync(r.floor));
+  assert.equal(
+    listAckFloors(logDir).map((f) => f.index),
+    [before],
+  );
+  assert.equal(readAckFloor(r.floor).heads.length, hosts.length);
+  // Run again (as after a crash once the files moved): nothing moves, the floor stays as it was.
+  const floorBytes = readFileSync(r.floor);
+  assert.equal(archiveAckSegments(logDir, before, archive).moved, []);
+  assert.equal(readFileSync(r.floor), floorBytes);
 
   const whole = auditAckLogs([archive, logDir], trust);
   assert.ok(whole.ok, JSON.stringify(whole.hosts));
@@ -448,6 +469,41 @@ test('archived segments: archive + live verify from seq 1, live alone from the f
   assert.is(again.head('a')!.seq, 25);
   await postConcurrently(again, chains, 1);
   await again.close();
+});
+
+test('each floor carries the heads of hosts silent since the floor before it', () => {
+  // Records as archiving reads them (host and seq of the signed ack; signatures are not its concern).
+  const line = (host: string, seq: number, copy = 0) => {
+    const canonical = JSON.stringify({ signed: { host, seq, copy } });
+    return { digest: sha256Digest(canonical), canonical };
+  };
+  mkdirSync(logDir);
+  const seg = (index: number, ...recs: ReturnType<typeof line>[]) =>
+    writeFileSync(join(logDir, ackSegmentName(index)), Buffer.concat(recs.map(formatRecord)));
+  seg(1, line('a', 1), line('b', 1));
+  // Two records of one seq (a log merged from two endpoints): the later one is the head, as replay.
+  seg(2, line('a', 2), line('a', 2, 1));
+  seg(3, line('a', 3));
+  writeAckSnapshot(logDir, {
+    type: 'ack-log-snapshot',
+    version: 1,
+    at: { segment: 3, bytes: 0, lastDigest: null },
+    heads: [],
+  });
+  const archive = join(dir, 'archive');
+  const heads = (file: string) =>
+    readAckFloor(file).heads.map(
+      // host:seq:which copy of that seq the digest is
+      (h) => `${h.host}:${h.seq}:${[0, 1].find((c) => h.digest === line(h.host, h.seq, c).digest)}`,
+    );
+  assert.equal(heads(archiveAckSegments(logDir, 2, archive).floor), ['a:1:0', 'b:1:0']);
+  // Host b posts nothing in segment 2: its head comes from floor 2, which moves with segment 2.
+  const second = archiveAckSegments(logDir, 3, archive);
+  assert.equal(heads(second.floor).sort(), ['a:2:1', 'b:1:0']);
+  assert.equal(
+    listAckFloors(archive).map((f) => f.index),
+    [2],
+  );
 });
 
 test('readers read every segment: a segment file or the directory, a window across segments, cp merge', async () => {
