@@ -22,8 +22,8 @@ import {
 } from '../../control-plane/index.ts';
 import { ACK_SNAPSHOT_FILE, readAckSnapshot } from '../../control-plane/ack-log.ts';
 import { formatRecord } from '../../protocol/ack-log.ts';
-import { sha256Digest } from '../../protocol/canonical.ts';
-import type { SignedAck } from '../../protocol/acks.ts';
+import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import { ackDigest, type SignedAck } from '../../protocol/acks.ts';
 import {
   fixtureHosts,
   fixtureKeys,
@@ -281,6 +281,61 @@ test('a snapshot is used only where exactly the record it names ends in the log'
   assert.match(midRecord.startup.fullReplayBecause ?? '', /no complete record ends at byte \d+/);
   assert.is(midRecord.head('a')?.seq, 1);
   await midRecord.close();
+});
+
+test('start-up from a snapshot keeps held runs: an adopted head after it, and the back-fill that reaches them', async () => {
+  const logDir = join(dir, 'log');
+  const published = join(dir, 'acks', 'hosts', 'a.json');
+  const chain = new AckChain(hosts[0]!);
+  const a = Array.from({ length: 6 }, () => chain.next());
+  // The endpoint holds a's seq 1..3, with a snapshot after each append.
+  const first = await service(logDir, 1);
+  for (const ack of a.slice(0, 3)) await post(first, ack, 201);
+  await first.close();
+  // Its log was behind: a's seq 6 is published (taken by an endpoint whose log was lost). The next
+  // start adopts it over a gap, keeping seq 1..3 as a run held below; no snapshot is written after it.
+  writeFileSync(published, canonicalString(a[5]!));
+  const adopting = await service(logDir, 1000);
+  assert.equal(adopting.head('a'), { seq: 6, digest: ackDigest(a[5]!), missingBelow: 6 });
+  await adopting.close();
+
+  // From the snapshot at seq 3, the adoption record after it is applied as it was, not a reason to replay.
+  const fromSnapshot = await service(logDir, 1);
+  assert.is(fromSnapshot.startup.fullReplayBecause, undefined);
+  assert.equal([fromSnapshot.startup.snapshotHeads, fromSnapshot.startup.replayed], [1, 1]);
+  assert.equal(fromSnapshot.head('a'), { seq: 6, digest: ackDigest(a[5]!), missingBelow: 6 });
+  await post(fromSnapshot, a[4]!, 201); // back-fill seq 5; a snapshot now holds the run below
+  await fromSnapshot.close();
+
+  // From that snapshot: back-filling seq 4 reaches the held run, and the history is whole again.
+  const whole = await service(logDir, 1000);
+  assert.is(whole.startup.replayed, 0);
+  assert.equal(whole.head('a'), { seq: 6, digest: ackDigest(a[5]!), missingBelow: 5 });
+  await post(whole, a[3]!, 201);
+  assert.equal(whole.head('a'), { seq: 6, digest: ackDigest(a[5]!) });
+  await post(whole, a[2]!, 409); // held already: nothing is missing below
+  await whole.close();
+});
+
+test('records after the snapshot that this endpoint could not have written: the whole log is replayed', async () => {
+  const logDir = join(dir, 'log');
+  const svc = await service(logDir, 1);
+  const chain = new AckChain(hosts[0]!);
+  for (let i = 0; i < 3; i++) await post(svc, chain.next(), 201);
+  await svc.close();
+  // An older record again after the snapshot (as in a log merged from two endpoints' logs).
+  const logFile = join(logDir, ACK_LOG_FILE);
+  const [, second] = parseAckLog(readFileSync(logFile)).records;
+  appendFileSync(logFile, formatRecord(second!));
+  const again = await service(logDir, 1000);
+  assert.is(
+    again.startup.fullReplayBecause,
+    'the records after the snapshot do not follow from it',
+  );
+  assert.is(again.startup.replayed, 4);
+  assert.is(again.head('a')?.seq, 3);
+  await post(again, chain.next(), 201);
+  await again.close();
 });
 
 test.run();
