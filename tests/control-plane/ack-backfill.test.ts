@@ -131,6 +131,23 @@ test('log lost, published heads kept: the endpoint takes the heads back into its
   assert.equal(logged(), acks.map(ackDigest).sort());
 });
 
+test("a published file holding another host's ack (valid, signed) is not taken in under its name", async () => {
+  const { acks } = chainOf(3);
+  let svc = await service();
+  for (const a of acks) assert.is((await svc.submit(body(a), agent('web1'))).status, 201);
+  await svc.close();
+  rmSync(join(dir, 'log'), { recursive: true });
+  writeFileSync(join(dir, 'acks/hosts/web2.json'), readFileSync(join(dir, 'acks/hosts/web1.json')));
+  svc = await service();
+  assert.is(svc.head('web2'), undefined);
+  assert.equal(svc.head('web1'), { seq: 3, digest: ackDigest(acks[2]!), missingBelow: 3 });
+  const ignored = events.find((e) => e['event'] === 'published-ack-ignored');
+  assert.match(String(ignored?.['file']), /acks\/hosts\/web2\.json$/);
+  assert.match(String(ignored?.['error']), /web2\.json: holds an ack of host web1$/);
+  await svc.close();
+  assert.equal(logged(), [ackDigest(acks[2]!)]);
+});
+
 test('log restored from an old copy: the published head is adopted over it and back-fill joins the held run', async () => {
   const { acks } = chainOf(6);
   let svc = await service();
