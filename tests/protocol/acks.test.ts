@@ -61,6 +61,8 @@ test('each refusal is typed and names the source, checked in order: fleet, host,
   );
   assert.ok(forged instanceof UnknownKey || forged instanceof BadSignature, forged.message);
   assert.is(forged.file, src);
+  // The refusal names whose key was wanted: the host the release names for this ack.
+  assert.match(forged.message, 'no signature by a valid host web2 key');
   const tampered = new AckChain(web2).next();
   const altered = { ...tampered, signed: { ...tampered.signed, kind: 'healthy' as const } };
   assert.ok(refusal(() => verifyAck(altered, trust, src)) instanceof BadSignature);
