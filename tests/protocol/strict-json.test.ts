@@ -28,6 +28,8 @@ test('rejects non-integer numbers', () =>
   refuses('{"n":[1.5]}', Malformed, /non-integer number 1\.5 at \$\.n\[0\]/));
 test('rejects exponents', () => refuses('{"n":1e3}', Malformed, /non-integer/));
 test('rejects unsafe integers', () => refuses('{"n":9007199254740993}', Malformed, /safe range/));
+test('rejects negative zero, which JSON.parse takes as -0', () =>
+  refuses('{"n":[-0]}', Malformed, /negative zero is not allowed at \$\.n\[0\]/));
 test('rejects lone surrogates', () =>
   refuses('{"s":"\\ud800x"}', Malformed, /lone surrogate in string at \$\.s/));
 test('rejects a lone low surrogate', () => refuses('["\\udc00"]', Malformed, /lone surrogate/));
@@ -90,6 +92,10 @@ const token = fc.constantFrom(
   ],
   ...['true', 'false', 'null', '"a"', '"b"', '"\\"', '"\\\""', '"x\\u00e9"', '"\\ud800"'],
   ...['"\\udc00x"', '"\\ud83d\\ude00"', '"\\u0022:"', '"e.E:"', '"\\\\"'],
+  // Every escape, and escapes and strings JSON refuses: a control character raw, \x, a short or
+  // non-hex \u, a lone backslash at the end.
+  ...['"\\/\\b\\f\\n\\r\\t"', '"\\u0041\\u00E9"', '"\\u0000"', '"a\u0001b"', '"\\x"'],
+  ...['"\\u12"', '"\\uZZZZ"', '"\\u12345"', '"a\\', 'tru', 'nul', '-', '+1', '0x1', '1e', '.5'],
 );
 const key = fc.constantFrom('"a"', '"b"', '"__proto__"', '"1"', '"\\ud800"', '"a\\"b"', '"é"');
 const text: fc.Arbitrary<string> = fc.letrec((tie) => ({
@@ -100,6 +106,10 @@ const text: fc.Arbitrary<string> = fc.letrec((tie) => ({
     fc
       .array(fc.tuple(key, tie('value')), { maxLength: 4 })
       .map((ms) => `{${ms.map(([k, v]) => `${k}:${v}`).join(', ')}}`),
+    // JSON's four whitespace characters (and a form feed, which is none) around values and members.
+    fc
+      .tuple(fc.constantFrom(' ', '\t', '\n', '\r', '\f', ''), tie('value'), key)
+      .map(([w, v, k]) => `${w}{${w}${k}${w}:${w}[${w}${v}${w},${w}0${w}]${w}}${w}`),
   ),
 })).value as fc.Arbitrary<string>;
 const damaged = fc
@@ -124,6 +134,41 @@ test('the fast way and the reference parser agree on every text: same value or s
       outcome(() => parseStrictJson(t, opts)),
       outcome(() => parseStrictJsonReference(t, opts.file)),
     );
+});
+
+// JSON.parse as the oracle: what it refuses is refused (Malformed), and what is taken in is the value it
+// builds. The test above cannot see this: where JSON.parse refuses, both sides of it are the reference
+// parser, so a reference parser that let a raw control character or a missing ':' through agreed with
+// itself. Checked on the reference parser alone, which every text that is not plainly valid reaches.
+test('the reference parser refuses whatever JSON.parse refuses, and otherwise builds its value or names a rule', () => {
+  const small = { file: 'doc.json', maxBytes: 1 << 20, maxDepth: 3 };
+  fc.assert(
+    fc.property(fc.oneof(text, damaged), (t) => {
+      let oracle: string | null;
+      try {
+        oracle = `value ${JSON.stringify(JSON.parse(t))}`;
+      } catch {
+        oracle = null;
+      }
+      for (const ours of [
+        outcome(() => parseStrictJsonReference(t, small.file, small.maxDepth)),
+        outcome(() => parseStrictJson(t, small)),
+      ]) {
+        if (
+          oracle === null
+            ? !ours.startsWith('Malformed: ')
+            : ours !== oracle && !ours.startsWith('Malformed: ')
+        )
+          return false;
+      }
+      return true;
+    }),
+    { numRuns: 3000 },
+  );
+  // The escapes the fast way never hands over, read by the reference parser as JSON reads them.
+  const escapes = '{"s":"\\/\\b\\f\\n\\r\\t\\u0041\\\\\\""}';
+  assert.equal(parseStrictJsonReference(escapes, 'e'), JSON.parse(escapes));
+  assert.equal(parseStrictJsonReference(' \t\n\r[ 1 ,\n2 ]\r\n', 'w'), [1, 2]);
 });
 
 test.run();
