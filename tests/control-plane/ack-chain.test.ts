@@ -92,7 +92,8 @@ test('missingBelow: the floor while its prev is known, nothing once the history 
 });
 
 test('lowerFloor follows held runs down to the first floor none continues', () => {
-  // Held: 7..9 (the floor at 7, chaining to d(6)), 4..6 below a gap and 1..2 below another.
+  // The head's run starts at 7 and chains to d(6). Held below it (left by adoptions over gaps): a
+  // run 4..6 whose top is d(6), and a run 1..3 whose top is d(3).
   const runs = new Map([
     [d(6), { seq: 4, prev: d(3) }],
     [d(3), { seq: 1, prev: null }],

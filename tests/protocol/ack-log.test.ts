@@ -64,7 +64,7 @@ test('listAckLogSegments: a directory by number, a segment for its directory, an
 });
 
 test('listAckLogSegments: a directory that cannot be read is an error, not an empty log', () => {
-  // A segment name under a file: readdir fails with ENOTDIR, which must not read as "no history".
+  // A segment name under a file: looking it up fails with ENOTDIR, which must not read as "no history".
   const file = join(dir, 'plain');
   writeFileSync(file, '');
   assert.throws(
