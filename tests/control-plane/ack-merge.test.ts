@@ -12,7 +12,6 @@ import {
   ACK_LOG_FILE,
   type LogRecord,
 } from '../../control-plane/index.ts';
-import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
 import {
   fixtureHosts,
   fixtureKeys,
@@ -20,15 +19,13 @@ import {
   tempDir,
   removeDir,
   AckChain,
+  logRecordOf,
 } from './tree-fixture.ts';
 
 const test = suite('control-plane ack log merge');
 const keys = fixtureKeys();
 const hosts = fixtureHosts({ web1: {}, db1: {} });
-const rec = (a: object): LogRecord => {
-  const canonical = canonicalString(a);
-  return { digest: sha256Digest(canonical), canonical };
-};
+const rec = (a: object): LogRecord => logRecordOf(a);
 
 test('union is order-independent and idempotent; the head is the highest seq', () => {
   const c = new AckChain(hosts[0]!);

@@ -43,6 +43,7 @@ import {
   tempDir,
   removeDir,
   AckChain,
+  logRecordOf,
 } from './tree-fixture.ts';
 
 const test = suite('control-plane ack log segments');
@@ -271,10 +272,7 @@ test('a failed roll keeps appending to the current segment and rolls once it can
 });
 
 test('a torn tail before an empty newer segment (failed roll, then a crash mid-write) is cut; before a written one it is corruption', async () => {
-  const rec = (n: number) => {
-    const canonical = JSON.stringify({ n });
-    return formatRecord({ digest: sha256Digest(canonical), canonical });
-  };
+  const rec = (n: number) => formatRecord(logRecordOf({ n }));
   mkdirSync(logDir);
   const torn = Buffer.concat([rec(1), rec(2), rec(3).subarray(0, 20)]);
   writeFileSync(join(logDir, 'acks.log'), torn);
@@ -314,10 +312,7 @@ test('a torn tail before an empty newer segment (failed roll, then a crash mid-w
 });
 
 test('opened from a snapshot position: only the records after it, every later segment whole, the position moved on', async () => {
-  const rec = (n: number) => {
-    const canonical = JSON.stringify({ n });
-    return { digest: sha256Digest(canonical), canonical };
-  };
+  const rec = (n: number) => logRecordOf({ n });
   const line = (n: number) => formatRecord(rec(n));
   mkdirSync(logDir);
   writeFileSync(join(logDir, ackSegmentName(1)), Buffer.concat([line(1), line(2), line(3)]));
@@ -473,10 +468,8 @@ test('archived segments: archive + live verify from seq 1, live alone from the f
 
 test('each floor carries the heads of hosts silent since the floor before it', () => {
   // Records as archiving reads them (host and seq of the signed ack; signatures are not its concern).
-  const line = (host: string, seq: number, copy = 0) => {
-    const canonical = JSON.stringify({ signed: { host, seq, copy } });
-    return { digest: sha256Digest(canonical), canonical };
-  };
+  const line = (host: string, seq: number, copy = 0) =>
+    logRecordOf({ signed: { host, seq, copy } });
   mkdirSync(logDir);
   const seg = (index: number, ...recs: ReturnType<typeof line>[]) =>
     writeFileSync(join(logDir, ackSegmentName(index)), Buffer.concat(recs.map(formatRecord)));

@@ -31,6 +31,7 @@ import {
   tempDir,
   removeDir,
   AckChain,
+  logRecordOf,
 } from './tree-fixture.ts';
 
 const test = suite('control-plane ack log snapshots');
@@ -200,8 +201,8 @@ test('a torn tail after the snapshot is still cut, and the chain continues', asy
 function rewriteSnapshot(logDir: string, edit: (snap: Record<string, unknown>) => unknown): void {
   const file = join(logDir, ACK_SNAPSHOT_FILE);
   const [record] = parseAckLog(readFileSync(file), file).records;
-  const body = JSON.stringify(edit(JSON.parse(record!.canonical) as Record<string, unknown>));
-  writeFileSync(file, formatRecord({ digest: sha256Digest(body), canonical: body }));
+  const edited = edit(JSON.parse(record!.canonical) as Record<string, unknown>);
+  writeFileSync(file, formatRecord(logRecordOf(edited)));
 }
 
 test('a checksummed snapshot of another format is not used, and says why', async () => {

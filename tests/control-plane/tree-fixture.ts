@@ -4,7 +4,8 @@ import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { envelopeBytes, signDocument } from '../../protocol/envelope.ts';
-import { sha256Digest } from '../../protocol/canonical.ts';
+import { canonicalString, sha256Digest } from '../../protocol/canonical.ts';
+import type { LogRecord } from '../../protocol/ack-log.ts';
 import { b64, newSigningKey, type SigningKey } from '../../protocol/keys.ts';
 import { createRoot, signRoot, type SignedRoot } from '../../protocol/trust-root.ts';
 import {
@@ -265,4 +266,13 @@ export class AckChain {
     this.prev = ackDigest(a);
     return a;
   }
+}
+
+/**
+ * A log record of `value`: its canonical JSON and that text's digest, as the endpoint frames an ack.
+ * The framing never looks inside, so tests of the log's files frame any value they need.
+ */
+export function logRecordOf(value: unknown): LogRecord {
+  const canonical = canonicalString(value);
+  return { digest: sha256Digest(canonical), canonical };
 }

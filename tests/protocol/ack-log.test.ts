@@ -19,8 +19,7 @@ import {
   writeAckFloor,
   type AckFloor,
 } from '../../protocol/ack-log.ts';
-import { sha256Digest } from '../../protocol/canonical.ts';
-import { removeDir, tempDir } from '../control-plane/tree-fixture.ts';
+import { logRecordOf, removeDir, tempDir } from '../control-plane/tree-fixture.ts';
 
 const test = suite('protocol ack log files');
 let dir: string;
@@ -105,11 +104,7 @@ test('a floor round-trips, is written 0640 and is listed by the segment it start
 /** A floor file holding `records` (bodies framed and checksummed as writeAckFloor frames them). */
 function floorFile(...records: unknown[]): string {
   const file = join(dir, ackFloorName(3));
-  const lines = records.map((r) => {
-    const body = JSON.stringify(r);
-    return formatRecord({ digest: sha256Digest(body), canonical: body });
-  });
-  writeFileSync(file, lines.join(''));
+  writeFileSync(file, Buffer.concat(records.map((r) => formatRecord(logRecordOf(r)))));
   return file;
 }
 
