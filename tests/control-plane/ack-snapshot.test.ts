@@ -68,6 +68,18 @@ async function post(svc: AckService, ack: SignedAck, expect: number): Promise<vo
   );
 }
 
+/**
+ * Host a's first `n` acks, each answered 201 by an endpoint on `logDir` that writes a snapshot every
+ * `snapshotEvery` appends, then closed; the returned chain goes on from there.
+ */
+async function postedAcks(logDir: string, snapshotEvery: number, n: number): Promise<AckChain> {
+  const svc = await service(logDir, snapshotEvery);
+  const chain = new AckChain(hosts[0]!);
+  for (let i = 0; i < n; i++) await post(svc, chain.next(), 201);
+  await svc.close();
+  return chain;
+}
+
 test.before.each(() => {
   dir = tempDir('ack-snapshot');
   writeTree(dir, { keys, hosts, version: 1 });
@@ -181,10 +193,7 @@ test('a snapshot that does not fit the log is ignored: corrupt file, or a log re
 
 test('a torn tail after the snapshot is still cut, and the chain continues', async () => {
   const logDir = join(dir, 'log');
-  const svc = await service(logDir, 2);
-  const chain = new AckChain(hosts[0]!);
-  for (let i = 0; i < 5; i++) await post(svc, chain.next(), 201);
-  await svc.close();
+  const chain = await postedAcks(logDir, 2, 5);
   const logFile = join(logDir, ACK_LOG_FILE);
   const size = statSync(logFile).size;
   appendFileSync(logFile, 'sha256:' + 'cd'.repeat(32) + '\t{"signed":');
@@ -207,12 +216,9 @@ function rewriteSnapshot(logDir: string, edit: (snap: Record<string, unknown>) =
 
 test('a checksummed snapshot of another format is not used, and says why', async () => {
   const logDir = join(dir, 'log');
-  const svc = await service(logDir, 3);
-  const chain = new AckChain(hosts[0]!);
-  for (let i = 0; i < 4; i++) await post(svc, chain.next(), 201);
-  await svc.close();
-  const good = readFileSync(join(logDir, ACK_SNAPSHOT_FILE));
+  await postedAcks(logDir, 3, 4);
   const file = join(logDir, ACK_SNAPSHOT_FILE);
+  const good = readFileSync(file);
   const cases: [string, (s: Record<string, unknown>) => unknown, string][] = [
     ['another type', (s) => ({ ...s, type: 'ack-log-floor' }), 'not a version 1 ack log snapshot'],
     ['another version', (s) => ({ ...s, version: 2 }), 'not a version 1 ack log snapshot'],
@@ -257,10 +263,7 @@ test('a checksummed snapshot of another format is not used, and says why', async
 test('a snapshot is used only where exactly the record it names ends in the log', async () => {
   const logDir = join(dir, 'log');
   // A snapshot after the very first record: its position starts at byte 0 of the log.
-  const first = await service(logDir, 1);
-  const chain = new AckChain(hosts[0]!);
-  await post(first, chain.next(), 201);
-  await first.close();
+  await postedAcks(logDir, 1, 1);
   const good = readFileSync(join(logDir, ACK_SNAPSHOT_FILE));
   const fromFirst = await service(logDir, 1000);
   assert.is(fromFirst.startup.fullReplayBecause, undefined);
@@ -320,10 +323,7 @@ test('start-up from a snapshot keeps held runs: an adopted head after it, and th
 
 test('records after the snapshot that this endpoint could not have written: the whole log is replayed', async () => {
   const logDir = join(dir, 'log');
-  const svc = await service(logDir, 1);
-  const chain = new AckChain(hosts[0]!);
-  for (let i = 0; i < 3; i++) await post(svc, chain.next(), 201);
-  await svc.close();
+  const chain = await postedAcks(logDir, 1, 3);
   // An older record again after the snapshot (as in a log merged from two endpoints' logs).
   const logFile = join(logDir, ACK_LOG_FILE);
   const [, second] = parseAckLog(readFileSync(logFile)).records;
